@@ -1,0 +1,29 @@
+"""State shared by CLI commands of one invocation: settings, consoles (stdout for results, stderr for
+progress and errors)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+
+from tooltune.config import Settings
+from tooltune.workspace import Workspace
+
+console = Console()
+console_err = Console(stderr=True)
+_settings: Settings | None = None
+
+
+def init(workspace: Path | None = None) -> Settings:
+    global _settings
+    _settings = Settings.load(workspace=workspace)
+    return _settings
+
+
+def settings() -> Settings:
+    return _settings or init()
+
+
+def workspace() -> Workspace:
+    return Workspace(settings().workspace).ensure()
