@@ -1,0 +1,3 @@
+from tooltune.cli import main
+
+main()
