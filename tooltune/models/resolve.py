@@ -73,18 +73,26 @@ def _download_from_hub(repo_id: str) -> Path:
         return Path(
             snapshot_download(
                 repo_id,
-                allow_patterns=["*.json", "*.safetensors", "*.py", "tokenizer.model", "*.tiktoken", "*.txt", "*.jinja"],
+                allow_patterns=[
+                    "*.json",
+                    "*.safetensors",
+                    "*.py",
+                    "tokenizer.model",
+                    "*.tiktoken",
+                    "*.txt",
+                    "*.jinja",
+                ],
             )
         )
     except Exception as e:  # offline, 404, auth: one sentence the user can act on
         raise ModelNotFoundError(
-            f"could not download {repo_id!r} from the Hugging Face hub ({type(e).__name__}); check the id and "
-            "your network, or pass a local MLX folder / .gguf file instead"
+            f"could not download {repo_id!r} from the Hugging Face hub ({type(e).__name__}); check the id "
+            "and your network, or pass a local MLX folder / .gguf file instead"
         ) from e
 
 
 def fingerprint_model(path: Path) -> str:
-    """A short stable id for a model's weights: hash of config.json + sizes and first bytes of weight files."""
+    """A short stable id for a model's weights: hash of config.json + sizes and first bytes of weights."""
     h = hashlib.sha256()
     h.update((path / "config.json").read_bytes())
     for f in sorted(path.glob("*.safetensors")):
