@@ -1,0 +1,289 @@
+"""Fingerprints of *behaviour*: prove which weights a server is really serving.
+
+A file hash can't tell us what the ``mlx_lm.server`` child has loaded (it silently ignores a
+per-request adapter when the request names its default model). So we ask the model itself: a fixed
+probe prompt, greedy decoding, and the top log-probabilities at each step. The reference signatures
+for base and base+adapter are computed once, with mlx-lm in a separate process (OpenBLAS preloaded,
+memory returned to the OS when it exits), and stored in the adapter's ``tooltune.json``. After every
+start or switch the server answers the same probe and must match the expected signature — and, when
+the probe distinguishes them, must *not* match the other one.
+
+Run as ``python -m tooltune.adapters.fingerprint --model DIR [--adapter DIR]`` to print the
+reference signatures as JSON (that is how :func:`compute_reference` uses it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from tooltune.errors import TooltuneError
+
+PROBE_MAX_TOKENS = 8
+PROBE_TOP_K = 5
+# Same weights served by the batched server path vs. mlx-lm's single-sequence path differ by ~1e-5
+# in float32; low-precision formats by more. Real adapters move the probe's log-probs by far more.
+MATCH_TOLERANCE = 0.05
+DISTINGUISH_MIN = 0.25
+
+_READ_FILE_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "read_file",
+        "description": "Read a text file from the project and return its contents.",
+        "parameters": {
+            "type": "object",
+            "properties": {"path": {"type": "string", "description": "Path of the file."}},
+            "required": ["path"],
+        },
+    },
+}
+
+# Tried in order until one separates base from adapter: a tool-calling prompt first (what the
+# adapters are trained to change), then plain chat.
+PROBE_CANDIDATES: list[dict[str, Any]] = [
+    {"messages": [{"role": "user", "content": "Read the file src/main.py"}], "tools": [_READ_FILE_TOOL]},
+    {"messages": [{"role": "user", "content": "hello, what can you do?"}], "tools": None},
+    {"messages": [{"role": "user", "content": "List the files in the tests directory."}], "tools": None},
+]
+
+
+class FingerprintError(TooltuneError):
+    pass
+
+
+class ProbeSignature(BaseModel):
+    """What a model answers to the probe: greedy tokens, their text, and the top log-probs per step."""
+
+    tokens: list[int]
+    text: str = ""
+    top: list[list[tuple[int, float]]] = Field(
+        default_factory=list, description="per generated position: [token id, logprob] of the top-k tokens"
+    )
+
+
+class ProbeSpec(BaseModel):
+    messages: list[dict[str, Any]]
+    tools: list[dict[str, Any]] | None = None
+    max_tokens: int = PROBE_MAX_TOKENS
+    top_k: int = PROBE_TOP_K
+
+
+class AdapterProbe(BaseModel):
+    """Expected probe answers for one adapter on one base model, recorded in ``tooltune.json``."""
+
+    probe: ProbeSpec
+    base_model_fingerprint: str
+    base: ProbeSignature
+    adapter: ProbeSignature
+    distance: float = Field(description="max |Δ logprob| between base and adapter answers")
+    distinguishes: bool = Field(description="True when the probe tells base and adapter apart")
+    mlx_lm_version: str = ""
+
+
+class BaseProbe(BaseModel):
+    """Expected probe answer of a base model alone (used to verify baseline serving)."""
+
+    probe: ProbeSpec
+    base_model_fingerprint: str
+    base: ProbeSignature
+    mlx_lm_version: str = ""
+
+
+def signature_distance(a: ProbeSignature, b: ProbeSignature) -> float:
+    """Max |Δ logprob| over comparable positions; ``inf`` if nothing is comparable.
+
+    Position *i* is comparable while the greedy tokens before it agree (its distribution is computed
+    from the same prefix). Where the chosen tokens first differ, that position still counts — and a
+    different greedy choice at a comparable position means the distributions differ — so the distance
+    is at least the gap between the two choices there.
+    """
+    worst = 0.0
+    n = min(len(a.top), len(b.top))
+    if n == 0:
+        return math.inf
+    for i in range(n):
+        da, db = dict(a.top[i]), dict(b.top[i])
+        common = set(da) & set(db)
+        if not common:
+            return math.inf
+        worst = max(worst, max(abs(da[t] - db[t]) for t in common))
+        if i < len(a.tokens) and i < len(b.tokens) and a.tokens[i] != b.tokens[i]:
+            ta, tb = a.tokens[i], b.tokens[i]
+            if ta in db and tb in da:
+                worst = max(worst, abs((da[ta] - da[tb]) - (db[ta] - db[tb])))
+            else:
+                worst = math.inf
+            break
+    return worst
+
+
+def signature_from_response(response: dict[str, Any]) -> ProbeSignature:
+    """Parse an ``mlx_lm.server`` chat completion requested with ``top_logprobs``.
+
+    The server puts an *arbitrary* member of the top-k set in each entry's ``id`` (from an
+    argpartition), so the chosen token under greedy decoding is the argmax of ``top_logprobs``.
+    """
+    choice = response["choices"][0]
+    content = ((choice.get("logprobs") or {}).get("content")) or []
+    top: list[list[tuple[int, float]]] = []
+    tokens: list[int] = []
+    for entry in content:
+        pairs = [(int(t["id"]), float(t["logprob"])) for t in entry.get("top_logprobs", [])]
+        if not pairs:
+            continue
+        pairs.sort(key=lambda p: -p[1])
+        top.append(pairs)
+        tokens.append(pairs[0][0])
+    text = (choice.get("message") or {}).get("content") or ""
+    return ProbeSignature(tokens=tokens, text=text, top=top)
+
+
+def probe_request_body(spec: ProbeSpec) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "messages": spec.messages,
+        "max_tokens": spec.max_tokens,
+        "temperature": 0.0,
+        "logprobs": True,
+        "top_logprobs": spec.top_k,
+    }
+    if spec.tools:
+        body["tools"] = spec.tools
+    return body
+
+
+# ---------------------------------------------------------------- reference computation (child side)
+
+
+def _greedy_signature(model: Any, tokenizer: Any, spec: ProbeSpec) -> ProbeSignature:
+    import mlx.core as mx
+    from mlx_lm.generate import generate_step
+
+    kwargs: dict[str, Any] = {"add_generation_prompt": True, "tokenize": True}
+    if spec.tools:
+        kwargs["tools"] = spec.tools
+    prompt = tokenizer.apply_chat_template(spec.messages, **kwargs)
+    if isinstance(prompt, dict):  # transformers 5 may return a BatchEncoding
+        prompt = prompt["input_ids"]
+    eos = set(tokenizer.eos_token_ids)
+    tokens: list[int] = []
+    top: list[list[tuple[int, float]]] = []
+    for token, logprobs in generate_step(
+        mx.array(prompt), model, max_tokens=spec.max_tokens, sampler=lambda lp: mx.argmax(lp, axis=-1)
+    ):
+        tok = int(token.item() if hasattr(token, "item") else token)
+        lp = logprobs.astype(mx.float32)
+        idx = mx.argpartition(-lp, kth=spec.top_k - 1)[: spec.top_k].tolist()
+        vals = lp[idx].tolist()
+        pairs = sorted(zip(idx, vals, strict=True), key=lambda p: -p[1])
+        top.append([(int(i), float(v)) for i, v in pairs])
+        tokens.append(tok)
+        if tok in eos:
+            break
+    text = tokenizer.decode([t for t in tokens if t not in eos])
+    return ProbeSignature(tokens=tokens, text=text, top=top)
+
+
+def _reference_main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Print reference probe signatures as JSON.")
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--adapter")
+    parser.add_argument("--probes", required=True, help="JSON list of ProbeSpec")
+    args = parser.parse_args(argv)
+
+    import mlx_lm
+    from mlx_lm import load
+    from mlx_lm.tuner.utils import load_adapters
+
+    specs = [ProbeSpec.model_validate(p) for p in json.loads(args.probes)]
+    model, tokenizer = load(args.model)
+    base = [_greedy_signature(model, tokenizer, s).model_dump() for s in specs]
+    out: dict[str, Any] = {"mlx_lm_version": mlx_lm.__version__, "base": base, "adapter": None}
+    if args.adapter:
+        model = load_adapters(model, args.adapter)
+        model.eval()
+        out["adapter"] = [_greedy_signature(model, tokenizer, s).model_dump() for s in specs]
+    json.dump(out, sys.stdout)
+    return 0
+
+
+# ---------------------------------------------------------------- reference computation (parent side)
+
+
+def _run_reference(
+    model_path: Path, adapter_path: Path | None, specs: list[ProbeSpec], env: dict[str, str], timeout: float
+) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "tooltune.adapters.fingerprint", "--model", str(model_path)]
+    if adapter_path is not None:
+        cmd += ["--adapter", str(adapter_path)]
+    cmd += ["--probes", json.dumps([s.model_dump() for s in specs])]
+    try:
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        raise FingerprintError(
+            f"computing the probe fingerprint of {model_path} took over {timeout:.0f}s; "
+            "retry when the machine is less loaded"
+        ) from e
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-8:])
+        what = f"adapter {adapter_path}" if adapter_path else f"model {model_path}"
+        raise FingerprintError(
+            f"could not load {what} to fingerprint it; check its files. Last output:\n{tail}"
+        )
+    return json.loads(proc.stdout)
+
+
+def compute_adapter_probe(
+    model_path: Path,
+    adapter_path: Path,
+    *,
+    base_model_fingerprint: str,
+    env: dict[str, str],
+    timeout: float = 600,
+) -> AdapterProbe:
+    """Reference answers of base and base+adapter; picks the first candidate probe that tells them apart."""
+    specs = [ProbeSpec(messages=c["messages"], tools=c["tools"]) for c in PROBE_CANDIDATES]
+    out = _run_reference(model_path, adapter_path, specs, env, timeout)
+    best: AdapterProbe | None = None
+    for spec, b, a in zip(specs, out["base"], out["adapter"], strict=True):
+        base, adapter = ProbeSignature.model_validate(b), ProbeSignature.model_validate(a)
+        dist = signature_distance(base, adapter)
+        probe = AdapterProbe(
+            probe=spec,
+            base_model_fingerprint=base_model_fingerprint,
+            base=base,
+            adapter=adapter,
+            distance=min(dist, 1e9),
+            distinguishes=dist >= DISTINGUISH_MIN,
+            mlx_lm_version=out.get("mlx_lm_version", ""),
+        )
+        if probe.distinguishes:
+            return probe
+        if best is None or probe.distance > best.distance:
+            best = probe
+    assert best is not None
+    return best
+
+
+def compute_base_probe(
+    model_path: Path, *, base_model_fingerprint: str, env: dict[str, str], timeout: float = 600
+) -> BaseProbe:
+    spec = ProbeSpec(messages=PROBE_CANDIDATES[0]["messages"], tools=PROBE_CANDIDATES[0]["tools"])
+    out = _run_reference(model_path, None, [spec], env, timeout)
+    return BaseProbe(
+        probe=spec,
+        base_model_fingerprint=base_model_fingerprint,
+        base=ProbeSignature.model_validate(out["base"][0]),
+        mlx_lm_version=out.get("mlx_lm_version", ""),
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(_reference_main())
