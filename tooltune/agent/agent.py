@@ -1,0 +1,282 @@
+"""The coding agent: pydantic-ai over the model ``mlx_lm.server`` serves (base model + LoRA adapter).
+
+The tool schemas the model sees are *exactly* the ones in :data:`CODING_TOOLS` — the same dicts the
+training data and the eval suites use — because an adapter is trained on a rendering of those
+schemas and any drift (a reordered ``required``, an added ``title``, strict-mode rewrites) changes the
+prompt the adapter learned. That is why the tools are a small custom toolset over raw
+``ToolDefinition``s instead of decorated Python functions whose schemas pydantic would regenerate.
+
+Arguments are validated against the same JSON Schema; a failure raises ``ModelRetry`` with the
+validator's message so pydantic-ai sends the model a retry prompt. Refusals from the sandbox (escape
+attempts, disabled writes/commands, a user's "no") become ``ToolFailed`` — a failed tool result the
+model reads, without burning its retry budget or ending the run.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shlex
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import anyio
+import jsonschema
+from pydantic_ai import Agent, RunContext
+from pydantic_ai.exceptions import ModelRetry, ToolFailed
+from pydantic_ai.models import Model
+from pydantic_ai.models.openai import OpenAIChatModel
+from pydantic_ai.providers.openai import OpenAIProvider
+from pydantic_ai.settings import ModelSettings
+from pydantic_ai.tools import ToolDefinition
+from pydantic_ai.toolsets import AbstractToolset
+from pydantic_ai.toolsets.abstract import ToolsetTool
+
+from tooltune.agent import tools_impl
+from tooltune.agent.coding_tools import CODING_TOOLS
+from tooltune.agent.lenient import LenientToolCallModel
+from tooltune.agent.sandbox import ApprovalFn, Sandbox, ToolRefusal
+from tooltune.errors import TooltuneError
+from tooltune.logs import get_logger
+from tooltune.training.toolspec import ToolSpec
+
+log = get_logger(__name__)
+
+DEFAULT_INSTRUCTIONS = (
+    "You are a coding assistant working inside a software project. Use the tools to read, search, "
+    "change and test the project; paths are relative to the project root. Call a tool when you need "
+    "information you do not have, then answer briefly."
+)
+"""The system prompt the agent runs with. Data generation should train with the same text so the
+adapter sees at serve time what it saw in training."""
+
+NEEDS: dict[str, Literal["write", "exec"]] = {
+    "write_file": "write",
+    "run_command": "exec",
+    "run_tests": "exec",
+}
+
+
+class ServedEndpoint(Protocol):
+    """What the agent needs from :class:`tooltune.agent.model_server.ModelServer` (duck-typed)."""
+
+    @property
+    def base_url(self) -> str: ...
+
+    @property
+    def model_name(self) -> str: ...
+
+    @property
+    def extra_body(self) -> dict[str, Any]: ...
+
+
+class JsonSchemaArgsValidator:
+    """Validates a tool call's arguments against the tool's JSON Schema (the one the model was shown).
+
+    Implements pydantic-ai's ``SchemaValidatorProt``. Errors become ``ModelRetry`` so the model gets a
+    retry prompt naming the bad argument — pydantic-ai's retry path handles the rest.
+    """
+
+    def __init__(self, spec: ToolSpec) -> None:
+        self.spec = spec
+        self._validator = jsonschema.Draft202012Validator(spec.parameters)
+        self._known = set(spec.properties)
+
+    def validate_json(self, input: str | bytes | bytearray, *, allow_partial: Any = False, **_: Any) -> Any:
+        try:
+            value = json.loads(input or "{}")
+        except json.JSONDecodeError as e:
+            if allow_partial not in (False, "off"):
+                return {}
+            raise ModelRetry(
+                f"the arguments for {self.spec.name} are not valid JSON ({e.msg}); send a JSON object"
+            ) from None
+        return self.validate_python(value, allow_partial=allow_partial)
+
+    def validate_python(self, input: Any, *, allow_partial: Any = False, **_: Any) -> Any:
+        args = {} if input is None else input
+        if not isinstance(args, dict):
+            raise ModelRetry(
+                f"the arguments for {self.spec.name} must be a JSON object, got {type(args).__name__}"
+            )
+        unknown = sorted(set(args) - self._known)
+        problems = [f"unknown argument {k!r}" for k in unknown]
+        for err in sorted(self._validator.iter_errors(args), key=lambda e: list(e.path)):
+            where = ".".join(str(p) for p in err.path)
+            problems.append(f"{where}: {err.message}" if where else err.message)
+        if problems:
+            expected = ", ".join(
+                f"{k}{'' if k in self.spec.required else '?'}: {v.get('type', 'any')}"
+                for k, v in self.spec.properties.items()
+            )
+            raise ModelRetry(
+                f"invalid arguments for {self.spec.name}: {'; '.join(problems)}. "
+                f"Expected {{{expected}}} (? = optional)."
+            )
+        return args
+
+
+class CodingToolset(AbstractToolset[Any]):
+    """The built-in coding tools, confined to one project root by a :class:`Sandbox`."""
+
+    def __init__(
+        self,
+        sandbox: Sandbox,
+        *,
+        specs: Sequence[ToolSpec] = CODING_TOOLS,
+        max_retries: int = 2,
+        toolset_id: str = "coding",
+    ) -> None:
+        self.sandbox = sandbox
+        self.specs = list(specs)
+        self.max_retries = max_retries
+        self._id = toolset_id
+        self._validators = {s.name: JsonSchemaArgsValidator(s) for s in self.specs}
+        self._impls: dict[str, Callable[..., str]] = {
+            "read_file": tools_impl.read_file,
+            "write_file": tools_impl.write_file,
+            "list_dir": tools_impl.list_dir,
+            "search_code": tools_impl.search_code,
+            "run_command": tools_impl.run_command,
+            "run_tests": tools_impl.run_tests,
+            "git_status": tools_impl.git_status,
+            "git_diff": tools_impl.git_diff,
+        }
+        missing = [s.name for s in self.specs if s.name not in self._impls]
+        if missing:
+            raise TooltuneError(f"no implementation for built-in tool(s) {missing}; update tools_impl.py")
+
+    @property
+    def id(self) -> str | None:
+        return self._id
+
+    def tool_definitions(self) -> list[ToolDefinition]:
+        """The definitions sent to the model: name, description and a deep copy of the exact schema.
+
+        ``strict=False`` keeps OpenAI-style strict mode (which rewrites schemas) off.
+        """
+        return [
+            ToolDefinition(
+                name=s.name,
+                description=s.description,
+                parameters_json_schema=copy.deepcopy(s.parameters),
+                strict=False,
+            )
+            for s in self.specs
+        ]
+
+    async def get_tools(self, ctx: RunContext[Any]) -> dict[str, ToolsetTool[Any]]:
+        return {
+            td.name: ToolsetTool(
+                toolset=self,
+                tool_def=td,
+                max_retries=self.max_retries,
+                args_validator=self._validators[td.name],
+            )
+            for td in self.tool_definitions()
+        }
+
+    async def call_tool(
+        self, name: str, tool_args: dict[str, Any], ctx: RunContext[Any], tool: ToolsetTool[Any]
+    ) -> str:
+        try:
+            return await self.execute(name, tool_args)
+        except ToolRefusal as e:
+            log.info("tool refused", tool=name, reason=str(e))
+            raise ToolFailed(str(e)) from None
+
+    async def execute(self, name: str, args: dict[str, Any]) -> str:
+        """Run one tool (policy first, then the implementation in a worker thread)."""
+        need = NEEDS.get(name)
+        if need is not None:
+            await self.sandbox.require(need, name, args)
+        impl = self._impls[name]
+        return await anyio.to_thread.run_sync(lambda: impl(self.sandbox, **args))
+
+
+def openai_model(base_url: str, model_name: str, *, http_client: Any = None) -> OpenAIChatModel:
+    """An OpenAI-compatible chat model at a local server (mlx_lm.server speaks /v1/chat/completions)."""
+    provider = OpenAIProvider(base_url=base_url, api_key="local", http_client=http_client)
+    return OpenAIChatModel(model_name, provider=provider)
+
+
+def server_model(server: ServedEndpoint, *, lenient_tools: bool = False, http_client: Any = None) -> Model:
+    """The model for the adapter the server is serving *now*, wrapped for text-call recovery/detection.
+
+    Built per turn (it is cheap) so a ``switch_adapter`` that changes the model name takes effect.
+    """
+    inner = openai_model(server.base_url, server.model_name, http_client=http_client)
+    return LenientToolCallModel(inner, recover=lenient_tools)
+
+
+def server_settings(server: ServedEndpoint | None, base: ModelSettings | None = None) -> ModelSettings:
+    """Model settings for one run: the server's ``extra_body`` (e.g. the adapter selection) merged in."""
+    settings: ModelSettings = dict(base or {})  # type: ignore[assignment]
+    extra = dict(getattr(server, "extra_body", None) or {}) if server is not None else {}
+    if extra:
+        merged = dict(settings.get("extra_body") or {})  # type: ignore[arg-type]
+        merged.update(extra)
+        settings["extra_body"] = merged
+    return settings
+
+
+def mcp_toolset(
+    command: str, *, cwd: Path | None = None, toolset_id: str | None = None
+) -> AbstractToolset[Any]:
+    """An external MCP server's tools, started as a stdio child from ``"program arg …"`` (shlex-split).
+
+    The adapter may have been trained on that server's tool list (``tooltune data`` reads it the same
+    way), so serving it with the same tools closes the loop. Tool errors come back as failed results.
+    """
+    from fastmcp.client.transports import StdioTransport
+    from pydantic_ai.mcp import MCPToolset
+
+    argv = shlex.split(command)
+    if not argv:
+        raise TooltuneError("--mcp needs a command, e.g. --mcp 'python my_server.py'")
+    transport = StdioTransport(command=argv[0], args=argv[1:], cwd=str(cwd) if cwd else None)
+    return MCPToolset(transport, id=toolset_id or f"mcp-{Path(argv[0]).name}", tool_error_behavior="failed")
+
+
+def build_agent(
+    *,
+    root: Path,
+    model: Model | None = None,
+    allow_write: bool = False,
+    allow_exec: bool = False,
+    approve: ApprovalFn | None = None,
+    mcp_commands: Sequence[str] = (),
+    extra_toolsets: Sequence[AbstractToolset[Any]] = (),
+    instructions: str | None = DEFAULT_INSTRUCTIONS,
+    max_retries: int = 2,
+) -> Agent[None, str]:
+    """The coding agent over a project root.
+
+    ``model`` may be omitted and passed per run (``agent.run(..., model=server_model(server))``), which
+    is how sessions follow adapter switches. ``approve`` is consulted before each write/command that
+    the flags allow (the REPL asks y/n; scripts pass None).
+    """
+    sandbox = Sandbox(Path(root), allow_write=allow_write, allow_exec=allow_exec, approve=approve)
+    toolsets: list[AbstractToolset[Any]] = [CodingToolset(sandbox, max_retries=max_retries)]
+    toolsets += [
+        mcp_toolset(cmd, cwd=sandbox.root, toolset_id=f"mcp{i}") for i, cmd in enumerate(mcp_commands)
+    ]
+    toolsets += list(extra_toolsets)
+    return Agent(
+        model,
+        output_type=str,
+        instructions=instructions,
+        toolsets=toolsets,
+        retries=max_retries,
+    )
+
+
+def coding_toolset(agent: Agent[Any, Any]) -> CodingToolset:
+    """The agent's built-in toolset (for its sandbox and tool list)."""
+    found: list[CodingToolset] = []
+    for ts in agent.toolsets:
+        ts.apply(lambda t: found.append(t) if isinstance(t, CodingToolset) else None)
+    if found:
+        return found[0]
+    raise TooltuneError("this agent has no built-in coding toolset; build it with build_agent()")
