@@ -1,0 +1,224 @@
+"""Runner against a fake OpenAI-compatible endpoint (httpx2.MockTransport): exact native vs lenient
+scoring, request shape, fault handling, and resume without double counting."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+import pytest
+
+from tooltune.config import Settings
+from tooltune.evals.runner import EvalInterrupted, load_results, resume_run, run_dir, run_suite
+from tooltune.evals.suite import EvalCase, EvalSuite
+from tooltune.workspace import Workspace
+
+READ = {
+    "name": "read_file",
+    "description": "Read a file.",
+    "parameters": {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]},
+}
+
+
+def mk(
+    cid: str, prompt: str, expected: Any, category: str = "simple", history: list | None = None
+) -> EvalCase:
+    msgs = (history or []) + [{"role": "user", "content": prompt}]
+    return EvalCase(id=cid, category=category, messages=msgs, tools=[READ], expected=expected)
+
+
+EXP = [{"read_file": {"path": ["a.py"]}}]
+HISTORY = [
+    {"role": "system", "content": "be brief"},
+    {"role": "user", "content": "list"},
+    {
+        "role": "assistant",
+        "content": "",
+        "tool_calls": [
+            {
+                "id": "call_9",
+                "type": "function",
+                "function": {"name": "read_file", "arguments": {"path": "x"}},
+            }
+        ],
+    },
+    {"role": "tool", "tool_call_id": "call_9", "name": "read_file", "content": "x contents"},
+]
+SUITE = EvalSuite(
+    name="fake",
+    hash="h",
+    cases=[
+        mk("native-ok", "p-native-ok", EXP),
+        mk("fenced", "p-fenced", EXP),
+        mk("wrong-arg", "p-wrong-arg", EXP),
+        mk("bad-json", "p-bad-json", EXP),
+        mk("irr-text-call", "p-irr-text-call", "no_call", "irrelevance"),
+        mk("irr-ok", "p-irr-ok", "no_call", "irrelevance"),
+        mk("rejected", "p-rejected", EXP),
+        mk("multi", "p-multi", EXP, "multi_turn", HISTORY),
+    ],
+)
+
+
+def completion(content: str | None = None, calls: list[tuple[str, str]] | None = None) -> dict[str, Any]:
+    msg: dict[str, Any] = {"role": "assistant", "content": content}
+    if calls:
+        msg["tool_calls"] = [
+            {"id": f"c{i}", "type": "function", "function": {"name": n, "arguments": a}}
+            for i, (n, a) in enumerate(calls)
+        ]
+    return {
+        "id": "x",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "fake",
+        "choices": [{"index": 0, "finish_reason": "stop", "message": msg}],
+        "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
+    }
+
+
+ANSWERS = {
+    "p-native-ok": completion(None, [("read_file", '{"path": "a.py"}')]),
+    "p-fenced": completion('```json\n{"name": "read_file", "arguments": {"path": "a.py"}}\n```'),
+    "p-wrong-arg": completion(None, [("read_file", '{"path": "b.py"}')]),
+    "p-bad-json": completion(None, [("read_file", '{"path": "a.py"')]),
+    "p-irr-text-call": completion('{"name": "read_file", "arguments": {"path": "a.py"}}'),
+    "p-irr-ok": completion("I cannot help with that."),
+    "p-multi": completion(None, [("read_file", '{"path": "a.py"}')]),
+}
+
+
+class FakeServer:
+    """Records request bodies; can be told to refuse connections after N requests (a dying server)."""
+
+    def __init__(self, die_after: int | None = None) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        self.die_after = die_after
+
+    def handler(self, request: httpx2.Request) -> httpx2.Response:
+        if self.die_after is not None and len(self.bodies) >= self.die_after:
+            raise httpx2.ConnectError("connection refused", request=request)
+        body = json.loads(request.content)
+        self.bodies.append(body)
+        prompt = body["messages"][-1]["content"]
+        if prompt == "p-rejected":
+            return httpx2.Response(400, json={"error": {"message": "bad tool schema"}})
+        return httpx2.Response(200, json=ANSWERS[prompt])
+
+    def client(self) -> httpx2.AsyncClient:
+        return httpx2.AsyncClient(transport=httpx2.MockTransport(self.handler))
+
+
+def run(ws: Workspace, fake: FakeServer, **kw: Any):
+    async def go():
+        return await run_suite(
+            SUITE, ws=ws, base_url="http://fake/v1", model_name="fake-model", http_client=fake.client(), **kw
+        )
+
+    return anyio.run(go)
+
+
+@pytest.fixture
+def ws(settings: Settings) -> Workspace:
+    return Workspace(settings.workspace).ensure()
+
+
+def test_native_and_lenient_scored_exactly(ws: Workspace):
+    fake = FakeServer()
+    report = run(ws, fake, extra_body={"adapters": "/x/ad"}, concurrency=3, run_id="r1")
+    by = {r.case_id: r for r in report.results}
+    expect = {  # case: (native passed, native reason, lenient passed, lenient reason)
+        "native-ok": (True, None, True, None),
+        "fenced": (False, "unparsed_format", True, None),
+        "wrong-arg": (False, "wrong_value", False, "wrong_value"),
+        "bad-json": (False, "bad_json", False, "bad_json"),
+        "irr-text-call": (True, None, False, "called_when_irrelevant"),
+        "irr-ok": (True, None, True, None),
+        "rejected": (False, "server_error", False, "server_error"),
+        "multi": (True, None, True, None),
+    }
+    got = {
+        cid: (
+            r.native.passed,
+            r.native.reason and str(r.native.reason),
+            r.lenient.passed,
+            r.lenient.reason and str(r.lenient.reason),
+        )
+        for cid, r in by.items()
+    }
+    assert got == expect
+    assert by["rejected"].error_kind == "http_status" and "bad tool schema" in (by["rejected"].error or "")
+    assert by["native-ok"].input_tokens == 11 and by["native-ok"].output_tokens == 7
+    assert report.complete and report.n_results == 8
+    assert report.overall.native_pass == 4 and report.overall.lenient_pass == 4
+    irr = report.categories["irrelevance"]
+    assert (irr.native_pass, irr.lenient_pass, irr.attempted, irr.no_call_category) == (2, 1, 1, True)
+    assert report.reasons_native == {"unparsed_format": 1, "wrong_value": 1, "bad_json": 1, "server_error": 1}
+
+    body = next(b for b in fake.bodies if b["messages"][-1]["content"] == "p-native-ok")
+    assert body["model"] == "fake-model" and body["temperature"] == 0 and "seed" not in body
+    assert body["adapters"] == "/x/ad" and body.get("max_completion_tokens", body.get("max_tokens")) == 256
+    assert body["tools"][0]["function"]["parameters"] == READ["parameters"]  # verbatim, no strict mode
+    multi = next(b for b in fake.bodies if b["messages"][-1]["content"] == "p-multi")
+    roles = [m["role"] for m in multi["messages"]]
+    assert roles == ["system", "user", "assistant", "tool", "user"]
+    assert multi["messages"][2]["tool_calls"][0]["id"] == "call_9"
+    assert multi["messages"][3]["tool_call_id"] == "call_9"
+
+    d = run_dir(ws, "r1")
+    assert len((d / "cases.jsonl").read_text().splitlines()) == 8
+    saved = json.loads((d / "report.json").read_text())
+    assert saved["overall"]["native_rate"] == 0.5
+    assert "| irrelevance | 2 |" in (d / "report.md").read_text()
+
+
+def test_seed_only_when_sampling(ws: Workspace):
+    fake = FakeServer()
+    run(ws, fake, temperature=0.7, seed=5, repeats=2, run_id="r-sample")
+    seeds = Counter(b.get("seed") for b in fake.bodies)
+    assert seeds == {5: 8, 6: 8} and all(b["temperature"] == 0.7 for b in fake.bodies)
+    results = load_results(run_dir(ws, "r-sample") / "cases.jsonl")
+    assert sorted(Counter(r.repeat for r in results).values()) == [8, 8]
+
+
+def test_dying_server_then_resume_without_double_counting(ws: Workspace):
+    dying = FakeServer(die_after=3)
+    with pytest.raises(EvalInterrupted) as err:
+        run(ws, dying, concurrency=1, run_id="r-die")
+    assert "--resume r-die" in str(err.value)
+    d = run_dir(ws, "r-die")
+    partial = load_results(d / "cases.jsonl")
+    finished = [r for r in partial if r.error_kind != "connection"]
+    assert len(finished) == 3 and not err.value.report.complete
+    # a kill mid-write leaves a torn line; resume must ignore it
+    with (d / "cases.jsonl").open("a") as f:
+        f.write('{"case_id": "fenced", "categ')
+
+    healthy = FakeServer()
+
+    async def go():
+        return await resume_run(ws, "r-die", base_url="http://fake2/v1", http_client=healthy.client())
+
+    report = anyio.run(go)
+    assert report.complete and report.n_results == 8
+    lines = (d / "cases.jsonl").read_text().splitlines()
+    assert len(lines) == 8 and len({(json.loads(x)["case_id"], json.loads(x)["repeat"]) for x in lines}) == 8
+    asked_before = {b["messages"][-1]["content"] for b in dying.bodies}
+    asked_after = {b["messages"][-1]["content"] for b in healthy.bodies}
+    assert not asked_before & asked_after and len(asked_before | asked_after) == 8
+    assert json.loads((d / "run.json").read_text())["base_url"] == "http://fake2/v1"
+
+
+def test_existing_run_id_refused(ws: Workspace):
+    run(ws, FakeServer(), run_id="r-dup", limit=1)
+    with pytest.raises(Exception, match="already exists"):
+        run(ws, FakeServer(), run_id="r-dup")
+
+
+def test_limit_is_per_category(ws: Workspace, tmp_path: Path):
+    report = run(ws, FakeServer(), limit=1, run_id="r-lim")
+    assert report.meta.n_cases == 3 and set(report.categories) == {"simple", "irrelevance", "multi_turn"}
