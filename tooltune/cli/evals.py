@@ -2,6 +2,272 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
 import cyclopts
+from cyclopts import Parameter
+
+from tooltune.cli import context
+from tooltune.errors import TooltuneError
+from tooltune.evals.results import CaseResult, EvalReport
+from tooltune.evals.runner import DEFAULT_CONCURRENCY, EvalInterrupted, list_runs, load_report, run_dir
 
 app = cyclopts.App(name="eval", help="Run tool-calling eval suites and compare baseline vs adapter.")
+
+
+def _progress(done: int, total: int, r: CaseResult) -> None:
+    mark = "ok " if r.lenient.passed else "ERR" if r.error else "-- "
+    context.console_err.print(
+        f"[{done}/{total}] {mark} {r.case_id:<28} native={'pass' if r.native.passed else r.native.reason} "
+        f"lenient={'pass' if r.lenient.passed else r.lenient.reason} {r.latency_s:.1f}s"
+    )
+
+
+def _summary(report: EvalReport) -> None:
+    ws = context.workspace()
+    d = run_dir(ws, report.meta.run_id)
+    o = report.overall
+    context.console.print(
+        f"{report.meta.label or report.meta.run_id}: "
+        f"native {o.native_pass}/{o.n} ({100 * o.native_rate:.1f}%), "
+        f"lenient {o.lenient_pass}/{o.n} ({100 * o.lenient_rate:.1f}%) · {report.cases_per_min:.1f} cases/min"
+    )
+    for cat, m in report.categories.items():
+        context.console.print(
+            f"  {cat:<20} native {m.native_pass:>3}/{m.n:<3} lenient {m.lenient_pass:>3}/{m.n}"
+        )
+    context.console.print(f"run {report.meta.run_id}: {d}/report.html")
+
+
+@app.default
+def run(
+    *,
+    suite: str = "coding-tools",
+    adapter: str | None = None,
+    baseline: bool = False,
+    model: str | None = None,
+    base_url: str | None = None,
+    limit: int | None = None,
+    repeats: int = 1,
+    temperature: float = 0.0,
+    seed: int | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    max_tokens: int = 256,
+    resume: str | None = None,
+    run_id: str | None = None,
+) -> int:
+    """Run an eval suite (default: the built-in coding-tools suite).
+
+    Parameters
+    ----------
+    suite
+        Built-in name (coding-tools), a suite imported into the workspace, or a .jsonl path.
+    adapter
+        Registered adapter to evaluate. With --baseline, also run the base model and compare.
+    baseline
+        Run the base model (no adapter); with --adapter, run both and compare them.
+    model
+        Base model (cache name or path); default: the adapter's base, else the configured default.
+        With --base-url: the "model" field to send.
+    base_url
+        Evaluate an already-running OpenAI-compatible endpoint instead of starting mlx_lm.server.
+    limit
+        Only the first N cases of each category.
+    repeats
+        Run every case K times (use with --temperature > 0).
+    temperature
+        Sampling temperature (0 = greedy).
+    seed
+        Sampling seed; sent only when temperature > 0 (a seed disables the server's batching).
+    concurrency
+        Requests in flight at once (the server batches them).
+    max_tokens
+        Generation limit per answer.
+    resume
+        Finish an interrupted run with this id (skips cases already recorded).
+    run_id
+        Id for the new run (default: time-suite-label-random).
+    """
+    ws = context.workspace()
+    settings = context.settings()
+    opts: dict[str, Any] = dict(
+        concurrency=concurrency,
+        repeats=repeats,
+        temperature=temperature,
+        seed=seed,
+        limit=limit,
+        max_tokens=max_tokens,
+        on_progress=_progress,
+    )
+
+    async def main() -> list[EvalReport]:
+        from tooltune.evals.runner import resume_run, run_suite
+        from tooltune.evals.suite import load_suite
+
+        if base_url:
+            if resume:
+                return [
+                    await resume_run(
+                        ws,
+                        resume,
+                        base_url=base_url,
+                        model_name=model,
+                        concurrency=concurrency,
+                        on_progress=_progress,
+                    )
+                ]
+            if adapter and baseline:
+                raise TooltuneError(
+                    "--adapter with --baseline needs tooltune to start the server; drop --base-url"
+                )
+            s = load_suite(suite, ws)
+            opts.pop("on_progress")
+            return [
+                await run_suite(
+                    s,
+                    ws=ws,
+                    base_url=base_url,
+                    model_name=model or "default",
+                    adapter=adapter,
+                    run_id=run_id,
+                    on_progress=_progress,
+                    **opts,
+                )
+            ]
+
+        from tooltune.agent.model_server import ModelServer
+        from tooltune.evals.service import run_suite_on_server
+        from tooltune.models.resolve import resolve_model
+
+        if resume:
+            meta = load_report(ws, resume).meta
+            async with ModelServer(Path(meta.model_name), settings=settings, adapter=meta.adapter) as server:
+                return [
+                    await resume_run(
+                        ws,
+                        resume,
+                        base_url=server.base_url,
+                        model_name=server.model_name,
+                        extra_body=server.extra_body,
+                        concurrency=concurrency,
+                        on_progress=_progress,
+                    )
+                ]
+        ref = model
+        if ref is None and adapter:
+            from tooltune.adapters.registry import AdapterRegistry
+
+            ref = AdapterRegistry(ws).get(adapter).base_model
+        path = resolve_model(ref or settings.default_model, settings, download=False).path
+        s = load_suite(suite, ws)
+        targets: list[str | None] = ([None] if baseline or not adapter else []) + (
+            [adapter] if adapter else []
+        )
+        reports = []
+        async with ModelServer(path, settings=settings, adapter=targets[0]) as server:
+            for target in targets:
+                reports.append(await run_suite_on_server(server, s, ws=ws, adapter=target, **opts))
+        return reports
+
+    try:
+        reports = anyio.run(main)
+    except EvalInterrupted as e:
+        _summary(e.report)
+        raise
+    for r in reports:
+        _summary(r)
+    if len(reports) == 2:
+        return compare(reports[0].meta.run_id, reports[1].meta.run_id)
+    return 0
+
+
+@app.command(name="compare")
+def compare(run_a: str, run_b: str) -> int:
+    """Compare two runs case by case (McNemar exact test), e.g. baseline then adapter.
+
+    Parameters
+    ----------
+    run_a
+        Run id of the reference (usually the baseline).
+    run_b
+        Run id of the candidate (usually the adapter).
+    """
+    from tooltune.evals.report_md import render_comparison_markdown
+    from tooltune.evals.service import compare_runs, comparison_paths
+
+    ws = context.workspace()
+    cmp = compare_runs(ws, run_a, run_b)
+    context.console.print(render_comparison_markdown(cmp, max_items=10), markup=False, highlight=False)
+    context.console.print(f"html: {comparison_paths(ws, run_a, run_b)['html']}")
+    return 0
+
+
+@app.command(name="import-bfcl")
+def import_bfcl_cmd(
+    file: Path,
+    *,
+    answers: Path | None = None,
+    name: str | None = None,
+) -> int:
+    """Import a BFCL data file as a suite (answers found in possible_answer/ beside it).
+
+    Parameters
+    ----------
+    file
+        A BFCL_v*_<category>.json file.
+    answers
+        Its possible_answer file (default: possible_answer/<same name> next to FILE).
+    name
+        Suite name (default: bfcl-<category>).
+    """
+    from tooltune.evals.bfcl_import import import_bfcl
+    from tooltune.evals.suite import suite_path
+
+    ws = context.workspace()
+    suite = import_bfcl(file, answers=answers, name=name, ws=ws)
+    context.console.print(
+        f"suite {suite.name}: {len(suite.cases)} cases {suite.categories} → {suite_path(ws, suite.name)}"
+    )
+    return 0
+
+
+@app.command(name="runs")
+def runs() -> int:
+    """List eval runs in the workspace."""
+    for m in list_runs(context.workspace()):
+        context.console.print(f"{m.run_id}  suite={m.suite} adapter={m.adapter or '-'} cases={m.n_cases}")
+    return 0
+
+
+@app.command(name="suites")
+def suites() -> int:
+    """List available suites (built-in and imported)."""
+    from tooltune.evals.suite import list_suites
+
+    for name in list_suites(context.workspace()):
+        context.console.print(name)
+    return 0
+
+
+@app.command(name="report")
+def report(run_id: str, *, format: Annotated[str, Parameter(name="--format")] = "md") -> int:
+    """Print a run's report (md or json) and re-render its files.
+
+    Parameters
+    ----------
+    run_id
+        The run to show.
+    format
+        md or json.
+    """
+    from tooltune.evals.report_md import render_markdown
+    from tooltune.evals.runner import write_reports
+
+    ws = context.workspace()
+    rep = load_report(ws, run_id)
+    write_reports(ws, rep)
+    text = rep.model_dump_json(indent=2) if format == "json" else render_markdown(rep)
+    context.console.print(text, markup=False, highlight=False)
+    return 0

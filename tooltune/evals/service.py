@@ -1,0 +1,115 @@
+"""High-level eval operations shared by the CLI, the MCP server and the demo.
+
+Kept separate from the runner so the runner stays endpoint-agnostic: these functions know about
+:class:`~tooltune.agent.model_server.ModelServer` (switch adapter, hold it pinned while a suite
+runs) and about where adapters keep their training loss.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tooltune.evals.compare import Comparison, compare_reports
+from tooltune.evals.report_html import render_comparison_html
+from tooltune.evals.report_md import render_comparison_markdown
+from tooltune.evals.results import EvalReport
+from tooltune.evals.runner import DEFAULT_CONCURRENCY, ProgressFn, load_report, run_dir, run_suite
+from tooltune.evals.suite import EvalSuite, load_suite
+from tooltune.logs import get_logger
+from tooltune.workspace import Workspace, atomic_write_json, atomic_write_text
+
+log = get_logger(__name__)
+
+
+def adapter_loss_curve(ws: Workspace, adapter: str) -> list[tuple[int, float]]:
+    """Train-loss points of the run that produced ``adapter`` (empty when unknown): the adapter's
+    ``tooltune.json`` names its ``run_id``; the run's ``events.jsonl`` has ``kind: train`` lines."""
+    try:
+        record = json.loads((ws.adapter_dir(adapter) / "tooltune.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return []
+    run_id = record.get("run_id") or (record.get("train") or {}).get("run_id")
+    if not run_id:
+        return []
+    events = ws.runs / str(run_id) / "events.jsonl"
+    points: list[tuple[int, float]] = []
+    if events.exists():
+        for line in events.read_text("utf-8").splitlines():
+            try:
+                e = json.loads(line)
+            except ValueError:
+                continue
+            if e.get("kind") == "train" and "iteration" in e and "train_loss" in e:
+                points.append((int(e["iteration"]), float(e["train_loss"])))
+    return points
+
+
+async def run_suite_on_server(
+    server: Any,
+    suite: EvalSuite | str,
+    *,
+    ws: Workspace,
+    adapter: str | None = None,
+    label: str = "",
+    concurrency: int = DEFAULT_CONCURRENCY,
+    repeats: int = 1,
+    temperature: float = 0.0,
+    seed: int | None = None,
+    limit: int | None = None,
+    max_tokens: int = 256,
+    on_progress: ProgressFn | None = None,
+) -> EvalReport:
+    """Serve ``adapter`` (None = baseline) on a running ModelServer and run the suite while the
+    adapter is pinned, so a concurrent switch cannot change the model mid-run."""
+    suite = load_suite(suite, ws) if isinstance(suite, str) else suite
+    await server.switch_adapter(adapter)
+    async with server.pinned():
+        return await run_suite(
+            suite,
+            ws=ws,
+            base_url=server.base_url,
+            model_name=server.model_name,
+            extra_body=server.extra_body,
+            adapter=adapter,
+            label=label or (adapter or "baseline"),
+            concurrency=concurrency,
+            repeats=repeats,
+            temperature=temperature,
+            seed=seed,
+            limit=limit,
+            max_tokens=max_tokens,
+            loss_curve=adapter_loss_curve(ws, adapter) if adapter else None,
+            on_progress=on_progress,
+        )
+
+
+def comparison_paths(ws: Workspace, run_a: str, run_b: str) -> dict[str, Path]:
+    d = run_dir(ws, run_b)
+    return {ext: d / f"vs-{run_a}.{ext}" for ext in ("json", "md", "html")}
+
+
+def compare_runs(ws: Workspace, run_a: str, run_b: str) -> Comparison:
+    """Pair two saved runs case by case and write ``<ws>/reports/<run_b>/vs-<run_a>.{json,md,html}``."""
+    cmp = compare_reports(load_report(ws, run_a), load_report(ws, run_b))
+    paths = comparison_paths(ws, run_a, run_b)
+    atomic_write_json(paths["json"], cmp)
+    atomic_write_text(paths["md"], render_comparison_markdown(cmp))
+    atomic_write_text(paths["html"], render_comparison_html(cmp))
+    return cmp
+
+
+async def evaluate_adapter_vs_baseline(
+    server: Any,
+    suite: EvalSuite | str,
+    *,
+    ws: Workspace,
+    adapter: str,
+    **kwargs: Any,
+) -> tuple[EvalReport, EvalReport, Comparison]:
+    """Baseline run, adapter run, paired comparison — one call for the demo and the MCP tool."""
+    suite = load_suite(suite, ws) if isinstance(suite, str) else suite
+    base = await run_suite_on_server(server, suite, ws=ws, adapter=None, **kwargs)
+    tuned = await run_suite_on_server(server, suite, ws=ws, adapter=adapter, **kwargs)
+    return base, tuned, compare_runs(ws, base.meta.run_id, tuned.meta.run_id)
