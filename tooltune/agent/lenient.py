@@ -217,7 +217,7 @@ class LenientToolCallModel(WrapperModel):
         self.on_recovered = on_recovered
 
     def recover_parts(self, parts: list[ModelResponsePart]) -> list[ModelResponsePart] | None:
-        """The parts with text calls turned into ToolCallParts; None when nothing was (or may be) recovered."""
+        """The parts with text calls made ToolCallParts; None when nothing was (or may be) recovered."""
         if any(isinstance(p, ToolCallPart) for p in parts):
             return None
         new_parts: list[ModelResponsePart] = []

@@ -160,7 +160,8 @@ class Sandbox:
             what = "writing files" if capability == "write" else "running commands"
             raise ToolRefusal(
                 f"{tool_name} refused: {what} is disabled in this session "
-                f"(the user can enable it with {flag}); continue without it or tell the user what you would have done"
+                f"(the user can enable it with {flag}); "
+                "continue without it or tell the user what you would have done"
             )
         if self.approve is not None:
             answer = self.approve(tool_name, args)

@@ -75,8 +75,8 @@ def read_file(sb: Sandbox, path: str, start_line: int | None = None, end_line: i
         text = "".join(lines[start - 1 : end])
     if truncated:
         text += (
-            f"\n[truncated: {path} is {st.st_size} bytes; only the first {sb.max_read_bytes} bytes were read; "
-            "use start_line/end_line to read a part]"
+            f"\n[truncated: {path} is {st.st_size} bytes; only the first {sb.max_read_bytes} bytes "
+            "were read; use start_line/end_line to read a part]"
         )
     return text
 

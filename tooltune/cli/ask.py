@@ -1,22 +1,84 @@
-"""`tooltune ask`: one prompt through the coding agent, non-interactively."""
+"""`tooltune ask`: one prompt through the coding agent, non-interactively (for scripts)."""
 
 from __future__ import annotations
 
-from tooltune.errors import TooltuneError
+from pathlib import Path
+from typing import Annotated
+
+from cyclopts import Parameter
+
+from tooltune.cli import context
 
 
-def ask(prompt: str, *, model: str | None = None, adapter: str | None = None, json: bool = False) -> int:
-    """Run one prompt through the coding agent and print the answer (not built yet).
+def ask(
+    prompt: str,
+    *,
+    model: str | None = None,
+    adapter: str | None = None,
+    root: Path | None = None,
+    json: bool = False,
+    max_steps: int = 20,
+    allow_write: bool = False,
+    allow_exec: bool = False,
+    lenient_tools: bool = False,
+    mcp: Annotated[list[str] | None, Parameter(consume_multiple=False)] = None,
+) -> int:
+    """Run one prompt through the coding agent and print the answer on stdout (logs go to stderr).
+
+    Exit code 0 on an answer, 1 when the run failed (the error is in the JSON with --json).
 
     Parameters
     ----------
     prompt
         What to ask.
     model
-        Base model reference.
+        Base model reference. Default: the workspace's active model, else the default model.
     adapter
-        Registered adapter to use.
+        Registered adapter to use; 'none' for the baseline. Default: the workspace's active adapter.
+    root
+        Project folder the agent's file tools are confined to (default: the current folder).
     json
-        Print the answer and the tool calls made as JSON.
+        Print a JSON object: answer, tool_calls (name, args, ok), served adapter, usage, error.
+    max_steps
+        Most model requests before giving up.
+    allow_write
+        Let the agent write files (no confirmation: this is for scripts).
+    allow_exec
+        Let the agent run programs and tests (no confirmation).
+    lenient_tools
+        Recover tool calls the model wrote as text; each recovery is logged.
+    mcp
+        An MCP server command whose tools the agent may also use. Repeatable.
     """
-    raise TooltuneError("`tooltune ask` is not implemented yet (issue 8)")
+    import anyio
+
+    from tooltune.agent.session import AskResult
+    from tooltune.agent.session import ask as run_ask
+    from tooltune.cli.serve import _project_root, make_server
+
+    settings = context.settings()
+    project = _project_root(root)
+    server = make_server(settings, model=model, adapter=adapter)
+
+    async def main() -> AskResult:
+        async with server:
+            return await run_ask(
+                prompt,
+                root=project,
+                server=server,
+                allow_write=allow_write,
+                allow_exec=allow_exec,
+                lenient_tools=lenient_tools,
+                mcp_commands=mcp or (),
+                max_steps=max_steps,
+            )
+
+    result = anyio.run(main)
+    if json:
+        context.console.print_json(result.model_dump_json())
+    else:
+        if result.answer is not None:
+            context.console.print(result.answer, markup=False, highlight=False, soft_wrap=True)
+        if result.error:
+            context.console_err.print(f"[bold red]error:[/] {result.error}", markup=True)
+    return 0 if result.error is None else 1
