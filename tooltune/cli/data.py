@@ -2,6 +2,323 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Annotated
+
 import cyclopts
+from cyclopts import Parameter
+
+from tooltune.cli import context
+from tooltune.errors import TooltuneError
 
 app = cyclopts.App(name="data", help="Generate, lint and inspect training datasets (tool-calling examples).")
+
+Multi = Parameter(consume_multiple=True)
+
+
+def _model_path(model: str | None, *, required: bool = False) -> Path | None:
+    """An MLX model folder for the template round trip: ``--model`` (folder or cache name), else the
+    default model if it is already in the cache; None means the round trip is skipped (and reported)."""
+    from tooltune.models.resolve import resolve_model
+
+    settings = context.settings()
+    if model is not None and Path(model).expanduser().is_dir():
+        return Path(model).expanduser()
+    try:
+        return resolve_model(model or settings.default_model, settings, download=False).path
+    except TooltuneError:
+        if model is not None or required:
+            raise
+        context.console_err.print(
+            "[yellow]no model available: the chat-template round trip will be skipped (pass --model)[/]"
+        )
+        return None
+
+
+def _print_report(report: object, *, as_json: bool, limit: int = 30) -> None:
+    from tooltune.training.lint import LintReport
+
+    assert isinstance(report, LintReport)
+    if as_json:
+        context.console.print_json(report.model_dump_json())
+        return
+    for issue in report.errors[:limit]:
+        context.console.print(f"[red]error[/]   {issue}", markup=True, highlight=False)
+    for issue in report.warnings[:limit]:
+        context.console.print(f"[yellow]warning[/] {issue}", markup=True, highlight=False)
+    hidden = max(0, len(report.errors) - limit) + max(0, len(report.warnings) - limit)
+    if hidden:
+        context.console.print(f"… {hidden} more (use --json for all)")
+    context.console.print(report.summary(), highlight=False)
+    st = report.stats
+    context.console.print(
+        f"  kinds: {st.per_kind}\n  no-call examples: {st.no_call_examples}/{st.examples}, tool-call turns: "
+        f"{st.tool_call_turns}\n  length ({st.length_unit}): mean {st.length_mean}, max {st.length_max}, "
+        f"histogram {st.length_histogram}",
+        highlight=False,
+    )
+
+
+@app.command(name="list")
+def list_() -> None:
+    """List datasets in the workspace (name, hash, split sizes)."""
+    from tooltune.training.dataset_store import list_datasets
+
+    infos = list_datasets(context.workspace())
+    if not infos:
+        context.console.print("no datasets yet — create one with `tooltune data generate`")
+    for d in infos:
+        context.console.print(f"{d.name}\t{d.hash[:19]}\t{d.counts}\t{', '.join(d.sources)}", highlight=False)
+
+
+@app.command
+def show(name: str, *, as_json: Annotated[bool, Parameter(name="--json")] = False) -> None:
+    """Show a dataset's metadata (hash, sources, seed, kinds, counts, lint summary).
+
+    Parameters
+    ----------
+    name
+        Dataset name in the workspace.
+    """
+    from tooltune.training.dataset_store import load_dataset
+
+    info = load_dataset(context.workspace(), name)
+    if as_json:
+        context.console.print_json(info.model_dump_json(exclude={"lint"}))
+        return
+    context.console.print(
+        f"{info.name}\n  hash: {info.hash}\n  path: {info.path}\n  counts: {info.counts}\n  sources: "
+        f"{info.sources}\n  generator: {info.generator_version}  seed: {info.seed}\n  kinds: {info.kinds}\n"
+        f"  created: {info.created}",
+        highlight=False,
+    )
+    if info.lint is not None:
+        context.console.print("  lint: " + info.lint.summary().replace("\n", "\n  "), highlight=False)
+
+
+@app.command
+def stats(name: str, *, as_json: Annotated[bool, Parameter(name="--json")] = False) -> None:
+    """Stats of a dataset: examples per kind, per tool, per parameter, token lengths."""
+    from tooltune.training.dataset_store import load_dataset
+
+    info = load_dataset(context.workspace(), name)
+    st = info.lint.stats if info.lint is not None else None
+    data = {
+        "name": info.name,
+        "counts": info.counts,
+        "generation": info.stats,
+        "lint_stats": st.model_dump() if st else None,
+    }
+    if as_json:
+        context.console.print_json(json.dumps(data))
+        return
+    context.console.print(f"{info.name}: {info.counts}", highlight=False)
+    for k, v in info.stats.items():
+        context.console.print(f"  {k}: {v}", highlight=False)
+    if st is not None:
+        context.console.print(
+            f"  per kind: {st.per_kind}\n  length ({st.length_unit}): mean {st.length_mean}, "
+            f"max {st.length_max}, {st.length_histogram}",
+            highlight=False,
+        )
+        top = sorted(st.per_tool.items(), key=lambda kv: -kv[1])[:15]
+        context.console.print(
+            f"  top tools: {top}\n  tools called: {len(st.per_tool)}, params covered: {len(st.per_param)}",
+            highlight=False,
+        )
+
+
+@app.command
+def lint(
+    target: str,
+    *,
+    model: str | None = None,
+    mask_prompt: bool = True,
+    bfcl_dir: Path | None = None,
+    as_json: Annotated[bool, Parameter(name="--json")] = False,
+) -> int:
+    """Check a dataset (name) or a JSONL file: JSON, roles, schemas, template round trip, loss, dups, leakage.
+
+    Parameters
+    ----------
+    target
+        A dataset name in the workspace or a path to a JSONL file.
+    model
+        MLX model folder or cache name whose chat template and tool parser to check against.
+    mask_prompt
+        Check loss coverage under prompt masking (mlx-lm trains only the last message).
+    bfcl_dir
+        Folder of BFCL files for the leakage check (default: TOOLTUNE_BFCL_DIR or found near the repo).
+    """
+    from tooltune.training.lint import lint_dataset_dir, lint_file
+
+    ws = context.workspace()
+    mp = _model_path(model)
+    path = Path(target).expanduser()
+    if path.is_file():
+        report = lint_file(path, model_path=mp, ws_root=ws.root, bfcl_dir=bfcl_dir, mask_prompt=mask_prompt)
+    elif path.is_dir():
+        report = lint_dataset_dir(path, mp, ws_root=ws.root, bfcl_dir=bfcl_dir, mask_prompt=mask_prompt)
+    else:
+        report = (
+            lint_dataset_dir(
+                ws.dataset_dir(target), mp, ws_root=ws.root, bfcl_dir=bfcl_dir, mask_prompt=mask_prompt
+            )
+            if (ws.datasets / target).is_dir()
+            else None
+        )
+        if report is None:
+            raise TooltuneError(f"{target!r} is neither a file nor a dataset in {ws.datasets}")
+    _print_report(report, as_json=as_json)
+    return 0 if report.ok else 1
+
+
+@app.command
+def generate(
+    *,
+    tools: Annotated[list[str], Multi],
+    out: str,
+    n: int = 500,
+    seed: int = 0,
+    kinds: Annotated[list[str] | None, Multi] = None,
+    teacher: str | None = None,
+    teacher_model: str = "default",
+    examples: Path | None = None,
+    model: str | None = None,
+    split_turns: bool = True,
+    max_tools: int = 4,
+    bfcl_dir: Path | None = None,
+) -> None:
+    """Generate a dataset of tool-calling examples from tool schemas.
+
+    Parameters
+    ----------
+    tools
+        Tool sources: file.json|file.yaml, mcp:"command args", mcp:http://host/mcp, bfcl:path/BFCL_x.json,
+        builtin:coding.
+    out
+        Name of the new dataset (datasets are immutable).
+    n
+        Number of examples (lines) to produce.
+    seed
+        Random seed: the same seed and sources give the same dataset hash.
+    kinds
+        Kinds to generate (default all): single choose parallel edge_args multi_answer multi_chain no_call
+        chitchat.
+    teacher
+        Base URL of an OpenAI-compatible endpoint that paraphrases some requests (values must survive).
+    teacher_model
+        Model name to send to the teacher.
+    examples
+        JSONL of your own examples: full {"messages","tools"} lines or {"request","calls"} pairs.
+    model
+        MLX model folder or cache name for the chat-template round-trip check and token lengths.
+    split_turns
+        One example per assistant turn so every turn gets loss under prompt masking.
+    max_tools
+        Most tools offered in one example (each tool costs prompt tokens).
+    bfcl_dir
+        Folder of BFCL files for the leakage check.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from tooltune.training.generate import GENERATED_KINDS, GenerateConfig, generate_dataset
+
+    cfg = GenerateConfig(
+        n=n, seed=seed, kinds=kinds or list(GENERATED_KINDS), split_turns=split_turns, max_tools=max_tools
+    )
+    mp = _model_path(model)
+    with Progress(
+        TextColumn("generating"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=context.console_err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("gen", total=n)
+        info, res = generate_dataset(
+            context.workspace(),
+            out,
+            tools,
+            cfg,
+            model_path=mp,
+            examples_file=examples,
+            teacher_url=teacher,
+            teacher_model=teacher_model,
+            bfcl_dir=bfcl_dir,
+            progress=lambda done, total: bar.update(task, completed=done),
+        )
+    rate = len(res.examples) / res.seconds if res.seconds else 0.0
+    context.console.print(
+        f"dataset {info.name}  {info.hash}\n  counts: {info.counts}\n  kinds: {res.counts}\n"
+        f"  dropped: {res.dropped_duplicates} near-duplicates, {res.dropped_leaked} leaked eval requests, "
+        f"{res.dropped_unverifiable} unverifiable\n  {len(res.examples)} examples in {res.seconds:.1f}s "
+        f"({rate:.0f}/s)" + (f"\n  teacher: {res.teacher.model_dump()}" if res.teacher else ""),
+        highlight=False,
+    )
+    if info.lint is not None:
+        context.console.print("  lint: " + info.lint.summary().replace("\n", "\n  "), highlight=False)
+
+
+@app.command(name="import")
+def import_(
+    file: Path,
+    *,
+    out: str,
+    tools: Annotated[list[str] | None, Multi] = None,
+    model: str | None = None,
+    split_turns: bool = True,
+    bfcl_dir: Path | None = None,
+) -> None:
+    """Import caller-written examples (JSONL) as a dataset, after lint.
+
+    Parameters
+    ----------
+    file
+        JSONL: full {"messages","tools"} examples or {"request","calls"} pairs (pairs need --tools).
+    out
+        Name of the new dataset.
+    tools
+        Tool sources to validate request/calls pairs against and draw distractors from.
+    model
+        MLX model folder or cache name for the chat-template round-trip check.
+    split_turns
+        One example per assistant turn so every turn gets loss under prompt masking.
+    """
+    from tooltune.training.generate import import_dataset
+
+    info = import_dataset(
+        context.workspace(),
+        out,
+        file,
+        specs=tools,
+        model_path=_model_path(model),
+        split=split_turns,
+        bfcl_dir=bfcl_dir,
+    )
+    context.console.print(f"dataset {info.name}  {info.hash}\n  counts: {info.counts}", highlight=False)
+    if info.lint is not None:
+        context.console.print("  lint: " + info.lint.summary().replace("\n", "\n  "), highlight=False)
+
+
+@app.command(name="split-turns")
+def split_turns_cmd(file: Path, *, out: Path) -> None:
+    """Write FILE with multi-turn examples split so each assistant turn is the last message once.
+
+    Parameters
+    ----------
+    file
+        Input JSONL of examples.
+    out
+        Output JSONL path (written atomically).
+    """
+    from tooltune.training.dataset_store import read_examples
+    from tooltune.training.examples import split_turns
+    from tooltune.workspace import atomic_write_text
+
+    exs = read_examples(file)
+    pieces = [p for ex in exs for p in split_turns(ex)]
+    atomic_write_text(out, "".join(p.to_line() + "\n" for p in pieces))
+    context.console.print(f"{len(exs)} examples -> {len(pieces)} in {out}", highlight=False)

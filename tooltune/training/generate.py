@@ -1,0 +1,776 @@
+"""Generate tool-calling training examples from tool schemas alone (plus optional caller examples and
+an optional teacher).
+
+Each kind targets one behaviour the small model must learn: call the right tool with exact arguments,
+pick it among distractors, make parallel calls, chain calls over tool results, answer from a tool
+result, and — just as important — *not* call when nothing fits. Tool sets are shuffled and sub-sampled
+per example so the model cannot learn positions. Everything is driven by one ``random.Random(seed)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from pydantic import BaseModel, Field
+
+from tooltune.logs import get_logger
+from tooltune.training.examples import (
+    DataError,
+    Example,
+    ExampleMeta,
+    call_message,
+    example_from_record,
+    split_turns,
+)
+from tooltune.training.phrasing import (
+    clause,
+    leaf_strings,
+    mentions_all,
+    multi_request,
+    request_text,
+    task_phrase,
+)
+from tooltune.training.samplers import sample_value, words_of
+from tooltune.training.similarity import DEDUP_THRESHOLD, LeakIndex, MinHashIndex, normalize_text
+from tooltune.training.teacher import Teacher, TeacherStats
+from tooltune.training.toolspec import ToolSpec
+
+log = get_logger(__name__)
+
+GENERATOR_VERSION = "tooltune-data/1"
+
+# ~25% of examples (after splitting multi-turn ones) end without a call so the model learns not to over-call (BFCL irrelevance).
+DEFAULT_MIX: dict[str, float] = {
+    "single": 0.16,
+    "choose": 0.16,
+    "parallel": 0.09,
+    "edge_args": 0.07,
+    "multi_answer": 0.08,
+    "multi_chain": 0.05,
+    "no_call": 0.28,
+    "chitchat": 0.11,
+}
+GENERATED_KINDS = tuple(DEFAULT_MIX)
+
+
+class GenerateConfig(BaseModel):
+    n: int = Field(default=500, ge=1, description="Examples (lines) to produce after splitting and dedup.")
+    seed: int = 0
+    kinds: list[str] = Field(default_factory=lambda: list(GENERATED_KINDS))
+    split_turns: bool = Field(
+        default=True, description="One example per assistant turn (loss on every turn)."
+    )
+    max_tools: int = Field(default=4, ge=1, description="Most tools offered in one example (tokens!).")
+    teacher_share: float = Field(
+        default=0.3, ge=0, le=1, description="Share of requests sent to the teacher."
+    )
+
+
+class GenerateResult(BaseModel):
+    examples: list[Example]
+    counts: dict[str, int]
+    conversations: int = 0
+    dropped_duplicates: int = 0
+    dropped_leaked: int = 0
+    leaked_sources: list[str] = Field(default_factory=list)
+    dropped_unverifiable: int = 0
+    teacher: TeacherStats | None = None
+    seconds: float = 0.0
+
+
+def _validator(tool: ToolSpec) -> Draft202012Validator:
+    return Draft202012Validator(tool.parameters)
+
+
+class _Gen:
+    """State of one generation run: the pool, the rng, validators."""
+
+    def __init__(self, tools: list[ToolSpec], cfg: GenerateConfig, teacher: Teacher | None) -> None:
+        self.tools = tools
+        self.cfg = cfg
+        self.rng = random.Random(cfg.seed)
+        self.teacher = teacher
+        self.validators = {id(t): _validator(t) for t in tools}
+        self.unverifiable = 0
+
+    # --- building blocks -------------------------------------------------------------------------
+    def args_for(self, tool: ToolSpec, *, edge: bool = False) -> dict[str, Any] | None:
+        """Sampled arguments: every required param, optionals sometimes (always for edge cases)."""
+        rng = self.rng
+        for _ in range(6):
+            args: dict[str, Any] = {}
+            for name, schema in tool.properties.items():
+                schema = schema if isinstance(schema, dict) else {}
+                if name in tool.required or rng.random() < (0.9 if edge else 0.3):
+                    args[name] = sample_value(rng, name, schema, edge=edge)
+            if self.validators[id(tool)].is_valid(args):
+                return args
+        self.unverifiable += 1
+        return None
+
+    def tool_set(self, must: list[ToolSpec], extra: int) -> list[dict[str, Any]]:
+        """``must`` plus up to ``extra`` distractors (never a second tool with the same name), shuffled."""
+        names = {t.name for t in must}
+        chosen = list(must)
+        pool = [t for t in self.tools if t.name not in names]
+        extra = max(0, min(extra, self.cfg.max_tools - len(chosen), len(pool)))
+        for t in self.rng.sample(pool, extra):
+            if t.name not in names:
+                names.add(t.name)
+                chosen.append(t)
+        self.rng.shuffle(chosen)
+        return [t.to_openai() for t in chosen]
+
+    def request(self, tool: ToolSpec, args: dict[str, Any]) -> str | None:
+        for _ in range(4):
+            text = request_text(self.rng, tool, args)
+            if mentions_all(text, args):
+                return self.maybe_paraphrase(text, args)
+        self.unverifiable += 1
+        return None
+
+    def maybe_paraphrase(self, text: str, *arg_sets: dict[str, Any]) -> str:
+        if self.teacher is None or self.rng.random() >= self.cfg.teacher_share:
+            return text
+        keep = [s for args in arg_sets for v in args.values() for s in leaf_strings(v)]
+        out = self.teacher.paraphrase(text, keep, seed=self.rng.randrange(1 << 30))
+        return out if out is not None else text
+
+    def pick(self) -> ToolSpec:
+        return self.rng.choice(self.tools)
+
+    # --- kinds -----------------------------------------------------------------------------------
+    def single(self, *, extra: int | None = None, edge: bool = False) -> list[dict[str, Any]] | None:
+        tool = self.pick()
+        args = self.args_for(tool, edge=edge)
+        if args is None:
+            return None
+        text = self.request(tool, args)
+        if text is None:
+            return None
+        n_extra = extra if extra is not None else self.rng.choice([0, 0, 1, 2])
+        self._tools = self.tool_set([tool], n_extra)
+        return [{"role": "user", "content": text}, call_message([(tool.name, args)])]
+
+    def choose(self) -> list[dict[str, Any]] | None:
+        return self.single(extra=self.rng.randint(2, max(2, self.cfg.max_tools - 1)))
+
+    def edge_args(self) -> list[dict[str, Any]] | None:
+        return self.single(edge=True)
+
+    def parallel(self) -> list[dict[str, Any]] | None:
+        rng = self.rng
+        k = rng.choice([2, 2, 3])
+        same = rng.random() < 0.5
+        base = self.pick()
+        calls: list[tuple[ToolSpec, dict[str, Any]]] = []
+        for i in range(k):
+            tool = base if same or i == 0 else self.pick()
+            if any(t.name == tool.name and t is not tool for t, _ in calls):
+                continue
+            args = self.args_for(tool)
+            if args is None or any(t.name == tool.name and a == args for t, a in calls):
+                continue
+            calls.append((tool, args))
+        if len(calls) < 2:
+            return None
+        text = multi_request(rng, [clause(rng, t, a) for t, a in calls])
+        if not all(mentions_all(text, a) for _, a in calls):
+            self.unverifiable += 1
+            return None
+        text = self.maybe_paraphrase(text, *(a for _, a in calls))
+        uniq = list({t.name: t for t, _ in calls}.values())
+        self._tools = self.tool_set(uniq, rng.choice([0, 1, 2]))
+        return [{"role": "user", "content": text}, call_message([(t.name, a) for t, a in calls])]
+
+    def multi_answer(self) -> list[dict[str, Any]] | None:
+        msgs = self.single(extra=self.rng.choice([0, 1, 2, 3]))
+        if msgs is None:
+            return None
+        fn = msgs[1]["tool_calls"][0]["function"]
+        tool = next(t for t in self.tools if t.name == fn["name"])
+        result, answer = fake_result(self.rng, tool, fn["arguments"])
+        return [
+            *msgs,
+            {"role": "tool", "name": tool.name, "content": result},
+            {"role": "assistant", "content": answer},
+        ]
+
+    def multi_chain(self) -> list[dict[str, Any]] | None:
+        rng = self.rng
+        a = self.pick()
+        b = a if rng.random() < 0.3 else self.pick()
+        if b.name == a.name and b is not a:
+            b = a
+        args_a, args_b = self.args_for(a), self.args_for(b)
+        if args_a is None or args_b is None or (a is b and args_a == args_b):
+            return None
+        text = multi_request(rng, [clause(rng, a, args_a), clause(rng, b, args_b)], sequential=True)
+        if not (mentions_all(text, args_a) and mentions_all(text, args_b)):
+            self.unverifiable += 1
+            return None
+        text = self.maybe_paraphrase(text, args_a, args_b)
+        res_a, _ = fake_result(rng, a, args_a)
+        res_b, answer = fake_result(rng, b, args_b)
+        self._tools = self.tool_set(list({t.name: t for t in (a, b)}.values()), rng.choice([0, 1, 2]))
+        msgs = [
+            {"role": "user", "content": text},
+            call_message([(a.name, args_a)]),
+            {"role": "tool", "name": a.name, "content": res_a},
+            call_message([(b.name, args_b)]),
+        ]
+        if rng.random() < 0.5:
+            msgs += [
+                {"role": "tool", "name": b.name, "content": res_b},
+                {"role": "assistant", "content": answer},
+            ]
+        return msgs
+
+    def no_call(self) -> list[dict[str, Any]] | None:
+        """A request for a tool that is *not* offered (the rest of the set is unrelated), or a general
+        question no tool serves: answered in plain text."""
+        rng = self.rng
+        target = self.pick()
+        unrelated = [t for t in self.tools if not _related(t, target)]
+        if unrelated and rng.random() < 0.7:
+            args = self.args_for(target)
+            text = self.request(target, args) if args is not None else None
+            if text is None:
+                return None
+            offered = rng.sample(unrelated, min(len(unrelated), rng.randint(1, min(4, self.cfg.max_tools))))
+            rng.shuffle(offered)
+            self._tools = [t.to_openai() for t in offered]
+            task = task_phrase(target).imperative()
+            answer = rng.choice(REFUSALS).format(task=task)
+            return [{"role": "user", "content": text}, {"role": "assistant", "content": answer}]
+        offered = rng.sample(self.tools, min(len(self.tools), rng.randint(1, min(4, self.cfg.max_tools))))
+        vocab = {w for t in offered for w in _tool_words(t)}
+        options = [(q, a) for q, a in GENERAL_QA if not (set(normalize_text(q).split()) & vocab)]
+        if not options:
+            return None
+        q, a = rng.choice(options)
+        self._tools = [t.to_openai() for t in offered]
+        return [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
+
+    def chitchat(self) -> list[dict[str, Any]] | None:
+        rng = self.rng
+        offered = rng.sample(self.tools, min(len(self.tools), rng.randint(1, min(4, self.cfg.max_tools))))
+        self._tools = [t.to_openai() for t in offered]
+        q, a = rng.choice(CHITCHAT)
+        if a == "{capabilities}":
+            tasks = [task_phrase(t).imperative() for t in offered[:3]]
+            a = (
+                "I can "
+                + (", ".join(tasks[:-1]) + " and " + tasks[-1] if len(tasks) > 1 else tasks[0])
+                + ". Tell me what you need."
+            )
+        return [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
+
+    def conversation(self, kind: str) -> Example | None:
+        self._tools: list[dict[str, Any]] = []
+        msgs = getattr(self, kind)()
+        if msgs is None:
+            return None
+        group = normalize_text(json.dumps(msgs, sort_keys=True))
+        gid = hashlib.sha256(group.encode()).hexdigest()[:16]
+        return Example(
+            messages=msgs, tools=self._tools, meta=ExampleMeta(kind=kind, source="generated", group=gid)
+        )
+
+
+def _tool_words(t: ToolSpec) -> set[str]:
+    stop = {
+        "the",
+        "a",
+        "an",
+        "of",
+        "for",
+        "to",
+        "and",
+        "in",
+        "on",
+        "given",
+        "with",
+        "by",
+        "from",
+        "or",
+        "is",
+        "get",
+        "find",
+        "calculate",
+        "retrieve",
+        "specific",
+        "specified",
+        "based",
+        "its",
+        "their",
+        "this",
+    }
+    words = set(words_of(t.name)) | set(normalize_text(t.description).split())
+    return {w for w in words if w not in stop and len(w) > 2}
+
+
+def _related(a: ToolSpec, b: ToolSpec) -> bool:
+    """Could ``a`` plausibly serve a request meant for ``b``? Then it must not be offered as "no fit"."""
+    if a.name == b.name:
+        return True
+    wa, wb = _tool_words(a), _tool_words(b)
+    if not wa or not wb:
+        return False
+    return len(wa & wb) / min(len(wa), len(wb)) > 0.25
+
+
+REFUSALS = [
+    "None of the available tools can {task}, so I can't do that here.",
+    "I don't have a tool that can {task}. The functions I was given do something else.",
+    "Sorry, I can't {task} with the tools available to me.",
+    "The provided functions don't cover this: none of them can {task}.",
+    "I can't help with that using these tools — there is no function to {task}.",
+]
+
+GENERAL_QA = [
+    ("What's the capital of Australia?", "The capital of Australia is Canberra."),
+    ("Who wrote Pride and Prejudice?", "Pride and Prejudice was written by Jane Austen."),
+    ("How many days are in a leap year?", "A leap year has 366 days."),
+    (
+        "Write a haiku about autumn leaves.",
+        "Red leaves drift and fall,\nwhispering to the cold ground —\nthe year exhales slow.",
+    ),
+    (
+        "Tell me a joke about programmers.",
+        "Why do programmers prefer dark mode? Because light attracts bugs.",
+    ),
+    ("What does HTTP stand for?", "HTTP stands for HyperText Transfer Protocol."),
+    (
+        "Explain what a closure is in one sentence.",
+        "A closure is a function that remembers the variables from the scope where it was created.",
+    ),
+    (
+        "Can you recommend a good book on habits?",
+        "Atomic Habits by James Clear is a popular, practical choice.",
+    ),
+    (
+        "What is the boiling point of water at sea level in Celsius?",
+        "Water boils at 100 degrees Celsius at sea level.",
+    ),
+    (
+        "Summarize the plot of Romeo and Juliet in one line.",
+        "Two young lovers from feuding families marry in secret, "
+        "and a chain of misunderstandings ends in both their deaths.",
+    ),
+    (
+        "How do I say thank you in Japanese?",
+        'You say "arigatou" (ありがとう), or more politely "arigatou gozaimasu".',
+    ),
+    (
+        "What's the difference between a list and a tuple in Python?",
+        "A list is mutable and can change after creation; a tuple is immutable.",
+    ),
+    (
+        "Please book me a table for two at a sushi place tonight.",
+        "I can't make reservations — I don't have a booking tool here. "
+        "A restaurant app or a phone call will do it.",
+    ),
+    ("Order me a pizza with extra cheese.", "I can't place orders; none of my tools can do that."),
+    (
+        "Send a text message to my mom saying I'll be late.",
+        "I can't send messages — I don't have a messaging tool.",
+    ),
+    (
+        "Set an alarm for 6:30 tomorrow morning.",
+        "I can't set alarms from here; please use your phone's clock app.",
+    ),
+    ("Play some relaxing music.", "I can't play music — I have no media tool available."),
+    ("Who painted the Mona Lisa?", "The Mona Lisa was painted by Leonardo da Vinci."),
+    ("What's a good name for a golden retriever puppy?", "How about Sunny, Maple or Biscuit?"),
+    ("Give me a motivational quote.", '"The secret of getting ahead is getting started." — Mark Twain'),
+    (
+        "Why is the sky blue?",
+        "Sunlight scatters off air molecules, and shorter blue wavelengths "
+        "scatter the most (Rayleigh scattering).",
+    ),
+    (
+        "What year did the first moon landing happen?",
+        "The first crewed moon landing was in 1969 (Apollo 11).",
+    ),
+    ("Translate 'good night' into French.", "'Good night' in French is \"bonne nuit\"."),
+    (
+        "Is a tomato a fruit or a vegetable?",
+        "Botanically a tomato is a fruit, though it is cooked like a vegetable.",
+    ),
+    ("How many continents are there?", "There are seven continents."),
+    (
+        "Draft a one-line apology for missing a meeting.",
+        "Sorry I missed today's meeting — could you share the notes so I can catch up?",
+    ),
+]
+
+CHITCHAT = [
+    ("Hi!", "Hello! How can I help you today?"),
+    ("Hello there", "Hi! What can I do for you?"),
+    ("Good morning!", "Good morning! What would you like to do?"),
+    ("Thanks, that's all I needed.", "You're welcome! Let me know if anything else comes up."),
+    ("thank you so much", "Happy to help!"),
+    ("What can you do?", "{capabilities}"),
+    ("What tools do you have?", "{capabilities}"),
+    ("Who are you?", "I'm an assistant that can use a few tools to help with your requests."),
+    ("How are you doing today?", "I'm doing well, thanks for asking! What can I help you with?"),
+    ("ok cool", "Great! Tell me if you need anything else."),
+    ("Never mind, forget it.", "No problem. I'm here if you need me."),
+    ("Bye!", "Goodbye! Have a great day."),
+    ("lol that's funny", "Glad it made you smile! Anything else I can do?"),
+    ("Are you a robot?", "I'm an AI assistant. How can I help?"),
+]
+
+
+def fake_result(rng: random.Random, tool: ToolSpec, args: dict[str, Any]) -> tuple[str, str]:
+    """A plausible tool result (JSON text) and a short final answer that uses it."""
+    name = tool.name
+    if name == "read_file":
+        body = rng.choice(
+            ["def main():\n    print('hello')\n", "import os\n\nDEBUG = False\n", "# TODO: add docs\n"]
+        )
+        return json.dumps(
+            {"path": args.get("path"), "content": body}
+        ), f"Here is {args.get('path')}:\n\n```\n{body}```"
+    if name == "list_dir":
+        items = rng.sample(["main.py", "utils.py", "tests/", "README.md", "config.yaml", "models/"], 3)
+        return json.dumps({"entries": items}), f"{args.get('path')} contains: {', '.join(items)}."
+    if name == "run_tests":
+        p, f = rng.randint(3, 60), rng.choice([0, 0, 1, 2])
+        return json.dumps({"passed": p, "failed": f}), (
+            f"All {p} tests passed." if f == 0 else f"{p} tests passed and {f} failed."
+        )
+    if name in ("git_status", "git_diff"):
+        files = rng.sample(["src/app.py", "README.md", "tests/test_api.py"], 2)
+        return json.dumps({"changed": files}), f"Changed files: {files[0]} and {files[1]}."
+    if name == "search_code":
+        n = rng.randint(0, 5)
+        return json.dumps({"matches": n}), (f"Found {n} matches." if n else "No matches found.")
+    if name == "run_command":
+        return json.dumps(
+            {"exit_code": 0, "output": "ok"}
+        ), "The command finished successfully (exit code 0)."
+    if name == "write_file":
+        return json.dumps({"ok": True}), f"Done — I wrote {args.get('path')}."
+    tp = task_phrase(tool)
+    if tp.verb in ("calculate", "compute", "estimate", "count", "measure", "evaluate", "solve", "predict"):
+        value = round(rng.uniform(1, 5000), rng.choice([0, 2]))
+        value = int(value) if value == int(value) else value
+        obj = tp.obj[0].upper() + tp.obj[1:] if tp.obj else "The result"
+        return json.dumps({"result": value}), rng.choice(
+            [f"The result is {value}.", f"{obj}: {value}.", f"It comes out to {value}."]
+        )
+    status = rng.choice(["success", "ok"])
+    return json.dumps({"status": status, "data": {"summary": f"{tp.obj} ready"}}), rng.choice(
+        [
+            "Done. The request went through successfully.",
+            f"All set — {tp.obj} is ready.",
+            "That worked; the tool reported success.",
+        ]
+    )
+
+
+def expand_caller_records(
+    records: list[tuple[str, dict[str, Any]]], tools: list[ToolSpec], seed: int = 0
+) -> list[Example]:
+    """Caller-supplied examples: full ``{"messages", "tools"}`` lines pass through; ``{"request", "calls"}``
+    pairs are validated against the tools and expanded with a shuffled tool set. ``where`` = file:line."""
+    rng = random.Random(seed)
+    by_name: dict[str, list[ToolSpec]] = {}
+    for t in tools:
+        by_name.setdefault(t.name, []).append(t)
+    out: list[Example] = []
+    for where, obj in records:
+        if "messages" in obj:
+            ex = example_from_record(obj, where)
+            if not ex.tools:
+                called = {c["name"] for c in ex.calls()}
+                ex.tools = [by_name[n][0].to_openai() for n in called if n in by_name]
+            ex.meta = ExampleMeta(kind="caller", source=where.rsplit(":", 1)[0], group=ex.content_hash()[:16])
+            out.append(ex)
+            continue
+        req = obj.get("request")
+        if not isinstance(req, str) or not req.strip():
+            raise DataError(f"{where}: field 'request' must be a non-empty string")
+        calls = obj.get("calls", [])
+        if not isinstance(calls, list):
+            raise DataError(f"{where}: field 'calls' must be a list of {{name, arguments}}")
+        used: list[ToolSpec] = []
+        pairs: list[tuple[str, dict[str, Any]]] = []
+        for i, call in enumerate(calls):
+            if not isinstance(call, dict) or not isinstance(call.get("name"), str):
+                raise DataError(f"{where}: calls[{i}].name must be a tool name")
+            cands = by_name.get(call["name"])
+            if not cands:
+                raise DataError(
+                    f"{where}: calls[{i}].name: unknown tool {call['name']!r}; known: "
+                    f"{', '.join(sorted(by_name)[:20])}"
+                )
+            args = call.get("arguments", {})
+            if isinstance(args, str):
+                try:
+                    args = json.loads(args)
+                except json.JSONDecodeError as e:
+                    raise DataError(f"{where}: calls[{i}].arguments is not valid JSON") from e
+            if not isinstance(args, dict):
+                raise DataError(f"{where}: calls[{i}].arguments must be an object")
+            tool = next((t for t in cands if _validator(t).is_valid(args)), None)
+            if tool is None:
+                err = next(iter(sorted(_validator(cands[0]).iter_errors(args), key=lambda e: list(e.path))))
+                field = ".".join(str(p) for p in err.absolute_path) or "(root)"
+                raise DataError(f"{where}: calls[{i}].arguments.{field}: {err.message}")
+            used.append(tool)
+            pairs.append((tool.name, args))
+        if pairs:
+            msgs = [{"role": "user", "content": req}, call_message(pairs)]
+        else:
+            answer = obj.get("answer") or "None of the available tools can help with that request."
+            msgs = [{"role": "user", "content": req}, {"role": "assistant", "content": str(answer)}]
+        names = {t.name for t in used}
+        pool = [t for t in tools if t.name not in names]
+        chosen = list({t.name: t for t in used}.values()) + rng.sample(
+            pool, min(len(pool), rng.randint(1, 4))
+        )
+        rng.shuffle(chosen)
+        out.append(
+            Example(
+                messages=msgs,
+                tools=[t.to_openai() for t in chosen],
+                meta=ExampleMeta(
+                    kind="caller", source=where.rsplit(":", 1)[0], group=normalize_text(req)[:40]
+                ),
+            )
+        )
+    return out
+
+
+def example_key(ex: Example) -> str:
+    """What makes two examples the same lesson: the user's words and the trained target."""
+    return " | ".join(ex.user_texts()) + " => " + ex.target_text()
+
+
+def generate_examples(
+    tools: list[ToolSpec],
+    config: GenerateConfig | None = None,
+    *,
+    caller: list[Example] | None = None,
+    leak_index: LeakIndex | None = None,
+    teacher: Teacher | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> GenerateResult:
+    """Generate ``config.n`` examples (caller examples first), split per assistant turn, with near-
+    duplicates and eval-leaked requests dropped and counted."""
+    cfg = config or GenerateConfig()
+    if not tools:
+        raise DataError("no tools to generate examples for; pass --tools with at least one tool")
+    unknown = [k for k in cfg.kinds if k not in GENERATED_KINDS]
+    if unknown:
+        raise DataError(f"unknown kind(s) {unknown}; choose from {', '.join(GENERATED_KINDS)}")
+    t0 = time.perf_counter()
+    gen = _Gen(tools, cfg, teacher)
+    weights = [DEFAULT_MIX[k] for k in cfg.kinds]
+    dedup = MinHashIndex(DEDUP_THRESHOLD, bands=16, rows=8, seed=cfg.seed)
+    out: list[Example] = []
+    counts: Counter[str] = Counter()
+    dup = leaked = convs = 0
+    leaked_sources: list[str] = []
+
+    def accept(ex: Example) -> bool:
+        nonlocal dup, leaked
+        if leak_index is not None:
+            for text in ex.user_texts():
+                hit = leak_index.match(text)
+                if hit is not None:
+                    leaked += 1
+                    if len(leaked_sources) < 20:
+                        leaked_sources.append(hit[0])
+                    return False
+        key = example_key(ex)
+        if dedup.query(key) is not None:
+            dup += 1
+            return False
+        dedup.add(str(len(out)), key)
+        out.append(ex)
+        counts[ex.meta.kind] += 1
+        if progress is not None:
+            progress(len(out), cfg.n)
+        return True
+
+    for ex in caller or []:
+        for piece in split_turns(ex) if cfg.split_turns else [ex]:
+            accept(piece)
+    attempts = 0
+    while len(out) < cfg.n and cfg.kinds and attempts < cfg.n * 30:
+        attempts += 1
+        kind = gen.rng.choices(cfg.kinds, weights=weights)[0]
+        conv = gen.conversation(kind)
+        if conv is None:
+            continue
+        convs += 1
+        for piece in split_turns(conv) if cfg.split_turns else [conv]:
+            if len(out) >= cfg.n:
+                break
+            accept(piece)
+    if not out:
+        raise DataError("no examples were produced; check the tool schemas and --kinds")
+    if len(out) < cfg.n:
+        log.warning(
+            "fewer examples than asked",
+            asked=cfg.n,
+            produced=len(out),
+            hint="the tool set is too small for this many distinct examples",
+        )
+    res = GenerateResult(
+        examples=out,
+        counts=dict(sorted(counts.items())),
+        conversations=convs,
+        dropped_duplicates=dup,
+        dropped_leaked=leaked,
+        leaked_sources=leaked_sources,
+        dropped_unverifiable=gen.unverifiable,
+        teacher=teacher.stats if teacher is not None else None,
+        seconds=round(time.perf_counter() - t0, 3),
+    )
+    log.info("examples generated", n=len(out), duplicates=dup, leaked=leaked, seconds=res.seconds)
+    return res
+
+
+def _lint_failure(name: str, report: Any) -> DataError:
+    first = "; ".join(str(i) for i in report.errors[:3])
+    return DataError(
+        f"dataset {name!r} failed lint with {len(report.errors)} error(s), nothing was written: {first}"
+    )
+
+
+def generate_dataset(
+    ws: Any,
+    name: str,
+    specs: list[str],
+    config: GenerateConfig | None = None,
+    *,
+    model_path: Path | str | None = None,
+    examples_file: Path | None = None,
+    teacher_url: str | None = None,
+    teacher_model: str = "default",
+    teacher: Teacher | None = None,
+    bfcl_dir: Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[Any, GenerateResult]:
+    """Tool specs -> examples -> lint (with the model's template when given) -> immutable dataset.
+
+    Returns ``(DatasetInfo, GenerateResult)``; nothing is written when lint finds errors.
+    """
+    from tooltune.training.dataset_store import DatasetMeta, save_dataset
+    from tooltune.training.lint import lint_items
+    from tooltune.training.tool_sources import load_tool_specs
+    from tooltune.workspace import Workspace, validate_name
+
+    cfg = config or GenerateConfig()
+    ws = ws if isinstance(ws, Workspace) else Workspace(Path(ws))
+    validate_name(name, "dataset name")
+    if (ws.datasets / name).exists():
+        from tooltune.errors import WorkspaceError
+
+        raise WorkspaceError(
+            f"dataset {name!r} already exists; datasets are immutable — choose another --out"
+        )
+    tools = load_tool_specs(specs)
+    caller: list[Example] = []
+    if examples_file is not None:
+        from tooltune.training.examples import read_jsonl
+
+        recs = [(f"{examples_file}:{i}", obj) for i, obj in read_jsonl(Path(examples_file))]
+        caller = expand_caller_records(recs, tools, seed=cfg.seed)
+    if teacher is None and teacher_url:
+        teacher = Teacher(teacher_url, teacher_model)
+    leak = LeakIndex.for_workspace(ws.root, bfcl_dir)
+    result = generate_examples(tools, cfg, caller=caller, leak_index=leak, teacher=teacher, progress=progress)
+    report = _lint_in_memory(result.examples, model_path=model_path, leak_index=leak, lint_items=lint_items)
+    if not report.ok:
+        raise _lint_failure(name, report)
+    meta = DatasetMeta(
+        sources=list(specs) + ([f"examples:{Path(examples_file).name}"] if examples_file else []),
+        generator_version=GENERATOR_VERSION,
+        seed=cfg.seed,
+        kinds=list(cfg.kinds),
+        stats={
+            "counts": result.counts,
+            "conversations": result.conversations,
+            "dropped_duplicates": result.dropped_duplicates,
+            "dropped_leaked": result.dropped_leaked,
+            "dropped_unverifiable": result.dropped_unverifiable,
+            "tools": len(tools),
+            "teacher": result.teacher.model_dump() if result.teacher else None,
+            "split_turns": cfg.split_turns,
+        },
+        lint=report,
+    )
+    return save_dataset(ws, name, result.examples, meta), result
+
+
+def _lint_in_memory(
+    examples: list[Example], *, model_path: Path | str | None, leak_index: LeakIndex | None, lint_items: Any
+) -> Any:
+    """Lint exactly the lines that will be written (one temp file), so the stored report is real."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="tooltune-lint-") as tmp:
+        f = Path(tmp) / "examples.jsonl"
+        f.write_text("".join(ex.to_line() + "\n" for ex in examples), encoding="utf-8")
+        report = lint_items([(f, "examples.jsonl")], model_path=model_path, leak_index=leak_index)
+    if model_path is not None:
+        report.model = Path(model_path).name
+    return report
+
+
+def import_dataset(
+    ws: Any,
+    name: str,
+    file: Path,
+    *,
+    specs: list[str] | None = None,
+    model_path: Path | str | None = None,
+    split: bool = True,
+    bfcl_dir: Path | None = None,
+    seed: int = 0,
+) -> Any:
+    """Caller-written examples (full lines or request/calls pairs; pairs need ``specs``) -> lint -> dataset.
+    Leaked or invalid examples are errors here: the caller should fix their file, not have it edited."""
+    from tooltune.training.dataset_store import DatasetMeta, save_dataset
+    from tooltune.training.examples import read_jsonl
+    from tooltune.training.lint import lint_items
+    from tooltune.training.tool_sources import load_tool_specs
+    from tooltune.workspace import Workspace
+
+    ws = ws if isinstance(ws, Workspace) else Workspace(Path(ws))
+    tools = load_tool_specs(specs) if specs else []
+    recs = [(f"{file}:{i}", obj) for i, obj in read_jsonl(Path(file))]
+    if not recs:
+        raise DataError(f"{file}: no examples in the file")
+    if any("messages" not in obj for _, obj in recs) and not tools:
+        raise DataError(f"{file}: request/calls pairs need tools; pass --tools")
+    examples = expand_caller_records(recs, tools, seed=seed)
+    if split:
+        examples = [p for ex in examples for p in split_turns(ex)]
+    leak = LeakIndex.for_workspace(ws.root, bfcl_dir)
+    report = _lint_in_memory(examples, model_path=model_path, leak_index=leak, lint_items=lint_items)
+    if not report.ok:
+        raise _lint_failure(name, report)
+    meta = DatasetMeta(
+        sources=[f"import:{Path(file).name}", *(specs or [])],
+        generator_version=GENERATOR_VERSION,
+        seed=seed,
+        kinds=["caller"],
+        stats={"split_turns": split},
+        lint=report,
+    )
+    return save_dataset(ws, name, examples, meta)

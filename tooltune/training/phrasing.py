@@ -1,0 +1,474 @@
+"""A grammar of user requests built from a tool's name, description and parameter descriptions.
+
+The model being trained will be asked in natural language ("What's the area of a triangle with base 12
+and height 7?") and must map the words to a call, so requests here read like a person asking, vary in
+wording, order and verbosity, and mention every argument value *verbatim* (strings as-is, numbers as
+their JSON form) so the call is fully determined by the text.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from typing import Any
+
+from pydantic import BaseModel
+
+from tooltune.training.samplers import words_of
+from tooltune.training.toolspec import ToolSpec
+
+VERBS = {
+    "add",
+    "analyze",
+    "analyse",
+    "apply",
+    "book",
+    "build",
+    "calculate",
+    "cancel",
+    "change",
+    "check",
+    "clean",
+    "compare",
+    "compile",
+    "compute",
+    "convert",
+    "count",
+    "create",
+    "decode",
+    "delete",
+    "deploy",
+    "describe",
+    "detect",
+    "determine",
+    "display",
+    "download",
+    "draw",
+    "edit",
+    "encode",
+    "estimate",
+    "evaluate",
+    "execute",
+    "extract",
+    "fetch",
+    "filter",
+    "find",
+    "forecast",
+    "format",
+    "generate",
+    "get",
+    "identify",
+    "install",
+    "list",
+    "locate",
+    "log",
+    "look",
+    "lookup",
+    "make",
+    "measure",
+    "merge",
+    "modify",
+    "monitor",
+    "move",
+    "obtain",
+    "open",
+    "order",
+    "parse",
+    "perform",
+    "play",
+    "plot",
+    "predict",
+    "print",
+    "provide",
+    "query",
+    "read",
+    "recommend",
+    "register",
+    "remove",
+    "rename",
+    "reserve",
+    "reset",
+    "resolve",
+    "restart",
+    "retrieve",
+    "return",
+    "run",
+    "save",
+    "schedule",
+    "search",
+    "send",
+    "set",
+    "show",
+    "simulate",
+    "solve",
+    "sort",
+    "start",
+    "stop",
+    "submit",
+    "summarize",
+    "track",
+    "translate",
+    "update",
+    "upload",
+    "validate",
+    "verify",
+    "write",
+    "compose",
+    "plan",
+    "suggest",
+    "scan",
+    "post",
+    "buy",
+    "sell",
+    "transfer",
+    "split",
+    "round",
+    "sum",
+    "multiply",
+    "divide",
+    "integrate",
+    "differentiate",
+    "approximate",
+    "fit",
+    "test",
+}
+QUESTION_VERBS = {
+    "calculate",
+    "compute",
+    "get",
+    "retrieve",
+    "fetch",
+    "find",
+    "determine",
+    "return",
+    "obtain",
+    "estimate",
+    "provide",
+    "show",
+    "check",
+    "count",
+    "predict",
+    "look",
+    "lookup",
+    "identify",
+    "measure",
+    "evaluate",
+    "forecast",
+}
+_PREFIXES = re.compile(
+    r"^(this|the|a|an)?\s*(function|tool|api|endpoint|method|service|utility)\s*"
+    r"(that|which|will|can|is used to|used to|to|is to|helps to|helps)?\s*",
+    re.I,
+)
+_CUT = re.compile(
+    r"(?<!\sa)(?<!\san)(?<!\sthe)\s+(given|based on|using the|using|with the given|by providing|"
+    r"by using|for the given|"
+    r"according to|from the given|provided)\b.*$",
+    re.I,
+)
+
+
+class TaskPhrase(BaseModel):
+    """What the tool does, as a verb and an object: "calculate" + "the area of a triangle"."""
+
+    verb: str
+    obj: str
+    question_ok: bool = False
+
+    def imperative(self) -> str:
+        return f"{self.verb} {self.obj}".strip()
+
+
+def _base_verb(word: str) -> str | None:
+    w = word.lower()
+    if w in VERBS:
+        return w
+    for suffix, repl in (("ies", "y"), ("es", ""), ("s", "")):
+        if w.endswith(suffix) and w[: -len(suffix)] + repl in VERBS:
+            return w[: -len(suffix)] + repl
+    return None
+
+
+def task_phrase(tool: ToolSpec) -> TaskPhrase:
+    """Turn the description's first sentence into verb + object, stripping boilerplate and the
+    "given its X and Y" tail (the request mentions the values instead)."""
+    desc = re.sub(r"\([^)]*\)", "", tool.description or "").strip()
+    desc = re.split(r"(?<=[a-z0-9)])\.\s|\.$|\n", desc)[0].strip() if desc else ""
+    desc = _PREFIXES.sub("", desc).strip()
+    desc = re.sub(
+        r"\b(a|an|the)\s+(given|specified|specific|certain|particular)\s+", r"\1 ", desc, flags=re.I
+    )
+    desc = re.sub(r"\ban ([^aeiouAEIOU])", r"a \1", desc)
+    parts = desc.split()
+    verb = _base_verb(parts[0]) if parts else None
+    if verb is not None:
+        obj = " ".join(parts[1:])
+        if verb == "look" and obj.lower().startswith("up "):
+            verb, obj = "look up", obj[3:]
+        obj = _CUT.sub("", obj).strip(" ,;:")
+        if len(obj.split()) > 10:
+            obj = re.split(r",|;| - | which | that ", obj)[0].strip()
+        obj = obj.rstrip(".")
+        if not obj:
+            obj = "the " + " ".join(words_of(tool.name))
+        first = obj.split()[0].lower() if obj.split() else ""
+        question_ok = verb in QUESTION_VERBS and first in ("the", "a", "an")
+        return TaskPhrase(verb=verb, obj=_lower_first(obj), question_ok=question_ok)
+    words = words_of(tool.name)
+    if words and _base_verb(words[0]):
+        return TaskPhrase(
+            verb=_base_verb(words[0]) or "get", obj="the " + " ".join(words[1:]) if words[1:] else "it"
+        )
+    return TaskPhrase(verb="get", obj="the " + " ".join(words), question_ok=True)
+
+
+def _lower_first(s: str) -> str:
+    if len(s) > 1 and s[0].isupper() and not s[1].isupper():
+        return s[0].lower() + s[1:]
+    return s
+
+
+def param_noun(rng: random.Random, name: str, schema: dict[str, Any]) -> str:
+    """How a person would name the parameter: usually its name in words ("start line"), sometimes a
+    short noun phrase from its description ("unit of measure")."""
+    words = words_of(name)
+    words = ["number of" if w == "num" else w for w in words]
+    noun = " ".join(words)
+    desc = re.sub(r"\([^)]*\)", "", str(schema.get("description", ""))).strip()
+    desc = re.split(r"[.,;:]", desc)[0].strip()
+    d_words = desc.split()
+    if d_words and d_words[0].lower() in ("the", "a", "an"):
+        d_words = d_words[1:]
+    if 1 < len(d_words) <= 4 and not _base_verb(d_words[0]) and rng.random() < 0.3:
+        noun = " ".join(d_words).lower()
+    return noun
+
+
+def format_value(rng: random.Random, value: Any, schema: dict[str, Any]) -> str:
+    """The value as it appears in the request; contains every leaf value verbatim."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return json.dumps(value)
+    if isinstance(value, str):
+        if " " in value and rng.random() < 0.5:
+            q = rng.choice(['"', "'"]) if "'" not in value else '"'
+            return f"{q}{value}{q}"
+        if ("/" in value or "." in value) and rng.random() < 0.2:
+            return f"`{value}`"
+        return value
+    if isinstance(value, list):
+        item_schema = schema.get("items") if isinstance(schema.get("items"), dict) else {}
+        parts = [format_value(rng, v, item_schema) for v in value]
+        if all(isinstance(v, int | float) and not isinstance(v, bool) for v in value) and rng.random() < 0.5:
+            return "[" + ", ".join(parts) + "]"
+        if len(parts) == 1:
+            return parts[0]
+        return ", ".join(parts[:-1]) + rng.choice([" and ", ", and ", ", "]) + parts[-1]
+    if isinstance(value, dict):
+        props = schema.get("properties") or {}
+        return ", ".join(
+            f"{' '.join(words_of(k))} {format_value(rng, v, props.get(k, {}))}" for k, v in value.items()
+        )
+    return json.dumps(value)
+
+
+def leaf_strings(value: Any) -> list[str]:
+    """The exact strings a request must contain for ``value`` to be recoverable from it."""
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, int | float):
+        return [json.dumps(value)]
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [s for v in value for s in leaf_strings(v)]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in leaf_strings(v)]
+    return []
+
+
+class Slots(BaseModel):
+    """Argument phrases: ``lead`` are prepositional ("in Paris", "in meters", "with recursive enabled"),
+    ``core`` are noun phrases ("a base of 12"); ``style`` says how core phrases are introduced."""
+
+    lead: list[str] = []
+    core: list[str] = []
+    style: str = "with"
+
+
+def _slots(rng: random.Random, tool: ToolSpec, args: dict[str, Any]) -> Slots:
+    names = list(args)
+    rng.shuffle(names)
+    out = Slots(style=rng.choice(["with", "with", "with", "where", "colon"]))
+    # A bare "in Paris" is only unambiguous when one argument is a place (start/end would be lost).
+    places = [
+        n for n in names if set(words_of(n)) & {"city", "location", "place"} and isinstance(args[n], str)
+    ]
+    units = [n for n in names if set(words_of(n)) & {"unit", "units"} and isinstance(args[n], str)]
+    for name in names:
+        value, schema = args[name], tool.properties.get(name, {})
+        noun = param_noun(rng, name, schema)
+        if isinstance(value, bool):
+            on = "enabled" if value else "disabled"
+            out.lead.append(
+                rng.choice(
+                    [
+                        f"with {noun} {on}",
+                        f"with {noun} set to {str(value).lower()}",
+                        f"with {noun} {'on' if value else 'off'}",
+                    ]
+                )
+            )
+            continue
+        v = format_value(rng, value, schema)
+        if len(units) == 1 and name in units and rng.random() < 0.7:
+            out.lead.append(rng.choice([f"in {v}", f"using {v}"]))
+        elif len(places) == 1 and name in places and len(words_of(name)) == 1 and rng.random() < 0.7:
+            out.lead.append(rng.choice([f"in {v}", f"for {v}"]))
+        elif out.style == "where":
+            out.core.append(rng.choice([f"the {noun} is {v}", f"{noun} is {v}"]))
+        elif out.style == "colon":
+            out.core.append(rng.choice([f"{noun}: {v}", f"{noun} = {v}", f"{noun} {v}"]))
+        else:
+            art = (
+                "the"
+                if noun.endswith("s") or noun.startswith("number of")
+                else ("an" if noun[:1] in "aeiou" else "a")
+            )
+            out.core.append(
+                rng.choice(
+                    [
+                        f"{art} {noun} of {v}",
+                        f"{noun} {v}",
+                        f"the {noun} {v}",
+                        f"{noun} set to {v}",
+                        f"{v} as the {noun}",
+                        f"{noun} of {v}",
+                    ]
+                )
+            )
+    return out
+
+
+def _join(rng: random.Random, parts: list[str]) -> str:
+    if not parts:
+        return ""
+    if len(parts) == 1:
+        return parts[0]
+    return ", ".join(parts[:-1]) + rng.choice([" and ", ", and ", " and "]) + parts[-1]
+
+
+def _core_text(rng: random.Random, sl: Slots) -> str:
+    if not sl.core:
+        return ""
+    if sl.style == "where":
+        return "where " + _join(rng, sl.core)
+    if sl.style == "colon":
+        return "(" + ", ".join(sl.core) + ")" if rng.random() < 0.5 else "— " + ", ".join(sl.core)
+    return "with " + _join(rng, sl.core)
+
+
+def slots_text(rng: random.Random, tool: ToolSpec, args: dict[str, Any]) -> str:
+    """The argument part of a request: "in Paris with a base of 12 and height 7", random order/style."""
+    sl = _slots(rng, tool, args)
+    return " ".join(p for p in [*sl.lead, _core_text(rng, sl)] if p)
+
+
+def clause(rng: random.Random, tool: ToolSpec, args: dict[str, Any]) -> str:
+    """A bare imperative clause (no opener, no punctuation): "calculate the area of a triangle with …"."""
+    tp = task_phrase(tool)
+    slots = slots_text(rng, tool, args)
+    return f"{tp.imperative()} {slots}".strip()
+
+
+_OPENERS = [
+    "",
+    "",
+    "Can you ",
+    "Could you ",
+    "Please ",
+    "I need to ",
+    "I'd like to ",
+    "Help me ",
+    "I want you to ",
+    "Would you ",
+    "Go ahead and ",
+    "Quickly ",
+]
+_PREAMBLES = ["", "", "", "", "Hey, ", "Hi! ", "Quick question: ", "OK, ", "So, "]
+_TAILS = ["", "", "", "", " please", " for me", " thanks", " asap"]
+
+
+def request_text(rng: random.Random, tool: ToolSpec, args: dict[str, Any]) -> str:
+    """A complete natural request for one call of ``tool`` with ``args``."""
+    tp = task_phrase(tool)
+    sl = _slots(rng, tool, args)
+    form = rng.random()
+    pre = rng.choice(_PREAMBLES)
+    if sl.core and sl.style == "with" and form < 0.2:
+        # "Given a base of 12 and a height of 7, calculate the area of a triangle in meters."
+        given = rng.choice(["Given", "For", "With", "Using"])
+        tail = " ".join([tp.imperative(), *sl.lead])
+        return _with_pre(pre, f"{given} {_join(rng, sl.core)}, {tail}") + rng.choice([".", ".", ""])
+    slots = " ".join(p for p in [*sl.lead, _core_text(rng, sl)] if p)
+    if tp.question_ok and form < 0.5:
+        q = rng.choice(["What's", "What is", "What would be", "Tell me", "I need", "Give me"])
+        end = "?" if q.startswith("What") else rng.choice([".", "", "!"])
+        return _with_pre(pre, f"{q} {tp.obj} {slots}".strip()) + end
+    opener = rng.choice(_OPENERS)
+    text = f"{opener}{tp.imperative()} {slots}".strip()
+    tail = rng.choice(_TAILS)
+    end = "?" if opener.strip() in ("Can you", "Could you", "Would you") else rng.choice([".", ".", "", "!"])
+    return _with_pre(pre, _upper_first(text)) + tail + end
+
+
+def _with_pre(pre: str, text: str) -> str:
+    """Join a preamble ("Hey, ") and a sentence, lower-casing the sentence start after a comma."""
+    text = _upper_first(text)
+    if pre.endswith((", ", ": ")) and not re.match(r"^(I\b|I'|[A-Z]{2})", text):
+        text = text[0].lower() + text[1:]
+    return pre + text
+
+
+def _proper(text: str) -> bool:
+    return len(text) > 1 and text[1].isupper()
+
+
+def _upper_first(s: str) -> str:
+    return s[0].upper() + s[1:] if s else s
+
+
+def multi_request(rng: random.Random, clauses: list[str], *, sequential: bool = False) -> str:
+    """Several tasks in one message: parallel ("… and also …") or sequential ("First …, then …")."""
+    if sequential:
+        a, b = clauses[0], clauses[1]
+        return rng.choice(
+            [
+                f"First {a}, then {b}.",
+                f"{_upper_first(a)}. After that, {b}.",
+                f"Please {a} and then {b}.",
+                f"Step one: {a}. Step two: {b}.",
+            ]
+        )
+    if len(clauses) == 2 and rng.random() < 0.5:
+        a, b = clauses
+        return rng.choice(
+            [
+                f"{_upper_first(a)}, and also {b}.",
+                f"Can you {a} and {b}?",
+                f"{_upper_first(a)}. Also, {b}.",
+                f"I need two things: {a}; and {b}.",
+            ]
+        )
+    return (
+        rng.choice(["Please do these: ", "Do the following: ", "I need all of these: ", ""])
+        + "; ".join(f"{i + 1}) {c}" for i, c in enumerate(clauses))
+        + "."
+    )
+
+
+def mentions_all(text: str, args: dict[str, Any]) -> bool:
+    """True when every leaf value of ``args`` appears verbatim in ``text`` (the no-guessing rule)."""
+    return all(s in text for v in args.values() for s in leaf_strings(v))

@@ -1,0 +1,423 @@
+"""Typed value samplers: plausible argument values chosen from a parameter's name, description and schema.
+
+A request that mentions "base 12 and height 7" teaches more than one that mentions "base 58213"; and a
+path parameter filled with a city teaches the wrong thing. Every sampler takes an explicit
+``random.Random`` so a seed reproduces a dataset exactly (no global random state).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from typing import Any
+
+CITIES = [
+    "Paris",
+    "Tokyo",
+    "New York",
+    "San Francisco",
+    "Berlin",
+    "London",
+    "Sydney",
+    "Toronto",
+    "Madrid",
+    "Chicago",
+    "Seattle",
+    "Boston",
+    "Mumbai",
+    "Cairo",
+    "Lisbon",
+    "Austin",
+    "Denver",
+    "Rome",
+    "Oslo",
+    "Buenos Aires",
+    "Nairobi",
+    "Seoul",
+    "Amsterdam",
+    "Vienna",
+    "Dublin",
+    "Los Angeles",
+    "Miami",
+]
+COUNTRIES = [
+    "France",
+    "Japan",
+    "Canada",
+    "Brazil",
+    "Germany",
+    "India",
+    "Kenya",
+    "Spain",
+    "Italy",
+    "Mexico",
+    "Norway",
+    "Australia",
+    "Egypt",
+    "Chile",
+    "Vietnam",
+    "Portugal",
+]
+STATES = ["California", "Texas", "New York", "Florida", "Illinois", "Washington", "Ohio", "Oregon"]
+PEOPLE = [
+    "Alice Johnson",
+    "Bob Smith",
+    "Maria Garcia",
+    "Wei Chen",
+    "Priya Patel",
+    "John Miller",
+    "Emma Brown",
+    "Liam Wilson",
+    "Sofia Rossi",
+    "Kenji Tanaka",
+    "Fatima Khan",
+    "Lucas Martin",
+]
+FIRST_NAMES = ["Alice", "Bob", "Maria", "Wei", "Priya", "John", "Emma", "Liam", "Sofia", "Kenji", "Omar"]
+COMPANIES = [
+    "Acme Corp",
+    "Globex",
+    "Initech",
+    "Umbrella Labs",
+    "Stark Industries",
+    "Wayne Enterprises",
+    "Tesla",
+    "Apple",
+    "Microsoft",
+    "Netflix",
+]
+TEAMS = ["Lakers", "Warriors", "Real Madrid", "Manchester United", "Yankees", "Chicago Bulls", "Barcelona"]
+LANGUAGES = ["Python", "JavaScript", "Rust", "Go", "TypeScript", "Java"]
+HUMAN_LANGUAGES = ["Spanish", "French", "German", "Japanese", "Italian", "Portuguese", "English"]
+CURRENCIES = ["USD", "EUR", "GBP", "JPY", "CAD", "AUD", "CHF"]
+TICKERS = ["AAPL", "MSFT", "GOOGL", "AMZN", "TSLA", "NVDA", "META"]
+COLORS = ["red", "blue", "green", "yellow", "purple", "orange", "black"]
+GENRES = ["jazz", "rock", "classical", "hip hop", "pop", "blues", "science fiction", "mystery"]
+FOODS = ["Italian", "Mexican", "Thai", "Japanese", "Indian", "vegan", "French"]
+UNITS_LENGTH = ["meters", "cm", "inches", "feet", "km", "miles"]
+UNITS_MASS = ["kg", "grams", "pounds"]
+UNITS_TEMP = ["celsius", "fahrenheit"]
+UNITS_GENERIC = ["units", "meters", "cm", "inches"]
+CODE_DIRS = [
+    "src",
+    "src/app",
+    "lib",
+    "tests",
+    "tooltune/training",
+    "pkg/server",
+    "scripts",
+    "docs",
+    "src/utils",
+    "app/models",
+    "web/components",
+]
+CODE_FILES = [
+    "main.py",
+    "utils.py",
+    "config.yaml",
+    "README.md",
+    "app.js",
+    "server.go",
+    "models.py",
+    "test_api.py",
+    "index.ts",
+    "Cargo.toml",
+    "setup.cfg",
+    "handlers.py",
+    "schema.sql",
+    "Makefile",
+]
+SPACED_FILES = ["release notes.md", "My Report.txt", "data export.csv", "meeting notes 2024.md"]
+SEARCH_TERMS = [
+    "TODO",
+    "def main",
+    "import numpy",
+    "raise ValueError",
+    "async def",
+    "FIXME",
+    "class User",
+    "timeout",
+    "logger.warning",
+    "http://",
+    "deprecated",
+]
+COMMANDS = ["python", "pytest", "git", "npm", "ls", "make", "cargo", "ruff", "node", "go"]
+TOPICS = [
+    "machine learning",
+    "climate change",
+    "the Roman Empire",
+    "quantum computing",
+    "jazz history",
+    "renewable energy",
+    "the French Revolution",
+    "photosynthesis",
+    "black holes",
+    "marathon training",
+]
+SENTENCES = [
+    "Hello, world!",
+    "The meeting is moved to Friday.",
+    "Fix the login bug before release.",
+    "Remember to buy milk",
+    "print('hello')",
+    "All tests pass now.",
+    "Deploy at 5 pm sharp",
+]
+PRODUCTS = ["laptop", "running shoes", "coffee maker", "headphones", "desk lamp", "backpack", "smartphone"]
+SPECIES = ["African elephant", "bald eagle", "grey wolf", "monarch butterfly", "blue whale", "red fox"]
+EXPRESSIONS = ["3*x**2 + 2*x - 1", "x**3 - 4*x", "2*x + 5", "sin(x) * x", "x**2 - 9", "exp(x) + 1"]
+GENERIC_WORDS = ["alpha", "summit", "harbor", "quartz", "meadow", "orbit", "cedar", "pixel", "ember", "delta"]
+
+
+def words_of(name: str) -> list[str]:
+    """``maxResults`` / ``max_results`` / ``math.hypot`` -> ``["max", "results"]`` etc."""
+    name = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
+    return [w.lower() for w in re.split(r"[^A-Za-z0-9]+", name) if w]
+
+
+def _has(words: set[str], text: str, *keys: str) -> bool:
+    return any(k in words or (" " in k and k in text) for k in keys)
+
+
+def sample_value(
+    rng: random.Random, name: str, schema: dict[str, Any], *, edge: bool = False, depth: int = 0
+) -> Any:
+    """One value valid against ``schema``; ``edge`` favours awkward-but-valid values (spaces, zero,
+    negatives, long strings) so the model sees them too."""
+    if "enum" in schema and schema["enum"]:
+        return rng.choice(list(schema["enum"]))
+    if "const" in schema:
+        return schema["const"]
+    typ = schema.get("type")
+    if isinstance(typ, list):
+        non_null = [t for t in typ if t != "null"]
+        typ = rng.choice(non_null) if non_null else None
+    if typ is None:
+        for key in ("anyOf", "oneOf"):
+            if schema.get(key):
+                return sample_value(rng, name, rng.choice(schema[key]), edge=edge, depth=depth)
+        typ = "object" if "properties" in schema else "string"
+    desc = str(schema.get("description", "")).lower()
+    words = set(words_of(name))
+    text = " ".join(words_of(name)) + " " + desc
+    if typ == "boolean":
+        return rng.random() < 0.5
+    if typ == "integer":
+        return _sample_int(rng, words, text, schema, edge)
+    if typ == "number":
+        return _sample_float(rng, words, text, schema, edge)
+    if typ == "array":
+        item_schema = schema.get("items") if isinstance(schema.get("items"), dict) else {"type": "string"}
+        lo = int(schema.get("minItems", 1 if not edge else 1))
+        hi = int(schema.get("maxItems", max(lo, 4)))
+        n = rng.randint(max(lo, 1), max(min(hi, lo + 3), max(lo, 1)))
+        singular = name[:-1] if name.endswith("s") else name
+        out: list[Any] = []
+        for _ in range(n * 4):
+            v = sample_value(rng, singular, item_schema, edge=edge, depth=depth + 1)
+            if v not in out:
+                out.append(v)
+            if len(out) == n:
+                break
+        return out
+    if typ == "object":
+        props = schema.get("properties") or {}
+        if not props or depth > 2:
+            return {rng.choice(GENERIC_WORDS): rng.choice(GENERIC_WORDS)}
+        required = set(schema.get("required", []))
+        return {
+            k: sample_value(rng, k, v if isinstance(v, dict) else {}, edge=edge, depth=depth + 1)
+            for k, v in props.items()
+            if k in required or rng.random() < 0.5
+        }
+    return _sample_string(rng, words, text, schema, edge)
+
+
+def _bounds(schema: dict[str, Any], lo: float, hi: float) -> tuple[float, float]:
+    if "minimum" in schema:
+        lo = max(lo, float(schema["minimum"])) if float(schema["minimum"]) <= hi else float(schema["minimum"])
+    if "exclusiveMinimum" in schema and not isinstance(schema["exclusiveMinimum"], bool):
+        lo = max(lo, float(schema["exclusiveMinimum"]) + 1)
+    if "maximum" in schema:
+        hi = min(hi, float(schema["maximum"]))
+    if "exclusiveMaximum" in schema and not isinstance(schema["exclusiveMaximum"], bool):
+        hi = min(hi, float(schema["exclusiveMaximum"]) - 1)
+    if hi < lo:
+        hi = lo
+    return lo, hi
+
+
+def _int_range(words: set[str], text: str) -> tuple[int, int]:
+    if "years" in words:
+        return 1, 30
+    if "year" in words and "per" not in words:
+        return 1950, 2024
+    if _has(words, text, "port"):
+        return 1024, 9000
+    if _has(words, text, "line", "start", "end", "offset"):
+        return 1, 400
+    if _has(words, text, "age"):
+        return 5, 90
+    if _has(words, text, "month"):
+        return 1, 12
+    if _has(words, text, "day", "days"):
+        return 1, 30
+    if _has(words, text, "timeout", "seconds", "duration", "minutes"):
+        return 5, 300
+    if _has(words, text, "percent", "percentage", "rate", "score"):
+        return 1, 100
+    if _has(
+        words, text, "limit", "max", "count", "num", "number", "top", "k", "n", "results", "size", "page"
+    ):
+        return 1, 50
+    if _has(words, text, "amount", "price", "cost", "salary", "income", "principal", "budget", "population"):
+        return 100, 50000
+    return 1, 100
+
+
+def _sample_int(rng: random.Random, words: set[str], text: str, schema: dict[str, Any], edge: bool) -> int:
+    desc_words = set(re.findall(r"[a-z]+", str(schema.get("description", "")).lower()))
+    rng_ = _int_range(words, text)
+    if rng_ == (1, 100):
+        rng_ = _int_range(desc_words, text)
+    lo, hi = _bounds(schema, *rng_)
+    if edge and rng.random() < 0.4:
+        for candidate in (0, -rng.randint(1, 20), int(hi) * 10):
+            if (
+                ("minimum" not in schema or candidate >= schema["minimum"])
+                and ("maximum" not in schema or candidate <= schema["maximum"])
+                and not (candidate < 0 and _has(words, text, "count", "limit", "age", "year", "line", "size"))
+            ):
+                return candidate
+    return rng.randint(int(lo), int(hi))
+
+
+def _sample_float(
+    rng: random.Random, words: set[str], text: str, schema: dict[str, Any], edge: bool
+) -> float:
+    if _has(words, text, "probability", "ratio", "fraction"):
+        lo, hi = 0.01, 0.99
+    elif _has(words, text, "rate", "interest"):
+        lo, hi = 0.5, 12.0
+    elif _has(words, text, "temperature") and _has(words, text, "sampling", "llm", "model"):
+        lo, hi = 0.1, 1.5
+    elif _has(words, text, "latitude", "lat"):
+        lo, hi = -80.0, 80.0
+    elif _has(words, text, "longitude", "lon", "lng"):
+        lo, hi = -170.0, 170.0
+    elif _has(words, text, "amount", "price", "cost", "principal", "salary", "investment"):
+        lo, hi = 50.0, 20000.0
+    else:
+        lo, hi = 0.5, 100.0
+    lo, hi = _bounds(schema, lo, hi)
+    digits = rng.choice([1, 1, 2])
+    for _ in range(10):
+        v = round(rng.uniform(lo, hi), digits)
+        if edge and rng.random() < 0.3 and "minimum" not in schema:
+            v = -v
+        if v != int(v) and lo <= v <= hi or (edge and v < 0):
+            return v
+    return round(lo + 0.5, 1)
+
+
+def _sample_string(rng: random.Random, words: set[str], text: str, schema: dict[str, Any], edge: bool) -> str:
+    """Name words decide first ("path" beats a description mentioning "city"), then description words."""
+    desc_words = set(re.findall(r"[a-z]+", str(schema.get("description", "")).lower()))
+    for ws in (words, desc_words):
+        v = _string_by_keys(rng, ws, text, schema, edge)
+        if v is not None:
+            return v
+    base = rng.choice(GENERIC_WORDS)
+    return f"{base} {rng.choice(GENERIC_WORDS)}" if edge else base
+
+
+def _string_by_keys(
+    rng: random.Random, words: set[str], text: str, schema: dict[str, Any], edge: bool
+) -> str | None:
+    fmt = schema.get("format", "")
+    if fmt == "date" or _has(words, text, "date", "yyyy-mm-dd"):
+        return f"{rng.randint(2019, 2025)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+    if fmt == "date-time" or _has(words, text, "datetime", "timestamp"):
+        day = f"{rng.randint(2019, 2025)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+        return f"{day}T{rng.randint(0, 23):02d}:00:00"
+    if fmt == "email" or _has(words, text, "email"):
+        return f"{rng.choice(FIRST_NAMES).lower()}@{rng.choice(['example.com', 'acme.io', 'mail.org'])}"
+    if fmt in ("uri", "url") or _has(words, text, "url", "uri", "link", "endpoint", "website"):
+        host = rng.choice(["example.com", "api.acme.io", "docs.python.org", "github.com/acme/widgets"])
+        return f"https://{host}/{rng.choice(['v1/items', 'status', 'guide/intro', 'issues/42', 'search'])}"
+    if _has(words, text, "glob"):
+        return rng.choice(["*.py", "*.md", "src/**/*.ts", "test_*.py", "*.yaml"])
+    if _has(words, text, "directory", "dir", "folder") and not _has(words, text, "file"):
+        return rng.choice(CODE_DIRS + (["My Documents/projects"] if edge else []))
+    if _has(words, text, "path", "file", "filename", "filepath"):
+        if edge and rng.random() < 0.5:
+            return f"{rng.choice(CODE_DIRS)}/{rng.choice(SPACED_FILES)}"
+        return f"{rng.choice(CODE_DIRS)}/{rng.choice(CODE_FILES)}"
+    if _has(words, text, "pattern", "regex", "query", "keyword", "search", "term"):
+        return rng.choice(SEARCH_TERMS + (["error: file not found"] if edge else []))
+    if _has(words, text, "command", "program", "executable"):
+        return rng.choice(COMMANDS)
+    if _has(words, text, "unit", "units"):
+        if _has(words, text, "temperature"):
+            return rng.choice(UNITS_TEMP)
+        if _has(words, text, "weight", "mass"):
+            return rng.choice(UNITS_MASS)
+        return rng.choice(UNITS_LENGTH if _has(words, text, "distance", "length") else UNITS_GENERIC)
+    if _has(words, text, "city", "location", "place", "destination", "origin", "town"):
+        return rng.choice(CITIES)
+    if _has(words, text, "country", "nation"):
+        return rng.choice(COUNTRIES)
+    if _has(words, text, "state", "province", "region"):
+        return rng.choice(STATES)
+    if _has(words, text, "currency"):
+        return rng.choice(CURRENCIES)
+    if _has(words, text, "ticker", "symbol", "stock"):
+        return rng.choice(TICKERS)
+    if _has(words, text, "language") and _has(words, text, "programming", "code", "source"):
+        return rng.choice(LANGUAGES)
+    if _has(words, text, "language", "lang"):
+        return rng.choice(HUMAN_LANGUAGES)
+    if _has(words, text, "company", "organization", "brand", "employer"):
+        return rng.choice(COMPANIES)
+    if _has(words, text, "team", "club"):
+        return rng.choice(TEAMS)
+    if _has(
+        words,
+        text,
+        "name",
+        "person",
+        "author",
+        "artist",
+        "player",
+        "user",
+        "username",
+        "owner",
+        "customer",
+        "recipient",
+        "director",
+        "actor",
+    ):
+        return rng.choice(PEOPLE)
+    if _has(words, text, "color", "colour"):
+        return rng.choice(COLORS)
+    if _has(words, text, "genre", "category"):
+        return rng.choice(GENRES)
+    if _has(words, text, "cuisine", "food", "dish", "recipe"):
+        return rng.choice(FOODS)
+    if _has(words, text, "species", "animal"):
+        return rng.choice(SPECIES)
+    if _has(words, text, "product", "item"):
+        return rng.choice(PRODUCTS)
+    if _has(words, text, "function", "equation", "expression", "formula", "polynomial"):
+        return rng.choice(EXPRESSIONS)
+    if _has(words, text, "time") and not _has(words, text, "zone", "timezone"):
+        return f"{rng.randint(7, 21):02d}:{rng.choice(['00', '15', '30', '45'])}"
+    if _has(words, text, "timezone", "zone"):
+        return rng.choice(["UTC", "Europe/Paris", "America/New_York", "Asia/Tokyo"])
+    if _has(words, text, "id", "identifier", "code", "number") and not _has(words, text, "phone"):
+        return f"{rng.choice(['ORD', 'INV', 'USR', 'TKT'])}-{rng.randint(1000, 99999)}"
+    if _has(words, text, "content", "text", "message", "body", "note", "comment", "description", "sentence"):
+        return rng.choice(SENTENCES)
+    if _has(words, text, "topic", "subject", "title", "event", "book", "movie", "song"):
+        return rng.choice(TOPICS)
+    return None
