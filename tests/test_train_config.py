@@ -1,0 +1,86 @@
+"""TrainConfig: files + flags, aliases, mlx-lm's nested lora_parameters, resolution errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tooltune.config import Settings
+from tooltune.errors import ModelNotFoundError
+from tooltune.training.train_config import TrainConfig, TrainConfigError
+
+
+def _dataset(root: Path, n_train: int = 8, n_valid: int = 2) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    line = json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]})
+    (root / "train.jsonl").write_text((line + "\n") * n_train)
+    (root / "valid.jsonl").write_text((line + "\n") * n_valid)
+    return root
+
+
+def test_yaml_file_with_mlx_lora_parameters_and_flag_overrides(tmp_path: Path) -> None:
+    f = tmp_path / "run.yaml"
+    f.write_text(
+        "dataset: d\nlearning_rate: 1e-4\nlora_parameters: {rank: 4, scale: 10.0, dropout: 0.1, "
+        "keys: [self_attn.q_proj]}\niters: 50\n"
+    )
+    cfg = TrainConfig.from_file(f, rank=16, iters=None)
+    assert cfg.rank == 16  # flag wins
+    assert cfg.scale == 10.0 and cfg.dropout == 0.1 and cfg.keys == ["self_attn.q_proj"]
+    assert cfg.learning_rate == pytest.approx(1e-4)  # YAML 1.1 reads 1e-4 as a string; still a float here
+    assert cfg.iters == 50  # a flag left at None does not erase the file's value
+
+
+def test_toml_and_alpha_alias(tmp_path: Path) -> None:
+    f = tmp_path / "run.toml"
+    f.write_text('dataset = "d"\nalpha = 32.0\nrank = 8\n')
+    assert TrainConfig.from_file(f).scale == 32.0
+    assert TrainConfig.from_file(f, scale=5.0).scale == 5.0
+
+
+def test_unknown_option_and_bad_values_are_clear(tmp_path: Path) -> None:
+    with pytest.raises(TrainConfigError, match="rnak: unknown option"):
+        TrainConfig.from_dict({"dataset": "d", "rnak": 4})
+    with pytest.raises(TrainConfigError, match="rank"):
+        TrainConfig.from_dict({"dataset": "d", "rank": 0})
+    with pytest.raises(TrainConfigError, match="either iters or epochs"):
+        TrainConfig.from_dict({"dataset": "d", "iters": 3, "epochs": 1})
+
+
+def test_resolve_defaults_and_num_layers_errors(tiny_model: Path, settings: Settings, tmp_path: Path) -> None:
+    data = _dataset(tmp_path / "data", n_train=10)
+    cfg = TrainConfig(model=str(tiny_model), dataset=str(data), epochs=2, batch_size=4).resolve(settings)
+    assert cfg.num_layers == 2  # min(16, the tiny model's 2 layers)
+    assert cfg.iters == 5  # ceil(2 epochs * 10 examples / batch 4)
+    assert cfg.model_path == tiny_model.resolve() and cfg.dataset_path == data.resolve()
+    assert TrainConfig(model=str(tiny_model), dataset=str(data), num_layers=-1).resolve(settings).num_layers == 2
+    with pytest.raises(TrainConfigError, match="num_layers=3 but model .* has only 2 layers"):
+        TrainConfig(model=str(tiny_model), dataset=str(data), num_layers=3).resolve(settings)
+    with pytest.raises(TrainConfigError, match="batch_size is 16"):
+        TrainConfig(model=str(tiny_model), dataset=str(data), batch_size=16).resolve(settings)
+    with pytest.raises(TrainConfigError, match="dataset 'nope' not found"):
+        TrainConfig(model=str(tiny_model), dataset="nope").resolve(settings)
+    with pytest.raises(ModelNotFoundError):
+        TrainConfig(model="no-such-model", dataset=str(data)).resolve(settings)
+
+
+def test_workspace_dataset_name_resolves(tiny_model: Path, settings: Settings) -> None:
+    _dataset(settings.workspace / "datasets" / "calls")
+    cfg = TrainConfig(model=str(tiny_model), dataset="calls", batch_size=2).resolve(settings)
+    assert cfg.dataset_path == (settings.workspace / "datasets" / "calls").resolve()
+
+
+def test_schedule_maps_to_mlx_build_schedule() -> None:
+    from mlx_lm.tuner.utils import build_schedule
+
+    cfg = TrainConfig(dataset="d", iters=20, learning_rate=1e-3, lr_schedule="cosine", warmup=4, min_learning_rate=1e-5)
+    sched = build_schedule(cfg.mlx_lr_schedule())
+    assert float(sched(0)) == pytest.approx(0.0)
+    assert float(sched(4)) == pytest.approx(1e-3, rel=1e-4)
+    assert float(sched(20)) == pytest.approx(1e-5, rel=1e-3)
+    const = TrainConfig(dataset="d", iters=20, learning_rate=2e-4, warmup=2)
+    s2 = build_schedule(const.mlx_lr_schedule())
+    assert [round(float(s2(i)), 8) for i in (0, 1, 2, 10)] == [0.0, 1e-4, 2e-4, 2e-4]
+    assert TrainConfig(dataset="d", iters=5).mlx_lr_schedule() is None

@@ -1,0 +1,323 @@
+"""TrainConfig: every knob of a LoRA run, loadable from YAML/TOML and CLI flags, resolved before launch.
+
+Resolution happens in the parent, before any worker starts, so a wrong model name, a missing dataset or
+``num_layers`` larger than the model fails at once with one sentence saying what to change. The
+resolved config (model path, dataset path, concrete ``num_layers`` and ``iters``) is what the worker
+reads and what ``config.json`` records, so a run can be repeated exactly.
+
+mlx-lm's own name for the LoRA multiplier is ``scale`` (its YAML key ``alpha`` raises KeyError); we
+accept ``alpha`` as an alias and mlx-lm's nested ``lora_parameters: {rank, scale, dropout, keys}`` too,
+so a config written for ``mlx_lm.lora`` loads here unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from tooltune.config import Settings
+from tooltune.errors import TooltuneError
+from tooltune.workspace import Workspace
+
+DEFAULT_NUM_LAYERS = 16
+DEFAULT_ITERS = 200
+
+
+class TrainConfigError(TooltuneError):
+    pass
+
+
+class TrainConfig(BaseModel):
+    """One training run's configuration. ``None`` means "pick a sensible default when resolving"."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    model: str | None = Field(
+        default=None, description="Base model: cache name, MLX folder, .gguf or hub id."
+    )
+    dataset: str = Field(description="Workspace dataset name, or a folder with train.jsonl/valid.jsonl.")
+    fine_tune_type: Literal["lora", "dora", "full"] = "lora"
+    num_layers: int | None = Field(
+        default=None,
+        description=f"Last N transformer blocks to adapt; -1 = all; default min({DEFAULT_NUM_LAYERS}, all).",
+    )
+    rank: int = Field(default=8, ge=1, le=1024)
+    scale: float = Field(default=20.0, gt=0, validation_alias=AliasChoices("scale", "alpha"))
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    keys: list[str] | None = Field(
+        default=None,
+        description="Module paths inside each block to adapt, e.g. self_attn.q_proj; None = all linear.",
+    )
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    weight_decay: float = Field(default=0.0, ge=0.0, description="Only used by adamw.")
+    learning_rate: float = Field(default=1e-4, gt=0)
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    warmup: int = Field(default=0, ge=0, description="Linear warmup steps from warmup_init to learning_rate.")
+    warmup_init: float = Field(default=0.0, ge=0.0)
+    min_learning_rate: float = Field(default=0.0, ge=0.0, description="End of the cosine decay.")
+    iters: int | None = Field(default=None, ge=1, description=f"Optimizer steps; default {DEFAULT_ITERS}.")
+    epochs: float | None = Field(
+        default=None, gt=0, description="Alternative to iters: passes over train.jsonl."
+    )
+    batch_size: int = Field(default=4, ge=1)
+    grad_accumulation_steps: int = Field(default=1, ge=1)
+    max_seq_length: int = Field(default=2048, ge=16)
+    mask_prompt: bool = Field(default=False, description="Loss on the last message only (mlx-lm semantics).")
+    grad_checkpoint: bool = False
+    seed: int = 0
+    steps_per_report: int = Field(default=10, ge=1)
+    steps_per_eval: int = Field(default=50, ge=1)
+    save_every: int = Field(
+        default=50, ge=1, description="Checkpoint (adapter + optimizer state) every N steps."
+    )
+    val_batches: int = Field(default=25, ge=-1, description="-1 = the whole validation set.")
+
+    # filled in by resolve(); the worker only ever sees resolved configs
+    model_path: Path | None = None
+    dataset_path: Path | None = None
+    model_layers: int | None = None
+    train_examples: int | None = None
+    valid_examples: int | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flatten_mlx_lora_parameters(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("lora_parameters"), dict):
+            data = dict(data)
+            nested = data.pop("lora_parameters")
+            for key, value in nested.items():
+                data.setdefault(key, value)
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        if self.iters is not None and self.epochs is not None:
+            raise ValueError("give either iters or epochs, not both")
+        if self.num_layers is not None and (self.num_layers == 0 or self.num_layers < -1):
+            raise ValueError("num_layers must be -1 (all) or at least 1")
+        return self
+
+    # ---- loading ---------------------------------------------------------------------------------
+
+    @classmethod
+    def from_file(cls, path: Path | str, **overrides: Any) -> TrainConfig:
+        """Load YAML/TOML/JSON; ``overrides`` (CLI flags that were given) win over the file."""
+        return cls.from_dict(read_config_file(path), **overrides)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], **overrides: Any) -> TrainConfig:
+        merged = {**data, **{k: v for k, v in overrides.items() if v is not None}}
+        # "alpha" in the file must not beat --scale on the command line
+        if "scale" in overrides and overrides["scale"] is not None:
+            merged.pop("alpha", None)
+        try:
+            return cls.model_validate(merged)
+        except ValidationError as e:
+            raise TrainConfigError(f"invalid training config: {_first_error(e)}") from None
+
+    # ---- mlx-lm views -----------------------------------------------------------------------------
+
+    @property
+    def is_resolved(self) -> bool:
+        return self.model_path is not None and self.dataset_path is not None and self.iters is not None
+
+    def lora_parameters(self) -> dict[str, Any]:
+        """Exactly what ``linear_to_lora_layers`` receives (``keys`` omitted = mlx-lm's default)."""
+        params: dict[str, Any] = {"rank": self.rank, "scale": self.scale, "dropout": self.dropout}
+        if self.keys is not None:
+            params["keys"] = list(self.keys)
+        return params
+
+    def mlx_lr_schedule(self) -> dict[str, Any] | None:
+        """mlx-lm's ``lr_schedule`` dict for ``build_schedule`` (None = constant, no warmup)."""
+        assert self.iters is not None
+        if self.lr_schedule == "constant" and self.warmup == 0:
+            return None
+        if self.lr_schedule == "cosine":
+            # build_schedule starts the decay at step warmup+1 (join_schedules boundary)
+            decay_steps = max(1, self.iters - self.warmup - (1 if self.warmup else 0))
+            sched: dict[str, Any] = {
+                "name": "cosine_decay",
+                "arguments": [self.learning_rate, decay_steps, self.min_learning_rate],
+            }
+        else:  # constant after warmup: a "linear" schedule from lr to lr
+            sched = {"name": "linear_schedule", "arguments": [self.learning_rate, self.learning_rate, 1]}
+        if self.warmup:
+            sched["warmup"] = self.warmup
+            sched["warmup_init"] = self.warmup_init
+        return sched
+
+    def mlx_adapter_config(self, adapter_path: Path) -> dict[str, Any]:
+        """The fields ``mlx_lm.lora`` writes to adapter_config.json (``vars(args)``), from this config.
+
+        ``mlx_lm.load(..., adapter_path=...)``/``mlx_lm.server --adapter-path`` read ``fine_tune_type``,
+        ``num_layers`` and ``lora_parameters``; the rest documents the run the way mlx-lm would.
+        """
+        assert self.is_resolved
+        return {
+            "adapter_path": str(adapter_path),
+            "batch_size": self.batch_size,
+            "config": None,
+            "data": str(self.dataset_path),
+            "fine_tune_type": self.fine_tune_type,
+            "grad_accumulation_steps": self.grad_accumulation_steps,
+            "grad_checkpoint": self.grad_checkpoint,
+            "iters": self.iters,
+            "learning_rate": self.learning_rate,
+            "lora_parameters": self.lora_parameters() if self.fine_tune_type != "full" else None,
+            "lr_schedule": self.mlx_lr_schedule(),
+            "mask_prompt": self.mask_prompt,
+            "max_seq_length": self.max_seq_length,
+            "model": str(self.model_path),
+            "num_layers": self.num_layers,
+            "optimizer": self.optimizer,
+            "optimizer_config": {self.optimizer: self.optimizer_kwargs()},
+            "resume_adapter_file": None,
+            "save_every": self.save_every,
+            "seed": self.seed,
+            "steps_per_eval": self.steps_per_eval,
+            "steps_per_report": self.steps_per_report,
+            "test": False,
+            "train": True,
+            "val_batches": self.val_batches,
+        }
+
+    def optimizer_kwargs(self) -> dict[str, Any]:
+        return {"weight_decay": self.weight_decay} if self.optimizer == "adamw" else {}
+
+    # ---- resolution -------------------------------------------------------------------------------
+
+    def resolve(self, settings: Settings) -> TrainConfig:
+        """A copy with model/dataset paths and every default made concrete; raises on what can't work."""
+        from tooltune.models.resolve import read_config, resolve_model
+
+        model_ref = self.model or settings.default_model
+        model_path = resolve_model(model_ref, settings).path
+        n_layers = _model_layers(read_config(model_path))
+        if self.num_layers is None:
+            num_layers = min(DEFAULT_NUM_LAYERS, n_layers)
+        elif self.num_layers == -1:
+            num_layers = n_layers
+        elif self.num_layers > n_layers:
+            raise TrainConfigError(
+                f"num_layers={self.num_layers} but model {model_ref!r} has only {n_layers} layers; "
+                f"use --num-layers {n_layers} (or -1 for all)"
+            )
+        else:
+            num_layers = self.num_layers
+
+        dataset_path = resolve_dataset(self.dataset, Workspace(settings.workspace))
+        n_train = count_lines(dataset_path / "train.jsonl")
+        n_valid = count_lines(dataset_path / "valid.jsonl")
+        if n_train < self.batch_size:
+            raise TrainConfigError(
+                f"dataset {self.dataset!r} has {n_train} training examples but batch_size is {self.batch_size}; "
+                "lower --batch-size or add examples"
+            )
+        if self.epochs is not None:
+            iters = max(1, math.ceil(self.epochs * n_train / self.batch_size))
+        else:
+            iters = self.iters or DEFAULT_ITERS
+        return self.model_copy(
+            update={
+                "model": model_ref,
+                "model_path": model_path,
+                "num_layers": num_layers,
+                "iters": iters,
+                "dataset_path": dataset_path,
+                "model_layers": n_layers,
+                "train_examples": n_train,
+                "valid_examples": n_valid,
+            }
+        )
+
+
+def _model_layers(config: dict[str, Any]) -> int:
+    for key in ("num_hidden_layers", "n_layer", "num_layers"):
+        if isinstance(config.get(key), int):
+            return config[key]
+    text = config.get("text_config")
+    if isinstance(text, dict):
+        return _model_layers(text)
+    raise TrainConfigError("the model's config.json does not say how many layers it has (num_hidden_layers)")
+
+
+def resolve_dataset(ref: str, ws: Workspace) -> Path:
+    """A workspace dataset name (``<ws>/datasets/<name>``) or a folder holding train.jsonl."""
+    candidates = []
+    path = Path(ref).expanduser()
+    if "/" in ref or path.is_absolute() or ref.startswith("."):
+        candidates.append(path)
+    else:
+        candidates += [ws.datasets / ref, path]
+    for cand in candidates:
+        if (cand / "train.jsonl").is_file():
+            return cand.resolve()
+    known = (
+        ", ".join(sorted(p.name for p in ws.datasets.glob("*") if (p / "train.jsonl").is_file())) or "none"
+    )
+    raise TrainConfigError(
+        f"dataset {ref!r} not found (need a folder with train.jsonl; workspace datasets: {known}); "
+        "create one with `tooltune data` or pass a folder path"
+    )
+
+
+def count_lines(path: Path) -> int:
+    if not path.is_file():
+        return 0
+    with open(path, "rb") as fh:
+        return sum(1 for line in fh if line.strip())
+
+
+def dataset_hash(path: Path) -> str:
+    """The dataset's content hash: dataset.json's own hash when the data room wrote one, else sha256 of splits."""
+    meta = path / "dataset.json"
+    if meta.is_file():
+        try:
+            recorded = json.loads(meta.read_text()).get("hash")
+            if isinstance(recorded, str) and recorded:
+                return recorded
+        except (ValueError, AttributeError):
+            pass
+    h = hashlib.sha256()
+    for split in ("train", "valid", "test"):
+        f = path / f"{split}.jsonl"
+        if f.is_file():
+            h.update(split.encode())
+            h.update(f.read_bytes())
+    return "sha256:" + h.hexdigest()[:16]
+
+
+def read_config_file(path: Path | str) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise TrainConfigError(f"config file {path} does not exist")
+    text = path.read_text()
+    try:
+        if path.suffix == ".toml":
+            data = tomllib.loads(text)
+        elif path.suffix == ".json":
+            data = json.loads(text)
+        else:
+            data = yaml.safe_load(text) or {}
+    except (ValueError, yaml.YAMLError) as e:
+        raise TrainConfigError(f"could not parse {path}: {e}") from None
+    if not isinstance(data, dict):
+        raise TrainConfigError(f"{path} must hold a mapping of option: value")
+    return data
+
+
+def _first_error(e: ValidationError) -> str:
+    err = e.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "config"
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = f"unknown option (known: {', '.join(sorted(TrainConfig.model_fields))})"
+    return f"{where}: {msg}"

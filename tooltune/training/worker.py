@@ -1,0 +1,627 @@
+"""The training worker: ``python -m tooltune.training.worker RUN_DIR``.
+
+It drives mlx-lm's tuner API itself, mirroring ``mlx_lm/lora.py`` (freeze, ``linear_to_lora_layers``,
+trainable-parameter count, ``adapter_config.json``, ``train``), because ``mlx_lm.lora.run`` replaces any
+callback we pass and its console output is not meant to be parsed. Everything the parent needs is
+written as files in the run folder: events.jsonl (one line per report), run.json (status, reasons),
+metrics.json, checkpoints/, adapter/.
+
+Two hooks make mlx-lm's ``train()`` resumable and cancellable without forking it:
+- the ``iterate_batches`` it accepts is wrapped: each request for the next batch is a step boundary,
+  where we checkpoint every ``save_every`` steps and honour SIGTERM (checkpoint, then stop);
+- on resume, that wrapper replays the data order of the first ``k`` steps (its own RNG, untouched by
+  validation), and ``train`` runs the remaining ``iters - k`` steps; callback iterations are offset by ``k``.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import resource
+import signal
+import sys
+import time
+import traceback
+import types
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from tooltune.errors import TooltuneError
+from tooltune.jobs import JobStore, utcnow
+from tooltune.logs import get_logger
+from tooltune.training.runs import RunRecord, TrainEvent, read_events, read_run, release_lock, write_run
+from tooltune.training.train_config import TrainConfig
+from tooltune.workspace import Workspace, atomic_write_json
+
+log = get_logger("tooltune.training.worker")
+
+
+class RunCancelled(Exception):
+    """Raised at a step boundary after SIGTERM, once the checkpoint is on disk."""
+
+    def __init__(self, iteration: int) -> None:
+        super().__init__(f"cancelled at iteration {iteration}")
+        self.iteration = iteration
+
+
+class ConfigNotAppliedError(TooltuneError):
+    pass
+
+
+class DatasetLintError(TooltuneError):
+    pass
+
+
+def _peak_rss_gb() -> float:
+    """Peak resident memory of this process (what the OS sees; MLX's own counter misses non-MLX memory)."""
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kb / (1e9 if sys.platform == "darwin" else 1e6)
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One sentence a user can act on, for run.json and the CLI/MCP answer."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, TooltuneError):
+        return text
+    low = text.lower()
+    if (
+        isinstance(exc, MemoryError)
+        or "out of memory" in low
+        or "bad_alloc" in low
+        or "unable to allocate" in low
+    ):
+        return (
+            f"out of memory while training ({text}); lower --batch-size or --max-seq-length, train fewer "
+            "--num-layers, or add --grad-checkpoint"
+        )
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"disk full while writing {exc.filename or 'run files'}; free some space, then resume the run"
+    return f"{type(exc).__name__}: {text}"
+
+
+class Worker:
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.ws = Workspace(run_dir.parent.parent)
+        self.store = JobStore(self.ws)
+        self.run = read_run(run_dir)
+        self.job_id = self.run.job_id or ""
+        self.config = TrainConfig.model_validate_json((run_dir / "config.json").read_text())
+        self.start_iter = self.run.resume_from or 0
+        self.cancel_requested = False
+        self.trained_tokens = 0
+        self.start_tokens = 0
+        self.train_started = time.monotonic()
+        self.last_checkpoint: int | None = None
+        self.model: Any = None
+        self.optimizer: Any = None
+
+    # ---- lifecycle -----------------------------------------------------------------------------------
+
+    def main(self) -> int:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        try:
+            self._mark_running()
+            result = self._train()
+        except RunCancelled as c:
+            self._finish("cancelled", error=None, result={"cancelled_at": c.iteration})
+            return 0
+        except BaseException as e:  # noqa: BLE001 — every failure must end up in run.json
+            traceback.print_exc()
+            reason = describe_failure(e)
+            log.error("train.failed", run=self.run.id, reason=reason)
+            try:
+                self._finish("failed", error=reason)
+            finally:
+                release_lock(self.ws, self.job_id)
+            return 1
+        self._finish("succeeded", result=result)
+        return 0
+
+    def _on_signal(self, signum: int, frame: types.FrameType | None) -> None:
+        log.info("train.cancel_signal", signal=signum)
+        self.cancel_requested = True
+
+    def _mark_running(self) -> None:
+        from importlib.metadata import version
+
+        blas = "openblas" if "openblas" in os.environ.get("LD_PRELOAD", "") else "default"
+        self.run = self.run.model_copy(
+            update={
+                "status": "running",
+                "pid": os.getpid(),
+                "started": self.run.started or utcnow(),
+                "mlx_version": version("mlx"),
+                "mlx_lm_version": version("mlx-lm"),
+                "blas": blas,
+            }
+        )
+        write_run(self.run_dir, self.run)
+        self.store.update(
+            self.job_id, status="running", pid=os.getpid(), progress={"message": "loading model"}
+        )
+
+    def _finish(self, status: str, *, error: str | None = None, result: dict[str, Any] | None = None) -> None:
+        """Final writes in this order: artefacts, run.json, job — so a reader seeing a final job finds the rest."""
+        from tooltune.training.loss_plot import write_loss_plot
+
+        elapsed = time.monotonic() - self.train_started
+        run = self.run.model_copy(
+            update={
+                "status": status,
+                "error": error,
+                "finished": utcnow(),
+                "last_checkpoint": self.last_checkpoint or self.run.last_checkpoint,
+                "train_seconds": self.run.train_seconds + elapsed,
+            }
+        )
+        events = read_events(self.run_dir)
+        metrics = summarize(events, run)
+        try:
+            atomic_write_json(self.run_dir / "metrics.json", metrics)
+            if events:
+                write_loss_plot(self.run_dir / "loss.svg", events, title=f"{run.id} ({status})")
+        except OSError as e:
+            log.warning("train.metrics_write_failed", error=str(e))
+        write_run(self.run_dir, run)
+        self.run = run
+        res = {
+            "run_id": run.id,
+            "run_dir": str(self.run_dir),
+            "adapter": run.adapter_name if run.registered else None,
+            "metrics": metrics,
+            **(result or {}),
+        }
+        if run.registration_error:
+            res["registration_error"] = run.registration_error
+        self.store.update(
+            self.job_id,
+            status=status,
+            error=error,
+            result=res,
+            progress={"current": run.iteration, "message": error or status},
+        )
+        release_lock(self.ws, self.job_id)
+        log.info("train.finished", run=run.id, status=status, error=error)
+
+    # ---- training ------------------------------------------------------------------------------------
+
+    def _train(self) -> dict[str, Any]:
+        import mlx.core as mx
+        import numpy as np
+        from mlx_lm.tuner.datasets import CacheDataset, load_local_dataset
+        from mlx_lm.tuner.trainer import TrainingArgs, train
+        from mlx_lm.tuner.utils import linear_to_lora_layers, print_trainable_parameters
+        from mlx_lm.utils import load, save_config
+
+        cfg = self.config
+        if not cfg.is_resolved:
+            raise TooltuneError(
+                "config.json is not resolved; start runs with tooltune.training.runs.start_training"
+            )
+        assert cfg.iters is not None and cfg.num_layers is not None and cfg.dataset_path and cfg.model_path
+        if self.start_iter == 0:
+            self._lint()
+        self._check_cancel_before_training()
+
+        model, tokenizer = load(str(cfg.model_path))
+        data_args = types.SimpleNamespace(mask_prompt=cfg.mask_prompt)
+        train_set, valid_set, _ = load_local_dataset(Path(cfg.dataset_path), tokenizer, data_args)
+        if len(train_set) == 0:
+            raise TooltuneError(f"{cfg.dataset_path}/train.jsonl is empty; add training examples")
+
+        mx.random.seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        model.freeze()
+        if cfg.num_layers > len(model.layers):
+            raise TooltuneError(
+                f"num_layers={cfg.num_layers} but the model has only {len(model.layers)} layers; lower --num-layers"
+            )
+        if cfg.fine_tune_type == "full":
+            for layer in model.layers[-cfg.num_layers :]:
+                layer.unfreeze()
+        else:
+            linear_to_lora_layers(
+                model, cfg.num_layers, cfg.lora_parameters(), use_dora=cfg.fine_tune_type == "dora"
+            )
+        self.model = model
+        self.optimizer = self._build_optimizer()
+        applied = inspect_adaptation(model, cfg)
+        self.run = self.run.model_copy(update={"applied": applied})
+        write_run(self.run_dir, self.run)
+        if self.start_iter:
+            self._load_checkpoint(self.start_iter)
+        print_trainable_parameters(model)
+
+        adapter_dir = self.run_dir / "adapter"
+        adapter_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg.mlx_adapter_config(adapter_dir), adapter_dir / "adapter_config.json")
+
+        if len(valid_set) < cfg.batch_size:  # mlx-lm can't make a single validation batch
+            self._warn(
+                f"validation skipped: {len(valid_set)} validation examples is fewer than batch_size {cfg.batch_size}"
+            )
+        remaining = cfg.iters - self.start_iter
+        self._data_rng = np.random.RandomState(cfg.seed).get_state()
+        self.store.update(
+            self.job_id, progress={"current": self.start_iter, "total": cfg.iters, "message": "training"}
+        )
+        self.train_started = time.monotonic()
+        if remaining > 0:
+            args = TrainingArgs(
+                batch_size=cfg.batch_size,
+                iters=remaining,
+                val_batches=cfg.val_batches,
+                steps_per_report=cfg.steps_per_report,
+                steps_per_eval=cfg.steps_per_eval,
+                steps_per_save=remaining + 1,  # our own checkpoints (global numbering + optimizer state)
+                adapter_file=str(adapter_dir / "adapters.safetensors"),
+                max_seq_length=cfg.max_seq_length,
+                grad_checkpoint=cfg.grad_checkpoint,
+                grad_accumulation_steps=cfg.grad_accumulation_steps,
+            )
+            train(
+                model=model,
+                optimizer=self.optimizer,
+                train_dataset=CacheDataset(train_set),
+                val_dataset=CacheDataset(valid_set) if len(valid_set) >= cfg.batch_size else None,
+                args=args,
+                iterate_batches=self._iterate_batches,
+                training_callback=EventWriter(self),
+            )
+        self._save_checkpoint(cfg.iters)  # a SIGTERM during the last step loses nothing: the run is complete
+        self.run = self.run.model_copy(update={"iteration": cfg.iters})
+        self._register(summarize(read_events(self.run_dir), self.run))
+        return {"adapter_path": str(adapter_dir)}
+
+    def _warn(self, message: str) -> None:
+        log.warning("train.warning", message=message)
+        self.run = self.run.model_copy(update={"warnings": [*self.run.warnings, message]})
+        write_run(self.run_dir, self.run)
+
+    def _build_optimizer(self) -> Any:
+        import mlx.optimizers as optim
+        from mlx_lm.tuner.utils import build_schedule
+
+        cfg = self.config
+        sched = cfg.mlx_lr_schedule()
+        lr = build_schedule(sched) if sched else cfg.learning_rate
+        cls = {"adam": optim.Adam, "adamw": optim.AdamW, "sgd": optim.SGD}[cfg.optimizer]
+        return cls(learning_rate=lr, **cfg.optimizer_kwargs())
+
+    def _lint(self) -> None:
+        """Refuse data that fails the data room's checks; a missing or crashing linter is recorded, not fatal."""
+        try:
+            from tooltune.training.lint import lint_dataset_dir
+        except ImportError:
+            self.run = self.run.model_copy(
+                update={"lint": {"skipped": "tooltune.training.lint not available"}}
+            )
+            return
+        try:
+            report = lint_dataset_dir(
+                Path(self.config.dataset_path or "."), model_path=self.config.model_path
+            )
+        except Exception as e:  # noqa: BLE001 — a linter bug must not block training
+            log.warning("train.lint_crashed", error=repr(e))
+            self.run = self.run.model_copy(update={"lint": {"skipped": f"linter crashed: {e!r}"}})
+            return
+        errors = [str(x) for x in getattr(report, "errors", [])]
+        warnings = [str(x) for x in getattr(report, "warnings", [])]
+        self.run = self.run.model_copy(
+            update={"lint": {"ok": bool(report.ok), "errors": errors[:20], "warnings": warnings[:20]}}
+        )
+        write_run(self.run_dir, self.run)
+        if not report.ok:
+            shown = "; ".join(errors[:3]) or "see `tooltune data lint`"
+            raise DatasetLintError(
+                f"dataset {self.config.dataset} failed lint ({len(errors)} errors: {shown}); fix the data and retry"
+            )
+
+    def _check_cancel_before_training(self) -> None:
+        if self.cancel_requested:
+            raise RunCancelled(self.start_iter)
+
+    # ---- step boundaries: checkpoints, cancellation, resume ----------------------------------------
+
+    def _iterate_batches(
+        self,
+        dataset: Any,
+        batch_size: int,
+        max_seq_length: int,
+        loop: bool = False,
+        seed: int | None = None,
+        comm_group: Any = None,
+    ) -> Iterator[Any]:
+        from mlx_lm.tuner.trainer import iterate_batches
+
+        inner = iterate_batches(
+            dataset, batch_size, max_seq_length, loop=loop, seed=seed, comm_group=comm_group
+        )
+        if not loop:  # validation: leave as is
+            yield from inner
+            return
+        for _ in range(self.start_iter):  # replay the data order an uninterrupted run would have seen
+            self._next_train_batch(inner)
+        it = self.start_iter
+        while True:
+            if it > self.start_iter:
+                self._after_step(it)
+            yield self._next_train_batch(inner)
+            it += 1
+
+    def _next_train_batch(self, inner: Iterator[Any]) -> Any:
+        """Draw the next batch with the data order's own RNG, so validation passes don't shift it."""
+        import numpy as np
+
+        outer = np.random.get_state()
+        np.random.set_state(self._data_rng)
+        try:
+            return next(inner)
+        finally:
+            self._data_rng = np.random.get_state()
+            np.random.set_state(outer)
+
+    def _after_step(self, it: int) -> None:
+        cfg = self.config
+        at_update = it % cfg.grad_accumulation_steps == 0  # never checkpoint half-accumulated gradients
+        if at_update and it % cfg.save_every == 0:
+            self._save_checkpoint(it)
+        if self.cancel_requested and at_update:
+            if self.last_checkpoint != it:
+                self._save_checkpoint(it)
+            raise RunCancelled(it)
+
+    def _save_checkpoint(self, it: int) -> None:
+        import mlx.core as mx
+        from mlx.utils import tree_flatten
+
+        folder = self.run_dir / "checkpoints"
+        folder.mkdir(exist_ok=True)
+        stem = f"{it:07d}"
+        _save_safetensors(
+            folder / f"{stem}_adapters.safetensors", dict(tree_flatten(self.model.trainable_parameters()))
+        )
+        _save_safetensors(folder / f"{stem}_optimizer.safetensors", dict(tree_flatten(self.optimizer.state)))
+        # written last: a checkpoint counts only once its state file exists (see runs.checkpoints)
+        atomic_write_json(
+            folder / f"{stem}_state.json",
+            {"iteration": it, "trained_tokens": self.trained_tokens, "time": time.time()},
+        )
+        mx.eval()
+        self.last_checkpoint = it
+        self.run = self.run.model_copy(update={"last_checkpoint": it, "iteration": it})
+        write_run(self.run_dir, self.run)
+        log.info("train.checkpoint", iteration=it)
+
+    def _load_checkpoint(self, it: int) -> None:
+        """Adapter weights into the model (strict=False: only the LoRA leaves) and the optimizer's state
+        (moments and step, so the learning-rate schedule continues where it stopped)."""
+        import mlx.core as mx
+        from mlx.utils import tree_flatten
+
+        folder = self.run_dir / "checkpoints"
+        stem = f"{it:07d}"
+        self.model.load_weights(str(folder / f"{stem}_adapters.safetensors"), strict=False)
+        state = json.loads((folder / f"{stem}_state.json").read_text())
+        self.trained_tokens = int(state.get("trained_tokens", 0))
+        opt_file = folder / f"{stem}_optimizer.safetensors"
+        if opt_file.exists():
+            self.optimizer.init(self.model.trainable_parameters())
+            saved = mx.load(str(opt_file))
+            current = dict(tree_flatten(self.optimizer.state))
+            if set(saved) - {"learning_rate"} <= set(current) | {"step"}:
+                for key, value in saved.items():
+                    _set_leaf(self.optimizer.state, key, value)
+            else:
+                log.warning("train.optimizer_state_mismatch", checkpoint=str(opt_file))
+        log.info("train.resumed", iteration=it, trained_tokens=self.trained_tokens)
+
+    def _register(self, metrics: dict[str, Any]) -> None:
+        """Copy the final adapter into the registry; a failure here is recorded, the run's files stay."""
+        try:
+            from tooltune.adapters.registry import AdapterRecord, AdapterRegistry
+
+            run = self.run
+            record = AdapterRecord(
+                name=run.adapter_name,
+                base_model=run.base_model or str(self.config.model_path),
+                base_model_fingerprint=run.base_model_fingerprint or "",
+                dataset_hash=run.dataset_hash,
+                train_config=self.config.model_dump(mode="json"),
+                train_metrics=metrics,
+                run_id=run.id,
+            )
+            AdapterRegistry(self.ws).register(run.adapter_name, self.run_dir / "adapter", record)
+            self.run = run.model_copy(update={"registered": True})
+        except Exception as e:  # noqa: BLE001
+            log.error("train.register_failed", error=repr(e))
+            self.run = self.run.model_copy(update={"registration_error": describe_failure(e)})
+        write_run(self.run_dir, self.run)
+
+    # ---- events ------------------------------------------------------------------------------------
+
+    def write_event(self, event: TrainEvent) -> None:
+        with open(self.run_dir / "events.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(event.model_dump_json(exclude_none=True) + "\n")
+            fh.flush()
+        cfg = self.config
+        if event.kind == "train":
+            msg = f"iter {event.iteration}/{cfg.iters} loss {event.train_loss:.3f}"
+            metrics = event.model_dump(exclude_none=True, exclude={"kind", "time"})
+            self.store.update(
+                self.job_id,
+                progress={"current": event.iteration, "total": cfg.iters, "message": msg, "metrics": metrics},
+            )
+            self.run = self.run.model_copy(update={"iteration": event.iteration})
+            write_run(self.run_dir, self.run)
+
+
+def _save_safetensors(path: Path, arrays: dict[str, Any]) -> None:
+    import mlx.core as mx
+
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")  # keeps the .safetensors suffix mlx insists on
+    mx.save_safetensors(str(tmp), arrays)
+    os.replace(tmp, path)
+
+
+def _set_leaf(tree: Any, dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = tree
+    for part in parts[:-1]:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    last = parts[-1]
+    if isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
+
+
+def EventWriter(worker: Worker) -> Any:  # noqa: N802 — factory: mlx_lm is imported lazily
+    """A ``TrainingCallback`` that turns mlx-lm's reports into events.jsonl lines with global iterations."""
+    from mlx_lm.tuner.callbacks import TrainingCallback
+
+    class _EventWriter(TrainingCallback):
+        def on_train_loss_report(self, info: dict[str, Any]) -> None:
+            worker.trained_tokens = worker.start_tokens + int(info["trained_tokens"])
+            worker.write_event(
+                TrainEvent(
+                    kind="train",
+                    iteration=worker.start_iter + int(info["iteration"]),
+                    train_loss=float(info["train_loss"]),
+                    learning_rate=float(info["learning_rate"]),
+                    iterations_per_second=float(info["iterations_per_second"]),
+                    tokens_per_second=float(info["tokens_per_second"]),
+                    trained_tokens=worker.trained_tokens,
+                    peak_memory_gb=float(info["peak_memory"]),
+                    peak_rss_gb=_peak_rss_gb(),
+                    time=time.time(),
+                    elapsed=time.monotonic() - worker.train_started,
+                )
+            )
+
+        def on_val_loss_report(self, info: dict[str, Any]) -> None:
+            worker.write_event(
+                TrainEvent(
+                    kind="val",
+                    iteration=worker.start_iter + int(info["iteration"]),
+                    val_loss=float(info["val_loss"]),
+                    val_time=float(info["val_time"]),
+                    time=time.time(),
+                    elapsed=time.monotonic() - worker.train_started,
+                )
+            )
+
+    worker.start_tokens = worker.trained_tokens
+    return _EventWriter()
+
+
+def inspect_adaptation(model: Any, cfg: TrainConfig) -> dict[str, Any]:
+    """Read back from the live model what was applied, and refuse to train if it differs from the config.
+
+    This is the guard against "rank silently ignored": the numbers recorded in run.json come from the
+    LoRA modules themselves, not from the config we meant to apply.
+    """
+    from mlx.utils import tree_flatten
+    from mlx_lm.tuner.dora import DoRAEmbedding, DoRALinear
+    from mlx_lm.tuner.lora import LoRAEmbedding, LoRALinear, LoRASwitchLinear
+
+    trainable = sum(v.size for _, v in tree_flatten(model.trainable_parameters()))
+    total = sum(v.size for _, v in tree_flatten(model.parameters()))
+    applied: dict[str, Any] = {"trainable_parameters": int(trainable), "total_parameters": int(total)}
+    if cfg.fine_tune_type == "full":
+        layers = [i for i, layer in enumerate(model.layers) if tree_flatten(layer.trainable_parameters())]
+        applied.update(adapted_layers=len(layers), layer_indices=layers)
+        if len(layers) != cfg.num_layers:
+            raise ConfigNotAppliedError(
+                f"{len(layers)} layers are trainable, config asked for {cfg.num_layers}"
+            )
+        return applied
+    kinds = (LoRALinear, DoRALinear, LoRASwitchLinear, LoRAEmbedding, DoRAEmbedding)
+    layer_indices, keys, ranks, scales, dropouts = [], set(), set(), set(), set()
+    for i, layer in enumerate(model.layers):
+        found = [(name, m) for name, m in layer.named_modules() if isinstance(m, kinds)]
+        if found:
+            layer_indices.append(i)
+        for name, m in found:
+            keys.add(name)
+            ranks.add(int(m.lora_a.shape[-1]) if m.lora_a.ndim == 2 else int(m.lora_a.shape[-2]))
+            scales.add(float(m.scale))
+            dropouts.add(round(1.0 - float(m.dropout._p_1), 6))
+    applied.update(
+        adapted_layers=len(layer_indices),
+        layer_indices=layer_indices,
+        keys=sorted(keys),
+        rank=sorted(ranks),
+        scale=sorted(scales),
+        dropout=sorted(dropouts),
+        dora=cfg.fine_tune_type == "dora",
+    )
+    problems = []
+    if len(layer_indices) != cfg.num_layers:
+        problems.append(f"{len(layer_indices)} adapted layers, expected {cfg.num_layers}")
+    if ranks != {cfg.rank}:
+        problems.append(f"ranks {sorted(ranks)}, expected {cfg.rank}")
+    if scales != {float(cfg.scale)}:
+        problems.append(f"scales {sorted(scales)}, expected {cfg.scale}")
+    if dropouts != {round(cfg.dropout, 6)}:
+        problems.append(f"dropouts {sorted(dropouts)}, expected {cfg.dropout}")
+    if cfg.keys is not None and keys != set(cfg.keys):
+        problems.append(f"adapted modules {sorted(keys)}, expected {sorted(cfg.keys)} (check the key names)")
+    if problems:
+        raise ConfigNotAppliedError("the LoRA config was not applied as asked: " + "; ".join(problems))
+    return applied
+
+
+def summarize(events: list[TrainEvent], run: RunRecord) -> dict[str, Any]:
+    """metrics.json: the numbers a person compares runs by, computed from every event of the run."""
+    train = [e for e in events if e.kind == "train" and e.train_loss is not None]
+    val = [e for e in events if e.kind == "val" and e.val_loss is not None]
+    secs_per_iter = [1.0 / e.iterations_per_second for e in train if e.iterations_per_second]
+
+    def loss_stats(prefix: str, items: list[TrainEvent], attr: str) -> dict[str, Any]:
+        if not items:
+            return {}
+        values = [getattr(e, attr) for e in items]
+        best = min(range(len(values)), key=values.__getitem__)
+        return {
+            f"first_{prefix}_loss": values[0],
+            f"last_{prefix}_loss": values[-1],
+            f"best_{prefix}_loss": values[best],
+            f"best_{prefix}_iteration": items[best].iteration,
+        }
+
+    return {
+        "status": run.status,
+        "iterations": run.iteration,
+        "iters_planned": run.iters,
+        **loss_stats("train", train, "train_loss"),
+        **loss_stats("val", val, "val_loss"),
+        "wall_time_s": round(run.train_seconds, 3),
+        "s_per_iter": round(sum(secs_per_iter) / len(secs_per_iter), 4) if secs_per_iter else None,
+        "tokens_per_second": round(sum(e.tokens_per_second or 0 for e in train) / len(train), 1)
+        if train
+        else None,
+        "trained_tokens": train[-1].trained_tokens if train else 0,
+        "peak_memory_gb": max((e.peak_memory_gb or 0 for e in train), default=None),
+        "peak_rss_gb": max((e.peak_rss_gb or 0 for e in train), default=None),
+        "resumed_from": run.resumes,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    from tooltune.logs import configure_logging
+
+    configure_logging(json=True)
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m tooltune.training.worker RUN_DIR", file=sys.stderr)
+        return 2
+    return Worker(Path(args[0]).resolve()).main()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
