@@ -1,0 +1,104 @@
+"""Eval throughput: cases/min on the same cases at concurrency 1 vs higher, 0.5B model, greedy.
+
+Usage: python bench/eval_throughput.py [--per-category 4] [--levels 1,4,8] [--max-tokens 128] [--out FILE]
+
+Each level gets a freshly started mlx_lm.server, so no level profits from prompt-cache entries left
+by another (PLATFORM.md: a naive repeat showed a false 6x from cache hits). Cases within a level are
+all different prompts, as in a real eval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import anyio
+
+from tooltune.config import Settings
+from tooltune.evals.mlx_endpoint import mlx_endpoint
+from tooltune.evals.runner import run_suite
+from tooltune.evals.suite import load_suite
+from tooltune.workspace import Workspace, atomic_write_json
+
+
+def loadavg() -> list[float]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--suite", default="coding-tools")
+    ap.add_argument("--per-category", type=int, default=4)
+    ap.add_argument("--levels", default="1,4,8")
+    ap.add_argument("--max-tokens", type=int, default=128)
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--out", default="bench/results/eval_throughput.json")
+    args = ap.parse_args()
+    settings = Settings.load()
+    model = Path(args.model) if args.model else settings.models_dir / "qwen2.5-coder-0.5b-instruct"
+    ws = Workspace(settings.workspace).ensure()
+    suite = load_suite(args.suite, ws).subset(args.per_category)
+    out: dict = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+        },
+        "model": str(model),
+        "suite": suite.name,
+        "cases": len(suite.cases),
+        "max_tokens": args.max_tokens,
+        "levels": {},
+    }
+    for level in [int(x) for x in args.levels.split(",")]:
+        with mlx_endpoint(model, settings, log_path=ws.reports / f"throughput-server-c{level}.log") as ep:
+            load_before = loadavg()
+            t0 = time.perf_counter()
+
+            async def go(level=level, ep=ep):
+                return await run_suite(
+                    suite,
+                    ws=ws,
+                    base_url=ep.base_url,
+                    model_name=ep.model_name,
+                    concurrency=level,
+                    max_tokens=args.max_tokens,
+                    label=f"c{level}",
+                )
+
+            report = anyio.run(go)
+            wall = time.perf_counter() - t0
+            out["levels"][str(level)] = {
+                "run_id": report.meta.run_id,
+                "wall_s": round(wall, 1),
+                "cases_per_min": round(len(report.results) / wall * 60, 2),
+                "mean_latency_s": report.mean_latency_s,
+                "output_tokens": report.output_tokens,
+                "output_tokens_per_s": round(report.output_tokens / wall, 2),
+                "native_pass": report.overall.native_pass,
+                "lenient_pass": report.overall.lenient_pass,
+                "errors": report.overall.errors,
+                "loadavg_before": load_before,
+                "loadavg_after": loadavg(),
+            }
+            print(json.dumps({level: out["levels"][str(level)]}), file=sys.stderr)
+            atomic_write_json(Path(args.out), out)
+    base = out["levels"].get("1", {}).get("cases_per_min")
+    if base:
+        out["speedup_vs_1"] = {k: round(v["cases_per_min"] / base, 2) for k, v in out["levels"].items()}
+    atomic_write_json(Path(args.out), out)
+
+
+if __name__ == "__main__":
+    main()
