@@ -1,0 +1,206 @@
+"""Generation: every kind is produced and valid (schema + template/parser round trip), values in the
+request equal values in the call, seeds reproduce hashes, BFCL generation never sees its questions."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tooltune.config import Settings
+from tooltune.training.examples import DataError
+from tooltune.training.generate import (
+    GENERATED_KINDS,
+    GenerateConfig,
+    expand_caller_records,
+    generate_dataset,
+    generate_examples,
+)
+from tooltune.training.lint import lint_items
+from tooltune.training.phrasing import leaf_strings
+from tooltune.training.teacher import Teacher
+from tooltune.training.tool_sources import load_tool_specs
+
+BFCL = Path("/work/shared/bench/bfcl/BFCL_v4_simple_python.json")
+
+
+@pytest.fixture(scope="module")
+def tools():
+    return load_tool_specs(["builtin:coding", f"bfcl:{BFCL}"])
+
+
+def _write(tmp: Path, examples) -> Path:
+    f = tmp / "ex.jsonl"
+    f.write_text("".join(e.to_line() + "\n" for e in examples))
+    return f
+
+
+@pytest.mark.parametrize("kind", GENERATED_KINDS)
+def test_each_kind_generated_and_valid(kind: str, tools, tiny_model: Path, tmp_path: Path) -> None:
+    res = generate_examples(tools, GenerateConfig(n=12, seed=7, kinds=[kind]))
+    assert res.counts.get(kind, 0) == len(res.examples) == 12
+    report = lint_items([(_write(tmp_path, res.examples), "ex.jsonl")], model_path=tiny_model)
+    assert report.ok, [str(e) for e in report.errors[:5]]
+    assert report.checks["schema"].status == "passed"
+    assert report.checks["loss"].status == "passed"  # split turns: every assistant turn is last once
+    calls = [c for e in res.examples for c in e.calls()]
+    if kind in ("no_call", "chitchat"):
+        assert not calls
+        assert all(not e.messages[-1].get("tool_calls") and e.messages[-1]["content"] for e in res.examples)
+    else:
+        assert calls
+        assert report.checks["roundtrip"].status == "passed"
+        assert "tool-call turns rendered and parsed back" in report.checks["roundtrip"].detail
+    for ex in res.examples:
+        names = ex.tool_names()
+        assert len(names) == len(set(names))  # never two tools with one name
+        if kind == "parallel" and ex.messages[-1].get("tool_calls"):
+            assert len(ex.messages[-1]["tool_calls"]) >= 2
+        if kind in ("multi_answer", "multi_chain") and len(ex.messages) > 2:
+            assert any(m["role"] == "tool" for m in ex.messages)
+        # every value in every call appears verbatim in the user request
+        text = " ".join(ex.user_texts())
+        for c in ex.calls():
+            for v in c["arguments"].values():
+                for s in leaf_strings(v):
+                    assert s in text, (s, text)
+
+
+def test_argument_coverage_and_typing(tools) -> None:
+    res = generate_examples(tools, GenerateConfig(n=400, seed=3))
+    from tooltune.training.toolspec import ToolSpec
+
+    seen_types: set[str] = set()
+    omitted_optional = present_optional = 0
+    for ex in res.examples:
+        offered = {t.name: t for t in map(ToolSpec.from_openai, ex.tools)}  # BFCL reuses some names
+        for c in ex.calls():
+            tool = offered[c["name"]]
+            assert set(tool.required) <= set(c["arguments"])
+            opt = set(tool.properties) - set(tool.required)
+            present_optional += len(opt & set(c["arguments"]))
+            omitted_optional += len(opt - set(c["arguments"]))
+            for k, v in c["arguments"].items():
+                typ = tool.properties[k].get("type")
+                if typ == "integer":
+                    assert isinstance(v, int) and not isinstance(v, bool)
+                seen_types.add(type(v).__name__)
+                if "enum" in tool.properties[k]:
+                    assert v in tool.properties[k]["enum"]
+    assert {"int", "float", "bool", "str", "list"} <= seen_types
+    assert present_optional > 0 and omitted_optional > 0
+    no_call = sum(1 for e in res.examples if not e.messages[-1].get("tool_calls") and not e.calls())
+    assert 0.18 <= no_call / len(res.examples) <= 0.4
+    coding = load_tool_specs(["builtin:coding"])
+    edge = generate_examples(coding, GenerateConfig(n=60, seed=3, kinds=["edge_args"])).examples
+    values = [s for e in edge for c in e.calls() for v in c["arguments"].values() for s in leaf_strings(v)]
+    assert any(" " in s and "/" in s for s in values)  # paths with spaces
+    assert any(f'"{s}"' in e.user_texts()[0] or f"'{s}'" in e.user_texts()[0]
+               for e in edge for s in values if " " in s)  # quoted in the request
+
+
+def test_tool_positions_vary(tools) -> None:
+    res = generate_examples(tools, GenerateConfig(n=200, seed=5, kinds=["choose"]))
+    positions = {e.tool_names().index(e.calls()[0]["name"]) for e in res.examples}
+    assert len(positions) >= 3
+
+
+def test_same_seed_same_hash_different_seed_differs(tmp_path: Path, tiny_model: Path) -> None:
+    specs = ["builtin:coding"]
+    a, _ = generate_dataset(tmp_path / "a", "d", specs, GenerateConfig(n=40, seed=1), model_path=tiny_model)
+    b, _ = generate_dataset(tmp_path / "b", "d", specs, GenerateConfig(n=40, seed=1), model_path=tiny_model)
+    c, _ = generate_dataset(tmp_path / "c", "d", specs, GenerateConfig(n=40, seed=2), model_path=tiny_model)
+    assert a.hash == b.hash
+    assert (a.path / "train.jsonl").read_bytes() == (b.path / "train.jsonl").read_bytes()
+    assert a.hash != c.hash
+
+
+def _cli(*args: str, settings: Settings) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TOOLTUNE_HOME": str(settings.workspace), "TOOLTUNE_CACHE": str(settings.cache_dir)}
+    return subprocess.run([sys.executable, "-m", "tooltune", *args], capture_output=True, text=True, env=env,
+                          timeout=240)
+
+
+def test_cli_generate_from_bfcl_uses_only_schemas(settings: Settings, tiny_model: Path) -> None:
+    from tooltune.training.dataset_store import load_dataset
+    from tooltune.workspace import Workspace
+
+    r = _cli("data", "generate", "--tools", f"bfcl:{BFCL}", "--out", "X", "--n", "150", "--seed", "0",
+             "--model", str(tiny_model), settings=settings)
+    assert r.returncode == 0, r.stderr
+    info = load_dataset(Workspace(settings.workspace), "X")
+    assert sum(info.counts.values()) == 150
+    assert info.lint is not None and info.lint.ok
+    assert info.lint.checks["leakage"].status == "passed"
+    assert "0 leaked" in info.lint.checks["leakage"].detail
+    assert info.lint.checks["roundtrip"].status == "passed"
+    data = "".join((info.path / f"{s}.jsonl").read_text() for s in ("train", "valid", "test"))
+    questions = [json.loads(line)["question"][0][0]["content"] for line in BFCL.read_text().splitlines()]
+    assert not [q for q in questions if q in data]
+    assert info.hash in r.stdout and "leaked" in r.stdout
+    r = _cli("data", "lint", "X", "--model", str(tiny_model), settings=settings)
+    assert r.returncode == 0, r.stderr
+    assert "leakage: passed (0 leaked" in r.stdout
+    r = _cli("data", "list", settings=settings)
+    assert info.hash[:19] in r.stdout
+    r = _cli("data", "stats", "X", settings=settings)
+    assert "per kind" in r.stdout and r.returncode == 0
+    r = _cli("data", "generate", "--tools", "builtin:coding", "--out", "X", "--n", "5", settings=settings)
+    assert r.returncode != 0 and "already exists" in r.stderr
+
+
+def test_caller_pairs_expanded_and_validated(tools) -> None:
+    recs = [("my.jsonl:1", {"request": "Show me src/app.py please", "calls": [
+        {"name": "read_file", "arguments": {"path": "src/app.py"}}]}),
+            ("my.jsonl:2", {"request": "Tell me a joke", "calls": [], "answer": "Why did the chicken…"})]
+    exs = expand_caller_records(recs, tools, seed=1)
+    assert exs[0].calls() == [{"name": "read_file", "arguments": {"path": "src/app.py"}}]
+    assert "read_file" in exs[0].tool_names() and len(exs[0].tool_names()) >= 2
+    assert exs[1].messages[-1]["content"].startswith("Why")
+    with pytest.raises(DataError, match=r"my\.jsonl:3: calls\[0\]\.arguments\.path"):
+        expand_caller_records([("my.jsonl:3", {"request": "x", "calls": [
+            {"name": "read_file", "arguments": {"path": 5}}]})], tools)
+    with pytest.raises(DataError, match=r"my\.jsonl:4: calls\[0\]\.name: unknown tool 'nope'"):
+        expand_caller_records([("my.jsonl:4", {"request": "x", "calls": [{"name": "nope", "arguments": {}}]})],
+                              tools)
+
+
+def test_examples_file_into_generate(tmp_path: Path, tiny_model: Path) -> None:
+    f = tmp_path / "mine.jsonl"
+    f.write_text(json.dumps({"request": "Run the tests in tests/unit and stop at the first failure",
+                             "calls": [{"name": "run_tests", "arguments": {"path": "tests/unit",
+                                                                          "fail_fast": True}}]}) + "\n")
+    info, res = generate_dataset(tmp_path / "ws", "d", ["builtin:coding"], GenerateConfig(n=20, seed=0),
+                                 model_path=tiny_model, examples_file=f)
+    assert res.counts["caller"] == 1
+    assert "examples:mine.jsonl" in info.sources
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"request": "x", "calls": [{"name": "run_tests", "arguments": {"fail_fast": "yes"}}]}\n')
+    with pytest.raises(DataError, match=r"bad\.jsonl:1: calls\[0\]\.arguments\.fail_fast"):
+        generate_dataset(tmp_path / "ws", "d2", ["builtin:coding"], GenerateConfig(n=5), examples_file=bad)
+    assert not (tmp_path / "ws" / "datasets" / "d2").exists()
+
+
+def test_teacher_paraphrases_and_drops_lost_values(tools) -> None:
+    seen: list[dict] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        seen.append(body)
+        text = body["messages"][-1]["content"].split("Request: ", 1)[1]
+        # every other answer loses the values (a bad paraphrase the generator must reject)
+        out = f"Hey there — {text}" if len(seen) % 2 else "Do the thing with some values."
+        return httpx.Response(200, json={"choices": [{"message": {"role": "assistant", "content": out}}]})
+
+    teacher = Teacher("http://teacher.test/v1", "t", client=httpx.Client(transport=httpx.MockTransport(handler)))
+    cfg = GenerateConfig(n=30, seed=2, kinds=["single"], teacher_share=1.0)
+    res = generate_examples(tools, cfg, teacher=teacher)
+    assert seen and seen[0]["model"] == "t"
+    assert res.teacher is not None and res.teacher.kept > 0 and res.teacher.dropped_values_lost > 0
+    assert sum("Hey there" in e.user_texts()[0] for e in res.examples) == res.teacher.kept
+    assert not any("Do the thing" in e.user_texts()[0] for e in res.examples)
