@@ -1,7 +1,182 @@
-"""`tooltune adapters`: the registry of trained adapters."""
+"""`tooltune adapters`: the registry of trained adapters (list, show, rename, delete, export, active)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import cyclopts
+from cyclopts import Parameter
+from rich.table import Table
+
+from tooltune.cli import context
 
 app = cyclopts.App(name="adapters", help="List, show, rename, delete and export trained adapters.")
+
+
+def _registry():  # noqa: ANN202 - imported lazily so `tooltune --help` stays fast
+    from tooltune.adapters.registry import AdapterRegistry
+
+    return AdapterRegistry(context.workspace())
+
+
+def _scores(scores: dict) -> str:
+    parts = []
+    for k, v in scores.items():
+        parts.append(f"{k}={v:.3g}" if isinstance(v, int | float) else f"{k}={v}")
+    return ", ".join(parts)
+
+
+@app.command(name="list")
+def list_(*, json: bool = False) -> None:
+    """List registered adapters (newest last).
+
+    Parameters
+    ----------
+    json
+        Print the records as JSON instead of a table.
+    """
+    from tooltune.adapters.active import read_active
+
+    records = _registry().list()
+    if json:
+        context.console.print_json(data=[r.model_dump(mode="json", exclude={"probe"}) for r in records])
+        return
+    active = read_active(context.workspace())
+    table = Table(title=f"adapters in {context.workspace().adapters}")
+    for col in ("active", "name", "base model", "created", "dataset", "val loss", "eval scores"):
+        table.add_column(col)
+    for r in records:
+        mark = "*" if active is not None and active.adapter == r.name else ""
+        m = r.train_metrics
+        val = next((m[k] for k in ("best_val_loss", "last_val_loss", "val_loss") if k in m), None)
+        table.add_row(
+            mark,
+            r.name,
+            r.base_model,
+            r.created.strftime("%Y-%m-%d %H:%M"),
+            (r.dataset_hash or "")[:16],
+            f"{val:.3f}" if isinstance(val, int | float) else "",
+            _scores(r.eval_scores),
+        )
+    context.console.print(table)
+    if not records:
+        context.console_err.print("no adapters yet: train one with `tooltune train`")
+
+
+@app.command
+def show(name: str, *, json: bool = False) -> None:
+    """Show everything recorded about one adapter.
+
+    Parameters
+    ----------
+    name
+        Registry name of the adapter.
+    json
+        Print the full tooltune.json record.
+    """
+    registry = _registry()
+    record = registry.get(name)
+    if json:
+        context.console.print_json(record.model_dump_json())
+        return
+    table = Table(show_header=False, title=f"adapter {name}")
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    rows = {
+        "path": str(registry.path(name)),
+        "base model": f"{record.base_model} ({record.base_model_fingerprint})",
+        "adapter fingerprint": record.adapter_fingerprint,
+        "created": record.created.isoformat(timespec="seconds"),
+        "run": record.run_id or "",
+        "dataset": record.dataset_hash or "",
+        "train config": _scores(record.train_config),
+        "train metrics": _scores(record.train_metrics),
+        "eval scores": _scores(record.eval_scores),
+        "versions": _scores(record.versions),
+        "probe": (
+            f"{'distinguishes' if record.probe.distinguishes else 'does NOT distinguish'} base/adapter "
+            + (
+                f"(max Δlogprob {record.probe.distance:.3g})"
+                if record.probe.distance < 1e9
+                else "(different top tokens)"
+            )
+            if record.probe
+            else "not computed yet (computed at first switch)"
+        ),
+    }
+    for k, v in rows.items():
+        table.add_row(k, v)
+    context.console.print(table)
+
+
+@app.command
+def delete(name: str, *, force: bool = False) -> None:
+    """Delete an adapter from the registry.
+
+    Parameters
+    ----------
+    name
+        Registry name of the adapter.
+    force
+        Delete even if it is the workspace's active adapter.
+    """
+    _registry().delete(name, force=force)
+    context.console.print(f"deleted {name}")
+
+
+@app.command
+def rename(old: str, new: str) -> None:
+    """Rename an adapter (the active selection follows).
+
+    Parameters
+    ----------
+    old
+        Current name.
+    new
+        New name (letters, digits, '.', '_', '-').
+    """
+    _registry().rename(old, new)
+    context.console.print(f"renamed {old} → {new}")
+
+
+@app.command
+def export(name: str, dest: Annotated[Path, Parameter()]) -> None:
+    """Export an adapter as a folder or a .tar.gz usable with `mlx_lm.generate --adapter-path`.
+
+    Parameters
+    ----------
+    name
+        Registry name of the adapter.
+    dest
+        New folder, or a path ending in .tar.gz / .tgz.
+    """
+    out = _registry().export(name, dest)
+    context.console.print(f"exported {name} → {out}")
+
+
+@app.command
+def active(*, json: bool = False) -> None:
+    """Show the workspace's active selection (what `tooltune serve` starts with).
+
+    Parameters
+    ----------
+    json
+        Print active.json as JSON.
+    """
+    from tooltune.adapters.active import read_active
+
+    selection = read_active(context.workspace())
+    if json:
+        context.console.print_json(selection.model_dump_json() if selection else "null")
+        return
+    if selection is None:
+        context.console.print("no active selection yet (the default model is served without an adapter)")
+        return
+    table = Table(show_header=False, title="active")
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    table.add_row("model", f"{selection.model} ({selection.model_fingerprint})")
+    table.add_row("adapter", selection.adapter or "baseline (no adapter)")
+    table.add_row("verified", selection.updated.isoformat(timespec="seconds"))
+    context.console.print(table)
