@@ -100,8 +100,12 @@ def test_argument_coverage_and_typing(tools) -> None:
     edge = generate_examples(coding, GenerateConfig(n=60, seed=3, kinds=["edge_args"])).examples
     values = [s for e in edge for c in e.calls() for v in c["arguments"].values() for s in leaf_strings(v)]
     assert any(" " in s and "/" in s for s in values)  # paths with spaces
-    assert any(f'"{s}"' in e.user_texts()[0] or f"'{s}'" in e.user_texts()[0]
-               for e in edge for s in values if " " in s)  # quoted in the request
+    assert any(
+        f'"{s}"' in e.user_texts()[0] or f"'{s}'" in e.user_texts()[0]
+        for e in edge
+        for s in values
+        if " " in s
+    )  # quoted in the request
 
 
 def test_tool_positions_vary(tools) -> None:
@@ -122,16 +126,30 @@ def test_same_seed_same_hash_different_seed_differs(tmp_path: Path, tiny_model: 
 
 def _cli(*args: str, settings: Settings) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "TOOLTUNE_HOME": str(settings.workspace), "TOOLTUNE_CACHE": str(settings.cache_dir)}
-    return subprocess.run([sys.executable, "-m", "tooltune", *args], capture_output=True, text=True, env=env,
-                          timeout=240)
+    return subprocess.run(
+        [sys.executable, "-m", "tooltune", *args], capture_output=True, text=True, env=env, timeout=240
+    )
 
 
 def test_cli_generate_from_bfcl_uses_only_schemas(settings: Settings, tiny_model: Path) -> None:
     from tooltune.training.dataset_store import load_dataset
     from tooltune.workspace import Workspace
 
-    r = _cli("data", "generate", "--tools", f"bfcl:{BFCL}", "--out", "X", "--n", "150", "--seed", "0",
-             "--model", str(tiny_model), settings=settings)
+    r = _cli(
+        "data",
+        "generate",
+        "--tools",
+        f"bfcl:{BFCL}",
+        "--out",
+        "X",
+        "--n",
+        "150",
+        "--seed",
+        "0",
+        "--model",
+        str(tiny_model),
+        settings=settings,
+    )
     assert r.returncode == 0, r.stderr
     info = load_dataset(Workspace(settings.workspace), "X")
     assert sum(info.counts.values()) == 150
@@ -155,28 +173,50 @@ def test_cli_generate_from_bfcl_uses_only_schemas(settings: Settings, tiny_model
 
 
 def test_caller_pairs_expanded_and_validated(tools) -> None:
-    recs = [("my.jsonl:1", {"request": "Show me src/app.py please", "calls": [
-        {"name": "read_file", "arguments": {"path": "src/app.py"}}]}),
-            ("my.jsonl:2", {"request": "Tell me a joke", "calls": [], "answer": "Why did the chicken…"})]
+    recs = [
+        (
+            "my.jsonl:1",
+            {
+                "request": "Show me src/app.py please",
+                "calls": [{"name": "read_file", "arguments": {"path": "src/app.py"}}],
+            },
+        ),
+        ("my.jsonl:2", {"request": "Tell me a joke", "calls": [], "answer": "Why did the chicken…"}),
+    ]
     exs = expand_caller_records(recs, tools, seed=1)
     assert exs[0].calls() == [{"name": "read_file", "arguments": {"path": "src/app.py"}}]
     assert "read_file" in exs[0].tool_names() and len(exs[0].tool_names()) >= 2
     assert exs[1].messages[-1]["content"].startswith("Why")
     with pytest.raises(DataError, match=r"my\.jsonl:3: calls\[0\]\.arguments\.path"):
-        expand_caller_records([("my.jsonl:3", {"request": "x", "calls": [
-            {"name": "read_file", "arguments": {"path": 5}}]})], tools)
+        expand_caller_records(
+            [("my.jsonl:3", {"request": "x", "calls": [{"name": "read_file", "arguments": {"path": 5}}]})],
+            tools,
+        )
     with pytest.raises(DataError, match=r"my\.jsonl:4: calls\[0\]\.name: unknown tool 'nope'"):
-        expand_caller_records([("my.jsonl:4", {"request": "x", "calls": [{"name": "nope", "arguments": {}}]})],
-                              tools)
+        expand_caller_records(
+            [("my.jsonl:4", {"request": "x", "calls": [{"name": "nope", "arguments": {}}]})], tools
+        )
 
 
 def test_examples_file_into_generate(tmp_path: Path, tiny_model: Path) -> None:
     f = tmp_path / "mine.jsonl"
-    f.write_text(json.dumps({"request": "Run the tests in tests/unit and stop at the first failure",
-                             "calls": [{"name": "run_tests", "arguments": {"path": "tests/unit",
-                                                                          "fail_fast": True}}]}) + "\n")
-    info, res = generate_dataset(tmp_path / "ws", "d", ["builtin:coding"], GenerateConfig(n=20, seed=0),
-                                 model_path=tiny_model, examples_file=f)
+    f.write_text(
+        json.dumps(
+            {
+                "request": "Run the tests in tests/unit and stop at the first failure",
+                "calls": [{"name": "run_tests", "arguments": {"path": "tests/unit", "fail_fast": True}}],
+            }
+        )
+        + "\n"
+    )
+    info, res = generate_dataset(
+        tmp_path / "ws",
+        "d",
+        ["builtin:coding"],
+        GenerateConfig(n=20, seed=0),
+        model_path=tiny_model,
+        examples_file=f,
+    )
     assert res.counts["caller"] == 1
     assert "examples:mine.jsonl" in info.sources
     bad = tmp_path / "bad.jsonl"
@@ -197,7 +237,9 @@ def test_teacher_paraphrases_and_drops_lost_values(tools) -> None:
         out = f"Hey there — {text}" if len(seen) % 2 else "Do the thing with some values."
         return httpx.Response(200, json={"choices": [{"message": {"role": "assistant", "content": out}}]})
 
-    teacher = Teacher("http://teacher.test/v1", "t", client=httpx.Client(transport=httpx.MockTransport(handler)))
+    teacher = Teacher(
+        "http://teacher.test/v1", "t", client=httpx.Client(transport=httpx.MockTransport(handler))
+    )
     cfg = GenerateConfig(n=30, seed=2, kinds=["single"], teacher_share=1.0)
     res = generate_examples(tools, cfg, teacher=teacher)
     assert seen and seen[0]["model"] == "t"

@@ -43,12 +43,23 @@ SERVER_SRC = textwrap.dedent(
 
 
 def test_json_and_yaml_files(tmp_path: Path) -> None:
-    fn = {"type": "function", "function": {"name": "get_weather", "description": "Get the weather.",
-                                           "parameters": {"type": "object", "properties": {
-                                               "city": {"type": "string"}}, "required": ["city"]}}}
+    fn = {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Get the weather.",
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"],
+            },
+        },
+    }
     (tmp_path / "t.json").write_text(json.dumps([fn]))
-    (tmp_path / "t.yaml").write_text("tools:\n  - name: ping\n    description: Ping a host.\n"
-                                     "    parameters: {type: object, properties: {host: {type: string}}}\n")
+    (tmp_path / "t.yaml").write_text(
+        "tools:\n  - name: ping\n    description: Ping a host.\n"
+        "    parameters: {type: object, properties: {host: {type: string}}}\n"
+    )
     tools = load_tool_specs([str(tmp_path / "t.json"), str(tmp_path / "t.yaml")])
     assert [t.name for t in tools] == ["get_weather", "ping"]
     assert tools[0].required == ["city"]
@@ -93,12 +104,20 @@ def test_builtin_coding() -> None:
 
 
 def test_clean_schema_inlines_refs_and_optional() -> None:
-    s = {"type": "object", "title": "X", "$defs": {"P": {"type": "string", "enum": ["a", "b"], "title": "P"}},
-         "properties": {"p": {"$ref": "#/$defs/P"},
-                        "q": {"anyOf": [{"type": "integer"}, {"type": "null"}], "default": None, "title": "Q"}}}
+    s = {
+        "type": "object",
+        "title": "X",
+        "$defs": {"P": {"type": "string", "enum": ["a", "b"], "title": "P"}},
+        "properties": {
+            "p": {"$ref": "#/$defs/P"},
+            "q": {"anyOf": [{"type": "integer"}, {"type": "null"}], "default": None, "title": "Q"},
+        },
+    }
     out = clean_schema(s)
-    assert out == {"type": "object", "properties": {"p": {"type": "string", "enum": ["a", "b"]},
-                                                     "q": {"type": "integer"}}}
+    assert out == {
+        "type": "object",
+        "properties": {"p": {"type": "string", "enum": ["a", "b"]}, "q": {"type": "integer"}},
+    }
 
 
 def test_mcp_in_memory_server() -> None:

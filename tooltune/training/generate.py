@@ -47,7 +47,8 @@ log = get_logger(__name__)
 
 GENERATOR_VERSION = "tooltune-data/1"
 
-# ~25% of examples (after splitting multi-turn ones) end without a call so the model learns not to over-call (BFCL irrelevance).
+# ~25% of examples (after splitting multi-turn ones) end without a call: the model must learn not to
+# over-call (BFCL irrelevance).
 DEFAULT_MIX: dict[str, float] = {
     "single": 0.16,
     "choose": 0.16,
@@ -759,6 +760,18 @@ def import_dataset(
     if any("messages" not in obj for _, obj in recs) and not tools:
         raise DataError(f"{file}: request/calls pairs need tools; pass --tools")
     examples = expand_caller_records(recs, tools, seed=seed)
+    # First lint the caller's lines where they stand, so errors name *their* file:line.
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="tooltune-import-") as tmp:
+        src = Path(tmp) / Path(file).name
+        lines = [""] * max(int(w.rsplit(":", 1)[1]) for w, _ in recs)
+        for (w, _), ex in zip(recs, examples, strict=True):
+            lines[int(w.rsplit(":", 1)[1]) - 1] = ex.to_line()
+        src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        first = lint_items([(src, Path(file).name)], model_path=model_path, leak_index=None)
+    if not first.ok:
+        raise _lint_failure(name, first)
     if split:
         examples = [p for ex in examples for p in split_turns(ex)]
     leak = LeakIndex.for_workspace(ws.root, bfcl_dir)
