@@ -183,7 +183,7 @@ class CodingToolset(AbstractToolset[Any]):
         try:
             return await self.execute(name, tool_args)
         except ToolRefusal as e:
-            log.info("tool refused", tool=name, reason=str(e))
+            log.debug("tool refused", tool=name, reason=str(e))
             raise ToolFailed(str(e)) from None
 
     async def execute(self, name: str, args: dict[str, Any]) -> str:

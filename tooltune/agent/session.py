@@ -143,7 +143,7 @@ def tool_call_records(messages: Sequence[ModelMessage]) -> list[ToolCallRecord]:
                 if isinstance(part, ToolReturnPart):
                     record.outcome = part.outcome
                     record.ok = part.outcome == "success"
-                    record.result = part.model_response_str()[:RESULT_PREVIEW_CHARS]
+                    record.result = part.model_response_str(wrap_if_error=False)[:RESULT_PREVIEW_CHARS]
                 else:  # RetryPromptPart in older histories
                     record.outcome = "retried"
                     record.result = str(getattr(part, "content", ""))[:RESULT_PREVIEW_CHARS]
@@ -298,7 +298,7 @@ def console_approver(console: Console, input_fn: InputFn) -> ApprovalFn:
         shown = json.dumps(args, ensure_ascii=False)
         if len(shown) > 300:
             shown = shown[:300] + "…"
-        console.print(f"[bold yellow]allow {tool} {escape(shown)}?[/] [y/N] ", end="")
+        console.print(f"[bold yellow]allow {tool} {escape(shown)}?[/] \\[y/N] ", end="")
         try:
             answer = await anyio.to_thread.run_sync(input_fn, "")
         except EOFError:
@@ -331,7 +331,11 @@ def stream_printer(console: Console) -> EventHandler:
                 part = ev.part
                 ok = getattr(part, "outcome", "success") == "success"
                 style, mark = ("green", "✓") if ok else ("red", "✗")
-                text = part.model_response_str() if isinstance(part, ToolReturnPart) else str(part.content)
+                text = (
+                    part.model_response_str(wrap_if_error=False)
+                    if isinstance(part, ToolReturnPart)
+                    else str(part.content)
+                )
                 console.print(f"[{style}]{mark} {escape(_summary(text))}[/]")
 
     return handler
@@ -360,9 +364,8 @@ def _render_history(console: Console, history: Sequence[ModelMessage]) -> None:
             elif isinstance(part, ToolCallPart):
                 console.print(f"  [cyan]→ {part.tool_name}[/] {escape(_summary(part.args_as_json_str()))}")
             elif isinstance(part, ToolReturnPart):
-                console.print(
-                    f"  [dim]← {part.outcome}: {escape(_summary(part.model_response_str(), 100))}[/]"
-                )
+                text = _summary(part.model_response_str(wrap_if_error=False), 100)
+                console.print(f"  [dim]← {part.outcome}: {escape(text)}[/]")
             elif isinstance(part, TextPart) and part.content.strip():
                 console.print(f"[bold]agent:[/] {escape(_summary(part.content))}")
 
