@@ -24,10 +24,11 @@ Resources: tooltune://adapters/{name}, tooltune://datasets/{name}, tooltune://ru
 """
 
 
-def build_server(settings: Settings) -> MCPServer[ServerState]:
+def build_server(settings: Settings, *, state: ServerState | None = None) -> MCPServer[ServerState]:
     """One server per workspace; the state object outlives client connections (in-process clients
-    enter the lifespan once per connection, HTTP once per process)."""
-    state = ServerState(settings)
+    enter the lifespan once per connection, HTTP once per process). Tests pass their own ``state`` to
+    look inside it."""
+    state = state or ServerState(settings)
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[ServerState]) -> AsyncIterator[ServerState]:

@@ -28,17 +28,24 @@ def progress_requested(ctx: Context[Any, Any]) -> bool:
 
     Over JSON-RPC transports the token arrives in ``params._meta.progressToken`` (``ctx`` exposes it as
     ``meta["progress_token"]``). The SDK's in-process transport passes the client's callback to the
-    dispatch context instead of a token, so we also look there; the SDK has no public accessor for it.
+    dispatch context instead of a token, behind wrapper contexts; the SDK has no public accessor for
+    either, so we look at both places.
     """
     request = ctx.request_context
     meta = request.meta or {}
     if meta.get("progress_token") is not None or meta.get("progressToken") is not None:
         return True
-    outbound = getattr(request.session, "_request_outbound", None)
-    return any(
-        getattr(outbound, attr, None) is not None
-        for attr in ("_progress_token", "progress_token", "_on_progress")
-    )
+    dispatch = getattr(request.session, "_request_outbound", None)
+    for _ in range(5):  # unwrap the SDK's dispatch-context wrappers
+        if dispatch is None:
+            return False
+        if any(
+            getattr(dispatch, a, None) is not None
+            for a in ("_progress_token", "progress_token", "_on_progress")
+        ):
+            return True
+        dispatch = getattr(dispatch, "_inner", None)
+    return False
 
 
 async def follow_job(
