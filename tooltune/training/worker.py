@@ -293,21 +293,22 @@ class Worker:
         return cls(learning_rate=lr, **cfg.optimizer_kwargs())
 
     def _lint(self) -> None:
-        """Refuse data that fails the data room's checks; a missing or crashing linter is recorded, not fatal."""
+        """Refuse data that fails the data room's checks; a missing or crashing linter is recorded,
+        not fatal (a linter bug must not block training)."""
         try:
             from tooltune.training.lint import lint_dataset_dir
-        except ImportError:
-            self.run = self.run.model_copy(
-                update={"lint": {"skipped": "tooltune.training.lint not available"}}
-            )
-            return
-        try:
+
             report = lint_dataset_dir(
-                Path(self.config.dataset_path or "."), model_path=self.config.model_path
+                Path(self.config.dataset_path or "."),
+                model_path=self.config.model_path,
+                mask_prompt=self.config.mask_prompt,
             )
-        except Exception as e:  # noqa: BLE001 — a linter bug must not block training
-            log.warning("train.lint_crashed", error=repr(e))
-            self.run = self.run.model_copy(update={"lint": {"skipped": f"linter crashed: {e!r}"}})
+        except TooltuneError:
+            raise  # the data itself is unusable (unreadable JSON, no splits): the run fails with that reason
+        except Exception as e:  # noqa: BLE001
+            log.warning("train.lint_unavailable", error=repr(e))
+            self.run = self.run.model_copy(update={"lint": {"skipped": f"linter unavailable: {e!r}"}})
+            write_run(self.run_dir, self.run)
             return
         errors = [str(x) for x in getattr(report, "errors", [])]
         warnings = [str(x) for x in getattr(report, "warnings", [])]

@@ -1,0 +1,276 @@
+"""LoRA training runs end to end on the tiny model: real worker subprocesses, real mlx-lm training.
+
+Kept short (tens of iterations) so the file runs in well under two minutes on two shared cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tooltune.config import Settings
+from tooltune.errors import TooltuneError
+from tooltune.jobs import DEAD_WORKER_REASON, JobRecord, JobStore
+from tooltune.training import runs
+from tooltune.training.runs import TrainEvent, TrainingBusyError
+from tooltune.training.train_config import TrainConfig
+from tooltune.workspace import Workspace
+
+pytestmark = pytest.mark.slow
+
+READ_FILE = {
+    "type": "function",
+    "function": {
+        "name": "read_file",
+        "description": "Read a file from the repository.",
+        "parameters": {
+            "type": "object",
+            "properties": {"path": {"type": "string", "description": "File path"}},
+            "required": ["path"],
+        },
+    },
+}
+PROMPTS = ["Read src/main.py", "Show me src/main.py please", "open the file src/main.py", "what is in src/main.py"]
+
+
+def _example(i: int) -> dict:
+    """One fixed tool call, phrased four ways: learnable in a few dozen steps."""
+    call = {"type": "function", "function": {"name": "read_file", "arguments": {"path": "src/main.py"}}}
+    return {
+        "messages": [
+            {"role": "user", "content": PROMPTS[i % len(PROMPTS)]},
+            {"role": "assistant", "content": "", "tool_calls": [call]},
+        ],
+        "tools": [READ_FILE],
+    }
+
+
+@pytest.fixture
+def dataset(settings: Settings) -> str:
+    """30 examples (24 train / 6 valid) as a workspace dataset."""
+    d = Workspace(settings.workspace).ensure().datasets / "read-main"
+    d.mkdir(parents=True)
+    (d / "train.jsonl").write_text("".join(json.dumps(_example(i)) + "\n" for i in range(24)))
+    (d / "valid.jsonl").write_text("".join(json.dumps(_example(i)) + "\n" for i in range(24, 30)))
+    return "read-main"
+
+
+def _wait_for(pred, timeout: float = 90.0, poll: float = 0.2):  # noqa: ANN001, ANN202
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError("timed out waiting")
+
+
+def _train_events(job: JobRecord) -> list[TrainEvent]:
+    assert job.run_dir is not None
+    return [e for e in runs.read_events(job.run_dir) if e.kind == "train"]
+
+
+def test_run_learns_and_every_config_value_reaches_mlx(tiny_model: Path, settings: Settings, dataset: str) -> None:
+    """Non-default values everywhere, then read them back from what mlx-lm produced, not from our config."""
+    import mlx.core as mx
+    from mlx_lm.tuner.utils import build_schedule
+
+    cfg = TrainConfig(
+        model=str(tiny_model),
+        dataset=dataset,
+        fine_tune_type="lora",
+        num_layers=1,
+        rank=4,
+        scale=6.0,
+        dropout=0.05,
+        keys=["self_attn.q_proj", "self_attn.v_proj", "mlp.down_proj"],
+        optimizer="adamw",
+        weight_decay=0.01,
+        learning_rate=1e-2,
+        lr_schedule="cosine",
+        warmup=2,
+        min_learning_rate=1e-3,
+        iters=30,
+        batch_size=2,
+        grad_accumulation_steps=2,
+        max_seq_length=512,
+        mask_prompt=True,
+        seed=7,
+        steps_per_report=2,
+        steps_per_eval=10,
+        save_every=10,
+        val_batches=2,
+    )
+    job = runs.start_training(cfg, settings, name="read-main-lora")
+    seen = list(runs.follow_events(settings, job.id, poll_interval=0.2))
+    job = JobStore(Workspace(settings.workspace)).get(job.id)
+    assert job.status == "succeeded", job.error
+    run = runs.get_run(settings, job.id)
+    assert run.status == "succeeded" and run.registered and run.adapter_name == "read-main-lora"
+    assert seen, "progress stream yielded nothing"
+
+    # the loss goes down on a learnable dataset (train and validation)
+    train = [e for e in seen if e.kind == "train"]
+    val = [e for e in seen if e.kind == "val"]
+    assert [e.iteration for e in train] == list(range(2, 31, 2))
+    # (15 optimizer updates on one layer's q/v/down projections: a clear drop, not convergence)
+    assert train[-1].train_loss < 0.65 * train[0].train_loss
+    assert val[-1].val_loss < 0.65 * val[0].val_loss
+    assert sum(e.train_loss for e in train[-3:]) < sum(e.train_loss for e in train[:3])
+
+    # adapter_config.json of the *registered* adapter carries every value under mlx-lm's names
+    adir = Workspace(settings.workspace).adapter_dir("read-main-lora")
+    ac = json.loads((adir / "adapter_config.json").read_text())
+    assert ac["fine_tune_type"] == "lora" and ac["num_layers"] == 1
+    assert ac["lora_parameters"] == {"rank": 4, "scale": 6.0, "dropout": 0.05, "keys": cfg.keys}
+    expected = {
+        "optimizer": "adamw",
+        "optimizer_config": {"adamw": {"weight_decay": 0.01}},
+        "learning_rate": 1e-2,
+        "iters": 30,
+        "batch_size": 2,
+        "grad_accumulation_steps": 2,
+        "max_seq_length": 512,
+        "mask_prompt": True,
+        "grad_checkpoint": False,
+        "seed": 7,
+        "steps_per_report": 2,
+        "steps_per_eval": 10,
+        "save_every": 10,
+        "val_batches": 2,
+    }
+    assert {k: ac[k] for k in expected} == expected
+    assert ac["lr_schedule"] == {
+        "name": "cosine_decay",
+        "arguments": [1e-2, 27, 1e-3],
+        "warmup": 2,
+        "warmup_init": 0.0,
+    }
+
+    # ...and they took effect. Weight shapes: rank 4, only the last layer, only the chosen modules.
+    weights = mx.load(str(adir / "adapters.safetensors"))
+    assert weights, "no adapter weights"
+    for name, w in weights.items():
+        assert name.startswith("model.layers.1."), name  # num_layers=1 → the last of 2 layers
+        assert any(f".{k}." in name for k in cfg.keys), name
+        if name.endswith("lora_a"):
+            assert w.shape[1] == 4, (name, w.shape)
+        elif name.endswith("lora_b"):
+            assert w.shape[0] == 4, (name, w.shape)
+    assert len(weights) == 2 * len(cfg.keys)
+    # scale and dropout as mlx-lm rebuilds them when loading the adapter
+    from mlx_lm import load
+    from mlx_lm.tuner.lora import LoRALinear
+
+    model, _ = load(str(tiny_model), adapter_path=str(adir))
+    loras = [m for _, m in model.named_modules() if isinstance(m, LoRALinear)]
+    assert len(loras) == 3
+    assert {m.scale for m in loras} == {6.0}
+    assert {round(1 - m.dropout._p_1, 6) for m in loras} == {0.05}
+    assert run.applied["rank"] == [4] and run.applied["adapted_layers"] == 1
+
+    # grad accumulation: after 10 micro-steps the optimizer has made 5 updates
+    ckpt = mx.load(str(job.run_dir / "checkpoints" / "0000010_optimizer.safetensors"))
+    assert int(ckpt["step"].item()) == 5
+    # learning rate (reported by mlx-lm's optimizer) follows warmup + cosine over the *updates*
+    sched = build_schedule(ac["lr_schedule"])
+    for e in train:
+        assert e.learning_rate == pytest.approx(float(sched(e.iteration // 2 - 1)), rel=1e-4), e.iteration
+    # mask_prompt: only the assistant's tool call is trained (~30 tokens), not the ~200-token prompt
+    tokens_per_example = train[-1].trained_tokens / (30 * 2)
+    assert 5 < tokens_per_example < 60
+
+    # run folder artefacts
+    rd = job.run_dir
+    metrics = json.loads((rd / "metrics.json").read_text())
+    assert metrics["last_train_loss"] == pytest.approx(train[-1].train_loss)
+    assert metrics["best_val_loss"] <= metrics["first_val_loss"] and metrics["s_per_iter"] > 0
+    assert json.loads((rd / "config.json").read_text())["rank"] == 4
+    assert run.base_model_fingerprint and run.dataset_hash and run.mlx_lm_version and run.seed == 7
+    assert "<polyline" in (rd / "loss.svg").read_text()
+    record = json.loads((adir / "tooltune.json").read_text())
+    assert record["run_id"] == run.id and record["train_config"]["rank"] == 4
+    assert record["base_model_fingerprint"] == run.base_model_fingerprint
+
+
+def test_busy_then_cancel_then_resume_continues(tiny_model: Path, settings: Settings, dataset: str) -> None:
+    cfg = TrainConfig(
+        model=str(tiny_model),
+        dataset=dataset,
+        rank=4,
+        learning_rate=1e-2,
+        mask_prompt=True,
+        iters=400,
+        batch_size=2,
+        steps_per_report=2,
+        steps_per_eval=1000,
+        save_every=4,
+        val_batches=1,
+    )
+    store = JobStore(Workspace(settings.workspace))
+    first = runs.start_training(cfg, settings)
+
+    # a second start while the first runs is refused, naming the job to wait for or cancel
+    with pytest.raises(TrainingBusyError, match=f"busy: training job {first.id} .*tooltune train cancel {first.id}"):
+        runs.start_training(cfg, settings, name="other")
+    assert len(runs.list_runs(settings)) == 1  # the refused start left nothing behind
+
+    _wait_for(lambda: any(e.iteration >= 8 for e in _train_events(first)))
+    runs.cancel_training(first.run_dir.name, settings)  # by run id
+    done = store.wait(first.id, timeout=60, poll=0.2)
+    assert done.status == "cancelled", done.error
+    run = runs.get_run(settings, first.id)
+    assert run.status == "cancelled" and not run.registered
+    stopped_at = run.last_checkpoint
+    assert stopped_at is not None and stopped_at >= 8
+    assert stopped_at in runs.checkpoints(first.run_dir)
+    before = _train_events(first)
+    assert not (Workspace(settings.workspace).adapters / run.adapter_name).exists()
+
+    resumed = runs.resume_training(run.id, settings, iters=stopped_at + 6)
+    assert resumed.id != first.id and resumed.run_dir == first.run_dir
+    job = store.wait(resumed.id, timeout=90, poll=0.2)
+    assert job.status == "succeeded", job.error
+    after = [e for e in _train_events(resumed) if e.time > before[-1].time]
+    # iteration count continues from the checkpoint, not from 1
+    assert after and after[0].iteration > stopped_at and after[-1].iteration == stopped_at + 6
+    # loss continues where it was (weights and optimizer restored), not from the untrained start
+    progress = before[0].train_loss - before[-1].train_loss
+    assert progress > 0.5, [e.train_loss for e in before]
+    assert after[0].train_loss < before[0].train_loss - 0.5 * progress
+    assert after[0].train_loss < before[-1].train_loss * 1.2
+    # trained tokens keep counting up across the resume
+    assert after[0].trained_tokens > before[-1].trained_tokens
+    final = runs.get_run(settings, run.id)
+    assert final.status == "succeeded" and final.resumes == [stopped_at] and final.registered
+    log = (first.run_dir / "worker.log").read_text()
+    assert '"event": "train.resumed"' in log and f'"iteration": {stopped_at}' in log
+
+
+def test_killed_worker_fails_without_adapter_and_frees_the_lock(
+    tiny_model: Path, settings: Settings, dataset: str
+) -> None:
+    cfg = TrainConfig(model=str(tiny_model), dataset=dataset, iters=400, batch_size=2, steps_per_report=1)
+    job = runs.start_training(cfg, settings, name="never")
+    _wait_for(lambda: _train_events(job))
+    os.kill(job.pid, signal.SIGKILL)
+    store = JobStore(Workspace(settings.workspace))
+    failed = _wait_for(lambda: (j := store.get(job.id)).done and j)
+    assert failed.status == "failed" and failed.error == DEAD_WORKER_REASON
+    run = runs.get_run(settings, job.id)
+    assert run.status == "failed" and run.error == DEAD_WORKER_REASON
+    assert not (Workspace(settings.workspace).adapters / "never").exists()
+    assert runs.training_lock_holder(settings) is None  # the next start is not blocked by a dead worker
+
+
+def test_bad_config_fails_at_once_with_reason_in_run_json(tiny_model: Path, settings: Settings, dataset: str) -> None:
+    with pytest.raises(TooltuneError, match="num_layers=5 but model .* has only 2 layers"):
+        runs.start_training(TrainConfig(model=str(tiny_model), dataset=dataset, num_layers=5), settings)
+    (run,) = runs.list_runs(settings)
+    assert run.status == "failed" and "num_layers=5" in (run.error or "")
+    assert runs.training_lock_holder(settings) is None
