@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import pydantic_ai
 from pydantic import BaseModel, Field
 from pydantic_ai import Agent, RunContext
 from pydantic_ai.exceptions import AgentRunError, ModelAPIError, UnexpectedModelBehavior, UsageLimitExceeded
@@ -57,6 +58,9 @@ from tooltune.errors import TooltuneError
 from tooltune.logs import get_logger
 
 log = get_logger(__name__)
+
+# We own the terminal (and ``ask --json`` owns stdout): pydantic-ai's first-run banner must not appear.
+pydantic_ai.BANNER_ENABLED = False
 
 DEFAULT_MAX_STEPS = 20
 RESULT_PREVIEW_CHARS = 400

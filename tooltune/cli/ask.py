@@ -54,8 +54,9 @@ def ask(
 
     from tooltune.agent.session import AskResult
     from tooltune.agent.session import ask as run_ask
-    from tooltune.cli.serve import _project_root, make_server
+    from tooltune.cli.serve import _project_root, make_server, quiet_http_logs
 
+    quiet_http_logs()
     settings = context.settings()
     project = _project_root(root)
     server = make_server(settings, model=model, adapter=adapter)
@@ -74,11 +75,12 @@ def ask(
             )
 
     result = anyio.run(main)
+    # plain print, not rich: scripts need the exact bytes (no wrapping, markup or emoji codes)
     if json:
-        context.console.print_json(result.model_dump_json())
+        print(result.model_dump_json(indent=2), flush=True)
     else:
         if result.answer is not None:
-            context.console.print(result.answer, markup=False, highlight=False, soft_wrap=True)
+            print(result.answer, flush=True)
         if result.error:
             context.console_err.print(f"[bold red]error:[/] {result.error}", markup=True)
     return 0 if result.error is None else 1

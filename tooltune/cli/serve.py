@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -56,6 +57,7 @@ def serve(
     from tooltune.agent.agent import build_agent
     from tooltune.agent.session import AgentSession, console_approver, run_repl, served_info
 
+    quiet_http_logs()
     settings = context.settings()
     console = context.console
     project = _project_root(root)
@@ -88,6 +90,13 @@ def serve(
     except KeyboardInterrupt:
         console.print()
     return 0
+
+
+def quiet_http_logs() -> None:
+    """One 'HTTP Request: POST …' line per model call would drown the conversation; keep them for -v."""
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        for name in ("httpx", "httpx2", "openai"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _project_root(root: Path | None) -> Path:
