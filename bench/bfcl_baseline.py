@@ -20,7 +20,7 @@ import anyio
 from tooltune.config import Settings
 from tooltune.evals.bfcl_import import import_bfcl
 from tooltune.evals.mlx_endpoint import mlx_endpoint
-from tooltune.evals.runner import run_suite
+from tooltune.evals.runner import resume_run, run_dir, run_suite
 from tooltune.workspace import Workspace, atomic_write_json
 
 BFCL = Path("/work/shared/bench/bfcl")
@@ -32,6 +32,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--model", default=None)
     ap.add_argument("--bfcl", default=str(BFCL))
+    ap.add_argument("--max-tokens", type=int, default=256)
     ap.add_argument("--out", default="bench/results/bfcl_baseline.json")
     args = ap.parse_args()
     settings = Settings.load()
@@ -49,6 +50,7 @@ def main() -> None:
         "n_per_category": args.n,
         "concurrency": args.concurrency,
         "temperature": 0.0,
+        "max_tokens": args.max_tokens,
         "results": {},
     }
     with mlx_endpoint(model, settings, log_path=ws.reports / "bench-mlx-server.log") as ep:
@@ -57,7 +59,18 @@ def main() -> None:
             suite = suite.model_copy(update={"cases": suite.cases[: args.n]})
             t0 = time.perf_counter()
 
-            async def go(suite=suite):
+            # a fixed run id per (category, n): re-running the script resumes instead of starting over
+            run_id = f"bfcl-baseline-{cat.replace('_', '-')}-n{args.n}"
+
+            async def go(suite=suite, run_id=run_id):
+                if (run_dir(ws, run_id) / "run.json").exists():
+                    return await resume_run(
+                        ws,
+                        run_id,
+                        base_url=ep.base_url,
+                        model_name=ep.model_name,
+                        concurrency=args.concurrency,
+                    )
                 return await run_suite(
                     suite,
                     ws=ws,
@@ -65,6 +78,8 @@ def main() -> None:
                     model_name=ep.model_name,
                     concurrency=args.concurrency,
                     label="baseline",
+                    run_id=run_id,
+                    max_tokens=args.max_tokens,
                 )
 
             report = anyio.run(go)
@@ -82,7 +97,8 @@ def main() -> None:
                 else "",
                 "reasons_native": report.reasons_native,
                 "reasons_lenient": report.reasons_lenient,
-                "wall_s": round(time.perf_counter() - t0, 1),
+                "wall_s_this_session": round(time.perf_counter() - t0, 1),
+                "wall_s_all_sessions": report.wall_s,
                 "cases_per_min": report.cases_per_min,
                 "mean_latency_s": report.mean_latency_s,
             }
