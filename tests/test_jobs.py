@@ -38,7 +38,7 @@ def test_create_get_list_roundtrip(store: JobStore) -> None:
 
 def test_update_merges_progress_and_sets_timestamps(store: JobStore) -> None:
     job = store.create("train", total=100)
-    job = store.update(job.id, status="running", pid=os.getpid(), progress={"current": 5, "message": "iter 5"})
+    job = store.update(job.id, status="running", pid=os.getpid(), progress={"current": 5, "message": "i5"})
     assert job.started is not None and job.progress.total == 100 and job.progress.current == 5
     job = store.update(job.id, status="succeeded", result={"adapter": "a"})
     assert job.finished is not None and job.done

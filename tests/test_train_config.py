@@ -14,7 +14,8 @@ from tooltune.training.train_config import TrainConfig, TrainConfigError
 
 def _dataset(root: Path, n_train: int = 8, n_valid: int = 2) -> Path:
     root.mkdir(parents=True, exist_ok=True)
-    line = json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]})
+    msgs = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]
+    line = json.dumps({"messages": msgs})
     (root / "train.jsonl").write_text((line + "\n") * n_train)
     (root / "valid.jsonl").write_text((line + "\n") * n_valid)
     return root
@@ -55,7 +56,8 @@ def test_resolve_defaults_and_num_layers_errors(tiny_model: Path, settings: Sett
     assert cfg.num_layers == 2  # min(16, the tiny model's 2 layers)
     assert cfg.iters == 5  # ceil(2 epochs * 10 examples / batch 4)
     assert cfg.model_path == tiny_model.resolve() and cfg.dataset_path == data.resolve()
-    assert TrainConfig(model=str(tiny_model), dataset=str(data), num_layers=-1).resolve(settings).num_layers == 2
+    all_layers = TrainConfig(model=str(tiny_model), dataset=str(data), num_layers=-1).resolve(settings)
+    assert all_layers.num_layers == 2
     with pytest.raises(TrainConfigError, match="num_layers=3 but model .* has only 2 layers"):
         TrainConfig(model=str(tiny_model), dataset=str(data), num_layers=3).resolve(settings)
     with pytest.raises(TrainConfigError, match="batch_size is 16"):
@@ -75,7 +77,9 @@ def test_workspace_dataset_name_resolves(tiny_model: Path, settings: Settings) -
 def test_schedule_maps_to_mlx_build_schedule() -> None:
     from mlx_lm.tuner.utils import build_schedule
 
-    cfg = TrainConfig(dataset="d", iters=20, learning_rate=1e-3, lr_schedule="cosine", warmup=4, min_learning_rate=1e-5)
+    cfg = TrainConfig(
+        dataset="d", iters=20, learning_rate=1e-3, lr_schedule="cosine", warmup=4, min_learning_rate=1e-5
+    )
     sched = build_schedule(cfg.mlx_lr_schedule())
     assert float(sched(0)) == pytest.approx(0.0)
     assert float(sched(4)) == pytest.approx(1e-3, rel=1e-4)

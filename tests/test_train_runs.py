@@ -35,7 +35,7 @@ READ_FILE = {
         },
     },
 }
-PROMPTS = ["Read src/main.py", "Show me src/main.py please", "open the file src/main.py", "what is in src/main.py"]
+PROMPTS = ["Read src/main.py", "Show me src/main.py please", "open the file src/main.py", "src/main.py?"]
 
 
 def _example(i: int) -> dict:
@@ -75,7 +75,9 @@ def _train_events(job: JobRecord) -> list[TrainEvent]:
     return [e for e in runs.read_events(job.run_dir) if e.kind == "train"]
 
 
-def test_run_learns_and_every_config_value_reaches_mlx(tiny_model: Path, settings: Settings, dataset: str) -> None:
+def test_run_learns_and_every_config_value_reaches_mlx(
+    tiny_model: Path, settings: Settings, dataset: str
+) -> None:
     """Non-default values everywhere, then read them back from what mlx-lm produced, not from our config."""
     import mlx.core as mx
     from mlx_lm.tuner.utils import build_schedule
@@ -216,7 +218,8 @@ def test_busy_then_cancel_then_resume_continues(tiny_model: Path, settings: Sett
     first = runs.start_training(cfg, settings)
 
     # a second start while the first runs is refused, naming the job to wait for or cancel
-    with pytest.raises(TrainingBusyError, match=f"busy: training job {first.id} .*tooltune train cancel {first.id}"):
+    busy = f"busy: training job {first.id} .*tooltune train cancel {first.id}"
+    with pytest.raises(TrainingBusyError, match=busy):
         runs.start_training(cfg, settings, name="other")
     assert len(runs.list_runs(settings)) == 1  # the refused start left nothing behind
 
@@ -268,7 +271,9 @@ def test_killed_worker_fails_without_adapter_and_frees_the_lock(
     assert runs.training_lock_holder(settings) is None  # the next start is not blocked by a dead worker
 
 
-def test_bad_config_fails_at_once_with_reason_in_run_json(tiny_model: Path, settings: Settings, dataset: str) -> None:
+def test_bad_config_fails_at_once_with_reason_in_run_json(
+    tiny_model: Path, settings: Settings, dataset: str
+) -> None:
     with pytest.raises(TooltuneError, match="num_layers=5 but model .* has only 2 layers"):
         runs.start_training(TrainConfig(model=str(tiny_model), dataset=dataset, num_layers=5), settings)
     (run,) = runs.list_runs(settings)

@@ -33,7 +33,9 @@ def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
 
 
 def render_loss_svg(events: Sequence[Any], *, title: str = "loss") -> str:
-    """Train and validation loss against iteration. ``events`` are TrainEvent-like (kind, iteration, *_loss)."""
+    """Train and validation loss against iteration.
+
+    ``events`` are TrainEvent-like (kind, iteration, train_loss / val_loss)."""
     series: dict[str, list[tuple[float, float]]] = {"train": [], "val": []}
     for e in events:
         loss = e.train_loss if e.kind == "train" else e.val_loss
@@ -64,7 +66,8 @@ def render_loss_svg(events: Sequence[Any], *, title: str = "loss") -> str:
     for t in _nice_ticks(y0, y1):
         y = sy(t)
         out.append(
-            f'<line x1="{MARGIN["left"]}" y1="{y:.1f}" x2="{WIDTH - MARGIN["right"]}" y2="{y:.1f}" stroke="#eee"/>'
+            f'<line x1="{MARGIN["left"]}" y1="{y:.1f}" x2="{WIDTH - MARGIN["right"]}" y2="{y:.1f}" '
+            'stroke="#eee"/>'
         )
         out.append(f'<text x="{MARGIN["left"] - 6}" y="{y + 4:.1f}" text-anchor="end">{t:g}</text>')
     for t in _nice_ticks(x0, x1):
@@ -77,11 +80,13 @@ def render_loss_svg(events: Sequence[Any], *, title: str = "loss") -> str:
             f'<text x="{x:.1f}" y="{HEIGHT - MARGIN["bottom"] + 16}" text-anchor="middle">{t:g}</text>'
         )
     out.append(
-        f'<rect x="{MARGIN["left"]}" y="{MARGIN["top"]}" width="{pw}" height="{ph}" fill="none" stroke="#333"/>'
+        f'<rect x="{MARGIN["left"]}" y="{MARGIN["top"]}" width="{pw}" height="{ph}" '
+        'fill="none" stroke="#333"/>'
     )
     out.append(f'<text x="{WIDTH / 2}" y="{HEIGHT - 8}" text-anchor="middle">iteration</text>')
     out.append(
-        f'<text x="14" y="{HEIGHT / 2}" text-anchor="middle" transform="rotate(-90 14 {HEIGHT / 2})">loss</text>'
+        f'<text x="14" y="{HEIGHT / 2}" text-anchor="middle" '
+        f'transform="rotate(-90 14 {HEIGHT / 2})">loss</text>'
     )
     for kind, pts in series.items():
         if not pts:

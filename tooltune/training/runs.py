@@ -256,7 +256,8 @@ def _take_lock(ws: Workspace, job_id: str, run_id: str) -> None:
         holder = _read_lock(ws)
         if holder is not None and is_alive(holder.pid):
             raise TrainingBusyError(
-                f"busy: training job {holder.job_id} (run {holder.run_id}) is running; wait for it or cancel it "
+                f"busy: training job {holder.job_id} (run {holder.run_id}) is running; "
+                "wait for it or cancel it "
                 f"with `tooltune train cancel {holder.job_id}`"
             )
         atomic_write_json(ws.runs / LOCK_FILE, _LockHolder(pid=os.getpid(), job_id=job_id, run_id=run_id))
@@ -469,7 +470,7 @@ def follow_events(
     run_dir = _run_dir_for(ws, ref)
     job_id = ref if store.exists(ref) else read_run(run_dir).job_id
     assert job_id is not None
-    tail = _EventTail(run_dir / "events.jsonl", from_start=from_start)
+    tail = EventTail(run_dir / "events.jsonl", from_start=from_start)
     while True:
         done = store.get(job_id).done
         yield from tail.read_new()
@@ -489,7 +490,7 @@ async def afollow_events(
     run_dir = _run_dir_for(ws, ref)
     job_id = ref if store.exists(ref) else read_run(run_dir).job_id
     assert job_id is not None
-    tail = _EventTail(run_dir / "events.jsonl", from_start=from_start)
+    tail = EventTail(run_dir / "events.jsonl", from_start=from_start)
     while True:
         done = store.get(job_id).done
         for event in tail.read_new():
@@ -499,7 +500,7 @@ async def afollow_events(
         await anyio.sleep(poll_interval)
 
 
-class _EventTail:
+class EventTail:
     """Reads only complete new lines of a growing JSONL file (a half-written line waits for its newline)."""
 
     def __init__(self, path: Path, *, from_start: bool = True) -> None:

@@ -218,7 +218,8 @@ class TrainConfig(BaseModel):
         n_valid = count_lines(dataset_path / "valid.jsonl")
         if n_train < self.batch_size:
             raise TrainConfigError(
-                f"dataset {self.dataset!r} has {n_train} training examples but batch_size is {self.batch_size}; "
+                f"dataset {self.dataset!r} has {n_train} training examples "
+                f"but batch_size is {self.batch_size}; "
                 "lower --batch-size or add examples"
             )
         if self.epochs is not None:
@@ -277,7 +278,8 @@ def count_lines(path: Path) -> int:
 
 
 def dataset_hash(path: Path) -> str:
-    """The dataset's content hash: dataset.json's own hash when the data room wrote one, else sha256 of splits."""
+    """The dataset's content hash: dataset.json's own hash when the data room wrote one, else sha256
+    of the splits."""
     meta = path / "dataset.json"
     if meta.is_file():
         try:

@@ -145,7 +145,8 @@ class Worker:
         )
 
     def _finish(self, status: str, *, error: str | None = None, result: dict[str, Any] | None = None) -> None:
-        """Final writes in this order: artefacts, run.json, job — so a reader seeing a final job finds the rest."""
+        """Final writes in this order: artefacts, run.json, job — so a reader seeing a final job
+        finds the rest."""
         from tooltune.training.loss_plot import write_loss_plot
 
         elapsed = time.monotonic() - self.train_started
@@ -218,7 +219,8 @@ class Worker:
         model.freeze()
         if cfg.num_layers > len(model.layers):
             raise TooltuneError(
-                f"num_layers={cfg.num_layers} but the model has only {len(model.layers)} layers; lower --num-layers"
+                f"num_layers={cfg.num_layers} but the model has only {len(model.layers)} layers; "
+                "lower --num-layers"
             )
         if cfg.fine_tune_type == "full":
             for layer in model.layers[-cfg.num_layers :]:
@@ -242,7 +244,8 @@ class Worker:
 
         if len(valid_set) < cfg.batch_size:  # mlx-lm can't make a single validation batch
             self._warn(
-                f"validation skipped: {len(valid_set)} validation examples is fewer than batch_size {cfg.batch_size}"
+                f"validation skipped: {len(valid_set)} validation examples is fewer than "
+                f"batch_size {cfg.batch_size}"
             )
         remaining = cfg.iters - self.start_iter
         self._data_rng = np.random.RandomState(cfg.seed).get_state()
@@ -319,7 +322,8 @@ class Worker:
         if not report.ok:
             shown = "; ".join(errors[:3]) or "see `tooltune data lint`"
             raise DatasetLintError(
-                f"dataset {self.config.dataset} failed lint ({len(errors)} errors: {shown}); fix the data and retry"
+                f"dataset {self.config.dataset} failed lint ({len(errors)} errors: {shown}); "
+                "fix the data and retry"
             )
 
     def _check_cancel_before_training(self) -> None:
