@@ -13,7 +13,7 @@ import httpx2
 import pytest
 
 from tooltune.config import Settings
-from tooltune.evals.runner import EvalInterrupted, load_results, resume_run, run_dir, run_suite
+from tooltune.evals.runner import EvalInterrupted, load_results, rescore_run, resume_run, run_dir, run_suite
 from tooltune.evals.suite import EvalCase, EvalSuite
 from tooltune.workspace import Workspace
 
@@ -222,3 +222,20 @@ def test_existing_run_id_refused(ws: Workspace):
 def test_limit_is_per_category(ws: Workspace, tmp_path: Path):
     report = run(ws, FakeServer(), limit=1, run_id="r-lim")
     assert report.meta.n_cases == 3 and set(report.categories) == {"simple", "irrelevance", "multi_turn"}
+
+
+def test_rescore_uses_recorded_answers(ws: Workspace):
+    fake = FakeServer()
+    first = run(ws, fake, run_id="r-rescore")
+    # pretend an older scorer got the fenced case wrong: rescoring restores it without the model
+    path = run_dir(ws, "r-rescore") / "cases.jsonl"
+    rows = [json.loads(x) for x in path.read_text().splitlines()]
+    for row in rows:
+        if row["case_id"] == "fenced":
+            row["lenient"] = {"passed": False, "reason": "no_call_made", "detail": "old"}
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    n_requests = len(fake.bodies)
+    again = rescore_run(ws, "r-rescore")
+    assert len(fake.bodies) == n_requests
+    assert again.overall.lenient_pass == first.overall.lenient_pass == 4
+    assert again.overall.errors == 1  # the rejected case stays a server error

@@ -222,3 +222,6 @@ def test_lenient_multiple_calls_and_no_false_positives():
     r = parse_calls(plain, {"read_file"})
     assert r.calls == [] and not r.attempted
     assert parse_calls("", None).calls == []
+    data = 'Example record: {"name": "Bob", "age": 3}'
+    assert parse_calls(data, {"read_file"}).calls == [] and not parse_calls(data, {"read_file"}).attempted
+    assert [c.name for c in parse_calls('{"name": "git_status"}', {"git_status"}).calls] == ["git_status"]

@@ -233,6 +233,21 @@ def import_bfcl_cmd(
     return 0
 
 
+@app.command(name="rescore")
+def rescore(run_id: str) -> int:
+    """Score a run's recorded answers again with the current scorer (no model needed).
+
+    Parameters
+    ----------
+    run_id
+        The run to rescore.
+    """
+    from tooltune.evals.runner import rescore_run
+
+    _summary(rescore_run(context.workspace(), run_id))
+    return 0
+
+
 @app.command(name="runs")
 def runs() -> int:
     """List eval runs in the workspace."""

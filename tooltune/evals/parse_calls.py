@@ -80,7 +80,10 @@ def calls_from_json(obj: Any, tool_names: set[str] | None = None) -> tuple[list[
     if name is None and isinstance(obj.get("tool"), str):
         name = obj["tool"]
     if name:
-        raw = next((obj[k] for k in ("arguments", "parameters", "args", "params", "input") if k in obj), None)
+        arg_key = next((k for k in ("arguments", "parameters", "args", "params", "input") if k in obj), None)
+        if arg_key is None and (tool_names is None or name not in tool_names):
+            return calls, bad  # {"name": "Bob", "age": 3} is data, not a call
+        raw = obj[arg_key] if arg_key else None
         args, bad_args = _args_from(raw)
         if args is None:
             return calls, True
@@ -207,6 +210,6 @@ def _looks_like_call_attempt(text: str, names: set[str] | None) -> bool:
     """JSON-ish text that names a tool or has a ``"name"``/``"arguments"`` key but did not parse."""
     if "{" not in text:
         return False
-    if re.search(r'"(name|arguments|parameters|function)"\s*:', text):
+    if re.search(r'"(arguments|parameters|function)"\s*:', text):
         return True
     return bool(names) and any(f'"{n}"' in text for n in names or ())

@@ -475,3 +475,35 @@ def list_runs(ws: Workspace) -> list[RunMeta]:
         except ValueError:
             continue
     return sorted(out, key=lambda m: m.created)
+
+
+def rescore_run(ws: Workspace, run_id: str) -> EvalReport:
+    """Score a finished run's recorded answers again with the current scorer and parser.
+
+    The raw text and native calls are stored per case, so a scorer fix never needs the model again.
+    """
+    d = run_dir(ws, run_id)
+    if not (d / "run.json").exists():
+        raise TooltuneError(f"no eval run {run_id!r} in {ws.reports}; check the id with `tooltune eval runs`")
+    meta = RunMeta.model_validate_json((d / "run.json").read_text("utf-8"))
+    suite = parse_suite((d / "suite.jsonl").read_text("utf-8"), name=meta.suite, source=meta.suite_source)
+    cases = {c.id: c for c in suite.cases}
+    rescored = []
+    for r in load_results(d / "cases.jsonl"):
+        case = cases.get(r.case_id)
+        if case is not None and r.error is None:
+            s = score_case(case, r.native_calls, r.raw_text)
+            r = r.model_copy(
+                update={
+                    "native": s.native,
+                    "lenient": s.lenient,
+                    "attempted": s.attempted,
+                    "lenient_calls": s.lenient_calls,
+                    "parse_strategy": s.parse_strategy,
+                }
+            )
+        rescored.append(r)
+    atomic_write_text(d / "cases.jsonl", "".join(r.model_dump_json() + "\n" for r in rescored))
+    report = build_report(meta, rescored, wall_s=_read_elapsed(d))
+    write_reports(ws, report)
+    return report
