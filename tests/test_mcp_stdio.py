@@ -1,0 +1,216 @@
+"""`tooltune mcp` as a real child process: the whole loop over stdio on the tiny model, a streamable-HTTP
+smoke test, and proof that nothing but protocol messages ever reaches stdout."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import mcp
+import pytest
+from mcp import StdioServerParameters
+
+from tooltune.config import Settings
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+TOOLTUNE = str(Path(sys.executable).parent / "tooltune")
+FAST = {"steps_per_report": 1, "steps_per_eval": 3, "val_batches": 1, "save_every": 3, "max_seq_length": 512}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def child_env(settings: Settings) -> dict[str, str]:
+    return {**os.environ, "TOOLTUNE_CACHE": str(settings.cache_dir), "HF_HUB_OFFLINE": "1"}
+
+
+async def call(client: mcp.Client, tool: str, progress: Any = None, **args: Any) -> dict[str, Any]:
+    result = await client.call_tool(tool, args, progress_callback=progress)
+    assert not result.is_error, result.content[0].text  # type: ignore[union-attr]
+    assert result.structured_content is not None
+    return result.structured_content
+
+
+async def test_full_loop_over_stdio(settings: Settings, tiny_model: Path, tmp_path: Path) -> None:
+    ws = tmp_path / "stdio-ws"
+    params = StdioServerParameters(
+        command=TOOLTUNE, args=["mcp", "--workspace", str(ws)], env=child_env(settings), cwd=str(tmp_path)
+    )
+    tiny = str(tiny_model)
+    async with mcp.Client(params) as c:
+        assert len((await c.list_tools()).tools) == 10
+
+        data = await call(
+            c, "generate_training_examples", builtin="coding", n=40, name="coding-v1", base_model=tiny
+        )
+        assert data["lint"]["ok"] and data["dataset"] == "coding-v1"
+        assert (await call(c, "validate_dataset", name="coding-v1", base_model=tiny))["lint"]["ok"]
+
+        # progress over JSON-RPC: the client's progress token reaches the tool through _meta
+        seen: list[tuple[float, float | None, str | None]] = []
+
+        async def on_progress(done: float, total: float | None, message: str | None) -> None:
+            seen.append((done, total, message))
+
+        train = await call(
+            c,
+            "train_adapter",
+            on_progress,
+            dataset="coding-v1",
+            base_model=tiny,
+            name="coding-lora",
+            iters=6,
+            batch_size=2,
+            config=FAST,
+            wait_seconds=240,
+        )
+        assert train["job"]["status"] == "succeeded", train["job"]["error"]
+        assert any(m and m.startswith("iter ") and "loss" in m for _, _, m in seen), seen
+        job = await call(c, "get_job", id=train["job"]["id"])
+        assert job["result"]["adapter"] == "coding-lora" and job["result"]["metrics"]["iterations"] == 6
+
+        started = await call(
+            c, "run_eval_suite", adapter="coding-lora", baseline=True, limit=1, wait_seconds=0
+        )
+        assert started["runs"] == ["baseline", "coding-lora"] and started["cases"] == 6
+        with anyio.fail_after(240):
+            while not (ev := await call(c, "get_job", id=started["job"]["id"]))["done"]:
+                await anyio.sleep(1)
+        assert ev["status"] == "succeeded", ev["error"]
+        result = ev["result"]
+        assert set(result["scores"]) == {"baseline", "coding-lora"}
+        assert {"overall", "simple", "no_call"} <= set(result["scores"]["baseline"])
+        assert result["comparison"]["n_paired"] == 6
+
+        runs = result["runs"]
+        cmp = await call(c, "compare_runs", a=runs["baseline"], b=runs["coding-lora"])
+        assert cmp["n_paired"] == 6 and cmp["label_a"] == "baseline" and cmp["label_b"] == "coding-lora"
+        md = (await c.read_resource(cmp["report"])).contents[0].text  # type: ignore[union-attr]
+        assert "baseline" in md and "coding-lora" in md
+        report = (await c.read_resource(result["reports"]["coding-lora"])).contents[0].text  # type: ignore[union-attr]
+        assert report.startswith("#") and "coding-tools" in report
+
+        served = await call(c, "switch_adapter", name="coding-lora")
+        assert served["adapter"] == "coding-lora" and served["verified"] is True
+        assert served["base_url"].startswith("http://127.0.0.1:")
+        adapters = await call(c, "list_adapters")
+        assert adapters["served"] == "coding-lora" and adapters["server_running"]
+        assert adapters["active"]["adapter"] == "coding-lora"
+        (entry,) = adapters["adapters"]
+        assert entry["eval_scores"]["coding-tools"]["run_id"] == runs["coding-lora"]
+
+        base = await call(c, "switch_adapter", name=None)
+        assert base["adapter"] is None and base["verified"] is True
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_streamable_http_smoke(settings: Settings, tmp_path: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            TOOLTUNE,
+            "mcp",
+            "--workspace",
+            str(tmp_path / "http-ws"),
+            "--http",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=child_env(settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert proc.poll() is None, proc.stderr.read().decode()  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "the HTTP server did not start listening"
+            await anyio.sleep(0.2)
+        async with mcp.Client(f"http://127.0.0.1:{port}/mcp") as c:
+            tools = (await c.list_tools()).tools
+            assert len(tools) == 10 and all(t.output_schema for t in tools)
+            assert (await call(c, "list_jobs"))["jobs"] == []
+            missing = await c.call_tool("get_job", {"id": "eval-x"})
+            assert missing.is_error and "list_jobs" in missing.content[0].text  # type: ignore[union-attr]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_stdout_carries_only_protocol_messages(settings: Settings, tmp_path: Path) -> None:
+    """Raw JSON-RPC over the child's pipes: every stdout line must parse, logs go to stderr."""
+    msgs = [
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "raw", "version": "0"},
+            },
+        },
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+        {
+            "jsonrpc": "2.0",
+            "id": 3,
+            "method": "tools/call",
+            "params": {"name": "validate_dataset", "arguments": {"name": "nope"}},
+        },
+        {
+            "jsonrpc": "2.0",
+            "id": 4,
+            "method": "tools/call",
+            "params": {"name": "list_adapters", "arguments": {}},
+        },
+    ]
+    proc = subprocess.Popen(
+        [TOOLTUNE, "mcp", "--workspace", str(tmp_path / "raw-ws")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env(settings),
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    replies = []
+    try:
+        proc.stdin.write("".join(json.dumps(m) + "\n" for m in msgs))
+        proc.stdin.flush()
+        while len(replies) < 4:  # stdin stays open until every answer is in (EOF would end the server)
+            line = proc.stdout.readline()
+            assert line, "the server closed stdout early"
+            replies.append(json.loads(line))  # any stray print would fail here
+        proc.stdin.close()
+        proc.wait(timeout=60)
+        rest, err = proc.stdout.read(), proc.stderr.read()  # type: ignore[union-attr]
+    finally:
+        proc.kill()
+    assert rest.strip() == ""
+    assert sorted(r["id"] for r in replies) == [1, 2, 3, 4]
+    by_id = {r["id"]: r for r in replies}
+    assert by_id[3]["result"]["isError"] is True
+    assert "not found" in by_id[3]["result"]["content"][0]["text"]
+    assert by_id[4]["result"]["structuredContent"]["adapters"] == []
+    assert "mcp server starting" in err  # logs exist, on stderr
