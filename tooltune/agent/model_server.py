@@ -807,6 +807,7 @@ class ModelServer:
             assert target.name is not None
             target.record = self.registry.set_probe(target.name, expected)
         self._target = target
+        self._initial_adapter = target.name  # a later stop() + start() serves the same adapter
         if self.record_active:
             write_active(
                 self.ws,
