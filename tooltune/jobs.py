@@ -206,20 +206,30 @@ class JobStore:
             return job
 
     def cancel(self, job_id: str) -> JobRecord:
-        """Ask the worker to stop (SIGTERM); it saves what it can and marks the job ``cancelled`` itself.
+        """Ask the worker to stop; it saves what it can and marks the job ``cancelled`` itself.
 
-        A job whose worker never started, or already died, is marked directly.
+        The protocol every worker follows: install its SIGTERM handler, *then* set status ``running``
+        (via :meth:`update`, which returns the record) and honour ``cancel_requested`` if already set.
+        So a job still ``queued`` only gets the flag (a signal could kill a worker that has no handler
+        yet), a ``running`` one also gets SIGTERM, and a job with no live worker is marked at once.
         """
-        job = self.get(job_id)
-        if job.done:
-            return job
-        job = self.update(job_id, cancel_requested=True)
-        if job.pid is not None and is_alive(job.pid):
+        with self._locked(job_id):
+            job = self._read(job_id)
+            if job.done:
+                return job
+            job.cancel_requested = True
+            worker_alive = job.pid is not None and is_alive(job.pid)
+            if not worker_alive:
+                job.status = "cancelled"
+                job.error = "cancelled before the worker started"
+                job.finished = utcnow()
+            atomic_write_json(self._path(job_id), job)
+        if worker_alive and job.status == "running":
+            assert job.pid is not None
             with contextlib.suppress(ProcessLookupError):
                 os.kill(job.pid, signal.SIGTERM)
-            log.info("job.cancel_requested", job=job_id, pid=job.pid)
-            return job
-        return self.update(job_id, status="cancelled", error="cancelled before the worker started")
+        log.info("job.cancel_requested", job=job_id, pid=job.pid, status=job.status)
+        return job
 
     def wait(self, job_id: str, *, timeout: float | None = None, poll: float = 0.5) -> JobRecord:
         """Block until the job is final (or ``timeout`` seconds pass); returns the last record seen."""

@@ -140,9 +140,11 @@ class Worker:
             }
         )
         write_run(self.run_dir, self.run)
-        self.store.update(
+        job = self.store.update(
             self.job_id, status="running", pid=os.getpid(), progress={"message": "loading model"}
         )
+        if job.cancel_requested:  # cancelled while we were starting (see JobStore.cancel)
+            self.cancel_requested = True
 
     def _finish(self, status: str, *, error: str | None = None, result: dict[str, Any] | None = None) -> None:
         """Final writes in this order: artefacts, run.json, job — so a reader seeing a final job
