@@ -64,12 +64,7 @@ async def test_train_busy_reconnect_cancel_then_progress(settings: Settings, tin
     # the client went away; a new server on the same workspace still knows the job and can stop it
     async with mcp.Client(build_server(settings)) as c:
         assert job_id in [j["id"] for j in (await call(c, "list_jobs", kind="train"))["jobs"]]
-        # (a SIGTERM before the worker installs its handler kills it outright and the job ends "failed";
-        # an agent polls first, so do we)
-        with anyio.fail_after(60):
-            while (await call(c, "get_job", id=job_id))["status"] != "running":
-                await anyio.sleep(0.2)
-        await call(c, "cancel_job", id=job_id)
+        await call(c, "cancel_job", id=job_id)  # the worker may still be starting: it honours the flag
         stopped = await wait_done(c, job_id)
         assert stopped["status"] == "cancelled"
 
