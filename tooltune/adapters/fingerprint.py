@@ -67,6 +67,9 @@ class ProbeSignature(BaseModel):
     top: list[list[tuple[int, float]]] = Field(
         default_factory=list, description="per generated position: [token id, logprob] of the top-k tokens"
     )
+    eos: list[int] = Field(
+        default_factory=list, description="end-of-sequence ids (known on the reference side only)"
+    )
 
 
 class ProbeSpec(BaseModel):
@@ -105,10 +108,15 @@ def signature_distance(a: ProbeSignature, b: ProbeSignature) -> float:
     different greedy choice at a comparable position means the distributions differ — so the distance
     is at least the gap between the two choices there.
     """
+    # mlx_lm.server reports no position for a final EOS token when it batches, the reference does:
+    # compare what was generated before the end of sequence.
+    eos = set(a.eos) | set(b.eos)
+    a, b = _strip_eos(a, eos), _strip_eos(b, eos)
     worst = 0.0
     n = min(len(a.top), len(b.top))
     if n == 0:
-        return math.inf
+        # both ended at once (e.g. an adapter that learned to stop): equal iff both said nothing
+        return 0.0 if len(a.top) == len(b.top) and a.text == b.text else math.inf
     for i in range(n):
         da, db = dict(a.top[i]), dict(b.top[i])
         common = set(da) & set(db)
@@ -123,6 +131,12 @@ def signature_distance(a: ProbeSignature, b: ProbeSignature) -> float:
                 worst = math.inf
             break
     return worst
+
+
+def _strip_eos(sig: ProbeSignature, eos: set[int]) -> ProbeSignature:
+    if sig.tokens and sig.tokens[-1] in eos and len(sig.top) == len(sig.tokens):
+        return sig.model_copy(update={"tokens": sig.tokens[:-1], "top": sig.top[:-1]})
+    return sig
 
 
 def signature_from_response(response: dict[str, Any]) -> ProbeSignature:
@@ -188,7 +202,7 @@ def _greedy_signature(model: Any, tokenizer: Any, spec: ProbeSpec) -> ProbeSigna
         if tok in eos:
             break
     text = tokenizer.decode([t for t in tokens if t not in eos])
-    return ProbeSignature(tokens=tokens, text=text, top=top)
+    return ProbeSignature(tokens=tokens, text=text, top=top, eos=sorted(eos))
 
 
 def _lora_modules(model: Any) -> list[Any]:
