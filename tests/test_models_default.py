@@ -103,11 +103,12 @@ tools = [{"type": "function", "function": fn}]
 prompt = tok.apply_chat_template([{"role": "user", "content": "Read the file src/main.py"}], tools=tools,
                                  add_generation_prompt=True, tokenize=False)
 print(json.dumps({"parser": tok.init_kwargs.get("tool_parser_type"),
-                  "text": generate(model, tok, prompt=prompt, max_tokens=40, verbose=False)}))
+                  "text": generate(model, tok, prompt=prompt, max_tokens=28, verbose=False)}))
 """
 
 
 @pytest.mark.realmodel
+@pytest.mark.timeout(1200)  # minutes on a loaded 2-core CPU: a numpy forward pass and a 28-token generation
 @pytest.mark.skipif(
     not dm.is_valid_default(_REAL, dtype=default_dtype(), quantize=None), reason="demo model not imported"
 )
@@ -130,6 +131,7 @@ def test_real_default_model(tmp_path: Path) -> None:
     assert (ours.argmax(-1) == ref.argmax(-1)).all()
 
     env = subprocess_env(Settings.load().cache_dir)
+    env["OPENBLAS_NUM_THREADS"] = "1"  # spinning BLAS threads collapse on a shared, oversubscribed CPU
     proc = subprocess.run(
         [sys.executable, "-c", _TOOL_SCRIPT, str(_REAL)], env=env, capture_output=True, text=True, timeout=600
     )
@@ -138,3 +140,40 @@ def test_real_default_model(tmp_path: Path) -> None:
     assert out["parser"] == "json_tools"
     # the base model answers with fenced/bare JSON, not <tool_call> tags (see PLATFORM.md)
     assert '"read_file"' in out["text"] and "src/main.py" in out["text"]
+
+
+@pytest.mark.realmodel
+@pytest.mark.skipif(
+    not dm.is_valid_default(_REAL, dtype=default_dtype(), quantize=None), reason="demo model not imported"
+)
+def test_real_tokenizer_matches_transformers_gguf_converter(tmp_path: Path) -> None:
+    """Our tokenizer.json (built with `tokenizers` alone) encodes like transformers' own GGUF converter."""
+    converter = pytest.importorskip("transformers.integrations.gguf.gguf_tokenizer_mapping")
+    from gguf import GGUFReader
+    from tokenizers import Tokenizer
+
+    from tooltune.models.gguf_tokenizer import field_value
+
+    gguf = tmp_path / "real.gguf"
+    dm.assemble(gguf)
+    reader = GGUFReader(gguf)
+    meta = {
+        "tokenizer_type": "gpt2",
+        "pre_tokenizer_type": field_value(reader, "tokenizer.ggml.pre"),
+        "tokens": field_value(reader, "tokenizer.ggml.tokens"),
+        "token_type": field_value(reader, "tokenizer.ggml.token_type"),
+        "merges": field_value(reader, "tokenizer.ggml.merges"),
+    }
+    theirs, _ = converter.convert_gguf_tokenizer("qwen2", meta)
+    ours = Tokenizer.from_file(str(_REAL / "tokenizer.json"))
+    texts = [
+        "def fib(n):\n    return n if n < 2 else fib(n-1) + fib(n-2)\n",
+        "<|im_start|>user\nRead src/main.py<|im_end|>\n<tool_call>\n{\"name\": \"read_file\"}\n</tool_call>",
+        "Numbers 1234567 and 3.14159, émigré café — “quotes” 日本語 🙂",
+        "   leading spaces\t\ttabs\n\n\nnewlines   I'm they've CAN'T x**2",
+    ]
+    for text in texts:
+        ids = ours.encode(text).ids
+        assert ids == theirs.encode(text).ids
+        assert ours.decode(ids, skip_special_tokens=False) == text
+    assert ours.encode("<tool_call><|im_end|>").ids == [151657, 151645]
