@@ -189,6 +189,35 @@ async def test_bad_switches_keep_serving_the_old_adapter(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("side_by_side", [True, False])
+async def test_restart_switch_failure_keeps_or_restores_the_old_child(
+    tiny_model: Path, shared: Settings, monkeypatch: pytest.MonkeyPatch, side_by_side: bool
+) -> None:
+    """A new child that dies while loading: side by side the old one never stopped; in place it is
+    started again (rolled back) before the error reaches the caller."""
+    import tooltune.agent.model_server as ms
+
+    real_wait_ready = ModelServer._wait_ready
+
+    async def crash_on_a1(self: ModelServer, child: object, target: object) -> None:
+        if getattr(target, "name", None) == "a1":
+            raise ModelServerCrashedError("simulated: the new child died while loading the adapter")
+        await real_wait_ready(self, child, target)  # type: ignore[arg-type]
+
+    async with ModelServer(tiny_model, settings=shared, strategy="restart") as server:
+        before = read_active(Workspace(shared.workspace))
+        monkeypatch.setattr(ms, "fits_in_memory", lambda *a, **k: side_by_side)
+        monkeypatch.setattr(ModelServer, "_wait_ready", crash_on_a1)
+        with pytest.raises(ModelServerCrashedError, match="simulated"):
+            await server.switch_adapter("a1")
+        monkeypatch.undo()
+        assert server.pid is not None and alive(server.pid)
+        state = await server.verify()
+        assert state.adapter is None and state.verified and server.extra_body == {}
+        assert read_active(Workspace(shared.workspace)) == before
+
+
+@pytest.mark.slow
 async def test_pinned_server_refuses_or_waits(tiny_model: Path, shared: Settings) -> None:
     async with ModelServer(tiny_model, settings=shared) as server:
         order: list[str] = []

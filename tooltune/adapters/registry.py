@@ -314,5 +314,11 @@ class AdapterRegistry:
                 f"{record.base_model_fingerprint}) but {model_label} has fingerprint {model_fingerprint}; "
                 "serve its base model or pick an adapter trained on this one"
             )
-        validate_adapter_files(self.path(name))
+        folder = self.path(name)
+        validate_adapter_files(folder)
+        if record.adapter_fingerprint and adapter_files_fingerprint(folder) != record.adapter_fingerprint:
+            raise CorruptAdapterError(
+                f"the files of adapter {name!r} changed after it was registered "
+                "(its recorded probe no longer applies); register it again with overwrite=True"
+            )
         return record
