@@ -61,6 +61,45 @@ def _tokenizer_metadata() -> tuple[list[str], list[int], list[str]]:
     return tokens, types, merges
 
 
+SPM_PIECES = [
+    "▁",
+    "▁the",
+    "▁a",
+    "th",
+    "e",
+    "t",
+    "h",
+    "a",
+    "▁r",
+    "r",
+    "d",
+    "▁read",
+    "ea",
+    "re",
+    "ad",
+    "f",
+    "i",
+    "l",
+    ".",
+]
+
+
+def _spm_metadata() -> tuple[list[str], list[int], list[float]]:
+    """A small sentencepiece-style vocabulary: unk, bos/eos, 256 byte-fallback tokens, scored pieces."""
+    tokens = [
+        "<unk>",
+        "<s>",
+        "</s>",
+        *(f"<0x{b:02X}>" for b in range(256)),
+        *SPM_PIECES,
+        "<|im_end|>",
+        "<|endoftext|>",
+    ]
+    types = [2, 3, 3] + [6] * 256 + [1] * len(SPM_PIECES) + [3, 3]
+    scores = [0.0] * 259 + [-float(i) for i in range(len(SPM_PIECES))] + [0.0, 0.0]
+    return tokens, types, scores
+
+
 def _quantized(arr: np.ndarray, qtype: Q) -> np.ndarray:
     if qtype == Q.F32:
         return arr.astype(np.float32)
@@ -76,13 +115,17 @@ def write_tiny_gguf(
     types: dict[str, Q] | None = None,
     tied: bool = True,
     pre: str = "gpt2",
+    spm: bool = False,
     seed: int = 0,
 ) -> Path:
     """A 2-layer decoder with the tiny test tokenizer and Qwen's tool template, weights in HF layout
     (Q/K permuted the llama.cpp way for llama)."""
     types = types or (QWEN_TYPES if arch == "qwen2" else LLAMA_TYPES)
     rng = np.random.default_rng(seed)
-    tokens, token_types, merges = _tokenizer_metadata()
+    if spm:
+        tokens, token_types, scores = _spm_metadata()
+    else:
+        tokens, token_types, merges = _tokenizer_metadata()
     vocab = len(tokens)
     head_dim = HIDDEN // HEADS
 
@@ -100,15 +143,22 @@ def write_tiny_gguf(
     w.add_rope_freq_base(10000.0 if arch == "llama" else 1000000.0)
     w.add_layer_norm_rms_eps(1e-6)
     w.add_rope_dimension_count(head_dim)
-    w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre(pre)
     w.add_token_list(tokens)
     w.add_token_types(token_types)
-    w.add_token_merges(merges)
-    w.add_eos_token_id(tokens.index("<|im_end|>"))
-    w.add_bos_token_id(tokens.index("<|endoftext|>"))
-    w.add_pad_token_id(tokens.index("<|endoftext|>"))
-    w.add_add_bos_token(False)
+    if spm:
+        w.add_tokenizer_model("llama")
+        w.add_token_scores(scores)
+        w.add_bos_token_id(tokens.index("<s>"))
+        w.add_eos_token_id(tokens.index("</s>"))
+        w.add_add_bos_token(True)
+    else:
+        w.add_tokenizer_model("gpt2")
+        w.add_tokenizer_pre(pre)
+        w.add_token_merges(merges)
+        w.add_eos_token_id(tokens.index("<|im_end|>"))
+        w.add_bos_token_id(tokens.index("<|endoftext|>"))
+        w.add_pad_token_id(tokens.index("<|endoftext|>"))
+        w.add_add_bos_token(False)
     w.add_chat_template(qwen_tool_template())
 
     def add(name: str, kind: str, arr: np.ndarray) -> None:
@@ -240,6 +290,20 @@ def test_llama_permuted_qk_untied(tmp_path: Path) -> None:
     ref = ReferenceDecoder(src)  # interleaved rope on the permuted GGUF rows, as llama.cpp computes it
     for ids in ([1, 5, 200, 33, 7, 400, 12, 2], [3, 3, 3, 3, 90, 91]):
         _assert_close(_mlx_logits(out, ids), ref.logits(ids))
+
+
+def test_llama_sentencepiece_vocabulary(tmp_path: Path) -> None:
+    """Sentencepiece vocabularies (Llama 2, Mistral) go through transformers' converter; BOS is added."""
+    from mlx_lm import load
+
+    src = write_tiny_gguf(tmp_path / "spm.gguf", arch="llama", tied=False, spm=True)
+    out = import_gguf(src, tmp_path / "spm")
+    _, tokenizer = load(str(out))
+    ids = tokenizer.encode("the read file.")
+    assert ids[0] == 1 and tokenizer.decode(ids[1:]) == "the read file."
+    assert tokenizer.eos_token == "</s>"
+    ref = ReferenceDecoder(src)
+    _assert_close(_mlx_logits(out, ids), ref.logits(ids))
 
 
 def test_llama_without_unpermute_would_differ(tmp_path: Path) -> None:

@@ -219,6 +219,12 @@ def write_tokenizer(reader: GGUFReader, arch: str, out_dir: Path, *, context_len
         tok = build_byte_level_tokenizer(tokens, merges, token_types, pre, bos=bos if add_bos else None)
     else:
         tok = _transformers_tokenizer(reader, arch, tokenizer_type)
+        if add_bos and bos is not None and bos_id is not None:
+            from tokenizers import processors
+
+            tok.post_processor = processors.TemplateProcessing(
+                single=f"{bos}:0 $A:0", pair=f"{bos}:0 $A:0 {bos}:1 $B:1", special_tokens=[(bos, bos_id)]
+            )
     tok.save(str(out_dir / "tokenizer.json"))
 
     added_decoder = {
