@@ -211,8 +211,12 @@ def server_model(server: ServedEndpoint, *, lenient_tools: bool = False, http_cl
 
 
 def server_settings(server: ServedEndpoint | None, base: ModelSettings | None = None) -> ModelSettings:
-    """Model settings for one run: the server's ``extra_body`` (e.g. the adapter selection) merged in."""
+    """Settings for one run: the server's ``extra_body`` (the adapter selection) and its request timeout."""
     settings: ModelSettings = dict(base or {})  # type: ignore[assignment]
+    if server is not None:
+        # a CPU-bound local model can take minutes per request; the OpenAI client's default (600 s, then
+        # a retry that queues a duplicate generation) is wrong here, so follow the server's own limit
+        settings.setdefault("timeout", float(getattr(server, "request_timeout", None) or 1800.0))
     extra = dict(getattr(server, "extra_body", None) or {}) if server is not None else {}
     if extra:
         merged = dict(settings.get("extra_body") or {})  # type: ignore[arg-type]
