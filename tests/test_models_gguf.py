@@ -12,6 +12,7 @@ import pytest
 from gguf import GGMLQuantizationType as Q
 from gguf import GGUFWriter, quants
 
+from tooltune.config import Settings
 from tooltune.errors import GGUFImportError
 from tooltune.models import gguf_tensors as gt
 from tooltune.models.gguf_import import RECORD_FILE, import_gguf, read_import_record
@@ -414,3 +415,16 @@ def test_failure_mid_conversion_leaves_nothing(
     with pytest.raises(GGUFImportError, match="simulated"):
         import_gguf(qwen_gguf, out)
     _no_output(out)
+
+
+def test_resolve_gguf_imports_once(
+    qwen_gguf: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tooltune.models.gguf_import as gi
+    from tooltune.models.resolve import resolve_model
+
+    first = resolve_model(qwen_gguf, settings)
+    assert first.source == "gguf" and first.path == settings.models_dir / "tiny-qwen2"
+    monkeypatch.setattr(gi, "import_gguf", lambda *a, **k: pytest.fail("imported twice"))
+    assert resolve_model(qwen_gguf, settings).path == first.path
+    assert resolve_model("tiny-qwen2", settings).source == "cache"

@@ -48,7 +48,9 @@ def resolve_model(reference: str | Path, settings: Settings, *, download: bool =
         name = path.stem.lower()
         target = settings.models_dir / name
         if not is_mlx_model_dir(target):
-            import_gguf(path, target)
+            from tooltune.config import default_dtype, default_quantize_bits
+
+            import_gguf(path, target, dtype=default_dtype(), quantize=default_quantize_bits(), overwrite=True)
         return ResolvedModel(reference=ref, path=target, source="gguf")
     cached = settings.models_dir / ref
     if "/" not in ref and is_mlx_model_dir(cached):
