@@ -246,3 +246,22 @@ def test_teacher_paraphrases_and_drops_lost_values(tools) -> None:
     assert res.teacher is not None and res.teacher.kept > 0 and res.teacher.dropped_values_lost > 0
     assert sum("Hey there" in e.user_texts()[0] for e in res.examples) == res.teacher.kept
     assert not any("Do the thing" in e.user_texts()[0] for e in res.examples)
+
+
+def test_system_prompt_share_matches_serving(tools) -> None:
+    """A share of conversations carries the serving system prompt (the agent's), so training sees what
+    inference sends; the rest carry none, for clients that send no system prompt."""
+    from tooltune.agent.agent import DEFAULT_INSTRUCTIONS
+
+    res = generate_examples(
+        tools, GenerateConfig(n=200, seed=5, system_prompt=DEFAULT_INSTRUCTIONS, system_share=0.5)
+    )
+    firsts = [ex.messages[0] for ex in res.examples]
+    with_system = [m for m in firsts if m["role"] == "system"]
+    assert all(m["content"] == DEFAULT_INSTRUCTIONS for m in with_system)
+    assert 0.3 < len(with_system) / len(firsts) < 0.7
+    # split pieces of one conversation keep its system message
+    for ex in res.examples:
+        assert sum(m["role"] == "system" for m in ex.messages) <= 1
+    plain = generate_examples(tools, GenerateConfig(n=50, seed=5))
+    assert not any(ex.messages[0]["role"] == "system" for ex in plain.examples)

@@ -189,6 +189,8 @@ def generate(
     split_turns: bool = True,
     max_tools: int = 4,
     bfcl_dir: Path | None = None,
+    system_prompt: str | None = None,
+    system_share: float = 0.5,
 ) -> None:
     """Generate a dataset of tool-calling examples from tool schemas.
 
@@ -220,13 +222,28 @@ def generate(
         Most tools offered in one example (each tool costs prompt tokens).
     bfcl_dir
         Folder of BFCL files for the leakage check.
+    system_prompt
+        System message for a share of conversations: the one you will serve with. "agent" = the
+        coding agent's instructions (what `tooltune serve` / `ask` send).
+    system_share
+        Share of conversations that get the system prompt (the rest get none).
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from tooltune.training.generate import GENERATED_KINDS, GenerateConfig, generate_dataset
 
+    if system_prompt == "agent":
+        from tooltune.agent.agent import DEFAULT_INSTRUCTIONS
+
+        system_prompt = DEFAULT_INSTRUCTIONS
     cfg = GenerateConfig(
-        n=n, seed=seed, kinds=kinds or list(GENERATED_KINDS), split_turns=split_turns, max_tools=max_tools
+        n=n,
+        seed=seed,
+        kinds=kinds or list(GENERATED_KINDS),
+        split_turns=split_turns,
+        max_tools=max_tools,
+        system_prompt=system_prompt,
+        system_share=system_share,
     )
     mp = _model_path(model)
     with Progress(

@@ -73,6 +73,14 @@ class GenerateConfig(BaseModel):
     teacher_share: float = Field(
         default=0.3, ge=0, le=1, description="Share of requests sent to the teacher."
     )
+    system_prompt: str | None = Field(
+        default=None,
+        description="System message to put in front of a share of conversations: the one the model will "
+        "be served with (e.g. the coding agent's instructions), so training matches inference.",
+    )
+    system_share: float = Field(
+        default=0.5, ge=0, le=1, description="Share of conversations that get system_prompt (rest: none)."
+    )
 
 
 class GenerateResult(BaseModel):
@@ -616,6 +624,10 @@ def generate_examples(
         conv = gen.conversation(kind)
         if conv is None:
             continue
+        if cfg.system_prompt and gen.rng.random() < cfg.system_share:
+            conv = conv.model_copy(
+                update={"messages": [{"role": "system", "content": cfg.system_prompt}, *conv.messages]}
+            )
         convs += 1
         for piece in split_turns(conv) if cfg.split_turns else [conv]:
             if len(out) >= cfg.n:
