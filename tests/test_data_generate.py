@@ -23,10 +23,14 @@ from tooltune.training.generate import (
 )
 from tooltune.training.lint import lint_items
 from tooltune.training.phrasing import leaf_strings
+from tooltune.training.similarity import default_bfcl_dir
 from tooltune.training.teacher import Teacher
 from tooltune.training.tool_sources import load_tool_specs
 
-BFCL = Path("/work/shared/bench/bfcl/BFCL_v4_simple_python.json")
+_BFCL_DIR = default_bfcl_dir()
+assert _BFCL_DIR is not None, "BFCL data not found: set TOOLTUNE_BFCL_DIR or keep ../shared/bench/bfcl"
+
+BFCL = _BFCL_DIR / "BFCL_v4_simple_python.json"
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,14 @@ import pytest
 
 from tooltune.agent.coding_tools import CODING_TOOLS_BY_NAME
 from tooltune.training.lint import LintReport, lint_file
-from tooltune.training.similarity import LeakIndex
+from tooltune.training.similarity import LeakIndex, default_bfcl_dir
 
 READ = CODING_TOOLS_BY_NAME["read_file"].to_openai()
 LS = CODING_TOOLS_BY_NAME["list_dir"].to_openai()
+
+
+_BFCL_DIR = default_bfcl_dir()
+assert _BFCL_DIR is not None, "BFCL data not found: set TOOLTUNE_BFCL_DIR or keep ../shared/bench/bfcl"
 
 
 def call(name: str, args: dict) -> dict:
@@ -138,14 +142,12 @@ def test_leaked_eval_request(tmp_path: Path, tiny_model: Path) -> None:
     (ws / "evals" / "suites" / "mine.jsonl").write_text(json.dumps(case) + "\n")
     leaked = good(5)
     leaked["messages"][0]["content"] = question.lower() + "."  # near copy
-    bfcl_q = json.loads(
-        Path("/work/shared/bench/bfcl/BFCL_v4_simple_python.json").read_text().splitlines()[0]
-    )
+    bfcl_q = json.loads((_BFCL_DIR / "BFCL_v4_simple_python.json").read_text().splitlines()[0])
     leaked2 = good(6)
     leaked2["messages"][0]["content"] = bfcl_q["question"][0][0]["content"]
     f = tmp_path / "data.jsonl"
     f.write_text("\n".join(json.dumps(x) for x in (good(1), leaked, leaked2)) + "\n")
-    r = lint_file(f, ws_root=ws, bfcl_dir=Path("/work/shared/bench/bfcl"))
+    r = lint_file(f, ws_root=ws, bfcl_dir=_BFCL_DIR)
     issues = _issue(r, "leakage")
     assert not r.ok and len(issues) == 2
     assert issues[0].startswith("data.jsonl:2 [messages[0].content]") and "suite:mine.jsonl:c1" in issues[0]

@@ -10,6 +10,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from tooltune.training.similarity import default_bfcl_dir
 from tooltune.training.tool_sources import (
     ToolSourceError,
     clean_schema,
@@ -18,7 +19,10 @@ from tooltune.training.tool_sources import (
     load_tools,
 )
 
-BFCL = Path("/work/shared/bench/bfcl/BFCL_v4_simple_python.json")
+_BFCL_DIR = default_bfcl_dir()
+assert _BFCL_DIR is not None, "BFCL data not found: set TOOLTUNE_BFCL_DIR or keep ../shared/bench/bfcl"
+
+BFCL = _BFCL_DIR / "BFCL_v4_simple_python.json"
 
 SERVER_SRC = textwrap.dedent(
     '''

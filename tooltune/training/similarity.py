@@ -116,7 +116,6 @@ def default_bfcl_dir() -> Path | None:
     for cand in (
         repo / "bench" / "bfcl",
         repo.parent / "shared" / "bench" / "bfcl",
-        Path("/work/shared/bench/bfcl"),
     ):
         if cand.is_dir() and any(cand.glob("BFCL_*.json")):
             return cand
