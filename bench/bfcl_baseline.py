@@ -1,7 +1,12 @@
 """BFCL baseline (no adapter): simple_python and irrelevance, native and lenient, on the 0.5B model.
 
-Usage: python bench/bfcl_baseline.py [--n 40] [--concurrency 4] [--model PATH] [--out FILE.json]
-Starts its own mlx_lm.server (OpenBLAS env) and writes the numbers plus command, machine and date.
+Usage: python bench/bfcl_baseline.py [--n 40] [--categories simple_python,irrelevance] [--concurrency 4]
+       [--model PATH] [--out FILE.json] [--summarize-only]
+
+Starts its own mlx_lm.server (OpenBLAS env). Each (category, n) has a fixed run id, so running the
+script again resumes; ``--summarize-only`` writes the numbers of whatever has finished (a partial run
+is marked ``complete: false``) without starting a server. Results of other categories already in the
+output file are kept.
 """
 
 from __future__ import annotations
@@ -14,53 +19,96 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import anyio
 
 from tooltune.config import Settings
 from tooltune.evals.bfcl_import import import_bfcl
 from tooltune.evals.mlx_endpoint import mlx_endpoint
-from tooltune.evals.runner import resume_run, run_dir, run_suite
+from tooltune.evals.results import EvalReport
+from tooltune.evals.runner import load_report, resume_run, run_dir, run_suite
 from tooltune.workspace import Workspace, atomic_write_json
 
 BFCL = Path("/work/shared/bench/bfcl")
 
 
+def summarize(cat: str, report: EvalReport) -> dict[str, Any]:
+    m = report.overall
+    return {
+        "run_id": report.meta.run_id,
+        "complete": report.complete,
+        "n_planned": report.n_expected,
+        "n": m.n,
+        "native_pass": m.native_pass,
+        "lenient_pass": m.lenient_pass,
+        "any_call_attempt": m.attempted,
+        "native_rate": round(m.native_rate, 4),
+        "lenient_rate": round(m.lenient_rate, 4),
+        "note": "irrelevance: native = no native tool_calls; lenient = no call attempt of any kind "
+        "(calls written as text count as calls)"
+        if cat == "irrelevance"
+        else "",
+        "reasons_native": report.reasons_native,
+        "reasons_lenient": report.reasons_lenient,
+        "wall_s": report.wall_s,
+        "cases_per_min": report.cases_per_min,
+        "mean_latency_s": report.mean_latency_s,
+        "output_tokens": report.output_tokens,
+        "loadavg_at_summary": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=40, help="cases per BFCL category (first N)")
+    ap.add_argument("--categories", default="simple_python,irrelevance")
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--model", default=None)
     ap.add_argument("--bfcl", default=str(BFCL))
     ap.add_argument("--max-tokens", type=int, default=256)
     ap.add_argument("--out", default="bench/results/bfcl_baseline.json")
+    ap.add_argument("--summarize-only", action="store_true")
     args = ap.parse_args()
     settings = Settings.load()
     model = Path(args.model) if args.model else settings.models_dir / "qwen2.5-coder-0.5b-instruct"
     ws = Workspace(settings.workspace).ensure()
-    out: dict = {
+    out_path = Path(args.out)
+    previous = json.loads(out_path.read_text()) if out_path.exists() else {}
+    out: dict[str, Any] = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "commands_before": previous.get("commands_before", []) + ([previous["command"]] if previous else []),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
+            "note": "2 cores shared with other engineers' servers and training runs while this ran",
         },
         "model": str(model),
-        "n_per_category": args.n,
         "concurrency": args.concurrency,
         "temperature": 0.0,
         "max_tokens": args.max_tokens,
-        "results": {},
+        "results": previous.get("results", {}),
     }
+    cats = [c for c in args.categories.split(",") if c]
+
+    def run_id_for(cat: str) -> str:
+        return f"bfcl-baseline-{cat.replace('_', '-')}-n{args.n}"
+
+    if args.summarize_only:
+        for cat in cats:
+            if (run_dir(ws, run_id_for(cat)) / "run.json").exists():
+                out["results"][cat] = summarize(cat, load_report(ws, run_id_for(cat)))
+        atomic_write_json(out_path, out)
+        return
+
     with mlx_endpoint(model, settings, log_path=ws.reports / "bench-mlx-server.log") as ep:
-        for cat in ("simple_python", "irrelevance"):
+        for cat in cats:
             suite = import_bfcl(Path(args.bfcl) / f"BFCL_v4_{cat}.json", ws=ws)
             suite = suite.model_copy(update={"cases": suite.cases[: args.n]})
+            run_id = run_id_for(cat)
             t0 = time.perf_counter()
-
-            # a fixed run id per (category, n): re-running the script resumes instead of starting over
-            run_id = f"bfcl-baseline-{cat.replace('_', '-')}-n{args.n}"
 
             async def go(suite=suite, run_id=run_id):
                 if (run_dir(ws, run_id) / "run.json").exists():
@@ -83,28 +131,12 @@ def main() -> None:
                 )
 
             report = anyio.run(go)
-            m = report.overall
-            out["results"][cat] = {
-                "run_id": report.meta.run_id,
-                "n": m.n,
-                "native_pass": m.native_pass,
-                "lenient_pass": m.lenient_pass,
-                "any_call_attempt": m.attempted,
-                "native_rate": round(m.native_rate, 4),
-                "lenient_rate": round(m.lenient_rate, 4),
-                "note": "for irrelevance, lenient = no call attempt of any kind (text calls count)"
-                if cat == "irrelevance"
-                else "",
-                "reasons_native": report.reasons_native,
-                "reasons_lenient": report.reasons_lenient,
-                "wall_s_this_session": round(time.perf_counter() - t0, 1),
-                "wall_s_all_sessions": report.wall_s,
-                "cases_per_min": report.cases_per_min,
-                "mean_latency_s": report.mean_latency_s,
+            out["results"][cat] = summarize(cat, report) | {
+                "wall_s_this_session": round(time.perf_counter() - t0, 1)
             }
             print(json.dumps({cat: out["results"][cat]}, indent=1), file=sys.stderr)
-            atomic_write_json(Path(args.out), out)
-    atomic_write_json(Path(args.out), out)
+            atomic_write_json(out_path, out)
+    atomic_write_json(out_path, out)
 
 
 if __name__ == "__main__":

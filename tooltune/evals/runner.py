@@ -321,6 +321,8 @@ async def _execute(
                 state["consecutive_conn"] = 0
             await writer.write(result)
             results.append(result)
+            # elapsed time survives a kill too, so a resumed run's cases/min stays honest
+            atomic_write_json(d / "timing.json", {"wall_s": prior_wall + (time.perf_counter() - started)})
             if on_progress:
                 on_progress(len(results), total, result)
 
