@@ -34,6 +34,15 @@ def child_env(settings: Settings) -> dict[str, str]:
     return {**os.environ, "TOOLTUNE_CACHE": str(settings.cache_dir), "HF_HUB_OFFLINE": "1"}
 
 
+def short_suite(path: Path) -> Path:
+    from tooltune.evals.suite import load_suite
+
+    suite = load_suite("coding-tools")
+    keep = [c for c in suite.subset(1).cases if c.category in ("simple", "choose_among_many", "no_call")]
+    path.write_text(suite.model_copy(update={"cases": keep}).to_jsonl())
+    return path
+
+
 async def call(client: mcp.Client, tool: str, progress: Any = None, **args: Any) -> dict[str, Any]:
     result = await client.call_tool(tool, args, progress_callback=progress)
     assert not result.is_error, result.content[0].text  # type: ignore[union-attr]
@@ -79,26 +88,28 @@ async def test_full_loop_over_stdio(settings: Settings, tiny_model: Path, tmp_pa
         job = await call(c, "get_job", id=train["job"]["id"])
         assert job["result"]["adapter"] == "coding-lora" and job["result"]["metrics"]["iterations"] == 6
 
+        # one case per category of three categories of the built-in suite, as a suite file (any path works)
+        short = str(short_suite(tmp_path / "short.jsonl"))
         started = await call(
-            c, "run_eval_suite", adapter="coding-lora", baseline=True, limit=1, wait_seconds=0
+            c, "run_eval_suite", suite=short, adapter="coding-lora", baseline=True, wait_seconds=0
         )
-        assert started["runs"] == ["baseline", "coding-lora"] and started["cases"] == 6
+        assert started["runs"] == ["baseline", "coding-lora"] and started["cases"] == 3
         with anyio.fail_after(240):
             while not (ev := await call(c, "get_job", id=started["job"]["id"]))["done"]:
                 await anyio.sleep(1)
         assert ev["status"] == "succeeded", ev["error"]
         result = ev["result"]
         assert set(result["scores"]) == {"baseline", "coding-lora"}
-        assert {"overall", "simple", "no_call"} <= set(result["scores"]["baseline"])
-        assert result["comparison"]["n_paired"] == 6
+        assert set(result["scores"]["baseline"]) == {"overall", "simple", "choose_among_many", "no_call"}
+        assert result["comparison"]["n_paired"] == 3
 
         runs = result["runs"]
         cmp = await call(c, "compare_runs", a=runs["baseline"], b=runs["coding-lora"])
-        assert cmp["n_paired"] == 6 and cmp["label_a"] == "baseline" and cmp["label_b"] == "coding-lora"
+        assert cmp["n_paired"] == 3 and cmp["label_a"] == "baseline" and cmp["label_b"] == "coding-lora"
         md = (await c.read_resource(cmp["report"])).contents[0].text  # type: ignore[union-attr]
         assert "baseline" in md and "coding-lora" in md
         report = (await c.read_resource(result["reports"]["coding-lora"])).contents[0].text  # type: ignore[union-attr]
-        assert report.startswith("#") and "coding-tools" in report
+        assert report.startswith("#") and "short" in report
 
         served = await call(c, "switch_adapter", name="coding-lora")
         assert served["adapter"] == "coding-lora" and served["verified"] is True
@@ -107,7 +118,7 @@ async def test_full_loop_over_stdio(settings: Settings, tiny_model: Path, tmp_pa
         assert adapters["served"] == "coding-lora" and adapters["server_running"]
         assert adapters["active"]["adapter"] == "coding-lora"
         (entry,) = adapters["adapters"]
-        assert entry["eval_scores"]["coding-tools"]["run_id"] == runs["coding-lora"]
+        assert entry["eval_scores"]["short"]["run_id"] == runs["coding-lora"]
 
         base = await call(c, "switch_adapter", name=None)
         assert base["adapter"] is None and base["verified"] is True
