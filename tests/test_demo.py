@@ -1,0 +1,43 @@
+"""`tooltune demo` end to end on the tiny model: every stage runs, then a re-run skips every stage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tooltune.config import Settings
+from tooltune.demo import DemoConfig, run_demo
+
+
+@pytest.mark.slow
+def test_demo_closed_loop_then_idempotent(settings: Settings, tiny_model: Path) -> None:
+    cfg = DemoConfig.preset(
+        True, model=str(tiny_model), n_examples=40, iters=4, num_layers=2, eval_limit=1, concurrency=2
+    )
+    cfg = cfg.model_copy(update={"max_tokens": 24, "max_seq_length": 4096})
+    stages: list[tuple[str, str]] = []
+    steps: set[str] = set()
+    result = run_demo(
+        settings, cfg, on_stage=lambda s, m: stages.append((s, m)), on_step=lambda s, d, t: steps.add(s)
+    )
+    assert [s for s, _ in stages] == ["data", "train", "eval", "eval", "serve", "ask"]
+    assert {"data", "train", "eval:baseline", "eval:adapter"} <= steps
+    # the adapter was registered, evaluated, and is what the server ended up serving (verified)
+    assert (settings.workspace / "adapters" / result.adapter / "adapters.safetensors").exists()
+    assert result.served_adapter == result.adapter and result.served_verified
+    cats = {r.category for r in result.rows}
+    assert {"simple", "no_call", "parallel", "multi_turn", "overall"} <= cats
+    overall = next(r for r in result.rows if r.category == "overall")
+    assert overall.n == len(cats) - 1  # one case per category with eval_limit=1
+    assert result.report_html.exists() and "<svg" in result.report_html.read_text()
+    assert result.ask_error is None and result.ask_answer is not None
+    # the agent's system prompt went into half the training conversations
+    train = (settings.workspace / "datasets" / result.dataset / "train.jsonl").read_text()
+    assert "You are a coding assistant" in train
+
+    again: list[tuple[str, str]] = []
+    second = run_demo(settings, cfg, on_stage=lambda s, m: again.append((s, m)))
+    reused = [m for s, m in again if s in ("data", "train", "eval")]
+    assert reused and all(m.startswith("using") for m in reused)
+    assert second.adapter_run == result.adapter_run and second.rows == result.rows

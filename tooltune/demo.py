@@ -1,0 +1,358 @@
+"""The closed loop on one machine: import the default model, generate data for the coding agent's
+tools, train an adapter, evaluate baseline vs adapter on the built-in suite, serve the adapter and
+ask the agent one question through it.
+
+Every stage has a fixed name derived from its settings and is skipped when its result already
+exists, so an interrupted demo picks up where it stopped (an eval run half done is resumed).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+from pydantic import BaseModel, Field
+
+from tooltune.config import Settings
+from tooltune.errors import TooltuneError
+from tooltune.logs import get_logger
+from tooltune.workspace import Workspace
+
+log = get_logger(__name__)
+
+DEMO_SUITE = "coding-tools"
+DEMO_PROMPT = "What does src/greet.py do? Read it and tell me in one sentence."
+
+StageFn = Callable[[str, str], None]  # (stage, message)
+StepFn = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+class DemoConfig(BaseModel):
+    """Settings of one demo run; ``quick`` keeps it near 15 minutes on a 2-core CPU."""
+
+    quick: bool = False
+    model: str | None = Field(
+        default=None, description="Base model; default: the embedded Qwen2.5-Coder-0.5B."
+    )
+    n_examples: int = 1200
+    iters: int = 300
+    rank: int = 8
+    num_layers: int = 16
+    learning_rate: float = 2e-4
+    batch_size: int = 1
+    max_seq_length: int = 1024
+    max_tools: int = 3
+    eval_limit: int | None = Field(default=None, description="Cases per category (None = whole suite).")
+    concurrency: int = 4
+    max_tokens: int = 160
+    seed: int = 0
+    prompt: str = DEMO_PROMPT
+
+    @classmethod
+    def preset(cls, quick: bool, **overrides: Any) -> DemoConfig:
+        base = (
+            {"quick": True, "n_examples": 400, "iters": 60, "eval_limit": 3, "max_tools": 2}
+            if quick
+            else {"quick": False}
+        )
+        return cls(**{**base, **{k: v for k, v in overrides.items() if v is not None}})
+
+    @property
+    def tag(self) -> str:
+        return f"n{self.n_examples}-i{self.iters}-r{self.rank}-l{self.num_layers}-s{self.seed}"
+
+
+class CategoryRow(BaseModel):
+    category: str
+    n: int
+    baseline_native: float
+    baseline_lenient: float
+    adapter_native: float
+    adapter_lenient: float
+
+
+class DemoResult(BaseModel):
+    model_path: Path
+    dataset: str
+    dataset_hash: str
+    adapter: str
+    train_metrics: dict[str, Any] = Field(default_factory=dict)
+    baseline_run: str
+    adapter_run: str
+    rows: list[CategoryRow]
+    mcnemar_native_p: float
+    regressions: int
+    fixes: int
+    report_html: Path
+    report_md: Path
+    served_adapter: str | None
+    served_verified: bool
+    ask_answer: str | None = None
+    ask_tool_calls: list[dict[str, Any]] = Field(default_factory=list)
+    ask_error: str | None = None
+    seconds: dict[str, float] = Field(default_factory=dict)
+
+
+def _noop_stage(stage: str, message: str) -> None:
+    log.info("demo", stage=stage, message=message)
+
+
+def _noop_step(stage: str, done: int, total: int) -> None:
+    pass
+
+
+def demo_project(ws: Workspace) -> Path:
+    """A tiny project the agent can look at (read-only) for the final ``ask``."""
+    root = ws.root / "demo-project"
+    (root / "src").mkdir(parents=True, exist_ok=True)
+    files = {
+        "README.md": "# greet\n\nA tiny example project for the tooltune demo.\n",
+        "src/greet.py": (
+            'def greet(name: str) -> str:\n    """Return a friendly greeting for name."""\n'
+            '    return f"Hello, {name}!"\n\n\nif __name__ == "__main__":\n    print(greet("world"))\n'
+        ),
+        "tests/test_greet.py": (
+            'from src.greet import greet\n\n\ndef test_greet():\n    assert greet("Ada") == "Hello, Ada!"\n'
+        ),
+    }
+    for rel, text in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if not p.exists():
+            p.write_text(text, encoding="utf-8")
+    return root
+
+
+def _model(settings: Settings, cfg: DemoConfig, stage: StageFn, step: StepFn) -> Path:
+    from tooltune.models.resolve import resolve_model
+
+    if cfg.model:
+        return resolve_model(cfg.model, settings).path
+    from tooltune.config import default_dtype, default_quantize_bits
+    from tooltune.models.default import default_model_dir, import_default, is_valid_default
+
+    target = default_model_dir(settings)
+    if is_valid_default(target, dtype=default_dtype(), quantize=default_quantize_bits()):
+        stage("model", f"using {target}")
+        return target
+    stage("model", "importing the embedded Qwen2.5-Coder-0.5B-Instruct (once)")
+    return import_default(settings, progress=lambda phase, done, total: step(f"model:{phase}", done, total))
+
+
+def _dataset(
+    ws: Workspace, cfg: DemoConfig, model_path: Path, stage: StageFn, step: StepFn
+) -> tuple[str, str]:
+    from tooltune.agent.agent import DEFAULT_INSTRUCTIONS
+    from tooltune.training.dataset_store import load_dataset
+    from tooltune.training.generate import GenerateConfig, generate_dataset
+
+    name = f"demo-coding-n{cfg.n_examples}-t{cfg.max_tools}-s{cfg.seed}"
+    if (ws.datasets / name / "dataset.json").exists():
+        info = load_dataset(ws, name)
+        stage("data", f"using dataset {name}")
+        return name, info.hash
+    stage("data", f"generating {cfg.n_examples} examples for the coding agent's tools")
+    info, _ = generate_dataset(
+        ws,
+        name,
+        ["builtin:coding"],
+        GenerateConfig(
+            n=cfg.n_examples,
+            seed=cfg.seed,
+            max_tools=cfg.max_tools,
+            # half the conversations carry the agent's own system prompt: what `serve`/`ask` send
+            system_prompt=DEFAULT_INSTRUCTIONS,
+            system_share=0.5,
+        ),
+        model_path=model_path,
+        progress=lambda done, total: step("data", done, total),
+    )
+    return name, info.hash
+
+
+def _adapter(
+    settings: Settings,
+    ws: Workspace,
+    cfg: DemoConfig,
+    model_path: Path,
+    dataset: str,
+    stage: StageFn,
+    step: StepFn,
+) -> tuple[str, dict[str, Any]]:
+    from tooltune.adapters.registry import AdapterRegistry
+    from tooltune.training.runs import follow_events, get_run, start_training
+    from tooltune.training.train_config import TrainConfig
+
+    name = f"demo-coding-{cfg.tag}"
+    registry = AdapterRegistry(ws)
+    if (ws.adapters / name).exists():
+        stage("train", f"using adapter {name}")
+        return name, registry.get(name).train_metrics
+    config = TrainConfig(
+        model=str(model_path),
+        dataset=dataset,
+        rank=cfg.rank,
+        num_layers=cfg.num_layers,
+        learning_rate=cfg.learning_rate,
+        lr_schedule="cosine",
+        warmup=max(1, cfg.iters // 20),
+        iters=cfg.iters,
+        batch_size=cfg.batch_size,
+        max_seq_length=cfg.max_seq_length,
+        mask_prompt=True,
+        seed=cfg.seed,
+        steps_per_report=5 if cfg.quick else 10,
+        steps_per_eval=max(20, cfg.iters // 3),
+        save_every=max(20, cfg.iters // 4),
+        val_batches=5 if cfg.quick else 10,
+    )
+    stage("train", f"training {name}: {cfg.iters} iterations, rank {cfg.rank}, {cfg.num_layers} layers")
+    job = start_training(config, settings, name=name)
+    for event in follow_events(settings, job.id, poll_interval=1.0):
+        if event.kind == "train" and event.iteration is not None:
+            step("train", event.iteration, cfg.iters)
+    run = get_run(settings, job.id)
+    if run.status != "succeeded" or not run.registered:
+        raise TooltuneError(
+            f"demo training run {run.id} ended {run.status}: {run.error or run.registration_error}; "
+            f"see `tooltune runs show {run.id}`"
+        )
+    return name, registry.get(name).train_metrics
+
+
+async def _evaluate_and_ask(
+    settings: Settings,
+    ws: Workspace,
+    cfg: DemoConfig,
+    model_path: Path,
+    adapter: str,
+    stage: StageFn,
+    step: StepFn,
+) -> dict[str, Any]:
+    from tooltune.agent.model_server import ModelServer
+    from tooltune.agent.session import ask
+    from tooltune.evals.runner import load_report, resume_run, run_dir, run_suite
+    from tooltune.evals.service import adapter_loss_curve, compare_runs
+    from tooltune.evals.suite import load_suite
+
+    suite = load_suite(DEMO_SUITE, ws)
+    out: dict[str, Any] = {}
+    async with ModelServer(model_path, settings=settings) as server:
+        for label, target in (("baseline", None), ("adapter", adapter)):
+            run_id = f"demo-{label}-{cfg.tag}-lim{cfg.eval_limit or 'all'}"
+            d = run_dir(ws, run_id)
+            if (d / "report.json").exists():
+                stage("eval", f"using eval run {run_id}")
+                out[label] = load_report(ws, run_id)
+                continue
+            stage("eval", f"evaluating {label} on the {DEMO_SUITE} suite")
+            await server.switch_adapter(target)
+
+            def progress(done: int, total: int, _r: Any, label: str = label) -> None:
+                step(f"eval:{label}", done, total)
+
+            async with server.pinned():
+                common = dict(
+                    base_url=server.base_url,
+                    model_name=server.model_name,
+                    extra_body=server.extra_body,
+                    concurrency=cfg.concurrency,
+                    on_progress=progress,
+                )
+                if (d / "run.json").exists():
+                    out[label] = await resume_run(ws, run_id, **common)
+                else:
+                    out[label] = await run_suite(
+                        suite,
+                        ws=ws,
+                        adapter=target,
+                        label=label,
+                        run_id=run_id,
+                        limit=cfg.eval_limit,
+                        max_tokens=cfg.max_tokens,
+                        loss_curve=adapter_loss_curve(ws, adapter) if target else None,
+                        **common,
+                    )
+        out["comparison"] = compare_runs(ws, out["baseline"].meta.run_id, out["adapter"].meta.run_id)
+        stage("serve", f"switching the server to {adapter}")
+        served = await server.switch_adapter(adapter)
+        out["served"] = served
+        stage("ask", f"asking the agent through {adapter}: {cfg.prompt!r}")
+        try:
+            out["ask"] = await ask(cfg.prompt, root=demo_project(ws), server=server, max_steps=4)
+        except TooltuneError as e:  # the loop's numbers are in; report the ask failure, don't lose them
+            out["ask_error"] = str(e)
+    return out
+
+
+def run_demo(
+    settings: Settings, cfg: DemoConfig, *, on_stage: StageFn | None = None, on_step: StepFn | None = None
+) -> DemoResult:
+    stage, step = on_stage or _noop_stage, on_step or _noop_step
+    ws = Workspace(settings.workspace).ensure()
+    seconds: dict[str, float] = {}
+
+    t = time.perf_counter()
+    model_path = _model(settings, cfg, stage, step)
+    seconds["model"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    dataset, dataset_hash = _dataset(ws, cfg, model_path, stage, step)
+    seconds["data"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    adapter, metrics = _adapter(settings, ws, cfg, model_path, dataset, stage, step)
+    seconds["train"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    out = anyio.run(_evaluate_and_ask, settings, ws, cfg, model_path, adapter, stage, step)
+    seconds["eval_serve_ask"] = time.perf_counter() - t
+
+    base, tuned, cmp = out["baseline"], out["adapter"], out["comparison"]
+    rows = [
+        CategoryRow(
+            category=cat,
+            n=m.n,
+            baseline_native=base.categories[cat].native_rate if cat in base.categories else 0.0,
+            baseline_lenient=base.categories[cat].lenient_rate if cat in base.categories else 0.0,
+            adapter_native=m.native_rate,
+            adapter_lenient=m.lenient_rate,
+        )
+        for cat, m in sorted(tuned.categories.items())
+    ]
+    rows.append(
+        CategoryRow(
+            category="overall",
+            n=tuned.overall.n,
+            baseline_native=base.overall.native_rate,
+            baseline_lenient=base.overall.lenient_rate,
+            adapter_native=tuned.overall.native_rate,
+            adapter_lenient=tuned.overall.lenient_rate,
+        )
+    )
+    report_dir = ws.reports / tuned.meta.run_id
+    asked = out.get("ask")
+    return DemoResult(
+        model_path=model_path,
+        dataset=dataset,
+        dataset_hash=dataset_hash,
+        adapter=adapter,
+        train_metrics=metrics or {},
+        baseline_run=base.meta.run_id,
+        adapter_run=tuned.meta.run_id,
+        rows=rows,
+        mcnemar_native_p=cmp.mcnemar_native.p_value,
+        regressions=cmp.mcnemar_native.regressions,
+        fixes=cmp.mcnemar_native.fixes,
+        report_html=report_dir / f"vs-{base.meta.run_id}.html",
+        report_md=report_dir / f"vs-{base.meta.run_id}.md",
+        served_adapter=out["served"].adapter,
+        served_verified=out["served"].verified,
+        ask_answer=asked.answer if asked else None,
+        ask_tool_calls=[c.model_dump(mode="json") for c in asked.tool_calls] if asked else [],
+        ask_error=out.get("ask_error") or (asked.error if asked else None),
+        seconds={k: round(v, 1) for k, v in seconds.items()},
+    )
