@@ -1,0 +1,290 @@
+"""Headline benchmark: does a LoRA adapter trained on data generated from BFCL *function schemas only*
+make Qwen2.5-Coder-0.5B call tools natively on BFCL's held-out questions, without over-calling?
+
+Stages (each is skipped when its result already exists, so a re-run resumes):
+  1. import the BFCL suites (category under test + irrelevance) into the bench workspace;
+  2. generate training data from the category file's function schemas (never its questions; the
+     leakage check runs against every BFCL file and drops anything near an eval request);
+  3. train a LoRA adapter (tooltune's worker: mlx-lm tuner API, OpenBLAS, float32);
+  4. evaluate baseline and adapter on the same seeded sample of cases through one ModelServer
+     (native + lenient scoring, McNemar on the paired outcomes);
+  5. write bench/results/bfcl_adapter_<category>.json (+ the HTML comparison report).
+
+Usage:
+  python bench/bfcl_adapter.py --category simple_python [--n-train 1200] [--iters 300] [--eval-n 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import shutil
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from tooltune.agent.model_server import ModelServer
+from tooltune.config import Settings
+from tooltune.evals.bfcl_import import import_bfcl
+from tooltune.evals.runner import load_report
+from tooltune.evals.service import compare_runs
+from tooltune.evals.suite import EvalSuite
+from tooltune.models.resolve import resolve_model
+from tooltune.training.dataset_store import load_dataset
+from tooltune.training.generate import GenerateConfig, generate_dataset
+from tooltune.training.runs import follow_events, get_run, start_training
+from tooltune.training.train_config import TrainConfig
+from tooltune.workspace import Workspace, atomic_write_json
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_BFCL = REPO.parent / "shared" / "bench" / "bfcl"
+
+
+def log(msg: str) -> None:
+    print(f"[{datetime.now().strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def sample_cases(suite: EvalSuite, n: int, seed: int) -> EvalSuite:
+    """A seeded random sample (not the first N: BFCL files are loosely ordered by topic)."""
+    cases = list(suite.cases)
+    if n and n < len(cases):
+        cases = random.Random(seed).sample(cases, n)
+        cases.sort(key=lambda c: c.id)
+    return suite.model_copy(update={"cases": cases, "name": f"{suite.name}-s{seed}-n{len(cases)}"})
+
+
+def stage_data(ws: Workspace, args: argparse.Namespace, model_path: Path) -> dict[str, Any]:
+    name = f"bfcl-{args.category.replace('_', '-')}-gen-n{args.n_train}-s{args.seed}"
+    try:
+        info = load_dataset(ws, name)
+        log(f"data: reusing dataset {name} ({info.hash})")
+        return {"name": name, "hash": info.hash, "counts": info.counts, "reused": True}
+    except Exception:
+        pass
+    specs = [f"bfcl:{args.bfcl / f'BFCL_v4_{cat}.json'}" for cat in args.train_schemas]
+    log(f"data: generating {args.n_train} examples from function schemas of {args.train_schemas}")
+    t0 = time.perf_counter()
+    info, result = generate_dataset(
+        ws,
+        name,
+        specs,
+        GenerateConfig(n=args.n_train, seed=args.seed, max_tools=args.max_tools),
+        model_path=model_path,
+        bfcl_dir=args.bfcl,
+    )
+    return {
+        "name": name,
+        "hash": info.hash,
+        "counts": info.counts,
+        "sources": specs,
+        "kinds": result.counts,
+        "dropped_duplicates": result.dropped_duplicates,
+        "dropped_leaked": result.dropped_leaked,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "reused": False,
+    }
+
+
+def stage_train(settings: Settings, ws: Workspace, args: argparse.Namespace, dataset: str) -> dict[str, Any]:
+    adapter = args.adapter_name or (
+        f"bfcl-{args.category.replace('_', '-')}-r{args.rank}-l{args.num_layers}-i{args.iters}-s{args.seed}"
+    )
+    if (ws.adapters / adapter).exists():
+        log(f"train: reusing adapter {adapter}")
+        rec = json.loads((ws.adapters / adapter / "tooltune.json").read_text())
+        return {
+            "adapter": adapter,
+            "run_id": rec.get("run_id"),
+            "reused": True,
+            "metrics": rec.get("train_metrics"),
+        }
+    config = TrainConfig(
+        model=str(args.model_path),
+        dataset=dataset,
+        rank=args.rank,
+        scale=args.scale,
+        num_layers=args.num_layers,
+        learning_rate=args.lr,
+        lr_schedule="cosine",
+        warmup=max(1, args.iters // 20),
+        iters=args.iters,
+        batch_size=args.batch_size,
+        max_seq_length=args.max_seq_length,
+        mask_prompt=True,
+        seed=args.seed,
+        steps_per_report=10,
+        steps_per_eval=max(50, args.iters // 4),
+        save_every=50,
+        val_batches=10,
+    )
+    log(f"train: starting {adapter} ({args.iters} iters, rank {args.rank}, layers {args.num_layers})")
+    job = start_training(config, settings, name=adapter)
+    last = time.perf_counter()
+    for ev in follow_events(settings, job.id, poll_interval=2.0):
+        if time.perf_counter() - last > 60 or ev.kind == "val":
+            log(f"train: {ev.model_dump(exclude_none=True)}")
+            last = time.perf_counter()
+    run = get_run(settings, job.id)
+    if run.status != "succeeded" or not run.registered:
+        raise SystemExit(f"training ended {run.status}: {run.error or run.registration_error}")
+    metrics = json.loads((ws.run_dir(run.id) / "metrics.json").read_text())
+    return {
+        "adapter": adapter,
+        "run_id": run.id,
+        "reused": False,
+        "metrics": metrics,
+        "config": config.model_dump(exclude_none=True, exclude={"model_path", "dataset_path"}, mode="json"),
+    }
+
+
+async def stage_eval(
+    settings: Settings, ws: Workspace, args: argparse.Namespace, adapter: str, suites: dict[str, EvalSuite]
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    async with ModelServer(args.model_path, settings=settings, record_active=False) as server:
+        for key, suite in suites.items():
+            reports = {}
+            for label, which in (("baseline", None), ("adapter", adapter)):
+                run_id = f"{suite.name}-{label}-{adapter if which else 'base'}"[:100]
+                existing = ws.reports / run_id / "report.json"
+                if existing.exists():
+                    log(f"eval: reusing {run_id}")
+                    reports[label] = load_report(ws, run_id)
+                    continue
+                log(f"eval: {suite.name} {label} ({len(suite.cases)} cases)")
+                t0 = time.perf_counter()
+                await server.switch_adapter(which)
+                from tooltune.evals.runner import run_suite
+
+                async with server.pinned():
+                    reports[label] = await run_suite(
+                        suite,
+                        ws=ws,
+                        base_url=server.base_url,
+                        model_name=server.model_name,
+                        extra_body=server.extra_body,
+                        adapter=which,
+                        label=label,
+                        run_id=run_id,
+                        concurrency=args.concurrency,
+                        max_tokens=args.max_tokens,
+                    )
+                log(f"eval: {run_id} done in {time.perf_counter() - t0:.0f}s")
+            cmp = compare_runs(ws, reports["baseline"].meta.run_id, reports["adapter"].meta.run_id)
+            out[key] = {"baseline": reports["baseline"], "adapter": reports["adapter"], "comparison": cmp}
+    return out
+
+
+def summarise(report: Any) -> dict[str, Any]:
+    """Rates and counts only; the per-case detail stays in the workspace report it names."""
+    d = json.loads(report.model_dump_json(exclude={"results"}))
+    return {
+        "run_id": report.meta.run_id,
+        "adapter": report.meta.adapter,
+        "complete": d["complete"],
+        "overall": d["overall"],
+        "categories": d["categories"],
+        "reasons_native": d["reasons_native"],
+        "reasons_lenient": d["reasons_lenient"],
+        "wall_s": d["wall_s"],
+        "cases_per_min": d["cases_per_min"],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--category", default="simple_python", choices=["simple_python", "multiple", "parallel"])
+    ap.add_argument(
+        "--train-schemas", nargs="*", default=None, help="BFCL categories whose schemas feed training"
+    )
+    ap.add_argument("--bfcl", type=Path, default=DEFAULT_BFCL)
+    ap.add_argument("--model", default=None, help="default: the demo model in the cache")
+    ap.add_argument("--workspace", type=Path, default=Path.home() / ".cache" / "tooltune" / "bench-ws")
+    ap.add_argument("--n-train", type=int, default=1200)
+    ap.add_argument("--max-tools", type=int, default=3)
+    ap.add_argument("--iters", type=int, default=300)
+    ap.add_argument("--batch-size", type=int, default=1)
+    ap.add_argument("--rank", type=int, default=8)
+    ap.add_argument("--scale", type=float, default=20.0)
+    ap.add_argument("--num-layers", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=2e-4)
+    ap.add_argument("--max-seq-length", type=int, default=1024)
+    ap.add_argument("--eval-n", type=int, default=100, help="cases per suite (seeded sample)")
+    ap.add_argument("--irrelevance-n", type=int, default=100)
+    ap.add_argument("--concurrency", type=int, default=4)
+    ap.add_argument("--max-tokens", type=int, default=192)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--adapter-name", default=None)
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--notes", default="", help="what was tried, for the results file")
+    args = ap.parse_args()
+    args.train_schemas = args.train_schemas or [args.category]
+
+    settings = Settings.load(workspace=args.workspace)
+    ws = Workspace(settings.workspace).ensure()
+    args.model_path = resolve_model(args.model or settings.default_model, settings).path
+    t_start = time.perf_counter()
+
+    data = stage_data(ws, args, args.model_path)
+    train = stage_train(settings, ws, args, data["name"])
+
+    suites = {
+        args.category: sample_cases(
+            import_bfcl(args.bfcl / f"BFCL_v4_{args.category}.json", ws=ws), args.eval_n, args.seed
+        ),
+        "irrelevance": sample_cases(
+            import_bfcl(args.bfcl / "BFCL_v4_irrelevance.json", ws=ws), args.irrelevance_n, args.seed
+        ),
+    }
+    evals = anyio.run(stage_eval, settings, ws, args, train["adapter"], suites)
+
+    import mlx.core as mx
+    import mlx_lm
+
+    results: dict[str, Any] = {}
+    for key, ev in evals.items():
+        cmp = ev["comparison"]
+        results[key] = {
+            "baseline": summarise(ev["baseline"]),
+            "adapter": summarise(ev["adapter"]),
+            "comparison": json.loads(cmp.model_dump_json()),
+        }
+    out = {
+        "benchmark": "bfcl_adapter",
+        "command": " ".join(["python", *sys.argv]),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "mlx": mx.__version__,
+            "mlx_lm": mlx_lm.__version__,
+        },
+        "model": str(args.model_path),
+        "category": args.category,
+        "train_schemas_from": args.train_schemas,
+        "eval_sample": {"seed": args.seed, "n": args.eval_n, "irrelevance_n": args.irrelevance_n},
+        "data": data,
+        "train": train,
+        "results": results,
+        "total_wall_s": round(time.perf_counter() - t_start, 1),
+        "notes": args.notes,
+    }
+    dest = args.out or REPO / "bench" / "results" / f"bfcl_adapter_{args.category}.json"
+    atomic_write_json(dest, out)
+    for key, ev in evals.items():
+        html = ws.reports / ev["adapter"].meta.run_id / f"vs-{ev['baseline'].meta.run_id}.html"
+        if html.exists():
+            shutil.copy(html, dest.with_name(f"bfcl_adapter_{args.category}_{key}.html"))
+    log(f"wrote {dest}")
+
+
+if __name__ == "__main__":
+    main()
