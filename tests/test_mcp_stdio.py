@@ -225,3 +225,39 @@ def test_stdout_carries_only_protocol_messages(settings: Settings, tmp_path: Pat
     assert "not found" in by_id[3]["result"]["content"][0]["text"]
     assert by_id[4]["result"]["structuredContent"]["adapters"] == []
     assert "mcp server starting" in err  # logs exist, on stderr
+
+
+async def test_generate_from_another_mcp_servers_tools(
+    settings: Settings, tiny_model: Path, tmp_path: Path
+) -> None:
+    """mcp_server= takes the tool list of any MCP server; here: tooltune's own, over stdio."""
+    from tooltune.server import build_server
+
+    # (the SDK starts stdio servers with a minimal environment; listing tools needs nothing more)
+    command = f"{TOOLTUNE} mcp --workspace {tmp_path / 'other-ws'}"
+    async with mcp.Client(build_server(settings)) as c:
+        out = await call(
+            c,
+            "generate_training_examples",
+            mcp_server=command,
+            n=30,
+            kinds=["single", "choose"],
+            name="from-mcp",
+            base_model=str(tiny_model),
+        )
+    assert out["tools"] == 10 and out["lint"]["ok"]
+    dataset = json.loads((settings.workspace / "datasets" / "from-mcp" / "dataset.json").read_text())
+    assert dataset["sources"] == [f"mcp:{command}"]
+    called = set(dataset["lint"]["stats"]["per_tool"])
+    assert called and called <= {
+        "generate_training_examples",
+        "validate_dataset",
+        "train_adapter",
+        "run_eval_suite",
+        "compare_runs",
+        "switch_adapter",
+        "list_adapters",
+        "get_job",
+        "cancel_job",
+        "list_jobs",
+    }
