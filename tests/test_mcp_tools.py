@@ -212,10 +212,12 @@ async def test_generate_from_inline_tools(client: mcp.Client, tiny_model: Path) 
     ],
 )
 async def test_generate_errors_say_what_to_change(
-    client: mcp.Client, tiny_model: Path, args: dict[str, Any], expected: str
+    client: mcp.Client, tiny_model: Path, settings: Settings, args: dict[str, Any], expected: str
 ) -> None:
     text = await call_error(client, "generate_training_examples", base_model=str(tiny_model), **args)
     assert expected in text
+    inputs = settings.workspace / "inputs"
+    assert not inputs.exists() or not any(inputs.iterdir())  # a refused request leaves nothing behind
 
 
 async def test_datasets_are_immutable(client: mcp.Client, tiny_model: Path) -> None:
@@ -299,6 +301,24 @@ async def test_cancel_in_process_job_and_busy_eval(client: mcp.Client, state: Se
     assert view["status"] == "cancelled"
     # cancelling again changes nothing
     assert (await call(client, "cancel_job", id=job.id))["status"] == "cancelled"
+
+
+async def test_never_signals_another_servers_in_process_job(client: mcp.Client, state: ServerState) -> None:
+    """An eval job's pid is the MCP server that runs it; cancelling from elsewhere must not SIGTERM it."""
+    import subprocess
+    import sys
+
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        job = state.jobs.create("eval", params={})
+        state.jobs.update(job.id, status="running", pid=other.pid)
+        text = await call_error(client, "cancel_job", id=job.id)
+        assert "another tooltune MCP server" in text and str(other.pid) in text
+        assert other.poll() is None  # still alive: no signal was sent
+        assert state.jobs.get(job.id).status == "running"
+    finally:
+        other.kill()
+        other.wait()
 
 
 async def test_server_shutdown_marks_running_in_process_jobs_failed(

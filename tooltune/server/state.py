@@ -173,7 +173,15 @@ class ServerState:
             scope.cancel()
             return self.jobs.update(job_id, cancel_requested=True)
         job = self.jobs.get(job_id)
-        if job.pid == os.getpid() and not job.done:
+        if job.done:
+            return job
+        if job.pid == os.getpid():
             # ours, but its task is gone (e.g. the lifespan that ran it ended): never SIGTERM ourselves
             return self.jobs.update(job_id, status="cancelled", error="cancelled by cancel_job")
+        if job.kind != "train" and job.pid is not None:
+            # an in-process job of another tooltune MCP server: its pid is that server, not a worker
+            raise BusyError(
+                f"job {job_id} runs inside another tooltune MCP server (pid {job.pid}) on this workspace; "
+                "cancel it through that server"
+            )
         return self.jobs.cancel(job_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -185,10 +186,14 @@ def register_tools(mcp: MCPServer, state: ServerState) -> None:
         if kinds:
             cfg_kwargs["kinds"] = kinds
         config = GenerateConfig(**cfg_kwargs)
-        model_path = await _in_thread(lint_model_path, state, base_model)
-        info, result = await _in_thread(
-            generate_dataset, ws, name, specs, config, model_path=model_path, examples_file=examples_file
-        )
+        try:
+            model_path = await _in_thread(lint_model_path, state, base_model)
+            info, result = await _in_thread(
+                generate_dataset, ws, name, specs, config, model_path=model_path, examples_file=examples_file
+            )
+        except BaseException:
+            shutil.rmtree(inputs, ignore_errors=True)  # nothing was written: keep no orphaned inputs either
+            raise
         assert info.lint is not None
         return GeneratedDataset(
             dataset=info.name,
@@ -573,6 +578,15 @@ def register_tools(mcp: MCPServer, state: ServerState) -> None:
         return JobList(jobs=[JobView.of(j) for j in jobs[-last:]])
 
 
+async def _restore(ms: Any, previous: str | None) -> None:
+    """Serve again what was served before the eval; a failure here must not hide the eval's own outcome."""
+    try:
+        if ms.served.adapter != previous:
+            await ms.switch_adapter(previous)
+    except TooltuneError as e:
+        log.warning("mcp.eval_restore_failed", adapter=previous, error=str(e))
+
+
 async def _eval_job(
     state: ServerState,
     suite: Any,
@@ -617,9 +631,8 @@ async def _eval_job(
                 )
             )
     finally:
-        if ms.served.adapter != previous:
-            with anyio.CancelScope(shield=True):
-                await ms.switch_adapter(previous)
+        with anyio.CancelScope(shield=True):
+            await _restore(ms, previous)
     result: dict[str, Any] = {
         "suite": suite.name,
         "model": str(model_path),
