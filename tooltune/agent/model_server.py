@@ -362,6 +362,8 @@ class ModelServer:
         async with self._lock:
             if self._child is not None and self._child.alive:
                 return self.served
+            self._fatal = None
+            self._restarts.clear()
             target = self._resolve(self._initial_adapter)
             expected = await self._expectation(target)
             port = self._requested_port or free_port()
@@ -439,7 +441,8 @@ class ModelServer:
     @contextlib.asynccontextmanager
     async def pinned(self) -> AsyncIterator[ServedState]:
         """Hold the current adapter: switches wait until every pin is released (evals hold one)."""
-        assert self._cond is not None, "start() the server first"
+        if self._cond is None:
+            raise ModelServerError("the model server is not running; call start() first")
         async with self._cond:
             while self._switching:
                 await self._cond.wait()
@@ -470,7 +473,8 @@ class ModelServer:
             except httpx.TransportError as e:
                 await anyio.sleep(0.2)  # let the exit status land before deciding it died
                 if child.alive or attempt == 2:
-                    raise ModelServerError(
+                    error = ModelServerError if child.alive else ModelServerCrashedError
+                    raise error(
                         f"request to the model server failed ({type(e).__name__}: {e}); "
                         f"last server output:\n{child.last_output()}"
                     ) from e
