@@ -188,6 +188,21 @@ async def test_generate_from_inline_tools(client: mcp.Client, tiny_model: Path) 
     assert sum(out["kinds"].values()) == 20
 
 
+async def test_generate_with_the_agents_system_prompt(
+    client: mcp.Client, tiny_model: Path, settings: Settings
+) -> None:
+    from tooltune.agent.agent import DEFAULT_INSTRUCTIONS
+
+    await make_dataset(client, tiny_model, name="sys", system_prompt="agent")
+    lines = []
+    for split in ("train", "valid", "test"):
+        lines += (settings.workspace / "datasets" / "sys" / f"{split}.jsonl").read_text().splitlines()
+    firsts = [json.loads(line)["messages"][0] for line in lines]
+    with_system = [m for m in firsts if m["role"] == "system"]
+    assert with_system and all(m["content"] == DEFAULT_INSTRUCTIONS for m in with_system)
+    assert len(with_system) < len(firsts)  # a share of conversations, not all
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [

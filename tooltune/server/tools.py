@@ -155,6 +155,14 @@ def register_tools(mcp: MCPServer, state: ServerState) -> None:
             str | None,
             Field(description="Model whose chat template to check against (default: the default model)."),
         ] = None,
+        system_prompt: Annotated[
+            str | None,
+            Field(
+                description="System message the model will be served with (your agent's instructions), put "
+                "in front of half the conversations so training matches inference; 'agent' = tooltune's own "
+                "coding agent's instructions."
+            ),
+        ] = None,
     ) -> GeneratedDataset:
         from tooltune.training.generate import GenerateConfig, generate_dataset
 
@@ -182,7 +190,11 @@ def register_tools(mcp: MCPServer, state: ServerState) -> None:
         if examples:
             examples_file = inputs / "examples.jsonl"
             atomic_write_text(examples_file, "".join(json.dumps(e) + "\n" for e in examples))
-        cfg_kwargs: dict[str, Any] = {"n": n, "seed": seed}
+        if system_prompt == "agent":
+            from tooltune.agent.agent import DEFAULT_INSTRUCTIONS
+
+            system_prompt = DEFAULT_INSTRUCTIONS
+        cfg_kwargs: dict[str, Any] = {"n": n, "seed": seed, "system_prompt": system_prompt}
         if kinds:
             cfg_kwargs["kinds"] = kinds
         config = GenerateConfig(**cfg_kwargs)
