@@ -80,6 +80,18 @@ def lint_model_path(state: ServerState, base_model: str | None) -> Path | None:
         return None
 
 
+def base_model_for(state: ServerState, adapter: str | None, base_model: str | None) -> Path:
+    """The model folder to serve: the one named; else the adapter's base (the running server's model when
+    its weights are that base, so no restart); else the served, last active or default model."""
+    if base_model is None and adapter is not None:
+        record = state.registry.get(adapter)
+        ms = state.model_server
+        if ms is not None and ms.model_fingerprint == record.base_model_fingerprint:
+            return Path(ms.model_path)
+        base_model = record.base_model
+    return state.resolve_model_path(base_model)
+
+
 def find_job(state: ServerState, job_id: str) -> Any:
     """The job, or a ToolError pointing at list_jobs (the store's own message names a CLI command)."""
     from tooltune.jobs import JobNotFoundError
@@ -385,11 +397,7 @@ def register_tools(mcp: MCPServer, state: ServerState) -> None:
             )
         loaded = await _in_thread(load_suite, suite, ws)
         n_cases = len(loaded.subset(limit).cases)
-        model_ref = base_model
-        if adapter is not None:
-            record = await _in_thread(state.registry.get, adapter)
-            model_ref = base_model or record.base_model
-        model_path = await _in_thread(state.resolve_model_path, model_ref)
+        model_path = await _in_thread(base_model_for, state, adapter, base_model)
         targets: list[str | None] = ([None] if baseline else []) + ([adapter] if adapter else [])
         labels = [t or "baseline" for t in targets]
         work = functools.partial(_eval_job, state, loaded, targets, model_path, limit, n_cases)
@@ -477,15 +485,7 @@ def register_tools(mcp: MCPServer, state: ServerState) -> None:
                 f"busy: eval job {busy} is using the model server; wait for it (get_job('{busy}')) or "
                 f"cancel it (cancel_job('{busy}')), then switch"
             )
-        model_ref = base_model
-        ms = state.model_server
-        if name is not None:
-            record = await _in_thread(state.registry.get, name)
-            if base_model is None and not (
-                ms is not None and ms.model_fingerprint == record.base_model_fingerprint
-            ):
-                model_ref = record.base_model
-        model_path = await _in_thread(state.resolve_model_path, model_ref)
+        model_path = await _in_thread(base_model_for, state, name, base_model)
         ms = await state.model_server_for(model_path)
         served = await ms.switch_adapter(name, wait=False)
         return Served(
