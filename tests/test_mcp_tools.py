@@ -174,15 +174,25 @@ async def test_generate_with_caller_examples_then_validate_and_read_resource(
 
 
 async def test_generate_from_inline_tools(client: mcp.Client, tiny_model: Path) -> None:
-    out = await call(
-        client,
+    seen: list[tuple[float, float | None, str | None]] = []
+
+    async def on_progress(done: float, total: float | None, message: str | None) -> None:
+        seen.append((done, total, message))
+
+    result = await client.call_tool(
         "generate_training_examples",
-        tools=[WEATHER],
-        n=20,
-        kinds=["single", "no_call"],
-        name="weather",
-        base_model=str(tiny_model),
+        {
+            "tools": [WEATHER],
+            "n": 20,
+            "kinds": ["single", "no_call"],
+            "name": "weather",
+            "base_model": str(tiny_model),
+        },
+        progress_callback=on_progress,
     )
+    assert not result.is_error and result.structured_content is not None
+    out = result.structured_content
+    assert seen and seen[-1] == (20, 20, "generating examples")  # the last example is always reported
     assert out["tools"] == 1
     assert set(out["kinds"]) <= {"single", "no_call"}
     assert sum(out["kinds"].values()) == 20

@@ -80,6 +80,24 @@ def lint_model_path(state: ServerState, base_model: str | None) -> Path | None:
         return None
 
 
+def thread_progress(ctx: Context, message: str, every: float = 0.5) -> Any:
+    """A ``progress(done, total)`` callback for service code running in a worker thread: relays to the
+    client at most every ``every`` seconds (and at the end) through the event loop."""
+    last = [0.0]
+
+    def report(done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last[0] < every and done < total:
+            return
+        last[0] = now
+        try:
+            anyio.from_thread.run(ctx.report_progress, done, total, message)
+        except Exception as exc:  # noqa: BLE001 — a lost client must not fail the generation
+            log.info("mcp.progress_stopped", reason=repr(exc))
+
+    return report
+
+
 def base_model_for(state: ServerState, adapter: str | None, base_model: str | None) -> Path:
     """The model folder to serve: the one named; else the adapter's base (the running server's model when
     its weights are that base, so no restart); else the served, last active or default model."""
@@ -213,7 +231,14 @@ def register_tools(mcp: MCPServer, state: ServerState) -> None:
         try:
             model_path = await _in_thread(lint_model_path, state, base_model)
             info, result = await _in_thread(
-                generate_dataset, ws, name, specs, config, model_path=model_path, examples_file=examples_file
+                generate_dataset,
+                ws,
+                name,
+                specs,
+                config,
+                model_path=model_path,
+                examples_file=examples_file,
+                progress=thread_progress(ctx, "generating examples") if progress_requested(ctx) else None,
             )
         except BaseException:
             shutil.rmtree(inputs, ignore_errors=True)  # nothing was written: keep no orphaned inputs either
