@@ -60,6 +60,9 @@ def summarize(cat: str, report: EvalReport) -> dict[str, Any]:
 
 
 def main() -> None:
+    # One OpenBLAS thread per server: on 2 shared cores, 2 spinning BLAS threads per process made
+    # requests ~6x slower under load (measured while writing this bench; PLATFORM.md recommends 1 too).
+    os.environ.setdefault("TOOLTUNE_BLAS_THREADS", "1")
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=40, help="cases per BFCL category (first N)")
     ap.add_argument("--categories", default="simple_python,irrelevance")
@@ -83,6 +86,7 @@ def main() -> None:
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
+            "blas_threads": os.environ.get("TOOLTUNE_BLAS_THREADS"),
             "note": "2 cores shared with other engineers' servers and training runs while this ran",
         },
         "model": str(model),

@@ -35,6 +35,9 @@ def loadavg() -> list[float]:
 
 
 def main() -> None:
+    # One OpenBLAS thread per server: on 2 shared cores, 2 spinning BLAS threads per process made
+    # requests ~6x slower under load (measured while writing this bench; PLATFORM.md recommends 1 too).
+    os.environ.setdefault("TOOLTUNE_BLAS_THREADS", "1")
     ap = argparse.ArgumentParser()
     ap.add_argument("--suite", default="coding-tools")
     ap.add_argument("--per-category", type=int, default=4)
@@ -54,6 +57,7 @@ def main() -> None:
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
+            "blas_threads": os.environ.get("TOOLTUNE_BLAS_THREADS"),
         },
         "model": str(model),
         "suite": suite.name,
