@@ -162,9 +162,11 @@ def _summary(raw: dict) -> dict:
 
 def parent(args: argparse.Namespace) -> None:
     from tooltune.config import Settings
-    from tooltune.models.blas import subprocess_env
+    from tooltune.models.blas import THREADS_ENV, subprocess_env
 
     settings = Settings.load()
+    if args.threads:
+        os.environ[THREADS_ENV] = str(args.threads)  # read by blas_env for the child's OPENBLAS_NUM_THREADS
     with tempfile.TemporaryDirectory() as tmp:
         model_path, model_info = _model(args, Path(tmp))
         results = {}
@@ -212,8 +214,8 @@ def parent(args: argparse.Namespace) -> None:
             f"enabled=True/False); every number is the best of {args.runs} runs (one warm-up run discarded) "
             "because the 2 CPU cores are shared with other jobs; prompts vary per run (no prompt-cache "
             "hits); "
-            "greedy decoding, "
-            f"{args.gen_tokens} generated tokens"
+            f"greedy decoding, {args.gen_tokens} generated tokens; OpenBLAS threads: "
+            f"{args.threads or 'one per CPU (tooltune default)'}"
         ),
         "results": results,
         "ratio_openblas_over_reference": {
@@ -242,8 +244,15 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", help="float32 MLX model (default: the imported demo model, else synthetic)")
     p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--prompt-words", type=int, default=60)
-    p.add_argument("--gen-tokens", type=int, default=24)
+    p.add_argument("--prompt-words", type=int, default=40)
+    p.add_argument("--gen-tokens", type=int, default=16)
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="OPENBLAS_NUM_THREADS for the preload run (default 1: spinning BLAS threads collapse on shared "
+        "cores; 0 = tooltune's default, one per CPU)",
+    )
     p.add_argument("--timeout", type=int, default=3600)
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
