@@ -255,11 +255,9 @@ def test_teacher_paraphrases_and_drops_lost_values(tools) -> None:
 def test_system_prompt_share_matches_serving(tools) -> None:
     """A share of conversations carries the serving system prompt (the agent's), so training sees what
     inference sends; the rest carry none, for clients that send no system prompt."""
-    from tooltune.agent.agent import DEFAULT_INSTRUCTIONS
+    from tooltune.agent.coding_tools import DEFAULT_INSTRUCTIONS
 
-    res = generate_examples(
-        tools, GenerateConfig(n=200, seed=5, system_prompt=DEFAULT_INSTRUCTIONS, system_share=0.5)
-    )
+    res = generate_examples(tools, GenerateConfig(n=200, seed=5, system_prompt="agent", system_share=0.5))
     firsts = [ex.messages[0] for ex in res.examples]
     with_system = [m for m in firsts if m["role"] == "system"]
     assert all(m["content"] == DEFAULT_INSTRUCTIONS for m in with_system)

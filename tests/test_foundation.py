@@ -15,7 +15,9 @@ from tooltune.models.resolve import fingerprint_model, resolve_model
 from tooltune.workspace import Workspace, atomic_dir, atomic_write_json, validate_name
 
 
-def test_settings_default_workspace_is_cwd_dot_tooltune(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_settings_default_workspace_is_cwd_dot_tooltune(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("TOOLTUNE_HOME", raising=False)
     monkeypatch.delenv("TOOLTUNE_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
@@ -133,7 +135,9 @@ def test_tiny_model_loads_with_json_tools_parser(tiny_model: Path) -> None:
     )
     assert "<tools>" in prompt and prompt.endswith("<|im_start|>assistant\n")
     # the tool-call markers survive encode/decode, so the server's parser can find them
-    ids = tok.encode('<tool_call>\n{"name": "read_file", "arguments": {}}\n</tool_call>', add_special_tokens=False)
+    ids = tok.encode(
+        '<tool_call>\n{"name": "read_file", "arguments": {}}\n</tool_call>', add_special_tokens=False
+    )
     assert tok.decode(ids).startswith("<tool_call>")
     assert len(fingerprint_model(tiny_model)) == 16
 
@@ -165,7 +169,9 @@ def test_cli_help_lists_every_verb(tmp_path: Path) -> None:
     assert "--workspace" in r.stdout and "--log-json" in r.stdout
 
 
-@pytest.mark.parametrize("verb", ["models", "data", "train", "eval", "adapters", "serve", "ask", "mcp", "demo"])
+@pytest.mark.parametrize(
+    "verb", ["models", "data", "train", "eval", "adapters", "serve", "ask", "mcp", "demo"]
+)
 def test_cli_each_verb_has_help(tmp_path: Path, verb: str) -> None:
     r = _cli(verb, "--help", env_home=tmp_path)
     assert r.returncode == 0, r.stderr

@@ -201,7 +201,7 @@ async def test_generate_from_inline_tools(client: mcp.Client, tiny_model: Path) 
 async def test_generate_with_the_agents_system_prompt(
     client: mcp.Client, tiny_model: Path, settings: Settings
 ) -> None:
-    from tooltune.agent.agent import DEFAULT_INSTRUCTIONS
+    from tooltune.agent.coding_tools import DEFAULT_INSTRUCTIONS
 
     await make_dataset(client, tiny_model, name="sys", system_prompt="agent")
     lines = []

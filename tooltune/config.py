@@ -41,7 +41,9 @@ class Settings(BaseModel):
 
     workspace: Path = Field(description="Folder holding datasets, runs, adapters and reports.")
     cache_dir: Path = Field(description="Model cache shared across workspaces (imported base models).")
-    default_model: str = Field(default="qwen2.5-coder-0.5b-instruct", description="Model used when none is named.")
+    default_model: str = Field(
+        default="qwen2.5-coder-0.5b-instruct", description="Model used when none is named."
+    )
     use_openblas: bool = Field(default=True, description="Preload OpenBLAS into MLX subprocesses on Linux.")
     host: str = "127.0.0.1"
 

@@ -145,7 +145,6 @@ def _model(settings: Settings, cfg: DemoConfig, stage: StageFn, step: StepFn) ->
 def _dataset(
     ws: Workspace, cfg: DemoConfig, model_path: Path, stage: StageFn, step: StepFn
 ) -> tuple[str, str]:
-    from tooltune.agent.agent import DEFAULT_INSTRUCTIONS
     from tooltune.training.dataset_store import load_dataset
     from tooltune.training.generate import GenerateConfig, generate_dataset
 
@@ -164,7 +163,7 @@ def _dataset(
             seed=cfg.seed,
             max_tools=cfg.max_tools,
             # half the conversations carry the agent's own system prompt: what `serve`/`ask` send
-            system_prompt=DEFAULT_INSTRUCTIONS,
+            system_prompt="agent",
             system_share=0.5,
         ),
         model_path=model_path,

@@ -12,7 +12,9 @@ def configure_logging(*, json: bool = False, level: str = "INFO") -> None:
     lvl = getattr(std_logging, level.upper(), std_logging.INFO)
     std_logging.basicConfig(stream=sys.stderr, level=lvl, format="%(message)s")
     renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        structlog.processors.JSONRenderer()
+        if json
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
     structlog.configure(
         processors=[

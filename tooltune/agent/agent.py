@@ -34,7 +34,7 @@ from pydantic_ai.toolsets import AbstractToolset
 from pydantic_ai.toolsets.abstract import ToolsetTool
 
 from tooltune.agent import tools_impl
-from tooltune.agent.coding_tools import CODING_TOOLS
+from tooltune.agent.coding_tools import CODING_TOOLS, DEFAULT_INSTRUCTIONS
 from tooltune.agent.lenient import LenientToolCallModel
 from tooltune.agent.sandbox import ApprovalFn, Sandbox, ToolRefusal
 from tooltune.errors import TooltuneError
@@ -43,13 +43,6 @@ from tooltune.training.toolspec import ToolSpec
 
 log = get_logger(__name__)
 
-DEFAULT_INSTRUCTIONS = (
-    "You are a coding assistant working inside a software project. Use the tools to read, search, "
-    "change and test the project; paths are relative to the project root. Call a tool when you need "
-    "information you do not have, then answer briefly."
-)
-"""The system prompt the agent runs with. Data generation should train with the same text so the
-adapter sees at serve time what it saw in training."""
 
 NEEDS: dict[str, Literal["write", "exec"]] = {
     "write_file": "write",

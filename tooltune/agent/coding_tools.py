@@ -42,7 +42,10 @@ CODING_TOOLS: list[ToolSpec] = [
         description="List the files and folders in a project directory.",
         parameters=_obj(
             {
-                "path": {"type": "string", "description": "Directory relative to the project root ('.' = root)."},
+                "path": {
+                    "type": "string",
+                    "description": "Directory relative to the project root ('.' = root).",
+                },
                 "recursive": {"type": "boolean", "description": "Also list subdirectories. Default false."},
             },
             ["path"],
@@ -54,8 +57,14 @@ CODING_TOOLS: list[ToolSpec] = [
         parameters=_obj(
             {
                 "pattern": {"type": "string", "description": "Text or regular expression to look for."},
-                "path": {"type": "string", "description": "Directory or file to search in. Default: whole project."},
-                "file_glob": {"type": "string", "description": "Only search files matching this glob, e.g. '*.py'."},
+                "path": {
+                    "type": "string",
+                    "description": "Directory or file to search in. Default: whole project.",
+                },
+                "file_glob": {
+                    "type": "string",
+                    "description": "Only search files matching this glob, e.g. '*.py'.",
+                },
                 "max_results": {"type": "integer", "description": "Maximum number of matches to return."},
             },
             ["pattern"],
@@ -67,8 +76,15 @@ CODING_TOOLS: list[ToolSpec] = [
         parameters=_obj(
             {
                 "command": {"type": "string", "description": "The program to run, e.g. 'python'."},
-                "args": {"type": "array", "items": {"type": "string"}, "description": "Arguments for the program."},
-                "timeout": {"type": "number", "description": "Seconds before the command is stopped. Default 60."},
+                "args": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "Arguments for the program.",
+                },
+                "timeout": {
+                    "type": "number",
+                    "description": "Seconds before the command is stopped. Default 60.",
+                },
             },
             ["command"],
         ),
@@ -78,8 +94,14 @@ CODING_TOOLS: list[ToolSpec] = [
         description="Run the project's test suite (pytest) or a subset of it and report the results.",
         parameters=_obj(
             {
-                "path": {"type": "string", "description": "Test file or directory to run. Default: all tests."},
-                "keyword": {"type": "string", "description": "Only run tests whose names match this expression."},
+                "path": {
+                    "type": "string",
+                    "description": "Test file or directory to run. Default: all tests.",
+                },
+                "keyword": {
+                    "type": "string",
+                    "description": "Only run tests whose names match this expression.",
+                },
                 "fail_fast": {"type": "boolean", "description": "Stop at the first failure."},
             },
             [],
@@ -104,3 +126,11 @@ CODING_TOOLS: list[ToolSpec] = [
 ]
 
 CODING_TOOLS_BY_NAME: dict[str, ToolSpec] = {t.name: t for t in CODING_TOOLS}
+
+DEFAULT_INSTRUCTIONS = (
+    "You are a coding assistant working inside a software project. Use the tools to read, search, "
+    "change and test the project; paths are relative to the project root. Call a tool when you need "
+    "information you do not have, then answer briefly."
+)
+"""The system prompt the agent runs with. Data generation should train with the same text so the
+adapter sees at serve time what it saw in training."""

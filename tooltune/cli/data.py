@@ -232,10 +232,6 @@ def generate(
 
     from tooltune.training.generate import GENERATED_KINDS, GenerateConfig, generate_dataset
 
-    if system_prompt == "agent":
-        from tooltune.agent.agent import DEFAULT_INSTRUCTIONS
-
-        system_prompt = DEFAULT_INSTRUCTIONS
     cfg = GenerateConfig(
         n=n,
         seed=seed,

@@ -111,7 +111,9 @@ def blas_env(cache_dir: Path, *, enabled: bool | None = None, threads: int | Non
     return BlasChoice(name="openblas", reason="preloaded from cmeel-openblas", library=str(lib), env=env)
 
 
-def subprocess_env(cache_dir: Path, *, enabled: bool | None = None, base: dict[str, str] | None = None) -> dict[str, str]:
+def subprocess_env(
+    cache_dir: Path, *, enabled: bool | None = None, base: dict[str, str] | None = None
+) -> dict[str, str]:
     """A full environment for an MLX child process, logging which BLAS it gets."""
     choice = blas_env(cache_dir, enabled=enabled)
     log.info("blas", blas=choice.name, reason=choice.reason, library=choice.library)

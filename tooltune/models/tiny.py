@@ -32,7 +32,9 @@ def _corpus() -> list[str]:
     ).split()
     lines = [template] * 3
     lines += [" ".join(words[i : i + 9]) for i in range(0, len(words), 3)]
-    lines += [json.dumps({"name": w, "arguments": {"path": f"src/{w}.py", "n": i}}) for i, w in enumerate(words)]
+    lines += [
+        json.dumps({"name": w, "arguments": {"path": f"src/{w}.py", "n": i}}) for i, w in enumerate(words)
+    ]
     return lines
 
 
@@ -99,8 +101,12 @@ def build(
     endoftext = tok.token_to_id("<|endoftext|>")
     added = {
         str(tok.token_to_id(t)): {
-            "content": t, "lstrip": False, "normalized": False, "rstrip": False,
-            "single_word": False, "special": t in SPECIAL_TOKENS,
+            "content": t,
+            "lstrip": False,
+            "normalized": False,
+            "rstrip": False,
+            "single_word": False,
+            "special": t in SPECIAL_TOKENS,
         }
         for t in SPECIAL_TOKENS + ADDED_TOKENS
     }

@@ -220,10 +220,6 @@ def register_tools(mcp: MCPServer, state: ServerState) -> None:
         if examples:
             examples_file = inputs / "examples.jsonl"
             atomic_write_text(examples_file, "".join(json.dumps(e) + "\n" for e in examples))
-        if system_prompt == "agent":
-            from tooltune.agent.agent import DEFAULT_INSTRUCTIONS
-
-            system_prompt = DEFAULT_INSTRUCTIONS
         cfg_kwargs: dict[str, Any] = {"n": n, "seed": seed, "system_prompt": system_prompt}
         if kinds:
             cfg_kwargs["kinds"] = kinds

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from tooltune.logs import get_logger
 from tooltune.training.examples import (
@@ -81,6 +81,16 @@ class GenerateConfig(BaseModel):
     system_share: float = Field(
         default=0.5, ge=0, le=1, description="Share of conversations that get system_prompt (rest: none)."
     )
+
+    @field_validator("system_prompt")
+    @classmethod
+    def _agent_alias(cls, value: str | None) -> str | None:
+        """``"agent"`` names the coding agent's own instructions — what `serve`/`ask` send."""
+        if value == "agent":
+            from tooltune.agent.coding_tools import DEFAULT_INSTRUCTIONS
+
+            return DEFAULT_INSTRUCTIONS
+        return value
 
 
 class GenerateResult(BaseModel):

@@ -35,10 +35,12 @@ class ToolSpec(BaseModel):
 
     @classmethod
     def from_openai(cls, data: dict[str, Any]) -> ToolSpec:
-        """Accept both `{"type": "function", "function": {...}}` and a bare `{name, description, parameters}`."""
+        """Accept `{"type": "function", "function": {...}}` or a bare `{name, description, parameters}`."""
         fn = data.get("function", data) if isinstance(data, dict) else data
         params = fn.get("parameters") or {"type": "object", "properties": {}}
-        return cls(name=fn["name"], description=fn.get("description", ""), parameters=normalize_schema(params))
+        return cls(
+            name=fn["name"], description=fn.get("description", ""), parameters=normalize_schema(params)
+        )
 
     @property
     def required(self) -> list[str]:
