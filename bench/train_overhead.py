@@ -8,7 +8,8 @@ For each model both paths train the same LoRA config on the same 30-example tool
   worker, lints the data, trains, checkpoints with optimizer state, plots, registers the adapter);
 - s/iter over the second half of the run, from the modification times of the two checkpoints both
   paths write (iteration iters/2 and iters) — the same yardstick for both, no console parsing;
-- peak RSS of the process that trains (VmHWM polled from /proc).
+- peak RSS and CPU seconds of the process that trains (VmHWM, utime+stime polled from /proc; the
+  tooltune CLI parent that only tails events is not counted, its wall time is).
 Other engineers share the CPU, so the best attempt of each path is compared, and every attempt is kept.
 """
 
@@ -90,12 +91,16 @@ def bench_config(n_layers: int, iters: int, big: bool) -> dict[str, Any]:
     }
 
 
-class PeakRss:
-    """Polls VmHWM (peak RSS) of the pid returned by ``find_pid`` until stopped."""
+class ProcSampler:
+    """Polls peak RSS (VmHWM) and CPU time (utime+stime) of the pid returned by ``find_pid``.
+
+    CPU seconds are less sensitive than wall time to other jobs on a shared machine (they still grow a
+    little under contention: cache misses, OpenBLAS spinning)."""
 
     def __init__(self, find_pid: Any) -> None:
         self.find_pid = find_pid
         self.peak_kb = 0
+        self.cpu_ticks = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -108,14 +113,17 @@ class PeakRss:
                     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                         if line.startswith("VmHWM:"):
                             self.peak_kb = max(self.peak_kb, int(line.split()[1]))
-                except OSError:
+                    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                    self.cpu_ticks = max(self.cpu_ticks, int(fields[11]) + int(fields[12]))
+                except (OSError, IndexError, ValueError):
                     pass
-            self._stop.wait(0.25)
+            self._stop.wait(0.2)
 
-    def stop(self) -> float:
+    def stop(self) -> tuple[float, float]:
+        """(peak RSS in GB, CPU seconds) of the sampled process."""
         self._stop.set()
         self._thread.join()
-        return round(self.peak_kb / 1e6, 3)
+        return round(self.peak_kb / 1e6, 3), round(self.cpu_ticks / os.sysconf("SC_CLK_TCK"), 2)
 
 
 def second_half_s_per_iter(ckpt_half: Path, ckpt_end: Path, iters: int) -> float | None:
@@ -143,10 +151,10 @@ def run_raw(model: Path, data: Path, cfg: dict[str, Any], work: Path, env: dict[
     cmd = [sys.executable, "-m", "mlx_lm", "lora", "-c", str(yml)]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    rss = PeakRss(lambda: proc.pid)
+    sampler = ProcSampler(lambda: proc.pid)
     _, err = proc.communicate()
     wall = time.perf_counter() - t0
-    peak = rss.stop()
+    peak, cpu = sampler.stop()
     if proc.returncode != 0:
         raise RuntimeError(f"mlx_lm.lora failed: {err.decode()[-2000:]}")
     it = cfg["iters"]
@@ -156,6 +164,7 @@ def run_raw(model: Path, data: Path, cfg: dict[str, Any], work: Path, env: dict[
             adapters / f"{it // 2:07d}_adapters.safetensors", adapters / f"{it:07d}_adapters.safetensors", it
         ),
         "peak_rss_gb": peak,
+        "cpu_s": cpu,
         "command": " ".join(cmd[1:]),
     }
 
@@ -178,10 +187,10 @@ def run_tooltune(
 
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    rss = PeakRss(worker_pid)
+    sampler = ProcSampler(worker_pid)
     out, err = proc.communicate()
     wall = time.perf_counter() - t0
-    peak = rss.stop()
+    peak, cpu = sampler.stop()
     if proc.returncode != 0:
         raise RuntimeError(f"tooltune train failed: {out.decode()[-1000:]} {err.decode()[-2000:]}")
     (run_dir,) = list((ws / "runs").glob("run-*"))
@@ -194,6 +203,7 @@ def run_tooltune(
             ck / f"{it // 2:07d}_state.json", ck / f"{it:07d}_state.json", it
         ),
         "peak_rss_gb": peak,
+        "cpu_s": cpu,
         "mlx_s_per_iter": metrics.get("s_per_iter"),
         "first_train_loss": metrics.get("first_train_loss"),
         "last_train_loss": metrics.get("last_train_loss"),
@@ -235,7 +245,29 @@ def main() -> None:
     settings = Settings.load()
     blas = blas_env(settings.cache_dir, enabled=settings.use_openblas)
     env = subprocess_env(settings.cache_dir, enabled=settings.use_openblas)
-    results: list[dict[str, Any]] = []
+    # results of models not measured in this invocation are kept from the existing file
+    results: dict[str, dict[str, Any]] = {}
+    if args.out.exists():
+        for r in json.loads(args.out.read_text()).get("results", []):
+            results[r["model"]] = r
+    start = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine()}
+
+    def write_report() -> None:
+        report = {
+            "benchmark": "tooltune train vs raw mlx_lm.lora, same config and OpenBLAS env",
+            "command": "python bench/train_overhead.py " + " ".join(sys.argv[1:]),
+            **start,
+            "machine": {**start["machine"], "blas": blas.name, "load_average_now": os.getloadavg()},
+            "method": (
+                "alternating raw/tooltune, best of N attempts compared (the CPU is shared with other "
+                "jobs, so single attempts are noisy); every attempt is listed; written after each attempt"
+            ),
+            "goal": "wall_ratio_best <= 1.05",
+            "results": list(results.values()),
+        }
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+
     with tempfile.TemporaryDirectory(prefix="tt-bench-train-") as tmp:
         tmpd = Path(tmp)
         data = write_dataset(tmpd / "data")
@@ -248,12 +280,11 @@ def main() -> None:
                 try:
                     model_path, big = resolve_model(name, settings, download=False).path, True
                 except Exception as e:  # noqa: BLE001 — a missing model is skipped, and said so
-                    results.append({"model": name, "skipped": str(e)})
+                    results[name] = {"model": name, "skipped": str(e)}
                     print(f"skip {name}: {e}", file=sys.stderr)
                     continue
-            cfg = bench_config(
-                int(read_config(model_path)["num_hidden_layers"]), args.iters if big else args.tiny_iters, big
-            )
+            n_layers = int(read_config(model_path)["num_hidden_layers"])
+            cfg = bench_config(n_layers, args.iters if big else args.tiny_iters, big)
             attempts: dict[str, list[dict[str, Any]]] = {"raw": [], "tooltune": []}
             for r in range(args.repeats):
                 for kind, fn in (("raw", run_raw), ("tooltune", run_tooltune)):
@@ -263,49 +294,41 @@ def main() -> None:
                     res["load_average"] = os.getloadavg()[0]
                     attempts[kind].append(res)
                     print(f"{name} {kind} #{r}: {res}", file=sys.stderr)
-            best = {k: min(v, key=lambda a: a["wall_s"]) for k, v in attempts.items()}
-            results.append(
-                {
-                    "model": name,
-                    "model_path": str(model_path) if name != "tiny" else "tooltune.models.tiny.build()",
-                    "config": cfg,
-                    "best": best,
-                    "wall_ratio_best": round(best["tooltune"]["wall_s"] / best["raw"]["wall_s"], 3),
-                    "s_per_iter_ratio_best": (
-                        round(
-                            min(a["s_per_iter"] for a in attempts["tooltune"] if a["s_per_iter"])
-                            / min(a["s_per_iter"] for a in attempts["raw"] if a["s_per_iter"]),
-                            3,
-                        )
-                        if all(a["s_per_iter"] for a in attempts["raw"] + attempts["tooltune"])
-                        else None
-                    ),
-                    "attempts": attempts,
-                }
-            )
-    report = {
-        "benchmark": "tooltune train vs raw mlx_lm.lora, same config and OpenBLAS env",
-        "command": "python bench/train_overhead.py " + " ".join(sys.argv[1:]),
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {**machine(), "blas": blas.name, "load_average_at_end": os.getloadavg()},
-        "method": (
-            f"alternating raw/tooltune, {args.repeats} repeats each; best wall time of each path compared "
-            "(the CPU is shared with other jobs, so single attempts are noisy); every attempt is listed"
-        ),
-        "goal": "wall_ratio_best <= 1.05",
-        "results": results,
+                    results[name] = summarize(name, model_path, cfg, attempts)
+                    write_report()
+    write_report()
+    keys = ("model", "wall_ratio_best", "s_per_iter_ratio_best", "cpu_ratio_best", "skipped")
+    print(json.dumps([{k: r.get(k) for k in keys} for r in results.values()], indent=1))
+
+
+def summarize(
+    name: str, model_path: Path, cfg: dict[str, Any], attempts: dict[str, list[dict[str, Any]]]
+) -> dict:
+    out: dict[str, Any] = {
+        "model": name,
+        "model_path": str(model_path) if name != "tiny" else "tooltune.models.tiny.build()",
+        "config": cfg,
+        "repeats_done": min(len(v) for v in attempts.values()),
+        "attempts": attempts,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(
-        json.dumps(
-            [
-                {k: r.get(k) for k in ("model", "wall_ratio_best", "s_per_iter_ratio_best", "skipped")}
-                for r in results
-            ],
-            indent=1,
-        )
+    if not all(attempts.values()):
+        return out
+    best = {k: min(v, key=lambda a: a["wall_s"]) for k, v in attempts.items()}
+
+    def ratio(key: str) -> float | None:
+        vals = {k: [a[key] for a in v if a.get(key)] for k, v in attempts.items()}
+        if not (vals["raw"] and vals["tooltune"]):
+            return None
+        return round(min(vals["tooltune"]) / min(vals["raw"]), 3)
+
+    out.update(
+        best=best,
+        wall_ratio_best=ratio("wall_s"),
+        s_per_iter_ratio_best=ratio("s_per_iter"),
+        cpu_ratio_best=ratio("cpu_s"),
+        peak_rss_gb={k: max(a["peak_rss_gb"] for a in v) for k, v in attempts.items()},
     )
+    return out
 
 
 if __name__ == "__main__":

@@ -279,3 +279,20 @@ def test_bad_config_fails_at_once_with_reason_in_run_json(
     (run,) = runs.list_runs(settings)
     assert run.status == "failed" and "num_layers=5" in (run.error or "")
     assert runs.training_lock_holder(settings) is None
+
+
+def test_simultaneous_starts_one_wins(tiny_model: Path, settings: Settings, dataset: str) -> None:
+    """Two starts racing (threads here, processes in real life): the flock guard lets one through."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cfg = TrainConfig(model=str(tiny_model), dataset=dataset, iters=400, batch_size=2)
+    with ThreadPoolExecutor(2) as pool:
+        futures = [pool.submit(runs.start_training, cfg, settings, name=f"race-{i}") for i in range(2)]
+    outcomes = [f.exception() or f.result() for f in futures]
+    started = [o for o in outcomes if isinstance(o, JobRecord)]
+    refused = [o for o in outcomes if isinstance(o, TrainingBusyError)]
+    assert len(started) == 1 and len(refused) == 1, outcomes
+    assert started[0].id in str(refused[0])
+    runs.cancel_training(started[0].id, settings)
+    final = JobStore(Workspace(settings.workspace)).wait(started[0].id, timeout=60, poll=0.2)
+    assert final.status == "cancelled"

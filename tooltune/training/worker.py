@@ -206,11 +206,10 @@ class Worker:
                 "config.json is not resolved; start runs with tooltune.training.runs.start_training"
             )
         assert cfg.iters is not None and cfg.num_layers is not None and cfg.dataset_path and cfg.model_path
-        if self.start_iter == 0:
-            self._lint()
         self._check_cancel_before_training()
-
         model, tokenizer = load(str(cfg.model_path))
+        if self.start_iter == 0:
+            self._lint(tokenizer)  # reuses the tokenizer just loaded: one load, not two
         data_args = types.SimpleNamespace(mask_prompt=cfg.mask_prompt)
         train_set, valid_set, _ = load_local_dataset(Path(cfg.dataset_path), tokenizer, data_args)
         if len(train_set) == 0:
@@ -279,7 +278,13 @@ class Worker:
             )
         self._save_checkpoint(cfg.iters)  # a SIGTERM during the last step loses nothing: the run is complete
         self.run = self.run.model_copy(update={"iteration": cfg.iters})
-        self._register(summarize(read_events(self.run_dir), self.run))
+        done = self.run.model_copy(
+            update={
+                "status": "succeeded",
+                "train_seconds": self.run.train_seconds + time.monotonic() - self.train_started,
+            }
+        )
+        self._register(summarize(read_events(self.run_dir), done))
         return {"adapter_path": str(adapter_dir)}
 
     def _warn(self, message: str) -> None:
@@ -297,7 +302,7 @@ class Worker:
         cls = {"adam": optim.Adam, "adamw": optim.AdamW, "sgd": optim.SGD}[cfg.optimizer]
         return cls(learning_rate=lr, **cfg.optimizer_kwargs())
 
-    def _lint(self) -> None:
+    def _lint(self, tokenizer: Any = None) -> None:
         """Refuse data that fails the data room's checks; a missing or crashing linter is recorded,
         not fatal (a linter bug must not block training)."""
         try:
@@ -307,6 +312,7 @@ class Worker:
                 Path(self.config.dataset_path or "."),
                 model_path=self.config.model_path,
                 mask_prompt=self.config.mask_prompt,
+                tokenizer=tokenizer,
             )
         except TooltuneError:
             raise  # the data itself is unusable (unreadable JSON, no splits): the run fails with that reason
