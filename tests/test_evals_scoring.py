@@ -104,7 +104,7 @@ def test_lists_elementwise_with_normalisation_and_nested_types():
     )
     # list items of the wrong type fail the nested type check
     s = check(exp, {"base": 1, "height": 1, "dims": ["1", "2"], "tags": ["big room", "b"]})
-    assert s.reason == Reason.wrong_type
+    assert s.reason == Reason.wrong_type and "items must be integer" in s.detail
 
 
 def test_dicts_and_lists_of_dicts():
@@ -225,3 +225,26 @@ def test_lenient_multiple_calls_and_no_false_positives():
     data = 'Example record: {"name": "Bob", "age": 3}'
     assert parse_calls(data, {"read_file"}).calls == [] and not parse_calls(data, {"read_file"}).attempted
     assert [c.name for c in parse_calls('{"name": "git_status"}', {"git_status"}).calls] == ["git_status"]
+
+
+def test_int_items_in_float_array_fail_like_bfcl():
+    """BFCL simple_python_13: interval [1, 3] for items of type float, answer [[1.0, 3.0]] — BFCL's
+    nested type check rejects int items (its int->float leniency is top-level only); we mirror it."""
+    tool = {
+        "name": "area",
+        "parameters": {
+            "type": "dict",
+            "properties": {"interval": {"type": "array", "items": {"type": "float"}}},
+            "required": ["interval"],
+        },
+    }
+    c = EvalCase(
+        id="x",
+        category="simple",
+        messages=[{"role": "user", "content": "q"}],
+        tools=[tool],
+        expected=[{"area": {"interval": [[1.0, 3.0]]}}],
+    )
+    bad = score_case(c, [native("area", {"interval": [1, 3]})], "").native
+    assert bad.reason == Reason.wrong_type and "items must be number" in bad.detail
+    assert score_case(c, [native("area", {"interval": [1.0, 3.0]})], "").native.passed

@@ -183,10 +183,14 @@ def check_call(spec: ToolSpec, call: ParsedCall, expected: dict[str, list[Any]])
             value = float(value)
         valid, is_variable = _type_check(value, allowed, py_type, nested)
         if not valid:
-            return _fail(
-                Reason.wrong_type,
-                f"{spec.name}.{param}: expected {type_name}, got {type(value).__name__} {value!r}",
-            )
+            if py_type is list and type(value) is list:
+                # BFCL checks array items one level deep and, unlike top-level values, does not
+                # accept an int where a float item is expected
+                item_type = _schema_type(schema.get("items") or {})
+                detail = f"{spec.name}.{param}: items must be {item_type}, got {value!r}"
+            else:
+                detail = f"{spec.name}.{param}: expected {type_name}, got {type(value).__name__} {value!r}"
+            return _fail(Reason.wrong_type, detail)
         if not is_variable:
             if py_type is dict:
                 ok = _dict_ok(value, allowed)
