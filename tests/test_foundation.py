@@ -176,3 +176,10 @@ def test_cli_each_verb_has_help(tmp_path: Path, verb: str) -> None:
     r = _cli(verb, "--help", env_home=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "Usage:" in r.stdout and len(r.stdout) > 200
+
+
+def test_cli_error_keeps_brackets(tmp_path: Path) -> None:
+    """Errors are printed literally: rich markup must not eat `[demo]`-style text in messages."""
+    r = _cli("models", "resolve", "no-such-model[demo]", env_home=tmp_path)
+    assert r.returncode != 0
+    assert "no-such-model[demo]" in r.stderr

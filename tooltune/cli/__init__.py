@@ -8,6 +8,7 @@ from typing import Annotated
 
 import cyclopts
 from cyclopts import Parameter
+from rich.markup import escape
 
 from tooltune import __version__
 from tooltune.cli import context
@@ -61,7 +62,7 @@ def _launcher(
     try:
         return app(tokens)
     except TooltuneError as e:
-        context.console_err.print(f"[bold red]error:[/] {e}")
+        context.console_err.print(f"[bold red]error:[/] {escape(str(e))}")
         return 2
 
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Literal, ParamSpec, TypeVar
 
 import cyclopts
 from cyclopts import Parameter
-from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -22,7 +20,6 @@ from rich.progress import (
 from rich.table import Table
 
 from tooltune.cli import context
-from tooltune.errors import TooltuneError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -30,19 +27,6 @@ R = TypeVar("R")
 app = cyclopts.App(
     name="models", help="Base models: list the cache, import GGUF files, import the demo model."
 )
-
-
-def _markup_safe(command: Callable[P, R]) -> Callable[P, R]:
-    """The launcher prints errors as rich markup, which would swallow `".[demo]"` or a `[x]` in a path."""
-
-    @functools.wraps(command)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return command(*args, **kwargs)
-        except TooltuneError as e:
-            raise type(e)(escape(str(e))) from e
-
-    return wrapper
 
 
 def _human(n: int) -> str:
@@ -69,7 +53,6 @@ def _progress() -> Iterator[Progress]:
 
 
 @app.command(name="list")
-@_markup_safe
 def list_(*, json: bool = False) -> None:
     """List the models in the model cache with their format and tool parser.
 
@@ -102,7 +85,6 @@ def list_(*, json: bool = False) -> None:
 
 
 @app.command(name="import-gguf")
-@_markup_safe
 def import_gguf_cmd(
     file: Path,
     *,
@@ -151,7 +133,6 @@ def import_gguf_cmd(
 
 
 @app.command(name="import-default")
-@_markup_safe
 def import_default_cmd(*, force: bool = False) -> None:
     """Import the demo model (Qwen2.5-Coder-0.5B-Instruct) from the `demo` extra's packages into the cache.
 
@@ -187,7 +168,6 @@ def import_default_cmd(*, force: bool = False) -> None:
 
 
 @app.command(name="resolve")
-@_markup_safe
 def resolve_cmd(reference: str, *, no_download: bool = False) -> None:
     """Print the local MLX folder a model reference resolves to (cache name, folder, .gguf file or hub id).
 

@@ -106,7 +106,9 @@ def blas_env(cache_dir: Path, *, enabled: bool | None = None, threads: int | Non
         env["LD_LIBRARY_PATH"] = os.pathsep.join(lib_paths + ([existing] if existing else []))
     preload = os.environ.get("LD_PRELOAD")
     env["LD_PRELOAD"] = f"{lib} {preload}" if preload else str(lib)
-    n = threads or int(os.environ.get(THREADS_ENV, "0") or 0) or (os.cpu_count() or 1)
+    # Half the cores: MLX and the other tooltune process (server vs. worker) need the rest; with every
+    # core given to OpenBLAS a loaded 2-core machine measured 2x slower matmuls (bench/results/blas.json).
+    n = threads or int(os.environ.get(THREADS_ENV, "0") or 0) or max(1, (os.cpu_count() or 2) // 2)
     env["OPENBLAS_NUM_THREADS"] = str(n)
     return BlasChoice(name="openblas", reason="preloaded from cmeel-openblas", library=str(lib), env=env)
 
