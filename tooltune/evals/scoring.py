@@ -206,7 +206,8 @@ def check_call(spec: ToolSpec, call: ParsedCall, expected: dict[str, list[Any]])
             ok = value in allowed
         if not ok:
             shown = [a for a in allowed if a != ""]
-            return _fail(Reason.wrong_value, f"{spec.name}.{param}: got {value!r}, expected one of {shown!r}")
+            want = f"expected one of {shown!r}" if shown else "expected it to be left out"
+            return _fail(Reason.wrong_value, f"{spec.name}.{param}: got {value!r}, {want}")
     for param, allowed in expected.items():
         if param not in args and "" not in allowed:
             return _fail(
