@@ -120,9 +120,9 @@ def stage_train(settings: Settings, ws: Workspace, args: argparse.Namespace, dat
         mask_prompt=True,
         seed=args.seed,
         steps_per_report=10,
-        steps_per_eval=max(50, args.iters // 4),
-        save_every=50,
-        val_batches=10,
+        steps_per_eval=max(50, args.iters // 2),
+        save_every=40,
+        val_batches=args.val_batches,
     )
     log(f"train: starting {adapter} ({args.iters} iters, rank {args.rank}, layers {args.num_layers})")
     job = start_training(config, settings, name=adapter)
@@ -216,6 +216,7 @@ def main() -> None:
     ap.add_argument("--num-layers", type=int, default=16)
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--max-seq-length", type=int, default=1024)
+    ap.add_argument("--val-batches", type=int, default=4, help="validation batches per evaluation")
     ap.add_argument("--eval-n", type=int, default=100, help="cases per suite (seeded sample)")
     ap.add_argument("--irrelevance-n", type=int, default=100)
     ap.add_argument("--concurrency", type=int, default=4)
