@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -54,6 +56,14 @@ def endpoint() -> Iterator[str]:
     yield f"http://127.0.0.1:{port}/v1"
     server.should_exit = True
     t.join(5)
+
+
+@pytest.fixture(autouse=True)
+def _restore_log_stream() -> Iterator[None]:
+    """The CLI reconfigures structlog onto the *current* sys.stderr, which is pytest's per-test capture
+    file; point it back at the real stderr afterwards so later tests don't log into a closed file."""
+    yield
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.__stderr__))
 
 
 def cli(*args: str) -> int:
