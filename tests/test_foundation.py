@@ -183,3 +183,21 @@ def test_cli_error_keeps_brackets(tmp_path: Path) -> None:
     r = _cli("models", "resolve", "no-such-model[demo]", env_home=tmp_path)
     assert r.returncode != 0
     assert "no-such-model[demo]" in r.stderr
+
+
+def test_logs_follow_the_current_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    """Logging goes to stderr (stdout is the MCP channel) — the stderr of the moment, not a stale one."""
+    import io
+
+    from tooltune.logs import configure_logging, get_logger
+
+    old, tmp = sys.stderr, io.StringIO()
+    sys.stderr = tmp
+    try:
+        configure_logging()  # e.g. an in-process CLI run under a captured stderr
+    finally:
+        sys.stderr = old
+    tmp.close()  # a stream someone closed must not break later logging
+    get_logger("t").info("hello-stderr", n=1)
+    out, err = capsys.readouterr()
+    assert "hello-stderr" in err and "hello-stderr" not in out

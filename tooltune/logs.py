@@ -8,6 +8,17 @@ import sys
 import structlog
 
 
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is *now*: tests and tools that swap stderr (capture, a closed
+    in-process CLI run) must not leave the logger holding a dead stream."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(*, json: bool = False, level: str = "INFO") -> None:
     lvl = getattr(std_logging, level.upper(), std_logging.INFO)
     std_logging.basicConfig(stream=sys.stderr, level=lvl, format="%(message)s")
@@ -24,7 +35,7 @@ def configure_logging(*, json: bool = False, level: str = "INFO") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
 
