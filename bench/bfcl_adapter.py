@@ -33,8 +33,7 @@ import anyio
 from tooltune.agent.model_server import ModelServer
 from tooltune.config import Settings
 from tooltune.evals.bfcl_import import import_bfcl
-from tooltune.evals.runner import load_report
-from tooltune.evals.service import compare_runs
+from tooltune.evals.service import compare_runs, run_suite_on_server
 from tooltune.evals.suite import EvalSuite
 from tooltune.models.resolve import resolve_model
 from tooltune.training.dataset_store import load_dataset
@@ -153,29 +152,18 @@ async def stage_eval(
             reports = {}
             for label, which in (("baseline", None), ("adapter", adapter)):
                 run_id = f"{suite.name}-{label}-{adapter if which else 'base'}"[:100]
-                existing = ws.reports / run_id / "report.json"
-                if existing.exists():
-                    log(f"eval: reusing {run_id}")
-                    reports[label] = load_report(ws, run_id)
-                    continue
-                log(f"eval: {suite.name} {label} ({len(suite.cases)} cases)")
+                log(f"eval: {suite.name} {label} ({len(suite.cases)} cases) as {run_id}")
                 t0 = time.perf_counter()
-                await server.switch_adapter(which)
-                from tooltune.evals.runner import run_suite
-
-                async with server.pinned():
-                    reports[label] = await run_suite(
-                        suite,
-                        ws=ws,
-                        base_url=server.base_url,
-                        model_name=server.model_name,
-                        extra_body=server.extra_body,
-                        adapter=which,
-                        label=label,
-                        run_id=run_id,
-                        concurrency=args.concurrency,
-                        max_tokens=args.max_tokens,
-                    )
+                reports[label] = await run_suite_on_server(
+                    server,
+                    suite,
+                    ws=ws,
+                    adapter=which,
+                    label=label,
+                    run_id=run_id,
+                    concurrency=args.concurrency,
+                    max_tokens=args.max_tokens,
+                )
                 log(f"eval: {run_id} done in {time.perf_counter() - t0:.0f}s")
             cmp = compare_runs(ws, reports["baseline"].meta.run_id, reports["adapter"].meta.run_id)
             out[key] = {"baseline": reports["baseline"], "adapter": reports["adapter"], "comparison": cmp}

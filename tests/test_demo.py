@@ -36,8 +36,13 @@ def test_demo_closed_loop_then_idempotent(settings: Settings, tiny_model: Path) 
     train = (settings.workspace / "datasets" / result.dataset / "train.jsonl").read_text()
     assert "You are a coding assistant" in train
 
+    cases = sorted((settings.workspace / "reports").glob("demo-*/cases.jsonl"))
+    assert len(cases) == 2
+    before = [(p.stat().st_mtime_ns, p.read_bytes()) for p in cases]
     again: list[tuple[str, str]] = []
     second = run_demo(settings, cfg, on_stage=lambda s, m: again.append((s, m)))
+    # nothing was evaluated again: the recorded cases are untouched
+    assert [(p.stat().st_mtime_ns, p.read_bytes()) for p in cases] == before
     reused = [m for s, m in again if s in ("data", "train", "eval")]
     assert reused and all(m.startswith("using") for m in reused)
     assert second.adapter_run == result.adapter_run and second.rows == result.rows

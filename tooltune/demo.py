@@ -233,48 +233,34 @@ async def _evaluate_and_ask(
 ) -> dict[str, Any]:
     from tooltune.agent.model_server import ModelServer
     from tooltune.agent.session import ask
-    from tooltune.evals.runner import load_report, resume_run, run_dir, run_suite
-    from tooltune.evals.service import adapter_loss_curve, compare_runs
-    from tooltune.evals.suite import load_suite
+    from tooltune.evals.runner import run_dir
+    from tooltune.evals.service import compare_runs, run_suite_on_server
 
-    suite = load_suite(DEMO_SUITE, ws)
     out: dict[str, Any] = {}
     async with ModelServer(model_path, settings=settings) as server:
         for label, target in (("baseline", None), ("adapter", adapter)):
             run_id = f"demo-{label}-{cfg.tag}-lim{cfg.eval_limit or 'all'}"
-            d = run_dir(ws, run_id)
-            if (d / "report.json").exists():
-                stage("eval", f"using eval run {run_id}")
-                out[label] = load_report(ws, run_id)
-                continue
-            stage("eval", f"evaluating {label} on the {DEMO_SUITE} suite")
-            await server.switch_adapter(target)
+            done = (run_dir(ws, run_id) / "report.json").exists()
+            stage(
+                "eval",
+                f"using eval run {run_id}" if done else f"evaluating {label} on the {DEMO_SUITE} suite",
+            )
 
-            def progress(done: int, total: int, _r: Any, label: str = label) -> None:
-                step(f"eval:{label}", done, total)
+            def progress(n: int, total: int, _r: Any, label: str = label) -> None:
+                step(f"eval:{label}", n, total)
 
-            async with server.pinned():
-                common = dict(
-                    base_url=server.base_url,
-                    model_name=server.model_name,
-                    extra_body=server.extra_body,
-                    concurrency=cfg.concurrency,
-                    on_progress=progress,
-                )
-                if (d / "run.json").exists():
-                    out[label] = await resume_run(ws, run_id, **common)
-                else:
-                    out[label] = await run_suite(
-                        suite,
-                        ws=ws,
-                        adapter=target,
-                        label=label,
-                        run_id=run_id,
-                        limit=cfg.eval_limit,
-                        max_tokens=cfg.max_tokens,
-                        loss_curve=adapter_loss_curve(ws, adapter) if target else None,
-                        **common,
-                    )
+            out[label] = await run_suite_on_server(
+                server,
+                DEMO_SUITE,
+                ws=ws,
+                adapter=target,
+                label=label,
+                run_id=run_id,
+                limit=cfg.eval_limit,
+                max_tokens=cfg.max_tokens,
+                concurrency=cfg.concurrency,
+                on_progress=progress,
+            )
         out["comparison"] = compare_runs(ws, out["baseline"].meta.run_id, out["adapter"].meta.run_id)
         stage("serve", f"switching the server to {adapter}")
         served = await server.switch_adapter(adapter)

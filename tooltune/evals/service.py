@@ -15,7 +15,14 @@ from tooltune.evals.compare import Comparison, compare_reports
 from tooltune.evals.report_html import render_comparison_html
 from tooltune.evals.report_md import render_comparison_markdown
 from tooltune.evals.results import EvalReport
-from tooltune.evals.runner import DEFAULT_CONCURRENCY, ProgressFn, load_report, run_dir, run_suite
+from tooltune.evals.runner import (
+    DEFAULT_CONCURRENCY,
+    ProgressFn,
+    load_report,
+    resume_run,
+    run_dir,
+    run_suite,
+)
 from tooltune.evals.suite import EvalSuite, load_suite
 from tooltune.logs import get_logger
 from tooltune.workspace import Workspace, atomic_write_json, atomic_write_text
@@ -53,6 +60,7 @@ async def run_suite_on_server(
     ws: Workspace,
     adapter: str | None = None,
     label: str = "",
+    run_id: str | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
     repeats: int = 1,
     temperature: float = 0.0,
@@ -62,18 +70,29 @@ async def run_suite_on_server(
     on_progress: ProgressFn | None = None,
 ) -> EvalReport:
     """Serve ``adapter`` (None = baseline) on a running ModelServer and run the suite while the
-    adapter is pinned, so a concurrent switch cannot change the model mid-run."""
+    adapter is pinned, so a concurrent switch cannot change the model mid-run.
+
+    With a fixed ``run_id`` the call is idempotent: a finished run is returned as it is and an
+    interrupted one is resumed (only its missing cases run) — what resumable pipelines want.
+    """
+    if run_id is not None:
+        d = run_dir(ws, run_id)
+        if (d / "report.json").exists() and load_report(ws, run_id).complete:
+            log.info("eval.reused", run_id=run_id)
+            return load_report(ws, run_id)
     suite = load_suite(suite, ws) if isinstance(suite, str) else suite
     await server.switch_adapter(adapter)
     async with server.pinned():
+        endpoint = dict(base_url=server.base_url, model_name=server.model_name, extra_body=server.extra_body)
+        if run_id is not None and (run_dir(ws, run_id) / "run.json").exists():
+            log.info("eval.resumed", run_id=run_id)
+            return await resume_run(ws, run_id, concurrency=concurrency, on_progress=on_progress, **endpoint)
         return await run_suite(
             suite,
             ws=ws,
-            base_url=server.base_url,
-            model_name=server.model_name,
-            extra_body=server.extra_body,
             adapter=adapter,
             label=label or (adapter or "baseline"),
+            run_id=run_id,
             concurrency=concurrency,
             repeats=repeats,
             temperature=temperature,
@@ -82,6 +101,7 @@ async def run_suite_on_server(
             max_tokens=max_tokens,
             loss_curve=adapter_loss_curve(ws, adapter) if adapter else None,
             on_progress=on_progress,
+            **endpoint,
         )
 
 
