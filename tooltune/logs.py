@@ -22,6 +22,9 @@ class _CurrentStderr:
 def configure_logging(*, json: bool = False, level: str = "INFO") -> None:
     lvl = getattr(std_logging, level.upper(), std_logging.INFO)
     std_logging.basicConfig(stream=sys.stderr, level=lvl, format="%(message)s")
+    # one INFO line per HTTP request (model server, evals) drowns what matters; --verbose shows them
+    for noisy in ("httpx", "httpcore", "httpx2", "httpcore2"):
+        std_logging.getLogger(noisy).setLevel(lvl if lvl <= std_logging.DEBUG else std_logging.WARNING)
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
         if json
