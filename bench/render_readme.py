@@ -1,0 +1,155 @@
+"""Regenerate README.md's "Results" section from bench/results/*.json (the numbers are never typed by hand).
+
+Usage: python bench/render_readme.py [--check]   (--check: exit 1 if README is out of date)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def _load(name: str) -> dict[str, Any] | None:
+    p = RESULTS / name
+    return json.loads(p.read_text()) if p.exists() else None
+
+
+def _pct(passed: int, n: int) -> str:
+    return f"{passed}/{n} ({passed / n:.0%})" if n else "–"
+
+
+def _link(name: str) -> str:
+    return f"[`{name}`](bench/results/{name})"
+
+
+def headline() -> list[str]:
+    out: list[str] = []
+    for p in sorted(RESULTS.glob("bfcl_adapter_*.json")):
+        d = json.loads(p.read_text())
+        cat = d["category"]
+        out += [
+            f"**BFCL {cat}: baseline vs LoRA adapter trained on data generated from the function schemas "
+            f"only** ({d['date'][:10]}, {_link(p.name)}). Model {Path(d['model']).name}, float32, "
+            f"temperature 0; seeded sample of held-out questions.",
+            "",
+            "| suite | cases | baseline native | adapter native | baseline lenient | adapter lenient | "
+            "McNemar p (native) |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for key, r in d["results"].items():
+            b, a = r["baseline"]["overall"], r["adapter"]["overall"]
+            mc = r["comparison"]["mcnemar_native"]["p_value"]
+            out.append(
+                f"| {key} | {a['n']} | {_pct(b['native_pass'], b['n'])} | **{_pct(a['native_pass'], a['n'])}** | "
+                f"{_pct(b['lenient_pass'], b['n'])} | {_pct(a['lenient_pass'], a['n'])} | {mc:.2g} |"
+            )
+        train = d.get("train", {})
+        metrics = train.get("metrics") or {}
+        wall = metrics.get("wall_seconds") or metrics.get("train_seconds") or metrics.get("wall_s")
+        out += [
+            "",
+            "For `irrelevance` (correct = no call), *native* counts only the server's `tool_calls`, *lenient* "
+            "counts any call attempt, including one written as text — the number to trust there.",
+            f"Training: dataset `{d['data']['name']}` ({sum(d['data']['counts'].values())} examples, "
+            f"{d['data'].get('dropped_leaked', 0)} dropped as near eval questions), adapter `{train.get('adapter')}`"
+            + (f", {wall:.0f} s of training" if isinstance(wall, int | float) else "")
+            + f"; total wall time {d['total_wall_s'] / 60:.0f} min.",
+        ]
+        if d.get("notes"):
+            out.append(f"Notes: {d['notes']}")
+        if d.get("goals"):
+            out.append(f"Goals: {d['goals']}")
+        out.append("")
+    return out
+
+
+def baseline() -> list[str]:
+    d = _load("bfcl_baseline.json")
+    if not d:
+        return []
+    rows = [
+        f"**BFCL baseline** (no adapter, {d['date'][:10]}, {_link('bfcl_baseline.json')}):",
+        "",
+        "| category | cases | native | lenient |",
+        "|---|---:|---:|---:|",
+    ]
+    for cat, r in d["results"].items():
+        rows.append(
+            f"| {cat} | {r['n']} | {_pct(r['native_pass'], r['n'])} | {_pct(r['lenient_pass'], r['n'])} |"
+        )
+    return [*rows, ""]
+
+
+def platform() -> list[str]:
+    out: list[str] = [
+        "**Platform benchmarks** (2 shared CPU cores; other jobs ran at the same time, see each file):",
+        "",
+    ]
+    b = _load("blas.json")
+    if b:
+        r = b["ratio_openblas_over_reference"]
+        o = b["results"]["openblas"]
+        out.append(
+            f"- OpenBLAS preload vs MLX's reference BLAS ({_link('blas.json')}): matmul {r['matmul_2048']}×, "
+            f"prompt {r['prompt_tps']}× ({o['prompt_tps']} tok/s), generation {r['generation_tps']}× "
+            f"({o['generation_tps']} tok/s) on the 0.5B float32 model."
+        )
+    s = _load("switch.json")
+    if s:
+        for run in s["runs"]:
+            med = {x["strategy"]: x["median_switch_s"] for x in run["results"]}
+            out.append(
+                f"- Adapter switch, {run['model']} ({_link('switch.json')}): per-request {med.get('per_request')} s, "
+                f"restart {med.get('restart')} s (median incl. verification) → default `{run['faster']}`."
+            )
+    t = _load("eval_throughput.json")
+    if t:
+        lv = t["levels"]
+        out.append(
+            f"- Eval throughput, 0.5B ({_link('eval_throughput.json')}): "
+            + ", ".join(f"concurrency {k}: {v['cases_per_min']} cases/min" for k, v in lv.items())
+            + f" (speed-up {max(t['speedup_vs_1'].values())}×; prompt processing of ~570-token tool prompts "
+            "does not batch on 2 cores)."
+        )
+    o = _load("train_overhead.json")
+    if o:
+        for r in o["results"]:
+            best = r.get("best", {})
+            if "raw" in best and "tooltune" in best:
+                out.append(
+                    f"- Training, {r['model']} ({_link('train_overhead.json')}): raw `mlx_lm lora` "
+                    f"{best['raw']['s_per_iter']:.2f} s/iter vs `tooltune train` {best['tooltune']['s_per_iter']:.2f} "
+                    f"s/iter (wall ratio {best['tooltune']['wall_s'] / best['raw']['wall_s']:.2f}×), peak RSS "
+                    f"{best['tooltune']['peak_rss_gb']} GB."
+                )
+    return [*out, ""]
+
+
+def render() -> str:
+    lines = headline() + baseline() + platform()
+    lines.append("Regenerate this section with `python bench/render_readme.py`.")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--check", action="store_true")
+    args = ap.parse_args()
+    readme = REPO / "README.md"
+    text = readme.read_text()
+    i, j = text.index(START) + len(START), text.index(END)
+    new = text[:i] + "\n" + render() + "\n" + text[j:]
+    if args.check:
+        sys.exit(0 if new == text else 1)
+    readme.write_text(new)
+
+
+if __name__ == "__main__":
+    main()
