@@ -296,3 +296,22 @@ def test_simultaneous_starts_one_wins(tiny_model: Path, settings: Settings, data
     runs.cancel_training(started[0].id, settings)
     final = JobStore(Workspace(settings.workspace)).wait(started[0].id, timeout=60, poll=0.2)
     assert final.status == "cancelled"
+
+
+def test_non_finite_loss_fails_the_run_and_registers_nothing(
+    tiny_model: Path, settings: Settings, dataset: str
+) -> None:
+    """Prompts longer than max_seq_length under mask_prompt leave no trained token (loss 0/0 = NaN):
+    the run must end failed with a reason that names the fix, never as a registered adapter."""
+    cfg = TrainConfig(
+        model=str(tiny_model), dataset=dataset, iters=6, batch_size=2, mask_prompt=True,
+        max_seq_length=24, steps_per_report=1, steps_per_eval=100, val_batches=1,
+    )  # fmt: skip
+    job = runs.start_training(cfg, settings, name="diverged")
+    store = JobStore(Workspace(settings.workspace))
+    done = _wait_for(lambda: (j := store.get(job.id)).done and j, timeout=180)
+    run = runs.get_run(settings, job.id)
+    assert done.status == "failed" and run.status == "failed"
+    assert "loss became nan" in (run.error or "") and "--max-seq-length" in (run.error or "")
+    assert not run.registered and not (Workspace(settings.workspace).adapters / "diverged").exists()
+    assert runs.training_lock_holder(settings) is None

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import resource
 import signal
@@ -79,6 +80,26 @@ def describe_failure(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return f"disk full while writing {exc.filename or 'run files'}; free some space, then resume the run"
     return f"{type(exc).__name__}: {text}"
+
+
+class LossNotFiniteError(TooltuneError):
+    """Training diverged (or had nothing to learn from): the weights are no longer usable."""
+
+
+def check_finite_loss(kind: str, iteration: int, loss: float, max_seq_length: int) -> None:
+    """Stop a run whose loss is NaN/inf instead of registering a broken adapter.
+
+    Two causes seen in practice: a learning rate too high for mlx-lm's LoRA scale (diverges), and
+    examples longer than max_seq_length under mask_prompt, where truncation removes every trained
+    token and the loss is 0/0.
+    """
+    if math.isfinite(loss):
+        return
+    raise LossNotFiniteError(
+        f"{kind} loss became {loss} at iteration {iteration}: lower --learning-rate (mlx-lm scales LoRA "
+        f"updates by --scale), or raise --max-seq-length (now {max_seq_length}) if examples are longer, "
+        "so the trained turn is not cut off; checkpoints before this point are kept"
+    )
 
 
 class Worker:
@@ -515,6 +536,10 @@ def EventWriter(worker: Worker) -> Any:  # noqa: N802 — factory: mlx_lm is imp
                     elapsed=time.monotonic() - worker.train_started,
                 )
             )
+            check_finite_loss(
+                "train", worker.start_iter + int(info["iteration"]), float(info["train_loss"]),
+                worker.config.max_seq_length,
+            )  # fmt: skip
 
         def on_val_loss_report(self, info: dict[str, Any]) -> None:
             worker.write_event(
@@ -527,6 +552,10 @@ def EventWriter(worker: Worker) -> Any:  # noqa: N802 — factory: mlx_lm is imp
                     elapsed=time.monotonic() - worker.train_started,
                 )
             )
+            check_finite_loss(
+                "validation", worker.start_iter + int(info["iteration"]), float(info["val_loss"]),
+                worker.config.max_seq_length,
+            )  # fmt: skip
 
     worker.start_tokens = worker.trained_tokens
     return _EventWriter()
