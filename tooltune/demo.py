@@ -41,7 +41,7 @@ class DemoConfig(BaseModel):
     iters: int = 300
     rank: int = 8
     num_layers: int = 16
-    learning_rate: float = 2e-4
+    learning_rate: float = 5e-5  # 2e-4 diverged on the 0.5B (mlx-lm LoRA scale 20)
     batch_size: int = 1
     max_seq_length: int = 1024
     max_tools: int = 3
@@ -54,7 +54,7 @@ class DemoConfig(BaseModel):
     @classmethod
     def preset(cls, quick: bool, **overrides: Any) -> DemoConfig:
         base = (
-            {"quick": True, "n_examples": 400, "iters": 60, "eval_limit": 3, "max_tools": 2}
+            {"quick": True, "n_examples": 400, "iters": 50, "num_layers": 8, "eval_limit": 3, "max_tools": 2}
             if quick
             else {"quick": False}
         )
