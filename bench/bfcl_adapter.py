@@ -17,6 +17,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -60,7 +61,8 @@ def sample_cases(suite: EvalSuite, n: int, seed: int) -> EvalSuite:
 
 
 def stage_data(ws: Workspace, args: argparse.Namespace, model_path: Path) -> dict[str, Any]:
-    name = f"bfcl-{args.category.replace('_', '-')}-gen-n{args.n_train}-s{args.seed}"
+    recipe = hashlib.sha256(json.dumps([args.max_tools, args.mix], sort_keys=True).encode()).hexdigest()[:6]
+    name = f"bfcl-{args.category.replace('_', '-')}-gen-n{args.n_train}-s{args.seed}-{recipe}"
     try:
         info = load_dataset(ws, name)
         log(f"data: reusing dataset {name} ({info.hash})")
@@ -74,7 +76,7 @@ def stage_data(ws: Workspace, args: argparse.Namespace, model_path: Path) -> dic
         ws,
         name,
         specs,
-        GenerateConfig(n=args.n_train, seed=args.seed, max_tools=args.max_tools),
+        GenerateConfig(n=args.n_train, seed=args.seed, max_tools=args.max_tools, mix=args.mix),
         model_path=model_path,
         bfcl_dir=args.bfcl,
     )
@@ -83,6 +85,8 @@ def stage_data(ws: Workspace, args: argparse.Namespace, model_path: Path) -> dic
         "hash": info.hash,
         "counts": info.counts,
         "sources": specs,
+        "max_tools": args.max_tools,
+        "mix": args.mix,
         "kinds": result.counts,
         "dropped_duplicates": result.dropped_duplicates,
         "dropped_leaked": result.dropped_leaked,
@@ -94,6 +98,7 @@ def stage_data(ws: Workspace, args: argparse.Namespace, model_path: Path) -> dic
 def stage_train(settings: Settings, ws: Workspace, args: argparse.Namespace, dataset: str) -> dict[str, Any]:
     adapter = args.adapter_name or (
         f"bfcl-{args.category.replace('_', '-')}-r{args.rank}-l{args.num_layers}-i{args.iters}-s{args.seed}"
+        f"-{dataset.rsplit('-', 1)[-1]}"
     )
     if (ws.adapters / adapter).exists():
         log(f"train: reusing adapter {adapter}")
@@ -196,7 +201,8 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="default: the demo model in the cache")
     ap.add_argument("--workspace", type=Path, default=Path.home() / ".cache" / "tooltune" / "bench-ws")
     ap.add_argument("--n-train", type=int, default=1200)
-    ap.add_argument("--max-tools", type=int, default=3)
+    ap.add_argument("--max-tools", type=int, default=2)
+    ap.add_argument("--mix", type=json.loads, default=None, help='kind weights as JSON, e.g. \'{"single": 0.5}\'')
     ap.add_argument("--iters", type=int, default=300)
     ap.add_argument("--batch-size", type=int, default=1)
     ap.add_argument("--rank", type=int, default=8)

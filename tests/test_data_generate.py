@@ -267,3 +267,16 @@ def test_system_prompt_share_matches_serving(tools) -> None:
         assert sum(m["role"] == "system" for m in ex.messages) <= 1
     plain = generate_examples(tools, GenerateConfig(n=50, seed=5))
     assert not any(ex.messages[0]["role"] == "system" for ex in plain.examples)
+
+
+def test_mix_weights_shape_the_kinds(tools) -> None:
+    """A custom mix changes the share of each kind (e.g. few text answers for single-turn targets)."""
+    from collections import Counter
+
+    mix = {"single": 0.6, "choose": 0.3, "no_call": 0.1}
+    res = generate_examples(tools, GenerateConfig(n=200, seed=2, split_turns=False, mix=mix))
+    kinds = Counter(ex.meta.kind for ex in res.examples)
+    assert set(kinds) <= set(mix)
+    assert kinds["single"] > kinds["choose"] > kinds["no_call"] > 0
+    with pytest.raises(DataError, match="unknown kind"):
+        generate_examples(tools, GenerateConfig(n=5, mix={"bogus": 1.0}))

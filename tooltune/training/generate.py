@@ -81,6 +81,11 @@ class GenerateConfig(BaseModel):
     system_share: float = Field(
         default=0.5, ge=0, le=1, description="Share of conversations that get system_prompt (rest: none)."
     )
+    mix: dict[str, float] | None = Field(
+        default=None,
+        description="Relative weight per kind (default DEFAULT_MIX). Match the target: single-turn "
+        "benchmarks want few text-ending examples, or a small model learns to refuse.",
+    )
 
     @field_validator("system_prompt")
     @classmethod
@@ -596,7 +601,14 @@ def generate_examples(
         raise DataError(f"unknown kind(s) {unknown}; choose from {', '.join(GENERATED_KINDS)}")
     t0 = time.perf_counter()
     gen = _Gen(tools, cfg, teacher)
-    weights = [DEFAULT_MIX[k] for k in cfg.kinds]
+    mix = cfg.mix or DEFAULT_MIX
+    bad = sorted(set(mix) - set(GENERATED_KINDS))
+    if bad:
+        raise DataError(f"unknown kind(s) {bad} in mix; choose from {', '.join(GENERATED_KINDS)}")
+    kinds = [k for k in cfg.kinds if mix.get(k, 0) > 0]
+    weights = [mix[k] for k in kinds]
+    if not kinds:
+        raise DataError("the mix gives every selected kind weight 0; give at least one a positive weight")
     dedup = MinHashIndex(DEDUP_THRESHOLD, bands=16, rows=8, seed=cfg.seed)
     out: list[Example] = []
     counts: Counter[str] = Counter()
@@ -628,9 +640,9 @@ def generate_examples(
         for piece in split_turns(ex) if cfg.split_turns else [ex]:
             accept(piece)
     attempts = 0
-    while len(out) < cfg.n and cfg.kinds and attempts < cfg.n * 30:
+    while len(out) < cfg.n and attempts < cfg.n * 30:
         attempts += 1
-        kind = gen.rng.choices(cfg.kinds, weights=weights)[0]
+        kind = gen.rng.choices(kinds, weights=weights)[0]
         conv = gen.conversation(kind)
         if conv is None:
             continue
