@@ -66,6 +66,8 @@ def headline() -> list[str]:
             out.append(f"Notes: {d['notes']}")
         if d.get("goals"):
             out.append(f"Goals: {d['goals']}")
+        if d.get("diagnosis"):
+            out.append(f"Diagnosis: {d['diagnosis']}")
         out.append("")
     return out
 
