@@ -22,7 +22,13 @@ from tooltune.config import Settings
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 TOOLTUNE = str(Path(sys.executable).parent / "tooltune")
-FAST = {"steps_per_report": 1, "steps_per_eval": 3, "val_batches": 1, "save_every": 3, "max_seq_length": 512}
+FAST = {
+    "steps_per_report": 1,
+    "steps_per_eval": 3,
+    "val_batches": 1,
+    "save_every": 3,
+    "max_seq_length": 4096,
+}  # tiny-tokenizer examples are long; mask_prompt needs the whole turn
 
 
 @pytest.fixture

@@ -19,7 +19,13 @@ from tooltune.server import build_server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
-FAST = {"steps_per_report": 1, "steps_per_eval": 2, "val_batches": 1, "save_every": 2, "max_seq_length": 512}
+FAST = {
+    "steps_per_report": 1,
+    "steps_per_eval": 2,
+    "val_batches": 1,
+    "save_every": 2,
+    "max_seq_length": 4096,
+}  # tiny-tokenizer examples are long; mask_prompt needs the whole turn
 
 
 @pytest.fixture
