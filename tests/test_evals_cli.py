@@ -21,6 +21,7 @@ from starlette.routing import Route
 from tooltune import cli as tooltune_cli
 from tooltune.config import Settings
 from tooltune.evals.runner import list_runs
+from tooltune.training.similarity import default_bfcl_dir
 from tooltune.workspace import Workspace
 
 
@@ -87,7 +88,7 @@ def test_eval_cli_run_compare_import(endpoint: str, settings: Settings, capsys: 
     assert cli("eval", "compare", "a", "b") == 0
     assert "McNemar exact (native): 0 fixed, 0 regressed, p = 1" in capsys.readouterr().out
     assert (ws.reports / "b" / "vs-a.html").exists()
-    bfcl = Path("/work/shared/bench/bfcl/BFCL_v4_irrelevance.json")
+    bfcl = (default_bfcl_dir() or Path("bfcl-missing")) / "BFCL_v4_irrelevance.json"
     if bfcl.exists():
         assert cli("eval", "import-bfcl", str(bfcl), "--name", "irr") == 0
         assert (ws.evals / "suites" / "irr.jsonl").exists()

@@ -14,9 +14,10 @@ from tooltune.evals.bfcl_import import import_bfcl
 from tooltune.evals.parse_calls import ParsedCall
 from tooltune.evals.scoring import match_calls
 from tooltune.evals.suite import SuiteError, load_suite, parse_suite, suite_path
+from tooltune.training.similarity import default_bfcl_dir
 from tooltune.workspace import Workspace
 
-BFCL = Path("/work/shared/bench/bfcl")
+BFCL = default_bfcl_dir() or Path("bfcl-missing")
 
 
 def first_allowed_answer(expected: dict) -> ParsedCall:
