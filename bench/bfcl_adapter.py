@@ -109,19 +109,16 @@ def stage_train(settings: Settings, ws: Workspace, args: argparse.Namespace, dat
             "reused": True,
             "metrics": rec.get("train_metrics"),
         }
-    config = TrainConfig(
-        model=str(args.model_path),
-        dataset=dataset,
+    config = TrainConfig.short_run(
+        str(args.model_path),
+        dataset,
+        iters=args.iters,
         rank=args.rank,
         scale=args.scale,
         num_layers=args.num_layers,
         learning_rate=args.lr,
-        lr_schedule="cosine",
-        warmup=max(1, args.iters // 20),
-        iters=args.iters,
         batch_size=args.batch_size,
         max_seq_length=args.max_seq_length,
-        mask_prompt=True,
         seed=args.seed,
         steps_per_report=10,
         steps_per_eval=max(50, args.iters // 2),
@@ -202,7 +199,9 @@ def main() -> None:
     ap.add_argument("--workspace", type=Path, default=Path.home() / ".cache" / "tooltune" / "bench-ws")
     ap.add_argument("--n-train", type=int, default=1200)
     ap.add_argument("--max-tools", type=int, default=2)
-    ap.add_argument("--mix", type=json.loads, default=None, help='kind weights as JSON, e.g. \'{"single": 0.5}\'')
+    ap.add_argument(
+        "--mix", type=json.loads, default=None, help="kind weights as JSON, e.g. '{\"single\": 0.5}'"
+    )
     ap.add_argument("--iters", type=int, default=300)
     ap.add_argument("--batch-size", type=int, default=1)
     ap.add_argument("--rank", type=int, default=8)

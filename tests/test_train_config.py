@@ -88,3 +88,10 @@ def test_schedule_maps_to_mlx_build_schedule() -> None:
     s2 = build_schedule(const.mlx_lr_schedule())
     assert [round(float(s2(i)), 8) for i in (0, 1, 2, 10)] == [0.0, 1e-4, 2e-4, 2e-4]
     assert TrainConfig(dataset="d", iters=5).mlx_lr_schedule() is None
+
+
+def test_short_run_recipe() -> None:
+    """The demo and the benchmarks share one short-run recipe; explicit settings still win."""
+    cfg = TrainConfig.short_run("m", "d", iters=100, rank=4)
+    assert (cfg.lr_schedule, cfg.warmup, cfg.mask_prompt, cfg.iters, cfg.rank) == ("cosine", 5, True, 100, 4)
+    assert TrainConfig.short_run("m", "d", iters=10, warmup=0).warmup == 0

@@ -190,18 +190,15 @@ def _adapter(
     if (ws.adapters / name).exists():
         stage("train", f"using adapter {name}")
         return name, registry.get(name).train_metrics
-    config = TrainConfig(
-        model=str(model_path),
-        dataset=dataset,
+    config = TrainConfig.short_run(
+        str(model_path),
+        dataset,
+        iters=cfg.iters,
         rank=cfg.rank,
         num_layers=cfg.num_layers,
         learning_rate=cfg.learning_rate,
-        lr_schedule="cosine",
-        warmup=max(1, cfg.iters // 20),
-        iters=cfg.iters,
         batch_size=cfg.batch_size,
         max_seq_length=cfg.max_seq_length,
-        mask_prompt=True,
         seed=cfg.seed,
         steps_per_report=5 if cfg.quick else 10,
         steps_per_eval=max(20, cfg.iters // 3),

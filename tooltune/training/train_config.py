@@ -116,6 +116,13 @@ class TrainConfig(BaseModel):
     # ---- loading ---------------------------------------------------------------------------------
 
     @classmethod
+    def short_run(cls, model: str, dataset: str, *, iters: int, **settings: Any) -> TrainConfig:
+        """The recipe for short adapter runs (demo, benchmarks): cosine decay after a 5% warmup, loss on
+        the answers only; ``settings`` (rank, layers, lr, intervals...) fill in the rest."""
+        base: dict[str, Any] = {"lr_schedule": "cosine", "warmup": max(1, iters // 20), "mask_prompt": True}
+        return cls(model=model, dataset=dataset, iters=iters, **{**base, **settings})
+
+    @classmethod
     def from_file(cls, path: Path | str, **overrides: Any) -> TrainConfig:
         """Load YAML/TOML/JSON; ``overrides`` (CLI flags that were given) win over the file."""
         return cls.from_dict(read_config_file(path), **overrides)
