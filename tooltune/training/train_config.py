@@ -55,6 +55,12 @@ class TrainConfig(BaseModel):
         default=None,
         description="Module paths inside each block to adapt, e.g. self_attn.q_proj; None = all linear.",
     )
+    train_tokens: list[str] | None = Field(
+        default=None,
+        description="Tokens whose embedding (and LM-head) rows are trained too, inside the LoRA adapter. "
+        "None = the tool-call markers <tool_call> and </tool_call> when they are single tokens (their rows "
+        "are untrained in Qwen2.5-Coder-0.5B, see training/token_rows.py); [] = none. LoRA only.",
+    )
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     weight_decay: float = Field(default=0.0, ge=0.0, description="Only used by adamw.")
     learning_rate: float = Field(
@@ -111,6 +117,15 @@ class TrainConfig(BaseModel):
             raise ValueError("give either iters or epochs, not both")
         if self.num_layers is not None and (self.num_layers == 0 or self.num_layers < -1):
             raise ValueError("num_layers must be -1 (all) or at least 1")
+        if self.train_tokens and self.fine_tune_type != "lora":
+            raise ValueError(
+                f"train_tokens works with fine_tune_type 'lora' only, not {self.fine_tune_type!r}"
+            )
+        if self.train_tokens and len(self.train_tokens) > self.rank:
+            raise ValueError(
+                f"train_tokens has {len(self.train_tokens)} tokens but rank is {self.rank}; each token "
+                "needs one rank column"
+            )
         return self
 
     # ---- loading ---------------------------------------------------------------------------------
@@ -170,13 +185,16 @@ class TrainConfig(BaseModel):
             sched["warmup_init"] = self.warmup_init
         return sched
 
-    def mlx_adapter_config(self, adapter_path: Path) -> dict[str, Any]:
+    def mlx_adapter_config(self, adapter_path: Path, *, keys: list[str] | None = None) -> dict[str, Any]:
         """The fields ``mlx_lm.lora`` writes to adapter_config.json (``vars(args)``), from this config.
 
         ``mlx_lm.load(..., adapter_path=...)``/``mlx_lm.server --adapter-path`` read ``fine_tune_type``,
         ``num_layers`` and ``lora_parameters``; the rest documents the run the way mlx-lm would.
         """
         assert self.is_resolved
+        lora = self.lora_parameters() if self.fine_tune_type != "full" else None
+        if lora is not None and keys is not None:  # what the worker actually adapted, top-level modules too
+            lora["keys"] = list(keys)
         return {
             "adapter_path": str(adapter_path),
             "batch_size": self.batch_size,
@@ -187,7 +205,7 @@ class TrainConfig(BaseModel):
             "grad_checkpoint": self.grad_checkpoint,
             "iters": self.iters,
             "learning_rate": self.learning_rate,
-            "lora_parameters": self.lora_parameters() if self.fine_tune_type != "full" else None,
+            "lora_parameters": lora,
             "lr_schedule": self.mlx_lr_schedule(),
             "mask_prompt": self.mask_prompt,
             "max_seq_length": self.max_seq_length,

@@ -251,9 +251,10 @@ class Worker:
             linear_to_lora_layers(
                 model, cfg.num_layers, cfg.lora_parameters(), use_dora=cfg.fine_tune_type == "dora"
             )
+        token_ids = self._apply_token_rows(model, tokenizer)
         self.model = model
         self.optimizer = self._build_optimizer()
-        applied = inspect_adaptation(model, cfg)
+        applied = inspect_adaptation(model, cfg, token_ids)
         self.run = self.run.model_copy(update={"applied": applied})
         write_run(self.run_dir, self.run)
         if self.start_iter:
@@ -262,7 +263,9 @@ class Worker:
 
         adapter_dir = self.run_dir / "adapter"
         adapter_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg.mlx_adapter_config(adapter_dir), adapter_dir / "adapter_config.json")
+        # with token rows, mlx-lm needs explicit keys to rebuild the top-level LoRA modules on load
+        keys = [*applied["keys"], *applied["top_level_keys"]] if token_ids else None
+        save_config(cfg.mlx_adapter_config(adapter_dir, keys=keys), adapter_dir / "adapter_config.json")
 
         if len(valid_set) < cfg.batch_size:  # mlx-lm can't make a single validation batch
             self._warn(
@@ -307,6 +310,18 @@ class Worker:
         )
         self._register(summarize(read_events(self.run_dir), done))
         return {"adapter_path": str(adapter_dir)}
+
+    def _apply_token_rows(self, model: Any, tokenizer: Any) -> dict[str, int]:
+        """Trainable embedding rows for ``train_tokens`` (default: the tool-call markers); {token: id}."""
+        from tooltune.training.token_rows import apply_token_rows, default_tokens, resolve_token_ids
+
+        cfg = self.config
+        if cfg.fine_tune_type != "lora" or cfg.train_tokens == []:
+            return {}
+        tokens = cfg.train_tokens if cfg.train_tokens is not None else default_tokens(tokenizer)
+        ids = resolve_token_ids(tokenizer, tokens)
+        apply_token_rows(model, list(ids.values()), rank=cfg.rank, scale=cfg.scale)
+        return ids
 
     def _warn(self, message: str) -> None:
         log.warning("train.warning", message=message)
@@ -561,7 +576,9 @@ def EventWriter(worker: Worker) -> Any:  # noqa: N802 — factory: mlx_lm is imp
     return _EventWriter()
 
 
-def inspect_adaptation(model: Any, cfg: TrainConfig) -> dict[str, Any]:
+def inspect_adaptation(
+    model: Any, cfg: TrainConfig, token_ids: dict[str, int] | None = None
+) -> dict[str, Any]:
     """Read back from the live model what was applied, and refuse to train if it differs from the config.
 
     This is the guard against "rank silently ignored": the numbers recorded in run.json come from the
@@ -570,6 +587,8 @@ def inspect_adaptation(model: Any, cfg: TrainConfig) -> dict[str, Any]:
     from mlx.utils import tree_flatten
     from mlx_lm.tuner.dora import DoRAEmbedding, DoRALinear
     from mlx_lm.tuner.lora import LoRAEmbedding, LoRALinear, LoRASwitchLinear
+
+    from tooltune.training.token_rows import inspect_token_rows
 
     trainable = sum(v.size for _, v in tree_flatten(model.trainable_parameters()))
     total = sum(v.size for _, v in tree_flatten(model.parameters()))
@@ -593,10 +612,18 @@ def inspect_adaptation(model: Any, cfg: TrainConfig) -> dict[str, Any]:
             ranks.add(int(m.lora_a.shape[-1]) if m.lora_a.ndim == 2 else int(m.lora_a.shape[-2]))
             scales.add(float(m.scale))
             dropouts.add(round(1.0 - float(m.dropout._p_1), 6))
+    top_level = sorted(
+        name
+        for name, m in model.named_modules()
+        if isinstance(m, kinds) and not name.startswith("model.layers.")
+    )
+    rows = inspect_token_rows(model)
     applied.update(
         adapted_layers=len(layer_indices),
         layer_indices=layer_indices,
         keys=sorted(keys),
+        top_level_keys=top_level,
+        train_tokens=dict(token_ids or {}),
         rank=sorted(ranks),
         scale=sorted(scales),
         dropout=sorted(dropouts),
@@ -611,6 +638,11 @@ def inspect_adaptation(model: Any, cfg: TrainConfig) -> dict[str, Any]:
         problems.append(f"scales {sorted(scales)}, expected {cfg.scale}")
     if dropouts != {round(cfg.dropout, 6)}:
         problems.append(f"dropouts {sorted(dropouts)}, expected {cfg.dropout}")
+    expected_rows = {token_id: column for column, token_id in enumerate((token_ids or {}).values())}
+    if rows != expected_rows:
+        problems.append(f"trainable token rows {rows} (id: column), expected {expected_rows}")
+    if top_level and not token_ids:
+        problems.append(f"unexpected top-level LoRA modules {top_level}")
     if cfg.keys is not None and keys != set(cfg.keys):
         problems.append(f"adapted modules {sorted(keys)}, expected {sorted(cfg.keys)} (check the key names)")
     if problems:
