@@ -29,6 +29,20 @@ def _link(name: str) -> str:
     return f"[`{name}`](bench/results/{name})"
 
 
+def _goals(category: str, goals: dict[str, Any]) -> str:
+    names = {
+        "category_native": f"{category} native",
+        "irrelevance_any_call_counted": "irrelevance with any call attempt counted",
+    }
+    parts = []
+    for key, label in names.items():
+        g = goals.get(key)
+        if g:
+            verdict = "met" if g["met"] else f"**missed** by {g['missed_by']:.0%}"
+            parts.append(f"{label} ≥ {g['goal']:.0%}: {g['measured']:.0%}, {verdict}")
+    return "Goals: " + "; ".join(parts) + "."
+
+
 def headline() -> list[str]:
     out: list[str] = []
     for p in sorted(RESULTS.glob("bfcl_adapter_*.json")):
@@ -64,7 +78,9 @@ def headline() -> list[str]:
         ]
         if d.get("notes"):
             out.append(f"Notes: {d['notes']}")
-        if d.get("goals"):
+        if isinstance(d.get("goals"), dict):
+            out.append(_goals(cat, d["goals"]))
+        elif d.get("goals"):
             out.append(f"Goals: {d['goals']}")
         if d.get("diagnosis"):
             out.append(f"Diagnosis: {d['diagnosis']}")

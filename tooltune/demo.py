@@ -62,7 +62,8 @@ class DemoConfig(BaseModel):
 
     @property
     def tag(self) -> str:
-        return f"n{self.n_examples}-i{self.iters}-r{self.rank}-l{self.num_layers}-s{self.seed}"
+        # "-tr": the recipe trains the tool-call markers' rows (older demo adapters did not; never reuse them)
+        return f"n{self.n_examples}-i{self.iters}-r{self.rank}-l{self.num_layers}-s{self.seed}-tr"
 
 
 class CategoryRow(BaseModel):

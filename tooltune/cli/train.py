@@ -37,6 +37,7 @@ def train(
     scale: Annotated[float | None, Parameter(name=["--scale", "--alpha"])] = None,
     dropout: float | None = None,
     keys: Annotated[list[str] | None, Parameter(consume_multiple=True)] = None,
+    train_tokens: Annotated[list[str] | None, Parameter(consume_multiple=True)] = None,
     optimizer: Literal["adam", "adamw", "sgd"] | None = None,
     learning_rate: Annotated[float | None, Parameter(name=["--learning-rate", "--lr"])] = None,
     lr_schedule: Literal["constant", "cosine"] | None = None,
@@ -85,6 +86,9 @@ def train(
         LoRA dropout.
     keys
         Module paths inside a block to adapt (e.g. self_attn.q_proj self_attn.v_proj); default: all linear.
+    train_tokens
+        Tokens whose embedding rows the adapter trains too (default: <tool_call> </tool_call>, which are
+        untrained in Qwen2.5-Coder-0.5B); --empty-train-tokens trains none.
     optimizer
         adam, adamw or sgd.
     learning_rate
@@ -133,6 +137,7 @@ def train(
             "scale": scale,
             "dropout": dropout,
             "keys": keys,
+            "train_tokens": train_tokens,
             "optimizer": optimizer,
             "learning_rate": learning_rate,
             "lr_schedule": lr_schedule,
