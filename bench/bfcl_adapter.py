@@ -95,6 +95,9 @@ def stage_data(ws: Workspace, args: argparse.Namespace, model_path: Path) -> dic
     }
 
 
+_RESOLVED = {"model_path", "dataset_path"}  # machine paths, left out of the results like on a fresh run
+
+
 def stage_train(settings: Settings, ws: Workspace, args: argparse.Namespace, dataset: str) -> dict[str, Any]:
     adapter = args.adapter_name or (
         f"bfcl-{args.category.replace('_', '-')}-r{args.rank}-l{args.num_layers}-i{args.iters}-s{args.seed}"
@@ -108,6 +111,8 @@ def stage_train(settings: Settings, ws: Workspace, args: argparse.Namespace, dat
             "run_id": rec.get("run_id"),
             "reused": True,
             "metrics": rec.get("train_metrics"),
+            "config": {k: v for k, v in (rec.get("train_config") or {}).items() if k not in _RESOLVED},
+            "applied": get_run(settings, rec["run_id"]).applied if rec.get("run_id") else None,
         }
     config = TrainConfig.short_run(
         str(args.model_path),
@@ -143,7 +148,7 @@ def stage_train(settings: Settings, ws: Workspace, args: argparse.Namespace, dat
         "reused": False,
         "metrics": metrics,
         "applied": run.applied,
-        "config": config.model_dump(exclude_none=True, exclude={"model_path", "dataset_path"}, mode="json"),
+        "config": config.model_dump(exclude_none=True, exclude=_RESOLVED, mode="json"),
     }
 
 
@@ -300,7 +305,14 @@ def main() -> None:
         "data": data,
         "train": train,
         "results": results,
-        "total_wall_s": round(time.perf_counter() - t_start, 1),
+        # stages reused from an earlier invocation count with the time they took then
+        "total_wall_s": round(
+            (data.get("seconds") or 0)
+            + ((train.get("metrics") or {}).get("wall_time_s") or 0)
+            + sum(r[label]["wall_s"] or 0 for r in results.values() for label in ("baseline", "adapter")),
+            1,
+        ),
+        "invocation_wall_s": round(time.perf_counter() - t_start, 1),
         "goals": check_goals(args.category, results),
         "notes": args.notes,
     }
@@ -309,7 +321,7 @@ def main() -> None:
     for key, ev in evals.items():
         html = ws.reports / ev["adapter"].meta.run_id / f"vs-{ev['baseline'].meta.run_id}.html"
         if html.exists():
-            shutil.copy(html, dest.with_name(f"bfcl_adapter_{args.category}_{key}.html"))
+            shutil.copy(html, dest.with_name(f"{dest.stem}_{key}.html"))
     log(f"wrote {dest}")
 
 

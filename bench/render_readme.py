@@ -48,9 +48,15 @@ def headline() -> list[str]:
     for p in sorted(RESULTS.glob("bfcl_adapter_*.json")):
         d = json.loads(p.read_text())
         cat = d["category"]
+        cfg = d.get("train", {}).get("config") or {}
+        recipe = (
+            f" {cfg['iters']} iterations, rank {cfg['rank']}, {cfg['num_layers']} layers, lr {cfg['learning_rate']:g}."
+            if cfg
+            else ""
+        )
         out += [
             f"**BFCL {cat}: baseline vs LoRA adapter trained on data generated from the function schemas "
-            f"only** ({d['date'][:10]}, {_link(p.name)}). Model {Path(d['model']).name}, float32, "
+            f"only** ({d['date'][:10]}, {_link(p.name)}).{recipe} Model {Path(d['model']).name}, float32, "
             f"temperature 0; seeded sample of held-out questions.",
             "",
             "| suite | cases | baseline native | adapter native | baseline lenient | adapter lenient | "
