@@ -46,3 +46,27 @@ def test_demo_closed_loop_then_idempotent(settings: Settings, tiny_model: Path) 
     reused = [m for s, m in again if s in ("data", "train", "eval")]
     assert reused and all(m.startswith("using") for m in reused)
     assert second.adapter_run == result.adapter_run and second.rows == result.rows
+
+
+def test_demo_gives_each_stage_every_core_unless_the_user_chose() -> None:
+    import os
+
+    from tooltune.demo import default_blas_threads
+    from tooltune.models.blas import THREADS_ENV, blas_env
+
+    env: dict[str, str] = {}
+    assert default_blas_threads(env) == (os.cpu_count() or 1) and env[THREADS_ENV] == str(os.cpu_count() or 1)
+    chosen = {THREADS_ENV: "1"}
+    assert default_blas_threads(chosen) == 1 and chosen[THREADS_ENV] == "1"
+    # ...and the value is what MLX child processes get as OPENBLAS_NUM_THREADS
+    previous = os.environ.get(THREADS_ENV)
+    os.environ[THREADS_ENV] = "3"
+    try:
+        choice = blas_env(Path.home() / ".cache" / "tooltune")
+        if choice.name == "openblas":
+            assert choice.env["OPENBLAS_NUM_THREADS"] == "3"
+    finally:
+        if previous is None:
+            del os.environ[THREADS_ENV]
+        else:
+            os.environ[THREADS_ENV] = previous
