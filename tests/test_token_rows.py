@@ -20,6 +20,7 @@ from mlx.utils import tree_flatten
 from mlx_lm import load
 from mlx_lm.tuner.lora import LoRAEmbedding, LoRALinear
 from mlx_lm.tuner.utils import linear_to_lora_layers
+from read_file_examples import PROMPTS, example
 
 from tooltune.config import Settings
 from tooltune.jobs import JobStore
@@ -36,34 +37,9 @@ from tooltune.training.token_rows import (
 from tooltune.training.train_config import TrainConfig
 from tooltune.workspace import Workspace
 
-READ_FILE = {
-    "type": "function",
-    "function": {
-        "name": "read_file",
-        "description": "Read a file from the repository.",
-        "parameters": {
-            "type": "object",
-            "properties": {"path": {"type": "string"}},
-            "required": ["path"],
-        },
-    },
-}
-PROMPTS = ["Read src/main.py", "Show me src/main.py please", "open the file src/main.py", "src/main.py?"]
-
-
-def _example(i: int) -> dict:
-    call = {"type": "function", "function": {"name": "read_file", "arguments": {"path": "src/main.py"}}}
-    return {
-        "messages": [
-            {"role": "user", "content": PROMPTS[i % len(PROMPTS)]},
-            {"role": "assistant", "content": "", "tool_calls": [call]},
-        ],
-        "tools": [READ_FILE],
-    }
-
 
 def _prompt_ids(tokenizer, i: int = 0) -> list[int]:  # noqa: ANN001
-    ex = _example(i)
+    ex = example(i)
     return tokenizer.apply_chat_template(ex["messages"][:1], tools=ex["tools"], add_generation_prompt=True)
 
 
@@ -76,7 +52,7 @@ def _train_in_process(model: nn.Module, tokenizer, steps: int, lr: float) -> Non
     """Loss on the answer tokens only, the way mlx-lm's mask_prompt does it."""
     seqs = []
     for i in range(len(PROMPTS)):
-        ex = _example(i)
+        ex = example(i)
         full = tokenizer.apply_chat_template(ex["messages"], tools=ex["tools"])
         seqs.append((full, len(_prompt_ids(tokenizer, i))))
 
@@ -208,8 +184,8 @@ def test_block_lora_cannot_separate_a_row_shared_with_padding(tiny_model: Path) 
 def test_training_run_trains_marker_rows_and_mlx_lm_loads_them(tiny_model: Path, settings: Settings) -> None:
     d = Workspace(settings.workspace).ensure().datasets / "rows"
     d.mkdir(parents=True)
-    (d / "train.jsonl").write_text("".join(json.dumps(_example(i)) + "\n" for i in range(16)))
-    (d / "valid.jsonl").write_text("".join(json.dumps(_example(i)) + "\n" for i in range(16, 20)))
+    (d / "train.jsonl").write_text("".join(json.dumps(example(i)) + "\n" for i in range(16)))
+    (d / "valid.jsonl").write_text("".join(json.dumps(example(i)) + "\n" for i in range(16, 20)))
     cfg = TrainConfig(
         model=str(tiny_model), dataset="rows", num_layers=1, rank=4, learning_rate=1e-3, iters=24,
         batch_size=2, steps_per_eval=100, save_every=100, val_batches=1,

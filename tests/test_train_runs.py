@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from read_file_examples import example
 
 from tooltune.config import Settings
 from tooltune.errors import TooltuneError
@@ -23,40 +24,14 @@ from tooltune.workspace import Workspace
 
 pytestmark = pytest.mark.slow
 
-READ_FILE = {
-    "type": "function",
-    "function": {
-        "name": "read_file",
-        "description": "Read a file from the repository.",
-        "parameters": {
-            "type": "object",
-            "properties": {"path": {"type": "string", "description": "File path"}},
-            "required": ["path"],
-        },
-    },
-}
-PROMPTS = ["Read src/main.py", "Show me src/main.py please", "open the file src/main.py", "src/main.py?"]
-
-
-def _example(i: int) -> dict:
-    """One fixed tool call, phrased four ways: learnable in a few dozen steps."""
-    call = {"type": "function", "function": {"name": "read_file", "arguments": {"path": "src/main.py"}}}
-    return {
-        "messages": [
-            {"role": "user", "content": PROMPTS[i % len(PROMPTS)]},
-            {"role": "assistant", "content": "", "tool_calls": [call]},
-        ],
-        "tools": [READ_FILE],
-    }
-
 
 @pytest.fixture
 def dataset(settings: Settings) -> str:
     """30 examples (24 train / 6 valid) as a workspace dataset."""
     d = Workspace(settings.workspace).ensure().datasets / "read-main"
     d.mkdir(parents=True)
-    (d / "train.jsonl").write_text("".join(json.dumps(_example(i)) + "\n" for i in range(24)))
-    (d / "valid.jsonl").write_text("".join(json.dumps(_example(i)) + "\n" for i in range(24, 30)))
+    (d / "train.jsonl").write_text("".join(json.dumps(example(i)) + "\n" for i in range(24)))
+    (d / "valid.jsonl").write_text("".join(json.dumps(example(i)) + "\n" for i in range(24, 30)))
     return "read-main"
 
 
