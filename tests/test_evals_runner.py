@@ -239,3 +239,45 @@ def test_rescore_uses_recorded_answers(ws: Workspace):
     assert len(fake.bodies) == n_requests
     assert again.overall.lenient_pass == first.overall.lenient_pass == 4
     assert again.overall.errors == 1  # the rejected case stays a server error
+
+
+def test_runner_closes_the_client_it_made_and_leaves_a_given_one_open(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+):
+    """An OpenAI client left open is closed later by openai's ``__del__`` on whatever event loop runs
+    then, where its finished loop's transport raises "Event loop is closed" (seen in an MCP test)."""
+    import socket
+
+    from tooltune.evals import runner
+
+    made: list[Any] = []
+    real = runner.make_model
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        made.append(real(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(runner, "make_model", recording)
+    with socket.socket() as s:  # a port nobody listens on: every request is refused at once
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    async def refused():
+        return await run_suite(
+            SUITE, ws=ws, base_url=f"http://127.0.0.1:{port}/v1", model_name="m", concurrency=1,
+            max_consecutive_connection_errors=2, run_id="r-refused",
+        )  # fmt: skip
+
+    with pytest.raises(EvalInterrupted):
+        anyio.run(refused)
+    assert len(made) == 1 and made[0].client.is_closed()
+
+    given = FakeServer().client()
+
+    async def with_given():
+        return await run_suite(
+            SUITE, ws=ws, base_url="http://fake/v1", model_name="m", http_client=given, run_id="r-given"
+        )
+
+    assert anyio.run(with_given).complete
+    assert not given.is_closed and not made[-1].client.is_closed()

@@ -295,62 +295,68 @@ async def _execute(
     log.info("eval.start", run_id=meta.run_id, todo=len(todo), done=len(done), concurrency=concurrency)
 
     model = make_model(meta.base_url, meta.model_name, timeout_s=timeout_s, http_client=http_client)
-    base_settings: ModelSettings = {"temperature": meta.temperature, "max_tokens": meta.max_tokens}
-    if meta.extra_body:
-        base_settings["extra_body"] = dict(meta.extra_body)
-    limiter = anyio.CapacityLimiter(max(1, concurrency))
-    writer = _CaseWriter(cases_path)
-    results = list(done)
-    state = {"consecutive_conn": 0, "stopped": False}
-    prior_wall = _read_elapsed(d)
-    started = time.perf_counter()
-
-    async def one(case: EvalCase, repeat: int) -> None:
-        async with limiter:
-            if state["stopped"]:
-                return
-            settings = dict(base_settings)
-            if meta.temperature > 0 and meta.seed is not None:
-                # only when sampling: a seed turns mlx_lm.server's batching off
-                settings["seed"] = meta.seed + repeat
-            result = await run_case(model, case, repeat=repeat, settings=settings)  # type: ignore[arg-type]
-            if result.error_kind in RETRYABLE_ERRORS:
-                state["consecutive_conn"] += 1
-                if state["consecutive_conn"] >= max_consecutive_connection_errors:
-                    state["stopped"] = True
-            else:
-                state["consecutive_conn"] = 0
-            await writer.write(result)
-            results.append(result)
-            # elapsed time survives a kill too, so a resumed run's cases/min stays honest
-            atomic_write_json(d / "timing.json", {"wall_s": prior_wall + (time.perf_counter() - started)})
-            if on_progress:
-                on_progress(len(results), total, result)
-
     try:
-        async with anyio.create_task_group() as tg:
-            for case, repeat in todo:
-                tg.start_soon(one, case, repeat)
-    finally:
-        writer.close()
-        wall = prior_wall + (time.perf_counter() - started)
-        atomic_write_json(d / "timing.json", {"wall_s": wall})
-    report = build_report(meta, load_results(cases_path), wall_s=wall)
-    write_reports(ws, report)
-    if state["stopped"]:
-        raise EvalInterrupted(
-            f"the model server at {meta.base_url} stopped answering after {report.n_results} of {total} "
-            f"cases; start it again and resume with `tooltune eval --resume {meta.run_id}`",
-            meta.run_id,
-            report,
+        base_settings: ModelSettings = {"temperature": meta.temperature, "max_tokens": meta.max_tokens}
+        if meta.extra_body:
+            base_settings["extra_body"] = dict(meta.extra_body)
+        limiter = anyio.CapacityLimiter(max(1, concurrency))
+        writer = _CaseWriter(cases_path)
+        results = list(done)
+        state = {"consecutive_conn": 0, "stopped": False}
+        prior_wall = _read_elapsed(d)
+        started = time.perf_counter()
+
+        async def one(case: EvalCase, repeat: int) -> None:
+            async with limiter:
+                if state["stopped"]:
+                    return
+                settings = dict(base_settings)
+                if meta.temperature > 0 and meta.seed is not None:
+                    # only when sampling: a seed turns mlx_lm.server's batching off
+                    settings["seed"] = meta.seed + repeat
+                result = await run_case(model, case, repeat=repeat, settings=settings)  # type: ignore[arg-type]
+                if result.error_kind in RETRYABLE_ERRORS:
+                    state["consecutive_conn"] += 1
+                    if state["consecutive_conn"] >= max_consecutive_connection_errors:
+                        state["stopped"] = True
+                else:
+                    state["consecutive_conn"] = 0
+                await writer.write(result)
+                results.append(result)
+                # elapsed time survives a kill too, so a resumed run's cases/min stays honest
+                atomic_write_json(d / "timing.json", {"wall_s": prior_wall + (time.perf_counter() - started)})
+                if on_progress:
+                    on_progress(len(results), total, result)
+
+        try:
+            async with anyio.create_task_group() as tg:
+                for case, repeat in todo:
+                    tg.start_soon(one, case, repeat)
+        finally:
+            writer.close()
+            wall = prior_wall + (time.perf_counter() - started)
+            atomic_write_json(d / "timing.json", {"wall_s": wall})
+        report = build_report(meta, load_results(cases_path), wall_s=wall)
+        write_reports(ws, report)
+        if state["stopped"]:
+            raise EvalInterrupted(
+                f"the model server at {meta.base_url} stopped answering after {report.n_results} of {total} "
+                f"cases; start it again and resume with `tooltune eval --resume {meta.run_id}`",
+                meta.run_id,
+                report,
+            )
+        log.info(
+            "eval.done",
+            run_id=meta.run_id,
+            native=report.overall.native_rate,
+            lenient=report.overall.lenient_rate,
         )
-    log.info(
-        "eval.done",
-        run_id=meta.run_id,
-        native=report.overall.native_rate,
-        lenient=report.overall.lenient_rate,
-    )
-    return report
+        return report
+    finally:
+        if http_client is None:
+            # ours: close it on this event loop. Left open, openai closes it from __del__ on whichever loop
+            # runs then, and a transport of a finished loop raises "Event loop is closed" there.
+            await model.client.close()
 
 
 async def run_suite(
