@@ -91,15 +91,17 @@ async def test_sigkill_mid_request_restarts_and_retries(tiny_model: Path, shared
         result: dict = {}
 
         async def long_request() -> None:
+            # 2000 tokens take ~2.7 s on this CPU, so the kill at 0.5 s lands mid-generation
+            # (400 tokens took 0.6 s, and a faster CI box once finished them before the kill).
             result.update(
-                await server.chat([{"role": "user", "content": "hi"}], max_tokens=400, logit_bias=NO_EOS)
+                await server.chat([{"role": "user", "content": "hi"}], max_tokens=2000, logit_bias=NO_EOS)
             )
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(long_request)
             await anyio.sleep(0.5)
             os.kill(first_pid, signal.SIGKILL)
-        assert result["usage"]["completion_tokens"] == 400
+        assert result["usage"]["completion_tokens"] == 2000
         assert server.restart_count == 1
         assert server.pid != first_pid and not alive(first_pid)
         assert server.served.adapter == "a1" and server.served.verified
