@@ -22,7 +22,7 @@ from tooltune.training.generate import (
     generate_examples,
 )
 from tooltune.training.lint import lint_items
-from tooltune.training.phrasing import leaf_strings
+from tooltune.training.phrasing import leaf_forms, leaf_strings
 from tooltune.training.similarity import default_bfcl_dir
 from tooltune.training.teacher import Teacher
 from tooltune.training.tool_sources import load_tool_specs
@@ -67,12 +67,12 @@ def test_each_kind_generated_and_valid(kind: str, tools, tiny_model: Path, tmp_p
             assert len(ex.messages[-1]["tool_calls"]) >= 2
         if kind in ("multi_answer", "multi_chain") and len(ex.messages) > 2:
             assert any(m["role"] == "tool" for m in ex.messages)
-        # every value in every call appears verbatim in the user request
+        # every value in every call appears in the user request, verbatim or in one exact written form
         text = " ".join(ex.user_texts())
         for c in ex.calls():
             for v in c["arguments"].values():
-                for s in leaf_strings(v):
-                    assert s in text, (s, text)
+                for forms in leaf_forms(v):
+                    assert any(f in text for f in forms), (forms, text)
 
 
 def test_argument_coverage_and_typing(tools) -> None:
@@ -280,3 +280,33 @@ def test_mix_weights_shape_the_kinds(tools) -> None:
     assert kinds["single"] > kinds["choose"] > kinds["no_call"] > 0
     with pytest.raises(DataError, match="unknown kind"):
         generate_examples(tools, GenerateConfig(n=5, mix={"bogus": 1.0}))
+
+
+def test_split_pieces_of_one_conversation_are_not_deduplicated_against_each_other(
+    tools, tmp_path: Path
+) -> None:
+    """A chain that calls the same tool twice alike: its pieces share the request and near-identical
+    targets. Dropping the middle piece as a "duplicate" would leave its turn inside the last piece with
+    no loss under mask_prompt; a piece that duplicates *another* conversation ends that conversation."""
+    from tooltune.training.examples import Example, call_message
+
+    def chain(request: str, n_calls: int) -> Example:
+        msgs: list[dict] = [{"role": "user", "content": request}]
+        for _ in range(n_calls):
+            msgs += [call_message([("read_file", {"path": "src/main.py"})]), {"role": "tool", "content": "x"}]
+        msgs.append({"role": "assistant", "content": "Done."})
+        return Example(messages=msgs, tools=[tools[0].to_openai()])
+
+    twice = chain("Read src/main.py twice to check it is stable.", 2)
+    res = generate_examples(tools, GenerateConfig(n=3, seed=0), caller=[twice])
+    assert [len(e.messages) for e in res.examples] == [2, 4, 6]
+    assert res.dropped_duplicates == 0
+
+    ask = "Read src/main.py and tell me what it does."
+    first, again = chain(ask, 1), chain(ask, 2)
+    res = generate_examples(tools, GenerateConfig(n=8, seed=0, kinds=["chitchat"]), caller=[first, again])
+    kept = [len(e.messages) for e in res.examples if e.meta.kind == "caller"]
+    assert kept == [2, 4]  # `again` is dropped from its first (duplicate) piece on, not just that piece
+    assert res.dropped_duplicates == 1
+    report = lint_items([(_write(tmp_path, res.examples), "ex.jsonl")], model_path=None)
+    assert report.checks["loss"].status == "passed"

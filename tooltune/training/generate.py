@@ -32,7 +32,7 @@ from tooltune.training.examples import (
 )
 from tooltune.training.phrasing import (
     clause,
-    leaf_strings,
+    forms_in,
     mentions_all,
     multi_request,
     request_text,
@@ -164,7 +164,7 @@ class _Gen:
     def maybe_paraphrase(self, text: str, *arg_sets: dict[str, Any]) -> str:
         if self.teacher is None or self.rng.random() >= self.cfg.teacher_share:
             return text
-        keep = [s for args in arg_sets for v in args.values() for s in leaf_strings(v)]
+        keep = forms_in(text, *arg_sets)
         out = self.teacher.paraphrase(text, keep, seed=self.rng.randrange(1 << 30))
         return out if out is not None else text
 
@@ -615,7 +615,9 @@ def generate_examples(
     dup = leaked = convs = 0
     leaked_sources: list[str] = []
 
-    def accept(ex: Example) -> bool:
+    def accept(ex: Example, conv_keys: list[str]) -> bool:
+        """Keep ``ex`` unless it leaked or near-duplicates an example of *another* conversation (the
+        pieces of one conversation share their request by design)."""
         nonlocal dup, leaked
         if leak_index is not None:
             for text in ex.user_texts():
@@ -629,16 +631,27 @@ def generate_examples(
         if dedup.query(key) is not None:
             dup += 1
             return False
-        dedup.add(str(len(out)), key)
+        conv_keys.append(key)
         out.append(ex)
         counts[ex.meta.kind] += 1
         if progress is not None:
             progress(len(out), cfg.n)
         return True
 
+    def accept_pieces(conv: Example) -> None:
+        """The split pieces of ``conv`` in order, stopping at the first one dropped: a later piece
+        contains that turn unterminated, where it would get no loss under mask_prompt."""
+        keys: list[str] = []
+        for piece in split_turns(conv) if cfg.split_turns else [conv]:
+            if len(out) >= cfg.n or not accept(piece, keys):
+                break
+        for key in keys:
+            dedup.add(str(len(dedup_keys)), key)
+            dedup_keys.append(key)
+
+    dedup_keys: list[str] = []
     for ex in caller or []:
-        for piece in split_turns(ex) if cfg.split_turns else [ex]:
-            accept(piece)
+        accept_pieces(ex)
     attempts = 0
     while len(out) < cfg.n and attempts < cfg.n * 30:
         attempts += 1
@@ -651,10 +664,7 @@ def generate_examples(
                 update={"messages": [{"role": "system", "content": cfg.system_prompt}, *conv.messages]}
             )
         convs += 1
-        for piece in split_turns(conv) if cfg.split_turns else [conv]:
-            if len(out) >= cfg.n:
-                break
-            accept(piece)
+        accept_pieces(conv)
     if not out:
         raise DataError("no examples were produced; check the tool schemas and --kinds")
     if len(out) < cfg.n:

@@ -2,8 +2,9 @@
 
 The model being trained will be asked in natural language ("What's the area of a triangle with base 12
 and height 7?") and must map the words to a call, so requests here read like a person asking, vary in
-wording, order and verbosity, and mention every argument value *verbatim* (strings as-is, numbers as
-their JSON form) so the call is fully determined by the text.
+wording, order and verbosity, and mention every argument value so the call is fully determined by the
+text: strings verbatim, numbers in their JSON form or in a form people write that maps back to exactly one
+number ("$2,000,000" or "2 million" for 2000000, "5%" for a rate passed as 0.05) — see ``value_forms``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from tooltune.training.samplers import words_of
+from tooltune.training.samplers import number_kind, words_of
 from tooltune.training.toolspec import ToolSpec
 
 VERBS = {
@@ -245,12 +246,57 @@ def param_noun(rng: random.Random, name: str, schema: dict[str, Any]) -> str:
     return noun
 
 
-def format_value(rng: random.Random, value: Any, schema: dict[str, Any]) -> str:
-    """The value as it appears in the request; contains every leaf value verbatim."""
+def number_words(n: int) -> str | None:
+    """2000000 -> "2 million", 2500000 -> "2.5 million"; None below a million or if not round."""
+    for unit, word in ((10**9, "billion"), (10**6, "million")):
+        if abs(n) >= unit and n % (unit // 10) == 0:
+            return f"{n / unit:g} {word}"
+    return None
+
+
+def percent_form(v: float) -> str:
+    """A decimal rate as people say it: 0.05 -> "5%", 0.035 -> "3.5%"."""
+    return f"{round(v * 100, 6):g}%"
+
+
+def value_forms(value: int | float) -> list[str]:
+    """Every surface form of a number that a request may use for it (one of them must appear)."""
+    forms = [json.dumps(value)]
+    if isinstance(value, int) and abs(value) >= 1000:
+        forms.append(f"{value:,}")
+        if (w := number_words(value)) is not None:
+            forms.append(w)
+    if isinstance(value, float) and 0 < value < 1:
+        forms.append(percent_form(value))
+    return forms
+
+
+def format_number(rng: random.Random, value: int | float, name: str, schema: dict[str, Any]) -> str:
+    """The number as a person writes it, by what it measures (``number_kind``)."""
+    kind = number_kind(name, schema)
+    if kind == "decimal_rate" and isinstance(value, float) and 0 < value < 1 and rng.random() < 0.6:
+        return percent_form(value)
+    if kind == "percent_rate" and rng.random() < 0.5:
+        return f"{value:g}%"
+    text = json.dumps(value)
+    big = abs(value) >= 1000 if kind in ("money", "big_count") else abs(value) >= 10**5  # never a year
+    if isinstance(value, int) and big:
+        r = rng.random()
+        if r < 0.35:
+            text = f"{value:,}"
+        elif r < 0.6 and (w := number_words(value)) is not None:
+            text = w
+    if kind == "money" and rng.random() < 0.5:
+        text = "$" + text
+    return text
+
+
+def format_value(rng: random.Random, value: Any, schema: dict[str, Any], name: str = "") -> str:
+    """The value as it appears in the request (one of its ``leaf_forms`` for every leaf)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
-        return json.dumps(value)
+        return format_number(rng, value, name, schema)
     if isinstance(value, str):
         if " " in value and rng.random() < 0.5:
             q = rng.choice(['"', "'"]) if "'" not in value else '"'
@@ -260,33 +306,49 @@ def format_value(rng: random.Random, value: Any, schema: dict[str, Any]) -> str:
         return value
     if isinstance(value, list):
         item_schema = schema.get("items") if isinstance(schema.get("items"), dict) else {}
-        parts = [format_value(rng, v, item_schema) for v in value]
+        parts = [format_value(rng, v, item_schema, name) for v in value]
         if all(isinstance(v, int | float) and not isinstance(v, bool) for v in value) and rng.random() < 0.5:
-            return "[" + ", ".join(parts) + "]"
+            return "[" + ", ".join(json.dumps(v) for v in value) + "]"
         if len(parts) == 1:
             return parts[0]
         return ", ".join(parts[:-1]) + rng.choice([" and ", ", and ", ", "]) + parts[-1]
     if isinstance(value, dict):
         props = schema.get("properties") or {}
         return ", ".join(
-            f"{' '.join(words_of(k))} {format_value(rng, v, props.get(k, {}))}" for k, v in value.items()
+            f"{' '.join(words_of(k))} {format_value(rng, v, props.get(k, {}), k)}" for k, v in value.items()
         )
     return json.dumps(value)
 
 
-def leaf_strings(value: Any) -> list[str]:
-    """The exact strings a request must contain for ``value`` to be recoverable from it."""
+def leaf_forms(value: Any) -> list[list[str]]:
+    """For each leaf value of ``value``, the strings of which a request must contain one for the value
+    to be recoverable from it (``[]`` for booleans, which are said in words)."""
     if isinstance(value, bool):
         return []
     if isinstance(value, int | float):
-        return [json.dumps(value)]
+        return [value_forms(value)]
     if isinstance(value, str):
-        return [value]
+        return [[value]]
     if isinstance(value, list):
-        return [s for v in value for s in leaf_strings(v)]
+        return [f for v in value for f in leaf_forms(v)]
     if isinstance(value, dict):
-        return [s for v in value.values() for s in leaf_strings(v)]
+        return [f for v in value.values() for f in leaf_forms(v)]
     return []
+
+
+def leaf_strings(value: Any) -> list[str]:
+    """The canonical string of each leaf value (strings as-is, numbers as JSON)."""
+    return [forms[0] for forms in leaf_forms(value)]
+
+
+def forms_in(text: str, *arg_sets: dict[str, Any]) -> list[str]:
+    """The value forms that ``text`` actually uses: what a paraphrase must keep."""
+    out: list[str] = []
+    for args in arg_sets:
+        for v in args.values():
+            for forms in leaf_forms(v):
+                out.extend(f for f in forms if f in text)
+    return out
 
 
 class Slots(BaseModel):
@@ -322,7 +384,7 @@ def _slots(rng: random.Random, tool: ToolSpec, args: dict[str, Any]) -> Slots:
                 )
             )
             continue
-        v = format_value(rng, value, schema)
+        v = format_value(rng, value, schema, name)
         if len(units) == 1 and name in units and rng.random() < 0.7:
             out.lead.append(rng.choice([f"in {v}", f"using {v}"]))
         elif len(places) == 1 and name in places and len(words_of(name)) == 1 and rng.random() < 0.7:
@@ -398,6 +460,19 @@ _OPENERS = [
     "Quickly ",
 ]
 _PREAMBLES = ["", "", "", "", "Hey, ", "Hi! ", "Quick question: ", "OK, ", "So, "]
+# Questions that still want the tool: a question is not a reason to answer from memory.
+_QUESTIONS = [
+    "What's",
+    "What is",
+    "What would be",
+    "Tell me",
+    "I need",
+    "Give me",
+    "Can you tell me",
+    "Do you know",
+    "I'd like to know",
+    "Could you find out",
+]
 _TAILS = ["", "", "", "", " please", " for me", " thanks", " asap"]
 
 
@@ -414,8 +489,8 @@ def request_text(rng: random.Random, tool: ToolSpec, args: dict[str, Any]) -> st
         return _with_pre(pre, f"{given} {_join(rng, sl.core)}, {tail}") + rng.choice([".", ".", ""])
     slots = " ".join(p for p in [*sl.lead, _core_text(rng, sl)] if p)
     if tp.question_ok and form < 0.5:
-        q = rng.choice(["What's", "What is", "What would be", "Tell me", "I need", "Give me"])
-        end = "?" if q.startswith("What") else rng.choice([".", "", "!"])
+        q = rng.choice(_QUESTIONS)
+        end = "?" if q.startswith(("What", "Can", "Do ", "Could")) else rng.choice([".", "", "!"])
         return _with_pre(pre, f"{q} {tp.obj} {slots}".strip()) + end
     opener = rng.choice(_OPENERS)
     text = f"{opener}{tp.imperative()} {slots}".strip()
@@ -470,5 +545,6 @@ def multi_request(rng: random.Random, clauses: list[str], *, sequential: bool = 
 
 
 def mentions_all(text: str, args: dict[str, Any]) -> bool:
-    """True when every leaf value of ``args`` appears verbatim in ``text`` (the no-guessing rule)."""
-    return all(s in text for v in args.values() for s in leaf_strings(v))
+    """True when every leaf value of ``args`` appears in ``text`` in one of its forms (the no-guessing
+    rule)."""
+    return all(any(f in text for f in forms) for v in args.values() for forms in leaf_forms(v))

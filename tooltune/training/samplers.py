@@ -40,6 +40,25 @@ CITIES = [
     "Los Angeles",
     "Miami",
 ]
+# "City, ST" / "City, Country": the full form a request gives and the call must keep whole.
+CITY_FULL = {
+    "Paris": "Paris, France",
+    "Tokyo": "Tokyo, Japan",
+    "New York": "New York, NY",
+    "San Francisco": "San Francisco, CA",
+    "Berlin": "Berlin, Germany",
+    "London": "London, UK",
+    "Sydney": "Sydney, Australia",
+    "Toronto": "Toronto, Canada",
+    "Chicago": "Chicago, IL",
+    "Seattle": "Seattle, WA",
+    "Boston": "Boston, MA",
+    "Austin": "Austin, TX",
+    "Denver": "Denver, CO",
+    "Los Angeles": "Los Angeles, CA",
+    "Miami": "Miami, FL",
+    "Rome": "Rome, Italy",
+}
 COUNTRIES = [
     "France",
     "Japan",
@@ -179,6 +198,57 @@ def _has(words: set[str], text: str, *keys: str) -> bool:
     return any(k in words or (" " in k and k in text) for k in keys)
 
 
+MONEY_KEYS = (
+    "amount",
+    "price",
+    "cost",
+    "salary",
+    "income",
+    "principal",
+    "budget",
+    "payout",
+    "revenue",
+    "equity",
+    "investment",
+    "dividend",
+    "dividends",
+    "profit",
+    "loan",
+    "deposit",
+    "capital",
+    "earnings",
+    "expenses",
+    "debt",
+)
+BIG_COUNT_KEYS = ("shares", "population")
+RATE_KEYS = ("rate", "interest", "return", "yield", "growth", "discount")
+
+
+def number_kind(name: str, schema: dict[str, Any]) -> str | None:
+    """What a numeric parameter measures, as far as a request's wording goes: ``money`` ("$2,000,000"),
+    ``big_count`` (shares, population: "100 million"), ``decimal_rate`` (a rate passed as 0.05 and
+    said as "5%"), ``percent_rate`` (a rate passed as 5.0, "as a percentage"), or None."""
+    words = set(words_of(name))
+    desc = str(schema.get("description", "")).lower()
+    desc_words = set(re.findall(r"[a-z]+", desc))
+    if schema.get("type") == "number" and words & set(RATE_KEYS) and not _has(words, "", "count", "number"):
+        return "percent_rate" if desc_words & {"percent", "percentage"} else "decimal_rate"
+    if words & set(MONEY_KEYS) or (words & {"total", "net", "initial"} and desc_words & set(MONEY_KEYS)):
+        return "money"
+    if words & set(BIG_COUNT_KEYS) or (desc_words & set(BIG_COUNT_KEYS) and "number" in words):
+        return "big_count"
+    return None
+
+
+def _round_big(rng: random.Random, lo: float, hi: float) -> int | None:
+    """A round figure people write with separators or words: 2,000,000 / 50 million / 15,000."""
+    for _ in range(10):
+        v = rng.choice([1, 2, 3, 5, 10, 12, 15, 20, 25, 50, 75, 100, 150, 250, 500]) * 10 ** rng.randint(3, 6)
+        if lo <= v <= hi:
+            return v
+    return None
+
+
 def sample_value(
     rng: random.Random, name: str, schema: dict[str, Any], *, edge: bool = False, depth: int = 0
 ) -> Any:
@@ -203,9 +273,9 @@ def sample_value(
     if typ == "boolean":
         return rng.random() < 0.5
     if typ == "integer":
-        return _sample_int(rng, words, text, schema, edge)
+        return _sample_int(rng, words, text, schema, edge, number_kind(name, schema))
     if typ == "number":
-        return _sample_float(rng, words, text, schema, edge)
+        return _sample_float(rng, words, text, schema, edge, number_kind(name, schema))
     if typ == "array":
         item_schema = schema.get("items") if isinstance(schema.get("items"), dict) else {"type": "string"}
         lo = int(schema.get("minItems", 1 if not edge else 1))
@@ -275,8 +345,14 @@ def _int_range(words: set[str], text: str) -> tuple[int, int]:
     return 1, 100
 
 
-def _sample_int(rng: random.Random, words: set[str], text: str, schema: dict[str, Any], edge: bool) -> int:
+def _sample_int(
+    rng: random.Random, words: set[str], text: str, schema: dict[str, Any], edge: bool, kind: str | None
+) -> int:
     desc_words = set(re.findall(r"[a-z]+", str(schema.get("description", "")).lower()))
+    if kind in ("money", "big_count") and not edge and rng.random() < 0.4:
+        big = _round_big(rng, *_bounds(schema, 1000, 1e9))
+        if big is not None:
+            return big
     rng_ = _int_range(words, text)
     if rng_ == (1, 100):
         rng_ = _int_range(desc_words, text)
@@ -293,8 +369,13 @@ def _sample_int(rng: random.Random, words: set[str], text: str, schema: dict[str
 
 
 def _sample_float(
-    rng: random.Random, words: set[str], text: str, schema: dict[str, Any], edge: bool
+    rng: random.Random, words: set[str], text: str, schema: dict[str, Any], edge: bool, kind: str | None
 ) -> float:
+    if kind == "decimal_rate" and not edge:
+        lo, hi = _bounds(schema, 0.01, 0.15)
+        v = rng.choice([rng.randint(1, 15) / 100, rng.randint(3, 29) / 200])  # 0.05 ("5%"), 0.035
+        if lo <= v <= hi:
+            return v
     if _has(words, text, "probability", "ratio", "fraction"):
         lo, hi = 0.01, 0.99
     elif _has(words, text, "rate", "interest"):
@@ -364,6 +445,9 @@ def _string_by_keys(
             return rng.choice(UNITS_MASS)
         return rng.choice(UNITS_LENGTH if _has(words, text, "distance", "length") else UNITS_GENERIC)
     if _has(words, text, "city", "location", "place", "destination", "origin", "town"):
+        example_with_comma = re.search(r"\b(e\.g\.|such as|like|format)[^.]*,", text)
+        if example_with_comma or _has(words, text, "state") or rng.random() < 0.25:
+            return rng.choice(list(CITY_FULL.values()))
         return rng.choice(CITIES)
     if _has(words, text, "country", "nation"):
         return rng.choice(COUNTRIES)
@@ -397,7 +481,10 @@ def _string_by_keys(
         "director",
         "actor",
     ):
-        return rng.choice(PEOPLE)
+        person = rng.choice(PEOPLE)
+        if rng.random() < 0.15:  # "Dr. Chen": the title is part of the value
+            return f"{rng.choice(['Dr.', 'Mr.', 'Ms.', 'Prof.'])} {person.split()[-1]}"
+        return person
     if _has(words, text, "color", "colour"):
         return rng.choice(COLORS)
     if _has(words, text, "genre", "category"):

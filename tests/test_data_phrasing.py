@@ -1,0 +1,130 @@
+"""Written forms of argument values: what a request may say for a number, and what the call must hold."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from tooltune.training.generate import GenerateConfig, generate_examples
+from tooltune.training.phrasing import (
+    format_number,
+    leaf_forms,
+    mentions_all,
+    number_words,
+    percent_form,
+    value_forms,
+)
+from tooltune.training.samplers import CITY_FULL, number_kind, sample_value
+from tooltune.training.toolspec import ToolSpec
+
+DECIMAL_RATE = {"type": "number", "description": "The annual interest rate in decimal form. E.g. 5% is 0.05"}
+PERCENT_RATE = {"type": "number", "description": "The interest rate for a year as a percentage."}
+PAYOUT = {"type": "integer", "description": "The total dividend payout in USD."}
+SHARES = {"type": "integer", "description": "The total number of outstanding shares."}
+YEAR = {"type": "integer", "description": "The year of the season."}
+
+
+def test_number_words_and_percent() -> None:
+    assert number_words(2_000_000) == "2 million"
+    assert number_words(2_500_000) == "2.5 million"
+    assert number_words(3_000_000_000) == "3 billion"
+    assert number_words(1_234_567) is None and number_words(15_000) is None
+    assert percent_form(0.05) == "5%" and percent_form(0.035) == "3.5%" and percent_form(0.07) == "7%"
+    assert value_forms(10_000_000) == ["10000000", "10,000,000", "10 million"]
+    assert value_forms(0.05) == ["0.05", "5%"]
+    assert value_forms(2012) == ["2012", "2,012"]  # accepted, but see the rendering test: never produced
+    assert leaf_forms({"a": [1, "x"], "b": True}) == [["1"], ["x"]]
+
+
+def test_mentions_all_accepts_written_forms_and_catches_copy_errors() -> None:
+    assert mentions_all("equity of $10,000,000 and income 2 million", {"e": 10_000_000, "i": 2_000_000})
+    assert mentions_all("an annual rate of 5%", {"rate": 0.05})
+    # the 0.5B model's own mistake on BFCL: "$10,000,000" copied as 1000000 -- the check must tell them apart
+    assert not mentions_all("equity of $1,000,000", {"e": 10_000_000})
+    assert not mentions_all("a rate of 50%", {"rate": 0.05})
+
+
+@pytest.mark.parametrize(
+    ("name", "schema", "kind"),
+    [
+        ("interest_rate", DECIMAL_RATE, "decimal_rate"),
+        ("annual_rate", PERCENT_RATE, "percent_rate"),
+        ("total_payout", PAYOUT, "money"),
+        ("outstanding_shares", SHARES, "big_count"),
+        ("season_year", YEAR, None),
+        ("growth_rate_count", {"type": "integer", "description": "number of rates"}, None),
+    ],
+)
+def test_number_kind(name: str, schema: dict, kind: str | None) -> None:
+    assert number_kind(name, schema) == kind
+
+
+def test_rendered_numbers_map_back_to_exactly_the_value() -> None:
+    rng = random.Random(0)
+    seen: set[str] = set()
+    for name, schema in [
+        ("total_payout", PAYOUT),
+        ("outstanding_shares", SHARES),
+        ("interest_rate", DECIMAL_RATE),
+    ]:
+        for _ in range(300):
+            v = sample_value(rng, name, schema)
+            text = format_number(rng, v, name, schema)
+            assert any(f in text for f in value_forms(v)), (v, text)
+            seen.add(
+                "$"
+                if text.startswith("$")
+                else ","
+                if "," in text
+                else "million"
+                if "million" in text
+                else "%"
+                if text.endswith("%")
+                else "plain"
+            )
+    assert seen == {"$", ",", "million", "%", "plain"}
+    rates = [sample_value(rng, "interest_rate", DECIMAL_RATE) for _ in range(200)]
+    assert all(0 < r <= 0.15 for r in rates)  # a decimal, as its description asks -- "5%" is 0.05
+    for _ in range(200):  # years and small counts are never written with separators
+        y = sample_value(rng, "season_year", YEAR)
+        assert format_number(rng, y, "season_year", YEAR) == str(y)
+
+
+def test_generated_requests_use_written_forms() -> None:
+    tools = [
+        ToolSpec(
+            name="finance.compound_interest",
+            description="Calculate compound interest on an investment.",
+            parameters={
+                "type": "object",
+                "properties": {
+                    "principal": PAYOUT,
+                    "interest_rate": DECIMAL_RATE,
+                    "years": {"type": "integer"},
+                },
+                "required": ["principal", "interest_rate", "years"],
+            },
+        ),
+        ToolSpec(
+            name="get_weather",
+            description="Get the current weather in a location.",
+            parameters={
+                "type": "object",
+                "properties": {
+                    "location": {"type": "string", "description": "The city and state, e.g. Boston, MA"}
+                },
+                "required": ["location"],
+            },
+        ),
+    ]
+    res = generate_examples(tools, GenerateConfig(n=200, seed=4, kinds=["single"]))
+    texts = {e.calls()[0]["name"]: [] for e in res.examples}
+    for e in res.examples:
+        call = e.calls()[0]
+        texts[call["name"]].append((e.user_texts()[0], call["arguments"]))
+    interest = texts["finance.compound_interest"]
+    assert any(percent_form(a["interest_rate"]) in t for t, a in interest)
+    assert any("$" in t for t, a in interest)
+    weather = texts["get_weather"]
+    assert {a["location"] for _, a in weather} <= set(CITY_FULL.values())  # "city and state" asks for both
