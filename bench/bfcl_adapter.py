@@ -38,7 +38,7 @@ from tooltune.evals.service import compare_runs, run_suite_on_server
 from tooltune.evals.suite import EvalSuite
 from tooltune.models.resolve import resolve_model
 from tooltune.training.dataset_store import load_dataset
-from tooltune.training.generate import GenerateConfig, generate_dataset
+from tooltune.training.generate import GENERATOR_VERSION, GenerateConfig, generate_dataset
 from tooltune.training.runs import follow_events, get_run, start_training
 from tooltune.training.train_config import TrainConfig
 from tooltune.workspace import Workspace, atomic_write_json
@@ -61,12 +61,24 @@ def sample_cases(suite: EvalSuite, n: int, seed: int) -> EvalSuite:
 
 
 def stage_data(ws: Workspace, args: argparse.Namespace, model_path: Path) -> dict[str, Any]:
-    recipe = hashlib.sha256(json.dumps([args.max_tools, args.mix], sort_keys=True).encode()).hexdigest()[:6]
+    # the generator version is part of the recipe: a changed generator never reuses an old dataset
+    # (version 1 is left out so the datasets of results measured with it keep their names)
+    recipe_parts: list[Any] = [args.max_tools, args.mix]
+    if GENERATOR_VERSION != "tooltune-data/1":
+        recipe_parts.append(GENERATOR_VERSION)
+    recipe = hashlib.sha256(json.dumps(recipe_parts, sort_keys=True).encode()).hexdigest()[:6]
     name = f"bfcl-{args.category.replace('_', '-')}-gen-n{args.n_train}-s{args.seed}-{recipe}"
     try:
         info = load_dataset(ws, name)
         log(f"data: reusing dataset {name} ({info.hash})")
-        return {"name": name, "hash": info.hash, "counts": info.counts, "reused": True}
+        return {
+            "name": name,
+            "hash": info.hash,
+            "counts": info.counts,
+            "generator": info.generator_version,
+            "kinds": info.stats.get("counts", {}),
+            "reused": True,
+        }
     except Exception:
         pass
     specs = [f"bfcl:{args.bfcl / f'BFCL_v4_{cat}.json'}" for cat in args.train_schemas]
@@ -84,6 +96,7 @@ def stage_data(ws: Workspace, args: argparse.Namespace, model_path: Path) -> dic
         "name": name,
         "hash": info.hash,
         "counts": info.counts,
+        "generator": GENERATOR_VERSION,
         "sources": specs,
         "max_tools": args.max_tools,
         "mix": args.mix,

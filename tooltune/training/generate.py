@@ -30,6 +30,7 @@ from tooltune.training.examples import (
     example_from_record,
     split_turns,
 )
+from tooltune.training.near_miss import NEAR_MISS_ANSWERS, sibling_task, tool_covers
 from tooltune.training.phrasing import (
     clause,
     forms_in,
@@ -45,10 +46,11 @@ from tooltune.training.toolspec import ToolSpec
 
 log = get_logger(__name__)
 
-GENERATOR_VERSION = "tooltune-data/1"
+# 2: numbers in written forms ($2,000,000 / 2 million / 5%), "City, ST" places, near_miss examples
+GENERATOR_VERSION = "tooltune-data/2"
 
 # ~25% of examples (after splitting multi-turn ones) end without a call: the model must learn not to
-# over-call (BFCL irrelevance).
+# over-call (BFCL irrelevance), including when the offered tool is about the topic but does another job.
 DEFAULT_MIX: dict[str, float] = {
     "single": 0.16,
     "choose": 0.16,
@@ -56,7 +58,8 @@ DEFAULT_MIX: dict[str, float] = {
     "edge_args": 0.07,
     "multi_answer": 0.08,
     "multi_chain": 0.05,
-    "no_call": 0.28,
+    "no_call": 0.2,
+    "near_miss": 0.08,
     "chitchat": 0.11,
 }
 GENERATED_KINDS = tuple(DEFAULT_MIX)
@@ -283,6 +286,31 @@ class _Gen:
         q, a = rng.choice(options)
         self._tools = [t.to_openai() for t in offered]
         return [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
+
+    def near_miss(self) -> list[dict[str, Any]] | None:
+        """A request for the task next to an offered tool's ("sunset" when it computes the sunrise),
+        answered in text: the topic matches, the job does not."""
+        rng = self.rng
+        tool = self.pick()
+        sibling = sibling_task(rng, tool)
+        args = self.args_for(tool)
+        if sibling is None or args is None:
+            return None
+        phrase, new_word = sibling
+        text = request_text(rng, tool, args, phrase)
+        others = [
+            t
+            for t in self.tools
+            if not _related(t, tool) and not tool_covers(t, new_word) and t.name != tool.name
+        ]
+        n_others = min(len(others), rng.randint(0, max(0, self.cfg.max_tools - 1)))
+        offered = [tool, *rng.sample(others, n_others)]
+        rng.shuffle(offered)
+        self._tools = [t.to_openai() for t in offered]
+        answer = rng.choice(NEAR_MISS_ANSWERS).format(
+            task=phrase.imperative(), offered=task_phrase(tool).imperative()
+        )
+        return [{"role": "user", "content": text}, {"role": "assistant", "content": answer}]
 
     def chitchat(self) -> list[dict[str, Any]] | None:
         rng = self.rng

@@ -476,9 +476,12 @@ _QUESTIONS = [
 _TAILS = ["", "", "", "", " please", " for me", " thanks", " asap"]
 
 
-def request_text(rng: random.Random, tool: ToolSpec, args: dict[str, Any]) -> str:
-    """A complete natural request for one call of ``tool`` with ``args``."""
-    tp = task_phrase(tool)
+def request_text(
+    rng: random.Random, tool: ToolSpec, args: dict[str, Any], phrase: TaskPhrase | None = None
+) -> str:
+    """A complete natural request for one call of ``tool`` with ``args`` (asking for ``phrase`` instead
+    of the tool's own task when given: a near miss)."""
+    tp = phrase or task_phrase(tool)
     sl = _slots(rng, tool, args)
     form = rng.random()
     pre = rng.choice(_PREAMBLES)
