@@ -207,7 +207,7 @@ def generate(
         Random seed: the same seed and sources give the same dataset hash.
     kinds
         Kinds to generate (default all): single choose parallel edge_args multi_answer multi_chain no_call
-        chitchat.
+        near_miss chitchat.
     teacher
         Base URL of an OpenAI-compatible endpoint that paraphrases some requests (values must survive).
     teacher_model

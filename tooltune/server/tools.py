@@ -166,7 +166,7 @@ def register_tools(mcp: MCPServer, state: ServerState) -> None:
             list[str] | None,
             Field(
                 description="Subset of: single, choose, parallel, edge_args, multi_answer, multi_chain, "
-                "no_call, chitchat (default: all, mixed so ~25% make no call)."
+                "no_call, near_miss, chitchat (default: all, mixed so ~25% make no call)."
             ),
         ] = None,
         seed: int = 0,
