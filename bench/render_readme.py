@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,45 @@ def _goals(category: str, goals: dict[str, Any]) -> str:
             verdict = "met" if g["met"] else f"**missed** by {g['missed_by']:.0%}"
             parts.append(f"{label} ≥ {g['goal']:.0%}: {g['measured']:.0%}, {verdict}")
     return "Goals: " + "; ".join(parts) + "."
+
+
+def _mix(d: dict[str, Any]) -> dict[str, float]:
+    if isinstance(d.get("data", {}).get("mix"), dict):
+        return d["data"]["mix"]
+    m = re.search(r"--mix (\{.*?\})", d.get("command", ""))
+    return json.loads(m.group(1)) if m else {}
+
+
+def attempts() -> list[str]:
+    """One row per BFCL adapter result: the recipe that varied and both goal numbers side by side."""
+    rows = [
+        "**All BFCL adapter attempts** (40 held-out questions each; irrelevance counts any call attempt, "
+        "native or written as text, as a call):",
+        "",
+        "| result | category | generator | iterations | text-answer share of the mix | category native "
+        "(baseline → adapter) | irrelevance (baseline → adapter) |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
+    for p in sorted(RESULTS.glob("bfcl_adapter_*.json")):
+        d = json.loads(p.read_text())
+        cfg = d.get("train", {}).get("config") or {}
+        mix = _mix(d)
+        share = sum(mix.get(k, 0) for k in ("no_call", "near_miss", "chitchat")) / (sum(mix.values()) or 1)
+        cat, irr = d["results"][d["category"]], d["results"].get("irrelevance")
+        native = f"{_pct(cat['baseline']['overall']['native_pass'], cat['baseline']['overall']['n'])} → " + (
+            f"**{_pct(cat['adapter']['overall']['native_pass'], cat['adapter']['overall']['n'])}**"
+        )
+        irr_cell = (
+            f"{_pct(irr['baseline']['overall']['lenient_pass'], irr['baseline']['overall']['n'])} → "
+            f"**{_pct(irr['adapter']['overall']['lenient_pass'], irr['adapter']['overall']['n'])}**"
+            if irr
+            else "–"
+        )
+        rows.append(
+            f"| {_link(p.name)} | {d['category']} | {d['data'].get('generator', 'tooltune-data/1')} | "
+            f"{cfg.get('iters', '?')} | {share:.0%} | {native} | {irr_cell} |"
+        )
+    return [*rows, "", "Details per attempt:", ""]
 
 
 def headline() -> list[str]:
@@ -157,7 +197,7 @@ def platform() -> list[str]:
 
 
 def render() -> str:
-    lines = headline() + baseline() + platform()
+    lines = attempts() + headline() + baseline() + platform()
     lines.append("Regenerate this section with `python bench/render_readme.py`.")
     return "\n".join(lines)
 
