@@ -117,6 +117,10 @@ async def test_full_loop_over_stdio(settings: Settings, tiny_model: Path, tmp_pa
         report = (await c.read_resource(result["reports"]["coding-lora"])).contents[0].text  # type: ignore[union-attr]
         assert report.startswith("#") and "short" in report
 
+        # the eval served coding-lora for a while, but only as a temporary switch: not recorded
+        before = await call(c, "list_adapters")
+        assert before["active"] is None or before["active"]["adapter"] is None
+
         served = await call(c, "switch_adapter", name="coding-lora")
         assert served["adapter"] == "coding-lora" and served["verified"] is True
         assert served["base_url"].startswith("http://127.0.0.1:")

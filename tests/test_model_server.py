@@ -155,6 +155,12 @@ async def test_switch_changes_fingerprint_and_back(tiny_model: Path, shared: Set
         active = read_active(Workspace(shared.workspace))
         assert active is not None and active.adapter is None
 
+        # a temporary switch (an eval's) serves and verifies the adapter but leaves active.json alone
+        temp = await server.switch_adapter("a1", record=False)
+        assert temp.verified and temp.adapter == "a1" and await answer() == with_adapter
+        assert read_active(Workspace(shared.workspace)) == active
+        await server.switch_adapter(None, record=False)
+
 
 @pytest.mark.slow
 async def test_server_ignoring_the_adapter_is_caught(

@@ -407,12 +407,14 @@ class ModelServer:
             return self._served
 
     async def switch_adapter(
-        self, name: str | None, *, wait: bool = True, timeout: float | None = None
+        self, name: str | None, *, wait: bool = True, timeout: float | None = None, record: bool = True
     ) -> ServedState:
         """Serve adapter ``name`` (None = baseline). The old one keeps serving until the new one is verified.
 
         Waits for :meth:`pinned` holders (an eval in progress) unless ``wait=False``, which raises
         :class:`ServerBusyError` instead. Nothing on disk changes unless the switch is verified.
+        ``record=False`` leaves ``active.json`` alone: a temporary switch (an eval of each target in
+        turn) must not change what the next ``serve``/``ask`` picks up.
         """
         await self._ensure_running()
         async with self._exclusive(wait=wait, timeout=timeout):
@@ -431,7 +433,7 @@ class ModelServer:
                     state = await self._switch_per_request(target, expected)
                 else:
                     state = await self._switch_restart(target, expected)
-                self._commit(target, expected)
+                self._commit(target, expected, record=record)
                 log.info(
                     "adapter_switched",
                     adapter=name,
@@ -803,7 +805,7 @@ class ModelServer:
         self._child, self._served = new, state
         return state
 
-    def _commit(self, target: _Target, expected: AdapterProbe | BaseProbe) -> None:
+    def _commit(self, target: _Target, expected: AdapterProbe | BaseProbe, *, record: bool = True) -> None:
         """After verification only: remember the probe and the active selection."""
         if (
             target.record is not None
@@ -814,7 +816,7 @@ class ModelServer:
             target.record = self.registry.set_probe(target.name, expected)
         self._target = target
         self._initial_adapter = target.name  # a later stop() + start() serves the same adapter
-        if self.record_active:
+        if self.record_active and record:
             write_active(
                 self.ws,
                 ActiveSelection(

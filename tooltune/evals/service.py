@@ -81,7 +81,7 @@ async def run_suite_on_server(
             log.info("eval.reused", run_id=run_id)
             return load_report(ws, run_id)
     suite = load_suite(suite, ws) if isinstance(suite, str) else suite
-    await server.switch_adapter(adapter)
+    await server.switch_adapter(adapter, record=False)  # an eval never changes what `serve` picks up
     async with server.pinned():
         endpoint = dict(base_url=server.base_url, model_name=server.model_name, extra_body=server.extra_body)
         if run_id is not None and (run_dir(ws, run_id) / "run.json").exists():

@@ -615,7 +615,7 @@ async def _restore(ms: Any, previous: str | None) -> None:
     """Serve again what was served before the eval; a failure here must not hide the eval's own outcome."""
     try:
         if ms.served.adapter != previous:
-            await ms.switch_adapter(previous)
+            await ms.switch_adapter(previous, record=False)
     except TooltuneError as e:
         log.warning("mcp.eval_restore_failed", adapter=previous, error=str(e))
 
