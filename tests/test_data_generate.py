@@ -310,3 +310,38 @@ def test_split_pieces_of_one_conversation_are_not_deduplicated_against_each_othe
     assert res.dropped_duplicates == 1
     report = lint_items([(_write(tmp_path, res.examples), "ex.jsonl")], model_path=None)
     assert report.checks["loss"].status == "passed"
+
+
+def test_parallel_fan_out_is_a_call_per_combination() -> None:
+    """ "the ranking of the Lakers and the Bulls in 2019 and 2020" is four calls, said without brackets."""
+    from tooltune.training.toolspec import ToolSpec
+
+    ranking = ToolSpec(
+        name="team_ranking",
+        description="Get the ranking of a team in a season.",
+        parameters={
+            "type": "object",
+            "properties": {
+                "team": {"type": "string", "description": "The team name."},
+                "season": {"type": "integer", "description": "The season year."},
+                "metric": {"type": "string", "enum": ["points", "wins"]},
+            },
+            "required": ["team", "season"],
+        },
+    )
+    res = generate_examples([ranking], GenerateConfig(n=200, seed=3, kinds=["parallel"]))
+    fanned = 0
+    for ex in res.examples:
+        calls = [c["arguments"] for c in ex.calls()]
+        text = ex.user_texts()[0]
+        assert len(calls) >= 2 and "[" not in text
+        varying = {k for k in calls[0] if len({json.dumps(c.get(k)) for c in calls}) > 1}
+        if len(varying) == 2 and len(calls) == 4:  # the cross product of two values of two parameters
+            fanned += 1
+            assert len({json.dumps(c, sort_keys=True) for c in calls}) == 4
+            assert set(calls[0]) == set(calls[1]) == set(calls[2]) == set(calls[3])
+        for c in calls:
+            for v in c.values():
+                for forms in leaf_forms(v):
+                    assert any(f in text for f in forms), (forms, text)
+    assert fanned >= 5

@@ -10,6 +10,7 @@ per example so the model cannot learn positions. Everything is driven by one ``r
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import random
 import time
@@ -32,6 +33,7 @@ from tooltune.training.examples import (
 )
 from tooltune.training.near_miss import NEAR_MISS_ANSWERS, sibling_task, tool_covers
 from tooltune.training.phrasing import (
+    Several,
     clause,
     forms_in,
     mentions_all,
@@ -47,7 +49,8 @@ from tooltune.training.toolspec import ToolSpec
 log = get_logger(__name__)
 
 # 2: numbers in written forms ($2,000,000 / 2 million / 5%), "City, ST" places, near_miss examples
-GENERATOR_VERSION = "tooltune-data/2"
+# 3: parallel includes fan-out requests (several values of one or two parameters: a call per combination)
+GENERATOR_VERSION = "tooltune-data/3"
 
 # ~25% of examples (after splitting multi-turn ones) end without a call: the model must learn not to
 # over-call (BFCL irrelevance), including when the offered tool is about the topic but does another job.
@@ -195,6 +198,8 @@ class _Gen:
 
     def parallel(self) -> list[dict[str, Any]] | None:
         rng = self.rng
+        if rng.random() < 0.4:
+            return self.fan_out()
         k = rng.choice([2, 2, 3])
         same = rng.random() < 0.5
         base = self.pick()
@@ -217,6 +222,44 @@ class _Gen:
         uniq = list({t.name: t for t, _ in calls}.values())
         self._tools = self.tool_set(uniq, rng.choice([0, 1, 2]))
         return [{"role": "user", "content": text}, call_message([(t.name, a) for t, a in calls])]
+
+    def fan_out(self) -> list[dict[str, Any]] | None:
+        """One request naming several values of one or two parameters: a call per value, or per
+        combination ("BRCA1 and BRCA2 in humans and chimpanzees" is four calls)."""
+        rng = self.rng
+        tool = self.pick()
+        args = self.args_for(tool)
+        if args is None:
+            return None
+        scalars = [n for n, v in args.items() if isinstance(v, str | int | float) and not isinstance(v, bool)]
+        if not scalars or any(isinstance(v, list | dict) for v in args.values()):
+            return None  # "a, b and c" would read the same for an array argument and for several calls
+        fanned = rng.sample(scalars, 2 if len(scalars) > 1 and rng.random() < 0.35 else 1)
+        values: dict[str, Several] = {}
+        for name in fanned:
+            schema = tool.properties.get(name, {})
+            vals = [args[name]]
+            want = 2 if len(fanned) == 2 else rng.choice([2, 3, 3])
+            for _ in range(12):
+                v = sample_value(rng, name, schema if isinstance(schema, dict) else {})
+                if v not in vals and type(v) is type(args[name]):
+                    vals.append(v)
+                if len(vals) == want:
+                    break
+            if len(vals) < 2:
+                return None
+            values[name] = Several(vals)
+        combos = itertools.product(*(values[n] for n in fanned))
+        calls = [{**args, **dict(zip(fanned, combo, strict=True))} for combo in combos]
+        if not all(self.validators[id(tool)].is_valid(c) for c in calls):
+            self.unverifiable += 1
+            return None
+        said = {**args, **values}
+        text = self.request(tool, said)
+        if text is None:
+            return None
+        self._tools = self.tool_set([tool], rng.choice([0, 1, 2]))
+        return [{"role": "user", "content": text}, call_message([(tool.name, c) for c in calls])]
 
     def multi_answer(self) -> list[dict[str, Any]] | None:
         msgs = self.single(extra=self.rng.choice([0, 1, 2, 3]))

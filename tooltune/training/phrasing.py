@@ -291,8 +291,16 @@ def format_number(rng: random.Random, value: int | float, name: str, schema: dic
     return text
 
 
+class Several(list[Any]):
+    """Several values of one scalar parameter, one call each ("for 1, 5 and 10 years" is three calls):
+    said as "a, b and c", never as a bracketed list, which would read as one array argument."""
+
+
 def format_value(rng: random.Random, value: Any, schema: dict[str, Any], name: str = "") -> str:
     """The value as it appears in the request (one of its ``leaf_forms`` for every leaf)."""
+    if isinstance(value, Several):
+        parts = [format_value(rng, v, schema, name) for v in value]
+        return ", ".join(parts[:-1]) + rng.choice([" and ", ", and "]) + parts[-1]
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
