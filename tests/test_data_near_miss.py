@@ -75,3 +75,12 @@ def test_near_miss_examples_offer_the_tool_and_nothing_that_does_the_job() -> No
             assert "list_dir" in ex.tool_names()
             seen_swaps.add("delete")
     assert {"sunset", "delete"} <= seen_swaps
+
+
+def test_near_miss_keeps_its_share_when_few_tools_have_a_sibling() -> None:
+    """Most real tools have no sibling word; the kind must look for one rather than give its draws away."""
+    plain = [tool(f"lookup_{i}", f"Look up record number {i} of the archive.") for i in range(9)]
+    pool = [*plain, tool("calculate_sunrise", "Calculate the sunrise time for a location.")]
+    mix = {"single": 0.5, "near_miss": 0.5}
+    res = generate_examples(pool, GenerateConfig(n=200, seed=0, mix=mix, kinds=["single", "near_miss"]))
+    assert res.counts["near_miss"] >= 70  # ~100 expected; giving up on 9 of 10 tools would leave ~10

@@ -49,7 +49,8 @@ from tooltune.training.toolspec import ToolSpec
 log = get_logger(__name__)
 
 # 2: numbers in written forms ($2,000,000 / 2 million / 5%), "City, ST" places, near_miss examples
-# 3: parallel includes fan-out requests (several values of one or two parameters: a call per combination)
+# 3: parallel includes fan-out requests (several values of one or two parameters: a call per combination);
+#    near_miss looks for a tool with a sibling task instead of giving up; "City, ST" only when the schema asks
 GENERATOR_VERSION = "tooltune-data/3"
 
 # ~25% of examples (after splitting multi-turn ones) end without a call: the model must learn not to
@@ -334,8 +335,11 @@ class _Gen:
         """A request for the task next to an offered tool's ("sunset" when it computes the sunrise),
         answered in text: the topic matches, the job does not."""
         rng = self.rng
-        tool = self.pick()
-        sibling = sibling_task(rng, tool)
+        for _ in range(12):  # most tools have no sibling word: look for one that does
+            tool = self.pick()
+            sibling = sibling_task(rng, tool)
+            if sibling is not None:
+                break
         args = self.args_for(tool)
         if sibling is None or args is None:
             return None

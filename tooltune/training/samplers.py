@@ -446,7 +446,7 @@ def _string_by_keys(
         return rng.choice(UNITS_LENGTH if _has(words, text, "distance", "length") else UNITS_GENERIC)
     if _has(words, text, "city", "location", "place", "destination", "origin", "town"):
         example_with_comma = re.search(r"\b(e\.g\.|such as|like|format)[^.]*,", text)
-        if example_with_comma or _has(words, text, "state") or rng.random() < 0.25:
+        if example_with_comma or _has(words, text, "state"):  # only when the schema asks for "City, ST"
             return rng.choice(list(CITY_FULL.values()))
         return rng.choice(CITIES)
     if _has(words, text, "country", "nation"):
