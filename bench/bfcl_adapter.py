@@ -112,9 +112,14 @@ _RESOLVED = {"model_path", "dataset_path"}  # machine paths, left out of the res
 
 
 def stage_train(settings: Settings, ws: Workspace, args: argparse.Namespace, dataset: str) -> dict[str, Any]:
+    # lr and batch size are named only when they differ from the values every earlier result used, so
+    # those adapters keep their names (and a changed value never reuses an adapter trained with another)
+    extra = (f"-lr{args.lr:g}" if args.lr != 5e-5 else "") + (
+        f"-b{args.batch_size}" if args.batch_size != 1 else ""
+    )
     adapter = args.adapter_name or (
         f"bfcl-{args.category.replace('_', '-')}-r{args.rank}-l{args.num_layers}-i{args.iters}-s{args.seed}"
-        f"{'-blocks' if args.train_tokens == [] else '-tr'}-{dataset.rsplit('-', 1)[-1]}"
+        f"{extra}{'-blocks' if args.train_tokens == [] else '-tr'}-{dataset.rsplit('-', 1)[-1]}"
     )
     if (ws.adapters / adapter).exists():
         log(f"train: reusing adapter {adapter}")
