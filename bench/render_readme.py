@@ -57,9 +57,9 @@ def attempts() -> list[str]:
         "**All BFCL adapter attempts** (40 held-out questions each; irrelevance counts any call attempt, "
         "native or written as text, as a call):",
         "",
-        "| result | category | generator | iterations | text-answer share of the mix | category native "
+        "| result | category | generator | iterations | lr | text-answer share of the mix | category native "
         "(baseline → adapter) | irrelevance (baseline → adapter) |",
-        "|---|---|---|---:|---:|---:|---:|",
+        "|---|---|---|---:|---:|---:|---:|---:|",
     ]
     for p in sorted(RESULTS.glob("bfcl_adapter_*.json")):
         d = json.loads(p.read_text())
@@ -78,7 +78,7 @@ def attempts() -> list[str]:
         )
         rows.append(
             f"| {_link(p.name)} | {d['category']} | {d['data'].get('generator', 'tooltune-data/1')} | "
-            f"{cfg.get('iters', '?')} | {share:.0%} | {native} | {irr_cell} |"
+            f"{cfg.get('iters', '?')} | {cfg.get('learning_rate', '?'):g} | {share:.0%} | {native} | {irr_cell} |"
         )
     return [*rows, "", "Details per attempt:", ""]
 
