@@ -721,10 +721,9 @@ def generate_examples(
             if len(out) >= cfg.n or not accept(piece, keys):
                 break
         for key in keys:
-            dedup.add(str(len(dedup_keys)), key)
-            dedup_keys.append(key)
+            dedup.add(str(next(dedup_ids)), key)
 
-    dedup_keys: list[str] = []
+    dedup_ids = itertools.count()
     for ex in caller or []:
         accept_pieces(ex)
     attempts = 0
