@@ -51,7 +51,10 @@ log = get_logger(__name__)
 # 2: numbers in written forms ($2,000,000 / 2 million / 5%), "City, ST" places, near_miss examples
 # 3: parallel includes fan-out requests (several values of one or two parameters: a call per combination);
 #    near_miss looks for a tool with a sibling task instead of giving up; "City, ST" only when the schema asks
-GENERATOR_VERSION = "tooltune-data/3"
+# 4: string values from the description's own examples ("e.g., 'C', 'F#'") and more typed banks (musical
+#    keys, stock indexes, seasons, months, weekdays...) instead of filler words; array items inherit the
+#    array's description; wh-questions ("Who was …?", "How much is …?") that want a call
+GENERATOR_VERSION = "tooltune-data/4"
 
 # ~25% of examples (after splitting multi-turn ones) end without a call: the model must learn not to
 # over-call (BFCL irrelevance), including when the offered tool is about the topic but does another job.

@@ -482,6 +482,43 @@ _QUESTIONS = [
     "Could you find out",
 ]
 _TAILS = ["", "", "", "", " please", " for me", " thanks", " asap"]
+# Wh-questions that want the tool ("Who was the U.S. president during …?"): general-knowledge questions
+# answered in text start the same way, so the model must learn that the offered tool decides.
+_PERSON_NOUNS = {
+    "president",
+    "monarch",
+    "scientist",
+    "inventor",
+    "discoverer",
+    "winner",
+    "player",
+    "person",
+    "author",
+    "composer",
+    "founder",
+    "leader",
+    "artist",
+    "director",
+    "ceo",
+    "pope",
+}
+_MONEY_NOUNS = {"price", "cost", "value", "worth", "fee", "salary", "rent"}
+_LIST_OBJ = re.compile(r"^(a list of (the )?|the (best|top|nearest|closest|tallest) )")
+
+
+def wh_question(rng: random.Random, obj: str) -> tuple[str, str] | None:
+    """("Who was", "the U.S. president during a event") for an object naming a person, "How much is"
+    for a price, "Which are" for a list; None when no wh-word fits the object."""
+    who = re.sub(r"^the name of (the |a |an )?", "the ", obj)
+    if set(who.lower().replace("'s", "").split()[:4]) & _PERSON_NOUNS:
+        who = re.sub(r"'s name who (is|was)\b", "", who)
+        who = re.sub(r"\s+who (is|was|made)\b", " who \\1", who)
+        return rng.choice(["Who is", "Who was", "Who's"]), who
+    if set(obj.lower().split()[:4]) & _MONEY_NOUNS:
+        return rng.choice(["How much is", "How much would be"]), obj
+    if _LIST_OBJ.match(obj):
+        return "Which are", re.sub(r"^a list of (the )?", "the ", obj)
+    return None
 
 
 def request_text(
@@ -500,6 +537,9 @@ def request_text(
         return _with_pre(pre, f"{given} {_join(rng, sl.core)}, {tail}") + rng.choice([".", ".", ""])
     slots = " ".join(p for p in [*sl.lead, _core_text(rng, sl)] if p)
     if tp.question_ok and form < 0.5:
+        wh = wh_question(rng, tp.obj) if rng.random() < 0.8 else None
+        if wh is not None:
+            return _with_pre(pre, f"{wh[0]} {wh[1]} {slots}".strip()) + "?"
         q = rng.choice(_QUESTIONS)
         end = "?" if q.startswith(("What", "Can", "Do ", "Could")) else rng.choice([".", "", "!"])
         return _with_pre(pre, f"{q} {tp.obj} {slots}".strip()) + end

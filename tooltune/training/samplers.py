@@ -11,6 +11,8 @@ import random
 import re
 from typing import Any
 
+from tooltune.training.value_hints import description_examples
+
 CITIES = [
     "Paris",
     "Tokyo",
@@ -106,10 +108,19 @@ COMPANIES = [
     "Netflix",
 ]
 TEAMS = ["Lakers", "Warriors", "Real Madrid", "Manchester United", "Yankees", "Chicago Bulls", "Barcelona"]
-LANGUAGES = ["Python", "JavaScript", "Rust", "Go", "TypeScript", "Java"]
+LANGUAGES = ["Python", "JavaScript", "Rust", "Go", "TypeScript", "Java", "C#", "C++"]
 HUMAN_LANGUAGES = ["Spanish", "French", "German", "Japanese", "Italian", "Portuguese", "English"]
 CURRENCIES = ["USD", "EUR", "GBP", "JPY", "CAD", "AUD", "CHF"]
-TICKERS = ["AAPL", "MSFT", "GOOGL", "AMZN", "TSLA", "NVDA", "META"]
+TICKERS = ["AAPL", "MSFT", "GOOGL", "AMZN", "TSLA", "NVDA", "META", "BRK.B"]
+STOCK_INDEXES = ["S&P 500", "Dow Jones", "NASDAQ", "FTSE 100", "Nikkei 225", "Russell 2000"]
+MUSIC_KEYS = ["C", "G", "D", "A", "E", "F", "F#", "C#", "Bb", "Eb", "Ab"]
+MONTHS = ["January", "March", "April", "June", "July", "September", "October", "December"]
+WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+SPORTS = ["basketball", "soccer", "tennis", "cricket", "baseball", "golf", "hockey"]
+INGREDIENTS = ["chicken", "tomatoes", "rice", "spinach", "garlic", "mushrooms", "tofu", "eggs"]
+SUBSTANCES = ["water", "ethanol", "iron", "mercury", "copper", "nitrogen"]
+DISCOVERIES = ["penicillin", "radioactivity", "the electron", "X-rays", "natural selection", "insulin"]
+METALS = ["gold", "silver", "platinum", "copper", "palladium"]
 COLORS = ["red", "blue", "green", "yellow", "purple", "orange", "black"]
 GENRES = ["jazz", "rock", "classical", "hip hop", "pop", "blues", "science fiction", "mystery"]
 FOODS = ["Italian", "Mexican", "Thai", "Japanese", "Indian", "vegan", "French"]
@@ -278,10 +289,12 @@ def sample_value(
         return _sample_float(rng, words, text, schema, edge, number_kind(name, schema))
     if typ == "array":
         item_schema = schema.get("items") if isinstance(schema.get("items"), dict) else {"type": "string"}
+        if not item_schema.get("description") and schema.get("description"):
+            item_schema = {**item_schema, "description": schema["description"]}
         lo = int(schema.get("minItems", 1 if not edge else 1))
         hi = int(schema.get("maxItems", max(lo, 4)))
         n = rng.randint(max(lo, 1), max(min(hi, lo + 3), max(lo, 1)))
-        singular = name[:-1] if name.endswith("s") else name
+        singular = _singular(name)
         out: list[Any] = []
         for _ in range(n * 4):
             v = sample_value(rng, singular, item_schema, edge=edge, depth=depth + 1)
@@ -301,6 +314,29 @@ def sample_value(
             if k in required or rng.random() < 0.5
         }
     return _sample_string(rng, words, text, schema, edge)
+
+
+_PERSON_WORDS = {"person", "author", "artist", "player", "user", "owner", "customer", "recipient", "director"}
+_PERSON_WORDS |= {"actor", "celebrity", "athlete", "lawyer", "scientist", "employee", "student", "manager"}
+_NAME_FILLER = {"name", "full", "first", "last", "the", "a", "an", "of", "for", "to", "in", "is", "which"}
+
+
+def _named_thing(words: set[str]) -> str | None:
+    """``museum`` for ``museum_name`` / "the name of the museum"; None when the name is a person's
+    or the thing is unclear."""
+    if "name" not in words or words & _PERSON_WORDS:
+        return None
+    things = [w for w in words - _NAME_FILLER if len(w) > 2 and w.isalpha()]
+    return things[0] if len(things) == 1 else None
+
+
+def _singular(name: str) -> str:
+    """``companies`` -> ``company``, ``indexes`` -> ``index``, ``items`` -> ``item``."""
+    if name.endswith("ies"):
+        return name[:-3] + "y"
+    if re.search(r"(x|ss|sh|ch)es$", name):
+        return name[:-2]
+    return name[:-1] if name.endswith("s") and not name.endswith("ss") else name
 
 
 def _bounds(schema: dict[str, Any], lo: float, hi: float) -> tuple[float, float]:
@@ -402,12 +438,19 @@ def _sample_float(
 
 
 def _sample_string(rng: random.Random, words: set[str], text: str, schema: dict[str, Any], edge: bool) -> str:
-    """Name words decide first ("path" beats a description mentioning "city"), then description words."""
+    """Name words decide first ("path" beats a description mentioning "city"), then the description's
+    own example values ("e.g., 'C', 'F#'"), then description words. Examples also stand in for a
+    name-word value now and then: they are the schema author's word on what a value looks like."""
     desc_words = set(re.findall(r"[a-z]+", str(schema.get("description", "")).lower()))
-    for ws in (words, desc_words):
-        v = _string_by_keys(rng, ws, text, schema, edge)
-        if v is not None:
-            return v
+    examples = description_examples(str(schema.get("description", "")))
+    v = _string_by_keys(rng, words, text, schema, edge)
+    if examples and rng.random() < (0.3 if v is not None else 0.9):
+        return rng.choice(examples)
+    if v is not None:
+        return v
+    v = _string_by_keys(rng, desc_words, text, schema, edge)
+    if v is not None:
+        return v
     base = rng.choice(GENERIC_WORDS)
     return f"{base} {rng.choice(GENERIC_WORDS)}" if edge else base
 
@@ -426,6 +469,31 @@ def _string_by_keys(
     if fmt in ("uri", "url") or _has(words, text, "url", "uri", "link", "endpoint", "website"):
         host = rng.choice(["example.com", "api.acme.io", "docs.python.org", "github.com/acme/widgets"])
         return f"https://{host}/{rng.choice(['v1/items', 'status', 'guide/intro', 'issues/42', 'search'])}"
+    all_words = words | set(re.findall(r"[a-z]+", text))
+    music = {"music", "musical", "melody", "chord", "scale"}
+    if _has(words, text, "key", "note", "root") and all_words & music:
+        return rng.choice(MUSIC_KEYS)
+    if _has(words, text, "index", "indexes", "indices") and all_words & {"stock", "market", "performance"}:
+        return rng.choice(STOCK_INDEXES)
+    if _has(words, text, "season"):
+        y = rng.randint(2015, 2024)
+        return rng.choice([f"{y}-{y + 1}", f"{y}-{str(y + 1)[2:]}", str(y)])
+    if _has(words, text, "month"):
+        return rng.choice(MONTHS)
+    if _has(words, text, "weekday") or (_has(words, text, "day") and "week" in text):
+        return rng.choice(WEEKDAYS)
+    if _has(words, text, "gender", "sex"):
+        return rng.choice(["men", "women", "male", "female"])
+    if _has(words, text, "sport", "sports"):
+        return rng.choice(SPORTS)
+    if _has(words, text, "ingredient", "ingredients"):
+        return rng.choice(INGREDIENTS)
+    if _has(words, text, "substance", "gas", "compound"):
+        return rng.choice(SUBSTANCES)
+    if _has(words, text, "discovery", "invention", "theory"):
+        return rng.choice(DISCOVERIES)
+    if _has(words, text, "metal"):
+        return rng.choice(METALS)
     if _has(words, text, "glob"):
         return rng.choice(["*.py", "*.md", "src/**/*.ts", "test_*.py", "*.yaml"])
     if _has(words, text, "directory", "dir", "folder") and not _has(words, text, "file"):
@@ -465,6 +533,9 @@ def _string_by_keys(
         return rng.choice(COMPANIES)
     if _has(words, text, "team", "club"):
         return rng.choice(TEAMS)
+    thing = _named_thing(words)
+    if thing is not None:  # "museum_name": a museum's name, not a person's
+        return f"{rng.choice(GENERIC_WORDS).title()} {thing.title()}"
     if _has(
         words,
         text,
