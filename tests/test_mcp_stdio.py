@@ -18,6 +18,7 @@ import pytest
 from mcp import StdioServerParameters
 
 from tooltune.config import Settings
+from tooltune.subprocs import free_port
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -132,12 +133,6 @@ async def test_full_loop_over_stdio(settings: Settings, tiny_model: Path, tmp_pa
 
         base = await call(c, "switch_adapter", name=None)
         assert base["adapter"] is None and base["verified"] is True
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def test_streamable_http_smoke(settings: Settings, tmp_path: Path) -> None:

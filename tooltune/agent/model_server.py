@@ -27,7 +27,6 @@ import contextlib
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -61,6 +60,7 @@ from tooltune.errors import ModelNotFoundError, TooltuneError
 from tooltune.logs import get_logger
 from tooltune.models.blas import subprocess_env
 from tooltune.models.resolve import fingerprint_model, is_mlx_model_dir
+from tooltune.subprocs import die_with_parent, free_port, port_is_free
 from tooltune.workspace import Workspace, atomic_write_json
 
 log = get_logger(__name__)
@@ -121,31 +121,6 @@ class ServedState(BaseModel):
 # ---------------------------------------------------------------------------------------------- child
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-        return True
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Linux: the child gets SIGTERM when we die, so a crashed tooltune leaves no 2 GB orphan behind."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
-
-
 class _Child:
     """One ``mlx_lm.server`` process and the thread that drains its output."""
 
@@ -159,7 +134,7 @@ class _Child:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            preexec_fn=die_with_parent(),
         )
         self._log = log.bind(port=port, pid=self.proc.pid)
         self._drain = threading.Thread(target=self._read, name=f"mlx-server-{port}", daemon=True)

@@ -9,7 +9,6 @@ completion succeeds (``/health`` answers before the model is loaded), stop with 
 from __future__ import annotations
 
 import contextlib
-import socket
 import subprocess
 import sys
 import time
@@ -21,21 +20,7 @@ import httpx
 from tooltune.config import Settings
 from tooltune.errors import TooltuneError
 from tooltune.models.blas import subprocess_env
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Linux: SIGTERM the server when the process that started it dies, so no orphan holds 2 GB."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-        import signal
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tooltune.subprocs import die_with_parent, free_port
 
 
 class MlxEndpoint:
@@ -116,7 +101,12 @@ def mlx_endpoint(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log_f:
         proc = subprocess.Popen(
-            cmd, env=env, stdout=log_f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            cmd,
+            env=env,
+            stdout=log_f,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=die_with_parent(),
         )
     ep = MlxEndpoint(proc, port, Path(model_path), log_path)
     try:

@@ -1,0 +1,54 @@
+"""Children started with ``die_with_parent`` do not outlive the process that started them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from tooltune.subprocs import free_port, port_is_free
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
+
+# the parent starts a long sleeper with die_with_parent, prints its pid, then waits to be killed
+PARENT = textwrap.dedent(
+    """
+    import subprocess, sys, time
+    from tooltune.subprocs import die_with_parent
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    child = subprocess.Popen(sleeper, preexec_fn=die_with_parent())
+    print(child.pid, flush=True)
+    time.sleep(60)
+    """
+)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_child_gets_sigterm_when_parent_is_killed() -> None:
+    parent = subprocess.Popen([sys.executable, "-c", PARENT], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    child_pid = int(parent.stdout.readline())
+    assert _alive(child_pid)
+    os.kill(parent.pid, signal.SIGKILL)  # no cleanup code runs: only the kernel hook can stop the child
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while _alive(child_pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child_pid)
+
+
+def test_free_port_is_free() -> None:
+    port = free_port()
+    assert 0 < port < 65536 and port_is_free(port)
