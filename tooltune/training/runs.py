@@ -461,16 +461,22 @@ def _spawn(settings: Settings, ws: Workspace, store: JobStore, run_dir: Path, jo
 # ---- progress ------------------------------------------------------------------------------------------
 
 
-def follow_events(
-    settings: Settings, ref: str, *, poll_interval: float = 0.5, from_start: bool = True
-) -> Iterator[TrainEvent]:
-    """Yield events as the worker appends them, until the job is final (then drain what is left)."""
+def _event_source(settings: Settings, ref: str, *, from_start: bool) -> tuple[JobStore, str, EventTail]:
+    """The job store, job id and event tail that :func:`follow_events` and its async twin poll."""
     ws = Workspace(settings.workspace)
     store = JobStore(ws)
     run_dir = _run_dir_for(ws, ref)
     job_id = ref if store.exists(ref) else read_run(run_dir).job_id
-    assert job_id is not None
-    tail = EventTail(run_dir / "events.jsonl", from_start=from_start)
+    if job_id is None:
+        raise TooltuneError(f"training run {ref!r} has no job to follow (it was not started by a worker)")
+    return store, job_id, EventTail(run_dir / "events.jsonl", from_start=from_start)
+
+
+def follow_events(
+    settings: Settings, ref: str, *, poll_interval: float = 0.5, from_start: bool = True
+) -> Iterator[TrainEvent]:
+    """Yield events as the worker appends them, until the job is final (then drain what is left)."""
+    store, job_id, tail = _event_source(settings, ref, from_start=from_start)
     while True:
         done = store.get(job_id).done
         yield from tail.read_new()
@@ -485,12 +491,7 @@ async def afollow_events(
     """Async twin of :func:`follow_events` for the MCP server (never blocks the event loop for long)."""
     import anyio
 
-    ws = Workspace(settings.workspace)
-    store = JobStore(ws)
-    run_dir = _run_dir_for(ws, ref)
-    job_id = ref if store.exists(ref) else read_run(run_dir).job_id
-    assert job_id is not None
-    tail = EventTail(run_dir / "events.jsonl", from_start=from_start)
+    store, job_id, tail = _event_source(settings, ref, from_start=from_start)
     while True:
         done = store.get(job_id).done
         for event in tail.read_new():
