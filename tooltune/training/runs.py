@@ -19,7 +19,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -462,7 +462,7 @@ def _spawn(settings: Settings, ws: Workspace, store: JobStore, run_dir: Path, jo
 
 
 def _event_source(settings: Settings, ref: str, *, from_start: bool) -> tuple[JobStore, str, EventTail]:
-    """The job store, job id and event tail that :func:`follow_events` and its async twin poll."""
+    """The job store, job id and event tail that :func:`follow_events` polls."""
     ws = Workspace(settings.workspace)
     store = JobStore(ws)
     run_dir = _run_dir_for(ws, ref)
@@ -483,22 +483,6 @@ def follow_events(
         if done:
             return
         time.sleep(poll_interval)
-
-
-async def afollow_events(
-    settings: Settings, ref: str, *, poll_interval: float = 0.5, from_start: bool = True
-) -> AsyncIterator[TrainEvent]:
-    """Async twin of :func:`follow_events` for the MCP server (never blocks the event loop for long)."""
-    import anyio
-
-    store, job_id, tail = _event_source(settings, ref, from_start=from_start)
-    while True:
-        done = store.get(job_id).done
-        for event in tail.read_new():
-            yield event
-        if done:
-            return
-        await anyio.sleep(poll_interval)
 
 
 class EventTail:
