@@ -512,7 +512,6 @@ def wh_question(rng: random.Random, obj: str) -> tuple[str, str] | None:
     who = re.sub(r"^the name of (the |a |an )?", "the ", obj)
     if set(who.lower().replace("'s", "").split()[:4]) & _PERSON_NOUNS:
         who = re.sub(r"'s name who (is|was)\b", "", who)
-        who = re.sub(r"\s+who (is|was|made)\b", " who \\1", who)
         return rng.choice(["Who is", "Who was", "Who's"]), who
     if set(obj.lower().split()[:4]) & _MONEY_NOUNS:
         return rng.choice(["How much is", "How much would be"]), obj
