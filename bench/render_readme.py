@@ -44,6 +44,9 @@ def _goals(category: str, goals: dict[str, Any]) -> str:
     return "Goals: " + "; ".join(parts) + "."
 
 
+TEXT_KINDS = ("no_call", "near_miss", "chitchat")  # example kinds answered in text, without a call
+
+
 def _mix(d: dict[str, Any]) -> dict[str, float]:
     if isinstance(d.get("data", {}).get("mix"), dict):
         return d["data"]["mix"]
@@ -57,15 +60,17 @@ def attempts() -> list[str]:
         "**All BFCL adapter attempts** (40 held-out questions each; irrelevance counts any call attempt, "
         "native or written as text, as a call):",
         "",
-        "| result | category | generator | iterations | lr | text-answer share of the mix | category native "
-        "(baseline → adapter) | irrelevance (baseline → adapter) |",
-        "|---|---|---|---:|---:|---:|---:|---:|",
+        "| result | category | generator | iterations | lr | text-answer share of the mix | text answers "
+        "generated | category native (baseline → adapter) | irrelevance (baseline → adapter) |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for p in sorted(RESULTS.glob("bfcl_adapter_*.json")):
         d = json.loads(p.read_text())
         cfg = d.get("train", {}).get("config") or {}
         mix = _mix(d)
-        share = sum(mix.get(k, 0) for k in ("no_call", "near_miss", "chitchat")) / (sum(mix.values()) or 1)
+        share = sum(mix.get(k, 0) for k in TEXT_KINDS) / (sum(mix.values()) or 1)
+        kinds = d["data"].get("kinds") or {}  # what the generator produced (drafts it dropped are not here)
+        made = f"{sum(kinds.get(k, 0) for k in TEXT_KINDS) / sum(kinds.values()):.1%}" if kinds else "–"
         cat, irr = d["results"][d["category"]], d["results"].get("irrelevance")
         native = f"{_pct(cat['baseline']['overall']['native_pass'], cat['baseline']['overall']['n'])} → " + (
             f"**{_pct(cat['adapter']['overall']['native_pass'], cat['adapter']['overall']['n'])}**"
@@ -78,7 +83,8 @@ def attempts() -> list[str]:
         )
         rows.append(
             f"| {_link(p.name)} | {d['category']} | {d['data'].get('generator', 'tooltune-data/1')} | "
-            f"{cfg.get('iters', '?')} | {cfg.get('learning_rate', '?'):g} | {share:.0%} | {native} | {irr_cell} |"
+            f"{cfg.get('iters', '?')} | {cfg.get('learning_rate', '?'):g} | {share:.0%} | {made} | {native} | "
+            f"{irr_cell} |"
         )
     return [*rows, "", "Details per attempt:", ""]
 
