@@ -316,8 +316,12 @@ def sample_value(
     return _sample_string(rng, words, text, schema, edge)
 
 
-_PERSON_WORDS = {"person", "author", "artist", "player", "user", "owner", "customer", "recipient", "director"}
-_PERSON_WORDS |= {"actor", "celebrity", "athlete", "lawyer", "scientist", "employee", "student", "manager"}
+# words that make a string a person's name ("author", "player_name")
+PERSON_KEYS = ("person", "author", "artist", "player", "user", "username", "owner", "customer", "recipient")
+PERSON_KEYS += ("director", "actor")
+# a "<thing>_name" is a person's name, not a thing's, when one of these is in it
+_PERSON_WORDS = {*PERSON_KEYS, "celebrity", "athlete", "lawyer", "scientist", "employee", "student"}
+_PERSON_WORDS.add("manager")
 _NAME_FILLER = {"name", "full", "first", "last", "the", "a", "an", "of", "for", "to", "in", "is", "which"}
 
 
@@ -536,22 +540,7 @@ def _string_by_keys(
     thing = _named_thing(words)
     if thing is not None:  # "museum_name": a museum's name, not a person's
         return f"{rng.choice(GENERIC_WORDS).title()} {thing.title()}"
-    if _has(
-        words,
-        text,
-        "name",
-        "person",
-        "author",
-        "artist",
-        "player",
-        "user",
-        "username",
-        "owner",
-        "customer",
-        "recipient",
-        "director",
-        "actor",
-    ):
+    if _has(words, text, "name", *PERSON_KEYS):
         person = rng.choice(PEOPLE)
         if rng.random() < 0.15:  # "Dr. Chen": the title is part of the value
             return f"{rng.choice(['Dr.', 'Mr.', 'Ms.', 'Prof.'])} {person.split()[-1]}"
