@@ -54,7 +54,9 @@ log = get_logger(__name__)
 # 4: string values from the description's own examples ("e.g., 'C', 'F#'") and more typed banks (musical
 #    keys, stock indexes, seasons, months, weekdays...) instead of filler words; array items inherit the
 #    array's description; wh-questions ("Who was …?", "How much is …?") that want a call
-GENERATOR_VERSION = "tooltune-data/4"
+# 5: values put where the task phrase names them ("convert 500 from USD to CAD", "the president during
+#    the Civil War"), half of the requests
+GENERATOR_VERSION = "tooltune-data/5"
 
 # ~25% of examples (after splitting multi-turn ones) end without a call: the model must learn not to
 # over-call (BFCL irrelevance), including when the offered tool is about the topic but does another job.

@@ -520,12 +520,64 @@ def wh_question(rng: random.Random, obj: str) -> tuple[str, str] | None:
     return None
 
 
+# "a/an/the [up to two words] <parameter name>" ending the noun phrase (a preposition or the end follows).
+_ARTICLE_NOUN = (
+    r"\b(?:a|an|the)\s+(?:(?!and\b|or\b)[a-z][\w.-]*\s+){{0,2}}?{noun}"
+    r"(?=$|\s+(?:of|in|for|at|from|to|with|within|between|on|by|during|over|after|under|into)\b|[,;])"
+)
+# Numbers that read right on their own ("the factorial of 5"); others keep their noun ("a radius of 5").
+_BARE_NUMBER_NOUNS = {"number", "integer", "amount", "value", "count", "quantity", "n", "year"}
+# A number cannot stand in for "a range of rounds" or "the next N years".
+_NOT_A_NUMBER_SLOT = re.compile(r"\b(range|list|series|set|next)\b|\b[A-Z]\b")
+
+
+def inline_values(
+    rng: random.Random, obj: str, tool: ToolSpec, args: dict[str, Any]
+) -> tuple[str, set[str]]:
+    """Put argument values where the task phrase names them, as people ask: "convert an amount from a
+    base currency to a target currency" -> "convert 500 from USD to CAD", "the U.S. president during a
+    historical event" -> "... during the Civil War", "a circle with a radius" -> "... a radius of 5".
+    Returns the new object and the names it used. A parameter is inlined only when its full name
+    ("base currency", not just "currency") ends a noun phrase after an article, exactly once, and the
+    phrase is not the whole object."""
+    used: set[str] = set()
+    for name, value in args.items():
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            continue
+        words = words_of(name)
+        noun = " ".join(words)
+        if len(noun) < 3:
+            continue
+        pattern = re.compile(_ARTICLE_NOUN.format(noun=r"\s+".join(map(re.escape, words))), re.I)
+        matches = list(pattern.finditer(obj))
+        if len(matches) != 1 or (matches[0].start() == 0 and matches[0].end() == len(obj)):
+            continue
+        m = matches[0]
+        v = format_value(rng, value, tool.properties.get(name, {}), name)
+        if not isinstance(value, str):
+            if _NOT_A_NUMBER_SLOT.search(m.group(0)):
+                continue
+            if (count := re.match(r"(?:a|the) number of (\w+)$", m.group(0))) is not None:
+                v = f"{v} {count.group(1)}"  # "over a number of days" -> "over 7 days"
+            elif words[-1] not in _BARE_NUMBER_NOUNS:
+                v = f"{m.group(0)} of {v}"
+        obj = obj[: m.start()] + v + obj[m.end() :]
+        used.add(name)
+    return obj, used
+
+
 def request_text(
     rng: random.Random, tool: ToolSpec, args: dict[str, Any], phrase: TaskPhrase | None = None
 ) -> str:
     """A complete natural request for one call of ``tool`` with ``args`` (asking for ``phrase`` instead
-    of the tool's own task when given: a near miss)."""
+    of the tool's own task when given: a near miss). Half the time, values the task phrase names are
+    put in its place ("convert 500 from USD to CAD") and only the rest follow as slots."""
     tp = phrase or task_phrase(tool)
+    if rng.random() < 0.5:
+        obj, used = inline_values(rng, tp.obj, tool, args)
+        if used:
+            tp = tp.model_copy(update={"obj": obj})
+            args = {k: v for k, v in args.items() if k not in used}
     sl = _slots(rng, tool, args)
     form = rng.random()
     pre = rng.choice(_PREAMBLES)
