@@ -9,10 +9,13 @@ import pytest
 from tooltune.training.generate import GenerateConfig, generate_examples
 from tooltune.training.phrasing import (
     format_number,
+    inline_values,
     leaf_forms,
     mentions_all,
     number_words,
     percent_form,
+    request_text,
+    task_phrase,
     value_forms,
 )
 from tooltune.training.samplers import CITY_FULL, number_kind, sample_value
@@ -128,3 +131,94 @@ def test_generated_requests_use_written_forms() -> None:
     assert any("$" in t for t, a in interest)
     weather = texts["get_weather"]
     assert {a["location"] for _, a in weather} <= set(CITY_FULL.values())  # "city and state" asks for both
+
+
+def _tool(name: str, description: str, properties: dict) -> ToolSpec:
+    return ToolSpec(
+        name=name,
+        description=description,
+        parameters={"type": "object", "properties": properties, "required": list(properties)},
+    )
+
+
+CONVERT = _tool(
+    "units.convert",
+    "Convert a quantity from a source unit to a target unit.",
+    {
+        "quantity": {"type": "number"},
+        "source_unit": {"type": "string"},
+        "target_unit": {"type": "string"},
+    },
+)
+LEADER = _tool(
+    "leader_during_event",
+    "Returns the national leader during a specified historical event.",
+    {"event": {"type": "string", "description": "The historical event."}},
+)
+CIRCLE = _tool(
+    "geometry.circumference",
+    "Calculate the circumference of a circle with a radius.",
+    {"radius": {"type": "integer"}},
+)
+
+
+@pytest.mark.parametrize(
+    ("tool", "args", "expected", "used"),
+    [
+        (
+            CONVERT,
+            {"quantity": 12, "source_unit": "miles", "target_unit": "kilometers"},
+            "12 from miles to kilometers",
+            {"quantity", "source_unit", "target_unit"},
+        ),
+        (LEADER, {"event": "the Gold Rush"}, "the national leader during the Gold Rush", {"event"}),
+        # a number keeps its noun: "a circle with 7" would not say what 7 is
+        (CIRCLE, {"radius": 7}, "the circumference of a circle with a radius of 7", {"radius"}),
+    ],
+)
+def test_inline_values_puts_values_where_the_phrase_names_them(
+    tool: ToolSpec, args: dict, expected: str, used: set[str]
+) -> None:
+    obj, names = inline_values(random.Random(0), task_phrase(tool).obj, tool, args)
+    assert obj == expected
+    assert names == used
+
+
+@pytest.mark.parametrize(
+    ("description", "properties", "args"),
+    [
+        # "measure" follows "and": replacing "a metal and measure" would drop the metal
+        (
+            "Retrieve the current price for a metal and measure.",
+            {"metal": {"type": "string"}, "measure": {"type": "string"}},
+            {"measure": "ounce"},
+        ),
+        # "population" is not the end of "the population density"
+        (
+            "Get the population density of a region.",
+            {"population": {"type": "integer"}},
+            {"population": 5000},
+        ),
+        # a one-letter parameter is not its article's noun ("the roots of a quadratic equation")
+        ("Find the roots of a quadratic equation.", {"a": {"type": "integer"}}, {"a": 3}),
+        # a number cannot stand in for "a range of rounds"
+        ("Get scores for a team within a range of rounds.", {"rounds": {"type": "integer"}}, {"rounds": 4}),
+        # the phrase is the whole object: "Get Alice" would lose the task
+        ("Get the author.", {"author": {"type": "string"}}, {"author": "Alice"}),
+    ],
+)
+def test_inline_values_leaves_phrases_it_would_break(description: str, properties: dict, args: dict) -> None:
+    tool = _tool("t", description, properties)
+    obj = task_phrase(tool).obj
+    assert inline_values(random.Random(0), obj, tool, args) == (obj, set())
+
+
+def test_requests_inline_values_in_some_and_still_mention_every_value() -> None:
+    args = {"quantity": 12, "source_unit": "miles", "target_unit": "kilometers"}
+    texts = [request_text(random.Random(seed), CONVERT, args) for seed in range(60)]
+    inlined = [t for t in texts if "12 from miles to kilometers" in t]
+    assert 10 < len(inlined) < 50  # about half
+    assert all(mentions_all(t, args) for t in texts)
+    assert not any("source unit" in t for t in inlined)  # an inlined value is not repeated as a slot
+    leader = [request_text(random.Random(seed), LEADER, {"event": "the Gold Rush"}) for seed in range(40)]
+    assert any(t.startswith(("Who was", "Who is", "Who's")) and "during the Gold Rush?" in t for t in leader)

@@ -531,9 +531,7 @@ _BARE_NUMBER_NOUNS = {"number", "integer", "amount", "value", "count", "quantity
 _NOT_A_NUMBER_SLOT = re.compile(r"\b(range|list|series|set|next)\b|\b[A-Z]\b")
 
 
-def inline_values(
-    rng: random.Random, obj: str, tool: ToolSpec, args: dict[str, Any]
-) -> tuple[str, set[str]]:
+def inline_values(rng: random.Random, obj: str, tool: ToolSpec, args: dict[str, Any]) -> tuple[str, set[str]]:
     """Put argument values where the task phrase names them, as people ask: "convert an amount from a
     base currency to a target currency" -> "convert 500 from USD to CAD", "the U.S. president during a
     historical event" -> "... during the Civil War", "a circle with a radius" -> "... a radius of 5".
