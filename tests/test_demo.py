@@ -8,10 +8,13 @@ import pytest
 
 from tooltune.config import Settings
 from tooltune.demo import DemoConfig, run_demo
+from tooltune.training import generate
 
 
 @pytest.mark.slow
-def test_demo_closed_loop_then_idempotent(settings: Settings, tiny_model: Path) -> None:
+def test_demo_closed_loop_then_idempotent(
+    settings: Settings, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cfg = DemoConfig.preset(
         True, model=str(tiny_model), n_examples=40, iters=4, num_layers=2, eval_limit=1, concurrency=2
     )
@@ -46,6 +49,17 @@ def test_demo_closed_loop_then_idempotent(settings: Settings, tiny_model: Path) 
     reused = [m for s, m in again if s in ("data", "train", "eval")]
     assert reused and all(m.startswith("using") for m in reused)
     assert second.adapter_run == result.adapter_run and second.rows == result.rows
+
+    # a newer generator makes new data, so a new adapter and a new adapter eval; the baseline is reused
+    monkeypatch.setattr(generate, "GENERATOR_VERSION", "tooltune-data/999")
+    upgraded: list[tuple[str, str]] = []
+    third = run_demo(settings, cfg, on_stage=lambda s, m: upgraded.append((s, m)))
+    assert third.dataset.endswith("-d999") and third.dataset != result.dataset
+    assert third.dataset_hash != result.dataset_hash
+    assert third.adapter != result.adapter and third.adapter_run != result.adapter_run
+    assert third.baseline_run == result.baseline_run
+    fresh = [m.split()[0] for s, m in upgraded if s in ("data", "train", "eval")]
+    assert fresh == ["generating", "training", "using", "evaluating"]
 
 
 def test_demo_gives_each_stage_every_core_unless_the_user_chose() -> None:

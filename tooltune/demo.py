@@ -159,9 +159,11 @@ def _dataset(
     ws: Workspace, cfg: DemoConfig, model_path: Path, stage: StageFn, step: StepFn
 ) -> tuple[str, str]:
     from tooltune.training.dataset_store import load_dataset
-    from tooltune.training.generate import GenerateConfig, generate_dataset
+    from tooltune.training.generate import GENERATOR_VERSION, GenerateConfig, generate_dataset
 
-    name = f"demo-coding-n{cfg.n_examples}-t{cfg.max_tools}-s{cfg.seed}"
+    # the generator version is in the name: an upgraded tooltune never reuses data an older one made
+    version = GENERATOR_VERSION.rsplit("/", 1)[-1]
+    name = f"demo-coding-n{cfg.n_examples}-t{cfg.max_tools}-s{cfg.seed}-d{version}"
     if (ws.datasets / name / "dataset.json").exists():
         info = load_dataset(ws, name)
         stage("data", f"using dataset {name}")
@@ -191,6 +193,7 @@ def _adapter(
     cfg: DemoConfig,
     model_path: Path,
     dataset: str,
+    data_tag: str,
     stage: StageFn,
     step: StepFn,
 ) -> tuple[str, dict[str, Any]]:
@@ -198,7 +201,7 @@ def _adapter(
     from tooltune.training.runs import follow_events, get_run, start_training
     from tooltune.training.train_config import TrainConfig
 
-    name = f"demo-coding-{cfg.tag}"
+    name = f"demo-coding-{cfg.tag}-{data_tag}"  # new data, new adapter
     registry = AdapterRegistry(ws)
     if (ws.adapters / name).exists():
         stage("train", f"using adapter {name}")
@@ -238,6 +241,7 @@ async def _evaluate_and_ask(
     cfg: DemoConfig,
     model_path: Path,
     adapter: str,
+    data_tag: str,
     stage: StageFn,
     step: StepFn,
 ) -> dict[str, Any]:
@@ -249,7 +253,8 @@ async def _evaluate_and_ask(
     out: dict[str, Any] = {}
     async with ModelServer(model_path, settings=settings) as server:
         for label, target in (("baseline", None), ("adapter", adapter)):
-            run_id = f"demo-{label}-{cfg.tag}-lim{cfg.eval_limit or 'all'}"
+            data = f"-{data_tag}" if target else ""  # the baseline does not depend on the data
+            run_id = f"demo-{label}-{cfg.tag}{data}-lim{cfg.eval_limit or 'all'}"
             done = (run_dir(ws, run_id) / "report.json").exists()
             stage(
                 "eval",
@@ -299,11 +304,12 @@ def run_demo(
     seconds["data"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    adapter, metrics = _adapter(settings, ws, cfg, model_path, dataset, stage, step)
+    data_tag = dataset_hash.removeprefix("sha256:")[:6]
+    adapter, metrics = _adapter(settings, ws, cfg, model_path, dataset, data_tag, stage, step)
     seconds["train"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    out = anyio.run(_evaluate_and_ask, settings, ws, cfg, model_path, adapter, stage, step)
+    out = anyio.run(_evaluate_and_ask, settings, ws, cfg, model_path, adapter, data_tag, stage, step)
     seconds["eval_serve_ask"] = time.perf_counter() - t
 
     base, tuned, cmp = out["baseline"], out["adapter"], out["comparison"]
