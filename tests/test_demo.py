@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from tooltune.adapters.active import read_active
 from tooltune.config import Settings
 from tooltune.demo import DemoConfig, run_demo
 from tooltune.training import generate
+from tooltune.workspace import Workspace
 
 
 @pytest.mark.slow
@@ -29,6 +31,9 @@ def test_demo_closed_loop_then_idempotent(
     # the adapter was registered, evaluated, and is what the server ended up serving (verified)
     assert (settings.workspace / "adapters" / result.adapter / "adapters.safetensors").exists()
     assert result.served_adapter == result.adapter and result.served_verified
+    # ...and recorded as the workspace's active adapter: a later `tooltune ask`/`serve` starts with it
+    active = read_active(Workspace(settings.workspace))
+    assert active is not None and active.adapter == result.adapter
     cats = {r.category for r in result.rows}
     assert {"simple", "no_call", "parallel", "multi_turn", "overall"} <= cats
     overall = next(r for r in result.rows if r.category == "overall")

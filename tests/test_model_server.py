@@ -159,6 +159,13 @@ async def test_switch_changes_fingerprint_and_back(tiny_model: Path, shared: Set
         temp = await server.switch_adapter("a1", record=False)
         assert temp.verified and temp.adapter == "a1" and await answer() == with_adapter
         assert read_active(Workspace(shared.workspace)) == active
+        # ...and a recorded switch to the adapter a temporary one left serving still records it (the demo
+        # evaluates the adapter, then switches to it for good)
+        kept = await server.switch_adapter("a1")
+        assert kept.adapter == "a1"
+        recorded = read_active(Workspace(shared.workspace))
+        assert recorded is not None and recorded.adapter == "a1"
+        assert recorded.adapter_fingerprint == registry_of(shared).get("a1").adapter_fingerprint
         await server.switch_adapter(None, record=False)
 
 

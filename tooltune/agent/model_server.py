@@ -401,6 +401,9 @@ class ModelServer:
                         target.record is None
                         or target.record.adapter_fingerprint == self._served.adapter_fingerprint
                     ):
+                        # already served (maybe by a temporary switch): a recorded switch still records it
+                        if record:
+                            self._record_active(target)
                         return self._served
                 expected = await self._expectation(target)
                 t0 = time.perf_counter()
@@ -791,7 +794,12 @@ class ModelServer:
             target.record = self.registry.set_probe(target.name, expected)
         self._target = target
         self._initial_adapter = target.name  # a later stop() + start() serves the same adapter
-        if self.record_active and record:
+        if record:
+            self._record_active(target)
+
+    def _record_active(self, target: _Target) -> None:
+        """Write ``active.json``: what the next ``serve``/``ask`` picks up."""
+        if self.record_active:
             write_active(
                 self.ws,
                 ActiveSelection(
