@@ -317,11 +317,15 @@ def sample_value(
 
 
 # words that make a string a person's name ("author", "player_name")
-PERSON_KEYS = ("person", "author", "artist", "player", "user", "username", "owner", "customer", "recipient")
-PERSON_KEYS += ("director", "actor")
+PERSON_KEYS = (
+    *("person", "author", "artist", "player", "user", "username", "owner", "customer", "recipient"),
+    *("director", "actor"),
+)
 # a "<thing>_name" is a person's name, not a thing's, when one of these is in it
-_PERSON_WORDS = {*PERSON_KEYS, "celebrity", "athlete", "lawyer", "scientist", "employee", "student"}
-_PERSON_WORDS.add("manager")
+_PERSON_WORDS = {
+    *PERSON_KEYS,
+    *("celebrity", "athlete", "lawyer", "scientist", "employee", "student", "manager"),
+}
 _NAME_FILLER = {"name", "full", "first", "last", "the", "a", "an", "of", "for", "to", "in", "is", "which"}
 
 
