@@ -67,7 +67,7 @@ def stage_data(ws: Workspace, args: argparse.Namespace, model_path: Path) -> dic
     if GENERATOR_VERSION != "tooltune-data/1":
         recipe_parts.append(GENERATOR_VERSION)
     recipe = hashlib.sha256(json.dumps(recipe_parts, sort_keys=True).encode()).hexdigest()[:6]
-    name = f"bfcl-{args.category.replace('_', '-')}-gen-n{args.n_train}-s{args.seed}-{recipe}"
+    name = f"bfcl-{args.category.replace('_', '-')}-gen-n{args.n_train}-s{args.train_seed}-{recipe}"
     try:
         info = load_dataset(ws, name)
         log(f"data: reusing dataset {name} ({info.hash})")
@@ -88,7 +88,7 @@ def stage_data(ws: Workspace, args: argparse.Namespace, model_path: Path) -> dic
         ws,
         name,
         specs,
-        GenerateConfig(n=args.n_train, seed=args.seed, max_tools=args.max_tools, mix=args.mix),
+        GenerateConfig(n=args.n_train, seed=args.train_seed, max_tools=args.max_tools, mix=args.mix),
         model_path=model_path,
         bfcl_dir=args.bfcl,
     )
@@ -118,7 +118,7 @@ def stage_train(settings: Settings, ws: Workspace, args: argparse.Namespace, dat
         f"-b{args.batch_size}" if args.batch_size != 1 else ""
     )
     adapter = args.adapter_name or (
-        f"bfcl-{args.category.replace('_', '-')}-r{args.rank}-l{args.num_layers}-i{args.iters}-s{args.seed}"
+        f"bfcl-{args.category.replace('_', '-')}-r{args.rank}-l{args.num_layers}-i{args.iters}-s{args.train_seed}"
         f"{extra}{'-blocks' if args.train_tokens == [] else '-tr'}-{dataset.rsplit('-', 1)[-1]}"
     )
     if (ws.adapters / adapter).exists():
@@ -142,7 +142,7 @@ def stage_train(settings: Settings, ws: Workspace, args: argparse.Namespace, dat
         learning_rate=args.lr,
         batch_size=args.batch_size,
         max_seq_length=args.max_seq_length,
-        seed=args.seed,
+        seed=args.train_seed,
         steps_per_report=10,
         steps_per_eval=max(50, args.iters // 2),
         save_every=40,
@@ -263,7 +263,16 @@ def main() -> None:
     ap.add_argument("--irrelevance-n", type=int, default=100)
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--max-tokens", type=int, default=192)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--seed", type=int, default=0, help="seed of the eval sample (and of training by default)"
+    )
+    ap.add_argument(
+        "--train-seed",
+        type=int,
+        default=None,
+        help="seed of the generated data and of training (default: --seed); another value with the same "
+        "--seed measures run-to-run spread on the same eval questions",
+    )
     ap.add_argument(
         "--train-tokens",
         type=json.loads,
@@ -275,6 +284,8 @@ def main() -> None:
     ap.add_argument("--notes", default="", help="what was tried, for the results file")
     args = ap.parse_args()
     args.train_schemas = args.train_schemas or [args.category]
+    if args.train_seed is None:
+        args.train_seed = args.seed
 
     settings = Settings.load(workspace=args.workspace)
     ws = Workspace(settings.workspace).ensure()
@@ -320,6 +331,7 @@ def main() -> None:
         "category": args.category,
         "train_schemas_from": args.train_schemas,
         "eval_sample": {"seed": args.seed, "n": args.eval_n, "irrelevance_n": args.irrelevance_n},
+        "train_seed": args.train_seed,
         "data": data,
         "train": train,
         "results": results,
