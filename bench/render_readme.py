@@ -60,9 +60,10 @@ def attempts() -> list[str]:
         "**All BFCL adapter attempts** (40 held-out questions each; irrelevance counts any call attempt, "
         "native or written as text, as a call):",
         "",
-        "| result | category | generator | iterations | lr | text-answer share of the mix | text answers "
-        "generated | category native (baseline → adapter) | irrelevance (baseline → adapter) |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+        "| result | category | generator | iterations | lr | rank × layers | data & training seed | "
+        "text-answer share of the mix | text answers generated | category native (baseline → adapter) | "
+        "irrelevance (baseline → adapter) |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for p in sorted(RESULTS.glob("bfcl_adapter_*.json")):
         d = json.loads(p.read_text())
@@ -83,8 +84,9 @@ def attempts() -> list[str]:
         )
         rows.append(
             f"| {_link(p.name)} | {d['category']} | {d['data'].get('generator', 'tooltune-data/1')} | "
-            f"{cfg.get('iters', '?')} | {cfg.get('learning_rate', '?'):g} | {share:.0%} | {made} | {native} | "
-            f"{irr_cell} |"
+            f"{cfg.get('iters', '?')} | {cfg.get('learning_rate', '?'):g} | "
+            f"{cfg.get('rank', '?')} × {cfg.get('num_layers', '?')} | {cfg.get('seed', '?')} | {share:.0%} | {made} | "
+            f"{native} | {irr_cell} |"
         )
     return [*rows, "", "Details per attempt:", ""]
 
