@@ -42,6 +42,7 @@ from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.usage import RequestUsage
 
+from tooltune.json_spans import json_spans
 from tooltune.logs import get_logger
 
 log = get_logger(__name__)
@@ -113,25 +114,6 @@ def _calls_from_json(obj: Any, fmt: CallFormat, *, need_args_key: bool) -> list[
     return [TextToolCall(name=name.strip(), arguments=raw, format=fmt)]
 
 
-def _decode_spans(text: str) -> list[tuple[int, int, Any]]:
-    """Every top-level JSON object/array embedded in free text: (start, end, value), left to right."""
-    decoder = json.JSONDecoder()
-    spans: list[tuple[int, int, Any]] = []
-    i = 0
-    while i < len(text):
-        if text[i] in "{[":
-            try:
-                value, end = decoder.raw_decode(text, i)
-            except json.JSONDecodeError:
-                i += 1
-                continue
-            spans.append((i, end, value))
-            i = end
-        else:
-            i += 1
-    return spans
-
-
 def _cut(text: str, spans: list[tuple[int, int]]) -> str:
     out, last = [], 0
     for start, end in sorted(spans):
@@ -159,7 +141,7 @@ def parse_text_tool_calls(text: str) -> tuple[list[TextToolCall], str]:
             try:
                 found = _calls_from_json(json.loads(body), fmt, need_args_key=fmt == "fenced_json")  # type: ignore[arg-type]
             except json.JSONDecodeError:
-                inner = _decode_spans(body)
+                inner = json_spans(body)
                 if len(inner) == 1:
                     found = _calls_from_json(inner[0][2], fmt, need_args_key=fmt == "fenced_json")  # type: ignore[arg-type]
             if found:
@@ -169,7 +151,7 @@ def parse_text_tool_calls(text: str) -> tuple[list[TextToolCall], str]:
             return calls, _cut(text, spans)
     calls = []
     spans = []
-    for start, end, value in _decode_spans(text):
+    for start, end, value in json_spans(text):
         found = _calls_from_json(value, "bare_json", need_args_key=True)
         if found:
             calls += found

@@ -18,6 +18,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from tooltune.json_spans import json_spans
+
 _TAG_RE = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.S)
 _FENCE_RE = re.compile(r"```[ \t]*([A-Za-z0-9_-]*)[ \t]*\n?(.*?)(?:```|$)", re.S)
 _PYCALL_RE = re.compile(r"(?<![\w.])([A-Za-z_][\w.]*)\s*\(")
@@ -97,21 +99,7 @@ def calls_from_json(obj: Any, tool_names: set[str] | None = None) -> tuple[list[
 
 def _decode_all(text: str) -> list[Any]:
     """Every top-level JSON object/array embedded in free text, left to right."""
-    decoder = json.JSONDecoder()
-    out: list[Any] = []
-    i = 0
-    while i < len(text):
-        if text[i] in "{[":
-            try:
-                value, end = decoder.raw_decode(text, i)
-            except json.JSONDecodeError:
-                i += 1
-                continue
-            out.append(value)
-            i = end
-        else:
-            i += 1
-    return out
+    return [value for _, _, value in json_spans(text)]
 
 
 def _literal(node: ast.AST) -> Any:
