@@ -66,6 +66,8 @@ def stage_data(ws: Workspace, args: argparse.Namespace, model_path: Path) -> dic
     recipe_parts: list[Any] = [args.max_tools, args.mix]
     if GENERATOR_VERSION != "tooltune-data/1":
         recipe_parts.append(GENERATOR_VERSION)
+    if args.contrast_share:  # named only when used, so earlier datasets keep their names
+        recipe_parts.append({"contrast_share": args.contrast_share})
     recipe = hashlib.sha256(json.dumps(recipe_parts, sort_keys=True).encode()).hexdigest()[:6]
     name = f"bfcl-{args.category.replace('_', '-')}-gen-n{args.n_train}-s{args.train_seed}-{recipe}"
     try:
@@ -88,7 +90,13 @@ def stage_data(ws: Workspace, args: argparse.Namespace, model_path: Path) -> dic
         ws,
         name,
         specs,
-        GenerateConfig(n=args.n_train, seed=args.train_seed, max_tools=args.max_tools, mix=args.mix),
+        GenerateConfig(
+            n=args.n_train,
+            seed=args.train_seed,
+            max_tools=args.max_tools,
+            mix=args.mix,
+            contrast_share=args.contrast_share,
+        ),
         model_path=model_path,
         bfcl_dir=args.bfcl,
     )
@@ -100,6 +108,7 @@ def stage_data(ws: Workspace, args: argparse.Namespace, model_path: Path) -> dic
         "sources": specs,
         "max_tools": args.max_tools,
         "mix": args.mix,
+        "contrast_share": args.contrast_share,
         "kinds": result.counts,
         "dropped_duplicates": result.dropped_duplicates,
         "dropped_leaked": result.dropped_leaked,
@@ -250,6 +259,12 @@ def main() -> None:
     ap.add_argument("--max-tools", type=int, default=2)
     ap.add_argument(
         "--mix", type=json.loads, default=None, help="kind weights as JSON, e.g. '{\"single\": 0.5}'"
+    )
+    ap.add_argument(
+        "--contrast-share",
+        type=float,
+        default=0.0,
+        help="share of absent-tool refusals that also get their call twin (GenerateConfig.contrast_share)",
     )
     ap.add_argument("--iters", type=int, default=300)
     ap.add_argument("--batch-size", type=int, default=1)

@@ -345,3 +345,44 @@ def test_parallel_fan_out_is_a_call_per_combination() -> None:
                 for forms in leaf_forms(v):
                     assert any(f in text for f in forms), (forms, text)
     assert fanned >= 5
+
+
+def test_contrast_twins_repeat_a_refused_request_with_its_tool_offered(tools) -> None:
+    """contrast_share=1: every refusal of a request whose tool is not offered is followed by its twin,
+    the same words with that tool offered, answered with the call; the pair differs only in the tools."""
+    cfg = GenerateConfig(
+        n=80, seed=4, kinds=["no_call"], max_tools=3, system_prompt="Be brief.", contrast_share=1.0
+    )
+    res = generate_examples(tools, cfg)
+    twins = [ex for ex in res.examples if ex.meta.kind == "contrast"]
+    assert twins and res.counts["contrast"] == len(twins)
+    refusals = {ex.user_texts()[-1]: ex for ex in res.examples if ex.meta.kind == "no_call"}
+    for twin in twins:
+        (call,) = twin.calls()
+        name = call["name"]
+        refusal = refusals[twin.user_texts()[-1]]  # the same words were refused ...
+        assert name not in refusal.tool_names()  # ... when the tool was not offered
+        assert name in twin.tool_names() and len(twin.tool_names()) <= 3
+        assert set(refusal.tool_names()) - set(twin.tool_names()) <= {refusal.tool_names()[-1]}
+        assert twin.messages[0] == refusal.messages[0]  # the system message goes with the pair
+    # each twin comes right after its refusal (split pieces and twins share the dedup exemption)
+    for i, ex in enumerate(res.examples):
+        if ex.meta.kind == "contrast":
+            assert res.examples[i - 1].user_texts() == ex.user_texts()
+    assert "contrast" not in generate_examples(tools, cfg.model_copy(update={"contrast_share": 0.0})).counts
+
+
+def test_cli_contrast_share_reaches_the_generator_and_the_record(settings: Settings) -> None:
+    from tooltune.training.dataset_store import load_dataset
+    from tooltune.workspace import Workspace
+
+    args = ["data", "generate", "--tools", "builtin:coding", "--n", "40", "--seed", "1", "--kinds", "no_call"]
+    r = _cli(*args, "single", "--out", "C", "--contrast-share", "1", settings=settings)
+    assert r.returncode == 0, r.stderr
+    info = load_dataset(Workspace(settings.workspace), "C")
+    assert info.stats["contrast_share"] == 1.0
+    assert info.stats["counts"].get("contrast", 0) > 0
+    r = _cli(*args, "single", "--out", "P", settings=settings)
+    assert r.returncode == 0, r.stderr
+    plain = load_dataset(Workspace(settings.workspace), "P")
+    assert "contrast_share" not in plain.stats and "contrast" not in plain.stats["counts"]

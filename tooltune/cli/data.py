@@ -191,6 +191,7 @@ def generate(
     bfcl_dir: Path | None = None,
     system_prompt: str | None = None,
     system_share: float = 0.5,
+    contrast_share: float = 0.0,
 ) -> None:
     """Generate a dataset of tool-calling examples from tool schemas.
 
@@ -227,6 +228,9 @@ def generate(
         coding agent's instructions (what `tooltune serve` / `ask` send).
     system_share
         Share of conversations that get the system prompt (the rest get none).
+    contrast_share
+        Share of refusals of a request whose tool is not offered that also get a twin: the same
+        request with the tool offered, answered with the call (kind "contrast").
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -240,6 +244,7 @@ def generate(
         max_tools=max_tools,
         system_prompt=system_prompt,
         system_share=system_share,
+        contrast_share=contrast_share,
     )
     mp = _model_path(model)
     with Progress(

@@ -93,6 +93,14 @@ class GenerateConfig(BaseModel):
     system_share: float = Field(
         default=0.5, ge=0, le=1, description="Share of conversations that get system_prompt (rest: none)."
     )
+    contrast_share: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Share of no_call requests for a tool that is not offered that also get their twin: "
+        "the same words with that tool offered, answered with its call (kind 'contrast'). The pair "
+        "differs only in the offered tools, so the model must read them to tell call from refusal.",
+    )
     mix: dict[str, float] | None = Field(
         default=None,
         description="Relative weight per kind (default DEFAULT_MIX). Match the target: single-turn "
@@ -136,6 +144,7 @@ class _Gen:
         self.teacher = teacher
         self.validators = {id(t): _validator(t) for t in tools}
         self.unverifiable = 0
+        self._twin: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None = None
 
     # --- building blocks -------------------------------------------------------------------------
     def args_for(self, tool: ToolSpec, *, edge: bool = False) -> dict[str, Any] | None:
@@ -326,6 +335,14 @@ class _Gen:
             self._tools = [t.to_openai() for t in offered]
             task = task_phrase(target).imperative()
             answer = rng.choice(REFUSALS).format(task=task)
+            # drawn only when asked for, so datasets made without twins stay the same
+            if self.cfg.contrast_share > 0 and rng.random() < self.cfg.contrast_share:
+                with_target = [*offered[: self.cfg.max_tools - 1], target]
+                rng.shuffle(with_target)
+                self._twin = (
+                    [{"role": "user", "content": text}, call_message([(target.name, args)])],
+                    [t.to_openai() for t in with_target],
+                )
             return [{"role": "user", "content": text}, {"role": "assistant", "content": answer}]
         offered = rng.sample(self.tools, min(len(self.tools), rng.randint(1, min(4, self.cfg.max_tools))))
         vocab = {w for t in offered for w in _tool_words(t)}
@@ -380,14 +397,25 @@ class _Gen:
 
     def conversation(self, kind: str) -> Example | None:
         self._tools: list[dict[str, Any]] = []
+        self._twin = None
         msgs = getattr(self, kind)()
         if msgs is None:
             return None
-        group = normalize_text(json.dumps(msgs, sort_keys=True))
-        gid = hashlib.sha256(group.encode()).hexdigest()[:16]
-        return Example(
-            messages=msgs, tools=self._tools, meta=ExampleMeta(kind=kind, source="generated", group=gid)
-        )
+        return _example(msgs, self._tools, kind)
+
+    def take_twin(self) -> Example | None:
+        """The call twin (kind 'contrast') of the conversation just made, if it has one."""
+        if self._twin is None:
+            return None
+        msgs, tools = self._twin
+        self._twin = None
+        return _example(msgs, tools, "contrast")
+
+
+def _example(msgs: list[dict[str, Any]], tools: list[dict[str, Any]], kind: str) -> Example:
+    group = normalize_text(json.dumps(msgs, sort_keys=True))
+    gid = hashlib.sha256(group.encode()).hexdigest()[:16]
+    return Example(messages=msgs, tools=tools, meta=ExampleMeta(kind=kind, source="generated", group=gid))
 
 
 def _tool_words(t: ToolSpec) -> set[str]:
@@ -718,13 +746,17 @@ def generate_examples(
             progress(len(out), cfg.n)
         return True
 
-    def accept_pieces(conv: Example) -> None:
+    def accept_pieces(conv: Example, twin: Example | None = None) -> None:
         """The split pieces of ``conv`` in order, stopping at the first one dropped: a later piece
-        contains that turn unterminated, where it would get no loss under mask_prompt."""
+        contains that turn unterminated, where it would get no loss under mask_prompt. A contrast
+        ``twin`` shares the request by design, so it is checked against the others, not against it."""
         keys: list[str] = []
         for piece in split_turns(conv) if cfg.split_turns else [conv]:
             if len(out) >= cfg.n or not accept(piece, keys):
                 break
+        else:
+            if twin is not None and len(out) < cfg.n:
+                accept(twin, keys)
         for key in keys:
             dedup.add(str(next(dedup_ids)), key)
 
@@ -738,12 +770,13 @@ def generate_examples(
         conv = gen.conversation(kind)
         if conv is None:
             continue
+        pair = [conv, twin] if (twin := gen.take_twin()) is not None else [conv]
         if cfg.system_prompt and gen.rng.random() < cfg.system_share:
-            conv = conv.model_copy(
-                update={"messages": [{"role": "system", "content": cfg.system_prompt}, *conv.messages]}
-            )
+            # a twin gets what its refusal gets: the pair differs only in the offered tools
+            system = {"role": "system", "content": cfg.system_prompt}
+            pair = [ex.model_copy(update={"messages": [system, *ex.messages]}) for ex in pair]
         convs += 1
-        accept_pieces(conv)
+        accept_pieces(*pair)
     if not out:
         raise DataError("no examples were produced; check the tool schemas and --kinds")
     if len(out) < cfg.n:
@@ -835,6 +868,8 @@ def generate_dataset(
             "tools": len(tools),
             "teacher": result.teacher.model_dump() if result.teacher else None,
             "split_turns": cfg.split_turns,
+            # recorded only when used, so datasets made without twins keep their hashes
+            **({"contrast_share": cfg.contrast_share} if cfg.contrast_share else {}),
         },
         lint=report,
     )
