@@ -372,7 +372,7 @@ def test_contrast_twins_repeat_a_refused_request_with_its_tool_offered(tools) ->
     assert "contrast" not in generate_examples(tools, cfg.model_copy(update={"contrast_share": 0.0})).counts
 
 
-def test_cli_contrast_share_reaches_the_generator_and_the_record(settings: Settings) -> None:
+def test_cli_contrast_share_and_mix_reach_the_generator(settings: Settings) -> None:
     from tooltune.training.dataset_store import load_dataset
     from tooltune.workspace import Workspace
 
@@ -386,3 +386,8 @@ def test_cli_contrast_share_reaches_the_generator_and_the_record(settings: Setti
     assert r.returncode == 0, r.stderr
     plain = load_dataset(Workspace(settings.workspace), "P")
     assert "contrast_share" not in plain.stats and "contrast" not in plain.stats["counts"]
+    r = _cli(*args, "single", "--out", "M", "--mix", '{"single": 1}', settings=settings)
+    assert r.returncode == 0, r.stderr
+    assert set(load_dataset(Workspace(settings.workspace), "M").stats["counts"]) == {"single"}
+    r = _cli(*args, "--out", "B", "--mix", "{single: 1}", settings=settings)
+    assert r.returncode != 0 and "--mix: not JSON" in r.stderr

@@ -173,6 +173,25 @@ async def test_generate_with_caller_examples_then_validate_and_read_resource(
     assert [d["name"] for d in listing] == ["ds-a"]
 
 
+async def test_generate_mix_max_tools_and_contrast_share_reach_the_generator(
+    client: mcp.Client, settings: Settings, tiny_model: Path
+) -> None:
+    from tooltune.training.dataset_store import load_dataset
+    from tooltune.workspace import Workspace
+
+    mix = {"single": 0.5, "no_call": 0.5}
+    out = await make_dataset(client, tiny_model, name="mixed", mix=mix, max_tools=2, contrast_share=1.0)
+    assert set(out["kinds"]) <= {"single", "no_call", "contrast"} and out["kinds"].get("contrast", 0) > 0
+    info = load_dataset(Workspace(settings.workspace), "mixed")
+    lines = [
+        json.loads(line) for s in ("train", "valid", "test") for line in (info.path / f"{s}.jsonl").open()
+    ]
+    assert lines and max(len(line["tools"]) for line in lines) <= 2
+    assert info.stats["contrast_share"] == 1.0
+    text = await call_error(client, "generate_training_examples", builtin="coding", n=5, mix={"bogus": 1.0})
+    assert "bogus" in text and "single" in text  # names the bad kind and the good ones
+
+
 async def test_generate_from_inline_tools(client: mcp.Client, tiny_model: Path) -> None:
     seen: list[tuple[float, float | None, str | None]] = []
 

@@ -192,6 +192,7 @@ def generate(
     system_prompt: str | None = None,
     system_share: float = 0.5,
     contrast_share: float = 0.0,
+    mix: str | None = None,
 ) -> None:
     """Generate a dataset of tool-calling examples from tool schemas.
 
@@ -231,6 +232,9 @@ def generate(
     contrast_share
         Share of refusals of a request whose tool is not offered that also get a twin: the same
         request with the tool offered, answered with the call (kind "contrast").
+    mix
+        Relative weight per kind as JSON, e.g. '{"single": 0.35, "choose": 0.25, "no_call": 0.12}'.
+        Single-turn targets want few text answers (~25%), or a small model learns to refuse.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -245,6 +249,7 @@ def generate(
         system_prompt=system_prompt,
         system_share=system_share,
         contrast_share=contrast_share,
+        mix=_parse_mix(mix),
     )
     mp = _model_path(model)
     with Progress(
@@ -340,3 +345,15 @@ def split_turns_cmd(file: Path, *, out: Path) -> None:
     pieces = [p for ex in exs for p in split_turns(ex)]
     atomic_write_text(out, "".join(p.to_line() + "\n" for p in pieces))
     context.console.print(f"{len(exs)} examples -> {len(pieces)} in {out}", highlight=False)
+
+
+def _parse_mix(text: str | None) -> dict[str, float] | None:
+    if text is None:
+        return None
+    try:
+        mix = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise TooltuneError(f"--mix: not JSON ({e.msg} at column {e.colno}): {text}") from None
+    if not isinstance(mix, dict) or not all(isinstance(v, int | float) for v in mix.values()):
+        raise TooltuneError(f'--mix: want an object of kind weights like {{"single": 0.5}}, got {text}')
+    return {str(k): float(v) for k, v in mix.items()}

@@ -193,6 +193,26 @@ def register_tools(mcp: MCPServer, state: ServerState) -> None:
                 "coding agent's instructions."
             ),
         ] = None,
+        mix: Annotated[
+            dict[str, float] | None,
+            Field(
+                description='Relative weight per kind, e.g. {"single": 0.35, "choose": 0.25, "no_call": '
+                '0.12, "near_miss": 0.12}. Single-turn targets want few text answers (~25%), or a small '
+                "model learns to refuse. Default: a mix for multi-turn agents."
+            ),
+        ] = None,
+        max_tools: Annotated[
+            int, Field(ge=1, le=16, description="Most tools offered in one example (each costs tokens).")
+        ] = 4,
+        contrast_share: Annotated[
+            float,
+            Field(
+                ge=0,
+                le=1,
+                description="Share of refusals (request for a tool that is not offered) that also get a "
+                "twin: the same request with the tool offered, answered with its call.",
+            ),
+        ] = 0.0,
     ) -> GeneratedDataset:
         from tooltune.training.generate import GenerateConfig, generate_dataset
 
@@ -220,7 +240,14 @@ def register_tools(mcp: MCPServer, state: ServerState) -> None:
         if examples:
             examples_file = inputs / "examples.jsonl"
             atomic_write_text(examples_file, "".join(json.dumps(e) + "\n" for e in examples))
-        cfg_kwargs: dict[str, Any] = {"n": n, "seed": seed, "system_prompt": system_prompt}
+        cfg_kwargs: dict[str, Any] = {
+            "n": n,
+            "seed": seed,
+            "system_prompt": system_prompt,
+            "mix": mix,
+            "max_tools": max_tools,
+            "contrast_share": contrast_share,
+        }
         if kinds:
             cfg_kwargs["kinds"] = kinds
         config = GenerateConfig(**cfg_kwargs)
