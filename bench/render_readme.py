@@ -83,7 +83,8 @@ def attempts() -> list[str]:
             else "–"
         )
         rows.append(
-            f"| {_link(p.name)} | {d['category']} | {d['data'].get('generator', 'tooltune-data/1')} | "
+            f"| {_link(p.name)} | {d['category']} | {d['data'].get('generator', 'tooltune-data/1')}"
+            f"{f' + contrast twins {twins:g}' if (twins := d['data'].get('contrast_share')) else ''} | "
             f"{cfg.get('iters', '?')} | {cfg.get('learning_rate', '?'):g} | "
             f"{cfg.get('rank', '?')} × {cfg.get('num_layers', '?')} | {cfg.get('seed', '?')} | {share:.0%} | {made} | "
             f"{native} | {irr_cell} |"
