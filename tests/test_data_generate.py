@@ -391,3 +391,6 @@ def test_cli_contrast_share_and_mix_reach_the_generator(settings: Settings) -> N
     assert set(load_dataset(Workspace(settings.workspace), "M").stats["counts"]) == {"single"}
     r = _cli(*args, "--out", "B", "--mix", "{single: 1}", settings=settings)
     assert r.returncode != 0 and "--mix: not JSON" in r.stderr
+    r = _cli(*args, "--out", "B", "--contrast-share", "2", settings=settings)
+    assert r.returncode == 2 and "--contrast-share: Input should be less than or equal to 1" in r.stderr
+    assert "Traceback" not in r.stderr

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import cyclopts
 from cyclopts import Parameter
+from pydantic import ValidationError
 
 from tooltune.cli import context
 from tooltune.errors import TooltuneError
@@ -240,17 +241,22 @@ def generate(
 
     from tooltune.training.generate import GENERATED_KINDS, GenerateConfig, generate_dataset
 
-    cfg = GenerateConfig(
-        n=n,
-        seed=seed,
-        kinds=kinds or list(GENERATED_KINDS),
-        split_turns=split_turns,
-        max_tools=max_tools,
-        system_prompt=system_prompt,
-        system_share=system_share,
-        contrast_share=contrast_share,
-        mix=_parse_mix(mix),
-    )
+    try:
+        cfg = GenerateConfig(
+            n=n,
+            seed=seed,
+            kinds=kinds or list(GENERATED_KINDS),
+            split_turns=split_turns,
+            max_tools=max_tools,
+            system_prompt=system_prompt,
+            system_share=system_share,
+            contrast_share=contrast_share,
+            mix=_parse_mix(mix),
+        )
+    except ValidationError as e:
+        err = e.errors()[0]
+        option = "--" + "-".join(str(p) for p in err["loc"][:1]).replace("_", "-")
+        raise TooltuneError(f"{option}: {err['msg']} (got {err['input']!r})") from None
     mp = _model_path(model)
     with Progress(
         TextColumn("generating"),
