@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from tooltune.config import Settings, default_dtype
-from tooltune.errors import ModelNotFoundError, WorkspaceError
+from tooltune.errors import ModelNotFoundError, WorkspaceError, first_error
 from tooltune.models.resolve import fingerprint_model, resolve_model
 from tooltune.workspace import Workspace, atomic_dir, atomic_write_json, validate_name
 
@@ -79,6 +80,30 @@ def test_atomic_write_json_keeps_old_file_when_serialisation_fails(tmp_path: Pat
         atomic_write_json(p, {"a": Bad()})
     assert json.loads(p.read_text()) == {"a": 1}
     assert [f.name for f in tmp_path.iterdir()] == ["x.json"]
+
+
+def test_first_error_names_the_nested_field_or_the_default() -> None:
+    class Inner(BaseModel):
+        rank: int = Field(ge=1)
+
+    class Outer(BaseModel):
+        lora: Inner
+
+        @model_validator(mode="after")
+        def _whole(self) -> Outer:
+            if self.lora.rank == 3:
+                raise ValueError("rank 3 is cursed")
+            return self
+
+    with pytest.raises(ValidationError) as nested:
+        Outer.model_validate({"lora": {"rank": 0}})
+    err = first_error(nested.value)
+    assert (err.where, err.type, err.input) == ("lora.rank", "greater_than_equal", 0)
+    assert "greater than or equal to 1" in err.msg
+    with pytest.raises(ValidationError) as whole:  # a model-level error has no location
+        Outer.model_validate({"lora": {"rank": 3}})
+    assert first_error(whole.value, default="config").where == "config"
+    assert "rank 3 is cursed" in first_error(whole.value).msg
 
 
 def test_workspace_layout(tmp_path: Path) -> None:

@@ -429,3 +429,19 @@ async def test_internal_error_is_generic_and_logged_with_an_id(
     logged = [e for e in logs if e.get("error_id") == match.group(1)]
     assert len(logged) == 1 and logged[0]["log_level"] == "error"
     assert "secret detail" in repr(logged[0]["exc_info"])
+
+
+async def test_a_value_a_service_model_rejects_names_its_field(
+    client: mcp.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a value the SDK's schema let through but a service's pydantic model refused (e.g. an override)
+    import tooltune.training.dataset_store as store
+    from tooltune.training.generate import GenerateConfig
+
+    def rejects(*_: Any, **__: Any) -> Any:
+        return GenerateConfig(contrast_share=2)
+
+    monkeypatch.setattr(store, "load_dataset", rejects)
+    text = await call_error(client, "validate_dataset", name="anything")
+    assert "invalid contrast_share: Input should be less than or equal to 1" in text
+    assert "call validate_dataset again" in text and "internal error" not in text

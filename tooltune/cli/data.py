@@ -11,7 +11,7 @@ from cyclopts import Parameter
 from pydantic import ValidationError
 
 from tooltune.cli import context
-from tooltune.errors import TooltuneError
+from tooltune.errors import TooltuneError, first_error
 
 app = cyclopts.App(name="data", help="Generate, lint and inspect training datasets (tool-calling examples).")
 
@@ -254,9 +254,9 @@ def generate(
             mix=_parse_mix(mix),
         )
     except ValidationError as e:
-        err = e.errors()[0]
-        option = "--" + "-".join(str(p) for p in err["loc"][:1]).replace("_", "-")
-        raise TooltuneError(f"{option}: {err['msg']} (got {err['input']!r})") from None
+        err = first_error(e)
+        option = "--" + err.where.split(".")[0].replace("_", "-")
+        raise TooltuneError(f"{option}: {err.msg} (got {err.input!r})") from None
     mp = _model_path(model)
     with Progress(
         TextColumn("generating"),

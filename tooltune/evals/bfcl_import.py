@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from tooltune.errors import first_error
 from tooltune.evals.suite import EvalCase, EvalSuite, SuiteError, save_suite, suite_hash
 from tooltune.training.toolspec import ToolSpec
 from tooltune.workspace import Workspace, validate_name
@@ -84,8 +85,8 @@ def import_bfcl(
                 f"{file}:{lineno}: missing or malformed field {e}; is this a BFCL data file?"
             ) from e
         except ValidationError as e:
-            err = e.errors()[0]
-            raise SuiteError(f"{file}:{lineno}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from e
+            err = first_error(e, default="case")
+            raise SuiteError(f"{file}:{lineno}: {err.where}: {err.msg}") from e
     text = "".join(c.model_dump_json(exclude_none=True) + "\n" for c in cases)
     suite = EvalSuite(name=name, source=str(file), hash=suite_hash(text), cases=cases)
     if ws is not None:

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from tooltune.errors import TooltuneError
+from tooltune.errors import TooltuneError, first_error
 from tooltune.training.toolspec import ToolSpec
 from tooltune.workspace import Workspace, atomic_write_text, validate_name
 
@@ -157,9 +157,8 @@ def parse_suite(text: str, *, name: str, source: str = "<memory>") -> EvalSuite:
         try:
             case = EvalCase.model_validate(data)
         except ValidationError as e:
-            err = e.errors()[0]
-            loc = ".".join(str(p) for p in err["loc"]) or "case"
-            raise SuiteError(f"{source}:{lineno}: {loc}: {err['msg']}") from e
+            err = first_error(e, default="case")
+            raise SuiteError(f"{source}:{lineno}: {err.where}: {err.msg}") from e
         if case.id in ids:
             raise SuiteError(
                 f"{source}:{lineno}: duplicate case id {case.id!r} (first on line {ids[case.id]})"

@@ -17,7 +17,7 @@ from typing import ParamSpec, TypeVar
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from pydantic import ValidationError
 
-from tooltune.errors import TooltuneError
+from tooltune.errors import TooltuneError, first_error
 from tooltune.logs import get_logger
 
 log = get_logger(__name__)
@@ -38,9 +38,8 @@ def as_tool_error(exc: BaseException, *, where: str) -> ToolError:
         return ToolError(str(exc))
     if isinstance(exc, ValidationError):
         # A service model rejected a value the caller passed through (e.g. a config override).
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "value"
-        return ToolError(f"invalid {field}: {first['msg']}; change it and call {where} again")
+        first = first_error(exc)
+        return ToolError(f"invalid {first.where}: {first.msg}; change it and call {where} again")
     error_id = internal_error_id()
     log.error("mcp internal error", tool=where, error_id=error_id, exc_info=exc)
     return ToolError(

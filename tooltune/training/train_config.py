@@ -23,7 +23,7 @@ import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tooltune.config import Settings
-from tooltune.errors import TooltuneError
+from tooltune.errors import TooltuneError, first_error
 from tooltune.workspace import Workspace
 
 DEFAULT_NUM_LAYERS = 16
@@ -351,9 +351,8 @@ def read_config_file(path: Path | str) -> dict[str, Any]:
 
 
 def _first_error(e: ValidationError) -> str:
-    err = e.errors()[0]
-    where = ".".join(str(p) for p in err["loc"]) or "config"
-    msg = err["msg"]
-    if err["type"] == "extra_forbidden":
+    err = first_error(e, default="config")
+    msg = err.msg
+    if err.type == "extra_forbidden":
         msg = f"unknown option (known: {', '.join(sorted(TrainConfig.model_fields))})"
-    return f"{where}: {msg}"
+    return f"{err.where}: {msg}"
