@@ -68,6 +68,8 @@ def stage_data(ws: Workspace, args: argparse.Namespace, model_path: Path) -> dic
         recipe_parts.append(GENERATOR_VERSION)
     if args.contrast_share:  # named only when used, so earlier datasets keep their names
         recipe_parts.append({"contrast_share": args.contrast_share})
+    if args.near_miss_contrast_share:
+        recipe_parts.append({"near_miss_contrast_share": args.near_miss_contrast_share})
     recipe = hashlib.sha256(json.dumps(recipe_parts, sort_keys=True).encode()).hexdigest()[:6]
     name = f"bfcl-{args.category.replace('_', '-')}-gen-n{args.n_train}-s{args.train_seed}-{recipe}"
     try:
@@ -96,6 +98,7 @@ def stage_data(ws: Workspace, args: argparse.Namespace, model_path: Path) -> dic
             max_tools=args.max_tools,
             mix=args.mix,
             contrast_share=args.contrast_share,
+            near_miss_contrast_share=args.near_miss_contrast_share,
         ),
         model_path=model_path,
         bfcl_dir=args.bfcl,
@@ -109,6 +112,7 @@ def stage_data(ws: Workspace, args: argparse.Namespace, model_path: Path) -> dic
         "max_tools": args.max_tools,
         "mix": args.mix,
         "contrast_share": args.contrast_share,
+        "near_miss_contrast_share": args.near_miss_contrast_share,
         "kinds": result.counts,
         "dropped_duplicates": result.dropped_duplicates,
         "dropped_leaked": result.dropped_leaked,
@@ -265,6 +269,13 @@ def main() -> None:
         type=float,
         default=0.0,
         help="share of absent-tool refusals that also get their call twin (GenerateConfig.contrast_share)",
+    )
+    ap.add_argument(
+        "--near-miss-contrast-share",
+        type=float,
+        default=0.0,
+        help="share of near misses that also get their exact-task call twin "
+        "(GenerateConfig.near_miss_contrast_share)",
     )
     ap.add_argument("--iters", type=int, default=300)
     ap.add_argument("--batch-size", type=int, default=1)

@@ -84,7 +84,8 @@ def attempts() -> list[str]:
         )
         rows.append(
             f"| {_link(p.name)} | {d['category']} | {d['data'].get('generator', 'tooltune-data/1')}"
-            f"{f' + contrast twins {twins:g}' if (twins := d['data'].get('contrast_share')) else ''} | "
+            f"{f' + contrast twins {twins:g}' if (twins := d['data'].get('contrast_share')) else ''}"
+            f"{f' + near-miss twins {nm:g}' if (nm := d['data'].get('near_miss_contrast_share')) else ''} | "
             f"{cfg.get('iters', '?')} | {cfg.get('learning_rate', '?'):g} | "
             f"{cfg.get('rank', '?')} × {cfg.get('num_layers', '?')} | {cfg.get('seed', '?')} | {share:.0%} | {made} | "
             f"{native} | {irr_cell} |"

@@ -3,6 +3,7 @@ request equal values in the call, seeds reproduce hashes, BFCL generation never 
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import subprocess
@@ -372,6 +373,42 @@ def test_contrast_twins_repeat_a_refused_request_with_its_tool_offered(tools) ->
     assert "contrast" not in generate_examples(tools, cfg.model_copy(update={"contrast_share": 0.0})).counts
 
 
+def test_near_miss_twins_ask_for_the_offered_tools_own_task_with_the_same_words(tools) -> None:
+    """near_miss_contrast_share=1: a near miss ("delete the file ..." when the tool reads files) is
+    followed by its twin asking for the tool's own task in the same words, the same tools offered,
+    answered with that tool's call: the pair differs in the task words only."""
+    cfg = GenerateConfig(
+        n=60, seed=2, kinds=["near_miss"], max_tools=3, system_prompt="Be brief.", near_miss_contrast_share=1
+    )
+    res = generate_examples(tools, cfg)
+    assert res.counts.get("contrast", 0) >= 10
+    with_system = minimal = 0
+    for i, twin in enumerate(res.examples):
+        if twin.meta.kind != "contrast":
+            continue
+        near = res.examples[i - 1]
+        assert near.meta.kind == "near_miss" and near.calls() == []
+        (call,) = twin.calls()
+        assert near.tool_names() == twin.tool_names() and call["name"] in near.tool_names()
+        system = [m for m in near.messages if m["role"] == "system"]
+        assert system == [m for m in twin.messages if m["role"] == "system"]  # it goes with the pair
+        with_system += bool(system)
+        said, asked = near.user_texts()[-1].split(), twin.user_texts()[-1].split()
+        same = sum(b.size for b in difflib.SequenceMatcher(a=said, b=asked).get_matching_blocks())
+        changed = len(said) + len(asked) - 2 * same  # words only one of them has
+        assert changed >= 1
+        minimal += changed <= 4  # the same wording choices are replayed; a wh-question can differ
+        for v in call["arguments"].values():
+            if isinstance(v, str):
+                assert v in twin.user_texts()[-1]
+    assert 0 < with_system < res.counts["contrast"]
+    assert minimal >= 0.8 * res.counts["contrast"]
+    assert (
+        "contrast"
+        not in generate_examples(tools, cfg.model_copy(update={"near_miss_contrast_share": 0})).counts
+    )
+
+
 def test_cli_contrast_share_and_mix_reach_the_generator(settings: Settings) -> None:
     from tooltune.training.dataset_store import load_dataset
     from tooltune.workspace import Workspace
@@ -382,10 +419,15 @@ def test_cli_contrast_share_and_mix_reach_the_generator(settings: Settings) -> N
     info = load_dataset(Workspace(settings.workspace), "C")
     assert info.stats["contrast_share"] == 1.0
     assert info.stats["counts"].get("contrast", 0) > 0
+    r = _cli(*args[:-1], "near_miss", "--out", "N", "--near-miss-contrast-share", "1", settings=settings)
+    assert r.returncode == 0, r.stderr
+    paired = load_dataset(Workspace(settings.workspace), "N").stats
+    assert paired["near_miss_contrast_share"] == 1.0 and paired["counts"].get("contrast", 0) > 0
     r = _cli(*args, "single", "--out", "P", settings=settings)
     assert r.returncode == 0, r.stderr
     plain = load_dataset(Workspace(settings.workspace), "P")
-    assert "contrast_share" not in plain.stats and "contrast" not in plain.stats["counts"]
+    assert "contrast" not in plain.stats["counts"]
+    assert "contrast_share" not in plain.stats and "near_miss_contrast_share" not in plain.stats
     r = _cli(*args, "single", "--out", "M", "--mix", '{"single": 1}', settings=settings)
     assert r.returncode == 0, r.stderr
     assert set(load_dataset(Workspace(settings.workspace), "M").stats["counts"]) == {"single"}

@@ -192,6 +192,19 @@ async def test_generate_mix_max_tools_and_contrast_share_reach_the_generator(
     assert "bogus" in text and "single" in text  # names the bad kind and the good ones
 
 
+async def test_generate_near_miss_contrast_share_reaches_the_generator(
+    client: mcp.Client, settings: Settings, tiny_model: Path
+) -> None:
+    from tooltune.training.dataset_store import load_dataset
+    from tooltune.workspace import Workspace
+
+    out = await make_dataset(
+        client, tiny_model, name="pairs", mix={"near_miss": 1.0}, near_miss_contrast_share=1.0
+    )
+    assert set(out["kinds"]) == {"near_miss", "contrast"}
+    assert load_dataset(Workspace(settings.workspace), "pairs").stats["near_miss_contrast_share"] == 1.0
+
+
 async def test_generate_from_inline_tools(client: mcp.Client, tiny_model: Path) -> None:
     seen: list[tuple[float, float | None, str | None]] = []
 

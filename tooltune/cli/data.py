@@ -193,6 +193,7 @@ def generate(
     system_prompt: str | None = None,
     system_share: float = 0.5,
     contrast_share: float = 0.0,
+    near_miss_contrast_share: float = 0.0,
     mix: str | None = None,
 ) -> None:
     """Generate a dataset of tool-calling examples from tool schemas.
@@ -233,6 +234,9 @@ def generate(
     contrast_share
         Share of refusals of a request whose tool is not offered that also get a twin: the same
         request with the tool offered, answered with the call (kind "contrast").
+    near_miss_contrast_share
+        Share of near misses (the task next to an offered tool's) that also get a twin: the same
+        words asking for the tool's own task, answered with its call (kind "contrast").
     mix
         Relative weight per kind as JSON, e.g. '{"single": 0.35, "choose": 0.25, "no_call": 0.12}'.
         Single-turn targets want few text answers (~25%), or a small model learns to refuse.
@@ -251,6 +255,7 @@ def generate(
             system_prompt=system_prompt,
             system_share=system_share,
             contrast_share=contrast_share,
+            near_miss_contrast_share=near_miss_contrast_share,
             mix=_parse_mix(mix),
         )
     except ValidationError as e:

@@ -213,6 +213,16 @@ def register_tools(mcp: MCPServer, state: ServerState) -> None:
                 "twin: the same request with the tool offered, answered with its call.",
             ),
         ] = 0.0,
+        near_miss_contrast_share: Annotated[
+            float,
+            Field(
+                ge=0,
+                le=1,
+                description="Share of near misses (a request for the task next to an offered tool's, "
+                "answered in text) that also get a twin: the same words asking for the tool's own task, "
+                "answered with its call.",
+            ),
+        ] = 0.0,
     ) -> GeneratedDataset:
         from tooltune.training.generate import GenerateConfig, generate_dataset
 
@@ -247,6 +257,7 @@ def register_tools(mcp: MCPServer, state: ServerState) -> None:
             "mix": mix,
             "max_tools": max_tools,
             "contrast_share": contrast_share,
+            "near_miss_contrast_share": near_miss_contrast_share,
         }
         if kinds:
             cfg_kwargs["kinds"] = kinds

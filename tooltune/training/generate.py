@@ -101,6 +101,14 @@ class GenerateConfig(BaseModel):
         "the same words with that tool offered, answered with its call (kind 'contrast'). The pair "
         "differs only in the offered tools, so the model must read them to tell call from refusal.",
     )
+    near_miss_contrast_share: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Share of near misses (the task next to an offered tool's) that also get their twin: "
+        "the same request worded with the tool's own task, the same tools offered, answered with its "
+        "call (kind 'contrast'). The pair differs in the task words only, so the model must read them.",
+    )
     mix: dict[str, float] | None = Field(
         default=None,
         description="Relative weight per kind (default DEFAULT_MIX). Match the target: single-turn "
@@ -366,6 +374,11 @@ class _Gen:
         if sibling is None or args is None:
             return None
         phrase, new_word = sibling
+        twin_rng = None
+        # drawn only when asked for, so datasets made without twins stay the same
+        if self.cfg.near_miss_contrast_share > 0 and rng.random() < self.cfg.near_miss_contrast_share:
+            twin_rng = random.Random()
+            twin_rng.setstate(rng.getstate())  # the twin replays the same wording choices
         text = request_text(rng, tool, args, phrase)
         others = [
             t
@@ -379,6 +392,13 @@ class _Gen:
         answer = rng.choice(NEAR_MISS_ANSWERS).format(
             task=phrase.imperative(), offered=task_phrase(tool).imperative()
         )
+        if twin_rng is not None:
+            exact = request_text(twin_rng, tool, args)
+            if exact != text and mentions_all(exact, args):
+                self._twin = (
+                    [{"role": "user", "content": exact}, call_message([(tool.name, args)])],
+                    self._tools,
+                )
         return [{"role": "user", "content": text}, {"role": "assistant", "content": answer}]
 
     def chitchat(self) -> list[dict[str, Any]] | None:
@@ -870,6 +890,11 @@ def generate_dataset(
             "split_turns": cfg.split_turns,
             # recorded only when used, so datasets made without twins keep their hashes
             **({"contrast_share": cfg.contrast_share} if cfg.contrast_share else {}),
+            **(
+                {"near_miss_contrast_share": cfg.near_miss_contrast_share}
+                if cfg.near_miss_contrast_share
+                else {}
+            ),
         },
         lint=report,
     )
