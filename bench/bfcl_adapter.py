@@ -17,6 +17,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -40,6 +41,7 @@ from tooltune.models.resolve import resolve_model
 from tooltune.training.dataset_store import load_dataset
 from tooltune.training.generate import GENERATOR_VERSION, GenerateConfig, generate_dataset
 from tooltune.training.runs import follow_events, get_run, start_training
+from tooltune.training.teacher import TEACHER_PROMPT_VERSION, self_teacher
 from tooltune.training.train_config import TrainConfig
 from tooltune.workspace import Workspace, atomic_write_json
 
@@ -60,7 +62,9 @@ def sample_cases(suite: EvalSuite, n: int, seed: int) -> EvalSuite:
     return suite.model_copy(update={"cases": cases, "name": f"{suite.name}-s{seed}-n{len(cases)}"})
 
 
-def stage_data(ws: Workspace, args: argparse.Namespace, model_path: Path) -> dict[str, Any]:
+def stage_data(
+    settings: Settings, ws: Workspace, args: argparse.Namespace, model_path: Path
+) -> dict[str, Any]:
     # the generator version is part of the recipe: a changed generator never reuses an old dataset
     # (version 1 is left out so the datasets of results measured with it keep their names)
     recipe_parts: list[Any] = [args.max_tools, args.mix]
@@ -70,6 +74,10 @@ def stage_data(ws: Workspace, args: argparse.Namespace, model_path: Path) -> dic
         recipe_parts.append({"contrast_share": args.contrast_share})
     if args.near_miss_contrast_share:
         recipe_parts.append({"near_miss_contrast_share": args.near_miss_contrast_share})
+    if args.teacher_share:
+        recipe_parts.append(
+            {"teacher": "self", "share": args.teacher_share, "prompt": TEACHER_PROMPT_VERSION}
+        )
     recipe = hashlib.sha256(json.dumps(recipe_parts, sort_keys=True).encode()).hexdigest()[:6]
     name = f"bfcl-{args.category.replace('_', '-')}-gen-n{args.n_train}-s{args.train_seed}-{recipe}"
     try:
@@ -88,21 +96,26 @@ def stage_data(ws: Workspace, args: argparse.Namespace, model_path: Path) -> dic
     specs = [f"bfcl:{args.bfcl / f'BFCL_v4_{cat}.json'}" for cat in args.train_schemas]
     log(f"data: generating {args.n_train} examples from function schemas of {args.train_schemas}")
     t0 = time.perf_counter()
-    info, result = generate_dataset(
-        ws,
-        name,
-        specs,
-        GenerateConfig(
-            n=args.n_train,
-            seed=args.train_seed,
-            max_tools=args.max_tools,
-            mix=args.mix,
-            contrast_share=args.contrast_share,
-            near_miss_contrast_share=args.near_miss_contrast_share,
-        ),
-        model_path=model_path,
-        bfcl_dir=args.bfcl,
-    )
+    with contextlib.ExitStack() as stack:
+        # the model under test paraphrases a share of the requests (no other model is available offline)
+        teacher = stack.enter_context(self_teacher(model_path, settings)) if args.teacher_share else None
+        info, result = generate_dataset(
+            ws,
+            name,
+            specs,
+            GenerateConfig(
+                n=args.n_train,
+                seed=args.train_seed,
+                max_tools=args.max_tools,
+                mix=args.mix,
+                contrast_share=args.contrast_share,
+                near_miss_contrast_share=args.near_miss_contrast_share,
+                **({"teacher_share": args.teacher_share} if args.teacher_share else {}),
+            ),
+            model_path=model_path,
+            bfcl_dir=args.bfcl,
+            teacher=teacher,
+        )
     return {
         "name": name,
         "hash": info.hash,
@@ -113,6 +126,7 @@ def stage_data(ws: Workspace, args: argparse.Namespace, model_path: Path) -> dic
         "mix": args.mix,
         "contrast_share": args.contrast_share,
         "near_miss_contrast_share": args.near_miss_contrast_share,
+        "teacher": info.stats.get("teacher"),
         "kinds": result.counts,
         "dropped_duplicates": result.dropped_duplicates,
         "dropped_leaked": result.dropped_leaked,
@@ -277,6 +291,12 @@ def main() -> None:
         help="share of near misses that also get their exact-task call twin "
         "(GenerateConfig.near_miss_contrast_share)",
     )
+    ap.add_argument(
+        "--teacher-share",
+        type=float,
+        default=0.0,
+        help="share of requests the model itself rewrites as a person would ask (data generate --teacher self)",
+    )
     ap.add_argument("--iters", type=int, default=300)
     ap.add_argument("--batch-size", type=int, default=1)
     ap.add_argument("--rank", type=int, default=8)
@@ -318,7 +338,7 @@ def main() -> None:
     args.model_path = resolve_model(args.model or settings.default_model, settings).path
     t_start = time.perf_counter()
 
-    data = stage_data(ws, args, args.model_path)
+    data = stage_data(settings, ws, args, args.model_path)
     train = stage_train(settings, ws, args, data["name"])
 
     suites = {

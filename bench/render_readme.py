@@ -84,13 +84,24 @@ def attempts() -> list[str]:
         )
         rows.append(
             f"| {_link(p.name)} | {d['category']} | {d['data'].get('generator', 'tooltune-data/1')}"
-            f"{f' + contrast twins {twins:g}' if (twins := d['data'].get('contrast_share')) else ''}"
-            f"{f' + near-miss twins {nm:g}' if (nm := d['data'].get('near_miss_contrast_share')) else ''} | "
+            f"{_data_options(d['data'])} | "
             f"{cfg.get('iters', '?')} | {cfg.get('learning_rate', '?'):g} | "
             f"{cfg.get('rank', '?')} × {cfg.get('num_layers', '?')} | {cfg.get('seed', '?')} | {share:.0%} | {made} | "
             f"{native} | {irr_cell} |"
         )
     return [*rows, "", "Details per attempt:", ""]
+
+
+def _data_options(data: dict[str, Any]) -> str:
+    """The generator options an attempt used beyond its version (none for most)."""
+    parts = []
+    if data.get("contrast_share"):
+        parts.append(f"contrast twins {data['contrast_share']:g}")
+    if data.get("near_miss_contrast_share"):
+        parts.append(f"near-miss twins {data['near_miss_contrast_share']:g}")
+    if data.get("teacher"):
+        parts.append(f"self-teacher {data['teacher']['share']:g}")
+    return "".join(f" + {p}" for p in parts)
 
 
 def headline() -> list[str]:

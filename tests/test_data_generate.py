@@ -3,6 +3,7 @@ request equal values in the call, seeds reproduce hashes, BFCL generation never 
 
 from __future__ import annotations
 
+import ast
 import difflib
 import json
 import os
@@ -251,6 +252,76 @@ def test_teacher_paraphrases_and_drops_lost_values(tools) -> None:
     assert res.teacher is not None and res.teacher.kept > 0 and res.teacher.dropped_values_lost > 0
     assert sum("Hey there" in e.user_texts()[0] for e in res.examples) == res.teacher.kept
     assert not any("Do the thing" in e.user_texts()[0] for e in res.examples)
+
+
+def test_teacher_prompt_shows_worked_examples_then_the_request() -> None:
+    from tooltune.training.teacher import SHOTS, SYSTEM, prompt
+
+    msgs = prompt("Find the author of a book with title Dune.", ["Dune"])
+    assert msgs[0] == {"role": "system", "content": SYSTEM}
+    assert [m["role"] for m in msgs[1:-1]] == ["user", "assistant"] * len(SHOTS)
+    assert msgs[2]["content"] == SHOTS[0][2]
+    assert msgs[-1] == {
+        "role": "user",
+        "content": "Values: 'Dune'\nRequest: Find the author of a book with title Dune.",
+    }
+
+
+def test_teacher_keeps_only_paraphrases_that_read_as_requests(tools) -> None:
+    """Outputs that keep every value but are code, a URL, several lines or the model's own answer are
+    dropped and counted; plain questions and requests are kept."""
+    replies = iter(
+        [
+            "```json\n{v}\n```",
+            "GET https://api.example.com/?q={v}",
+            "Sure!\nHere: {v}",
+            "The answer for {v} is 42.",
+            "What do I get for {v}?",
+            "Look it up for {v}, please.",
+        ]
+        * 20
+    )
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        values = json.loads(request.content)["messages"][-1]["content"].split("\n")[0]
+        v = " ".join(
+            ast.literal_eval(x) for x in values.removeprefix("Values: ").split("; ") if x != "(none)"
+        )
+        out = next(replies).format(v=v)
+        return httpx.Response(200, json={"choices": [{"message": {"role": "assistant", "content": out}}]})
+
+    teacher = Teacher("http://t.test/v1", "t", client=httpx.Client(transport=httpx.MockTransport(handler)))
+    res = generate_examples(
+        tools, GenerateConfig(n=24, seed=5, kinds=["single"], teacher_share=1.0), teacher=teacher
+    )
+    stats = res.teacher
+    assert stats is not None and stats.kept > 0 and stats.dropped_values_lost == 0
+    assert stats.dropped_not_a_request == 2 * stats.kept
+    texts = [e.user_texts()[0] for e in res.examples]
+    assert sum(t.startswith(("What do I get for", "Look it up for")) for t in texts) == stats.kept
+    assert not any(bad in t for t in texts for bad in ("```", "https://", "Here:", "The answer for"))
+
+
+def test_cli_teacher_self_serves_the_model_while_generating(settings: Settings, tiny_model: Path) -> None:
+    """--teacher self starts mlx_lm.server on --model, sends it the requests to rewrite and stops it;
+    the dataset records who taught, the share and the prompt version. (The tiny model's random words
+    are all dropped by the value check, which is what must happen to them.)"""
+    from tooltune.training.dataset_store import load_dataset
+    from tooltune.training.teacher import TEACHER_PROMPT_VERSION
+    from tooltune.workspace import Workspace
+
+    args = ["data", "generate", "--tools", "builtin:coding", "--n", "8", "--kinds", "single", "--out", "T"]
+    r = _cli(*args, "--teacher", "self", "--model", str(tiny_model), settings=settings)
+    assert r.returncode == 0, r.stderr
+    assert "self teacher started" in r.stderr and "mlx_server_stopped" in r.stderr
+    taught = load_dataset(Workspace(settings.workspace), "T").stats["teacher"]
+    assert taught["asked"] > 0 and taught["failed"] == 0
+    assert taught["asked"] == taught["kept"] + taught["dropped_values_lost"] + taught["dropped_not_a_request"]
+    assert (taught["model"], taught["share"], taught["prompt"]) == (
+        str(tiny_model.resolve()),
+        0.3,
+        TEACHER_PROMPT_VERSION,
+    )
 
 
 def test_system_prompt_share_matches_serving(tools) -> None:

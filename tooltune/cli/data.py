@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Annotated
@@ -213,7 +214,8 @@ def generate(
         Kinds to generate (default all): single choose parallel edge_args multi_answer multi_chain no_call
         near_miss chitchat.
     teacher
-        Base URL of an OpenAI-compatible endpoint that paraphrases some requests (values must survive).
+        Base URL of an OpenAI-compatible endpoint that paraphrases some requests (values must survive),
+        or "self": the model (--model) itself, served while generating.
     teacher_model
         Model name to send to the teacher.
     examples
@@ -244,6 +246,7 @@ def generate(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from tooltune.training.generate import GENERATED_KINDS, GenerateConfig, generate_dataset
+    from tooltune.training.teacher import SELF, self_teacher
 
     try:
         cfg = GenerateConfig(
@@ -262,15 +265,22 @@ def generate(
         err = first_error(e)
         option = "--" + err.where.split(".")[0].replace("_", "-")
         raise TooltuneError(f"{option}: {err.msg} (got {err.input!r})") from None
-    mp = _model_path(model)
-    with Progress(
-        TextColumn("generating"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=context.console_err,
-        transient=True,
-    ) as bar:
+    mp = _model_path(model, required=teacher == SELF)
+    with contextlib.ExitStack() as stack:
+        # --teacher self: the model itself paraphrases, served only while generating
+        paraphraser = (
+            stack.enter_context(self_teacher(mp, context.settings())) if mp and teacher == SELF else None
+        )
+        bar = stack.enter_context(
+            Progress(
+                TextColumn("generating"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=context.console_err,
+                transient=True,
+            )
+        )
         task = bar.add_task("gen", total=n)
         info, res = generate_dataset(
             context.workspace(),
@@ -279,8 +289,9 @@ def generate(
             cfg,
             model_path=mp,
             examples_file=examples,
-            teacher_url=teacher,
+            teacher_url=None if paraphraser else teacher,
             teacher_model=teacher_model,
+            teacher=paraphraser,
             bfcl_dir=bfcl_dir,
             progress=lambda done, total: bar.update(task, completed=done),
         )

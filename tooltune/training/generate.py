@@ -43,7 +43,7 @@ from tooltune.training.phrasing import (
 )
 from tooltune.training.samplers import sample_value, words_of
 from tooltune.training.similarity import DEDUP_THRESHOLD, LeakIndex, MinHashIndex, normalize_text
-from tooltune.training.teacher import Teacher, TeacherStats
+from tooltune.training.teacher import TEACHER_PROMPT_VERSION, Teacher, TeacherStats
 from tooltune.training.toolspec import ToolSpec
 
 log = get_logger(__name__)
@@ -886,7 +886,16 @@ def generate_dataset(
             "dropped_leaked": result.dropped_leaked,
             "dropped_unverifiable": result.dropped_unverifiable,
             "tools": len(tools),
-            "teacher": result.teacher.model_dump() if result.teacher else None,
+            "teacher": (
+                {
+                    **result.teacher.model_dump(),
+                    "model": teacher.model,
+                    "share": cfg.teacher_share,
+                    "prompt": TEACHER_PROMPT_VERSION,
+                }
+                if result.teacher and teacher
+                else None
+            ),
             "split_turns": cfg.split_turns,
             # recorded only when used, so datasets made without twins keep their hashes
             **({"contrast_share": cfg.contrast_share} if cfg.contrast_share else {}),

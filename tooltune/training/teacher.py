@@ -1,11 +1,19 @@
 """An optional teacher model at any OpenAI-compatible endpoint that paraphrases generated requests.
 
-Templates give exact, verifiable requests; a stronger model gives wording variety templates cannot.
-The paraphrase is kept only if every argument value still appears verbatim — otherwise the call would
-no longer be determined by the text, which is exactly the habit we must not teach.
+Templates give exact, verifiable requests; a model gives wording variety templates cannot ("Who wrote
+Pride and Prejudice?" for "retrieve the author of a book where the book title is ..."). Worked examples
+in the prompt let even the 0.5B student do this. The paraphrase is kept only if every argument value
+still appears verbatim (otherwise the call would no longer be determined by the text, which is exactly
+the habit we must not teach) and it reads as a request, not as code, a URL or the model's answer.
 """
 
 from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 from pydantic import BaseModel
@@ -13,12 +21,67 @@ from pydantic import BaseModel
 from tooltune.errors import TooltuneError
 from tooltune.logs import get_logger
 
+if TYPE_CHECKING:
+    from tooltune.config import Settings
+
 log = get_logger(__name__)
 
+SELF = "self"  # --teacher self: the model being trained, served for the length of the generation
+
+# 1: instruction only; 2: instruction + worked examples + the request-shape check
+TEACHER_PROMPT_VERSION = 2
 SYSTEM = (
-    "You rewrite requests a user might send to an assistant. Keep the meaning. Keep every quoted value "
-    "exactly as written (same characters, same numbers). Reply with the rewritten request only."
+    "You turn a stiff request into the short question or request a person would really type. Use every "
+    "listed value exactly as written. Do not answer it, do not add anything. Reply with one sentence only."
 )
+# Worked examples: a small model (even the 0.5B student itself) follows them far better than the
+# instruction alone, which it tends to answer or turn into code. None is from an eval set; their tools
+# (weather, books, currencies, space missions) only show the style: plain questions with values inline.
+SHOTS: list[tuple[list[str], str, str]] = [
+    (
+        ["Tokyo", "3"],
+        "Get the weather forecast for a location over a number of days with location Tokyo, days set to 3.",
+        "What will the weather be like in Tokyo over the next 3 days?",
+    ),
+    (
+        ["Pride and Prejudice"],
+        "Retrieve the author of a book where the book title is Pride and Prejudice.",
+        "Who wrote Pride and Prejudice?",
+    ),
+    (
+        ["250", "EUR", "JPY"],
+        "Convert an amount between currencies (amount: 250, from currency = EUR, to currency JPY).",
+        "How many JPY do I get for 250 EUR?",
+    ),
+    (
+        ["Apollo 11"],
+        "Find the launch year of a space mission with mission name set to Apollo 11.",
+        "When did Apollo 11 launch?",
+    ),
+]
+# What an answer, code or an API call looks like: never a user's request.
+_NOT_A_REQUEST = re.compile(r"```|[{}]|https?://|\bGET /|\bPOST /|^(Request|Values|Answer)\s*:", re.I)
+
+
+def prompt(text: str, must_keep: list[str]) -> list[dict[str, str]]:
+    """The chat the teacher is sent: instruction, worked examples, then the request to rewrite."""
+
+    def ask(keep: list[str], request: str) -> dict[str, str]:
+        values = "; ".join(repr(v) for v in keep) or "(none)"
+        return {"role": "user", "content": f"Values: {values}\nRequest: {request}"}
+
+    msgs = [{"role": "system", "content": SYSTEM}]
+    for keep, request, rewritten in SHOTS:
+        msgs += [ask(keep, request), {"role": "assistant", "content": rewritten}]
+    return [*msgs, ask(must_keep, text)]
+
+
+def looks_like_a_request(out: str, text: str) -> bool:
+    """One line of plain words, not much longer than the original: not code, a URL or an answer
+    ("The third chord of the key is ..." is the model answering, which a user's request never starts as)."""
+    answer = out.startswith("The ") and not out.endswith("?")
+    short = len(out) <= 2 * len(text) + 40
+    return "\n" not in out and not _NOT_A_REQUEST.search(out) and short and not answer
 
 
 class TeacherError(TooltuneError):
@@ -29,6 +92,7 @@ class TeacherStats(BaseModel):
     asked: int = 0
     kept: int = 0
     dropped_values_lost: int = 0
+    dropped_not_a_request: int = 0
     failed: int = 0
 
 
@@ -53,15 +117,11 @@ class Teacher:
     def paraphrase(self, text: str, must_keep: list[str], *, seed: int = 0) -> str | None:
         """A paraphrase that still contains every string in ``must_keep``, or None."""
         self.stats.asked += 1
-        keep = "; ".join(repr(v) for v in must_keep) or "(none)"
         body = {
             "model": self.model,
-            "messages": [
-                {"role": "system", "content": SYSTEM},
-                {"role": "user", "content": f"Values to keep verbatim: {keep}\nRequest: {text}"},
-            ],
-            "temperature": 0.9,
-            "max_tokens": 200,
+            "messages": prompt(text, must_keep),
+            "temperature": 0.7,
+            "max_tokens": 120,
             "seed": seed,
         }
         try:
@@ -80,5 +140,26 @@ class Teacher:
         if not out or out == text or any(v not in out for v in must_keep):
             self.stats.dropped_values_lost += 1
             return None
+        if not looks_like_a_request(out, text):
+            self.stats.dropped_not_a_request += 1
+            return None
         self.stats.kept += 1
         return out
+
+
+@contextmanager
+def self_teacher(model_path: Path, settings: Settings) -> Iterator[Teacher]:
+    """The model itself as the teacher, served by ``mlx_lm.server`` while the block runs (no adapter).
+    Nothing else is needed offline; with the worked examples even a 0.5B model rewrites most requests."""
+    from anyio.from_thread import start_blocking_portal
+
+    from tooltune.agent.model_server import ModelServer
+
+    server = ModelServer(model_path, settings=settings, record_active=False)
+    with start_blocking_portal() as portal:
+        portal.call(server.start)
+        try:
+            log.info("self teacher started", model=str(model_path), url=server.base_url)
+            yield Teacher(server.base_url, server.model_name, timeout=server.request_timeout)
+        finally:
+            portal.call(server.stop)
