@@ -17,7 +17,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import json
 import os
@@ -41,7 +40,7 @@ from tooltune.models.resolve import resolve_model
 from tooltune.training.dataset_store import load_dataset
 from tooltune.training.generate import GENERATOR_VERSION, GenerateConfig, generate_dataset
 from tooltune.training.runs import follow_events, get_run, start_training
-from tooltune.training.teacher import TEACHER_PROMPT_VERSION, self_teacher
+from tooltune.training.teacher import SELF, TEACHER_PROMPT_VERSION, open_teacher
 from tooltune.training.train_config import TrainConfig
 from tooltune.workspace import Workspace, atomic_write_json
 
@@ -96,9 +95,10 @@ def stage_data(
     specs = [f"bfcl:{args.bfcl / f'BFCL_v4_{cat}.json'}" for cat in args.train_schemas]
     log(f"data: generating {args.n_train} examples from function schemas of {args.train_schemas}")
     t0 = time.perf_counter()
-    with contextlib.ExitStack() as stack:
-        # the model under test paraphrases a share of the requests (no other model is available offline)
-        teacher = stack.enter_context(self_teacher(model_path, settings)) if args.teacher_share else None
+    # the model under test paraphrases a share of the requests (no other model is available offline)
+    with open_teacher(
+        SELF if args.teacher_share else None, model_path=model_path, settings=settings
+    ) as teacher:
         info, result = generate_dataset(
             ws,
             name,

@@ -302,6 +302,18 @@ def test_teacher_keeps_only_paraphrases_that_read_as_requests(tools) -> None:
     assert not any(bad in t for t in texts for bad in ("```", "https://", "Here:", "The answer for"))
 
 
+def test_open_teacher_names_none_an_endpoint_or_the_model_itself(settings: Settings) -> None:
+    from tooltune.training.teacher import TeacherError, open_teacher
+
+    with open_teacher(None, model_path=None, settings=settings) as none:
+        assert none is None
+    with open_teacher("http://t.test/v1/", model_path=None, settings=settings, model="m") as url:
+        assert url is not None and (url.base_url, url.model) == ("http://t.test/v1", "m")
+    with pytest.raises(TeacherError, match="--teacher self needs a model"):
+        with open_teacher("self", model_path=None, settings=settings):
+            pass
+
+
 def test_cli_teacher_self_serves_the_model_while_generating(settings: Settings, tiny_model: Path) -> None:
     """--teacher self starts mlx_lm.server on --model, sends it the requests to rewrite and stops it;
     the dataset records who taught, the share and the prompt version. (The tiny model's random words

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 from typing import Annotated
@@ -246,7 +245,7 @@ def generate(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from tooltune.training.generate import GENERATED_KINDS, GenerateConfig, generate_dataset
-    from tooltune.training.teacher import SELF, self_teacher
+    from tooltune.training.teacher import SELF, open_teacher
 
     try:
         cfg = GenerateConfig(
@@ -266,21 +265,17 @@ def generate(
         option = "--" + err.where.split(".")[0].replace("_", "-")
         raise TooltuneError(f"{option}: {err.msg} (got {err.input!r})") from None
     mp = _model_path(model, required=teacher == SELF)
-    with contextlib.ExitStack() as stack:
-        # --teacher self: the model itself paraphrases, served only while generating
-        paraphraser = (
-            stack.enter_context(self_teacher(mp, context.settings())) if mp and teacher == SELF else None
-        )
-        bar = stack.enter_context(
-            Progress(
-                TextColumn("generating"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=context.console_err,
-                transient=True,
-            )
-        )
+    with (
+        open_teacher(teacher, model_path=mp, settings=context.settings(), model=teacher_model) as paraphraser,
+        Progress(
+            TextColumn("generating"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=context.console_err,
+            transient=True,
+        ) as bar,
+    ):
         task = bar.add_task("gen", total=n)
         info, res = generate_dataset(
             context.workspace(),
@@ -289,8 +284,6 @@ def generate(
             cfg,
             model_path=mp,
             examples_file=examples,
-            teacher_url=None if paraphraser else teacher,
-            teacher_model=teacher_model,
             teacher=paraphraser,
             bfcl_dir=bfcl_dir,
             progress=lambda done, total: bar.update(task, completed=done),

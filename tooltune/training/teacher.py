@@ -163,3 +163,20 @@ def self_teacher(model_path: Path, settings: Settings) -> Iterator[Teacher]:
             yield Teacher(server.base_url, server.model_name, timeout=server.request_timeout)
         finally:
             portal.call(server.stop)
+
+
+@contextmanager
+def open_teacher(
+    spec: str | None, *, model_path: Path | None, settings: Settings, model: str = "default"
+) -> Iterator[Teacher | None]:
+    """The teacher ``spec`` names for the length of the block: None for none, ``"self"`` for the model
+    at ``model_path`` served by :func:`self_teacher`, else an endpoint URL asked for ``model``."""
+    if spec is None:
+        yield None
+    elif spec == SELF:
+        if model_path is None:
+            raise TeacherError("--teacher self needs a model to serve; pass --model")
+        with self_teacher(model_path, settings) as teacher:
+            yield teacher
+    else:
+        yield Teacher(spec, model)
