@@ -75,7 +75,12 @@ def stage_data(
         recipe_parts.append({"near_miss_contrast_share": args.near_miss_contrast_share})
     if args.teacher_share:
         recipe_parts.append(
-            {"teacher": "self", "share": args.teacher_share, "prompt": TEACHER_PROMPT_VERSION}
+            {
+                "teacher": "self",
+                "share": args.teacher_share,
+                "prompt": TEACHER_PROMPT_VERSION,
+                **({"tries": args.teacher_tries} if args.teacher_tries != 1 else {}),
+            }
         )
     recipe = hashlib.sha256(json.dumps(recipe_parts, sort_keys=True).encode()).hexdigest()[:6]
     name = f"bfcl-{args.category.replace('_', '-')}-gen-n{args.n_train}-s{args.train_seed}-{recipe}"
@@ -110,7 +115,11 @@ def stage_data(
                 mix=args.mix,
                 contrast_share=args.contrast_share,
                 near_miss_contrast_share=args.near_miss_contrast_share,
-                **({"teacher_share": args.teacher_share} if args.teacher_share else {}),
+                **(
+                    {"teacher_share": args.teacher_share, "teacher_tries": args.teacher_tries}
+                    if args.teacher_share
+                    else {}
+                ),
             ),
             model_path=model_path,
             bfcl_dir=args.bfcl,
@@ -296,6 +305,13 @@ def main() -> None:
         type=float,
         default=0.0,
         help="share of requests the model itself rewrites as a person would ask (data generate --teacher self)",
+    )
+    ap.add_argument(
+        "--teacher-tries",
+        type=int,
+        default=2,
+        help="samples asked of the teacher per request until one keeps every value (data generate "
+        "--teacher-tries; attempt 17 used 1)",
     )
     ap.add_argument("--iters", type=int, default=300)
     ap.add_argument("--batch-size", type=int, default=1)

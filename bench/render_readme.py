@@ -100,7 +100,8 @@ def _data_options(data: dict[str, Any]) -> str:
     if data.get("near_miss_contrast_share"):
         parts.append(f"near-miss twins {data['near_miss_contrast_share']:g}")
     if data.get("teacher"):
-        parts.append(f"self-teacher {data['teacher']['share']:g}")
+        tries = data["teacher"].get("tries", 1)
+        parts.append(f"self-teacher {data['teacher']['share']:g}" + (f" ×{tries}" if tries > 1 else ""))
     return "".join(f" + {p}" for p in parts)
 
 

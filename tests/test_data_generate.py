@@ -246,12 +246,56 @@ def test_teacher_paraphrases_and_drops_lost_values(tools) -> None:
     teacher = Teacher(
         "http://teacher.test/v1", "t", client=httpx.Client(transport=httpx.MockTransport(handler))
     )
-    cfg = GenerateConfig(n=30, seed=2, kinds=["single"], teacher_share=1.0)
+    cfg = GenerateConfig(n=30, seed=2, kinds=["single"], teacher_share=1.0, teacher_tries=1)
     res = generate_examples(tools, cfg, teacher=teacher)
     assert seen and seen[0]["model"] == "t"
+    assert len(seen) == res.teacher.asked  # one try each
     assert res.teacher is not None and res.teacher.kept > 0 and res.teacher.dropped_values_lost > 0
     assert sum("Hey there" in e.user_texts()[0] for e in res.examples) == res.teacher.kept
     assert not any("Do the thing" in e.user_texts()[0] for e in res.examples)
+
+
+def test_teacher_retries_a_rewrite_that_lost_a_value_with_the_next_seed(tools) -> None:
+    """With teacher_tries=2 a lost value is asked again (seed + 1) and the retry's rewrite is kept; a
+    request whose every try fails is dropped once, under its last reason."""
+    seeds: list[int] = []
+    tries: dict[str, int] = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        seeds.append(body["seed"])
+        text = body["messages"][-1]["content"].split("Request: ", 1)[1]
+        tries[text] = tries.get(text, 0) + 1
+        # first tries lose the values; second tries keep them, except for every third request
+        keeps = tries[text] == 2 and len(tries) % 3 != 0
+        out = f"Retry: {text}" if keeps else "Do the thing with some values."
+        return httpx.Response(200, json={"choices": [{"message": {"role": "assistant", "content": out}}]})
+
+    teacher = Teacher("http://t.test/v1", "t", client=httpx.Client(transport=httpx.MockTransport(handler)))
+    cfg = GenerateConfig(n=30, seed=4, kinds=["single"], teacher_share=1.0, teacher_tries=2)
+    res = generate_examples(tools, cfg, teacher=teacher)
+    st = res.teacher
+    assert st is not None and st.kept > 0 and st.dropped_values_lost > 0
+    assert st.kept_on_retry == st.kept and st.retries == st.asked == len(seeds) / 2
+    assert st.asked == st.kept + st.dropped_values_lost + st.dropped_not_a_request + st.failed
+    assert seeds[1::2] == [s + 1 for s in seeds[0::2]]
+    assert sum(e.user_texts()[0].startswith("Retry: ") for e in res.examples) == st.kept
+
+
+def test_teacher_that_keeps_failing_stops_generation_with_a_clear_error(tools) -> None:
+    from tooltune.training.teacher import TeacherError
+
+    calls: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        return httpx.Response(404, json={"error": "no such model"})
+
+    teacher = Teacher("http://t.test/v1", "t", client=httpx.Client(transport=httpx.MockTransport(handler)))
+    cfg = GenerateConfig(n=30, seed=4, kinds=["single"], teacher_share=1.0, teacher_tries=3)
+    with pytest.raises(TeacherError, match=r"teacher at http://t\.test/v1 keeps failing .*404"):
+        generate_examples(tools, cfg, teacher=teacher)
+    assert len(calls) == 5  # a failed request is not retried; the fifth failure stops
 
 
 def test_teacher_prompt_shows_worked_examples_then_the_request() -> None:
@@ -292,7 +336,9 @@ def test_teacher_keeps_only_paraphrases_that_read_as_requests(tools) -> None:
 
     teacher = Teacher("http://t.test/v1", "t", client=httpx.Client(transport=httpx.MockTransport(handler)))
     res = generate_examples(
-        tools, GenerateConfig(n=24, seed=5, kinds=["single"], teacher_share=1.0), teacher=teacher
+        tools,
+        GenerateConfig(n=24, seed=5, kinds=["single"], teacher_share=1.0, teacher_tries=1),
+        teacher=teacher,
     )
     stats = res.teacher
     assert stats is not None and stats.kept > 0 and stats.dropped_values_lost == 0
@@ -323,17 +369,21 @@ def test_cli_teacher_self_serves_the_model_while_generating(settings: Settings, 
     from tooltune.workspace import Workspace
 
     args = ["data", "generate", "--tools", "builtin:coding", "--n", "8", "--kinds", "single", "--out", "T"]
-    r = _cli(*args, "--teacher", "self", "--model", str(tiny_model), settings=settings)
+    teach = ["--teacher", "self", "--teacher-share", "0.5", "--teacher-tries", "3"]
+    r = _cli(*args, *teach, "--model", str(tiny_model), settings=settings)
     assert r.returncode == 0, r.stderr
     assert "self teacher started" in r.stderr and "mlx_server_stopped" in r.stderr
     taught = load_dataset(Workspace(settings.workspace), "T").stats["teacher"]
     assert taught["asked"] > 0 and taught["failed"] == 0
     assert taught["asked"] == taught["kept"] + taught["dropped_values_lost"] + taught["dropped_not_a_request"]
-    assert (taught["model"], taught["share"], taught["prompt"]) == (
+    assert (taught["model"], taught["share"], taught["tries"], taught["prompt"]) == (
         str(tiny_model.resolve()),
-        0.3,
+        0.5,
+        3,
         TEACHER_PROMPT_VERSION,
     )
+    # the tiny model's rewrites all lose their values, so each request was asked 3 times
+    assert taught["kept"] == 0 and taught["retries"] == 2 * taught["asked"]
 
 
 def test_system_prompt_share_matches_serving(tools) -> None:

@@ -185,6 +185,8 @@ def generate(
     kinds: Annotated[list[str] | None, Multi] = None,
     teacher: str | None = None,
     teacher_model: str = "default",
+    teacher_share: float = 0.3,
+    teacher_tries: int = 2,
     examples: Path | None = None,
     model: str | None = None,
     split_turns: bool = True,
@@ -217,6 +219,10 @@ def generate(
         or "self": the model (--model) itself, served while generating.
     teacher_model
         Model name to send to the teacher.
+    teacher_share
+        Share of requests the teacher rewrites.
+    teacher_tries
+        Samples asked per request until one keeps every value and reads as a request.
     examples
         JSONL of your own examples: full {"messages","tools"} lines or {"request","calls"} pairs.
     model
@@ -258,6 +264,8 @@ def generate(
             system_share=system_share,
             contrast_share=contrast_share,
             near_miss_contrast_share=near_miss_contrast_share,
+            teacher_share=teacher_share,
+            teacher_tries=teacher_tries,
             mix=_parse_mix(mix),
         )
     except ValidationError as e:

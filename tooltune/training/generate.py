@@ -85,6 +85,13 @@ class GenerateConfig(BaseModel):
     teacher_share: float = Field(
         default=0.3, ge=0, le=1, description="Share of requests sent to the teacher."
     )
+    teacher_tries: int = Field(
+        default=2,
+        ge=1,
+        le=5,
+        description="Samples asked of the teacher per request until one keeps every value and reads as a "
+        "request (a retry costs one more completion).",
+    )
     system_prompt: str | None = Field(
         default=None,
         description="System message to put in front of a share of conversations: the one the model will "
@@ -194,7 +201,9 @@ class _Gen:
         if self.teacher is None or self.rng.random() >= self.cfg.teacher_share:
             return text
         keep = forms_in(text, *arg_sets)
-        out = self.teacher.paraphrase(text, keep, seed=self.rng.randrange(1 << 30))
+        out = self.teacher.paraphrase(
+            text, keep, seed=self.rng.randrange(1 << 30), tries=self.cfg.teacher_tries
+        )
         return out if out is not None else text
 
     def pick(self) -> ToolSpec:
@@ -891,6 +900,7 @@ def generate_dataset(
                     **result.teacher.model_dump(),
                     "model": teacher.model,
                     "share": cfg.teacher_share,
+                    "tries": cfg.teacher_tries,
                     "prompt": TEACHER_PROMPT_VERSION,
                 }
                 if result.teacher and teacher
