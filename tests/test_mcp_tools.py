@@ -205,6 +205,68 @@ async def test_generate_near_miss_contrast_share_reaches_the_generator(
     assert load_dataset(Workspace(settings.workspace), "pairs").stats["near_miss_contrast_share"] == 1.0
 
 
+async def test_generate_teacher_share_and_tries_reach_the_teacher(
+    client: mcp.Client, settings: Settings, tiny_model: Path
+) -> None:
+    """teacher=URL: the requests go to that endpoint (a first try loses the values, the retry keeps
+    them), and the share and tries given to the tool are the ones the dataset records."""
+    import http.server
+    import threading
+
+    from tooltune.training.dataset_store import load_dataset
+    from tooltune.workspace import Workspace
+
+    seeds: list[int] = []
+
+    class Teacher(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            text = body["messages"][-1]["content"].split("Request: ", 1)[1]
+            retry = body["seed"] - 1 in seeds  # a retry is sampled with the next seed
+            seeds.append(body["seed"])
+            out = f"Please: {text}" if retry else "No values here."
+            data = json.dumps({"choices": [{"message": {"role": "assistant", "content": out}}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Teacher)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+        out = await make_dataset(
+            client,
+            tiny_model,
+            name="taught",
+            kinds=["single"],
+            teacher=url,
+            teacher_share=0.5,
+            teacher_tries=3,
+        )
+        stats = load_dataset(Workspace(settings.workspace), "taught").stats["teacher"]
+        assert (stats["share"], stats["tries"]) == (0.5, 3)
+        assert out["teacher"]["kept"] == stats["kept"] == stats["asked"] > 0
+        # every request with values was retried once and kept (a request without values has none to lose)
+        assert stats["retries"] == stats["kept_on_retry"] > 0
+        assert len(seeds) == stats["asked"] + stats["retries"]
+        # roughly half the requests, not all of them: the share reached the generator
+        assert 0.2 < stats["asked"] / out["lint"]["examples"] < 0.8
+        # an endpoint that is not there is a clear error, and no dataset is left behind
+        httpd.shutdown()
+        httpd.server_close()
+        gone = {"builtin": "coding", "n": 30, "name": "gone", "teacher": url, "teacher_share": 1}
+        text = await call_error(client, "generate_training_examples", **gone)
+        assert "keeps failing" in text and url in text
+        assert not (settings.workspace / "datasets" / "gone").exists()
+    finally:
+        httpd.server_close()
+
+
 async def test_generate_from_inline_tools(client: mcp.Client, tiny_model: Path) -> None:
     seen: list[tuple[float, float | None, str | None]] = []
 

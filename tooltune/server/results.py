@@ -17,6 +17,7 @@ from tooltune.adapters.registry import AdapterRecord
 from tooltune.evals.compare import CategoryDelta, ChangedCase, Comparison, McNemar
 from tooltune.jobs import JobProgress, JobRecord
 from tooltune.training.lint import CheckResult, DatasetStats, LintReport
+from tooltune.training.teacher import TeacherStats
 
 MAX_ISSUES = 20
 
@@ -121,6 +122,9 @@ class GeneratedDataset(BaseModel):
     caller_examples: int = Field(description="Examples you supplied that were kept.")
     dropped_duplicates: int
     dropped_leaked: int = Field(description="Dropped because they resemble eval-suite cases.")
+    teacher: TeacherStats | None = Field(
+        default=None, description="Requests the teacher was asked to rewrite, kept, dropped (why)."
+    )
     lint: LintSummary
     resource: str
     next: str

@@ -13,7 +13,7 @@ import json
 import shutil
 import time
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import anyio
 from mcp.server import MCPServer
@@ -42,6 +42,10 @@ from tooltune.server.results import (
 )
 from tooltune.server.state import BusyError, ServerState
 from tooltune.workspace import atomic_write_text, validate_name
+
+if TYPE_CHECKING:
+    from tooltune.training.dataset_store import DatasetInfo
+    from tooltune.training.generate import GenerateResult
 
 log = get_logger(__name__)
 
@@ -136,8 +140,9 @@ def register_tools(mcp: MCPServer, state: ServerState) -> None:
             "arguments}]} (calls: [] plus optional answer = a no-call example). Templates fill up to `n` "
             "examples of the chosen `kinds`; near-duplicates and anything resembling eval cases are dropped; "
             "the result is linted (schema, chat-template round trip, loss coverage) and stored immutably. "
-            "Takes seconds (a few hundred examples) to a minute. Errors in your examples name "
-            "examples.jsonl:N = your examples[N-1]. Next: train_adapter(dataset=<name>)."
+            "teacher='self' has the model itself reword a share of the requests as people ask. Takes "
+            "seconds (a few hundred examples) to a minute (with a teacher: minutes). Errors in your examples "
+            "name examples.jsonl:N = your examples[N-1]. Next: train_adapter(dataset=<name>)."
         ),
         annotations=STARTS_WORK,
     )
@@ -223,8 +228,24 @@ def register_tools(mcp: MCPServer, state: ServerState) -> None:
                 "answered with its call.",
             ),
         ] = 0.0,
+        teacher: Annotated[
+            str | None,
+            Field(
+                description="A model that rewrites a share of the requests as a person would ask (every "
+                "value must survive): 'self' = base_model itself, served while generating (adds minutes: "
+                "~4 s per request on a 2-core CPU), or the base URL of an OpenAI-compatible endpoint."
+            ),
+        ] = None,
+        teacher_share: Annotated[
+            float, Field(ge=0, le=1, description="Share of requests sent to the teacher.")
+        ] = 0.3,
+        teacher_tries: Annotated[
+            int,
+            Field(ge=1, le=5, description="Samples asked per request until one keeps every value."),
+        ] = 2,
     ) -> GeneratedDataset:
         from tooltune.training.generate import GenerateConfig, generate_dataset
+        from tooltune.training.teacher import open_teacher
 
         name = validate_name(name or new_id("ds"), "dataset name")
         if (ws.datasets / name).exists():
@@ -258,22 +279,30 @@ def register_tools(mcp: MCPServer, state: ServerState) -> None:
             "max_tools": max_tools,
             "contrast_share": contrast_share,
             "near_miss_contrast_share": near_miss_contrast_share,
+            "teacher_share": teacher_share,
+            "teacher_tries": teacher_tries,
         }
         if kinds:
             cfg_kwargs["kinds"] = kinds
         config = GenerateConfig(**cfg_kwargs)
         try:
             model_path = await _in_thread(lint_model_path, state, base_model)
-            info, result = await _in_thread(
-                generate_dataset,
-                ws,
-                name,
-                specs,
-                config,
-                model_path=model_path,
-                examples_file=examples_file,
-                progress=thread_progress(ctx, "generating examples") if progress_requested(ctx) else None,
-            )
+            progress = thread_progress(ctx, "generating examples") if progress_requested(ctx) else None
+
+            def generate() -> tuple[DatasetInfo, GenerateResult]:
+                with open_teacher(teacher, model_path=model_path, settings=state.settings) as paraphraser:
+                    return generate_dataset(
+                        ws,
+                        name,
+                        specs,
+                        config,
+                        model_path=model_path,
+                        examples_file=examples_file,
+                        teacher=paraphraser,
+                        progress=progress,
+                    )
+
+            info, result = await _in_thread(generate)
         except BaseException:
             shutil.rmtree(inputs, ignore_errors=True)  # nothing was written: keep no orphaned inputs either
             raise
@@ -287,6 +316,7 @@ def register_tools(mcp: MCPServer, state: ServerState) -> None:
             caller_examples=result.counts.get("caller", 0),
             dropped_duplicates=result.dropped_duplicates,
             dropped_leaked=result.dropped_leaked,
+            teacher=result.teacher,
             lint=LintSummary.of(info.lint),
             resource=f"tooltune://datasets/{info.name}",
             next=f"train_adapter(dataset='{info.name}'), with base_model=... unless the default is meant",
