@@ -15,6 +15,7 @@ from tooltune.training.phrasing import (
     number_words,
     percent_form,
     request_text,
+    roles_swapped,
     task_phrase,
     value_forms,
 )
@@ -222,3 +223,80 @@ def test_requests_inline_values_in_some_and_still_mention_every_value() -> None:
     assert not any("source unit" in t for t in inlined)  # an inlined value is not repeated as a slot
     leader = [request_text(random.Random(seed), LEADER, {"event": "the Gold Rush"}) for seed in range(40)]
     assert any(t.startswith(("Who was", "Who is", "Who's")) and "during the Gold Rush?" in t for t in leader)
+
+
+TRIANGLE = {"base": 43, "height": 49, "unit": "cm"}
+MOTION = {"initial_velocity": 10, "acceleration": 3, "time": 5}
+RANGE = {"start_range": 3.3, "end_range": 29.7}
+
+
+@pytest.mark.parametrize(
+    ("text", "args", "swapped"),
+    [
+        ("the area of a triangle with a height of 49 and base of 43", TRIANGLE, False),
+        ("the area of the triangle with a base of 49 cm and a height of 43 cm?", TRIANGLE, True),
+        # value first, or no name before it: no evidence either way
+        ("a height of the triangle of 49 and 43 as the base of the triangle", TRIANGLE, False),
+        ("height 49 and 43 base", TRIANGLE, False),
+        ("What is the random number between 73 and 23?", {"mu": 73, "sigma": 23}, False),
+        # linking words and written forms: "set to", ":", "$5 million"
+        ("compound interest: time 24, principal: $5 million", {"principal": 5000000, "time": 24}, False),
+        ("compound interest: time $5 million, principal: 24", {"principal": 5000000, "time": 24}, True),
+        ("initial velocity 10 and acceleration 3 for 5 seconds", MOTION, False),
+        ("an initial velocity of 214 and the time 55", {"initial_velocity": 55, "time": 214}, True),
+        # the name's most words decide: "end range" is end_range, though both names say "range"
+        ("a sine wave with end range set to 3.3 and start range 29.7", RANGE, True),
+        ("a sine wave with start range set to 3.3 and end range 29.7", RANGE, False),
+        ("Who was the U.S. president during the Civil War?", {"event": "Civil War"}, False),
+    ],
+)
+def test_roles_swapped_catches_a_value_after_another_parameters_name(
+    text: str, args: dict, swapped: bool
+) -> None:
+    assert roles_swapped(text, args) is swapped
+
+
+def test_teacher_rewrite_that_swaps_roles_is_dropped() -> None:
+    """The generator hands the role check to the teacher: a rewrite that keeps both numbers but swaps
+    them ("a base of 49" for height 49) is retried, then dropped and counted."""
+    import json as _json
+
+    import httpx
+
+    from tooltune.training.generate import GenerateConfig, generate_examples
+    from tooltune.training.teacher import Teacher
+    from tooltune.training.toolspec import ToolSpec
+
+    tool = ToolSpec(
+        name="triangle_area",
+        description="Calculate the area of a triangle.",
+        parameters={
+            "type": "object",
+            "properties": {"base": {"type": "integer"}, "height": {"type": "integer"}},
+            "required": ["base", "height"],
+        },
+    )
+
+    calls: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        values = _json.loads(request.content)["messages"][-1]["content"].split("\n")[0]
+        a, b = [v.strip("'") for v in values.removeprefix("Values: ").split("; ")]
+        if len(calls) % 3:  # two calls in three put the two values the other way round
+            a, b = b, a
+        calls.append(1)
+        out = f"What is the area of a triangle with a base of {a} and a height of {b}?"
+        return httpx.Response(200, json={"choices": [{"message": {"role": "assistant", "content": out}}]})
+
+    teacher = Teacher("http://t.test/v1", "t", client=httpx.Client(transport=httpx.MockTransport(handler)))
+    cfg = GenerateConfig(n=40, seed=1, kinds=["single"], teacher_share=1.0, teacher_tries=2)
+    res = generate_examples([tool], cfg, teacher=teacher)
+    st = res.teacher
+    assert st is not None and st.dropped_roles_swapped > 0 and st.kept > 0
+    assert st.asked == st.kept + st.dropped_values_lost + st.dropped_not_a_request + st.dropped_roles_swapped
+    for ex in res.examples:  # every kept rewrite says the right numbers after the right names
+        call = ex.messages[-1]["tool_calls"][0]["function"]["arguments"]
+        args = _json.loads(call) if isinstance(call, str) else call
+        text = ex.user_texts()[0]
+        if text.startswith("What is the area"):
+            assert f"base of {args['base']} " in text and f"height of {args['height']}?" in text

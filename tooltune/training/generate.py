@@ -39,6 +39,7 @@ from tooltune.training.phrasing import (
     mentions_all,
     multi_request,
     request_text,
+    roles_swapped,
     task_phrase,
 )
 from tooltune.training.samplers import sample_value, words_of
@@ -201,8 +202,10 @@ class _Gen:
         if self.teacher is None or self.rng.random() >= self.cfg.teacher_share:
             return text
         keep = forms_in(text, *arg_sets)
+        # judged against the template's own reading: a template the check trips on is not evidence
+        roles_ok = None if roles_swapped(text, *arg_sets) else lambda out: not roles_swapped(out, *arg_sets)
         out = self.teacher.paraphrase(
-            text, keep, seed=self.rng.randrange(1 << 30), tries=self.cfg.teacher_tries
+            text, keep, seed=self.rng.randrange(1 << 30), tries=self.cfg.teacher_tries, roles_ok=roles_ok
         )
         return out if out is not None else text
 

@@ -10,7 +10,7 @@ the habit we must not teach) and it reads as a request, not as code, a URL or th
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,8 +28,9 @@ log = get_logger(__name__)
 
 SELF = "self"  # --teacher self: the model being trained, served for the length of the generation
 
-# 1: instruction only; 2: instruction + worked examples + the request-shape check
-TEACHER_PROMPT_VERSION = 2
+# 1: instruction only; 2: instruction + worked examples + the request-shape check; 3: + the role check
+# (a rewrite that puts a value after another parameter's name is dropped)
+TEACHER_PROMPT_VERSION = 3
 SYSTEM = (
     "You turn a stiff request into the short question or request a person would really type. Use every "
     "listed value exactly as written. Do not answer it, do not add anything. Reply with one sentence only."
@@ -96,6 +97,7 @@ class TeacherStats(BaseModel):
     kept: int = 0
     dropped_values_lost: int = 0
     dropped_not_a_request: int = 0
+    dropped_roles_swapped: int = 0
     failed: int = 0
     retries: int = 0
     kept_on_retry: int = 0
@@ -119,17 +121,25 @@ class Teacher:
         self.headers = {"Authorization": f"Bearer {api_key}"}
         self.stats = TeacherStats()
 
-    def paraphrase(self, text: str, must_keep: list[str], *, seed: int = 0, tries: int = 1) -> str | None:
-        """A paraphrase that still contains every string in ``must_keep``, or None. A rewrite that
-        loses a value or is not a request is asked for again, up to ``tries`` times in all (sampled with
-        seeds ``seed``, ``seed + 1``, ...: the small model drops a value in about half its rewrites,
-        and a second sample keeps them in about a third of those)."""
+    def paraphrase(
+        self,
+        text: str,
+        must_keep: list[str],
+        *,
+        seed: int = 0,
+        tries: int = 1,
+        roles_ok: Callable[[str], bool] | None = None,
+    ) -> str | None:
+        """A paraphrase that still contains every string in ``must_keep`` (and passes ``roles_ok``: the
+        values still belong to their parameters), or None. A rewrite that fails is asked for again, up
+        to ``tries`` times in all (sampled with seeds ``seed``, ``seed + 1``, ...: the small model drops
+        a value in about half its rewrites, and a second sample keeps them in about a third of those)."""
         self.stats.asked += 1
         outcome = "failed"
         for k in range(tries):
             if k:
                 self.stats.retries += 1
-            out, outcome = self._try(text, must_keep, seed + k)
+            out, outcome = self._try(text, must_keep, seed + k, roles_ok)
             if out is not None:
                 self.stats.kept += 1
                 self.stats.kept_on_retry += k > 0
@@ -141,11 +151,15 @@ class Teacher:
                 self.stats.dropped_values_lost += 1
             case "not_a_request":
                 self.stats.dropped_not_a_request += 1
+            case "roles_swapped":
+                self.stats.dropped_roles_swapped += 1
             case _:
                 self.stats.failed += 1
         return None
 
-    def _try(self, text: str, must_keep: list[str], seed: int) -> tuple[str | None, str]:
+    def _try(
+        self, text: str, must_keep: list[str], seed: int, roles_ok: Callable[[str], bool] | None
+    ) -> tuple[str | None, str]:
         """One completion: (the rewrite, "kept") or (None, why it was not kept)."""
         body = {
             "model": self.model,
@@ -170,6 +184,8 @@ class Teacher:
             return None, "values_lost"
         if not looks_like_a_request(out, text):
             return None, "not_a_request"
+        if roles_ok is not None and not roles_ok(out):
+            return None, "roles_swapped"
         return out, "kept"
 
 
