@@ -174,9 +174,9 @@ class Teacher:
             out = r.json()["choices"][0]["message"]["content"]
         except (httpx.HTTPError, KeyError, IndexError, TypeError, ValueError) as e:
             log.warning("teacher request failed", error=str(e))
-            if self.stats.failed >= 4 and self.stats.kept == 0:
+            if self.stats.failed >= 4 and self.stats.kept == 0:  # this is the fifth failure, none worked
                 raise TeacherError(
-                    f"teacher at {self.base_url} keeps failing ({e}); check --teacher URL"
+                    f"teacher at {self.base_url} keeps failing ({e}); check the teacher URL and model"
                 ) from e
             return None, "failed"
         out = (out or "").strip().strip('"').strip()
