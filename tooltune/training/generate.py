@@ -848,8 +848,6 @@ def generate_dataset(
     *,
     model_path: Path | str | None = None,
     examples_file: Path | None = None,
-    teacher_url: str | None = None,
-    teacher_model: str = "default",
     teacher: Teacher | None = None,
     bfcl_dir: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -879,8 +877,6 @@ def generate_dataset(
 
         recs = [(f"{examples_file}:{i}", obj) for i, obj in read_jsonl(Path(examples_file))]
         caller = expand_caller_records(recs, tools, seed=cfg.seed)
-    if teacher is None and teacher_url:
-        teacher = Teacher(teacher_url, teacher_model)
     leak = LeakIndex.for_workspace(ws.root, bfcl_dir)
     result = generate_examples(tools, cfg, caller=caller, leak_index=leak, teacher=teacher, progress=progress)
     report = _lint_in_memory(result.examples, model_path=model_path, leak_index=leak, lint_items=lint_items)
