@@ -84,3 +84,34 @@ def test_near_miss_keeps_its_share_when_few_tools_have_a_sibling() -> None:
     mix = {"single": 0.5, "near_miss": 0.5}
     res = generate_examples(pool, GenerateConfig(n=200, seed=0, mix=mix, kinds=["single", "near_miss"]))
     assert res.counts["near_miss"] >= 70  # ~100 expected; giving up on 9 of 10 tools would leave ~10
+
+
+def test_teacher_rewrites_near_misses_but_never_back_into_the_tools_own_task() -> None:
+    """Near misses go to the teacher too (else plain questions would mean "call" and stiff ones "don't");
+    the sibling word must survive ("sunset") and a rewrite that says the tool's own task ("sunrise")
+    is dropped as task_changed."""
+    import json
+
+    import httpx
+
+    from tooltune.training.teacher import Teacher
+
+    asked: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        text = json.loads(request.content)["messages"][-1]["content"].split("Request: ", 1)[1]
+        asked.append(text)
+        # odd calls also ask for the tool's own task; even ones keep the request, reworded
+        out = f"{text} Or the sunrise?" if len(asked) % 2 else f"Quick one: {text}"
+        return httpx.Response(200, json={"choices": [{"message": {"role": "assistant", "content": out}}]})
+
+    sunrise = tool("calculate_sunrise", "Calculate the sunrise time for a location.")
+    teacher = Teacher("http://t.test/v1", "t", client=httpx.Client(transport=httpx.MockTransport(handler)))
+    cfg = GenerateConfig(n=30, seed=3, kinds=["near_miss"], max_tools=1, teacher_share=1.0, teacher_tries=1)
+    res = generate_examples([sunrise], cfg, teacher=teacher)
+    st = res.teacher
+    assert st is not None and asked and all("sunset" in a for a in asked)
+    assert st.dropped_task_changed > 0 and st.kept > 0
+    texts = [e.user_texts()[0] for e in res.examples]
+    assert sum(t.startswith("Quick one: ") for t in texts) == st.kept
+    assert all("sunset" in t and "sunrise" not in t for t in texts)

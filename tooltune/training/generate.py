@@ -13,9 +13,10 @@ import hashlib
 import itertools
 import json
 import random
+import re
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -198,14 +199,27 @@ class _Gen:
         self.unverifiable += 1
         return None
 
-    def maybe_paraphrase(self, text: str, *arg_sets: dict[str, Any]) -> str:
+    def maybe_paraphrase(
+        self, text: str, *arg_sets: dict[str, Any], task_word: str = "", not_words: Iterable[str] = ()
+    ) -> str:
+        """A share of requests go to the teacher. ``task_word`` must survive too and ``not_words`` must
+        not appear: a near miss ("the sunset") must not turn back into the tool's own task ("sunrise")."""
         if self.teacher is None or self.rng.random() >= self.cfg.teacher_share:
             return text
-        keep = forms_in(text, *arg_sets)
+        keep = forms_in(text, *arg_sets) + ([task_word] if task_word and task_word in text else [])
         # judged against the template's own reading: a template the check trips on is not evidence
-        roles_ok = None if roles_swapped(text, *arg_sets) else lambda out: not roles_swapped(out, *arg_sets)
+        judge_roles = not roles_swapped(text, *arg_sets)
+        avoid = [re.compile(rf"\b{re.escape(w)}\b", re.I) for w in not_words]
+
+        def check(out: str) -> str | None:
+            if judge_roles and roles_swapped(out, *arg_sets):
+                return "roles_swapped"
+            if any(a.search(out) for a in avoid):
+                return "task_changed"
+            return None
+
         out = self.teacher.paraphrase(
-            text, keep, seed=self.rng.randrange(1 << 30), tries=self.cfg.teacher_tries, roles_ok=roles_ok
+            text, keep, seed=self.rng.randrange(1 << 30), tries=self.cfg.teacher_tries, check=check
         )
         return out if out is not None else text
 
@@ -392,6 +406,9 @@ class _Gen:
             twin_rng = random.Random()
             twin_rng.setstate(rng.getstate())  # the twin replays the same wording choices
         text = request_text(rng, tool, args, phrase)
+        # rewritten like the calls' requests, or a plain question would mean "call" and a stiff one "don't"
+        own = set(task_phrase(tool).imperative().lower().split()) - set(phrase.imperative().lower().split())
+        text = self.maybe_paraphrase(text, args, task_word=new_word, not_words=own)
         others = [
             t
             for t in self.tools

@@ -29,8 +29,9 @@ log = get_logger(__name__)
 SELF = "self"  # --teacher self: the model being trained, served for the length of the generation
 
 # 1: instruction only; 2: instruction + worked examples + the request-shape check; 3: + the role check
-# (a rewrite that puts a value after another parameter's name is dropped)
-TEACHER_PROMPT_VERSION = 3
+# (a rewrite that puts a value after another parameter's name is dropped); 4: near misses are rewritten
+# too (their sibling word kept, the tool's own word refused)
+TEACHER_PROMPT_VERSION = 4
 SYSTEM = (
     "You turn a stiff request into the short question or request a person would really type. Use every "
     "listed value exactly as written. Do not answer it, do not add anything. Reply with one sentence only."
@@ -98,6 +99,7 @@ class TeacherStats(BaseModel):
     dropped_values_lost: int = 0
     dropped_not_a_request: int = 0
     dropped_roles_swapped: int = 0
+    dropped_task_changed: int = 0
     failed: int = 0
     retries: int = 0
     kept_on_retry: int = 0
@@ -128,37 +130,31 @@ class Teacher:
         *,
         seed: int = 0,
         tries: int = 1,
-        roles_ok: Callable[[str], bool] | None = None,
+        check: Callable[[str], str | None] | None = None,
     ) -> str | None:
-        """A paraphrase that still contains every string in ``must_keep`` (and passes ``roles_ok``: the
-        values still belong to their parameters), or None. A rewrite that fails is asked for again, up
-        to ``tries`` times in all (sampled with seeds ``seed``, ``seed + 1``, ...: the small model drops
-        a value in about half its rewrites, and a second sample keeps them in about a third of those)."""
+        """A paraphrase that still contains every string in ``must_keep`` and passes ``check`` (which
+        names what is wrong: "roles_swapped", "task_changed"), or None. A rewrite that fails is asked
+        for again, up to ``tries`` times in all (sampled with seeds ``seed``, ``seed + 1``, ...: the
+        small model drops a value in about half its rewrites, and a second sample keeps about a third
+        of those)."""
         self.stats.asked += 1
         outcome = "failed"
         for k in range(tries):
             if k:
                 self.stats.retries += 1
-            out, outcome = self._try(text, must_keep, seed + k, roles_ok)
+            out, outcome = self._try(text, must_keep, seed + k, check)
             if out is not None:
                 self.stats.kept += 1
                 self.stats.kept_on_retry += k > 0
                 return out
             if outcome == "failed":
                 break
-        match outcome:
-            case "values_lost":
-                self.stats.dropped_values_lost += 1
-            case "not_a_request":
-                self.stats.dropped_not_a_request += 1
-            case "roles_swapped":
-                self.stats.dropped_roles_swapped += 1
-            case _:
-                self.stats.failed += 1
+        field = "failed" if outcome == "failed" else f"dropped_{outcome}"
+        setattr(self.stats, field, getattr(self.stats, field) + 1)
         return None
 
     def _try(
-        self, text: str, must_keep: list[str], seed: int, roles_ok: Callable[[str], bool] | None
+        self, text: str, must_keep: list[str], seed: int, check: Callable[[str], str | None] | None
     ) -> tuple[str | None, str]:
         """One completion: (the rewrite, "kept") or (None, why it was not kept)."""
         body = {
@@ -184,8 +180,8 @@ class Teacher:
             return None, "values_lost"
         if not looks_like_a_request(out, text):
             return None, "not_a_request"
-        if roles_ok is not None and not roles_ok(out):
-            return None, "roles_swapped"
+        if check is not None and (why := check(out)) is not None:
+            return None, why
         return out, "kept"
 
 
