@@ -84,7 +84,15 @@ def stage_data(
         )
     recipe = hashlib.sha256(json.dumps(recipe_parts, sort_keys=True).encode()).hexdigest()[:6]
     name = f"bfcl-{args.category.replace('_', '-')}-gen-n{args.n_train}-s{args.train_seed}-{recipe}"
-    try:
+    specs = [f"bfcl:{args.bfcl / f'BFCL_v4_{cat}.json'}" for cat in args.train_schemas]
+    recipe_record = {
+        "sources": specs,
+        "max_tools": args.max_tools,
+        "mix": args.mix,
+        "contrast_share": args.contrast_share,
+        "near_miss_contrast_share": args.near_miss_contrast_share,
+    }
+    if (ws.datasets / name).exists():  # made earlier (e.g. by --data-only): the same record, from its stats
         info = load_dataset(ws, name)
         log(f"data: reusing dataset {name} ({info.hash})")
         return {
@@ -92,12 +100,13 @@ def stage_data(
             "hash": info.hash,
             "counts": info.counts,
             "generator": info.generator_version,
+            **recipe_record,
+            "teacher": info.stats.get("teacher"),
             "kinds": info.stats.get("counts", {}),
+            "dropped_duplicates": info.stats.get("dropped_duplicates"),
+            "dropped_leaked": info.stats.get("dropped_leaked"),
             "reused": True,
         }
-    except Exception:
-        pass
-    specs = [f"bfcl:{args.bfcl / f'BFCL_v4_{cat}.json'}" for cat in args.train_schemas]
     log(f"data: generating {args.n_train} examples from function schemas of {args.train_schemas}")
     t0 = time.perf_counter()
     # the model under test paraphrases a share of the requests (no other model is available offline)
@@ -130,11 +139,7 @@ def stage_data(
         "hash": info.hash,
         "counts": info.counts,
         "generator": GENERATOR_VERSION,
-        "sources": specs,
-        "max_tools": args.max_tools,
-        "mix": args.mix,
-        "contrast_share": args.contrast_share,
-        "near_miss_contrast_share": args.near_miss_contrast_share,
+        **recipe_record,
         "teacher": info.stats.get("teacher"),
         "kinds": result.counts,
         "dropped_duplicates": result.dropped_duplicates,
@@ -344,6 +349,11 @@ def main() -> None:
     ap.add_argument("--adapter-name", default=None)
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--notes", default="", help="what was tried, for the results file")
+    ap.add_argument(
+        "--data-only",
+        action="store_true",
+        help="generate (or find) the dataset and stop; the same command without it reuses the dataset",
+    )
     args = ap.parse_args()
     args.train_schemas = args.train_schemas or [args.category]
     if args.train_seed is None:
@@ -355,6 +365,9 @@ def main() -> None:
     t_start = time.perf_counter()
 
     data = stage_data(settings, ws, args, args.model_path)
+    if args.data_only:
+        log(f"data only: {json.dumps(data, default=str)}")
+        return
     train = stage_train(settings, ws, args, data["name"])
 
     suites = {
