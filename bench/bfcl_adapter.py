@@ -73,13 +73,19 @@ def stage_data(
         recipe_parts.append({"contrast_share": args.contrast_share})
     if args.near_miss_contrast_share:
         recipe_parts.append({"near_miss_contrast_share": args.near_miss_contrast_share})
-    if args.teacher_share:
+    taught = bool(args.teacher_share or args.teacher_no_call_share)
+    if taught:
         recipe_parts.append(
             {
                 "teacher": "self",
                 "share": args.teacher_share,
                 "prompt": TEACHER_PROMPT_VERSION,
                 **({"tries": args.teacher_tries} if args.teacher_tries != 1 else {}),
+                **(
+                    {"no_call_share": args.teacher_no_call_share}
+                    if args.teacher_no_call_share is not None
+                    else {}
+                ),
             }
         )
     recipe = hashlib.sha256(json.dumps(recipe_parts, sort_keys=True).encode()).hexdigest()[:6]
@@ -110,9 +116,7 @@ def stage_data(
     log(f"data: generating {args.n_train} examples from function schemas of {args.train_schemas}")
     t0 = time.perf_counter()
     # the model under test paraphrases a share of the requests (no other model is available offline)
-    with open_teacher(
-        SELF if args.teacher_share else None, model_path=model_path, settings=settings
-    ) as teacher:
+    with open_teacher(SELF if taught else None, model_path=model_path, settings=settings) as teacher:
         info, result = generate_dataset(
             ws,
             name,
@@ -125,8 +129,12 @@ def stage_data(
                 contrast_share=args.contrast_share,
                 near_miss_contrast_share=args.near_miss_contrast_share,
                 **(
-                    {"teacher_share": args.teacher_share, "teacher_tries": args.teacher_tries}
-                    if args.teacher_share
+                    {
+                        "teacher_share": args.teacher_share,
+                        "teacher_no_call_share": args.teacher_no_call_share,
+                        "teacher_tries": args.teacher_tries,
+                    }
+                    if taught
                     else {}
                 ),
             ),
@@ -310,6 +318,13 @@ def main() -> None:
         type=float,
         default=0.0,
         help="share of requests the model itself rewrites as a person would ask (data generate --teacher self)",
+    )
+    ap.add_argument(
+        "--teacher-no-call-share",
+        type=float,
+        default=None,
+        help="share of the requests answered in text (near misses, a tool not offered) the teacher "
+        "rewrites (data generate --teacher-no-call-share; default: --teacher-share)",
     )
     ap.add_argument(
         "--teacher-tries",

@@ -100,8 +100,11 @@ def _data_options(data: dict[str, Any]) -> str:
     if data.get("near_miss_contrast_share"):
         parts.append(f"near-miss twins {data['near_miss_contrast_share']:g}")
     if data.get("teacher"):
-        tries = data["teacher"].get("tries", 1)
-        parts.append(f"self-teacher {data['teacher']['share']:g}" + (f" ×{tries}" if tries > 1 else ""))
+        t = data["teacher"]
+        tries = t.get("tries", 1)
+        no_call = t.get("no_call_share", t["share"])  # recorded apart since the split shares
+        split = f" (text answers {no_call:g})" if no_call != t["share"] else ""
+        parts.append(f"self-teacher {t['share']:g}{split}" + (f" ×{tries}" if tries > 1 else ""))
     return "".join(f" + {p}" for p in parts)
 
 

@@ -255,6 +255,36 @@ def test_teacher_paraphrases_and_drops_lost_values(tools) -> None:
     assert not any("Do the thing" in e.user_texts()[0] for e in res.examples)
 
 
+@pytest.mark.parametrize(("share", "no_call_share"), [(0.0, 1.0), (1.0, 0.0)])
+def test_teacher_no_call_share_is_the_share_of_text_answers_rewritten(
+    tools, share: float, no_call_share: float
+) -> None:
+    """teacher_no_call_share reaches the requests answered in text (near misses, a tool that is not
+    offered) and only them; teacher_share reaches the calls' requests."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        text = json.loads(request.content)["messages"][-1]["content"].split("Request: ", 1)[1]
+        out = f"Plainly: {text}"
+        return httpx.Response(200, json={"choices": [{"message": {"role": "assistant", "content": out}}]})
+
+    teacher = Teacher("http://t.test/v1", "t", client=httpx.Client(transport=httpx.MockTransport(handler)))
+    kinds = ["single", "no_call", "near_miss"]
+    cfg = GenerateConfig(
+        n=60, seed=1, kinds=kinds, teacher_share=share, teacher_no_call_share=no_call_share, teacher_tries=1
+    )
+    res = generate_examples(tools, cfg, teacher=teacher)
+    rewritten = [e for e in res.examples if e.user_texts()[0].startswith("Plainly: ")]
+    answered = {e.meta.kind for e in rewritten}
+    assert rewritten and res.teacher is not None and res.teacher.kept == len(rewritten)
+    if no_call_share:
+        assert answered == {"no_call", "near_miss"} and not any(e.calls() for e in rewritten)
+    else:
+        assert answered == {"single"} and all(e.calls() for e in rewritten)
+    # every request of that side went to the teacher (general-knowledge questions are not templates)
+    side = ["near_miss"] if no_call_share else ["single"]
+    assert res.teacher.asked >= sum(e.meta.kind in side for e in res.examples)
+
+
 def test_teacher_retries_a_rewrite_that_lost_a_value_with_the_next_seed(tools) -> None:
     """With teacher_tries=2 a lost value is asked again (seed + 1) and the retry's rewrite is kept; a
     request whose every try fails is dropped once, under its last reason."""
@@ -362,7 +392,7 @@ def test_open_teacher_names_none_an_endpoint_or_the_model_itself(settings: Setti
 
 def test_cli_teacher_self_serves_the_model_while_generating(settings: Settings, tiny_model: Path) -> None:
     """--teacher self starts mlx_lm.server on --model, sends it the requests to rewrite and stops it;
-    the dataset records who taught, the share and the prompt version. (The tiny model's random words
+    the dataset records who taught, the shares and the prompt version. (The tiny model's random words
     are all dropped by the value check, which is what must happen to them.)"""
     from tooltune.training.dataset_store import load_dataset
     from tooltune.training.teacher import TEACHER_PROMPT_VERSION
@@ -370,6 +400,7 @@ def test_cli_teacher_self_serves_the_model_while_generating(settings: Settings, 
 
     args = ["data", "generate", "--tools", "builtin:coding", "--n", "8", "--kinds", "single", "--out", "T"]
     teach = ["--teacher", "self", "--teacher-share", "0.5", "--teacher-tries", "3"]
+    teach += ["--teacher-no-call-share", "0.75"]
     r = _cli(*args, *teach, "--model", str(tiny_model), settings=settings)
     assert r.returncode == 0, r.stderr
     assert "self teacher started" in r.stderr and "mlx_server_stopped" in r.stderr
@@ -377,9 +408,10 @@ def test_cli_teacher_self_serves_the_model_while_generating(settings: Settings, 
     assert taught["asked"] > 0 and taught["failed"] == 0
     dropped = ("dropped_values_lost", "dropped_not_a_request", "dropped_roles_swapped")
     assert taught["asked"] == taught["kept"] + sum(taught[d] for d in dropped)
-    assert (taught["model"], taught["share"], taught["tries"], taught["prompt"]) == (
+    assert (taught["model"], taught["share"], taught["no_call_share"], taught["tries"], taught["prompt"]) == (
         str(tiny_model.resolve()),
         0.5,
+        0.75,
         3,
         TEACHER_PROMPT_VERSION,
     )

@@ -246,10 +246,11 @@ async def test_generate_teacher_share_and_tries_reach_the_teacher(
             kinds=["single"],
             teacher=url,
             teacher_share=0.5,
+            teacher_no_call_share=0.25,
             teacher_tries=3,
         )
         stats = load_dataset(Workspace(settings.workspace), "taught").stats["teacher"]
-        assert (stats["share"], stats["tries"]) == (0.5, 3)
+        assert (stats["share"], stats["no_call_share"], stats["tries"]) == (0.5, 0.25, 3)
         assert out["teacher"]["kept"] == stats["kept"] == stats["asked"] > 0
         # every request with values was retried once and kept (a request without values has none to lose)
         assert stats["retries"] == stats["kept_on_retry"] > 0

@@ -186,6 +186,7 @@ def generate(
     teacher: str | None = None,
     teacher_model: str = "default",
     teacher_share: float = 0.3,
+    teacher_no_call_share: float | None = None,
     teacher_tries: int = 2,
     examples: Path | None = None,
     model: str | None = None,
@@ -221,6 +222,9 @@ def generate(
         Model name to send to the teacher.
     teacher_share
         Share of requests the teacher rewrites.
+    teacher_no_call_share
+        Share of the requests answered in text (near misses, a tool that is not offered) the teacher
+        rewrites (default: --teacher-share).
     teacher_tries
         Samples asked per request until one keeps every value and reads as a request.
     examples
@@ -265,6 +269,7 @@ def generate(
             contrast_share=contrast_share,
             near_miss_contrast_share=near_miss_contrast_share,
             teacher_share=teacher_share,
+            teacher_no_call_share=teacher_no_call_share,
             teacher_tries=teacher_tries,
             mix=_parse_mix(mix),
         )

@@ -239,6 +239,15 @@ def register_tools(mcp: MCPServer, state: ServerState) -> None:
         teacher_share: Annotated[
             float, Field(ge=0, le=1, description="Share of requests sent to the teacher.")
         ] = 0.3,
+        teacher_no_call_share: Annotated[
+            float | None,
+            Field(
+                ge=0,
+                le=1,
+                description="Share of the requests answered in text (near misses, a request for a tool "
+                "that is not offered) sent to the teacher; default: teacher_share.",
+            ),
+        ] = None,
         teacher_tries: Annotated[
             int,
             Field(ge=1, le=5, description="Samples asked per request until one keeps every value."),
@@ -280,6 +289,7 @@ def register_tools(mcp: MCPServer, state: ServerState) -> None:
             "contrast_share": contrast_share,
             "near_miss_contrast_share": near_miss_contrast_share,
             "teacher_share": teacher_share,
+            "teacher_no_call_share": teacher_no_call_share,
             "teacher_tries": teacher_tries,
         }
         if kinds:

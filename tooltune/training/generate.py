@@ -87,6 +87,14 @@ class GenerateConfig(BaseModel):
     teacher_share: float = Field(
         default=0.3, ge=0, le=1, description="Share of requests sent to the teacher."
     )
+    teacher_no_call_share: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Share of the requests answered in text (near misses, requests for a tool that is not "
+        "offered) sent to the teacher; None: teacher_share. Rewriting only the calls' requests taught the "
+        "model that a plainly worded question means 'call'.",
+    )
     teacher_tries: int = Field(
         default=2,
         ge=1,
@@ -191,20 +199,29 @@ class _Gen:
         self.rng.shuffle(chosen)
         return [t.to_openai() for t in chosen]
 
-    def request(self, tool: ToolSpec, args: dict[str, Any]) -> str | None:
+    def request(self, tool: ToolSpec, args: dict[str, Any], *, no_call: bool = False) -> str | None:
         for _ in range(4):
             text = request_text(self.rng, tool, args)
             if mentions_all(text, args):
-                return self.maybe_paraphrase(text, args)
+                return self.maybe_paraphrase(text, args, no_call=no_call)
         self.unverifiable += 1
         return None
 
     def maybe_paraphrase(
-        self, text: str, *arg_sets: dict[str, Any], task_word: str = "", not_words: Iterable[str] = ()
+        self,
+        text: str,
+        *arg_sets: dict[str, Any],
+        task_word: str = "",
+        not_words: Iterable[str] = (),
+        no_call: bool = False,
     ) -> str:
-        """A share of requests go to the teacher. ``task_word`` must survive too and ``not_words`` must
-        not appear: a near miss ("the sunset") must not turn back into the tool's own task ("sunrise")."""
-        if self.teacher is None or self.rng.random() >= self.cfg.teacher_share:
+        """A share of requests go to the teacher (``no_call``: one answered in text, which has its own
+        share). ``task_word`` must survive too and ``not_words`` must not appear: a near miss ("the
+        sunset") must not turn back into the tool's own task ("sunrise")."""
+        share = self.cfg.teacher_share
+        if no_call and self.cfg.teacher_no_call_share is not None:
+            share = self.cfg.teacher_no_call_share
+        if self.teacher is None or self.rng.random() >= share:
             return text
         keep = forms_in(text, *arg_sets) + ([task_word] if task_word and task_word in text else [])
         # judged against the template's own reading: a template the check trips on is not evidence
@@ -361,7 +378,7 @@ class _Gen:
         unrelated = [t for t in self.tools if not _related(t, target)]
         if unrelated and rng.random() < 0.7:
             args = self.args_for(target)
-            text = self.request(target, args) if args is not None else None
+            text = self.request(target, args, no_call=True) if args is not None else None
             if text is None:
                 return None
             offered = rng.sample(unrelated, min(len(unrelated), rng.randint(1, min(4, self.cfg.max_tools))))
@@ -408,7 +425,7 @@ class _Gen:
         text = request_text(rng, tool, args, phrase)
         # rewritten like the calls' requests, or a plain question would mean "call" and a stiff one "don't"
         own = set(task_phrase(tool).imperative().lower().split()) - set(phrase.imperative().lower().split())
-        text = self.maybe_paraphrase(text, args, task_word=new_word, not_words=own)
+        text = self.maybe_paraphrase(text, args, task_word=new_word, not_words=own, no_call=True)
         others = [
             t
             for t in self.tools
@@ -916,6 +933,9 @@ def generate_dataset(
                     **result.teacher.model_dump(),
                     "model": teacher.model,
                     "share": cfg.teacher_share,
+                    "no_call_share": (
+                        cfg.teacher_share if cfg.teacher_no_call_share is None else cfg.teacher_no_call_share
+                    ),
                     "tries": cfg.teacher_tries,
                     "prompt": TEACHER_PROMPT_VERSION,
                 }
