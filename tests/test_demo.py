@@ -89,3 +89,55 @@ def test_demo_gives_each_stage_every_core_unless_the_user_chose() -> None:
             del os.environ[THREADS_ENV]
         else:
             os.environ[THREADS_ENV] = previous
+
+
+@pytest.mark.slow
+def test_demo_resumes_or_follows_an_interrupted_training(settings: Settings, tiny_model: Path) -> None:
+    """Ctrl-C during the demo's training cancels the job at a checkpoint; the next demo resumes that
+    run (not a new one from step 0), and one whose worker is still training is followed, not refused
+    as busy."""
+    from tooltune.training import runs
+
+    cfg = DemoConfig.preset(
+        True, model=str(tiny_model), n_examples=40, iters=400, num_layers=2, eval_limit=1, concurrency=2
+    )
+    cfg = cfg.model_copy(update={"max_tokens": 24, "max_seq_length": 4096})
+
+    def interrupt_after(step: int):
+        def on_step(stage: str, done: int, total: int) -> None:
+            if stage == "train" and done > step:
+                raise KeyboardInterrupt
+
+        return on_step
+
+    with pytest.raises(KeyboardInterrupt):
+        run_demo(settings, cfg, on_step=interrupt_after(5))
+    [first] = runs.list_runs(settings)
+    assert first.status == "cancelled" and not first.registered
+    c1 = first.last_checkpoint
+    assert c1 is not None and 5 < c1 < cfg.iters
+
+    stages: list[tuple[str, str]] = []
+    with pytest.raises(KeyboardInterrupt):
+        run_demo(settings, cfg, on_stage=lambda s, m: stages.append((s, m)), on_step=interrupt_after(c1))
+    assert (
+        "train",
+        f"resuming {first.adapter_name} from its checkpoint at iteration {c1} of 400 ({first.id})",
+    ) in stages
+    [second] = runs.list_runs(settings)
+    assert second.id == first.id and second.status == "cancelled" and second.resumes == [c1]
+    c2 = second.last_checkpoint
+    assert c2 is not None and c2 > c1
+
+    # a demo killed outright leaves its worker training: the next demo follows that job
+    job = runs.resume_training(first.id, settings)
+    stages.clear()
+    result = run_demo(settings, cfg, on_stage=lambda s, m: stages.append((s, m)))
+    assert (
+        "train",
+        f"following the training of {first.adapter_name} already under way ({first.id})",
+    ) in stages
+    [done] = runs.list_runs(settings)
+    assert done.id == first.id and done.job_id == job.id and done.status == "succeeded" and done.registered
+    assert done.resumes == [c1, c2] and done.iteration == cfg.iters
+    assert result.adapter == first.adapter_name and result.served_adapter == result.adapter

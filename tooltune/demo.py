@@ -8,6 +8,7 @@ exists, so an interrupted demo picks up where it stopped (an eval run half done 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, MutableMapping
@@ -198,7 +199,7 @@ def _adapter(
     step: StepFn,
 ) -> tuple[str, dict[str, Any]]:
     from tooltune.adapters.registry import AdapterRegistry
-    from tooltune.training.runs import follow_events, get_run, start_training
+    from tooltune.training.runs import get_run, start_training
     from tooltune.training.train_config import TrainConfig
 
     name = f"demo-coding-{cfg.tag}-{data_tag}"  # new data, new adapter
@@ -206,33 +207,72 @@ def _adapter(
     if (ws.adapters / name).exists():
         stage("train", f"using adapter {name}")
         return name, registry.get(name).train_metrics
-    config = TrainConfig.short_run(
-        str(model_path),
-        dataset,
-        iters=cfg.iters,
-        rank=cfg.rank,
-        num_layers=cfg.num_layers,
-        learning_rate=cfg.learning_rate,
-        batch_size=cfg.batch_size,
-        max_seq_length=cfg.max_seq_length,
-        seed=cfg.seed,
-        steps_per_report=5 if cfg.quick else 10,
-        steps_per_eval=cfg.iters if cfg.quick else max(20, cfg.iters // 3),  # quick: first and last only
-        save_every=max(20, cfg.iters // 4),
-        val_batches=3 if cfg.quick else 10,
-    )
-    stage("train", f"training {name}: {cfg.iters} iterations, rank {cfg.rank}, {cfg.num_layers} layers")
-    job = start_training(config, settings, name=name)
-    for event in follow_events(settings, job.id, poll_interval=1.0):
-        if event.kind == "train" and event.iteration is not None:
-            step("train", event.iteration, cfg.iters)
-    run = get_run(settings, job.id)
+    job_id = _earlier_training(settings, name, stage)
+    if job_id is None:
+        config = TrainConfig.short_run(
+            str(model_path),
+            dataset,
+            iters=cfg.iters,
+            rank=cfg.rank,
+            num_layers=cfg.num_layers,
+            learning_rate=cfg.learning_rate,
+            batch_size=cfg.batch_size,
+            max_seq_length=cfg.max_seq_length,
+            seed=cfg.seed,
+            steps_per_report=5 if cfg.quick else 10,
+            steps_per_eval=cfg.iters if cfg.quick else max(20, cfg.iters // 3),  # quick: first and last only
+            save_every=max(20, cfg.iters // 4),
+            val_batches=3 if cfg.quick else 10,
+        )
+        stage("train", f"training {name}: {cfg.iters} iterations, rank {cfg.rank}, {cfg.num_layers} layers")
+        job_id = start_training(config, settings, name=name).id
+    _follow_training(settings, job_id, cfg.iters, step)
+    run = get_run(settings, job_id)
     if run.status != "succeeded" or not run.registered:
         raise TooltuneError(
             f"demo training run {run.id} ended {run.status}: {run.error or run.registration_error}; "
             f"see `tooltune runs show {run.id}`"
+            + ("; run the demo again to resume from its last checkpoint" if run.last_checkpoint else "")
         )
     return name, registry.get(name).train_metrics
+
+
+def _earlier_training(settings: Settings, name: str, stage: StageFn) -> str | None:
+    """The job to follow for an earlier demo's run of this adapter (same name = same data and
+    recipe): still running (a demo that was stopped leaves its worker running or checkpointing), or
+    stopped with a checkpoint and resumed from it. None: start a new run."""
+    from tooltune.training.runs import checkpoints, list_runs, resume_training
+
+    earlier = [r for r in list_runs(settings) if r.adapter_name == name and r.status != "succeeded"]
+    if not earlier:
+        return None
+    run = earlier[-1]
+    if not run.done and run.job_id is not None:
+        stage("train", f"following the training of {name} already under way ({run.id})")
+        return run.job_id
+    run_dir = Workspace(settings.workspace).run_dir(run.id)
+    its = checkpoints(run_dir)
+    if not its or run.iters is None or its[-1] >= run.iters:
+        return None
+    stage("train", f"resuming {name} from its checkpoint at iteration {its[-1]} of {run.iters} ({run.id})")
+    return resume_training(run.id, settings).id
+
+
+def _follow_training(settings: Settings, job_id: str, total: int, step: StepFn) -> None:
+    """Report progress until the job ends. An interrupt (Ctrl-C) cancels it, so the worker saves a
+    checkpoint and stops instead of training on unseen; the next demo resumes from it."""
+    from tooltune.jobs import JobStore
+    from tooltune.training.runs import cancel_training, follow_events
+
+    try:
+        for event in follow_events(settings, job_id, poll_interval=1.0):
+            if event.kind == "train" and event.iteration is not None:
+                step("train", event.iteration, total)
+    except KeyboardInterrupt:
+        cancel_training(job_id, settings)
+        with contextlib.suppress(TooltuneError, KeyboardInterrupt):  # a second Ctrl-C stops waiting
+            JobStore(Workspace(settings.workspace)).wait(job_id, timeout=120, poll=0.5)
+        raise
 
 
 async def _evaluate_and_ask(

@@ -84,7 +84,12 @@ def demo(
                 tasks[stage] = bar.add_task(stage, total=total)
             bar.update(tasks[stage], completed=done, total=total)
 
-        result = run_demo(context.settings(), cfg, on_stage=on_stage, on_step=on_step)
+        try:
+            result = run_demo(context.settings(), cfg, on_stage=on_stage, on_step=on_step)
+        except KeyboardInterrupt:
+            err.print("interrupted: finished stages are kept and a training run saves a checkpoint;")
+            err.print("run the same `tooltune demo` again to resume")
+            return 130
 
     table = Table(title=f"coding-tools suite: baseline vs {result.adapter}")
     table.add_column("category")
