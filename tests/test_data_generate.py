@@ -274,6 +274,8 @@ def test_teacher_no_call_share_is_the_share_of_text_answers_rewritten(
     )
     res = generate_examples(tools, cfg, teacher=teacher)
     rewritten = [e for e in res.examples if e.user_texts()[0].startswith("Plainly: ")]
+    # the examples say which of their requests the teacher rewrote
+    assert [e for e in res.examples if e.meta.teacher] == rewritten
     answered = {e.meta.kind for e in rewritten}
     assert rewritten and res.teacher is not None and res.teacher.kept == len(rewritten)
     if no_call_share:

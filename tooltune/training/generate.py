@@ -170,6 +170,7 @@ class _Gen:
         self.validators = {id(t): _validator(t) for t in tools}
         self.unverifiable = 0
         self._twin: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None = None
+        self._taught = False
 
     # --- building blocks -------------------------------------------------------------------------
     def args_for(self, tool: ToolSpec, *, edge: bool = False) -> dict[str, Any] | None:
@@ -238,7 +239,10 @@ class _Gen:
         out = self.teacher.paraphrase(
             text, keep, seed=self.rng.randrange(1 << 30), tries=self.cfg.teacher_tries, check=check
         )
-        return out if out is not None else text
+        if out is None:
+            return text
+        self._taught = True
+        return out
 
     def pick(self) -> ToolSpec:
         return self.rng.choice(self.tools)
@@ -464,10 +468,11 @@ class _Gen:
     def conversation(self, kind: str) -> Example | None:
         self._tools: list[dict[str, Any]] = []
         self._twin = None
+        self._taught = False  # set when the teacher's rewrite of a request is kept
         msgs = getattr(self, kind)()
         if msgs is None:
             return None
-        return _example(msgs, self._tools, kind)
+        return _example(msgs, self._tools, kind, teacher=self._taught)
 
     def take_twin(self) -> Example | None:
         """The call twin (kind 'contrast') of the conversation just made, if it has one."""
@@ -478,10 +483,13 @@ class _Gen:
         return _example(msgs, tools, "contrast")
 
 
-def _example(msgs: list[dict[str, Any]], tools: list[dict[str, Any]], kind: str) -> Example:
+def _example(
+    msgs: list[dict[str, Any]], tools: list[dict[str, Any]], kind: str, *, teacher: bool = False
+) -> Example:
     group = normalize_text(json.dumps(msgs, sort_keys=True))
     gid = hashlib.sha256(group.encode()).hexdigest()[:16]
-    return Example(messages=msgs, tools=tools, meta=ExampleMeta(kind=kind, source="generated", group=gid))
+    meta = ExampleMeta(kind=kind, source="generated", group=gid, teacher=teacher)
+    return Example(messages=msgs, tools=tools, meta=meta)
 
 
 def _tool_words(t: ToolSpec) -> set[str]:
