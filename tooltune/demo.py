@@ -3,7 +3,8 @@ tools, train an adapter, evaluate baseline vs adapter on the built-in suite, ser
 ask the agent one question through it.
 
 Every stage has a fixed name derived from its settings and is skipped when its result already
-exists, so an interrupted demo picks up where it stopped (an eval run half done is resumed).
+exists, so an interrupted demo picks up where it stopped: a training run from its last checkpoint
+(or followed, if its worker is still training) and an eval run half done from its missing cases.
 """
 
 from __future__ import annotations

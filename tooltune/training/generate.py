@@ -92,8 +92,7 @@ class GenerateConfig(BaseModel):
         ge=0,
         le=1,
         description="Share of the requests answered in text (near misses, requests for a tool that is not "
-        "offered) sent to the teacher; None: teacher_share. Rewriting only the calls' requests taught the "
-        "model that a plainly worded question means 'call'.",
+        "offered) sent to the teacher; None: teacher_share.",
     )
     teacher_tries: int = Field(
         default=2,
@@ -427,7 +426,8 @@ class _Gen:
             twin_rng = random.Random()
             twin_rng.setstate(rng.getstate())  # the twin replays the same wording choices
         text = request_text(rng, tool, args, phrase)
-        # rewritten like the calls' requests, or a plain question would mean "call" and a stiff one "don't"
+        # rewritten like the calls' requests, so wording alone does not tell a call from a text answer
+        # (on BFCL this did not stop the over-calling: bench attempts 19 and 20)
         own = set(task_phrase(tool).imperative().lower().split()) - set(phrase.imperative().lower().split())
         text = self.maybe_paraphrase(text, args, task_word=new_word, not_words=own, no_call=True)
         others = [
