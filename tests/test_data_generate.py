@@ -594,6 +594,10 @@ def test_cli_contrast_share_and_mix_reach_the_generator(settings: Settings) -> N
     r = _cli(*args, "single", "--out", "P", settings=settings)
     assert r.returncode == 0, r.stderr
     plain = load_dataset(Workspace(settings.workspace), "P")
+    assert plain.stats["phrasebook_share"] == 0.8  # the default, recorded: the tools have a phrasebook
+    r = _cli(*args, "single", "--out", "W", "--phrasebook-share", "0.25", settings=settings)
+    assert r.returncode == 0, r.stderr
+    assert load_dataset(Workspace(settings.workspace), "W").stats["phrasebook_share"] == 0.25
     assert "contrast" not in plain.stats["counts"]
     assert "contrast_share" not in plain.stats and "near_miss_contrast_share" not in plain.stats
     r = _cli(*args, "single", "--out", "M", "--mix", '{"single": 1}', settings=settings)

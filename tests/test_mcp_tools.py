@@ -180,14 +180,16 @@ async def test_generate_mix_max_tools_and_contrast_share_reach_the_generator(
     from tooltune.workspace import Workspace
 
     mix = {"single": 0.5, "no_call": 0.5}
-    out = await make_dataset(client, tiny_model, name="mixed", mix=mix, max_tools=2, contrast_share=1.0)
+    out = await make_dataset(
+        client, tiny_model, name="mixed", mix=mix, max_tools=2, contrast_share=1.0, phrasebook_share=0.25
+    )
     assert set(out["kinds"]) <= {"single", "no_call", "contrast"} and out["kinds"].get("contrast", 0) > 0
     info = load_dataset(Workspace(settings.workspace), "mixed")
     lines = [
         json.loads(line) for s in ("train", "valid", "test") for line in (info.path / f"{s}.jsonl").open()
     ]
     assert lines and max(len(line["tools"]) for line in lines) <= 2
-    assert info.stats["contrast_share"] == 1.0
+    assert info.stats["contrast_share"] == 1.0 and info.stats["phrasebook_share"] == 0.25
     text = await call_error(client, "generate_training_examples", builtin="coding", n=5, mix={"bogus": 1.0})
     assert "bogus" in text and "single" in text  # names the bad kind and the good ones
 
@@ -248,6 +250,7 @@ async def test_generate_teacher_share_and_tries_reach_the_teacher(
             teacher_share=0.5,
             teacher_no_call_share=0.25,
             teacher_tries=3,
+            phrasebook_share=0.0,  # requests in a developer's words are not sent to the teacher
         )
         stats = load_dataset(Workspace(settings.workspace), "taught").stats["teacher"]
         assert (stats["share"], stats["no_call_share"], stats["tries"]) == (0.5, 0.25, 3)

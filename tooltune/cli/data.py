@@ -197,6 +197,7 @@ def generate(
     system_share: float = 0.5,
     contrast_share: float = 0.0,
     near_miss_contrast_share: float = 0.0,
+    phrasebook_share: float = 0.8,
     mix: str | None = None,
 ) -> None:
     """Generate a dataset of tool-calling examples from tool schemas.
@@ -248,6 +249,9 @@ def generate(
     near_miss_contrast_share
         Share of near misses (the task next to an offered tool's) that also get a twin: the same
         words asking for the tool's own task, answered with its call (kind "contrast").
+    phrasebook_share
+        Share of requests for the built-in coding tools written the way developers ask ("open
+        src/app.py", "run `make lint`", follow-ups into a result); the rest are phrased from the schema.
     mix
         Relative weight per kind as JSON, e.g. '{"single": 0.35, "choose": 0.25, "no_call": 0.12}'.
         Single-turn targets want few text answers (~25%), or a small model learns to refuse.
@@ -268,6 +272,7 @@ def generate(
             system_share=system_share,
             contrast_share=contrast_share,
             near_miss_contrast_share=near_miss_contrast_share,
+            phrasebook_share=phrasebook_share,
             teacher_share=teacher_share,
             teacher_no_call_share=teacher_no_call_share,
             teacher_tries=teacher_tries,

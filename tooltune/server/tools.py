@@ -228,6 +228,16 @@ def register_tools(mcp: MCPServer, state: ServerState) -> None:
                 "answered with its call.",
             ),
         ] = 0.0,
+        phrasebook_share: Annotated[
+            float,
+            Field(
+                ge=0,
+                le=1,
+                description="Share of requests for the built-in coding tools written the way developers "
+                "ask ('open src/app.py', 'run `make lint`', follow-ups into a result); the rest are phrased "
+                "from the schema.",
+            ),
+        ] = 0.8,
         teacher: Annotated[
             str | None,
             Field(
@@ -288,6 +298,7 @@ def register_tools(mcp: MCPServer, state: ServerState) -> None:
             "max_tools": max_tools,
             "contrast_share": contrast_share,
             "near_miss_contrast_share": near_miss_contrast_share,
+            "phrasebook_share": phrasebook_share,
             "teacher_share": teacher_share,
             "teacher_no_call_share": teacher_no_call_share,
             "teacher_tries": teacher_tries,

@@ -24,6 +24,7 @@ from jsonschema import Draft202012Validator
 from pydantic import BaseModel, Field, field_validator
 
 from tooltune.logs import get_logger
+from tooltune.training import coding_requests
 from tooltune.training.examples import (
     DataError,
     Example,
@@ -58,7 +59,9 @@ log = get_logger(__name__)
 #    array's description; wh-questions ("Who was …?", "How much is …?") that want a call
 # 5: values put where the task phrase names them ("convert 500 from USD to CAD", "the president during
 #    the Civil War"), half of the requests
-GENERATOR_VERSION = "tooltune-data/5"
+# 6: the agent's built-in coding tools are asked for the way developers ask ("open src/app.py", "run
+#    `make lint`", follow-ups into a tool result), with results in the real tools' text form
+GENERATOR_VERSION = "tooltune-data/6"
 
 # ~25% of examples (after splitting multi-turn ones) end without a call: the model must learn not to
 # over-call (BFCL irrelevance), including when the offered tool is about the topic but does another job.
@@ -124,6 +127,14 @@ class GenerateConfig(BaseModel):
         description="Share of near misses (the task next to an offered tool's) that also get their twin: "
         "the same request worded with the tool's own task, the same tools offered, answered with its "
         "call (kind 'contrast'). The pair differs in the task words only, so the model must read them.",
+    )
+    phrasebook_share: float = Field(
+        default=0.8,
+        ge=0,
+        le=1,
+        description="Share of requests for the agent's built-in coding tools written the way developers "
+        'ask ("open src/app.py", "run `make lint`", follow-ups into a result); the rest are phrased '
+        "from the schema. Other tools have no phrasebook and are always phrased from their schema.",
     )
     mix: dict[str, float] | None = Field(
         default=None,
@@ -247,14 +258,32 @@ class _Gen:
         return self.rng.choice(self.tools)
 
     # --- kinds -----------------------------------------------------------------------------------
+    def natural(self, tool: ToolSpec) -> bool:
+        """Ask for this tool in a developer's words? Draws only for phrasebook tools, so datasets of
+        other tools stay what they were."""
+        return coding_requests.covers(tool) and self.rng.random() < self.cfg.phrasebook_share
+
+    def book_request(self, tool: ToolSpec, *, polish: bool = True) -> tuple[str, dict[str, Any]] | None:
+        text, args = coding_requests.request(self.rng, tool.name, polish=polish)
+        if not self.validators[id(tool)].is_valid(args):
+            self.unverifiable += 1
+            return None
+        return text, args
+
     def single(self, *, extra: int | None = None, edge: bool = False) -> list[dict[str, Any]] | None:
         tool = self.pick()
-        args = self.args_for(tool, edge=edge)
-        if args is None:
-            return None
-        text = self.request(tool, args)
-        if text is None:
-            return None
+        if not edge and self.natural(tool):
+            got = self.book_request(tool)
+            if got is None:
+                return None
+            text, args = got
+        else:
+            args = self.args_for(tool, edge=edge)
+            if args is None:
+                return None
+            text = self.request(tool, args)
+            if text is None:
+                return None
         n_extra = extra if extra is not None else self.rng.choice([0, 0, 1, 2])
         self._tools = self.tool_set([tool], n_extra)
         return [{"role": "user", "content": text}, call_message([(tool.name, args)])]
@@ -272,6 +301,8 @@ class _Gen:
         k = rng.choice([2, 2, 3])
         same = rng.random() < 0.5
         base = self.pick()
+        if self.natural(base):
+            return self.book_parallel(base, same)
         calls: list[tuple[ToolSpec, dict[str, Any]]] = []
         for i in range(k):
             tool = base if same or i == 0 else self.pick()
@@ -288,6 +319,32 @@ class _Gen:
             self.unverifiable += 1
             return None
         text = self.maybe_paraphrase(text, *(a for _, a in calls))
+        uniq = list({t.name: t for t, _ in calls}.values())
+        self._tools = self.tool_set(uniq, rng.choice([0, 1, 2]))
+        return [{"role": "user", "content": text}, call_message([(t.name, a) for t, a in calls])]
+
+    def book_parallel(self, base: ToolSpec, same: bool) -> list[dict[str, Any]] | None:
+        """Two calls in one message, in a developer's words: one tool twice ("open a.py and b.py")
+        or two tools ("git status and run the tests")."""
+        rng = self.rng
+        paired = coding_requests.pair(rng, base.name) if same else None
+        if paired is not None:
+            text, arg_list = paired
+            calls = [(base, a) for a in arg_list]
+        else:
+            others = [t for t in self.tools if coding_requests.covers(t) and t.name != base.name]
+            if not others:
+                return None
+            other = rng.choice(others)
+            first, second = self.book_request(base, polish=False), self.book_request(other, polish=False)
+            joined = coding_requests.join(rng, [first[0], second[0]]) if first and second else None
+            if first is None or second is None or joined is None:
+                return None
+            text = joined
+            calls = [(base, first[1]), (other, second[1])]
+        if not all(self.validators[id(t)].is_valid(a) for t, a in calls):
+            self.unverifiable += 1
+            return None
         uniq = list({t.name: t for t, _ in calls}.values())
         self._tools = self.tool_set(uniq, rng.choice([0, 1, 2]))
         return [{"role": "user", "content": text}, call_message([(t.name, a) for t, a in calls])]
@@ -346,6 +403,8 @@ class _Gen:
     def multi_chain(self) -> list[dict[str, Any]] | None:
         rng = self.rng
         a = self.pick()
+        if self.natural(a):
+            return self.follow_up()
         b = a if rng.random() < 0.3 else self.pick()
         if b.name == a.name and b is not a:
             b = a
@@ -373,6 +432,23 @@ class _Gen:
             ]
         return msgs
 
+    def follow_up(self) -> list[dict[str, Any]] | None:
+        """A second request that points into the first call's result ("open the second one"): the model
+        must take the value from the tool's output, as the agent does in a session."""
+        calls, results, asks = coding_requests.follow_up(self.rng)
+        by_name = {t.name: t for t in self.tools}
+        if any(n not in by_name or not self.validators[id(by_name[n])].is_valid(a) for n, a in calls):
+            self.unverifiable += 1
+            return None
+        msgs: list[dict[str, Any]] = []
+        for i, (name, args) in enumerate(calls):
+            msgs += [{"role": "user", "content": asks[i]}, call_message([(name, args)])]
+            if i < len(results):
+                msgs.append({"role": "tool", "name": name, "content": results[i]})
+        uniq = list({n: by_name[n] for n, _ in calls}.values())
+        self._tools = self.tool_set(uniq, self.rng.choice([0, 1, 2, 3]))
+        return msgs
+
     def no_call(self) -> list[dict[str, Any]] | None:
         """A request for a tool that is *not* offered (the rest of the set is unrelated), or a general
         question no tool serves: answered in plain text."""
@@ -380,9 +456,13 @@ class _Gen:
         target = self.pick()
         unrelated = [t for t in self.tools if not _related(t, target)]
         if unrelated and rng.random() < 0.7:
-            args = self.args_for(target)
-            text = self.request(target, args, no_call=True) if args is not None else None
-            if text is None:
+            if self.natural(target):
+                got = self.book_request(target)
+                text, args = got if got is not None else (None, None)
+            else:
+                args = self.args_for(target)
+                text = self.request(target, args, no_call=True) if args is not None else None
+            if text is None or args is None:
                 return None
             offered = rng.sample(unrelated, min(len(unrelated), rng.randint(1, min(4, self.cfg.max_tools))))
             rng.shuffle(offered)
@@ -401,6 +481,9 @@ class _Gen:
         offered = rng.sample(self.tools, min(len(self.tools), rng.randint(1, min(4, self.cfg.max_tools))))
         vocab = {w for t in offered for w in _tool_words(t)}
         options = [(q, a) for q, a in GENERAL_QA if not (set(normalize_text(q).split()) & vocab)]
+        if any(coding_requests.covers(t) for t in offered):
+            # questions about code a coding agent answers from what it knows, and asks it has no tool for
+            options += coding_requests.CODING_QA
         if not options:
             return None
         q, a = rng.choice(options)
@@ -639,34 +722,8 @@ CHITCHAT = [
 
 def fake_result(rng: random.Random, tool: ToolSpec, args: dict[str, Any]) -> tuple[str, str]:
     """A plausible tool result (JSON text) and a short final answer that uses it."""
-    name = tool.name
-    if name == "read_file":
-        body = rng.choice(
-            ["def main():\n    print('hello')\n", "import os\n\nDEBUG = False\n", "# TODO: add docs\n"]
-        )
-        return json.dumps(
-            {"path": args.get("path"), "content": body}
-        ), f"Here is {args.get('path')}:\n\n```\n{body}```"
-    if name == "list_dir":
-        items = rng.sample(["main.py", "utils.py", "tests/", "README.md", "config.yaml", "models/"], 3)
-        return json.dumps({"entries": items}), f"{args.get('path')} contains: {', '.join(items)}."
-    if name == "run_tests":
-        p, f = rng.randint(3, 60), rng.choice([0, 0, 1, 2])
-        return json.dumps({"passed": p, "failed": f}), (
-            f"All {p} tests passed." if f == 0 else f"{p} tests passed and {f} failed."
-        )
-    if name in ("git_status", "git_diff"):
-        files = rng.sample(["src/app.py", "README.md", "tests/test_api.py"], 2)
-        return json.dumps({"changed": files}), f"Changed files: {files[0]} and {files[1]}."
-    if name == "search_code":
-        n = rng.randint(0, 5)
-        return json.dumps({"matches": n}), (f"Found {n} matches." if n else "No matches found.")
-    if name == "run_command":
-        return json.dumps(
-            {"exit_code": 0, "output": "ok"}
-        ), "The command finished successfully (exit code 0)."
-    if name == "write_file":
-        return json.dumps({"ok": True}), f"Done — I wrote {args.get('path')}."
+    if coding_requests.covers(tool):  # the built-in tools' own text output, as the agent will see it
+        return coding_requests.result(rng, tool.name, args)
     tp = task_phrase(tool)
     if tp.verb in ("calculate", "compute", "estimate", "count", "measure", "evaluate", "solve", "predict"):
         value = round(rng.uniform(1, 5000), rng.choice([0, 2]))
@@ -951,6 +1008,7 @@ def generate_dataset(
                 else None
             ),
             "split_turns": cfg.split_turns,
+            **({"phrasebook_share": cfg.phrasebook_share} if any(map(coding_requests.covers, tools)) else {}),
             # recorded only when used, so datasets made without twins keep their hashes
             **({"contrast_share": cfg.contrast_share} if cfg.contrast_share else {}),
             **(

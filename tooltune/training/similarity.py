@@ -125,21 +125,26 @@ def default_bfcl_dir() -> Path | None:
 def eval_texts(suites_dir: Path | None, bfcl_dir: Path | None) -> list[EvalText]:
     """Every user message of every eval case we might be scored on.
 
-    Suites: ``<ws>/evals/suites/*.jsonl`` (cases with ``messages``). BFCL: the ``question`` user contents
-    of each non-``live_*`` file — read here only to keep them *out* of training data.
+    Suites: the built-in ones (``coding-tools``) and ``<ws>/evals/suites/*.jsonl`` (cases with
+    ``messages``). BFCL: the ``question`` user contents of each non-``live_*`` file — read here only
+    to keep them *out* of training data.
     """
+    from tooltune.evals.suite import BUILTIN_SUITES, builtin_suite_text
+
     out: list[EvalText] = []
+    files = [(f"builtin:{file}", builtin_suite_text(name)) for name, file in sorted(BUILTIN_SUITES.items())]
     if suites_dir is not None and suites_dir.is_dir():
-        for f in sorted(suites_dir.glob("*.jsonl")):
-            for i, line in enumerate(f.read_text(encoding="utf-8").splitlines(), start=1):
-                try:
-                    case = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if not isinstance(case, dict):
-                    continue
-                for m in _flatten_messages(case.get("messages") or case.get("question") or []):
-                    out.append(EvalText(source=f"suite:{f.name}:{case.get('id', i)}", text=m))
+        files += [(f"suite:{f.name}", f.read_text("utf-8")) for f in sorted(suites_dir.glob("*.jsonl"))]
+    for where, text in files:
+        for i, line in enumerate(text.splitlines(), start=1):
+            try:
+                case = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if not isinstance(case, dict):
+                continue
+            for m in _flatten_messages(case.get("messages") or case.get("question") or []):
+                out.append(EvalText(source=f"{where}:{case.get('id', i)}", text=m))
     if bfcl_dir is not None and bfcl_dir.is_dir():
         for f in sorted(bfcl_dir.glob("*.json")):
             if "live" in f.name.lower():

@@ -1,0 +1,457 @@
+"""How developers ask a coding agent for its built-in tools: requests, results and follow-ups.
+
+Requests phrased from a tool's schema ("read a text file from the project and return its contents
+with path set to src/app.py") teach a model to call a tool when its description is read back to it.
+A coding agent hears "open src/app.py", "ls tests", "run `make lint`", "did the tests pass?". This
+phrasebook writes such requests for the agent's own tools (``builtin:coding``), with coherent values
+(a command and its arguments split the way `run_command` takes them, folders for `list_dir`), tool
+results in the form the real tools return them, and follow-ups that use a result ("open the second
+one"), so what is trained is what the agent sees when served.
+
+Written by hand without copying the `coding-tools` eval suite's sentences; the leak index (which
+includes the built-in suites) drops any generated request too close to one of its cases.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+from tooltune.agent.coding_tools import CODING_TOOLS_BY_NAME
+from tooltune.training.toolspec import ToolSpec
+
+Args = dict[str, Any]
+Request = tuple[str, Args]
+
+_DIRS = [
+    "src", "lib", "app", "pkg/api", "cmd/server", "internal/db", "services/billing", "web/src",
+    "web/src/components", "api", "core", "backend", "frontend/src", "tools", "docs", "scripts",
+    "config", "migrations", "src/handlers", "src/utils", "lib/net", "packages/ui/src", "server",
+]  # fmt: skip
+_TEST_DIRS = ["tests", "tests/unit", "tests/integration", "test", "spec", "tests/api"]
+_STEMS = [
+    "main", "app", "config", "utils", "models", "routes", "handlers", "parser", "cli", "client",
+    "server", "db", "auth", "cache", "logger", "schema", "views", "settings", "errors", "helpers",
+    "session", "billing", "storage", "worker", "queue", "router", "middleware", "api", "types", "index",
+]  # fmt: skip
+_EXTS = [".py", ".py", ".py", ".ts", ".js", ".go", ".rs", ".java", ".rb", ".tsx", ".c", ".kt"]
+_ROOT_FILES = [
+    "README.md", "Makefile", "Dockerfile", "package.json", "Cargo.toml", "go.mod", "requirements.txt",
+    ".gitignore", "CHANGELOG.md", "tsconfig.json", "docker-compose.yml", ".env.example", "setup.cfg",
+    "CONTRIBUTING.md", "Gemfile", "pom.xml", "tox.ini", ".github/workflows/ci.yml", "justfile",
+]  # fmt: skip
+_IDENTS = [
+    "parse_config", "UserService", "DEFAULT_TIMEOUT", "handle_request", "fetchUser", "API_KEY",
+    "retry_with_backoff", "SessionManager", "get_db", "render_template", "validate_email", "BATCH_SIZE",
+    "useAuth", "connect_redis", "OrderRepository", "to_json", "LOG_LEVEL", "process_payment",
+    "build_query", "CacheEntry", "send_webhook", "normalize_path", "RateLimiter", "MAX_CONNECTIONS",
+]  # fmt: skip
+_TEXTS = ["TODO", "HACK", "deprecated", "console.log", "print(", "import requests", "os.environ",
+          "localhost:8080", "panic(", "unwrap()", "@pytest.mark.skip", "password"]  # fmt: skip
+GLOBS = {"Python": "*.py", "TypeScript": "*.ts", "Go": "*.go", "Rust": "*.rs", "JavaScript": "*.js",
+          "YAML": "*.yml", "Markdown": "*.md", "Java": "*.java"}  # fmt: skip
+_COMMANDS: list[tuple[str, list[str]]] = [
+    ("npm", ["install"]), ("npm", ["run", "build"]), ("npm", ["run", "lint"]), ("make", ["build"]),
+    ("make", ["lint"]), ("make", []), ("cargo", ["build", "--release"]), ("cargo", ["clippy"]),
+    ("go", ["vet", "./..."]), ("go", ["build", "./cmd/server"]), ("python", ["scripts/seed_db.py"]),
+    ("python", ["-m", "mypy", "src"]), ("ls", ["-la"]), ("docker", ["compose", "up", "-d"]),
+    ("ruff", ["check", "."]), ("node", ["--version"]), ("git", ["branch", "-a"]),
+    ("git", ["fetch", "origin"]), ("pip", ["list"]), ("./build.sh", []), ("bundle", ["exec", "rake"]),
+    ("yarn", ["typecheck"]), ("python", ["manage.py", "migrate"]), ("du", ["-sh", "node_modules"]),
+    ("black", ["--check", "src"]), ("mvn", ["package", "-DskipTests"]), ("terraform", ["plan"]),
+    ("git", ["stash", "list"]), ("uv", ["sync"]), ("tsc", ["--noEmit"]),
+]  # fmt: skip
+_CONTENTS = [
+    "print('hello world')\n", "node_modules/\ndist/\n.env\n", "FROM python:3.12-slim\n",
+    "export const API_URL = '/api/v2';\n", "# Notes\n\nRemember to rotate the keys.\n",
+    "DEBUG=false\nPORT=8000\n", "def add(a, b):\n    return a + b\n", "{\n  \"semi\": true\n}\n",
+    "__version__ = '0.4.1'\n", "*.log\n__pycache__/\n", "package main\n\nfunc main() {}\n",
+]  # fmt: skip
+_TEST_NAMES = ["test_login", "test_refund", "test_parse_empty", "test_timeout", "test_cache_expiry",
+               "test_signup_flow", "test_invalid_token", "test_retry"]  # fmt: skip
+_KEYWORDS = ["auth", "billing", "slow", "api", "parser", "cache", "smoke", "payment"]
+
+
+def _path(rng: random.Random, *, root_ok: bool = True) -> str:
+    if root_ok and rng.random() < 0.2:
+        return rng.choice(_ROOT_FILES)
+    return f"{rng.choice(_DIRS)}/{rng.choice(_STEMS)}{rng.choice(_EXTS)}"
+
+
+def _test_path(rng: random.Random) -> str:
+    return f"{rng.choice(_TEST_DIRS)}/test_{rng.choice(_STEMS)}.py"
+
+
+_SHELL_WORDS = {"ls", "git", "pytest", "grep", "head", "diff", "cat", "dump"}
+
+
+def _polish(rng: random.Random, text: str) -> str:
+    """Casual variation: a lead-in or tail, sometimes all lower case (people type fast)."""
+    if text.startswith("$ "):
+        return text
+    if text.split(" ", 1)[0] in _SHELL_WORDS:  # typed like a command: "please pytest -x" reads wrong
+        return rng.choice(["", "", "", "ok, ", "now "]) + text
+    if text.endswith("?"):
+        text = rng.choice(["", "", "", "hey, ", "quick one: ", "ok, "]) + text
+    else:
+        lead = rng.choice(["", "", "", "hey, ", "please ", "quick one: ", "ok, ", "can you "])
+        tail = rng.choice(["", "", "", " please", " for me", " thanks"])
+        if lead == "can you ":
+            tail = (tail if tail != " thanks" else "") + "?"
+        text = lead + text + tail
+    return text[0].upper() + text[1:] if rng.random() < 0.6 else text[0].lower() + text[1:]
+
+
+def _read_file(rng: random.Random) -> Request:
+    p = _path(rng)
+    r = rng.random()
+    if r < 0.7:
+        t = rng.choice([
+            "open {p}", "show me {p}", "what's in {p}?", "let me see {p}", "read {p}", "print {p}",
+            "display {p}", "I need to look at {p}", "pull up {p}", "what does {p} contain?",
+            "take a look at {p}", "view {p}", "show {p}", "read through {p}", "dump {p}",
+            "what does {p} say?", "check what's inside {p}",
+        ])  # fmt: skip
+        return t.format(p=p), {"path": p}
+    a = rng.randint(1, 400)
+    b = a + rng.choice([5, 10, 20, 25, 40, 60, 100])
+    if r < 0.85:
+        t = rng.choice(["show lines {a} to {b} of {p}", "{p}, lines {a}-{b}", "read {p} from line {a} to {b}",
+                        "give me lines {a} through {b} in {p}", "print {p} between lines {a} and {b}"])  # fmt: skip
+        return t.format(p=p, a=a, b=b), {"path": p, "start_line": a, "end_line": b}
+    if r < 0.93:
+        n = rng.choice([10, 20, 30, 50, 80])
+        t = rng.choice(["first {n} lines of {p}", "show the top {n} lines of {p}", "head -n {n} {p}"])
+        return t.format(p=p, n=n), {"path": p, "start_line": 1, "end_line": n}
+    t = rng.choice(
+        ["show {p} from line {a} on", "read {p} starting at line {a}", "{p} from line {a} to the end"]
+    )
+    return t.format(p=p, a=a), {"path": p, "start_line": a}
+
+
+def _write_file(rng: random.Random) -> Request:
+    p = _path(rng)
+    c = rng.choice(_CONTENTS)
+    shown = c.rstrip("\n")
+    t = rng.choice([
+        "create {p} with this content:\n{c}", "write this to {p}:\n{c}", "save the following as {p}:\n{c}",
+        "make a new file {p} containing:\n{c}", "overwrite {p} with:\n{c}", "put this in {p}:\n{c}",
+    ])  # fmt: skip
+    if "\n" not in shown and rng.random() < 0.5:
+        t = rng.choice(["create {p} containing `{c}`", "write `{c}` into {p}", "replace {p} with `{c}`"])
+    return t.format(p=p, c=shown), {"path": p, "content": shown}
+
+
+def _list_dir(rng: random.Random) -> Request:
+    r = rng.random()
+    if r < 0.15:
+        t = rng.choice(["what's at the top level of the repo?", "list the project root", "ls",
+                        "what files are in the root folder?", "show the root directory"])  # fmt: skip
+        return t, {"path": "."}
+    d = rng.choice(_DIRS + _TEST_DIRS)
+    if r < 0.3:
+        t = rng.choice(["show the whole tree under {d}", "list everything in {d} recursively",
+                        "ls -R {d}", "list {d} including its subfolders"])  # fmt: skip
+        return t.format(d=d), {"path": d, "recursive": True}
+    t = rng.choice([
+        "ls {d}", "list {d}", "what's inside {d}/?", "what files are under {d}?", "which files does {d} have?",
+        "show me the {d} folder", "list the contents of {d}", "what do we have in {d}?", "ls {d}/",
+    ])  # fmt: skip
+    return t.format(d=d), {"path": d}
+
+
+def _search_code(rng: random.Random) -> Request:
+    x = rng.choice(_IDENTS + _TEXTS)
+    r = rng.random()
+    if r < 0.55:
+        t = rng.choice([
+            "grep for {x}", "search the code for {x}", "where do we use {x}?", "find all references to {x}",
+            "find usages of {x}", "which files mention {x}?", "look for `{x}` in the codebase",
+            "find every place that uses {x}", "search for \"{x}\"", "grep {x}",
+        ])  # fmt: skip
+        return t.format(x=x), {"pattern": x}
+    if r < 0.75:
+        d = rng.choice(_DIRS)
+        t = rng.choice(
+            ["look for {x} in {d}", "search {d} for {x}", "grep {x} under {d}/", "find {x} inside {d}"]
+        )
+        return t.format(x=x, d=d), {"pattern": x, "path": d}
+    if r < 0.9:
+        lang, glob = rng.choice(list(GLOBS.items()))
+        t = rng.choice(["find {x} in the {lang} files", "search only {glob} files for {x}",
+                        "grep {x} in {lang} code"])  # fmt: skip
+        return t.format(x=x, lang=lang, glob=glob), {"pattern": x, "file_glob": glob}
+    n = rng.choice([5, 10, 20, 50])
+    t = rng.choice(["search for {x}, at most {n} results", "show me the first {n} matches for {x}",
+                    "grep {x} and stop after {n} hits"])  # fmt: skip
+    return t.format(x=x, n=n), {"pattern": x, "max_results": n}
+
+
+def _cmdline(rng: random.Random) -> tuple[str, Args]:
+    cmd, argv = rng.choice(_COMMANDS)
+    args: Args = {"command": cmd}
+    if argv:
+        args["args"] = list(argv)
+    return " ".join([cmd, *argv]), args
+
+
+def _run_command(rng: random.Random) -> Request:
+    line, args = _cmdline(rng)
+    if rng.random() < 0.2:
+        s = rng.choice([30, 90, 120, 300, 600, 900])
+        t = rng.choice(["run `{line}` with a {s} second timeout", "run {line} and give it {s} seconds",
+                        "execute `{line}`, timeout {s}s"])  # fmt: skip
+        return t.format(line=line, s=s), {**args, "timeout": s}
+    t = rng.choice(["run `{line}`", "execute {line}", "can you run `{line}`", "run {line}", "$ {line}", "please run {line}",
+                    "kick off `{line}`", "try `{line}`"])  # fmt: skip
+    return t.format(line=line), args
+
+
+def _run_tests(rng: random.Random) -> Request:
+    r = rng.random()
+    if r < 0.35:
+        t = rng.choice(["run the test suite", "do the tests pass?", "are the tests green?", "run pytest",
+                        "run all the tests", "check whether the tests still pass", "test everything"])  # fmt: skip
+        return t, {}
+    if r < 0.6:
+        p = rng.choice([_test_path(rng), rng.choice(_TEST_DIRS)])
+        t = rng.choice(["run the tests in {p}", "run {p}", "pytest {p}", "just run {p}"])
+        return t.format(p=p), {"path": p}
+    if r < 0.8:
+        k = rng.choice(_KEYWORDS + _TEST_NAMES)
+        t = rng.choice(["run only the {k} tests", "run the tests matching {k}", "pytest -k {k}",
+                        "rerun {k}"])  # fmt: skip
+        return t.format(k=k), {"keyword": k}
+    t = rng.choice(["run the suite and quit on the first failing test", "run the suite, fail fast",
+                    "pytest -x", "run the tests but bail out on the first error"])  # fmt: skip
+    return t, {"fail_fast": True}
+
+
+def _git_status(rng: random.Random) -> Request:
+    t = rng.choice([
+        "git status", "what's the git status?", "which files have I modified?", "is my working tree clean?",
+        "what branch am I on?", "any uncommitted changes?", "do I have untracked files?",
+        "what's changed in the repo so far?", "show the status of the repo",
+    ])  # fmt: skip
+    return t, {}
+
+
+def _git_diff(rng: random.Random) -> Request:
+    r = rng.random()
+    if r < 0.4:
+        t = rng.choice(["show me the diff", "git diff", "what are my unstaged changes?",
+                        "show what I've changed so far", "let me see the current diff"])  # fmt: skip
+        return t, {}
+    if r < 0.8:
+        p = _path(rng)
+        t = rng.choice(["what did I change in {p}?", "diff {p}", "git diff {p}", "show the changes to {p}"])
+        return t.format(p=p), {"path": p}
+    t = rng.choice(["show the staged diff", "git diff --staged", "what's in the staged changes?",
+                    "diff of what I've staged"])  # fmt: skip
+    return t, {"staged": True}
+
+
+CALLS: dict[str, Callable[[random.Random], Request]] = {
+    "read_file": _read_file,
+    "write_file": _write_file,
+    "list_dir": _list_dir,
+    "search_code": _search_code,
+    "run_command": _run_command,
+    "run_tests": _run_tests,
+    "git_status": _git_status,
+    "git_diff": _git_diff,
+}
+
+
+def covers(tool: ToolSpec) -> bool:
+    """Only the built-in tool itself: a user's own `read_file` with other parameters is not ours."""
+    return CODING_TOOLS_BY_NAME.get(tool.name) == tool
+
+
+def request(rng: random.Random, name: str, *, polish: bool = True) -> Request:
+    text, args = CALLS[name](rng)
+    return (_polish(rng, text) if polish else text), args
+
+
+def pair(rng: random.Random, name: str) -> tuple[str, list[Args]] | None:
+    """Two calls of one tool asked for in one breath ("open a.py and b.py")."""
+    if name == "read_file":
+        a, b = _path(rng), _path(rng)
+        t = rng.choice(["open {a} and {b}", "show me {a} and also {b}", "read {a} and {b}",
+                        "I need {a} plus {b}", "let me see {a} and {b} side by side"])  # fmt: skip
+        calls: list[Args] = [{"path": a}, {"path": b}]
+    elif name == "list_dir":
+        a, b = rng.sample(_DIRS + _TEST_DIRS, 2)
+        t = rng.choice(["ls {a} and {b}", "list {a} and {b}", "what's inside {a} and inside {b}?"])
+        calls = [{"path": a}, {"path": b}]
+    elif name == "search_code":
+        a, b = rng.sample(_IDENTS + _TEXTS, 2)
+        t = rng.choice(["grep for {a} and for {b}", "find usages of {a} and of {b}",
+                        "search the code for {a}, and separately for {b}"])  # fmt: skip
+        calls = [{"pattern": a}, {"pattern": b}]
+    elif name == "run_command":
+        (la, ca), (lb, cb) = _cmdline(rng), _cmdline(rng)
+        t = rng.choice(["run `{a}` and `{b}`", "execute `{a}` as well as `{b}`"])
+        a, b, calls = la, lb, [ca, cb]
+    else:
+        return None
+    if calls[0] == calls[1]:
+        return None
+    return _polish(rng, t.format(a=a, b=b)), calls
+
+
+def join(rng: random.Random, texts: list[str]) -> str | None:
+    """Several unpolished requests in one message, to be done at once; a multi-line one (file content)
+    must come last, where its end is the message's end."""
+    multi = [t for t in texts if "\n" in t]
+    if len(multi) > 1:
+        return None
+    parts = [t for t in texts if "\n" not in t] + multi
+    out = parts[0]
+    for part in parts[1:]:
+        if out.endswith("?"):
+            out += rng.choice([" Also, ", " And "]) + part
+        else:
+            out += rng.choice([" and ", ", and also ", ". Also, ", "; also "]) + part
+    return _polish(rng, out)
+
+
+def result(rng: random.Random, name: str, args: Args) -> tuple[str, str]:
+    """A tool result in the text form the real tool returns, and a short answer that uses it."""
+    if name == "read_file":
+        body = rng.choice(_CONTENTS)
+        return body, f"Here is {args['path']}:\n\n```\n{body}```"
+    if name == "write_file":
+        c = args["content"]
+        return (
+            f"created {args['path']} ({len(c.encode())} bytes, {len(c.splitlines())} lines)",
+            f"Done — I wrote {args['path']}.",
+        )
+    if name == "list_dir":
+        entries = _entries(rng, args["path"])
+        return "\n".join(entries), f"{args['path']} has {len(entries)} entries: {', '.join(entries)}."
+    if name == "search_code":
+        hits = [
+            f"{_path(rng, root_ok=False)}:{rng.randint(1, 300)}: {args['pattern']}"
+            for _ in range(rng.randint(0, 3))
+        ]
+        if not hits:
+            return f"no matches for {args['pattern']!r}", f"Nothing in the project matches {args['pattern']}."
+        files = sorted({h.split(":")[0] for h in hits})
+        return "\n".join(hits), f"{args['pattern']} appears in {', '.join(files)}."
+    if name == "run_command":
+        argv = " ".join([args["command"], *args.get("args", [])])
+        return f"$ {argv}\nexit code 0\n(no output)", f"`{argv}` finished with exit code 0 and no output."
+    if name == "run_tests":
+        return _pytest_tail(rng, failing=None)
+    if name == "git_status":
+        files = rng.sample([_path(rng) for _ in range(4)], 2)
+        out = f"## main...origin/main\n M {files[0]}\n?? {files[1]}"
+        return out, f"On main: {files[0]} is modified and {files[1]} is untracked."
+    diff_path = args.get("path") or _path(rng, root_ok=False)
+    out = f"diff --git a/{diff_path} b/{diff_path}\n@@ -3,1 +3,1 @@\n-DEBUG = True\n+DEBUG = False"
+    return out, f"One change in {diff_path}: DEBUG goes from True to False."
+
+
+def _entries(rng: random.Random, d: str) -> list[str]:
+    names = rng.sample(_STEMS, 3)
+    ext = rng.choice(_EXTS)
+    prefix = "" if d in (".", "") else d.rstrip("/") + "/"
+    return [f"{prefix}{n}{ext}" for n in names]
+
+
+def _pytest_tail(rng: random.Random, failing: str | None) -> tuple[str, str]:
+    """What `run_tests` returns: the command, its exit code, pytest's quiet summary."""
+    passed = rng.randint(5, 80)
+    head = "$ python -m pytest -q --color=no -p no:cacheprovider\n"
+    if failing is None and rng.random() < 0.5:
+        return f"{head}exit code 0\n{'.' * min(passed, 40)}\n{passed} passed in 1.{rng.randint(10, 99)}s", (
+            f"All {passed} tests passed."
+        )
+    failing = failing or f"{_test_path(rng)}::{rng.choice(_TEST_NAMES)}"
+    out = f"{head}exit code 1\nFAILED {failing} - AssertionError\n1 failed, {passed} passed in 2.{rng.randint(10, 99)}s"
+    return out, f"One test fails: {failing}; {passed} pass."
+
+
+def follow_up(rng: random.Random) -> tuple[list[tuple[str, Args]], list[str], list[str]]:
+    """A turn whose request points into the previous tool result ("open the second one").
+
+    Returns the calls in order (tool name, args), the tool results after each call but the last, and
+    the user messages before each call (the first is the opening request).
+    """
+    kind = rng.choice(["ls_open", "grep_open", "test_open", "test_rerun", "status_diff"])
+    if kind == "ls_open":
+        d = rng.choice(_DIRS)
+        first, args = rng.choice([("ls {d}", {"path": d}), ("what's in {d}?", {"path": d})])
+        entries = _entries(rng, d)
+        i = rng.randrange(len(entries))
+        name = entries[i].rsplit("/", 1)[-1]
+        stem = name.rsplit(".", 1)[0]
+        ordinal = ["first", "second", "third"][i]
+        ask = rng.choice(
+            [f"open {name}", f"show me the {stem} one", f"read the {ordinal} file", f"what's in {name}?"]
+        )
+        return ([("list_dir", {"path": d}), ("read_file", {"path": entries[i]})],
+                ["\n".join(entries)], [_polish(rng, first.format(d=d)), ask])  # fmt: skip
+    if kind == "grep_open":
+        x = rng.choice(_IDENTS)
+        p, line = _path(rng, root_ok=False), rng.randint(2, 400)
+        hit = f"{p}:{line}: {x}"
+        ask = rng.choice(["open that file", "show me that file", "read the file it's in", "open it"])
+        return ([("search_code", {"pattern": x}), ("read_file", {"path": p})], [hit],
+                [_polish(rng, f"find usages of {x}"), ask])  # fmt: skip
+    if kind in ("test_open", "test_rerun"):
+        tp, tn = _test_path(rng), rng.choice(_TEST_NAMES)
+        out, _ = _pytest_tail(rng, failing=f"{tp}::{tn}")
+        opening = rng.choice(["run the tests", "do the tests pass?", "run pytest"])
+        if kind == "test_open":
+            ask = rng.choice(
+                [
+                    "open the failing test's file",
+                    "open the test that failed",
+                    "read the file with the failure",
+                ]
+            )
+            return [("run_tests", {}), ("read_file", {"path": tp})], [out], [_polish(rng, opening), ask]
+        ask = rng.choice(["rerun just that one test", "run only the failing test again"])
+        return [("run_tests", {}), ("run_tests", {"keyword": tn})], [out], [_polish(rng, opening), ask]
+    p = _path(rng, root_ok=False)
+    out = f"## main...origin/main\n M {p}"
+    ask = rng.choice(["what did I change there?", "show me the diff of that file", "diff the modified file"])
+    return ([("git_status", {}), ("git_diff", {"path": p})], [out],
+            [_polish(rng, rng.choice(["git status", "what have I modified?"])), ask])  # fmt: skip
+
+
+# Questions a coding agent answers from what it knows (no tool), and asks it has no tool for.
+CODING_QA: list[tuple[str, str]] = [
+    ("What does `git stash` do?", "It shelves your uncommitted changes so the working tree is clean; `git stash pop` brings them back."),
+    ("When should I use a dataclass instead of a dict?", "When the keys are fixed and known: a dataclass gives you types, defaults and attribute access."),
+    ("What is the difference between `==` and `is` in Python?", "`==` compares values; `is` checks that both names point to the same object."),
+    ("Explain what a mutex is, in one sentence.", "A mutex is a lock that lets only one thread at a time run a critical section."),
+    ("Why would I use a virtual environment?", "To keep each project's dependencies separate from the system and from other projects."),
+    ("What's a good commit message for fixing a typo in the docs?", "\"docs: fix typo in the installation guide\" — short, with the area first."),
+    ("Is recursion slower than a loop?", "Often a little, because of call overhead, and deep recursion can overflow the stack; a loop avoids both."),
+    ("What does HTTP 404 mean?", "Not Found: the server has nothing at that URL."),
+    ("How do I undo my last commit but keep the changes?", "`git reset --soft HEAD~1` moves the branch back one commit and keeps the changes staged."),
+    ("What is dependency injection?", "Passing a component the objects it needs instead of having it create them, so they can be swapped in tests."),
+    ("Should I catch a bare `except:` in Python?", "Rarely: it also catches KeyboardInterrupt and SystemExit. Catch the specific exceptions you expect."),
+    ("what's the big difference between TCP and UDP?", "TCP gives an ordered, reliable stream; UDP sends independent datagrams with no delivery guarantee."),
+    ("Name a good library for parsing command-line arguments in Python.", "argparse in the standard library; click or typer if you want decorators."),
+    ("What does `async` do in JavaScript?", "It makes a function return a Promise and lets you use `await` inside it."),
+    ("Can you explain what a closure is?", "A function that keeps access to variables from the scope it was defined in, even after that scope has returned."),
+    ("How many bytes are in a kilobyte?", "1000 in SI units; 1024 if you mean a kibibyte (KiB)."),
+    ("What's the time complexity of binary search?", "O(log n): each step halves the range."),
+    ("Without running anything, what does `set -e` do in a bash script?", "It makes the script exit as soon as a command fails."),
+    ("Just tell me, don't run it: what does `chmod +x` do?", "It marks a file as executable."),
+    ("In a sentence, what is a memory leak?", "Memory a program keeps allocated after it no longer needs it, so usage grows over time."),
+    ("Thanks, that's all for now", "You're welcome! Ping me when you need something else."),
+    ("great, looks good", "Glad it works. Anything else?"),
+    ("Cool, nothing else", "Alright — I'm here if you need me."),
+    ("Buy me a coffee", "I can't do that: my tools work on this project's files, git and commands, not purchases."),
+    ("Call my colleague and tell him the build is fixed", "I can't make calls or send messages; I can only work inside this project."),
+    ("Post this on Slack: release is out", "I have no way to post to Slack; I only have tools for this project's files, git and commands."),
+    ("Turn off the lights in the office", "That's outside what I can do — my tools only reach this project."),
+    ("Reserve a table for two tonight", "I can't make reservations; I can only read, search, change and test this project."),
+    ("Renew our SSL certificate on the production server", "I can't reach the production server from here; I can only work inside this project's folder."),
+]  # fmt: skip
