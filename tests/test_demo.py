@@ -66,6 +66,19 @@ def test_demo_closed_loop_then_idempotent(
     fresh = [m.split()[0] for s, m in upgraded if s in ("data", "train", "eval")]
     assert fresh == ["generating", "training", "using", "evaluating"]
 
+    # another recipe (more steps) trains and evaluates a new adapter against the same baseline
+    longer: list[tuple[str, str]] = []
+    fourth = run_demo(
+        settings, cfg.model_copy(update={"iters": 5}), on_stage=lambda s, m: longer.append((s, m))
+    )
+    assert fourth.adapter != third.adapter and fourth.baseline_run == result.baseline_run
+    assert [m.split()[0] for s, m in longer if s in ("data", "train", "eval")] == [
+        "using",
+        "training",
+        "using",
+        "evaluating",
+    ]
+
 
 def test_demo_gives_each_stage_every_core_unless_the_user_chose() -> None:
     import os

@@ -10,6 +10,8 @@ exists, so an interrupted demo picks up where it stopped: a training run from it
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import time
 from collections.abc import Callable, MutableMapping
@@ -48,7 +50,21 @@ class DemoConfig(BaseModel):
     learning_rate: float = 5e-5  # 2e-4 diverged on the 0.5B (mlx-lm LoRA scale 20)
     batch_size: int = 1
     max_seq_length: int = 1024
-    max_tools: int = 3
+    max_tools: int = 6  # the agent serves all 8 tools; the suite offers 1 to 8
+    # shaped like the coding-tools suite: 5 of 6 cases want calls (single, several, follow-ups)
+    mix: dict[str, float] = Field(
+        default_factory=lambda: {
+            "single": 0.22,
+            "choose": 0.2,
+            "edge_args": 0.05,
+            "parallel": 0.12,
+            "multi_answer": 0.06,
+            "multi_chain": 0.13,
+            "no_call": 0.12,
+            "near_miss": 0.04,
+            "chitchat": 0.06,
+        }
+    )
     eval_limit: int | None = Field(default=None, description="Cases per category (None = whole suite).")
     concurrency: int = 4
     max_tokens: int = 160
@@ -58,7 +74,7 @@ class DemoConfig(BaseModel):
     @classmethod
     def preset(cls, quick: bool, **overrides: Any) -> DemoConfig:
         base = (
-            {"quick": True, "n_examples": 400, "iters": 40, "num_layers": 8, "eval_limit": 3, "max_tools": 2}
+            {"quick": True, "n_examples": 400, "iters": 40, "num_layers": 8, "eval_limit": 3, "max_tools": 3}
             if quick
             else {"quick": False}
         )
@@ -165,7 +181,8 @@ def _dataset(
 
     # the generator version is in the name: an upgraded tooltune never reuses data an older one made
     version = GENERATOR_VERSION.rsplit("/", 1)[-1]
-    name = f"demo-coding-n{cfg.n_examples}-t{cfg.max_tools}-s{cfg.seed}-d{version}"
+    mix = hashlib.sha256(json.dumps(cfg.mix, sort_keys=True).encode()).hexdigest()[:4]
+    name = f"demo-coding-n{cfg.n_examples}-t{cfg.max_tools}-s{cfg.seed}-m{mix}-d{version}"
     if (ws.datasets / name / "dataset.json").exists():
         info = load_dataset(ws, name)
         stage("data", f"using dataset {name}")
@@ -182,6 +199,7 @@ def _dataset(
             # half the conversations carry the agent's own system prompt: what `serve`/`ask` send
             system_prompt="agent",
             system_share=0.5,
+            mix=cfg.mix,
         ),
         model_path=model_path,
         progress=lambda done, total: step("data", done, total),
@@ -276,6 +294,10 @@ def _follow_training(settings: Settings, job_id: str, total: int, step: StepFn) 
         raise
 
 
+def _model_key(model_path: Path) -> str:
+    return hashlib.sha256(str(Path(model_path).resolve()).encode()).hexdigest()[:8]
+
+
 async def _evaluate_and_ask(
     settings: Settings,
     ws: Workspace,
@@ -294,8 +316,9 @@ async def _evaluate_and_ask(
     out: dict[str, Any] = {}
     async with ModelServer(model_path, settings=settings) as server:
         for label, target in (("baseline", None), ("adapter", adapter)):
-            data = f"-{data_tag}" if target else ""  # the baseline does not depend on the data
-            run_id = f"demo-{label}-{cfg.tag}{data}-lim{cfg.eval_limit or 'all'}"
+            # the baseline depends on the model and the eval settings only: every demo recipe reuses it
+            key = f"{cfg.tag}-{data_tag}" if target else f"{_model_key(model_path)}-t{cfg.max_tokens}"
+            run_id = f"demo-{label}-{key}-lim{cfg.eval_limit or 'all'}"
             done = (run_dir(ws, run_id) / "report.json").exists()
             stage(
                 "eval",
