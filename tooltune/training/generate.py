@@ -721,7 +721,8 @@ CHITCHAT = [
 
 
 def fake_result(rng: random.Random, tool: ToolSpec, args: dict[str, Any]) -> tuple[str, str]:
-    """A plausible tool result (JSON text) and a short final answer that uses it."""
+    """A plausible tool result (the built-in tools' own text form; JSON for others) and a short final
+    answer that uses it."""
     if coding_requests.covers(tool):  # the built-in tools' own text output, as the agent will see it
         return coding_requests.result(rng, tool.name, args)
     tp = task_phrase(tool)
