@@ -1,14 +1,15 @@
 """How developers ask a coding agent for its built-in tools: requests, results and follow-ups.
 
 Requests phrased from a tool's schema ("read a text file from the project and return its contents
-with path set to src/app.py") teach a model to call a tool when its description is read back to it.
-A coding agent hears "open src/app.py", "ls tests", "run `make lint`", "did the tests pass?". This
+with path set to src/app.py") are not what a coding agent hears: the demo adapter trained on them made
+up tool names and missed calls on the coding-tools suite (docs/TRANSCRIPTS.md). A coding agent hears "open src/app.py", "ls tests", "run `make lint`", "did the tests pass?". This
 phrasebook writes such requests for the agent's own tools (``builtin:coding``), with coherent values
 (a command and its arguments split the way `run_command` takes them, folders for `list_dir`), tool
 results in the form the real tools return them, and follow-ups that use a result ("open the second
 one"), so what is trained is what the agent sees when served.
 
-Written by hand without copying the `coding-tools` eval suite's sentences; the leak index (which
+Written by hand by the people who wrote the `coding-tools` eval suite, so it is checked against it:
+two templates the leak check found word for word in the suite were reworded, and the leak index (which
 includes the built-in suites) drops any generated request too close to one of its cases.
 """
 
@@ -50,7 +51,7 @@ _IDENTS = [
 _TEXTS = ["TODO", "HACK", "deprecated", "console.log", "print(", "import requests", "os.environ",
           "localhost:8080", "panic(", "unwrap()", "@pytest.mark.skip", "password"]  # fmt: skip
 GLOBS = {"Python": "*.py", "TypeScript": "*.ts", "Go": "*.go", "Rust": "*.rs", "JavaScript": "*.js",
-          "YAML": "*.yml", "Markdown": "*.md", "Java": "*.java"}  # fmt: skip
+         "YAML": "*.yml", "Markdown": "*.md", "Java": "*.java"}  # fmt: skip
 _COMMANDS: list[tuple[str, list[str]]] = [
     ("npm", ["install"]), ("npm", ["run", "build"]), ("npm", ["run", "lint"]), ("make", ["build"]),
     ("make", ["lint"]), ("make", []), ("cargo", ["build", "--release"]), ("cargo", ["clippy"]),
