@@ -14,7 +14,7 @@ from tooltune.agent.coding_tools import CODING_TOOLS
 from tooltune.agent.sandbox import Sandbox
 from tooltune.agent.tools_impl import list_dir
 from tooltune.training import coding_requests
-from tooltune.training.generate import GenerateConfig, generate_examples
+from tooltune.training.generate import CHITCHAT, GENERAL_QA, GenerateConfig, generate_examples
 from tooltune.training.similarity import LeakIndex, default_bfcl_dir
 from tooltune.training.tool_sources import load_tool_specs
 from tooltune.training.toolspec import ToolSpec
@@ -169,3 +169,22 @@ def test_polish_keeps_typed_commands_plain() -> None:
     for _ in range(300):
         text, _ = coding_requests.request(rng, "run_tests")
         assert not re.match(r"(?i)(can you|please) pytest", text), text
+
+
+@pytest.mark.parametrize("share", [0.0, 1.0])
+def test_absent_tool_share_splits_refusals_from_questions_answered_with_tools_offered(share: float) -> None:
+    """absent_tool_share reaches no_call: 0 = only questions and asks no tool serves (the tools offered),
+    1 = only refusals of a request for a tool that is not offered."""
+    cfg = GenerateConfig(n=60, seed=5, kinds=["no_call"], absent_tool_share=share, split_turns=False)
+    examples = generate_examples(list(CODING_TOOLS), cfg).examples
+    questions = {q for q, _ in [*GENERAL_QA, *coding_requests.CODING_QA, *CHITCHAT]}
+    asked = [e.messages[0]["content"] in questions for e in examples]
+    assert len(examples) > 20 and all(asked) if share == 0 else not any(asked)
+
+
+def test_absent_tool_share_default_is_the_old_split() -> None:
+    runs = [
+        generate_examples(list(CODING_TOOLS), GenerateConfig(n=40, seed=5, kinds=["no_call"], **kw)).examples
+        for kw in ({}, {"absent_tool_share": 0.7})
+    ]
+    assert [e.to_line() for e in runs[0]] == [e.to_line() for e in runs[1]]

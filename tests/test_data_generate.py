@@ -598,6 +598,10 @@ def test_cli_contrast_share_and_mix_reach_the_generator(settings: Settings) -> N
     r = _cli(*args, "single", "--out", "W", "--phrasebook-share", "0.25", settings=settings)
     assert r.returncode == 0, r.stderr
     assert load_dataset(Workspace(settings.workspace), "W").stats["phrasebook_share"] == 0.25
+    r = _cli(*args, "--out", "A", "--absent-tool-share", "0.1", settings=settings)
+    assert r.returncode == 0, r.stderr
+    assert load_dataset(Workspace(settings.workspace), "A").stats["absent_tool_share"] == 0.1
+    assert "absent_tool_share" not in plain.stats
     assert "contrast" not in plain.stats["counts"]
     assert "contrast_share" not in plain.stats and "near_miss_contrast_share" not in plain.stats
     r = _cli(*args, "single", "--out", "M", "--mix", '{"single": 1}', settings=settings)

@@ -198,6 +198,7 @@ def generate(
     contrast_share: float = 0.0,
     near_miss_contrast_share: float = 0.0,
     phrasebook_share: float = 0.8,
+    absent_tool_share: float | None = None,
     mix: str | None = None,
 ) -> None:
     """Generate a dataset of tool-calling examples from tool schemas.
@@ -252,6 +253,9 @@ def generate(
     phrasebook_share
         Share of requests for the built-in coding tools written the way developers ask ("open
         src/app.py", "run `make lint`", follow-ups into a result); the rest are phrased from the schema.
+    absent_tool_share
+        Share of no_call examples that refuse a request for a tool that is not offered; the rest are
+        questions and asks no tool serves, answered in text with tools offered (default 0.7).
     mix
         Relative weight per kind as JSON, e.g. '{"single": 0.35, "choose": 0.25, "no_call": 0.12}'.
         Single-turn targets want few text answers (~25%), or a small model learns to refuse.
@@ -273,6 +277,7 @@ def generate(
             contrast_share=contrast_share,
             near_miss_contrast_share=near_miss_contrast_share,
             phrasebook_share=phrasebook_share,
+            absent_tool_share=absent_tool_share,
             teacher_share=teacher_share,
             teacher_no_call_share=teacher_no_call_share,
             teacher_tries=teacher_tries,

@@ -238,6 +238,16 @@ def register_tools(mcp: MCPServer, state: ServerState) -> None:
                 "from the schema.",
             ),
         ] = 0.8,
+        absent_tool_share: Annotated[
+            float | None,
+            Field(
+                ge=0,
+                le=1,
+                description="Share of no_call examples that refuse a request for a tool that is not "
+                "offered; the rest are questions and asks no tool serves, answered in text with tools "
+                "offered. An agent that always has its tools never meets the first kind. Default 0.7.",
+            ),
+        ] = None,
         teacher: Annotated[
             str | None,
             Field(
@@ -299,6 +309,7 @@ def register_tools(mcp: MCPServer, state: ServerState) -> None:
             "contrast_share": contrast_share,
             "near_miss_contrast_share": near_miss_contrast_share,
             "phrasebook_share": phrasebook_share,
+            "absent_tool_share": absent_tool_share,
             "teacher_share": teacher_share,
             "teacher_no_call_share": teacher_no_call_share,
             "teacher_tries": teacher_tries,

@@ -128,6 +128,14 @@ class GenerateConfig(BaseModel):
         "the same request worded with the tool's own task, the same tools offered, answered with its "
         "call (kind 'contrast'). The pair differs in the task words only, so the model must read them.",
     )
+    absent_tool_share: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Share of no_call examples that refuse a request for a tool that is not offered; the "
+        "rest are questions, chit-chat and asks no tool serves, answered in text with tools offered. An "
+        "agent that always has its tools never meets the first kind. None: 0.7.",
+    )
     phrasebook_share: float = Field(
         default=0.8,
         ge=0,
@@ -455,7 +463,8 @@ class _Gen:
         rng = self.rng
         target = self.pick()
         unrelated = [t for t in self.tools if not _related(t, target)]
-        if unrelated and rng.random() < 0.7:
+        absent = 0.7 if self.cfg.absent_tool_share is None else self.cfg.absent_tool_share
+        if unrelated and rng.random() < absent:
             if self.natural(target):
                 got = self.book_request(target)
                 text, args = got if got is not None else (None, None)
@@ -1011,6 +1020,7 @@ def generate_dataset(
             "split_turns": cfg.split_turns,
             **({"phrasebook_share": cfg.phrasebook_share} if any(map(coding_requests.covers, tools)) else {}),
             # recorded only when used, so datasets made without twins keep their hashes
+            **({"absent_tool_share": cfg.absent_tool_share} if cfg.absent_tool_share is not None else {}),
             **({"contrast_share": cfg.contrast_share} if cfg.contrast_share else {}),
             **(
                 {"near_miss_contrast_share": cfg.near_miss_contrast_share}
