@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,10 @@ def test_demo_closed_loop_then_idempotent(
     # the agent's system prompt went into half the training conversations
     train = (settings.workspace / "datasets" / result.dataset / "train.jsonl").read_text()
     assert "You are a coding assistant" in train
+    # the demo's no-call split reached the generator and is recorded with the data
+    meta = settings.workspace / "datasets" / result.dataset / "dataset.json"
+    stats = json.loads(meta.read_text())["stats"]
+    assert stats["absent_tool_share"] == cfg.absent_tool_share == 0.25
 
     cases = sorted((settings.workspace / "reports").glob("demo-*/cases.jsonl"))
     assert len(cases) == 2

@@ -54,17 +54,21 @@ class DemoConfig(BaseModel):
     # shaped like the coding-tools suite: 5 of 6 cases want calls (single, several, follow-ups)
     mix: dict[str, float] = Field(
         default_factory=lambda: {
-            "single": 0.22,
+            "single": 0.2,
             "choose": 0.2,
             "edge_args": 0.05,
             "parallel": 0.12,
             "multi_answer": 0.06,
             "multi_chain": 0.13,
-            "no_call": 0.12,
-            "near_miss": 0.04,
+            "no_call": 0.16,
+            # near-miss siblings are read back from schemas ("write a text file ... and return its contents")
+            "near_miss": 0.02,
             "chitchat": 0.06,
         }
     )
+    # a quarter of no-call examples refuse a tool that is not offered; the rest are answered in text with
+    # the coding tools offered, as in a session (0.7, generator 6's split, left no-call at 6/22)
+    absent_tool_share: float = 0.25
     eval_limit: int | None = Field(default=None, description="Cases per category (None = whole suite).")
     concurrency: int = 4
     max_tokens: int = 160
@@ -181,7 +185,8 @@ def _dataset(
 
     # the generator version is in the name: an upgraded tooltune never reuses data an older one made
     version = GENERATOR_VERSION.rsplit("/", 1)[-1]
-    mix = hashlib.sha256(json.dumps(cfg.mix, sort_keys=True).encode()).hexdigest()[:4]
+    shape = {"mix": cfg.mix, "absent_tool_share": cfg.absent_tool_share}
+    mix = hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:4]
     name = f"demo-coding-n{cfg.n_examples}-t{cfg.max_tools}-s{cfg.seed}-m{mix}-d{version}"
     if (ws.datasets / name / "dataset.json").exists():
         info = load_dataset(ws, name)
@@ -200,6 +205,7 @@ def _dataset(
             system_prompt="agent",
             system_share=0.5,
             mix=cfg.mix,
+            absent_tool_share=cfg.absent_tool_share,
         ),
         model_path=model_path,
         progress=lambda done, total: step("data", done, total),

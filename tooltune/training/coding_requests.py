@@ -63,21 +63,116 @@ _COMMANDS: list[tuple[str, list[str]]] = [
     ("black", ["--check", "src"]), ("mvn", ["package", "-DskipTests"]), ("terraform", ["plan"]),
     ("git", ["stash", "list"]), ("uv", ["sync"]), ("tsc", ["--noEmit"]),
 ]  # fmt: skip
-_CONTENTS = [
-    "print('hello world')\n", "node_modules/\ndist/\n.env\n", "FROM python:3.12-slim\n",
-    "export const API_URL = '/api/v2';\n", "# Notes\n\nRemember to rotate the keys.\n",
-    "DEBUG=false\nPORT=8000\n", "def add(a, b):\n    return a + b\n", "{\n  \"semi\": true\n}\n",
-    "__version__ = '0.4.1'\n", "*.log\n__pycache__/\n", "package main\n\nfunc main() {}\n",
-]  # fmt: skip
+# File bodies by extension, with what they do in a sentence (an "explain this file" answer uses it):
+# what is written to or read from `x.py` is Python, `.gitignore` holds ignore patterns.
+_BODIES: dict[str, list[tuple[str, str]]] = {
+    ".py": [
+        ("print('hello world')\n", 'prints "hello world" when run'),
+        ("def add(a, b):\n    return a + b\n", "defines add(a, b), which returns the sum of its arguments"),
+        ("__version__ = '0.4.1'\n", "holds the package version, 0.4.1"),
+        (
+            "import os\n\nDEBUG = os.environ.get('DEBUG') == '1'\n",
+            'sets DEBUG from the DEBUG environment variable (on when it is "1")',
+        ),
+        (
+            "def slugify(title):\n    return title.lower().replace(' ', '-')\n",
+            "defines slugify(title), which lower-cases a title and turns spaces into dashes",
+        ),
+        (
+            "class Config:\n    timeout = 30\n    retries = 3\n",
+            "defines a Config class with a 30 second timeout and 3 retries",
+        ),
+    ],
+    ".ts": [
+        ("export const API_URL = '/api/v2';\n", "exports API_URL, the API's base path ('/api/v2')"),
+        (
+            "export function sum(xs: number[]): number {\n  return xs.reduce((a, b) => a + b, 0);\n}\n",
+            "exports sum(xs), which adds up an array of numbers",
+        ),
+    ],
+    ".js": [
+        ("module.exports = { port: 3000 };\n", "exports a config object that sets the port to 3000"),
+        ("console.log('ready');\n", 'logs "ready" to the console'),
+    ],
+    ".go": [
+        (
+            "package main\n\nfunc main() {}\n",
+            "is an empty Go program: package main with a main that does nothing",
+        ),
+        ("package db\n\nconst MaxConns = 10\n", "declares package db with a MaxConns limit of 10"),
+    ],
+    ".rs": [('fn main() {\n    println!("hi");\n}\n', 'is a Rust program whose main prints "hi"')],
+    ".md": [
+        ("# Notes\n\nRemember to rotate the keys.\n", "is a notes page with one reminder: rotate the keys"),
+        (
+            "# Setup\n\nRun `make install`, then `make test`.\n",
+            "explains setup: `make install`, then `make test`",
+        ),
+    ],
+    ".json": [('{\n  "semi": true\n}\n', 'is a small config that turns on semicolons ("semi": true)')],
+    ".txt": [("- fix login\n- add tests\n", "is a two-item to-do list: fix login, add tests")],
+    ".gitignore": [
+        ("node_modules/\ndist/\n.env\n", "makes git ignore node_modules/, dist/ and .env"),
+        ("*.log\n__pycache__/\n", "makes git ignore log files and __pycache__ folders"),
+    ],
+    "Dockerfile": [
+        ("FROM python:3.12-slim\n", "builds an image from python:3.12-slim and adds nothing else")
+    ],
+    ".env.example": [("DEBUG=false\nPORT=8000\n", "lists the environment settings: DEBUG off, PORT 8000")],
+    "Makefile": [("test:\n\tpytest -q\n", "has one target, test, which runs pytest -q")],
+    ".java": [
+        (
+            "public class App {\n    public static void main(String[] args) {}\n}\n",
+            "declares class App with an empty main method",
+        )
+    ],
+    ".rb": [
+        ('def greet(name)\n  "Hello, #{name}"\nend\n', 'defines greet(name), which returns "Hello, <name>"')
+    ],
+    ".c": [
+        ("int add(int a, int b) { return a + b; }\n", "defines add(a, b), which returns the sum of two ints")
+    ],
+    ".kt": [('fun main() = println("ok")\n', 'is a Kotlin program whose main prints "ok"')],
+}
+_SAME_KIND = {".tsx": ".ts", ".jsx": ".js", ".yml": ".txt", ".toml": ".txt"}
+_WRITABLE_ROOT = [".gitignore", "Dockerfile", ".env.example", "Makefile", "README.md", "NOTES.md", "TODO.txt"]
+
+
+def _body_kind(path: str) -> str:
+    name = path.rsplit("/", 1)[-1]
+    if name in _BODIES:
+        return name
+    ext = "." + name.rsplit(".", 1)[-1] if "." in name.lstrip(".") else ""
+    ext = _SAME_KIND.get(ext, ext)
+    return ext if ext in _BODIES else ".txt"
+
+
+def _body(rng: random.Random, path: str) -> tuple[str, str]:
+    """A file body that fits the file's name, and what it does in a sentence."""
+    return rng.choice(_BODIES[_body_kind(path)])
+
+
 _TEST_NAMES = ["test_login", "test_refund", "test_parse_empty", "test_timeout", "test_cache_expiry",
                "test_signup_flow", "test_invalid_token", "test_retry"]  # fmt: skip
 _KEYWORDS = ["auth", "billing", "slow", "api", "parser", "cache", "smoke", "payment"]
 
 
 def _path(rng: random.Random, *, root_ok: bool = True) -> str:
-    if root_ok and rng.random() < 0.2:
+    r = rng.random()
+    if root_ok and r < 0.2:
         return rng.choice(_ROOT_FILES)
+    if root_ok and r < 0.4:  # a file at the top of the project, named bare ("open app.py")
+        return f"{rng.choice(_STEMS)}{rng.choice(_EXTS)}"
     return f"{rng.choice(_DIRS)}/{rng.choice(_STEMS)}{rng.choice(_EXTS)}"
+
+
+def _writable_path(rng: random.Random) -> str:
+    r = rng.random()
+    if r < 0.25:
+        return rng.choice(_WRITABLE_ROOT)
+    ext = rng.choice([".py", ".py", ".ts", ".js", ".go", ".md", ".json", ".txt", ".rs"])
+    stem = rng.choice(_STEMS + ["notes", "hello", "todo", "example", "scratch"])
+    return f"{stem}{ext}" if r < 0.55 else f"{rng.choice(_DIRS)}/{stem}{ext}"
 
 
 def _test_path(rng: random.Random) -> str:
@@ -85,6 +180,11 @@ def _test_path(rng: random.Random) -> str:
 
 
 _SHELL_WORDS = {"ls", "git", "pytest", "grep", "head", "diff", "cat", "dump"}
+_VERBS = {
+    "open", "show", "read", "print", "display", "pull", "take", "view", "check", "give", "list", "run",
+    "execute", "kick", "try", "create", "write", "save", "make", "overwrite", "put", "replace", "search",
+    "find", "look", "test", "rerun", "let", "tell", "explain", "summarize",
+}  # fmt: skip
 
 
 def _polish(rng: random.Random, text: str) -> str:
@@ -98,10 +198,19 @@ def _polish(rng: random.Random, text: str) -> str:
     else:
         lead = rng.choice(["", "", "", "hey, ", "please ", "quick one: ", "ok, ", "can you "])
         tail = rng.choice(["", "", "", " please", " for me", " thanks"])
+        if lead in ("please ", "can you ") and text.split(" ", 1)[0].lower() not in _VERBS:
+            lead = ""  # "can you src/app.py, lines 3-8?" is not how anyone writes
+        if "\n" in text:  # a file's content ends the message: nothing goes after it
+            tail = ""
+            lead = "" if lead == "can you " else lead
         if lead == "can you ":
             tail = (tail if tail != " thanks" else "") + "?"
         text = lead + text + tail
-    return text[0].upper() + text[1:] if rng.random() < 0.6 else text[0].lower() + text[1:]
+    upper = rng.random() < 0.6
+    first = text.split(" ", 1)[0].rstrip(",:?").replace("'", "")
+    if "\n" in text or not first.isalpha():  # opens with a path or a file's content: keep its case
+        return text
+    return text[0].upper() + text[1:] if upper else text[0].lower() + text[1:]
 
 
 def _read_file(rng: random.Random) -> Request:
@@ -132,15 +241,22 @@ def _read_file(rng: random.Random) -> Request:
 
 
 def _write_file(rng: random.Random) -> Request:
-    p = _path(rng)
-    c = rng.choice(_CONTENTS)
+    p = _writable_path(rng)
+    c, _ = _body(rng, p)
     shown = c.rstrip("\n")
-    t = rng.choice([
-        "create {p} with this content:\n{c}", "write this to {p}:\n{c}", "save the following as {p}:\n{c}",
-        "make a new file {p} containing:\n{c}", "overwrite {p} with:\n{c}", "put this in {p}:\n{c}",
-    ])  # fmt: skip
-    if "\n" not in shown and rng.random() < 0.5:
-        t = rng.choice(["create {p} containing `{c}`", "write `{c}` into {p}", "replace {p} with `{c}`"])
+    r = rng.random()
+    if "\n" not in shown and r < 0.5:
+        t = rng.choice(["create {p} containing `{c}`", "write `{c}` into {p}", "replace {p} with `{c}`",
+                        "put `{c}` in {p}", "make {p} say `{c}`", "write {p} with the line `{c}`"])  # fmt: skip
+    elif r < 0.8:  # the file's name first, its content after
+        t = rng.choice([
+            "create {p} with this content:\n{c}", "write this to {p}:\n{c}", "save the following as {p}:\n{c}",
+            "make a new file {p} containing:\n{c}", "overwrite {p} with:\n{c}", "put this in {p}:\n{c}",
+            "new file {p}:\n{c}", "write {p}:\n{c}",
+        ])  # fmt: skip
+    else:  # the content first, the file's name after
+        t = rng.choice(["write this:\n{c}\nto {p}", "here's the content:\n{c}\nsave it as {p}",
+                        "{c}\n^ put that in {p}"])  # fmt: skip
     return t.format(p=p, c=shown), {"path": p, "content": shown}
 
 
@@ -276,30 +392,92 @@ def request(rng: random.Random, name: str, *, polish: bool = True) -> Request:
 
 
 def pair(rng: random.Random, name: str) -> tuple[str, list[Args]] | None:
-    """Two calls of one tool asked for in one breath ("open a.py and b.py")."""
+    """Two (sometimes three) calls of one tool asked for in one breath ("open a.py and b.py")."""
     if name == "read_file":
+        r = rng.random()
+        if r < 0.25:
+            a, b, c = _path(rng), _path(rng), _path(rng)
+            t = rng.choice(["open {a}, {b} and {c}", "read {a}, {b} and {c}", "show me {a}, {b} and {c}"])
+            if len({a, b, c}) < 3:
+                return None
+            return _polish(rng, t.format(a=a, b=b, c=c)), [{"path": a}, {"path": b}, {"path": c}]
         a, b = _path(rng), _path(rng)
+        if r < 0.4:
+            n = rng.choice([10, 20, 30, 50])
+            t = rng.choice(["first {n} lines of {a} and of {b}", "show the top {n} lines of {a} and {b}"])
+            calls: list[Args] = [{"path": x, "start_line": 1, "end_line": n} for x in (a, b)]
+            return (_polish(rng, t.format(a=a, b=b, n=n)), calls) if a != b else None
         t = rng.choice(["open {a} and {b}", "show me {a} and also {b}", "read {a} and {b}",
-                        "I need {a} plus {b}", "let me see {a} and {b} side by side"])  # fmt: skip
-        calls: list[Args] = [{"path": a}, {"path": b}]
+                        "I need {a} plus {b}", "let me see {a} and {b} side by side", "what's in {a} and {b}?",
+                        "read both {a} and {b}", "cat {a} {b}"])  # fmt: skip
+        calls = [{"path": a}, {"path": b}]
     elif name == "list_dir":
         a, b = rng.sample(_DIRS + _TEST_DIRS, 2)
-        t = rng.choice(["ls {a} and {b}", "list {a} and {b}", "what's inside {a} and inside {b}?"])
+        t = rng.choice(["ls {a} and {b}", "list {a} and {b}", "what's inside {a} and inside {b}?",
+                        "show me the {a} and {b} folders", "what files are in {a} and {b}?"])  # fmt: skip
         calls = [{"path": a}, {"path": b}]
     elif name == "search_code":
         a, b = rng.sample(_IDENTS + _TEXTS, 2)
         t = rng.choice(["grep for {a} and for {b}", "find usages of {a} and of {b}",
-                        "search the code for {a}, and separately for {b}"])  # fmt: skip
+                        "search the code for {a}, and separately for {b}", "where are {a} and {b} used?",
+                        "look for both {a} and {b}"])  # fmt: skip
         calls = [{"pattern": a}, {"pattern": b}]
     elif name == "run_command":
         (la, ca), (lb, cb) = _cmdline(rng), _cmdline(rng)
-        t = rng.choice(["run `{a}` and `{b}`", "execute `{a}` as well as `{b}`"])
+        t = rng.choice(["run `{a}` and `{b}`", "execute `{a}` as well as `{b}`", "run {a}, then {b}"])
         a, b, calls = la, lb, [ca, cb]
+    elif name == "write_file":
+        a, b = _writable_path(rng), _writable_path(rng)
+        (ca, _), (cb, _) = _body(rng, a), _body(rng, b)
+        ca, cb = ca.rstrip("\n"), cb.rstrip("\n")
+        if "\n" in ca + cb:
+            return None
+        t = rng.choice(
+            [
+                "write `{ca}` to {a} and `{cb}` to {b}",
+                "create {a} containing `{ca}` and {b} containing `{cb}`",
+            ]
+        )
+        return (
+            (
+                _polish(rng, t.format(a=a, b=b, ca=ca, cb=cb)),
+                [{"path": a, "content": ca}, {"path": b, "content": cb}],
+            )
+            if a != b
+            else None
+        )
+    elif name == "run_tests":
+        a, b = _test_path(rng), _test_path(rng)
+        t = rng.choice(
+            ["run {a} and {b}", "run the tests in {a} and in {b}, separately", "pytest {a}, then pytest {b}"]
+        )
+        calls = [{"path": a}, {"path": b}]
+    elif name == "git_diff":
+        t = rng.choice(["show both the staged and the unstaged diff", "what have I staged, and what's still unstaged?",
+                        "git diff and git diff --staged"])  # fmt: skip
+        return _polish(rng, t), [{}, {"staged": True}]
     else:
         return None
     if calls[0] == calls[1]:
         return None
     return _polish(rng, t.format(a=a, b=b)), calls
+
+
+def explain(rng: random.Random) -> tuple[str, str, str, str]:
+    """ "What does this file do?": the agent reads it, then answers from what it read.
+
+    Returns the request, the file's path, its body (the tool result) and the answer."""
+    p = _path(rng)
+    while _body_kind(p) == ".txt" and not p.endswith(".txt"):  # a to-do list is no Cargo.toml
+        p = _path(rng)
+    body, does = _body(rng, p)
+    t = rng.choice([
+        "what does {p} do?", "explain {p} to me", "summarize {p}", "what is {p} for?", "read {p} and explain it",
+        "give me a one-line summary of {p}", "what's the point of {p}?", "look at {p} and tell me what it does",
+        "briefly, what does {p} contain?", "can you explain what {p} does?",
+    ])  # fmt: skip
+    answer = rng.choice(["{p} {does}.", "It {does}.", "In short: {p} {does}."])
+    return _polish(rng, t.format(p=p)), p, body, answer.format(p=p, does=does)
 
 
 def join(rng: random.Random, texts: list[str]) -> str | None:
@@ -321,7 +499,7 @@ def join(rng: random.Random, texts: list[str]) -> str | None:
 def result(rng: random.Random, name: str, args: Args) -> tuple[str, str]:
     """A tool result in the text form the real tool returns, and a short answer that uses it."""
     if name == "read_file":
-        body = rng.choice(_CONTENTS)
+        body, _ = _body(rng, args["path"])
         return body, f"Here is {args['path']}:\n\n```\n{body}```"
     if name == "write_file":
         c = args["content"]
@@ -422,37 +600,3 @@ def follow_up(rng: random.Random) -> tuple[list[tuple[str, Args]], list[str], li
     ask = rng.choice(["what did I change there?", "show me the diff of that file", "diff the modified file"])
     return ([("git_status", {}), ("git_diff", {"path": p})], [out],
             [_polish(rng, rng.choice(["git status", "what have I modified?"])), ask])  # fmt: skip
-
-
-# Questions a coding agent answers from what it knows (no tool), and asks it has no tool for.
-CODING_QA: list[tuple[str, str]] = [
-    ("What does `git stash` do?", "It shelves your uncommitted changes so the working tree is clean; `git stash pop` brings them back."),
-    ("When should I use a dataclass instead of a dict?", "When the keys are fixed and known: a dataclass gives you types, defaults and attribute access."),
-    ("What is the difference between `==` and `is` in Python?", "`==` compares values; `is` checks that both names point to the same object."),
-    ("Explain what a mutex is, in one sentence.", "A mutex is a lock that lets only one thread at a time run a critical section."),
-    ("Why would I use a virtual environment?", "To keep each project's dependencies separate from the system and from other projects."),
-    ("What's a good commit message for fixing a typo in the docs?", "\"docs: fix typo in the installation guide\" — short, with the area first."),
-    ("Is recursion slower than a loop?", "Often a little, because of call overhead, and deep recursion can overflow the stack; a loop avoids both."),
-    ("What does HTTP 404 mean?", "Not Found: the server has nothing at that URL."),
-    ("How do I undo my last commit but keep the changes?", "`git reset --soft HEAD~1` moves the branch back one commit and keeps the changes staged."),
-    ("What is dependency injection?", "Passing a component the objects it needs instead of having it create them, so they can be swapped in tests."),
-    ("Should I catch a bare `except:` in Python?", "Rarely: it also catches KeyboardInterrupt and SystemExit. Catch the specific exceptions you expect."),
-    ("what's the big difference between TCP and UDP?", "TCP gives an ordered, reliable stream; UDP sends independent datagrams with no delivery guarantee."),
-    ("Name a good library for parsing command-line arguments in Python.", "argparse in the standard library; click or typer if you want decorators."),
-    ("What does `async` do in JavaScript?", "It makes a function return a Promise and lets you use `await` inside it."),
-    ("Can you explain what a closure is?", "A function that keeps access to variables from the scope it was defined in, even after that scope has returned."),
-    ("How many bytes are in a kilobyte?", "1000 in SI units; 1024 if you mean a kibibyte (KiB)."),
-    ("What's the time complexity of binary search?", "O(log n): each step halves the range."),
-    ("Without running anything, what does `set -e` do in a bash script?", "It makes the script exit as soon as a command fails."),
-    ("Just tell me, don't run it: what does `chmod +x` do?", "It marks a file as executable."),
-    ("In a sentence, what is a memory leak?", "Memory a program keeps allocated after it no longer needs it, so usage grows over time."),
-    ("Thanks, that's all for now", "You're welcome! Ping me when you need something else."),
-    ("great, looks good", "Glad it works. Anything else?"),
-    ("Cool, nothing else", "Alright — I'm here if you need me."),
-    ("Buy me a coffee", "I can't do that: my tools work on this project's files, git and commands, not purchases."),
-    ("Call my colleague and tell him the build is fixed", "I can't make calls or send messages; I can only work inside this project."),
-    ("Post this on Slack: release is out", "I have no way to post to Slack; I only have tools for this project's files, git and commands."),
-    ("Turn off the lights in the office", "That's outside what I can do — my tools only reach this project."),
-    ("Reserve a table for two tonight", "I can't make reservations; I can only read, search, change and test this project."),
-    ("Renew our SSL certificate on the production server", "I can't reach the production server from here; I can only work inside this project's folder."),
-]  # fmt: skip

@@ -24,7 +24,7 @@ from jsonschema import Draft202012Validator
 from pydantic import BaseModel, Field, field_validator
 
 from tooltune.logs import get_logger
-from tooltune.training import coding_requests
+from tooltune.training import coding_chat, coding_requests
 from tooltune.training.examples import (
     DataError,
     Example,
@@ -63,7 +63,12 @@ log = get_logger(__name__)
 #    `make lint`", follow-ups into a tool result), with results in the real tools' text form; the leak
 #    index holds the built-in suites too, which drops three chit-chat/general questions of the pools that
 #    are coding-tools no-call cases word for word (12 of 800 examples for BFCL simple_python)
-GENERATOR_VERSION = "tooltune-data/6"
+# 7: the coding tools' no-call examples are mostly messages answered in text *with* the tools offered
+#    (code questions, thanks, arithmetic, translations, inline code, asks out of reach; some after a
+#    finished tool exchange); "what does src/app.py do?" reads the file and answers from its content;
+#    more pairs in one message (write, run_tests, git_diff, three files); bare file names; file
+#    bodies that fit the file's extension. Other tools' data is unchanged.
+GENERATOR_VERSION = "tooltune-data/7"
 
 # ~25% of examples (after splitting multi-turn ones) end without a call: the model must learn not to
 # over-call (BFCL irrelevance), including when the offered tool is about the topic but does another job.
@@ -191,6 +196,8 @@ class _Gen:
         self.unverifiable = 0
         self._twin: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None = None
         self._taught = False
+        # the agent's own tools get their phrasebook kinds; checked without a draw, so others' data stays
+        self.has_book = any(coding_requests.covers(t) for t in tools)
 
     # --- building blocks -------------------------------------------------------------------------
     def args_for(self, tool: ToolSpec, *, edge: bool = False) -> dict[str, Any] | None:
@@ -364,6 +371,8 @@ class _Gen:
         combination ("BRCA1 and BRCA2 in humans and chimpanzees" is four calls)."""
         rng = self.rng
         tool = self.pick()
+        if self.natural(tool):  # "open a.py and b.py": the phrasebook's own pairs
+            return self.book_parallel(tool, same=True)
         args = self.args_for(tool)
         if args is None:
             return None
@@ -398,6 +407,8 @@ class _Gen:
         return [{"role": "user", "content": text}, call_message([(tool.name, c) for c in calls])]
 
     def multi_answer(self) -> list[dict[str, Any]] | None:
+        if self.has_book and self.rng.random() < 0.3:
+            return self.explain()
         msgs = self.single(extra=self.rng.choice([0, 1, 2, 3]))
         if msgs is None:
             return None
@@ -441,6 +452,20 @@ class _Gen:
                 {"role": "assistant", "content": answer},
             ]
         return msgs
+
+    def explain(self) -> list[dict[str, Any]] | None:
+        """ "What does src/app.py do?": read it, then answer from its content (not "here it is")."""
+        reader = next((t for t in self.tools if t.name == "read_file" and coding_requests.covers(t)), None)
+        if reader is None:
+            return None
+        text, path, body, answer = coding_requests.explain(self.rng)
+        self._tools = self.tool_set([reader], self.rng.choice([0, 1, 2, 3]))
+        return [
+            {"role": "user", "content": text},
+            call_message([(reader.name, {"path": path})]),
+            {"role": "tool", "name": reader.name, "content": body},
+            {"role": "assistant", "content": answer},
+        ]
 
     def follow_up(self) -> list[dict[str, Any]] | None:
         """A second request that points into the first call's result ("open the second one"): the model
@@ -490,15 +515,41 @@ class _Gen:
                 )
             return [{"role": "user", "content": text}, {"role": "assistant", "content": answer}]
         offered = rng.sample(self.tools, min(len(self.tools), rng.randint(1, min(4, self.cfg.max_tools))))
+        if any(coding_requests.covers(t) for t in offered) and rng.random() < 0.8:
+            return self.coding_chat(offered)
         vocab = {w for t in offered for w in _tool_words(t)}
         options = [(q, a) for q, a in GENERAL_QA if not (set(normalize_text(q).split()) & vocab)]
         if any(coding_requests.covers(t) for t in offered):
             # questions about code a coding agent answers from what it knows, and asks it has no tool for
-            options += coding_requests.CODING_QA
+            options += coding_chat.CODING_QA
         if not options:
             return None
         q, a = rng.choice(options)
         self._tools = [t.to_openai() for t in offered]
+        return [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
+
+    def coding_chat(self, offered: list[ToolSpec]) -> list[dict[str, Any]] | None:
+        """A message a coding agent answers in text with its tools offered (a question, thanks, an ask
+        out of its reach), a quarter of them after a finished tool exchange."""
+        rng = self.rng
+        self._tools = [t.to_openai() for t in offered]
+        book = [t for t in offered if coding_requests.covers(t)]
+        if rng.random() < 0.25:
+            tool = rng.choice(book)
+            got = self.book_request(tool)
+            if got is None:
+                return None
+            result, answer = coding_requests.result(rng, tool.name, got[1])
+            q, a = coding_chat.after_exchange(rng)
+            return [
+                {"role": "user", "content": got[0]},
+                call_message([(tool.name, got[1])]),
+                {"role": "tool", "name": tool.name, "content": result},
+                {"role": "assistant", "content": answer},
+                {"role": "user", "content": q},
+                {"role": "assistant", "content": a},
+            ]
+        q, a = coding_chat.text_answer(rng)
         return [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
 
     def near_miss(self) -> list[dict[str, Any]] | None:
