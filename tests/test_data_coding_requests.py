@@ -117,6 +117,12 @@ def test_results_have_the_real_tools_text_form(natural, tmp_path) -> None:
     assert checked >= 20
 
 
+def coding_requests_suite_lines() -> list[str]:
+    from tooltune.evals.suite import builtin_suite_text
+
+    return [line for line in builtin_suite_text("coding-tools").splitlines() if line.strip()]
+
+
 def test_no_request_is_near_a_coding_tools_eval_case(natural) -> None:
     index = LeakIndex.for_workspace(None)
     assert "builtin:coding_tools.jsonl" in index.sources
@@ -130,12 +136,6 @@ def test_no_request_is_near_a_coding_tools_eval_case(natural) -> None:
     # the phrasebook does write some requests that close (short, common ones): they were dropped
     assert natural.dropped_leaked > 0
     assert all(s.startswith("builtin:coding_tools.jsonl:") for s in natural.leaked_sources)
-
-
-def coding_requests_suite_lines() -> list[str]:
-    from tooltune.evals.suite import builtin_suite_text
-
-    return [line for line in builtin_suite_text("coding-tools").splitlines() if line.strip()]
 
 
 def test_code_questions_and_out_of_reach_asks_are_answered_in_text(natural) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from tooltune.agent.coding_tools import CODING_TOOLS_BY_NAME
 from tooltune.training.toolspec import ToolSpec
@@ -553,12 +553,17 @@ def _pytest_tail(rng: random.Random, failing: str | None) -> tuple[str, str]:
     return out, f"One test fails: {failing}; {passed} pass."
 
 
-def follow_up(rng: random.Random) -> tuple[list[tuple[str, Args]], list[str], list[str]]:
-    """A turn whose request points into the previous tool result ("open the second one").
+class FollowUp(NamedTuple):
+    """Calls in order (tool name, args), the tool results after each call but the last, and the user
+    messages before each call (the first is the opening request)."""
 
-    Returns the calls in order (tool name, args), the tool results after each call but the last, and
-    the user messages before each call (the first is the opening request).
-    """
+    calls: list[tuple[str, Args]]
+    results: list[str]
+    asks: list[str]
+
+
+def follow_up(rng: random.Random) -> FollowUp:
+    """A turn whose request points into the previous tool result ("open the second one")."""
     kind = rng.choice(["ls_open", "grep_open", "test_open", "test_rerun", "status_diff"])
     if kind == "ls_open":
         d = rng.choice(_DIRS)
@@ -571,15 +576,15 @@ def follow_up(rng: random.Random) -> tuple[list[tuple[str, Args]], list[str], li
         ask = rng.choice(
             [f"open {name}", f"show me the {stem} one", f"read the {ordinal} file", f"what's in {name}?"]
         )
-        return ([("list_dir", {"path": d}), ("read_file", {"path": entries[i]})],
-                ["\n".join(entries)], [_polish(rng, first.format(d=d)), ask])  # fmt: skip
+        return FollowUp([("list_dir", {"path": d}), ("read_file", {"path": entries[i]})],
+                        ["\n".join(entries)], [_polish(rng, first.format(d=d)), ask])  # fmt: skip
     if kind == "grep_open":
         x = rng.choice(_IDENTS)
         p, line = _path(rng, root_ok=False), rng.randint(2, 400)
         hit = f"{p}:{line}: {x}"
         ask = rng.choice(["open that file", "show me that file", "read the file it's in", "open it"])
-        return ([("search_code", {"pattern": x}), ("read_file", {"path": p})], [hit],
-                [_polish(rng, f"find usages of {x}"), ask])  # fmt: skip
+        return FollowUp([("search_code", {"pattern": x}), ("read_file", {"path": p})], [hit],
+                        [_polish(rng, f"find usages of {x}"), ask])  # fmt: skip
     if kind in ("test_open", "test_rerun"):
         tp, tn = _test_path(rng), rng.choice(_TEST_NAMES)
         out, _ = _pytest_tail(rng, failing=f"{tp}::{tn}")
@@ -592,11 +597,15 @@ def follow_up(rng: random.Random) -> tuple[list[tuple[str, Args]], list[str], li
                     "read the file with the failure",
                 ]
             )
-            return [("run_tests", {}), ("read_file", {"path": tp})], [out], [_polish(rng, opening), ask]
+            return FollowUp(
+                [("run_tests", {}), ("read_file", {"path": tp})], [out], [_polish(rng, opening), ask]
+            )
         ask = rng.choice(["rerun just that one test", "run only the failing test again"])
-        return [("run_tests", {}), ("run_tests", {"keyword": tn})], [out], [_polish(rng, opening), ask]
+        return FollowUp(
+            [("run_tests", {}), ("run_tests", {"keyword": tn})], [out], [_polish(rng, opening), ask]
+        )
     p = _path(rng, root_ok=False)
     out = f"## main...origin/main\n M {p}"
     ask = rng.choice(["what did I change there?", "show me the diff of that file", "diff the modified file"])
-    return ([("git_status", {}), ("git_diff", {"path": p})], [out],
-            [_polish(rng, rng.choice(["git status", "what have I modified?"])), ask])  # fmt: skip
+    return FollowUp([("git_status", {}), ("git_diff", {"path": p})], [out],
+                    [_polish(rng, rng.choice(["git status", "what have I modified?"])), ask])  # fmt: skip
