@@ -134,7 +134,7 @@ _BODIES: dict[str, list[tuple[str, str]]] = {
     ],
     ".kt": [('fun main() = println("ok")\n', 'is a Kotlin program whose main prints "ok"')],
 }
-_SAME_KIND = {".tsx": ".ts", ".jsx": ".js", ".yml": ".txt", ".toml": ".txt"}
+_SAME_KIND = {".tsx": ".ts", ".jsx": ".js"}
 _WRITABLE_ROOT = [".gitignore", "Dockerfile", ".env.example", "Makefile", "README.md", "NOTES.md", "TODO.txt"]
 
 

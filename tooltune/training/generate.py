@@ -515,11 +515,12 @@ class _Gen:
                 )
             return [{"role": "user", "content": text}, {"role": "assistant", "content": answer}]
         offered = rng.sample(self.tools, min(len(self.tools), rng.randint(1, min(4, self.cfg.max_tools))))
-        if any(coding_requests.covers(t) for t in offered) and rng.random() < 0.8:
+        coding = any(coding_requests.covers(t) for t in offered)
+        if coding and rng.random() < 0.8:
             return self.coding_chat(offered)
         vocab = {w for t in offered for w in _tool_words(t)}
         options = [(q, a) for q, a in GENERAL_QA if not (set(normalize_text(q).split()) & vocab)]
-        if any(coding_requests.covers(t) for t in offered):
+        if coding:
             # questions about code a coding agent answers from what it knows, and asks it has no tool for
             options += coding_chat.CODING_QA
         if not options:
