@@ -102,6 +102,24 @@ def test_pairs_cover_more_tools_and_three_files() -> None:
     assert three >= 2
 
 
+def test_three_calls_at_once_and_in_the_order_asked() -> None:
+    """A parallel turn asks two *or three* things (one tool thrice, or three tools); a file's content,
+    which join() puts at the message's end, is also the last call."""
+    three_tools, thrice = set(), set()
+    for ex in _gen(["parallel"], n=300):
+        calls = [(c["function"]["name"], c["function"]["arguments"]) for c in ex.messages[1]["tool_calls"]]
+        names = [n for n, _ in calls]
+        if len(set(names)) == 3:
+            three_tools.add(tuple(names))
+        if len(names) == 3 and len(set(names)) == 1:
+            thrice.add(names[0])
+        multi = [i for i, (n, a) in enumerate(calls) if n == "write_file" and "\n" in a["content"]]
+        if multi and len(set(names)) > 1:
+            assert multi == [len(calls) - 1], (ex.messages[0]["content"], calls)
+    assert len(three_tools) >= 10  # many different triples, not one fixed combination
+    assert {"read_file", "list_dir", "search_code", "run_tests"} <= thrice
+
+
 def test_no_polite_lead_before_a_path() -> None:
     rng = random.Random(2)
     for _ in range(2000):

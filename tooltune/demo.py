@@ -54,13 +54,14 @@ class DemoConfig(BaseModel):
     # shaped like the coding-tools suite: 5 of 6 cases want calls (single, several, follow-ups)
     mix: dict[str, float] = Field(
         default_factory=lambda: {
-            "single": 0.2,
-            "choose": 0.2,
+            "single": 0.16,
+            "choose": 0.17,
             "edge_args": 0.05,
-            "parallel": 0.12,
-            "multi_answer": 0.06,
-            "multi_chain": 0.13,
-            "no_call": 0.16,
+            # 0.12 left one calling turn in nine with a second call: the adapter made the first and stopped
+            "parallel": 0.22,
+            "multi_answer": 0.05,
+            "multi_chain": 0.12,
+            "no_call": 0.15,
             # near-miss siblings are read back from schemas ("write a text file ... and return its contents")
             "near_miss": 0.02,
             "chitchat": 0.06,

@@ -135,6 +135,15 @@ _BODIES: dict[str, list[tuple[str, str]]] = {
     ".kt": [('fun main() = println("ok")\n', 'is a Kotlin program whose main prints "ok"')],
 }
 _SAME_KIND = {".tsx": ".ts", ".jsx": ".js"}
+# one-line contents, for two writes asked at once ("write 'a' to a.txt and 'b' to b.txt")
+_LINES: dict[str, list[str]] = {
+    ".py": ["print('hi')", "x = 1", "VERSION = '1.2.0'", "import os"],
+    ".ts": ["export const PORT = 8080;", "export {};"], ".js": ["module.exports = {};", "console.log('hi');"],
+    ".go": ["package main"], ".rs": ["fn main() {}"], ".md": ["# TODO", "# Changelog", "Work in progress."],
+    ".json": ['{"debug": true}', "{}", "[]"], ".txt": ["a", "b", "hello", "TODO", "done", "v2"],
+    ".gitignore": ["node_modules/", "*.pyc", ".env"], "Dockerfile": ["FROM python:3.12-slim"],
+    ".env.example": ["DEBUG=true", "PORT=8080"], "Makefile": ["include common.mk"],
+}  # fmt: skip
 _WRITABLE_ROOT = [".gitignore", "Dockerfile", ".env.example", "Makefile", "README.md", "NOTES.md", "TODO.txt"]
 
 
@@ -412,11 +421,18 @@ def pair(rng: random.Random, name: str) -> tuple[str, list[Args]] | None:
                         "read both {a} and {b}", "cat {a} {b}"])  # fmt: skip
         calls = [{"path": a}, {"path": b}]
     elif name == "list_dir":
+        if rng.random() < 0.25:
+            return _three(rng, rng.sample(_DIRS + _TEST_DIRS, 3), "path",
+                          ["ls {a}, {b} and {c}", "list {a}, {b} and {c}", "what's in {a}, {b} and {c}?"])  # fmt: skip
         a, b = rng.sample(_DIRS + _TEST_DIRS, 2)
         t = rng.choice(["ls {a} and {b}", "list {a} and {b}", "what's inside {a} and inside {b}?",
                         "show me the {a} and {b} folders", "what files are in {a} and {b}?"])  # fmt: skip
         calls = [{"path": a}, {"path": b}]
     elif name == "search_code":
+        if rng.random() < 0.25:
+            return _three(rng, rng.sample(_IDENTS + _TEXTS, 3), "pattern",
+                          ["grep for {a}, {b} and {c}", "find usages of {a}, {b} and {c}",
+                           "search the code for {a}, {b} and {c}, separately"])  # fmt: skip
         a, b = rng.sample(_IDENTS + _TEXTS, 2)
         t = rng.choice(["grep for {a} and for {b}", "find usages of {a} and of {b}",
                         "search the code for {a}, and separately for {b}", "where are {a} and {b} used?",
@@ -428,16 +444,10 @@ def pair(rng: random.Random, name: str) -> tuple[str, list[Args]] | None:
         a, b, calls = la, lb, [ca, cb]
     elif name == "write_file":
         a, b = _writable_path(rng), _writable_path(rng)
-        (ca, _), (cb, _) = _body(rng, a), _body(rng, b)
-        ca, cb = ca.rstrip("\n"), cb.rstrip("\n")
-        if "\n" in ca + cb:
-            return None
-        t = rng.choice(
-            [
-                "write `{ca}` to {a} and `{cb}` to {b}",
-                "create {a} containing `{ca}` and {b} containing `{cb}`",
-            ]
-        )
+        ca, cb = (rng.choice(_LINES.get(_body_kind(p), _LINES[".txt"])) for p in (a, b))
+        t = rng.choice(["write `{ca}` to {a} and `{cb}` to {b}", "create {a} containing `{ca}` and {b} containing `{cb}`",
+                        "put '{ca}' in {a} and '{cb}' in {b}", 'write "{ca}" into {a}, and "{cb}" into {b}',
+                        "save `{ca}` as {a} and `{cb}` as {b}"])  # fmt: skip
         return (
             (
                 _polish(rng, t.format(a=a, b=b, ca=ca, cb=cb)),
@@ -447,6 +457,11 @@ def pair(rng: random.Random, name: str) -> tuple[str, list[Args]] | None:
             else None
         )
     elif name == "run_tests":
+        if rng.random() < 0.25:
+            paths = list(dict.fromkeys(_test_path(rng) for _ in range(3)))
+            return _three(
+                rng, paths, "path", ["run {a}, {b} and {c}", "pytest {a}, {b} and {c}, one run each"]
+            )
         a, b = _test_path(rng), _test_path(rng)
         t = rng.choice(
             ["run {a} and {b}", "run the tests in {a} and in {b}, separately", "pytest {a}, then pytest {b}"]
@@ -461,6 +476,16 @@ def pair(rng: random.Random, name: str) -> tuple[str, list[Args]] | None:
     if calls[0] == calls[1]:
         return None
     return _polish(rng, t.format(a=a, b=b)), calls
+
+
+def _three(
+    rng: random.Random, values: list[str], param: str, templates: list[str]
+) -> tuple[str, list[Args]] | None:
+    """One tool three times in one message ("ls src, docs and tests"): a call per value."""
+    if len(set(values)) < 3:
+        return None
+    a, b, c = values
+    return _polish(rng, rng.choice(templates).format(a=a, b=b, c=c)), [{param: v} for v in values]
 
 
 def explain(rng: random.Random) -> tuple[str, str, str, str]:

@@ -341,8 +341,8 @@ class _Gen:
         return [{"role": "user", "content": text}, call_message([(t.name, a) for t, a in calls])]
 
     def book_parallel(self, base: ToolSpec, same: bool) -> list[dict[str, Any]] | None:
-        """Two calls in one message, in a developer's words: one tool twice ("open a.py and b.py")
-        or two tools ("git status and run the tests")."""
+        """Two or three calls in one message, in a developer's words: one tool twice or three times
+        ("open a.py and b.py") or two or three tools ("git status and run the tests")."""
         rng = self.rng
         paired = coding_requests.pair(rng, base.name) if same else None
         if paired is not None:
@@ -352,13 +352,16 @@ class _Gen:
             others = [t for t in self.tools if coding_requests.covers(t) and t.name != base.name]
             if not others:
                 return None
-            other = rng.choice(others)
-            first, second = self.book_request(base, polish=False), self.book_request(other, polish=False)
-            joined = coding_requests.join(rng, [first[0], second[0]]) if first and second else None
-            if first is None or second is None or joined is None:
+            # a quarter ask three tools at once ("git status, the diff and the tests")
+            picked = [base, *rng.sample(others, min(len(others), 2 if rng.random() < 0.25 else 1))]
+            asked = [(t, self.book_request(t, polish=False)) for t in picked]
+            # join() puts a multi-line request (file content) last: order the calls as the text reads
+            order = sorted(((t, r) for t, r in asked if r is not None), key=lambda p: "\n" in p[1][0])
+            joined = coding_requests.join(rng, [text for _, (text, _) in order])
+            if joined is None or len(order) < len(picked):
                 return None
             text = joined
-            calls = [(base, first[1]), (other, second[1])]
+            calls = [(t, args) for t, (_, args) in order]
         if not all(self.validators[id(t)].is_valid(a) for t, a in calls):
             self.unverifiable += 1
             return None
