@@ -68,7 +68,10 @@ log = get_logger(__name__)
 #    finished tool exchange); "what does src/app.py do?" reads the file and answers from its content;
 #    more pairs in one message (write, run_tests, git_diff, three files); bare file names; file
 #    bodies that fit the file's extension. Other tools' data is unchanged.
-GENERATOR_VERSION = "tooltune-data/7"
+# 8: the coding tools are asked for two or three things at once more often: three-tool joins, one tool
+#    three times (list, search, tests), two one-line writes; calls in the order the message asks them.
+#    Other tools' data is unchanged.
+GENERATOR_VERSION = "tooltune-data/8"
 
 # ~25% of examples (after splitting multi-turn ones) end without a call: the model must learn not to
 # over-call (BFCL irrelevance), including when the offered tool is about the topic but does another job.
