@@ -135,7 +135,7 @@ _BODIES: dict[str, list[tuple[str, str]]] = {
     ".kt": [('fun main() = println("ok")\n', 'is a Kotlin program whose main prints "ok"')],
 }
 _SAME_KIND = {".tsx": ".ts", ".jsx": ".js"}
-# one-line contents, for two writes asked at once ("write 'a' to a.txt and 'b' to b.txt")
+# one-line contents, for two writes asked at once ("write `x = 1` to a.py and `# TODO` to NOTES.md")
 _LINES: dict[str, list[str]] = {
     ".py": ["print('hi')", "x = 1", "VERSION = '1.2.0'", "import os"],
     ".ts": ["export const PORT = 8080;", "export {};"], ".js": ["module.exports = {};", "console.log('hi');"],
