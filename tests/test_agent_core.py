@@ -98,6 +98,12 @@ def test_schemas_on_the_wire_are_exactly_coding_tools(project: Path) -> None:
     assert body["model"] == "/models/tiny"
     assert body["adapters"] == "/ws/adapters/a1"  # ModelServer.extra_body merged into the request
     assert body["tools"] == [s.to_openai() for s in CODING_TOOLS]
+    assert "max_tokens" not in body and "max_completion_tokens" not in body  # the server's default
+
+    # a token budget per request (the demo's ask uses the eval's) reaches the server; it reads either key
+    capped = AgentSession(agent, model=server_model(server, http_client=client), server=server, max_tokens=64)
+    anyio.run(capped.turn, "hi")
+    assert bodies[1].get("max_completion_tokens", bodies[1].get("max_tokens")) == 64
 
 
 def test_function_model_reads_a_file_through_the_tool(project: Path) -> None:

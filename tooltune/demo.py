@@ -353,7 +353,11 @@ async def _evaluate_and_ask(
         out["served"] = served
         stage("ask", f"asking the agent through {adapter}: {cfg.prompt!r}")
         try:
-            out["ask"] = await ask(cfg.prompt, root=demo_project(ws), server=server, max_steps=4)
+            # the eval's token budget per request: an adapter that rambles (a 40-step one can) costs
+            # minutes per 512-token step on this CPU, and one sentence needs far fewer
+            out["ask"] = await ask(
+                cfg.prompt, root=demo_project(ws), server=server, max_steps=4, max_tokens=cfg.max_tokens
+            )
         except TooltuneError as e:  # the loop's numbers are in; report the ask failure, don't lose them
             out["ask_error"] = str(e)
     return out

@@ -172,6 +172,7 @@ class AgentSession:
         model: Model | None = None,
         lenient_tools: bool = False,
         max_steps: int = DEFAULT_MAX_STEPS,
+        max_tokens: int | None = None,
         session_id: str | None = None,
     ) -> None:
         if server is None and model is None:
@@ -180,6 +181,7 @@ class AgentSession:
         self.server = server
         self.lenient_tools = lenient_tools
         self.max_steps = max_steps
+        self.max_tokens = max_tokens  # per model request; None: the server's default (mlx_lm.server: 512)
         self._fixed_model = LenientToolCallModel(model, recover=lenient_tools) if model is not None else None
         self.history: list[ModelMessage] = []
         self.id = session_id or datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
@@ -205,7 +207,9 @@ class AgentSession:
                 prompt,
                 model=model,
                 message_history=self.history,
-                model_settings=server_settings(self.server),
+                model_settings=server_settings(
+                    self.server, None if self.max_tokens is None else {"max_tokens": self.max_tokens}
+                ),
                 usage_limits=UsageLimits(request_limit=self.max_steps),
                 event_stream_handler=event_handler,
             )
@@ -267,6 +271,7 @@ async def ask(
     lenient_tools: bool = False,
     mcp_commands: Sequence[str] = (),
     max_steps: int = DEFAULT_MAX_STEPS,
+    max_tokens: int | None = None,
     instructions: str | None = None,
 ) -> AskResult:
     """One prompt, no questions asked (writes/commands run only if the flags allow them)."""
@@ -275,7 +280,12 @@ async def ask(
         root=root, allow_write=allow_write, allow_exec=allow_exec, mcp_commands=mcp_commands, **kwargs
     )
     session = AgentSession(
-        agent, server=server, model=model, lenient_tools=lenient_tools, max_steps=max_steps
+        agent,
+        server=server,
+        model=model,
+        lenient_tools=lenient_tools,
+        max_steps=max_steps,
+        max_tokens=max_tokens,
     )
     async with agent:
         turn = await session.turn(prompt)

@@ -18,6 +18,7 @@ def ask(
     root: Path | None = None,
     json: bool = False,
     max_steps: int = 20,
+    max_tokens: int | None = None,
     allow_write: bool = False,
     allow_exec: bool = False,
     lenient_tools: bool = False,
@@ -41,6 +42,8 @@ def ask(
         Print a JSON object: answer, tool_calls (name, args, ok), served adapter, usage, error.
     max_steps
         Most model requests before giving up.
+    max_tokens
+        Most tokens per model request (default: the server's, 512 for mlx_lm.server).
     allow_write
         Let the agent write files (no confirmation: this is for scripts).
     allow_exec
@@ -72,6 +75,7 @@ def ask(
                 lenient_tools=lenient_tools,
                 mcp_commands=mcp or (),
                 max_steps=max_steps,
+                max_tokens=max_tokens,
             )
 
     result = anyio.run(main)

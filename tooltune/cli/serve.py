@@ -23,6 +23,7 @@ def serve(
     lenient_tools: bool = False,
     mcp: Annotated[list[str] | None, Parameter(consume_multiple=False)] = None,
     max_steps: int = 20,
+    max_tokens: int | None = None,
 ) -> int:
     """Start the model server with an adapter and chat with the coding agent.
 
@@ -51,6 +52,8 @@ def serve(
         Repeatable.
     max_steps
         Most model requests per turn.
+    max_tokens
+        Most tokens per model request (default: the server's, 512 for mlx_lm.server).
     """
     import anyio
 
@@ -77,7 +80,9 @@ def serve(
                 approve=console_approver(console, input),
                 mcp_commands=mcp or (),
             )
-            session = AgentSession(agent, server=server, lenient_tools=lenient_tools, max_steps=max_steps)
+            session = AgentSession(
+                agent, server=server, lenient_tools=lenient_tools, max_steps=max_steps, max_tokens=max_tokens
+            )
             console.print(
                 f"[dim]project {project} · write {'on' if allow_write else 'off'} · "
                 f"exec {'on' if allow_exec else 'off'} · lenient tools {'on' if lenient_tools else 'off'}[/]"
