@@ -9,7 +9,7 @@ import pytest
 
 from tooltune.adapters.active import read_active
 from tooltune.config import Settings
-from tooltune.demo import DemoConfig, run_demo
+from tooltune.demo import QUICK_MIX, DemoConfig, run_demo
 from tooltune.training import generate
 from tooltune.workspace import Workspace
 
@@ -159,3 +159,13 @@ def test_demo_resumes_or_follows_an_interrupted_training(settings: Settings, tin
     assert done.id == first.id and done.job_id == job.id and done.status == "succeeded" and done.registered
     assert done.resumes == [c1, c2] and done.iteration == cfg.iters
     assert result.adapter == first.adapter_name and result.served_adapter == result.adapter
+
+
+def test_quick_demo_keeps_fewer_multi_call_turns_than_the_full_one() -> None:
+    """40 steps on the full mix strung six to eight calls together; the quick preset has its own mix."""
+    quick, full = DemoConfig.preset(True), DemoConfig.preset(False)
+    assert quick.mix == QUICK_MIX and quick.mix["parallel"] < full.mix["parallel"]
+    assert quick.mix["no_call"] > full.mix["no_call"]
+    for mix in (quick.mix, full.mix):
+        assert abs(sum(mix.values()) - 1) < 1e-9
+    assert DemoConfig.preset(True, mix=full.mix).mix == full.mix  # an explicit mix still wins
