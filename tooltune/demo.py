@@ -36,6 +36,21 @@ StageFn = Callable[[str, str], None]  # (stage, message)
 StepFn = Callable[[str, int, int], None]  # (stage, done, total)
 
 
+# shaped like the coding-tools suite: 5 of 6 cases want calls (single, several, follow-ups)
+DEMO_MIX: dict[str, float] = {
+    "single": 0.16,
+    "choose": 0.17,
+    "edge_args": 0.05,
+    # 0.12 left one calling turn in nine with a second call: the adapter made the first and stopped
+    "parallel": 0.22,
+    "multi_answer": 0.05,
+    "multi_chain": 0.12,
+    "no_call": 0.15,
+    # near-miss siblings are read back from schemas ("write a text file ... and return its contents")
+    "near_miss": 0.02,
+    "chitchat": 0.06,
+}
+
 # 40 steps see 40 examples: with the full mix's 22% of multi-call turns a quick adapter strung six to
 # eight calls together and called for all three no-call cases (measured on generator 8); the quick demo
 # keeps generator 7's mix, with fewer multi-call turns (0.12) and more no-call ones
@@ -67,22 +82,7 @@ class DemoConfig(BaseModel):
     batch_size: int = 1
     max_seq_length: int = 1024
     max_tools: int = 6  # the agent serves all 8 tools; the suite offers 1 to 8
-    # shaped like the coding-tools suite: 5 of 6 cases want calls (single, several, follow-ups)
-    mix: dict[str, float] = Field(
-        default_factory=lambda: {
-            "single": 0.16,
-            "choose": 0.17,
-            "edge_args": 0.05,
-            # 0.12 left one calling turn in nine with a second call: the adapter made the first and stopped
-            "parallel": 0.22,
-            "multi_answer": 0.05,
-            "multi_chain": 0.12,
-            "no_call": 0.15,
-            # near-miss siblings are read back from schemas ("write a text file ... and return its contents")
-            "near_miss": 0.02,
-            "chitchat": 0.06,
-        }
-    )
+    mix: dict[str, float] = Field(default_factory=lambda: dict(DEMO_MIX))
     # a quarter of no-call examples refuse a tool that is not offered; the rest are answered in text with
     # the coding tools offered, as in a session (0.7, generator 6's split, left no-call at 6/22)
     absent_tool_share: float = 0.25
