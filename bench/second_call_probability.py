@@ -3,7 +3,8 @@
 For each parallel case, the first expected call is appended to the prompt (as the chat template writes
 it) and the log-probabilities of "\\n<tool_call>" (a second call) and "<|im_end|>" (the turn ends) are
 compared; printed is P(second call) per case and the mean. Greedy decoding makes the second call only
-where it is above 0.5. Used for docs/TRANSCRIPTS.md (generator 6, 7 and 8 demo adapters: 0.45, 0.25, 0.78).
+where it is above 0.5. Used for docs/TRANSCRIPTS.md (generator 6, 7, 8 and 9 demo adapters: 0.45, 0.25,
+0.78, 0.92; generator 9's adapter is the one on branch `gen9`).
 
     python bench/second_call_probability.py --model ~/.cache/tooltune/models/qwen2.5-coder-0.5b-instruct \\
         --adapters-dir /tmp/demo2/.tooltune/adapters ADAPTER [ADAPTER ...]
