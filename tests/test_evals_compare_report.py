@@ -14,7 +14,7 @@ import pytest
 from tooltune.config import Settings
 from tooltune.evals.compare import compare_reports, mcnemar_exact
 from tooltune.evals.report_html import render_comparison_html, render_html
-from tooltune.evals.report_md import render_markdown
+from tooltune.evals.report_md import render_comparison_markdown, render_markdown
 from tooltune.evals.results import CaseResult, RunMeta, build_report
 from tooltune.evals.runner import write_reports
 from tooltune.evals.scoring import RawCall, Reason, Score
@@ -88,6 +88,43 @@ def test_comparison_known_numbers():
     assert cmp.categories["overall"].native_b == pytest.approx(10 / 12)
     assert cmp.categories["simple"].native_delta == pytest.approx(4 / 6 - 2 / 6)
     assert cmp.n_paired == 12 and cmp.same_suite
+
+
+def test_changed_cases_show_both_answers_with_their_calls():
+    """A regression names what each side called, so a reader sees the wrong value without the raw runs."""
+    a = CaseResult(
+        case_id="simple-002",
+        category="simple",
+        native_calls=[RawCall(name="read_file", arguments={"path": "README.md"})],
+        native=PASS,
+        lenient=PASS,
+    )
+    wrong = Score(passed=False, reason=Reason.wrong_tool, detail="no call to 'read_file'; got ['git_diff']")
+    b = a.model_copy(
+        update={
+            "raw_text": "Reading `it` now.",
+            "native_calls": [
+                RawCall(name="git_diff", arguments={"path": "README.md"}),
+                RawCall(name="x", arguments="{bad"),
+            ],
+            "native": wrong,
+            "lenient": wrong,
+        }
+    )
+    cmp = compare_reports(build_report(meta("a", 1), [a]), build_report(meta("b", 1), [b]))
+    (reg, _) = cmp.regressions  # native and lenient
+    assert reg.output_a == 'read_file({"path": "README.md"})'
+    assert reg.output_b == 'Reading `it` now.\ngit_diff({"path": "README.md"})\nx({bad)'
+    assert reg.detail_b == "no call to 'read_file'; got ['git_diff']"
+    md = render_comparison_markdown(cmp)
+    assert 'A: `read_file({"path": "README.md"})`' in md
+    assert 'B: `Reading \'it\' now. ⏎ git_diff({"path": "README.md"}) ⏎ x({bad)`' in md
+    html = render_comparison_html(cmp)
+    assert (
+        "git_diff({&quot;path&quot;: &quot;README.md&quot;})" in html and "got [&#x27;git_diff&#x27;]" in html
+    )
+    errored = b.model_copy(update={"error": "HTTP 500 from the server"})
+    assert errored.answer_text() == "HTTP 500 from the server"
 
 
 def test_repeats_majority_vote():

@@ -58,7 +58,9 @@ class ChangedCase(BaseModel):
     mode: Mode
     reason_a: str | None = None
     reason_b: str | None = None
-    output_b: str = ""
+    detail_b: str = Field(default="", description="Why B's answer failed, when it did (the scorer's detail).")
+    output_a: str = Field(default="", description="A's answer: its text and its calls.")
+    output_b: str = Field(default="", description="B's answer: its text and its calls.")
 
 
 class Comparison(BaseModel):
@@ -96,6 +98,11 @@ def _reason(results: list[CaseResult], mode: Mode) -> str | None:
     return str(fails[0]) if fails else None
 
 
+def _detail(results: list[CaseResult], mode: Mode) -> str:
+    fails = [getattr(r, mode).detail for r in results if not getattr(r, mode).passed]
+    return str(fails[0]) if fails else ""
+
+
 def compare_reports(a: EvalReport, b: EvalReport) -> Comparison:
     ca, cb = _per_case(a), _per_case(b)
     paired = sorted(set(ca) & set(cb))
@@ -123,7 +130,9 @@ def compare_reports(a: EvalReport, b: EvalReport) -> Comparison:
                     mode=mode,  # type: ignore[arg-type]
                     reason_a=_reason(ca[cid], mode),  # type: ignore[arg-type]
                     reason_b=_reason(cb[cid], mode),  # type: ignore[arg-type]
-                    output_b=(cb[cid][0].raw_text or "")[:500],
+                    detail_b=_detail(cb[cid], mode),  # type: ignore[arg-type]
+                    output_a=ca[cid][0].answer_text(),
+                    output_b=cb[cid][0].answer_text(),
                 )
                 if pa:
                     t.regressions += 1

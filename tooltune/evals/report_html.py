@@ -214,14 +214,7 @@ def render_html(report: EvalReport, *, max_failures: int = 60) -> str:
             "<th>raw model output</th></tr>"
         )
         for r in failing[:max_failures]:
-            raw = r.raw_text or ""
-            if r.native_calls:
-                raw += ("\n" if raw else "") + "\n".join(
-                    f"[tool_call] {c.name}({c.arguments if isinstance(c.arguments, str) else c.arguments!r})"
-                    for c in r.native_calls
-                )
-            if r.error:
-                raw = r.error
+            raw = r.answer_text(limit=4000)
             cells = []
             for s in (r.native, r.lenient):
                 cells.append(
@@ -291,13 +284,15 @@ def render_comparison_html(cmp: Comparison, *, max_items: int = 60) -> str:
             continue
         body.append(
             f"<h2>{title} ({len(items)})</h2><div class='card'><table><tr><th>case</th><th>mode</th>"
-            "<th>A</th><th>B</th><th>B output</th></tr>"
+            "<th>A</th><th>B</th><th>A's answer</th><th>B's answer</th></tr>"
         )
         for it in items[:max_items]:
+            detail = f"<br><small>{escape(it.detail_b)}</small>" if it.detail_b else ""
             body.append(
                 f"<tr><td>{escape(it.case_id)}<br><small>{escape(it.category)}</small></td>"
                 f"<td>{it.mode}</td><td>{escape(it.reason_a or 'pass')}</td>"
-                f"<td>{escape(it.reason_b or 'pass')}</td><td><pre>{escape(it.output_b)}</pre></td></tr>"
+                f"<td>{escape(it.reason_b or 'pass')}{detail}</td>"
+                f"<td><pre>{escape(it.output_a)}</pre></td><td><pre>{escape(it.output_b)}</pre></td></tr>"
             )
         body.append("</table></div>")
     return _page(f"compare {cmp.run_a} vs {cmp.run_b}", "".join(body))

@@ -73,6 +73,12 @@ def render_markdown(report: EvalReport, *, max_failures: int = 15) -> str:
     return "\n".join(lines)
 
 
+def _answer(text: str, limit: int = 160) -> str:
+    """An answer inline in a list item: one line, in a code span (backticks inside would end it)."""
+    flat = " ⏎ ".join(line for line in text.splitlines() if line.strip()).replace("`", "'")
+    return f"`{flat[:limit]}{'…' if len(flat) > limit else ''}`" if flat else "(empty)"
+
+
 def render_comparison_markdown(cmp: Comparison, *, max_items: int = 20) -> str:
     lines = [
         f"# Comparison: `{cmp.run_a}` → `{cmp.run_b}`",
@@ -100,7 +106,7 @@ def render_comparison_markdown(cmp: Comparison, *, max_items: int = 20) -> str:
             for it in items[:max_items]:
                 lines.append(
                     f"- `{it.case_id}` ({it.category}, {it.mode}): {it.reason_a or 'pass'} → "
-                    f"{it.reason_b or 'pass'}"
+                    f"{it.reason_b or 'pass'} · A: {_answer(it.output_a)} · B: {_answer(it.output_b)}"
                 )
     lines.append("")
     return "\n".join(lines)

@@ -7,6 +7,7 @@ Markdown and HTML reports render.
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -49,6 +50,17 @@ class CaseResult(BaseModel):
     @property
     def key(self) -> tuple[str, int]:
         return (self.case_id, self.repeat)
+
+    def answer_text(self, limit: int = 500) -> str:
+        """What the model answered, as a reader needs it: the text, then each native call as
+        ``name({"arg": value})`` (an undecodable argument string as it came), or the request's error."""
+        if self.error:
+            return self.error[:limit]
+        calls = [
+            f"{c.name}({c.arguments if isinstance(c.arguments, str) else json.dumps(c.arguments)})"
+            for c in self.native_calls
+        ]
+        return "\n".join(part for part in (self.raw_text, *calls) if part)[:limit]
 
 
 class RunMeta(BaseModel):
