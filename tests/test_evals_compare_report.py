@@ -132,6 +132,13 @@ def test_repeats_majority_vote():
     b = [result("c0", "s", native=k < 1, lenient=True, repeat=k) for k in range(3)]
     cmp = compare_reports(build_report(meta("a", 1, repeats=3), a), build_report(meta("b", 1, repeats=3), b))
     assert cmp.mcnemar_native.regressions == 1
+    # the regression is shown by answers that agree with each verdict: A's pass (#0), B's failure (#1)
+    for r in (*a, *b):
+        r.raw_text = f"sample {r.repeat}"
+    (reg,) = compare_reports(
+        build_report(meta("a", 1, repeats=3), a), build_report(meta("b", 1, repeats=3), b)
+    ).regressions
+    assert (reg.output_a, reg.output_b) == ("sample 0", "sample 1")
 
 
 def test_markdown_and_html_escape_model_output():

@@ -103,6 +103,14 @@ def _detail(results: list[CaseResult], mode: Mode) -> str:
     return str(fails[0]) if fails else ""
 
 
+def _shown(results: list[CaseResult], mode: Mode) -> str:
+    """The answer of a sample that agrees with the case's verdict (with repeats, a failing case is
+    shown by one of its failures, a passing one by a pass)."""
+    verdict = _passes(results, mode)
+    sample = next((r for r in results if getattr(r, mode).passed == verdict), results[0])
+    return sample.answer_text()
+
+
 def compare_reports(a: EvalReport, b: EvalReport) -> Comparison:
     ca, cb = _per_case(a), _per_case(b)
     paired = sorted(set(ca) & set(cb))
@@ -131,8 +139,8 @@ def compare_reports(a: EvalReport, b: EvalReport) -> Comparison:
                     reason_a=_reason(ca[cid], mode),  # type: ignore[arg-type]
                     reason_b=_reason(cb[cid], mode),  # type: ignore[arg-type]
                     detail_b=_detail(cb[cid], mode),  # type: ignore[arg-type]
-                    output_a=ca[cid][0].answer_text(),
-                    output_b=cb[cid][0].answer_text(),
+                    output_a=_shown(ca[cid], mode),  # type: ignore[arg-type]
+                    output_b=_shown(cb[cid], mode),  # type: ignore[arg-type]
                 )
                 if pa:
                     t.regressions += 1

@@ -56,11 +56,12 @@ class CaseResult(BaseModel):
         ``name({"arg": value})`` (an undecodable argument string as it came), or the request's error."""
         if self.error:
             return self.error[:limit]
-        calls = [
-            f"{c.name}({c.arguments if isinstance(c.arguments, str) else json.dumps(c.arguments)})"
-            for c in self.native_calls
-        ]
+        calls = [f"{c.name}({_arguments_text(c.arguments)})" for c in self.native_calls]
         return "\n".join(part for part in (self.raw_text, *calls) if part)[:limit]
+
+
+def _arguments_text(arguments: dict[str, Any] | str) -> str:
+    return arguments if isinstance(arguments, str) else json.dumps(arguments, ensure_ascii=False)
 
 
 class RunMeta(BaseModel):
