@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from tooltune.evals.results import CaseResult, EvalReport
+from tooltune.evals.scoring import Score
 
 Mode = Literal["native", "lenient"]
 
@@ -93,14 +94,18 @@ def _passes(results: list[CaseResult], mode: Mode) -> bool:
     return wins * 2 > len(results)
 
 
+def _first_failure(results: list[CaseResult], mode: Mode) -> Score | None:
+    return next((getattr(r, mode) for r in results if not getattr(r, mode).passed), None)
+
+
 def _reason(results: list[CaseResult], mode: Mode) -> str | None:
-    fails = [getattr(r, mode).reason for r in results if not getattr(r, mode).passed]
-    return str(fails[0]) if fails else None
+    fail = _first_failure(results, mode)
+    return str(fail.reason) if fail else None
 
 
 def _detail(results: list[CaseResult], mode: Mode) -> str:
-    fails = [getattr(r, mode).detail for r in results if not getattr(r, mode).passed]
-    return str(fails[0]) if fails else ""
+    fail = _first_failure(results, mode)
+    return fail.detail if fail else ""
 
 
 def _shown(results: list[CaseResult], mode: Mode) -> str:
