@@ -64,7 +64,7 @@ async def test_full_loop_over_stdio(settings: Settings, tiny_model: Path, tmp_pa
     )
     tiny = str(tiny_model)
     async with mcp.Client(params) as c:
-        assert len((await c.list_tools()).tools) == 10
+        assert len((await c.list_tools()).tools) == 11
 
         data = await call(
             c, "generate_training_examples", builtin="coding", n=40, name="coding-v1", base_model=tiny
@@ -164,7 +164,7 @@ async def test_streamable_http_smoke(settings: Settings, tmp_path: Path) -> None
             await anyio.sleep(0.2)
         async with mcp.Client(f"http://127.0.0.1:{port}/mcp") as c:
             tools = (await c.list_tools()).tools
-            assert len(tools) == 10 and all(t.output_schema for t in tools)
+            assert len(tools) == 11 and all(t.output_schema for t in tools)
             assert (await call(c, "list_jobs"))["jobs"] == []
             missing = await c.call_tool("get_job", {"id": "eval-x"})
             assert missing.is_error and "list_jobs" in missing.content[0].text  # type: ignore[union-attr]
@@ -250,7 +250,7 @@ async def test_generate_from_another_mcp_servers_tools(
             name="from-mcp",
             base_model=str(tiny_model),
         )
-    assert out["tools"] == 10 and out["lint"]["ok"]
+    assert out["tools"] == 11 and out["lint"]["ok"]
     dataset = json.loads((settings.workspace / "datasets" / "from-mcp" / "dataset.json").read_text())
     assert dataset["sources"] == [f"mcp:{command}"]
     called = set(dataset["lint"]["stats"]["per_tool"])
@@ -262,6 +262,7 @@ async def test_generate_from_another_mcp_servers_tools(
         "compare_runs",
         "switch_adapter",
         "list_adapters",
+        "average_adapters",
         "get_job",
         "cancel_job",
         "list_jobs",

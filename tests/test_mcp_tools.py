@@ -29,6 +29,7 @@ TOOLS = {
     "compare_runs",
     "switch_adapter",
     "list_adapters",
+    "average_adapters",
     "get_job",
     "cancel_job",
     "list_jobs",

@@ -1,4 +1,5 @@
-"""`tooltune adapters`: the registry of trained adapters (list, show, rename, delete, export, active)."""
+"""`tooltune adapters`: the registry of trained adapters (list, show, rename, delete, export, average,
+active)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from rich.table import Table
 
 from tooltune.cli import context
 
-app = cyclopts.App(name="adapters", help="List, show, rename, delete and export trained adapters.")
+app = cyclopts.App(name="adapters", help="List, show, rename, delete, export and average trained adapters.")
 
 
 def _registry():  # noqa: ANN202 - imported lazily so `tooltune --help` stays fast
@@ -153,6 +154,40 @@ def export(name: str, dest: Annotated[Path, Parameter()]) -> None:
     """
     out = _registry().export(name, dest)
     context.console.print(f"exported {name} → {out}")
+
+
+@app.command
+def average(
+    names: list[str],
+    *,
+    name: str,
+    weights: Annotated[list[float] | None, Parameter(consume_multiple=True)] = None,
+    overwrite: bool = False,
+) -> None:
+    """Register a new adapter that is the weighted mean of the named adapters' weight changes.
+
+    Runs of one recipe with different seeds differ by several eval cases; their average keeps what
+    they agree on. Exact: the result is one LoRA whose rank is the sum of theirs. Evaluate it like any
+    other adapter (`tooltune eval run --adapter NAME`).
+
+    Parameters
+    ----------
+    names
+        Two or more registered LoRA adapters of the same base model, on the same layers.
+    name
+        Registry name of the new adapter.
+    weights
+        One weight per adapter (default: equal weights summing to 1).
+    overwrite
+        Replace an existing adapter of that name.
+    """
+    from tooltune.adapters.average import average_adapters
+
+    record = average_adapters(_registry(), names, name, weights=weights, overwrite=overwrite)
+    context.console.print(
+        f"registered {record.name}: average of {', '.join(names)} "
+        f"(weights {record.train_config['weights']}, rank {record.train_config['rank']})"
+    )
 
 
 @app.command

@@ -209,6 +209,9 @@ class AdapterSummary(BaseModel):
     created: datetime
     train_metrics: dict[str, Any] = Field(default_factory=dict)
     eval_scores: dict[str, Any] = Field(default_factory=dict)
+    averaged_from: str | None = Field(
+        default=None, description="For an average of adapters: their names (weights in the resource)."
+    )
     resource: str
 
     @classmethod
@@ -221,6 +224,7 @@ class AdapterSummary(BaseModel):
             created=rec.created,
             train_metrics=rec.train_metrics,
             eval_scores=rec.eval_scores,
+            averaged_from=rec.train_config.get("averaged_from"),
             resource=f"tooltune://adapters/{rec.name}",
         )
 

@@ -652,6 +652,31 @@ def register_tools(mcp: MCPServer, state: ServerState) -> None:
             else "no adapters yet: generate_training_examples, then train_adapter",
         )
 
+    @mcp.tool(
+        description=(
+            "Register a new adapter that is the weighted mean of two or more adapters' weight changes (LoRA "
+            "adapters of one base model on the same layers; exact, its rank is the sum of theirs). Runs of "
+            "one recipe with different seeds differ by several eval cases; their average keeps what they "
+            "agree on. Seconds. Next: run_eval_suite(adapter=name) to measure it against its sources."
+        ),
+        annotations=ToolAnnotations(
+            readOnlyHint=False, destructiveHint=False, idempotentHint=False, openWorldHint=False
+        ),
+    )
+    @agent_errors
+    async def average_adapters(
+        names: Annotated[list[str], Field(description="Two or more adapter names from list_adapters.")],
+        name: Annotated[str, Field(description="Name of the new adapter.")],
+        weights: Annotated[
+            list[float] | None,
+            Field(description="One positive weight per adapter (default: equal weights summing to 1)."),
+        ] = None,
+    ) -> AdapterSummary:
+        from tooltune.adapters.average import average_adapters as average
+
+        record = await _in_thread(average, state.registry, names, name, weights=weights)
+        return AdapterSummary.of(record)
+
     # ---- jobs ----------------------------------------------------------------------------------------
 
     @mcp.tool(
