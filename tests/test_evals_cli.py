@@ -94,3 +94,22 @@ def test_eval_cli_run_compare_import(endpoint: str, settings: Settings, capsys: 
         assert (ws.evals / "suites" / "irr.jsonl").exists()
     # a bad suite path is a one-line error, exit code 2
     assert cli("eval", "--base-url", endpoint, "--suite", "nope.jsonl") == 2
+
+
+@pytest.mark.slow
+def test_eval_cli_names_both_runs_it_serves_itself(tiny_model: Path, settings: Settings) -> None:
+    """--run-id reaches the runs when tooltune starts mlx_lm.server (baseline and adapter get suffixes)."""
+    from test_adapters_registry import make_lora_adapter, record_for
+
+    from tooltune.adapters.registry import AdapterRegistry
+
+    ws = Workspace(settings.workspace).ensure()
+    src = make_lora_adapter(tiny_model, settings.workspace.parent / "src")
+    AdapterRegistry(ws).register("tiny-a", src, record_for(tiny_model))
+    args = ["eval", "--adapter", "tiny-a", "--baseline", "--limit", "1", "--max-tokens", "4"]
+    assert cli(*args, "--run-id", "pair") == 0
+    runs = {m.run_id: m for m in list_runs(ws)}
+    assert set(runs) == {"pair-baseline", "pair-adapter"}
+    assert runs["pair-adapter"].adapter == "tiny-a" and runs["pair-baseline"].adapter is None
+    assert cli(*args, "--run-id", "pair") == 0  # finished runs are reused, not run again
+    assert {m.run_id for m in list_runs(ws)} == {"pair-baseline", "pair-adapter"}

@@ -88,7 +88,9 @@ def run(
     resume
         Finish an interrupted run with this id (skips cases already recorded).
     run_id
-        Id for the new run (default: time-suite-label-random).
+        Id for the new run (default: time-suite-label-random); with --adapter and --baseline the two
+        runs are ID-baseline and ID-adapter. Without --base-url a finished run with that id is reused
+        and an interrupted one resumed.
     """
     ws = context.workspace()
     settings = context.settings()
@@ -168,7 +170,12 @@ def run(
         reports = []
         async with ModelServer(path, settings=settings, adapter=targets[0]) as server:
             for target in targets:
-                reports.append(await run_suite_on_server(server, s, ws=ws, adapter=target, **opts))
+                rid = run_id
+                if run_id and len(targets) == 2:
+                    rid = f"{run_id}-{'adapter' if target else 'baseline'}"
+                reports.append(
+                    await run_suite_on_server(server, s, ws=ws, adapter=target, run_id=rid, **opts)
+                )
         return reports
 
     try:
