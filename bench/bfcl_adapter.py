@@ -8,6 +8,8 @@ Stages (each is skipped when its result already exists, so a re-run resumes):
   3. train a LoRA adapter (tooltune's worker: mlx-lm tuner API, OpenBLAS, float32);
   4. evaluate baseline and adapter on the same seeded sample of cases through one ModelServer
      (native + lenient scoring, McNemar on the paired outcomes);
+     with --train-seeds A B ...: stages 2-3 run once per seed and the adapter under test is their exact
+     average (tooltune adapters average); each member is evaluated on the same questions too;
   5. write bench/results/bfcl_adapter_<category>.json (+ the HTML comparison report).
 
 Usage:
@@ -31,6 +33,8 @@ from typing import Any
 
 import anyio
 
+from tooltune.adapters.average import average_adapters
+from tooltune.adapters.registry import AdapterRegistry
 from tooltune.agent.model_server import ModelServer
 from tooltune.config import Settings
 from tooltune.evals.bfcl_import import import_bfcl
@@ -219,15 +223,45 @@ def stage_train(settings: Settings, ws: Workspace, args: argparse.Namespace, dat
     }
 
 
+def stage_average(ws: Workspace, members: list[dict[str, Any]]) -> dict[str, Any]:
+    """The exact average of the members' adapters (equal weights), registered once and then reused."""
+    names = [m["train"]["adapter"] for m in members]
+    seeds = [m["train_seed"] for m in members]
+    adapter = f"{names[0]}-avg-s{'-'.join(map(str, seeds))}"[:100]
+    reused = (ws.adapters / adapter).exists()
+    if reused:
+        log(f"average: reusing adapter {adapter}")
+    else:
+        log(f"average: {adapter} = mean of {names}")
+        average_adapters(AdapterRegistry(ws), names, adapter)
+    walls = [(m["train"].get("metrics") or {}).get("wall_time_s") or 0 for m in members]
+    return {
+        "adapter": adapter,
+        "averaged_from": names,
+        "reused": reused,
+        # the members' recipe (rank, iterations, lr); the average's rank is their sum
+        "config": {**(members[0]["train"].get("config") or {}), "seed": "+".join(map(str, seeds))},
+        "metrics": {"wall_time_s": round(sum(walls), 1), "members_wall_time_s": walls},
+    }
+
+
 async def stage_eval(
-    settings: Settings, ws: Workspace, args: argparse.Namespace, adapter: str, suites: dict[str, EvalSuite]
+    settings: Settings,
+    ws: Workspace,
+    args: argparse.Namespace,
+    adapter: str,
+    suites: dict[str, EvalSuite],
+    members: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     async with ModelServer(args.model_path, settings=settings, record_active=False) as server:
         for key, suite in suites.items():
             reports = {}
-            for label, which in (("baseline", None), ("adapter", adapter)):
-                run_id = f"{suite.name}-{label}-{adapter if which else 'base'}"[:100]
+            targets = [("baseline", None), ("adapter", adapter), *((f"member:{m}", m) for m in members)]
+            for label, which in targets:
+                # a member's run id is the one a single-seed run of it gets, so either reuses the other
+                run_id = f"{suite.name}-adapter-{which}" if which else f"{suite.name}-baseline-base"
+                run_id = run_id[:100]
                 log(f"eval: {suite.name} {label} ({len(suite.cases)} cases) as {run_id}")
                 t0 = time.perf_counter()
                 reports[label] = await run_suite_on_server(
@@ -243,6 +277,16 @@ async def stage_eval(
                 log(f"eval: {run_id} done in {time.perf_counter() - t0:.0f}s")
             cmp = compare_runs(ws, reports["baseline"].meta.run_id, reports["adapter"].meta.run_id)
             out[key] = {"baseline": reports["baseline"], "adapter": reports["adapter"], "comparison": cmp}
+            out[key]["members"] = [
+                {
+                    "adapter": reports[f"member:{m}"],
+                    # member first: "fixed" = cases the average passes that this member fails
+                    "comparison_with_average": compare_runs(
+                        ws, reports[f"member:{m}"].meta.run_id, reports["adapter"].meta.run_id
+                    ),
+                }
+                for m in members
+            ]
     return out
 
 
@@ -356,6 +400,14 @@ def main() -> None:
         "--seed measures run-to-run spread on the same eval questions",
     )
     ap.add_argument(
+        "--train-seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="train one adapter per seed (its own data and training order) and test their exact average; "
+        "each member is evaluated on the same questions too",
+    )
+    ap.add_argument(
         "--train-tokens",
         type=json.loads,
         default=None,
@@ -373,17 +425,29 @@ def main() -> None:
     args.train_schemas = args.train_schemas or [args.category]
     if args.train_seed is None:
         args.train_seed = args.seed
+    if args.train_seeds and len(args.train_seeds) > 1 and args.adapter_name:
+        ap.error("--adapter-name names one adapter; leave it out with several --train-seeds")
 
     settings = Settings.load(workspace=args.workspace)
     ws = Workspace(settings.workspace).ensure()
     args.model_path = resolve_model(args.model or settings.default_model, settings).path
     t_start = time.perf_counter()
 
-    data = stage_data(settings, ws, args, args.model_path)
+    members: list[dict[str, Any]] = []
+    for seed in args.train_seeds or [args.train_seed]:
+        args.train_seed = seed
+        data = stage_data(settings, ws, args, args.model_path)
+        if args.data_only:
+            log(f"data only: {json.dumps(data, default=str)}")
+            continue
+        members.append(
+            {"train_seed": seed, "data": data, "train": stage_train(settings, ws, args, data["name"])}
+        )
     if args.data_only:
-        log(f"data only: {json.dumps(data, default=str)}")
         return
-    train = stage_train(settings, ws, args, data["name"])
+    averaged = len(members) > 1
+    data = members[0]["data"]
+    train = stage_average(ws, members) if averaged else members[0]["train"]
 
     suites = {
         args.category: sample_cases(
@@ -393,7 +457,8 @@ def main() -> None:
             import_bfcl(args.bfcl / "BFCL_v4_irrelevance.json", ws=ws), args.irrelevance_n, args.seed
         ),
     }
-    evals = anyio.run(stage_eval, settings, ws, args, train["adapter"], suites)
+    member_names = tuple(m["train"]["adapter"] for m in members) if averaged else ()
+    evals = anyio.run(stage_eval, settings, ws, args, train["adapter"], suites, member_names)
 
     import mlx.core as mx
     import mlx_lm
@@ -406,6 +471,14 @@ def main() -> None:
             "adapter": summarise(ev["adapter"]),
             "comparison": json.loads(cmp.model_dump_json()),
         }
+        if averaged:
+            results[key]["members"] = [
+                {
+                    "adapter": summarise(m["adapter"]),
+                    "comparison_with_average": json.loads(m["comparison_with_average"].model_dump_json()),
+                }
+                for m in ev["members"]
+            ]
     out = {
         "benchmark": "bfcl_adapter",
         "command": " ".join(["python", *sys.argv]),
@@ -421,15 +494,17 @@ def main() -> None:
         "category": args.category,
         "train_schemas_from": args.train_schemas,
         "eval_sample": {"seed": args.seed, "n": args.eval_n, "irrelevance_n": args.irrelevance_n},
-        "train_seed": args.train_seed,
+        "train_seed": "+".join(str(m["train_seed"]) for m in members) if averaged else args.train_seed,
         "data": data,
         "train": train,
+        **({"members": members} if averaged else {}),
         "results": results,
         # stages reused from an earlier invocation count with the time they took then
         "total_wall_s": round(
-            (data.get("seconds") or 0)
+            sum(m["data"].get("seconds") or 0 for m in members)
             + ((train.get("metrics") or {}).get("wall_time_s") or 0)
-            + sum(r[label]["wall_s"] or 0 for r in results.values() for label in ("baseline", "adapter")),
+            + sum(r[label]["wall_s"] or 0 for r in results.values() for label in ("baseline", "adapter"))
+            + sum(x["adapter"]["wall_s"] or 0 for r in results.values() for x in r.get("members", [])),
             1,
         ),
         "invocation_wall_s": round(time.perf_counter() - t_start, 1),

@@ -82,9 +82,10 @@ def attempts() -> list[str]:
             if irr
             else "–"
         )
+        average = f" (average of {len(d['members'])} runs)" if d.get("members") else ""
         rows.append(
             f"| {_link(p.name)} | {d['category']} | {d['data'].get('generator', 'tooltune-data/1')}"
-            f"{_data_options(d['data'])} | "
+            f"{_data_options(d['data'])}{average} | "
             f"{cfg.get('iters', '?')} | {cfg.get('learning_rate', '?'):g} | "
             f"{cfg.get('rank', '?')} × {cfg.get('num_layers', '?')} | {cfg.get('seed', '?')} | {share:.0%} | {made} | "
             f"{native} | {irr_cell} |"
@@ -147,6 +148,8 @@ def headline() -> list[str]:
             + (f", {wall:.0f} s of training" if isinstance(wall, int | float) else "")
             + f"; total wall time {d['total_wall_s'] / 60:.0f} min.",
         ]
+        if d.get("members"):
+            out.append(_members(d))
         if d.get("notes"):
             out.append(f"Notes: {d['notes']}")
         if isinstance(d.get("goals"), dict):
@@ -157,6 +160,21 @@ def headline() -> list[str]:
             out.append(f"Diagnosis: {d['diagnosis']}")
         out.append("")
     return out
+
+
+def _members(d: dict[str, Any]) -> str:
+    """How each averaged run scored alone on the same questions, and what the average changed."""
+    parts = []
+    for key, r in d["results"].items():
+        for m, seed in zip(r.get("members", []), d["members"], strict=False):
+            o = m["adapter"]["overall"]
+            passed = o["lenient_pass"] if key == "irrelevance" else o["native_pass"]
+            mc = m["comparison_with_average"]["mcnemar_native" if key != "irrelevance" else "mcnemar_lenient"]
+            parts.append(
+                f"{key} seed {seed['train_seed']} alone {_pct(passed, o['n'])} "
+                f"(the average fixes {mc['fixes']}, breaks {mc['regressions']})"
+            )
+    return "Averaged runs (each alone, same questions): " + "; ".join(parts) + "."
 
 
 def baseline() -> list[str]:
