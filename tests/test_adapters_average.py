@@ -54,7 +54,8 @@ def test_average_is_the_weighted_mean_of_the_changes(registry: AdapterRegistry) 
     config = json.loads((folder / "adapter_config.json").read_text())
     assert config["lora_parameters"]["rank"] == 8 and config["num_layers"] == 2
     assert [s["adapter"] for s in config["averaged_from"]] == ["one", "two"]
-    assert record.train_config["weights"] == "0.25, 0.75" and record.base_model_fingerprint
+    assert record.train_config["weights"] == [0.25, 0.75] and record.base_model_fingerprint
+    assert record.train_config["averaged_from"] == ["one", "two"]
     one, two, soup = (_changes(registry.path(n)) for n in ("one", "two", "soup"))
     assert set(soup) == set(one) == set(two) and len(soup) > 0
     for p, change in soup.items():
@@ -144,8 +145,10 @@ def test_average_adapters_mcp_tool(settings: Settings, registry: AdapterRegistry
         async with mcp.Client(build_server(settings)) as client:
             result = await client.call_tool("average_adapters", {"names": ["one", "two"], "name": "soup"})
             assert not result.is_error and result.structured_content is not None
-            summary = result.structured_content
-            assert summary["name"] == "soup" and summary["averaged_from"] == "one, two"
+            out = result.structured_content
+            assert out["weights"] == [0.5, 0.5] and out["rank"] == 8 and "run_eval_suite" in out["next"]
+            summary = out["adapter"]
+            assert summary["name"] == "soup" and summary["averaged_from"] == ["one", "two"]
             assert summary["resource"] == "tooltune://adapters/soup"
             listed = await client.call_tool("list_adapters", {})
             assert "soup" in [a["name"] for a in listed.structured_content["adapters"]]  # type: ignore[index]
@@ -153,4 +156,4 @@ def test_average_adapters_mcp_tool(settings: Settings, registry: AdapterRegistry
             assert bad.is_error and "no adapter named 'ghost'" in bad.content[0].text  # type: ignore[union-attr]
 
     anyio.run(main)
-    assert registry.get("soup").train_config["weights"] == "0.5, 0.5"
+    assert registry.get("soup").train_config["weights"] == [0.5, 0.5]

@@ -151,8 +151,8 @@ def average_adapters(
         base_model=records[0].base_model,
         base_model_fingerprint=base,
         train_config={
-            "averaged_from": ", ".join(names),
-            "weights": ", ".join(f"{x:g}" for x in w),
+            "averaged_from": list(names),
+            "weights": w,
             "rank": rank,
             "num_layers": configs[0]["num_layers"],
         },

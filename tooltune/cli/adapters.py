@@ -168,7 +168,7 @@ def average(
 
     Runs of one recipe with different seeds differ by several eval cases; their average keeps what
     they agree on. Exact: the result is one LoRA whose rank is the sum of theirs. Evaluate it like any
-    other adapter (`tooltune eval run --adapter NAME`).
+    other adapter (`tooltune eval --adapter NAME`).
 
     Parameters
     ----------
@@ -186,7 +186,8 @@ def average(
     record = average_adapters(_registry(), names, name, weights=weights, overwrite=overwrite)
     context.console.print(
         f"registered {record.name}: average of {', '.join(names)} "
-        f"(weights {record.train_config['weights']}, rank {record.train_config['rank']})"
+        f"(weights {', '.join(f'{x:g}' for x in record.train_config['weights'])}, "
+        f"rank {record.train_config['rank']})"
     )
 
 

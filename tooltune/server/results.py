@@ -209,7 +209,7 @@ class AdapterSummary(BaseModel):
     created: datetime
     train_metrics: dict[str, Any] = Field(default_factory=dict)
     eval_scores: dict[str, Any] = Field(default_factory=dict)
-    averaged_from: str | None = Field(
+    averaged_from: list[str] | None = Field(
         default=None, description="For an average of adapters: their names (weights in the resource)."
     )
     resource: str
@@ -227,6 +227,13 @@ class AdapterSummary(BaseModel):
             averaged_from=rec.train_config.get("averaged_from"),
             resource=f"tooltune://adapters/{rec.name}",
         )
+
+
+class AveragedAdapter(BaseModel):
+    adapter: AdapterSummary
+    weights: list[float] = Field(description="The weight of each source adapter, in the order given.")
+    rank: int = Field(description="Rank of the new LoRA: the sum of the sources' ranks.")
+    next: str
 
 
 class AdapterList(BaseModel):

@@ -30,6 +30,7 @@ from tooltune.server.progress import follow_job, progress_requested
 from tooltune.server.results import (
     AdapterList,
     AdapterSummary,
+    AveragedAdapter,
     ComparisonView,
     DatasetCheck,
     EvalStarted,
@@ -671,11 +672,16 @@ def register_tools(mcp: MCPServer, state: ServerState) -> None:
             list[float] | None,
             Field(description="One positive weight per adapter (default: equal weights summing to 1)."),
         ] = None,
-    ) -> AdapterSummary:
+    ) -> AveragedAdapter:
         from tooltune.adapters.average import average_adapters as average
 
         record = await _in_thread(average, state.registry, names, name, weights=weights)
-        return AdapterSummary.of(record)
+        return AveragedAdapter(
+            adapter=AdapterSummary.of(record),
+            weights=record.train_config["weights"],
+            rank=record.train_config["rank"],
+            next=f"run_eval_suite(adapter='{record.name}') and compare_runs against each source's eval run",
+        )
 
     # ---- jobs ----------------------------------------------------------------------------------------
 
