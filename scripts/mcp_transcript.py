@@ -118,7 +118,7 @@ async def session(ws: Path, base_model: str, iters: int, limit: int, env: dict[s
             name="coding-lora",
             iters=iters,
             batch_size=2,
-            config={"steps_per_report": 1, "max_seq_length": 512},
+            config={"steps_per_report": 1, "max_seq_length": 2048},
             wait_seconds=600,
         )
         started = await rec.call(
