@@ -239,5 +239,9 @@ def test_export_folder_and_tarball_load_with_mlx_lm(
     with tarfile.open(tarball) as tar:
         names = sorted(tar.getnames())
     assert names == ["exp/adapter_config.json", "exp/adapters.safetensors", "exp/tooltune.json"]
+    plain = tmp_path / "plain"
+    plain.write_text("x")
+    assert tarball.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777  # not mkstemp's 0600
+    assert (folder / "tooltune.json").stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
     with pytest.raises(AdapterExistsError):
         registry.export("exp", tmp_path / "out")

@@ -82,6 +82,22 @@ def test_atomic_write_json_keeps_old_file_when_serialisation_fails(tmp_path: Pat
     assert [f.name for f in tmp_path.iterdir()] == ["x.json"]
 
 
+def test_atomic_write_gives_the_mode_open_would_and_keeps_an_existing_one(tmp_path: Path) -> None:
+    """mkstemp makes 0600 files; a renamed temp file must not make every result private."""
+    import os
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    fresh = tmp_path / "fresh.json"
+    atomic_write_json(fresh, {"a": 1})
+    assert fresh.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777 == 0o666 & ~mask
+    fresh.chmod(0o640)
+    atomic_write_json(fresh, {"a": 2})
+    assert fresh.stat().st_mode & 0o777 == 0o640 and json.loads(fresh.read_text()) == {"a": 2}
+
+
 def test_first_error_names_the_nested_field_or_the_default() -> None:
     class Inner(BaseModel):
         rank: int = Field(ge=1)

@@ -78,12 +78,30 @@ class Workspace:
         return self.runs / validate_name(run_id, "run id")
 
 
+# read once at import (os.umask can only be read by setting it, which is not thread-safe later)
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+def file_mode(path: Path) -> int:
+    """The mode a file written at ``path`` should get: the existing file's, else the umask's default.
+
+    ``mkstemp`` creates its files 0600, which a rename would carry over to every report, result and
+    record; a file written atomically should look like one written with ``open``.
+    """
+    try:
+        return Path(path).stat().st_mode & 0o777
+    except FileNotFoundError:
+        return 0o666 & ~_UMASK
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write to a temp file in the same folder, fsync, then rename over the target."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, file_mode(path))
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()

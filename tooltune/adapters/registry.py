@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field, ValidationError
 from tooltune.adapters.fingerprint import AdapterProbe
 from tooltune.errors import TooltuneError
 from tooltune.logs import get_logger
-from tooltune.workspace import Workspace, atomic_dir, atomic_write_json, validate_name
+from tooltune.workspace import Workspace, atomic_dir, atomic_write_json, file_mode, validate_name
 
 log = get_logger(__name__)
 
@@ -283,6 +283,7 @@ class AdapterRegistry:
         if dest.name.endswith((".tar.gz", ".tgz")):
             dest.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+            os.fchmod(fd, file_mode(dest))
             os.close(fd)
             try:
                 with tarfile.open(tmp, "w:gz") as tar:
