@@ -166,7 +166,7 @@ def _members(d: dict[str, Any]) -> str:
     """How each averaged run scored alone on the same questions, and what the average changed."""
     parts = []
     for key, r in d["results"].items():
-        for m, seed in zip(r.get("members", []), d["members"], strict=False):
+        for m, seed in zip(r.get("members", []), d["members"], strict=True):
             o = m["adapter"]["overall"]
             passed = o["lenient_pass"] if key == "irrelevance" else o["native_pass"]
             mc = m["comparison_with_average"]["mcnemar_native" if key != "irrelevance" else "mcnemar_lenient"]
