@@ -11,7 +11,7 @@ from test_adapters_cli import run_cli
 from test_adapters_registry import make_lora_adapter, record_for
 
 from tooltune.adapters.average import AdapterAverageError, average_adapters
-from tooltune.adapters.registry import AdapterMismatchError, AdapterRegistry
+from tooltune.adapters.registry import AdapterExistsError, AdapterMismatchError, AdapterRegistry
 from tooltune.config import Settings
 from tooltune.workspace import Workspace
 
@@ -95,6 +95,8 @@ def test_average_refuses_what_it_cannot_average_and_writes_nothing(
         average_adapters(registry, ["one", "two", "one-copy"], "x", weights=[1, 1])
     with pytest.raises(AdapterAverageError, match="positive"):
         average_adapters(registry, ["one", "two"], "x", weights=[1, -1])
+    with pytest.raises(AdapterExistsError, match="'two' already exists"):
+        average_adapters(registry, ["one", "one-copy"], "two")
 
     other = record_for(tiny_model).model_copy(update={"base_model_fingerprint": "0123abcd"})
     registry.register("other-base", sources["one"], other)

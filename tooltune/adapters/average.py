@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tooltune.adapters.registry import (
+    AdapterExistsError,
     AdapterMismatchError,
     AdapterRecord,
     AdapterRegistry,
@@ -112,6 +113,10 @@ def average_adapters(
         raise AdapterAverageError(f"adapter names repeat in {names}; give each adapter once (use weights)")
     w = _weights(names, weights)
     records = [registry.get(n) for n in names]
+    if not overwrite and registry.ws.adapter_dir(new_name).exists():
+        raise AdapterExistsError(
+            f"an adapter named {new_name!r} already exists; choose another name, delete it, or overwrite"
+        )
     base = records[0].base_model_fingerprint
     for record in records[1:]:
         if record.base_model_fingerprint != base:
