@@ -129,7 +129,7 @@ def atomic_dir(final: Path, *, overwrite: bool = False) -> Iterator[Path]:
     if final.exists() and not overwrite:
         raise WorkspaceError(f"{final} already exists; choose another name or delete it first")
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
-    tmp.chmod(0o755)  # mkdtemp makes 0700; the final folder should look like any other
+    tmp.chmod(0o777 & ~_UMASK)  # mkdtemp makes 0700; the final folder should look like any other
     try:
         yield tmp
         if final.exists():
