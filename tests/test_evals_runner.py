@@ -176,6 +176,39 @@ def test_native_and_lenient_scored_exactly(ws: Workspace):
     assert "| irrelevance | 2 |" in (d / "report.md").read_text()
 
 
+def test_a_tool_call_the_server_dropped_is_a_malformed_call_not_no_call(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+):
+    """mlx_lm.server drops a <tool_call> it cannot parse (``"heat_capacity": 5J/K``) with its text, and
+    still says finish_reason "tool_calls": the answer is a malformed call, also where no call is wanted."""
+    dropped = completion("")
+    dropped["choices"][0]["finish_reason"] = "tool_calls"
+    monkeypatch.setitem(ANSWERS, "p-dropped", dropped)
+    monkeypatch.setitem(ANSWERS, "p-irr-dropped", dropped)
+    suite = EvalSuite(
+        name="dropped",
+        hash="d",
+        cases=[mk("dropped", "p-dropped", EXP), mk("irr-dropped", "p-irr-dropped", "no_call", "irrelevance")],
+    )
+    fake = FakeServer()
+
+    async def go():
+        return await run_suite(
+            suite, ws=ws, base_url="http://fake/v1", model_name="m", http_client=fake.client(), run_id="r-dr"
+        )
+
+    by = {r.case_id: r for r in anyio.run(go).results}
+    assert by["dropped"].dropped_call and by["irr-dropped"].dropped_call
+    assert (by["dropped"].native.reason, by["dropped"].lenient.reason) == ("bad_json", "bad_json")
+    assert "could not parse" in by["dropped"].native.detail
+    assert by["dropped"].attempted and "dropped" in by["dropped"].answer_text()
+    irr = by["irr-dropped"]
+    assert irr.native.passed and (irr.lenient.passed, irr.lenient.reason) == (False, "called_when_irrelevant")
+    # stored with the answer, so a rescore keeps the verdict
+    rescored = {r.case_id: r for r in rescore_run(ws, "r-dr").results}
+    assert rescored["dropped"].native.reason == "bad_json" and not rescored["irr-dropped"].lenient.passed
+
+
 def test_seed_only_when_sampling(ws: Workspace):
     fake = FakeServer()
     run(ws, fake, temperature=0.7, seed=5, repeats=2, run_id="r-sample")

@@ -35,6 +35,9 @@ class CaseResult(BaseModel):
     expects_no_call: bool = False
     raw_text: str = ""
     native_calls: list[RawCall] = Field(default_factory=list)
+    # the server ended the answer on a tool call but returned none: mlx_lm.server drops a call it cannot
+    # parse (``"heat_capacity": 5J/K``) and its text with it, so the answer looks empty
+    dropped_call: bool = False
     lenient_calls: list[ParsedCall] = Field(default_factory=list)
     parse_strategy: str | None = None
     native: Score
@@ -57,7 +60,8 @@ class CaseResult(BaseModel):
         if self.error:
             return self.error[:limit]
         calls = [f"{c.name}({_arguments_text(c.arguments)})" for c in self.native_calls]
-        return "\n".join(part for part in (self.raw_text, *calls) if part)[:limit]
+        dropped = "[a tool call the server could not parse and dropped]" if self.dropped_call else ""
+        return "\n".join(part for part in (self.raw_text, *calls, dropped) if part)[:limit]
 
 
 def _arguments_text(arguments: dict[str, Any] | str) -> str:

@@ -188,7 +188,8 @@ async def run_case(model: Any, case: EvalCase, *, repeat: int, settings: ModelSe
         for p in response.parts
         if isinstance(p, ToolCallPart)
     ]
-    scored = score_case(case, calls, text)
+    dropped = response.finish_reason == "tool_call" and not calls
+    scored = score_case(case, calls, text, dropped_call=dropped)
     return CaseResult(
         case_id=case.id,
         category=case.category,
@@ -196,6 +197,7 @@ async def run_case(model: Any, case: EvalCase, *, repeat: int, settings: ModelSe
         expects_no_call=case.expects_no_call,
         raw_text=text,
         native_calls=calls,
+        dropped_call=dropped,
         lenient_calls=scored.lenient_calls,
         parse_strategy=scored.parse_strategy,
         native=scored.native,
@@ -501,7 +503,7 @@ def rescore_run(ws: Workspace, run_id: str) -> EvalReport:
     for r in load_results(d / "cases.jsonl"):
         case = cases.get(r.case_id)
         if case is not None and r.error is None:
-            s = score_case(case, r.native_calls, r.raw_text)
+            s = score_case(case, r.native_calls, r.raw_text, dropped_call=r.dropped_call)
             r = r.model_copy(
                 update={
                     "native": s.native,

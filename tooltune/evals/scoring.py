@@ -270,17 +270,23 @@ def decode_native(calls: list[RawCall]) -> tuple[list[ParsedCall], bool]:
     return out, bad
 
 
-def score_case(case: EvalCase, native_calls: list[RawCall], text: str | None) -> CaseScore:
+_DROPPED = "wrote a tool call the server could not parse (invalid JSON), so the server dropped it"
+
+
+def score_case(
+    case: EvalCase, native_calls: list[RawCall], text: str | None, *, dropped_call: bool = False
+) -> CaseScore:
     """Score one model answer both ways.
 
     For cases that expect no call, *lenient* means "no call attempt of any kind": a model that writes
     calls as text is still calling a tool where it should not, so it must not look good there just
-    because the server failed to parse its format.
+    because the server failed to parse its format. ``dropped_call``: the server ended the answer on a
+    tool call it could not parse and dropped (a call attempt in invalid JSON, not "no call").
     """
     tool_names = set(case.specs)
     decoded, native_bad = decode_native(native_calls)
     parsed: ParseResult = parse_calls(text, tool_names)
-    attempted = bool(native_calls) or parsed.attempted
+    attempted = bool(native_calls) or parsed.attempted or dropped_call
     lenient_calls = decoded if (decoded or native_bad) else parsed.calls
 
     if case.expects_no_call:
@@ -294,6 +300,8 @@ def score_case(case: EvalCase, native_calls: list[RawCall], text: str | None) ->
         elif parsed.attempted:
             what = [c.name for c in parsed.calls] or "a malformed call"
             lenient = _fail(Reason.called_when_irrelevant, f"wrote a call in text: {what}")
+        elif dropped_call:
+            lenient = _fail(Reason.called_when_irrelevant, _DROPPED)
         else:
             lenient = OK
         return CaseScore(
@@ -308,6 +316,8 @@ def score_case(case: EvalCase, native_calls: list[RawCall], text: str | None) ->
         native = _fail(Reason.bad_json, "native tool call arguments are not a JSON object")
     elif decoded:
         native = match_calls(case, decoded)
+    elif dropped_call:
+        native = _fail(Reason.bad_json, _DROPPED)
     elif parsed.calls:
         native = _fail(Reason.unparsed_format, f"call written as {parsed.strategy}, not in the native format")
     elif parsed.bad_json:
@@ -321,6 +331,8 @@ def score_case(case: EvalCase, native_calls: list[RawCall], text: str | None) ->
         lenient = match_calls(case, lenient_calls)
     elif parsed.bad_json:
         lenient = _fail(Reason.bad_json, "a call attempt in text that is not valid JSON")
+    elif dropped_call:
+        lenient = _fail(Reason.bad_json, _DROPPED)
     else:
         lenient = _fail(Reason.no_call_made, "answered without calling a tool")
     return CaseScore(
