@@ -19,8 +19,9 @@ from tooltune.training.phrasing import (
     task_phrase,
     value_forms,
 )
-from tooltune.training.samplers import CITY_FULL, number_kind, sample_value
+from tooltune.training.samplers import CITY_FULL, CURRENCY_NAMES, number_kind, sample_value
 from tooltune.training.toolspec import ToolSpec
+from tooltune.training.units import unit_suffixes
 
 DECIMAL_RATE = {"type": "number", "description": "The annual interest rate in decimal form. E.g. 5% is 0.05"}
 PERCENT_RATE = {"type": "number", "description": "The interest rate for a year as a percentage."}
@@ -132,6 +133,65 @@ def test_generated_requests_use_written_forms() -> None:
     assert any("$" in t for t, a in interest)
     weather = texts["get_weather"]
     assert {a["location"] for _, a in weather} <= set(CITY_FULL.values())  # "city and state" asks for both
+
+
+@pytest.mark.parametrize(
+    ("description", "suffixes"),
+    [
+        ("The initial temperature in Kelvin.", ["K", " K", " Kelvin"]),
+        ("Mass of the object in kilograms", ["kg", " kg", " kilograms"]),
+        ("The heat capacity in J/K.", ["J/K", " J/K"]),
+        ("Acceleration in m/s^2.", ["m/s^2", " m/s^2"]),
+        ("The duration of the investment in years.", [" years"]),
+        ("Heart rate in beats per minute.", [" beats per minute"]),
+        # no unit: money and percentages have their own forms, and "in motion"/"in stock" are not units
+        ("The principal amount in USD.", []),
+        ("The rate in percentage.", []),
+        ("Whether the body is in motion.", []),
+        ("The number of items in stock.", []),
+        ("The year in which it was built", []),
+    ],
+)
+def test_unit_suffixes_come_from_the_description(description: str, suffixes: list[str]) -> None:
+    assert unit_suffixes({"type": "integer", "description": description}) == suffixes
+
+
+def test_numbers_with_units_still_map_back_to_the_bare_value() -> None:
+    """ "300K" / "5 J/K" in the request, 300 / 5 in the call: the value form is still in the text."""
+    rng = random.Random(1)
+    for name, desc in [("initial_temp", "Temperature in Kelvin."), ("heat_capacity", "C in J/K.")]:
+        schema = {"type": "integer", "description": desc}
+        units = unit_suffixes(schema)
+        texts = [format_number(rng, v, name, schema) for v in range(1, 200)]
+        with_unit = [t for t in texts if any(t.endswith(u) for u in units)]
+        assert 0.3 < len(with_unit) / len(texts) < 0.7, len(with_unit)
+        for v, t in zip(range(1, 200), texts, strict=True):
+            assert t == str(v) or any(t == f"{v}{u}" for u in units), t
+            assert mentions_all(t, {name: v})
+
+
+def test_currency_codes_may_be_named_and_the_call_keeps_the_code() -> None:
+    convert = _tool(
+        "currency.convert",
+        "Convert an amount from one currency to another.",
+        {
+            "base_currency": {"type": "string", "description": "The currency to convert from."},
+            "target_currency": {"type": "string", "description": "The currency to convert to."},
+            "amount": {"type": "integer"},
+        },
+    )
+    res = generate_examples([convert], GenerateConfig(n=120, seed=3, kinds=["single"]))
+    named = 0
+    for e in res.examples:
+        text, args = e.user_texts()[0], e.calls()[0]["arguments"]
+        for key in ("base_currency", "target_currency"):
+            assert args[key] in CURRENCY_NAMES  # the call holds the ISO code, always
+            names = CURRENCY_NAMES[args[key]]
+            assert args[key] in text or any(n in text for n in names), (text, args)
+            named += args[key] not in text
+    assert named > 10  # "Canadian dollars" for CAD does occur
+    assert mentions_all("500 Canadian dollars in euros", {"a": "CAD", "b": "EUR"})
+    assert not mentions_all("500 Canadian dollars in euros", {"a": "AUD", "b": "EUR"})
 
 
 def _tool(name: str, description: str, properties: dict) -> ToolSpec:

@@ -71,7 +71,10 @@ log = get_logger(__name__)
 # 8: the coding tools are asked for two or three things at once more often: three-tool joins, one tool
 #    three times (list, search, tests), two one-line writes; calls in the order the message asks them.
 #    Other tools' data is unchanged.
-GENERATOR_VERSION = "tooltune-data/8"
+# 9: a coding-tools experiment on branch gen9, not merged (worse on the demo with one seed).
+# 10: a number may carry the unit its description names ("300K", "2 kg", "5J/K"; the call keeps the bare
+#     number) and a currency code may be said by name ("Canadian dollars" for CAD).
+GENERATOR_VERSION = "tooltune-data/10"
 
 # ~25% of examples (after splitting multi-turn ones) end without a call: the model must learn not to
 # over-call (BFCL irrelevance), including when the offered tool is about the topic but does another job.

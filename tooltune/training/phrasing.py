@@ -16,8 +16,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from tooltune.training.samplers import number_kind, words_of
+from tooltune.training.samplers import CURRENCY_NAMES, number_kind, words_of
 from tooltune.training.toolspec import ToolSpec
+from tooltune.training.units import unit_suffixes
 
 VERBS = {
     "add",
@@ -288,6 +289,8 @@ def format_number(rng: random.Random, value: int | float, name: str, schema: dic
             text = w
     if kind == "money" and rng.random() < 0.5:
         text = "$" + text
+    elif kind is None and (units := unit_suffixes(schema)) and rng.random() < 0.5:
+        text += rng.choice(units)  # "300K", "2 kg", "5J/K": the call still gets the bare number
     return text
 
 
@@ -306,6 +309,8 @@ def format_value(rng: random.Random, value: Any, schema: dict[str, Any], name: s
     if isinstance(value, int | float):
         return format_number(rng, value, name, schema)
     if isinstance(value, str):
+        if value in CURRENCY_NAMES and rng.random() < 0.4:
+            return rng.choice(CURRENCY_NAMES[value])
         if " " in value and rng.random() < 0.5:
             q = rng.choice(['"', "'"]) if "'" not in value else '"'
             return f"{q}{value}{q}"
@@ -336,7 +341,7 @@ def leaf_forms(value: Any) -> list[list[str]]:
     if isinstance(value, int | float):
         return [value_forms(value)]
     if isinstance(value, str):
-        return [[value]]
+        return [[value, *CURRENCY_NAMES.get(value, ())]]
     if isinstance(value, list):
         return [f for v in value for f in leaf_forms(v)]
     if isinstance(value, dict):

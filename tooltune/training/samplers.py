@@ -110,7 +110,20 @@ COMPANIES = [
 TEAMS = ["Lakers", "Warriors", "Real Madrid", "Manchester United", "Yankees", "Chicago Bulls", "Barcelona"]
 LANGUAGES = ["Python", "JavaScript", "Rust", "Go", "TypeScript", "Java", "C#", "C++"]
 HUMAN_LANGUAGES = ["Spanish", "French", "German", "Japanese", "Italian", "Portuguese", "English"]
-CURRENCIES = ["USD", "EUR", "GBP", "JPY", "CAD", "AUD", "CHF"]
+# ISO codes and what people call them: a request may say "Canadian dollars" for a call's "CAD"
+CURRENCY_NAMES = {
+    "USD": ("US dollars", "U.S. dollars"),
+    "EUR": ("euros",),
+    "GBP": ("British pounds", "pounds sterling"),
+    "JPY": ("Japanese yen",),
+    "CAD": ("Canadian dollars",),
+    "AUD": ("Australian dollars",),
+    "CHF": ("Swiss francs",),
+    "INR": ("Indian rupees",),
+    "CNY": ("Chinese yuan",),
+    "MXN": ("Mexican pesos",),
+}
+CURRENCIES = list(CURRENCY_NAMES)
 TICKERS = ["AAPL", "MSFT", "GOOGL", "AMZN", "TSLA", "NVDA", "META", "BRK.B"]
 STOCK_INDEXES = ["S&P 500", "Dow Jones", "NASDAQ", "FTSE 100", "Nikkei 225", "Russell 2000"]
 MUSIC_KEYS = ["C", "G", "D", "A", "E", "F", "F#", "C#", "Bb", "Eb", "Ab"]
