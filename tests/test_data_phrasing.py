@@ -19,7 +19,7 @@ from tooltune.training.phrasing import (
     task_phrase,
     value_forms,
 )
-from tooltune.training.samplers import CITY_FULL, CURRENCY_NAMES, number_kind, sample_value
+from tooltune.training.samplers import CITY_FULL, CITY_OF_FULL, CURRENCY_NAMES, number_kind, sample_value
 from tooltune.training.toolspec import ToolSpec
 from tooltune.training.units import unit_suffixes
 
@@ -192,6 +192,30 @@ def test_currency_codes_may_be_named_and_the_call_keeps_the_code() -> None:
     assert named > 10  # "Canadian dollars" for CAD does occur
     assert mentions_all("500 Canadian dollars in euros", {"a": "CAD", "b": "EUR"})
     assert not mentions_all("500 Canadian dollars in euros", {"a": "AUD", "b": "EUR"})
+
+
+def test_city_state_forms_follow_the_schema() -> None:
+    """A schema that asks for "City, ST" gets it in the call even when the request names the city only; a
+    plain place parameter keeps whatever the request gives, a full form whole and never shortened."""
+    wants_full = _tool(
+        "weather", "Get the weather.", {"location": {"type": "string", "description": "e.g. Boston, MA"}}
+    )
+    plain = _tool(
+        "drive", "Plan a drive.", {"start_location": {"type": "string", "description": "Where to start."}}
+    )
+    short = full = 0
+    for tool in (wants_full, plain):
+        res = generate_examples([tool], GenerateConfig(n=150, seed=2, kinds=["single"]))
+        for e in res.examples:
+            text, args = e.user_texts()[0], e.calls()[0]["arguments"]
+            value = next(iter(args.values()))
+            if tool is wants_full:
+                assert value in CITY_FULL.values()
+                short += value not in text and CITY_OF_FULL[value] in text
+            else:
+                assert value in text, (text, value)  # never shortened without the schema asking
+                full += value in CITY_FULL.values()
+    assert short > 15 and 5 < full < 60, (short, full)
 
 
 def _tool(name: str, description: str, properties: dict) -> ToolSpec:

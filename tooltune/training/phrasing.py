@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from tooltune.training.samplers import CURRENCY_NAMES, number_kind, words_of
+from tooltune.training.samplers import CITY_OF_FULL, CURRENCY_NAMES, asks_full_place, number_kind, words_of
 from tooltune.training.toolspec import ToolSpec
 from tooltune.training.units import unit_suffixes
 
@@ -311,6 +311,8 @@ def format_value(rng: random.Random, value: Any, schema: dict[str, Any], name: s
     if isinstance(value, str):
         if value in CURRENCY_NAMES and rng.random() < 0.4:
             return rng.choice(CURRENCY_NAMES[value])
+        if value in CITY_OF_FULL and asks_full_place(name, schema) and rng.random() < 0.35:
+            return CITY_OF_FULL[value]  # "in Boston" and the schema wants "City, ST": "Boston, MA"
         if " " in value and rng.random() < 0.5:
             q = rng.choice(['"', "'"]) if "'" not in value else '"'
             return f"{q}{value}{q}"
@@ -341,7 +343,8 @@ def leaf_forms(value: Any) -> list[list[str]]:
     if isinstance(value, int | float):
         return [value_forms(value)]
     if isinstance(value, str):
-        return [[value, *CURRENCY_NAMES.get(value, ())]]
+        city = [CITY_OF_FULL[value]] if value in CITY_OF_FULL else []
+        return [[value, *CURRENCY_NAMES.get(value, ()), *city]]
     if isinstance(value, list):
         return [f for v in value for f in leaf_forms(v)]
     if isinstance(value, dict):

@@ -61,6 +61,8 @@ CITY_FULL = {
     "Miami": "Miami, FL",
     "Rome": "Rome, Italy",
 }
+# "New York, NY" -> "New York": what a request may say when the schema asks for the full form
+CITY_OF_FULL = {full: city for city, full in CITY_FULL.items()}
 COUNTRIES = [
     "France",
     "Japan",
@@ -476,6 +478,20 @@ def _sample_string(rng: random.Random, words: set[str], text: str, schema: dict[
     return f"{base} {rng.choice(GENERIC_WORDS)}" if edge else base
 
 
+def _asks_full_place(words: set[str], text: str) -> bool:
+    """The description shows a comma form ("e.g. Boston, MA") or the name/description says "state"."""
+    return bool(re.search(r"\b(e\.g\.|such as|like|format)[^.]*,", text)) or _has(words, text, "state")
+
+
+def asks_full_place(name: str, schema: dict[str, Any]) -> bool:
+    """A place parameter whose schema wants "City, ST" / "City, Country", not the bare city."""
+    words = set(words_of(name))
+    text = " ".join(words_of(name)) + " " + str(schema.get("description", "")).lower()
+    return _has(
+        words, text, "city", "location", "place", "destination", "origin", "town"
+    ) and _asks_full_place(words, text)
+
+
 def _string_by_keys(
     rng: random.Random, words: set[str], text: str, schema: dict[str, Any], edge: bool
 ) -> str | None:
@@ -534,8 +550,8 @@ def _string_by_keys(
             return rng.choice(UNITS_MASS)
         return rng.choice(UNITS_LENGTH if _has(words, text, "distance", "length") else UNITS_GENERIC)
     if _has(words, text, "city", "location", "place", "destination", "origin", "town"):
-        example_with_comma = re.search(r"\b(e\.g\.|such as|like|format)[^.]*,", text)
-        if example_with_comma or _has(words, text, "state"):  # only when the schema asks for "City, ST"
+        # the schema asks for "City, ST"; otherwise a request may still give the full form, kept whole
+        if _asks_full_place(words, text) or rng.random() < 0.15:
             return rng.choice(list(CITY_FULL.values()))
         return rng.choice(CITIES)
     if _has(words, text, "country", "nation"):
