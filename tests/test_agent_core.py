@@ -24,7 +24,7 @@ from structlog.testing import capture_logs
 
 from tooltune.agent.agent import build_agent, server_model
 from tooltune.agent.coding_tools import CODING_TOOLS, CODING_TOOLS_BY_NAME
-from tooltune.agent.lenient import RECOVERED_MESSAGE, parse_text_tool_calls
+from tooltune.agent.lenient import DROPPED_MESSAGE, RECOVERED_MESSAGE, parse_text_tool_calls
 from tooltune.agent.session import AgentSession, ask
 
 
@@ -278,6 +278,29 @@ def test_lenient_on_recovers_and_logs(project: Path) -> None:
     assert [(c.name, c.ok) for c in result.tool_calls] == [("read_file", True)]
     assert result.answer == f"got {len((project / 'src' / 'main.py').read_text())} chars"
     assert any(e["event"] == RECOVERED_MESSAGE and e["log_level"] == "warning" for e in logs)
+
+
+@pytest.mark.parametrize("drops", [1, 5])
+def test_a_tool_call_the_server_dropped_is_reported(project: Path, drops: int) -> None:
+    """mlx_lm.server drops a <tool_call> it cannot parse and still ends with finish_reason "tool_calls":
+    the turn says so (pydantic-ai asks the model once more), instead of a bare "invalid tool calls"."""
+    answers = iter(
+        [ModelResponse(parts=[], finish_reason="tool_call")] * drops + [ModelResponse([TextPart("ok")])]
+    )
+
+    def fn(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        return next(answers)
+
+    with capture_logs() as logs:
+        result = anyio.run(lambda: ask("x", root=project, model=FunctionModel(fn)))
+    assert any(e["event"] == DROPPED_MESSAGE and e["log_level"] == "warning" for e in logs)
+    if drops == 1:  # the second request answered
+        assert (result.answer, result.error, result.dropped_tool_calls) == ("ok", None, 1)
+    else:  # pydantic-ai gives up after the agent's retries (one request each)
+        assert result.answer is None and 2 <= result.dropped_tool_calls < drops
+        assert f"({result.dropped_tool_calls} dropped by the server as unparseable JSON)" in (
+            result.error or ""
+        )
 
 
 def test_lenient_off_leaves_text_and_hints(project: Path) -> None:

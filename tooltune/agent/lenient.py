@@ -54,6 +54,11 @@ DETECTED_MESSAGE = (
     "or serve an adapter trained for native tool calls"
 )
 
+DROPPED_MESSAGE = (
+    "the server ended the answer on a tool call but returned none: mlx_lm.server drops a <tool_call> "
+    "whose JSON it cannot parse (e.g. a unit written after a number), so the model's call was lost"
+)
+
 _TAG_RE = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|\Z)", re.S)
 _FENCE_RE = re.compile(r"```[ \t]*[A-Za-z0-9_+-]*[ \t]*\n?(.*?)(?:```|\Z)", re.S)
 _ARG_KEYS = ("arguments", "parameters", "args")
@@ -183,6 +188,7 @@ class LenientToolCallModel(WrapperModel):
     recover: bool
     recovered: int
     detected: int
+    dropped: int
     on_recovered: Callable[[list[TextToolCall]], None] | None
 
     def __init__(
@@ -196,6 +202,7 @@ class LenientToolCallModel(WrapperModel):
         self.recover = recover
         self.recovered = 0
         self.detected = 0
+        self.dropped = 0
         self.on_recovered = on_recovered
 
     def recover_parts(self, parts: list[ModelResponsePart]) -> list[ModelResponsePart] | None:
@@ -227,7 +234,14 @@ class LenientToolCallModel(WrapperModel):
             self.on_recovered(found)
         return new_parts
 
+    def note_dropped(self, finish_reason: str | None, parts: list[ModelResponsePart]) -> None:
+        """Count and log a response that ended on a tool call the server did not return."""
+        if finish_reason == "tool_call" and not any(isinstance(p, ToolCallPart) for p in parts):
+            self.dropped += 1
+            log.warning(DROPPED_MESSAGE)
+
     def recover_response(self, response: ModelResponse) -> ModelResponse:
+        self.note_dropped(response.finish_reason, list(response.parts))
         parts = self.recover_parts(list(response.parts))
         if parts is None:
             return response
@@ -296,6 +310,7 @@ class LenientStreamedResponse(StreamedResponse):
         self.provider_response_id = self.inner.provider_response_id
         self.provider_details = self.inner.provider_details
         self.finish_reason = self.inner.finish_reason
+        self.owner.note_dropped(self.finish_reason, list(self.inner.get().parts))
         recovered = self.owner.recover_parts(list(self.inner.get().parts))
         if recovered is None:
             for ev in held:

@@ -102,6 +102,9 @@ class TurnResult(BaseModel):
     tool_calls: list[ToolCallRecord] = Field(default_factory=list)
     usage: UsageInfo = Field(default_factory=UsageInfo)
     recovered_text_calls: int = Field(default=0, description="Calls recovered from text by --lenient-tools.")
+    dropped_tool_calls: int = Field(
+        default=0, description="Answers that ended on a tool call the server could not parse and dropped."
+    )
     error: str | None = None
 
 
@@ -201,7 +204,7 @@ class AgentSession:
     async def turn(self, prompt: str, *, event_handler: EventHandler | None = None) -> TurnResult:
         """Run one user prompt to a final answer (tools in between), appending to the history."""
         model = self.model_for_turn()
-        before = model.recovered
+        before, dropped_before = model.recovered, model.dropped
         try:
             result = await self.agent.run(
                 prompt,
@@ -216,7 +219,11 @@ class AgentSession:
         except UsageLimitExceeded as e:
             return TurnResult(error=f"stopped after {self.max_steps} model requests ({e}); raise --max-steps")
         except UnexpectedModelBehavior as e:
-            return TurnResult(error=f"the model kept making invalid tool calls: {e}")
+            dropped = model.dropped - dropped_before
+            why = f" ({dropped} dropped by the server as unparseable JSON)" if dropped else ""
+            return TurnResult(
+                error=f"the model kept making invalid tool calls{why}: {e}", dropped_tool_calls=dropped
+            )
         except (ModelAPIError, AgentRunError) as e:
             return TurnResult(error=f"model request failed: {e}")
         new = result.new_messages()
@@ -232,6 +239,7 @@ class AgentSession:
                 tool_calls=usage.tool_calls,
             ),
             recovered_text_calls=model.recovered - before,
+            dropped_tool_calls=model.dropped - dropped_before,
         )
 
     def reset(self) -> None:
@@ -433,6 +441,11 @@ async def run_repl(
                 console.print(
                     f"[yellow]note: {result.recovered_text_calls} tool call(s) were recovered from text "
                     "(--lenient-tools); an adapter trained for native tool calls would avoid this[/]"
+                )
+            if result.dropped_tool_calls and not result.error:
+                console.print(
+                    f"[yellow]note: the server dropped {result.dropped_tool_calls} tool call(s) it could not "
+                    "parse; the model was asked again[/]"
                 )
     finally:
         saved = session.save(sessions_dir)
