@@ -179,16 +179,31 @@ def test_native_and_lenient_scored_exactly(ws: Workspace):
 def test_a_tool_call_the_server_dropped_is_a_malformed_call_not_no_call(
     ws: Workspace, monkeypatch: pytest.MonkeyPatch
 ):
-    """mlx_lm.server drops a <tool_call> it cannot parse (``"heat_capacity": 5J/K``) with its text, and
-    still says finish_reason "tool_calls": the answer is a malformed call, also where no call is wanted."""
-    dropped = completion("")
-    dropped["choices"][0]["finish_reason"] = "tool_calls"
-    monkeypatch.setitem(ANSWERS, "p-dropped", dropped)
-    monkeypatch.setitem(ANSWERS, "p-irr-dropped", dropped)
+    """mlx_lm.server drops a <tool_call> it cannot parse (``"heat_capacity": 5J/K``, or one cut off by
+    max_tokens) with its text: finish_reason "tool_calls" and no call, or "length" and nothing at all.
+    The answer is a malformed call, also where no call is wanted; prose cut off by max_tokens is not."""
+
+    def answer(content: str, finish: str) -> dict[str, Any]:
+        out = completion(content)
+        out["choices"][0]["finish_reason"] = finish
+        return out
+
+    for prompt, content, finish in [
+        ("p-dropped", "", "tool_calls"),
+        ("p-irr-dropped", "", "tool_calls"),
+        ("p-cut", "", "length"),
+        ("p-prose-cut", "Let me think about this at", "length"),
+    ]:
+        monkeypatch.setitem(ANSWERS, prompt, answer(content, finish))
     suite = EvalSuite(
         name="dropped",
         hash="d",
-        cases=[mk("dropped", "p-dropped", EXP), mk("irr-dropped", "p-irr-dropped", "no_call", "irrelevance")],
+        cases=[
+            mk("dropped", "p-dropped", EXP),
+            mk("irr-dropped", "p-irr-dropped", "no_call", "irrelevance"),
+            mk("cut", "p-cut", EXP),
+            mk("prose-cut", "p-prose-cut", EXP),
+        ],
     )
     fake = FakeServer()
 
@@ -198,10 +213,17 @@ def test_a_tool_call_the_server_dropped_is_a_malformed_call_not_no_call(
         )
 
     by = {r.case_id: r for r in anyio.run(go).results}
-    assert by["dropped"].dropped_call and by["irr-dropped"].dropped_call
-    assert (by["dropped"].native.reason, by["dropped"].lenient.reason) == ("bad_json", "bad_json")
-    assert "could not parse" in by["dropped"].native.detail
-    assert by["dropped"].attempted and "dropped" in by["dropped"].answer_text()
+    assert [by[c].dropped_call for c in ("dropped", "irr-dropped", "cut", "prose-cut")] == [
+        True,
+        True,
+        True,
+        False,
+    ]
+    for cid in ("dropped", "cut"):
+        assert (by[cid].native.reason, by[cid].lenient.reason) == ("bad_json", "bad_json")
+        assert "could not parse" in by[cid].native.detail
+        assert by[cid].attempted and "dropped" in by[cid].answer_text()
+    assert by["prose-cut"].native.reason == "no_call_made"
     irr = by["irr-dropped"]
     assert irr.native.passed and (irr.lenient.passed, irr.lenient.reason) == (False, "called_when_irrelevant")
     # stored with the answer, so a rescore keeps the verdict

@@ -42,6 +42,7 @@ from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.usage import RequestUsage
 
+from tooltune.dropped_calls import server_dropped_call
 from tooltune.json_spans import json_spans
 from tooltune.logs import get_logger
 
@@ -56,7 +57,8 @@ DETECTED_MESSAGE = (
 
 DROPPED_MESSAGE = (
     "the server ended the answer on a tool call but returned none: mlx_lm.server drops a <tool_call> "
-    "whose JSON it cannot parse (e.g. a unit written after a number), so the model's call was lost"
+    "whose JSON it cannot parse (a unit written after a number, a call cut off by max_tokens), so the "
+    "model's call was lost"
 )
 
 _TAG_RE = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|\Z)", re.S)
@@ -236,7 +238,9 @@ class LenientToolCallModel(WrapperModel):
 
     def note_dropped(self, finish_reason: str | None, parts: list[ModelResponsePart]) -> None:
         """Count and log a response that ended on a tool call the server did not return."""
-        if finish_reason == "tool_call" and not any(isinstance(p, ToolCallPart) for p in parts):
+        has_calls = any(isinstance(p, ToolCallPart) for p in parts)
+        text = "".join(p.content for p in parts if isinstance(p, TextPart))
+        if server_dropped_call(finish_reason, has_calls=has_calls, text=text):
             self.dropped += 1
             log.warning(DROPPED_MESSAGE)
 

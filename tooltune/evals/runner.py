@@ -41,6 +41,7 @@ from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import ToolDefinition
 
 from tooltune import __version__
+from tooltune.dropped_calls import server_dropped_call
 from tooltune.errors import TooltuneError
 from tooltune.evals.results import RETRYABLE_ERRORS, CaseResult, EvalReport, RunMeta, build_report
 from tooltune.evals.scoring import RawCall, Reason, Score, score_case
@@ -188,7 +189,7 @@ async def run_case(model: Any, case: EvalCase, *, repeat: int, settings: ModelSe
         for p in response.parts
         if isinstance(p, ToolCallPart)
     ]
-    dropped = response.finish_reason == "tool_call" and not calls
+    dropped = server_dropped_call(response.finish_reason, has_calls=bool(calls), text=text)
     scored = score_case(case, calls, text, dropped_call=dropped)
     return CaseResult(
         case_id=case.id,

@@ -270,7 +270,7 @@ def decode_native(calls: list[RawCall]) -> tuple[list[ParsedCall], bool]:
     return out, bad
 
 
-_DROPPED = "wrote a tool call the server could not parse (invalid JSON), so the server dropped it"
+_DROPPED = "wrote a tool call the server could not parse (invalid JSON or cut off), so the server dropped it"
 
 
 def score_case(
