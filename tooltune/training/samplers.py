@@ -550,8 +550,10 @@ def _string_by_keys(
             return rng.choice(UNITS_MASS)
         return rng.choice(UNITS_LENGTH if _has(words, text, "distance", "length") else UNITS_GENERIC)
     if _has(words, text, "city", "location", "place", "destination", "origin", "town"):
-        # the schema asks for "City, ST"; otherwise a request may still give the full form, kept whole
-        if _asks_full_place(words, text) or rng.random() < 0.15:
+        # the schema asks for "City, ST"; otherwise a request may still give a "location" in full form, kept
+        # whole (never a "city" parameter, which often has a state or country parameter beside it)
+        loose = words & {"location", "place", "destination", "origin"} and not words & {"city", "town"}
+        if _asks_full_place(words, text) or (loose and rng.random() < 0.15):
             return rng.choice(list(CITY_FULL.values()))
         return rng.choice(CITIES)
     if _has(words, text, "country", "nation"):
