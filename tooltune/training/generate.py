@@ -74,8 +74,8 @@ log = get_logger(__name__)
 # 9: a coding-tools experiment on branch gen9, not merged (worse on the demo with one seed).
 # 10: a number may carry the unit its description names ("300K", "2 kg", "5J/K"; the call keeps the bare
 #     number); a currency code may be said by name ("Canadian dollars" for CAD); a schema asking for
-#     "City, ST" gets it from a request naming the city only, and a plain place parameter sometimes gets a
-#     full form in the request, kept whole.
+#     "City, ST" gets it from a request naming the city only, and a plain location (never a "city")
+#     sometimes gets a full form in the request, kept whole. The coding tools' data is byte-identical to 8.
 GENERATOR_VERSION = "tooltune-data/10"
 
 # ~25% of examples (after splitting multi-turn ones) end without a call: the model must learn not to

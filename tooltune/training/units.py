@@ -1,7 +1,7 @@
 """Units a parameter's description names, and how people write them after a number.
 
 A schema that says "The heat capacity in J/K." or "Mass of the object in kilograms." gets requests like
-"a heat capacity of 5J/K" or "a 2kg block": the call's value is still the bare number (5, 2). Without such
+"a heat capacity of 5J/K" or "a mass of 2 kg": the call's value is still the bare number (5, 2). Without such
 requests in training, a model copies the unit into the JSON (``"heat_capacity": 5J/K``), which is not JSON
 at all, and the server drops the call.
 """
