@@ -10,6 +10,7 @@ Stages (each is skipped when its result already exists, so a re-run resumes):
      (native + lenient scoring, McNemar on the paired outcomes);
      with --train-seeds A B ...: stages 2-3 run once per seed and the adapter under test is their exact
      average (tooltune adapters average); each member is evaluated on the same questions too;
+     --also-average RESULT adds an earlier result's runs to that average (e.g. another generator's);
   5. write bench/results/bfcl_adapter_<category>.json (+ the HTML comparison report).
 
 Usage:
@@ -223,6 +224,22 @@ def stage_train(settings: Settings, ws: Workspace, args: argparse.Namespace, dat
     }
 
 
+def borrowed_members(ws: Workspace, path: Path) -> list[dict[str, Any]]:
+    """The trained runs of an earlier result (its members, or its one adapter), to join an average."""
+    try:
+        d = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"--also-average {path}: cannot read it as a result file ({e})") from e
+    runs = d.get("members") or [{"train_seed": d.get("train_seed"), "data": d["data"], "train": d["train"]}]
+    for m in runs:
+        if not (ws.adapters / m["train"]["adapter"]).is_dir():
+            raise SystemExit(
+                f"--also-average {path}: adapter {m['train']['adapter']} is not in {ws.adapters}; "
+                f"run that result's command first: {d.get('command', '?')}"
+            )
+    return [{**m, "from_result": path.name} for m in runs]
+
+
 def stage_average(ws: Workspace, members: list[dict[str, Any]]) -> dict[str, Any]:
     """The exact average of the members' adapters (equal weights), registered once and then reused."""
     names = [m["train"]["adapter"] for m in members]
@@ -408,6 +425,15 @@ def main() -> None:
         "each member is evaluated on the same questions too",
     )
     ap.add_argument(
+        "--also-average",
+        type=Path,
+        nargs="+",
+        default=[],
+        metavar="RESULT",
+        help="earlier results (bench/results/*.json) whose adapters join the average, e.g. another "
+        "generator's runs; their adapters must be in the workspace (run their commands first)",
+    )
+    ap.add_argument(
         "--train-tokens",
         type=json.loads,
         default=None,
@@ -445,6 +471,7 @@ def main() -> None:
         )
     if args.data_only:
         return
+    members += [m for path in args.also_average for m in borrowed_members(ws, path)]
     averaged = len(members) > 1
     data = members[0]["data"]
     train = stage_average(ws, members) if averaged else members[0]["train"]

@@ -83,8 +83,12 @@ def attempts() -> list[str]:
             else "–"
         )
         average = f" (average of {len(d['members'])} runs)" if d.get("members") else ""
+        generators = list(dict.fromkeys(m["data"].get("generator") for m in d.get("members", [])))
+        generator = (
+            " + ".join(generators) if len(generators) > 1 else d["data"].get("generator", "tooltune-data/1")
+        )
         rows.append(
-            f"| {_link(p.name)} | {d['category']} | {d['data'].get('generator', 'tooltune-data/1')}"
+            f"| {_link(p.name)} | {d['category']} | {generator}"
             f"{_data_options(d['data'])}{average} | "
             f"{cfg.get('iters', '?')} | {cfg.get('learning_rate', '?'):g} | "
             f"{cfg.get('rank', '?')} × {cfg.get('num_layers', '?')} | {cfg.get('seed', '?')} | {share:.0%} | {made} | "
@@ -170,8 +174,9 @@ def _members(d: dict[str, Any]) -> str:
             o = m["adapter"]["overall"]
             passed = o["lenient_pass"] if key == "irrelevance" else o["native_pass"]
             mc = m["comparison_with_average"]["mcnemar_native" if key != "irrelevance" else "mcnemar_lenient"]
+            borrowed = f" (from {seed['from_result']})" if seed.get("from_result") else ""
             parts.append(
-                f"{key} seed {seed['train_seed']} alone {_pct(passed, o['n'])} "
+                f"{key} {seed['data'].get('generator')} seed {seed['train_seed']}{borrowed} alone {_pct(passed, o['n'])} "
                 f"(the average fixes {mc['fixes']}, breaks {mc['regressions']})"
             )
     return "Averaged runs (each alone, same questions): " + "; ".join(parts) + "."
