@@ -88,13 +88,19 @@ def attempts() -> list[str]:
             " + ".join(generators) if len(generators) > 1 else d["data"].get("generator", "tooltune-data/1")
         )
         rows.append(
-            f"| {_link(p.name)} | {d['category']} | {generator}"
+            f"| {_link(p.name)} | {d['category']}{_sample(d)} | {generator}"
             f"{_data_options(d['data'])}{average} | "
             f"{cfg.get('iters', '?')} | {cfg.get('learning_rate', '?'):g} | "
             f"{cfg.get('rank', '?')} × {cfg.get('num_layers', '?')} | {cfg.get('seed', '?')} | {share:.0%} | {made} | "
             f"{native} | {irr_cell} |"
         )
     return [*rows, "", "Details per attempt:", ""]
+
+
+def _sample(d: dict[str, Any]) -> str:
+    """Which seeded sample of questions an attempt was scored on, when not the usual one (seed 0)."""
+    seed = (d.get("eval_sample") or {}).get("seed", 0)
+    return f" (question sample {seed})" if seed else ""
 
 
 def _data_options(data: dict[str, Any]) -> str:
@@ -127,7 +133,7 @@ def headline() -> list[str]:
         out += [
             f"**BFCL {cat}: baseline vs LoRA adapter trained on data generated from the function schemas "
             f"only** ({d['date'][:10]}, {_link(p.name)}).{recipe} Model {Path(d['model']).name}, float32, "
-            f"temperature 0; seeded sample of held-out questions.",
+            f"temperature 0; seeded sample of held-out questions{_sample(d) or ' (sample 0)'}.",
             "",
             "| suite | cases | baseline native | adapter native | baseline lenient | adapter lenient | "
             "McNemar p (native) |",
