@@ -478,6 +478,10 @@ def _sample_string(rng: random.Random, words: set[str], text: str, schema: dict[
     return f"{base} {rng.choice(GENERIC_WORDS)}" if edge else base
 
 
+# words that make a string parameter a place ("start_location", "destination", "city")
+PLACE_KEYS = ("city", "location", "place", "destination", "origin", "town")
+
+
 def _asks_full_place(words: set[str], text: str) -> bool:
     """The description shows a comma form ("e.g. Boston, MA") or the name/description says "state"."""
     return bool(re.search(r"\b(e\.g\.|such as|like|format)[^.]*,", text)) or _has(words, text, "state")
@@ -487,9 +491,7 @@ def asks_full_place(name: str, schema: dict[str, Any]) -> bool:
     """A place parameter whose schema wants "City, ST" / "City, Country", not the bare city."""
     words = set(words_of(name))
     text = " ".join(words_of(name)) + " " + str(schema.get("description", "")).lower()
-    return _has(
-        words, text, "city", "location", "place", "destination", "origin", "town"
-    ) and _asks_full_place(words, text)
+    return _has(words, text, *PLACE_KEYS) and _asks_full_place(words, text)
 
 
 def _string_by_keys(
@@ -549,7 +551,7 @@ def _string_by_keys(
         if _has(words, text, "weight", "mass"):
             return rng.choice(UNITS_MASS)
         return rng.choice(UNITS_LENGTH if _has(words, text, "distance", "length") else UNITS_GENERIC)
-    if _has(words, text, "city", "location", "place", "destination", "origin", "town"):
+    if _has(words, text, *PLACE_KEYS):
         # the schema asks for "City, ST"; otherwise a request may still give a "location" in full form, kept
         # whole (never a "city" parameter, which often has a state or country parameter beside it)
         loose = words & {"location", "place", "destination", "origin"} and not words & {"city", "town"}
