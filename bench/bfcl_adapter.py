@@ -11,6 +11,7 @@ Stages (each is skipped when its result already exists, so a re-run resumes):
      with --train-seeds A B ...: stages 2-3 run once per seed and the adapter under test is their exact
      average (tooltune adapters average); each member is evaluated on the same questions too;
      --also-average RESULT adds an earlier result's runs to that average (e.g. another generator's);
+     --strength S tests S times that average (or S times the one adapter; members evaluated alone too);
   5. write bench/results/bfcl_adapter_<category>.json (+ the HTML comparison report).
 
 Usage:
@@ -240,21 +241,24 @@ def borrowed_members(ws: Workspace, path: Path) -> list[dict[str, Any]]:
     return [{**m, "from_result": path.name} for m in runs]
 
 
-def stage_average(ws: Workspace, members: list[dict[str, Any]]) -> dict[str, Any]:
-    """The exact average of the members' adapters (equal weights), registered once and then reused."""
+def stage_average(ws: Workspace, members: list[dict[str, Any]], strength: float = 1.0) -> dict[str, Any]:
+    """The exact average of the members' adapters (equal weights) times ``strength``, registered once and
+    then reused. One member at a strength other than 1 is that adapter scaled."""
     names = [m["train"]["adapter"] for m in members]
     seeds = [m["train_seed"] for m in members]
-    adapter = f"{names[0]}-avg-s{'-'.join(map(str, seeds))}"[:100]
+    adapter = names[0] if len(names) == 1 else f"{names[0]}-avg-s{'-'.join(map(str, seeds))}"
+    adapter = (adapter if strength == 1 else f"{adapter}-x{strength:g}")[:100]
     reused = (ws.adapters / adapter).exists()
     if reused:
         log(f"average: reusing adapter {adapter}")
     else:
-        log(f"average: {adapter} = mean of {names}")
-        average_adapters(AdapterRegistry(ws), names, adapter)
+        log(f"average: {adapter} = {strength:g} × mean of {names}")
+        average_adapters(AdapterRegistry(ws), names, adapter, strength=strength)
     walls = [(m["train"].get("metrics") or {}).get("wall_time_s") or 0 for m in members]
     return {
         "adapter": adapter,
         "averaged_from": names,
+        "strength": strength,
         "reused": reused,
         # the members' recipe (rank, iterations, lr); the average's rank is their sum
         "config": {**(members[0]["train"].get("config") or {}), "seed": "+".join(map(str, seeds))},
@@ -434,6 +438,13 @@ def main() -> None:
         "generator's runs; their adapters must be in the workspace (run their commands first)",
     )
     ap.add_argument(
+        "--strength",
+        type=float,
+        default=1.0,
+        help="test this multiple of the (averaged) adapter's weight change (tooltune adapters average "
+        "--strength); below 1 turns it down toward the base model; the full-strength runs are evaluated too",
+    )
+    ap.add_argument(
         "--train-tokens",
         type=json.loads,
         default=None,
@@ -451,6 +462,8 @@ def main() -> None:
     args.train_schemas = args.train_schemas or [args.category]
     if args.train_seed is None:
         args.train_seed = args.seed
+    if not args.strength > 0:
+        ap.error(f"--strength must be a positive number; got {args.strength:g}")
     if args.train_seeds and len(args.train_seeds) > 1 and args.adapter_name:
         ap.error("--adapter-name names one adapter; leave it out with several --train-seeds")
 
@@ -472,9 +485,10 @@ def main() -> None:
     if args.data_only:
         return
     members += [m for path in args.also_average for m in borrowed_members(ws, path)]
-    averaged = len(members) > 1
+    # the tested adapter is built from the trained runs (their average, scaled), which are evaluated too
+    averaged = len(members) > 1 or args.strength != 1
     data = members[0]["data"]
-    train = stage_average(ws, members) if averaged else members[0]["train"]
+    train = stage_average(ws, members, args.strength) if averaged else members[0]["train"]
 
     suites = {
         args.category: sample_cases(

@@ -82,7 +82,7 @@ def attempts() -> list[str]:
             if irr
             else "–"
         )
-        average = f" (average of {len(d['members'])} runs)" if d.get("members") else ""
+        average = _combination(d)
         generators = list(dict.fromkeys(m["data"].get("generator") for m in d.get("members", [])))
         generator = (
             " + ".join(generators) if len(generators) > 1 else d["data"].get("generator", "tooltune-data/1")
@@ -95,6 +95,15 @@ def attempts() -> list[str]:
             f"{native} | {irr_cell} |"
         )
     return [*rows, "", "Details per attempt:", ""]
+
+
+def _combination(d: dict[str, Any]) -> str:
+    """How the tested adapter was built from trained runs: their average, and its strength when not 1."""
+    n, strength = len(d.get("members") or []), (d.get("train") or {}).get("strength", 1)
+    at = f" at strength {strength:g}" if strength != 1 else ""
+    if n > 1:
+        return f" (average of {n} runs{at})"
+    return f" (one run{at})" if at else ""
 
 
 def _sample(d: dict[str, Any]) -> str:
@@ -174,6 +183,11 @@ def headline() -> list[str]:
 
 def _members(d: dict[str, Any]) -> str:
     """How each averaged run scored alone on the same questions, and what the average changed."""
+    strength = (d.get("train") or {}).get("strength", 1)
+    tested = (
+        "average" if strength == 1 else f"{'average' if len(d['members']) > 1 else 'adapter'} at {strength:g}"
+    )
+    runs = "Averaged runs" if len(d["members"]) > 1 else "The run at full strength"
     parts = []
     for key, r in d["results"].items():
         for m, seed in zip(r.get("members", []), d["members"], strict=True):
@@ -183,9 +197,9 @@ def _members(d: dict[str, Any]) -> str:
             borrowed = f" (from {seed['from_result']})" if seed.get("from_result") else ""
             parts.append(
                 f"{key} {seed['data'].get('generator')} seed {seed['train_seed']}{borrowed} alone {_pct(passed, o['n'])} "
-                f"(the average fixes {mc['fixes']}, breaks {mc['regressions']})"
+                f"(the {tested} fixes {mc['fixes']}, breaks {mc['regressions']})"
             )
-    return "Averaged runs (each alone, same questions): " + "; ".join(parts) + "."
+    return f"{runs} (each alone, same questions): " + "; ".join(parts) + "."
 
 
 def baseline() -> list[str]:

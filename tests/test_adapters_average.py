@@ -64,6 +64,31 @@ def test_average_is_the_weighted_mean_of_the_changes(registry: AdapterRegistry) 
         assert not mx.allclose(change, one[p], atol=1e-3).item()  # both sources count
 
 
+def test_strength_multiplies_the_change_and_scales_a_single_adapter(registry: AdapterRegistry) -> None:
+    import mlx.core as mx
+
+    record = average_adapters(registry, ["one", "two"], "soft", weights=[0.25, 0.75], strength=0.5)
+    assert record.train_config["strength"] == 0.5 and record.train_config["weights"] == [0.25, 0.75]
+    one, two, soft = (_changes(registry.path(n)) for n in ("one", "two", "soft"))
+    for p, change in soft.items():
+        assert mx.allclose(change, 0.5 * (0.25 * one[p] + 0.75 * two[p]), atol=1e-5).item(), p
+
+    half = average_adapters(registry, ["one"], "half", strength=0.5)
+    config = json.loads((registry.path("half") / "adapter_config.json").read_text())
+    source = json.loads((registry.path("one") / "adapter_config.json").read_text())
+    assert config["lora_parameters"]["rank"] == source["lora_parameters"]["rank"]  # a scaled copy
+    assert config["strength"] == 0.5
+    assert half.train_config["averaged_from"] == ["one"] and half.train_config["weights"] == [1.0]
+    for p, change in _changes(registry.path("half")).items():
+        assert mx.allclose(change, 0.5 * one[p], atol=1e-5).item(), p
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(AdapterAverageError, match="strength must be a positive number"):
+            average_adapters(registry, ["one"], "x", strength=bad)
+    with pytest.raises(AdapterAverageError, match="at least two adapters \\(or one with a strength"):
+        average_adapters(registry, ["one"], "x", strength=1.0)
+    assert "x" not in registry.names()
+
+
 def test_average_of_an_adapter_with_itself_answers_like_it(
     tiny_model: Path, registry: AdapterRegistry
 ) -> None:
@@ -135,6 +160,13 @@ def test_adapters_average_cli(registry: AdapterRegistry, capsys: pytest.CaptureF
     assert config["lora_parameters"]["rank"] == 8
     code, _, err = run_cli(capsys, "average", "one", "--name", "soup2")
     assert code == 2 and "at least two" in err and "soup2" not in registry.names()
+    code, out, _ = run_cli(capsys, "average", "one", "two", "--name", "soft", "--strength", "0.5")
+    assert code == 0 and "strength 0.5" in out and registry.get("soft").train_config["strength"] == 0.5
+    code, out, _ = run_cli(capsys, "scale", "one", "--strength", "0.7", "--name", "down")
+    assert code == 0 and "registered down: one at strength 0.7 (rank 4)" in out
+    assert registry.get("down").train_config["strength"] == 0.7
+    code, _, err = run_cli(capsys, "scale", "one", "--strength", "0", "--name", "zero")
+    assert code == 2 and "strength must be a positive number" in err and "zero" not in registry.names()
 
 
 def test_average_adapters_mcp_tool(settings: Settings, registry: AdapterRegistry) -> None:
@@ -149,11 +181,16 @@ def test_average_adapters_mcp_tool(settings: Settings, registry: AdapterRegistry
             assert not result.is_error and result.structured_content is not None
             out = result.structured_content
             assert out["weights"] == [0.5, 0.5] and out["rank"] == 8 and "run_eval_suite" in out["next"]
+            assert out["strength"] == 1.0
             summary = out["adapter"]
             assert summary["name"] == "soup" and summary["averaged_from"] == ["one", "two"]
             assert summary["resource"] == "tooltune://adapters/soup"
             listed = await client.call_tool("list_adapters", {})
             assert "soup" in [a["name"] for a in listed.structured_content["adapters"]]  # type: ignore[index]
+            down = await client.call_tool(
+                "average_adapters", {"names": ["one"], "name": "down", "strength": 0.7}
+            )
+            assert not down.is_error and down.structured_content["strength"] == 0.7  # type: ignore[index]
             bad = await client.call_tool("average_adapters", {"names": ["one", "ghost"], "name": "x"})
             assert bad.is_error and "no adapter named 'ghost'" in bad.content[0].text  # type: ignore[union-attr]
 

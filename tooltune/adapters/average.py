@@ -8,6 +8,9 @@ of rank r1 + … + rn: the ``a`` matrices side by side and the ``b`` matrices st
 by its weight and its adapter's scale over the new one. No approximation, and the result is an ordinary
 mlx-lm adapter folder (``mlx_lm.generate --adapter-path`` loads it).
 
+A strength multiplies the result: 0.7 keeps 70% of the mean change (one adapter at strength 0.7 is that
+adapter turned down).
+
 DoRA and full fine-tunes are refused: their changes are not a product of two matrices.
 """
 
@@ -48,6 +51,12 @@ def _weights(names: list[str], weights: list[float] | None) -> list[float]:
     if bad:
         raise AdapterAverageError(f"weights must be positive numbers; got {bad[0]!r}")
     return list(weights)
+
+
+def _strength(strength: float) -> float:
+    if not math.isfinite(strength) or strength <= 0:
+        raise AdapterAverageError(f"strength must be a positive number; got {strength!r}")
+    return strength
 
 
 def _check_configs(names: list[str], configs: list[dict[str, Any]]) -> None:
@@ -96,19 +105,24 @@ def average_adapters(
     new_name: str,
     *,
     weights: list[float] | None = None,
+    strength: float = 1.0,
     overwrite: bool = False,
 ) -> AdapterRecord:
-    """Register ``new_name``: the weighted mean (default: equal weights) of the named adapters' changes.
+    """Register ``new_name``: ``strength`` times the weighted mean (default: equal weights) of the named
+    adapters' changes.
 
     All adapters must belong to the same base weights (by fingerprint) and adapt the same layers and
     modules; ranks and scales may differ. Weights are used as given (they need not sum to 1: 1 and 1
-    adds the two changes).
+    adds the two changes). One adapter is accepted with a strength other than 1 (it is then scaled).
     """
     import mlx.core as mx
 
     validate_name(new_name, "adapter name")
-    if len(names) < 2:
-        raise AdapterAverageError("averaging needs at least two adapters")
+    strength = _strength(strength)
+    if not names or (len(names) == 1 and strength == 1.0):
+        raise AdapterAverageError(
+            "averaging needs at least two adapters (or one with a strength other than 1 to scale it)"
+        )
     if len(set(names)) != len(names):
         raise AdapterAverageError(f"adapter names repeat in {names}; give each adapter once (use weights)")
     w = _weights(names, weights)
@@ -144,13 +158,17 @@ def average_adapters(
     for p in prefixes[0]:
         out[f"{p}.lora_a"] = mx.concatenate([t[f"{p}.lora_a"] for t in tensors], axis=1)
         out[f"{p}.lora_b"] = mx.concatenate(
-            [t[f"{p}.lora_b"] * (wi * si / scale) for t, wi, si in zip(tensors, w, scales, strict=True)],
+            [
+                t[f"{p}.lora_b"] * (strength * wi * si / scale)
+                for t, wi, si in zip(tensors, w, scales, strict=True)
+            ],
             axis=0,
         )
     rank = sum(ranks)
     config = {k: v for k, v in configs[0].items() if k not in ("adapter_path", "resume_adapter_file")}
     config["lora_parameters"] = {**configs[0]["lora_parameters"], "rank": rank, "scale": scale}
     config["averaged_from"] = [{"adapter": n, "weight": wi} for n, wi in zip(names, w, strict=True)]
+    config["strength"] = strength
     record = AdapterRecord(
         name=new_name,
         base_model=records[0].base_model,
@@ -158,6 +176,7 @@ def average_adapters(
         train_config={
             "averaged_from": list(names),
             "weights": w,
+            "strength": strength,
             "rank": rank,
             "num_layers": configs[0]["num_layers"],
         },
@@ -167,5 +186,5 @@ def average_adapters(
         mx.save_safetensors(str(Path(tmp) / "adapters.safetensors"), out)
         (Path(tmp) / "adapter_config.json").write_text(json.dumps(config, indent=4), "utf-8")
         stored = registry.register(new_name, Path(tmp), record, overwrite=overwrite)
-    log.info("adapters_averaged", adapter=new_name, sources=names, weights=w, rank=rank)
+    log.info("adapters_averaged", adapter=new_name, sources=names, weights=w, strength=strength, rank=rank)
     return stored

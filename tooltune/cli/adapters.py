@@ -1,4 +1,4 @@
-"""`tooltune adapters`: the registry of trained adapters (list, show, rename, delete, export, average,
+"""`tooltune adapters`: the registry of trained adapters (list, show, rename, delete, export, average, scale,
 active)."""
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from rich.table import Table
 
 from tooltune.cli import context
 
-app = cyclopts.App(name="adapters", help="List, show, rename, delete, export and average trained adapters.")
+app = cyclopts.App(
+    name="adapters", help="List, show, rename, delete, export, average and scale trained adapters."
+)
 
 
 def _registry():  # noqa: ANN202 - imported lazily so `tooltune --help` stays fast
@@ -162,6 +164,7 @@ def average(
     *,
     name: str,
     weights: Annotated[list[float] | None, Parameter(consume_multiple=True)] = None,
+    strength: float = 1.0,
     overwrite: bool = False,
 ) -> None:
     """Register a new adapter that is the weighted mean of the named adapters' weight changes.
@@ -173,21 +176,53 @@ def average(
     Parameters
     ----------
     names
-        Two or more registered LoRA adapters of the same base model, on the same layers.
+        Two or more registered LoRA adapters of the same base model, on the same layers (or one, with
+        a strength other than 1).
     name
         Registry name of the new adapter.
     weights
         One weight per adapter (default: equal weights summing to 1).
+    strength
+        Multiplies the mean change: below 1 turns the adapter down toward the base model.
     overwrite
         Replace an existing adapter of that name.
     """
     from tooltune.adapters.average import average_adapters
 
-    record = average_adapters(_registry(), names, name, weights=weights, overwrite=overwrite)
+    record = average_adapters(
+        _registry(), names, name, weights=weights, strength=strength, overwrite=overwrite
+    )
     context.console.print(
         f"registered {record.name}: average of {', '.join(names)} "
         f"(weights {', '.join(f'{x:g}' for x in record.train_config['weights'])}, "
-        f"rank {record.train_config['rank']})"
+        f"strength {record.train_config['strength']:g}, rank {record.train_config['rank']})"
+    )
+
+
+@app.command
+def scale(source: str, *, strength: float, name: str, overwrite: bool = False) -> None:
+    """Register a copy of an adapter with its weight change multiplied by a strength.
+
+    Below 1 the adapter is turned down toward the base model; on the BFCL benchmark that shifted
+    answers from calls toward text (see the README's results). Evaluate it like any other adapter.
+
+    Parameters
+    ----------
+    source
+        A registered LoRA adapter.
+    strength
+        Factor for its weight change (e.g. 0.7); positive.
+    name
+        Registry name of the new adapter.
+    overwrite
+        Replace an existing adapter of that name.
+    """
+    from tooltune.adapters.average import average_adapters
+
+    record = average_adapters(_registry(), [source], name, strength=strength, overwrite=overwrite)
+    context.console.print(
+        f"registered {record.name}: {source} at strength {record.train_config['strength']:g} "
+        f"(rank {record.train_config['rank']})"
     )
 
 

@@ -232,6 +232,7 @@ class AdapterSummary(BaseModel):
 class AveragedAdapter(BaseModel):
     adapter: AdapterSummary
     weights: list[float] = Field(description="The weight of each source adapter, in the order given.")
+    strength: float = Field(description="Factor applied to the weighted mean of the changes.")
     rank: int = Field(description="Rank of the new LoRA: the sum of the sources' ranks.")
     next: str
 

@@ -658,7 +658,9 @@ def register_tools(mcp: MCPServer, state: ServerState) -> None:
             "Register a new adapter that is the weighted mean of two or more adapters' weight changes (LoRA "
             "adapters of one base model on the same layers; exact, its rank is the sum of theirs). Runs of "
             "one recipe with different seeds differ by several eval cases; their average keeps what they "
-            "agree on. Seconds. Next: run_eval_suite(adapter=name) to measure it against its sources."
+            "agree on. A strength below 1 turns the result down toward the base model (one adapter with a "
+            "strength scales it). Seconds. Next: run_eval_suite(adapter=name) to measure it against its "
+            "sources."
         ),
         annotations=ToolAnnotations(
             readOnlyHint=False, destructiveHint=False, idempotentHint=False, openWorldHint=False
@@ -666,19 +668,29 @@ def register_tools(mcp: MCPServer, state: ServerState) -> None:
     )
     @agent_errors
     async def average_adapters(
-        names: Annotated[list[str], Field(description="Two or more adapter names from list_adapters.")],
+        names: Annotated[
+            list[str],
+            Field(description="Two or more adapter names from list_adapters (one, with a strength)."),
+        ],
         name: Annotated[str, Field(description="Name of the new adapter.")],
         weights: Annotated[
             list[float] | None,
             Field(description="One positive weight per adapter (default: equal weights summing to 1)."),
         ] = None,
+        strength: Annotated[
+            float,
+            Field(
+                gt=0, description="Multiplies the mean change; below 1 turns it down toward the base model."
+            ),
+        ] = 1.0,
     ) -> AveragedAdapter:
         from tooltune.adapters.average import average_adapters as average
 
-        record = await _in_thread(average, state.registry, names, name, weights=weights)
+        record = await _in_thread(average, state.registry, names, name, weights=weights, strength=strength)
         return AveragedAdapter(
             adapter=AdapterSummary.of(record),
             weights=record.train_config["weights"],
+            strength=record.train_config["strength"],
             rank=record.train_config["rank"],
             next=f"run_eval_suite(adapter='{record.name}') and compare_runs against each source's eval run",
         )
