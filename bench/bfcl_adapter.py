@@ -169,8 +169,10 @@ _RESOLVED = {"model_path", "dataset_path"}  # machine paths, left out of the res
 def stage_train(settings: Settings, ws: Workspace, args: argparse.Namespace, dataset: str) -> dict[str, Any]:
     # lr and batch size are named only when they differ from the values every earlier result used, so
     # those adapters keep their names (and a changed value never reuses an adapter trained with another)
-    extra = (f"-lr{args.lr:g}" if args.lr != 5e-5 else "") + (
-        f"-b{args.batch_size}" if args.batch_size != 1 else ""
+    extra = (
+        (f"-lr{args.lr:g}" if args.lr != 5e-5 else "")
+        + (f"-b{args.batch_size}" if args.batch_size != 1 else "")
+        + (f"-vw{args.value_loss_weight:g}" if args.value_loss_weight != 1 else "")
     )
     adapter = args.adapter_name or (
         f"bfcl-{args.category.replace('_', '-')}-r{args.rank}-l{args.num_layers}-i{args.iters}-s{args.train_seed}"
@@ -203,6 +205,7 @@ def stage_train(settings: Settings, ws: Workspace, args: argparse.Namespace, dat
         save_every=40,
         val_batches=args.val_batches,
         train_tokens=args.train_tokens,
+        value_loss_weight=args.value_loss_weight,
     )
     log(f"train: starting {adapter} ({args.iters} iters, rank {args.rank}, layers {args.num_layers})")
     job = start_training(config, settings, name=adapter)
@@ -436,6 +439,13 @@ def main() -> None:
         metavar="RESULT",
         help="earlier results (bench/results/*.json) whose adapters join the average, e.g. another "
         "generator's runs; their adapters must be in the workspace (run their commands first)",
+    )
+    ap.add_argument(
+        "--value-loss-weight",
+        type=float,
+        default=1.0,
+        help="loss weight of the argument values in the calls (tooltune train --value-loss-weight); below 1 "
+        "the adapter learns when and how to call more than what to fill in",
     )
     ap.add_argument(
         "--strength",

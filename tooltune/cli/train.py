@@ -48,6 +48,7 @@ def train(
     grad_accumulation_steps: int | None = None,
     max_seq_length: int | None = None,
     mask_prompt: bool | None = None,
+    value_loss_weight: float | None = None,
     grad_checkpoint: bool | None = None,
     seed: int | None = None,
     steps_per_report: int | None = None,
@@ -109,6 +110,9 @@ def train(
         Longer examples are truncated.
     mask_prompt
         Compute the loss on the last message only.
+    value_loss_weight
+        Loss weight of the argument values inside tool calls (default 1; below 1 teaches when and how to
+        call more than what to fill in).
     grad_checkpoint
         Trade compute for memory.
     seed
@@ -148,6 +152,7 @@ def train(
             "grad_accumulation_steps": grad_accumulation_steps,
             "max_seq_length": max_seq_length,
             "mask_prompt": mask_prompt,
+            "value_loss_weight": value_loss_weight,
             "grad_checkpoint": grad_checkpoint,
             "seed": seed,
             "steps_per_report": steps_per_report,
@@ -406,6 +411,7 @@ def show(ref: str, *, as_json: Annotated[bool, Parameter(name="--json")] = False
             "grad_accumulation_steps",
             "max_seq_length",
             "mask_prompt",
+            "value_loss_weight",
             "seed",
         )
         out.print("  config " + ", ".join(f"{k}={cfg.get(k)}" for k in keys), highlight=False)

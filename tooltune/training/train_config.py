@@ -85,6 +85,14 @@ class TrainConfig(BaseModel):
         description="Loss on the last message only (mlx-lm semantics). On by default: generated datasets "
         "put every assistant turn last once, so this trains the answers, not the tool schemas in the prompt.",
     )
+    value_loss_weight: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=1.0,
+        description="Loss weight of the argument-value tokens inside <tool_call> blocks (1 = like every "
+        "other answer token). Below 1 the adapter learns when and how to call more than what to fill "
+        "in, leaving values closer to the base model's own (see training/value_tokens.py).",
+    )
     grad_checkpoint: bool = False
     seed: int = 0
     steps_per_report: int = Field(default=10, ge=1)

@@ -117,7 +117,9 @@ class Worker:
         self.train_started = time.monotonic()
         self.last_checkpoint: int | None = None
         self.model: Any = None
+        self.tokenizer: Any = None
         self.optimizer: Any = None
+        self._weight_cache: dict[bytes, Any] = {}  # loss weights per distinct token row
 
     # ---- lifecycle -----------------------------------------------------------------------------------
 
@@ -253,8 +255,12 @@ class Worker:
             )
         token_ids = self._apply_token_rows(model, tokenizer)
         self.model = model
+        self.tokenizer = tokenizer
         self.optimizer = self._build_optimizer()
         applied = inspect_adaptation(model, cfg, token_ids)
+        train_data = CacheDataset(train_set)  # tokenized once, on first use
+        if cfg.value_loss_weight != 1.0:
+            applied["value_tokens"] = self._value_token_summary(train_data)
         self.run = self.run.model_copy(update={"applied": applied})
         write_run(self.run_dir, self.run)
         if self.start_iter:
@@ -294,11 +300,12 @@ class Worker:
             train(
                 model=model,
                 optimizer=self.optimizer,
-                train_dataset=CacheDataset(train_set),
+                train_dataset=train_data,
                 val_dataset=CacheDataset(valid_set) if len(valid_set) >= cfg.batch_size else None,
                 args=args,
                 iterate_batches=self._iterate_batches,
                 training_callback=EventWriter(self),
+                **({"loss": weighted_loss} if cfg.value_loss_weight != 1.0 else {}),
             )
         self._save_checkpoint(cfg.iters)  # a SIGTERM during the last step loses nothing: the run is complete
         self.run = self.run.model_copy(update={"iteration": cfg.iters})
@@ -390,8 +397,8 @@ class Worker:
         inner = iterate_batches(
             dataset, batch_size, max_seq_length, loop=loop, seed=seed, comm_group=comm_group
         )
-        if not loop:  # validation: leave as is
-            yield from inner
+        if not loop:  # validation: the same loss weights, batches in mlx-lm's order
+            yield from map(self._with_weights, inner)
             return
         for _ in range(self.start_iter):  # replay the data order an uninterrupted run would have seen
             self._next_train_batch(inner)
@@ -399,8 +406,57 @@ class Worker:
         while True:
             if it > self.start_iter:
                 self._after_step(it)
-            yield self._next_train_batch(inner)
+            yield self._with_weights(self._next_train_batch(inner))
             it += 1
+
+    def _with_weights(self, batch: tuple[Any, Any]) -> tuple[Any, ...]:
+        """mlx-lm's (tokens, lengths) batch, plus per-token loss weights when value tokens are weighted
+        (what ``weighted_loss`` takes)."""
+        weight = self.config.value_loss_weight
+        if weight == 1.0:
+            return batch
+        import mlx.core as mx
+        import numpy as np
+
+        from tooltune.training.value_tokens import value_token_weights
+
+        tokens, lengths = batch
+        rows, spans = np.array(tokens), np.array(lengths)
+        weights = np.ones(rows.shape, dtype=np.float32)
+        for j, (offset, length) in enumerate(spans.tolist()):
+            key = rows[j, :length].tobytes()
+            if key not in self._weight_cache:
+                self._weight_cache[key] = value_token_weights(
+                    self.tokenizer, rows[j, :length].tolist(), offset, weight
+                )[0]
+            weights[j, :length] = self._weight_cache[key]
+        return tokens, lengths, mx.array(weights)
+
+    def _value_token_summary(self, train_set: Any) -> dict[str, Any]:  # a CacheDataset: (tokens, offset)
+        """How many answer tokens of the training set are argument values (they get value_loss_weight);
+        a weight below 1 with none found means the weighting cannot work, so the run stops."""
+        from tooltune.training.value_tokens import value_token_weights
+
+        answer = value = with_values = 0
+        for i in range(len(train_set)):
+            tokens, offset = train_set[i]
+            _, n = value_token_weights(self.tokenizer, list(tokens), offset, self.config.value_loss_weight)
+            answer += len(tokens) - offset
+            value += n
+            with_values += n > 0
+        if value == 0:
+            raise ConfigNotAppliedError(
+                f"value_loss_weight is {self.config.value_loss_weight} but no answer in "
+                f"{self.config.dataset_path}/train.jsonl has argument values in a <tool_call> block; "
+                "leave value_loss_weight at 1 for this dataset"
+            )
+        return {
+            "weight": self.config.value_loss_weight,
+            "value_tokens": value,
+            "answer_tokens": answer,
+            "examples_with_values": with_values,
+            "examples": len(train_set),
+        }
 
     def _next_train_batch(self, inner: Iterator[Any]) -> Any:
         """Draw the next batch with the data order's own RNG, so validation passes don't shift it."""
@@ -648,6 +704,21 @@ def inspect_adaptation(
     if problems:
         raise ConfigNotAppliedError("the LoRA config was not applied as asked: " + "; ".join(problems))
     return applied
+
+
+def weighted_loss(model: Any, batch: Any, lengths: Any, weights: Any) -> tuple[Any, Any]:
+    """mlx-lm's default loss (cross-entropy on the answer tokens, mean per token) with a weight per
+    token: the weighted mean, so value tokens at weight w count w times as much as the rest."""
+    import mlx.core as mx
+    import mlx.nn as nn
+
+    inputs, targets = batch[:, :-1], batch[:, 1:]
+    logits = model(inputs)
+    steps = mx.arange(1, targets.shape[1] + 1)
+    mask = mx.logical_and(steps >= lengths[:, 0:1], steps <= lengths[:, 1:])
+    w = mask * weights[:, 1:]
+    ce = (nn.losses.cross_entropy(logits, targets) * w).astype(mx.float32).sum() / w.sum()
+    return ce, mask.sum()
 
 
 def summarize(events: list[TrainEvent], run: RunRecord) -> dict[str, Any]:

@@ -1,0 +1,164 @@
+"""Loss weights for argument values: which tokens are values, the weighted loss, and a run that uses them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from read_file_examples import READ_FILE, example
+
+from tooltune.config import Settings
+from tooltune.jobs import JobStore
+from tooltune.training import runs
+from tooltune.training.train_config import TrainConfig
+from tooltune.training.value_tokens import argument_value_spans, value_token_weights
+from tooltune.workspace import Workspace
+
+
+def _values(text: str) -> list[str]:
+    return [text[a:b] for a, b in argument_value_spans(text)]
+
+
+def test_value_spans_are_the_argument_values_without_string_quotes() -> None:
+    text = (
+        'Sure.\n<tool_call>\n{"name": "get_x", "arguments": {"event": "Civil War", "n": -5, '
+        '"tags": ["a", "b"], "opt": {"k": 1}, "ok": true, "none": null}}\n</tool_call>\n'
+        '<tool_call>\n{"name": "arguments", "arguments": {"path": "src/a \\"b\\".py"}}\n</tool_call>'
+    )
+    assert _values(text) == ["Civil War", "-5", '["a", "b"]', '{"k": 1}', "true", "null", 'src/a \\"b\\".py']
+    # no call, an empty call, broken JSON, arguments that are not an object, an unclosed block
+    assert _values("The answer is 4.") == []
+    assert _values('<tool_call>{"name": "x", "arguments": {}}</tool_call>') == []
+    assert _values("<tool_call>{not json}</tool_call>") == []
+    assert _values('<tool_call>{"name": "x", "arguments": "{\\"a\\": 1}"}</tool_call>') == []
+    assert _values('<tool_call>\n{"name": "x", "arguments": {"a": 1}}') == ["1"]
+
+
+def _rendered(tiny_model: Path) -> tuple[object, list[int], int]:
+    """An example as mlx-lm's chat dataset tokenizes it: the tokens and where the answer starts."""
+    from mlx_lm import load
+
+    _, tokenizer = load(str(tiny_model))
+    ex = example(0)
+    ex["messages"][1]["tool_calls"][0]["function"]["arguments"] = {"path": "src/main.py", "limit": 40}
+    tokens = tokenizer.apply_chat_template(ex["messages"], tools=[READ_FILE])
+    start = len(
+        tokenizer.apply_chat_template(ex["messages"][:1], tools=[READ_FILE], add_generation_prompt=True)
+    )
+    return tokenizer, list(tokens), start
+
+
+def test_value_tokens_are_found_in_the_answer_only(tiny_model: Path) -> None:
+    tokenizer, tokens, start = _rendered(tiny_model)
+    weights, n = value_token_weights(tokenizer, tokens, start, 0.25)
+    marked = [k for k, w in enumerate(weights) if w == 0.25]
+    assert n == len(marked) > 0 and min(marked) >= start
+    assert all(w in (0.25, 1.0) for w in weights)
+    # the marked tokens spell the values (BPE may glue a quote to them), nothing else
+    text = "".join(tokenizer.decode([tokens[k]]) for k in marked)
+    assert "src/main.py" in text and "40" in text
+    for structure in ("read_file", "path", "limit", "arguments", "name"):
+        assert structure not in text
+    # the prompt mentions src/main.py too: never weighted
+    assert "src/main.py" in tokenizer.decode(tokens[:start])
+    # a weight of 1 changes nothing; an answer without a call has no value tokens
+    assert (value_token_weights(tokenizer, tokens, start, 1.0)[0] == 1.0).all()
+    plain = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Hello!"}]
+    )
+    assert value_token_weights(tokenizer, list(plain), 3, 0.0)[1] == 0
+
+
+def test_weighted_loss_is_the_weighted_mean_of_the_default_loss(tiny_model: Path) -> None:
+    import mlx.core as mx
+    from mlx_lm import load
+    from mlx_lm.tuner.trainer import default_loss
+
+    from tooltune.training.worker import weighted_loss
+
+    model, _ = load(str(tiny_model))
+    tokenizer, tokens, start = _rendered(tiny_model)
+    batch, lengths = mx.array([tokens]), mx.array([[start, len(tokens)]])
+    ones = mx.ones(batch.shape)
+    plain, ntoks = default_loss(model, batch, lengths)
+    same, ntoks2 = weighted_loss(model, batch, lengths, ones)
+    assert mx.allclose(plain, same, atol=1e-5).item() and ntoks.item() == ntoks2.item()
+
+    weights, n = value_token_weights(tokenizer, tokens, start, 0.0)
+    got, _ = weighted_loss(model, batch, lengths, mx.array(weights[None, :]))
+    # by hand: the per-token losses of the answer tokens that are not values, averaged
+    import mlx.nn as nn
+
+    ce = nn.losses.cross_entropy(model(batch[:, :-1]), batch[:, 1:])[0]
+    kept = [k - 1 for k in range(start, len(tokens)) if weights[k] == 1.0]
+    assert len(kept) == len(tokens) - start - n
+    want = sum(ce[k].item() for k in kept) / len(kept)
+    assert got.item() == pytest.approx(want, rel=1e-4) and got.item() != pytest.approx(plain.item(), rel=1e-3)
+
+
+@pytest.mark.slow
+def test_a_run_with_value_loss_weight_trains_on_weighted_tokens(tiny_model: Path, settings: Settings) -> None:
+    """The weight reaches mlx-lm's training loop: run.json counts the weighted tokens and the reported
+    loss differs from the same run at weight 1 (same seed, same batches)."""
+    d = Workspace(settings.workspace).ensure().datasets / "read"
+    d.mkdir(parents=True)
+    (d / "train.jsonl").write_text("".join(json.dumps(example(i)) + "\n" for i in range(8)))
+    (d / "valid.jsonl").write_text("".join(json.dumps(example(i)) + "\n" for i in range(8, 10)))
+    losses = {}
+    for weight in (1.0, 0.0):
+        cfg = TrainConfig(
+            model=str(tiny_model),
+            dataset="read",
+            num_layers=1,
+            rank=4,
+            iters=4,
+            batch_size=2,
+            steps_per_report=1,
+            steps_per_eval=100,
+            val_batches=1,
+            value_loss_weight=weight,
+            learning_rate=1e-3,
+        )
+        job = runs.start_training(cfg, settings, name=f"read-w{weight:g}")
+        events = list(runs.follow_events(settings, job.id, poll_interval=0.2))
+        job = JobStore(Workspace(settings.workspace)).get(job.id)
+        assert job.status == "succeeded", job.error
+        run = runs.get_run(settings, job.id)
+        losses[weight] = [e.train_loss for e in events if e.kind == "train"]
+        if weight == 1.0:
+            assert "value_tokens" not in run.applied
+        else:
+            vt = run.applied["value_tokens"]
+            assert vt["weight"] == 0.0 and vt["examples_with_values"] == vt["examples"] == 8
+            assert 0 < vt["value_tokens"] < vt["answer_tokens"]
+            record = json.loads(
+                (Workspace(settings.workspace).adapter_dir("read-w0") / "tooltune.json").read_text()
+            )
+            assert record["train_config"]["value_loss_weight"] == 0.0
+    assert len(losses[1.0]) == len(losses[0.0]) == 4
+    assert losses[1.0][0] != pytest.approx(losses[0.0][0], rel=1e-3)
+
+
+@pytest.mark.slow
+def test_value_loss_weight_without_calls_in_the_data_stops_the_run(
+    tiny_model: Path, settings: Settings
+) -> None:
+    d = Workspace(settings.workspace).ensure().datasets / "chat"
+    d.mkdir(parents=True)
+    row = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Hello there!"}]}
+    (d / "train.jsonl").write_text((json.dumps(row) + "\n") * 4)
+    cfg = TrainConfig(
+        model=str(tiny_model),
+        dataset="chat",
+        num_layers=1,
+        rank=4,
+        iters=2,
+        batch_size=2,
+        value_loss_weight=0.5,
+    )
+    job = runs.start_training(cfg, settings, name="chat-w")
+    list(runs.follow_events(settings, job.id, poll_interval=0.2))
+    job = JobStore(Workspace(settings.workspace)).get(job.id)
+    assert job.status == "failed" and "no answer in" in (job.error or "") and "value_loss_weight" in job.error
+    assert "chat-w" not in [p.name for p in Workspace(settings.workspace).adapters.glob("*")]
