@@ -26,7 +26,13 @@ def test_value_spans_are_the_argument_values_without_string_quotes() -> None:
         '"tags": ["a", "b"], "opt": {"k": 1}, "ok": true, "none": null}}\n</tool_call>\n'
         '<tool_call>\n{"name": "arguments", "arguments": {"path": "src/a \\"b\\".py"}}\n</tool_call>'
     )
-    assert _values(text) == ["Civil War", "-5", '["a", "b"]', '{"k": 1}', "true", "null", 'src/a \\"b\\".py']
+    assert _values(text) == ["Civil War", "-5", "a", "b", "1", "true", "null", 'src/a \\"b\\".py']
+    # lists and objects are walked: their brackets, commas and keys stay structure
+    nested = (
+        '<tool_call>{"name": "p", "arguments": {"area": {"width": 20, "h": [1.5, {"x": "y"}]}, "e": []}}'
+        "</tool_call>"
+    )
+    assert _values(nested) == ["20", "1.5", "y"]
     # no call, an empty call, broken JSON, arguments that are not an object, an unclosed block
     assert _values("The answer is 4.") == []
     assert _values('<tool_call>{"name": "x", "arguments": {}}</tool_call>') == []

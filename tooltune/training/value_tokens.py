@@ -8,8 +8,9 @@ span ("Los Angeles court", "British Pounds") and dropping a value the text does 
 ``value_loss_weight`` below 1 the value tokens count less in the loss; the call's format, tool name,
 parameter names and the decision to call keep their full weight.
 
-A value's span is its JSON text inside a ``<tool_call>`` block's ``"arguments"`` object, without the
-quotes of a string; a token is a value token when its characters overlap such a span.
+A value's span is a scalar inside a ``<tool_call>`` block's ``"arguments"`` object (a string without its
+quotes, a number, true/false/null; lists and objects are walked, their brackets, commas and keys stay
+structure); a token is a value token when its characters overlap such a span.
 """
 
 from __future__ import annotations
@@ -56,9 +57,31 @@ def _members(text: str, i: int) -> Iterator[tuple[Any, int, int, Any]]:
             i = _skip_ws(text, i + 1)
 
 
+def _items(text: str, i: int) -> Iterator[tuple[int, int, Any]]:
+    """The items of the JSON array at ``text[i]``: (start, end, value)."""
+    i = _skip_ws(text, i + 1)
+    while i < len(text) and text[i] != "]":
+        value, stop = _DECODER.raw_decode(text, i)
+        yield i, stop, value
+        i = _skip_ws(text, stop)
+        if i < len(text) and text[i] == ",":
+            i = _skip_ws(text, i + 1)
+
+
+def _leaf_spans(text: str, a: int, b: int, value: Any) -> list[tuple[int, int]]:
+    """The scalar values inside the JSON value at ``text[a:b]``: a string without its quotes, a number,
+    true/false/null. The brackets, commas and keys of lists and objects are structure, not values (an
+    adapter trained with list syntax unweighted wrote lists the server could not parse)."""
+    if isinstance(value, dict):
+        return [span for _, x, y, v in _members(text, a) for span in _leaf_spans(text, x, y, v)]
+    if isinstance(value, list):
+        return [span for x, y, v in _items(text, a) for span in _leaf_spans(text, x, y, v)]
+    return [(a + 1, b - 1)] if isinstance(value, str) else [(a, b)]
+
+
 def _call_value_spans(text: str, i: int, end: int) -> list[tuple[int, int]]:
     """The value spans of one call's arguments object, read member by member so each value's place is
-    known (a string's span leaves out its quotes)."""
+    known."""
     i = _skip_ws(text, i)
     if i >= end or text[i] != "{":
         return []
@@ -69,7 +92,7 @@ def _call_value_spans(text: str, i: int, end: int) -> list[tuple[int, int]]:
         at = next(
             a for key, a, _, value in _members(text, i) if key == "arguments" and isinstance(value, dict)
         )
-        return [(a + 1, b - 1) if isinstance(value, str) else (a, b) for _, a, b, value in _members(text, at)]
+        return [span for _, a, b, value in _members(text, at) for span in _leaf_spans(text, a, b, value)]
     except (json.JSONDecodeError, StopIteration):
         return []
 
