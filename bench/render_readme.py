@@ -89,12 +89,18 @@ def attempts() -> list[str]:
         )
         rows.append(
             f"| {_link(p.name)} | {d['category']}{_sample(d)} | {generator}"
-            f"{_data_options(d['data'])}{average} | "
+            f"{_data_options(d['data'])}{_value_weight(cfg)}{average} | "
             f"{cfg.get('iters', '?')} | {cfg.get('learning_rate', '?'):g} | "
             f"{cfg.get('rank', '?')} × {cfg.get('num_layers', '?')} | {cfg.get('seed', '?')} | {share:.0%} | {made} | "
             f"{native} | {irr_cell} |"
         )
     return [*rows, "", "Details per attempt:", ""]
+
+
+def _value_weight(cfg: dict[str, Any]) -> str:
+    """The loss weight of argument values when an attempt lowered it (training/value_tokens.py)."""
+    w = cfg.get("value_loss_weight", 1)
+    return f" + value tokens weighted {w:g}" if w != 1 else ""
 
 
 def _combination(d: dict[str, Any]) -> str:
