@@ -496,9 +496,9 @@ def main() -> None:
         return
     members += [m for path in args.also_average for m in borrowed_members(ws, path)]
     # the tested adapter is built from the trained runs (their average, scaled), which are evaluated too
-    averaged = len(members) > 1 or args.strength != 1
+    combined = len(members) > 1 or args.strength != 1
     data = members[0]["data"]
-    train = stage_average(ws, members, args.strength) if averaged else members[0]["train"]
+    train = stage_average(ws, members, args.strength) if combined else members[0]["train"]
 
     suites = {
         args.category: sample_cases(
@@ -508,7 +508,7 @@ def main() -> None:
             import_bfcl(args.bfcl / "BFCL_v4_irrelevance.json", ws=ws), args.irrelevance_n, args.seed
         ),
     }
-    member_names = tuple(m["train"]["adapter"] for m in members) if averaged else ()
+    member_names = tuple(m["train"]["adapter"] for m in members) if combined else ()
     evals = anyio.run(stage_eval, settings, ws, args, train["adapter"], suites, member_names)
 
     import mlx.core as mx
@@ -522,7 +522,7 @@ def main() -> None:
             "adapter": summarise(ev["adapter"]),
             "comparison": json.loads(cmp.model_dump_json()),
         }
-        if averaged:
+        if combined:
             results[key]["members"] = [
                 {
                     "adapter": summarise(m["adapter"]),
@@ -545,10 +545,10 @@ def main() -> None:
         "category": args.category,
         "train_schemas_from": args.train_schemas,
         "eval_sample": {"seed": args.seed, "n": args.eval_n, "irrelevance_n": args.irrelevance_n},
-        "train_seed": "+".join(str(m["train_seed"]) for m in members) if averaged else args.train_seed,
+        "train_seed": "+".join(str(m["train_seed"]) for m in members) if combined else args.train_seed,
         "data": data,
         "train": train,
-        **({"members": members} if averaged else {}),
+        **({"members": members} if combined else {}),
         "results": results,
         # stages reused from an earlier invocation count with the time they took then
         "total_wall_s": round(

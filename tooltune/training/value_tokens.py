@@ -21,7 +21,9 @@ from typing import Any
 
 import numpy as np
 
-CALL_OPEN, CALL_CLOSE = "<tool_call>", "</tool_call>"
+from tooltune.training.token_rows import TOOL_CALL_MARKERS
+
+CALL_OPEN, CALL_CLOSE = TOOL_CALL_MARKERS
 _DECODER = json.JSONDecoder()
 
 
