@@ -173,6 +173,7 @@ def stage_train(settings: Settings, ws: Workspace, args: argparse.Namespace, dat
         (f"-lr{args.lr:g}" if args.lr != 5e-5 else "")
         + (f"-b{args.batch_size}" if args.batch_size != 1 else "")
         + (f"-vw{args.value_loss_weight:g}" if args.value_loss_weight != 1 else "")
+        + (f"-dw{args.decision_loss_weight:g}" if args.decision_loss_weight != 1 else "")
     )
     adapter = args.adapter_name or (
         f"bfcl-{args.category.replace('_', '-')}-r{args.rank}-l{args.num_layers}-i{args.iters}-s{args.train_seed}"
@@ -206,6 +207,7 @@ def stage_train(settings: Settings, ws: Workspace, args: argparse.Namespace, dat
         val_batches=args.val_batches,
         train_tokens=args.train_tokens,
         value_loss_weight=args.value_loss_weight,
+        decision_loss_weight=args.decision_loss_weight,
     )
     log(f"train: starting {adapter} ({args.iters} iters, rank {args.rank}, layers {args.num_layers})")
     job = start_training(config, settings, name=adapter)
@@ -446,6 +448,13 @@ def main() -> None:
         default=1.0,
         help="loss weight of the argument values in the calls (tooltune train --value-loss-weight); below 1 "
         "the adapter learns when and how to call more than what to fill in",
+    )
+    ap.add_argument(
+        "--decision-loss-weight",
+        type=float,
+        default=1.0,
+        help="loss weight of each answer's first token, the call-or-text decision (tooltune train "
+        "--decision-loss-weight); above 1 the adapter learns when to call more than how",
     )
     ap.add_argument(
         "--strength",

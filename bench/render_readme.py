@@ -98,9 +98,12 @@ def attempts() -> list[str]:
 
 
 def _value_weight(cfg: dict[str, Any]) -> str:
-    """The loss weight of argument values when an attempt lowered it (training/value_tokens.py)."""
-    w = cfg.get("value_loss_weight", 1)
-    return f" + value tokens weighted {w:g}" if w != 1 else ""
+    """The loss weights of argument values and of the call decision when an attempt changed them
+    (training/value_tokens.py)."""
+    w, d = cfg.get("value_loss_weight", 1), cfg.get("decision_loss_weight", 1)
+    return (f" + value tokens weighted {w:g}" if w != 1 else "") + (
+        f" + decision token weighted {d:g}" if d != 1 else ""
+    )
 
 
 def _combination(d: dict[str, Any]) -> str:

@@ -1,4 +1,4 @@
-"""Loss weights for argument values: which tokens are values, the weighted loss, and a run that uses them."""
+"""Loss weights for argument values and the call decision: the tokens, the loss, runs that use them."""
 
 from __future__ import annotations
 
@@ -76,6 +76,25 @@ def test_value_tokens_are_found_in_the_answer_only(tiny_model: Path) -> None:
     assert value_token_weights(tokenizer, list(plain), 3, 0.0)[1] == 0
 
 
+def test_the_decision_weight_lands_on_the_answers_first_token_only(tiny_model: Path) -> None:
+    tokenizer, tokens, start = _rendered(tiny_model)
+    weights, n = value_token_weights(tokenizer, tokens, start, 1.0, decision_weight=4.0)
+    assert n == 0 and [k for k, w in enumerate(weights) if w != 1.0] == [start]
+    assert weights[start] == 4.0 and tokenizer.decode([tokens[start]]).strip() == "<tool_call>"
+    # with value weights too: the decision token is never a value
+    both, n2 = value_token_weights(tokenizer, tokens, start, 0.5, decision_weight=4.0)
+    assert both[start] == 4.0 and n2 == (value_token_weights(tokenizer, tokens, start, 0.5)[0] == 0.5).sum()
+    assert set(both.tolist()) == {0.5, 1.0, 4.0}
+
+
+def test_decision_weight_needs_the_prompt_masked() -> None:
+    with pytest.raises(ValueError, match="decision_loss_weight needs mask_prompt"):
+        TrainConfig(model="m", dataset="d", mask_prompt=False, decision_loss_weight=3.0)
+    with pytest.raises(ValueError):
+        TrainConfig(model="m", dataset="d", decision_loss_weight=-1.0)
+    assert TrainConfig(model="m", dataset="d", mask_prompt=False).decision_loss_weight == 1.0
+
+
 def test_weighted_loss_is_the_weighted_mean_of_the_default_loss(tiny_model: Path) -> None:
     import mlx.core as mx
     from mlx_lm import load
@@ -102,6 +121,13 @@ def test_weighted_loss_is_the_weighted_mean_of_the_default_loss(tiny_model: Path
     want = sum(ce[k].item() for k in kept) / len(kept)
     assert got.item() == pytest.approx(want, rel=1e-4) and got.item() != pytest.approx(plain.item(), rel=1e-3)
 
+    # the decision token at weight 5: it counts five times in the weighted mean of the answer tokens
+    weights, _ = value_token_weights(tokenizer, tokens, start, 1.0, decision_weight=5.0)
+    got, _ = weighted_loss(model, batch, lengths, mx.array(weights[None, :]))
+    answer = [ce[k - 1].item() for k in range(start, len(tokens))]
+    want = (sum(answer) + 4 * answer[0]) / (len(answer) + 4)
+    assert got.item() == pytest.approx(want, rel=1e-4)
+
 
 @pytest.mark.slow
 def test_a_run_with_value_loss_weight_trains_on_weighted_tokens(tiny_model: Path, settings: Settings) -> None:
@@ -112,7 +138,7 @@ def test_a_run_with_value_loss_weight_trains_on_weighted_tokens(tiny_model: Path
     (d / "train.jsonl").write_text("".join(json.dumps(example(i)) + "\n" for i in range(8)))
     (d / "valid.jsonl").write_text("".join(json.dumps(example(i)) + "\n" for i in range(8, 10)))
     losses = {}
-    for weight in (1.0, 0.0):
+    for weight, decision in ((1.0, 1.0), (0.0, 1.0), (1.0, 5.0)):
         cfg = TrainConfig(
             model=str(tiny_model),
             dataset="read",
@@ -124,14 +150,20 @@ def test_a_run_with_value_loss_weight_trains_on_weighted_tokens(tiny_model: Path
             steps_per_eval=100,
             val_batches=1,
             value_loss_weight=weight,
+            decision_loss_weight=decision,
             learning_rate=1e-3,
         )
-        job = runs.start_training(cfg, settings, name=f"read-w{weight:g}")
+        job = runs.start_training(cfg, settings, name=f"read-w{weight:g}-d{decision:g}")
         events = list(runs.follow_events(settings, job.id, poll_interval=0.2))
         job = JobStore(Workspace(settings.workspace)).get(job.id)
         assert job.status == "succeeded", job.error
         run = runs.get_run(settings, job.id)
-        losses[weight] = [e.train_loss for e in events if e.kind == "train"]
+        losses[weight, decision] = [e.train_loss for e in events if e.kind == "train"]
+        if decision != 1.0:
+            # every example answers with a call: 8 weighted decisions, all <tool_call>
+            assert run.applied["decision_tokens"] == {"weight": 5.0, "calls": 8, "text": 0}
+        else:
+            assert "decision_tokens" not in run.applied
         if weight == 1.0:
             assert "value_tokens" not in run.applied
         else:
@@ -139,11 +171,13 @@ def test_a_run_with_value_loss_weight_trains_on_weighted_tokens(tiny_model: Path
             assert vt["weight"] == 0.0 and vt["examples_with_values"] == vt["examples"] == 8
             assert 0 < vt["value_tokens"] < vt["answer_tokens"]
             record = json.loads(
-                (Workspace(settings.workspace).adapter_dir("read-w0") / "tooltune.json").read_text()
+                (Workspace(settings.workspace).adapter_dir("read-w0-d1") / "tooltune.json").read_text()
             )
             assert record["train_config"]["value_loss_weight"] == 0.0
-    assert len(losses[1.0]) == len(losses[0.0]) == 4
-    assert losses[1.0][0] != pytest.approx(losses[0.0][0], rel=1e-3)
+    plain = losses[1.0, 1.0]
+    assert len(plain) == len(losses[0.0, 1.0]) == len(losses[1.0, 5.0]) == 4
+    assert plain[0] != pytest.approx(losses[0.0, 1.0][0], rel=1e-3)
+    assert plain[0] != pytest.approx(losses[1.0, 5.0][0], rel=1e-3)
 
 
 @pytest.mark.slow

@@ -49,6 +49,7 @@ def train(
     max_seq_length: int | None = None,
     mask_prompt: bool | None = None,
     value_loss_weight: float | None = None,
+    decision_loss_weight: float | None = None,
     grad_checkpoint: bool | None = None,
     seed: int | None = None,
     steps_per_report: int | None = None,
@@ -113,6 +114,9 @@ def train(
     value_loss_weight
         Loss weight of the argument values inside tool calls (default 1; below 1 teaches when and how to
         call more than what to fill in).
+    decision_loss_weight
+        Loss weight of each answer's first token, the decision to call or answer in text (default 1;
+        above 1 teaches when to call more than how).
     grad_checkpoint
         Trade compute for memory.
     seed
@@ -153,6 +157,7 @@ def train(
             "max_seq_length": max_seq_length,
             "mask_prompt": mask_prompt,
             "value_loss_weight": value_loss_weight,
+            "decision_loss_weight": decision_loss_weight,
             "grad_checkpoint": grad_checkpoint,
             "seed": seed,
             "steps_per_report": steps_per_report,
@@ -412,6 +417,7 @@ def show(ref: str, *, as_json: Annotated[bool, Parameter(name="--json")] = False
             "max_seq_length",
             "mask_prompt",
             "value_loss_weight",
+            "decision_loss_weight",
             "seed",
         )
         out.print("  config " + ", ".join(f"{k}={cfg.get(k)}" for k in keys), highlight=False)

@@ -93,6 +93,14 @@ class TrainConfig(BaseModel):
         "other answer token). Below 1 the adapter learns when and how to call more than what to fill "
         "in, leaving values closer to the base model's own (see training/value_tokens.py).",
     )
+    decision_loss_weight: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=50.0,
+        description="Loss weight of each answer's first token: `<tool_call>` or the first word of a text "
+        "answer, i.e. the decision to call (1 = like every other answer token). Above 1 the adapter "
+        "learns when to call more than how; needs mask_prompt (the answer's start is the prompt's end).",
+    )
     grad_checkpoint: bool = False
     seed: int = 0
     steps_per_report: int = Field(default=10, ge=1)
@@ -125,6 +133,10 @@ class TrainConfig(BaseModel):
             raise ValueError("give either iters or epochs, not both")
         if self.num_layers is not None and (self.num_layers == 0 or self.num_layers < -1):
             raise ValueError("num_layers must be -1 (all) or at least 1")
+        if self.decision_loss_weight != 1.0 and not self.mask_prompt:
+            raise ValueError(
+                "decision_loss_weight needs mask_prompt: without it the answer's first token is not known"
+            )
         if self.train_tokens and self.fine_tune_type != "lora":
             raise ValueError(
                 f"train_tokens works with fine_tune_type 'lora' only, not {self.fine_tune_type!r}"

@@ -11,6 +11,10 @@ parameter names and the decision to call keep their full weight.
 A value's span is a scalar inside a ``<tool_call>`` block's ``"arguments"`` object (a string without its
 quotes, a number, true/false/null; lists and objects are walked, their brackets, commas and keys stay
 structure); a token is a value token when its characters overlap such a span.
+
+The answer's *first* token is the decision: ``<tool_call>`` or the first word of a text answer. It is one
+token in ~40 per answer, so refusing a question the offered tool answers (or calling a tool that does
+not fit) costs the loss little; ``decision_loss_weight`` above 1 counts it more.
 """
 
 from __future__ import annotations
@@ -106,12 +110,16 @@ def token_char_ends(tokenizer: Any, tokens: list[int]) -> list[int]:
 
 
 def value_token_weights(
-    tokenizer: Any, tokens: list[int], start: int, weight: float
+    tokenizer: Any, tokens: list[int], start: int, weight: float, decision_weight: float = 1.0
 ) -> tuple[np.ndarray, int]:
     """Per-position loss weights for one sequence: ``weight`` on argument-value tokens at or after
-    ``start`` (the answer's first token), 1 elsewhere. Returns the weights and how many tokens got
-    ``weight``."""
+    ``start`` (the answer's first token), ``decision_weight`` on the token at ``start``, 1 elsewhere.
+    Returns the weights and how many tokens got ``weight``."""
     out = np.ones(len(tokens), dtype=np.float32)
+    if start < len(tokens):
+        out[start] = decision_weight
+    if weight == 1.0:
+        return out, 0
     answer = tokens[start:]
     text = tokenizer.decode(answer)
     spans = argument_value_spans(text)

@@ -261,6 +261,8 @@ class Worker:
         train_data = CacheDataset(train_set)  # tokenized once, on first use
         if cfg.value_loss_weight != 1.0:
             applied["value_tokens"] = self._value_token_summary(train_data)
+        if cfg.decision_loss_weight != 1.0:
+            applied["decision_tokens"] = self._decision_token_summary(train_data)
         self.run = self.run.model_copy(update={"applied": applied})
         write_run(self.run_dir, self.run)
         if self.start_iter:
@@ -305,7 +307,7 @@ class Worker:
                 args=args,
                 iterate_batches=self._iterate_batches,
                 training_callback=EventWriter(self),
-                **({"loss": weighted_loss} if cfg.value_loss_weight != 1.0 else {}),
+                **({"loss": weighted_loss} if self._token_weights else {}),
             )
         self._save_checkpoint(cfg.iters)  # a SIGTERM during the last step loses nothing: the run is complete
         self.run = self.run.model_copy(update={"iteration": cfg.iters})
@@ -412,9 +414,9 @@ class Worker:
     def _with_weights(self, batch: tuple[Any, Any]) -> tuple[Any, ...]:
         """mlx-lm's (tokens, lengths) batch, plus per-token loss weights when value tokens are weighted
         (what ``weighted_loss`` takes)."""
-        weight = self.config.value_loss_weight
-        if weight == 1.0:
+        if not self._token_weights:
             return batch
+        weight, decision = self.config.value_loss_weight, self.config.decision_loss_weight
         import mlx.core as mx
         import numpy as np
 
@@ -427,10 +429,24 @@ class Worker:
             key = rows[j, :length].tobytes()
             if key not in self._weight_cache:
                 self._weight_cache[key] = value_token_weights(
-                    self.tokenizer, rows[j, :length].tolist(), offset, weight
+                    self.tokenizer, rows[j, :length].tolist(), offset, weight, decision
                 )[0]
             weights[j, :length] = self._weight_cache[key]
         return tokens, lengths, mx.array(weights)
+
+    @property
+    def _token_weights(self) -> bool:
+        """Whether some answer tokens weigh other than 1 in the loss (values or the decision)."""
+        return self.config.value_loss_weight != 1.0 or self.config.decision_loss_weight != 1.0
+
+    def _decision_token_summary(self, train_set: Any) -> dict[str, Any]:  # a CacheDataset
+        """The weighted first answer tokens, split into calls (``<tool_call>``) and text answers."""
+        from tooltune.training.value_tokens import CALL_OPEN
+
+        rows = (train_set[i] for i in range(len(train_set)))
+        firsts = [self.tokenizer.decode([int(t[o])]) for t, o in rows if o < len(t)]
+        calls = sum(f.strip() == CALL_OPEN for f in firsts)
+        return {"weight": self.config.decision_loss_weight, "calls": calls, "text": len(firsts) - calls}
 
     def _value_token_summary(self, train_set: Any) -> dict[str, Any]:  # a CacheDataset: (tokens, offset)
         """How many answer tokens of the training set are argument values (they get value_loss_weight);
