@@ -79,6 +79,8 @@ def stage_data(
         recipe_parts.append({"contrast_share": args.contrast_share})
     if args.near_miss_contrast_share:
         recipe_parts.append({"near_miss_contrast_share": args.near_miss_contrast_share})
+    if args.call_question_share is not None:
+        recipe_parts.append({"call_question_share": args.call_question_share})
     taught = bool(args.teacher_share or args.teacher_no_call_share)
     if taught:
         recipe_parts.append(
@@ -103,6 +105,7 @@ def stage_data(
         "mix": args.mix,
         "contrast_share": args.contrast_share,
         "near_miss_contrast_share": args.near_miss_contrast_share,
+        **({"call_question_share": args.call_question_share} if args.call_question_share is not None else {}),
     }
     if (ws.datasets / name).exists():  # made earlier (e.g. by --data-only): the same record, from its stats
         info = load_dataset(ws, name)
@@ -134,6 +137,7 @@ def stage_data(
                 mix=args.mix,
                 contrast_share=args.contrast_share,
                 near_miss_contrast_share=args.near_miss_contrast_share,
+                call_question_share=args.call_question_share,
                 **(
                     {
                         "teacher_share": args.teacher_share,
@@ -382,6 +386,13 @@ def main() -> None:
         default=0.0,
         help="share of near misses that also get their exact-task call twin "
         "(GenerateConfig.near_miss_contrast_share)",
+    )
+    ap.add_argument(
+        "--call-question-share",
+        type=float,
+        default=None,
+        help="share of the call requests asked as a question when the tool's task reads as one "
+        "(GenerateConfig.call_question_share; default 0.5, as for the requests answered in text)",
     )
     ap.add_argument(
         "--teacher-share",

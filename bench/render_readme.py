@@ -128,6 +128,8 @@ def _data_options(data: dict[str, Any]) -> str:
         parts.append(f"contrast twins {data['contrast_share']:g}")
     if data.get("near_miss_contrast_share"):
         parts.append(f"near-miss twins {data['near_miss_contrast_share']:g}")
+    if data.get("call_question_share") is not None:
+        parts.append(f"calls asked as questions {data['call_question_share']:g}")
     if data.get("teacher"):
         t = data["teacher"]
         tries = t.get("tries", 1)

@@ -603,6 +603,10 @@ def test_cli_contrast_share_and_mix_reach_the_generator(settings: Settings) -> N
     assert r.returncode == 0, r.stderr
     assert load_dataset(Workspace(settings.workspace), "A").stats["absent_tool_share"] == 0.1
     assert "absent_tool_share" not in plain.stats
+    r = _cli(*args, "--out", "Q", "--call-question-share", "0.9", settings=settings)
+    assert r.returncode == 0, r.stderr
+    assert load_dataset(Workspace(settings.workspace), "Q").stats["call_question_share"] == 0.9
+    assert "call_question_share" not in plain.stats
     assert "contrast" not in plain.stats["counts"]
     assert "contrast_share" not in plain.stats and "near_miss_contrast_share" not in plain.stats
     r = _cli(*args, "single", "--out", "M", "--mix", '{"single": 1}', settings=settings)
@@ -613,3 +617,27 @@ def test_cli_contrast_share_and_mix_reach_the_generator(settings: Settings) -> N
     r = _cli(*args, "--out", "B", "--contrast-share", "2", settings=settings)
     assert r.returncode == 2 and "--contrast-share: Input should be less than or equal to 1" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_call_question_share_asks_the_calls_as_questions(tools) -> None:
+    """call_question_share=1: every call whose task reads as a question is asked as one (bar the "Given
+    ..." openings); 0: none is; unset keeps the old datasets byte for byte (0.5, like text answers)."""
+    base = GenerateConfig(n=150, seed=3, kinds=["single", "no_call"], max_tools=3)
+
+    def asked(cfg: GenerateConfig, *, call: bool) -> tuple[int, int]:
+        res = generate_examples(tools, cfg)
+        texts = [e.user_texts()[-1] for e in res.examples if bool(e.calls()) == call]
+        return sum(t.rstrip().endswith("?") for t in texts), len(texts)
+
+    default = generate_examples(tools, base)
+    same = generate_examples(tools, base.model_copy(update={"call_question_share": 0.5}))
+    assert [e.messages for e in default.examples] == [e.messages for e in same.examples]
+    hi_q, hi_n = asked(base.model_copy(update={"call_question_share": 1.0}), call=True)
+    lo_q, lo_n = asked(base.model_copy(update={"call_question_share": 0.0}), call=True)
+    mid_q, mid_n = asked(base, call=True)
+    assert hi_n > 60 and lo_n > 60
+    # "Can you ...?" commands end with "?" too, and not every task reads as a question: 21% -> 41% here
+    assert hi_q / hi_n > mid_q / mid_n > lo_q / lo_n and hi_q / hi_n > lo_q / lo_n + 0.15
+    # the text answers' requests are not asked differently
+    text_q, text_n = asked(base.model_copy(update={"call_question_share": 1.0}), call=False)
+    assert text_n > 10 and text_q < text_n

@@ -190,6 +190,7 @@ async def test_generate_mix_max_tools_and_contrast_share_reach_the_generator(
         contrast_share=1.0,
         phrasebook_share=0.25,
         absent_tool_share=0.2,
+        call_question_share=0.7,
     )
     assert set(out["kinds"]) <= {"single", "no_call", "contrast"} and out["kinds"].get("contrast", 0) > 0
     info = load_dataset(Workspace(settings.workspace), "mixed")
@@ -198,7 +199,7 @@ async def test_generate_mix_max_tools_and_contrast_share_reach_the_generator(
     ]
     assert lines and max(len(line["tools"]) for line in lines) <= 2
     assert info.stats["contrast_share"] == 1.0 and info.stats["phrasebook_share"] == 0.25
-    assert info.stats["absent_tool_share"] == 0.2
+    assert info.stats["absent_tool_share"] == 0.2 and info.stats["call_question_share"] == 0.7
     text = await call_error(client, "generate_training_examples", builtin="coding", n=5, mix={"bogus": 1.0})
     assert "bogus" in text and "single" in text  # names the bad kind and the good ones
 

@@ -199,6 +199,7 @@ def generate(
     near_miss_contrast_share: float = 0.0,
     phrasebook_share: float = 0.8,
     absent_tool_share: float | None = None,
+    call_question_share: float | None = None,
     mix: str | None = None,
 ) -> None:
     """Generate a dataset of tool-calling examples from tool schemas.
@@ -256,6 +257,9 @@ def generate(
     absent_tool_share
         Share of no_call examples that refuse a request for a tool that is not offered; the rest are
         questions and asks no tool serves, answered in text with tools offered (default 0.7).
+    call_question_share
+        Share of requests answered with a call asked as a question ("Who was the U.S. president during
+        ...?") when the tool's task reads as one (default 0.5, as for the requests answered in text).
     mix
         Relative weight per kind as JSON, e.g. '{"single": 0.35, "choose": 0.25, "no_call": 0.12}'.
         Single-turn targets want few text answers (~25%), or a small model learns to refuse.
@@ -278,6 +282,7 @@ def generate(
             near_miss_contrast_share=near_miss_contrast_share,
             phrasebook_share=phrasebook_share,
             absent_tool_share=absent_tool_share,
+            call_question_share=call_question_share,
             teacher_share=teacher_share,
             teacher_no_call_share=teacher_no_call_share,
             teacher_tries=teacher_tries,

@@ -249,6 +249,16 @@ def register_tools(mcp: MCPServer, state: ServerState) -> None:
                 "offered. An agent that always has its tools never meets the first kind. Default 0.7.",
             ),
         ] = None,
+        call_question_share: Annotated[
+            float | None,
+            Field(
+                ge=0,
+                le=1,
+                description="Share of requests answered with a call that are asked as a question ('Who "
+                "was the U.S. president during ...?') when the tool's task reads as one; the rest are "
+                "commands. Default 0.5, as for the requests answered in text.",
+            ),
+        ] = None,
         teacher: Annotated[
             str | None,
             Field(
@@ -311,6 +321,7 @@ def register_tools(mcp: MCPServer, state: ServerState) -> None:
             "near_miss_contrast_share": near_miss_contrast_share,
             "phrasebook_share": phrasebook_share,
             "absent_tool_share": absent_tool_share,
+            "call_question_share": call_question_share,
             "teacher_share": teacher_share,
             "teacher_no_call_share": teacher_no_call_share,
             "teacher_tries": teacher_tries,

@@ -151,6 +151,16 @@ class GenerateConfig(BaseModel):
         "rest are questions, chit-chat and asks no tool serves, answered in text with tools offered. An "
         "agent that always has its tools never meets the first kind. None: 0.7.",
     )
+    call_question_share: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description='Share of requests answered with a call that are asked as a question ("What is the '
+        'density of ...?", "Who was the U.S. president during ...?") when the tool\'s task reads as one; '
+        "the rest are commands. None: 0.5, as for the requests answered in text. Chit-chat and general "
+        "questions make text answers questions more often than calls, and adapters learned to refuse "
+        "questions the offered tool answers; a higher share evens that out.",
+    )
     phrasebook_share: float = Field(
         default=0.8,
         ge=0,
@@ -236,8 +246,10 @@ class _Gen:
         return [t.to_openai() for t in chosen]
 
     def request(self, tool: ToolSpec, args: dict[str, Any], *, no_call: bool = False) -> str | None:
+        share = self.cfg.call_question_share
+        question = 0.5 if share is None or no_call else share
         for _ in range(4):
-            text = request_text(self.rng, tool, args)
+            text = request_text(self.rng, tool, args, question=question)
             if mentions_all(text, args):
                 return self.maybe_paraphrase(text, args, no_call=no_call)
         self.unverifiable += 1
@@ -1087,6 +1099,11 @@ def generate_dataset(
             # recorded only when used, so datasets made without twins keep their hashes
             **({"absent_tool_share": cfg.absent_tool_share} if cfg.absent_tool_share is not None else {}),
             **({"contrast_share": cfg.contrast_share} if cfg.contrast_share else {}),
+            **(
+                {"call_question_share": cfg.call_question_share}
+                if cfg.call_question_share is not None
+                else {}
+            ),
             **(
                 {"near_miss_contrast_share": cfg.near_miss_contrast_share}
                 if cfg.near_miss_contrast_share

@@ -608,11 +608,18 @@ def inline_values(rng: random.Random, obj: str, tool: ToolSpec, args: dict[str, 
 
 
 def request_text(
-    rng: random.Random, tool: ToolSpec, args: dict[str, Any], phrase: TaskPhrase | None = None
+    rng: random.Random,
+    tool: ToolSpec,
+    args: dict[str, Any],
+    phrase: TaskPhrase | None = None,
+    *,
+    question: float = 0.5,
 ) -> str:
     """A complete natural request for one call of ``tool`` with ``args`` (asking for ``phrase`` instead
     of the tool's own task when given: a near miss). Half the time, values the task phrase names are
-    put in its place ("convert 500 from USD to CAD") and only the rest follow as slots."""
+    put in its place ("convert 500 from USD to CAD") and only the rest follow as slots. A task that
+    reads as a question is asked as one with probability ``question`` (when the values read "with ...",
+    the first fifth of that opens "Given ..." instead); the draws are the same for any value."""
     tp = phrase or task_phrase(tool)
     if rng.random() < 0.5:
         obj, used = inline_values(rng, tp.obj, tool, args)
@@ -628,7 +635,7 @@ def request_text(
         tail = " ".join([tp.imperative(), *sl.lead])
         return _with_pre(pre, f"{given} {_join(rng, sl.core)}, {tail}") + rng.choice([".", ".", ""])
     slots = " ".join(p for p in [*sl.lead, _core_text(rng, sl)] if p)
-    if tp.question_ok and form < 0.5:
+    if tp.question_ok and form < question:
         wh = wh_question(rng, tp.obj) if rng.random() < 0.8 else None
         if wh is not None:
             return _with_pre(pre, f"{wh[0]} {wh[1]} {slots}".strip()) + "?"
