@@ -178,6 +178,7 @@ def stage_train(settings: Settings, ws: Workspace, args: argparse.Namespace, dat
         + (f"-b{args.batch_size}" if args.batch_size != 1 else "")
         + (f"-vw{args.value_loss_weight:g}" if args.value_loss_weight != 1 else "")
         + (f"-dw{args.decision_loss_weight:g}" if args.decision_loss_weight != 1 else "")
+        + (f"-aw{args.anchor_loss_weight:g}" if args.anchor_loss_weight else "")
     )
     adapter = args.adapter_name or (
         f"bfcl-{args.category.replace('_', '-')}-r{args.rank}-l{args.num_layers}-i{args.iters}-s{args.train_seed}"
@@ -212,6 +213,7 @@ def stage_train(settings: Settings, ws: Workspace, args: argparse.Namespace, dat
         train_tokens=args.train_tokens,
         value_loss_weight=args.value_loss_weight,
         decision_loss_weight=args.decision_loss_weight,
+        anchor_loss_weight=args.anchor_loss_weight,
     )
     log(f"train: starting {adapter} ({args.iters} iters, rank {args.rank}, layers {args.num_layers})")
     job = start_training(config, settings, name=adapter)
@@ -466,6 +468,13 @@ def main() -> None:
         default=1.0,
         help="loss weight of each answer's first token, the call-or-text decision (tooltune train "
         "--decision-loss-weight); above 1 the adapter learns when to call more than how",
+    )
+    ap.add_argument(
+        "--anchor-loss-weight",
+        type=float,
+        default=0.0,
+        help="weight of the KL from the base model on the argument values (tooltune train "
+        "--anchor-loss-weight); keeps the base model's values while the format is learned",
     )
     ap.add_argument(
         "--strength",

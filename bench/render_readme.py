@@ -101,8 +101,11 @@ def _value_weight(cfg: dict[str, Any]) -> str:
     """The loss weights of argument values and of the call decision when an attempt changed them
     (training/value_tokens.py)."""
     w, d = cfg.get("value_loss_weight", 1), cfg.get("decision_loss_weight", 1)
-    return (f" + value tokens weighted {w:g}" if w != 1 else "") + (
-        f" + decision token weighted {d:g}" if d != 1 else ""
+    a = cfg.get("anchor_loss_weight", 0)
+    return (
+        (f" + value tokens weighted {w:g}" if w != 1 else "")
+        + (f" + decision token weighted {d:g}" if d != 1 else "")
+        + (f" + values anchored to the base model (KL × {a:g})" if a else "")
     )
 
 

@@ -52,7 +52,7 @@ def test_config_file_flags_detach_cancel_and_runs_list(
         f"model: {tiny_model}\ndataset: {data}\nlora_parameters: {{rank: 2, scale: 4.0}}\niters: 500\n"
     )
     flags = ["--rank", "6", "--alpha", "3", "--batch-size", "2", "--train-tokens", "<tool_call>", "--detach"]
-    flags += ["--value-loss-weight", "0.5", "--decision-loss-weight", "3"]
+    flags += ["--value-loss-weight", "0.5", "--decision-loss-weight", "3", "--anchor-loss-weight", "2"]
     assert cli("train", "--config", str(cfg), *flags) == 0
     started = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     run_dir = Path(started["run_dir"])
@@ -60,7 +60,8 @@ def test_config_file_flags_detach_cancel_and_runs_list(
     got = (resolved["rank"], resolved["scale"], resolved["batch_size"], resolved["iters"])
     assert got == (6, 3.0, 2, 500)  # flags beat the file, the file beats defaults
     assert resolved["train_tokens"] == ["<tool_call>"]
-    assert (resolved["value_loss_weight"], resolved["decision_loss_weight"]) == (0.5, 3.0)
+    weights = ("value_loss_weight", "decision_loss_weight", "anchor_loss_weight")
+    assert tuple(resolved[k] for k in weights) == (0.5, 3.0, 2.0)
 
     assert cli("train", "cancel", started["run_id"]) == 0
     job = JobStore(Workspace(settings.workspace)).wait(started["job_id"], timeout=60, poll=0.2)

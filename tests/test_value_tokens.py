@@ -12,7 +12,7 @@ from tooltune.config import Settings
 from tooltune.jobs import JobStore
 from tooltune.training import runs
 from tooltune.training.train_config import TrainConfig
-from tooltune.training.value_tokens import argument_value_spans, value_token_weights
+from tooltune.training.value_tokens import argument_value_spans, value_token_mask, value_token_weights
 from tooltune.workspace import Workspace
 
 
@@ -100,7 +100,7 @@ def test_weighted_loss_is_the_weighted_mean_of_the_default_loss(tiny_model: Path
     from mlx_lm import load
     from mlx_lm.tuner.trainer import default_loss
 
-    from tooltune.training.worker import weighted_loss
+    from tooltune.training.losses import weighted_loss
 
     model, _ = load(str(tiny_model))
     tokenizer, tokens, start = _rendered(tiny_model)
@@ -138,7 +138,7 @@ def test_a_run_with_value_loss_weight_trains_on_weighted_tokens(tiny_model: Path
     (d / "train.jsonl").write_text("".join(json.dumps(example(i)) + "\n" for i in range(8)))
     (d / "valid.jsonl").write_text("".join(json.dumps(example(i)) + "\n" for i in range(8, 10)))
     losses = {}
-    for weight, decision in ((1.0, 1.0), (0.0, 1.0), (1.0, 5.0)):
+    for weight, decision, anchor in ((1.0, 1.0, 0.0), (0.0, 1.0, 0.0), (1.0, 5.0, 0.0), (1.0, 1.0, 5.0)):
         cfg = TrainConfig(
             model=str(tiny_model),
             dataset="read",
@@ -151,14 +151,21 @@ def test_a_run_with_value_loss_weight_trains_on_weighted_tokens(tiny_model: Path
             val_batches=1,
             value_loss_weight=weight,
             decision_loss_weight=decision,
+            anchor_loss_weight=anchor,
             learning_rate=1e-3,
         )
-        job = runs.start_training(cfg, settings, name=f"read-w{weight:g}-d{decision:g}")
+        job = runs.start_training(cfg, settings, name=f"read-w{weight:g}-d{decision:g}-a{anchor:g}")
         events = list(runs.follow_events(settings, job.id, poll_interval=0.2))
         job = JobStore(Workspace(settings.workspace)).get(job.id)
         assert job.status == "succeeded", job.error
         run = runs.get_run(settings, job.id)
-        losses[weight, decision] = [e.train_loss for e in events if e.kind == "train"]
+        losses[weight, decision, anchor] = [e.train_loss for e in events if e.kind == "train"]
+        if anchor:
+            a = run.applied["anchor"]
+            assert a["weight"] == 5.0 and "base model" in a["reference"]
+            assert 0 < a["value_tokens"] < a["answer_tokens"] and a["examples_with_values"] == 8
+        else:
+            assert "anchor" not in run.applied
         if decision != 1.0:
             # every example answers with a call: 8 weighted decisions, all <tool_call>
             assert run.applied["decision_tokens"] == {"weight": 5.0, "calls": 8, "text": 0}
@@ -171,13 +178,17 @@ def test_a_run_with_value_loss_weight_trains_on_weighted_tokens(tiny_model: Path
             assert vt["weight"] == 0.0 and vt["examples_with_values"] == vt["examples"] == 8
             assert 0 < vt["value_tokens"] < vt["answer_tokens"]
             record = json.loads(
-                (Workspace(settings.workspace).adapter_dir("read-w0-d1") / "tooltune.json").read_text()
+                (Workspace(settings.workspace).adapter_dir("read-w0-d1-a0") / "tooltune.json").read_text()
             )
             assert record["train_config"]["value_loss_weight"] == 0.0
-    plain = losses[1.0, 1.0]
-    assert len(plain) == len(losses[0.0, 1.0]) == len(losses[1.0, 5.0]) == 4
-    assert plain[0] != pytest.approx(losses[0.0, 1.0][0], rel=1e-3)
-    assert plain[0] != pytest.approx(losses[1.0, 5.0][0], rel=1e-3)
+    plain = losses[1.0, 1.0, 0.0]
+    assert len(plain) == len(losses[0.0, 1.0, 0.0]) == len(losses[1.0, 5.0, 0.0]) == 4
+    assert plain[0] != pytest.approx(losses[0.0, 1.0, 0.0][0], rel=1e-3)
+    assert plain[0] != pytest.approx(losses[1.0, 5.0, 0.0][0], rel=1e-3)
+    # the anchor is 0 while the adapter is still the base model (step 1), then it adds to the loss
+    anchored = losses[1.0, 1.0, 5.0]
+    assert anchored[0] == pytest.approx(plain[0], rel=1e-4)
+    assert all(a > p for a, p in zip(anchored[1:], plain[1:], strict=True))
 
 
 @pytest.mark.slow
@@ -202,3 +213,87 @@ def test_value_loss_weight_without_calls_in_the_data_stops_the_run(
     job = JobStore(Workspace(settings.workspace)).get(job.id)
     assert job.status == "failed" and "no answer in" in (job.error or "") and "value_loss_weight" in job.error
     assert "chat-w" not in [p.name for p in Workspace(settings.workspace).adapters.glob("*")]
+
+
+def test_the_value_mask_marks_the_tokens_the_value_weight_lands_on(tiny_model: Path) -> None:
+    tokenizer, tokens, start = _rendered(tiny_model)
+    mask = value_token_mask(tokenizer, tokens, start)
+    weights, n = value_token_weights(tokenizer, tokens, start, 0.5)
+    assert mask.sum() == n > 0 and ((weights == 0.5) == mask).all()
+    assert not value_token_mask(tokenizer, tokens, len(tokens)).any()  # no answer, no values
+
+
+def test_anchor_loss_weight_needs_the_prompt_masked_and_lora() -> None:
+    with pytest.raises(ValueError, match="anchor_loss_weight needs mask_prompt"):
+        TrainConfig(model="m", dataset="d", mask_prompt=False, anchor_loss_weight=1.0)
+    with pytest.raises(ValueError, match="anchor_loss_weight works with fine_tune_type 'lora' only"):
+        TrainConfig(model="m", dataset="d", fine_tune_type="dora", anchor_loss_weight=1.0)
+    with pytest.raises(ValueError):
+        TrainConfig(model="m", dataset="d", anchor_loss_weight=-0.5)
+    assert TrainConfig(model="m", dataset="d", fine_tune_type="dora").anchor_loss_weight == 0.0
+
+
+def _lora_model(tiny_model: Path) -> object:
+    from mlx_lm import load
+    from mlx_lm.tuner.utils import linear_to_lora_layers
+
+    model, _ = load(str(tiny_model))
+    model.freeze()
+    linear_to_lora_layers(model, 1, {"rank": 4, "scale": 20.0, "dropout": 0.0})
+    return model
+
+
+def test_the_anchor_adds_the_kl_from_the_base_model_on_value_tokens(tiny_model: Path) -> None:
+    import mlx.core as mx
+    import mlx.nn as nn
+    import numpy as np
+
+    from tooltune.training.losses import adapter_off, anchored_loss, weighted_loss
+
+    model = _lora_model(tiny_model)
+    tokenizer, tokens, start = _rendered(tiny_model)
+    batch, lengths = mx.array([tokens]), mx.array([[start, len(tokens)]])
+    weights = mx.ones(batch.shape)
+    anchored = mx.array(value_token_mask(tokenizer, tokens, start)[None, :])
+    loss = anchored_loss(2.0)
+    # a fresh LoRA (lora_b = 0) is the base model: no divergence, the plain loss
+    fresh, ntoks = loss(model, batch, lengths, weights, anchored)
+    plain, ntoks2 = weighted_loss(model, batch, lengths, weights)
+    assert fresh.item() == pytest.approx(plain.item(), rel=1e-5) and ntoks.item() == ntoks2.item()
+
+    # move the adapter: the loss grows by 2 × the mean KL(base ‖ model) over the value tokens, by hand
+    for _, m in model.named_modules():
+        if "lora_b" in m:
+            m.lora_b = mx.random.normal(m.lora_b.shape, key=mx.random.key(0)) * 0.05
+    logits = model(batch[:, :-1])
+    with adapter_off(model):
+        base_logits = model(batch[:, :-1])
+    # scales are restored: the model is the adapted one again
+    assert mx.allclose(model(batch[:, :-1]), logits).item() and not mx.allclose(logits, base_logits).item()
+    p, q = np.array(nn.log_softmax(logits[0])), np.array(nn.log_softmax(base_logits[0]))
+    kl = (np.exp(q) * (q - p)).sum(-1)
+    positions = [k - 1 for k in range(start, len(tokens)) if np.array(anchored)[0, k]]
+    want_kl = float(np.mean(kl[positions]))
+    got, _ = loss(model, batch, lengths, weights, anchored)
+    now_plain, _ = weighted_loss(model, batch, lengths, weights)
+    assert want_kl > 1e-4
+    assert got.item() == pytest.approx(now_plain.item() + 2.0 * want_kl, rel=1e-4)
+
+    # the anchor's gradient reaches the adapter: at weight 0 the gradients differ from weight 2
+    def grads(w: float) -> list[mx.array]:
+        g = nn.value_and_grad(model, anchored_loss(w))(model, batch, lengths, weights, anchored)[1]
+        from mlx.utils import tree_flatten
+
+        return [v for _, v in tree_flatten(g)]
+
+    assert any(not mx.allclose(a, b).item() for a, b in zip(grads(0.0), grads(2.0), strict=True))
+
+
+def test_adapter_off_needs_lora_layers(tiny_model: Path) -> None:
+    from mlx_lm import load
+
+    from tooltune.training.losses import adapter_off
+
+    model, _ = load(str(tiny_model))
+    with pytest.raises(ValueError, match="no LoRA layers"), adapter_off(model):
+        pass

@@ -50,6 +50,7 @@ def train(
     mask_prompt: bool | None = None,
     value_loss_weight: float | None = None,
     decision_loss_weight: float | None = None,
+    anchor_loss_weight: float | None = None,
     grad_checkpoint: bool | None = None,
     seed: int | None = None,
     steps_per_report: int | None = None,
@@ -117,6 +118,9 @@ def train(
     decision_loss_weight
         Loss weight of each answer's first token, the decision to call or answer in text (default 1;
         above 1 teaches when to call more than how).
+    anchor_loss_weight
+        Weight of a KL term keeping the argument values' next-token distribution at the base model's
+        (the adapter switched off; default 0 = off; one more forward pass per step).
     grad_checkpoint
         Trade compute for memory.
     seed
@@ -158,6 +162,7 @@ def train(
             "mask_prompt": mask_prompt,
             "value_loss_weight": value_loss_weight,
             "decision_loss_weight": decision_loss_weight,
+            "anchor_loss_weight": anchor_loss_weight,
             "grad_checkpoint": grad_checkpoint,
             "seed": seed,
             "steps_per_report": steps_per_report,
@@ -418,6 +423,7 @@ def show(ref: str, *, as_json: Annotated[bool, Parameter(name="--json")] = False
             "mask_prompt",
             "value_loss_weight",
             "decision_loss_weight",
+            "anchor_loss_weight",
             "seed",
         )
         out.print("  config " + ", ".join(f"{k}={cfg.get(k)}" for k in keys), highlight=False)

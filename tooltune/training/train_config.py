@@ -101,6 +101,15 @@ class TrainConfig(BaseModel):
         "answer, i.e. the decision to call (1 = like every other answer token). Above 1 the adapter "
         "learns when to call more than how; needs mask_prompt (the answer's start is the prompt's end).",
     )
+    anchor_loss_weight: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=50.0,
+        description="Weight of a KL term that keeps the next-token distribution on argument-value tokens "
+        "close to the base model's (the same model with the adapter switched off): the adapter learns "
+        "the call format while the values stay the base model's (0 = off). One more forward pass per "
+        "step; needs mask_prompt and fine_tune_type 'lora' (see training/losses.py).",
+    )
     grad_checkpoint: bool = False
     seed: int = 0
     steps_per_report: int = Field(default=10, ge=1)
@@ -136,6 +145,13 @@ class TrainConfig(BaseModel):
         if self.decision_loss_weight != 1.0 and not self.mask_prompt:
             raise ValueError(
                 "decision_loss_weight needs mask_prompt: without it the answer's first token is not known"
+            )
+        if self.anchor_loss_weight and not self.mask_prompt:
+            raise ValueError("anchor_loss_weight needs mask_prompt: the anchored values are in the answer")
+        if self.anchor_loss_weight and self.fine_tune_type != "lora":
+            raise ValueError(
+                f"anchor_loss_weight works with fine_tune_type 'lora' only, not {self.fine_tune_type!r}: "
+                "the base model is the LoRA model at scale 0"
             )
         if self.train_tokens and self.fine_tune_type != "lora":
             raise ValueError(

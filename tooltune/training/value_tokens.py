@@ -109,6 +109,20 @@ def token_char_ends(tokenizer: Any, tokens: list[int]) -> list[int]:
     return [len(tokenizer.decode(tokens[: k + 1])) for k in range(len(tokens))]
 
 
+def value_token_mask(tokenizer: Any, tokens: list[int], start: int) -> np.ndarray:
+    """True at the argument-value tokens at or after ``start`` (the answer's first token)."""
+    out = np.zeros(len(tokens), dtype=bool)
+    answer = tokens[start:]
+    spans = argument_value_spans(tokenizer.decode(answer)) if answer else []
+    if not spans:
+        return out
+    begin = 0
+    for k, stop in enumerate(token_char_ends(tokenizer, answer)):
+        out[start + k] = any(begin < b and a < stop for a, b in spans)
+        begin = stop
+    return out
+
+
 def value_token_weights(
     tokenizer: Any, tokens: list[int], start: int, weight: float, decision_weight: float = 1.0
 ) -> tuple[np.ndarray, int]:
@@ -120,17 +134,6 @@ def value_token_weights(
         out[start] = decision_weight
     if weight == 1.0:
         return out, 0
-    answer = tokens[start:]
-    text = tokenizer.decode(answer)
-    spans = argument_value_spans(text)
-    if not spans:
-        return out, 0
-    ends = token_char_ends(tokenizer, answer)
-    n = 0
-    begin = 0
-    for k, stop in enumerate(ends):
-        if any(begin < b and a < stop for a, b in spans):
-            out[start + k] = weight
-            n += 1
-        begin = stop
-    return out, n
+    values = value_token_mask(tokenizer, tokens, start)
+    out[values] = weight
+    return out, int(values.sum())

@@ -259,8 +259,16 @@ class Worker:
         self.optimizer = self._build_optimizer()
         applied = inspect_adaptation(model, cfg, token_ids)
         train_data = CacheDataset(train_set)  # tokenized once, on first use
-        if cfg.value_loss_weight != 1.0:
-            applied["value_tokens"] = self._value_token_summary(train_data)
+        if cfg.value_loss_weight != 1.0 or cfg.anchor_loss_weight:
+            values = self._value_token_summary(train_data)
+            if cfg.value_loss_weight != 1.0:
+                applied["value_tokens"] = {"weight": cfg.value_loss_weight, **values}
+            if cfg.anchor_loss_weight:
+                applied["anchor"] = {
+                    "weight": cfg.anchor_loss_weight,
+                    "reference": "the base model (every LoRA at scale 0)",
+                    **values,
+                }
         if cfg.decision_loss_weight != 1.0:
             applied["decision_tokens"] = self._decision_token_summary(train_data)
         self.run = self.run.model_copy(update={"applied": applied})
@@ -307,7 +315,7 @@ class Worker:
                 args=args,
                 iterate_batches=self._iterate_batches,
                 training_callback=EventWriter(self),
-                **({"loss": weighted_loss} if self._token_weights else {}),
+                **({"loss": self._loss()} if self._token_weights else {}),
             )
         self._save_checkpoint(cfg.iters)  # a SIGTERM during the last step loses nothing: the run is complete
         self.run = self.run.model_copy(update={"iteration": cfg.iters})
@@ -412,32 +420,50 @@ class Worker:
             it += 1
 
     def _with_weights(self, batch: tuple[Any, Any]) -> tuple[Any, ...]:
-        """mlx-lm's (tokens, lengths) batch, plus per-token loss weights when value tokens are weighted
-        (what ``weighted_loss`` takes)."""
+        """mlx-lm's (tokens, lengths) batch, plus per-token loss weights when some answer tokens weigh
+        other than 1 (what ``weighted_loss`` takes) and the value-token mask when values are anchored
+        (what ``anchored_loss`` takes)."""
         if not self._token_weights:
             return batch
-        weight, decision = self.config.value_loss_weight, self.config.decision_loss_weight
+        cfg = self.config
         import mlx.core as mx
         import numpy as np
 
-        from tooltune.training.value_tokens import value_token_weights
+        from tooltune.training.value_tokens import value_token_mask, value_token_weights
 
         tokens, lengths = batch
         rows, spans = np.array(tokens), np.array(lengths)
         weights = np.ones(rows.shape, dtype=np.float32)
+        anchored = np.zeros(rows.shape, dtype=bool)
         for j, (offset, length) in enumerate(spans.tolist()):
             key = rows[j, :length].tobytes()
             if key not in self._weight_cache:
-                self._weight_cache[key] = value_token_weights(
-                    self.tokenizer, rows[j, :length].tolist(), offset, weight, decision
-                )[0]
-            weights[j, :length] = self._weight_cache[key]
+                row = rows[j, :length].tolist()
+                self._weight_cache[key] = (
+                    value_token_weights(
+                        self.tokenizer, row, offset, cfg.value_loss_weight, cfg.decision_loss_weight
+                    )[0],
+                    value_token_mask(self.tokenizer, row, offset) if cfg.anchor_loss_weight else None,
+                )
+            weights[j, :length], mask = self._weight_cache[key]
+            if mask is not None:
+                anchored[j, :length] = mask
+        if cfg.anchor_loss_weight:
+            return tokens, lengths, mx.array(weights), mx.array(anchored)
         return tokens, lengths, mx.array(weights)
 
     @property
     def _token_weights(self) -> bool:
-        """Whether some answer tokens weigh other than 1 in the loss (values or the decision)."""
-        return self.config.value_loss_weight != 1.0 or self.config.decision_loss_weight != 1.0
+        """Whether the loss is not mlx-lm's default: some answer tokens weigh other than 1 (values or the
+        decision), or the values are anchored to the base model."""
+        cfg = self.config
+        return cfg.value_loss_weight != 1.0 or cfg.decision_loss_weight != 1.0 or bool(cfg.anchor_loss_weight)
+
+    def _loss(self) -> Any:
+        from tooltune.training.losses import anchored_loss, weighted_loss
+
+        weight = self.config.anchor_loss_weight
+        return anchored_loss(weight) if weight else weighted_loss
 
     def _decision_token_summary(self, train_set: Any) -> dict[str, Any]:  # a CacheDataset
         """The weighted first answer tokens, split into calls (``<tool_call>``) and text answers."""
@@ -449,25 +475,29 @@ class Worker:
         return {"weight": self.config.decision_loss_weight, "calls": calls, "text": len(firsts) - calls}
 
     def _value_token_summary(self, train_set: Any) -> dict[str, Any]:  # a CacheDataset: (tokens, offset)
-        """How many answer tokens of the training set are argument values (they get value_loss_weight);
-        a weight below 1 with none found means the weighting cannot work, so the run stops."""
-        from tooltune.training.value_tokens import value_token_weights
+        """How many answer tokens of the training set are argument values (weighted by
+        value_loss_weight, or anchored); with none found the setting cannot work, so the run stops."""
+        from tooltune.training.value_tokens import value_token_mask
 
+        cfg = self.config
         answer = value = with_values = 0
         for i in range(len(train_set)):
             tokens, offset = train_set[i]
-            _, n = value_token_weights(self.tokenizer, list(tokens), offset, self.config.value_loss_weight)
+            n = int(value_token_mask(self.tokenizer, list(tokens), offset).sum())
             answer += len(tokens) - offset
             value += n
             with_values += n > 0
         if value == 0:
+            setting = (
+                f"value_loss_weight is {cfg.value_loss_weight}"
+                if cfg.value_loss_weight != 1.0
+                else f"anchor_loss_weight is {cfg.anchor_loss_weight}"
+            )
             raise ConfigNotAppliedError(
-                f"value_loss_weight is {self.config.value_loss_weight} but no answer in "
-                f"{self.config.dataset_path}/train.jsonl has argument values in a <tool_call> block; "
-                "leave value_loss_weight at 1 for this dataset"
+                f"{setting} but no answer in {cfg.dataset_path}/train.jsonl has argument values in a "
+                "<tool_call> block; leave value_loss_weight at 1 and anchor_loss_weight at 0 for this dataset"
             )
         return {
-            "weight": self.config.value_loss_weight,
             "value_tokens": value,
             "answer_tokens": answer,
             "examples_with_values": with_values,
@@ -720,21 +750,6 @@ def inspect_adaptation(
     if problems:
         raise ConfigNotAppliedError("the LoRA config was not applied as asked: " + "; ".join(problems))
     return applied
-
-
-def weighted_loss(model: Any, batch: Any, lengths: Any, weights: Any) -> tuple[Any, Any]:
-    """mlx-lm's default loss (cross-entropy on the answer tokens, mean per token) with a weight per
-    token: the weighted mean, so value tokens at weight w count w times as much as the rest."""
-    import mlx.core as mx
-    import mlx.nn as nn
-
-    inputs, targets = batch[:, :-1], batch[:, 1:]
-    logits = model(inputs)
-    steps = mx.arange(1, targets.shape[1] + 1)
-    mask = mx.logical_and(steps >= lengths[:, 0:1], steps <= lengths[:, 1:])
-    w = mask * weights[:, 1:]
-    ce = (nn.losses.cross_entropy(logits, targets) * w).astype(mx.float32).sum() / w.sum()
-    return ce, mask.sum()
 
 
 def summarize(events: list[TrainEvent], run: RunRecord) -> dict[str, Any]:
