@@ -373,6 +373,10 @@ async def test_train_adapter_errors(client: mcp.Client, tiny_model: Path) -> Non
     assert "invalid training config: rank" in await call_error(client, "train_adapter", **base, rank=0)
     assert "has only 2 layers" in await call_error(client, "train_adapter", **base, num_layers=5)
     assert "invalid training config" in await call_error(client, "train_adapter", **base, config={"bogus": 1})
+    unanchored = {"anchor_loss_weight": 1.0, "mask_prompt": False}  # the loss fields reach TrainConfig too
+    assert "anchor_loss_weight needs mask_prompt" in await call_error(
+        client, "train_adapter", **base, config=unanchored
+    )
     assert "batch_size is 64" in await call_error(client, "train_adapter", **base, batch_size=64)
     missing = await call_error(client, "train_adapter", dataset="ds-a", base_model="/no/such/model")
     assert "/no/such/model" in missing

@@ -436,7 +436,8 @@ def register_tools(mcp: MCPServer, state: ServerState) -> None:
             dict[str, Any] | None,
             Field(
                 description="Any other TrainConfig field: scale, dropout, max_seq_length, mask_prompt, "
-                "lr_schedule, warmup, epochs, steps_per_report, save_every, seed, ..."
+                "lr_schedule, warmup, epochs, steps_per_report, save_every, seed, value_loss_weight, "
+                "decision_loss_weight, anchor_loss_weight, ..."
             ),
         ] = None,
         wait_seconds: WaitSeconds = DEFAULT_WAIT_SECONDS,
