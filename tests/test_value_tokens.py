@@ -192,8 +192,11 @@ def test_a_run_with_value_loss_weight_trains_on_weighted_tokens(tiny_model: Path
 
 
 @pytest.mark.slow
-def test_value_loss_weight_without_calls_in_the_data_stops_the_run(
-    tiny_model: Path, settings: Settings
+@pytest.mark.parametrize(
+    ("setting", "value"), [("value_loss_weight", 0.5), ("anchor_loss_weight", 1.0)], ids=["weight", "anchor"]
+)
+def test_value_settings_without_calls_in_the_data_stop_the_run(
+    tiny_model: Path, settings: Settings, setting: str, value: float
 ) -> None:
     d = Workspace(settings.workspace).ensure().datasets / "chat"
     d.mkdir(parents=True)
@@ -206,12 +209,16 @@ def test_value_loss_weight_without_calls_in_the_data_stops_the_run(
         rank=4,
         iters=2,
         batch_size=2,
-        value_loss_weight=0.5,
+        **{setting: value},
     )
     job = runs.start_training(cfg, settings, name="chat-w")
     list(runs.follow_events(settings, job.id, poll_interval=0.2))
     job = JobStore(Workspace(settings.workspace)).get(job.id)
-    assert job.status == "failed" and "no answer in" in (job.error or "") and "value_loss_weight" in job.error
+    assert (
+        job.status == "failed"
+        and "no answer in" in (job.error or "")
+        and f"{setting} is {value}" in job.error
+    )
     assert "chat-w" not in [p.name for p in Workspace(settings.workspace).adapters.glob("*")]
 
 

@@ -315,7 +315,7 @@ class Worker:
                 args=args,
                 iterate_batches=self._iterate_batches,
                 training_callback=EventWriter(self),
-                **({"loss": self._loss()} if self._token_weights else {}),
+                **({"loss": self._loss()} if self._custom_loss else {}),
             )
         self._save_checkpoint(cfg.iters)  # a SIGTERM during the last step loses nothing: the run is complete
         self.run = self.run.model_copy(update={"iteration": cfg.iters})
@@ -423,7 +423,7 @@ class Worker:
         """mlx-lm's (tokens, lengths) batch, plus per-token loss weights when some answer tokens weigh
         other than 1 (what ``weighted_loss`` takes) and the value-token mask when values are anchored
         (what ``anchored_loss`` takes)."""
-        if not self._token_weights:
+        if not self._custom_loss:
             return batch
         cfg = self.config
         import mlx.core as mx
@@ -453,7 +453,7 @@ class Worker:
         return tokens, lengths, mx.array(weights)
 
     @property
-    def _token_weights(self) -> bool:
+    def _custom_loss(self) -> bool:
         """Whether the loss is not mlx-lm's default: some answer tokens weigh other than 1 (values or the
         decision), or the values are anchored to the base model."""
         cfg = self.config
