@@ -98,8 +98,8 @@ def attempts() -> list[str]:
 
 
 def _value_weight(cfg: dict[str, Any]) -> str:
-    """The loss weights of argument values and of the call decision when an attempt changed them
-    (training/value_tokens.py)."""
+    """The loss weights of argument values and of the call decision, and the values' anchor to the base
+    model, when an attempt changed them (training/value_tokens.py, training/losses.py)."""
     w, d = cfg.get("value_loss_weight", 1), cfg.get("decision_loss_weight", 1)
     a = cfg.get("anchor_loss_weight", 0)
     return (
