@@ -124,16 +124,23 @@ def value_token_mask(tokenizer: Any, tokens: list[int], start: int) -> np.ndarra
 
 
 def value_token_weights(
-    tokenizer: Any, tokens: list[int], start: int, weight: float, decision_weight: float = 1.0
+    tokenizer: Any,
+    tokens: list[int],
+    start: int,
+    weight: float,
+    decision_weight: float = 1.0,
+    values: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
     """Per-position loss weights for one sequence: ``weight`` on argument-value tokens at or after
     ``start`` (the answer's first token), ``decision_weight`` on the token at ``start``, 1 elsewhere.
+    ``values`` is the sequence's ``value_token_mask`` when the caller already has it.
     Returns the weights and how many tokens got ``weight``."""
     out = np.ones(len(tokens), dtype=np.float32)
     if start < len(tokens):
         out[start] = decision_weight
     if weight == 1.0:
         return out, 0
-    values = value_token_mask(tokenizer, tokens, start)
+    if values is None:
+        values = value_token_mask(tokenizer, tokens, start)
     out[values] = weight
     return out, int(values.sum())

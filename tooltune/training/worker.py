@@ -439,11 +439,12 @@ class Worker:
             key = rows[j, :length].tobytes()
             if key not in self._weight_cache:
                 row = rows[j, :length].tolist()
+                values = value_token_mask(self.tokenizer, row, offset) if cfg.anchor_loss_weight else None
                 self._weight_cache[key] = (
                     value_token_weights(
-                        self.tokenizer, row, offset, cfg.value_loss_weight, cfg.decision_loss_weight
+                        self.tokenizer, row, offset, cfg.value_loss_weight, cfg.decision_loss_weight, values
                     )[0],
-                    value_token_mask(self.tokenizer, row, offset) if cfg.anchor_loss_weight else None,
+                    values,
                 )
             weights[j, :length], mask = self._weight_cache[key]
             if mask is not None:
