@@ -293,7 +293,8 @@ async def stage_eval(
             for label, which in targets:
                 # a member's run id is the one a single-seed run of it gets, so either reuses the other
                 run_id = f"{suite.name}-adapter-{which}" if which else f"{suite.name}-baseline-base"
-                run_id = run_id[:100]
+                biased = label == "adapter" and args.call_bias_body
+                run_id = run_id[: 100 - 8] + f"-cb{args.call_bias:g}" if biased else run_id[:100]
                 log(f"eval: {suite.name} {label} ({len(suite.cases)} cases) as {run_id}")
                 t0 = time.perf_counter()
                 reports[label] = await run_suite_on_server(
@@ -305,6 +306,7 @@ async def stage_eval(
                     run_id=run_id,
                     concurrency=args.concurrency,
                     max_tokens=args.max_tokens,
+                    extra_body=args.call_bias_body if biased else None,
                 )
                 log(f"eval: {run_id} done in {time.perf_counter() - t0:.0f}s")
             cmp = compare_runs(ws, reports["baseline"].meta.run_id, reports["adapter"].meta.run_id)
@@ -323,6 +325,14 @@ async def stage_eval(
 
 
 GOALS = {"category_native": 0.90, "irrelevance_any_call_counted": 0.85}  # issue 9
+
+
+def call_bias_body(model_path: Path, bias: float) -> dict[str, Any]:
+    """The request field that adds ``bias`` to the tool-call start token's logit at every position."""
+    from mlx_lm.tokenizer_utils import load
+
+    tok = load(model_path)
+    return {"logit_bias": {str(tok.convert_tokens_to_ids(tok.tool_call_start)): bias}}
 
 
 def check_goals(category: str, results: dict[str, Any]) -> dict[str, Any]:
@@ -489,6 +499,13 @@ def main() -> None:
         default=None,
         help='JSON list of tokens whose embedding rows are trained; default: the tool-call markers; "[]" = none',
     )
+    ap.add_argument(
+        "--call-bias",
+        type=float,
+        default=None,
+        help="added to the tool-call start token's logit in the adapter's eval requests (logit_bias; "
+        "the baseline and the members are evaluated without it); its runs get the suffix -cb<bias>",
+    )
     ap.add_argument("--adapter-name", default=None)
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--notes", default="", help="what was tried, for the results file")
@@ -509,6 +526,7 @@ def main() -> None:
     settings = Settings.load(workspace=args.workspace)
     ws = Workspace(settings.workspace).ensure()
     args.model_path = resolve_model(args.model or settings.default_model, settings).path
+    args.call_bias_body = call_bias_body(args.model_path, args.call_bias) if args.call_bias else None
     t_start = time.perf_counter()
 
     members: list[dict[str, Any]] = []
@@ -574,6 +592,7 @@ def main() -> None:
         "category": args.category,
         "train_schemas_from": args.train_schemas,
         "eval_sample": {"seed": args.seed, "n": args.eval_n, "irrelevance_n": args.irrelevance_n},
+        **({"call_bias": {"bias": args.call_bias, "request": args.call_bias_body}} if args.call_bias else {}),
         "train_seed": "+".join(str(m["train_seed"]) for m in members) if combined else args.train_seed,
         "data": data,
         "train": train,

@@ -22,27 +22,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from collections import Counter
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import mlx.core as mx
 import mlx_lm
 from mlx_lm.sample_utils import make_sampler
 
-from tooltune.config import Settings
 from tooltune.evals.parse_calls import parse_calls
 from tooltune.evals.scoring import match_calls
 from tooltune.evals.suite import EvalCase
-from tooltune.models.blas import subprocess_env
 from tooltune.workspace import atomic_write_json
 
-_RESTARTED = "TOOLTUNE_BENCH_BLAS_SET"
+from bench_common import machine_info, restart_with_blas, run_outcomes
+
 PREFIX = "<tool_call>\n"
 
 
@@ -61,15 +56,8 @@ def forced_call(model: Any, tok: Any, case: EvalCase, max_tokens: int) -> dict[s
     return {"case_id": case.id, "passed": passed, "reason": reason, "text": text}
 
 
-def _outcomes(reports: Path, run_id: str, mode: str) -> dict[str, dict[str, Any]]:
-    path = reports / run_id / "cases.jsonl"
-    return {r["case_id"]: r[mode] for r in (json.loads(line) for line in path.open())}
-
-
 def main() -> None:
-    if not os.environ.get(_RESTARTED):  # a preload only takes effect at process start
-        env = {**subprocess_env(Settings.load().cache_dir), _RESTARTED: "1"}
-        os.execve(sys.executable, [sys.executable, *sys.argv], env)
+    restart_with_blas()
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workspace", type=Path, required=True, help="the tooltune workspace holding the runs")
     ap.add_argument("--run", required=True, help="an eval run: its cases are forced, its outcomes compared")
@@ -87,8 +75,8 @@ def main() -> None:
     cases = [c for c in cases if not c.expects_no_call]
     adapter_path = str(a.workspace / "adapters" / a.adapter) if a.adapter else None
     model, tok = mlx_lm.load(model_path, adapter_path=adapter_path)
-    native = _outcomes(reports, a.run, "native")
-    base = _outcomes(reports, a.base_run, "lenient") if a.base_run else {}
+    native = run_outcomes(reports, a.run, "native")
+    base = run_outcomes(reports, a.base_run, "lenient") if a.base_run else {}
     t0 = time.perf_counter()
     rows = []
     for case in cases:
@@ -115,14 +103,7 @@ def main() -> None:
     out = {
         "benchmark": "forced_decision",
         "command": " ".join(["python", *sys.argv]),
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "mlx": mx.__version__,
-            "mlx_lm": mlx_lm.__version__,
-        },
+        "machine": machine_info(),
         "model": model_path,
         "adapter": a.adapter,
         "run": a.run,

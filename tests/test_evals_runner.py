@@ -3,8 +3,10 @@ scoring, request shape, fault handling, and resume without double counting."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections import Counter
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -336,3 +338,47 @@ def test_runner_closes_the_client_it_made_and_leaves_a_given_one_open(
 
     assert anyio.run(with_given).complete
     assert not given.is_closed and not made[-1].client.is_closed()
+
+
+class _PinnedServer:
+    """What run_suite_on_server needs from a ModelServer: switch, pin, endpoint and adapter selection."""
+
+    base_url, model_name = "http://fake/v1", "fake-model"
+
+    def __init__(self) -> None:
+        self.switched: list[str | None] = []
+
+    @property
+    def extra_body(self) -> dict[str, Any]:
+        return {"adapters": "/ws/adapters/a1"}
+
+    async def switch_adapter(self, name: str | None, record: bool = True) -> None:
+        self.switched.append(name)
+
+    @contextlib.asynccontextmanager
+    async def pinned(self) -> AsyncIterator[None]:
+        yield
+
+
+def test_run_suite_on_server_merges_extra_body_under_the_adapter_selection(ws: Workspace, monkeypatch):
+    from tooltune.evals import service
+
+    seen: dict[str, Any] = {}
+
+    async def fake_run_suite(suite: Any, **kw: Any) -> str:
+        seen.update(kw)
+        return "report"
+
+    monkeypatch.setattr(service, "run_suite", fake_run_suite)
+    server = _PinnedServer()
+    body = {"logit_bias": {"151657": 2.0}, "adapters": "/elsewhere"}  # a request field can't swap the adapter
+
+    async def go() -> Any:
+        return await service.run_suite_on_server(server, SUITE, ws=ws, adapter="a1", extra_body=body)
+
+    assert anyio.run(go) == "report"
+    assert server.switched == ["a1"]
+    assert seen["extra_body"] == {"logit_bias": {"151657": 2.0}, "adapters": "/ws/adapters/a1"}
+    seen.clear()
+    anyio.run(lambda: service.run_suite_on_server(server, SUITE, ws=ws, adapter="a1"))
+    assert seen["extra_body"] == {"adapters": "/ws/adapters/a1"}

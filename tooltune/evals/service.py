@@ -67,10 +67,12 @@ async def run_suite_on_server(
     seed: int | None = None,
     limit: int | None = None,
     max_tokens: int = 256,
+    extra_body: dict[str, Any] | None = None,
     on_progress: ProgressFn | None = None,
 ) -> EvalReport:
     """Serve ``adapter`` (None = baseline) on a running ModelServer and run the suite while the
-    adapter is pinned, so a concurrent switch cannot change the model mid-run.
+    adapter is pinned, so a concurrent switch cannot change the model mid-run. ``extra_body`` adds
+    request fields (e.g. ``logit_bias``); the server's adapter selection always wins over it.
 
     With a fixed ``run_id`` the call is idempotent: a finished run is returned as it is and an
     interrupted one is resumed (only its missing cases run) — what resumable pipelines want.
@@ -83,7 +85,8 @@ async def run_suite_on_server(
     suite = load_suite(suite, ws) if isinstance(suite, str) else suite
     await server.switch_adapter(adapter, record=False)  # an eval never changes what `serve` picks up
     async with server.pinned():
-        endpoint = dict(base_url=server.base_url, model_name=server.model_name, extra_body=server.extra_body)
+        body = {**(extra_body or {}), **server.extra_body}
+        endpoint = dict(base_url=server.base_url, model_name=server.model_name, extra_body=body)
         if run_id is not None and (run_dir(ws, run_id) / "run.json").exists():
             log.info("eval.resumed", run_id=run_id)
             return await resume_run(ws, run_id, concurrency=concurrency, on_progress=on_progress, **endpoint)

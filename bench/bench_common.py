@@ -1,0 +1,45 @@
+"""Pieces the measurement scripts in bench/ share: the OpenBLAS restart, the machine record, run outcomes."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tooltune.config import Settings
+from tooltune.models.blas import subprocess_env
+
+_RESTARTED = "TOOLTUNE_BENCH_BLAS_SET"
+
+
+def restart_with_blas() -> None:
+    """Restart this script once with the environment tooltune gives its MLX subprocesses (OpenBLAS
+    preloaded on Linux CPU); a preload only takes effect at process start."""
+    if not os.environ.get(_RESTARTED):
+        env = {**subprocess_env(Settings.load().cache_dir), _RESTARTED: "1"}
+        os.execve(sys.executable, [sys.executable, *sys.argv], env)
+
+
+def machine_info() -> dict[str, Any]:
+    """Where and when a measurement ran."""
+    import mlx.core as mx
+    import mlx_lm
+
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "mlx": mx.__version__,
+        "mlx_lm": mlx_lm.__version__,
+    }
+
+
+def run_outcomes(reports: Path, run_id: str, mode: str) -> dict[str, dict[str, Any]]:
+    """An eval run's per-case outcome in one mode ("native" or "lenient"), by case id."""
+    path = reports / run_id / "cases.jsonl"
+    return {r["case_id"]: r[mode] for r in (json.loads(line) for line in path.open())}
