@@ -3,11 +3,12 @@
 For each prompt the model (with its adapter) scores the first token of the answer; the margin is the
 logit of "<tool_call>" minus the best other token's logit, so greedy decoding calls when the margin is
 above 0, and adding a bias b to the "<tool_call>" logit calls when margin + b > 0. Prompts come from
-finished eval runs (BFCL cases that expect a call, and irrelevance cases that expect none; their native
-outcomes are joined) and from a generated dataset's held-out splits (valid + test, never trained on), so
+finished eval runs (BFCL cases that expect a call, and irrelevance cases that expect none; their
+outcomes are joined: native for call cases, any call attempt failing a no-call case) and from a generated dataset's held-out splits (valid + test, never trained on), so
 a bias can be chosen on generated data and its effect read on BFCL. The question it answers: is there a
 bias that turns the adapter's refusals into calls without making it call on irrelevant questions — that
-is, do the two groups' margins separate?
+is, do the two groups' margins separate? The bias is chosen on generated data by a rule fixed in advance
+(the middle of the range that gets the most generated decisions right).
 
     python bench/decision_margin.py --workspace ~/.cache/tooltune/bench-ws --adapter A \\
         --run bfcl-simple-python-s0-n40-adapter-A --run bfcl-irrelevance-s0-n40-adapter-A \\
@@ -84,8 +85,8 @@ def _share(rows: list[dict[str, Any]], bias: float) -> int:
 
 
 def summarise(groups: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    """Calls per group at each bias; the bias that gets the most generated decisions right (smallest on a
-    tie); what that bias does to the BFCL groups (refusals turned into calls, correct refusals lost)."""
+    """Calls per group at each bias, and the bias chosen on generated data alone: of the biases that get
+    the most generated decisions right, the middle one (fixed before any BFCL margin was read)."""
     table = [{"bias": b, **{g: _share(rows, b) for g, rows in groups.items()}} for b in BIASES]
     gen_call, gen_none = groups.get("gen_call", []), groups.get("gen_no_call", [])
     out: dict[str, Any] = {"n": {g: len(rows) for g, rows in groups.items()}, "calls_at_bias": table}
@@ -94,11 +95,24 @@ def summarise(groups: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
         def gen_right(b: float) -> int:
             return _share(gen_call, b) + len(gen_none) - _share(gen_none, b)
 
-        best = max(BIASES, key=lambda b: (gen_right(b), -b))
+        top = max(gen_right(b) for b in BIASES)
+        tied = [b for b in BIASES if gen_right(b) == top]
+        best = tied[len(tied) // 2]  # the middle of the best range: farthest from both kinds of error
         out["chosen_on_generated"] = {
             "bias": best,
             "generated_right": gen_right(best),
             "at_0": gen_right(0.0),
+        }
+        bfcl_call, bfcl_none = groups.get("bfcl_call", []), groups.get("bfcl_no_call", [])
+        out["bfcl_at_chosen"] = {
+            "refusals": sum(r["reason"] == "no_call_made" for r in bfcl_call),
+            "refusals_turned_to_calls": sum(
+                r["reason"] == "no_call_made" and r["margin"] + best > 0 for r in bfcl_call
+            ),
+            "irrelevance_passing": sum(bool(r["passed"]) for r in bfcl_none),
+            "irrelevance_passing_turned_to_calls": sum(
+                bool(r["passed"]) and r["margin"] + best > 0 for r in bfcl_none
+            ),
         }
     for g, rows in groups.items():
         if g.startswith("bfcl_"):
@@ -130,14 +144,16 @@ def main() -> None:
         "gen_no_call": [],
     }
     for run in a.run:
-        native = run_outcomes(reports, run, "native")
+        # a call case passes natively or not at all; a no-call case fails on any call attempt (lenient)
+        modes = {m: run_outcomes(reports, run, m) for m in ("native", "lenient")}
         for line in (reports / run / "suite.jsonl").open():
             case = EvalCase.model_validate_json(line)
             row = {"id": case.id, "run": run, **first_token(model, tok, case.messages, case.tools)}
-            row["native_passed"] = native[case.id]["passed"] if case.id in native else None
-            row["native_reason"] = native[case.id]["reason"] if case.id in native else "not run"
+            outcome = modes["lenient" if case.expects_no_call else "native"].get(case.id)
+            row["passed"] = outcome["passed"] if outcome else None
+            row["reason"] = outcome["reason"] if outcome else "not run"
             groups["bfcl_no_call" if case.expects_no_call else "bfcl_call"].append(row)
-            print(case.id, row["margin"], row["top_other"], row["native_reason"], file=sys.stderr)
+            print(case.id, row["margin"], row["top_other"], row["reason"], file=sys.stderr)
     if a.dataset:
         for p in dataset_prompts(a.workspace, a.dataset):
             row = {"id": p["id"], "kind": p["kind"], **first_token(model, tok, p["messages"], p["tools"])}
