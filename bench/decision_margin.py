@@ -38,7 +38,7 @@ from tooltune.workspace import atomic_write_json
 from bench_common import machine_info, restart_with_blas, run_outcomes
 
 CALL = "<tool_call>"
-BIASES = [x / 2 for x in range(0, 21)]  # 0 .. 10 in steps of 0.5
+BIASES = [x / 2 for x in range(-20, 21)]  # -10 .. 10 in steps of 0.5
 
 
 def first_token(model: Any, tok: Any, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> dict:
@@ -109,9 +109,16 @@ def summarise(groups: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
             "refusals_turned_to_calls": sum(
                 r["reason"] == "no_call_made" and r["margin"] + best > 0 for r in bfcl_call
             ),
+            "calls_passing": sum(bool(r["passed"]) for r in bfcl_call),
+            "calls_passing_turned_to_text": sum(
+                bool(r["passed"]) and r["margin"] + best <= 0 for r in bfcl_call
+            ),
             "irrelevance_passing": sum(bool(r["passed"]) for r in bfcl_none),
             "irrelevance_passing_turned_to_calls": sum(
                 bool(r["passed"]) and r["margin"] + best > 0 for r in bfcl_none
+            ),
+            "irrelevance_failing_turned_to_text": sum(
+                not r["passed"] and r["margin"] + best <= 0 for r in bfcl_none
             ),
         }
     for g, rows in groups.items():
@@ -121,15 +128,28 @@ def summarise(groups: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
 
 
 def main() -> None:
-    restart_with_blas()
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--workspace", type=Path, required=True, help="the tooltune workspace")
+    ap.add_argument("--workspace", type=Path, help="the tooltune workspace")
     ap.add_argument("--adapter", help="adapter name in the workspace (default: the base model)")
     ap.add_argument("--run", action="append", default=[], help="an eval run whose cases are scored")
     ap.add_argument("--dataset", help="a generated dataset whose valid and test splits are scored")
     ap.add_argument("--model", default=None, help="model path (default: the first run's model)")
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument(
+        "--rows-from",
+        type=Path,
+        help="a result of this script: summarise its rows again (no model is loaded)",
+    )
     a = ap.parse_args()
+    if a.rows_from:
+        out = json.loads(a.rows_from.read_text())
+        out["summary"] = summarise(out["rows"])
+        atomic_write_json(a.out, out)
+        print(json.dumps({k: v for k, v in out["summary"].items() if not k.endswith("_margins")}))
+        return
+    if not a.workspace or not a.run:
+        ap.error("--workspace and at least one --run are needed (or --rows-from)")
+    restart_with_blas()
     reports = a.workspace / "reports"
     model_path = a.model or json.loads((reports / a.run[0] / "run.json").read_text())["model_name"]
     adapter_path = str(a.workspace / "adapters" / a.adapter) if a.adapter else None
