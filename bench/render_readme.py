@@ -89,7 +89,7 @@ def attempts() -> list[str]:
         )
         rows.append(
             f"| {_link(p.name)} | {d['category']}{_sample(d)} | {generator}"
-            f"{_data_options(d['data'])}{_value_weight(cfg)}{average} | "
+            f"{_data_options(d['data'])}{_value_weight(cfg)}{average}{_call_bias(d)} | "
             f"{cfg.get('iters', '?')} | {cfg.get('learning_rate', '?'):g} | "
             f"{cfg.get('rank', '?')} × {cfg.get('num_layers', '?')} | {cfg.get('seed', '?')} | {share:.0%} | {made} | "
             f"{native} | {irr_cell} |"
@@ -107,6 +107,16 @@ def _value_weight(cfg: dict[str, Any]) -> str:
         + (f" + decision token weighted {d:g}" if d != 1 else "")
         + (f" + values anchored to the base model (KL × {a:g})" if a else "")
     )
+
+
+def _call_bias(d: dict[str, Any]) -> str:
+    """The logit bias on the tool-call token the adapter was evaluated with (bfcl_adapter.py --call-bias)."""
+    bias = _bias(d)
+    return f" + evaluated with `<tool_call>` logit {bias:+g}" if bias else ""
+
+
+def _bias(d: dict[str, Any]) -> float | None:
+    return (d.get("call_bias") or {}).get("bias")
 
 
 def _combination(d: dict[str, Any]) -> str:
@@ -156,7 +166,8 @@ def headline() -> list[str]:
         out += [
             f"**BFCL {cat}: baseline vs LoRA adapter trained on data generated from the function schemas "
             f"only** ({d['date'][:10]}, {_link(p.name)}).{recipe} Model {Path(d['model']).name}, float32, "
-            f"temperature 0; seeded sample of held-out questions{_sample(d) or ' (sample 0)'}.",
+            f"temperature 0; seeded sample of held-out questions{_sample(d) or ' (sample 0)'}."
+            + (f" The adapter's requests add {b:+g} to the `<tool_call>` logit." if (b := _bias(d)) else ""),
             "",
             "| suite | cases | baseline native | adapter native | baseline lenient | adapter lenient | "
             "McNemar p (native) |",
@@ -184,7 +195,8 @@ def headline() -> list[str]:
         if d.get("members"):
             out.append(_members(d))
         if d.get("notes"):
-            out.append(f"Notes: {d['notes']}")
+            # markers like <tool_call> would be read as HTML tags and vanish from the rendered page
+            out.append("Notes: " + d["notes"].replace("<", "&lt;").replace(">", "&gt;"))
         if isinstance(d.get("goals"), dict):
             out.append(_goals(cat, d["goals"]))
         elif d.get("goals"):
