@@ -50,10 +50,9 @@ def first_token(model: Any, tok: Any, messages: list[dict[str, Any]], tools: lis
     others = mx.concatenate([logits[:call_id], logits[call_id + 1 :]])
     best_other = mx.argmax(others).item()
     best_other = best_other + (best_other >= call_id)
-    logp = (logits - mx.logsumexp(logits)).astype(mx.float32)
     return {
         "margin": round(call_logit - logits[best_other].item(), 3),
-        "logp_call": round(logp[call_id].item(), 3),
+        "logp_call": round(call_logit - mx.logsumexp(logits).item(), 3),
         "top_other": tok.decode([best_other]),
     }
 

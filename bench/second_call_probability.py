@@ -18,18 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import sys
 from pathlib import Path
 
 import mlx.core as mx
 from mlx_lm import load
 
-from tooltune.config import Settings
 from tooltune.evals.suite import builtin_suite_text
-from tooltune.models.blas import subprocess_env
 
-_RESTARTED = "TOOLTUNE_BENCH_BLAS_SET"
+from bench_common import restart_with_blas
 
 
 def second_call_probability(model, tok, case: dict) -> float:  # noqa: ANN001 - mlx-lm objects
@@ -52,9 +48,7 @@ def second_call_probability(model, tok, case: dict) -> float:  # noqa: ANN001 - 
 
 
 def main() -> None:
-    if not os.environ.get(_RESTARTED):  # a preload only takes effect at process start
-        env = {**subprocess_env(Settings.load().cache_dir), _RESTARTED: "1"}
-        os.execve(sys.executable, [sys.executable, *sys.argv], env)
+    restart_with_blas()
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", required=True)
     ap.add_argument("--adapters-dir", type=Path, required=True)
