@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,15 @@ from pathlib import Path
 import pytest
 
 from tooltune.config import Settings
-from tooltune.models.blas import blas_env, find_openblas, subprocess_env
+from tooltune.models import blas
+from tooltune.models.blas import (
+    CHECK_FILE,
+    BlasCheck,
+    blas_env,
+    check_openblas,
+    find_openblas,
+    subprocess_env,
+)
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the preload is Linux-only")
 
@@ -67,3 +76,67 @@ def test_results_file_records_its_provenance() -> None:
         o_key = {"matmul_2048": "matmul_2048_gflops"}.get(key, key)
         o, r = report["results"]["openblas"][o_key], report["results"]["reference"][o_key]
         assert ratio == pytest.approx(o / r, rel=0.05)
+
+
+# A stand-in for an OpenBLAS built for another CPU: it names its kernels, and its sgemm executes an
+# instruction that traps (ud2, SIGILL), just as SKYLAKEX kernels do on an AVX2-only CPU.
+_TRAPPING_BLAS = r"""
+const char *openblas_get_corename(void) { return "FUTURECPU"; }
+void cblas_sgemm(void) { __builtin_trap(); }
+"""
+
+
+@pytest.fixture
+def trapping_blas(tmp_path: Path) -> Path:
+    if shutil.which("gcc") is None:
+        pytest.skip("needs gcc to build the stand-in library")
+    src = tmp_path / "trap.c"
+    src.write_text(_TRAPPING_BLAS)
+    lib = tmp_path / "libopenblas.so.0"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(lib), str(src)], check=True)
+    return lib
+
+
+def test_a_blas_that_traps_on_this_cpu_is_not_preloaded(
+    settings: Settings, trapping_blas: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(blas, "find_openblas", lambda: trapping_blas)
+    choice = blas_env(settings.cache_dir, enabled=True)
+    assert choice.name == "reference" and choice.library == str(trapping_blas)
+    assert "FUTURECPU" in choice.reason and "SIGILL" in choice.reason
+    assert "LD_PRELOAD" not in choice.env
+    env = subprocess_env(settings.cache_dir, enabled=True, base={})
+    assert str(trapping_blas) not in env.get("LD_PRELOAD", "")
+    # and MLX still computes in a child with that environment (its own BLAS)
+    assert _run_child({**subprocess_env(settings.cache_dir, enabled=True)})["max_err"] < 1e-2
+
+
+def test_the_check_is_cached_per_library_file_and_cpu(
+    settings: Settings, trapping_blas: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[Path] = []
+    real = blas._run_check
+
+    def counting(lib: Path, env: dict[str, str], timeout: float) -> tuple[bool, str | None, str]:
+        calls.append(lib)
+        return real(lib, env, timeout)
+
+    monkeypatch.setattr(blas, "_run_check", counting)
+    env = {"LD_PRELOAD": str(trapping_blas)}
+    first = check_openblas(trapping_blas, env, settings.cache_dir)
+    assert not first.ok and first.core == "FUTURECPU" and len(calls) == 1
+    assert BlasCheck.model_validate_json((settings.cache_dir / CHECK_FILE).read_text()) == first
+    assert check_openblas(trapping_blas, env, settings.cache_dir) == first and len(calls) == 1
+    # another CPU (or another build of the library) is checked again
+    monkeypatch.setattr(blas, "_cpu_identity", lambda: "model name: another cpu")
+    check_openblas(trapping_blas, env, settings.cache_dir)
+    assert len(calls) == 2
+
+
+def test_the_installed_openblas_passes_the_check(settings: Settings) -> None:
+    lib = find_openblas()
+    assert lib is not None
+    env = blas_env(settings.cache_dir, enabled=True, check=False).env
+    check = check_openblas(lib, env, settings.cache_dir)
+    assert check.ok, check.detail
+    assert check.core  # the kernel family it picked on this CPU, e.g. ZEN or HASWELL

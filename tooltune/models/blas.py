@@ -7,17 +7,27 @@ float32 matmuls ~20x faster. That OpenBLAS needs ``libgfortran.so.5``, which man
 
 Only *subprocesses* we launch (model server, training worker, benchmarks) get the preload: the
 running interpreter has already loaded its BLAS.
+
+A wheel's OpenBLAS may be built for one CPU family only: cmeel-openblas 0.3.31's is SKYLAKEX (AVX-512)
+and dies with SIGILL on an AVX2-only CPU, taking every MLX child with it. So before the first preload
+on a machine, a short child process loads the library and runs an MLX matmul through it; a library that
+fails that check is not preloaded (MLX keeps its slow but working BLAS) and the log says why. The
+verdict is cached per library file and CPU.
 """
 
 from __future__ import annotations
 
 import ctypes.util
+import hashlib
+import json
 import os
+import signal
 import site
+import subprocess
 import sys
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from tooltune.logs import get_logger
 
@@ -85,7 +95,95 @@ def _gfortran_shim(cache_dir: Path) -> Path | None:
     return shim
 
 
-def blas_env(cache_dir: Path, *, enabled: bool | None = None, threads: int | None = None) -> BlasChoice:
+class BlasCheck(BaseModel):
+    """Whether an OpenBLAS file runs on this CPU (the outcome of :func:`check_openblas`)."""
+
+    library: str
+    key: str  # the library file (path, size, mtime) and the CPU (model, flags) this verdict holds for
+    ok: bool
+    core: str | None = None  # the kernel family OpenBLAS picked ("ZEN", "HASWELL", "SKYLAKEX", ...)
+    detail: str = ""
+
+
+CHECK_FILE = "blas-check.json"
+# Loads the library, names its kernels, and runs float32 matmuls through MLX with it preloaded.
+_CHECK_CHILD = r"""
+import ctypes, json, sys
+lib = ctypes.CDLL(sys.argv[1])
+lib.openblas_get_corename.restype = ctypes.c_char_p
+print(json.dumps({"core": lib.openblas_get_corename().decode()}), flush=True)
+import mlx.core as mx
+for n in (64, 512):
+    a = mx.random.normal((n, n))
+    mx.eval(a @ a)
+print(json.dumps({"ok": True}), flush=True)
+"""
+
+
+def _cpu_identity() -> str:
+    """The CPU model and feature flags (what decides which kernels can run), from /proc/cpuinfo."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return "unknown"
+    keep = [ln for ln in lines if ln.split(":")[0].strip() in ("model name", "flags")]
+    return "\n".join(dict.fromkeys(keep))
+
+
+def _check_key(lib: Path) -> str:
+    st = lib.stat()
+    ident = f"{lib}|{st.st_size}|{st.st_mtime_ns}|{_cpu_identity()}"
+    return hashlib.sha256(ident.encode()).hexdigest()[:16]
+
+
+def _run_check(lib: Path, env: dict[str, str], timeout: float) -> tuple[bool, str | None, str]:
+    """(runs, core name, what happened) for a child process with ``env`` (which preloads ``lib``)."""
+    child_env = {**os.environ, **env}
+    cmd = [sys.executable, "-c", _CHECK_CHILD, str(lib)]
+    try:
+        proc = subprocess.run(cmd, env=child_env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return False, None, f"the check did not finish in {timeout:.0f}s"
+    core = None
+    for line in proc.stdout.splitlines():
+        try:
+            core = json.loads(line).get("core", core)
+        except (ValueError, AttributeError):
+            continue
+    if proc.returncode == 0 and '"ok": true' in proc.stdout:
+        return True, core, "an MLX matmul ran with it preloaded"
+    if proc.returncode < 0:
+        sig = signal.Signals(-proc.returncode).name
+        why = " (illegal instruction: built for CPU features this one lacks)" if sig == "SIGILL" else ""
+        return False, core, f"an MLX matmul with it preloaded was killed by {sig}{why}"
+    tail = " ".join(proc.stderr.strip().splitlines()[-2:])[-300:]
+    return False, core, f"an MLX matmul with it preloaded exited with {proc.returncode}: {tail}"
+
+
+def check_openblas(lib: Path, env: dict[str, str], cache_dir: Path, *, timeout: float = 120) -> BlasCheck:
+    """Does ``lib`` run on this CPU? Asked of a child process once per library file and CPU, then read
+    from ``cache_dir/blas-check.json``."""
+    key = _check_key(lib)
+    path = cache_dir / CHECK_FILE
+    try:
+        cached = BlasCheck.model_validate_json(path.read_text())
+        if cached.key == key:
+            return cached
+    except (OSError, ValidationError, ValueError):
+        pass
+    ok, core, detail = _run_check(lib, env, timeout)
+    check = BlasCheck(library=str(lib), key=key, ok=ok, core=core, detail=detail)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(check.model_dump_json(indent=2))
+    os.replace(tmp, path)
+    log.info("blas check", ok=ok, core=core, library=str(lib), detail=detail)
+    return check
+
+
+def blas_env(
+    cache_dir: Path, *, enabled: bool | None = None, threads: int | None = None, check: bool = True
+) -> BlasChoice:
     """Environment additions for an MLX subprocess so it uses the fastest BLAS available."""
     if sys.platform == "darwin":
         return BlasChoice(name="accelerate", reason="macOS: MLX uses Accelerate/Metal")
@@ -110,6 +208,16 @@ def blas_env(cache_dir: Path, *, enabled: bool | None = None, threads: int | Non
     # core given to OpenBLAS a loaded 2-core machine measured 2x slower matmuls (bench/results/blas.json).
     n = threads or int(os.environ.get(THREADS_ENV, "0") or 0) or max(1, (os.cpu_count() or 2) // 2)
     env["OPENBLAS_NUM_THREADS"] = str(n)
+    if check:
+        verdict = check_openblas(lib, env, cache_dir)
+        if not verdict.ok:
+            core = f" ({verdict.core} kernels)" if verdict.core else ""
+            return BlasChoice(
+                name="reference",
+                reason=f"cmeel-openblas{core} does not run on this CPU: {verdict.detail}; "
+                "MLX keeps its own (slow) BLAS",
+                library=str(lib),
+            )
     return BlasChoice(name="openblas", reason="preloaded from cmeel-openblas", library=str(lib), env=env)
 
 
@@ -118,7 +226,10 @@ def subprocess_env(
 ) -> dict[str, str]:
     """A full environment for an MLX child process, logging which BLAS it gets."""
     choice = blas_env(cache_dir, enabled=enabled)
-    log.info("blas", blas=choice.name, reason=choice.reason, library=choice.library)
+    rejected = choice.name == "reference" and choice.library is not None
+    (log.warning if rejected else log.info)(
+        "blas", blas=choice.name, reason=choice.reason, library=choice.library
+    )
     env = dict(os.environ if base is None else base)
     env.update(choice.env)
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
