@@ -52,6 +52,15 @@ def test_blas_env_finds_openblas(settings: Settings) -> None:
     assert blas_env(settings.cache_dir, enabled=False).name == "reference"
 
 
+def test_a_preloaded_parent_does_not_preload_twice(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bench script re-executes itself with the preload, then starts a server with it."""
+    lib = str(find_openblas())
+    monkeypatch.setenv("LD_PRELOAD", f"{lib} /other/libx.so")
+    assert blas_env(settings.cache_dir, enabled=True).env["LD_PRELOAD"].split() == [lib, "/other/libx.so"]
+
+
 def test_subprocess_with_preload_runs_mlx_matmul(settings: Settings) -> None:
     with_blas = _run_child(subprocess_env(settings.cache_dir, enabled=True))
     assert with_blas["openblas_mapped"] is True

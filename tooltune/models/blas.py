@@ -202,8 +202,8 @@ def blas_env(
     if lib_paths:
         existing = os.environ.get("LD_LIBRARY_PATH")
         env["LD_LIBRARY_PATH"] = os.pathsep.join(lib_paths + ([existing] if existing else []))
-    preload = os.environ.get("LD_PRELOAD")
-    env["LD_PRELOAD"] = f"{lib} {preload}" if preload else str(lib)
+    preload = [p for p in os.environ.get("LD_PRELOAD", "").split() if p != str(lib)]
+    env["LD_PRELOAD"] = " ".join([str(lib), *preload])  # once, also in a child of a preloaded process
     # Half the cores: MLX and the other tooltune process (server vs. worker) need the rest; with every
     # core given to OpenBLAS a loaded 2-core machine measured 2x slower matmuls (bench/results/blas.json).
     n = threads or int(os.environ.get(THREADS_ENV, "0") or 0) or max(1, (os.cpu_count() or 2) // 2)
