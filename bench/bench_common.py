@@ -24,15 +24,30 @@ def restart_with_blas() -> None:
         os.execve(sys.executable, [sys.executable, *sys.argv], env)
 
 
+def _cpuinfo() -> list[str]:
+    try:
+        return Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return []
+
+
 def machine_info() -> dict[str, Any]:
     """Where and when a measurement ran."""
     import mlx.core as mx
     import mlx_lm
 
+    from tooltune.models.blas import CHECK_FILE, BlasCheck
+
+    cpu = next((ln.split(":", 1)[1].strip() for ln in _cpuinfo() if ln.startswith("model name")), None)
+    check = Settings.load().cache_dir / CHECK_FILE
+    core = BlasCheck.model_validate_json(check.read_text()).core if check.exists() else None
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "platform": platform.platform(),
+        "cpu": cpu,
+        "openblas_kernels": core if os.environ.get("LD_PRELOAD") else None,
         "cpus": os.cpu_count(),
+        "blas_threads_env": os.environ.get("TOOLTUNE_BLAS_THREADS"),
         "python": platform.python_version(),
         "mlx": mx.__version__,
         "mlx_lm": mlx_lm.__version__,

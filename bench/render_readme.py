@@ -1,6 +1,10 @@
-"""Regenerate README.md's "Results" section from bench/results/*.json (the numbers are never typed by hand).
+"""Regenerate README.md's "Results" section and bench/RESULTS.md from bench/results/*.json (the numbers
+are never typed by hand).
 
-Usage: python bench/render_readme.py [--check]   (--check: exit 1 if README is out of date)
+README gets the table of every BFCL attempt, the base models, the baseline and the platform numbers;
+bench/RESULTS.md gets each attempt's details (per-suite table, training, notes, goals, diagnosis).
+
+Usage: python bench/render_readme.py [--check]   (--check: exit 1 if either file is out of date)
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
+DETAILS = REPO / "bench" / "RESULTS.md"
 
 
 def _load(name: str) -> dict[str, Any] | None:
@@ -245,6 +250,29 @@ def baseline() -> list[str]:
     return [*rows, ""]
 
 
+def base_models() -> list[str]:
+    """How well each base model writes the right call in its own format: what format training keeps at best."""
+    d = _load("bfcl_base_models.json")
+    if not d:
+        return []
+    q = d["question_sample"]
+    rows = [
+        f"**Base models, no adapter** ({d['machine']['date'][:10]}, {_link('bfcl_base_models.json')}; the "
+        f"attempts' question sample {q['seed']}, temperature 0). *Lenient* on {q['suites'][0]} is the argument "
+        "skill an adapter starts from; on irrelevance it counts questions answered without any call attempt:",
+        "",
+        "| model | " + " | ".join(f"{s} native | {s} lenient" for s in q["suites"]) + " |",
+        "|---|" + "---:|---:|" * len(q["suites"]),
+    ]
+    for name, r in d["models"].items():
+        cells = []
+        for suite in q["suites"]:
+            o = r[suite]
+            cells += [_pct(o["native_pass"], o["n"]), _pct(o["lenient_pass"], o["n"])]
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    return [*rows, ""]
+
+
 def platform() -> list[str]:
     out: list[str] = [
         "**Platform benchmarks** (2 shared CPU cores; other jobs ran at the same time, see each file):",
@@ -291,9 +319,27 @@ def platform() -> list[str]:
 
 
 def render() -> str:
-    lines = attempts() + headline() + baseline() + platform()
-    lines.append("Regenerate this section with `python bench/render_readme.py`.")
+    lines = attempts() + [
+        "",
+        "Each attempt's per-suite numbers, training, notes and diagnosis: [bench/RESULTS.md](bench/RESULTS.md).",
+        "",
+    ]
+    lines += base_models() + baseline() + platform()
+    lines.append("Regenerate this section and bench/RESULTS.md with `python bench/render_readme.py`.")
     return "\n".join(lines)
+
+
+def render_details() -> str:
+    head = [
+        "# BFCL adapter results, attempt by attempt",
+        "",
+        "Generated from `bench/results/bfcl_adapter_*.json` by `python bench/render_readme.py`; do not edit.",
+        "The summary table is in the README's Results section; the story of the attempts is in",
+        "[docs/BFCL_ATTEMPTS.md](../docs/BFCL_ATTEMPTS.md).",
+        "",
+    ]
+    # links are relative to bench/ here
+    return "\n".join(head + headline()).replace("](bench/results/", "](results/") + "\n"
 
 
 def main() -> None:
@@ -304,9 +350,16 @@ def main() -> None:
     text = readme.read_text()
     i, j = text.index(START) + len(START), text.index(END)
     new = text[:i] + "\n" + render() + "\n" + text[j:]
+    details = render_details()
     if args.check:
-        sys.exit(0 if new == text else 1)
+        stale = [
+            p.name for p, t in ((readme, new), (DETAILS, details)) if not p.exists() or p.read_text() != t
+        ]
+        if stale:
+            print(f"out of date: {', '.join(stale)}; run python bench/render_readme.py", file=sys.stderr)
+        sys.exit(1 if stale else 0)
     readme.write_text(new)
+    DETAILS.write_text(details)
 
 
 if __name__ == "__main__":

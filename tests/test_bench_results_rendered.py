@@ -1,0 +1,37 @@
+"""README's Results section and bench/RESULTS.md are what bench/render_readme.py makes of bench/results/.
+
+A result added (or changed) without re-rendering would leave the README's numbers typed by nobody."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_readme_and_results_md_are_rendered_from_the_results_files() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "render_readme.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_the_base_models_table_shows_each_measured_model() -> None:
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        import render_readme
+    finally:
+        sys.path.pop(0)
+    import json
+
+    data = json.loads((REPO / "bench" / "results" / "bfcl_base_models.json").read_text())
+    table = "\n".join(render_readme.base_models())
+    for name, runs in data["models"].items():
+        row = next(line for line in table.splitlines() if line.startswith(f"| {name} |"))
+        o = runs["simple_python"]
+        assert f"{o['lenient_pass']}/{o['n']}" in row
