@@ -80,3 +80,32 @@ def test_reference_probe_separates_adapter_and_matches_plain_base(
     assert base.probe == probe.probe
     assert base.base.tokens == probe.base.tokens
     assert signature_distance(base.base, probe.base) < 1e-4
+
+
+def test_a_fingerprint_child_killed_by_a_signal_is_not_blamed_on_the_model_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a CPU its OpenBLAS can't run on, the child dies by SIGILL: the error must say so, not "check
+    its files" (what this machine's first run printed, with an empty output)."""
+    import signal
+    import subprocess
+
+    from tooltune.adapters import fingerprint
+    from tooltune.adapters.fingerprint import FingerprintError, ProbeSpec
+
+    def killed(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
+        return subprocess.CompletedProcess(cmd, -signal.SIGILL, stdout="", stderr="")
+
+    monkeypatch.setattr(fingerprint.subprocess, "run", killed)
+    spec = ProbeSpec(messages=[{"role": "user", "content": "hi"}], tools=[])
+    with pytest.raises(FingerprintError) as err:
+        fingerprint._run_reference(tmp_path, None, [spec], {}, 5)
+    assert "killed by SIGILL (illegal instruction" in str(err.value)
+    assert "check its files" not in str(err.value)
+
+    def failed(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
+        return subprocess.CompletedProcess(cmd, 1, stdout="", stderr="FileNotFoundError: config.json")
+
+    monkeypatch.setattr(fingerprint.subprocess, "run", failed)
+    with pytest.raises(FingerprintError, match="check its files"):
+        fingerprint._run_reference(tmp_path, None, [spec], {}, 5)

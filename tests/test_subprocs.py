@@ -52,3 +52,21 @@ def test_child_gets_sigterm_when_parent_is_killed() -> None:
 def test_free_port_is_free() -> None:
     port = free_port()
     assert 0 < port < 65536 and port_is_free(port)
+
+
+def test_exit_status_says_what_a_signal_means() -> None:
+    import signal as sig
+    import subprocess
+    import sys
+
+    from tooltune.subprocs import exit_status
+
+    assert exit_status(None) == "is still running"
+    assert exit_status(3) == "exited with code 3"
+    assert exit_status(-sig.SIGKILL).startswith("was killed by SIGKILL (")
+    # a real child that executes an illegal instruction, as an OpenBLAS built for another CPU does
+    proc = subprocess.run([sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGILL)"])
+    assert exit_status(proc.returncode) == (
+        "was killed by SIGILL (illegal instruction: a native library was built for CPU features "
+        "this machine lacks)"
+    )

@@ -1,4 +1,5 @@
-"""Helpers for the child processes tooltune starts (``mlx_lm.server``): free ports and no orphans."""
+"""Helpers for the child processes tooltune starts (``mlx_lm.server``): free ports, no orphans, and
+exit statuses said in words."""
 
 from __future__ import annotations
 
@@ -36,3 +37,27 @@ def die_with_parent() -> Callable[[], None] | None:
     """A ``preexec_fn`` that makes the child get SIGTERM when its parent dies (Linux), so a crashed
     tooltune or benchmark leaves no 2 GB server behind; None where the kernel has no such hook."""
     return _die_with_parent if sys.platform.startswith("linux") else None
+
+
+# What a signal that killed an MLX child most likely means, for the person reading the error.
+_SIGNAL_HINTS = {
+    "SIGILL": "illegal instruction: a native library was built for CPU features this machine lacks",
+    "SIGKILL": "killed from outside; on a full machine, the kernel's out-of-memory killer",
+    "SIGSEGV": "a crash in native code",
+    "SIGBUS": "a crash in native code (often a truncated file mapped into memory)",
+}
+
+
+def exit_status(code: int | None) -> str:
+    """A child's ``returncode`` in words: "exited with code 1", "was killed by SIGILL (illegal
+    instruction: ...)". Negative codes are signals (``subprocess``'s convention)."""
+    if code is None:
+        return "is still running"
+    if code >= 0:
+        return f"exited with code {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        return f"was killed by signal {-code}"
+    hint = _SIGNAL_HINTS.get(name)
+    return f"was killed by {name}" + (f" ({hint})" if hint else "")

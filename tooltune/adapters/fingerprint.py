@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from tooltune.errors import TooltuneError
+from tooltune.subprocs import exit_status
 
 PROBE_MAX_TOKENS = 8
 PROBE_TOP_K = 5
@@ -282,6 +283,10 @@ def _run_reference(
     if proc.returncode != 0:
         tail = "\n".join(proc.stderr.strip().splitlines()[-8:])
         what = f"adapter {adapter_path}" if adapter_path else f"model {model_path}"
+        if proc.returncode < 0:  # a signal: the machine or a native library, not the model's files
+            raise FingerprintError(
+                f"the process fingerprinting {what} {exit_status(proc.returncode)}. Last output:\n{tail}"
+            )
         raise FingerprintError(
             f"could not load {what} to fingerprint it; check its files. Last output:\n{tail}"
         )

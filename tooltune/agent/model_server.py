@@ -60,7 +60,7 @@ from tooltune.errors import ModelNotFoundError, TooltuneError
 from tooltune.logs import get_logger
 from tooltune.models.blas import subprocess_env
 from tooltune.models.resolve import fingerprint_model, is_mlx_model_dir
-from tooltune.subprocs import die_with_parent, free_port, port_is_free
+from tooltune.subprocs import die_with_parent, exit_status, free_port, port_is_free
 from tooltune.workspace import Workspace, atomic_write_json
 
 log = get_logger(__name__)
@@ -536,7 +536,7 @@ class ModelServer:
         while True:
             if not child.alive:
                 raise ModelServerCrashedError(
-                    f"the model server exited with code {child.proc.returncode} while starting; "
+                    f"the model server {exit_status(child.proc.returncode)} while starting; "
                     f"its last output:\n{child.last_output()}"
                 )
             remaining = deadline - time.monotonic()
@@ -578,7 +578,8 @@ class ModelServer:
                 self._fatal = ModelServerCrashedError(
                     f"the model server died {len(self._restarts) + 1} times "
                     f"within {self.restart_window:.0f}s; "
-                    f"giving up (exit code {child.proc.returncode}). Its last output:\n{child.last_output()}"
+                    f"giving up (it {exit_status(child.proc.returncode)}). "
+                    f"Its last output:\n{child.last_output()}"
                 )
                 raise self._fatal
             self._restarts.append(now)

@@ -20,7 +20,7 @@ import httpx
 from tooltune.config import Settings
 from tooltune.errors import TooltuneError
 from tooltune.models.blas import subprocess_env
-from tooltune.subprocs import die_with_parent, free_port
+from tooltune.subprocs import die_with_parent, exit_status, free_port
 
 
 class MlxEndpoint:
@@ -54,7 +54,7 @@ def _wait_ready(ep: MlxEndpoint, timeout: float) -> None:
     while time.monotonic() < deadline:
         if ep.proc.poll() is not None:
             tail = ep.log_path.read_text(errors="replace")[-2000:]
-            raise TooltuneError(f"mlx_lm.server exited with {ep.proc.returncode}; its output ends:\n{tail}")
+            raise TooltuneError(f"mlx_lm.server {exit_status(ep.proc.returncode)}; its output ends:\n{tail}")
         try:
             r = httpx.post(f"{ep.base_url}/chat/completions", json=body, timeout=120)
             if r.status_code == 200:

@@ -21,7 +21,6 @@ import ctypes.util
 import hashlib
 import json
 import os
-import signal
 import site
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from tooltune.logs import get_logger
+from tooltune.subprocs import exit_status
 
 log = get_logger(__name__)
 
@@ -152,12 +152,11 @@ def _run_check(lib: Path, env: dict[str, str], timeout: float) -> tuple[bool, st
             continue
     if proc.returncode == 0 and '"ok": true' in proc.stdout:
         return True, core, "an MLX matmul ran with it preloaded"
+    what = f"an MLX matmul with it preloaded {exit_status(proc.returncode)}"
     if proc.returncode < 0:
-        sig = signal.Signals(-proc.returncode).name
-        why = " (illegal instruction: built for CPU features this one lacks)" if sig == "SIGILL" else ""
-        return False, core, f"an MLX matmul with it preloaded was killed by {sig}{why}"
+        return False, core, what
     tail = " ".join(proc.stderr.strip().splitlines()[-2:])[-300:]
-    return False, core, f"an MLX matmul with it preloaded exited with {proc.returncode}: {tail}"
+    return False, core, f"{what}: {tail}"
 
 
 def check_openblas(lib: Path, env: dict[str, str], cache_dir: Path, *, timeout: float = 120) -> BlasCheck:
