@@ -205,6 +205,8 @@ def parent(args: argparse.Namespace) -> None:
             "python": platform.python_version(),
             "mlx": version("mlx"),
             "mlx-lm": version("mlx-lm"),
+            "cmeel-openblas": version("cmeel-openblas"),
+            "openblas_kernels": _openblas_kernels(),
             "loadavg_before": [round(x, 2) for x in load_before],
             "loadavg_after": [round(x, 2) for x in os.getloadavg()],
         },
@@ -229,6 +231,15 @@ def parent(args: argparse.Namespace) -> None:
 
     atomic_write_json(args.out, report)
     print(json.dumps(report["ratio_openblas_over_reference"]))
+
+
+def _openblas_kernels() -> str | None:
+    """The kernel family the preloaded OpenBLAS runs on this CPU (from tooltune's pre-preload check)."""
+    from tooltune.config import Settings
+    from tooltune.models.blas import CHECK_FILE, BlasCheck
+
+    path = Settings.load().cache_dir / CHECK_FILE
+    return BlasCheck.model_validate_json(path.read_text()).core if path.exists() else None
 
 
 def _cpu_model() -> str:
