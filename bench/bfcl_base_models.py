@@ -19,6 +19,7 @@ from typing import Any
 
 import anyio
 from bfcl_adapter import DEFAULT_BFCL, sample_cases
+from bfcl_baseline import summarize
 
 from tooltune.agent.model_server import ModelServer
 from tooltune.config import Settings
@@ -30,19 +31,6 @@ from tooltune.workspace import Workspace, atomic_write_json
 from bench_common import machine_info, restart_with_blas, run_outcomes
 
 SUITES = ("simple_python", "irrelevance")
-
-
-def summary(report: Any) -> dict[str, Any]:
-    m = report.overall
-    return {
-        "run_id": report.meta.run_id,
-        "n": m.n,
-        "native_pass": m.native_pass,
-        "lenient_pass": m.lenient_pass,
-        "attempted": m.attempted,
-        "reasons_lenient": report.reasons_lenient,
-        "wall_s": report.wall_s,
-    }
 
 
 async def evaluate(
@@ -62,7 +50,7 @@ async def evaluate(
                 concurrency=args.concurrency,
                 max_tokens=args.max_tokens,
             )
-            out[key] = summary(report)
+            out[key] = summarize(key, report)
             print(
                 f"{model} {key}: {json.dumps(out[key])} ({time.perf_counter() - t0:.0f}s)",
                 file=sys.stderr,
