@@ -48,6 +48,9 @@ def test_demo_closed_loop_then_idempotent(
     meta = settings.workspace / "datasets" / result.dataset / "dataset.json"
     stats = json.loads(meta.read_text())["stats"]
     assert stats["absent_tool_share"] == cfg.absent_tool_share == 0.25
+    # quick: one validation batch, at the first and the last step only (the run's own config says so)
+    run_cfg = json.loads(next((settings.workspace / "runs").glob("*/config.json")).read_text())
+    assert (run_cfg["val_batches"], run_cfg["steps_per_eval"]) == (1, cfg.iters)
 
     cases = sorted((settings.workspace / "reports").glob("demo-*/cases.jsonl"))
     assert len(cases) == 2
