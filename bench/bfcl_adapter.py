@@ -39,6 +39,7 @@ from tooltune.adapters.average import average_adapters
 from tooltune.adapters.registry import AdapterRegistry
 from tooltune.agent.model_server import ModelServer
 from tooltune.config import Settings
+from tooltune.errors import TooltuneError
 from tooltune.evals.bfcl_import import import_bfcl
 from tooltune.evals.service import compare_runs, run_suite_on_server
 from tooltune.evals.suite import EvalSuite
@@ -182,7 +183,7 @@ def stage_train(settings: Settings, ws: Workspace, args: argparse.Namespace, dat
     )
     adapter = args.adapter_name or (
         f"bfcl-{args.category.replace('_', '-')}-r{args.rank}-l{args.num_layers}-i{args.iters}-s{args.train_seed}"
-        f"{extra}{'-blocks' if args.train_tokens == [] else '-tr'}-{dataset.rsplit('-', 1)[-1]}"
+        f"{extra}{'-blocks' if args.train_tokens == [] else '-tr'}-{dataset.rsplit('-', 1)[-1]}{args.model_tag}"
     )
     if (ws.adapters / adapter).exists():
         log(f"train: reusing adapter {adapter}")
@@ -292,7 +293,11 @@ async def stage_eval(
             targets = [("baseline", None), ("adapter", adapter), *((f"member:{m}", m) for m in members)]
             for label, which in targets:
                 # a member's run id is the one a single-seed run of it gets, so either reuses the other
-                run_id = f"{suite.name}-adapter-{which}" if which else f"{suite.name}-baseline-base"
+                run_id = (
+                    f"{suite.name}-adapter-{which}"
+                    if which
+                    else f"{suite.name}-baseline-base{args.model_tag}"
+                )
                 biased = label == "adapter" and args.call_bias_body
                 run_id = run_id[: 100 - 8] + f"-cb{args.call_bias:g}" if biased else run_id[:100]
                 log(f"eval: {suite.name} {label} ({len(suite.cases)} cases) as {run_id}")
@@ -526,6 +531,12 @@ def main() -> None:
     settings = Settings.load(workspace=args.workspace)
     ws = Workspace(settings.workspace).ensure()
     args.model_path = resolve_model(args.model or settings.default_model, settings).path
+    # another base model gets its own adapter names and baseline runs (the default's keep their names)
+    try:
+        default_path: Path | None = resolve_model(settings.default_model, settings).path
+    except TooltuneError:  # the default is not imported: any model given is "another"
+        default_path = None
+    args.model_tag = "" if args.model_path == default_path else f"-{args.model_path.name}"
     args.call_bias_body = call_bias_body(args.model_path, args.call_bias) if args.call_bias else None
     t_start = time.perf_counter()
 

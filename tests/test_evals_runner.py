@@ -382,3 +382,45 @@ def test_run_suite_on_server_merges_extra_body_under_the_adapter_selection(ws: W
     seen.clear()
     anyio.run(lambda: service.run_suite_on_server(server, SUITE, ws=ws, adapter="a1"))
     assert seen["extra_body"] == {"adapters": "/ws/adapters/a1"}
+
+
+def test_a_run_id_is_not_reused_for_another_model_or_adapter(ws: Workspace, monkeypatch):
+    """bfcl_adapter.py's baseline id names the suite, not the model: asked for a 1.5B baseline in a
+    workspace holding the 0.5B's, it must refuse instead of returning the 0.5B's answers."""
+    from tooltune.errors import TooltuneError
+    from tooltune.evals import service
+    from tooltune.evals.results import RunMeta
+    from tooltune.workspace import atomic_write_json
+
+    resumed: list[str] = []
+
+    async def fake_resume(ws: Workspace, run_id: str, **kw: Any) -> str:
+        resumed.append(run_id)
+        return "resumed"
+
+    monkeypatch.setattr(service, "resume_run", fake_resume)
+    d = run_dir(ws, "bfcl-s0-baseline-base")
+    d.mkdir(parents=True)
+    meta = RunMeta(
+        run_id="bfcl-s0-baseline-base",
+        suite="s",
+        suite_hash="h",
+        n_cases=1,
+        model_name="/models/small",
+        base_url="http://old/v1",
+    )
+    atomic_write_json(d / "run.json", meta)
+    server = _PinnedServer()  # serves "fake-model"
+
+    def go(adapter: str | None) -> Any:
+        return anyio.run(
+            lambda: service.run_suite_on_server(server, SUITE, ws=ws, adapter=adapter, run_id=meta.run_id)
+        )
+
+    with pytest.raises(TooltuneError, match="model /models/small and adapter none, not fake-model"):
+        go(None)
+    atomic_write_json(d / "run.json", meta.model_copy(update={"model_name": "fake-model"}))
+    with pytest.raises(TooltuneError, match="adapter none, not fake-model with a1"):
+        go("a1")
+    assert resumed == [] and server.switched == []
+    assert go(None) == "resumed" and resumed == [meta.run_id]  # same model and adapter: resumed

@@ -11,10 +11,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tooltune.errors import TooltuneError
 from tooltune.evals.compare import Comparison, compare_reports
 from tooltune.evals.report_html import render_comparison_html
 from tooltune.evals.report_md import render_comparison_markdown
-from tooltune.evals.results import EvalReport
+from tooltune.evals.results import EvalReport, RunMeta
 from tooltune.evals.runner import (
     DEFAULT_CONCURRENCY,
     ProgressFn,
@@ -53,6 +54,22 @@ def adapter_loss_curve(ws: Workspace, adapter: str) -> list[tuple[int, float]]:
     return points
 
 
+def _same_model(a: str, b: str) -> bool:
+    return a == b or Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+
+
+def _check_same_target(meta: RunMeta, server: Any, adapter: str | None) -> None:
+    """A run id names one model and adapter: reusing or resuming it with others would report one
+    model's answers as another's (a bench baseline id without the model in it did exactly that)."""
+    if _same_model(meta.model_name, server.model_name) and meta.adapter == adapter:
+        return
+    raise TooltuneError(
+        f"eval run {meta.run_id!r} was made with model {meta.model_name} and adapter "
+        f"{meta.adapter or 'none'}, not {server.model_name} with {adapter or 'none'}; give this run "
+        "another id (or delete that one)"
+    )
+
+
 async def run_suite_on_server(
     server: Any,
     suite: EvalSuite | str,
@@ -79,6 +96,9 @@ async def run_suite_on_server(
     """
     if run_id is not None:
         d = run_dir(ws, run_id)
+        if (d / "run.json").exists():
+            meta = RunMeta.model_validate_json((d / "run.json").read_text("utf-8"))
+            _check_same_target(meta, server, adapter)
         if (d / "report.json").exists() and load_report(ws, run_id).complete:
             log.info("eval.reused", run_id=run_id)
             return load_report(ws, run_id)
