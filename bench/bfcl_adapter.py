@@ -278,6 +278,12 @@ def stage_average(ws: Workspace, members: list[dict[str, Any]], strength: float 
     }
 
 
+def baseline_run_id(suite: str, model_path: Path, model_tag: str) -> str:
+    """The base model's run on a suite: the default model's keeps its old id; another model's is the id
+    bench/bfcl_base_models.py gives it, so either script reuses the other's run."""
+    return f"{suite}-{model_path.name}" if model_tag else f"{suite}-baseline-base"
+
+
 async def stage_eval(
     settings: Settings,
     ws: Workspace,
@@ -296,7 +302,7 @@ async def stage_eval(
                 run_id = (
                     f"{suite.name}-adapter-{which}"
                     if which
-                    else f"{suite.name}-baseline-base{args.model_tag}"
+                    else baseline_run_id(suite.name, args.model_path, args.model_tag)
                 )
                 biased = label == "adapter" and args.call_bias_body
                 run_id = run_id[: 100 - 8] + f"-cb{args.call_bias:g}" if biased else run_id[:100]

@@ -67,7 +67,8 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--bfcl", type=Path, default=DEFAULT_BFCL)
-    ap.add_argument("--workspace", type=Path, default=Path.home() / ".cache" / "tooltune" / "bench-base-ws")
+    # bfcl_adapter.py's workspace: its baseline runs of a non-default model are these runs
+    ap.add_argument("--workspace", type=Path, default=Path.home() / ".cache" / "tooltune" / "bench-ws")
     ap.add_argument("--out", type=Path, default=Path("bench/results/bfcl_base_models.json"))
     ap.add_argument("--notes", default="", help="how the runs went, for the results file")
     args = ap.parse_args()
