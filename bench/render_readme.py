@@ -59,16 +59,23 @@ def _mix(d: dict[str, Any]) -> dict[str, float]:
     return json.loads(m.group(1)) if m else {}
 
 
+def _model_size(path: str) -> str:
+    """ "0.5B" for .../qwen2.5-coder-0.5b-instruct; the folder name when it names no size."""
+    name = Path(path).name
+    m = re.search(r"(\d+(?:\.\d+)?)b\b", name.lower())
+    return f"{m.group(1)}B" if m else name
+
+
 def attempts() -> list[str]:
     """One row per BFCL adapter result: the recipe that varied and both goal numbers side by side."""
     rows = [
         "**All BFCL adapter attempts** (40 held-out questions each; irrelevance counts any call attempt, "
         "native or written as text, as a call):",
         "",
-        "| result | category | generator | iterations | lr | rank × layers | data & training seed | "
+        "| result | model | category | generator | iterations | lr | rank × layers | data & training seed | "
         "text-answer share of the mix | text answers generated | category native (baseline → adapter) | "
         "irrelevance (baseline → adapter) |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for p in sorted(RESULTS.glob("bfcl_adapter_*.json")):
         d = json.loads(p.read_text())
@@ -93,7 +100,7 @@ def attempts() -> list[str]:
             " + ".join(generators) if len(generators) > 1 else d["data"].get("generator", "tooltune-data/1")
         )
         rows.append(
-            f"| {_link(p.name)} | {d['category']}{_sample(d)} | {generator}"
+            f"| {_link(p.name)} | {_model_size(d['model'])} | {d['category']}{_sample(d)} | {generator}"
             f"{_data_options(d['data'])}{_value_weight(cfg)}{average}{_call_bias(d)} | "
             f"{cfg.get('iters', '?')} | {cfg.get('learning_rate', '?'):g} | "
             f"{cfg.get('rank', '?')} × {cfg.get('num_layers', '?')} | {cfg.get('seed', '?')} | {share:.0%} | {made} | "
