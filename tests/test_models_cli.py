@@ -72,6 +72,13 @@ def test_import_gguf_then_list_and_resolve(
     code, out, _ = run_cli(["models", "list"], capsys)
     assert code == 0 and "tiny-q" in out and "json_tools" in out
 
+    # the table fits the 80 columns of a pipe: a real model's name and every cell stay on one line
+    shutil.copytree(tiny_model, settings.models_dir / "qwen2.5-coder-1.5b-instruct")
+    code, out, _ = run_cli(["models", "list"], capsys)
+    rows = [line for line in out.splitlines() if "qwen2.5-coder-1.5b-instruct" in line]
+    assert code == 0 and len(rows) == 1 and max(len(line) for line in out.splitlines()) <= 80
+    assert "float32" in rows[0] and "qwen2" in rows[0] and "json_tools" in rows[0]
+
     code, out, _ = run_cli(["models", "resolve", "tiny-q"], capsys)
     assert code == 0 and out.strip() == str(target)
 

@@ -68,15 +68,17 @@ def list_(*, json: bool = False) -> None:
     if json:
         context.console.print_json(data=[e.model_dump(mode="json") for e in entries])
         return
-    table = Table(title=f"models in {settings.models_dir}")
+    # every entry is the title's folder / name (`--json` and `models resolve` give the path): a path
+    # column squeezed the others into one letter per line at the 80 columns of a pipe or CI log
+    table = Table(title=f"models in {settings.models_dir}", caption="* the default model")
     table.add_column("name", no_wrap=True)
-    for col in ("path", "size", "dtype", "architecture", "tool parser"):
-        table.add_column(col, overflow="fold")
+    table.add_column("size", no_wrap=True)
+    table.add_column("dtype", overflow="fold")  # "4-bit (float32 scales)" may fold
+    table.add_column("arch", no_wrap=True)
+    table.add_column("parser", no_wrap=True)
     for e in entries:
-        name = f"{e.name} (default)" if e.is_default else e.name
-        table.add_row(
-            name, str(e.path), _human(e.size_bytes), e.dtype, e.architecture, e.tool_parser or "none"
-        )
+        name = f"{e.name} *" if e.is_default else e.name
+        table.add_row(name, _human(e.size_bytes), e.dtype, e.architecture, e.tool_parser or "none")
     if entries:
         context.console.print(table)
     else:
