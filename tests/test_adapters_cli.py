@@ -7,10 +7,12 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from test_adapters_registry import make_lora_adapter, record_for
 
 from tooltune.adapters.active import ActiveSelection, write_active
 from tooltune.adapters.registry import AdapterRegistry
+from tooltune.cli import context
 from tooltune.config import Settings
 from tooltune.workspace import Workspace
 
@@ -26,7 +28,11 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
 
 
 def test_adapters_cli_verbs(
-    settings: Settings, tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    settings: Settings,
+    tiny_model: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ws = Workspace(settings.workspace).ensure()
     registry = AdapterRegistry(ws)
@@ -35,7 +41,22 @@ def test_adapters_cli_verbs(
     write_active(ws, ActiveSelection(model=str(tiny_model), adapter="tools-v1"))
 
     code, out, _ = run_cli(capsys, "list")
-    assert code == 0 and "tools-v1" in out and "1.234" in out
+    assert code == 0 and "tools-v1 *" in out and "1.234" in out
+
+    # a demo adapter's name and its recorded eval stay whole on one line of a pipe's 80 columns
+    long = "demo-coding-n400-i40-r8-l8-s0-tr-a83448"
+    scores = {"coding-tools": {"overall": {"native": 1 / 3, "lenient": 0.5}, "n": 12, "run_id": "r"}}
+    registry.register(long, src, record_for(tiny_model, eval_scores=scores))
+    code, out, _ = run_cli(capsys, "list")
+    (row,) = [line for line in out.splitlines() if long in line]  # never cut, even where others fold
+    assert max(len(line) for line in out.splitlines()) <= 80
+    monkeypatch.setattr(context, "console", Console(width=140))  # a terminal's width
+    code, out, _ = run_cli(capsys, "list")
+    (row,) = [line for line in out.splitlines() if long in line]
+    assert "tiny-qwen2" in row and "abc123" in row and "coding-tools 33%/50% n=12" in row
+    code, out, _ = run_cli(capsys, "show", long)
+    assert "coding-tools 33%/50% n=12" in out
+    registry.delete(long)
     code, out, _ = run_cli(capsys, "list", "--json")
     assert [r["name"] for r in json.loads(out)] == ["tools-v1"]
     code, out, _ = run_cli(capsys, "show", "tools-v1", "--json")

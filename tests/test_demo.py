@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tooltune.adapters.active import read_active
+from tooltune.adapters.registry import AdapterRegistry
 from tooltune.config import Settings
 from tooltune.demo import QUICK_MIX, DemoConfig, run_demo
 from tooltune.training import generate
@@ -39,6 +40,9 @@ def test_demo_closed_loop_then_idempotent(
     assert {"simple", "no_call", "parallel", "multi_turn", "overall"} <= cats
     overall = next(r for r in result.rows if r.category == "overall")
     assert overall.n == len(cats) - 1  # one case per category with eval_limit=1
+    # `adapters list` shows what the demo measured the adapter at
+    (scores,) = AdapterRegistry(Workspace(settings.workspace)).get(result.adapter).eval_scores.values()
+    assert scores["run_id"] == result.adapter_run and scores["n"] == overall.n
     assert result.report_html.exists() and "<svg" in result.report_html.read_text()
     assert result.ask_error is None and result.ask_answer is not None
     # the agent's system prompt went into half the training conversations

@@ -8,6 +8,7 @@ import json
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import anyio
@@ -365,9 +366,11 @@ def test_run_suite_on_server_merges_extra_body_under_the_adapter_selection(ws: W
 
     seen: dict[str, Any] = {}
 
-    async def fake_run_suite(suite: Any, **kw: Any) -> str:
+    report = SimpleNamespace(complete=False)  # an incomplete run: nothing is recorded for "a1"
+
+    async def fake_run_suite(suite: Any, **kw: Any) -> Any:
         seen.update(kw)
-        return "report"
+        return report
 
     monkeypatch.setattr(service, "run_suite", fake_run_suite)
     server = _PinnedServer()
@@ -376,7 +379,7 @@ def test_run_suite_on_server_merges_extra_body_under_the_adapter_selection(ws: W
     async def go() -> Any:
         return await service.run_suite_on_server(server, SUITE, ws=ws, adapter="a1", extra_body=body)
 
-    assert anyio.run(go) == "report"
+    assert anyio.run(go) is report
     assert server.switched == ["a1"]
     assert seen["extra_body"] == {"logit_bias": {"151657": 2.0}, "adapters": "/ws/adapters/a1"}
     seen.clear()
@@ -424,3 +427,50 @@ def test_a_run_id_is_not_reused_for_another_model_or_adapter(ws: Workspace, monk
         go("a1")
     assert resumed == [] and server.switched == []
     assert go(None) == "resumed" and resumed == [meta.run_id]  # same model and adapter: resumed
+
+
+def test_a_complete_adapter_run_is_recorded_in_its_registry_entry(
+    ws: Workspace, tiny_model: Path, tmp_path: Path, monkeypatch
+):
+    """Whichever skin runs it (CLI eval, demo, MCP run_eval), `adapters list` shows the adapter's latest
+    complete score per suite; baselines, unknown adapters and incomplete runs leave the registry alone."""
+    from test_adapters_registry import make_lora_adapter, record_for
+
+    from tooltune.adapters.registry import AdapterRegistry
+    from tooltune.evals import service
+
+    registry = AdapterRegistry(ws)
+    registry.register("a1", make_lora_adapter(tiny_model, tmp_path / "src"), record_for(tiny_model))
+    fake = FakeServer()
+
+    async def through_fake(suite: Any, **kw: Any) -> Any:
+        return await run_suite(suite, http_client=fake.client(), **kw)
+
+    monkeypatch.setattr(service, "run_suite", through_fake)
+    server = _PinnedServer()
+
+    def go(adapter: str | None, run_id: str, **kw: Any) -> Any:
+        return anyio.run(
+            lambda: service.run_suite_on_server(server, SUITE, ws=ws, adapter=adapter, run_id=run_id, **kw)
+        )
+
+    go(None, "base")
+    go("not-registered", "other")
+    assert registry.get("a1").eval_scores == {}
+    report = go("a1", "tuned")
+    assert report.complete and report.overall.n == 8
+    assert registry.get("a1").eval_scores == {
+        "fake": {
+            "overall": {"native": report.overall.native_rate, "lenient": report.overall.lenient_rate},
+            "n": 8,
+            "limit": None,
+            "run_id": "tuned",
+        }
+    }
+    assert report.overall.native_pass == 4  # the scores are the run's, not zeros
+    go("a1", "tuned-lim", limit=1)  # the latest complete run of the suite wins
+    assert registry.get("a1").eval_scores["fake"]["run_id"] == "tuned-lim"
+    assert registry.get("a1").eval_scores["fake"]["limit"] == 1
+    registry.update_eval_scores("a1", {})  # merging nothing keeps it
+    go("a1", "tuned")  # reused as it is, and recorded again
+    assert registry.get("a1").eval_scores["fake"]["run_id"] == "tuned"

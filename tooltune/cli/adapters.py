@@ -30,6 +30,19 @@ def _scores(scores: dict) -> str:
     return ", ".join(parts)
 
 
+def _eval_scores(scores: dict) -> str:
+    """``coding-tools 33%/33% n=12`` per suite (the entries run_suite_on_server records)."""
+    parts = []
+    for suite, entry in scores.items():
+        overall = entry.get("overall") if isinstance(entry, dict) else None
+        if isinstance(overall, dict) and {"native", "lenient"} <= overall.keys():
+            n = f" n={entry['n']}" if "n" in entry else ""
+            parts.append(f"{suite} {overall['native']:.0%}/{overall['lenient']:.0%}{n}")
+        else:  # a score someone registered by hand
+            parts.append(_scores({suite: entry}))
+    return "; ".join(parts)
+
+
 @app.command(name="list")
 def list_(*, json: bool = False) -> None:
     """List registered adapters (newest last).
@@ -46,21 +59,23 @@ def list_(*, json: bool = False) -> None:
         context.console.print_json(data=[r.model_dump(mode="json", exclude={"probe"}) for r in records])
         return
     active = read_active(context.workspace())
-    table = Table(title=f"adapters in {context.workspace().adapters}")
-    for col in ("active", "name", "base model", "created", "dataset", "val loss", "eval scores"):
-        table.add_column(col)
+    # the name is what every other verb takes, so it never wraps; paths and hashes are cut to what
+    # tells entries apart (`adapters show` has them whole)
+    table = Table(title=f"adapters in {context.workspace().adapters}", caption="* served by `serve`")
+    table.add_column("name", no_wrap=True)
+    for col in ("base model", "created", "data", "val loss", "evals (native/lenient)"):
+        table.add_column(col, overflow="fold")
     for r in records:
-        mark = "*" if active is not None and active.adapter == r.name else ""
+        mark = " *" if active is not None and active.adapter == r.name else ""
         m = r.train_metrics
         val = next((m[k] for k in ("best_val_loss", "last_val_loss", "val_loss") if k in m), None)
         table.add_row(
-            mark,
-            r.name,
-            r.base_model,
-            r.created.strftime("%Y-%m-%d %H:%M"),
-            (r.dataset_hash or "")[:16],
+            r.name + mark,
+            Path(r.base_model).name or r.base_model,
+            r.created.strftime("%m-%d %H:%M"),
+            (r.dataset_hash or "").removeprefix("sha256:")[:6],
             f"{val:.3f}" if isinstance(val, int | float) else "",
-            _scores(r.eval_scores),
+            _eval_scores(r.eval_scores),
         )
     context.console.print(table)
     if not records:
@@ -95,7 +110,7 @@ def show(name: str, *, json: bool = False) -> None:
         "dataset": record.dataset_hash or "",
         "train config": _scores(record.train_config),
         "train metrics": _scores(record.train_metrics),
-        "eval scores": _scores(record.eval_scores),
+        "eval scores": _eval_scores(record.eval_scores),
         "versions": _scores(record.versions),
         "probe": (
             f"{'distinguishes' if record.probe.distinguishes else 'does NOT distinguish'} base/adapter "

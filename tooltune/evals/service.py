@@ -93,7 +93,65 @@ async def run_suite_on_server(
 
     With a fixed ``run_id`` the call is idempotent: a finished run is returned as it is and an
     interrupted one is resumed (only its missing cases run) — what resumable pipelines want.
+
+    A complete run of an adapter is recorded in its registry entry (``eval_scores[suite]``), whichever
+    skin ran it, so `adapters list` and the MCP ``list_adapters`` show what it was measured at.
     """
+    report = await _run_on_server(
+        server,
+        suite,
+        ws=ws,
+        adapter=adapter,
+        label=label,
+        run_id=run_id,
+        concurrency=concurrency,
+        repeats=repeats,
+        temperature=temperature,
+        seed=seed,
+        limit=limit,
+        max_tokens=max_tokens,
+        extra_body=extra_body,
+        on_progress=on_progress,
+    )
+    if adapter is not None and report.complete:
+        record_eval_scores(ws, adapter, report)
+    return report
+
+
+def record_eval_scores(ws: Workspace, adapter: str, report: EvalReport) -> None:
+    """``eval_scores[suite] = {overall rates, n, limit, run_id}`` in the adapter's record (the latest
+    complete run of that suite wins; an adapter that is not in the registry is left alone)."""
+    from tooltune.adapters.registry import AdapterRegistry
+
+    registry = AdapterRegistry(ws)
+    if adapter not in registry.names():
+        return
+    entry = {
+        "overall": report.rates()["overall"],
+        "n": report.overall.n,
+        "limit": report.meta.limit,
+        "run_id": report.meta.run_id,
+    }
+    registry.update_eval_scores(adapter, {report.meta.suite: entry})
+
+
+async def _run_on_server(
+    server: Any,
+    suite: EvalSuite | str,
+    *,
+    ws: Workspace,
+    adapter: str | None,
+    label: str,
+    run_id: str | None,
+    concurrency: int,
+    repeats: int,
+    temperature: float,
+    seed: int | None,
+    limit: int | None,
+    max_tokens: int,
+    extra_body: dict[str, Any] | None,
+    on_progress: ProgressFn | None,
+) -> EvalReport:
     if run_id is not None:
         d = run_dir(ws, run_id)
         if (d / "run.json").exists():

@@ -829,12 +829,7 @@ async def _eval_job(
         "complete": all(r.complete for r in reports),
         "reports": {r.meta.label: f"tooltune://reports/{r.meta.run_id}" for r in reports},
     }
-    adapter = targets[-1]
-    if adapter is not None:
-        scores = reports[-1].rates()
-        state.registry.update_eval_scores(
-            adapter, {suite.name: {"overall": scores["overall"], "run_id": reports[-1].meta.run_id}}
-        )
+    # run_suite_on_server recorded the adapter's scores in its registry entry
     if len(reports) == 2:
         a, b = reports[0].meta.run_id, reports[1].meta.run_id
         cmp = await anyio.to_thread.run_sync(compare_runs, state.ws, a, b)
