@@ -97,22 +97,43 @@ async def run_suite_on_server(
     A complete run of an adapter is recorded in its registry entry (``eval_scores[suite]``), whichever
     skin ran it, so `adapters list` and the MCP ``list_adapters`` show what it was measured at.
     """
-    report = await _run_on_server(
-        server,
-        suite,
-        ws=ws,
-        adapter=adapter,
-        label=label,
-        run_id=run_id,
-        concurrency=concurrency,
-        repeats=repeats,
-        temperature=temperature,
-        seed=seed,
-        limit=limit,
-        max_tokens=max_tokens,
-        extra_body=extra_body,
-        on_progress=on_progress,
-    )
+    if run_id is not None:
+        d = run_dir(ws, run_id)
+        if (d / "run.json").exists():
+            meta = RunMeta.model_validate_json((d / "run.json").read_text("utf-8"))
+            _check_same_target(meta, server, adapter)
+        if (d / "report.json").exists() and load_report(ws, run_id).complete:
+            log.info("eval.reused", run_id=run_id)
+            return _recorded(ws, adapter, load_report(ws, run_id))
+    suite = load_suite(suite, ws) if isinstance(suite, str) else suite
+    await server.switch_adapter(adapter, record=False)  # an eval never changes what `serve` picks up
+    async with server.pinned():
+        body = {**(extra_body or {}), **server.extra_body}
+        endpoint = dict(base_url=server.base_url, model_name=server.model_name, extra_body=body)
+        if run_id is not None and (run_dir(ws, run_id) / "run.json").exists():
+            log.info("eval.resumed", run_id=run_id)
+            resumed = resume_run(ws, run_id, concurrency=concurrency, on_progress=on_progress, **endpoint)
+            return _recorded(ws, adapter, await resumed)
+        report = await run_suite(
+            suite,
+            ws=ws,
+            adapter=adapter,
+            label=label or (adapter or "baseline"),
+            run_id=run_id,
+            concurrency=concurrency,
+            repeats=repeats,
+            temperature=temperature,
+            seed=seed,
+            limit=limit,
+            max_tokens=max_tokens,
+            loss_curve=adapter_loss_curve(ws, adapter) if adapter else None,
+            on_progress=on_progress,
+            **endpoint,
+        )
+        return _recorded(ws, adapter, report)
+
+
+def _recorded(ws: Workspace, adapter: str | None, report: EvalReport) -> EvalReport:
     if adapter is not None and report.complete:
         record_eval_scores(ws, adapter, report)
     return report
@@ -133,57 +154,6 @@ def record_eval_scores(ws: Workspace, adapter: str, report: EvalReport) -> None:
         "run_id": report.meta.run_id,
     }
     registry.update_eval_scores(adapter, {report.meta.suite: entry})
-
-
-async def _run_on_server(
-    server: Any,
-    suite: EvalSuite | str,
-    *,
-    ws: Workspace,
-    adapter: str | None,
-    label: str,
-    run_id: str | None,
-    concurrency: int,
-    repeats: int,
-    temperature: float,
-    seed: int | None,
-    limit: int | None,
-    max_tokens: int,
-    extra_body: dict[str, Any] | None,
-    on_progress: ProgressFn | None,
-) -> EvalReport:
-    if run_id is not None:
-        d = run_dir(ws, run_id)
-        if (d / "run.json").exists():
-            meta = RunMeta.model_validate_json((d / "run.json").read_text("utf-8"))
-            _check_same_target(meta, server, adapter)
-        if (d / "report.json").exists() and load_report(ws, run_id).complete:
-            log.info("eval.reused", run_id=run_id)
-            return load_report(ws, run_id)
-    suite = load_suite(suite, ws) if isinstance(suite, str) else suite
-    await server.switch_adapter(adapter, record=False)  # an eval never changes what `serve` picks up
-    async with server.pinned():
-        body = {**(extra_body or {}), **server.extra_body}
-        endpoint = dict(base_url=server.base_url, model_name=server.model_name, extra_body=body)
-        if run_id is not None and (run_dir(ws, run_id) / "run.json").exists():
-            log.info("eval.resumed", run_id=run_id)
-            return await resume_run(ws, run_id, concurrency=concurrency, on_progress=on_progress, **endpoint)
-        return await run_suite(
-            suite,
-            ws=ws,
-            adapter=adapter,
-            label=label or (adapter or "baseline"),
-            run_id=run_id,
-            concurrency=concurrency,
-            repeats=repeats,
-            temperature=temperature,
-            seed=seed,
-            limit=limit,
-            max_tokens=max_tokens,
-            loss_curve=adapter_loss_curve(ws, adapter) if adapter else None,
-            on_progress=on_progress,
-            **endpoint,
-        )
 
 
 def comparison_paths(ws: Workspace, run_a: str, run_b: str) -> dict[str, Path]:
