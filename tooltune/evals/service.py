@@ -102,9 +102,10 @@ async def run_suite_on_server(
         if (d / "run.json").exists():
             meta = RunMeta.model_validate_json((d / "run.json").read_text("utf-8"))
             _check_same_target(meta, server, adapter)
-        if (d / "report.json").exists() and load_report(ws, run_id).complete:
+        done = load_report(ws, run_id) if (d / "report.json").exists() else None
+        if done is not None and done.complete:
             log.info("eval.reused", run_id=run_id)
-            return _recorded(ws, adapter, load_report(ws, run_id))
+            return _recorded(ws, adapter, done)
     suite = load_suite(suite, ws) if isinstance(suite, str) else suite
     await server.switch_adapter(adapter, record=False)  # an eval never changes what `serve` picks up
     async with server.pinned():
