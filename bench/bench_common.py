@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tooltune.config import Settings
-from tooltune.models.blas import subprocess_env
+from tooltune.serving.blas import subprocess_env
 
 _RESTARTED = "TOOLTUNE_BENCH_BLAS_SET"
 
@@ -36,7 +36,7 @@ def machine_info() -> dict[str, Any]:
     import mlx.core as mx
     import mlx_lm
 
-    from tooltune.models.blas import CHECK_FILE, BlasCheck
+    from tooltune.serving.blas import CHECK_FILE, BlasCheck
 
     cpu = next((ln.split(":", 1)[1].strip() for ln in _cpuinfo() if ln.startswith("model name")), None)
     check = Settings.load().cache_dir / CHECK_FILE

@@ -37,17 +37,18 @@ import anyio
 
 from tooltune.adapters.average import average_adapters
 from tooltune.adapters.registry import AdapterRegistry
-from tooltune.agent.model_server import ModelServer
 from tooltune.config import Settings
+from tooltune.data.datasets import generate_dataset
+from tooltune.data.generate_config import GENERATOR_VERSION, GenerateConfig
+from tooltune.data.store import load_dataset
+from tooltune.data.teacher import SELF, TEACHER_PROMPT_VERSION, open_teacher
 from tooltune.errors import TooltuneError
 from tooltune.evals.bfcl_import import import_bfcl
 from tooltune.evals.service import compare_runs, run_suite_on_server
 from tooltune.evals.suite import EvalSuite
 from tooltune.models.resolve import resolve_model
-from tooltune.training.dataset_store import load_dataset
-from tooltune.training.generate import GENERATOR_VERSION, GenerateConfig, generate_dataset
+from tooltune.serving.model_server import ModelServer
 from tooltune.training.runs import follow_events, get_run, start_training
-from tooltune.training.teacher import SELF, TEACHER_PROMPT_VERSION, open_teacher
 from tooltune.training.train_config import TrainConfig
 from tooltune.workspace import Workspace, atomic_write_json
 

@@ -21,11 +21,11 @@ import anyio
 from bfcl_adapter import DEFAULT_BFCL, sample_cases
 from bfcl_baseline import summarize
 
-from tooltune.agent.model_server import ModelServer
 from tooltune.config import Settings
 from tooltune.evals.bfcl_import import import_bfcl
 from tooltune.evals.service import run_suite_on_server
 from tooltune.models.resolve import resolve_model
+from tooltune.serving.model_server import ModelServer
 from tooltune.workspace import Workspace, atomic_write_json
 
 from bench_common import machine_info, restart_with_blas, run_outcomes

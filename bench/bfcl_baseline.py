@@ -24,11 +24,11 @@ from typing import Any
 import anyio
 
 from tooltune.config import Settings
+from tooltune.data.similarity import default_bfcl_dir
 from tooltune.evals.bfcl_import import import_bfcl
-from tooltune.evals.mlx_endpoint import mlx_endpoint
 from tooltune.evals.results import EvalReport
 from tooltune.evals.runner import load_report, resume_run, run_dir, run_suite
-from tooltune.training.similarity import default_bfcl_dir
+from tooltune.testing.mlx_endpoint import mlx_endpoint
 from tooltune.workspace import Workspace, atomic_write_json
 
 BFCL = default_bfcl_dir() or Path(__file__).resolve().parents[2] / "shared" / "bench" / "bfcl"

@@ -1,6 +1,6 @@
 """BLAS benchmark: the same float32 model with and without the OpenBLAS preload.
 
-Each mode runs in a fresh subprocess whose environment comes from ``tooltune.models.blas.subprocess_env``
+Each mode runs in a fresh subprocess whose environment comes from ``tooltune.serving.blas.subprocess_env``
 (exactly what the model server and training worker get). The child measures a 2048² float32 matmul
 (GFLOPS) and prompt / generation tokens per second with ``mlx_lm.stream_generate`` on varied prompts (no
 prompt-cache hits). The CPU is shared with other jobs, so every number is the best of ``--runs`` tries.
@@ -119,7 +119,7 @@ def _model(args: argparse.Namespace, tmp: Path) -> tuple[str, dict]:
     except ModelNotFoundError:
         if args.model:
             raise
-    from tooltune.models.tiny import build
+    from tooltune.testing.tiny_model import build
 
     path = build(
         tmp / "synthetic-0.5b",
@@ -162,7 +162,7 @@ def _summary(raw: dict) -> dict:
 
 def parent(args: argparse.Namespace) -> None:
     from tooltune.config import Settings
-    from tooltune.models.blas import THREADS_ENV, subprocess_env
+    from tooltune.serving.blas import THREADS_ENV, subprocess_env
 
     settings = Settings.load()
     if args.threads:
@@ -212,7 +212,7 @@ def parent(args: argparse.Namespace) -> None:
         },
         "model": model_info,
         "method": (
-            "each mode in a fresh subprocess (env from tooltune.models.blas.subprocess_env, "
+            "each mode in a fresh subprocess (env from tooltune.serving.blas.subprocess_env, "
             f"enabled=True/False); every number is the best of {args.runs} runs (one warm-up run discarded) "
             "because the 2 CPU cores are shared with other jobs; prompts vary per run (no prompt-cache "
             "hits); "
@@ -236,7 +236,7 @@ def parent(args: argparse.Namespace) -> None:
 def _openblas_kernels() -> str | None:
     """The kernel family the preloaded OpenBLAS runs on this CPU (from tooltune's pre-preload check)."""
     from tooltune.config import Settings
-    from tooltune.models.blas import CHECK_FILE, BlasCheck
+    from tooltune.serving.blas import CHECK_FILE, BlasCheck
 
     path = Settings.load().cache_dir / CHECK_FILE
     return BlasCheck.model_validate_json(path.read_text()).core if path.exists() else None

@@ -30,9 +30,9 @@ from typing import Any
 import mlx.core as mx
 import mlx_lm
 
+from tooltune.data.examples import example_from_record, read_jsonl
+from tooltune.data.store import load_dataset
 from tooltune.evals.suite import EvalCase
-from tooltune.training.dataset_store import load_dataset
-from tooltune.training.examples import example_from_record, read_jsonl
 from tooltune.workspace import atomic_write_json
 
 from bench_common import machine_info, restart_with_blas, run_outcomes

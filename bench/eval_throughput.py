@@ -21,9 +21,9 @@ from pathlib import Path
 import anyio
 
 from tooltune.config import Settings
-from tooltune.evals.mlx_endpoint import mlx_endpoint
 from tooltune.evals.runner import run_suite
 from tooltune.evals.suite import load_suite
+from tooltune.testing.mlx_endpoint import mlx_endpoint
 from tooltune.workspace import Workspace, atomic_write_json
 
 

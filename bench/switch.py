@@ -28,9 +28,9 @@ from typing import Any
 import anyio
 
 from tooltune.adapters.registry import AdapterRecord, AdapterRegistry
-from tooltune.agent.model_server import ModelServer, Strategy
 from tooltune.config import Settings
 from tooltune.models.resolve import fingerprint_model, is_mlx_model_dir
+from tooltune.serving.model_server import ModelServer, Strategy
 from tooltune.workspace import Workspace
 
 
@@ -132,7 +132,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "switch.json")
     args = parser.parse_args()
 
-    from tooltune.models.tiny import build
+    from tooltune.testing.tiny_model import build
 
     settings = Settings.load()
     machine = {

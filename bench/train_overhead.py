@@ -34,8 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tooltune.config import Settings  # noqa: E402
-from tooltune.models.blas import blas_env, subprocess_env  # noqa: E402
 from tooltune.models.resolve import read_config, resolve_model  # noqa: E402
+from tooltune.serving.blas import blas_env, subprocess_env  # noqa: E402
 
 TOOL = {
     "type": "function",
@@ -273,7 +273,7 @@ def main() -> None:
         data = write_dataset(tmpd / "data")
         for name in [m for m in args.models.split(",") if m]:
             if name == "tiny":
-                from tooltune.models.tiny import build
+                from tooltune.testing.tiny_model import build
 
                 model_path, big = build(tmpd / "tiny-qwen2"), False
             else:
@@ -306,7 +306,7 @@ def summarize(
 ) -> dict:
     out: dict[str, Any] = {
         "model": name,
-        "model_path": str(model_path) if name != "tiny" else "tooltune.models.tiny.build()",
+        "model_path": str(model_path) if name != "tiny" else "tooltune.testing.tiny_model.build()",
         "config": cfg,
         "repeats_done": min(len(v) for v in attempts.values()),
         "attempts": attempts,

@@ -153,7 +153,7 @@ def main() -> int:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     base_model = args.base_model
     if base_model is None:
-        from tooltune.models.tiny import build
+        from tooltune.testing.tiny_model import build
 
         base_model = str(build(tmp / "tiny-qwen2"))
     text = anyio.run(session, ws, base_model, args.iters, args.limit, env)

@@ -10,7 +10,7 @@ from tooltune.config import Settings
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny Qwen2-shaped MLX model (random weights, BPE tokenizer, Qwen tool template)."""
-    from tooltune.models.tiny import build
+    from tooltune.testing.tiny_model import build
 
     return build(tmp_path_factory.mktemp("models") / "tiny-qwen2")
 

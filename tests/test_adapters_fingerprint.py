@@ -17,8 +17,8 @@ from tooltune.adapters.fingerprint import (
     signature_from_response,
 )
 from tooltune.config import Settings
-from tooltune.models.blas import subprocess_env
 from tooltune.models.resolve import fingerprint_model
+from tooltune.serving.blas import subprocess_env
 
 
 def test_chosen_token_is_the_argmax_not_the_entry_id() -> None:

@@ -23,9 +23,9 @@ from pydantic_ai.models.test import TestModel
 from structlog.testing import capture_logs
 
 from tooltune.agent.agent import build_agent, server_model
-from tooltune.agent.coding_tools import CODING_TOOLS, CODING_TOOLS_BY_NAME
 from tooltune.agent.lenient import DROPPED_MESSAGE, RECOVERED_MESSAGE, parse_text_tool_calls
 from tooltune.agent.session import AgentSession, ask
+from tooltune.coding_tools import CODING_TOOLS, CODING_TOOLS_BY_NAME
 
 
 @pytest.fixture

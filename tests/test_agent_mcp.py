@@ -17,8 +17,8 @@ from pydantic_ai.messages import (
 )
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
-from tooltune.agent.coding_tools import CODING_TOOLS
 from tooltune.agent.session import ask
+from tooltune.coding_tools import CODING_TOOLS
 
 SERVER = textwrap.dedent(
     """

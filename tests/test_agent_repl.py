@@ -233,7 +233,7 @@ def _cli_env(settings: Settings) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_ask_cli_live_on_tiny_model(tiny_model: Path, settings: Settings, tmp_path: Path) -> None:
-    pytest.importorskip("tooltune.agent.model_server")
+    pytest.importorskip("tooltune.serving.model_server")
     root = tmp_path / "project"
     root.mkdir()
     (root / "main.py").write_text("print('hi')\n")
@@ -260,7 +260,7 @@ def test_ask_cli_live_on_tiny_model(tiny_model: Path, settings: Settings, tmp_pa
 
 @pytest.mark.slow
 def test_serve_repl_live_with_adapter_switch(tiny_model: Path, settings: Settings, tmp_path: Path) -> None:
-    pytest.importorskip("tooltune.agent.model_server")
+    pytest.importorskip("tooltune.serving.model_server")
     from tooltune.adapters.registry import AdapterRecord, AdapterRegistry
     from tooltune.models.resolve import fingerprint_model
     from tooltune.workspace import Workspace

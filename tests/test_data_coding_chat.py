@@ -8,10 +8,12 @@ import re
 
 import pytest
 
-from tooltune.agent.coding_tools import CODING_TOOLS
-from tooltune.training import coding_chat, coding_requests
-from tooltune.training.generate import GENERAL_QA, GenerateConfig, generate_examples
-from tooltune.training.similarity import LeakIndex
+from tooltune.coding_tools import CODING_TOOLS
+from tooltune.data import coding_chat, coding_requests
+from tooltune.data.canned_text import GENERAL_QA
+from tooltune.data.generate import generate_examples
+from tooltune.data.generate_config import GenerateConfig
+from tooltune.data.similarity import LeakIndex
 
 CODING = {t.name for t in CODING_TOOLS}
 

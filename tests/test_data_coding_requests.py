@@ -10,14 +10,16 @@ import re
 
 import pytest
 
-from tooltune.agent.coding_tools import CODING_TOOLS
 from tooltune.agent.sandbox import Sandbox
 from tooltune.agent.tools_impl import list_dir
-from tooltune.training import coding_chat, coding_requests
-from tooltune.training.generate import REFUSALS, GenerateConfig, generate_examples
-from tooltune.training.similarity import LeakIndex, default_bfcl_dir
-from tooltune.training.tool_sources import load_tool_specs
-from tooltune.training.toolspec import ToolSpec
+from tooltune.coding_tools import CODING_TOOLS
+from tooltune.data import coding_chat, coding_requests
+from tooltune.data.canned_text import REFUSALS
+from tooltune.data.generate import generate_examples
+from tooltune.data.generate_config import GenerateConfig
+from tooltune.data.similarity import LeakIndex, default_bfcl_dir
+from tooltune.data.tool_sources import load_tool_specs
+from tooltune.toolspec import ToolSpec
 
 KINDS = ["single", "choose", "parallel", "multi_answer", "multi_chain", "no_call"]
 

@@ -15,19 +15,16 @@ import httpx
 import pytest
 
 from tooltune.config import Settings
-from tooltune.training.examples import DataError
-from tooltune.training.generate import (
-    GENERATED_KINDS,
-    GenerateConfig,
-    expand_caller_records,
-    generate_dataset,
-    generate_examples,
-)
-from tooltune.training.lint import lint_items
-from tooltune.training.phrasing import leaf_forms, leaf_strings
-from tooltune.training.similarity import default_bfcl_dir
-from tooltune.training.teacher import Teacher
-from tooltune.training.tool_sources import load_tool_specs
+from tooltune.data.caller_examples import expand_caller_records
+from tooltune.data.datasets import generate_dataset
+from tooltune.data.examples import DataError
+from tooltune.data.generate import generate_examples
+from tooltune.data.generate_config import GENERATED_KINDS, GenerateConfig
+from tooltune.data.lint import lint_items
+from tooltune.data.phrasing import leaf_forms, leaf_strings
+from tooltune.data.similarity import default_bfcl_dir
+from tooltune.data.teacher import Teacher
+from tooltune.data.tool_sources import load_tool_specs
 
 _BFCL_DIR = default_bfcl_dir()
 assert _BFCL_DIR is not None, "BFCL data not found: set TOOLTUNE_BFCL_DIR or keep ../shared/bench/bfcl"
@@ -79,7 +76,7 @@ def test_each_kind_generated_and_valid(kind: str, tools, tiny_model: Path, tmp_p
 
 def test_argument_coverage_and_typing(tools) -> None:
     res = generate_examples(tools, GenerateConfig(n=400, seed=3))
-    from tooltune.training.toolspec import ToolSpec
+    from tooltune.toolspec import ToolSpec
 
     seen_types: set[str] = set()
     omitted_optional = present_optional = 0
@@ -138,7 +135,7 @@ def _cli(*args: str, settings: Settings) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_generate_from_bfcl_uses_only_schemas(settings: Settings, tiny_model: Path) -> None:
-    from tooltune.training.dataset_store import load_dataset
+    from tooltune.data.store import load_dataset
     from tooltune.workspace import Workspace
 
     r = _cli(
@@ -315,7 +312,7 @@ def test_teacher_retries_a_rewrite_that_lost_a_value_with_the_next_seed(tools) -
 
 
 def test_teacher_that_keeps_failing_stops_generation_with_a_clear_error(tools) -> None:
-    from tooltune.training.teacher import TeacherError
+    from tooltune.data.teacher import TeacherError
 
     calls: list[int] = []
 
@@ -331,7 +328,7 @@ def test_teacher_that_keeps_failing_stops_generation_with_a_clear_error(tools) -
 
 
 def test_teacher_prompt_shows_worked_examples_then_the_request() -> None:
-    from tooltune.training.teacher import SHOTS, SYSTEM, prompt
+    from tooltune.data.teacher import SHOTS, SYSTEM, prompt
 
     msgs = prompt("Find the author of a book with title Dune.", ["Dune"])
     assert msgs[0] == {"role": "system", "content": SYSTEM}
@@ -382,7 +379,7 @@ def test_teacher_keeps_only_paraphrases_that_read_as_requests(tools) -> None:
 
 
 def test_open_teacher_names_none_an_endpoint_or_the_model_itself(settings: Settings) -> None:
-    from tooltune.training.teacher import TeacherError, open_teacher
+    from tooltune.data.teacher import TeacherError, open_teacher
 
     with open_teacher(None, model_path=None, settings=settings) as none:
         assert none is None
@@ -397,8 +394,8 @@ def test_cli_teacher_self_serves_the_model_while_generating(settings: Settings, 
     """--teacher self starts mlx_lm.server on --model, sends it the requests to rewrite and stops it;
     the dataset records who taught, the shares and the prompt version. (The tiny model's random words
     are all dropped by the value check, which is what must happen to them.)"""
-    from tooltune.training.dataset_store import load_dataset
-    from tooltune.training.teacher import TEACHER_PROMPT_VERSION
+    from tooltune.data.store import load_dataset
+    from tooltune.data.teacher import TEACHER_PROMPT_VERSION
     from tooltune.workspace import Workspace
 
     args = ["data", "generate", "--tools", "builtin:coding", "--n", "8", "--kinds", "single", "--out", "T"]
@@ -425,7 +422,7 @@ def test_cli_teacher_self_serves_the_model_while_generating(settings: Settings, 
 def test_system_prompt_share_matches_serving(tools) -> None:
     """A share of conversations carries the serving system prompt (the agent's), so training sees what
     inference sends; the rest carry none, for clients that send no system prompt."""
-    from tooltune.agent.coding_tools import DEFAULT_INSTRUCTIONS
+    from tooltune.coding_tools import DEFAULT_INSTRUCTIONS
 
     res = generate_examples(tools, GenerateConfig(n=200, seed=5, system_prompt="agent", system_share=0.5))
     firsts = [ex.messages[0] for ex in res.examples]
@@ -458,7 +455,7 @@ def test_split_pieces_of_one_conversation_are_not_deduplicated_against_each_othe
     """A chain that calls the same tool twice alike: its pieces share the request and near-identical
     targets. Dropping the middle piece as a "duplicate" would leave its turn inside the last piece with
     no loss under mask_prompt; a piece that duplicates *another* conversation ends that conversation."""
-    from tooltune.training.examples import Example, call_message
+    from tooltune.data.examples import Example, call_message
 
     def chain(request: str, n_calls: int) -> Example:
         msgs: list[dict] = [{"role": "user", "content": request}]
@@ -484,7 +481,7 @@ def test_split_pieces_of_one_conversation_are_not_deduplicated_against_each_othe
 
 def test_parallel_fan_out_is_a_call_per_combination() -> None:
     """ "the ranking of the Lakers and the Bulls in 2019 and 2020" is four calls, said without brackets."""
-    from tooltune.training.toolspec import ToolSpec
+    from tooltune.toolspec import ToolSpec
 
     ranking = ToolSpec(
         name="team_ranking",
@@ -579,7 +576,7 @@ def test_near_miss_twins_ask_for_the_offered_tools_own_task_with_the_same_words(
 
 
 def test_cli_contrast_share_and_mix_reach_the_generator(settings: Settings) -> None:
-    from tooltune.training.dataset_store import load_dataset
+    from tooltune.data.store import load_dataset
     from tooltune.workspace import Workspace
 
     args = ["data", "generate", "--tools", "builtin:coding", "--n", "40", "--seed", "1", "--kinds", "no_call"]

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tooltune.agent.coding_tools import CODING_TOOLS_BY_NAME
-from tooltune.training.lint import LintReport, lint_file
-from tooltune.training.similarity import LeakIndex, default_bfcl_dir
+from tooltune.coding_tools import CODING_TOOLS_BY_NAME
+from tooltune.data.lint import LintReport, lint_file
+from tooltune.data.similarity import LeakIndex, default_bfcl_dir
 
 READ = CODING_TOOLS_BY_NAME["read_file"].to_openai()
 LS = CODING_TOOLS_BY_NAME["list_dir"].to_openai()
@@ -109,7 +109,7 @@ def test_unmasked_tool_turn_and_split_fix(tmp_path: Path, tiny_model: Path) -> N
     r = _lint(tmp_path, [json.dumps(multi)], tiny_model)
     warn = _issue(r, "loss")
     assert warn and warn[0].startswith("data.jsonl:1 [messages[1].tool_calls]") and "split-turns" in warn[0]
-    from tooltune.training.examples import Example, split_turns
+    from tooltune.data.examples import Example, split_turns
 
     pieces = split_turns(Example.model_validate(multi))
     assert [len(p.messages) for p in pieces] == [2, 4]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import random
 
-from tooltune.training.generate import GenerateConfig, generate_examples
-from tooltune.training.near_miss import sibling_task, tool_covers
-from tooltune.training.tool_sources import load_tool_specs
-from tooltune.training.toolspec import ToolSpec
+from tooltune.data.generate import generate_examples
+from tooltune.data.generate_config import GenerateConfig
+from tooltune.data.near_miss import sibling_task, tool_covers
+from tooltune.data.tool_sources import load_tool_specs
+from tooltune.toolspec import ToolSpec
 
 LOC = {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]}
 
@@ -94,7 +95,7 @@ def test_teacher_rewrites_near_misses_but_never_back_into_the_tools_own_task() -
 
     import httpx
 
-    from tooltune.training.teacher import Teacher
+    from tooltune.data.teacher import Teacher
 
     asked: list[str] = []
 

@@ -6,8 +6,9 @@ import random
 
 import pytest
 
-from tooltune.training.generate import GenerateConfig, generate_examples
-from tooltune.training.phrasing import (
+from tooltune.data.generate import generate_examples
+from tooltune.data.generate_config import GenerateConfig
+from tooltune.data.phrasing import (
     format_number,
     inline_values,
     leaf_forms,
@@ -19,9 +20,9 @@ from tooltune.training.phrasing import (
     task_phrase,
     value_forms,
 )
-from tooltune.training.samplers import CITY_FULL, CITY_OF_FULL, CURRENCY_NAMES, number_kind, sample_value
-from tooltune.training.toolspec import ToolSpec
-from tooltune.training.units import unit_suffixes
+from tooltune.data.samplers import CITY_FULL, CITY_OF_FULL, CURRENCY_NAMES, number_kind, sample_value
+from tooltune.data.units import unit_suffixes
+from tooltune.toolspec import ToolSpec
 
 DECIMAL_RATE = {"type": "number", "description": "The annual interest rate in decimal form. E.g. 5% is 0.05"}
 PERCENT_RATE = {"type": "number", "description": "The interest rate for a year as a percentage."}
@@ -347,9 +348,10 @@ def test_teacher_rewrite_that_swaps_roles_is_dropped() -> None:
 
     import httpx
 
-    from tooltune.training.generate import GenerateConfig, generate_examples
-    from tooltune.training.teacher import Teacher
-    from tooltune.training.toolspec import ToolSpec
+    from tooltune.data.generate import generate_examples
+    from tooltune.data.generate_config import GenerateConfig
+    from tooltune.data.teacher import Teacher
+    from tooltune.toolspec import ToolSpec
 
     tool = ToolSpec(
         name="triangle_area",

@@ -10,8 +10,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from tooltune.training.similarity import default_bfcl_dir
-from tooltune.training.tool_sources import (
+from tooltune.data.similarity import default_bfcl_dir
+from tooltune.data.tool_sources import (
     ToolSourceError,
     clean_schema,
     list_mcp_tools,

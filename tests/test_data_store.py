@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tooltune.errors import WorkspaceError
-from tooltune.training.dataset_store import (
+from tooltune.data.datasets import import_dataset
+from tooltune.data.examples import DataError, Example, ExampleMeta
+from tooltune.data.store import (
     DatasetMeta,
     dataset_examples,
     list_datasets,
@@ -16,8 +17,7 @@ from tooltune.training.dataset_store import (
     save_dataset,
     split_examples,
 )
-from tooltune.training.examples import DataError, Example, ExampleMeta
-from tooltune.training.generate import import_dataset
+from tooltune.errors import WorkspaceError
 from tooltune.workspace import Workspace
 
 

@@ -6,11 +6,12 @@ import random
 
 import pytest
 
-from tooltune.training.generate import GenerateConfig, generate_examples
-from tooltune.training.phrasing import mentions_all, request_text, task_phrase, wh_question
-from tooltune.training.samplers import GENERIC_WORDS, MUSIC_KEYS, STOCK_INDEXES, sample_value
-from tooltune.training.toolspec import ToolSpec
-from tooltune.training.value_hints import description_examples
+from tooltune.data.generate import generate_examples
+from tooltune.data.generate_config import GenerateConfig
+from tooltune.data.phrasing import mentions_all, request_text, task_phrase, wh_question
+from tooltune.data.samplers import GENERIC_WORDS, MUSIC_KEYS, STOCK_INDEXES, sample_value
+from tooltune.data.value_hints import description_examples
+from tooltune.toolspec import ToolSpec
 
 
 @pytest.mark.parametrize(

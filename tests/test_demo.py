@@ -10,8 +10,8 @@ import pytest
 from tooltune.adapters.active import read_active
 from tooltune.adapters.registry import AdapterRegistry
 from tooltune.config import Settings
+from tooltune.data import generate_config
 from tooltune.demo import QUICK_MIX, DemoConfig, run_demo
-from tooltune.training import generate
 from tooltune.workspace import Workspace
 
 
@@ -68,7 +68,7 @@ def test_demo_closed_loop_then_idempotent(
     assert second.adapter_run == result.adapter_run and second.rows == result.rows
 
     # a newer generator makes new data, so a new adapter and a new adapter eval; the baseline is reused
-    monkeypatch.setattr(generate, "GENERATOR_VERSION", "tooltune-data/999")
+    monkeypatch.setattr(generate_config, "GENERATOR_VERSION", "tooltune-data/999")
     upgraded: list[tuple[str, str]] = []
     third = run_demo(settings, cfg, on_stage=lambda s, m: upgraded.append((s, m)))
     assert third.dataset.endswith("-d999") and third.dataset != result.dataset
@@ -96,7 +96,7 @@ def test_demo_gives_each_stage_every_core_unless_the_user_chose() -> None:
     import os
 
     from tooltune.demo import default_blas_threads
-    from tooltune.models.blas import THREADS_ENV, blas_env
+    from tooltune.serving.blas import THREADS_ENV, blas_env
 
     env: dict[str, str] = {}
     assert default_blas_threads(env) == (os.cpu_count() or 1) and env[THREADS_ENV] == str(os.cpu_count() or 1)

@@ -20,8 +20,8 @@ from starlette.routing import Route
 
 from tooltune import cli as tooltune_cli
 from tooltune.config import Settings
+from tooltune.data.similarity import default_bfcl_dir
 from tooltune.evals.runner import list_runs
-from tooltune.training.similarity import default_bfcl_dir
 from tooltune.workspace import Workspace
 
 

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_tiny_model_run_kill_and_resume(tiny_model: Path, settings: Settings):
-    from tooltune.evals.mlx_endpoint import mlx_endpoint
+    from tooltune.testing.mlx_endpoint import mlx_endpoint
 
     ws = Workspace(settings.workspace).ensure()
     suite = load_suite("coding-tools", ws).subset(1)  # one case per category, incl. multi-turn

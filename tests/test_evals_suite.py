@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from tooltune.agent.coding_tools import CODING_TOOLS_BY_NAME
+from tooltune.coding_tools import CODING_TOOLS_BY_NAME
 from tooltune.config import Settings
+from tooltune.data.similarity import default_bfcl_dir
 from tooltune.evals.bfcl_import import import_bfcl
 from tooltune.evals.parse_calls import ParsedCall
 from tooltune.evals.scoring import match_calls
 from tooltune.evals.suite import SuiteError, load_suite, parse_suite, suite_path
-from tooltune.training.similarity import default_bfcl_dir
 from tooltune.workspace import Workspace
 
 BFCL = default_bfcl_dir() or Path("bfcl-missing")

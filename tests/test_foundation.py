@@ -184,7 +184,7 @@ def test_tiny_model_loads_with_json_tools_parser(tiny_model: Path) -> None:
 
 
 def test_tiny_model_builds_deterministically(tmp_path: Path) -> None:
-    from tooltune.models.tiny import build
+    from tooltune.testing.tiny_model import build
 
     a = fingerprint_model(build(tmp_path / "a", seed=3))
     b = fingerprint_model(build(tmp_path / "b", seed=3))

@@ -177,7 +177,7 @@ async def test_generate_with_caller_examples_then_validate_and_read_resource(
 async def test_generate_mix_max_tools_and_contrast_share_reach_the_generator(
     client: mcp.Client, settings: Settings, tiny_model: Path
 ) -> None:
-    from tooltune.training.dataset_store import load_dataset
+    from tooltune.data.store import load_dataset
     from tooltune.workspace import Workspace
 
     mix = {"single": 0.5, "no_call": 0.5}
@@ -207,7 +207,7 @@ async def test_generate_mix_max_tools_and_contrast_share_reach_the_generator(
 async def test_generate_near_miss_contrast_share_reaches_the_generator(
     client: mcp.Client, settings: Settings, tiny_model: Path
 ) -> None:
-    from tooltune.training.dataset_store import load_dataset
+    from tooltune.data.store import load_dataset
     from tooltune.workspace import Workspace
 
     out = await make_dataset(
@@ -225,7 +225,7 @@ async def test_generate_teacher_share_and_tries_reach_the_teacher(
     import http.server
     import threading
 
-    from tooltune.training.dataset_store import load_dataset
+    from tooltune.data.store import load_dataset
     from tooltune.workspace import Workspace
 
     seeds: list[int] = []
@@ -309,7 +309,7 @@ async def test_generate_from_inline_tools(client: mcp.Client, tiny_model: Path) 
 async def test_generate_with_the_agents_system_prompt(
     client: mcp.Client, tiny_model: Path, settings: Settings
 ) -> None:
-    from tooltune.agent.coding_tools import DEFAULT_INSTRUCTIONS
+    from tooltune.coding_tools import DEFAULT_INSTRUCTIONS
 
     await make_dataset(client, tiny_model, name="sys", system_prompt="agent")
     lines = []
@@ -507,7 +507,7 @@ async def test_internal_error_is_generic_and_logged_with_an_id(
 ) -> None:
     from structlog.testing import capture_logs
 
-    import tooltune.training.dataset_store as store
+    import tooltune.data.store as store
 
     def broken(*_: Any, **__: Any) -> Any:
         raise RuntimeError("secret detail at /home/someone")
@@ -528,8 +528,8 @@ async def test_a_value_a_service_model_rejects_names_its_field(
     client: mcp.Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # a value the SDK's schema let through but a service's pydantic model refused (e.g. an override)
-    import tooltune.training.dataset_store as store
-    from tooltune.training.generate import GenerateConfig
+    import tooltune.data.store as store
+    from tooltune.data.generate_config import GenerateConfig
 
     def rejects(*_: Any, **__: Any) -> Any:
         return GenerateConfig(contrast_share=2)

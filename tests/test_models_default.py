@@ -120,8 +120,8 @@ def test_real_default_model(tmp_path: Path) -> None:
     import mlx.core as mx
     from mlx_lm import load
 
-    from tooltune.models.blas import subprocess_env
-    from tooltune.models.gguf_reference import ReferenceDecoder
+    from tooltune.serving.blas import subprocess_env
+    from tooltune.testing.gguf_reference import ReferenceDecoder
 
     config = json.loads((_REAL / "config.json").read_text())
     assert config["rope_theta"] == 1000000.0 and config["tie_word_embeddings"] is True

@@ -16,8 +16,8 @@ from tooltune.config import Settings
 from tooltune.errors import GGUFImportError
 from tooltune.models import gguf_tensors as gt
 from tooltune.models.gguf_import import RECORD_FILE, import_gguf, read_import_record
-from tooltune.models.gguf_reference import ReferenceDecoder
-from tooltune.models.tiny import ADDED_TOKENS, SPECIAL_TOKENS, build_tokenizer, qwen_tool_template
+from tooltune.testing.gguf_reference import ReferenceDecoder
+from tooltune.testing.tiny_model import ADDED_TOKENS, SPECIAL_TOKENS, build_tokenizer, qwen_tool_template
 
 HIDDEN, LAYERS, HEADS, KV_HEADS, FFN = 64, 2, 4, 2, 128
 

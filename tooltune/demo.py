@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 from tooltune.config import Settings
 from tooltune.errors import TooltuneError
 from tooltune.logs import get_logger
-from tooltune.models.blas import THREADS_ENV
+from tooltune.serving.blas import THREADS_ENV
 from tooltune.workspace import Workspace
 
 log = get_logger(__name__)
@@ -207,8 +207,9 @@ def _model(settings: Settings, cfg: DemoConfig, stage: StageFn, step: StepFn) ->
 def _dataset(
     ws: Workspace, cfg: DemoConfig, model_path: Path, stage: StageFn, step: StepFn
 ) -> tuple[str, str]:
-    from tooltune.training.dataset_store import load_dataset
-    from tooltune.training.generate import GENERATOR_VERSION, GenerateConfig, generate_dataset
+    from tooltune.data.datasets import generate_dataset
+    from tooltune.data.generate_config import GENERATOR_VERSION, GenerateConfig
+    from tooltune.data.store import load_dataset
 
     # the generator version is in the name: an upgraded tooltune never reuses data an older one made
     version = GENERATOR_VERSION.rsplit("/", 1)[-1]
@@ -341,10 +342,10 @@ async def _evaluate_and_ask(
     stage: StageFn,
     step: StepFn,
 ) -> dict[str, Any]:
-    from tooltune.agent.model_server import ModelServer
     from tooltune.agent.session import ask
     from tooltune.evals.runner import run_dir
     from tooltune.evals.service import compare_runs, run_suite_on_server
+    from tooltune.serving.model_server import ModelServer
 
     out: dict[str, Any] = {}
     async with ModelServer(model_path, settings=settings) as server:

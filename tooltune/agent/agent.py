@@ -34,12 +34,12 @@ from pydantic_ai.toolsets import AbstractToolset
 from pydantic_ai.toolsets.abstract import ToolsetTool
 
 from tooltune.agent import tools_impl
-from tooltune.agent.coding_tools import CODING_TOOLS, DEFAULT_INSTRUCTIONS
 from tooltune.agent.lenient import LenientToolCallModel
 from tooltune.agent.sandbox import ApprovalFn, Sandbox, ToolRefusal
+from tooltune.coding_tools import CODING_TOOLS, DEFAULT_INSTRUCTIONS
 from tooltune.errors import TooltuneError
 from tooltune.logs import get_logger
-from tooltune.training.toolspec import ToolSpec
+from tooltune.toolspec import ToolSpec
 
 log = get_logger(__name__)
 
@@ -52,7 +52,7 @@ NEEDS: dict[str, Literal["write", "exec"]] = {
 
 
 class ServedEndpoint(Protocol):
-    """What the agent needs from :class:`tooltune.agent.model_server.ModelServer` (duck-typed)."""
+    """What the agent needs from :class:`tooltune.serving.model_server.ModelServer` (duck-typed)."""
 
     @property
     def base_url(self) -> str: ...

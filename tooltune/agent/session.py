@@ -1,7 +1,7 @@
 """Conversations with the coding agent: one-shot :func:`ask` for scripts, :func:`run_repl` for people.
 
 Both go through :class:`AgentSession`, which keeps the message history between turns, builds the
-model for each turn from what the :class:`~tooltune.agent.model_server.ModelServer` serves *now* (so
+model for each turn from what the :class:`~tooltune.serving.model_server.ModelServer` serves *now* (so
 ``/adapter`` switches take effect on the next turn), and turns a pydantic-ai run into typed results —
 the answer, every tool call with whether it succeeded, usage, and how many calls had to be recovered
 from text. Errors a run can hit (step limit, a model that keeps sending bad calls, a dead server)

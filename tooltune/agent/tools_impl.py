@@ -1,4 +1,4 @@
-"""What the built-in coding tools actually do. Their schemas live in :mod:`tooltune.agent.coding_tools`.
+"""What the built-in coding tools actually do. Their schemas live in :mod:`tooltune.coding_tools`.
 
 Each function takes the :class:`~tooltune.agent.sandbox.Sandbox` plus the arguments the model sent
 (already validated against the tool's JSON Schema) and returns the text the model will read. Results

@@ -38,7 +38,7 @@ def _model_path(model: str | None, *, required: bool = False) -> Path | None:
 
 
 def _print_report(report: object, *, as_json: bool, limit: int = 30) -> None:
-    from tooltune.training.lint import LintReport
+    from tooltune.data.lint import LintReport
 
     assert isinstance(report, LintReport)
     if as_json:
@@ -64,7 +64,7 @@ def _print_report(report: object, *, as_json: bool, limit: int = 30) -> None:
 @app.command(name="list")
 def list_() -> None:
     """List datasets in the workspace (name, hash, split sizes)."""
-    from tooltune.training.dataset_store import list_datasets
+    from tooltune.data.store import list_datasets
 
     infos = list_datasets(context.workspace())
     if not infos:
@@ -82,7 +82,7 @@ def show(name: str, *, as_json: Annotated[bool, Parameter(name="--json")] = Fals
     name
         Dataset name in the workspace.
     """
-    from tooltune.training.dataset_store import load_dataset
+    from tooltune.data.store import load_dataset
 
     info = load_dataset(context.workspace(), name)
     if as_json:
@@ -101,7 +101,7 @@ def show(name: str, *, as_json: Annotated[bool, Parameter(name="--json")] = Fals
 @app.command
 def stats(name: str, *, as_json: Annotated[bool, Parameter(name="--json")] = False) -> None:
     """Stats of a dataset: examples per kind, per tool, per parameter, token lengths."""
-    from tooltune.training.dataset_store import load_dataset
+    from tooltune.data.store import load_dataset
 
     info = load_dataset(context.workspace(), name)
     st = info.lint.stats if info.lint is not None else None
@@ -152,7 +152,7 @@ def lint(
     bfcl_dir
         Folder of BFCL files for the leakage check (default: TOOLTUNE_BFCL_DIR or found near the repo).
     """
-    from tooltune.training.lint import lint_dataset_dir, lint_file
+    from tooltune.data.lint import lint_dataset_dir, lint_file
 
     ws = context.workspace()
     mp = _model_path(model)
@@ -266,8 +266,9 @@ def generate(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from tooltune.training.generate import GENERATED_KINDS, GenerateConfig, generate_dataset
-    from tooltune.training.teacher import SELF, open_teacher
+    from tooltune.data.datasets import generate_dataset
+    from tooltune.data.generate_config import GENERATED_KINDS, GenerateConfig
+    from tooltune.data.teacher import SELF, open_teacher
 
     try:
         cfg = GenerateConfig(
@@ -353,7 +354,7 @@ def import_(
     split_turns
         One example per assistant turn so every turn gets loss under prompt masking.
     """
-    from tooltune.training.generate import import_dataset
+    from tooltune.data.datasets import import_dataset
 
     info = import_dataset(
         context.workspace(),
@@ -380,8 +381,8 @@ def split_turns_cmd(file: Path, *, out: Path) -> None:
     out
         Output JSONL path (written atomically).
     """
-    from tooltune.training.dataset_store import read_examples
-    from tooltune.training.examples import split_turns
+    from tooltune.data.examples import split_turns
+    from tooltune.data.store import read_examples
     from tooltune.workspace import atomic_write_text
 
     exs = read_examples(file)

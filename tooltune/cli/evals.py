@@ -139,9 +139,9 @@ def run(
                 )
             ]
 
-        from tooltune.agent.model_server import ModelServer
         from tooltune.evals.service import run_suite_on_server
         from tooltune.models.resolve import resolve_model
+        from tooltune.serving.model_server import ModelServer
 
         if resume:
             meta = load_report(ws, resume).meta

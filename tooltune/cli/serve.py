@@ -118,8 +118,8 @@ def make_server(settings: Settings, *, model: str | None, adapter: str | None): 
     another base would load and silently be wrong (the registry refuses it anyway).
     """
     from tooltune.adapters.active import read_active
-    from tooltune.agent.model_server import ModelServer
     from tooltune.models.resolve import fingerprint_model, resolve_model
+    from tooltune.serving.model_server import ModelServer
     from tooltune.workspace import Workspace
 
     active = read_active(Workspace(settings.workspace).ensure())

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from tooltune.errors import first_error
 from tooltune.evals.suite import EvalCase, EvalSuite, SuiteError, save_suite, suite_hash
-from tooltune.training.toolspec import ToolSpec
+from tooltune.toolspec import ToolSpec
 from tooltune.workspace import Workspace, validate_name
 
 

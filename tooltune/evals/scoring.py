@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 
 from tooltune.evals.parse_calls import ParsedCall, ParseResult, parse_calls
 from tooltune.evals.suite import EvalCase, ExpectedCall
-from tooltune.training.toolspec import ToolSpec
+from tooltune.toolspec import ToolSpec
 
 
 class Reason(StrEnum):

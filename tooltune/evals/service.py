@@ -1,7 +1,7 @@
 """High-level eval operations shared by the CLI, the MCP server and the demo.
 
 Kept separate from the runner so the runner stays endpoint-agnostic: these functions know about
-:class:`~tooltune.agent.model_server.ModelServer` (switch adapter, hold it pinned while a suite
+:class:`~tooltune.serving.model_server.ModelServer` (switch adapter, hold it pinned while a suite
 runs) and about where adapters keep their training loss.
 """
 

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from tooltune.errors import TooltuneError, first_error
-from tooltune.training.toolspec import ToolSpec
+from tooltune.toolspec import ToolSpec
 from tooltune.workspace import Workspace, atomic_write_text, validate_name
 
 NO_CALL = "no_call"

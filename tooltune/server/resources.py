@@ -71,7 +71,7 @@ def register_resources(mcp: MCPServer, state: ServerState) -> None:
     )
     @resource_errors
     def datasets() -> str:
-        from tooltune.training.dataset_store import list_datasets
+        from tooltune.data.store import list_datasets
 
         return _dump(
             [
@@ -94,7 +94,7 @@ def register_resources(mcp: MCPServer, state: ServerState) -> None:
     )
     @resource_errors
     def dataset(name: str) -> str:
-        from tooltune.training.dataset_store import load_dataset
+        from tooltune.data.store import load_dataset
 
         try:
             return _dump(load_dataset(ws, name))

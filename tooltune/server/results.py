@@ -14,10 +14,10 @@ from pydantic import BaseModel, Field
 
 from tooltune.adapters.active import ActiveSelection
 from tooltune.adapters.registry import AdapterRecord
+from tooltune.data.lint import CheckResult, DatasetStats, LintReport
+from tooltune.data.teacher import TeacherStats
 from tooltune.evals.compare import CategoryDelta, ChangedCase, Comparison, McNemar
 from tooltune.jobs import JobProgress, JobRecord
-from tooltune.training.lint import CheckResult, DatasetStats, LintReport
-from tooltune.training.teacher import TeacherStats
 
 MAX_ISSUES = 20
 

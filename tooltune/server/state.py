@@ -42,7 +42,7 @@ class ServerState:
         self.ws = Workspace(settings.workspace).ensure()
         self.jobs = JobStore(self.ws)
         self.registry = AdapterRegistry(self.ws)
-        self._model_server: Any = None  # tooltune.agent.model_server.ModelServer (imported lazily)
+        self._model_server: Any = None  # tooltune.serving.model_server.ModelServer (imported lazily)
         self._ms_lock = anyio.Lock()
         self._tg: anyio.abc.TaskGroup | None = None
         self._tasks: dict[str, anyio.CancelScope] = {}
@@ -86,7 +86,7 @@ class ServerState:
         Starts with the workspace's last verified adapter when it was trained on this model, so a
         restarted MCP server keeps serving what it served before.
         """
-        from tooltune.agent.model_server import ModelServer
+        from tooltune.serving.model_server import ModelServer
 
         model_path = Path(model_path).resolve()
         async with self._ms_lock:

@@ -45,8 +45,8 @@ from tooltune.server.state import BusyError, ServerState
 from tooltune.workspace import atomic_write_text, validate_name
 
 if TYPE_CHECKING:
-    from tooltune.training.dataset_store import DatasetInfo
-    from tooltune.training.generate import GenerateResult
+    from tooltune.data.generate_config import GenerateResult
+    from tooltune.data.store import DatasetInfo
 
 log = get_logger(__name__)
 
@@ -284,8 +284,9 @@ def register_tools(mcp: MCPServer, state: ServerState) -> None:
             Field(ge=1, le=5, description="Samples asked per request until one keeps every value."),
         ] = 2,
     ) -> GeneratedDataset:
-        from tooltune.training.generate import GenerateConfig, generate_dataset
-        from tooltune.training.teacher import open_teacher
+        from tooltune.data.datasets import generate_dataset
+        from tooltune.data.generate_config import GenerateConfig
+        from tooltune.data.teacher import open_teacher
 
         name = validate_name(name or new_id("ds"), "dataset name")
         if (ws.datasets / name).exists():
@@ -384,8 +385,8 @@ def register_tools(mcp: MCPServer, state: ServerState) -> None:
             Field(description="Model whose chat template to check against (default: the default model)."),
         ] = None,
     ) -> DatasetCheck:
-        from tooltune.training.dataset_store import load_dataset
-        from tooltune.training.lint import lint_dataset_dir
+        from tooltune.data.lint import lint_dataset_dir
+        from tooltune.data.store import load_dataset
 
         info = await _in_thread(load_dataset, ws, name)
         model_path = await _in_thread(lint_model_path, state, base_model)

@@ -424,7 +424,7 @@ def _fail_before_launch(store: JobStore, run_dir: Path, run: RunRecord, job: Job
 def _spawn(settings: Settings, ws: Workspace, store: JobStore, run_dir: Path, job_id: str) -> JobRecord:
     """Launch the worker detached (own session: a Ctrl-C in the terminal or the parent exiting won't
     kill it) with the OpenBLAS environment every MLX child needs for fast float32."""
-    from tooltune.models.blas import subprocess_env
+    from tooltune.serving.blas import subprocess_env
 
     env = subprocess_env(settings.cache_dir, enabled=settings.use_openblas)
     env["PYTHONUNBUFFERED"] = "1"

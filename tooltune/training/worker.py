@@ -359,7 +359,7 @@ class Worker:
         """Refuse data that fails the data room's checks; a missing or crashing linter is recorded,
         not fatal (a linter bug must not block training)."""
         try:
-            from tooltune.training.lint import lint_dataset_dir
+            from tooltune.data.lint import lint_dataset_dir
 
             report = lint_dataset_dir(
                 Path(self.config.dataset_path or "."),

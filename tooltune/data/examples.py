@@ -42,7 +42,7 @@ class ExampleMeta(BaseModel):
 
 class Example(BaseModel):
     """One conversation. ``messages`` and ``tools`` are plain dicts because that is what the chat
-    template and mlx-lm consume; validation lives in :mod:`tooltune.training.lint`."""
+    template and mlx-lm consume; validation lives in :mod:`tooltune.data.lint`."""
 
     messages: list[dict[str, Any]]
     tools: list[dict[str, Any]] = Field(default_factory=list)
@@ -146,3 +146,8 @@ def split_turns(example: Example) -> list[Example]:
         Example(messages=example.messages[: i + 1], tools=example.tools, meta=example.meta.model_copy())
         for i in cuts
     ]
+
+
+def example_key(ex: Example) -> str:
+    """What makes two examples the same lesson: the user's words and the trained target."""
+    return " | ".join(ex.user_texts()) + " => " + ex.target_text()

@@ -19,8 +19,8 @@ import random
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from tooltune.agent.coding_tools import CODING_TOOLS_BY_NAME
-from tooltune.training.toolspec import ToolSpec
+from tooltune.coding_tools import CODING_TOOLS_BY_NAME
+from tooltune.toolspec import ToolSpec
 
 Args = dict[str, Any]
 Request = tuple[str, Args]

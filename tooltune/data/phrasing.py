@@ -16,9 +16,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from tooltune.training.samplers import CITY_OF_FULL, CURRENCY_NAMES, asks_full_place, number_kind, words_of
-from tooltune.training.toolspec import ToolSpec
-from tooltune.training.units import unit_suffixes
+from tooltune.data.samplers import CITY_OF_FULL, CURRENCY_NAMES, asks_full_place, number_kind, words_of
+from tooltune.data.units import unit_suffixes
+from tooltune.toolspec import ToolSpec
 
 VERBS = {
     "add",

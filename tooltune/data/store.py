@@ -15,10 +15,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from tooltune.data.examples import DataError, Example, example_from_record, read_jsonl
+from tooltune.data.lint import SPLITS, LintReport
 from tooltune.errors import WorkspaceError
 from tooltune.logs import get_logger
-from tooltune.training.examples import DataError, Example, example_from_record, read_jsonl
-from tooltune.training.lint import SPLITS, LintReport
 from tooltune.workspace import Workspace, atomic_dir, atomic_write_json, validate_name
 
 log = get_logger(__name__)

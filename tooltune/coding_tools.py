@@ -6,7 +6,7 @@ them — the same names and parameters everywhere, so what is trained is what is
 
 from __future__ import annotations
 
-from tooltune.training.toolspec import ToolSpec
+from tooltune.toolspec import ToolSpec
 
 
 def _obj(properties: dict, required: list[str]) -> dict:

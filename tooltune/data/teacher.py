@@ -191,7 +191,7 @@ def self_teacher(model_path: Path, settings: Settings) -> Iterator[Teacher]:
     Nothing else is needed offline; with the worked examples even a 0.5B model rewrites most requests."""
     from anyio.from_thread import start_blocking_portal
 
-    from tooltune.agent.model_server import ModelServer
+    from tooltune.serving.model_server import ModelServer
 
     server = ModelServer(model_path, settings=settings, record_active=False)
     with start_blocking_portal() as portal:

@@ -24,7 +24,7 @@ import yaml
 
 from tooltune.errors import TooltuneError
 from tooltune.logs import get_logger
-from tooltune.training.toolspec import ToolSpec, normalize_schema
+from tooltune.toolspec import ToolSpec, normalize_schema
 
 log = get_logger(__name__)
 
@@ -59,7 +59,7 @@ def load_tools(spec: str, *, base_dir: Path | None = None) -> list[ToolSpec]:
         which = spec.split(":", 1)[1]
         if which != "coding":
             raise ToolSourceError(f"unknown built-in tool set {which!r}; the only one is 'builtin:coding'")
-        from tooltune.agent.coding_tools import CODING_TOOLS
+        from tooltune.coding_tools import CODING_TOOLS
 
         return [t.model_copy(deep=True) for t in CODING_TOOLS]
     if spec.startswith("mcp:"):

@@ -12,8 +12,8 @@ from __future__ import annotations
 import random
 import re
 
-from tooltune.training.phrasing import TaskPhrase, task_phrase
-from tooltune.training.toolspec import ToolSpec
+from tooltune.data.phrasing import TaskPhrase, task_phrase
+from tooltune.toolspec import ToolSpec
 
 # Each pair swaps both ways; the task it makes is a different job, not a rewording. Verbs are swapped
 # only as the task's verb ("list files" -> "delete files"), nouns only in its object.

@@ -1,6 +1,6 @@
 """A bare ``mlx_lm.server`` child for benchmarks and tests of the eval runner.
 
-The product path is :class:`tooltune.agent.model_server.ModelServer` (adapter switching, probes,
+The product path is :class:`tooltune.serving.model_server.ModelServer` (adapter switching, probes,
 restarts). Benchmarks want nothing between the runner and the server, and tests want to kill the
 server on purpose, so this is the minimum: start with the OpenBLAS env, wait until a 1-token
 completion succeeds (``/health`` answers before the model is loaded), stop with SIGTERM then kill.
@@ -19,7 +19,7 @@ import httpx
 
 from tooltune.config import Settings
 from tooltune.errors import TooltuneError
-from tooltune.models.blas import subprocess_env
+from tooltune.serving.blas import subprocess_env
 from tooltune.subprocs import die_with_parent, exit_status, free_port
 
 

@@ -11,7 +11,7 @@ import random
 import re
 from typing import Any
 
-from tooltune.training.value_hints import description_examples
+from tooltune.data.value_hints import description_examples
 
 CITIES = [
     "Paris",

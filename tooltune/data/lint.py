@@ -16,9 +16,9 @@ from typing import Any, Literal
 from jsonschema import Draft202012Validator
 from pydantic import BaseModel, Field
 
+from tooltune.data.examples import DataError, Example, example_from_record, example_key
+from tooltune.data.similarity import DEDUP_THRESHOLD, LeakIndex, MinHashIndex
 from tooltune.logs import get_logger
-from tooltune.training.examples import DataError, Example, example_from_record
-from tooltune.training.similarity import DEDUP_THRESHOLD, LeakIndex, MinHashIndex
 
 log = get_logger(__name__)
 
@@ -387,7 +387,6 @@ def lint_items(
     dedup = MinHashIndex(DEDUP_THRESHOLD, bands=16, rows=8)
     rt_turns = 0
     dups = leaks = 0
-    from tooltune.training.generate import example_key
 
     trained = {_prefix_key(it.example, len(it.example.messages)) for it in items}
     for it in items:

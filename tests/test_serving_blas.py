@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from tooltune.config import Settings
-from tooltune.models import blas
-from tooltune.models.blas import (
+from tooltune.serving import blas
+from tooltune.serving.blas import (
     CHECK_FILE,
     BlasCheck,
     blas_env,

@@ -58,8 +58,8 @@ from tooltune.adapters.registry import AdapterRecord, AdapterRegistry
 from tooltune.config import Settings
 from tooltune.errors import ModelNotFoundError, TooltuneError
 from tooltune.logs import get_logger
-from tooltune.models.blas import subprocess_env
 from tooltune.models.resolve import fingerprint_model, is_mlx_model_dir
+from tooltune.serving.blas import subprocess_env
 from tooltune.subprocs import die_with_parent, exit_status, free_port, port_is_free
 from tooltune.workspace import Workspace, atomic_write_json
 

@@ -15,7 +15,9 @@ from test_adapters_registry import make_lora_adapter, record_for
 
 from tooltune.adapters.active import read_active
 from tooltune.adapters.registry import AdapterMismatchError, AdapterRegistry, CorruptAdapterError
-from tooltune.agent.model_server import (
+from tooltune.config import Settings
+from tooltune.errors import ModelNotFoundError
+from tooltune.serving.model_server import (
     ModelServer,
     ModelServerCrashedError,
     ModelServerError,
@@ -23,8 +25,6 @@ from tooltune.agent.model_server import (
     ServedModelMismatchError,
     ServerBusyError,
 )
-from tooltune.config import Settings
-from tooltune.errors import ModelNotFoundError
 from tooltune.workspace import Workspace
 
 pytestmark = pytest.mark.anyio
@@ -210,7 +210,7 @@ async def test_restart_switch_failure_keeps_or_restores_the_old_child(
 ) -> None:
     """A new child that dies while loading: side by side the old one never stopped; in place it is
     started again (rolled back) before the error reaches the caller."""
-    import tooltune.agent.model_server as ms
+    import tooltune.serving.model_server as ms
 
     real_wait_ready = ModelServer._wait_ready
 

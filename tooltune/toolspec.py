@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from jsonschema import Draft202012Validator
 from pydantic import BaseModel, Field
 
 BFCL_TYPE_MAP = {
@@ -41,6 +42,10 @@ class ToolSpec(BaseModel):
         return cls(
             name=fn["name"], description=fn.get("description", ""), parameters=normalize_schema(params)
         )
+
+    def validator(self) -> Draft202012Validator:
+        """A JSON Schema validator for this tool's arguments."""
+        return Draft202012Validator(self.parameters)
 
     @property
     def required(self) -> list[str]:

@@ -1,0 +1,153 @@
+"""The settings of one generation run (what kinds, how many, which phrasing) and what it returns."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field, field_validator
+
+from tooltune.coding_tools import DEFAULT_INSTRUCTIONS
+from tooltune.data.examples import Example
+from tooltune.data.teacher import TeacherStats
+
+# 2: numbers in written forms ($2,000,000 / 2 million / 5%), "City, ST" places, near_miss examples
+# 3: parallel includes fan-out requests (several values of one or two parameters: a call per combination);
+#    near_miss looks for a tool with a sibling task instead of giving up; "City, ST" only when the schema asks
+# 4: string values from the description's own examples ("e.g., 'C', 'F#'") and more typed banks (musical
+#    keys, stock indexes, seasons, months, weekdays...) instead of filler words; array items inherit the
+#    array's description; wh-questions ("Who was …?", "How much is …?") that want a call
+# 5: values put where the task phrase names them ("convert 500 from USD to CAD", "the president during
+#    the Civil War"), half of the requests
+# 6: the agent's built-in coding tools are asked for the way developers ask ("open src/app.py", "run
+#    `make lint`", follow-ups into a tool result), with results in the real tools' text form; the leak
+#    index holds the built-in suites too, which drops three chit-chat/general questions of the pools that
+#    are coding-tools no-call cases word for word (12 of 800 examples for BFCL simple_python)
+# 7: the coding tools' no-call examples are mostly messages answered in text *with* the tools offered
+#    (code questions, thanks, arithmetic, translations, inline code, asks out of reach; some after a
+#    finished tool exchange); "what does src/app.py do?" reads the file and answers from its content;
+#    more pairs in one message (write, run_tests, git_diff, three files); bare file names; file
+#    bodies that fit the file's extension. Other tools' data is unchanged.
+# 8: the coding tools are asked for two or three things at once more often: three-tool joins, one tool
+#    three times (list, search, tests), two one-line writes; calls in the order the message asks them.
+#    Other tools' data is unchanged.
+# 9: a coding-tools experiment on branch gen9, not merged (worse on the demo with one seed).
+# 10: a number may carry the unit its description names ("300K", "2 kg", "5J/K"; the call keeps the bare
+#     number); a currency code may be said by name ("Canadian dollars" for CAD); a schema asking for
+#     "City, ST" gets it from a request naming the city only, and a plain location (never a "city")
+#     sometimes gets a full form in the request, kept whole. The coding tools' data is byte-identical to 8.
+GENERATOR_VERSION = "tooltune-data/10"
+
+# ~25% of examples (after splitting multi-turn ones) end without a call: the model must learn not to
+# over-call (BFCL irrelevance), including when the offered tool is about the topic but does another job.
+DEFAULT_MIX: dict[str, float] = {
+    "single": 0.16,
+    "choose": 0.16,
+    "parallel": 0.09,
+    "edge_args": 0.07,
+    "multi_answer": 0.08,
+    "multi_chain": 0.05,
+    "no_call": 0.2,
+    "near_miss": 0.08,
+    "chitchat": 0.11,
+}
+GENERATED_KINDS = tuple(DEFAULT_MIX)
+
+
+class GenerateConfig(BaseModel):
+    n: int = Field(default=500, ge=1, description="Examples (lines) to produce after splitting and dedup.")
+    seed: int = 0
+    kinds: list[str] = Field(default_factory=lambda: list(GENERATED_KINDS))
+    split_turns: bool = Field(
+        default=True, description="One example per assistant turn (loss on every turn)."
+    )
+    max_tools: int = Field(default=4, ge=1, description="Most tools offered in one example (tokens!).")
+    teacher_share: float = Field(
+        default=0.3, ge=0, le=1, description="Share of requests sent to the teacher."
+    )
+    teacher_no_call_share: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Share of the requests answered in text (near misses, requests for a tool that is not "
+        "offered) sent to the teacher; None: teacher_share.",
+    )
+    teacher_tries: int = Field(
+        default=2,
+        ge=1,
+        le=5,
+        description="Samples asked of the teacher per request until one keeps every value and reads as a "
+        "request (a retry costs one more completion).",
+    )
+    system_prompt: str | None = Field(
+        default=None,
+        description="System message to put in front of a share of conversations: the one the model will "
+        "be served with (e.g. the coding agent's instructions), so training matches inference.",
+    )
+    system_share: float = Field(
+        default=0.5, ge=0, le=1, description="Share of conversations that get system_prompt (rest: none)."
+    )
+    contrast_share: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Share of no_call requests for a tool that is not offered that also get their twin: "
+        "the same words with that tool offered, answered with its call (kind 'contrast'). The pair "
+        "differs only in the offered tools, so the model must read them to tell call from refusal.",
+    )
+    near_miss_contrast_share: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Share of near misses (the task next to an offered tool's) that also get their twin: "
+        "the same request worded with the tool's own task, the same tools offered, answered with its "
+        "call (kind 'contrast'). The pair differs in the task words only, so the model must read them.",
+    )
+    absent_tool_share: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Share of no_call examples that refuse a request for a tool that is not offered; the "
+        "rest are questions, chit-chat and asks no tool serves, answered in text with tools offered. An "
+        "agent that always has its tools never meets the first kind. None: 0.7.",
+    )
+    call_question_share: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description='Share of requests answered with a call that are asked as a question ("What is the '
+        'density of ...?", "Who was the U.S. president during ...?") when the tool\'s task reads as one; '
+        "the rest are commands. None: 0.5, as for the requests answered in text. Chit-chat and general "
+        "questions make text answers questions more often than calls, and adapters learned to refuse "
+        "questions the offered tool answers; a higher share evens that out.",
+    )
+    phrasebook_share: float = Field(
+        default=0.8,
+        ge=0,
+        le=1,
+        description="Share of requests for the agent's built-in coding tools written the way developers "
+        'ask ("open src/app.py", "run `make lint`", follow-ups into a result); the rest are phrased '
+        "from the schema. Other tools have no phrasebook and are always phrased from their schema.",
+    )
+    mix: dict[str, float] | None = Field(
+        default=None,
+        description="Relative weight per kind (default DEFAULT_MIX). Match the target: single-turn "
+        "benchmarks want few text-ending examples, or a small model learns to refuse.",
+    )
+
+    @field_validator("system_prompt")
+    @classmethod
+    def _agent_alias(cls, value: str | None) -> str | None:
+        """``"agent"`` names the coding agent's own instructions — what `serve`/`ask` send."""
+        if value == "agent":
+            return DEFAULT_INSTRUCTIONS
+        return value
+
+
+class GenerateResult(BaseModel):
+    examples: list[Example]
+    counts: dict[str, int]
+    conversations: int = 0
+    dropped_duplicates: int = 0
+    dropped_leaked: int = 0
+    leaked_sources: list[str] = Field(default_factory=list)
+    dropped_unverifiable: int = 0
+    teacher: TeacherStats | None = None
+    seconds: float = 0.0
