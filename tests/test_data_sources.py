@@ -10,7 +10,6 @@ from pathlib import Path
 import anyio
 import pytest
 
-from tooltune.data.similarity import default_bfcl_dir
 from tooltune.data.tool_sources import (
     ToolSourceError,
     clean_schema,
@@ -18,11 +17,6 @@ from tooltune.data.tool_sources import (
     load_tool_specs,
     load_tools,
 )
-
-_BFCL_DIR = default_bfcl_dir()
-assert _BFCL_DIR is not None, "BFCL data not found: set TOOLTUNE_BFCL_DIR or keep ../shared/bench/bfcl"
-
-BFCL = _BFCL_DIR / "BFCL_v4_simple_python.json"
 
 SERVER_SRC = textwrap.dedent(
     '''
@@ -83,9 +77,10 @@ def test_malformed_file_names_line(tmp_path: Path) -> None:
         load_tools(str(tmp_path / "missing.json"))
 
 
-def test_bfcl_uses_only_function_schemas() -> None:
-    tools = load_tools(f"bfcl:{BFCL}")
-    first = json.loads(BFCL.read_text().splitlines()[0])
+def test_bfcl_uses_only_function_schemas(bfcl_dir: Path) -> None:
+    bfcl = bfcl_dir / "BFCL_v4_simple_python.json"
+    tools = load_tools(f"bfcl:{bfcl}")
+    first = json.loads(bfcl.read_text().splitlines()[0])
     assert tools[0].name == first["function"][0]["name"]
     assert tools[0].parameters["type"] == "object"  # BFCL "dict" normalised
     blob = json.dumps([t.to_openai() for t in tools])
@@ -93,11 +88,21 @@ def test_bfcl_uses_only_function_schemas() -> None:
     assert '"type": "dict"' not in blob and '"type": "float"' not in blob
 
 
-def test_bfcl_live_files_refused(tmp_path: Path) -> None:
+def test_any_bfcl_file_a_user_has_loads_whatever_its_name(tmp_path: Path) -> None:
+    fn = {
+        "name": "get_weather",
+        "description": "Weather of a city.",
+        "parameters": {"type": "dict", "properties": {"city": {"type": "string"}}},
+    }
     f = tmp_path / "BFCL_v4_live_simple.json"
-    f.write_text("")
-    with pytest.raises(ToolSourceError, match="off limits"):
-        load_tools(f"bfcl:{f}")
+    f.write_text(
+        json.dumps(
+            {"id": "live_simple_0", "question": [[{"role": "user", "content": "q"}]], "function": [fn]}
+        )
+        + "\n"
+    )
+    (tool,) = load_tools(f"bfcl:{f}")
+    assert tool.name == "get_weather" and tool.parameters["type"] == "object"
 
 
 def test_builtin_coding() -> None:

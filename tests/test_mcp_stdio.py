@@ -13,15 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx2
 import mcp
 import pytest
 from mcp import StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
 from test_mcp_tools import TOOLS
 
 from tooltune.config import Settings
 from tooltune.subprocs import free_port
 
-pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+pytestmark = pytest.mark.anyio
 
 TOOLTUNE = str(Path(sys.executable).parent / "tooltune")
 FAST = {
@@ -58,6 +60,7 @@ async def call(client: mcp.Client, tool: str, progress: Any = None, **args: Any)
     return result.structured_content
 
 
+@pytest.mark.slow
 async def test_full_loop_over_stdio(settings: Settings, tiny_model: Path, tmp_path: Path) -> None:
     ws = tmp_path / "stdio-ws"
     params = StdioServerParameters(
@@ -138,6 +141,7 @@ async def test_full_loop_over_stdio(settings: Settings, tiny_model: Path, tmp_pa
 
 async def test_streamable_http_smoke(settings: Settings, tmp_path: Path) -> None:
     port = free_port()
+    token = "smoke-test-token-0123456789"  # HTTP mode needs a bearer token (test_mcp_http_auth.py)
     proc = subprocess.Popen(
         [
             TOOLTUNE,
@@ -150,7 +154,7 @@ async def test_streamable_http_smoke(settings: Settings, tmp_path: Path) -> None
             "--port",
             str(port),
         ],
-        env=child_env(settings),
+        env={**child_env(settings), "TOOLTUNE_MCP_TOKEN": token},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -163,7 +167,8 @@ async def test_streamable_http_smoke(settings: Settings, tmp_path: Path) -> None
             assert proc.poll() is None, proc.stderr.read().decode()  # type: ignore[union-attr]
             assert time.monotonic() < deadline, "the HTTP server did not start listening"
             await anyio.sleep(0.2)
-        async with mcp.Client(f"http://127.0.0.1:{port}/mcp") as c:
+        auth = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"})
+        async with mcp.Client(streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=auth)) as c:
             tools = (await c.list_tools()).tools
             assert {t.name for t in tools} == TOOLS and all(t.output_schema for t in tools)
             assert (await call(c, "list_jobs"))["jobs"] == []

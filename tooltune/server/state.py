@@ -25,6 +25,8 @@ from tooltune.config import Settings
 from tooltune.errors import TooltuneError
 from tooltune.jobs import JobRecord, JobStore
 from tooltune.logs import get_logger
+from tooltune.models.resolve import resolve_model
+from tooltune.serving.model_server import ModelServer
 from tooltune.workspace import Workspace
 
 log = get_logger(__name__)
@@ -37,12 +39,15 @@ class BusyError(TooltuneError):
 
 
 class ServerState:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, allow_spawn: bool = True) -> None:
         self.settings = settings
+        # the owner's permission for tools to start programs a client names (generate_training_examples'
+        # mcp_server as a command line): `tooltune mcp` grants it over stdio, withholds it over HTTP
+        self.allow_spawn = allow_spawn
         self.ws = Workspace(settings.workspace).ensure()
         self.jobs = JobStore(self.ws)
         self.registry = AdapterRegistry(self.ws)
-        self._model_server: Any = None  # tooltune.serving.model_server.ModelServer (imported lazily)
+        self._model_server: ModelServer | None = None
         self._ms_lock = anyio.Lock()
         self._tg: anyio.abc.TaskGroup | None = None
         self._tasks: dict[str, anyio.CancelScope] = {}
@@ -65,12 +70,11 @@ class ServerState:
     # ---- model server ------------------------------------------------------------------------------
 
     @property
-    def model_server(self) -> Any:
+    def model_server(self) -> ModelServer | None:
         return self._model_server
 
     def resolve_model_path(self, ref: str | None) -> Path:
         """A base-model reference (cache name, folder, .gguf) → its local folder; never downloads."""
-        from tooltune.models.resolve import resolve_model
 
         if ref is None:
             ms = self._model_server
@@ -80,13 +84,12 @@ class ServerState:
             ref = active.model if active is not None else self.settings.default_model
         return resolve_model(ref, self.settings, download=False).path
 
-    async def model_server_for(self, model_path: Path) -> Any:
+    async def model_server_for(self, model_path: Path) -> ModelServer:
         """The running model server for ``model_path``, starting (or replacing) it as needed.
 
         Starts with the workspace's last verified adapter when it was trained on this model, so a
         restarted MCP server keeps serving what it served before.
         """
-        from tooltune.serving.model_server import ModelServer
 
         model_path = Path(model_path).resolve()
         async with self._ms_lock:

@@ -39,6 +39,8 @@ from tooltune.jobs import (
     utcnow,
 )
 from tooltune.logs import get_logger
+from tooltune.models.resolve import fingerprint_model
+from tooltune.serving.blas import subprocess_env
 from tooltune.training.train_config import TrainConfig, dataset_hash
 from tooltune.workspace import Workspace, atomic_write_json, validate_name
 
@@ -291,13 +293,17 @@ def start_training(config: TrainConfig, settings: Settings, *, name: str | None 
     """Validate, take the workspace's training lock, spawn the worker; return its job at once.
 
     Problems found before launch (unknown model, missing dataset, num_layers too large, adapter name
-    taken) raise a TooltuneError saying what to change, and leave a ``failed`` run recording why.
+    taken) raise a TooltuneError saying what to change before anything is written: a refused start
+    leaves no run folder and no job behind. A worker that cannot be started leaves a ``failed`` run.
     """
     ws = Workspace(settings.workspace).ensure()
     store = JobStore(ws)
     run_id = new_id("run")
     job_id = new_id("train")
     adapter_name = validate_name(name or run_id, "adapter name")
+    if (ws.adapters / adapter_name).exists():
+        raise TooltuneError(f"an adapter named {adapter_name!r} already exists; pass another --name")
+    resolved = config.resolve(settings)  # raises what to change (unknown model, missing dataset, ...)
     _take_lock(ws, job_id, run_id)  # raises TrainingBusyError before anything is written
     try:
         run_dir = ws.run_dir(run_id)
@@ -305,18 +311,9 @@ def start_training(config: TrainConfig, settings: Settings, *, name: str | None 
         run = RunRecord(
             id=run_id, job_id=job_id, adapter_name=adapter_name, dataset=config.dataset, seed=config.seed
         )
-        job = store.create(
+        store.create(
             "train", job_id=job_id, run_dir=run_dir, params={"run_id": run_id, "adapter": adapter_name}
         )
-        try:
-            if (ws.adapters / adapter_name).exists():
-                raise TooltuneError(f"an adapter named {adapter_name!r} already exists; pass another --name")
-            resolved = config.resolve(settings)
-        except TooltuneError as e:
-            atomic_write_json(run_dir / "config.json", config)
-            _fail_before_launch(store, run_dir, run, job, str(e))
-            raise
-        from tooltune.models.resolve import fingerprint_model
 
         assert resolved.model_path is not None and resolved.dataset_path is not None
         run = run.model_copy(
@@ -416,15 +413,9 @@ def training_status(ref: str, settings: Settings) -> tuple[JobRecord, RunRecord]
     return store.get(job_id), run
 
 
-def _fail_before_launch(store: JobStore, run_dir: Path, run: RunRecord, job: JobRecord, reason: str) -> None:
-    write_run(run_dir, run.model_copy(update={"status": "failed", "error": reason, "finished": utcnow()}))
-    store.update(job.id, status="failed", error=reason)
-
-
 def _spawn(settings: Settings, ws: Workspace, store: JobStore, run_dir: Path, job_id: str) -> JobRecord:
     """Launch the worker detached (own session: a Ctrl-C in the terminal or the parent exiting won't
     kill it) with the OpenBLAS environment every MLX child needs for fast float32."""
-    from tooltune.serving.blas import subprocess_env
 
     env = subprocess_env(settings.cache_dir, enabled=settings.use_openblas)
     env["PYTHONUNBUFFERED"] = "1"
