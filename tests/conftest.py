@@ -15,6 +15,33 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build(tmp_path_factory.mktemp("models") / "tiny-qwen2")
 
 
+# the BFCL files tests read (a subset of gorilla's BFCL v4 data; not shipped with the repo)
+BFCL_TEST_FILES = ("BFCL_v4_simple_python.json", "BFCL_v4_irrelevance.json")
+
+
+def find_bfcl_dir() -> Path | None:
+    """Where the product looks for BFCL data (TOOLTUNE_BFCL_DIR, else bench/bfcl or ../shared/bench/bfcl
+    next to the repo), if the files tests read are there; else None."""
+    from tooltune.data.similarity import default_bfcl_dir
+
+    found = default_bfcl_dir()
+    if found is None or not all((found / name).is_file() for name in BFCL_TEST_FILES):
+        return None
+    return found
+
+
+@pytest.fixture(scope="session")
+def bfcl_dir() -> Path:
+    """The BFCL data folder; tests that need it are skipped (with the reason) in a clone without it."""
+    found = find_bfcl_dir()
+    if found is None:
+        pytest.skip(
+            f"BFCL data not found: needs {' and '.join(BFCL_TEST_FILES)} in $TOOLTUNE_BFCL_DIR, "
+            "bench/bfcl or ../shared/bench/bfcl next to the repo"
+        )
+    return found
+
+
 @pytest.fixture
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """Settings with the workspace and model cache inside the test's temp folder."""

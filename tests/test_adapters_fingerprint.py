@@ -65,7 +65,6 @@ def test_distance_tolerates_noise_and_near_ties_but_not_real_changes() -> None:
     assert math.isinf(signature_distance(a, ProbeSignature(tokens=[], top=[])))
 
 
-@pytest.mark.slow
 def test_reference_probe_separates_adapter_and_matches_plain_base(
     tiny_model: Path, tmp_path: Path, settings: Settings
 ) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import random
 import re
+from pathlib import Path
 
 import pytest
 
@@ -17,7 +18,7 @@ from tooltune.data import coding_chat, coding_requests
 from tooltune.data.canned_text import REFUSALS
 from tooltune.data.generate import generate_examples
 from tooltune.data.generate_config import GenerateConfig
-from tooltune.data.similarity import LeakIndex, default_bfcl_dir
+from tooltune.data.similarity import LeakIndex
 from tooltune.data.tool_sources import load_tool_specs
 from tooltune.toolspec import ToolSpec
 
@@ -149,10 +150,8 @@ def test_code_questions_and_out_of_reach_asks_are_answered_in_text(natural) -> N
     )
 
 
-def test_other_tools_are_untouched_by_the_phrasebook() -> None:
-    bfcl = default_bfcl_dir()
-    assert bfcl is not None
-    tools = load_tool_specs([f"bfcl:{bfcl / 'BFCL_v4_simple_python.json'}"])[:30]
+def test_other_tools_are_untouched_by_the_phrasebook(bfcl_dir: Path) -> None:
+    tools = load_tool_specs([f"bfcl:{bfcl_dir / 'BFCL_v4_simple_python.json'}"])[:30]
     # a user's own `read_file` with other parameters is not the built-in one
     own = ToolSpec(
         name="read_file", description="Read a note.", parameters={"type": "object", "properties": {}}

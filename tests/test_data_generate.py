@@ -22,19 +22,18 @@ from tooltune.data.generate import generate_examples
 from tooltune.data.generate_config import GENERATED_KINDS, GenerateConfig
 from tooltune.data.lint import lint_items
 from tooltune.data.phrasing import leaf_forms, leaf_strings
-from tooltune.data.similarity import default_bfcl_dir
 from tooltune.data.teacher import Teacher
 from tooltune.data.tool_sources import load_tool_specs
 
-_BFCL_DIR = default_bfcl_dir()
-assert _BFCL_DIR is not None, "BFCL data not found: set TOOLTUNE_BFCL_DIR or keep ../shared/bench/bfcl"
 
-BFCL = _BFCL_DIR / "BFCL_v4_simple_python.json"
+@pytest.fixture(scope="session")
+def bfcl_simple(bfcl_dir: Path) -> Path:
+    return bfcl_dir / "BFCL_v4_simple_python.json"
 
 
 @pytest.fixture(scope="module")
-def tools():
-    return load_tool_specs(["builtin:coding", f"bfcl:{BFCL}"])
+def tools(bfcl_simple: Path):
+    return load_tool_specs(["builtin:coding", f"bfcl:{bfcl_simple}"])
 
 
 def _write(tmp: Path, examples) -> Path:
@@ -134,7 +133,9 @@ def _cli(*args: str, settings: Settings) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_cli_generate_from_bfcl_uses_only_schemas(settings: Settings, tiny_model: Path) -> None:
+def test_cli_generate_from_bfcl_uses_only_schemas(
+    settings: Settings, tiny_model: Path, bfcl_simple: Path
+) -> None:
     from tooltune.data.store import load_dataset
     from tooltune.workspace import Workspace
 
@@ -142,7 +143,7 @@ def test_cli_generate_from_bfcl_uses_only_schemas(settings: Settings, tiny_model
         "data",
         "generate",
         "--tools",
-        f"bfcl:{BFCL}",
+        f"bfcl:{bfcl_simple}",
         "--out",
         "X",
         "--n",
@@ -161,7 +162,8 @@ def test_cli_generate_from_bfcl_uses_only_schemas(settings: Settings, tiny_model
     assert "0 leaked" in info.lint.checks["leakage"].detail
     assert info.lint.checks["roundtrip"].status == "passed"
     data = "".join((info.path / f"{s}.jsonl").read_text() for s in ("train", "valid", "test"))
-    questions = [json.loads(line)["question"][0][0]["content"] for line in BFCL.read_text().splitlines()]
+    lines = bfcl_simple.read_text().splitlines()
+    questions = [json.loads(line)["question"][0][0]["content"] for line in lines]
     assert not [q for q in questions if q in data]
     assert info.hash in r.stdout and "leaked" in r.stdout
     r = _cli("data", "lint", "X", "--model", str(tiny_model), settings=settings)
@@ -390,6 +392,7 @@ def test_open_teacher_names_none_an_endpoint_or_the_model_itself(settings: Setti
             pass
 
 
+@pytest.mark.slow
 def test_cli_teacher_self_serves_the_model_while_generating(settings: Settings, tiny_model: Path) -> None:
     """--teacher self starts mlx_lm.server on --model, sends it the requests to rewrite and stops it;
     the dataset records who taught, the shares and the prompt version. (The tiny model's random words

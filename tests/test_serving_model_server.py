@@ -91,15 +91,22 @@ async def test_sigkill_mid_request_restarts_and_retries(tiny_model: Path, shared
         result: dict = {}
 
         async def long_request() -> None:
-            # 2000 tokens take ~2.7 s on this CPU, so the kill at 0.5 s lands mid-generation
-            # (400 tokens took 0.6 s, and a faster CI box once finished them before the kill).
+            # 2000 tokens take ~2.7 s on this CPU: the kill below lands within a poll of their start
             result.update(
                 await server.chat([{"role": "user", "content": "hi"}], max_tokens=2000, logit_bias=NO_EOS)
             )
 
+        child = server._child
+        assert child is not None
+        child.tail.clear()
         async with anyio.create_task_group() as tg:
             tg.start_soon(long_request)
-            await anyio.sleep(0.5)
+            # not a fixed sleep (a fast box once finished before it, a slow one may not have started):
+            # mlx_lm.server logs the request's 200 when the prompt is processed and generation begins,
+            # and writes the body only when all 2000 tokens are done, so kill once that line shows
+            with anyio.fail_after(60):
+                while not any('"POST /v1/chat/completions' in line for line in list(child.tail)):
+                    await anyio.sleep(0.01)
             os.kill(first_pid, signal.SIGKILL)
         assert result["usage"]["completion_tokens"] == 2000
         assert server.restart_count == 1
@@ -286,5 +293,21 @@ async def test_from_active_serves_the_recorded_selection(tiny_model: Path, share
     write_active(ws, ActiveSelection(model=str(tiny_model), adapter="a1"))
     server = ModelServer.from_active(shared)
     assert server.model_path == tiny_model.resolve()
-    assert json.loads((ws.root / "active.json").read_text())["adapter"] == "a1"
     assert server._initial_adapter == "a1"
+
+
+@pytest.mark.slow
+async def test_a_started_server_records_what_from_active_serves_next(
+    tiny_model: Path, shared: Settings
+) -> None:
+    """active.json as the server writes it (after verifying what it serves), not as a test wrote it."""
+    ws = Workspace(shared.workspace)
+    (ws.root / "active.json").unlink(missing_ok=True)
+    async with ModelServer(tiny_model, settings=shared, adapter="a1") as server:
+        model_fingerprint = server.model_fingerprint
+    written = json.loads((ws.root / "active.json").read_text())
+    assert written["adapter"] == "a1" and written["model"] == str(tiny_model.resolve())
+    assert written["model_fingerprint"] == model_fingerprint
+    assert written["adapter_fingerprint"] == registry_of(shared).get("a1").adapter_fingerprint
+    again = ModelServer.from_active(shared)
+    assert again.model_path == tiny_model.resolve() and again._initial_adapter == "a1"

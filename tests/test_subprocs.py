@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from tooltune.subprocs import free_port, port_is_free
+from tooltune.subprocs import die_with_parent, free_port, port_is_free
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
 
 # the parent starts a long sleeper with die_with_parent, prints its pid, then waits to be killed
 PARENT = textwrap.dedent(
@@ -36,6 +36,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@linux_only
 def test_child_gets_sigterm_when_parent_is_killed() -> None:
     parent = subprocess.Popen([sys.executable, "-c", PARENT], stdout=subprocess.PIPE, text=True)
     assert parent.stdout is not None
@@ -47,6 +48,14 @@ def test_child_gets_sigterm_when_parent_is_killed() -> None:
     while _alive(child_pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(child_pid)
+
+
+def test_die_with_parent_hook_exists_only_where_the_kernel_has_one() -> None:
+    hook = die_with_parent()
+    if sys.platform.startswith("linux"):
+        assert callable(hook)
+    else:
+        assert hook is None  # Popen(preexec_fn=None): no hook, and nothing that could fail in the child
 
 
 def test_free_port_is_free() -> None:

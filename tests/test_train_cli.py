@@ -39,6 +39,7 @@ def data(tmp_path: Path) -> Path:
     return d
 
 
+@pytest.mark.slow
 def test_config_file_flags_detach_cancel_and_runs_list(
     tiny_model: Path,
     settings: Settings,

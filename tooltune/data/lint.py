@@ -45,6 +45,9 @@ class CheckResult(BaseModel):
     errors: int = 0
     warnings: int = 0
     detail: str = ""
+    # What the check ran against on this machine (the eval files the leakage check found): shown after
+    # the detail, but not part of a dataset's hash (see LintReport.portable)
+    context: str = ""
 
 
 class DatasetStats(BaseModel):
@@ -71,11 +74,23 @@ class LintReport(BaseModel):
     model: str | None = None
 
     def summary(self) -> str:
-        parts = [f"{k}: {v.status}" + (f" ({v.detail})" if v.detail else "") for k, v in self.checks.items()]
+        parts = []
+        for k, v in self.checks.items():
+            said = "; ".join(x for x in (v.detail, v.context) if x)
+            parts.append(f"{k}: {v.status}" + (f" ({said})" if said else ""))
         return (
             f"{'OK' if self.ok else 'FAILED'} — {self.examples} examples, {len(self.errors)} errors, "
             f"{len(self.warnings)} warnings\n  " + "\n  ".join(parts)
         )
+
+    def portable(self) -> LintReport:
+        """The report as a dataset's hash sees it: what lint found in the examples and with which model,
+        not what this machine happened to hold. Which eval files the leakage check found (BFCL data next
+        to one clone and not another, the workspace's own suites) and where the model folder sits must not
+        change the hash of the same examples; a leak they find is an error, and no dataset has one."""
+        checks = {k: v.model_copy(update={"context": ""}) for k, v in self.checks.items()}
+        model = Path(self.model).name if self.model else self.model
+        return self.model_copy(update={"checks": checks, "model": model})
 
 
 class _Item(BaseModel):
@@ -447,10 +462,9 @@ def lint_items(
     if leak_index is None:
         checks["leakage"] = CheckResult(status="skipped", detail="no eval index given")
     else:
-        checks["leakage"].detail = (
-            f"{leaks} leaked; checked against {len(leak_index)} eval requests "
-            f"({', '.join(leak_index.sources) or 'none found'})"
-        )
+        checks["leakage"].detail = f"{leaks} leaked"
+        found = ", ".join(leak_index.sources) or "none found"
+        checks["leakage"].context = f"checked against {len(leak_index)} eval requests ({found})"
     checks["loss"].detail = (
         "mask_prompt: only the last message of each example is trained"
         if mask_prompt

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,8 @@ log = get_logger(__name__)
 
 
 class DatasetMeta(BaseModel):
-    """How a dataset was made; all of it (except ``created``) enters the hash."""
+    """How a dataset was made; all of it (except ``created``) enters the hash, as :func:`portable_meta`
+    writes it: without where on this machine its files were found."""
 
     sources: list[str] = Field(default_factory=list)
     generator_version: str = ""
@@ -72,11 +74,57 @@ def _canonical(examples: list[Example]) -> str:
     return "".join(ex.to_line() + "\n" for ex in examples)
 
 
+# Tool-source kinds whose spec is not a path (see tooltune.data.tool_sources); ``examples:``/``import:``
+# already name a file without its folder.
+_NOT_A_PATH = ("builtin:", "examples:", "import:")
+
+
+def _portable_path(path: str) -> str:
+    """A file by its name: ``/home/me/clone/../shared/bench/bfcl/BFCL_x.json`` -> ``BFCL_x.json``."""
+    return path.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+
+
+def portable_source(source: str) -> str:
+    """A tool source as the hash sees it: files by name, not by where this clone or cache keeps them (the
+    tools themselves are in every example, so their content is hashed anyway)."""
+    if source.startswith(_NOT_A_PATH):
+        return source
+    if source.startswith("mcp:"):
+        command = source[4:].strip()
+        if "://" in command:  # an MCP server's URL
+            return source
+        try:
+            words = shlex.split(command)
+        except ValueError:
+            return source
+        portable = [_portable_path(w) if Path(w).is_absolute() else w for w in words]
+        return source if portable == words else "mcp:" + shlex.join(portable)
+    if source.startswith("bfcl:"):
+        return "bfcl:" + _portable_path(source[5:])
+    return _portable_path(source)
+
+
+def portable_meta(meta: DatasetMeta) -> DatasetMeta:
+    """``meta`` without what depends on where things sit on this machine: the paths of the tool files
+    (:func:`portable_source`), the eval files the leakage check found and the model folder's location
+    (:meth:`LintReport.portable`), a local teacher model's folder. The same examples made with the same
+    settings then hash the same in any clone, workspace or cache."""
+    update: dict[str, Any] = {"sources": [portable_source(s) for s in meta.sources]}
+    if meta.lint is not None:
+        update["lint"] = meta.lint.portable()
+    teacher = meta.stats.get("teacher")
+    model = teacher.get("model") if isinstance(teacher, dict) else None
+    if isinstance(model, str) and Path(model).is_absolute():  # `--teacher self` names the model's folder
+        update["stats"] = {**meta.stats, "teacher": {**teacher, "model": Path(model).name}}
+    return meta.model_copy(update=update)
+
+
 def compute_hash(texts: dict[str, str], meta: DatasetMeta) -> str:
+    """The examples of each split and how they were made (:func:`portable_meta`), never where."""
     h = hashlib.sha256()
     for s in SPLITS:
         h.update(s.encode() + b"\0" + texts.get(s, "").encode("utf-8") + b"\0")
-    h.update(meta.model_dump_json(exclude={"created"}).encode("utf-8"))
+    h.update(portable_meta(meta).model_dump_json(exclude={"created"}).encode("utf-8"))
     return "sha256:" + h.hexdigest()
 
 
