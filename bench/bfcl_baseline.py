@@ -62,7 +62,7 @@ def summarize(cat: str, report: EvalReport) -> dict[str, Any]:
 
 def main() -> None:
     # One OpenBLAS thread per server: on 2 shared cores, 2 spinning BLAS threads per process made
-    # requests ~6x slower under load (measured while writing this bench; PLATFORM.md recommends 1 too).
+    # requests ~6x slower under load (measured while writing this bench; docs/PLATFORM.md recommends 1 too).
     os.environ.setdefault("TOOLTUNE_BLAS_THREADS", "1")
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=40, help="cases per BFCL category (first N)")

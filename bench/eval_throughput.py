@@ -3,7 +3,7 @@
 Usage: python bench/eval_throughput.py [--per-category 4] [--levels 1,4,8] [--max-tokens 128] [--out FILE]
 
 Each level gets a freshly started mlx_lm.server, so no level profits from prompt-cache entries left
-by another (PLATFORM.md: a naive repeat showed a false 6x from cache hits). Cases within a level are
+by another (docs/PLATFORM.md: a naive repeat showed a false 6x from cache hits). Cases within a level are
 all different prompts, as in a real eval.
 """
 
@@ -36,7 +36,7 @@ def loadavg() -> list[float]:
 
 def main() -> None:
     # One OpenBLAS thread per server: on 2 shared cores, 2 spinning BLAS threads per process made
-    # requests ~6x slower under load (measured while writing this bench; PLATFORM.md recommends 1 too).
+    # requests ~6x slower under load (measured while writing this bench; docs/PLATFORM.md recommends 1 too).
     os.environ.setdefault("TOOLTUNE_BLAS_THREADS", "1")
     ap = argparse.ArgumentParser()
     ap.add_argument("--suite", default="coding-tools")

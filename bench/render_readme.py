@@ -1,8 +1,9 @@
 """Regenerate README.md's "Results" section and bench/RESULTS.md from bench/results/*.json (the numbers
 are never typed by hand).
 
-README gets the table of every BFCL attempt, the base models, the baseline and the platform numbers;
-bench/RESULTS.md gets each attempt's details (per-suite table, training, notes, goals, diagnosis).
+README gets a few headline rows (HEADLINE) and a summary over every result; bench/RESULTS.md gets the
+table of every BFCL attempt, the base models, the baseline, the platform numbers and each attempt's
+details (per-suite table, training, notes, goals, diagnosis).
 
 Usage: python bench/render_readme.py [--check]   (--check: exit 1 if either file is out of date)
 """
@@ -106,7 +107,7 @@ def attempts() -> list[str]:
             f"{cfg.get('rank', '?')} × {cfg.get('num_layers', '?')} | {cfg.get('seed', '?')} | {share:.0%} | {made} | "
             f"{native} | {irr_cell} |"
         )
-    return [*rows, "", "Details per attempt:", ""]
+    return [*rows, ""]
 
 
 def _value_weight(cfg: dict[str, Any]) -> str:
@@ -164,7 +165,8 @@ def _data_options(data: dict[str, Any]) -> str:
     return "".join(f" + {p}" for p in parts)
 
 
-def headline() -> list[str]:
+def details() -> list[str]:
+    """Each attempt's per-suite table, training, notes, goals and diagnosis."""
     out: list[str] = []
     for p in sorted(RESULTS.glob("bfcl_adapter_*.json")):
         d = json.loads(p.read_text())
@@ -316,8 +318,11 @@ def platform() -> list[str]:
         for r in o["results"]:
             best = r.get("best", {})
             if "raw" in best and "tooltune" in best:
+                c = r.get("config") or {}
                 out.append(
-                    f"- Training, {r['model']} ({_link('train_overhead.json')}): raw `mlx_lm lora` "
+                    f"- Training overhead, {r['model']} ({_link('train_overhead.json')}; batch "
+                    f"{c.get('batch_size', '?')}, {c.get('num_layers', '?')} layers, sequences ≤ "
+                    f"{c.get('max_seq_length', '?')} tokens): raw `mlx_lm lora` "
                     f"{best['raw']['s_per_iter']:.2f} s/iter vs `tooltune train` {best['tooltune']['s_per_iter']:.2f} "
                     f"s/iter (wall ratio {best['tooltune']['wall_s'] / best['raw']['wall_s']:.2f}×), peak RSS "
                     f"{best['tooltune']['peak_rss_gb']} GB."
@@ -325,28 +330,117 @@ def platform() -> list[str]:
     return [*out, ""]
 
 
-def render() -> str:
-    lines = attempts() + [
-        "",
-        "Each attempt's per-suite numbers, training, notes and diagnosis: [bench/RESULTS.md](bench/RESULTS.md).",
-        "",
+# The README's rows: the 0.5B's best pair (native with irrelevance), the larger model, and the best native
+# of each other category tried.
+HEADLINE = (
+    ("bfcl_adapter_simple_python_v3_i300.json", "best 0.5B pair, attempt 8"),
+    ("bfcl_adapter_simple_python_1.5b_v10_i150_vw0.3.json", "attempt 31"),
+    ("bfcl_adapter_parallel.json", ""),
+    ("bfcl_adapter_multiple_v4.json", ""),
+)
+# One recipe trained with three data and training seeds: how far seeds alone move native.
+SEED_SPREAD = (
+    "bfcl_adapter_simple_python_v3_i300.json",
+    "bfcl_adapter_simple_python_v3_i300_t1.json",
+    "bfcl_adapter_simple_python_v3_i300_t2.json",
+)
+
+
+def _native(d: dict[str, Any], who: str, mode: str = "native_pass") -> tuple[int, int]:
+    o = d["results"][d["category"]][who]["overall"]
+    return o[mode], o["n"]
+
+
+def headline_table() -> list[str]:
+    rows = [
+        "| BFCL category | model | native calls: base → adapter | base model, call written as text | "
+        "irrelevance, no call attempt: base → adapter | result |",
+        "|---|---|---:|---:|---:|---|",
     ]
-    lines += base_models() + baseline() + platform()
-    lines.append("Regenerate this section and bench/RESULTS.md with `python bench/render_readme.py`.")
+    for name, label in HEADLINE:
+        d = _load(name)
+        if not d:
+            continue
+        irr = d["results"].get("irrelevance")
+        irr_cell = (
+            f"{_pct(irr['baseline']['overall']['lenient_pass'], irr['baseline']['overall']['n'])} → "
+            f"**{_pct(irr['adapter']['overall']['lenient_pass'], irr['adapter']['overall']['n'])}**"
+            if irr
+            else "–"
+        )
+        rows.append(
+            f"| {d['category']}{f' ({label})' if label else ''} | {_model_size(d['model'])} | {_pct(*_native(d, 'baseline'))} → "
+            f"**{_pct(*_native(d, 'adapter'))}** | {_pct(*_native(d, 'baseline', 'lenient_pass'))} | "
+            f"{irr_cell} | {_link(name)} |"
+        )
+    return rows
+
+
+def summary() -> list[str]:
+    """What every result says together: goals met, the best native, the spread from seeds alone."""
+    results = {p.name: json.loads(p.read_text()) for p in sorted(RESULTS.glob("bfcl_adapter_*.json"))}
+    if not results:
+        return []
+    goals = [d["goals"] for d in results.values() if isinstance(d.get("goals"), dict)]
+    native_met = sum(g["category_native"]["met"] for g in goals)
+    irr_met = sum(bool(g.get("irrelevance_any_call_counted", {}).get("met")) for g in goals)
+    best = max(results, key=lambda n: _native(results[n], "adapter")[0] / _native(results[n], "adapter")[1])
+    models = sorted({_model_size(d["model"]) for d in results.values()})
+    out = [
+        f"All {len(results)} BFCL result files ({', '.join(models)}; some score one adapter on another "
+        f"question sample): the native goal (≥ 90%) is met by "
+        f"{native_met or 'none'}; the best native is {_pct(*_native(results[best], 'adapter'))} "
+        f"({_link(best)}). The irrelevance goal (≥ 85%, any call attempt counted as a call) is met by "
+        f"{irr_met}."
+    ]
+    spread = [results[n] for n in SEED_SPREAD if n in results]
+    if len(spread) > 1:
+        seeds = ", ".join(str(d["train"]["config"]["seed"]) for d in spread)
+        scores = ", ".join(str(_native(d, "adapter")[0]) for d in spread)
+        out.append(
+            f"Seeds alone move these numbers: attempt 8's recipe trained with seeds {seeds} scored native "
+            f"{scores} out of 40."
+        )
+    return out
+
+
+def render() -> str:
+    lines = [
+        "Every number below is on a seeded sample of **40 questions** per BFCL category (temperature 0), "
+        "each row one trained adapter; runs on the full categories are an open issue.",
+        "",
+        *headline_table(),
+        "",
+        *summary(),
+        "",
+        "Every attempt, the base models, the baseline and the platform benchmarks: "
+        "[bench/RESULTS.md](bench/RESULTS.md). What each attempt changed and what it measured: "
+        "[docs/BFCL_ATTEMPTS.md](docs/BFCL_ATTEMPTS.md).",
+        "Regenerate this section and bench/RESULTS.md with `python bench/render_readme.py`.",
+    ]
     return "\n".join(lines)
 
 
 def render_details() -> str:
     head = [
-        "# BFCL adapter results, attempt by attempt",
+        "# BFCL results, attempt by attempt",
         "",
-        "Generated from `bench/results/bfcl_adapter_*.json` by `python bench/render_readme.py`; do not edit.",
-        "The summary table is in the README's Results section; the story of the attempts is in",
+        "Generated from `bench/results/*.json` by `python bench/render_readme.py`; do not edit.",
+        "The README's Results section shows a few headline rows; the story of the attempts is in",
         "[docs/BFCL_ATTEMPTS.md](../docs/BFCL_ATTEMPTS.md).",
         "",
+        "Each BFCL run's HTML comparison pages are not committed (`bench/results/*.html` is git-ignored):",
+        "`bench/bfcl_adapter.py` copies them next to its JSON when it runs, and",
+        "`tooltune --workspace WS eval compare BASELINE_RUN ADAPTER_RUN` rebuilds one from the bench workspace",
+        "(WS: the script's `--workspace`, default `~/.cache/tooltune/bench-ws`; the run ids are each JSON's",
+        "`results.<suite>.baseline.run_id` and `results.<suite>.adapter.run_id`). It writes",
+        "`WS/reports/ADAPTER_RUN/vs-BASELINE_RUN.html`; `tooltune eval report RUN` re-renders one run's",
+        "`report.html`.",
+        "",
     ]
+    body = attempts() + base_models() + baseline() + platform() + ["## Details per attempt", "", *details()]
     # links are relative to bench/ here
-    return "\n".join(head + headline()).replace("](bench/results/", "](results/") + "\n"
+    return "\n".join(head + body).replace("](bench/results/", "](results/") + "\n"
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
 Base small models usually know which call to make but write it as ```json fenced JSON, bare JSON or
 a ``<tool_call>`` block the server's parser missed (the 0.5B Qwen does this nearly always, see
-PLATFORM.md), so ``mlx_lm.server`` reports no ``tool_calls`` and an agent sees only prose. With
+docs/PLATFORM.md), so ``mlx_lm.server`` reports no ``tool_calls`` and an agent sees only prose. With
 ``--lenient-tools`` the agent turns such text into real tool calls, and every time it does it logs a
 warning saying so: the point of tooltune is an adapter that makes this unnecessary, and users should
 see when they are leaning on the crutch. Without the flag the same detection only logs a hint.

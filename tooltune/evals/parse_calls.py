@@ -1,7 +1,7 @@
 """Lenient parsing: find tool calls a model wrote as *text* instead of the native format.
 
 Small models often know which call to make but write it as ```json fenced JSON or bare JSON (the
-0.5B Qwen does this ~always, see PLATFORM.md). Scoring those calls separately from native
+0.5B Qwen does this ~always, see docs/PLATFORM.md). Scoring those calls separately from native
 ``tool_calls`` tells a format failure (fixable by teaching the template) from a knowledge failure.
 
 Strategies are tried in order of how explicit they are — ``<tool_call>`` tags, fenced blocks, bare

@@ -27,7 +27,7 @@ class ModelEntry(BaseModel):
 
 
 def platform_default_format() -> str:
-    """The fast format on this machine, in words (why: see PLATFORM.md's measurements)."""
+    """The fast format on this machine, in words (why: see docs/PLATFORM.md's measurements)."""
     if is_apple_silicon():
         return f"{default_quantize_bits()}-bit (Apple silicon: quantized matmuls run on Metal)"
     return (
