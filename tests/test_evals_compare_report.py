@@ -83,6 +83,9 @@ def test_comparison_known_numbers():
     assert t.p_value == pytest.approx(22 / 1024)
     assert cmp.mcnemar_lenient.fixes == 4 and cmp.mcnemar_lenient.regressions == 0
     assert [r.case_id for r in cmp.regressions] == ["c0"]
+    # c8..c11 are fixed natively and leniently: one entry per mode, one id per case
+    assert len(cmp.fixes) == 13
+    assert cmp.fixed_ids() == sorted(f"c{i}" for i in range(3, 12)) and cmp.regressed_ids() == ["c0"]
     assert cmp.regressions[0].reason_b == "unparsed_format"
     assert cmp.categories["overall"].native_a == pytest.approx(2 / 12)
     assert cmp.categories["overall"].native_b == pytest.approx(10 / 12)

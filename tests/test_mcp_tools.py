@@ -507,7 +507,7 @@ async def test_internal_error_is_generic_and_logged_with_an_id(
 ) -> None:
     from structlog.testing import capture_logs
 
-    import tooltune.data.store as store
+    import tooltune.server.tools.data as store  # where validate_dataset looks the dataset up
 
     def broken(*_: Any, **__: Any) -> Any:
         raise RuntimeError("secret detail at /home/someone")
@@ -528,7 +528,7 @@ async def test_a_value_a_service_model_rejects_names_its_field(
     client: mcp.Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # a value the SDK's schema let through but a service's pydantic model refused (e.g. an override)
-    import tooltune.data.store as store
+    import tooltune.server.tools.data as store  # where validate_dataset looks the dataset up
     from tooltune.data.generate_config import GenerateConfig
 
     def rejects(*_: Any, **__: Any) -> Any:

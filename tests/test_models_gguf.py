@@ -420,11 +420,11 @@ def test_failure_mid_conversion_leaves_nothing(
 def test_resolve_gguf_imports_once(
     qwen_gguf: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import tooltune.models.gguf_import as gi
+    import tooltune.models.resolve as resolve_room
     from tooltune.models.resolve import resolve_model
 
     first = resolve_model(qwen_gguf, settings)
     assert first.source == "gguf" and first.path == settings.models_dir / "tiny-qwen2"
-    monkeypatch.setattr(gi, "import_gguf", lambda *a, **k: pytest.fail("imported twice"))
+    monkeypatch.setattr(resolve_room, "import_gguf", lambda *a, **k: pytest.fail("imported twice"))
     assert resolve_model(qwen_gguf, settings).path == first.path
     assert resolve_model("tiny-qwen2", settings).source == "cache"

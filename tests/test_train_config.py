@@ -53,7 +53,7 @@ def test_unknown_option_and_bad_values_are_clear(tmp_path: Path) -> None:
 def test_resolve_defaults_and_num_layers_errors(tiny_model: Path, settings: Settings, tmp_path: Path) -> None:
     data = _dataset(tmp_path / "data", n_train=10)
     cfg = TrainConfig(model=str(tiny_model), dataset=str(data), epochs=2, batch_size=4).resolve(settings)
-    assert cfg.num_layers == 2  # min(16, the tiny model's 2 layers)
+    assert cfg.num_layers == 2  # min(8, the tiny model's 2 layers)
     assert cfg.iters == 5  # ceil(2 epochs * 10 examples / batch 4)
     assert cfg.model_path == tiny_model.resolve() and cfg.dataset_path == data.resolve()
     all_layers = TrainConfig(model=str(tiny_model), dataset=str(data), num_layers=-1).resolve(settings)
@@ -84,10 +84,10 @@ def test_schedule_maps_to_mlx_build_schedule() -> None:
     assert float(sched(0)) == pytest.approx(0.0)
     assert float(sched(4)) == pytest.approx(1e-3, rel=1e-4)
     assert float(sched(20)) == pytest.approx(1e-5, rel=1e-3)
-    const = TrainConfig(dataset="d", iters=20, learning_rate=2e-4, warmup=2)
+    const = TrainConfig(dataset="d", iters=20, learning_rate=2e-4, lr_schedule="constant", warmup=2)
     s2 = build_schedule(const.mlx_lr_schedule())
     assert [round(float(s2(i)), 8) for i in (0, 1, 2, 10)] == [0.0, 1e-4, 2e-4, 2e-4]
-    assert TrainConfig(dataset="d", iters=5).mlx_lr_schedule() is None
+    assert TrainConfig(dataset="d", iters=5, lr_schedule="constant").mlx_lr_schedule() is None
 
 
 def test_short_run_recipe() -> None:
@@ -95,3 +95,22 @@ def test_short_run_recipe() -> None:
     cfg = TrainConfig.short_run("m", "d", iters=100, rank=4)
     assert (cfg.lr_schedule, cfg.warmup, cfg.mask_prompt, cfg.iters, cfg.rank) == ("cosine", 5, True, 100, 4)
     assert TrainConfig.short_run("m", "d", iters=10, warmup=0).warmup == 0
+
+
+def test_default_recipe_is_the_benchmarks_and_resolves_to_numbers(
+    tiny_model: Path, settings: Settings, tmp_path: Path
+) -> None:
+    """The defaults a user gets are the recipe behind bench/results (batch 1, rank 8 on 8 blocks, lr 5e-5,
+    cosine after a 5% warmup, 1024 tokens, 4 validation batches at the middle and the end, 150 steps)."""
+    data = _dataset(tmp_path / "data", n_train=10)
+    cfg = TrainConfig(model=str(tiny_model), dataset=str(data))
+    got = (cfg.batch_size, cfg.rank, cfg.learning_rate, cfg.lr_schedule, cfg.max_seq_length, cfg.val_batches)
+    assert got == (1, 8, 5e-5, "cosine", 1024, 4) and cfg.mask_prompt
+    resolved = cfg.resolve(settings)
+    assert (resolved.iters, resolved.warmup, resolved.steps_per_eval) == (150, 7, 75)
+    # the same recipe as short_run, which the demo and the benchmarks call
+    short = TrainConfig.short_run(str(tiny_model), str(data), iters=150).resolve(settings)
+    assert short.model_dump(exclude={"warmup"}) == resolved.model_dump(exclude={"warmup"})
+    assert short.warmup == resolved.warmup
+    constant = TrainConfig(model=str(tiny_model), dataset=str(data), lr_schedule="constant").resolve(settings)
+    assert constant.warmup == 0 and constant.mlx_lr_schedule() is None

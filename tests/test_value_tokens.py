@@ -153,6 +153,7 @@ def test_a_run_with_value_loss_weight_trains_on_weighted_tokens(tiny_model: Path
             decision_loss_weight=decision,
             anchor_loss_weight=anchor,
             learning_rate=1e-3,
+            lr_schedule="constant",  # full steps from step 1: the anchor must show from step 2
         )
         job = runs.start_training(cfg, settings, name=f"read-w{weight:g}-d{decision:g}-a{anchor:g}")
         events = list(runs.follow_events(settings, job.id, poll_interval=0.2))

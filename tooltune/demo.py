@@ -21,10 +21,32 @@ from typing import Any
 import anyio
 from pydantic import BaseModel, Field
 
-from tooltune.config import Settings
+from tooltune.adapters.registry import AdapterRegistry
+from tooltune.agent.session import ask
+from tooltune.config import Settings, default_dtype, default_quantize_bits
+from tooltune.data import generate_config
+from tooltune.data.datasets import generate_dataset
+from tooltune.data.generate_config import GenerateConfig
+from tooltune.data.store import load_dataset
 from tooltune.errors import TooltuneError
+from tooltune.evals.runner import ProgressFn, run_dir
+from tooltune.evals.service import evaluate_on_server
+from tooltune.jobs import JobStore
 from tooltune.logs import get_logger
+from tooltune.models.default import default_model_dir, import_default, is_valid_default
+from tooltune.models.resolve import resolve_model
 from tooltune.serving.blas import THREADS_ENV
+from tooltune.serving.model_server import ModelServer
+from tooltune.training.runs import (
+    cancel_training,
+    checkpoints,
+    follow_events,
+    get_run,
+    list_runs,
+    resume_training,
+    start_training,
+)
+from tooltune.training.train_config import TrainConfig
 from tooltune.workspace import Workspace
 
 log = get_logger(__name__)
@@ -189,12 +211,9 @@ def demo_project(ws: Workspace) -> Path:
 
 
 def _model(settings: Settings, cfg: DemoConfig, stage: StageFn, step: StepFn) -> Path:
-    from tooltune.models.resolve import resolve_model
 
     if cfg.model:
         return resolve_model(cfg.model, settings).path
-    from tooltune.config import default_dtype, default_quantize_bits
-    from tooltune.models.default import default_model_dir, import_default, is_valid_default
 
     target = default_model_dir(settings)
     if is_valid_default(target, dtype=default_dtype(), quantize=default_quantize_bits()):
@@ -207,12 +226,9 @@ def _model(settings: Settings, cfg: DemoConfig, stage: StageFn, step: StepFn) ->
 def _dataset(
     ws: Workspace, cfg: DemoConfig, model_path: Path, stage: StageFn, step: StepFn
 ) -> tuple[str, str]:
-    from tooltune.data.datasets import generate_dataset
-    from tooltune.data.generate_config import GENERATOR_VERSION, GenerateConfig
-    from tooltune.data.store import load_dataset
 
     # the generator version is in the name: an upgraded tooltune never reuses data an older one made
-    version = GENERATOR_VERSION.rsplit("/", 1)[-1]
+    version = generate_config.GENERATOR_VERSION.rsplit("/", 1)[-1]
     shape = {"mix": cfg.mix, "absent_tool_share": cfg.absent_tool_share}
     mix = hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:4]
     name = f"demo-coding-n{cfg.n_examples}-t{cfg.max_tools}-s{cfg.seed}-m{mix}-d{version}"
@@ -251,9 +267,6 @@ def _adapter(
     stage: StageFn,
     step: StepFn,
 ) -> tuple[str, dict[str, Any]]:
-    from tooltune.adapters.registry import AdapterRegistry
-    from tooltune.training.runs import get_run, start_training
-    from tooltune.training.train_config import TrainConfig
 
     name = f"demo-coding-{cfg.tag}-{data_tag}"  # new data, new adapter
     registry = AdapterRegistry(ws)
@@ -294,7 +307,6 @@ def _earlier_training(settings: Settings, name: str, stage: StageFn) -> str | No
     """The job to follow for an earlier demo's run of this adapter (same name = same data and
     recipe): still running (a demo that was stopped leaves its worker running or checkpointing), or
     stopped with a checkpoint and resumed from it. None: start a new run."""
-    from tooltune.training.runs import checkpoints, list_runs, resume_training
 
     earlier = [r for r in list_runs(settings) if r.adapter_name == name and r.status != "succeeded"]
     if not earlier:
@@ -314,8 +326,6 @@ def _earlier_training(settings: Settings, name: str, stage: StageFn) -> str | No
 def _follow_training(settings: Settings, job_id: str, total: int, step: StepFn) -> None:
     """Report progress until the job ends. An interrupt (Ctrl-C) cancels it, so the worker saves a
     checkpoint and stops instead of training on unseen; the next demo resumes from it."""
-    from tooltune.jobs import JobStore
-    from tooltune.training.runs import cancel_training, follow_events
 
     try:
         for event in follow_events(settings, job_id, poll_interval=1.0):
@@ -342,39 +352,37 @@ async def _evaluate_and_ask(
     stage: StageFn,
     step: StepFn,
 ) -> dict[str, Any]:
-    from tooltune.agent.session import ask
-    from tooltune.evals.runner import run_dir
-    from tooltune.evals.service import compare_runs, run_suite_on_server
-    from tooltune.serving.model_server import ModelServer
+
+    labels = ["baseline", "adapter"]
+    # the baseline depends on the model and the eval settings only: every demo recipe reuses it
+    keys = [f"{_model_key(model_path)}-t{cfg.max_tokens}", f"{cfg.tag}-{data_tag}"]
+    limit = cfg.eval_limit or "all"
+    run_ids = [f"demo-{label}-{key}-lim{limit}" for label, key in zip(labels, keys, strict=True)]
+
+    def on_target(i: int, label: str) -> ProgressFn:
+        done = (run_dir(ws, run_ids[i]) / "report.json").exists()
+        stage(
+            "eval",
+            f"using eval run {run_ids[i]}" if done else f"evaluating {label} on the {DEMO_SUITE} suite",
+        )
+        return lambda n, total, _r: step(f"eval:{label}", n, total)
 
     out: dict[str, Any] = {}
     async with ModelServer(model_path, settings=settings) as server:
-        for label, target in (("baseline", None), ("adapter", adapter)):
-            # the baseline depends on the model and the eval settings only: every demo recipe reuses it
-            key = f"{cfg.tag}-{data_tag}" if target else f"{_model_key(model_path)}-t{cfg.max_tokens}"
-            run_id = f"demo-{label}-{key}-lim{cfg.eval_limit or 'all'}"
-            done = (run_dir(ws, run_id) / "report.json").exists()
-            stage(
-                "eval",
-                f"using eval run {run_id}" if done else f"evaluating {label} on the {DEMO_SUITE} suite",
-            )
-
-            def progress(n: int, total: int, _r: Any, label: str = label) -> None:
-                step(f"eval:{label}", n, total)
-
-            out[label] = await run_suite_on_server(
-                server,
-                DEMO_SUITE,
-                ws=ws,
-                adapter=target,
-                label=label,
-                run_id=run_id,
-                limit=cfg.eval_limit,
-                max_tokens=cfg.max_tokens,
-                concurrency=cfg.concurrency,
-                on_progress=progress,
-            )
-        out["comparison"] = compare_runs(ws, out["baseline"].meta.run_id, out["adapter"].meta.run_id)
+        evaluation = await evaluate_on_server(
+            server,
+            DEMO_SUITE,
+            ws=ws,
+            targets=[None, adapter],
+            run_ids=run_ids,
+            labels=labels,
+            on_target=on_target,
+            limit=cfg.eval_limit,
+            max_tokens=cfg.max_tokens,
+            concurrency=cfg.concurrency,
+        )
+        out["baseline"], out["adapter"] = evaluation.reports
+        out["comparison"] = evaluation.comparison
         stage("serve", f"switching the server to {adapter}")
         served = await server.switch_adapter(adapter)
         out["served"] = served

@@ -24,6 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
+from tooltune.adapters.active import read_active, write_active
 from tooltune.adapters.fingerprint import AdapterProbe
 from tooltune.errors import TooltuneError
 from tooltune.logs import get_logger
@@ -246,7 +247,6 @@ class AdapterRegistry:
         return self._rewrite(name, probe=probe)
 
     def delete(self, name: str, *, force: bool = False) -> None:
-        from tooltune.adapters.active import read_active
 
         folder = self.path(name)
         active = read_active(self.ws)
@@ -260,7 +260,6 @@ class AdapterRegistry:
         log.info("adapter_deleted", adapter=name)
 
     def rename(self, old: str, new: str) -> AdapterRecord:
-        from tooltune.adapters.active import read_active, write_active
 
         src = self.path(old)
         dst = self.ws.adapter_dir(new)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import cyclopts
 from cyclopts import Parameter
 from pydantic import ValidationError
 
 from tooltune.cli import context
+from tooltune.cli.options import cli_options, given
+from tooltune.data.generate_config import GenerateConfig
 from tooltune.errors import TooltuneError, first_error
 
 app = cyclopts.App(name="data", help="Generate, lint and inspect training datasets (tool-calling examples).")
@@ -176,31 +178,17 @@ def lint(
 
 
 @app.command
+@cli_options(GenerateConfig, annotations={"mix": str})
 def generate(
     *,
     tools: Annotated[list[str], Multi],
     out: str,
-    n: int = 500,
-    seed: int = 0,
-    kinds: Annotated[list[str] | None, Multi] = None,
     teacher: str | None = None,
     teacher_model: str = "default",
-    teacher_share: float = 0.3,
-    teacher_no_call_share: float | None = None,
-    teacher_tries: int = 2,
     examples: Path | None = None,
     model: str | None = None,
-    split_turns: bool = True,
-    max_tools: int = 4,
     bfcl_dir: Path | None = None,
-    system_prompt: str | None = None,
-    system_share: float = 0.5,
-    contrast_share: float = 0.0,
-    near_miss_contrast_share: float = 0.0,
-    phrasebook_share: float = 0.8,
-    absent_tool_share: float | None = None,
-    call_question_share: float | None = None,
-    mix: str | None = None,
+    **options: Any,
 ) -> None:
     """Generate a dataset of tool-calling examples from tool schemas.
 
@@ -211,84 +199,28 @@ def generate(
         builtin:coding.
     out
         Name of the new dataset (datasets are immutable).
-    n
-        Number of examples (lines) to produce.
-    seed
-        Random seed: the same seed and sources give the same dataset hash.
-    kinds
-        Kinds to generate (default all): single choose parallel edge_args multi_answer multi_chain no_call
-        near_miss chitchat.
     teacher
         Base URL of an OpenAI-compatible endpoint that paraphrases some requests (values must survive),
         or "self": the model (--model) itself, served while generating.
     teacher_model
         Model name to send to the teacher.
-    teacher_share
-        Share of requests the teacher rewrites.
-    teacher_no_call_share
-        Share of the requests answered in text (near misses, a tool that is not offered) the teacher
-        rewrites (default: --teacher-share).
-    teacher_tries
-        Samples asked per request until one keeps every value and reads as a request.
     examples
         JSONL of your own examples: full {"messages","tools"} lines or {"request","calls"} pairs.
     model
         MLX model folder or cache name for the chat-template round-trip check and token lengths.
-    split_turns
-        One example per assistant turn so every turn gets loss under prompt masking.
-    max_tools
-        Most tools offered in one example (each tool costs prompt tokens).
     bfcl_dir
         Folder of BFCL files for the leakage check.
-    system_prompt
-        System message for a share of conversations: the one you will serve with. "agent" = the
-        coding agent's instructions (what `tooltune serve` / `ask` send).
-    system_share
-        Share of conversations that get the system prompt (the rest get none).
-    contrast_share
-        Share of refusals of a request whose tool is not offered that also get a twin: the same
-        request with the tool offered, answered with the call (kind "contrast").
-    near_miss_contrast_share
-        Share of near misses (the task next to an offered tool's) that also get a twin: the same
-        words asking for the tool's own task, answered with its call (kind "contrast").
-    phrasebook_share
-        Share of requests for the built-in coding tools written the way developers ask ("open
-        src/app.py", "run `make lint`", follow-ups into a result); the rest are phrased from the schema.
-    absent_tool_share
-        Share of no_call examples that refuse a request for a tool that is not offered; the rest are
-        questions and asks no tool serves, answered in text with tools offered (default 0.7).
-    call_question_share
-        Share of requests answered with a call asked as a question ("Who was the U.S. president during
-        ...?") when the tool's task reads as one (default 0.5, as for the requests answered in text).
-    mix
-        Relative weight per kind as JSON, e.g. '{"single": 0.35, "choose": 0.25, "no_call": 0.12}'.
-        Single-turn targets want few text answers (~25%), or a small model learns to refuse.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from tooltune.data.datasets import generate_dataset
-    from tooltune.data.generate_config import GENERATED_KINDS, GenerateConfig
     from tooltune.data.teacher import SELF, open_teacher
 
+    chosen = given(options)
+    if "mix" in chosen:
+        chosen["mix"] = _parse_mix(chosen["mix"])
     try:
-        cfg = GenerateConfig(
-            n=n,
-            seed=seed,
-            kinds=kinds or list(GENERATED_KINDS),
-            split_turns=split_turns,
-            max_tools=max_tools,
-            system_prompt=system_prompt,
-            system_share=system_share,
-            contrast_share=contrast_share,
-            near_miss_contrast_share=near_miss_contrast_share,
-            phrasebook_share=phrasebook_share,
-            absent_tool_share=absent_tool_share,
-            call_question_share=call_question_share,
-            teacher_share=teacher_share,
-            teacher_no_call_share=teacher_no_call_share,
-            teacher_tries=teacher_tries,
-            mix=_parse_mix(mix),
-        )
+        cfg = GenerateConfig(**chosen)
     except ValidationError as e:
         err = first_error(e)
         option = "--" + err.where.split(".")[0].replace("_", "-")
@@ -305,7 +237,7 @@ def generate(
             transient=True,
         ) as bar,
     ):
-        task = bar.add_task("gen", total=n)
+        task = bar.add_task("gen", total=cfg.n)
         info, res = generate_dataset(
             context.workspace(),
             out,

@@ -139,7 +139,7 @@ def run(
                 )
             ]
 
-        from tooltune.evals.service import run_suite_on_server
+        from tooltune.evals.service import evaluate_on_server
         from tooltune.models.resolve import resolve_model
         from tooltune.serving.model_server import ModelServer
 
@@ -163,20 +163,24 @@ def run(
 
             ref = AdapterRegistry(ws).get(adapter).base_model
         path = resolve_model(ref or settings.default_model, settings, download=False).path
-        s = load_suite(suite, ws)
         targets: list[str | None] = ([None] if baseline or not adapter else []) + (
             [adapter] if adapter else []
         )
-        reports = []
+        run_ids: list[str | None] = [run_id] * len(targets)
+        if run_id and len(targets) == 2:
+            run_ids = [f"{run_id}-baseline", f"{run_id}-adapter"]
+        opts.pop("on_progress")
         async with ModelServer(path, settings=settings, adapter=targets[0]) as server:
-            for target in targets:
-                rid = run_id
-                if run_id and len(targets) == 2:
-                    rid = f"{run_id}-{'adapter' if target else 'baseline'}"
-                reports.append(
-                    await run_suite_on_server(server, s, ws=ws, adapter=target, run_id=rid, **opts)
-                )
-        return reports
+            evaluation = await evaluate_on_server(
+                server,
+                suite,
+                ws=ws,
+                targets=targets,
+                run_ids=run_ids,
+                on_target=lambda _i, _label: _progress,
+                **opts,
+            )
+        return evaluation.reports
 
     try:
         reports = anyio.run(main)

@@ -10,19 +10,27 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any
 
 import cyclopts
 from cyclopts import Parameter
 
 from tooltune.cli import context
+from tooltune.cli.options import cli_options, given
 from tooltune.errors import TooltuneError
+from tooltune.training.runs import resume_training, start_training
+from tooltune.training.train_config import RESOLVED_FIELDS, TrainConfig
 
 app = cyclopts.App(name="train", help="Train a LoRA adapter on a dataset (worker subprocess, resumable).")
 runs_app = cyclopts.App(name="runs", help="List and inspect training runs.")
 
 
 @app.default
+@cli_options(
+    TrainConfig,
+    exclude=("model", "dataset", *RESOLVED_FIELDS),
+    names={"learning_rate": ["--learning-rate", "--lr"], "scale": ["--scale", "--alpha"]},
+)
 def train(
     *,
     dataset: str | None = None,
@@ -31,37 +39,12 @@ def train(
     name: str | None = None,
     resume: str | None = None,
     detach: bool = False,
-    fine_tune_type: Literal["lora", "dora", "full"] | None = None,
-    num_layers: int | None = None,
-    rank: int | None = None,
-    scale: Annotated[float | None, Parameter(name=["--scale", "--alpha"])] = None,
-    dropout: float | None = None,
-    keys: Annotated[list[str] | None, Parameter(consume_multiple=True)] = None,
-    train_tokens: Annotated[list[str] | None, Parameter(consume_multiple=True)] = None,
-    optimizer: Literal["adam", "adamw", "sgd"] | None = None,
-    learning_rate: Annotated[float | None, Parameter(name=["--learning-rate", "--lr"])] = None,
-    lr_schedule: Literal["constant", "cosine"] | None = None,
-    warmup: int | None = None,
-    iters: int | None = None,
-    epochs: float | None = None,
-    batch_size: int | None = None,
-    grad_accumulation_steps: int | None = None,
-    max_seq_length: int | None = None,
-    mask_prompt: bool | None = None,
-    value_loss_weight: float | None = None,
-    decision_loss_weight: float | None = None,
-    anchor_loss_weight: float | None = None,
-    grad_checkpoint: bool | None = None,
-    seed: int | None = None,
-    steps_per_report: int | None = None,
-    steps_per_eval: int | None = None,
-    save_every: int | None = None,
-    val_batches: int | None = None,
+    **options: Any,
 ) -> int:
     """Train an adapter: `tooltune train --dataset NAME [--config run.yaml] [--rank 16 ...]`.
 
     Flags override values from --config. The adapter is registered under --name (default: the run id)
-    when the run succeeds.
+    when the run succeeds. The defaults are the recipe behind the committed benchmarks.
 
     Parameters
     ----------
@@ -77,100 +60,12 @@ def train(
         Resume a cancelled or failed run (run or job id) from its last checkpoint; --iters may extend it.
     detach
         Start the worker and return at once (print job and run id); follow with `tooltune runs show`.
-    fine_tune_type
-        lora, dora or full.
-    num_layers
-        Adapt the last N transformer blocks (-1 = all; default min(16, all)).
-    rank
-        LoRA rank.
-    scale
-        LoRA scale (mlx-lm's name for alpha; the update is scaled by this value).
-    dropout
-        LoRA dropout.
-    keys
-        Module paths inside a block to adapt (e.g. self_attn.q_proj self_attn.v_proj); default: all linear.
-    train_tokens
-        Tokens whose embedding rows the adapter trains too (default: <tool_call> </tool_call>, which are
-        untrained in Qwen2.5-Coder-0.5B); --empty-train-tokens trains none.
-    optimizer
-        adam, adamw or sgd.
-    learning_rate
-        Peak learning rate.
-    lr_schedule
-        constant or cosine (decays to 0 over the run after warmup).
-    warmup
-        Linear warmup steps.
-    iters
-        Training steps (default 200).
-    epochs
-        Alternative to --iters: passes over train.jsonl.
-    batch_size
-        Examples per step.
-    grad_accumulation_steps
-        Steps whose gradients are summed before one optimizer update.
-    max_seq_length
-        Longer examples are truncated.
-    mask_prompt
-        Compute the loss on the last message only.
-    value_loss_weight
-        Loss weight of the argument values inside tool calls (default 1; below 1 teaches when and how to
-        call more than what to fill in).
-    decision_loss_weight
-        Loss weight of each answer's first token, the decision to call or answer in text (default 1;
-        above 1 teaches when to call more than how).
-    anchor_loss_weight
-        Weight of a KL term keeping the argument values' next-token distribution at the base model's
-        (the adapter switched off; default 0 = off; one more forward pass per step).
-    grad_checkpoint
-        Trade compute for memory.
-    seed
-        Seed for LoRA init and data order.
-    steps_per_report
-        Steps between train-loss reports (progress events).
-    steps_per_eval
-        Steps between validation-loss evaluations.
-    save_every
-        Steps between checkpoints (adapter + optimizer state, for --resume).
-    val_batches
-        Validation batches per evaluation (-1 = all).
     """
-    from tooltune.training.runs import resume_training, start_training
-    from tooltune.training.train_config import TrainConfig
-
     settings = context.settings()
     if resume is not None:
-        job = resume_training(resume, settings, iters=iters)
+        job = resume_training(resume, settings, iters=options.get("iters"))
     else:
-        overrides = {
-            "model": model,
-            "fine_tune_type": fine_tune_type,
-            "num_layers": num_layers,
-            "rank": rank,
-            "scale": scale,
-            "dropout": dropout,
-            "keys": keys,
-            "train_tokens": train_tokens,
-            "optimizer": optimizer,
-            "learning_rate": learning_rate,
-            "lr_schedule": lr_schedule,
-            "warmup": warmup,
-            "iters": iters,
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "grad_accumulation_steps": grad_accumulation_steps,
-            "max_seq_length": max_seq_length,
-            "mask_prompt": mask_prompt,
-            "value_loss_weight": value_loss_weight,
-            "decision_loss_weight": decision_loss_weight,
-            "anchor_loss_weight": anchor_loss_weight,
-            "grad_checkpoint": grad_checkpoint,
-            "seed": seed,
-            "steps_per_report": steps_per_report,
-            "steps_per_eval": steps_per_eval,
-            "save_every": save_every,
-            "val_batches": val_batches,
-            "dataset": dataset,
-        }
+        overrides = {**given(options), "model": model, "dataset": dataset}
         if config is not None:
             cfg = TrainConfig.from_file(config, **overrides)
         elif dataset is None:

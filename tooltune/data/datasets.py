@@ -54,8 +54,6 @@ def generate_dataset(
     tools = load_tool_specs(specs)
     caller: list[Example] = []
     if examples_file is not None:
-        from tooltune.data.examples import read_jsonl
-
         recs = [(f"{examples_file}:{i}", obj) for i, obj in read_jsonl(Path(examples_file))]
         caller = expand_caller_records(recs, tools, seed=cfg.seed)
     leak = LeakIndex.for_workspace(ws.root, bfcl_dir)

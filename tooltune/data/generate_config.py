@@ -53,8 +53,14 @@ GENERATED_KINDS = tuple(DEFAULT_MIX)
 
 class GenerateConfig(BaseModel):
     n: int = Field(default=500, ge=1, description="Examples (lines) to produce after splitting and dedup.")
-    seed: int = 0
-    kinds: list[str] = Field(default_factory=lambda: list(GENERATED_KINDS))
+    seed: int = Field(
+        default=0, description="Random seed: the same seed and sources give the same dataset hash."
+    )
+    kinds: list[str] = Field(
+        default_factory=lambda: list(GENERATED_KINDS),
+        description="Kinds to generate: single, choose, parallel, edge_args, multi_answer, multi_chain, "
+        "no_call, near_miss, chitchat (default: all, mixed so about a quarter make no call).",
+    )
     split_turns: bool = Field(
         default=True, description="One example per assistant turn (loss on every turn)."
     )
@@ -79,7 +85,8 @@ class GenerateConfig(BaseModel):
     system_prompt: str | None = Field(
         default=None,
         description="System message to put in front of a share of conversations: the one the model will "
-        "be served with (e.g. the coding agent's instructions), so training matches inference.",
+        "be served with, so training matches inference; 'agent' = tooltune's own coding agent's "
+        "instructions (what `serve` and `ask` send).",
     )
     system_share: float = Field(
         default=0.5, ge=0, le=1, description="Share of conversations that get system_prompt (rest: none)."
@@ -128,8 +135,9 @@ class GenerateConfig(BaseModel):
     )
     mix: dict[str, float] | None = Field(
         default=None,
-        description="Relative weight per kind (default DEFAULT_MIX). Match the target: single-turn "
-        "benchmarks want few text-ending examples, or a small model learns to refuse.",
+        description='Relative weight per kind, e.g. {"single": 0.35, "choose": 0.25, "no_call": 0.12, '
+        '"near_miss": 0.12} (default: a mix for multi-turn agents). Match the target: single-turn '
+        "benchmarks want few text-ending examples (~25%), or a small model learns to refuse.",
     )
 
     @field_validator("system_prompt")

@@ -13,16 +13,14 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import httpx
 from pydantic import BaseModel
 
+from tooltune.config import Settings
 from tooltune.errors import TooltuneError
 from tooltune.logs import get_logger
-
-if TYPE_CHECKING:
-    from tooltune.config import Settings
+from tooltune.serving.model_server import ModelServer
 
 log = get_logger(__name__)
 
@@ -190,8 +188,6 @@ def self_teacher(model_path: Path, settings: Settings) -> Iterator[Teacher]:
     """The model itself as the teacher, served by ``mlx_lm.server`` while the block runs (no adapter).
     Nothing else is needed offline; with the worked examples even a 0.5B model rewrites most requests."""
     from anyio.from_thread import start_blocking_portal
-
-    from tooltune.serving.model_server import ModelServer
 
     server = ModelServer(model_path, settings=settings, record_active=False)
     with start_blocking_portal() as portal:

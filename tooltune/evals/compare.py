@@ -80,6 +80,15 @@ class Comparison(BaseModel):
     regressions: list[ChangedCase] = Field(default_factory=list)
     fixes: list[ChangedCase] = Field(default_factory=list)
 
+    def regressed_ids(self) -> list[str]:
+        """Ids of the cases that regressed, natively or leniently, each once (a case that regressed both
+        ways is in ``regressions`` twice, once per mode)."""
+        return list(dict.fromkeys(c.case_id for c in self.regressions))
+
+    def fixed_ids(self) -> list[str]:
+        """Ids of the cases that got fixed, natively or leniently, each once."""
+        return list(dict.fromkeys(c.case_id for c in self.fixes))
+
 
 def _per_case(report: EvalReport) -> dict[str, list[CaseResult]]:
     by: dict[str, list[CaseResult]] = defaultdict(list)

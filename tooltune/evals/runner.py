@@ -43,6 +43,8 @@ from pydantic_ai.tools import ToolDefinition
 from tooltune import __version__
 from tooltune.dropped_calls import server_dropped_call
 from tooltune.errors import TooltuneError
+from tooltune.evals.report_html import render_html
+from tooltune.evals.report_md import render_markdown
 from tooltune.evals.results import RETRYABLE_ERRORS, CaseResult, EvalReport, RunMeta, build_report
 from tooltune.evals.scoring import RawCall, Reason, Score, score_case
 from tooltune.evals.suite import EvalCase, EvalSuite, parse_suite
@@ -255,8 +257,6 @@ def _read_elapsed(d: Path) -> float:
 
 def write_reports(ws: Workspace, report: EvalReport) -> Path:
     """report.json (source of truth), report.md and report.html, each written atomically."""
-    from tooltune.evals.report_html import render_html
-    from tooltune.evals.report_md import render_markdown
 
     d = run_dir(ws, report.meta.run_id)
     atomic_write_json(d / "report.json", report)

@@ -1,4 +1,4 @@
-"""High-level eval operations shared by the CLI, the MCP server and the demo.
+"""The eval orchestration shared by the CLI, the MCP server and the demo.
 
 Kept separate from the runner so the runner stays endpoint-agnostic: these functions know about
 :class:`~tooltune.serving.model_server.ModelServer` (switch adapter, hold it pinned while a suite
@@ -8,9 +8,14 @@ runs) and about where adapters keep their training loss.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
+
+from tooltune.adapters.registry import AdapterRegistry
 from tooltune.errors import TooltuneError
 from tooltune.evals.compare import Comparison, compare_reports
 from tooltune.evals.report_html import render_comparison_html
@@ -26,6 +31,7 @@ from tooltune.evals.runner import (
 )
 from tooltune.evals.suite import EvalSuite, load_suite
 from tooltune.logs import get_logger
+from tooltune.serving.model_server import ModelServer
 from tooltune.workspace import Workspace, atomic_write_json, atomic_write_text
 
 log = get_logger(__name__)
@@ -58,7 +64,7 @@ def _same_model(a: str, b: str) -> bool:
     return a == b or Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
 
 
-def _check_same_target(meta: RunMeta, server: Any, adapter: str | None) -> None:
+def _check_same_target(meta: RunMeta, server: ModelServer, adapter: str | None) -> None:
     """A run id names one model and adapter: reusing or resuming it with others would report one
     model's answers as another's (a bench baseline id without the model in it did exactly that)."""
     if _same_model(meta.model_name, server.model_name) and meta.adapter == adapter:
@@ -71,7 +77,7 @@ def _check_same_target(meta: RunMeta, server: Any, adapter: str | None) -> None:
 
 
 async def run_suite_on_server(
-    server: Any,
+    server: ModelServer,
     suite: EvalSuite | str,
     *,
     ws: Workspace,
@@ -143,8 +149,6 @@ def _recorded(ws: Workspace, adapter: str | None, report: EvalReport) -> EvalRep
 def record_eval_scores(ws: Workspace, adapter: str, report: EvalReport) -> None:
     """``eval_scores[suite] = {overall rates, n, limit, run_id}`` in the adapter's record (the latest
     complete run of that suite wins; an adapter that is not in the registry is left alone)."""
-    from tooltune.adapters.registry import AdapterRegistry
-
     registry = AdapterRegistry(ws)
     if adapter not in registry.names():
         return
@@ -172,16 +176,79 @@ def compare_runs(ws: Workspace, run_a: str, run_b: str) -> Comparison:
     return cmp
 
 
-async def evaluate_adapter_vs_baseline(
-    server: Any,
+TargetProgress = Callable[[int, str], ProgressFn | None]
+
+
+@dataclass
+class Evaluation:
+    """What :func:`evaluate_on_server` returns: one report per target, in order, and their paired
+    comparison when there were two."""
+
+    reports: list[EvalReport]
+    comparison: Comparison | None = None
+
+
+def target_label(target: str | None) -> str:
+    return target or "baseline"
+
+
+async def evaluate_on_server(
+    server: ModelServer,
     suite: EvalSuite | str,
     *,
     ws: Workspace,
-    adapter: str,
-    **kwargs: Any,
-) -> tuple[EvalReport, EvalReport, Comparison]:
-    """Baseline run, adapter run, paired comparison — one call for the demo and the MCP tool."""
+    targets: Sequence[str | None],
+    run_ids: Sequence[str | None] | None = None,
+    labels: Sequence[str] | None = None,
+    on_target: TargetProgress | None = None,
+    restore: bool = False,
+    **options: Any,
+) -> Evaluation:
+    """The one baseline → adapter → compare loop the CLI, the MCP server and the demo run.
+
+    Each target (``None`` = the base model) is evaluated in turn on one running server with
+    :func:`run_suite_on_server` (pinned, resumable with a fixed run id, scores recorded in the registry);
+    two targets are then paired case by case and the comparison reports written. ``on_target(i, label)``
+    is called as target ``i`` starts and may return the per-case progress callback for its run.
+    With ``restore`` the adapter served before is served again afterwards (also on failure), so an eval
+    never changes what a connected client talks to.
+    """
     suite = load_suite(suite, ws) if isinstance(suite, str) else suite
-    base = await run_suite_on_server(server, suite, ws=ws, adapter=None, **kwargs)
-    tuned = await run_suite_on_server(server, suite, ws=ws, adapter=adapter, **kwargs)
-    return base, tuned, compare_runs(ws, base.meta.run_id, tuned.meta.run_id)
+    ids = list(run_ids) if run_ids is not None else [None] * len(targets)
+    names = list(labels) if labels is not None else [target_label(t) for t in targets]
+    if not (len(ids) == len(names) == len(targets)) or not targets:
+        raise ValueError("evaluate_on_server needs one run id and one label per target, and a target")
+    previous = server.served.adapter if restore else None
+    reports: list[EvalReport] = []
+    try:
+        for i, target in enumerate(targets):
+            progress = on_target(i, names[i]) if on_target is not None else None
+            report = await run_suite_on_server(
+                server,
+                suite,
+                ws=ws,
+                adapter=target,
+                label=names[i],
+                run_id=ids[i],
+                on_progress=progress,
+                **options,
+            )
+            reports.append(report)
+    finally:
+        if restore:
+            with anyio.CancelScope(shield=True):
+                await _serve_again(server, previous)
+    comparison = None
+    if len(reports) == 2:  # renders Markdown and HTML: off the event loop
+        a, b = reports[0].meta.run_id, reports[1].meta.run_id
+        comparison = await anyio.to_thread.run_sync(compare_runs, ws, a, b)
+    return Evaluation(reports, comparison)
+
+
+async def _serve_again(server: ModelServer, previous: str | None) -> None:
+    """Serve again what was served before; a failure here must not hide the eval's own outcome."""
+    try:
+        if server.served.adapter != previous:
+            await server.switch_adapter(previous, record=False)
+    except TooltuneError as e:
+        log.warning("eval.restore_failed", adapter=previous, error=str(e))

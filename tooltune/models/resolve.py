@@ -14,8 +14,9 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from tooltune.config import Settings
+from tooltune.config import Settings, default_dtype, default_quantize_bits
 from tooltune.errors import ModelNotFoundError
+from tooltune.models.gguf_import import import_gguf
 
 HUB_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -43,13 +44,10 @@ def resolve_model(reference: str | Path, settings: Settings, *, download: bool =
     if path.suffix == ".gguf":
         if not path.exists():
             raise ModelNotFoundError(f"GGUF file {path} does not exist")
-        from tooltune.models.gguf_import import import_gguf
 
         name = path.stem.lower()
         target = settings.models_dir / name
         if not is_mlx_model_dir(target):
-            from tooltune.config import default_dtype, default_quantize_bits
-
             import_gguf(path, target, dtype=default_dtype(), quantize=default_quantize_bits(), overwrite=True)
         return ResolvedModel(reference=ref, path=target, source="gguf")
     cached = settings.models_dir / ref

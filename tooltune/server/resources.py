@@ -13,9 +13,17 @@ from typing import Any
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 
+from tooltune.data.store import list_datasets, load_dataset
 from tooltune.errors import TooltuneError
+from tooltune.evals.report_md import render_markdown
+from tooltune.evals.runner import list_runs as list_eval_runs
+from tooltune.evals.runner import load_report
+from tooltune.evals.runner import run_dir as eval_run_dir
+from tooltune.evals.service import comparison_paths
 from tooltune.server.errors import resource_errors
 from tooltune.server.state import ServerState
+from tooltune.training.runs import get_run, read_events
+from tooltune.training.runs import list_runs as list_training_runs
 
 JSON = "application/json"
 MARKDOWN = "text/markdown"
@@ -71,7 +79,6 @@ def register_resources(mcp: MCPServer, state: ServerState) -> None:
     )
     @resource_errors
     def datasets() -> str:
-        from tooltune.data.store import list_datasets
 
         return _dump(
             [
@@ -94,7 +101,6 @@ def register_resources(mcp: MCPServer, state: ServerState) -> None:
     )
     @resource_errors
     def dataset(name: str) -> str:
-        from tooltune.data.store import load_dataset
 
         try:
             return _dump(load_dataset(ws, name))
@@ -106,9 +112,7 @@ def register_resources(mcp: MCPServer, state: ServerState) -> None:
     @mcp.resource("tooltune://runs", name="runs", mime_type=JSON, description="All training runs (run.json).")
     @resource_errors
     def runs() -> str:
-        from tooltune.training.runs import list_runs
-
-        return _dump([json.loads(r.model_dump_json()) for r in list_runs(settings)])
+        return _dump([json.loads(r.model_dump_json()) for r in list_training_runs(settings)])
 
     @mcp.resource(
         "tooltune://runs/{id}",
@@ -118,7 +122,6 @@ def register_resources(mcp: MCPServer, state: ServerState) -> None:
     )
     @resource_errors
     def run(id: str) -> str:
-        from tooltune.training.runs import get_run, read_events
 
         try:
             record = get_run(settings, id)
@@ -145,7 +148,6 @@ def register_resources(mcp: MCPServer, state: ServerState) -> None:
     )
     @resource_errors
     def reports() -> str:
-        from tooltune.evals.runner import list_runs
 
         return _dump(
             [
@@ -157,7 +159,7 @@ def register_resources(mcp: MCPServer, state: ServerState) -> None:
                     "n_cases": m.n_cases,
                     "created": m.created,
                 }
-                for m in list_runs(ws)
+                for m in list_eval_runs(ws)
             ]
         )
 
@@ -169,10 +171,8 @@ def register_resources(mcp: MCPServer, state: ServerState) -> None:
     )
     @resource_errors
     def report(id: str) -> str:
-        from tooltune.evals.report_md import render_markdown
-        from tooltune.evals.runner import load_report, run_dir
 
-        path = run_dir(ws, id) / "report.md"
+        path = eval_run_dir(ws, id) / "report.md"
         if path.is_file():
             return path.read_text("utf-8")
         try:
@@ -189,7 +189,6 @@ def register_resources(mcp: MCPServer, state: ServerState) -> None:
     )
     @resource_errors
     def comparison(id: str, other: str) -> str:
-        from tooltune.evals.service import comparison_paths
 
         path = comparison_paths(ws, other, id)["md"]
         if not path.is_file():

@@ -58,7 +58,7 @@ from tooltune.adapters.registry import AdapterRecord, AdapterRegistry
 from tooltune.config import Settings
 from tooltune.errors import ModelNotFoundError, TooltuneError
 from tooltune.logs import get_logger
-from tooltune.models.resolve import fingerprint_model, is_mlx_model_dir
+from tooltune.models.resolve import fingerprint_model, is_mlx_model_dir, resolve_model
 from tooltune.serving.blas import subprocess_env
 from tooltune.subprocs import die_with_parent, exit_status, free_port, port_is_free
 from tooltune.workspace import Workspace, atomic_write_json
@@ -467,7 +467,6 @@ class ModelServer:
     @classmethod
     def from_active(cls, settings: Settings, **kwargs: Any) -> ModelServer:
         """A server for what the workspace last served (``active.json``), or the default model."""
-        from tooltune.models.resolve import resolve_model
 
         active = read_active(Workspace(settings.workspace))
         ref = active.model if active else settings.default_model

@@ -24,10 +24,19 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from tooltune.config import Settings
 from tooltune.errors import TooltuneError, first_error
+from tooltune.models.resolve import read_config, resolve_model
 from tooltune.workspace import Workspace
 
-DEFAULT_NUM_LAYERS = 16
-DEFAULT_ITERS = 200
+# The recipe behind the committed benchmarks (bench/results/bfcl_adapter_*.json, attempts 8, 25 and 31;
+# demo --quick): batch 1, rank 8 on the last 8 blocks, lr 5e-5 with cosine decay after a 5% warmup,
+# sequences up to 1024 tokens, 4 validation batches at the middle and the end. About 16 s a step for
+# the 0.5B on a 2-core CPU (batch 4 on 16 blocks took ~70 s, its 25-batch validation 470 s).
+DEFAULT_NUM_LAYERS = 8
+DEFAULT_ITERS = 150
+
+
+# filled in by TrainConfig.resolve(), never options a person sets
+RESOLVED_FIELDS = ("model_path", "dataset_path", "model_layers", "train_examples", "valid_examples")
 
 
 class TrainConfigError(TooltuneError):
@@ -43,14 +52,19 @@ class TrainConfig(BaseModel):
         default=None, description="Base model: cache name, MLX folder, .gguf or hub id."
     )
     dataset: str = Field(description="Workspace dataset name, or a folder with train.jsonl/valid.jsonl.")
-    fine_tune_type: Literal["lora", "dora", "full"] = "lora"
+    fine_tune_type: Literal["lora", "dora", "full"] = Field(default="lora", description="lora, dora or full.")
     num_layers: int | None = Field(
         default=None,
         description=f"Last N transformer blocks to adapt; -1 = all; default min({DEFAULT_NUM_LAYERS}, all).",
     )
-    rank: int = Field(default=8, ge=1, le=1024)
-    scale: float = Field(default=20.0, gt=0, validation_alias=AliasChoices("scale", "alpha"))
-    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    rank: int = Field(default=8, ge=1, le=1024, description="LoRA rank.")
+    scale: float = Field(
+        default=20.0,
+        gt=0,
+        validation_alias=AliasChoices("scale", "alpha"),
+        description="LoRA scale (mlx-lm's name for alpha; the update is multiplied by it).",
+    )
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description="LoRA dropout.")
     keys: list[str] | None = Field(
         default=None,
         description="Module paths inside each block to adapt, e.g. self_attn.q_proj; None = all linear.",
@@ -61,7 +75,7 @@ class TrainConfig(BaseModel):
         "None = the tool-call markers <tool_call> and </tool_call> when they are single tokens (their rows "
         "are untrained in Qwen2.5-Coder-0.5B, see training/token_rows.py); [] = none. LoRA only.",
     )
-    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    optimizer: Literal["adam", "adamw", "sgd"] = Field(default="adam", description="adam, adamw or sgd.")
     weight_decay: float = Field(default=0.0, ge=0.0, description="Only used by adamw.")
     learning_rate: float = Field(
         default=5e-5,
@@ -69,17 +83,26 @@ class TrainConfig(BaseModel):
         description="Peak learning rate. mlx-lm multiplies LoRA updates by `scale` (20): 2e-4 diverged on "
         "Qwen2.5-Coder-0.5B here, 5e-5 trained cleanly (bench/results/bfcl_adapter_*.json).",
     )
-    lr_schedule: Literal["constant", "cosine"] = "constant"
-    warmup: int = Field(default=0, ge=0, description="Linear warmup steps from warmup_init to learning_rate.")
-    warmup_init: float = Field(default=0.0, ge=0.0)
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        default="cosine", description="constant, or cosine decay to min_learning_rate after the warmup."
+    )
+    warmup: int | None = Field(
+        default=None,
+        ge=0,
+        description="Linear warmup steps from warmup_init to learning_rate; default iters // 20 (at least 1) "
+        "with the cosine schedule, none with constant.",
+    )
+    warmup_init: float = Field(default=0.0, ge=0.0, description="Learning rate at the start of the warmup.")
     min_learning_rate: float = Field(default=0.0, ge=0.0, description="End of the cosine decay.")
     iters: int | None = Field(default=None, ge=1, description=f"Optimizer steps; default {DEFAULT_ITERS}.")
     epochs: float | None = Field(
         default=None, gt=0, description="Alternative to iters: passes over train.jsonl."
     )
-    batch_size: int = Field(default=4, ge=1)
-    grad_accumulation_steps: int = Field(default=1, ge=1)
-    max_seq_length: int = Field(default=2048, ge=16)
+    batch_size: int = Field(default=1, ge=1, description="Examples per step.")
+    grad_accumulation_steps: int = Field(
+        default=1, ge=1, description="Steps whose gradients are summed before one optimizer update."
+    )
+    max_seq_length: int = Field(default=1024, ge=16, description="Longer examples are truncated.")
     mask_prompt: bool = Field(
         default=True,
         description="Loss on the last message only (mlx-lm semantics). On by default: generated datasets "
@@ -111,14 +134,20 @@ class TrainConfig(BaseModel):
         "vocabulary-wide KL per step (about twice the time per step on a 2-core CPU with the 0.5B model); "
         "needs mask_prompt and fine_tune_type 'lora' (see training/losses.py).",
     )
-    grad_checkpoint: bool = False
-    seed: int = 0
-    steps_per_report: int = Field(default=10, ge=1)
-    steps_per_eval: int = Field(default=50, ge=1)
+    grad_checkpoint: bool = Field(default=False, description="Trade compute for memory.")
+    seed: int = Field(default=0, description="Seed for the LoRA init and the data order.")
+    steps_per_report: int = Field(default=10, ge=1, description="Steps between train-loss reports.")
+    steps_per_eval: int | None = Field(
+        default=None,
+        ge=1,
+        description="Steps between validation-loss evaluations; default half the run (middle and end).",
+    )
     save_every: int = Field(
         default=50, ge=1, description="Checkpoint (adapter + optimizer state) every N steps."
     )
-    val_batches: int = Field(default=25, ge=-1, description="-1 = the whole validation set.")
+    val_batches: int = Field(
+        default=4, ge=-1, description="Validation batches per evaluation; -1 = the whole validation set."
+    )
 
     # filled in by resolve(); the worker only ever sees resolved configs
     model_path: Path | None = None
@@ -165,6 +194,10 @@ class TrainConfig(BaseModel):
             )
         return self
 
+    def default_warmup(self, iters: int) -> int:
+        """The recipe's warmup: 5% of the run before a cosine decay; a constant rate starts at once."""
+        return max(1, iters // 20) if self.lr_schedule == "cosine" else 0
+
     # ---- loading ---------------------------------------------------------------------------------
 
     @classmethod
@@ -206,19 +239,20 @@ class TrainConfig(BaseModel):
     def mlx_lr_schedule(self) -> dict[str, Any] | None:
         """mlx-lm's ``lr_schedule`` dict for ``build_schedule`` (None = constant, no warmup)."""
         assert self.iters is not None
-        if self.lr_schedule == "constant" and self.warmup == 0:
+        warmup = self.warmup or 0
+        if self.lr_schedule == "constant" and warmup == 0:
             return None
         if self.lr_schedule == "cosine":
             # build_schedule starts the decay at step warmup+1 (join_schedules boundary)
-            decay_steps = max(1, self.iters - self.warmup - (1 if self.warmup else 0))
+            decay_steps = max(1, self.iters - warmup - (1 if warmup else 0))
             sched: dict[str, Any] = {
                 "name": "cosine_decay",
                 "arguments": [self.learning_rate, decay_steps, self.min_learning_rate],
             }
         else:  # constant after warmup: a "linear" schedule from lr to lr
             sched = {"name": "linear_schedule", "arguments": [self.learning_rate, self.learning_rate, 1]}
-        if self.warmup:
-            sched["warmup"] = self.warmup
+        if warmup:
+            sched["warmup"] = warmup
             sched["warmup_init"] = self.warmup_init
         return sched
 
@@ -267,8 +301,6 @@ class TrainConfig(BaseModel):
 
     def resolve(self, settings: Settings) -> TrainConfig:
         """A copy with model/dataset paths and every default made concrete; raises on what can't work."""
-        from tooltune.models.resolve import read_config, resolve_model
-
         model_ref = self.model or settings.default_model
         model_path = resolve_model(model_ref, settings).path
         n_layers = _model_layers(read_config(model_path))
@@ -303,6 +335,8 @@ class TrainConfig(BaseModel):
                 "model_path": model_path,
                 "num_layers": num_layers,
                 "iters": iters,
+                "warmup": self.warmup if self.warmup is not None else self.default_warmup(iters),
+                "steps_per_eval": self.steps_per_eval or max(1, iters // 2),
                 "dataset_path": dataset_path,
                 "model_layers": n_layers,
                 "train_examples": n_train,

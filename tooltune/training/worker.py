@@ -29,11 +29,22 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tooltune.adapters.registry import AdapterRecord, AdapterRegistry
+from tooltune.data.lint import lint_dataset_dir
 from tooltune.errors import TooltuneError
 from tooltune.jobs import JobStore, utcnow
-from tooltune.logs import get_logger
+from tooltune.logs import configure_logging, get_logger
+from tooltune.training.loss_plot import write_loss_plot
+from tooltune.training.losses import anchored_loss, weighted_loss
 from tooltune.training.runs import RunRecord, TrainEvent, read_events, read_run, release_lock, write_run
+from tooltune.training.token_rows import (
+    apply_token_rows,
+    default_tokens,
+    inspect_token_rows,
+    resolve_token_ids,
+)
 from tooltune.training.train_config import TrainConfig
+from tooltune.training.value_tokens import CALL_OPEN, value_token_mask, value_token_weights
 from tooltune.workspace import Workspace, atomic_write_json
 
 log = get_logger("tooltune.training.worker")
@@ -172,7 +183,6 @@ class Worker:
     def _finish(self, status: str, *, error: str | None = None, result: dict[str, Any] | None = None) -> None:
         """Final writes in this order: artefacts, run.json, job — so a reader seeing a final job
         finds the rest."""
-        from tooltune.training.loss_plot import write_loss_plot
 
         elapsed = time.monotonic() - self.train_started
         run = self.run.model_copy(
@@ -330,7 +340,6 @@ class Worker:
 
     def _apply_token_rows(self, model: Any, tokenizer: Any) -> dict[str, int]:
         """Trainable embedding rows for ``train_tokens`` (default: the tool-call markers); {token: id}."""
-        from tooltune.training.token_rows import apply_token_rows, default_tokens, resolve_token_ids
 
         cfg = self.config
         if cfg.fine_tune_type != "lora" or cfg.train_tokens == []:
@@ -359,8 +368,6 @@ class Worker:
         """Refuse data that fails the data room's checks; a missing or crashing linter is recorded,
         not fatal (a linter bug must not block training)."""
         try:
-            from tooltune.data.lint import lint_dataset_dir
-
             report = lint_dataset_dir(
                 Path(self.config.dataset_path or "."),
                 model_path=self.config.model_path,
@@ -429,8 +436,6 @@ class Worker:
         import mlx.core as mx
         import numpy as np
 
-        from tooltune.training.value_tokens import value_token_mask, value_token_weights
-
         tokens, lengths = batch
         rows, spans = np.array(tokens), np.array(lengths)
         weights = np.ones(rows.shape, dtype=np.float32)
@@ -461,14 +466,12 @@ class Worker:
         return cfg.value_loss_weight != 1.0 or cfg.decision_loss_weight != 1.0 or bool(cfg.anchor_loss_weight)
 
     def _loss(self) -> Any:
-        from tooltune.training.losses import anchored_loss, weighted_loss
 
         weight = self.config.anchor_loss_weight
         return anchored_loss(weight) if weight else weighted_loss
 
     def _decision_token_summary(self, train_set: Any) -> dict[str, Any]:  # a CacheDataset
         """The weighted first answer tokens, split into calls (``<tool_call>``) and text answers."""
-        from tooltune.training.value_tokens import CALL_OPEN
 
         rows = (train_set[i] for i in range(len(train_set)))
         firsts = [self.tokenizer.decode([int(t[o])]) for t, o in rows if o < len(t)]
@@ -478,7 +481,6 @@ class Worker:
     def _value_token_summary(self, train_set: Any) -> dict[str, Any]:  # a CacheDataset: (tokens, offset)
         """How many answer tokens of the training set are argument values (weighted by
         value_loss_weight, or anchored); with none found the setting cannot work, so the run stops."""
-        from tooltune.training.value_tokens import value_token_mask
 
         cfg = self.config
         answer = value = with_values = 0
@@ -575,8 +577,6 @@ class Worker:
     def _register(self, metrics: dict[str, Any]) -> None:
         """Copy the final adapter into the registry; a failure here is recorded, the run's files stay."""
         try:
-            from tooltune.adapters.registry import AdapterRecord, AdapterRegistry
-
             run = self.run
             record = AdapterRecord(
                 name=run.adapter_name,
@@ -691,8 +691,6 @@ def inspect_adaptation(
     from mlx_lm.tuner.dora import DoRAEmbedding, DoRALinear
     from mlx_lm.tuner.lora import LoRAEmbedding, LoRALinear, LoRASwitchLinear
 
-    from tooltune.training.token_rows import inspect_token_rows
-
     trainable = sum(v.size for _, v in tree_flatten(model.trainable_parameters()))
     total = sum(v.size for _, v in tree_flatten(model.parameters()))
     applied: dict[str, Any] = {"trainable_parameters": int(trainable), "total_parameters": int(total)}
@@ -790,7 +788,6 @@ def summarize(events: list[TrainEvent], run: RunRecord) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tooltune.logs import configure_logging
 
     configure_logging(json=True)
     args = sys.argv[1:] if argv is None else argv

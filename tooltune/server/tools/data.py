@@ -1,0 +1,208 @@
+"""MCP tools for datasets: generate_training_examples, validate_dataset."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from typing import Annotated, Any, Literal
+
+from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import Field
+
+from tooltune.data.datasets import generate_dataset
+from tooltune.data.generate_config import GenerateConfig, GenerateResult
+from tooltune.data.lint import lint_dataset_dir
+from tooltune.data.store import DatasetInfo, load_dataset
+from tooltune.data.teacher import open_teacher
+from tooltune.data.tool_sources import spawns_program
+from tooltune.jobs import new_id
+from tooltune.logs import get_logger
+from tooltune.server.errors import agent_errors
+from tooltune.server.options import mcp_options
+from tooltune.server.progress import progress_requested
+from tooltune.server.results import (
+    DatasetCheck,
+    GeneratedDataset,
+    LintSummary,
+)
+from tooltune.server.state import ServerState
+from tooltune.server.tools.base import (
+    READ_ONLY,
+    STARTS_WORK,
+    in_thread,
+    lint_model_path,
+    thread_progress,
+)
+from tooltune.workspace import atomic_write_text, validate_name
+
+log = get_logger(__name__)
+
+
+def register(mcp: MCPServer, state: ServerState) -> None:
+    ws = state.ws
+
+    @mcp.tool(
+        description=(
+            "Create a training dataset of tool-calling examples for the small local model. Give the tools "
+            "the model must learn to call — inline OpenAI-format `tools`, an `mcp_server` (URL or stdio "
+            "command line) whose tools are listed, a BFCL `bfcl_file`, or builtin='coding' (the agent's own "
+            "coding tools) — and optionally your own `examples` (you write better requests than templates "
+            "do): full lines {messages, tools} in mlx-lm chat format, or pairs {request, calls: [{name, "
+            "arguments}]} (calls: [] plus optional answer = a no-call example). Templates fill up to `n` "
+            "examples of the chosen `kinds`; near-duplicates and anything resembling eval cases are dropped; "
+            "the result is linted (schema, chat-template round trip, loss coverage) and stored immutably. "
+            "teacher='self' has the model itself reword a share of the requests as people ask. Takes "
+            "seconds (a few hundred examples) to a minute (with a teacher: minutes). Errors in your examples "
+            "name examples.jsonl:N = your examples[N-1]. Next: train_adapter(dataset=<name>)."
+        ),
+        annotations=STARTS_WORK,
+    )
+    @agent_errors
+    @mcp_options(GenerateConfig)
+    async def generate_training_examples(
+        ctx: Context,
+        tools: Annotated[
+            list[dict[str, Any]] | None,
+            Field(
+                description='OpenAI function specs: {"type":"function","function":{name, description, '
+                "parameters}} or bare {name, description, parameters}."
+            ),
+        ] = None,
+        mcp_server: Annotated[
+            str | None,
+            Field(description='An MCP server to take tools from: "http://host/mcp" or a command line.'),
+        ] = None,
+        bfcl_file: Annotated[
+            str | None, Field(description="Path to a BFCL data file; only its function schemas are read.")
+        ] = None,
+        builtin: Annotated[
+            Literal["coding"] | None, Field(description="'coding' = read_file, write_file, run_command, ...")
+        ] = None,
+        examples: Annotated[
+            list[dict[str, Any]] | None,
+            Field(
+                description="Your own examples, kept first: {messages, tools} lines or {request, calls, "
+                "answer?} pairs."
+            ),
+        ] = None,
+        name: Annotated[
+            str | None,
+            Field(description="Dataset name (letters, digits, . _ -); default: a new unique name."),
+        ] = None,
+        base_model: Annotated[
+            str | None,
+            Field(description="Model whose chat template to check against (default: the default model)."),
+        ] = None,
+        teacher: Annotated[
+            str | None,
+            Field(
+                description="A model that rewrites a share of the requests as a person would ask (every "
+                "value must survive): 'self' = base_model itself, served while generating (adds minutes: "
+                "~4 s per request on a 2-core CPU), or the base URL of an OpenAI-compatible endpoint."
+            ),
+        ] = None,
+        **options: Any,
+    ) -> GeneratedDataset:
+        mcp_spec = f"mcp:{mcp_server}" if mcp_server else None
+        if mcp_spec is not None and spawns_program(mcp_spec) and not state.allow_spawn:
+            # refused before anything is written or started: the client may not be the owner (HTTP)
+            raise ToolError(
+                "mcp_server is a command line, and starting programs is off on this server (the default "
+                "over HTTP); pass the server's http(s):// URL instead, or have the owner restart it with "
+                "`tooltune mcp --http --allow-spawn`"
+            )
+        name = validate_name(name or new_id("ds"), "dataset name")
+        if (ws.datasets / name).exists():
+            raise ToolError(f"dataset {name!r} already exists and datasets are immutable; pass another name")
+        specs: list[str] = []
+        inputs = (
+            ws.root / "inputs" / name
+        )  # caller-supplied material, kept so the dataset's sources stay real
+        if tools:
+            atomic_write_text(inputs / "tools.json", json.dumps(tools, indent=2))
+            specs.append(str(inputs / "tools.json"))
+        if mcp_spec is not None:
+            specs.append(mcp_spec)
+        if bfcl_file:
+            specs.append(f"bfcl:{bfcl_file}")
+        if builtin:
+            specs.append(f"builtin:{builtin}")
+        if not specs:
+            raise ToolError(
+                "no tools given: pass tools=[...], mcp_server=..., bfcl_file=... or builtin='coding'"
+            )
+        examples_file = None
+        if examples:
+            examples_file = inputs / "examples.jsonl"
+            atomic_write_text(examples_file, "".join(json.dumps(e) + "\n" for e in examples))
+        config = GenerateConfig(**options)
+        try:
+            model_path = await in_thread(lint_model_path, state, base_model)
+            progress = thread_progress(ctx, "generating examples") if progress_requested(ctx) else None
+
+            def generate() -> tuple[DatasetInfo, GenerateResult]:
+                with open_teacher(teacher, model_path=model_path, settings=state.settings) as paraphraser:
+                    return generate_dataset(
+                        ws,
+                        name,
+                        specs,
+                        config,
+                        model_path=model_path,
+                        examples_file=examples_file,
+                        teacher=paraphraser,
+                        progress=progress,
+                    )
+
+            info, result = await in_thread(generate)
+        except BaseException:
+            shutil.rmtree(inputs, ignore_errors=True)  # nothing was written: keep no orphaned inputs either
+            raise
+        assert info.lint is not None
+        return GeneratedDataset(
+            dataset=info.name,
+            hash=info.hash,
+            counts=info.counts,
+            kinds=result.counts,
+            tools=int(info.stats.get("tools", 0)),
+            caller_examples=result.counts.get("caller", 0),
+            dropped_duplicates=result.dropped_duplicates,
+            dropped_leaked=result.dropped_leaked,
+            teacher=result.teacher,
+            lint=LintSummary.of(info.lint),
+            resource=f"tooltune://datasets/{info.name}",
+            next=f"train_adapter(dataset='{info.name}'), with base_model=... unless the default is meant",
+        )
+
+    @mcp.tool(
+        description=(
+            "Check a stored dataset before training: JSON and roles, every tool call valid against "
+            "its tool's schema, round trip through the model's chat template and tool parser, which "
+            "turns receive loss, duplicates, leakage of eval cases; plus stats (kinds, tools, lengths). "
+            "Takes seconds. Returns the first issues as file:line messages. Next: train_adapter if ok, "
+            "else generate a new dataset."
+        ),
+        annotations=READ_ONLY,
+    )
+    @agent_errors
+    async def validate_dataset(
+        name: Annotated[str, Field(description="Dataset name (from generate_training_examples).")],
+        base_model: Annotated[
+            str | None,
+            Field(description="Model whose chat template to check against (default: the default model)."),
+        ] = None,
+    ) -> DatasetCheck:
+
+        info = await in_thread(load_dataset, ws, name)
+        model_path = await in_thread(lint_model_path, state, base_model)
+        report = await in_thread(lint_dataset_dir, info.path, model_path, ws_root=ws.root)
+        return DatasetCheck(
+            dataset=info.name,
+            lint=LintSummary.of(report),
+            stats=report.stats,
+            resource=f"tooltune://datasets/{info.name}",
+            next=f"train_adapter(dataset='{info.name}')"
+            if report.ok
+            else "fix the errors listed (or generate a new dataset), then validate again",
+        )

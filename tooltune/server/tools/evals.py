@@ -1,0 +1,205 @@
+"""MCP tools for evals: run_eval_suite (a background job on the shared model server), compare_runs."""
+
+from __future__ import annotations
+
+import functools
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import Field
+
+from tooltune.evals.runner import ProgressFn
+from tooltune.evals.service import compare_runs as compare_saved_runs
+from tooltune.evals.service import evaluate_on_server
+from tooltune.evals.suite import EvalSuite, load_suite
+from tooltune.jobs import JobRecord
+from tooltune.logs import get_logger
+from tooltune.server.errors import agent_errors
+from tooltune.server.progress import follow_job, progress_requested
+from tooltune.server.results import (
+    ComparisonView,
+    EvalStarted,
+    JobView,
+)
+from tooltune.server.state import ServerState
+from tooltune.server.tools.base import (
+    DEFAULT_WAIT_SECONDS,
+    READ_ONLY,
+    STARTS_WORK,
+    WaitSeconds,
+    base_model_for,
+    in_thread,
+)
+
+log = get_logger(__name__)
+
+
+def register(mcp: MCPServer, state: ServerState) -> None:
+    ws = state.ws
+
+    @mcp.tool(
+        description=(
+            "Measure tool calling on an eval suite ('coding-tools' is built in; BFCL suites can be "
+            "imported): the baseline (base model, no adapter) and/or an adapter, scored natively (the "
+            "server's parsed tool_calls) and leniently (calls found in the text too), then paired case "
+            "by case when both run. Starts the local model server if needed. Returns a job id at once "
+            "(progress streams if your request has a progress token). Takes ~1-10 s per case on CPU: "
+            "use `limit` (cases per category) for a quick look. The result holds scores per category, "
+            "the comparison and report URIs. Afterwards the model server serves what it served before. "
+            "Next: get_job(id), then switch_adapter."
+        ),
+        annotations=STARTS_WORK,
+    )
+    @agent_errors
+    async def run_eval_suite(
+        ctx: Context,
+        suite: Annotated[str, Field(description="Suite name ('coding-tools') or path to a suite .jsonl.")] = (
+            "coding-tools"
+        ),
+        adapter: Annotated[
+            str | None, Field(description="Registered adapter to evaluate (list_adapters).")
+        ] = None,
+        baseline: Annotated[
+            bool, Field(description="Also run the base model without adapter, first.")
+        ] = True,
+        limit: Annotated[
+            int | None, Field(ge=1, description="First N cases per category (default: the whole suite).")
+        ] = None,
+        base_model: Annotated[
+            str | None,
+            Field(
+                description="Base model for a baseline-only run (default: the adapter's base, else the "
+                "served or default model)."
+            ),
+        ] = None,
+        wait_seconds: WaitSeconds = DEFAULT_WAIT_SECONDS,
+    ) -> EvalStarted:
+        if adapter is None and not baseline:
+            raise ToolError("nothing to evaluate: pass adapter='<name>' and/or baseline=true")
+        if state.running_evals():
+            busy = state.running_evals()[0]
+            raise ToolError(
+                f"busy: eval job {busy} is running; follow it with get_job('{busy}') or "
+                f"cancel_job('{busy}') first"
+            )
+        loaded = await in_thread(load_suite, suite, ws)
+        n_cases = len(loaded.subset(limit).cases)
+        model_path = await in_thread(base_model_for, state, adapter, base_model)
+        targets: list[str | None] = ([None] if baseline else []) + ([adapter] if adapter else [])
+        labels = [t or "baseline" for t in targets]
+        work = functools.partial(_eval_job, state, loaded, targets, model_path, limit, n_cases)
+        job = state.start_background_job(
+            "eval",
+            work,
+            params={
+                "suite": loaded.name,
+                "adapter": adapter,
+                "baseline": baseline,
+                "limit": limit,
+                "model": str(model_path),
+            },
+            total=n_cases * len(targets),
+        )
+        followed = 0.0
+        if wait_seconds and progress_requested(ctx):
+            t0 = time.monotonic()
+            job = await follow_job(ctx, state.jobs, job.id, max_seconds=wait_seconds)
+            followed = round(time.monotonic() - t0, 1)
+        view = JobView.of(job)
+        return EvalStarted(
+            job=view,
+            suite=loaded.name,
+            cases=n_cases,
+            runs=labels,
+            model=str(model_path),
+            followed_seconds=followed,
+            next=view.next,
+        )
+
+    @mcp.tool(
+        description=(
+            "Compare two finished eval runs case by case (typically baseline vs adapter on the same suite): "
+            "per-category rates, McNemar's exact test (native and lenient) and the cases that regressed or "
+            "got fixed. Instant. Run ids are in run_eval_suite's job result (result.runs). Writes a Markdown "
+            "report "
+            "(resource URI in `report`)."
+        ),
+        annotations=READ_ONLY,
+    )
+    @agent_errors
+    async def compare_runs(
+        a: Annotated[str, Field(description="Reference run id (usually the baseline).")],
+        b: Annotated[str, Field(description="Candidate run id (usually the adapter).")],
+    ) -> ComparisonView:
+        cmp = await in_thread(compare_saved_runs, ws, a, b)
+        native = cmp.mcnemar_native
+        verdict = (
+            "the candidate is significantly better natively (p<0.05)"
+            if native.fixes > native.regressions and native.p_value < 0.05
+            else "no significant native difference — more cases (no limit) or more training may be needed"
+        )
+        return ComparisonView.of(cmp, report=f"tooltune://reports/{b}/vs/{a}", next=verdict)
+
+
+async def _eval_job(
+    state: ServerState,
+    suite: EvalSuite,
+    targets: list[str | None],
+    model_path: Path,
+    limit: int | None,
+    n_cases: int,
+    job: JobRecord,
+) -> dict[str, Any]:
+    """The eval job's work: the shared baseline → adapter → compare loop on the server's model server,
+    with progress written to the job; what was served before is served again afterwards."""
+    ms = await state.model_server_for(model_path)
+    total = n_cases * len(targets)
+
+    def on_target(i: int, label: str) -> ProgressFn:
+        offset = i * n_cases
+        state.jobs.update(job.id, progress={"current": offset, "message": f"{label}: loading"})
+
+        def on_progress(done: int, run_total: int, _result: Any) -> None:
+            message = f"{label}: case {done}/{run_total}"
+            state.jobs.update(job.id, progress={"current": offset + done, "total": total, "message": message})
+
+        return on_progress
+
+    evaluation = await evaluate_on_server(
+        ms, suite, ws=state.ws, targets=targets, on_target=on_target, restore=True, limit=limit
+    )
+    reports, cmp = evaluation.reports, evaluation.comparison
+    result: dict[str, Any] = {
+        "suite": suite.name,
+        "model": str(model_path),
+        "runs": {r.meta.label: r.meta.run_id for r in reports},
+        "scores": {r.meta.label: r.rates() for r in reports},
+        "complete": all(r.complete for r in reports),
+        "reports": {r.meta.label: f"tooltune://reports/{r.meta.run_id}" for r in reports},
+    }
+    # run_suite_on_server recorded the adapter's scores in its registry entry
+    if cmp is not None:
+        a, b = cmp.run_a, cmp.run_b
+        result["comparison"] = {
+            "run_a": a,
+            "run_b": b,
+            "n_paired": cmp.n_paired,
+            "native": {
+                "a": reports[0].overall.native_rate,
+                "b": reports[1].overall.native_rate,
+                **cmp.mcnemar_native.model_dump(),
+            },
+            "lenient": {
+                "a": reports[0].overall.lenient_rate,
+                "b": reports[1].overall.lenient_rate,
+                **cmp.mcnemar_lenient.model_dump(),
+            },
+            "regressions": cmp.regressed_ids()[:20],
+            "fixes": cmp.fixed_ids()[:20],
+            "report": f"tooltune://reports/{b}/vs/{a}",
+        }
+    return result
