@@ -150,6 +150,7 @@ def test_run_learns_and_every_config_value_reaches_mlx(
     assert {m.scale for m in loras} == {6.0}
     assert {round(1 - m.dropout._p_1, 6) for m in loras} == {0.05}
     assert run.applied["rank"] == [4] and run.applied["adapted_layers"] == 1
+    assert run.device == str(mx.default_device())  # what the worker ran on, from MLX itself
 
     # grad accumulation: after 10 micro-steps the optimizer has made 5 updates
     ckpt = mx.load(str(job.run_dir / "checkpoints" / "0000010_optimizer.safetensors"))

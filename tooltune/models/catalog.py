@@ -10,7 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from tooltune.config import Settings, default_dtype, default_quantize_bits, is_apple_silicon
+from tooltune.config import Settings, default_dtype, default_quantize_bits
+from tooltune.device import detect_device
 from tooltune.models.gguf_import import read_import_record
 from tooltune.models.resolve import is_mlx_model_dir
 
@@ -28,8 +29,11 @@ class ModelEntry(BaseModel):
 
 def platform_default_format() -> str:
     """The fast format on this machine, in words (why: see docs/PLATFORM.md's measurements)."""
-    if is_apple_silicon():
+    kind = detect_device().kind
+    if kind == "metal":
         return f"{default_quantize_bits()}-bit (Apple silicon: quantized matmuls run on Metal)"
+    if kind == "cuda":
+        return f"{default_dtype()} (NVIDIA GPU: MLX's CUDA backend)"
     return (
         f"{default_dtype()} + OpenBLAS (Linux CPU: only float32 matmuls use BLAS; 4-bit and bf16 are slower)"
     )

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
+from tooltune.device import detect_device
 from tooltune.logs import get_logger
 from tooltune.subprocs import exit_status
 
@@ -40,7 +41,7 @@ THREADS_ENV = "TOOLTUNE_BLAS_THREADS"
 class BlasChoice(BaseModel):
     """Which BLAS an MLX subprocess will use, and the environment that makes it so."""
 
-    name: str  # "openblas" | "reference" | "accelerate"
+    name: str  # "openblas" | "reference" | "accelerate" | "cublas"
     reason: str
     library: str | None = None
     env: dict[str, str] = {}
@@ -186,6 +187,9 @@ def blas_env(
     """Environment additions for an MLX subprocess so it uses the fastest BLAS available."""
     if sys.platform == "darwin":
         return BlasChoice(name="accelerate", reason="macOS: MLX uses Accelerate/Metal")
+    device = detect_device()
+    if device.kind == "cuda":  # matmuls run on the GPU (cuBLAS); a CPU BLAS would only add start-up work
+        return BlasChoice(name="cublas", reason=f"MLX runs on the GPU: {device.reason}")
     if enabled is None:
         enabled = os.environ.get(DISABLE_ENV, "1").lower() not in ("0", "false", "no", "off")
     if not enabled:

@@ -66,8 +66,14 @@ def build(
     intermediate_size: int = 128,
     vocab_size: int = 1024,
     seed: int = 0,
+    model_vocab_size: int | None = None,
+    dtype: str = "float32",
 ) -> Path:
-    """Write a tiny Qwen2 model to ``path`` (atomically) and return it."""
+    """Write a tiny Qwen2 model to ``path`` (atomically) and return it.
+
+    ``model_vocab_size`` pads the embedding and LM head beyond the tokenizer's vocabulary (a benchmark
+    of a real model's shape: Qwen2.5's head has 151,936 rows); ``dtype`` is the weights' dtype.
+    """
     import mlx.core as mx
     from mlx.utils import tree_flatten
     from mlx_lm.models import qwen2
@@ -84,18 +90,18 @@ def build(
         "num_attention_heads": num_heads,
         "num_key_value_heads": num_kv_heads,
         "rms_norm_eps": 1e-6,
-        "vocab_size": n_vocab,
+        "vocab_size": max(n_vocab, model_vocab_size or 0),
         "max_position_embeddings": 4096,
         "rope_theta": 1000000.0,
         "tie_word_embeddings": True,
-        "torch_dtype": "float32",
+        "torch_dtype": dtype,
         "eos_token_id": tok.token_to_id("<|im_end|>"),
         "bos_token_id": None,
     }
     mx.random.seed(seed)
     model = qwen2.Model(qwen2.ModelArgs.from_dict(config))
     mx.eval(model.parameters())
-    weights = dict(tree_flatten(model.parameters()))
+    weights = {k: v.astype(getattr(mx, dtype)) for k, v in tree_flatten(model.parameters())}
 
     im_end = tok.token_to_id("<|im_end|>")
     endoftext = tok.token_to_id("<|endoftext|>")

@@ -84,6 +84,7 @@ class RunRecord(BaseModel):
     mlx_version: str | None = None
     mlx_lm_version: str | None = None
     blas: str | None = None
+    device: str | None = Field(default=None, description="The MLX device the worker trained on.")
     seed: int = 0
     host: str = Field(default_factory=socket.gethostname)
     pid: int | None = None

@@ -162,7 +162,11 @@ class Worker:
     def _mark_running(self) -> None:
         from importlib.metadata import version
 
+        import mlx.core as mx
+
         blas = "openblas" if "openblas" in os.environ.get("LD_PRELOAD", "") else "default"
+        device = str(mx.default_device())  # Device(gpu, 0) with MLX's CUDA backend, Device(cpu, 0) here
+        log.info("train.device", device=device, blas=blas)
         self.run = self.run.model_copy(
             update={
                 "status": "running",
@@ -171,6 +175,7 @@ class Worker:
                 "mlx_version": version("mlx"),
                 "mlx_lm_version": version("mlx-lm"),
                 "blas": blas,
+                "device": device,
             }
         )
         write_run(self.run_dir, self.run)
