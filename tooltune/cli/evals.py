@@ -48,7 +48,7 @@ def run(
     adapter: str | None = None,
     baseline: bool = False,
     model: str | None = None,
-    base_url: str | None = None,
+    base_url: Annotated[list[str] | None, Parameter(consume_multiple=False)] = None,
     limit: int | None = None,
     repeats: int = 1,
     temperature: float = 0.0,
@@ -72,7 +72,8 @@ def run(
         Base model (cache name or path); default: the adapter's base, else the configured default.
         With --base-url: the "model" field to send.
     base_url
-        Evaluate an already-running OpenAI-compatible endpoint instead of starting mlx_lm.server.
+        Evaluate an already-running OpenAI-compatible endpoint instead of starting mlx_lm.server. Give
+        it again for more endpoints serving the same model: they share the cases (one run).
     limit
         Only the first N cases of each category.
     repeats

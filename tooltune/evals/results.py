@@ -79,6 +79,11 @@ class RunMeta(BaseModel):
     categories: dict[str, int] = Field(default_factory=dict)
     model_name: str
     base_url: str
+    shard_urls: list[str] = Field(
+        default_factory=list,
+        description="Every endpoint the cases were shared between, when more than one (all serve the same "
+        "model); base_url is the first.",
+    )
     adapter: str | None = None
     label: str = ""
     temperature: float = 0.0

@@ -16,7 +16,8 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -297,53 +298,77 @@ async def _execute(
     total = len(suite.cases) * meta.repeats
     log.info("eval.start", run_id=meta.run_id, todo=len(todo), done=len(done), concurrency=concurrency)
 
-    model = make_model(meta.base_url, meta.model_name, timeout_s=timeout_s, http_client=http_client)
+    urls = meta.shard_urls or [meta.base_url]
+    models = [make_model(url, meta.model_name, timeout_s=timeout_s, http_client=http_client) for url in urls]
     try:
         base_settings: ModelSettings = {"temperature": meta.temperature, "max_tokens": meta.max_tokens}
         if meta.extra_body:
             base_settings["extra_body"] = dict(meta.extra_body)
-        limiter = anyio.CapacityLimiter(max(1, concurrency))
+        queue = deque(todo)
         writer = _CaseWriter(cases_path)
         results = list(done)
-        state = {"consecutive_conn": 0, "stopped": False}
+        failures = [0] * len(urls)  # consecutive unreachable answers per endpoint
+        stopped = [False] * len(urls)
+        busy = [0]  # cases in flight on any endpoint
         prior_wall = _read_elapsed(d)
         started = time.perf_counter()
 
-        async def one(case: EvalCase, repeat: int) -> None:
-            async with limiter:
-                if state["stopped"]:
+        async def worker(ep: int) -> None:
+            """``concurrency`` of these per endpoint take the next case from one queue, so a faster
+            server takes more. A case an unreachable server failed goes back to the queue while another
+            server is up; the last one standing records it (resume retries it)."""
+            while not stopped[ep]:
+                if not queue:
+                    if busy[0] == 0:
+                        return
+                    await anyio.sleep(0.05)  # a case in flight elsewhere may come back to the queue
+                    continue
+                case, repeat = queue.popleft()
+                busy[0] += 1
+                try:
+                    await one(ep, case, repeat)
+                finally:
+                    busy[0] -= 1
+
+        async def one(ep: int, case: EvalCase, repeat: int) -> None:
+            settings = dict(base_settings)
+            if meta.temperature > 0 and meta.seed is not None:
+                # only when sampling: a seed turns mlx_lm.server's batching off
+                settings["seed"] = meta.seed + repeat
+            result = await run_case(models[ep], case, repeat=repeat, settings=settings)  # type: ignore[arg-type]
+            if result.error_kind in RETRYABLE_ERRORS:
+                failures[ep] += 1
+                if failures[ep] >= max_consecutive_connection_errors:
+                    stopped[ep] = True
+                    log.warning("eval.endpoint_stopped", url=urls[ep], failures=failures[ep])
+                if any(not s for j, s in enumerate(stopped) if j != ep):
+                    queue.append((case, repeat))
                     return
-                settings = dict(base_settings)
-                if meta.temperature > 0 and meta.seed is not None:
-                    # only when sampling: a seed turns mlx_lm.server's batching off
-                    settings["seed"] = meta.seed + repeat
-                result = await run_case(model, case, repeat=repeat, settings=settings)  # type: ignore[arg-type]
-                if result.error_kind in RETRYABLE_ERRORS:
-                    state["consecutive_conn"] += 1
-                    if state["consecutive_conn"] >= max_consecutive_connection_errors:
-                        state["stopped"] = True
-                else:
-                    state["consecutive_conn"] = 0
-                await writer.write(result)
-                results.append(result)
-                # elapsed time survives a kill too, so a resumed run's cases/min stays honest
-                atomic_write_json(d / "timing.json", {"wall_s": prior_wall + (time.perf_counter() - started)})
-                if on_progress:
-                    on_progress(len(results), total, result)
+            else:
+                failures[ep] = 0
+            await writer.write(result)
+            results.append(result)
+            # elapsed time survives a kill too, so a resumed run's cases/min stays honest
+            atomic_write_json(d / "timing.json", {"wall_s": prior_wall + (time.perf_counter() - started)})
+            if on_progress:
+                on_progress(len(results), total, result)
 
         try:
             async with anyio.create_task_group() as tg:
-                for case, repeat in todo:
-                    tg.start_soon(one, case, repeat)
+                for ep in range(len(urls)):
+                    for _ in range(max(1, concurrency)):
+                        tg.start_soon(worker, ep)
         finally:
             writer.close()
             wall = prior_wall + (time.perf_counter() - started)
             atomic_write_json(d / "timing.json", {"wall_s": wall})
+        state = {"stopped": all(stopped)}
         report = build_report(meta, load_results(cases_path), wall_s=wall)
         write_reports(ws, report)
         if state["stopped"]:
             raise EvalInterrupted(
-                f"the model server at {meta.base_url} stopped answering after {report.n_results} of {total} "
+                f"the model server at {' and '.join(urls)} stopped answering after {report.n_results} of "
+                f"{total} "
                 f"cases; start it again and resume with `tooltune eval --resume {meta.run_id}`",
                 meta.run_id,
                 report,
@@ -359,14 +384,15 @@ async def _execute(
         if http_client is None:
             # ours: close it on this event loop. Left open, openai closes it from __del__ on whichever loop
             # runs then, and a transport of a finished loop raises "Event loop is closed" there.
-            await model.client.close()
+            for model in models:
+                await model.client.close()
 
 
 async def run_suite(
     suite: EvalSuite,
     *,
     ws: Workspace,
-    base_url: str,
+    base_url: str | Sequence[str],
     model_name: str,
     extra_body: dict[str, Any] | None = None,
     adapter: str | None = None,
@@ -386,11 +412,17 @@ async def run_suite(
 ) -> EvalReport:
     """Run ``suite`` (first ``limit`` cases per category) ``repeats`` times against the endpoint.
 
+    Several endpoints serving the same model (``base_url`` a list) share the cases, ``concurrency``
+    requests each, and make one run.
+
     Writes ``<ws>/reports/<run_id>/{run.json, suite.jsonl, cases.jsonl, report.*}`` and returns the
     report. Raises :class:`EvalInterrupted` (with the partial report) if the server stops answering.
     """
     if repeats < 1:
         raise TooltuneError("repeats must be at least 1")
+    urls = [base_url] if isinstance(base_url, str) else list(dict.fromkeys(base_url))
+    if not urls:
+        raise TooltuneError("no endpoint to evaluate: give at least one base URL")
     if repeats > 1 and temperature == 0:
         log.warning("eval.repeats_at_temperature_0", hint="repeats at temperature 0 give identical answers")
     suite = suite.subset(limit)
@@ -410,7 +442,8 @@ async def run_suite(
         n_cases=len(suite.cases),
         categories=suite.categories,
         model_name=model_name,
-        base_url=base_url,
+        base_url=urls[0],
+        shard_urls=urls if len(urls) > 1 else [],
         adapter=adapter,
         label=label or (adapter or "base"),
         temperature=temperature,
@@ -441,7 +474,7 @@ async def resume_run(
     ws: Workspace,
     run_id: str,
     *,
-    base_url: str | None = None,
+    base_url: str | Sequence[str] | None = None,
     model_name: str | None = None,
     extra_body: dict[str, Any] | None = None,
     concurrency: int | None = None,
@@ -459,7 +492,9 @@ async def resume_run(
     suite = parse_suite((d / "suite.jsonl").read_text("utf-8"), name=meta.suite, source=meta.suite_source)
     updates: dict[str, Any] = {}
     if base_url:
-        updates["base_url"] = base_url
+        urls = [base_url] if isinstance(base_url, str) else list(dict.fromkeys(base_url))
+        updates["base_url"] = urls[0]
+        updates["shard_urls"] = urls if len(urls) > 1 else []
     if model_name:
         updates["model_name"] = model_name
     if extra_body is not None:

@@ -1,0 +1,66 @@
+"""One suite shared between several mlx_lm.server endpoints serving the same model: one run, the same
+verdicts as one server at temperature 0, and a server that stops answering leaves its cases to the rest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import pytest
+
+from tooltune.config import Settings
+from tooltune.evals.runner import run_suite
+from tooltune.evals.suite import load_suite
+from tooltune.subprocs import free_port
+from tooltune.workspace import Workspace
+
+pytestmark = pytest.mark.slow
+
+
+def _completions(log: Path) -> int:
+    return log.read_text(errors="replace").count('"POST /v1/chat/completions HTTP/1.1" 200')
+
+
+def test_two_servers_share_a_run_and_a_dead_one_is_left_behind(tiny_model: Path, settings: Settings) -> None:
+    from tooltune.testing.mlx_endpoint import mlx_endpoint
+
+    ws = Workspace(settings.workspace).ensure()
+    suite = load_suite("coding-tools", ws).subset(2)  # 12 cases, multi-turn ones too
+    opts = dict(ws=ws, concurrency=1, max_tokens=16)  # one request per server at a time: no batching
+    logs = [settings.cache_dir / "shard-a.log", settings.cache_dir / "shard-b.log"]
+    with (
+        mlx_endpoint(tiny_model, settings, log_path=logs[0], ready_timeout=180) as a,
+        mlx_endpoint(tiny_model, settings, log_path=logs[1], ready_timeout=180) as b,
+    ):
+        before = [_completions(p) for p in logs]  # the readiness probes
+
+        async def runs() -> tuple:
+            one = await run_suite(suite, base_url=a.base_url, model_name=a.model_name, run_id="one", **opts)
+            both = await run_suite(
+                suite, base_url=[a.base_url, b.base_url], model_name=a.model_name, run_id="both", **opts
+            )
+            dead = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+            left = await run_suite(
+                suite,
+                base_url=[dead, b.base_url],
+                model_name=a.model_name,
+                run_id="left",
+                max_consecutive_connection_errors=2,
+                **opts,
+            )
+            return one, both, left
+
+        one, both, left = anyio.run(runs)
+        served_by_b = _completions(logs[1]) - before[1]
+
+    assert both.meta.shard_urls == [a.base_url, b.base_url] and both.meta.base_url == a.base_url
+    assert both.complete and both.n_results == one.n_results == 12
+    # both servers answered part of the shared run (b also served all of "left")
+    assert served_by_b > 12 and _completions(logs[0]) - before[0] > 12
+
+    def verdicts(report) -> dict[str, tuple]:
+        return {r.case_id: (r.native.passed, r.lenient.passed, r.raw_text) for r in report.results}
+
+    assert verdicts(both) == verdicts(one)  # greedy decoding: which server answered changes nothing
+    assert left.complete and left.n_results == 12 and all(r.error is None for r in left.results)
+    assert verdicts(left) == verdicts(one)
