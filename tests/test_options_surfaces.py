@@ -21,6 +21,7 @@ from tooltune.server.state import ServerState
 from tooltune.training.train_config import RESOLVED_FIELDS, TrainConfig
 
 TRAIN_OPTIONS = model_options(TrainConfig, exclude=("model", "dataset", *RESOLVED_FIELDS))
+MCP_TRAIN_OPTIONS = [o for o in TRAIN_OPTIONS if o.name != "hosts"]  # no processes on other hosts over MCP
 GENERATE_OPTIONS = model_options(GenerateConfig)
 
 
@@ -52,12 +53,16 @@ class _Stop(Exception):
 
 def test_mcp_schema_publishes_each_field_default_description_and_bounds(settings: Settings) -> None:
     schemas = _tool_schemas(settings)
-    for tool, options in (("train_adapter", TRAIN_OPTIONS), ("generate_training_examples", GENERATE_OPTIONS)):
+    for tool, options in (
+        ("train_adapter", MCP_TRAIN_OPTIONS),
+        ("generate_training_examples", GENERATE_OPTIONS),
+    ):
         props = schemas[tool]["properties"]
         for o in options:
             assert o.name in props, f"{tool} lacks {o.name}"
             assert props[o.name].get("default") == json.loads(json.dumps(o.default)), (tool, o.name)
             assert props[o.name].get("description", "") == o.description, (tool, o.name)
+    assert "hosts" not in schemas["train_adapter"]["properties"]
     rank = schemas["train_adapter"]["properties"]["rank"]
     assert (rank["minimum"], rank["maximum"]) == (1, 1024)
     assert schemas["generate_training_examples"]["properties"]["contrast_share"]["maximum"] == 1

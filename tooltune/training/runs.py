@@ -15,6 +15,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -85,6 +86,7 @@ class RunRecord(BaseModel):
     mlx_lm_version: str | None = None
     blas: str | None = None
     device: str | None = Field(default=None, description="The MLX device the worker trained on.")
+    processes: int = Field(default=1, description="Training processes (more than one with --hosts).")
     seed: int = 0
     host: str = Field(default_factory=socket.gethostname)
     pid: int | None = None
@@ -330,7 +332,7 @@ def start_training(config: TrainConfig, settings: Settings, *, name: str | None 
         atomic_write_json(run_dir / "config.json", resolved)
         write_run(run_dir, run)
         store.update(job_id, progress={"total": resolved.iters, "message": "starting worker"})
-        return _spawn(settings, ws, store, run_dir, job_id)
+        return _spawn(settings, ws, store, run_dir, job_id, hosts=resolved.hosts)
     except BaseException:
         release_lock(ws, job_id)
         raise
@@ -382,7 +384,7 @@ def resume_training(ref: str, settings: Settings, *, iters: int | None = None) -
     )
     write_run(run_dir, run)
     store.update(job_id, progress={"current": its[-1], "total": config.iters, "message": "resuming"})
-    return _spawn(settings, ws, store, run_dir, job_id)
+    return _spawn(settings, ws, store, run_dir, job_id, hosts=config.hosts)
 
 
 def cancel_training(ref: str, settings: Settings) -> JobRecord:
@@ -414,7 +416,27 @@ def training_status(ref: str, settings: Settings) -> tuple[JobRecord, RunRecord]
     return store.get(job_id), run
 
 
-def _spawn(settings: Settings, ws: Workspace, store: JobStore, run_dir: Path, job_id: str) -> JobRecord:
+def worker_command(run_dir: Path, hosts: Path | None = None) -> list[str]:
+    """The worker's command line: one process, or one per host of an mlx.launch host file (MLX's own
+    launcher; its ring backend sums the gradients over TCP)."""
+    worker = [sys.executable, "-m", "tooltune.training.worker", str(run_dir)]
+    if hosts is None:
+        return worker
+    launcher = shutil.which("mlx.launch", path=str(Path(sys.executable).parent)) or shutil.which("mlx.launch")
+    if launcher is None:
+        raise TooltuneError("--hosts needs mlx.launch (it comes with mlx); it is not on PATH")
+    return [launcher, "--hostfile", str(hosts), "--backend", "ring", "--cwd", str(run_dir), "--", *worker]
+
+
+def _spawn(
+    settings: Settings,
+    ws: Workspace,
+    store: JobStore,
+    run_dir: Path,
+    job_id: str,
+    *,
+    hosts: Path | None = None,
+) -> JobRecord:
     """Launch the worker detached (own session: a Ctrl-C in the terminal or the parent exiting won't
     kill it) with the OpenBLAS environment every MLX child needs for fast float32."""
 
@@ -427,7 +449,7 @@ def _spawn(settings: Settings, ws: Workspace, store: JobStore, run_dir: Path, jo
     try:
         with open(run_dir / "worker.log", "ab") as log_fh:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "tooltune.training.worker", str(run_dir)],
+                worker_command(run_dir, hosts),
                 stdin=subprocess.DEVNULL,
                 stdout=log_fh,
                 stderr=subprocess.STDOUT,

@@ -148,6 +148,13 @@ class TrainConfig(BaseModel):
     val_batches: int = Field(
         default=4, ge=-1, description="Validation batches per evaluation; -1 = the whole validation set."
     )
+    hosts: Path | None = Field(
+        default=None,
+        description='An mlx.launch host file (JSON: [{"ssh": host, "ips": [ip]}, ...]; 127.0.0.1 runs a '
+        "process here): data-parallel LoRA with one process per entry, gradients averaged by mlx-lm; "
+        "batch_size must be a multiple of their number. Every host needs this workspace and Python "
+        "environment at the same paths; the first process writes the run.",
+    )
 
     # filled in by resolve(); the worker only ever sees resolved configs
     model_path: Path | None = None
@@ -316,6 +323,17 @@ class TrainConfig(BaseModel):
         else:
             num_layers = self.num_layers
 
+        hosts = None
+        if self.hosts is not None:
+            hosts = Path(self.hosts).expanduser().resolve()
+            n_proc = count_hosts(hosts)
+            if n_proc < 2:
+                raise TrainConfigError(f"{hosts} names one process; leave --hosts out to train in one")
+            if self.batch_size % n_proc:
+                raise TrainConfigError(
+                    f"batch_size {self.batch_size} does not split over the {n_proc} processes of {hosts}; "
+                    f"use a multiple of {n_proc}"
+                )
         dataset_path = resolve_dataset(self.dataset, Workspace(settings.workspace))
         n_train = count_lines(dataset_path / "train.jsonl")
         n_valid = count_lines(dataset_path / "valid.jsonl")
@@ -338,11 +356,25 @@ class TrainConfig(BaseModel):
                 "warmup": self.warmup if self.warmup is not None else self.default_warmup(iters),
                 "steps_per_eval": self.steps_per_eval or max(1, iters // 2),
                 "dataset_path": dataset_path,
+                "hosts": hosts,
                 "model_layers": n_layers,
                 "train_examples": n_train,
                 "valid_examples": n_valid,
             }
         )
+
+
+def count_hosts(path: Path) -> int:
+    """Processes an mlx.launch host file starts (one per entry); a clear error for a bad file."""
+    try:
+        hosts = json.loads(path.read_text("utf-8"))
+    except OSError as e:
+        raise TrainConfigError(f"cannot read the host file {path}: {e.strerror or e}") from None
+    except ValueError as e:
+        raise TrainConfigError(f"{path}: not JSON ({e}); mlx.launch wants a list of hosts") from None
+    if not isinstance(hosts, list) or not hosts or not all(isinstance(h, dict) and "ssh" in h for h in hosts):
+        raise TrainConfigError(f'{path}: expected a list like [{{"ssh": "127.0.0.1", "ips": ["127.0.0.1"]}}]')
+    return len(hosts)
 
 
 def _model_layers(config: dict[str, Any]) -> int:

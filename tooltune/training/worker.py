@@ -32,7 +32,7 @@ from typing import Any
 from tooltune.adapters.registry import AdapterRecord, AdapterRegistry
 from tooltune.data.lint import lint_dataset_dir
 from tooltune.errors import TooltuneError
-from tooltune.jobs import JobStore, utcnow
+from tooltune.jobs import JobRecord, JobStore, utcnow
 from tooltune.logs import configure_logging, get_logger
 from tooltune.training.loss_plot import write_loss_plot
 from tooltune.training.losses import anchored_loss, weighted_loss
@@ -131,13 +131,26 @@ class Worker:
         self.tokenizer: Any = None
         self.optimizer: Any = None
         self._weight_cache: dict[bytes, Any] = {}  # loss weights per distinct token row
+        # data-parallel runs (``--hosts``, started by mlx.launch): every process trains, rank 0 alone writes
+        # the run's files and the job; the others own nothing and stop when rank 0 does
+        self.rank = 0
+        self.world_size = 1
 
     # ---- lifecycle -----------------------------------------------------------------------------------
 
+    @property
+    def leader(self) -> bool:
+        return self.rank == 0
+
     def main(self) -> int:
-        signal.signal(signal.SIGTERM, self._on_signal)
-        signal.signal(signal.SIGINT, self._on_signal)
+        import mlx.core as mx
+
         try:
+            group = mx.distributed.init()  # a group of one unless mlx.launch started this process
+            self.rank, self.world_size = group.rank(), group.size()
+            if self.leader:  # a follower keeps the default: mlx.launch stops it when another rank fails
+                signal.signal(signal.SIGTERM, self._on_signal)
+                signal.signal(signal.SIGINT, self._on_signal)
             self._mark_running()
             result = self._train()
         except RunCancelled as c:
@@ -150,7 +163,8 @@ class Worker:
             try:
                 self._finish("failed", error=reason)
             finally:
-                release_lock(self.ws, self.job_id)
+                if self.leader:
+                    release_lock(self.ws, self.job_id)
             return 1
         self._finish("succeeded", result=result)
         return 0
@@ -166,7 +180,7 @@ class Worker:
 
         blas = "openblas" if "openblas" in os.environ.get("LD_PRELOAD", "") else "default"
         device = str(mx.default_device())  # Device(gpu, 0) with MLX's CUDA backend, Device(cpu, 0) here
-        log.info("train.device", device=device, blas=blas)
+        log.info("train.device", device=device, blas=blas, rank=self.rank, processes=self.world_size)
         self.run = self.run.model_copy(
             update={
                 "status": "running",
@@ -176,18 +190,21 @@ class Worker:
                 "mlx_lm_version": version("mlx-lm"),
                 "blas": blas,
                 "device": device,
+                "processes": self.world_size,
             }
         )
-        write_run(self.run_dir, self.run)
-        job = self.store.update(
+        self._save_run()
+        job = self._update_job(
             self.job_id, status="running", pid=os.getpid(), progress={"message": "loading model"}
         )
-        if job.cancel_requested:  # cancelled while we were starting (see JobStore.cancel)
+        if job is not None and job.cancel_requested:  # cancelled while we were starting (JobStore.cancel)
             self.cancel_requested = True
 
     def _finish(self, status: str, *, error: str | None = None, result: dict[str, Any] | None = None) -> None:
         """Final writes in this order: artefacts, run.json, job — so a reader seeing a final job
         finds the rest."""
+        if not self.leader:
+            return
 
         elapsed = time.monotonic() - self.train_started
         run = self.run.model_copy(
@@ -218,7 +235,7 @@ class Worker:
         }
         if run.registration_error:
             res["registration_error"] = run.registration_error
-        self.store.update(
+        self._update_job(
             self.job_id,
             status=status,
             error=error,
@@ -287,7 +304,7 @@ class Worker:
         if cfg.decision_loss_weight != 1.0:
             applied["decision_tokens"] = self._decision_token_summary(train_data)
         self.run = self.run.model_copy(update={"applied": applied})
-        write_run(self.run_dir, self.run)
+        self._save_run()
         if self.start_iter:
             self._load_checkpoint(self.start_iter)
         print_trainable_parameters(model)
@@ -296,7 +313,8 @@ class Worker:
         adapter_dir.mkdir(parents=True, exist_ok=True)
         # with token rows, mlx-lm needs explicit keys to rebuild the top-level LoRA modules on load
         keys = [*applied["keys"], *applied["top_level_keys"]] if token_ids else None
-        save_config(cfg.mlx_adapter_config(adapter_dir, keys=keys), adapter_dir / "adapter_config.json")
+        if self.leader:
+            save_config(cfg.mlx_adapter_config(adapter_dir, keys=keys), adapter_dir / "adapter_config.json")
 
         if len(valid_set) < cfg.batch_size:  # mlx-lm can't make a single validation batch
             self._warn(
@@ -305,7 +323,7 @@ class Worker:
             )
         remaining = cfg.iters - self.start_iter
         self._data_rng = np.random.RandomState(cfg.seed).get_state()
-        self.store.update(
+        self._update_job(
             self.job_id, progress={"current": self.start_iter, "total": cfg.iters, "message": "training"}
         )
         self.train_started = time.monotonic()
@@ -357,7 +375,7 @@ class Worker:
     def _warn(self, message: str) -> None:
         log.warning("train.warning", message=message)
         self.run = self.run.model_copy(update={"warnings": [*self.run.warnings, message]})
-        write_run(self.run_dir, self.run)
+        self._save_run()
 
     def _build_optimizer(self) -> Any:
         import mlx.optimizers as optim
@@ -372,6 +390,8 @@ class Worker:
     def _lint(self, tokenizer: Any = None) -> None:
         """Refuse data that fails the data room's checks; a missing or crashing linter is recorded,
         not fatal (a linter bug must not block training)."""
+        if not self.leader:
+            return
         try:
             report = lint_dataset_dir(
                 Path(self.config.dataset_path or "."),
@@ -384,14 +404,14 @@ class Worker:
         except Exception as e:  # noqa: BLE001
             log.warning("train.lint_unavailable", error=repr(e))
             self.run = self.run.model_copy(update={"lint": {"skipped": f"linter unavailable: {e!r}"}})
-            write_run(self.run_dir, self.run)
+            self._save_run()
             return
         errors = [str(x) for x in getattr(report, "errors", [])]
         warnings = [str(x) for x in getattr(report, "warnings", [])]
         self.run = self.run.model_copy(
             update={"lint": {"ok": bool(report.ok), "errors": errors[:20], "warnings": warnings[:20]}}
         )
-        write_run(self.run_dir, self.run)
+        self._save_run()
         if not report.ok:
             shown = "; ".join(errors[:3]) or "see `tooltune data lint`"
             raise DatasetLintError(
@@ -400,8 +420,17 @@ class Worker:
             )
 
     def _check_cancel_before_training(self) -> None:
-        if self.cancel_requested:
+        if self._agreed(self.cancel_requested):
             raise RunCancelled(self.start_iter)
+
+    def _agreed(self, flag: bool) -> bool:
+        """True on every process when it is true on any: processes of one run stop at the same step
+        (one that stopped alone would leave the others waiting for it in the next gradient sum)."""
+        if self.world_size == 1:
+            return flag
+        import mlx.core as mx
+
+        return mx.distributed.all_sum(mx.array(int(flag)), stream=mx.cpu).item() > 0
 
     # ---- step boundaries: checkpoints, cancellation, resume ----------------------------------------
 
@@ -529,7 +558,7 @@ class Worker:
         at_update = it % cfg.grad_accumulation_steps == 0  # never checkpoint half-accumulated gradients
         if at_update and it % cfg.save_every == 0:
             self._save_checkpoint(it)
-        if self.cancel_requested and at_update:
+        if at_update and self._agreed(self.cancel_requested):
             if self.last_checkpoint != it:
                 self._save_checkpoint(it)
             raise RunCancelled(it)
@@ -538,6 +567,9 @@ class Worker:
         import mlx.core as mx
         from mlx.utils import tree_flatten
 
+        if not self.leader:
+            self.last_checkpoint = it
+            return
         folder = self.run_dir / "checkpoints"
         folder.mkdir(exist_ok=True)
         stem = f"{it:07d}"
@@ -553,7 +585,7 @@ class Worker:
         mx.eval()
         self.last_checkpoint = it
         self.run = self.run.model_copy(update={"last_checkpoint": it, "iteration": it})
-        write_run(self.run_dir, self.run)
+        self._save_run()
         log.info("train.checkpoint", iteration=it)
 
     def _load_checkpoint(self, it: int) -> None:
@@ -581,6 +613,8 @@ class Worker:
 
     def _register(self, metrics: dict[str, Any]) -> None:
         """Copy the final adapter into the registry; a failure here is recorded, the run's files stay."""
+        if not self.leader:
+            return
         try:
             run = self.run
             record = AdapterRecord(
@@ -597,11 +631,20 @@ class Worker:
         except Exception as e:  # noqa: BLE001
             log.error("train.register_failed", error=repr(e))
             self.run = self.run.model_copy(update={"registration_error": describe_failure(e)})
-        write_run(self.run_dir, self.run)
+        self._save_run()
+
+    def _save_run(self) -> None:
+        if self.leader:
+            write_run(self.run_dir, self.run)
+
+    def _update_job(self, job_id: str, **fields: Any) -> JobRecord | None:
+        return self.store.update(job_id, **fields) if self.leader else None
 
     # ---- events ------------------------------------------------------------------------------------
 
     def write_event(self, event: TrainEvent) -> None:
+        if not self.leader:
+            return
         with open(self.run_dir / "events.jsonl", "a", encoding="utf-8") as fh:
             fh.write(event.model_dump_json(exclude_none=True) + "\n")
             fh.flush()
@@ -609,12 +652,12 @@ class Worker:
         if event.kind == "train":
             msg = f"iter {event.iteration}/{cfg.iters} loss {event.train_loss:.3f}"
             metrics = event.model_dump(exclude_none=True, exclude={"kind", "time"})
-            self.store.update(
+            self._update_job(
                 self.job_id,
                 progress={"current": event.iteration, "total": cfg.iters, "message": msg, "metrics": metrics},
             )
             self.run = self.run.model_copy(update={"iteration": event.iteration})
-            write_run(self.run_dir, self.run)
+            self._save_run()
 
 
 def _save_safetensors(path: Path, arrays: dict[str, Any]) -> None:

@@ -37,7 +37,8 @@ def register(mcp: MCPServer, state: ServerState) -> None:
         annotations=STARTS_WORK,
     )
     @agent_errors
-    @mcp_options(TrainConfig, exclude=("model", "dataset", *RESOLVED_FIELDS))
+    # hosts (processes on other machines over ssh) stays a CLI option: an MCP client would start programs
+    @mcp_options(TrainConfig, exclude=("model", "dataset", "hosts", *RESOLVED_FIELDS))
     async def train_adapter(
         ctx: Context,
         dataset: Annotated[str, Field(description="Dataset name from generate_training_examples.")],
