@@ -64,3 +64,38 @@ def test_two_servers_share_a_run_and_a_dead_one_is_left_behind(tiny_model: Path,
     assert verdicts(both) == verdicts(one)  # greedy decoding: which server answered changes nothing
     assert left.complete and left.n_results == 12 and all(r.error is None for r in left.results)
     assert verdicts(left) == verdicts(one)
+
+
+@pytest.mark.anyio
+async def test_mcp_run_eval_suite_shares_a_run_between_endpoints(
+    tiny_model: Path, settings: Settings, tmp_path: Path
+) -> None:
+    import mcp
+
+    from tooltune.evals.runner import load_report
+    from tooltune.server import build_server
+    from tooltune.server.state import ServerState
+    from tooltune.testing.mlx_endpoint import mlx_endpoint
+
+    state = ServerState(settings)
+    with (
+        mlx_endpoint(tiny_model, settings, log_path=tmp_path / "a.log", ready_timeout=180) as a,
+        mlx_endpoint(tiny_model, settings, log_path=tmp_path / "b.log", ready_timeout=180) as b,
+    ):
+        async with mcp.Client(build_server(settings, state=state)) as c:
+            both = await c.call_tool(
+                "run_eval_suite", {"adapter": "x", "baseline": True, "base_urls": [a.base_url]}
+            )
+            assert both.is_error and "not both" in both.content[0].text  # type: ignore[union-attr]
+            args = {"limit": 1, "base_urls": [a.base_url, b.base_url], "base_model": a.model_name}
+            started = await c.call_tool("run_eval_suite", args)
+            assert not started.is_error, started.content[0].text  # type: ignore[union-attr]
+            job_id = started.structured_content["job"]["id"]  # type: ignore[index]
+            with anyio.fail_after(240):
+                while not (job := (await c.call_tool("get_job", {"id": job_id})).structured_content)["done"]:  # type: ignore[index]
+                    await anyio.sleep(0.5)
+    assert job["status"] == "succeeded", job
+    run_id = job["result"]["runs"]["baseline"]
+    report = load_report(state.ws, run_id)
+    assert report.complete and report.n_results == 6
+    assert report.meta.shard_urls == [a.base_url, b.base_url] and state.model_server is None

@@ -12,7 +12,7 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
-from tooltune.evals.runner import ProgressFn
+from tooltune.evals.runner import ProgressFn, run_suite
 from tooltune.evals.service import compare_runs as compare_saved_runs
 from tooltune.evals.service import evaluate_on_server
 from tooltune.evals.suite import EvalSuite, load_suite
@@ -76,10 +76,24 @@ def register(mcp: MCPServer, state: ServerState) -> None:
                 "served or default model)."
             ),
         ] = None,
+        base_urls: Annotated[
+            list[str] | None,
+            Field(
+                description="Already-running OpenAI-compatible endpoints serving one model (e.g. "
+                "mlx_lm.server on other machines) to evaluate instead of the local model server: the "
+                "cases are shared between them in one run. What they serve is evaluated as it is (no "
+                "switching), so pass adapter='<name>' or baseline=true to label it, not both; base_model "
+                "is then the 'model' field sent (default 'default')."
+            ),
+        ] = None,
         wait_seconds: WaitSeconds = DEFAULT_WAIT_SECONDS,
     ) -> EvalStarted:
         if adapter is None and not baseline:
             raise ToolError("nothing to evaluate: pass adapter='<name>' and/or baseline=true")
+        if base_urls is not None:
+            return await _start_endpoint_eval(
+                ctx, state, suite, base_urls, adapter, baseline, limit, base_model, wait_seconds
+            )
         if state.running_evals():
             busy = state.running_evals()[0]
             raise ToolError(
@@ -203,3 +217,68 @@ async def _eval_job(
             "report": f"tooltune://reports/{b}/vs/{a}",
         }
     return result
+
+
+async def _start_endpoint_eval(
+    ctx: Context,
+    state: ServerState,
+    suite: str,
+    urls: list[str],
+    adapter: str | None,
+    baseline: bool,
+    limit: int | None,
+    model_name: str | None,
+    wait_seconds: int,
+) -> EvalStarted:
+    """run_eval_suite on endpoints someone else serves: one run, its cases shared between them."""
+    if not urls:
+        raise ToolError("base_urls is empty: give one or more endpoint URLs, or leave it out")
+    if adapter is not None and baseline:
+        raise ToolError(
+            "with base_urls the endpoints' model is evaluated as it is: pass adapter='<name>' or "
+            "baseline=true (baseline=false with an adapter), not both"
+        )
+    if state.running_evals():
+        busy = state.running_evals()[0]
+        raise ToolError(f"busy: eval job {busy} is running; follow it with get_job('{busy}') first")
+    loaded = await in_thread(load_suite, suite, state.ws)
+    n_cases = len(loaded.subset(limit).cases)
+    label = adapter or "baseline"
+    name = model_name or "default"
+
+    async def work(job: JobRecord) -> dict[str, Any]:
+        def on_progress(done: int, total: int, _result: Any) -> None:
+            message = f"{label}: case {done}/{total} on {len(urls)} endpoint(s)"
+            state.jobs.update(job.id, progress={"current": done, "total": total, "message": message})
+
+        report = await run_suite(
+            loaded, ws=state.ws, base_url=urls, model_name=name, adapter=adapter, label=label, limit=limit,
+            on_progress=on_progress,
+        )  # fmt: skip
+        run_id = report.meta.run_id
+        return {
+            "suite": loaded.name,
+            "model": name,
+            "endpoints": urls,
+            "runs": {label: run_id},
+            "scores": {label: report.rates()},
+            "complete": report.complete,
+            "reports": {label: f"tooltune://reports/{run_id}"},
+        }
+
+    job = state.start_background_job(
+        "eval",
+        work,
+        params={"suite": loaded.name, "adapter": adapter, "limit": limit, "model": name, "endpoints": urls},
+        total=n_cases,
+    )
+    followed = 0.0
+    if wait_seconds and progress_requested(ctx):
+        t0 = time.monotonic()
+        job = await follow_job(ctx, state.jobs, job.id, max_seconds=wait_seconds)
+        followed = round(time.monotonic() - t0, 1)
+    view = JobView.of(job)
+    return EvalStarted(
+        job=view, suite=loaded.name, cases=n_cases, runs=[label], model=name, followed_seconds=followed,
+        next=view.next,
+    )  # fmt: skip
