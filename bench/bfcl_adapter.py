@@ -567,10 +567,10 @@ def main() -> None:
 
     suites = {
         args.category: sample_cases(
-            import_bfcl(args.bfcl / f"BFCL_v4_{args.category}.json", ws=ws), args.eval_n, args.seed
+            import_bfcl(args.bfcl / f"BFCL_v4_{args.category}.json", ws=ws).suite, args.eval_n, args.seed
         ),
         "irrelevance": sample_cases(
-            import_bfcl(args.bfcl / "BFCL_v4_irrelevance.json", ws=ws), args.irrelevance_n, args.seed
+            import_bfcl(args.bfcl / "BFCL_v4_irrelevance.json", ws=ws).suite, args.irrelevance_n, args.seed
         ),
     }
     member_names = tuple(m["train"]["adapter"] for m in members) if combined else ()

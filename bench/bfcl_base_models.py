@@ -75,7 +75,7 @@ def main() -> None:
     settings = Settings.load(workspace=args.workspace)
     ws = Workspace(settings.workspace).ensure()
     suites = [
-        sample_cases(import_bfcl(args.bfcl / f"BFCL_v4_{name}.json", ws=ws), args.n, args.seed)
+        sample_cases(import_bfcl(args.bfcl / f"BFCL_v4_{name}.json", ws=ws).suite, args.n, args.seed)
         for name in SUITES
     ]
     t0 = time.perf_counter()

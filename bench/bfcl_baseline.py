@@ -110,7 +110,7 @@ def main() -> None:
 
     with mlx_endpoint(model, settings, log_path=ws.reports / "bench-mlx-server.log") as ep:
         for cat in cats:
-            suite = import_bfcl(Path(args.bfcl) / f"BFCL_v4_{cat}.json", ws=ws)
+            suite = import_bfcl(Path(args.bfcl) / f"BFCL_v4_{cat}.json", ws=ws).suite
             suite = suite.model_copy(update={"cases": suite.cases[: args.n]})
             run_id = run_id_for(cat)
             t0 = time.perf_counter()

@@ -113,3 +113,22 @@ def test_eval_cli_names_both_runs_it_serves_itself(tiny_model: Path, settings: S
     assert runs["pair-adapter"].adapter == "tiny-a" and runs["pair-baseline"].adapter is None
     assert cli(*args, "--run-id", "pair") == 0  # finished runs are reused, not run again
     assert {m.run_id for m in list_runs(ws)} == {"pair-baseline", "pair-adapter"}
+
+
+def test_eval_cli_shares_a_run_between_base_urls_and_imports_what_it_can(
+    endpoint: str, settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    second = endpoint.rstrip("/") + "/"  # the same server under a second URL: two endpoints to the runner
+    assert cli("eval", "--base-url", endpoint, "--base-url", second, "--limit", "1", "--run-id", "s") == 0
+    report = json.loads((Workspace(settings.workspace).reports / "s" / "report.json").read_text())
+    assert report["meta"]["shard_urls"] == [endpoint, second] and len(report["results"]) == 6
+    q = tmp_path / "BFCL_v4_irrelevance.json"
+    row = {"id": "irrelevance_0", "question": [[{"role": "user", "content": "hi"}]], "function": []}
+    q.write_text(json.dumps(row) + "\n{broken\n")
+    capsys.readouterr()
+    assert cli("eval", "import-bfcl", str(q), "--name", "irr2") == 0
+    captured = capsys.readouterr()
+    assert "irr2: 1 cases" in captured.out
+    assert (
+        "1 case(s) skipped" in captured.err and "BFCL_v4_irrelevance.json:2: not valid JSON" in captured.err
+    )

@@ -113,14 +113,16 @@ def test_duplicate_ids_rejected():
 
 def test_import_bfcl_simple_and_irrelevance(settings: Settings, bfcl_dir: Path):
     ws = Workspace(settings.workspace).ensure()
-    suite = import_bfcl(bfcl_dir / "BFCL_v4_simple_python.json", ws=ws, name="bfcl-simple")
+    imported = import_bfcl(bfcl_dir / "BFCL_v4_simple_python.json", ws=ws, name="bfcl-simple")
+    suite = imported.suite
+    assert imported.skipped == []
     assert len(suite.cases) == 400 and suite.cases[0].category == "simple_python"
     c0 = suite.cases[0]
     assert c0.tools[0]["function"]["parameters"]["type"] == "object"
     assert c0.expected[0]["calculate_triangle_area"]["unit"] == ["units", ""]
     assert suite_path(ws, "bfcl-simple").exists()
     assert load_suite("bfcl-simple", ws).hash == suite.hash
-    irr = import_bfcl(bfcl_dir / "BFCL_v4_irrelevance.json", ws=ws)
+    irr = import_bfcl(bfcl_dir / "BFCL_v4_irrelevance.json", ws=ws).suite
     assert irr.name == "bfcl-irrelevance" and all(c.expects_no_call for c in irr.cases)
     assert {c.category for c in irr.cases} == {"irrelevance"}
     # every expected answer in the imported data is consistent with its schema
@@ -143,4 +145,79 @@ def test_import_bfcl_answers_mismatch(tmp_path: Path):
     a = tmp_path / "answers.json"
     a.write_text(json.dumps({"id": "x_1", "ground_truth": [{"f": {}}]}) + "\n")
     with pytest.raises(SuiteError, match="no answer for case 'x_0'"):
+        import_bfcl(q, answers=a)
+
+
+def _bfcl_row(cid: str, params: dict, question: str = "q") -> str:
+    fn = {
+        "name": "log_record",
+        "description": "Store a record.",
+        "parameters": {"type": "dict", "properties": params},
+    }
+    return json.dumps({"id": cid, "question": [[{"role": "user", "content": question}]], "function": [fn]})
+
+
+def test_import_bfcl_keeps_every_good_case_and_lists_the_rest(tmp_path: Path, settings: Settings) -> None:
+    """One bad line never sinks the file: malformed rows, rows without an answer and answers that do not
+    fit their schema are skipped with file:line and why; an empty allowed-values list, which BFCL's
+    checker keeps, is imported and can never pass (as there)."""
+    from tooltune.evals.scoring import RawCall, score_case
+
+    props = {
+        "record": {"type": "dict", "properties": {"a_start": {"type": "string"}, "out": {"type": "array"}}}
+    }
+    plain = {"name": {"type": "string"}}
+    q = tmp_path / "BFCL_v4_odd.json"
+    q.write_text(
+        "\n".join(
+            [
+                _bfcl_row("odd_0", plain),
+                "{not json",
+                _bfcl_row("odd_2", props),  # nested dict answer with an empty list
+                _bfcl_row("odd_3", plain),  # no answer for it
+                json.dumps({"id": "odd_4", "question": "x"}),  # no functions
+                _bfcl_row("odd_5", plain),  # answer names a param the schema lacks
+                _bfcl_row("odd_6", {"tag": {"type": "string"}}),  # top-level empty allowed list
+            ]
+        )
+        + "\n"
+    )
+    a = tmp_path / "answers.json"
+    answers = {
+        "odd_0": [{"log_record": {"name": ["ada"]}}],
+        "odd_2": [{"log_record": {"record": [{"a_start": [], "out": [["x"]]}]}}],
+        "odd_5": [{"log_record": {"nope": ["x"]}}],
+        "odd_6": [{"log_record": {"tag": []}}],
+    }
+    a.write_text("".join(json.dumps({"id": k, "ground_truth": v}) + "\n" for k, v in answers.items()))
+    imported = import_bfcl(q, answers=a, ws=Workspace(settings.workspace).ensure())
+    assert [c.id for c in imported.suite.cases] == ["odd_0", "odd_2", "odd_6"]
+    reasons = imported.skipped
+    assert len(reasons) == 4
+    assert reasons[0].startswith("BFCL_v4_odd.json:2: not valid JSON")
+    assert reasons[1].startswith("BFCL_v4_odd.json:4: no answer for case 'odd_3'")
+    assert reasons[2].startswith("BFCL_v4_odd.json:5: missing or malformed field")
+    assert reasons[3].startswith("BFCL_v4_odd.json:6 (odd_5):") and "nope" in reasons[3]
+
+    by_id = {c.id: c for c in imported.suite.cases}
+    tries = {
+        "odd_2": [{"record": {"a_start": "x", "out": ["x"]}}, {"record": {"out": ["x"]}}],
+        "odd_6": [{"tag": "anything"}, {}],
+    }
+    for cid, answers_tried in tries.items():
+        for args in answers_tried:
+            score = score_case(by_id[cid], [RawCall(name="log_record", arguments=args)], "")
+            assert not score.native.passed, (cid, args)
+    good = score_case(by_id["odd_0"], [RawCall(name="log_record", arguments={"name": "Ada"})], "")
+    assert good.native.passed
+
+
+def test_import_bfcl_of_nothing_usable_says_why(tmp_path: Path) -> None:
+    q = tmp_path / "BFCL_v4_bad.json"
+    q.write_text("{oops\n[1, 2]\n")
+    a = tmp_path / "answers.json"
+    a.write_text(json.dumps({"id": "bad_0", "ground_truth": []}) + "\n")
+    with pytest.raises(
+        SuiteError, match=r"no case could be imported \(2 skipped: BFCL_v4_bad.json:1: not valid"
+    ):
         import_bfcl(q, answers=a)

@@ -238,10 +238,15 @@ def import_bfcl_cmd(
     from tooltune.evals.suite import suite_path
 
     ws = context.workspace()
-    suite = import_bfcl(file, answers=answers, name=name, ws=ws)
+    imported = import_bfcl(file, answers=answers, name=name, ws=ws)
+    suite = imported.suite
     context.console.print(
         f"suite {suite.name}: {len(suite.cases)} cases {suite.categories} → {suite_path(ws, suite.name)}"
     )
+    if imported.skipped:
+        context.console_err.print(f"{len(imported.skipped)} case(s) skipped:", markup=False)
+        for reason in imported.skipped:
+            context.console_err.print(f"  {reason}", markup=False, highlight=False)
     return 0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,19 +18,28 @@ from pydantic import ValidationError
 
 from tooltune.errors import first_error
 from tooltune.evals.suite import EvalCase, EvalSuite, SuiteError, save_suite, suite_hash
+from tooltune.logs import get_logger
 from tooltune.toolspec import ToolSpec
 from tooltune.workspace import Workspace, validate_name
 
+log = get_logger(__name__)
 
-def _read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
+
+def _read_jsonl(path: Path, skipped: list[str]) -> list[tuple[int, dict[str, Any]]]:
+    """The file's JSON objects with their line numbers; a line that is not one is listed in ``skipped``."""
     rows = []
     for lineno, line in enumerate(path.read_text("utf-8").splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            rows.append((lineno, json.loads(line)))
+            row = json.loads(line)
         except json.JSONDecodeError as e:
-            raise SuiteError(f"{path}:{lineno}: not valid JSON ({e.msg}); is this a BFCL data file?") from e
+            skipped.append(f"{path.name}:{lineno}: not valid JSON ({e.msg})")
+            continue
+        if not isinstance(row, dict):
+            skipped.append(f"{path.name}:{lineno}: not a JSON object")
+            continue
+        rows.append((lineno, row))
     return rows
 
 
@@ -38,14 +48,28 @@ def bfcl_category(path: Path) -> str:
     return re.sub(r"^BFCL_v\d+_", "", path.stem)
 
 
+@dataclass
+class BfclImport:
+    """The imported suite and the cases left out, each with the reason (file:line, id, why)."""
+
+    suite: EvalSuite
+    skipped: list[str] = field(default_factory=list)
+
+
 def import_bfcl(
     file: Path | str,
     *,
     answers: Path | str | None = None,
     name: str | None = None,
     ws: Workspace | None = None,
-) -> EvalSuite:
-    """Build a suite from a BFCL file; with ``ws`` it is saved as ``<ws>/evals/suites/<name>.jsonl``."""
+) -> BfclImport:
+    """Build a suite from a BFCL file; with ``ws`` it is saved as ``<ws>/evals/suites/<name>.jsonl``.
+
+    A case that cannot be read (a malformed row, no answer for its id, an answer that does not fit its
+    schema) is left out and listed with its reason: one bad line never sinks the rest of the file.
+    Answers BFCL's checker accepts are kept as they are, e.g. a parameter whose allowed-values list is
+    empty, which no answer passes there (and none passes here).
+    """
     file = Path(file)
     if not file.is_file():
         raise SuiteError(f"{file} does not exist; pass a BFCL_v*_<category>.json file")
@@ -53,8 +77,12 @@ def import_bfcl(
     name = validate_name(name or f"bfcl-{category.replace('_', '-')}", "suite name")
     answer_path = Path(answers) if answers else file.parent / "possible_answer" / file.name
     truth: dict[str, Any] | None = None
+    skipped: list[str] = []
     if answer_path.is_file():
-        truth = {row["id"]: row["ground_truth"] for _, row in _read_jsonl(answer_path)}
+        truth = {}
+        for _, row in _read_jsonl(answer_path, skipped):
+            if "id" in row and "ground_truth" in row:
+                truth[row["id"]] = row["ground_truth"]
     elif answers:
         raise SuiteError(f"answers file {answer_path} does not exist")
     elif "irrelevance" not in category:
@@ -64,31 +92,46 @@ def import_bfcl(
         )
 
     cases: list[EvalCase] = []
-    for lineno, row in _read_jsonl(file):
+    seen: set[str] = set()
+    for lineno, row in _read_jsonl(file, skipped):
+        where = f"{file.name}:{lineno}"
         try:
-            turns = row["question"]
-            messages = [m for turn in turns for m in turn] if turns and isinstance(turns[0], list) else turns
-            tools = [ToolSpec.from_openai(f).to_openai() for f in row["function"]]
-            if truth is None:
-                expected: Any = "no_call"
-            elif row["id"] not in truth:
-                raise SuiteError(f"{file}:{lineno}: no answer for case {row['id']!r} in {answer_path}")
-            else:
-                expected = truth[row["id"]]
-            cases.append(
-                EvalCase(id=row["id"], category=category, messages=messages, tools=tools, expected=expected)
-            )
-        except SuiteError:
-            raise
-        except (KeyError, TypeError) as e:
-            raise SuiteError(
-                f"{file}:{lineno}: missing or malformed field {e}; is this a BFCL data file?"
-            ) from e
+            case = _case(row, category, truth, answer_path)
+        except SuiteError as e:
+            skipped.append(f"{where}: {e}")
+            continue
+        except (KeyError, TypeError, AttributeError, IndexError) as e:
+            skipped.append(f"{where}: missing or malformed field {e}")
+            continue
         except ValidationError as e:
             err = first_error(e, default="case")
-            raise SuiteError(f"{file}:{lineno}: {err.where}: {err.msg}") from e
+            skipped.append(f"{where} ({row.get('id', '?')}): {err.where}: {err.msg}")
+            continue
+        if case.id in seen:
+            skipped.append(f"{where}: duplicate case id {case.id!r}")
+            continue
+        seen.add(case.id)
+        cases.append(case)
+    if not cases:
+        shown = "; ".join(skipped[:3])
+        raise SuiteError(f"{file}: no case could be imported ({len(skipped)} skipped: {shown})")
+    for reason in skipped:
+        log.warning("bfcl.case_skipped", reason=reason)
     text = "".join(c.model_dump_json(exclude_none=True) + "\n" for c in cases)
     suite = EvalSuite(name=name, source=str(file), hash=suite_hash(text), cases=cases)
     if ws is not None:
         save_suite(ws, suite)
-    return suite
+    return BfclImport(suite, skipped)
+
+
+def _case(row: dict[str, Any], category: str, truth: dict[str, Any] | None, answer_path: Path) -> EvalCase:
+    turns = row["question"]
+    messages = [m for turn in turns for m in turn] if turns and isinstance(turns[0], list) else turns
+    tools = [ToolSpec.from_openai(f).to_openai() for f in row["function"]]
+    if truth is None:
+        expected: Any = "no_call"
+    elif row["id"] not in truth:
+        raise SuiteError(f"no answer for case {row['id']!r} in {answer_path.name}")
+    else:
+        expected = truth[row["id"]]
+    return EvalCase(id=row["id"], category=category, messages=messages, tools=tools, expected=expected)

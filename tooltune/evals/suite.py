@@ -91,8 +91,9 @@ class EvalCase(BaseModel):
             for param, allowed in params.items():
                 if param not in props:
                     raise ValueError(f"expected param {name}.{param} is not in the tool's schema")
-                if not isinstance(allowed, list) or not allowed:
-                    raise ValueError(f"allowed values of {name}.{param} must be a non-empty list")
+                if not isinstance(allowed, list):
+                    # an empty list is kept, as BFCL's checker keeps it: no answer passes that param
+                    raise ValueError(f"allowed values of {name}.{param} must be a list")
         return self
 
     @property
