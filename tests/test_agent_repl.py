@@ -121,6 +121,8 @@ REPL_SCRIPT = textwrap.dedent(
         if "write" in prompt:
             args = {"path": "out.txt", "content": "written"}
             return ModelResponse(parts=[ToolCallPart("write_file", args)])
+        if "loop" in prompt:
+            return ModelResponse(parts=[TextPart("Listing it.\\n" + "list_dir\\n" * 171)])
         return ModelResponse(parts=[TextPart("plain answer")])
 
     async def stream(messages, info):
@@ -171,6 +173,9 @@ def test_repl_in_a_pty(tmp_path: Path) -> None:
         child.expect(r"\[y/N\]")
         child.send("n")
         child.expect(r"✗ write_file refused: the user declined")
+        child.expect(r"you> ")
+        child.send("please loop")
+        child.expect(r"note: 1 answer\(s\) cut off because the model kept repeating itself")
         child.expect(r"you> ")
         child.send("/adapter a1")
         child.expect(r"serving model=tiny adapter=a1 verified")
@@ -285,6 +290,9 @@ def test_serve_repl_live_with_adapter_switch(tiny_model: Path, settings: Setting
         child.expect(r"you> ")
         child.send("/tools")
         assert "run_tests" in child.expect(r"you> ").string
+        child.send("please loop")
+        child.expect(r"note: 1 answer\(s\) cut off because the model kept repeating itself")
+        child.expect(r"you> ")
         child.send("/adapter a1")
         child.expect(r"serving model=\S+ adapter=a1 verified", timeout=180)
         child.expect(r"you> ")

@@ -42,6 +42,7 @@ from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.usage import RequestUsage
 
+from tooltune.agent.repetition import degenerate_cut
 from tooltune.dropped_calls import server_dropped_call
 from tooltune.json_spans import json_spans
 from tooltune.logs import get_logger
@@ -49,6 +50,7 @@ from tooltune.logs import get_logger
 log = get_logger(__name__)
 
 CallFormat = Literal["tool_call_tag", "fenced_json", "bare_json"]
+DEGENERATE_MESSAGE = "answer cut off: it kept repeating itself"
 RECOVERED_MESSAGE = "recovered text tool call; an adapter trained for native tool calls would avoid this"
 DETECTED_MESSAGE = (
     "model wrote a tool call as text, which was not executed; use --lenient-tools to recover it, "
@@ -191,6 +193,7 @@ class LenientToolCallModel(WrapperModel):
     recovered: int
     detected: int
     dropped: int
+    degenerate: int
     on_recovered: Callable[[list[TextToolCall]], None] | None
 
     def __init__(
@@ -205,6 +208,7 @@ class LenientToolCallModel(WrapperModel):
         self.recovered = 0
         self.detected = 0
         self.dropped = 0
+        self.degenerate = 0  # answers cut off because they looped (agent/repetition.py)
         self.on_recovered = on_recovered
 
     def recover_parts(self, parts: list[ModelResponsePart]) -> list[ModelResponsePart] | None:
@@ -244,7 +248,26 @@ class LenientToolCallModel(WrapperModel):
             self.dropped += 1
             log.warning(DROPPED_MESSAGE)
 
+    def note_degenerate(self, cut_at: int, text: str) -> None:
+        self.degenerate += 1
+        log.warning(
+            DEGENERATE_MESSAGE, kept_chars=cut_at, seen_chars=len(text), repeated=_summary(text[cut_at:])
+        )
+
+    def cut_degenerate(self, response: ModelResponse) -> ModelResponse:
+        """A whole (non-streamed) answer that loops, cut after the first occurrence of what repeats."""
+        parts: list[ModelResponsePart] = []
+        cut_any = False
+        for part in response.parts:
+            if isinstance(part, TextPart) and (at := degenerate_cut(part.content)) is not None:
+                self.note_degenerate(at, part.content)
+                part = TextPart(content=part.content[:at])
+                cut_any = True
+            parts.append(part)
+        return replace(response, parts=parts) if cut_any else response
+
     def recover_response(self, response: ModelResponse) -> ModelResponse:
+        response = self.cut_degenerate(response)
         self.note_dropped(response.finish_reason, list(response.parts))
         parts = self.recover_parts(list(response.parts))
         if parts is None:
@@ -293,12 +316,19 @@ class LenientStreamedResponse(StreamedResponse):
         held: list[PartStartEvent | PartDeltaEvent] = []
         holding: bool | None = None
         text = ""
+        streamed = ""  # every text piece, held or not: what the loop guard watches
         async for event in self.inner:
             if isinstance(event, PartEndEvent | FinalResultEvent):
                 continue  # our own __aiter__ regenerates these from the parts we emit
             if not isinstance(event, PartStartEvent | PartDeltaEvent):
                 continue
             piece = _text_of(event)
+            if piece is not None:
+                streamed += piece
+                if (at := degenerate_cut(streamed)) is not None:
+                    # stop reading: leaving the stream closes the request, and the server stops generating
+                    self.owner.note_degenerate(at, streamed)
+                    break
             if holding is False or (holding is None and piece is None and not held):
                 yield self._emit(event)
                 continue
@@ -351,6 +381,11 @@ class LenientStreamedResponse(StreamedResponse):
     @property
     def timestamp(self) -> datetime:
         return self.inner.timestamp
+
+
+def _summary(text: str, limit: int = 80) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[:limit] + "…"
 
 
 def _text_of(event: PartStartEvent | PartDeltaEvent) -> str | None:

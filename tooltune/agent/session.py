@@ -105,6 +105,9 @@ class TurnResult(BaseModel):
     dropped_tool_calls: int = Field(
         default=0, description="Answers that ended on a tool call the server could not parse and dropped."
     )
+    degenerate_cuts: int = Field(
+        default=0, description="Answers cut off because they kept repeating the same line or phrase."
+    )
     error: str | None = None
 
 
@@ -113,6 +116,11 @@ class AskResult(TurnResult):
 
     prompt: str
     served: ServedInfo | None = None
+
+
+def degenerate_note(cuts: int) -> str:
+    """The one line `serve` and `ask` print when the loop guard cut answers off."""
+    return f"{cuts} answer(s) cut off because the model kept repeating itself"
 
 
 def served_info(server: Any) -> ServedInfo | None:
@@ -204,7 +212,7 @@ class AgentSession:
     async def turn(self, prompt: str, *, event_handler: EventHandler | None = None) -> TurnResult:
         """Run one user prompt to a final answer (tools in between), appending to the history."""
         model = self.model_for_turn()
-        before, dropped_before = model.recovered, model.dropped
+        before, dropped_before, cuts_before = model.recovered, model.dropped, model.degenerate
         try:
             result = await self.agent.run(
                 prompt,
@@ -240,6 +248,7 @@ class AgentSession:
             ),
             recovered_text_calls=model.recovered - before,
             dropped_tool_calls=model.dropped - dropped_before,
+            degenerate_cuts=model.degenerate - cuts_before,
         )
 
     def reset(self) -> None:
@@ -442,6 +451,8 @@ async def run_repl(
                     f"[yellow]note: {result.recovered_text_calls} tool call(s) were recovered from text "
                     "(--lenient-tools); an adapter trained for native tool calls would avoid this[/]"
                 )
+            if result.degenerate_cuts:
+                console.print(f"[yellow]note: {degenerate_note(result.degenerate_cuts)}[/]")
             if result.dropped_tool_calls and not result.error:
                 console.print(
                     f"[yellow]note: the server dropped {result.dropped_tool_calls} tool call(s) it could not "

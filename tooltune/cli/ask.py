@@ -55,7 +55,7 @@ def ask(
     """
     import anyio
 
-    from tooltune.agent.session import AskResult
+    from tooltune.agent.session import AskResult, degenerate_note
     from tooltune.agent.session import ask as run_ask
     from tooltune.cli.serve import _project_root, make_server, quiet_http_logs
 
@@ -87,4 +87,6 @@ def ask(
             print(result.answer, flush=True)
         if result.error:
             context.console_err.print(f"[bold red]error:[/] {result.error}", markup=True)
+    if result.degenerate_cuts:
+        context.console_err.print(f"note: {degenerate_note(result.degenerate_cuts)}", markup=False)
     return 0 if result.error is None else 1
