@@ -168,6 +168,16 @@ def test_run_learns_and_every_config_value_reaches_mlx(
     metrics = json.loads((rd / "metrics.json").read_text())
     assert metrics["last_train_loss"] == pytest.approx(train[-1].train_loss)
     assert metrics["best_val_loss"] <= metrics["first_val_loss"] and metrics["s_per_iter"] > 0
+    # time and tokens named for what they are: validation and checkpoints apart from the steps, and every
+    # token the steps processed (the ~200-token prompts too) apart from the few that carry loss
+    spent = metrics["time"]
+    assert spent["validation_s"] > 0 and spent["checkpoints_s"] > 0 and spent["steps_s"] > 0
+    assert spent["steps_s"] + spent["validation_s"] + spent["checkpoints_s"] == pytest.approx(
+        spent["total_s"], abs=0.3
+    )
+    assert train[-1].processed_tokens > 3 * train[-1].trained_tokens
+    assert metrics["processed_tokens_per_second"] > metrics["loss_tokens_per_second"] > 0
+    assert "tokens_per_second" not in metrics
     assert json.loads((rd / "config.json").read_text())["rank"] == 4
     assert run.base_model_fingerprint and run.dataset_hash and run.mlx_lm_version and run.seed == 7
     assert "<polyline" in (rd / "loss.svg").read_text()

@@ -122,7 +122,12 @@ class TrainEvent(BaseModel):
     val_loss: float | None = None
     learning_rate: float | None = None
     iterations_per_second: float | None = None
-    tokens_per_second: float | None = None
+    tokens_per_second: float | None = Field(
+        default=None, description="Loss-carrying tokens per second (mlx-lm's count)."
+    )
+    processed_tokens: int | None = Field(
+        default=None, description="Tokens the job's steps ran the model over so far, prompts included."
+    )
     trained_tokens: int | None = None
     peak_memory_gb: float | None = Field(default=None, description="MLX allocator peak (GB).")
     peak_rss_gb: float | None = Field(default=None, description="Peak resident memory of the worker (GB).")

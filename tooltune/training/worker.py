@@ -135,6 +135,11 @@ class Worker:
         # the run's files and the job; the others own nothing and stop when rank 0 does
         self.rank = 0
         self.world_size = 1
+        # where the job's time went, and every token its steps processed (prompt and padding-free answer
+        # alike: mlx-lm's own count is of the tokens that carry loss)
+        self.validation_seconds = 0.0
+        self.checkpoint_seconds = 0.0
+        self.processed_tokens = 0
 
     # ---- lifecycle -----------------------------------------------------------------------------------
 
@@ -217,7 +222,7 @@ class Worker:
             }
         )
         events = read_events(self.run_dir)
-        metrics = summarize(events, run)
+        metrics = summarize(events, run, self.time_spent(elapsed))
         try:
             atomic_write_json(self.run_dir / "metrics.json", metrics)
             if events:
@@ -358,7 +363,9 @@ class Worker:
                 "train_seconds": self.run.train_seconds + time.monotonic() - self.train_started,
             }
         )
-        self._register(summarize(read_events(self.run_dir), done))
+        self._register(
+            summarize(read_events(self.run_dir), done, self.time_spent(time.monotonic() - self.train_started))
+        )
         return {"adapter_path": str(adapter_dir)}
 
     def _apply_token_rows(self, model: Any, tokenizer: Any) -> dict[str, int]:
@@ -457,7 +464,9 @@ class Worker:
         while True:
             if it > self.start_iter:
                 self._after_step(it)
-            yield self._with_weights(self._next_train_batch(inner))
+            batch = self._next_train_batch(inner)
+            self.processed_tokens += processed_tokens(batch) * self.world_size  # each process has a share
+            yield self._with_weights(batch)
             it += 1
 
     def _with_weights(self, batch: tuple[Any, Any]) -> tuple[Any, ...]:
@@ -570,6 +579,7 @@ class Worker:
         if not self.leader:
             self.last_checkpoint = it
             return
+        started = time.monotonic()
         folder = self.run_dir / "checkpoints"
         folder.mkdir(exist_ok=True)
         stem = f"{it:07d}"
@@ -583,6 +593,7 @@ class Worker:
             {"iteration": it, "trained_tokens": self.trained_tokens, "time": time.time()},
         )
         mx.eval()
+        self.checkpoint_seconds += time.monotonic() - started
         self.last_checkpoint = it
         self.run = self.run.model_copy(update={"last_checkpoint": it, "iteration": it})
         self._save_run()
@@ -632,6 +643,17 @@ class Worker:
             log.error("train.register_failed", error=repr(e))
             self.run = self.run.model_copy(update={"registration_error": describe_failure(e)})
         self._save_run()
+
+    def time_spent(self, total_seconds: float) -> dict[str, float]:
+        """Where this job's training wall time went: optimizer steps, validation passes, checkpoints (a
+        resumed run's earlier jobs are in their own events)."""
+        other = self.validation_seconds + self.checkpoint_seconds
+        return {
+            "total_s": round(total_seconds, 3),
+            "steps_s": round(max(0.0, total_seconds - other), 3),
+            "validation_s": round(self.validation_seconds, 3),
+            "checkpoints_s": round(self.checkpoint_seconds, 3),
+        }
 
     def _save_run(self) -> None:
         if self.leader:
@@ -696,6 +718,7 @@ def EventWriter(worker: Worker) -> Any:  # noqa: N802 — factory: mlx_lm is imp
                     iterations_per_second=float(info["iterations_per_second"]),
                     tokens_per_second=float(info["tokens_per_second"]),
                     trained_tokens=worker.trained_tokens,
+                    processed_tokens=worker.processed_tokens,
                     peak_memory_gb=float(info["peak_memory"]),
                     peak_rss_gb=_peak_rss_gb(),
                     time=time.time(),
@@ -708,6 +731,7 @@ def EventWriter(worker: Worker) -> Any:  # noqa: N802 — factory: mlx_lm is imp
             )  # fmt: skip
 
         def on_val_loss_report(self, info: dict[str, Any]) -> None:
+            worker.validation_seconds += float(info["val_time"])
             worker.write_event(
                 TrainEvent(
                     kind="val",
@@ -799,8 +823,22 @@ def inspect_adaptation(
     return applied
 
 
-def summarize(events: list[TrainEvent], run: RunRecord) -> dict[str, Any]:
-    """metrics.json: the numbers a person compares runs by, computed from every event of the run."""
+def processed_tokens(batch: tuple[Any, Any]) -> int:
+    """Tokens a step runs the model over: each row's length, prompt included, padding not."""
+    import numpy as np
+
+    return int(np.array(batch[1])[:, 1].sum())
+
+
+def summarize(
+    events: list[TrainEvent], run: RunRecord, time_spent: dict[str, float] | None = None
+) -> dict[str, Any]:
+    """metrics.json: the numbers a person compares runs by, computed from every event of the run.
+
+    Two token rates, named for what they count: ``loss_tokens_per_second`` (mlx-lm's count: the tokens
+    that carry loss, a few dozen per example under mask_prompt) and ``processed_tokens_per_second``
+    (every token the steps ran the model over, over the time spent in steps).
+    """
     train = [e for e in events if e.kind == "train" and e.train_loss is not None]
     val = [e for e in events if e.kind == "val" and e.val_loss is not None]
     secs_per_iter = [1.0 / e.iterations_per_second for e in train if e.iterations_per_second]
@@ -825,9 +863,13 @@ def summarize(events: list[TrainEvent], run: RunRecord) -> dict[str, Any]:
         **loss_stats("val", val, "val_loss"),
         "wall_time_s": round(run.train_seconds, 3),
         "s_per_iter": round(sum(secs_per_iter) / len(secs_per_iter), 4) if secs_per_iter else None,
-        "tokens_per_second": round(sum(e.tokens_per_second or 0 for e in train) / len(train), 1)
+        "loss_tokens_per_second": round(sum(e.tokens_per_second or 0 for e in train) / len(train), 1)
         if train
         else None,
+        "processed_tokens_per_second": round(train[-1].processed_tokens / time_spent["steps_s"], 1)
+        if train and train[-1].processed_tokens and time_spent and time_spent["steps_s"] > 0
+        else None,
+        "time": time_spent,
         "trained_tokens": train[-1].trained_tokens if train else 0,
         "peak_memory_gb": max((e.peak_memory_gb or 0 for e in train), default=None),
         "peak_rss_gb": max((e.peak_rss_gb or 0 for e in train), default=None),
