@@ -102,7 +102,6 @@ def run(
         seed=seed,
         limit=limit,
         max_tokens=max_tokens,
-        on_progress=_progress,
     )
 
     async def main() -> list[EvalReport]:
@@ -126,7 +125,6 @@ def run(
                     "--adapter with --baseline needs tooltune to start the server; drop --base-url"
                 )
             s = load_suite(suite, ws)
-            opts.pop("on_progress")
             return [
                 await run_suite(
                     s,
@@ -170,7 +168,6 @@ def run(
         run_ids: list[str | None] = [run_id] * len(targets)
         if run_id and len(targets) == 2:
             run_ids = [f"{run_id}-baseline", f"{run_id}-adapter"]
-        opts.pop("on_progress")
         async with ModelServer(path, settings=settings, adapter=targets[0]) as server:
             evaluation = await evaluate_on_server(
                 server,

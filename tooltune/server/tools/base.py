@@ -18,6 +18,7 @@ from pydantic import Field
 from tooltune.errors import TooltuneError
 from tooltune.jobs import JobNotFoundError, JobRecord
 from tooltune.logs import get_logger
+from tooltune.server.progress import follow_job, progress_requested
 from tooltune.server.state import ServerState
 
 log = get_logger(__name__)
@@ -95,3 +96,15 @@ def find_job(state: ServerState, job_id: str) -> JobRecord:
         return state.jobs.get(job_id)
     except JobNotFoundError as e:
         raise ToolError(f"no job {job_id!r} in this workspace; list_jobs() shows the existing ones") from e
+
+
+async def follow_if_asked(
+    ctx: Context, state: ServerState, job: JobRecord, wait_seconds: int
+) -> tuple[JobRecord, float]:
+    """The job after streaming its progress for up to ``wait_seconds`` when the request carries a progress
+    token (else at once), and how many seconds were spent following it."""
+    if not (wait_seconds and progress_requested(ctx)):
+        return job, 0.0
+    t0 = time.monotonic()
+    job = await follow_job(ctx, state.jobs, job.id, max_seconds=wait_seconds)
+    return job, round(time.monotonic() - t0, 1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,6 +11,7 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
+from tooltune.evals.results import EvalReport
 from tooltune.evals.runner import ProgressFn, run_suite
 from tooltune.evals.service import compare_runs as compare_saved_runs
 from tooltune.evals.service import evaluate_on_server
@@ -19,7 +19,6 @@ from tooltune.evals.suite import EvalSuite, load_suite
 from tooltune.jobs import JobRecord
 from tooltune.logs import get_logger
 from tooltune.server.errors import agent_errors
-from tooltune.server.progress import follow_job, progress_requested
 from tooltune.server.results import (
     ComparisonView,
     EvalStarted,
@@ -32,6 +31,7 @@ from tooltune.server.tools.base import (
     STARTS_WORK,
     WaitSeconds,
     base_model_for,
+    follow_if_asked,
     in_thread,
 )
 
@@ -94,12 +94,7 @@ def register(mcp: MCPServer, state: ServerState) -> None:
             return await _start_endpoint_eval(
                 ctx, state, suite, base_urls, adapter, baseline, limit, base_model, wait_seconds
             )
-        if state.running_evals():
-            busy = state.running_evals()[0]
-            raise ToolError(
-                f"busy: eval job {busy} is running; follow it with get_job('{busy}') or "
-                f"cancel_job('{busy}') first"
-            )
+        _refuse_while_evaluating(state)
         loaded = await in_thread(load_suite, suite, ws)
         n_cases = len(loaded.subset(limit).cases)
         model_path = await in_thread(base_model_for, state, adapter, base_model)
@@ -118,11 +113,7 @@ def register(mcp: MCPServer, state: ServerState) -> None:
             },
             total=n_cases * len(targets),
         )
-        followed = 0.0
-        if wait_seconds and progress_requested(ctx):
-            t0 = time.monotonic()
-            job = await follow_job(ctx, state.jobs, job.id, max_seconds=wait_seconds)
-            followed = round(time.monotonic() - t0, 1)
+        job, followed = await follow_if_asked(ctx, state, job, wait_seconds)
         view = JobView.of(job)
         return EvalStarted(
             job=view,
@@ -159,6 +150,27 @@ def register(mcp: MCPServer, state: ServerState) -> None:
         return ComparisonView.of(cmp, report=f"tooltune://reports/{b}/vs/{a}", next=verdict)
 
 
+def _refuse_while_evaluating(state: ServerState) -> None:
+    if state.running_evals():
+        busy = state.running_evals()[0]
+        raise ToolError(
+            f"busy: eval job {busy} is running; follow it with get_job('{busy}') or "
+            f"cancel_job('{busy}') first"
+        )
+
+
+def _job_result(suite: str, model: str, reports: list[EvalReport]) -> dict[str, Any]:
+    """An eval job's result: per run label its id, scores and report URI."""
+    return {
+        "suite": suite,
+        "model": model,
+        "runs": {r.meta.label: r.meta.run_id for r in reports},
+        "scores": {r.meta.label: r.rates() for r in reports},
+        "complete": all(r.complete for r in reports),
+        "reports": {r.meta.label: f"tooltune://reports/{r.meta.run_id}" for r in reports},
+    }
+
+
 async def _eval_job(
     state: ServerState,
     suite: EvalSuite,
@@ -187,14 +199,7 @@ async def _eval_job(
         ms, suite, ws=state.ws, targets=targets, on_target=on_target, restore=True, limit=limit
     )
     reports, cmp = evaluation.reports, evaluation.comparison
-    result: dict[str, Any] = {
-        "suite": suite.name,
-        "model": str(model_path),
-        "runs": {r.meta.label: r.meta.run_id for r in reports},
-        "scores": {r.meta.label: r.rates() for r in reports},
-        "complete": all(r.complete for r in reports),
-        "reports": {r.meta.label: f"tooltune://reports/{r.meta.run_id}" for r in reports},
-    }
+    result = _job_result(suite.name, str(model_path), reports)
     # run_suite_on_server recorded the adapter's scores in its registry entry
     if cmp is not None:
         a, b = cmp.run_a, cmp.run_b
@@ -238,9 +243,7 @@ async def _start_endpoint_eval(
             "with base_urls the endpoints' model is evaluated as it is: pass adapter='<name>' or "
             "baseline=true (baseline=false with an adapter), not both"
         )
-    if state.running_evals():
-        busy = state.running_evals()[0]
-        raise ToolError(f"busy: eval job {busy} is running; follow it with get_job('{busy}') first")
+    _refuse_while_evaluating(state)
     loaded = await in_thread(load_suite, suite, state.ws)
     n_cases = len(loaded.subset(limit).cases)
     label = adapter or "baseline"
@@ -255,16 +258,7 @@ async def _start_endpoint_eval(
             loaded, ws=state.ws, base_url=urls, model_name=name, adapter=adapter, label=label, limit=limit,
             on_progress=on_progress,
         )  # fmt: skip
-        run_id = report.meta.run_id
-        return {
-            "suite": loaded.name,
-            "model": name,
-            "endpoints": urls,
-            "runs": {label: run_id},
-            "scores": {label: report.rates()},
-            "complete": report.complete,
-            "reports": {label: f"tooltune://reports/{run_id}"},
-        }
+        return {**_job_result(loaded.name, name, [report]), "endpoints": urls}
 
     job = state.start_background_job(
         "eval",
@@ -272,11 +266,7 @@ async def _start_endpoint_eval(
         params={"suite": loaded.name, "adapter": adapter, "limit": limit, "model": name, "endpoints": urls},
         total=n_cases,
     )
-    followed = 0.0
-    if wait_seconds and progress_requested(ctx):
-        t0 = time.monotonic()
-        job = await follow_job(ctx, state.jobs, job.id, max_seconds=wait_seconds)
-        followed = round(time.monotonic() - t0, 1)
+    job, followed = await follow_if_asked(ctx, state, job, wait_seconds)
     view = JobView.of(job)
     return EvalStarted(
         job=view, suite=loaded.name, cases=n_cases, runs=[label], model=name, followed_seconds=followed,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Any
 
 from mcp.server import MCPServer
@@ -12,10 +11,15 @@ from pydantic import Field
 
 from tooltune.server.errors import agent_errors
 from tooltune.server.options import mcp_options
-from tooltune.server.progress import follow_job, progress_requested
 from tooltune.server.results import JobView, TrainStarted
 from tooltune.server.state import ServerState
-from tooltune.server.tools.base import DEFAULT_WAIT_SECONDS, STARTS_WORK, WaitSeconds, in_thread
+from tooltune.server.tools.base import (
+    DEFAULT_WAIT_SECONDS,
+    STARTS_WORK,
+    WaitSeconds,
+    follow_if_asked,
+    in_thread,
+)
 from tooltune.training.runs import TrainingBusyError, start_training, training_lock_holder
 from tooltune.training.train_config import RESOLVED_FIELDS, TrainConfig
 
@@ -75,11 +79,7 @@ def register(mcp: MCPServer, state: ServerState) -> None:
                 f"busy: training job {holder.job_id} (run {holder.run_id}) is running; follow it with "
                 f"get_job('{holder.job_id}') or stop it with cancel_job('{holder.job_id}'), then train again"
             ) from e
-        followed = 0.0
-        if wait_seconds and progress_requested(ctx):
-            t0 = time.monotonic()
-            job = await follow_job(ctx, state.jobs, job.id, max_seconds=wait_seconds)
-            followed = round(time.monotonic() - t0, 1)
+        job, followed = await follow_if_asked(ctx, state, job, wait_seconds)
         run_id = job.params.get("run_id")
         view = JobView.of(job)
         return TrainStarted(
