@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -30,6 +31,22 @@ def _load(name: str) -> dict[str, Any] | None:
 
 def _pct(passed: int, n: int) -> str:
     return f"{passed}/{n} ({passed / n:.0%})" if n else "–"
+
+
+def _wilson(passed: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95% Wilson score interval of a pass rate (sound at n = 40, unlike the normal approximation)."""
+    p = passed / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _pct_ci(passed: int, n: int) -> str:
+    """``31/40 (78%, 62–88%)``: the count, the rate and its 95% interval."""
+    if not n:
+        return "–"
+    lo, hi = _wilson(passed, n)
+    return f"{passed}/{n} ({passed / n:.0%}, {lo:.0%}–{hi:.0%})"
 
 
 def _link(name: str) -> str:
@@ -363,14 +380,14 @@ def headline_table() -> list[str]:
             continue
         irr = d["results"].get("irrelevance")
         irr_cell = (
-            f"{_pct(irr['baseline']['overall']['lenient_pass'], irr['baseline']['overall']['n'])} → "
-            f"**{_pct(irr['adapter']['overall']['lenient_pass'], irr['adapter']['overall']['n'])}**"
+            f"{_pct_ci(irr['baseline']['overall']['lenient_pass'], irr['baseline']['overall']['n'])} → "
+            f"**{_pct_ci(irr['adapter']['overall']['lenient_pass'], irr['adapter']['overall']['n'])}**"
             if irr
             else "–"
         )
         rows.append(
-            f"| {d['category']}{f' ({label})' if label else ''} | {_model_size(d['model'])} | {_pct(*_native(d, 'baseline'))} → "
-            f"**{_pct(*_native(d, 'adapter'))}** | {_pct(*_native(d, 'baseline', 'lenient_pass'))} | "
+            f"| {d['category']}{f' ({label})' if label else ''} | {_model_size(d['model'])} | {_pct_ci(*_native(d, 'baseline'))} → "
+            f"**{_pct_ci(*_native(d, 'adapter'))}** | {_pct_ci(*_native(d, 'baseline', 'lenient_pass'))} | "
             f"{irr_cell} | {_link(name)} |"
         )
     return rows
@@ -407,7 +424,9 @@ def summary() -> list[str]:
 def render() -> str:
     lines = [
         "Every number below is on a seeded sample of **40 questions** per BFCL category (temperature 0), "
-        "each row one trained adapter; runs on the full categories are an open issue.",
+        "each row one trained adapter, with its 95% interval (Wilson): at n = 40 an interval spans about "
+        "30 points, so rows closer than that are not told apart. Runs on the full categories are an open "
+        "issue.",
         "",
         *headline_table(),
         "",

@@ -35,3 +35,18 @@ def test_the_base_models_table_shows_each_measured_model() -> None:
         row = next(line for line in table.splitlines() if line.startswith(f"| {name} |"))
         o = runs["simple_python"]
         assert f"{o['lenient_pass']}/{o['n']}" in row
+
+
+def test_headline_counts_carry_their_95_percent_interval() -> None:
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        import render_readme
+    finally:
+        sys.path.pop(0)
+    import pytest
+
+    lo, hi = render_readme._wilson(31, 40)  # Wilson score interval, z = 1.96
+    assert (lo, hi) == (pytest.approx(0.6250, abs=1e-3), pytest.approx(0.8768, abs=1e-3))
+    assert render_readme._wilson(0, 40)[0] == 0.0 and render_readme._wilson(40, 40)[1] == 1.0
+    assert render_readme._pct_ci(31, 40) == "31/40 (78%, 62%–88%)"
+    assert "31/40 (78%, 62%–88%)" in (REPO / "README.md").read_text()
