@@ -45,15 +45,12 @@ class Option:
         return "none" if self.default is None else str(self.default)
 
 
-def model_options(
-    model: type[BaseModel], *, exclude: Iterable[str] = (), include: Iterable[str] | None = None
-) -> list[Option]:
-    """The model's fields in declaration order (``include`` keeps only those, ``exclude`` drops some)."""
-    wanted = set(include) if include is not None else None
+def model_options(model: type[BaseModel], *, exclude: Iterable[str] = ()) -> list[Option]:
+    """The model's fields in declaration order, less ``exclude``."""
     skip = set(exclude)
     out: list[Option] = []
     for name, field in model.model_fields.items():
-        if name in skip or (wanted is not None and name not in wanted):
+        if name in skip:
             continue
         default = (
             field.get_default(call_default_factory=True) if not field.is_required() else PydanticUndefined

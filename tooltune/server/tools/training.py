@@ -9,6 +9,7 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
+from tooltune.options import model_options
 from tooltune.server.errors import agent_errors
 from tooltune.server.options import mcp_options
 from tooltune.server.results import JobView, TrainStarted
@@ -64,10 +65,8 @@ def register(mcp: MCPServer, state: ServerState) -> None:
         wait_seconds: WaitSeconds = DEFAULT_WAIT_SECONDS,
         **options: Any,
     ) -> TrainStarted:
-        defaults = TrainConfig.model_fields
-        changed = {
-            k: v for k, v in options.items() if v != defaults[k].get_default(call_default_factory=True)
-        }
+        defaults = {o.name: o.default for o in model_options(TrainConfig)}
+        changed = {k: v for k, v in options.items() if v != defaults[k]}  # these win over `config`
         cfg = TrainConfig.from_dict({**(config or {}), "dataset": dataset}, model=base_model, **changed)
         try:
             job = await in_thread(start_training, cfg, settings, name=name)
