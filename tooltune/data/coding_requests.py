@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from tooltune.coding_tools import CODING_TOOLS_BY_NAME
+from tooltune.data.polish import join_requests, polish
 from tooltune.toolspec import ToolSpec
 
 Args = dict[str, Any]
@@ -197,29 +198,7 @@ _VERBS = {
 
 
 def _polish(rng: random.Random, text: str) -> str:
-    """Casual variation: a lead-in or tail, sometimes all lower case (people type fast)."""
-    if text.startswith("$ "):
-        return text
-    if text.split(" ", 1)[0] in _SHELL_WORDS:  # typed like a command: "please pytest -x" reads wrong
-        return rng.choice(["", "", "", "ok, ", "now "]) + text
-    if text.endswith("?"):
-        text = rng.choice(["", "", "", "hey, ", "quick one: ", "ok, "]) + text
-    else:
-        lead = rng.choice(["", "", "", "hey, ", "please ", "quick one: ", "ok, ", "can you "])
-        tail = rng.choice(["", "", "", " please", " for me", " thanks"])
-        if lead in ("please ", "can you ") and text.split(" ", 1)[0].lower() not in _VERBS:
-            lead = ""  # "can you src/app.py, lines 3-8?" is not how anyone writes
-        if "\n" in text:  # a file's content ends the message: nothing goes after it
-            tail = ""
-            lead = "" if lead == "can you " else lead
-        if lead == "can you ":
-            tail = (tail if tail != " thanks" else "") + "?"
-        text = lead + text + tail
-    upper = rng.random() < 0.6
-    first = text.split(" ", 1)[0].rstrip(",:?").replace("'", "")
-    if "\n" in text or not first.isalpha():  # opens with a path or a file's content: keep its case
-        return text
-    return text[0].upper() + text[1:] if upper else text[0].lower() + text[1:]
+    return polish(rng, text, verbs=_VERBS, shell_words=_SHELL_WORDS)
 
 
 def _read_file(rng: random.Random) -> Request:
@@ -506,19 +485,8 @@ def explain(rng: random.Random) -> tuple[str, str, str, str]:
 
 
 def join(rng: random.Random, texts: list[str]) -> str | None:
-    """Several unpolished requests in one message, to be done at once; a multi-line one (file content)
-    must come last, where its end is the message's end."""
-    multi = [t for t in texts if "\n" in t]
-    if len(multi) > 1:
-        return None
-    parts = [t for t in texts if "\n" not in t] + multi
-    out = parts[0]
-    for part in parts[1:]:
-        if out.endswith("?"):
-            out += rng.choice([" Also, ", " And "]) + part
-        else:
-            out += rng.choice([" and ", ", and also ", ". Also, ", "; also "]) + part
-    return _polish(rng, out)
+    """Several unpolished requests in one message (see :func:`tooltune.data.polish.join`)."""
+    return join_requests(rng, texts, verbs=_VERBS, shell_words=_SHELL_WORDS)
 
 
 def result(rng: random.Random, name: str, args: Args) -> tuple[str, str]:
