@@ -186,6 +186,7 @@ def generate(
     teacher: str | None = None,
     teacher_model: str = "default",
     examples: Path | None = None,
+    phrasebook: Annotated[list[Path] | None, Multi] = None,
     model: str | None = None,
     bfcl_dir: Path | None = None,
     **options: Any,
@@ -206,6 +207,9 @@ def generate(
         Model name to send to the teacher.
     examples
         JSONL of your own examples: full {"messages","tools"} lines or {"request","calls"} pairs.
+    phrasebook
+        YAML/JSON phrasebooks: how people ask for these tools (docs/PHRASEBOOKS.md), one per tool set;
+        entries that do not fit the tools are skipped and listed.
     model
         MLX model folder or cache name for the chat-template round-trip check and token lengths.
     bfcl_dir
@@ -216,6 +220,7 @@ def generate(
     from tooltune.data.datasets import generate_dataset
     from tooltune.data.teacher import SELF, open_teacher
 
+    book = [_checked_book(p, tools) for p in phrasebook or []]
     chosen = given(options)
     if "mix" in chosen:
         chosen["mix"] = _parse_mix(chosen["mix"])
@@ -248,6 +253,7 @@ def generate(
             teacher=paraphraser,
             bfcl_dir=bfcl_dir,
             progress=lambda done, total: bar.update(task, completed=done),
+            phrasebook=book,
         )
     rate = len(res.examples) / res.seconds if res.seconds else 0.0
     context.console.print(
@@ -333,3 +339,151 @@ def _parse_mix(text: str | None) -> dict[str, float] | None:
     if not isinstance(mix, dict) or not all(isinstance(v, int | float) for v in mix.values()):
         raise TooltuneError(f'--mix: want an object of kind weights like {{"single": 0.5}}, got {text}')
     return {str(k): float(v) for k, v in mix.items()}
+
+
+phrasebook_app = cyclopts.App(
+    name="phrasebook", help="Phrasebooks: how people ask for a tool set's tools (docs/PHRASEBOOKS.md)."
+)
+app.command(phrasebook_app)
+
+
+def _checked_book(path: Path, tools: list[str]) -> Any:
+    """Load and fit a book to the tools, printing what was skipped (the rest is used)."""
+    from tooltune.data.phrasebook import check_phrasebook, load_phrasebook
+    from tooltune.data.tool_sources import load_tool_specs
+
+    checked = check_phrasebook(load_phrasebook(path), load_tool_specs(tools))
+    for issue in checked.errors:
+        context.console_err.print(f"[yellow]skipped[/] {issue}", highlight=False)
+    return checked
+
+
+@phrasebook_app.command(name="lint")
+def phrasebook_lint(
+    file: Path,
+    *,
+    tools: Annotated[list[str], Multi],
+    samples: int = 3,
+    as_json: Annotated[bool, Parameter(name="--json")] = False,
+) -> int:
+    """Check a phrasebook against its tools: every slot a parameter or named value, every required
+    parameter in every request, values that fit the schemas, requests that fill to grounded calls.
+
+    Parameters
+    ----------
+    file
+        The phrasebook (YAML or JSON).
+    tools
+        Tool sources, as for `data generate --tools`.
+    samples
+        Filled requests to print per tool (0: none).
+    """
+    import random
+
+    from tooltune.data.phrasebook import check_phrasebook, load_phrasebook
+    from tooltune.data.phrasebook_fill import DataBook
+    from tooltune.data.tool_sources import load_tool_specs
+
+    specs = load_tool_specs(tools)
+    checked = check_phrasebook(load_phrasebook(file), specs)
+    book = DataBook(checked, specs)
+    rng = random.Random(0)
+    shown = {
+        t.name: [r for r in (book.request(rng, t.name) for _ in range(samples)) if r is not None]
+        for t in specs
+        if book.covers(t)
+    }
+    if as_json:
+        out = {
+            "ok": not checked.errors,
+            "counts": checked.book.counts(),
+            "issues": [i.model_dump() for i in checked.issues],
+            "samples": {k: [{"request": t, "arguments": a} for t, a in v] for k, v in shown.items()},
+        }
+        context.console.print_json(json.dumps(out))
+    else:
+        for issue in checked.issues:
+            colour = "red" if issue.severity == "error" else "yellow"
+            context.console.print(f"[{colour}]{issue.severity:7}[/] {issue}", highlight=False)
+        for name, rows in shown.items():
+            for text, args in rows:
+                context.console.print(f"  {name}: {text!r} -> {json.dumps(args)}", highlight=False)
+        context.console.print(
+            f"{file}: {len(checked.errors)} error(s) (entries skipped), {len(checked.warnings)} warning(s); "
+            f"usable: {checked.book.counts()}",
+            highlight=False,
+        )
+    return 1 if checked.errors else 0
+
+
+@phrasebook_app.command(name="draft")
+def phrasebook_draft(
+    *,
+    tools: Annotated[list[str], Multi],
+    teacher: str,
+    out: Path,
+    teacher_model: str = "default",
+    model: str | None = None,
+    tries: int = 2,
+    seed: int = 0,
+) -> None:
+    """Have a model draft a phrasebook for the tools, one tool at a time; drafts that fail the checks
+    are dropped and counted. Writes a YAML file to read, edit and pass to `data generate --phrasebook`.
+
+    Parameters
+    ----------
+    tools
+        Tool sources, as for `data generate --tools`.
+    teacher
+        Base URL of an OpenAI-compatible endpoint (mlx_lm.server, LM Studio, Ollama...), or "self":
+        the model (--model) served while drafting.
+    out
+        The YAML file to write (refused if it exists).
+    teacher_model
+        Model name to send to the teacher.
+    tries
+        Drafts asked per tool until one gives a usable request template.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from tooltune.data.phrasebook_draft import draft_phrasebook as draft
+    from tooltune.data.phrasebook_draft import phrasebook_yaml
+    from tooltune.data.teacher import SELF, open_teacher
+    from tooltune.data.tool_sources import load_tool_specs
+    from tooltune.workspace import atomic_write_text
+
+    if out.exists():
+        raise TooltuneError(f"{out} exists; choose another --out (drafts never overwrite a book)")
+    specs = load_tool_specs(tools)
+    mp = _model_path(model, required=teacher == SELF)
+    with (
+        open_teacher(teacher, model_path=mp, settings=context.settings(), model=teacher_model) as t,
+        Progress(TextColumn("drafting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                 console=context.console_err, transient=True) as bar,
+    ):  # fmt: skip
+        assert t is not None
+        task = bar.add_task("draft", total=len(specs))
+        book, stats = draft(
+            specs,
+            lambda messages, s: t.chat(messages, seed=s),
+            name=out.stem,
+            tries=tries,
+            seed=seed,
+            progress=lambda done, total: bar.update(task, completed=done),
+        )
+    header = (
+        f"Drafted by {teacher if teacher != SELF else f'the model itself ({mp})'} in {stats.seconds:.0f} s "
+        f"for {', '.join(tools)}.\nEdit freely; check with: tooltune data phrasebook lint {out} --tools ..."
+    )
+    atomic_write_text(out, phrasebook_yaml(book, header))
+    for r in stats.tools:
+        context.console.print(
+            f"  {r.tool}: kept {r.kept or 'nothing'}, dropped {r.dropped}, tries {r.tries}"
+            + (f", unreadable {r.unreadable}" if r.unreadable else ""),
+            highlight=False,
+        )
+    context.console.print(
+        f"{out}: {stats.kept_requests} request templates for {len(book.tools)}/{len(specs)} tools, "
+        f"{stats.dropped} drafted entries dropped, {stats.seconds:.0f} s",
+        highlight=False,
+    )

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from tooltune.data import coding_chat, coding_requests
+from tooltune.data.books import CODING_BOOK, Book
 from tooltune.data.canned_text import CHITCHAT, GENERAL_QA, REFUSALS, fake_result
 from tooltune.data.examples import Example, ExampleMeta, call_message
 from tooltune.data.generate_config import GenerateConfig
@@ -35,7 +36,13 @@ from tooltune.toolspec import ToolSpec
 class ExampleBuilder:
     """State of one generation run: the pool, the rng, validators."""
 
-    def __init__(self, tools: list[ToolSpec], cfg: GenerateConfig, teacher: Teacher | None) -> None:
+    def __init__(
+        self,
+        tools: list[ToolSpec],
+        cfg: GenerateConfig,
+        teacher: Teacher | None,
+        books: list[Book] | None = None,
+    ) -> None:
         self.tools = tools
         self.cfg = cfg
         self.rng = random.Random(cfg.seed)
@@ -46,6 +53,20 @@ class ExampleBuilder:
         self._taught = False
         # the agent's own tools get their phrasebook kinds; checked without a draw, so others' data stays
         self.has_book = any(coding_requests.covers(t) for t in tools)
+        # a phrasebook file's books come first: a user's book may phrase a built-in tool their own way
+        self.books: list[Book] = [*(books or []), CODING_BOOK]
+        # tools whose phrasebook file has near misses; none for BFCL or the coding tools (no draw there)
+        self.near_tools = [t for t in tools if self.book_of(t) not in (None, CODING_BOOK)]
+
+    def book_of(self, tool: ToolSpec) -> Book | None:
+        """The phrasebook that phrases ``tool``, if any."""
+        return next((b for b in self.books if b.covers(tool)), None)
+
+    def result_of(self, tool: ToolSpec, args: dict[str, Any]) -> tuple[str, str]:
+        """A tool result and an answer using it: in the book's shape when it gives one."""
+        book = self.book_of(tool)
+        got = book.result(self.rng, tool.name, args) if book is not None else None
+        return got if got is not None else fake_result(self.rng, tool, args)
 
     # --- building blocks -------------------------------------------------------------------------
     def args_for(self, tool: ToolSpec, *, edge: bool = False) -> dict[str, Any] | None:
@@ -128,10 +149,15 @@ class ExampleBuilder:
     def natural(self, tool: ToolSpec) -> bool:
         """Ask for this tool in a developer's words? Draws only for phrasebook tools, so datasets of
         other tools stay what they were."""
-        return coding_requests.covers(tool) and self.rng.random() < self.cfg.phrasebook_share
+        return self.book_of(tool) is not None and self.rng.random() < self.cfg.phrasebook_share
 
     def book_request(self, tool: ToolSpec, *, polish: bool = True) -> tuple[str, dict[str, Any]] | None:
-        text, args = coding_requests.request(self.rng, tool.name, polish=polish)
+        book = self.book_of(tool)
+        got = book.request(self.rng, tool.name, polish=polish) if book is not None else None
+        if got is None:
+            self.unverifiable += 1
+            return None
+        text, args = got
         if not self.validators[id(tool)].is_valid(args):
             self.unverifiable += 1
             return None
@@ -194,12 +220,14 @@ class ExampleBuilder:
         """Two or three calls in one message, in a developer's words: one tool twice or three times
         ("open a.py and b.py") or two or three tools ("git status and run the tests")."""
         rng = self.rng
-        paired = coding_requests.pair(rng, base.name) if same else None
+        book = self.book_of(base)
+        assert book is not None
+        paired = book.pair(rng, base.name) if same else None
         if paired is not None:
             text, arg_list = paired
             calls = [(base, a) for a in arg_list]
         else:
-            others = [t for t in self.tools if coding_requests.covers(t) and t.name != base.name]
+            others = [t for t in self.tools if self.book_of(t) is book and t.name != base.name]
             if not others:
                 return None
             # a quarter ask three tools at once ("git status, the diff and the tests")
@@ -207,7 +235,7 @@ class ExampleBuilder:
             asked = [(t, self.book_request(t, polish=False)) for t in picked]
             # join() puts a multi-line request (file content) last: order the calls as the text reads
             order = sorted(((t, r) for t, r in asked if r is not None), key=lambda p: "\n" in p[1][0])
-            joined = coding_requests.join(rng, [text for _, (text, _) in order])
+            joined = book.join(rng, [text for _, (text, _) in order])
             if joined is None or len(order) < len(picked):
                 return None
             text = joined
@@ -267,7 +295,7 @@ class ExampleBuilder:
             return None
         fn = msgs[1]["tool_calls"][0]["function"]
         tool = next(t for t in self.tools if t.name == fn["name"])
-        result, answer = fake_result(self.rng, tool, fn["arguments"])
+        result, answer = self.result_of(tool, fn["arguments"])
         return [
             *msgs,
             {"role": "tool", "name": tool.name, "content": result},
@@ -278,7 +306,11 @@ class ExampleBuilder:
         rng = self.rng
         a = self.pick()
         if self.natural(a):
-            return self.follow_up()
+            book = self.book_of(a)
+            assert book is not None
+            got = self.follow_up(book)
+            if got is not None or book is CODING_BOOK:
+                return got
         b = a if rng.random() < 0.3 else self.pick()
         if b.name == a.name and b is not a:
             b = a
@@ -290,8 +322,8 @@ class ExampleBuilder:
             self.unverifiable += 1
             return None
         text = self.maybe_paraphrase(text, args_a, args_b)
-        res_a, _ = fake_result(rng, a, args_a)
-        res_b, answer = fake_result(rng, b, args_b)
+        res_a, _ = self.result_of(a, args_a)
+        res_b, answer = self.result_of(b, args_b)
         self._tools = self.tool_set(list({t.name: t for t in (a, b)}.values()), rng.choice([0, 1, 2]))
         msgs = [
             {"role": "user", "content": text},
@@ -320,10 +352,13 @@ class ExampleBuilder:
             {"role": "assistant", "content": answer},
         ]
 
-    def follow_up(self) -> list[dict[str, Any]] | None:
+    def follow_up(self, book: Book) -> list[dict[str, Any]] | None:
         """A second request that points into the first call's result ("open the second one"): the model
         must take the value from the tool's output, as the agent does in a session."""
-        calls, results, asks = coding_requests.follow_up(self.rng)
+        fu = book.follow_up(self.rng)
+        if fu is None:
+            return None
+        calls, results, asks = fu
         by_name = {t.name: t for t in self.tools}
         if any(n not in by_name or not self.validators[id(by_name[n])].is_valid(a) for n, a in calls):
             self.unverifiable += 1
@@ -410,6 +445,10 @@ class ExampleBuilder:
         """A request for the task next to an offered tool's ("sunset" when it computes the sunrise),
         answered in text: the topic matches, the job does not."""
         rng = self.rng
+        if self.near_tools and rng.random() < 0.7:
+            got = self.book_near_miss()
+            if got is not None:
+                return got
         for _ in range(12):  # most tools have no sibling word: look for one that does
             tool = self.pick()
             sibling = sibling_task(rng, tool)
@@ -448,6 +487,25 @@ class ExampleBuilder:
                     [{"role": "user", "content": exact}, call_message([(tool.name, args)])],
                     self._tools,
                 )
+        return [{"role": "user", "content": text}, {"role": "assistant", "content": answer}]
+
+    def book_near_miss(self) -> list[dict[str, Any]] | None:
+        """A phrasebook's own near miss ("close the sprint" when the tracker only edits issues), with its
+        tool offered among tools that do not serve it either."""
+        rng = self.rng
+        tool = rng.choice(self.near_tools)
+        book = self.book_of(tool)
+        got = book.near_miss(rng, tool) if book is not None else None
+        if got is None:
+            return None
+        text, answer = got
+        others = [t for t in self.tools if t.name != tool.name]
+        offered = [
+            tool,
+            *rng.sample(others, min(len(others), rng.randint(0, max(0, self.cfg.max_tools - 1)))),
+        ]
+        rng.shuffle(offered)
+        self._tools = [t.to_openai() for t in offered]
         return [{"role": "user", "content": text}, {"role": "assistant", "content": answer}]
 
     def chitchat(self) -> list[dict[str, Any]] | None:

@@ -13,12 +13,23 @@ from tooltune.data.examples import DataError, Example, read_jsonl, split_turns
 from tooltune.data.generate import generate_examples
 from tooltune.data.generate_config import GENERATOR_VERSION, GenerateConfig, GenerateResult
 from tooltune.data.lint import LintReport, lint_items
+from tooltune.data.phrasebook import BookText, CheckedBook, check_phrasebook
+from tooltune.data.phrasebook_fill import DataBook
 from tooltune.data.similarity import LeakIndex
 from tooltune.data.store import DatasetInfo, DatasetMeta, save_dataset
 from tooltune.data.teacher import TEACHER_PROMPT_VERSION, Teacher
 from tooltune.data.tool_sources import load_tool_specs
 from tooltune.errors import WorkspaceError
 from tooltune.workspace import Workspace, validate_name
+
+
+def _book_stats(checked: list[CheckedBook]) -> dict[str, int]:
+    """The usable entries of the books per section, summed, and how many were skipped."""
+    out: dict[str, int] = {}
+    for c in checked:
+        for k, v in c.book.counts().items():
+            out[k] = out.get(k, 0) + v
+    return {**out, "dropped_entries": sum(len(c.errors) for c in checked)}
 
 
 def _lint_failure(name: str, report: LintReport) -> DataError:
@@ -39,10 +50,14 @@ def generate_dataset(
     teacher: Teacher | None = None,
     bfcl_dir: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
+    phrasebook: BookText | CheckedBook | list[BookText | CheckedBook] | None = None,
 ) -> tuple[DatasetInfo, GenerateResult]:
     """Tool specs -> examples -> lint (with the model's template when given) -> immutable dataset.
 
-    Returns ``(DatasetInfo, GenerateResult)``; nothing is written when lint finds errors.
+    ``phrasebook``: how people ask for these tools, one book or several (one per tool set; a tool takes
+    the first that phrases it); a file's entries that do not fit the tools are
+    dropped and counted in the dataset's stats). Returns ``(DatasetInfo, GenerateResult)``; nothing is
+    written when lint finds errors.
     """
     cfg = config or GenerateConfig()
     ws = ws if isinstance(ws, Workspace) else Workspace(Path(ws))
@@ -56,13 +71,21 @@ def generate_dataset(
     if examples_file is not None:
         recs = [(f"{examples_file}:{i}", obj) for i, obj in read_jsonl(Path(examples_file))]
         caller = expand_caller_records(recs, tools, seed=cfg.seed)
+    given = phrasebook if isinstance(phrasebook, list) else [] if phrasebook is None else [phrasebook]
+    checked = [check_phrasebook(b, tools) if isinstance(b, BookText) else b for b in given]
+    books = [DataBook(c, tools) for c in checked]
     leak = LeakIndex.for_workspace(ws.root, bfcl_dir)
-    result = generate_examples(tools, cfg, caller=caller, leak_index=leak, teacher=teacher, progress=progress)
+    result = generate_examples(
+        tools, cfg, caller=caller, leak_index=leak, teacher=teacher, progress=progress, books=books
+    )
+    result.phrasebook_skipped = [str(i) for c in checked for i in c.errors]
     report = _lint_in_memory(result.examples, model_path=model_path, leak_index=leak)
     if not report.ok:
         raise _lint_failure(name, report)
     meta = DatasetMeta(
-        sources=list(specs) + ([f"examples:{Path(examples_file).name}"] if examples_file else []),
+        sources=list(specs)
+        + ([f"examples:{Path(examples_file).name}"] if examples_file else [])
+        + [f"phrasebook:{c.book.name or 'unnamed'}@{c.book.digest()}" for c in checked],
         generator_version=GENERATOR_VERSION,
         seed=cfg.seed,
         kinds=list(cfg.kinds),
@@ -88,7 +111,13 @@ def generate_dataset(
                 else None
             ),
             "split_turns": cfg.split_turns,
-            **({"phrasebook_share": cfg.phrasebook_share} if any(map(coding_requests.covers, tools)) else {}),
+            **(
+                {"phrasebook_share": cfg.phrasebook_share}
+                if checked or any(map(coding_requests.covers, tools))
+                else {}
+            ),
+            # recorded only when used, so datasets made without a phrasebook file keep their hashes
+            **({"phrasebook": _book_stats(checked)} if checked else {}),
             # recorded only when used, so datasets made without twins keep their hashes
             **({"absent_tool_share": cfg.absent_tool_share} if cfg.absent_tool_share is not None else {}),
             **({"contrast_share": cfg.contrast_share} if cfg.contrast_share else {}),

@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
+from tooltune.data.books import Book
 from tooltune.data.builders import ExampleBuilder
 from tooltune.data.examples import DataError, Example, example_key, split_turns
 from tooltune.data.generate_config import DEFAULT_MIX, GENERATED_KINDS, GenerateConfig, GenerateResult
@@ -33,9 +34,11 @@ def generate_examples(
     leak_index: LeakIndex | None = None,
     teacher: Teacher | None = None,
     progress: Callable[[int, int], None] | None = None,
+    books: list[Book] | None = None,
 ) -> GenerateResult:
     """Generate ``config.n`` examples (caller examples first), split per assistant turn, with near-
-    duplicates and eval-leaked requests dropped and counted."""
+    duplicates and eval-leaked requests dropped and counted. ``books``: phrasebooks (from files) that
+    phrase their tools' requests the way people ask."""
     cfg = config or GenerateConfig()
     if not tools:
         raise DataError("no tools to generate examples for; pass --tools with at least one tool")
@@ -43,7 +46,7 @@ def generate_examples(
     if unknown:
         raise DataError(f"unknown kind(s) {unknown}; choose from {', '.join(GENERATED_KINDS)}")
     t0 = time.perf_counter()
-    gen = ExampleBuilder(tools, cfg, teacher)
+    gen = ExampleBuilder(tools, cfg, teacher, books)
     mix = cfg.mix or DEFAULT_MIX
     bad = sorted(set(mix) - set(GENERATED_KINDS))
     if bad:

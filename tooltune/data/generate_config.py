@@ -33,6 +33,8 @@ from tooltune.data.teacher import TeacherStats
 #     number); a currency code may be said by name ("Canadian dollars" for CAD); a schema asking for
 #     "City, ST" gets it from a request naming the city only, and a plain location (never a "city")
 #     sometimes gets a full form in the request, kept whole. The coding tools' data is byte-identical to 8.
+#     Phrasebook files (data/phrasebook.py) came later without a bump: a dataset made with one records it
+#     in its sources (name@digest); every dataset made without one is byte-identical to before.
 GENERATOR_VERSION = "tooltune-data/10"
 
 # ~25% of examples (after splitting multi-turn ones) end without a call: the model must learn not to
@@ -129,9 +131,10 @@ class GenerateConfig(BaseModel):
         default=0.8,
         ge=0,
         le=1,
-        description="Share of requests for the agent's built-in coding tools written the way developers "
-        'ask ("open src/app.py", "run `make lint`", follow-ups into a result); the rest are phrased '
-        "from the schema. Other tools have no phrasebook and are always phrased from their schema.",
+        description="Share of requests for tools with a phrasebook (the built-in coding tools', or a "
+        'phrasebook file\'s) written the way people ask ("open src/app.py", "bump #311 to high", '
+        "follow-ups into a result); the rest are phrased from the schema. Tools without a phrasebook are "
+        "always phrased from their schema.",
     )
     mix: dict[str, float] | None = Field(
         default=None,
@@ -158,4 +161,5 @@ class GenerateResult(BaseModel):
     leaked_sources: list[str] = Field(default_factory=list)
     dropped_unverifiable: int = 0
     teacher: TeacherStats | None = None
+    phrasebook_skipped: list[str] = Field(default_factory=list)
     seconds: float = 0.0

@@ -121,6 +121,26 @@ class Teacher:
         self.headers = {"Authorization": f"Bearer {api_key}"}
         self.stats = TeacherStats()
 
+    def chat(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        max_tokens: int = 1500,
+        temperature: float = 0.7,
+        seed: int = 0,
+    ) -> str:
+        """One completion of ``messages`` (a phrasebook draft, say); TeacherError names the endpoint."""
+        body = {"model": self.model, "messages": messages, "temperature": temperature,
+                "max_tokens": max_tokens, "seed": seed}  # fmt: skip
+        try:
+            r = self.client.post(f"{self.base_url}/chat/completions", json=body, headers=self.headers)
+            r.raise_for_status()
+            return str(r.json()["choices"][0]["message"]["content"] or "")
+        except (httpx.HTTPError, KeyError, IndexError, TypeError, ValueError) as e:
+            raise TeacherError(
+                f"teacher at {self.base_url} failed ({e}); check the teacher URL and model"
+            ) from e
+
     def paraphrase(
         self,
         text: str,

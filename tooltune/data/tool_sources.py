@@ -7,7 +7,8 @@ One spec string per source, as on the command line:
   over streamable HTTP;
 - ``bfcl:path/BFCL_x.json`` — only the ``function`` schemas of that file (its questions are eval data and
   are never read into memory as text to learn from);
-- ``builtin:coding`` — the agent's own coding tools.
+- ``builtin:coding`` — the agent's own coding tools; ``builtin:issue-tracker`` and
+  ``builtin:notes-calendar`` — the tools of the built-in suites of those names.
 
 Every source ends as :class:`ToolSpec` with plain JSON Schema parameters, so one validator and one chat
 template serve them all.
@@ -22,7 +23,9 @@ from typing import Any
 
 import yaml
 
+from tooltune.coding_tools import CODING_TOOLS
 from tooltune.errors import TooltuneError
+from tooltune.evals.suite import BUILTIN_TOOLSETS, builtin_toolset_text
 from tooltune.logs import get_logger
 from tooltune.toolspec import ToolSpec, normalize_schema
 
@@ -72,11 +75,12 @@ def load_tools(spec: str, *, base_dir: Path | None = None) -> list[ToolSpec]:
     spec = spec.strip()
     if spec.startswith("builtin:"):
         which = spec.split(":", 1)[1]
-        if which != "coding":
-            raise ToolSourceError(f"unknown built-in tool set {which!r}; the only one is 'builtin:coding'")
-        from tooltune.coding_tools import CODING_TOOLS
-
-        return [t.model_copy(deep=True) for t in CODING_TOOLS]
+        if which == "coding":
+            return [t.model_copy(deep=True) for t in CODING_TOOLS]
+        if which in BUILTIN_TOOLSETS:
+            return _tools_from_text(f"builtin:{BUILTIN_TOOLSETS[which]}", builtin_toolset_text(which))
+        names = ", ".join(f"builtin:{n}" for n in ["coding", *BUILTIN_TOOLSETS])
+        raise ToolSourceError(f"unknown built-in tool set {which!r}; choose one of {names}")
     if spec.startswith("mcp:"):
         return tools_from_mcp(spec[4:].strip())
     if spec.startswith("bfcl:"):
@@ -116,6 +120,11 @@ def tools_from_file(path: Path) -> list[ToolSpec]:
     if not isinstance(data, list):
         raise ToolSourceError(f"{path}: expected a list of OpenAI function specs, got {type(data).__name__}")
     return [_tool_from_dict(item, f"{path}: tools[{i}]") for i, item in enumerate(data)]
+
+
+def _tools_from_text(where: str, text: str) -> list[ToolSpec]:
+    """A packaged JSON list of functions (the built-in tool sets)."""
+    return [_tool_from_dict(item, f"{where}: tools[{i}]") for i, item in enumerate(json.loads(text))]
 
 
 def _tools_from_jsonl(path: Path, text: str) -> list[ToolSpec]:

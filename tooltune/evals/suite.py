@@ -26,7 +26,17 @@ from tooltune.toolspec import ToolSpec
 from tooltune.workspace import Workspace, atomic_write_text, validate_name
 
 NO_CALL = "no_call"
-BUILTIN_SUITES = {"coding-tools": "coding_tools.jsonl"}
+BUILTIN_SUITES = {
+    "coding-tools": "coding_tools.jsonl",
+    # tool sets unlike the agent's own, with requests written as people ask (docs/PHRASEBOOKS.md)
+    "issue-tracker": "issue_tracker.jsonl",
+    "notes-calendar": "notes_calendar.jsonl",
+}
+# the tools of the built-in suites that are not the agent's own (``builtin:issue-tracker`` as a source)
+BUILTIN_TOOLSETS = {
+    "issue-tracker": "issue_tracker.tools.json",
+    "notes-calendar": "notes_calendar.tools.json",
+}
 NO_CALL_CATEGORIES = ("no_call", "irrelevance")
 
 
@@ -169,6 +179,10 @@ def parse_suite(text: str, *, name: str, source: str = "<memory>") -> EvalSuite:
     if not cases:
         raise SuiteError(f"{source}: the suite has no cases; add JSONL lines")
     return EvalSuite(name=name, source=source, hash=suite_hash(text), cases=cases)
+
+
+def builtin_toolset_text(name: str) -> str:
+    return resources.files("tooltune.evals").joinpath(f"builtin/{BUILTIN_TOOLSETS[name]}").read_text("utf-8")
 
 
 def builtin_suite_text(name: str) -> str:

@@ -129,6 +129,15 @@ class GeneratedDataset(BaseModel):
     teacher: TeacherStats | None = Field(
         default=None, description="Requests the teacher was asked to rewrite, kept, dropped (why)."
     )
+    phrasebook: dict[str, int] | None = Field(
+        default=None, description="The phrasebook's usable entries per section and how many were skipped."
+    )
+    phrasebook_skipped: list[str] = Field(
+        default_factory=list, description="Phrasebook entries skipped, each with where and why (first 20)."
+    )
+    phrasebook_drafted: dict[str, Any] | None = Field(
+        default=None, description="phrasebook='client': per tool, drafted entries kept and dropped."
+    )
     lint: LintSummary
     resource: str
     next: str

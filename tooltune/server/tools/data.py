@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import json
 import shutil
+import weakref
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.resolve import Resolve, Sample
+from mcp.types import CreateMessageResult, SamplingMessage, TextContent
 from pydantic import Field
 
 from tooltune.data.datasets import generate_dataset
 from tooltune.data.generate_config import GenerateConfig, GenerateResult
 from tooltune.data.lint import lint_dataset_dir
+from tooltune.data.phrasebook import BookText, phrasebook_from_object
+from tooltune.data.phrasebook_draft import DraftStats, book_from_reply, book_messages, phrasebook_yaml
 from tooltune.data.store import DatasetInfo, load_dataset
 from tooltune.data.teacher import open_teacher
-from tooltune.data.tool_sources import spawns_program
+from tooltune.data.tool_sources import load_tool_specs, spawns_program
 from tooltune.jobs import new_id
 from tooltune.logs import get_logger
 from tooltune.server.errors import agent_errors
@@ -35,13 +41,103 @@ from tooltune.server.tools.base import (
     lint_model_path,
     thread_progress,
 )
+from tooltune.toolspec import ToolSpec
 from tooltune.workspace import atomic_write_text, validate_name
 
 log = get_logger(__name__)
 
 
+CLIENT = "client"
+PHRASEBOOK_HELP = (
+    "How people ask for these tools, so the training requests sound like real users (write one: you "
+    'know how people talk). A mapping (or its YAML/JSON text): {"tools": {TOOL: {"requests": '
+    "[10+ short requests as people type them, a {param} slot where each value goes, every required "
+    "parameter in each, optional ones in some, never 'with X set to Y'], \"values\": {param: [realistic "
+    'values, 8+; or {"range": [lo, hi]} for integers]}, "say": {param: {value: [other words for '
+    'that exact value]}}, "parallel": [requests for two calls at once with {param.1} and {param.2}], '
+    '"near_misses": [requests on the tool\'s topic that no offered tool can do], "results": '
+    '[{"result": what the tool returns (object or text, slots allowed), "answer": a reply using '
+    'it}]}}, "values": {NAME: [values for {NAME} slots in results/follow-ups]}, "follow_ups": [[{"ask": '
+    'request, "call": TOOL, "result": its result}, {"ask": "comment on that one: {body}", '
+    '"call": TOOL2, "args": {param: "{NAME}"}}]]}. Entries that do not fit the tools are skipped '
+    "and counted. 'client' = the server asks your model to draft it, one tool at a time, over MCP "
+    "sampling (if your client supports sampling)."
+)
+
+
+_STATES: weakref.WeakKeyDictionary[MCPServer, ServerState] = weakref.WeakKeyDictionary()
+
+
+def _client_tool_specs(
+    state: ServerState | None,
+    tools: list[dict[str, Any]] | None,
+    mcp_server: str | None,
+    bfcl_file: str | None,
+    builtin: str | None,
+) -> list[ToolSpec]:
+    out = [ToolSpec.from_openai(t) for t in tools or []]
+    specs = [f"bfcl:{bfcl_file}"] if bfcl_file else []
+    specs += [f"builtin:{builtin}"] if builtin else []
+    if mcp_server:
+        if spawns_program(f"mcp:{mcp_server}") and not (state is not None and state.allow_spawn):
+            raise ToolError("mcp_server is a command line, and starting programs is off on this server")
+        specs.append(f"mcp:{mcp_server}")
+    return out + (load_tool_specs(specs) if specs else [])
+
+
+async def client_draft_request(
+    ctx: Context,
+    phrasebook: dict[str, Any] | str | None = None,
+    tools: list[dict[str, Any]] | None = None,
+    mcp_server: str | None = None,
+    bfcl_file: str | None = None,
+    builtin: str | None = None,
+) -> Sample | None:
+    """phrasebook='client': one sampling request to the client's model for the whole tool set (the
+    2026-07-28 protocol carries it in the call's input-required round, older ones mid-call)."""
+    if phrasebook != CLIENT:
+        return None
+    caps = ctx.client_capabilities
+    if caps is None or caps.sampling is None:
+        raise ToolError(
+            "phrasebook='client' needs a client that supports MCP sampling, and this one does not declare "
+            "it; write the phrasebook yourself and pass it as a mapping (see the parameter's description)"
+        )
+    state = _STATES.get(ctx.mcp_server)
+    specs = await in_thread(_client_tool_specs, state, tools, mcp_server, bfcl_file, builtin)
+    if not specs:
+        raise ToolError("no tools given: pass tools=[...], mcp_server=..., bfcl_file=... or builtin=...")
+    messages = book_messages(specs)
+    system = "\n".join(m["content"] for m in messages if m["role"] == "system")
+    chat = [
+        SamplingMessage(role=m["role"], content=TextContent(type="text", text=m["content"]))  # type: ignore[arg-type]
+        for m in messages
+        if m["role"] != "system"
+    ]
+    return Sample(chat, max_tokens=8000, system_prompt=system, temperature=0.7)
+
+
+def client_book(
+    draft: CreateMessageResult, tools: list[ToolSpec], inputs: Path
+) -> tuple[BookText, DraftStats]:
+    """The book in the client's reply, each tool's entry checked; kept beside the dataset's inputs."""
+    content = draft.content
+    parts = content if isinstance(content, list) else [content]
+    text = "".join(str(getattr(c, "text", "") or "") for c in parts)
+    book, stats = book_from_reply(text, tools, name="client-drafted")
+    if not book.tools:
+        raise ToolError(
+            "the client's draft gave no usable request template for any tool (each entry is checked against "
+            "the schemas: slots must be parameters, every required parameter needs a slot); pass a "
+            "phrasebook mapping instead"
+        )
+    atomic_write_text(inputs / "phrasebook.yaml", phrasebook_yaml(book, "Drafted by the MCP client's model."))
+    return BookText(book=book, source="client"), stats
+
+
 def register(mcp: MCPServer, state: ServerState) -> None:
     ws = state.ws
+    _STATES[mcp] = state
 
     @mcp.tool(
         description=(
@@ -53,7 +149,9 @@ def register(mcp: MCPServer, state: ServerState) -> None:
             "arguments}]} (calls: [] plus optional answer = a no-call example). Templates fill up to `n` "
             "examples of the chosen `kinds`; near-duplicates and anything resembling eval cases are dropped; "
             "the result is linted (schema, chat-template round trip, loss coverage) and stored immutably. "
-            "teacher='self' has the model itself reword a share of the requests as people ask. Takes "
+            "For tools other than the built-in ones, pass a `phrasebook` (how people ask for each tool; "
+            "see its parameter): without one, requests are read back from the schemas, which small "
+            "models learn badly. teacher='self' has the model itself reword a share of the requests. Takes "
             "seconds (a few hundred examples) to a minute (with a teacher: minutes). Errors in your examples "
             "name examples.jsonl:N = your examples[N-1]. Next: train_adapter(dataset=<name>)."
         ),
@@ -78,8 +176,17 @@ def register(mcp: MCPServer, state: ServerState) -> None:
             str | None, Field(description="Path to a BFCL data file; only its function schemas are read.")
         ] = None,
         builtin: Annotated[
-            Literal["coding"] | None, Field(description="'coding' = read_file, write_file, run_command, ...")
+            Literal["coding", "issue-tracker", "notes-calendar"] | None,
+            Field(
+                description="'coding' = the agent's own tools (read_file, write_file, run_command, ...); "
+                "'issue-tracker' / 'notes-calendar' = the tools of the built-in suites of those names."
+            ),
         ] = None,
+        phrasebook: Annotated[
+            dict[str, Any] | str | None,
+            Field(description=PHRASEBOOK_HELP),
+        ] = None,
+        client_draft: Annotated[CreateMessageResult | None, Resolve(client_draft_request)] = None,
         examples: Annotated[
             list[dict[str, Any]] | None,
             Field(
@@ -133,12 +240,22 @@ def register(mcp: MCPServer, state: ServerState) -> None:
             raise ToolError(
                 "no tools given: pass tools=[...], mcp_server=..., bfcl_file=... or builtin='coding'"
             )
+        book_text = None
+        if isinstance(phrasebook, dict) or (phrasebook is not None and phrasebook != CLIENT):
+            book_text = phrasebook_from_object(phrasebook, source="phrasebook")
+            atomic_write_text(
+                inputs / "phrasebook.json", json.dumps(book_text.book.model_dump(mode="json"), indent=1)
+            )
         examples_file = None
         if examples:
             examples_file = inputs / "examples.jsonl"
             atomic_write_text(examples_file, "".join(json.dumps(e) + "\n" for e in examples))
         config = GenerateConfig(**options)
         try:
+            drafted: DraftStats | None = None
+            if phrasebook == CLIENT and client_draft is not None:
+                tool_specs = await in_thread(load_tool_specs, specs)
+                book_text, drafted = await in_thread(client_book, client_draft, tool_specs, inputs)
             model_path = await in_thread(lint_model_path, state, base_model)
             progress = thread_progress(ctx, "generating examples") if progress_requested(ctx) else None
 
@@ -153,6 +270,7 @@ def register(mcp: MCPServer, state: ServerState) -> None:
                         examples_file=examples_file,
                         teacher=paraphraser,
                         progress=progress,
+                        phrasebook=book_text,
                     )
 
             info, result = await in_thread(generate)
@@ -170,6 +288,9 @@ def register(mcp: MCPServer, state: ServerState) -> None:
             dropped_duplicates=result.dropped_duplicates,
             dropped_leaked=result.dropped_leaked,
             teacher=result.teacher,
+            phrasebook=info.stats.get("phrasebook"),
+            phrasebook_skipped=result.phrasebook_skipped[:20],
+            phrasebook_drafted=drafted.model_dump() if drafted is not None else None,
             lint=LintSummary.of(info.lint),
             resource=f"tooltune://datasets/{info.name}",
             next=f"train_adapter(dataset='{info.name}'), with base_model=... unless the default is meant",

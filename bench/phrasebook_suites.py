@@ -1,0 +1,194 @@
+"""Issue 33's measurement: on tool sets the generator has never seen, does data from a phrasebook train a
+better adapter than data read back from the schemas?
+
+For each data source (``schema``: no phrasebook; ``hand``: bench/phrasebooks/<suite>.hand.yaml;
+``drafted``: bench/phrasebooks/<suite>.drafted.yaml when present) one dataset covers both built-in
+suites' tool sets (issue-tracker + notes-calendar, 16 tools), one adapter is trained on it with the
+default recipe, and the base model and each adapter answer every case of both suites (never trained on:
+the leak check drops generated requests near any suite case). Each stage is skipped when its result
+exists, so a re-run resumes.
+
+Usage:
+  python bench/phrasebook_suites.py --model /path/to/qwen2.5-coder-0.5b-instruct [--sources schema hand]
+
+Writes bench/results/phrasebook_<suite>.json per suite: the baseline's and each source's adapter's
+native and lenient accuracy (overall, per category, and on single-call cases), each adapter's paired
+test against the baseline and the hand/drafted adapters' against the schema adapter (McNemar).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from tooltune.config import Settings
+from tooltune.data.datasets import generate_dataset
+from tooltune.data.generate_config import GENERATOR_VERSION, GenerateConfig
+from tooltune.data.phrasebook import BookText, load_phrasebook
+from tooltune.evals.compare import Comparison
+from tooltune.evals.service import compare_runs, run_suite_on_server
+from tooltune.evals.suite import load_suite
+from tooltune.serving.model_server import ModelServer
+from tooltune.training.runs import follow_events, get_run, start_training
+from tooltune.training.train_config import TrainConfig
+from tooltune.workspace import Workspace, atomic_write_json
+
+from bench_common import machine_info, restart_with_blas
+
+REPO = Path(__file__).resolve().parents[1]
+SUITES = {"issue-tracker": "issue_tracker", "notes-calendar": "notes_calendar"}
+SINGLE = ("simple", "choose_among_many", "argument_format")  # one call asked for
+
+
+def log(msg: str) -> None:
+    print(f"[{datetime.now().strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def books(source: str) -> list[BookText]:
+    """The source's book for each suite's tool set (none for ``schema``)."""
+    if source == "schema":
+        return []
+    return [
+        load_phrasebook(REPO / "bench" / "phrasebooks" / f"{stem}.{source}.yaml") for stem in SUITES.values()
+    ]
+
+
+def stage_data(ws: Workspace, model: Path, source: str, n: int, seed: int) -> str:
+    name = f"pb-{source}-n{n}-s{seed}"
+    if (ws.datasets / name).exists():
+        log(f"data: reusing {name}")
+        return name
+    specs = [f"builtin:{s}" for s in SUITES]
+    info, res = generate_dataset(
+        ws, name, specs, GenerateConfig(n=n, seed=seed), model_path=model, phrasebook=books(source)
+    )
+    log(f"data: {name} {info.counts} leaked={res.dropped_leaked} skipped={len(res.phrasebook_skipped)}")
+    return name
+
+
+def stage_train(
+    settings: Settings, ws: Workspace, model: Path, dataset: str, iters: int, seed: int
+) -> dict[str, Any]:
+    adapter = f"{dataset}-i{iters}-t{seed}"
+    if not (ws.adapters / adapter).exists():
+        config = TrainConfig(model=str(model), dataset=dataset, iters=iters, seed=seed)
+        log(f"train: {adapter} ({iters} iters, the default recipe otherwise)")
+        job = start_training(config, settings, name=adapter)
+        last = time.perf_counter()
+        for ev in follow_events(settings, job.id, poll_interval=5.0):
+            if time.perf_counter() - last > 120:
+                log(f"train: {ev.model_dump(exclude_none=True)}")
+                last = time.perf_counter()
+        run = get_run(settings, job.id)
+        if run.status != "succeeded" or not run.registered:
+            raise SystemExit(f"training ended {run.status}: {run.error or run.registration_error}")
+    rec = json.loads((ws.adapters / adapter / "tooltune.json").read_text())
+    metrics = json.loads((ws.run_dir(rec["run_id"]) / "metrics.json").read_text())
+    return {"adapter": adapter, "run_id": rec["run_id"], "time": metrics.get("time"), "iters": iters}
+
+
+def rates(report: Any, categories: tuple[str, ...] | None = None) -> dict[str, Any]:
+    rows = [r for r in report.results if categories is None or r.category in categories]
+    n = len(rows)
+    return {
+        "cases": n,
+        "native": round(sum(r.native.passed for r in rows) / n, 4) if n else None,
+        "lenient": round(sum(r.lenient.passed for r in rows) / n, 4) if n else None,
+    }
+
+
+def mcnemar(cmp: Comparison) -> dict[str, Any]:
+    m = cmp.mcnemar_native
+    return {"fixes": m.fixes, "regressions": m.regressions, "p_value": round(m.p_value, 5)}
+
+
+async def stage_eval(
+    settings: Settings, ws: Workspace, model: Path, adapters: dict[str, str], concurrency: int
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    async with ModelServer(model, settings=settings, record_active=False) as server:
+        for suite_name in SUITES:
+            suite = load_suite(suite_name, ws)
+            reports = {}
+            for label, adapter in [("baseline", None), *adapters.items()]:
+                run_id = f"{suite_name}-{adapter or 'baseline-' + model.name}"[:100]
+                log(f"eval: {suite_name} {label} ({len(suite.cases)} cases) as {run_id}")
+                reports[label] = await run_suite_on_server(
+                    server, suite, ws=ws, adapter=adapter, label=label, run_id=run_id, concurrency=concurrency
+                )
+            out[suite_name] = (suite, reports)
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--sources", nargs="+", default=["schema", "hand"])
+    p.add_argument("--n", type=int, default=500)
+    p.add_argument("--iters", type=int, default=150)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--concurrency", type=int, default=4)
+    p.add_argument(
+        "--workspace", type=Path, default=Path.home() / ".cache" / "tooltune" / "bench-phrasebooks"
+    )
+    args = p.parse_args()
+    restart_with_blas()
+    settings = Settings.load(workspace=args.workspace)
+    ws = Workspace(settings.workspace).ensure()
+    t0 = time.perf_counter()
+    trained: dict[str, dict[str, Any]] = {}
+    datasets: dict[str, str] = {}
+    for source in args.sources:
+        datasets[source] = stage_data(ws, args.model, source, args.n, args.seed)
+        trained[source] = stage_train(settings, ws, args.model, datasets[source], args.iters, args.seed)
+    evals = anyio.run(
+        stage_eval, settings, ws, args.model, {s: t["adapter"] for s, t in trained.items()}, args.concurrency
+    )
+    for suite_name, (suite, reports) in evals.items():
+        base = reports["baseline"]
+        result: dict[str, Any] = {
+            "suite": suite_name,
+            "suite_hash": suite.hash,
+            "category": "all",
+            "cases": len(suite.cases),
+            "model": args.model.name,
+            "baseline": {**rates(base), "single_call": rates(base, SINGLE), "run_id": base.meta.run_id},
+            "sources": {},
+            "command": " ".join(["python", *sys.argv]),
+            "generator": GENERATOR_VERSION,
+            "machine": machine_info(),
+            "wall_s": round(time.perf_counter() - t0, 1),
+        }
+        cats = sorted({c.category for c in suite.cases})
+        result["baseline"]["categories"] = {c: rates(base, (c,)) for c in cats}
+        for source in args.sources:
+            rep = reports[source]
+            vs_base = compare_runs(ws, base.meta.run_id, rep.meta.run_id)
+            entry = {
+                "dataset": datasets[source],
+                **trained[source],
+                "adapter_native": rates(rep)["native"],
+                "adapter_lenient": rates(rep)["lenient"],
+                "single_call": rates(rep, SINGLE),
+                "no_call": rates(rep, ("no_call", "near_miss")),
+                "categories": {c: rates(rep, (c,)) for c in cats},
+                "vs_baseline": mcnemar(vs_base),
+                "run_id": rep.meta.run_id,
+            }
+            if source != "schema" and "schema" in reports:
+                entry["vs_schema"] = mcnemar(compare_runs(ws, reports["schema"].meta.run_id, rep.meta.run_id))
+            result["sources"][source] = entry
+        out = REPO / "bench" / "results" / f"phrasebook_{SUITES[suite_name]}.json"
+        atomic_write_json(out, result)
+        log(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,242 @@
+"""Phrasebook files: the format, the checks against a tool set (file:line, one bad entry never sinks
+the book), filling (grounded, valid calls; follow-ups reading a result), and generation with a book."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from tooltune.data.examples import DataError
+from tooltune.data.generate import generate_examples
+from tooltune.data.generate_config import GenerateConfig
+from tooltune.data.phrasebook import check_phrasebook, load_phrasebook, parse_phrasebook
+from tooltune.data.phrasebook_fill import DataBook
+from tooltune.data.tool_sources import load_tool_specs
+from tooltune.toolspec import ToolSpec
+
+BOOK = """\
+phrasebook: 1
+name: tracker-test
+values:
+  ticket: {range: [2, 999]}
+  found_title: ["Login button does nothing on Safari", "Crash when saving an empty draft"]
+tools:
+  get_issue:
+    requests:
+      - "what's in #{issue_id}?"
+      - "open issue {issue_id} with the comments {include_comments}"
+      - "show {issue_id} and mention {nobody}"
+    values:
+      issue_id: {range: [1, 999]}
+    say:
+      include_comments: {true: ["please"]}
+    parallel: ["show me #{issue_id.1} and #{issue_id.2}"]
+    near_misses: ["delete issue {issue_id}"]
+    results:
+      - result: {id: "{issue_id}", title: "{found_title}", state: open}
+        answer: "#{issue_id} is open: {found_title}."
+  update_issue:
+    requests:
+      - "bump #{issue_id} to {priority}"
+      - "make it {priority}"
+      - "set to {priority} where the issue is {issue_id}"
+    values:
+      issue_id: {range: [1, 999]}
+      priority: [urgent, sky-high]
+    say:
+      priority: {urgent: ["P0", "urgent"]}
+  no_such_tool:
+    requests: ["do the thing"]
+follow_ups:
+  - - {ask: "any open bugs about {query}?", call: search_issues, result: "#{ticket} {found_title} (open)"}
+    - {ask: "comment on that one: {body}", call: add_comment, args: {issue_id: "{ticket}"}}
+  - - {ask: "hello", call: get_issue}
+"""
+
+
+@pytest.fixture
+def tracker() -> list[ToolSpec]:
+    return load_tool_specs(["builtin:issue-tracker"])
+
+
+@pytest.fixture
+def book_file(tmp_path: Path) -> Path:
+    path = tmp_path / "tracker.yaml"
+    path.write_text(BOOK)
+    return path
+
+
+def _line_of(text: str, needle: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), start=1) if needle in line)
+
+
+def test_check_drops_bad_entries_with_file_and_line_and_keeps_the_rest(
+    book_file: Path, tracker: list[ToolSpec]
+) -> None:
+    checked = check_phrasebook(load_phrasebook(book_file), tracker)
+    errors = {i.where: i for i in checked.errors}
+    # an unknown slot, a template without a required parameter, a value outside the enum, a tool not in the
+    # set, a follow-up whose first step has no result and lacks the required issue_id
+    assert "unknown" not in errors
+    assert errors["tools.get_issue.requests[2]"].line == _line_of(BOOK, "mention {nobody}")
+    assert "{nobody}" in errors["tools.get_issue.requests[2]"].message
+    assert "issue_id" in errors["tools.update_issue.requests[1]"].message  # "make it {priority}"
+    assert "sky-high" in errors["tools.update_issue.values.priority[1]"].message
+    assert "no_such_tool" in errors["tools.no_such_tool"].message
+    assert any(w.startswith("follow_ups[1]") for w in errors)
+    assert str(errors["tools.get_issue.requests[2]"]).startswith(
+        f"{book_file}:{_line_of(BOOK, 'mention {nobody}')}:"
+    )
+    # schema read-back is kept but flagged
+    assert any("reads like a schema" in w.message for w in checked.warnings)
+    kept = checked.book
+    assert kept.tools["get_issue"].requests == [
+        "what's in #{issue_id}?",
+        "open issue {issue_id} with the comments {include_comments}",
+    ]
+    assert kept.tools["update_issue"].values["priority"] == ["urgent"]
+    assert "no_such_tool" not in kept.tools
+    assert len(kept.follow_ups) == 1
+
+
+def test_structural_errors_name_the_line() -> None:
+    with pytest.raises(DataError, match=r"b.yaml:4: tools.x.requests"):
+        parse_phrasebook("phrasebook: 1\ntools:\n  x:\n    requests: 5\n", source="b.yaml")
+    with pytest.raises(DataError, match="format 2 is not supported"):
+        parse_phrasebook("phrasebook: 2\ntools: {}\n", source="b.yaml")
+    with pytest.raises(DataError, match="not valid YAML"):
+        parse_phrasebook("tools: [\n", source="b.yaml")
+
+
+def test_filled_requests_are_grounded_valid_and_use_declared_forms(
+    book_file: Path, tracker: list[ToolSpec]
+) -> None:
+    book = DataBook(check_phrasebook(load_phrasebook(book_file), tracker), tracker)
+    by_name = {t.name: t for t in tracker}
+    rng = random.Random(3)
+    said_p0 = False
+    for _ in range(200):
+        got = book.request(rng, "update_issue")
+        assert got is not None
+        text, args = got
+        assert by_name["update_issue"].validator().is_valid(args)
+        assert str(args["issue_id"]) in text
+        assert args["priority"] == "urgent"  # the only valid value the book gives
+        said_p0 |= "P0" in text
+        assert "urgent" in text or "P0" in text
+    assert said_p0
+    for _ in range(50):
+        got = book.request(rng, "get_issue")
+        assert got is not None
+        text, args = got
+        assert str(args["issue_id"]) in text
+        if "include_comments" in args:
+            assert args["include_comments"] is True and "please" in text.lower()
+    text, calls = book.pair(rng, "get_issue") or ("", [])
+    assert len(calls) == 2 and all(f"#{c['issue_id']}" in text for c in calls)
+
+
+def test_results_keep_types_and_follow_ups_read_the_previous_result(
+    book_file: Path, tracker: list[ToolSpec]
+) -> None:
+    book = DataBook(check_phrasebook(load_phrasebook(book_file), tracker), tracker)
+    rng = random.Random(0)
+    result, answer = book.result(rng, "get_issue", {"issue_id": 41}) or ("", "")
+    data = json.loads(result)
+    assert data["id"] == 41 and data["state"] == "open"
+    assert answer == f"#41 is open: {data['title']}."
+    fu = book.follow_up(rng)
+    assert fu is not None
+    (first, first_args), (second, second_args) = fu.calls
+    assert (first, second) == ("search_issues", "add_comment")
+    ticket = second_args["issue_id"]
+    assert isinstance(ticket, int) and f"#{ticket} " in fu.results[0]  # taken from the result, not guessed
+    assert first_args["query"] in fu.asks[0] and second_args["body"] in fu.asks[1]
+    text, answer = book.near_miss(rng, next(t for t in tracker if t.name == "get_issue")) or ("", "")
+    assert "delete issue" in text.lower() and answer
+
+
+def test_generation_with_a_book_asks_as_the_book_says(book_file: Path, tracker: list[ToolSpec]) -> None:
+    checked = check_phrasebook(load_phrasebook(book_file), tracker)
+    cfg = GenerateConfig(n=300, seed=1)
+    with_book = generate_examples(tracker, cfg, books=[DataBook(checked, tracker)])
+    without = generate_examples(tracker, cfg)
+
+    def get_issue_requests(res: object) -> list[str]:
+        out = []
+        for ex in res.examples:  # type: ignore[attr-defined]
+            msgs = ex.messages
+            for i, m in enumerate(msgs[:-1]):
+                nxt = msgs[i + 1]
+                calls = nxt.get("tool_calls") or []
+                if m["role"] == "user" and len(calls) == 1 and calls[0]["function"]["name"] == "get_issue":
+                    out.append(m["content"])
+        return out
+
+    booked, schema = get_issue_requests(with_book), get_issue_requests(without)
+    assert booked and schema
+    from_book = [t for t in booked if "what's in #" in t.lower() or "open issue" in t.lower()]
+    assert len(from_book) / len(booked) > 0.5  # phrasebook_share 0.8 of them, the rest from the schema
+    assert not any("what's in #" in t.lower() for t in schema)
+    kinds = with_book.counts
+    assert kinds.get("near_miss", 0) > 0
+    texts = [m["content"] for ex in with_book.examples for m in ex.messages if m["role"] == "user"]
+    assert any("delete issue" in t.lower() for t in texts)  # the book's own near misses
+    assert any("comment on that one" in t for t in texts)  # its follow-ups
+
+
+def test_hand_written_books_fit_their_built_in_tool_sets() -> None:
+    root = Path(__file__).resolve().parent.parent / "bench" / "phrasebooks"
+    books = sorted(root.glob("*.hand.yaml"))
+    assert books, "the hand-written phrasebooks of the built-in suites are missing"
+    for path in books:
+        toolset = "issue-tracker" if path.name.startswith("issue") else "notes-calendar"
+        tools = load_tool_specs([f"builtin:{toolset}"])
+        checked = check_phrasebook(load_phrasebook(path), tools)
+        assert not checked.errors, [str(e) for e in checked.errors]
+        assert set(checked.book.tools) == {t.name for t in tools}
+        book = DataBook(checked, tools)
+        rng = random.Random(0)
+        for tool in tools:
+            got = [book.request(rng, tool.name) for _ in range(20)]
+            assert sum(g is not None for g in got) >= 15, (path.name, tool.name)
+
+
+def test_a_template_may_fix_a_value_its_words_say(tracker: list[ToolSpec]) -> None:
+    from tooltune.data.phrasebook import phrasebook_from_object
+
+    book = {
+        "tools": {
+            "link_issues": {
+                "requests": [
+                    "#{issue_id} is a dupe of #{other_id}{relation=duplicates}",
+                    "#{issue_id} blocks {other_id}{relation=sideways}",
+                ]
+            }
+        }
+    }
+    checked = check_phrasebook(phrasebook_from_object(book), tracker)
+    assert [e.where for e in checked.errors] == ["tools.link_issues.requests[1]"]
+    text, args = DataBook(checked, tracker).request(random.Random(0), "link_issues", polish=False) or ("", {})
+    assert (
+        args["relation"] == "duplicates" and text == f"#{args['issue_id']} is a dupe of #{args['other_id']}"
+    )
+
+
+def test_the_documented_example_is_a_valid_book(tracker: list[ToolSpec]) -> None:
+    from tooltune.data.phrasebook import parse_phrasebook
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "PHRASEBOOKS.md").read_text()
+    block = doc.split("```yaml\n", 1)[1].split("```", 1)[0]
+    checked = check_phrasebook(parse_phrasebook(block, source="docs/PHRASEBOOKS.md"), tracker)
+    assert not checked.errors, [str(e) for e in checked.errors]
+    book = DataBook(checked, tracker)
+    rng = random.Random(0)
+    said = [book.request(rng, "get_issue") for _ in range(40)]
+    assert any(
+        g is not None and g[1].get("include_comments") is True and "with the comments" in g[0] for g in said
+    )
+    assert book.follow_up(rng) is not None

@@ -1,0 +1,193 @@
+"""Where a phrasebook comes from: a file (`data phrasebook lint`, `data generate --phrasebook`), a teacher
+endpoint (`data phrasebook draft`, checked and counted), and the MCP client (a mapping argument, or
+``phrasebook="client"`` over MCP sampling)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import mcp
+import pytest
+from mcp import types
+
+from tooltune.config import Settings
+from tooltune.data.phrasebook import check_phrasebook, load_phrasebook
+from tooltune.data.phrasebook_draft import draft_phrasebook
+from tooltune.data.store import load_dataset
+from tooltune.data.tool_sources import load_tool_specs
+from tooltune.server import build_server
+from tooltune.server.state import ServerState
+from tooltune.workspace import Workspace
+
+# what a drafting model writes for get_issue: usable templates, one with an unknown slot, one without the
+# required issue_id, a value outside the schema; for every other tool it answers in prose (unreadable)
+GET_ISSUE_DRAFT = {
+    "requests": [
+        "what's in #{issue_id}?",
+        "pull up issue {issue_id}",
+        "show me {ticket_number}",
+        "show me the latest issue",
+    ],
+    "values": {"issue_id": [12, 407, 3310, "forty"]},
+    "parallel": ["open #{issue_id.1} and #{issue_id.2}"],
+    "near_misses": ["delete issue {issue_id}"],
+    "results": [{"result": {"id": "{issue_id}", "state": "open"}, "answer": "#{issue_id} is open."}],
+}
+
+
+def fake_reply(messages: list[dict[str, str]]) -> str:
+    last = messages[-1]["content"]
+    if "Write the JSON for get_issue." in last:
+        return "Sure! Here it is:\n" + json.dumps(GET_ISSUE_DRAFT)
+    return "I think people would ask for this tool in many ways."
+
+
+def test_draft_keeps_grounded_entries_and_counts_the_rest() -> None:
+    tools = load_tool_specs(["builtin:issue-tracker"])
+    asked: list[str] = []
+
+    def complete(messages: list[dict[str, str]], seed: int) -> str:
+        asked.append(messages[-1]["content"].rsplit(" ", 1)[-1])
+        return fake_reply(messages)
+
+    book, stats = draft_phrasebook(tools, complete, tries=2)
+    assert set(book.tools) == {"get_issue"}
+    assert book.tools["get_issue"].requests == ["what's in #{issue_id}?", "pull up issue {issue_id}"]
+    assert book.tools["get_issue"].values["issue_id"] == [12, 407, 3310]
+    report = {r.tool: r for r in stats.tools}
+    # the unknown slot, the template without issue_id and the bad value were dropped and counted
+    assert report["get_issue"].dropped == 3 and report["get_issue"].tries == 1
+    assert report["create_issue"].unreadable == 2 and report["create_issue"].tries == 2
+    assert len(asked) == 1 + 2 * 7  # one try for get_issue, two for each other tool
+
+
+class _Teacher(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:  # noqa: N802 — http.server's name
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        reply = {"choices": [{"message": {"role": "assistant", "content": fake_reply(body["messages"])}}]}
+        data = json.dumps(reply).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def teacher_url() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Teacher)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+
+
+def _cli(*args: str, settings: Settings) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TOOLTUNE_HOME": str(settings.workspace), "TOOLTUNE_CACHE": str(settings.cache_dir)}
+    return subprocess.run(
+        [sys.executable, "-m", "tooltune", *args], capture_output=True, text=True, env=env, timeout=240
+    )
+
+
+def test_cli_draft_lint_and_generate_with_a_book(
+    teacher_url: str, tmp_path: Path, settings: Settings, tiny_model: Path
+) -> None:
+    out = tmp_path / "tracker.yaml"
+    r = _cli("data", "phrasebook", "draft", "--tools", "builtin:issue-tracker", "--teacher", teacher_url,
+             "--out", str(out), settings=settings)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    said = " ".join(r.stdout.split())  # rich wraps lines at the terminal width
+    assert "2 request templates for 1/8 tools" in said and "get_issue: kept" in said
+    assert out.read_text().startswith("# Drafted by http://127.0.0.1")
+    r = _cli("data", "phrasebook", "draft", "--tools", "builtin:issue-tracker", "--teacher", teacher_url,
+             "--out", str(out), settings=settings)  # fmt: skip
+    assert r.returncode != 0 and "exists" in r.stderr  # a draft never overwrites a book
+    r = _cli("data", "phrasebook", "lint", str(out), "--tools", "builtin:issue-tracker", settings=settings)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "get_issue: " in r.stdout and "0 error(s)" in " ".join(r.stdout.split())
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tools:\n  get_issue:\n    requests:\n      - 'open {nope}'\n      - 'open {issue_id}'\n")
+    r = _cli("data", "phrasebook", "lint", str(bad), "--tools", "builtin:issue-tracker", settings=settings)
+    assert r.returncode == 1
+    assert f"{bad}:4: tools.get_issue.requests[0]" in " ".join(r.stdout.split())
+    r = _cli("data", "generate", "--tools", "builtin:issue-tracker", "--phrasebook", str(bad), "--out", "T",
+             "--n", "60", "--model", str(tiny_model), settings=settings)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    said = " ".join(r.stderr.split())
+    assert "skipped" in said and "{nope}" in said  # said which entry and why; the rest was used
+    info = load_dataset(Workspace(settings.workspace), "T")
+    assert any(s.startswith("phrasebook:unnamed@") for s in info.sources)
+    assert info.stats["phrasebook"]["requests"] == 1 and info.stats["phrasebook"]["dropped_entries"] == 1
+
+
+# ---- MCP ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+async def _sampling(context: Any, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
+    assert params.system_prompt and "JSON" in params.system_prompt
+    asked = params.messages[-1].content.text  # type: ignore[union-attr]
+    assert "Write the JSON for all 8 tools." in asked and "create_issue" in asked  # one request, every tool
+    reply = json.dumps({"tools": {"get_issue": GET_ISSUE_DRAFT, "create_issue": {"requests": "people ask"}}})
+    return types.CreateMessageResult(
+        role="assistant", content=types.TextContent(type="text", text=reply), model="client-model"
+    )
+
+
+@pytest.mark.anyio
+async def test_mcp_phrasebook_mapping_and_client_sampling(settings: Settings, tiny_model: Path) -> None:
+    state = ServerState(settings)
+    book = {"tools": {"get_issue": {"requests": ["what's in #{issue_id}?", "open {nope}"]}}}
+    async with mcp.Client(build_server(settings, state=state)) as c:
+        result = await c.call_tool(
+            "generate_training_examples",
+            {
+                "builtin": "issue-tracker",
+                "phrasebook": book,
+                "n": 40,
+                "name": "m",
+                "base_model": str(tiny_model),
+            },
+        )
+        assert not result.is_error, result.content
+        out = result.structured_content or {}
+        assert out["phrasebook"]["requests"] == 1 and out["phrasebook"]["dropped_entries"] == 1
+        assert "{nope}" in out["phrasebook_skipped"][0]
+        refused = await c.call_tool(
+            "generate_training_examples", {"builtin": "issue-tracker", "phrasebook": "client"}
+        )
+        assert refused.is_error and "sampling" in refused.content[0].text  # type: ignore[union-attr]
+    async with mcp.Client(build_server(settings, state=state), sampling_callback=_sampling) as c:
+        result = await c.call_tool(
+            "generate_training_examples",
+            {
+                "builtin": "issue-tracker",
+                "phrasebook": "client",
+                "n": 40,
+                "name": "s",
+                "base_model": str(tiny_model),
+            },
+        )
+        assert not result.is_error, result.content
+        out = result.structured_content or {}
+        drafted = {t["tool"]: t for t in out["phrasebook_drafted"]["tools"]}
+        assert drafted["get_issue"]["kept"]["requests"] == 2 and drafted["get_issue"]["dropped"] == 3
+        assert out["phrasebook"]["requests"] == 2
+    saved = settings.workspace / "inputs" / "s" / "phrasebook.yaml"
+    tools = load_tool_specs(["builtin:issue-tracker"])
+    assert not check_phrasebook(load_phrasebook(saved), tools).errors  # kept beside the dataset, usable again

@@ -1,0 +1,505 @@
+"""Phrasebooks: how people ask for a tool set's tools, as a data file (YAML or JSON) anyone can write.
+
+Requests read back from a schema ("search the repository for a regular expression with pattern set to
+timeout") teach a small model words nobody types. A phrasebook holds, per tool, request templates with
+``{param}`` slots, the values each slot takes and how a value may be said, requests for two calls at
+once, near misses that must not call, and the shapes of the tool's results; plus follow-ups that take a
+value from a result. The generator fills the slots with typed values, so every argument is grounded in
+the request, and checks each filled example against the tool's schema.
+
+The format (docs/PHRASEBOOKS.md has the full reference and a worked file)::
+
+    phrasebook: 1
+    values:                       # named values any template may use ({ticket}); list or {range: [lo, hi]}
+      ticket: {range: [2, 999]}
+    tools:
+      get_issue:
+        requests: ["what's in #{issue_id}?", "open issue {issue_id}"]
+        values: {issue_id: {range: [1, 999]}}    # per parameter; else the generator's typed sampler
+        say: {state: {in_progress: ["in progress", "being worked on"]}}   # other ways to say a value
+        parallel: ["show me #{issue_id.1} and #{issue_id.2}"]             # .1 / .2: one call each
+        near_misses: ["delete issue {issue_id}"]                          # must be answered in text
+        results:
+          - result: {id: "{issue_id}", title: "{title}", state: open}     # a mapping is sent as JSON
+            answer: "#{issue_id} is open: {title}."
+    follow_ups:
+      - - {ask: "any open bugs about {query}?", call: search_issues,
+           result: "#{ticket} {title} (open)"}
+        - {ask: "comment on that one: {body}", call: add_comment, args: {issue_id: "{ticket}"}}
+
+A slot names a parameter of the tool (or of the step's tool), or a named value. ``{p:words}`` writes a
+small integer in words ("three"); ``{p=value}`` writes nothing and gives ``p`` that value, for templates
+whose own words say it ("mark #{issue_id} as a dupe of #{other_id}{relation=duplicates}").
+A template without a required parameter's slot cannot make a valid
+call and is refused. A slot that is a whole string in a structured result or in ``args`` keeps the
+value's type (``"{issue_id}"`` stays an integer).
+
+Loading never fails on one bad entry: :func:`check_phrasebook` drops it and says where (``file:line``)
+and why; the rest is used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonschema import Draft202012Validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from tooltune.data.examples import DataError
+from tooltune.toolspec import ToolSpec
+
+FORMAT_VERSION = 1
+SLOT = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?:\.([1-3]))?(?::([a-z]+)|(=[^{}]*))?\}")
+MODIFIERS = {"words"}
+# schema read-back: the wording a phrasebook exists to replace
+_READ_BACK = re.compile(r"\b(set to|with (the )?\w+ (of|as)|where the \w+ is)\b", re.I)
+
+
+class Range(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    range: tuple[int, int]
+
+
+ValueSpec = list[Any] | Range
+
+
+class ResultShape(BaseModel):
+    """A tool result (text, or a mapping/list sent as JSON) and an answer that uses it."""
+
+    model_config = ConfigDict(extra="forbid")
+    result: str | dict[str, Any] | list[Any]
+    answer: str | None = None
+
+
+class ToolPhrases(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    requests: list[str] = Field(default_factory=list)
+    values: dict[str, ValueSpec] = Field(default_factory=dict)
+    say: dict[str, dict[str, list[str]]] = Field(default_factory=dict)
+    parallel: list[str] = Field(default_factory=list)
+    near_misses: list[str] = Field(default_factory=list)
+    results: list[ResultShape] = Field(default_factory=list)
+
+    @field_validator("say", mode="before")
+    @classmethod
+    def _say_keys_as_text(cls, value: Any) -> Any:
+        """YAML reads ``true:`` and ``90:`` as a boolean and a number: keys are the value's JSON text."""
+        if not isinstance(value, dict):
+            return value
+        return {
+            p: {k if isinstance(k, str) else json.dumps(k): v for k, v in forms.items()}
+            if isinstance(forms, dict)
+            else forms
+            for p, forms in value.items()
+        }
+
+
+class FollowStep(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ask: str
+    call: str
+    args: dict[str, Any] = Field(default_factory=dict)
+    result: str | dict[str, Any] | list[Any] | None = None
+
+
+class Phrasebook(BaseModel):
+    """A phrasebook as written; :func:`check_phrasebook` fits it to a tool set."""
+
+    model_config = ConfigDict(extra="forbid")
+    phrasebook: int = FORMAT_VERSION
+    name: str = ""
+    values: dict[str, ValueSpec] = Field(default_factory=dict)
+    tools: dict[str, ToolPhrases] = Field(default_factory=dict)
+    follow_ups: list[list[FollowStep]] = Field(default_factory=list)
+
+    def digest(self) -> str:
+        """Content hash (sha256 prefix) of the book as used: part of a dataset's recorded sources."""
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "tools": len(self.tools),
+            "requests": sum(len(t.requests) for t in self.tools.values()),
+            "parallel": sum(len(t.parallel) for t in self.tools.values()),
+            "near_misses": sum(len(t.near_misses) for t in self.tools.values()),
+            "results": sum(len(t.results) for t in self.tools.values()),
+            "follow_ups": len(self.follow_ups),
+        }
+
+
+class PhrasebookIssue(BaseModel):
+    """One finding: ``where`` is a path into the book (``tools.get_issue.requests[2]``), ``line`` its
+    line in the file when read from one."""
+
+    severity: str  # "error" (the entry is dropped) or "warning" (kept)
+    where: str
+    message: str
+    line: int | None = None
+    source: str = ""
+
+    def __str__(self) -> str:
+        at = f"{self.source}:{self.line}" if self.source and self.line else self.source or "phrasebook"
+        return f"{at}: {self.where}: {self.message}"
+
+
+class CheckedBook(BaseModel):
+    """The usable part of a book for a tool set, and what was dropped or looks wrong."""
+
+    book: Phrasebook
+    issues: list[PhrasebookIssue] = Field(default_factory=list)
+
+    @property
+    def errors(self) -> list[PhrasebookIssue]:
+        return [i for i in self.issues if i.severity == "error"]
+
+    @property
+    def warnings(self) -> list[PhrasebookIssue]:
+        return [i for i in self.issues if i.severity == "warning"]
+
+
+def slots(template: str) -> list[tuple[str, int | None, str | None]]:
+    """The ``(name, index, modifier)`` of each slot in ``template`` (``{{``/``}}`` are literal braces)."""
+    plain = template.replace("{{", "").replace("}}", "")
+    return [(m[1], int(m[2]) if m[2] else None, m[3] or m[4]) for m in SLOT.finditer(plain)]
+
+
+def say_key_value(key: str, schema: Any) -> Any:
+    """A ``say`` key as the value it names: JSON for non-string types (``"true"``, ``"90"``)."""
+    if isinstance(schema, dict) and schema.get("type") not in (None, "string"):
+        try:
+            return json.loads(key)
+        except ValueError:
+            return key
+    return key
+
+
+def _templates_in(obj: Any) -> list[str]:
+    """Every string leaf of a structured result (where slots may stand)."""
+    if isinstance(obj, str):
+        return [obj]
+    if isinstance(obj, dict):
+        return [s for v in obj.values() for s in _templates_in(v)]
+    if isinstance(obj, list):
+        return [s for v in obj for s in _templates_in(v)]
+    return []
+
+
+# --- reading ---------------------------------------------------------------------------------------
+def _line_map(text: str) -> dict[tuple[str | int, ...], int]:
+    """Path (keys and list indexes) -> 1-based line, from YAML's node marks (JSON is YAML too)."""
+    out: dict[tuple[str | int, ...], int] = {}
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return out
+
+    def walk(node: yaml.Node, path: tuple[str | int, ...]) -> None:
+        out[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                key = k.value if isinstance(k, yaml.ScalarNode) else str(k)
+                out[(*path, key)] = k.start_mark.line + 1
+                walk(v, (*path, key))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                walk(v, (*path, i))
+
+    if root is not None:
+        walk(root, ())
+    return out
+
+
+class BookText(BaseModel):
+    """A parsed book with where its entries sit in the file it came from."""
+
+    book: Phrasebook
+    source: str = ""
+    lines: dict[str, int] = Field(default_factory=dict)
+
+
+def _path_key(path: tuple[str | int, ...]) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def parse_phrasebook(text: str, source: str = "") -> BookText:
+    """Parse YAML or JSON text into a :class:`Phrasebook`; structural errors name ``source:line``."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f"{source}:{mark.line + 1}" if mark is not None and source else source or "phrasebook"
+        raise DataError(f"{at}: not valid YAML/JSON: {getattr(e, 'problem', e)}") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{source or 'phrasebook'}: a phrasebook is a mapping with a 'tools' key")
+    lines = {_path_key(p): n for p, n in _line_map(text).items()}
+    return BookText(book=_validate(data, source, lines), source=source, lines=lines)
+
+
+def _validate(data: dict[str, Any], source: str, lines: dict[str, int]) -> Phrasebook:
+    """Shape errors in one tool's or follow-up's entry drop that entry (with a warning, at lint);
+    an unusable top level refuses the book."""
+    version = data.get("phrasebook", FORMAT_VERSION)
+    if version != FORMAT_VERSION:
+        raise DataError(
+            f"{source or 'phrasebook'}: phrasebook format {version!r} is not supported (this tooltune "
+            f"reads format {FORMAT_VERSION})"
+        )
+    try:
+        return Phrasebook.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        path = _path_key(tuple(err["loc"]))
+        at = f"{source}:{lines[path]}" if source and path in lines else source or "phrasebook"
+        raise DataError(f"{at}: {path or 'phrasebook'}: {err['msg']}") from None
+
+
+def load_phrasebook(path: Path) -> BookText:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise DataError(f"cannot read phrasebook {path}: {e.strerror or e}") from None
+    return parse_phrasebook(text, source=str(path))
+
+
+def phrasebook_from_object(obj: dict[str, Any] | str, source: str = "phrasebook") -> BookText:
+    """A book handed over inline (MCP argument): a mapping, or YAML/JSON text."""
+    if isinstance(obj, str):
+        return parse_phrasebook(obj, source=source)
+    return BookText(book=_validate(obj, source, {}), source=source)
+
+
+# --- checking against a tool set -------------------------------------------------------------------
+class _Checker:
+    def __init__(self, text: BookText, tools: list[ToolSpec]) -> None:
+        self.text = text
+        self.by_name = {t.name: t for t in tools}
+        self.issues: list[PhrasebookIssue] = []
+        self.named = set(text.book.values)
+
+    def add(self, severity: str, where: str, message: str) -> None:
+        line = self.text.lines.get(where)
+        self.issues.append(
+            PhrasebookIssue(
+                severity=severity, where=where, message=message, line=line, source=self.text.source
+            )
+        )
+
+    def value_ok(self, tool: ToolSpec, param: str, value: Any) -> bool:
+        schema = tool.properties.get(param)
+        if not isinstance(schema, dict):
+            return False
+        return Draft202012Validator(schema).is_valid(value)
+
+    def check_values(
+        self, where: str, specs: dict[str, ValueSpec], tool: ToolSpec | None
+    ) -> dict[str, ValueSpec]:
+        kept: dict[str, ValueSpec] = {}
+        for name, spec in specs.items():
+            at = f"{where}.{name}"
+            if isinstance(spec, Range):
+                lo, hi = spec.range
+                if lo > hi:
+                    self.add("error", at, f"range [{lo}, {hi}] is empty")
+                    continue
+                kept[name] = spec
+                continue
+            if tool is None:
+                good = list(spec)
+            else:
+                if name not in tool.properties:
+                    self.add("error", at, f"{tool.name} has no parameter {name!r}")
+                    continue
+                good = []
+                for i, v in enumerate(spec):
+                    if self.value_ok(tool, name, v):
+                        good.append(v)
+                    else:
+                        self.add(
+                            "error", f"{at}[{i}]", f"{v!r} does not fit the schema of {tool.name}.{name}"
+                        )
+            if not good:
+                self.add("error", at, "no usable values")
+                continue
+            kept[name] = good
+        return kept
+
+    def template_ok(
+        self, where: str, template: str, tool: ToolSpec, *, call: bool, indexed: bool = False
+    ) -> bool:
+        """A request template: every slot known, every required parameter present when it makes a
+        call (indexed: each of .1 and .2 present)."""
+        found = slots(template)
+        for name, index, mod in found:
+            if mod is not None and mod.startswith("="):  # {relation=duplicates}: the words say it
+                if name not in tool.properties or not self.value_ok(
+                    tool, name, say_key_value(mod[1:], tool.properties[name])
+                ):
+                    self.add(
+                        "error", where, f"{{{name}{mod}}}: not a valid value of a parameter of {tool.name}"
+                    )
+                    return False
+                continue
+            if mod is not None and mod not in MODIFIERS:
+                self.add("error", where, f"unknown slot form ':{mod}' in {{{name}:{mod}}} (known: words)")
+                return False
+            if name not in tool.properties and name not in self.named:
+                self.add(
+                    "error",
+                    where,
+                    f"slot {{{name}}} is neither a parameter of {tool.name} "
+                    f"({', '.join(tool.properties) or 'none'}) nor a named value",
+                )
+                return False
+            if index is not None and not indexed:
+                self.add(
+                    "error", where, f"slot {{{name}.{index}}}: numbered slots belong in parallel templates"
+                )
+                return False
+        if indexed and {i for _, i, _ in found if i is not None} != {1, 2}:
+            self.add(
+                "error", where, "a parallel template needs numbered slots for both calls ({p.1} and {p.2})"
+            )
+            return False
+        if call:
+            said = {n for n, _, _ in found}
+            missing = [r for r in tool.required if r not in said]
+            if missing:
+                self.add(
+                    "error", where, f"no slot for required parameter(s) {', '.join(missing)} of {tool.name}"
+                )
+                return False
+        if _READ_BACK.search(template):
+            self.add(
+                "warning", where, "reads like a schema ('set to', 'with the x of'): write it as people ask"
+            )
+        return True
+
+    def check_tool(self, name: str, phrases: ToolPhrases) -> ToolPhrases | None:
+        where = f"tools.{name}"
+        tool = self.by_name.get(name)
+        if tool is None:
+            self.add("error", where, f"no tool {name!r} in the tool set ({', '.join(sorted(self.by_name))})")
+            return None
+        values = self.check_values(f"{where}.values", phrases.values, tool)
+        say: dict[str, dict[str, list[str]]] = {}
+        for param, forms in phrases.say.items():
+            if param not in tool.properties:
+                self.add("error", f"{where}.say.{param}", f"{tool.name} has no parameter {param!r}")
+                continue
+            say[param] = {
+                v: [f for f in fs if f.strip()]
+                for v, fs in forms.items()
+                if self._say_ok(tool, param, v, where)
+            }
+        kept = ToolPhrases(values=values, say=say)
+        for field, call, indexed in (
+            ("requests", True, False),
+            ("parallel", True, True),
+            ("near_misses", False, False),
+        ):
+            seen: set[str] = set()
+            for i, t in enumerate(getattr(phrases, field)):
+                at = f"{where}.{field}[{i}]"
+                if t in seen:
+                    self.add("warning", at, "the same template twice")
+                    continue
+                seen.add(t)
+                if self.template_ok(at, t, tool, call=call, indexed=indexed):
+                    getattr(kept, field).append(t)
+        for i, shape in enumerate(phrases.results):
+            at = f"{where}.results[{i}]"
+            texts = _templates_in(shape.result) + ([shape.answer] if shape.answer else [])
+            if all(self._slots_known(at, s, tool) for s in texts):
+                kept.results.append(shape)
+        if not kept.requests:
+            self.add(
+                "warning", where, "no usable request templates: this tool's requests come from its schema"
+            )
+        return kept
+
+    def _say_ok(self, tool: ToolSpec, param: str, value: str, where: str) -> bool:
+        if not self.value_ok(tool, param, say_key_value(value, tool.properties[param])):
+            self.add("error", f"{where}.say.{param}.{value}", f"{value!r} does not fit {tool.name}.{param}")
+            return False
+        return True
+
+    def _slots_known(self, where: str, template: str, tool: ToolSpec) -> bool:
+        for name, _, _ in slots(template):
+            if name not in tool.properties and name not in self.named:
+                self.add(
+                    "error", where, f"slot {{{name}}} is neither a parameter of {tool.name} nor a named value"
+                )
+                return False
+        return True
+
+    def check_follow_up(self, i: int, steps: list[FollowStep]) -> list[FollowStep] | None:
+        where = f"follow_ups[{i}]"
+        if len(steps) < 2:
+            self.add(
+                "error", where, "a follow-up has at least two steps (the second uses the first's result)"
+            )
+            return None
+        for j, step in enumerate(steps):
+            at = f"{where}[{j}]"
+            tool = self.by_name.get(step.call)
+            if tool is None:
+                self.add("error", f"{at}.call", f"no tool {step.call!r} in the tool set")
+                return None
+            found = slots(step.ask)
+            for name, index, _ in found:
+                if index is not None or (name not in tool.properties and name not in self.named):
+                    self.add(
+                        "error",
+                        f"{at}.ask",
+                        f"slot {{{name}}} is neither a parameter of {tool.name} nor a named value",
+                    )
+                    return None
+            for param in step.args:
+                if param not in tool.properties:
+                    self.add("error", f"{at}.args.{param}", f"{tool.name} has no parameter {param!r}")
+                    return None
+            said = {n for n, _, _ in found} | set(step.args)
+            missing = [r for r in tool.required if r not in said]
+            if missing:
+                self.add(
+                    "error", at, f"no value for required parameter(s) {', '.join(missing)} of {tool.name}"
+                )
+                return None
+            if j < len(steps) - 1 and step.result is None:
+                self.add(
+                    "error", f"{at}.result", "every step but the last needs the result the next one reads"
+                )
+                return None
+            for s in _templates_in(step.result) + [s for v in step.args.values() for s in _templates_in(v)]:
+                if not self._slots_known(at, s, tool):
+                    return None
+        return steps
+
+
+def check_phrasebook(text: BookText, tools: list[ToolSpec]) -> CheckedBook:
+    """Fit a book to ``tools``: entries that cannot make a valid, grounded call are dropped (errors),
+    doubtful ones kept (warnings)."""
+    c = _Checker(text, tools)
+    book = text.book
+    named = c.check_values("values", book.values, None)
+    c.named = set(named)
+    kept_tools = {n: p for n, ph in book.tools.items() if (p := c.check_tool(n, ph)) is not None}
+    missing = sorted(set(c.by_name) - set(book.tools))
+    if missing:
+        c.add(
+            "warning", "tools", f"no phrases for {', '.join(missing)}: their requests come from their schema"
+        )
+    follow = [s for i, steps in enumerate(book.follow_ups) if (s := c.check_follow_up(i, steps)) is not None]
+    out = Phrasebook(
+        phrasebook=book.phrasebook, name=book.name, values=named, tools=kept_tools, follow_ups=follow
+    )
+    return CheckedBook(book=out, issues=c.issues)

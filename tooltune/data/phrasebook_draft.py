@@ -1,0 +1,322 @@
+"""A phrasebook drafted by a model: a teacher endpoint (`tooltune data phrasebook draft`) or the MCP
+client's own model (``phrasebook="client"``, over MCP sampling).
+
+The model is asked for one tool at a time, in the book's own format (JSON for one tool's entry), with a
+worked example for a tool unlike any real one. What it writes is checked like a hand-written book
+(:func:`tooltune.data.phrasebook.check_phrasebook`): templates with unknown slots or without a required
+parameter, values that do not fit the schema, and request templates that never yield a grounded, valid
+call when filled are dropped and counted, so a careless draft costs entries, never bad data.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, Field
+
+from tooltune.data.phrasebook import (
+    FORMAT_VERSION,
+    BookText,
+    CheckedBook,
+    Phrasebook,
+    ResultShape,
+    ToolPhrases,
+    check_phrasebook,
+)
+from tooltune.data.phrasebook_fill import DataBook
+from tooltune.json_spans import json_spans
+from tooltune.logs import get_logger
+from tooltune.toolspec import ToolSpec
+
+log = get_logger(__name__)
+
+DRAFT_PROMPT_VERSION = 1
+Complete = Callable[[list[dict[str, str]], int], str]
+"""``(messages, seed) -> reply text``: one chat completion (system message first)."""
+
+SYSTEM = (
+    "You write how real people ask an assistant to use a tool, as templates with {param} slots. "
+    "Reply with one JSON object and nothing else, with these keys:\n"
+    '- "requests": 10 short requests as people really type them (commands and questions, casual, some '
+    "lower case). Put a {param} slot where each value goes; every required parameter needs a slot; use "
+    "optional ones in some. Never write 'with X set to Y' or name the parameter.\n"
+    '- "values": for each parameter, 8 realistic values (they must fit its type and enum).\n'
+    '- "say": other words people use for enum values, e.g. {"priority": {"urgent": ["urgent", "asap"]}} '
+    "(only exact synonyms).\n"
+    '- "parallel": 2 requests asking for two calls at once, with numbered slots {param.1} and {param.2}.\n'
+    '- "near_misses": 3 requests on the same topic that none of the listed tools can do.\n'
+    '- "results": 1 or 2 objects {"result": what the tool returns (an object), "answer": a one-sentence '
+    "reply that uses it}; slots may appear in both."
+)
+# a worked example for a tool unlike any real one: the format, not the wording, is what carries over
+_SHOT_TOOL = ToolSpec(
+    name="get_forecast",
+    description="Weather forecast for a city.",
+    parameters={
+        "type": "object",
+        "properties": {
+            "city": {"type": "string"},
+            "days": {"type": "integer", "minimum": 1, "maximum": 10},
+            "units": {"type": "string", "enum": ["metric", "imperial"]},
+        },
+        "required": ["city"],
+    },
+)
+_SHOT_ANSWER = {
+    "requests": [
+        "weather in {city}?", "what's it going to be like in {city} the next {days} days",
+        "forecast for {city} please", "do I need an umbrella in {city}?",
+        "{city} weather, {days} days, in {units}", "how hot will it get in {city}?",
+        "check the forecast for {city}", "is it going to snow in {city} this week",
+        "give me {days} days of weather for {city}", "what's the weather doing in {city} in {units}",
+    ],
+    "values": {
+        "city": ["Lisbon", "Osaka", "Denver", "Nairobi", "Oslo", "Austin", "Lyon", "Perth"],
+        "days": [1, 2, 3, 5, 7, 10, 4, 6],
+        "units": ["metric", "imperial"],
+    },
+    "say": {"units": {"metric": ["celsius", "metric"], "imperial": ["fahrenheit", "imperial"]}},
+    "parallel": ["weather in {city.1} and {city.2}?", "compare the forecast for {city.1} and {city.2}"],
+    "near_misses": [
+        "what was the weather in {city} last March?", "warn me when it starts raining in {city}",
+        "what's the air quality in {city}?",
+    ],
+    "results": [
+        {"result": {"city": "{city}", "high_c": 21, "summary": "sunny"},
+         "answer": "It'll be sunny in {city} with a high of 21°C."},
+    ],
+}  # fmt: skip
+
+
+def draft_messages(tool: ToolSpec, tools: list[ToolSpec]) -> list[dict[str, str]]:
+    """The chat sent for one tool: the instructions, the worked example, then the tool."""
+
+    def ask(t: ToolSpec, others: list[ToolSpec]) -> str:
+        listed = "; ".join(f"{o.name}: {o.description[:80]}" for o in others) or "(none)"
+        return (
+            f"Tool:\n{json.dumps(t.to_openai()['function'], indent=1)}\n"
+            f"All the tools the assistant has: {listed}\nWrite the JSON for {t.name}."
+        )
+
+    return [
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": ask(_SHOT_TOOL, [_SHOT_TOOL])},
+        {"role": "assistant", "content": json.dumps(_SHOT_ANSWER)},
+        {"role": "user", "content": ask(tool, tools)},
+    ]
+
+
+class ToolDraft(BaseModel):
+    """What became of one tool's draft: entries kept, dropped (and the first reasons), tries used."""
+
+    tool: str
+    tries: int = 0
+    unreadable: int = 0  # replies with no JSON object of the right shape
+    kept: dict[str, int] = Field(default_factory=dict)
+    dropped: int = 0
+    reasons: list[str] = Field(default_factory=list)
+
+
+class DraftStats(BaseModel):
+    prompt_version: int = DRAFT_PROMPT_VERSION
+    tools: list[ToolDraft] = Field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def dropped(self) -> int:
+        return sum(t.dropped for t in self.tools)
+
+    @property
+    def kept_requests(self) -> int:
+        return sum(t.kept.get("requests", 0) for t in self.tools)
+
+
+def _entry(reply: str) -> dict[str, Any] | None:
+    """The reply's JSON object for the tool (the first with a "requests" list)."""
+    for _, _, value in json_spans(reply):
+        if isinstance(value, dict) and isinstance(value.get("requests"), list):
+            return value
+    return None
+
+
+def _strings(value: Any) -> list[str]:
+    return [v.strip() for v in value if isinstance(v, str) and v.strip()] if isinstance(value, list) else []
+
+
+def _phrases(entry: dict[str, Any]) -> tuple[ToolPhrases, int]:
+    """A lenient reading of a drafted entry: well-formed parts kept, the rest counted as dropped."""
+    dropped = 0
+    values = (
+        {k: v for k, v in (entry.get("values") or {}).items() if isinstance(v, list) and v}
+        if isinstance(entry.get("values"), dict)
+        else {}
+    )
+    say: dict[str, dict[str, list[str]]] = {}
+    if isinstance(entry.get("say"), dict):
+        for param, forms in entry["say"].items():
+            if isinstance(forms, dict):
+                say[param] = {str(k): _strings(v) for k, v in forms.items() if _strings(v)}
+    results: list[ResultShape] = []
+    for r in entry.get("results") or []:
+        if (
+            isinstance(r, dict)
+            and isinstance(r.get("result"), str | dict | list)
+            and isinstance(r.get("answer"), str)
+        ):
+            results.append(ResultShape(result=r["result"], answer=r["answer"]))
+        else:
+            dropped += 1
+    phrases = ToolPhrases(
+        requests=_strings(entry.get("requests")),
+        values=values,
+        say=say,
+        parallel=_strings(entry.get("parallel")),
+        near_misses=_strings(entry.get("near_misses")),
+        results=results,
+    )
+    return phrases, dropped
+
+
+def _grounded_requests(
+    checked: CheckedBook, tool: ToolSpec, tools: list[ToolSpec], seed: int
+) -> tuple[list[str], list[str]]:
+    """Request templates that, filled a few times, give a valid call whose values the text shows."""
+    phrases = checked.book.tools[tool.name]
+    kept: list[str] = []
+    dropped: list[str] = []
+    for template in phrases.requests:
+        one = checked.book.model_copy(deep=True)
+        one.tools[tool.name].requests = [template]
+        book = DataBook(CheckedBook(book=one), tools)
+        rng = random.Random(seed)
+        if any(book.request(rng, tool.name) is not None for _ in range(4)):
+            kept.append(template)
+        else:
+            dropped.append(template)
+    return kept, dropped
+
+
+def _take_entry(
+    entry: dict[str, Any], tool: ToolSpec, tools: list[ToolSpec], report: ToolDraft, seed: int
+) -> ToolPhrases | None:
+    """Check one drafted entry like a hand-written one; what fails is dropped and counted in ``report``."""
+    phrases, bad_shapes = _phrases(entry)
+    checked = check_phrasebook(
+        BookText(book=Phrasebook(tools={tool.name: phrases}), source=f"draft:{tool.name}"), tools
+    )
+    errors = checked.errors
+    kept = checked.book.tools.get(tool.name)
+    requests, ungrounded = _grounded_requests(checked, tool, tools, seed) if kept is not None else ([], [])
+    report.dropped += bad_shapes + len(errors) + len(ungrounded)
+    report.reasons += [i.message for i in errors][:5] + [f"never grounded: {t}" for t in ungrounded][:3]
+    if kept is None or not requests:
+        return None
+    kept.requests = requests
+    report.kept = {
+        "requests": len(requests),
+        "parallel": len(kept.parallel),
+        "near_misses": len(kept.near_misses),
+        "results": len(kept.results),
+    }
+    return kept
+
+
+def draft_tool(
+    tool: ToolSpec, tools: list[ToolSpec], complete: Complete, *, tries: int = 2, seed: int = 0
+) -> tuple[ToolPhrases | None, ToolDraft]:
+    """One tool's entry, asked up to ``tries`` times until one yields a grounded request template."""
+    report = ToolDraft(tool=tool.name)
+    for k in range(tries):
+        report.tries += 1
+        entry = _entry(complete(draft_messages(tool, tools), seed + k))
+        if entry is None:
+            report.unreadable += 1
+            continue
+        phrases = _take_entry(entry, tool, tools, report, seed + k)
+        if phrases is not None:
+            return phrases, report
+    return None, report
+
+
+def book_messages(tools: list[ToolSpec]) -> list[dict[str, str]]:
+    """One request for the whole tool set (the MCP client's model): the per-tool instructions, the worked
+    example, then every tool, answered as {"tools": {name: entry}}."""
+    listed = "\n".join(json.dumps(t.to_openai()["function"]) for t in tools)
+    return [
+        {
+            "role": "system",
+            "content": SYSTEM + '\nFor several tools, reply {"tools": {TOOL_NAME: {...}, ...}}.',
+        },
+        {
+            "role": "user",
+            "content": f"Tool:\n{json.dumps(_SHOT_TOOL.to_openai()['function'])}\nWrite the JSON.",
+        },
+        {"role": "assistant", "content": json.dumps({"tools": {_SHOT_TOOL.name: _SHOT_ANSWER}})},
+        {"role": "user", "content": f"Tools:\n{listed}\nWrite the JSON for all {len(tools)} tools."},
+    ]
+
+
+def book_from_reply(
+    reply: str, tools: list[ToolSpec], *, name: str = "drafted", seed: int = 0
+) -> tuple[Phrasebook, DraftStats]:
+    """The book in a reply to :func:`book_messages`, each tool's entry checked and counted."""
+    t0 = time.perf_counter()
+    stats = DraftStats()
+    found: dict[str, Any] = {}
+    for _, _, value in json_spans(reply):
+        if isinstance(value, dict) and isinstance(value.get("tools"), dict):
+            found = value["tools"]
+            break
+    entries: dict[str, ToolPhrases] = {}
+    for i, tool in enumerate(tools):
+        report = ToolDraft(tool=tool.name, tries=1)
+        entry = found.get(tool.name)
+        if not isinstance(entry, dict) or not isinstance(entry.get("requests"), list):
+            report.unreadable = 1
+        elif (phrases := _take_entry(entry, tool, tools, report, seed + 100 * i)) is not None:
+            entries[tool.name] = phrases
+        stats.tools.append(report)
+    stats.seconds = round(time.perf_counter() - t0, 2)
+    return Phrasebook(phrasebook=FORMAT_VERSION, name=name, tools=entries), stats
+
+
+def draft_phrasebook(
+    tools: list[ToolSpec],
+    complete: Complete,
+    *,
+    name: str = "drafted",
+    tries: int = 2,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[Phrasebook, DraftStats]:
+    """A book for ``tools``, one tool at a time; a tool whose drafts all fail is left out (its requests
+    then come from its schema) and reported."""
+    t0 = time.perf_counter()
+    stats = DraftStats()
+    entries: dict[str, ToolPhrases] = {}
+    for i, tool in enumerate(tools):
+        phrases, report = draft_tool(tool, tools, complete, tries=tries, seed=seed + 100 * i)
+        stats.tools.append(report)
+        if phrases is not None:
+            entries[tool.name] = phrases
+        log.info("phrasebook drafted for tool", tool=tool.name, kept=report.kept, dropped=report.dropped)
+        if progress is not None:
+            progress(i + 1, len(tools))
+    stats.seconds = round(time.perf_counter() - t0, 2)
+    return Phrasebook(phrasebook=FORMAT_VERSION, name=name, tools=entries), stats
+
+
+def phrasebook_yaml(book: Phrasebook, header: str = "") -> str:
+    """The book as a YAML file a person can read and edit (``header`` becomes comment lines)."""
+    data = book.model_dump(mode="json", exclude_defaults=False)
+    data = {k: v for k, v in data.items() if v or k == "tools"}
+    for phrases in data["tools"].values():
+        for key in [k for k, v in phrases.items() if not v]:
+            del phrases[key]
+    lines = "".join(f"# {line}\n" for line in header.splitlines())
+    return lines + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=110)

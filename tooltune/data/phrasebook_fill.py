@@ -1,0 +1,285 @@
+"""Requests, results and follow-ups made from a phrasebook file (:mod:`tooltune.data.phrasebook`).
+
+Slots are filled with typed values: the book's own values for a parameter, else the generator's
+sampler for its schema. A value is written the way the book says it may be said (``say``, ``:words``)
+or as the generator writes values (numbers with their units, lists as "a, b and c"), and a request is
+kept only when every argument can be read back from it (the no-guessing rule the whole generator keeps).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from typing import Any
+
+from tooltune.data.coding_requests import FollowUp
+from tooltune.data.phrasebook import (
+    SLOT,
+    CheckedBook,
+    FollowStep,
+    Range,
+    ResultShape,
+    ValueSpec,
+    say_key_value,
+    slots,
+)
+from tooltune.data.phrasing import _base_verb, format_value, mentions_all
+from tooltune.data.polish import join_requests, polish
+from tooltune.data.samplers import sample_value
+from tooltune.toolspec import ToolSpec
+
+Args = dict[str, Any]
+_WORDS = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+    "sixteen seventeen eighteen nineteen twenty"
+).split()
+_WHOLE = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+# a near miss's text answer: the request is on the tool's topic, and no tool does it
+NEAR_MISS_ANSWERS = [
+    "Sorry, none of my tools can do that.",
+    "I can't do that here: the tools I have don't cover it.",
+    "That's not something my tools can do, so I won't try it with {tool}.",
+    "I don't have a tool for that. {tool} does something else, so I'd rather not guess with it.",
+]
+
+
+def _draw(rng: random.Random, spec: ValueSpec) -> Any:
+    if isinstance(spec, Range):
+        lo, hi = spec.range
+        return rng.randint(lo, hi)
+    return rng.choice(spec)
+
+
+class _Fill:
+    """One example's slot values: a named value keeps its value across the example's templates."""
+
+    def __init__(self, rng: random.Random, book: DataBook) -> None:
+        self.rng = rng
+        self.book = book
+        self.named: dict[str, Any] = {}
+
+    def named_value(self, name: str) -> Any:
+        if name not in self.named:
+            self.named[name] = _draw(self.rng, self.book.book.values[name])
+        return self.named[name]
+
+    def param_value(self, tool: ToolSpec, name: str) -> Any:
+        phrases = self.book.book.tools.get(tool.name)
+        spec = phrases.values.get(name) if phrases is not None else None
+        if spec is None:
+            spec = self.book.book.values.get(name)
+        if spec is not None:
+            return _draw(self.rng, spec)
+        said = phrases.say.get(name) if phrases is not None else None
+        if said:  # the values the book says how to write ("with the comments" for true)
+            return say_key_value(self.rng.choice(sorted(said)), tool.properties.get(name))
+        schema = tool.properties.get(name)
+        return sample_value(self.rng, name, schema if isinstance(schema, dict) else {})
+
+    def say(self, tool: ToolSpec, name: str, value: Any, modifier: str | None) -> tuple[str, bool]:
+        """The value as written in the request, and whether the writing itself grounds it (a declared
+        form) rather than the value's own text."""
+        phrases = self.book.book.tools.get(tool.name)
+        forms = phrases.say.get(name, {}) if phrases is not None else {}
+        key = value if isinstance(value, str) else json.dumps(value)
+        if forms.get(key):
+            return self.rng.choice(forms[key]), True
+        if (
+            modifier == "words"
+            and isinstance(value, int)
+            and not isinstance(value, bool)
+            and 0 <= value < len(_WORDS)
+        ):
+            return _WORDS[value], True
+        schema = tool.properties.get(name)
+        return format_value(self.rng, value, schema if isinstance(schema, dict) else {}, name), False
+
+    def request(self, tool: ToolSpec, template: str) -> tuple[str, list[Args]] | None:
+        """Fill a request template: one argument set, or two for a parallel one (``{p.1}``/``{p.2}``)."""
+        per_call: dict[int | None, Args] = {}
+        grounded: dict[int | None, set[str]] = {}
+        text_values: dict[tuple[str, int | None], str] = {}
+
+        def value_for(name: str, index: int | None, modifier: str | None) -> str:
+            if (name, index) in text_values:
+                return text_values[(name, index)]
+            if modifier is not None and modifier.startswith("="):  # a value the template's words give
+                per_call.setdefault(index, {})[name] = say_key_value(modifier[1:], tool.properties.get(name))
+                grounded.setdefault(index, set()).add(name)
+                text_values[(name, index)] = ""
+                return ""
+            if name in tool.properties:
+                v = self.param_value(tool, name)
+                per_call.setdefault(index, {})[name] = v
+                said, declared = self.say(tool, name, v, modifier)
+                if declared:
+                    grounded.setdefault(index, set()).add(name)
+            else:
+                said = str(self.named_value(name))
+            text_values[(name, index)] = said
+            return said
+
+        text = _substitute(template, value_for)
+        shared = per_call.pop(None, {})
+        indexes = sorted(per_call)
+        calls = [{**shared, **per_call[i]} for i in indexes] if indexes else [shared]
+        if len(calls) > 1 and any(a == calls[0] for a in calls[1:]):
+            return None
+        for i, args in zip(indexes or [None], calls, strict=True):
+            exempt = grounded.get(None, set()) | grounded.get(i, set())
+            if not mentions_all(text, {k: v for k, v in args.items() if k not in exempt}):
+                return None
+        return text, calls
+
+    def structured(self, obj: Any, args: Args) -> Any:
+        """A result or ``args`` template filled: a string that is one whole slot keeps the value's type."""
+        if isinstance(obj, dict):
+            return {k: self.structured(v, args) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [self.structured(v, args) for v in obj]
+        if isinstance(obj, str):
+            m = _WHOLE.match(obj)
+            if m:
+                return self._lookup(m[1], args)
+            return _substitute(obj, lambda n, _i, _m: _text(self._lookup(n, args)))
+        return obj
+
+    def _lookup(self, name: str, args: Args) -> Any:
+        if name in args:
+            return args[name]
+        if name in self.book.book.values:
+            return self.named_value(name)
+        return ""
+
+    def result_text(self, shape: str | dict[str, Any] | list[Any], args: Args) -> str:
+        filled = self.structured(shape, args)
+        return filled if isinstance(filled, str) else json.dumps(filled)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return ", ".join(_text(v) for v in value)
+    return json.dumps(value)
+
+
+def _substitute(template: str, value_for: Any) -> str:
+    """Replace each slot with ``value_for(name, index, modifier)``; ``{{``/``}}`` are literal braces."""
+    out: list[str] = []
+    for part in re.split(r"(\{\{|\}\})", template):
+        if part in ("{{", "}}"):
+            out.append(part[0])
+            continue
+        out.append(SLOT.sub(lambda m: value_for(m[1], int(m[2]) if m[2] else None, m[3] or m[4]), part))
+    return "".join(out)
+
+
+class DataBook:
+    """A checked phrasebook for one tool set, used by the example builders like the built-in one."""
+
+    def __init__(self, checked: CheckedBook, tools: list[ToolSpec]) -> None:
+        self.book = checked.book
+        self.by_name = {t.name: t for t in tools}
+        self.validators = {t.name: t.validator() for t in tools}
+        # "please"/"can you" go only before a verb ("can you new note ..." is not how anyone writes)
+        starts = [t.split(" ", 1)[0].lower() for p in self.book.tools.values() for t in p.requests]
+        self.verbs = {w for w in starts if _base_verb(w) == w}
+
+    def covers(self, tool: ToolSpec) -> bool:
+        return bool(
+            self.by_name.get(tool.name) == tool
+            and tool.name in self.book.tools
+            and self.book.tools[tool.name].requests
+        )
+
+    def _polish(self, rng: random.Random, text: str, template: str = "") -> str:
+        return polish(rng, text, verbs=self.verbs, keep_case=template.startswith("{"))
+
+    def _valid(self, name: str, calls: list[Args]) -> bool:
+        return all(self.validators[name].is_valid(a) for a in calls)
+
+    def request(self, rng: random.Random, name: str, *, polish: bool = True) -> tuple[str, Args] | None:
+        tool = self.by_name[name]
+        template = rng.choice(self.book.tools[name].requests)
+        got = _Fill(rng, self).request(tool, template)
+        if got is None or len(got[1]) != 1 or not self._valid(name, got[1]):
+            return None
+        text, (args,) = got
+        return (self._polish(rng, text, template) if polish else text), args
+
+    def pair(self, rng: random.Random, name: str) -> tuple[str, list[Args]] | None:
+        templates = self.book.tools[name].parallel
+        if not templates:
+            return None
+        template = rng.choice(templates)
+        got = _Fill(rng, self).request(self.by_name[name], template)
+        if got is None or len(got[1]) < 2 or not self._valid(name, got[1]):
+            return None
+        return self._polish(rng, got[0], template), got[1]
+
+    def join(self, rng: random.Random, texts: list[str]) -> str | None:
+        return join_requests(rng, texts, verbs=self.verbs)
+
+    def result(self, rng: random.Random, name: str, args: Args) -> tuple[str, str] | None:
+        """A result in the shape the book gives for the tool and an answer that uses it; None when the
+        book gives none with an answer (the builder falls back to its generic result)."""
+        shapes = [s for s in self.book.tools[name].results if s.answer] if name in self.book.tools else []
+        if not shapes:
+            return None
+        shape: ResultShape = rng.choice(shapes)
+        fill = _Fill(rng, self)
+        assert shape.answer is not None
+        return fill.result_text(shape.result, args), fill.structured(shape.answer, args)
+
+    def near_miss(self, rng: random.Random, tool: ToolSpec) -> tuple[str, str] | None:
+        """A request next to ``tool``'s job that it must not serve, and a text answer."""
+        templates = self.book.tools.get(tool.name)
+        if templates is None or not templates.near_misses:
+            return None
+        fill = _Fill(rng, self)
+
+        def value_for(name: str, index: int | None, modifier: str | None) -> str:
+            if name in tool.properties:
+                return fill.say(tool, name, fill.param_value(tool, name), modifier)[0]
+            return str(fill.named_value(name))
+
+        text = self._polish(rng, _substitute(rng.choice(templates.near_misses), value_for))
+        return text, rng.choice(NEAR_MISS_ANSWERS).format(tool=tool.name)
+
+    def follow_up(self, rng: random.Random) -> FollowUp | None:
+        """A chain from the book: each step's ask, its call, and the result the next step reads."""
+        if not self.book.follow_ups:
+            return None
+        steps: list[FollowStep] = rng.choice(self.book.follow_ups)
+        fill = _Fill(rng, self)
+        calls: list[tuple[str, Args]] = []
+        results: list[str] = []
+        asks: list[str] = []
+        said = ""
+        for i, step in enumerate(steps):
+            tool = self.by_name[step.call]
+            got = fill.request(tool, step.ask)
+            if got is None:
+                return None
+            text, (args,) = got
+            given = {k: fill.structured(v, args) for k, v in step.args.items()}
+            args = {**args, **given}
+            said += "\n" + text
+            # the ask's own values were checked as it was filled; those ``args`` take from earlier turns
+            # must be there too (a value the conversation never showed would be a guess)
+            if not self.validators[tool.name].is_valid(args) or not mentions_all(said, given):
+                return None
+            asks.append(self._polish(rng, text, step.ask) if i == 0 else text)
+            calls.append((tool.name, args))
+            if i < len(steps) - 1:
+                assert step.result is not None
+                res = fill.result_text(step.result, args)
+                results.append(res)
+                said += "\n" + res
+        return FollowUp(calls, results, asks)
+
+
+def slot_names(template: str) -> set[str]:
+    return {n for n, _, _ in slots(template)}
