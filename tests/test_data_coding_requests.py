@@ -190,3 +190,32 @@ def test_absent_tool_share_default_is_the_old_split() -> None:
         for kw in ({}, {"absent_tool_share": 0.7})
     ]
     assert [e.to_line() for e in runs[0]] == [e.to_line() for e in runs[1]]
+
+
+def test_trajectories_chain_calls_on_results_and_answer_from_them() -> None:
+    """Opt-in kind: one request, each call's arguments found in an earlier result, an answer from them;
+    split per turn, every assistant step is an example (the agent learns to keep going)."""
+    from tooltune.data.generate import generate_examples
+    from tooltune.data.generate_config import GenerateConfig
+    from tooltune.data.tool_sources import load_tool_specs
+
+    tools = load_tool_specs(["builtin:coding"])
+    cfg = GenerateConfig(n=120, seed=3, kinds=["trajectory"], mix={"trajectory": 1.0}, split_turns=False)
+    res = generate_examples(tools, cfg)
+    assert res.counts == {"trajectory": 120}
+    steps_seen = set()
+    for ex in res.examples:
+        msgs = ex.messages
+        assert msgs[0]["role"] == "user" and [m["role"] for m in msgs].count("user") == 1
+        assert msgs[-1]["role"] == "assistant" and msgs[-1]["content"]
+        calls = [m for m in msgs if m.get("tool_calls")]
+        results = [m["content"] for m in msgs if m["role"] == "tool"]
+        steps_seen.add(len(calls))
+        for i, call in enumerate(calls[1:], start=1):
+            args = call["tool_calls"][0]["function"]["arguments"]
+            path = args.get("path")
+            if path and call["tool_calls"][0]["function"]["name"] == "read_file":
+                assert any(path in r for r in results[:i]), (path, results[:i])  # found, not guessed
+    assert {1, 2, 5} <= steps_seen
+    split = generate_examples(tools, cfg.model_copy(update={"split_turns": True, "n": 60}))
+    assert any(len([m for m in ex.messages if m.get("tool_calls")]) >= 2 for ex in split.examples)

@@ -18,6 +18,7 @@ import copy
 import json
 import shlex
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -62,6 +63,15 @@ class ServedEndpoint(Protocol):
 
     @property
     def extra_body(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class RemoteEndpoint:
+    """An OpenAI-compatible endpoint tooltune did not start (``eval --tasks --base-url``)."""
+
+    base_url: str
+    model_name: str = "default"
+    extra_body: dict[str, Any] = field(default_factory=dict)
 
 
 class JsonSchemaArgsValidator:

@@ -57,8 +57,10 @@ def run(
     max_tokens: int = 256,
     resume: str | None = None,
     run_id: str | None = None,
+    tasks: str | None = None,
+    lenient_tools: bool = False,
 ) -> int:
-    """Run an eval suite (default: the built-in coding-tools suite).
+    """Run an eval suite (default: the built-in coding-tools suite), or an agent task suite (--tasks).
 
     Parameters
     ----------
@@ -92,7 +94,17 @@ def run(
         Id for the new run (default: time-suite-label-random); with --adapter and --baseline the two
         runs are ID-baseline and ID-adapter. Without --base-url a finished run with that id is reused
         and an interrupted one resumed.
+    tasks
+        Run an agent task suite instead (built-in coding-tasks, or a YAML file; docs/TASKS.md): the coding
+        agent works each task in a fresh copy of its project; success is decided from the end state.
+    lenient_tools
+        With --tasks: recover tool calls the model wrote as text (counted apart); off = native calls only.
     """
+    if tasks is not None:
+        return run_tasks(
+            tasks, adapter=adapter, baseline=baseline, model=model, base_url=base_url, limit=limit,
+            max_tokens=max_tokens, run_id=run_id, lenient_tools=lenient_tools,
+        )  # fmt: skip
     ws = context.workspace()
     settings = context.settings()
     opts: dict[str, Any] = dict(
@@ -299,4 +311,100 @@ def report(run_id: str, *, format: Annotated[str, Parameter(name="--format")] = 
     write_reports(ws, rep)
     text = rep.model_dump_json(indent=2) if format == "json" else render_markdown(rep)
     context.console.print(text, markup=False, highlight=False)
+    return 0
+
+
+def _task_progress(done: int, total: int, r: Any) -> None:
+    why = "; ".join(o.detail for o in r.checks if not o.passed) or (r.error or "")
+    context.console_err.print(
+        f"[{done}/{total}] {'ok ' if r.success else '-- '} {r.task_id:<28} steps={r.steps} calls={r.calls} "
+        f"{r.wall_s:.0f}s {why[:80]}",
+        highlight=False,
+    )
+
+
+def run_tasks(
+    suite_ref: str,
+    *,
+    adapter: str | None,
+    baseline: bool,
+    model: str | None,
+    base_url: list[str] | None,
+    limit: int | None,
+    max_tokens: int,
+    run_id: str | None,
+    lenient_tools: bool,
+) -> int:
+    """`eval --tasks`: baseline and/or adapter through the agent on every task, then the comparison."""
+    from tooltune.evals.task_runner import (
+        TaskReport,
+        compare_task_runs,
+        evaluate_tasks_on_server,
+        run_task_suite,
+        task_run_dir,
+    )
+    from tooltune.evals.tasks import load_task_suite
+
+    ws = context.workspace()
+    settings = context.settings()
+    suite = load_task_suite(suite_ref)
+    opts: dict[str, Any] = dict(
+        ws=ws, lenient_tools=lenient_tools, limit=limit, max_tokens=max_tokens, on_progress=_task_progress
+    )
+
+    async def main() -> list[TaskReport]:
+        if base_url:
+            if len(base_url) > 1 or (adapter and baseline):
+                raise TooltuneError(
+                    "--tasks with --base-url runs one endpoint: give one --base-url, no --baseline"
+                )
+            from tooltune.agent.agent import RemoteEndpoint
+
+            endpoint = RemoteEndpoint(base_url=base_url[0].rstrip("/"), model_name=model or "default")
+            return [await run_task_suite(suite, server=endpoint, adapter=adapter, run_id=run_id,
+                                         model_name=endpoint.model_name, **opts)]  # fmt: skip
+        from tooltune.models.resolve import resolve_model
+        from tooltune.serving.model_server import ModelServer
+
+        ref = model
+        if ref is None and adapter:
+            from tooltune.adapters.registry import AdapterRegistry
+
+            ref = AdapterRegistry(ws).get(adapter).base_model
+        path = resolve_model(ref or settings.default_model, settings, download=False).path
+        targets: list[str | None] = ([None] if baseline or not adapter else []) + (
+            [adapter] if adapter else []
+        )
+        ids: list[str | None] = [run_id] * len(targets)
+        if run_id and len(targets) == 2:
+            ids = [f"{run_id}-baseline", f"{run_id}-adapter"]
+        async with ModelServer(path, settings=settings, adapter=targets[0]) as server:
+            reports, _ = await evaluate_tasks_on_server(
+                server, suite, ws=ws, targets=targets, run_ids=ids, on_target=lambda _i, _l: _task_progress,
+                lenient_tools=lenient_tools, limit=limit, max_tokens=max_tokens,
+            )  # fmt: skip
+        return reports
+
+    reports = anyio.run(main)
+    for r in reports:
+        s = r.summary()
+        context.console.print(
+            f"{s['label']}: {s['succeeded']}/{s['tasks']} tasks ({100 * s['success']:.0f}%), "
+            f"{s['calls']} calls, "
+            f"{s['failed_calls']} failed, {s['invalid_calls']} invalid, {s['dropped_calls']} dropped, "
+            f"{s['recovered_text_calls']} recovered from text, {s['degenerate_cuts']} cut off"
+            f" · run {r.meta.run_id}",
+            highlight=False,
+        )
+        for cat, c in s["categories"].items():
+            context.console.print(f"  {cat:<20} {c['succeeded']:>3}/{c['tasks']}", highlight=False)
+    if len(reports) == 2:
+        cmp = compare_task_runs(ws, reports[0].meta.run_id, reports[1].meta.run_id)
+        m = cmp.mcnemar
+        context.console.print(
+            f"{cmp.label_a} {cmp.success_a:.0%} -> {cmp.label_b} {cmp.success_b:.0%}: fixed {m.fixes}, "
+            f"regressed {m.regressions}, McNemar p = {m.p_value:.3g}; "
+            f"{task_run_dir(ws, reports[1].meta.run_id)}/vs-{reports[0].meta.run_id}.html",
+            highlight=False,
+        )
     return 0

@@ -49,6 +49,9 @@ DEFAULT_MIX: dict[str, float] = {
     "no_call": 0.2,
     "near_miss": 0.08,
     "chitchat": 0.11,
+    # whole jobs for the agent's own tools (call -> result -> next call -> answer); opt in with --mix,
+    # weight 0 by default so every dataset made before stays the same
+    "trajectory": 0.0,
 }
 GENERATED_KINDS = tuple(DEFAULT_MIX)
 
@@ -61,7 +64,8 @@ class GenerateConfig(BaseModel):
     kinds: list[str] = Field(
         default_factory=lambda: list(GENERATED_KINDS),
         description="Kinds to generate: single, choose, parallel, edge_args, multi_answer, multi_chain, "
-        "no_call, near_miss, chitchat (default: all, mixed so about a quarter make no call).",
+        "no_call, near_miss, chitchat, trajectory (default: all, mixed so about a quarter make no call; "
+        "trajectory, whole multi-step jobs for the built-in coding tools, only with a weight in mix).",
     )
     split_turns: bool = Field(
         default=True, description="One example per assistant turn (loss on every turn)."

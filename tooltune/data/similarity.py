@@ -125,11 +125,13 @@ def default_bfcl_dir() -> Path | None:
 def eval_texts(suites_dir: Path | None, bfcl_dir: Path | None) -> list[EvalText]:
     """Every user message of every eval case we might be scored on.
 
-    Suites: the built-in ones (``coding-tools``) and ``<ws>/evals/suites/*.jsonl`` (cases with
-    ``messages``). BFCL: the ``question`` user contents of each non-``live_*`` file — read here only
+    Suites: the built-in ones (``coding-tools``, ...) and ``<ws>/evals/suites/*.jsonl`` (cases with
+    ``messages``), and the built-in agent task suites' requests (``coding-tasks``). BFCL: the
+    ``question`` user contents of each non-``live_*`` file — read here only
     to keep them *out* of training data.
     """
     from tooltune.evals.suite import BUILTIN_SUITES, builtin_suite_text
+    from tooltune.evals.tasks import BUILTIN_TASK_SUITES, load_task_suite
 
     out: list[EvalText] = []
     files = [(f"builtin:{file}", builtin_suite_text(name)) for name, file in sorted(BUILTIN_SUITES.items())]
@@ -145,6 +147,8 @@ def eval_texts(suites_dir: Path | None, bfcl_dir: Path | None) -> list[EvalText]
                 continue
             for m in _flatten_messages(case.get("messages") or case.get("question") or []):
                 out.append(EvalText(source=f"{where}:{case.get('id', i)}", text=m))
+    for name in sorted(BUILTIN_TASK_SUITES):  # the agent task suites' requests (docs/TASKS.md)
+        out += [EvalText(source=f"tasks:{name}:{t.id}", text=t.request) for t in load_task_suite(name).tasks]
     if bfcl_dir is not None and bfcl_dir.is_dir():
         for f in sorted(bfcl_dir.glob("*.json")):
             if "live" in f.name.lower():

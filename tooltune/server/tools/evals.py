@@ -16,6 +16,8 @@ from tooltune.evals.runner import ProgressFn, run_suite
 from tooltune.evals.service import compare_runs as compare_saved_runs
 from tooltune.evals.service import evaluate_on_server
 from tooltune.evals.suite import EvalSuite, load_suite
+from tooltune.evals.task_runner import evaluate_tasks_on_server
+from tooltune.evals.tasks import TaskSuite, is_task_suite, load_task_suite
 from tooltune.jobs import JobRecord
 from tooltune.logs import get_logger
 from tooltune.server.errors import agent_errors
@@ -43,8 +45,11 @@ def register(mcp: MCPServer, state: ServerState) -> None:
 
     @mcp.tool(
         description=(
-            "Measure tool calling on an eval suite ('coding-tools' is built in; BFCL suites can be "
-            "imported): the baseline (base model, no adapter) and/or an adapter, scored natively (the "
+            "Measure tool calling on an eval suite ('coding-tools', 'issue-tracker', 'notes-calendar' are "
+            "built in; BFCL suites can be imported), or whole agent tasks with suite='coding-tasks' (the "
+            "coding agent works each task in a copy of a small project; success is decided from the end "
+            "state and the answer; minutes per task on CPU): the baseline (base model, no adapter) "
+            "and/or an adapter, scored natively (the "
             "server's parsed tool_calls) and leniently (calls found in the text too), then paired case "
             "by case when both run. Starts the local model server if needed. Returns a job id at once "
             "(progress streams if your request has a progress token). Takes ~1-10 s per case on CPU: "
@@ -57,9 +62,13 @@ def register(mcp: MCPServer, state: ServerState) -> None:
     @agent_errors
     async def run_eval_suite(
         ctx: Context,
-        suite: Annotated[str, Field(description="Suite name ('coding-tools') or path to a suite .jsonl.")] = (
-            "coding-tools"
-        ),
+        suite: Annotated[
+            str,
+            Field(
+                description="Suite name ('coding-tools'), path to a suite .jsonl, or a task suite "
+                "('coding-tasks' or a tasks .yaml)."
+            ),
+        ] = "coding-tools",
         adapter: Annotated[
             str | None, Field(description="Registered adapter to evaluate (list_adapters).")
         ] = None,
@@ -90,11 +99,17 @@ def register(mcp: MCPServer, state: ServerState) -> None:
     ) -> EvalStarted:
         if adapter is None and not baseline:
             raise ToolError("nothing to evaluate: pass adapter='<name>' and/or baseline=true")
-        if base_urls is not None:
+        if base_urls is not None and not await in_thread(is_task_suite, suite):
             return await _start_endpoint_eval(
                 ctx, state, suite, base_urls, adapter, baseline, limit, base_model, wait_seconds
             )
         _refuse_while_evaluating(state)
+        if await in_thread(is_task_suite, suite):
+            if base_urls is not None:
+                raise ToolError("a task suite runs on the local model server: leave out base_urls")
+            return await _start_task_eval(
+                ctx, state, suite, adapter, baseline, limit, base_model, wait_seconds
+            )
         loaded = await in_thread(load_suite, suite, ws)
         n_cases = len(loaded.subset(limit).cases)
         model_path = await in_thread(base_model_for, state, adapter, base_model)
@@ -272,3 +287,77 @@ async def _start_endpoint_eval(
         job=view, suite=loaded.name, cases=n_cases, runs=[label], model=name, followed_seconds=followed,
         next=view.next,
     )  # fmt: skip
+
+
+async def _start_task_eval(
+    ctx: Context,
+    state: ServerState,
+    suite_ref: str,
+    adapter: str | None,
+    baseline: bool,
+    limit: int | None,
+    base_model: str | None,
+    wait_seconds: float,
+) -> EvalStarted:
+    """An agent task suite as an eval job: each target through the agent, then the comparison."""
+    suite = await in_thread(load_task_suite, suite_ref)
+    n_tasks = len(suite.tasks[:limit] if limit else suite.tasks)
+    model_path = await in_thread(base_model_for, state, adapter, base_model)
+    targets: list[str | None] = ([None] if baseline else []) + ([adapter] if adapter else [])
+    work = functools.partial(_task_job, state, suite, targets, model_path, limit, n_tasks)
+    params = {"suite": suite.name, "adapter": adapter, "baseline": baseline, "limit": limit, "tasks": True}
+    job = state.start_background_job("eval", work, params={**params, "model": str(model_path)},
+                                     total=n_tasks * len(targets))  # fmt: skip
+    job, followed = await follow_if_asked(ctx, state, job, wait_seconds)
+    view = JobView.of(job)
+    return EvalStarted(
+        job=view,
+        suite=suite.name,
+        cases=n_tasks,
+        runs=[t or "baseline" for t in targets],
+        model=str(model_path),
+        followed_seconds=followed,
+        next=view.next,
+    )
+
+
+async def _task_job(
+    state: ServerState,
+    suite: TaskSuite,
+    targets: list[str | None],
+    model_path: Path,
+    limit: int | None,
+    n_tasks: int,
+    job: JobRecord,
+) -> dict[str, Any]:
+    ms = await state.model_server_for(model_path)
+    total = n_tasks * len(targets)
+
+    def on_target(i: int, label: str) -> Any:
+        def on_progress(done: int, run_total: int, _result: Any) -> None:
+            message = f"{label}: task {done}/{run_total}"
+            state.jobs.update(
+                job.id, progress={"current": i * n_tasks + done, "total": total, "message": message}
+            )
+
+        return on_progress
+
+    reports, cmp = await evaluate_tasks_on_server(
+        ms, suite, ws=state.ws, targets=targets, on_target=on_target, restore=True, limit=limit
+    )
+    result: dict[str, Any] = {
+        "suite": suite.name,
+        "model": str(model_path),
+        "runs": {r.meta.label: r.meta.run_id for r in reports},
+        "scores": {r.meta.label: r.summary() for r in reports},
+        "complete": all(r.complete for r in reports),
+    }
+    if cmp is not None:
+        result["comparison"] = {
+            "run_a": cmp.run_a,
+            "run_b": cmp.run_b,
+            "success": {"a": cmp.success_a, "b": cmp.success_b, **cmp.mcnemar.model_dump()},
+            "fixes": [c.task_id for c in cmp.fixes][:20],
+            "regressions": [c.task_id for c in cmp.regressions][:20],
+        }
+    return result

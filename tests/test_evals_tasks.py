@@ -1,0 +1,231 @@
+"""Agent task suites: the format (refused with file:line), every check kind, the runner with the real
+agent and sandboxed tools (scripted models stand in for the served one), transcripts, the sandbox under
+attack, comparison, and the built-in suite's own references."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
+from pydantic_ai.models.function import AgentInfo, FunctionModel
+
+from tooltune.evals.task_runner import compare_task_runs, load_task_report, run_task_suite, task_run_dir
+from tooltune.evals.tasks import (
+    Check,
+    TaskSuiteError,
+    apply_reference,
+    load_task_suite,
+    parse_task_suite,
+    run_checks,
+    sandbox_copy,
+    snapshot,
+)
+from tooltune.workspace import Workspace
+
+SUITE = """\
+tasks_format: 1
+name: mini
+tasks:
+  - id: timeout-value
+    category: find-read-answer
+    project: app
+    request: "what's the default timeout?"
+    checks:
+      - answer_contains: ["30"]
+      - unchanged: true
+  - id: bump-timeout
+    category: edit
+    project: app
+    request: "bump the default timeout to 60"
+    allow_write: true
+    checks:
+      - file_contains: {path: app/config.py, text: "TIMEOUT = 60"}
+      - file_lacks: {path: app/config.py, text: "TIMEOUT = 30"}
+"""
+
+
+@pytest.fixture
+def suite_file(tmp_path: Path) -> Path:
+    proj = tmp_path / "suite" / "projects" / "app" / "app"
+    proj.mkdir(parents=True)
+    (proj / "config.py").write_text("TIMEOUT = 30\nRETRIES = 3\n")
+    path = tmp_path / "suite" / "mini.yaml"
+    path.write_text(SUITE)
+    return path
+
+
+def test_a_malformed_suite_is_refused_with_file_and_line(suite_file: Path) -> None:
+    projects = suite_file.parent / "projects"
+    bad_kind = SUITE.replace("- unchanged: true", "- unchanged: true\n        answer_contains: [x]")
+    with pytest.raises(TaskSuiteError, match=r"mini.yaml:4: tasks\[0\].checks.1.*exactly one kind"):
+        parse_task_suite(bad_kind, source="mini.yaml", projects_dir=projects)
+    with pytest.raises(TaskSuiteError, match=r"mini.yaml:11: task id 'timeout-value' appears twice"):
+        parse_task_suite(
+            SUITE.replace("id: bump-timeout", "id: timeout-value"), source="mini.yaml", projects_dir=projects
+        )
+    with pytest.raises(TaskSuiteError, match=r"mini.yaml:4: task 'timeout-value': no project folder"):
+        moved = SUITE.replace("project: app\n    request: \"what's", "project: nope\n    request: \"what's")
+        parse_task_suite(moved, source="mini.yaml", projects_dir=projects)
+    suite = load_task_suite(suite_file)
+    assert [t.id for t in suite.tasks] == ["timeout-value", "bump-timeout"] and suite.hash.startswith(
+        "sha256:"
+    )
+
+
+def test_every_check_kind_passes_and_fails(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "a.txt").write_text("hello\n")
+    before = snapshot(root)
+
+    def ok(check: dict[str, Any], answer: str = "") -> bool:
+        from tooltune.evals.tasks import run_check
+
+        return run_check(Check.model_validate(check), root, answer, before).passed
+
+    assert ok({"answer_contains": ["Hello"]}, "hello there") and not ok({"answer_contains": ["x"]}, "hello")
+    assert ok({"answer_lacks": ["sorry"]}, "done") and not ok({"answer_lacks": ["sorry"]}, "Sorry!")
+    assert ok({"answer_matches": r"line \d+"}, "at line 12") and not ok({"answer_matches": r"line \d+"}, "no")
+    assert ok({"file_contains": {"path": "a.txt", "text": "hello"}})
+    assert not ok({"file_contains": {"path": "missing.txt", "text": "x"}})
+    assert ok({"file_lacks": {"path": "a.txt", "text": "bye"}}) and ok(
+        {"file_equals": {"path": "a.txt", "text": "hello\n"}}
+    )
+    assert ok({"file_exists": "a.txt"}) and ok({"file_absent": "b.txt"})
+    assert ok({"file_contains": {"path": "../p/a.txt", "text": "hello"}})  # still inside: fine
+    assert not ok({"file_contains": {"path": "../../etc/passwd", "text": "root"}})  # outside: never read
+    assert ok({"command": {"argv": ["python", "-c", "print('hi')"], "output_contains": "hi"}})
+    assert not ok({"command": {"argv": ["python", "-c", "raise SystemExit(3)"]}})
+    assert ok({"unchanged": True})
+    (root / "b.txt").write_text("new")
+    assert not ok({"unchanged": True}) and not ok({"file_absent": "b.txt"})
+
+
+def _returns(messages: list[ModelMessage]) -> list[ToolReturnPart]:
+    return [p for m in messages for p in getattr(m, "parts", []) if isinstance(p, ToolReturnPart)]
+
+
+def _solver(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    """A model that does the job: reads the config, then answers or edits it."""
+    asked = next(p.content for m in messages for p in getattr(m, "parts", []) if p.part_kind == "user-prompt")
+    done = _returns(messages)
+    if not done:
+        return ModelResponse(parts=[ToolCallPart("read_file", {"path": "app/config.py"})])
+    if "bump" in str(asked) and len(done) == 1:
+        body = str(done[0].content).replace("TIMEOUT = 30", "TIMEOUT = 60")
+        return ModelResponse(parts=[ToolCallPart("write_file", {"path": "app/config.py", "content": body})])
+    return ModelResponse(
+        parts=[TextPart("The default timeout is 30 seconds." if len(done) == 1 else "Done.")]
+    )
+
+
+def _guesser(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    """A model that answers from the request alone (the failure the single-turn suites cannot see)."""
+    return ModelResponse(parts=[TextPart("It's probably 10 seconds; I updated it.")])
+
+
+def test_runner_scores_end_states_saves_transcripts_and_compares(suite_file: Path, tmp_path: Path) -> None:
+    ws = Workspace(tmp_path / "ws").ensure()
+    suite = load_task_suite(suite_file)
+    good = anyio.run(
+        lambda: run_task_suite(suite, ws=ws, model=FunctionModel(_solver), label="adapter", run_id="good")
+    )
+    bad = anyio.run(
+        lambda: run_task_suite(suite, ws=ws, model=FunctionModel(_guesser), label="baseline", run_id="bad")
+    )
+    assert [r.success for r in good.results] == [True, True]
+    assert [r.success for r in bad.results] == [False, False]
+    edit = good.results[1]
+    assert (edit.steps, edit.calls, edit.failed_calls) == (3, 2, 0)
+    failed = bad.results[0]
+    assert "answer lacks ['30']" in " ".join(o.detail for o in failed.checks)
+    # the project itself is untouched: every attempt ran in its own copy
+    assert (
+        (suite_file.parent / "projects" / "app" / "app" / "config.py").read_text().startswith("TIMEOUT = 30")
+    )
+    transcript = (task_run_dir(ws, "good") / "transcripts" / "bump-timeout.jsonl").read_text()
+    assert "write_file" in transcript and "TIMEOUT = 60" in transcript
+    assert load_task_report(ws, "good").complete
+    assert json.loads((task_run_dir(ws, "good") / "summary.json").read_text())["succeeded"] == 2
+    cmp = compare_task_runs(ws, "bad", "good")
+    assert (cmp.mcnemar.fixes, cmp.mcnemar.regressions, cmp.success_a, cmp.success_b) == (2, 0, 0.0, 1.0)
+    page = (task_run_dir(ws, "good") / "vs-bad.html").read_text()
+    assert "bump-timeout" in page and "call: write_file" in page and "probably 10 seconds" in page
+
+
+def test_no_task_leaves_its_sandbox(suite_file: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "secret.txt"
+    outside.write_text("do not read")
+    ws = Workspace(tmp_path / "ws").ensure()
+    suite = load_task_suite(suite_file)
+    attempts = [
+        ("read_file", {"path": str(outside)}),
+        ("read_file", {"path": "../../../../secret.txt"}),
+        ("write_file", {"path": "../../../../escape.txt", "content": "x"}),
+        ("write_file", {"path": str(tmp_path / "escape2.txt"), "content": "x"}),
+        ("list_dir", {"path": "/"}),
+        ("run_command", {"command": "cat", "args": [str(outside)]}),
+    ]
+
+    def attacker(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        done = _returns(messages) + [
+            p for m in messages for p in getattr(m, "parts", []) if p.part_kind == "retry-prompt"
+        ]
+        if len(done) < len(attempts):
+            name, args = attempts[len(done)]
+            return ModelResponse(parts=[ToolCallPart(name, args)])
+        return ModelResponse(parts=[TextPart("done")])
+
+    report = anyio.run(
+        lambda: run_task_suite(suite, ws=ws, model=FunctionModel(attacker), run_id="attack", limit=2)
+    )
+    edit = report.results[1]  # allow_write: true, and still nothing lands outside the copy
+    assert edit.calls == len(attempts) and edit.failed_calls == len(attempts)
+    assert not (tmp_path / "escape.txt").exists() and not (tmp_path / "escape2.txt").exists()
+    assert not list(tmp_path.rglob("escape*.txt"))
+    transcript = (task_run_dir(ws, "attack") / "transcripts" / "bump-timeout.jsonl").read_text()
+    assert "do not read" not in transcript
+
+
+def test_a_run_that_hits_the_step_limit_keeps_its_transcript(suite_file: Path, tmp_path: Path) -> None:
+    ws = Workspace(tmp_path / "ws").ensure()
+    suite = load_task_suite(suite_file)
+
+    def looper(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        return ModelResponse(parts=[ToolCallPart("list_dir", {"path": "."})])
+
+    report = anyio.run(
+        lambda: run_task_suite(suite, ws=ws, model=FunctionModel(looper), run_id="loop", limit=1)
+    )
+    r = report.results[0]
+    assert not r.success and r.error and "stopped after 10 model requests" in r.error
+    assert r.calls >= 9
+    assert "list_dir" in (task_run_dir(ws, "loop") / "transcripts" / "timeout-value.jsonl").read_text()
+
+
+def test_the_built_in_suite_is_solvable_and_not_solved_by_doing_nothing(tmp_path: Path) -> None:
+    suite = load_task_suite("coding-tasks")
+    assert len(suite.tasks) >= 40
+    for task in suite.tasks:
+        assert task.reference is not None, task.id
+        with sandbox_copy(suite.project(task), tmp_path / "ref") as root:
+            before = snapshot(root)
+            answer = apply_reference(task, root)
+            failed = [o for o in run_checks(task, root, answer, before) if not o.passed]
+            assert not failed, (task.id, failed)
+        with sandbox_copy(suite.project(task), tmp_path / "idle") as root:
+            before = snapshot(root)
+            assert not all(o.passed for o in run_checks(task, root, "", before)), task.id
+
+
+def test_the_leak_check_keeps_task_requests_out_of_training() -> None:
+    from tooltune.data.similarity import LeakIndex
+
+    index = LeakIndex.for_workspace(None, bfcl_dir=None)
+    task = load_task_suite("coding-tasks").tasks[0]
+    hit = index.match(task.request)
+    assert hit is not None and hit[0] == f"tasks:coding-tasks:{task.id}"

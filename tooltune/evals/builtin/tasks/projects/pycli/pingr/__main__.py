@@ -1,0 +1,5 @@
+import sys
+
+from pingr.cli import main
+
+sys.exit(main())

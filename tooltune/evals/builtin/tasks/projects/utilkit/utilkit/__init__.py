@@ -1,0 +1,3 @@
+"""utilkit: small helpers for text, dates, numbers and sequences."""
+
+__version__ = "1.2.0"

@@ -1,0 +1,1 @@
+"""minishop: a tiny shop backend in plain Python."""

@@ -1,0 +1,412 @@
+"""Run an agent task suite: the real coding agent, its real sandboxed tools, the served model.
+
+Each task gets a fresh copy of its project, an agent whose write/exec switches are the task's, a step
+limit and a timeout; the agent's whole transcript is saved (also when it hit a limit), then the checks
+decide success from the folder and the final answer. Runs live in ``<ws>/task-runs/<run_id>/``
+(``run.json``, ``results.jsonl``, ``transcripts/<task>.jsonl``); two runs compare task by task
+(McNemar on success) into ``vs-<run_a>.{json,md,html}`` with both transcripts of every changed task.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+from pydantic import BaseModel, Field
+from pydantic_ai import capture_run_messages
+from pydantic_ai.messages import ModelMessage
+from pydantic_ai.models import Model
+from pydantic_core import to_jsonable_python
+
+from tooltune.agent.agent import ServedEndpoint, build_agent
+from tooltune.agent.session import AgentSession, TurnResult, tool_call_records
+from tooltune.evals.compare import McNemar, mcnemar_exact
+from tooltune.evals.tasks import CheckOutcome, Task, TaskSuite, run_checks, sandbox_copy, snapshot
+from tooltune.logs import get_logger
+from tooltune.serving.model_server import ModelServer
+from tooltune.workspace import Workspace, atomic_write_json, atomic_write_text, validate_name
+
+log = get_logger(__name__)
+
+
+class TaskResult(BaseModel):
+    task_id: str
+    category: str
+    success: bool
+    checks: list[CheckOutcome] = Field(default_factory=list)
+    answer: str | None = None
+    error: str | None = None
+    steps: int = Field(0, description="Model requests the agent made.")
+    calls: int = Field(0, description="Tool calls the model made.")
+    failed_calls: int = Field(0, description="Calls refused by the sandbox or failing in the tool.")
+    invalid_calls: int = Field(0, description="Calls sent back to the model as invalid (retried).")
+    dropped_calls: int = Field(0, description="Answers ending on a call the server could not parse.")
+    recovered_text_calls: int = Field(0, description="Calls written as text, recovered by --lenient-tools.")
+    degenerate_cuts: int = Field(0, description="Answers cut off for repeating themselves.")
+    wall_s: float = 0.0
+
+
+class TaskRunMeta(BaseModel):
+    run_id: str
+    suite: str
+    suite_hash: str
+    label: str = ""
+    adapter: str | None = None
+    model: str = ""
+    lenient_tools: bool = False
+    tasks: int = 0
+    started: str = ""
+    finished: str | None = None
+
+
+class TaskReport(BaseModel):
+    meta: TaskRunMeta
+    results: list[TaskResult]
+
+    @property
+    def complete(self) -> bool:
+        return self.meta.finished is not None and len(self.results) == self.meta.tasks
+
+    def success_rate(self) -> float:
+        return sum(r.success for r in self.results) / len(self.results) if self.results else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        """Overall and per-category success, and the call counts that explain failures."""
+        cats: dict[str, list[TaskResult]] = {}
+        for r in self.results:
+            cats.setdefault(r.category, []).append(r)
+        total = Counter[str]()
+        for r in self.results:
+            total.update(
+                {
+                    "steps": r.steps,
+                    "calls": r.calls,
+                    "failed_calls": r.failed_calls,
+                    "invalid_calls": r.invalid_calls,
+                    "dropped_calls": r.dropped_calls,
+                    "recovered_text_calls": r.recovered_text_calls,
+                    "degenerate_cuts": r.degenerate_cuts,
+                }
+            )
+        return {
+            "run_id": self.meta.run_id,
+            "label": self.meta.label,
+            "tasks": len(self.results),
+            "success": round(self.success_rate(), 4),
+            "succeeded": sum(r.success for r in self.results),
+            "categories": {
+                c: {"tasks": len(rs), "succeeded": sum(r.success for r in rs)}
+                for c, rs in sorted(cats.items())
+            },
+            **dict(total),
+            "wall_s": round(sum(r.wall_s for r in self.results), 1),
+        }
+
+
+def task_run_dir(ws: Workspace, run_id: str) -> Path:
+    return ws.root / "task-runs" / validate_name(run_id, "run id")
+
+
+def load_task_report(ws: Workspace, run_id: str) -> TaskReport:
+    d = task_run_dir(ws, run_id)
+    meta = TaskRunMeta.model_validate_json((d / "run.json").read_text("utf-8"))
+    lines = (d / "results.jsonl").read_text("utf-8").splitlines() if (d / "results.jsonl").exists() else []
+    return TaskReport(
+        meta=meta, results=[TaskResult.model_validate_json(line) for line in lines if line.strip()]
+    )
+
+
+def _transcript(messages: list[ModelMessage]) -> str:
+    return "".join(json.dumps(to_jsonable_python(m)) + "\n" for m in messages)
+
+
+async def run_task(
+    task: Task,
+    suite: TaskSuite,
+    *,
+    workdir: Path,
+    server: ServedEndpoint | None = None,
+    model: Model | None = None,
+    lenient_tools: bool = False,
+    max_tokens: int | None = None,
+) -> tuple[TaskResult, str]:
+    """One attempt at ``task`` in a fresh copy of its project: the result and the transcript (JSONL)."""
+    with sandbox_copy(suite.project(task), workdir) as root:
+        before = snapshot(root)
+        agent = build_agent(root=root, allow_write=task.allow_write, allow_exec=task.allow_exec)
+        session = AgentSession(
+            agent,
+            server=server,
+            model=model,
+            lenient_tools=lenient_tools,
+            max_steps=task.max_steps,
+            max_tokens=max_tokens,
+        )
+        t0 = time.perf_counter()
+        with capture_run_messages() as messages:
+            try:
+                with anyio.fail_after(task.timeout_s):
+                    async with agent:
+                        turn = await session.turn(task.request)
+            except TimeoutError:
+                turn = TurnResult(error=f"timed out after {task.timeout_s:g} s")
+        wall = time.perf_counter() - t0
+        answer = turn.answer or ""
+        outcomes = await anyio.to_thread.run_sync(run_checks, task, root, answer, before)
+    calls = turn.tool_calls
+    if not calls and messages:  # the run ended in an error: count what the captured messages show
+        calls = tool_call_records(messages)
+    result = TaskResult(
+        task_id=task.id,
+        category=task.category,
+        success=all(o.passed for o in outcomes),
+        checks=outcomes,
+        answer=turn.answer,
+        error=turn.error,
+        steps=turn.usage.requests or sum(1 for m in messages if m.kind == "response"),
+        calls=len(calls),
+        failed_calls=sum(c.outcome == "failed" for c in calls),
+        invalid_calls=sum(c.outcome == "retried" for c in calls),
+        dropped_calls=turn.dropped_tool_calls,
+        recovered_text_calls=turn.recovered_text_calls,
+        degenerate_cuts=turn.degenerate_cuts,
+        wall_s=round(wall, 2),
+    )
+    return result, _transcript(session.history or list(messages))
+
+
+ProgressFn = Callable[[int, int, TaskResult], None]
+
+
+async def run_task_suite(
+    suite: TaskSuite,
+    *,
+    ws: Workspace,
+    server: ServedEndpoint | None = None,
+    model: Model | None = None,
+    adapter: str | None = None,
+    label: str = "",
+    model_name: str = "",
+    run_id: str | None = None,
+    lenient_tools: bool = False,
+    limit: int | None = None,
+    max_tokens: int | None = None,
+    on_progress: ProgressFn | None = None,
+) -> TaskReport:
+    """Every task (the first ``limit``) once, in order; results are appended as they finish, so an
+    interrupted run keeps what it did. ``server`` is used as it is: the caller serves the adapter."""
+    tasks = suite.tasks[:limit] if limit else suite.tasks
+    run_id = run_id or (
+        datetime.now(UTC).strftime("%Y%m%d-%H%M%S-")
+        + f"{suite.name}-{label or adapter or 'baseline'}-"
+        + uuid.uuid4().hex[:4]
+    )
+    d = task_run_dir(ws, run_id)
+    (d / "transcripts").mkdir(parents=True, exist_ok=True)
+    meta = TaskRunMeta(
+        run_id=run_id,
+        suite=suite.name,
+        suite_hash=suite.hash,
+        label=label or (adapter or "baseline"),
+        adapter=adapter,
+        model=model_name,
+        lenient_tools=lenient_tools,
+        tasks=len(tasks),
+        started=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    atomic_write_json(d / "run.json", meta)
+    results: list[TaskResult] = []
+    (d / "results.jsonl").write_text("", "utf-8")
+    for i, task in enumerate(tasks, start=1):
+        result, transcript = await run_task(
+            task, suite, workdir=d / "sandbox", server=server, model=model, lenient_tools=lenient_tools,
+            max_tokens=max_tokens,
+        )  # fmt: skip
+        atomic_write_text(d / "transcripts" / f"{task.id}.jsonl", transcript)
+        with open(d / "results.jsonl", "a", encoding="utf-8") as f:
+            f.write(result.model_dump_json() + "\n")
+        results.append(result)
+        log.info("task done", task=task.id, success=result.success, steps=result.steps, calls=result.calls)
+        if on_progress is not None:
+            on_progress(i, len(tasks), result)
+    meta.finished = datetime.now(UTC).isoformat(timespec="seconds")
+    atomic_write_json(d / "run.json", meta)
+    report = TaskReport(meta=meta, results=results)
+    atomic_write_json(d / "summary.json", report.summary())
+    return report
+
+
+# --- comparing two runs ------------------------------------------------------------------------------
+class ChangedTask(BaseModel):
+    task_id: str
+    category: str
+    a: TaskResult
+    b: TaskResult
+
+
+class TaskComparison(BaseModel):
+    run_a: str
+    run_b: str
+    label_a: str
+    label_b: str
+    suite: str
+    n_paired: int
+    success_a: float
+    success_b: float
+    mcnemar: McNemar
+    fixes: list[ChangedTask] = Field(default_factory=list)
+    regressions: list[ChangedTask] = Field(default_factory=list)
+
+
+def compare_task_reports(a: TaskReport, b: TaskReport) -> TaskComparison:
+    by_a = {r.task_id: r for r in a.results}
+    pairs = [(by_a[r.task_id], r) for r in b.results if r.task_id in by_a]
+    fixes = [
+        ChangedTask(task_id=y.task_id, category=y.category, a=x, b=y)
+        for x, y in pairs
+        if not x.success and y.success
+    ]
+    regs = [
+        ChangedTask(task_id=y.task_id, category=y.category, a=x, b=y)
+        for x, y in pairs
+        if x.success and not y.success
+    ]
+    n = len(pairs)
+    return TaskComparison(
+        run_a=a.meta.run_id,
+        run_b=b.meta.run_id,
+        label_a=a.meta.label,
+        label_b=b.meta.label,
+        suite=b.meta.suite,
+        n_paired=n,
+        success_a=round(sum(x.success for x, _ in pairs) / n, 4) if n else 0.0,
+        success_b=round(sum(y.success for _, y in pairs) / n, 4) if n else 0.0,
+        mcnemar=McNemar(
+            both_pass=sum(x.success and y.success for x, y in pairs),
+            both_fail=sum(not x.success and not y.success for x, y in pairs),
+            regressions=len(regs),
+            fixes=len(fixes),
+            p_value=mcnemar_exact(len(regs), len(fixes)),
+        ),
+        fixes=fixes,
+        regressions=regs,
+    )
+
+
+def _render_transcript(path: Path) -> str:
+    """A transcript as readable lines: who said what, each call and what came back."""
+    if not path.exists():
+        return "(no transcript)"
+    out: list[str] = []
+    for line in path.read_text("utf-8").splitlines():
+        msg = json.loads(line)
+        for part in msg.get("parts", []):
+            kind = part.get("part_kind")
+            if kind == "user-prompt":
+                out.append(f"user: {part.get('content')}")
+            elif kind == "text":
+                out.append(f"model: {part.get('content')}")
+            elif kind == "tool-call":
+                args = part.get("args")
+                out.append(
+                    f"call: {part.get('tool_name')}({args if isinstance(args, str) else json.dumps(args)})"
+                )
+            elif kind in ("tool-return", "retry-prompt"):
+                content = str(part.get("content"))
+                out.append(f"{'result' if kind == 'tool-return' else 'retry'}: {content[:400]}")
+    return "\n".join(out)
+
+
+def render_task_comparison_html(ws: Workspace, cmp: TaskComparison) -> str:
+    def block(title: str, changed: list[ChangedTask]) -> str:
+        rows = []
+        for c in changed:
+            ta = _render_transcript(task_run_dir(ws, cmp.run_a) / "transcripts" / f"{c.task_id}.jsonl")
+            tb = _render_transcript(task_run_dir(ws, cmp.run_b) / "transcripts" / f"{c.task_id}.jsonl")
+            why = lambda r: "; ".join(o.detail for o in r.checks if not o.passed) or (r.error or "")  # noqa: E731
+            rows.append(
+                f"<h3>{html.escape(c.task_id)} <small>({html.escape(c.category)})</small></h3>"
+                f"<table><tr><th>{html.escape(cmp.label_a)}: {'pass' if c.a.success else 'fail'}</th>"
+                f"<th>{html.escape(cmp.label_b)}: {'pass' if c.b.success else 'fail'}</th></tr>"
+                f"<tr><td><pre>{html.escape(why(c.a))}\n\n{html.escape(ta)}</pre></td>"
+                f"<td><pre>{html.escape(why(c.b))}\n\n{html.escape(tb)}</pre></td></tr></table>"
+            )
+        return f"<h2>{title} ({len(changed)})</h2>" + "".join(rows)
+
+    m = cmp.mcnemar
+    head = (
+        f"<h1>{html.escape(cmp.suite)}: {html.escape(cmp.label_a)} vs {html.escape(cmp.label_b)}</h1>"
+        f"<p>success {cmp.success_a:.1%} → {cmp.success_b:.1%} on {cmp.n_paired} tasks; fixed {m.fixes}, "
+        f"regressed {m.regressions}, McNemar p = {m.p_value:.3g}</p>"
+    )
+    style = "<style>td{vertical-align:top;width:50%}pre{white-space:pre-wrap;font-size:12px}</style>"
+    body = block("Fixed", cmp.fixes) + block("Regressed", cmp.regressions)
+    return f"<!doctype html><meta charset=utf-8>{style}{head}{body}"
+
+
+def compare_task_runs(ws: Workspace, run_a: str, run_b: str) -> TaskComparison:
+    """Pair two task runs and write ``<ws>/task-runs/<run_b>/vs-<run_a>.{json,html}``."""
+    cmp = compare_task_reports(load_task_report(ws, run_a), load_task_report(ws, run_b))
+    d = task_run_dir(ws, run_b)
+    atomic_write_json(d / f"vs-{run_a}.json", cmp)
+    atomic_write_text(d / f"vs-{run_a}.html", render_task_comparison_html(ws, cmp))
+    return cmp
+
+
+TargetProgress = Callable[[int, str], "ProgressFn | None"]
+
+
+async def evaluate_tasks_on_server(
+    server: ModelServer,
+    suite: TaskSuite,
+    *,
+    ws: Workspace,
+    targets: list[str | None],
+    run_ids: list[str | None] | None = None,
+    on_target: TargetProgress | None = None,
+    restore: bool = False,
+    **options: Any,
+) -> tuple[list[TaskReport], TaskComparison | None]:
+    """Each target (``None`` = the base model) through the agent on one running server, pinned while
+    its tasks run; two targets are then compared task by task. ``restore``: serve again what was served
+    before (the MCP server's clients keep talking to what they chose)."""
+    ids = run_ids or [None] * len(targets)
+    previous = server.served.adapter if restore else None
+    reports: list[TaskReport] = []
+    try:
+        for i, target in enumerate(targets):
+            label = target or "baseline"
+            progress = on_target(i, label) if on_target is not None else None
+            await server.switch_adapter(target, record=False)
+            async with server.pinned():
+                reports.append(
+                    await run_task_suite(
+                        suite,
+                        ws=ws,
+                        server=server,
+                        adapter=target,
+                        label=label,
+                        run_id=ids[i],
+                        model_name=Path(server.model_path).name,
+                        on_progress=progress,
+                        **options,
+                    )  # fmt: skip
+                )
+    finally:
+        if restore and server.served.adapter != previous:
+            with anyio.CancelScope(shield=True):
+                await server.switch_adapter(previous, record=False)
+    cmp = None
+    if len(reports) == 2:
+        cmp = await anyio.to_thread.run_sync(
+            compare_task_runs, ws, reports[0].meta.run_id, reports[1].meta.run_id
+        )
+    return reports, cmp
