@@ -110,11 +110,16 @@ def mcnemar(cmp: Comparison) -> dict[str, Any]:
 
 
 async def stage_eval(
-    settings: Settings, ws: Workspace, model: Path, adapters: dict[str, str], concurrency: int
+    settings: Settings,
+    ws: Workspace,
+    model: Path,
+    adapters: dict[str, str],
+    concurrency: int,
+    suites: list[str],
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     async with ModelServer(model, settings=settings, record_active=False) as server:
-        for suite_name in SUITES:
+        for suite_name in suites:
             suite = load_suite(suite_name, ws)
             reports = {}
             for label, adapter in [("baseline", None), *adapters.items()]:
@@ -136,6 +141,9 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--concurrency", type=int, default=4)
     p.add_argument(
+        "--suites", nargs="+", default=list(SUITES), choices=list(SUITES), help="suites to evaluate"
+    )
+    p.add_argument(
         "--workspace", type=Path, default=Path.home() / ".cache" / "tooltune" / "bench-phrasebooks"
     )
     args = p.parse_args()
@@ -149,7 +157,13 @@ def main() -> None:
         datasets[source] = stage_data(ws, args.model, source, args.n, args.seed)
         trained[source] = stage_train(settings, ws, args.model, datasets[source], args.iters, args.seed)
     evals = anyio.run(
-        stage_eval, settings, ws, args.model, {s: t["adapter"] for s, t in trained.items()}, args.concurrency
+        stage_eval,
+        settings,
+        ws,
+        args.model,
+        {s: t["adapter"] for s, t in trained.items()},
+        args.concurrency,
+        args.suites,
     )
     for suite_name, (suite, reports) in evals.items():
         base = reports["baseline"]

@@ -29,8 +29,14 @@ def test_demo_closed_loop_then_idempotent(
     result = run_demo(
         settings, cfg, on_stage=lambda s, m: stages.append((s, m)), on_step=lambda s, d, t: steps.add(s)
     )
-    assert [s for s, _ in stages] == ["data", "train", "eval", "eval", "serve", "ask"]
-    assert {"data", "train", "eval:baseline", "eval:adapter"} <= steps
+    assert [s for s, _ in stages] == ["data", "train", "eval", "eval", "serve", "ask", "tasks"]
+    assert {"data", "train", "eval:baseline", "eval:adapter", "tasks:baseline", "tasks:adapter"} <= steps
+    # the agent tasks ran for both, next to the single-turn table, with both transcripts in one page
+    assert [t.task for t in result.tasks] == ["config-dir-contents", "version-lookup"]
+    assert (
+        result.task_report_html is not None and "config-dir-contents" in result.task_report_html.read_text()
+    )
+    # ...and the adapter is served again afterwards, as the ask left it
     # the adapter was registered, evaluated, and is what the server ended up serving (verified)
     assert (settings.workspace / "adapters" / result.adapter / "adapters.safetensors").exists()
     assert result.served_adapter == result.adapter and result.served_verified
@@ -64,7 +70,7 @@ def test_demo_closed_loop_then_idempotent(
     second = run_demo(settings, cfg, on_stage=lambda s, m: again.append((s, m)))
     # nothing was evaluated again: the recorded cases are untouched
     assert [(p.stat().st_mtime_ns, p.read_bytes()) for p in cases] == before
-    reused = [m for s, m in again if s in ("data", "train", "eval")]
+    reused = [m for s, m in again if s in ("data", "train", "eval", "tasks")]
     assert reused and all(m.startswith("using") for m in reused)
     assert second.adapter_run == result.adapter_run and second.rows == result.rows
 

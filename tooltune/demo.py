@@ -31,6 +31,13 @@ from tooltune.data.store import load_dataset
 from tooltune.errors import TooltuneError
 from tooltune.evals.runner import ProgressFn, run_dir
 from tooltune.evals.service import evaluate_on_server
+from tooltune.evals.task_runner import (
+    compare_task_runs,
+    evaluate_tasks_on_server,
+    load_task_report,
+    task_run_dir,
+)
+from tooltune.evals.tasks import TaskSuite, load_task_suite
 from tooltune.jobs import JobStore
 from tooltune.logs import get_logger
 from tooltune.models.default import default_model_dir, import_default, is_valid_default
@@ -113,6 +120,10 @@ class DemoConfig(BaseModel):
     max_tokens: int = 160
     seed: int = 0
     prompt: str = DEMO_PROMPT
+    # agent tasks (docs/TASKS.md) run by baseline and adapter after the single-turn suite: the first
+    # ``tasks`` of coding-tasks in the order below (0 = none), each with at most ``task_steps`` requests
+    tasks: int = 6
+    task_steps: int = 6
 
     @classmethod
     def preset(cls, quick: bool, **overrides: Any) -> DemoConfig:
@@ -127,6 +138,9 @@ class DemoConfig(BaseModel):
                 "eval_limit": 2,
                 "max_tools": 3,
                 "mix": dict(QUICK_MIX),
+                # a task step re-reads ~1,200 prompt tokens (eight tool schemas) at ~31 tok/s here
+                "tasks": 2,
+                "task_steps": 4,
             }
             if quick
             else {"quick": False}
@@ -148,6 +162,31 @@ class CategoryRow(BaseModel):
     adapter_lenient: float
 
 
+class TaskRow(BaseModel):
+    task: str
+    category: str
+    baseline: bool
+    adapter: bool
+
+
+# one task per kind of work, cheapest first: the quick demo takes the first two
+DEMO_TASKS = ("config-dir-contents", "version-lookup", "pycli-tests-pass", "find-duration-parsing",
+              "explain-middleware", "page-size-50")  # fmt: skip
+
+
+def demo_tasks(cfg: DemoConfig) -> TaskSuite | None:
+    """The demo's slice of coding-tasks (ids in DEMO_TASKS that exist, then others), steps capped."""
+    if cfg.tasks <= 0:
+        return None
+    suite = load_task_suite("coding-tasks")
+    by_id = {t.id: t for t in suite.tasks}
+    order = [by_id[i] for i in DEMO_TASKS if i in by_id] + [t for t in suite.tasks if t.id not in DEMO_TASKS]
+    chosen = [
+        t.model_copy(update={"max_steps": min(t.max_steps, cfg.task_steps)}) for t in order[: cfg.tasks]
+    ]
+    return suite.model_copy(update={"tasks": chosen})
+
+
 class DemoResult(BaseModel):
     model_path: Path
     dataset: str
@@ -167,6 +206,9 @@ class DemoResult(BaseModel):
     ask_answer: str | None = None
     ask_tool_calls: list[dict[str, Any]] = Field(default_factory=list)
     ask_error: str | None = None
+    tasks: list[TaskRow] = Field(default_factory=list)
+    task_runs: list[str] = Field(default_factory=list)
+    task_report_html: Path | None = None
     seconds: dict[str, float] = Field(default_factory=dict)
 
 
@@ -395,6 +437,26 @@ async def _evaluate_and_ask(
             )
         except TooltuneError as e:  # the loop's numbers are in; report the ask failure, don't lose them
             out["ask_error"] = str(e)
+        tasks = demo_tasks(cfg)
+        if tasks is not None:
+            n = len(tasks.tasks)
+            ids = [
+                f"demo-tasks-{label}-{key}-n{n}s{cfg.task_steps}"
+                for label, key in zip(labels, keys, strict=True)
+            ]
+            done = [
+                load_task_report(ws, i) if (task_run_dir(ws, i) / "run.json").exists() else None for i in ids
+            ]
+            if all(d is not None and d.complete for d in done):
+                stage("tasks", f"using task runs {ids[0]}, {ids[1]}")
+                out["tasks"] = (done, compare_task_runs(ws, ids[0], ids[1]))
+            else:
+                stage("tasks", f"baseline and adapter work {n} agent tasks of coding-tasks")
+                out["tasks"] = await evaluate_tasks_on_server(
+                    server, tasks, ws=ws, targets=[None, adapter], run_ids=list(ids), labels=labels,
+                    on_target=lambda i, label: lambda k, total, _r: step(f"tasks:{label}", k, total),
+                    max_tokens=cfg.max_tokens, restore=True,
+                )  # fmt: skip
     return out
 
 
@@ -446,6 +508,19 @@ def run_demo(
     )
     report_dir = ws.reports / tuned.meta.run_id
     asked = out.get("ask")
+    task_rows: list[TaskRow] = []
+    task_runs: list[str] = []
+    task_html = None
+    if "tasks" in out:
+        (t_base, t_tuned), _ = out["tasks"]
+        by_id = {r.task_id: r for r in t_base.results}
+        task_rows = [
+            TaskRow(task=r.task_id, category=r.category, baseline=by_id[r.task_id].success, adapter=r.success)
+            for r in t_tuned.results
+            if r.task_id in by_id
+        ]
+        task_runs = [t_base.meta.run_id, t_tuned.meta.run_id]
+        task_html = task_run_dir(ws, t_tuned.meta.run_id) / f"vs-{t_base.meta.run_id}.html"
     return DemoResult(
         model_path=model_path,
         dataset=dataset,
@@ -465,5 +540,8 @@ def run_demo(
         ask_answer=asked.answer if asked else None,
         ask_tool_calls=[c.model_dump(mode="json") for c in asked.tool_calls] if asked else [],
         ask_error=out.get("ask_error") or (asked.error if asked else None),
+        tasks=task_rows,
+        task_runs=task_runs,
+        task_report_html=task_html,
         seconds={k: round(v, 1) for k, v in seconds.items()},
     )

@@ -123,6 +123,20 @@ def demo(
         out.print(f"ask: {cfg.prompt}")
         out.print(f"  tool calls: {calls or 'none'}")
         out.print(f"  answer: {result.ask_answer}")
+    if result.tasks:
+        tasks = Table(title="agent tasks (coding-tasks): did the agent finish the job?")
+        for col in ("task", "category", "baseline", "adapter"):
+            tasks.add_column(col)
+        for t in result.tasks:
+            tasks.add_row(
+                t.task, t.category, "done" if t.baseline else "-", "[bold]done[/]" if t.adapter else "-"
+            )
+        base_n, tuned_n = sum(t.baseline for t in result.tasks), sum(t.adapter for t in result.tasks)
+        tasks.add_row(
+            "overall", "", f"{base_n}/{len(result.tasks)}", f"[bold]{tuned_n}/{len(result.tasks)}[/]"
+        )
+        out.print(tasks)
+        out.print(f"task transcripts: {result.task_report_html}")
     out.print(f"report: {result.report_html}")
     out.print(f"stage seconds: {result.seconds}")
     return 0

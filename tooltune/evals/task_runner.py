@@ -341,6 +341,21 @@ def render_task_comparison_html(ws: Workspace, cmp: TaskComparison) -> str:
             )
         return f"<h2>{title} ({len(changed)})</h2>" + "".join(rows)
 
+    a_runs = {r.task_id: r for r in load_task_report(ws, cmp.run_a).results}
+    rows = "".join(
+        f"<tr><td>{html.escape(r.task_id)}</td><td>{html.escape(r.category)}</td>"
+        + "".join(
+            f"<td>{'pass' if x.success else 'fail'} · {x.steps} steps, {x.calls} calls</td>"
+            for x in (a_runs[r.task_id], r)
+        )
+        + "</tr>"
+        for r in load_task_report(ws, cmp.run_b).results
+        if r.task_id in a_runs
+    )
+    table = (
+        f"<table><tr><th>task</th><th>category</th><th>{html.escape(cmp.label_a)}</th>"
+        f"<th>{html.escape(cmp.label_b)}</th></tr>{rows}</table>"
+    )
     m = cmp.mcnemar
     head = (
         f"<h1>{html.escape(cmp.suite)}: {html.escape(cmp.label_a)} vs {html.escape(cmp.label_b)}</h1>"
@@ -348,7 +363,7 @@ def render_task_comparison_html(ws: Workspace, cmp: TaskComparison) -> str:
         f"regressed {m.regressions}, McNemar p = {m.p_value:.3g}</p>"
     )
     style = "<style>td{vertical-align:top;width:50%}pre{white-space:pre-wrap;font-size:12px}</style>"
-    body = block("Fixed", cmp.fixes) + block("Regressed", cmp.regressions)
+    body = table + block("Fixed", cmp.fixes) + block("Regressed", cmp.regressions)
     return f"<!doctype html><meta charset=utf-8>{style}{head}{body}"
 
 
@@ -371,6 +386,7 @@ async def evaluate_tasks_on_server(
     ws: Workspace,
     targets: list[str | None],
     run_ids: list[str | None] | None = None,
+    labels: list[str] | None = None,
     on_target: TargetProgress | None = None,
     restore: bool = False,
     **options: Any,
@@ -383,7 +399,7 @@ async def evaluate_tasks_on_server(
     reports: list[TaskReport] = []
     try:
         for i, target in enumerate(targets):
-            label = target or "baseline"
+            label = labels[i] if labels is not None else target or "baseline"
             progress = on_target(i, label) if on_target is not None else None
             await server.switch_adapter(target, record=False)
             async with server.pinned():
