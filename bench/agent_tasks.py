@@ -1,0 +1,159 @@
+"""Issue 34's measurement: does the served adapter finish real multi-step coding work?
+
+The base model and an adapter each work every task of the built-in `coding-tasks` suite through the
+real coding agent (native calls only), then again with calls written as text recovered (--lenient-tools),
+on one mlx_lm.server. Each stage is skipped when its run exists, so a re-run resumes.
+
+The adapter is a registered one (``--adapter``), or trained here on the coding tools' generated data
+with the trajectory kind mixed in (``--train``: the default recipe, ``--trajectory-share`` of the mix).
+
+Usage:
+  python bench/agent_tasks.py --model /path/to/qwen2.5-coder-0.5b-instruct --train [--limit N]
+  python bench/agent_tasks.py --model M --adapter NAME
+
+Writes bench/results/agent_tasks_<model>.json: ``baseline`` and ``adapter`` objects holding ``success``
+(a fraction) natively and ``lenient``, per category, the call counts, and the McNemar test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from tooltune.config import Settings
+from tooltune.data.datasets import generate_dataset
+from tooltune.data.generate_config import DEFAULT_MIX, GENERATOR_VERSION, GenerateConfig
+from tooltune.evals.task_runner import (
+    TaskReport,
+    compare_task_runs,
+    evaluate_tasks_on_server,
+    load_task_report,
+    task_run_dir,
+)
+from tooltune.evals.tasks import load_task_suite
+from tooltune.serving.model_server import ModelServer
+from tooltune.training.runs import follow_events, get_run, start_training
+from tooltune.training.train_config import TrainConfig
+from tooltune.workspace import Workspace, atomic_write_json
+
+from bench_common import machine_info, restart_with_blas
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def log(msg: str) -> None:
+    print(f"[{datetime.now().strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def train(settings: Settings, ws: Workspace, model: Path, args: argparse.Namespace) -> str:
+    """An adapter for the agent's own tools: the generator's coding data with trajectories mixed in."""
+    share = args.trajectory_share
+    dataset = f"agent-coding-n{args.n}-tj{share:g}-s{args.seed}"
+    if not (ws.datasets / dataset).exists():
+        mix = {**{k: v * (1 - share) for k, v in DEFAULT_MIX.items()}, "trajectory": share}
+        cfg = GenerateConfig(n=args.n, seed=args.seed, mix=mix, system_prompt="agent")
+        generate_dataset(ws, dataset, ["builtin:coding"], cfg, model_path=model)
+    adapter = f"{dataset}-i{args.iters}"
+    if not (ws.adapters / adapter).exists():
+        job = start_training(
+            TrainConfig(model=str(model), dataset=dataset, iters=args.iters), settings, name=adapter
+        )
+        log(f"train: {adapter}")
+        for _ in follow_events(settings, job.id, poll_interval=5.0):
+            pass
+        run = get_run(settings, job.id)
+        if run.status != "succeeded" or not run.registered:
+            raise SystemExit(f"training ended {run.status}: {run.error or run.registration_error}")
+    return adapter
+
+
+def side(report: TaskReport) -> dict[str, Any]:
+    s = report.summary()
+    return {"success": s["success"], **{k: v for k, v in s.items() if k not in ("success",)}}
+
+
+async def evaluate(
+    settings: Settings, ws: Workspace, model: Path, adapter: str, args: argparse.Namespace
+) -> dict[str, Any]:
+    suite = load_task_suite("coding-tasks")
+    if args.limit:
+        suite = suite.model_copy(update={"tasks": suite.tasks[: args.limit]})
+    out: dict[str, Any] = {}
+    async with ModelServer(model, settings=settings) as server:
+        for lenient in (False, True):
+            tag = "lenient" if lenient else "native"
+            ids = [f"agent-{tag}-{who}-n{len(suite.tasks)}" for who in (f"base-{model.name}", adapter)]
+            done = [
+                (task_run_dir(ws, i) / "run.json").exists() and load_task_report(ws, i).complete for i in ids
+            ]
+            if all(done):
+                reports = [load_task_report(ws, i) for i in ids]
+            else:
+                log(f"eval: {tag} ({len(suite.tasks)} tasks, baseline then {adapter})")
+                reports, _ = await evaluate_tasks_on_server(
+                    server, suite, ws=ws, targets=[None, adapter], run_ids=list(ids), lenient_tools=lenient,
+                    max_tokens=args.max_tokens,
+                )  # fmt: skip
+            cmp = compare_task_runs(ws, ids[0], ids[1])
+            out[tag] = {
+                "baseline": side(reports[0]),
+                "adapter": side(reports[1]),
+                "mcnemar": cmp.mcnemar.model_dump(),
+            }
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--adapter")
+    p.add_argument("--train", action="store_true")
+    p.add_argument("--n", type=int, default=500)
+    p.add_argument("--iters", type=int, default=150)
+    p.add_argument("--trajectory-share", type=float, default=0.15)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=int)
+    p.add_argument("--max-tokens", type=int, default=256)
+    p.add_argument(
+        "--workspace", type=Path, default=Path.home() / ".cache" / "tooltune" / "bench-agent-tasks"
+    )
+    args = p.parse_args()
+    if not (args.adapter or args.train):
+        raise SystemExit("pass --adapter NAME or --train")
+    restart_with_blas()
+    settings = Settings.load(workspace=args.workspace)
+    ws = Workspace(settings.workspace).ensure()
+    t0 = time.perf_counter()
+    adapter = args.adapter or train(settings, ws, args.model, args)
+    result = anyio.run(evaluate, settings, ws, args.model, adapter, args)
+    native = result["native"]
+    out = {
+        "suite": "coding-tasks",
+        "model": args.model.name,
+        "adapter_name": adapter,
+        "baseline": native["baseline"],
+        "adapter": native["adapter"],
+        "mcnemar": native["mcnemar"],
+        "lenient": result["lenient"],
+        "command": " ".join(["python", *sys.argv]),
+        "generator": GENERATOR_VERSION,
+        "machine": machine_info(),
+        "wall_s": round(time.perf_counter() - t0, 1),
+    }
+    path = REPO / "bench" / "results" / f"agent_tasks_{args.model.name}.json"
+    atomic_write_json(path, out)
+    log(
+        f"wrote {path}: baseline {native['baseline']['success']:.0%} -> adapter {native['adapter']['success']:.0%}"
+    )
+    print(json.dumps({k: out[k] for k in ("baseline", "adapter", "mcnemar")}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
