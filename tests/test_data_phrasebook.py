@@ -240,3 +240,45 @@ def test_the_documented_example_is_a_valid_book(tracker: list[ToolSpec]) -> None
         g is not None and g[1].get("include_comments") is True and "with the comments" in g[0] for g in said
     )
     assert book.follow_up(rng) is not None
+
+
+def test_jobs_chain_calls_on_results_and_generate_as_trajectories(tracker: list[ToolSpec]) -> None:
+    from tooltune.data.phrasebook import phrasebook_from_object
+
+    book = {
+        "values": {"ticket": {"range": [100, 999]}, "title": ["Login loops on Safari"]},
+        "tools": {"search_issues": {"requests": ["any bugs about {query}?"]}},
+        "jobs": [
+            {
+                "ask": "find the open bug about {query} and make it {priority}",
+                "steps": [
+                    {
+                        "call": "search_issues",
+                        "args": {"query": "{query}"},
+                        "result": "#{ticket} {title} (open)",
+                    },
+                    {"call": "update_issue", "args": {"issue_id": "{ticket}", "priority": "{priority}"}},
+                ],
+                "answer": "Done: #{ticket} ({title}) is {priority} now.",
+            },
+            {
+                "ask": "close it",
+                "steps": [{"call": "update_issue", "args": {"state": "closed"}}],
+                "answer": "ok",
+            },
+        ],
+    }
+    checked = check_phrasebook(phrasebook_from_object(book), tracker)
+    assert [e.where for e in checked.errors] == ["jobs[1].steps[0]"]  # no issue_id: it cannot be a call
+    data = DataBook(checked, tracker)
+    run = data.job(random.Random(2))
+    assert run is not None
+    (n1, a1, r1), (n2, a2, _) = run.steps
+    assert (n1, n2) == ("search_issues", "update_issue")
+    assert a1["query"] in run.request and a2["priority"] in run.request
+    assert isinstance(a2["issue_id"], int) and f"#{a2['issue_id']} " in r1  # read from the result
+    assert str(a2["issue_id"]) in run.answer
+    cfg = GenerateConfig(n=30, seed=0, kinds=["trajectory"], mix={"trajectory": 1.0}, split_turns=False)
+    res = generate_examples(tracker, cfg, books=[data])
+    assert res.counts == {"trajectory": 30}
+    assert all(len([m for m in ex.messages if m.get("tool_calls")]) == 2 for ex in res.examples)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import random
 from typing import Any, Protocol
 
-from tooltune.data import coding_requests
+from tooltune.data import coding_requests, coding_trajectories
 from tooltune.data.coding_requests import FollowUp
+from tooltune.data.phrasebook_fill import JobRun
 from tooltune.toolspec import ToolSpec
 
 Args = dict[str, Any]
@@ -31,6 +32,8 @@ class Book(Protocol):
     def near_miss(self, rng: random.Random, tool: ToolSpec) -> tuple[str, str] | None: ...
 
     def follow_up(self, rng: random.Random) -> FollowUp | None: ...
+
+    def job(self, rng: random.Random) -> JobRun | None: ...
 
 
 class CodingBook:
@@ -57,6 +60,10 @@ class CodingBook:
 
     def follow_up(self, rng: random.Random) -> FollowUp | None:
         return coding_requests.follow_up(rng)
+
+    def job(self, rng: random.Random) -> JobRun | None:
+        t = coding_trajectories.trajectory(rng)
+        return JobRun(t.request, [(st.name, st.args, st.result) for st in t.steps], t.answer)
 
 
 CODING_BOOK = CodingBook()

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from tooltune.data import coding_chat, coding_requests, coding_trajectories
+from tooltune.data import coding_chat, coding_requests
 from tooltune.data.books import CODING_BOOK, Book
 from tooltune.data.canned_text import CHITCHAT, GENERAL_QA, REFUSALS, fake_result
 from tooltune.data.examples import Example, ExampleMeta, call_message
@@ -373,24 +373,24 @@ class ExampleBuilder:
         return msgs
 
     def trajectory(self) -> list[dict[str, Any]] | None:
-        """A whole job for the agent's own tools from one request: each call chosen from the previous
-        result, then an answer from what came back (``coding_trajectories``)."""
-        job = coding_trajectories.trajectory(self.rng)
-        by_name = {t.name: t for t in self.tools if coding_requests.covers(t)}
-        if any(
-            st.name not in by_name or not self.validators[id(by_name[st.name])].is_valid(st.args)
-            for st in job.steps
-        ):
+        """A whole job from one request: each call chosen from the previous result, then an answer from
+        what came back (the coding tools' ``coding_trajectories``, a phrasebook's ``jobs``)."""
+        books = [b for b in self.books if any(b.covers(t) for t in self.tools)]
+        if not books:
+            return None
+        book = books[0] if len(books) == 1 else self.rng.choice(books)
+        job = book.job(self.rng)
+        if job is None:
+            return None
+        by_name = {t.name: t for t in self.tools}
+        if any(n not in by_name or not self.validators[id(by_name[n])].is_valid(a) for n, a, _ in job.steps):
             self.unverifiable += 1
             return None
         msgs: list[dict[str, Any]] = [{"role": "user", "content": job.request}]
-        for st in job.steps:
-            msgs += [
-                call_message([(st.name, st.args)]),
-                {"role": "tool", "name": st.name, "content": st.result},
-            ]
+        for name, args, result in job.steps:
+            msgs += [call_message([(name, args)]), {"role": "tool", "name": name, "content": result}]
         msgs.append({"role": "assistant", "content": job.answer})
-        uniq = list({st.name: by_name[st.name] for st in job.steps}.values())
+        uniq = list({n: by_name[n] for n, _, _ in job.steps}.values())
         self._tools = self.tool_set(uniq, self.rng.choice([0, 1, 2]))
         return msgs
 

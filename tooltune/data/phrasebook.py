@@ -26,6 +26,12 @@ The format (docs/PHRASEBOOKS.md has the full reference and a worked file)::
       - - {ask: "any open bugs about {query}?", call: search_issues,
            result: "#{ticket} {title} (open)"}
         - {ask: "comment on that one: {body}", call: add_comment, args: {issue_id: "{ticket}"}}
+    jobs:                         # one request, several calls (each from the last result), an answer
+      - ask: "find the open bug about {query} and bump it to {priority}"
+        steps:
+          - {call: search_issues, args: {query: "{query}"}, result: "#{ticket} {title} (open)"}
+          - {call: update_issue, args: {issue_id: "{ticket}", priority: "{priority}"}}
+        answer: "Bumped #{ticket} ({title}) to {priority}."
 
 A slot names a parameter of the tool (or of the step's tool), or a named value. ``{p:words}`` writes a
 small integer in words ("three"); ``{p=value}`` writes nothing and gives ``p`` that value, for templates
@@ -107,6 +113,22 @@ class FollowStep(BaseModel):
     result: str | dict[str, Any] | list[Any] | None = None
 
 
+class JobStep(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    call: str
+    args: dict[str, Any] = Field(default_factory=dict)
+    result: str | dict[str, Any] | list[Any] | None = None
+
+
+class Job(BaseModel):
+    """One request that takes several calls, each using what the one before returned, then an answer."""
+
+    model_config = ConfigDict(extra="forbid")
+    ask: str
+    steps: list[JobStep] = Field(min_length=1)
+    answer: str
+
+
 class Phrasebook(BaseModel):
     """A phrasebook as written; :func:`check_phrasebook` fits it to a tool set."""
 
@@ -116,6 +138,7 @@ class Phrasebook(BaseModel):
     values: dict[str, ValueSpec] = Field(default_factory=dict)
     tools: dict[str, ToolPhrases] = Field(default_factory=dict)
     follow_ups: list[list[FollowStep]] = Field(default_factory=list)
+    jobs: list[Job] = Field(default_factory=list)
 
     def digest(self) -> str:
         """Content hash (sha256 prefix) of the book as used: part of a dataset's recorded sources."""
@@ -130,6 +153,7 @@ class Phrasebook(BaseModel):
             "near_misses": sum(len(t.near_misses) for t in self.tools.values()),
             "results": sum(len(t.results) for t in self.tools.values()),
             "follow_ups": len(self.follow_ups),
+            "jobs": len(self.jobs),
         }
 
 
@@ -484,6 +508,45 @@ class _Checker:
                     return None
         return steps
 
+    def check_job(self, i: int, job: Job) -> Job | None:
+        """Every call known, every required parameter given, every result there but maybe the last's;
+        a slot of the request names a named value or a parameter of one of the job's tools."""
+        where = f"jobs[{i}]"
+        tools = []
+        for j, step in enumerate(job.steps):
+            tool = self.by_name.get(step.call)
+            if tool is None:
+                self.add("error", f"{where}.steps[{j}].call", f"no tool {step.call!r} in the tool set")
+                return None
+            tools.append(tool)
+            unknown = [p for p in step.args if p not in tool.properties]
+            missing = [r for r in tool.required if r not in step.args]
+            if unknown or missing:
+                what = (
+                    f"{tool.name} has no parameter {unknown[0]!r}"
+                    if unknown
+                    else (f"no value for required parameter(s) {', '.join(missing)} of {tool.name}")
+                )
+                self.add("error", f"{where}.steps[{j}]", what)
+                return None
+            if j < len(job.steps) - 1 and step.result is None:
+                self.add("error", f"{where}.steps[{j}].result", "every step but the last needs its result")
+                return None
+        params = {p for t in tools for p in t.properties}
+        texts = [job.ask, job.answer] + [
+            s for st in job.steps for s in _templates_in(st.result) + _templates_in(list(st.args.values()))
+        ]
+        for text in texts:
+            for name, index, _ in slots(text):
+                if index is not None or (name not in params and name not in self.named):
+                    self.add(
+                        "error",
+                        where,
+                        f"slot {{{name}}} is neither a named value nor a parameter of its tools",
+                    )
+                    return None
+        return job
+
 
 def check_phrasebook(text: BookText, tools: list[ToolSpec]) -> CheckedBook:
     """Fit a book to ``tools``: entries that cannot make a valid, grounded call are dropped (errors),
@@ -499,7 +562,13 @@ def check_phrasebook(text: BookText, tools: list[ToolSpec]) -> CheckedBook:
             "warning", "tools", f"no phrases for {', '.join(missing)}: their requests come from their schema"
         )
     follow = [s for i, steps in enumerate(book.follow_ups) if (s := c.check_follow_up(i, steps)) is not None]
+    jobs = [j for i, job in enumerate(book.jobs) if (j := c.check_job(i, job)) is not None]
     out = Phrasebook(
-        phrasebook=book.phrasebook, name=book.name, values=named, tools=kept_tools, follow_ups=follow
+        phrasebook=book.phrasebook,
+        name=book.name,
+        values=named,
+        tools=kept_tools,
+        follow_ups=follow,
+        jobs=jobs,
     )
     return CheckedBook(book=out, issues=c.issues)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import random
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 from tooltune.data.coding_requests import FollowUp
 from tooltune.data.phrasebook import (
@@ -134,16 +134,7 @@ class _Fill:
 
     def structured(self, obj: Any, args: Args) -> Any:
         """A result or ``args`` template filled: a string that is one whole slot keeps the value's type."""
-        if isinstance(obj, dict):
-            return {k: self.structured(v, args) for k, v in obj.items()}
-        if isinstance(obj, list):
-            return [self.structured(v, args) for v in obj]
-        if isinstance(obj, str):
-            m = _WHOLE.match(obj)
-            if m:
-                return self._lookup(m[1], args)
-            return _substitute(obj, lambda n, _i, _m: _text(self._lookup(n, args)))
-        return obj
+        return fill_structured(obj, lambda name: self._lookup(name, args))
 
     def _lookup(self, name: str, args: Args) -> Any:
         if name in args:
@@ -155,6 +146,21 @@ class _Fill:
     def result_text(self, shape: str | dict[str, Any] | list[Any], args: Args) -> str:
         filled = self.structured(shape, args)
         return filled if isinstance(filled, str) else json.dumps(filled)
+
+
+def fill_structured(obj: Any, lookup: Any) -> Any:
+    """``obj`` with every slot replaced by ``lookup(name)``; a string that is one whole slot keeps the
+    value's type (``"{issue_id}"`` stays an integer)."""
+    if isinstance(obj, dict):
+        return {k: fill_structured(v, lookup) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [fill_structured(v, lookup) for v in obj]
+    if isinstance(obj, str):
+        m = _WHOLE.match(obj)
+        if m:
+            return lookup(m[1])
+        return _substitute(obj, lambda n, _i, _m: _text(lookup(n)))
+    return obj
 
 
 def _text(value: Any) -> str:
@@ -248,6 +254,10 @@ class DataBook:
         text = self._polish(rng, _substitute(rng.choice(templates.near_misses), value_for))
         return text, rng.choice(NEAR_MISS_ANSWERS).format(tool=tool.name)
 
+    def job(self, rng: random.Random) -> JobRun | None:
+        """One request worked through several calls (the book's ``jobs``), or None without any."""
+        return _job(self, rng) if self.book.jobs else None
+
     def follow_up(self, rng: random.Random) -> FollowUp | None:
         """A chain from the book: each step's ask, its call, and the result the next step reads."""
         if not self.book.follow_ups:
@@ -279,6 +289,69 @@ class DataBook:
                 results.append(res)
                 said += "\n" + res
         return FollowUp(calls, results, asks)
+
+
+class JobRun(NamedTuple):
+    """A filled job: the request, each call with the result it got, the answer."""
+
+    request: str
+    steps: list[tuple[str, Args, str]]
+    answer: str
+
+
+def _job(book: DataBook, rng: random.Random) -> JobRun | None:
+    """A job from the book, every argument read from the request or from a result before it."""
+    job = rng.choice(book.book.jobs)
+    fill = _Fill(rng, book)
+    tool_of: dict[str, ToolSpec] = {}
+    for st in job.steps:
+        for p in book.by_name[st.call].properties:
+            tool_of.setdefault(p, book.by_name[st.call])
+    values: dict[str, Any] = {}
+    declared: set[str] = set()
+
+    def value(name: str) -> Any:
+        if name not in values:
+            named = name in book.book.values
+            values[name] = fill.named_value(name) if named else fill.param_value(tool_of[name], name)
+        return values[name]
+
+    def said(name: str, index: int | None, modifier: str | None) -> str:
+        if modifier is not None and modifier.startswith("="):
+            values[name] = say_key_value(modifier[1:], tool_of[name].properties.get(name))
+            declared.add(name)
+            return ""
+        v = value(name)
+        if name in book.book.values:
+            return _text(v)
+        text, by_form = fill.say(tool_of[name], name, v, modifier)
+        if by_form:
+            declared.add(name)
+        return text
+
+    request = _substitute(job.ask, said)
+    seen = request
+    steps: list[tuple[str, Args, str]] = []
+    for st in job.steps:
+        args = {k: fill_structured(v, value) for k, v in st.args.items()}
+        # a value the request wrote in a declared form ("P0" for urgent) is read from that form
+        shown = {k: v for k, v in args.items() if _whole_slot(st.args[k]) not in declared}
+        if not book.validators[st.call].is_valid(args) or not mentions_all(seen, shown):
+            return None  # a value neither the request nor a result showed would be a guess
+        result = _result(fill_structured(st.result, value)) if st.result is not None else '{"status": "ok"}'
+        steps.append((st.call, args, result))
+        seen += "\n" + result
+    answer = _substitute(job.answer, lambda n, _i, _m: _text(value(n)))
+    return JobRun(polish(rng, request, verbs=book.verbs, keep_case=job.ask.startswith("{")), steps, answer)
+
+
+def _whole_slot(template: Any) -> str | None:
+    m = _WHOLE.match(template) if isinstance(template, str) else None
+    return m[1] if m else None
+
+
+def _result(filled: Any) -> str:
+    return filled if isinstance(filled, str) else json.dumps(filled)
 
 
 def slot_names(template: str) -> set[str]:
