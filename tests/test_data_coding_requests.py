@@ -138,7 +138,9 @@ def test_no_request_is_near_a_coding_tools_eval_case(natural) -> None:
                 assert index.match(m["content"]) is None, m["content"]
     # the phrasebook does write some requests that close (short, common ones): they were dropped
     assert natural.dropped_leaked > 0
-    assert all(s.startswith("builtin:coding_tools.jsonl:") for s in natural.leaked_sources)
+    # near the coding-tools suite, or the coding-tasks suite's requests ("do the tests pass?")
+    prefixes = ("builtin:coding_tools.jsonl:", "tasks:coding-tasks:")
+    assert all(s.startswith(prefixes) for s in natural.leaked_sources), natural.leaked_sources
 
 
 def test_code_questions_and_out_of_reach_asks_are_answered_in_text(natural) -> None:
