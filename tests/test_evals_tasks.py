@@ -212,12 +212,12 @@ def test_the_built_in_suite_is_solvable_and_not_solved_by_doing_nothing(tmp_path
     assert len(suite.tasks) >= 40
     for task in suite.tasks:
         assert task.reference is not None, task.id
-        with sandbox_copy(suite.project(task), tmp_path / "ref") as root:
+        with sandbox_copy(suite.project(task)) as root:
             before = snapshot(root)
             answer = apply_reference(task, root)
             failed = [o for o in run_checks(task, root, answer, before) if not o.passed]
             assert not failed, (task.id, failed)
-        with sandbox_copy(suite.project(task), tmp_path / "idle") as root:
+        with sandbox_copy(suite.project(task)) as root:
             before = snapshot(root)
             assert not all(o.passed for o in run_checks(task, root, "", before)), task.id
 
@@ -229,3 +229,74 @@ def test_the_leak_check_keeps_task_requests_out_of_training() -> None:
     task = load_task_suite("coding-tasks").tasks[0]
     hit = index.match(task.request)
     assert hit is not None and hit[0] == f"tasks:coding-tasks:{task.id}"
+
+
+def test_trajectory_data_never_rehearses_a_task_edit() -> None:
+    """The opt-in trajectory kind edits constants and fixes functions: none of them is one the tasks'
+    projects have, so training cannot teach a task's answer."""
+    import random
+    import re
+
+    from tooltune.data.coding_trajectories import trajectory
+
+    suite = load_task_suite("coding-tasks")
+    names: set[str] = set()
+    for p in suite.projects_dir.rglob("*"):
+        if p.is_file() and p.suffix in (".py", ".ts", ".tsx", ".json", ".ini", ".md", ".toml"):
+            text = p.read_text(errors="replace")
+            names |= set(re.findall(r"\b[A-Z][A-Z0-9_]{3,}\b", text)) | set(re.findall(r"def (\w+)", text))
+    rng = random.Random(0)
+    for _ in range(2000):
+        job = trajectory(rng)
+        for step in job.steps:
+            if step.name == "write_file":
+                written = set(re.findall(r"\b[A-Z][A-Z0-9_]{3,}\b", step.args["content"]))
+                written |= set(re.findall(r"def (\w+)", step.args["content"]))
+                assert not (written & names), (written & names, step.args["content"])
+
+
+def test_project_names_links_and_run_ids_cannot_reach_outside(suite_file: Path, tmp_path: Path) -> None:
+    projects = suite_file.parent / "projects"
+    for bad in ("..", "/etc", "app/../.."):
+        with pytest.raises(TaskSuiteError, match="project must be the name of a folder"):
+            moved = SUITE.replace(
+                "project: app\n    request: \"what's", f"project: {bad}\n    request: \"what's"
+            )
+            parse_task_suite(moved, source="mini.yaml", projects_dir=projects)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOPSECRET")
+    (projects / "app" / "leak.txt").symlink_to(secret)
+    (projects / "app" / "dangling").symlink_to(tmp_path / "nowhere")
+    suite = load_task_suite(suite_file)
+
+    def reader(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        if not _returns(messages) and not any(
+            p.part_kind == "retry-prompt" for m in messages for p in m.parts
+        ):
+            return ModelResponse(parts=[ToolCallPart("read_file", {"path": "leak.txt"})])
+        return ModelResponse(parts=[TextPart("done")])
+
+    ws = Workspace(tmp_path / "ws").ensure()
+    report = anyio.run(
+        lambda: run_task_suite(suite, ws=ws, model=FunctionModel(reader), run_id="links", limit=1)
+    )
+    assert report.results[0].failed_calls == 1  # the link is copied as a link, and the sandbox refuses it
+    assert "TOPSECRET" not in (task_run_dir(ws, "links") / "transcripts" / "timeout-value.jsonl").read_text()
+    root = tmp_path / "p"
+    root.mkdir()
+    from tooltune.evals.tasks import run_check
+
+    assert not run_check(Check.model_validate({"file_absent": "../../etc/passwd"}), root, "", {}).passed
+    # the same run id again: the finished task is kept, not run again; another target is refused
+    calls: list[int] = []
+
+    def counting(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        calls.append(1)
+        return ModelResponse(parts=[TextPart("done")])
+
+    again = anyio.run(lambda: run_task_suite(suite, ws=ws, model=FunctionModel(counting), run_id="links"))
+    assert [r.task_id for r in again.results] == ["timeout-value", "bump-timeout"] and len(calls) == 1
+    with pytest.raises(Exception, match="exists for suite"):
+        anyio.run(
+            lambda: run_task_suite(suite, ws=ws, model=FunctionModel(counting), run_id="links", adapter="x")
+        )

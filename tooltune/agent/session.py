@@ -225,15 +225,21 @@ class AgentSession:
                 event_stream_handler=event_handler,
             )
         except UsageLimitExceeded as e:
-            return TurnResult(error=f"stopped after {self.max_steps} model requests ({e}); raise --max-steps")
+            return TurnResult(
+                error=f"stopped after {self.max_steps} model requests ({e}); raise --max-steps",
+                **_counts(model, before, dropped_before, cuts_before),
+            )
         except UnexpectedModelBehavior as e:
             dropped = model.dropped - dropped_before
             why = f" ({dropped} dropped by the server as unparseable JSON)" if dropped else ""
             return TurnResult(
-                error=f"the model kept making invalid tool calls{why}: {e}", dropped_tool_calls=dropped
+                error=f"the model kept making invalid tool calls{why}: {e}",
+                **_counts(model, before, dropped_before, cuts_before),
             )
         except (ModelAPIError, AgentRunError) as e:
-            return TurnResult(error=f"model request failed: {e}")
+            return TurnResult(
+                error=f"model request failed: {e}", **_counts(model, before, dropped_before, cuts_before)
+            )
         new = result.new_messages()
         self.history = list(result.all_messages())
         usage = result.usage
@@ -269,6 +275,15 @@ class AgentSession:
                 f.write(json.dumps(to_jsonable_python(msg)) + "\n")
         tmp.replace(path)
         return path
+
+
+def _counts(model: LenientToolCallModel, recovered: int, dropped: int, cuts: int) -> dict[str, int]:
+    """What a turn that ended in an error still did: calls recovered, dropped, answers cut off."""
+    return {
+        "recovered_text_calls": model.recovered - recovered,
+        "dropped_tool_calls": model.dropped - dropped,
+        "degenerate_cuts": model.degenerate - cuts,
+    }
 
 
 def load_session(path: Path) -> list[ModelMessage]:

@@ -54,7 +54,7 @@ def run(
     temperature: float = 0.0,
     seed: int | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
-    max_tokens: int = 256,
+    max_tokens: int | None = None,
     resume: str | None = None,
     run_id: str | None = None,
     tasks: str | None = None,
@@ -87,7 +87,8 @@ def run(
     concurrency
         Requests in flight at once (the server batches them).
     max_tokens
-        Generation limit per answer.
+        Generation limit per answer (default 256; with --tasks the server's own, since the agent writes
+        whole files through write_file).
     resume
         Finish an interrupted run with this id (skips cases already recorded).
     run_id
@@ -113,7 +114,7 @@ def run(
         temperature=temperature,
         seed=seed,
         limit=limit,
-        max_tokens=max_tokens,
+        max_tokens=max_tokens or 256,
     )
 
     async def main() -> list[EvalReport]:
@@ -331,7 +332,7 @@ def run_tasks(
     model: str | None,
     base_url: list[str] | None,
     limit: int | None,
-    max_tokens: int,
+    max_tokens: int | None,
     run_id: str | None,
     lenient_tools: bool,
 ) -> int:

@@ -30,26 +30,28 @@ class Trajectory(NamedTuple):
     answer: str
 
 
+# functions the coding-tasks projects do not have (their failing tests are eval tasks, not lessons)
 _PY_FUNCS = [
-    ("add", "a, b", "a + b", "a - b", "add(2, 3) == 5"),
     ("is_even", "n", "n % 2 == 0", "n % 2 == 1", "is_even(4)"),
+    ("sum_squares", "xs", "sum(x * x for x in xs)", "sum(x + x for x in xs)", "sum_squares([1, 2]) == 5"),
     (
-        "slugify",
-        "title",
-        "title.lower().replace(' ', '-')",
-        "title.upper().replace(' ', '-')",
-        "slugify('Hello World') == 'hello-world'",
+        "initials",
+        "name",
+        "''.join(w[0] for w in name.split())",
+        "name[0]",
+        "initials('Ada Lovelace') == 'AL'",
     ),
-    ("clamp", "x, lo, hi", "max(lo, min(x, hi))", "min(lo, max(x, hi))", "clamp(15, 0, 10) == 10"),
     ("average", "xs", "sum(xs) / len(xs)", "sum(xs) / (len(xs) + 1)", "average([2, 4]) == 3"),
+    ("cube", "n", "n ** 3", "n * 3", "cube(2) == 8"),
 ]
+# none of these names is in the coding-tasks projects: training must not rehearse an eval task's edit
 _CONSTS = [
-    ("DEFAULT_TIMEOUT", 30, 60),
-    ("MAX_RETRIES", 3, 5),
+    ("CACHE_TTL", 300, 900),
     ("BATCH_SIZE", 100, 250),
-    ("PORT", 8000, 8080),
-    ("CACHE_TTL", 300, 600),
-    ("PAGE_SIZE", 20, 50),
+    ("POOL_SIZE", 5, 10),
+    ("MAX_UPLOAD_MB", 10, 25),
+    ("SESSION_DAYS", 7, 14),
+    ("WORKER_COUNT", 2, 4),
 ]
 
 
@@ -111,7 +113,7 @@ def _list_and_read(rng: random.Random) -> Trajectory:
 def _edit_constant(rng: random.Random) -> Trajectory:
     const, old, new = rng.choice(_CONSTS)
     path = rng.choice(["config.py", "settings.py", f"{rng.choice(['src', 'app', 'core'])}/config.py"])
-    before = f'"""Settings."""\n\n{const} = {old}\nDEBUG = False\n'
+    before = f'"""Settings."""\n\n{const} = {old}\nVERBOSE_ERRORS = False\n'
     after = before.replace(f"{const} = {old}", f"{const} = {new}")
     ask = rng.choice(
         [

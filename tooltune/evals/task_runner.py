@@ -28,6 +28,7 @@ from pydantic_core import to_jsonable_python
 
 from tooltune.agent.agent import ServedEndpoint, build_agent
 from tooltune.agent.session import AgentSession, TurnResult, tool_call_records
+from tooltune.errors import TooltuneError
 from tooltune.evals.compare import McNemar, mcnemar_exact
 from tooltune.evals.tasks import CheckOutcome, Task, TaskSuite, run_checks, sandbox_copy, snapshot
 from tooltune.logs import get_logger
@@ -132,14 +133,13 @@ async def run_task(
     task: Task,
     suite: TaskSuite,
     *,
-    workdir: Path,
     server: ServedEndpoint | None = None,
     model: Model | None = None,
     lenient_tools: bool = False,
     max_tokens: int | None = None,
 ) -> tuple[TaskResult, str]:
     """One attempt at ``task`` in a fresh copy of its project: the result and the transcript (JSONL)."""
-    with sandbox_copy(suite.project(task), workdir) as root:
+    with sandbox_copy(suite.project(task)) as root:
         before = snapshot(root)
         agent = build_agent(root=root, allow_write=task.allow_write, allow_exec=task.allow_exec)
         session = AgentSession(
@@ -201,8 +201,10 @@ async def run_task_suite(
     max_tokens: int | None = None,
     on_progress: ProgressFn | None = None,
 ) -> TaskReport:
-    """Every task (the first ``limit``) once, in order; results are appended as they finish, so an
-    interrupted run keeps what it did. ``server`` is used as it is: the caller serves the adapter."""
+    """Every task (the first ``limit``) once, in order; results are appended as they finish. With the
+    ``run_id`` of an earlier run of the same suite and target, the tasks it finished are kept and only
+    the rest run (an interrupted run resumes, a finished one is returned as it is). ``server`` is used
+    as it is: the caller serves the adapter."""
     tasks = suite.tasks[:limit] if limit else suite.tasks
     run_id = run_id or (
         datetime.now(UTC).strftime("%Y%m%d-%H%M%S-")
@@ -210,6 +212,21 @@ async def run_task_suite(
         + uuid.uuid4().hex[:4]
     )
     d = task_run_dir(ws, run_id)
+    results: list[TaskResult] = []
+    if (d / "run.json").exists():
+        earlier = load_task_report(ws, run_id)
+        if (earlier.meta.suite, earlier.meta.adapter, earlier.meta.lenient_tools) != (
+            suite.name,
+            adapter,
+            lenient_tools,
+        ):
+            raise TooltuneError(
+                f"task run {run_id!r} exists for suite {earlier.meta.suite!r}, adapter "
+                f"{earlier.meta.adapter!r}, lenient tools {earlier.meta.lenient_tools}; choose another run id"
+            )
+        wanted = {t.id for t in tasks}
+        results = [r for r in earlier.results if r.task_id in wanted]
+        log.info("task run resumed", run_id=run_id, done=len(results), tasks=len(tasks))
     (d / "transcripts").mkdir(parents=True, exist_ok=True)
     meta = TaskRunMeta(
         run_id=run_id,
@@ -223,13 +240,14 @@ async def run_task_suite(
         started=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     atomic_write_json(d / "run.json", meta)
-    results: list[TaskResult] = []
-    (d / "results.jsonl").write_text("", "utf-8")
+    atomic_write_text(d / "results.jsonl", "".join(r.model_dump_json() + "\n" for r in results))
+    done = {r.task_id for r in results}
     for i, task in enumerate(tasks, start=1):
+        if task.id in done:
+            continue
         result, transcript = await run_task(
-            task, suite, workdir=d / "sandbox", server=server, model=model, lenient_tools=lenient_tools,
-            max_tokens=max_tokens,
-        )  # fmt: skip
+            task, suite, server=server, model=model, lenient_tools=lenient_tools, max_tokens=max_tokens
+        )
         atomic_write_text(d / "transcripts" / f"{task.id}.jsonl", transcript)
         with open(d / "results.jsonl", "a", encoding="utf-8") as f:
             f.write(result.model_dump_json() + "\n")
@@ -239,7 +257,8 @@ async def run_task_suite(
             on_progress(i, len(tasks), result)
     meta.finished = datetime.now(UTC).isoformat(timespec="seconds")
     atomic_write_json(d / "run.json", meta)
-    report = TaskReport(meta=meta, results=results)
+    order = {t.id: i for i, t in enumerate(tasks)}
+    report = TaskReport(meta=meta, results=sorted(results, key=lambda r: order[r.task_id]))
     atomic_write_json(d / "summary.json", report.summary())
     return report
 
@@ -419,7 +438,10 @@ async def evaluate_tasks_on_server(
     finally:
         if restore and server.served.adapter != previous:
             with anyio.CancelScope(shield=True):
-                await server.switch_adapter(previous, record=False)
+                try:
+                    await server.switch_adapter(previous, record=False)
+                except TooltuneError as e:  # must not hide the run's own outcome
+                    log.warning("tasks.restore_failed", adapter=previous, error=str(e))
     cmp = None
     if len(reports) == 2:
         cmp = await anyio.to_thread.run_sync(

@@ -32,10 +32,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import re
 import shutil
-import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
@@ -44,6 +45,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from tooltune.agent.sandbox import ToolRefusal
+from tooltune.agent.tools_impl import run_argv
 from tooltune.errors import TooltuneError, first_error
 
 TASKS_FORMAT = 1
@@ -124,6 +127,13 @@ class Task(BaseModel):
     timeout_s: float = Field(default=600.0, gt=0)
     checks: list[Check] = Field(min_length=1)
     reference: Reference | None = None
+
+    @model_validator(mode="after")
+    def _project_is_a_folder_name(self) -> Task:
+        """A folder under ``projects/``, named plainly: never ``..``, an absolute path or a nested one."""
+        if "/" in self.project or "\\" in self.project or self.project in (".", ".."):
+            raise ValueError(f"project must be the name of a folder under projects/, got {self.project!r}")
+        return self
 
 
 class TaskSuite(BaseModel):
@@ -240,17 +250,19 @@ def snapshot(root: Path) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def sandbox_copy(project: Path, parent: Path) -> Iterator[Path]:
-    """A fresh copy of ``project`` under ``parent``, removed afterwards."""
-    parent.mkdir(parents=True, exist_ok=True)
+def sandbox_copy(project: Path) -> Iterator[Path]:
+    """A fresh copy of ``project`` in a new temporary folder (outside any git checkout the user works
+    in, so the agent's git tools see only the copy), removed afterwards. Symbolic links stay links:
+    the agent's sandbox refuses any that lead outside the copy."""
+    parent = Path(tempfile.mkdtemp(prefix="tooltune-task-"))
     root = parent / project.name
-    if root.exists():
-        shutil.rmtree(root)
-    shutil.copytree(project, root, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
     try:
+        shutil.copytree(
+            project, root, symlinks=True, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache")
+        )
         yield root
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(parent, ignore_errors=True)
 
 
 class CheckOutcome(BaseModel):
@@ -259,9 +271,14 @@ class CheckOutcome(BaseModel):
     detail: str = ""
 
 
-def _read(root: Path, rel: str) -> str | None:
+def _inside(root: Path, rel: str) -> Path | None:
     p = (root / rel).resolve()
-    if not p.is_relative_to(root.resolve()) or not p.is_file():
+    return p if p.is_relative_to(root.resolve()) else None
+
+
+def _read(root: Path, rel: str) -> str | None:
+    p = _inside(root, rel)
+    if p is None or not p.is_file():
         return None
     return p.read_text("utf-8", errors="replace")
 
@@ -299,7 +316,8 @@ def run_check(check: Check, root: Path, answer: str, before: dict[str, str]) -> 
         ok = _read(root, check.file_exists) is not None
         return CheckOutcome(kind=kind, passed=ok, detail="" if ok else f"{check.file_exists} does not exist")
     if check.file_absent is not None:
-        ok = not (root / check.file_absent).exists()
+        inside = _inside(root, check.file_absent)
+        ok = inside is not None and not inside.exists()
         return CheckOutcome(kind=kind, passed=ok, detail="" if ok else f"{check.file_absent} exists")
     if check.unchanged is not None:
         after = snapshot(root)
@@ -311,15 +329,23 @@ def run_check(check: Check, root: Path, answer: str, before: dict[str, str]) -> 
 
 
 def _command(cmd: CommandCheck, root: Path) -> CheckOutcome:
+    """Run in the copy after the agent: it executes the project's code, the agent's edits included, so
+    it runs like the agent's own commands (no shell, stdin closed, output capped, the whole process
+    group killed on timeout) with a minimal environment."""
     argv = [sys.executable if a == "python" and i == 0 else a for i, a in enumerate(cmd.argv)]
+    env = {
+        k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
+    }
     try:
-        proc = subprocess.run(argv, cwd=root, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S)
-    except (OSError, subprocess.TimeoutExpired) as e:
+        proc = run_argv(argv, root, timeout=COMMAND_TIMEOUT_S, env={**env, "PYTHONDONTWRITEBYTECODE": "1"})
+    except ToolRefusal as e:
         return CheckOutcome(kind="command", passed=False, detail=f"{' '.join(cmd.argv)}: {e}")
-    out = proc.stdout + proc.stderr
+    out = proc.output
     bad = []
-    if cmd.exit_code is not None and proc.returncode != cmd.exit_code:
-        bad.append(f"exit code {proc.returncode}, wanted {cmd.exit_code}")
+    if proc.timed_out:
+        bad.append(f"timed out after {COMMAND_TIMEOUT_S} s")
+    elif cmd.exit_code is not None and proc.exit_code != cmd.exit_code:
+        bad.append(f"exit code {proc.exit_code}, wanted {cmd.exit_code}")
     if cmd.output_contains is not None and cmd.output_contains not in out:
         bad.append(f"output lacks {cmd.output_contains!r}")
     return CheckOutcome(
@@ -335,7 +361,9 @@ def apply_reference(task: Task, root: Path) -> str:
     """Write the reference solution's files into ``root``; returns its answer."""
     assert task.reference is not None
     for rel, content in task.reference.files.items():
-        p = root / rel
+        p = _inside(root, rel)
+        if p is None:
+            raise TaskSuiteError(f"task {task.id!r}: reference file {rel!r} is outside the project")
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(content, "utf-8")
     return task.reference.answer

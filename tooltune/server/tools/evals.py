@@ -17,7 +17,7 @@ from tooltune.evals.service import compare_runs as compare_saved_runs
 from tooltune.evals.service import evaluate_on_server
 from tooltune.evals.suite import EvalSuite, load_suite
 from tooltune.evals.task_runner import evaluate_tasks_on_server
-from tooltune.evals.tasks import TaskSuite, is_task_suite, load_task_suite
+from tooltune.evals.tasks import BUILTIN_TASK_SUITES, TaskSuite, is_task_suite, load_task_suite
 from tooltune.jobs import JobRecord
 from tooltune.logs import get_logger
 from tooltune.server.errors import agent_errors
@@ -76,7 +76,12 @@ def register(mcp: MCPServer, state: ServerState) -> None:
             bool, Field(description="Also run the base model without adapter, first.")
         ] = True,
         limit: Annotated[
-            int | None, Field(ge=1, description="First N cases per category (default: the whole suite).")
+            int | None,
+            Field(
+                ge=1,
+                description="First N cases per category (default: the whole suite); for a task suite, "
+                "the first N tasks.",
+            ),
         ] = None,
         base_model: Annotated[
             str | None,
@@ -300,6 +305,14 @@ async def _start_task_eval(
     wait_seconds: float,
 ) -> EvalStarted:
     """An agent task suite as an eval job: each target through the agent, then the comparison."""
+    if not state.allow_spawn and suite_ref not in BUILTIN_TASK_SUITES:
+        # a task file's checks run commands and its tasks may let the agent run them: starting programs
+        # for a client is off on this server (the default over HTTP)
+        raise ToolError(
+            "a task suite from a file runs its own commands, and starting programs is off on this server; "
+            f"use a built-in task suite ({', '.join(BUILTIN_TASK_SUITES)}) or have the owner restart it "
+            "with `tooltune mcp --http --allow-spawn`"
+        )
     suite = await in_thread(load_task_suite, suite_ref)
     n_tasks = len(suite.tasks[:limit] if limit else suite.tasks)
     model_path = await in_thread(base_model_for, state, adapter, base_model)
