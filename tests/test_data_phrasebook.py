@@ -102,9 +102,22 @@ def test_check_drops_bad_entries_with_file_and_line_and_keeps_the_rest(
     assert len(kept.follow_ups) == 1
 
 
-def test_structural_errors_name_the_line() -> None:
-    with pytest.raises(DataError, match=r"b.yaml:4: tools.x.requests"):
-        parse_phrasebook("phrasebook: 1\ntools:\n  x:\n    requests: 5\n", source="b.yaml")
+def test_structural_errors_name_the_line_and_drop_only_their_entry(tracker: list[ToolSpec]) -> None:
+    text = (
+        "phrasebook: 1\ntools:\n  get_issue:\n    requests: 5\n  update_issue:\n"
+        "    requests: ['bump #{issue_id} to {priority}']\n    say: {state: [open]}\n"
+        "  add_comment:\n    requests: ['note on #{issue_id}: {body}']\n"
+        "values:\n  n: 5\nfollow_ups:\n  - [{ask: x, call: get_issue, extra: 1}]\n"
+    )
+    parsed = parse_phrasebook(text, source="b.yaml")
+    assert set(parsed.book.tools) == {"add_comment"}  # the two malformed tools went, the good one stayed
+    checked = check_phrasebook(parsed, tracker)
+    found = {str(e).split(": ")[0] + ": " + e.where for e in checked.errors}
+    assert {"b.yaml:4: tools.get_issue.requests", "b.yaml:7: tools.update_issue.say.state"} <= found, found
+    assert any(e.where.startswith("values.n") for e in checked.errors)
+    assert any(e.where.startswith("follow_ups[0]") for e in checked.errors)
+    with pytest.raises(DataError, match="unknown key"):
+        parse_phrasebook("tool: {}\n", source="b.yaml")
     with pytest.raises(DataError, match="format 2 is not supported"):
         parse_phrasebook("phrasebook: 2\ntools: {}\n", source="b.yaml")
     with pytest.raises(DataError, match="not valid YAML"):
@@ -282,3 +295,67 @@ def test_jobs_chain_calls_on_results_and_generate_as_trajectories(tracker: list[
     res = generate_examples(tracker, cfg, books=[data])
     assert res.counts == {"trajectory": 30}
     assert all(len([m for m in ex.messages if m.get("tool_calls")]) == 2 for ex in res.examples)
+
+
+def test_review_cases_fill_only_what_the_words_show(tracker: list[ToolSpec]) -> None:
+    """Each of these once made a call the request did not say, an empty or mis-typed message, or a crash."""
+    from tooltune.data.phrasebook import phrasebook_from_object
+    from tooltune.data.phrasebook_fill import drop_unfillable
+
+    book = {
+        "values": {"ticket": {"range": [1, 9]}, "title": ["Health"]},
+        "tools": {
+            "get_issue": {
+                "requests": ["what's in #{issue_id}?", "{include_comments=true}", "show {{{issue_id}}}"],
+                "values": {"issue_id": {"range": [1, 99]}},
+                "near_misses": ["unmark #{issue_id} as a dupe{include_comments=true}"],
+                "results": [
+                    {"result": {"id": "{issue_id}", "state": "{state}"}, "answer": "{issue_id}"},
+                    {"result": {"id": "{issue_id}"}, "answer": "{issue_id}"},
+                ],
+            },
+            "search_issues": {
+                "requests": ["anything about {query}?"],
+                "values": {"query": {"range": [1, 5]}},
+            },
+            "add_labels": {
+                "requests": ["tag #{issue_id} {labels}"],
+                "parallel": ["tag #{issue_id.1} and #{issue_id.2} {labels}"],
+                "values": {"issue_id": [5], "labels": [["bug"]]},
+            },
+        },
+        "follow_ups": [
+            [
+                {"ask": "any bugs about {query}?", "call": "search_issues", "result": "found one, it's open"},
+                {
+                    "ask": "comment on #{issue_id}: {body}",
+                    "call": "add_comment",
+                    "args": {"issue_id": "{ticket}"},
+                },
+            ],
+            [
+                {"ask": "any bugs about {query}?", "call": "search_issues", "result": "found one, it's open"},
+                {"ask": "comment on it: {body}", "call": "add_comment", "args": {"issue_id": "{ticket}"}},
+            ],
+        ],
+    }
+    text = phrasebook_from_object(book)
+    checked = check_phrasebook(text, tracker)
+    where = {e.where for e in checked.errors}
+    assert "tools.get_issue.requests[1]" in where  # only a slot: it would be an empty message
+    assert "tools.search_issues.values.query" in where  # numbers for a string: the schema refuses them
+    assert "tools.get_issue.requests[2]" in where  # {{{issue_id}}} is literal braces: no issue_id slot
+    assert "tools.get_issue.results[0]" in where  # {state} is no parameter of get_issue
+    assert "follow_ups[0][1].args.issue_id" in where  # args would override what the ask says
+    checked = drop_unfillable(checked, tracker, text=text)
+    where = {e.where for e in checked.errors}
+    assert "tools.add_labels.parallel[0]" in where  # one issue id only: the two calls are always the same
+    data = DataBook(checked, tracker)
+    rng = random.Random(0)
+    get_issue = next(t for t in tracker if t.name == "get_issue")
+    for _ in range(20):
+        text_, answer = data.near_miss(rng, get_issue) or ("", "")
+        assert "dupetrue" not in text_ and "dupe" in text_
+        got = data.result(rng, "get_issue", {"issue_id": 7})
+        assert got is not None and json.loads(got[0]) == {"id": 7} and got[1] == "7"  # the answer is text
+    assert data.follow_up(rng) is None  # the ticket never appears in the result: it would be a guess

@@ -191,3 +191,16 @@ async def test_mcp_phrasebook_mapping_and_client_sampling(settings: Settings, ti
     saved = settings.workspace / "inputs" / "s" / "phrasebook.yaml"
     tools = load_tool_specs(["builtin:issue-tracker"])
     assert not check_phrasebook(load_phrasebook(saved), tools).errors  # kept beside the dataset, usable again
+
+
+@pytest.mark.anyio
+async def test_mcp_refuses_a_malformed_book_and_writes_nothing(settings: Settings) -> None:
+    state = ServerState(settings)
+    async with mcp.Client(build_server(settings, state=state)) as c:
+        result = await c.call_tool(
+            "generate_training_examples",
+            {"tools": [{"name": "f", "parameters": {"type": "object", "properties": {}}}], "name": "bad",
+             "phrasebook": {"tools": {}, "sections": 1}},
+        )  # fmt: skip
+        assert result.is_error and "unknown key" in result.content[0].text  # type: ignore[union-attr]
+    assert not (settings.workspace / "inputs" / "bad").exists()

@@ -350,9 +350,12 @@ app.command(phrasebook_app)
 def _checked_book(path: Path, tools: list[str]) -> Any:
     """Load and fit a book to the tools, printing what was skipped (the rest is used)."""
     from tooltune.data.phrasebook import check_phrasebook, load_phrasebook
+    from tooltune.data.phrasebook_fill import drop_unfillable
     from tooltune.data.tool_sources import load_tool_specs
 
-    checked = check_phrasebook(load_phrasebook(path), load_tool_specs(tools))
+    specs = load_tool_specs(tools)
+    text = load_phrasebook(path)
+    checked = drop_unfillable(check_phrasebook(text, specs), specs, text=text)
     for issue in checked.errors:
         context.console_err.print(f"[yellow]skipped[/] {issue}", highlight=False)
     return checked
@@ -381,11 +384,12 @@ def phrasebook_lint(
     import random
 
     from tooltune.data.phrasebook import check_phrasebook, load_phrasebook
-    from tooltune.data.phrasebook_fill import DataBook
+    from tooltune.data.phrasebook_fill import DataBook, drop_unfillable
     from tooltune.data.tool_sources import load_tool_specs
 
     specs = load_tool_specs(tools)
-    checked = check_phrasebook(load_phrasebook(file), specs)
+    text = load_phrasebook(file)
+    checked = drop_unfillable(check_phrasebook(text, specs), specs, text=text)
     book = DataBook(checked, specs)
     rng = random.Random(0)
     shown = {

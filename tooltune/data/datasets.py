@@ -14,7 +14,7 @@ from tooltune.data.generate import generate_examples
 from tooltune.data.generate_config import GENERATOR_VERSION, GenerateConfig, GenerateResult
 from tooltune.data.lint import LintReport, lint_items
 from tooltune.data.phrasebook import BookText, CheckedBook, check_phrasebook
-from tooltune.data.phrasebook_fill import DataBook
+from tooltune.data.phrasebook_fill import DataBook, drop_unfillable
 from tooltune.data.similarity import LeakIndex
 from tooltune.data.store import DatasetInfo, DatasetMeta, save_dataset
 from tooltune.data.teacher import TEACHER_PROMPT_VERSION, Teacher
@@ -72,7 +72,10 @@ def generate_dataset(
         recs = [(f"{examples_file}:{i}", obj) for i, obj in read_jsonl(Path(examples_file))]
         caller = expand_caller_records(recs, tools, seed=cfg.seed)
     given = phrasebook if isinstance(phrasebook, list) else [] if phrasebook is None else [phrasebook]
-    checked = [check_phrasebook(b, tools) if isinstance(b, BookText) else b for b in given]
+    checked = [
+        drop_unfillable(check_phrasebook(b, tools), tools, text=b) if isinstance(b, BookText) else b
+        for b in given
+    ]
     books = [DataBook(c, tools) for c in checked]
     leak = LeakIndex.for_workspace(ws.root, bfcl_dir)
     result = generate_examples(

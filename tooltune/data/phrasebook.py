@@ -7,31 +7,20 @@ once, near misses that must not call, and the shapes of the tool's results; plus
 value from a result. The generator fills the slots with typed values, so every argument is grounded in
 the request, and checks each filled example against the tool's schema.
 
-The format (docs/PHRASEBOOKS.md has the full reference and a worked file)::
+The format, in short (docs/PHRASEBOOKS.md has the reference and a worked example, checked by a test)::
 
     phrasebook: 1
-    values:                       # named values any template may use ({ticket}); list or {range: [lo, hi]}
-      ticket: {range: [2, 999]}
+    values: {ticket: {range: [2, 999]}}            # named values any template may use: {ticket}
     tools:
       get_issue:
-        requests: ["what's in #{issue_id}?", "open issue {issue_id}"]
-        values: {issue_id: {range: [1, 999]}}    # per parameter; else the generator's typed sampler
-        say: {state: {in_progress: ["in progress", "being worked on"]}}   # other ways to say a value
-        parallel: ["show me #{issue_id.1} and #{issue_id.2}"]             # .1 / .2: one call each
-        near_misses: ["delete issue {issue_id}"]                          # must be answered in text
-        results:
-          - result: {id: "{issue_id}", title: "{title}", state: open}     # a mapping is sent as JSON
-            answer: "#{issue_id} is open: {title}."
-    follow_ups:
-      - - {ask: "any open bugs about {query}?", call: search_issues,
-           result: "#{ticket} {title} (open)"}
-        - {ask: "comment on that one: {body}", call: add_comment, args: {issue_id: "{ticket}"}}
-    jobs:                         # one request, several calls (each from the last result), an answer
-      - ask: "find the open bug about {query} and bump it to {priority}"
-        steps:
-          - {call: search_issues, args: {query: "{query}"}, result: "#{ticket} {title} (open)"}
-          - {call: update_issue, args: {issue_id: "{ticket}", priority: "{priority}"}}
-        answer: "Bumped #{ticket} ({title}) to {priority}."
+        requests: ["what's in #{issue_id}?"]        # a {param} slot where each value goes
+        values: {issue_id: {range: [1, 999]}}      # per parameter; else the generator's typed sampler
+        say: {include_comments: {true: ["with the comments"]}}   # other ways to say a value
+        parallel: ["show me #{issue_id.1} and #{issue_id.2}"]     # .1 / .2: one call each
+        near_misses: ["delete issue {issue_id}"]                  # answered in text
+        results: [{result: {id: "{issue_id}", state: open}, answer: "#{issue_id} is open."}]
+    follow_ups: [[{ask: ..., call: ..., result: ...}, {ask: ..., call: ..., args: {issue_id: "{ticket}"}}]]
+    jobs: [{ask: ..., steps: [{call: ..., args: ..., result: ...}, ...], answer: ...}]
 
 A slot names a parameter of the tool (or of the step's tool), or a named value. ``{p:words}`` writes a
 small integer in words ("three"); ``{p=value}`` writes nothing and gives ``p`` that value, for templates
@@ -54,7 +43,7 @@ from typing import Any
 
 import yaml
 from jsonschema import Draft202012Validator
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from tooltune.data.examples import DataError
 from tooltune.toolspec import ToolSpec
@@ -187,10 +176,25 @@ class CheckedBook(BaseModel):
         return [i for i in self.issues if i.severity == "warning"]
 
 
+def template_parts(template: str) -> list[str]:
+    """The template split at ``{{`` and ``}}`` (literal braces, kept as their own parts): slots are
+    found in the other parts only, the same way when checking and when filling."""
+    return re.split(r"(\{\{|\}\})", template)
+
+
 def slots(template: str) -> list[tuple[str, int | None, str | None]]:
     """The ``(name, index, modifier)`` of each slot in ``template`` (``{{``/``}}`` are literal braces)."""
-    plain = template.replace("{{", "").replace("}}", "")
-    return [(m[1], int(m[2]) if m[2] else None, m[3] or m[4]) for m in SLOT.finditer(plain)]
+    return [
+        (m[1], int(m[2]) if m[2] else None, m[3] or m[4])
+        for part in template_parts(template)
+        if part not in ("{{", "}}")
+        for m in SLOT.finditer(part)
+    ]
+
+
+def literal_text(template: str) -> str:
+    """What a template says besides its slots."""
+    return "".join(SLOT.sub("", p) for p in template_parts(template) if p not in ("{{", "}}")).strip()
 
 
 def say_key_value(key: str, schema: Any) -> Any:
@@ -240,11 +244,13 @@ def _line_map(text: str) -> dict[tuple[str | int, ...], int]:
 
 
 class BookText(BaseModel):
-    """A parsed book with where its entries sit in the file it came from."""
+    """A parsed book with where its entries sit in the file it came from, and the entries whose shape
+    was wrong (dropped while reading; :func:`check_phrasebook` reports them with the rest)."""
 
     book: Phrasebook
     source: str = ""
     lines: dict[str, int] = Field(default_factory=dict)
+    shape_issues: list[PhrasebookIssue] = Field(default_factory=list)
 
 
 def _path_key(path: tuple[str | int, ...]) -> str:
@@ -265,25 +271,64 @@ def parse_phrasebook(text: str, source: str = "") -> BookText:
     if not isinstance(data, dict):
         raise DataError(f"{source or 'phrasebook'}: a phrasebook is a mapping with a 'tools' key")
     lines = {_path_key(p): n for p, n in _line_map(text).items()}
-    return BookText(book=_validate(data, source, lines), source=source, lines=lines)
+    book, issues = _validate(data, source, lines)
+    return BookText(book=book, source=source, lines=lines, shape_issues=issues)
 
 
-def _validate(data: dict[str, Any], source: str, lines: dict[str, int]) -> Phrasebook:
-    """Shape errors in one tool's or follow-up's entry drop that entry (with a warning, at lint);
-    an unusable top level refuses the book."""
+_SECTIONS: dict[str, Any] = {"values": ValueSpec, "tools": ToolPhrases}
+_LISTS: dict[str, Any] = {"follow_ups": list[FollowStep], "jobs": Job}
+
+
+def _validate(
+    data: dict[str, Any], source: str, lines: dict[str, int]
+) -> tuple[Phrasebook, list[PhrasebookIssue]]:
+    """Each entry (a named value, a tool, a follow-up, a job) is read on its own: one with a wrong
+    shape is dropped and reported (``file:line``), the rest is kept. Only an unusable top level (an
+    unknown key, a section of the wrong type, another format version) refuses the book."""
+    where = source or "phrasebook"
     version = data.get("phrasebook", FORMAT_VERSION)
     if version != FORMAT_VERSION:
         raise DataError(
-            f"{source or 'phrasebook'}: phrasebook format {version!r} is not supported (this tooltune "
-            f"reads format {FORMAT_VERSION})"
+            f"{where}: phrasebook format {version!r} is not supported (this tooltune reads format "
+            f"{FORMAT_VERSION})"
         )
-    try:
-        return Phrasebook.model_validate(data)
-    except ValidationError as e:
+    unknown = sorted(set(data) - {"phrasebook", "name", *_SECTIONS, *_LISTS})
+    if unknown:
+        raise DataError(
+            f"{where}: unknown key(s) {unknown}; a phrasebook has name, values, tools, follow_ups, jobs"
+        )
+    issues: list[PhrasebookIssue] = []
+    kept: dict[str, Any] = {"phrasebook": FORMAT_VERSION, "name": str(data.get("name") or "")}
+
+    def bad(path: tuple[str | int, ...], e: ValidationError) -> None:
         err = e.errors()[0]
-        path = _path_key(tuple(err["loc"]))
-        at = f"{source}:{lines[path]}" if source and path in lines else source or "phrasebook"
-        raise DataError(f"{at}: {path or 'phrasebook'}: {err['msg']}") from None
+        full = _path_key((*path, *err["loc"]))
+        line = lines.get(full) or lines.get(_path_key(path))
+        issues.append(
+            PhrasebookIssue(severity="error", where=full, message=str(err["msg"]), line=line, source=source)
+        )
+
+    for key, kind in _SECTIONS.items():
+        section = data.get(key) or {}
+        if not isinstance(section, dict):
+            raise DataError(f"{where}: {key} must be a mapping, got {type(section).__name__}")
+        kept[key] = {}
+        for name, entry in section.items():
+            try:
+                kept[key][str(name)] = TypeAdapter(kind).validate_python(entry)
+            except ValidationError as e:
+                bad((key, str(name)), e)
+    for key, kind in _LISTS.items():
+        section = data.get(key) or []
+        if not isinstance(section, list):
+            raise DataError(f"{where}: {key} must be a list, got {type(section).__name__}")
+        kept[key] = []
+        for i, entry in enumerate(section):
+            try:
+                kept[key].append(TypeAdapter(kind).validate_python(entry))
+            except ValidationError as e:
+                bad((key, i), e)
+    return Phrasebook.model_validate(kept), issues
 
 
 def load_phrasebook(path: Path) -> BookText:
@@ -298,7 +343,10 @@ def phrasebook_from_object(obj: dict[str, Any] | str, source: str = "phrasebook"
     """A book handed over inline (MCP argument): a mapping, or YAML/JSON text."""
     if isinstance(obj, str):
         return parse_phrasebook(obj, source=source)
-    return BookText(book=_validate(obj, source, {}), source=source)
+    if not isinstance(obj, dict):
+        raise DataError(f"{source}: a phrasebook is a mapping with a 'tools' key")
+    book, issues = _validate(obj, source, {})
+    return BookText(book=book, source=source, shape_issues=issues)
 
 
 # --- checking against a tool set -------------------------------------------------------------------
@@ -333,6 +381,9 @@ class _Checker:
                 lo, hi = spec.range
                 if lo > hi:
                     self.add("error", at, f"range [{lo}, {hi}] is empty")
+                    continue
+                if tool is not None and not (self.value_ok(tool, name, lo) and self.value_ok(tool, name, hi)):
+                    self.add("error", at, f"range [{lo}, {hi}] does not fit the schema of {tool.name}.{name}")
                     continue
                 kept[name] = spec
                 continue
@@ -392,6 +443,9 @@ class _Checker:
             self.add(
                 "error", where, "a parallel template needs numbered slots for both calls ({p.1} and {p.2})"
             )
+            return False
+        if not literal_text(template):
+            self.add("error", where, "the template has no words of its own, only slots")
             return False
         if call:
             said = {n for n, _, _ in found}
@@ -491,6 +545,13 @@ class _Checker:
                 if param not in tool.properties:
                     self.add("error", f"{at}.args.{param}", f"{tool.name} has no parameter {param!r}")
                     return None
+                if param in {n for n, _, _ in found}:
+                    self.add(
+                        "error",
+                        f"{at}.args.{param}",
+                        f"{param} is both a slot of the ask and in args: the call would not match the words",
+                    )
+                    return None
             said = {n for n, _, _ in found} | set(step.args)
             missing = [r for r in tool.required if r not in said]
             if missing:
@@ -552,6 +613,7 @@ def check_phrasebook(text: BookText, tools: list[ToolSpec]) -> CheckedBook:
     """Fit a book to ``tools``: entries that cannot make a valid, grounded call are dropped (errors),
     doubtful ones kept (warnings)."""
     c = _Checker(text, tools)
+    c.issues.extend(text.shape_issues)
     book = text.book
     named = c.check_values("values", book.values, None)
     c.named = set(named)

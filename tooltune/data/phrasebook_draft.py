@@ -11,24 +11,22 @@ call when filled are dropped and counted, so a careless draft costs entries, nev
 from __future__ import annotations
 
 import json
-import random
 import time
 from collections.abc import Callable
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from tooltune.data.phrasebook import (
     FORMAT_VERSION,
     BookText,
-    CheckedBook,
     Phrasebook,
     ResultShape,
     ToolPhrases,
     check_phrasebook,
 )
-from tooltune.data.phrasebook_fill import DataBook
+from tooltune.data.phrasebook_fill import drop_unfillable
 from tooltune.json_spans import json_spans
 from tooltune.logs import get_logger
 from tooltune.toolspec import ToolSpec
@@ -151,18 +149,25 @@ def _strings(value: Any) -> list[str]:
 def _phrases(entry: dict[str, Any]) -> tuple[ToolPhrases, int]:
     """A lenient reading of a drafted entry: well-formed parts kept, the rest counted as dropped."""
     dropped = 0
-    values = (
-        {k: v for k, v in (entry.get("values") or {}).items() if isinstance(v, list) and v}
-        if isinstance(entry.get("values"), dict)
-        else {}
-    )
+    values: dict[str, Any] = {}
+    raw_values = entry.get("values")
+    for k, v in raw_values.items() if isinstance(raw_values, dict) else []:
+        if isinstance(v, list) and v:
+            values[str(k)] = v
+        elif isinstance(v, dict) and isinstance(v.get("range"), list):
+            values[str(k)] = {"range": v["range"]}
+        else:
+            dropped += 1
     say: dict[str, dict[str, list[str]]] = {}
-    if isinstance(entry.get("say"), dict):
-        for param, forms in entry["say"].items():
-            if isinstance(forms, dict):
-                say[param] = {str(k): _strings(v) for k, v in forms.items() if _strings(v)}
+    raw_say = entry.get("say")
+    for param, forms in raw_say.items() if isinstance(raw_say, dict) else []:
+        if isinstance(forms, dict):
+            say[str(param)] = {str(k): _strings(v) for k, v in forms.items() if _strings(v)}
+        else:
+            dropped += 1
     results: list[ResultShape] = []
-    for r in entry.get("results") or []:
+    raw_results = entry.get("results")
+    for r in raw_results if isinstance(raw_results, list) else []:
         if (
             isinstance(r, dict)
             and isinstance(r.get("result"), str | dict | list)
@@ -171,34 +176,14 @@ def _phrases(entry: dict[str, Any]) -> tuple[ToolPhrases, int]:
             results.append(ResultShape(result=r["result"], answer=r["answer"]))
         else:
             dropped += 1
-    phrases = ToolPhrases(
-        requests=_strings(entry.get("requests")),
-        values=values,
-        say=say,
-        parallel=_strings(entry.get("parallel")),
-        near_misses=_strings(entry.get("near_misses")),
-        results=results,
-    )
-    return phrases, dropped
-
-
-def _grounded_requests(
-    checked: CheckedBook, tool: ToolSpec, tools: list[ToolSpec], seed: int
-) -> tuple[list[str], list[str]]:
-    """Request templates that, filled a few times, give a valid call whose values the text shows."""
-    phrases = checked.book.tools[tool.name]
-    kept: list[str] = []
-    dropped: list[str] = []
-    for template in phrases.requests:
-        one = checked.book.model_copy(deep=True)
-        one.tools[tool.name].requests = [template]
-        book = DataBook(CheckedBook(book=one), tools)
-        rng = random.Random(seed)
-        if any(book.request(rng, tool.name) is not None for _ in range(4)):
-            kept.append(template)
-        else:
-            dropped.append(template)
-    return kept, dropped
+    raw = {"requests": _strings(entry.get("requests")), "values": values, "say": say,
+           "parallel": _strings(entry.get("parallel")), "near_misses": _strings(entry.get("near_misses")),
+           "results": results}  # fmt: skip
+    try:
+        return ToolPhrases.model_validate(raw), dropped
+    except ValidationError:  # a value spec of a shape the format has no place for: keep the words only
+        return ToolPhrases(requests=raw["requests"], parallel=raw["parallel"], near_misses=raw["near_misses"],
+                           results=results), dropped + len(values)  # fmt: skip
 
 
 def _take_entry(
@@ -209,16 +194,15 @@ def _take_entry(
     checked = check_phrasebook(
         BookText(book=Phrasebook(tools={tool.name: phrases}), source=f"draft:{tool.name}"), tools
     )
+    checked = drop_unfillable(checked, tools, seed=seed)
     errors = checked.errors
     kept = checked.book.tools.get(tool.name)
-    requests, ungrounded = _grounded_requests(checked, tool, tools, seed) if kept is not None else ([], [])
-    report.dropped += bad_shapes + len(errors) + len(ungrounded)
-    report.reasons += [i.message for i in errors][:5] + [f"never grounded: {t}" for t in ungrounded][:3]
-    if kept is None or not requests:
+    report.dropped += bad_shapes + len(errors)
+    report.reasons += [i.message for i in errors][:6]
+    if kept is None or not kept.requests:
         return None
-    kept.requests = requests
     report.kept = {
-        "requests": len(requests),
+        "requests": len(kept.requests),
         "parallel": len(kept.parallel),
         "near_misses": len(kept.near_misses),
         "results": len(kept.results),

@@ -16,13 +16,16 @@ from typing import Any, NamedTuple
 from tooltune.data.coding_requests import FollowUp
 from tooltune.data.phrasebook import (
     SLOT,
+    BookText,
     CheckedBook,
     FollowStep,
+    PhrasebookIssue,
     Range,
     ResultShape,
     ValueSpec,
     say_key_value,
     slots,
+    template_parts,
 )
 from tooltune.data.phrasing import _base_verb, format_value, mentions_all
 from tooltune.data.polish import join_requests, polish
@@ -49,6 +52,10 @@ def _draw(rng: random.Random, spec: ValueSpec) -> Any:
         lo, hi = spec.range
         return rng.randint(lo, hi)
     return rng.choice(spec)
+
+
+class _Missing(Exception):
+    """A result, answer or ``args`` slot names a parameter the call does not have."""
 
 
 class _Fill:
@@ -141,7 +148,7 @@ class _Fill:
             return args[name]
         if name in self.book.book.values:
             return self.named_value(name)
-        return ""
+        raise _Missing(name)  # a parameter this call left out: the example would say nothing there
 
     def result_text(self, shape: str | dict[str, Any] | list[Any], args: Args) -> str:
         filled = self.structured(shape, args)
@@ -174,7 +181,7 @@ def _text(value: Any) -> str:
 def _substitute(template: str, value_for: Any) -> str:
     """Replace each slot with ``value_for(name, index, modifier)``; ``{{``/``}}`` are literal braces."""
     out: list[str] = []
-    for part in re.split(r"(\{\{|\}\})", template):
+    for part in template_parts(template):
         if part in ("{{", "}}"):
             out.append(part[0])
             continue
@@ -226,7 +233,8 @@ class DataBook:
         return self._polish(rng, got[0], template), got[1]
 
     def join(self, rng: random.Random, texts: list[str]) -> str | None:
-        return join_requests(rng, texts, verbs=self.verbs)
+        # a request may open with a value ("Health: buy soil" is a note's title): its case stays
+        return join_requests(rng, texts, verbs=self.verbs, keep_case=True)
 
     def result(self, rng: random.Random, name: str, args: Args) -> tuple[str, str] | None:
         """A result in the shape the book gives for the tool and an answer that uses it; None when the
@@ -237,7 +245,11 @@ class DataBook:
         shape: ResultShape = rng.choice(shapes)
         fill = _Fill(rng, self)
         assert shape.answer is not None
-        return fill.result_text(shape.result, args), fill.structured(shape.answer, args)
+        try:
+            answer = _substitute(shape.answer, lambda n, _i, _m: _text(fill._lookup(n, args)))
+            return fill.result_text(shape.result, args), answer
+        except _Missing:
+            return None
 
     def near_miss(self, rng: random.Random, tool: ToolSpec) -> tuple[str, str] | None:
         """A request next to ``tool``'s job that it must not serve, and a text answer."""
@@ -247,6 +259,8 @@ class DataBook:
         fill = _Fill(rng, self)
 
         def value_for(name: str, index: int | None, modifier: str | None) -> str:
+            if modifier is not None and modifier.startswith("="):
+                return ""
             if name in tool.properties:
                 return fill.say(tool, name, fill.param_value(tool, name), modifier)[0]
             return str(fill.named_value(name))
@@ -267,27 +281,32 @@ class DataBook:
         calls: list[tuple[str, Args]] = []
         results: list[str] = []
         asks: list[str] = []
-        said = ""
+        shown = ""  # the results so far: where a step's ``args`` must find their values
         for i, step in enumerate(steps):
             tool = self.by_name[step.call]
             got = fill.request(tool, step.ask)
             if got is None:
                 return None
             text, (args,) = got
-            given = {k: fill.structured(v, args) for k, v in step.args.items()}
+            try:
+                given = {k: fill.structured(v, args) for k, v in step.args.items()}
+            except _Missing:
+                return None
             args = {**args, **given}
-            said += "\n" + text
-            # the ask's own values were checked as it was filled; those ``args`` take from earlier turns
-            # must be there too (a value the conversation never showed would be a guess)
-            if not self.validators[tool.name].is_valid(args) or not mentions_all(said, given):
+            # the ask's own values were checked as it was filled; the ``args`` taken from earlier results
+            # must be in them (a value the conversation never showed would be a guess)
+            if not self.validators[tool.name].is_valid(args) or not mentions_all(shown, given):
                 return None
             asks.append(self._polish(rng, text, step.ask) if i == 0 else text)
             calls.append((tool.name, args))
             if i < len(steps) - 1:
                 assert step.result is not None
-                res = fill.result_text(step.result, args)
+                try:
+                    res = fill.result_text(step.result, args)
+                except _Missing:
+                    return None
                 results.append(res)
-                said += "\n" + res
+                shown += "\n" + res
         return FollowUp(calls, results, asks)
 
 
@@ -356,3 +375,43 @@ def _result(filled: Any) -> str:
 
 def slot_names(template: str) -> set[str]:
     return {n for n, _, _ in slots(template)}
+
+
+def drop_unfillable(
+    checked: CheckedBook,
+    tools: list[ToolSpec],
+    *,
+    text: BookText | None = None,
+    tries: int = 6,
+    seed: int = 0,
+) -> CheckedBook:
+    """``checked`` without the request and parallel templates that never fill to a valid call whose values
+    the text shows (a value the words cannot carry, a range outside the schema...), each reported."""
+    book = checked.book.model_copy(deep=True)
+    issues = list(checked.issues)
+    for name, phrases in book.tools.items():
+        for field in ("requests", "parallel"):
+            kept = []
+            for i, template in enumerate(getattr(phrases, field)):
+                one = book.model_copy(deep=True)
+                setattr(one.tools[name], field, [template])
+                if field == "parallel":
+                    one.tools[name].requests = one.tools[name].requests or [template]
+                probe = DataBook(CheckedBook(book=one), tools)
+                rng = random.Random(seed)
+                make = probe.pair if field == "parallel" else probe.request
+                if any(make(rng, name) is not None for _ in range(tries)):
+                    kept.append(template)
+                else:
+                    where = f"tools.{name}.{field}[{i}]"
+                    issues.append(
+                        PhrasebookIssue(
+                            severity="error",
+                            where=where,
+                            message=f"{template!r} never fills to a valid call whose values the words show",
+                            line=text.lines.get(where) if text is not None else None,
+                            source=text.source if text is not None else "",
+                        )
+                    )
+            setattr(phrases, field, kept)
+    return CheckedBook(book=book, issues=issues)

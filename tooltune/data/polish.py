@@ -49,7 +49,12 @@ def polish(
 
 
 def join_requests(
-    rng: random.Random, texts: list[str], *, verbs: Collection[str], shell_words: Collection[str] = ()
+    rng: random.Random,
+    texts: list[str],
+    *,
+    verbs: Collection[str],
+    shell_words: Collection[str] = (),
+    keep_case: bool = False,
 ) -> str | None:
     """Several unpolished requests in one message, to be done at once; a multi-line one (file content)
     must come last, where its end is the message's end."""
@@ -63,4 +68,4 @@ def join_requests(
             out += rng.choice([" Also, ", " And "]) + part
         else:
             out += rng.choice([" and ", ", and also ", ". Also, ", "; also "]) + part
-    return polish(rng, out, verbs=verbs, shell_words=shell_words)
+    return polish(rng, out, verbs=verbs, shell_words=shell_words, keep_case=keep_case)

@@ -16,6 +16,7 @@ from mcp.types import CreateMessageResult, SamplingMessage, TextContent
 from pydantic import Field
 
 from tooltune.data.datasets import generate_dataset
+from tooltune.data.examples import DataError
 from tooltune.data.generate_config import GenerateConfig, GenerateResult
 from tooltune.data.lint import lint_dataset_dir
 from tooltune.data.phrasebook import BookText, phrasebook_from_object
@@ -225,6 +226,12 @@ def register(mcp: MCPServer, state: ServerState) -> None:
         name = validate_name(name or new_id("ds"), "dataset name")
         if (ws.datasets / name).exists():
             raise ToolError(f"dataset {name!r} already exists and datasets are immutable; pass another name")
+        book_text = None
+        if isinstance(phrasebook, dict) or (phrasebook is not None and phrasebook != CLIENT):
+            try:  # a malformed book refuses the call before anything is written
+                book_text = phrasebook_from_object(phrasebook, source="phrasebook")
+            except DataError as e:
+                raise ToolError(str(e)) from None
         specs: list[str] = []
         inputs = (
             ws.root / "inputs" / name
@@ -242,18 +249,16 @@ def register(mcp: MCPServer, state: ServerState) -> None:
             raise ToolError(
                 "no tools given: pass tools=[...], mcp_server=..., bfcl_file=... or builtin='coding'"
             )
-        book_text = None
-        if isinstance(phrasebook, dict) or (phrasebook is not None and phrasebook != CLIENT):
-            book_text = phrasebook_from_object(phrasebook, source="phrasebook")
-            atomic_write_text(
-                inputs / "phrasebook.json", json.dumps(book_text.book.model_dump(mode="json"), indent=1)
-            )
         examples_file = None
         if examples:
             examples_file = inputs / "examples.jsonl"
             atomic_write_text(examples_file, "".join(json.dumps(e) + "\n" for e in examples))
         config = GenerateConfig(**options)
         try:
+            if book_text is not None:
+                atomic_write_text(
+                    inputs / "phrasebook.json", json.dumps(book_text.book.model_dump(mode="json"), indent=1)
+                )
             drafted: DraftStats | None = None
             if phrasebook == CLIENT and client_draft is not None:
                 tool_specs = await in_thread(load_tool_specs, specs)
