@@ -65,8 +65,11 @@ def test_each_kind_generated_and_valid(kind: str, tools, tiny_model: Path, tmp_p
             assert len(ex.messages[-1]["tool_calls"]) >= 2
         if kind in ("multi_answer", "multi_chain") and len(ex.messages) > 2:
             assert any(m["role"] == "tool" for m in ex.messages)
-        # every value in every call appears in the user request, verbatim or in one exact written form
+        # every value in every call appears in the user request, verbatim or in one exact written form (a
+        # trajectory's later calls take theirs from the tool results before them)
         text = " ".join(ex.user_texts())
+        if kind == "trajectory":
+            text += " ".join(m["content"] for m in ex.messages if m["role"] == "tool")
         for c in ex.calls():
             for v in c["arguments"].values():
                 for forms in leaf_forms(v):

@@ -17,7 +17,13 @@ from collections.abc import Callable
 from tooltune.data.books import Book
 from tooltune.data.builders import ExampleBuilder
 from tooltune.data.examples import DataError, Example, example_key, split_turns
-from tooltune.data.generate_config import DEFAULT_MIX, GENERATED_KINDS, GenerateConfig, GenerateResult
+from tooltune.data.generate_config import (
+    DEFAULT_MIX,
+    GENERATED_KINDS,
+    OPT_IN_WEIGHT,
+    GenerateConfig,
+    GenerateResult,
+)
 from tooltune.data.similarity import DEDUP_THRESHOLD, LeakIndex, MinHashIndex
 from tooltune.data.teacher import Teacher
 from tooltune.logs import get_logger
@@ -47,7 +53,8 @@ def generate_examples(
         raise DataError(f"unknown kind(s) {unknown}; choose from {', '.join(GENERATED_KINDS)}")
     t0 = time.perf_counter()
     gen = ExampleBuilder(tools, cfg, teacher, books)
-    mix = cfg.mix or DEFAULT_MIX
+    # a kind asked for by name that the default mix leaves out (trajectory) gets a weight of its own
+    mix = cfg.mix or {k: DEFAULT_MIX[k] or (OPT_IN_WEIGHT if k in cfg.kinds else 0.0) for k in DEFAULT_MIX}
     bad = sorted(set(mix) - set(GENERATED_KINDS))
     if bad:
         raise DataError(f"unknown kind(s) {bad} in mix; choose from {', '.join(GENERATED_KINDS)}")

@@ -54,6 +54,10 @@ DEFAULT_MIX: dict[str, float] = {
     "trajectory": 0.0,
 }
 GENERATED_KINDS = tuple(DEFAULT_MIX)
+# what `kinds` means when not given: every kind the default mix draws (an opt-in kind is asked for by name)
+DEFAULT_KINDS = tuple(k for k, w in DEFAULT_MIX.items() if w > 0)
+# the weight an opt-in kind gets when asked for by name without a mix
+OPT_IN_WEIGHT = 0.15
 
 
 class GenerateConfig(BaseModel):
@@ -62,10 +66,11 @@ class GenerateConfig(BaseModel):
         default=0, description="Random seed: the same seed and sources give the same dataset hash."
     )
     kinds: list[str] = Field(
-        default_factory=lambda: list(GENERATED_KINDS),
+        default_factory=lambda: list(DEFAULT_KINDS),
         description="Kinds to generate: single, choose, parallel, edge_args, multi_answer, multi_chain, "
-        "no_call, near_miss, chitchat, trajectory (default: all, mixed so about a quarter make no call; "
-        "trajectory, whole multi-step jobs for the built-in coding tools, only with a weight in mix).",
+        "no_call, near_miss, chitchat, trajectory (default: all but trajectory, mixed so about a quarter "
+        "make no call; trajectory = whole multi-step jobs, for the built-in coding tools or a phrasebook's "
+        "jobs, when named here or given a weight in mix).",
     )
     split_turns: bool = Field(
         default=True, description="One example per assistant turn (loss on every turn)."
