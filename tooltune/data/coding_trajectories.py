@@ -75,7 +75,7 @@ def _find_and_read(rng: random.Random) -> Trajectory:
     return Trajectory(
         _polish(rng, ask),
         [
-            Step("search_code", {"pattern": f"def {ident}"}, f"{path}:{line}: def {ident}(value):"),
+            Step("search_code", {"pattern": ident}, f"{path}:{line}: def {ident}(value):"),
             Step("read_file", {"path": path}, body),
         ],
         f"{ident} is defined in {path} (line {line}); it takes one value and returns it unchanged.",
@@ -162,7 +162,7 @@ def _fix_failing_test(rng: random.Random) -> Trajectory:
         _polish(rng, ask),
         [
             Step("run_tests", {}, failing),
-            Step("search_code", {"pattern": f"def {fn}"}, f"{src}:1: def {fn}({params}):"),
+            Step("search_code", {"pattern": fn}, f"{src}:1: def {fn}({params}):"),
             Step("read_file", {"path": src}, broken),
             Step(
                 "write_file",
