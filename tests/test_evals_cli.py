@@ -94,6 +94,10 @@ def test_eval_cli_run_compare_import(endpoint: str, settings: Settings, capsys: 
         assert (ws.evals / "suites" / "irr.jsonl").exists()
     # a bad suite path is a one-line error, exit code 2
     assert cli("eval", "--base-url", endpoint, "--suite", "nope.jsonl") == 2
+    capsys.readouterr()
+    assert cli("eval", "suites") == 0
+    listed = capsys.readouterr().out.split()
+    assert {"coding-tools", "issue-tracker", "notes-calendar", "coding-tasks"} <= set(listed)
 
 
 @pytest.mark.slow

@@ -285,11 +285,14 @@ def runs() -> int:
 
 @app.command(name="suites")
 def suites() -> int:
-    """List available suites (built-in and imported)."""
+    """List available suites (built-in and imported) and the built-in agent task suites (--tasks)."""
     from tooltune.evals.suite import list_suites
+    from tooltune.evals.tasks import BUILTIN_TASK_SUITES
 
     for name in list_suites(context.workspace()):
         context.console.print(name)
+    for name in BUILTIN_TASK_SUITES:
+        context.console.print(f"{name}  (agent tasks: --tasks {name})", highlight=False)
     return 0
 
 
