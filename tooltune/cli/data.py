@@ -197,7 +197,7 @@ def generate(
     ----------
     tools
         Tool sources: file.json|file.yaml, mcp:"command args", mcp:http://host/mcp, bfcl:path/BFCL_x.json,
-        builtin:coding.
+        builtin:coding, builtin:issue-tracker, builtin:notes-calendar.
     out
         Name of the new dataset (datasets are immutable).
     teacher

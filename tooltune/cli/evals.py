@@ -77,7 +77,7 @@ def run(
         Evaluate an already-running OpenAI-compatible endpoint instead of starting mlx_lm.server. Give
         it again for more endpoints serving the same model: they share the cases (one run).
     limit
-        Only the first N cases of each category.
+        Only the first N cases of each category (with --tasks: the first N tasks).
     repeats
         Run every case K times (use with --temperature > 0).
     temperature

@@ -18,6 +18,7 @@ from tooltune.data.books import Book
 from tooltune.data.builders import ExampleBuilder
 from tooltune.data.examples import DataError, Example, example_key, split_turns
 from tooltune.data.generate_config import (
+    DEFAULT_KINDS,
     DEFAULT_MIX,
     GENERATED_KINDS,
     OPT_IN_WEIGHT,
@@ -58,7 +59,11 @@ def generate_examples(
     bad = sorted(set(mix) - set(GENERATED_KINDS))
     if bad:
         raise DataError(f"unknown kind(s) {bad} in mix; choose from {', '.join(GENERATED_KINDS)}")
-    kinds = [k for k in cfg.kinds if mix.get(k, 0) > 0]
+    # an opt-in kind (not in the default kinds) given a weight in the mix is asked for by that weight
+    opted = [
+        k for k in GENERATED_KINDS if k not in DEFAULT_KINDS and k not in cfg.kinds and mix.get(k, 0) > 0
+    ]
+    kinds = [k for k in [*cfg.kinds, *opted] if mix.get(k, 0) > 0]
     weights = [mix[k] for k in kinds]
     if not kinds:
         raise DataError("the mix gives every selected kind weight 0; give at least one a positive weight")

@@ -70,7 +70,7 @@ class GenerateConfig(BaseModel):
         description="Kinds to generate: single, choose, parallel, edge_args, multi_answer, multi_chain, "
         "no_call, near_miss, chitchat, trajectory (default: all but trajectory, mixed so about a quarter "
         "make no call; trajectory = whole multi-step jobs, for the built-in coding tools or a phrasebook's "
-        "jobs, when named here or given a weight in mix).",
+        "jobs, when named here (weight 0.15) or given a weight in mix).",
     )
     split_turns: bool = Field(
         default=True, description="One example per assistant turn (loss on every turn)."

@@ -95,6 +95,8 @@ class Check(BaseModel):
         kinds = [k for k, v in self.__dict__.items() if v is not None]
         if len(kinds) != 1:
             raise ValueError(f"a check has exactly one kind, got {kinds or 'none'}")
+        if self.file_equals is not None and not isinstance(self.file_equals.text, str):
+            raise ValueError("file_equals compares one text: give a string, not a list")
         if self.answer_matches is not None:
             try:
                 re.compile(self.answer_matches)
