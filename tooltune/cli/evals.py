@@ -152,7 +152,6 @@ def run(
             ]
 
         from tooltune.evals.service import evaluate_on_server
-        from tooltune.models.resolve import resolve_model
         from tooltune.serving.model_server import ModelServer
 
         if resume:
@@ -169,18 +168,7 @@ def run(
                         on_progress=_progress,
                     )
                 ]
-        ref = model
-        if ref is None and adapter:
-            from tooltune.adapters.registry import AdapterRegistry
-
-            ref = AdapterRegistry(ws).get(adapter).base_model
-        path = resolve_model(ref or settings.default_model, settings, download=False).path
-        targets: list[str | None] = ([None] if baseline or not adapter else []) + (
-            [adapter] if adapter else []
-        )
-        run_ids: list[str | None] = [run_id] * len(targets)
-        if run_id and len(targets) == 2:
-            run_ids = [f"{run_id}-baseline", f"{run_id}-adapter"]
+        path, targets, run_ids = _served_targets(model, adapter, baseline, run_id)
         async with ModelServer(path, settings=settings, adapter=targets[0]) as server:
             evaluation = await evaluate_on_server(
                 server,
@@ -318,6 +306,27 @@ def report(run_id: str, *, format: Annotated[str, Parameter(name="--format")] = 
     return 0
 
 
+def _served_targets(
+    model: str | None, adapter: str | None, baseline: bool, run_id: str | None
+) -> tuple[Path, list[str | None], list[str | None]]:
+    """The model to serve (the one named, else the adapter's base, else the default), the targets in
+    order (None = the base model) and their run ids (ID-baseline / ID-adapter when both run)."""
+    from tooltune.models.resolve import resolve_model
+
+    settings = context.settings()
+    ref = model
+    if ref is None and adapter:
+        from tooltune.adapters.registry import AdapterRegistry
+
+        ref = AdapterRegistry(context.workspace()).get(adapter).base_model
+    path = resolve_model(ref or settings.default_model, settings, download=False).path
+    targets: list[str | None] = ([None] if baseline or not adapter else []) + ([adapter] if adapter else [])
+    run_ids: list[str | None] = [run_id] * len(targets)
+    if run_id and len(targets) == 2:
+        run_ids = [f"{run_id}-baseline", f"{run_id}-adapter"]
+    return path, targets, run_ids
+
+
 def _task_progress(done: int, total: int, r: Any) -> None:
     why = "; ".join(o.detail for o in r.checks if not o.passed) or (r.error or "")
     context.console_err.print(
@@ -367,21 +376,9 @@ def run_tasks(
             endpoint = RemoteEndpoint(base_url=base_url[0].rstrip("/"), model_name=model or "default")
             return [await run_task_suite(suite, server=endpoint, adapter=adapter, run_id=run_id,
                                          model_name=endpoint.model_name, **opts)]  # fmt: skip
-        from tooltune.models.resolve import resolve_model
         from tooltune.serving.model_server import ModelServer
 
-        ref = model
-        if ref is None and adapter:
-            from tooltune.adapters.registry import AdapterRegistry
-
-            ref = AdapterRegistry(ws).get(adapter).base_model
-        path = resolve_model(ref or settings.default_model, settings, download=False).path
-        targets: list[str | None] = ([None] if baseline or not adapter else []) + (
-            [adapter] if adapter else []
-        )
-        ids: list[str | None] = [run_id] * len(targets)
-        if run_id and len(targets) == 2:
-            ids = [f"{run_id}-baseline", f"{run_id}-adapter"]
+        path, targets, ids = _served_targets(model, adapter, baseline, run_id)
         async with ModelServer(path, settings=settings, adapter=targets[0]) as server:
             reports, _ = await evaluate_tasks_on_server(
                 server, suite, ws=ws, targets=targets, run_ids=ids, on_target=lambda _i, _l: _task_progress,
