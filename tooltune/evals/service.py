@@ -237,7 +237,7 @@ async def evaluate_on_server(
     finally:
         if restore:
             with anyio.CancelScope(shield=True):
-                await _serve_again(server, previous)
+                await serve_again(server, previous)
     comparison = None
     if len(reports) == 2:  # renders Markdown and HTML: off the event loop
         a, b = reports[0].meta.run_id, reports[1].meta.run_id
@@ -245,7 +245,7 @@ async def evaluate_on_server(
     return Evaluation(reports, comparison)
 
 
-async def _serve_again(server: ModelServer, previous: str | None) -> None:
+async def serve_again(server: ModelServer, previous: str | None) -> None:
     """Serve again what was served before; a failure here must not hide the eval's own outcome."""
     try:
         if server.served.adapter != previous:

@@ -30,6 +30,7 @@ from tooltune.agent.agent import ServedEndpoint, build_agent
 from tooltune.agent.session import AgentSession, TurnResult, tool_call_records
 from tooltune.errors import TooltuneError
 from tooltune.evals.compare import McNemar, mcnemar_exact
+from tooltune.evals.service import serve_again
 from tooltune.evals.tasks import CheckOutcome, Task, TaskSuite, run_checks, sandbox_copy, snapshot
 from tooltune.logs import get_logger
 from tooltune.serving.model_server import ModelServer
@@ -436,12 +437,9 @@ async def evaluate_tasks_on_server(
                     )  # fmt: skip
                 )
     finally:
-        if restore and server.served.adapter != previous:
+        if restore:
             with anyio.CancelScope(shield=True):
-                try:
-                    await server.switch_adapter(previous, record=False)
-                except TooltuneError as e:  # must not hide the run's own outcome
-                    log.warning("tasks.restore_failed", adapter=previous, error=str(e))
+                await serve_again(server, previous)
     cmp = None
     if len(reports) == 2:
         cmp = await anyio.to_thread.run_sync(
