@@ -42,6 +42,7 @@ from tooltune.data.datasets import generate_dataset
 from tooltune.data.generate_config import GENERATOR_VERSION, GenerateConfig
 from tooltune.data.store import load_dataset
 from tooltune.data.teacher import SELF, TEACHER_PROMPT_VERSION, open_teacher
+from tooltune.device import detect_device
 from tooltune.errors import TooltuneError
 from tooltune.evals.bfcl_import import import_bfcl
 from tooltune.evals.service import compare_runs, run_suite_on_server
@@ -386,7 +387,11 @@ def summarise(report: Any) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--category", default="simple_python", choices=["simple_python", "multiple", "parallel"])
+    ap.add_argument(
+        "--category",
+        default="simple_python",
+        choices=["simple_python", "multiple", "parallel", "parallel_multiple"],
+    )
     ap.add_argument(
         "--train-schemas", nargs="*", default=None, help="BFCL categories whose schemas feed training"
     )
@@ -605,6 +610,8 @@ def main() -> None:
             "python": platform.python_version(),
             "mlx": mx.__version__,
             "mlx_lm": mlx_lm.__version__,
+            "mlx_device": str(mx.default_device()),
+            "tooltune_device": detect_device().reason,
         },
         "model": str(args.model_path),
         "category": args.category,
