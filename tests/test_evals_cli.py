@@ -136,3 +136,35 @@ def test_eval_cli_shares_a_run_between_base_urls_and_imports_what_it_can(
     assert (
         "1 case(s) skipped" in captured.err and "BFCL_v4_irrelevance.json:2: not valid JSON" in captured.err
     )
+
+
+def test_import_bfcl_prints_the_skipped_case_ids_and_the_answers_it_changed(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    record = {"type": "dict", "properties": {"a_start": {"type": "string"}, "out": {"type": "array"}}}
+    fn = {"name": "log_run", "parameters": {"type": "dict", "properties": {"record": record}}}
+    q = tmp_path / "BFCL_v4_odd.json"
+    rows = [
+        {"id": f"odd_{i}", "question": [[{"role": "user", "content": "q"}]], "function": [fn]}
+        for i in range(3)
+    ]
+    q.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    answers = {
+        "odd_0": {"record": [{"a_start": [], "out": [["x"]]}]},  # kept: BFCL scores it (never passes)
+        "odd_1": {"record": [{"a_start": 5, "out": [["x"]]}]},  # cannot be scored: skipped
+        "odd_2": {"record": [{"out": [["x"]]}], "verbose": ["", True]},  # off-schema, optional: dropped
+    }
+    (tmp_path / "possible_answer").mkdir()
+    (tmp_path / "possible_answer" / q.name).write_text(
+        "".join(json.dumps({"id": k, "ground_truth": [{"log_run": v}]}) + "\n" for k, v in answers.items())
+    )
+    capsys.readouterr()
+    assert cli("eval", "import-bfcl", str(q), "--name", "odd") == 0
+    out, err = capsys.readouterr()
+    assert "suite odd: 2 cases {'odd': 2}" in out
+    assert "1 case(s) skipped:" in err and "BFCL_v4_odd.json:2 (odd_1): " in err and "'a_start'" in err
+    assert (
+        "1 answer(s) imported with a change" in err and "BFCL_v4_odd.json:3 (odd_2): answer parameter" in err
+    )
+    suite = (Workspace(settings.workspace).evals / "suites" / "odd.jsonl").read_text().splitlines()
+    assert [json.loads(line)["id"] for line in suite] == ["odd_0", "odd_2"]

@@ -248,3 +248,46 @@ def test_int_items_in_float_array_fail_like_bfcl():
     bad = score_case(c, [native("area", {"interval": [1, 3]})], "").native
     assert bad.reason == Reason.wrong_type and "items must be number" in bad.detail
     assert score_case(c, [native("area", {"interval": [1.0, 3.0]})], "").native.passed
+
+
+# Verdicts of BFCL's own checker (ast_checker.py at gorilla 6ea5797: dict_checker, list_dict_checker) on
+# dict answers holding an empty allowed-values list: a key whose list is empty can be neither given (no
+# value is among none) nor left out ("" is not among none), so that answer never passes; others may.
+EMPTY_LIST_DICT_VERDICTS: list[tuple[str, list[Any], Any, bool]] = [
+    ("opts", [{"a": [], "b": ["x"]}], {"a": "x", "b": "x"}, False),
+    ("opts", [{"a": [], "b": ["x"]}], {"b": "x"}, False),
+    ("opts", [{"a": [], "b": ["x"]}], {"a": "", "b": "x"}, False),
+    ("opts", [{"a": [], "b": ["x"]}, {"a": ["", "y"], "b": ["x"]}], {"b": "x"}, True),
+    ("opts", [{"a": [], "b": ["x"]}, {"a": ["", "y"], "b": ["x"]}], {"a": "Y", "b": "x"}, True),
+    ("opts", [{"a": [], "b": ["x"]}, {"a": ["", "y"], "b": ["x"]}], {"a": "z", "b": "x"}, False),
+    ("opts", [{"a": []}, ""], None, True),  # None: the parameter is left out
+    ("opts", [{"a": []}, ""], {}, False),
+    ("pts", [[{"x": [], "y": [1]}]], [{"y": 1}], False),
+    ("pts", [[{"x": [], "y": [1]}]], [{"x": 1, "y": 1}], False),
+    ("pts", [[{"x": ["", 2], "y": [1]}]], [{"y": 1}], True),
+    ("pts", [[{"x": ["", 2], "y": [1]}]], [{"x": 2, "y": 1}], True),
+    ("pts", [[{"x": ["", 2], "y": [1]}]], [{"x": 3, "y": 1}], False),
+]
+
+
+@pytest.mark.parametrize(("param", "allowed", "value", "passes"), EMPTY_LIST_DICT_VERDICTS)
+def test_dict_answers_with_an_empty_allowed_list_score_as_bfcl(
+    param: str, allowed: list[Any], value: Any, passes: bool
+) -> None:
+    exp = [{"calc_area": {"base": [1], "height": [1.0], param: allowed}}]
+    args: dict[str, Any] = {"base": 1, "height": 1} | ({} if value is None else {param: value})
+    score = check(exp, args)
+    assert score.passed is passes, score
+    if not passes:
+        assert score.reason in (Reason.wrong_value, Reason.missing_param), score
+
+
+def test_a_dict_answer_key_without_a_list_of_values_is_refused() -> None:
+    """BFCL's dict_checker cannot score {"a": 5} (it iterates the allowed values); the case is refused
+    with what to fix instead of failing mid-run in the scorer. As a whole value ("any") it is fine."""
+    with pytest.raises(ValueError, match=r"calc_area.opts: key 'a' of a dict answer must map to a list"):
+        case([{"calc_area": {"base": [1], "height": [1.0], "opts": [{"a": 5}]}}])
+    with pytest.raises(ValueError, match=r"calc_area.pts: key 'x' of a dict answer must map to a list"):
+        case([{"calc_area": {"base": [1], "height": [1.0], "pts": [[{"x": [1]}, {"x": "2"}]]}}])
+    whole = [{"calc_area": {"base": [1], "height": [1.0], "anything": [{"a": 5}]}}]
+    assert check(whole, {"base": 1, "height": 1, "anything": {"a": 5}}).passed

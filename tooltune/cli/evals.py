@@ -245,6 +245,13 @@ def import_bfcl_cmd(
         context.console_err.print(f"{len(imported.skipped)} case(s) skipped:", markup=False)
         for reason in imported.skipped:
             context.console_err.print(f"  {reason}", markup=False, highlight=False)
+    if imported.adjusted:
+        context.console_err.print(
+            f"{len(imported.adjusted)} answer(s) imported with a change that scores them as BFCL does:",
+            markup=False,
+        )
+        for note in imported.adjusted:
+            context.console_err.print(f"  {note}", markup=False, highlight=False)
     return 0
 
 

@@ -6,11 +6,17 @@ exact function name (names with dots are compared verbatim — we pass names thr
 required params present; no params outside the schema or the expected answer; type check against
 the schema (int accepted where a number/float is expected); strings compared after BFCL's
 ``standardize_string`` (lowercase, drop spaces and ``,./-_*^``); lists element-wise with the same
-normalisation; dicts key by key; an expected param without ``""`` among its allowed values must be
-present; parallel calls matched in any order.
+normalisation; dicts key by key (each key of a dict answer has its own allowed values; an empty list
+there, as at the top, passes no value and may not be left out, so that answer never passes); an
+expected param without ``""`` among its allowed values must be present; parallel calls matched in any
+order.
 
-One deliberate difference: BFCL matches parallel calls greedily; we search for a full matching, which
-only differs when a greedy choice would strand a later call (never in BFCL's data).
+Two differences, both checked against BFCL's checker (gorilla 6ea5797) on perturbed answers to every
+local simple_python, multiple, parallel and parallel_multiple case: BFCL matches parallel calls
+greedily; we search for a full matching, which only differs when a greedy choice would strand a later
+call (possible where one call's allowed values cover another's, e.g. parallel_96 and parallel_178).
+And BFCL's ``list_checker`` turns a ``""`` alternative into ``[]``, so there an empty list passes for
+an optional array parameter (parallel_44, parallel_52); here it does not.
 
 Each case is scored twice — **native** (the server's ``tool_calls``) and **lenient** (calls also parsed
 from text) — and every failure gets one reason code so reports can say *why* a model fails.

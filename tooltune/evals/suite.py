@@ -2,9 +2,10 @@
 
 ``expected`` is BFCL-style so BFCL data imports without translation: a list of calls, each
 ``{name: {param: [allowed values]}}`` (order-free when there are several; ``""`` among the allowed
-values means the parameter may be left out), or the string ``"no_call"``. Multi-turn cases carry the
-earlier turns (assistant ``tool_calls`` and ``role: tool`` results) in ``messages``; the case asks for
-the *next* assistant action.
+values means the parameter may be left out; an object parameter's allowed value is a dict of
+``{key: [allowed values]}``, an array of objects' a list of such dicts), or the string
+``"no_call"``. Multi-turn cases carry the earlier turns (assistant ``tool_calls`` and ``role: tool``
+results) in ``messages``; the case asks for the *next* assistant action.
 
 A malformed suite is refused as a whole with ``file:line`` so the author can fix it; a half-loaded
 suite would silently change what a score means.
@@ -104,6 +105,9 @@ class EvalCase(BaseModel):
                 if not isinstance(allowed, list):
                     # an empty list is kept, as BFCL's checker keeps it: no answer passes that param
                     raise ValueError(f"allowed values of {name}.{param} must be a list")
+                problem = _dict_answer_problem(allowed, props[param])
+                if problem:
+                    raise ValueError(f"allowed values of {name}.{param}: {problem}")
         return self
 
     @property
@@ -113,6 +117,36 @@ class EvalCase(BaseModel):
     @property
     def expects_no_call(self) -> bool:
         return self.expected == NO_CALL
+
+
+def _json_type(schema: Any) -> str | None:
+    t = schema.get("type") if isinstance(schema, dict) else None
+    if isinstance(t, list):
+        t = next((x for x in t if x != "null"), None)
+    return t if isinstance(t, str) else None
+
+
+def _dict_answer_problem(allowed: list[Any], schema: Any) -> str | None:
+    """What is wrong with the dict answers the scorer reads key by key, or None.
+
+    For an object parameter each allowed dict (for an array of objects, each dict in an allowed list)
+    maps every key to *its* list of allowed values, as BFCL's ``dict_checker`` reads it. An empty list
+    there is kept: no value passes and the key may not be left out, so that answer never passes, as in
+    BFCL. A key whose allowed values are not a list cannot be scored (BFCL's checker fails on it, or
+    reads a string as its characters).
+    """
+    kind = _json_type(schema)
+    if kind == "object":
+        answers = [a for a in allowed if isinstance(a, dict)]
+    elif kind == "array" and _json_type(schema.get("items")) == "object":
+        answers = [d for a in allowed if isinstance(a, list) for d in a if isinstance(d, dict)]
+    else:
+        return None  # compared whole, as a value
+    for answer in answers:
+        for key, values in answer.items():
+            if not isinstance(values, list):
+                return f"key {key!r} of a dict answer must map to a list of allowed values, got {values!r}"
+    return None
 
 
 class EvalSuite(BaseModel):
