@@ -5,14 +5,17 @@ the run, and a refused host file names what is wrong."""
 from __future__ import annotations
 
 import json
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from tooltune.config import Settings
-from tooltune.jobs import JobStore
+from tooltune.jobs import JobStore, is_alive
+from tooltune.subprocs import port_is_free
 from tooltune.training import runs
-from tooltune.training.train_config import TrainConfig, TrainConfigError
+from tooltune.training.train_config import TrainConfig, TrainConfigError, check_host_file
 from tooltune.workspace import Workspace
 
 LOCAL = {"ssh": "127.0.0.1", "ips": ["127.0.0.1"]}  # mlx.launch runs 127.0.0.1 entries here, no ssh
@@ -95,6 +98,51 @@ def test_two_processes_train_like_one_with_the_whole_batch(
     assert "exited with code" not in (run_dir / "worker.log").read_text()
 
 
+def _pids_of_the_ranks(run_dir: Path) -> list[int]:
+    log = (run_dir / "worker.log").read_text()
+    return [json.loads(x)["pid"] for x in log.splitlines() if '"train.device"' in x]
+
+
+@pytest.mark.slow
+def test_a_cancel_stops_both_processes_at_one_step_and_the_run_resumes_on_them(
+    tiny_model: Path, settings: Settings, tmp_path: Path
+) -> None:
+    dataset = _same_length_dataset(settings, tiny_model)
+    hosts = tmp_path / "hosts.json"
+    hosts.write_text(json.dumps([LOCAL, LOCAL]))
+    config = TrainConfig(
+        model=str(tiny_model), dataset=dataset, iters=5000, batch_size=4, rank=4, num_layers=2,
+        steps_per_report=1, val_batches=1, train_tokens=[], save_every=1000, hosts=hosts,
+    )  # fmt: skip
+    job = runs.start_training(config, settings, name="stopped")
+    assert job.run_dir is not None
+    run_dir, launcher = job.run_dir, job.pid
+    deadline = time.monotonic() + 120
+    while not any(e.kind == "train" for e in runs.read_events(run_dir)):  # both processes are training
+        assert time.monotonic() < deadline, (run_dir / "worker.log").read_text()[-2000:]
+        time.sleep(0.1)
+    runs.cancel_training(job.id, settings)
+    stopped = JobStore(Workspace(settings.workspace)).wait(job.id, timeout=60, poll=0.2)
+    assert stopped.status == "cancelled", stopped.error
+    at = stopped.result["cancelled_at"]
+    assert 1 <= at < 5000 and runs.checkpoints(run_dir) == [at]  # one checkpoint, written once by rank 0
+    pids = [launcher, *_pids_of_the_ranks(run_dir)]
+    assert len(pids) == 3
+    deadline = time.monotonic() + 30
+    while any(is_alive(p) for p in pids):  # mlx.launch and both ranks ended, not left waiting on a sum
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    log = (run_dir / "worker.log").read_text()
+    assert "exited with code" not in log and "was killed" not in log  # each stopped of its own accord
+
+    resumed = runs.resume_training(run_dir.name, settings, iters=at + 2)
+    finished, _ = _losses(settings, resumed.id)
+    assert [e.iteration for e in runs.read_events(run_dir) if e.kind == "train"][-2:] == [at + 1, at + 2]
+    assert len(finished) >= 2 and runs.read_run(run_dir).processes == 2
+    assert len(_pids_of_the_ranks(run_dir)) == 4  # the resume ran on two processes again
+    assert (Workspace(settings.workspace).adapters / "stopped" / "adapters.safetensors").exists()
+
+
 def test_a_host_file_is_checked_before_anything_starts(
     tiny_model: Path, settings: Settings, tmp_path: Path
 ) -> None:
@@ -120,14 +168,64 @@ def test_a_host_file_is_checked_before_anything_starts(
     assert runs.list_runs(settings) == []
 
 
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [
+        ("[{'ssh': '127.0.0.1'}]", r"hosts\.json: not JSON \(Expecting property name"),
+        ("[]", r"hosts\.json lists no hosts"),
+        ('[{"ips": ["127.0.0.1"]}, {"ssh": "b", "ips": ["10.0.0.2"]}]', r'host 1 of 2 has no "ssh"'),
+        (
+            '[{"ssh": "127.0.0.1"}, {"ssh": "b", "ips": ["10.0.0.2"]}]',
+            r'host 1 of 2 \(127\.0\.0\.1\) has no "ips"',
+        ),
+        (
+            '[{"ssh": "a", "ips": ["10.0.0.1"]}, {"ssh": "b", "ips": ["b.lan"]}]',
+            r"host 2 of 2 \(b\): 'b\.lan'",
+        ),
+        ('{"backend": "nccl", "hosts": []}', r"'nccl' backend; tooltune trains over the ring backend only"),
+        ('{"envs": ["OMP"], "hosts": []}', r'"envs" must be a list of "NAME=value" strings'),
+    ],
+)
+def test_a_bad_host_file_is_named_with_what_is_wrong(tmp_path: Path, content: str, error: str) -> None:
+    hosts = tmp_path / "hosts.json"
+    hosts.write_text(content)
+    with pytest.raises(TrainConfigError, match=error):
+        check_host_file(hosts, 4)
+
+
+def test_the_host_file_mlx_distributed_config_writes_is_read_too(tmp_path: Path) -> None:
+    hosts = tmp_path / "hosts.json"
+    remote = {"ssh": "gpu2", "ips": ["192.168.1.2"], "rdma": []}
+    hosts.write_text(json.dumps({"backend": "ring", "envs": ["A=1"], "hosts": [LOCAL, remote]}))
+    ring = check_host_file(hosts, 4)
+    assert [(h.ssh, h.ips, h.local) for h in ring] == [
+        ("127.0.0.1", ["127.0.0.1"], True),
+        ("gpu2", ["192.168.1.2"], False),
+    ]
+
+
 def test_the_worker_command_goes_through_mlx_launch(tmp_path: Path) -> None:
     hosts = tmp_path / "hosts.json"
+    hosts.write_text(json.dumps([LOCAL, LOCAL]))
     cmd = runs.worker_command(tmp_path / "run", hosts)
     assert Path(cmd[0]).name == "mlx.launch"
     assert cmd[1:7] == ["--hostfile", str(hosts), "--backend", "ring", "--cwd", str(tmp_path / "run")]
-    assert cmd[-3:] == ["-m", "tooltune.training.worker", str(tmp_path / "run")]
+    # every process here: ports free here, not mlx.launch's fixed 32323 (two runs at once would clash)
+    assert cmd[7] == "--starting-port" and all(port_is_free(int(cmd[8]) + i) for i in range(2))
+    assert cmd[9:] == ["--", sys.executable, "-m", "tooltune.training.worker", str(tmp_path / "run")]
+    hosts.write_text(json.dumps([LOCAL, {"ssh": "gpu2", "ips": ["192.168.1.2"]}]))
+    assert "--starting-port" not in runs.worker_command(tmp_path / "run", hosts)  # firewalls know 32323
     assert runs.worker_command(tmp_path / "run")[1:] == [
         "-m",
         "tooltune.training.worker",
         str(tmp_path / "run"),
     ]
+
+
+def test_a_ring_failure_is_told_in_words_a_user_can_act_on() -> None:
+    from tooltune.training.worker import describe_failure
+
+    lost = describe_failure(RuntimeError("[ring] connection to a peer was lost"))
+    assert lost.startswith("another process of this --hosts run stopped") and "worker.log" in lost
+    taken = describe_failure(RuntimeError("[ring] Couldn't bind socket (error: 98)"))
+    assert "could not listen on its port" in taken

@@ -42,7 +42,8 @@ from tooltune.jobs import (
 from tooltune.logs import get_logger
 from tooltune.models.resolve import fingerprint_model
 from tooltune.serving.blas import subprocess_env
-from tooltune.training.train_config import TrainConfig, dataset_hash
+from tooltune.subprocs import free_port, port_is_free
+from tooltune.training.train_config import TrainConfig, check_host_file, dataset_hash, read_host_file
 from tooltune.workspace import Workspace, atomic_write_json, validate_name
 
 log = get_logger(__name__)
@@ -361,6 +362,8 @@ def resume_training(ref: str, settings: Settings, *, iters: int | None = None) -
     config = TrainConfig.model_validate_json((run_dir / "config.json").read_text())
     if not config.is_resolved:
         raise ResumeError(f"run {run.id} never started (its config was not valid); start a new run instead")
+    if config.hosts is not None:  # the processes of the run's start, read again: the file may have changed
+        check_host_file(config.hosts, config.batch_size)
     if iters is not None:
         if iters <= its[-1]:
             raise ResumeError(f"--iters {iters} is not beyond the checkpoint at iteration {its[-1]}")
@@ -423,14 +426,32 @@ def training_status(ref: str, settings: Settings) -> tuple[JobRecord, RunRecord]
 
 def worker_command(run_dir: Path, hosts: Path | None = None) -> list[str]:
     """The worker's command line: one process, or one per host of an mlx.launch host file (MLX's own
-    launcher; its ring backend sums the gradients over TCP)."""
+    launcher; its ring backend sums the gradients over TCP).
+
+    When every process runs here, the ring gets ports free on this machine: mlx.launch's fixed default
+    (32323 and up) would make two such runs (two workspaces, two test sessions) fail to bind. Across
+    machines the default stays, since firewalls are opened for known ports."""
     worker = [sys.executable, "-m", "tooltune.training.worker", str(run_dir)]
     if hosts is None:
         return worker
     launcher = shutil.which("mlx.launch", path=str(Path(sys.executable).parent)) or shutil.which("mlx.launch")
     if launcher is None:
         raise TooltuneError("--hosts needs mlx.launch (it comes with mlx); it is not on PATH")
-    return [launcher, "--hostfile", str(hosts), "--backend", "ring", "--cwd", str(run_dir), "--", *worker]
+    ring = read_host_file(hosts)
+    command = [launcher, "--hostfile", str(hosts), "--backend", "ring", "--cwd", str(run_dir)]
+    if all(h.local for h in ring):
+        command += ["--starting-port", str(_free_port_run(sum(len(h.ips) for h in ring)))]
+    return [*command, "--", *worker]
+
+
+def _free_port_run(n: int, tries: int = 20) -> int:
+    """A port free here with the ``n - 1`` after it free too: the ring backend listens on one port per
+    process and IP, counting up from the first."""
+    for _ in range(tries):
+        first = free_port()
+        if first + n <= 65536 and all(port_is_free(first + i) for i in range(1, n)):
+            return first
+    raise TooltuneError(f"no {n} free consecutive ports on this machine for mlx.launch's ring backend")
 
 
 def _spawn(
@@ -452,9 +473,10 @@ def _spawn(
     pkg_root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join([pkg_root, *filter(None, [env.get("PYTHONPATH")])])
     try:
+        command = worker_command(run_dir, hosts)
         with open(run_dir / "worker.log", "ab") as log_fh:
             proc = subprocess.Popen(
-                worker_command(run_dir, hosts),
+                command,
                 stdin=subprocess.DEVNULL,
                 stdout=log_fh,
                 stderr=subprocess.STDOUT,
@@ -462,7 +484,7 @@ def _spawn(
                 cwd=str(run_dir),
                 start_new_session=True,
             )
-    except OSError as e:
+    except (OSError, TooltuneError) as e:  # a host file changed or removed since the run's start, say
         run = read_run(run_dir)
         reason = f"could not start the training worker: {e}"
         write_run(run_dir, run.model_copy(update={"status": "failed", "error": reason, "finished": utcnow()}))

@@ -13,6 +13,7 @@ so a config written for ``mlx_lm.lora`` loads here unchanged.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import math
 import tomllib
@@ -150,10 +151,11 @@ class TrainConfig(BaseModel):
     )
     hosts: Path | None = Field(
         default=None,
-        description='An mlx.launch host file (JSON: [{"ssh": host, "ips": [ip]}, ...]; 127.0.0.1 runs a '
-        "process here): data-parallel LoRA with one process per entry, gradients averaged by mlx-lm; "
-        "batch_size must be a multiple of their number. Every host needs this workspace and Python "
-        "environment at the same paths; the first process writes the run.",
+        description='An mlx.launch host file (JSON: [{"ssh": host, "ips": [ip]}, ...], or the '
+        '{"hosts": [...]} that mlx.distributed_config writes; 127.0.0.1 runs a process here): '
+        "data-parallel LoRA over MLX's ring backend, one process per entry, gradients averaged by "
+        "mlx-lm; batch_size (the whole batch) must be a multiple of their number. Every host needs this "
+        "workspace and Python environment at the same paths; the first process writes the run.",
     )
 
     # filled in by resolve(); the worker only ever sees resolved configs
@@ -326,14 +328,7 @@ class TrainConfig(BaseModel):
         hosts = None
         if self.hosts is not None:
             hosts = Path(self.hosts).expanduser().resolve()
-            n_proc = count_hosts(hosts)
-            if n_proc < 2:
-                raise TrainConfigError(f"{hosts} names one process; leave --hosts out to train in one")
-            if self.batch_size % n_proc:
-                raise TrainConfigError(
-                    f"batch_size {self.batch_size} does not split over the {n_proc} processes of {hosts}; "
-                    f"use a multiple of {n_proc}"
-                )
+            check_host_file(hosts, self.batch_size)
         dataset_path = resolve_dataset(self.dataset, Workspace(settings.workspace))
         n_train = count_lines(dataset_path / "train.jsonl")
         n_valid = count_lines(dataset_path / "valid.jsonl")
@@ -364,17 +359,84 @@ class TrainConfig(BaseModel):
         )
 
 
-def count_hosts(path: Path) -> int:
-    """Processes an mlx.launch host file starts (one per entry); a clear error for a bad file."""
+class RingHost(BaseModel):
+    """One process of a ``--hosts`` run: where mlx.launch starts it (``ssh``; 127.0.0.1 = here, no ssh)
+    and the addresses its ring backend listens on."""
+
+    ssh: str
+    ips: list[str]
+
+    @property
+    def local(self) -> bool:
+        return self.ssh == "127.0.0.1" and all(ipaddress.ip_address(ip).is_loopback for ip in self.ips)
+
+
+HOST_FILE_EXAMPLE = '[{"ssh": "127.0.0.1", "ips": ["127.0.0.1"]}, {"ssh": "host2", "ips": ["192.168.1.2"]}]'
+
+
+def read_host_file(path: Path) -> list[RingHost]:
+    """The processes of an mlx.launch host file: a list of hosts, or the ``{"backend", "envs", "hosts"}``
+    object ``mlx.distributed_config`` writes. Checked here, because mlx.launch only finds a bad file once
+    the run is started (and a host with no IPs only when its ring backend needs them)."""
     try:
-        hosts = json.loads(path.read_text("utf-8"))
+        data = json.loads(path.read_text("utf-8"))
     except OSError as e:
         raise TrainConfigError(f"cannot read the host file {path}: {e.strerror or e}") from None
     except ValueError as e:
         raise TrainConfigError(f"{path}: not JSON ({e}); mlx.launch wants a list of hosts") from None
-    if not isinstance(hosts, list) or not hosts or not all(isinstance(h, dict) and "ssh" in h for h in hosts):
-        raise TrainConfigError(f'{path}: expected a list like [{{"ssh": "127.0.0.1", "ips": ["127.0.0.1"]}}]')
-    return len(hosts)
+    entries = data
+    if isinstance(data, dict) and "hosts" in data:
+        backend = data.get("backend") or "ring"
+        if backend != "ring":
+            raise TrainConfigError(
+                f"{path} asks for mlx.launch's {backend!r} backend; tooltune trains over the ring backend "
+                'only: set "backend": "ring" or remove it'
+            )
+        envs = data.get("envs", [])
+        if not isinstance(envs, list) or not all(isinstance(e, str) and "=" in e for e in envs):
+            raise TrainConfigError(f'{path}: "envs" must be a list of "NAME=value" strings')
+        entries = data["hosts"]
+    if not isinstance(entries, list) or not all(isinstance(h, dict) for h in entries):
+        raise TrainConfigError(
+            f"{path}: expected a list like {HOST_FILE_EXAMPLE} "
+            '(or the {"hosts": [...]} of mlx.distributed_config)'
+        )
+    hosts = []
+    for i, entry in enumerate(entries):
+        where = f"{path}: host {i + 1} of {len(entries)}"
+        ssh, ips = entry.get("ssh"), entry.get("ips")
+        if not isinstance(ssh, str) or not ssh.strip():
+            raise TrainConfigError(
+                f'{where} has no "ssh" (the host to start its process on; 127.0.0.1 = here)'
+            )
+        if not isinstance(ips, list) or not ips:
+            raise TrainConfigError(
+                f'{where} ({ssh}) has no "ips": the ring backend connects processes by IP address, '
+                'e.g. "ips": ["127.0.0.1"] for a process here'
+            )
+        for ip in ips:
+            try:
+                ipaddress.ip_address(ip if isinstance(ip, str) else "")
+            except ValueError:
+                raise TrainConfigError(f'{where} ({ssh}): {ip!r} in "ips" is not an IP address') from None
+        hosts.append(RingHost(ssh=ssh, ips=ips))
+    return hosts
+
+
+def check_host_file(path: Path, batch_size: int) -> list[RingHost]:
+    """The host file's processes, refused when they cannot run ``batch_size`` together: mlx-lm splits each
+    batch evenly over the processes."""
+    hosts = read_host_file(path)
+    if not hosts:
+        raise TrainConfigError(f"{path} lists no hosts; expected a list like {HOST_FILE_EXAMPLE}")
+    if len(hosts) == 1:
+        raise TrainConfigError(f"{path} names one process; leave --hosts out to train in one")
+    if batch_size % len(hosts):
+        raise TrainConfigError(
+            f"batch_size {batch_size} does not split over the {len(hosts)} processes of {path}; "
+            f"use a multiple of {len(hosts)}"
+        )
+    return hosts
 
 
 def _model_layers(config: dict[str, Any]) -> int:

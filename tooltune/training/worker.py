@@ -88,6 +88,17 @@ def describe_failure(exc: BaseException) -> str:
             f"out of memory while training ({text}); lower --batch-size or --max-seq-length, train fewer "
             "--num-layers, or add --grad-checkpoint"
         )
+    if "[ring]" in text:  # mlx's ring backend, between the processes of a --hosts run
+        if "peer was lost" in low or "closed by the peer" in low or "send/recv errors" in low:
+            return (
+                f"another process of this --hosts run stopped ({text}); worker.log holds its own error; "
+                "checkpoints before this point are kept"
+            )
+        if "bind" in low:
+            return (
+                f"the ring backend could not listen on its port ({text}): another --hosts run, or some "
+                "other program, holds it; wait for it to end"
+            )
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return f"disk full while writing {exc.filename or 'run files'}; free some space, then resume the run"
     return f"{type(exc).__name__}: {text}"
@@ -132,8 +143,11 @@ class Worker:
         self.optimizer: Any = None
         self._weight_cache: dict[bytes, Any] = {}  # loss weights per distinct token row
         # data-parallel runs (``--hosts``, started by mlx.launch): every process trains, rank 0 alone writes
-        # the run's files and the job; the others own nothing and stop when rank 0 does
-        self.rank = 0
+        # the run's files and the job; the others own nothing and stop when rank 0 does. The rank is read
+        # from mlx.launch's MLX_RANK before the group exists, so a process whose group fails to form
+        # (a port taken) does not take itself for rank 0 and write the run's end.
+        rank = os.environ.get("MLX_RANK", "0")
+        self.rank = int(rank) if rank.isdigit() else 0
         self.world_size = 1
         # where the job's time went, and every token its steps processed (prompt and padding-free answer
         # alike: mlx-lm's own count is of the tokens that carry loss)
@@ -151,7 +165,12 @@ class Worker:
         import mlx.core as mx
 
         try:
-            group = mx.distributed.init()  # a group of one unless mlx.launch started this process
+            # a group of one unless mlx.launch started this process; a --hosts run insists on the ring it
+            # was launched for (a process that fell back to a group of one would train, and write, alone)
+            many = self.config.hosts is not None
+            group = mx.distributed.init(strict=many, backend="ring" if many else "any")
+            if many and group.size() < 2:
+                raise TooltuneError(f"--hosts run, but MLX formed a group of {group.size()} process")
             self.rank, self.world_size = group.rank(), group.size()
             if self.leader:  # a follower keeps the default: mlx.launch stops it when another rank fails
                 signal.signal(signal.SIGTERM, self._on_signal)
@@ -164,7 +183,7 @@ class Worker:
         except BaseException as e:  # noqa: BLE001 — every failure must end up in run.json
             traceback.print_exc()
             reason = describe_failure(e)
-            log.error("train.failed", run=self.run.id, reason=reason)
+            log.error("train.failed", run=self.run.id, reason=reason, rank=self.rank)
             try:
                 self._finish("failed", error=reason)
             finally:
@@ -185,7 +204,14 @@ class Worker:
 
         blas = "openblas" if "openblas" in os.environ.get("LD_PRELOAD", "") else "default"
         device = str(mx.default_device())  # Device(gpu, 0) with MLX's CUDA backend, Device(cpu, 0) here
-        log.info("train.device", device=device, blas=blas, rank=self.rank, processes=self.world_size)
+        log.info(
+            "train.device",
+            device=device,
+            blas=blas,
+            rank=self.rank,
+            processes=self.world_size,
+            pid=os.getpid(),
+        )
         self.run = self.run.model_copy(
             update={
                 "status": "running",
