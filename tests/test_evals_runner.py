@@ -474,3 +474,50 @@ def test_a_complete_adapter_run_is_recorded_in_its_registry_entry(
     registry.update_eval_scores("a1", {})  # merging nothing keeps it
     go("a1", "tuned")  # reused as it is, and recorded again
     assert registry.get("a1").eval_scores["fake"]["run_id"] == "tuned"
+
+
+def test_shared_run_tries_a_failing_case_once_per_endpoint_and_finishes(ws: Workspace):
+    """A case every endpoint times out on is recorded after one try on each (as one server records it),
+    not passed back and forth until both healthy endpoints count as stopped."""
+    asked: Counter[tuple[str, str]] = Counter()
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        prompt = json.loads(request.content)["messages"][-1]["content"]
+        asked[request.url.host, prompt] += 1
+        if prompt == "p-wrong-arg":
+            raise httpx2.ReadTimeout("no answer in time", request=request)
+        return FakeServer().handler(request)
+
+    async def go():
+        return await run_suite(
+            SUITE, ws=ws, base_url=["http://a/v1", "http://b/v1"], model_name="m", concurrency=1,
+            max_consecutive_connection_errors=2, run_id="r-slow-case",
+            http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(handler)),
+        )  # fmt: skip
+
+    report = anyio.run(go)
+    assert report.complete and report.n_results == len(SUITE.cases)
+    slow = next(r for r in report.results if r.case_id == "wrong-arg")
+    assert slow.error_kind == "timeout"
+    assert asked["a", "p-wrong-arg"] == asked["b", "p-wrong-arg"] == 1
+    assert all(r.error is None for r in report.results if r.case_id not in ("wrong-arg", "rejected"))
+    # one request per case, plus the slow case's second try; both endpoints answered part of the run
+    assert sum(asked.values()) == len(SUITE.cases) + 1 and {host for host, _ in asked} == {"a", "b"}
+    d = run_dir(ws, "r-slow-case")  # the reports name the endpoints the run was shared between
+    assert "shared between 2 endpoints: http://a/v1, http://b/v1" in (d / "report.md").read_text()
+    assert "<code>http://b/v1</code>" in (d / "report.html").read_text()
+
+    def refused(request: httpx2.Request) -> httpx2.Response:
+        raise httpx2.ConnectError("connection refused", request=request)
+
+    async def dead():
+        return await run_suite(
+            SUITE, ws=ws, base_url=["http://c/v1", "http://d/v1"], model_name="m", concurrency=1,
+            max_consecutive_connection_errors=2, run_id="r-all-dead",
+            http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(refused)),
+        )  # fmt: skip
+
+    with pytest.raises(EvalInterrupted, match="http://c/v1 and http://d/v1 stopped answering") as err:
+        anyio.run(dead)
+    assert 0 < err.value.report.n_results < len(SUITE.cases)  # the rest is left for --resume
+    assert all(r.error_kind == "connection" for r in err.value.report.results)

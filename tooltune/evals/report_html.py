@@ -164,6 +164,9 @@ def render_html(report: EvalReport, *, max_failures: int = 60) -> str:
         f"adapter <b>{escape(m.adapter or 'none (baseline)')}</b> · temperature {m.temperature} · "
         f"{m.n_cases} cases × {m.repeats} · {escape(report.finished.strftime('%Y-%m-%d %H:%M UTC'))}</div>",
     ]
+    if m.shard_urls:
+        shown = ", ".join(f"<code>{escape(u)}</code>" for u in m.shard_urls)
+        body.append(f"<div class='meta'>cases shared between {len(m.shard_urls)} endpoints: {shown}</div>")
     if not report.complete:
         body.append(
             f"<p class='warn'>Incomplete run: {report.n_results} of {report.n_expected} results "

@@ -25,6 +25,11 @@ def render_markdown(report: EvalReport, *, max_failures: int = 15) -> str:
         f"adapter **{m.adapter or 'none (baseline)'}** · temperature {m.temperature}"
         + ("" if report.complete else f" · **incomplete: {report.n_results}/{report.n_expected}**"),
         "",
+        *(
+            [f"Cases shared between {len(m.shard_urls)} endpoints: {', '.join(m.shard_urls)}.", ""]
+            if m.shard_urls
+            else []
+        ),
         "| category | n | native | lenient |",
         "|---|---:|---:|---:|",
     ]

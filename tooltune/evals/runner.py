@@ -310,25 +310,49 @@ async def _execute(
         failures = [0] * len(urls)  # consecutive unreachable answers per endpoint
         stopped = [False] * len(urls)
         busy = [0]  # cases in flight on any endpoint
+        # a case an endpoint could not answer (unreachable, timed out): the endpoints it failed on, and its
+        # last failure, recorded once no endpoint that has not tried it is left
+        failed_on: dict[tuple[str, int], set[int]] = {}
+        last_failure: dict[tuple[str, int], CaseResult] = {}
         prior_wall = _read_elapsed(d)
         started = time.perf_counter()
 
+        def untried_elsewhere(key: tuple[str, int]) -> bool:
+            return any(not stopped[j] and j not in failed_on.get(key, ()) for j in range(len(urls)))
+
+        def take(ep: int) -> tuple[EvalCase, int] | None:
+            """The next queued case this endpoint has not failed on."""
+            for i, (case, repeat) in enumerate(queue):
+                if ep not in failed_on.get((case.id, repeat), ()):
+                    del queue[i]
+                    return case, repeat
+            return None
+
         async def worker(ep: int) -> None:
             """``concurrency`` of these per endpoint take the next case from one queue, so a faster
-            server takes more. A case an unreachable server failed goes back to the queue while another
-            server is up; the last one standing records it (resume retries it)."""
+            server takes more. A case an endpoint could not answer goes back to the queue for an endpoint
+            that has not tried it, so each tries it at most once; with none left its failure is recorded
+            (resume retries it)."""
             while not stopped[ep]:
-                if not queue:
-                    if busy[0] == 0:
+                item = take(ep)
+                if item is None:
+                    if not queue and busy[0] == 0:
                         return
                     await anyio.sleep(0.05)  # a case in flight elsewhere may come back to the queue
                     continue
-                case, repeat = queue.popleft()
                 busy[0] += 1
                 try:
-                    await one(ep, case, repeat)
+                    await one(ep, *item)
                 finally:
                     busy[0] -= 1
+
+        async def record(result: CaseResult) -> None:
+            await writer.write(result)
+            results.append(result)
+            # elapsed time survives a kill too, so a resumed run's cases/min stays honest
+            atomic_write_json(d / "timing.json", {"wall_s": prior_wall + (time.perf_counter() - started)})
+            if on_progress:
+                on_progress(len(results), total, result)
 
         async def one(ep: int, case: EvalCase, repeat: int) -> None:
             settings = dict(base_settings)
@@ -336,22 +360,29 @@ async def _execute(
                 # only when sampling: a seed turns mlx_lm.server's batching off
                 settings["seed"] = meta.seed + repeat
             result = await run_case(models[ep], case, repeat=repeat, settings=settings)  # type: ignore[arg-type]
-            if result.error_kind in RETRYABLE_ERRORS:
-                failures[ep] += 1
-                if failures[ep] >= max_consecutive_connection_errors:
-                    stopped[ep] = True
-                    log.warning("eval.endpoint_stopped", url=urls[ep], failures=failures[ep])
-                if any(not s for j, s in enumerate(stopped) if j != ep):
-                    queue.append((case, repeat))
-                    return
-            else:
+            if result.error_kind not in RETRYABLE_ERRORS:
                 failures[ep] = 0
-            await writer.write(result)
-            results.append(result)
-            # elapsed time survives a kill too, so a resumed run's cases/min stays honest
-            atomic_write_json(d / "timing.json", {"wall_s": prior_wall + (time.perf_counter() - started)})
-            if on_progress:
-                on_progress(len(results), total, result)
+                await record(result)
+                return
+            failures[ep] += 1
+            key = (case.id, repeat)
+            failed_on.setdefault(key, set()).add(ep)
+            last_failure[key] = result
+            if failures[ep] >= max_consecutive_connection_errors:
+                stopped[ep] = True
+                log.warning("eval.endpoint_stopped", url=urls[ep], failures=failures[ep])
+                # queued cases only this endpoint had left to try them: their failures stand
+                orphans = [
+                    (c, k) for c, k in queue if (c.id, k) in last_failure and not untried_elsewhere((c.id, k))
+                ]
+                for item in orphans:
+                    queue.remove(item)
+                for c, k in orphans:
+                    await record(last_failure[c.id, k])
+            if untried_elsewhere(key):
+                queue.append((case, repeat))
+            else:
+                await record(result)
 
         try:
             async with anyio.create_task_group() as tg:
