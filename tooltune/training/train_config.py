@@ -135,6 +135,13 @@ class TrainConfig(BaseModel):
         "vocabulary-wide KL per step (about twice the time per step on a 2-core CPU with the 0.5B model); "
         "needs mask_prompt and fine_tune_type 'lora' (see training/losses.py).",
     )
+    answer_only_head: bool = Field(
+        default=True,
+        description="With mask_prompt, apply the LM head only at the answer's positions (the same loss and "
+        "gradients; the head is over a quarter of a 0.5B model's weights and otherwise runs at every prompt "
+        "position). Off = mlx-lm's way, every position. Architectures other than qwen2/qwen3/llama always "
+        "use mlx-lm's way (see training/losses.py).",
+    )
     grad_checkpoint: bool = Field(default=False, description="Trade compute for memory.")
     seed: int = Field(default=0, description="Seed for the LoRA init and the data order.")
     steps_per_report: int = Field(default=10, ge=1, description="Steps between train-loss reports.")

@@ -35,7 +35,13 @@ from tooltune.errors import TooltuneError
 from tooltune.jobs import JobRecord, JobStore, utcnow
 from tooltune.logs import configure_logging, get_logger
 from tooltune.training.loss_plot import write_loss_plot
-from tooltune.training.losses import anchored_loss, weighted_loss
+from tooltune.training.losses import (
+    anchored_loss,
+    answer_only_loss,
+    answer_positions,
+    head_split,
+    weighted_loss,
+)
 from tooltune.training.runs import RunRecord, TrainEvent, read_events, read_run, release_lock, write_run
 from tooltune.training.token_rows import (
     apply_token_rows,
@@ -334,6 +340,8 @@ class Worker:
                 }
         if cfg.decision_loss_weight != 1.0:
             applied["decision_tokens"] = self._decision_token_summary(train_data)
+        # where the LM head ran: what the trainer saw, read back (answer_only_head can be on and not apply)
+        applied["lm_head"] = "answer positions" if self._answer_only else "every position"
         self.run = self.run.model_copy(update={"applied": applied})
         self._save_run()
         if self.start_iter:
@@ -379,7 +387,7 @@ class Worker:
                 args=args,
                 iterate_batches=self._iterate_batches,
                 training_callback=EventWriter(self),
-                **({"loss": self._loss()} if self._custom_loss else {}),
+                **({"loss": self._loss()} if self._custom_loss or self._answer_only else {}),
             )
         self._save_checkpoint(cfg.iters)  # a SIGTERM during the last step loses nothing: the run is complete
         self.run = self.run.model_copy(update={"iteration": cfg.iters})
@@ -497,9 +505,9 @@ class Worker:
 
     def _with_weights(self, batch: tuple[Any, Any]) -> tuple[Any, ...]:
         """mlx-lm's (tokens, lengths) batch, plus per-token loss weights when some answer tokens weigh
-        other than 1 (what ``weighted_loss`` takes) and the value-token mask when values are anchored
-        (what ``anchored_loss`` takes)."""
-        if not self._custom_loss:
+        other than 1 (what ``weighted_loss`` takes), then the answer positions when the head runs there
+        only (``answer_only_loss``), or the value-token mask when values are anchored (``anchored_loss``)."""
+        if not (self._custom_loss or self._answer_only):
             return batch
         cfg = self.config
         import mlx.core as mx
@@ -508,7 +516,20 @@ class Worker:
         tokens, lengths = batch
         rows, spans = np.array(tokens), np.array(lengths)
         weights = np.ones(rows.shape, dtype=np.float32)
+        if self._answer_only:  # weighted_loss's arguments plus the answer positions (answer_only_loss)
+            if self._custom_loss:
+                self._fill_weights(rows, spans, weights, None)
+            return tokens, lengths, mx.array(weights), *answer_positions(spans, rows.shape[1] - 1)
         anchored = np.zeros(rows.shape, dtype=bool)
+        self._fill_weights(rows, spans, weights, anchored)
+        if cfg.anchor_loss_weight:
+            return tokens, lengths, mx.array(weights), mx.array(anchored)
+        return tokens, lengths, mx.array(weights)
+
+    def _fill_weights(self, rows: Any, spans: Any, weights: Any, anchored: Any | None) -> None:
+        """Each row's loss weights (value_token_weights), and its value-token mask into ``anchored`` when
+        values are anchored; cached per distinct token row."""
+        cfg = self.config
         for j, (offset, length) in enumerate(spans.tolist()):
             key = rows[j, :length].tobytes()
             if key not in self._weight_cache:
@@ -521,11 +542,8 @@ class Worker:
                     values,
                 )
             weights[j, :length], mask = self._weight_cache[key]
-            if mask is not None:
+            if mask is not None and anchored is not None:
                 anchored[j, :length] = mask
-        if cfg.anchor_loss_weight:
-            return tokens, lengths, mx.array(weights), mx.array(anchored)
-        return tokens, lengths, mx.array(weights)
 
     @property
     def _custom_loss(self) -> bool:
@@ -534,9 +552,24 @@ class Worker:
         cfg = self.config
         return cfg.value_loss_weight != 1.0 or cfg.decision_loss_weight != 1.0 or bool(cfg.anchor_loss_weight)
 
+    @property
+    def _answer_only(self) -> bool:
+        """Whether the loss applies the LM head at the answer positions only (answer_only_loss): with
+        mask_prompt, a model whose body/head split is known, and no anchor (which compares full logits)."""
+        cfg = self.config
+        return (
+            cfg.answer_only_head
+            and cfg.mask_prompt
+            and not cfg.anchor_loss_weight
+            and self.model is not None
+            and head_split(self.model) is not None
+        )
+
     def _loss(self) -> Any:
 
         weight = self.config.anchor_loss_weight
+        if self._answer_only:
+            return answer_only_loss
         return anchored_loss(weight) if weight else weighted_loss
 
     def _decision_token_summary(self, train_set: Any) -> dict[str, Any]:  # a CacheDataset
