@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tooltune.config import Settings
+from tooltune.jobs import JobStore
 from tooltune.serving import blas
 from tooltune.serving.blas import (
     CHECK_FILE,
@@ -20,6 +22,7 @@ from tooltune.serving.blas import (
     find_openblas,
     subprocess_env,
 )
+from tooltune.workspace import Workspace
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the preload is Linux-only")
 
@@ -150,3 +153,45 @@ def test_the_installed_openblas_passes_the_check(settings: Settings) -> None:
     check = check_openblas(lib, env, settings.cache_dir)
     assert check.ok, check.detail
     assert check.core  # the kernel family it picked on this CPU, e.g. ZEN or HASWELL
+
+
+def test_a_child_gets_the_threads_asked_for_unless_the_user_set_them(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tooltune.serving.blas import THREADS_ENV, subprocess_env
+
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    half = max(1, (os.cpu_count() or 2) // 2)
+    assert subprocess_env(settings.cache_dir, enabled=True)["OPENBLAS_NUM_THREADS"] == str(half)
+    assert subprocess_env(settings.cache_dir, enabled=True, threads=7)["OPENBLAS_NUM_THREADS"] == "7"
+    monkeypatch.setenv(THREADS_ENV, "3")
+    assert subprocess_env(settings.cache_dir, enabled=True, threads=7)["OPENBLAS_NUM_THREADS"] == "3"
+
+
+def test_the_training_worker_gets_every_core(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A training step is matmul-bound and usually runs alone: bench/results/train_speed.json measured 2
+    OpenBLAS threads 1.4x faster than 1 on the 2-core CPU."""
+    from tooltune.serving.blas import THREADS_ENV
+    from tooltune.training import runs
+
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    seen: dict[str, str] = {}
+
+    class Stop(Exception):
+        pass
+
+    real_popen = subprocess.Popen
+
+    def fake_popen(cmd: list[str], *args: object, **kw: object) -> object:
+        if "tooltune.training.worker" not in cmd:  # the BLAS check's own child runs for real
+            return real_popen(cmd, *args, **kw)  # type: ignore[call-overload]
+        seen.update(kw["env"])  # type: ignore[arg-type]
+        raise Stop
+
+    monkeypatch.setattr(runs.subprocess, "Popen", fake_popen)
+    ws = Workspace(settings.workspace).ensure()
+    run_dir = ws.runs / "r"
+    run_dir.mkdir(parents=True)
+    with pytest.raises(Stop):
+        runs._spawn(settings, ws, JobStore(ws), run_dir, "job-x")
+    assert seen.get("OPENBLAS_NUM_THREADS") == str(os.cpu_count() or 1), sorted(seen)

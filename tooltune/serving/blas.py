@@ -225,10 +225,17 @@ def blas_env(
 
 
 def subprocess_env(
-    cache_dir: Path, *, enabled: bool | None = None, base: dict[str, str] | None = None
+    cache_dir: Path,
+    *,
+    enabled: bool | None = None,
+    base: dict[str, str] | None = None,
+    threads: int | None = None,
 ) -> dict[str, str]:
-    """A full environment for an MLX child process, logging which BLAS it gets."""
-    choice = blas_env(cache_dir, enabled=enabled)
+    """A full environment for an MLX child process, logging which BLAS it gets (``threads``: OpenBLAS
+    threads when TOOLTUNE_BLAS_THREADS does not say; default half the cores)."""
+    if threads is not None and os.environ.get(THREADS_ENV):
+        threads = None  # the user's setting wins
+    choice = blas_env(cache_dir, enabled=enabled, threads=threads)
     rejected = choice.name == "reference" and choice.library is not None
     (log.warning if rejected else log.info)(
         "blas", blas=choice.name, reason=choice.reason, library=choice.library

@@ -466,7 +466,12 @@ def _spawn(
     """Launch the worker detached (own session: a Ctrl-C in the terminal or the parent exiting won't
     kill it) with the OpenBLAS environment every MLX child needs for fast float32."""
 
-    env = subprocess_env(settings.cache_dir, enabled=settings.use_openblas)
+    # every core: a training step is matmul-bound and usually runs alone (bench/results/train_speed.json:
+    # 2 OpenBLAS threads made a 0.5B step 1.4x faster than 1 on this 2-core CPU); TOOLTUNE_BLAS_THREADS
+    # still decides when set, e.g. to leave cores to a model server running beside the training. Several
+    # --hosts processes on one machine keep the default (half the cores) rather than each taking all.
+    threads = None if hosts else os.cpu_count() or 1
+    env = subprocess_env(settings.cache_dir, enabled=settings.use_openblas, threads=threads)
     env["PYTHONUNBUFFERED"] = "1"
     env["TOOLTUNE_HOME"] = str(ws.root)
     env["TOOLTUNE_CACHE"] = str(settings.cache_dir)
