@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -108,3 +109,23 @@ def test_a_fingerprint_child_killed_by_a_signal_is_not_blamed_on_the_model_files
     monkeypatch.setattr(fingerprint.subprocess, "run", failed)
     with pytest.raises(FingerprintError, match="check its files"):
         fingerprint._run_reference(tmp_path, None, [spec], {}, 5)
+
+
+def test_half_precision_models_match_probes_more_loosely(tmp_path: Path) -> None:
+    """An H200 serving the 0.5B in bfloat16 answered the probe 0.25 away from mlx-lm's own answer for
+    the same weights: a bfloat16 model must still verify, a float32 one must not at that distance."""
+    from tooltune.adapters.fingerprint import tolerances, weights_dtype
+
+    ref = ProbeSignature(tokens=[1, 2], top=[[(1, -0.2), (3, -4.0)], [(2, -0.1), (4, -6.0)]])
+    bf16_noise = ProbeSignature(tokens=[1, 2], top=[[(1, -0.2), (3, -4.25)], [(2, -0.1), (4, -6.0)]])
+    d = signature_distance(ref, bf16_noise)
+    assert d == pytest.approx(0.25)
+    strict, strict_apart = tolerances("float32")
+    loose, loose_apart = tolerances("bfloat16")
+    assert d > strict and d < loose
+    assert tolerances("4-bit (float32 scales)") == (strict, strict_apart)
+    assert tolerances("float16") == (loose, loose_apart) == tolerances("4-bit (bfloat16 scales)")
+    assert loose_apart > loose and strict_apart > strict  # a distinguishing probe is never within noise
+    # the dtype is read from the model's config (or its weights' header)
+    (tmp_path / "config.json").write_text(json.dumps({"torch_dtype": "bfloat16"}))
+    assert weights_dtype(tmp_path) == "bfloat16"

@@ -33,6 +33,11 @@ PROBE_TOP_K = 5
 # in float32; low-precision formats by more. Real adapters move the probe's log-probs by far more.
 MATCH_TOLERANCE = 0.05
 DISTINGUISH_MIN = 0.25
+# bfloat16/float16 weights: a logit near 30 is stored to ±0.125, and on an NVIDIA H200 (MLX's CUDA
+# backend, the 0.5B in bfloat16) the batched server answered the probe 0.25 away from mlx-lm's own
+# single-sequence answer, the same weights both times. The thresholds scale with that noise.
+HALF_MATCH_TOLERANCE = 0.5
+HALF_DISTINGUISH_MIN = 1.0
 
 _READ_FILE_TOOL = {
     "type": "function",
@@ -99,6 +104,27 @@ class BaseProbe(BaseModel):
     base_model_fingerprint: str
     base: ProbeSignature
     mlx_lm_version: str = ""
+
+
+def weights_dtype(model_path: Path) -> str:
+    """The float format the model computes in, as the model catalog words it ("float32",
+    "bfloat16", "4-bit (float32 scales)", ...)."""
+    from tooltune.models.catalog import model_dtype
+
+    try:
+        config = json.loads((model_path / "config.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        config = {}
+    return model_dtype(model_path, config)
+
+
+def tolerances(dtype: str) -> tuple[float, float]:
+    """(match, distinguish): how far a served probe answer may be from the reference and still be the
+    same weights, and how far base and adapter answers must be apart for the probe to tell them apart.
+    float32 computation (also quantized weights with float32 scales) is strict; half precision is not."""
+    if dtype == "float32" or "float32 scales" in dtype:
+        return MATCH_TOLERANCE, DISTINGUISH_MIN
+    return HALF_MATCH_TOLERANCE, HALF_DISTINGUISH_MIN
 
 
 def signature_distance(a: ProbeSignature, b: ProbeSignature) -> float:
@@ -257,7 +283,7 @@ def _reference_main(argv: list[str] | None = None) -> int:
                 for m, sc in zip(loras, scales, strict=True):
                     m.scale = sc
             base = ProbeSignature.model_validate(out["base"][i])
-            if signature_distance(base, adapter) >= DISTINGUISH_MIN:
+            if signature_distance(base, adapter) >= tolerances(weights_dtype(Path(args.model)))[1]:
                 break
     json.dump(out, sys.stdout)
     return 0
@@ -304,6 +330,7 @@ def compute_adapter_probe(
     """Reference answers of base and base+adapter; picks the first candidate probe that tells them apart."""
     specs = [ProbeSpec(messages=c["messages"], tools=c["tools"]) for c in PROBE_CANDIDATES]
     out = _run_reference(model_path, adapter_path, specs, env, timeout)
+    _, distinguish_min = tolerances(weights_dtype(model_path))
     best: AdapterProbe | None = None
     for spec, b, a in zip(specs, out["base"], out["adapter"], strict=False):
         base, adapter = ProbeSignature.model_validate(b), ProbeSignature.model_validate(a)
@@ -314,7 +341,7 @@ def compute_adapter_probe(
             base=base,
             adapter=adapter,
             distance=min(dist, 1e9),
-            distinguishes=dist >= DISTINGUISH_MIN,
+            distinguishes=dist >= distinguish_min,
             mlx_lm_version=out.get("mlx_lm_version", ""),
         )
         if probe.distinguishes:

@@ -43,7 +43,6 @@ from pydantic import BaseModel
 
 from tooltune.adapters.active import ActiveSelection, read_active, write_active
 from tooltune.adapters.fingerprint import (
-    MATCH_TOLERANCE,
     AdapterProbe,
     BaseProbe,
     ProbeSignature,
@@ -53,6 +52,8 @@ from tooltune.adapters.fingerprint import (
     probe_request_body,
     signature_distance,
     signature_from_response,
+    tolerances,
+    weights_dtype,
 )
 from tooltune.adapters.registry import AdapterRecord, AdapterRegistry
 from tooltune.config import Settings
@@ -262,6 +263,7 @@ class ModelServer:
         self.record_active = record_active
         self.extra_args = list(extra_args or [])
         self.model_fingerprint = fingerprint_model(self.model_path)
+        self._weights_dtype = weights_dtype(self.model_path)  # sets how closely probe answers must match
         self.ws = Workspace(settings.workspace).ensure()
         self.registry = AdapterRegistry(self.ws)
         self._requested_port = port
@@ -694,13 +696,14 @@ class ModelServer:
                 other = None
         else:
             want = expected.base
+        tolerance, _ = tolerances(self._weights_dtype)
         d_want = signature_distance(served, want)
         d_other = signature_distance(served, other) if other is not None else math.inf
         what = f"adapter {target.name!r}" if target.name else "the base model (no adapter)"
-        if d_want > MATCH_TOLERANCE or d_other <= d_want:
+        if d_want > tolerance or d_other <= d_want:
             resembles = (
                 ("the base model" if target.name else "the previous adapter")
-                if d_other <= MATCH_TOLERANCE
+                if d_other <= tolerance
                 else "neither the base model nor the adapter"
             )
             raise ServedModelMismatchError(
