@@ -25,6 +25,7 @@ import anyio
 
 from tooltune.config import Settings
 from tooltune.data.similarity import default_bfcl_dir
+from tooltune.device import detect_device
 from tooltune.evals.bfcl_import import import_bfcl
 from tooltune.evals.results import EvalReport
 from tooltune.evals.runner import load_report, resume_run, run_dir, run_suite
@@ -88,7 +89,7 @@ def main() -> None:
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "blas_threads": os.environ.get("TOOLTUNE_BLAS_THREADS"),
-            "note": "2 cores shared with other engineers' servers and training runs while this ran",
+            "device": detect_device().reason,
         },
         "model": str(model),
         "concurrency": args.concurrency,
