@@ -1,0 +1,136 @@
+"""The headline on full BFCL categories: one row per (category, adapter), baseline and adapter native and
+lenient as fractions with 95% intervals, and the spread over training seeds.
+
+    python bench/bfcl_full.py bench/results/bfcl_full/*.json [--out bench/results/bfcl_full_0.5b.json]
+
+Reads ``bench/bfcl_adapter.py`` results that evaluated every case (``--eval-n`` and ``--irrelevance-n``
+at least the category's size); a result on a sample is refused, since this file is the full-scale one.
+Each input holds its category and irrelevance for one adapter; irrelevance rows say which category's
+schemas the adapter was trained on. For irrelevance, ``lenient`` counts a call written as text as a
+call, so it is the stricter of the two.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+FULL_SIZE = {
+    "simple_python": 400,
+    "irrelevance": 240,
+    "multiple": 200,
+    "parallel": 200,
+    "parallel_multiple": 200,
+}
+
+
+def wilson(passed: int, n: int, z: float = 1.96) -> list[float]:
+    """The 95% Wilson score interval of a pass rate."""
+    if not n:
+        return [0.0, 1.0]
+    p = passed / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)]
+
+
+def scores(summary: dict[str, Any]) -> dict[str, Any]:
+    o = summary["overall"]
+    n = o["n"]
+    return {
+        "native": round(o["native_pass"] / n, 4),
+        "lenient": round(o["lenient_pass"] / n, 4),
+        "native_pass": o["native_pass"],
+        "lenient_pass": o["lenient_pass"],
+        "native_interval": wilson(o["native_pass"], n),
+        "lenient_interval": wilson(o["lenient_pass"], n),
+        "complete": summary.get("complete", True),
+    }
+
+
+def rows_of(path: Path) -> list[dict[str, Any]]:
+    d = json.loads(path.read_text())
+    trained_on = d["category"]
+    rows = []
+    for key, res in d["results"].items():
+        n = res["baseline"]["overall"]["n"]
+        if n < FULL_SIZE.get(key, 0):
+            raise SystemExit(f"{path}: {key} has {n} cases, not the full {FULL_SIZE[key]}")
+        rows.append(
+            {
+                "category": key,
+                "cases": n,
+                "model": Path(d["model"]).name,
+                "trained_on": trained_on,
+                "train_seed": d["train_seed"],
+                "adapter_name": d["train"]["adapter"],
+                "baseline": scores(res["baseline"]),
+                "adapter": scores(res["adapter"]),
+                "mcnemar_p_native": (res["comparison"].get("native") or {}).get("p_value"),
+                "result": path.name,
+            }
+        )
+    return rows
+
+
+def spread(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        groups[(r["model"], r["trained_on"], r["category"])].append(r)
+    out = []
+    for (model, trained_on, category), rs in sorted(groups.items()):
+        entry: dict[str, Any] = {
+            "model": model,
+            "trained_on": trained_on,
+            "category": category,
+            "seeds": [r["train_seed"] for r in rs],
+        }
+        for mode in ("native", "lenient"):
+            vals = [r["adapter"][mode] for r in rs]
+            entry[mode] = {
+                "values": vals,
+                "mean": round(statistics.fmean(vals), 4),
+                "min": min(vals),
+                "max": max(vals),
+                "stdev": round(statistics.stdev(vals), 4) if len(vals) > 1 else None,
+            }
+        out.append(entry)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("results", nargs="+", type=Path)
+    ap.add_argument("--machine", default="", help="where the results were made, in words")
+    ap.add_argument("--out", type=Path, default=Path("bench/results/bfcl_full_0.5b.json"))
+    args = ap.parse_args(argv)
+    rows = [r for p in sorted(args.results) for r in rows_of(p)]
+    machines = {p.name: json.loads(p.read_text()).get("machine", {}) for p in sorted(args.results)}
+    doc = {
+        "benchmark": "bfcl_full",
+        "command": "python "
+        + " ".join(["bench/bfcl_full.py", *(argv if argv is not None else sys.argv[1:])]),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": args.machine,
+        "machines": machines,
+        "rows": rows,
+        "seed_spread": spread(rows),
+        "notes": "native: a native tool call that matches BFCL's answer (irrelevance: no native call); "
+        "lenient: calls written as text also parsed (irrelevance: any call attempt, native or text, fails). "
+        "Intervals: 95% Wilson.",
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"wrote {args.out}: {len(rows)} rows", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

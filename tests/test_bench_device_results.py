@@ -1,0 +1,112 @@
+"""The scripts that turn device runs into result files: bench/device_crosscheck.py (do two backends give
+the same verdicts?) and bench/bfcl_full.py (the full-category headline rows, intervals and seed spread)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tooltune.evals.results import CaseResult
+from tooltune.evals.scoring import Score
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _case(cid: str, text: str, native: bool, lenient: bool) -> str:
+    r = CaseResult(
+        case_id=cid,
+        category="simple_python",
+        raw_text=text,
+        native=Score(passed=native),
+        lenient=Score(passed=lenient),
+    )
+    return r.model_dump_json() + "\n"
+
+
+def _run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, f"bench/{script}", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_crosscheck_counts_same_verdicts_and_lists_what_differs(tmp_path: Path) -> None:
+    ref, other = tmp_path / "cpu.jsonl", tmp_path / "gpu.jsonl"
+    ref.write_text(_case("a", "x", True, True) + _case("b", "y", False, True) + _case("c", "z", False, False))
+    # a: same; b: other words, same verdicts; c: a verdict flips; d: only on one side (not compared)
+    other.write_text(
+        _case("a", "x", True, True)
+        + _case("b", "y2", False, True)
+        + _case("c", "z", True, True)
+        + _case("d", "w", True, True)
+    )
+    out = tmp_path / "xc.json"
+    done = _run("device_crosscheck.py", "--run", f"cpu={ref}", "--run", f"gpu={other}", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    c = json.loads(out.read_text())["comparisons"]["gpu"]
+    assert (c["cases"], c["same_native_verdict"], c["same_lenient_verdict"], c["same_answer"]) == (3, 2, 2, 2)
+    assert [(d["case"], d["verdict_changed"]) for d in c["differences"]] == [("b", False), ("c", True)]
+    assert c["native_pass"] == {"reference": 1, "other": 2}
+    bad = _run("device_crosscheck.py", "--run", "cpu", "--run", f"gpu={other}", "--out", str(out))
+    assert bad.returncode != 0 and "LABEL=PATH" in bad.stderr
+
+
+def _overall(n: int, native: int, lenient: int) -> dict[str, Any]:
+    return {"overall": {"n": n, "native_pass": native, "lenient_pass": lenient}, "complete": True}
+
+
+def _result(path: Path, seed: int, native: int, n: int = 400) -> Path:
+    doc = {
+        "model": "/m/qwen2.5-coder-0.5b-instruct",
+        "category": "simple_python",
+        "train_seed": seed,
+        "train": {"adapter": f"a-s{seed}"},
+        "machine": {"mlx_device": "Device(gpu, 0)"},
+        "results": {
+            "simple_python": {
+                "baseline": _overall(n, 0, 299),
+                "adapter": _overall(n, native, native + 5),
+                "comparison": {"native": {"p_value": 0.001}},
+            },
+            "irrelevance": {
+                "baseline": _overall(240, 240, 91),
+                "adapter": _overall(240, 230, 200),
+                "comparison": {},
+            },
+        },
+    }
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_full_rows_carry_fractions_intervals_and_the_seed_spread(tmp_path: Path) -> None:
+    files = [str(_result(tmp_path / f"s{s}.json", s, native)) for s, native in ((0, 300), (1, 320), (2, 280))]
+    out = tmp_path / "full.json"
+    done = _run("bfcl_full.py", *files, "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(out.read_text())
+    row = doc["rows"][0]
+    assert (row["category"], row["cases"], row["model"]) == (
+        "simple_python",
+        400,
+        "qwen2.5-coder-0.5b-instruct",
+    )
+    assert row["baseline"]["native"] == 0.0 and row["baseline"]["lenient"] == pytest.approx(
+        299 / 400, abs=1e-4
+    )
+    assert row["adapter"]["native"] == 0.75
+    lo, hi = row["adapter"]["native_interval"]
+    assert lo < 0.75 < hi and hi - lo < 0.1  # 400 cases: about ±4 points
+    spread = {(s["category"], s["trained_on"]): s for s in doc["seed_spread"]}
+    sp = spread[("simple_python", "simple_python")]["native"]
+    assert sp["values"] == [0.75, 0.8, 0.7] and sp["min"] == 0.7 and sp["max"] == 0.8
+    assert sp["mean"] == pytest.approx(0.75)
+    irr = spread[("irrelevance", "simple_python")]["lenient"]
+    assert irr["values"] == [round(200 / 240, 4)] * 3 and irr["stdev"] == 0.0
+    sample = _result(tmp_path / "sample.json", 0, 30, n=40)
+    refused = _run("bfcl_full.py", str(sample), "--out", str(out))
+    assert refused.returncode != 0 and "not the full 400" in refused.stderr
