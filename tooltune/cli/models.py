@@ -104,7 +104,7 @@ def import_gguf_cmd(
     file
         The .gguf file.
     dtype
-        Weights dtype (default: float32 on Linux CPU, bfloat16 on Apple silicon).
+        Weights dtype (default: float32 on a Linux CPU, bfloat16 on Apple silicon and NVIDIA GPUs).
     force
         Replace an existing model with the same name.
     """
