@@ -195,3 +195,16 @@ def test_the_training_worker_gets_every_core(settings: Settings, monkeypatch: py
     with pytest.raises(Stop):
         runs._spawn(settings, ws, JobStore(ws), run_dir, "job-x")
     assert seen.get("OPENBLAS_NUM_THREADS") == str(os.cpu_count() or 1), sorted(seen)
+
+
+def test_the_model_server_gets_every_core(
+    settings: Settings, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tooltune.serving.blas import THREADS_ENV
+    from tooltune.serving.model_server import ModelServer
+
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    env = ModelServer(tiny_model, settings=settings)._env()
+    assert env["OPENBLAS_NUM_THREADS"] == str(os.cpu_count() or 1)
+    monkeypatch.setenv(THREADS_ENV, "1")
+    assert ModelServer(tiny_model, settings=settings)._env()["OPENBLAS_NUM_THREADS"] == "1"

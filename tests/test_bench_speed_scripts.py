@@ -1,0 +1,53 @@
+"""bench/train_speed.py and bench/eval_speed.py run end to end on the tiny model: the side-by-side
+variants, the same losses / the same answers, and a ``speedup`` key, as the committed results have."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _bench(args: list[str], tmp_path: Path) -> dict:
+    out = tmp_path / "result.json"
+    env = {k: v for k, v in os.environ.items() if k != "TOOLTUNE_BLAS_THREADS"}
+    env["TOOLTUNE_CACHE"] = str(tmp_path / "cache")
+    done = subprocess.run(
+        [sys.executable, *args, "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+@pytest.mark.slow
+def test_train_speed_compares_the_two_heads_with_the_same_losses(tiny_model: Path, tmp_path: Path) -> None:
+    doc = _bench(
+        ["bench/train_speed.py", "--model", str(tiny_model), "--iters", "4", "--threads", "1"], tmp_path
+    )
+    heads = {v["answer_only_head"]: v for v in doc["variants"]}
+    assert heads[True]["lm_head"] == "answer positions" and heads[False]["lm_head"] == "every position"
+    assert doc["same_losses"] is True and heads[True]["train_losses"] == heads[False]["train_losses"]
+    assert set(doc["speedup"]) == {"threads1_every_position", "threads1_answer_only"}
+    assert doc["matmul_limit_gflops"]["1"] > 0 and 0 < heads[True]["fraction_of_limit"] < 1
+
+
+@pytest.mark.slow
+def test_eval_speed_runs_both_layouts_on_the_same_cases(tiny_model: Path, tmp_path: Path) -> None:
+    args = ["bench/eval_speed.py", "--model", str(tiny_model), "--bfcl-n", "2", "--coding-per-category", "1"]
+    doc = _bench([*args, "--old-threads", "1", "--new-threads", "2"], tmp_path)
+    for name, same in doc["same_answers"].items():
+        assert same["cases"] > 0 and doc["layouts"]["old"][name]["cases"] == same["cases"]
+        assert doc["speedup"][name] > 0
+    assert doc["layouts"]["old"]["blas_threads"] == 1 and doc["layouts"]["new"]["blas_threads"] == 2
+    assert set(doc["limits"]) == {"1", "2"} and doc["limits"]["1"]["prompt_tps"] > 0
