@@ -126,6 +126,32 @@ def test_half_precision_models_match_probes_more_loosely(tmp_path: Path) -> None
     assert tolerances("4-bit (float32 scales)") == (strict, strict_apart)
     assert tolerances("float16") == (loose, loose_apart) == tolerances("4-bit (bfloat16 scales)")
     assert loose_apart > loose and strict_apart > strict  # a distinguishing probe is never within noise
-    # the dtype is read from the model's config (or its weights' header)
+    # the dtype is read from the weights' header (packed integer weights skipped), else the config
     (tmp_path / "config.json").write_text(json.dumps({"torch_dtype": "bfloat16"}))
     assert weights_dtype(tmp_path) == "bfloat16"
+    header = json.dumps({"a.weight": {"dtype": "U32"}, "a.scales": {"dtype": "F32"}}).encode()
+    (tmp_path / "model.safetensors").write_bytes(len(header).to_bytes(8, "little") + header)
+    assert weights_dtype(tmp_path) == "float32"  # the header wins over a config that says otherwise
+    (tmp_path / "model.safetensors").write_bytes(b"version https://git-lfs")  # an LFS pointer
+    assert weights_dtype(tmp_path) == "unknown" and tolerances("unknown") == (loose, loose_apart)
+
+
+def test_a_probe_recorded_under_the_strict_threshold_is_judged_again(
+    tiny_model: Path, settings: Settings
+) -> None:
+    from tooltune.adapters.fingerprint import AdapterProbe, ProbeSpec
+    from tooltune.serving.model_server import ModelServer
+
+    sig = ProbeSignature(tokens=[1], top=[[(1, -0.1)]])
+    probe = AdapterProbe(
+        probe=ProbeSpec(messages=[{"role": "user", "content": "hi"}]),
+        base_model_fingerprint="x",
+        base=sig,
+        adapter=sig,
+        distance=0.3,
+        distinguishes=True,  # recorded when 0.25 was the threshold for every dtype
+    )
+    server = ModelServer(tiny_model, settings=settings)
+    assert server._weights_dtype == "float32" and server._distinguishes(probe)
+    server._weights_dtype = "bfloat16"
+    assert not server._distinguishes(probe)

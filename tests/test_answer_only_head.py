@@ -25,6 +25,10 @@ def test_answer_positions_are_the_masked_targets_padded_to_a_bucket() -> None:
     # the window never exceeds the targets, and an answer cut by max_seq_length stops at the last target
     positions, valid = answer_positions(np.array([[2, 40]]), width=6, bucket=16)
     assert positions.tolist() == [[1, 2, 3, 4, 5, 1]] and valid.tolist() == [[True] * 5 + [False]]
+    # a prompt longer than the batch (the answer truncated away): no valid position, none out of bounds
+    positions, valid = answer_positions(np.array([[3, 5], [30, 40]]), width=6, bucket=4)
+    assert positions.tolist() == [[2, 3, 4, 2], [5, 5, 5, 5]]
+    assert valid.tolist() == [[True] * 3 + [False], [False] * 4]
 
 
 def _lora_model(tiny_model: Path):  # noqa: ANN202

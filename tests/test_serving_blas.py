@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -161,7 +160,7 @@ def test_a_child_gets_the_threads_asked_for_unless_the_user_set_them(
     from tooltune.serving.blas import THREADS_ENV, subprocess_env
 
     monkeypatch.delenv(THREADS_ENV, raising=False)
-    half = max(1, (os.cpu_count() or 2) // 2)
+    half = max(1, blas.usable_cores() // 2)
     assert subprocess_env(settings.cache_dir, enabled=True)["OPENBLAS_NUM_THREADS"] == str(half)
     assert subprocess_env(settings.cache_dir, enabled=True, threads=7)["OPENBLAS_NUM_THREADS"] == "7"
     monkeypatch.setenv(THREADS_ENV, "3")
@@ -194,7 +193,7 @@ def test_the_training_worker_gets_every_core(settings: Settings, monkeypatch: py
     run_dir.mkdir(parents=True)
     with pytest.raises(Stop):
         runs._spawn(settings, ws, JobStore(ws), run_dir, "job-x")
-    assert seen.get("OPENBLAS_NUM_THREADS") == str(os.cpu_count() or 1), sorted(seen)
+    assert seen.get("OPENBLAS_NUM_THREADS") == str(blas.usable_cores()), sorted(seen)
 
 
 def test_the_model_server_gets_every_core(
@@ -205,6 +204,6 @@ def test_the_model_server_gets_every_core(
 
     monkeypatch.delenv(THREADS_ENV, raising=False)
     env = ModelServer(tiny_model, settings=settings)._env()
-    assert env["OPENBLAS_NUM_THREADS"] == str(os.cpu_count() or 1)
+    assert env["OPENBLAS_NUM_THREADS"] == str(blas.usable_cores())
     monkeypatch.setenv(THREADS_ENV, "1")
     assert ModelServer(tiny_model, settings=settings)._env()["OPENBLAS_NUM_THREADS"] == "1"

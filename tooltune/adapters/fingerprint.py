@@ -107,21 +107,34 @@ class BaseProbe(BaseModel):
 
 
 def weights_dtype(model_path: Path) -> str:
-    """The float format the model computes in, as the model catalog words it ("float32",
-    "bfloat16", "4-bit (float32 scales)", ...)."""
-    from tooltune.models.catalog import model_dtype
+    """The float format the model computes in: the first float tensor of its weights (a quantized
+    model's packed integer weights are skipped, its scales say), else its config's dtype, else
+    "unknown". Never raises: a file it cannot read only makes the check the loose one."""
+    import struct
 
+    names = {"F32": "float32", "BF16": "bfloat16", "F16": "float16"}
     try:
+        for file in sorted(model_path.glob("*.safetensors")):
+            with open(file, "rb") as f:
+                (n,) = struct.unpack("<Q", f.read(8))
+                if n > 1 << 26:  # not a safetensors header (an LFS pointer, say): don't read gigabytes
+                    raise ValueError(f"{file}: not a safetensors file")
+                header = json.loads(f.read(n))
+            for key, value in header.items():
+                if key != "__metadata__" and isinstance(value, dict) and value.get("dtype") in names:
+                    return names[value["dtype"]]
         config = json.loads((model_path / "config.json").read_text("utf-8"))
-    except (OSError, ValueError):
-        config = {}
-    return model_dtype(model_path, config)
+        dtype = config.get("torch_dtype") or config.get("dtype")
+        return str(dtype) if dtype else "unknown"
+    except (OSError, ValueError, struct.error, AttributeError, UnicodeDecodeError):
+        return "unknown"
 
 
 def tolerances(dtype: str) -> tuple[float, float]:
     """(match, distinguish): how far a served probe answer may be from the reference and still be the
     same weights, and how far base and adapter answers must be apart for the probe to tell them apart.
-    float32 computation (also quantized weights with float32 scales) is strict; half precision is not."""
+    float32 computation (also quantized weights with float32 scales) is strict; half precision, and a
+    format that could not be read, is not."""
     if dtype == "float32" or "float32 scales" in dtype:
         return MATCH_TOLERANCE, DISTINGUISH_MIN
     return HALF_MATCH_TOLERANCE, HALF_DISTINGUISH_MIN

@@ -207,9 +207,10 @@ def blas_env(
         env["LD_LIBRARY_PATH"] = os.pathsep.join(lib_paths + ([existing] if existing else []))
     preload = [p for p in os.environ.get("LD_PRELOAD", "").split() if p != str(lib)]
     env["LD_PRELOAD"] = " ".join([str(lib), *preload])  # once, also in a child of a preloaded process
-    # Half the cores: MLX and the other tooltune process (server vs. worker) need the rest; with every
-    # core given to OpenBLAS a loaded 2-core machine measured 2x slower matmuls (bench/results/blas.json).
-    n = threads or int(os.environ.get(THREADS_ENV, "0") or 0) or max(1, (os.cpu_count() or 2) // 2)
+    # Half the cores for children that may run beside others; the training worker and the model server
+    # ask for every core (they usually run alone: bench/results/train_speed.json, eval_speed.json). With
+    # every core given to OpenBLAS twice over, a loaded 2-core machine measured 2x slower matmuls.
+    n = threads or int(os.environ.get(THREADS_ENV, "0") or 0) or max(1, usable_cores() // 2)
     env["OPENBLAS_NUM_THREADS"] = str(n)
     if check:
         verdict = check_openblas(lib, env, cache_dir)
@@ -222,6 +223,15 @@ def blas_env(
                 library=str(lib),
             )
     return BlasChoice(name="openblas", reason="preloaded from cmeel-openblas", library=str(lib), env=env)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (CPU affinity, e.g. taskset or a container's cpuset), not
+    every core the machine has."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # no affinity API (macOS)
+        return os.cpu_count() or 1
 
 
 def subprocess_env(

@@ -60,7 +60,7 @@ from tooltune.config import Settings
 from tooltune.errors import ModelNotFoundError, TooltuneError
 from tooltune.logs import get_logger
 from tooltune.models.resolve import fingerprint_model, is_mlx_model_dir, resolve_model
-from tooltune.serving.blas import subprocess_env
+from tooltune.serving.blas import subprocess_env, usable_cores
 from tooltune.subprocs import die_with_parent, exit_status, free_port, port_is_free
 from tooltune.workspace import Workspace, atomic_write_json
 
@@ -482,7 +482,7 @@ class ModelServer:
         # OpenBLAS threads answered BFCL cases 1.4-1.6x faster than 1 with the same answers
         # (bench/results/eval_speed.json); TOOLTUNE_BLAS_THREADS still decides when set
         env = subprocess_env(
-            self.settings.cache_dir, enabled=self.settings.use_openblas, threads=os.cpu_count() or 1
+            self.settings.cache_dir, enabled=self.settings.use_openblas, threads=usable_cores()
         )
         hf_home = Path(env["HF_HOME"]) if env.get("HF_HOME") else None
         if hf_home is None or not (hf_home / "hub").is_dir():
@@ -663,7 +663,7 @@ class ModelServer:
         # baseline: the last adapter's probe if it separates base from adapter (the stronger check)
         if self._target.record is not None and self._target.record.probe is not None:
             last = self._target.record.probe
-            if last.distinguishes and last.base_model_fingerprint == self.model_fingerprint:
+            if self._distinguishes(last) and last.base_model_fingerprint == self.model_fingerprint:
                 return last
         cache = self.settings.cache_dir / "probes" / f"{self.model_fingerprint}.json"
         if cache.is_file():
@@ -684,6 +684,12 @@ class ModelServer:
             body["adapters"] = str(target.path)
         return signature_from_response(await self._post(child, body))
 
+    def _distinguishes(self, probe: AdapterProbe) -> bool:
+        """Whether the probe tells base and adapter apart by more than this model's dtype lets noise move
+        an answer: a probe recorded under a stricter threshold (before half precision had its own) is
+        judged again, not trusted."""
+        return probe.distinguishes and probe.distance >= tolerances(self._weights_dtype)[1]
+
     async def _verify_with(
         self, child: _Child, target: _Target, expected: AdapterProbe | BaseProbe
     ) -> ServedState:
@@ -692,7 +698,7 @@ class ModelServer:
         other: ProbeSignature | None = None
         distinguishes: bool | None = None
         if isinstance(expected, AdapterProbe):
-            distinguishes = expected.distinguishes
+            distinguishes = self._distinguishes(expected)
             if target.name is not None:
                 want, other = expected.adapter, expected.base
             else:

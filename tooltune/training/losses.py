@@ -134,7 +134,9 @@ def answer_positions(spans: np.ndarray, width: int, bucket: int = POSITION_BUCKE
     positions = np.zeros((len(spans), k), dtype=np.int32)
     valid = np.zeros((len(spans), k), dtype=bool)
     for j, (start, n) in enumerate(zip(starts.tolist(), counts.tolist(), strict=True)):
-        positions[j] = start
+        # a row whose prompt fills the whole width (its answer cut off by max_seq_length) has no answer
+        # position: pad with the last target, never one past it (MLX gathers do not check bounds)
+        positions[j] = min(start, width - 1)
         positions[j, :n] = np.arange(start, start + n)
         valid[j, :n] = True
     return mx.array(positions), mx.array(valid)

@@ -41,7 +41,7 @@ from tooltune.jobs import (
 )
 from tooltune.logs import get_logger
 from tooltune.models.resolve import fingerprint_model
-from tooltune.serving.blas import subprocess_env
+from tooltune.serving.blas import subprocess_env, usable_cores
 from tooltune.subprocs import free_port, port_is_free
 from tooltune.training.train_config import TrainConfig, check_host_file, dataset_hash, read_host_file
 from tooltune.workspace import Workspace, atomic_write_json, validate_name
@@ -470,7 +470,7 @@ def _spawn(
     # 2 OpenBLAS threads made a 0.5B step 1.4x faster than 1 on this 2-core CPU); TOOLTUNE_BLAS_THREADS
     # still decides when set, e.g. to leave cores to a model server running beside the training. Several
     # --hosts processes on one machine keep the default (half the cores) rather than each taking all.
-    threads = None if hosts else os.cpu_count() or 1
+    threads = None if hosts else usable_cores()
     env = subprocess_env(settings.cache_dir, enabled=settings.use_openblas, threads=threads)
     env["PYTHONUNBUFFERED"] = "1"
     env["TOOLTUNE_HOME"] = str(ws.root)
