@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import sys
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from render_readme import wilson
 
 FULL_SIZE = {
     "simple_python": 400,
@@ -31,14 +32,11 @@ FULL_SIZE = {
 }
 
 
-def wilson(passed: int, n: int, z: float = 1.96) -> list[float]:
-    """The 95% Wilson score interval of a pass rate."""
+def interval(passed: int, n: int) -> list[float]:
+    """The 95% Wilson interval, as README's tables compute it, rounded for the result file."""
     if not n:
         return [0.0, 1.0]
-    p = passed / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return [round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)]
+    return [round(x, 4) for x in wilson(passed, n)]
 
 
 def scores(summary: dict[str, Any]) -> dict[str, Any]:
@@ -49,8 +47,8 @@ def scores(summary: dict[str, Any]) -> dict[str, Any]:
         "lenient": round(o["lenient_pass"] / n, 4),
         "native_pass": o["native_pass"],
         "lenient_pass": o["lenient_pass"],
-        "native_interval": wilson(o["native_pass"], n),
-        "lenient_interval": wilson(o["lenient_pass"], n),
+        "native_interval": interval(o["native_pass"], n),
+        "lenient_interval": interval(o["lenient_pass"], n),
         "complete": summary.get("complete", True),
     }
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,8 @@ sys.path.insert(0, str(REPO))
 
 from tooltune.config import Settings  # noqa: E402
 from tooltune.serving.blas import THREADS_ENV, subprocess_env  # noqa: E402
+
+from bench_common import machine_info  # noqa: E402
 
 CHILD = r"""
 import json, sys, time
@@ -197,12 +198,7 @@ def main() -> int:
         "benchmark": "eval_speed",
         "command": "python " + " ".join(["bench/eval_speed.py", *sys.argv[1:]]),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "loadavg_at_end": [round(x, 2) for x in os.getloadavg()],
-        },
+        "machine": {**machine_info(), "loadavg_at_end": [round(x, 2) for x in os.getloadavg()]},
         "model": str(model),
         "concurrency": args.concurrency,
         "layouts": layouts,

@@ -33,7 +33,7 @@ def _pct(passed: int, n: int) -> str:
     return f"{passed}/{n} ({passed / n:.0%})" if n else "–"
 
 
-def _wilson(passed: int, n: int, z: float = 1.96) -> tuple[float, float]:
+def wilson(passed: int, n: int, z: float = 1.96) -> tuple[float, float]:
     """The 95% Wilson score interval of a pass rate (sound at n = 40, unlike the normal approximation)."""
     p = passed / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
@@ -45,7 +45,7 @@ def _pct_ci(passed: int, n: int) -> str:
     """``31/40 (78%, 62–88%)``: the count, the rate and its 95% interval."""
     if not n:
         return "–"
-    lo, hi = _wilson(passed, n)
+    lo, hi = wilson(passed, n)
     return f"{passed}/{n} ({passed / n:.0%}, {lo:.0%}–{hi:.0%})"
 
 

@@ -45,8 +45,8 @@ def test_headline_counts_carry_their_95_percent_interval() -> None:
         sys.path.pop(0)
     import pytest
 
-    lo, hi = render_readme._wilson(31, 40)  # Wilson score interval, z = 1.96
+    lo, hi = render_readme.wilson(31, 40)  # Wilson score interval, z = 1.96
     assert (lo, hi) == (pytest.approx(0.6250, abs=1e-3), pytest.approx(0.8768, abs=1e-3))
-    assert render_readme._wilson(0, 40)[0] == 0.0 and render_readme._wilson(40, 40)[1] == 1.0
+    assert render_readme.wilson(0, 40)[0] == 0.0 and render_readme.wilson(40, 40)[1] == 1.0
     assert render_readme._pct_ci(31, 40) == "31/40 (78%, 62%–88%)"
     assert "31/40 (78%, 62%–88%)" in (REPO / "README.md").read_text()
