@@ -42,6 +42,7 @@ def interval(passed: int, n: int) -> list[float]:
 def scores(summary: dict[str, Any]) -> dict[str, Any]:
     o = summary["overall"]
     n = o["n"]
+    misses = summary.get("reasons_native") or {}
     return {
         "native": round(o["native_pass"] / n, 4),
         "lenient": round(o["lenient_pass"] / n, 4),
@@ -50,7 +51,14 @@ def scores(summary: dict[str, Any]) -> dict[str, Any]:
         "native_interval": interval(o["native_pass"], n),
         "lenient_interval": interval(o["lenient_pass"], n),
         "complete": summary.get("complete", True),
+        # why the native answers failed, most frequent first (a wrong value, no call made, ...)
+        **({"native_misses": dict(sorted(misses.items(), key=lambda kv: -kv[1]))} if misses else {}),
     }
+
+
+def mcnemar_p(comparison: dict[str, Any], mode: str) -> float | None:
+    """The paired test's p-value as ``compare_runs`` records it (``mcnemar_native`` / ``mcnemar_lenient``)."""
+    return (comparison.get(f"mcnemar_{mode}") or {}).get("p_value")
 
 
 def rows_of(path: Path) -> list[dict[str, Any]]:
@@ -71,7 +79,8 @@ def rows_of(path: Path) -> list[dict[str, Any]]:
                 "adapter_name": d["train"]["adapter"],
                 "baseline": scores(res["baseline"]),
                 "adapter": scores(res["adapter"]),
-                "mcnemar_p_native": (res["comparison"].get("native") or {}).get("p_value"),
+                "mcnemar_p_native": mcnemar_p(res["comparison"], "native"),
+                "mcnemar_p_lenient": mcnemar_p(res["comparison"], "lenient"),
                 "result": path.name,
             }
         )

@@ -69,8 +69,14 @@ def _result(path: Path, seed: int, native: int, n: int = 400) -> Path:
         "results": {
             "simple_python": {
                 "baseline": _overall(n, 0, 299),
-                "adapter": _overall(n, native, native + 5),
-                "comparison": {"native": {"p_value": 0.001}},
+                "adapter": {
+                    **_overall(n, native, native + 5),
+                    "reasons_native": {"no_call_made": 7, "wrong_value": 30},
+                },
+                "comparison": {
+                    "mcnemar_native": {"p_value": 0.001},
+                    "mcnemar_lenient": {"p_value": 0.5},
+                },
             },
             "irrelevance": {
                 "baseline": _overall(240, 240, 91),
@@ -99,6 +105,8 @@ def test_full_rows_carry_fractions_intervals_and_the_seed_spread(tmp_path: Path)
         299 / 400, abs=1e-4
     )
     assert row["adapter"]["native"] == 0.75
+    assert (row["mcnemar_p_native"], row["mcnemar_p_lenient"]) == (0.001, 0.5)
+    assert list(row["adapter"]["native_misses"]) == ["wrong_value", "no_call_made"]  # most frequent first
     lo, hi = row["adapter"]["native_interval"]
     assert lo < 0.75 < hi and hi - lo < 0.1  # 400 cases: about ±4 points
     spread = {(s["category"], s["trained_on"]): s for s in doc["seed_spread"]}
@@ -110,3 +118,22 @@ def test_full_rows_carry_fractions_intervals_and_the_seed_spread(tmp_path: Path)
     sample = _result(tmp_path / "sample.json", 0, 30, n=40)
     refused = _run("bfcl_full.py", str(sample), "--out", str(out))
     assert refused.returncode != 0 and "not the full 400" in refused.stderr
+
+
+def test_the_committed_full_scale_file_is_what_its_inputs_give() -> None:
+    """bench/results/bfcl_full_0.5b.json holds the rows bench/bfcl_full.py makes of bench/results/bfcl_full/
+    (the device's bfcl_adapter.py results): no row typed or left over by hand."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import bfcl_full
+    finally:
+        sys.path.pop(0)
+    committed = json.loads((ROOT / "bench" / "results" / "bfcl_full_0.5b.json").read_text())
+    inputs = sorted((ROOT / "bench" / "results" / "bfcl_full").glob("*.json"))
+    assert len(inputs) >= 6
+    assert committed["rows"] == [r for p in inputs for r in bfcl_full.rows_of(p)]
+    assert committed["seed_spread"] == bfcl_full.spread(committed["rows"])
+    for row in committed["rows"]:
+        assert row["cases"] == bfcl_full.FULL_SIZE[row["category"]]
+        for who in ("baseline", "adapter"):
+            assert 0.0 <= row[who]["native"] <= 1.0 and 0.0 <= row[who]["lenient"] <= 1.0

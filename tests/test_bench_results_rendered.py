@@ -50,3 +50,26 @@ def test_headline_counts_carry_their_95_percent_interval() -> None:
     assert render_readme.wilson(0, 40)[0] == 0.0 and render_readme.wilson(40, 40)[1] == 1.0
     assert render_readme._pct_ci(31, 40) == "31/40 (78%, 62%–88%)"
     assert "31/40 (78%, 62%–88%)" in (REPO / "README.md").read_text()
+
+
+def test_the_full_scale_table_leads_with_every_category_and_each_seed() -> None:
+    """README's first table is bench/results/bfcl_full_0.5b.json: one line per trained category, each seed's
+    native rate, the baseline's text-format rate; a row dropped or a seed lost would fail here."""
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        import render_readme
+    finally:
+        sys.path.pop(0)
+    import json
+
+    doc = json.loads((REPO / "bench" / "results" / "bfcl_full_0.5b.json").read_text())
+    section = "\n".join(render_readme.full_scale())
+    lines = section.splitlines()
+    for row in doc["rows"]:
+        if row["category"] != row["trained_on"]:
+            continue  # irrelevance rows are a column of their category's line
+        line = next(x for x in lines if x.startswith(f"| {row['category']} | {row['cases']} |"))
+        assert f"{row['adapter']['native']:.0%}" in line and f"{row['baseline']['lenient']:.0%}" in line
+        assert row["result"] in line
+    readme = (REPO / "README.md").read_text()
+    assert readme.index("**Every case**") < readme.index("Earlier attempts, each on a seeded sample")
