@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import cyclopts
 from cyclopts import Parameter
@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from tooltune.cli import context
 from tooltune.cli.options import cli_options, given
 from tooltune.data.generate_config import GenerateConfig
+from tooltune.data.onpolicy import SampleConfig
 from tooltune.errors import TooltuneError, first_error
 
 app = cyclopts.App(name="data", help="Generate, lint and inspect training datasets (tool-calling examples).")
@@ -491,3 +492,141 @@ def phrasebook_draft(
         f"{stats.dropped} drafted entries dropped, {stats.seconds:.0f} s",
         highlight=False,
     )
+
+
+@app.command
+@cli_options(SampleConfig)
+def sample(
+    dataset: str,
+    *,
+    out: str,
+    adapter: str | None = None,
+    model: str | None = None,
+    **options: Any,
+) -> None:
+    """Sample the model's own answers to a dataset's requests, each judged against the request's truth.
+
+    The answers (k per request, at a temperature) come from mlx_lm.server as an eval would get them, and
+    are scored by the eval scorer; the samples set keeps every answer with its verdicts and reason codes,
+    for `tooltune data pick` (rejection-sampled SFT data, preference pairs).
+
+    Parameters
+    ----------
+    dataset
+        Dataset whose requests are sampled.
+    out
+        Name of the new samples set (immutable, like datasets).
+    adapter
+        Adapter to sample (default: the base model).
+    model
+        Base model (default: the adapter's base, else the default model).
+    """
+    import anyio
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from tooltune.data.onpolicy import sample_dataset
+    from tooltune.models.resolve import resolve_model
+    from tooltune.serving.model_server import ModelServer
+
+    try:
+        cfg = SampleConfig(**given(options))
+    except ValidationError as e:
+        err = first_error(e)
+        raise TooltuneError(f"--{err.where.replace('_', '-')}: {err.msg} (got {err.input!r})") from None
+    ws = context.workspace()
+    settings = context.settings()
+    ref = model
+    if ref is None and adapter:
+        from tooltune.adapters.registry import AdapterRegistry
+
+        ref = AdapterRegistry(ws).get(adapter).base_model
+    path = resolve_model(ref or settings.default_model, settings, download=False).path
+
+    async def main() -> Any:
+        with Progress(
+            TextColumn("sampling"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=context.console_err,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("sample", total=None)
+            async with ModelServer(path, settings=settings, adapter=adapter, record_active=False) as server:
+                return await sample_dataset(
+                    server,
+                    ws,
+                    dataset,
+                    out,
+                    cfg,
+                    adapter=adapter,
+                    on_progress=lambda done, total, *_: bar.update(task, completed=done, total=total),
+                )
+
+    info = anyio.run(main)
+    context.console.print(
+        f"samples {info.name}  {info.hash}\n  counts: {info.counts}\n  native failures: {info.reasons}\n"
+        f"  per kind: {info.per_kind}"
+        + (f"\n  skipped: {len(info.skipped)} requests" if info.skipped else ""),
+        highlight=False,
+    )
+
+
+@app.command
+def pick(
+    samples: str,
+    *,
+    method: Literal["rejection", "pairs"],
+    out: str,
+    per_request: int = 1,
+    seed: int = 0,
+) -> None:
+    """Turn a samples set into training data.
+
+    Parameters
+    ----------
+    samples
+        Samples set made by `tooltune data sample`.
+    method
+        rejection: a dataset of the model's own correct answers (the generated truth where none was
+        right), for `tooltune train`; pairs: preference pairs (a correct answer, the model's own wrong
+        one) with their reason codes, written to <workspace>/samples/SAMPLES/pairs-OUT.jsonl.
+    out
+        Name of the new dataset (rejection) or of the pairs file (pairs).
+    per_request
+        Most own answers (rejection) or wrong answers (pairs) taken per request.
+    seed
+        Seed of the choices.
+    """
+    from tooltune.data.onpolicy import load_samples, preference_pairs, rejection_examples
+    from tooltune.data.store import DatasetMeta, save_dataset
+    from tooltune.workspace import atomic_write_text, validate_name
+
+    ws = context.workspace()
+    info, requests = load_samples(ws, samples)
+    if method == "rejection":
+        examples, where = rejection_examples(requests, per_request=per_request, seed=seed)
+        meta = DatasetMeta(
+            sources=[f"samples:{info.name}"],
+            generator_version=info.sampler_version,
+            seed=seed,
+            kinds=sorted({e.meta.kind for e in examples}),
+            extra={
+                "samples_hash": info.hash,
+                "method": "rejection",
+                "per_request": per_request,
+                "from": where,
+            },
+        )
+        ds = save_dataset(ws, out, examples, meta)
+        context.console.print(
+            f"dataset {ds.name}  {ds.hash}\n  counts: {ds.counts}\n  answers: {where}", highlight=False
+        )
+        return
+    pairs, per_reason = preference_pairs(requests, per_request=per_request, seed=seed)
+    if not pairs:
+        raise TooltuneError(f"samples set {samples!r} has no wrong answer to pair: every sample was right")
+    assert info.path is not None
+    dest = info.path / f"pairs-{validate_name(out, 'pairs name')}.jsonl"
+    atomic_write_text(dest, "".join(p.model_dump_json() + "\n" for p in pairs))
+    context.console.print(f"{len(pairs)} pairs → {dest}\n  per reason: {per_reason}", highlight=False)

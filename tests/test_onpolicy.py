@@ -1,0 +1,264 @@
+"""On-policy samples (issue 36): requests of a dataset as eval cases, the model's own answers sampled and
+judged, and the training data picked from them (rejection-sampled SFT, preference pairs)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tooltune.config import Settings
+from tooltune.data.examples import DataError, Example, ExampleMeta, call_message
+from tooltune.data.onpolicy import (
+    Sample,
+    SampleConfig,
+    SampledRequest,
+    example_case,
+    load_samples,
+    preference_pairs,
+    rejection_examples,
+    requests_suite,
+    save_samples,
+)
+from tooltune.evals.scoring import RawCall, score_case
+from tooltune.workspace import Workspace
+
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "read_file",
+            "description": "Read a file.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "path": {"type": "string"},
+                    "start_line": {"type": "integer"},
+                    "options": {"type": "object", "properties": {"encoding": {"type": "string"}}},
+                },
+                "required": ["path"],
+            },
+        },
+    }
+]
+
+
+def call_example(kind: str = "single", **args: Any) -> Example:
+    return Example(
+        messages=[
+            {"role": "user", "content": f"show me {args.get('path', 'a file')}"},
+            call_message([("read_file", args)]),
+        ],
+        tools=TOOLS,
+        meta=ExampleMeta(kind=kind, source="test"),
+    )
+
+
+def text_example() -> Example:
+    return Example(
+        messages=[
+            {"role": "user", "content": "what is a monad?"},
+            {"role": "assistant", "content": "A way to chain computations."},
+        ],
+        tools=TOOLS,
+        meta=ExampleMeta(kind="no_call", source="test"),
+    )
+
+
+def test_a_call_example_becomes_a_case_that_its_own_answer_passes_and_others_fail() -> None:
+    ex = call_example(path="src/app.py", start_line=3, options={"encoding": "utf-8"})
+    case = example_case(ex, "c0")
+    assert case.messages == ex.messages[:1] and case.category == "single"
+    assert case.expected == [
+        {"read_file": {"path": ["src/app.py"], "start_line": [3], "options": [{"encoding": ["utf-8"]}]}}
+    ]
+    right = [
+        RawCall(
+            name="read_file",
+            arguments={"path": "src/app.py", "start_line": 3, "options": {"encoding": "utf-8"}},
+        )
+    ]
+    assert score_case(case, right, "").native.passed
+    wrong = [
+        RawCall(
+            name="read_file",
+            arguments={"path": "src/app.py", "start_line": 4, "options": {"encoding": "utf-8"}},
+        )
+    ]
+    assert score_case(case, wrong, "").native.reason == "wrong_value"
+    assert score_case(case, [], "I can't do that.").native.reason == "no_call_made"
+
+
+def test_a_text_answer_expects_no_call_and_bad_examples_are_named_and_skipped() -> None:
+    case = example_case(text_example(), "t0")
+    assert case.expects_no_call
+    assert score_case(case, [RawCall(name="read_file", arguments={"path": "x"})], "").native.reason == (
+        "called_when_irrelevant"
+    )
+    no_answer = Example(messages=[{"role": "user", "content": "hi"}], tools=TOOLS)
+    with pytest.raises(DataError, match="no assistant answer"):
+        example_case(no_answer, "x")
+    bad_args = call_example()
+    bad_args.messages[1]["tool_calls"][0]["function"]["arguments"] = "{not json"
+    with pytest.raises(DataError, match="not JSON"):
+        example_case(bad_args, "x")
+    suite, by_id, skipped = requests_suite(
+        [call_example(path="a"), no_answer, text_example()], name="s", id_prefix="train"
+    )
+    assert [c.id for c in suite.cases] == ["train-0", "train-2"] and set(by_id) == {"train-0", "train-2"}
+    assert [(s.index, "no assistant answer" in s.why) for s in skipped] == [(1, True)]
+
+
+def _sample(
+    native: bool, *, calls: list[dict[str, Any]] | None = None, text: str = "", reason: str | None = None
+) -> Sample:
+    return Sample(
+        text=text, calls=calls or [], native=native, lenient=native, reason=reason, attempted=bool(calls)
+    )
+
+
+def _requests() -> list[SampledRequest]:
+    right = {"name": "read_file", "arguments": '{"path": "src/app.py"}'}  # the server's JSON text
+    wrong_value = {"name": "read_file", "arguments": {"path": "src/main.py"}}
+    return [
+        # sometimes right: own answer chosen; its wrong value and refusal make pairs
+        SampledRequest(
+            id="a",
+            kind="single",
+            example=call_example(path="src/app.py"),
+            expects_no_call=False,
+            samples=[
+                _sample(True, calls=[right]),
+                _sample(False, calls=[wrong_value], reason="wrong_value"),
+                _sample(False, text="I cannot read files.", reason="no_call_made"),
+            ],
+        ),
+        # never right: the truth is the chosen answer
+        SampledRequest(
+            id="b",
+            kind="single",
+            example=call_example(path="README.md"),
+            expects_no_call=False,
+            samples=[_sample(False, text="Sure!", reason="no_call_made")] * 2,
+        ),
+        # always right: no pair; over-call cases come from the no-call request
+        SampledRequest(
+            id="c",
+            kind="no_call",
+            example=text_example(),
+            expects_no_call=True,
+            samples=[
+                _sample(True, text="A monad chains computations."),
+                _sample(
+                    False,
+                    calls=[{"name": "read_file", "arguments": {"path": "monad.md"}}],
+                    reason="called_when_irrelevant",
+                ),
+                _sample(False, calls=[{"name": "read_file", "arguments": "{broken"}], reason="bad_json"),
+            ],
+        ),
+    ]
+
+
+def test_rejection_keeps_own_correct_answers_and_the_truth_where_none_was_right() -> None:
+    examples, where = rejection_examples(_requests())
+    assert where == {"own": 2, "truth": 1}
+    by_request = {e.messages[0]["content"]: e for e in examples}
+    own = by_request["show me src/app.py"]
+    # the sampled JSON text became an object, as the generator writes calls
+    assert own.messages[-1]["tool_calls"][0]["function"] == {
+        "name": "read_file",
+        "arguments": {"path": "src/app.py"},
+    }
+    assert own.meta.source == "onpolicy:own"
+    truths = [e for e in examples if e.meta.source == "onpolicy:truth"]
+    assert len(truths) == 1 and truths[0].messages[-1]["tool_calls"][0]["function"]["arguments"] == {
+        "path": "README.md"
+    }
+    assert by_request["what is a monad?"].messages[-1] == {
+        "role": "assistant",
+        "content": "A monad chains computations.",
+    }
+    none_kept, where = rejection_examples(_requests(), truth_where_none=False)
+    assert where == {"own": 2, "dropped": 1} and len(none_kept) == 2
+
+
+def test_pairs_put_a_correct_answer_against_the_models_own_wrong_one_per_reason() -> None:
+    pairs, counts = preference_pairs(_requests(), per_request=2, max_share=1.0)
+    assert counts == {
+        "called_when_irrelevant": 1,
+        "no_call_made": 2,
+        "wrong_value": 1,
+        "skipped_unrenderable": 1,
+    }
+    for p in pairs:
+        assert p.chosen != p.rejected and p.messages[-1]["role"] == "user"
+    refusal_b = next(p for p in pairs if p.id == "b")
+    assert not refusal_b.chosen_is_own and refusal_b.chosen["tool_calls"][0]["function"]["arguments"] == {
+        "path": "README.md"
+    }
+    assert refusal_b.rejected == {"role": "assistant", "content": "Sure!"}
+    over_call = next(p for p in pairs if p.reason == "called_when_irrelevant")
+    assert over_call.chosen_is_own and over_call.chosen["content"] == "A monad chains computations."
+    assert over_call.rejected["tool_calls"][0]["function"]["name"] == "read_file"
+    # no reason may fill more than max_share of the pairs while others have some
+    capped, counts = preference_pairs(_requests(), per_request=2, max_share=0.25)
+    assert max(v for k, v in counts.items() if k != "skipped_unrenderable") == 1 and len(capped) == 3
+
+
+def test_a_samples_set_is_immutable_and_content_addressed(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path / "ws").ensure()
+    meta: dict[str, Any] = dict(
+        dataset="d",
+        dataset_hash="sha256:x",
+        model="m",
+        adapter=None,
+        config=SampleConfig(k=3),
+        eval_run="samples-s",
+    )
+    info = save_samples(ws, "s", _requests(), **meta)
+    assert info.counts["requests"] == 3 and info.counts["requests_never_right"] == 1
+    assert info.reasons["no_call_made"] == 3 and info.per_kind["single"]["never_right"] == 1
+    assert save_samples(ws, "s", _requests(), **meta).hash == info.hash  # same content: the same set
+    with pytest.raises(DataError, match="different content"):
+        save_samples(ws, "s", _requests()[:2], **meta)
+    loaded, requests = load_samples(ws, "s")
+    assert loaded.hash == info.hash and [r.id for r in requests] == ["a", "b", "c"]
+    with (loaded.path / "samples.jsonl").open("a") as f:  # type: ignore[operator]
+        f.write("{not a request\n")
+    assert len(load_samples(ws, "s")[1]) == 3  # the bad line is skipped, the rest kept
+    with pytest.raises(DataError, match="not found"):
+        load_samples(ws, "nope")
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+async def test_sampling_the_tiny_model_scores_every_answer_and_resumes(
+    tiny_model: Path, settings: Settings
+) -> None:
+    from tooltune.data.datasets import generate_dataset
+    from tooltune.data.generate_config import GenerateConfig
+    from tooltune.data.onpolicy import sample_dataset
+    from tooltune.serving.model_server import ModelServer
+
+    ws = Workspace(settings.workspace).ensure()
+    generate_dataset(ws, "d", ["builtin:coding"], GenerateConfig(n=40, seed=0), model_path=tiny_model)
+    cfg = SampleConfig(k=2, temperature=0.9, limit=5, max_tokens=24, concurrency=2)
+    async with ModelServer(tiny_model, settings=settings, record_active=False) as server:
+        info = await sample_dataset(server, ws, "d", "s", cfg)
+        again = await sample_dataset(server, ws, "d", "s", cfg)
+    assert again.hash == info.hash
+    _, requests = load_samples(ws, "s")
+    assert info.counts["requests"] == len(requests) == 5 - len(info.skipped)
+    assert all(len(r.samples) == 2 for r in requests)
+    # every verdict is the scorer's on that answer: a no-call request passes exactly when no call was made
+    for r in requests:
+        for s in r.samples:
+            if r.expects_no_call:
+                assert s.native == (not s.calls)
+            elif not s.calls:
+                assert not s.native and s.reason == "no_call_made"
+    assert json.loads((ws.reports / "samples-s" / "run.json").read_text())["repeats"] == 2
+    assert info.config.temperature == 0.9 and info.dataset == "d"

@@ -1,0 +1,527 @@
+"""On-policy samples: the model's own answers to a dataset's requests, each judged against the request's
+generated truth by the eval scorer, and what training can pick from them.
+
+Every generated example ends in the answer that is right for it (its calls, or a text answer where no
+call is right). :func:`example_case` turns the conversation before that answer into an eval case whose
+``expected`` is the answer, so :func:`sample_dataset` can ask the served model (base or adapter) for
+``k`` answers per request at a temperature, through the same ``mlx_lm.server``, chat template, tool
+parser and scorer as an eval, and keep every answer with its native and lenient verdicts and reason
+codes. The result is a *samples set* under ``<workspace>/samples/<name>/``: immutable and
+content-addressed like a dataset (``samples.jsonl`` + ``samples.json`` with its hash).
+
+From a samples set:
+
+- :func:`rejection_examples` builds a training set of the model's own correct answers (the generated
+  truth where no sample was right): rejection-sampled SFT;
+- :func:`preference_pairs` pairs a correct answer with the model's own wrong one, per reason code, so
+  refusals, wrong values and over-calls are all represented: the data of preference training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError
+
+from tooltune.data.examples import DataError, Example, ExampleMeta, call_message
+from tooltune.data.store import SPLITS, dataset_examples, load_dataset
+from tooltune.errors import first_error
+from tooltune.evals.results import CaseResult
+from tooltune.evals.suite import NO_CALL, EvalCase, EvalSuite
+from tooltune.logs import get_logger
+from tooltune.workspace import Workspace, atomic_dir, atomic_write_json, validate_name
+
+log = get_logger(__name__)
+
+SAMPLER_VERSION = "tooltune-samples/1"
+
+
+class SampleConfig(BaseModel):
+    """How the model is sampled; every value is recorded in the samples set and enters its hash."""
+
+    k: int = Field(default=4, ge=1, le=64, description="Answers sampled per request.")
+    temperature: float = Field(
+        default=0.8, ge=0.0, le=2.0, description="Sampling temperature (0 gives k equal answers)."
+    )
+    max_tokens: int = Field(default=256, ge=8, le=8192, description="Most tokens per answer.")
+    split: Literal["train", "valid", "test"] = Field(
+        default="train", description="Which split of the dataset is sampled."
+    )
+    limit: int | None = Field(
+        default=None, ge=1, description="Sample only the first N requests of the split."
+    )
+    seed: int | None = Field(default=0, description="Sampling seed sent with each request.")
+    concurrency: int = Field(default=4, ge=1, le=64, description="Requests in flight at once.")
+
+
+class Sample(BaseModel):
+    """One answer of the model and its verdicts (the eval scorer's, native and lenient)."""
+
+    text: str = ""
+    calls: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Native tool calls as {name, arguments} (arguments a dict or raw text).",
+    )
+    native: bool
+    lenient: bool
+    reason: str | None = Field(
+        default=None, description="Why the native verdict failed (a scorer reason code)."
+    )
+    attempted: bool = False
+    error: str | None = None
+
+
+class SampledRequest(BaseModel):
+    """A request of the dataset, its generated truth and the model's answers to it."""
+
+    id: str
+    kind: str
+    example: Example = Field(description="The generated example; its last assistant turn is the truth.")
+    expects_no_call: bool
+    samples: list[Sample]
+
+    @property
+    def correct(self) -> list[Sample]:
+        return [s for s in self.samples if s.native and not s.error]
+
+    @property
+    def wrong(self) -> list[Sample]:
+        return [s for s in self.samples if not s.native and not s.error]
+
+
+class Skipped(BaseModel):
+    index: int
+    why: str
+
+
+class SamplesInfo(BaseModel):
+    name: str
+    hash: str
+    dataset: str
+    dataset_hash: str
+    model: str
+    adapter: str | None
+    config: SampleConfig
+    sampler_version: str = SAMPLER_VERSION
+    eval_run: str = Field(description="The eval run that holds the raw answers (reports/<run>/).")
+    counts: dict[str, int]
+    reasons: dict[str, int] = Field(description="Native failure reasons over all samples.")
+    per_kind: dict[str, dict[str, int]] = Field(
+        default_factory=dict,
+        description="Per example kind: requests, samples, correct samples, requests never right.",
+    )
+    skipped: list[Skipped] = Field(default_factory=list)
+    created: str = ""
+    path: Path | None = Field(default=None, exclude=True)
+
+
+class SamplesError(DataError):
+    """A samples set that cannot be made or read; the message says what to fix."""
+
+
+# ------------------------------------------------------------------------------------ requests → cases
+
+
+def _arguments(raw: Any, where: str) -> dict[str, Any]:
+    if isinstance(raw, dict):
+        return raw
+    try:
+        value = json.loads(raw) if isinstance(raw, str) else None
+    except json.JSONDecodeError as e:
+        raise DataError(f"{where}: arguments are not JSON ({e.msg})") from None
+    if not isinstance(value, dict):
+        raise DataError(f"{where}: arguments must be a JSON object")
+    return value
+
+
+def _allowed(value: Any) -> list[Any]:
+    """The one value the truth gives, in the scorer's form: ``[value]``; an object's keys each get their
+    own list, a list of objects a list of such dicts (evals/suite.py's format)."""
+    if isinstance(value, dict):
+        return [{k: _allowed(v) for k, v in value.items()}]
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        return [[{k: _allowed(x) for k, x in v.items()} for v in value]]
+    return [value]
+
+
+def example_case(ex: Example, case_id: str) -> EvalCase:
+    """The conversation before ``ex``'s last assistant turn, expecting that turn (its calls, or no call).
+
+    Raises :class:`DataError` naming what does not fit (no assistant turn, arguments that are not a JSON
+    object, a call the scorer's format cannot express)."""
+    answer_at = max((i for i, m in enumerate(ex.messages) if m.get("role") == "assistant"), default=None)
+    if not answer_at:
+        raise DataError("no assistant answer after a request")
+    answer = ex.messages[answer_at]
+    expected: list[dict[str, dict[str, list[Any]]]] | str = NO_CALL
+    calls = answer.get("tool_calls") or []
+    if calls:
+        expected = []
+        for j, tc in enumerate(calls):
+            fn = tc.get("function", tc)
+            args = _arguments(fn.get("arguments", {}), f"tool_calls[{j}]")
+            expected.append({str(fn.get("name")): {p: _allowed(v) for p, v in args.items()}})
+    try:
+        return EvalCase(
+            id=case_id,
+            category=ex.meta.kind,
+            messages=ex.messages[:answer_at],
+            tools=ex.tools,
+            expected=expected,  # type: ignore[arg-type]
+        )
+    except ValidationError as e:
+        err = first_error(e)
+        raise DataError(f"{err.where}: {err.msg}") from None
+
+
+def requests_suite(
+    examples: list[Example], *, name: str, id_prefix: str
+) -> tuple[EvalSuite, dict[str, Example], list[Skipped]]:
+    """The examples as one eval suite (ids ``<prefix>-<index>``); the ones that do not fit are skipped
+    and listed, the rest go on."""
+    cases: list[EvalCase] = []
+    by_id: dict[str, Example] = {}
+    skipped: list[Skipped] = []
+    for i, ex in enumerate(examples):
+        cid = f"{id_prefix}-{i}"
+        try:
+            cases.append(example_case(ex, cid))
+        except DataError as e:
+            skipped.append(Skipped(index=i, why=str(e)))
+            continue
+        by_id[cid] = ex
+    if skipped:
+        log.warning("samples.skipped", skipped=len(skipped), first=skipped[0].why)
+    return EvalSuite(name=name, source=f"samples:{name}", cases=cases), by_id, skipped
+
+
+def to_sample(r: CaseResult) -> Sample:
+    return Sample(
+        text=r.raw_text,
+        calls=[c.model_dump() for c in r.native_calls],
+        native=r.native.passed,
+        lenient=r.lenient.passed,
+        reason=r.native.reason.value if r.native.reason else None,
+        attempted=r.attempted,
+        error=r.error,
+    )
+
+
+def group_samples(results: list[CaseResult], by_id: dict[str, Example]) -> list[SampledRequest]:
+    grouped: dict[str, list[CaseResult]] = defaultdict(list)
+    for r in results:
+        grouped[r.case_id].append(r)
+    out = []
+    for cid, ex in by_id.items():
+        rs = sorted(grouped.get(cid, []), key=lambda r: r.repeat)
+        if not rs:
+            continue
+        out.append(
+            SampledRequest(
+                id=cid,
+                kind=ex.meta.kind,
+                example=ex,
+                expects_no_call=rs[0].expects_no_call,
+                samples=[to_sample(r) for r in rs],
+            )
+        )
+    return out
+
+
+# ------------------------------------------------------------------------------------------ the store
+
+
+def samples_root(ws: Workspace) -> Path:
+    return ws.root / "samples"
+
+
+def _summary(
+    requests: list[SampledRequest],
+) -> tuple[dict[str, int], dict[str, int], dict[str, dict[str, int]]]:
+    reasons: Counter[str] = Counter()
+    per_kind: dict[str, Counter[str]] = defaultdict(Counter)
+    for rq in requests:
+        pk = per_kind[rq.kind]
+        pk["requests"] += 1
+        pk["samples"] += len(rq.samples)
+        pk["correct"] += len(rq.correct)
+        pk["never_right"] += not rq.correct
+        reasons.update(s.reason or "error" for s in rq.samples if not s.native)
+    samples = sum(len(rq.samples) for rq in requests)
+    counts = {
+        "requests": len(requests),
+        "samples": samples,
+        "correct_samples": sum(len(rq.correct) for rq in requests),
+        "requests_always_right": sum(len(rq.correct) == len(rq.samples) for rq in requests),
+        "requests_never_right": sum(not rq.correct for rq in requests),
+        "errors": sum(1 for rq in requests for s in rq.samples if s.error),
+    }
+    return counts, dict(reasons.most_common()), {k: dict(v) for k, v in sorted(per_kind.items())}
+
+
+def save_samples(ws: Workspace, name: str, requests: list[SampledRequest], **meta: Any) -> SamplesInfo:
+    """Write atomically; the same name with the same content returns the existing set, with other
+    content is refused (samples sets are immutable, like datasets)."""
+    validate_name(name, "samples name")
+    if not requests:
+        raise SamplesError(f"samples set {name!r} would be empty; nothing was written")
+    text = "".join(rq.model_dump_json() + "\n" for rq in requests)
+    recipe = {k: v.model_dump() if isinstance(v, BaseModel) else v for k, v in meta.items() if k != "skipped"}
+    digest = (
+        "sha256:"
+        + hashlib.sha256(
+            (json.dumps(recipe, sort_keys=True, default=str) + "\n" + text).encode("utf-8")
+        ).hexdigest()
+    )
+    counts, reasons, per_kind = _summary(requests)
+    final = samples_root(ws) / name
+    if final.exists():
+        existing = load_samples_info(ws, name)
+        if existing.hash == digest:
+            return existing
+        raise SamplesError(f"samples set {name!r} already exists with different content; choose a new name")
+    info = SamplesInfo(
+        name=name,
+        hash=digest,
+        counts=counts,
+        reasons=reasons,
+        per_kind=per_kind,
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        **meta,
+    )
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_dir(final) as tmp:
+        (tmp / "samples.jsonl").write_text(text, encoding="utf-8")
+        atomic_write_json(tmp / "samples.json", json.loads(info.model_dump_json()))
+    log.info("samples.saved", name=name, hash=digest, **counts)
+    return info.model_copy(update={"path": final})
+
+
+def load_samples_info(ws: Workspace, name: str) -> SamplesInfo:
+    path = samples_root(ws) / validate_name(name, "samples name")
+    meta = path / "samples.json"
+    if not meta.is_file():
+        known = ", ".join(
+            sorted(p.name for p in samples_root(ws).glob("*") if (p / "samples.json").is_file())
+        )
+        raise SamplesError(
+            f"samples set {name!r} not found in {samples_root(ws)} (known: {known or 'none'}); "
+            "make one with `tooltune data sample`"
+        )
+    return SamplesInfo.model_validate_json(meta.read_text("utf-8")).model_copy(update={"path": path})
+
+
+def load_samples(ws: Workspace, name: str) -> tuple[SamplesInfo, list[SampledRequest]]:
+    """The set and its requests; a line that does not parse is skipped and named (file:line)."""
+    info = load_samples_info(ws, name)
+    assert info.path is not None
+    out: list[SampledRequest] = []
+    f = info.path / "samples.jsonl"
+    for i, line in enumerate(f.read_text("utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            out.append(SampledRequest.model_validate_json(line))
+        except ValidationError as e:
+            log.warning("samples.bad_line", where=f"{f}:{i}", error=first_error(e).msg)
+    return info, out
+
+
+# ------------------------------------------------------------------------------------------- sampling
+
+
+ProgressFn = Callable[[int, int], None]
+
+
+async def sample_dataset(
+    server: Any,
+    ws: Workspace,
+    dataset: str,
+    out: str,
+    cfg: SampleConfig,
+    *,
+    adapter: str | None = None,
+    on_progress: ProgressFn | None = None,
+) -> SamplesInfo:
+    """Sample ``cfg.k`` answers per request of ``dataset``'s split from ``server`` (a running
+    :class:`~tooltune.serving.model_server.ModelServer`; ``adapter`` None = the base model), score them
+    and save the samples set ``out``. The answers are an eval run (``samples-<out>``), so an interrupted
+    sampling resumes where it stopped."""
+    from tooltune.evals.runner import load_results, run_dir
+    from tooltune.evals.service import run_suite_on_server
+
+    validate_name(out, "samples name")
+    if (samples_root(ws) / out).exists():
+        return load_samples_info(ws, out)
+    info = load_dataset(ws, dataset)
+    if cfg.split not in SPLITS:
+        raise SamplesError(f"no split {cfg.split!r}; one of {', '.join(SPLITS)}")
+    examples = dataset_examples(info, cfg.split)[: cfg.limit]
+    if not examples:
+        raise SamplesError(f"dataset {dataset!r} has no {cfg.split} examples to sample")
+    suite, by_id, skipped = requests_suite(examples, name=f"samples-{out}", id_prefix=cfg.split)
+    if not suite.cases:
+        raise SamplesError(f"none of {dataset!r}'s {cfg.split} examples ends in an answer to sample against")
+    run_id = f"samples-{out}"
+    report = await run_suite_on_server(
+        server,
+        suite,
+        ws=ws,
+        adapter=adapter,
+        label="samples",
+        run_id=run_id,
+        concurrency=cfg.concurrency,
+        repeats=cfg.k,
+        temperature=cfg.temperature,
+        seed=cfg.seed,
+        max_tokens=cfg.max_tokens,
+        on_progress=on_progress,
+    )
+    results = load_results(run_dir(ws, report.meta.run_id) / "cases.jsonl")
+    requests = group_samples(results, by_id)
+    return save_samples(
+        ws,
+        out,
+        requests,
+        dataset=dataset,
+        dataset_hash=info.hash,
+        model=str(getattr(server, "model_path", "")),
+        adapter=adapter,
+        config=cfg,
+        eval_run=run_id,
+        skipped=skipped,
+    )
+
+
+# ------------------------------------------------------------------------------------ what to train on
+
+
+def _answer_message(sample: Sample) -> dict[str, Any] | None:
+    """The model's own answer as an assistant turn of the training format (arguments a JSON object, as
+    the generator writes them); None when a call's arguments are not a JSON object, which the chat
+    template could not render as the model wrote it."""
+    if not sample.calls:
+        return {"role": "assistant", "content": sample.text}
+    calls: list[tuple[str, dict[str, Any]]] = []
+    for c in sample.calls:
+        args = c.get("arguments")
+        if isinstance(args, str):
+            try:
+                args = json.loads(args) if args.strip() else {}
+            except json.JSONDecodeError:
+                return None
+        if not isinstance(args, dict):
+            return None
+        calls.append((str(c.get("name")), args))
+    return call_message(calls)
+
+
+def _prompt(rq: SampledRequest) -> list[dict[str, Any]]:
+    last = max(i for i, m in enumerate(rq.example.messages) if m.get("role") == "assistant")
+    return rq.example.messages[:last]
+
+
+def _with_answer(rq: SampledRequest, answer: dict[str, Any], source: str) -> Example:
+    meta = ExampleMeta(kind=rq.kind, source=source, group=rq.example.meta.group or rq.id)
+    return Example(messages=[*_prompt(rq), answer], tools=rq.example.tools, meta=meta)
+
+
+def _truth(rq: SampledRequest) -> dict[str, Any]:
+    return rq.example.messages[
+        max(i for i, m in enumerate(rq.example.messages) if m.get("role") == "assistant")
+    ]
+
+
+def rejection_examples(
+    requests: list[SampledRequest], *, per_request: int = 1, truth_where_none: bool = True, seed: int = 0
+) -> tuple[list[Example], dict[str, int]]:
+    """Training examples from the model's own correct answers (up to ``per_request`` distinct ones per
+    request) and, where no sample was right, the generated truth. Returns the examples and where they
+    came from (``own``, ``truth``, ``dropped``)."""
+    rng = random.Random(seed)
+    out: list[Example] = []
+    stats: Counter[str] = Counter()
+    for rq in requests:
+        own: dict[str, dict[str, Any]] = {}
+        for s in rq.correct:
+            msg = _answer_message(s)
+            if msg is not None:
+                own.setdefault(json.dumps(msg, sort_keys=True), msg)
+        if own:
+            chosen = rng.sample(list(own.values()), min(per_request, len(own)))
+            out += [_with_answer(rq, msg, "onpolicy:own") for msg in chosen]
+            stats["own"] += len(chosen)
+        elif truth_where_none:
+            out.append(_with_answer(rq, _truth(rq), "onpolicy:truth"))
+            stats["truth"] += 1
+        else:
+            stats["dropped"] += 1
+    return out, dict(stats)
+
+
+class PreferencePair(BaseModel):
+    """A correct answer and the model's own wrong one to the same request, with why the wrong one fails."""
+
+    id: str
+    kind: str
+    reason: str
+    messages: list[dict[str, Any]] = Field(description="The conversation before the answer.")
+    tools: list[dict[str, Any]]
+    chosen: dict[str, Any] = Field(description="A correct assistant turn (the model's own where it had one).")
+    rejected: dict[str, Any] = Field(description="One of the model's wrong assistant turns.")
+    chosen_is_own: bool
+
+
+def preference_pairs(
+    requests: list[SampledRequest], *, per_request: int = 1, seed: int = 0, max_share: float = 0.5
+) -> tuple[list[PreferencePair], dict[str, int]]:
+    """Pairs (correct, the model's own wrong answer), at most ``per_request`` per request, drawn so that
+    no single reason code fills more than ``max_share`` of the pairs while others have some: refusals,
+    wrong values and over-calls are all represented. Returns the pairs and the count per reason."""
+    rng = random.Random(seed)
+    by_reason: dict[str, list[PreferencePair]] = defaultdict(list)
+    unrenderable = 0
+    for rq in requests:
+        wrong: dict[str, tuple[Sample, dict[str, Any]]] = {}
+        for s in rq.wrong:
+            msg = _answer_message(s)
+            if msg is None:  # arguments that are no JSON object: the template cannot write them as sampled
+                unrenderable += 1
+                continue
+            wrong.setdefault(json.dumps(msg, sort_keys=True), (s, msg))
+        if not wrong:
+            continue
+        right = [m for m in (_answer_message(s) for s in rq.correct) if m is not None]
+        chosen_own = bool(right)
+        chosen = rng.choice(right) if right else _truth(rq)
+        for s, msg in rng.sample(list(wrong.values()), min(per_request, len(wrong))):
+            by_reason[s.reason or "error"].append(
+                PreferencePair(
+                    id=rq.id,
+                    kind=rq.kind,
+                    reason=s.reason or "error",
+                    messages=_prompt(rq),
+                    tools=rq.example.tools,
+                    chosen=chosen,
+                    rejected=msg,
+                    chosen_is_own=chosen_own,
+                )
+            )
+    total = sum(len(v) for v in by_reason.values())
+    if len(by_reason) > 1 and total:
+        cap = max(1, int(max_share * total))
+        for reason, pairs in by_reason.items():
+            if len(pairs) > cap:
+                by_reason[reason] = rng.sample(pairs, cap)
+    pairs = [p for reason in sorted(by_reason) for p in by_reason[reason]]
+    counts = {reason: len(v) for reason, v in sorted(by_reason.items())}
+    if unrenderable:
+        counts["skipped_unrenderable"] = unrenderable
+    return pairs, counts
