@@ -590,17 +590,16 @@ def pick(
     method
         rejection: a dataset of the model's own correct answers (the generated truth where none was
         right), for `tooltune train`; pairs: preference pairs (a correct answer, the model's own wrong
-        one) with their reason codes, written to <workspace>/samples/SAMPLES/pairs-OUT.jsonl.
+        one) with their reason codes: a pairs dataset for `tooltune train --method dpo`.
     out
-        Name of the new dataset (rejection) or of the pairs file (pairs).
+        Name of the new dataset (examples, or pairs).
     per_request
         Most own answers (rejection) or wrong answers (pairs) taken per request.
     seed
         Seed of the choices.
     """
-    from tooltune.data.onpolicy import load_samples, preference_pairs, rejection_examples
+    from tooltune.data.onpolicy import load_samples, preference_pairs, rejection_examples, save_pairs_dataset
     from tooltune.data.store import DatasetMeta, save_dataset
-    from tooltune.workspace import atomic_write_text, validate_name
 
     ws = context.workspace()
     info, requests = load_samples(ws, samples)
@@ -626,7 +625,9 @@ def pick(
     pairs, per_reason = preference_pairs(requests, per_request=per_request, seed=seed)
     if not pairs:
         raise TooltuneError(f"samples set {samples!r} has no wrong answer to pair: every sample was right")
-    assert info.path is not None
-    dest = info.path / f"pairs-{validate_name(out, 'pairs name')}.jsonl"
-    atomic_write_text(dest, "".join(p.model_dump_json() + "\n" for p in pairs))
-    context.console.print(f"{len(pairs)} pairs → {dest}\n  per reason: {per_reason}", highlight=False)
+    dest = save_pairs_dataset(ws, out, pairs, samples=info, counts=per_reason)
+    context.console.print(
+        f"{len(pairs)} pairs → dataset {out} ({dest})\n  per reason: {per_reason}\n"
+        f"  train on them: tooltune train --dataset {out} --method dpo",
+        highlight=False,
+    )

@@ -41,6 +41,7 @@ from tooltune.workspace import Workspace, atomic_dir, atomic_write_json, validat
 log = get_logger(__name__)
 
 SAMPLER_VERSION = "tooltune-samples/1"
+PAIRS_FORMAT = "preference_pairs"  # dataset.json extra.format of a pairs dataset (method dpo trains on it)
 
 
 class SampleConfig(BaseModel):
@@ -525,3 +526,58 @@ def preference_pairs(
     if unrenderable:
         counts["skipped_unrenderable"] = unrenderable
     return pairs, counts
+
+
+def save_pairs_dataset(
+    ws: Workspace, name: str, pairs: list[PreferencePair], *, samples: SamplesInfo, counts: dict[str, int]
+) -> Path:
+    """Write ``pairs`` as a dataset folder ``<ws>/datasets/<name>/`` (train/valid/test JSONL split by
+    request, ``dataset.json`` with ``extra.format`` = preference_pairs) that `tooltune train --method dpo`
+    takes as its ``--dataset``. Immutable like the other datasets: same content is returned, other refused."""
+    validate_name(name, "dataset name")
+    if not pairs:
+        raise SamplesError(f"no pairs for dataset {name!r}; nothing was written")
+    splits: dict[str, list[PreferencePair]] = {"train": [], "valid": [], "test": []}
+    for p in pairs:  # every pair of one request in one split, 90/10 train/valid
+        bucket = int(hashlib.sha256(f"{samples.hash}:{p.id}".encode()).hexdigest(), 16) % 10
+        splits["valid" if bucket == 0 else "train"].append(p)
+    texts = {s: "".join(p.model_dump_json() + "\n" for p in v) for s, v in splits.items()}
+    extra = {
+        "format": PAIRS_FORMAT,
+        "samples": samples.name,
+        "samples_hash": samples.hash,
+        "per_reason": counts,
+    }
+    digest = (
+        "sha256:"
+        + hashlib.sha256(
+            json.dumps({"texts": texts, "extra": extra}, sort_keys=True).encode("utf-8")
+        ).hexdigest()
+    )
+    final = ws.dataset_dir(name)
+    if final.exists():
+        old = (
+            json.loads((final / "dataset.json").read_text("utf-8"))
+            if (final / "dataset.json").is_file()
+            else {}
+        )
+        if old.get("hash") == digest:
+            return final
+        raise SamplesError(f"dataset {name!r} already exists with different content; choose a new --out name")
+    meta = {
+        "name": name,
+        "hash": digest,
+        "sources": [f"samples:{samples.name}"],
+        "generator_version": samples.sampler_version,
+        "kinds": sorted({p.kind for p in pairs}),
+        "counts": {s: len(v) for s, v in splits.items()},
+        "extra": extra,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_dir(final) as tmp:
+        for s, text in texts.items():
+            (tmp / f"{s}.jsonl").write_text(text, encoding="utf-8")
+        atomic_write_json(tmp / "dataset.json", meta)
+    log.info("pairs.saved", name=name, hash=digest, **meta["counts"])
+    return final

@@ -13,6 +13,7 @@ so a config written for ``mlx_lm.lora`` loads here unchanged.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import ipaddress
 import json
 import math
@@ -24,6 +25,7 @@ import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tooltune.config import Settings
+from tooltune.data.onpolicy import PAIRS_FORMAT
 from tooltune.errors import TooltuneError, first_error
 from tooltune.models.resolve import read_config, resolve_model
 from tooltune.workspace import Workspace
@@ -37,7 +39,14 @@ DEFAULT_ITERS = 150
 
 
 # filled in by TrainConfig.resolve(), never options a person sets
-RESOLVED_FIELDS = ("model_path", "dataset_path", "model_layers", "train_examples", "valid_examples")
+RESOLVED_FIELDS = (
+    "model_path",
+    "dataset_path",
+    "model_layers",
+    "train_examples",
+    "valid_examples",
+    "init_adapter_path",
+)
 
 
 class TrainConfigError(TooltuneError):
@@ -156,6 +165,27 @@ class TrainConfig(BaseModel):
     val_batches: int = Field(
         default=4, ge=-1, description="Validation batches per evaluation; -1 = the whole validation set."
     )
+    method: Literal["sft", "dpo"] = Field(
+        default="sft",
+        description="sft: supervised on the dataset's examples; dpo: preference training on a pairs dataset "
+        "(`tooltune data pick --method pairs`: a correct answer against the model's own wrong one), with "
+        "mlx-lm-lora's DPO loss and the starting model as the reference (see training/preference.py).",
+    )
+    beta: float = Field(
+        default=0.1,
+        gt=0,
+        le=10.0,
+        description="dpo: how far the policy may move from the reference (DPO's beta).",
+    )
+    dpo_loss: Literal["sigmoid", "hinge", "ipo", "dpop"] = Field(
+        default="sigmoid", description="dpo: the loss form (mlx-lm-lora's loss types)."
+    )
+    init_adapter: str | None = Field(
+        default=None,
+        description="Registered adapter whose LoRA weights the run starts from (DPO, or more SFT, on top of "
+        "an SFT adapter); the run needs its base model, rank, num_layers, keys and train_tokens. The new "
+        "adapter holds the whole change (the starting one plus what this run learned).",
+    )
     hosts: Path | None = Field(
         default=None,
         description='An mlx.launch host file (JSON: [{"ssh": host, "ips": [ip]}, ...], or the '
@@ -171,6 +201,7 @@ class TrainConfig(BaseModel):
     model_layers: int | None = None
     train_examples: int | None = None
     valid_examples: int | None = None
+    init_adapter_path: Path | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -202,6 +233,19 @@ class TrainConfig(BaseModel):
         if self.train_tokens and self.fine_tune_type != "lora":
             raise ValueError(
                 f"train_tokens works with fine_tune_type 'lora' only, not {self.fine_tune_type!r}"
+            )
+        if self.method == "dpo":
+            custom = {
+                "value_loss_weight": self.value_loss_weight != 1.0,
+                "decision_loss_weight": self.decision_loss_weight != 1.0,
+                "anchor_loss_weight": bool(self.anchor_loss_weight),
+            }
+            if any(custom.values()):
+                names = ", ".join(k for k, v in custom.items() if v)
+                raise ValueError(f"{names} weigh the SFT loss; method 'dpo' has its own loss, leave them out")
+        if self.init_adapter and self.fine_tune_type == "full":
+            raise ValueError(
+                "init_adapter starts LoRA weights from an adapter; fine_tune_type 'full' has none"
             )
         if self.train_tokens and len(self.train_tokens) > self.rank:
             raise ValueError(
@@ -345,6 +389,21 @@ class TrainConfig(BaseModel):
                 f"but batch_size is {self.batch_size}; "
                 "lower --batch-size or add examples"
             )
+        pairs = dataset_format(dataset_path) == PAIRS_FORMAT
+        if self.method == "dpo" and not pairs:
+            raise TrainConfigError(
+                f"method dpo trains on preference pairs, and dataset {self.dataset!r} holds examples; make "
+                "pairs with `tooltune data sample` then `tooltune data pick --method pairs`"
+            )
+        if self.method == "sft" and pairs:
+            raise TrainConfigError(
+                f"dataset {self.dataset!r} holds preference pairs; train it with --method dpo"
+            )
+        if self.method == "dpo" and importlib.util.find_spec("mlx_lm_lora") is None:
+            raise TrainConfigError(
+                "method dpo uses mlx-lm-lora's DPO loss, which is not installed: pip install 'tooltune[rl]'"
+            )
+        init_adapter_path = self._init_adapter(settings, model_path) if self.init_adapter else None
         if self.epochs is not None:
             iters = max(1, math.ceil(self.epochs * n_train / self.batch_size))
         else:
@@ -362,8 +421,38 @@ class TrainConfig(BaseModel):
                 "model_layers": n_layers,
                 "train_examples": n_train,
                 "valid_examples": n_valid,
+                "init_adapter_path": init_adapter_path,
             }
         )
+
+    def _init_adapter(self, settings: Settings, model_path: Path) -> Path:
+        """The starting adapter's folder, after checking it was trained on this base model with this run's
+        LoRA shape (a different one would load partly, or not at all)."""
+        from tooltune.adapters.registry import AdapterRegistry
+        from tooltune.models.resolve import fingerprint_model
+
+        assert self.init_adapter is not None
+        registry = AdapterRegistry(Workspace(settings.workspace))
+        registry.check_base(self.init_adapter, fingerprint_model(model_path), f"model {self.model!r}")
+        folder = registry.path(self.init_adapter)
+        cfg = json.loads((folder / "adapter_config.json").read_text("utf-8"))
+        lora = cfg.get("lora_parameters") or {}
+        theirs = {
+            "fine_tune_type": cfg.get("fine_tune_type"),
+            "rank": lora.get("rank"),
+            "scale": lora.get("scale"),
+        }
+        ours = {"fine_tune_type": self.fine_tune_type, "rank": self.rank, "scale": self.scale}
+        differ = [f"{k} {theirs[k]} (this run: {ours[k]})" for k in ours if theirs[k] != ours[k]]
+        if self.num_layers not in (None, -1) and cfg.get("num_layers") != self.num_layers:
+            differ.append(f"num_layers {cfg.get('num_layers')} (this run: {self.num_layers})")
+        if differ:
+            raise TrainConfigError(
+                f"init_adapter {self.init_adapter!r} was trained with "
+                + ", ".join(differ)
+                + "; use its values"
+            )
+        return folder
 
 
 class RingHost(BaseModel):
@@ -474,6 +563,18 @@ def resolve_dataset(ref: str, ws: Workspace) -> Path:
         f"dataset {ref!r} not found (need a folder with train.jsonl; workspace datasets: {known}); "
         "create one with `tooltune data` or pass a folder path"
     )
+
+
+def dataset_format(path: Path) -> str:
+    """What a dataset folder holds: ``examples`` (SFT) or preference pairs, from its dataset.json."""
+    meta = path / "dataset.json"
+    if not meta.is_file():
+        return "examples"
+    try:
+        extra = json.loads(meta.read_text("utf-8")).get("extra") or {}
+    except (json.JSONDecodeError, AttributeError):
+        return "examples"
+    return str(extra.get("format", "examples"))
 
 
 def count_lines(path: Path) -> int:

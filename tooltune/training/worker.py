@@ -300,10 +300,17 @@ class Worker:
         assert cfg.iters is not None and cfg.num_layers is not None and cfg.dataset_path and cfg.model_path
         self._check_cancel_before_training()
         model, tokenizer = load(str(cfg.model_path))
-        if self.start_iter == 0:
-            self._lint(tokenizer)  # reuses the tokenizer just loaded: one load, not two
-        data_args = types.SimpleNamespace(mask_prompt=cfg.mask_prompt)
-        train_set, valid_set, _ = load_local_dataset(Path(cfg.dataset_path), tokenizer, data_args)
+        dpo = cfg.method == "dpo"
+        if dpo:  # pairs are checked as they are tokenized (a record that does not render is named, skipped)
+            from tooltune.training.preference import load_pairs
+
+            train_set: Any = load_pairs(Path(cfg.dataset_path) / "train.jsonl", tokenizer, cfg.max_seq_length)
+            valid_set: Any = load_pairs(Path(cfg.dataset_path) / "valid.jsonl", tokenizer, cfg.max_seq_length)
+        else:
+            if self.start_iter == 0:
+                self._lint(tokenizer)  # reuses the tokenizer just loaded: one load, not two
+            data_args = types.SimpleNamespace(mask_prompt=cfg.mask_prompt)
+            train_set, valid_set, _ = load_local_dataset(Path(cfg.dataset_path), tokenizer, data_args)
         if len(train_set) == 0:
             raise TooltuneError(f"{cfg.dataset_path}/train.jsonl is empty; add training examples")
 
@@ -323,11 +330,17 @@ class Worker:
                 model, cfg.num_layers, cfg.lora_parameters(), use_dora=cfg.fine_tune_type == "dora"
             )
         token_ids = self._apply_token_rows(model, tokenizer)
+        if cfg.init_adapter_path is not None:
+            self._load_init_adapter(model)
         self.model = model
         self.tokenizer = tokenizer
         self.optimizer = self._build_optimizer()
         applied = inspect_adaptation(model, cfg, token_ids)
-        train_data = CacheDataset(train_set)  # tokenized once, on first use
+        if cfg.init_adapter_path is not None:
+            applied["init_adapter"] = {"name": cfg.init_adapter, "path": str(cfg.init_adapter_path)}
+        train_data = train_set if dpo else CacheDataset(train_set)  # tokenized once, on first use
+        if dpo:
+            applied["method"] = self._prepare_pairs(model, train_set, valid_set)
         if cfg.value_loss_weight != 1.0 or cfg.anchor_loss_weight:
             values = self._value_token_summary(train_data)
             if cfg.value_loss_weight != 1.0:
@@ -341,7 +354,7 @@ class Worker:
         if cfg.decision_loss_weight != 1.0:
             applied["decision_tokens"] = self._decision_token_summary(train_data)
         # where the LM head ran: what the trainer saw, read back (answer_only_head can be on and not apply)
-        applied["lm_head"] = "answer positions" if self._answer_only else "every position"
+        applied["lm_head"] = "answer positions" if self._answer_only and not dpo else "every position"
         self.run = self.run.model_copy(update={"applied": applied})
         self._save_run()
         if self.start_iter:
@@ -379,15 +392,22 @@ class Worker:
                 grad_checkpoint=cfg.grad_checkpoint,
                 grad_accumulation_steps=cfg.grad_accumulation_steps,
             )
+            if dpo:
+                from tooltune.training.preference import dpo_loss_fn
+
+                loss_kw: dict[str, Any] = {"loss": dpo_loss_fn(cfg.beta, cfg.dpo_loss)}
+            else:
+                loss_kw = {"loss": self._loss()} if self._custom_loss or self._answer_only else {}
+            enough_valid = len(valid_set) >= cfg.batch_size
             train(
                 model=model,
                 optimizer=self.optimizer,
                 train_dataset=train_data,
-                val_dataset=CacheDataset(valid_set) if len(valid_set) >= cfg.batch_size else None,
+                val_dataset=(valid_set if dpo else CacheDataset(valid_set)) if enough_valid else None,
                 args=args,
-                iterate_batches=self._iterate_batches,
+                iterate_batches=self._iterate_pairs if dpo else self._iterate_batches,
                 training_callback=EventWriter(self),
-                **({"loss": self._loss()} if self._custom_loss or self._answer_only else {}),
+                **loss_kw,
             )
         self._save_checkpoint(cfg.iters)  # a SIGTERM during the last step loses nothing: the run is complete
         self.run = self.run.model_copy(update={"iteration": cfg.iters})
@@ -401,6 +421,96 @@ class Worker:
             summarize(read_events(self.run_dir), done, self.time_spent(time.monotonic() - self.train_started))
         )
         return {"adapter_path": str(adapter_dir)}
+
+    def _load_init_adapter(self, model: Any) -> None:
+        """Start the LoRA weights from ``init_adapter``: every one of its arrays must have its place, of
+        the same shape, in this run's LoRA (resolve checked rank, scale and layers; keys and token rows are
+        checked here), or the starting model would silently differ from the adapter."""
+        import mlx.core as mx
+        from mlx.utils import tree_flatten
+
+        cfg = self.config
+        assert cfg.init_adapter_path is not None
+        weights = mx.load(str(Path(cfg.init_adapter_path) / "adapters.safetensors"))
+        params = dict(tree_flatten(model.trainable_parameters()))
+        missing = sorted(k for k in weights if k not in params)
+        shapes = sorted(k for k in weights if k in params and weights[k].shape != params[k].shape)
+        if missing or shapes:
+            what = f"arrays this run's LoRA lacks ({', '.join(missing[:3])})" if missing else ""
+            what += ("; " if what else "") + (f"other shapes ({', '.join(shapes[:3])})" if shapes else "")
+            raise ConfigNotAppliedError(
+                f"init_adapter {cfg.init_adapter!r} does not fit this run: {what}; train with the adapter's "
+                "keys and train_tokens"
+            )
+        model.load_weights(list(weights.items()), strict=False)
+        mx.eval(model.parameters())
+
+    def _prepare_pairs(self, model: Any, train_set: Any, valid_set: Any) -> dict[str, Any]:
+        """Score every pair under the starting model (the DPO reference) and say what the run trains."""
+        from tooltune.training.preference import score_reference
+
+        cfg = self.config
+        t0 = time.monotonic()
+        for pairs in (train_set, valid_set):
+            score_reference(model, pairs, loss_type=cfg.dpo_loss, max_seq_length=cfg.max_seq_length)
+        return {
+            "name": "dpo",
+            "beta": cfg.beta,
+            "loss_type": cfg.dpo_loss,
+            "pairs": len(train_set),
+            "valid_pairs": len(valid_set),
+            "per_reason": dict(sorted(train_set.reasons.items())),
+            "reference": "the starting model (base"
+            + (" + init_adapter" if cfg.init_adapter else "")
+            + "), scored once per pair before step 1",
+            "reference_seconds": round(time.monotonic() - t0, 2),
+        }
+
+    def _iterate_pairs(
+        self,
+        dataset: Any,
+        batch_size: int,
+        max_seq_length: int,
+        loop: bool = False,
+        seed: int | None = None,
+        comm_group: Any = None,
+    ) -> Iterator[Any]:
+        """The DPO counterpart of :meth:`_iterate_batches`: pair batches, with the same checkpoints,
+        cancellation and resume (the data order replayed up to the resumed step)."""
+        import numpy as np
+
+        from tooltune.training.preference import iterate_pair_batches
+
+        if not loop:
+            yield from iterate_pair_batches(
+                dataset,
+                batch_size,
+                max_seq_length,
+                loop=False,
+                rng=None,
+                rank=self.rank,
+                size=self.world_size,
+            )
+            return
+        inner = iterate_pair_batches(
+            dataset,
+            batch_size,
+            max_seq_length,
+            loop=True,
+            rng=np.random.RandomState(self.config.seed),
+            rank=self.rank,
+            size=self.world_size,
+        )
+        for _ in range(self.start_iter):
+            next(inner)
+        it = self.start_iter
+        while True:
+            if it > self.start_iter:
+                self._after_step(it)
+            batch = next(inner)
+            self.processed_tokens += int(batch[2].sum().item() + batch[3].sum().item()) * self.world_size
+            yield batch
+            it += 1
 
     def _apply_token_rows(self, model: Any, tokenizer: Any) -> dict[str, int]:
         """Trainable embedding rows for ``train_tokens`` (default: the tool-call markers); {token: id}."""

@@ -1,0 +1,208 @@
+"""Preference training (DPO) inside mlx-lm's training loop, with mlx-lm-lora's loss.
+
+A pairs dataset (``tooltune data pick --method pairs``) holds, per request, the conversation before the
+answer, the tools, a correct answer (``chosen``) and the model's own wrong one (``rejected``). Each side
+is rendered with the model's chat template *with the tools*, as ``mlx_lm.server`` renders the request,
+so the policy is trained on the prompt the server sends (mlx-lm-lora's own DPO dataset renders a bare
+user prompt without tools).
+
+What comes from where: the DPO loss, the per-token scores and their sums are mlx-lm-lora's
+(``dpo_loss``, ``get_token_scores``, ``compute_score``); the loop is mlx-lm's ``train`` as for SFT, so
+checkpoints, resume, cancellation, validation and events work the same. Not mlx-lm-lora's ``train_dpo``:
+it asks ``mx.device_info()`` for a key only Apple GPUs report (a KeyError on Linux) and keeps a second
+model in memory as the reference. Here the reference is the starting policy (the base model, or the base
+plus ``init_adapter``: a fresh LoRA adds nothing until trained), scored once per pair before the first
+step and carried in the batch.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from tooltune.data.onpolicy import PAIRS_FORMAT
+from tooltune.errors import TooltuneError
+
+__all__ = ["PAIRS_FORMAT", "PairSet", "load_pairs", "dpo_loss_fn", "score_reference", "preference_margin"]
+
+
+class PairsError(TooltuneError):
+    """A pairs file that cannot be trained on; the message names file:line."""
+
+
+class PairSet:
+    """Tokenized pairs: each item is ``{"chosen", "rejected"}`` token lists, the prompt length (shared by
+    both: the same conversation and tools) and, once :func:`score_reference` ran, the reference scores."""
+
+    def __init__(self, items: list[dict[str, Any]], reasons: Counter[str]) -> None:
+        self.items = items
+        self.reasons = reasons
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.items[i]
+
+
+def _render(
+    tokenizer: Any, messages: list[dict[str, Any]], tools: list[dict[str, Any]], **kw: Any
+) -> list[int]:
+    ids = tokenizer.apply_chat_template(messages, tools=tools or None, tokenize=True, **kw)
+    return list(ids["input_ids"] if hasattr(ids, "keys") else ids)
+
+
+def load_pairs(path: Path, tokenizer: Any, max_seq_length: int) -> PairSet:
+    """Read and tokenize ``path`` (JSONL of pair records). A record that does not render (its answer does
+    not follow the prompt's tokens, or no token is left for the answer) is skipped and named; an empty
+    result is an error."""
+    items: list[dict[str, Any]] = []
+    reasons: Counter[str] = Counter()
+    skipped: list[str] = []
+    if not path.is_file():
+        return PairSet([], reasons)
+    for n, line in enumerate(path.read_text("utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{n}"
+        try:
+            rec = json.loads(line)
+            messages, tools = rec["messages"], rec.get("tools") or []
+            prompt = _render(tokenizer, messages, tools, add_generation_prompt=True)
+            chosen = _render(tokenizer, [*messages, rec["chosen"]], tools)
+            rejected = _render(tokenizer, [*messages, rec["rejected"]], tools)
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+            skipped.append(f"{where}: {type(e).__name__}: {e}")
+            continue
+        p = len(prompt)
+        if chosen[:p] != prompt or rejected[:p] != prompt:
+            skipped.append(f"{where}: the answer's tokens do not follow the prompt's (chat template)")
+            continue
+        if p >= min(len(chosen), len(rejected), max_seq_length):
+            skipped.append(f"{where}: no answer token within max_seq_length {max_seq_length}")
+            continue
+        items.append({"chosen": chosen, "rejected": rejected, "prompt_length": p})
+        reasons[str(rec.get("reason", "?"))] += 1
+    if skipped:
+        from tooltune.logs import get_logger
+
+        get_logger(__name__).warning("pairs.skipped", skipped=len(skipped), first=skipped[0])
+    return PairSet(items, reasons)
+
+
+def _pad(rows: list[list[int]], starts: list[int], max_seq_length: int) -> tuple[Any, Any]:
+    """Token rows padded to the batch's longest (cut at max_seq_length) and masks of the answer tokens."""
+    import mlx.core as mx
+    import numpy as np
+
+    width = min(max(len(r) for r in rows), max_seq_length)
+    tokens = np.zeros((len(rows), width), np.int32)
+    mask = np.zeros((len(rows), width), np.float32)
+    for j, (row, start) in enumerate(zip(rows, starts, strict=True)):
+        n = min(len(row), width)
+        tokens[j, :n] = row[:n]
+        mask[j, min(start, n) : n] = 1.0
+    return mx.array(tokens), mx.array(mask)
+
+
+def pair_batch(items: list[dict[str, Any]], max_seq_length: int) -> tuple[Any, ...]:
+    """(chosen, rejected, chosen_mask, rejected_mask, reference_chosen, reference_rejected)."""
+    import mlx.core as mx
+
+    starts = [it["prompt_length"] for it in items]
+    chosen, cmask = _pad([it["chosen"] for it in items], starts, max_seq_length)
+    rejected, rmask = _pad([it["rejected"] for it in items], starts, max_seq_length)
+    ref_c = mx.array([it.get("ref_chosen", 0.0) for it in items], dtype=mx.float32)
+    ref_r = mx.array([it.get("ref_rejected", 0.0) for it in items], dtype=mx.float32)
+    return chosen, rejected, cmask, rmask, ref_c, ref_r
+
+
+def sequence_scores(model: Any, tokens: Any, mask: Any, loss_type: str) -> Any:
+    """mlx-lm-lora's score of each row's answer: the summed log-probability of its tokens (the mean for
+    the ipo loss)."""
+    from mlx_lm_lora.trainer.dpo_trainer import compute_score, get_token_scores
+
+    return compute_score(get_token_scores(model, tokens, mask), mask, loss_type)
+
+
+def score_reference(
+    model: Any, pairs: PairSet, *, loss_type: str, max_seq_length: int, batch_size: int = 4
+) -> None:
+    """Score every pair under ``model`` as it is now (the reference) and store it in the items."""
+    import mlx.core as mx
+
+    for i in range(0, len(pairs), batch_size):
+        chunk = pairs.items[i : i + batch_size]
+        chosen, rejected, cmask, rmask, _, _ = pair_batch(chunk, max_seq_length)
+        c = mx.stop_gradient(sequence_scores(model, chosen, cmask, loss_type))
+        r = mx.stop_gradient(sequence_scores(model, rejected, rmask, loss_type))
+        mx.eval(c, r)
+        for it, vc, vr in zip(chunk, c.tolist(), r.tolist(), strict=True):
+            it["ref_chosen"], it["ref_rejected"] = vc, vr
+
+
+def iterate_pair_batches(
+    dataset: PairSet,
+    batch_size: int,
+    max_seq_length: int,
+    *,
+    loop: bool,
+    rng: Any,
+    rank: int = 0,
+    size: int = 1,
+) -> Iterator[tuple[Any, ...]]:
+    """Batches of pairs: in order for validation (``loop`` False, one pass), in a fresh random order per
+    pass for training (``rng``: numpy's RandomState). Each of ``size`` processes takes its share."""
+    import numpy as np
+
+    n = len(dataset)
+    if n < batch_size:
+        return
+    while True:
+        order = rng.permutation(n) if loop else np.arange(n)
+        for b in range(0, n - batch_size + 1, batch_size):
+            idx = order[b : b + batch_size][rank::size]
+            yield pair_batch([dataset[int(i)] for i in idx], max_seq_length)
+        if not loop:
+            return
+
+
+def dpo_loss_fn(beta: float, loss_type: str, delta: float = 50.0) -> Any:
+    """The loss mlx-lm's ``train`` calls as ``loss(model, *batch)``: mlx-lm-lora's ``dpo_loss`` against
+    the reference scores in the batch; returns (loss, answer tokens)."""
+    from mlx_lm_lora.trainer.dpo_trainer import dpo_loss
+
+    def loss(model: Any, chosen: Any, rejected: Any, cmask: Any, rmask: Any, ref_c: Any, ref_r: Any) -> Any:
+        value, _reward, ntoks, _metrics = dpo_loss(
+            policy_chosen_score=sequence_scores(model, chosen, cmask, loss_type),
+            policy_rejected_score=sequence_scores(model, rejected, rmask, loss_type),
+            reference_chosen_score=ref_c,
+            reference_rejected_score=ref_r,
+            chosen_masks=cmask,
+            rejected_masks=rmask,
+            beta=beta,
+            delta=delta,
+            loss_type=loss_type,
+        )
+        return value, ntoks
+
+    return loss
+
+
+def preference_margin(model: Any, pairs: PairSet, *, loss_type: str, max_seq_length: int) -> float:
+    """Mean over pairs of score(chosen) - score(rejected) under ``model``: how much more the model
+    prefers the correct answer (what DPO raises, relative to the reference)."""
+    import mlx.core as mx
+
+    total, n = 0.0, 0
+    for i in range(0, len(pairs), 4):
+        chosen, rejected, cmask, rmask, _, _ = pair_batch(pairs.items[i : i + 4], max_seq_length)
+        d = sequence_scores(model, chosen, cmask, loss_type) - sequence_scores(
+            model, rejected, rmask, loss_type
+        )
+        total += float(mx.sum(d).item())
+        n += d.shape[0]
+    return total / max(n, 1)
