@@ -33,6 +33,8 @@ TOOLS = {
     "get_job",
     "cancel_job",
     "list_jobs",
+    "sample_model_answers",
+    "pick_training_data",
 }
 
 WEATHER = {

@@ -598,36 +598,13 @@ def pick(
     seed
         Seed of the choices.
     """
-    from tooltune.data.onpolicy import load_samples, preference_pairs, rejection_examples, save_pairs_dataset
-    from tooltune.data.store import DatasetMeta, save_dataset
+    from tooltune.data.onpolicy import pick_training_data
 
-    ws = context.workspace()
-    info, requests = load_samples(ws, samples)
-    if method == "rejection":
-        examples, where = rejection_examples(requests, per_request=per_request, seed=seed)
-        meta = DatasetMeta(
-            sources=[f"samples:{info.name}"],
-            generator_version=info.sampler_version,
-            seed=seed,
-            kinds=sorted({e.meta.kind for e in examples}),
-            extra={
-                "samples_hash": info.hash,
-                "method": "rejection",
-                "per_request": per_request,
-                "from": where,
-            },
-        )
-        ds = save_dataset(ws, out, examples, meta)
-        context.console.print(
-            f"dataset {ds.name}  {ds.hash}\n  counts: {ds.counts}\n  answers: {where}", highlight=False
-        )
-        return
-    pairs, per_reason = preference_pairs(requests, per_request=per_request, seed=seed)
-    if not pairs:
-        raise TooltuneError(f"samples set {samples!r} has no wrong answer to pair: every sample was right")
-    dest = save_pairs_dataset(ws, out, pairs, samples=info, counts=per_reason)
+    done = pick_training_data(context.workspace(), samples, method, out, per_request=per_request, seed=seed)
     context.console.print(
-        f"{len(pairs)} pairs → dataset {out} ({dest})\n  per reason: {per_reason}\n"
-        f"  train on them: tooltune train --dataset {out} --method dpo",
+        f"dataset {done.dataset} ({done.method})\n  counts: {done.counts}\n  picked: {done.picked}",
         highlight=False,
     )
+    if done.method == "pairs":
+        start = f" --init-adapter {done.samples_adapter}" if done.samples_adapter else ""
+        context.console.print(f"  train on them: tooltune train --dataset {done.dataset} --method dpo{start}")

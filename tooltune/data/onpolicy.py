@@ -581,3 +581,55 @@ def save_pairs_dataset(
         atomic_write_json(tmp / "dataset.json", meta)
     log.info("pairs.saved", name=name, hash=digest, **meta["counts"])
     return final
+
+
+class Picked(BaseModel):
+    """What :func:`pick_training_data` made: a dataset of examples (rejection) or of pairs (pairs)."""
+
+    dataset: str
+    method: Literal["rejection", "pairs"]
+    counts: dict[str, int] = Field(description="Rows per split.")
+    picked: dict[str, int] = Field(
+        description="rejection: answers from the model itself (own) or the generated truth; pairs: pairs "
+        "per reason code of the wrong answer."
+    )
+    samples_adapter: str | None = Field(description="The adapter that was sampled (None: the base model).")
+
+
+def pick_training_data(
+    ws: Workspace,
+    samples: str,
+    method: Literal["rejection", "pairs"],
+    out: str,
+    *,
+    per_request: int = 1,
+    seed: int = 0,
+) -> Picked:
+    """The one pick service both skins call: a samples set → a new dataset ``out``."""
+    from tooltune.data.store import DatasetMeta, save_dataset
+
+    info, requests = load_samples(ws, samples)
+    if method == "rejection":
+        examples, where = rejection_examples(requests, per_request=per_request, seed=seed)
+        meta = DatasetMeta(
+            sources=[f"samples:{info.name}"],
+            generator_version=info.sampler_version,
+            seed=seed,
+            kinds=sorted({e.meta.kind for e in examples}),
+            extra={
+                "samples_hash": info.hash,
+                "method": "rejection",
+                "per_request": per_request,
+                "from": where,
+            },
+        )
+        ds = save_dataset(ws, out, examples, meta)
+        return Picked(
+            dataset=ds.name, method=method, counts=ds.counts, picked=where, samples_adapter=info.adapter
+        )
+    pairs, per_reason = preference_pairs(requests, per_request=per_request, seed=seed)
+    if not pairs:
+        raise SamplesError(f"samples set {samples!r} has no wrong answer to pair: every sample was right")
+    folder = save_pairs_dataset(ws, out, pairs, samples=info, counts=per_reason)
+    counts = json.loads((folder / "dataset.json").read_text("utf-8"))["counts"]
+    return Picked(dataset=out, method=method, counts=counts, picked=per_reason, samples_adapter=info.adapter)

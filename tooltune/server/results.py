@@ -275,3 +275,27 @@ class Served(BaseModel):
     base_url: str = Field(description="OpenAI-compatible endpoint serving it.")
     model_name: str = Field(description='The "model" field requests must send.')
     next: str
+
+
+# ---- on-policy samples ------------------------------------------------------------------------------
+
+
+class SamplingStarted(BaseModel):
+    job: JobView
+    dataset: str
+    samples: str = Field(description="Name of the samples set the job writes.")
+    requests: int = Field(description="Requests that will be sampled (before any that cannot be scored).")
+    model: str
+    followed_seconds: float
+    next: str
+
+
+class PickResult(BaseModel):
+    dataset: str = Field(description="The new dataset: examples (rejection) or preference pairs (pairs).")
+    method: str
+    counts: dict[str, int] = Field(description="Rows per split.")
+    picked: dict[str, int] = Field(
+        description="rejection: answers taken from the model itself (own) or the generated truth; "
+        "pairs: pairs per reason code of the wrong answer."
+    )
+    next: str

@@ -12,9 +12,9 @@ from __future__ import annotations
 from mcp.server import MCPServer
 
 from tooltune.server.state import ServerState
-from tooltune.server.tools import adapters, data, evals, jobs, training
+from tooltune.server.tools import adapters, data, evals, jobs, samples, training
 
 
 def register_tools(mcp: MCPServer, state: ServerState) -> None:
-    for group in (data, training, evals, adapters, jobs):
+    for group in (data, samples, training, evals, adapters, jobs):
         group.register(mcp, state)

@@ -1,0 +1,85 @@
+"""sample_model_answers and pick_training_data in memory on the tiny model (a real mlx_lm.server child):
+the loop an MCP client runs to learn from the model's own mistakes (issue 36)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import anyio
+import mcp
+import pytest
+
+from tooltune.config import Settings
+from tooltune.data.datasets import generate_dataset
+from tooltune.data.generate_config import GenerateConfig
+from tooltune.server import build_server
+from tooltune.server.state import ServerState
+from tooltune.training.train_config import dataset_format
+from tooltune.workspace import Workspace
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+async def call(client: mcp.Client, tool: str, **args: Any) -> dict[str, Any]:
+    result = await client.call_tool(tool, args, progress_callback=None)
+    assert not result.is_error, result.content[0].text  # type: ignore[union-attr]
+    assert result.structured_content is not None
+    return result.structured_content
+
+
+async def test_sample_then_pick_pairs_and_rejection_data(settings: Settings, tiny_model: Path) -> None:
+    ws = Workspace(settings.workspace).ensure()
+    generate_dataset(ws, "d", ["builtin:coding"], GenerateConfig(n=40, seed=0), model_path=tiny_model)
+    state = ServerState(settings)
+    async with mcp.Client(build_server(settings, state=state)) as c:
+        tools = {t.name: t for t in (await c.list_tools()).tools}
+        assert {"k", "temperature", "limit"} <= set(tools["sample_model_answers"].input_schema["properties"])
+        started = await call(
+            c,
+            "sample_model_answers",
+            dataset="d",
+            out="s",
+            base_model=str(tiny_model),
+            k=2,
+            limit=6,
+            max_tokens=24,
+        )
+        with anyio.fail_after(300):  # no progress token: the job id at once, then poll
+            while not (job := await call(c, "get_job", id=started["job"]["id"]))["done"]:
+                await anyio.sleep(0.3)
+        assert job["status"] == "succeeded", job["error"]
+        assert started["requests"] == 6 and job["result"]["samples"] == "s"
+        counts = job["result"]["counts"]
+        assert counts["samples"] == 2 * counts["requests"] and counts["requests"] >= 5
+        assert sum(job["result"]["reasons"].values()) == counts["samples"] - counts["correct_samples"]
+
+        pairs = await call(c, "pick_training_data", samples="s", method="pairs", out="p")
+        assert (
+            pairs["method"] == "pairs"
+            and sum(v for k, v in pairs["picked"].items() if k != "skipped_unrenderable") > 0
+        )
+        assert "method='dpo'" in pairs["next"] and "init_adapter" not in pairs["next"]  # the base was sampled
+        assert dataset_format(ws.datasets / "p") == "preference_pairs"
+
+        rej = await call(c, "pick_training_data", samples="s", method="rejection", out="r")
+        assert sum(rej["counts"].values()) == counts["requests"]  # one answer per request: own or truth
+        assert rej["next"] == "train_adapter(dataset='r')"
+        first = json.loads((ws.datasets / "r" / "train.jsonl").read_text().splitlines()[0])
+        assert first["meta"]["source"] in ("onpolicy:own", "onpolicy:truth")
+
+        again = await client_error(c, "pick_training_data", samples="nope", method="pairs", out="x")
+        assert "not found" in again
+    assert state.model_server is None
+
+
+async def client_error(client: mcp.Client, tool: str, **args: Any) -> str:
+    result = await client.call_tool(tool, args)
+    assert result.is_error
+    return result.content[0].text  # type: ignore[union-attr]

@@ -1,0 +1,154 @@
+"""MCP tools for learning from the model's own answers: sample_model_answers (a background job on the
+shared model server) and pick_training_data (rejection-sampled SFT data or preference pairs)."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import Field
+
+from tooltune.data import onpolicy
+from tooltune.data.onpolicy import SampleConfig, sample_dataset
+from tooltune.data.store import dataset_examples, load_dataset
+from tooltune.jobs import JobRecord
+from tooltune.server.errors import agent_errors
+from tooltune.server.options import mcp_options
+from tooltune.server.results import JobView, PickResult, SamplingStarted
+from tooltune.server.state import ServerState
+from tooltune.server.tools.base import (
+    DEFAULT_WAIT_SECONDS,
+    STARTS_WORK,
+    WaitSeconds,
+    base_model_for,
+    follow_if_asked,
+    in_thread,
+)
+
+
+def register(mcp: MCPServer, state: ServerState) -> None:
+    ws = state.ws
+
+    @mcp.tool(
+        description=(
+            "Ask the model (base, or an adapter) for its own answers to a dataset's requests, k per request "
+            "at a temperature, and score each against the request's generated truth with the eval scorer "
+            "(native and lenient verdicts, a reason code per failure: no_call_made, wrong_value, "
+            "called_when_irrelevant...). The answers come from the local model server as an eval gets "
+            "them. Returns a job id at once (progress streams with a progress token); seconds per answer "
+            "on CPU: use `limit`. The job result summarises the samples set (counts, reasons, per kind). "
+            "Next: pick_training_data(samples=<out>, method='rejection' or 'pairs')."
+        ),
+        annotations=STARTS_WORK,
+    )
+    @agent_errors
+    @mcp_options(SampleConfig)
+    async def sample_model_answers(
+        ctx: Context,
+        dataset: Annotated[str, Field(description="Dataset whose requests are sampled.")],
+        out: Annotated[str, Field(description="Name of the new samples set (immutable).")],
+        adapter: Annotated[
+            str | None, Field(description="Adapter to sample (default: the base model).")
+        ] = None,
+        base_model: Annotated[
+            str | None, Field(description="Base model (default: the adapter's base, else the default).")
+        ] = None,
+        wait_seconds: WaitSeconds = DEFAULT_WAIT_SECONDS,
+        **options: Any,
+    ) -> SamplingStarted:
+        if state.running_evals():
+            busy = state.running_evals()[0]
+            raise ToolError(f"busy: job {busy} uses the model server; follow it with get_job('{busy}') first")
+        cfg = SampleConfig(**options)
+        info = await in_thread(load_dataset, ws, dataset)
+        n = len((await in_thread(dataset_examples, info, cfg.split))[: cfg.limit])
+        model_path = await in_thread(base_model_for, state, adapter, base_model)
+        work = functools.partial(_sample_job, state, dataset, out, cfg, adapter, model_path)
+        job = state.start_background_job(
+            "samples",
+            work,
+            params={
+                "dataset": dataset,
+                "out": out,
+                "adapter": adapter,
+                "model": str(model_path),
+                **cfg.model_dump(),
+            },
+            total=n * cfg.k,
+        )
+        job, followed = await follow_if_asked(ctx, state, job, wait_seconds)
+        view = JobView.of(job)
+        return SamplingStarted(
+            job=view,
+            dataset=dataset,
+            samples=out,
+            requests=n,
+            model=str(model_path),
+            followed_seconds=followed,
+            next=view.next,
+        )
+
+    @mcp.tool(
+        description=(
+            "Turn a samples set into training data. method='rejection': a dataset of the model's own "
+            "correct answers (the generated truth where no sample was right), for train_adapter (SFT). "
+            "method='pairs': a dataset of preference pairs (a correct answer against the model's own "
+            "wrong one, per reason code so refusals, wrong values and over-calls are all represented), "
+            "for train_adapter(method='dpo', init_adapter=<the adapter that was sampled>). Instant."
+        ),
+        annotations=STARTS_WORK,
+    )
+    @agent_errors
+    async def pick_training_data(
+        samples: Annotated[str, Field(description="Samples set from sample_model_answers.")],
+        method: Annotated[Literal["rejection", "pairs"], Field(description="rejection or pairs.")],
+        out: Annotated[str, Field(description="Name of the new dataset.")],
+        per_request: Annotated[
+            int,
+            Field(
+                ge=1, le=16, description="Most own answers (rejection) or wrong answers (pairs) per request."
+            ),
+        ] = 1,
+        seed: Annotated[int, Field(description="Seed of the choices.")] = 0,
+    ) -> PickResult:
+        done = await in_thread(
+            onpolicy.pick_training_data, ws, samples, method, out, per_request=per_request, seed=seed
+        )
+        if done.method == "rejection":
+            after = f"train_adapter(dataset='{done.dataset}')"
+        else:
+            start = f", init_adapter='{done.samples_adapter}'" if done.samples_adapter else ""
+            after = f"train_adapter(dataset='{done.dataset}', method='dpo'{start})"
+        return PickResult(**done.model_dump(exclude={"samples_adapter"}), next=after)
+
+
+async def _sample_job(
+    state: ServerState,
+    dataset: str,
+    out: str,
+    cfg: SampleConfig,
+    adapter: str | None,
+    model_path: Path,
+    job: JobRecord,
+) -> dict[str, Any]:
+    ms = await state.model_server_for(model_path)
+
+    def on_progress(done: int, total: int, _result: Any) -> None:
+        state.jobs.update(
+            job.id, progress={"current": done, "total": total, "message": f"answer {done}/{total}"}
+        )
+
+    info = await sample_dataset(ms, state.ws, dataset, out, cfg, adapter=adapter, on_progress=on_progress)
+    return {
+        "samples": info.name,
+        "hash": info.hash,
+        "counts": info.counts,
+        "reasons": info.reasons,
+        "per_kind": info.per_kind,
+        "skipped": len(info.skipped),
+        "eval_run": info.eval_run,
+    }
