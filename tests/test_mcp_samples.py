@@ -76,6 +76,21 @@ async def test_sample_then_pick_pairs_and_rejection_data(settings: Settings, tin
 
         again = await client_error(c, "pick_training_data", samples="nope", method="pairs", out="x")
         assert "not found" in again
+
+        # the whole loop as one job: a round sampled, trained and judged on held-out requests
+        started = await call(
+            c, "improve_adapter", dataset="d", name="imp", model=str(tiny_model), rounds=1, k=2, limit=6,
+            iters=3, max_tokens=24,
+        )  # fmt: skip
+        assert started["kind"] == "improve"
+        with anyio.fail_after(300):
+            while not (job := await call(c, "get_job", id=started["id"]))["done"]:
+                await anyio.sleep(0.3)
+        assert job["status"] == "succeeded", job["error"]
+        (r,) = job["result"]["rounds"]
+        assert r["candidate"] == "imp-r1-adapter" and r["kept"] == (r["candidate_native"] > r["start_native"])
+        assert job["result"]["best"] == ("imp-r1-adapter" if r["kept"] else None)
+        assert job["progress"]["message"] == "done"
     assert state.model_server is None
 
 

@@ -35,6 +35,7 @@ TOOLS = {
     "list_jobs",
     "sample_model_answers",
     "pick_training_data",
+    "improve_adapter",
 }
 
 WEATHER = {

@@ -165,3 +165,39 @@ def test_dpo_steps_move_the_adapter_toward_the_preferred_answer(settings: Settin
         TrainConfig(
             model=str(tiny_model), dataset="p", method="dpo", init_adapter="dpo-a", num_layers=2
         ).resolve(settings)
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+async def test_improve_runs_a_round_judges_it_on_held_out_requests_and_resumes(
+    settings: Settings, tiny_model: Path
+) -> None:
+    from tooltune.data.datasets import generate_dataset
+    from tooltune.data.generate_config import GenerateConfig
+    from tooltune.evals.runner import load_report
+    from tooltune.serving.model_server import ModelServer
+    from tooltune.training.improve import ImproveConfig, improve
+
+    ws = Workspace(settings.workspace).ensure()
+    generate_dataset(ws, "d", ["builtin:coding"], GenerateConfig(n=40, seed=0), model_path=tiny_model)
+    cfg = ImproveConfig(
+        dataset="d", name="imp", model=str(tiny_model), rounds=2, k=2, limit=6, iters=3, max_tokens=24,
+        learning_rate=1e-3,
+    )  # fmt: skip
+    said: list[str] = []
+    async with ModelServer(tiny_model, settings=settings, record_active=False) as server:
+        result = await improve(settings, server, cfg, on_progress=said.append)
+        r = result.rounds[0]
+        # the decision is the held-out eval runs' native rates, both runs on the same test requests
+        base, cand = load_report(ws, "imp-heldout-base"), load_report(ws, "imp-heldout-imp-r1-adapter")
+        assert (r.start_native, r.candidate_native) == (base.overall.native_rate, cand.overall.native_rate)
+        assert r.held_out_cases == base.n_results == cand.n_results > 0
+        assert r.kept == (r.candidate_native > r.start_native)
+        assert result.best == ("imp-r1-adapter" if r.kept else None)
+        assert len(result.rounds) == (2 if r.kept else 1)  # a dropped candidate ends the loop
+        assert r.samples == "imp-r1-samples" and r.data == "imp-r1-data" and sum(r.picked.values()) > 0
+        assert any(m.startswith("round 1: training on") for m in said)
+        jobs_before = len(list((ws.root / "jobs").glob("*.json")))
+        again = await improve(settings, server, cfg)  # everything exists: read back, nothing trained again
+    assert again.rounds[0] == r
+    assert len(list((ws.root / "jobs").glob("*.json"))) == jobs_before

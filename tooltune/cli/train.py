@@ -18,6 +18,7 @@ from cyclopts import Parameter
 from tooltune.cli import context
 from tooltune.cli.options import cli_options, given
 from tooltune.errors import TooltuneError
+from tooltune.training.improve import ImproveConfig
 from tooltune.training.runs import resume_training, start_training
 from tooltune.training.train_config import RESOLVED_FIELDS, TrainConfig
 
@@ -330,3 +331,52 @@ def show(ref: str, *, as_json: Annotated[bool, Parameter(name="--json")] = False
         out.print(f"  [yellow]warning:[/] {w}", highlight=False)
     plot = run_dir / "loss.svg"
     out.print(f"  files: {run_dir}" + (f" (loss curve: {plot})" if plot.exists() else ""), highlight=False)
+
+
+@app.command
+@cli_options(ImproveConfig)
+def improve(**options: Any) -> int:
+    """Learn from the model's own mistakes, round by round: sample its answers to the dataset's requests,
+    pick training data from them (dpo pairs or its own correct answers), train a candidate from the
+    current adapter, and keep it only if it calls better on the dataset's held-out test requests.
+
+    Prints each round's held-out native rates and decision; the JSON result goes to stdout.
+    """
+    import anyio
+    from pydantic import ValidationError
+
+    from tooltune.errors import first_error
+    from tooltune.models.resolve import resolve_model
+    from tooltune.serving.model_server import ModelServer
+    from tooltune.training.improve import improve as run_improve
+
+    try:
+        cfg = ImproveConfig(**given(options))
+    except ValidationError as e:
+        err = first_error(e)
+        raise TooltuneError(f"--{err.where.replace('_', '-')}: {err.msg}") from None
+    settings = context.settings()
+    ref = cfg.model
+    if ref is None and cfg.adapter:
+        from tooltune.adapters.registry import AdapterRegistry
+
+        ref = AdapterRegistry(context.workspace()).get(cfg.adapter).base_model
+    path = resolve_model(ref or settings.default_model, settings, download=False).path
+
+    async def main() -> Any:
+        async with ModelServer(path, settings=settings, record_active=False) as server:
+            return await run_improve(
+                settings, server, cfg, on_progress=lambda m: context.console_err.print(m, highlight=False)
+            )
+
+    result = anyio.run(main)
+    for r in result.rounds:
+        context.console_err.print(
+            f"round {r.round}: {r.start or 'base'} {r.start_native:.0%} → {r.candidate} "
+            f"{r.candidate_native:.0%} native on {r.held_out_cases} held-out cases (p = {r.p_value:.3g}): "
+            + ("kept" if r.kept else "dropped"),
+            highlight=False,
+        )
+    context.console_err.print(f"best: {result.best or 'the base model'} ({result.stopped})", highlight=False)
+    context.console.print_json(result.model_dump_json())
+    return 0

@@ -18,3 +18,4 @@ from tooltune.server.tools import adapters, data, evals, jobs, samples, training
 def register_tools(mcp: MCPServer, state: ServerState) -> None:
     for group in (data, samples, training, evals, adapters, jobs):
         group.register(mcp, state)
+    samples.register_improve(mcp, state)

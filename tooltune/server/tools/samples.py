@@ -1,9 +1,11 @@
 """MCP tools for learning from the model's own answers: sample_model_answers (a background job on the
-shared model server) and pick_training_data (rejection-sampled SFT data or preference pairs)."""
+shared model server), pick_training_data (rejection-sampled SFT data or preference pairs) and
+improve_adapter (rounds of sample → pick → train → held-out judgement, one job)."""
 
 from __future__ import annotations
 
 import functools
+import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -28,6 +30,7 @@ from tooltune.server.tools.base import (
     follow_if_asked,
     in_thread,
 )
+from tooltune.training.improve import ImproveConfig, improve
 
 
 def register(mcp: MCPServer, state: ServerState) -> None:
@@ -124,6 +127,49 @@ def register(mcp: MCPServer, state: ServerState) -> None:
             start = f", init_adapter='{done.samples_adapter}'" if done.samples_adapter else ""
             after = f"train_adapter(dataset='{done.dataset}', method='dpo'{start})"
         return PickResult(**done.model_dump(exclude={"samples_adapter"}), next=after)
+
+
+def register_improve(mcp: MCPServer, state: ServerState) -> None:
+    @mcp.tool(
+        description=(
+            "Learn from the model's own mistakes, round by round, as one background job: sample the current "
+            "model's answers to a dataset's training requests, pick training data from them (method='dpo': "
+            "pairs of a correct and its own wrong answer; 'rejection': its own correct answers), train a "
+            "candidate adapter from the current one, and keep the candidate only if its native calls beat "
+            "the current model's on the dataset's held-out test requests. Progress says which round and "
+            "stage; the result lists each round's held-out native rates, p-value and decision, and `best`. "
+            "Minutes per round on the tiny model, hours for the 0.5B on CPU. Next: get_job(id), then "
+            "switch_adapter(result.best)."
+        ),
+        annotations=STARTS_WORK,
+    )
+    @agent_errors
+    @mcp_options(ImproveConfig)
+    async def improve_adapter(
+        ctx: Context, wait_seconds: WaitSeconds = DEFAULT_WAIT_SECONDS, **options: Any
+    ) -> JobView:
+        if state.running_evals():
+            busy = state.running_evals()[0]
+            raise ToolError(f"busy: job {busy} uses the model server; follow it with get_job('{busy}') first")
+        cfg = ImproveConfig(**options)
+        model_path = await in_thread(base_model_for, state, cfg.adapter, cfg.model)
+        work = functools.partial(_improve_job, state, cfg, model_path)
+        job = state.start_background_job("improve", work, params=cfg.model_dump(), total=cfg.rounds)
+        job, _ = await follow_if_asked(ctx, state, job, wait_seconds)
+        return JobView.of(job)
+
+
+async def _improve_job(
+    state: ServerState, cfg: ImproveConfig, model_path: Path, job: JobRecord
+) -> dict[str, Any]:
+    ms = await state.model_server_for(model_path)
+
+    def on_progress(message: str) -> None:
+        done = int(message.split(":")[0].removeprefix("round ")) - 1 if message.startswith("round ") else 0
+        state.jobs.update(job.id, progress={"current": done, "total": cfg.rounds, "message": message})
+
+    result = await improve(state.settings, ms, cfg, on_progress=on_progress)
+    return json.loads(result.model_dump_json())
 
 
 async def _sample_job(

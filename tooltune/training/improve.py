@@ -1,0 +1,214 @@
+"""Learning from the model's own mistakes, round by round: sample → pick → train → evaluate on held-out
+requests → keep the new adapter only if it is better (issue 36).
+
+One round, from the current model (the base, or an adapter):
+
+1. sample the current model's answers to the dataset's training requests (``data.onpolicy``);
+2. pick training data from them: preference pairs (``dpo``) or the model's own correct answers
+   (``rejection``);
+3. train a candidate adapter on it, starting from the current adapter's weights (``init_adapter``);
+4. evaluate the current model and the candidate on the dataset's *test* split, requests no round trains
+   on, at temperature 0 (native calls, paired McNemar);
+5. the candidate becomes the current model only if its native rate is higher.
+
+Every artifact (samples sets, datasets, adapters, eval runs) is named ``<name>-r<round>-…`` and kept, so
+a round can be read back; the result lists each round's scores and decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from tooltune.adapters.registry import AdapterRegistry
+from tooltune.config import Settings
+from tooltune.data.onpolicy import SampleConfig, pick_training_data, requests_suite, sample_dataset
+from tooltune.data.store import dataset_examples, load_dataset
+from tooltune.errors import TooltuneError
+from tooltune.evals.service import compare_runs, run_suite_on_server
+from tooltune.jobs import JobStore
+from tooltune.logs import get_logger
+from tooltune.models.resolve import resolve_model
+from tooltune.training.runs import start_training
+from tooltune.training.train_config import TrainConfig
+from tooltune.workspace import Workspace, validate_name
+
+log = get_logger(__name__)
+
+LORA_SHAPE = ("rank", "scale", "num_layers", "keys", "train_tokens", "fine_tune_type", "dropout")
+
+
+class ImproveConfig(BaseModel):
+    """One improvement job; the training options not named here are TrainConfig's defaults."""
+
+    dataset: str = Field(description="Dataset whose train requests are sampled and whose test split judges.")
+    name: str = Field(description="Prefix of everything the rounds make (samples, datasets, adapters).")
+    adapter: str | None = Field(default=None, description="Adapter to start from (default: the base model).")
+    model: str | None = Field(default=None, description="Base model (default: the adapter's base).")
+    method: Literal["dpo", "rejection"] = Field(
+        default="dpo",
+        description="dpo: pairs of a correct and an own wrong answer; rejection: own correct answers.",
+    )
+    rounds: int = Field(
+        default=1, ge=1, le=10, description="Rounds at most; each keeps or drops its candidate."
+    )
+    k: int = Field(default=4, ge=1, le=64, description="Answers sampled per request.")
+    temperature: float = Field(default=0.8, ge=0.0, le=2.0, description="Sampling temperature.")
+    limit: int | None = Field(
+        default=None, ge=1, description="Train requests sampled per round (default: all)."
+    )
+    eval_limit: int | None = Field(
+        default=None,
+        ge=1,
+        description="Held-out test cases per category for the keep/drop decision (default: all).",
+    )
+    iters: int = Field(default=50, ge=1, description="Training steps per round.")
+    learning_rate: float | None = Field(default=None, gt=0, description="Default: TrainConfig's.")
+    beta: float = Field(default=0.1, gt=0, description="dpo's beta.")
+    concurrency: int = Field(
+        default=4, ge=1, le=64, description="Requests in flight when sampling and evaluating."
+    )
+    max_tokens: int = Field(default=256, ge=8, description="Most tokens per answer (sampling and evals).")
+
+
+class RoundResult(BaseModel):
+    round: int
+    start: str | None = Field(description="The model the round started from (None: the base).")
+    samples: str
+    data: str
+    picked: dict[str, int]
+    candidate: str
+    start_native: float
+    candidate_native: float
+    held_out_cases: int
+    p_value: float = Field(description="McNemar exact test on the paired native verdicts.")
+    kept: bool
+
+
+class ImproveResult(BaseModel):
+    start: str | None
+    best: str | None = Field(description="The adapter to use after the rounds (None: the base stayed best).")
+    rounds: list[RoundResult]
+    stopped: str = Field(description="Why the loop ended.")
+
+
+ProgressFn = Callable[[str], None]
+
+
+def _shape(registry: AdapterRegistry, adapter: str | None) -> dict[str, Any]:
+    """The LoRA shape of the adapter a round starts from, so the candidate can load its weights."""
+    if adapter is None:
+        return {}
+    cfg = registry.get(adapter).train_config
+    return {k: cfg[k] for k in LORA_SHAPE if k in cfg and cfg[k] is not None}
+
+
+async def improve(
+    settings: Settings, server: Any, cfg: ImproveConfig, *, on_progress: ProgressFn | None = None
+) -> ImproveResult:
+    """Run up to ``cfg.rounds`` rounds on ``server`` (a running ModelServer of the base model); see the
+    module docstring. Training runs in tooltune's worker while the server stays up."""
+    validate_name(cfg.name, "improve name")
+    ws = Workspace(settings.workspace).ensure()
+    registry = AdapterRegistry(ws)
+    say = on_progress or (lambda _m: None)
+    info = load_dataset(ws, cfg.dataset)
+    held_out = dataset_examples(info, "test")
+    suite, _, skipped = requests_suite(held_out, name=f"{cfg.name}-heldout", id_prefix="test")
+    if not suite.cases:
+        raise TooltuneError(
+            f"dataset {cfg.dataset!r} has no test requests to judge a round by; generate a larger dataset"
+        )
+    suite = suite.subset(cfg.eval_limit)
+    model_ref = cfg.model or (registry.get(cfg.adapter).base_model if cfg.adapter else settings.default_model)
+    model_path = resolve_model(model_ref, settings).path
+    current = cfg.adapter
+    rounds: list[RoundResult] = []
+    stopped = f"ran {cfg.rounds} round(s)"
+
+    async def held_out_run(target: str | None) -> Any:
+        return await run_suite_on_server(
+            server,
+            suite,
+            ws=ws,
+            adapter=target,
+            label=target or "baseline",
+            run_id=f"{cfg.name}-heldout-{target or 'base'}"[:100],
+            concurrency=cfg.concurrency,
+            max_tokens=cfg.max_tokens,
+        )
+
+    for r in range(1, cfg.rounds + 1):
+        tag = f"{cfg.name}-r{r}"
+        say(f"round {r}: sampling {current or 'the base model'}")
+        sample_cfg = SampleConfig(
+            k=cfg.k,
+            temperature=cfg.temperature,
+            limit=cfg.limit,
+            max_tokens=cfg.max_tokens,
+            concurrency=cfg.concurrency,
+            seed=r,
+        )
+        samples = await sample_dataset(server, ws, cfg.dataset, f"{tag}-samples", sample_cfg, adapter=current)
+        method = "pairs" if cfg.method == "dpo" else "rejection"
+        try:
+            picked = pick_training_data(ws, samples.name, method, f"{tag}-data", seed=r)
+        except TooltuneError as e:  # every answer right: nothing to learn from on these requests
+            stopped = f"round {r}: {e}"
+            break
+        say(f"round {r}: training on {sum(picked.counts.values())} rows ({picked.picked})")
+        train_cfg = TrainConfig(
+            model=str(model_path),
+            dataset=picked.dataset,
+            method="dpo" if cfg.method == "dpo" else "sft",
+            init_adapter=current,
+            iters=cfg.iters,
+            beta=cfg.beta,
+            **({"learning_rate": cfg.learning_rate} if cfg.learning_rate else {}),
+            **_shape(registry, current),
+        )
+        candidate = f"{tag}-adapter"
+        if candidate not in registry.names():  # a resumed loop keeps what an earlier invocation trained
+            job = start_training(train_cfg, settings, name=candidate)
+            job = JobStore(ws).wait(job.id, poll=1.0)
+            if job.status != "succeeded":
+                raise TooltuneError(f"round {r}: training {job.id} {job.status}: {job.error}")
+        say(
+            f"round {r}: judging {candidate} against {current or 'the base model'} "
+            f"on {len(suite.cases)} held-out cases"
+        )
+        before = await held_out_run(current)
+        after = await held_out_run(candidate)
+        cmp = compare_runs(ws, before.meta.run_id, after.meta.run_id)
+        kept = after.overall.native_rate > before.overall.native_rate
+        rounds.append(
+            RoundResult(
+                round=r,
+                start=current,
+                samples=samples.name,
+                data=picked.dataset,
+                picked=picked.picked,
+                candidate=candidate,
+                start_native=before.overall.native_rate,
+                candidate_native=after.overall.native_rate,
+                held_out_cases=len(suite.cases),
+                p_value=cmp.mcnemar_native.p_value,
+                kept=kept,
+            )
+        )
+        log.info(
+            "improve.round",
+            round=r,
+            kept=kept,
+            start=before.overall.native_rate,
+            candidate=after.overall.native_rate,
+        )
+        if not kept:
+            stopped = f"round {r}: the candidate was not better on the held-out cases"
+            break
+        current = candidate
+    if skipped:
+        log.warning("improve.heldout_skipped", skipped=len(skipped))
+    return ImproveResult(start=cfg.adapter, best=current, rounds=rounds, stopped=stopped)
