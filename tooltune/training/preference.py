@@ -153,9 +153,11 @@ def iterate_pair_batches(
     rng: Any,
     rank: int = 0,
     size: int = 1,
+    on_tokens: Any = None,
 ) -> Iterator[tuple[Any, ...]]:
     """Batches of pairs: in order for validation (``loop`` False, one pass), in a fresh random order per
-    pass for training (``rng``: numpy's RandomState). Each of ``size`` processes takes its share."""
+    pass for training (``rng``: numpy's RandomState). Each of ``size`` processes takes its share.
+    ``on_tokens(n)`` hears the tokens each batch runs through the model (prompt and answer, both sides)."""
     import numpy as np
 
     n = len(dataset)
@@ -164,8 +166,12 @@ def iterate_pair_batches(
     while True:
         order = rng.permutation(n) if loop else np.arange(n)
         for b in range(0, n - batch_size + 1, batch_size):
-            idx = order[b : b + batch_size][rank::size]
-            yield pair_batch([dataset[int(i)] for i in idx], max_seq_length)
+            items = [dataset[int(i)] for i in order[b : b + batch_size][rank::size]]
+            if on_tokens is not None:
+                on_tokens(
+                    sum(min(len(it[k]), max_seq_length) for it in items for k in ("chosen", "rejected"))
+                )
+            yield pair_batch(items, max_seq_length)
         if not loop:
             return
 

@@ -492,6 +492,7 @@ class Worker:
                 size=self.world_size,
             )
             return
+        seen = [0]  # tokens of the last batch drawn (prompt and answer, chosen and rejected)
         inner = iterate_pair_batches(
             dataset,
             batch_size,
@@ -500,6 +501,7 @@ class Worker:
             rng=np.random.RandomState(self.config.seed),
             rank=self.rank,
             size=self.world_size,
+            on_tokens=lambda n: seen.__setitem__(0, n),
         )
         for _ in range(self.start_iter):
             next(inner)
@@ -508,7 +510,7 @@ class Worker:
             if it > self.start_iter:
                 self._after_step(it)
             batch = next(inner)
-            self.processed_tokens += int(batch[2].sum().item() + batch[3].sum().item()) * self.world_size
+            self.processed_tokens += seen[0] * self.world_size  # each process has a share
             yield batch
             it += 1
 
