@@ -249,6 +249,8 @@ async def test_sampling_the_tiny_model_scores_every_answer_and_resumes(
     async with ModelServer(tiny_model, settings=settings, record_active=False) as server:
         info = await sample_dataset(server, ws, "d", "s", cfg)
         again = await sample_dataset(server, ws, "d", "s", cfg)
+        with pytest.raises(DataError, match="made with another config"):
+            await sample_dataset(server, ws, "d", "s", cfg.model_copy(update={"k": 3}))
     assert again.hash == info.hash
     _, requests = load_samples(ws, "s")
     assert info.counts["requests"] == len(requests) == 5 - len(info.skipped)
@@ -262,3 +264,52 @@ async def test_sampling_the_tiny_model_scores_every_answer_and_resumes(
                 assert not s.native and s.reason == "no_call_made"
     assert json.loads((ws.reports / "samples-s" / "run.json").read_text())["repeats"] == 2
     assert info.config.temperature == 0.9 and info.dataset == "d"
+
+
+def test_a_no_call_request_counts_a_call_written_as_text_or_dropped_as_wrong() -> None:
+    rq = SampledRequest(
+        id="n",
+        kind="no_call",
+        example=text_example(),
+        expects_no_call=True,
+        samples=[
+            # no native call, but a call written as text: native passes, lenient fails
+            Sample(
+                text='{"name": "read_file", "arguments": {"path": "m.md"}}',
+                native=True,
+                lenient=False,
+                attempted=True,
+            ),
+            # the server dropped a malformed call: empty text that is not what the model wrote
+            Sample(text="", native=True, lenient=True, attempted=True, dropped=True),
+            Sample(text="A monad chains computations.", native=True, lenient=True),
+        ],
+    )
+    assert [s.text[:1] for s in rq.correct] == ["A"] and len(rq.wrong) == 2
+    pairs, counts = preference_pairs([rq], per_request=4)
+    assert counts == {"called_when_irrelevant": 1, "skipped_unrenderable": 1}
+    assert pairs[0].rejected["content"].startswith('{"name"') and pairs[0].chosen_is_own
+    examples, where = rejection_examples([rq])
+    assert where == {"own": 1} and examples[0].messages[-1]["content"] == "A monad chains computations."
+
+
+def test_a_truth_the_scorer_cannot_express_is_skipped_and_nested_values_pass_their_own_check() -> None:
+    nested = call_example(path="a.py", options={"encoding": "utf-8", "extra": {"deep": [1, 2]}})
+    case = example_case(nested, "n0")
+    right = RawCall(
+        name="read_file",
+        arguments={"path": "a.py", "options": {"encoding": "utf-8", "extra": {"deep": [1, 2]}}},
+    )
+    assert score_case(case, [right], "").native.passed
+    untyped = call_example(path="a.py", options={"encoding": "utf-8"})
+    del untyped.tools[0]["function"]["parameters"]["properties"]["options"]["type"]
+    try:
+        example_case(untyped, "u0")
+    except DataError as e:  # skipped and named, never a truth that fails itself
+        assert "cannot express" in str(e)
+    else:  # or the scorer accepts it: then the truth passes its own check
+        assert score_case(
+            example_case(untyped, "u0"),
+            [RawCall(name="read_file", arguments={"path": "a.py", "options": {"encoding": "utf-8"}})],
+            "",
+        ).native.passed

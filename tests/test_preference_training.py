@@ -201,3 +201,6 @@ async def test_improve_runs_a_round_judges_it_on_held_out_requests_and_resumes(
         again = await improve(settings, server, cfg)  # everything exists: read back, nothing trained again
     assert again.rounds[0] == r
     assert len(list((ws.root / "jobs").glob("*.json"))) == jobs_before
+    with pytest.raises(TooltuneError, match="ran before with other iters"):
+        async with ModelServer(tiny_model, settings=settings, record_active=False) as server:
+            await improve(settings, server, cfg.model_copy(update={"iters": 5}))

@@ -76,7 +76,17 @@ class Sample(BaseModel):
         default=None, description="Why the native verdict failed (a scorer reason code)."
     )
     attempted: bool = False
+    dropped: bool = Field(
+        default=False,
+        description="The server dropped a malformed call: the text is not what the model wrote.",
+    )
     error: str | None = None
+
+    def right(self, expects_no_call: bool) -> bool:
+        """Right by both verdicts: a native answer that passes, and for a request that wants no call, no
+        call attempted in any form (a call written as text or dropped by the server is an over-call)."""
+        ok = self.native and self.lenient and not self.error and not self.dropped
+        return ok and not (expects_no_call and self.attempted)
 
 
 class SampledRequest(BaseModel):
@@ -90,11 +100,11 @@ class SampledRequest(BaseModel):
 
     @property
     def correct(self) -> list[Sample]:
-        return [s for s in self.samples if s.native and not s.error]
+        return [s for s in self.samples if s.right(self.expects_no_call)]
 
     @property
     def wrong(self) -> list[Sample]:
-        return [s for s in self.samples if not s.native and not s.error]
+        return [s for s in self.samples if not s.error and not s.right(self.expects_no_call)]
 
 
 class Skipped(BaseModel):
@@ -127,6 +137,10 @@ class SamplesError(DataError):
     """A samples set that cannot be made or read; the message says what to fix."""
 
 
+class NothingToPairError(SamplesError):
+    """No wrong answer that can be written as the model wrote it: no preference pair to make."""
+
+
 # ------------------------------------------------------------------------------------ requests → cases
 
 
@@ -144,11 +158,12 @@ def _arguments(raw: Any, where: str) -> dict[str, Any]:
 
 def _allowed(value: Any) -> list[Any]:
     """The one value the truth gives, in the scorer's form: ``[value]``; an object's keys each get their
-    own list, a list of objects a list of such dicts (evals/suite.py's format)."""
+    own list of one value, a list of objects a list of such dicts (evals/suite.py's format, one level
+    deep as the scorer compares; deeper values stay whole)."""
     if isinstance(value, dict):
-        return [{k: _allowed(v) for k, v in value.items()}]
+        return [{k: [v] for k, v in value.items()}]
     if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-        return [[{k: _allowed(x) for k, x in v.items()} for v in value]]
+        return [[{k: [x] for k, x in v.items()} for v in value]]
     return [value]
 
 
@@ -170,7 +185,7 @@ def example_case(ex: Example, case_id: str) -> EvalCase:
             args = _arguments(fn.get("arguments", {}), f"tool_calls[{j}]")
             expected.append({str(fn.get("name")): {p: _allowed(v) for p, v in args.items()}})
     try:
-        return EvalCase(
+        case = EvalCase(
             id=case_id,
             category=ex.meta.kind,
             messages=ex.messages[:answer_at],
@@ -180,6 +195,15 @@ def example_case(ex: Example, case_id: str) -> EvalCase:
     except ValidationError as e:
         err = first_error(e)
         raise DataError(f"{err.where}: {err.msg}") from None
+    if calls:  # the truth must pass its own check, or a model that answers exactly so is marked wrong
+        from tooltune.evals.scoring import RawCall, score_case
+
+        truth = [RawCall(name=str(tc.get("function", tc).get("name")), arguments=_arguments(
+            tc.get("function", tc).get("arguments", {}), "truth")) for tc in calls]  # fmt: skip
+        verdict = score_case(case, truth, "").native
+        if not verdict.passed:
+            raise DataError(f"the scorer cannot express this answer ({verdict.reason}: {verdict.detail})")
+    return case
 
 
 def requests_suite(
@@ -211,6 +235,7 @@ def to_sample(r: CaseResult) -> Sample:
         lenient=r.lenient.passed,
         reason=r.native.reason.value if r.native.reason else None,
         attempted=r.attempted,
+        dropped=r.dropped_call,
         error=r.error,
     )
 
@@ -338,7 +363,7 @@ def load_samples(ws: Workspace, name: str) -> tuple[SamplesInfo, list[SampledReq
 # ------------------------------------------------------------------------------------------- sampling
 
 
-ProgressFn = Callable[[int, int], None]
+ProgressFn = Callable[[int, int, CaseResult], None]
 
 
 async def sample_dataset(
@@ -359,9 +384,19 @@ async def sample_dataset(
     from tooltune.evals.service import run_suite_on_server
 
     validate_name(out, "samples name")
-    if (samples_root(ws) / out).exists():
-        return load_samples_info(ws, out)
+    if len(f"samples-{out}") > 100:
+        raise SamplesError(f"samples name {out!r} is too long: at most 92 characters (its eval run adds 8)")
     info = load_dataset(ws, dataset)
+    if (samples_root(ws) / out).exists():  # made before: the same set only if asked the same way
+        done = load_samples_info(ws, out)
+        asked = {"dataset hash": info.hash, "adapter": adapter, "config": cfg.model_dump()}
+        had = {"dataset hash": done.dataset_hash, "adapter": done.adapter, "config": done.config.model_dump()}
+        differ = [k for k in asked if asked[k] != had[k]]
+        if differ:
+            raise SamplesError(
+                f"samples set {out!r} exists, made with another {' and '.join(differ)}; choose a new name"
+            )
+        return done
     if cfg.split not in SPLITS:
         raise SamplesError(f"no split {cfg.split!r}; one of {', '.join(SPLITS)}")
     examples = dataset_examples(info, cfg.split)[: cfg.limit]
@@ -408,6 +443,8 @@ def _answer_message(sample: Sample) -> dict[str, Any] | None:
     """The model's own answer as an assistant turn of the training format (arguments a JSON object, as
     the generator writes them); None when a call's arguments are not a JSON object, which the chat
     template could not render as the model wrote it."""
+    if sample.dropped:  # the server dropped a malformed call: its text is not what the model wrote
+        return None
     if not sample.calls:
         return {"role": "assistant", "content": sample.text}
     calls: list[tuple[str, dict[str, Any]]] = []
@@ -483,9 +520,10 @@ class PreferencePair(BaseModel):
 def preference_pairs(
     requests: list[SampledRequest], *, per_request: int = 1, seed: int = 0, max_share: float = 0.5
 ) -> tuple[list[PreferencePair], dict[str, int]]:
-    """Pairs (correct, the model's own wrong answer), at most ``per_request`` per request, drawn so that
-    no single reason code fills more than ``max_share`` of the pairs while others have some: refusals,
-    wrong values and over-calls are all represented. Returns the pairs and the count per reason."""
+    """Pairs (correct, the model's own wrong answer), at most ``per_request`` per request. While several
+    reason codes have pairs, none keeps more than ``max_share`` of all the pairs drawn (a random subset
+    stays), so refusals, wrong values and over-calls are all represented. Returns the pairs and the count
+    per reason (``skipped_unrenderable``: wrong answers the template cannot write as the model did)."""
     rng = random.Random(seed)
     by_reason: dict[str, list[PreferencePair]] = defaultdict(list)
     unrenderable = 0
@@ -502,12 +540,14 @@ def preference_pairs(
         right = [m for m in (_answer_message(s) for s in rq.correct) if m is not None]
         chosen_own = bool(right)
         chosen = rng.choice(right) if right else _truth(rq)
+        wrong.pop(json.dumps(chosen, sort_keys=True), None)  # a "wrong" answer written like the right one
         for s, msg in rng.sample(list(wrong.values()), min(per_request, len(wrong))):
-            by_reason[s.reason or "error"].append(
+            reason = s.reason or ("called_when_irrelevant" if rq.expects_no_call else "wrong_when_parsed")
+            by_reason[reason].append(
                 PreferencePair(
                     id=rq.id,
                     kind=rq.kind,
-                    reason=s.reason or "error",
+                    reason=reason,
                     messages=_prompt(rq),
                     tools=rq.example.tools,
                     chosen=chosen,
@@ -541,6 +581,8 @@ def save_pairs_dataset(
     for p in pairs:  # every pair of one request in one split, 90/10 train/valid
         bucket = int(hashlib.sha256(f"{samples.hash}:{p.id}".encode()).hexdigest(), 16) % 10
         splits["valid" if bucket == 0 else "train"].append(p)
+    if not splits["train"]:  # few pairs, all hashed to valid: training needs them more
+        splits["train"], splits["valid"] = splits["valid"], []
     texts = {s: "".join(p.model_dump_json() + "\n" for p in v) for s, v in splits.items()}
     extra = {
         "format": PAIRS_FORMAT,
@@ -606,6 +648,8 @@ def pick_training_data(
     seed: int = 0,
 ) -> Picked:
     """The one pick service both skins call: a samples set → a new dataset ``out``."""
+    if per_request < 1:
+        raise SamplesError(f"per_request must be at least 1, got {per_request}")
     from tooltune.data.store import DatasetMeta, save_dataset
 
     info, requests = load_samples(ws, samples)
@@ -629,7 +673,13 @@ def pick_training_data(
         )
     pairs, per_reason = preference_pairs(requests, per_request=per_request, seed=seed)
     if not pairs:
-        raise SamplesError(f"samples set {samples!r} has no wrong answer to pair: every sample was right")
+        why = (
+            f"its {per_reason['skipped_unrenderable']} wrong answers are calls with arguments that are no "
+            "JSON object"
+            if per_reason.get("skipped_unrenderable")
+            else "every sample was right"
+        )
+        raise NothingToPairError(f"samples set {samples!r} gives no preference pair: {why}")
     folder = save_pairs_dataset(ws, out, pairs, samples=info, counts=per_reason)
     counts = json.loads((folder / "dataset.json").read_text("utf-8"))["counts"]
     return Picked(dataset=out, method=method, counts=counts, picked=per_reason, samples_adapter=info.adapter)

@@ -17,6 +17,7 @@ a round can be read back; the result lists each round's scores and decision.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -24,27 +25,33 @@ from pydantic import BaseModel, Field
 
 from tooltune.adapters.registry import AdapterRegistry
 from tooltune.config import Settings
-from tooltune.data.onpolicy import SampleConfig, pick_training_data, requests_suite, sample_dataset
+from tooltune.data.onpolicy import (
+    NothingToPairError,
+    SampleConfig,
+    pick_training_data,
+    requests_suite,
+    sample_dataset,
+)
 from tooltune.data.store import dataset_examples, load_dataset
 from tooltune.errors import TooltuneError
 from tooltune.evals.service import compare_runs, run_suite_on_server
 from tooltune.jobs import JobStore
 from tooltune.logs import get_logger
 from tooltune.models.resolve import resolve_model
-from tooltune.training.runs import start_training
+from tooltune.training.runs import cancel_training, start_training
 from tooltune.training.train_config import TrainConfig
-from tooltune.workspace import Workspace, validate_name
+from tooltune.workspace import Workspace, atomic_write_json, validate_name
 
 log = get_logger(__name__)
-
-LORA_SHAPE = ("rank", "scale", "num_layers", "keys", "train_tokens", "fine_tune_type", "dropout")
 
 
 class ImproveConfig(BaseModel):
     """One improvement job; the training options not named here are TrainConfig's defaults."""
 
     dataset: str = Field(description="Dataset whose train requests are sampled and whose test split judges.")
-    name: str = Field(description="Prefix of everything the rounds make (samples, datasets, adapters).")
+    name: str = Field(
+        max_length=40, description="Prefix of everything the rounds make (samples, datasets, adapters)."
+    )
     adapter: str | None = Field(default=None, description="Adapter to start from (default: the base model).")
     model: str | None = Field(default=None, description="Base model (default: the adapter's base).")
     method: Literal["dpo", "rejection"] = Field(
@@ -98,11 +105,62 @@ ProgressFn = Callable[[str], None]
 
 
 def _shape(registry: AdapterRegistry, adapter: str | None) -> dict[str, Any]:
-    """The LoRA shape of the adapter a round starts from, so the candidate can load its weights."""
+    """The LoRA shape of the adapter a round starts from, read from its adapter_config.json (what mlx-lm
+    loads; averaged and imported adapters have it too), plus the token rows its training recorded, so
+    the candidate can load its weights."""
     if adapter is None:
         return {}
-    cfg = registry.get(adapter).train_config
-    return {k: cfg[k] for k in LORA_SHAPE if k in cfg and cfg[k] is not None}
+    cfg = json.loads((registry.path(adapter) / "adapter_config.json").read_text("utf-8"))
+    if cfg.get("fine_tune_type", "lora") == "full":
+        raise TooltuneError(
+            f"adapter {adapter!r} is a full fine-tune: rounds train LoRA adapters from LoRA ones"
+        )
+    lora = cfg.get("lora_parameters") or {}
+    shape: dict[str, Any] = {
+        "fine_tune_type": cfg.get("fine_tune_type", "lora"),
+        "num_layers": cfg.get("num_layers"),
+        **{k: lora[k] for k in ("rank", "scale", "dropout") if lora.get(k) is not None},
+    }
+    recorded = registry.get(adapter).train_config
+    for k in ("keys", "train_tokens"):
+        if recorded.get(k) is not None:
+            shape[k] = recorded[k]
+    return {k: v for k, v in shape.items() if v is not None}
+
+
+async def _train_candidate(settings: Settings, cfg: TrainConfig, name: str) -> None:
+    """Train in tooltune's worker without blocking the event loop (the MCP server keeps answering); a
+    cancelled round cancels its training job too."""
+    import anyio
+
+    job = await anyio.to_thread.run_sync(lambda: start_training(cfg, settings, name=name))
+    store = JobStore(Workspace(settings.workspace))
+    try:
+        while not (job := store.get(job.id)).done:
+            await anyio.sleep(1.0)
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(lambda: cancel_training(job.id, settings))
+        raise
+    if job.status != "succeeded":
+        raise TooltuneError(f"training {job.id} {job.status}: {job.error}")
+
+
+def _check_same_job(ws: Workspace, cfg: ImproveConfig) -> None:
+    """A name runs one recipe: a rerun with the same settings reads the rounds back (more rounds may be
+    asked for); other settings under the same name would reuse artifacts made another way."""
+    path = ws.root / "improve" / f"{cfg.name}.json"
+    mine = cfg.model_dump(exclude={"rounds"})
+    if path.is_file():
+        had = json.loads(path.read_text("utf-8"))
+        differ = sorted(k for k in mine if had.get(k) != mine[k])
+        if differ:
+            raise TooltuneError(
+                f"improve {cfg.name!r} ran before with other {', '.join(differ)}; choose a new --name"
+            )
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, mine)
 
 
 async def improve(
@@ -113,6 +171,7 @@ async def improve(
     validate_name(cfg.name, "improve name")
     ws = Workspace(settings.workspace).ensure()
     registry = AdapterRegistry(ws)
+    _check_same_job(ws, cfg)
     say = on_progress or (lambda _m: None)
     info = load_dataset(ws, cfg.dataset)
     held_out = dataset_examples(info, "test")
@@ -155,7 +214,7 @@ async def improve(
         method = "pairs" if cfg.method == "dpo" else "rejection"
         try:
             picked = pick_training_data(ws, samples.name, method, f"{tag}-data", seed=r)
-        except TooltuneError as e:  # every answer right: nothing to learn from on these requests
+        except NothingToPairError as e:  # nothing wrong to learn from on these requests
             stopped = f"round {r}: {e}"
             break
         say(f"round {r}: training on {sum(picked.counts.values())} rows ({picked.picked})")
@@ -171,10 +230,7 @@ async def improve(
         )
         candidate = f"{tag}-adapter"
         if candidate not in registry.names():  # a resumed loop keeps what an earlier invocation trained
-            job = start_training(train_cfg, settings, name=candidate)
-            job = JobStore(ws).wait(job.id, poll=1.0)
-            if job.status != "succeeded":
-                raise TooltuneError(f"round {r}: training {job.id} {job.status}: {job.error}")
+            await _train_candidate(settings, train_cfg, candidate)
         say(
             f"round {r}: judging {candidate} against {current or 'the base model'} "
             f"on {len(suite.cases)} held-out cases"

@@ -37,9 +37,12 @@ class PairSet:
     """Tokenized pairs: each item is ``{"chosen", "rejected"}`` token lists, the prompt length (shared by
     both: the same conversation and tools) and, once :func:`score_reference` ran, the reference scores."""
 
-    def __init__(self, items: list[dict[str, Any]], reasons: Counter[str]) -> None:
+    def __init__(
+        self, items: list[dict[str, Any]], reasons: Counter[str], skipped: list[str] | None = None
+    ) -> None:
         self.items = items
         self.reasons = reasons
+        self.skipped = skipped or []  # "file:line: why" of each record left out
 
     def __len__(self) -> int:
         return len(self.items)
@@ -74,7 +77,7 @@ def load_pairs(path: Path, tokenizer: Any, max_seq_length: int) -> PairSet:
             prompt = _render(tokenizer, messages, tools, add_generation_prompt=True)
             chosen = _render(tokenizer, [*messages, rec["chosen"]], tools)
             rejected = _render(tokenizer, [*messages, rec["rejected"]], tools)
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        except Exception as e:  # noqa: BLE001 — one bad record (even a template error) never sinks the rest
             skipped.append(f"{where}: {type(e).__name__}: {e}")
             continue
         p = len(prompt)
@@ -90,7 +93,7 @@ def load_pairs(path: Path, tokenizer: Any, max_seq_length: int) -> PairSet:
         from tooltune.logs import get_logger
 
         get_logger(__name__).warning("pairs.skipped", skipped=len(skipped), first=skipped[0])
-    return PairSet(items, reasons)
+    return PairSet(items, reasons, skipped)
 
 
 def _pad(rows: list[list[int]], starts: list[int], max_seq_length: int) -> tuple[Any, Any]:
@@ -98,7 +101,9 @@ def _pad(rows: list[list[int]], starts: list[int], max_seq_length: int) -> tuple
     import mlx.core as mx
     import numpy as np
 
-    width = min(max(len(r) for r in rows), max_seq_length)
+    longest = max(len(r) for r in rows)
+    # widths in steps of 32, as mlx-lm pads: each new width re-traces the compiled step
+    width = min(32 * -(-longest // 32), max_seq_length)
     tokens = np.zeros((len(rows), width), np.int32)
     mask = np.zeros((len(rows), width), np.float32)
     for j, (row, start) in enumerate(zip(rows, starts, strict=True)):
@@ -134,6 +139,7 @@ def score_reference(
     """Score every pair under ``model`` as it is now (the reference) and store it in the items."""
     import mlx.core as mx
 
+    model.eval()  # no LoRA dropout in the reference; mlx-lm's train() switches training back on
     for i in range(0, len(pairs), batch_size):
         chunk = pairs.items[i : i + batch_size]
         chosen, rejected, cmask, rmask, _, _ = pair_batch(chunk, max_seq_length)
@@ -178,7 +184,9 @@ def iterate_pair_batches(
 
 def dpo_loss_fn(beta: float, loss_type: str, delta: float = 50.0) -> Any:
     """The loss mlx-lm's ``train`` calls as ``loss(model, *batch)``: mlx-lm-lora's ``dpo_loss`` against
-    the reference scores in the batch; returns (loss, answer tokens)."""
+    the reference scores in the batch; returns (the batch's mean loss, its answer tokens). mlx-lm reports
+    the training loss as the mean over steps and the validation loss weighted by those tokens, so pairs
+    with long answers weigh more in the validation number."""
     from mlx_lm_lora.trainer.dpo_trainer import dpo_loss
 
     def loss(model: Any, chosen: Any, rejected: Any, cmask: Any, rmask: Any, ref_c: Any, ref_r: Any) -> Any:
@@ -203,6 +211,7 @@ def preference_margin(model: Any, pairs: PairSet, *, loss_type: str, max_seq_len
     prefers the correct answer (what DPO raises, relative to the reference)."""
     import mlx.core as mx
 
+    model.eval()
     total, n = 0.0, 0
     for i in range(0, len(pairs), 4):
         chosen, rejected, cmask, rmask, _, _ = pair_batch(pairs.items[i : i + 4], max_seq_length)

@@ -403,7 +403,9 @@ class TrainConfig(BaseModel):
             raise TrainConfigError(
                 "method dpo uses mlx-lm-lora's DPO loss, which is not installed: pip install 'tooltune[rl]'"
             )
-        init_adapter_path = self._init_adapter(settings, model_path) if self.init_adapter else None
+        init_adapter_path = (
+            self._init_adapter(settings, model_path, num_layers) if self.init_adapter else None
+        )
         if self.epochs is not None:
             iters = max(1, math.ceil(self.epochs * n_train / self.batch_size))
         else:
@@ -425,7 +427,7 @@ class TrainConfig(BaseModel):
             }
         )
 
-    def _init_adapter(self, settings: Settings, model_path: Path) -> Path:
+    def _init_adapter(self, settings: Settings, model_path: Path, num_layers: int) -> Path:
         """The starting adapter's folder, after checking it was trained on this base model with this run's
         LoRA shape (a different one would load partly, or not at all)."""
         from tooltune.adapters.registry import AdapterRegistry
@@ -444,8 +446,11 @@ class TrainConfig(BaseModel):
         }
         ours = {"fine_tune_type": self.fine_tune_type, "rank": self.rank, "scale": self.scale}
         differ = [f"{k} {theirs[k]} (this run: {ours[k]})" for k in ours if theirs[k] != ours[k]]
-        if self.num_layers not in (None, -1) and cfg.get("num_layers") != self.num_layers:
-            differ.append(f"num_layers {cfg.get('num_layers')} (this run: {self.num_layers})")
+        if cfg.get("num_layers") != num_layers:
+            differ.append(f"num_layers {cfg.get('num_layers')} (this run: {num_layers})")
+        recorded = registry.get(self.init_adapter).train_config.get("train_tokens")
+        if recorded is not None and self.train_tokens is not None and recorded != self.train_tokens:
+            differ.append(f"train_tokens {recorded} (this run: {self.train_tokens})")
         if differ:
             raise TrainConfigError(
                 f"init_adapter {self.init_adapter!r} was trained with "
@@ -572,9 +577,9 @@ def dataset_format(path: Path) -> str:
         return "examples"
     try:
         extra = json.loads(meta.read_text("utf-8")).get("extra") or {}
-    except (json.JSONDecodeError, AttributeError):
+    except (json.JSONDecodeError, AttributeError, OSError):
         return "examples"
-    return str(extra.get("format", "examples"))
+    return str(extra.get("format", "examples")) if isinstance(extra, dict) else "examples"
 
 
 def count_lines(path: Path) -> int:

@@ -311,6 +311,19 @@ class Worker:
                 self._lint(tokenizer)  # reuses the tokenizer just loaded: one load, not two
             data_args = types.SimpleNamespace(mask_prompt=cfg.mask_prompt)
             train_set, valid_set, _ = load_local_dataset(Path(cfg.dataset_path), tokenizer, data_args)
+        if dpo and train_set.skipped + valid_set.skipped:
+            left_out = train_set.skipped + valid_set.skipped
+            self._warn(f"{len(left_out)} pairs left out (first: {left_out[0]})")
+        if dpo and len(train_set) < cfg.batch_size:
+            raise TooltuneError(
+                f"{cfg.dataset_path}/train.jsonl has {len(train_set)} usable pairs for batch_size "
+                f"{cfg.batch_size}"
+                + (
+                    f" ({len(train_set.skipped)} left out, first: {train_set.skipped[0]})"
+                    if train_set.skipped
+                    else ""
+                )
+            )
         if len(train_set) == 0:
             raise TooltuneError(f"{cfg.dataset_path}/train.jsonl is empty; add training examples")
 
