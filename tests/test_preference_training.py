@@ -204,3 +204,26 @@ async def test_improve_runs_a_round_judges_it_on_held_out_requests_and_resumes(
     with pytest.raises(TooltuneError, match="ran before with other iters"):
         async with ModelServer(tiny_model, settings=settings, record_active=False) as server:
             await improve(settings, server, cfg.model_copy(update={"iters": 5}))
+
+
+def test_scores_with_the_head_at_answer_positions_equal_mlx_lm_loras(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    """The fast path (LM head at the answer positions only) gives mlx-lm-lora's own scores, both loss
+    forms, chosen and rejected sides of different lengths in one batch."""
+    import mlx.core as mx
+    from mlx_lm import load
+
+    from tooltune.training.losses import head_split
+    from tooltune.training.preference import load_pairs, pair_batch, sequence_scores
+
+    model, tok = load(str(tiny_model))
+    assert head_split(model) is not None  # the tiny model takes the fast path
+    d = write_pairs(Workspace(tmp_path / "ws").ensure(), "p", n=6)
+    pairs = load_pairs(d / "train.jsonl", tok, 1024)
+    b = pair_batch(pairs.items[:4], 1024)
+    for loss_type in ("sigmoid", "ipo"):
+        for tokens, mask, pos, valid in ((b[0], b[2], b[6], b[7]), (b[1], b[3], b[8], b[9])):
+            full = sequence_scores(model, tokens, mask, loss_type)
+            fast = sequence_scores(model, tokens, mask, loss_type, pos, valid)
+            assert mx.allclose(full, fast, rtol=1e-4, atol=1e-4).item(), (loss_type, full, fast)

@@ -113,24 +113,58 @@ def _pad(rows: list[list[int]], starts: list[int], max_seq_length: int) -> tuple
     return mx.array(tokens), mx.array(mask)
 
 
+def _positions(rows: list[list[int]], starts: list[int], width: int) -> tuple[Any, Any]:
+    """The target positions of each row's answer tokens (those ``_pad``'s mask marks), for the head to
+    run at only (training/losses.py ``answer_positions``)."""
+    import numpy as np
+
+    from tooltune.training.losses import answer_positions
+
+    ends = [min(len(r), width) for r in rows]
+    spans = np.array([[min(p, n), n - 1] for p, n in zip(starts, ends, strict=True)])
+    return answer_positions(spans, width - 1)
+
+
 def pair_batch(items: list[dict[str, Any]], max_seq_length: int) -> tuple[Any, ...]:
-    """(chosen, rejected, chosen_mask, rejected_mask, reference_chosen, reference_rejected)."""
+    """(chosen, rejected, chosen_mask, rejected_mask, reference_chosen, reference_rejected,
+    chosen_positions, chosen_valid, rejected_positions, rejected_valid)."""
     import mlx.core as mx
 
     starts = [it["prompt_length"] for it in items]
-    chosen, cmask = _pad([it["chosen"] for it in items], starts, max_seq_length)
-    rejected, rmask = _pad([it["rejected"] for it in items], starts, max_seq_length)
+    chosen_rows, rejected_rows = [it["chosen"] for it in items], [it["rejected"] for it in items]
+    chosen, cmask = _pad(chosen_rows, starts, max_seq_length)
+    rejected, rmask = _pad(rejected_rows, starts, max_seq_length)
     ref_c = mx.array([it.get("ref_chosen", 0.0) for it in items], dtype=mx.float32)
     ref_r = mx.array([it.get("ref_rejected", 0.0) for it in items], dtype=mx.float32)
-    return chosen, rejected, cmask, rmask, ref_c, ref_r
+    cpos, cvalid = _positions(chosen_rows, starts, chosen.shape[1])
+    rpos, rvalid = _positions(rejected_rows, starts, rejected.shape[1])
+    return chosen, rejected, cmask, rmask, ref_c, ref_r, cpos, cvalid, rpos, rvalid
 
 
-def sequence_scores(model: Any, tokens: Any, mask: Any, loss_type: str) -> Any:
-    """mlx-lm-lora's score of each row's answer: the summed log-probability of its tokens (the mean for
-    the ipo loss)."""
-    from mlx_lm_lora.trainer.dpo_trainer import compute_score, get_token_scores
+def sequence_scores(
+    model: Any, tokens: Any, mask: Any, loss_type: str, positions: Any = None, valid: Any = None
+) -> Any:
+    """The score of each row's answer: the summed log-probability of its tokens (the mean for the ipo
+    loss), as mlx-lm-lora's ``get_token_scores``/``compute_score`` give it. With ``positions`` and a
+    model whose body/head split is known, the LM head runs at the answer positions only (the same
+    scores; the head is over a quarter of the 0.5B's weights and would run at every prompt position)."""
+    import mlx.core as mx
+    import mlx.nn as nn
 
-    return compute_score(get_token_scores(model, tokens, mask), mask, loss_type)
+    from tooltune.training.losses import head_split
+
+    split = head_split(model) if positions is not None else None
+    if split is None:
+        from mlx_lm_lora.trainer.dpo_trainer import compute_score, get_token_scores
+
+        return compute_score(get_token_scores(model, tokens, mask), mask, loss_type)
+    body, head = split
+    inputs, targets = tokens[:, :-1], tokens[:, 1:]
+    hidden = mx.take_along_axis(body(inputs), positions[..., None], axis=1)
+    logits = head(hidden).astype(mx.float32)
+    picked = mx.take_along_axis(targets, positions, axis=1)
+    scores = (-nn.losses.cross_entropy(logits, picked) * valid).sum(-1)
+    return scores / mx.maximum(valid.sum(-1), 1) if loss_type == "ipo" else scores
 
 
 def score_reference(
@@ -142,9 +176,9 @@ def score_reference(
     model.eval()  # no LoRA dropout in the reference; mlx-lm's train() switches training back on
     for i in range(0, len(pairs), batch_size):
         chunk = pairs.items[i : i + batch_size]
-        chosen, rejected, cmask, rmask, _, _ = pair_batch(chunk, max_seq_length)
-        c = mx.stop_gradient(sequence_scores(model, chosen, cmask, loss_type))
-        r = mx.stop_gradient(sequence_scores(model, rejected, rmask, loss_type))
+        chosen, rejected, cmask, rmask, _, _, cpos, cvalid, rpos, rvalid = pair_batch(chunk, max_seq_length)
+        c = mx.stop_gradient(sequence_scores(model, chosen, cmask, loss_type, cpos, cvalid))
+        r = mx.stop_gradient(sequence_scores(model, rejected, rmask, loss_type, rpos, rvalid))
         mx.eval(c, r)
         for it, vc, vr in zip(chunk, c.tolist(), r.tolist(), strict=True):
             it["ref_chosen"], it["ref_rejected"] = vc, vr
@@ -189,10 +223,22 @@ def dpo_loss_fn(beta: float, loss_type: str, delta: float = 50.0) -> Any:
     with long answers weigh more in the validation number."""
     from mlx_lm_lora.trainer.dpo_trainer import dpo_loss
 
-    def loss(model: Any, chosen: Any, rejected: Any, cmask: Any, rmask: Any, ref_c: Any, ref_r: Any) -> Any:
+    def loss(
+        model: Any,
+        chosen: Any,
+        rejected: Any,
+        cmask: Any,
+        rmask: Any,
+        ref_c: Any,
+        ref_r: Any,
+        cpos: Any = None,
+        cvalid: Any = None,
+        rpos: Any = None,
+        rvalid: Any = None,
+    ) -> Any:
         value, _reward, ntoks, _metrics = dpo_loss(
-            policy_chosen_score=sequence_scores(model, chosen, cmask, loss_type),
-            policy_rejected_score=sequence_scores(model, rejected, rmask, loss_type),
+            policy_chosen_score=sequence_scores(model, chosen, cmask, loss_type, cpos, cvalid),
+            policy_rejected_score=sequence_scores(model, rejected, rmask, loss_type, rpos, rvalid),
             reference_chosen_score=ref_c,
             reference_rejected_score=ref_r,
             chosen_masks=cmask,
@@ -214,9 +260,11 @@ def preference_margin(model: Any, pairs: PairSet, *, loss_type: str, max_seq_len
     model.eval()
     total, n = 0.0, 0
     for i in range(0, len(pairs), 4):
-        chosen, rejected, cmask, rmask, _, _ = pair_batch(pairs.items[i : i + 4], max_seq_length)
-        d = sequence_scores(model, chosen, cmask, loss_type) - sequence_scores(
-            model, rejected, rmask, loss_type
+        chosen, rejected, cmask, rmask, _, _, cpos, cvalid, rpos, rvalid = pair_batch(
+            pairs.items[i : i + 4], max_seq_length
+        )
+        d = sequence_scores(model, chosen, cmask, loss_type, cpos, cvalid) - sequence_scores(
+            model, rejected, rmask, loss_type, rpos, rvalid
         )
         total += float(mx.sum(d).item())
         n += d.shape[0]
