@@ -98,7 +98,7 @@ def main() -> int:
         "seconds_per_answer": round(seconds / max(answers, 1), 2),
         "config": cfg.model_dump(),
         "counts": samples.counts,
-        "native_failure_reasons": samples.reasons,
+        "wrong_answer_reasons": samples.reasons,
         "per_kind": samples.per_kind,
     }
     t0 = time.perf_counter()

@@ -15,6 +15,7 @@ from tooltune.data.onpolicy import (
     Sample,
     SampleConfig,
     SampledRequest,
+    _summary,
     example_case,
     load_samples,
     preference_pairs,
@@ -286,6 +287,7 @@ def test_a_no_call_request_counts_a_call_written_as_text_or_dropped_as_wrong() -
         ],
     )
     assert [s.text[:1] for s in rq.correct] == ["A"] and len(rq.wrong) == 2
+    assert _summary([rq])[1] == {"called_when_irrelevant": 2}  # both counted as over-calls
     pairs, counts = preference_pairs([rq], per_request=4)
     assert counts == {"called_when_irrelevant": 1, "skipped_unrenderable": 1}
     assert pairs[0].rejected["content"].startswith('{"name"') and pairs[0].chosen_is_own

@@ -565,7 +565,8 @@ def sample(
 
     info = anyio.run(main)
     context.console.print(
-        f"samples {info.name}  {info.hash}\n  counts: {info.counts}\n  native failures: {info.reasons}\n"
+        f"samples {info.name}  {info.hash}\n  counts: {info.counts}\n"
+        f"  wrong answers by reason: {info.reasons}\n"
         f"  per kind: {info.per_kind}"
         + (f"\n  skipped: {len(info.skipped)} requests" if info.skipped else ""),
         highlight=False,

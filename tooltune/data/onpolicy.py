@@ -106,6 +106,15 @@ class SampledRequest(BaseModel):
     def wrong(self) -> list[Sample]:
         return [s for s in self.samples if not s.error and not s.right(self.expects_no_call)]
 
+    def why_wrong(self, sample: Sample) -> str:
+        """The reason code of a wrong answer: the native verdict's, else what only the lenient parse or
+        the server saw (a call written as text or dropped where none was due, a text call that is wrong)."""
+        if sample.error:
+            return "error"
+        if sample.reason:
+            return sample.reason
+        return "called_when_irrelevant" if self.expects_no_call else "wrong_when_parsed"
+
 
 class Skipped(BaseModel):
     index: int
@@ -123,7 +132,10 @@ class SamplesInfo(BaseModel):
     sampler_version: str = SAMPLER_VERSION
     eval_run: str = Field(description="The eval run that holds the raw answers (reports/<run>/).")
     counts: dict[str, int]
-    reasons: dict[str, int] = Field(description="Native failure reasons over all samples.")
+    reasons: dict[str, int] = Field(
+        description="Why the wrong samples are wrong (scorer reason codes; a call written as text or dropped "
+        "where none was due counts as called_when_irrelevant)."
+    )
     per_kind: dict[str, dict[str, int]] = Field(
         default_factory=dict,
         description="Per example kind: requests, samples, correct samples, requests never right.",
@@ -279,7 +291,7 @@ def _summary(
         pk["samples"] += len(rq.samples)
         pk["correct"] += len(rq.correct)
         pk["never_right"] += not rq.correct
-        reasons.update(s.reason or "error" for s in rq.samples if not s.native)
+        reasons.update(rq.why_wrong(s) for s in rq.samples if not s.right(rq.expects_no_call))
     samples = sum(len(rq.samples) for rq in requests)
     counts = {
         "requests": len(requests),
@@ -542,7 +554,7 @@ def preference_pairs(
         chosen = rng.choice(right) if right else _truth(rq)
         wrong.pop(json.dumps(chosen, sort_keys=True), None)  # a "wrong" answer written like the right one
         for s, msg in rng.sample(list(wrong.values()), min(per_request, len(wrong))):
-            reason = s.reason or ("called_when_irrelevant" if rq.expects_no_call else "wrong_when_parsed")
+            reason = rq.why_wrong(s)
             by_reason[reason].append(
                 PreferencePair(
                     id=rq.id,
