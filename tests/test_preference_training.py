@@ -227,3 +227,32 @@ def test_scores_with_the_head_at_answer_positions_equal_mlx_lm_loras(
             full = sequence_scores(model, tokens, mask, loss_type)
             fast = sequence_scores(model, tokens, mask, loss_type, pos, valid)
             assert mx.allclose(full, fast, rtol=1e-4, atol=1e-4).item(), (loss_type, full, fast)
+
+
+@pytest.mark.slow
+def test_an_empty_validation_split_trains_without_validation(settings: Settings, tiny_model: Path) -> None:
+    """A small picked dataset can hash every row into train: an empty valid.jsonl is an empty split (mlx-lm's
+    loader would fail on its first row), and the run says validation was skipped."""
+    ws = Workspace(settings.workspace).ensure()
+    d = ws.datasets / "small"
+    d.mkdir(parents=True)
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": f"open src/m{i}.py"},
+                call_message([("read_file", {"path": f"src/m{i}.py"})]),
+            ],
+            "tools": TOOLS,
+        }
+        for i in range(4)
+    ]
+    (d / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (d / "valid.jsonl").write_text("")
+    (d / "test.jsonl").write_text("")
+    cfg = TrainConfig(
+        model=str(tiny_model), dataset="small", num_layers=2, rank=4, iters=2, steps_per_report=1
+    )
+    job = runs.start_training(cfg, settings, name="small")
+    job = JobStore(ws).wait(job.id, timeout=300, poll=0.3)
+    assert job.status == "succeeded", job.error
+    assert any("validation skipped" in w for w in runs.get_run(settings, job.id).warnings)

@@ -104,7 +104,7 @@ class ImproveResult(BaseModel):
 ProgressFn = Callable[[str], None]
 
 
-def _shape(registry: AdapterRegistry, adapter: str | None) -> dict[str, Any]:
+def lora_shape(registry: AdapterRegistry, adapter: str | None) -> dict[str, Any]:
     """The LoRA shape of the adapter a round starts from, read from its adapter_config.json (what mlx-lm
     loads; averaged and imported adapters have it too), plus the token rows its training recorded, so
     the candidate can load its weights."""
@@ -226,7 +226,7 @@ async def improve(
             iters=cfg.iters,
             beta=cfg.beta,
             **({"learning_rate": cfg.learning_rate} if cfg.learning_rate else {}),
-            **_shape(registry, current),
+            **lora_shape(registry, current),
         )
         candidate = f"{tag}-adapter"
         if candidate not in registry.names():  # a resumed loop keeps what an earlier invocation trained

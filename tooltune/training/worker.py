@@ -287,7 +287,7 @@ class Worker:
     def _train(self) -> dict[str, Any]:
         import mlx.core as mx
         import numpy as np
-        from mlx_lm.tuner.datasets import CacheDataset, load_local_dataset
+        from mlx_lm.tuner.datasets import CacheDataset
         from mlx_lm.tuner.trainer import TrainingArgs, train
         from mlx_lm.tuner.utils import linear_to_lora_layers, print_trainable_parameters
         from mlx_lm.utils import load, save_config
@@ -309,8 +309,7 @@ class Worker:
         else:
             if self.start_iter == 0:
                 self._lint(tokenizer)  # reuses the tokenizer just loaded: one load, not two
-            data_args = types.SimpleNamespace(mask_prompt=cfg.mask_prompt)
-            train_set, valid_set, _ = load_local_dataset(Path(cfg.dataset_path), tokenizer, data_args)
+            train_set, valid_set = load_splits(Path(cfg.dataset_path), tokenizer, cfg.mask_prompt)
         if dpo and train_set.skipped + valid_set.skipped:
             left_out = train_set.skipped + valid_set.skipped
             self._warn(f"{len(left_out)} pairs left out (first: {left_out[0]})")
@@ -864,6 +863,24 @@ class Worker:
             )
             self.run = self.run.model_copy(update={"iteration": event.iteration})
             self._save_run()
+
+
+def load_splits(path: Path, tokenizer: Any, mask_prompt: bool) -> tuple[Any, Any]:
+    """train and valid as mlx-lm's ``load_local_dataset`` makes them, except that an empty split file
+    (a small dataset whose hash split left valid empty) is an empty split, not an IndexError."""
+    from mlx_lm.tuner.datasets import create_dataset
+
+    config = types.SimpleNamespace(mask_prompt=mask_prompt)
+    out = []
+    for name in ("train", "valid"):
+        f = path / f"{name}.jsonl"
+        rows = (
+            [json.loads(line) for line in f.read_text("utf-8").splitlines() if line.strip()]
+            if f.is_file()
+            else []
+        )
+        out.append(create_dataset(rows, tokenizer, config) if rows else [])
+    return out[0], out[1]
 
 
 def _save_safetensors(path: Path, arrays: dict[str, Any]) -> None:

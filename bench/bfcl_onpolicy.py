@@ -1,0 +1,219 @@
+"""Issue 36 on BFCL: train on an SFT adapter's own mistakes and measure it against that adapter.
+
+Starts from an adapter that ``bench/bfcl_adapter.py`` trained (in the same ``--workspace``) and its
+generated dataset (schemas only, never BFCL's questions), then:
+
+  1. samples the adapter's answers to the dataset's training requests (``--k`` at ``--temperature``),
+     each scored against the request's generated truth;
+  2. picks preference pairs (``--method dpo``) or its own correct answers (``--method rejection``);
+  3. trains a new adapter from the SFT adapter's weights (``init_adapter``);
+  4. evaluates the base model, the SFT adapter and the new adapter on the same BFCL cases as
+     ``bfcl_adapter.py`` (its run ids, so runs it made are reused), native and lenient, paired;
+  5. writes a result in ``bfcl_adapter.py``'s shape (``results.<suite>.baseline/adapter/comparison``,
+     read by ``bench/bfcl_full.py``) plus ``sft`` and ``comparison_with_sft`` per suite.
+
+    python bench/bfcl_onpolicy.py --category simple_python --sft-adapter ADAPTER --workspace WS \\
+        --method dpo --k 4 --limit 300 --iters 150 --eval-n 400 --irrelevance-n 240 --out RESULT.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bfcl_adapter import DEFAULT_BFCL, baseline_run_id, log, sample_cases, summarise  # noqa: E402
+
+from tooltune.adapters.registry import AdapterRegistry  # noqa: E402
+from tooltune.config import Settings  # noqa: E402
+from tooltune.data.onpolicy import SampleConfig, pick_training_data, sample_dataset  # noqa: E402
+from tooltune.device import detect_device  # noqa: E402
+from tooltune.evals.bfcl_import import import_bfcl  # noqa: E402
+from tooltune.evals.service import compare_runs, run_suite_on_server  # noqa: E402
+from tooltune.jobs import JobStore  # noqa: E402
+from tooltune.models.resolve import resolve_model  # noqa: E402
+from tooltune.serving.model_server import ModelServer  # noqa: E402
+from tooltune.training.improve import lora_shape  # noqa: E402
+from tooltune.training.runs import get_run, start_training  # noqa: E402
+from tooltune.training.train_config import TrainConfig  # noqa: E402
+from tooltune.workspace import Workspace, atomic_write_json  # noqa: E402
+
+from bench_common import machine_info  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument(
+        "--category",
+        default="simple_python",
+        choices=["simple_python", "multiple", "parallel", "parallel_multiple"],
+    )
+    ap.add_argument("--sft-adapter", required=True, help="adapter bfcl_adapter.py trained, in --workspace")
+    ap.add_argument("--dataset", default=None, help="default: the dataset the SFT adapter was trained on")
+    ap.add_argument("--workspace", type=Path, required=True)
+    ap.add_argument("--bfcl", type=Path, default=DEFAULT_BFCL)
+    ap.add_argument("--method", choices=["dpo", "rejection"], default="dpo")
+    ap.add_argument("--k", type=int, default=4)
+    ap.add_argument("--temperature", type=float, default=0.8)
+    ap.add_argument("--limit", type=int, default=None, help="training requests sampled (default: all)")
+    ap.add_argument("--per-request", type=int, default=1)
+    ap.add_argument("--iters", type=int, default=150)
+    ap.add_argument("--lr", type=float, default=5e-5)
+    ap.add_argument("--beta", type=float, default=0.1)
+    ap.add_argument("--batch-size", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0, help="seed of the eval sample (as bfcl_adapter.py's)")
+    ap.add_argument("--eval-n", type=int, default=400)
+    ap.add_argument("--irrelevance-n", type=int, default=240)
+    ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--max-tokens", type=int, default=128)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--notes", default="")
+    args = ap.parse_args()
+
+    settings = Settings.load(workspace=args.workspace)
+    ws = Workspace(settings.workspace).ensure()
+    registry = AdapterRegistry(ws)
+    sft = registry.get(args.sft_adapter)
+    dataset = args.dataset or Path(str(sft.train_config.get("dataset"))).name
+    model_path = resolve_model(sft.base_model, settings).path
+    try:
+        default_path = resolve_model(settings.default_model, settings).path
+    except Exception:  # noqa: BLE001 — the default model is not imported: any model is "another"
+        default_path = None
+    model_tag = "" if model_path == default_path else f"-{model_path.name}"
+    t_start = time.perf_counter()
+    # names stay short (run ids are cut at 100 characters): the recipe goes into a hash
+    recipe = [args.k, args.temperature, args.limit, args.per_request, dataset]
+    digest = hashlib.sha256(json.dumps(recipe).encode()).hexdigest()[:6]
+    tag = f"{args.sft_adapter[:40]}-{args.method}-{digest}"
+    suites = {
+        args.category: sample_cases(
+            import_bfcl(args.bfcl / f"BFCL_v4_{args.category}.json", ws=ws).suite, args.eval_n, args.seed
+        ),
+        "irrelevance": sample_cases(
+            import_bfcl(args.bfcl / "BFCL_v4_irrelevance.json", ws=ws).suite, args.irrelevance_n, args.seed
+        ),
+    }
+
+    async def run() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        async with ModelServer(model_path, settings=settings, record_active=False) as server:
+            cfg = SampleConfig(
+                k=args.k,
+                temperature=args.temperature,
+                limit=args.limit,
+                max_tokens=args.max_tokens,
+                concurrency=args.concurrency,
+            )
+            t0 = time.perf_counter()
+            samples = await sample_dataset(
+                server, ws, dataset, f"{tag}-samples", cfg, adapter=args.sft_adapter
+            )
+            out["samples"] = {
+                "name": samples.name,
+                "seconds": round(time.perf_counter() - t0, 1),
+                "counts": samples.counts,
+                "reasons": samples.reasons,
+                "per_kind": samples.per_kind,
+            }
+            picked = pick_training_data(
+                ws, samples.name, "pairs" if args.method == "dpo" else "rejection", f"{tag}-data",
+                per_request=args.per_request,
+            )  # fmt: skip
+            out["picked"] = picked.model_dump()
+            adapter = (
+                f"{tag}-i{args.iters}"
+                + (f"-lr{args.lr:g}" if args.lr != 5e-5 else "")
+                + (f"-b{args.beta:g}" if args.beta != 0.1 else "")
+            )
+            if adapter not in registry.names():
+                train_cfg = TrainConfig(
+                    model=str(model_path),
+                    dataset=picked.dataset,
+                    method="dpo" if args.method == "dpo" else "sft",
+                    init_adapter=args.sft_adapter,
+                    iters=args.iters,
+                    learning_rate=args.lr,
+                    beta=args.beta,
+                    batch_size=args.batch_size,
+                    **lora_shape(registry, args.sft_adapter),
+                )
+                job = await anyio.to_thread.run_sync(
+                    lambda: start_training(train_cfg, settings, name=adapter)
+                )
+                job = await anyio.to_thread.run_sync(lambda: JobStore(ws).wait(job.id, poll=1.0))
+                if job.status != "succeeded":
+                    raise SystemExit(f"training {job.id} {job.status}: {job.error}")
+                run_rec = get_run(settings, job.id)
+                out["train"] = {"adapter": adapter, "run": run_rec.id, "applied": run_rec.applied}
+            else:
+                out["train"] = {"adapter": adapter, "reused": True}
+            out["train"]["metrics"] = registry.get(adapter).train_metrics
+            out["train"]["config"] = registry.get(adapter).train_config
+            results: dict[str, Any] = {}
+            for key, suite in suites.items():
+                reports = {}
+                for label, which, run_id in (
+                    ("baseline", None, baseline_run_id(suite.name, model_path, model_tag)),
+                    ("sft", args.sft_adapter, f"{suite.name}-adapter-{args.sft_adapter}"),
+                    ("adapter", adapter, f"{suite.name}-adapter-{adapter}"),
+                ):
+                    log(f"eval: {suite.name} {label} ({len(suite.cases)} cases) as {run_id[:100]}")
+                    reports[label] = await run_suite_on_server(
+                        server, suite, ws=ws, adapter=which, label=label, run_id=run_id[:100],
+                        concurrency=args.concurrency, max_tokens=args.max_tokens,
+                    )  # fmt: skip
+                ids = {k: r.meta.run_id for k, r in reports.items()}
+                results[key] = {
+                    "baseline": summarise(reports["baseline"]),
+                    "sft": summarise(reports["sft"]),
+                    "adapter": summarise(reports["adapter"]),
+                    "comparison": json.loads(
+                        compare_runs(ws, ids["baseline"], ids["adapter"]).model_dump_json()
+                    ),
+                    "comparison_with_sft": json.loads(
+                        compare_runs(ws, ids["sft"], ids["adapter"]).model_dump_json()
+                    ),
+                }
+            out["results"] = results
+        return out
+
+    body = anyio.run(run)
+    import mlx.core as mx
+
+    doc = {
+        "benchmark": "bfcl_onpolicy",
+        "command": " ".join(["python", *sys.argv]),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            **machine_info(),
+            "mlx_device": str(mx.default_device()),
+            "tooltune_device": detect_device().reason,
+        },
+        "model": str(model_path),
+        "category": args.category,
+        "method": args.method,
+        "sft_adapter": args.sft_adapter,
+        "dataset": dataset,
+        "train_seed": f"{args.sft_adapter}+{args.method}",
+        "eval_sample": {"seed": args.seed, "n": args.eval_n, "irrelevance_n": args.irrelevance_n},
+        **body,
+        "invocation_wall_s": round(time.perf_counter() - t_start, 1),
+        "notes": args.notes,
+    }
+    atomic_write_json(args.out, doc)
+    log(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
