@@ -61,7 +61,7 @@ def main() -> int:
     ap.add_argument("--dataset", default=None, help="default: the dataset the SFT adapter was trained on")
     ap.add_argument("--workspace", type=Path, required=True)
     ap.add_argument("--bfcl", type=Path, default=DEFAULT_BFCL)
-    ap.add_argument("--method", choices=["dpo", "rejection"], default="dpo")
+    ap.add_argument("--method", choices=["dpo", "orpo", "rejection"], default="dpo")
     ap.add_argument("--k", type=int, default=4)
     ap.add_argument("--temperature", type=float, default=0.8)
     ap.add_argument("--limit", type=int, default=None, help="training requests sampled (default: all)")
@@ -126,7 +126,7 @@ def main() -> int:
                 "per_kind": samples.per_kind,
             }
             picked = pick_training_data(
-                ws, samples.name, "pairs" if args.method == "dpo" else "rejection", f"{tag}-data",
+                ws, samples.name, "rejection" if args.method == "rejection" else "pairs", f"{tag}-data",
                 per_request=args.per_request,
             )  # fmt: skip
             out["picked"] = picked.model_dump()
@@ -139,7 +139,7 @@ def main() -> int:
                 train_cfg = TrainConfig(
                     model=str(model_path),
                     dataset=picked.dataset,
-                    method="dpo" if args.method == "dpo" else "sft",
+                    method="sft" if args.method == "rejection" else args.method,
                     init_adapter=args.sft_adapter,
                     iters=args.iters,
                     learning_rate=args.lr,

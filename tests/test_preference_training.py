@@ -256,3 +256,19 @@ def test_an_empty_validation_split_trains_without_validation(settings: Settings,
     job = JobStore(ws).wait(job.id, timeout=300, poll=0.3)
     assert job.status == "succeeded", job.error
     assert any("validation skipped" in w for w in runs.get_run(settings, job.id).warnings)
+
+
+@pytest.mark.slow
+def test_orpo_steps_move_the_adapter_toward_the_preferred_answer_without_a_reference(
+    settings: Settings, tiny_model: Path
+) -> None:
+    ws = Workspace(settings.workspace).ensure()
+    d = write_pairs(ws, "p")
+    run = _train(settings, "orpo-a", model=str(tiny_model), method="orpo")
+    method = run.applied["method"]
+    assert method["name"] == "orpo" and "reference" not in method and "orpo_loss" in method["loss"]
+    losses = [e.train_loss for e in runs.read_events(ws.run_dir(run.id)) if e.kind == "train"]
+    assert losses[-1] < losses[0]
+    before = _margin(tiny_model, None, d / "train.jsonl")
+    after = _margin(tiny_model, ws.adapters / "orpo-a", d / "train.jsonl")
+    assert after > before + 1.0

@@ -54,7 +54,7 @@ class ImproveConfig(BaseModel):
     )
     adapter: str | None = Field(default=None, description="Adapter to start from (default: the base model).")
     model: str | None = Field(default=None, description="Base model (default: the adapter's base).")
-    method: Literal["dpo", "rejection"] = Field(
+    method: Literal["dpo", "orpo", "rejection"] = Field(
         default="dpo",
         description="dpo: pairs of a correct and an own wrong answer; rejection: own correct answers.",
     )
@@ -211,7 +211,7 @@ async def improve(
             seed=r,
         )
         samples = await sample_dataset(server, ws, cfg.dataset, f"{tag}-samples", sample_cfg, adapter=current)
-        method = "pairs" if cfg.method == "dpo" else "rejection"
+        method = "rejection" if cfg.method == "rejection" else "pairs"
         try:
             picked = pick_training_data(ws, samples.name, method, f"{tag}-data", seed=r)
         except NothingToPairError as e:  # nothing wrong to learn from on these requests
@@ -221,7 +221,7 @@ async def improve(
         train_cfg = TrainConfig(
             model=str(model_path),
             dataset=picked.dataset,
-            method="dpo" if cfg.method == "dpo" else "sft",
+            method="sft" if cfg.method == "rejection" else cfg.method,
             init_adapter=current,
             iters=cfg.iters,
             beta=cfg.beta,

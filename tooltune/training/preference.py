@@ -252,6 +252,44 @@ def dpo_loss_fn(beta: float, loss_type: str, delta: float = 50.0) -> Any:
     return loss
 
 
+def orpo_loss_fn(beta: float) -> Any:
+    """mlx-lm-lora's ``orpo_loss`` for mlx-lm's ``train``: the chosen answer's mean token NLL minus beta
+    times the log-sigmoid of the odds ratio of chosen over rejected (mean log-probabilities per token, as
+    its ``get_logps`` gives them); no reference model. Returns (the batch's mean loss, answer tokens)."""
+    import mlx.core as mx
+    from mlx_lm_lora.trainer.orpo_trainer import orpo_loss
+
+    def loss(
+        model: Any,
+        chosen: Any,
+        rejected: Any,
+        cmask: Any,
+        rmask: Any,
+        _ref_c: Any = None,
+        _ref_r: Any = None,
+        cpos: Any = None,
+        cvalid: Any = None,
+        rpos: Any = None,
+        rvalid: Any = None,
+    ) -> Any:
+        # "ipo" scores are the mean log-probability per answer token, what orpo_loss takes
+        chosen_logps = mx.clip(sequence_scores(model, chosen, cmask, "ipo", cpos, cvalid), -1000.0, 0.0)
+        rejected_logps = mx.clip(sequence_scores(model, rejected, rmask, "ipo", rpos, rvalid), -1000.0, 0.0)
+        value, _reward, ntoks, _metrics = orpo_loss(
+            chosen_logps=chosen_logps,
+            chosen_logits_mean=mx.array(0.0),
+            rejected_logps=rejected_logps,
+            rejected_logits_mean=mx.array(0.0),
+            chosen_masks=cmask,
+            rejected_masks=rmask,
+            preference_scores=mx.ones_like(chosen_logps),
+            beta=beta,
+        )
+        return value, ntoks
+
+    return loss
+
+
 def preference_margin(model: Any, pairs: PairSet, *, loss_type: str, max_seq_length: int) -> float:
     """Mean over pairs of score(chosen) - score(rejected) under ``model``: how much more the model
     prefers the correct answer (what DPO raises, relative to the reference)."""

@@ -49,6 +49,9 @@ RESOLVED_FIELDS = (
 )
 
 
+PREFERENCE_METHODS = ("dpo", "orpo")  # methods that train on a pairs dataset
+
+
 class TrainConfigError(TooltuneError):
     pass
 
@@ -165,17 +168,20 @@ class TrainConfig(BaseModel):
     val_batches: int = Field(
         default=4, ge=-1, description="Validation batches per evaluation; -1 = the whole validation set."
     )
-    method: Literal["sft", "dpo"] = Field(
+    method: Literal["sft", "dpo", "orpo"] = Field(
         default="sft",
         description="sft: supervised on the dataset's examples; dpo: preference training on a pairs dataset "
         "(`tooltune data pick --method pairs`: a correct answer against the model's own wrong one), with "
-        "mlx-lm-lora's DPO loss and the starting model as the reference (see training/preference.py).",
+        "mlx-lm-lora's DPO loss and the starting model as the reference; orpo: the same pairs with "
+        "mlx-lm-lora's ORPO loss (the chosen answer's NLL plus an odds-ratio term, no reference) "
+        "(see training/preference.py).",
     )
     beta: float = Field(
         default=0.1,
         gt=0,
         le=10.0,
-        description="dpo: how far the policy may move from the reference (DPO's beta).",
+        description="dpo: how far the policy may move from the reference (DPO's beta); orpo: the weight of "
+        "the odds-ratio term.",
     )
     dpo_loss: Literal["sigmoid", "hinge", "ipo", "dpop"] = Field(
         default="sigmoid", description="dpo: the loss form (mlx-lm-lora's loss types)."
@@ -234,7 +240,7 @@ class TrainConfig(BaseModel):
             raise ValueError(
                 f"train_tokens works with fine_tune_type 'lora' only, not {self.fine_tune_type!r}"
             )
-        if self.method == "dpo":
+        if self.method in PREFERENCE_METHODS:
             custom = {
                 "value_loss_weight": self.value_loss_weight != 1.0,
                 "decision_loss_weight": self.decision_loss_weight != 1.0,
@@ -242,7 +248,9 @@ class TrainConfig(BaseModel):
             }
             if any(custom.values()):
                 names = ", ".join(k for k, v in custom.items() if v)
-                raise ValueError(f"{names} weigh the SFT loss; method 'dpo' has its own loss, leave them out")
+                raise ValueError(
+                    f"{names} weigh the SFT loss; method '{self.method}' has its own loss, leave them out"
+                )
         if self.init_adapter and self.fine_tune_type == "full":
             raise ValueError(
                 "init_adapter starts LoRA weights from an adapter; fine_tune_type 'full' has none"
@@ -390,18 +398,19 @@ class TrainConfig(BaseModel):
                 "lower --batch-size or add examples"
             )
         pairs = dataset_format(dataset_path) == PAIRS_FORMAT
-        if self.method == "dpo" and not pairs:
+        if self.method in PREFERENCE_METHODS and not pairs:
             raise TrainConfigError(
-                f"method dpo trains on preference pairs, and dataset {self.dataset!r} holds examples; make "
-                "pairs with `tooltune data sample` then `tooltune data pick --method pairs`"
+                f"method {self.method} trains on preference pairs, and dataset {self.dataset!r} holds "
+                "examples; make pairs with `tooltune data sample` then `tooltune data pick --method pairs`"
             )
         if self.method == "sft" and pairs:
             raise TrainConfigError(
-                f"dataset {self.dataset!r} holds preference pairs; train it with --method dpo"
+                f"dataset {self.dataset!r} holds preference pairs; train it with --method dpo or orpo"
             )
-        if self.method == "dpo" and importlib.util.find_spec("mlx_lm_lora") is None:
+        if self.method in PREFERENCE_METHODS and importlib.util.find_spec("mlx_lm_lora") is None:
             raise TrainConfigError(
-                "method dpo uses mlx-lm-lora's DPO loss, which is not installed: pip install 'tooltune[rl]'"
+                f"method {self.method} uses mlx-lm-lora's loss, which is not installed: "
+                "pip install 'tooltune[rl]'"
             )
         init_adapter_path = (
             self._init_adapter(settings, model_path, num_layers) if self.init_adapter else None

@@ -49,7 +49,7 @@ from tooltune.training.token_rows import (
     inspect_token_rows,
     resolve_token_ids,
 )
-from tooltune.training.train_config import TrainConfig
+from tooltune.training.train_config import PREFERENCE_METHODS, TrainConfig
 from tooltune.training.value_tokens import CALL_OPEN, value_token_mask, value_token_weights
 from tooltune.workspace import Workspace, atomic_write_json
 
@@ -300,7 +300,7 @@ class Worker:
         assert cfg.iters is not None and cfg.num_layers is not None and cfg.dataset_path and cfg.model_path
         self._check_cancel_before_training()
         model, tokenizer = load(str(cfg.model_path))
-        dpo = cfg.method == "dpo"
+        dpo = cfg.method in PREFERENCE_METHODS  # trains on pairs (dpo or orpo)
         if dpo:  # pairs are checked as they are tokenized (a record that does not render is named, skipped)
             from tooltune.training.preference import load_pairs
 
@@ -405,9 +405,10 @@ class Worker:
                 grad_accumulation_steps=cfg.grad_accumulation_steps,
             )
             if dpo:
-                from tooltune.training.preference import dpo_loss_fn
+                from tooltune.training.preference import dpo_loss_fn, orpo_loss_fn
 
-                loss_kw: dict[str, Any] = {"loss": dpo_loss_fn(cfg.beta, cfg.dpo_loss)}
+                pref = dpo_loss_fn(cfg.beta, cfg.dpo_loss) if cfg.method == "dpo" else orpo_loss_fn(cfg.beta)
+                loss_kw: dict[str, Any] = {"loss": pref}
             else:
                 loss_kw = {"loss": self._loss()} if self._custom_loss or self._answer_only else {}
             enough_valid = len(valid_set) >= cfg.batch_size
@@ -458,20 +459,28 @@ class Worker:
         mx.eval(model.parameters())
 
     def _prepare_pairs(self, model: Any, train_set: Any, valid_set: Any) -> dict[str, Any]:
-        """Score every pair under the starting model (the DPO reference) and say what the run trains."""
+        """For dpo, score every pair under the starting model (the reference); say what the run trains."""
         from tooltune.training.preference import score_reference
 
         cfg = self.config
+        common = {
+            "name": cfg.method,
+            "beta": cfg.beta,
+            "pairs": len(train_set),
+            "valid_pairs": len(valid_set),
+            "per_reason": dict(sorted(train_set.reasons.items())),
+        }
+        if cfg.method == "orpo":
+            return {
+                **common,
+                "loss": "mlx-lm-lora orpo_loss: NLL of the chosen answer - beta * log-odds ratio",
+            }
         t0 = time.monotonic()
         for pairs in (train_set, valid_set):
             score_reference(model, pairs, loss_type=cfg.dpo_loss, max_seq_length=cfg.max_seq_length)
         return {
-            "name": "dpo",
-            "beta": cfg.beta,
+            **common,
             "loss_type": cfg.dpo_loss,
-            "pairs": len(train_set),
-            "valid_pairs": len(valid_set),
-            "per_reason": dict(sorted(train_set.reasons.items())),
             "reference": "the starting model (base"
             + (" + init_adapter" if cfg.init_adapter else "")
             + "), scored once per pair before step 1",
