@@ -433,6 +433,13 @@ async def test_cancel_in_process_job_and_busy_eval(client: mcp.Client, state: Se
     busy = await call_error(client, "run_eval_suite", baseline=True)
     assert "busy" in busy and job.id in busy
     assert job.id in await call_error(client, "switch_adapter", name=None)
+    # sampling and improve rounds use the same model server: refused the same way
+    for tool, args in (
+        ("sample_model_answers", {"dataset": "d", "out": "s"}),
+        ("improve_adapter", {"dataset": "d", "name": "n"}),
+    ):
+        refused = await call_error(client, tool, **args)
+        assert "busy" in refused and job.id in refused
 
     await call(client, "cancel_job", id=job.id)
     with anyio.fail_after(5):

@@ -108,3 +108,14 @@ async def follow_if_asked(
     t0 = time.monotonic()
     job = await follow_job(ctx, state.jobs, job.id, max_seconds=wait_seconds)
     return job, round(time.monotonic() - t0, 1)
+
+
+def refuse_while_busy(state: ServerState) -> None:
+    """One job at a time on the shared model server (evals, sampling, improve rounds): a second is told
+    which job holds it and how to follow or stop it."""
+    if state.running_evals():
+        busy = state.running_evals()[0]
+        raise ToolError(
+            f"busy: job {busy} is using the model server; follow it with get_job('{busy}') or "
+            f"cancel_job('{busy}') first"
+        )

@@ -35,6 +35,7 @@ from tooltune.server.tools.base import (
     base_model_for,
     follow_if_asked,
     in_thread,
+    refuse_while_busy,
 )
 
 log = get_logger(__name__)
@@ -108,7 +109,7 @@ def register(mcp: MCPServer, state: ServerState) -> None:
             return await _start_endpoint_eval(
                 ctx, state, suite, base_urls, adapter, baseline, limit, base_model, wait_seconds
             )
-        _refuse_while_evaluating(state)
+        refuse_while_busy(state)
         if await in_thread(is_task_suite, suite):
             if base_urls is not None:
                 raise ToolError("a task suite runs on the local model server: leave out base_urls")
@@ -168,15 +169,6 @@ def register(mcp: MCPServer, state: ServerState) -> None:
             else "no significant native difference — more cases (no limit) or more training may be needed"
         )
         return ComparisonView.of(cmp, report=f"tooltune://reports/{b}/vs/{a}", next=verdict)
-
-
-def _refuse_while_evaluating(state: ServerState) -> None:
-    if state.running_evals():
-        busy = state.running_evals()[0]
-        raise ToolError(
-            f"busy: eval job {busy} is running; follow it with get_job('{busy}') or "
-            f"cancel_job('{busy}') first"
-        )
 
 
 def _job_result(suite: str, model: str, reports: list[EvalReport]) -> dict[str, Any]:
@@ -263,7 +255,7 @@ async def _start_endpoint_eval(
             "with base_urls the endpoints' model is evaluated as it is: pass adapter='<name>' or "
             "baseline=true (baseline=false with an adapter), not both"
         )
-    _refuse_while_evaluating(state)
+    refuse_while_busy(state)
     loaded = await in_thread(load_suite, suite, state.ws)
     n_cases = len(loaded.subset(limit).cases)
     label = adapter or "baseline"

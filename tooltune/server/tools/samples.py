@@ -11,7 +11,6 @@ from typing import Annotated, Any, Literal
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
 from tooltune.data import onpolicy
@@ -29,6 +28,7 @@ from tooltune.server.tools.base import (
     base_model_for,
     follow_if_asked,
     in_thread,
+    refuse_while_busy,
 )
 from tooltune.training.improve import ImproveConfig, improve
 
@@ -63,9 +63,7 @@ def register(mcp: MCPServer, state: ServerState) -> None:
         wait_seconds: WaitSeconds = DEFAULT_WAIT_SECONDS,
         **options: Any,
     ) -> SamplingStarted:
-        if state.running_evals():
-            busy = state.running_evals()[0]
-            raise ToolError(f"busy: job {busy} uses the model server; follow it with get_job('{busy}') first")
+        refuse_while_busy(state)
         cfg = SampleConfig(**options)
         info = await in_thread(load_dataset, ws, dataset)
         n = len((await in_thread(dataset_examples, info, cfg.split))[: cfg.limit])
@@ -148,9 +146,7 @@ def register_improve(mcp: MCPServer, state: ServerState) -> None:
     async def improve_adapter(
         ctx: Context, wait_seconds: WaitSeconds = DEFAULT_WAIT_SECONDS, **options: Any
     ) -> JobView:
-        if state.running_evals():
-            busy = state.running_evals()[0]
-            raise ToolError(f"busy: job {busy} uses the model server; follow it with get_job('{busy}') first")
+        refuse_while_busy(state)
         cfg = ImproveConfig(**options)
         model_path = await in_thread(base_model_for, state, cfg.adapter, cfg.model)
         work = functools.partial(_improve_job, state, cfg, model_path)
