@@ -149,3 +149,15 @@ def test_a_given_option_reaches_the_service_on_both_surfaces(
     anyio.run(via_mcp)
     assert len(seen) == 2 and seen[0].model_dump() == seen[1].model_dump()
     assert (seen[0].learning_rate, seen[0].batch_size, seen[0].mask_prompt) == (1e-4, 2, False)
+
+
+def test_build_config_names_the_flag_of_a_bad_value_and_keeps_the_defaults() -> None:
+    import pytest
+
+    from tooltune.cli.options import build_config
+    from tooltune.data.onpolicy import SampleConfig
+    from tooltune.errors import TooltuneError
+
+    assert build_config(SampleConfig, {"k": 3, "temperature": None}) == SampleConfig(k=3)
+    with pytest.raises(TooltuneError, match=r"--max-tokens: .* \(got 2\)"):
+        build_config(SampleConfig, {"max_tokens": 2})

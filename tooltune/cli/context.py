@@ -27,3 +27,16 @@ def settings() -> Settings:
 
 def workspace() -> Workspace:
     return Workspace(settings().workspace).ensure()
+
+
+def served_model_path(model: str | None, adapter: str | None) -> Path:
+    """The base model to serve: the one named, else the adapter's base, else the default model (already
+    in the cache: the CLI never downloads to serve)."""
+    from tooltune.models.resolve import resolve_model
+
+    ref = model
+    if ref is None and adapter:
+        from tooltune.adapters.registry import AdapterRegistry
+
+        ref = AdapterRegistry(workspace()).get(adapter).base_model
+    return resolve_model(ref or settings().default_model, settings(), download=False).path

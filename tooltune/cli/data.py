@@ -11,7 +11,7 @@ from cyclopts import Parameter
 from pydantic import ValidationError
 
 from tooltune.cli import context
-from tooltune.cli.options import cli_options, given
+from tooltune.cli.options import build_config, cli_options, given
 from tooltune.data.generate_config import GenerateConfig
 from tooltune.data.onpolicy import SampleConfig
 from tooltune.errors import TooltuneError, first_error
@@ -525,22 +525,12 @@ def sample(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from tooltune.data.onpolicy import sample_dataset
-    from tooltune.models.resolve import resolve_model
     from tooltune.serving.model_server import ModelServer
 
-    try:
-        cfg = SampleConfig(**given(options))
-    except ValidationError as e:
-        err = first_error(e)
-        raise TooltuneError(f"--{err.where.replace('_', '-')}: {err.msg} (got {err.input!r})") from None
+    cfg = build_config(SampleConfig, options)
     ws = context.workspace()
     settings = context.settings()
-    ref = model
-    if ref is None and adapter:
-        from tooltune.adapters.registry import AdapterRegistry
-
-        ref = AdapterRegistry(ws).get(adapter).base_model
-    path = resolve_model(ref or settings.default_model, settings, download=False).path
+    path = context.served_model_path(model, adapter)
 
     async def main() -> Any:
         with Progress(

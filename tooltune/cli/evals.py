@@ -318,15 +318,7 @@ def _served_targets(
 ) -> tuple[Path, list[str | None], list[str | None]]:
     """The model to serve (the one named, else the adapter's base, else the default), the targets in
     order (None = the base model) and their run ids (ID-baseline / ID-adapter when both run)."""
-    from tooltune.models.resolve import resolve_model
-
-    settings = context.settings()
-    ref = model
-    if ref is None and adapter:
-        from tooltune.adapters.registry import AdapterRegistry
-
-        ref = AdapterRegistry(context.workspace()).get(adapter).base_model
-    path = resolve_model(ref or settings.default_model, settings, download=False).path
+    path = context.served_model_path(model, adapter)
     targets: list[str | None] = ([None] if baseline or not adapter else []) + ([adapter] if adapter else [])
     run_ids: list[str | None] = [run_id] * len(targets)
     if run_id and len(targets) == 2:

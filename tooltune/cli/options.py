@@ -61,3 +61,19 @@ def cli_options(
 def given(options: dict[str, Any]) -> dict[str, Any]:
     """The flags that were typed."""
     return {k: v for k, v in options.items() if v is not None}
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def build_config(model: type[M], options: dict[str, Any]) -> M:
+    """The config the typed flags make; an invalid value is a TooltuneError naming its flag."""
+    from pydantic import ValidationError
+
+    from tooltune.errors import TooltuneError, first_error
+
+    try:
+        return model(**given(options))
+    except ValidationError as e:
+        err = first_error(e)
+        raise TooltuneError(f"--{err.where.replace('_', '-')}: {err.msg} (got {err.input!r})") from None

@@ -16,7 +16,7 @@ import cyclopts
 from cyclopts import Parameter
 
 from tooltune.cli import context
-from tooltune.cli.options import cli_options, given
+from tooltune.cli.options import build_config, cli_options, given
 from tooltune.errors import TooltuneError
 from tooltune.training.improve import ImproveConfig
 from tooltune.training.runs import resume_training, start_training
@@ -343,25 +343,13 @@ def improve(**options: Any) -> int:
     Prints each round's held-out native rates and decision; the JSON result goes to stdout.
     """
     import anyio
-    from pydantic import ValidationError
 
-    from tooltune.errors import first_error
-    from tooltune.models.resolve import resolve_model
     from tooltune.serving.model_server import ModelServer
     from tooltune.training.improve import improve as run_improve
 
-    try:
-        cfg = ImproveConfig(**given(options))
-    except ValidationError as e:
-        err = first_error(e)
-        raise TooltuneError(f"--{err.where.replace('_', '-')}: {err.msg}") from None
+    cfg = build_config(ImproveConfig, options)
     settings = context.settings()
-    ref = cfg.model
-    if ref is None and cfg.adapter:
-        from tooltune.adapters.registry import AdapterRegistry
-
-        ref = AdapterRegistry(context.workspace()).get(cfg.adapter).base_model
-    path = resolve_model(ref or settings.default_model, settings, download=False).path
+    path = context.served_model_path(cfg.model, cfg.adapter)
 
     async def main() -> Any:
         async with ModelServer(path, settings=settings, record_active=False) as server:
