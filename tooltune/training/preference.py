@@ -176,9 +176,9 @@ def score_reference(
     model.eval()  # no LoRA dropout in the reference; mlx-lm's train() switches training back on
     for i in range(0, len(pairs), batch_size):
         chunk = pairs.items[i : i + batch_size]
-        chosen, rejected, cmask, rmask, _, _, cpos, cvalid, rpos, rvalid = pair_batch(chunk, max_seq_length)
-        c = mx.stop_gradient(sequence_scores(model, chosen, cmask, loss_type, cpos, cvalid))
-        r = mx.stop_gradient(sequence_scores(model, rejected, rmask, loss_type, rpos, rvalid))
+        c, r = (
+            mx.stop_gradient(x) for x in policy_scores(model, pair_batch(chunk, max_seq_length), loss_type)
+        )
         mx.eval(c, r)
         for it, vc, vr in zip(chunk, c.tolist(), r.tolist(), strict=True):
             it["ref_chosen"], it["ref_rejected"] = vc, vr
@@ -216,6 +216,15 @@ def iterate_pair_batches(
             return
 
 
+def policy_scores(model: Any, batch: tuple[Any, ...], loss_type: str) -> tuple[Any, Any]:
+    """The chosen and the rejected answers' scores under ``model`` for a :func:`pair_batch` batch."""
+    chosen, rejected, cmask, rmask, _, _, cpos, cvalid, rpos, rvalid = batch
+    return (
+        sequence_scores(model, chosen, cmask, loss_type, cpos, cvalid),
+        sequence_scores(model, rejected, rmask, loss_type, rpos, rvalid),
+    )
+
+
 def dpo_loss_fn(beta: float, loss_type: str, delta: float = 50.0) -> Any:
     """The loss mlx-lm's ``train`` calls as ``loss(model, *batch)``: mlx-lm-lora's ``dpo_loss`` against
     the reference scores in the batch; returns (the batch's mean loss, its answer tokens). mlx-lm reports
@@ -223,22 +232,12 @@ def dpo_loss_fn(beta: float, loss_type: str, delta: float = 50.0) -> Any:
     with long answers weigh more in the validation number."""
     from mlx_lm_lora.trainer.dpo_trainer import dpo_loss
 
-    def loss(
-        model: Any,
-        chosen: Any,
-        rejected: Any,
-        cmask: Any,
-        rmask: Any,
-        ref_c: Any,
-        ref_r: Any,
-        cpos: Any = None,
-        cvalid: Any = None,
-        rpos: Any = None,
-        rvalid: Any = None,
-    ) -> Any:
+    def loss(model: Any, *batch: Any) -> Any:
+        chosen_score, rejected_score = policy_scores(model, batch, loss_type)
+        _, _, cmask, rmask, ref_c, ref_r = batch[:6]
         value, _reward, ntoks, _metrics = dpo_loss(
-            policy_chosen_score=sequence_scores(model, chosen, cmask, loss_type, cpos, cvalid),
-            policy_rejected_score=sequence_scores(model, rejected, rmask, loss_type, rpos, rvalid),
+            policy_chosen_score=chosen_score,
+            policy_rejected_score=rejected_score,
             reference_chosen_score=ref_c,
             reference_rejected_score=ref_r,
             chosen_masks=cmask,
@@ -259,22 +258,10 @@ def orpo_loss_fn(beta: float) -> Any:
     import mlx.core as mx
     from mlx_lm_lora.trainer.orpo_trainer import orpo_loss
 
-    def loss(
-        model: Any,
-        chosen: Any,
-        rejected: Any,
-        cmask: Any,
-        rmask: Any,
-        _ref_c: Any = None,
-        _ref_r: Any = None,
-        cpos: Any = None,
-        cvalid: Any = None,
-        rpos: Any = None,
-        rvalid: Any = None,
-    ) -> Any:
+    def loss(model: Any, *batch: Any) -> Any:
         # "ipo" scores are the mean log-probability per answer token, what orpo_loss takes
-        chosen_logps = mx.clip(sequence_scores(model, chosen, cmask, "ipo", cpos, cvalid), -1000.0, 0.0)
-        rejected_logps = mx.clip(sequence_scores(model, rejected, rmask, "ipo", rpos, rvalid), -1000.0, 0.0)
+        chosen_logps, rejected_logps = (mx.clip(x, -1000.0, 0.0) for x in policy_scores(model, batch, "ipo"))
+        cmask, rmask = batch[2], batch[3]
         value, _reward, ntoks, _metrics = orpo_loss(
             chosen_logps=chosen_logps,
             chosen_logits_mean=mx.array(0.0),
@@ -298,12 +285,10 @@ def preference_margin(model: Any, pairs: PairSet, *, loss_type: str, max_seq_len
     model.eval()
     total, n = 0.0, 0
     for i in range(0, len(pairs), 4):
-        chosen, rejected, cmask, rmask, _, _, cpos, cvalid, rpos, rvalid = pair_batch(
-            pairs.items[i : i + 4], max_seq_length
+        chosen_score, rejected_score = policy_scores(
+            model, pair_batch(pairs.items[i : i + 4], max_seq_length), loss_type
         )
-        d = sequence_scores(model, chosen, cmask, loss_type, cpos, cvalid) - sequence_scores(
-            model, rejected, rmask, loss_type, rpos, rvalid
-        )
+        d = chosen_score - rejected_score
         total += float(mx.sum(d).item())
         n += d.shape[0]
     return total / max(n, 1)

@@ -25,7 +25,7 @@ import sys
 import time
 import traceback
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -496,8 +496,8 @@ class Worker:
         seed: int | None = None,
         comm_group: Any = None,
     ) -> Iterator[Any]:
-        """The DPO counterpart of :meth:`_iterate_batches`: pair batches, with the same checkpoints,
-        cancellation and resume (the data order replayed up to the resumed step)."""
+        """The preference counterpart of :meth:`_iterate_batches`: pair batches through the same step
+        boundaries (:meth:`_steps`)."""
         import numpy as np
 
         from tooltune.training.preference import iterate_pair_batches
@@ -524,16 +524,7 @@ class Worker:
             size=self.world_size,
             on_tokens=lambda n: seen.__setitem__(0, n),
         )
-        for _ in range(self.start_iter):
-            next(inner)
-        it = self.start_iter
-        while True:
-            if it > self.start_iter:
-                self._after_step(it)
-            batch = next(inner)
-            self.processed_tokens += seen[0] * self.world_size  # each process has a share
-            yield batch
-            it += 1
+        yield from self._steps(lambda: next(inner), lambda _batch: seen[0])
 
     def _apply_token_rows(self, model: Any, tokenizer: Any) -> dict[str, int]:
         """Trainable embedding rows for ``train_tokens`` (default: the tool-call markers); {token: id}."""
@@ -625,15 +616,22 @@ class Worker:
         if not loop:  # validation: the same loss weights, batches in mlx-lm's order
             yield from map(self._with_weights, inner)
             return
-        for _ in range(self.start_iter):  # replay the data order an uninterrupted run would have seen
-            self._next_train_batch(inner)
+        steps = self._steps(lambda: self._next_train_batch(inner), processed_tokens)
+        yield from map(self._with_weights, steps)
+
+    def _steps(self, draw: Callable[[], Any], tokens: Callable[[Any], int]) -> Iterator[Any]:
+        """The training batches, one per step, with what every step boundary does: the data order an
+        uninterrupted run would have seen replayed up to a resumed step, then before each later step
+        checkpoints and cancellation (``_after_step``), and each batch's ``tokens`` counted as processed."""
+        for _ in range(self.start_iter):
+            draw()
         it = self.start_iter
         while True:
             if it > self.start_iter:
                 self._after_step(it)
-            batch = self._next_train_batch(inner)
-            self.processed_tokens += processed_tokens(batch) * self.world_size  # each process has a share
-            yield self._with_weights(batch)
+            batch = draw()
+            self.processed_tokens += tokens(batch) * self.world_size  # each process has a share
+            yield batch
             it += 1
 
     def _with_weights(self, batch: tuple[Any, Any]) -> tuple[Any, ...]:
