@@ -42,9 +42,8 @@ from tooltune.evals.service import compare_runs, run_suite_on_server  # noqa: E4
 from tooltune.jobs import JobStore  # noqa: E402
 from tooltune.models.resolve import resolve_model  # noqa: E402
 from tooltune.serving.model_server import ModelServer  # noqa: E402
-from tooltune.training.improve import lora_shape  # noqa: E402
 from tooltune.training.runs import get_run, start_training  # noqa: E402
-from tooltune.training.train_config import TrainConfig  # noqa: E402
+from tooltune.training.train_config import TrainConfig, adapter_lora_shape  # noqa: E402
 from tooltune.workspace import Workspace, atomic_write_json  # noqa: E402
 
 from bench_common import machine_info  # noqa: E402
@@ -145,7 +144,7 @@ def main() -> int:
                     learning_rate=args.lr,
                     beta=args.beta,
                     batch_size=args.batch_size,
-                    **lora_shape(registry, args.sft_adapter),
+                    **adapter_lora_shape(registry, args.sft_adapter),
                 )
                 job = await anyio.to_thread.run_sync(
                     lambda: start_training(train_cfg, settings, name=adapter)

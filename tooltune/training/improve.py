@@ -39,7 +39,7 @@ from tooltune.jobs import JobStore
 from tooltune.logs import get_logger
 from tooltune.models.resolve import resolve_model
 from tooltune.training.runs import cancel_training, start_training
-from tooltune.training.train_config import TrainConfig
+from tooltune.training.train_config import TrainConfig, adapter_lora_shape
 from tooltune.workspace import Workspace, atomic_write_json, validate_name
 
 log = get_logger(__name__)
@@ -102,30 +102,6 @@ class ImproveResult(BaseModel):
 
 
 ProgressFn = Callable[[str], None]
-
-
-def lora_shape(registry: AdapterRegistry, adapter: str | None) -> dict[str, Any]:
-    """The LoRA shape of the adapter a round starts from, read from its adapter_config.json (what mlx-lm
-    loads; averaged and imported adapters have it too), plus the token rows its training recorded, so
-    the candidate can load its weights."""
-    if adapter is None:
-        return {}
-    cfg = json.loads((registry.path(adapter) / "adapter_config.json").read_text("utf-8"))
-    if cfg.get("fine_tune_type", "lora") == "full":
-        raise TooltuneError(
-            f"adapter {adapter!r} is a full fine-tune: rounds train LoRA adapters from LoRA ones"
-        )
-    lora = cfg.get("lora_parameters") or {}
-    shape: dict[str, Any] = {
-        "fine_tune_type": cfg.get("fine_tune_type", "lora"),
-        "num_layers": cfg.get("num_layers"),
-        **{k: lora[k] for k in ("rank", "scale", "dropout") if lora.get(k) is not None},
-    }
-    recorded = registry.get(adapter).train_config
-    for k in ("keys", "train_tokens"):
-        if recorded.get(k) is not None:
-            shape[k] = recorded[k]
-    return {k: v for k, v in shape.items() if v is not None}
 
 
 async def _train_candidate(settings: Settings, cfg: TrainConfig, name: str) -> None:
@@ -226,7 +202,7 @@ async def improve(
             iters=cfg.iters,
             beta=cfg.beta,
             **({"learning_rate": cfg.learning_rate} if cfg.learning_rate else {}),
-            **lora_shape(registry, current),
+            **adapter_lora_shape(registry, current),
         )
         candidate = f"{tag}-adapter"
         if candidate not in registry.names():  # a resumed loop keeps what an earlier invocation trained

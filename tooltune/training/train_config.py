@@ -446,18 +446,15 @@ class TrainConfig(BaseModel):
         registry = AdapterRegistry(Workspace(settings.workspace))
         registry.check_base(self.init_adapter, fingerprint_model(model_path), f"model {self.model!r}")
         folder = registry.path(self.init_adapter)
-        cfg = json.loads((folder / "adapter_config.json").read_text("utf-8"))
-        lora = cfg.get("lora_parameters") or {}
-        theirs = {
-            "fine_tune_type": cfg.get("fine_tune_type"),
-            "rank": lora.get("rank"),
-            "scale": lora.get("scale"),
+        shape = adapter_lora_shape(registry, self.init_adapter)
+        ours = {
+            "fine_tune_type": self.fine_tune_type,
+            "rank": self.rank,
+            "scale": self.scale,
+            "num_layers": num_layers,
         }
-        ours = {"fine_tune_type": self.fine_tune_type, "rank": self.rank, "scale": self.scale}
-        differ = [f"{k} {theirs[k]} (this run: {ours[k]})" for k in ours if theirs[k] != ours[k]]
-        if cfg.get("num_layers") != num_layers:
-            differ.append(f"num_layers {cfg.get('num_layers')} (this run: {num_layers})")
-        recorded = registry.get(self.init_adapter).train_config.get("train_tokens")
+        differ = [f"{k} {shape.get(k)} (this run: {v})" for k, v in ours.items() if shape.get(k) != v]
+        recorded = shape.get("train_tokens")
         if recorded is not None and self.train_tokens is not None and recorded != self.train_tokens:
             differ.append(f"train_tokens {recorded} (this run: {self.train_tokens})")
         if differ:
@@ -577,6 +574,30 @@ def resolve_dataset(ref: str, ws: Workspace) -> Path:
         f"dataset {ref!r} not found (need a folder with train.jsonl; workspace datasets: {known}); "
         "create one with `tooltune data` or pass a folder path"
     )
+
+
+def adapter_lora_shape(registry: Any, adapter: str | None) -> dict[str, Any]:
+    """The LoRA shape of a registered adapter, read from its adapter_config.json (what mlx-lm loads;
+    averaged and imported adapters have it too), plus the token rows its training recorded: what a run
+    that starts from it (``init_adapter``) must use to load its weights."""
+    if adapter is None:
+        return {}
+    cfg = json.loads((registry.path(adapter) / "adapter_config.json").read_text("utf-8"))
+    if cfg.get("fine_tune_type", "lora") == "full":
+        raise TooltuneError(
+            f"adapter {adapter!r} is a full fine-tune: a run can start from LoRA adapters only"
+        )
+    lora = cfg.get("lora_parameters") or {}
+    shape: dict[str, Any] = {
+        "fine_tune_type": cfg.get("fine_tune_type", "lora"),
+        "num_layers": cfg.get("num_layers"),
+        **{k: lora[k] for k in ("rank", "scale", "dropout") if lora.get(k) is not None},
+    }
+    recorded = registry.get(adapter).train_config
+    for k in ("keys", "train_tokens"):
+        if recorded.get(k) is not None:
+            shape[k] = recorded[k]
+    return {k: v for k, v in shape.items() if v is not None}
 
 
 def dataset_format(path: Path) -> str:
