@@ -50,6 +50,7 @@ RESOLVED_FIELDS = (
 
 
 PREFERENCE_METHODS = ("dpo", "orpo")  # methods that train on a pairs dataset
+LOSS_METHODS = (*PREFERENCE_METHODS, "grpo")  # methods with a loss of their own (no SFT loss weights)
 
 
 class TrainConfigError(TooltuneError):
@@ -168,20 +169,30 @@ class TrainConfig(BaseModel):
     val_batches: int = Field(
         default=4, ge=-1, description="Validation batches per evaluation; -1 = the whole validation set."
     )
-    method: Literal["sft", "dpo", "orpo"] = Field(
+    method: Literal["sft", "dpo", "orpo", "grpo"] = Field(
         default="sft",
         description="sft: supervised on the dataset's examples; dpo: preference training on a pairs dataset "
         "(`tooltune data pick --method pairs`: a correct answer against the model's own wrong one), with "
         "mlx-lm-lora's DPO loss and the starting model as the reference; orpo: the same pairs with "
         "mlx-lm-lora's ORPO loss (the chosen answer's NLL plus an odds-ratio term, no reference) "
-        "(see training/preference.py).",
+        "(see training/preference.py); grpo: on an SFT dataset's requests, the model answers each "
+        "group_size times and learns from the eval scorer's verdicts as rewards (training/grpo.py).",
     )
     beta: float = Field(
         default=0.1,
-        gt=0,
+        ge=0,
         le=10.0,
         description="dpo: how far the policy may move from the reference (DPO's beta); orpo: the weight of "
-        "the odds-ratio term.",
+        "the odds-ratio term; grpo: the weight of the KL penalty against the starting model (0: none).",
+    )
+    group_size: int = Field(
+        default=4, ge=2, le=64, description="grpo: answers sampled per request and step (one group)."
+    )
+    sample_temperature: float = Field(
+        default=0.8, gt=0, le=2.0, description="grpo: the temperature the answers are sampled at."
+    )
+    max_completion_tokens: int = Field(
+        default=128, ge=8, le=4096, description="grpo: the most tokens a sampled answer may have."
     )
     dpo_loss: Literal["sigmoid", "hinge", "ipo", "dpop"] = Field(
         default="sigmoid", description="dpo: the loss form (mlx-lm-lora's loss types)."
@@ -240,7 +251,9 @@ class TrainConfig(BaseModel):
             raise ValueError(
                 f"train_tokens works with fine_tune_type 'lora' only, not {self.fine_tune_type!r}"
             )
-        if self.method in PREFERENCE_METHODS:
+        if self.method in PREFERENCE_METHODS and self.beta == 0:
+            raise ValueError(f"method {self.method} needs beta above 0")
+        if self.method in LOSS_METHODS:
             custom = {
                 "value_loss_weight": self.value_loss_weight != 1.0,
                 "decision_loss_weight": self.decision_loss_weight != 1.0,
@@ -403,11 +416,14 @@ class TrainConfig(BaseModel):
                 f"method {self.method} trains on preference pairs, and dataset {self.dataset!r} holds "
                 "examples; make pairs with `tooltune data sample` then `tooltune data pick --method pairs`"
             )
-        if self.method == "sft" and pairs:
+        if self.method in ("sft", "grpo") and pairs:
             raise TrainConfigError(
                 f"dataset {self.dataset!r} holds preference pairs; train it with --method dpo or orpo"
+                + (" (grpo samples the requests of an SFT dataset)" if self.method == "grpo" else "")
             )
-        if self.method in PREFERENCE_METHODS and importlib.util.find_spec("mlx_lm_lora") is None:
+        if self.method == "grpo" and hosts is not None:
+            raise TrainConfigError("method grpo samples and trains in one process; leave out hosts")
+        if self.method in LOSS_METHODS and importlib.util.find_spec("mlx_lm_lora") is None:
             raise TrainConfigError(
                 f"method {self.method} uses mlx-lm-lora's loss, which is not installed: "
                 "pip install 'tooltune[rl]'"

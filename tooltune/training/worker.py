@@ -148,6 +148,7 @@ class Worker:
         self.tokenizer: Any = None
         self.optimizer: Any = None
         self._weight_cache: dict[bytes, Any] = {}  # loss weights per distinct token row
+        self._sampler: Any = None  # grpo: each step's answers (training/grpo.py Sampler)
         # data-parallel runs (``--hosts``, started by mlx.launch): every process trains, rank 0 alone writes
         # the run's files and the job; the others own nothing and stop when rank 0 does. The rank is read
         # from mlx.launch's MLX_RANK before the group exists, so a process whose group fails to form
@@ -254,7 +255,7 @@ class Worker:
             }
         )
         events = read_events(self.run_dir)
-        metrics = summarize(events, run, self.time_spent(elapsed))
+        metrics = self._metrics(events, run, elapsed)
         try:
             atomic_write_json(self.run_dir / "metrics.json", metrics)
             if events:
@@ -282,6 +283,15 @@ class Worker:
         release_lock(self.ws, self.job_id)
         log.info("train.finished", run=run.id, status=status, error=error)
 
+    def _metrics(self, events: list[TrainEvent], run: RunRecord, seconds: float) -> dict[str, Any]:
+        """metrics.json's numbers (:func:`summarize`), with a grpo run's rewards in short."""
+        metrics = summarize(events, run, self.time_spent(seconds))
+        if (self.run_dir / "rollouts.jsonl").is_file():
+            from tooltune.training.grpo import summarize_rollouts
+
+            metrics["rollouts"] = summarize_rollouts(self.run_dir / "rollouts.jsonl")
+        return metrics
+
     # ---- training ------------------------------------------------------------------------------------
 
     def _train(self) -> dict[str, Any]:
@@ -301,22 +311,35 @@ class Worker:
         self._check_cancel_before_training()
         model, tokenizer = load(str(cfg.model_path))
         dpo = cfg.method in PREFERENCE_METHODS  # trains on pairs (dpo or orpo)
+        grpo = cfg.method == "grpo"  # samples the model on the dataset's requests
         if dpo:  # pairs are checked as they are tokenized (a record that does not render is named, skipped)
             from tooltune.training.preference import load_pairs
 
             train_set: Any = load_pairs(Path(cfg.dataset_path) / "train.jsonl", tokenizer, cfg.max_seq_length)
             valid_set: Any = load_pairs(Path(cfg.dataset_path) / "valid.jsonl", tokenizer, cfg.max_seq_length)
+        elif grpo:
+            from tooltune.training.grpo import GrpoPrompts, load_prompts
+
+            if self.start_iter == 0:
+                self._lint(tokenizer)
+            train_set = load_prompts(
+                Path(cfg.dataset_path) / "train.jsonl",
+                tokenizer,
+                cfg.max_seq_length,
+                cfg.max_completion_tokens,
+            )
+            valid_set = GrpoPrompts()  # no validation loss: GRPO's is no measure; evaluate the adapter
         else:
             if self.start_iter == 0:
                 self._lint(tokenizer)  # reuses the tokenizer just loaded: one load, not two
             train_set, valid_set = load_splits(Path(cfg.dataset_path), tokenizer, cfg.mask_prompt)
-        if dpo and train_set.skipped + valid_set.skipped:
+        if (dpo or grpo) and train_set.skipped + valid_set.skipped:
             left_out = train_set.skipped + valid_set.skipped
-            self._warn(f"{len(left_out)} pairs left out (first: {left_out[0]})")
-        if dpo and len(train_set) < cfg.batch_size:
+            self._warn(f"{len(left_out)} {'pairs' if dpo else 'requests'} left out (first: {left_out[0]})")
+        if (dpo or grpo) and len(train_set) < cfg.batch_size:
             raise TooltuneError(
-                f"{cfg.dataset_path}/train.jsonl has {len(train_set)} usable pairs for batch_size "
-                f"{cfg.batch_size}"
+                f"{cfg.dataset_path}/train.jsonl has {len(train_set)} usable "
+                f"{'pairs' if dpo else 'requests'} for batch_size {cfg.batch_size}"
                 + (
                     f" ({len(train_set.skipped)} left out, first: {train_set.skipped[0]})"
                     if train_set.skipped
@@ -350,9 +373,11 @@ class Worker:
         applied = inspect_adaptation(model, cfg, token_ids)
         if cfg.init_adapter_path is not None:
             applied["init_adapter"] = {"name": cfg.init_adapter, "path": str(cfg.init_adapter_path)}
-        train_data = train_set if dpo else CacheDataset(train_set)  # tokenized once, on first use
+        train_data = train_set if dpo or grpo else CacheDataset(train_set)  # tokenized once, on first use
         if dpo:
             applied["method"] = self._prepare_pairs(model, train_set, valid_set)
+        if grpo:
+            applied["method"] = self._prepare_sampler(model, tokenizer, train_set)
         if cfg.value_loss_weight != 1.0 or cfg.anchor_loss_weight:
             values = self._value_token_summary(train_data)
             if cfg.value_loss_weight != 1.0:
@@ -366,7 +391,8 @@ class Worker:
         if cfg.decision_loss_weight != 1.0:
             applied["decision_tokens"] = self._decision_token_summary(train_data)
         # where the LM head ran: what the trainer saw, read back (answer_only_head can be on and not apply)
-        applied["lm_head"] = "answer positions" if self._answer_only and not dpo else "every position"
+        answer_head = (grpo and head_split(model) is not None) or (self._answer_only and not dpo)
+        applied["lm_head"] = "answer positions" if answer_head else "every position"
         self.run = self.run.model_copy(update={"applied": applied})
         self._save_run()
         if self.start_iter:
@@ -409,6 +435,10 @@ class Worker:
 
                 pref = dpo_loss_fn(cfg.beta, cfg.dpo_loss) if cfg.method == "dpo" else orpo_loss_fn(cfg.beta)
                 loss_kw: dict[str, Any] = {"loss": pref}
+            elif grpo:
+                from tooltune.training.grpo import grpo_loss_fn
+
+                loss_kw = {"loss": grpo_loss_fn(cfg.beta)}
             else:
                 loss_kw = {"loss": self._loss()} if self._custom_loss or self._answer_only else {}
             enough_valid = len(valid_set) >= cfg.batch_size
@@ -418,7 +448,9 @@ class Worker:
                 train_dataset=train_data,
                 val_dataset=(valid_set if dpo else CacheDataset(valid_set)) if enough_valid else None,
                 args=args,
-                iterate_batches=self._iterate_pairs if dpo else self._iterate_batches,
+                iterate_batches=(
+                    self._iterate_pairs if dpo else self._iterate_rollouts if grpo else self._iterate_batches
+                ),
                 training_callback=EventWriter(self),
                 **loss_kw,
             )
@@ -430,9 +462,7 @@ class Worker:
                 "train_seconds": self.run.train_seconds + time.monotonic() - self.train_started,
             }
         )
-        self._register(
-            summarize(read_events(self.run_dir), done, self.time_spent(time.monotonic() - self.train_started))
-        )
+        self._register(self._metrics(read_events(self.run_dir), done, time.monotonic() - self.train_started))
         return {"adapter_path": str(adapter_dir)}
 
     def _load_init_adapter(self, model: Any) -> None:
@@ -486,6 +516,74 @@ class Worker:
             + "), scored once per pair before step 1",
             "reference_seconds": round(time.monotonic() - t0, 2),
         }
+
+    def _prepare_sampler(self, model: Any, tokenizer: Any, prompts: Any) -> dict[str, Any]:
+        """For grpo: the sampler of each step's answers, with the starting LoRA weights as the reference;
+        say what the run trains."""
+        import numpy as np
+        from mlx.utils import tree_flatten
+
+        from tooltune.training.grpo import REWARDS, Sampler
+
+        cfg = self.config
+        self._sampler = Sampler(
+            model,
+            tokenizer,
+            prompts,
+            batch_size=cfg.batch_size,
+            group_size=cfg.group_size,
+            temperature=cfg.sample_temperature,
+            max_tokens=cfg.max_completion_tokens,
+            beta=cfg.beta,
+            # before any checkpoint is loaded: the starting policy (fresh LoRA = the base, or init_adapter)
+            reference_weights=tree_flatten(model.trainable_parameters()) if cfg.beta else None,
+            rng=np.random.RandomState(cfg.seed),
+        )
+        return {
+            "name": "grpo",
+            "requests": len(prompts),
+            "requests_left_out": len(prompts.skipped),
+            "group_size": cfg.group_size,
+            "sample_temperature": cfg.sample_temperature,
+            "max_completion_tokens": cfg.max_completion_tokens,
+            "beta": cfg.beta,
+            "reference": "none (beta 0)"
+            if not cfg.beta
+            else "the starting model (base" + (" + init_adapter" if cfg.init_adapter else "") + ")",
+            "rewards": REWARDS,
+            "loss": "GRPO (mlx-lm-lora's grpo loss type, one update per rollout) + beta * per-token KL",
+            "validation": "none: a GRPO loss measures nothing; evaluate the adapter (tooltune eval)",
+        }
+
+    def _iterate_rollouts(
+        self,
+        dataset: Any,
+        batch_size: int,
+        max_seq_length: int,
+        loop: bool = False,
+        seed: int | None = None,
+        comm_group: Any = None,
+    ) -> Iterator[Any]:
+        """GRPO's batches: each step's answers sampled from the model as it is then, scored and batched
+        (training/grpo.py), through the same step boundaries (:meth:`_steps`); a resumed run replays the
+        request order without sampling. Each step's rewards go to ``rollouts.jsonl``."""
+        from tooltune.training.grpo import rollout_record
+
+        if not loop:
+            return
+        sampler = self._sampler
+        step = [self.start_iter]
+
+        def draw() -> Any:
+            rollout = sampler()
+            step[0] += 1
+            if self.leader:
+                with open(self.run_dir / "rollouts.jsonl", "a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(rollout_record(step[0], rollout)) + "\n")
+            return rollout
+
+        for rollout in self._steps(draw, lambda r: r.processed_tokens, replay=sampler.skip):
+            yield rollout.batch
 
     def _iterate_pairs(
         self,
@@ -619,12 +717,15 @@ class Worker:
         steps = self._steps(lambda: self._next_train_batch(inner), processed_tokens)
         yield from map(self._with_weights, steps)
 
-    def _steps(self, draw: Callable[[], Any], tokens: Callable[[Any], int]) -> Iterator[Any]:
+    def _steps(
+        self, draw: Callable[[], Any], tokens: Callable[[Any], int], replay: Callable[[], Any] | None = None
+    ) -> Iterator[Any]:
         """The training batches, one per step, with what every step boundary does: the data order an
-        uninterrupted run would have seen replayed up to a resumed step, then before each later step
-        checkpoints and cancellation (``_after_step``), and each batch's ``tokens`` counted as processed."""
+        uninterrupted run would have seen replayed up to a resumed step (``replay``, default ``draw``),
+        then before each later step checkpoints and cancellation (``_after_step``), and each batch's
+        ``tokens`` counted as processed."""
         for _ in range(self.start_iter):
-            draw()
+            (replay or draw)()
         it = self.start_iter
         while True:
             if it > self.start_iter:

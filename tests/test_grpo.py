@@ -1,0 +1,195 @@
+"""GRPO with the eval scorer as the reward (`tooltune train --method grpo`, issue 36): answers read as
+mlx_lm.server reads them, rewards that follow the scorer's verdicts, a loss that moves the policy toward
+the rewarded answer, and a whole run on the tiny model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tooltune.config import Settings
+from tooltune.data.examples import Example, call_message
+from tooltune.data.onpolicy import example_case
+from tooltune.jobs import JobStore
+from tooltune.training import runs
+from tooltune.training.train_config import TrainConfig, TrainConfigError
+from tooltune.workspace import Workspace
+
+pytest.importorskip("mlx_lm_lora")
+
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "read_file",
+            "description": "Read a file.",
+            "parameters": {
+                "type": "object",
+                "properties": {"path": {"type": "string"}, "limit": {"type": "integer"}},
+                "required": ["path"],
+            },
+        },
+    }
+]
+CALL = '<tool_call>\n{"name": "read_file", "arguments": {"path": "src/app.py"}}\n</tool_call>'
+
+
+def example(i: int, *, no_call: bool = False) -> dict[str, Any]:
+    path = f"src/mod{i}.py"
+    if no_call:
+        msgs = [
+            {"role": "user", "content": "what is a closure?"},
+            {"role": "assistant", "content": "A function."},
+        ]
+    else:
+        msgs = [{"role": "user", "content": f"open {path}"}, call_message([("read_file", {"path": path})])]
+    return {"messages": msgs, "tools": TOOLS}
+
+
+def case_for(record: dict[str, Any]) -> Any:
+    return example_case(Example.model_validate(record), "c")
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_model: Path) -> Any:
+    from mlx_lm.tokenizer_utils import load
+
+    return load(tiny_model)
+
+
+def test_answers_are_read_as_the_server_reads_them(tokenizer: Any) -> None:
+    from tooltune.training.grpo import server_answer
+
+    calls, content, dropped = server_answer("Sure.\n" + CALL, tokenizer, TOOLS)
+    assert [(c.name, json.loads(c.arguments)) for c in calls] == [("read_file", {"path": "src/app.py"})]
+    assert content.strip() == "Sure." and not dropped
+    broken = '<tool_call>\n{"name": "read_file", "arguments": {"path": \n</tool_call>'
+    assert server_answer(broken, tokenizer, TOOLS)[0] == [] and server_answer(broken, tokenizer, TOOLS)[2]
+    text = '```json\n{"name": "read_file", "arguments": {"path": "src/app.py"}}\n```'
+    assert server_answer(text, tokenizer, TOOLS) == ([], text, False)
+    unclosed = server_answer(CALL.removesuffix("</tool_call>"), tokenizer, TOOLS)  # cut at the end
+    assert [c.name for c in unclosed[0]] == ["read_file"]
+
+
+def test_the_reward_follows_the_scorers_verdict(tokenizer: Any) -> None:
+    from tooltune.training.grpo import REWARDS, reward
+
+    call_case = case_for(example(0) | {"messages": [
+        {"role": "user", "content": "open src/app.py"}, call_message([("read_file", {"path": "src/app.py"})])
+    ]})  # fmt: skip
+    assert reward(call_case, CALL, tokenizer) == (1.0, "right")
+    wrong = CALL.replace("src/app.py", "src/other.py")
+    assert reward(call_case, wrong, tokenizer) == (REWARDS["wrong_value"], "wrong_value")
+    as_text = '```json\n{"name": "read_file", "arguments": {"path": "src/app.py"}}\n```'
+    assert reward(call_case, as_text, tokenizer) == (REWARDS["unparsed_format"], "unparsed_format")
+    assert reward(call_case, "I cannot open files.", tokenizer) == (0.0, "no_call_made")
+    no_call_case = case_for(example(0, no_call=True))
+    assert reward(no_call_case, "A function that keeps its scope.", tokenizer) == (1.0, "right")
+    assert reward(no_call_case, CALL, tokenizer) == (0.0, "called_when_irrelevant")
+    assert reward(no_call_case, as_text, tokenizer)[1] == "called_when_irrelevant"  # an over-call in text
+    assert REWARDS["right"] > REWARDS["wrong_value"] > REWARDS["wrong_tool"] > REWARDS["unparsed_format"] > 0
+
+
+@pytest.mark.slow
+def test_grpo_steps_raise_the_rewarded_answer_over_the_other(tiny_model: Path) -> None:
+    """Two answers to one request, advantages +1 and -1: the loss starts at 0 (no KL to the reference it
+    is), and steps on it raise the rewarded answer's log-probability over the other's."""
+    import mlx.core as mx
+    import mlx.nn as nn
+    import mlx.optimizers as optim
+    from mlx_lm import load
+    from mlx_lm.tuner.utils import linear_to_lora_layers
+
+    from tooltune.training.grpo import grpo_loss_fn, rollout_batch, token_logps
+
+    model, tok = load(str(tiny_model))
+    model.freeze()
+    linear_to_lora_layers(model, 2, {"rank": 4, "scale": 10.0, "dropout": 0.0})
+    case = case_for(example(0))
+    prompt = list(tok.apply_chat_template(case.messages, tools=TOOLS, add_generation_prompt=True))
+    good = tok.encode(CALL.replace("src/app.py", "src/mod0.py"), add_special_tokens=False)
+    bad = tok.encode("I cannot open files, sorry.", add_special_tokens=False)
+    rows, lengths = [prompt + good, prompt + bad], [len(prompt)] * 2
+    batch = rollout_batch(rows, lengths, [1.0, -1.0])
+    reference = token_logps(model, batch[0], batch[1])
+    batch = (*batch[:4], reference)
+
+    def margin() -> float:
+        lp = token_logps(model, batch[0], batch[1]) * batch[2]
+        return float((lp[0].sum() - lp[1].sum()).item())
+
+    loss = grpo_loss_fn(beta=0.1)
+    value, ntoks = loss(model, *batch)
+    assert abs(value.item()) < 1e-5 and int(ntoks.item()) == len(good) + len(bad)
+    before = margin()
+    opt = optim.Adam(learning_rate=2e-3)
+    step = nn.value_and_grad(model, loss)
+    for _ in range(6):
+        (_value, _toks), grads = step(model, *batch)
+        opt.update(model, grads)
+        mx.eval(model.parameters(), opt.state)
+    assert margin() > before + 1.0
+
+
+def test_grpo_takes_an_sft_dataset_and_its_own_loss_only(settings: Settings, tiny_model: Path) -> None:
+    ws = Workspace(settings.workspace).ensure()
+    d = ws.datasets / "ex"
+    d.mkdir(parents=True)
+    (d / "train.jsonl").write_text("".join(json.dumps(example(i)) + "\n" for i in range(4)))
+    TrainConfig(model=str(tiny_model), dataset="ex", method="grpo", beta=0).resolve(settings)
+    with pytest.raises(ValueError, match="value_loss_weight weigh the SFT loss; method 'grpo'"):
+        TrainConfig(model=str(tiny_model), dataset="ex", method="grpo", value_loss_weight=0.5)
+    with pytest.raises(ValueError, match="method dpo needs beta above 0"):
+        TrainConfig(model=str(tiny_model), dataset="ex", method="dpo", beta=0)
+    from tests.test_preference_training import write_pairs
+
+    write_pairs(ws, "p")
+    with pytest.raises(TrainConfigError, match="grpo samples the requests of an SFT dataset"):
+        TrainConfig(model=str(tiny_model), dataset="p", method="grpo").resolve(settings)
+
+
+@pytest.mark.slow
+def test_a_grpo_run_samples_scores_and_trains(settings: Settings, tiny_model: Path) -> None:
+    ws = Workspace(settings.workspace).ensure()
+    d = ws.datasets / "ex"
+    d.mkdir(parents=True)
+    records = [example(i) for i in range(5)] + [example(9, no_call=True)]
+    long = example(7)  # a prompt with no room for an answer within max_seq_length: left out, named
+    long["messages"][0]["content"] = "open src/mod7.py " + "and then some " * 400
+    records.append(long)
+    (d / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    cfg = TrainConfig(
+        model=str(tiny_model),
+        dataset="ex",
+        method="grpo",
+        num_layers=2,
+        rank=4,
+        iters=3,
+        batch_size=2,
+        group_size=2,
+        max_completion_tokens=12,
+        max_seq_length=512,
+        sample_temperature=1.0,
+        steps_per_report=1,
+        save_every=2,
+        learning_rate=1e-3,
+        lr_schedule="constant",
+    )
+    job = runs.start_training(cfg, settings, name="g")
+    job = JobStore(ws).wait(job.id, timeout=600, poll=0.3)
+    assert job.status == "succeeded", job.error
+    run = runs.get_run(settings, job.id)
+    method = run.applied["method"]
+    assert method["name"] == "grpo" and method["requests"] == 6 and method["requests_left_out"] == 1
+    assert method["group_size"] == 2 and method["reference"].startswith("the starting model")
+    assert run.applied["lm_head"] == "answer positions"
+    rows = [json.loads(x) for x in (ws.run_dir(run.id) / "rollouts.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in rows] == [1, 2, 3]
+    assert all(r["answers"] == 4 and sum(r["outcomes"].values()) == 4 for r in rows)
+    assert all(0 < r["generated_tokens"] <= 4 * 12 for r in rows)
+    metrics = json.loads((ws.run_dir(run.id) / "metrics.json").read_text())
+    assert metrics["rollouts"]["steps"] == 3 and metrics["iterations"] == 3
+    assert (ws.adapters / "g" / "adapters.safetensors").is_file()

@@ -1,0 +1,378 @@
+"""GRPO with the eval scorer as the reward, inside mlx-lm's training loop.
+
+Each step draws ``batch_size`` requests of an SFT dataset, lets the current policy answer each one
+``group_size`` times at ``sample_temperature`` (mlx-lm-lora's ``generate_grpo``, from prompts rendered
+here with the tools as ``mlx_lm.server`` renders them: mlx-lm-lora's GRPO dataset renders a bare prompt
+without tools, which would train a prompt the server never sends), reads each answer the way the server
+does (text between the tokenizer's tool-call markers through its tool parser; a call that does not parse
+is dropped), scores it with the eval scorer against the example's own answer, and turns the rewards into
+group-normalised advantages (mlx-lm-lora's ``calculate_rewards_and_advantages``).
+
+The reward follows the scorer's verdict and reason code (:data:`REWARDS`): 1 for a right answer (a call
+that passes, or no call attempt of any kind where none is due), partial credit for the native format with
+the right tool, less for a native call to the wrong tool or a call written as text, nothing for no call,
+an over-call or broken JSON. So format, name, arguments and the no-call decision all carry signal.
+
+The loss is mlx-lm-lora's GRPO objective (``grpo`` loss type, one policy update per rollout, so the
+importance ratio is 1 and only its gradient path remains) plus ``beta`` times the per-token KL estimate
+against the reference, written out here because mlx-lm-lora keeps it in a private, compiled function that
+wants a second model in memory. The reference is the starting policy (the base model, or the base plus
+``init_adapter``): its log-probabilities for each rollout are computed before the step by loading the
+starting LoRA weights for one forward pass. The LM head runs at the answer positions only.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tooltune.data.examples import Example
+from tooltune.data.onpolicy import example_case
+from tooltune.evals.scoring import RawCall, Reason, score_case
+from tooltune.evals.suite import EvalCase
+from tooltune.logs import get_logger
+
+log = get_logger(__name__)
+
+__all__ = ["REWARDS", "GrpoPrompts", "load_prompts", "server_answer", "reward", "grpo_loss_fn"]
+
+# reward per outcome: the scorer's native reason code, "right" when the answer is right by both verdicts
+REWARDS: dict[str, float] = {
+    "right": 1.0,
+    # the native format and the right tool, something off in the arguments
+    Reason.missing_param.value: 0.5,
+    Reason.extra_param.value: 0.5,
+    Reason.wrong_value.value: 0.5,
+    Reason.wrong_type.value: 0.5,
+    Reason.wrong_count.value: 0.3,
+    Reason.wrong_tool.value: 0.2,
+    # a call written as text (the server returns no tool call), or a native call that passes while a
+    # call was also written as text
+    Reason.unparsed_format.value: 0.1,
+    "mixed": 0.1,
+    Reason.bad_json.value: 0.0,
+    Reason.no_call_made.value: 0.0,
+    Reason.called_when_irrelevant.value: 0.0,
+}
+
+
+@dataclass
+class GrpoPrompts:
+    """The requests GRPO samples: rendered prompt tokens and the eval case each answer is scored against."""
+
+    tokens: list[list[int]] = field(default_factory=list)
+    cases: list[EvalCase] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # "file:line: why" of each record left out
+
+    def __len__(self) -> int:
+        return len(self.cases)
+
+
+def load_prompts(path: Path, tokenizer: Any, max_seq_length: int, max_completion_tokens: int) -> GrpoPrompts:
+    """Read an SFT dataset split: each example's conversation before its last assistant turn becomes a
+    prompt (rendered with its tools and the generation prompt), that turn the truth. A record that cannot
+    be used (not JSON, no answer, a truth the scorer cannot express, a prompt too long for
+    ``max_seq_length`` with the answer's room) is skipped and named; the rest go on."""
+    out = GrpoPrompts()
+    if not path.is_file():
+        return out
+    for n, line in enumerate(path.read_text("utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{n}"
+        try:
+            ex = Example.model_validate(json.loads(line))
+            case = example_case(ex, f"{path.stem}-{n}")
+            ids = tokenizer.apply_chat_template(
+                case.messages, tools=case.tools or None, tokenize=True, add_generation_prompt=True
+            )
+            ids = list(ids["input_ids"] if hasattr(ids, "keys") else ids)
+        except Exception as e:  # noqa: BLE001 — one bad record (even a template error) never sinks the rest
+            out.skipped.append(f"{where}: {type(e).__name__}: {e}")
+            continue
+        if len(ids) + max_completion_tokens > max_seq_length:
+            out.skipped.append(
+                f"{where}: the prompt ({len(ids)} tokens) and {max_completion_tokens} answer tokens do not "
+                f"fit max_seq_length {max_seq_length}"
+            )
+            continue
+        out.tokens.append(ids)
+        out.cases.append(case)
+    if out.skipped:
+        log.warning("grpo.prompts_skipped", skipped=len(out.skipped), first=out.skipped[0])
+    return out
+
+
+def server_answer(text: str, tokenizer: Any, tools: list[dict[str, Any]]) -> tuple[list[RawCall], str, bool]:
+    """What ``mlx_lm.server`` returns for a generated ``text``: (tool calls, content, a call dropped).
+    Text between the tokenizer's tool-call markers goes through its tool parser (mlx-lm's own
+    ``ToolCallFormatter``); a call that does not parse is dropped, as the server drops it; an unclosed
+    call at the end is still parsed, as the server does at the end of a generation."""
+    start, end = getattr(tokenizer, "tool_call_start", None), getattr(tokenizer, "tool_call_end", None)
+    if not getattr(tokenizer, "has_tool_calling", False) or not start or not end:
+        return [], text, False
+    from mlx_lm.server import ToolCallFormatter
+
+    content, pieces, rest = "", [], text
+    while start in rest:
+        before, _, after = rest.partition(start)
+        content += before
+        body, closed, rest = after.partition(end)
+        pieces.append(body)
+        if not closed:
+            rest = ""
+    content += rest
+    calls: list[RawCall] = []
+    for piece in pieces:
+        formatted = ToolCallFormatter(tokenizer.tool_parser, tools)([piece])
+        calls += [
+            RawCall(name=f["function"]["name"], arguments=f["function"]["arguments"]) for f in formatted
+        ]
+    dropped = len(calls) < len(pieces)
+    return calls, content, dropped
+
+
+def reward(case: EvalCase, text: str, tokenizer: Any) -> tuple[float, str]:
+    """The reward of one generated answer and the outcome it was given for (a :data:`REWARDS` key)."""
+    calls, content, dropped = server_answer(text, tokenizer, case.tools)
+    verdict = score_case(case, calls, content, dropped_call=dropped)
+    if verdict.native.passed and verdict.lenient.passed and not (case.expects_no_call and verdict.attempted):
+        return REWARDS["right"], "right"
+    if verdict.native.passed and case.expects_no_call:  # no native call, but one written as text
+        return REWARDS[Reason.called_when_irrelevant.value], Reason.called_when_irrelevant.value
+    if verdict.native.passed:  # a passing native call, and a call written as text beside it
+        return REWARDS["mixed"], "mixed"
+    outcome = verdict.native.reason.value if verdict.native.reason else Reason.no_call_made.value
+    return REWARDS.get(outcome, 0.0), outcome
+
+
+@dataclass
+class Rollout:
+    """One step's sampled answers as model inputs, with what the step logs."""
+
+    batch: tuple[Any, ...]  # (tokens, positions, valid, advantages, reference log-probs)
+    rewards: list[float]
+    outcomes: Counter[str]
+    generated_tokens: int
+    processed_tokens: int
+    seconds: dict[str, float]
+
+
+def rollout_batch(
+    rows: list[list[int]], prompt_lengths: list[int], advantages: Any, reference: Any | None = None
+) -> tuple[Any, ...]:
+    """Right-padded prompt+answer rows (widths in steps of 32, as mlx-lm pads) and the answer positions
+    the head runs at; ``reference`` (per answer position) defaults to zeros until it is scored."""
+    import mlx.core as mx
+    import numpy as np
+
+    from tooltune.training.losses import answer_positions
+
+    longest = max(len(r) for r in rows)
+    width = 32 * -(-longest // 32)
+    tokens = np.zeros((len(rows), width), np.int32)
+    for j, row in enumerate(rows):
+        tokens[j, : len(row)] = row
+    spans = np.array([[p, len(r) - 1] for p, r in zip(prompt_lengths, rows, strict=True)])
+    positions, valid = answer_positions(spans, width - 1)
+    if reference is None:
+        reference = mx.zeros(positions.shape, dtype=mx.float32)
+    return mx.array(tokens), positions, valid, mx.array(advantages, dtype=mx.float32), reference
+
+
+def token_logps(model: Any, tokens: Any, positions: Any) -> Any:
+    """Log-probabilities of the target tokens at ``positions`` (per row), with the LM head run there only
+    when the model's body/head split is known (training/losses.py ``head_split``)."""
+    import mlx.core as mx
+
+    from tooltune.training.losses import head_split
+
+    inputs, targets = tokens[:, :-1], tokens[:, 1:]
+    picked = mx.take_along_axis(targets, positions, axis=1)
+    split = head_split(model)
+    if split is None:
+        logits = mx.take_along_axis(model(inputs), positions[..., None], axis=1)
+    else:
+        body, head = split
+        logits = head(mx.take_along_axis(body(inputs), positions[..., None], axis=1))
+    logits = logits.astype(mx.float32)
+    return mx.take_along_axis(logits, picked[..., None], axis=-1).squeeze(-1) - mx.logsumexp(logits, axis=-1)
+
+
+def grpo_loss_fn(beta: float) -> Any:
+    """The loss mlx-lm's ``train`` calls as ``loss(model, *batch)`` on a :func:`rollout_batch`: per answer
+    token ``-A * ratio`` (ratio = 1 on policy, its gradient that of the log-probability) plus ``beta`` times
+    ``exp(ref - logp) - (ref - logp) - 1``, averaged per answer then over answers (mlx-lm-lora's ``grpo``
+    loss type). Returns (loss, answer tokens)."""
+    import mlx.core as mx
+
+    def loss(model: Any, tokens: Any, positions: Any, valid: Any, advantages: Any, reference: Any) -> Any:
+        logps = token_logps(model, tokens, positions)
+        ratio = mx.exp(logps - mx.stop_gradient(logps))
+        per_token = -ratio * advantages[:, None]
+        if beta:
+            delta = mx.minimum(mx.stop_gradient(reference) - logps, 20.0)  # mlx-lm-lora's overflow bound
+            per_token = per_token + beta * mx.maximum(mx.expm1(delta) - delta, 0)
+        mask = valid.astype(mx.float32)
+        counts = mask.sum(axis=1)
+        value = ((per_token * mask).sum(axis=1) / mx.maximum(counts, 1)).mean()
+        return value, counts.sum()
+
+    return loss
+
+
+class Sampler:
+    """Draws each step's requests, samples the policy, scores and batches the answers."""
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        prompts: GrpoPrompts,
+        *,
+        batch_size: int,
+        group_size: int,
+        temperature: float,
+        max_tokens: int,
+        beta: float,
+        reference_weights: list[tuple[str, Any]] | None,
+        rng: Any,
+    ) -> None:
+        self.model, self.tokenizer, self.prompts = model, tokenizer, prompts
+        self.batch_size, self.group_size = batch_size, group_size
+        self.temperature, self.max_tokens, self.beta = temperature, max_tokens, beta
+        self.reference_weights = reference_weights
+        self.rng = rng
+        self._order: list[int] = []
+
+    def _draw(self) -> list[int]:
+        picked: list[int] = []
+        while len(picked) < self.batch_size:
+            if not self._order:
+                self._order = [int(i) for i in self.rng.permutation(len(self.prompts))]
+            picked.append(self._order.pop())
+        return picked
+
+    def skip(self) -> None:
+        """Advance the request order by one step without sampling (a resumed run replays the order)."""
+        self._draw()
+
+    def __call__(self) -> Rollout:
+        import mlx.core as mx
+        from mlx_lm_lora.trainer.grpo_trainer import calculate_rewards_and_advantages, generate_grpo
+
+        picked = self._draw()
+        t0 = time.monotonic()
+        completions, texts, indices = generate_grpo(
+            self.model,
+            self.tokenizer,
+            [self.prompts.tokens[i] for i in picked],
+            max_tokens=self.max_tokens,
+            group_size=self.group_size,
+            # its batch_size also bounds the answers decoded at once: every answer of the step together
+            batch_size=self.batch_size * self.group_size,
+            end_token="",
+            temperature=self.temperature,
+            top_p=1.0,
+            top_k=0,
+            min_p=0.0,
+        )
+        t1 = time.monotonic()
+        scored = [
+            reward(self.prompts.cases[picked[i]], text, self.tokenizer)
+            for i, text in zip(indices, texts, strict=True)
+        ]
+        rewards = [r for r, _ in scored]
+
+        def scorer_reward(completions: list[str], **_: Any) -> list[float]:
+            return rewards
+
+        advantages, _metrics = calculate_rewards_and_advantages(
+            reward_funcs=[scorer_reward],
+            expanded_prompts=[""] * len(texts),
+            all_completion_texts=texts,
+            expanded_answers=[""] * len(texts),
+            expanded_types=[None] * len(texts),
+            batch_indices=indices,
+            unique_prompt_indices=sorted(set(indices)),
+        )
+        rows = [
+            self.prompts.tokens[picked[i]] + c.tolist() for i, c in zip(indices, completions, strict=True)
+        ]
+        lengths = [len(self.prompts.tokens[picked[i]]) for i in indices]
+        batch = rollout_batch(rows, lengths, advantages.tolist())
+        t2 = time.monotonic()
+        if self.beta and self.reference_weights is not None:
+            batch = (*batch[:4], self._reference_logps(batch[0], batch[1]))
+        t3 = time.monotonic()
+        mx.eval(batch)
+        return Rollout(
+            batch=batch,
+            rewards=rewards,
+            outcomes=Counter(o for _, o in scored),
+            generated_tokens=sum(int(c.size) for c in completions),
+            processed_tokens=sum(len(r) for r in rows),
+            seconds={"generate": t1 - t0, "score": t2 - t1, "reference": t3 - t2},
+        )
+
+    def _reference_logps(self, tokens: Any, positions: Any) -> Any:
+        """The starting policy's log-probabilities of the sampled answers: its LoRA weights loaded for one
+        forward pass, the current ones put back."""
+        import mlx.core as mx
+        from mlx.utils import tree_flatten
+
+        assert self.reference_weights is not None
+        current = tree_flatten(self.model.trainable_parameters())  # arrays are immutable: references do
+        training = self.model.training
+        self.model.eval()
+        try:
+            self.model.load_weights(self.reference_weights, strict=False)
+            ref = mx.stop_gradient(token_logps(self.model, tokens, positions))
+            mx.eval(ref)
+        finally:
+            self.model.load_weights(current, strict=False)
+            self.model.train(training)
+        return ref
+
+
+def rollout_record(iteration: int, r: Rollout) -> dict[str, Any]:
+    """One line of a run's ``rollouts.jsonl``: what the step's sampled answers earned."""
+    n = max(len(r.rewards), 1)
+    return {
+        "iteration": iteration,
+        "reward_mean": round(sum(r.rewards) / n, 4),
+        "right": r.outcomes.get("right", 0),
+        "answers": len(r.rewards),
+        "outcomes": dict(sorted(r.outcomes.items())),
+        "generated_tokens": r.generated_tokens,
+        "seconds": {k: round(v, 3) for k, v in r.seconds.items()},
+    }
+
+
+def summarize_rollouts(path: Path, window: int = 10) -> dict[str, Any]:
+    """The run's rewards in short: the mean reward of the first and the last ``window`` steps, the
+    outcomes over the run, and the time spent generating and scoring the reference."""
+    lines = path.read_text("utf-8").splitlines() if path.is_file() else []
+    rows = [json.loads(line) for line in lines if line.strip()]
+    if not rows:
+        return {}
+    outcomes: Counter[str] = Counter()
+    for row in rows:
+        outcomes.update(row["outcomes"])
+
+    def mean(part: list[dict[str, Any]]) -> float:
+        return round(sum(r["reward_mean"] for r in part) / len(part), 4)
+
+    return {
+        "steps": len(rows),
+        "first_reward_mean": mean(rows[:window]),
+        "last_reward_mean": mean(rows[-window:]),
+        "outcomes": dict(sorted(outcomes.items())),
+        "generated_tokens": sum(r["generated_tokens"] for r in rows),
+        "generate_s": round(sum(r["seconds"]["generate"] for r in rows), 2),
+        "reference_s": round(sum(r["seconds"]["reference"] for r in rows), 2),
+    }
