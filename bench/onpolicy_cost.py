@@ -1,8 +1,10 @@
 """What learning from the model's own mistakes costs, stage by stage (issue 36): sampling the model's
-answers to generated requests, picking pairs and own-answer data, and DPO steps on the pairs.
+answers to generated requests, picking pairs and own-answer data, DPO steps on the pairs, and GRPO steps
+(the model samples ``--k`` answers per request inside training, the scorer rewards them).
 
     python bench/onpolicy_cost.py [--model qwen2.5-coder-0.5b-instruct] [--adapter A] [--n 100]
-        [--limit 24] [--k 4] [--temperature 0.8] [--iters 10] [--out bench/results/onpolicy_cost.json]
+        [--limit 24] [--k 4] [--temperature 0.8] [--iters 10] [--grpo-iters 5]
+        [--stages sample dpo grpo] [--out bench/results/onpolicy_cost.json]
 
 The requests are generated from BFCL simple_python's function schemas (never its questions), as the
 headline's training data is. The result records, per stage, seconds and what they bought (answers,
@@ -41,6 +43,14 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--iters", type=int, default=10, help="DPO steps")
+    ap.add_argument("--grpo-iters", type=int, default=5, help="GRPO steps (batch 1, --k answers each)")
+    ap.add_argument(
+        "--stages",
+        nargs="+",
+        default=["sample", "dpo", "grpo"],
+        choices=["sample", "dpo", "grpo"],
+        help="stages to run after generating the requests (dpo needs sample)",
+    )
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "onpolicy_cost.json")
     args = ap.parse_args()
     restart_with_blas()
@@ -51,11 +61,8 @@ def main() -> int:
     from tooltune.data.datasets import generate_dataset
     from tooltune.data.generate_config import GenerateConfig
     from tooltune.data.onpolicy import SampleConfig, pick_training_data, sample_dataset
-    from tooltune.device import detect_device
-    from tooltune.jobs import JobStore
     from tooltune.models.resolve import resolve_model
     from tooltune.serving.model_server import ModelServer
-    from tooltune.training import runs
     from tooltune.training.train_config import TrainConfig
     from tooltune.workspace import Workspace
 
@@ -84,6 +91,11 @@ def main() -> int:
         concurrency=args.concurrency,
     )
 
+    if "grpo" in args.stages:
+        stages["grpo"] = grpo_stage(settings, ws, model_path, args)
+    if "sample" not in args.stages:
+        return write(args, model_path, stages)
+
     async def sample() -> Any:
         async with ModelServer(model_path, settings=settings, record_active=False) as server:
             t = time.perf_counter()
@@ -111,6 +123,8 @@ def main() -> int:
         "rejection": own.counts,
         "rejection_from": own.picked,
     }
+    if "dpo" not in args.stages:
+        return write(args, model_path, stages)
     train_cfg = TrainConfig(
         model=str(model_path),
         dataset="pairs",
@@ -122,14 +136,7 @@ def main() -> int:
         val_batches=2,
         init_adapter=args.adapter,
     )
-    t0 = time.perf_counter()
-    job = runs.start_training(train_cfg, settings, name="dpo")
-    job = JobStore(ws).wait(job.id, poll=1.0)
-    wall = time.perf_counter() - t0
-    run = runs.get_run(settings, job.id)
-    metrics = (
-        json.loads((ws.run_dir(run.id) / "metrics.json").read_text()) if job.status == "succeeded" else {}
-    )
+    job, run, metrics, wall = train_and_wait(settings, ws, train_cfg, "dpo")
     stages["dpo"] = {
         "status": job.status,
         "error": job.error,
@@ -142,6 +149,60 @@ def main() -> int:
         "train_loss_first_last": [metrics.get("first_train_loss"), metrics.get("last_train_loss")],
         "metrics": metrics,
     }
+    return write(args, model_path, stages)
+
+
+def train_and_wait(settings: Any, ws: Any, cfg: Any, name: str) -> tuple[Any, Any, dict[str, Any], float]:
+    """Start a training run, wait for it; (job, run, metrics, wall seconds)."""
+    from tooltune.jobs import JobStore
+    from tooltune.training import runs
+
+    t0 = time.perf_counter()
+    job = runs.start_training(cfg, settings, name=name)
+    job = JobStore(ws).wait(job.id, poll=1.0)
+    wall = time.perf_counter() - t0
+    run = runs.get_run(settings, job.id)
+    metrics = (
+        json.loads((ws.run_dir(run.id) / "metrics.json").read_text()) if job.status == "succeeded" else {}
+    )
+    return job, run, metrics, wall
+
+
+def grpo_stage(settings: Any, ws: Any, model_path: Path, args: Any) -> dict[str, Any]:
+    """GRPO steps on the generated requests: per step, --k answers sampled and scored, one update."""
+    from tooltune.training.train_config import TrainConfig
+
+    cfg = TrainConfig(
+        model=str(model_path),
+        dataset="requests",
+        method="grpo",
+        iters=args.grpo_iters,
+        batch_size=1,
+        group_size=args.k,
+        sample_temperature=args.temperature,
+        max_completion_tokens=args.max_tokens,
+        steps_per_report=1,
+        init_adapter=args.adapter,
+    )
+    job, run, metrics, wall = train_and_wait(settings, ws, cfg, "grpo")
+    rollouts = [json.loads(x) for x in (ws.run_dir(run.id) / "rollouts.jsonl").read_text().splitlines()]
+    return {
+        "status": job.status,
+        "error": job.error,
+        "wall_s": round(wall, 1),
+        "iters": args.grpo_iters,
+        "config": {k: getattr(cfg, k) for k in ("batch_size", "group_size", "sample_temperature", "beta")},
+        "time": metrics.get("time"),
+        "s_per_step": round(metrics["time"]["steps_s"] / args.grpo_iters, 2) if metrics.get("time") else None,
+        "processed_tokens_per_second": metrics.get("processed_tokens_per_second"),
+        "rollouts": metrics.get("rollouts"),
+        "per_step": rollouts,
+    }
+
+
+def write(args: Any, model_path: Path, stages: dict[str, Any]) -> int:
+    from tooltune.device import detect_device
+
     out = {
         "benchmark": "onpolicy_cost",
         "command": " ".join(["python", *sys.argv]),
