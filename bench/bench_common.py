@@ -58,3 +58,14 @@ def run_outcomes(reports: Path, run_id: str, mode: str) -> dict[str, dict[str, A
     """An eval run's per-case outcome in one mode ("native" or "lenient"), by case id."""
     path = reports / run_id / "cases.jsonl"
     return {r["case_id"]: r[mode] for r in (json.loads(line) for line in path.open())}
+
+
+def model_shape(model_path: Path) -> dict[str, int]:
+    """Matmul parameters of a decoder from its config.json: per block (q, o, k, v, gate/up/down), the
+    number of blocks, and the LM head. The embedding is a lookup, not a matmul: a prompt token costs
+    ~2 x block_params x layers FLOPs (the head runs at the last position only)."""
+    cfg = json.loads((model_path / "config.json").read_text())
+    h, inter, layers = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"]
+    kv = cfg.get("num_key_value_heads", cfg["num_attention_heads"]) * (h // cfg["num_attention_heads"])
+    block = h * h * 2 + h * kv * 2 + 3 * h * inter
+    return {"block_params": block, "layers": layers, "head_params": cfg["vocab_size"] * h}

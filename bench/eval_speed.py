@@ -12,8 +12,9 @@ answer is the same as the old layout's (text and native calls, token for token).
 
 Then one child per thread count measures, with the same OpenBLAS preload: float32 2048^2 matmul
 GFLOPS (the limit), and prompt and generation tokens/s of the model on a ~700-token tool prompt
-(mlx-lm's own counters); ``prefill_fraction_of_limit`` puts prompt tokens/s x ~2 x parameters per token
-over that limit.
+(mlx-lm's own counters); ``prefill_fraction_of_limit`` puts prompt tokens/s x 2 x the blocks' matmul
+parameters per token (``bench_common.model_shape``: not the embedding, a lookup, nor the head, which runs
+at the last position only) over that limit.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ sys.path.insert(0, str(REPO))
 from tooltune.config import Settings  # noqa: E402
 from tooltune.serving.blas import THREADS_ENV, subprocess_env  # noqa: E402
 
-from bench_common import machine_info  # noqa: E402
+from bench_common import machine_info, model_shape  # noqa: E402
 
 CHILD = r"""
 import json, sys, time
@@ -139,7 +140,9 @@ def limits(settings: Settings, model: Path, threads: int, prompt_file: Path) -> 
     if done.returncode != 0:
         raise RuntimeError(done.stderr[-2000:])
     r = json.loads(done.stdout.strip().splitlines()[-1])
-    gflop_per_token = 2 * r["parameters"] / 1e9
+    shape = model_shape(model)
+    gflop_per_token = 2 * shape["block_params"] * shape["layers"] / 1e9
+    r["prefill_gflop_per_token"] = round(gflop_per_token, 3)
     r["prefill_gflops"] = round(r["prompt_tps"] * gflop_per_token, 1)
     r["prefill_fraction_of_limit"] = round(r["prefill_gflops"] / r["matmul_gflops"], 3)
     return {k: round(v, 2) if isinstance(v, float) else v for k, v in r.items()}

@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO))
 from tooltune.config import Settings  # noqa: E402
 from tooltune.serving.blas import subprocess_env  # noqa: E402
 
-from bench_common import machine_info  # noqa: E402
+from bench_common import machine_info, model_shape  # noqa: E402
 
 MATMUL = """
 import time, mlx.core as mx
@@ -65,14 +65,6 @@ def matmul_gflops(settings: Settings, threads: int) -> float:
     if done.returncode != 0:
         raise RuntimeError(done.stderr[-2000:])
     return round(float(done.stdout.strip().splitlines()[-1]), 1)
-
-
-def model_shape(model_path: Path) -> dict[str, int]:
-    cfg = json.loads((model_path / "config.json").read_text())
-    h, inter, layers = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"]
-    kv = cfg.get("num_key_value_heads", cfg["num_attention_heads"]) * (h // cfg["num_attention_heads"])
-    block = h * h * 2 + h * kv * 2 + 3 * h * inter  # q, o, k, v, gate/up/down
-    return {"block_params": block, "layers": layers, "head_params": cfg["vocab_size"] * h}
 
 
 def flops_per_step(shape: dict[str, int], tokens: float, head_positions: float, adapted: int) -> float:
