@@ -189,7 +189,82 @@ def test_a_grpo_run_samples_scores_and_trains(settings: Settings, tiny_model: Pa
     rows = [json.loads(x) for x in (ws.run_dir(run.id) / "rollouts.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in rows] == [1, 2, 3]
     assert all(r["answers"] == 4 and sum(r["outcomes"].values()) == 4 for r in rows)
-    assert all(0 < r["generated_tokens"] <= 4 * 12 for r in rows)
+    # every draw's answers count (a step whose groups all earned one reward is drawn again)
+    assert all(0 < r["generated_tokens"] <= r["draws"] * 4 * 12 for r in rows)
+    assert all(1 <= r["draws"] <= 4 and r["groups"] == 2 for r in rows)
     metrics = json.loads((ws.run_dir(run.id) / "metrics.json").read_text())
     assert metrics["rollouts"]["steps"] == 3 and metrics["iterations"] == 3
     assert (ws.adapters / "g" / "adapters.safetensors").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+async def test_an_improve_round_can_be_a_grpo_run(settings: Settings, tiny_model: Path) -> None:
+    from tooltune.data.datasets import generate_dataset
+    from tooltune.data.generate_config import GenerateConfig
+    from tooltune.evals.runner import load_report
+    from tooltune.serving.model_server import ModelServer
+    from tooltune.training.improve import ImproveConfig, improve
+
+    ws = Workspace(settings.workspace).ensure()
+    generate_dataset(ws, "d", ["builtin:coding"], GenerateConfig(n=40, seed=0), model_path=tiny_model)
+    cfg = ImproveConfig(
+        dataset="d", name="g", model=str(tiny_model), method="grpo", rounds=1, k=2, iters=2, max_tokens=16,
+        learning_rate=1e-3,
+    )  # fmt: skip
+    said: list[str] = []
+    async with ModelServer(tiny_model, settings=settings, record_active=False) as server:
+        result = await improve(settings, server, cfg, on_progress=said.append)
+    r = result.rounds[0]
+    assert r.samples == "" and r.data == "d" and sum(r.picked.values()) == 2 * 2  # 2 steps x 2 answers
+    from tooltune.adapters.registry import AdapterRegistry
+
+    run = runs.get_run(settings, AdapterRegistry(ws).get(r.candidate).run_id)
+    assert run.applied["method"]["name"] == "grpo" and run.applied["method"]["group_size"] == 2
+    assert load_report(ws, "g-heldout-g-r1-adapter").n_results == r.held_out_cases > 0
+    assert any(m.startswith("round 1: GRPO from the base model") for m in said)
+
+
+@pytest.mark.slow
+def test_a_step_whose_groups_all_earn_one_reward_is_drawn_again(
+    tiny_model: Path, tokenizer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Zero advantage everywhere teaches nothing: such a draw is sampled again with the next requests, up
+    to MAX_DRAWS, the last trained on as it is; a resumed run replays each step's draws."""
+    import numpy as np
+    from mlx_lm import load
+
+    from tooltune.training import grpo
+
+    model, _ = load(str(tiny_model))
+    prompts = grpo.GrpoPrompts()
+    for i in range(6):
+        case = case_for(example(i))
+        prompts.cases.append(case)
+        prompts.tokens.append(
+            list(tokenizer.apply_chat_template(case.messages, tools=TOOLS, add_generation_prompt=True))
+        )
+
+    def sampler(**kw: Any) -> grpo.Sampler:
+        return grpo.Sampler(
+            model, tokenizer, prompts, batch_size=1, group_size=2, temperature=1.0, max_tokens=4, beta=0.0,
+            reference_weights=None, rng=np.random.RandomState(0), **kw,
+        )  # fmt: skip
+
+    monkeypatch.setattr(grpo, "reward", lambda case, text, tok: (0.0, "no_call_made"))
+    flat = sampler()()
+    assert flat.draws == grpo.MAX_DRAWS and flat.flat_groups == flat.groups == 1 and flat.batch
+    assert flat.generated_tokens > 4  # every draw's answers are counted
+    answers = iter([0.0, 1.0] * 10)
+    monkeypatch.setattr(grpo, "reward", lambda case, text, tok: (next(answers), "x"))
+    varied = sampler()()
+    assert varied.draws == 1 and varied.flat_groups == 0 and float(abs(varied.batch[3]).sum()) > 0
+
+    def order(s: grpo.Sampler, steps: int) -> list[int]:
+        return [s._draw()[0] for _ in range(steps)]
+
+    fresh, replayed = sampler(), sampler(replay_draws=[3, 1])
+    expected = order(fresh, 6)
+    replayed.skip()
+    replayed.skip()
+    assert order(replayed, 2) == expected[4:6]

@@ -160,6 +160,15 @@ class Rollout:
     generated_tokens: int
     processed_tokens: int
     seconds: dict[str, float]
+    draws: int = 1  # request sets sampled for this step (flat ones are drawn again)
+    flat_groups: int = 0  # groups of the kept draw whose answers all earned the same reward
+    groups: int = 0  # requests in the kept draw
+
+
+# A group whose answers all earn the same reward has zero advantage: the step learns nothing from it (only
+# the KL term pulls). A step whose every group is flat is sampled again with the next requests, at most
+# this many draws in all (DAPO's dynamic sampling); the last draw is trained on whatever it holds.
+MAX_DRAWS = 4
 
 
 def rollout_batch(
@@ -241,6 +250,7 @@ class Sampler:
         beta: float,
         reference_weights: list[tuple[str, Any]] | None,
         rng: Any,
+        replay_draws: list[int] | None = None,
     ) -> None:
         self.model, self.tokenizer, self.prompts = model, tokenizer, prompts
         self.batch_size, self.group_size = batch_size, group_size
@@ -248,6 +258,7 @@ class Sampler:
         self.reference_weights = reference_weights
         self.rng = rng
         self._order: list[int] = []
+        self._replay = list(replay_draws or [])  # draws per step already trained, for a resumed run
 
     def _draw(self) -> list[int]:
         picked: list[int] = []
@@ -258,14 +269,30 @@ class Sampler:
         return picked
 
     def skip(self) -> None:
-        """Advance the request order by one step without sampling (a resumed run replays the order)."""
-        self._draw()
+        """Advance the request order by one step without sampling: as many draws as the step took when it
+        ran (a resumed run replays the order; ``replay_draws``, else one)."""
+        for _ in range(self._replay.pop(0) if self._replay else 1):
+            self._draw()
 
     def __call__(self) -> Rollout:
+        """Sample a step: redraw while every group is flat (at most :data:`MAX_DRAWS` draws)."""
+        spent: Counter[str] = Counter()
+        generated = 0
+        for draw in range(1, MAX_DRAWS + 1):
+            rollout = self._sample(self._draw(), last=draw == MAX_DRAWS)
+            spent.update(rollout.seconds)
+            generated += rollout.generated_tokens
+            if rollout.batch:
+                break
+        rollout.draws, rollout.seconds, rollout.generated_tokens = draw, dict(spent), generated
+        return rollout
+
+    def _sample(self, picked: list[int], *, last: bool) -> Rollout:
+        """Sample, score and batch one draw; a draw whose every group is flat comes back without a batch
+        (and without the reference pass) unless it is the ``last``."""
         import mlx.core as mx
         from mlx_lm_lora.trainer.grpo_trainer import calculate_rewards_and_advantages, generate_grpo
 
-        picked = self._draw()
         t0 = time.monotonic()
         completions, texts, indices = generate_grpo(
             self.model,
@@ -287,6 +314,21 @@ class Sampler:
             for i, text in zip(indices, texts, strict=True)
         ]
         rewards = [r for r, _ in scored]
+        groups: dict[int, set[float]] = {}
+        for i, r in zip(indices, rewards, strict=True):
+            groups.setdefault(i, set()).add(r)
+        flat = sum(len(g) == 1 for g in groups.values())
+        if flat == len(groups) and not last:  # nothing to learn from this draw: draw again
+            return Rollout(
+                batch=(),
+                rewards=rewards,
+                outcomes=Counter(o for _, o in scored),
+                generated_tokens=sum(int(c.size) for c in completions),
+                processed_tokens=0,
+                seconds={"generate": t1 - t0, "score": time.monotonic() - t1, "reference": 0.0},
+                flat_groups=flat,
+                groups=len(groups),
+            )
 
         def scorer_reward(completions: list[str], **_: Any) -> list[float]:
             return rewards
@@ -317,6 +359,8 @@ class Sampler:
             generated_tokens=sum(int(c.size) for c in completions),
             processed_tokens=sum(len(r) for r in rows),
             seconds={"generate": t1 - t0, "score": t2 - t1, "reference": t3 - t2},
+            flat_groups=flat,
+            groups=len(groups),
         )
 
     def _reference_logps(self, tokens: Any, positions: Any) -> Any:
@@ -349,6 +393,9 @@ def rollout_record(iteration: int, r: Rollout) -> dict[str, Any]:
         "answers": len(r.rewards),
         "outcomes": dict(sorted(r.outcomes.items())),
         "generated_tokens": r.generated_tokens,
+        "draws": r.draws,
+        "groups": r.groups,
+        "flat_groups": r.flat_groups,
         "seconds": {k: round(v, 3) for k, v in r.seconds.items()},
     }
 
@@ -373,6 +420,8 @@ def summarize_rollouts(path: Path, window: int = 10) -> dict[str, Any]:
         "last_reward_mean": mean(rows[-window:]),
         "outcomes": dict(sorted(outcomes.items())),
         "generated_tokens": sum(r["generated_tokens"] for r in rows),
+        "draws": sum(r.get("draws", 1) for r in rows),
+        "steps_all_flat": sum(r.get("flat_groups", 0) == r.get("groups", -1) for r in rows),
         "generate_s": round(sum(r["seconds"]["generate"] for r in rows), 2),
         "reference_s": round(sum(r["seconds"]["reference"] for r in rows), 2),
     }

@@ -4,9 +4,11 @@ requests → keep the new adapter only if it is better (issue 36).
 One round, from the current model (the base, or an adapter):
 
 1. sample the current model's answers to the dataset's training requests (``data.onpolicy``);
-2. pick training data from them: preference pairs (``dpo``) or the model's own correct answers
+2. pick training data from them: preference pairs (``dpo``, ``orpo``) or the model's own correct answers
    (``rejection``);
 3. train a candidate adapter on it, starting from the current adapter's weights (``init_adapter``);
+   with ``grpo`` steps 1–3 are one GRPO run on the dataset's requests (the worker samples the model
+   inside training, ``k`` answers per request, and the scorer rewards them);
 4. evaluate the current model and the candidate on the dataset's *test* split, requests no round trains
    on, at temperature 0 (native calls, paired McNemar);
 5. the candidate becomes the current model only if its native rate is higher.
@@ -54,9 +56,10 @@ class ImproveConfig(BaseModel):
     )
     adapter: str | None = Field(default=None, description="Adapter to start from (default: the base model).")
     model: str | None = Field(default=None, description="Base model (default: the adapter's base).")
-    method: Literal["dpo", "orpo", "rejection"] = Field(
+    method: Literal["dpo", "orpo", "rejection", "grpo"] = Field(
         default="dpo",
-        description="dpo: pairs of a correct and an own wrong answer; rejection: own correct answers.",
+        description="dpo (orpo): pairs of a correct and an own wrong answer; rejection: own correct answers; "
+        "grpo: the model's answers sampled inside training, k per request, rewarded by the scorer.",
     )
     rounds: int = Field(
         default=1, ge=1, le=10, description="Rounds at most; each keeps or drops its candidate."
@@ -73,7 +76,7 @@ class ImproveConfig(BaseModel):
     )
     iters: int = Field(default=50, ge=1, description="Training steps per round.")
     learning_rate: float | None = Field(default=None, gt=0, description="Default: TrainConfig's.")
-    beta: float = Field(default=0.1, gt=0, description="dpo's beta.")
+    beta: float = Field(default=0.1, gt=0, description="dpo's beta; grpo's KL weight.")
     concurrency: int = Field(
         default=4, ge=1, le=64, description="Requests in flight when sampling and evaluating."
     )
@@ -83,9 +86,11 @@ class ImproveConfig(BaseModel):
 class RoundResult(BaseModel):
     round: int
     start: str | None = Field(description="The model the round started from (None: the base).")
-    samples: str
+    samples: str = Field(description="The samples set picked from ('' for grpo: it samples while it trains).")
     data: str
-    picked: dict[str, int]
+    picked: dict[str, int] = Field(
+        description="Rows picked per source or reason; for grpo, the rollouts' outcomes per reason."
+    )
     candidate: str
     start_native: float
     candidate_native: float
@@ -139,6 +144,52 @@ def _check_same_job(ws: Workspace, cfg: ImproveConfig) -> None:
     atomic_write_json(path, mine)
 
 
+async def _sample_pick_train(
+    settings: Settings,
+    server: Any,
+    ws: Workspace,
+    registry: AdapterRegistry,
+    cfg: ImproveConfig,
+    model_path: Any,
+    current: str | None,
+    r: int,
+    tag: str,
+    candidate: str,
+    say: ProgressFn,
+) -> tuple[str, str, dict[str, int], str | None]:
+    """Steps 1-3 of a sampled round: (samples set, training dataset, rows picked, why the loop stops or
+    None); the candidate is trained unless an earlier invocation did."""
+    say(f"round {r}: sampling {current or 'the base model'}")
+    sample_cfg = SampleConfig(
+        k=cfg.k,
+        temperature=cfg.temperature,
+        limit=cfg.limit,
+        max_tokens=cfg.max_tokens,
+        concurrency=cfg.concurrency,
+        seed=r,
+    )
+    samples = await sample_dataset(server, ws, cfg.dataset, f"{tag}-samples", sample_cfg, adapter=current)
+    method = "rejection" if cfg.method == "rejection" else "pairs"
+    try:
+        picked = pick_training_data(ws, samples.name, method, f"{tag}-data", seed=r)
+    except NothingToPairError as e:  # nothing wrong to learn from on these requests
+        return "", "", {}, f"round {r}: {e}"
+    say(f"round {r}: training on {sum(picked.counts.values())} rows ({picked.picked})")
+    train_cfg = TrainConfig(
+        model=str(model_path),
+        dataset=picked.dataset,
+        method="sft" if cfg.method == "rejection" else cfg.method,
+        init_adapter=current,
+        iters=cfg.iters,
+        beta=cfg.beta,
+        **({"learning_rate": cfg.learning_rate} if cfg.learning_rate else {}),
+        **adapter_lora_shape(registry, current),
+    )
+    if candidate not in registry.names():  # a resumed loop keeps what an earlier invocation trained
+        await _train_candidate(settings, train_cfg, candidate)
+    return samples.name, picked.dataset, picked.picked, None
+
+
 async def improve(
     settings: Settings, server: Any, cfg: ImproveConfig, *, on_progress: ProgressFn | None = None
 ) -> ImproveResult:
@@ -177,36 +228,34 @@ async def improve(
 
     for r in range(1, cfg.rounds + 1):
         tag = f"{cfg.name}-r{r}"
-        say(f"round {r}: sampling {current or 'the base model'}")
-        sample_cfg = SampleConfig(
-            k=cfg.k,
-            temperature=cfg.temperature,
-            limit=cfg.limit,
-            max_tokens=cfg.max_tokens,
-            concurrency=cfg.concurrency,
-            seed=r,
-        )
-        samples = await sample_dataset(server, ws, cfg.dataset, f"{tag}-samples", sample_cfg, adapter=current)
-        method = "rejection" if cfg.method == "rejection" else "pairs"
-        try:
-            picked = pick_training_data(ws, samples.name, method, f"{tag}-data", seed=r)
-        except NothingToPairError as e:  # nothing wrong to learn from on these requests
-            stopped = f"round {r}: {e}"
-            break
-        say(f"round {r}: training on {sum(picked.counts.values())} rows ({picked.picked})")
-        train_cfg = TrainConfig(
-            model=str(model_path),
-            dataset=picked.dataset,
-            method="sft" if cfg.method == "rejection" else cfg.method,
-            init_adapter=current,
-            iters=cfg.iters,
-            beta=cfg.beta,
-            **({"learning_rate": cfg.learning_rate} if cfg.learning_rate else {}),
-            **adapter_lora_shape(registry, current),
-        )
         candidate = f"{tag}-adapter"
-        if candidate not in registry.names():  # a resumed loop keeps what an earlier invocation trained
-            await _train_candidate(settings, train_cfg, candidate)
+        if cfg.method == "grpo":
+            say(f"round {r}: GRPO from {current or 'the base model'} on {cfg.dataset}'s requests")
+            grpo_cfg = TrainConfig(
+                model=str(model_path),
+                dataset=cfg.dataset,
+                method="grpo",
+                init_adapter=current,
+                iters=cfg.iters,
+                beta=cfg.beta,
+                group_size=max(2, cfg.k),
+                sample_temperature=cfg.temperature,
+                max_completion_tokens=min(cfg.max_tokens, 4096),
+                seed=r,
+                **({"learning_rate": cfg.learning_rate} if cfg.learning_rate else {}),
+                **adapter_lora_shape(registry, current),
+            )
+            if candidate not in registry.names():
+                await _train_candidate(settings, grpo_cfg, candidate)
+            rollouts = registry.get(candidate).train_metrics.get("rollouts") or {}
+            samples_name, data_name, picked_rows = "", cfg.dataset, dict(rollouts.get("outcomes") or {})
+        else:
+            samples_name, data_name, picked_rows, stop = await _sample_pick_train(
+                settings, server, ws, registry, cfg, model_path, current, r, tag, candidate, say
+            )
+            if stop:
+                stopped = stop
+                break
         say(
             f"round {r}: judging {candidate} against {current or 'the base model'} "
             f"on {len(suite.cases)} held-out cases"
@@ -219,9 +268,9 @@ async def improve(
             RoundResult(
                 round=r,
                 start=current,
-                samples=samples.name,
-                data=picked.dataset,
-                picked=picked.picked,
+                samples=samples_name,
+                data=data_name,
+                picked=picked_rows,
                 candidate=candidate,
                 start_native=before.overall.native_rate,
                 candidate_native=after.overall.native_rate,

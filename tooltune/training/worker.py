@@ -51,7 +51,7 @@ from tooltune.training.token_rows import (
 )
 from tooltune.training.train_config import PREFERENCE_METHODS, TrainConfig
 from tooltune.training.value_tokens import CALL_OPEN, value_token_mask, value_token_weights
-from tooltune.workspace import Workspace, atomic_write_json
+from tooltune.workspace import Workspace, atomic_write_json, atomic_write_text
 
 log = get_logger("tooltune.training.worker")
 
@@ -538,6 +538,7 @@ class Worker:
             # before any checkpoint is loaded: the starting policy (fresh LoRA = the base, or init_adapter)
             reference_weights=tree_flatten(model.trainable_parameters()) if cfg.beta else None,
             rng=np.random.RandomState(cfg.seed),
+            replay_draws=self._replayed_rollouts(),
         )
         return {
             "name": "grpo",
@@ -554,6 +555,21 @@ class Worker:
             "loss": "GRPO (mlx-lm-lora's grpo loss type, one update per rollout) + beta * per-token KL",
             "validation": "none: a GRPO loss measures nothing; evaluate the adapter (tooltune eval)",
         }
+
+    def _replayed_rollouts(self) -> list[int]:
+        """On resume: keep ``rollouts.jsonl``'s lines of the steps the checkpoint holds (later ones ran
+        again), and return each kept step's draws, so the request order replays as it ran."""
+        path = self.run_dir / "rollouts.jsonl"
+        if not path.is_file():
+            return []
+        kept = [
+            line
+            for line in path.read_text("utf-8").splitlines()
+            if line.strip() and json.loads(line)["iteration"] <= self.start_iter
+        ]
+        if self.leader:
+            atomic_write_text(path, "".join(line + "\n" for line in kept))
+        return [int(json.loads(line).get("draws", 1)) for line in kept]
 
     def _iterate_rollouts(
         self,
