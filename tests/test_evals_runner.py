@@ -474,6 +474,8 @@ def test_a_complete_adapter_run_is_recorded_in_its_registry_entry(
     registry.update_eval_scores("a1", {})  # merging nothing keeps it
     go("a1", "tuned")  # reused as it is, and recorded again
     assert registry.get("a1").eval_scores["fake"]["run_id"] == "tuned"
+    go("a1", "sampled", temperature=0.8, seed=1)  # answers sampled to train on: not a score of the adapter
+    assert registry.get("a1").eval_scores["fake"]["run_id"] == "tuned"
 
 
 def test_shared_run_tries_a_failing_case_once_per_endpoint_and_finishes(ws: Workspace):

@@ -141,7 +141,9 @@ async def run_suite_on_server(
 
 
 def _recorded(ws: Workspace, adapter: str | None, report: EvalReport) -> EvalReport:
-    if adapter is not None and report.complete:
+    """Record a complete run in the adapter's entry when it measures the adapter: answers at temperature
+    0 (a sampling run, e.g. ``tooltune data sample``'s, is training material, not a score)."""
+    if adapter is not None and report.complete and report.meta.temperature == 0:
         record_eval_scores(ws, adapter, report)
     return report
 
