@@ -106,13 +106,7 @@ def main() -> int:
     async def run() -> dict[str, Any]:
         out: dict[str, Any] = {}
         async with ModelServer(model_path, settings=settings, record_active=False) as server:
-            cfg = SampleConfig(
-                k=args.k,
-                temperature=args.temperature,
-                limit=args.limit,
-                max_tokens=args.max_tokens,
-                concurrency=args.concurrency,
-            )
+            cfg = SampleConfig.like(args)
             t0 = time.perf_counter()
             samples = await sample_dataset(
                 server, ws, dataset, f"{tag}-samples", cfg, adapter=args.sft_adapter

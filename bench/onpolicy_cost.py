@@ -83,13 +83,7 @@ def main() -> int:
     )
     stages["generate"] = {"seconds": round(time.perf_counter() - t0, 1), "examples": info.counts}
 
-    cfg = SampleConfig(
-        k=args.k,
-        temperature=args.temperature,
-        limit=args.limit,
-        max_tokens=args.max_tokens,
-        concurrency=args.concurrency,
-    )
+    cfg = SampleConfig.like(args)
 
     if "grpo" in args.stages:
         stages["grpo"] = grpo_stage(settings, ws, model_path, args)

@@ -61,6 +61,13 @@ class SampleConfig(BaseModel):
     seed: int | None = Field(default=0, description="Sampling seed sent with each request.")
     concurrency: int = Field(default=4, ge=1, le=64, description="Requests in flight at once.")
 
+    @classmethod
+    def like(cls, source: Any, **over: Any) -> SampleConfig:
+        """The settings ``source`` names alike (k, temperature, limit, max_tokens, concurrency: an
+        ImproveConfig, a benchmark's arguments), with ``over`` on top."""
+        same = ("k", "temperature", "limit", "max_tokens", "concurrency")
+        return cls(**{name: getattr(source, name) for name in same}, **over)
+
 
 class Sample(BaseModel):
     """One answer of the model and its verdicts (the eval scorer's, native and lenient)."""

@@ -160,14 +160,7 @@ async def _sample_pick_train(
     """Steps 1-3 of a sampled round: (samples set, training dataset, rows picked, why the loop stops or
     None); the candidate is trained unless an earlier invocation did."""
     say(f"round {r}: sampling {current or 'the base model'}")
-    sample_cfg = SampleConfig(
-        k=cfg.k,
-        temperature=cfg.temperature,
-        limit=cfg.limit,
-        max_tokens=cfg.max_tokens,
-        concurrency=cfg.concurrency,
-        seed=r,
-    )
+    sample_cfg = SampleConfig.like(cfg, seed=r)
     samples = await sample_dataset(server, ws, cfg.dataset, f"{tag}-samples", sample_cfg, adapter=current)
     method = "rejection" if cfg.method == "rejection" else "pairs"
     try:
