@@ -478,6 +478,41 @@ def test_a_complete_adapter_run_is_recorded_in_its_registry_entry(
     assert registry.get("a1").eval_scores["fake"]["run_id"] == "tuned"
 
 
+def test_a_rerun_with_the_same_run_id_asks_the_cases_the_server_did_not_answer(
+    ws: Workspace, monkeypatch
+) -> None:
+    """A run whose every case has a result is complete, but a case that timed out was never answered:
+    run_suite_on_server with the same run id (resumable pipelines) asks it again instead of reusing it."""
+    from tooltune.evals import runner, service
+
+    asked: Counter[str] = Counter()
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        prompt = json.loads(request.content)["messages"][-1]["content"]
+        asked[prompt] += 1
+        if prompt == "p-wrong-arg" and asked[prompt] == 1:
+            raise httpx2.ReadTimeout("no answer in time", request=request)
+        return FakeServer().handler(request)
+
+    client = httpx2.AsyncClient(transport=httpx2.MockTransport(handler))
+    real_run, real_resume = runner.run_suite, runner.resume_run
+    monkeypatch.setattr(service, "run_suite", lambda suite, **kw: real_run(suite, http_client=client, **kw))
+    monkeypatch.setattr(service, "resume_run", lambda *a, **kw: real_resume(*a, http_client=client, **kw))
+
+    def go() -> Any:
+        return anyio.run(lambda: service.run_suite_on_server(_PinnedServer(), SUITE, ws=ws, run_id="flaky"))
+
+    first = go()
+    assert (
+        first.complete and next(r for r in first.results if r.case_id == "wrong-arg").error_kind == "timeout"
+    )
+    second = go()
+    assert asked["p-wrong-arg"] == 2 and sum(asked.values()) == len(SUITE.cases) + 1  # only that case again
+    assert next(r for r in second.results if r.case_id == "wrong-arg").error is None
+    third = go()  # every case answered: reused as it is
+    assert sum(asked.values()) == len(SUITE.cases) + 1 and third.n_results == second.n_results
+
+
 def test_shared_run_tries_a_failing_case_once_per_endpoint_and_finishes(ws: Workspace):
     """A case every endpoint times out on is recorded after one try on each (as one server records it),
     not passed back and forth until both healthy endpoints count as stopped."""

@@ -20,7 +20,7 @@ from tooltune.errors import TooltuneError
 from tooltune.evals.compare import Comparison, compare_reports
 from tooltune.evals.report_html import render_comparison_html
 from tooltune.evals.report_md import render_comparison_markdown
-from tooltune.evals.results import EvalReport, RunMeta
+from tooltune.evals.results import RETRYABLE_ERRORS, EvalReport, RunMeta
 from tooltune.evals.runner import (
     DEFAULT_CONCURRENCY,
     ProgressFn,
@@ -98,7 +98,8 @@ async def run_suite_on_server(
     request fields (e.g. ``logit_bias``); the server's adapter selection always wins over it.
 
     With a fixed ``run_id`` the call is idempotent: a finished run is returned as it is and an
-    interrupted one is resumed (only its missing cases run) — what resumable pipelines want.
+    interrupted one is resumed (only its missing cases run) — what resumable pipelines want. Cases the
+    server did not answer (unreachable, timed out) count as missing: a rerun asks them again.
 
     A complete run of an adapter is recorded in its registry entry (``eval_scores[suite]``), whichever
     skin ran it, so `adapters list` and the MCP ``list_adapters`` show what it was measured at.
@@ -109,7 +110,8 @@ async def run_suite_on_server(
             meta = RunMeta.model_validate_json((d / "run.json").read_text("utf-8"))
             _check_same_target(meta, server, adapter)
         done = load_report(ws, run_id) if (d / "report.json").exists() else None
-        if done is not None and done.complete:
+        unanswered = sum(r.error_kind in RETRYABLE_ERRORS for r in done.results) if done else 0
+        if done is not None and done.complete and not unanswered:
             log.info("eval.reused", run_id=run_id)
             return _recorded(ws, adapter, done)
     suite = load_suite(suite, ws) if isinstance(suite, str) else suite
