@@ -6,7 +6,9 @@ generated dataset (schemas only, never BFCL's questions), then:
   1. samples the adapter's answers to the dataset's training requests (``--k`` at ``--temperature``),
      each scored against the request's generated truth;
   2. picks preference pairs (``--method dpo``) or its own correct answers (``--method rejection``);
-  3. trains a new adapter from the SFT adapter's weights (``init_adapter``);
+  3. trains a new adapter from the SFT adapter's weights (``init_adapter``); with ``--method grpo`` steps
+     1-3 are one GRPO run on the dataset's requests (``--k`` answers per request sampled inside training,
+     rewarded by the scorer);
   4. evaluates the base model, the SFT adapter and the new adapter on the same BFCL cases as
      ``bfcl_adapter.py`` (its run ids, so runs it made are reused), native and lenient, paired;
   5. writes a result in ``bfcl_adapter.py``'s shape (``results.<suite>.baseline/adapter/comparison``,
@@ -60,7 +62,7 @@ def main() -> int:
     ap.add_argument("--dataset", default=None, help="default: the dataset the SFT adapter was trained on")
     ap.add_argument("--workspace", type=Path, required=True)
     ap.add_argument("--bfcl", type=Path, default=DEFAULT_BFCL)
-    ap.add_argument("--method", choices=["dpo", "orpo", "rejection"], default="dpo")
+    ap.add_argument("--method", choices=["dpo", "orpo", "rejection", "grpo"], default="dpo")
     ap.add_argument("--k", type=int, default=4)
     ap.add_argument("--temperature", type=float, default=0.8)
     ap.add_argument("--limit", type=int, default=None, help="training requests sampled (default: all)")
@@ -106,23 +108,34 @@ def main() -> int:
     async def run() -> dict[str, Any]:
         out: dict[str, Any] = {}
         async with ModelServer(model_path, settings=settings, record_active=False) as server:
-            cfg = SampleConfig.like(args)
-            t0 = time.perf_counter()
-            samples = await sample_dataset(
-                server, ws, dataset, f"{tag}-samples", cfg, adapter=args.sft_adapter
-            )
-            out["samples"] = {
-                "name": samples.name,
-                "seconds": round(time.perf_counter() - t0, 1),
-                "counts": samples.counts,
-                "reasons": samples.reasons,
-                "per_kind": samples.per_kind,
-            }
-            picked = pick_training_data(
-                ws, samples.name, "rejection" if args.method == "rejection" else "pairs", f"{tag}-data",
-                per_request=args.per_request,
-            )  # fmt: skip
-            out["picked"] = picked.model_dump()
+            if args.method == "grpo":  # samples inside training: no samples set, no picking
+                train_data, method_fields = (
+                    dataset,
+                    {
+                        "group_size": args.k,
+                        "sample_temperature": args.temperature,
+                        "max_completion_tokens": args.max_tokens,
+                    },
+                )
+            else:
+                cfg = SampleConfig.like(args)
+                t0 = time.perf_counter()
+                samples = await sample_dataset(
+                    server, ws, dataset, f"{tag}-samples", cfg, adapter=args.sft_adapter
+                )
+                out["samples"] = {
+                    "name": samples.name,
+                    "seconds": round(time.perf_counter() - t0, 1),
+                    "counts": samples.counts,
+                    "reasons": samples.reasons,
+                    "per_kind": samples.per_kind,
+                }
+                picked = pick_training_data(
+                    ws, samples.name, "rejection" if args.method == "rejection" else "pairs", f"{tag}-data",
+                    per_request=args.per_request,
+                )  # fmt: skip
+                out["picked"] = picked.model_dump()
+                train_data, method_fields = picked.dataset, {}
             adapter = (
                 f"{tag}-i{args.iters}"
                 + (f"-lr{args.lr:g}" if args.lr != 5e-5 else "")
@@ -131,8 +144,9 @@ def main() -> int:
             if adapter not in registry.names():
                 train_cfg = TrainConfig(
                     model=str(model_path),
-                    dataset=picked.dataset,
+                    dataset=train_data,
                     method="sft" if args.method == "rejection" else args.method,
+                    **method_fields,
                     init_adapter=args.sft_adapter,
                     iters=args.iters,
                     learning_rate=args.lr,
