@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from read_file_examples import READ_FILE
 
 from tooltune.config import Settings
 from tooltune.data.examples import Example, call_message
@@ -20,20 +21,7 @@ from tooltune.workspace import Workspace
 
 pytest.importorskip("mlx_lm_lora")
 
-TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "read_file",
-            "description": "Read a file.",
-            "parameters": {
-                "type": "object",
-                "properties": {"path": {"type": "string"}, "limit": {"type": "integer"}},
-                "required": ["path"],
-            },
-        },
-    }
-]
+TOOLS = [READ_FILE]
 CALL = '<tool_call>\n{"name": "read_file", "arguments": {"path": "src/app.py"}}\n</tool_call>'
 
 
@@ -144,7 +132,7 @@ def test_grpo_takes_an_sft_dataset_and_its_own_loss_only(settings: Settings, tin
         TrainConfig(model=str(tiny_model), dataset="ex", method="grpo", value_loss_weight=0.5)
     with pytest.raises(ValueError, match="method dpo needs beta above 0"):
         TrainConfig(model=str(tiny_model), dataset="ex", method="dpo", beta=0)
-    from tests.test_preference_training import write_pairs
+    from test_preference_training import write_pairs
 
     write_pairs(ws, "p")
     with pytest.raises(TrainConfigError, match="grpo samples the requests of an SFT dataset"):
