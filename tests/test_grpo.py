@@ -60,6 +60,10 @@ def test_answers_are_read_as_the_server_reads_them(tokenizer: Any) -> None:
     assert server_answer(text, tokenizer, TOOLS) == ([], text, False)
     unclosed = server_answer(CALL.removesuffix("</tool_call>"), tokenizer, TOOLS)  # cut at the end
     assert [c.name for c in unclosed[0]] == ["read_file"]
+    assert server_answer("Fine.<tool_call>", tokenizer, TOOLS) == ([], "Fine.", False)  # nothing in it
+    for not_a_call in ('{"name": "read_file"}', '{"arguments": {}}', "42", "null", '["x"]'):
+        # JSON the server's formatter cannot use: dropped, never an exception that stops training
+        assert server_answer(f"<tool_call>\n{not_a_call}\n</tool_call>", tokenizer, TOOLS) == ([], "", True)
 
 
 def test_the_reward_follows_the_scorers_verdict(tokenizer: Any) -> None:
@@ -122,6 +126,26 @@ def test_grpo_steps_raise_the_rewarded_answer_over_the_other(tiny_model: Path) -
     assert margin() > before + 1.0
 
 
+def test_improve_with_grpo_needs_a_group_of_sampled_answers() -> None:
+    from tooltune.training.improve import ImproveConfig
+
+    for bad in ({"k": 1}, {"temperature": 0.0}):
+        with pytest.raises(ValueError, match="needs k of at least 2 and a temperature above 0"):
+            ImproveConfig(dataset="d", name="n", method="grpo", **bad)
+    ImproveConfig(dataset="d", name="n", method="dpo", k=1, temperature=0.0)  # others may sample once
+
+
+def test_a_torn_rollouts_line_is_left_out(tmp_path: Path) -> None:
+    from tooltune.training.grpo import read_rollouts, summarize_rollouts
+
+    path = tmp_path / "rollouts.jsonl"
+    row = {"iteration": 1, "reward_mean": 0.5, "outcomes": {"right": 1}, "generated_tokens": 9,
+           "seconds": {"generate": 1.0, "reference": 0.5}}  # fmt: skip
+    path.write_text(json.dumps(row) + "\n" + '{"iteration": 2, "rew')
+    assert read_rollouts(path) == [row]
+    assert summarize_rollouts(path)["steps"] == 1
+
+
 def test_grpo_takes_an_sft_dataset_and_its_own_loss_only(settings: Settings, tiny_model: Path) -> None:
     ws = Workspace(settings.workspace).ensure()
     d = ws.datasets / "ex"
@@ -176,8 +200,9 @@ def test_a_grpo_run_samples_scores_and_trains(settings: Settings, tiny_model: Pa
     assert run.applied["lm_head"] == "answer positions"
     rows = [json.loads(x) for x in (ws.run_dir(run.id) / "rollouts.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in rows] == [1, 2, 3]
-    assert all(r["answers"] == 4 and sum(r["outcomes"].values()) == 4 for r in rows)
-    # every draw's answers count (a step whose groups all earned one reward is drawn again)
+    # every draw's answers are counted (a step whose groups all earned one reward is drawn again)
+    assert all(r["answers"] == 4 * r["draws"] == sum(r["outcomes"].values()) for r in rows)
+    assert all(len(r["requests"]) == r["draws"] and all(len(q) == 2 for q in r["requests"]) for r in rows)
     assert all(0 < r["generated_tokens"] <= r["draws"] * 4 * 12 for r in rows)
     assert all(1 <= r["draws"] <= 4 and r["groups"] == 2 for r in rows)
     metrics = json.loads((ws.run_dir(run.id) / "metrics.json").read_text())
@@ -204,10 +229,12 @@ async def test_an_improve_round_can_be_a_grpo_run(settings: Settings, tiny_model
     async with ModelServer(tiny_model, settings=settings, record_active=False) as server:
         result = await improve(settings, server, cfg, on_progress=said.append)
     r = result.rounds[0]
-    assert r.samples == "" and r.data == "d" and sum(r.picked.values()) == 2 * 2  # 2 steps x 2 answers
     from tooltune.adapters.registry import AdapterRegistry
 
-    run = runs.get_run(settings, AdapterRegistry(ws).get(r.candidate).run_id)
+    record = AdapterRegistry(ws).get(r.candidate)
+    assert r.samples == "" and r.data == "d" and r.picked == record.train_metrics["rollouts"]["outcomes"]
+    assert sum(r.picked.values()) >= 2 * 2  # 2 steps x 2 answers, more where a step was drawn again
+    run = runs.get_run(settings, record.run_id)
     assert run.applied["method"]["name"] == "grpo" and run.applied["method"]["group_size"] == 2
     assert load_report(ws, "g-heldout-g-r1-adapter").n_results == r.held_out_cases > 0
     assert any(m.startswith("round 1: GRPO from the base model") for m in said)
@@ -256,3 +283,46 @@ def test_a_step_whose_groups_all_earn_one_reward_is_drawn_again(
     replayed.skip()
     replayed.skip()
     assert order(replayed, 2) == expected[4:6]
+
+
+@pytest.mark.slow
+def test_a_cancelled_grpo_run_resumes_where_its_checkpoint_is(settings: Settings, tiny_model: Path) -> None:
+    """rollouts.jsonl keeps the steps the checkpoint holds (later ones ran again; a torn line is left
+    out) and the resumed run draws the requests an uninterrupted run would have drawn next."""
+    import time
+
+    import numpy as np
+
+    ws = Workspace(settings.workspace).ensure()
+    d = ws.datasets / "ex"
+    d.mkdir(parents=True)
+    records = [example(i) for i in range(7)] + [example(9, no_call=True)]
+    (d / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    cfg = TrainConfig(
+        model=str(tiny_model), dataset="ex", method="grpo", num_layers=2, rank=4, iters=400, batch_size=1,
+        group_size=2, max_completion_tokens=8, sample_temperature=1.0, save_every=2, learning_rate=1e-3,
+        lr_schedule="constant", seed=3,
+    )  # fmt: skip
+    store = JobStore(ws)
+    first = runs.start_training(cfg, settings, name="g")
+    assert first.run_dir is not None
+    path = first.run_dir / "rollouts.jsonl"
+    deadline = time.monotonic() + 120
+    while not (path.is_file() and len(path.read_text().splitlines()) >= 5) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    runs.cancel_training(first.id, settings)
+    assert store.wait(first.id, timeout=60, poll=0.2).status == "cancelled"
+    stopped_at = runs.get_run(settings, first.id).last_checkpoint
+    assert stopped_at is not None and stopped_at >= 4
+    with path.open("a") as fh:
+        fh.write('{"iteration": 9999, "reward_me')  # torn by a kill mid-write
+    resumed = runs.resume_training(first.run_dir.name, settings, iters=stopped_at + 3)
+    assert store.wait(resumed.id, timeout=120, poll=0.2).status == "succeeded"
+    rows = [json.loads(x) for x in path.read_text().splitlines()]
+    assert [r["iteration"] for r in rows] == list(range(1, stopped_at + 4))
+    drawn = [i for r in rows for draw in r["requests"] for i in draw]
+    rng, order, expected = np.random.RandomState(3), [], []
+    while len(expected) < len(drawn):
+        order = order or [int(i) for i in rng.permutation(len(records))]
+        expected.append(order.pop())
+    assert drawn == expected

@@ -50,10 +50,8 @@ REWARDS: dict[str, float] = {
     Reason.wrong_type.value: 0.5,
     Reason.wrong_count.value: 0.3,
     Reason.wrong_tool.value: 0.2,
-    # a call written as text (the server returns no tool call), or a native call that passes while a
-    # call was also written as text
+    # a call written as text: the server returns no tool call
     Reason.unparsed_format.value: 0.1,
-    "mixed": 0.1,
     Reason.bad_json.value: 0.0,
     Reason.no_call_made.value: 0.0,
     Reason.called_when_irrelevant.value: 0.0,
@@ -111,7 +109,9 @@ def server_answer(text: str, tokenizer: Any, tools: list[dict[str, Any]]) -> tup
     """What ``mlx_lm.server`` returns for a generated ``text``: (tool calls, content, a call dropped).
     Text between the tokenizer's tool-call markers goes through its tool parser (mlx-lm's own
     ``ToolCallFormatter``); a call that does not parse is dropped, as the server drops it; an unclosed
-    call at the end is still parsed, as the server does at the end of a generation."""
+    call at the end is still parsed, as the server does at the end of a generation (an empty one is
+    nothing, as there). Text that parses but is no call (no name, not an object) is dropped too, where
+    the server would fail on it: a sampled answer must never stop training."""
     start, end = getattr(tokenizer, "tool_call_start", None), getattr(tokenizer, "tool_call_end", None)
     if not getattr(tokenizer, "has_tool_calling", False) or not start or not end:
         return [], text, False
@@ -122,17 +122,23 @@ def server_answer(text: str, tokenizer: Any, tools: list[dict[str, Any]]) -> tup
         before, _, after = rest.partition(start)
         content += before
         body, closed, rest = after.partition(end)
-        pieces.append(body)
+        if closed or body:
+            pieces.append(body)
         if not closed:
             rest = ""
     content += rest
     calls: list[RawCall] = []
+    dropped = False
     for piece in pieces:
-        formatted = ToolCallFormatter(tokenizer.tool_parser, tools)([piece])
-        calls += [
-            RawCall(name=f["function"]["name"], arguments=f["function"]["arguments"]) for f in formatted
-        ]
-    dropped = len(calls) < len(pieces)
+        try:
+            formatted = ToolCallFormatter(tokenizer.tool_parser, tools)([piece])
+            parsed = [
+                RawCall(name=f["function"]["name"], arguments=f["function"]["arguments"]) for f in formatted
+            ]
+        except Exception:  # noqa: BLE001 — valid JSON that is no call object: the server could not use it
+            parsed = []
+        calls += parsed
+        dropped = dropped or not parsed
     return calls, content, dropped
 
 
@@ -142,10 +148,8 @@ def reward(case: EvalCase, text: str, tokenizer: Any) -> tuple[float, str]:
     verdict = score_case(case, calls, content, dropped_call=dropped)
     if verdict.native.passed and verdict.lenient.passed and not (case.expects_no_call and verdict.attempted):
         return REWARDS["right"], "right"
-    if verdict.native.passed and case.expects_no_call:  # no native call, but one written as text
+    if verdict.native.passed:  # no native call where none is due, but one written as text
         return REWARDS[Reason.called_when_irrelevant.value], Reason.called_when_irrelevant.value
-    if verdict.native.passed:  # a passing native call, and a call written as text beside it
-        return REWARDS["mixed"], "mixed"
     outcome = verdict.native.reason.value if verdict.native.reason else Reason.no_call_made.value
     return REWARDS.get(outcome, 0.0), outcome
 
@@ -163,6 +167,10 @@ class Rollout:
     draws: int = 1  # request sets sampled for this step (flat ones are drawn again)
     flat_groups: int = 0  # groups of the kept draw whose answers all earned the same reward
     groups: int = 0  # requests in the kept draw
+    cut_off: int = 0  # answers that reached max_completion_tokens
+    drawn_rewards: list[float] = field(default_factory=list)  # every draw's, the flat ones included
+    requests: list[list[int]] = field(default_factory=list)  # the requests of each draw (dataset order)
+    drawn_outcomes: Counter[str] = field(default_factory=Counter)
 
 
 # A group whose answers all earn the same reward has zero advantage: the step learns nothing from it (only
@@ -193,8 +201,9 @@ def rollout_batch(
     return mx.array(tokens), positions, valid, mx.array(advantages, dtype=mx.float32), reference
 
 
-def token_logps(model: Any, tokens: Any, positions: Any) -> Any:
-    """Log-probabilities of the target tokens at ``positions`` (per row), with the LM head run there only
+def token_logps(model: Any, tokens: Any, positions: Any, temperature: float = 1.0) -> Any:
+    """Log-probabilities of the target tokens at ``positions`` (per row) under the distribution sampled
+    from (logits over ``temperature``, as TRL scores GRPO's samples), with the LM head run there only
     when the model's body/head split is known (training/losses.py ``head_split``)."""
     import mlx.core as mx
 
@@ -208,19 +217,19 @@ def token_logps(model: Any, tokens: Any, positions: Any) -> Any:
     else:
         body, head = split
         logits = head(mx.take_along_axis(body(inputs), positions[..., None], axis=1))
-    logits = logits.astype(mx.float32)
+    logits = logits.astype(mx.float32) / temperature
     return mx.take_along_axis(logits, picked[..., None], axis=-1).squeeze(-1) - mx.logsumexp(logits, axis=-1)
 
 
-def grpo_loss_fn(beta: float) -> Any:
+def grpo_loss_fn(beta: float, temperature: float = 1.0) -> Any:
     """The loss mlx-lm's ``train`` calls as ``loss(model, *batch)`` on a :func:`rollout_batch`: per answer
     token ``-A * ratio`` (ratio = 1 on policy, its gradient that of the log-probability) plus ``beta`` times
     ``exp(ref - logp) - (ref - logp) - 1``, averaged per answer then over answers (mlx-lm-lora's ``grpo``
-    loss type). Returns (loss, answer tokens)."""
+    loss type); log-probabilities at the sampling ``temperature``. Returns (loss, answer tokens)."""
     import mlx.core as mx
 
     def loss(model: Any, tokens: Any, positions: Any, valid: Any, advantages: Any, reference: Any) -> Any:
-        logps = token_logps(model, tokens, positions)
+        logps = token_logps(model, tokens, positions, temperature)
         ratio = mx.exp(logps - mx.stop_gradient(logps))
         per_token = -ratio * advantages[:, None]
         if beta:
@@ -256,6 +265,8 @@ class Sampler:
         self.batch_size, self.group_size = batch_size, group_size
         self.temperature, self.max_tokens, self.beta = temperature, max_tokens, beta
         self.reference_weights = reference_weights
+        if beta and reference_weights is None:
+            raise ValueError("a KL term (beta > 0) needs the reference weights")
         self.rng = rng
         self._order: list[int] = []
         self._replay = list(replay_draws or [])  # draws per step already trained, for a resumed run
@@ -277,14 +288,21 @@ class Sampler:
     def __call__(self) -> Rollout:
         """Sample a step: redraw while every group is flat (at most :data:`MAX_DRAWS` draws)."""
         spent: Counter[str] = Counter()
-        generated = 0
+        generated, cut_off, rewards, outcomes = 0, 0, [], Counter[str]()
+        requests: list[list[int]] = []
         for draw in range(1, MAX_DRAWS + 1):
-            rollout = self._sample(self._draw(), last=draw == MAX_DRAWS)
+            requests.append(self._draw())
+            rollout = self._sample(requests[-1], last=draw == MAX_DRAWS)
             spent.update(rollout.seconds)
             generated += rollout.generated_tokens
+            cut_off += rollout.cut_off
+            rewards += rollout.rewards
+            outcomes.update(rollout.outcomes)
             if rollout.batch:
                 break
         rollout.draws, rollout.seconds, rollout.generated_tokens = draw, dict(spent), generated
+        rollout.cut_off, rollout.drawn_rewards, rollout.drawn_outcomes = cut_off, rewards, outcomes
+        rollout.requests = requests
         return rollout
 
     def _sample(self, picked: list[int], *, last: bool) -> Rollout:
@@ -324,6 +342,7 @@ class Sampler:
                 rewards=rewards,
                 outcomes=Counter(o for _, o in scored),
                 generated_tokens=sum(int(c.size) for c in completions),
+                cut_off=sum(int(c.size) >= self.max_tokens for c in completions),
                 processed_tokens=0,
                 seconds={"generate": t1 - t0, "score": time.monotonic() - t1, "reference": 0.0},
                 flat_groups=flat,
@@ -357,6 +376,7 @@ class Sampler:
             rewards=rewards,
             outcomes=Counter(o for _, o in scored),
             generated_tokens=sum(int(c.size) for c in completions),
+            cut_off=sum(int(c.size) >= self.max_tokens for c in completions),
             processed_tokens=sum(len(r) for r in rows),
             seconds={"generate": t1 - t0, "score": t2 - t1, "reference": t3 - t2},
             flat_groups=flat,
@@ -375,7 +395,7 @@ class Sampler:
         self.model.eval()
         try:
             self.model.load_weights(self.reference_weights, strict=False)
-            ref = mx.stop_gradient(token_logps(self.model, tokens, positions))
+            ref = mx.stop_gradient(token_logps(self.model, tokens, positions, self.temperature))
             mx.eval(ref)
         finally:
             self.model.load_weights(current, strict=False)
@@ -384,16 +404,20 @@ class Sampler:
 
 
 def rollout_record(iteration: int, r: Rollout) -> dict[str, Any]:
-    """One line of a run's ``rollouts.jsonl``: what the step's sampled answers earned."""
-    n = max(len(r.rewards), 1)
+    """One line of a run's ``rollouts.jsonl``: what the step's sampled answers earned, over every draw
+    (what the policy does) and over the draw trained on."""
+    rewards = r.drawn_rewards or r.rewards
     return {
         "iteration": iteration,
-        "reward_mean": round(sum(r.rewards) / n, 4),
-        "right": r.outcomes.get("right", 0),
-        "answers": len(r.rewards),
-        "outcomes": dict(sorted(r.outcomes.items())),
+        "reward_mean": round(sum(rewards) / max(len(rewards), 1), 4),
+        "right": (r.drawn_outcomes or r.outcomes).get("right", 0),
+        "answers": len(rewards),
+        "outcomes": dict(sorted((r.drawn_outcomes or r.outcomes).items())),
+        "trained_reward_mean": round(sum(r.rewards) / max(len(r.rewards), 1), 4),
+        "cut_off": r.cut_off,
         "generated_tokens": r.generated_tokens,
         "draws": r.draws,
+        "requests": r.requests,
         "groups": r.groups,
         "flat_groups": r.flat_groups,
         "seconds": {k: round(v, 3) for k, v in r.seconds.items()},
@@ -403,8 +427,7 @@ def rollout_record(iteration: int, r: Rollout) -> dict[str, Any]:
 def summarize_rollouts(path: Path, window: int = 10) -> dict[str, Any]:
     """The run's rewards in short: the mean reward of the first and the last ``window`` steps, the
     outcomes over the run, and the time spent generating and scoring the reference."""
-    lines = path.read_text("utf-8").splitlines() if path.is_file() else []
-    rows = [json.loads(line) for line in lines if line.strip()]
+    rows = read_rollouts(path)
     if not rows:
         return {}
     outcomes: Counter[str] = Counter()
@@ -422,6 +445,20 @@ def summarize_rollouts(path: Path, window: int = 10) -> dict[str, Any]:
         "generated_tokens": sum(r["generated_tokens"] for r in rows),
         "draws": sum(r.get("draws", 1) for r in rows),
         "steps_all_flat": sum(r.get("flat_groups", 0) == r.get("groups", -1) for r in rows),
+        "cut_off": sum(r.get("cut_off", 0) for r in rows),
         "generate_s": round(sum(r["seconds"]["generate"] for r in rows), 2),
         "reference_s": round(sum(r["seconds"]["reference"] for r in rows), 2),
     }
+
+
+def read_rollouts(path: Path) -> list[dict[str, Any]]:
+    """The lines of a ``rollouts.jsonl``; a torn one (a kill mid-write) is left out, as events are."""
+    rows: list[dict[str, Any]] = []
+    for line in path.read_text("utf-8").splitlines() if path.is_file() else []:
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict) and "iteration" in row:
+            rows.append(row)
+    return rows

@@ -23,7 +23,7 @@ import json
 from collections.abc import Callable
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from tooltune.adapters.registry import AdapterRegistry
 from tooltune.config import Settings
@@ -81,6 +81,15 @@ class ImproveConfig(BaseModel):
         default=4, ge=1, le=64, description="Requests in flight when sampling and evaluating."
     )
     max_tokens: int = Field(default=256, ge=8, description="Most tokens per answer (sampling and evals).")
+
+    @model_validator(mode="after")
+    def _grpo_samples(self) -> ImproveConfig:
+        if self.method == "grpo" and (self.k < 2 or self.temperature == 0):
+            raise ValueError(
+                "method grpo compares answers within a group: it needs k of at least 2 and a temperature "
+                "above 0"
+            )
+        return self
 
 
 class RoundResult(BaseModel):
@@ -231,7 +240,7 @@ async def improve(
                 init_adapter=current,
                 iters=cfg.iters,
                 beta=cfg.beta,
-                group_size=max(2, cfg.k),
+                group_size=cfg.k,
                 sample_temperature=cfg.temperature,
                 max_completion_tokens=min(cfg.max_tokens, 4096),
                 seed=r,

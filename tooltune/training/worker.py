@@ -406,7 +406,7 @@ class Worker:
         if self.leader:
             save_config(cfg.mlx_adapter_config(adapter_dir, keys=keys), adapter_dir / "adapter_config.json")
 
-        if len(valid_set) < cfg.batch_size:  # mlx-lm can't make a single validation batch
+        if len(valid_set) < cfg.batch_size and not grpo:  # mlx-lm can't make one validation batch
             self._warn(
                 f"validation skipped: {len(valid_set)} validation examples is fewer than "
                 f"batch_size {cfg.batch_size}"
@@ -438,7 +438,7 @@ class Worker:
             elif grpo:
                 from tooltune.training.grpo import grpo_loss_fn
 
-                loss_kw = {"loss": grpo_loss_fn(cfg.beta)}
+                loss_kw = {"loss": grpo_loss_fn(cfg.beta, cfg.sample_temperature)}
             else:
                 loss_kw = {"loss": self._loss()} if self._custom_loss or self._answer_only else {}
             enough_valid = len(valid_set) >= cfg.batch_size
@@ -562,14 +562,12 @@ class Worker:
         path = self.run_dir / "rollouts.jsonl"
         if not path.is_file():
             return []
-        kept = [
-            line
-            for line in path.read_text("utf-8").splitlines()
-            if line.strip() and json.loads(line)["iteration"] <= self.start_iter
-        ]
+        from tooltune.training.grpo import read_rollouts
+
+        kept = [row for row in read_rollouts(path) if row["iteration"] <= self.start_iter]
         if self.leader:
-            atomic_write_text(path, "".join(line + "\n" for line in kept))
-        return [int(json.loads(line).get("draws", 1)) for line in kept]
+            atomic_write_text(path, "".join(json.dumps(row) + "\n" for row in kept))
+        return [int(row.get("draws", 1)) for row in kept]
 
     def _iterate_rollouts(
         self,
