@@ -29,6 +29,12 @@ from tooltune.toolspec import ToolSpec
         ("Specific season in format 'YYYY-YYYY'.", []),
         ("The check-in date in the format YYYY-MM-DD.", []),
         ("Type of food like Sushi.", []),
+        # where the value comes from is no example of one; a value that starts with a preposition still is
+        ("Id of the note, e.g. from search_notes.", []),
+        (
+            "Status of the report, could be 'in progress', 'concluded' or 'draft'.",
+            ["in progress", "concluded", "draft"],
+        ),
         ("", []),
     ],
 )

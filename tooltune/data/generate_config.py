@@ -35,7 +35,11 @@ from tooltune.data.teacher import TeacherStats
 #     sometimes gets a full form in the request, kept whole. The coding tools' data is byte-identical to 8.
 #     Phrasebook files (data/phrasebook.py) came later without a bump: a dataset made with one records it
 #     in its sources (name@digest); every dataset made without one is byte-identical to before.
-GENERATOR_VERSION = "tooltune-data/10"
+# 11: "e.g. from search_notes" in a description says where a value comes from; it is no example value
+#     (a request said "the note from search_notes" and the call carried it). Only tool sets whose
+#     descriptions say so change (the built-in notes-calendar tools); the coding tools' and BFCL
+#     simple_python, multiple and parallel data are byte-identical to 10.
+GENERATOR_VERSION = "tooltune-data/11"
 
 # ~25% of examples (after splitting multi-turn ones) end without a call: the model must learn not to
 # over-call (BFCL irrelevance), including when the offered tool is about the topic but does another job.

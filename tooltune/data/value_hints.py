@@ -22,6 +22,8 @@ _LIST_END = re.compile(r",?\s*\betc\b|\.(?:\s|$)|[);]|\s-\s|$")
 _PLACEHOLDER = re.compile(r"^[YMDHhms/\-: .]+$|yyyy|\bmm\b|\bdd\b|\bxxx", re.I)
 _SKIP = {"default", "none", "null", "all", "true", "false", "etc", "and", "or", "other", "others"}
 _SKIP |= {"city", "state", "country", "name", "value", "string"}  # format words, not values
+# where a value comes from, not a value: "Id of the note, e.g. from search_notes."
+_PROVENANCE = re.compile(r"^(?:from|via|returned by|see)\b", re.I)
 
 
 def description_examples(description: str) -> list[str]:
@@ -50,6 +52,7 @@ def description_examples(description: str) -> list[str]:
             and not _PLACEHOLDER.search(v)
             and not v.lower().startswith("default")
             and not v.startswith(("the ", "a ", "an "))  # a sentence; "A Minor" is a value
+            and not _PROVENANCE.match(v)
             and v not in out
         ):
             out.append(v)
