@@ -30,8 +30,9 @@ import anyio
 
 from tooltune.config import Settings
 from tooltune.data.datasets import generate_dataset
-from tooltune.data.generate_config import GENERATOR_VERSION, GenerateConfig
+from tooltune.data.generate_config import GenerateConfig
 from tooltune.data.phrasebook import BookText, load_phrasebook
+from tooltune.data.store import load_dataset
 from tooltune.evals.compare import Comparison
 from tooltune.evals.service import compare_runs, run_suite_on_server
 from tooltune.evals.suite import load_suite
@@ -176,7 +177,8 @@ def main() -> None:
             "baseline": {**rates(base), "single_call": rates(base, SINGLE), "run_id": base.meta.run_id},
             "sources": {},
             "command": " ".join(["python", *sys.argv]),
-            "generator": GENERATOR_VERSION,
+            # the version that made the datasets (reused by name, they may predate this tooltune)
+            "generator": sorted({load_dataset(ws, d).generator_version for d in datasets.values()}),
             "machine": machine_info(),
             "wall_s": round(time.perf_counter() - t0, 1),
         }
