@@ -359,3 +359,63 @@ def test_review_cases_fill_only_what_the_words_show(tracker: list[ToolSpec]) -> 
         got = data.result(rng, "get_issue", {"issue_id": 7})
         assert got is not None and json.loads(got[0]) == {"id": 7} and got[1] == "7"  # the answer is text
     assert data.follow_up(rng) is None  # the ticket never appears in the result: it would be a guess
+
+
+RECORDS_BOOK = """\
+phrasebook: 1
+name: records-test
+tools:
+  update_issue:
+    requests:
+      - "give #{issue_id} to {assignee} for {milestone}"
+      - "move #{issue_id} to {milestone}"
+    parallel: ["give #{issue_id.1} to {assignee.1} and #{issue_id.2} to {assignee.2}"]
+    values:
+      issue_id: {range: [1, 999]}
+    records:               # who works on which milestone: the values go together
+      - {assignee: maria, milestone: v2.0}
+      - {assignee: jpark, milestone: v3.1}
+      - {assignee: nobody_field: 1}
+      - {assignee: lwright, milestone: 7}
+      - {milestone: v4.0}
+"""
+
+
+def test_records_fill_values_that_belong_together(tracker: list[ToolSpec], tmp_path: Path) -> None:
+    """A record fills every slot of its parameters in one call (a person and their milestone), each call
+    of a parallel request draws its own, and a record that does not fit the tools is dropped with its
+    line while the rest are used."""
+    text = RECORDS_BOOK.replace("{assignee: nobody_field: 1}", "{assignee: kim, nobody_field: 1}")
+    path = tmp_path / "records.yaml"
+    path.write_text(text)
+    checked = check_phrasebook(load_phrasebook(path), tracker)
+    errors = {(i.line, i.message.split(":")[0]) for i in checked.errors}
+    assert (_line_of(text, "nobody_field"), "update_issue has no parameter(s) nobody_field") in errors
+    assert any(
+        i.line == _line_of(text, "milestone: 7") and "does not fit" in i.message for i in checked.errors
+    )
+    kept = checked.book.tools["update_issue"].records
+    assert kept == [
+        {"assignee": "maria", "milestone": "v2.0"},
+        {"assignee": "jpark", "milestone": "v3.1"},
+        {"milestone": "v4.0"},
+    ]
+    book = DataBook(checked, tracker)
+    rng = random.Random(0)
+    pairs, milestones = set(), set()
+    for _ in range(200):
+        got = book.request(rng, "update_issue")
+        assert got is not None
+        _, args = got
+        if "assignee" in args:
+            pairs.add((args["assignee"], args["milestone"]))
+        else:
+            milestones.add(args["milestone"])
+    assert pairs == {("maria", "v2.0"), ("jpark", "v3.1")}  # never a person with another's milestone
+    assert milestones == {"v2.0", "v3.1", "v4.0"}
+    seen = set()
+    for _ in range(100):
+        said, calls = book.pair(rng, "update_issue") or ("", [])
+        assert len(calls) == 2 and all(c["assignee"] in said for c in calls)
+        seen.add(tuple(sorted(c["assignee"] for c in calls)))
+    assert ("jpark", "maria") in seen  # each call draws its own record

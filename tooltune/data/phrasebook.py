@@ -75,6 +75,9 @@ class ToolPhrases(BaseModel):
     model_config = ConfigDict(extra="forbid")
     requests: list[str] = Field(default_factory=list)
     values: dict[str, ValueSpec] = Field(default_factory=dict)
+    # values that belong together (a command and its arguments): one record fills every slot of its
+    # parameters in one call
+    records: list[dict[str, Any]] = Field(default_factory=list)
     say: dict[str, dict[str, list[str]]] = Field(default_factory=dict)
     parallel: list[str] = Field(default_factory=list)
     near_misses: list[str] = Field(default_factory=list)
@@ -131,7 +134,11 @@ class Phrasebook(BaseModel):
 
     def digest(self) -> str:
         """Content hash (sha256 prefix) of the book as used: part of a dataset's recorded sources."""
-        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        data = self.model_dump(mode="json")
+        for phrases in data["tools"].values():  # books written before records keep their digest
+            if not phrases["records"]:
+                del phrases["records"]
+        text = json.dumps(data, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def counts(self) -> dict[str, int]:
@@ -407,6 +414,30 @@ class _Checker:
             kept[name] = good
         return kept
 
+    def check_records(
+        self, where: str, records: list[dict[str, Any]], tool: ToolSpec
+    ) -> list[dict[str, Any]]:
+        """Records whose every key is a parameter of ``tool`` and every value fits its schema; any other is
+        dropped and named (the rest are used)."""
+        kept: list[dict[str, Any]] = []
+        for i, record in enumerate(records):
+            at = f"{where}[{i}]"
+            unknown = sorted(k for k in record if k not in tool.properties)
+            if unknown or not record:
+                what = (
+                    f"{tool.name} has no parameter(s) {', '.join(unknown)}" if unknown else "an empty record"
+                )
+                self.add("error", at, what)
+                continue
+            bad = sorted(k for k, v in record.items() if not self.value_ok(tool, k, v))
+            if bad:
+                self.add(
+                    "error", at, f"{', '.join(f'{k}={record[k]!r}' for k in bad)} does not fit the schema"
+                )
+                continue
+            kept.append(record)
+        return kept
+
     def template_ok(
         self, where: str, template: str, tool: ToolSpec, *, call: bool, indexed: bool = False
     ) -> bool:
@@ -468,6 +499,7 @@ class _Checker:
             self.add("error", where, f"no tool {name!r} in the tool set ({', '.join(sorted(self.by_name))})")
             return None
         values = self.check_values(f"{where}.values", phrases.values, tool)
+        records = self.check_records(f"{where}.records", phrases.records, tool)
         say: dict[str, dict[str, list[str]]] = {}
         for param, forms in phrases.say.items():
             if param not in tool.properties:
@@ -478,7 +510,7 @@ class _Checker:
                 for v, fs in forms.items()
                 if self._say_ok(tool, param, v, where)
             }
-        kept = ToolPhrases(values=values, say=say)
+        kept = ToolPhrases(values=values, records=records, say=say)
         for field, call, indexed in (
             ("requests", True, False),
             ("parallel", True, True),

@@ -65,14 +65,18 @@ class _Fill:
         self.rng = rng
         self.book = book
         self.named: dict[str, Any] = {}
+        self.records: dict[tuple[str, int | None], dict[str, Any]] = {}  # one record per tool and call
 
     def named_value(self, name: str) -> Any:
         if name not in self.named:
             self.named[name] = _draw(self.rng, self.book.book.values[name])
         return self.named[name]
 
-    def param_value(self, tool: ToolSpec, name: str) -> Any:
+    def param_value(self, tool: ToolSpec, name: str, index: int | None = None) -> Any:
         phrases = self.book.book.tools.get(tool.name)
+        record = self._record(tool, name, index)
+        if record is not None:
+            return record[name]
         spec = phrases.values.get(name) if phrases is not None else None
         if spec is None:
             spec = self.book.book.values.get(name)
@@ -83,6 +87,21 @@ class _Fill:
             return say_key_value(self.rng.choice(sorted(said)), tool.properties.get(name))
         schema = tool.properties.get(name)
         return sample_value(self.rng, name, schema if isinstance(schema, dict) else {})
+
+    def _record(self, tool: ToolSpec, name: str, index: int | None) -> dict[str, Any] | None:
+        """The record that fills ``name`` in call ``index``: drawn at the call's first slot a record
+        names, then kept for its other slots (a record without ``name`` leaves it to the other sources)."""
+        phrases = self.book.book.tools.get(tool.name)
+        if phrases is None or not phrases.records:
+            return None
+        key = (tool.name, index)
+        if key not in self.records:
+            having = [r for r in phrases.records if name in r]
+            if not having:
+                return None
+            self.records[key] = self.rng.choice(having)
+        record = self.records[key]
+        return record if name in record else None
 
     def say(self, tool: ToolSpec, name: str, value: Any, modifier: str | None) -> tuple[str, bool]:
         """The value as written in the request, and whether the writing itself grounds it (a declared
@@ -117,7 +136,7 @@ class _Fill:
                 text_values[(name, index)] = ""
                 return ""
             if name in tool.properties:
-                v = self.param_value(tool, name)
+                v = self.param_value(tool, name, index)
                 per_call.setdefault(index, {})[name] = v
                 said, declared = self.say(tool, name, v, modifier)
                 if declared:

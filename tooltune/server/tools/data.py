@@ -54,8 +54,9 @@ PHRASEBOOK_HELP = (
     'know how people talk). A mapping (or its YAML/JSON text): {"tools": {TOOL: {"requests": '
     "[10+ short requests as people type them, a {param} slot where each value goes, every required "
     "parameter in each, optional ones in some, never 'with X set to Y'], \"values\": {param: [realistic "
-    'values, 8+; or {"range": [lo, hi]} for integers]}, "say": {param: {value: [other words for '
-    'that exact value]}}, "parallel": [requests for two calls at once with {param.1} and {param.2}], '
+    'values, 8+; or {"range": [lo, hi]} for integers]}, "records": [{param: value, param2: value2}: values '
+    'that belong together, one record fills all its slots in a call], "say": {param: {value: [other words '
+    'for that exact value]}}, "parallel": [requests for two calls at once with {param.1} and {param.2}], '
     '"near_misses": [requests on the tool\'s topic that no offered tool can do], "results": '
     '[{"result": what the tool returns (object or text, slots allowed), "answer": a reply using '
     'it}]}}, "values": {NAME: [values for {NAME} slots in results/follow-ups]}, "follow_ups": [[{"ask": '
