@@ -66,6 +66,25 @@ def test_answers_are_read_as_the_server_reads_them(tokenizer: Any) -> None:
         assert server_answer(f"<tool_call>\n{not_a_call}\n</tool_call>", tokenizer, TOOLS) == ([], "", True)
 
 
+def test_a_thinking_models_reasoning_is_not_read_as_its_answer(tokenizer: Any) -> None:
+    """As the server returns a thinking model's reasoning apart from the content and never parses it
+    for calls, a call drafted while thinking is not the answer, and the answer after it is."""
+    from types import SimpleNamespace
+
+    from tooltune.training.grpo import server_answer
+
+    thinking = SimpleNamespace(
+        has_thinking=True, think_start="<think>", think_end="</think>", has_tool_calling=True,
+        tool_call_start="<tool_call>", tool_call_end="</tool_call>", tool_parser=tokenizer.tool_parser,
+    )  # fmt: skip
+    drafted = f"<think>maybe {CALL}? no, they asked a question</think>\nA closure keeps its scope."
+    assert server_answer(drafted, thinking, TOOLS) == ([], "\nA closure keeps its scope.", False)
+    calls, content, _ = server_answer(f"the template opened it</think>\n{CALL}", thinking, TOOLS)
+    assert [c.name for c in calls] == ["read_file"] and content.strip() == ""
+    assert server_answer("<think>still thinking when cut off", thinking, TOOLS) == ([], "", False)
+    assert server_answer(drafted, tokenizer, TOOLS)[1].startswith("<think>")  # no thinking: text as it is
+
+
 def test_the_reward_follows_the_scorers_verdict(tokenizer: Any) -> None:
     from tooltune.training.grpo import REWARDS, reward
 

@@ -112,6 +112,7 @@ def server_answer(text: str, tokenizer: Any, tools: list[dict[str, Any]]) -> tup
     call at the end is still parsed, as the server does at the end of a generation (an empty one is
     nothing, as there). Text that parses but is no call (no name, not an object) is dropped too, where
     the server would fail on it: a sampled answer must never stop training."""
+    text = _without_reasoning(text, tokenizer)
     start, end = getattr(tokenizer, "tool_call_start", None), getattr(tokenizer, "tool_call_end", None)
     if not getattr(tokenizer, "has_tool_calling", False) or not start or not end:
         return [], text, False
@@ -140,6 +141,25 @@ def server_answer(text: str, tokenizer: Any, tools: list[dict[str, Any]]) -> tup
         calls += parsed
         dropped = dropped or not parsed
     return calls, content, dropped
+
+
+def _without_reasoning(text: str, tokenizer: Any) -> str:
+    """``text`` less a thinking model's reasoning, which the server returns apart from the content (and
+    never parses for calls): every ``think_start … think_end`` span, and what precedes a ``think_end``
+    with no start (the chat template opened the block in the prompt)."""
+    if not getattr(tokenizer, "has_thinking", False):
+        return text
+    open_, close = getattr(tokenizer, "think_start", None), getattr(tokenizer, "think_end", None)
+    if not open_ or not close:
+        return text
+    if close in text and (open_ not in text or text.index(close) < text.index(open_)):
+        text = text.split(close, 1)[1]
+    out = ""
+    while open_ in text:
+        before, _, after = text.partition(open_)
+        out += before
+        text = after.split(close, 1)[1] if close in after else ""  # an unclosed block is all reasoning
+    return out + text
 
 
 def reward(case: EvalCase, text: str, tokenizer: Any) -> tuple[float, str]:
