@@ -177,19 +177,38 @@ async def _sample_pick_train(
     except NothingToPairError as e:  # nothing wrong to learn from on these requests
         return "", "", {}, f"round {r}: {e}"
     say(f"round {r}: training on {sum(picked.counts.values())} rows ({picked.picked})")
-    train_cfg = TrainConfig(
+    method = "sft" if cfg.method == "rejection" else cfg.method
+    train_cfg = _round_config(cfg, registry, model_path, current, dataset=picked.dataset, method=method)
+    await _train_round(settings, registry, train_cfg, candidate)
+    return samples.name, picked.dataset, picked.picked, None
+
+
+def _round_config(
+    cfg: ImproveConfig,
+    registry: AdapterRegistry,
+    model_path: Any,
+    current: str | None,
+    **fields: Any,
+) -> TrainConfig:
+    """A round's training run: from the current adapter's weights and LoRA shape, the job's steps,
+    beta and learning rate, plus the method's own ``fields``."""
+    return TrainConfig(
         model=str(model_path),
-        dataset=picked.dataset,
-        method="sft" if cfg.method == "rejection" else cfg.method,
         init_adapter=current,
         iters=cfg.iters,
         beta=cfg.beta,
         **({"learning_rate": cfg.learning_rate} if cfg.learning_rate else {}),
         **adapter_lora_shape(registry, current),
+        **fields,
     )
-    if candidate not in registry.names():  # a resumed loop keeps what an earlier invocation trained
+
+
+async def _train_round(
+    settings: Settings, registry: AdapterRegistry, train_cfg: TrainConfig, candidate: str
+) -> None:
+    """Train the round's candidate, unless an earlier invocation of the loop already did."""
+    if candidate not in registry.names():
         await _train_candidate(settings, train_cfg, candidate)
-    return samples.name, picked.dataset, picked.picked, None
 
 
 async def improve(
@@ -233,22 +252,12 @@ async def improve(
         candidate = f"{tag}-adapter"
         if cfg.method == "grpo":
             say(f"round {r}: GRPO from {current or 'the base model'} on {cfg.dataset}'s requests")
-            grpo_cfg = TrainConfig(
-                model=str(model_path),
-                dataset=cfg.dataset,
-                method="grpo",
-                init_adapter=current,
-                iters=cfg.iters,
-                beta=cfg.beta,
-                group_size=cfg.k,
-                sample_temperature=cfg.temperature,
-                max_completion_tokens=min(cfg.max_tokens, 4096),
-                seed=r,
-                **({"learning_rate": cfg.learning_rate} if cfg.learning_rate else {}),
-                **adapter_lora_shape(registry, current),
-            )
-            if candidate not in registry.names():
-                await _train_candidate(settings, grpo_cfg, candidate)
+            grpo_cfg = _round_config(
+                cfg, registry, model_path, current,
+                dataset=cfg.dataset, method="grpo", group_size=cfg.k, sample_temperature=cfg.temperature,
+                max_completion_tokens=min(cfg.max_tokens, 4096), seed=r,
+            )  # fmt: skip
+            await _train_round(settings, registry, grpo_cfg, candidate)
             rollouts = registry.get(candidate).train_metrics.get("rollouts") or {}
             samples_name, data_name, picked_rows = "", cfg.dataset, dict(rollouts.get("outcomes") or {})
         else:
