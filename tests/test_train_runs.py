@@ -150,6 +150,9 @@ def test_run_learns_and_every_config_value_reaches_mlx(
     assert {m.scale for m in loras} == {6.0}
     assert {round(1 - m.dropout._p_1, 6) for m in loras} == {0.05}
     assert run.applied["rank"] == [4] and run.applied["adapted_layers"] == 1
+    lengths = run.applied["sequence_lengths"]  # read back from the tokenized training set
+    assert lengths["max_seq_length"] == 512 and lengths["examples"] == 24
+    assert 0 < lengths["longest"] <= 512 and lengths["truncated"] == lengths["answer_cut_off"] == 0
     assert run.device == str(mx.default_device())  # what the worker ran on, from MLX itself
 
     # grad accumulation: after 10 micro-steps the optimizer has made 5 updates
@@ -287,11 +290,12 @@ def test_simultaneous_starts_one_wins(tiny_model: Path, settings: Settings, data
 
 
 @pytest.mark.slow
-def test_non_finite_loss_fails_the_run_and_registers_nothing(
+def test_answers_beyond_max_seq_length_fail_the_run_and_register_nothing(
     tiny_model: Path, settings: Settings, dataset: str
 ) -> None:
-    """Prompts longer than max_seq_length under mask_prompt leave no trained token (loss 0/0 = NaN):
-    the run must end failed with a reason that names the fix, never as a registered adapter."""
+    """Prompts longer than max_seq_length under mask_prompt leave no trained token (mlx-lm would train on
+    0/0 = NaN): the run must end failed, before training, with a reason that names the fix, never as a
+    registered adapter; the lengths it read are recorded with what the trainer saw."""
     cfg = TrainConfig(
         model=str(tiny_model), dataset=dataset, iters=6, batch_size=2, mask_prompt=True,
         max_seq_length=24, steps_per_report=1, steps_per_eval=100, val_batches=1,
@@ -301,6 +305,8 @@ def test_non_finite_loss_fails_the_run_and_registers_nothing(
     done = _wait_for(lambda: (j := store.get(job.id)).done and j, timeout=180)
     run = runs.get_run(settings, job.id)
     assert done.status == "failed" and run.status == "failed"
-    assert "loss became nan" in (run.error or "") and "--max-seq-length" in (run.error or "")
+    error = run.error or ""
+    assert "answer beyond max_seq_length 24" in error and "--max-seq-length to" in error
+    assert not _train_events(done)  # refused before the first step
     assert not run.registered and not (Workspace(settings.workspace).adapters / "diverged").exists()
     assert runs.training_lock_holder(settings) is None

@@ -43,6 +43,7 @@ from tooltune.training.losses import (
     weighted_loss,
 )
 from tooltune.training.runs import RunRecord, TrainEvent, read_events, read_run, release_lock, write_run
+from tooltune.training.seq_lengths import check_trainable, sequence_lengths
 from tooltune.training.token_rows import (
     apply_token_rows,
     default_tokens,
@@ -374,6 +375,12 @@ class Worker:
         if cfg.init_adapter_path is not None:
             applied["init_adapter"] = {"name": cfg.init_adapter, "path": str(cfg.init_adapter_path)}
         train_data = train_set if dpo or grpo else CacheDataset(train_set)  # tokenized once, on first use
+        if not (dpo or grpo):  # what max_seq_length cuts off (pairs and GRPO prompts are checked as loaded)
+            lengths = sequence_lengths((train_data[i] for i in range(len(train_data))), cfg.max_seq_length)
+            check_trainable(lengths, str(cfg.dataset))
+            applied["sequence_lengths"] = lengths.model_dump()
+            if (warning := lengths.warning()) and self.start_iter == 0:
+                self._warn(warning)
         if dpo:
             applied["method"] = self._prepare_pairs(model, train_set, valid_set)
         if grpo:
