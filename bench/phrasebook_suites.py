@@ -19,6 +19,7 @@ test against the baseline and the hand/drafted adapters' against the schema adap
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -45,6 +46,7 @@ from bench_common import machine_info, restart_with_blas
 
 REPO = Path(__file__).resolve().parents[1]
 SUITES = {"issue-tracker": "issue_tracker", "notes-calendar": "notes_calendar"}
+DEFAULT_LENGTH = TrainConfig.model_fields["max_seq_length"].default
 SINGLE = ("simple", "choose_among_many", "argument_format")  # one call asked for
 
 
@@ -61,25 +63,47 @@ def books(source: str) -> list[BookText]:
     ]
 
 
-def stage_data(ws: Workspace, model: Path, source: str, n: int, seed: int) -> str:
-    name = f"pb-{source}-n{n}-s{seed}"
+def data_variant(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    """The generator settings that differ from the defaults, and the dataset-name suffix naming them."""
+    changed: dict[str, Any] = {}
+    suffix = ""
+    if args.max_tools is not None:
+        changed["max_tools"], suffix = args.max_tools, suffix + f"-t{args.max_tools}"
+    if args.phrasebook_share is not None:
+        changed["phrasebook_share"] = args.phrasebook_share
+        suffix += f"-pb{args.phrasebook_share:g}"
+    if args.mix is not None:
+        changed["mix"] = json.loads(args.mix)
+        suffix += "-mix" + hashlib.sha256(json.dumps(changed["mix"], sort_keys=True).encode()).hexdigest()[:6]
+    return changed, suffix
+
+
+def stage_data(
+    ws: Workspace, model: Path, source: str, n: int, seed: int, variant: tuple[dict[str, Any], str]
+) -> str:
+    changed, suffix = variant
+    name = f"pb-{source}-n{n}-s{seed}{suffix}"
     if (ws.datasets / name).exists():
         log(f"data: reusing {name}")
         return name
     specs = [f"builtin:{s}" for s in SUITES]
     info, res = generate_dataset(
-        ws, name, specs, GenerateConfig(n=n, seed=seed), model_path=model, phrasebook=books(source)
+        ws, name, specs, GenerateConfig(n=n, seed=seed, **changed), model_path=model, phrasebook=books(source)
     )
     log(f"data: {name} {info.counts} leaked={res.dropped_leaked} skipped={len(res.phrasebook_skipped)}")
     return name
 
 
 def stage_train(
-    settings: Settings, ws: Workspace, model: Path, dataset: str, iters: int, seed: int
+    settings: Settings, ws: Workspace, model: Path, dataset: str, iters: int, seed: int, max_seq_length: int
 ) -> dict[str, Any]:
-    adapter = f"{dataset}-i{iters}-t{seed}"
+    adapter = f"{dataset}-i{iters}-t{seed}" + (
+        f"-L{max_seq_length}" if max_seq_length != DEFAULT_LENGTH else ""
+    )
     if not (ws.adapters / adapter).exists():
-        config = TrainConfig(model=str(model), dataset=dataset, iters=iters, seed=seed)
+        config = TrainConfig(
+            model=str(model), dataset=dataset, iters=iters, seed=seed, max_seq_length=max_seq_length
+        )
         log(f"train: {adapter} ({iters} iters, the default recipe otherwise)")
         job = start_training(config, settings, name=adapter)
         last = time.perf_counter()
@@ -147,7 +171,13 @@ def main() -> None:
     p.add_argument(
         "--workspace", type=Path, default=Path.home() / ".cache" / "tooltune" / "bench-phrasebooks"
     )
+    p.add_argument("--max-tools", type=int, help="the generator's max_tools (default: its own)")
+    p.add_argument("--phrasebook-share", type=float, help="the generator's phrasebook_share")
+    p.add_argument("--mix", help="the generator's kind weights, as JSON")
+    p.add_argument("--max-seq-length", type=int, default=DEFAULT_LENGTH, help="training's max_seq_length")
+    p.add_argument("--tag", default="", help="suffix of the result files (phrasebook_<suite><tag>.json)")
     args = p.parse_args()
+    variant = data_variant(args)
     restart_with_blas()
     settings = Settings.load(workspace=args.workspace)
     ws = Workspace(settings.workspace).ensure()
@@ -155,8 +185,10 @@ def main() -> None:
     trained: dict[str, dict[str, Any]] = {}
     datasets: dict[str, str] = {}
     for source in args.sources:
-        datasets[source] = stage_data(ws, args.model, source, args.n, args.seed)
-        trained[source] = stage_train(settings, ws, args.model, datasets[source], args.iters, args.seed)
+        datasets[source] = stage_data(ws, args.model, source, args.n, args.seed, variant)
+        trained[source] = stage_train(
+            settings, ws, args.model, datasets[source], args.iters, args.seed, args.max_seq_length
+        )
     evals = anyio.run(
         stage_eval,
         settings,
@@ -201,7 +233,9 @@ def main() -> None:
             if source != "schema" and "schema" in reports:
                 entry["vs_schema"] = mcnemar(compare_runs(ws, reports["schema"].meta.run_id, rep.meta.run_id))
             result["sources"][source] = entry
-        out = REPO / "bench" / "results" / f"phrasebook_{SUITES[suite_name]}.json"
+        result["generator_settings"] = variant[0]  # those that differ from GenerateConfig's defaults
+        result["max_seq_length"] = args.max_seq_length
+        out = REPO / "bench" / "results" / f"phrasebook_{SUITES[suite_name]}{args.tag}.json"
         atomic_write_json(out, result)
         log(f"wrote {out}")
 
