@@ -5,13 +5,16 @@ For each data source (``schema``: no phrasebook; ``hand``: bench/phrasebooks/<su
 ``drafted``: bench/phrasebooks/<suite>.drafted.yaml when present) one dataset covers both built-in
 suites' tool sets (issue-tracker + notes-calendar, 16 tools), one adapter is trained on it with the
 default recipe, and the base model and each adapter answer every case of both suites (never trained on:
-the leak check drops generated requests near any suite case). Each stage is skipped when its result
-exists, so a re-run resumes.
+the leak check drops generated requests near any suite case). With ``--per-suite`` each suite gets its
+own dataset (its 8 tools only) and adapter instead, as a user with one tool set would. Generator and
+training settings that differ from the defaults (``--max-tools``, ``--phrasebook-share``, ``--mix``,
+``--max-seq-length``) are named in the dataset and adapter names and recorded in the results; ``--tag``
+names the result files. Each stage is skipped when its result exists, so a re-run resumes.
 
 Usage:
   python bench/phrasebook_suites.py --model /path/to/qwen2.5-coder-0.5b-instruct [--sources schema hand]
 
-Writes bench/results/phrasebook_<suite>.json per suite: the baseline's and each source's adapter's
+Writes bench/results/phrasebook_<suite><tag>.json per suite: the baseline's and each source's adapter's
 native and lenient accuracy (overall, per category, and on single-call cases), each adapter's paired
 test against the baseline and the hand/drafted adapters' against the schema adapter (McNemar).
 """
@@ -54,13 +57,11 @@ def log(msg: str) -> None:
     print(f"[{datetime.now().strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def books(source: str) -> list[BookText]:
+def books(source: str, suites: list[str]) -> list[BookText]:
     """The source's book for each suite's tool set (none for ``schema``)."""
     if source == "schema":
         return []
-    return [
-        load_phrasebook(REPO / "bench" / "phrasebooks" / f"{stem}.{source}.yaml") for stem in SUITES.values()
-    ]
+    return [load_phrasebook(REPO / "bench" / "phrasebooks" / f"{SUITES[s]}.{source}.yaml") for s in suites]
 
 
 def data_variant(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
@@ -79,16 +80,28 @@ def data_variant(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
 
 
 def stage_data(
-    ws: Workspace, model: Path, source: str, n: int, seed: int, variant: tuple[dict[str, Any], str]
+    ws: Workspace,
+    model: Path,
+    source: str,
+    n: int,
+    seed: int,
+    variant: tuple[dict[str, Any], str],
+    suite: str | None,
 ) -> str:
+    """One dataset over both suites' tool sets (``suite`` None), or over one suite's tools alone."""
     changed, suffix = variant
-    name = f"pb-{source}-n{n}-s{seed}{suffix}"
+    name = f"pb-{source}-n{n}-s{seed}{suffix}" + (f"-{suite}" if suite else "")
     if (ws.datasets / name).exists():
         log(f"data: reusing {name}")
         return name
-    specs = [f"builtin:{s}" for s in SUITES]
+    suites = [suite] if suite else list(SUITES)
     info, res = generate_dataset(
-        ws, name, specs, GenerateConfig(n=n, seed=seed, **changed), model_path=model, phrasebook=books(source)
+        ws,
+        name,
+        [f"builtin:{s}" for s in suites],
+        GenerateConfig(n=n, seed=seed, **changed),
+        model_path=model,
+        phrasebook=books(source, suites),
     )
     log(f"data: {name} {info.counts} leaked={res.dropped_leaked} skipped={len(res.phrasebook_skipped)}")
     return name
@@ -138,16 +151,16 @@ async def stage_eval(
     settings: Settings,
     ws: Workspace,
     model: Path,
-    adapters: dict[str, str],
+    adapters: dict[str, dict[str, str]],
     concurrency: int,
-    suites: list[str],
 ) -> dict[str, Any]:
+    """``adapters``: per suite, the adapter of each data source."""
     out: dict[str, Any] = {}
     async with ModelServer(model, settings=settings, record_active=False) as server:
-        for suite_name in suites:
+        for suite_name, by_source in adapters.items():
             suite = load_suite(suite_name, ws)
             reports = {}
-            for label, adapter in [("baseline", None), *adapters.items()]:
+            for label, adapter in [("baseline", None), *by_source.items()]:
                 run_id = f"{suite_name}-{adapter or 'baseline-' + model.name}"[:100]
                 log(f"eval: {suite_name} {label} ({len(suite.cases)} cases) as {run_id}")
                 reports[label] = await run_suite_on_server(
@@ -176,28 +189,34 @@ def main() -> None:
     p.add_argument("--mix", help="the generator's kind weights, as JSON")
     p.add_argument("--max-seq-length", type=int, default=DEFAULT_LENGTH, help="training's max_seq_length")
     p.add_argument("--tag", default="", help="suffix of the result files (phrasebook_<suite><tag>.json)")
+    p.add_argument(
+        "--per-suite",
+        action="store_true",
+        help="one dataset and adapter per suite, on its own tool set (a user with one tool set); "
+        "default: one over both suites' tools",
+    )
     args = p.parse_args()
     variant = data_variant(args)
     restart_with_blas()
     settings = Settings.load(workspace=args.workspace)
     ws = Workspace(settings.workspace).ensure()
     t0 = time.perf_counter()
-    trained: dict[str, dict[str, Any]] = {}
-    datasets: dict[str, str] = {}
+    # (source, suite) -> dataset and training; suite None: one over both suites' tools
+    trained: dict[tuple[str, str | None], dict[str, Any]] = {}
+    datasets: dict[tuple[str, str | None], str] = {}
     for source in args.sources:
-        datasets[source] = stage_data(ws, args.model, source, args.n, args.seed, variant)
-        trained[source] = stage_train(
-            settings, ws, args.model, datasets[source], args.iters, args.seed, args.max_seq_length
-        )
-    evals = anyio.run(
-        stage_eval,
-        settings,
-        ws,
-        args.model,
-        {s: t["adapter"] for s, t in trained.items()},
-        args.concurrency,
-        args.suites,
-    )
+        for suite in args.suites if args.per_suite else [None]:
+            k = (source, suite)
+            datasets[k] = stage_data(ws, args.model, source, args.n, args.seed, variant, suite)
+            trained[k] = stage_train(
+                settings, ws, args.model, datasets[k], args.iters, args.seed, args.max_seq_length
+            )
+
+    def key(source: str, suite: str) -> tuple[str, str | None]:
+        return (source, suite if args.per_suite else None)
+
+    adapters = {st: {src: trained[key(src, st)]["adapter"] for src in args.sources} for st in args.suites}
+    evals = anyio.run(stage_eval, settings, ws, args.model, adapters, args.concurrency)
     for suite_name, (suite, reports) in evals.items():
         base = reports["baseline"]
         result: dict[str, Any] = {
@@ -211,6 +230,7 @@ def main() -> None:
             "command": " ".join(["python", *sys.argv]),
             # the version that made the datasets (reused by name, they may predate this tooltune)
             "generator": sorted({load_dataset(ws, d).generator_version for d in datasets.values()}),
+            "data_per_suite": args.per_suite,
             "machine": machine_info(),
             "wall_s": round(time.perf_counter() - t0, 1),
         }
@@ -220,8 +240,8 @@ def main() -> None:
             rep = reports[source]
             vs_base = compare_runs(ws, base.meta.run_id, rep.meta.run_id)
             entry = {
-                "dataset": datasets[source],
-                **trained[source],
+                "dataset": datasets[key(source, suite_name)],
+                **trained[key(source, suite_name)],
                 "adapter_native": rates(rep)["native"],
                 "adapter_lenient": rates(rep)["lenient"],
                 "single_call": rates(rep, SINGLE),
