@@ -137,3 +137,19 @@ def test_the_committed_full_scale_file_is_what_its_inputs_give() -> None:
         assert row["cases"] == bfcl_full.FULL_SIZE[row["category"]]
         for who in ("baseline", "adapter"):
             assert 0.0 <= row[who]["native"] <= 1.0 and 0.0 <= row[who]["lenient"] <= 1.0
+
+
+def test_the_committed_cpu_full_scale_file_is_what_its_input_gives() -> None:
+    """bench/results/bfcl_full_0.5b_cpu.json (issue 35: the GPU headline's seed-0 recipe trained and
+    evaluated on the 2-core CPU) holds the rows bench/bfcl_full.py makes of its one input."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import bfcl_full
+    finally:
+        sys.path.pop(0)
+    committed = json.loads((ROOT / "bench" / "results" / "bfcl_full_0.5b_cpu.json").read_text())
+    inputs = sorted((ROOT / "bench" / "results" / "bfcl_full_cpu").glob("*.json"))
+    assert [p.name for p in inputs] == ["simple_python_s0.json"]
+    assert committed["rows"] == bfcl_full.rows_of(inputs[0])
+    cases = {r["category"]: r["cases"] for r in committed["rows"]}
+    assert cases == {"simple_python": 400, "irrelevance": 240}
