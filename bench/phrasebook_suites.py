@@ -69,7 +69,8 @@ def data_variant(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     changed: dict[str, Any] = {}
     suffix = ""
     if args.max_tools is not None:
-        changed["max_tools"], suffix = args.max_tools, suffix + f"-t{args.max_tools}"
+        changed["max_tools"] = args.max_tools
+        suffix += f"-t{args.max_tools}"
     if args.phrasebook_share is not None:
         changed["phrasebook_share"] = args.phrasebook_share
         suffix += f"-pb{args.phrasebook_share:g}"

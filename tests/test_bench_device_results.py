@@ -7,10 +7,10 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from bench_import import bench_module
 
 from tooltune.evals.results import CaseResult
 from tooltune.evals.scoring import Score
@@ -121,20 +121,10 @@ def test_full_rows_carry_fractions_intervals_and_the_seed_spread(tmp_path: Path)
     assert refused.returncode != 0 and "not the full 400" in refused.stderr
 
 
-def _bfcl_full() -> ModuleType:
-    """bench/bfcl_full.py, imported as the bench scripts import each other."""
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        import bfcl_full
-    finally:
-        sys.path.pop(0)
-    return bfcl_full
-
-
 def test_the_committed_full_scale_file_is_what_its_inputs_give() -> None:
     """bench/results/bfcl_full_0.5b.json holds the rows bench/bfcl_full.py makes of bench/results/bfcl_full/
     (the device's bfcl_adapter.py results): no row typed or left over by hand."""
-    bfcl_full = _bfcl_full()
+    bfcl_full = bench_module("bfcl_full")
     committed = json.loads((ROOT / "bench" / "results" / "bfcl_full_0.5b.json").read_text())
     inputs = sorted((ROOT / "bench" / "results" / "bfcl_full").glob("*.json"))
     assert len(inputs) >= 6
@@ -149,7 +139,7 @@ def test_the_committed_full_scale_file_is_what_its_inputs_give() -> None:
 def test_the_committed_cpu_full_scale_file_is_what_its_input_gives() -> None:
     """bench/results/bfcl_full_0.5b_cpu.json (issue 35: the GPU headline's seed-0 recipe trained and
     evaluated on the 2-core CPU) holds the rows bench/bfcl_full.py makes of its one input."""
-    bfcl_full = _bfcl_full()
+    bfcl_full = bench_module("bfcl_full")
     committed = json.loads((ROOT / "bench" / "results" / "bfcl_full_0.5b_cpu.json").read_text())
     inputs = sorted((ROOT / "bench" / "results" / "bfcl_full_cpu").glob("*.json"))
     assert [p.name for p in inputs] == ["simple_python_s0.json"]

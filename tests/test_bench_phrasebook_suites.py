@@ -4,26 +4,15 @@ named in the dataset names (so two variants never share a dataset) and passed to
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
+
+from bench_import import bench_module
 
 from tooltune.data.generate_config import GenerateConfig
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
-
 
 def _module() -> ModuleType:
-    sys.path.insert(0, str(BENCH))  # the script imports bench_common as a sibling
-    try:
-        spec = importlib.util.spec_from_file_location("phrasebook_suites", BENCH / "phrasebook_suites.py")
-        assert spec is not None and spec.loader is not None
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        return mod
-    finally:
-        sys.path.remove(str(BENCH))
+    return bench_module("phrasebook_suites")
 
 
 def _args(**kw: object) -> argparse.Namespace:

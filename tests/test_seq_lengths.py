@@ -28,3 +28,14 @@ def test_every_answer_cut_off_refuses_the_run() -> None:
     got = sequence_lengths([([1] * 50, 30), ([1] * 60, 41)], 24)
     with pytest.raises(NothingToTrainError, match=r"every training example of d .* --max-seq-length to 60"):
         check_trainable(got, "d")
+
+
+def test_a_non_finite_loss_still_stops_a_run_with_the_fixes_named() -> None:
+    """The NaN guard the all-cut case used to reach (it still catches divergence and part-cut batches)."""
+    from tooltune.training.worker import LossNotFiniteError, check_finite_loss
+
+    check_finite_loss("train", 3, 0.5, 1024)
+    with pytest.raises(
+        LossNotFiniteError, match=r"loss became nan at iteration 7.*--max-seq-length \(now 1024\)"
+    ):
+        check_finite_loss("train", 7, float("nan"), 1024)
