@@ -4,6 +4,7 @@ endpoint (`data phrasebook draft`, checked and counted), and the MCP client (a m
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import subprocess
@@ -204,3 +205,12 @@ async def test_mcp_refuses_a_malformed_book_and_writes_nothing(settings: Setting
         )  # fmt: skip
         assert result.is_error and "unknown key" in result.content[0].text  # type: ignore[union-attr]
     assert not (settings.workspace / "inputs" / "bad").exists()
+
+
+def test_a_url_teacher_waits_as_long_as_a_served_model() -> None:
+    # a local teacher on a CPU takes minutes for one 1,500-token draft; a minute's timeout failed them
+    from tooltune.data.teacher import Teacher
+    from tooltune.serving.model_server import ModelServer
+
+    served = inspect.signature(ModelServer.__init__).parameters["request_timeout"].default
+    assert Teacher("http://127.0.0.1:1/v1").client.timeout.read == served >= 600

@@ -104,7 +104,10 @@ class TeacherStats(BaseModel):
 
 
 class Teacher:
-    """Paraphrases via ``POST {base_url}/chat/completions``; ``client`` is injectable for tests."""
+    """Paraphrases via ``POST {base_url}/chat/completions``; ``client`` is injectable for tests.
+
+    ``timeout`` is per request and as long as the model server's: a local teacher on a CPU writes a
+    1,500-token phrasebook draft in minutes (the 1.5B here decodes a few tokens a second)."""
 
     def __init__(
         self,
@@ -112,7 +115,7 @@ class Teacher:
         model: str = "default",
         *,
         client: httpx.Client | None = None,
-        timeout: float = 60.0,
+        timeout: float = 900.0,
         api_key: str = "local",
     ) -> None:
         self.base_url = base_url.rstrip("/")
