@@ -15,13 +15,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import mcp
 import pytest
 from mcp import types
 
 from tooltune.config import Settings
 from tooltune.data.phrasebook import check_phrasebook, load_phrasebook
-from tooltune.data.phrasebook_draft import draft_phrasebook
+from tooltune.data.phrasebook_draft import draft_messages, draft_phrasebook
 from tooltune.data.store import load_dataset
 from tooltune.data.tool_sources import load_tool_specs
 from tooltune.server import build_server
@@ -70,9 +71,62 @@ def test_draft_keeps_grounded_entries_and_counts_the_rest() -> None:
     assert len(asked) == 1 + 2 * 7  # one try for get_issue, two for each other tool
 
 
+def test_concurrent_drafts_overlap_warm_the_shared_prefix_and_keep_the_tools_order() -> None:
+    tools = load_tool_specs(["builtin:issue-tracker"])
+    together = threading.Barrier(4, timeout=10)  # the first 4 drafts must be in flight at once
+    calls: list[int] = []
+    lock = threading.Lock()
+
+    def complete(messages: list[dict[str, str]], seed: int) -> str:
+        with lock:
+            calls.append(seed)
+            first_four = len(calls) <= 4
+        if first_four:
+            together.wait()
+        return fake_reply(messages)
+
+    warmed: list[list[dict[str, str]]] = []
+    book, stats = draft_phrasebook(tools, complete, tries=2, concurrency=4, warm=warmed.append)
+    alone, alone_stats = draft_phrasebook(tools, lambda m, s: fake_reply(m), tries=2)
+    assert book == alone and [r.tool for r in stats.tools] == [t.name for t in tools]
+    assert [r.model_dump() for r in stats.tools] == [r.model_dump() for r in alone_stats.tools]
+    # each tool's tries keep their own seeds, whichever thread ran them
+    assert sorted(calls) == [100 * i + k for i, r in enumerate(alone_stats.tools) for k in range(r.tries)]
+    # one warm-up, the prompt every draft starts with, so the server's prompt cache holds it
+    (prefix,) = warmed
+    for tool in tools:
+        asked = draft_messages(tool, tools)
+        assert asked[:3] == prefix[:3] and asked[3]["content"].startswith(prefix[3]["content"])
+    assert len(prefix[3]["content"]) < len(draft_messages(tools[0], tools)[3]["content"])
+
+
+def test_teacher_sends_a_seed_only_when_given_one_and_counts_tokens() -> None:
+    # mlx_lm.server batches concurrent requests only when they carry no seed
+    from tooltune.data.teacher import Teacher
+
+    bodies: list[dict[str, Any]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        bodies.append({**json.loads(request.content), "read_timeout": request.extensions["timeout"]["read"]})
+        return httpx.Response(
+            200, json={"choices": [{"message": {"content": "ok"}}], "usage": {"completion_tokens": 3}}
+        )
+
+    t = Teacher("http://t.test/v1", client=httpx.Client(transport=httpx.MockTransport(handler)))
+    assert t.chat([{"role": "user", "content": "hi"}], seed=7) == "ok"
+    t.chat([{"role": "user", "content": "hi"}], seed=None, max_tokens=1, timeout=3600.0)
+    assert bodies[0]["seed"] == 7 and "seed" not in bodies[1] and bodies[1]["max_tokens"] == 1
+    assert bodies[0]["read_timeout"] == t.client.timeout.read and bodies[1]["read_timeout"] == 3600.0
+    assert t.completion_tokens == 6  # what the endpoint says it wrote, for the cost of a draft
+
+
+SEEN: list[dict[str, Any]] = []  # request bodies the fake teacher endpoint received
+
+
 class _Teacher(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 — http.server's name
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        SEEN.append(body)
         reply = {"choices": [{"message": {"role": "assistant", "content": fake_reply(body["messages"])}}]}
         data = json.dumps(reply).encode()
         self.send_response(200)
@@ -105,9 +159,13 @@ def test_cli_draft_lint_and_generate_with_a_book(
     teacher_url: str, tmp_path: Path, settings: Settings, tiny_model: Path
 ) -> None:
     out = tmp_path / "tracker.yaml"
+    SEEN.clear()
     r = _cli("data", "phrasebook", "draft", "--tools", "builtin:issue-tracker", "--teacher", teacher_url,
              "--out", str(out), settings=settings)  # fmt: skip
     assert r.returncode == 0, r.stderr
+    # by default the drafts go together (no seed, so a server can batch them), after a 1-token warm-up
+    assert SEEN[0]["max_tokens"] == 1 and len(SEEN) == 1 + 1 + 2 * 7
+    assert not any("seed" in body for body in SEEN)
     said = " ".join(r.stdout.split())  # rich wraps lines at the terminal width
     assert "2 request templates for 1/8 tools" in said and "get_issue: kept" in said
     assert out.read_text().startswith("# Drafted by http://127.0.0.1")

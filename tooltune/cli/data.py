@@ -431,8 +431,9 @@ def phrasebook_draft(
     model: str | None = None,
     tries: int = 2,
     seed: int = 0,
+    concurrency: int = 8,
 ) -> None:
-    """Have a model draft a phrasebook for the tools, one tool at a time; drafts that fail the checks
+    """Have a model draft a phrasebook for the tools, one entry per tool; drafts that fail the checks
     are dropped and counted. Writes a YAML file to read, edit and pass to `data generate --phrasebook`.
 
     Parameters
@@ -448,11 +449,17 @@ def phrasebook_draft(
         Model name to send to the teacher.
     tries
         Drafts asked per tool until one gives a usable request template.
+    seed
+        Sampling seed of the first tool's first draft (each tool and try gets its own); used only with
+        --concurrency 1, since mlx_lm.server batches only requests that carry no seed.
+    concurrency
+        Tools drafted at once. A batching server (mlx_lm.server) writes several drafts in little more
+        than the time of one, so the default asks for up to 8 together; 1 drafts one tool at a time,
+        reproducibly from --seed.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from tooltune.data.phrasebook_draft import draft_phrasebook as draft
-    from tooltune.data.phrasebook_draft import phrasebook_yaml
+    from tooltune.data.phrasebook_draft import draft_with_teacher, phrasebook_yaml
     from tooltune.data.teacher import SELF, open_teacher
     from tooltune.data.tool_sources import load_tool_specs
     from tooltune.workspace import atomic_write_text
@@ -468,17 +475,19 @@ def phrasebook_draft(
     ):  # fmt: skip
         assert t is not None
         task = bar.add_task("draft", total=len(specs))
-        book, stats = draft(
+        book, stats = draft_with_teacher(
+            t,
             specs,
-            lambda messages, s: t.chat(messages, seed=s),
             name=out.stem,
             tries=tries,
             seed=seed,
+            concurrency=concurrency,
             progress=lambda done, total: bar.update(task, completed=done),
         )
     header = (
         f"Drafted by {teacher if teacher != SELF else f'the model itself ({mp})'} in {stats.seconds:.0f} s "
-        f"for {', '.join(tools)}.\nEdit freely; check with: tooltune data phrasebook lint {out} --tools ..."
+        f"({concurrency} at a time) for {', '.join(tools)}.\n"
+        f"Edit freely; check with: tooltune data phrasebook lint {out} --tools ..."
     )
     atomic_write_text(out, phrasebook_yaml(book, header))
     for r in stats.tools:

@@ -10,6 +10,7 @@ the habit we must not teach) and it reads as a request, not as code, a URL or th
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -123,6 +124,8 @@ class Teacher:
         self.client = client or httpx.Client(timeout=timeout)
         self.headers = {"Authorization": f"Bearer {api_key}"}
         self.stats = TeacherStats()
+        self.completion_tokens = 0  # written by the endpoint, as its replies' usage reports them
+        self._lock = threading.Lock()
 
     def chat(
         self,
@@ -130,15 +133,26 @@ class Teacher:
         *,
         max_tokens: int = 1500,
         temperature: float = 0.7,
-        seed: int = 0,
+        seed: int | None = 0,
+        timeout: float | None = None,
     ) -> str:
-        """One completion of ``messages`` (a phrasebook draft, say); TeacherError names the endpoint."""
+        """One completion of ``messages`` (a phrasebook draft, say); TeacherError names the endpoint.
+        ``seed=None`` sends none: mlx_lm.server batches concurrent requests only when they carry no seed.
+        ``timeout`` (seconds) replaces the client's for this request."""
         body = {"model": self.model, "messages": messages, "temperature": temperature,
-                "max_tokens": max_tokens, "seed": seed}  # fmt: skip
+                "max_tokens": max_tokens, **({"seed": seed} if seed is not None else {})}  # fmt: skip
         try:
-            r = self.client.post(f"{self.base_url}/chat/completions", json=body, headers=self.headers)
+            r = self.client.post(
+                f"{self.base_url}/chat/completions",
+                json=body,
+                headers=self.headers,
+                **({"timeout": timeout} if timeout is not None else {}),
+            )
             r.raise_for_status()
-            return str(r.json()["choices"][0]["message"]["content"] or "")
+            reply = r.json()
+            with self._lock:
+                self.completion_tokens += int((reply.get("usage") or {}).get("completion_tokens") or 0)
+            return str(reply["choices"][0]["message"]["content"] or "")
         except (httpx.HTTPError, KeyError, IndexError, TypeError, ValueError) as e:
             raise TeacherError(
                 f"teacher at {self.base_url} failed ({e}); check the teacher URL and model"
