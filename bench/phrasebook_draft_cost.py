@@ -33,6 +33,24 @@ def book_name(tools: str) -> str:
     return tools.split(":", 1)[-1].rsplit("/", 1)[-1].removesuffix(".json").replace("-", "_")
 
 
+def keep_replies(teacher: Any, path: Path, concurrency: int) -> None:
+    """Append each reply of ``teacher.chat`` to ``path`` (a JSON line: level, tool, tokens, text)."""
+    chat = teacher.chat
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def recorded(messages: list[dict[str, str]], **kw: Any) -> str:
+        before = teacher.completion_tokens
+        text = chat(messages, **kw)
+        tool = messages[-1]["content"].rsplit("Write the JSON for ", 1)[-1].rstrip(".")
+        line = {"concurrency": concurrency, "tool": tool, "tokens_since": teacher.completion_tokens - before,
+                "text": text}  # fmt: skip
+        with path.open("a") as f:
+            f.write(json.dumps(line) + "\n")
+        return text
+
+    teacher.chat = recorded
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", required=True, help="cache name or MLX folder of the drafting model")
@@ -42,6 +60,9 @@ def main() -> int:
     ap.add_argument("--tries", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--book-dir", type=Path, default=None)
+    ap.add_argument(
+        "--replies", type=Path, default=None, help="JSONL file for every reply (tool, tokens, text)"
+    )
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "phrasebook_draft_cost.json")
     args = ap.parse_args()
     restart_with_blas()
@@ -64,6 +85,8 @@ def main() -> int:
     for i, concurrency in enumerate(args.concurrency):
         with open_teacher(SELF, model_path=model_path, settings=settings) as teacher:
             assert teacher is not None
+            if args.replies is not None:
+                keep_replies(teacher, args.replies, concurrency)
             t0 = time.perf_counter()
             book, stats = draft_with_teacher(
                 teacher, specs, name=book_name(args.tools) + ".drafted", tries=args.tries,

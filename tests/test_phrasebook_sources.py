@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -120,13 +121,53 @@ def test_teacher_sends_a_seed_only_when_given_one_and_counts_tokens() -> None:
     assert t.completion_tokens == 6  # what the endpoint says it wrote, for the cost of a draft
 
 
+def _sse(text: str) -> bytes:
+    return f"data: {json.dumps({'choices': [{'delta': {'content': text}}]})}\n\n".encode()
+
+
+def test_a_streamed_reply_is_cut_off_once_it_holds_what_is_wanted() -> None:
+    entry = json.dumps(GET_ISSUE_DRAFT)
+    pieces = ["Sure:\n", *[entry[i : i + 9] for i in range(0, len(entry), 9)], "\nAnd another: {", '"a": 1}']
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert json.loads(request.content)["stream"] is True
+        return httpx.Response(200, content=b"".join(map(_sse, pieces)) + b"data: [DONE]\n\n")
+
+    from tooltune.data.teacher import Teacher
+
+    t = Teacher("http://t.test/v1", client=httpx.Client(transport=httpx.MockTransport(handler)))
+    got = t.chat([{"role": "user", "content": "x"}], until=lambda text: "}" in text and entry in text)
+    assert got == "Sure:\n" + entry  # nothing after the entry was read
+    assert t.completion_tokens == 1 + -(-len(entry) // 9)
+    # without a stop the whole stream is the reply
+    assert t.chat([{"role": "user", "content": "x"}], until=lambda text: False) == "".join(pieces)
+
+
 SEEN: list[dict[str, Any]] = []  # request bodies the fake teacher endpoint received
+STREAM_ENDS: list[str] = []  # how each streamed reply ended
 
 
 class _Teacher(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 — http.server's name
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         SEEN.append(body)
+        if body.get("stream"):  # the reply, then 400 pieces a model might ramble on with
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            text = fake_reply(body["messages"])
+            try:
+                for piece in [text[i : i + 7] for i in range(0, len(text), 7)]:
+                    self.wfile.write(_sse(piece))
+                for _ in range(400):
+                    self.wfile.write(_sse("\nHope that helps."))
+                    self.wfile.flush()
+                    time.sleep(0.002)
+                self.wfile.write(b"data: [DONE]\n\n")
+                STREAM_ENDS.append("all written")
+            except (BrokenPipeError, ConnectionResetError):
+                STREAM_ENDS.append("closed by the client")
+            return
         reply = {"choices": [{"message": {"role": "assistant", "content": fake_reply(body["messages"])}}]}
         data = json.dumps(reply).encode()
         self.send_response(200)
@@ -160,12 +201,15 @@ def test_cli_draft_lint_and_generate_with_a_book(
 ) -> None:
     out = tmp_path / "tracker.yaml"
     SEEN.clear()
+    STREAM_ENDS.clear()
     r = _cli("data", "phrasebook", "draft", "--tools", "builtin:issue-tracker", "--teacher", teacher_url,
              "--out", str(out), settings=settings)  # fmt: skip
     assert r.returncode == 0, r.stderr
     # by default the drafts go together (no seed, so a server can batch them), after a 1-token warm-up
     assert SEEN[0]["max_tokens"] == 1 and len(SEEN) == 1 + 1 + 2 * 7
     assert not any("seed" in body for body in SEEN)
+    # the one reply with an entry was cut off after it; the prose replies were read to their end
+    assert sorted(STREAM_ENDS) == ["all written"] * 14 + ["closed by the client"]
     said = " ".join(r.stdout.split())  # rich wraps lines at the terminal width
     assert "2 request templates for 1/8 tools" in said and "get_issue: kept" in said
     assert out.read_text().startswith("# Drafted by http://127.0.0.1")

@@ -343,12 +343,16 @@ def draft_with_teacher(
     """:func:`draft_phrasebook` asked of a teacher endpoint: with ``concurrency`` above 1 the drafts
     carry no seed (mlx_lm.server batches only unseeded requests) and a 1-token request puts their
     shared prompt in the server's cache first; with 1 they are seeded from ``seed``, so reproducible.
+    Each reply is streamed and cut off once it holds the tool's entry (:func:`_entry` reads only that).
     Each draft may take up to :data:`DRAFT_TIMEOUT_S`: a 1.5B on 2 CPU cores writes ~1.9 tokens/s alone
     and ~1.4 each of 8 at once, so a 1,500-token draft takes 13-18 minutes there."""
     return draft_phrasebook(
         tools,
         lambda messages, s: teacher.chat(
-            messages, seed=s if concurrency == 1 else None, timeout=DRAFT_TIMEOUT_S
+            messages,
+            seed=s if concurrency == 1 else None,
+            timeout=DRAFT_TIMEOUT_S,
+            until=lambda text: _entry(text) is not None,  # what follows the entry is never read
         ),
         name=name,
         tries=tries,

@@ -9,11 +9,13 @@ the habit we must not teach) and it reads as a request, not as code, a URL or th
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 from pydantic import BaseModel
@@ -135,13 +137,19 @@ class Teacher:
         temperature: float = 0.7,
         seed: int | None = 0,
         timeout: float | None = None,
+        until: Callable[[str], bool] | None = None,
     ) -> str:
         """One completion of ``messages`` (a phrasebook draft, say); TeacherError names the endpoint.
         ``seed=None`` sends none: mlx_lm.server batches concurrent requests only when they carry no seed.
-        ``timeout`` (seconds) replaces the client's for this request."""
+        ``timeout`` (seconds) replaces the client's for this request. With ``until``, the reply is streamed
+        and the connection closed as soon as ``until(reply so far)`` holds (checked when a ``}`` arrives):
+        mlx_lm.server ends a request at its next write to a closed connection, so what a model would write
+        after the part wanted is never generated."""
         body = {"model": self.model, "messages": messages, "temperature": temperature,
                 "max_tokens": max_tokens, **({"seed": seed} if seed is not None else {})}  # fmt: skip
         try:
+            if until is not None:
+                return self._stream_until(body, until, timeout)
             r = self.client.post(
                 f"{self.base_url}/chat/completions",
                 json=body,
@@ -157,6 +165,32 @@ class Teacher:
             raise TeacherError(
                 f"teacher at {self.base_url} failed ({e}); check the teacher URL and model"
             ) from e
+
+    def _stream_until(self, body: dict[str, Any], until: Callable[[str], bool], timeout: float | None) -> str:
+        text, pieces = "", 0
+        with self.client.stream(
+            "POST",
+            f"{self.base_url}/chat/completions",
+            json={**body, "stream": True},
+            headers=self.headers,
+            **({"timeout": timeout} if timeout is not None else {}),
+        ) as r:
+            r.raise_for_status()
+            for line in r.iter_lines():
+                data = line.removeprefix("data:").strip()
+                if not line.startswith("data:") or not data:
+                    continue
+                if data == "[DONE]":
+                    break
+                choices = json.loads(data).get("choices") or [{}]
+                piece = str((choices[0].get("delta") or {}).get("content") or "")
+                pieces += bool(piece)
+                text += piece
+                if "}" in piece and until(text):
+                    break
+        with self._lock:
+            self.completion_tokens += pieces  # streamed pieces: about one per token
+        return text
 
     def paraphrase(
         self,
