@@ -5,8 +5,9 @@ drafts one entry per tool of a tool set, as `tooltune data phrasebook draft` doe
     python bench/phrasebook_draft_cost.py --model qwen2.5-coder-1.5b-instruct --tools builtin:issue-tracker
         [--concurrency 8 1] [--limit-tools N] [--book-dir bench/phrasebooks] [--out FILE]
 
-The result records per level: wall seconds, the tokens the server wrote (its replies' usage) and so
-tokens/s, drafts asked, what was kept and dropped per tool, and the machine. With ``--book-dir`` the
+The result records per level: wall seconds, the tokens the server wrote (streamed pieces, about one
+per token; a reply is cut off once it holds the tool's entry) and so tokens/s, drafts asked, what was
+kept and dropped per tool, and the machine. With ``--book-dir`` the
 first level's book is written there as ``<suite>.drafted.yaml`` (refused if one exists), with the
 header `data phrasebook draft` writes.
 """
@@ -34,15 +35,17 @@ def book_name(tools: str) -> str:
 
 
 def keep_replies(teacher: Any, path: Path, concurrency: int) -> None:
-    """Append each reply of ``teacher.chat`` to ``path`` (a JSON line: level, tool, tokens, text)."""
+    """Append each draft's reply to ``path`` (a JSON line: level, tool, seconds, text)."""
     chat = teacher.chat
     path.parent.mkdir(parents=True, exist_ok=True)
 
     def recorded(messages: list[dict[str, str]], **kw: Any) -> str:
-        before = teacher.completion_tokens
+        t0 = time.perf_counter()
         text = chat(messages, **kw)
+        if kw.get("max_tokens") == 1:  # the warm-up of the shared prompt
+            return text
         tool = messages[-1]["content"].rsplit("Write the JSON for ", 1)[-1].rstrip(".")
-        line = {"concurrency": concurrency, "tool": tool, "tokens_since": teacher.completion_tokens - before,
+        line = {"concurrency": concurrency, "tool": tool, "seconds": round(time.perf_counter() - t0, 1),
                 "text": text}  # fmt: skip
         with path.open("a") as f:
             f.write(json.dumps(line) + "\n")
@@ -74,7 +77,7 @@ def main() -> int:
     from tooltune.models.resolve import resolve_model
     from tooltune.workspace import atomic_write_text
 
-    book_path = args.book_dir / f"{book_name(args.tools)}.drafted.yaml" if args.book_dir else None
+    book_path = (args.book_dir / f"{book_name(args.tools)}.drafted.yaml").resolve() if args.book_dir else None
     if book_path is not None and book_path.exists():
         raise SystemExit(f"{book_path} exists; move it away first")
     tmp = tempfile.TemporaryDirectory()

@@ -34,8 +34,9 @@ def test_each_level_adds_up_and_its_book_passes_the_checks(path: Path) -> None:
         assert sum(t["dropped"] for t in tools) == level["entries_dropped"]
         assert level["tools_with_entries"] == sum(bool(t["kept"]) for t in tools)
         assert level["completion_tokens_per_second"] == pytest.approx(
-            level["completion_tokens"] / level["seconds"], abs=0.01
+            level["completion_tokens"] / level["seconds"], rel=0.01
         )
+    assert bool(result["book"]) == ("--book-dir" in result["command"])
     if result["book"]:
         specs = load_tool_specs([result["tools"]])
         checked = check_phrasebook(load_phrasebook(REPO / result["book"]), specs)

@@ -101,6 +101,40 @@ def test_concurrent_drafts_overlap_warm_the_shared_prefix_and_keep_the_tools_ord
     assert len(prefix[3]["content"]) < len(draft_messages(tools[0], tools)[3]["content"])
 
 
+def test_a_failed_request_costs_its_tool_one_try_and_only_total_failure_raises() -> None:
+    from tooltune.data.teacher import TeacherError
+
+    tools = load_tool_specs(["builtin:issue-tracker"])
+
+    def flaky(messages: list[dict[str, str]], seed: int) -> str:
+        if seed % 100 == 0:  # every tool's first try fails
+            raise TeacherError("teacher at http://t.test/v1 failed (timed out)")
+        return fake_reply(messages)
+
+    book, stats = draft_phrasebook(tools, flaky, tries=2, concurrency=3)
+    assert set(book.tools) == {"get_issue"}  # its second try still made the entry
+    assert all(t.failed == 1 and "timed out" in t.reasons[0] for t in stats.tools)
+
+    def down(messages: list[dict[str, str]], seed: int) -> str:
+        raise TeacherError("teacher at http://t.test/v1 failed (connection refused)")
+
+    with pytest.raises(TeacherError, match="every draft request failed.*connection refused"):
+        draft_phrasebook(tools, down, tries=2, concurrency=8)
+    with pytest.raises(TeacherError, match="concurrency must be at least 1"):
+        draft_phrasebook(tools, flaky, concurrency=0)
+
+
+def test_a_stream_that_breaks_off_is_an_error_not_a_reply() -> None:
+    from tooltune.data.teacher import Teacher, TeacherError
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=_sse('{"requests": ["open'))  # no [DONE], no finish_reason
+
+    t = Teacher("http://t.test/v1", client=httpx.Client(transport=httpx.MockTransport(handler)))
+    with pytest.raises(TeacherError, match="stopped mid-reply"):
+        t.chat([{"role": "user", "content": "x"}], until=lambda text: False)
+
+
 def test_teacher_sends_a_seed_only_when_given_one_and_counts_tokens() -> None:
     # mlx_lm.server batches concurrent requests only when they carry no seed
     from tooltune.data.teacher import Teacher
@@ -156,13 +190,17 @@ class _Teacher(BaseHTTPRequestHandler):
             self.send_header("Content-Type", "text/event-stream")
             self.end_headers()
             text = fake_reply(body["messages"])
+            # after an entry, ramble on until the client hangs up (or 60 s); after prose, stop soon
+            until = time.monotonic() + (60 if "{" in text else 0)
             try:
                 for piece in [text[i : i + 7] for i in range(0, len(text), 7)]:
                     self.wfile.write(_sse(piece))
-                for _ in range(400):
+                while True:
                     self.wfile.write(_sse("\nHope that helps."))
                     self.wfile.flush()
-                    time.sleep(0.002)
+                    if time.monotonic() > until:
+                        break
+                    time.sleep(0.01)
                 self.wfile.write(b"data: [DONE]\n\n")
                 STREAM_ENDS.append("all written")
             except (BrokenPipeError, ConnectionResetError):

@@ -459,7 +459,7 @@ def phrasebook_draft(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from tooltune.data.phrasebook_draft import draft_with_teacher, phrasebook_yaml
+    from tooltune.data.phrasebook_draft import draft_with_teacher, draft_workers, phrasebook_yaml
     from tooltune.data.teacher import SELF, open_teacher
     from tooltune.data.tool_sources import load_tool_specs
     from tooltune.workspace import atomic_write_text
@@ -467,6 +467,7 @@ def phrasebook_draft(
     if out.exists():
         raise TooltuneError(f"{out} exists; choose another --out (drafts never overwrite a book)")
     specs = load_tool_specs(tools)
+    draft_workers(concurrency, len(specs))  # a bad --concurrency is refused before a model is served
     mp = _model_path(model, required=teacher == SELF)
     with (
         open_teacher(teacher, model_path=mp, settings=context.settings(), model=teacher_model) as t,
@@ -486,14 +487,15 @@ def phrasebook_draft(
         )
     header = (
         f"Drafted by {teacher if teacher != SELF else f'the model itself ({mp})'} in {stats.seconds:.0f} s "
-        f"({concurrency} at a time) for {', '.join(tools)}.\n"
+        f"({draft_workers(concurrency, len(specs))} at a time) for {', '.join(tools)}.\n"
         f"Edit freely; check with: tooltune data phrasebook lint {out} --tools ..."
     )
     atomic_write_text(out, phrasebook_yaml(book, header))
     for r in stats.tools:
         context.console.print(
             f"  {r.tool}: kept {r.kept or 'nothing'}, dropped {r.dropped}, tries {r.tries}"
-            + (f", unreadable {r.unreadable}" if r.unreadable else ""),
+            + (f", unreadable {r.unreadable}" if r.unreadable else "")
+            + (f", failed {r.failed} ({r.reasons[-1]})" if r.failed else ""),
             highlight=False,
         )
     context.console.print(

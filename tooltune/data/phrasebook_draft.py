@@ -28,7 +28,7 @@ from tooltune.data.phrasebook import (
     check_phrasebook,
 )
 from tooltune.data.phrasebook_fill import drop_unfillable
-from tooltune.data.teacher import Teacher
+from tooltune.data.teacher import Teacher, TeacherError
 from tooltune.json_spans import json_spans
 from tooltune.logs import get_logger
 from tooltune.toolspec import ToolSpec
@@ -36,7 +36,7 @@ from tooltune.toolspec import ToolSpec
 log = get_logger(__name__)
 
 DRAFT_PROMPT_VERSION = 1
-DRAFT_TIMEOUT_S = 3600.0  # per draft: a slow local teacher is slow, not broken
+DRAFT_TIMEOUT_S = 3600.0  # silence allowed per draft (a read timeout): a slow teacher is slow, not broken
 Complete = Callable[[list[dict[str, str]], int], str]
 """``(messages, seed) -> reply text``: one chat completion (system message first)."""
 
@@ -118,6 +118,7 @@ class ToolDraft(BaseModel):
     tool: str
     tries: int = 0
     unreadable: int = 0  # replies with no JSON object of the right shape
+    failed: int = 0  # tries whose request failed (the endpoint's error or a timeout; in reasons)
     kept: dict[str, int] = Field(default_factory=dict)
     dropped: int = 0
     reasons: list[str] = Field(default_factory=list)
@@ -220,7 +221,13 @@ def draft_tool(
     report = ToolDraft(tool=tool.name)
     for k in range(tries):
         report.tries += 1
-        entry = _entry(complete(draft_messages(tool, tools), seed + k))
+        try:
+            reply = complete(draft_messages(tool, tools), seed + k)
+        except TeacherError as e:  # one tool's failed request costs that try, not the other tools' drafts
+            report.failed += 1
+            report.reasons.append(f"try {k + 1}: {e}")
+            continue
+        entry = _entry(reply)
         if entry is None:
             report.unreadable += 1
             continue
@@ -279,6 +286,13 @@ def shared_prefix_messages() -> list[dict[str, str]]:
     return [*draft_messages(_SHOT_TOOL, [_SHOT_TOOL])[:3], {"role": "user", "content": "Tool:\n"}]
 
 
+def draft_workers(concurrency: int, tools: int) -> int:
+    """How many drafts go at once: ``concurrency``, at most one per tool."""
+    if concurrency < 1:
+        raise TeacherError(f"concurrency must be at least 1 (got {concurrency})")
+    return max(1, min(concurrency, tools))
+
+
 def draft_phrasebook(
     tools: list[ToolSpec],
     complete: Complete,
@@ -293,14 +307,17 @@ def draft_phrasebook(
     """A book for ``tools``, ``concurrency`` tools at a time (their requests in flight together, which a
     batching server answers in about the time of one); a tool whose drafts all fail is left out (its
     requests then come from its schema) and reported. ``warm``, when given and drafts run concurrently, is
-    called once with :func:`shared_prefix_messages` first. The book and stats keep the tools' order."""
+    called once with :func:`shared_prefix_messages` first. The book and stats keep the tools' order.
+    A failed request (:class:`TeacherError`) costs its tool that try; TeacherError is raised only when
+    every request failed (a wrong URL, say)."""
     t0 = time.perf_counter()
     stats = DraftStats()
     entries: dict[str, ToolPhrases] = {}
-    workers = max(1, min(concurrency, len(tools)))
+    workers = draft_workers(concurrency, len(tools))
     if warm is not None and workers > 1:
         warm(shared_prefix_messages())
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
         futures = {
             pool.submit(draft_tool, tool, tools, complete, tries=tries, seed=seed + 100 * i): tool
             for i, tool in enumerate(tools)
@@ -310,12 +327,18 @@ def draft_phrasebook(
             log.info("phrasebook drafted", tool=report.tool, kept=report.kept, dropped=report.dropped)
             if progress is not None:
                 progress(done, len(tools))
+    except BaseException:  # an unexpected error or Ctrl-C: queued tools are not started
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
     for future, tool in futures.items():
         phrases, report = future.result()
         stats.tools.append(report)
         if phrases is not None:
             entries[tool.name] = phrases
     stats.seconds = round(time.perf_counter() - t0, 2)
+    if stats.tools and all(t.failed == t.tries for t in stats.tools):
+        raise TeacherError(f"every draft request failed; the first: {stats.tools[0].reasons[0]}")
     return Phrasebook(phrasebook=FORMAT_VERSION, name=name, tools=entries), stats
 
 
@@ -340,17 +363,20 @@ def draft_with_teacher(
     concurrency: int = 8,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[Phrasebook, DraftStats]:
-    """:func:`draft_phrasebook` asked of a teacher endpoint: with ``concurrency`` above 1 the drafts
-    carry no seed (mlx_lm.server batches only unseeded requests) and a 1-token request puts their
-    shared prompt in the server's cache first; with 1 they are seeded from ``seed``, so reproducible.
-    Each reply is streamed and cut off once it holds the tool's entry (:func:`_entry` reads only that).
-    Each draft may take up to :data:`DRAFT_TIMEOUT_S`: a 1.5B on 2 CPU cores writes ~1.9 tokens/s alone
-    and ~1.4 each of 8 at once, so a 1,500-token draft takes 13-18 minutes there."""
+    """:func:`draft_phrasebook` asked of a teacher endpoint: when drafts go together the requests carry
+    no seed (mlx_lm.server batches only unseeded requests) and a 1-token request puts their shared
+    prompt in the server's cache first; one at a time they are seeded from ``seed``, so reproducible.
+    Each reply is streamed and cut off once it holds a tool entry (the first complete JSON object with
+    a "requests" list, which is all :func:`_entry` reads of it). Waits of up to :data:`DRAFT_TIMEOUT_S`
+    with nothing streamed are allowed (an endpoint that queues requests sends nothing until it starts
+    one); a 1.5B on 2 CPU cores writes ~1.9 tokens/s alone and ~1.4 each of 8 at once. An endpoint
+    that answers one request at a time gains nothing from ``concurrency`` above 1."""
+    one_at_a_time = draft_workers(concurrency, len(tools)) == 1
     return draft_phrasebook(
         tools,
         lambda messages, s: teacher.chat(
             messages,
-            seed=s if concurrency == 1 else None,
+            seed=s if one_at_a_time else None,
             timeout=DRAFT_TIMEOUT_S,
             until=lambda text: _entry(text) is not None,  # what follows the entry is never read
         ),

@@ -126,7 +126,7 @@ class Teacher:
         self.client = client or httpx.Client(timeout=timeout)
         self.headers = {"Authorization": f"Bearer {api_key}"}
         self.stats = TeacherStats()
-        self.completion_tokens = 0  # written by the endpoint, as its replies' usage reports them
+        self.completion_tokens = 0  # the replies' usage; streamed replies count pieces (~1 per token)
         self._lock = threading.Lock()
 
     def chat(
@@ -161,13 +161,13 @@ class Teacher:
             with self._lock:
                 self.completion_tokens += int((reply.get("usage") or {}).get("completion_tokens") or 0)
             return str(reply["choices"][0]["message"]["content"] or "")
-        except (httpx.HTTPError, KeyError, IndexError, TypeError, ValueError) as e:
+        except (httpx.HTTPError, KeyError, IndexError, TypeError, ValueError, AttributeError) as e:
             raise TeacherError(
                 f"teacher at {self.base_url} failed ({e}); check the teacher URL and model"
             ) from e
 
     def _stream_until(self, body: dict[str, Any], until: Callable[[str], bool], timeout: float | None) -> str:
-        text, pieces = "", 0
+        text, pieces, finished = "", 0, False
         with self.client.stream(
             "POST",
             f"{self.base_url}/chat/completions",
@@ -181,13 +181,18 @@ class Teacher:
                 if not line.startswith("data:") or not data:
                     continue
                 if data == "[DONE]":
+                    finished = True
                     break
                 choices = json.loads(data).get("choices") or [{}]
+                finished = finished or bool(choices[0].get("finish_reason"))
                 piece = str((choices[0].get("delta") or {}).get("content") or "")
                 pieces += bool(piece)
                 text += piece
                 if "}" in piece and until(text):
+                    finished = True
                     break
+        if not finished:  # the connection closed mid-reply: the endpoint failed, the text is partial
+            raise TeacherError(f"teacher at {self.base_url} stopped mid-reply after {pieces} pieces")
         with self._lock:
             self.completion_tokens += pieces  # streamed pieces: about one per token
         return text
