@@ -146,3 +146,17 @@ def test_the_committed_cpu_full_scale_file_is_what_its_input_gives() -> None:
     assert committed["rows"] == bfcl_full.rows_of(inputs[0])
     cases = {r["category"]: r["cases"] for r in committed["rows"]}
     assert cases == {"simple_python": 400, "irrelevance": 240}
+
+
+def test_the_committed_1_5b_full_scale_file_is_what_its_input_gives() -> None:
+    """bench/results/bfcl_full_1.5b.json (issue 32: the 0.5B headline's seed-0 recipe on the 1.5B, every
+    case of simple_python and irrelevance, on one H100) holds the rows bench/bfcl_full.py makes of it."""
+    bfcl_full = bench_module("bfcl_full")
+    committed = json.loads((ROOT / "bench" / "results" / "bfcl_full_1.5b.json").read_text())
+    inputs = sorted((ROOT / "bench" / "results" / "bfcl_full_1.5b").glob("*.json"))
+    assert [p.name for p in inputs] == ["simple_python_s0.json"]
+    assert committed["rows"] == bfcl_full.rows_of(inputs[0])
+    cases = {r["category"]: r["cases"] for r in committed["rows"]}
+    assert cases == {"simple_python": 400, "irrelevance": 240}
+    assert {r["model"] for r in committed["rows"]} == {"qwen2.5-coder-1.5b-instruct"}
+    assert json.loads(inputs[0].read_text())["machine"]["mlx_device"] == "Device(gpu, 0)"
