@@ -10,6 +10,9 @@ own dataset (its 8 tools only) and adapter instead, as a user with one tool set 
 training settings that differ from the defaults (``--max-tools``, ``--phrasebook-share``, ``--mix``,
 ``--max-seq-length``) are named in the dataset and adapter names and recorded in the results; ``--tag``
 names the result files. Each stage is skipped when its result exists, so a re-run resumes.
+``--from-workspace MACHINE`` runs nothing: it writes the result files from a workspace whose training
+runs and eval reports were copied from another machine (a GPU, say; datasets and adapters stay there),
+recording MACHINE and the training runs' device instead of this machine.
 
 Usage:
   python bench/phrasebook_suites.py --model /path/to/qwen2.5-coder-0.5b-instruct [--sources schema hand]
@@ -34,10 +37,11 @@ import anyio
 
 from tooltune.config import Settings
 from tooltune.data.datasets import generate_dataset
-from tooltune.data.generate_config import GenerateConfig
+from tooltune.data.generate_config import GENERATOR_VERSION, GenerateConfig
 from tooltune.data.phrasebook import BookText, load_phrasebook
 from tooltune.data.store import load_dataset
 from tooltune.evals.compare import Comparison
+from tooltune.evals.runner import load_report
 from tooltune.evals.service import compare_runs, run_suite_on_server
 from tooltune.evals.suite import load_suite
 from tooltune.serving.model_server import ModelServer
@@ -80,6 +84,44 @@ def data_variant(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     return changed, suffix
 
 
+def dataset_name(
+    source: str, n: int, seed: int, variant: tuple[dict[str, Any], str], suite: str | None
+) -> str:
+    return f"pb-{source}-n{n}-s{seed}{variant[1]}" + (f"-{suite}" if suite else "")
+
+
+def adapter_name(dataset: str, iters: int, seed: int, max_seq_length: int) -> str:
+    return f"{dataset}-i{iters}-t{seed}" + (f"-L{max_seq_length}" if max_seq_length != DEFAULT_LENGTH else "")
+
+
+def eval_run_id(suite_name: str, adapter: str | None, model: Path) -> str:
+    return f"{suite_name}-{adapter or 'baseline-' + model.name}"[:100]
+
+
+def copied_training(ws: Workspace, adapter: str, iters: int) -> dict[str, Any]:
+    """What :func:`stage_train` returns, read from a training run copied from another machine (its
+    adapter stayed there): the run whose ``adapter_name`` is ``adapter``."""
+    for path in sorted(ws.runs.glob("*/run.json")):
+        run = json.loads(path.read_text())
+        if run.get("adapter_name") == adapter and run.get("status") == "succeeded":
+            metrics = json.loads((path.parent / "metrics.json").read_text())
+            return {"adapter": adapter, "run_id": run["id"], "time": metrics.get("time"), "iters": iters,
+                    "device": run.get("device"), "train_seconds": run.get("train_seconds")}  # fmt: skip
+    raise SystemExit(f"no succeeded training run for {adapter} in {ws.runs}")
+
+
+def copied_evals(ws: Workspace, model: Path, adapters: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """What :func:`stage_eval` returns, from eval reports copied from another machine."""
+    out: dict[str, Any] = {}
+    for suite_name, by_source in adapters.items():
+        labels = [("baseline", None), *by_source.items()]
+        reports = {label: load_report(ws, eval_run_id(suite_name, a, model)) for label, a in labels}
+        if not all(r.complete for r in reports.values()):
+            raise SystemExit(f"{suite_name}: an eval report is incomplete")
+        out[suite_name] = (load_suite(suite_name, ws), reports)
+    return out
+
+
 def stage_data(
     ws: Workspace,
     model: Path,
@@ -90,8 +132,7 @@ def stage_data(
     suite: str | None,
 ) -> str:
     """One dataset over both suites' tool sets (``suite`` None), or over one suite's tools alone."""
-    changed, suffix = variant
-    name = f"pb-{source}-n{n}-s{seed}{suffix}" + (f"-{suite}" if suite else "")
+    name = dataset_name(source, n, seed, variant, suite)
     if (ws.datasets / name).exists():
         log(f"data: reusing {name}")
         return name
@@ -100,7 +141,7 @@ def stage_data(
         ws,
         name,
         [f"builtin:{s}" for s in suites],
-        GenerateConfig(n=n, seed=seed, **changed),
+        GenerateConfig(n=n, seed=seed, **variant[0]),
         model_path=model,
         phrasebook=books(source, suites),
     )
@@ -111,9 +152,7 @@ def stage_data(
 def stage_train(
     settings: Settings, ws: Workspace, model: Path, dataset: str, iters: int, seed: int, max_seq_length: int
 ) -> dict[str, Any]:
-    adapter = f"{dataset}-i{iters}-t{seed}" + (
-        f"-L{max_seq_length}" if max_seq_length != DEFAULT_LENGTH else ""
-    )
+    adapter = adapter_name(dataset, iters, seed, max_seq_length)
     if not (ws.adapters / adapter).exists():
         config = TrainConfig(
             model=str(model), dataset=dataset, iters=iters, seed=seed, max_seq_length=max_seq_length
@@ -162,13 +201,32 @@ async def stage_eval(
             suite = load_suite(suite_name, ws)
             reports = {}
             for label, adapter in [("baseline", None), *by_source.items()]:
-                run_id = f"{suite_name}-{adapter or 'baseline-' + model.name}"[:100]
+                run_id = eval_run_id(suite_name, adapter, model)
                 log(f"eval: {suite_name} {label} ({len(suite.cases)} cases) as {run_id}")
                 reports[label] = await run_suite_on_server(
                     server, suite, ws=ws, adapter=adapter, label=label, run_id=run_id, concurrency=concurrency
                 )
             out[suite_name] = (suite, reports)
     return out
+
+
+def from_workspace(args: argparse.Namespace, variant: tuple[dict[str, Any], str]) -> None:
+    ws = Workspace(args.workspace)
+    trained: dict[tuple[str, str | None], dict[str, Any]] = {}
+    datasets: dict[tuple[str, str | None], str] = {}
+    for source in args.sources:
+        for suite in args.suites if args.per_suite else [None]:
+            datasets[(source, suite)] = name = dataset_name(source, args.n, args.seed, variant, suite)
+            adapter = adapter_name(name, args.iters, args.seed, args.max_seq_length)
+            trained[(source, suite)] = copied_training(ws, adapter, args.iters)
+    adapters = {
+        st: {src: trained[(src, st if args.per_suite else None)]["adapter"] for src in args.sources}
+        for st in args.suites
+    }
+    machine = {"copied_from": args.from_workspace,
+               "training_devices": sorted({str(t["device"]) for t in trained.values()})}  # fmt: skip
+    write_results(args, variant, ws, datasets, trained, copied_evals(ws, args.model, adapters), machine,
+                  generators=[GENERATOR_VERSION], wall_s=None)  # fmt: skip
 
 
 def main() -> None:
@@ -196,8 +254,16 @@ def main() -> None:
         help="one dataset and adapter per suite, on its own tool set (a user with one tool set); "
         "default: one over both suites' tools",
     )
+    p.add_argument(
+        "--from-workspace",
+        metavar="MACHINE",
+        help="run nothing: write the result files from the training runs and eval reports in --workspace, "
+        "copied from the machine MACHINE describes (its datasets and adapters stayed there)",
+    )
     args = p.parse_args()
     variant = data_variant(args)
+    if args.from_workspace:
+        return from_workspace(args, variant)
     restart_with_blas()
     settings = Settings.load(workspace=args.workspace)
     ws = Workspace(settings.workspace).ensure()
@@ -213,11 +279,33 @@ def main() -> None:
                 settings, ws, args.model, datasets[k], args.iters, args.seed, args.max_seq_length
             )
 
+    adapters = {
+        st: {src: trained[(src, st if args.per_suite else None)]["adapter"] for src in args.sources}
+        for st in args.suites
+    }
+    evals = anyio.run(stage_eval, settings, ws, args.model, adapters, args.concurrency)
+    generators = sorted({load_dataset(ws, d).generator_version for d in datasets.values()})
+    write_results(args, variant, ws, datasets, trained, evals, machine_info(), generators=generators,
+                  wall_s=round(time.perf_counter() - t0, 1))  # fmt: skip
+
+
+def write_results(
+    args: argparse.Namespace,
+    variant: tuple[dict[str, Any], str],
+    ws: Workspace,
+    datasets: dict[tuple[str, str | None], str],
+    trained: dict[tuple[str, str | None], dict[str, Any]],
+    evals: dict[str, Any],
+    machine: dict[str, Any],
+    *,
+    generators: list[str],
+    wall_s: float | None,
+) -> None:
+    """bench/results/phrasebook_<suite><tag>.json for each evaluated suite."""
+
     def key(source: str, suite: str) -> tuple[str, str | None]:
         return (source, suite if args.per_suite else None)
 
-    adapters = {st: {src: trained[key(src, st)]["adapter"] for src in args.sources} for st in args.suites}
-    evals = anyio.run(stage_eval, settings, ws, args.model, adapters, args.concurrency)
     for suite_name, (suite, reports) in evals.items():
         base = reports["baseline"]
         result: dict[str, Any] = {
@@ -230,10 +318,10 @@ def main() -> None:
             "sources": {},
             "command": " ".join(["python", *sys.argv]),
             # the version that made the datasets (reused by name, they may predate this tooltune)
-            "generator": sorted({load_dataset(ws, d).generator_version for d in datasets.values()}),
+            "generator": generators,
             "data_per_suite": args.per_suite,
-            "machine": machine_info(),
-            "wall_s": round(time.perf_counter() - t0, 1),
+            "machine": machine,
+            "wall_s": wall_s,
         }
         cats = sorted({c.category for c in suite.cases})
         result["baseline"]["categories"] = {c: rates(base, (c,)) for c in cats}

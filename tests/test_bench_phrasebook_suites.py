@@ -4,11 +4,15 @@ named in the dataset names (so two variants never share a dataset) and passed to
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 from types import ModuleType
 
+import pytest
 from bench_import import bench_module
 
 from tooltune.data.generate_config import GenerateConfig
+from tooltune.workspace import Workspace
 
 
 def _module() -> ModuleType:
@@ -38,3 +42,35 @@ def test_books_per_suite() -> None:
     mod = _module()
     assert mod.books("schema", ["issue-tracker"]) == []
     assert len(mod.books("hand", ["issue-tracker"])) == 1 and len(mod.books("hand", list(mod.SUITES))) == 2
+
+
+def test_results_from_a_copied_workspace_find_each_adapter_s_training_run(tmp_path: Path) -> None:
+    # --from-workspace: runs trained on another machine are found by the adapter name this script gives
+    mod = _module()
+    ws = Workspace(tmp_path)
+    dataset = mod.dataset_name("hand", 500, 0, ({"max_tools": 8}, "-t8"), "issue-tracker")
+    adapter = mod.adapter_name(dataset, 600, 0, 3072)
+    assert (dataset, adapter) == (
+        "pb-hand-n500-s0-t8-issue-tracker",
+        "pb-hand-n500-s0-t8-issue-tracker-i600-t0-L3072",
+    )
+    for rid, name, status in [
+        ("r1", adapter, "failed"),
+        ("r2", "other", "succeeded"),
+        ("r3", adapter, "succeeded"),
+    ]:
+        (ws.runs / rid).mkdir(parents=True)
+        run = {
+            "id": rid,
+            "adapter_name": name,
+            "status": status,
+            "device": "Device(gpu, 0)",
+            "train_seconds": 9.5,
+        }
+        (ws.runs / rid / "run.json").write_text(json.dumps(run))
+        (ws.runs / rid / "metrics.json").write_text(json.dumps({"time": {"steps_s": 8.0}}))
+    got = mod.copied_training(ws, adapter, 600)
+    assert got["run_id"] == "r3" and got["device"] == "Device(gpu, 0)" and got["time"] == {"steps_s": 8.0}
+    with pytest.raises(SystemExit, match="no succeeded training run"):
+        mod.copied_training(ws, "never-trained", 600)
+    assert mod.eval_run_id("issue-tracker", None, Path("/m/qwen")) == "issue-tracker-baseline-qwen"
