@@ -160,3 +160,19 @@ def test_the_committed_1_5b_full_scale_file_is_what_its_input_gives() -> None:
     assert cases == {"simple_python": 400, "irrelevance": 240}
     assert {r["model"] for r in committed["rows"]} == {"qwen2.5-coder-1.5b-instruct"}
     assert json.loads(inputs[0].read_text())["machine"]["mlx_device"] == "Device(gpu, 0)"
+
+
+def test_the_committed_agent_task_result_adds_up() -> None:
+    """bench/results/agent_tasks_<model>.json (issue 34, on the GPU): per side, the categories' tasks and
+    successes sum to the totals, success is their ratio, and the paired counts match the difference."""
+    for path in sorted((ROOT / "bench" / "results").glob("agent_tasks_*.json")):
+        result = json.loads(path.read_text())
+        sides = {who: result[who] for who in ("baseline", "adapter")}
+        for side in sides.values():
+            cats = side["categories"].values()
+            assert sum(c["tasks"] for c in cats) == side["tasks"] == 43
+            assert sum(c["succeeded"] for c in cats) == side["succeeded"]
+            assert side["success"] == pytest.approx(side["succeeded"] / side["tasks"], abs=0.001)
+        m = result["mcnemar"]
+        assert m["fixes"] - m["regressions"] == sides["adapter"]["succeeded"] - sides["baseline"]["succeeded"]
+        assert m["both_pass"] + m["both_fail"] + m["fixes"] + m["regressions"] == 43
