@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
@@ -112,6 +113,36 @@ async def test_sigkill_mid_request_restarts_and_retries(tiny_model: Path, shared
         assert server.restart_count == 1
         assert server.pid != first_pid and not alive(first_pid)
         assert server.served.adapter == "a1" and server.served.verified
+
+
+@pytest.mark.slow
+async def test_a_connection_a_live_server_dropped_is_sent_again(
+    tiny_model: Path, shared: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # on one H100, 32 requests at once against mlx_lm.server (listen backlog 5) lost 20 to ReadError
+    # at the start while the server lived on; a live server's dropped connection is now retried
+    async with ModelServer(tiny_model, settings=shared, adapter=None) as server:
+        real_post = server._post
+        failures = [httpx.ReadError("reset"), httpx.ConnectError("refused")]
+        calls = 0
+
+        async def flaky_post(child: Any, body: dict, timeout: float | None = None) -> dict:
+            nonlocal calls
+            calls += 1
+            if failures:
+                raise failures.pop(0)
+            return await real_post(child, body, timeout)
+
+        monkeypatch.setattr(server, "_post", flaky_post)
+        reply = await server.chat([{"role": "user", "content": "hi"}], max_tokens=2, temperature=0.0)
+        assert reply["usage"]["completion_tokens"] >= 1 and calls == 3 and server.restart_count == 0
+        failures[:] = [httpx.ReadError("reset")] * 4  # one more than the retries: the error names it
+        with pytest.raises(ModelServerError, match="ReadError: reset"):
+            await server.chat([{"role": "user", "content": "hi"}], max_tokens=2)
+        failures[:] = [httpx.ReadTimeout("slow")]  # a timeout is not a dropped connection: no retry
+        with pytest.raises(ModelServerError, match="ReadTimeout"):
+            await server.chat([{"role": "user", "content": "hi"}], max_tokens=2)
+        assert not failures
 
 
 @pytest.mark.slow

@@ -65,6 +65,8 @@ from tooltune.subprocs import die_with_parent, exit_status, free_port, port_is_f
 from tooltune.workspace import Workspace, atomic_write_json
 
 log = get_logger(__name__)
+CONNECTION_RETRIES = 3  # a request a live server dropped unanswered is sent again (after 0.5, 1, 2 s)
+_NO_ANSWER = (httpx.ConnectError, httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
 
 Strategy = Literal["restart", "per_request"]
 # Chosen by bench/switch.py (bench/results/switch.json, medians incl. verification, shared 2-core CPU):
@@ -444,7 +446,8 @@ class ModelServer:
         """One ``/v1/chat/completions`` call with the right model and adapter fields.
 
         If the child dies mid-request it is restarted and the request retried once; a second failure
-        raises :class:`ModelServerCrashedError` with the child's last output lines.
+        raises :class:`ModelServerCrashedError` with the child's last output lines. A connection a
+        live child dropped without an answer is retried up to ``CONNECTION_RETRIES`` times.
         """
         body: dict[str, Any] = {"messages": messages, **params}
         if tools:
@@ -452,17 +455,25 @@ class ModelServer:
         for attempt in (1, 2):
             await self._ensure_running()
             child = self._require_child()
-            try:
-                return await self._post(child, {**body, "model": self.model_name, **self.extra_body})
-            except httpx.TransportError as e:
-                await anyio.sleep(0.2)  # let the exit status land before deciding it died
-                if child.alive or attempt == 2:
-                    error = ModelServerError if child.alive else ModelServerCrashedError
-                    raise error(
-                        f"request to the model server failed ({type(e).__name__}: {e}); "
-                        f"last server output:\n{child.last_output()}"
-                    ) from e
-                log.warning("mlx_server_died_mid_request", pid=child.pid, code=child.proc.returncode)
+            for reset in range(CONNECTION_RETRIES + 1):
+                try:
+                    return await self._post(child, {**body, "model": self.model_name, **self.extra_body})
+                except httpx.TransportError as e:
+                    await anyio.sleep(0.2)  # let the exit status land before deciding it died
+                    if child.alive and isinstance(e, _NO_ANSWER) and reset < CONNECTION_RETRIES:
+                        # a live server that reset the connection: mlx_lm.server listens with a
+                        # backlog of 5 and drops connections of a burst beyond it (32 at once did)
+                        log.warning("mlx_server_connection_reset", retry=reset + 1, error=type(e).__name__)
+                        await anyio.sleep(0.5 * 2**reset)
+                        continue
+                    if child.alive or attempt == 2:
+                        error = ModelServerError if child.alive else ModelServerCrashedError
+                        raise error(
+                            f"request to the model server failed ({type(e).__name__}: {e}); "
+                            f"last server output:\n{child.last_output()}"
+                        ) from e
+                    log.warning("mlx_server_died_mid_request", pid=child.pid, code=child.proc.returncode)
+                    break
         raise AssertionError("unreachable")
 
     # ------------------------------------------------------------------ classmethods
