@@ -345,3 +345,22 @@ def test_a_cancelled_grpo_run_resumes_where_its_checkpoint_is(settings: Settings
         order = order or [int(i) for i in rng.permutation(len(records))]
         expected.append(order.pop())
     assert drawn == expected
+
+
+def test_a_collapsed_policy_stops_the_run() -> None:
+    # the rollouts of a GRPO run on one H100 (the 0.5B, learning rate 5e-5, from an SFT adapter): good
+    # calls for 13 steps, then from step 14 every answer cut off at max_completion_tokens, reward 0
+    from tooltune.training.grpo import PolicyCollapsedError, check_not_collapsed, read_rollouts
+
+    rows = read_rollouts(Path(__file__).parent / "data" / "grpo_collapse_h100.rollouts.jsonl")
+    assert [r["iteration"] for r in rows] == list(range(1, 28))
+    for n in range(1, 18):  # up to step 17 only 4 collapsed steps in a row
+        check_not_collapsed(rows[:n], 5e-5)
+    with pytest.raises(PolicyCollapsedError, match="collapsed at iteration 14.*lower --learning-rate.*5e-05"):
+        check_not_collapsed(rows[:18], 5e-5)
+    # a run that never earned a reward has not collapsed (a task too hard for the model), and one step
+    # that wrote a short answer breaks the streak
+    never = [{**r, "reward_mean": 0.0, "cut_off": r["answers"]} for r in rows[:20]]
+    check_not_collapsed(never, 5e-5)
+    mixed = rows[:16] + [{**rows[16], "cut_off": 3}] + rows[17:20]
+    check_not_collapsed(mixed, 5e-5)

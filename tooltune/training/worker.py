@@ -588,19 +588,23 @@ class Worker:
         """GRPO's batches: each step's answers sampled from the model as it is then, scored and batched
         (training/grpo.py), through the same step boundaries (:meth:`_steps`); a resumed run replays the
         request order without sampling. Each step's rewards go to ``rollouts.jsonl``."""
-        from tooltune.training.grpo import rollout_record
+        from tooltune.training.grpo import check_not_collapsed, rollout_record
 
         if not loop:
             return
         sampler = self._sampler
         step = [self.start_iter]
+        history: list[dict[str, Any]] = []
 
         def draw() -> Any:
             rollout = sampler()
             step[0] += 1
+            record = rollout_record(step[0], rollout)
             if self.leader:
                 with open(self.run_dir / "rollouts.jsonl", "a", encoding="utf-8") as fh:
-                    fh.write(json.dumps(rollout_record(step[0], rollout)) + "\n")
+                    fh.write(json.dumps(record) + "\n")
+            history.append(record)
+            check_not_collapsed(history, self.config.learning_rate)
             return rollout
 
         for rollout in self._steps(draw, lambda r: r.processed_tokens, replay=sampler.skip):
