@@ -354,3 +354,22 @@ def test_a_url_teacher_waits_as_long_as_a_served_model() -> None:
 
     served = inspect.signature(ModelServer.__init__).parameters["request_timeout"].default
     assert Teacher("http://127.0.0.1:1/v1").client.timeout.read == served >= 600
+
+
+def test_drafted_items_of_an_array_parameter_become_one_item_values() -> None:
+    # the 1.5B drafted "labels": ["bug", "ui", ...] for create_issue (an array of strings): every value
+    # was dropped as not fitting the schema; each item is now a one-item value, whole arrays stay as written
+    tools = load_tool_specs(["builtin:issue-tracker"])
+    entry = {
+        "requests": ["open an issue {title} tagged {labels}", "new bug: {title}, labels {labels}"],
+        "values": {"title": ["Login fails", "Slow search"], "labels": ["bug", "ui", ["bug", "backend"], 7]},
+    }
+
+    def complete(messages: list[dict[str, str]], seed: int) -> str:
+        return json.dumps(entry) if "Write the JSON for create_issue." in messages[-1]["content"] else "no"
+
+    book, stats = draft_phrasebook(tools, complete, tries=1)
+    labels = book.tools["create_issue"].values["labels"]
+    assert labels == [["bug"], ["ui"], ["bug", "backend"]]  # [7] does not fit: dropped and counted
+    report = {r.tool: r for r in stats.tools}["create_issue"]
+    assert report.kept["requests"] == 2 and report.dropped == 1

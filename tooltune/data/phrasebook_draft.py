@@ -150,14 +150,22 @@ def _strings(value: Any) -> list[str]:
     return [v.strip() for v in value if isinstance(v, str) and v.strip()] if isinstance(value, list) else []
 
 
-def _phrases(entry: dict[str, Any]) -> tuple[ToolPhrases, int]:
-    """A lenient reading of a drafted entry: well-formed parts kept, the rest counted as dropped."""
+def _array_params(tool: ToolSpec) -> set[str]:
+    props = tool.parameters.get("properties", {})
+    return {k for k, p in props.items() if isinstance(p, dict) and p.get("type") == "array"}
+
+
+def _phrases(entry: dict[str, Any], tool: ToolSpec) -> tuple[ToolPhrases, int]:
+    """A lenient reading of a drafted entry: well-formed parts kept, the rest counted as dropped.
+    For an array parameter, models list the items a value is made of (``"labels": ["bug", "ui"]``, for
+    "8 realistic values"); each such item becomes a one-item value (``["bug"]``), as the schema asks."""
     dropped = 0
     values: dict[str, Any] = {}
+    arrays = _array_params(tool)
     raw_values = entry.get("values")
     for k, v in raw_values.items() if isinstance(raw_values, dict) else []:
         if isinstance(v, list) and v:
-            values[str(k)] = v
+            values[str(k)] = [x if isinstance(x, list) else [x] for x in v] if k in arrays else v
         elif isinstance(v, dict) and isinstance(v.get("range"), list):
             values[str(k)] = {"range": v["range"]}
         else:
@@ -194,7 +202,7 @@ def _take_entry(
     entry: dict[str, Any], tool: ToolSpec, tools: list[ToolSpec], report: ToolDraft, seed: int
 ) -> ToolPhrases | None:
     """Check one drafted entry like a hand-written one; what fails is dropped and counted in ``report``."""
-    phrases, bad_shapes = _phrases(entry)
+    phrases, bad_shapes = _phrases(entry, tool)
     checked = check_phrasebook(
         BookText(book=Phrasebook(tools={tool.name: phrases}), source=f"draft:{tool.name}"), tools
     )
