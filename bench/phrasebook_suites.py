@@ -101,13 +101,15 @@ def eval_run_id(suite_name: str, adapter: str | None, model: Path) -> str:
 def copied_training(ws: Workspace, adapter: str, iters: int) -> dict[str, Any]:
     """What :func:`stage_train` returns, read from a training run copied from another machine (its
     adapter stayed there): the run whose ``adapter_name`` is ``adapter``."""
-    for path in sorted(ws.runs.glob("*/run.json")):
-        run = json.loads(path.read_text())
-        if run.get("adapter_name") == adapter and run.get("status") == "succeeded":
-            metrics = json.loads((path.parent / "metrics.json").read_text())
-            return {"adapter": adapter, "run_id": run["id"], "time": metrics.get("time"), "iters": iters,
-                    "device": run.get("device"), "train_seconds": run.get("train_seconds")}  # fmt: skip
-    raise SystemExit(f"no succeeded training run for {adapter} in {ws.runs}")
+    runs = [json.loads(p.read_text()) for p in ws.runs.glob("*/run.json")]
+    runs = [r for r in runs if r.get("adapter_name") == adapter and r.get("status") == "succeeded"]
+    if not runs:
+        raise SystemExit(f"no succeeded training run for {adapter} in {ws.runs}")
+    # the registered one (the adapter's), the latest if several
+    run = max(runs, key=lambda r: (bool(r.get("registered")), str(r.get("finished") or "")))
+    metrics = json.loads((ws.run_dir(run["id"]) / "metrics.json").read_text())
+    return {"adapter": adapter, "run_id": run["id"], "time": metrics.get("time"), "iters": iters,
+            "device": run.get("device"), "train_seconds": run.get("train_seconds")}  # fmt: skip
 
 
 def copied_evals(ws: Workspace, model: Path, adapters: dict[str, dict[str, str]]) -> dict[str, Any]:

@@ -54,16 +54,19 @@ def test_results_from_a_copied_workspace_find_each_adapter_s_training_run(tmp_pa
         "pb-hand-n500-s0-t8-issue-tracker",
         "pb-hand-n500-s0-t8-issue-tracker-i600-t0-L3072",
     )
-    for rid, name, status in [
-        ("r1", adapter, "failed"),
-        ("r2", "other", "succeeded"),
-        ("r3", adapter, "succeeded"),
+    for rid, name, status, registered in [
+        ("r1", adapter, "failed", False),
+        ("r2", "other", "succeeded", True),
+        ("r3", adapter, "succeeded", True),
+        ("r4", adapter, "succeeded", False),  # a later run whose adapter was not registered
     ]:
         (ws.runs / rid).mkdir(parents=True)
         run = {
             "id": rid,
             "adapter_name": name,
             "status": status,
+            "registered": registered,
+            "finished": f"2026-12-05T15:0{rid[1]}:00Z",
             "device": "Device(gpu, 0)",
             "train_seconds": 9.5,
         }

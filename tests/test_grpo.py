@@ -362,5 +362,8 @@ def test_a_collapsed_policy_stops_the_run() -> None:
     # that wrote a short answer breaks the streak
     never = [{**r, "reward_mean": 0.0, "cut_off": r["answers"]} for r in rows[:20]]
     check_not_collapsed(never, 5e-5)
+    # a model whose answers always run to the limit (the tiny test model) earns now and then: not a collapse
+    always_long = [{**r, "cut_off": r["answers"]} for r in rows[:13]] + rows[13:20]
+    check_not_collapsed(always_long, 5e-5)
     mixed = rows[:16] + [{**rows[16], "cut_off": 3}] + rows[17:20]
     check_not_collapsed(mixed, 5e-5)

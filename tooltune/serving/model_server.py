@@ -26,6 +26,7 @@ import collections
 import contextlib
 import math
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -464,7 +465,7 @@ class ModelServer:
                         # a live server that reset the connection: mlx_lm.server listens with a
                         # backlog of 5 and drops connections of a burst beyond it (32 at once did)
                         log.warning("mlx_server_connection_reset", retry=reset + 1, error=type(e).__name__)
-                        await anyio.sleep(0.5 * 2**reset)
+                        await anyio.sleep(0.5 * 2**reset * random.uniform(0.5, 1.5))  # not all at once
                         continue
                     if child.alive or attempt == 2:
                         error = ModelServerError if child.alive else ModelServerCrashedError

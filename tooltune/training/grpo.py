@@ -456,20 +456,21 @@ def check_not_collapsed(
     history: list[dict[str, Any]], learning_rate: float, steps: int = COLLAPSE_STEPS
 ) -> None:
     """Stop a GRPO run whose policy has collapsed: in each of the last ``steps`` steps every answer ran to
-    max_completion_tokens and earned nothing, after steps that earned something. Seen on one H100: the
-    0.5B at learning rate 5e-5 wrote good calls for 13 steps, then only cut-off junk (``bad_json``) from
-    step 14 on; with every group flat, nothing after that step could undo it."""
+    max_completion_tokens and earned nothing, after a step that earned something with answers that
+    ended. Seen on one H100: the 0.5B at learning rate 5e-5 wrote good calls for 13 steps, then only
+    cut-off junk (``bad_json``) from step 14 on; with every group flat, nothing after could undo it."""
     if len(history) <= steps:
         return
     last = history[-steps:]
     if any(r["reward_mean"] > 0 or r["cut_off"] < r["answers"] for r in last):
         return
-    if not any(r["reward_mean"] > 0 for r in history[:-steps]):
-        return  # never earned anything: a task too hard, not a collapse
+    if not any(r["reward_mean"] > 0 and r["cut_off"] < r["answers"] for r in history[:-steps]):
+        return  # never earned anything with answers that ended: a model that always runs long, no collapse
+    first = last[0]["iteration"]
     raise PolicyCollapsedError(
-        f"GRPO collapsed at iteration {last[0]['iteration']}: in the {steps} steps from there every answer "
-        f"ran to max_completion_tokens and earned no reward; lower --learning-rate (this run: "
-        f"{learning_rate:g}); checkpoints before that point are kept"
+        f"GRPO collapsed at iteration {first}: in the {steps} steps from there every answer ran to "
+        f"max_completion_tokens and earned no reward; train again with a lower --learning-rate (this run: "
+        f"{learning_rate:g}); only checkpoints before iteration {first} hold the policy before the collapse"
     )
 
 

@@ -588,13 +588,15 @@ class Worker:
         """GRPO's batches: each step's answers sampled from the model as it is then, scored and batched
         (training/grpo.py), through the same step boundaries (:meth:`_steps`); a resumed run replays the
         request order without sampling. Each step's rewards go to ``rollouts.jsonl``."""
-        from tooltune.training.grpo import check_not_collapsed, rollout_record
+        from tooltune.training.grpo import check_not_collapsed, read_rollouts, rollout_record
 
         if not loop:
             return
         sampler = self._sampler
         step = [self.start_iter]
-        history: list[dict[str, Any]] = []
+        # the steps before a resume count too: a run resumed from a checkpoint taken mid-collapse stops again
+        history = read_rollouts(self.run_dir / "rollouts.jsonl")
+        history = [r for r in history if r["iteration"] <= self.start_iter]
 
         def draw() -> Any:
             rollout = sampler()
