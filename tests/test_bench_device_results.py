@@ -136,30 +136,29 @@ def test_the_committed_full_scale_file_is_what_its_inputs_give() -> None:
             assert 0.0 <= row[who]["native"] <= 1.0 and 0.0 <= row[who]["lenient"] <= 1.0
 
 
-def test_the_committed_cpu_full_scale_file_is_what_its_input_gives() -> None:
-    """bench/results/bfcl_full_0.5b_cpu.json (issue 35: the GPU headline's seed-0 recipe trained and
-    evaluated on the 2-core CPU) holds the rows bench/bfcl_full.py makes of its one input."""
+@pytest.mark.parametrize(
+    ("summary", "inputs_dir", "model", "device"),
+    [
+        # issue 35: the GPU headline's seed-0 recipe trained and evaluated on the 2-core CPU
+        ("bfcl_full_0.5b_cpu.json", "bfcl_full_cpu", "qwen2.5-coder-0.5b-instruct", "Device(cpu, 0)"),
+        # issue 32: the same recipe on the 1.5B, on one H100
+        ("bfcl_full_1.5b.json", "bfcl_full_1.5b", "qwen2.5-coder-1.5b-instruct", "Device(gpu, 0)"),
+    ],
+)
+def test_a_committed_one_input_full_scale_file_is_what_its_input_gives(
+    summary: str, inputs_dir: str, model: str, device: str
+) -> None:
+    """A full-scale summary of one bench/bfcl_adapter.py result (every case of simple_python and
+    irrelevance) holds the rows bench/bfcl_full.py makes of that input."""
     bfcl_full = bench_module("bfcl_full")
-    committed = json.loads((ROOT / "bench" / "results" / "bfcl_full_0.5b_cpu.json").read_text())
-    inputs = sorted((ROOT / "bench" / "results" / "bfcl_full_cpu").glob("*.json"))
+    committed = json.loads((ROOT / "bench" / "results" / summary).read_text())
+    inputs = sorted((ROOT / "bench" / "results" / inputs_dir).glob("*.json"))
     assert [p.name for p in inputs] == ["simple_python_s0.json"]
     assert committed["rows"] == bfcl_full.rows_of(inputs[0])
     cases = {r["category"]: r["cases"] for r in committed["rows"]}
     assert cases == {"simple_python": 400, "irrelevance": 240}
-
-
-def test_the_committed_1_5b_full_scale_file_is_what_its_input_gives() -> None:
-    """bench/results/bfcl_full_1.5b.json (issue 32: the 0.5B headline's seed-0 recipe on the 1.5B, every
-    case of simple_python and irrelevance, on one H100) holds the rows bench/bfcl_full.py makes of it."""
-    bfcl_full = bench_module("bfcl_full")
-    committed = json.loads((ROOT / "bench" / "results" / "bfcl_full_1.5b.json").read_text())
-    inputs = sorted((ROOT / "bench" / "results" / "bfcl_full_1.5b").glob("*.json"))
-    assert [p.name for p in inputs] == ["simple_python_s0.json"]
-    assert committed["rows"] == bfcl_full.rows_of(inputs[0])
-    cases = {r["category"]: r["cases"] for r in committed["rows"]}
-    assert cases == {"simple_python": 400, "irrelevance": 240}
-    assert {r["model"] for r in committed["rows"]} == {"qwen2.5-coder-1.5b-instruct"}
-    assert json.loads(inputs[0].read_text())["machine"]["mlx_device"] == "Device(gpu, 0)"
+    assert {r["model"] for r in committed["rows"]} == {model}
+    assert json.loads(inputs[0].read_text())["machine"]["mlx_device"] == device
 
 
 def test_the_committed_agent_task_result_adds_up() -> None:
