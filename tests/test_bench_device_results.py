@@ -137,28 +137,33 @@ def test_the_committed_full_scale_file_is_what_its_inputs_give() -> None:
 
 
 @pytest.mark.parametrize(
-    ("summary", "inputs_dir", "model", "device"),
+    ("summary", "inputs_dir", "seeds", "model", "device"),
     [
         # issue 35: the GPU headline's seed-0 recipe trained and evaluated on the 2-core CPU
-        ("bfcl_full_0.5b_cpu.json", "bfcl_full_cpu", "qwen2.5-coder-0.5b-instruct", "Device(cpu, 0)"),
-        # issue 32: the same recipe on the 1.5B, on one H100
-        ("bfcl_full_1.5b.json", "bfcl_full_1.5b", "qwen2.5-coder-1.5b-instruct", "Device(gpu, 0)"),
+        ("bfcl_full_0.5b_cpu.json", "bfcl_full_cpu", [0], "qwen2.5-coder-0.5b-instruct", "Device(cpu, 0)"),
+        # issue 32: the same recipe on the 1.5B, seed 0 on one H100, seed 2 on one H200
+        ("bfcl_full_1.5b.json", "bfcl_full_1.5b", [0, 2], "qwen2.5-coder-1.5b-instruct", "Device(gpu, 0)"),
     ],
 )
-def test_a_committed_one_input_full_scale_file_is_what_its_input_gives(
-    summary: str, inputs_dir: str, model: str, device: str
+def test_a_committed_simple_python_full_scale_file_is_what_its_inputs_give(
+    summary: str, inputs_dir: str, seeds: list[int], model: str, device: str
 ) -> None:
-    """A full-scale summary of one bench/bfcl_adapter.py result (every case of simple_python and
-    irrelevance) holds the rows bench/bfcl_full.py makes of that input."""
+    """A full-scale summary of bench/bfcl_adapter.py results on simple_python (every case of
+    simple_python and irrelevance, one result per training seed) holds the rows and the seed spread
+    bench/bfcl_full.py makes of those inputs."""
     bfcl_full = bench_module("bfcl_full")
     committed = json.loads((ROOT / "bench" / "results" / summary).read_text())
     inputs = sorted((ROOT / "bench" / "results" / inputs_dir).glob("*.json"))
-    assert [p.name for p in inputs] == ["simple_python_s0.json"]
-    assert committed["rows"] == bfcl_full.rows_of(inputs[0])
-    cases = {r["category"]: r["cases"] for r in committed["rows"]}
-    assert cases == {"simple_python": 400, "irrelevance": 240}
+    assert [p.name for p in inputs] == [f"simple_python_s{s}.json" for s in seeds]
+    assert committed["rows"] == [r for p in inputs for r in bfcl_full.rows_of(p)]
+    assert committed["seed_spread"] == bfcl_full.spread(committed["rows"])
+    assert {(r["category"], r["cases"]) for r in committed["rows"]} == {
+        ("simple_python", 400),
+        ("irrelevance", 240),
+    }
+    assert len(committed["rows"]) == 2 * len(seeds)
     assert {r["model"] for r in committed["rows"]} == {model}
-    assert json.loads(inputs[0].read_text())["machine"]["mlx_device"] == device
+    assert {json.loads(p.read_text())["machine"]["mlx_device"] for p in inputs} == {device}
 
 
 def test_the_committed_agent_task_result_adds_up() -> None:
