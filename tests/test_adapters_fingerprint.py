@@ -113,7 +113,8 @@ def test_a_fingerprint_child_killed_by_a_signal_is_not_blamed_on_the_model_files
 
 def test_half_precision_models_match_probes_more_loosely(tmp_path: Path) -> None:
     """An H200 serving the 0.5B in bfloat16 answered the probe 0.25 away from mlx-lm's own answer for
-    the same weights: a bfloat16 model must still verify, a float32 one must not at that distance."""
+    the same weights, a 1.5B adapter 0.625: a bfloat16 model must still verify, a float32 one must not
+    at those distances."""
     from tooltune.adapters.fingerprint import tolerances, weights_dtype
 
     ref = ProbeSignature(tokens=[1, 2], top=[[(1, -0.2), (3, -4.0)], [(2, -0.1), (4, -6.0)]])
@@ -123,6 +124,10 @@ def test_half_precision_models_match_probes_more_loosely(tmp_path: Path) -> None
     strict, strict_apart = tolerances("float32")
     loose, loose_apart = tolerances("bfloat16")
     assert d > strict and d < loose
+    # one of three 1.5B adapters served in bfloat16 on an H200 answered 0.625 away (both tries)
+    bf16_15b = ProbeSignature(tokens=[1, 2], top=[[(1, -0.825), (3, -4.0)], [(2, -0.1), (4, -6.0)]])
+    d15 = signature_distance(ref, bf16_15b)
+    assert d15 == pytest.approx(0.625) and strict < d15 < loose
     assert tolerances("4-bit (float32 scales)") == (strict, strict_apart)
     assert tolerances("float16") == (loose, loose_apart) == tolerances("4-bit (bfloat16 scales)")
     assert loose_apart > loose and strict_apart > strict  # a distinguishing probe is never within noise
@@ -155,3 +160,25 @@ def test_a_probe_recorded_under_the_strict_threshold_is_judged_again(
     assert server._weights_dtype == "float32" and server._distinguishes(probe)
     server._weights_dtype = "bfloat16"
     assert not server._distinguishes(probe)
+
+
+def test_a_probe_answer_the_server_parsed_into_a_call_shows_the_call() -> None:
+    """mlx_lm.server moves a tool call out of ``content``; the signature's text (what a mismatch message
+    quotes) is the call, not an empty string."""
+    response = {
+        "choices": [
+            {
+                "message": {
+                    "content": "",
+                    "tool_calls": [
+                        {"function": {"name": "read_file", "arguments": '{"path": "src/main.py"}'}}
+                    ],
+                },
+                "logprobs": {"content": [{"top_logprobs": [{"id": 7, "logprob": -0.1}]}]},
+            }
+        ]
+    }
+    sig = signature_from_response(response)
+    assert sig.text == 'read_file({"path": "src/main.py"})' and sig.tokens == [7]
+    plain = {"choices": [{"message": {"content": "hello"}, "logprobs": {"content": []}}]}
+    assert signature_from_response(plain).text == "hello"

@@ -729,11 +729,17 @@ class ModelServer:
                 if d_other <= tolerance
                 else "neither the base model nor the adapter"
             )
+            same = next(
+                (i for i, (a, b) in enumerate(zip(served.tokens, want.tokens, strict=False)) if a != b),
+                min(len(served.tokens), len(want.tokens)),
+            )
             raise ServedModelMismatchError(
                 f"the model server should serve {what} but its probe answer "
                 f"{served.text!r} resembles {resembles} "
-                f"(distance {d_want:.3g} to the expected answer, {d_other:.3g} to the other); the switch was "
-                "not applied — check the adapter files and the server log"
+                f"(distance {d_want:.3g} to the expected answer, {d_other:.3g} to the other, tolerance "
+                f"{tolerance:g} for {self._weights_dtype} weights; its first {same} of {len(want.tokens)} "
+                "greedy tokens are the expected ones); the switch was not applied — check the adapter files "
+                "and the server log"
             )
         if distinguishes is False and target.name is not None:
             log.warning(
