@@ -98,7 +98,7 @@ def test_method_and_dataset_must_agree_and_dpo_refuses_sft_loss_weights(
         TrainConfig(model=str(tiny_model), dataset="p", method="dpo", init_adapter="nope").resolve(settings)
 
 
-def _train(settings: Settings, name: str, **over: Any) -> Any:
+def _train(settings: Settings, name: str, *, expect: str = "succeeded", **over: Any) -> Any:
     cfg = TrainConfig(
         **{
             "dataset": "p",
@@ -117,7 +117,7 @@ def _train(settings: Settings, name: str, **over: Any) -> Any:
     )
     job = runs.start_training(cfg, settings, name=name)
     job = JobStore(Workspace(settings.workspace)).wait(job.id, timeout=600, poll=0.3)
-    assert job.status == "succeeded", job.error
+    assert job.status == expect, job.error
     return runs.get_run(settings, job.id)
 
 
@@ -272,3 +272,115 @@ def test_orpo_steps_move_the_adapter_toward_the_preferred_answer_without_a_refer
     before = _margin(tiny_model, None, d / "train.jsonl")
     after = _margin(tiny_model, ws.adapters / "orpo-a", d / "train.jsonl")
     assert after > before + 1.0
+
+
+def refusal_pair(i: int) -> PreferencePair:
+    """A request the starting (tiny) model already answers right: no call is due, and it writes text."""
+    return PreferencePair(
+        id=f"n{i}",
+        kind="no_call",
+        reason="called_when_irrelevant",
+        messages=[{"role": "user", "content": f"open src/mod{i}.txt"}],
+        tools=TOOLS,
+        chosen={"role": "assistant", "content": "I can only read files here."},
+        rejected=call_message([("read_file", {"path": f"j{i}.txt"})]),
+        chosen_is_own=True,
+    )
+
+
+def write_split_pairs(ws: Workspace, name: str) -> Path:
+    """Pairs whose training split pushes toward calling and whose validation split holds requests where
+    no call is right: a run that learns too hard breaks what the model did right."""
+    d = ws.dataset_dir(name)
+    d.mkdir(parents=True)
+    (d / "train.jsonl").write_text("".join(pair(i).model_dump_json() + "\n" for i in range(12)))
+    (d / "valid.jsonl").write_text("".join(refusal_pair(i).model_dump_json() + "\n" for i in range(8)))
+    (d / "test.jsonl").write_text("")
+    meta = {"name": name, "hash": "sha256:split", "counts": {"train": 12, "valid": 8, "test": 0}}
+    (d / "dataset.json").write_text(json.dumps({**meta, "extra": {"format": PAIRS_FORMAT}}))
+    return d
+
+
+@pytest.mark.slow
+def test_a_preference_run_that_breaks_the_models_answers_fails_unregistered(
+    settings: Settings, tiny_model: Path
+) -> None:
+    """DPO's loss can fall while the model's answers fall apart (the 0.5B on an H200: validation loss 0.69
+    -> 0.27, then the same sentence over and over on every question). The run answers its validation
+    requests before and after and fails, unregistered, when the adapter gets significantly fewer right."""
+    from tooltune.adapters.registry import AdapterRegistry
+
+    ws = Workspace(settings.workspace).ensure()
+    write_split_pairs(ws, "p")
+    kw: dict[str, Any] = {"model": str(tiny_model), "answer_check": 8}
+    ok = _train(settings, "dpo-ok", iters=8, **kw)
+    check = ok.applied["method"]["answer_check"]
+    assert (check["requests"], check["right_before"]) == (8, 8)  # the validation split first, one per request
+    assert check["right_after"] == 8 - check["regressions"] + check["fixes"] and not check["worse"]
+    assert AdapterRegistry(ws).get("dpo-ok").run_id == ok.id
+
+    broken = _train(settings, "dpo-broken", expect="failed", learning_rate=0.1, iters=16, **kw)
+    check = broken.applied["method"]["answer_check"]
+    assert (
+        check["worse"]
+        and check["right_before"] == 8
+        and check["right_after"] <= 1
+        and check["p_value"] < 0.05
+    )
+    assert (
+        broken.error is not None
+        and "dpo made the model answer its own validation requests worse" in broken.error
+    )
+    assert "--learning-rate (this run: 0.1)" in broken.error
+    assert not broken.registered and "dpo-broken" not in [a.name for a in AdapterRegistry(ws).list()]
+    assert (ws.run_dir(broken.id) / "adapter" / "adapters.safetensors").is_file()  # its files stay
+
+    off = _train(settings, "dpo-unchecked", learning_rate=0.1, iters=16, **{**kw, "answer_check": 0})
+    assert "answer_check" not in off.applied["method"]
+
+
+def test_only_a_significant_loss_of_right_answers_counts_as_worse() -> None:
+    from tooltune.training.answer_check import compare_answers
+
+    def answers(rights: list[bool]) -> list[dict[str, Any]]:
+        return [
+            {"right": r, "outcome": "right" if r else "wrong_value", "text": f"a{i}"}
+            for i, r in enumerate(rights)
+        ]
+
+    # 3 of 3 lost is p = 0.25: too few requests to call it worse
+    assert not compare_answers(answers([True] * 3), answers([False] * 3))["worse"]
+    # 6 lost, 0 gained: p = 0.031
+    s = compare_answers(answers([True] * 6 + [False] * 2), answers([False] * 8))
+    assert s["worse"] and (s["regressions"], s["fixes"], s["right_before"], s["right_after"]) == (6, 0, 6, 0)
+    assert s["example_lost"] == "a0" and s["outcomes_after"] == {"wrong_value": 8}
+    # as many gained as lost: not worse, however many
+    assert not compare_answers(answers([True] * 8 + [False] * 8), answers([False] * 8 + [True] * 8))["worse"]
+
+
+@pytest.mark.anyio
+async def test_an_improve_round_whose_answer_check_failed_ends_the_loop_instead_of_the_job(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`train improve` keeps a round only if it is better: a candidate its own answer check dropped is a
+    round that was not better (the loop ends with the best adapter so far), while any other failed
+    training still fails the job."""
+    from types import SimpleNamespace
+
+    from tooltune.training import improve
+
+    applied: dict[str, Any] = {}
+    job = SimpleNamespace(
+        id="train-x", done=True, status="failed", error="dpo made the model answer ... worse"
+    )
+    monkeypatch.setattr(improve, "start_training", lambda cfg, s, name: job)
+    monkeypatch.setattr(improve.JobStore, "get", lambda self, job_id: job)
+    monkeypatch.setattr(improve, "get_run", lambda s, ref: SimpleNamespace(applied=applied))
+    cfg = TrainConfig(dataset="p", method="dpo")
+    applied["method"] = {"answer_check": {"worse": True}}
+    with pytest.raises(improve.CandidateDroppedError, match="dropped before the held-out eval: dpo made"):
+        await improve._train_candidate(settings, cfg, "c")
+    applied["method"] = {"answer_check": {"worse": False}}
+    with pytest.raises(TooltuneError, match="training train-x failed") as err:
+        await improve._train_candidate(settings, cfg, "c")
+    assert not isinstance(err.value, improve.CandidateDroppedError)

@@ -40,7 +40,7 @@ from tooltune.evals.service import compare_runs, run_suite_on_server
 from tooltune.jobs import JobStore
 from tooltune.logs import get_logger
 from tooltune.models.resolve import resolve_model
-from tooltune.training.runs import cancel_training, start_training
+from tooltune.training.runs import cancel_training, get_run, start_training
 from tooltune.training.train_config import TrainConfig, adapter_lora_shape
 from tooltune.workspace import Workspace, atomic_write_json, validate_name
 
@@ -118,6 +118,10 @@ class ImproveResult(BaseModel):
 ProgressFn = Callable[[str], None]
 
 
+class CandidateDroppedError(TooltuneError):
+    """A round's training ended without a candidate to judge: its answer check found it worse."""
+
+
 async def _train_candidate(settings: Settings, cfg: TrainConfig, name: str) -> None:
     """Train in tooltune's worker without blocking the event loop (the MCP server keeps answering); a
     cancelled round cancels its training job too."""
@@ -133,6 +137,9 @@ async def _train_candidate(settings: Settings, cfg: TrainConfig, name: str) -> N
             await anyio.to_thread.run_sync(lambda: cancel_training(job.id, settings))
         raise
     if job.status != "succeeded":
+        check = (get_run(settings, job.id).applied.get("method") or {}).get("answer_check") or {}
+        if check.get("worse"):  # the run's own answer check dropped the candidate (training/answer_check.py)
+            raise CandidateDroppedError(f"the candidate was dropped before the held-out eval: {job.error}")
         raise TooltuneError(f"training {job.id} {job.status}: {job.error}")
 
 
@@ -179,7 +186,10 @@ async def _sample_pick_train(
     say(f"round {r}: training on {sum(picked.counts.values())} rows ({picked.picked})")
     method = "sft" if cfg.method == "rejection" else cfg.method
     train_cfg = _round_config(cfg, registry, model_path, current, dataset=picked.dataset, method=method)
-    await _train_round(settings, registry, train_cfg, candidate)
+    try:
+        await _train_round(settings, registry, train_cfg, candidate)
+    except CandidateDroppedError as e:  # the loop ends with the best adapter so far, as for a worse one
+        return samples.name, picked.dataset, picked.picked, f"round {r}: {e}"
     return samples.name, picked.dataset, picked.picked, None
 
 

@@ -192,7 +192,20 @@ class TrainConfig(BaseModel):
         default=0.8, gt=0, le=2.0, description="grpo: the temperature the answers are sampled at."
     )
     max_completion_tokens: int = Field(
-        default=128, ge=8, le=4096, description="grpo: the most tokens a sampled answer may have."
+        default=128,
+        ge=8,
+        le=4096,
+        description="grpo: the most tokens a sampled answer may have; dpo/orpo: the same for the answer "
+        "check's greedy answers.",
+    )
+    answer_check: int = Field(
+        default=16,
+        ge=0,
+        le=256,
+        description="dpo/orpo: validation requests (the pairs' own, validation split first) the starting "
+        "model and the trained adapter answer greedily, scored against the correct answer; a run whose "
+        "adapter gets significantly fewer right (exact paired test, p < 0.05) fails and is not registered "
+        "(training/answer_check.py). 0: no check.",
     )
     dpo_loss: Literal["sigmoid", "hinge", "ipo", "dpop"] = Field(
         default="sigmoid", description="dpo: the loss form (mlx-lm-lora's loss types)."

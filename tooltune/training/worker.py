@@ -150,6 +150,7 @@ class Worker:
         self.optimizer: Any = None
         self._weight_cache: dict[bytes, Any] = {}  # loss weights per distinct token row
         self._sampler: Any = None  # grpo: each step's answers (training/grpo.py Sampler)
+        self._check_requests: Any = None  # dpo/orpo: the answer check's requests (training/answer_check.py)
         # data-parallel runs (``--hosts``, started by mlx.launch): every process trains, rank 0 alone writes
         # the run's files and the job; the others own nothing and stop when rank 0 does. The rank is read
         # from mlx.launch's MLX_RANK before the group exists, so a process whose group fails to form
@@ -381,8 +382,17 @@ class Worker:
             applied["sequence_lengths"] = lengths.model_dump()
             if (warning := lengths.warning()) and self.start_iter == 0:
                 self._warn(warning)
+        check_before: list[
+            dict[str, Any]
+        ] = []  # dpo/orpo: the starting model's answers to the check requests
         if dpo:
             applied["method"] = self._prepare_pairs(model, train_set, valid_set)
+            check_before = self._answer_check_before(model, tokenizer)
+            if check_before:
+                applied["method"]["answer_check"] = {
+                    "requests": len(check_before),
+                    "right_before": sum(a["right"] for a in check_before),
+                }
         if grpo:
             applied["method"] = self._prepare_sampler(model, tokenizer, train_set)
         if cfg.value_loss_weight != 1.0 or cfg.anchor_loss_weight:
@@ -463,6 +473,8 @@ class Worker:
             )
         self._save_checkpoint(cfg.iters)  # a SIGTERM during the last step loses nothing: the run is complete
         self.run = self.run.model_copy(update={"iteration": cfg.iters})
+        if dpo and check_before:
+            self._answer_check_after(model, tokenizer, check_before)
         done = self.run.model_copy(
             update={
                 "status": "succeeded",
@@ -523,6 +535,53 @@ class Worker:
             + "), scored once per pair before step 1",
             "reference_seconds": round(time.monotonic() - t0, 2),
         }
+
+    def _answer_check_before(self, model: Any, tokenizer: Any) -> list[dict[str, Any]]:
+        """dpo/orpo: the starting model's greedy answers to the check requests (training/answer_check.py),
+        kept for the comparison after the last step; none when the check is off or finds no request."""
+        from tooltune.training.answer_check import answer, check_requests
+
+        cfg = self.config
+        if not cfg.answer_check:
+            return []
+        folder = Path(cfg.dataset_path or "")
+        self._check_requests = check_requests(
+            [folder / "valid.jsonl", folder / "train.jsonl"],
+            tokenizer,
+            limit=cfg.answer_check,
+            max_seq_length=cfg.max_seq_length,
+            max_tokens=cfg.max_completion_tokens,
+        )
+        if not len(self._check_requests):
+            self._warn("answer check skipped: no pair of the dataset can be scored as a request")
+            return []
+        t0 = time.monotonic()
+        before = answer(model, tokenizer, self._check_requests, max_tokens=cfg.max_completion_tokens)
+        log.info(
+            "answer_check.before",
+            requests=len(before),
+            right=sum(a["right"] for a in before),
+            seconds=round(time.monotonic() - t0, 2),
+        )
+        return before
+
+    def _answer_check_after(self, model: Any, tokenizer: Any, before: list[dict[str, Any]]) -> None:
+        """dpo/orpo: the trained adapter answers the check requests; the comparison goes into run.json,
+        and an adapter that answers significantly worse fails the run before it is registered."""
+        from tooltune.training.answer_check import answer, compare_answers, worse_error
+
+        cfg = self.config
+        t0 = time.monotonic()
+        after = answer(model, tokenizer, self._check_requests, max_tokens=cfg.max_completion_tokens)
+        summary = compare_answers(before, after)
+        summary["seconds"] = round(time.monotonic() - t0, 2)
+        log.info("answer_check.after", **{k: v for k, v in summary.items() if k != "example_lost"})
+        applied = dict(self.run.applied)
+        applied["method"] = {**applied.get("method", {}), "answer_check": summary}
+        self.run = self.run.model_copy(update={"applied": applied})
+        self._save_run()
+        if summary["worse"]:
+            raise worse_error(summary, method=cfg.method, learning_rate=cfg.learning_rate)
 
     def _prepare_sampler(self, model: Any, tokenizer: Any, prompts: Any) -> dict[str, Any]:
         """For grpo: the sampler of each step's answers, with the starting LoRA weights as the reference;
