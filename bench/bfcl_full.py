@@ -82,20 +82,40 @@ def rows_of(path: Path) -> list[dict[str, Any]]:
                 "mcnemar_p_native": mcnemar_p(res["comparison"], "native"),
                 "mcnemar_p_lenient": mcnemar_p(res["comparison"], "lenient"),
                 "result": path.name,
+                **(on_policy_fields(d, res) if "sft" in res else {}),
             }
         )
     return rows
 
 
+def on_policy_fields(d: dict[str, Any], res: dict[str, Any]) -> dict[str, Any]:
+    """What a ``bench/bfcl_onpolicy.py`` result adds to its row: the method, its learning rate and steps,
+    the SFT adapter it started from with that adapter's scores, and the paired test against it."""
+    vs = res["comparison_with_sft"]
+    config = d["train"].get("config") or {}
+    return {
+        "method": d["method"],
+        "learning_rate": config.get("learning_rate"),
+        "iters": config.get("iters"),
+        "sft_adapter": d["sft_adapter"],
+        "sft": scores(res["sft"]),
+        "vs_sft": {
+            mode: {k: (vs.get(f"mcnemar_{mode}") or {}).get(k) for k in ("fixes", "regressions", "p_value")}
+            for mode in ("native", "lenient")
+        },
+    }
+
+
 def spread(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
-    for r in rows:
-        groups[(r["model"], r["trained_on"], r["category"])].append(r)
+    groups: dict[tuple[str, str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:  # an on-policy method's rows are not seeds of the SFT recipe: a group of their own
+        groups[(r["model"], r["trained_on"], r.get("method", ""), r["category"])].append(r)
     out = []
-    for (model, trained_on, category), rs in sorted(groups.items()):
+    for (model, trained_on, method, category), rs in sorted(groups.items()):
         entry: dict[str, Any] = {
             "model": model,
             "trained_on": trained_on,
+            **({"method": method} if method else {}),
             "category": category,
             "seeds": [r["train_seed"] for r in rs],
         }
