@@ -180,3 +180,26 @@ def test_the_committed_agent_task_result_adds_up() -> None:
         m = result["mcnemar"]
         assert m["fixes"] - m["regressions"] == sides["adapter"]["succeeded"] - sides["baseline"]["succeeded"]
         assert m["both_pass"] + m["both_fail"] + m["fixes"] + m["regressions"] == 43
+
+
+def test_the_committed_on_policy_file_is_what_its_inputs_give() -> None:
+    """bench/results/onpolicy_0.5b.json (issue 36, on the GPU): the rows bench/bfcl_full.py makes of the
+    SFT start and each method's bench/bfcl_onpolicy.py result, every case; each method's row carries its
+    learning rate, the SFT adapter's scores and the paired test against them."""
+    bfcl_full = bench_module("bfcl_full")
+    committed = json.loads((ROOT / "bench" / "results" / "onpolicy_0.5b.json").read_text())
+    inputs = sorted((ROOT / "bench" / "results" / "onpolicy_gpu").glob("*.json"))
+    assert committed["rows"] == [r for p in inputs for r in bfcl_full.rows_of(p)]
+    assert committed["seed_spread"] == bfcl_full.spread(committed["rows"])
+    sft = {r["category"]: r["adapter"] for r in committed["rows"] if "method" not in r}
+    methods = [r for r in committed["rows"] if "method" in r]
+    assert {(r["method"], r["category"]) for r in methods} == {
+        (m, c) for m in ("dpo", "grpo", "rejection") for c in ("simple_python", "irrelevance")
+    }
+    for r in methods:
+        assert r["cases"] == bfcl_full.FULL_SIZE[r["category"]] and r["sft"] == sft[r["category"]]
+        vs = r["vs_sft"]["native"]
+        # the paired counts are the difference between the two scores
+        assert vs["fixes"] - vs["regressions"] == r["adapter"]["native_pass"] - r["sft"]["native_pass"]
+    dpo = next(r for r in methods if (r["method"], r["category"]) == ("dpo", "simple_python"))
+    assert dpo["adapter"]["native_pass"] == 0 and dpo["learning_rate"] == 5e-5  # the collapse on record
