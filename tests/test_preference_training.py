@@ -306,31 +306,33 @@ def test_a_preference_run_that_breaks_the_models_answers_fails_unregistered(
     settings: Settings, tiny_model: Path
 ) -> None:
     """DPO's loss can fall while the model's answers fall apart (the 0.5B on an H200: validation loss 0.69
-    -> 0.27, then the same sentence over and over on every question). The run answers its validation
-    requests before and after and fails, unregistered, when the adapter gets significantly fewer right."""
+    -> 0.27, then the same sentence over and over on every question). The run answers its own requests
+    before and after and fails, unregistered, when the adapter gets significantly fewer right in either
+    group (a call due, or none)."""
     from tooltune.adapters.registry import AdapterRegistry
 
     ws = Workspace(settings.workspace).ensure()
     write_split_pairs(ws, "p")
-    kw: dict[str, Any] = {"model": str(tiny_model), "answer_check": 8}
+    kw: dict[str, Any] = {"model": str(tiny_model), "answer_check": 16}
     ok = _train(settings, "dpo-ok", iters=8, **kw)
     check = ok.applied["method"]["answer_check"]
-    assert (check["requests"], check["right_before"]) == (8, 8)  # the validation split first, one per request
-    assert check["right_after"] == 8 - check["regressions"] + check["fixes"] and not check["worse"]
-    assert AdapterRegistry(ws).get("dpo-ok").run_id == ok.id
+    # half the requests where a call is due (the training split's: the validation split has none), half
+    # where none is (the validation split's); the tiny model writes text, right only where no call is due
+    assert (check["requests"], check["splits"]) == (16, {"valid": 8, "train": 8})
+    groups = check["groups"]
+    assert (groups["call_due"]["right_before"], groups["no_call_due"]["right_before"]) == (0, 8)
+    assert check["right_after"] == check["right_before"] - check["regressions"] + check["fixes"]
+    assert not check["worse"] and AdapterRegistry(ws).get("dpo-ok").run_id == ok.id
 
     broken = _train(settings, "dpo-broken", expect="failed", learning_rate=0.1, iters=16, **kw)
     check = broken.applied["method"]["answer_check"]
+    lost = check["groups"]["no_call_due"]
+    assert check["worse_in"] == ["no_call_due"] and lost["right_after"] <= 1 and lost["p_value"] < 0.05
+    assert broken.error is not None
     assert (
-        check["worse"]
-        and check["right_before"] == 8
-        and check["right_after"] <= 1
-        and check["p_value"] < 0.05
+        "dpo made the model answer its own requests worse: of 8 requests where no call is due" in broken.error
     )
-    assert (
-        broken.error is not None
-        and "dpo made the model answer its own validation requests worse" in broken.error
-    )
+    assert "(of 8 valid, 8 train requests checked)" in broken.error
     assert "--learning-rate (this run: 0.1)" in broken.error
     assert not broken.registered and "dpo-broken" not in [a.name for a in AdapterRegistry(ws).list()]
     assert (ws.run_dir(broken.id) / "adapter" / "adapters.safetensors").is_file()  # its files stay
@@ -339,12 +341,40 @@ def test_a_preference_run_that_breaks_the_models_answers_fails_unregistered(
     assert "answer_check" not in off.applied["method"]
 
 
-def test_only_a_significant_loss_of_right_answers_counts_as_worse() -> None:
+def test_check_requests_take_both_groups_validation_first_once_each(tiny_model: Path, tmp_path: Path) -> None:
+    from mlx_lm.utils import load_tokenizer
+
+    from tooltune.training.answer_check import check_requests
+
+    tok = load_tokenizer(tiny_model)
+    (tmp_path / "valid.jsonl").write_text(
+        "".join(p.model_dump_json() + "\n" for p in [pair(0), refusal_pair(0), pair(0)])  # r0 twice
+    )
+    (tmp_path / "train.jsonl").write_text(
+        "not json\n" + "".join(p.model_dump_json() + "\n" for p in [*map(pair, range(1, 9)), refusal_pair(1)])
+    )
+    files = [tmp_path / "valid.jsonl", tmp_path / "train.jsonl"]
+    reqs = check_requests(files, tok, limit=6, max_seq_length=4096, max_tokens=64, seed=0)
+    # 3 a group, but only 2 requests where no call is due: a fourth call fills in; each request once; the
+    # validation split's requests come first in their group
+    assert (reqs.groups.count("call_due"), reqs.groups.count("no_call_due")) == (4, 2)
+    assert len(set(reqs.ids)) == len(reqs.ids) == 6
+    assert reqs.ids[0] == "r0" and reqs.splits[0] == "valid" and {"n0", "n1"} <= set(reqs.ids)
+    more = check_requests(files, tok, limit=8, max_seq_length=4096, max_tokens=64, seed=0)
+    assert (more.groups.count("call_due"), more.groups.count("no_call_due")) == (6, 2)
+    assert check_requests(files, tok, limit=8, max_seq_length=4096, max_tokens=64, seed=1).ids != more.ids
+    # a prompt that leaves no room for the answer is passed over
+    assert not len(check_requests(files, tok, limit=8, max_seq_length=64, max_tokens=64))
+
+
+def test_only_a_significant_loss_of_right_answers_in_a_group_counts_as_worse() -> None:
     from tooltune.training.answer_check import compare_answers
 
-    def answers(rights: list[bool]) -> list[dict[str, Any]]:
+    def answers(
+        rights: list[bool], group: str = "call_due", outcome: str = "wrong_value"
+    ) -> list[dict[str, Any]]:
         return [
-            {"right": r, "outcome": "right" if r else "wrong_value", "text": f"a{i}"}
+            {"right": r, "outcome": "right" if r else outcome, "text": f"a{i}", "group": group}
             for i, r in enumerate(rights)
         ]
 
@@ -356,6 +386,13 @@ def test_only_a_significant_loss_of_right_answers_counts_as_worse() -> None:
     assert s["example_lost"] == "a0" and s["outcomes_after"] == {"wrong_value": 8}
     # as many gained as lost: not worse, however many
     assert not compare_answers(answers([True] * 8 + [False] * 8), answers([False] * 8 + [True] * 8))["worse"]
+    # the H200 collapse: a model that stops calling gains every refusal it got wrong and loses every call;
+    # over both groups that is 8 lost, 8 gained (p = 1), in the call group 8 lost (p = 0.008)
+    before = answers([True] * 8 + [False] * 8) + answers([False] * 8, "no_call_due", "called_when_irrelevant")
+    after = answers([False] * 16, outcome="no_call_made") + answers([True] * 8, "no_call_due")
+    s = compare_answers(before, after)
+    assert (s["regressions"], s["fixes"], s["p_value"]) == (8, 8, 1.0)
+    assert s["worse"] and s["worse_in"] == ["call_due"] and s["groups"]["call_due"]["p_value"] < 0.01
 
 
 @pytest.mark.anyio
@@ -384,3 +421,28 @@ async def test_an_improve_round_whose_answer_check_failed_ends_the_loop_instead_
     with pytest.raises(TooltuneError, match="training train-x failed") as err:
         await improve._train_candidate(settings, cfg, "c")
     assert not isinstance(err.value, improve.CandidateDroppedError)
+
+    # in a round, the dropped candidate is the reason the loop stops (the samples and data stay named)
+    async def sampled(*a: Any, **k: Any) -> Any:
+        return SimpleNamespace(name="r1-samples")
+
+    async def dropped(*a: Any, **k: Any) -> None:
+        raise improve.CandidateDroppedError("the candidate was dropped before the held-out eval: worse")
+
+    monkeypatch.setattr(improve, "sample_dataset", sampled)
+    picked = SimpleNamespace(dataset="r1-data", counts={"train": 4}, picked={"no_call_made": 4})
+    monkeypatch.setattr(improve, "pick_training_data", lambda *a, **k: picked)
+    monkeypatch.setattr(improve, "_round_config", lambda *a, **k: cfg)
+    monkeypatch.setattr(improve, "_train_round", dropped)
+    job_cfg = improve.ImproveConfig(dataset="d", name="imp", model="m")
+    said: list[str] = []
+    ws = Workspace(settings.workspace)
+    out = await improve._sample_pick_train(
+        settings, None, ws, None, job_cfg, "m", None, 1, "imp-r1", "imp-r1-adapter", said.append,
+    )  # fmt: skip
+    assert out == (
+        "r1-samples",
+        "r1-data",
+        {"no_call_made": 4},
+        "round 1: the candidate was dropped before the held-out eval: worse",
+    )

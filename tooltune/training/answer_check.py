@@ -6,11 +6,13 @@ and the adapter then answered every BFCL simple_python question with the same se
 (0 of 400 right; the SFT adapter it started from: 269). The loss only compares the chosen answer with
 the rejected one; nothing in it keeps the chosen answer likely.
 
-So a preference run answers a few of its validation requests greedily twice, with the starting model
-before the first step and with the trained adapter after the last, scores both with the eval scorer
-against the pair's correct answer, and compares them request by request (exact McNemar test). An adapter
-that gets significantly fewer right (p < :data:`ALPHA`) fails the run: it is not registered, and the
-message says what it writes now. Greedy answers, as the server gives them to an eval.
+So a preference run answers some of its own requests greedily twice, with the starting model before
+the first step and with the trained adapter after the last, scores both with the eval scorer against the
+pair's correct answer, and compares them request by request (exact McNemar test), separately for the
+requests where a call is due and those where none is: a model that stops calling gets every refusal
+"right", so one count over both would hide exactly that collapse. An adapter that gets significantly
+fewer right in either group (p < :data:`ALPHA`) fails the run: it is not registered, and the message
+says what it writes now. Greedy answers, as the server gives them to an eval.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from tooltune.evals.suite import EvalCase
 from tooltune.training.grpo import reward
 
 __all__ = [
+    "GROUPS",
     "ALPHA",
     "AnswersGotWorseError",
     "CheckRequests",
@@ -45,52 +48,95 @@ class AnswersGotWorseError(TooltuneError):
     """The trained adapter answers the run's own validation requests significantly worse than its start."""
 
 
+GROUPS = ("call_due", "no_call_due")
+
+
 @dataclass
 class CheckRequests:
-    """The requests a run is checked on: prompt tokens, and the case each greedy answer is scored against."""
+    """The requests a run is checked on: prompt tokens, the case each greedy answer is scored against,
+    its group (a call due or not) and the split it came from."""
 
     ids: list[str] = field(default_factory=list)
     tokens: list[list[int]] = field(default_factory=list)
     cases: list[EvalCase] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
+    splits: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.cases)
 
 
 def check_requests(
-    files: list[Path], tokenizer: Any, *, limit: int, max_seq_length: int, max_tokens: int
+    files: list[Path], tokenizer: Any, *, limit: int, max_seq_length: int, max_tokens: int, seed: int = 0
 ) -> CheckRequests:
-    """Up to ``limit`` distinct requests of a pairs dataset, the validation split first (``files`` in
-    order): each pair's conversation and tools with its chosen answer as the truth. A pair that cannot
-    be scored or does not fit ``max_seq_length`` with ``max_tokens`` of answer is passed over (the
-    training already named and skipped records that do not load)."""
-    out = CheckRequests()
+    """Up to ``limit`` distinct requests of a pairs dataset, half where a call is due and half where none
+    is (the other group fills in when one runs short), each group in a seeded shuffle with the first of
+    ``files`` (the validation split) before the rest: each pair's conversation and tools with its chosen
+    answer as the truth. A pair that cannot be scored or does not fit ``max_seq_length`` with
+    ``max_tokens`` of answer is passed over (training already named and skipped records that do not load)."""
+    import random
+
+    rng = random.Random(seed)
+    pools: dict[str, list[tuple[str, str, EvalCase]]] = {g: [] for g in GROUPS}
+    seen: set[str] = set()
     for path in files:
         if not path.is_file():
             continue
+        found: dict[str, list[tuple[str, str, EvalCase]]] = {g: [] for g in GROUPS}
         for n, line in enumerate(path.read_text("utf-8").splitlines(), 1):
-            if len(out) >= limit:
-                return out
             if not line.strip():
                 continue
             try:
                 pair = PreferencePair.model_validate(json.loads(line))
-                if pair.id in out.ids:
-                    continue
-                ex = Example(messages=[*pair.messages, pair.chosen], tools=pair.tools)
-                case = example_case(ex, f"{path.stem}-{n}")
-                ids = tokenizer.apply_chat_template(
-                    case.messages, tools=case.tools or None, tokenize=True, add_generation_prompt=True
+                case = example_case(
+                    Example(messages=[*pair.messages, pair.chosen], tools=pair.tools), f"{path.stem}-{n}"
                 )
-                ids = list(ids["input_ids"] if hasattr(ids, "keys") else ids)
             except Exception:  # noqa: BLE001, S112 — a pair the check cannot use is passed over, not fatal
                 continue
-            if len(ids) + max_tokens > max_seq_length:
+            if pair.id in seen:
                 continue
-            out.ids.append(pair.id)
-            out.tokens.append(ids)
-            out.cases.append(case)
+            seen.add(pair.id)
+            found["no_call_due" if case.expects_no_call else "call_due"].append((pair.id, path.stem, case))
+        for g in GROUPS:  # this file's requests, shuffled, after the earlier files' ones
+            rng.shuffle(found[g])
+            pools[g] += found[g]
+    out = CheckRequests()
+    quota = {GROUPS[0]: limit - limit // 2, GROUPS[1]: limit // 2}
+    for g in GROUPS:
+        _take(out, pools[g], quota[g], g, tokenizer, max_seq_length, max_tokens)
+    for g in GROUPS:  # one group ran short: the other fills the rest
+        _take(out, pools[g], limit - len(out), g, tokenizer, max_seq_length, max_tokens)
     return out
+
+
+def _take(
+    out: CheckRequests,
+    pool: list[tuple[str, str, EvalCase]],
+    n: int,
+    group: str,
+    tokenizer: Any,
+    max_seq_length: int,
+    max_tokens: int,
+) -> None:
+    """Move up to ``n`` requests that fit from the front of ``pool`` into ``out`` (rendered as served)."""
+    taken = 0
+    while pool and taken < n:
+        pair_id, split, case = pool.pop(0)
+        try:
+            ids = tokenizer.apply_chat_template(
+                case.messages, tools=case.tools or None, tokenize=True, add_generation_prompt=True
+            )
+            ids = list(ids["input_ids"] if hasattr(ids, "keys") else ids)
+        except Exception:  # noqa: BLE001, S112 — a template error on one request passes it over
+            continue
+        if len(ids) + max_tokens > max_seq_length:
+            continue
+        out.ids.append(pair_id)
+        out.tokens.append(ids)
+        out.cases.append(case)
+        out.groups.append(group)
+        out.splits.append(split)
+        taken += 1
 
 
 def answer(model: Any, tokenizer: Any, requests: CheckRequests, *, max_tokens: int) -> list[dict[str, Any]]:
@@ -117,18 +163,17 @@ def answer(model: Any, tokenizer: Any, requests: CheckRequests, *, max_tokens: i
     for i, case in enumerate(requests.cases):
         text = by_request.get(i, "")
         _, outcome = reward(case, text, tokenizer)
-        out.append({"right": outcome == "right", "outcome": outcome, "text": text[:300]})
+        out.append(
+            {"right": outcome == "right", "outcome": outcome, "text": text[:300], "group": requests.groups[i]}
+        )
     return out
 
 
-def compare_answers(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> dict[str, Any]:
-    """The starting model's and the adapter's answers compared request by request, as the run records
-    them; ``worse`` when the adapter gets fewer right with an exact paired p-value below :data:`ALPHA`."""
+def _paired(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> dict[str, Any]:
     pairs = list(zip((b["right"] for b in before), (a["right"] for a in after), strict=True))
     regressions = sum(b and not a for b, a in pairs)
     fixes = sum(a and not b for b, a in pairs)
     p = mcnemar_exact(regressions, fixes)
-    lost = [a["text"] for b, a in zip(before, after, strict=True) if b["right"] and not a["right"]]
     return {
         "requests": len(pairs),
         "right_before": sum(b for b, _ in pairs),
@@ -137,20 +182,43 @@ def compare_answers(before: list[dict[str, Any]], after: list[dict[str, Any]]) -
         "fixes": fixes,
         "p_value": round(p, 6),
         "worse": regressions > fixes and p < ALPHA,
-        "outcomes_before": _count(b["outcome"] for b in before),
-        "outcomes_after": _count(a["outcome"] for a in after),
-        "example_lost": lost[0] if lost else None,
     }
 
 
-def worse_error(summary: dict[str, Any], *, method: str, learning_rate: float) -> AnswersGotWorseError:
+def compare_answers(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> dict[str, Any]:
+    """The starting model's and the adapter's answers compared request by request, as the run records
+    them: over all requests and per group (``call_due``, ``no_call_due``); ``worse`` when the adapter
+    gets fewer right in a group with an exact paired p-value below :data:`ALPHA`."""
+    summary = _paired(before, after)
+    groups = {}
+    for g in GROUPS:
+        idx = [i for i, b in enumerate(before) if b.get("group", GROUPS[0]) == g]
+        if idx:
+            groups[g] = _paired([before[i] for i in idx], [after[i] for i in idx])
+    summary["groups"] = groups
+    summary["worse"] = any(v["worse"] for v in groups.values())
+    summary["worse_in"] = [g for g, v in groups.items() if v["worse"]]
+    lost = [a["text"] for b, a in zip(before, after, strict=True) if b["right"] and not a["right"]]
+    summary["outcomes_before"] = _count(b["outcome"] for b in before)
+    summary["outcomes_after"] = _count(a["outcome"] for a in after)
+    summary["example_lost"] = lost[0] if lost else None
+    return summary
+
+
+def worse_error(
+    summary: dict[str, Any], *, method: str, learning_rate: float, splits: dict[str, int] | None = None
+) -> AnswersGotWorseError:
     """The error that fails a run whose :func:`compare_answers` summary is ``worse``."""
+    g = summary["worse_in"][0]
+    v = summary["groups"][g]
+    where = "where a call is due" if g == "call_due" else "where no call is due"
+    source = ", ".join(f"{n} {split}" for split, n in (splits or {}).items())
     example = (summary["example_lost"] or "")[:160]
     return AnswersGotWorseError(
-        f"{method} made the model answer its own validation requests worse: of {summary['requests']} "
-        f"answered greedily, the starting model got {summary['right_before']} right and the trained adapter "
-        f"{summary['right_after']} ({summary['regressions']} lost, {summary['fixes']} gained, "
-        f"p = {summary['p_value']:.2g}); it now writes, for example, {example!r}. "
+        f"{method} made the model answer its own requests worse: of {v['requests']} requests {where} "
+        f"answered greedily{f' (of {source} requests checked)' if source else ''}, the starting model got "
+        f"{v['right_before']} right and the trained adapter {v['right_after']} ({v['regressions']} lost, "
+        f"{v['fixes']} gained, p = {v['p_value']:.2g}); it now writes, for example, {example!r}. "
         "The adapter was not registered (its checkpoints are in the run folder); train again with a lower "
         f"--learning-rate (this run: {learning_rate:g}) or fewer --iters"
     )

@@ -137,7 +137,10 @@ async def _train_candidate(settings: Settings, cfg: TrainConfig, name: str) -> N
             await anyio.to_thread.run_sync(lambda: cancel_training(job.id, settings))
         raise
     if job.status != "succeeded":
-        check = (get_run(settings, job.id).applied.get("method") or {}).get("answer_check") or {}
+        try:
+            check = (get_run(settings, job.id).applied.get("method") or {}).get("answer_check") or {}
+        except TooltuneError:  # no run record to read: the job's own error says what happened
+            check = {}
         if check.get("worse"):  # the run's own answer check dropped the candidate (training/answer_check.py)
             raise CandidateDroppedError(f"the candidate was dropped before the held-out eval: {job.error}")
         raise TooltuneError(f"training {job.id} {job.status}: {job.error}")

@@ -202,11 +202,10 @@ class TrainConfig(BaseModel):
         default=32,
         ge=0,
         le=256,
-        description="dpo/orpo: validation requests (the pairs' own, validation split first) the starting "
-        "model and the trained adapter answer greedily, scored against the correct answer; a run whose "
-        "adapter gets significantly fewer right (exact paired test, p < 0.05) fails and is not registered "
-        "(training/answer_check.py). 0: no check. 32 because a pairs dataset holds the requests the model "
-        "sometimes gets wrong: with a third of them right at the start, a collapse to none is p < 0.01.",
+        description="dpo/orpo: requests of the run's own pairs (half where a call is due, half where none "
+        "is; the validation split first) the starting model and the trained adapter answer greedily, scored "
+        "against the correct answer; a run whose adapter gets significantly fewer right in either half "
+        "(exact paired test, p < 0.05) fails and is not registered (training/answer_check.py). 0: no check.",
     )
     dpo_loss: Literal["sigmoid", "hinge", "ipo", "dpop"] = Field(
         default="sigmoid", description="dpo: the loss form (mlx-lm-lora's loss types)."

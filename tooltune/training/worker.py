@@ -25,6 +25,7 @@ import sys
 import time
 import traceback
 import types
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -542,21 +543,26 @@ class Worker:
         from tooltune.training.answer_check import answer, check_requests
 
         cfg = self.config
-        if not cfg.answer_check:
+        if not cfg.answer_check or not self.leader:  # rank 0 alone decides (and writes) a --hosts run's end
             return []
         folder = Path(cfg.dataset_path or "")
-        self._check_requests = check_requests(
-            [folder / "valid.jsonl", folder / "train.jsonl"],
-            tokenizer,
-            limit=cfg.answer_check,
-            max_seq_length=cfg.max_seq_length,
-            max_tokens=cfg.max_completion_tokens,
-        )
-        if not len(self._check_requests):
-            self._warn("answer check skipped: no pair of the dataset can be scored as a request")
+        try:
+            self._check_requests = check_requests(
+                [folder / "valid.jsonl", folder / "train.jsonl"],
+                tokenizer,
+                limit=cfg.answer_check,
+                max_seq_length=cfg.max_seq_length,
+                max_tokens=cfg.max_completion_tokens,
+                seed=cfg.seed,
+            )
+            if not len(self._check_requests):
+                self._warn("answer check skipped: no pair of the dataset can be scored as a request")
+                return []
+            t0 = time.monotonic()
+            before = answer(model, tokenizer, self._check_requests, max_tokens=cfg.max_completion_tokens)
+        except Exception as e:  # noqa: BLE001 — a check that cannot run never stops the training
+            self._warn(f"answer check skipped: {describe_failure(e)}")
             return []
-        t0 = time.monotonic()
-        before = answer(model, tokenizer, self._check_requests, max_tokens=cfg.max_completion_tokens)
         log.info(
             "answer_check.before",
             requests=len(before),
@@ -572,16 +578,26 @@ class Worker:
 
         cfg = self.config
         t0 = time.monotonic()
-        after = answer(model, tokenizer, self._check_requests, max_tokens=cfg.max_completion_tokens)
+        try:
+            after = answer(model, tokenizer, self._check_requests, max_tokens=cfg.max_completion_tokens)
+        except Exception as e:  # noqa: BLE001 — the trained adapter is kept (registered) when the check fails
+            self._warn(
+                f"answer check after training failed, the adapter is kept unchecked: {describe_failure(e)}"
+            )
+            return
         summary = compare_answers(before, after)
         summary["seconds"] = round(time.monotonic() - t0, 2)
+        self.validation_seconds += summary["seconds"]  # a check of the model, not a training step
+        counts = Counter(self._check_requests.splits)
+        splits = {k: counts[k] for k in sorted(counts, key=lambda k: (k != "valid", k))}  # validation first
+        summary["splits"] = splits
         log.info("answer_check.after", **{k: v for k, v in summary.items() if k != "example_lost"})
         applied = dict(self.run.applied)
         applied["method"] = {**applied.get("method", {}), "answer_check": summary}
         self.run = self.run.model_copy(update={"applied": applied})
         self._save_run()
         if summary["worse"]:
-            raise worse_error(summary, method=cfg.method, learning_rate=cfg.learning_rate)
+            raise worse_error(summary, method=cfg.method, learning_rate=cfg.learning_rate, splits=splits)
 
     def _prepare_sampler(self, model: Any, tokenizer: Any, prompts: Any) -> dict[str, Any]:
         """For grpo: the sampler of each step's answers, with the starting LoRA weights as the reference;
