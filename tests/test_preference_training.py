@@ -34,17 +34,25 @@ TOOLS = [
 ]
 
 
-def pair(i: int) -> PreferencePair:
-    path = f"src/mod{i}.py"
+def pair(i: int, *, no_call: bool = False) -> PreferencePair:
+    """A read_file request, the call against the model's own refusal; with ``no_call``, a request where no
+    call is due, which the starting (tiny) model already answers right (it writes text), the refusal
+    against a call."""
+    path = f"src/mod{i}.{'txt' if no_call else 'py'}"
+    call = call_message([("read_file", {"path": path})])
+    text = {
+        "role": "assistant",
+        "content": "I can only read files here." if no_call else "I cannot open files, sorry.",
+    }
     return PreferencePair(
-        id=f"r{i}",
-        kind="single",
-        reason="no_call_made",
+        id=f"{'n' if no_call else 'r'}{i}",
+        kind="no_call" if no_call else "single",
+        reason="called_when_irrelevant" if no_call else "no_call_made",
         messages=[{"role": "user", "content": f"open {path}"}],
         tools=TOOLS,
-        chosen=call_message([("read_file", {"path": path})]),
-        rejected={"role": "assistant", "content": "I cannot open files, sorry."},
-        chosen_is_own=False,
+        chosen=text if no_call else call,
+        rejected=call if no_call else text,
+        chosen_is_own=no_call,
     )
 
 
@@ -274,27 +282,13 @@ def test_orpo_steps_move_the_adapter_toward_the_preferred_answer_without_a_refer
     assert after > before + 1.0
 
 
-def refusal_pair(i: int) -> PreferencePair:
-    """A request the starting (tiny) model already answers right: no call is due, and it writes text."""
-    return PreferencePair(
-        id=f"n{i}",
-        kind="no_call",
-        reason="called_when_irrelevant",
-        messages=[{"role": "user", "content": f"open src/mod{i}.txt"}],
-        tools=TOOLS,
-        chosen={"role": "assistant", "content": "I can only read files here."},
-        rejected=call_message([("read_file", {"path": f"j{i}.txt"})]),
-        chosen_is_own=True,
-    )
-
-
 def write_split_pairs(ws: Workspace, name: str) -> Path:
     """Pairs whose training split pushes toward calling and whose validation split holds requests where
     no call is right: a run that learns too hard breaks what the model did right."""
     d = ws.dataset_dir(name)
     d.mkdir(parents=True)
     (d / "train.jsonl").write_text("".join(pair(i).model_dump_json() + "\n" for i in range(12)))
-    (d / "valid.jsonl").write_text("".join(refusal_pair(i).model_dump_json() + "\n" for i in range(8)))
+    (d / "valid.jsonl").write_text("".join(pair(i, no_call=True).model_dump_json() + "\n" for i in range(8)))
     (d / "test.jsonl").write_text("")
     meta = {"name": name, "hash": "sha256:split", "counts": {"train": 12, "valid": 8, "test": 0}}
     (d / "dataset.json").write_text(json.dumps({**meta, "extra": {"format": PAIRS_FORMAT}}))
@@ -348,10 +342,11 @@ def test_check_requests_take_both_groups_validation_first_once_each(tiny_model: 
 
     tok = load_tokenizer(tiny_model)
     (tmp_path / "valid.jsonl").write_text(
-        "".join(p.model_dump_json() + "\n" for p in [pair(0), refusal_pair(0), pair(0)])  # r0 twice
+        "".join(p.model_dump_json() + "\n" for p in [pair(0), pair(0, no_call=True), pair(0)])  # r0 twice
     )
     (tmp_path / "train.jsonl").write_text(
-        "not json\n" + "".join(p.model_dump_json() + "\n" for p in [*map(pair, range(1, 9)), refusal_pair(1)])
+        "not json\n"
+        + "".join(p.model_dump_json() + "\n" for p in [*map(pair, range(1, 9)), pair(1, no_call=True)])
     )
     files = [tmp_path / "valid.jsonl", tmp_path / "train.jsonl"]
     reqs = check_requests(files, tok, limit=6, max_seq_length=4096, max_tokens=64, seed=0)
