@@ -317,16 +317,19 @@ def test_a_preference_run_that_breaks_the_models_answers_fails_unregistered(
     assert (groups["call_due"]["right_before"], groups["no_call_due"]["right_before"]) == (0, 8)
     assert check["right_after"] == check["right_before"] - check["regressions"] + check["fixes"]
     assert not check["worse"] and AdapterRegistry(ws).get("dpo-ok").run_id == ok.id
+    # the tiny model gets no call right: that half cannot fail a run, and the run says so
+    assert not groups["call_due"]["can_fail"] and groups["no_call_due"]["can_fail"]
+    assert any("0 of its call due requests right" in w for w in ok.warnings)
 
     broken = _train(settings, "dpo-broken", expect="failed", learning_rate=0.1, iters=16, **kw)
     check = broken.applied["method"]["answer_check"]
     lost = check["groups"]["no_call_due"]
     assert check["worse_in"] == ["no_call_due"] and lost["right_after"] <= 1 and lost["p_value"] < 0.05
     assert broken.error is not None
-    assert (
-        "dpo made the model answer its own requests worse: of 8 requests where no call is due" in broken.error
+    assert broken.error.startswith(
+        "dpo made the model answer its own requests worse (answered greedily; 8 valid, 8 train requests "
+        "checked): of 8 requests where no call is due, the starting model got 8 right"
     )
-    assert "(of 8 valid, 8 train requests checked)" in broken.error
     assert "--learning-rate (this run: 0.1)" in broken.error
     assert not broken.registered and "dpo-broken" not in [a.name for a in AdapterRegistry(ws).list()]
     assert (ws.run_dir(broken.id) / "adapter" / "adapters.safetensors").is_file()  # its files stay
@@ -346,7 +349,9 @@ def test_check_requests_take_both_groups_validation_first_once_each(tiny_model: 
     )
     (tmp_path / "train.jsonl").write_text(
         "not json\n"
-        + "".join(p.model_dump_json() + "\n" for p in [*map(pair, range(1, 9)), pair(1, no_call=True)])
+        + "".join(
+            p.model_dump_json() + "\n" for p in [pair(0), *map(pair, range(1, 9)), pair(1, no_call=True)]
+        )
     )
     files = [tmp_path / "valid.jsonl", tmp_path / "train.jsonl"]
     reqs = check_requests(files, tok, limit=6, max_seq_length=4096, max_tokens=64, seed=0)
@@ -363,7 +368,7 @@ def test_check_requests_take_both_groups_validation_first_once_each(tiny_model: 
 
 
 def test_only_a_significant_loss_of_right_answers_in_a_group_counts_as_worse() -> None:
-    from tooltune.training.answer_check import compare_answers
+    from tooltune.training.answer_check import compare_answers, worse_error
 
     def answers(
         rights: list[bool], group: str = "call_due", outcome: str = "wrong_value"
@@ -388,6 +393,17 @@ def test_only_a_significant_loss_of_right_answers_in_a_group_counts_as_worse() -
     s = compare_answers(before, after)
     assert (s["regressions"], s["fixes"], s["p_value"]) == (8, 8, 1.0)
     assert s["worse"] and s["worse_in"] == ["call_due"] and s["groups"]["call_due"]["p_value"] < 0.01
+    # the message quotes what the failing half writes now, not another half's loss
+    before = answers([True] * 2) + answers([True] * 6, "no_call_due")
+    after = [{**a, "text": "call text"} for a in answers([False] * 2)] + answers([False] * 6, "no_call_due")
+    s = compare_answers(before, after)
+    assert s["worse_in"] == ["no_call_due"] and s["groups"]["call_due"]["example_lost"] == "call text"
+    message = str(worse_error(s, method="orpo", learning_rate=5e-5, splits={"valid": 3, "train": 5}))
+    assert (
+        "(answered greedily; 3 valid, 5 train requests checked): of 6 requests where no call is due"
+        in message
+    )
+    assert "'a0'" in message and "call text" not in message and "(this run: 5e-05)" in message
 
 
 @pytest.mark.anyio

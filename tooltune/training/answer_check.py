@@ -32,6 +32,7 @@ from tooltune.training.grpo import reward
 __all__ = [
     "GROUPS",
     "ALPHA",
+    "MIN_RIGHT",
     "AnswersGotWorseError",
     "CheckRequests",
     "check_requests",
@@ -42,6 +43,8 @@ __all__ = [
 
 ALPHA = 0.05
 """A run fails when its adapter gets fewer check requests right with an exact paired p-value below this."""
+MIN_RIGHT = 6
+"""Right answers a group needs before training for its worst case (all lost, none gained) to reach ALPHA."""
 
 
 class AnswersGotWorseError(TooltuneError):
@@ -174,14 +177,19 @@ def _paired(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> dict[s
     regressions = sum(b and not a for b, a in pairs)
     fixes = sum(a and not b for b, a in pairs)
     p = mcnemar_exact(regressions, fixes)
+    lost = [a["text"] for b, a in zip(before, after, strict=True) if b["right"] and not a["right"]]
+    right_before = sum(b for b, _ in pairs)
     return {
         "requests": len(pairs),
-        "right_before": sum(b for b, _ in pairs),
+        "right_before": right_before,
         "right_after": sum(a for _, a in pairs),
         "regressions": regressions,
         "fixes": fixes,
         "p_value": round(p, 6),
         "worse": regressions > fixes and p < ALPHA,
+        # losing every right answer and gaining none reaches p < 0.05 only from MIN_RIGHT right answers on
+        "can_fail": right_before >= MIN_RIGHT,
+        "example_lost": lost[0] if lost else None,
     }
 
 
@@ -198,10 +206,8 @@ def compare_answers(before: list[dict[str, Any]], after: list[dict[str, Any]]) -
     summary["groups"] = groups
     summary["worse"] = any(v["worse"] for v in groups.values())
     summary["worse_in"] = [g for g, v in groups.items() if v["worse"]]
-    lost = [a["text"] for b, a in zip(before, after, strict=True) if b["right"] and not a["right"]]
     summary["outcomes_before"] = _count(b["outcome"] for b in before)
     summary["outcomes_after"] = _count(a["outcome"] for a in after)
-    summary["example_lost"] = lost[0] if lost else None
     return summary
 
 
@@ -209,16 +215,19 @@ def worse_error(
     summary: dict[str, Any], *, method: str, learning_rate: float, splits: dict[str, int] | None = None
 ) -> AnswersGotWorseError:
     """The error that fails a run whose :func:`compare_answers` summary is ``worse``."""
-    g = summary["worse_in"][0]
-    v = summary["groups"][g]
-    where = "where a call is due" if g == "call_due" else "where no call is due"
+    parts = []
+    for g in summary["worse_in"]:
+        v = summary["groups"][g]
+        where = "where a call is due" if g == "call_due" else "where no call is due"
+        parts.append(
+            f"of {v['requests']} requests {where}, the starting model got {v['right_before']} right and the "
+            f"trained adapter {v['right_after']} ({v['regressions']} lost, {v['fixes']} gained, "
+            f"p = {v['p_value']:.2g}); it now writes, for example, {(v['example_lost'] or '')[:160]!r}"
+        )
     source = ", ".join(f"{n} {split}" for split, n in (splits or {}).items())
-    example = (summary["example_lost"] or "")[:160]
     return AnswersGotWorseError(
-        f"{method} made the model answer its own requests worse: of {v['requests']} requests {where} "
-        f"answered greedily{f' (of {source} requests checked)' if source else ''}, the starting model got "
-        f"{v['right_before']} right and the trained adapter {v['right_after']} ({v['regressions']} lost, "
-        f"{v['fixes']} gained, p = {v['p_value']:.2g}); it now writes, for example, {example!r}. "
+        f"{method} made the model answer its own requests worse (answered greedily"
+        f"{f'; {source} requests checked' if source else ''}): {'; and '.join(parts)}. "
         "The adapter was not registered (its checkpoints are in the run folder); train again with a lower "
         f"--learning-rate (this run: {learning_rate:g}) or fewer --iters"
     )

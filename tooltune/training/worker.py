@@ -540,7 +540,7 @@ class Worker:
     def _answer_check_before(self, model: Any, tokenizer: Any) -> list[dict[str, Any]]:
         """dpo/orpo: the starting model's greedy answers to the check requests (training/answer_check.py),
         kept for the comparison after the last step; none when the check is off or finds no request."""
-        from tooltune.training.answer_check import answer, check_requests
+        from tooltune.training.answer_check import MIN_RIGHT, answer, check_requests
 
         cfg = self.config
         if not cfg.answer_check or not self.leader:  # rank 0 alone decides (and writes) a --hosts run's end
@@ -569,6 +569,14 @@ class Worker:
             right=sum(a["right"] for a in before),
             seconds=round(time.monotonic() - t0, 2),
         )
+        for g in sorted(set(self._check_requests.groups)):
+            right = sum(a["right"] for a in before if a["group"] == g)
+            if right < MIN_RIGHT:
+                self._warn(
+                    f"answer check: the starting model gets {right} of its {g.replace('_', ' ')} requests "
+                    f"right, fewer than the {MIN_RIGHT} a significant loss needs: that half cannot fail the "
+                    "run (raise --answer-check to check more requests)"
+                )
         return before
 
     def _answer_check_after(self, model: Any, tokenizer: Any, before: list[dict[str, Any]]) -> None:
