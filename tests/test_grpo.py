@@ -356,8 +356,11 @@ def test_a_collapsed_policy_stops_the_run() -> None:
     assert [r["iteration"] for r in rows] == list(range(1, 28))
     for n in range(1, 18):  # up to step 17 only 4 collapsed steps in a row
         check_not_collapsed(rows[:n], 5e-5)
-    with pytest.raises(PolicyCollapsedError, match="collapsed at iteration 14.*lower --learning-rate.*5e-05"):
+    with pytest.raises(
+        PolicyCollapsedError, match="collapsed at iteration 14.*lower --learning-rate.*5e-05"
+    ) as e:
         check_not_collapsed(rows[:18], 5e-5)
+    assert e.value.iteration == 14  # what the run records for `train improve` (applied.method.collapsed_at)
     # a run that never earned a reward has not collapsed (a task too hard for the model), and one step
     # that wrote a short answer breaks the streak
     never = [{**r, "reward_mean": 0.0, "cut_off": r["answers"]} for r in rows[:20]]

@@ -428,6 +428,9 @@ async def test_an_improve_round_whose_answer_check_failed_ends_the_loop_instead_
     applied["method"] = {"answer_check": {"worse": True}}
     with pytest.raises(improve.CandidateDroppedError, match="dropped before the held-out eval: dpo made"):
         await improve._train_candidate(settings, cfg, "c")
+    applied["method"] = {"name": "grpo", "collapsed_at": 14}  # a GRPO round that collapsed is dropped too
+    with pytest.raises(improve.CandidateDroppedError):
+        await improve._train_candidate(settings, cfg, "c")
     applied["method"] = {"answer_check": {"worse": False}}
     with pytest.raises(TooltuneError, match="training train-x failed") as err:
         await improve._train_candidate(settings, cfg, "c")
@@ -443,9 +446,12 @@ async def test_an_improve_round_whose_answer_check_failed_ends_the_loop_instead_
     monkeypatch.setattr(improve, "sample_dataset", sampled)
     picked = SimpleNamespace(dataset="r1-data", counts={"train": 4}, picked={"no_call_made": 4})
     monkeypatch.setattr(improve, "pick_training_data", lambda *a, **k: picked)
+    # a round's training takes the job's answer_check
+    job_cfg = improve.ImproveConfig(dataset="d", name="imp", model="m", answer_check=5)
+    round_cfg = improve._round_config(job_cfg, None, "m", None, dataset="d", method="dpo")
+    assert round_cfg.answer_check == 5
     monkeypatch.setattr(improve, "_round_config", lambda *a, **k: cfg)
     monkeypatch.setattr(improve, "_train_round", dropped)
-    job_cfg = improve.ImproveConfig(dataset="d", name="imp", model="m")
     said: list[str] = []
     ws = Workspace(settings.workspace)
     out = await improve._sample_pick_train(

@@ -451,6 +451,10 @@ COLLAPSE_STEPS = 5
 class PolicyCollapsedError(TooltuneError):
     """GRPO's policy stopped writing answers: no later step can learn (every group's rewards are equal)."""
 
+    def __init__(self, message: str, iteration: int) -> None:
+        super().__init__(message)
+        self.iteration = iteration  # the first step of the collapse
+
 
 def check_not_collapsed(
     history: list[dict[str, Any]], learning_rate: float, steps: int = COLLAPSE_STEPS
@@ -470,7 +474,8 @@ def check_not_collapsed(
     raise PolicyCollapsedError(
         f"GRPO collapsed at iteration {first}: in the {steps} steps from there every answer ran to "
         f"max_completion_tokens and earned no reward; train again with a lower --learning-rate (this run: "
-        f"{learning_rate:g}); only checkpoints before iteration {first} hold the policy before the collapse"
+        f"{learning_rate:g}); only checkpoints before iteration {first} hold the policy before the collapse",
+        first,
     )
 
 

@@ -81,6 +81,13 @@ class ImproveConfig(BaseModel):
         default=4, ge=1, le=64, description="Requests in flight when sampling and evaluating."
     )
     max_tokens: int = Field(default=256, ge=8, description="Most tokens per answer (sampling and evals).")
+    answer_check: int = Field(
+        default=32,
+        ge=0,
+        le=256,
+        description="dpo/orpo rounds: requests the round's training answers before and after to drop a "
+        "candidate that got worse (TrainConfig's answer_check; 0: none).",
+    )
 
     @model_validator(mode="after")
     def _grpo_samples(self) -> ImproveConfig:
@@ -138,10 +145,11 @@ async def _train_candidate(settings: Settings, cfg: TrainConfig, name: str) -> N
         raise
     if job.status != "succeeded":
         try:
-            check = (get_run(settings, job.id).applied.get("method") or {}).get("answer_check") or {}
+            method = get_run(settings, job.id).applied.get("method") or {}
         except TooltuneError:  # no run record to read: the job's own error says what happened
-            check = {}
-        if check.get("worse"):  # the run's own answer check dropped the candidate (training/answer_check.py)
+            method = {}
+        # the run's own answer check dropped the candidate (training/answer_check.py), or GRPO collapsed
+        if (method.get("answer_check") or {}).get("worse") or method.get("collapsed_at"):
             raise CandidateDroppedError(f"the candidate was dropped before the held-out eval: {job.error}")
         raise TooltuneError(f"training {job.id} {job.status}: {job.error}")
 
@@ -210,6 +218,7 @@ def _round_config(
         init_adapter=current,
         iters=cfg.iters,
         beta=cfg.beta,
+        answer_check=cfg.answer_check,
         **({"learning_rate": cfg.learning_rate} if cfg.learning_rate else {}),
         **adapter_lora_shape(registry, current),
         **fields,
@@ -270,7 +279,11 @@ async def improve(
                 dataset=cfg.dataset, method="grpo", group_size=cfg.k, sample_temperature=cfg.temperature,
                 max_completion_tokens=min(cfg.max_tokens, 4096), seed=r,
             )  # fmt: skip
-            await _train_round(settings, registry, grpo_cfg, candidate)
+            try:
+                await _train_round(settings, registry, grpo_cfg, candidate)
+            except CandidateDroppedError as e:  # collapsed: the loop ends with the best adapter so far
+                stopped = f"round {r}: {e}"
+                break
             rollouts = registry.get(candidate).train_metrics.get("rollouts") or {}
             samples_name, data_name, picked_rows = "", cfg.dataset, dict(rollouts.get("outcomes") or {})
         else:

@@ -671,7 +671,12 @@ class Worker:
         """GRPO's batches: each step's answers sampled from the model as it is then, scored and batched
         (training/grpo.py), through the same step boundaries (:meth:`_steps`); a resumed run replays the
         request order without sampling. Each step's rewards go to ``rollouts.jsonl``."""
-        from tooltune.training.grpo import check_not_collapsed, read_rollouts, rollout_record
+        from tooltune.training.grpo import (
+            PolicyCollapsedError,
+            check_not_collapsed,
+            read_rollouts,
+            rollout_record,
+        )
 
         if not loop:
             return
@@ -689,7 +694,14 @@ class Worker:
                 with open(self.run_dir / "rollouts.jsonl", "a", encoding="utf-8") as fh:
                     fh.write(json.dumps(record) + "\n")
             history.append(record)
-            check_not_collapsed(history, self.config.learning_rate)
+            try:
+                check_not_collapsed(history, self.config.learning_rate)
+            except PolicyCollapsedError as e:  # on record for `train improve`, which ends its loop there
+                applied = dict(self.run.applied)
+                applied["method"] = {**applied.get("method", {}), "collapsed_at": e.iteration}
+                self.run = self.run.model_copy(update={"applied": applied})
+                self._save_run()
+                raise
             return rollout
 
         for rollout in self._steps(draw, lambda r: r.processed_tokens, replay=sampler.skip):
