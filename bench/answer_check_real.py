@@ -1,0 +1,184 @@
+"""Does a preference run's answer check stop a real model that training broke? (issue 36)
+
+On one H200, DPO at learning rate 5e-5 from the 0.5B's SFT adapter brought the validation loss from 0.69
+to 0.27 and left an adapter that never called a tool (0/400 simple_python). This benchmark breaks the
+same kind of adapter on purpose, on any machine, and records what the answer check
+(``tooltune/training/answer_check.py``) made of it:
+
+  1. pairs from the SFT adapter's own generated dataset, no sampling: for requests where a call is due,
+     the truth against a refusal; for requests where none is, the truth against a call of the first
+     tool (``--valid-each`` of each kind for validation, which the check answers first);
+  2. DPO from the adapter at a learning rate far above what collapsed on the GPU (default 1e-3, 20
+     steps, constant), with the answer check on;
+  3. the result: the run's status, its error, and the check's before/after counts per half.
+
+    python bench/answer_check_real.py --workspace WS --adapter SFT_ADAPTER --model MODEL_DIR \\
+        --out bench/results/answer_check_cpu.json
+
+``--from-run RUN_ID`` writes the result of a run made earlier in ``--workspace`` (nothing is trained).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tooltune.adapters.registry import AdapterRegistry
+from tooltune.config import Settings
+from tooltune.data.examples import Example
+from tooltune.data.onpolicy import PAIRS_FORMAT, PreferencePair
+from tooltune.jobs import JobStore
+from tooltune.training.runs import get_run, start_training
+from tooltune.training.train_config import TrainConfig, adapter_lora_shape
+from tooltune.workspace import Workspace, atomic_write_json
+
+REFUSAL = {"role": "assistant", "content": "I can't help with that using these tools."}
+
+
+def build_pairs(
+    source: Path, dest: Path, *, valid_each: int, train_calls: int, train_no_calls: int, seed: int = 0
+) -> dict[str, int]:
+    """Write a pairs dataset folder ``dest`` from the SFT dataset folder ``source`` (see the module
+    docstring); returns its split counts."""
+    calls: list[PreferencePair] = []
+    no_calls: list[PreferencePair] = []
+    for split in ("valid", "train"):
+        path = source / f"{split}.jsonl"
+        for n, line in enumerate(path.read_text("utf-8").splitlines() if path.is_file() else [], 1):
+            if not line.strip():
+                continue
+            ex = Example.model_validate(json.loads(line))
+            last = ex.messages[-1] if ex.messages else {}
+            if last.get("role") != "assistant" or not ex.tools or len(ex.messages) < 2:
+                continue  # a conversation that does not end in the answer: not one request
+            common = {
+                "id": f"{split}-{n}",
+                "kind": ex.meta.kind,
+                "messages": ex.messages[:-1],
+                "tools": ex.tools,
+            }
+            if last.get("tool_calls"):
+                calls.append(
+                    PreferencePair(
+                        **common, reason="no_call_made", chosen=last, rejected=REFUSAL, chosen_is_own=False
+                    )
+                )
+            else:
+                name = ex.tools[0]["function"]["name"]
+                call = {"role": "assistant", "content": "", "tool_calls": [{"type": "function", "function": {"name": name, "arguments": {}}}]}  # fmt: skip
+                no_calls.append(PreferencePair(**common, reason="called_when_irrelevant", chosen=last, rejected=call, chosen_is_own=False))  # fmt: skip
+    random.Random(seed).shuffle(calls)
+    random.Random(seed).shuffle(no_calls)
+    valid = calls[:valid_each] + no_calls[:valid_each]
+    train = calls[valid_each : valid_each + train_calls] + no_calls[valid_each : valid_each + train_no_calls]
+    if not valid or not train:
+        raise SystemExit(
+            f"{source}: too few requests for the pairs ({len(calls)} calls, {len(no_calls)} no-calls)"
+        )
+    dest.mkdir(parents=True, exist_ok=True)
+    for split, pairs in (("valid", valid), ("train", train), ("test", [])):
+        (dest / f"{split}.jsonl").write_text("".join(p.model_dump_json() + "\n" for p in pairs), "utf-8")
+    counts = {"train": len(train), "valid": len(valid), "test": 0}
+    meta = {"name": dest.name, "hash": f"sha256:answer-check-{source.name}-{seed}", "counts": counts}
+    atomic_write_json(dest / "dataset.json", {**meta, "extra": {"format": PAIRS_FORMAT, "from": source.name}})
+    return counts
+
+
+def result_of(run: Any, config: TrainConfig, args: argparse.Namespace) -> dict[str, Any]:
+    method = run.applied.get("method") or {}
+    started, finished = run.started, run.finished
+    return {
+        "benchmark": "answer_check_real",
+        "command": "python " + " ".join(sys.argv),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"platform": platform.platform(), "device": run.device, "mlx": run.mlx_version},
+        "model": Path(run.base_model or "").name,
+        "start_adapter": args.adapter,
+        "notes": args.notes,
+        "dataset": run.dataset,
+        "pairs": {
+            "train": method.get("pairs"),
+            "valid": method.get("valid_pairs"),
+            "per_reason": method.get("per_reason"),
+        },
+        "train": {
+            "run": run.id,
+            "status": run.status,
+            "registered": run.registered,
+            "learning_rate": config.learning_rate,
+            "lr_schedule": config.lr_schedule,
+            "iters": run.iters,
+            "init_adapter": config.init_adapter,
+            "error": run.error,
+            "warnings": run.warnings,
+        },
+        "answer_check": method.get("answer_check"),
+        "seconds": {
+            "run": round((finished - started).total_seconds(), 1) if started and finished else None,
+            "reference_scoring": method.get("reference_seconds"),
+            "answer_check_after": (method.get("answer_check") or {}).get("seconds"),
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--workspace", type=Path, required=True)
+    ap.add_argument("--adapter", required=True, help="the registered SFT adapter to break")
+    ap.add_argument("--model", default=None, help="its base model (default: the adapter's)")
+    ap.add_argument("--valid-each", type=int, default=16)
+    ap.add_argument("--train-calls", type=int, default=40)
+    ap.add_argument("--train-no-calls", type=int, default=20)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--iters", type=int, default=20)
+    ap.add_argument("--from-run", default=None, help="write the result of this run instead of training")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--notes", default="")
+    args = ap.parse_args(argv)
+    settings = Settings.load(workspace=args.workspace)
+    if args.from_run is None:
+        registry = AdapterRegistry(Workspace(args.workspace))
+        record = registry.get(args.adapter)
+        source = Workspace(args.workspace).dataset_dir(record.train_config["dataset"])
+        name = f"answer-check-{args.adapter}"[:100]
+        build_pairs(
+            source, Workspace(args.workspace).dataset_dir(name), valid_each=args.valid_each,
+            train_calls=args.train_calls, train_no_calls=args.train_no_calls,
+        )  # fmt: skip
+        cfg = TrainConfig(
+            model=args.model or record.base_model,
+            dataset=name,
+            method="dpo",
+            init_adapter=args.adapter,
+            iters=args.iters,
+            learning_rate=args.lr,
+            lr_schedule="constant",
+            batch_size=1,
+            max_seq_length=1024,
+            val_batches=2,
+            steps_per_eval=args.iters,
+            steps_per_report=5,
+            **adapter_lora_shape(registry, args.adapter),
+        )
+        job = start_training(cfg, settings, name=f"{name}-lr{args.lr:g}"[:100])
+        job = JobStore(Workspace(args.workspace)).wait(job.id, poll=2.0)
+        run = get_run(settings, job.id)
+    else:
+        run = get_run(settings, args.from_run)
+    config = TrainConfig.model_validate_json(
+        (Workspace(args.workspace).run_dir(run.id) / "config.json").read_text()
+    )
+    out = result_of(run, config, args)
+    atomic_write_json(args.out, out)
+    print(f"wrote {args.out}: {run.status}; {json.dumps((out['answer_check'] or {}).get('groups'))}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""bench/answer_check_real.py (issue 36): break an SFT adapter with DPO on purpose and record what the
+preference run's answer check made of it; and the committed result of the 0.5B on this CPU."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from bench_import import bench_module
+
+from tooltune.config import Settings
+from tooltune.data.datasets import generate_dataset
+from tooltune.data.generate_config import GenerateConfig
+from tooltune.jobs import JobStore
+from tooltune.training import runs
+from tooltune.training.train_config import TrainConfig
+from tooltune.workspace import Workspace
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_committed_cpu_result_shows_the_check_stopping_a_broken_0_5b() -> None:
+    """The 0.5B's CPU SFT adapter, DPO at 1e-3 for 20 steps: over all 32 requests the adapter loses 10
+    and gains 12 (no significant change), but where a call is due it loses all 10 it had right: the run
+    fails, unregistered, on that half."""
+    r = json.loads((ROOT / "bench" / "results" / "answer_check_cpu.json").read_text())
+    check = r["answer_check"]
+    halves = check["groups"]
+    assert r["model"] == "qwen2.5-coder-0.5b-instruct" and r["machine"]["device"] == "Device(cpu, 0)"
+    assert (r["train"]["status"], r["train"]["registered"], check["worse_in"]) == (
+        "failed",
+        False,
+        ["call_due"],
+    )
+    for key in ("requests", "right_before", "right_after", "regressions", "fixes"):
+        assert check[key] == sum(h[key] for h in halves.values())
+    assert check["p_value"] > 0.5 and halves["call_due"]["p_value"] < 0.01  # one count would have passed it
+    assert (
+        halves["call_due"]["right_before"] - halves["call_due"]["regressions"]
+        == halves["call_due"]["right_after"]
+    )
+    assert "of 16 requests where a call is due, the starting model got 10 right" in r["train"]["error"]
+
+
+@pytest.mark.slow
+def test_the_benchmark_builds_both_kinds_of_pair_trains_and_records_the_check(
+    settings: Settings, tiny_model: Path, tmp_path: Path
+) -> None:
+    bench = bench_module("answer_check_real")
+    ws = Workspace(settings.workspace).ensure()
+    generate_dataset(ws, "d", ["builtin:coding"], GenerateConfig(n=60, seed=0), model_path=tiny_model)
+    sft = TrainConfig(model=str(tiny_model), dataset="d", iters=2, num_layers=2, rank=4, batch_size=1)
+    job = runs.start_training(sft, settings, name="sft")
+    assert JobStore(ws).wait(job.id, timeout=600, poll=0.3).status == "succeeded"
+    out = tmp_path / "r.json"
+    argv = ["--workspace", str(ws.root), "--adapter", "sft", "--valid-each", "3", "--train-calls", "4"]
+    assert bench.main([*argv, "--train-no-calls", "2", "--iters", "2", "--out", str(out)]) == 0
+    r = json.loads(out.read_text())
+    pairs = [json.loads(line) for line in (ws.dataset_dir("answer-check-sft") / "valid.jsonl").open()]
+    assert [p["reason"] for p in pairs] == ["no_call_made"] * 3 + ["called_when_irrelevant"] * 3
+    assert all(p["rejected"] == bench.REFUSAL for p in pairs[:3]) and all(
+        p["rejected"]["tool_calls"] for p in pairs[3:]
+    )
+    assert r["pairs"]["train"] == 6 and r["pairs"]["valid"] == 6 and r["train"]["learning_rate"] == 1e-3
+    check = r["answer_check"]
+    assert check["splits"] == {"valid": 6, "train": 6} and set(check["groups"]) == {"call_due", "no_call_due"}
+    assert (r["train"]["status"] == "failed") == check["worse"]  # the run's end is the check's verdict
+    again = tmp_path / "again.json"
+    assert bench.main([*argv, "--from-run", r["train"]["run"], "--out", str(again)]) == 0
+    assert json.loads(again.read_text())["answer_check"] == check
