@@ -90,16 +90,29 @@ def build_pairs(
     return counts
 
 
-def result_of(run: Any, config: TrainConfig, args: argparse.Namespace) -> dict[str, Any]:
+def seconds_before(run_dir: Path) -> float | None:
+    """The check's time before training: in run.json since it records it, else in the worker's log."""
+    log_file = run_dir / "worker.log"
+    for line in log_file.read_text("utf-8").splitlines() if log_file.is_file() else []:
+        if '"answer_check.before"' in line:
+            try:
+                return float(json.loads(line)["seconds"])
+            except (ValueError, KeyError, TypeError):
+                return None
+    return None
+
+
+def result_of(run: Any, config: TrainConfig, run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
     method = run.applied.get("method") or {}
+    check = method.get("answer_check") or {}
     started, finished = run.started, run.finished
     return {
         "benchmark": "answer_check_real",
         "command": "python " + " ".join(sys.argv),
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "date": (started or datetime.now(UTC)).isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "device": run.device, "mlx": run.mlx_version},
         "model": Path(run.base_model or "").name,
-        "start_adapter": args.adapter,
+        "start_adapter": config.init_adapter,
         "notes": args.notes,
         "dataset": run.dataset,
         "pairs": {
@@ -122,7 +135,8 @@ def result_of(run: Any, config: TrainConfig, args: argparse.Namespace) -> dict[s
         "seconds": {
             "run": round((finished - started).total_seconds(), 1) if started and finished else None,
             "reference_scoring": method.get("reference_seconds"),
-            "answer_check_after": (method.get("answer_check") or {}).get("seconds"),
+            "answer_check_before": check.get("seconds_before") or seconds_before(run_dir),
+            "answer_check_after": check.get("seconds"),
         },
     }
 
@@ -130,7 +144,7 @@ def result_of(run: Any, config: TrainConfig, args: argparse.Namespace) -> dict[s
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workspace", type=Path, required=True)
-    ap.add_argument("--adapter", required=True, help="the registered SFT adapter to break")
+    ap.add_argument("--adapter", help="the registered SFT adapter to break (not with --from-run)")
     ap.add_argument("--model", default=None, help="its base model (default: the adapter's)")
     ap.add_argument("--valid-each", type=int, default=16)
     ap.add_argument("--train-calls", type=int, default=40)
@@ -143,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     settings = Settings.load(workspace=args.workspace)
     if args.from_run is None:
+        if not args.adapter:
+            ap.error("--adapter is needed unless --from-run names a run")
         registry = AdapterRegistry(Workspace(args.workspace))
         record = registry.get(args.adapter)
         source = Workspace(args.workspace).dataset_dir(record.train_config["dataset"])
@@ -171,10 +187,9 @@ def main(argv: list[str] | None = None) -> int:
         run = get_run(settings, job.id)
     else:
         run = get_run(settings, args.from_run)
-    config = TrainConfig.model_validate_json(
-        (Workspace(args.workspace).run_dir(run.id) / "config.json").read_text()
-    )
-    out = result_of(run, config, args)
+    run_dir = Workspace(args.workspace).run_dir(run.id)
+    config = TrainConfig.model_validate_json((run_dir / "config.json").read_text())
+    out = result_of(run, config, run_dir, args)
     atomic_write_json(args.out, out)
     print(f"wrote {args.out}: {run.status}; {json.dumps((out['answer_check'] or {}).get('groups'))}")
     return 0

@@ -41,6 +41,7 @@ def test_the_committed_cpu_result_shows_the_check_stopping_a_broken_0_5b() -> No
         == halves["call_due"]["right_after"]
     )
     assert "of 16 requests where a call is due, the starting model got 10 right" in r["train"]["error"]
+    assert r["seconds"]["answer_check_before"] > 0 and r["seconds"]["answer_check_after"] > 0  # README's cost
 
 
 @pytest.mark.slow
@@ -66,6 +67,9 @@ def test_the_benchmark_builds_both_kinds_of_pair_trains_and_records_the_check(
     check = r["answer_check"]
     assert check["splits"] == {"valid": 6, "train": 6} and set(check["groups"]) == {"call_due", "no_call_due"}
     assert (r["train"]["status"] == "failed") == check["worse"]  # the run's end is the check's verdict
+    assert r["start_adapter"] == "sft" and r["seconds"]["answer_check_before"] is not None
     again = tmp_path / "again.json"
-    assert bench.main([*argv, "--from-run", r["train"]["run"], "--out", str(again)]) == 0
+    assert (
+        bench.main(["--workspace", str(ws.root), "--from-run", r["train"]["run"], "--out", str(again)]) == 0
+    )
     assert json.loads(again.read_text())["answer_check"] == check

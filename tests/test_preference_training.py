@@ -463,3 +463,19 @@ async def test_an_improve_round_whose_answer_check_failed_ends_the_loop_instead_
         {"no_call_made": 4},
         "round 1: the candidate was dropped before the held-out eval: worse",
     )
+
+
+def test_an_improve_job_saved_before_a_setting_existed_still_resumes(settings: Settings) -> None:
+    """improve/<name>.json of a job that ran before answer_check existed lacks it: it ran as the default."""
+    from tooltune.training import improve
+
+    ws = Workspace(settings.workspace).ensure()
+    cfg = improve.ImproveConfig(dataset="d", name="old", model="m")
+    improve._check_same_job(ws, cfg)
+    path = ws.root / "improve" / "old.json"
+    saved = json.loads(path.read_text())
+    del saved["answer_check"]
+    path.write_text(json.dumps(saved))
+    improve._check_same_job(ws, cfg)  # the default: the same job
+    with pytest.raises(TooltuneError, match="ran before with other answer_check"):
+        improve._check_same_job(ws, cfg.model_copy(update={"answer_check": 5}))

@@ -161,7 +161,11 @@ def _check_same_job(ws: Workspace, cfg: ImproveConfig) -> None:
     mine = cfg.model_dump(exclude={"rounds"})
     if path.is_file():
         had = json.loads(path.read_text("utf-8"))
-        differ = sorted(k for k in mine if had.get(k) != mine[k])
+        # a setting added since that job ran counts as its default (the job ran as that default would)
+        defaults = {
+            k: f.get_default(call_default_factory=True) for k, f in ImproveConfig.model_fields.items()
+        }
+        differ = sorted(k for k in mine if had.get(k, defaults.get(k)) != mine[k])
         if differ:
             raise TooltuneError(
                 f"improve {cfg.name!r} ran before with other {', '.join(differ)}; choose a new --name"

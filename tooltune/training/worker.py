@@ -388,11 +388,13 @@ class Worker:
         ] = []  # dpo/orpo: the starting model's answers to the check requests
         if dpo:
             applied["method"] = self._prepare_pairs(model, train_set, valid_set)
+            t0 = time.monotonic()
             check_before = self._answer_check_before(model, tokenizer)
             if check_before:
                 applied["method"]["answer_check"] = {
                     "requests": len(check_before),
                     "right_before": sum(a["right"] for a in check_before),
+                    "seconds_before": round(time.monotonic() - t0, 2),
                 }
         if grpo:
             applied["method"] = self._prepare_sampler(model, tokenizer, train_set)
@@ -595,6 +597,8 @@ class Worker:
             return
         summary = compare_answers(before, after)
         summary["seconds"] = round(time.monotonic() - t0, 2)
+        earlier = (self.run.applied.get("method") or {}).get("answer_check") or {}
+        summary["seconds_before"] = earlier.get("seconds_before")
         self.validation_seconds += summary["seconds"]  # a check of the model, not a training step
         counts = Counter(self._check_requests.splits)
         splits = {k: counts[k] for k in sorted(counts, key=lambda k: (k != "valid", k))}  # validation first
