@@ -479,3 +479,31 @@ def test_an_improve_job_saved_before_a_setting_existed_still_resumes(settings: S
     improve._check_same_job(ws, cfg)  # the default: the same job
     with pytest.raises(TooltuneError, match="ran before with other answer_check"):
         improve._check_same_job(ws, cfg.model_copy(update={"answer_check": 5}))
+
+
+@pytest.mark.anyio
+async def test_a_grpo_round_that_collapsed_ends_the_loop_with_the_start(
+    settings: Settings, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`train improve --method grpo`: a round whose training collapsed (the run records collapsed_at, so
+    _train_candidate raises CandidateDroppedError) ends the loop; the start stays the best."""
+    from tooltune.data.datasets import generate_dataset
+    from tooltune.data.generate_config import GenerateConfig
+    from tooltune.training import improve
+
+    ws = Workspace(settings.workspace).ensure()
+    generate_dataset(ws, "d", ["builtin:coding"], GenerateConfig(n=40, seed=0), model_path=tiny_model)
+    trained: list[TrainConfig] = []
+
+    async def collapsed(settings: Settings, registry: Any, cfg: TrainConfig, candidate: str) -> None:
+        trained.append(cfg)
+        raise improve.CandidateDroppedError(
+            "the candidate was dropped before the held-out eval: GRPO collapsed"
+        )
+
+    monkeypatch.setattr(improve, "_train_round", collapsed)
+    cfg = improve.ImproveConfig(dataset="d", name="g", model=str(tiny_model), method="grpo", k=2, rounds=2)
+    result = await improve.improve(settings, None, cfg)
+    assert [c.method for c in trained] == ["grpo"]  # one round trained, none judged
+    assert result.rounds == [] and result.best is None
+    assert result.stopped == "round 1: the candidate was dropped before the held-out eval: GRPO collapsed"
