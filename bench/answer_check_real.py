@@ -96,7 +96,8 @@ def seconds_before(run_dir: Path) -> float | None:
     for line in log_file.read_text("utf-8").splitlines() if log_file.is_file() else []:
         if '"answer_check.before"' in line:
             try:
-                return float(json.loads(line)["seconds"])
+                event = json.loads(line)  # runs before run.json kept it logged it as "seconds"
+                return float(event.get("seconds_before", event.get("seconds")))
             except (ValueError, KeyError, TypeError):
                 return None
     return None

@@ -18,6 +18,8 @@ says what it writes now. Greedy answers, as the server gives them to an eval.
 from __future__ import annotations
 
 import json
+import random
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,7 @@ from tooltune.data.onpolicy import PreferencePair, example_case
 from tooltune.errors import TooltuneError
 from tooltune.evals.compare import mcnemar_exact
 from tooltune.evals.suite import EvalCase
-from tooltune.training.grpo import reward
+from tooltune.training.grpo import prompt_tokens, reward
 
 __all__ = [
     "GROUPS",
@@ -77,8 +79,6 @@ def check_requests(
     ``files`` (the validation split) before the rest: each pair's conversation and tools with its chosen
     answer as the truth. A pair that cannot be scored or does not fit ``max_seq_length`` with
     ``max_tokens`` of answer is passed over (training already named and skipped records that do not load)."""
-    import random
-
     rng = random.Random(seed)
     pools: dict[str, list[tuple[str, str, EvalCase]]] = {g: [] for g in GROUPS}
     seen: set[str] = set()
@@ -126,10 +126,7 @@ def _take(
     while pool and taken < n:
         pair_id, split, case = pool.pop(0)
         try:
-            ids = tokenizer.apply_chat_template(
-                case.messages, tools=case.tools or None, tokenize=True, add_generation_prompt=True
-            )
-            ids = list(ids["input_ids"] if hasattr(ids, "keys") else ids)
+            ids = prompt_tokens(tokenizer, case)
         except Exception:  # noqa: BLE001, S112 — a template error on one request passes it over
             continue
         if len(ids) + max_tokens > max_seq_length:
@@ -234,7 +231,4 @@ def worse_error(
 
 
 def _count(outcomes: Any) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for o in outcomes:
-        counts[o] = counts.get(o, 0) + 1
-    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+    return dict(Counter(outcomes).most_common())

@@ -71,6 +71,15 @@ class GrpoPrompts:
         return len(self.cases)
 
 
+def prompt_tokens(tokenizer: Any, case: EvalCase) -> list[int]:
+    """A case's conversation with its tools, rendered as ``mlx_lm.server`` renders the request, up to
+    the assistant's turn."""
+    ids = tokenizer.apply_chat_template(
+        case.messages, tools=case.tools or None, tokenize=True, add_generation_prompt=True
+    )
+    return list(ids["input_ids"] if hasattr(ids, "keys") else ids)
+
+
 def load_prompts(path: Path, tokenizer: Any, max_seq_length: int, max_completion_tokens: int) -> GrpoPrompts:
     """Read an SFT dataset split: each example's conversation before its last assistant turn becomes a
     prompt (rendered with its tools and the generation prompt), that turn the truth. A record that cannot
@@ -86,10 +95,7 @@ def load_prompts(path: Path, tokenizer: Any, max_seq_length: int, max_completion
         try:
             ex = Example.model_validate(json.loads(line))
             case = example_case(ex, f"{path.stem}-{n}")
-            ids = tokenizer.apply_chat_template(
-                case.messages, tools=case.tools or None, tokenize=True, add_generation_prompt=True
-            )
-            ids = list(ids["input_ids"] if hasattr(ids, "keys") else ids)
+            ids = prompt_tokens(tokenizer, case)
         except Exception as e:  # noqa: BLE001 — one bad record (even a template error) never sinks the rest
             out.skipped.append(f"{where}: {type(e).__name__}: {e}")
             continue

@@ -126,7 +126,8 @@ ProgressFn = Callable[[str], None]
 
 
 class CandidateDroppedError(TooltuneError):
-    """A round's training ended without a candidate to judge: its answer check found it worse."""
+    """A round's training ended without a candidate to judge: its answer check found it worse, or GRPO
+    collapsed."""
 
 
 async def _train_candidate(settings: Settings, cfg: TrainConfig, name: str) -> None:

@@ -383,9 +383,8 @@ class Worker:
             applied["sequence_lengths"] = lengths.model_dump()
             if (warning := lengths.warning()) and self.start_iter == 0:
                 self._warn(warning)
-        check_before: list[
-            dict[str, Any]
-        ] = []  # dpo/orpo: the starting model's answers to the check requests
+        # dpo/orpo: the starting model's answers to the answer check's requests
+        check_before: list[dict[str, Any]] = []
         if dpo:
             applied["method"] = self._prepare_pairs(model, train_set, valid_set)
             t0 = time.monotonic()
@@ -396,6 +395,7 @@ class Worker:
                     "right_before": sum(a["right"] for a in check_before),
                     "seconds_before": round(time.monotonic() - t0, 2),
                 }
+                log.info("answer_check.before", **applied["method"]["answer_check"])
         if grpo:
             applied["method"] = self._prepare_sampler(model, tokenizer, train_set)
         if cfg.value_loss_weight != 1.0 or cfg.anchor_loss_weight:
@@ -560,17 +560,10 @@ class Worker:
             if not len(self._check_requests):
                 self._warn("answer check skipped: no pair of the dataset can be scored as a request")
                 return []
-            t0 = time.monotonic()
             before = answer(model, tokenizer, self._check_requests, max_tokens=cfg.max_completion_tokens)
         except Exception as e:  # noqa: BLE001 — a check that cannot run never stops the training
             self._warn(f"answer check skipped: {describe_failure(e)}")
             return []
-        log.info(
-            "answer_check.before",
-            requests=len(before),
-            right=sum(a["right"] for a in before),
-            seconds=round(time.monotonic() - t0, 2),
-        )
         for g in sorted(set(self._check_requests.groups)):
             right = sum(a["right"] for a in before if a["group"] == g)
             if right < MIN_RIGHT:
@@ -604,12 +597,16 @@ class Worker:
         splits = {k: counts[k] for k in sorted(counts, key=lambda k: (k != "valid", k))}  # validation first
         summary["splits"] = splits
         log.info("answer_check.after", **{k: v for k, v in summary.items() if k != "example_lost"})
-        applied = dict(self.run.applied)
-        applied["method"] = {**applied.get("method", {}), "answer_check": summary}
-        self.run = self.run.model_copy(update={"applied": applied})
-        self._save_run()
+        self._record_method(answer_check=summary)
         if summary["worse"]:
             raise worse_error(summary, method=cfg.method, learning_rate=cfg.learning_rate, splits=splits)
+
+    def _record_method(self, **fields: Any) -> None:
+        """Add ``fields`` to what run.json says of the training method (``applied.method``) and save it."""
+        applied = dict(self.run.applied)
+        applied["method"] = {**applied.get("method", {}), **fields}
+        self.run = self.run.model_copy(update={"applied": applied})
+        self._save_run()
 
     def _prepare_sampler(self, model: Any, tokenizer: Any, prompts: Any) -> dict[str, Any]:
         """For grpo: the sampler of each step's answers, with the starting LoRA weights as the reference;
@@ -701,10 +698,7 @@ class Worker:
             try:
                 check_not_collapsed(history, self.config.learning_rate)
             except PolicyCollapsedError as e:  # on record for `train improve`, which ends its loop there
-                applied = dict(self.run.applied)
-                applied["method"] = {**applied.get("method", {}), "collapsed_at": e.iteration}
-                self.run = self.run.model_copy(update={"applied": applied})
-                self._save_run()
+                self._record_method(collapsed_at=e.iteration)
                 raise
             return rollout
 
