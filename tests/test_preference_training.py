@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tooltune.adapters.registry import AdapterRegistry
 from tooltune.config import Settings
 from tooltune.data.examples import call_message
 from tooltune.data.onpolicy import PAIRS_FORMAT, PreferencePair, SampleConfig, SamplesInfo, save_pairs_dataset
@@ -505,5 +506,66 @@ async def test_a_grpo_round_that_collapsed_ends_the_loop_with_the_start(
     cfg = improve.ImproveConfig(dataset="d", name="g", model=str(tiny_model), method="grpo", k=2, rounds=2)
     result = await improve.improve(settings, None, cfg)
     assert [c.method for c in trained] == ["grpo"]  # one round trained, none judged
-    assert result.rounds == [] and result.best is None
+    assert result.best is None
     assert result.stopped == "round 1: the candidate was dropped before the held-out eval: GRPO collapsed"
+    [r] = result.rounds  # the dropped round is listed with why, never judged
+    assert (r.round, r.candidate, r.kept, r.candidate_native) == (1, "g-r1-adapter", False, None)
+    assert r.dropped == "the candidate was dropped before the held-out eval: GRPO collapsed"
+
+
+@pytest.mark.anyio
+async def test_a_dropped_candidate_is_not_trained_again_when_the_job_reruns(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rerun of an improve job ends where the first run ended: the drop is kept in improve/dropped.json,
+    so the same candidate (same data, same seed, same verdict) is not trained a second time."""
+    from tooltune.training import improve
+
+    Workspace(settings.workspace).ensure()
+    calls: list[str] = []
+
+    async def worse(settings: Settings, cfg: TrainConfig, name: str) -> None:
+        calls.append(name)
+        raise improve.CandidateDroppedError("the candidate was dropped before the held-out eval: worse")
+
+    monkeypatch.setattr(improve, "_train_candidate", worse)
+    registry = AdapterRegistry(Workspace(settings.workspace))
+    cfg = TrainConfig(dataset="p", method="dpo")
+    for _ in range(2):
+        with pytest.raises(improve.CandidateDroppedError, match="held-out eval: worse"):
+            await improve._train_round(settings, registry, cfg, "imp-r1-adapter")
+    assert calls == ["imp-r1-adapter"]  # trained once; the rerun read the drop back
+    with pytest.raises(improve.CandidateDroppedError):  # another candidate still trains
+        await improve._train_round(settings, registry, cfg, "imp-r2-adapter")
+    assert calls == ["imp-r1-adapter", "imp-r2-adapter"]
+
+
+@pytest.mark.anyio
+async def test_a_sampled_round_lists_its_dropped_candidate_but_not_a_round_with_nothing_to_learn(
+    settings: Settings, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dpo/rejection rounds: a candidate that training dropped is listed (samples and data named, why);
+    a round that found nothing to pair trained nothing and is not a round."""
+    from tooltune.data.datasets import generate_dataset
+    from tooltune.data.generate_config import GenerateConfig
+    from tooltune.training import improve
+
+    ws = Workspace(settings.workspace).ensure()
+    generate_dataset(ws, "d", ["builtin:coding"], GenerateConfig(n=40, seed=0), model_path=tiny_model)
+    outcome: tuple[str, str, dict[str, int], str] = ("", "", {}, "")
+
+    async def round_(*a: Any, **k: Any) -> tuple[str, str, dict[str, int], str]:
+        return outcome
+
+    monkeypatch.setattr(improve, "_sample_pick_train", round_)
+    cfg = improve.ImproveConfig(dataset="d", name="s", model=str(tiny_model), method="dpo", rounds=2)
+    outcome = ("s-r1-samples", "s-r1-data", {"no_call_made": 3}, "round 1: the candidate was dropped: worse")
+    result = await improve.improve(settings, None, cfg)
+    [r] = result.rounds
+    assert (r.samples, r.data, r.picked, r.candidate) == (
+        "s-r1-samples", "s-r1-data", {"no_call_made": 3}, "s-r1-adapter"
+    )  # fmt: skip
+    assert (r.kept, r.dropped, result.best) == (False, "round 1: the candidate was dropped: worse", None)
+    outcome = ("", "", {}, "round 1: nothing to pair")
+    result = await improve.improve(settings, None, cfg)
+    assert (result.rounds, result.stopped) == ([], "round 1: nothing to pair")

@@ -359,12 +359,15 @@ def improve(**options: Any) -> int:
 
     result = anyio.run(main)
     for r in result.rounds:
-        context.console_err.print(
-            f"round {r.round}: {r.start or 'base'} {r.start_native:.0%} → {r.candidate} "
-            f"{r.candidate_native:.0%} native on {r.held_out_cases} held-out cases (p = {r.p_value:.3g}): "
-            + ("kept" if r.kept else "dropped"),
-            highlight=False,
-        )
+        if r.dropped is not None:
+            line = f"round {r.round}: {r.start or 'base'} → {r.candidate}: {r.dropped}"
+        else:
+            line = (
+                f"round {r.round}: {r.start or 'base'} {r.start_native:.0%} → {r.candidate} "
+                f"{r.candidate_native:.0%} native on {r.held_out_cases} held-out cases "
+                f"(p = {r.p_value:.3g}): " + ("kept" if r.kept else "dropped")
+            )
+        context.console_err.print(line, highlight=False)
     context.console_err.print(f"best: {result.best or 'the base model'} ({result.stopped})", highlight=False)
     context.console.print_json(result.model_dump_json())
     return 0

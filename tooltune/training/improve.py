@@ -108,11 +108,16 @@ class RoundResult(BaseModel):
         description="Rows picked per source or reason; for grpo, the rollouts' outcomes per reason."
     )
     candidate: str
-    start_native: float
-    candidate_native: float
+    start_native: float | None = Field(description="None when the candidate was dropped before the eval.")
+    candidate_native: float | None
     held_out_cases: int
-    p_value: float = Field(description="McNemar exact test on the paired native verdicts.")
+    p_value: float | None = Field(description="McNemar exact test on the paired native verdicts.")
     kept: bool
+    dropped: str | None = Field(
+        default=None,
+        description="Why the candidate was dropped before the held-out eval (its answer check found it "
+        "worse, or GRPO collapsed); None when it was judged.",
+    )
 
 
 class ImproveResult(BaseModel):
@@ -233,9 +238,31 @@ def _round_config(
 async def _train_round(
     settings: Settings, registry: AdapterRegistry, train_cfg: TrainConfig, candidate: str
 ) -> None:
-    """Train the round's candidate, unless an earlier invocation of the loop already did."""
-    if candidate not in registry.names():
+    """Train the round's candidate, unless an earlier invocation of the loop already did, or saw it
+    dropped: drops are kept in ``improve/dropped.json`` (candidate → why), so a rerun ends where the first
+    run ended instead of training the same candidate again."""
+    if candidate in registry.names():
+        return
+    path = Workspace(settings.workspace).root / "improve" / "dropped.json"
+    dropped = json.loads(path.read_text("utf-8")) if path.is_file() else {}
+    if candidate in dropped:
+        raise CandidateDroppedError(dropped[candidate])
+    try:
         await _train_candidate(settings, train_cfg, candidate)
+    except CandidateDroppedError as e:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, {**dropped, candidate: str(e)})
+        raise
+
+
+def _dropped_round(
+    r: int, start: str | None, samples: str, data: str, picked: dict[str, int], candidate: str, why: str
+) -> RoundResult:
+    """A round whose candidate never reached the held-out eval, listed with why."""
+    return RoundResult(
+        round=r, start=start, samples=samples, data=data, picked=picked, candidate=candidate,
+        start_native=None, candidate_native=None, held_out_cases=0, p_value=None, kept=False, dropped=why,
+    )  # fmt: skip
 
 
 async def improve(
@@ -288,6 +315,7 @@ async def improve(
                 await _train_round(settings, registry, grpo_cfg, candidate)
             except CandidateDroppedError as e:  # collapsed: the loop ends with the best adapter so far
                 stopped = f"round {r}: {e}"
+                rounds.append(_dropped_round(r, current, "", cfg.dataset, {}, candidate, str(e)))
                 break
             rollouts = registry.get(candidate).train_metrics.get("rollouts") or {}
             samples_name, data_name, picked_rows = "", cfg.dataset, dict(rollouts.get("outcomes") or {})
@@ -296,6 +324,10 @@ async def improve(
                 settings, server, ws, registry, cfg, model_path, current, r, tag, candidate, say
             )
             if stop:
+                if data_name:  # a candidate was trained and dropped (no data: nothing to learn from)
+                    rounds.append(
+                        _dropped_round(r, current, samples_name, data_name, picked_rows, candidate, stop)
+                    )
                 stopped = stop
                 break
         say(
