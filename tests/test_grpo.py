@@ -370,3 +370,50 @@ def test_a_collapsed_policy_stops_the_run() -> None:
     check_not_collapsed(always_long, 5e-5)
     mixed = rows[:16] + [{**rows[16], "cut_off": 3}] + rows[17:20]
     check_not_collapsed(mixed, 5e-5)
+
+
+def test_the_worker_records_where_grpo_collapsed_in_run_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """run.json's applied.method.collapsed_at is what `train improve` reads to end its loop at a collapsed
+    GRPO round: the worker writes it, with every step's rollouts, before the run fails."""
+    from collections import Counter
+
+    from pydantic import BaseModel
+
+    from tooltune.training import worker as worker_mod
+    from tooltune.training.grpo import PolicyCollapsedError, Rollout, read_rollouts
+    from tooltune.training.train_config import TrainConfig
+
+    def rollout(reward: float, cut_off: int) -> Rollout:
+        outcome = "right" if reward else "bad_json"
+        return Rollout(
+            batch=(), rewards=[reward] * 4, outcomes=Counter({outcome: 4}), generated_tokens=40,
+            processed_tokens=100, seconds={"sample": 0.1}, cut_off=cut_off, groups=1,
+        )  # fmt: skip
+
+    script = iter([rollout(1.0, 0)] * 3 + [rollout(0.0, 4)] * 6)  # good calls, then only cut-off junk
+
+    class Sampler:
+        def __call__(self) -> Rollout:
+            return next(script)
+
+        def skip(self) -> None:
+            raise AssertionError("nothing to replay: the run starts at step 0")
+
+    class Run(BaseModel):
+        applied: dict[str, Any] = {}
+
+    saved: list[Run] = []
+    monkeypatch.setattr(worker_mod, "write_run", lambda run_dir, run: saved.append(run))
+    w = worker_mod.Worker.__new__(worker_mod.Worker)
+    w.run_dir, w.rank, w.world_size, w.start_iter, w.processed_tokens = tmp_path, 0, 1, 0, 0
+    w.config = TrainConfig(dataset="d", method="grpo", learning_rate=5e-5)
+    w.run = Run(applied={"method": {"name": "grpo"}})
+    w._sampler = Sampler()
+    monkeypatch.setattr(w, "_after_step", lambda it: None, raising=False)
+    with pytest.raises(PolicyCollapsedError, match="collapsed at iteration 4"):
+        for _ in w._iterate_rollouts(None, 1, 1024, loop=True):
+            pass
+    assert saved[-1].applied["method"] == {"name": "grpo", "collapsed_at": 4}
+    assert [r["iteration"] for r in read_rollouts(tmp_path / "rollouts.jsonl")] == list(range(1, 9))
