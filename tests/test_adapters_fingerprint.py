@@ -182,3 +182,18 @@ def test_a_probe_answer_the_server_parsed_into_a_call_shows_the_call() -> None:
     assert sig.text == 'read_file({"path": "src/main.py"})' and sig.tokens == [7]
     plain = {"choices": [{"message": {"content": "hello"}, "logprobs": {"content": []}}]}
     assert signature_from_response(plain).text == "hello"
+
+
+def test_models_list_reads_the_float_format_of_quantized_weights_from_their_scales(tmp_path: Path) -> None:
+    """`models list` takes the dtype from the config, else from the weights' header, where a quantized
+    model's packed integer weights are skipped (the same reader the probe tolerance uses); a header that
+    cannot be read lists the model as "unknown" instead of failing the listing."""
+    from tooltune.models.catalog import model_dtype
+
+    header = json.dumps({"a.weight": {"dtype": "U32"}, "a.scales": {"dtype": "BF16"}}).encode()
+    (tmp_path / "model.safetensors").write_bytes(len(header).to_bytes(8, "little") + header)
+    quantized = {"quantization": {"bits": 4, "group_size": 64}}
+    assert model_dtype(tmp_path, quantized) == "4-bit (bfloat16 scales)"
+    assert model_dtype(tmp_path, {"torch_dtype": "float16"}) == "float16"  # the config first
+    (tmp_path / "model.safetensors").write_bytes(b"version https://git-lfs")  # an LFS pointer
+    assert model_dtype(tmp_path, {}) == "unknown"

@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from tooltune.errors import TooltuneError
+from tooltune.models.weights import float_weights_dtype
 from tooltune.subprocs import exit_status
 
 PROBE_MAX_TOKENS = 8
@@ -112,23 +113,13 @@ def weights_dtype(model_path: Path) -> str:
     """The float format the model computes in: the first float tensor of its weights (a quantized
     model's packed integer weights are skipped, its scales say), else its config's dtype, else
     "unknown". Never raises: a file it cannot read only makes the check the loose one."""
-    import struct
-
-    names = {"F32": "float32", "BF16": "bfloat16", "F16": "float16"}
     try:
-        for file in sorted(model_path.glob("*.safetensors")):
-            with open(file, "rb") as f:
-                (n,) = struct.unpack("<Q", f.read(8))
-                if n > 1 << 26:  # not a safetensors header (an LFS pointer, say): don't read gigabytes
-                    raise ValueError(f"{file}: not a safetensors file")
-                header = json.loads(f.read(n))
-            for key, value in header.items():
-                if key != "__metadata__" and isinstance(value, dict) and value.get("dtype") in names:
-                    return names[value["dtype"]]
+        if found := float_weights_dtype(model_path):
+            return found
         config = json.loads((model_path / "config.json").read_text("utf-8"))
         dtype = config.get("torch_dtype") or config.get("dtype")
         return str(dtype) if dtype else "unknown"
-    except (OSError, ValueError, struct.error, AttributeError, UnicodeDecodeError):
+    except (OSError, ValueError, AttributeError, UnicodeDecodeError):
         return "unknown"
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import struct
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -14,6 +13,7 @@ from tooltune.config import Settings, default_dtype, default_quantize_bits
 from tooltune.device import detect_device
 from tooltune.models.gguf_import import read_import_record
 from tooltune.models.resolve import is_mlx_model_dir
+from tooltune.models.weights import float_weights_dtype
 
 
 class ModelEntry(BaseModel):
@@ -39,25 +39,13 @@ def platform_default_format() -> str:
     )
 
 
-def _safetensors_dtype(model_dir: Path) -> str | None:
-    """The dtype of the first tensor in the first weights file (reads only the JSON header)."""
-    files = sorted(model_dir.glob("*.safetensors"))
-    if not files:
-        return None
-    with open(files[0], "rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(n))
-    names = {"F32": "float32", "BF16": "bfloat16", "F16": "float16"}
-    for key, value in header.items():
-        if key != "__metadata__" and not key.endswith((".scales", ".biases")):
-            return names.get(value["dtype"], value["dtype"].lower())
-    return None
-
-
 def model_dtype(model_dir: Path, config: dict[str, Any]) -> str:
-    float_dtype = (
-        config.get("torch_dtype") or config.get("dtype") or _safetensors_dtype(model_dir) or "unknown"
-    )
+    float_dtype = config.get("torch_dtype") or config.get("dtype")
+    if not float_dtype:
+        try:
+            float_dtype = float_weights_dtype(model_dir) or "unknown"
+        except (OSError, ValueError):  # a broken weights file is listed, not fatal to the listing
+            float_dtype = "unknown"
     quant = config.get("quantization") or config.get("quantization_config")
     if isinstance(quant, dict) and quant.get("bits"):
         return f"{quant['bits']}-bit ({float_dtype} scales)"
