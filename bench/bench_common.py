@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,11 +32,26 @@ def _cpuinfo() -> list[str]:
         return []
 
 
+def gpu_info() -> str | None:
+    """The NVIDIA GPUs nvidia-smi reports (name, memory, driver; one line each), or None without one."""
+    try:
+        done = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None
+
+
 def machine_info() -> dict[str, Any]:
-    """Where and when a measurement ran."""
+    """Where and when a measurement ran: the machine, MLX's device and, on NVIDIA machines, the GPU."""
     import mlx.core as mx
     import mlx_lm
 
+    from tooltune.device import detect_device
     from tooltune.serving.blas import CHECK_FILE, BlasCheck
 
     cpu = next((ln.split(":", 1)[1].strip() for ln in _cpuinfo() if ln.startswith("model name")), None)
@@ -51,6 +67,9 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "mlx": mx.__version__,
         "mlx_lm": mlx_lm.__version__,
+        "mlx_device": str(mx.default_device()),
+        "tooltune_device": detect_device().reason,
+        "gpu": gpu_info(),
     }
 
 

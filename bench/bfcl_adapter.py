@@ -23,8 +23,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
-import platform
 import random
 import shutil
 import sys
@@ -42,7 +40,6 @@ from tooltune.data.datasets import generate_dataset
 from tooltune.data.generate_config import GENERATOR_VERSION, GenerateConfig
 from tooltune.data.store import load_dataset
 from tooltune.data.teacher import SELF, TEACHER_PROMPT_VERSION, open_teacher
-from tooltune.device import detect_device
 from tooltune.errors import TooltuneError
 from tooltune.evals.bfcl_import import import_bfcl
 from tooltune.evals.service import compare_runs, run_suite_on_server
@@ -52,6 +49,8 @@ from tooltune.serving.model_server import ModelServer
 from tooltune.training.runs import follow_events, get_run, start_training
 from tooltune.training.train_config import TrainConfig
 from tooltune.workspace import Workspace, atomic_write_json
+
+from bench_common import machine_info
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_BFCL = REPO.parent / "shared" / "bench" / "bfcl"
@@ -581,9 +580,6 @@ def main() -> None:
     member_names = tuple(m["train"]["adapter"] for m in members) if combined else ()
     evals = anyio.run(stage_eval, settings, ws, args, train["adapter"], suites, member_names)
 
-    import mlx.core as mx
-    import mlx_lm
-
     results: dict[str, Any] = {}
     for key, ev in evals.items():
         cmp = ev["comparison"]
@@ -604,15 +600,7 @@ def main() -> None:
         "benchmark": "bfcl_adapter",
         "command": " ".join(["python", *sys.argv]),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "mlx": mx.__version__,
-            "mlx_lm": mlx_lm.__version__,
-            "mlx_device": str(mx.default_device()),
-            "tooltune_device": detect_device().reason,
-        },
+        "machine": machine_info(),
         "model": str(args.model_path),
         "category": args.category,
         "train_schemas_from": args.train_schemas,

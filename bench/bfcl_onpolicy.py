@@ -38,7 +38,6 @@ from bfcl_adapter import DEFAULT_BFCL, baseline_run_id, log, sample_cases, summa
 from tooltune.adapters.registry import AdapterRegistry  # noqa: E402
 from tooltune.config import Settings  # noqa: E402
 from tooltune.data.onpolicy import SampleConfig, pick_training_data, sample_dataset  # noqa: E402
-from tooltune.device import detect_device  # noqa: E402
 from tooltune.evals.bfcl_import import import_bfcl  # noqa: E402
 from tooltune.evals.service import compare_runs, run_suite_on_server  # noqa: E402
 from tooltune.jobs import JobStore  # noqa: E402
@@ -195,17 +194,12 @@ def main() -> int:
         return out
 
     body = anyio.run(run)
-    import mlx.core as mx
 
     doc = {
         "benchmark": "bfcl_onpolicy",
         "command": " ".join(["python", *sys.argv]),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            **machine_info(),
-            "mlx_device": str(mx.default_device()),
-            "tooltune_device": detect_device().reason,
-        },
+        "machine": machine_info(),
         "model": str(model_path),
         "category": args.category,
         "method": args.method,

@@ -41,22 +41,13 @@ def log(msg: str) -> None:
 
 
 def machine() -> dict[str, Any]:
+    from importlib.metadata import version
+
     import mlx.core as mx
 
     from tooltune.device import detect_device
 
-    gpu = None
-    try:
-        out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-        gpu = out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        pass
-    from importlib.metadata import version
+    from bench_common import gpu_info
 
     return {
         "platform": platform.platform(),
@@ -65,7 +56,7 @@ def machine() -> dict[str, Any]:
         "mlx_lm": version("mlx-lm"),
         "mlx_device": str(mx.default_device()),
         "tooltune_device": detect_device().reason,
-        "gpu": gpu,
+        "gpu": gpu_info(),
     }
 
 
