@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -32,6 +31,8 @@ from tooltune.config import Settings
 from tooltune.models.resolve import fingerprint_model, is_mlx_model_dir
 from tooltune.serving.model_server import ModelServer, Strategy
 from tooltune.workspace import Workspace
+
+from bench_common import machine_info
 
 
 def make_random_adapter(model_path: Path, out: Path, *, magnitude: float) -> Path:
@@ -135,24 +136,16 @@ def main() -> None:
     from tooltune.testing.tiny_model import build
 
     settings = Settings.load()
-    machine = {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "openblas": settings.use_openblas,
-    }
     # results accumulate per model (a later run of one model replaces only that model's entry), and
     # are written after each model so an interrupted run keeps what it measured
     out = json.loads(args.out.read_text()) if args.out.exists() else {}
     out.update(
         {
             "benchmark": "ModelServer.switch_adapter: restart vs per_request",
-            "machine": machine,
+            "machine": machine_info(),
             "note": (
-                "2 shared CPU cores; other engineers' tests, training and benchmarks ran at the same time "
-                "(see each run's load averages), so absolute times are noisy — compare the strategies, "
-                "not the seconds. A switch = load + 1-token ready check + 8-token verification probe; "
+                "Absolute times depend on what else ran on the machine (see each run's load averages): "
+                "compare the strategies, not the seconds. A switch = load + 1-token ready check + 8-token verification probe; "
                 "median_verify_s is the probe alone; start_s of the first strategy also includes computing "
                 "the base model's reference probe (first use)."
             ),
