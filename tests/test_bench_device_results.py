@@ -137,31 +137,40 @@ def test_the_committed_full_scale_file_is_what_its_inputs_give() -> None:
 
 
 @pytest.mark.parametrize(
-    ("summary", "inputs_dir", "seeds", "model", "device"),
+    ("summary", "inputs_dir", "runs", "model", "device"),
     [
         # issue 35: the GPU headline's seed-0 recipe trained and evaluated on the 2-core CPU
-        ("bfcl_full_0.5b_cpu.json", "bfcl_full_cpu", [0], "qwen2.5-coder-0.5b-instruct", "Device(cpu, 0)"),
-        # issue 32: the same recipe on the 1.5B, seed 0 on one H100, seed 2 on one H200
-        ("bfcl_full_1.5b.json", "bfcl_full_1.5b", [0, 2], "qwen2.5-coder-1.5b-instruct", "Device(gpu, 0)"),
+        (
+            "bfcl_full_0.5b_cpu.json", "bfcl_full_cpu", ["simple_python_s0"],
+            "qwen2.5-coder-0.5b-instruct", "Device(cpu, 0)",
+        ),
+        # issue 32: the 0.5B's recipes on the 1.5B: simple_python seeds 0 and 1 and the other categories
+        # on one H100, seed 2 on one H200
+        (
+            "bfcl_full_1.5b.json", "bfcl_full_1.5b",
+            ["multiple_s0", "parallel_multiple_s0", "parallel_s0"]
+            + [f"simple_python_s{s}" for s in (0, 1, 2)],
+            "qwen2.5-coder-1.5b-instruct", "Device(gpu, 0)",
+        ),
     ],
-)
-def test_a_committed_simple_python_full_scale_file_is_what_its_inputs_give(
-    summary: str, inputs_dir: str, seeds: list[int], model: str, device: str
+)  # fmt: skip
+def test_a_committed_full_scale_file_of_one_model_is_what_its_inputs_give(
+    summary: str, inputs_dir: str, runs: list[str], model: str, device: str
 ) -> None:
-    """A full-scale summary of bench/bfcl_adapter.py results on simple_python (every case of
-    simple_python and irrelevance, one result per training seed) holds the rows and the seed spread
-    bench/bfcl_full.py makes of those inputs."""
+    """A full-scale summary of bench/bfcl_adapter.py results (every case of the category and of
+    irrelevance, one result per adapter) holds the rows and the seed spread bench/bfcl_full.py makes of
+    those inputs: each input gives its category's row and irrelevance's, every case counted."""
     bfcl_full = bench_module("bfcl_full")
     committed = json.loads((ROOT / "bench" / "results" / summary).read_text())
     inputs = sorted((ROOT / "bench" / "results" / inputs_dir).glob("*.json"))
-    assert [p.name for p in inputs] == [f"simple_python_s{s}.json" for s in seeds]
+    assert [p.stem for p in inputs] == runs
     assert committed["rows"] == [r for p in inputs for r in bfcl_full.rows_of(p)]
     assert committed["seed_spread"] == bfcl_full.spread(committed["rows"])
+    categories = {run.rsplit("_s", 1)[0] for run in runs}
     assert {(r["category"], r["cases"]) for r in committed["rows"]} == {
-        ("simple_python", 400),
-        ("irrelevance", 240),
+        (c, bfcl_full.FULL_SIZE[c]) for c in categories | {"irrelevance"}
     }
-    assert len(committed["rows"]) == 2 * len(seeds)
+    assert len(committed["rows"]) == 2 * len(runs)
     assert {r["model"] for r in committed["rows"]} == {model}
     assert {json.loads(p.read_text())["machine"]["mlx_device"] for p in inputs} == {device}
 
