@@ -421,7 +421,8 @@ def summary() -> list[str]:
     return out
 
 
-FULL = "bfcl_full_0.5b.json"
+# full-scale summaries (bench/bfcl_full.py) in the order they appear, with the folder of their inputs
+FULL = [("bfcl_full_0.5b.json", "0.5B", "bfcl_full"), ("bfcl_full_1.5b.json", "1.5B", "bfcl_full_1.5b")]
 
 
 def _rate_ci(scores: dict[str, Any], mode: str, n: int) -> str:
@@ -440,17 +441,17 @@ def _seeds_cell(rows: list[dict[str, Any]], who: str, mode: str) -> str:
     return f"{rates} (seeds {', '.join(str(r['train_seed']) for r in rows)}; {lo:.0%}–{hi:.0%})"
 
 
-def full_scale() -> list[str]:
+def full_scale(summary: str, model: str, inputs: str) -> list[str]:
     """The headline: every case of each BFCL category, baseline and adapter, from bench/bfcl_full.py."""
-    d = _load(FULL)
+    d = _load(summary)
     if not d:
         return []
     by: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for r in d["rows"]:
         by.setdefault(r["trained_on"], {}).setdefault(r["category"], []).append(r)
     out = [
-        f"**Every case** of each BFCL category, the 0.5B, temperature 0, 95% intervals (Wilson; "
-        f"{d['machine']}; {_link(FULL)}). Native: the model's own tool-call format, the only one a client "
+        f"**Every case** of each BFCL category, the {model}, temperature 0, 95% intervals (Wilson; "
+        f"{d['machine']}; {_link(summary)}). Native: the model's own tool-call format, the only one a client "
         "parses. Irrelevance: no call attempt at all (native or written as text) counts as a pass.",
         "",
         "| BFCL category | cases | native calls: base → adapter | base model, call written as text | "
@@ -476,7 +477,7 @@ def full_scale() -> list[str]:
             f"| {trained_on} | {rows[0]['cases']} | {_rate_ci(base, 'native', rows[0]['cases'])} → "
             f"**{_seeds_cell(rows, 'adapter', 'native')}** | {_rate_ci(base, 'lenient', rows[0]['cases'])} | "
             f"{irr_cell} | "
-            + ", ".join(f"[`{r['result']}`](bench/results/bfcl_full/{r['result']})" for r in rows)
+            + ", ".join(f"[`{r['result']}`](bench/results/{inputs}/{r['result']})" for r in rows)
             + " |"
         )
     sp = by.get("simple_python", {}).get("simple_python", [])
@@ -498,7 +499,7 @@ def full_scale() -> list[str]:
 
 def render() -> str:
     lines = [
-        *full_scale(),
+        *(line for summary, model, inputs in FULL for line in full_scale(summary, model, inputs)),
         "Earlier attempts, each on a seeded sample of **40 questions** per BFCL category (temperature 0), "
         "each row one trained adapter, with its 95% interval (Wilson): at n = 40 an interval spans about "
         "30 points, so rows closer than that are not told apart, and the sample can be easier or harder "
