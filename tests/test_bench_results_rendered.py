@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -52,9 +54,16 @@ def test_headline_counts_carry_their_95_percent_interval() -> None:
     assert "31/40 (78%, 62%–88%)" in (REPO / "README.md").read_text()
 
 
-def test_the_full_scale_table_leads_with_every_category_and_each_seed() -> None:
-    """README's first table is bench/results/bfcl_full_0.5b.json: one line per trained category, each seed's
-    native rate, the baseline's text-format rate; a row dropped or a seed lost would fail here."""
+@pytest.mark.parametrize(
+    ("summary", "model", "inputs"),
+    [("bfcl_full_0.5b.json", "0.5B", "bfcl_full"), ("bfcl_full_1.5b.json", "1.5B", "bfcl_full_1.5b")],
+)
+def test_the_full_scale_tables_lead_with_every_category_and_each_seed(
+    summary: str, model: str, inputs: str
+) -> None:
+    """README's first tables are bench/results/bfcl_full_<model>.json: one line per trained category, each
+    seed's native rate, the baseline's text-format rate, links to the inputs; a row dropped or a seed lost
+    would fail here."""
     sys.path.insert(0, str(REPO / "bench"))
     try:
         import render_readme
@@ -62,14 +71,16 @@ def test_the_full_scale_table_leads_with_every_category_and_each_seed() -> None:
         sys.path.pop(0)
     import json
 
-    doc = json.loads((REPO / "bench" / "results" / "bfcl_full_0.5b.json").read_text())
-    section = "\n".join(render_readme.full_scale())
+    assert (summary, model, inputs) in render_readme.FULL
+    doc = json.loads((REPO / "bench" / "results" / summary).read_text())
+    section = "\n".join(render_readme.full_scale(summary, model, inputs))
+    assert f"the {model}, temperature 0" in section
     lines = section.splitlines()
     for row in doc["rows"]:
         if row["category"] != row["trained_on"]:
             continue  # irrelevance rows are a column of their category's line
         line = next(x for x in lines if x.startswith(f"| {row['category']} | {row['cases']} |"))
         assert f"{row['adapter']['native']:.0%}" in line and f"{row['baseline']['lenient']:.0%}" in line
-        assert row["result"] in line
+        assert f"(bench/results/{inputs}/{row['result']})" in line
     readme = (REPO / "README.md").read_text()
     assert readme.index("**Every case**") < readme.index("Earlier attempts, each on a seeded sample")
