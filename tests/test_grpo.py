@@ -372,34 +372,37 @@ def test_a_collapsed_policy_stops_the_run() -> None:
     check_not_collapsed(mixed, 5e-5)
 
 
-def test_the_worker_records_where_grpo_collapsed_in_run_json(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """run.json's applied.method.collapsed_at is what `train improve` reads to end its loop at a collapsed
-    GRPO round: the worker writes it, with every step's rollouts, before the run fails."""
+def _rollout(reward: float, cut_off: int) -> Any:
+    """A GRPO step's rollout of 4 answers: all right (reward 1, ended) or all cut-off junk (reward 0)."""
     from collections import Counter
 
+    from tooltune.training.grpo import Rollout
+
+    return Rollout(
+        batch=(), rewards=[reward] * 4, outcomes=Counter({"right" if reward else "bad_json": 4}),
+        generated_tokens=40, processed_tokens=100, seconds={"sample": 0.1}, cut_off=cut_off, groups=1,
+    )  # fmt: skip
+
+
+def _collapsing_worker(
+    run_dir: Path, monkeypatch: pytest.MonkeyPatch, draws: list[Any], start_iter: int = 0
+) -> tuple[Any, list[Any], list[int]]:
+    """A training worker at GRPO's rollout loop, no model: its sampler hands out ``draws`` in order, a
+    resumed run (``start_iter``) replays that many steps first; returns the worker, every run.json it
+    saved, and the replayed step count (a list to read after the loop)."""
     from pydantic import BaseModel
 
     from tooltune.training import worker as worker_mod
-    from tooltune.training.grpo import PolicyCollapsedError, Rollout, read_rollouts
     from tooltune.training.train_config import TrainConfig
 
-    def rollout(reward: float, cut_off: int) -> Rollout:
-        outcome = "right" if reward else "bad_json"
-        return Rollout(
-            batch=(), rewards=[reward] * 4, outcomes=Counter({outcome: 4}), generated_tokens=40,
-            processed_tokens=100, seconds={"sample": 0.1}, cut_off=cut_off, groups=1,
-        )  # fmt: skip
-
-    script = iter([rollout(1.0, 0)] * 3 + [rollout(0.0, 4)] * 6)  # good calls, then only cut-off junk
+    script, replayed = iter(draws), [0]
 
     class Sampler:
-        def __call__(self) -> Rollout:
+        def __call__(self) -> Any:
             return next(script)
 
         def skip(self) -> None:
-            raise AssertionError("nothing to replay: the run starts at step 0")
+            replayed[0] += 1
 
     class Run(BaseModel):
         applied: dict[str, Any] = {}
@@ -407,13 +410,46 @@ def test_the_worker_records_where_grpo_collapsed_in_run_json(
     saved: list[Run] = []
     monkeypatch.setattr(worker_mod, "write_run", lambda run_dir, run: saved.append(run))
     w = worker_mod.Worker.__new__(worker_mod.Worker)
-    w.run_dir, w.rank, w.world_size, w.start_iter, w.processed_tokens = tmp_path, 0, 1, 0, 0
+    w.run_dir, w.rank, w.world_size, w.start_iter, w.processed_tokens = run_dir, 0, 1, start_iter, 0
     w.config = TrainConfig(dataset="d", method="grpo", learning_rate=5e-5)
     w.run = Run(applied={"method": {"name": "grpo"}})
     w._sampler = Sampler()
     monkeypatch.setattr(w, "_after_step", lambda it: None, raising=False)
+    return w, saved, replayed
+
+
+def test_the_worker_records_where_grpo_collapsed_in_run_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """run.json's applied.method.collapsed_at is what `train improve` reads to end its loop at a collapsed
+    GRPO round: the worker writes it, with every step's rollouts, before the run fails."""
+    from tooltune.training.grpo import PolicyCollapsedError, read_rollouts
+
+    draws = [_rollout(1.0, 0)] * 3 + [_rollout(0.0, 4)] * 6  # good calls, then only cut-off junk
+    w, saved, _ = _collapsing_worker(tmp_path, monkeypatch, draws)
     with pytest.raises(PolicyCollapsedError, match="collapsed at iteration 4"):
         for _ in w._iterate_rollouts(None, 1, 1024, loop=True):
             pass
     assert saved[-1].applied["method"] == {"name": "grpo", "collapsed_at": 4}
     assert [r["iteration"] for r in read_rollouts(tmp_path / "rollouts.jsonl")] == list(range(1, 9))
+
+
+def test_a_grpo_run_resumed_mid_collapse_counts_the_steps_before_the_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Resumed from a checkpoint at step 6, after 3 good steps and 3 of junk: the steps on record count,
+    so two more junk steps stop the run (at the collapse's first step, 4), not five; the record's later
+    steps (rerun after the resume) do not count."""
+    from tooltune.training.grpo import PolicyCollapsedError, rollout_record
+
+    # steps 1-6 before the checkpoint; step 7 ran once before the run stopped, with no checkpoint after it
+    on_record = [_rollout(1.0, 0)] * 3 + [_rollout(0.0, 4)] * 3 + [_rollout(1.0, 0)]
+    lines = [rollout_record(i, r) for i, r in enumerate(on_record, 1)]
+    (tmp_path / "rollouts.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    w, saved, replayed = _collapsing_worker(tmp_path, monkeypatch, [_rollout(0.0, 4)] * 5, start_iter=6)
+    drawn = 0
+    with pytest.raises(PolicyCollapsedError, match="collapsed at iteration 4"):
+        for _ in w._iterate_rollouts(None, 1, 1024, loop=True):
+            drawn += 1
+    assert (replayed[0], drawn) == (6, 1)  # step 7 trained; step 8's draw completed the 5 junk steps
+    assert saved[-1].applied["method"]["collapsed_at"] == 4
