@@ -71,7 +71,7 @@ def main() -> int:
     restart_with_blas()
 
     from tooltune.config import Settings
-    from tooltune.data.phrasebook_draft import draft_with_teacher, phrasebook_yaml
+    from tooltune.data.phrasebook_draft import draft_with_teacher, drafted_header, phrasebook_yaml
     from tooltune.data.teacher import SELF, open_teacher
     from tooltune.data.tool_sources import load_tool_specs
     from tooltune.models.resolve import resolve_model
@@ -111,10 +111,12 @@ def main() -> int:
         })  # fmt: skip
         print(json.dumps({k: v for k, v in levels[-1].items() if k != "per_tool"}), flush=True)
         if i == 0 and book_path is not None:
-            header = (
-                f"Drafted by {model_path.name} (served by tooltune, --teacher self) in {wall:.0f} s "
-                f"({concurrency} at a time) for {args.tools}.\n"
-                f"Edit freely; check with: tooltune data phrasebook lint {book_path.name} --tools {args.tools}"
+            header = drafted_header(
+                f"{model_path.name} (served by tooltune, --teacher self)",
+                wall,
+                concurrency,
+                args.tools,
+                f"{book_path.name} --tools {args.tools}",
             )
             atomic_write_text(book_path, phrasebook_yaml(book, header))
     result = {

@@ -26,6 +26,7 @@ from tooltune.data.phrasebook import check_phrasebook, load_phrasebook
 from tooltune.data.phrasebook_draft import draft_messages, draft_phrasebook
 from tooltune.data.store import load_dataset
 from tooltune.data.tool_sources import load_tool_specs
+from tooltune.errors import TooltuneError
 from tooltune.server import build_server
 from tooltune.server.state import ServerState
 from tooltune.workspace import Workspace
@@ -120,8 +121,9 @@ def test_a_failed_request_costs_its_tool_one_try_and_only_total_failure_raises()
 
     with pytest.raises(TeacherError, match="every draft request failed.*connection refused"):
         draft_phrasebook(tools, down, tries=2, concurrency=8)
-    with pytest.raises(TeacherError, match="concurrency must be at least 1"):
+    with pytest.raises(TooltuneError, match="concurrency must be at least 1") as bad:
         draft_phrasebook(tools, flaky, concurrency=0)
+    assert not isinstance(bad.value, TeacherError)  # a setting refused, not a teacher that failed
 
 
 def test_a_stream_that_breaks_off_is_an_error_not_a_reply() -> None:

@@ -459,7 +459,12 @@ def phrasebook_draft(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from tooltune.data.phrasebook_draft import draft_with_teacher, draft_workers, phrasebook_yaml
+    from tooltune.data.phrasebook_draft import (
+        draft_with_teacher,
+        draft_workers,
+        drafted_header,
+        phrasebook_yaml,
+    )
     from tooltune.data.teacher import SELF, open_teacher
     from tooltune.data.tool_sources import load_tool_specs
     from tooltune.workspace import atomic_write_text
@@ -485,10 +490,12 @@ def phrasebook_draft(
             concurrency=concurrency,
             progress=lambda done, total: bar.update(task, completed=done),
         )
-    header = (
-        f"Drafted by {teacher if teacher != SELF else f'the model itself ({mp})'} in {stats.seconds:.0f} s "
-        f"({draft_workers(concurrency, len(specs))} at a time) for {', '.join(tools)}.\n"
-        f"Edit freely; check with: tooltune data phrasebook lint {out} --tools ..."
+    header = drafted_header(
+        teacher if teacher != SELF else f"the model itself ({mp})",
+        stats.seconds,
+        draft_workers(concurrency, len(specs)),
+        ", ".join(tools),
+        f"{out} --tools ...",
     )
     atomic_write_text(out, phrasebook_yaml(book, header))
     for r in stats.tools:

@@ -29,6 +29,7 @@ from tooltune.data.phrasebook import (
 )
 from tooltune.data.phrasebook_fill import drop_unfillable
 from tooltune.data.teacher import Teacher, TeacherError
+from tooltune.errors import TooltuneError
 from tooltune.json_spans import json_spans
 from tooltune.logs import get_logger
 from tooltune.toolspec import ToolSpec
@@ -296,8 +297,8 @@ def shared_prefix_messages() -> list[dict[str, str]]:
 
 def draft_workers(concurrency: int, tools: int) -> int:
     """How many drafts go at once: ``concurrency``, at most one per tool."""
-    if concurrency < 1:
-        raise TeacherError(f"concurrency must be at least 1 (got {concurrency})")
+    if concurrency < 1:  # a setting, not the teacher's failure
+        raise TooltuneError(f"concurrency must be at least 1 (got {concurrency})")
     return max(1, min(concurrency, tools))
 
 
@@ -348,6 +349,15 @@ def draft_phrasebook(
     if stats.tools and all(t.failed == t.tries for t in stats.tools):
         raise TeacherError(f"every draft request failed; the first: {stats.tools[0].reasons[0]}")
     return Phrasebook(phrasebook=FORMAT_VERSION, name=name, tools=entries), stats
+
+
+def drafted_header(by: str, seconds: float, at_once: int, tools: str, lint: str) -> str:
+    """The comment a drafted book's file starts with: who drafted it, how long it took, how to check it
+    (``lint``: the file and tool arguments for `tooltune data phrasebook lint`)."""
+    return (
+        f"Drafted by {by} in {seconds:.0f} s ({at_once} at a time) for {tools}.\n"
+        f"Edit freely; check with: tooltune data phrasebook lint {lint}"
+    )
 
 
 def phrasebook_yaml(book: Phrasebook, header: str = "") -> str:
