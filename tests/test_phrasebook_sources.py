@@ -375,3 +375,21 @@ def test_drafted_items_of_an_array_parameter_become_one_item_values() -> None:
     assert labels == [["bug"], ["ui"], ["bug", "backend"]]  # [7] does not fit: dropped and counted
     report = {r.tool: r for r in stats.tools}["create_issue"]
     assert report.kept["requests"] == 2 and report.dropped == 1
+
+
+def test_drafted_rows_of_an_array_of_arrays_parameter_become_one_row_values() -> None:
+    """Where an array's items are arrays (a matrix), a drafted row is an item: it becomes a one-row value,
+    while a drafted whole matrix stays as written."""
+    from tooltune.toolspec import ToolSpec
+
+    matrix = {"type": "array", "items": {"type": "array", "items": {"type": "integer"}}}
+    tool = ToolSpec(
+        name="transpose",
+        description="Transpose a matrix.",
+        parameters={"type": "object", "properties": {"matrix": matrix}, "required": ["matrix"]},
+    )
+    entry = {"requests": ["transpose {matrix}"], "values": {"matrix": [[1, 2], [[1, 2], [3, 4]], 5]}}
+    book, stats = draft_phrasebook([tool], lambda messages, seed: json.dumps(entry), tries=1)
+    # the row and the whole matrix fit the schema; the bare 5 becomes [5], a row that is no array: dropped
+    assert book.tools["transpose"].values["matrix"] == [[[1, 2]], [[1, 2], [3, 4]]]
+    assert stats.tools[0].dropped == 1

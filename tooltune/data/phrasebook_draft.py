@@ -151,22 +151,35 @@ def _strings(value: Any) -> list[str]:
     return [v.strip() for v in value if isinstance(v, str) and v.strip()] if isinstance(value, list) else []
 
 
-def _array_params(tool: ToolSpec) -> set[str]:
+def _array_params(tool: ToolSpec) -> dict[str, bool]:
+    """The tool's array parameters, each with whether its items are arrays too (a matrix, a list of pairs)."""
     props = tool.parameters.get("properties", {})
-    return {k for k, p in props.items() if isinstance(p, dict) and p.get("type") == "array"}
+    return {
+        k: isinstance(p.get("items"), dict) and p["items"].get("type") == "array"
+        for k, p in props.items()
+        if isinstance(p, dict) and p.get("type") == "array"
+    }
+
+
+def _one_value(x: Any, nested: bool) -> Any:
+    """A drafted entry of an array parameter's value list as a whole value: an item alone (``"bug"``, or
+    ``[1, 2]`` where the items are arrays) becomes a one-item value; a whole value stays as written."""
+    whole = isinstance(x, list) and (not nested or (bool(x) and all(isinstance(e, list) for e in x)))
+    return x if whole else [x]
 
 
 def _phrases(entry: dict[str, Any], tool: ToolSpec) -> tuple[ToolPhrases, int]:
     """A lenient reading of a drafted entry: well-formed parts kept, the rest counted as dropped.
     For an array parameter, models list the items a value is made of (``"labels": ["bug", "ui"]``, for
-    "8 realistic values"); each such item becomes a one-item value (``["bug"]``), as the schema asks."""
+    "8 realistic values"; ``"matrix": [[1, 2], [3, 4]]`` where items are arrays); each such item becomes a
+    one-item value (``["bug"]``, ``[[1, 2]]``), as the schema asks."""
     dropped = 0
     values: dict[str, Any] = {}
     arrays = _array_params(tool)
     raw_values = entry.get("values")
     for k, v in raw_values.items() if isinstance(raw_values, dict) else []:
         if isinstance(v, list) and v:
-            values[str(k)] = [x if isinstance(x, list) else [x] for x in v] if k in arrays else v
+            values[str(k)] = [_one_value(x, arrays[k]) for x in v] if k in arrays else v
         elif isinstance(v, dict) and isinstance(v.get("range"), list):
             values[str(k)] = {"range": v["range"]}
         else:
