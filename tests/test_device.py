@@ -96,3 +96,50 @@ def test_the_cuda_package_counts_only_when_its_libmlx_is_on_disk(
     assert device.mlx_cuda_distribution() == "mlx-cuda-13"
     lib.write_bytes(b"x" * 21)  # mlx-cpu reinstalled over it: its own libmlx.so is what loads
     assert device.mlx_cuda_distribution() is None
+
+
+def test_a_cpu_choice_keeps_mlx_itself_on_the_cpu() -> None:
+    """TOOLTUNE_DEVICE=cpu on a machine whose MLX sees a GPU: each MLX child (training worker, model
+    server, probe reference) sets MLX's default device to the CPU; a GPU choice, or MLX already on the
+    CPU, changes nothing."""
+
+    class FakeMx:  # mlx.core's device API: a CUDA build picks the GPU by itself
+        cpu, gpu = "cpu", "gpu"
+
+        def __init__(self) -> None:
+            self.device = self.gpu
+
+        def default_device(self) -> str:
+            return self.device
+
+        def set_default_device(self, d: str) -> None:
+            self.device = d
+
+    mx = FakeMx()
+    assert not device.keep_mlx_on(Device("cuda", "mlx-cuda-13 and an NVIDIA driver"), mx)
+    assert mx.device == "gpu"
+    assert device.keep_mlx_on(Device("cpu", f"{DEVICE_ENV}=cpu"), mx) and mx.device == "cpu"
+    assert not device.keep_mlx_on(Device("cpu", f"{DEVICE_ENV}=cpu"), mx)  # already there
+
+
+def test_mlx_children_start_through_the_device_keeper() -> None:
+    """The model server's child is mlx_lm.server run by tooltune.serving.mlx_child (which applies
+    keep_mlx_on first) with the server's own arguments; the worker and the probe reference call it too."""
+    import inspect
+    import subprocess
+    import sys
+
+    from tooltune.adapters import fingerprint
+    from tooltune.serving import model_server
+    from tooltune.training import worker
+
+    spawn = inspect.getsource(model_server.ModelServer._spawn)
+    assert '"-m", "tooltune.serving.mlx_child", "mlx_lm.server"' in spawn
+    assert "keep_mlx_on(detect_device(), mx)" in inspect.getsource(worker.Worker.main)
+    assert "keep_mlx_on(detect_device(), mx)" in inspect.getsource(fingerprint._reference_main)
+    # the child hands the module its own arguments, as `python -m mlx_lm.server --help` would get
+    done = subprocess.run(
+        [sys.executable, "-m", "tooltune.serving.mlx_child", "mlx_lm.server", "--help"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0 and "--adapter-path" in done.stdout

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 DeviceKind = Literal["metal", "cuda", "cpu"]
 DEVICE_ENV = "TOOLTUNE_DEVICE"
@@ -81,3 +81,14 @@ def detect_device(environ: Mapping[str, str] | None = None, *, proc_file: Path =
     if not nvidia_gpu_present(proc_file):
         return Device("cpu", f"{dist} is installed but no NVIDIA driver is loaded")
     return Device("cuda", f"{dist} and an NVIDIA driver")
+
+
+def keep_mlx_on(device: Device, mx: Any) -> bool:
+    """In an MLX child (``mx``: its ``mlx.core``): make the CPU MLX's default device when tooltune chose
+    the CPU and MLX's default is another (a CUDA build that sees a GPU picks it by itself, so
+    ``TOOLTUNE_DEVICE=cpu`` would otherwise only change how tooltune starts the child); True when it
+    changed something. A GPU choice leaves MLX's own default (its first GPU)."""
+    if device.kind == "cpu" and mx.default_device() != mx.cpu:
+        mx.set_default_device(mx.cpu)
+        return True
+    return False

@@ -24,6 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from tooltune.device import detect_device, keep_mlx_on
 from tooltune.errors import TooltuneError
 from tooltune.models.weights import float_weights_dtype
 from tooltune.subprocs import exit_status
@@ -265,9 +266,12 @@ def _reference_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--probes", required=True, help="JSON list of ProbeSpec")
     args = parser.parse_args(argv)
 
+    import mlx.core as mx
     import mlx_lm
     from mlx_lm import load
     from mlx_lm.tuner.utils import load_adapters
+
+    keep_mlx_on(detect_device(), mx)  # the reference runs where the server does
 
     specs = [ProbeSpec.model_validate(p) for p in json.loads(args.probes)]
     model, tokenizer = load(args.model)

@@ -507,7 +507,7 @@ class ModelServer:
 
     def _spawn(self, target: _Target, port: int) -> _Child:
         cmd = [
-            sys.executable, "-m", "mlx_lm.server",
+            sys.executable, "-m", "tooltune.serving.mlx_child", "mlx_lm.server",  # on tooltune's device
             "--model", str(self.model_path),
             "--host", "127.0.0.1", "--port", str(port),
             *self.extra_args,

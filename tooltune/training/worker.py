@@ -174,6 +174,9 @@ class Worker:
     def main(self) -> int:
         import mlx.core as mx
 
+        from tooltune.device import detect_device, keep_mlx_on
+
+        keep_mlx_on(detect_device(), mx)  # TOOLTUNE_DEVICE=cpu keeps a CUDA build of MLX on the CPU
         try:
             # a group of one unless mlx.launch started this process; a --hosts run insists on the ring it
             # was launched for (a process that fell back to a group of one would train, and write, alone)
