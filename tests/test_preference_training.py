@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from tooltune.adapters.registry import AdapterRegistry
 from tooltune.config import Settings
 from tooltune.data.examples import call_message
 from tooltune.data.onpolicy import PAIRS_FORMAT, PreferencePair, SampleConfig, SamplesInfo, save_pairs_dataset
@@ -487,7 +486,8 @@ async def test_a_grpo_round_that_collapsed_ends_the_loop_with_the_start(
     settings: Settings, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`train improve --method grpo`: a round whose training collapsed (the run records collapsed_at, so
-    _train_candidate raises CandidateDroppedError) ends the loop; the start stays the best."""
+    _train_candidate raises CandidateDroppedError) ends the loop; the start stays the best. Run again,
+    the job reads the drop back instead of training the round a second time."""
     from tooltune.data.datasets import generate_dataset
     from tooltune.data.generate_config import GenerateConfig
     from tooltune.training import improve
@@ -496,13 +496,13 @@ async def test_a_grpo_round_that_collapsed_ends_the_loop_with_the_start(
     generate_dataset(ws, "d", ["builtin:coding"], GenerateConfig(n=40, seed=0), model_path=tiny_model)
     trained: list[TrainConfig] = []
 
-    async def collapsed(settings: Settings, registry: Any, cfg: TrainConfig, candidate: str) -> None:
+    async def collapsed(settings: Settings, cfg: TrainConfig, name: str) -> None:
         trained.append(cfg)
         raise improve.CandidateDroppedError(
             "the candidate was dropped before the held-out eval: GRPO collapsed"
         )
 
-    monkeypatch.setattr(improve, "_train_round", collapsed)
+    monkeypatch.setattr(improve, "_train_candidate", collapsed)
     cfg = improve.ImproveConfig(dataset="d", name="g", model=str(tiny_model), method="grpo", k=2, rounds=2)
     result = await improve.improve(settings, None, cfg)
     assert [c.method for c in trained] == ["grpo"]  # one round trained, none judged
@@ -511,17 +511,25 @@ async def test_a_grpo_round_that_collapsed_ends_the_loop_with_the_start(
     [r] = result.rounds  # the dropped round is listed with why, never judged
     assert (r.round, r.candidate, r.kept, r.candidate_native) == (1, "g-r1-adapter", False, None)
     assert r.dropped == "the candidate was dropped before the held-out eval: GRPO collapsed"
+    again = await improve.improve(settings, None, cfg)
+    assert len(trained) == 1 and again.best is None  # read back, not trained again
+    assert again.rounds[0].dropped == r.dropped + " (as recorded by an earlier run of this job)"
 
 
 @pytest.mark.anyio
 async def test_a_dropped_candidate_is_not_trained_again_when_the_job_reruns(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A rerun of an improve job ends where the first run ended: the drop is kept in improve/dropped.json,
-    so the same candidate (same data, same seed, same verdict) is not trained a second time."""
+    """A rerun of an improve job ends where the first run ended: the drop is kept in the job's file
+    (improve/<name>.json), so the same candidate from the same start is not trained a second time; a
+    round whose start adapter was trained anew (other files) trains again, and another job's candidate
+    is its own."""
+    from types import SimpleNamespace
+
     from tooltune.training import improve
 
-    Workspace(settings.workspace).ensure()
+    ws = Workspace(settings.workspace).ensure()
+    improve._check_same_job(ws, improve.ImproveConfig(dataset="d", name="imp", model="m"))
     calls: list[str] = []
 
     async def worse(settings: Settings, cfg: TrainConfig, name: str) -> None:
@@ -529,15 +537,29 @@ async def test_a_dropped_candidate_is_not_trained_again_when_the_job_reruns(
         raise improve.CandidateDroppedError("the candidate was dropped before the held-out eval: worse")
 
     monkeypatch.setattr(improve, "_train_candidate", worse)
-    registry = AdapterRegistry(Workspace(settings.workspace))
-    cfg = TrainConfig(dataset="p", method="dpo")
-    for _ in range(2):
-        with pytest.raises(improve.CandidateDroppedError, match="held-out eval: worse"):
-            await improve._train_round(settings, registry, cfg, "imp-r1-adapter")
-    assert calls == ["imp-r1-adapter"]  # trained once; the rerun read the drop back
-    with pytest.raises(improve.CandidateDroppedError):  # another candidate still trains
-        await improve._train_round(settings, registry, cfg, "imp-r2-adapter")
-    assert calls == ["imp-r1-adapter", "imp-r2-adapter"]
+    files = {"imp-r1-adapter": "aaaa"}  # the start adapter's files, by fingerprint
+    registry = SimpleNamespace(
+        names=lambda: set(files), get=lambda name: SimpleNamespace(adapter_fingerprint=files[name])
+    )
+    cfg = TrainConfig(dataset="p", method="dpo", init_adapter="imp-r1-adapter")
+    with pytest.raises(improve.CandidateDroppedError, match="held-out eval: worse$"):
+        await improve._train_round(settings, registry, cfg, "imp-r2-adapter", "imp")
+    with pytest.raises(improve.CandidateDroppedError, match="worse .as recorded by an earlier run"):
+        await improve._train_round(settings, registry, cfg, "imp-r2-adapter", "imp")
+    assert calls == ["imp-r2-adapter"]  # trained once; the rerun read the drop back
+    saved = json.loads((ws.root / "improve" / "imp.json").read_text())
+    assert (
+        saved["dataset"] == "d"
+        and saved["dropped_rounds"]["imp-r2-adapter"]["start"] == "imp-r1-adapter:aaaa"
+    )
+    improve._check_same_job(ws, improve.ImproveConfig(dataset="d", name="imp", model="m"))  # still the job
+    files["imp-r1-adapter"] = "bbbb"  # round 1 trained anew: round 2 starts elsewhere and trains again
+    with pytest.raises(improve.CandidateDroppedError):
+        await improve._train_round(settings, registry, cfg, "imp-r2-adapter", "imp")
+    assert calls == ["imp-r2-adapter"] * 2
+    with pytest.raises(improve.CandidateDroppedError, match="worse$"):  # another job: nothing on record
+        await improve._train_round(settings, registry, cfg, "other-r2-adapter", "other")
+    assert calls[-1] == "other-r2-adapter"
 
 
 @pytest.mark.anyio
@@ -565,7 +587,7 @@ async def test_a_sampled_round_lists_its_dropped_candidate_but_not_a_round_with_
     assert (r.samples, r.data, r.picked, r.candidate) == (
         "s-r1-samples", "s-r1-data", {"no_call_made": 3}, "s-r1-adapter"
     )  # fmt: skip
-    assert (r.kept, r.dropped, result.best) == (False, "round 1: the candidate was dropped: worse", None)
+    assert (r.kept, r.dropped, result.best) == (False, "the candidate was dropped: worse", None)
     outcome = ("", "", {}, "round 1: nothing to pair")
     result = await improve.improve(settings, None, cfg)
     assert (result.rounds, result.stopped) == ([], "round 1: nothing to pair")

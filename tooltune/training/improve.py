@@ -208,7 +208,7 @@ async def _sample_pick_train(
     method = "sft" if cfg.method == "rejection" else cfg.method
     train_cfg = _round_config(cfg, registry, model_path, current, dataset=picked.dataset, method=method)
     try:
-        await _train_round(settings, registry, train_cfg, candidate)
+        await _train_round(settings, registry, train_cfg, candidate, cfg.name)
     except CandidateDroppedError as e:  # the loop ends with the best adapter so far, as for a worse one
         return samples.name, picked.dataset, picked.picked, f"round {r}: {e}"
     return samples.name, picked.dataset, picked.picked, None
@@ -236,22 +236,28 @@ def _round_config(
 
 
 async def _train_round(
-    settings: Settings, registry: AdapterRegistry, train_cfg: TrainConfig, candidate: str
+    settings: Settings, registry: AdapterRegistry, train_cfg: TrainConfig, candidate: str, job: str
 ) -> None:
-    """Train the round's candidate, unless an earlier invocation of the loop already did, or saw it
-    dropped: drops are kept in ``improve/dropped.json`` (candidate → why), so a rerun ends where the first
-    run ended instead of training the same candidate again."""
+    """Train the round's candidate, unless an earlier invocation of the ``job`` already did, or saw it
+    dropped from the same start: drops are kept in the job's file (``improve/<job>.json``,
+    ``dropped_rounds``), so a rerun ends where the first run ended instead of training the same candidate
+    again; a round whose start changed since (its adapter trained anew) trains again."""
     if candidate in registry.names():
         return
-    path = Workspace(settings.workspace).root / "improve" / "dropped.json"
-    dropped = json.loads(path.read_text("utf-8")) if path.is_file() else {}
-    if candidate in dropped:
-        raise CandidateDroppedError(dropped[candidate])
+    path = Workspace(settings.workspace).root / "improve" / f"{job}.json"
+    init = train_cfg.init_adapter
+    start = f"{init}:{registry.get(init).adapter_fingerprint}" if init else "base"
+    saved = json.loads(path.read_text("utf-8")) if path.is_file() else {}
+    drop = (saved.get("dropped_rounds") or {}).get(candidate)
+    if drop and drop.get("start") == start:
+        raise CandidateDroppedError(f"{drop['why']} (as recorded by an earlier run of this job)")
     try:
         await _train_candidate(settings, train_cfg, candidate)
     except CandidateDroppedError as e:
+        saved = json.loads(path.read_text("utf-8")) if path.is_file() else {}  # as it is now
+        saved.setdefault("dropped_rounds", {})[candidate] = {"why": str(e), "start": start}
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(path, {**dropped, candidate: str(e)})
+        atomic_write_json(path, saved)
         raise
 
 
@@ -312,7 +318,7 @@ async def improve(
                 max_completion_tokens=min(cfg.max_tokens, 4096), seed=r,
             )  # fmt: skip
             try:
-                await _train_round(settings, registry, grpo_cfg, candidate)
+                await _train_round(settings, registry, grpo_cfg, candidate, cfg.name)
             except CandidateDroppedError as e:  # collapsed: the loop ends with the best adapter so far
                 stopped = f"round {r}: {e}"
                 rounds.append(_dropped_round(r, current, "", cfg.dataset, {}, candidate, str(e)))
@@ -325,8 +331,9 @@ async def improve(
             )
             if stop:
                 if data_name:  # a candidate was trained and dropped (no data: nothing to learn from)
+                    why = stop.removeprefix(f"round {r}: ")
                     rounds.append(
-                        _dropped_round(r, current, samples_name, data_name, picked_rows, candidate, stop)
+                        _dropped_round(r, current, samples_name, data_name, picked_rows, candidate, why)
                     )
                 stopped = stop
                 break

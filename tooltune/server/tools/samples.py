@@ -135,7 +135,9 @@ def register_improve(mcp: MCPServer, state: ServerState) -> None:
             "pairs of a correct and its own wrong answer; 'rejection': its own correct answers), train a "
             "candidate adapter from the current one, and keep the candidate only if its native calls beat "
             "the current model's on the dataset's held-out test requests. Progress says which round and "
-            "stage; the result lists each round's held-out native rates, p-value and decision, and `best`. "
+            "stage; the result lists each round's held-out native rates, p-value and decision, and `best`; a "
+            "round whose candidate its own answer check dropped (or whose GRPO run collapsed) ends the loop "
+            "and is listed with `dropped` saying why (no rates). "
             "Minutes per round on the tiny model, hours for the 0.5B on CPU. Next: get_job(id), then "
             "switch_adapter(result.best)."
         ),
