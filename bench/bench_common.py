@@ -47,12 +47,16 @@ def gpu_info() -> str | None:
 
 
 def machine_info() -> dict[str, Any]:
-    """Where and when a measurement ran: the machine, MLX's device and, on NVIDIA machines, the GPU."""
+    """Where and when a measurement ran: the machine, MLX's device and, on NVIDIA machines, the GPU.
+    Puts this process's MLX on tooltune's device first, so what it records is where the measurement runs."""
     import mlx.core as mx
     import mlx_lm
 
-    from tooltune.device import detect_device
+    from tooltune.device import detect_device, keep_mlx_on
     from tooltune.serving.blas import CHECK_FILE, BlasCheck
+
+    device = detect_device()
+    keep_mlx_on(device, mx)  # this process computes where tooltune's children do (TOOLTUNE_DEVICE)
 
     cpu = next((ln.split(":", 1)[1].strip() for ln in _cpuinfo() if ln.startswith("model name")), None)
     check = Settings.load().cache_dir / CHECK_FILE
@@ -68,7 +72,7 @@ def machine_info() -> dict[str, Any]:
         "mlx": mx.__version__,
         "mlx_lm": mlx_lm.__version__,
         "mlx_device": str(mx.default_device()),
-        "tooltune_device": detect_device().reason,
+        "tooltune_device": device.reason,
         "gpu": gpu_info(),
     }
 

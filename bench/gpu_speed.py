@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import tempfile
@@ -38,26 +37,6 @@ HEAD_ROWS = {"0.5b": 151_936, "tiny": None}
 
 def log(msg: str) -> None:
     print(f"[gpu_speed] {msg}", file=sys.stderr, flush=True)
-
-
-def machine() -> dict[str, Any]:
-    from importlib.metadata import version
-
-    import mlx.core as mx
-
-    from tooltune.device import detect_device
-
-    from bench_common import gpu_info
-
-    return {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "mlx": version("mlx"),
-        "mlx_lm": version("mlx-lm"),
-        "mlx_device": str(mx.default_device()),
-        "tooltune_device": detect_device().reason,
-        "gpu": gpu_info(),
-    }
 
 
 def make_dataset(ws_root: Path, model: Path) -> str:
@@ -228,10 +207,12 @@ def main() -> int:
             }
             log(json.dumps(row))
             results.append(row)
+    import bench_common  # imports tooltune: only once the measurements are done
+
     doc = {
         "command": "python " + " ".join(sys.argv),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
+        "machine": bench_common.machine_info(),
         "shape": {"name": args.shape, **SHAPES[args.shape], "lm_head_rows": HEAD_ROWS[args.shape]},
         "settings": {
             "iters": args.iters,

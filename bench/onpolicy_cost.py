@@ -195,12 +195,11 @@ def grpo_stage(settings: Any, ws: Any, model_path: Path, args: Any) -> dict[str,
 
 
 def write(args: Any, model_path: Path, stages: dict[str, Any]) -> int:
-    from tooltune.device import detect_device
 
     out = {
         "benchmark": "onpolicy_cost",
         "command": " ".join(["python", *sys.argv]),
-        "machine": {**machine_info(), "tooltune_device": detect_device().reason},
+        "machine": machine_info(),
         "model": model_path.name,
         "adapter": args.adapter,
         "stages": stages,

@@ -185,15 +185,16 @@ def test_a_probe_answer_the_server_parsed_into_a_call_shows_the_call() -> None:
 
 
 def test_models_list_reads_the_float_format_of_quantized_weights_from_their_scales(tmp_path: Path) -> None:
-    """`models list` takes the dtype from the config, else from the weights' header, where a quantized
-    model's packed integer weights are skipped (the same reader the probe tolerance uses); a header that
-    cannot be read lists the model as "unknown" instead of failing the listing."""
+    """`models list` takes the dtype from the weights' header, where a quantized model's packed integer
+    weights are skipped (the same reader, and order, the probe tolerance uses), else from the config; a
+    header that cannot be read falls back to the config instead of failing the listing."""
     from tooltune.models.catalog import model_dtype
 
     header = json.dumps({"a.weight": {"dtype": "U32"}, "a.scales": {"dtype": "BF16"}}).encode()
     (tmp_path / "model.safetensors").write_bytes(len(header).to_bytes(8, "little") + header)
     quantized = {"quantization": {"bits": 4, "group_size": 64}}
     assert model_dtype(tmp_path, quantized) == "4-bit (bfloat16 scales)"
-    assert model_dtype(tmp_path, {"torch_dtype": "float16"}) == "float16"  # the config first
+    assert model_dtype(tmp_path, {"torch_dtype": "float16"}) == "bfloat16"  # the weights, not a stale config
     (tmp_path / "model.safetensors").write_bytes(b"version https://git-lfs")  # an LFS pointer
     assert model_dtype(tmp_path, {}) == "unknown"
+    assert model_dtype(tmp_path, {"torch_dtype": "float16"}) == "float16"

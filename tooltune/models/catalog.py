@@ -40,12 +40,12 @@ def platform_default_format() -> str:
 
 
 def model_dtype(model_dir: Path, config: dict[str, Any]) -> str:
-    float_dtype = config.get("torch_dtype") or config.get("dtype")
-    if not float_dtype:
-        try:
-            float_dtype = float_weights_dtype(model_dir) or "unknown"
-        except (OSError, ValueError):  # a broken weights file is listed, not fatal to the listing
-            float_dtype = "unknown"
+    # the weights first, as the probe tolerance reads them (a conversion can leave config's dtype behind)
+    try:
+        float_dtype = float_weights_dtype(model_dir)
+    except (OSError, ValueError):  # a broken weights file is listed, not fatal to the listing
+        float_dtype = None
+    float_dtype = float_dtype or config.get("torch_dtype") or config.get("dtype") or "unknown"
     quant = config.get("quantization") or config.get("quantization_config")
     if isinstance(quant, dict) and quant.get("bits"):
         return f"{quant['bits']}-bit ({float_dtype} scales)"
