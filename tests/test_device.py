@@ -101,43 +101,70 @@ def test_the_cuda_package_counts_only_when_its_libmlx_is_on_disk(
 def test_a_cpu_choice_keeps_mlx_itself_on_the_cpu() -> None:
     """TOOLTUNE_DEVICE=cpu on a machine whose MLX sees a GPU: each MLX child (training worker, model
     server, probe reference) sets MLX's default device to the CPU; a GPU choice, or MLX already on the
-    CPU, changes nothing."""
+    CPU, changes nothing. MLX's own device objects, on a stand-in that starts on the GPU."""
+    import mlx.core as real
 
-    class FakeMx:  # mlx.core's device API: a CUDA build picks the GPU by itself
-        cpu, gpu = "cpu", "gpu"
+    class CudaMx:  # a CUDA build of mlx.core picks the GPU by itself
+        cpu = real.cpu
 
         def __init__(self) -> None:
-            self.device = self.gpu
+            self.device = real.Device(real.gpu)
 
-        def default_device(self) -> str:
+        def default_device(self) -> object:
             return self.device
 
-        def set_default_device(self, d: str) -> None:
-            self.device = d
+        def set_default_device(self, d: object) -> None:
+            self.device = real.Device(d) if not isinstance(d, real.Device) else d
 
-    mx = FakeMx()
+    mx = CudaMx()
     assert not device.keep_mlx_on(Device("cuda", "mlx-cuda-13 and an NVIDIA driver"), mx)
-    assert mx.device == "gpu"
-    assert device.keep_mlx_on(Device("cpu", f"{DEVICE_ENV}=cpu"), mx) and mx.device == "cpu"
+    assert mx.device == real.Device(real.gpu)
+    assert device.keep_mlx_on(Device("cpu", f"{DEVICE_ENV}=cpu"), mx) and mx.device == real.Device(real.cpu)
     assert not device.keep_mlx_on(Device("cpu", f"{DEVICE_ENV}=cpu"), mx)  # already there
+    assert not device.keep_mlx_on(Device("cpu", "no MLX CUDA backend"), real)  # this machine's MLX
+
+
+def test_the_mlx_child_puts_mlx_on_the_device_then_runs_the_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`python -m tooltune.serving.mlx_child mlx_lm.server ARGS`: keep_mlx_on with tooltune's device
+    first, then the module as __main__ with its own arguments (as `python -m mlx_lm.server ARGS`)."""
+    import sys
+
+    from tooltune.serving import mlx_child
+
+    order: list[tuple] = []
+    chosen = Device("cpu", f"{DEVICE_ENV}=cpu")
+    monkeypatch.setattr(mlx_child, "detect_device", lambda: chosen)
+    monkeypatch.setattr(mlx_child, "keep_mlx_on", lambda d, mx: order.append(("keep", d)))
+    monkeypatch.setattr(
+        mlx_child.runpy, "run_module",
+        lambda name, run_name, alter_sys: order.append(("run", name, run_name, list(sys.argv))),
+    )  # fmt: skip
+    monkeypatch.setattr(sys, "argv", ["mlx_child.py", "mlx_lm.server", "--model", "m", "--port", "1"])
+    mlx_child.main()
+    assert order == [
+        ("keep", chosen),
+        ("run", "mlx_lm.server", "__main__", ["mlx_lm.server", "--model", "m", "--port", "1"]),
+    ]
 
 
 def test_mlx_children_start_through_the_device_keeper() -> None:
-    """The model server's child is mlx_lm.server run by tooltune.serving.mlx_child (which applies
-    keep_mlx_on first) with the server's own arguments; the worker and the probe reference call it too."""
+    """The model server's and the test endpoint's child is mlx_lm.server run by tooltune.serving.mlx_child
+    with the server's own arguments; the worker and the probe reference call keep_mlx_on themselves."""
     import inspect
     import subprocess
     import sys
 
     from tooltune.adapters import fingerprint
     from tooltune.serving import model_server
+    from tooltune.testing import mlx_endpoint
     from tooltune.training import worker
 
     spawn = inspect.getsource(model_server.ModelServer._spawn)
     assert '"-m", "tooltune.serving.mlx_child", "mlx_lm.server"' in spawn
+    assert '"tooltune.serving.mlx_child",' in inspect.getsource(mlx_endpoint)
     assert "keep_mlx_on(detect_device(), mx)" in inspect.getsource(worker.Worker.main)
     assert "keep_mlx_on(detect_device(), mx)" in inspect.getsource(fingerprint._reference_main)
-    # the child hands the module its own arguments, as `python -m mlx_lm.server --help` would get
+    # the real child: mlx_lm.server gets its own arguments
     done = subprocess.run(
         [sys.executable, "-m", "tooltune.serving.mlx_child", "mlx_lm.server", "--help"],
         capture_output=True, text=True, timeout=120,

@@ -86,6 +86,7 @@ def mlx_endpoint(
     cmd = [
         sys.executable,
         "-m",
+        "tooltune.serving.mlx_child",  # on tooltune's device, as ModelServer starts it
         "mlx_lm.server",
         "--model",
         str(model_path),
