@@ -142,7 +142,7 @@ def main() -> None:
     out.update(
         {
             "benchmark": "ModelServer.switch_adapter: restart vs per_request",
-            "machine": machine_info(),
+            "machine": {**machine_info(), "openblas": settings.use_openblas},  # the servers' BLAS
             "note": (
                 "Absolute times depend on what else ran on the machine (see each run's load averages): "
                 "compare the strategies, not the seconds. A switch = load + 1-token ready check + 8-token verification probe; "
