@@ -9,6 +9,10 @@ from pathlib import Path
 FLOAT_NAMES = {"F32": "float32", "BF16": "bfloat16", "F16": "float16"}
 
 
+class UnreadableWeightsError(ValueError):
+    """A ``*.safetensors`` file whose header cannot be read."""
+
+
 def float_weights_dtype(model_dir: Path) -> str | None:
     """The float format of the first float tensor in the folder's ``*.safetensors`` files, in name order:
     a quantized model's packed integer weights are skipped (its scales say how it computes). None when
@@ -27,7 +31,3 @@ def float_weights_dtype(model_dir: Path) -> str | None:
             if key != "__metadata__" and isinstance(value, dict) and value.get("dtype") in FLOAT_NAMES:
                 return FLOAT_NAMES[value["dtype"]]
     return None
-
-
-class UnreadableWeightsError(ValueError):
-    """A ``*.safetensors`` file whose header cannot be read."""
