@@ -34,3 +34,20 @@ def test_the_default_run_bench_records_where_the_time_went(
     config = doc["config"]
     assert (config["iters"], config["batch_size"], config["val_batches"]) == (6, 1, 4)
     assert doc["machine"]["mlx_device"] and doc["wall_s"]["train_command"] > 0
+
+
+def test_the_committed_default_run_measured_todays_defaults() -> None:
+    """bench/results/default_run.json timed the recipe `tooltune train` gives today: if a default changes,
+    this fails until the run is measured again (a default users get must be a measured one)."""
+    from tooltune.training.train_config import DEFAULT_ITERS, DEFAULT_NUM_LAYERS, TrainConfig
+
+    doc = json.loads((ROOT / "bench" / "results" / "default_run.json").read_text())
+    defaults = TrainConfig(dataset="d")
+    config = doc["config"]
+    assert (config["iters"], config["num_layers"]) == (DEFAULT_ITERS, DEFAULT_NUM_LAYERS)
+    assert config["steps_per_eval"] == DEFAULT_ITERS // 2  # the default: the middle and the end
+    for key in ("batch_size", "rank", "max_seq_length", "val_batches", "save_every", "learning_rate"):
+        assert config[key] == getattr(defaults, key), key
+    split = doc["run_time_s"]
+    assert doc["validation_share_of_run"] == round(split["validation_s"] / split["total_s"], 4)
+    assert doc["commands"][1] == f"tooltune train --dataset default-data --model {doc['model']}"
