@@ -32,8 +32,9 @@ from tooltune.workspace import Workspace
 
 # The recipe behind the committed benchmarks (bench/results/bfcl_adapter_*.json, attempts 8, 25 and 31;
 # demo --quick): batch 1, rank 8 on the last 8 blocks, lr 5e-5 with cosine decay after a 5% warmup,
-# sequences up to 1024 tokens, 4 validation batches at the middle and the end. About 16 s a step for
-# the 0.5B on a 2-core CPU (batch 4 on 16 blocks took ~70 s, its 25-batch validation 470 s).
+# sequences up to 1024 tokens, 4 validation batches before the first step, at the middle and at the end.
+# About 5 s a step for the 0.5B on a 2-core CPU, 3.8% of a run validating (bench/results/default_run.json;
+# batch 4 on 16 blocks took ~70 s a step, its 25-batch validation 470 s).
 DEFAULT_NUM_LAYERS = 8
 DEFAULT_ITERS = 150
 
@@ -161,7 +162,7 @@ class TrainConfig(BaseModel):
     steps_per_eval: int | None = Field(
         default=None,
         ge=1,
-        description="Steps between validation-loss evaluations; default half the run (middle and end).",
+        description="Steps between validation-loss evaluations; default half the run (mlx-lm also validates before the first step and at the end).",
     )
     save_every: int = Field(
         default=50, ge=1, description="Checkpoint (adapter + optimizer state) every N steps."
