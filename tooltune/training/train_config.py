@@ -162,7 +162,8 @@ class TrainConfig(BaseModel):
     steps_per_eval: int | None = Field(
         default=None,
         ge=1,
-        description="Steps between validation-loss evaluations; default half the run (mlx-lm also validates before the first step and at the end).",
+        description="Steps between validation-loss evaluations; default half the run (mlx-lm also "
+        "validates before the first step and at the end).",
     )
     save_every: int = Field(
         default=50, ge=1, description="Checkpoint (adapter + optimizer state) every N steps."
