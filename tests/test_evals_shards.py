@@ -4,6 +4,7 @@ verdicts as one server at temperature 0, and a server that stops answering leave
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -87,15 +88,28 @@ async def test_mcp_run_eval_suite_shares_a_run_between_endpoints(
                 "run_eval_suite", {"adapter": "x", "baseline": True, "base_urls": [a.base_url]}
             )
             assert both.is_error and "not both" in both.content[0].text  # type: ignore[union-attr]
-            args = {"limit": 1, "base_urls": [a.base_url, b.base_url], "base_model": a.model_name}
+            urls = [a.base_url, b.base_url]
+            args = {"limit": 1, "base_urls": urls, "base_model": a.model_name, "concurrency": 1}
             started = await c.call_tool("run_eval_suite", args)
             assert not started.is_error, started.content[0].text  # type: ignore[union-attr]
             job_id = started.structured_content["job"]["id"]  # type: ignore[index]
             with anyio.fail_after(240):
                 while not (job := (await c.call_tool("get_job", {"id": job_id})).structured_content)["done"]:  # type: ignore[index]
                     await anyio.sleep(0.5)
+            # the same cases on one server, one at a time (no batching): greedy answers do not depend on
+            # which endpoint gave them
+            one = await run_suite(
+                load_suite("coding-tools", state.ws), ws=state.ws, base_url=a.base_url,
+                model_name=a.model_name, limit=1, concurrency=1, run_id="one-server",
+            )  # fmt: skip
     assert job["status"] == "succeeded", job
     run_id = job["result"]["runs"]["baseline"]
     report = load_report(state.ws, run_id)
     assert report.complete and report.n_results == 6
-    assert report.meta.shard_urls == [a.base_url, b.base_url] and state.model_server is None
+    assert report.meta.shard_urls == urls and state.model_server is None
+    assert report.meta.concurrency == 1
+
+    def verdicts(r: Any) -> dict[str, tuple]:
+        return {x.case_id: (x.native.passed, x.lenient.passed, x.raw_text) for x in r.results}
+
+    assert verdicts(report) == verdicts(one)

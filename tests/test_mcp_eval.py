@@ -12,6 +12,7 @@ import mcp
 import pytest
 
 from tooltune.config import Settings
+from tooltune.evals.runner import DEFAULT_CONCURRENCY, load_report
 from tooltune.evals.suite import load_suite
 from tooltune.server import build_server
 from tooltune.server.state import ServerState
@@ -68,7 +69,9 @@ async def test_baseline_evals_compare_and_switch(
         assert "comparison" not in result  # one run: nothing to pair
 
         # no progress token: the job id at once, then poll
-        second = await call(c, "run_eval_suite", suite=str(suite), baseline=True, base_model=str(tiny_model))
+        second = await call(
+            c, "run_eval_suite", suite=str(suite), baseline=True, base_model=str(tiny_model), concurrency=1
+        )
         assert second["followed_seconds"] == 0
         job_id = second["job"]["id"]
         with anyio.fail_after(120):
@@ -77,6 +80,9 @@ async def test_baseline_evals_compare_and_switch(
         assert again["status"] == "succeeded", again["error"]
 
         a, b = result["runs"]["baseline"], again["result"]["runs"]["baseline"]
+        # `concurrency` reaches the run (as `tooltune eval --concurrency`), the default otherwise
+        assert load_report(state.ws, a).meta.concurrency == DEFAULT_CONCURRENCY
+        assert load_report(state.ws, b).meta.concurrency == 1
         cmp = await call(c, "compare_runs", a=a, b=b)
         # the same model at temperature 0 on the same cases: identical outcomes, nothing discordant
         assert cmp["n_paired"] == 2 and cmp["same_suite"] is True

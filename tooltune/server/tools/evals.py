@@ -12,7 +12,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
 from tooltune.evals.results import EvalReport
-from tooltune.evals.runner import ProgressFn, run_suite
+from tooltune.evals.runner import DEFAULT_CONCURRENCY, ProgressFn, run_suite
 from tooltune.evals.service import compare_runs as compare_saved_runs
 from tooltune.evals.service import evaluate_on_server
 from tooltune.evals.suite import EvalSuite, load_suite
@@ -101,13 +101,21 @@ def register(mcp: MCPServer, state: ServerState) -> None:
                 "is then the 'model' field sent (default 'default')."
             ),
         ] = None,
+        concurrency: Annotated[
+            int,
+            Field(
+                ge=1,
+                description="Cases evaluated at once (mlx_lm.server batches them), as `tooltune eval "
+                "--concurrency`; per endpoint with base_urls. Task suites run one task at a time.",
+            ),
+        ] = DEFAULT_CONCURRENCY,
         wait_seconds: WaitSeconds = DEFAULT_WAIT_SECONDS,
     ) -> EvalStarted:
         if adapter is None and not baseline:
             raise ToolError("nothing to evaluate: pass adapter='<name>' and/or baseline=true")
         if base_urls is not None and not await in_thread(is_task_suite, suite):
             return await _start_endpoint_eval(
-                ctx, state, suite, base_urls, adapter, baseline, limit, base_model, wait_seconds
+                ctx, state, suite, base_urls, adapter, baseline, limit, base_model, concurrency, wait_seconds
             )
         refuse_while_busy(state)
         if await in_thread(is_task_suite, suite):
@@ -121,7 +129,7 @@ def register(mcp: MCPServer, state: ServerState) -> None:
         model_path = await in_thread(base_model_for, state, adapter, base_model)
         targets: list[str | None] = ([None] if baseline else []) + ([adapter] if adapter else [])
         labels = [t or "baseline" for t in targets]
-        work = functools.partial(_eval_job, state, loaded, targets, model_path, limit, n_cases)
+        work = functools.partial(_eval_job, state, loaded, targets, model_path, limit, n_cases, concurrency)
         job = state.start_background_job(
             "eval",
             work,
@@ -190,6 +198,7 @@ async def _eval_job(
     model_path: Path,
     limit: int | None,
     n_cases: int,
+    concurrency: int,
     job: JobRecord,
 ) -> dict[str, Any]:
     """The eval job's work: the shared baseline → adapter → compare loop on the server's model server,
@@ -208,8 +217,9 @@ async def _eval_job(
         return on_progress
 
     evaluation = await evaluate_on_server(
-        ms, suite, ws=state.ws, targets=targets, on_target=on_target, restore=True, limit=limit
-    )
+        ms, suite, ws=state.ws, targets=targets, on_target=on_target, restore=True, limit=limit,
+        concurrency=concurrency,
+    )  # fmt: skip
     reports, cmp = evaluation.reports, evaluation.comparison
     result = _job_result(suite.name, str(model_path), reports)
     # run_suite_on_server recorded the adapter's scores in its registry entry
@@ -245,6 +255,7 @@ async def _start_endpoint_eval(
     baseline: bool,
     limit: int | None,
     model_name: str | None,
+    concurrency: int,
     wait_seconds: int,
 ) -> EvalStarted:
     """run_eval_suite on endpoints someone else serves: one run, its cases shared between them."""
@@ -268,7 +279,7 @@ async def _start_endpoint_eval(
 
         report = await run_suite(
             loaded, ws=state.ws, base_url=urls, model_name=name, adapter=adapter, label=label, limit=limit,
-            on_progress=on_progress,
+            concurrency=concurrency, on_progress=on_progress,
         )  # fmt: skip
         return {**_job_result(loaded.name, name, [report]), "endpoints": urls}
 
