@@ -52,6 +52,8 @@ def main() -> int:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="tooltune-default-run-") as tmp:
         ws = args.workspace or Path(tmp) / "ws"
+        if ws.exists() and any(ws.iterdir()):
+            raise SystemExit(f"{ws} is not empty: the bench times a fresh workspace's first dataset and run")
         generate_s = tooltune(ws, "data", "generate", "--tools", "builtin:coding", "--out", "default-data")
         train_args = ["train", "--dataset", "default-data", "--model", args.model]
         train_args += ["--iters", str(args.iters)] if args.iters else []
@@ -71,10 +73,7 @@ def main() -> int:
             "tooltune data generate --tools builtin:coding --out default-data",
             "tooltune " + " ".join(train_args),
         ],
-        "config": {k: config.get(k) for k in (
-            "iters", "batch_size", "num_layers", "rank", "max_seq_length", "val_batches", "steps_per_eval",
-            "save_every", "learning_rate",
-        )},
+        "config": config,  # the run's config.json: every value, defaults resolved
         "wall_s": {"generate": generate_s, "train_command": train_s},
         "run_time_s": split,
         "validation_share_of_run": share,

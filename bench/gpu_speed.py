@@ -122,6 +122,9 @@ def bare_run(model_path: Path, dataset_path: Path, batch: int, iters: int, layer
     from mlx_lm.tuner.utils import linear_to_lora_layers
     from mlx_lm.utils import load
 
+    from tooltune.device import detect_device, keep_mlx_on
+
+    keep_mlx_on(detect_device(), mx)  # on the device tooltune's worker uses (TOOLTUNE_DEVICE)
     model, tokenizer = load(str(model_path))
     train_set, _, _ = load_local_dataset(dataset_path, tokenizer, types.SimpleNamespace(mask_prompt=False))
     mx.random.seed(0)

@@ -195,7 +195,6 @@ def grpo_stage(settings: Any, ws: Any, model_path: Path, args: Any) -> dict[str,
 
 
 def write(args: Any, model_path: Path, stages: dict[str, Any]) -> int:
-
     out = {
         "benchmark": "onpolicy_cost",
         "command": " ".join(["python", *sys.argv]),

@@ -42,12 +42,16 @@ def test_the_committed_default_run_measured_todays_defaults() -> None:
     from tooltune.training.train_config import DEFAULT_ITERS, DEFAULT_NUM_LAYERS, TrainConfig
 
     doc = json.loads((ROOT / "bench" / "results" / "default_run.json").read_text())
-    defaults = TrainConfig(dataset="d")
     config = doc["config"]
     assert (config["iters"], config["num_layers"]) == (DEFAULT_ITERS, DEFAULT_NUM_LAYERS)
     assert config["steps_per_eval"] == DEFAULT_ITERS // 2  # the default: the middle and the end
-    for key in ("batch_size", "rank", "max_seq_length", "val_batches", "save_every", "learning_rate"):
-        assert config[key] == getattr(defaults, key), key
+    assert config["warmup"] == TrainConfig(dataset="d").default_warmup(DEFAULT_ITERS)
+    # every other setting is TrainConfig's default (those the run resolved are checked above)
+    resolved = {"model", "dataset", "iters", "num_layers", "steps_per_eval", "warmup"}
+    resolved |= {"model_path", "dataset_path", "model_layers", "train_examples", "valid_examples"}
+    for key, value in TrainConfig(dataset="d").model_dump().items():
+        if key not in resolved:
+            assert config[key] == value, key
     split = doc["run_time_s"]
     assert doc["validation_share_of_run"] == round(split["validation_s"] / split["total_s"], 4)
     assert doc["commands"][1] == f"tooltune train --dataset default-data --model {doc['model']}"

@@ -33,8 +33,9 @@ from tooltune.workspace import Workspace
 # The recipe behind the committed benchmarks (bench/results/bfcl_adapter_*.json, attempts 8, 25 and 31;
 # demo --quick): batch 1, rank 8 on the last 8 blocks, lr 5e-5 with cosine decay after a 5% warmup,
 # sequences up to 1024 tokens, 4 validation batches before the first step, at the middle and at the end.
-# About 5 s a step for the 0.5B on a 2-core CPU, 3.8% of a run validating (bench/results/default_run.json;
-# batch 4 on 16 blocks took ~70 s a step, its 25-batch validation 470 s).
+# The 0.5B on a 2-core CPU: 5.1 s a step on the built-in coding tools' default dataset, 3.8% of the run
+# validating (bench/results/default_run.json); 9-15 s a step on BFCL's longer prompts (batch 4 on 16
+# blocks took ~70 s a step, its 25-batch validation 470 s).
 DEFAULT_NUM_LAYERS = 8
 DEFAULT_ITERS = 150
 

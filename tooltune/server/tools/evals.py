@@ -139,6 +139,7 @@ def register(mcp: MCPServer, state: ServerState) -> None:
                 "baseline": baseline,
                 "limit": limit,
                 "model": str(model_path),
+                "concurrency": concurrency,
             },
             total=n_cases * len(targets),
         )
@@ -286,7 +287,14 @@ async def _start_endpoint_eval(
     job = state.start_background_job(
         "eval",
         work,
-        params={"suite": loaded.name, "adapter": adapter, "limit": limit, "model": name, "endpoints": urls},
+        params={
+            "suite": loaded.name,
+            "adapter": adapter,
+            "limit": limit,
+            "model": name,
+            "endpoints": urls,
+            "concurrency": concurrency,
+        },  # fmt: skip
         total=n_cases,
     )
     job, followed = await follow_if_asked(ctx, state, job, wait_seconds)
