@@ -131,6 +131,9 @@ class DemoConfig(BaseModel):
             {
                 "quick": True,
                 "n_examples": 400,
+                # measured on all 128 coding-tools cases (bench/results/quick_recipe.json): 40 steps at 5e-5
+                # took native 28 -> 49/128; lr 2e-4 broke the call format (26/128) and 70 steps over-called
+                # (39/128, no_call 4/22)
                 "iters": 40,
                 "num_layers": 8,
                 # 2 cases per category and one validation batch: on an AVX2-only 2-core CPU, 3 cases and
@@ -222,11 +225,11 @@ def default_blas_threads(environ: MutableMapping[str, str]) -> int:
     return int(environ[THREADS_ENV])
 
 
-def _noop_stage(stage: str, message: str) -> None:
+def noop_stage(stage: str, message: str) -> None:
     log.info("demo", stage=stage, message=message)
 
 
-def _noop_step(stage: str, done: int, total: int) -> None:
+def noop_step(stage: str, done: int, total: int) -> None:
     pass
 
 
@@ -252,7 +255,7 @@ def demo_project(ws: Workspace) -> Path:
     return root
 
 
-def _model(settings: Settings, cfg: DemoConfig, stage: StageFn, step: StepFn) -> Path:
+def demo_model(settings: Settings, cfg: DemoConfig, stage: StageFn, step: StepFn) -> Path:
 
     if cfg.model:
         return resolve_model(cfg.model, settings).path
@@ -265,7 +268,7 @@ def _model(settings: Settings, cfg: DemoConfig, stage: StageFn, step: StepFn) ->
     return import_default(settings, progress=lambda phase, done, total: step(f"model:{phase}", done, total))
 
 
-def _dataset(
+def demo_dataset(
     ws: Workspace, cfg: DemoConfig, model_path: Path, stage: StageFn, step: StepFn
 ) -> tuple[str, str]:
 
@@ -299,7 +302,7 @@ def _dataset(
     return name, info.hash
 
 
-def _adapter(
+def demo_adapter(
     settings: Settings,
     ws: Workspace,
     cfg: DemoConfig,
@@ -463,21 +466,21 @@ async def _evaluate_and_ask(
 def run_demo(
     settings: Settings, cfg: DemoConfig, *, on_stage: StageFn | None = None, on_step: StepFn | None = None
 ) -> DemoResult:
-    stage, step = on_stage or _noop_stage, on_step or _noop_step
+    stage, step = on_stage or noop_stage, on_step or noop_step
     ws = Workspace(settings.workspace).ensure()
     seconds: dict[str, float] = {}
 
     t = time.perf_counter()
-    model_path = _model(settings, cfg, stage, step)
+    model_path = demo_model(settings, cfg, stage, step)
     seconds["model"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    dataset, dataset_hash = _dataset(ws, cfg, model_path, stage, step)
+    dataset, dataset_hash = demo_dataset(ws, cfg, model_path, stage, step)
     seconds["data"] = time.perf_counter() - t
 
     t = time.perf_counter()
     data_tag = dataset_hash.removeprefix("sha256:")[:6]
-    adapter, metrics = _adapter(settings, ws, cfg, model_path, dataset, data_tag, stage, step)
+    adapter, metrics = demo_adapter(settings, ws, cfg, model_path, dataset, data_tag, stage, step)
     seconds["train"] = time.perf_counter() - t
 
     t = time.perf_counter()
