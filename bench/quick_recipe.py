@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tooltune.adapters.registry import AdapterRegistry
 from tooltune.config import Settings
 from tooltune.demo import DEMO_SUITE, DemoConfig, demo_adapter, demo_dataset, demo_model, noop_step
 from tooltune.evals.compare import compare_reports
@@ -54,8 +55,17 @@ def _demo_cases(cfg: DemoConfig) -> set[str]:
     return {c.id for c in load_suite(DEMO_SUITE).subset(cfg.eval_limit).cases}
 
 
-def _summary(ws: Workspace, run_id: str, shown: set[str]) -> dict[str, Any]:
+def _summary(
+    ws: Workspace, run_id: str, shown: set[str], cfg: DemoConfig, limit: int | None
+) -> dict[str, Any]:
     report = load_report(ws, run_id)
+    meta = report.meta
+    if (meta.limit, meta.max_tokens, meta.concurrency) != (limit, cfg.max_tokens, cfg.concurrency):
+        raise SystemExit(
+            f"{ws.root}: run {run_id} was made with limit {meta.limit}, max_tokens {meta.max_tokens}, "
+            f"concurrency {meta.concurrency}, not this run's {limit}, {cfg.max_tokens}, {cfg.concurrency}: "
+            "use another --workdir"
+        )
     on_shown = [r.native.passed for r in report.results if r.case_id in shown]
     cats = {
         name: {"n": m.n, "native": round(m.native_rate, 4), "lenient": round(m.lenient_rate, 4)}
@@ -71,6 +81,7 @@ def _summary(ws: Workspace, run_id: str, shown: set[str]) -> dict[str, Any]:
         "categories": cats,
         # what the quick demo's own table shows (its 12 cases), from the same answers
         "demo_cases": {"n": len(on_shown), "native_pass": sum(on_shown)},
+        "reasons_native": dict(sorted(report.reasons_native.items())),
         "wall_s": report.wall_s,
     }
 
@@ -115,7 +126,7 @@ def main() -> None:
         "model": str(model_path),
         "suite": DEMO_SUITE,
         "eval_limit": args.eval_limit,
-        "baseline": _summary(base_ws, BASELINE_RUN, _demo_cases(control)),
+        "baseline": _summary(base_ws, BASELINE_RUN, _demo_cases(control), control, args.eval_limit),
         "recipes": {},
         "notes": args.notes,
     }
@@ -129,20 +140,23 @@ def main() -> None:
         adapter, metrics = demo_adapter(
             settings, ws, cfg, model_path, dataset, digest.removeprefix("sha256:")[:6], _stage, noop_step
         )
+        trained = AdapterRegistry(ws).get(adapter).train_config
+        if trained.get("learning_rate") != cfg.learning_rate or trained.get("iters") != cfg.iters:
+            raise SystemExit(
+                f"{ws_dir}: adapter {adapter} was trained with other settings; use another --workdir"
+            )
         run_id = f"q_{tag}"
         _eval(ws_dir, run_id, cfg, adapter=adapter, model=model_path, limit=args.eval_limit)
         row = {
+            "workspace": str(ws_dir),
             "overrides": overrides,
-            "recipe": {
-                k: getattr(cfg, k)
-                for k in ("n_examples", "iters", "num_layers", "learning_rate", "rank", "max_tools", "seed")
-            },
+            "recipe": cfg.model_dump(exclude={"model"}),
             "dataset": dataset,
             "adapter": adapter,
             "train": {
                 k: metrics.get(k) for k in ("wall_time_s", "s_per_iter", "first_val_loss", "last_val_loss")
             },
-            "adapter_eval": _summary(ws, run_id, _demo_cases(cfg)),
+            "adapter_eval": _summary(ws, run_id, _demo_cases(cfg), cfg, args.eval_limit),
             "vs_baseline": _paired(base_ws, BASELINE_RUN, ws, run_id),
         }
         if first is not None:

@@ -132,8 +132,8 @@ class DemoConfig(BaseModel):
                 "quick": True,
                 "n_examples": 400,
                 # measured on all 128 coding-tools cases (bench/results/quick_recipe.json): 40 steps at 5e-5
-                # took native 28 -> 49/128; lr 2e-4 broke the call format (26/128) and 70 steps over-called
-                # (39/128, no_call 4/22)
+                # took native 28 -> 49/128; lr 2e-4 broke the call format (26/128), 70 steps over-called
+                # (39/128, no_call 4/22), max_tools 6 was a wash (51/128, p = 0.87) at 14% more per step
                 "iters": 40,
                 "num_layers": 8,
                 # 2 cases per category and one validation batch: on an AVX2-only 2-core CPU, 3 cases and
@@ -268,15 +268,20 @@ def demo_model(settings: Settings, cfg: DemoConfig, stage: StageFn, step: StepFn
     return import_default(settings, progress=lambda phase, done, total: step(f"model:{phase}", done, total))
 
 
+def demo_dataset_name(cfg: DemoConfig) -> str:
+    """The demo's dataset name: its size, tools, seed, mix and generator version (an upgraded tooltune
+    never reuses data an older one made)."""
+    version = generate_config.GENERATOR_VERSION.rsplit("/", 1)[-1]
+    shape = {"mix": cfg.mix, "absent_tool_share": cfg.absent_tool_share}
+    mix = hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:4]
+    return f"demo-coding-n{cfg.n_examples}-t{cfg.max_tools}-s{cfg.seed}-m{mix}-d{version}"
+
+
 def demo_dataset(
     ws: Workspace, cfg: DemoConfig, model_path: Path, stage: StageFn, step: StepFn
 ) -> tuple[str, str]:
 
-    # the generator version is in the name: an upgraded tooltune never reuses data an older one made
-    version = generate_config.GENERATOR_VERSION.rsplit("/", 1)[-1]
-    shape = {"mix": cfg.mix, "absent_tool_share": cfg.absent_tool_share}
-    mix = hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:4]
-    name = f"demo-coding-n{cfg.n_examples}-t{cfg.max_tools}-s{cfg.seed}-m{mix}-d{version}"
+    name = demo_dataset_name(cfg)
     if (ws.datasets / name / "dataset.json").exists():
         info = load_dataset(ws, name)
         stage("data", f"using dataset {name}")
