@@ -97,7 +97,7 @@ QUICK_MIX: dict[str, float] = {
 
 
 class DemoConfig(BaseModel):
-    """Settings of one demo run; ``quick`` keeps it near 15 minutes on a 2-core CPU."""
+    """Settings of one demo run; ``quick`` takes about 9 minutes on a 2-core CPU (docs/PLATFORM.md)."""
 
     quick: bool = False
     model: str | None = Field(

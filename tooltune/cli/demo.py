@@ -28,7 +28,7 @@ def demo(
     Parameters
     ----------
     quick
-        A shorter run (about 15 minutes on a 2-core CPU): 400 examples, 40 iterations, 2 eval cases
+        A shorter run (about 9 minutes on a 2-core CPU): 400 examples, 40 iterations, 2 eval cases
         per category.
     model
         Base model instead of the embedded Qwen2.5-Coder-0.5B-Instruct.
