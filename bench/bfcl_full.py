@@ -17,6 +17,7 @@ import json
 import statistics
 import sys
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -61,10 +62,52 @@ def mcnemar_p(comparison: dict[str, Any], mode: str) -> float | None:
     return (comparison.get(f"mcnemar_{mode}") or {}).get("p_value")
 
 
+def _flag(command: str, flag: str, kind: Callable[[str], Any]) -> Any:
+    """The value ``flag`` has in a recorded command line (None when it is not given)."""
+    words = command.split()
+    return kind(words[words.index(flag) + 1]) if flag in words[:-1] else None
+
+
+def failed_training(path: Path) -> dict[str, Any] | None:
+    """A ``bench/bfcl_onpolicy.py`` result whose training failed (the answer check refused the adapter):
+    what was tried and why it failed, since it has no scores; None for a result with scores."""
+    d = json.loads(path.read_text())
+    train = d.get("train") or {}
+    if "results" in d or not train.get("status"):
+        return None
+    method = (train.get("applied") or {}).get("method") or {}
+    check = method.get("answer_check") or {}
+    return {
+        "result": path.name,
+        "model": Path(d["model"]).name,
+        "method": d["method"],
+        # results written before the failure recorded them: the values the command gave
+        "learning_rate": train.get("learning_rate", _flag(d["command"], "--lr", float)),
+        "iters": train.get("iters", _flag(d["command"], "--iters", int)),
+        "sft_adapter": d["sft_adapter"],
+        "pairs": method.get("pairs"),
+        "status": train["status"],
+        "error": train.get("error"),
+        "answer_check": {
+            k: check.get(k)
+            for k in (
+                "requests",
+                "right_before",
+                "right_after",
+                "worse_in",
+                "outcomes_before",
+                "outcomes_after",
+            )
+        },
+    }
+
+
 def rows_of(path: Path) -> list[dict[str, Any]]:
     d = json.loads(path.read_text())
     trained_on = d["category"]
     rows = []
+    if failed_training(path) is not None:
+        return rows  # no scores: main() lists it under "failed_training"
     for key, res in d["results"].items():
         n = res["baseline"]["overall"]["n"]
         if n < FULL_SIZE.get(key, 0):
@@ -140,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     rows = [r for p in sorted(args.results) for r in rows_of(p)]
     machines = {p.name: json.loads(p.read_text()).get("machine", {}) for p in sorted(args.results)}
+    failed = [f for p in sorted(args.results) if (f := failed_training(p))]
     doc = {
         "benchmark": "bfcl_full",
         "command": "python "
@@ -149,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         "machines": machines,
         "rows": rows,
         "seed_spread": spread(rows),
+        **({"failed_training": failed} if failed else {}),
         "notes": "native: a native tool call that matches BFCL's answer (irrelevance: no native call); "
         "lenient: calls written as text also parsed (irrelevance: any call attempt, native or text, fails). "
         "Intervals: 95% Wilson.",

@@ -161,7 +161,9 @@ def main() -> int:
                 out["train"] = {"adapter": adapter, "run": run_rec.id, "applied": run_rec.applied}
                 if job.status != "succeeded":  # e.g. the answer check: say what failed, evaluate nothing
                     log(f"training {job.id} {job.status}: {job.error}")
-                    out["train"].update(status=job.status, error=job.error)
+                    out["train"].update(
+                        status=job.status, error=job.error, learning_rate=args.lr, iters=args.iters
+                    )
                     return out
             else:
                 out["train"] = {"adapter": adapter, "reused": True}

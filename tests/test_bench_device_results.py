@@ -212,3 +212,59 @@ def test_the_committed_on_policy_file_is_what_its_inputs_give() -> None:
         assert vs["fixes"] - vs["regressions"] == r["adapter"]["native_pass"] - r["sft"]["native_pass"]
     dpo = next(r for r in methods if (r["method"], r["category"]) == ("dpo", "simple_python"))
     assert dpo["adapter"]["native_pass"] == 0 and dpo["learning_rate"] == 5e-5  # the collapse on record
+
+
+def test_a_failed_on_policy_run_is_listed_with_why_and_gives_no_rows(tmp_path: Path) -> None:
+    """A bench/bfcl_onpolicy.py result whose training the answer check refused has no scores: bfcl_full.py
+    makes no row of it and lists it under failed_training with the method, learning rate (from the
+    command when the result predates recording it) and the check's counts."""
+    sft = _result(tmp_path / "sft.json", 0, 270)
+    failed = tmp_path / "dpo.json"
+    failed.write_text(
+        json.dumps(
+            {
+                "command": "python bench/bfcl_onpolicy.py --method dpo --lr 5e-6 --iters 150 --out x.json",
+                "model": "/m/qwen2.5-coder-0.5b-instruct",
+                "category": "simple_python",
+                "method": "dpo",
+                "sft_adapter": "a-s0",
+                "train": {
+                    "adapter": "a-s0-dpo",
+                    "status": "failed",
+                    "error": "dpo made the model answer its own requests worse",
+                    "applied": {
+                        "method": {
+                            "pairs": 166,
+                            "answer_check": {"requests": 32, "right_before": 10, "right_after": 0},
+                        }
+                    },
+                },
+            }
+        )
+    )
+    out = tmp_path / "full.json"
+    done = _run("bfcl_full.py", str(sft), str(failed), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(out.read_text())
+    assert {r["result"] for r in doc["rows"]} == {"sft.json"}
+    [f] = doc["failed_training"]
+    assert (f["method"], f["learning_rate"], f["iters"], f["pairs"]) == ("dpo", 5e-6, 150, 166)
+    assert (f["answer_check"]["right_before"], f["answer_check"]["right_after"]) == (10, 0)
+
+
+def test_the_committed_dpo_learning_rate_file_is_what_its_inputs_give() -> None:
+    """bench/results/onpolicy_dpo_0.5b.json (issue 36, one H100): the SFT start's rows and both DPO runs,
+    which the answer check refused, from bench/results/onpolicy_gpu_h100/."""
+    bfcl_full = bench_module("bfcl_full")
+    committed = json.loads((ROOT / "bench" / "results" / "onpolicy_dpo_0.5b.json").read_text())
+    inputs = sorted((ROOT / "bench" / "results" / "onpolicy_gpu_h100").glob("*.json"))
+    assert committed["rows"] == [r for p in inputs for r in bfcl_full.rows_of(p)]
+    assert committed["failed_training"] == [f for p in inputs if (f := bfcl_full.failed_training(p))]
+    assert {(f["method"], f["learning_rate"]) for f in committed["failed_training"]} == {
+        ("dpo", 5e-6),
+        ("dpo", 5e-5),
+    }
+    assert {r["category"]: r["adapter"]["native_pass"] for r in committed["rows"]} == {
+        "simple_python": 271,
+        "irrelevance": 183,
+    }
