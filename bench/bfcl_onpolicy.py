@@ -70,6 +70,11 @@ def main() -> int:
     ap.add_argument("--lr", type=float, default=5e-5)
     ap.add_argument("--beta", type=float, default=0.1)
     ap.add_argument("--batch-size", type=int, default=1)
+    ap.add_argument(
+        "--freeze-token-rows",
+        action="store_true",
+        help="hold the SFT adapter's tool-call token rows; only the LoRA blocks learn (TrainConfig's)",
+    )
     ap.add_argument("--seed", type=int, default=0, help="seed of the eval sample (as bfcl_adapter.py's)")
     ap.add_argument("--eval-n", type=int, default=400)
     ap.add_argument("--irrelevance-n", type=int, default=240)
@@ -139,6 +144,7 @@ def main() -> int:
                 f"{tag}-i{args.iters}"
                 + (f"-lr{args.lr:g}" if args.lr != 5e-5 else "")
                 + (f"-b{args.beta:g}" if args.beta != 0.1 else "")
+                + ("-fr" if args.freeze_token_rows else "")
             )
             if adapter not in registry.names():
                 train_cfg = TrainConfig(
@@ -151,6 +157,7 @@ def main() -> int:
                     learning_rate=args.lr,
                     beta=args.beta,
                     batch_size=args.batch_size,
+                    freeze_token_rows=args.freeze_token_rows,
                     **adapter_lora_shape(registry, args.sft_adapter),
                 )
                 job = await anyio.to_thread.run_sync(

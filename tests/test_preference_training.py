@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import mlx.core as mx
+import numpy as np
 import pytest
 
 from tooltune.config import Settings
@@ -169,6 +171,18 @@ def test_dpo_steps_move_the_adapter_toward_the_preferred_answer(settings: Settin
         and "init_adapter" in start.applied["method"]["reference"]
     )
     assert _margin(tiny_model, ws.adapters / "dpo-b", d / "train.jsonl") == pytest.approx(after, rel=1e-3)
+    # the same from dpo-a with the marker rows held: they end exactly as dpo-a had them, the blocks move
+    held = _train(
+        settings, "dpo-c", model=str(tiny_model), init_adapter="dpo-a", freeze_token_rows=True, iters=4
+    )
+    assert held.applied["token_rows"] == "frozen (no gradient)" and run.applied["token_rows"] == "trained"
+    start_w, held_w = (mx.load(str(ws.adapters / n / "adapters.safetensors")) for n in ("dpo-a", "dpo-c"))
+    assert np.array_equal(
+        np.array(held_w["model.embed_tokens.lora_b"]), np.array(start_w["model.embed_tokens.lora_b"])
+    )
+    assert np.abs(np.array(start_w["model.embed_tokens.lora_b"])).max() > 0  # dpo-a did train them
+    blocks = [k for k in held_w if k.startswith("model.layers.") and k.endswith("lora_b")]
+    assert blocks and any(not np.array_equal(np.array(held_w[k]), np.array(start_w[k])) for k in blocks)
     with pytest.raises(TrainConfigError, match="rank 4 \\(this run: 8\\)"):
         TrainConfig(
             model=str(tiny_model), dataset="p", method="dpo", init_adapter="dpo-a", num_layers=2
@@ -446,10 +460,12 @@ async def test_an_improve_round_whose_answer_check_failed_ends_the_loop_instead_
     monkeypatch.setattr(improve, "sample_dataset", sampled)
     picked = SimpleNamespace(dataset="r1-data", counts={"train": 4}, picked={"no_call_made": 4})
     monkeypatch.setattr(improve, "pick_training_data", lambda *a, **k: picked)
-    # a round's training takes the job's answer_check
+    # a round's training takes the job's answer_check and freeze_token_rows
     job_cfg = improve.ImproveConfig(dataset="d", name="imp", model="m", answer_check=5)
     round_cfg = improve._round_config(job_cfg, None, "m", None, dataset="d", method="dpo")
-    assert round_cfg.answer_check == 5
+    assert round_cfg.answer_check == 5 and not round_cfg.freeze_token_rows
+    held = job_cfg.model_copy(update={"freeze_token_rows": True})
+    assert improve._round_config(held, None, "m", None, dataset="d", method="dpo").freeze_token_rows
     monkeypatch.setattr(improve, "_round_config", lambda *a, **k: cfg)
     monkeypatch.setattr(improve, "_train_round", dropped)
     said: list[str] = []

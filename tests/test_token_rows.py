@@ -33,6 +33,7 @@ from tooltune.training.token_rows import (
     default_tokens,
     inspect_token_rows,
     resolve_token_ids,
+    token_rows_frozen,
 )
 from tooltune.training.train_config import TrainConfig
 from tooltune.workspace import Workspace
@@ -110,6 +111,46 @@ def test_only_the_chosen_rows_move_and_stock_lora_computes_the_same(tiny_model: 
     assert mx.allclose(stock(x), rows(x)).item()
     h = mx.random.normal((3, base_weight.shape[1]))
     assert mx.allclose(stock.as_linear(h), rows.as_linear(h), atol=1e-5).item()
+
+
+def test_frozen_rows_keep_their_values_while_the_blocks_train(tiny_model: Path) -> None:
+    """freeze_token_rows: the rows an init adapter brought get no gradient (Adam leaves them exactly as
+    they were) while a block LoRA beside them trains; the untied head's free half is held the same way."""
+    model, tokenizer = load(str(tiny_model))
+    model.freeze()
+    linear_to_lora_layers(model, 1, {"rank": 4, "scale": 6.0, "dropout": 0.0})
+    ids = list(resolve_token_ids(tokenizer, ["<tool_call>", "</tool_call>"]).values())
+    apply_token_rows(model, ids, rank=4, scale=6.0, frozen=True)
+    assert token_rows_frozen(model) is True
+    rows = model.model.embed_tokens
+    rows.lora_b = mx.random.normal(rows.lora_b.shape) * 0.01  # as an SFT adapter left them
+    start = np.array(rows.lora_b)
+    block_start = {k: np.array(v) for k, v in tree_flatten(model.trainable_parameters()) if "layers" in k}
+
+    _train_in_process(model, tokenizer, steps=6, lr=1e-2)
+
+    assert np.array_equal(np.array(rows.lora_b), start)
+    block_after = dict(tree_flatten(model.trainable_parameters()))
+    assert any(not np.array_equal(np.array(block_after[k]), v) for k, v in block_start.items())
+
+    plain, _ = load(str(tiny_model))
+    assert token_rows_frozen(plain) is None
+    apply_token_rows(plain, ids, rank=4, scale=6.0)
+    assert token_rows_frozen(plain) is False
+    head = TokenRowsHead(8, 16, r=2, scale=1.0)
+    head.linear, head.lora_a, head.lora_b = nn.Linear(8, 16), mx.ones((8, 2)), mx.ones((2, 16))
+    for frozen in (False, True):
+        head.frozen = frozen
+        grads = nn.value_and_grad(head, lambda m, x: m(x).sum())(head, mx.ones((1, 8)))[1]
+        assert np.array(grads["lora_a"]).any() != frozen  # the head's free half: held only when frozen
+
+
+def test_freeze_token_rows_needs_rows_and_no_weight_decay() -> None:
+    with pytest.raises(ValueError, match="freeze_token_rows holds the train_tokens rows"):
+        TrainConfig(dataset="d", train_tokens=[], freeze_token_rows=True)
+    with pytest.raises(ValueError, match="weight_decay"):
+        TrainConfig(dataset="d", freeze_token_rows=True, optimizer="adamw", weight_decay=0.01)
+    assert TrainConfig(dataset="d", freeze_token_rows=True, optimizer="adamw").freeze_token_rows
 
 
 def test_rank_must_cover_every_token_and_config_refuses_other_fine_tune_types(tiny_model: Path) -> None:

@@ -88,6 +88,11 @@ class ImproveConfig(BaseModel):
         description="dpo/orpo rounds: requests the round's training answers before and after to drop a "
         "candidate that got worse (TrainConfig's answer_check; 0: none).",
     )
+    freeze_token_rows: bool = Field(
+        default=False,
+        description="Hold the tool-call token rows at the start adapter's values; only the LoRA blocks "
+        "learn (TrainConfig's freeze_token_rows).",
+    )
 
     @model_validator(mode="after")
     def _grpo_samples(self) -> ImproveConfig:
@@ -229,6 +234,7 @@ def _round_config(
         iters=cfg.iters,
         beta=cfg.beta,
         answer_check=cfg.answer_check,
+        freeze_token_rows=cfg.freeze_token_rows,
         **({"learning_rate": cfg.learning_rate} if cfg.learning_rate else {}),
         **adapter_lora_shape(registry, current),
         **fields,

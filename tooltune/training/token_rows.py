@@ -36,26 +36,39 @@ class TokenRowsError(TooltuneError):
     pass
 
 
+def _held(x: mx.array, frozen: bool) -> mx.array:
+    return mx.stop_gradient(x) if frozen else x
+
+
 class TokenRowsEmbedding(LoRAEmbedding):
-    """``LoRAEmbedding`` with a frozen one-hot ``lora_a``: only the chosen tokens' rows change."""
+    """``LoRAEmbedding`` with a frozen one-hot ``lora_a``: only the chosen tokens' rows change.
+
+    ``frozen`` (set by :func:`apply_token_rows`) holds the rows too: their gradient is exactly zero, so
+    under Adam they keep the values they were loaded with (an ``init_adapter``'s) and stay in the adapter.
+    """
+
+    frozen = False
 
     def __call__(self, x: mx.array) -> mx.array:
         y = self.embedding(x)
-        z = mx.stop_gradient(self.lora_a)[x] @ self.lora_b
+        z = mx.stop_gradient(self.lora_a)[x] @ _held(self.lora_b, self.frozen)
         return y + (self.scale * z).astype(y.dtype)
 
     def as_linear(self, x: mx.array) -> mx.array:
         y = self.embedding.as_linear(x)
-        z = (x @ self.lora_b.T) @ mx.stop_gradient(self.lora_a).T
+        z = (x @ _held(self.lora_b, self.frozen).T) @ mx.stop_gradient(self.lora_a).T
         return y + (self.scale * z).astype(x.dtype)
 
 
 class TokenRowsHead(LoRALinear):
-    """``LoRALinear`` on an untied LM head with a frozen one-hot ``lora_b``: only the chosen logits move."""
+    """``LoRALinear`` on an untied LM head with a frozen one-hot ``lora_b``: only the chosen logits move
+    (and with ``frozen``, none: the rows keep their loaded values)."""
+
+    frozen = False
 
     def __call__(self, x: mx.array) -> mx.array:
         y = self.linear(x)
-        z = (x @ self.lora_a) @ mx.stop_gradient(self.lora_b)
+        z = (x @ _held(self.lora_a, self.frozen)) @ mx.stop_gradient(self.lora_b)
         return y + (self.scale * z).astype(x.dtype)
 
 
@@ -88,10 +101,13 @@ def _one_hot(rows: int, cols: int, ids: list[int], *, transpose: bool = False) -
     return a
 
 
-def apply_token_rows(model: nn.Module, token_ids: list[int], *, rank: int, scale: float) -> list[str]:
+def apply_token_rows(
+    model: nn.Module, token_ids: list[int], *, rank: int, scale: float, frozen: bool = False
+) -> list[str]:
     """Put trainable rows for ``token_ids`` on the model; returns the top-level LoRA keys it used.
 
     ``rank`` and ``scale`` must be the adapter's (mlx-lm loads every LoRA module with one rank/scale).
+    ``frozen``: the rows are part of the adapter (saved, loaded) but get no gradient.
     """
     if not token_ids:
         return []
@@ -114,6 +130,7 @@ def apply_token_rows(model: nn.Module, token_ids: list[int], *, rank: int, scale
     rows = TokenRowsEmbedding(num_embeddings=vocab, dims=embedding.weight.shape[1], r=rank, scale=scale)
     rows.embedding = embedding  # (from_base would build a plain LoRAEmbedding)
     rows.lora_a = _one_hot(vocab, rank, token_ids)
+    rows.frozen = frozen
     inner.update_modules({"embed_tokens": rows})
     keys = [EMBED_KEY]
     head = getattr(model, "lm_head", None)
@@ -125,9 +142,19 @@ def apply_token_rows(model: nn.Module, token_ids: list[int], *, rank: int, scale
         lora_head.linear = head
         lora_head.lora_a = mx.zeros((in_dims, rank))
         lora_head.lora_b = _one_hot(out_dims, rank, token_ids, transpose=True)
+        lora_head.frozen = frozen
         model.update_modules({"lm_head": lora_head})
         keys.append(HEAD_KEY)
     return keys
+
+
+def token_rows_frozen(model: nn.Module) -> bool | None:
+    """Whether the live model's token rows get no gradient (None when it has none)."""
+    embedding = getattr(getattr(model, "model", None), "embed_tokens", None)
+    if not isinstance(embedding, TokenRowsEmbedding):
+        return None
+    head = getattr(model, "lm_head", None)
+    return embedding.frozen and (not isinstance(head, TokenRowsHead) or head.frozen)
 
 
 def inspect_token_rows(model: nn.Module) -> dict[int, int]:

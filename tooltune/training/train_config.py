@@ -91,6 +91,15 @@ class TrainConfig(BaseModel):
         "None = the tool-call markers <tool_call> and </tool_call> when they are single tokens (their rows "
         "are untrained in Qwen2.5-Coder-0.5B, see training/token_rows.py); [] = none. LoRA only.",
     )
+    freeze_token_rows: bool = Field(
+        default=False,
+        description="Keep the train_tokens rows at their starting values (an init_adapter's; zero for a "
+        "new adapter): they stay in the adapter but get no gradient, so only the LoRA blocks learn. For "
+        "a method stacked on an SFT adapter: under Adam every step moves each coordinate of a row by about "
+        "learning_rate × scale, which on the 0.5B can move a tool-call marker's logit by 0.39 nats a step "
+        "at 5e-6 (bench/results/token_row_step.json). Not with adamw's weight_decay, which would still "
+        "shrink them.",
+    )
     optimizer: Literal["adam", "adamw", "sgd"] = Field(default="adam", description="adam, adamw or sgd.")
     weight_decay: float = Field(default=0.0, ge=0.0, description="Only used by adamw.")
     learning_rate: float = Field(
@@ -266,6 +275,16 @@ class TrainConfig(BaseModel):
         if self.train_tokens and self.fine_tune_type != "lora":
             raise ValueError(
                 f"train_tokens works with fine_tune_type 'lora' only, not {self.fine_tune_type!r}"
+            )
+        if self.freeze_token_rows and (self.train_tokens == [] or self.fine_tune_type != "lora"):
+            raise ValueError(
+                "freeze_token_rows holds the train_tokens rows of a LoRA adapter; this run has none "
+                f"(train_tokens {self.train_tokens}, fine_tune_type {self.fine_tune_type!r})"
+            )
+        if self.freeze_token_rows and self.optimizer == "adamw" and self.weight_decay:
+            raise ValueError(
+                "freeze_token_rows with adamw's weight_decay: the decay would still shrink the held rows; "
+                "use adam, or weight_decay 0"
             )
         if self.method in PREFERENCE_METHODS and self.beta == 0:
             raise ValueError(f"method {self.method} needs beta above 0")

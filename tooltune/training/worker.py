@@ -50,6 +50,7 @@ from tooltune.training.token_rows import (
     default_tokens,
     inspect_token_rows,
     resolve_token_ids,
+    token_rows_frozen,
 )
 from tooltune.training.train_config import PREFERENCE_METHODS, TrainConfig
 from tooltune.training.value_tokens import CALL_OPEN, value_token_mask, value_token_weights
@@ -755,7 +756,9 @@ class Worker:
             return {}
         tokens = cfg.train_tokens if cfg.train_tokens is not None else default_tokens(tokenizer)
         ids = resolve_token_ids(tokenizer, tokens)
-        apply_token_rows(model, list(ids.values()), rank=cfg.rank, scale=cfg.scale)
+        apply_token_rows(
+            model, list(ids.values()), rank=cfg.rank, scale=cfg.scale, frozen=cfg.freeze_token_rows
+        )
         return ids
 
     def _warn(self, message: str) -> None:
@@ -1223,12 +1226,14 @@ def inspect_adaptation(
         if isinstance(m, kinds) and not name.startswith("model.layers.")
     )
     rows = inspect_token_rows(model)
+    frozen = token_rows_frozen(model)
     applied.update(
         adapted_layers=len(layer_indices),
         layer_indices=layer_indices,
         keys=sorted(keys),
         top_level_keys=top_level,
         train_tokens=dict(token_ids or {}),
+        **({"token_rows": "frozen (no gradient)" if frozen else "trained"} if frozen is not None else {}),
         rank=sorted(ranks),
         scale=sorted(scales),
         dropout=sorted(dropouts),
@@ -1246,6 +1251,11 @@ def inspect_adaptation(
     expected_rows = {token_id: column for column, token_id in enumerate((token_ids or {}).values())}
     if rows != expected_rows:
         problems.append(f"trainable token rows {rows} (id: column), expected {expected_rows}")
+    if frozen is not None and frozen != cfg.freeze_token_rows:
+        problems.append(
+            f"token rows {'frozen' if frozen else 'trainable'}, expected freeze_token_rows "
+            f"{cfg.freeze_token_rows}"
+        )
     if top_level and not token_ids:
         problems.append(f"unexpected top-level LoRA modules {top_level}")
     if cfg.keys is not None and keys != set(cfg.keys):
