@@ -152,6 +152,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train-no-calls", type=int, default=20)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--iters", type=int, default=20)
+    ap.add_argument(
+        "--freeze-token-rows",
+        action="store_true",
+        help="hold the adapter's tool-call token rows (TrainConfig's)",
+    )
     ap.add_argument("--from-run", default=None, help="write the result of this run instead of training")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--notes", default="")
@@ -181,9 +186,11 @@ def main(argv: list[str] | None = None) -> int:
             val_batches=2,
             steps_per_eval=args.iters,
             steps_per_report=5,
+            freeze_token_rows=args.freeze_token_rows,
             **adapter_lora_shape(registry, args.adapter),
         )
-        job = start_training(cfg, settings, name=f"{name}-lr{args.lr:g}"[:100])
+        tag = f"-lr{args.lr:g}" + ("-fr" if args.freeze_token_rows else "")  # kept whole: runs differ by it
+        job = start_training(cfg, settings, name=name[: 100 - len(tag)] + tag)
         job = JobStore(Workspace(args.workspace)).wait(job.id, poll=2.0)
         run = get_run(settings, job.id)
     else:

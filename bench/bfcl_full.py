@@ -62,6 +62,9 @@ def mcnemar_p(comparison: dict[str, Any], mode: str) -> float | None:
     return (comparison.get(f"mcnemar_{mode}") or {}).get("p_value")
 
 
+CHECK_FIELDS = ("requests", "right_before", "right_after", "worse_in", "outcomes_before", "outcomes_after")
+
+
 def _flag(command: str, flag: str, kind: Callable[[str], Any]) -> Any:
     """The value ``flag`` has in a recorded command line (None when it is not given)."""
     words = command.split()
@@ -89,16 +92,14 @@ def failed_training(path: Path) -> dict[str, Any] | None:
         "status": train["status"],
         "error": train.get("error"),
         "answer_check": {
-            k: check.get(k)
-            for k in (
-                "requests",
-                "right_before",
-                "right_after",
-                "worse_in",
-                "outcomes_before",
-                "outcomes_after",
-            )
+            **{k: check.get(k) for k in CHECK_FIELDS},
+            # per half (where a call is due, where none is): a model that stops calling gains the second
+            "groups": {
+                g: {k: v.get(k) for k in ("requests", "right_before", "right_after", "p_value", "worse")}
+                for g, v in (check.get("groups") or {}).items()
+            },
         },
+        **({"metrics": train["metrics"]} if train.get("metrics") else {}),
     }
 
 

@@ -168,8 +168,13 @@ def main() -> int:
                 out["train"] = {"adapter": adapter, "run": run_rec.id, "applied": run_rec.applied}
                 if job.status != "succeeded":  # e.g. the answer check: say what failed, evaluate nothing
                     log(f"training {job.id} {job.status}: {job.error}")
+                    metrics = ws.run_dir(run_rec.id) / "metrics.json"  # the run's losses and times
                     out["train"].update(
-                        status=job.status, error=job.error, learning_rate=args.lr, iters=args.iters
+                        status=job.status,
+                        error=job.error,
+                        learning_rate=args.lr,
+                        iters=args.iters,
+                        metrics=json.loads(metrics.read_text()) if metrics.is_file() else None,
                     )
                     return out
             else:

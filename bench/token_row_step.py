@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
 
     before = first_call_logits(model)
     measured = {}
-    base_rows = model.model.embed_tokens
+    base_rows, base_head = model.model.embed_tokens, getattr(model, "lm_head", None)
     for lr in args.lr:
         model.freeze()
         apply_token_rows(model, list(ids.values()), rank=args.rank, scale=args.scale)
@@ -155,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
             "row_delta_coord_abs_max": round(mx.abs(delta).max().item(), 7),
         }
         model.model.update_modules({"embed_tokens": base_rows})  # the next rate starts from the base again
+        if base_head is not None:  # an untied head got its own rows too
+            model.update_modules({"lm_head": base_head})
 
     doc = {
         "benchmark": "token_row_step",

@@ -235,7 +235,12 @@ def test_a_failed_on_policy_run_is_listed_with_why_and_gives_no_rows(tmp_path: P
                     "applied": {
                         "method": {
                             "pairs": 166,
-                            "answer_check": {"requests": 32, "right_before": 10, "right_after": 0},
+                            "answer_check": {
+                                "requests": 32,
+                                "right_before": 10,
+                                "right_after": 0,
+                                "groups": {"call_due": {"right_before": 10, "right_after": 0, "worse": True}},
+                            },
                         }
                     },
                 },
@@ -250,6 +255,7 @@ def test_a_failed_on_policy_run_is_listed_with_why_and_gives_no_rows(tmp_path: P
     [f] = doc["failed_training"]
     assert (f["method"], f["learning_rate"], f["iters"], f["pairs"]) == ("dpo", 5e-6, 150, 166)
     assert (f["answer_check"]["right_before"], f["answer_check"]["right_after"]) == (10, 0)
+    assert f["answer_check"]["groups"]["call_due"]["worse"] is True and "metrics" not in f
 
 
 def test_the_committed_dpo_learning_rate_file_is_what_its_inputs_give() -> None:
@@ -268,3 +274,14 @@ def test_the_committed_dpo_learning_rate_file_is_what_its_inputs_give() -> None:
         "simple_python": 271,
         "irrelevance": 183,
     }
+    # the refused runs' own records (copied from the device): what the docs quote of their training
+    records = ROOT / "bench" / "results" / "onpolicy_gpu_h100" / "runs"
+    for f in committed["failed_training"]:
+        [run] = [
+            json.loads((d / "run.json").read_text())
+            for d in records.iterdir()
+            if d.is_dir() and f["error"] == json.loads((d / "run.json").read_text())["error"]
+        ]
+        metrics = json.loads((records / run["id"] / "metrics.json").read_text())
+        assert run["status"] == metrics["status"] == "failed" and not run["registered"]
+        assert metrics["iterations"] == f["iters"] == 150 and metrics["first_val_loss"] < 0.7

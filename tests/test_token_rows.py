@@ -256,3 +256,23 @@ def test_training_run_trains_marker_rows_and_mlx_lm_loads_them(tiny_model: Path,
     prompt = _prompt_ids(tokenizer)
     tc = ids["<tool_call>"]
     assert _p_first(tuned, prompt, tc) > 10 * _p_first(base, prompt, tc)
+
+
+def test_holding_rows_a_tokenizer_does_not_have_is_refused() -> None:
+    """A tokenizer without single-token markers gets no rows by default: freeze_token_rows must say so
+    instead of holding nothing."""
+    from types import SimpleNamespace
+
+    from tooltune.training.worker import ConfigNotAppliedError, Worker
+
+    class SplitMarkers:  # every marker is two tokens here
+        def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+            return [1, 2]
+
+    cfg = TrainConfig(dataset="d", freeze_token_rows=True)
+    with pytest.raises(ConfigNotAppliedError, match="no token rows to hold"):
+        Worker._apply_token_rows(SimpleNamespace(config=cfg), object(), SplitMarkers())
+    assert (
+        Worker._apply_token_rows(SimpleNamespace(config=TrainConfig(dataset="d")), object(), SplitMarkers())
+        == {}
+    )

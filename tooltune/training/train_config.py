@@ -95,10 +95,11 @@ class TrainConfig(BaseModel):
         default=False,
         description="Keep the train_tokens rows at their starting values (an init_adapter's; zero for a "
         "new adapter): they stay in the adapter but get no gradient, so only the LoRA blocks learn. For "
-        "a method stacked on an SFT adapter: under Adam every step moves each coordinate of a row by about "
-        "learning_rate × scale, which on the 0.5B can move a tool-call marker's logit by 0.39 nats a step "
-        "at 5e-6 (bench/results/token_row_step.json). Not with adamw's weight_decay, which would still "
-        "shrink them.",
+        "a method stacked on an SFT adapter: a step of MLX's Adam moves each coordinate of a row by about "
+        "learning_rate × scale × m/√v (about 6.5 near step 10 under a steady gradient), and the rows are "
+        "tied to the logits: on the 0.5B, ten cross-entropy steps at 5e-6 on those rows alone moved "
+        "<tool_call>'s logit by 13 nats (bench/results/token_row_step.json). Not with adamw's "
+        "weight_decay, which would still shrink them.",
     )
     optimizer: Literal["adam", "adamw", "sgd"] = Field(default="adam", description="adam, adamw or sgd.")
     weight_decay: float = Field(default=0.0, ge=0.0, description="Only used by adamw.")

@@ -756,6 +756,11 @@ class Worker:
             return {}
         tokens = cfg.train_tokens if cfg.train_tokens is not None else default_tokens(tokenizer)
         ids = resolve_token_ids(tokenizer, tokens)
+        if cfg.freeze_token_rows and not ids:
+            raise ConfigNotAppliedError(
+                "freeze_token_rows: this model's tokenizer has no single-token tool-call markers, so there "
+                "are no token rows to hold (name them with train_tokens, or leave freeze_token_rows off)"
+            )
         apply_token_rows(
             model, list(ids.values()), rank=cfg.rank, scale=cfg.scale, frozen=cfg.freeze_token_rows
         )
