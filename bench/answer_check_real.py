@@ -103,6 +103,31 @@ def seconds_before(run_dir: Path) -> float | None:
     return None
 
 
+def weight_change(start: Path, end: Path, scale: float) -> dict[str, Any] | None:
+    """How far training moved the adapter from its start: each token row's change (``scale × Δlora_b``,
+    the change to the effective embedding row) beside the start adapter's own row delta, and the blocks'
+    ``lora_b`` change relative to their size. None when either file is missing."""
+    import mlx.core as mx
+
+    if not (start.is_file() and end.is_file()):
+        return None
+    a, b = mx.load(str(start)), mx.load(str(end))
+    out: dict[str, Any] = {}
+    key = "model.embed_tokens.lora_b"
+    if key in a and key in b:
+        rows = [i for i in range(a[key].shape[0]) if mx.abs(a[key][i]).max().item() > 0]
+
+        def norms(x: mx.array) -> list[float]:
+            return [round(v, 4) for v in mx.sqrt(((scale * x[mx.array(rows)]) ** 2).sum(-1)).tolist()]
+
+        out["token_rows"] = {"start_delta_norm": norms(a[key]), "change_norm": norms(b[key] - a[key])}
+    blocks = [k for k in a if k.startswith("model.layers.") and k.endswith("lora_b") and k in b]
+    size = sum(float((a[k] ** 2).sum().item()) for k in blocks)
+    moved = sum(float(((b[k] - a[k]) ** 2).sum().item()) for k in blocks)
+    out["blocks_lora_b_relative_change"] = round((moved / size) ** 0.5, 4) if size else None
+    return out
+
+
 def result_of(run: Any, config: TrainConfig, run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
     method = run.applied.get("method") or {}
     check = method.get("answer_check") or {}
@@ -133,6 +158,14 @@ def result_of(run: Any, config: TrainConfig, run_dir: Path, args: argparse.Names
             "warnings": run.warnings,
         },
         "answer_check": method.get("answer_check"),
+        "token_rows": run.applied.get("token_rows"),
+        "weight_change": weight_change(
+            Path(config.init_adapter_path or "") / "adapters.safetensors",
+            run_dir / "adapter" / "adapters.safetensors",
+            config.scale,
+        )
+        if config.init_adapter_path
+        else None,
         "seconds": {
             "run": round((finished - started).total_seconds(), 1) if started and finished else None,
             "reference_scoring": method.get("reference_seconds"),

@@ -73,3 +73,17 @@ def test_the_benchmark_builds_both_kinds_of_pair_trains_and_records_the_check(
         bench.main(["--workspace", str(ws.root), "--from-run", r["train"]["run"], "--out", str(again)]) == 0
     )
     assert json.loads(again.read_text())["answer_check"] == check
+    # how far the weights moved: both marker rows (the SFT adapter trained them) and the blocks
+    moved = r["weight_change"]
+    assert r["token_rows"] == "trained" and len(moved["token_rows"]["start_delta_norm"]) == 2
+    assert min(moved["token_rows"]["change_norm"]) > 0 and moved["blocks_lora_b_relative_change"] > 0
+    held = tmp_path / "held.json"
+    argv = ["--workspace", str(ws.root), "--adapter", "sft", "--valid-each", "3", "--train-calls", "4"]
+    more = ["--train-no-calls", "2", "--iters", "2", "--freeze-token-rows", "--out", str(held)]
+    assert bench.main([*argv, *more]) == 0
+    h = json.loads(held.read_text())
+    assert h["token_rows"] == "frozen (no gradient)" and h["weight_change"]["token_rows"]["change_norm"] == [
+        0,
+        0,
+    ]
+    assert h["weight_change"]["blocks_lora_b_relative_change"] > 0
