@@ -87,3 +87,23 @@ def test_the_benchmark_builds_both_kinds_of_pair_trains_and_records_the_check(
         0,
     ]
     assert h["weight_change"]["blocks_lora_b_relative_change"] > 0
+
+
+def test_the_committed_cpu_runs_with_and_without_held_rows_lose_the_same() -> None:
+    """E1 (issue 36): DPO at 5e-6 for 80 steps from the quick preset's adapter, on the same pairs, once
+    with the token rows trained and once held. Held rows do not move; the blocks move as much either way;
+    neither run is refused, and both lose 3-4 of the 7 right answers where a call is due."""
+    runs = {
+        k: json.loads((ROOT / "bench" / "results" / f"dpo_rows_{k}_cpu.json").read_text())
+        for k in ("trained", "held")
+    }
+    trained, held = runs["trained"], runs["held"]
+    assert trained["dataset"] == held["dataset"] and trained["start_adapter"] == held["start_adapter"]
+    assert (trained["token_rows"], held["token_rows"]) == ("trained", "frozen (no gradient)")
+    assert held["weight_change"]["token_rows"]["change_norm"] == [0.0, 0.0]
+    assert min(trained["weight_change"]["token_rows"]["change_norm"]) > 0.1
+    for r in runs.values():
+        assert r["train"]["status"] == "succeeded" and r["train"]["learning_rate"] == 5e-6
+        assert r["weight_change"]["blocks_lora_b_relative_change"] > 0.1
+        due = r["answer_check"]["groups"]["call_due"]
+        assert due["right_before"] == 7 and 3 <= due["regressions"] <= 4 and not due["worse"]
