@@ -34,7 +34,7 @@ from tooltune.config import Settings
 from tooltune.data.examples import Example
 from tooltune.data.onpolicy import PAIRS_FORMAT, PreferencePair
 from tooltune.jobs import JobStore
-from tooltune.training.runs import get_run, start_training
+from tooltune.training.runs import get_run, run_paths, start_training
 from tooltune.training.train_config import TrainConfig, adapter_lora_shape
 from tooltune.workspace import Workspace, atomic_write_json
 
@@ -161,7 +161,7 @@ def result_of(run: Any, config: TrainConfig, run_dir: Path, args: argparse.Names
         "token_rows": run.applied.get("token_rows"),
         "weight_change": weight_change(
             Path(config.init_adapter_path or "") / "adapters.safetensors",
-            run_dir / "adapter" / "adapters.safetensors",
+            run_paths(run_dir)["adapter"] / "adapters.safetensors",
             config.scale,
         )
         if config.init_adapter_path

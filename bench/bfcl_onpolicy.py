@@ -43,7 +43,7 @@ from tooltune.evals.service import compare_runs, run_suite_on_server  # noqa: E4
 from tooltune.jobs import JobStore  # noqa: E402
 from tooltune.models.resolve import resolve_model  # noqa: E402
 from tooltune.serving.model_server import ModelServer  # noqa: E402
-from tooltune.training.runs import get_run, start_training  # noqa: E402
+from tooltune.training.runs import get_run, run_paths, start_training  # noqa: E402
 from tooltune.training.train_config import TrainConfig, adapter_lora_shape  # noqa: E402
 from tooltune.workspace import Workspace, atomic_write_json  # noqa: E402
 
@@ -168,7 +168,7 @@ def main() -> int:
                 out["train"] = {"adapter": adapter, "run": run_rec.id, "applied": run_rec.applied}
                 if job.status != "succeeded":  # e.g. the answer check: say what failed, evaluate nothing
                     log(f"training {job.id} {job.status}: {job.error}")
-                    metrics = ws.run_dir(run_rec.id) / "metrics.json"  # the run's losses and times
+                    metrics = run_paths(ws.run_dir(run_rec.id))["metrics"]  # the run's losses and times
                     out["train"].update(
                         status=job.status,
                         error=job.error,

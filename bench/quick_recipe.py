@@ -28,7 +28,7 @@ from tooltune.demo import DEMO_SUITE, DemoConfig, demo_adapter, demo_dataset, de
 from tooltune.evals.compare import compare_reports
 from tooltune.evals.runner import load_report
 from tooltune.evals.suite import load_suite
-from tooltune.workspace import Workspace
+from tooltune.workspace import Workspace, atomic_write_json
 
 from bench_common import machine_info, restart_with_blas
 
@@ -164,7 +164,7 @@ def main() -> None:
         else:
             first = (ws, run_id)
         out["recipes"][tag] = row
-        args.out.write_text(json.dumps(out, indent=2) + "\n")  # what is done so far survives a stop
+        atomic_write_json(args.out, out)  # what is done so far survives a stop
         _stage("recipe", f"{tag}: native {row['adapter_eval']['native']:.3f} ({row['vs_baseline']})")
     print(json.dumps({t: r["adapter_eval"]["native"] for t, r in out["recipes"].items()}, indent=1))
 
