@@ -285,3 +285,33 @@ def test_the_committed_dpo_learning_rate_file_is_what_its_inputs_give() -> None:
         metrics = json.loads((records / run["id"] / "metrics.json").read_text())
         assert run["status"] == metrics["status"] == "failed" and not run["registered"]
         assert metrics["iterations"] == f["iters"] == 150 and metrics["first_val_loss"] < 0.7
+
+
+def test_the_committed_held_token_rows_file_is_what_its_inputs_give() -> None:
+    """bench/results/onpolicy_dpo_rows_0.5b.json (issue 36, the second H100 session): the SFT start, DPO
+    at 5e-6 with the token rows held (passed the answer check, lost irrelevance) and at 5e-5 (refused),
+    from bench/results/onpolicy_gpu_h100_rows/; the numbers docs/BFCL_ATTEMPTS.md quotes."""
+    bfcl_full = bench_module("bfcl_full")
+    folder = ROOT / "bench" / "results" / "onpolicy_gpu_h100_rows"
+    committed = json.loads((ROOT / "bench" / "results" / "onpolicy_dpo_rows_0.5b.json").read_text())
+    inputs = sorted(folder.glob("*.json"))
+    assert committed["rows"] == [r for p in inputs for r in bfcl_full.rows_of(p)]
+    assert committed["failed_training"] == [f for p in inputs if (f := bfcl_full.failed_training(p))]
+    [refused] = committed["failed_training"]
+    call_due = refused["answer_check"]["groups"]["call_due"]
+    assert (refused["learning_rate"], call_due["right_before"], call_due["right_after"]) == (5e-5, 10, 0)
+    dpo = {r["category"]: r for r in committed["rows"] if r.get("method") == "dpo"}
+    assert {c: (r["sft"]["native_pass"], r["adapter"]["native_pass"]) for c, r in dpo.items()} == {
+        "simple_python": (266, 262),
+        "irrelevance": (188, 90),
+    }
+    assert dpo["irrelevance"]["vs_sft"]["native"]["regressions"] == 99
+    # the runs' own records: the held run passed the check with its rows frozen, the trained one likewise
+    runs = {
+        d.name: json.loads((d / "run.json").read_text()) for d in (folder / "runs").iterdir() if d.is_dir()
+    }
+    passed = {r["applied"]["token_rows"]: r for r in runs.values() if r["status"] == "succeeded"}
+    assert set(passed) == {"frozen (no gradient)", "trained"}
+    checks = [r["applied"]["method"]["answer_check"]["groups"] for r in passed.values()]
+    assert all((g["call_due"]["right_before"], g["call_due"]["right_after"]) == (10, 10) for g in checks)
+    assert all(g["no_call_due"]["right_before"] == 2 and not g["no_call_due"]["can_fail"] for g in checks)
