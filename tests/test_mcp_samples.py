@@ -67,6 +67,9 @@ async def test_sample_then_pick_pairs_and_rejection_data(settings: Settings, tin
         )
         assert "method='dpo'" in pairs["next"] and "init_adapter" not in pairs["next"]  # the base was sampled
         assert dataset_format(ws.datasets / "p") == "preference_pairs"
+        # the requests every sample got right, kept beside the pairs for the answer check
+        kept = (ws.datasets / "p" / "always_right.jsonl").read_text().splitlines()
+        assert pairs["always_right"] == len(kept) == counts["requests_always_right"] > 0
 
         rej = await call(c, "pick_training_data", samples="s", method="rejection", out="r")
         assert sum(rej["counts"].values()) == counts["requests"]  # one answer per request: own or truth

@@ -16,6 +16,7 @@ from tooltune.data.onpolicy import (
     SampleConfig,
     SampledRequest,
     _summary,
+    always_right_requests,
     example_case,
     load_samples,
     preference_pairs,
@@ -207,6 +208,48 @@ def test_pairs_put_a_correct_answer_against_the_models_own_wrong_one_per_reason(
     # no reason may fill more than max_share of the pairs while others have some
     capped, counts = preference_pairs(_requests(), per_request=2, max_share=0.25)
     assert max(v for k, v in counts.items() if k != "skipped_unrenderable") == 1 and len(capped) == 3
+
+
+def test_requests_every_sample_got_right_are_kept_with_one_of_their_answers() -> None:
+    """No pair holds a request the model always got right, so the answer check asks these: only they can
+    show a preference run breaking what the model already did right."""
+    right = {"name": "read_file", "arguments": '{"path": "src/ok.py"}'}
+    always = [
+        SampledRequest(
+            id="call",
+            kind="single",
+            example=call_example(path="src/ok.py"),
+            expects_no_call=False,
+            samples=[_sample(True, calls=[right])] * 3,
+        ),
+        SampledRequest(
+            id="text",
+            kind="no_call",
+            example=text_example(),
+            expects_no_call=True,
+            samples=[_sample(True, text="A monad chains computations.")] * 2,
+        ),
+        # right every time, but as arguments the template cannot write: not kept
+        SampledRequest(
+            id="odd",
+            kind="single",
+            example=call_example(path="x"),
+            expects_no_call=False,
+            samples=[_sample(True, calls=[{"name": "read_file", "arguments": "[1]"}])],
+        ),
+    ]
+    kept = always_right_requests(_requests() + always)  # _requests(): each got something wrong
+    assert [(r.id, r.kind) for r in kept] == [("call", "single"), ("text", "no_call")]
+    call, text = kept
+    assert call.messages == [{"role": "user", "content": "show me src/ok.py"}] and call.tools == TOOLS
+    assert call.answer["tool_calls"][0]["function"] == {
+        "name": "read_file",
+        "arguments": {"path": "src/ok.py"},
+    }
+    assert text.answer == {"role": "assistant", "content": "A monad chains computations."}
+    # the answer is right by the scorer, as the check will judge it
+    case = example_case(Example(messages=[*call.messages, call.answer], tools=call.tools), "c")
+    assert score_case(case, [RawCall(name="read_file", arguments={"path": "src/ok.py"})], "").native.passed
 
 
 def test_a_samples_set_is_immutable_and_content_addressed(tmp_path: Path) -> None:

@@ -13,7 +13,15 @@ import pytest
 
 from tooltune.config import Settings
 from tooltune.data.examples import call_message
-from tooltune.data.onpolicy import PAIRS_FORMAT, PreferencePair, SampleConfig, SamplesInfo, save_pairs_dataset
+from tooltune.data.onpolicy import (
+    ALWAYS_RIGHT_FILE,
+    PAIRS_FORMAT,
+    AlwaysRightRequest,
+    PreferencePair,
+    SampleConfig,
+    SamplesInfo,
+    save_pairs_dataset,
+)
 from tooltune.errors import TooltuneError
 from tooltune.jobs import JobStore
 from tooltune.training import runs
@@ -58,6 +66,13 @@ def pair(i: int, *, no_call: bool = False) -> PreferencePair:
     )
 
 
+def always_right(i: int, *, no_call: bool = True) -> AlwaysRightRequest:
+    """A request the model got right every time it was sampled: by default one where no call is due,
+    which the tiny model answers right (it writes text)."""
+    p = pair(100 + i, no_call=no_call)
+    return AlwaysRightRequest(id=f"ok{i}", kind=p.kind, messages=p.messages, tools=p.tools, answer=p.chosen)
+
+
 def samples_info() -> SamplesInfo:
     return SamplesInfo(
         name="s",
@@ -88,6 +103,18 @@ def test_a_pairs_dataset_is_a_dataset_folder_marked_as_pairs(tmp_path: Path) -> 
     assert write_pairs(ws, "p") == d  # the same content again: the same dataset
     with pytest.raises(TooltuneError, match="different content"):
         write_pairs(ws, "p", n=5)
+    # no always-right request: no file, and the hash is the one such a dataset always had
+    assert not (d / ALWAYS_RIGHT_FILE).exists() and "always_right" not in meta["extra"]
+    kept = [always_right(0), always_right(1, no_call=False)]
+    d2 = save_pairs_dataset(
+        ws, "q", [pair(i) for i in range(12)], samples=samples_info(), counts={}, always_right=kept
+    )
+    meta2 = json.loads((d2 / "dataset.json").read_text())
+    assert meta2["counts"] == meta["counts"] and meta2["extra"]["always_right"] == 2  # not a split
+    assert meta2["hash"] != meta["hash"]
+    assert [
+        AlwaysRightRequest.model_validate_json(x) for x in (d2 / ALWAYS_RIGHT_FILE).read_text().splitlines()
+    ] == kept
 
 
 def test_method_and_dataset_must_agree_and_dpo_refuses_sft_loss_weights(
@@ -352,6 +379,39 @@ def test_a_preference_run_that_breaks_the_models_answers_fails_unregistered(
     assert "answer_check" not in off.applied["method"]
 
 
+@pytest.mark.slow
+def test_the_always_right_requests_catch_a_run_the_pairs_requests_cannot(
+    settings: Settings, tiny_model: Path
+) -> None:
+    """The H100 case: every pair's request where no call is due was one the starting model got wrong, so
+    that half could not fail, and DPO then called where no call was due on 150 of 240 BFCL questions.
+    Here the pairs hold no such request at all; the requests the model always got right hold them, and
+    the run that breaks them fails."""
+    ws = Workspace(settings.workspace).ensure()
+    kept = [always_right(i) for i in range(8)]
+    save_pairs_dataset(
+        ws, "p", [pair(i) for i in range(12)], samples=samples_info(), counts={}, always_right=kept
+    )
+    broken = _train(
+        settings,
+        "dpo-broken",
+        expect="failed",
+        model=str(tiny_model),
+        answer_check=16,
+        learning_rate=0.1,
+        iters=16,
+    )
+    check = broken.applied["method"]["answer_check"]
+    assert check["splits"]["always_right"] == 8 and sum(check["splits"].values()) == 20  # 12 pairs' requests
+    lost = check["groups"]["no_call_due"]
+    assert check["worse_in"] == ["no_call_due"] and (lost["requests"], lost["right_before"]) == (8, 8)
+    assert lost["p_value"] < 0.05 and not broken.registered
+    assert (
+        broken.error is not None
+        and " 8 always-right requests checked): of 8 requests where no call" in broken.error
+    )
+
+
 def test_check_requests_take_both_groups_validation_first_once_each(tiny_model: Path, tmp_path: Path) -> None:
     from mlx_lm.utils import load_tokenizer
 
@@ -379,6 +439,37 @@ def test_check_requests_take_both_groups_validation_first_once_each(tiny_model: 
     assert check_requests(files, tok, limit=8, max_seq_length=4096, max_tokens=64, seed=1).ids != more.ids
     # a prompt that leaves no room for the answer is passed over
     assert not len(check_requests(files, tok, limit=8, max_seq_length=64, max_tokens=64))
+
+
+def test_check_requests_add_as_many_always_right_requests_after_the_pairs(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    from mlx_lm.utils import load_tokenizer
+
+    from tooltune.training.answer_check import check_requests
+
+    tok = load_tokenizer(tiny_model)
+    (tmp_path / "train.jsonl").write_text("".join(pair(i).model_dump_json() + "\n" for i in range(6)))
+    kept = tmp_path / ALWAYS_RIGHT_FILE
+    kept.write_text(
+        "{broken\n"
+        + "".join(always_right(i).model_dump_json() + "\n" for i in range(5))
+        + "".join(always_right(i, no_call=False).model_dump_json() + "\n" for i in range(5, 7))
+    )
+    files = [tmp_path / "valid.jsonl", tmp_path / "train.jsonl"]  # no validation split: passed over
+    reqs = check_requests(files, tok, limit=4, max_seq_length=4096, max_tokens=64, always_right=kept)
+    # the pairs' 4 first (all where a call is due: the other group has none), then 4 always-right ones, half
+    # a group
+    assert reqs.splits == ["train"] * 4 + [ALWAYS_RIGHT_FILE.removesuffix(".jsonl")] * 4
+    assert reqs.groups == ["call_due"] * 6 + ["no_call_due"] * 2
+    assert set(reqs.ids[4:6]) <= {"ok5", "ok6"} and set(reqs.ids[6:]) <= {f"ok{i}" for i in range(5)}
+    # the pairs' part is what it was without them (the same seed draws the same requests)
+    alone = check_requests(files, tok, limit=4, max_seq_length=4096, max_tokens=64)
+    assert alone.ids == reqs.ids[:4]
+    # a short group fills from the other, as for the pairs
+    more = check_requests(files, tok, limit=8, max_seq_length=4096, max_tokens=64, always_right=kept)
+    assert more.groups[6:].count("call_due") == 2 and more.groups[6:].count("no_call_due") == 5
+    assert len(set(more.ids)) == len(more.ids) == 13
 
 
 def test_only_a_significant_loss_of_right_answers_in_a_group_counts_as_worse() -> None:

@@ -615,5 +615,9 @@ def pick(
         highlight=False,
     )
     if done.method == "pairs":
+        context.console.print(
+            f"  always right: {done.always_right} requests, kept for the training run's answer check",
+            highlight=False,
+        )
         start = f" --init-adapter {done.samples_adapter}" if done.samples_adapter else ""
         context.console.print(f"  train on them: tooltune train --dataset {done.dataset} --method dpo{start}")

@@ -23,7 +23,7 @@ import hashlib
 import json
 import random
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -536,6 +536,37 @@ class PreferencePair(BaseModel):
     chosen_is_own: bool
 
 
+class AlwaysRightRequest(BaseModel):
+    """A request every sampled answer got right. No pair teaches it, which is what makes it worth asking
+    after preference training: the answer check (training/answer_check.py) sees there whether the run
+    broke what the model already did right, which the pairs' own requests cannot show."""
+
+    id: str
+    kind: str
+    messages: list[dict[str, Any]] = Field(description="The conversation before the answer.")
+    tools: list[dict[str, Any]]
+    answer: dict[str, Any] = Field(description="One of the model's own right answers.")
+
+
+def always_right_requests(requests: list[SampledRequest], *, seed: int = 0) -> list[AlwaysRightRequest]:
+    """The requests whose every sample was right, each with one of those answers (as the training format
+    writes it); a request with an answer the template cannot write is left out."""
+    rng = random.Random(seed)
+    out = []
+    for rq in requests:
+        if not rq.samples or rq.wrong:
+            continue
+        right = [m for m in (_answer_message(s) for s in rq.correct) if m is not None]
+        if len(right) < len(rq.samples):
+            continue
+        out.append(
+            AlwaysRightRequest(
+                id=rq.id, kind=rq.kind, messages=_prompt(rq), tools=rq.example.tools, answer=rng.choice(right)
+            )
+        )
+    return out
+
+
 def preference_pairs(
     requests: list[SampledRequest], *, per_request: int = 1, seed: int = 0, max_share: float = 0.5
 ) -> tuple[list[PreferencePair], dict[str, int]]:
@@ -587,12 +618,24 @@ def preference_pairs(
     return pairs, counts
 
 
+ALWAYS_RIGHT_FILE = "always_right.jsonl"
+"""In a pairs dataset: the sampled requests the model always got right (:class:`AlwaysRightRequest`),
+not trained on; the answer check asks them."""
+
+
 def save_pairs_dataset(
-    ws: Workspace, name: str, pairs: list[PreferencePair], *, samples: SamplesInfo, counts: dict[str, int]
+    ws: Workspace,
+    name: str,
+    pairs: list[PreferencePair],
+    *,
+    samples: SamplesInfo,
+    counts: dict[str, int],
+    always_right: Sequence[AlwaysRightRequest] = (),
 ) -> Path:
     """Write ``pairs`` as a dataset folder ``<ws>/datasets/<name>/`` (train/valid/test JSONL split by
     request, ``dataset.json`` with ``extra.format`` = preference_pairs) that `tooltune train --method dpo`
-    takes as its ``--dataset``. Immutable like the other datasets: same content is returned, other refused."""
+    takes as its ``--dataset``, with ``always_right`` in :data:`ALWAYS_RIGHT_FILE` (no split, not trained
+    on). Immutable like the other datasets: same content is returned, other refused."""
     validate_name(name, "dataset name")
     if not pairs:
         raise SamplesError(f"no pairs for dataset {name!r}; nothing was written")
@@ -603,12 +646,15 @@ def save_pairs_dataset(
     if not splits["train"]:  # few pairs, all hashed to valid: training needs them more
         splits["train"], splits["valid"] = splits["valid"], []
     texts = {s: "".join(p.model_dump_json() + "\n" for p in v) for s, v in splits.items()}
-    extra = {
+    extra: dict[str, Any] = {
         "format": PAIRS_FORMAT,
         "samples": samples.name,
         "samples_hash": samples.hash,
         "per_reason": counts,
     }
+    if always_right:  # absent otherwise: a dataset without them keeps the hash it had before they existed
+        texts["always_right"] = "".join(r.model_dump_json() + "\n" for r in always_right)
+        extra["always_right"] = len(always_right)
     digest = (
         "sha256:"
         + hashlib.sha256(
@@ -655,6 +701,11 @@ class Picked(BaseModel):
         "per reason code of the wrong answer."
     )
     samples_adapter: str | None = Field(description="The adapter that was sampled (None: the base model).")
+    always_right: int = Field(
+        default=0,
+        description="pairs: requests every sample got right, kept beside the pairs (not trained on) for the "
+        "answer check to ask.",
+    )
 
 
 def pick_training_data(
@@ -699,6 +750,14 @@ def pick_training_data(
             else "every sample was right"
         )
         raise NothingToPairError(f"samples set {samples!r} gives no preference pair: {why}")
-    folder = save_pairs_dataset(ws, out, pairs, samples=info, counts=per_reason)
+    kept = always_right_requests(requests, seed=seed)
+    folder = save_pairs_dataset(ws, out, pairs, samples=info, counts=per_reason, always_right=kept)
     counts = json.loads((folder / "dataset.json").read_text("utf-8"))["counts"]
-    return Picked(dataset=out, method=method, counts=counts, picked=per_reason, samples_adapter=info.adapter)
+    return Picked(
+        dataset=out,
+        method=method,
+        counts=counts,
+        picked=per_reason,
+        samples_adapter=info.adapter,
+        always_right=len(kept),
+    )

@@ -298,4 +298,9 @@ class PickResult(BaseModel):
         description="rejection: answers taken from the model itself (own) or the generated truth; "
         "pairs: pairs per reason code of the wrong answer."
     )
+    always_right: int = Field(
+        default=0,
+        description="pairs: requests every sample got right, kept beside the pairs (not trained on); the "
+        "training run's answer check asks them to see whether it broke what already worked.",
+    )
     next: str

@@ -8,11 +8,19 @@ the rejected one; nothing in it keeps the chosen answer likely.
 
 So a preference run answers some of its own requests greedily twice, with the starting model before
 the first step and with the trained adapter after the last, scores both with the eval scorer against the
-pair's correct answer, and compares them request by request (exact McNemar test), separately for the
+correct answer, and compares them request by request (exact McNemar test), separately for the
 requests where a call is due and those where none is: a model that stops calling gets every refusal
 "right", so one count over both would hide exactly that collapse. An adapter that gets significantly
 fewer right in either group (p < :data:`ALPHA`) fails the run: it is not registered, and the message
 says what it writes now. Greedy answers, as the server gives them to an eval.
+
+The requests come from two places. The pairs' own requests are those the model got wrong at least once
+when sampled, so it often gets few of them right before training, and a group needs :data:`MIN_RIGHT`
+right answers before a loss there can be significant. The pick step also keeps the requests it got right
+every time (``always_right.jsonl`` beside the pairs, not trained on), and the check asks as many of those
+again. Without them, DPO at 5e-6 on one H100 passed the check (2 of its 16 no-call requests right before
+training, so that half could not fail) and then called a tool on 150 of BFCL's 240 irrelevance questions,
+where its start had called on 52.
 """
 
 from __future__ import annotations
@@ -20,12 +28,13 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tooltune.data.examples import Example
-from tooltune.data.onpolicy import PreferencePair, example_case
+from tooltune.data.onpolicy import AlwaysRightRequest, PreferencePair, example_case
 from tooltune.errors import TooltuneError
 from tooltune.evals.compare import mcnemar_exact
 from tooltune.evals.suite import EvalCase
@@ -72,49 +81,96 @@ class CheckRequests:
 
 
 def check_requests(
-    files: list[Path], tokenizer: Any, *, limit: int, max_seq_length: int, max_tokens: int, seed: int = 0
+    files: list[Path],
+    tokenizer: Any,
+    *,
+    limit: int,
+    max_seq_length: int,
+    max_tokens: int,
+    seed: int = 0,
+    always_right: Path | None = None,
 ) -> CheckRequests:
     """Up to ``limit`` distinct requests of a pairs dataset, half where a call is due and half where none
     is (the other group fills in when one runs short), each group in a seeded shuffle with the first of
     ``files`` (the validation split) before the rest: each pair's conversation and tools with its chosen
-    answer as the truth. A pair that cannot be scored or does not fit ``max_seq_length`` with
-    ``max_tokens`` of answer is passed over (training already named and skipped records that do not load)."""
+    answer as the truth. Then up to ``limit`` more, split the same way, from ``always_right`` (the
+    requests the model got right every time it was sampled, with one of its answers as the truth): no
+    pair holds them, so only they show a run breaking what the model already did right. A record that
+    cannot be scored or does not fit ``max_seq_length`` with ``max_tokens`` of answer is passed over
+    (training already named and skipped records that do not load)."""
     rng = random.Random(seed)
-    pools: dict[str, list[tuple[str, str, EvalCase]]] = {g: [] for g in GROUPS}
     seen: set[str] = set()
+    out = CheckRequests()
+    _fill(out, _pools(files, _pair_case, rng, seen), limit, tokenizer, max_seq_length, max_tokens)
+    if always_right is not None:
+        pools = _pools([always_right], _always_right_case, rng, seen)
+        _fill(out, pools, limit, tokenizer, max_seq_length, max_tokens)
+    return out
+
+
+Pool = list[tuple[str, str, EvalCase]]
+
+
+def _pair_case(record: dict[str, Any], where: str) -> tuple[str, EvalCase]:
+    pair = PreferencePair.model_validate(record)
+    return pair.id, example_case(Example(messages=[*pair.messages, pair.chosen], tools=pair.tools), where)
+
+
+def _always_right_case(record: dict[str, Any], where: str) -> tuple[str, EvalCase]:
+    req = AlwaysRightRequest.model_validate(record)
+    return req.id, example_case(Example(messages=[*req.messages, req.answer], tools=req.tools), where)
+
+
+def _pools(
+    files: list[Path],
+    read: Callable[[dict[str, Any], str], tuple[str, EvalCase]],
+    rng: random.Random,
+    seen: set[str],
+) -> dict[str, Pool]:
+    """Each group's requests from ``files`` (read by ``read``), each file's shuffled after the earlier
+    files' ones; a request already in ``seen`` is passed over."""
+    pools: dict[str, Pool] = {g: [] for g in GROUPS}
     for path in files:
         if not path.is_file():
             continue
-        found: dict[str, list[tuple[str, str, EvalCase]]] = {g: [] for g in GROUPS}
+        found: dict[str, Pool] = {g: [] for g in GROUPS}
         for n, line in enumerate(path.read_text("utf-8").splitlines(), 1):
             if not line.strip():
                 continue
             try:
-                pair = PreferencePair.model_validate(json.loads(line))
-                case = example_case(
-                    Example(messages=[*pair.messages, pair.chosen], tools=pair.tools), f"{path.stem}-{n}"
-                )
-            except Exception:  # noqa: BLE001, S112 — a pair the check cannot use is passed over, not fatal
+                request_id, case = read(json.loads(line), f"{path.stem}-{n}")
+            except Exception:  # noqa: BLE001, S112 — a record the check cannot use is passed over, not fatal
                 continue
-            if pair.id in seen:
+            if request_id in seen:
                 continue
-            seen.add(pair.id)
-            found["no_call_due" if case.expects_no_call else "call_due"].append((pair.id, path.stem, case))
+            seen.add(request_id)
+            found["no_call_due" if case.expects_no_call else "call_due"].append((request_id, path.stem, case))
         for g in GROUPS:  # this file's requests, shuffled, after the earlier files' ones
             rng.shuffle(found[g])
             pools[g] += found[g]
-    out = CheckRequests()
+    return pools
+
+
+def _fill(
+    out: CheckRequests,
+    pools: dict[str, Pool],
+    limit: int,
+    tokenizer: Any,
+    max_seq_length: int,
+    max_tokens: int,
+) -> None:
+    """Up to ``limit`` requests of ``pools`` into ``out``: half a group, the other filling in."""
+    start = len(out)
     quota = {GROUPS[0]: limit - limit // 2, GROUPS[1]: limit // 2}
     for g in GROUPS:
         _take(out, pools[g], quota[g], g, tokenizer, max_seq_length, max_tokens)
     for g in GROUPS:  # one group ran short: the other fills the rest
-        _take(out, pools[g], limit - len(out), g, tokenizer, max_seq_length, max_tokens)
-    return out
+        _take(out, pools[g], limit - (len(out) - start), g, tokenizer, max_seq_length, max_tokens)
 
 
 def _take(
     out: CheckRequests,
-    pool: list[tuple[str, str, EvalCase]],
+    pool: Pool,
     n: int,
     group: str,
     tokenizer: Any,
@@ -221,7 +277,7 @@ def worse_error(
             f"trained adapter {v['right_after']} ({v['regressions']} lost, {v['fixes']} gained, "
             f"p = {v['p_value']:.2g}); it now writes, for example, {(v['example_lost'] or '')[:160]!r}"
         )
-    source = ", ".join(f"{n} {split}" for split, n in (splits or {}).items())
+    source = ", ".join(f"{n} {split.replace('_', '-')}" for split, n in (splits or {}).items())
     return AnswersGotWorseError(
         f"{method} made the model answer its own requests worse (answered greedily"
         f"{f'; {source} requests checked' if source else ''}): {'; and '.join(parts)}. "

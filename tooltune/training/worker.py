@@ -546,6 +546,7 @@ class Worker:
     def _answer_check_before(self, model: Any, tokenizer: Any) -> list[dict[str, Any]]:
         """dpo/orpo: the starting model's greedy answers to the check requests (training/answer_check.py),
         kept for the comparison after the last step; none when the check is off or finds no request."""
+        from tooltune.data.onpolicy import ALWAYS_RIGHT_FILE
         from tooltune.training.answer_check import MIN_RIGHT, answer, check_requests
 
         cfg = self.config
@@ -560,6 +561,7 @@ class Worker:
                 max_seq_length=cfg.max_seq_length,
                 max_tokens=cfg.max_completion_tokens,
                 seed=cfg.seed,
+                always_right=folder / ALWAYS_RIGHT_FILE,
             )
             if not len(self._check_requests):
                 self._warn("answer check skipped: no pair of the dataset can be scored as a request")
@@ -598,7 +600,8 @@ class Worker:
         summary["seconds_before"] = earlier.get("seconds_before")
         self.validation_seconds += summary["seconds"]  # a check of the model, not a training step
         counts = Counter(self._check_requests.splits)
-        splits = {k: counts[k] for k in sorted(counts, key=lambda k: (k != "valid", k))}  # validation first
+        order = {"valid": 0, "train": 1}  # the pairs' validation split first, the always-right ones last
+        splits = {k: counts[k] for k in sorted(counts, key=lambda k: (order.get(k, 2), k))}
         summary["splits"] = splits
         log.info("answer_check.after", **{k: v for k, v in summary.items() if k != "example_lost"})
         self._record_method(answer_check=summary)
