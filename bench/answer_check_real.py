@@ -152,6 +152,7 @@ def result_of(run: Any, config: TrainConfig, run_dir: Path, args: argparse.Names
             "registered": run.registered,
             "learning_rate": config.learning_rate,
             "lr_schedule": config.lr_schedule,
+            "dpo_loss": config.dpo_loss,
             "iters": run.iters,
             "init_adapter": config.init_adapter,
             "error": run.error,
@@ -190,6 +191,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="hold the adapter's tool-call token rows (TrainConfig's)",
     )
+    ap.add_argument(
+        "--dpo-loss",
+        default="sigmoid",
+        choices=["sigmoid", "hinge", "ipo", "dpop"],
+        help="the DPO loss form (TrainConfig's dpo_loss)",
+    )
     ap.add_argument("--from-run", default=None, help="write the result of this run instead of training")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--notes", default="")
@@ -220,9 +227,14 @@ def main(argv: list[str] | None = None) -> int:
             steps_per_eval=args.iters,
             steps_per_report=5,
             freeze_token_rows=args.freeze_token_rows,
+            dpo_loss=args.dpo_loss,
             **adapter_lora_shape(registry, args.adapter),
         )
-        tag = f"-lr{args.lr:g}" + ("-fr" if args.freeze_token_rows else "")  # kept whole: runs differ by it
+        tag = (  # kept whole: runs differ by it
+            f"-lr{args.lr:g}"
+            + ("-fr" if args.freeze_token_rows else "")
+            + (f"-{args.dpo_loss}" if args.dpo_loss != "sigmoid" else "")
+        )
         job = start_training(cfg, settings, name=name[: 100 - len(tag)] + tag)
         job = JobStore(Workspace(args.workspace)).wait(job.id, poll=2.0)
         run = get_run(settings, job.id)

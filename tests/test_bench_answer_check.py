@@ -79,9 +79,11 @@ def test_the_benchmark_builds_both_kinds_of_pair_trains_and_records_the_check(
     assert min(moved["token_rows"]["change_norm"]) > 0 and moved["blocks_lora_b_relative_change"] > 0
     held = tmp_path / "held.json"
     argv = ["--workspace", str(ws.root), "--adapter", "sft", "--valid-each", "3", "--train-calls", "4"]
-    more = ["--train-no-calls", "2", "--iters", "2", "--freeze-token-rows", "--out", str(held)]
-    assert bench.main([*argv, *more]) == 0
+    more = ["--train-no-calls", "2", "--iters", "2", "--freeze-token-rows", "--dpo-loss", "dpop"]
+    assert bench.main([*argv, *more, "--out", str(held)]) == 0
     h = json.loads(held.read_text())
+    assert (r["train"]["dpo_loss"], h["train"]["dpo_loss"]) == ("sigmoid", "dpop")
+    assert h["train"]["run"] != r["train"]["run"]
     assert h["token_rows"] == "frozen (no gradient)" and h["weight_change"]["token_rows"]["change_norm"] == [
         0,
         0,

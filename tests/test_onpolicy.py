@@ -210,9 +210,10 @@ def test_pairs_put_a_correct_answer_against_the_models_own_wrong_one_per_reason(
     assert max(v for k, v in counts.items() if k != "skipped_unrenderable") == 1 and len(capped) == 3
 
 
-def test_requests_every_sample_got_right_are_kept_with_one_of_their_answers() -> None:
+def test_requests_every_sample_got_right_are_kept_with_their_truth() -> None:
     """No pair holds a request the model always got right, so the answer check asks these: only they can
-    show a preference run breaking what the model already did right."""
+    show a preference run breaking what the model already did right. Each keeps the truth its samples
+    were judged against, so the check judges a greedy answer the same way."""
     right = {"name": "read_file", "arguments": '{"path": "src/ok.py"}'}
     always = [
         SampledRequest(
@@ -229,25 +230,16 @@ def test_requests_every_sample_got_right_are_kept_with_one_of_their_answers() ->
             expects_no_call=True,
             samples=[_sample(True, text="A monad chains computations.")] * 2,
         ),
-        # right every time, but as arguments the template cannot write: not kept
-        SampledRequest(
-            id="odd",
-            kind="single",
-            example=call_example(path="x"),
-            expects_no_call=False,
-            samples=[_sample(True, calls=[{"name": "read_file", "arguments": "[1]"}])],
+        SampledRequest(  # never sampled: nothing says it was right
+            id="unsampled", kind="single", example=call_example(path="x"), expects_no_call=False, samples=[]
         ),
     ]
     kept = always_right_requests(_requests() + always)  # _requests(): each got something wrong
     assert [(r.id, r.kind) for r in kept] == [("call", "single"), ("text", "no_call")]
     call, text = kept
     assert call.messages == [{"role": "user", "content": "show me src/ok.py"}] and call.tools == TOOLS
-    assert call.answer["tool_calls"][0]["function"] == {
-        "name": "read_file",
-        "arguments": {"path": "src/ok.py"},
-    }
-    assert text.answer == {"role": "assistant", "content": "A monad chains computations."}
-    # the answer is right by the scorer, as the check will judge it
+    assert call.answer == call_example(path="src/ok.py").messages[-1]
+    assert text.answer == {"role": "assistant", "content": "A way to chain computations."}  # the truth
     case = example_case(Example(messages=[*call.messages, call.answer], tools=call.tools), "c")
     assert score_case(case, [RawCall(name="read_file", arguments={"path": "src/ok.py"})], "").native.passed
 

@@ -3,6 +3,7 @@ run honest, and that DPO steps move the adapter toward the preferred answer."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -103,9 +104,20 @@ def test_a_pairs_dataset_is_a_dataset_folder_marked_as_pairs(tmp_path: Path) -> 
     assert write_pairs(ws, "p") == d  # the same content again: the same dataset
     with pytest.raises(TooltuneError, match="different content"):
         write_pairs(ws, "p", n=5)
-    # no always-right request: no file, and the hash is the one such a dataset always had
+    # no always-right request: no file, and the hash is the one such a dataset always had (the texts of
+    # the splits and the extra, nothing else)
     assert not (d / ALWAYS_RIGHT_FILE).exists() and "always_right" not in meta["extra"]
+    texts = {s: (d / f"{s}.jsonl").read_text() for s in ("train", "valid", "test")}
+    body = json.dumps({"texts": texts, "extra": meta["extra"]}, sort_keys=True).encode()
+    assert meta["hash"] == "sha256:" + hashlib.sha256(body).hexdigest()
     kept = [always_right(0), always_right(1, no_call=False)]
+    # the same pairs picked again now that always-right requests are kept: the dataset made before them
+    # stands (same name, no error), as a resumed `train improve` round needs
+    again = save_pairs_dataset(
+        ws, "p", [pair(i) for i in range(12)], samples=samples_info(), counts={}, always_right=kept
+    )
+    assert again == d and json.loads((d / "dataset.json").read_text())["hash"] == meta["hash"]
+    assert not (d / ALWAYS_RIGHT_FILE).exists()
     d2 = save_pairs_dataset(
         ws, "q", [pair(i) for i in range(12)], samples=samples_info(), counts={}, always_right=kept
     )
@@ -204,6 +216,11 @@ def test_dpo_steps_move_the_adapter_toward_the_preferred_answer(settings: Settin
     )
     assert held.applied["token_rows"] == "frozen (no gradient)" and run.applied["token_rows"] == "trained"
     start_w, held_w = (mx.load(str(ws.adapters / n / "adapters.safetensors")) for n in ("dpo-a", "dpo-c"))
+    # the held rows are in the adapter, but not counted as trained parameters
+    rows = held_w["model.embed_tokens.lora_b"].size
+    assert held.applied["trainable_parameters"] == run.applied["trainable_parameters"] - rows
+    blocks_size = sum(held_w[k].size for k in held_w if k.startswith("model.layers."))
+    assert held.applied["trainable_parameters"] == blocks_size  # the selector is not counted either
     assert np.array_equal(
         np.array(held_w["model.embed_tokens.lora_b"]), np.array(start_w["model.embed_tokens.lora_b"])
     )
@@ -470,6 +487,19 @@ def test_check_requests_add_as_many_always_right_requests_after_the_pairs(
     more = check_requests(files, tok, limit=8, max_seq_length=4096, max_tokens=64, always_right=kept)
     assert more.groups[6:].count("call_due") == 2 and more.groups[6:].count("no_call_due") == 5
     assert len(set(more.ids)) == len(more.ids) == 13
+    # a request in both files is asked once, where it came first
+    with kept.open("a") as f:
+        f.write(
+            AlwaysRightRequest(
+                id="r0",
+                kind="single",
+                **pair(0).model_dump(include={"messages", "tools"}),
+                answer=pair(0).chosen,
+            ).model_dump_json()
+            + "\n"
+        )
+    once = check_requests(files, tok, limit=8, max_seq_length=4096, max_tokens=64, always_right=kept)
+    assert once.ids.count("r0") == 1 and once.splits[once.ids.index("r0")] == "train"
 
 
 def test_only_a_significant_loss_of_right_answers_in_a_group_counts_as_worse() -> None:

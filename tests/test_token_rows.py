@@ -34,6 +34,7 @@ from tooltune.training.token_rows import (
     inspect_token_rows,
     resolve_token_ids,
     token_rows_frozen,
+    untrained_row_parameters,
 )
 from tooltune.training.train_config import TrainConfig
 from tooltune.workspace import Workspace
@@ -143,6 +144,34 @@ def test_frozen_rows_keep_their_values_while_the_blocks_train(tiny_model: Path) 
         head.frozen = frozen
         grads = nn.value_and_grad(head, lambda m, x: m(x).sum())(head, mx.ones((1, 8)))[1]
         assert np.array(grads["lora_a"]).any() != frozen  # the head's free half: held only when frozen
+
+
+def test_the_rows_selector_and_held_rows_are_not_counted_as_trained(tiny_model: Path) -> None:
+    """run.json's trainable_parameters counts what steps change: not the one-hot selector (no gradient,
+    ever), nor the rows when they are held; an untied head's halves the same way."""
+    model, tokenizer = load(str(tiny_model))
+    assert untrained_row_parameters(model) == 0
+    ids = list(resolve_token_ids(tokenizer, ["<tool_call>", "</tool_call>"]).values())
+    apply_token_rows(model, ids, rank=4, scale=6.0)
+    rows = model.model.embed_tokens
+    vocab, dims = rows.embedding.weight.shape
+    assert untrained_row_parameters(model) == rows.lora_a.size == vocab * 4
+    rows.frozen = True
+    assert untrained_row_parameters(model) == vocab * 4 + 4 * dims
+
+    class Untied(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = nn.Module()
+            self.model.embed_tokens = TokenRowsEmbedding(num_embeddings=16, dims=8, r=2, scale=1.0)
+            self.lm_head = TokenRowsHead(8, 16, r=2, scale=1.0)
+
+    untied = Untied()
+    assert untrained_row_parameters(untied) == 16 * 2 + 2 * 16  # the selectors: embedding lora_a, head lora_b
+    untied.model.embed_tokens.frozen = untied.lm_head.frozen = True
+    assert untrained_row_parameters(untied) == 2 * (16 * 2) + 2 * (
+        2 * 8
+    )  # and both free halves (rank x dims)
 
 
 def test_freeze_token_rows_needs_rows_and_no_weight_decay() -> None:

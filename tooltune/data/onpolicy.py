@@ -545,26 +545,21 @@ class AlwaysRightRequest(BaseModel):
     kind: str
     messages: list[dict[str, Any]] = Field(description="The conversation before the answer.")
     tools: list[dict[str, Any]]
-    answer: dict[str, Any] = Field(description="One of the model's own right answers.")
+    answer: dict[str, Any] = Field(
+        description="The request's generated answer: the truth its samples were judged against."
+    )
 
 
-def always_right_requests(requests: list[SampledRequest], *, seed: int = 0) -> list[AlwaysRightRequest]:
-    """The requests whose every sample was right, each with one of those answers (as the training format
-    writes it); a request with an answer the template cannot write is left out."""
-    rng = random.Random(seed)
-    out = []
-    for rq in requests:
-        if not rq.samples or rq.wrong:
-            continue
-        right = [m for m in (_answer_message(s) for s in rq.correct) if m is not None]
-        if len(right) < len(rq.samples):
-            continue
-        out.append(
-            AlwaysRightRequest(
-                id=rq.id, kind=rq.kind, messages=_prompt(rq), tools=rq.example.tools, answer=rng.choice(right)
-            )
+def always_right_requests(requests: list[SampledRequest]) -> list[AlwaysRightRequest]:
+    """The requests whose every sample was right, each with the truth its samples were judged against
+    (so the check judges a greedy answer exactly as sampling judged them)."""
+    return [
+        AlwaysRightRequest(
+            id=rq.id, kind=rq.kind, messages=_prompt(rq), tools=rq.example.tools, answer=_truth(rq)
         )
-    return out
+        for rq in requests
+        if rq.samples and not rq.wrong
+    ]
 
 
 def preference_pairs(
@@ -652,15 +647,11 @@ def save_pairs_dataset(
         "samples_hash": samples.hash,
         "per_reason": counts,
     }
-    if always_right:  # absent otherwise: a dataset without them keeps the hash it had before they existed
+    pairs_only = _pairs_digest(texts, extra)  # the hash such a dataset had before always-right requests
+    if always_right:
         texts["always_right"] = "".join(r.model_dump_json() + "\n" for r in always_right)
         extra["always_right"] = len(always_right)
-    digest = (
-        "sha256:"
-        + hashlib.sha256(
-            json.dumps({"texts": texts, "extra": extra}, sort_keys=True).encode("utf-8")
-        ).hexdigest()
-    )
+    digest = _pairs_digest(texts, extra)
     final = ws.dataset_dir(name)
     if final.exists():
         old = (
@@ -669,6 +660,14 @@ def save_pairs_dataset(
             else {}
         )
         if old.get("hash") == digest:
+            return final
+        if old.get("hash") == pairs_only:  # the same pairs, picked before always-right requests were kept
+            log.warning(
+                "pairs.kept_without_always_right",
+                name=name,
+                why="the dataset was made before always-right requests were kept; its answer check asks "
+                "the pairs' requests only (pick again under a new name to add them)",
+            )
             return final
         raise SamplesError(f"dataset {name!r} already exists with different content; choose a new --out name")
     meta = {
@@ -688,6 +687,11 @@ def save_pairs_dataset(
         atomic_write_json(tmp / "dataset.json", meta)
     log.info("pairs.saved", name=name, hash=digest, **meta["counts"])
     return final
+
+
+def _pairs_digest(texts: dict[str, str], extra: dict[str, Any]) -> str:
+    body = json.dumps({"texts": texts, "extra": extra}, sort_keys=True).encode("utf-8")
+    return "sha256:" + hashlib.sha256(body).hexdigest()
 
 
 class Picked(BaseModel):
@@ -750,14 +754,14 @@ def pick_training_data(
             else "every sample was right"
         )
         raise NothingToPairError(f"samples set {samples!r} gives no preference pair: {why}")
-    kept = always_right_requests(requests, seed=seed)
+    kept = always_right_requests(requests)
     folder = save_pairs_dataset(ws, out, pairs, samples=info, counts=per_reason, always_right=kept)
-    counts = json.loads((folder / "dataset.json").read_text("utf-8"))["counts"]
+    meta = json.loads((folder / "dataset.json").read_text("utf-8"))
     return Picked(
         dataset=out,
         method=method,
-        counts=counts,
+        counts=meta["counts"],
         picked=per_reason,
         samples_adapter=info.adapter,
-        always_right=len(kept),
+        always_right=meta["extra"].get("always_right", 0),  # 0 in a dataset picked before they were kept
     )

@@ -17,8 +17,8 @@ says what it writes now. Greedy answers, as the server gives them to an eval.
 The requests come from two places. The pairs' own requests are those the model got wrong at least once
 when sampled, so it often gets few of them right before training, and a group needs :data:`MIN_RIGHT`
 right answers before a loss there can be significant. The pick step also keeps the requests it got right
-every time (``always_right.jsonl`` beside the pairs, not trained on), and the check asks as many of those
-again. Without them, DPO at 5e-6 on one H100 passed the check (2 of its 16 no-call requests right before
+every time (``always_right.jsonl`` beside the pairs, not trained on), and the check asks up to as many
+more of those. Without them, DPO at 5e-6 on one H100 passed the check (2 of its 16 no-call requests right before
 training, so that half could not fail) and then called a tool on 150 of BFCL's 240 irrelevance questions,
 where its start had called on 52.
 """
@@ -131,10 +131,12 @@ def _pools(
     files' ones; a request already in ``seen`` is passed over."""
     pools: dict[str, Pool] = {g: [] for g in GROUPS}
     for path in files:
-        if not path.is_file():
+        try:
+            lines = path.read_text("utf-8").splitlines() if path.is_file() else []
+        except (OSError, UnicodeDecodeError):  # an unreadable file gives no request; the others still do
             continue
         found: dict[str, Pool] = {g: [] for g in GROUPS}
-        for n, line in enumerate(path.read_text("utf-8").splitlines(), 1):
+        for n, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:

@@ -157,6 +157,20 @@ def token_rows_frozen(model: nn.Module) -> bool | None:
     return embedding.frozen and (not isinstance(head, TokenRowsHead) or head.frozen)
 
 
+def untrained_row_parameters(model: nn.Module) -> int:
+    """How many of the model's trainable parameters the token rows hold that no step changes: the fixed
+    one-hot selector (the embedding's ``lora_a``, an untied head's ``lora_b``) always, and the rows
+    themselves when ``frozen`` holds them. They are saved with the adapter; they do not train."""
+    embedding = getattr(getattr(model, "model", None), "embed_tokens", None)
+    if not isinstance(embedding, TokenRowsEmbedding):
+        return 0
+    head = getattr(model, "lm_head", None)
+    n = int(embedding.lora_a.size) + (int(embedding.lora_b.size) if embedding.frozen else 0)
+    if isinstance(head, TokenRowsHead):
+        n += int(head.lora_b.size) + (int(head.lora_a.size) if head.frozen else 0)
+    return n
+
+
 def inspect_token_rows(model: nn.Module) -> dict[int, int]:
     """{token id: rank column} for the one-hot selector on the live model ({} if none is applied)."""
     inner = getattr(model, "model", None)

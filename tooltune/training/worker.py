@@ -51,6 +51,7 @@ from tooltune.training.token_rows import (
     inspect_token_rows,
     resolve_token_ids,
     token_rows_frozen,
+    untrained_row_parameters,
 )
 from tooltune.training.train_config import PREFERENCE_METHODS, TrainConfig
 from tooltune.training.value_tokens import CALL_OPEN, value_token_mask, value_token_weights
@@ -564,7 +565,10 @@ class Worker:
                 always_right=folder / ALWAYS_RIGHT_FILE,
             )
             if not len(self._check_requests):
-                self._warn("answer check skipped: no pair of the dataset can be scored as a request")
+                self._warn(
+                    "answer check skipped: no request of the dataset (its pairs' or the always-right ones) "
+                    "can be scored"
+                )
                 return []
             before = answer(model, tokenizer, self._check_requests, max_tokens=cfg.max_completion_tokens)
         except Exception as e:  # noqa: BLE001 — a check that cannot run never stops the training
@@ -1206,7 +1210,9 @@ def inspect_adaptation(
     from mlx_lm.tuner.dora import DoRAEmbedding, DoRALinear
     from mlx_lm.tuner.lora import LoRAEmbedding, LoRALinear, LoRASwitchLinear
 
+    # the token rows' one-hot selector (and held rows) are saved with the adapter but get no gradient
     trainable = sum(v.size for _, v in tree_flatten(model.trainable_parameters()))
+    trainable -= untrained_row_parameters(model)
     total = sum(v.size for _, v in tree_flatten(model.parameters()))
     applied: dict[str, Any] = {"trainable_parameters": int(trainable), "total_parameters": int(total)}
     if cfg.fine_tune_type == "full":
