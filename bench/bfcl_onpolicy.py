@@ -10,12 +10,16 @@ generated dataset (schemas only, never BFCL's questions), then:
      1-3 are one GRPO run on the dataset's requests (``--k`` answers per request sampled inside training,
      rewarded by the scorer);
   4. evaluates the base model, the SFT adapter and the new adapter on the same BFCL cases as
-     ``bfcl_adapter.py`` (its run ids, so runs it made are reused), native and lenient, paired;
+     ``bfcl_adapter.py`` (its run ids, so runs it made are reused), native and lenient, paired; with
+     ``--also multiple parallel``, on those whole categories too;
   5. writes a result in ``bfcl_adapter.py``'s shape (``results.<suite>.baseline/adapter/comparison``,
      read by ``bench/bfcl_full.py``) plus ``sft`` and ``comparison_with_sft`` per suite.
 
     python bench/bfcl_onpolicy.py --category simple_python --sft-adapter ADAPTER --workspace WS \\
         --method dpo --k 4 --limit 300 --iters 150 --eval-n 400 --irrelevance-n 240 --out RESULT.json
+
+The samples set is named by the SFT adapter and the sampling recipe, not the method: a rejection, DPO
+and ORPO run from one adapter share it (sampled once).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from tooltune.config import Settings  # noqa: E402
 from tooltune.data.onpolicy import SampleConfig, pick_training_data, sample_dataset  # noqa: E402
 from tooltune.evals.bfcl_import import import_bfcl  # noqa: E402
 from tooltune.evals.service import compare_runs, run_suite_on_server  # noqa: E402
+from tooltune.evals.suite import EvalSuite  # noqa: E402
 from tooltune.jobs import JobStore  # noqa: E402
 from tooltune.models.resolve import resolve_model  # noqa: E402
 from tooltune.serving.model_server import ModelServer  # noqa: E402
@@ -49,13 +54,49 @@ from tooltune.workspace import Workspace, atomic_write_json  # noqa: E402
 
 from bench_common import machine_info  # noqa: E402
 
+CATEGORIES = ["simple_python", "multiple", "parallel", "parallel_multiple"]
 
-def main() -> int:
+
+def eval_suites(args: argparse.Namespace, ws: Workspace) -> dict[str, EvalSuite]:
+    """The suites every model is scored on: ``--category`` (``--eval-n`` sampled cases) and irrelevance
+    (``--irrelevance-n``), as ``bfcl_adapter.py`` samples them, then each ``--also`` category whole."""
+
+    def load(category: str) -> EvalSuite:
+        return import_bfcl(args.bfcl / f"BFCL_v4_{category}.json", ws=ws).suite
+
+    suites = {
+        args.category: sample_cases(load(args.category), args.eval_n, args.seed),
+        "irrelevance": sample_cases(load("irrelevance"), args.irrelevance_n, args.seed),
+    }
+    for category in args.also:
+        if category not in suites:
+            suites[category] = sample_cases(load(category), 0, args.seed)  # n 0: every case
+    return suites
+
+
+def run_names(args: argparse.Namespace, dataset: str) -> tuple[str, str]:
+    """The run's tag (its picked dataset and adapter names start with it) and its samples set's name.
+    Names stay short (run ids are cut at 100 characters): the recipe goes into a hash. The samples set is
+    named by the SFT adapter and the sampling recipe alone, so every method from one adapter shares it."""
+    recipe = [args.k, args.temperature, args.limit, args.per_request, dataset]
+    digest = hashlib.sha256(json.dumps(recipe).encode()).hexdigest()[:6]
+    sampled = [args.k, args.temperature, args.limit, dataset]
+    sample_digest = hashlib.sha256(json.dumps(sampled).encode()).hexdigest()[:6]
+    return (
+        f"{args.sft_adapter[:40]}-{args.method}-{digest}",
+        f"{args.sft_adapter[:40]}-{sample_digest}-samples",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--category", default="simple_python", choices=CATEGORIES)
     ap.add_argument(
-        "--category",
-        default="simple_python",
-        choices=["simple_python", "multiple", "parallel", "parallel_multiple"],
+        "--also",
+        nargs="*",
+        default=[],
+        choices=CATEGORIES,
+        help="more BFCL categories to score base, SFT adapter and new adapter on, every case of each",
     )
     ap.add_argument("--sft-adapter", required=True, help="adapter bfcl_adapter.py trained, in --workspace")
     ap.add_argument("--dataset", default=None, help="default: the dataset the SFT adapter was trained on")
@@ -82,7 +123,7 @@ def main() -> int:
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--notes", default="")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
 
     settings = Settings.load(workspace=args.workspace)
     ws = Workspace(settings.workspace).ensure()
@@ -96,18 +137,8 @@ def main() -> int:
         default_path = None
     model_tag = "" if model_path == default_path else f"-{model_path.name}"
     t_start = time.perf_counter()
-    # names stay short (run ids are cut at 100 characters): the recipe goes into a hash
-    recipe = [args.k, args.temperature, args.limit, args.per_request, dataset]
-    digest = hashlib.sha256(json.dumps(recipe).encode()).hexdigest()[:6]
-    tag = f"{args.sft_adapter[:40]}-{args.method}-{digest}"
-    suites = {
-        args.category: sample_cases(
-            import_bfcl(args.bfcl / f"BFCL_v4_{args.category}.json", ws=ws).suite, args.eval_n, args.seed
-        ),
-        "irrelevance": sample_cases(
-            import_bfcl(args.bfcl / "BFCL_v4_irrelevance.json", ws=ws).suite, args.irrelevance_n, args.seed
-        ),
-    }
+    tag, samples_name = run_names(args, dataset)
+    suites = eval_suites(args, ws)
 
     async def run() -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -125,7 +156,7 @@ def main() -> int:
                 cfg = SampleConfig.like(args)
                 t0 = time.perf_counter()
                 samples = await sample_dataset(
-                    server, ws, dataset, f"{tag}-samples", cfg, adapter=args.sft_adapter
+                    server, ws, dataset, samples_name, cfg, adapter=args.sft_adapter
                 )
                 out["samples"] = {
                     "name": samples.name,
@@ -222,7 +253,12 @@ def main() -> int:
         "sft_adapter": args.sft_adapter,
         "dataset": dataset,
         "train_seed": f"{args.sft_adapter}+{args.method}",
-        "eval_sample": {"seed": args.seed, "n": args.eval_n, "irrelevance_n": args.irrelevance_n},
+        "eval_sample": {
+            "seed": args.seed,
+            "n": args.eval_n,
+            "irrelevance_n": args.irrelevance_n,
+            "whole": args.also,
+        },
         **body,
         "invocation_wall_s": round(time.perf_counter() - t_start, 1),
         "notes": args.notes,

@@ -1,0 +1,51 @@
+"""bench/bfcl_onpolicy.py (issue 36): what it scores every model on, and the samples set it shares."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+from bench_import import bench_module
+
+from tooltune.workspace import Workspace
+
+
+def test_the_suites_are_the_sampled_category_irrelevance_and_each_also_category_whole(
+    bfcl_dir: Path, tmp_path: Path
+) -> None:
+    """Issue 36 asks for every method on the whole of simple_python, irrelevance, multiple and parallel:
+    ``--also`` adds whole categories beside the sampled ``--category`` and irrelevance, each once."""
+    onpolicy = bench_module("bfcl_onpolicy")
+    ws = Workspace(tmp_path / "ws").ensure()
+    args = argparse.Namespace(
+        bfcl=bfcl_dir, category="simple_python", eval_n=5, irrelevance_n=3, seed=0, also=["simple_python"]
+    )
+    suites = onpolicy.eval_suites(args, ws)
+    # --also naming the sampled category changes nothing: it stays sampled, as bfcl_adapter.py samples it
+    assert {k: len(s.cases) for k, s in suites.items()} == {"simple_python": 5, "irrelevance": 3}
+    assert suites["simple_python"].name.endswith("-s0-n5")
+    if not (bfcl_dir / "BFCL_v4_parallel.json").is_file():
+        pytest.skip("BFCL_v4_parallel.json is not in this BFCL folder")
+    whole = onpolicy.eval_suites(argparse.Namespace(**{**vars(args), "also": ["parallel"]}), ws)
+    full = bench_module("bfcl_full").FULL_SIZE["parallel"]
+    assert (
+        list(whole) == ["simple_python", "irrelevance", "parallel"] and len(whole["parallel"].cases) == full
+    )
+
+
+def test_the_samples_set_is_named_by_adapter_and_sampling_recipe_not_method() -> None:
+    """A rejection and a DPO run from one SFT adapter with one sampling recipe share a samples set (the
+    GPU time of sampling is spent once); their picked data and adapters keep names of their own."""
+    onpolicy = bench_module("bfcl_onpolicy")
+    base = {"sft_adapter": "sft-a", "k": 4, "temperature": 0.8, "limit": 300, "per_request": 1}
+    dpo = onpolicy.run_names(argparse.Namespace(**base, method="dpo"), "d")
+    rejection = onpolicy.run_names(argparse.Namespace(**base, method="rejection"), "d")
+    assert dpo[1] == rejection[1] and dpo[1].startswith("sft-a-") and dpo[0] != rejection[0]
+    # picking two answers per request samples the same answers: same set; sampling otherwise does not
+    assert (
+        onpolicy.run_names(argparse.Namespace(**{**base, "per_request": 2}, method="dpo"), "d")[1] == dpo[1]
+    )
+    for other in ({"k": 8}, {"temperature": 1.0}, {"limit": 100}, {"sft_adapter": "sft-b"}):
+        assert onpolicy.run_names(argparse.Namespace(**{**base, **other}, method="dpo"), "d")[1] != dpo[1]
+    assert onpolicy.run_names(argparse.Namespace(**base, method="dpo"), "other-data")[1] != dpo[1]
