@@ -80,7 +80,7 @@ def run_names(args: argparse.Namespace, dataset: str) -> tuple[str, str]:
     named by the SFT adapter and the sampling recipe alone, so every method from one adapter shares it."""
     recipe = [args.k, args.temperature, args.limit, args.per_request, dataset]
     digest = hashlib.sha256(json.dumps(recipe).encode()).hexdigest()[:6]
-    sampled = [args.k, args.temperature, args.limit, dataset]
+    sampled = [args.k, args.temperature, args.limit, dataset] + (["unseeded"] if args.unseeded else [])
     sample_digest = hashlib.sha256(json.dumps(sampled).encode()).hexdigest()[:6]
     return (
         f"{args.sft_adapter[:40]}-{args.method}-{digest}",
@@ -107,6 +107,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--temperature", type=float, default=0.8)
     ap.add_argument("--limit", type=int, default=None, help="training requests sampled (default: all)")
     ap.add_argument("--per-request", type=int, default=1)
+    ap.add_argument(
+        "--unseeded",
+        action="store_true",
+        help="sample without a seed: mlx_lm.server batches the requests (a seed makes it serve them one "
+        "by one), faster but not reproducible",
+    )
     ap.add_argument("--iters", type=int, default=150)
     ap.add_argument("--lr", type=float, default=5e-5)
     ap.add_argument("--beta", type=float, default=0.1)
@@ -153,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
                     },
                 )
             else:
-                cfg = SampleConfig.like(args)
+                cfg = SampleConfig.like(args, seed=None if args.unseeded else 0)
                 t0 = time.perf_counter()
                 samples = await sample_dataset(
                     server, ws, dataset, samples_name, cfg, adapter=args.sft_adapter

@@ -38,7 +38,14 @@ def test_the_samples_set_is_named_by_adapter_and_sampling_recipe_not_method() ->
     """A rejection and a DPO run from one SFT adapter with one sampling recipe share a samples set (the
     GPU time of sampling is spent once); their picked data and adapters keep names of their own."""
     onpolicy = bench_module("bfcl_onpolicy")
-    base = {"sft_adapter": "sft-a", "k": 4, "temperature": 0.8, "limit": 300, "per_request": 1}
+    base = {
+        "sft_adapter": "sft-a",
+        "k": 4,
+        "temperature": 0.8,
+        "limit": 300,
+        "per_request": 1,
+        "unseeded": False,
+    }
     dpo = onpolicy.run_names(argparse.Namespace(**base, method="dpo"), "d")
     rejection = onpolicy.run_names(argparse.Namespace(**base, method="rejection"), "d")
     assert dpo[1] == rejection[1] and dpo[1].startswith("sft-a-") and dpo[0] != rejection[0]
@@ -46,6 +53,12 @@ def test_the_samples_set_is_named_by_adapter_and_sampling_recipe_not_method() ->
     assert (
         onpolicy.run_names(argparse.Namespace(**{**base, "per_request": 2}, method="dpo"), "d")[1] == dpo[1]
     )
-    for other in ({"k": 8}, {"temperature": 1.0}, {"limit": 100}, {"sft_adapter": "sft-b"}):
+    for other in (
+        {"k": 8},
+        {"temperature": 1.0},
+        {"limit": 100},
+        {"sft_adapter": "sft-b"},
+        {"unseeded": True},
+    ):
         assert onpolicy.run_names(argparse.Namespace(**{**base, **other}, method="dpo"), "d")[1] != dpo[1]
     assert onpolicy.run_names(argparse.Namespace(**base, method="dpo"), "other-data")[1] != dpo[1]

@@ -58,7 +58,12 @@ class SampleConfig(BaseModel):
     limit: int | None = Field(
         default=None, ge=1, description="Sample only the first N requests of the split."
     )
-    seed: int | None = Field(default=0, description="Sampling seed sent with each request.")
+    seed: int | None = Field(
+        default=0,
+        description="Sampling seed sent with each request (the k answers get seed, seed+1, ...). None: no "
+        "seed, so mlx_lm.server batches the requests (it serves seeded ones one by one): faster, not "
+        "reproducible.",
+    )
     concurrency: int = Field(default=4, ge=1, le=64, description="Requests in flight at once.")
 
     @classmethod

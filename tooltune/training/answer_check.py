@@ -18,9 +18,9 @@ The requests come from two places. The pairs' own requests are those the model g
 when sampled, so it often gets few of them right before training, and a group needs :data:`MIN_RIGHT`
 right answers before a loss there can be significant. The pick step also keeps the requests it got right
 every time (``always_right.jsonl`` beside the pairs, not trained on), and the check asks up to as many
-more of those. Without them, DPO at 5e-6 on one H100 passed the check (2 of its 16 no-call requests right before
-training, so that half could not fail) and then called a tool on 150 of BFCL's 240 irrelevance questions,
-where its start had called on 52.
+more of those. Without them, DPO at 5e-6 on one H100 passed the check (2 of its 16 no-call requests
+right before training, so that half could not fail) and then called a tool on 150 of BFCL's 240
+irrelevance questions, where its start had called on 52.
 """
 
 from __future__ import annotations
