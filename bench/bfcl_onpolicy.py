@@ -88,6 +88,18 @@ def run_names(args: argparse.Namespace, dataset: str) -> tuple[str, str]:
     )
 
 
+def adapter_name(args: argparse.Namespace, tag: str) -> str:
+    """The new adapter's name: the run's tag, its steps, and each training setting away from its default
+    (runs that differ by one never share a name, so a rerun reuses only its own adapter)."""
+    return (
+        f"{tag}-i{args.iters}"
+        + (f"-lr{args.lr:g}" if args.lr != 5e-5 else "")
+        + (f"-b{args.beta:g}" if args.beta != 0.1 else "")
+        + ("-fr" if args.freeze_token_rows else "")
+        + (f"-{args.dpo_loss}" if args.method == "dpo" and args.dpo_loss != "sigmoid" else "")
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--category", default="simple_python", choices=CATEGORIES)
@@ -116,6 +128,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--iters", type=int, default=150)
     ap.add_argument("--lr", type=float, default=5e-5)
     ap.add_argument("--beta", type=float, default=0.1)
+    ap.add_argument(
+        "--dpo-loss",
+        default="sigmoid",
+        choices=["sigmoid", "hinge", "ipo", "dpop"],
+        help="dpo: the loss form (TrainConfig's dpo_loss)",
+    )
     ap.add_argument("--batch-size", type=int, default=1)
     ap.add_argument(
         "--freeze-token-rows",
@@ -177,12 +195,7 @@ def main(argv: list[str] | None = None) -> int:
                 )  # fmt: skip
                 out["picked"] = picked.model_dump()
                 train_data, method_fields = picked.dataset, {}
-            adapter = (
-                f"{tag}-i{args.iters}"
-                + (f"-lr{args.lr:g}" if args.lr != 5e-5 else "")
-                + (f"-b{args.beta:g}" if args.beta != 0.1 else "")
-                + ("-fr" if args.freeze_token_rows else "")
-            )
+            adapter = adapter_name(args, tag)
             if adapter not in registry.names():
                 train_cfg = TrainConfig(
                     model=str(model_path),
@@ -193,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
                     iters=args.iters,
                     learning_rate=args.lr,
                     beta=args.beta,
+                    **({"dpo_loss": args.dpo_loss} if args.method == "dpo" else {}),
                     batch_size=args.batch_size,
                     freeze_token_rows=args.freeze_token_rows,
                     **adapter_lora_shape(registry, args.sft_adapter),

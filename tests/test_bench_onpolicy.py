@@ -62,3 +62,16 @@ def test_the_samples_set_is_named_by_adapter_and_sampling_recipe_not_method() ->
     ):
         assert onpolicy.run_names(argparse.Namespace(**{**base, **other}, method="dpo"), "d")[1] != dpo[1]
     assert onpolicy.run_names(argparse.Namespace(**base, method="dpo"), "other-data")[1] != dpo[1]
+
+
+def test_the_adapter_name_carries_every_setting_away_from_its_default() -> None:
+    onpolicy = bench_module("bfcl_onpolicy")
+    plain = {"iters": 150, "lr": 5e-5, "beta": 0.1, "freeze_token_rows": False, "dpo_loss": "sigmoid"}
+    assert onpolicy.adapter_name(argparse.Namespace(**plain, method="dpo"), "t") == "t-i150"
+    dpop = {**plain, "lr": 5e-6, "freeze_token_rows": True, "dpo_loss": "dpop"}
+    assert onpolicy.adapter_name(argparse.Namespace(**dpop, method="dpo"), "t") == "t-i150-lr5e-06-fr-dpop"
+    # the DPO loss names only a DPO adapter (other methods do not use it)
+    assert (
+        onpolicy.adapter_name(argparse.Namespace(**{**plain, "dpo_loss": "dpop"}, method="grpo"), "t")
+        == "t-i150"
+    )
