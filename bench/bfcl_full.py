@@ -139,6 +139,7 @@ def on_policy_fields(d: dict[str, Any], res: dict[str, Any]) -> dict[str, Any]:
     config = d["train"].get("config") or {}
     return {
         "method": d["method"],
+        **({"dpo_loss": config.get("dpo_loss", "sigmoid")} if d["method"] == "dpo" else {}),
         "learning_rate": config.get("learning_rate"),
         "iters": config.get("iters"),
         "sft_adapter": d["sft_adapter"],
@@ -151,15 +152,18 @@ def on_policy_fields(d: dict[str, Any], res: dict[str, Any]) -> dict[str, Any]:
 
 
 def spread(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    groups: dict[tuple[str, str, str, str], list[dict[str, Any]]] = defaultdict(list)
-    for r in rows:  # an on-policy method's rows are not seeds of the SFT recipe: a group of their own
-        groups[(r["model"], r["trained_on"], r.get("method", ""), r["category"])].append(r)
+    groups: dict[tuple[str, str, str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:  # an on-policy method's rows are not seeds of the SFT recipe: a group of their own,
+        # and one per learning rate and DPO loss (runs that differ in them are not seeds of one recipe)
+        variant = json.dumps({k: r[k] for k in ("learning_rate", "dpo_loss") if k in r}, sort_keys=True)
+        groups[(r["model"], r["trained_on"], r.get("method", ""), variant, r["category"])].append(r)
     out = []
-    for (model, trained_on, method, category), rs in sorted(groups.items()):
+    for (model, trained_on, method, variant, category), rs in sorted(groups.items()):
         entry: dict[str, Any] = {
             "model": model,
             "trained_on": trained_on,
             **({"method": method} if method else {}),
+            **json.loads(variant),
             "category": category,
             "seeds": [r["train_seed"] for r in rs],
         }

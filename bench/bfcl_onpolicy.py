@@ -78,9 +78,10 @@ def run_names(args: argparse.Namespace, dataset: str) -> tuple[str, str]:
     """The run's tag (its picked dataset and adapter names start with it) and its samples set's name.
     Names stay short (run ids are cut at 100 characters): the recipe goes into a hash. The samples set is
     named by the SFT adapter and the sampling recipe alone, so every method from one adapter shares it."""
-    recipe = [args.k, args.temperature, args.limit, args.per_request, dataset]
+    unseeded = ["unseeded"] if args.unseeded else []  # absent otherwise: earlier runs keep their names
+    recipe = [args.k, args.temperature, args.limit, args.per_request, dataset] + unseeded
     digest = hashlib.sha256(json.dumps(recipe).encode()).hexdigest()[:6]
-    sampled = [args.k, args.temperature, args.limit, dataset] + (["unseeded"] if args.unseeded else [])
+    sampled = [args.k, args.temperature, args.limit, dataset] + unseeded
     sample_digest = hashlib.sha256(json.dumps(sampled).encode()).hexdigest()[:6]
     return (
         f"{args.sft_adapter[:40]}-{args.method}-{digest}",
@@ -98,6 +99,15 @@ def adapter_name(args: argparse.Namespace, tag: str) -> str:
         + ("-fr" if args.freeze_token_rows else "")
         + (f"-{args.dpo_loss}" if args.method == "dpo" and args.dpo_loss != "sigmoid" else "")
     )
+
+
+def eval_run_id(name: str) -> str:
+    """A run id of at most 100 characters that keeps ``name`` apart from its neighbours: a longer name is
+    cut to 93 and ends with a hash of the whole (cut alone, ``...-lr5e-06-dpop`` and ``...-lr5e-06-fr``
+    would share an id)."""
+    if len(name) <= 100:
+        return name
+    return f"{name[:93]}-{hashlib.sha256(name.encode()).hexdigest()[:6]}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -238,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
                 for label, which, run_id in (
                     ("baseline", None, baseline_run_id(suite.name, model_path, model_tag)),
                     ("sft", args.sft_adapter, f"{suite.name}-adapter-{args.sft_adapter}"),
-                    ("adapter", adapter, f"{suite.name}-adapter-{adapter}"),
+                    ("adapter", adapter, eval_run_id(f"{suite.name}-adapter-{adapter}")),
                 ):
                     log(f"eval: {suite.name} {label} ({len(suite.cases)} cases) as {run_id[:100]}")
                     reports[label] = await run_suite_on_server(
@@ -277,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
             "seed": args.seed,
             "n": args.eval_n,
             "irrelevance_n": args.irrelevance_n,
-            "whole": args.also,
+            "whole": [c for c in args.also if c not in (args.category, "irrelevance")],
         },
         **body,
         "invocation_wall_s": round(time.perf_counter() - t_start, 1),

@@ -315,3 +315,21 @@ def test_the_committed_held_token_rows_file_is_what_its_inputs_give() -> None:
     checks = [r["applied"]["method"]["answer_check"]["groups"] for r in passed.values()]
     assert all((g["call_due"]["right_before"], g["call_due"]["right_after"]) == (10, 10) for g in checks)
     assert all(g["no_call_due"]["right_before"] == 2 and not g["no_call_due"]["can_fail"] for g in checks)
+
+
+def test_on_policy_runs_of_other_learning_rates_or_dpo_losses_are_not_pooled_as_seeds() -> None:
+    bfcl_full = bench_module("bfcl_full")
+
+    def row(seed: str, native: float, **variant: Any) -> dict[str, Any]:
+        scores = {"native": native, "lenient": native}
+        return {"model": "m", "trained_on": "simple_python", "category": "simple_python", "train_seed": seed,
+                "adapter": scores, "method": "dpo", **variant}  # fmt: skip
+
+    rows = [
+        row("a", 0.6, learning_rate=5e-6, dpo_loss="sigmoid"),
+        row("b", 0.7, learning_rate=5e-6, dpo_loss="dpop"),
+        row("c", 0.5, learning_rate=5e-5, dpo_loss="sigmoid"),
+        row("d", 0.62, learning_rate=5e-6, dpo_loss="sigmoid"),
+    ]
+    groups = {(g["learning_rate"], g["dpo_loss"]): g["seeds"] for g in bfcl_full.spread(rows)}
+    assert groups == {(5e-6, "sigmoid"): ["a", "d"], (5e-6, "dpop"): ["b"], (5e-5, "sigmoid"): ["c"]}

@@ -75,3 +75,12 @@ def test_the_adapter_name_carries_every_setting_away_from_its_default() -> None:
         onpolicy.adapter_name(argparse.Namespace(**{**plain, "dpo_loss": "dpop"}, method="grpo"), "t")
         == "t-i150"
     )
+
+
+def test_a_long_eval_run_id_ends_with_a_hash_of_the_whole() -> None:
+    onpolicy = bench_module("bfcl_onpolicy")
+    short = "bfcl-simple-python-s0-n400-adapter-x"
+    assert onpolicy.eval_run_id(short) == short
+    stem = "bfcl-simple-python-s0-n400-adapter-" + "a" * 60 + "-i150-lr5e-06"
+    dpop, held = onpolicy.eval_run_id(stem + "-dpop"), onpolicy.eval_run_id(stem + "-fr")
+    assert len(dpop) == len(held) == 100 and dpop != held and dpop[:93] == held[:93]
