@@ -128,6 +128,15 @@ def weight_change(start: Path, end: Path, scale: float) -> dict[str, Any] | None
     return out
 
 
+def losses_of(metrics: Path) -> dict[str, Any] | None:
+    """The run's training and validation losses as its metrics.json has them (None before it exists)."""
+    if not metrics.is_file():
+        return None
+    m = json.loads(metrics.read_text())
+    keys = ("first_train_loss", "last_train_loss", "first_val_loss", "last_val_loss", "best_val_iteration")
+    return {k: m.get(k) for k in keys}
+
+
 def result_of(run: Any, config: TrainConfig, run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
     method = run.applied.get("method") or {}
     check = method.get("answer_check") or {}
@@ -159,6 +168,7 @@ def result_of(run: Any, config: TrainConfig, run_dir: Path, args: argparse.Names
             "warnings": run.warnings,
         },
         "answer_check": method.get("answer_check"),
+        "losses": losses_of(run_paths(run_dir)["metrics"]),
         "token_rows": run.applied.get("token_rows"),
         "weight_change": weight_change(
             Path(config.init_adapter_path or "") / "adapters.safetensors",

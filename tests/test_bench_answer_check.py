@@ -83,6 +83,7 @@ def test_the_benchmark_builds_both_kinds_of_pair_trains_and_records_the_check(
     assert bench.main([*argv, *more, "--out", str(held)]) == 0
     h = json.loads(held.read_text())
     assert (r["train"]["dpo_loss"], h["train"]["dpo_loss"]) == ("sigmoid", "dpop")
+    assert r["losses"]["first_val_loss"] > 0 and r["losses"]["last_train_loss"] is not None
     assert h["train"]["run"] != r["train"]["run"]
     assert h["token_rows"] == "frozen (no gradient)" and h["weight_change"]["token_rows"]["change_norm"] == [
         0,
@@ -109,3 +110,19 @@ def test_the_committed_cpu_runs_with_and_without_held_rows_lose_the_same() -> No
         assert r["weight_change"]["blocks_lora_b_relative_change"] > 0.1
         due = r["answer_check"]["groups"]["call_due"]
         assert due["right_before"] == 7 and 3 <= due["regressions"] <= 4 and not due["worse"]
+
+
+def test_the_committed_dpop_run_keeps_the_right_calls_the_sigmoid_loss_lost() -> None:
+    """E2 (issue 36): E1's setup with DPOP (a penalty whenever the chosen answer gets less likely than
+    under the reference). Where a call is due it keeps all 7 right answers the sigmoid run lost 4 of."""
+    dpop = json.loads((ROOT / "bench" / "results" / "dpo_dpop_cpu.json").read_text())
+    sigmoid = json.loads((ROOT / "bench" / "results" / "dpo_rows_trained_cpu.json").read_text())
+    assert (dpop["dataset"], dpop["start_adapter"]) == (sigmoid["dataset"], sigmoid["start_adapter"])
+    assert dpop["train"]["dpo_loss"] == "dpop" and dpop["train"]["learning_rate"] == 5e-6
+    assert dpop["token_rows"] == sigmoid["token_rows"] == "trained"
+    groups = dpop["answer_check"]["groups"]
+    assert (groups["call_due"]["right_before"], groups["call_due"]["right_after"]) == (7, 7)
+    assert (groups["no_call_due"]["right_before"], groups["no_call_due"]["right_after"]) == (13, 13)
+    assert sigmoid["answer_check"]["groups"]["call_due"]["right_after"] == 3
+    # it learned nothing that holds out either: the validation loss is lowest before the first step
+    assert dpop["losses"]["best_val_iteration"] == 0 and dpop["losses"]["last_val_loss"] > 0.75
