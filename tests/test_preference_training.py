@@ -598,7 +598,7 @@ async def test_an_improve_round_whose_answer_check_failed_ends_the_loop_instead_
         "r1-samples",
         "r1-data",
         {"no_call_made": 4},
-        "round 1: the candidate was dropped before the held-out eval: worse",
+        "the candidate was dropped before the held-out eval: worse",  # the caller names the round
     )
 
 
@@ -718,13 +718,13 @@ async def test_a_sampled_round_lists_its_dropped_candidate_but_not_a_round_with_
 
     monkeypatch.setattr(improve, "_sample_pick_train", round_)
     cfg = improve.ImproveConfig(dataset="d", name="s", model=str(tiny_model), method="dpo", rounds=2)
-    outcome = ("s-r1-samples", "s-r1-data", {"no_call_made": 3}, "round 1: the candidate was dropped: worse")
+    outcome = ("s-r1-samples", "s-r1-data", {"no_call_made": 3}, "the candidate was dropped: worse")
     result = await improve.improve(settings, None, cfg)
     [r] = result.rounds
     assert (r.samples, r.data, r.picked, r.candidate) == (
         "s-r1-samples", "s-r1-data", {"no_call_made": 3}, "s-r1-adapter"
     )  # fmt: skip
     assert (r.kept, r.dropped, result.best) == (False, "the candidate was dropped: worse", None)
-    outcome = ("", "", {}, "round 1: nothing to pair")
+    outcome = ("", "", {}, "nothing to pair")  # the round is named by the loop, not by the round
     result = await improve.improve(settings, None, cfg)
     assert (result.rounds, result.stopped) == ([], "round 1: nothing to pair")

@@ -201,7 +201,8 @@ async def _sample_pick_train(
     say: ProgressFn,
 ) -> tuple[str, str, dict[str, int], str | None]:
     """Steps 1-3 of a sampled round: (samples set, training dataset, rows picked, why the loop stops or
-    None); the candidate is trained unless an earlier invocation did."""
+    None: the reason alone, the caller names the round); the candidate is trained unless an earlier
+    invocation did."""
     say(f"round {r}: sampling {current or 'the base model'}")
     sample_cfg = SampleConfig.like(cfg, seed=r)
     samples = await sample_dataset(server, ws, cfg.dataset, f"{tag}-samples", sample_cfg, adapter=current)
@@ -209,14 +210,14 @@ async def _sample_pick_train(
     try:
         picked = pick_training_data(ws, samples.name, method, f"{tag}-data", seed=r)
     except NothingToPairError as e:  # nothing wrong to learn from on these requests
-        return "", "", {}, f"round {r}: {e}"
+        return "", "", {}, str(e)
     say(f"round {r}: training on {sum(picked.counts.values())} rows ({picked.picked})")
     method = "sft" if cfg.method == "rejection" else cfg.method
     train_cfg = _round_config(cfg, registry, model_path, current, dataset=picked.dataset, method=method)
     try:
         await _train_round(settings, registry, train_cfg, candidate, cfg.name)
     except CandidateDroppedError as e:  # the loop ends with the best adapter so far, as for a worse one
-        return samples.name, picked.dataset, picked.picked, f"round {r}: {e}"
+        return samples.name, picked.dataset, picked.picked, str(e)
     return samples.name, picked.dataset, picked.picked, None
 
 
@@ -338,11 +339,10 @@ async def improve(
             )
             if stop:
                 if data_name:  # a candidate was trained and dropped (no data: nothing to learn from)
-                    why = stop.removeprefix(f"round {r}: ")
                     rounds.append(
-                        _dropped_round(r, current, samples_name, data_name, picked_rows, candidate, why)
+                        _dropped_round(r, current, samples_name, data_name, picked_rows, candidate, stop)
                     )
-                stopped = stop
+                stopped = f"round {r}: {stop}"
                 break
         say(
             f"round {r}: judging {candidate} against {current or 'the base model'} "
