@@ -94,7 +94,7 @@ def check_requests(
     is (the other group fills in when one runs short), each group in a seeded shuffle with the first of
     ``files`` (the validation split) before the rest: each pair's conversation and tools with its chosen
     answer as the truth. Then up to ``limit`` more, split the same way, from ``always_right`` (the
-    requests the model got right every time it was sampled, with one of its answers as the truth): no
+    requests the model got right every time it was sampled, with the truth they were judged against): no
     pair holds them, so only they show a run breaking what the model already did right. A record that
     cannot be scored or does not fit ``max_seq_length`` with ``max_tokens`` of answer is passed over
     (training already named and skipped records that do not load)."""

@@ -85,9 +85,9 @@ class ImproveConfig(BaseModel):
         default=32,
         ge=0,
         le=256,
-        description="dpo/orpo rounds: requests of the round's pairs, and up to as many of those its "
-        "samples always got right, the round's training answers before and after to drop a candidate "
-        "that got worse (TrainConfig's answer_check; 0: none).",
+        description="dpo/orpo rounds: requests of the round's pairs, and up to as many more of the "
+        "requests its samples always got right, that the round's training answers before and after to "
+        "drop a candidate that got worse (TrainConfig's answer_check; 0: none).",
     )
     freeze_token_rows: bool = Field(
         default=False,
