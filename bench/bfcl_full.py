@@ -84,6 +84,7 @@ def failed_training(path: Path) -> dict[str, Any] | None:
         "result": path.name,
         "model": Path(d["model"]).name,
         "method": d["method"],
+        **({"dpo_loss": method.get("loss_type", "sigmoid")} if d["method"] == "dpo" else {}),
         # results written before the failure recorded them: the values the command gave
         "learning_rate": train.get("learning_rate", _flag(d["command"], "--lr", float)),
         "iters": train.get("iters", _flag(d["command"], "--iters", int)),
@@ -140,6 +141,8 @@ def on_policy_fields(d: dict[str, Any], res: dict[str, Any]) -> dict[str, Any]:
     return {
         "method": d["method"],
         **({"dpo_loss": config.get("dpo_loss", "sigmoid")} if d["method"] == "dpo" else {}),
+        **({"freeze_token_rows": True} if config.get("freeze_token_rows") else {}),
+        **({"unseeded": True} if d.get("unseeded") else {}),
         "learning_rate": config.get("learning_rate"),
         "iters": config.get("iters"),
         "sft_adapter": d["sft_adapter"],
@@ -154,8 +157,10 @@ def on_policy_fields(d: dict[str, Any], res: dict[str, Any]) -> dict[str, Any]:
 def spread(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     groups: dict[tuple[str, str, str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in rows:  # an on-policy method's rows are not seeds of the SFT recipe: a group of their own,
-        # and one per learning rate and DPO loss (runs that differ in them are not seeds of one recipe)
-        variant = json.dumps({k: r[k] for k in ("learning_rate", "dpo_loss") if k in r}, sort_keys=True)
+        # and one per learning rate, DPO loss, held rows and unseeded sampling (runs that differ in them
+        # are not seeds of one recipe)
+        keys = ("learning_rate", "dpo_loss", "freeze_token_rows", "unseeded")
+        variant = json.dumps({k: r[k] for k in keys if k in r}, sort_keys=True)
         groups[(r["model"], r["trained_on"], r.get("method", ""), variant, r["category"])].append(r)
     out = []
     for (model, trained_on, method, variant, category), rs in sorted(groups.items()):

@@ -283,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         "sft_adapter": args.sft_adapter,
         "dataset": dataset,
         "train_seed": f"{args.sft_adapter}+{args.method}",
+        "unseeded": args.unseeded,
         "eval_sample": {
             "seed": args.seed,
             "n": args.eval_n,

@@ -331,5 +331,30 @@ def test_on_policy_runs_of_other_learning_rates_or_dpo_losses_are_not_pooled_as_
         row("c", 0.5, learning_rate=5e-5, dpo_loss="sigmoid"),
         row("d", 0.62, learning_rate=5e-6, dpo_loss="sigmoid"),
     ]
-    groups = {(g["learning_rate"], g["dpo_loss"]): g["seeds"] for g in bfcl_full.spread(rows)}
-    assert groups == {(5e-6, "sigmoid"): ["a", "d"], (5e-6, "dpop"): ["b"], (5e-5, "sigmoid"): ["c"]}
+    rows.append(row("e", 0.61, learning_rate=5e-6, dpo_loss="sigmoid", freeze_token_rows=True))
+    groups = {
+        (g["learning_rate"], g["dpo_loss"], g.get("freeze_token_rows", False)): g["seeds"]
+        for g in bfcl_full.spread(rows)
+    }
+    assert groups == {
+        (5e-6, "sigmoid", False): ["a", "d"],
+        (5e-6, "dpop", False): ["b"],
+        (5e-5, "sigmoid", False): ["c"],
+        (5e-6, "sigmoid", True): ["e"],
+    }
+
+
+def test_the_committed_sampling_order_runs_differ_only_in_time() -> None:
+    """docs/BFCL_ATTEMPTS.md: sampling a request's answers one after another (a runner change not kept)
+    took 300.6 s against 315.5 s, on the same requests and settings with the same verdicts."""
+    folder = ROOT / "bench" / "results" / "sample_order_cpu"
+    before, after = (
+        json.loads((folder / f"{k}.json").read_text())["stages"]["sample"] for k in ("before", "after")
+    )
+    assert before["config"] == after["config"] and before["config"]["k"] == 4
+    assert (
+        before["counts"] == after["counts"]
+        and before["wrong_answer_reasons"] == after["wrong_answer_reasons"]
+    )
+    assert (before["seconds"], after["seconds"]) == (315.5, 300.6)
+    assert round(before["seconds"] / after["seconds"], 2) == 1.05
