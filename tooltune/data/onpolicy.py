@@ -413,8 +413,14 @@ async def sample_dataset(
     info = load_dataset(ws, dataset)
     if (samples_root(ws) / out).exists():  # made before: the same set only if asked the same way
         done = load_samples_info(ws, out)
-        asked = {"dataset hash": info.hash, "adapter": adapter, "config": cfg.model_dump()}
-        had = {"dataset hash": done.dataset_hash, "adapter": done.adapter, "config": done.config.model_dump()}
+        # concurrency is how fast, not what: a set sampled 4 at a time is the same set at 16
+        same = {"concurrency"}
+        asked = {"dataset hash": info.hash, "adapter": adapter, "config": cfg.model_dump(exclude=same)}
+        had = {
+            "dataset hash": done.dataset_hash,
+            "adapter": done.adapter,
+            "config": done.config.model_dump(exclude=same),
+        }
         differ = [k for k in asked if asked[k] != had[k]]
         if differ:
             raise SamplesError(
