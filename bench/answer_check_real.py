@@ -27,7 +27,7 @@ import random
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from tooltune.adapters.registry import AdapterRegistry
 from tooltune.config import Settings
@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--dpo-loss",
         default="sigmoid",
-        choices=["sigmoid", "hinge", "ipo", "dpop"],
+        choices=list(get_args(TrainConfig.model_fields["dpo_loss"].annotation)),  # the config's own list
         help="the DPO loss form (TrainConfig's dpo_loss)",
     )
     ap.add_argument("--from-run", default=None, help="write the result of this run instead of training")

@@ -31,7 +31,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import anyio
 
@@ -79,10 +79,8 @@ def run_names(args: argparse.Namespace, dataset: str) -> tuple[str, str]:
     Names stay short (run ids are cut at 100 characters): the recipe goes into a hash. The samples set is
     named by the SFT adapter and the sampling recipe alone, so every method from one adapter shares it."""
     unseeded = ["unseeded"] if args.unseeded else []  # absent otherwise: earlier runs keep their names
-    recipe = [args.k, args.temperature, args.limit, args.per_request, dataset] + unseeded
-    digest = hashlib.sha256(json.dumps(recipe).encode()).hexdigest()[:6]
-    sampled = [args.k, args.temperature, args.limit, dataset] + unseeded
-    sample_digest = hashlib.sha256(json.dumps(sampled).encode()).hexdigest()[:6]
+    digest = _digest([args.k, args.temperature, args.limit, args.per_request, dataset] + unseeded)
+    sample_digest = _digest([args.k, args.temperature, args.limit, dataset] + unseeded)
     return (
         f"{args.sft_adapter[:40]}-{args.method}-{digest}",
         f"{args.sft_adapter[:40]}-{sample_digest}-samples",
@@ -108,6 +106,11 @@ def eval_run_id(name: str) -> str:
     if len(name) <= 100:
         return name
     return f"{name[:93]}-{hashlib.sha256(name.encode()).hexdigest()[:6]}"
+
+
+def _digest(value: Any) -> str:
+    """Six hex digits of the SHA-256 of ``value`` as JSON."""
+    return hashlib.sha256(json.dumps(value).encode()).hexdigest()[:6]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--dpo-loss",
         default="sigmoid",
-        choices=["sigmoid", "hinge", "ipo", "dpop"],
+        choices=list(get_args(TrainConfig.model_fields["dpo_loss"].annotation)),  # the config's own list
         help="dpo: the loss form (TrainConfig's dpo_loss)",
     )
     ap.add_argument("--batch-size", type=int, default=1)

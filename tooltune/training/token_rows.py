@@ -148,34 +148,41 @@ def apply_token_rows(
     return keys
 
 
+def _applied_rows(model: nn.Module) -> tuple[TokenRowsEmbedding | None, TokenRowsHead | None]:
+    """The token-row modules :func:`apply_token_rows` put on the live model (None where there is none)."""
+    embedding = getattr(getattr(model, "model", None), "embed_tokens", None)
+    head = getattr(model, "lm_head", None)
+    return (
+        embedding if isinstance(embedding, TokenRowsEmbedding) else None,
+        head if isinstance(head, TokenRowsHead) else None,
+    )
+
+
 def token_rows_frozen(model: nn.Module) -> bool | None:
     """Whether the live model's token rows get no gradient (None when it has none)."""
-    embedding = getattr(getattr(model, "model", None), "embed_tokens", None)
-    if not isinstance(embedding, TokenRowsEmbedding):
+    embedding, head = _applied_rows(model)
+    if embedding is None:
         return None
-    head = getattr(model, "lm_head", None)
-    return embedding.frozen and (not isinstance(head, TokenRowsHead) or head.frozen)
+    return embedding.frozen and (head is None or head.frozen)
 
 
 def untrained_row_parameters(model: nn.Module) -> int:
     """How many of the model's trainable parameters the token rows hold that no step changes: the fixed
     one-hot selector (the embedding's ``lora_a``, an untied head's ``lora_b``) always, and the rows
     themselves when ``frozen`` holds them. They are saved with the adapter; they do not train."""
-    embedding = getattr(getattr(model, "model", None), "embed_tokens", None)
-    if not isinstance(embedding, TokenRowsEmbedding):
+    embedding, head = _applied_rows(model)
+    if embedding is None:
         return 0
-    head = getattr(model, "lm_head", None)
     n = int(embedding.lora_a.size) + (int(embedding.lora_b.size) if embedding.frozen else 0)
-    if isinstance(head, TokenRowsHead):
+    if head is not None:
         n += int(head.lora_b.size) + (int(head.lora_a.size) if head.frozen else 0)
     return n
 
 
 def inspect_token_rows(model: nn.Module) -> dict[int, int]:
     """{token id: rank column} for the one-hot selector on the live model ({} if none is applied)."""
-    inner = getattr(model, "model", None)
-    embedding = getattr(inner, "embed_tokens", None)
-    if not isinstance(embedding, TokenRowsEmbedding):
+    embedding, _ = _applied_rows(model)
+    if embedding is None:
         return {}
     rows, cols = np.nonzero(np.array(embedding.lora_a))
     return {int(r): int(c) for r, c in zip(rows, cols, strict=True)}

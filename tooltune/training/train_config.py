@@ -99,7 +99,8 @@ class TrainConfig(BaseModel):
         "learning_rate × scale × m/√v (about 6.5 near step 10 under a steady gradient), and the rows are "
         "tied to the logits: on the 0.5B, ten cross-entropy steps at 5e-6 on those rows alone moved "
         "<tool_call>'s logit by 13 nats (bench/results/token_row_step.json); in DPO at 5e-6 on this CPU, "
-        "holding them did not change what the run lost (bench/results/dpo_rows_*_cpu.json). Not with "
+        "holding them did not change what the run lost (bench/results/dpo_rows_*_cpu.json), nor the answer "
+        "check or simple_python on one H100 (bench/results/onpolicy_dpo_rows_0.5b.json). Not with "
         "adamw's weight_decay, which would still shrink them.",
     )
     optimizer: Literal["adam", "adamw", "sgd"] = Field(default="adam", description="adam, adamw or sgd.")
