@@ -317,6 +317,54 @@ def test_the_committed_held_token_rows_file_is_what_its_inputs_give() -> None:
     assert all(g["no_call_due"]["right_before"] == 2 and not g["no_call_due"]["can_fail"] for g in checks)
 
 
+def test_the_committed_three_method_file_is_what_its_inputs_give() -> None:
+    """bench/results/onpolicy_methods_0.5b.json (issue 36, the third H100 session): the SFT start, then
+    rejection SFT, DPOP and sigmoid DPO from it, each on all of simple_python, irrelevance, multiple and
+    parallel, from bench/results/onpolicy_gpu_h100_methods/; the numbers docs/BFCL_ATTEMPTS.md quotes."""
+    bfcl_full = bench_module("bfcl_full")
+    folder = ROOT / "bench" / "results" / "onpolicy_gpu_h100_methods"
+    committed = json.loads((ROOT / "bench" / "results" / "onpolicy_methods_0.5b.json").read_text())
+    inputs = sorted(folder.glob("*.json"))
+    assert committed["rows"] == [r for p in inputs for r in bfcl_full.rows_of(p)]
+    assert "failed_training" not in committed  # every run passed its checks
+    scores = {
+        (r["method"], r.get("dpo_loss"), r["category"]): (
+            r["sft"]["native_pass"],
+            r["adapter"]["native_pass"],
+        )
+        for r in committed["rows"]
+        if r.get("method")
+    }
+    assert scores == {
+        ("rejection", None, "simple_python"): (270, 265),
+        ("rejection", None, "irrelevance"): (189, 161),
+        ("rejection", None, "multiple"): (127, 116),
+        ("rejection", None, "parallel"): (71, 30),
+        ("dpo", "dpop", "simple_python"): (270, 275),
+        ("dpo", "dpop", "irrelevance"): (189, 188),
+        ("dpo", "dpop", "multiple"): (127, 125),
+        ("dpo", "dpop", "parallel"): (71, 67),
+        ("dpo", "sigmoid", "simple_python"): (270, 248),
+        ("dpo", "sigmoid", "irrelevance"): (189, 191),
+        ("dpo", "sigmoid", "multiple"): (127, 118),
+        ("dpo", "sigmoid", "parallel"): (71, 51),
+    }
+    assert all(
+        r["cases"] == {"simple_python": 400, "irrelevance": 240}.get(r["category"], 200)
+        for r in committed["rows"]
+    )
+    # the preference runs passed their answer checks, whose no-call half could fail this time
+    runs = [json.loads((d / "run.json").read_text()) for d in (folder / "runs").iterdir() if d.is_dir()]
+    checks = {
+        r["applied"]["method"]["loss_type"]: r["applied"]["method"]["answer_check"]
+        for r in runs
+        if r["applied"].get("method", {}).get("name") == "dpo"
+    }
+    assert set(checks) == {"sigmoid", "dpop"} and not any(c["worse"] for c in checks.values())
+    assert all(c["groups"]["no_call_due"]["can_fail"] for c in checks.values())
+    assert checks["sigmoid"]["groups"]["call_due"]["right_after"] == 27
+
+
 def test_on_policy_runs_of_other_learning_rates_or_dpo_losses_are_not_pooled_as_seeds() -> None:
     bfcl_full = bench_module("bfcl_full")
 
