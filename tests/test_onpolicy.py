@@ -19,11 +19,15 @@ from tooltune.data.onpolicy import (
     always_right_requests,
     example_case,
     load_samples,
+    pick_training_data,
     preference_pairs,
     rejection_examples,
+    request_split,
     requests_suite,
     save_samples,
 )
+from tooltune.data.store import DatasetMeta, save_dataset, split_of
+from tooltune.errors import WorkspaceError
 from tooltune.evals.scoring import RawCall, score_case
 from tooltune.workspace import Workspace
 
@@ -267,6 +271,62 @@ def test_a_samples_set_is_immutable_and_content_addressed(tmp_path: Path) -> Non
     assert len(load_samples(ws, "s")[1]) == 3  # the bad line is skipped, the rest kept
     with pytest.raises(DataError, match="not found"):
         load_samples(ws, "nope")
+
+
+def _train_split_requests(n: int) -> list[SampledRequest]:
+    """``n`` requests sampled from a dataset's train split: their examples' groups all hash to train."""
+    right = {"name": "read_file", "arguments": {"path": "x"}}
+    out: list[SampledRequest] = []
+    i = 0
+    while len(out) < n:
+        ex = call_example(path="x")
+        ex.meta.group = f"conversation-{i}"
+        i += 1
+        if split_of(ex) == "train":
+            samples = [_sample(True, calls=[right]), _sample(False, text="no", reason="no_call_made")]
+            rq = SampledRequest(
+                id=f"train-{len(out)}", kind="single", example=ex, expects_no_call=False, samples=samples
+            )
+            out.append(rq)
+    return out
+
+
+def _samples_set(ws: Workspace, requests: list[SampledRequest]) -> str:
+    meta: dict[str, Any] = dict(
+        dataset="d", dataset_hash="sha256:x", model="m", adapter=None, config=SampleConfig(k=2), eval_run="e"
+    )
+    return save_samples(ws, "s", requests, **meta).hash
+
+
+def test_rejection_data_from_one_split_gets_a_validation_split_of_its_own(tmp_path: Path) -> None:
+    """Requests sampled from a dataset's train split all hash to train by their own split rule; the H100's
+    rejection run got 299 train examples and 1 validation example so. Picked data is split by request."""
+    ws = Workspace(tmp_path / "ws").ensure()
+    requests = _train_split_requests(60)
+    digest = _samples_set(ws, requests)
+    picked = pick_training_data(ws, "s", "rejection", "r")
+    groups = [rq.example.meta.group or "" for rq in requests]
+    want_valid = {g for g in groups if request_split(digest, g) == "valid"}
+    valid = [json.loads(line) for line in (ws.datasets / "r" / "valid.jsonl").read_text().splitlines()]
+    assert {v["meta"]["group"] for v in valid} == want_valid and len(want_valid) >= 3
+    assert picked.counts == {"train": 60 - len(want_valid), "valid": len(want_valid), "test": 0}
+
+
+def test_a_rejection_dataset_picked_with_the_old_split_stands_when_picked_again(tmp_path: Path) -> None:
+    """A resumed `train improve` round picks its dataset again under the same name: one an older tooltune
+    picked from the same samples with the same recipe is kept; another recipe under that name is refused."""
+    ws = Workspace(tmp_path / "ws").ensure()
+    requests = _train_split_requests(20)
+    digest = _samples_set(ws, requests)
+    examples, where = rejection_examples(requests)
+    extra = {"samples_hash": digest, "method": "rejection", "per_request": 1, "from": where}
+    meta = DatasetMeta(sources=["samples:s"], generator_version="x", seed=0, kinds=["single"], extra=extra)
+    old = save_dataset(ws, "r", examples, meta)  # as before: by the examples' own groups
+    assert old.counts["valid"] == 1
+    again = pick_training_data(ws, "s", "rejection", "r")
+    assert again.counts == old.counts and again.dataset == "r"
+    with pytest.raises(WorkspaceError, match="already exists with different content"):
+        pick_training_data(ws, "s", "rejection", "r", per_request=2)
 
 
 @pytest.mark.slow

@@ -31,7 +31,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from tooltune.data.examples import DataError, Example, ExampleMeta, call_message
-from tooltune.data.store import SPLITS, dataset_examples, load_dataset
+from tooltune.data.store import SPLITS, DatasetInfo, DatasetMeta, dataset_examples, load_dataset, save_dataset
 from tooltune.errors import first_error
 from tooltune.evals.results import CaseResult
 from tooltune.evals.suite import NO_CALL, EvalCase, EvalSuite
@@ -507,6 +507,14 @@ def _truth(rq: SampledRequest) -> dict[str, Any]:
     ]
 
 
+def request_split(samples_hash: str, request: str) -> Literal["train", "valid"]:
+    """Where the data picked from one sampled request goes: 90/10 train/valid by the samples set and the
+    request. Not by the examples' own split (:func:`tooltune.data.store.split_of`): the requests were
+    sampled from one split of their dataset, so that hash would put every one of them in it."""
+    bucket = int(hashlib.sha256(f"{samples_hash}:{request}".encode()).hexdigest(), 16) % 10
+    return "valid" if bucket == 0 else "train"
+
+
 def rejection_examples(
     requests: list[SampledRequest], *, per_request: int = 1, truth_where_none: bool = True, seed: int = 0
 ) -> tuple[list[Example], dict[str, int]]:
@@ -646,9 +654,8 @@ def save_pairs_dataset(
     if not pairs:
         raise SamplesError(f"no pairs for dataset {name!r}; nothing was written")
     splits: dict[str, list[PreferencePair]] = {"train": [], "valid": [], "test": []}
-    for p in pairs:  # every pair of one request in one split, 90/10 train/valid
-        bucket = int(hashlib.sha256(f"{samples.hash}:{p.id}".encode()).hexdigest(), 16) % 10
-        splits["valid" if bucket == 0 else "train"].append(p)
+    for p in pairs:  # every pair of one request in one split
+        splits[request_split(samples.hash, p.id)].append(p)
     if not splits["train"]:  # few pairs, all hashed to valid: training needs them more
         splits["train"], splits["valid"] = splits["valid"], []
     texts = {s: "".join(p.model_dump_json() + "\n" for p in v) for s, v in splits.items()}
@@ -723,6 +730,26 @@ class Picked(BaseModel):
     )
 
 
+def _picked_before(ws: Workspace, name: str, meta: DatasetMeta) -> DatasetInfo | None:
+    """The rejection dataset ``name`` when an older tooltune picked it from the same samples set with the
+    same recipe, before such data was split by request (:func:`request_split`); a resumed
+    ``train improve`` round picks its dataset again under the same name. None otherwise."""
+    if not (ws.dataset_dir(name) / "dataset.json").is_file():
+        return None
+    old = load_dataset(ws, name)
+    recipe = {k: v for k, v in meta.extra.items() if k != "split"}
+    if "split" in old.extra or old.extra != recipe or (old.sources, old.seed) != (meta.sources, meta.seed):
+        return None
+    log.warning(
+        "rejection.kept_old_split",
+        name=name,
+        valid=old.counts.get("valid", 0),
+        why="picked before rejection data was split by request; pick again under a new name for a "
+        "validation split of about a tenth of the requests",
+    )
+    return old
+
+
 def pick_training_data(
     ws: Workspace,
     samples: str,
@@ -735,8 +762,6 @@ def pick_training_data(
     """The one pick service both skins call: a samples set → a new dataset ``out``."""
     if per_request < 1:
         raise SamplesError(f"per_request must be at least 1, got {per_request}")
-    from tooltune.data.store import DatasetMeta, save_dataset
-
     info, requests = load_samples(ws, samples)
     if method == "rejection":
         examples, where = rejection_examples(requests, per_request=per_request, seed=seed)
@@ -750,9 +775,12 @@ def pick_training_data(
                 "method": "rejection",
                 "per_request": per_request,
                 "from": where,
+                "split": "by request",
             },
         )
-        ds = save_dataset(ws, out, examples, meta)
+        ds = _picked_before(ws, out, meta) or save_dataset(
+            ws, out, examples, meta, split_by=lambda ex: request_split(info.hash, ex.meta.group or "")
+        )
         return Picked(
             dataset=ds.name, method=method, counts=ds.counts, picked=where, samples_adapter=info.adapter
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -54,10 +55,14 @@ def split_of(ex: Example) -> str:
     return "train" if bucket < 80 else "valid" if bucket < 90 else "test"
 
 
-def split_examples(examples: list[Example]) -> dict[str, list[Example]]:
+def split_examples(
+    examples: list[Example], split_by: Callable[[Example], str] = split_of
+) -> dict[str, list[Example]]:
+    """``examples`` by split (``split_by``: :func:`split_of` unless the caller splits by something else,
+    e.g. on-policy data by request), never leaving valid or train empty when there are 10 or more."""
     out: dict[str, list[Example]] = {s: [] for s in SPLITS}
     for ex in examples:
-        out[split_of(ex)].append(ex)
+        out[split_by(ex)].append(ex)
     if len(examples) >= 10:
         # Never leave valid (or train) empty: move the lowest-hash group deterministically.
         for need, donor in (("valid", "train"), ("valid", "test"), ("train", "test")):
@@ -133,16 +138,20 @@ def _ws(ws: Workspace | Path) -> Workspace:
 
 
 def save_dataset(
-    ws: Workspace | Path, name: str, examples: list[Example], meta: DatasetMeta | dict[str, Any]
+    ws: Workspace | Path,
+    name: str,
+    examples: list[Example],
+    meta: DatasetMeta | dict[str, Any],
+    split_by: Callable[[Example], str] = split_of,
 ) -> DatasetInfo:
-    """Split, hash and write atomically. Same name + same hash: returns the existing dataset. Same name +
-    different content: refused."""
+    """Split (by ``split_by``), hash and write atomically. Same name + same hash: returns the existing
+    dataset. Same name + different content: refused."""
     ws = _ws(ws)
     validate_name(name, "dataset name")
     if not examples:
         raise DataError(f"dataset {name!r} would be empty; nothing was written")
     meta = meta if isinstance(meta, DatasetMeta) else DatasetMeta.model_validate(meta)
-    splits = split_examples(examples)
+    splits = split_examples(examples, split_by)
     texts = {s: _canonical(v) for s, v in splits.items()}
     digest = compute_hash(texts, meta)
     final = ws.datasets / name
