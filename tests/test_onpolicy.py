@@ -97,6 +97,52 @@ def test_a_call_example_becomes_a_case_that_its_own_answer_passes_and_others_fai
     assert score_case(case, [], "I can't do that.").native.reason == "no_call_made"
 
 
+def test_an_optional_parameter_the_truth_leaves_out_passes_at_its_stated_default_only() -> None:
+    """As BFCL's possible answers: an optional parameter the request did not ask for may be left out or set
+    to the default its schema states. Judged wrong before (extra_param), which taught DPO and rejection
+    SFT on the H100 to drop arguments (simple_python "missing parameter" 9 -> 45)."""
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "get_events",
+            "description": "Religious events of a century.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "century": {"type": "integer", "description": "The century."},
+                    "count": {"type": "integer", "description": "Number of events to return. Default is 5."},
+                    "sort_by": {
+                        "type": "string",
+                        "description": "Order of sorting.",
+                        "default": "chronological",
+                    },
+                    "region": {"type": "string", "description": "Where the events happened."},
+                },
+                "required": ["century"],
+            },
+        },
+    }
+    ex = Example(
+        messages=[
+            {"role": "user", "content": "events of the 12th century"},
+            call_message([("get_events", {"century": 12})]),
+        ],
+        tools=[tool],
+        meta=ExampleMeta(kind="single", source="test"),
+    )
+    case = example_case(ex, "c0")
+
+    def verdict(**args: Any) -> str | None:
+        return score_case(case, [RawCall(name="get_events", arguments=args)], "").native.reason
+
+    assert verdict(century=12) is None
+    assert verdict(century=12, count=5, sort_by="chronological") is None
+    assert verdict(century=12, count=7) == "wrong_value"  # not what was asked, not the default
+    assert verdict(century=12, region="Europe") == "wrong_value"  # no stated default: leave it out
+    assert verdict(count=5) == "missing_param"
+    assert verdict(century=12, colour="red") == "extra_param"  # not in the schema at all
+
+
 def test_a_text_answer_expects_no_call_and_bad_examples_are_named_and_skipped() -> None:
     case = example_case(text_example(), "t0")
     assert case.expects_no_call

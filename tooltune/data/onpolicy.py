@@ -36,11 +36,12 @@ from tooltune.errors import first_error
 from tooltune.evals.results import CaseResult
 from tooltune.evals.suite import NO_CALL, EvalCase, EvalSuite
 from tooltune.logs import get_logger
+from tooltune.toolspec import ToolSpec, stated_defaults
 from tooltune.workspace import Workspace, atomic_dir, atomic_write_json, validate_name
 
 log = get_logger(__name__)
 
-SAMPLER_VERSION = "tooltune-samples/1"
+SAMPLER_VERSION = "tooltune-samples/2"  # 2: optional parameters at a stated default pass
 PAIRS_FORMAT = "preference_pairs"  # dataset.json extra.format of a pairs dataset (method dpo trains on it)
 
 
@@ -191,6 +192,23 @@ def _allowed(value: Any) -> list[Any]:
     return [value]
 
 
+def _left_out(tools: list[dict[str, Any]], name: str, args: dict[str, Any]) -> dict[str, list[Any]]:
+    """What the judge accepts for each optional parameter of tool ``name`` that the truth leaves out: left
+    out too (``""``), or set to the default its schema states (:func:`stated_defaults`), as BFCL's possible
+    answers do. Without this, a call that fills one at its default was judged wrong (``extra_param``), and
+    data picked by that judge taught the model to drop arguments."""
+    for tool in tools:
+        if isinstance(tool, dict) and tool.get("function", tool).get("name") == name:
+            spec = ToolSpec.from_openai(tool)
+            required = set(spec.required)
+            return {
+                p: ["", *(_allowed(d)[0] for d in stated_defaults(schema))]
+                for p, schema in spec.properties.items()
+                if p not in required and p not in args
+            }
+    return {}
+
+
 def example_case(ex: Example, case_id: str) -> EvalCase:
     """The conversation before ``ex``'s last assistant turn, expecting that turn (its calls, or no call).
 
@@ -207,7 +225,10 @@ def example_case(ex: Example, case_id: str) -> EvalCase:
         for j, tc in enumerate(calls):
             fn = tc.get("function", tc)
             args = _arguments(fn.get("arguments", {}), f"tool_calls[{j}]")
-            expected.append({str(fn.get("name")): {p: _allowed(v) for p, v in args.items()}})
+            allowed = {p: _allowed(v) for p, v in args.items()}
+            expected.append(
+                {str(fn.get("name")): {**_left_out(ex.tools, str(fn.get("name")), args), **allowed}}
+            )
     try:
         case = EvalCase(
             id=case_id,
@@ -425,6 +446,14 @@ async def sample_dataset(
         if differ:
             raise SamplesError(
                 f"samples set {out!r} exists, made with another {' and '.join(differ)}; choose a new name"
+            )
+        if done.sampler_version != SAMPLER_VERSION:  # kept: a resumed improve round must find its samples
+            log.warning(
+                "samples.older_judge",
+                name=out,
+                made_by=done.sampler_version,
+                now=SAMPLER_VERSION,
+                why="its answers were judged by an older rule; sample again under a new name to judge anew",
             )
         return done
     if cfg.split not in SPLITS:

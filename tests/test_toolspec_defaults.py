@@ -1,0 +1,62 @@
+"""stated_defaults: the default a parameter's schema states, in its ``default`` or in words, as its type.
+The phrases are ones BFCL's function descriptions use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tooltune.toolspec import stated_defaults
+
+
+@pytest.mark.parametrize(
+    ("kind", "description", "want"),
+    [
+        ("integer", "Number of events to return. Default is 5.", [5]),
+        ("integer", "Number of players, default value is 10", [10]),
+        ("integer", "Compounding per year. Default is 1 (annual compounding).", [1]),
+        ("integer", "How many. Default: 3", [3]),
+        ("number", "Permitivity of the space, default is 8.854e-12.", [8.854e-12]),
+        ("number", "Optional, default to 0.00.", [0.0]),
+        ("string", "Expected price range. Default is 'free'.", ["free"]),
+        ("string", "Order of sorting the events. Default is chronological.", ["chronological"]),
+        ("string", "The country. Default to United States", ["United States"]),
+        ("string", "The location. Default is 'all' if not specified.", ["all"]),
+        ("string", "The painting's period. Default ''", [""]),
+        ("boolean", "Whether to include stats. Default is false.", [False]),
+        ("boolean", "Round the result, defaults to True", [True]),
+        ("array", "List of traits to be retrieved, default is ['strengths'].", [["strengths"]]),
+    ],
+)
+def test_a_default_stated_in_words_is_read_as_the_parameters_type(
+    kind: str, description: str, want: list[Any]
+) -> None:
+    assert stated_defaults({"type": kind, "description": description}) == want
+
+
+@pytest.mark.parametrize(
+    ("kind", "description"),
+    [
+        ("string", "The email address to blind carbon copy. Default is empty if not specified."),
+        ("string", "Maker of the instrument. Default to not use if not specified."),
+        ("string", "The season. Default is the current season."),
+        ("number", "Magnetic constant (default is 1.0 for free space, optional)"),  # 1.0 runs on in words
+        ("integer", "Face value of the bond, default is $1000."),
+        ("integer", "Tempo. Defaults to 120 beats per minute."),
+        ("integer", "Default is 2.5."),  # not an integer
+        ("boolean", "Default is yes."),
+        ("array", "The hotel's amenities. Default is empty array"),
+        ("string", "The city to search in."),
+    ],
+)
+def test_words_that_name_no_value_of_the_type_give_no_default(kind: str, description: str) -> None:
+    assert stated_defaults({"type": kind, "description": description}) == []
+
+
+def test_a_schema_default_wins_over_words_and_non_schemas_have_none() -> None:
+    assert stated_defaults({"type": "string", "default": "km", "description": "Default is 'miles'."}) == [
+        "km"
+    ]
+    assert stated_defaults({"type": "object", "default": {"a": 1}}) == [{"a": 1}]
+    assert stated_defaults("not a schema") == []
