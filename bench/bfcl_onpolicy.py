@@ -41,7 +41,7 @@ from bfcl_adapter import DEFAULT_BFCL, baseline_run_id, log, sample_cases, summa
 
 from tooltune.adapters.registry import AdapterRegistry  # noqa: E402
 from tooltune.config import Settings  # noqa: E402
-from tooltune.data.onpolicy import SampleConfig, pick_training_data, sample_dataset  # noqa: E402
+from tooltune.data.onpolicy import SAMPLER_VERSION, SampleConfig, pick_training_data, sample_dataset  # noqa: E402
 from tooltune.evals.bfcl_import import import_bfcl  # noqa: E402
 from tooltune.evals.service import compare_runs, run_suite_on_server  # noqa: E402
 from tooltune.evals.suite import EvalSuite  # noqa: E402
@@ -79,8 +79,10 @@ def run_names(args: argparse.Namespace, dataset: str) -> tuple[str, str]:
     Names stay short (run ids are cut at 100 characters): the recipe goes into a hash. The samples set is
     named by the SFT adapter and the sampling recipe alone, so every method from one adapter shares it."""
     unseeded = ["unseeded"] if args.unseeded else []  # absent otherwise: earlier runs keep their names
-    digest = _digest([args.k, args.temperature, args.limit, args.per_request, dataset] + unseeded)
-    sample_digest = _digest([args.k, args.temperature, args.limit, dataset] + unseeded)
+    # answers judged by another rule are other samples (a workspace would keep the old set, with a warning)
+    judge = [SAMPLER_VERSION] if SAMPLER_VERSION != "tooltune-samples/1" else []
+    digest = _digest([args.k, args.temperature, args.limit, args.per_request, dataset] + unseeded + judge)
+    sample_digest = _digest([args.k, args.temperature, args.limit, dataset] + unseeded + judge)
     return (
         f"{args.sft_adapter[:40]}-{args.method}-{digest}",
         f"{args.sft_adapter[:40]}-{sample_digest}-samples",

@@ -34,7 +34,9 @@ def test_the_suites_are_the_sampled_category_irrelevance_and_each_also_category_
     )
 
 
-def test_the_samples_set_is_named_by_adapter_and_sampling_recipe_not_method() -> None:
+def test_the_samples_set_is_named_by_adapter_and_sampling_recipe_not_method(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """A rejection and a DPO run from one SFT adapter with one sampling recipe share a samples set (the
     GPU time of sampling is spent once); their picked data and adapters keep names of their own."""
     onpolicy = bench_module("bfcl_onpolicy")
@@ -62,6 +64,12 @@ def test_the_samples_set_is_named_by_adapter_and_sampling_recipe_not_method() ->
     ):
         assert onpolicy.run_names(argparse.Namespace(**{**base, **other}, method="dpo"), "d")[1] != dpo[1]
     assert onpolicy.run_names(argparse.Namespace(**base, method="dpo"), "other-data")[1] != dpo[1]
+    # answers judged by another rule (the sampler version) are another samples set
+    names = {dpo[1]}
+    for version in ("tooltune-samples/1", "tooltune-samples/3"):
+        monkeypatch.setattr(onpolicy, "SAMPLER_VERSION", version)
+        names.add(onpolicy.run_names(argparse.Namespace(**base, method="dpo"), "d")[1])
+    assert len(names) == 3
 
 
 def test_the_adapter_name_carries_every_setting_away_from_its_default() -> None:
