@@ -77,7 +77,8 @@ def eval_suites(args: argparse.Namespace, ws: Workspace) -> dict[str, EvalSuite]
 def run_names(args: argparse.Namespace, dataset: str) -> tuple[str, str]:
     """The run's tag (its picked dataset and adapter names start with it) and its samples set's name.
     Names stay short (run ids are cut at 100 characters): the recipe goes into a hash. The samples set is
-    named by the SFT adapter and the sampling recipe alone, so every method from one adapter shares it."""
+    named by the SFT adapter, the sampling recipe and the judge (the sampler version) alone, so every
+    method from one adapter shares it."""
     unseeded = ["unseeded"] if args.unseeded else []  # absent otherwise: earlier runs keep their names
     # answers judged by another rule are other samples (a workspace would keep the old set, with a warning)
     judge = [SAMPLER_VERSION] if SAMPLER_VERSION != "tooltune-samples/1" else []

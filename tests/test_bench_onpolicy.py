@@ -64,12 +64,16 @@ def test_the_samples_set_is_named_by_adapter_and_sampling_recipe_not_method(
     ):
         assert onpolicy.run_names(argparse.Namespace(**{**base, **other}, method="dpo"), "d")[1] != dpo[1]
     assert onpolicy.run_names(argparse.Namespace(**base, method="dpo"), "other-data")[1] != dpo[1]
-    # answers judged by another rule (the sampler version) are another samples set
+    # answers judged by another rule (the sampler version) are another samples set; sets of the first
+    # judge keep the names their committed results record
     names = {dpo[1]}
     for version in ("tooltune-samples/1", "tooltune-samples/3"):
         monkeypatch.setattr(onpolicy, "SAMPLER_VERSION", version)
         names.add(onpolicy.run_names(argparse.Namespace(**base, method="dpo"), "d")[1])
     assert len(names) == 3
+    monkeypatch.setattr(onpolicy, "SAMPLER_VERSION", "tooltune-samples/1")
+    first = onpolicy.run_names(argparse.Namespace(**base, method="dpo"), "d")[1]
+    assert first == f"sft-a-{onpolicy._digest([4, 0.8, 300, 'd'])}-samples"
 
 
 def test_the_adapter_name_carries_every_setting_away_from_its_default() -> None:

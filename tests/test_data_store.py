@@ -69,6 +69,8 @@ def test_split_deterministic_and_valid_never_empty() -> None:
     # pieces of one conversation stay in one split
     same = [Example(messages=e.messages, meta=ExampleMeta(group="one")) for e in exs[:5]]
     assert sum(1 for v in split_examples(same).values() if v) == 1
+    # a few examples none of which lands in train all train (an on-policy pick of 3 requests, say)
+    assert split_examples(exs[:3], split_by=lambda e: "valid") == {"train": exs[:3], "valid": [], "test": []}
 
 
 def test_empty_and_bad_names_write_nothing(tmp_path: Path) -> None:

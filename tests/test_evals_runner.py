@@ -429,6 +429,42 @@ def test_a_run_id_is_not_reused_for_another_model_or_adapter(ws: Workspace, monk
     assert go(None) == "resumed" and resumed == [meta.run_id]  # same model and adapter: resumed
 
 
+def test_a_run_id_is_not_reused_for_other_expected_answers(ws: Workspace, monkeypatch):
+    """On-policy samples and `train improve`'s held-out runs reuse eval runs by a fixed id; when the judge
+    of generated truth changed (optional parameters at a stated default pass since sampler version 2), the
+    same id must not return answers scored by the old truth."""
+    from tooltune.errors import TooltuneError
+    from tooltune.evals import service
+    from tooltune.evals.results import RunMeta
+    from tooltune.workspace import atomic_write_json, atomic_write_text
+
+    async def fake_resume(ws: Workspace, run_id: str, **kw: Any) -> str:
+        return "resumed"
+
+    monkeypatch.setattr(service, "resume_run", fake_resume)
+    d = run_dir(ws, "heldout-base")
+    d.mkdir(parents=True)
+    meta = RunMeta(
+        run_id="heldout-base", suite="fake", suite_hash="h", n_cases=8, model_name="fake-model", base_url="u"
+    )
+    atomic_write_json(d / "run.json", meta)
+    atomic_write_text(d / "suite.jsonl", SUITE.to_jsonl())
+
+    def go(suite: EvalSuite, limit: int | None = None) -> Any:
+        return anyio.run(
+            lambda: service.run_suite_on_server(
+                _PinnedServer(), suite, ws=ws, run_id="heldout-base", limit=limit
+            )
+        )
+
+    assert go(SUITE) == "resumed"  # the same cases: resumed
+    wider = SUITE.cases[0].model_copy(update={"expected": [{"read_file": {"path": ["x"], "start": ["", 1]}}]})
+    with pytest.raises(TooltuneError, match="other cases or expected answers of suite 'fake'"):
+        go(SUITE.model_copy(update={"cases": [wider, *SUITE.cases[1:]]}))
+    with pytest.raises(TooltuneError, match="other cases"):
+        go(SUITE, limit=1)  # fewer cases than the run was made for
+
+
 def test_a_complete_adapter_run_is_recorded_in_its_registry_entry(
     ws: Workspace, tiny_model: Path, tmp_path: Path, monkeypatch
 ):

@@ -143,6 +143,24 @@ def test_an_optional_parameter_the_truth_leaves_out_passes_at_its_stated_default
     assert verdict(century=12, colour="red") == "extra_param"  # not in the schema at all
 
 
+def test_left_out_parameters_follow_the_scorers_spec_and_bad_tools_stay_a_data_error() -> None:
+    """Two tools of one name: the scorer judges by the last, so the defaults come from it too. A tool the
+    scorer cannot read is a DataError (the request is skipped), not a crash of the whole sampling."""
+
+    def tool(**props: Any) -> dict[str, Any]:
+        return {
+            "type": "function",
+            "function": {"name": "f", "parameters": {"type": "object", "properties": props}},
+        }
+
+    twice = [tool(x={"type": "integer"}), tool(y={"type": "integer", "description": "Default is 3."})]
+    ex = Example(messages=[{"role": "user", "content": "f"}, call_message([("f", {})])], tools=twice)
+    assert example_case(ex, "c").expected == [{"f": {"y": ["", 3]}}]
+    broken = Example(messages=ex.messages, tools=[{"name": "f", "parameters": "oops"}])
+    with pytest.raises(DataError, match="parameters"):
+        example_case(broken, "c")
+
+
 def test_a_text_answer_expects_no_call_and_bad_examples_are_named_and_skipped() -> None:
     case = example_case(text_example(), "t0")
     assert case.expects_no_call
@@ -356,6 +374,28 @@ def test_rejection_data_from_one_split_gets_a_validation_split_of_its_own(tmp_pa
     valid = [json.loads(line) for line in (ws.datasets / "r" / "valid.jsonl").read_text().splitlines()]
     assert {v["meta"]["group"] for v in valid} == want_valid and len(want_valid) >= 3
     assert picked.counts == {"train": 60 - len(want_valid), "valid": len(want_valid), "test": 0}
+
+
+def test_a_samples_set_judged_by_an_older_rule_is_kept_with_a_warning(tmp_path: Path) -> None:
+    """Asked again under its name (a resumed improve round or bench run), a set sampled before optional
+    parameters at a stated default passed is returned as it is, and the log says it was judged so."""
+    import anyio
+    from structlog.testing import capture_logs
+
+    from tooltune.data.onpolicy import SAMPLER_VERSION, sample_dataset
+
+    ws = Workspace(tmp_path / "ws").ensure()
+    info = save_dataset(ws, "d", [call_example(path=f"f{i}") for i in range(12)], DatasetMeta(sources=["t"]))
+    cfg = SampleConfig(k=2)
+    meta: dict[str, Any] = dict(
+        dataset="d", dataset_hash=info.hash, model="m", adapter=None, config=cfg, eval_run="e"
+    )
+    save_samples(ws, "s", _requests(), **meta, sampler_version="tooltune-samples/1")
+    with capture_logs() as logs:
+        done = anyio.run(lambda: sample_dataset(None, ws, "d", "s", cfg))  # no server: nothing is asked
+    assert done.sampler_version == "tooltune-samples/1" != SAMPLER_VERSION
+    [warned] = [e for e in logs if e["event"] == "samples.older_judge"]
+    assert (warned["made_by"], warned["now"]) == ("tooltune-samples/1", SAMPLER_VERSION)
 
 
 def test_a_rejection_dataset_picked_with_the_old_split_stands_when_picked_again(tmp_path: Path) -> None:

@@ -618,6 +618,23 @@ def test_an_improve_job_saved_before_a_setting_existed_still_resumes(settings: S
         improve._check_same_job(ws, cfg.model_copy(update={"answer_check": 5}))
 
 
+def test_an_improve_job_judged_by_an_older_rule_is_not_resumed(settings: Settings) -> None:
+    """Its rounds' held-out scores were judged against the generated truth by another rule (before
+    optional parameters at a stated default passed): a resumed job would compare them with new ones."""
+    from tooltune.training import improve
+
+    ws = Workspace(settings.workspace).ensure()
+    cfg = improve.ImproveConfig(dataset="d", name="old", model="m")
+    improve._check_same_job(ws, cfg)
+    path = ws.root / "improve" / "old.json"
+    saved = json.loads(path.read_text())
+    assert saved["judge"] == improve.SAMPLER_VERSION
+    del saved["judge"]  # as a job saved before the judge was recorded
+    path.write_text(json.dumps(saved))
+    with pytest.raises(TooltuneError, match="other judge .an older tooltune judged its answers"):
+        improve._check_same_job(ws, cfg)
+
+
 @pytest.mark.anyio
 async def test_a_grpo_round_that_collapsed_ends_the_loop_with_the_start(
     settings: Settings, tiny_model: Path, monkeypatch: pytest.MonkeyPatch

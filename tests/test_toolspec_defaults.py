@@ -26,6 +26,8 @@ from tooltune.toolspec import stated_defaults
         ("string", "The painting's period. Default ''", [""]),
         ("boolean", "Whether to include stats. Default is false.", [False]),
         ("boolean", "Round the result, defaults to True", [True]),
+        ("boolean", "Include the known rate. Default false", [False]),
+        ("string", "The unit, one of 'metric' or 'imperial'. Default is 'metric'.", ["metric"]),
         ("array", "List of traits to be retrieved, default is ['strengths'].", [["strengths"]]),
     ],
 )
@@ -48,6 +50,10 @@ def test_a_default_stated_in_words_is_read_as_the_parameters_type(
         ("boolean", "Default is yes."),
         ("array", "The hotel's amenities. Default is empty array"),
         ("string", "The city to search in."),
+        ("integer", "Budget in dollars. Default is 1,000."),  # not 1
+        ("string", "The currency; the default currency is used when left out."),
+        ("string", "The unit system, metric by default if not specified."),
+        ("string", "Output format. Defaults: see docs."),
     ],
 )
 def test_words_that_name_no_value_of_the_type_give_no_default(kind: str, description: str) -> None:

@@ -31,6 +31,7 @@ from tooltune.data.store import load_dataset
 from tooltune.errors import TooltuneError
 from tooltune.evals.runner import ProgressFn, run_dir
 from tooltune.evals.service import evaluate_on_server
+from tooltune.evals.suite import load_suite
 from tooltune.evals.task_runner import (
     compare_task_runs,
     evaluate_tasks_on_server,
@@ -404,10 +405,14 @@ async def _evaluate_and_ask(
 ) -> dict[str, Any]:
 
     labels = ["baseline", "adapter"]
-    # the baseline depends on the model and the eval settings only: every demo recipe reuses it
+    # the baseline depends on the model, the suite's cases and the eval settings only: every demo recipe
+    # reuses it, and a changed suite gets new runs (an eval run id is never reused for other cases)
+    suite = load_suite(DEMO_SUITE, ws)
     keys = [f"{_model_key(model_path)}-t{cfg.max_tokens}", f"{cfg.tag}-{data_tag}"]
     limit = cfg.eval_limit or "all"
-    run_ids = [f"demo-{label}-{key}-lim{limit}" for label, key in zip(labels, keys, strict=True)]
+    run_ids = [
+        f"demo-{label}-{key}-{suite.hash[:6]}-lim{limit}" for label, key in zip(labels, keys, strict=True)
+    ]
 
     def on_target(i: int, label: str) -> ProgressFn:
         done = (run_dir(ws, run_ids[i]) / "report.json").exists()
@@ -421,7 +426,7 @@ async def _evaluate_and_ask(
     async with ModelServer(model_path, settings=settings) as server:
         evaluation = await evaluate_on_server(
             server,
-            DEMO_SUITE,
+            suite,
             ws=ws,
             targets=[None, adapter],
             run_ids=run_ids,

@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError, UnknownType
 from pydantic import BaseModel, Field
 
 BFCL_TYPE_MAP = {
@@ -80,67 +81,74 @@ def normalize_schema(schema: Any) -> Any:
 
 
 # "Default is 5.", "defaults to 'USD'", "default value is 10", "(default: true)", "Default 1": the value
-# after the word (quoted, a number, a bracketed list, or up to three bare words), then a stop: . , ; a
-# bracket, "if ..." or the end.
+# after the word, then a stop (. , ; a bracket, "if ..." or the end). A quoted value, a number, a boolean
+# or a bracketed list may follow the word directly; bare words only after "is", "to" or a colon, so "the
+# default currency is used" names none.
 _DEFAULT_RE = re.compile(
-    r"\bdefaults?(?:\s+value)?(?:\s*(?:is|to be|to|of|=|:))?\s+"
-    r"(?P<v>'[^']*'|\"[^\"]*\"|\[[^\]]*\]|[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w$%])(?!\.\d)"
+    r"\bdefaults?(?:\s+value)?(?P<verb>\s*(?:is|to be|to|of|=|:))?\s+"
+    r"(?P<v>'[^']*'|\"[^\"]*\"|\[[^\]]*\]|[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w$%])(?!\.\d)(?!,\d)"
     r"|[A-Za-z]\w*(?: \w+){0,2}?)"
     r"(?=\s*(?:[.,;()]|$)|\s+if\b)",
     re.IGNORECASE,
 )
 
 # Bare words after "default" that say there is none rather than name one.
-_NOT_A_VALUE = {
-    "empty",
-    "none",
-    "null",
-    "nothing",
-    "not",
-    "no",
-    "unset",
-    "unspecified",
-    "blank",
-    "the",
-    "a",
-    "an",
-}
+_NOT_A_VALUE = frozenset("empty none null nothing not no unset unspecified blank the a an see".split())
+
+
+def _as_type(value: Any, kind: Any) -> list[Any]:
+    """``value`` (a schema default, or words read from a description) as a value of JSON-schema type
+    ``kind``: [value] or [] when it does not read as one ("5 years" is no integer)."""
+    if kind in ("integer", "number") and not isinstance(value, bool):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return []
+        if kind == "number":
+            return [number]
+        return [int(number)] if number.is_integer() else []
+    if kind == "boolean":
+        if isinstance(value, bool):
+            return [value]
+        text = str(value).lower()
+        return [text == "true"] if text in ("true", "false") else []
+    if kind == "array" and isinstance(value, str) and value.startswith("["):
+        try:
+            value = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            return []
+    return [value]
 
 
 def stated_defaults(schema: Any) -> list[Any]:
     """The default a parameter's schema states: its ``default``, else one its description names in words
     ("Default is 'metric'.", "defaults to 10"), as the parameter's type; [] when it states none or the
-    words do not read as that type. BFCL's possible answers accept an optional parameter at such a default
-    or left out, and a judge of generated truth that omits the parameter should too."""
+    value does not fit the schema (its type, its enum). BFCL's possible answers accept an optional
+    parameter at such a default or left out, and a judge of generated truth that omits the parameter
+    should too."""
     if not isinstance(schema, dict):
         return []
     if "default" in schema:
-        return [schema["default"]]
-    m = _DEFAULT_RE.search(str(schema.get("description", "")))
-    if m is None:
-        return []
-    raw = m.group("v")
-    if raw.split(" ", 1)[0].lower() in _NOT_A_VALUE:  # "Default is empty", "Default to not use"
-        return []
-    quoted = raw[:1] in "'\"" and len(raw) >= 2
-    text = raw[1:-1] if quoted else raw
-    kind = schema.get("type")
-    if raw.startswith("["):
-        try:
-            value = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
+        found = _as_type(schema["default"], schema.get("type"))
+    else:
+        m = _DEFAULT_RE.search(str(schema.get("description", "")))
+        if m is None:
             return []
-        return [value] if kind in (None, "array") and isinstance(value, list) else []
-    if kind in ("integer", "number"):
-        try:
-            value = float(text)
-        except ValueError:
-            return []
-        if kind == "integer":
-            return [int(value)] if value.is_integer() else []
-        return [value]
-    if kind == "boolean":
-        return [text.lower() == "true"] if text.lower() in ("true", "false") else []
-    if kind in (None, "string"):
-        return [text]
-    return []
+        raw = m.group("v")
+        bare = raw[:1].isalpha()
+        first = raw.split(" ", 1)[0].lower()
+        if bare and (first in _NOT_A_VALUE or not m.group("verb") and first not in ("true", "false")):
+            return []  # "the default currency is used", "Default is empty", "Default to not use"
+        quoted = raw[:1] in "'\"" and len(raw) >= 2
+        text = raw[1:-1] if quoted else raw
+        if raw.startswith("["):
+            try:
+                text = ast.literal_eval(raw)
+            except (ValueError, SyntaxError):
+                return []
+        found = _as_type(text, schema.get("type"))
+    try:
+        fits = Draft202012Validator(schema)
+        return [v for v in found if fits.is_valid(v)]
+    except (SchemaError, UnknownType):  # a schema the validator cannot read: keep what the type allowed
+        return found

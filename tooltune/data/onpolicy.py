@@ -192,21 +192,17 @@ def _allowed(value: Any) -> list[Any]:
     return [value]
 
 
-def _left_out(tools: list[dict[str, Any]], name: str, args: dict[str, Any]) -> dict[str, list[Any]]:
-    """What the judge accepts for each optional parameter of tool ``name`` that the truth leaves out: left
-    out too (``""``), or set to the default its schema states (:func:`stated_defaults`), as BFCL's possible
+def _left_out(spec: ToolSpec, args: dict[str, Any]) -> dict[str, list[Any]]:
+    """What the judge accepts for each optional parameter of ``spec`` that the truth leaves out: left out
+    too (``""``), or set to the default its schema states (:func:`stated_defaults`), as BFCL's possible
     answers do. Without this, a call that fills one at its default was judged wrong (``extra_param``), and
     data picked by that judge taught the model to drop arguments."""
-    for tool in tools:
-        if isinstance(tool, dict) and tool.get("function", tool).get("name") == name:
-            spec = ToolSpec.from_openai(tool)
-            required = set(spec.required)
-            return {
-                p: ["", *(_allowed(d)[0] for d in stated_defaults(schema))]
-                for p, schema in spec.properties.items()
-                if p not in required and p not in args
-            }
-    return {}
+    required = set(spec.required)
+    return {
+        p: ["", *(_allowed(d)[0] for d in stated_defaults(schema))]
+        for p, schema in spec.properties.items()
+        if p not in required and p not in args
+    }
 
 
 def example_case(ex: Example, case_id: str) -> EvalCase:
@@ -225,18 +221,18 @@ def example_case(ex: Example, case_id: str) -> EvalCase:
         for j, tc in enumerate(calls):
             fn = tc.get("function", tc)
             args = _arguments(fn.get("arguments", {}), f"tool_calls[{j}]")
-            allowed = {p: _allowed(v) for p, v in args.items()}
-            expected.append(
-                {str(fn.get("name")): {**_left_out(ex.tools, str(fn.get("name")), args), **allowed}}
-            )
+            expected.append({str(fn.get("name")): {p: _allowed(v) for p, v in args.items()}})
+    fields = dict(id=case_id, category=ex.meta.kind, messages=ex.messages[:answer_at], tools=ex.tools)
     try:
-        case = EvalCase(
-            id=case_id,
-            category=ex.meta.kind,
-            messages=ex.messages[:answer_at],
-            tools=ex.tools,
-            expected=expected,  # type: ignore[arg-type]
-        )
+        case = EvalCase(**fields, expected=expected)  # type: ignore[arg-type]
+        if calls:  # then what the truth leaves out, judged by the tool spec the scorer uses
+            specs = case.specs
+            wider = [
+                {name: {**_left_out(specs[name], params), **params}}
+                for call in case.expected
+                for name, params in call.items()
+            ]
+            case = EvalCase(**fields, expected=wider)  # type: ignore[arg-type]
     except ValidationError as e:
         err = first_error(e)
         raise DataError(f"{err.where}: {err.msg}") from None

@@ -59,7 +59,7 @@ def split_examples(
     examples: list[Example], split_by: Callable[[Example], str] = split_of
 ) -> dict[str, list[Example]]:
     """``examples`` by split (``split_by``: :func:`split_of` unless the caller splits by something else,
-    e.g. on-policy data by request), never leaving valid or train empty when there are 10 or more."""
+    e.g. on-policy data by request), never leaving train empty, nor valid when there are 10 or more."""
     out: dict[str, list[Example]] = {s: [] for s in SPLITS}
     for ex in examples:
         out[split_by(ex)].append(ex)
@@ -72,6 +72,8 @@ def split_examples(
                 moved = [e for e in out[donor] if (e.meta.group or e.content_hash()) == g]
                 out[donor] = [e for e in out[donor] if (e.meta.group or e.content_hash()) != g]
                 out[need] += moved
+    if not out["train"]:  # a few examples, none hashed to train: training needs them more
+        return {"train": [*out["valid"], *out["test"]], "valid": [], "test": []}
     return out
 
 

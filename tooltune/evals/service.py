@@ -29,7 +29,7 @@ from tooltune.evals.runner import (
     run_dir,
     run_suite,
 )
-from tooltune.evals.suite import EvalSuite, load_suite
+from tooltune.evals.suite import EvalSuite, load_suite, parse_suite
 from tooltune.logs import get_logger
 from tooltune.serving.model_server import ModelServer
 from tooltune.workspace import Workspace, atomic_write_json, atomic_write_text
@@ -76,6 +76,20 @@ def _check_same_target(meta: RunMeta, server: ModelServer, adapter: str | None) 
     )
 
 
+def _check_same_cases(d: Path, suite: EvalSuite, limit: int | None) -> None:
+    """A run id names one set of cases with their expected answers: reusing or resuming it for others
+    would score answers by another truth (an on-policy judge that changed between versions did)."""
+    stored = parse_suite(
+        (d / "suite.jsonl").read_text("utf-8"), name=suite.name, source=str(d / "suite.jsonl")
+    )
+    if stored.cases == suite.subset(limit).cases:
+        return
+    raise TooltuneError(
+        f"eval run {d.name!r} was made for other cases or expected answers of suite {suite.name!r} than "
+        "these (the suite or its judge changed since); give this run another id (or delete that one)"
+    )
+
+
 async def run_suite_on_server(
     server: ModelServer,
     suite: EvalSuite | str,
@@ -109,6 +123,8 @@ async def run_suite_on_server(
         if (d / "run.json").exists():
             meta = RunMeta.model_validate_json((d / "run.json").read_text("utf-8"))
             _check_same_target(meta, server, adapter)
+            if isinstance(suite, EvalSuite) and (d / "suite.jsonl").is_file():
+                _check_same_cases(d, suite, limit)
         done = load_report(ws, run_id) if (d / "report.json").exists() else None
         unanswered = sum(r.error_kind in RETRYABLE_ERRORS for r in done.results) if done else 0
         if done is not None and done.complete and not unanswered:

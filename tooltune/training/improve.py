@@ -28,6 +28,7 @@ from pydantic import BaseModel, Field, model_validator
 from tooltune.adapters.registry import AdapterRegistry
 from tooltune.config import Settings
 from tooltune.data.onpolicy import (
+    SAMPLER_VERSION,
     NothingToPairError,
     SampleConfig,
     pick_training_data,
@@ -170,7 +171,8 @@ def _check_same_job(ws: Workspace, cfg: ImproveConfig) -> None:
     """A name runs one recipe: a rerun with the same settings reads the rounds back (more rounds may be
     asked for); other settings under the same name would reuse artifacts made another way."""
     path = ws.root / "improve" / f"{cfg.name}.json"
-    mine = cfg.model_dump(exclude={"rounds"})
+    # the judge of generated truth too: earlier rounds' held-out scores were judged by it
+    mine = {**cfg.model_dump(exclude={"rounds"}), "judge": SAMPLER_VERSION}
     if path.is_file():
         had = json.loads(path.read_text("utf-8"))
         # a setting added since that job ran counts as its default (the job ran as that default would)
@@ -179,8 +181,9 @@ def _check_same_job(ws: Workspace, cfg: ImproveConfig) -> None:
         }
         differ = sorted(k for k in mine if had.get(k, defaults.get(k)) != mine[k])
         if differ:
+            why = " (an older tooltune judged its answers by another rule)" if "judge" in differ else ""
             raise TooltuneError(
-                f"improve {cfg.name!r} ran before with other {', '.join(differ)}; choose a new --name"
+                f"improve {cfg.name!r} ran before with other {', '.join(differ)}{why}; choose a new --name"
             )
         return
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,36 @@
+"""bench/judge_defaults.py: the committed re-judging of the SFT adapter's recorded answers is what its
+inputs give under today's judge, with the numbers docs/BFCL_ATTEMPTS.md quotes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench_import import bench_module
+
+from tooltune.data.examples import example_from_record
+from tooltune.evals.results import CaseResult
+
+ROOT = Path(__file__).resolve().parents[1]
+FOLDER = ROOT / "bench" / "results" / "judge_defaults_cpu"
+
+
+def test_the_committed_rejudging_is_what_its_inputs_give() -> None:
+    judge = bench_module("judge_defaults")
+    lines = (FOLDER / "examples.jsonl").read_text().splitlines()
+    examples = [
+        example_from_record(json.loads(line), f"examples.jsonl:{i}") for i, line in enumerate(lines, 1)
+    ]
+    results = [
+        CaseResult.model_validate_json(line) for line in (FOLDER / "cases.jsonl").read_text().splitlines()
+    ]
+    committed = json.loads((ROOT / "bench" / "results" / "judge_defaults_cpu.json").read_text())
+    assert {k: committed[k] for k in judge.rejudge(examples, results)} == judge.rejudge(examples, results)
+    assert (committed["recorded"]["right"], committed["now"]["right"]) == (76, 84)
+    assert committed["recorded_extra_param"] == {
+        "at_stated_default": 10,
+        "no_stated_default": 5,
+        "other_value": 1,
+    }
+    # two of the ten at a default had another argument wrong
+    assert committed["recorded_extra_param_now"]["at_stated_default: wrong_value"] == 2
