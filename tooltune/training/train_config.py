@@ -94,14 +94,9 @@ class TrainConfig(BaseModel):
     freeze_token_rows: bool = Field(
         default=False,
         description="Keep the train_tokens rows at their starting values (an init_adapter's; zero for a "
-        "new adapter): they stay in the adapter but get no gradient, so only the LoRA blocks learn. For "
-        "a method stacked on an SFT adapter: a step of MLX's Adam moves each coordinate of a row by about "
-        "learning_rate × scale × m/√v (about 6.5 near step 10 under a steady gradient), and the rows are "
-        "tied to the logits: on the 0.5B, ten cross-entropy steps at 5e-6 on those rows alone moved "
-        "<tool_call>'s logit by 13 nats (bench/results/token_row_step.json); in DPO at 5e-6 on this CPU, "
-        "holding them did not change what the run lost (bench/results/dpo_rows_*_cpu.json), nor the answer "
-        "check or simple_python on one H100 (bench/results/onpolicy_dpo_rows_0.5b.json). Not with "
-        "adamw's weight_decay, which would still shrink them.",
+        "new adapter): they stay in the adapter but get no gradient, so only the LoRA blocks learn. "
+        "Measured on the 0.5B, holding them did not change what DPO lost (docs/BFCL_ATTEMPTS.md, "
+        "'The token rows held'). Not with adamw's weight_decay, which would still shrink them.",
     )
     optimizer: Literal["adam", "adamw", "sgd"] = Field(default="adam", description="adam, adamw or sgd.")
     weight_decay: float = Field(default=0.0, ge=0.0, description="Only used by adamw.")
