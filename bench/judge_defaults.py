@@ -7,7 +7,8 @@ native calls) against the examples they answered, and says for each recorded ``e
 the filled parameter is at its stated default (``tooltune.toolspec.stated_defaults``).
 
     python bench/judge_defaults.py --examples bench/results/judge_defaults_cpu/examples.jsonl \\
-        --cases bench/results/judge_defaults_cpu/cases.jsonl --out bench/results/judge_defaults_cpu.json
+        --cases bench/results/judge_defaults_cpu/cases.jsonl --bfcl ../shared/bench/bfcl \\
+        --out bench/results/judge_defaults_cpu.json
 
 ``examples.jsonl`` holds the sampled split's examples in order (case ``train-<i>`` answered line i+1).
 No model runs: the answers are the recorded ones.
@@ -97,11 +98,51 @@ def rejudge(examples: list[Any], results: list[CaseResult]) -> dict[str, Any]:
     }
 
 
+def bfcl_agreement(
+    bfcl: Path, categories: tuple[str, ...] = ("simple_python", "multiple", "parallel")
+) -> dict[str, Any]:
+    """How the defaults read from BFCL's function schemas compare with BFCL's possible answers, for every
+    optional parameter an answer lists as "" (may be left out) beside values: ``agree`` (a value read is one
+    of them), ``differ`` (the answer wants another value, mostly one the question asks for) or ``missed``
+    (none read). Only the function schemas and the possible answers are read, never the questions."""
+    counts: Counter[str] = Counter()
+    differ: list[dict[str, Any]] = []
+    for category in categories:
+        functions = {}
+        for line in (bfcl / f"BFCL_v4_{category}.json").read_text("utf-8").splitlines():
+            row = json.loads(line)
+            functions[row["id"]] = {f["name"]: ToolSpec.from_openai(f) for f in row["function"]}
+        for line in (bfcl / "possible_answer" / f"BFCL_v4_{category}.json").read_text("utf-8").splitlines():
+            row = json.loads(line)
+            for answer in row["ground_truth"]:
+                for name, params in answer.items():
+                    spec = functions[row["id"]].get(name)
+                    for param, allowed in params.items():
+                        values = [a for a in allowed if a != ""]
+                        if spec is None or param in spec.required or "" not in allowed or not values:
+                            continue
+                        read = stated_defaults(spec.properties.get(param))
+                        kind = (
+                            "missed"
+                            if not read
+                            else "agree"
+                            if any(_same(v, read) for v in values)
+                            else "differ"
+                        )
+                        counts[kind] += 1
+                        if kind == "differ" and len(differ) < 10:
+                            differ.append({"parameter": f"{name}.{param}", "read": read, "answer": values})
+    return {"categories": list(categories), **dict(counts.most_common()), "differ_examples": differ}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--examples", type=Path, required=True, help="the sampled split's examples, in order")
     ap.add_argument("--cases", type=Path, required=True, help="the eval run's cases.jsonl")
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument(
+        "--bfcl", type=Path, default=None, help="BFCL folder: also compare the defaults read with its answers"
+    )
     ap.add_argument("--notes", default="")
     args = ap.parse_args()
     lines = args.examples.read_text("utf-8").splitlines()
@@ -115,6 +156,7 @@ def main() -> None:
         "machine": machine_info(),
         "judge": SAMPLER_VERSION,
         **rejudge(examples, results),
+        **({"bfcl_defaults": bfcl_agreement(args.bfcl)} if args.bfcl else {}),
         "notes": args.notes,
     }
     atomic_write_json(args.out, out)

@@ -34,3 +34,29 @@ def test_the_committed_rejudging_is_what_its_inputs_give() -> None:
     }
     # two of the ten at a default had another argument wrong
     assert committed["recorded_extra_param_now"]["at_stated_default: wrong_value"] == 2
+
+
+def test_bfcl_agreement_sorts_each_optional_answer_by_the_default_read(tmp_path: Path) -> None:
+    judge = bench_module("judge_defaults")
+    props = {
+        "n": {"type": "integer", "description": "How many. Default is 5."},
+        "unit": {"type": "string", "description": "Unit. Default is 'm'."},
+        "city": {"type": "string", "description": "Where."},
+        "q": {"type": "string", "description": "What."},
+    }
+    fn = {
+        "name": "f",
+        "description": "",
+        "parameters": {"type": "dict", "properties": props, "required": ["q"]},
+    }
+    (tmp_path / "possible_answer").mkdir()
+    (tmp_path / "BFCL_v4_simple_python.json").write_text(
+        json.dumps({"id": "a", "question": [], "function": [fn]})
+    )
+    answer = {"f": {"q": ["x"], "n": [5, ""], "unit": ["cm", ""], "city": ["Rome", ""]}}
+    (tmp_path / "possible_answer" / "BFCL_v4_simple_python.json").write_text(
+        json.dumps({"id": "a", "ground_truth": [answer]})
+    )
+    got = judge.bfcl_agreement(tmp_path, ("simple_python",))
+    assert (got["agree"], got["differ"], got["missed"]) == (1, 1, 1)  # n, unit, city; q is required
+    assert got["differ_examples"] == [{"parameter": "f.unit", "read": ["m"], "answer": ["cm"]}]

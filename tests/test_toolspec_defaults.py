@@ -29,6 +29,12 @@ from tooltune.toolspec import stated_defaults
         ("boolean", "Include the known rate. Default false", [False]),
         ("string", "The unit, one of 'metric' or 'imperial'. Default is 'metric'.", ["metric"]),
         ("array", "List of traits to be retrieved, default is ['strengths'].", [["strengths"]]),
+        ("integer", "Duration of the slot. Default is 60 minutes.", [60]),
+        ("integer", "Tempo. Defaults to 120 beats per minute.", [120]),
+        ("number", "Acceleration. Default is 9.8 m/s^2.", [9.8]),
+        ("integer", "Face value of the bond, default is $1000.", [1000]),
+        ("number", "Speed of light, default is 299792458 m/s", [299792458.0]),
+        ("string", "The slot's length. Default is 60 minutes.", ["60 minutes"]),
     ],
 )
 def test_a_default_stated_in_words_is_read_as_the_parameters_type(
@@ -44,8 +50,6 @@ def test_a_default_stated_in_words_is_read_as_the_parameters_type(
         ("string", "Maker of the instrument. Default to not use if not specified."),
         ("string", "The season. Default is the current season."),
         ("number", "Magnetic constant (default is 1.0 for free space, optional)"),  # 1.0 runs on in words
-        ("integer", "Face value of the bond, default is $1000."),
-        ("integer", "Tempo. Defaults to 120 beats per minute."),
         ("integer", "Default is 2.5."),  # not an integer
         ("boolean", "Default is yes."),
         ("array", "The hotel's amenities. Default is empty array"),
