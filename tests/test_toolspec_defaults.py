@@ -35,6 +35,8 @@ from tooltune.toolspec import stated_defaults
         ("integer", "Face value of the bond, default is $1000.", [1000]),
         ("number", "Speed of light, default is 299792458 m/s", [299792458.0]),
         ("string", "The slot's length. Default is 60 minutes.", ["60 minutes"]),
+        ("number", "Magnetic constant (default is 1.0 for free space, optional)", [1.0]),
+        ("integer", "Initial speed in m/s. Default is 0 for an object at rest.", [0]),
     ],
 )
 def test_a_default_stated_in_words_is_read_as_the_parameters_type(
@@ -49,11 +51,11 @@ def test_a_default_stated_in_words_is_read_as_the_parameters_type(
         ("string", "The email address to blind carbon copy. Default is empty if not specified."),
         ("string", "Maker of the instrument. Default to not use if not specified."),
         ("string", "The season. Default is the current season."),
-        ("number", "Magnetic constant (default is 1.0 for free space, optional)"),  # 1.0 runs on in words
         ("integer", "Default is 2.5."),  # not an integer
         ("boolean", "Default is yes."),
         ("array", "The hotel's amenities. Default is empty array"),
         ("string", "The city to search in."),
+        ("string", "The state. Default is 0 for an object at rest."),  # a number in words: no string
         ("integer", "Budget in dollars. Default is 1,000."),  # not 1
         ("string", "The currency; the default currency is used when left out."),
         ("string", "The unit system, metric by default if not specified."),

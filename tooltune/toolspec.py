@@ -82,22 +82,19 @@ def normalize_schema(schema: Any) -> Any:
 
 # "Default is 5.", "defaults to 'USD'", "default value is 10", "(default: true)", "Default 1", "Default is
 # 60 minutes": the value after the word, then a stop (. , ; a bracket, "if ..." or the end). A quoted
-# value, a number (with a unit after it), a boolean or a bracketed list may follow the word directly;
-# bare words only after "is", "to" or a colon, so "the default currency is used" names none.
+# value, a number (its unit or other words may follow), a boolean or a bracketed list may follow the word
+# directly; bare words only after "is", "to" or a colon, so "the default currency is used" names none.
 _DEFAULT_RE = re.compile(
     r"\bdefaults?(?:\s+value)?(?P<verb>\s*(?:is|to be|to|of|=|:))?\s+"
     r"(?P<v>'[^']*'|\"[^\"]*\"|\[[^\]]*\]"
     r"|\$?(?P<num>[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)(?![\w$%])(?!\.\d)(?!,\d)"
-    r"(?P<unit>\s*(?:%|[A-Za-z°][\w/^°-]*(?: [A-Za-z]\w*){0,2}?))?"
+    r"(?P<unit>\s*[^\s.,;()][^.,;()]*?)?"
     r"|[A-Za-z]\w*(?: \w+){0,2}?)"
     r"(?=\s*(?:[.,;()]|$)|\s+if\b)",
     re.IGNORECASE,
 )
 
 # Bare words after "default" that say there is none rather than name one.
-# Words after a default number that go on about it rather than name its unit.
-_NOT_A_UNIT = frozenset("for if when and or in of to the a an unless with which that as but".split())
-
 _NOT_A_VALUE = frozenset("empty none null nothing not no unset unspecified blank the a an see".split())
 
 
@@ -146,11 +143,11 @@ def stated_defaults(schema: Any) -> list[Any]:
             return []  # "the default currency is used", "Default is empty", "Default to not use"
         quoted = raw[:1] in "'\"" and len(raw) >= 2
         text = raw[1:-1] if quoted else raw
-        unit = (m.group("unit") or "").split()
-        if unit and unit[0].lower() in _NOT_A_UNIT:  # "1.0 for free space": words about it, not a unit
-            return []
-        if m.group("num") is not None and schema.get("type") in ("integer", "number"):
-            text = m.group("num")  # "60 minutes", "$1000", "9.8 m/s^2": the number in the unit asked for
+        if m.group("num") is not None:
+            if schema.get("type") in ("integer", "number"):
+                text = m.group("num")  # "60 minutes", "$1000", "1.0 for free space": the number
+            elif len((m.group("unit") or "").split()) > 1:
+                return []  # "0 for an object at rest" is no string default
         if raw.startswith("["):
             try:
                 text = ast.literal_eval(raw)
