@@ -419,3 +419,74 @@ def test_records_fill_values_that_belong_together(tracker: list[ToolSpec], tmp_p
         assert len(calls) == 2 and all(c["assignee"] in said for c in calls)
         seen.add(tuple(sorted(c["assignee"] for c in calls)))
     assert ("jpark", "maria") in seen  # each call draws its own record
+
+
+COMPOSED_BOOK = """\
+phrasebook: 1
+values:
+  area: [login, checkout]
+  symptom: [fails, hangs]
+  topic: {compose: "{area} {symptom}"}
+  loop_a: {compose: "{loop_b}!"}
+  loop_b: {compose: "{loop_a}?"}
+  ghost: {compose: "{nowhere} {area}"}
+tools:
+  search_issues:
+    requests: ["any bugs about {query}?"]
+    values:
+      query:
+        one_of:
+          - {weight: 3, compose: "{area} {symptom}"}
+          - {weight: 1, value: crash}
+  create_issue:
+    requests: ["file {title}: {title}"]
+    values:
+      title: {compose: "{topic} on mobile"}
+  get_issue:
+    requests: ["open #{issue_id}"]
+    values:
+      issue_id: {compose: "{area}"}
+  add_comment:
+    requests: ["say {body} on #{issue_id}"]
+    values:
+      body: {one_of: [{weight: 1, value: ok, values: [fine]}]}
+"""
+
+
+def test_values_composed_from_parts_and_weighted_choices_fill_requests(
+    tracker: list[ToolSpec], tmp_path: Path
+) -> None:
+    """A value may be written from named values (``compose``, each part drawn afresh) or drawn from
+    weighted branches (``one_of``): paths, titles, queries built the way people write them."""
+    path = tmp_path / "composed.yaml"
+    path.write_text(COMPOSED_BOOK)
+    checked = check_phrasebook(load_phrasebook(path), tracker)
+    book = DataBook(checked, tracker)
+    rng = random.Random(0)
+    queries = [(book.request(rng, "search_issues", polish=False) or ("", {}))[1]["query"] for _ in range(400)]
+    composed = {f"{a} {s}" for a in ("login", "checkout") for s in ("fails", "hangs")}
+    assert set(queries) == composed | {"crash"}
+    assert 0.15 < queries.count("crash") / 400 < 0.35  # weight 1 of 4
+    text, args = book.request(rng, "create_issue", polish=False) or ("", {})
+    title = args["title"]
+    assert title.endswith(" on mobile") and title.removesuffix(" on mobile") in composed
+    assert text == f"file {title}: {title}"  # one value per slot name in one request
+
+
+def test_compositions_that_cannot_fill_are_dropped_with_their_line(
+    tracker: list[ToolSpec], tmp_path: Path
+) -> None:
+    path = tmp_path / "composed.yaml"
+    path.write_text(COMPOSED_BOOK)
+    checked = check_phrasebook(load_phrasebook(path), tracker)
+    errors = {i.where: (i.line, i.message) for i in checked.errors}
+    assert "composes itself" in errors["values.loop_a"][1] and "composes itself" in errors["values.loop_b"][1]
+    assert errors["values.ghost"] == (
+        _line_of(COMPOSED_BOOK, "ghost:"),
+        "composes nowhere: not a named value (or one dropped)",
+    )
+    assert "does not fit the schema of get_issue.issue_id" in errors["tools.get_issue.values.issue_id"][1]
+    branch = errors["tools.add_comment.values.body.one_of.one_of[0]"]  # the tool's entry is dropped
+    assert "one of value, values, range, compose" in branch[1]
+    assert set(checked.book.values) == {"area", "symptom", "topic"}
+    assert set(checked.book.tools["search_issues"].values) == {"query"}

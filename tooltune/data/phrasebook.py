@@ -37,13 +37,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
 from jsonschema import Draft202012Validator
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from tooltune.data.examples import DataError
 from tooltune.toolspec import ToolSpec
@@ -60,7 +71,122 @@ class Range(BaseModel):
     range: tuple[int, int]
 
 
-ValueSpec = list[Any] | Range
+class Compose(BaseModel):
+    """A value written from named values, each part drawn afresh: ``{compose: "{dir}/{stem}{ext}"}``."""
+
+    model_config = ConfigDict(extra="forbid")
+    compose: str
+
+
+class Choice(BaseModel):
+    """One branch of a :class:`OneOf`: its weight and exactly one of a value, a list of values, a range
+    or a composition."""
+
+    model_config = ConfigDict(extra="forbid")
+    weight: float = Field(gt=0)
+    value: Any = None
+    values: list[Any] | None = Field(default=None, min_length=1)
+    range: tuple[int, int] | None = None
+    compose: str | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Choice:
+        given = sorted(self.model_fields_set & {"value", "values", "range", "compose"})
+        if len(given) != 1:
+            raise ValueError(f"a branch has a weight and one of value, values, range, compose; got {given}")
+        return self
+
+    def spec(self) -> ValueSpec:
+        """The branch as a value spec of its own."""
+        if self.values is not None:
+            return self.values
+        if self.range is not None:
+            return Range(range=self.range)
+        if self.compose is not None:
+            return Compose(compose=self.compose)
+        return [self.value]
+
+
+class OneOf(BaseModel):
+    """Branches drawn by weight: ``{one_of: [{weight: .2, value: x}, {weight: .8, compose: ...}]}``."""
+
+    model_config = ConfigDict(extra="forbid")
+    one_of: list[Choice] = Field(min_length=1)
+
+
+def _value_kind(value: Any) -> str | None:
+    """Which kind of value spec ``value`` is meant to be, so a mistake is reported against that kind."""
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, Range | Compose | OneOf):  # already read (a book built in code, a copy)
+        return {Range: "range", Compose: "compose", OneOf: "one_of"}[type(value)]
+    if isinstance(value, dict):
+        return next((k for k in ("range", "compose", "one_of") if k in value), None)
+    return None
+
+
+ValueSpec = Annotated[
+    Annotated[list[Any], Tag("list")]
+    | Annotated[Range, Tag("range")]
+    | Annotated[Compose, Tag("compose")]
+    | Annotated[OneOf, Tag("one_of")],
+    Discriminator(
+        _value_kind,
+        custom_error_type="value_kind",
+        custom_error_message="a list of values, or a mapping with range, compose or one_of",
+    ),
+]
+_MAX_DEPTH = 8  # compositions of compositions: deeper is a cycle the check missed
+
+
+def _composition_parts(spec: ValueSpec) -> tuple[set[str], list[str]]:
+    """The named values a composition (or a weighted choice's compositions and ranges) draws on, and what
+    is wrong with it."""
+    branches = spec.one_of if isinstance(spec, OneOf) else []
+    templates = [spec.compose] if isinstance(spec, Compose) else [c.compose for c in branches if c.compose]
+    wrong = [
+        f"range [{lo}, {hi}] is empty"
+        for c in branches
+        if c.range and (lo := c.range[0]) > (hi := c.range[1])
+    ]
+    refs: set[str] = set()
+    for template in templates:
+        for name, index, modifier in slots(template):
+            refs.add(name)
+            if index is not None or modifier is not None:
+                wrong.append(f"{{{name}}} in a composition takes no index, modifier or value")
+    return refs, wrong
+
+
+def draw_value(rng: random.Random, spec: ValueSpec, named: dict[str, ValueSpec], depth: int = 0) -> Any:
+    """One value of ``spec``; a composition's parts are the book's named values (``named``), each drawn
+    afresh, so two paths in one example need not share a folder."""
+    if depth > _MAX_DEPTH:
+        raise DataError(f"values compose each other more than {_MAX_DEPTH} deep (a cycle?)")
+    if isinstance(spec, Range):
+        lo, hi = spec.range
+        return rng.randint(lo, hi)
+    if isinstance(spec, Compose):
+        out: list[str] = []
+        for part in template_parts(spec.compose):
+            if part in ("{{", "}}"):
+                out.append(part[0])
+                continue
+            out.append(SLOT.sub(lambda m: value_text(draw_value(rng, named[m[1]], named, depth + 1)), part))
+        return "".join(out)
+    if isinstance(spec, OneOf):
+        [branch] = rng.choices(spec.one_of, weights=[c.weight for c in spec.one_of])
+        return draw_value(rng, branch.spec(), named, depth + 1)
+    return rng.choice(spec)
+
+
+def value_text(value: Any) -> str:
+    """A value as a template writes it: text as is, a list as "a, b, c", anything else as JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return ", ".join(value_text(v) for v in value)
+    return json.dumps(value)
 
 
 class ResultShape(BaseModel):
@@ -363,6 +489,7 @@ class _Checker:
         self.by_name = {t.name: t for t in tools}
         self.issues: list[PhrasebookIssue] = []
         self.named = set(text.book.values)
+        self.named_specs: dict[str, ValueSpec] = {}  # the top-level values kept, once checked
 
     def add(self, severity: str, where: str, message: str) -> None:
         line = self.text.lines.get(where)
@@ -382,8 +509,12 @@ class _Checker:
         self, where: str, specs: dict[str, ValueSpec], tool: ToolSpec | None
     ) -> dict[str, ValueSpec]:
         kept: dict[str, ValueSpec] = {}
+        composed: dict[str, Compose | OneOf] = {}
         for name, spec in specs.items():
             at = f"{where}.{name}"
+            if isinstance(spec, Compose | OneOf):
+                composed[name] = spec  # after the plain values: their parts may be among them
+                continue
             if isinstance(spec, Range):
                 lo, hi = spec.range
                 if lo > hi:
@@ -412,7 +543,58 @@ class _Checker:
                 self.add("error", at, "no usable values")
                 continue
             kept[name] = good
+        self._check_composed(where, composed, tool, kept)
         return kept
+
+    def _check_composed(
+        self,
+        where: str,
+        composed: dict[str, Compose | OneOf],
+        tool: ToolSpec | None,
+        kept: dict[str, ValueSpec],
+    ) -> None:
+        """Add to ``kept`` the compositions and weighted choices whose parts are named values that were
+        kept (at the top level, kept compositions may be parts of others) and whose draws fit the
+        parameter's schema; the others are dropped and named."""
+        pool = kept if tool is None else self.named_specs
+        pending = dict(composed)
+        while pending:
+            progress = False
+            for name, spec in list(pending.items()):
+                at = f"{where}.{name}"
+                refs, wrong = _composition_parts(spec)
+                missing = sorted(refs - set(pool))
+                if not wrong and missing and tool is None and set(missing) <= set(pending) - {name}:
+                    continue  # parts still to be checked
+                del pending[name]
+                progress = True
+                if wrong:
+                    self.add("error", at, wrong[0])
+                elif missing:
+                    self.add(
+                        "error", at, f"composes {', '.join(missing)}: not a named value (or one dropped)"
+                    )
+                elif (misfit := self._misfit(spec, pool, tool, name)) is not None:
+                    self.add("error", at, misfit)
+                else:
+                    kept[name] = spec
+            if not progress:
+                for name in pending:
+                    self.add("error", f"{where}.{name}", "composes itself, through other named values")
+                return
+
+    def _misfit(
+        self, spec: ValueSpec, pool: dict[str, ValueSpec], tool: ToolSpec | None, name: str
+    ) -> str | None:
+        """What is wrong with 30 draws of ``spec`` (as a value of ``tool``'s parameter ``name``), or None."""
+        if tool is not None and name not in tool.properties:
+            return f"{tool.name} has no parameter {name!r}"
+        rng = random.Random(0)
+        for _ in range(30):
+            value = draw_value(rng, spec, pool)
+            if tool is not None and not self.value_ok(tool, name, value):
+                return f"{value!r}, one of its values, does not fit the schema of {tool.name}.{name}"
+        return None
 
     def check_records(
         self, where: str, records: list[dict[str, Any]], tool: ToolSpec
@@ -649,6 +831,7 @@ def check_phrasebook(text: BookText, tools: list[ToolSpec]) -> CheckedBook:
     book = text.book
     named = c.check_values("values", book.values, None)
     c.named = set(named)
+    c.named_specs = named
     kept_tools = {n: p for n, ph in book.tools.items() if (p := c.check_tool(n, ph)) is not None}
     missing = sorted(set(c.by_name) - set(book.tools))
     if missing:

@@ -20,12 +20,12 @@ from tooltune.data.phrasebook import (
     CheckedBook,
     FollowStep,
     PhrasebookIssue,
-    Range,
     ResultShape,
-    ValueSpec,
+    draw_value,
     say_key_value,
     slots,
     template_parts,
+    value_text,
 )
 from tooltune.data.phrasing import _base_verb, format_value, mentions_all
 from tooltune.data.polish import join_requests, polish
@@ -47,13 +47,6 @@ NEAR_MISS_ANSWERS = [
 ]
 
 
-def _draw(rng: random.Random, spec: ValueSpec) -> Any:
-    if isinstance(spec, Range):
-        lo, hi = spec.range
-        return rng.randint(lo, hi)
-    return rng.choice(spec)
-
-
 class _Missing(Exception):
     """A result, answer or ``args`` slot names a parameter the call does not have."""
 
@@ -69,7 +62,7 @@ class _Fill:
 
     def named_value(self, name: str) -> Any:
         if name not in self.named:
-            self.named[name] = _draw(self.rng, self.book.book.values[name])
+            self.named[name] = draw_value(self.rng, self.book.book.values[name], self.book.book.values)
         return self.named[name]
 
     def param_value(self, tool: ToolSpec, name: str, index: int | None = None) -> Any:
@@ -81,7 +74,7 @@ class _Fill:
         if spec is None:
             spec = self.book.book.values.get(name)
         if spec is not None:
-            return _draw(self.rng, spec)
+            return draw_value(self.rng, spec, self.book.book.values)
         said = phrases.say.get(name) if phrases is not None else None
         if said:  # the values the book says how to write ("with the comments" for true)
             return say_key_value(self.rng.choice(sorted(said)), tool.properties.get(name))
@@ -185,16 +178,8 @@ def fill_structured(obj: Any, lookup: Any) -> Any:
         m = _WHOLE.match(obj)
         if m:
             return lookup(m[1])
-        return _substitute(obj, lambda n, _i, _m: _text(lookup(n)))
+        return _substitute(obj, lambda n, _i, _m: value_text(lookup(n)))
     return obj
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list):
-        return ", ".join(_text(v) for v in value)
-    return json.dumps(value)
 
 
 def _substitute(template: str, value_for: Any) -> str:
@@ -265,7 +250,7 @@ class DataBook:
         fill = _Fill(rng, self)
         assert shape.answer is not None
         try:
-            answer = _substitute(shape.answer, lambda n, _i, _m: _text(fill._lookup(n, args)))
+            answer = _substitute(shape.answer, lambda n, _i, _m: value_text(fill._lookup(n, args)))
             return fill.result_text(shape.result, args), answer
         except _Missing:
             return None
@@ -361,7 +346,7 @@ def _job(book: DataBook, rng: random.Random) -> JobRun | None:
             return ""
         v = value(name)
         if name in book.book.values:
-            return _text(v)
+            return value_text(v)
         text, by_form = fill.say(tool_of[name], name, v, modifier)
         if by_form:
             declared.add(name)
@@ -379,7 +364,7 @@ def _job(book: DataBook, rng: random.Random) -> JobRun | None:
         result = _result(fill_structured(st.result, value)) if st.result is not None else '{"status": "ok"}'
         steps.append((st.call, args, result))
         seen += "\n" + result
-    answer = _substitute(job.answer, lambda n, _i, _m: _text(value(n)))
+    answer = _substitute(job.answer, lambda n, _i, _m: value_text(value(n)))
     return JobRun(polish(rng, request, verbs=book.verbs, keep_case=job.ask.startswith("{")), steps, answer)
 
 

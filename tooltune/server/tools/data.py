@@ -54,7 +54,9 @@ PHRASEBOOK_HELP = (
     'know how people talk). A mapping (or its YAML/JSON text): {"tools": {TOOL: {"requests": '
     "[10+ short requests as people type them, a {param} slot where each value goes, every required "
     "parameter in each, optional ones in some, never 'with X set to Y'], \"values\": {param: [realistic "
-    'values, 8+; or {"range": [lo, hi]} for integers]}, "records": [{param: value, param2: value2}: values '
+    'values, 8+; or {"range": [lo, hi]} for integers; or {"compose": "{dir}/{stem}.py"} written from '
+    '"values" NAMEs; or {"one_of": [{"weight": 3, "compose": ...}, {"weight": 1, "value": v}]}]}, '
+    '"records": [{param: value, param2: value2}: values '
     'that belong together, one record fills all its slots in a call], "say": {param: {value: [other words '
     'for that exact value]}}, "parallel": [requests for two calls at once with {param.1} and {param.2}], '
     '"near_misses": [requests on the tool\'s topic that no offered tool can do], "results": '
