@@ -486,7 +486,68 @@ def test_compositions_that_cannot_fill_are_dropped_with_their_line(
         "composes nowhere: not a named value (or one dropped)",
     )
     assert "does not fit the schema of get_issue.issue_id" in errors["tools.get_issue.values.issue_id"][1]
-    branch = errors["tools.add_comment.values.body.one_of.one_of[0]"]  # the tool's entry is dropped
+    branch = errors["tools.add_comment.values.body.one_of[0]"]  # the tool's entry is dropped
     assert "one of value, values, range, compose" in branch[1]
     assert set(checked.book.values) == {"area", "symptom", "topic"}
     assert set(checked.book.tools["search_issues"].values) == {"query"}
+
+
+def test_composed_and_weighted_values_read_back_draw_afresh_and_check_exactly(
+    tracker: list[ToolSpec],
+) -> None:
+    from tooltune.data.phrasebook import phrasebook_from_object
+
+    chain = {f"c{i}": {"one_of": [{"weight": 1, "compose": f"{{c{i - 1}}}/"}]} for i in range(1, 7)}
+    book = {
+        "values": {
+            "area": ["login", "checkout", "search", "billing"],
+            "pair": {"compose": "{area} and {area}"},
+            "c0": {"range": [1, 3]},
+            **chain,
+            "me": {"compose": "{me}!"},
+            "note": {"one_of": [{"weight": 1, "values": ["fine", "ok"]}, {"weight": 1, "range": [7, 9]}]},
+        },
+        "tools": {
+            "add_comment": {
+                "requests": ["say {body} on #{issue_id}"],
+                "values": {"body": {"compose": "{note}, about {pair}"}},  # a part may be composed too
+            },
+            "get_issue": {
+                "requests": ["open #{issue_id}"],
+                "values": {
+                    "issue_id": {"one_of": [{"weight": 99, "range": [1, 9]}, {"weight": 1, "value": "forty"}]}
+                },
+            },
+        },
+    }
+    parsed = phrasebook_from_object(book)
+    again = parse_phrasebook(json.dumps(parsed.book.model_dump(mode="json")))  # a saved book reads back
+    assert (
+        again.book == parsed.book and again.book.digest() == parsed.book.digest() and not again.shape_issues
+    )
+    checked = check_phrasebook(parsed, tracker)
+    errors = {e.where: e.message for e in checked.errors}
+    assert errors["values.me"] == "composes {me}, itself"
+    assert (
+        errors["tools.get_issue.values.issue_id"]
+        == "one_of[1]: 'forty' does not fit the schema of get_issue.issue_id"
+    )
+    assert "c6" in checked.book.values  # a chain of six compositions is no cycle
+    data = DataBook(checked, tracker)
+    rng = random.Random(0)
+    bodies = [
+        (data.request(rng, "add_comment", polish=False) or ("", {"body": ""}))[1]["body"] for _ in range(200)
+    ]
+    notes, pairs = zip(*(b.split(", about ") for b in bodies), strict=True)
+    assert any(a != b for a, b in (p.split(" and ") for p in pairs))  # each part drawn afresh
+    assert set(notes) == {"fine", "ok", "7", "8", "9"}  # both branches, each drawn as its kind
+
+
+@pytest.mark.parametrize(
+    "branch", [{"weight": float("inf"), "value": 1}, {"weight": 1, "value": None}, {"weight": 0, "value": 1}]
+)
+def test_a_branch_needs_a_finite_positive_weight_and_one_value_kind(branch: dict[str, object]) -> None:
+    text = parse_phrasebook(json.dumps({"values": {"x": {"one_of": [branch]}}}), source="b.json")
+    assert text.book.values == {} and [i.where for i in text.shape_issues] == [
+        "values.x.one_of[0]" + (".weight" if branch["weight"] != 1 else "")
+    ]

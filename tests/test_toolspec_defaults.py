@@ -56,6 +56,14 @@ def test_a_default_stated_in_words_is_read_as_the_parameters_type(
         ("array", "The hotel's amenities. Default is empty array"),
         ("string", "The city to search in."),
         ("string", "The state. Default is 0 for an object at rest."),  # a number in words: no string
+        ("number", "Speed of light. Default is 3 * 10^8 m/s"),
+        ("number", "Permeability, default value is 4*pi*10^-7."),
+        ("number", "Permittivity. Default is 8.854 x 10^-12 F/m"),
+        ("integer", "Threads. Default is 2 times the number of CPU cores."),
+        ("integer", "Quota. Default is 10 for free accounts and 50 for paid ones."),
+        ("integer", "Start year. Default is 10 years before the end year."),
+        ("integer", "Offset. Default is 1 less than the total count."),
+        ("number", "Rate. Default is 5 percent."),
         ("integer", "Budget in dollars. Default is 1,000."),  # not 1
         ("string", "The currency; the default currency is used when left out."),
         ("string", "The unit system, metric by default if not specified."),

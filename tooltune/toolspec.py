@@ -98,6 +98,11 @@ _DEFAULT_RE = re.compile(
 _NOT_A_VALUE = frozenset("empty none null nothing not no unset unspecified blank the a an see".split())
 
 
+# After a default's number: arithmetic, or words that make it something other than the value itself.
+_ARITHMETIC = re.compile(r"^(?:[*×^/+]|x\s*\d|x\s)")
+_NOT_THE_NUMBER = frozenset("times less more before after ago or and percent plus minus than".split())
+
+
 def _as_type(value: Any, kind: Any) -> list[Any]:
     """``value`` (a schema default, or words read from a description) as a value of JSON-schema type
     ``kind``: [value] or [] when it does not read as one ("5 years" is no integer)."""
@@ -144,6 +149,9 @@ def stated_defaults(schema: Any) -> list[Any]:
         quoted = raw[:1] in "'\"" and len(raw) >= 2
         text = raw[1:-1] if quoted else raw
         if m.group("num") is not None:
+            words = (m.group("unit") or "").strip()
+            if _ARITHMETIC.match(words) or _NOT_THE_NUMBER & set(words.lower().split()):
+                return []  # "3 * 10^8", "2 times the cores", "10 for free accounts and 50 for paid"
             if schema.get("type") in ("integer", "number"):
                 text = m.group("num")  # "60 minutes", "$1000", "1.0 for free space": the number
             elif len((m.group("unit") or "").split()) > 1:

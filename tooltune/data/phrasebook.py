@@ -53,6 +53,7 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -83,7 +84,7 @@ class Choice(BaseModel):
     or a composition."""
 
     model_config = ConfigDict(extra="forbid")
-    weight: float = Field(gt=0)
+    weight: float = Field(gt=0, allow_inf_nan=False)
     value: Any = None
     values: list[Any] | None = Field(default=None, min_length=1)
     range: tuple[int, int] | None = None
@@ -91,10 +92,17 @@ class Choice(BaseModel):
 
     @model_validator(mode="after")
     def _one_kind(self) -> Choice:
-        given = sorted(self.model_fields_set & {"value", "values", "range", "compose"})
+        given = sorted(k for k in ("value", "values", "range", "compose") if getattr(self, k) is not None)
         if len(given) != 1:
             raise ValueError(f"a branch has a weight and one of value, values, range, compose; got {given}")
         return self
+
+    @model_serializer
+    def _as_written(self) -> dict[str, Any]:
+        """Its weight and its one kind, as a book says it (so a saved book reads back the same)."""
+        kind = next(k for k in ("value", "values", "range", "compose") if getattr(self, k) is not None)
+        value = getattr(self, kind)
+        return {"weight": self.weight, kind: list(value) if kind == "range" else value}
 
     def spec(self) -> ValueSpec:
         """The branch as a value spec of its own."""
@@ -136,7 +144,6 @@ ValueSpec = Annotated[
         custom_error_message="a list of values, or a mapping with range, compose or one_of",
     ),
 ]
-_MAX_DEPTH = 8  # compositions of compositions: deeper is a cycle the check missed
 
 
 def _composition_parts(spec: ValueSpec) -> tuple[set[str], list[str]]:
@@ -158,11 +165,21 @@ def _composition_parts(spec: ValueSpec) -> tuple[set[str], list[str]]:
     return refs, wrong
 
 
-def draw_value(rng: random.Random, spec: ValueSpec, named: dict[str, ValueSpec], depth: int = 0) -> Any:
+def _reachable(start: str, refs: dict[str, set[str]]) -> set[str]:
+    """The names reachable from ``start`` through ``refs`` (not ``start`` itself unless by a cycle)."""
+    seen: set[str] = set()
+    todo = list(refs.get(start, ()))
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo.extend(refs.get(name, ()))
+    return seen
+
+
+def draw_value(rng: random.Random, spec: ValueSpec, named: dict[str, ValueSpec]) -> Any:
     """One value of ``spec``; a composition's parts are the book's named values (``named``), each drawn
-    afresh, so two paths in one example need not share a folder."""
-    if depth > _MAX_DEPTH:
-        raise DataError(f"values compose each other more than {_MAX_DEPTH} deep (a cycle?)")
+    afresh, so two paths in one example need not share a folder. A checked book composes no cycle."""
     if isinstance(spec, Range):
         lo, hi = spec.range
         return rng.randint(lo, hi)
@@ -172,11 +189,11 @@ def draw_value(rng: random.Random, spec: ValueSpec, named: dict[str, ValueSpec],
             if part in ("{{", "}}"):
                 out.append(part[0])
                 continue
-            out.append(SLOT.sub(lambda m: value_text(draw_value(rng, named[m[1]], named, depth + 1)), part))
+            out.append(SLOT.sub(lambda m: value_text(draw_value(rng, named[m[1]], named)), part))
         return "".join(out)
     if isinstance(spec, OneOf):
         [branch] = rng.choices(spec.one_of, weights=[c.weight for c in spec.one_of])
-        return draw_value(rng, branch.spec(), named, depth + 1)
+        return draw_value(rng, branch.spec(), named)
     return rng.choice(spec)
 
 
@@ -412,6 +429,21 @@ _SECTIONS: dict[str, Any] = {"values": ValueSpec, "tools": ToolPhrases}
 _LISTS: dict[str, Any] = {"follow_ups": list[FollowStep], "jobs": Job}
 
 
+_TAGS = {"list", "range", "compose", "one_of"}
+
+
+def _without_tags(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    """An error's location without the value-kind tag pydantic puts before the kind's own field
+    (``values.x.range.range[1]`` is ``values.x.range[1]`` in the file)."""
+    out: list[str | int] = []
+    for i, part in enumerate(loc):
+        following = loc[i + 1] if i + 1 < len(loc) else None
+        if part in _TAGS and (following == part or (part == "list" and isinstance(following, int))):
+            continue
+        out.append(part)
+    return tuple(out)
+
+
 def _validate(
     data: dict[str, Any], source: str, lines: dict[str, int]
 ) -> tuple[Phrasebook, list[PhrasebookIssue]]:
@@ -435,7 +467,7 @@ def _validate(
 
     def bad(path: tuple[str | int, ...], e: ValidationError) -> None:
         err = e.errors()[0]
-        full = _path_key((*path, *err["loc"]))
+        full = _path_key((*path, *_without_tags(err["loc"])))
         line = lines.get(full) or lines.get(_path_key(path))
         issues.append(
             PhrasebookIssue(severity="error", where=full, message=str(err["msg"]), line=line, source=source)
@@ -554,46 +586,63 @@ class _Checker:
         kept: dict[str, ValueSpec],
     ) -> None:
         """Add to ``kept`` the compositions and weighted choices whose parts are named values that were
-        kept (at the top level, kept compositions may be parts of others) and whose draws fit the
+        kept (at the top level, kept compositions may be parts of others) and whose values fit the
         parameter's schema; the others are dropped and named."""
         pool = kept if tool is None else self.named_specs
+        parts = {name: _composition_parts(spec) for name, spec in composed.items()}
         pending = dict(composed)
         while pending:
             progress = False
             for name, spec in list(pending.items()):
-                at = f"{where}.{name}"
-                refs, wrong = _composition_parts(spec)
-                missing = sorted(refs - set(pool))
-                if not wrong and missing and tool is None and set(missing) <= set(pending) - {name}:
-                    continue  # parts still to be checked
+                refs, wrong = parts[name]
+                waiting = refs & set(pending) - {name} if tool is None else set()
+                missing = sorted(refs - set(pool) - waiting)
+                if waiting and not (wrong or missing or name in refs):
+                    continue  # its parts are still being checked
                 del pending[name]
                 progress = True
                 if wrong:
-                    self.add("error", at, wrong[0])
+                    problem: str | None = wrong[0]
+                elif name in refs:
+                    problem = f"composes {{{name}}}, itself"
                 elif missing:
-                    self.add(
-                        "error", at, f"composes {', '.join(missing)}: not a named value (or one dropped)"
-                    )
-                elif (misfit := self._misfit(spec, pool, tool, name)) is not None:
-                    self.add("error", at, misfit)
+                    problem = f"composes {', '.join(missing)}: not a named value (or one dropped)"
+                else:
+                    problem = self._misfit(spec, pool, tool, name)
+                if problem:
+                    self.add("error", f"{where}.{name}", problem)
                 else:
                     kept[name] = spec
-            if not progress:
+            if not progress:  # what is left waits on itself, through other named values
                 for name in pending:
-                    self.add("error", f"{where}.{name}", "composes itself, through other named values")
+                    cycle = name in _reachable(name, {n: parts[n][0] for n in pending})
+                    why = "itself, through other named values" if cycle else "values that compose themselves"
+                    self.add("error", f"{where}.{name}", f"composes {why}")
                 return
 
     def _misfit(
         self, spec: ValueSpec, pool: dict[str, ValueSpec], tool: ToolSpec | None, name: str
     ) -> str | None:
-        """What is wrong with 30 draws of ``spec`` (as a value of ``tool``'s parameter ``name``), or None."""
-        if tool is not None and name not in tool.properties:
+        """What does not fit ``tool``'s parameter ``name`` (no tool: nothing to fit), or None: a branch's
+        value, values and range are checked one by one, a composition by 30 draws."""
+        if tool is None:
+            return None
+        if name not in tool.properties:
             return f"{tool.name} has no parameter {name!r}"
+        branches = spec.one_of if isinstance(spec, OneOf) else [None]
         rng = random.Random(0)
-        for _ in range(30):
-            value = draw_value(rng, spec, pool)
-            if tool is not None and not self.value_ok(tool, name, value):
-                return f"{value!r}, one of its values, does not fit the schema of {tool.name}.{name}"
+        for i, branch in enumerate(branches):
+            at = f"one_of[{i}]: " if branch is not None else ""
+            part = branch.spec() if branch is not None else spec
+            if isinstance(part, Range):
+                values = list(part.range)
+            elif isinstance(part, Compose):
+                values = [draw_value(rng, part, pool) for _ in range(30)]
+            else:
+                values = list(part) if isinstance(part, list) else []
+            for value in values:
+                if not self.value_ok(tool, name, value):
+                    return f"{at}{value!r} does not fit the schema of {tool.name}.{name}"
         return None
 
     def check_records(
