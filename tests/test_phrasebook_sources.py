@@ -22,7 +22,7 @@ import pytest
 from mcp import types
 
 from tooltune.config import Settings
-from tooltune.data.phrasebook import check_phrasebook, load_phrasebook
+from tooltune.data.phrasebook import check_phrasebook, load_phrasebook, phrasebook_from_object
 from tooltune.data.phrasebook_draft import draft_messages, draft_phrasebook
 from tooltune.data.store import load_dataset
 from tooltune.data.tool_sources import load_tool_specs
@@ -295,7 +295,23 @@ async def _sampling(context: Any, params: types.CreateMessageRequestParams) -> t
 @pytest.mark.anyio
 async def test_mcp_phrasebook_mapping_and_client_sampling(settings: Settings, tiny_model: Path) -> None:
     state = ServerState(settings)
-    book = {"tools": {"get_issue": {"requests": ["what's in #{issue_id}?", "open {nope}"]}}}
+    book = {
+        "values": {"area": ["login", "search"], "symptom": ["fails", "hangs"]},
+        "tools": {
+            "get_issue": {"requests": ["what's in #{issue_id}?", "open {nope}"]},
+            "search_issues": {  # a weighted, composed value, as a client may write one
+                "requests": ["any bugs about {query}?"],
+                "values": {
+                    "query": {
+                        "one_of": [
+                            {"weight": 3, "compose": "{area} {symptom}"},
+                            {"weight": 1, "value": "crash"},
+                        ]
+                    }
+                },
+            },
+        },
+    }
     async with mcp.Client(build_server(settings, state=state)) as c:
         result = await c.call_tool(
             "generate_training_examples",
@@ -309,8 +325,15 @@ async def test_mcp_phrasebook_mapping_and_client_sampling(settings: Settings, ti
         )
         assert not result.is_error, result.content
         out = result.structured_content or {}
-        assert out["phrasebook"]["requests"] == 1 and out["phrasebook"]["dropped_entries"] == 1
+        assert out["phrasebook"]["requests"] == 2 and out["phrasebook"]["dropped_entries"] == 1
         assert "{nope}" in out["phrasebook_skipped"][0]
+        kept = load_phrasebook(
+            settings.workspace / "inputs" / "m" / "phrasebook.json"
+        )  # as the client wrote it
+        assert (
+            kept.book.tools["search_issues"].values
+            == phrasebook_from_object(book).book.tools["search_issues"].values
+        )
         refused = await c.call_tool(
             "generate_training_examples", {"builtin": "issue-tracker", "phrasebook": "client"}
         )
