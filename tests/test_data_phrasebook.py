@@ -551,3 +551,27 @@ def test_a_branch_needs_a_finite_positive_weight_and_one_value_kind(branch: dict
     assert text.book.values == {} and [i.where for i in text.shape_issues] == [
         "values.x.one_of[0]" + (".weight" if branch["weight"] != 1 else "")
     ]
+
+
+def test_a_raw_slot_writes_the_value_exactly(tracker: list[ToolSpec]) -> None:
+    """``{p:raw}``: no quotes or backticks around a path or command line; the plain slot may add them."""
+    from tooltune.data.phrasebook import phrasebook_from_object
+
+    def texts(template: str) -> set[str]:
+        book = {
+            "tools": {"search_issues": {"requests": [template], "values": {"query": ["label:bug is:open"]}}}
+        }
+        checked = check_phrasebook(phrasebook_from_object(book), tracker)
+        assert not checked.errors, [str(e) for e in checked.errors]
+        rng = random.Random(0)
+        return {
+            (DataBook(checked, tracker).request(rng, "search_issues", polish=False) or ("", {}))[0]
+            for _ in range(60)
+        }
+
+    assert texts("look for {query:raw} please") == {"look for label:bug is:open please"}
+    assert len(texts("look for {query} please")) > 1  # quoted or backticked now and then
+    bad = check_phrasebook(
+        phrasebook_from_object({"tools": {"search_issues": {"requests": ["find {query:loud}"]}}}), tracker
+    )
+    assert any("known: raw, words" in e.message for e in bad.errors)

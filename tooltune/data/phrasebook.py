@@ -23,9 +23,9 @@ The format, in short (docs/PHRASEBOOKS.md has the reference and a worked example
     jobs: [{ask: ..., steps: [{call: ..., args: ..., result: ...}, ...], answer: ...}]
 
 A slot names a parameter of the tool (or of the step's tool), or a named value. ``{p:words}`` writes a
-small integer in words ("three"); ``{p=value}`` writes nothing and gives ``p`` that value, for templates
-whose own words say it ("mark #{issue_id} as a dupe of #{other_id}{relation=duplicates}").
-A template without a required parameter's slot cannot make a valid
+small integer in words ("three"), ``{p:raw}`` the value exactly as drawn; ``{p=value}`` writes nothing
+and gives ``p`` that value, for templates whose own words say it ("mark #{issue_id} as a dupe of
+#{other_id}{relation=duplicates}"). A template without a required parameter's slot cannot make a valid
 call and is refused. A slot that is a whole string in a structured result or in ``args`` keeps the
 value's type (``"{issue_id}"`` stays an integer).
 
@@ -62,7 +62,7 @@ from tooltune.toolspec import ToolSpec
 
 FORMAT_VERSION = 1
 SLOT = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?:\.([1-3]))?(?::([a-z]+)|(=[^{}]*))?\}")
-MODIFIERS = {"words"}
+MODIFIERS = {"words", "raw"}
 # schema read-back: the wording a phrasebook exists to replace
 _READ_BACK = re.compile(r"\b(set to|with (the )?\w+ (of|as)|where the \w+ is)\b", re.I)
 
@@ -686,7 +686,8 @@ class _Checker:
                     return False
                 continue
             if mod is not None and mod not in MODIFIERS:
-                self.add("error", where, f"unknown slot form ':{mod}' in {{{name}:{mod}}} (known: words)")
+                known = ", ".join(sorted(MODIFIERS))
+                self.add("error", where, f"unknown slot form ':{mod}' in {{{name}:{mod}}} (known: {known})")
                 return False
             if name not in tool.properties and name not in self.named:
                 self.add(

@@ -111,6 +111,8 @@ class _Fill:
             and 0 <= value < len(_WORDS)
         ):
             return _WORDS[value], True
+        if modifier == "raw":  # exactly as drawn: no quotes, backticks or units the generator may add
+            return value_text(value), False
         schema = tool.properties.get(name)
         return format_value(self.rng, value, schema if isinstance(schema, dict) else {}, name), False
 
