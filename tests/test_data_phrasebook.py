@@ -575,3 +575,61 @@ def test_a_raw_slot_writes_the_value_exactly(tracker: list[ToolSpec]) -> None:
         phrasebook_from_object({"tools": {"search_issues": {"requests": ["find {query:loud}"]}}}), tracker
     )
     assert any("known: raw, words" in e.message for e in bad.errors)
+
+
+def test_follow_ups_and_jobs_may_be_asked_several_ways(tracker: list[ToolSpec]) -> None:
+    """``ask`` may list several ways to say a step or a job (one drawn each time); an ask that cannot make
+    the call is dropped with its place, and the others are used."""
+    from tooltune.data.phrasebook import phrasebook_from_object
+
+    book = {
+        "values": {"ticket": {"range": [100, 999]}, "title": ["Login loops on Safari"]},
+        "follow_ups": [
+            [
+                {
+                    "ask": ["any bugs about {query}?", "search for {query}"],
+                    "call": "search_issues",
+                    "result": "#{ticket} {title}",
+                },
+                {
+                    "ask": [
+                        "comment on that one: {body}",
+                        "reply {body} there",
+                        "comment {body} on #{issue_id}",
+                    ],
+                    "call": "add_comment",
+                    "args": {"issue_id": "{ticket}"},
+                },
+            ]
+        ],
+        "jobs": [
+            {
+                "ask": ["mark the bug about {query} as closed", "find {query} and set it to closed"],
+                "steps": [
+                    {"call": "search_issues", "args": {"query": "{query}"}, "result": "#{ticket} {title}"},
+                    {"call": "update_issue", "args": {"issue_id": "{ticket}", "state": "closed"}},
+                ],
+                "answer": "Closed #{ticket}.",
+            }
+        ],
+    }
+    checked = check_phrasebook(phrasebook_from_object(book), tracker)
+    assert [e.where for e in checked.errors] == [
+        "follow_ups[0][1].args.issue_id"
+    ]  # the third ask sets it too
+    assert checked.book.follow_ups[0][1].ask == ["comment on that one: {body}", "reply {body} there"]
+    data = DataBook(checked, tracker)
+    rng = random.Random(0)
+
+    def which(text: str, *starts: str) -> str:  # polish may add a greeting or change the case
+        return next(w for w in starts if w in text.lower())
+
+    firsts, seconds, jobs = set(), set(), set()
+    for _ in range(60):
+        if (up := data.follow_up(rng)) is not None:
+            firsts.add(which(up.asks[0], "any bugs", "search for"))
+            seconds.add(which(up.asks[1], "comment on that", "reply"))
+        if (run := data.job(rng)) is not None:
+            jobs.add(which(run.request, "mark the bug", "set it to"))
+    assert firsts == {"any bugs", "search for"} and seconds == {"comment on that", "reply"}
+    assert jobs == {"mark the bug", "set it to"}

@@ -240,9 +240,17 @@ class ToolPhrases(BaseModel):
         }
 
 
+Ask = str | Annotated[list[str], Field(min_length=1)]  # one request, or several ways to say it (one drawn)
+
+
+def asks(ask: Ask) -> list[str]:
+    """The ways a step or job may be asked."""
+    return [ask] if isinstance(ask, str) else list(ask)
+
+
 class FollowStep(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    ask: str
+    ask: Ask
     call: str
     args: dict[str, Any] = Field(default_factory=dict)
     result: str | dict[str, Any] | list[Any] | None = None
@@ -259,7 +267,7 @@ class Job(BaseModel):
     """One request that takes several calls, each using what the one before returned, then an answer."""
 
     model_config = ConfigDict(extra="forbid")
-    ask: str
+    ask: Ask
     steps: list[JobStep] = Field(min_length=1)
     answer: str
 
@@ -790,39 +798,28 @@ class _Checker:
                 "error", where, "a follow-up has at least two steps (the second uses the first's result)"
             )
             return None
+        kept: list[FollowStep] = []
         for j, step in enumerate(steps):
             at = f"{where}[{j}]"
             tool = self.by_name.get(step.call)
             if tool is None:
                 self.add("error", f"{at}.call", f"no tool {step.call!r} in the tool set")
                 return None
-            found = slots(step.ask)
-            for name, index, _ in found:
-                if index is not None or (name not in tool.properties and name not in self.named):
-                    self.add(
-                        "error",
-                        f"{at}.ask",
-                        f"slot {{{name}}} is neither a parameter of {tool.name} nor a named value",
-                    )
-                    return None
-            for param in step.args:
-                if param not in tool.properties:
-                    self.add("error", f"{at}.args.{param}", f"{tool.name} has no parameter {param!r}")
-                    return None
-                if param in {n for n, _, _ in found}:
-                    self.add(
-                        "error",
-                        f"{at}.args.{param}",
-                        f"{param} is both a slot of the ask and in args: the call would not match the words",
-                    )
-                    return None
-            said = {n for n, _, _ in found} | set(step.args)
-            missing = [r for r in tool.required if r not in said]
-            if missing:
-                self.add(
-                    "error", at, f"no value for required parameter(s) {', '.join(missing)} of {tool.name}"
-                )
+            unknown = [p for p in step.args if p not in tool.properties]
+            if unknown:
+                self.add("error", f"{at}.args.{unknown[0]}", f"{tool.name} has no parameter {unknown[0]!r}")
                 return None
+            many = not isinstance(step.ask, str)
+            good = [
+                a
+                for k, a in enumerate(asks(step.ask))
+                if self._ask_ok(f"{at}.ask[{k}]" if many else f"{at}.ask", a, tool, step.args, f"{at}.args")
+            ]
+            if not good:
+                if many:
+                    self.add("error", f"{at}.ask", "none of its asks can make the call")
+                return None
+            step = step.model_copy(update={"ask": good if many else good[0]})
             if j < len(steps) - 1 and step.result is None:
                 self.add(
                     "error", f"{at}.result", "every step but the last needs the result the next one reads"
@@ -831,7 +828,31 @@ class _Checker:
             for s in _templates_in(step.result) + [s for v in step.args.values() for s in _templates_in(v)]:
                 if not self._slots_known(at, s, tool):
                     return None
-        return steps
+            kept.append(step)
+        return kept
+
+    def _ask_ok(self, where: str, ask: str, tool: ToolSpec, args: dict[str, Any], args_at: str) -> bool:
+        """A follow-up step's ask: slots the tool or the book knows, none also set by ``args`` (reported
+        at ``args_at``), and every required parameter said by one or the other."""
+        found = {n for n, _, _ in slots(ask)}
+        for name, index, _ in slots(ask):
+            if index is not None or (name not in tool.properties and name not in self.named):
+                self.add(
+                    "error", where, f"slot {{{name}}} is neither a parameter of {tool.name} nor a named value"
+                )
+                return False
+        both = sorted(found & set(args))
+        if both:
+            why = f"{both[0]} is both a slot of the ask and in args: the call would not match the words"
+            self.add("error", f"{args_at}.{both[0]}", why)
+            return False
+        missing = [r for r in tool.required if r not in found | set(args)]
+        if missing:
+            self.add(
+                "error", where, f"no value for required parameter(s) {', '.join(missing)} of {tool.name}"
+            )
+            return False
+        return True
 
     def check_job(self, i: int, job: Job) -> Job | None:
         """Every call known, every required parameter given, every result there but maybe the last's;
@@ -858,7 +879,7 @@ class _Checker:
                 self.add("error", f"{where}.steps[{j}].result", "every step but the last needs its result")
                 return None
         params = {p for t in tools for p in t.properties}
-        texts = [job.ask, job.answer] + [
+        texts = [*asks(job.ask), job.answer] + [
             s for st in job.steps for s in _templates_in(st.result) + _templates_in(list(st.args.values()))
         ]
         for text in texts:

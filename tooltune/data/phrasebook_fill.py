@@ -286,11 +286,12 @@ class DataBook:
         fill = _Fill(rng, self)
         calls: list[tuple[str, Args]] = []
         results: list[str] = []
-        asks: list[str] = []
+        said: list[str] = []
         shown = ""  # the results so far: where a step's ``args`` must find their values
         for i, step in enumerate(steps):
             tool = self.by_name[step.call]
-            got = fill.request(tool, step.ask)
+            ask = step.ask if isinstance(step.ask, str) else rng.choice(step.ask)  # one: nothing drawn
+            got = fill.request(tool, ask)
             if got is None:
                 return None
             text, (args,) = got
@@ -303,7 +304,7 @@ class DataBook:
             # must be in them (a value the conversation never showed would be a guess)
             if not self.validators[tool.name].is_valid(args) or not mentions_all(shown, given):
                 return None
-            asks.append(self._polish(rng, text, step.ask) if i == 0 else text)
+            said.append(self._polish(rng, text, ask) if i == 0 else text)
             calls.append((tool.name, args))
             if i < len(steps) - 1:
                 assert step.result is not None
@@ -313,7 +314,7 @@ class DataBook:
                     return None
                 results.append(res)
                 shown += "\n" + res
-        return FollowUp(calls, results, asks)
+        return FollowUp(calls, results, said)
 
 
 class JobRun(NamedTuple):
@@ -354,7 +355,8 @@ def _job(book: DataBook, rng: random.Random) -> JobRun | None:
             declared.add(name)
         return text
 
-    request = _substitute(job.ask, said)
+    ask = job.ask if isinstance(job.ask, str) else rng.choice(job.ask)  # one: nothing drawn
+    request = _substitute(ask, said)
     seen = request
     steps: list[tuple[str, Args, str]] = []
     for st in job.steps:
@@ -367,7 +369,7 @@ def _job(book: DataBook, rng: random.Random) -> JobRun | None:
         steps.append((st.call, args, result))
         seen += "\n" + result
     answer = _substitute(job.answer, lambda n, _i, _m: value_text(value(n)))
-    return JobRun(polish(rng, request, verbs=book.verbs, keep_case=job.ask.startswith("{")), steps, answer)
+    return JobRun(polish(rng, request, verbs=book.verbs, keep_case=ask.startswith("{")), steps, answer)
 
 
 def _whole_slot(template: Any) -> str | None:

@@ -63,7 +63,8 @@ PHRASEBOOK_HELP = (
     '[{"result": what the tool returns (object or text, slots allowed), "answer": a reply using '
     'it}]}}, "values": {NAME: [values for {NAME} slots in results/follow-ups]}, "follow_ups": [[{"ask": '
     'request, "call": TOOL, "result": its result}, {"ask": "comment on that one: {body}", '
-    '"call": TOOL2, "args": {param: "{NAME}"}}]], "jobs": [{"ask": one request needing several calls, '
+    '"call": TOOL2, "args": {param: "{NAME}"}}]], "jobs": [{"ask": one request needing several calls '
+    "(or a list of ways to say it), "
     '"steps": [{"call": TOOL, "args": {...}, "result": ...}, {"call": TOOL2, "args": {param: "{NAME}"}}], '
     '"answer": a reply using the results}]}. Entries that do not fit the tools are skipped and '
     "counted. 'client' = the server asks your model to draft it, in one MCP sampling request (if your "
