@@ -633,3 +633,24 @@ def test_follow_ups_and_jobs_may_be_asked_several_ways(tracker: list[ToolSpec]) 
             jobs.add(which(run.request, "mark the bug", "set it to"))
     assert firsts == {"any bugs", "search for"} and seconds == {"comment on that", "reply"}
     assert jobs == {"mark the bug", "set it to"}
+
+
+def test_a_parallel_template_may_ask_for_three_calls(tracker: list[ToolSpec]) -> None:
+    from tooltune.data.phrasebook import phrasebook_from_object
+
+    book = {
+        "tools": {
+            "get_issue": {
+                "requests": ["what's in #{issue_id}?"],
+                "values": {"issue_id": {"range": [1, 999]}},
+                "parallel": [
+                    "show me #{issue_id.1}, #{issue_id.2} and #{issue_id.3}",
+                    "show #{issue_id.1} and #{issue_id.3}",
+                ],
+            }
+        }
+    }
+    checked = check_phrasebook(phrasebook_from_object(book), tracker)
+    assert [e.where for e in checked.errors] == ["tools.get_issue.parallel[1]"]  # .3 without .2
+    said, calls = DataBook(checked, tracker).pair(random.Random(0), "get_issue") or ("", [])
+    assert len(calls) == 3 and all(f"#{c['issue_id']}" in said for c in calls)

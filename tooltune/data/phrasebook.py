@@ -681,7 +681,7 @@ class _Checker:
         self, where: str, template: str, tool: ToolSpec, *, call: bool, indexed: bool = False
     ) -> bool:
         """A request template: every slot known, every required parameter present when it makes a
-        call (indexed: each of .1 and .2 present)."""
+        call (indexed: each of .1 and .2, or .1, .2 and .3, present)."""
         found = slots(template)
         for name, index, mod in found:
             if mod is not None and mod.startswith("="):  # {relation=duplicates}: the words say it
@@ -710,9 +710,12 @@ class _Checker:
                     "error", where, f"slot {{{name}.{index}}}: numbered slots belong in parallel templates"
                 )
                 return False
-        if indexed and {i for _, i, _ in found if i is not None} != {1, 2}:
+        if indexed and {i for _, i, _ in found if i is not None} not in ({1, 2}, {1, 2, 3}):
             self.add(
-                "error", where, "a parallel template needs numbered slots for both calls ({p.1} and {p.2})"
+                "error",
+                where,
+                "a parallel template needs numbered slots for each of its two or three calls ({p.1} and "
+                "{p.2}, or {p.1}, {p.2} and {p.3})",
             )
             return False
         if not literal_text(template):
