@@ -604,7 +604,11 @@ def test_follow_ups_and_jobs_may_be_asked_several_ways(tracker: list[ToolSpec]) 
         ],
         "jobs": [
             {
-                "ask": ["mark the bug about {query} as closed", "find {query} and set it to closed"],
+                "ask": [
+                    "mark the bug about {query} as closed",
+                    "find {query} and set it to closed",
+                    "close {nope}",
+                ],
                 "steps": [
                     {"call": "search_issues", "args": {"query": "{query}"}, "result": "#{ticket} {title}"},
                     {"call": "update_issue", "args": {"issue_id": "{ticket}", "state": "closed"}},
@@ -614,9 +618,12 @@ def test_follow_ups_and_jobs_may_be_asked_several_ways(tracker: list[ToolSpec]) 
         ],
     }
     checked = check_phrasebook(phrasebook_from_object(book), tracker)
-    assert [e.where for e in checked.errors] == [
-        "follow_ups[0][1].args.issue_id"
-    ]  # the third ask sets it too
+    # the step's third ask sets issue_id as its args do; the job's third names a slot it does not have
+    assert [e.where for e in checked.errors] == ["follow_ups[0][1].args.issue_id", "jobs[0].ask[2]"]
+    assert checked.book.jobs[0].ask == [
+        "mark the bug about {query} as closed",
+        "find {query} and set it to closed",
+    ]
     assert checked.book.follow_ups[0][1].ask == ["comment on that one: {body}", "reply {body} there"]
     data = DataBook(checked, tracker)
     rng = random.Random(0)

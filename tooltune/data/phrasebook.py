@@ -882,6 +882,21 @@ class _Checker:
                 self.add("error", f"{where}.steps[{j}].result", "every step but the last needs its result")
                 return None
         params = {p for t in tools for p in t.properties}
+
+        def unknown(text: str) -> list[str]:
+            return [
+                n for n, i, _ in slots(text) if i is not None or (n not in params and n not in self.named)
+            ]
+
+        if not isinstance(job.ask, str):  # several ways to ask: one that names an unknown slot is dropped
+            for k, a in enumerate(job.ask):
+                if bad := unknown(a):
+                    why = f"slot {{{bad[0]}}} is neither a named value nor a parameter of its tools"
+                    self.add("error", f"{where}.ask[{k}]", why)
+            good = [a for a in job.ask if not unknown(a)]
+            if not good:
+                return None
+            job = job.model_copy(update={"ask": good})
         texts = [*asks(job.ask), job.answer] + [
             s for st in job.steps for s in _templates_in(st.result) + _templates_in(list(st.args.values()))
         ]
