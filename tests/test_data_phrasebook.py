@@ -661,3 +661,40 @@ def test_a_parallel_template_may_ask_for_three_calls(tracker: list[ToolSpec]) ->
     assert [e.where for e in checked.errors] == ["tools.get_issue.parallel[1]"]  # .3 without .2
     said, calls = DataBook(checked, tracker).pair(random.Random(0), "get_issue") or ("", [])
     assert len(calls) == 3 and all(f"#{c['issue_id']}" in said for c in calls)
+
+
+def test_a_records_text_field_writes_a_command_line_and_brings_its_arguments() -> None:
+    """A record's ``_line`` says its values the way people type them ("npm run build"); a ``{_line}`` slot
+    writes it and puts the record's parameters in the call, split as the tool takes them."""
+    from tooltune.data.phrasebook import phrasebook_from_object
+
+    coding = load_tool_specs(["builtin:coding"])
+    book = {
+        "tools": {
+            "run_command": {
+                "requests": ["run `{_line}`", "kick off {_line} with a {timeout} s timeout", "run {_nope}"],
+                "records": [
+                    {"command": "npm", "args": ["run", "build"], "_line": "npm run build"},
+                    {"command": "make", "args": ["lint"], "_line": "make lint"},
+                    {"command": "git", "_line": ["not", "text"]},
+                ],
+                "values": {"timeout": [30, 120]},
+                "near_misses": ["uninstall {_line}"],
+            }
+        }
+    }
+    checked = check_phrasebook(phrasebook_from_object(book), coding)
+    assert {e.where for e in checked.errors} == {
+        "tools.run_command.records[2]",  # a text field holds text
+        "tools.run_command.requests[2]",  # no record has _nope
+        "tools.run_command.near_misses[0]",  # text fields make calls: not in near misses
+    }
+    data = DataBook(checked, coding)
+    rng = random.Random(0)
+    seen = set()
+    for _ in range(40):
+        text, args = data.request(rng, "run_command", polish=False) or ("", {})
+        line = " ".join([args["command"], *args["args"]])
+        assert line in text and "_line" not in args  # the text shows the call; the field is no argument
+        seen.add(line)
+    assert seen == {"npm run build", "make lint"}

@@ -530,6 +530,8 @@ class _Checker:
         self.issues: list[PhrasebookIssue] = []
         self.named = set(text.book.values)
         self.named_specs: dict[str, ValueSpec] = {}  # the top-level values kept, once checked
+        self.text_fields: dict[str, set[str]] = {}  # per tool: its records' text fields ("_line")
+        self.kept_records: dict[str, list[dict[str, Any]]] = {}
 
     def add(self, severity: str, where: str, message: str) -> None:
         line = self.text.lines.get(where)
@@ -661,14 +663,23 @@ class _Checker:
         kept: list[dict[str, Any]] = []
         for i, record in enumerate(records):
             at = f"{where}[{i}]"
-            unknown = sorted(k for k in record if k not in tool.properties)
-            if unknown or not record:
+            params = {k: v for k, v in record.items() if not k.startswith("_")}  # "_line": text to write
+            unknown = sorted(k for k in params if k not in tool.properties)
+            if unknown or not params:
                 what = (
-                    f"{tool.name} has no parameter(s) {', '.join(unknown)}" if unknown else "an empty record"
+                    f"{tool.name} has no parameter(s) {', '.join(unknown)}"
+                    if unknown
+                    else "a record with no parameter"
                 )
                 self.add("error", at, what)
                 continue
-            bad = sorted(k for k, v in record.items() if not self.value_ok(tool, k, v))
+            texts = sorted(
+                k for k, v in record.items() if k.startswith("_") and not isinstance(v, str | int | float)
+            )
+            if texts:
+                self.add("error", at, f"{texts[0]}: a text field holds text or a number")
+                continue
+            bad = sorted(k for k, v in params.items() if not self.value_ok(tool, k, v))
             if bad:
                 self.add(
                     "error", at, f"{', '.join(f'{k}={record[k]!r}' for k in bad)} does not fit the schema"
@@ -690,6 +701,16 @@ class _Checker:
                 ):
                     self.add(
                         "error", where, f"{{{name}{mod}}}: not a valid value of a parameter of {tool.name}"
+                    )
+                    return False
+                continue
+            if name.startswith("_"):  # a record's text field: it writes what the record's values say
+                if not call or name not in self.text_fields.get(tool.name, set()):
+                    self.add(
+                        "error",
+                        where,
+                        f"slot {{{name}}} is no text field of {tool.name}'s records"
+                        + ("" if call else " (text fields belong in requests and parallel templates)"),
                     )
                     return False
                 continue
@@ -723,6 +744,10 @@ class _Checker:
             return False
         if call:
             said = {n for n, _, _ in found}
+            for field in {n for n in said if n.startswith("_")}:  # it brings its record's parameters
+                said |= set.intersection(
+                    *(set(r) for r in self.kept_records.get(tool.name, []) if field in r)
+                )
             missing = [r for r in tool.required if r not in said]
             if missing:
                 self.add(
@@ -743,6 +768,8 @@ class _Checker:
             return None
         values = self.check_values(f"{where}.values", phrases.values, tool)
         records = self.check_records(f"{where}.records", phrases.records, tool)
+        self.text_fields[name] = {k for r in records for k in r if k.startswith("_")}
+        self.kept_records[name] = records
         say: dict[str, dict[str, list[str]]] = {}
         for param, forms in phrases.say.items():
             if param not in tool.properties:

@@ -121,9 +121,22 @@ class _Fill:
         per_call: dict[int | None, Args] = {}
         grounded: dict[int | None, set[str]] = {}
         text_values: dict[tuple[str, int | None], str] = {}
+        unfilled: list[str] = []
 
         def value_for(name: str, index: int | None, modifier: str | None) -> str:
             if (name, index) in text_values:
+                return text_values[(name, index)]
+            if name.startswith("_"):  # a record's text field: the call's record says it, or none can
+                record = self._record(tool, name, index)
+                if record is None:
+                    unfilled.append(name)
+                    return ""
+                text_values[(name, index)] = value_text(record[name])
+                # the text says the record's parameters: they go into the call (a slot's own value stays)
+                call = per_call.setdefault(index, {})
+                for k, v in record.items():
+                    if not k.startswith("_"):
+                        call.setdefault(k, v)
                 return text_values[(name, index)]
             if modifier is not None and modifier.startswith("="):  # a value the template's words give
                 per_call.setdefault(index, {})[name] = say_key_value(modifier[1:], tool.properties.get(name))
@@ -142,6 +155,8 @@ class _Fill:
             return said
 
         text = _substitute(template, value_for)
+        if unfilled:  # the call's record (drawn at an earlier slot) has no such text field
+            return None
         shared = per_call.pop(None, {})
         indexes = sorted(per_call)
         calls = [{**shared, **per_call[i]} for i in indexes] if indexes else [shared]
