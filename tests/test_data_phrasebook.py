@@ -698,3 +698,60 @@ def test_a_records_text_field_writes_a_command_line_and_brings_its_arguments() -
         assert line in text and "_line" not in args  # the text shows the call; the field is no argument
         seen.add(line)
     assert seen == {"npm run build", "make lint"}
+
+
+def test_text_fields_stay_true_to_their_records() -> None:
+    """Each call of a parallel template gets its own record; a text that does not show its record's
+    values, a slot that would give the same parameter another value, and three equal calls are refused;
+    a tool's own ``_id`` parameter is a parameter, not a text field."""
+    from tooltune.data.phrasebook import phrasebook_from_object
+
+    coding = load_tool_specs(["builtin:coding"])
+    book = {
+        "tools": {
+            "run_command": {
+                "requests": ["run {_line}{command=yarn}", "run {_line}"],
+                "parallel": ["run {_line.1}, then {_line.2}"],
+                "records": [
+                    {"command": "npm", "args": ["run", "build"], "_line": "npm run build"},
+                    {"command": "make", "args": ["lint"], "_line": "make lint"},
+                    {"command": "make", "args": ["test"], "_line": "the tests"},
+                ],
+            }
+        }
+    }
+    checked = check_phrasebook(phrasebook_from_object(book), coding)
+    errors = {e.where: e.message for e in checked.errors}
+    assert "would both give command" in errors["tools.run_command.requests[0]"]
+    assert "does not show every value" in errors["tools.run_command.records[2]"]
+    data = DataBook(checked, coding)
+    rng = random.Random(0)
+    pairs = [p for _ in range(20) if (p := data.pair(rng, "run_command")) is not None]
+    assert pairs  # a draw of one record for both calls makes two equal calls and is refused
+    for said, calls in pairs:
+        assert len(calls) == 2 and calls[0] != calls[1]
+        assert all(" ".join([c["command"], *c["args"]]) in said for c in calls)
+    docs = [
+        ToolSpec(
+            name="get_doc",
+            parameters={"type": "object", "properties": {"_id": {"type": "string"}}, "required": ["_id"]},
+        )
+    ]
+    own = {"tools": {"get_doc": {"requests": ["get doc {_id}"], "records": [{"_id": "a1"}, {"_id": "b2"}]}}}
+    checked = check_phrasebook(phrasebook_from_object(own), docs)
+    assert not checked.errors, [str(e) for e in checked.errors]
+    text, args = DataBook(checked, docs).request(random.Random(0), "get_doc", polish=False) or ("", {})
+    assert args["_id"] in ("a1", "b2") and text == f"get doc {args['_id']}"
+
+
+def test_a_three_call_parallel_never_repeats_a_call(tracker: list[ToolSpec]) -> None:
+    from tooltune.data.phrasebook import phrasebook_from_object
+
+    three = "show #{issue_id.1}, #{issue_id.2} and #{issue_id.3}"
+    phrases = {"requests": ["what's in #{issue_id}?"], "values": {"issue_id": [1, 2, 3]}, "parallel": [three]}
+    book = {"tools": {"get_issue": phrases}}
+    data = DataBook(check_phrasebook(phrasebook_from_object(book), tracker), tracker)
+    rng = random.Random(0)
+    got = [data.pair(rng, "get_issue") for _ in range(60)]
+    assert any(g is not None for g in got)
+    assert all(len({c["issue_id"] for c in g[1]}) == 3 for g in got if g is not None)

@@ -58,6 +58,7 @@ from pydantic import (
 )
 
 from tooltune.data.examples import DataError
+from tooltune.data.phrasing import mentions_all
 from tooltune.toolspec import ToolSpec
 
 FORMAT_VERSION = 1
@@ -163,6 +164,28 @@ def _composition_parts(spec: ValueSpec) -> tuple[set[str], list[str]]:
             if index is not None or modifier is not None:
                 wrong.append(f"{{{name}}} in a composition takes no index, modifier or value")
     return refs, wrong
+
+
+def _text_field_problem(texts: dict[str, Any], params: dict[str, Any], tool: ToolSpec) -> str | None:
+    """What is wrong with a record's text fields: each is text that shows every value of the record, and
+    a record with one holds every required parameter (its ``{_field}`` slot makes the whole call)."""
+    for key, text in texts.items():
+        if not isinstance(text, str):
+            return f"{key}: a text field holds text, got {text!r}"
+        if not mentions_all(text, params):
+            return f"{key}: {text!r} does not show every value of its record ({', '.join(params)})"
+    missing = [r for r in tool.required if r not in params]
+    if texts and missing:
+        return (
+            f"a record with a text field holds every required parameter; this one lacks {', '.join(missing)}"
+        )
+    return None
+
+
+def is_text_field(name: str, tool: ToolSpec) -> bool:
+    """``name`` (a record key or a slot) is a records' text field of ``tool``: it starts with ``_`` and is no
+    parameter (a tool may have an ``_id`` parameter)."""
+    return name.startswith("_") and name not in tool.properties
 
 
 def _reachable(start: str, refs: dict[str, set[str]]) -> set[str]:
@@ -663,7 +686,8 @@ class _Checker:
         kept: list[dict[str, Any]] = []
         for i, record in enumerate(records):
             at = f"{where}[{i}]"
-            params = {k: v for k, v in record.items() if not k.startswith("_")}  # "_line": text to write
+            texts = {k: v for k, v in record.items() if is_text_field(k, tool)}  # "_line": what it says
+            params = {k: v for k, v in record.items() if k not in texts}
             unknown = sorted(k for k in params if k not in tool.properties)
             if unknown or not params:
                 what = (
@@ -673,17 +697,14 @@ class _Checker:
                 )
                 self.add("error", at, what)
                 continue
-            texts = sorted(
-                k for k, v in record.items() if k.startswith("_") and not isinstance(v, str | int | float)
-            )
-            if texts:
-                self.add("error", at, f"{texts[0]}: a text field holds text or a number")
-                continue
             bad = sorted(k for k, v in params.items() if not self.value_ok(tool, k, v))
             if bad:
                 self.add(
                     "error", at, f"{', '.join(f'{k}={record[k]!r}' for k in bad)} does not fit the schema"
                 )
+                continue
+            if problem := _text_field_problem(texts, params, tool):
+                self.add("error", at, problem)
                 continue
             kept.append(record)
         return kept
@@ -704,14 +725,25 @@ class _Checker:
                     )
                     return False
                 continue
-            if name.startswith("_"):  # a record's text field: it writes what the record's values say
-                if not call or name not in self.text_fields.get(tool.name, set()):
-                    self.add(
-                        "error",
-                        where,
-                        f"slot {{{name}}} is no text field of {tool.name}'s records"
-                        + ("" if call else " (text fields belong in requests and parallel templates)"),
-                    )
+            if is_text_field(name, tool):  # a record's text field: it writes what the record's values say
+                problem = (
+                    f"slot {{{name}}} is no text field of {tool.name}'s records"
+                    if name not in self.text_fields.get(tool.name, set())
+                    else "text fields belong in requests and parallel templates"
+                    if not call
+                    else f"slot {{{name}.{index}}}: numbered slots belong in parallel templates"
+                    if index is not None and not indexed
+                    else f"slot {{{name}:{mod}}}: a text field takes no form but :raw"
+                    if mod not in (None, "raw")
+                    else None
+                )
+                if problem is None:  # the words and the call must not disagree
+                    gives = {k for r in self.kept_records.get(tool.name, []) if name in r for k in r}
+                    clash = sorted({n for n, _, _ in found if n in tool.properties} & gives)
+                    if clash:
+                        problem = f"{{{name}}} and a {{{clash[0]}}} slot would both give {clash[0]}"
+                if problem:
+                    self.add("error", where, problem)
                     return False
                 continue
             if mod is not None and mod not in MODIFIERS:
@@ -744,10 +776,8 @@ class _Checker:
             return False
         if call:
             said = {n for n, _, _ in found}
-            for field in {n for n in said if n.startswith("_")}:  # it brings its record's parameters
-                said |= set.intersection(
-                    *(set(r) for r in self.kept_records.get(tool.name, []) if field in r)
-                )
+            if any(is_text_field(n, tool) for n in said):  # its records hold every required parameter
+                said |= set(tool.required)
             missing = [r for r in tool.required if r not in said]
             if missing:
                 self.add(
@@ -768,7 +798,7 @@ class _Checker:
             return None
         values = self.check_values(f"{where}.values", phrases.values, tool)
         records = self.check_records(f"{where}.records", phrases.records, tool)
-        self.text_fields[name] = {k for r in records for k in r if k.startswith("_")}
+        self.text_fields[name] = {k for r in records for k in r if is_text_field(k, tool)}
         self.kept_records[name] = records
         say: dict[str, dict[str, list[str]]] = {}
         for param, forms in phrases.say.items():
@@ -922,6 +952,7 @@ class _Checker:
                     self.add("error", f"{where}.ask[{k}]", why)
             good = [a for a in job.ask if not unknown(a)]
             if not good:
+                self.add("error", f"{where}.ask", "none of its asks can be filled")
                 return None
             job = job.model_copy(update={"ask": good})
         texts = [*asks(job.ask), job.answer] + [

@@ -22,6 +22,7 @@ from tooltune.data.phrasebook import (
     PhrasebookIssue,
     ResultShape,
     draw_value,
+    is_text_field,
     say_key_value,
     slots,
     template_parts,
@@ -126,7 +127,7 @@ class _Fill:
         def value_for(name: str, index: int | None, modifier: str | None) -> str:
             if (name, index) in text_values:
                 return text_values[(name, index)]
-            if name.startswith("_"):  # a record's text field: the call's record says it, or none can
+            if is_text_field(name, tool):  # a record's text field: the call's record says it, or none can
                 record = self._record(tool, name, index)
                 if record is None:
                     unfilled.append(name)
@@ -135,7 +136,7 @@ class _Fill:
                 # the text says the record's parameters: they go into the call (a slot's own value stays)
                 call = per_call.setdefault(index, {})
                 for k, v in record.items():
-                    if not k.startswith("_"):
+                    if not is_text_field(k, tool):
                         call.setdefault(k, v)
                 return text_values[(name, index)]
             if modifier is not None and modifier.startswith("="):  # a value the template's words give
@@ -160,8 +161,8 @@ class _Fill:
         shared = per_call.pop(None, {})
         indexes = sorted(per_call)
         calls = [{**shared, **per_call[i]} for i in indexes] if indexes else [shared]
-        if len(calls) > 1 and any(a == calls[0] for a in calls[1:]):
-            return None
+        if len({json.dumps(a, sort_keys=True, default=str) for a in calls}) < len(calls):
+            return None  # two of the calls are the same
         for i, args in zip(indexes or [None], calls, strict=True):
             exempt = grounded.get(None, set()) | grounded.get(i, set())
             if not mentions_all(text, {k: v for k, v in args.items() if k not in exempt}):

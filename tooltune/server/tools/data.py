@@ -58,13 +58,14 @@ PHRASEBOOK_HELP = (
     '"values" NAMEs; or {"one_of": [{"weight": 3, "compose": ...}, {"weight": 1, "value": v}]}]}, '
     '"records": [{param: value, param2: value2}: values '
     'that belong together, one record fills all its slots in a call], "say": {param: {value: [other words '
-    'for that exact value]}}, "parallel": [requests for two calls at once with {param.1} and {param.2}], '
+    'for that exact value]}}, "parallel": [requests for two or three calls at once with {param.1}, '
+    "{param.2} (and {param.3})], "
     '"near_misses": [requests on the tool\'s topic that no offered tool can do], "results": '
     '[{"result": what the tool returns (object or text, slots allowed), "answer": a reply using '
     'it}]}}, "values": {NAME: [values for {NAME} slots in results/follow-ups]}, "follow_ups": [[{"ask": '
     'request, "call": TOOL, "result": its result}, {"ask": "comment on that one: {body}", '
     '"call": TOOL2, "args": {param: "{NAME}"}}]], "jobs": [{"ask": one request needing several calls '
-    "(or a list of ways to say it), "
+    "(or a list of ways to say it, as a follow-up step's ask may be), "
     '"steps": [{"call": TOOL, "args": {...}, "result": ...}, {"call": TOOL2, "args": {param: "{NAME}"}}], '
     '"answer": a reply using the results}]}. Entries that do not fit the tools are skipped and '
     "counted. 'client' = the server asks your model to draft it, in one MCP sampling request (if your "
