@@ -207,13 +207,7 @@ def draw_value(rng: random.Random, spec: ValueSpec, named: dict[str, ValueSpec])
         lo, hi = spec.range
         return rng.randint(lo, hi)
     if isinstance(spec, Compose):
-        out: list[str] = []
-        for part in template_parts(spec.compose):
-            if part in ("{{", "}}"):
-                out.append(part[0])
-                continue
-            out.append(SLOT.sub(lambda m: value_text(draw_value(rng, named[m[1]], named)), part))
-        return "".join(out)
+        return substitute(spec.compose, lambda n, _i, _m: value_text(draw_value(rng, named[n], named)))
     if isinstance(spec, OneOf):
         [branch] = rng.choices(spec.one_of, weights=[c.weight for c in spec.one_of])
         return draw_value(rng, branch.spec(), named)
@@ -371,6 +365,17 @@ def slots(template: str) -> list[tuple[str, int | None, str | None]]:
         if part not in ("{{", "}}")
         for m in SLOT.finditer(part)
     ]
+
+
+def substitute(template: str, value_for: Any) -> str:
+    """Replace each slot with ``value_for(name, index, modifier)``; ``{{``/``}}`` are literal braces."""
+    out: list[str] = []
+    for part in template_parts(template):
+        if part in ("{{", "}}"):
+            out.append(part[0])
+            continue
+        out.append(SLOT.sub(lambda m: value_for(m[1], int(m[2]) if m[2] else None, m[3] or m[4]), part))
+    return "".join(out)
 
 
 def literal_text(template: str) -> str:

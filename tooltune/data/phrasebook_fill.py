@@ -15,7 +15,6 @@ from typing import Any, NamedTuple
 
 from tooltune.data.coding_requests import FollowUp
 from tooltune.data.phrasebook import (
-    SLOT,
     BookText,
     CheckedBook,
     FollowStep,
@@ -25,7 +24,7 @@ from tooltune.data.phrasebook import (
     is_text_field,
     say_key_value,
     slots,
-    template_parts,
+    substitute,
     value_text,
 )
 from tooltune.data.phrasing import _base_verb, format_value, mentions_all
@@ -155,7 +154,7 @@ class _Fill:
             text_values[(name, index)] = said
             return said
 
-        text = _substitute(template, value_for)
+        text = substitute(template, value_for)
         if unfilled:  # the call's record (drawn at an earlier slot) has no such text field
             return None
         shared = per_call.pop(None, {})
@@ -196,19 +195,8 @@ def fill_structured(obj: Any, lookup: Any) -> Any:
         m = _WHOLE.match(obj)
         if m:
             return lookup(m[1])
-        return _substitute(obj, lambda n, _i, _m: value_text(lookup(n)))
+        return substitute(obj, lambda n, _i, _m: value_text(lookup(n)))
     return obj
-
-
-def _substitute(template: str, value_for: Any) -> str:
-    """Replace each slot with ``value_for(name, index, modifier)``; ``{{``/``}}`` are literal braces."""
-    out: list[str] = []
-    for part in template_parts(template):
-        if part in ("{{", "}}"):
-            out.append(part[0])
-            continue
-        out.append(SLOT.sub(lambda m: value_for(m[1], int(m[2]) if m[2] else None, m[3] or m[4]), part))
-    return "".join(out)
 
 
 class DataBook:
@@ -268,7 +256,7 @@ class DataBook:
         fill = _Fill(rng, self)
         assert shape.answer is not None
         try:
-            answer = _substitute(shape.answer, lambda n, _i, _m: value_text(fill._lookup(n, args)))
+            answer = substitute(shape.answer, lambda n, _i, _m: value_text(fill._lookup(n, args)))
             return fill.result_text(shape.result, args), answer
         except _Missing:
             return None
@@ -287,7 +275,7 @@ class DataBook:
                 return fill.say(tool, name, fill.param_value(tool, name), modifier)[0]
             return str(fill.named_value(name))
 
-        text = self._polish(rng, _substitute(rng.choice(templates.near_misses), value_for))
+        text = self._polish(rng, substitute(rng.choice(templates.near_misses), value_for))
         return text, rng.choice(NEAR_MISS_ANSWERS).format(tool=tool.name)
 
     def job(self, rng: random.Random) -> JobRun | None:
@@ -372,7 +360,7 @@ def _job(book: DataBook, rng: random.Random) -> JobRun | None:
         return text
 
     ask = job.ask if isinstance(job.ask, str) else rng.choice(job.ask)  # one: nothing drawn
-    request = _substitute(ask, said)
+    request = substitute(ask, said)
     seen = request
     steps: list[tuple[str, Args, str]] = []
     for st in job.steps:
@@ -384,7 +372,7 @@ def _job(book: DataBook, rng: random.Random) -> JobRun | None:
         result = _result(fill_structured(st.result, value)) if st.result is not None else '{"status": "ok"}'
         steps.append((st.call, args, result))
         seen += "\n" + result
-    answer = _substitute(job.answer, lambda n, _i, _m: value_text(value(n)))
+    answer = substitute(job.answer, lambda n, _i, _m: value_text(value(n)))
     return JobRun(polish(rng, request, verbs=book.verbs, keep_case=ask.startswith("{")), steps, answer)
 
 
