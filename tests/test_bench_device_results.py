@@ -365,6 +365,60 @@ def test_the_committed_three_method_file_is_what_its_inputs_give() -> None:
     assert checks["sigmoid"]["groups"]["call_due"]["right_after"] == 27
 
 
+def test_the_committed_judge_two_file_is_what_its_inputs_give() -> None:
+    """bench/results/onpolicy_judge2_0.5b.json (issue 36, the fourth H100 session): rejection SFT, sigmoid
+    DPO, DPOP and GRPO from the carried seed-0 SFT adapter, their data picked by the second judge
+    (optional parameters at a stated default pass), from bench/results/onpolicy_gpu_h100_judge2/; the
+    numbers docs/BFCL_ATTEMPTS.md quotes for the four hypotheses written before the run."""
+    bfcl_full = bench_module("bfcl_full")
+    folder = ROOT / "bench" / "results" / "onpolicy_gpu_h100_judge2"
+    committed = json.loads((ROOT / "bench" / "results" / "onpolicy_judge2_0.5b.json").read_text())
+    inputs = sorted(folder.glob("*.json"))
+    assert committed["rows"] == [r for p in inputs for r in bfcl_full.rows_of(p)]
+    scores = {
+        (r["method"], r.get("dpo_loss"), r["category"]): (
+            r["sft"]["native_pass"],
+            r["adapter"]["native_pass"],
+        )
+        for r in committed["rows"]
+    }
+    assert scores == {
+        ("rejection", None, "simple_python"): (271, 262),
+        ("rejection", None, "irrelevance"): (189, 148),
+        ("rejection", None, "multiple"): (126, 119),
+        ("rejection", None, "parallel"): (72, 60),
+        ("dpo", "dpop", "simple_python"): (271, 279),
+        ("dpo", "dpop", "irrelevance"): (189, 181),
+        ("dpo", "dpop", "multiple"): (126, 128),
+        ("dpo", "dpop", "parallel"): (72, 71),
+        ("grpo", None, "simple_python"): (271, 290),
+        ("grpo", None, "irrelevance"): (189, 55),
+        ("grpo", None, "multiple"): (126, 132),
+        ("grpo", None, "parallel"): (72, 76),
+    }
+    rows = {(r["method"], r.get("dpo_loss"), r["category"]): r for r in committed["rows"]}
+    # hypothesis 1 failed for rejection: "missing parameter" on simple_python did not fall to 15 or fewer
+    assert rows["rejection", None, "simple_python"]["adapter"]["native_misses"]["missing_param"] == 32
+    assert rows["grpo", None, "irrelevance"]["vs_sft"]["native"]["regressions"] == 134
+    assert rows["grpo", None, "simple_python"]["vs_sft"]["native"]["p_value"] < 0.05
+    # sigmoid DPO on the same pairs as DPOP was refused by its answer check
+    [refused] = committed["failed_training"]
+    assert (refused["dpo_loss"], refused["pairs"], refused["status"]) == ("sigmoid", 177, "failed")
+    sigmoid = json.loads((folder / "simple_python_dpo_sigmoid_lr5e-6.json").read_text())
+    dpop = json.loads((folder / "simple_python_dpo_dpop_lr5e-6.json").read_text())
+    assert sigmoid["picked"] == dpop["picked"]
+    # hypothesis 3 held: the judge now rejects few answers for an extra parameter (47 of 184 pairs before)
+    assert dpop["picked"]["picked"]["extra_param"] == 2
+    runs = [json.loads((d / "run.json").read_text()) for d in (folder / "runs").iterdir() if d.is_dir()]
+    [check] = [
+        r["applied"]["method"]["answer_check"]
+        for r in runs
+        if r["applied"].get("method", {}).get("loss_type") == "sigmoid"
+    ]
+    call_due = check["groups"]["call_due"]
+    assert (call_due["right_before"], call_due["right_after"]) == (30, 2)
+
+
 def test_on_policy_runs_of_other_learning_rates_or_dpo_losses_are_not_pooled_as_seeds() -> None:
     bfcl_full = bench_module("bfcl_full")
 
