@@ -227,6 +227,101 @@ def test_a_grpo_run_samples_scores_and_trains(settings: Settings, tiny_model: Pa
     metrics = json.loads((ws.run_dir(run.id) / "metrics.json").read_text())
     assert metrics["rollouts"]["steps"] == 3 and metrics["iterations"] == 3
     assert (ws.adapters / "g" / "adapters.safetensors").is_file()
+    # the answer check asked the dataset's own requests before and after (the tiny model writes text:
+    # right only on the one where no call is due, so that group is too small to fail the run)
+    check = method["answer_check"]
+    assert (check["requests"], check["splits"]) == (6, {"train": 6})
+    groups = check["groups"]
+    assert (groups["call_due"]["requests"], groups["no_call_due"]["requests"]) == (5, 1)
+    assert (groups["call_due"]["right_before"], groups["no_call_due"]["right_before"]) == (0, 1)
+    assert not check["worse"] and not groups["no_call_due"]["can_fail"]
+
+
+QUESTIONS = ["what is a closure?", "why is the sky blue?", "thanks!", "what does REST mean?", "hello",
+             "is Python typed?", "what is a monad?", "who wrote Unix?", "what is TCP?"]  # fmt: skip
+
+
+def no_call(i: int) -> dict[str, Any]:
+    """An example where no call is due, the ``i``-th of nine different questions."""
+    msgs = [{"role": "user", "content": QUESTIONS[i]}, {"role": "assistant", "content": "Sure."}]
+    return {"messages": msgs, "tools": TOOLS}
+
+
+def _sft_split(folder: Path, split: str, records: list[dict[str, Any]]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def test_check_requests_read_an_sft_datasets_examples_validation_first(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    """GRPO's dataset holds SFT examples, not pairs: each example's conversation before its last turn is
+    the request, that turn the truth; the same request in both splits is asked once."""
+    from mlx_lm.tokenizer_utils import load
+
+    from tooltune.training.answer_check import check_requests
+
+    tok = load(tiny_model)
+    _sft_split(tmp_path, "valid", [example(0), no_call(0)])
+    _sft_split(tmp_path, "train", [example(0), *(example(i) for i in range(2, 6)), no_call(1), no_call(0)])
+    files = [tmp_path / "valid.jsonl", tmp_path / "train.jsonl"]
+    reqs = check_requests(files, tok, limit=4, max_seq_length=4096, max_tokens=64)
+    assert reqs.groups == ["call_due", "call_due", "no_call_due", "no_call_due"]
+    assert reqs.splits == ["valid", "train", "valid", "train"]
+    assert reqs.cases[0].messages == example(0)["messages"][:1]  # the request, its answer the truth
+    everything = check_requests(files, tok, limit=32, max_seq_length=4096, max_tokens=64)
+    assert len(everything) == 7 and len(set(everything.ids)) == 7  # mod0 asked once, from valid
+
+
+@pytest.mark.slow
+def test_a_grpo_run_whose_answers_got_worse_fails_unregistered(
+    settings: Settings, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On one H100, GRPO at 1e-5 called a tool on 185 of BFCL's 240 irrelevance questions (its start: 51)
+    and was registered: GRPO had no answer check. Now it has DPO's. The tiny model cannot learn to call
+    in a few steps, so its answers after training are made to call everywhere; the worker runs in this
+    process to see them."""
+    import signal
+
+    from tooltune.adapters.registry import AdapterRegistry
+    from tooltune.training import answer_check
+    from tooltune.training.worker import Worker
+
+    ws = Workspace(settings.workspace).ensure()
+    _sft_split(ws.datasets / "ex", "valid", [no_call(i) for i in range(8)])
+    _sft_split(ws.datasets / "ex", "train", [example(i) for i in range(4)])
+    real_answer, calls = answer_check.answer, []
+
+    def answer(model: Any, tokenizer: Any, requests: Any, *, max_tokens: int) -> list[dict[str, Any]]:
+        got = real_answer(model, tokenizer, requests, max_tokens=max_tokens)
+        calls.append(got)
+        if len(calls) == 1:
+            return got
+        return [{**a, "right": False, "outcome": "called_when_irrelevant", "text": CALL} for a in got]
+
+    def inline(settings: Settings, ws: Workspace, store: JobStore, run_dir: Path, job_id: str, **_: Any):
+        Worker(run_dir).main()
+        return store.get(job_id)
+
+    monkeypatch.setattr(answer_check, "answer", answer)
+    monkeypatch.setattr(runs, "_spawn", inline)
+    monkeypatch.setattr(signal, "signal", lambda *a: None)  # the worker's own handlers stay out of pytest
+    cfg = TrainConfig(
+        model=str(tiny_model), dataset="ex", method="grpo", num_layers=2, rank=4, iters=2, batch_size=2,
+        group_size=2, max_completion_tokens=12, max_seq_length=512, answer_check=16,
+    )  # fmt: skip
+    job = runs.start_training(cfg, settings, name="g-broken")
+    assert job.status == "failed" and len(calls) == 2
+    run = runs.get_run(settings, job.id)
+    check = run.applied["method"]["answer_check"]
+    assert check["worse_in"] == ["no_call_due"] and check["splits"] == {"valid": 8, "train": 4}
+    lost = check["groups"]["no_call_due"]
+    assert (lost["right_before"], lost["right_after"], lost["example_lost"]) == (8, 0, CALL)
+    assert run.error is not None and run.error.startswith(
+        "grpo made the model answer its own requests worse (answered greedily; 8 valid, 4 train requests "
+        "checked): of 8 requests where no call is due, the starting model got 8 right"
+    )
+    assert not run.registered and "g-broken" not in [a.name for a in AdapterRegistry(ws).list()]
 
 
 @pytest.mark.slow

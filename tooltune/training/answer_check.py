@@ -1,4 +1,4 @@
-"""Did preference training make the model answer its own requests worse? Asked of the model itself.
+"""Did preference training or GRPO make the model answer its own requests worse? Asked of the model.
 
 A DPO run's loss can fall while what the model writes falls apart: on one H200, DPO from the 0.5B's
 SFT adapter (learning rate 5e-5, 150 steps, beta 0.1) brought the validation loss from 0.69 to 0.27,
@@ -21,10 +21,17 @@ every time (``always_right.jsonl`` beside the pairs, not trained on), and the ch
 more of those. Without them, DPO at 5e-6 on one H100 passed the check (2 of its 16 no-call requests
 right before training, so that half could not fail) and then called a tool on 150 of BFCL's 240
 irrelevance questions, where its start had called on 52.
+
+GRPO runs are checked the same way, on their SFT dataset's requests (the validation split first, then
+the training split), each judged against its example's answer. Its loss measures nothing either: on one
+H100, GRPO at 1e-5 from the SFT adapter took simple_python from 271 to 290 of 400 and called a tool on
+185 of BFCL's 240 irrelevance questions, where its start had called on 51; its own rollouts called where
+no call was due on 375 of 1,680 answers, and nothing stopped it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from collections import Counter
@@ -90,10 +97,11 @@ def check_requests(
     seed: int = 0,
     always_right: Path | None = None,
 ) -> CheckRequests:
-    """Up to ``limit`` distinct requests of a pairs dataset, half where a call is due and half where none
-    is (the other group fills in when one runs short), each group in a seeded shuffle with the first of
-    ``files`` (the validation split) before the rest: each pair's conversation and tools with its chosen
-    answer as the truth. Then up to ``limit`` more, split the same way, from ``always_right`` (the
+    """Up to ``limit`` distinct requests of a dataset, half where a call is due and half where none is
+    (the other group fills in when one runs short), each group in a seeded shuffle with the first of
+    ``files`` (the validation split) before the rest: a pair's conversation and tools with its chosen
+    answer as the truth, or an SFT example's conversation before its last assistant turn with that turn
+    as the truth (GRPO's datasets). Then up to ``limit`` more, split the same way, from ``always_right`` (the
     requests the model got right every time it was sampled, with the truth they were judged against): no
     pair holds them, so only they show a run breaking what the model already did right. A record that
     cannot be scored or does not fit ``max_seq_length`` with ``max_tokens`` of answer is passed over
@@ -101,7 +109,7 @@ def check_requests(
     rng = random.Random(seed)
     seen: set[str] = set()
     out = CheckRequests()
-    _fill(out, _pools(files, _pair_case, rng, seen), limit, tokenizer, max_seq_length, max_tokens)
+    _fill(out, _pools(files, _record_case, rng, seen), limit, tokenizer, max_seq_length, max_tokens)
     if always_right is not None:
         pools = _pools([always_right], _always_right_case, rng, seen)
         _fill(out, pools, limit, tokenizer, max_seq_length, max_tokens)
@@ -114,6 +122,17 @@ Pool = list[tuple[str, str, EvalCase]]
 def _pair_case(record: dict[str, Any], where: str) -> tuple[str, EvalCase]:
     pair = PreferencePair.model_validate(record)
     return pair.id, example_case(Example(messages=[*pair.messages, pair.chosen], tools=pair.tools), where)
+
+
+def _example_case(record: dict[str, Any], where: str) -> tuple[str, EvalCase]:
+    case = example_case(Example.model_validate(record), where)
+    request = json.dumps({"messages": case.messages, "tools": case.tools}, sort_keys=True, ensure_ascii=False)
+    return "request-" + hashlib.sha256(request.encode("utf-8")).hexdigest()[:16], case
+
+
+def _record_case(record: dict[str, Any], where: str) -> tuple[str, EvalCase]:
+    """A pairs dataset's record (it has a ``chosen`` answer) or an SFT dataset's example."""
+    return _pair_case(record, where) if "chosen" in record else _example_case(record, where)
 
 
 def _always_right_case(record: dict[str, Any], where: str) -> tuple[str, EvalCase]:

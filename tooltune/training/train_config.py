@@ -212,9 +212,10 @@ class TrainConfig(BaseModel):
         default=32,
         ge=0,
         le=256,
-        description="dpo/orpo: requests of the run's own pairs (half where a call is due, half where none "
-        "is; the validation split first), and up to as many more of the requests the model always got "
-        "right (kept beside the pairs when they were picked), that the starting model and the trained "
+        description="dpo/orpo/grpo: requests of the run's own dataset (pairs, or GRPO's SFT examples; half "
+        "where a call is due, half where none is; the validation split first), and for pairs up to as "
+        "many more of the requests the model always got right (kept beside them when they were picked), "
+        "that the starting model and the trained "
         "adapter answer greedily, scored against the correct answer; a run whose adapter gets significantly "
         "fewer right in either half (exact paired test, p < 0.05) fails and is not registered "
         "(training/answer_check.py). 0: no check.",

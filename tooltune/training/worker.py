@@ -153,7 +153,7 @@ class Worker:
         self.optimizer: Any = None
         self._weight_cache: dict[bytes, Any] = {}  # loss weights per distinct token row
         self._sampler: Any = None  # grpo: each step's answers (training/grpo.py Sampler)
-        self._check_requests: Any = None  # dpo/orpo: the answer check's requests (training/answer_check.py)
+        self._check_requests: Any = None  # dpo/orpo/grpo: the answer check's requests (answer_check.py)
         # data-parallel runs (``--hosts``, started by mlx.launch): every process trains, rank 0 alone writes
         # the run's files and the job; the others own nothing and stop when rank 0 does. The rank is read
         # from mlx.launch's MLX_RANK before the group exists, so a process whose group fails to form
@@ -388,10 +388,13 @@ class Worker:
             applied["sequence_lengths"] = lengths.model_dump()
             if (warning := lengths.warning()) and self.start_iter == 0:
                 self._warn(warning)
-        # dpo/orpo: the starting model's answers to the answer check's requests
+        # dpo/orpo/grpo: the starting model's answers to the answer check's requests
         check_before: list[dict[str, Any]] = []
         if dpo:
             applied["method"] = self._prepare_pairs(model, train_set, valid_set)
+        if grpo:
+            applied["method"] = self._prepare_sampler(model, tokenizer, train_set)
+        if dpo or grpo:
             t0 = time.monotonic()
             check_before = self._answer_check_before(model, tokenizer)
             if check_before:
@@ -401,8 +404,6 @@ class Worker:
                     "seconds_before": round(time.monotonic() - t0, 2),
                 }
                 log.info("answer_check.before", **applied["method"]["answer_check"])
-        if grpo:
-            applied["method"] = self._prepare_sampler(model, tokenizer, train_set)
         if cfg.value_loss_weight != 1.0 or cfg.anchor_loss_weight:
             values = self._value_token_summary(train_data)
             if cfg.value_loss_weight != 1.0:
@@ -481,7 +482,7 @@ class Worker:
             )
         self._save_checkpoint(cfg.iters)  # a SIGTERM during the last step loses nothing: the run is complete
         self.run = self.run.model_copy(update={"iteration": cfg.iters})
-        if dpo and check_before:
+        if check_before:
             self._answer_check_after(model, tokenizer, check_before)
         done = self.run.model_copy(
             update={
@@ -545,7 +546,7 @@ class Worker:
         }
 
     def _answer_check_before(self, model: Any, tokenizer: Any) -> list[dict[str, Any]]:
-        """dpo/orpo: the starting model's greedy answers to the check requests (training/answer_check.py),
+        """dpo/orpo/grpo: the starting model's greedy answers to the check requests (answer_check.py),
         kept for the comparison after the last step; none when the check is off or finds no request."""
         from tooltune.data.onpolicy import ALWAYS_RIGHT_FILE
         from tooltune.training.answer_check import MIN_RIGHT, answer, check_requests
@@ -585,7 +586,7 @@ class Worker:
         return before
 
     def _answer_check_after(self, model: Any, tokenizer: Any, before: list[dict[str, Any]]) -> None:
-        """dpo/orpo: the trained adapter answers the check requests; the comparison goes into run.json,
+        """dpo/orpo/grpo: the trained adapter answers the check requests; the comparison goes into run.json,
         and an adapter that answers significantly worse fails the run before it is registered."""
         from tooltune.training.answer_check import answer, compare_answers, worse_error
 
@@ -655,7 +656,8 @@ class Worker:
             else "the starting model (base" + (" + init_adapter" if cfg.init_adapter else "") + ")",
             "rewards": REWARDS,
             "loss": "GRPO (mlx-lm-lora's grpo loss type, one update per rollout) + beta * per-token KL",
-            "validation": "none: a GRPO loss measures nothing; evaluate the adapter (tooltune eval)",
+            "validation": "none: a GRPO loss measures nothing; the answer check (answer_check) and an "
+            "eval of the adapter (tooltune eval) do",
         }
 
     def _replayed_rollouts(self) -> list[int]:
