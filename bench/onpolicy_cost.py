@@ -177,6 +177,7 @@ def grpo_stage(settings: Any, ws: Any, model_path: Path, args: Any) -> dict[str,
         max_completion_tokens=args.max_tokens,
         steps_per_report=1,
         init_adapter=args.adapter,
+        answer_check=0,  # the steps' cost, as the stored results measured it before GRPO had the check
     )
     job, run, metrics, wall = train_and_wait(settings, ws, cfg, "grpo")
     rollouts = [json.loads(x) for x in (ws.run_dir(run.id) / "rollouts.jsonl").read_text().splitlines()]

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from read_file_examples import READ_FILE
 
@@ -256,7 +257,8 @@ def test_check_requests_read_an_sft_datasets_examples_validation_first(
     tiny_model: Path, tmp_path: Path
 ) -> None:
     """GRPO's dataset holds SFT examples, not pairs: each example's conversation before its last turn is
-    the request, that turn the truth; the same request in both splits is asked once."""
+    the request, that turn the truth; the same request in both splits is asked once. With no always-right
+    requests beside them, they give up to twice the limit (2 here: 4 requests)."""
     from mlx_lm.tokenizer_utils import load
 
     from tooltune.training.answer_check import check_requests
@@ -265,11 +267,11 @@ def test_check_requests_read_an_sft_datasets_examples_validation_first(
     _sft_split(tmp_path, "valid", [example(0), no_call(0)])
     _sft_split(tmp_path, "train", [example(0), *(example(i) for i in range(2, 6)), no_call(1), no_call(0)])
     files = [tmp_path / "valid.jsonl", tmp_path / "train.jsonl"]
-    reqs = check_requests(files, tok, limit=4, max_seq_length=4096, max_tokens=64)
+    reqs = check_requests(files, tok, limit=2, max_seq_length=4096, max_tokens=64, pairs=False)
     assert reqs.groups == ["call_due", "call_due", "no_call_due", "no_call_due"]
     assert reqs.splits == ["valid", "train", "valid", "train"]
     assert reqs.cases[0].messages == example(0)["messages"][:1]  # the request, its answer the truth
-    everything = check_requests(files, tok, limit=32, max_seq_length=4096, max_tokens=64)
+    everything = check_requests(files, tok, limit=32, max_seq_length=4096, max_tokens=64, pairs=False)
     assert len(everything) == 7 and len(set(everything.ids)) == 7  # mod0 asked once, from valid
 
 
@@ -290,9 +292,14 @@ def test_a_grpo_run_whose_answers_got_worse_fails_unregistered(
     ws = Workspace(settings.workspace).ensure()
     _sft_split(ws.datasets / "ex", "valid", [no_call(i) for i in range(8)])
     _sft_split(ws.datasets / "ex", "train", [example(i) for i in range(4)])
-    real_answer, calls = answer_check.answer, []
+    real_answer, calls, lora_b = answer_check.answer, [], []
 
     def answer(model: Any, tokenizer: Any, requests: Any, *, max_tokens: int) -> list[dict[str, Any]]:
+        import mlx.core as mx
+        from mlx.utils import tree_flatten
+
+        params = tree_flatten(model.trainable_parameters())
+        lora_b.append(sum(float(mx.abs(v).sum()) for k, v in params if k.endswith("lora_b")))
         got = real_answer(model, tokenizer, requests, max_tokens=max_tokens)
         calls.append(got)
         if len(calls) == 1:
@@ -306,12 +313,17 @@ def test_a_grpo_run_whose_answers_got_worse_fails_unregistered(
     monkeypatch.setattr(answer_check, "answer", answer)
     monkeypatch.setattr(runs, "_spawn", inline)
     monkeypatch.setattr(signal, "signal", lambda *a: None)  # the worker's own handlers stay out of pytest
+    np_state = np.random.get_state()  # the worker seeds numpy's global generator: put it back after
     cfg = TrainConfig(
         model=str(tiny_model), dataset="ex", method="grpo", num_layers=2, rank=4, iters=2, batch_size=2,
         group_size=2, max_completion_tokens=12, max_seq_length=512, answer_check=16,
     )  # fmt: skip
-    job = runs.start_training(cfg, settings, name="g-broken")
+    try:
+        job = runs.start_training(cfg, settings, name="g-broken")
+    finally:
+        np.random.set_state(np_state)
     assert job.status == "failed" and len(calls) == 2
+    assert lora_b[0] == 0.0  # the "before" answers are the starting model's (a fresh LoRA adds nothing)
     run = runs.get_run(settings, job.id)
     check = run.applied["method"]["answer_check"]
     assert check["worse_in"] == ["no_call_due"] and check["splits"] == {"valid": 8, "train": 4}
@@ -337,7 +349,7 @@ async def test_an_improve_round_can_be_a_grpo_run(settings: Settings, tiny_model
     generate_dataset(ws, "d", ["builtin:coding"], GenerateConfig(n=40, seed=0), model_path=tiny_model)
     cfg = ImproveConfig(
         dataset="d", name="g", model=str(tiny_model), method="grpo", rounds=1, k=2, iters=2, max_tokens=16,
-        learning_rate=1e-3,
+        learning_rate=1e-3, answer_check=0,  # the round, not its check (tested above), is what is tested
     )  # fmt: skip
     said: list[str] = []
     async with ModelServer(tiny_model, settings=settings, record_active=False) as server:
@@ -415,7 +427,7 @@ def test_a_cancelled_grpo_run_resumes_where_its_checkpoint_is(settings: Settings
     cfg = TrainConfig(
         model=str(tiny_model), dataset="ex", method="grpo", num_layers=2, rank=4, iters=400, batch_size=1,
         group_size=2, max_completion_tokens=8, sample_temperature=1.0, save_every=2, learning_rate=1e-3,
-        lr_schedule="constant", seed=3,
+        lr_schedule="constant", seed=3, answer_check=0,  # resuming is tested, not the check
     )  # fmt: skip
     store = JobStore(ws)
     first = runs.start_training(cfg, settings, name="g")

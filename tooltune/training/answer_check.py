@@ -96,20 +96,26 @@ def check_requests(
     max_tokens: int,
     seed: int = 0,
     always_right: Path | None = None,
+    pairs: bool = True,
 ) -> CheckRequests:
     """Up to ``limit`` distinct requests of a dataset, half where a call is due and half where none is
     (the other group fills in when one runs short), each group in a seeded shuffle with the first of
-    ``files`` (the validation split) before the rest: a pair's conversation and tools with its chosen
-    answer as the truth, or an SFT example's conversation before its last assistant turn with that turn
-    as the truth (GRPO's datasets). Then up to ``limit`` more, split the same way, from ``always_right`` (the
-    requests the model got right every time it was sampled, with the truth they were judged against): no
-    pair holds them, so only they show a run breaking what the model already did right. A record that
-    cannot be scored or does not fit ``max_seq_length`` with ``max_tokens`` of answer is passed over
-    (training already named and skipped records that do not load)."""
+    ``files`` (the validation split) before the rest. With ``pairs``, each pair's conversation and tools
+    with its chosen answer as the truth; then up to ``limit`` more, split the same way, from
+    ``always_right`` (the requests the model got right every time it was sampled, with the truth they
+    were judged against): no pair holds them, so only they show a run breaking what the model already
+    did right. Without ``pairs`` (GRPO's SFT datasets, which have no always-right requests), each
+    example's conversation before its last assistant turn with that turn as the truth, up to twice
+    ``limit`` of them: as many as pairs and always-right ones together. A record that cannot be scored
+    or does not fit ``max_seq_length`` with ``max_tokens`` of answer is passed over (training already
+    named and skipped records that do not load)."""
     rng = random.Random(seed)
     seen: set[str] = set()
     out = CheckRequests()
-    _fill(out, _pools(files, _record_case, rng, seen), limit, tokenizer, max_seq_length, max_tokens)
+    if not pairs:
+        _fill(out, _pools(files, _example_case, rng, seen), 2 * limit, tokenizer, max_seq_length, max_tokens)
+        return out
+    _fill(out, _pools(files, _pair_case, rng, seen), limit, tokenizer, max_seq_length, max_tokens)
     if always_right is not None:
         pools = _pools([always_right], _always_right_case, rng, seen)
         _fill(out, pools, limit, tokenizer, max_seq_length, max_tokens)
@@ -128,11 +134,6 @@ def _example_case(record: dict[str, Any], where: str) -> tuple[str, EvalCase]:
     case = example_case(Example.model_validate(record), where)
     request = json.dumps({"messages": case.messages, "tools": case.tools}, sort_keys=True, ensure_ascii=False)
     return "request-" + hashlib.sha256(request.encode("utf-8")).hexdigest()[:16], case
-
-
-def _record_case(record: dict[str, Any], where: str) -> tuple[str, EvalCase]:
-    """A pairs dataset's record (it has a ``chosen`` answer) or an SFT dataset's example."""
-    return _pair_case(record, where) if "chosen" in record else _example_case(record, where)
 
 
 def _always_right_case(record: dict[str, Any], where: str) -> tuple[str, EvalCase]:

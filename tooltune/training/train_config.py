@@ -205,18 +205,19 @@ class TrainConfig(BaseModel):
         default=128,
         ge=8,
         le=4096,
-        description="grpo: the most tokens a sampled answer may have; dpo/orpo: the same for the answer "
-        "check's greedy answers.",
+        description="grpo: the most tokens a sampled answer may have; dpo/orpo/grpo: the same for the "
+        "answer check's greedy answers.",
     )
     answer_check: int = Field(
         default=32,
         ge=0,
         le=256,
-        description="dpo/orpo/grpo: requests of the run's own dataset (pairs, or GRPO's SFT examples; half "
-        "where a call is due, half where none is; the validation split first), and for pairs up to as "
-        "many more of the requests the model always got right (kept beside them when they were picked), "
-        "that the starting model and the trained "
-        "adapter answer greedily, scored against the correct answer; a run whose adapter gets significantly "
+        description="dpo/orpo/grpo: requests of the run's own dataset that the starting model and the "
+        "trained adapter answer greedily, scored against the correct answer, half where a call is due and "
+        "half where none is, the validation split first: dpo/orpo, this many of its pairs' requests and up "
+        "to as many more of the requests the model always got right (kept beside the pairs when they were "
+        "picked); grpo, up to twice this many of its SFT examples' requests. A run whose adapter gets "
+        "significantly "
         "fewer right in either half (exact paired test, p < 0.05) fails and is not registered "
         "(training/answer_check.py). 0: no check.",
     )

@@ -564,11 +564,12 @@ class Worker:
                 max_tokens=cfg.max_completion_tokens,
                 seed=cfg.seed,
                 always_right=folder / ALWAYS_RIGHT_FILE,
+                pairs=cfg.method in PREFERENCE_METHODS,  # grpo: the SFT dataset's examples
             )
             if not len(self._check_requests):
                 self._warn(
-                    "answer check skipped: no request of the dataset (its pairs' or the always-right ones) "
-                    "can be scored"
+                    "answer check skipped: no request of the dataset (its pairs', its examples' or the "
+                    "always-right ones) can be scored"
                 )
                 return []
             before = answer(model, tokenizer, self._check_requests, max_tokens=cfg.max_completion_tokens)
