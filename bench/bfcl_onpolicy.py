@@ -99,6 +99,7 @@ def adapter_name(args: argparse.Namespace, tag: str) -> str:
         + (f"-b{args.beta:g}" if args.beta != 0.1 else "")
         + ("-fr" if args.freeze_token_rows else "")
         + (f"-{args.dpo_loss}" if args.method == "dpo" and args.dpo_loss != "sigmoid" else "")
+        + (f"-nc{args.no_call_share:g}" if args.no_call_share is not None else "")
     )
 
 
@@ -152,6 +153,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--batch-size", type=int, default=1)
     ap.add_argument(
+        "--no-call-share",
+        type=float,
+        default=None,
+        help="grpo: the share of each step's requests where no call is due (default: as the data holds)",
+    )
+    ap.add_argument(
         "--freeze-token-rows",
         action="store_true",
         help="hold the SFT adapter's tool-call token rows; only the LoRA blocks learn (TrainConfig's)",
@@ -190,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
                         "group_size": args.k,
                         "sample_temperature": args.temperature,
                         "max_completion_tokens": args.max_tokens,
+                        "no_call_share": args.no_call_share,
                     },
                 )
             else:

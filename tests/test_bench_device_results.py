@@ -434,15 +434,19 @@ def test_on_policy_runs_of_other_learning_rates_or_dpo_losses_are_not_pooled_as_
         row("d", 0.62, learning_rate=5e-6, dpo_loss="sigmoid"),
     ]
     rows.append(row("e", 0.61, learning_rate=5e-6, dpo_loss="sigmoid", freeze_token_rows=True))
+    rows.append(row("f", 0.63, learning_rate=5e-6, dpo_loss="sigmoid", no_call_share=0.5))
     groups = {
-        (g["learning_rate"], g["dpo_loss"], g.get("freeze_token_rows", False)): g["seeds"]
+        (g["learning_rate"], g["dpo_loss"], g.get("freeze_token_rows", False), g.get("no_call_share")): g[
+            "seeds"
+        ]
         for g in bfcl_full.spread(rows)
     }
     assert groups == {
-        (5e-6, "sigmoid", False): ["a", "d"],
-        (5e-6, "dpop", False): ["b"],
-        (5e-5, "sigmoid", False): ["c"],
-        (5e-6, "sigmoid", True): ["e"],
+        (5e-6, "sigmoid", False, None): ["a", "d"],
+        (5e-6, "dpop", False, None): ["b"],
+        (5e-5, "sigmoid", False, None): ["c"],
+        (5e-6, "sigmoid", True, None): ["e"],
+        (5e-6, "sigmoid", False, 0.5): ["f"],
     }
 
 

@@ -217,6 +217,11 @@ def test_a_grpo_run_samples_scores_and_trains(settings: Settings, tiny_model: Pa
     method = run.applied["method"]
     assert method["name"] == "grpo" and method["requests"] == 6 and method["requests_left_out"] == 1
     assert method["group_size"] == 2 and method["reference"].startswith("the starting model")
+    assert (method["no_call_requests"], method["no_call_share"], method["no_call_share_set"]) == (
+        1,
+        round(1 / 6, 4),
+        False,
+    )
     assert run.applied["lm_head"] == "answer positions"
     rows = [json.loads(x) for x in (ws.run_dir(run.id) / "rollouts.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in rows] == [1, 2, 3]
@@ -409,6 +414,52 @@ def test_a_step_whose_groups_all_earn_one_reward_is_drawn_again(
     replayed.skip()
     replayed.skip()
     assert order(replayed, 2) == expected[4:6]
+
+
+def test_a_no_call_share_draws_that_share_of_requests_where_no_call_is_due(tokenizer: Any) -> None:
+    """GRPO at 1e-5 on the 0.5B, drawing requests as the dataset holds them (28% where no call is due),
+    learned to call everywhere. A share draws each step's requests from the two groups at that rate,
+    each group in its own shuffled order (every request before any again); a resumed run replays it."""
+    import numpy as np
+
+    from tooltune.errors import TooltuneError
+    from tooltune.training import grpo
+
+    def prompts_of(records: list[dict[str, Any]]) -> grpo.GrpoPrompts:
+        p = grpo.GrpoPrompts()
+        for r in records:
+            p.cases.append(case_for(r))
+            p.tokens.append([1, 2, 3])
+        return p
+
+    mixed = prompts_of([example(i) for i in range(6)] + [no_call(0), no_call(1)])
+
+    def sampler(prompts: grpo.GrpoPrompts, **kw: Any) -> grpo.Sampler:
+        return grpo.Sampler(
+            None, tokenizer, prompts, batch_size=1, group_size=2, temperature=1.0, max_tokens=4, beta=0.0,
+            reference_weights=None, rng=np.random.RandomState(0), **kw,
+        )  # fmt: skip
+
+    def draws(s: grpo.Sampler, steps: int) -> list[int]:
+        return [s._draw()[0] for _ in range(steps)]
+
+    as_held = draws(sampler(mixed), 80)  # ten passes over the eight requests
+    assert sum(i >= 6 for i in as_held) == 20
+    half = draws(sampler(mixed, no_call_share=0.5), 400)
+    assert 160 <= sum(i >= 6 for i in half) <= 240
+    assert set(half[:40]) == set(range(8))
+    assert not any(i >= 6 for i in draws(sampler(mixed, no_call_share=0.0), 50))
+    assert all(i >= 6 for i in draws(sampler(mixed, no_call_share=1.0), 50))
+    fresh = sampler(mixed, no_call_share=0.5)
+    replayed = sampler(mixed, no_call_share=0.5, replay_draws=[2, 1])
+    expected = draws(fresh, 6)
+    replayed.skip()
+    replayed.skip()
+    assert draws(replayed, 3) == expected[3:6]
+    with pytest.raises(TooltuneError, match="no_call_share 0.5 draws requests where no call is due"):
+        sampler(prompts_of([example(i) for i in range(3)]), no_call_share=0.5)
+    with pytest.raises(ValueError, match="no_call_share weighs GRPO's draws; method 'sft'"):
+        TrainConfig(dataset="d", no_call_share=0.5)
 
 
 @pytest.mark.slow

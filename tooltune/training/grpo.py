@@ -287,6 +287,7 @@ class Sampler:
         reference_weights: list[tuple[str, Any]] | None,
         rng: Any,
         replay_draws: list[int] | None = None,
+        no_call_share: float | None = None,
     ) -> None:
         self.model, self.tokenizer, self.prompts = model, tokenizer, prompts
         self.batch_size, self.group_size = batch_size, group_size
@@ -297,13 +298,35 @@ class Sampler:
         self.rng = rng
         self._order: list[int] = []
         self._replay = list(replay_draws or [])  # draws per step already trained, for a resumed run
+        self.no_call_share = no_call_share
+        # with a share: each group of requests (no call due, a call due) in its own shuffled order
+        self._groups = {
+            no_call: [i for i, c in enumerate(prompts.cases) if c.expects_no_call == no_call]
+            for no_call in (True, False)
+        }
+        self._group_order: dict[bool, list[int]] = {True: [], False: []}
+        if no_call_share is not None:
+            for no_call, share in ((True, no_call_share), (False, 1 - no_call_share)):
+                if share > 0 and not self._groups[no_call]:
+                    where = "no call is due" if no_call else "a call is due"
+                    raise TooltuneError(
+                        f"no_call_share {no_call_share:g} draws requests where {where}, and the dataset's "
+                        "training split has none"
+                    )
 
     def _draw(self) -> list[int]:
         picked: list[int] = []
         while len(picked) < self.batch_size:
-            if not self._order:
-                self._order = [int(i) for i in self.rng.permutation(len(self.prompts))]
-            picked.append(self._order.pop())
+            if self.no_call_share is None:
+                if not self._order:
+                    self._order = [int(i) for i in self.rng.permutation(len(self.prompts))]
+                picked.append(self._order.pop())
+                continue
+            no_call = bool(self.rng.random_sample() < self.no_call_share)
+            order, group = self._group_order[no_call], self._groups[no_call]
+            if not order:
+                order += [group[int(i)] for i in self.rng.permutation(len(group))]
+            picked.append(order.pop())
         return picked
 
     def skip(self) -> None:

@@ -201,6 +201,15 @@ class TrainConfig(BaseModel):
     sample_temperature: float = Field(
         default=0.8, gt=0, le=2.0, description="grpo: the temperature the answers are sampled at."
     )
+    no_call_share: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="grpo: the share of each step's requests drawn from those where no call is due, the "
+        "rest from those where one is (unset: as the dataset holds them). The model's call decision is "
+        "one decision everywhere: on one H100, GRPO on the 0.5B drawing 28% no-call requests learned to "
+        "call on 185 of BFCL's 240 irrelevance questions (its start: 51).",
+    )
     max_completion_tokens: int = Field(
         default=128,
         ge=8,
@@ -288,6 +297,8 @@ class TrainConfig(BaseModel):
                 "freeze_token_rows with adamw's weight_decay: the decay would still shrink the held rows; "
                 "use adam, or weight_decay 0"
             )
+        if self.no_call_share is not None and self.method != "grpo":
+            raise ValueError(f"no_call_share weighs GRPO's draws; method '{self.method}' draws none")
         if self.method in PREFERENCE_METHODS and self.beta == 0:
             raise ValueError(f"method {self.method} needs beta above 0")
         if self.method in LOSS_METHODS:

@@ -643,11 +643,19 @@ class Worker:
             reference_weights=tree_flatten(model.trainable_parameters()) if cfg.beta else None,
             rng=np.random.RandomState(cfg.seed),
             replay_draws=self._replayed_rollouts(),
+            no_call_share=cfg.no_call_share,
         )
+        no_call = sum(c.expects_no_call for c in prompts.cases)
         return {
             "name": "grpo",
             "requests": len(prompts),
             "requests_left_out": len(prompts.skipped),
+            "no_call_requests": no_call,
+            # the share of draws where no call is due: as set, or as the requests hold them
+            "no_call_share": cfg.no_call_share
+            if cfg.no_call_share is not None
+            else round(no_call / max(len(prompts), 1), 4),
+            "no_call_share_set": cfg.no_call_share is not None,
             "group_size": cfg.group_size,
             "sample_temperature": cfg.sample_temperature,
             "max_completion_tokens": cfg.max_completion_tokens,
