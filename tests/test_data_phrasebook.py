@@ -755,3 +755,73 @@ def test_a_three_call_parallel_never_repeats_a_call(tracker: list[ToolSpec]) -> 
     got = [data.pair(rng, "get_issue") for _ in range(60)]
     assert any(g is not None for g in got)
     assert all(len({c["issue_id"] for c in g[1]}) == 3 for g in got if g is not None)
+
+
+def test_request_groups_are_drawn_at_their_weights(tracker: list[ToolSpec]) -> None:
+    """``{weight: 3, ask: [...]}`` beside ``{weight: 1, ask: [...]}``: the first group's phrasings come
+    three times as often, a template within its group uniformly, a plain template as a group of one at
+    weight 1. A bad template leaves its group (a group left empty is left out, with a warning), each
+    named by file:line; a book without groups draws as before."""
+    from collections import Counter
+
+    from tooltune.data.phrasebook import phrasebook_from_object
+
+    text = """\
+tools:
+  get_issue:
+    values: {issue_id: {range: [1, 999]}}
+    requests:
+      - weight: 6
+        ask: ["open #{issue_id}", "show #{issue_id}", "fetch {nobody} now"]
+      - {weight: 2, ask: ["what's in #{issue_id}?"]}
+      - "read issue {issue_id} for me"
+      - {weight: 5, ask: ["look at {nobody}"]}
+"""
+    book = parse_phrasebook(text, "groups.yaml")
+    checked = check_phrasebook(book, tracker)
+    assert [(e.where, e.line) for e in checked.errors] == [
+        ("tools.get_issue.requests[0].ask[2]", 6),
+        ("tools.get_issue.requests[3].ask[0]", 9),
+    ]
+    assert [(w.where, w.message) for w in checked.warnings if "group" in w.message] == [
+        ("tools.get_issue.requests[3]", "no usable template in this group: it is left out")
+    ]
+    phrases = checked.book.tools["get_issue"]
+    assert phrases.request_templates() == [
+        "open #{issue_id}",
+        "show #{issue_id}",
+        "what's in #{issue_id}?",
+        "read issue {issue_id} for me",
+    ]
+    assert phrases.request_weights() == [3.0, 3.0, 2.0, 1.0]
+    assert checked.book.counts()["requests"] == 4
+    data = DataBook(checked, tracker)
+    rng = random.Random(0)
+    said = Counter()
+    for _ in range(900):
+        text_, args = data.request(rng, "get_issue", polish=False) or ("", {})
+        assert str(args["issue_id"]) in text_
+        said[text_.split(" ")[0].split("#")[0]] += 1
+    # expected 600 : 200 : 100 for the group of two, the group of one and the plain template
+    assert 540 <= said["open"] + said["show"] <= 660 and 150 <= said["what's"] <= 250
+    assert 60 <= said["read"] <= 140
+    # no groups: the one uniform draw, as before (generation from existing books stays byte-identical)
+    plain = check_phrasebook(
+        phrasebook_from_object(
+            {"tools": {"get_issue": {"requests": ["open #{issue_id}", "show #{issue_id}"]}}}
+        ),
+        tracker,
+    )
+    assert plain.book.tools["get_issue"].request_weights() is None
+    for bad in (
+        {"weight": 0, "ask": ["open #{issue_id}"]},
+        {"weight": float("inf"), "ask": ["x {issue_id}"]},
+    ):
+        raw = {"tools": {"get_issue": {"requests": ["show #{issue_id}", bad]}}, "values": {"x": [1]}}
+        text_ = parse_phrasebook(json.dumps(raw), source="w.json")  # the tool is left out, named
+        assert text_.book.tools == {} and text_.book.values
+        assert [(i.where, i.message) for i in text_.shape_issues] == [
+            ("tools.get_issue.requests[1].weight", "Input should be greater than 0")
+            if bad["weight"] == 0
+            else ("tools.get_issue.requests[1].weight", "Input should be a finite number")
+        ]

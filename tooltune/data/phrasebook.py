@@ -231,9 +231,27 @@ class ResultShape(BaseModel):
     answer: str | None = None
 
 
+class RequestGroup(BaseModel):
+    """Request templates drawn together at a weight: ``{weight: 70, ask: ["open {path}", ...]}`` beside
+    ``{weight: 15, ask: [...]}`` makes the first group's phrasings 70/15 as likely as the second's (a
+    template of a group is drawn uniformly within it; a plain template counts as a group of one at
+    weight 1)."""
+
+    model_config = ConfigDict(extra="forbid")
+    weight: float = Field(gt=0, allow_inf_nan=False)
+    ask: list[str] = Field(min_length=1)
+
+
+# a request template, or a weighted group of them; a mapping is read as a group (its errors are its own)
+RequestEntry = Annotated[
+    Annotated[str, Tag("template")] | Annotated[RequestGroup, Tag("group")],
+    Discriminator(lambda v: "template" if isinstance(v, str) else "group"),
+]
+
+
 class ToolPhrases(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    requests: list[str] = Field(default_factory=list)
+    requests: list[RequestEntry] = Field(default_factory=list)
     values: dict[str, ValueSpec] = Field(default_factory=dict)
     # values that belong together (a command and its arguments): one record fills every slot of its
     # parameters in one call
@@ -242,6 +260,21 @@ class ToolPhrases(BaseModel):
     parallel: list[str] = Field(default_factory=list)
     near_misses: list[str] = Field(default_factory=list)
     results: list[ResultShape] = Field(default_factory=list)
+
+    def request_templates(self) -> list[str]:
+        """Every request template, those of weighted groups included, in the book's order."""
+        return [t for r in self.requests for t in ([r] if isinstance(r, str) else r.ask)]
+
+    def request_weights(self) -> list[float] | None:
+        """Each of :meth:`request_templates`' chance weight (a group's weight shared by its templates);
+        None when the book gives no group, and every template is as likely as another."""
+        if all(isinstance(r, str) for r in self.requests):
+            return None
+        return [
+            w
+            for r in self.requests
+            for w in ([1.0] if isinstance(r, str) else [r.weight / len(r.ask)] * len(r.ask))
+        ]
 
     @field_validator("say", mode="before")
     @classmethod
@@ -312,7 +345,7 @@ class Phrasebook(BaseModel):
     def counts(self) -> dict[str, int]:
         return {
             "tools": len(self.tools),
-            "requests": sum(len(t.requests) for t in self.tools.values()),
+            "requests": sum(len(t.request_templates()) for t in self.tools.values()),
             "parallel": sum(len(t.parallel) for t in self.tools.values()),
             "near_misses": sum(len(t.near_misses) for t in self.tools.values()),
             "results": sum(len(t.results) for t in self.tools.values()),
@@ -466,6 +499,7 @@ _LISTS: dict[str, Any] = {"follow_ups": list[FollowStep], "jobs": Job}
 
 
 _TAGS = {"list", "range", "compose", "one_of"}
+_ENTRY_TAGS = {"template", "group"}  # a request entry's kind, after its index
 
 
 def _without_tags(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
@@ -475,6 +509,8 @@ def _without_tags(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
     for i, part in enumerate(loc):
         following = loc[i + 1] if i + 1 < len(loc) else None
         if part in _TAGS and (following == part or (part == "list" and isinstance(following, int))):
+            continue
+        if part in _ENTRY_TAGS and i and isinstance(loc[i - 1], int):
             continue
         out.append(part)
     return tuple(out)
@@ -816,19 +852,30 @@ class _Checker:
                 if self._say_ok(tool, param, v, where)
             }
         kept = ToolPhrases(values=values, records=records, say=say)
-        for field, call, indexed in (
-            ("requests", True, False),
-            ("parallel", True, True),
-            ("near_misses", False, False),
-        ):
-            seen: set[str] = set()
+        seen: set[str] = set()
+        for i, entry in enumerate(phrases.requests):  # a template, or a weighted group of them
+            at = f"{where}.requests[{i}]"
+            if isinstance(entry, str):
+                if self._new_template(at, entry, seen) and self.template_ok(at, entry, tool, call=True):
+                    kept.requests.append(entry)
+                continue
+            asks = [
+                t
+                for j, t in enumerate(entry.ask)
+                if self._new_template(f"{at}.ask[{j}]", t, seen)
+                and self.template_ok(f"{at}.ask[{j}]", t, tool, call=True)
+            ]
+            if asks:
+                kept.requests.append(RequestGroup(weight=entry.weight, ask=asks))
+            else:
+                self.add("warning", at, "no usable template in this group: it is left out")
+        for field, call, indexed in (("parallel", True, True), ("near_misses", False, False)):
+            seen = set()
             for i, t in enumerate(getattr(phrases, field)):
                 at = f"{where}.{field}[{i}]"
-                if t in seen:
-                    self.add("warning", at, "the same template twice")
-                    continue
-                seen.add(t)
-                if self.template_ok(at, t, tool, call=call, indexed=indexed):
+                if self._new_template(at, t, seen) and self.template_ok(
+                    at, t, tool, call=call, indexed=indexed
+                ):
                     getattr(kept, field).append(t)
         for i, shape in enumerate(phrases.results):
             at = f"{where}.results[{i}]"
@@ -840,6 +887,14 @@ class _Checker:
                 "warning", where, "no usable request templates: this tool's requests come from its schema"
             )
         return kept
+
+    def _new_template(self, where: str, template: str, seen: set[str]) -> bool:
+        """False (with a warning) for a template already in ``seen``; else it is added."""
+        if template in seen:
+            self.add("warning", where, "the same template twice")
+            return False
+        seen.add(template)
+        return True
 
     def _say_ok(self, tool: ToolSpec, param: str, value: str, where: str) -> bool:
         if not self.value_ok(tool, param, say_key_value(value, tool.properties[param])):

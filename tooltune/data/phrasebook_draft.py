@@ -228,7 +228,7 @@ def _take_entry(
     if kept is None or not kept.requests:
         return None
     report.kept = {
-        "requests": len(kept.requests),
+        "requests": len(kept.request_templates()),
         "parallel": len(kept.parallel),
         "near_misses": len(kept.near_misses),
         "results": len(kept.results),

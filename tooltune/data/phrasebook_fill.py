@@ -19,6 +19,7 @@ from tooltune.data.phrasebook import (
     CheckedBook,
     FollowStep,
     PhrasebookIssue,
+    RequestGroup,
     ResultShape,
     draw_value,
     is_text_field,
@@ -207,7 +208,7 @@ class DataBook:
         self.by_name = {t.name: t for t in tools}
         self.validators = {t.name: t.validator() for t in tools}
         # "please"/"can you" go only before a verb ("can you new note ..." is not how anyone writes)
-        starts = [t.split(" ", 1)[0].lower() for p in self.book.tools.values() for t in p.requests]
+        starts = [t.split(" ", 1)[0].lower() for p in self.book.tools.values() for t in p.request_templates()]
         self.verbs = {w for w in starts if _base_verb(w) == w}
 
     def covers(self, tool: ToolSpec) -> bool:
@@ -225,7 +226,10 @@ class DataBook:
 
     def request(self, rng: random.Random, name: str, *, polish: bool = True) -> tuple[str, Args] | None:
         tool = self.by_name[name]
-        template = rng.choice(self.book.tools[name].requests)
+        phrases = self.book.tools[name]
+        templates, weights = phrases.request_templates(), phrases.request_weights()
+        # a book without weighted groups draws as it always did (the same stream, the same data)
+        template = rng.choice(templates) if weights is None else rng.choices(templates, weights)[0]
         got = _Fill(rng, self).request(tool, template)
         if got is None or len(got[1]) != 1 or not self._valid(name, got[1]):
             return None
@@ -401,29 +405,41 @@ def drop_unfillable(
     the text shows (a value the words cannot carry, a range outside the schema...), each reported."""
     book = checked.book.model_copy(deep=True)
     issues = list(checked.issues)
+
+    def fills(name: str, field: str, template: str, where: str) -> bool:
+        one = book.model_copy(deep=True)
+        setattr(one.tools[name], field, [template])
+        if field == "parallel":
+            one.tools[name].requests = one.tools[name].requests or [template]
+        probe = DataBook(CheckedBook(book=one), tools)
+        rng = random.Random(seed)
+        make = probe.pair if field == "parallel" else probe.request
+        if any(make(rng, name) is not None for _ in range(tries)):
+            return True
+        issues.append(
+            PhrasebookIssue(
+                severity="error",
+                where=where,
+                message=f"{template!r} never fills to a valid call whose values the words show",
+                line=text.lines.get(where) if text is not None else None,
+                source=text.source if text is not None else "",
+            )
+        )
+        return False
+
     for name, phrases in book.tools.items():
-        for field in ("requests", "parallel"):
-            kept = []
-            for i, template in enumerate(getattr(phrases, field)):
-                one = book.model_copy(deep=True)
-                setattr(one.tools[name], field, [template])
-                if field == "parallel":
-                    one.tools[name].requests = one.tools[name].requests or [template]
-                probe = DataBook(CheckedBook(book=one), tools)
-                rng = random.Random(seed)
-                make = probe.pair if field == "parallel" else probe.request
-                if any(make(rng, name) is not None for _ in range(tries)):
-                    kept.append(template)
-                else:
-                    where = f"tools.{name}.{field}[{i}]"
-                    issues.append(
-                        PhrasebookIssue(
-                            severity="error",
-                            where=where,
-                            message=f"{template!r} never fills to a valid call whose values the words show",
-                            line=text.lines.get(where) if text is not None else None,
-                            source=text.source if text is not None else "",
-                        )
-                    )
-            setattr(phrases, field, kept)
+        requests: list[str | RequestGroup] = []
+        for i, entry in enumerate(phrases.requests):
+            at = f"tools.{name}.requests[{i}]"
+            if isinstance(entry, str):
+                requests += [entry] if fills(name, "requests", entry, at) else []
+                continue
+            asks = [t for j, t in enumerate(entry.ask) if fills(name, "requests", t, f"{at}.ask[{j}]")]
+            requests += [RequestGroup(weight=entry.weight, ask=asks)] if asks else []
+        phrases.requests = requests
+        phrases.parallel = [
+            t
+            for i, t in enumerate(phrases.parallel)
+            if fills(name, "parallel", t, f"tools.{name}.parallel[{i}]")
+        ]
     return CheckedBook(book=book, issues=issues)
