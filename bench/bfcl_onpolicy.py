@@ -171,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--notes", default="")
     args = ap.parse_args(argv)
+    if args.no_call_share is not None and args.method != "grpo":
+        ap.error("--no-call-share weighs GRPO's draws; leave it out for --method " + args.method)
 
     settings = Settings.load(workspace=args.workspace)
     ws = Workspace(settings.workspace).ensure()

@@ -825,3 +825,40 @@ tools:
             if bad["weight"] == 0
             else ("tools.get_issue.requests[1].weight", "Input should be a finite number")
         ]
+
+
+def test_a_template_dropped_after_others_were_is_named_by_its_own_line(tracker: list[ToolSpec]) -> None:
+    """The checker drops entries, so the templates it keeps move up; a later finding (one that never
+    fills) still names the template's place and line in the file, inside a group too."""
+    from tooltune.data.phrasebook_fill import drop_unfillable
+
+    text = """\
+tools:
+  add_labels:
+    values: {issue_id: [5], labels: [[bug]]}
+    requests:
+      - "tag {nobody}"
+      - weight: 2
+        ask: ["label {nobody} too", "tag #{issue_id} {labels}"]
+    parallel:
+      - "tag #{issue_id} and more {labels}"
+      - "tag #{issue_id.1} and #{issue_id.2} {labels}"
+"""
+    book = parse_phrasebook(text, "labels.yaml")
+    checked = check_phrasebook(book, tracker)
+    assert checked.origins == {
+        "tools.add_labels.requests[0].ask[0]": "tools.add_labels.requests[1].ask[1]",
+        "tools.add_labels.parallel[0]": "tools.add_labels.parallel[1]",
+    }
+    dropped = drop_unfillable(checked, tracker, text=book)
+    [never] = [e for e in dropped.errors if "never fills" in e.message]  # one issue id: two equal calls
+    assert (never.where, never.line) == ("tools.add_labels.parallel[1]", 10)
+    assert dropped.origins == {"tools.add_labels.requests[0].ask[0]": "tools.add_labels.requests[1].ask[1]"}
+
+
+def test_an_unquoted_template_read_as_a_mapping_says_to_quote_it(tracker: list[ToolSpec]) -> None:
+    text = 'tools:\n  get_issue:\n    requests:\n      - "show #{issue_id}"\n      - remind me: {issue_id}\n'
+    book = parse_phrasebook(text, "slip.yaml")
+    [issue] = book.shape_issues
+    assert (issue.where, issue.line) == ("tools.get_issue.requests[1]", 5)
+    assert "quote a template that holds ': '" in issue.message

@@ -155,6 +155,17 @@ def test_improve_with_grpo_needs_a_group_of_sampled_answers() -> None:
     ImproveConfig(dataset="d", name="n", method="dpo", k=1, temperature=0.0)  # others may sample once
 
 
+def test_an_improve_jobs_no_call_share_reaches_its_grpo_rounds_only() -> None:
+    from tooltune.training.improve import ImproveConfig, grpo_fields
+
+    cfg = ImproveConfig(dataset="d", name="n", method="grpo", no_call_share=0.5, max_tokens=64)
+    fields = grpo_fields(cfg, 2)
+    assert (fields["no_call_share"], fields["seed"], fields["max_completion_tokens"]) == (0.5, 2, 64)
+    assert TrainConfig(**fields).no_call_share == 0.5
+    with pytest.raises(ValueError, match="no_call_share weighs GRPO's draws; method 'dpo'"):
+        ImproveConfig(dataset="d", name="n", method="dpo", no_call_share=0.5)
+
+
 def test_a_torn_rollouts_line_is_left_out(tmp_path: Path) -> None:
     from tooltune.training.grpo import read_rollouts, summarize_rollouts
 

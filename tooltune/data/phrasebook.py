@@ -46,6 +46,7 @@ import yaml
 from jsonschema import Draft202012Validator
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -242,10 +243,24 @@ class RequestGroup(BaseModel):
     ask: list[str] = Field(min_length=1)
 
 
-# a request template, or a weighted group of them; a mapping is read as a group (its errors are its own)
+def _template_text(value: Any) -> Any:
+    if isinstance(value, dict):  # `- remind me: {text}` unquoted: YAML reads a mapping
+        raise ValueError(
+            "a mapping where a request template was expected: quote a template that holds ': ' (YAML "
+            "reads `remind me: {text}` as a mapping), or write a group as {weight: 3, ask: [...]}"
+        )
+    return value
+
+
+def _request_kind(value: Any) -> str:
+    """A mapping with ``weight`` or ``ask`` is a group (its errors are its own); anything else a template."""
+    return "group" if isinstance(value, dict) and {"weight", "ask"} & set(value) else "template"
+
+
+# a request template, or a weighted group of them
 RequestEntry = Annotated[
-    Annotated[str, Tag("template")] | Annotated[RequestGroup, Tag("group")],
-    Discriminator(lambda v: "template" if isinstance(v, str) else "group"),
+    Annotated[str, BeforeValidator(_template_text), Tag("template")] | Annotated[RequestGroup, Tag("group")],
+    Discriminator(_request_kind),
 ]
 
 
@@ -374,6 +389,9 @@ class CheckedBook(BaseModel):
 
     book: Phrasebook
     issues: list[PhrasebookIssue] = Field(default_factory=list)
+    # where a kept template sits in the file ("tools.x.requests[1]" kept -> "tools.x.requests[3]" written):
+    # the checker drops entries, so a later finding about a kept one names the file's own place
+    origins: dict[str, str] = Field(default_factory=dict)
 
     @property
     def errors(self) -> list[PhrasebookIssue]:
@@ -510,7 +528,7 @@ def _without_tags(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
         following = loc[i + 1] if i + 1 < len(loc) else None
         if part in _TAGS and (following == part or (part == "list" and isinstance(following, int))):
             continue
-        if part in _ENTRY_TAGS and i and isinstance(loc[i - 1], int):
+        if part in _ENTRY_TAGS and i >= 2 and isinstance(loc[i - 1], int) and loc[i - 2] == "requests":
             continue
         out.append(part)
     return tuple(out)
@@ -596,6 +614,7 @@ class _Checker:
         self.named_specs: dict[str, ValueSpec] = {}  # the top-level values kept, once checked
         self.text_fields: dict[str, set[str]] = {}  # per tool: its records' text fields ("_line")
         self.kept_records: dict[str, list[dict[str, Any]]] = {}
+        self.origins: dict[str, str] = {}
 
     def add(self, severity: str, where: str, message: str) -> None:
         line = self.text.lines.get(where)
@@ -855,18 +874,21 @@ class _Checker:
         seen: set[str] = set()
         for i, entry in enumerate(phrases.requests):  # a template, or a weighted group of them
             at = f"{where}.requests[{i}]"
+            here = f"{where}.requests[{len(kept.requests)}]"  # its place among the kept ones
             if isinstance(entry, str):
                 if self._new_template(at, entry, seen) and self.template_ok(at, entry, tool, call=True):
+                    self.origins[here] = at
                     kept.requests.append(entry)
                 continue
             asks = [
-                t
+                (j, t)
                 for j, t in enumerate(entry.ask)
                 if self._new_template(f"{at}.ask[{j}]", t, seen)
                 and self.template_ok(f"{at}.ask[{j}]", t, tool, call=True)
             ]
             if asks:
-                kept.requests.append(RequestGroup(weight=entry.weight, ask=asks))
+                self.origins.update({f"{here}.ask[{n}]": f"{at}.ask[{j}]" for n, (j, _) in enumerate(asks)})
+                kept.requests.append(RequestGroup(weight=entry.weight, ask=[t for _, t in asks]))
             else:
                 self.add("warning", at, "no usable template in this group: it is left out")
         for field, call, indexed in (("parallel", True, True), ("near_misses", False, False)):
@@ -876,6 +898,7 @@ class _Checker:
                 if self._new_template(at, t, seen) and self.template_ok(
                     at, t, tool, call=call, indexed=indexed
                 ):
+                    self.origins[f"{where}.{field}[{len(getattr(kept, field))}]"] = at
                     getattr(kept, field).append(t)
         for i, shape in enumerate(phrases.results):
             at = f"{where}.results[{i}]"
@@ -1055,4 +1078,4 @@ def check_phrasebook(text: BookText, tools: list[ToolSpec]) -> CheckedBook:
         follow_ups=follow,
         jobs=jobs,
     )
-    return CheckedBook(book=out, issues=c.issues)
+    return CheckedBook(book=out, issues=c.issues, origins=c.origins)

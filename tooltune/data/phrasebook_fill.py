@@ -406,7 +406,7 @@ def drop_unfillable(
     book = checked.book.model_copy(deep=True)
     issues = list(checked.issues)
 
-    def fills(name: str, field: str, template: str, where: str) -> bool:
+    def fills(name: str, field: str, template: str, kept_at: str) -> bool:
         one = book.model_copy(deep=True)
         setattr(one.tools[name], field, [template])
         if field == "parallel":
@@ -416,6 +416,7 @@ def drop_unfillable(
         make = probe.pair if field == "parallel" else probe.request
         if any(make(rng, name) is not None for _ in range(tries)):
             return True
+        where = checked.origins.get(kept_at, kept_at)  # the template's place in the file
         issues.append(
             PhrasebookIssue(
                 severity="error",
@@ -427,19 +428,29 @@ def drop_unfillable(
         )
         return False
 
+    origins: dict[str, str] = {}  # the kept templates' new places -> their places in the file
+
+    def keep(kept_at: str, now_at: str) -> None:
+        origins[now_at] = checked.origins.get(kept_at, kept_at)
+
     for name, phrases in book.tools.items():
         requests: list[str | RequestGroup] = []
         for i, entry in enumerate(phrases.requests):
-            at = f"tools.{name}.requests[{i}]"
+            at, now = f"tools.{name}.requests[{i}]", f"tools.{name}.requests[{len(requests)}]"
             if isinstance(entry, str):
-                requests += [entry] if fills(name, "requests", entry, at) else []
+                if fills(name, "requests", entry, at):
+                    keep(at, now)
+                    requests.append(entry)
                 continue
-            asks = [t for j, t in enumerate(entry.ask) if fills(name, "requests", t, f"{at}.ask[{j}]")]
-            requests += [RequestGroup(weight=entry.weight, ask=asks)] if asks else []
+            asks = [(j, t) for j, t in enumerate(entry.ask) if fills(name, "requests", t, f"{at}.ask[{j}]")]
+            for n, (j, _) in enumerate(asks):
+                keep(f"{at}.ask[{j}]", f"{now}.ask[{n}]")
+            requests += [RequestGroup(weight=entry.weight, ask=[t for _, t in asks])] if asks else []
         phrases.requests = requests
-        phrases.parallel = [
-            t
-            for i, t in enumerate(phrases.parallel)
-            if fills(name, "parallel", t, f"tools.{name}.parallel[{i}]")
-        ]
-    return CheckedBook(book=book, issues=issues)
+        parallel: list[str] = []
+        for i, t in enumerate(phrases.parallel):
+            if fills(name, "parallel", t, f"tools.{name}.parallel[{i}]"):
+                keep(f"tools.{name}.parallel[{i}]", f"tools.{name}.parallel[{len(parallel)}]")
+                parallel.append(t)
+        phrases.parallel = parallel
+    return CheckedBook(book=book, issues=issues, origins=origins)

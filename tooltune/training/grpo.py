@@ -310,8 +310,9 @@ class Sampler:
                 if share > 0 and not self._groups[no_call]:
                     where = "no call is due" if no_call else "a call is due"
                     raise TooltuneError(
-                        f"no_call_share {no_call_share:g} draws requests where {where}, and the dataset's "
-                        "training split has none"
+                        f"no_call_share {no_call_share:g} draws requests where {where}, and the training "
+                        "split has none that can be used (left out ones are counted in run.json's "
+                        "requests_left_out)"
                     )
 
     def _draw(self) -> list[int]:

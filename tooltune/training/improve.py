@@ -96,9 +96,18 @@ class ImproveConfig(BaseModel):
         description="Hold the tool-call token rows at the start adapter's values; only the LoRA blocks "
         "learn (TrainConfig's freeze_token_rows).",
     )
+    no_call_share: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="grpo rounds: the share of each step's requests drawn from those where no call is due "
+        "(TrainConfig's no_call_share; unset: as the dataset holds them).",
+    )
 
     @model_validator(mode="after")
     def _grpo_samples(self) -> ImproveConfig:
+        if self.no_call_share is not None and self.method != "grpo":
+            raise ValueError(f"no_call_share weighs GRPO's draws; method '{self.method}' draws none")
         if self.method == "grpo" and (self.k < 2 or self.temperature == 0):
             raise ValueError(
                 "method grpo compares answers within a group: it needs k of at least 2 and a temperature "
@@ -247,6 +256,19 @@ def _round_config(
     )
 
 
+def grpo_fields(cfg: ImproveConfig, round_no: int) -> dict[str, Any]:
+    """A GRPO round's own training fields: the dataset's requests, the job's sampling, a seed per round."""
+    return {
+        "dataset": cfg.dataset,
+        "method": "grpo",
+        "group_size": cfg.k,
+        "sample_temperature": cfg.temperature,
+        "max_completion_tokens": min(cfg.max_tokens, 4096),
+        "seed": round_no,
+        "no_call_share": cfg.no_call_share,
+    }
+
+
 async def _train_round(
     settings: Settings, registry: AdapterRegistry, train_cfg: TrainConfig, candidate: str, job: str
 ) -> None:
@@ -324,11 +346,7 @@ async def improve(
         candidate = f"{tag}-adapter"
         if cfg.method == "grpo":
             say(f"round {r}: GRPO from {current or 'the base model'} on {cfg.dataset}'s requests")
-            grpo_cfg = _round_config(
-                cfg, registry, model_path, current,
-                dataset=cfg.dataset, method="grpo", group_size=cfg.k, sample_temperature=cfg.temperature,
-                max_completion_tokens=min(cfg.max_tokens, 4096), seed=r,
-            )  # fmt: skip
+            grpo_cfg = _round_config(cfg, registry, model_path, current, **grpo_fields(cfg, r))
             try:
                 await _train_round(settings, registry, grpo_cfg, candidate, cfg.name)
             except CandidateDroppedError as e:  # collapsed: the loop ends with the best adapter so far
