@@ -174,7 +174,9 @@ def test_a_torn_rollouts_line_is_left_out(tmp_path: Path) -> None:
            "seconds": {"generate": 1.0, "reference": 0.5}}  # fmt: skip
     path.write_text(json.dumps(row) + "\n" + '{"iteration": 2, "rew')
     assert read_rollouts(path) == [row]
-    assert summarize_rollouts(path)["steps"] == 1
+    summary = summarize_rollouts(path)
+    assert summary["steps"] == 1  # a line written before the groups were counted counts none
+    assert summary["learned_groups"] == summary["trained_groups"] == {"call_due": 0, "no_call_due": 0}
 
 
 def test_grpo_takes_an_sft_dataset_and_its_own_loss_only(settings: Settings, tiny_model: Path) -> None:
@@ -243,6 +245,7 @@ def test_a_grpo_run_samples_scores_and_trains(settings: Settings, tiny_model: Pa
     assert all(1 <= r["draws"] <= 4 and r["groups"] == 2 for r in rows)
     metrics = json.loads((ws.run_dir(run.id) / "metrics.json").read_text())
     assert metrics["rollouts"]["steps"] == 3 and metrics["iterations"] == 3
+    assert sum(metrics["rollouts"]["trained_groups"].values()) == 3 * 2  # 3 steps of 2 requests
     assert (ws.adapters / "g" / "adapters.safetensors").is_file()
     # the answer check asked the dataset's own requests before and after (the tiny model writes text:
     # right only on the one where no call is due, so that group is too small to fail the run)
@@ -412,10 +415,20 @@ def test_a_step_whose_groups_all_earn_one_reward_is_drawn_again(
     flat = sampler()()
     assert flat.draws == grpo.MAX_DRAWS and flat.flat_groups == flat.groups == 1 and flat.batch
     assert flat.generated_tokens > 4  # every draw's answers are counted
+    assert flat.learned == {"call_due": 0, "no_call_due": 0}  # trained on, but it teaches nothing
     answers = iter([0.0, 1.0] * 10)
     monkeypatch.setattr(grpo, "reward", lambda case, text, tok: (next(answers), "x"))
     varied = sampler()()
     assert varied.draws == 1 and varied.flat_groups == 0 and float(abs(varied.batch[3]).sum()) > 0
+    assert (varied.learned, varied.no_call_groups) == ({"call_due": 1, "no_call_due": 0}, 0)
+    # where no call is due: counted apart, so a run shows where its signal about the call decision came from
+    prompts.cases.append(case_for(no_call(0)))
+    prompts.tokens.append(prompts.tokens[0])
+    answers = iter([0.0, 1.0] * 10)
+    only_no_call = sampler(no_call_share=1.0)()
+    assert (only_no_call.learned, only_no_call.no_call_groups) == ({"call_due": 0, "no_call_due": 1}, 1)
+    record = grpo.rollout_record(1, only_no_call)
+    assert (record["no_call_groups"], record["learned"]["no_call_due"]) == (1, 1)
 
     def order(s: grpo.Sampler, steps: int) -> list[int]:
         return [s._draw()[0] for _ in range(steps)]

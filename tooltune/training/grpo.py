@@ -198,6 +198,9 @@ class Rollout:
     drawn_rewards: list[float] = field(default_factory=list)  # every draw's, the flat ones included
     requests: list[list[int]] = field(default_factory=list)  # the requests of each draw (dataset order)
     drawn_outcomes: Counter[str] = field(default_factory=Counter)
+    # groups of the kept draw that carry a signal (answers rewarded differently), by whether a call is due
+    learned: dict[str, int] = field(default_factory=dict)
+    no_call_groups: int = 0  # groups of the kept draw where no call is due
 
 
 # A group whose answers all earn the same reward has zero advantage: the step learns nothing from it (only
@@ -422,7 +425,11 @@ class Sampler:
             batch = (*batch[:4], self._reference_logps(batch[0], batch[1]))
         t3 = time.monotonic()
         mx.eval(batch)
+        no_call = {i for i in groups if self.prompts.cases[picked[i]].expects_no_call}
+        varied = {i for i, g in groups.items() if len(g) > 1}
         return Rollout(
+            learned={"call_due": len(varied - no_call), "no_call_due": len(varied & no_call)},
+            no_call_groups=len(no_call),
             batch=batch,
             rewards=rewards,
             outcomes=Counter(o for _, o in scored),
@@ -471,6 +478,8 @@ def rollout_record(iteration: int, r: Rollout) -> dict[str, Any]:
         "requests": r.requests,
         "groups": r.groups,
         "flat_groups": r.flat_groups,
+        "no_call_groups": r.no_call_groups,
+        "learned": r.learned,
         "seconds": {k: round(v, 3) for k, v in r.seconds.items()},
     }
 
@@ -530,6 +539,15 @@ def summarize_rollouts(path: Path, window: int = 10) -> dict[str, Any]:
         "generated_tokens": sum(r["generated_tokens"] for r in rows),
         "draws": sum(r.get("draws", 1) for r in rows),
         "steps_all_flat": sum(r.get("flat_groups", 0) == r.get("groups", -1) for r in rows),
+        # the groups trained on, and those that taught something (answers rewarded differently), by
+        # whether a call was due: where GRPO's signal about the call decision came from
+        "trained_groups": {
+            "call_due": sum(r.get("groups", 0) - r.get("no_call_groups", 0) for r in rows),
+            "no_call_due": sum(r.get("no_call_groups", 0) for r in rows),
+        },
+        "learned_groups": {
+            k: sum(r.get("learned", {}).get(k, 0) for r in rows) for k in ("call_due", "no_call_due")
+        },
         "cut_off": sum(r.get("cut_off", 0) for r in rows),
         "generate_s": round(sum(r["seconds"]["generate"] for r in rows), 2),
         "reference_s": round(sum(r["seconds"]["reference"] for r in rows), 2),
