@@ -862,3 +862,48 @@ def test_an_unquoted_template_read_as_a_mapping_says_to_quote_it(tracker: list[T
     [issue] = book.shape_issues
     assert (issue.where, issue.line) == ("tools.get_issue.requests[1]", 5)
     assert "quote a template that holds ': '" in issue.message
+
+
+def test_a_group_with_when_phrases_only_the_calls_whose_values_fit(tracker: list[ToolSpec]) -> None:
+    """Backticks only around one-line text: ``when: {body: {pattern: ...}}`` keeps the group's phrasing
+    to calls whose body matches; a parameter the tool lacks or a schema that is none is named; a group
+    whose condition no call meets never fills, and is dropped with its line."""
+    from tooltune.data.phrasebook_fill import drop_unfillable
+
+    text = r"""tools:
+  add_comment:
+    values:
+      issue_id: [7]
+      body: ["looks fine", "first line\nsecond line"]
+    requests:
+      - "comment on #{issue_id}: {body:raw}"
+      - weight: 3
+        ask: ["on #{issue_id} write `{body:raw}`"]
+        when: {body: {pattern: "^[^\\n]*$"}}
+      - ask: ["note on #{issue_id}: {body:raw}"]
+        when: {body: {pattern: "^zzz$"}}
+      - ask: ["tell #{issue_id}: {body:raw}"]
+        when: {author: {type: string}}
+      - ask: ["say on #{issue_id}: {body:raw}"]
+        when: {body: {type: 5}}
+"""
+    book = parse_phrasebook(text, "when.yaml")
+    checked = check_phrasebook(book, tracker)
+    errors = {e.where: (e.line, e.message) for e in checked.errors}
+    assert errors["tools.add_comment.requests[3].when.author"][1] == "add_comment has no parameter 'author'"
+    assert errors["tools.add_comment.requests[4].when.body"][1].startswith("not a JSON Schema: ")
+    assert errors["tools.add_comment.requests[3].when.author"][0] == 14
+    dropped = drop_unfillable(checked, tracker, text=book)
+    [never] = [e for e in dropped.errors if "never fills" in e.message]
+    assert (never.where, never.line) == ("tools.add_comment.requests[2].ask[0]", 11)
+    data = DataBook(dropped, tracker)
+    rng = random.Random(0)
+    ticked = plain = 0
+    for _ in range(200):
+        said, args = data.request(rng, "add_comment", polish=False) or ("", {})
+        if "`" in said:
+            ticked += 1
+            assert "\n" not in args["body"] and said == f"on #7 write `{args['body']}`"
+        elif said:
+            plain += 1
+    assert ticked > 60 and plain > 30  # both phrasings, the backticked one only for one-line bodies

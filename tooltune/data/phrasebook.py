@@ -44,6 +44,7 @@ from typing import Annotated, Any
 
 import yaml
 from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -236,11 +237,14 @@ class RequestGroup(BaseModel):
     """Request templates drawn together at a weight: ``{weight: 70, ask: ["open {path}", ...]}`` beside
     ``{weight: 15, ask: [...]}`` makes the first group's phrasings 70/15 as likely as the second's (a
     template of a group is drawn uniformly within it; a plain template counts as a group of one at
-    weight 1)."""
+    weight 1). ``when`` keeps the group's phrasings to calls whose values fit: per parameter, a JSON
+    Schema its value must match (``{content: {pattern: "^[^\\n]*$"}}``: one-line content only); a call
+    that does not fit is not written this way (the generator draws again)."""
 
     model_config = ConfigDict(extra="forbid")
-    weight: float = Field(gt=0, allow_inf_nan=False)
+    weight: float = Field(default=1.0, gt=0, allow_inf_nan=False)
     ask: list[str] = Field(min_length=1)
+    when: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
 def _template_text(value: Any) -> Any:
@@ -279,6 +283,10 @@ class ToolPhrases(BaseModel):
     def request_templates(self) -> list[str]:
         """Every request template, those of weighted groups included, in the book's order."""
         return [t for r in self.requests for t in ([r] if isinstance(r, str) else r.ask)]
+
+    def request_conditions(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """Each template of a group with ``when``: its parameters' schemas (templates are distinct)."""
+        return {t: r.when for r in self.requests if not isinstance(r, str) and r.when for t in r.ask}
 
     def request_weights(self) -> list[float] | None:
         """Each of :meth:`request_templates`' chance weight (a group's weight shared by its templates);
@@ -880,6 +888,8 @@ class _Checker:
                     self.origins[here] = at
                     kept.requests.append(entry)
                 continue
+            if not self._when_ok(f"{at}.when", entry.when, tool):
+                continue
             asks = [
                 (j, t)
                 for j, t in enumerate(entry.ask)
@@ -888,7 +898,7 @@ class _Checker:
             ]
             if asks:
                 self.origins.update({f"{here}.ask[{n}]": f"{at}.ask[{j}]" for n, (j, _) in enumerate(asks)})
-                kept.requests.append(RequestGroup(weight=entry.weight, ask=[t for _, t in asks]))
+                kept.requests.append(entry.model_copy(update={"ask": [t for _, t in asks]}))
             else:
                 self.add("warning", at, "no usable template in this group: it is left out")
         for field, call, indexed in (("parallel", True, True), ("near_misses", False, False)):
@@ -910,6 +920,20 @@ class _Checker:
                 "warning", where, "no usable request templates: this tool's requests come from its schema"
             )
         return kept
+
+    def _when_ok(self, where: str, when: dict[str, dict[str, Any]], tool: ToolSpec) -> bool:
+        """A group's ``when``: each key a parameter of the tool, each value a JSON Schema; else the group
+        is dropped (an error)."""
+        for param, schema in when.items():
+            if param not in tool.properties:
+                self.add("error", f"{where}.{param}", f"{tool.name} has no parameter {param!r}")
+                return False
+            try:
+                Draft202012Validator.check_schema(schema)
+            except SchemaError as e:
+                self.add("error", f"{where}.{param}", f"not a JSON Schema: {e.message}")
+                return False
+        return True
 
     def _new_template(self, where: str, template: str, seen: set[str]) -> bool:
         """False (with a warning) for a template already in ``seen``; else it is added."""

@@ -13,6 +13,8 @@ import random
 import re
 from typing import Any, NamedTuple
 
+from jsonschema import Draft202012Validator
+
 from tooltune.data.coding_requests import FollowUp
 from tooltune.data.phrasebook import (
     BookText,
@@ -210,6 +212,7 @@ class DataBook:
         # "please"/"can you" go only before a verb ("can you new note ..." is not how anyone writes)
         starts = [t.split(" ", 1)[0].lower() for p in self.book.tools.values() for t in p.request_templates()]
         self.verbs = {w for w in starts if _base_verb(w) == w}
+        self._when_validators: dict[str, Draft202012Validator] = {}
 
     def covers(self, tool: ToolSpec) -> bool:
         return bool(
@@ -220,6 +223,16 @@ class DataBook:
 
     def _polish(self, rng: random.Random, text: str, template: str = "") -> str:
         return polish(rng, text, verbs=self.verbs, keep_case=template.startswith("{"))
+
+    def _fits(self, args: Args, when: dict[str, dict[str, Any]]) -> bool:
+        """Every parameter ``when`` names is in the call, with a value its schema accepts."""
+        for param, schema in when.items():
+            key = json.dumps(schema, sort_keys=True)
+            if key not in self._when_validators:
+                self._when_validators[key] = Draft202012Validator(schema)
+            if param not in args or not self._when_validators[key].is_valid(args[param]):
+                return False
+        return True
 
     def _valid(self, name: str, calls: list[Args]) -> bool:
         return all(self.validators[name].is_valid(a) for a in calls)
@@ -234,6 +247,9 @@ class DataBook:
         if got is None or len(got[1]) != 1 or not self._valid(name, got[1]):
             return None
         text, (args,) = got
+        when = phrases.request_conditions().get(template)
+        if when and not self._fits(args, when):
+            return None  # the group's phrasing is for other values (the generator draws again)
         return (self._polish(rng, text, template) if polish else text), args
 
     def pair(self, rng: random.Random, name: str) -> tuple[str, list[Args]] | None:
@@ -406,9 +422,13 @@ def drop_unfillable(
     book = checked.book.model_copy(deep=True)
     issues = list(checked.issues)
 
-    def fills(name: str, field: str, template: str, kept_at: str) -> bool:
+    def fills(name: str, field: str, template: str, kept_at: str, group: RequestGroup | None = None) -> bool:
         one = book.model_copy(deep=True)
-        setattr(one.tools[name], field, [template])
+        setattr(
+            one.tools[name],
+            field,
+            [template if group is None else group.model_copy(update={"ask": [template]})],
+        )
         if field == "parallel":
             one.tools[name].requests = one.tools[name].requests or [template]
         probe = DataBook(CheckedBook(book=one), tools)
@@ -442,10 +462,12 @@ def drop_unfillable(
                     keep(at, now)
                     requests.append(entry)
                 continue
-            asks = [(j, t) for j, t in enumerate(entry.ask) if fills(name, "requests", t, f"{at}.ask[{j}]")]
+            asks = [
+                (j, t) for j, t in enumerate(entry.ask) if fills(name, "requests", t, f"{at}.ask[{j}]", entry)
+            ]
             for n, (j, _) in enumerate(asks):
                 keep(f"{at}.ask[{j}]", f"{now}.ask[{n}]")
-            requests += [RequestGroup(weight=entry.weight, ask=[t for _, t in asks])] if asks else []
+            requests += [entry.model_copy(update={"ask": [t for _, t in asks]})] if asks else []
         phrases.requests = requests
         parallel: list[str] = []
         for i, t in enumerate(phrases.parallel):

@@ -54,7 +54,8 @@ PHRASEBOOK_HELP = (
     'know how people talk). A mapping (or its YAML/JSON text): {"tools": {TOOL: {"requests": '
     "[10+ short requests as people type them, a {param} slot where each value goes, every required "
     'parameter in each, optional ones in some, never \'with X set to Y\'; a {"weight": 3, "ask": [...]} '
-    'group of them is drawn at that weight, a plain one at 1], "values": {param: [realistic '
+    'group of them is drawn at that weight, a plain one at 1; "when": {param: JSON Schema} keeps a group '
+    'to calls whose values match], "values": {param: [realistic '
     'values, 8+; or {"range": [lo, hi]} for integers; or {"compose": "{dir}/{stem}.py"} written from '
     '"values" NAMEs; or {"one_of": [{"weight": 3, "compose": ...}, {"weight": 1, "value": v}]}]}, '
     '"records": [{param: value, param2: value2}: values '
