@@ -177,6 +177,20 @@ def test_a_torn_rollouts_line_is_left_out(tmp_path: Path) -> None:
     summary = summarize_rollouts(path)
     assert summary["steps"] == 1  # a line written before the groups were counted counts none
     assert summary["learned_groups"] == summary["trained_groups"] == {"call_due": 0, "no_call_due": 0}
+    assert summary["steps_without_group_counts"] == 1
+    new = {
+        **row,
+        "iteration": 2,
+        "groups": 3,
+        "no_call_groups": 1,
+        "learned": {"call_due": 1, "no_call_due": 1},
+    }
+    older = {**row, "iteration": 3, "groups": 2}  # groups, but written before no_call_groups existed
+    path.write_text("".join(json.dumps(r) + "\n" for r in (row, new, older)))
+    summary = summarize_rollouts(path)
+    assert summary["trained_groups"] == {"call_due": 2, "no_call_due": 1}
+    assert summary["learned_groups"] == {"call_due": 1, "no_call_due": 1}
+    assert summary["steps_without_group_counts"] == 2
 
 
 def test_grpo_takes_an_sft_dataset_and_its_own_loss_only(settings: Settings, tiny_model: Path) -> None:

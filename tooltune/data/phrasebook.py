@@ -237,14 +237,15 @@ class RequestGroup(BaseModel):
     """Request templates drawn together at a weight: ``{weight: 70, ask: ["open {path}", ...]}`` beside
     ``{weight: 15, ask: [...]}`` makes the first group's phrasings 70/15 as likely as the second's (a
     template of a group is drawn uniformly within it; a plain template counts as a group of one at
-    weight 1). ``when`` keeps the group's phrasings to calls whose values fit: per parameter, a JSON
-    Schema its value must match (``{content: {pattern: "^[^\\n]*$"}}``: one-line content only); a call
-    that does not fit is not written this way (the generator draws again)."""
+    weight 1, and so does a group without ``weight``). ``when`` keeps the group's phrasings to calls whose
+    values fit: per parameter, a JSON Schema its value must match (``{content: {not: {pattern:
+    "\\n"}}}``: content without a line break); a call that does not fit is not written this way (a
+    phrasing and values are drawn again)."""
 
     model_config = ConfigDict(extra="forbid")
     weight: float = Field(default=1.0, gt=0, allow_inf_nan=False)
     ask: list[str] = Field(min_length=1)
-    when: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    when: dict[str, Any] = Field(default_factory=dict)
 
 
 def _template_text(value: Any) -> Any:
@@ -284,7 +285,7 @@ class ToolPhrases(BaseModel):
         """Every request template, those of weighted groups included, in the book's order."""
         return [t for r in self.requests for t in ([r] if isinstance(r, str) else r.ask)]
 
-    def request_conditions(self) -> dict[str, dict[str, dict[str, Any]]]:
+    def request_conditions(self) -> dict[str, dict[str, Any]]:
         """Each template of a group with ``when``: its parameters' schemas (templates are distinct)."""
         return {t: r.when for r in self.requests if not isinstance(r, str) and r.when for t in r.ask}
 
@@ -362,6 +363,9 @@ class Phrasebook(BaseModel):
         for phrases in data["tools"].values():  # books written before records keep their digest
             if not phrases["records"]:
                 del phrases["records"]
+            for entry in phrases["requests"]:  # and groups written before `when`
+                if isinstance(entry, dict) and not entry.get("when"):
+                    entry.pop("when", None)
         text = json.dumps(data, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -921,17 +925,25 @@ class _Checker:
             )
         return kept
 
-    def _when_ok(self, where: str, when: dict[str, dict[str, Any]], tool: ToolSpec) -> bool:
-        """A group's ``when``: each key a parameter of the tool, each value a JSON Schema; else the group
-        is dropped (an error)."""
+    def _when_ok(self, where: str, when: dict[str, Any], tool: ToolSpec) -> bool:
+        """A group's ``when``: each key a parameter of the tool, each value a JSON Schema (an object or a
+        boolean) that needs nothing outside itself; else the group is dropped (an error)."""
         for param, schema in when.items():
             if param not in tool.properties:
                 self.add("error", f"{where}.{param}", f"{tool.name} has no parameter {param!r}")
                 return False
-            try:
-                Draft202012Validator.check_schema(schema)
-            except SchemaError as e:
-                self.add("error", f"{where}.{param}", f"not a JSON Schema: {e.message}")
+            problem = None
+            if not isinstance(schema, dict | bool):
+                problem = f"not a JSON Schema: {schema!r} (a schema is a mapping, such as {{type: integer}})"
+            elif '"$ref"' in json.dumps(schema) or '"$dynamicRef"' in json.dumps(schema):
+                problem = "a $ref cannot be used in when: write the schema out"
+            else:
+                try:
+                    Draft202012Validator.check_schema(schema)
+                except SchemaError as e:
+                    problem = f"not a JSON Schema: {e.message}"
+            if problem:
+                self.add("error", f"{where}.{param}", problem)
                 return False
         return True
 

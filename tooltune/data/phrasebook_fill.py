@@ -202,6 +202,11 @@ def fill_structured(obj: Any, lookup: Any) -> Any:
     return obj
 
 
+WHEN_TRIES = 8
+"""Draws of a phrasing (and its values) a request makes before it gives up, when the book's groups have
+``when`` conditions a drawn call may not fit."""
+
+
 class DataBook:
     """A checked phrasebook for one tool set, used by the example builders like the built-in one."""
 
@@ -224,13 +229,18 @@ class DataBook:
     def _polish(self, rng: random.Random, text: str, template: str = "") -> str:
         return polish(rng, text, verbs=self.verbs, keep_case=template.startswith("{"))
 
-    def _fits(self, args: Args, when: dict[str, dict[str, Any]]) -> bool:
+    def _fits(self, args: Args, when: dict[str, Any]) -> bool:
         """Every parameter ``when`` names is in the call, with a value its schema accepts."""
         for param, schema in when.items():
             key = json.dumps(schema, sort_keys=True)
             if key not in self._when_validators:
                 self._when_validators[key] = Draft202012Validator(schema)
-            if param not in args or not self._when_validators[key].is_valid(args[param]):
+            if param not in args:
+                return False
+            try:
+                if not self._when_validators[key].is_valid(args[param]):
+                    return False
+            except Exception:  # noqa: BLE001 — a schema that cannot be applied fits no value
                 return False
         return True
 
@@ -241,16 +251,19 @@ class DataBook:
         tool = self.by_name[name]
         phrases = self.book.tools[name]
         templates, weights = phrases.request_templates(), phrases.request_weights()
-        # a book without weighted groups draws as it always did (the same stream, the same data)
-        template = rng.choice(templates) if weights is None else rng.choices(templates, weights)[0]
-        got = _Fill(rng, self).request(tool, template)
-        if got is None or len(got[1]) != 1 or not self._valid(name, got[1]):
-            return None
-        text, (args,) = got
-        when = phrases.request_conditions().get(template)
-        if when and not self._fits(args, when):
-            return None  # the group's phrasing is for other values (the generator draws again)
-        return (self._polish(rng, text, template) if polish else text), args
+        conditions = phrases.request_conditions()
+        for _ in range(WHEN_TRIES if conditions else 1):
+            # a book without weighted groups draws as it always did (the same stream, the same data)
+            template = rng.choice(templates) if weights is None else rng.choices(templates, weights)[0]
+            got = _Fill(rng, self).request(tool, template)
+            if got is None or len(got[1]) != 1 or not self._valid(name, got[1]):
+                return None
+            text, (args,) = got
+            when = conditions.get(template)
+            if when and not self._fits(args, when):
+                continue  # the group's phrasing is for other values: a phrasing (and values) again
+            return (self._polish(rng, text, template) if polish else text), args
+        return None
 
     def pair(self, rng: random.Random, name: str) -> tuple[str, list[Args]] | None:
         templates = self.book.tools[name].parallel
@@ -441,7 +454,8 @@ def drop_unfillable(
             PhrasebookIssue(
                 severity="error",
                 where=where,
-                message=f"{template!r} never fills to a valid call whose values the words show",
+                message=f"{template!r} never fills to a valid call whose values the words show"
+                + (" and its group's `when` accepts" if group is not None and group.when else ""),
                 line=text.lines.get(where) if text is not None else None,
                 source=text.source if text is not None else "",
             )

@@ -527,6 +527,7 @@ def summarize_rollouts(path: Path, window: int = 10) -> dict[str, Any]:
     outcomes: Counter[str] = Counter()
     for row in rows:
         outcomes.update(row["outcomes"])
+    counted = [r for r in rows if "no_call_groups" in r and "learned" in r and "groups" in r]
 
     def mean(part: list[dict[str, Any]]) -> float:
         return round(sum(r["reward_mean"] for r in part) / len(part), 4)
@@ -540,14 +541,14 @@ def summarize_rollouts(path: Path, window: int = 10) -> dict[str, Any]:
         "draws": sum(r.get("draws", 1) for r in rows),
         "steps_all_flat": sum(r.get("flat_groups", 0) == r.get("groups", -1) for r in rows),
         # the groups trained on, and those that taught something (answers rewarded differently), by
-        # whether a call was due: where GRPO's signal about the call decision came from
+        # whether a call was due: where GRPO's signal about the call decision came from (steps written
+        # before these were counted, as in a run resumed across the change, are left out and counted)
         "trained_groups": {
-            "call_due": sum(r.get("groups", 0) - r.get("no_call_groups", 0) for r in rows),
-            "no_call_due": sum(r.get("no_call_groups", 0) for r in rows),
+            "call_due": sum(r["groups"] - r["no_call_groups"] for r in counted),
+            "no_call_due": sum(r["no_call_groups"] for r in counted),
         },
-        "learned_groups": {
-            k: sum(r.get("learned", {}).get(k, 0) for r in rows) for k in ("call_due", "no_call_due")
-        },
+        "learned_groups": {k: sum(r["learned"][k] for r in counted) for k in ("call_due", "no_call_due")},
+        "steps_without_group_counts": len(rows) - len(counted),
         "cut_off": sum(r.get("cut_off", 0) for r in rows),
         "generate_s": round(sum(r["seconds"]["generate"] for r in rows), 2),
         "reference_s": round(sum(r["seconds"]["reference"] for r in rows), 2),
