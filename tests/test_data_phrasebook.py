@@ -919,3 +919,43 @@ def test_a_group_with_when_phrases_only_the_calls_whose_values_fit(tracker: list
     # a call the group does not fit draws a phrasing again, not a whole conversation: here a draw misfits
     # half the time (3/4 backticked x 2/3 bodies with a break), so a request gives up once in 256
     assert missed <= 3
+
+
+def test_a_books_polish_words_shape_the_casual_surface(tracker: list[ToolSpec]) -> None:
+    """``polish: {verbs, shell_words}``: the book's own verbs may follow "please"/"can you" ("can you
+    bump #12 ...?"); a request opening with a shell word is a typed command and gets no "please" or
+    "hey,". A word with a space is named with its line; a book without polish keeps its digest."""
+    from tooltune.data.phrasebook import Phrasebook
+
+    tools = """\
+tools:
+  update_issue:
+    values: {issue_id: {range: [1, 99]}, priority: [urgent]}
+    requests: ["bump #{issue_id} to {priority}"]
+  search_issues:
+    values: {query: [flaky, timeout]}
+    requests: ["gh search {query}"]
+"""
+
+    def starts(book_text: str) -> tuple[set[str], set[str]]:
+        checked = check_phrasebook(parse_phrasebook(book_text, "p.yaml"), tracker)
+        data = DataBook(checked, tracker)
+        rng = random.Random(0)
+        bump = {data.request(rng, "update_issue")[0].lower().split(" bump")[0] for _ in range(300)}
+        gh = {data.request(rng, "search_issues")[0].lower().split("gh ")[0] for _ in range(300)}
+        return bump, gh
+
+    bump, gh = starts(tools)
+    assert not {"please", "can you"} & bump  # "bump" is no common English verb: no "please bump"
+    assert {"please ", "hey, "} & gh  # "please gh search flaky" (read as a request)
+    bump, gh = starts(tools + "polish: {verbs: [bump], shell_words: [gh]}\n")
+    assert {"please", "can you"} <= bump
+    assert gh <= {"", "ok, ", "now "}  # a typed command: at most "ok, " or "now " before it
+    bad = parse_phrasebook(tools + "polish:\n  verbs: [bump it]\n", "bad.yaml")
+    assert [(i.where, i.line) for i in bad.shape_issues] == [("polish.verbs[0]", 9)]
+    assert bad.book.polish is not None and bad.book.polish.verbs == []
+    with pytest.raises(DataError, match="unknown key\\(s\\) \\['nouns'\\] in polish"):
+        parse_phrasebook(tools + "polish: {nouns: [x]}\n", "bad.yaml")
+    plain = parse_phrasebook(tools, "p.yaml").book
+    assert plain.polish is None
+    assert plain.digest() == Phrasebook.model_validate(plain.model_dump(exclude={"polish"})).digest()

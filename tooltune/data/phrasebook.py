@@ -346,6 +346,20 @@ class Job(BaseModel):
     answer: str
 
 
+Word = Annotated[str, Field(pattern=r"^[^\s]+$")]
+
+
+class PolishWords(BaseModel):
+    """The book's own words for the casual surface the generator gives a request (``polish.py``):
+    ``verbs`` may follow "please"/"can you" besides the common English verbs its templates start with
+    ("can you bump #12 to P0?"); a request that opens with one of the ``shell_words`` is a typed command
+    and gets no "please" or "hey," ("ok, pytest -x", never "please pytest -x")."""
+
+    model_config = ConfigDict(extra="forbid")
+    verbs: list[Word] = Field(default_factory=list)
+    shell_words: list[Word] = Field(default_factory=list)
+
+
 class Phrasebook(BaseModel):
     """A phrasebook as written; :func:`check_phrasebook` fits it to a tool set."""
 
@@ -356,10 +370,13 @@ class Phrasebook(BaseModel):
     tools: dict[str, ToolPhrases] = Field(default_factory=dict)
     follow_ups: list[list[FollowStep]] = Field(default_factory=list)
     jobs: list[Job] = Field(default_factory=list)
+    polish: PolishWords | None = None
 
     def digest(self) -> str:
         """Content hash (sha256 prefix) of the book as used: part of a dataset's recorded sources."""
         data = self.model_dump(mode="json")
+        if data["polish"] is None:  # books written before `polish` keep their digest
+            del data["polish"]
         for phrases in data["tools"].values():  # books written before records keep their digest
             if not phrases["records"]:
                 del phrases["records"]
@@ -559,10 +576,11 @@ def _validate(
             f"{where}: phrasebook format {version!r} is not supported (this tooltune reads format "
             f"{FORMAT_VERSION})"
         )
-    unknown = sorted(set(data) - {"phrasebook", "name", *_SECTIONS, *_LISTS})
+    unknown = sorted(set(data) - {"phrasebook", "name", "polish", *_SECTIONS, *_LISTS})
     if unknown:
         raise DataError(
-            f"{where}: unknown key(s) {unknown}; a phrasebook has name, values, tools, follow_ups, jobs"
+            f"{where}: unknown key(s) {unknown}; a phrasebook has name, values, tools, follow_ups, jobs, "
+            "polish"
         )
     issues: list[PhrasebookIssue] = []
     kept: dict[str, Any] = {"phrasebook": FORMAT_VERSION, "name": str(data.get("name") or "")}
@@ -595,6 +613,19 @@ def _validate(
                 kept[key].append(TypeAdapter(kind).validate_python(entry))
             except ValidationError as e:
                 bad((key, i), e)
+    raw = data.get("polish")
+    if raw is not None:  # a bad word list is left out, named; the book stands
+        if not isinstance(raw, dict):
+            raise DataError(f"{where}: polish must be a mapping with verbs and shell_words")
+        extra = sorted(set(raw) - {"verbs", "shell_words"})
+        if extra:
+            raise DataError(f"{where}: unknown key(s) {extra} in polish; it has verbs and shell_words")
+        kept["polish"] = {}
+        for key in ("verbs", "shell_words"):
+            try:
+                kept["polish"][key] = TypeAdapter(list[Word]).validate_python(raw.get(key) or [])
+            except ValidationError as e:
+                bad(("polish", key), e)
     return Phrasebook.model_validate(kept), issues
 
 
@@ -1113,5 +1144,6 @@ def check_phrasebook(text: BookText, tools: list[ToolSpec]) -> CheckedBook:
         tools=kept_tools,
         follow_ups=follow,
         jobs=jobs,
+        polish=book.polish,
     )
     return CheckedBook(book=out, issues=c.issues, origins=c.origins)

@@ -217,6 +217,9 @@ class DataBook:
         # "please"/"can you" go only before a verb ("can you new note ..." is not how anyone writes)
         starts = [t.split(" ", 1)[0].lower() for p in self.book.tools.values() for t in p.request_templates()]
         self.verbs = {w for w in starts if _base_verb(w) == w}
+        words = self.book.polish
+        self.verbs |= {w.lower() for w in words.verbs} if words is not None else set()
+        self.shell_words = set(words.shell_words) if words is not None else set()
         self._when_validators: dict[str, Draft202012Validator] = {}
 
     def covers(self, tool: ToolSpec) -> bool:
@@ -227,7 +230,9 @@ class DataBook:
         )
 
     def _polish(self, rng: random.Random, text: str, template: str = "") -> str:
-        return polish(rng, text, verbs=self.verbs, keep_case=template.startswith("{"))
+        return polish(
+            rng, text, verbs=self.verbs, shell_words=self.shell_words, keep_case=template.startswith("{")
+        )
 
     def _fits(self, args: Args, when: dict[str, Any]) -> bool:
         """Every parameter ``when`` names is in the call, with a value its schema accepts."""
@@ -277,7 +282,7 @@ class DataBook:
 
     def join(self, rng: random.Random, texts: list[str]) -> str | None:
         # a request may open with a value ("Health: buy soil" is a note's title): its case stays
-        return join_requests(rng, texts, verbs=self.verbs, keep_case=True)
+        return join_requests(rng, texts, verbs=self.verbs, shell_words=self.shell_words, keep_case=True)
 
     def result(self, rng: random.Random, name: str, args: Args) -> tuple[str, str] | None:
         """A result in the shape the book gives for the tool and an answer that uses it; None when the

@@ -69,7 +69,9 @@ PHRASEBOOK_HELP = (
     '"call": TOOL2, "args": {param: "{NAME}"}}]], "jobs": [{"ask": one request needing several calls '
     "(or a list of ways to say it, as a follow-up step's ask may be), "
     '"steps": [{"call": TOOL, "args": {...}, "result": ...}, {"call": TOOL2, "args": {param: "{NAME}"}}], '
-    '"answer": a reply using the results}]}. Entries that do not fit the tools are skipped and '
+    '"answer": a reply using the results}], "polish": {"verbs": [your tools\' own verbs that may follow '
+    '"please"], "shell_words": [words that open a typed command]}}. Entries that do not fit the tools are '
+    "skipped and "
     "counted. 'client' = the server asks your model to draft it, in one MCP sampling request (if your "
     "client supports sampling)."
 )
