@@ -890,6 +890,8 @@ def test_a_group_with_when_phrases_only_the_calls_whose_values_fit(tracker: list
         when: {body: "string"}
       - ask: ["put on #{issue_id}: {body:raw}"]
         when: {body: {$ref: "#/x"}}
+      - ask: ["place on #{issue_id}: {body:raw}"]
+        when: [body]
 """
     book = parse_phrasebook(text, "when.yaml")
     checked = check_phrasebook(book, tracker)
@@ -899,6 +901,7 @@ def test_a_group_with_when_phrases_only_the_calls_whose_values_fit(tracker: list
     assert errors["tools.add_comment.requests[3].when.author"][0] == 14
     assert errors["tools.add_comment.requests[5].when.body"][1].startswith("not a JSON Schema: 'string'")
     assert errors["tools.add_comment.requests[6].when.body"][1].startswith("a $ref cannot be used")
+    assert errors["tools.add_comment.requests[7].when"][1].startswith("when is a mapping of parameters")
     assert "add_comment" in checked.book.tools  # a bad when drops its group, not the tool
     dropped = drop_unfillable(checked, tracker, text=book)
     [never] = [e for e in dropped.errors if "never fills" in e.message]
@@ -951,11 +954,33 @@ tools:
     bump, gh = starts(tools + "polish: {verbs: [bump], shell_words: [gh]}\n")
     assert {"please", "can you"} <= bump
     assert gh <= {"", "ok, ", "now "}  # a typed command: at most "ok, " or "now " before it
-    bad = parse_phrasebook(tools + "polish:\n  verbs: [bump it]\n", "bad.yaml")
-    assert [(i.where, i.line) for i in bad.shape_issues] == [("polish.verbs[0]", 9)]
-    assert bad.book.polish is not None and bad.book.polish.verbs == []
-    with pytest.raises(DataError, match="unknown key\\(s\\) \\['nouns'\\] in polish"):
-        parse_phrasebook(tools + "polish: {nouns: [x]}\n", "bad.yaml")
+    job = """jobs:
+  - ask: "gh search {query} then open the first"
+    steps:
+      - {call: search_issues, args: {query: "{query}"}, result: "#12 Flaky login test (open)"}
+      - {call: get_issue, args: {issue_id: 12}}
+    answer: "#12 is the one."
+"""
+    checked = check_phrasebook(
+        parse_phrasebook(tools + job + "polish: {shell_words: [gh]}\n", "j.yaml"), tracker
+    )
+    assert not checked.errors, [str(e) for e in checked.errors]
+    rng = random.Random(0)
+    asks = {
+        run.request.split("gh ")[0] for run in (DataBook(checked, tracker).job(rng) for _ in range(60)) if run
+    }
+    assert asks and asks <= {"", "ok, ", "now "}  # a job's request is polished with the same words
+    bad = parse_phrasebook(tools + "polish:\n  verbs: [bump, bump it, 3]\n  nouns: [x]\n", "bad.yaml")
+    assert [(i.where, i.line) for i in bad.shape_issues] == [
+        ("polish.nouns", 10),
+        ("polish.verbs[1]", 9),
+        ("polish.verbs[2]", 9),
+    ]
+    assert bad.book.polish is not None and bad.book.polish.verbs == ["bump"]  # the good word stays
+    odd = parse_phrasebook(tools + "polish: [gh]\n", "odd.yaml")  # the book stands, polish left out
+    assert [i.where for i in odd.shape_issues] == ["polish"] and odd.book.tools
     plain = parse_phrasebook(tools, "p.yaml").book
     assert plain.polish is None
     assert plain.digest() == Phrasebook.model_validate(plain.model_dump(exclude={"polish"})).digest()
+    empty = parse_phrasebook(tools + "polish: {verbs: []}\n", "e.yaml").book
+    assert empty.digest() == plain.digest()  # no words: the same data, the same digest

@@ -245,7 +245,16 @@ class RequestGroup(BaseModel):
     model_config = ConfigDict(extra="forbid")
     weight: float = Field(default=1.0, gt=0, allow_inf_nan=False)
     ask: list[str] = Field(min_length=1)
-    when: dict[str, Any] = Field(default_factory=dict)
+    when: Any = Field(default_factory=dict)  # checked by the checker, so a bad one drops only its group
+
+
+def _has_ref(schema: Any) -> bool:
+    """A schema that points elsewhere (``$ref``, ``$dynamicRef``): a ``when`` must be whole in itself."""
+    if isinstance(schema, dict):
+        return bool({"$ref", "$dynamicRef"} & set(schema)) or any(_has_ref(v) for v in schema.values())
+    if isinstance(schema, list):
+        return any(_has_ref(v) for v in schema)
+    return False
 
 
 def _template_text(value: Any) -> Any:
@@ -287,7 +296,12 @@ class ToolPhrases(BaseModel):
 
     def request_conditions(self) -> dict[str, dict[str, Any]]:
         """Each template of a group with ``when``: its parameters' schemas (templates are distinct)."""
-        return {t: r.when for r in self.requests if not isinstance(r, str) and r.when for t in r.ask}
+        return {
+            t: r.when
+            for r in self.requests
+            if not isinstance(r, str) and isinstance(r.when, dict) and r.when
+            for t in r.ask
+        }
 
     def request_weights(self) -> list[float] | None:
         """Each of :meth:`request_templates`' chance weight (a group's weight shared by its templates);
@@ -375,7 +389,7 @@ class Phrasebook(BaseModel):
     def digest(self) -> str:
         """Content hash (sha256 prefix) of the book as used: part of a dataset's recorded sources."""
         data = self.model_dump(mode="json")
-        if data["polish"] is None:  # books written before `polish` keep their digest
+        if not any((data["polish"] or {}).values()):  # books without `polish` words keep their digest
             del data["polish"]
         for phrases in data["tools"].values():  # books written before records keep their digest
             if not phrases["records"]:
@@ -613,20 +627,43 @@ def _validate(
                 kept[key].append(TypeAdapter(kind).validate_python(entry))
             except ValidationError as e:
                 bad((key, i), e)
-    raw = data.get("polish")
-    if raw is not None:  # a bad word list is left out, named; the book stands
-        if not isinstance(raw, dict):
-            raise DataError(f"{where}: polish must be a mapping with verbs and shell_words")
-        extra = sorted(set(raw) - {"verbs", "shell_words"})
-        if extra:
-            raise DataError(f"{where}: unknown key(s) {extra} in polish; it has verbs and shell_words")
-        kept["polish"] = {}
-        for key in ("verbs", "shell_words"):
-            try:
-                kept["polish"][key] = TypeAdapter(list[Word]).validate_python(raw.get(key) or [])
-            except ValidationError as e:
-                bad(("polish", key), e)
+    if data.get("polish") is not None:
+        kept["polish"] = _polish_words(data["polish"], source, lines, issues)
     return Phrasebook.model_validate(kept), issues
+
+
+def _polish_words(
+    raw: Any, source: str, lines: dict[str, int], issues: list[PhrasebookIssue]
+) -> dict[str, list[str]]:
+    """The ``polish`` section: each word that is one (no space) is kept; anything else is named with its
+    line and left out, and the book stands."""
+
+    def issue(path: str, message: str) -> None:
+        line = lines.get(path) or lines.get("polish")
+        issues.append(
+            PhrasebookIssue(severity="error", where=path, message=message, line=line, source=source)
+        )
+
+    if not isinstance(raw, dict):
+        issue("polish", "polish is a mapping with verbs and shell_words (lists of words); left out")
+        return {}
+    for key in sorted(set(raw) - {"verbs", "shell_words"}):
+        issue(f"polish.{key}", f"unknown key {key!r} in polish (it has verbs and shell_words); left out")
+    kept: dict[str, list[str]] = {}
+    for key in ("verbs", "shell_words"):
+        words = raw.get(key)
+        if words is None:
+            continue
+        if not isinstance(words, list):
+            issue(f"polish.{key}", f"{key} is a list of words; left out")
+            continue
+        kept[key] = []
+        for i, word in enumerate(words):
+            if isinstance(word, str) and word.strip() and not any(c.isspace() for c in word):
+                kept[key].append(word)
+            else:
+                issue(f"polish.{key}[{i}]", f"{word!r} is not one word; left out")
+    return kept
 
 
 def load_phrasebook(path: Path) -> BookText:
@@ -956,9 +993,12 @@ class _Checker:
             )
         return kept
 
-    def _when_ok(self, where: str, when: dict[str, Any], tool: ToolSpec) -> bool:
+    def _when_ok(self, where: str, when: Any, tool: ToolSpec) -> bool:
         """A group's ``when``: each key a parameter of the tool, each value a JSON Schema (an object or a
         boolean) that needs nothing outside itself; else the group is dropped (an error)."""
+        if not isinstance(when, dict):
+            self.add("error", where, "when is a mapping of parameters to JSON Schemas: the group is left out")
+            return False
         for param, schema in when.items():
             if param not in tool.properties:
                 self.add("error", f"{where}.{param}", f"{tool.name} has no parameter {param!r}")
@@ -966,7 +1006,7 @@ class _Checker:
             problem = None
             if not isinstance(schema, dict | bool):
                 problem = f"not a JSON Schema: {schema!r} (a schema is a mapping, such as {{type: integer}})"
-            elif '"$ref"' in json.dumps(schema) or '"$dynamicRef"' in json.dumps(schema):
+            elif _has_ref(schema):
                 problem = "a $ref cannot be used in when: write the schema out"
             else:
                 try:

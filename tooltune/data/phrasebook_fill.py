@@ -411,7 +411,7 @@ def _job(book: DataBook, rng: random.Random) -> JobRun | None:
         steps.append((st.call, args, result))
         seen += "\n" + result
     answer = substitute(job.answer, lambda n, _i, _m: value_text(value(n)))
-    return JobRun(polish(rng, request, verbs=book.verbs, keep_case=ask.startswith("{")), steps, answer)
+    return JobRun(book._polish(rng, request, ask), steps, answer)
 
 
 def _whole_slot(template: Any) -> str | None:
