@@ -984,3 +984,52 @@ tools:
     assert plain.digest() == Phrasebook.model_validate(plain.model_dump(exclude={"polish"})).digest()
     empty = parse_phrasebook(tools + "polish: {verbs: []}\n", "e.yaml").book
     assert empty.digest() == plain.digest()  # no words: the same data, the same digest
+
+
+def test_a_sample_draws_distinct_items_for_a_list_parameter(tracker: list[ToolSpec]) -> None:
+    """``{sample: [bug, ui, backend, docs], k: [1, 3]}``: one to three different labels per call, each
+    shown in the request; sizes beyond the pool, a pool that repeats itself, and a list for a parameter
+    that takes text are named with their line."""
+    text = """\
+tools:
+  add_labels:
+    values:
+      issue_id: {range: [1, 99]}
+      labels: {sample: [bug, ui, backend, docs], k: [1, 3]}
+    requests: ["tag #{issue_id} with {labels}"]
+  search_issues:
+    values:
+      query: {sample: [flaky, timeout]}
+      limit: {sample: [1, 2], k: [0, 2]}
+    requests: ["find {query}"]
+  create_issue:
+    values:
+      labels: {sample: [bug, bug, ui], k: 2}
+      title: ["Crash on save"]
+    requests: ["file {title}"]
+"""
+    book = parse_phrasebook(text, "sample.yaml")
+    checked = check_phrasebook(book, tracker)
+    errors = {e.where: (e.line, e.message) for e in checked.errors}
+    assert errors["tools.search_issues.values.query"] == (
+        9,
+        "['flaky'] does not fit the schema of search_issues.query",
+    )
+    assert errors["tools.search_issues.values.limit"][1].startswith("k [0, 2] must be from 1 to the pool's 2")
+    assert (
+        errors["tools.create_issue.values.labels"][1]
+        == "the pool repeats an item: a sample's items are distinct"
+    )
+    data = DataBook(checked, tracker)
+    rng = random.Random(0)
+    sizes = set()
+    for _ in range(120):
+        said, args = data.request(rng, "add_labels", polish=False) or ("", {})
+        labels = args["labels"]
+        assert len(set(labels)) == len(labels) and set(labels) <= {"bug", "ui", "backend", "docs"}
+        assert all(label in said for label in labels)
+        sizes.add(len(labels))
+    assert sizes == {1, 2, 3}
+    assert [i.where for i in parse_phrasebook("values: {x: {sample: []}}", "e.yaml").shape_issues] == [
+        "values.x.sample"
+    ]

@@ -82,6 +82,18 @@ class Compose(BaseModel):
     compose: str
 
 
+class Sample(BaseModel):
+    """A list of distinct items drawn from a pool: ``{sample: [bug, ui, backend, docs], k: [1, 3]}`` gives
+    one to three different labels, in drawn order (``k`` one number, or the least and most)."""
+
+    model_config = ConfigDict(extra="forbid")
+    sample: list[Any] = Field(min_length=1)
+    k: int | tuple[int, int] = 1
+
+    def sizes(self) -> tuple[int, int]:
+        return (self.k, self.k) if isinstance(self.k, int) else self.k
+
+
 class Choice(BaseModel):
     """One branch of a :class:`OneOf`: its weight and exactly one of a value, a list of values, a range
     or a composition."""
@@ -129,10 +141,10 @@ def _value_kind(value: Any) -> str | None:
     """Which kind of value spec ``value`` is meant to be, so a mistake is reported against that kind."""
     if isinstance(value, list):
         return "list"
-    if isinstance(value, Range | Compose | OneOf):  # already read (a book built in code, a copy)
-        return {Range: "range", Compose: "compose", OneOf: "one_of"}[type(value)]
+    if isinstance(value, Range | Compose | OneOf | Sample):  # already read (a book built in code, a copy)
+        return {Range: "range", Compose: "compose", OneOf: "one_of", Sample: "sample"}[type(value)]
     if isinstance(value, dict):
-        return next((k for k in ("range", "compose", "one_of") if k in value), None)
+        return next((k for k in ("range", "compose", "one_of", "sample") if k in value), None)
     return None
 
 
@@ -140,11 +152,12 @@ ValueSpec = Annotated[
     Annotated[list[Any], Tag("list")]
     | Annotated[Range, Tag("range")]
     | Annotated[Compose, Tag("compose")]
-    | Annotated[OneOf, Tag("one_of")],
+    | Annotated[OneOf, Tag("one_of")]
+    | Annotated[Sample, Tag("sample")],
     Discriminator(
         _value_kind,
         custom_error_type="value_kind",
-        custom_error_message="a list of values, or a mapping with range, compose or one_of",
+        custom_error_message="a list of values, or a mapping with range, compose, one_of or sample",
     ),
 ]
 
@@ -213,6 +226,9 @@ def draw_value(rng: random.Random, spec: ValueSpec, named: dict[str, ValueSpec])
     if isinstance(spec, OneOf):
         [branch] = rng.choices(spec.one_of, weights=[c.weight for c in spec.one_of])
         return draw_value(rng, branch.spec(), named)
+    if isinstance(spec, Sample):
+        lo, hi = spec.sizes()
+        return rng.sample(spec.sample, rng.randint(lo, hi))
     return rng.choice(spec)
 
 
@@ -559,7 +575,7 @@ _SECTIONS: dict[str, Any] = {"values": ValueSpec, "tools": ToolPhrases}
 _LISTS: dict[str, Any] = {"follow_ups": list[FollowStep], "jobs": Job}
 
 
-_TAGS = {"list", "range", "compose", "one_of"}
+_TAGS = {"list", "range", "compose", "one_of", "sample"}
 _ENTRY_TAGS = {"template", "group"}  # a request entry's kind, after its index
 
 
@@ -730,6 +746,12 @@ class _Checker:
                     continue
                 kept[name] = spec
                 continue
+            if isinstance(spec, Sample):
+                if (problem := self._sample_problem(spec, tool, name)) is not None:
+                    self.add("error", at, problem)
+                    continue
+                kept[name] = spec
+                continue
             if tool is None:
                 good = list(spec)
             else:
@@ -750,6 +772,28 @@ class _Checker:
             kept[name] = good
         self._check_composed(where, composed, tool, kept)
         return kept
+
+    def _sample_problem(self, spec: Sample, tool: ToolSpec | None, name: str) -> str | None:
+        """What is wrong with a sample: sizes out of order or beyond its pool, repeated items (they would
+        not be distinct), or (for a parameter) a list of the least or most items the schema refuses."""
+        lo, hi = spec.sizes()
+        if not 1 <= lo <= hi <= len(spec.sample):
+            return (
+                f"k {list(spec.sizes())} must be from 1 to the pool's {len(spec.sample)} items, least first"
+            )
+        if len({json.dumps(v, sort_keys=True) for v in spec.sample}) < len(spec.sample):
+            return "the pool repeats an item: a sample's items are distinct"
+        if tool is None:
+            return None
+        if name not in tool.properties:
+            return f"{tool.name} has no parameter {name!r}"
+        for size in (lo, hi):
+            for start in range(len(spec.sample) - size + 1):
+                if not self.value_ok(tool, name, spec.sample[start : start + size]):
+                    return (
+                        f"{spec.sample[start : start + size]!r} does not fit the schema of {tool.name}.{name}"
+                    )
+        return None
 
     def _check_composed(
         self,
