@@ -1013,7 +1013,7 @@ tools:
     errors = {e.where: (e.line, e.message) for e in checked.errors}
     assert errors["tools.search_issues.values.query"] == (
         9,
-        "['flaky'] does not fit the schema of search_issues.query",
+        "a sample gives a list, and search_issues.query takes string: use a list of values",
     )
     assert errors["tools.search_issues.values.limit"][1].startswith("k [0, 2] must be from 1 to the pool's 2")
     assert (
@@ -1033,3 +1033,17 @@ tools:
     assert [i.where for i in parse_phrasebook("values: {x: {sample: []}}", "e.yaml").shape_issues] == [
         "values.x.sample"
     ]
+    bad_k = parse_phrasebook("values:\n  x:\n    sample: [a, b]\n    k: [1]\n", "k.yaml").shape_issues
+    assert [(i.where, i.line) for i in bad_k] == [("values.x.k", 4)]
+    assert "k is a number of items, or [least, most]" in bad_k[0].message
+    # a named sample in a {name} slot reads as a list is said, not as Python writes one
+    named = check_phrasebook(
+        parse_phrasebook(
+            "values: {tags: {sample: [ui, bug], k: 2}}\n"
+            "tools:\n  get_issue:\n    requests: ['open #{issue_id}, about {tags}']\n",
+            "n.yaml",
+        ),
+        tracker,
+    )
+    said, _ = DataBook(named, tracker).request(random.Random(0), "get_issue", polish=False) or ("", {})
+    assert said.endswith(("about ui, bug", "about bug, ui")) and "[" not in said

@@ -90,6 +90,16 @@ class Sample(BaseModel):
     sample: list[Any] = Field(min_length=1)
     k: int | tuple[int, int] = 1
 
+    @field_validator("k", mode="before")
+    @classmethod
+    def _k_shape(cls, value: Any) -> Any:
+        def count(v: Any) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        if count(value) or (isinstance(value, list | tuple) and len(value) == 2 and all(map(count, value))):
+            return value
+        raise ValueError(f"k is a number of items, or [least, most]; got {value!r}")
+
     def sizes(self) -> tuple[int, int]:
         return (self.k, self.k) if isinstance(self.k, int) else self.k
 
@@ -587,6 +597,8 @@ def _without_tags(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
         following = loc[i + 1] if i + 1 < len(loc) else None
         if part in _TAGS and (following == part or (part == "list" and isinstance(following, int))):
             continue
+        if part == "sample" and following == "k":  # the sample kind's other field
+            continue
         if part in _ENTRY_TAGS and i >= 2 and isinstance(loc[i - 1], int) and loc[i - 2] == "requests":
             continue
         out.append(part)
@@ -787,6 +799,9 @@ class _Checker:
             return None
         if name not in tool.properties:
             return f"{tool.name} has no parameter {name!r}"
+        kind = tool.properties[name].get("type") if isinstance(tool.properties[name], dict) else None
+        if kind is not None and kind != "array" and "array" not in (kind if isinstance(kind, list) else []):
+            return f"a sample gives a list, and {tool.name}.{name} takes {kind}: use a list of values"
         for size in (lo, hi):
             for start in range(len(spec.sample) - size + 1):
                 if not self.value_ok(tool, name, spec.sample[start : start + size]):

@@ -153,7 +153,7 @@ class _Fill:
                 if declared:
                     grounded.setdefault(index, set()).add(name)
             else:
-                said = str(self.named_value(name))
+                said = _named_text(self.named_value(name))
             text_values[(name, index)] = said
             return said
 
@@ -185,6 +185,12 @@ class _Fill:
     def result_text(self, shape: str | dict[str, Any] | list[Any], args: Args) -> str:
         filled = self.structured(shape, args)
         return filled if isinstance(filled, str) else json.dumps(filled)
+
+
+def _named_text(value: Any) -> str:
+    """A named value in a request's words: a list (a sample) as "a, b and c" would read, "a, b"; anything
+    else as it always was written."""
+    return value_text(value) if isinstance(value, list) else str(value)
 
 
 def fill_structured(obj: Any, lookup: Any) -> Any:
@@ -311,7 +317,7 @@ class DataBook:
                 return ""
             if name in tool.properties:
                 return fill.say(tool, name, fill.param_value(tool, name), modifier)[0]
-            return str(fill.named_value(name))
+            return _named_text(fill.named_value(name))
 
         text = self._polish(rng, substitute(rng.choice(templates.near_misses), value_for))
         return text, rng.choice(NEAR_MISS_ANSWERS).format(tool=tool.name)
