@@ -191,14 +191,35 @@ def test_the_committed_agent_task_result_adds_up() -> None:
         assert m["both_pass"] + m["both_fail"] + m["fixes"] + m["regressions"] == 43
 
 
+def committed_summary(summary: str, inputs_dir: str) -> tuple[dict[str, Any], list[Path]]:
+    """bench/results/``summary`` and its inputs (bench/results/``inputs_dir``/*.json), after checking the
+    summary holds exactly the rows and failed runs bench/bfcl_full.py makes of them: none typed by hand."""
+    bfcl_full = bench_module("bfcl_full")
+    committed = json.loads((ROOT / "bench" / "results" / summary).read_text())
+    inputs = sorted((ROOT / "bench" / "results" / inputs_dir).glob("*.json"))
+    assert committed["rows"] == [r for p in inputs for r in bfcl_full.rows_of(p)]
+    assert committed.get("failed_training", []) == [f for p in inputs if (f := bfcl_full.failed_training(p))]
+    return committed, inputs
+
+
+def method_scores(rows: list[dict[str, Any]]) -> dict[tuple[str, str | None, str], tuple[int, int]]:
+    """Each on-policy row's (method, DPO loss, category): the SFT start's and the adapter's native passes."""
+    return {
+        (r["method"], r.get("dpo_loss"), r["category"]): (
+            r["sft"]["native_pass"],
+            r["adapter"]["native_pass"],
+        )
+        for r in rows
+        if r.get("method")
+    }
+
+
 def test_the_committed_on_policy_file_is_what_its_inputs_give() -> None:
     """bench/results/onpolicy_0.5b.json (issue 36, on the GPU): the rows bench/bfcl_full.py makes of the
     SFT start and each method's bench/bfcl_onpolicy.py result, every case; each method's row carries its
     learning rate, the SFT adapter's scores and the paired test against them."""
     bfcl_full = bench_module("bfcl_full")
-    committed = json.loads((ROOT / "bench" / "results" / "onpolicy_0.5b.json").read_text())
-    inputs = sorted((ROOT / "bench" / "results" / "onpolicy_gpu").glob("*.json"))
-    assert committed["rows"] == [r for p in inputs for r in bfcl_full.rows_of(p)]
+    committed, inputs = committed_summary("onpolicy_0.5b.json", "onpolicy_gpu")
     assert committed["seed_spread"] == bfcl_full.spread(committed["rows"])
     sft = {r["category"]: r["adapter"] for r in committed["rows"] if "method" not in r}
     methods = [r for r in committed["rows"] if "method" in r]
@@ -261,11 +282,7 @@ def test_a_failed_on_policy_run_is_listed_with_why_and_gives_no_rows(tmp_path: P
 def test_the_committed_dpo_learning_rate_file_is_what_its_inputs_give() -> None:
     """bench/results/onpolicy_dpo_0.5b.json (issue 36, one H100): the SFT start's rows and both DPO runs,
     which the answer check refused, from bench/results/onpolicy_gpu_h100/."""
-    bfcl_full = bench_module("bfcl_full")
-    committed = json.loads((ROOT / "bench" / "results" / "onpolicy_dpo_0.5b.json").read_text())
-    inputs = sorted((ROOT / "bench" / "results" / "onpolicy_gpu_h100").glob("*.json"))
-    assert committed["rows"] == [r for p in inputs for r in bfcl_full.rows_of(p)]
-    assert committed["failed_training"] == [f for p in inputs if (f := bfcl_full.failed_training(p))]
+    committed, inputs = committed_summary("onpolicy_dpo_0.5b.json", "onpolicy_gpu_h100")
     assert {(f["method"], f["learning_rate"]) for f in committed["failed_training"]} == {
         ("dpo", 5e-6),
         ("dpo", 5e-5),
@@ -291,12 +308,8 @@ def test_the_committed_held_token_rows_file_is_what_its_inputs_give() -> None:
     """bench/results/onpolicy_dpo_rows_0.5b.json (issue 36, the second H100 session): the SFT start, DPO
     at 5e-6 with the token rows held (passed the answer check, lost irrelevance) and at 5e-5 (refused),
     from bench/results/onpolicy_gpu_h100_rows/; the numbers docs/BFCL_ATTEMPTS.md quotes."""
-    bfcl_full = bench_module("bfcl_full")
     folder = ROOT / "bench" / "results" / "onpolicy_gpu_h100_rows"
-    committed = json.loads((ROOT / "bench" / "results" / "onpolicy_dpo_rows_0.5b.json").read_text())
-    inputs = sorted(folder.glob("*.json"))
-    assert committed["rows"] == [r for p in inputs for r in bfcl_full.rows_of(p)]
-    assert committed["failed_training"] == [f for p in inputs if (f := bfcl_full.failed_training(p))]
+    committed, inputs = committed_summary("onpolicy_dpo_rows_0.5b.json", "onpolicy_gpu_h100_rows")
     [refused] = committed["failed_training"]
     call_due = refused["answer_check"]["groups"]["call_due"]
     assert (refused["learning_rate"], call_due["right_before"], call_due["right_after"]) == (5e-5, 10, 0)
@@ -321,20 +334,10 @@ def test_the_committed_three_method_file_is_what_its_inputs_give() -> None:
     """bench/results/onpolicy_methods_0.5b.json (issue 36, the third H100 session): the SFT start, then
     rejection SFT, DPOP and sigmoid DPO from it, each on all of simple_python, irrelevance, multiple and
     parallel, from bench/results/onpolicy_gpu_h100_methods/; the numbers docs/BFCL_ATTEMPTS.md quotes."""
-    bfcl_full = bench_module("bfcl_full")
     folder = ROOT / "bench" / "results" / "onpolicy_gpu_h100_methods"
-    committed = json.loads((ROOT / "bench" / "results" / "onpolicy_methods_0.5b.json").read_text())
-    inputs = sorted(folder.glob("*.json"))
-    assert committed["rows"] == [r for p in inputs for r in bfcl_full.rows_of(p)]
+    committed, inputs = committed_summary("onpolicy_methods_0.5b.json", "onpolicy_gpu_h100_methods")
     assert "failed_training" not in committed  # every run passed its checks
-    scores = {
-        (r["method"], r.get("dpo_loss"), r["category"]): (
-            r["sft"]["native_pass"],
-            r["adapter"]["native_pass"],
-        )
-        for r in committed["rows"]
-        if r.get("method")
-    }
+    scores = method_scores(committed["rows"])
     assert scores == {
         ("rejection", None, "simple_python"): (270, 265),
         ("rejection", None, "irrelevance"): (189, 161),
@@ -370,18 +373,9 @@ def test_the_committed_judge_two_file_is_what_its_inputs_give() -> None:
     DPO, DPOP and GRPO from the carried seed-0 SFT adapter, their data picked by the second judge
     (optional parameters at a stated default pass), from bench/results/onpolicy_gpu_h100_judge2/; the
     numbers docs/BFCL_ATTEMPTS.md quotes for the four hypotheses written before the run."""
-    bfcl_full = bench_module("bfcl_full")
     folder = ROOT / "bench" / "results" / "onpolicy_gpu_h100_judge2"
-    committed = json.loads((ROOT / "bench" / "results" / "onpolicy_judge2_0.5b.json").read_text())
-    inputs = sorted(folder.glob("*.json"))
-    assert committed["rows"] == [r for p in inputs for r in bfcl_full.rows_of(p)]
-    scores = {
-        (r["method"], r.get("dpo_loss"), r["category"]): (
-            r["sft"]["native_pass"],
-            r["adapter"]["native_pass"],
-        )
-        for r in committed["rows"]
-    }
+    committed, inputs = committed_summary("onpolicy_judge2_0.5b.json", "onpolicy_gpu_h100_judge2")
+    scores = method_scores(committed["rows"])
     assert scores == {
         ("rejection", None, "simple_python"): (271, 262),
         ("rejection", None, "irrelevance"): (189, 148),
