@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from bench_import import bench_module
 
-from tooltune.data.phrasebook import check_phrasebook, load_phrasebook
+from tooltune.data.phrasebook import load_phrasebook
+from tooltune.data.phrasebook_check import check_phrasebook
 from tooltune.data.tool_sources import load_tool_specs
 
 REPO = Path(__file__).resolve().parents[1]

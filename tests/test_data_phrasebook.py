@@ -12,7 +12,8 @@ import pytest
 from tooltune.data.examples import DataError
 from tooltune.data.generate import generate_examples
 from tooltune.data.generate_config import GenerateConfig
-from tooltune.data.phrasebook import check_phrasebook, load_phrasebook, parse_phrasebook
+from tooltune.data.phrasebook import load_phrasebook, parse_phrasebook
+from tooltune.data.phrasebook_check import check_phrasebook
 from tooltune.data.phrasebook_fill import DataBook
 from tooltune.data.tool_sources import load_tool_specs
 from tooltune.toolspec import ToolSpec

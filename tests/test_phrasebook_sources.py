@@ -22,7 +22,8 @@ import pytest
 from mcp import types
 
 from tooltune.config import Settings
-from tooltune.data.phrasebook import check_phrasebook, load_phrasebook, phrasebook_from_object
+from tooltune.data.phrasebook import load_phrasebook, phrasebook_from_object
+from tooltune.data.phrasebook_check import check_phrasebook
 from tooltune.data.phrasebook_draft import draft_messages, draft_phrasebook
 from tooltune.data.store import load_dataset
 from tooltune.data.tool_sources import load_tool_specs

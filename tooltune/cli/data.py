@@ -350,7 +350,8 @@ app.command(phrasebook_app)
 
 def _checked_book(path: Path, tools: list[str]) -> Any:
     """Load and fit a book to the tools, printing what was skipped (the rest is used)."""
-    from tooltune.data.phrasebook import check_phrasebook, load_phrasebook
+    from tooltune.data.phrasebook import load_phrasebook
+    from tooltune.data.phrasebook_check import check_phrasebook
     from tooltune.data.phrasebook_fill import drop_unfillable
     from tooltune.data.tool_sources import load_tool_specs
 
@@ -384,7 +385,8 @@ def phrasebook_lint(
     """
     import random
 
-    from tooltune.data.phrasebook import check_phrasebook, load_phrasebook
+    from tooltune.data.phrasebook import load_phrasebook
+    from tooltune.data.phrasebook_check import check_phrasebook
     from tooltune.data.phrasebook_fill import DataBook, drop_unfillable
     from tooltune.data.tool_sources import load_tool_specs
 

@@ -13,7 +13,8 @@ from tooltune.data.examples import DataError, Example, read_jsonl, split_turns
 from tooltune.data.generate import generate_examples
 from tooltune.data.generate_config import GENERATOR_VERSION, GenerateConfig, GenerateResult
 from tooltune.data.lint import LintReport, lint_items
-from tooltune.data.phrasebook import BookText, CheckedBook, check_phrasebook
+from tooltune.data.phrasebook import BookText, CheckedBook
+from tooltune.data.phrasebook_check import check_phrasebook
 from tooltune.data.phrasebook_fill import DataBook, drop_unfillable
 from tooltune.data.similarity import LeakIndex
 from tooltune.data.store import DatasetInfo, DatasetMeta, save_dataset

@@ -29,8 +29,8 @@ and gives ``p`` that value, for templates whose own words say it ("mark #{issue_
 call and is refused. A slot that is a whole string in a structured result or in ``args`` keeps the
 value's type (``"{issue_id}"`` stays an integer).
 
-Loading never fails on one bad entry: :func:`check_phrasebook` drops it and says where (``file:line``)
-and why; the rest is used.
+Loading never fails on one bad entry: ``phrasebook_check.check_phrasebook`` drops it and says where
+(``file:line``) and why; the rest is used.
 """
 
 from __future__ import annotations
@@ -43,8 +43,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -60,14 +58,12 @@ from pydantic import (
 )
 
 from tooltune.data.examples import DataError
-from tooltune.data.phrasing import mentions_all
 from tooltune.toolspec import ToolSpec
 
 FORMAT_VERSION = 1
 SLOT = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?:\.([1-3]))?(?::([a-z]+)|(=[^{}]*))?\}")
 MODIFIERS = {"words", "raw"}
 # schema read-back: the wording a phrasebook exists to replace
-_READ_BACK = re.compile(r"\b(set to|with (the )?\w+ (of|as)|where the \w+ is)\b", re.I)
 
 
 class Range(BaseModel):
@@ -172,57 +168,10 @@ ValueSpec = Annotated[
 ]
 
 
-def _composition_parts(spec: ValueSpec) -> tuple[set[str], list[str]]:
-    """The named values a composition (or a weighted choice's compositions and ranges) draws on, and what
-    is wrong with it."""
-    branches = spec.one_of if isinstance(spec, OneOf) else []
-    templates = [spec.compose] if isinstance(spec, Compose) else [c.compose for c in branches if c.compose]
-    wrong = [
-        f"range [{lo}, {hi}] is empty"
-        for c in branches
-        if c.range and (lo := c.range[0]) > (hi := c.range[1])
-    ]
-    refs: set[str] = set()
-    for template in templates:
-        for name, index, modifier in slots(template):
-            refs.add(name)
-            if index is not None or modifier is not None:
-                wrong.append(f"{{{name}}} in a composition takes no index, modifier or value")
-    return refs, wrong
-
-
-def _text_field_problem(texts: dict[str, Any], params: dict[str, Any], tool: ToolSpec) -> str | None:
-    """What is wrong with a record's text fields: each is text that shows every value of the record, and
-    a record with one holds every required parameter (its ``{_field}`` slot makes the whole call)."""
-    for key, text in texts.items():
-        if not isinstance(text, str):
-            return f"{key}: a text field holds text, got {text!r}"
-        if not mentions_all(text, params):
-            return f"{key}: {text!r} does not show every value of its record ({', '.join(params)})"
-    missing = [r for r in tool.required if r not in params]
-    if texts and missing:
-        return (
-            f"a record with a text field holds every required parameter; this one lacks {', '.join(missing)}"
-        )
-    return None
-
-
 def is_text_field(name: str, tool: ToolSpec) -> bool:
     """``name`` (a record key or a slot) is a records' text field of ``tool``: it starts with ``_`` and is no
     parameter (a tool may have an ``_id`` parameter)."""
     return name.startswith("_") and name not in tool.properties
-
-
-def _reachable(start: str, refs: dict[str, set[str]]) -> set[str]:
-    """The names reachable from ``start`` through ``refs`` (not ``start`` itself unless by a cycle)."""
-    seen: set[str] = set()
-    todo = list(refs.get(start, ()))
-    while todo:
-        name = todo.pop()
-        if name not in seen:
-            seen.add(name)
-            todo.extend(refs.get(name, ()))
-    return seen
 
 
 def draw_value(rng: random.Random, spec: ValueSpec, named: dict[str, ValueSpec]) -> Any:
@@ -274,12 +223,12 @@ class RequestGroup(BaseModel):
     when: Any = Field(default_factory=dict)  # checked by the checker, so a bad one drops only its group
 
 
-def _has_ref(schema: Any) -> bool:
+def has_ref(schema: Any) -> bool:
     """A schema that points elsewhere (``$ref``, ``$dynamicRef``): a ``when`` must be whole in itself."""
     if isinstance(schema, dict):
-        return bool({"$ref", "$dynamicRef"} & set(schema)) or any(_has_ref(v) for v in schema.values())
+        return bool({"$ref", "$dynamicRef"} & set(schema)) or any(has_ref(v) for v in schema.values())
     if isinstance(schema, list):
-        return any(_has_ref(v) for v in schema)
+        return any(has_ref(v) for v in schema)
     return False
 
 
@@ -401,7 +350,7 @@ class PolishWords(BaseModel):
 
 
 class Phrasebook(BaseModel):
-    """A phrasebook as written; :func:`check_phrasebook` fits it to a tool set."""
+    """A phrasebook as written; ``phrasebook_check.check_phrasebook`` fits it to a tool set."""
 
     model_config = ConfigDict(extra="forbid")
     phrasebook: int = FORMAT_VERSION
@@ -513,14 +462,14 @@ def say_key_value(key: str, schema: Any) -> Any:
     return key
 
 
-def _templates_in(obj: Any) -> list[str]:
+def templates_in(obj: Any) -> list[str]:
     """Every string leaf of a structured result (where slots may stand)."""
     if isinstance(obj, str):
         return [obj]
     if isinstance(obj, dict):
-        return [s for v in obj.values() for s in _templates_in(v)]
+        return [s for v in obj.values() for s in templates_in(v)]
     if isinstance(obj, list):
-        return [s for v in obj for s in _templates_in(v)]
+        return [s for v in obj for s in templates_in(v)]
     return []
 
 
@@ -551,7 +500,7 @@ def _line_map(text: str) -> dict[tuple[str | int, ...], int]:
 
 class BookText(BaseModel):
     """A parsed book with where its entries sit in the file it came from, and the entries whose shape
-    was wrong (dropped while reading; :func:`check_phrasebook` reports them with the rest)."""
+    was wrong (dropped while reading; ``phrasebook_check.check_phrasebook`` reports them with the rest)."""
 
     book: Phrasebook
     source: str = ""
@@ -710,539 +659,3 @@ def phrasebook_from_object(obj: dict[str, Any] | str, source: str = "phrasebook"
         raise DataError(f"{source}: a phrasebook is a mapping with a 'tools' key")
     book, issues = _validate(obj, source, {})
     return BookText(book=book, source=source, shape_issues=issues)
-
-
-# --- checking against a tool set -------------------------------------------------------------------
-class _Checker:
-    def __init__(self, text: BookText, tools: list[ToolSpec]) -> None:
-        self.text = text
-        self.by_name = {t.name: t for t in tools}
-        self.issues: list[PhrasebookIssue] = []
-        self.named = set(text.book.values)
-        self.named_specs: dict[str, ValueSpec] = {}  # the top-level values kept, once checked
-        self.text_fields: dict[str, set[str]] = {}  # per tool: its records' text fields ("_line")
-        self.kept_records: dict[str, list[dict[str, Any]]] = {}
-        self.origins: dict[str, str] = {}
-
-    def add(self, severity: str, where: str, message: str) -> None:
-        line = self.text.lines.get(where)
-        self.issues.append(
-            PhrasebookIssue(
-                severity=severity, where=where, message=message, line=line, source=self.text.source
-            )
-        )
-
-    def value_ok(self, tool: ToolSpec, param: str, value: Any) -> bool:
-        schema = tool.properties.get(param)
-        if not isinstance(schema, dict):
-            return False
-        return Draft202012Validator(schema).is_valid(value)
-
-    def check_values(
-        self, where: str, specs: dict[str, ValueSpec], tool: ToolSpec | None
-    ) -> dict[str, ValueSpec]:
-        kept: dict[str, ValueSpec] = {}
-        composed: dict[str, Compose | OneOf] = {}
-        for name, spec in specs.items():
-            at = f"{where}.{name}"
-            if isinstance(spec, Compose | OneOf):
-                composed[name] = spec  # after the plain values: their parts may be among them
-                continue
-            if isinstance(spec, Range):
-                lo, hi = spec.range
-                if lo > hi:
-                    self.add("error", at, f"range [{lo}, {hi}] is empty")
-                    continue
-                if tool is not None and not (self.value_ok(tool, name, lo) and self.value_ok(tool, name, hi)):
-                    self.add("error", at, f"range [{lo}, {hi}] does not fit the schema of {tool.name}.{name}")
-                    continue
-                kept[name] = spec
-                continue
-            if isinstance(spec, Sample):
-                if (problem := self._sample_problem(spec, tool, name)) is not None:
-                    self.add("error", at, problem)
-                    continue
-                kept[name] = spec
-                continue
-            if tool is None:
-                good = list(spec)
-            else:
-                if name not in tool.properties:
-                    self.add("error", at, f"{tool.name} has no parameter {name!r}")
-                    continue
-                good = []
-                for i, v in enumerate(spec):
-                    if self.value_ok(tool, name, v):
-                        good.append(v)
-                    else:
-                        self.add(
-                            "error", f"{at}[{i}]", f"{v!r} does not fit the schema of {tool.name}.{name}"
-                        )
-            if not good:
-                self.add("error", at, "no usable values")
-                continue
-            kept[name] = good
-        self._check_composed(where, composed, tool, kept)
-        return kept
-
-    def _sample_problem(self, spec: Sample, tool: ToolSpec | None, name: str) -> str | None:
-        """What is wrong with a sample: sizes out of order or beyond its pool, repeated items (they would
-        not be distinct), or (for a parameter) a list of the least or most items the schema refuses."""
-        lo, hi = spec.sizes()
-        if not 1 <= lo <= hi <= len(spec.sample):
-            return (
-                f"k {list(spec.sizes())} must be from 1 to the pool's {len(spec.sample)} items, least first"
-            )
-        if len({json.dumps(v, sort_keys=True) for v in spec.sample}) < len(spec.sample):
-            return "the pool repeats an item: a sample's items are distinct"
-        if tool is None:
-            return None
-        if name not in tool.properties:
-            return f"{tool.name} has no parameter {name!r}"
-        kind = tool.properties[name].get("type") if isinstance(tool.properties[name], dict) else None
-        if kind is not None and kind != "array" and "array" not in (kind if isinstance(kind, list) else []):
-            return f"a sample gives a list, and {tool.name}.{name} takes {kind}: use a list of values"
-        for size in (lo, hi):
-            for start in range(len(spec.sample) - size + 1):
-                if not self.value_ok(tool, name, spec.sample[start : start + size]):
-                    return (
-                        f"{spec.sample[start : start + size]!r} does not fit the schema of {tool.name}.{name}"
-                    )
-        return None
-
-    def _check_composed(
-        self,
-        where: str,
-        composed: dict[str, Compose | OneOf],
-        tool: ToolSpec | None,
-        kept: dict[str, ValueSpec],
-    ) -> None:
-        """Add to ``kept`` the compositions and weighted choices whose parts are named values that were
-        kept (at the top level, kept compositions may be parts of others) and whose values fit the
-        parameter's schema; the others are dropped and named."""
-        pool = kept if tool is None else self.named_specs
-        parts = {name: _composition_parts(spec) for name, spec in composed.items()}
-        pending = dict(composed)
-        while pending:
-            progress = False
-            for name, spec in list(pending.items()):
-                refs, wrong = parts[name]
-                waiting = refs & set(pending) - {name} if tool is None else set()
-                missing = sorted(refs - set(pool) - waiting)
-                if waiting and not (wrong or missing or name in refs):
-                    continue  # its parts are still being checked
-                del pending[name]
-                progress = True
-                if wrong:
-                    problem: str | None = wrong[0]
-                elif name in refs:
-                    problem = f"composes {{{name}}}, itself"
-                elif missing:
-                    problem = f"composes {', '.join(missing)}: not a named value (or one dropped)"
-                else:
-                    problem = self._misfit(spec, pool, tool, name)
-                if problem:
-                    self.add("error", f"{where}.{name}", problem)
-                else:
-                    kept[name] = spec
-            if not progress:  # what is left waits on itself, through other named values
-                for name in pending:
-                    cycle = name in _reachable(name, {n: parts[n][0] for n in pending})
-                    why = "itself, through other named values" if cycle else "values that compose themselves"
-                    self.add("error", f"{where}.{name}", f"composes {why}")
-                return
-
-    def _misfit(
-        self, spec: ValueSpec, pool: dict[str, ValueSpec], tool: ToolSpec | None, name: str
-    ) -> str | None:
-        """What does not fit ``tool``'s parameter ``name`` (no tool: nothing to fit), or None: a branch's
-        value, values and range are checked one by one, a composition by 30 draws."""
-        if tool is None:
-            return None
-        if name not in tool.properties:
-            return f"{tool.name} has no parameter {name!r}"
-        branches = spec.one_of if isinstance(spec, OneOf) else [None]
-        rng = random.Random(0)
-        for i, branch in enumerate(branches):
-            at = f"one_of[{i}]: " if branch is not None else ""
-            part = branch.spec() if branch is not None else spec
-            if isinstance(part, Range):
-                values = list(part.range)
-            elif isinstance(part, Compose):
-                values = [draw_value(rng, part, pool) for _ in range(30)]
-            else:
-                values = list(part) if isinstance(part, list) else []
-            for value in values:
-                if not self.value_ok(tool, name, value):
-                    return f"{at}{value!r} does not fit the schema of {tool.name}.{name}"
-        return None
-
-    def check_records(
-        self, where: str, records: list[dict[str, Any]], tool: ToolSpec
-    ) -> list[dict[str, Any]]:
-        """Records whose every key is a parameter of ``tool`` and every value fits its schema; any other is
-        dropped and named (the rest are used)."""
-        kept: list[dict[str, Any]] = []
-        for i, record in enumerate(records):
-            at = f"{where}[{i}]"
-            texts = {k: v for k, v in record.items() if is_text_field(k, tool)}  # "_line": what it says
-            params = {k: v for k, v in record.items() if k not in texts}
-            unknown = sorted(k for k in params if k not in tool.properties)
-            if unknown or not params:
-                what = (
-                    f"{tool.name} has no parameter(s) {', '.join(unknown)}"
-                    if unknown
-                    else "a record with no parameter"
-                )
-                self.add("error", at, what)
-                continue
-            bad = sorted(k for k, v in params.items() if not self.value_ok(tool, k, v))
-            if bad:
-                self.add(
-                    "error", at, f"{', '.join(f'{k}={record[k]!r}' for k in bad)} does not fit the schema"
-                )
-                continue
-            if problem := _text_field_problem(texts, params, tool):
-                self.add("error", at, problem)
-                continue
-            kept.append(record)
-        return kept
-
-    def template_ok(
-        self, where: str, template: str, tool: ToolSpec, *, call: bool, indexed: bool = False
-    ) -> bool:
-        """A request template: every slot known, every required parameter present when it makes a
-        call (indexed: each of .1 and .2, or .1, .2 and .3, present)."""
-        found = slots(template)
-        for name, index, mod in found:
-            if mod is not None and mod.startswith("="):  # {relation=duplicates}: the words say it
-                if name not in tool.properties or not self.value_ok(
-                    tool, name, say_key_value(mod[1:], tool.properties[name])
-                ):
-                    self.add(
-                        "error", where, f"{{{name}{mod}}}: not a valid value of a parameter of {tool.name}"
-                    )
-                    return False
-                continue
-            if is_text_field(name, tool):  # a record's text field: it writes what the record's values say
-                problem = (
-                    f"slot {{{name}}} is no text field of {tool.name}'s records"
-                    if name not in self.text_fields.get(tool.name, set())
-                    else "text fields belong in requests and parallel templates"
-                    if not call
-                    else f"slot {{{name}.{index}}}: numbered slots belong in parallel templates"
-                    if index is not None and not indexed
-                    else f"slot {{{name}:{mod}}}: a text field takes no form but :raw"
-                    if mod not in (None, "raw")
-                    else None
-                )
-                if problem is None:  # the words and the call must not disagree
-                    gives = {k for r in self.kept_records.get(tool.name, []) if name in r for k in r}
-                    clash = sorted({n for n, _, _ in found if n in tool.properties} & gives)
-                    if clash:
-                        problem = f"{{{name}}} and a {{{clash[0]}}} slot would both give {clash[0]}"
-                if problem:
-                    self.add("error", where, problem)
-                    return False
-                continue
-            if mod is not None and mod not in MODIFIERS:
-                known = ", ".join(sorted(MODIFIERS))
-                self.add("error", where, f"unknown slot form ':{mod}' in {{{name}:{mod}}} (known: {known})")
-                return False
-            if name not in tool.properties and name not in self.named:
-                self.add(
-                    "error",
-                    where,
-                    f"slot {{{name}}} is neither a parameter of {tool.name} "
-                    f"({', '.join(tool.properties) or 'none'}) nor a named value",
-                )
-                return False
-            if index is not None and not indexed:
-                self.add(
-                    "error", where, f"slot {{{name}.{index}}}: numbered slots belong in parallel templates"
-                )
-                return False
-        if indexed and {i for _, i, _ in found if i is not None} not in ({1, 2}, {1, 2, 3}):
-            self.add(
-                "error",
-                where,
-                "a parallel template needs numbered slots for each of its two or three calls ({p.1} and "
-                "{p.2}, or {p.1}, {p.2} and {p.3})",
-            )
-            return False
-        if not literal_text(template):
-            self.add("error", where, "the template has no words of its own, only slots")
-            return False
-        if call:
-            said = {n for n, _, _ in found}
-            if any(is_text_field(n, tool) for n in said):  # its records hold every required parameter
-                said |= set(tool.required)
-            missing = [r for r in tool.required if r not in said]
-            if missing:
-                self.add(
-                    "error", where, f"no slot for required parameter(s) {', '.join(missing)} of {tool.name}"
-                )
-                return False
-        if _READ_BACK.search(template):
-            self.add(
-                "warning", where, "reads like a schema ('set to', 'with the x of'): write it as people ask"
-            )
-        return True
-
-    def check_tool(self, name: str, phrases: ToolPhrases) -> ToolPhrases | None:
-        where = f"tools.{name}"
-        tool = self.by_name.get(name)
-        if tool is None:
-            self.add("error", where, f"no tool {name!r} in the tool set ({', '.join(sorted(self.by_name))})")
-            return None
-        values = self.check_values(f"{where}.values", phrases.values, tool)
-        records = self.check_records(f"{where}.records", phrases.records, tool)
-        self.text_fields[name] = {k for r in records for k in r if is_text_field(k, tool)}
-        self.kept_records[name] = records
-        say: dict[str, dict[str, list[str]]] = {}
-        for param, forms in phrases.say.items():
-            if param not in tool.properties:
-                self.add("error", f"{where}.say.{param}", f"{tool.name} has no parameter {param!r}")
-                continue
-            say[param] = {
-                v: [f for f in fs if f.strip()]
-                for v, fs in forms.items()
-                if self._say_ok(tool, param, v, where)
-            }
-        kept = ToolPhrases(values=values, records=records, say=say)
-        seen: set[str] = set()
-        for i, entry in enumerate(phrases.requests):  # a template, or a weighted group of them
-            at = f"{where}.requests[{i}]"
-            here = f"{where}.requests[{len(kept.requests)}]"  # its place among the kept ones
-            if isinstance(entry, str):
-                if self._new_template(at, entry, seen) and self.template_ok(at, entry, tool, call=True):
-                    self.origins[here] = at
-                    kept.requests.append(entry)
-                continue
-            if not self._when_ok(f"{at}.when", entry.when, tool):
-                continue
-            asks = [
-                (j, t)
-                for j, t in enumerate(entry.ask)
-                if self._new_template(f"{at}.ask[{j}]", t, seen)
-                and self.template_ok(f"{at}.ask[{j}]", t, tool, call=True)
-            ]
-            if asks:
-                self.origins.update({f"{here}.ask[{n}]": f"{at}.ask[{j}]" for n, (j, _) in enumerate(asks)})
-                kept.requests.append(entry.model_copy(update={"ask": [t for _, t in asks]}))
-            else:
-                self.add("warning", at, "no usable template in this group: it is left out")
-        for field, call, indexed in (("parallel", True, True), ("near_misses", False, False)):
-            seen = set()
-            for i, t in enumerate(getattr(phrases, field)):
-                at = f"{where}.{field}[{i}]"
-                if self._new_template(at, t, seen) and self.template_ok(
-                    at, t, tool, call=call, indexed=indexed
-                ):
-                    self.origins[f"{where}.{field}[{len(getattr(kept, field))}]"] = at
-                    getattr(kept, field).append(t)
-        for i, shape in enumerate(phrases.results):
-            at = f"{where}.results[{i}]"
-            texts = _templates_in(shape.result) + ([shape.answer] if shape.answer else [])
-            if all(self._slots_known(at, s, tool) for s in texts):
-                kept.results.append(shape)
-        if not kept.requests:
-            self.add(
-                "warning", where, "no usable request templates: this tool's requests come from its schema"
-            )
-        return kept
-
-    def _when_ok(self, where: str, when: Any, tool: ToolSpec) -> bool:
-        """A group's ``when``: each key a parameter of the tool, each value a JSON Schema (an object or a
-        boolean) that needs nothing outside itself; else the group is dropped (an error)."""
-        if not isinstance(when, dict):
-            self.add("error", where, "when is a mapping of parameters to JSON Schemas: the group is left out")
-            return False
-        for param, schema in when.items():
-            if param not in tool.properties:
-                self.add("error", f"{where}.{param}", f"{tool.name} has no parameter {param!r}")
-                return False
-            problem = None
-            if not isinstance(schema, dict | bool):
-                problem = f"not a JSON Schema: {schema!r} (a schema is a mapping, such as {{type: integer}})"
-            elif _has_ref(schema):
-                problem = "a $ref cannot be used in when: write the schema out"
-            else:
-                try:
-                    Draft202012Validator.check_schema(schema)
-                except SchemaError as e:
-                    problem = f"not a JSON Schema: {e.message}"
-            if problem:
-                self.add("error", f"{where}.{param}", problem)
-                return False
-        return True
-
-    def _new_template(self, where: str, template: str, seen: set[str]) -> bool:
-        """False (with a warning) for a template already in ``seen``; else it is added."""
-        if template in seen:
-            self.add("warning", where, "the same template twice")
-            return False
-        seen.add(template)
-        return True
-
-    def _say_ok(self, tool: ToolSpec, param: str, value: str, where: str) -> bool:
-        if not self.value_ok(tool, param, say_key_value(value, tool.properties[param])):
-            self.add("error", f"{where}.say.{param}.{value}", f"{value!r} does not fit {tool.name}.{param}")
-            return False
-        return True
-
-    def _slots_known(self, where: str, template: str, tool: ToolSpec) -> bool:
-        for name, _, _ in slots(template):
-            if name not in tool.properties and name not in self.named:
-                self.add(
-                    "error", where, f"slot {{{name}}} is neither a parameter of {tool.name} nor a named value"
-                )
-                return False
-        return True
-
-    def check_follow_up(self, i: int, steps: list[FollowStep]) -> list[FollowStep] | None:
-        where = f"follow_ups[{i}]"
-        if len(steps) < 2:
-            self.add(
-                "error", where, "a follow-up has at least two steps (the second uses the first's result)"
-            )
-            return None
-        kept: list[FollowStep] = []
-        for j, step in enumerate(steps):
-            at = f"{where}[{j}]"
-            tool = self.by_name.get(step.call)
-            if tool is None:
-                self.add("error", f"{at}.call", f"no tool {step.call!r} in the tool set")
-                return None
-            unknown = [p for p in step.args if p not in tool.properties]
-            if unknown:
-                self.add("error", f"{at}.args.{unknown[0]}", f"{tool.name} has no parameter {unknown[0]!r}")
-                return None
-            many = not isinstance(step.ask, str)
-            good = [
-                a
-                for k, a in enumerate(asks(step.ask))
-                if self._ask_ok(f"{at}.ask[{k}]" if many else f"{at}.ask", a, tool, step.args, f"{at}.args")
-            ]
-            if not good:
-                if many:
-                    self.add("error", f"{at}.ask", "none of its asks can make the call")
-                return None
-            step = step.model_copy(update={"ask": good if many else good[0]})
-            if j < len(steps) - 1 and step.result is None:
-                self.add(
-                    "error", f"{at}.result", "every step but the last needs the result the next one reads"
-                )
-                return None
-            for s in _templates_in(step.result) + [s for v in step.args.values() for s in _templates_in(v)]:
-                if not self._slots_known(at, s, tool):
-                    return None
-            kept.append(step)
-        return kept
-
-    def _ask_ok(self, where: str, ask: str, tool: ToolSpec, args: dict[str, Any], args_at: str) -> bool:
-        """A follow-up step's ask: slots the tool or the book knows, none also set by ``args`` (reported
-        at ``args_at``), and every required parameter said by one or the other."""
-        found = {n for n, _, _ in slots(ask)}
-        for name, index, _ in slots(ask):
-            if index is not None or (name not in tool.properties and name not in self.named):
-                self.add(
-                    "error", where, f"slot {{{name}}} is neither a parameter of {tool.name} nor a named value"
-                )
-                return False
-        both = sorted(found & set(args))
-        if both:
-            why = f"{both[0]} is both a slot of the ask and in args: the call would not match the words"
-            self.add("error", f"{args_at}.{both[0]}", why)
-            return False
-        missing = [r for r in tool.required if r not in found | set(args)]
-        if missing:
-            self.add(
-                "error", where, f"no value for required parameter(s) {', '.join(missing)} of {tool.name}"
-            )
-            return False
-        return True
-
-    def check_job(self, i: int, job: Job) -> Job | None:
-        """Every call known, every required parameter given, every result there but maybe the last's;
-        a slot of the request names a named value or a parameter of one of the job's tools."""
-        where = f"jobs[{i}]"
-        tools = []
-        for j, step in enumerate(job.steps):
-            tool = self.by_name.get(step.call)
-            if tool is None:
-                self.add("error", f"{where}.steps[{j}].call", f"no tool {step.call!r} in the tool set")
-                return None
-            tools.append(tool)
-            unknown = [p for p in step.args if p not in tool.properties]
-            missing = [r for r in tool.required if r not in step.args]
-            if unknown or missing:
-                what = (
-                    f"{tool.name} has no parameter {unknown[0]!r}"
-                    if unknown
-                    else (f"no value for required parameter(s) {', '.join(missing)} of {tool.name}")
-                )
-                self.add("error", f"{where}.steps[{j}]", what)
-                return None
-            if j < len(job.steps) - 1 and step.result is None:
-                self.add("error", f"{where}.steps[{j}].result", "every step but the last needs its result")
-                return None
-        params = {p for t in tools for p in t.properties}
-
-        def unknown(text: str) -> list[str]:
-            return [
-                n for n, i, _ in slots(text) if i is not None or (n not in params and n not in self.named)
-            ]
-
-        if not isinstance(job.ask, str):  # several ways to ask: one that names an unknown slot is dropped
-            for k, a in enumerate(job.ask):
-                if bad := unknown(a):
-                    why = f"slot {{{bad[0]}}} is neither a named value nor a parameter of its tools"
-                    self.add("error", f"{where}.ask[{k}]", why)
-            good = [a for a in job.ask if not unknown(a)]
-            if not good:
-                self.add("error", f"{where}.ask", "none of its asks can be filled")
-                return None
-            job = job.model_copy(update={"ask": good})
-        texts = [*asks(job.ask), job.answer] + [
-            s for st in job.steps for s in _templates_in(st.result) + _templates_in(list(st.args.values()))
-        ]
-        for text in texts:
-            for name, index, _ in slots(text):
-                if index is not None or (name not in params and name not in self.named):
-                    self.add(
-                        "error",
-                        where,
-                        f"slot {{{name}}} is neither a named value nor a parameter of its tools",
-                    )
-                    return None
-        return job
-
-
-def check_phrasebook(text: BookText, tools: list[ToolSpec]) -> CheckedBook:
-    """Fit a book to ``tools``: entries that cannot make a valid, grounded call are dropped (errors),
-    doubtful ones kept (warnings)."""
-    c = _Checker(text, tools)
-    c.issues.extend(text.shape_issues)
-    book = text.book
-    named = c.check_values("values", book.values, None)
-    c.named = set(named)
-    c.named_specs = named
-    kept_tools = {n: p for n, ph in book.tools.items() if (p := c.check_tool(n, ph)) is not None}
-    missing = sorted(set(c.by_name) - set(book.tools))
-    if missing:
-        c.add(
-            "warning", "tools", f"no phrases for {', '.join(missing)}: their requests come from their schema"
-        )
-    follow = [s for i, steps in enumerate(book.follow_ups) if (s := c.check_follow_up(i, steps)) is not None]
-    jobs = [j for i, job in enumerate(book.jobs) if (j := c.check_job(i, job)) is not None]
-    out = Phrasebook(
-        phrasebook=book.phrasebook,
-        name=book.name,
-        values=named,
-        tools=kept_tools,
-        follow_ups=follow,
-        jobs=jobs,
-        polish=book.polish,
-    )
-    return CheckedBook(book=out, issues=c.issues, origins=c.origins)

@@ -3,7 +3,7 @@ client's own model (``phrasebook="client"``, over MCP sampling).
 
 The model is asked for one tool at a time, in the book's own format (JSON for one tool's entry), with a
 worked example for a tool unlike any real one. What it writes is checked like a hand-written book
-(:func:`tooltune.data.phrasebook.check_phrasebook`): templates with unknown slots or without a required
+(:func:`tooltune.data.phrasebook_check.check_phrasebook`): templates with unknown slots or without a required
 parameter, values that do not fit the schema, and request templates that never yield a grounded, valid
 call when filled are dropped and counted, so a careless draft costs entries, never bad data.
 """
@@ -25,8 +25,8 @@ from tooltune.data.phrasebook import (
     Phrasebook,
     ResultShape,
     ToolPhrases,
-    check_phrasebook,
 )
+from tooltune.data.phrasebook_check import check_phrasebook
 from tooltune.data.phrasebook_fill import drop_unfillable
 from tooltune.data.teacher import Teacher, TeacherError
 from tooltune.errors import TooltuneError
