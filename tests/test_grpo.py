@@ -164,6 +164,10 @@ def test_an_improve_jobs_no_call_share_reaches_its_grpo_rounds_only() -> None:
     assert TrainConfig(**fields).no_call_share == 0.5
     with pytest.raises(ValueError, match="no_call_share weighs GRPO's draws; method 'dpo'"):
         ImproveConfig(dataset="d", name="n", method="dpo", no_call_share=0.5)
+    with pytest.raises(ValueError, match="less than or equal to 1"):
+        ImproveConfig(dataset="d", name="n", method="grpo", no_call_share=1.5)
+    for shared in ("no_call_share", "freeze_token_rows"):  # one declaration, so the two cannot drift
+        assert repr(ImproveConfig.model_fields[shared]) == repr(TrainConfig.model_fields[shared])
 
 
 def test_a_torn_rollouts_line_is_left_out(tmp_path: Path) -> None:

@@ -42,7 +42,7 @@ from tooltune.jobs import JobStore
 from tooltune.logs import get_logger
 from tooltune.models.resolve import resolve_model
 from tooltune.training.runs import cancel_training, get_run, start_training
-from tooltune.training.train_config import TrainConfig, adapter_lora_shape
+from tooltune.training.train_config import TrainConfig, adapter_lora_shape, no_call_share_problem
 from tooltune.workspace import Workspace, atomic_write_json, validate_name
 
 log = get_logger(__name__)
@@ -91,23 +91,14 @@ class ImproveConfig(BaseModel):
         "requests; that the round's training answers before and after to drop a candidate that got worse "
         "(TrainConfig's answer_check; 0: none).",
     )
-    freeze_token_rows: bool = Field(
-        default=False,
-        description="Hold the tool-call token rows at the start adapter's values; only the LoRA blocks "
-        "learn (TrainConfig's freeze_token_rows).",
-    )
-    no_call_share: float | None = Field(
-        default=None,
-        ge=0,
-        le=1,
-        description="grpo rounds: the share of each step's requests drawn from those where no call is due "
-        "(TrainConfig's no_call_share; unset: as the dataset holds them).",
-    )
+    # the same option as a training run's: one declaration (constraints, default, description)
+    freeze_token_rows: bool = TrainConfig.model_fields["freeze_token_rows"]
+    no_call_share: float | None = TrainConfig.model_fields["no_call_share"]
 
     @model_validator(mode="after")
     def _grpo_samples(self) -> ImproveConfig:
-        if self.no_call_share is not None and self.method != "grpo":
-            raise ValueError(f"no_call_share weighs GRPO's draws; method '{self.method}' draws none")
+        if (problem := no_call_share_problem(self.method, self.no_call_share)) is not None:
+            raise ValueError(problem)
         if self.method == "grpo" and (self.k < 2 or self.temperature == 0):
             raise ValueError(
                 "method grpo compares answers within a group: it needs k of at least 2 and a temperature "

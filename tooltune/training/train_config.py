@@ -59,6 +59,13 @@ class TrainConfigError(TooltuneError):
     pass
 
 
+def no_call_share_problem(method: str, share: float | None) -> str | None:
+    """Why ``no_call_share`` cannot go with ``method`` (only GRPO draws requests while it trains)."""
+    if share is not None and method != "grpo":
+        return f"no_call_share weighs GRPO's draws; method '{method}' draws none"
+    return None
+
+
 class TrainConfig(BaseModel):
     """One training run's configuration. ``None`` means "pick a sensible default when resolving"."""
 
@@ -297,8 +304,8 @@ class TrainConfig(BaseModel):
                 "freeze_token_rows with adamw's weight_decay: the decay would still shrink the held rows; "
                 "use adam, or weight_decay 0"
             )
-        if self.no_call_share is not None and self.method != "grpo":
-            raise ValueError(f"no_call_share weighs GRPO's draws; method '{self.method}' draws none")
+        if (problem := no_call_share_problem(self.method, self.no_call_share)) is not None:
+            raise ValueError(problem)
         if self.method in PREFERENCE_METHODS and self.beta == 0:
             raise ValueError(f"method {self.method} needs beta above 0")
         if self.method in LOSS_METHODS:
