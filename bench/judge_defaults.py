@@ -27,7 +27,7 @@ from typing import Any
 from tooltune.data.examples import example_from_record
 from tooltune.data.onpolicy import SAMPLER_VERSION, example_case
 from tooltune.evals.results import CaseResult
-from tooltune.evals.scoring import score_case
+from tooltune.evals.scoring import check_value, score_case
 from tooltune.toolspec import ToolSpec, stated_defaults
 from tooltune.workspace import atomic_write_json
 
@@ -36,18 +36,9 @@ from bench_common import machine_info
 _EXTRA = re.compile(r"^(?P<tool>.*?): unexpected parameter '(?P<param>.+)'$")
 
 
-def _same(value: Any, defaults: list[Any]) -> bool:
-    """``value`` is one of ``defaults`` as the scorer would read it (numbers by value, text by case)."""
-    for d in defaults:
-        if isinstance(value, str) and isinstance(d, str):
-            if value.strip().lower() == d.strip().lower():
-                return True
-        elif isinstance(value, int | float) and isinstance(d, int | float) and not isinstance(value, bool):
-            if float(value) == float(d):
-                return True
-        elif value == d:
-            return True
-    return False
+def _same(value: Any, defaults: list[Any], schema: Any) -> bool:
+    """``value`` is one of ``defaults`` as the scorer reads an argument against its allowed answers."""
+    return check_value("", "", schema, value, defaults).passed
 
 
 def extra_param_kind(example: Any, result: CaseResult) -> str:
@@ -65,7 +56,7 @@ def extra_param_kind(example: Any, result: CaseResult) -> str:
     if not defaults:
         return "no_stated_default"
     value = call.arguments.get(m["param"])
-    return "at_stated_default" if _same(value, defaults) else "other_value"
+    return "at_stated_default" if _same(value, defaults, spec.properties[m["param"]]) else "other_value"
 
 
 def rejudge(examples: list[Any], results: list[CaseResult]) -> dict[str, Any]:
@@ -126,7 +117,7 @@ def bfcl_agreement(
                             "missed"
                             if not read
                             else "agree"
-                            if any(_same(v, read) for v in values)
+                            if any(_same(v, read, spec.properties.get(param)) for v in values)
                             else "differ"
                         )
                         counts[kind] += 1

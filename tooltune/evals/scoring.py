@@ -164,6 +164,50 @@ def _list_ok(value: list[Any], allowed: list[Any]) -> bool:
     return any(isinstance(a, list) and std_value == [_std(x) for x in a] for a in allowed)
 
 
+def check_value(tool: str, param: str, schema: Any, value: Any, allowed: list[Any]) -> Score:
+    """One argument against its allowed answers, as BFCL's checker reads it: typed by the parameter's
+    schema (an int where a number is due counts as that number), strings standardised
+    (:func:`standardize_string`), lists item by item, dicts key by key."""
+    schema = schema if isinstance(schema, dict) else {}
+    type_name = _schema_type(schema)
+    py_type = _PY_TYPES.get(type_name) if type_name else None
+    nested = None
+    if type_name == "array":
+        items = schema.get("items") if isinstance(schema.get("items"), dict) else {}
+        item_type = _schema_type(items)
+        nested = _PY_TYPES.get(item_type) if item_type else None
+    if type_name == "number" and type(value) is int:
+        value = float(value)
+    valid, is_variable = _type_check(value, allowed, py_type, nested)
+    if not valid:
+        if py_type is list and type(value) is list:
+            # BFCL checks array items one level deep and, unlike top-level values, does not
+            # accept an int where a float item is expected
+            item_type = _schema_type(schema.get("items") or {})
+            detail = f"{tool}.{param}: items must be {item_type}, got {value!r}"
+        else:
+            detail = f"{tool}.{param}: expected {type_name}, got {type(value).__name__} {value!r}"
+        return _fail(Reason.wrong_type, detail)
+    if not is_variable:
+        if py_type is dict:
+            ok = _dict_ok(value, allowed)
+        elif py_type is list and nested is dict:
+            ok = _list_dict_ok(value, allowed)
+        elif py_type is str or (py_type is None and isinstance(value, str)):
+            ok = _std(value) in [_std(a) for a in allowed if isinstance(a, str)]
+        elif py_type is list:
+            ok = _list_ok(value, allowed)
+        else:
+            ok = value in allowed
+    else:
+        ok = value in allowed
+    if not ok:
+        shown = [a for a in allowed if a != ""]
+        want = f"expected one of {shown!r}" if shown else "expected it to be left out"
+        return _fail(Reason.wrong_value, f"{tool}.{param}: got {value!r}, {want}")
+    return OK
+
+
 def check_call(spec: ToolSpec, call: ParsedCall, expected: dict[str, list[Any]]) -> Score:
     """BFCL's ``simple_function_checker`` for one call against one expected call of ``spec``."""
     if call.name != spec.name:
@@ -176,44 +220,9 @@ def check_call(spec: ToolSpec, call: ParsedCall, expected: dict[str, list[Any]])
     for param, value in args.items():
         if param not in props or param not in expected:
             return _fail(Reason.extra_param, f"{spec.name}: unexpected parameter {param!r}")
-        allowed = expected[param]
-        schema = props[param] if isinstance(props[param], dict) else {}
-        type_name = _schema_type(schema)
-        py_type = _PY_TYPES.get(type_name) if type_name else None
-        nested = None
-        if type_name == "array":
-            items = schema.get("items") if isinstance(schema.get("items"), dict) else {}
-            item_type = _schema_type(items)
-            nested = _PY_TYPES.get(item_type) if item_type else None
-        if type_name == "number" and type(value) is int:
-            value = float(value)
-        valid, is_variable = _type_check(value, allowed, py_type, nested)
-        if not valid:
-            if py_type is list and type(value) is list:
-                # BFCL checks array items one level deep and, unlike top-level values, does not
-                # accept an int where a float item is expected
-                item_type = _schema_type(schema.get("items") or {})
-                detail = f"{spec.name}.{param}: items must be {item_type}, got {value!r}"
-            else:
-                detail = f"{spec.name}.{param}: expected {type_name}, got {type(value).__name__} {value!r}"
-            return _fail(Reason.wrong_type, detail)
-        if not is_variable:
-            if py_type is dict:
-                ok = _dict_ok(value, allowed)
-            elif py_type is list and nested is dict:
-                ok = _list_dict_ok(value, allowed)
-            elif py_type is str or (py_type is None and isinstance(value, str)):
-                ok = _std(value) in [_std(a) for a in allowed if isinstance(a, str)]
-            elif py_type is list:
-                ok = _list_ok(value, allowed)
-            else:
-                ok = value in allowed
-        else:
-            ok = value in allowed
-        if not ok:
-            shown = [a for a in allowed if a != ""]
-            want = f"expected one of {shown!r}" if shown else "expected it to be left out"
-            return _fail(Reason.wrong_value, f"{spec.name}.{param}: got {value!r}, {want}")
+        score = check_value(spec.name, param, props[param], value, expected[param])
+        if not score.passed:
+            return score
     for param, allowed in expected.items():
         if param not in args and "" not in allowed:
             return _fail(
