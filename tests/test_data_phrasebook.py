@@ -1048,3 +1048,30 @@ tools:
     )
     said, _ = DataBook(named, tracker).request(random.Random(0), "get_issue", polish=False) or ("", {})
     assert said.endswith(("about ui, bug", "about bug, ui")) and "[" not in said
+
+
+def test_a_top_level_value_is_checked_against_each_parameter_it_fills(tracker: list[ToolSpec]) -> None:
+    from tooltune.data.phrasebook import phrasebook_from_object
+
+    book = """\
+phrasebook: 1
+values:
+  state: [open, bogus]
+tools:
+  search_issues:
+    requests: ["find {state} issues about {query}"]
+  update_issue:
+    values: {state: [closed]}
+    requests: ["close #{issue_id}{state=closed}"]
+"""
+    checked = check_phrasebook(phrasebook_from_object(book, source="b.yaml"), tracker)
+    misfits = [i for i in checked.issues if i.where.startswith("values.state")]
+    # search_issues draws its state from the top level and 'bogus' is not in its enum; update_issue has
+    # its own values, so the top-level ones never fill it
+    assert [(i.severity, i.where, i.line) for i in misfits] == [("warning", "values.state[1]", 3)]
+    assert "fills search_issues.state" in misfits[0].message and "'bogus'" in misfits[0].message
+    assert checked.book.values["state"] == ["open", "bogus"]  # kept: it may fit another tool
+    rng = random.Random(0)
+    book_ = DataBook(checked, tracker)
+    states = {got[1]["state"] for _ in range(60) if (got := book_.request(rng, "search_issues"))}
+    assert states == {"open"}  # a call drawing 'bogus' does not fit, and is left out

@@ -375,6 +375,7 @@ class _Checker:
         records = self.check_records(f"{where}.records", phrases.records, tool)
         self.text_fields[name] = {k for r in records for k in r if is_text_field(k, tool)}
         self.kept_records[name] = records
+        self._check_fallbacks(tool, values, records)
         say: dict[str, dict[str, list[str]]] = {}
         for param, forms in phrases.say.items():
             if param not in tool.properties:
@@ -427,6 +428,28 @@ class _Checker:
                 "warning", where, "no usable request templates: this tool's requests come from its schema"
             )
         return kept
+
+    def _check_fallbacks(
+        self, tool: ToolSpec, values: dict[str, ValueSpec], records: list[dict[str, Any]]
+    ) -> None:
+        """A top-level value named as one of ``tool``'s parameters fills it wherever the tool gives it no
+        value of its own (no ``values`` entry, no record holding it): it is checked against that
+        parameter as the tool's own values are. A misfit is a warning (the value may fit the other tools
+        it serves); the calls that draw it do not fit, and are left out."""
+        held = {k for r in records for k in r}
+        for param in tool.properties:
+            if param in values or param in held or param not in self.named_specs:
+                continue
+            probe = _Checker(self.text, [tool])
+            probe.named, probe.named_specs = self.named, self.named_specs
+            probe.check_values("values", {param: self.named_specs[param]}, tool)
+            for issue in probe.issues:
+                self.add(
+                    "warning",
+                    issue.where,
+                    f"fills {tool.name}.{param}, which has no values of its own: {issue.message}; "
+                    "its calls that draw such a value are left out",
+                )
 
     def _when_ok(self, where: str, when: Any, tool: ToolSpec) -> bool:
         """A group's ``when``: each key a parameter of the tool, each value a JSON Schema (an object or a
