@@ -1075,3 +1075,38 @@ tools:
     book_ = DataBook(checked, tracker)
     states = {got[1]["state"] for _ in range(60) if (got := book_.request(rng, "search_issues"))}
     assert states == {"open"}  # a call drawing 'bogus' does not fit, and is left out
+
+
+def test_a_parallel_call_without_a_slot_of_its_own_is_made_from_the_shared_ones(
+    tracker: list[ToolSpec],
+) -> None:
+    from tooltune.data.phrasebook import phrasebook_from_object
+
+    book = """\
+phrasebook: 1
+tools:
+  list_milestones:
+    requests: ["which milestones are {state}?"]
+    parallel:
+      - "list the milestones, and the closed ones too{state.2=closed}"
+  get_issue:
+    requests: ["what's in #{issue_id}?"]
+    parallel:
+      - "show #{issue_id.2} and the one before it"
+      - "show #{issue_id.1}"
+"""
+    checked = check_phrasebook(phrasebook_from_object(book, source="b.yaml"), tracker)
+    errors = {(e.where, e.line): e.message for e in checked.errors}
+    # the highest number says how many calls; call 1 of the first get_issue template has no issue_id
+    assert errors == {
+        ("tools.get_issue.parallel[0]", 10): (
+            "no slot for call 1's required parameter(s) issue_id of get_issue"
+        ),
+        ("tools.get_issue.parallel[1]", 11): (
+            "a parallel template needs numbered slots for its two or three calls ({p.1} and {p.2}, or "
+            "{p.1}, {p.2} and {p.3}; the highest number says how many calls)"
+        ),
+    }
+    said, calls = DataBook(checked, tracker).pair(random.Random(0), "list_milestones") or ("", [])
+    assert said.endswith("list the milestones, and the closed ones too")  # after any polish ("Ok, ")
+    assert calls == [{}, {"state": "closed"}]

@@ -338,27 +338,34 @@ class _Checker:
                     "error", where, f"slot {{{name}.{index}}}: numbered slots belong in parallel templates"
                 )
                 return False
-        if indexed and {i for _, i, _ in found if i is not None} not in ({1, 2}, {1, 2, 3}):
+        calls = max((i for _, i, _ in found if i is not None), default=0)
+        if indexed and calls < 2:
             self.add(
                 "error",
                 where,
-                "a parallel template needs numbered slots for each of its two or three calls ({p.1} and "
-                "{p.2}, or {p.1}, {p.2} and {p.3})",
+                "a parallel template needs numbered slots for its two or three calls ({p.1} and {p.2}, or "
+                "{p.1}, {p.2} and {p.3}; the highest number says how many calls)",
             )
             return False
         if not literal_text(template):
             self.add("error", where, "the template has no words of its own, only slots")
             return False
         if call:
-            said = {n for n, _, _ in found}
-            if any(is_text_field(n, tool) for n in said):  # its records hold every required parameter
-                said |= set(tool.required)
-            missing = [r for r in tool.required if r not in said]
-            if missing:
-                self.add(
-                    "error", where, f"no slot for required parameter(s) {', '.join(missing)} of {tool.name}"
-                )
-                return False
+            # each call's own slots and the shared (unnumbered) ones; a call number with no slot of its
+            # own makes a call from the shared slots alone (none: a call without arguments)
+            for i in range(1, calls + 1) if indexed else [None]:
+                said = {n for n, j, _ in found if j is None or j == i}
+                if any(is_text_field(n, tool) for n in said):  # its records hold every required parameter
+                    said |= set(tool.required)
+                missing = [r for r in tool.required if r not in said]
+                if missing:
+                    whose = f"call {i}'s " if i is not None else ""
+                    self.add(
+                        "error",
+                        where,
+                        f"no slot for {whose}required parameter(s) {', '.join(missing)} of {tool.name}",
+                    )
+                    return False
         if _READ_BACK.search(template):
             self.add(
                 "warning", where, "reads like a schema ('set to', 'with the x of'): write it as people ask"

@@ -120,7 +120,8 @@ class _Fill:
         return format_value(self.rng, value, schema if isinstance(schema, dict) else {}, name), False
 
     def request(self, tool: ToolSpec, template: str) -> tuple[str, list[Args]] | None:
-        """Fill a request template: one argument set, or two for a parallel one (``{p.1}``/``{p.2}``)."""
+        """Fill a request template: one argument set, or one per call of a parallel one (``{p.1}``, ``{p.2}``
+        and maybe ``{p.3}``; a call without a slot of its own gets the shared slots' values alone)."""
         per_call: dict[int | None, Args] = {}
         grounded: dict[int | None, set[str]] = {}
         text_values: dict[tuple[str, int | None], str] = {}
@@ -161,8 +162,10 @@ class _Fill:
         if unfilled:  # the call's record (drawn at an earlier slot) has no such text field
             return None
         shared = per_call.pop(None, {})
-        indexes = sorted(per_call)
-        calls = [{**shared, **per_call[i]} for i in indexes] if indexes else [shared]
+        # calls 1 to the highest number a slot has; one with no slot of its own takes the shared ones alone
+        count = max((i for _, i, _ in slots(template) if i is not None), default=0)
+        indexes = list(range(1, count + 1))
+        calls = [{**shared, **per_call.get(i, {})} for i in indexes] if indexes else [shared]
         if len({json.dumps(a, sort_keys=True, default=str) for a in calls}) < len(calls):
             return None  # two of the calls are the same
         for i, args in zip(indexes or [None], calls, strict=True):
