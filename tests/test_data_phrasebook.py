@@ -15,6 +15,7 @@ from tooltune.data.generate_config import GenerateConfig
 from tooltune.data.phrasebook import load_phrasebook, parse_phrasebook
 from tooltune.data.phrasebook_check import check_phrasebook
 from tooltune.data.phrasebook_fill import DataBook
+from tooltune.data.spoken_forms import forms_of
 from tooltune.data.tool_sources import load_tool_specs
 from tooltune.toolspec import ToolSpec
 
@@ -1110,3 +1111,57 @@ tools:
     said, calls = DataBook(checked, tracker).pair(random.Random(0), "list_milestones") or ("", [])
     assert said.endswith("list the milestones, and the closed ones too")  # after any polish ("Ok, ")
     assert calls == [{}, {"state": "closed"}]
+
+
+def test_forms_say_dates_times_and_durations_as_people_do() -> None:
+    from tooltune.data.phrasebook import phrasebook_from_object
+
+    calendar = load_tool_specs(["builtin:notes-calendar"])
+    book = """\
+phrasebook: 1
+tools:
+  create_event:
+    requests: ["put {title} on {date} at {start_time}, {duration_minutes}"]
+    values:
+      title: [Lunch, Sprint retro]
+      date: ["2027-01-04", "2027-03-22", "next week"]
+      start_time: ["09:30", "19:15"]
+      duration_minutes: [45, 90]
+    forms: {date: date, start_time: time, duration_minutes: minutes, title: fortnight}
+  set_reminder:
+    requests: ["remind me to {text} on {when}"]
+    forms: {when: minutes, nobody: date}
+"""
+    checked = check_phrasebook(phrasebook_from_object(book, source="b.yaml"), calendar)
+    issues = {(i.severity, i.where, i.line): i.message for i in checked.issues if "forms" in i.where}
+    assert issues == {
+        ("warning", "tools.create_event.forms.date", 10): (
+            "1 of the values listed for date are not date values ('next week'): they are written as they are"
+        ),
+        ("error", "tools.create_event.forms.title", 10): (
+            "unknown form 'fortnight' (known: date, time, datetime, minutes)"
+        ),
+        ("error", "tools.set_reminder.forms.when", 13): (
+            "minutes values are integers, and set_reminder.when takes string"
+        ),
+        ("error", "tools.set_reminder.forms.nobody", 13): "set_reminder has no parameter 'nobody'",
+    }
+    assert checked.book.tools["create_event"].forms == {
+        "date": "date",
+        "start_time": "time",
+        "duration_minutes": "minutes",
+    }
+    data = DataBook(checked, calendar)
+    rng = random.Random(0)
+    filled = [got for _ in range(300) if (got := data.request(rng, "create_event"))]
+    assert len(filled) > 250
+    said = {(args["date"], args["start_time"], args["duration_minutes"]): text for text, args in filled}
+    # each value is said in one of its exact forms, mostly not the tool's own
+    for (date, start, minutes), text in said.items():
+        assert any(f in text for f in forms_of("date", date) or [date])
+        assert any(f in text for f in forms_of("time", start)) and any(
+            f in text for f in forms_of("minutes", minutes)
+        )
+    texts = " | ".join(t for t, _ in filled)
+    assert "an hour and a half" in texts and "quarter past seven in the evening" in texts
+    assert sum("2027-01-04" in t or "2027-03-22" in t for t, _ in filled) < len(filled) / 3

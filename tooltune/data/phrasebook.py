@@ -63,7 +63,6 @@ from tooltune.toolspec import ToolSpec
 FORMAT_VERSION = 1
 SLOT = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?:\.([1-3]))?(?::([a-z]+)|(=[^{}]*))?\}")
 MODIFIERS = {"words", "raw"}
-# schema read-back: the wording a phrasebook exists to replace
 
 
 class Range(BaseModel):
@@ -261,6 +260,9 @@ class ToolPhrases(BaseModel):
     # parameters in one call
     records: list[dict[str, Any]] = Field(default_factory=list)
     say: dict[str, dict[str, list[str]]] = Field(default_factory=dict)
+    # how a parameter's values are said when no ``say`` form is given: "date", "time", "datetime" or
+    # "minutes" (tooltune.data.spoken_forms): "2027-01-04" written "Jan 4, 2027", 90 "an hour and a half"
+    forms: dict[str, str] = Field(default_factory=dict)
     parallel: list[str] = Field(default_factory=list)
     near_misses: list[str] = Field(default_factory=list)
     results: list[ResultShape] = Field(default_factory=list)

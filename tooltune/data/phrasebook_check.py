@@ -36,8 +36,10 @@ from tooltune.data.phrasebook import (
     templates_in,
 )
 from tooltune.data.phrasing import mentions_all
+from tooltune.data.spoken_forms import FORMS, forms_of
 from tooltune.toolspec import ToolSpec
 
+# schema read-back: the wording a phrasebook exists to replace
 _READ_BACK = re.compile(r"\b(set to|with (the )?\w+ (of|as)|where the \w+ is)\b", re.I)
 
 
@@ -393,7 +395,12 @@ class _Checker:
                 for v, fs in forms.items()
                 if self._say_ok(tool, param, v, where)
             }
-        kept = ToolPhrases(values=values, records=records, say=say)
+        forms = {
+            param: form
+            for param, form in phrases.forms.items()
+            if self._form_ok(tool, param, form, f"{where}.forms.{param}", values.get(param))
+        }
+        kept = ToolPhrases(values=values, records=records, say=say, forms=forms)
         seen: set[str] = set()
         for i, entry in enumerate(phrases.requests):  # a template, or a weighted group of them
             at = f"{where}.requests[{i}]"
@@ -489,6 +496,34 @@ class _Checker:
             self.add("warning", where, "the same template twice")
             return False
         seen.add(template)
+        return True
+
+    def _form_ok(self, tool: ToolSpec, param: str, form: str, where: str, values: ValueSpec | None) -> bool:
+        """A ``forms`` entry: a parameter of the tool, a known form, and a parameter that takes its kind of
+        value (text for dates and times, whole numbers for minutes). Listed values that are not of the
+        form are written as they are (a warning)."""
+        if param not in tool.properties:
+            self.add("error", where, f"{tool.name} has no parameter {param!r}")
+            return False
+        if form not in FORMS:
+            self.add("error", where, f"unknown form {form!r} (known: {', '.join(FORMS)})")
+            return False
+        kind = "integer" if form == "minutes" else "string"
+        schema = tool.properties[param] if isinstance(tool.properties[param], dict) else {}
+        types = schema.get("type")
+        takes = types if isinstance(types, list) else [types]
+        if types is not None and kind not in takes and not (kind == "integer" and "number" in takes):
+            self.add("error", where, f"{form} values are {kind}s, and {tool.name}.{param} takes {types}")
+            return False
+        if isinstance(values, list):
+            odd = [v for v in values if not forms_of(form, v)]
+            if odd:
+                self.add(
+                    "warning",
+                    where,
+                    f"{len(odd)} of the values listed for {param} are not {form} values ({odd[0]!r}): "
+                    "they are written as they are",
+                )
         return True
 
     def _say_ok(self, tool: ToolSpec, param: str, value: str, where: str) -> bool:

@@ -33,6 +33,7 @@ from tooltune.data.phrasebook import (
 from tooltune.data.phrasing import _base_verb, format_value, mentions_all
 from tooltune.data.polish import join_requests, polish
 from tooltune.data.samplers import sample_value
+from tooltune.data.spoken_forms import say as say_in_form
 from tooltune.toolspec import ToolSpec
 
 Args = dict[str, Any]
@@ -116,6 +117,11 @@ class _Fill:
             return _WORDS[value], True
         if modifier == "raw":  # exactly as drawn: no quotes, backticks or units the generator may add
             return value_text(value), False
+        form = phrases.forms.get(name) if phrases is not None else None
+        if form is not None and modifier is None:
+            spoken = say_in_form(self.rng, form, value)
+            if spoken is not None:  # an exact form ("Jan 4, 2027"): its words ground the value
+                return spoken, spoken != value_text(value)
         schema = tool.properties.get(name)
         return format_value(self.rng, value, schema if isinstance(schema, dict) else {}, name), False
 

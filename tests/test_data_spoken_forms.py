@@ -1,0 +1,135 @@
+"""Dates, times and durations as people say them (a phrasebook's ``forms``): every form is exact, so the
+call's value follows from the words alone; values not of the form are refused, not guessed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import re
+
+import pytest
+
+from tooltune.data.spoken_forms import FORMS, date_forms, forms_of, minutes_forms, say, time_forms
+
+_MONTH = {m: i for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct",
+                                      "nov", "dec"], start=1)}  # fmt: skip
+_HOUR_WORDS = [
+    "twelve",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+]
+
+
+def _read_date(text: str) -> str:
+    """An independent reader of the written dates: month name, day and year wherever they stand."""
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        return text
+    month = next(n for m, n in _MONTH.items() if re.search(rf"\b{m}", text.lower()))
+    day = int(re.search(r"\b(\d{1,2})(st|nd|rd|th)?\b(?!\d)", text)[1])
+    year = int(re.search(r"\b(\d{4})\b", text)[1])
+    return dt.date(year, month, day).isoformat()
+
+
+def _read_time(text: str) -> str:
+    t = text.lower()
+    if re.fullmatch(r"\d{2}:\d{2}", t):
+        return t
+    if t in ("noon", "midday"):
+        return "12:00"
+    if t == "midnight":
+        return "00:00"
+    evening = any(w in t for w in ("pm", "afternoon", "evening", "night"))
+    m = re.match(r"(quarter past|half past|quarter to) (\w+)", t)
+    if m:
+        hour = _HOUR_WORDS.index(m[2])
+        minute = {"quarter past": 15, "half past": 30, "quarter to": 45}[m[1]]
+        hour = hour - 1 if m[1] == "quarter to" else hour
+    else:
+        m = re.match(r"(\d{1,2})(?::(\d{2}))?", t)
+        hour, minute = int(m[1]), int(m[2] or 0)
+    hour = hour % 12 + (12 if evening else 0)
+    if "night" in t and hour < 12:  # "at night" past midnight would not be said; kept for the check
+        hour += 12
+    return f"{hour % 24:02d}:{minute:02d}"
+
+
+def test_every_date_form_reads_back_to_its_date() -> None:
+    day = dt.date(2027, 1, 1)
+    while day.year == 2027:
+        for form in date_forms(day.isoformat()):
+            assert _read_date(form) == day.isoformat(), form
+        day += dt.timedelta(days=1)
+    assert "Monday, January 4, 2027" in date_forms("2027-01-04")  # the weekday is the real one
+    assert "the 22nd of March 2027" in date_forms("2027-03-22")
+
+
+def test_every_time_form_reads_back_to_its_time_and_none_is_ambiguous() -> None:
+    for hour in range(24):
+        for minute in range(0, 60, 5):
+            value = f"{hour:02d}:{minute:02d}"
+            forms = time_forms(value)
+            assert forms[0] == value
+            for form in forms:
+                assert _read_time(form) == value, (value, form)
+                # a bare 12-hour clock ("7:15") could be morning or evening: never written
+                assert not re.fullmatch(r"\d{1,2}:\d{2}", form) or form == value, form
+    assert {"noon", "midday"} <= set(time_forms("12:00")) and "midnight" in time_forms("00:00")
+    assert "quarter to eight in the evening" in time_forms("19:45")
+
+
+def test_minutes_forms_are_exact() -> None:
+    assert "an hour and a half" in minutes_forms(90) and "1.5 hours" in minutes_forms(90)
+    assert "2 and a half hours" in minutes_forms(150) and "2 hours" in minutes_forms(120)
+    assert "half an hour" in minutes_forms(30) and "three quarters of an hour" in minutes_forms(45)
+    assert "1 hour 20 minutes" in minutes_forms(80)
+    for n in range(1, 600):
+        for form in minutes_forms(n):
+            hours = re.search(r"([\d.]+) ?(hours?|h)(?![a-z])", form)
+            mins = re.search(r"(\d+) ?(minutes|mins?)\b|h(\d{2})$", form)
+            words = {"an hour": 60, "one hour": 60, "half an hour": 30, "an hour and a half": 90,
+                     "three quarters of an hour": 45}  # fmt: skip
+            total = words.get(form)
+            half = re.match(r"(\d+) and a half hours$", form)
+            if total is None and half:
+                total = int(half[1]) * 60 + 30
+            if total is None:
+                total = float(hours[1]) * 60 if hours else 0
+                total += int(mins[1] or mins[3]) if mins else 0
+            assert total == n, (n, form)
+
+
+def test_datetimes_join_a_date_form_and_a_time_form() -> None:
+    forms = forms_of("datetime", "2027-01-04 19:15")
+    assert forms[0] == "2027-01-04 19:15"
+    assert {
+        "Jan 4, 2027 at 7:15 pm",
+        "7:15 pm on January 4, 2027",
+        "2027-01-04, quarter past seven in the evening",
+    } <= set(forms)
+    assert forms_of("datetime", "2027-01-04T19:15")[0] == "2027-01-04T19:15"
+
+
+@pytest.mark.parametrize(
+    ("form", "value"),
+    [("date", "2027-02-30"), ("date", "Jan 4"), ("time", "9:30"), ("time", "24:00"),
+     ("datetime", "2027-01-04"), ("minutes", 0), ("minutes", True), ("minutes", "90"), ("date", 20270104)],
+)  # fmt: skip
+def test_a_value_not_of_the_form_is_said_as_it_is(form: str, value: object) -> None:
+    assert forms_of(form, value) == [] and say(random.Random(0), form, value) is None
+
+
+def test_say_mostly_writes_another_form_than_the_tools() -> None:
+    rng = random.Random(0)
+    said = [say(rng, "date", "2027-01-04") for _ in range(400)]
+    verbatim = said.count("2027-01-04") / len(said)
+    assert 0.1 < verbatim < 0.3 and len(set(said)) == len(date_forms("2027-01-04"))
+    assert set(FORMS) == {"date", "time", "datetime", "minutes"}

@@ -1,0 +1,172 @@
+"""Dates, times and durations as people say them: a phrasebook's ``forms`` (``{when: datetime}``) has a
+parameter's value written "Jan 4, 2027 at 7:15 pm" where the call holds ``"2027-01-04 19:15"``.
+
+Tools take dates and times in one machine form (ISO dates, 24-hour times, minutes); people write them
+every other way. A model that only ever saw the machine form in requests learns to copy, not to convert.
+Each form here is exact: the call's value follows from the words alone (no "tomorrow", which needs to
+know today; no "9 o'clock", which could be morning or evening).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import re
+
+FORMS: dict[str, str] = {
+    "date": 'an ISO date, "2027-01-04": said "January 4, 2027", "4 Jan 2027", "the 4th of January 2027"...',
+    "time": 'a 24-hour time, "19:15": said "7:15 pm", "7:15PM", "quarter past seven in the evening"...',
+    "datetime": 'an ISO date and time, "2027-01-04 19:15" (or with a T): "Jan 4, 2027 at 7:15 pm"...',
+    "minutes": 'a whole number of minutes, 90: said "an hour and a half", "1.5 hours", "90 mins"...',
+}
+"""The forms a phrasebook's ``forms`` may name, and what each takes and writes."""
+
+_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
+_TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+_DATETIME = re.compile(r"^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2})$")
+_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September",
+           "October", "November", "December"]  # fmt: skip
+_HOURS = ["twelve", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven"]
+_VERBATIM = 0.2  # how often a value is written as the tool takes it: people do that too
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def _date(value: str) -> dt.date | None:
+    m = _DATE.match(value)
+    if m is None:
+        return None
+    try:
+        return dt.date(int(m[1]), int(m[2]), int(m[3]))
+    except ValueError:
+        return None
+
+
+def _time(value: str) -> tuple[int, int] | None:
+    m = _TIME.match(value)
+    return (int(m[1]), int(m[2])) if m else None
+
+
+def date_forms(value: str) -> list[str]:
+    """Every way :func:`say` may write an ISO date (the value itself first); [] when it is none."""
+    d = _date(value)
+    if d is None:
+        return []
+    month, short, day, year = _MONTHS[d.month - 1], _MONTHS[d.month - 1][:3], d.day, d.year
+    return [
+        value,
+        f"{month} {day}, {year}",
+        f"{short} {day}, {year}",
+        f"{short} {day} {year}",
+        f"{month} {_ordinal(day)}, {year}",
+        f"{day} {month} {year}",
+        f"{day} {short} {year}",
+        f"the {_ordinal(day)} of {month} {year}",
+        f"{d.strftime('%A')}, {month} {day}, {year}",
+    ]
+
+
+def _part_of_day(hour: int) -> str:
+    return (
+        "in the morning"
+        if hour < 12
+        else "in the afternoon"
+        if hour < 17
+        else "in the evening"
+        if hour < 21
+        else "at night"
+    )
+
+
+def time_forms(value: str) -> list[str]:
+    """Every way :func:`say` may write a 24-hour time (the value itself first); [] when it is none.
+    Each says the hour unambiguously: "7:15 pm", never "7:15" for 19:15."""
+    t = _time(value)
+    if t is None:
+        return []
+    hour, minute = t
+    h12, half = hour % 12 or 12, "am" if hour < 12 else "pm"
+    out = [
+        value,
+        f"{h12}:{minute:02d} {half}",
+        f"{h12}:{minute:02d}{half}",
+        f"{h12}:{minute:02d} {half.upper()}",
+    ]
+    if hour >= 13:
+        out.append(f"{hour}:{minute:02d}")  # a 24-hour time without its leading zero is still clear
+    if minute == 0:
+        out += [f"{h12}{half}", f"{h12} {half}", f"{h12} {half.upper()}"]
+        if hour == 12:
+            out += ["noon", "midday"]
+        elif hour == 0:
+            out.append("midnight")
+    word = {15: "quarter past", 30: "half past"}.get(minute)
+    if word and hour != 0:
+        out.append(f"{word} {_HOURS[hour % 12]} {_part_of_day(hour)}")
+    if minute == 45 and hour not in (11, 23):
+        nxt = hour + 1
+        out.append(f"quarter to {_HOURS[nxt % 12]} {_part_of_day(nxt)}")
+    return out
+
+
+def minutes_forms(value: int) -> list[str]:
+    """Every way :func:`say` may write a number of minutes (the plain number with its unit first)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        return []
+    out = [f"{value} minutes", f"{value} min", f"{value} mins"]
+    hours, rest = divmod(value, 60)
+    if value == 30:
+        out.append("half an hour")
+    if value == 45:
+        out.append("three quarters of an hour")
+    if rest == 0:
+        out += ["an hour", "one hour", "1 hour", "1h"] if hours == 1 else [f"{hours} hours", f"{hours}h"]
+    elif rest == 30 and hours:
+        out += (
+            [f"{hours}.5 hours", f"{hours} and a half hours"]
+            if hours > 1
+            else ["an hour and a half", "1.5 hours"]
+        )
+        out.append(f"{hours}h30")
+    elif hours:
+        unit = "hour" if hours == 1 else "hours"
+        out += [f"{hours} {unit} {rest} minutes", f"{hours}h{rest:02d}"]
+    return out
+
+
+def datetime_forms(value: str) -> list[str]:
+    """Every way :func:`say` may write an ISO date and time, "2027-01-04 19:15" or "2027-01-04T19:15"
+    (the value itself first): a date form and a time form joined ("Jan 4, 2027 at 7:15 pm", "7:15 pm on
+    Jan 4, 2027"); [] when it is none."""
+    m = _DATETIME.match(value)
+    if m is None:
+        return []
+    dates, times = date_forms(m[1]), time_forms(m[2])
+    if not dates or not times:
+        return []
+    joined = [f"{d}{j}{t}" for d in dates for t in times for j in (" at ", ", ")]
+    return [value, *joined, *(f"{t} on {d}" for d in dates for t in times)]
+
+
+def forms_of(form: str, value: object) -> list[str]:
+    """Every way ``value`` may be said in ``form`` (the value as the tool takes it first), or [] when the
+    value is not of that form (it is then written as any other value)."""
+    if form == "minutes":
+        return minutes_forms(value) if isinstance(value, int) else []
+    if not isinstance(value, str):
+        return []
+    return {"date": date_forms, "time": time_forms, "datetime": datetime_forms}[form](value)
+
+
+def say(rng: random.Random, form: str, value: object) -> str | None:
+    """``value`` as a person writes it in ``form``: sometimes exactly as the tool takes it, else one of
+    the other forms; None when the value is not of that form."""
+    forms = forms_of(form, value)
+    if not forms:
+        return None
+    if form == "minutes" or rng.random() >= _VERBATIM:
+        return rng.choice(forms[1:] if form != "minutes" else forms)
+    return forms[0]
