@@ -369,8 +369,9 @@ class Phrasebook(BaseModel):
         if not any((data["polish"] or {}).values()):  # books without `polish` words keep their digest
             del data["polish"]
         for phrases in data["tools"].values():  # books written before records keep their digest
-            if not phrases["records"]:
-                del phrases["records"]
+            for added in ("records", "forms"):  # and books written before records or forms
+                if not phrases[added]:
+                    del phrases[added]
             for entry in phrases["requests"]:  # and groups written before `when`
                 if isinstance(entry, dict) and not entry.get("when"):
                     entry.pop("when", None)

@@ -36,6 +36,7 @@ from tooltune.data.phrasebook import (
     templates_in,
 )
 from tooltune.data.phrasing import mentions_all
+from tooltune.data.samplers import sample_value
 from tooltune.data.spoken_forms import FORMS, forms_of
 from tooltune.toolspec import ToolSpec
 
@@ -340,13 +341,16 @@ class _Checker:
                     "error", where, f"slot {{{name}.{index}}}: numbered slots belong in parallel templates"
                 )
                 return False
-        calls = max((i for _, i, _ in found if i is not None), default=0)
-        if indexed and calls < 2:
+        numbers = {i for _, i, _ in found if i is not None}
+        calls = max(numbers, default=0)
+        # every call has a numbered slot, but the first of two may have none ("show the diff, and the
+        # staged one too{staged.2=true}": a call from the shared slots alone, or without arguments)
+        if indexed and numbers not in ({1, 2}, {1, 2, 3}, {2}):
             self.add(
                 "error",
                 where,
-                "a parallel template needs numbered slots for its two or three calls ({p.1} and {p.2}, or "
-                "{p.1}, {p.2} and {p.3}; the highest number says how many calls)",
+                "a parallel template needs numbered slots for each of its two or three calls ({p.1} and "
+                "{p.2}, or {p.1}, {p.2} and {p.3}; only the first of two may have none of its own)",
             )
             return False
         if not literal_text(template):
@@ -384,7 +388,7 @@ class _Checker:
         records = self.check_records(f"{where}.records", phrases.records, tool)
         self.text_fields[name] = {k for r in records for k in r if is_text_field(k, tool)}
         self.kept_records[name] = records
-        self._check_fallbacks(tool, values, records)
+        self._check_fallbacks(tool, phrases, values, records)
         say: dict[str, dict[str, list[str]]] = {}
         for param, forms in phrases.say.items():
             if param not in tool.properties:
@@ -398,7 +402,7 @@ class _Checker:
         forms = {
             param: form
             for param, form in phrases.forms.items()
-            if self._form_ok(tool, param, form, f"{where}.forms.{param}", values.get(param))
+            if self._form_ok(tool, param, form, f"{where}.forms.{param}", values.get(param), records)
         }
         kept = ToolPhrases(values=values, records=records, say=say, forms=forms)
         seen: set[str] = set()
@@ -444,15 +448,21 @@ class _Checker:
         return kept
 
     def _check_fallbacks(
-        self, tool: ToolSpec, values: dict[str, ValueSpec], records: list[dict[str, Any]]
+        self,
+        tool: ToolSpec,
+        phrases: ToolPhrases,
+        values: dict[str, ValueSpec],
+        records: list[dict[str, Any]],
     ) -> None:
         """A top-level value named as one of ``tool``'s parameters fills it wherever the tool gives it no
         value of its own (no ``values`` entry, no record holding it): it is checked against that
         parameter as the tool's own values are. A misfit is a warning (the value may fit the other tools
         it serves); the calls that draw it do not fit, and are left out."""
         held = {k for r in records for k in r}
+        templates = [*phrases.request_templates(), *phrases.parallel, *phrases.near_misses]
+        filled = {n for t in templates for n, _, _ in slots(t)}  # a parameter no template fills: not drawn
         for param in tool.properties:
-            if param in values or param in held or param not in self.named_specs:
+            if param in values or param in held or param not in self.named_specs or param not in filled:
                 continue
             probe = _Checker(self.text, [tool])
             probe.named, probe.named_specs = self.named, self.named_specs
@@ -498,10 +508,19 @@ class _Checker:
         seen.add(template)
         return True
 
-    def _form_ok(self, tool: ToolSpec, param: str, form: str, where: str, values: ValueSpec | None) -> bool:
+    def _form_ok(
+        self,
+        tool: ToolSpec,
+        param: str,
+        form: str,
+        where: str,
+        values: ValueSpec | None,
+        records: list[dict[str, Any]],
+    ) -> bool:
         """A ``forms`` entry: a parameter of the tool, a known form, and a parameter that takes its kind of
-        value (text for dates and times, whole numbers for minutes). Listed values that are not of the
-        form are written as they are (a warning)."""
+        value (text for dates and times, whole numbers for minutes). Values that are not of the form are
+        written as they are: a warning names them (listed, in records, top-level, the schema's enum, or
+        drawn from the schema)."""
         if param not in tool.properties:
             self.add("error", where, f"{tool.name} has no parameter {param!r}")
             return False
@@ -515,16 +534,40 @@ class _Checker:
         if types is not None and kind not in takes and not (kind == "integer" and "number" in takes):
             self.add("error", where, f"{form} values are {kind}s, and {tool.name}.{param} takes {types}")
             return False
-        if isinstance(values, list):
-            odd = [v for v in values if not forms_of(form, v)]
+        drawn = self._drawn_values(tool, param, values, records)
+        if drawn is not None:
+            source, candidates = drawn
+            odd = [v for v in candidates if not forms_of(form, v)]
             if odd:
                 self.add(
                     "warning",
                     where,
-                    f"{len(odd)} of the values listed for {param} are not {form} values ({odd[0]!r}): "
-                    "they are written as they are",
+                    f"{len(odd)} of the {len(candidates)} values {source} are not {form} values "
+                    f"({odd[0]!r}): they are written as they are",
                 )
         return True
+
+    def _drawn_values(
+        self, tool: ToolSpec, param: str, values: ValueSpec | None, records: list[dict[str, Any]]
+    ) -> tuple[str, list[Any]] | None:
+        """Where ``param``'s values come from when a request fills it, and some of them (None for ranges,
+        compositions and other drawn kinds)."""
+        held = [r[param] for r in records if param in r]
+        if held:
+            return f"its records give {param}", held
+        if values is None and param in self.named_specs:
+            values = self.named_specs[param]  # the top-level values fill it
+            if isinstance(values, list):
+                return f"of the top-level {param}", values
+        if isinstance(values, list):
+            return f"listed for {param}", values
+        if values is not None:
+            return None
+        schema = tool.properties[param] if isinstance(tool.properties[param], dict) else {}
+        if isinstance(schema.get("enum"), list):
+            return f"of {param}'s enum", schema["enum"]
+        rng = random.Random(0)
+        return f"drawn for {param} from its schema", [sample_value(rng, param, schema) for _ in range(20)]
 
     def _say_ok(self, tool: ToolSpec, param: str, value: str, where: str) -> bool:
         if not self.value_ok(tool, param, say_key_value(value, tool.properties[param])):

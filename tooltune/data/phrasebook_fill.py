@@ -168,7 +168,8 @@ class _Fill:
         if unfilled:  # the call's record (drawn at an earlier slot) has no such text field
             return None
         shared = per_call.pop(None, {})
-        # calls 1 to the highest number a slot has; one with no slot of its own takes the shared ones alone
+        # calls 1 to the highest number a slot has; the first of two may have no slot of its own (the
+        # checker allows no other gap): it takes the shared slots alone
         count = max((i for _, i, _ in slots(template) if i is not None), default=0)
         indexes = list(range(1, count + 1))
         calls = [{**shared, **per_call.get(i, {})} for i in indexes] if indexes else [shared]

@@ -15,17 +15,19 @@ import re
 
 FORMS: dict[str, str] = {
     "date": 'an ISO date, "2027-01-04": said "January 4, 2027", "4 Jan 2027", "the 4th of January 2027"...',
-    "time": 'a 24-hour time, "19:15": said "7:15 pm", "7:15PM", "quarter past seven in the evening"...',
+    "time": 'a 24-hour time, "19:15" (or "19:15:00"): said "7:15 pm", "quarter past seven in the evening"...',
     "datetime": 'an ISO date and time, "2027-01-04 19:15" (or with a T): "Jan 4, 2027 at 7:15 pm"...',
     "minutes": 'a whole number of minutes, 90: said "an hour and a half", "1.5 hours", "90 mins"...',
 }
 """The forms a phrasebook's ``forms`` may name, and what each takes and writes."""
 
 _DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
-_TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
-_DATETIME = re.compile(r"^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2})$")
+# a time may carry zero seconds (as schema samplers and many APIs write it): said without them
+_TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)(?::00)?$")
+_DATETIME = re.compile(r"^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}(?::00)?)$")
 _MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September",
            "October", "November", "December"]  # fmt: skip
+_WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]  # not the locale's
 _HOURS = ["twelve", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven"]
 _VERBATIM = 0.2  # how often a value is written as the tool takes it: people do that too
 
@@ -37,7 +39,7 @@ def _ordinal(n: int) -> str:
 
 def _date(value: str) -> dt.date | None:
     m = _DATE.match(value)
-    if m is None:
+    if m is None or m[1] < "1000":
         return None
     try:
         return dt.date(int(m[1]), int(m[2]), int(m[3]))
@@ -50,23 +52,29 @@ def _time(value: str) -> tuple[int, int] | None:
     return (int(m[1]), int(m[2])) if m else None
 
 
+def _distinct(forms: list[str]) -> list[str]:
+    return list(dict.fromkeys(forms))  # "May 1, 2027" is the long and the short month's form
+
+
 def date_forms(value: str) -> list[str]:
     """Every way :func:`say` may write an ISO date (the value itself first); [] when it is none."""
     d = _date(value)
     if d is None:
         return []
     month, short, day, year = _MONTHS[d.month - 1], _MONTHS[d.month - 1][:3], d.day, d.year
-    return [
-        value,
-        f"{month} {day}, {year}",
-        f"{short} {day}, {year}",
-        f"{short} {day} {year}",
-        f"{month} {_ordinal(day)}, {year}",
-        f"{day} {month} {year}",
-        f"{day} {short} {year}",
-        f"the {_ordinal(day)} of {month} {year}",
-        f"{d.strftime('%A')}, {month} {day}, {year}",
-    ]
+    return _distinct(
+        [
+            value,
+            f"{month} {day}, {year}",
+            f"{short} {day}, {year}",
+            f"{short} {day} {year}",
+            f"{month} {_ordinal(day)}, {year}",
+            f"{day} {month} {year}",
+            f"{day} {short} {year}",
+            f"the {_ordinal(day)} of {month} {year}",
+            f"{_WEEKDAYS[d.weekday()]}, {month} {day}, {year}",
+        ]
+    )
 
 
 def _part_of_day(hour: int) -> str:
@@ -81,28 +89,21 @@ def _part_of_day(hour: int) -> str:
     )
 
 
-def time_forms(value: str) -> list[str]:
+def time_forms(value: str, *, with_date: bool = False) -> list[str]:
     """Every way :func:`say` may write a 24-hour time (the value itself first); [] when it is none.
-    Each says the hour unambiguously: "7:15 pm", never "7:15" for 19:15."""
+    Each says the hour unambiguously: "7:15 pm", never "7:15" for 19:15; "noon", never "12 pm";
+    "midnight" only on its own (beside a date, people read it as the end of that day or the start)."""
     t = _time(value)
     if t is None:
         return []
     hour, minute = t
     h12, half = hour % 12 or 12, "am" if hour < 12 else "pm"
-    out = [
-        value,
-        f"{h12}:{minute:02d} {half}",
-        f"{h12}:{minute:02d}{half}",
-        f"{h12}:{minute:02d} {half.upper()}",
-    ]
-    if hour >= 13:
-        out.append(f"{hour}:{minute:02d}")  # a 24-hour time without its leading zero is still clear
+    if minute == 0 and hour in (0, 12):  # "12 am" and "12 pm" are read both ways
+        return [value, *(["noon", "midday", "12 noon"] if hour == 12 else [] if with_date else ["midnight"])]
+    clock = f"{h12}:{minute:02d}"
+    out = [value, f"{clock} {half}", f"{clock}{half}", f"{clock} {half.upper()}"]
     if minute == 0:
         out += [f"{h12}{half}", f"{h12} {half}", f"{h12} {half.upper()}"]
-        if hour == 12:
-            out += ["noon", "midday"]
-        elif hour == 0:
-            out.append("midnight")
     word = {15: "quarter past", 30: "half past"}.get(minute)
     if word and hour != 0:
         out.append(f"{word} {_HOURS[hour % 12]} {_part_of_day(hour)}")
@@ -116,6 +117,8 @@ def minutes_forms(value: int) -> list[str]:
     """Every way :func:`say` may write a number of minutes (the plain number with its unit first)."""
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         return []
+    if value == 1:
+        return ["1 minute", "one minute", "a minute"]
     out = [f"{value} minutes", f"{value} min", f"{value} mins"]
     hours, rest = divmod(value, 60)
     if value == 30:
@@ -133,22 +136,21 @@ def minutes_forms(value: int) -> list[str]:
         out.append(f"{hours}h30")
     elif hours:
         unit = "hour" if hours == 1 else "hours"
-        out += [f"{hours} {unit} {rest} minutes", f"{hours}h{rest:02d}"]
+        out += [f"{hours} {unit} {rest} minute{'s' if rest > 1 else ''}", f"{hours}h{rest:02d}"]
     return out
 
 
 def datetime_forms(value: str) -> list[str]:
     """Every way :func:`say` may write an ISO date and time, "2027-01-04 19:15" or "2027-01-04T19:15"
-    (the value itself first): a date form and a time form joined ("Jan 4, 2027 at 7:15 pm", "7:15 pm on
-    Jan 4, 2027"); [] when it is none."""
+    (the value itself first): a date form and a time form joined, the date first ("Jan 4, 2027 at 7:15
+    pm", "2027-01-04, quarter past seven in the evening"); [] when it is none."""
     m = _DATETIME.match(value)
     if m is None:
         return []
-    dates, times = date_forms(m[1]), time_forms(m[2])
+    dates, times = date_forms(m[1]), time_forms(m[2], with_date=True)
     if not dates or not times:
         return []
-    joined = [f"{d}{j}{t}" for d in dates for t in times for j in (" at ", ", ")]
-    return [value, *joined, *(f"{t} on {d}" for d in dates for t in times)]
+    return [value, *(f"{d}{j}{t}" for d in dates for t in times for j in (" at ", ", "))]
 
 
 def forms_of(form: str, value: object) -> list[str]:
