@@ -458,3 +458,34 @@ def test_the_committed_sampling_order_runs_differ_only_in_time() -> None:
     )
     assert (before["seconds"], after["seconds"]) == (315.5, 300.6)
     assert round(before["seconds"] / after["seconds"], 2) == 1.05
+
+
+def test_the_committed_no_call_share_file_is_what_its_inputs_give() -> None:
+    """bench/results/onpolicy_share_0.5b.json (issue 36, the fifth H100 session): GRPO at lr 1e-5 with half
+    of each step's requests drawn where no call is due, from bench/results/onpolicy_gpu_h100_share/; the
+    numbers docs/BFCL_ATTEMPTS.md quotes for the hypothesis written before the run."""
+    folder = ROOT / "bench" / "results" / "onpolicy_gpu_h100_share"
+    committed, _ = committed_summary("onpolicy_share_0.5b.json", "onpolicy_gpu_h100_share")
+    assert method_scores(committed["rows"]) == {
+        ("grpo", None, "simple_python"): (271, 214),
+        ("grpo", None, "irrelevance"): (189, 218),
+        ("grpo", None, "multiple"): (126, 109),
+        ("grpo", None, "parallel"): (72, 32),
+    }
+    assert {r["no_call_share"] for r in committed["rows"]} == {0.5}
+    rows = {r["category"]: r for r in committed["rows"]}
+    # the call decision swung the other way: silences where a call was due
+    assert rows["simple_python"]["adapter"]["native_misses"]["no_call_made"] == 96
+    assert rows["simple_python"]["vs_sft"]["native"]["regressions"] == 63
+    [run] = [json.loads((d / "run.json").read_text()) for d in (folder / "runs").iterdir() if d.is_dir()]
+    check = run["applied"]["method"]["answer_check"]
+    # its answer check (32 requests a half) saw the call-due half fall 24 -> 21, too few to refuse it
+    call_due = check["groups"]["call_due"]
+    assert (call_due["right_before"], call_due["right_after"]) == (24, 21)
+    assert run["registered"] and not check["worse"]
+    metrics = json.loads(next((folder / "runs").glob("*/metrics.json")).read_text())
+    rollouts = metrics["rollouts"]
+    assert (rollouts["trained_groups"], rollouts["learned_groups"]) == (
+        {"call_due": 88, "no_call_due": 62},
+        {"call_due": 76, "no_call_due": 42},
+    )
