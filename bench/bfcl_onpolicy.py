@@ -74,6 +74,9 @@ def eval_suites(args: argparse.Namespace, ws: Workspace) -> dict[str, EvalSuite]
     return suites
 
 
+ANSWER_CHECK_DEFAULT: int = TrainConfig.model_fields["answer_check"].default
+
+
 def run_names(args: argparse.Namespace, dataset: str) -> tuple[str, str]:
     """The run's tag (its picked dataset and adapter names start with it) and its samples set's name.
     Names stay short (run ids are cut at 100 characters): the recipe goes into a hash. The samples set is
@@ -100,6 +103,7 @@ def adapter_name(args: argparse.Namespace, tag: str) -> str:
         + ("-fr" if args.freeze_token_rows else "")
         + (f"-{args.dpo_loss}" if args.method == "dpo" and args.dpo_loss != "sigmoid" else "")
         + (f"-nc{args.no_call_share:g}" if args.no_call_share is not None else "")
+        + (f"-ac{args.answer_check}" if args.answer_check != ANSWER_CHECK_DEFAULT else "")
     )
 
 
@@ -157,6 +161,13 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=None,
         help="grpo: the share of each step's requests where no call is due (default: as the data holds)",
+    )
+    ap.add_argument(
+        "--answer-check",
+        type=int,
+        default=ANSWER_CHECK_DEFAULT,
+        help="the run's answer check (TrainConfig's answer_check; grpo: up to twice this many of the SFT "
+        "dataset's requests, half where a call is due)",
     )
     ap.add_argument(
         "--freeze-token-rows",
@@ -235,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
                     **({"dpo_loss": args.dpo_loss} if args.method == "dpo" else {}),
                     batch_size=args.batch_size,
                     freeze_token_rows=args.freeze_token_rows,
+                    answer_check=args.answer_check,
                     **adapter_lora_shape(registry, args.sft_adapter),
                 )
                 job = await anyio.to_thread.run_sync(

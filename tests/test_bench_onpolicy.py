@@ -79,7 +79,7 @@ def test_the_samples_set_is_named_by_adapter_and_sampling_recipe_not_method(
 def test_the_adapter_name_carries_every_setting_away_from_its_default() -> None:
     onpolicy = bench_module("bfcl_onpolicy")
     plain = {"iters": 150, "lr": 5e-5, "beta": 0.1, "freeze_token_rows": False, "dpo_loss": "sigmoid",
-             "no_call_share": None}  # fmt: skip
+             "no_call_share": None, "answer_check": 32}  # fmt: skip
     assert onpolicy.adapter_name(argparse.Namespace(**plain, method="dpo"), "t") == "t-i150"
     dpop = {**plain, "lr": 5e-6, "freeze_token_rows": True, "dpo_loss": "dpop"}
     assert onpolicy.adapter_name(argparse.Namespace(**dpop, method="dpo"), "t") == "t-i150-lr5e-06-fr-dpop"
@@ -90,6 +90,10 @@ def test_the_adapter_name_carries_every_setting_away_from_its_default() -> None:
     )
     balanced = {**plain, "lr": 1e-5, "no_call_share": 0.5}
     assert onpolicy.adapter_name(argparse.Namespace(**balanced, method="grpo"), "t") == "t-i150-lr1e-05-nc0.5"
+    # a bigger answer check may refuse what a smaller one let through: never reuse its adapter
+    checked = {**balanced, "answer_check": 64}
+    name = onpolicy.adapter_name(argparse.Namespace(**checked, method="grpo"), "t")
+    assert name == "t-i150-lr1e-05-nc0.5-ac64"
 
 
 def test_a_long_eval_run_id_ends_with_a_hash_of_the_whole() -> None:

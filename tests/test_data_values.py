@@ -104,3 +104,30 @@ def test_wh_questions_reach_generated_calls_with_every_value_mentioned() -> None
     res = generate_examples([tool], GenerateConfig(n=60, seed=3, kinds=["single"]))
     who_calls = [e for e in res.examples if "who" in e.user_texts()[0].lower() and e.calls()]
     assert who_calls, "no generated wh-question was answered with a call"
+
+
+def test_dates_and_times_take_the_shape_their_description_gives() -> None:
+    import re
+
+    rng = random.Random(0)
+
+    def drawn(name: str, description: str) -> set[str]:
+        return {sample_value(rng, name, {"type": "string", "description": description}) for _ in range(20)}
+
+    # a bare date was drawn here before generator 12: a value set_reminder cannot take
+    when = drawn("when", "Date and time, 'YYYY-MM-DD HH:MM' (24-hour).")
+    assert all(re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", v) for v in when), when
+    assert all(
+        re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:00", v) for v in drawn("start", "(YYYY-MM-DD HH:MM:SS)")
+    )
+    assert all(
+        re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}", v) for v in drawn("at", "UTC, YYYY-MM-DDTHH:MM")
+    )
+    assert all(
+        re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", v) for v in drawn("due", "The date and time it is due")
+    )
+    # a description that names the format makes a date whatever the name says (was a filler word)
+    assert all(re.fullmatch(r"\d{4}-\d{2}-\d{2}", v) for v in drawn("when", "Day, YYYY-MM-DD."))
+    # a schema's own format keeps its ISO form
+    iso = {"type": "string", "format": "date-time", "description": "date and time"}
+    assert all(re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:00:00", sample_value(rng, "t", iso)) for _ in range(10))

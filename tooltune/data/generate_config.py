@@ -39,7 +39,13 @@ from tooltune.data.teacher import TeacherStats
 #     (a request said "the note from search_notes" and the call carried it). Only tool sets whose
 #     descriptions say so change (the built-in notes-calendar tools); the coding tools' and BFCL
 #     simple_python, multiple and parallel data are byte-identical to 10.
-GENERATOR_VERSION = "tooltune-data/11"
+# 12: a string the description shapes as a date and time ("'YYYY-MM-DD HH:MM' (24-hour)", "YYYY-MM-DD
+#     HH:MM:SS", "date and time") gets one in that shape (was a bare date), and a description naming
+#     "YYYY-MM-DD" makes a date whatever its words (was a word when neither the name nor the description
+#     said "date"). Of the tool sets measured only the built-in notes-calendar changes (set_reminder.when);
+#     the coding tools', issue-tracker's and BFCL simple_python, multiple and parallel data are
+#     byte-identical to 11 (two seeds of 300 examples each, and the BFCL simple_python recipe's dataset).
+GENERATOR_VERSION = "tooltune-data/12"
 
 # ~25% of examples (after splitting multi-turn ones) end without a call: the model must learn not to
 # over-call (BFCL irrelevance), including when the offered tool is about the topic but does another job.

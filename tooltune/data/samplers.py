@@ -498,7 +498,15 @@ def _string_by_keys(
     rng: random.Random, words: set[str], text: str, schema: dict[str, Any], edge: bool
 ) -> str | None:
     fmt = schema.get("format", "")
-    if fmt == "date" or _has(words, text, "date", "yyyy-mm-dd"):
+    # a date and a time in one string, as the description writes it ("'YYYY-MM-DD HH:MM' (24-hour)"):
+    # a bare date would be a value the tool cannot take
+    shape = re.search(r"yyyy-mm-dd[ t]hh:mm(:ss)?", text)
+    if fmt != "date-time" and (shape or "date and time" in text):
+        day = f"{rng.randint(2019, 2025)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+        sep = "T" if shape and shape[0][10] == "t" else " "
+        clock = f"{rng.randint(7, 21):02d}:{rng.choice(['00', '15', '30', '45'])}"
+        return f"{day}{sep}{clock}{':00' if shape and shape[1] else ''}"
+    if fmt == "date" or _has(words, text, "date") or "yyyy-mm-dd" in text:
         return f"{rng.randint(2019, 2025)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
     if fmt == "date-time" or _has(words, text, "datetime", "timestamp"):
         day = f"{rng.randint(2019, 2025)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
