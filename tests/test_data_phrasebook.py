@@ -576,7 +576,8 @@ def test_a_raw_slot_writes_the_value_exactly(tracker: list[ToolSpec]) -> None:
     bad = check_phrasebook(
         phrasebook_from_object({"tools": {"search_issues": {"requests": ["find {query:loud}"]}}}), tracker
     )
-    assert any("known: raw, words" in e.message for e in bad.errors)
+    known = "known: basename, bytes, count, dir, ext, lines, raw, stem, words"
+    assert any(known in e.message for e in bad.errors)
 
 
 def test_follow_ups_and_jobs_may_be_asked_several_ways(tracker: list[ToolSpec]) -> None:
@@ -1206,7 +1207,7 @@ values:
 tools:
   set_reminder:
     requests: ["remind me to {text} on {when}, {repeat}"]
-    forms: {when: datetime, repeat: date}
+    forms: {when: datetime, repeat: date, text: time}
   list_events:
     requests: ["what's on {date}?"]
     forms: {date: date}
@@ -1215,15 +1216,87 @@ tools:
 """
     checked = check_phrasebook(phrasebook_from_object(book, source="b.yaml"), calendar)
     warned = {i.where: i.message for i in checked.issues if i.severity == "warning" and i.where != "tools"}
-    # the schema's sampler draws bare dates for `when`; `repeat` is an enum of words; list_events'
-    # sampled dates are dates (no warning); no template of create_event fills duration_minutes, so
-    # the top-level 15.5 that would not fit it is not drawn there (no warning either)
+    # the schema's sampler draws sentences for `text`; `repeat` is an enum of words; `when` and
+    # list_events' dates are drawn in their form (no warning); no template of create_event fills
+    # duration_minutes, so the top-level 15.5 that would not fit it is not drawn there (no warning)
     assert warned == {
-        "tools.set_reminder.forms.when": (
-            "20 of the 20 values drawn for when from its schema are not datetime values ('2025-07-25'): "
-            "they are written as they are"
+        "tools.set_reminder.forms.text": (
+            "20 of the 20 values drawn for text from its schema are not time values ('Deploy at 5 pm "
+            "sharp'): they are written as they are"
         ),
         "tools.set_reminder.forms.repeat": (
             "4 of the 4 values of repeat's enum are not date values ('none'): they are written as they are"
         ),
     }
+
+
+@pytest.mark.parametrize(
+    ("value", "modifier", "expected"),
+    [
+        ("src/app.py", "basename", "app.py"), ("src/app.py", "stem", "app"), ("src/app.py", "ext", ".py"),
+        ("src/app.py", "dir", "src"), ("app.py", "dir", "."), ("a/b/", "basename", "b"),
+        (".env", "stem", ".env"), (".env", "ext", ""), ("Makefile", "ext", ""),
+        ("archive.tar.gz", "stem", "archive.tar"), ("one\ntwo\n", "lines", 2), ("héllo", "bytes", 6),
+        (["a", "b", "c"], "count", 3),
+    ],
+)  # fmt: skip
+def test_derived_slot_forms(value: object, modifier: str, expected: object) -> None:
+    from tooltune.data.phrasebook import derived_value
+
+    assert derived_value(value, modifier) == expected
+
+
+def test_derived_forms_write_parts_in_results_and_answers_but_never_hide_a_requests_value(
+    tracker: list[ToolSpec],
+) -> None:
+    from tooltune.data.phrasebook import derived_value, phrasebook_from_object
+
+    with pytest.raises(ValueError, match="takes text"):
+        derived_value(12, "basename")
+    book = """\
+phrasebook: 1
+values:
+  report: [docs/reports/q3-summary.md]
+tools:
+  create_issue:
+    requests:
+      - "file a bug: {title}, details: {body}"
+      - "file {title:stem} please"
+      - "file the bug {report:basename} describes: {title}"
+    values:
+      title: ["Crash on save"]
+      body: ["Steps:\\n1. open\\n2. save"]
+    results:
+      - result: {id: 12, title: "{title}", body_lines: "{body:lines}"}
+        answer: "Filed #12, '{title}' ({body:bytes} bytes, {body:lines} lines)."
+  get_issue:
+    results:
+      - result: {id: "{issue_id}"}
+        answer: "#{issue_id} is {issue_id:loud}."
+"""
+    checked = check_phrasebook(phrasebook_from_object(book, source="b.yaml"), tracker)
+    errors = {(e.where, e.line): e.message for e in checked.errors}
+    assert errors == {
+        ("tools.create_issue.requests[1]", 8): (
+            "{title:stem} writes a part of the value, so the request would not show the call's title: use "
+            "the form for named values, results and answers"
+        ),
+        ("tools.get_issue.results[0]", 18): (
+            "unknown slot form ':loud' in {issue_id:loud} (known: basename, bytes, count, dir, ext, lines, "
+            "raw, stem, words)"
+        ),
+    }
+    data = DataBook(checked, tracker)
+    rng = random.Random(0)
+    args = {"title": "Crash on save", "body": "Steps:\n1. open\n2. save"}
+    result, answer = data.result(rng, "create_issue", args) or ("", "")
+    assert json.loads(result) == {
+        "id": 12,
+        "title": "Crash on save",
+        "body_lines": 3,
+    }  # a whole slot: a number
+    assert answer == "Filed #12, 'Crash on save' (22 bytes, 3 lines)."
+    said = {
+        t for _ in range(40) if (got := data.request(rng, "create_issue", polish=False)) for t in [got[0]]
+    }
+    assert any("q3-summary.md describes" in t and "docs/" not in t for t in said)  # a named value's part

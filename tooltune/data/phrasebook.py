@@ -62,7 +62,36 @@ from tooltune.toolspec import ToolSpec
 
 FORMAT_VERSION = 1
 SLOT = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?:\.([1-3]))?(?::([a-z]+)|(=[^{}]*))?\}")
-MODIFIERS = {"words", "raw"}
+# slot forms that write a part or a measure of the value ("{path:basename}", "{content:lines}"): they do
+# not show the value itself, so a request's parameter slot cannot take one (its call would be a guess)
+DERIVED = {"basename", "stem", "ext", "dir", "lines", "bytes", "count"}
+MODIFIERS = {"words", "raw"} | DERIVED
+
+
+def derived_value(value: Any, modifier: str) -> Any:
+    """What a :data:`DERIVED` slot form writes of ``value``: of a path, its last part ("app.py"), that
+    without its extension ("app"), the extension (".py") or the folder ("src", "." for none); of a text,
+    its lines or UTF-8 bytes; of a list, its items. ``ValueError`` when the value has no such part."""
+    if modifier == "count":
+        if not isinstance(value, list):
+            raise ValueError(f"{{:count}} counts a list's items, got {value!r}")
+        return len(value)
+    if not isinstance(value, str):
+        raise ValueError(f"{{:{modifier}}} takes text, got {value!r}")
+    if modifier == "lines":
+        return len(value.splitlines())
+    if modifier == "bytes":
+        return len(value.encode())
+    path = value.rstrip("/")
+    folder, _, base = path.rpartition("/")
+    if modifier == "basename":
+        return base
+    if modifier == "dir":
+        return folder or "."
+    stem, dot, ext = base.rpartition(".")
+    if not stem:  # ".env", "Makefile": no extension
+        stem, ext = base, ""
+    return stem if modifier == "stem" else f".{ext}" if ext else ""
 
 
 class Range(BaseModel):

@@ -13,6 +13,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from tooltune.data.phrasebook import (
+    DERIVED,
     MODIFIERS,
     BookText,
     CheckedBook,
@@ -328,6 +329,14 @@ class _Checker:
                 known = ", ".join(sorted(MODIFIERS))
                 self.add("error", where, f"unknown slot form ':{mod}' in {{{name}:{mod}}} (known: {known})")
                 return False
+            if call and mod in DERIVED and name in tool.properties:
+                self.add(
+                    "error",
+                    where,
+                    f"{{{name}:{mod}}} writes a part of the value, so the request would not show the "
+                    f"call's {name}: use the form for named values, results and answers",
+                )
+                return False
             if name not in tool.properties and name not in self.named:
                 self.add(
                     "error",
@@ -575,6 +584,15 @@ class _Checker:
             return False
         return True
 
+    def _forms_known(self, where: str, template: str) -> bool:
+        """Every slot form ({p:words}, {p:basename}...) one the format has (a {p=value} gives a value)."""
+        for name, _, mod in slots(template):
+            if mod is not None and not mod.startswith("=") and mod not in MODIFIERS:
+                known = ", ".join(sorted(MODIFIERS))
+                self.add("error", where, f"unknown slot form ':{mod}' in {{{name}:{mod}}} (known: {known})")
+                return False
+        return True
+
     def _slots_known(self, where: str, template: str, tool: ToolSpec) -> bool:
         for name, _, _ in slots(template):
             if name not in tool.properties and name not in self.named:
@@ -582,7 +600,7 @@ class _Checker:
                     "error", where, f"slot {{{name}}} is neither a parameter of {tool.name} nor a named value"
                 )
                 return False
-        return True
+        return self._forms_known(where, template)
 
     def check_follow_up(self, i: int, steps: list[FollowStep]) -> list[FollowStep] | None:
         where = f"follow_ups[{i}]"
@@ -628,6 +646,8 @@ class _Checker:
         """A follow-up step's ask: slots the tool or the book knows, none also set by ``args`` (reported
         at ``args_at``), and every required parameter said by one or the other."""
         found = {n for n, _, _ in slots(ask)}
+        if not self._forms_known(where, ask):
+            return False
         for name, index, _ in slots(ask):
             if index is not None or (name not in tool.properties and name not in self.named):
                 self.add(
@@ -692,6 +712,8 @@ class _Checker:
             s for st in job.steps for s in templates_in(st.result) + templates_in(list(st.args.values()))
         ]
         for text in texts:
+            if not self._forms_known(where, text):
+                return None
             for name, index, _ in slots(text):
                 if index is not None or (name not in params and name not in self.named):
                     self.add(

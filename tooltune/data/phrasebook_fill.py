@@ -17,12 +17,14 @@ from jsonschema import Draft202012Validator
 
 from tooltune.data.coding_requests import FollowUp
 from tooltune.data.phrasebook import (
+    DERIVED,
     BookText,
     CheckedBook,
     FollowStep,
     PhrasebookIssue,
     RequestGroup,
     ResultShape,
+    derived_value,
     draw_value,
     is_text_field,
     say_key_value,
@@ -41,7 +43,7 @@ _WORDS = (
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
     "sixteen seventeen eighteen nineteen twenty"
 ).split()
-_WHOLE = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+_WHOLE = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)(?::([a-z]+))?\}$")
 # a near miss's text answer: the request is on the tool's topic, and no tool does it
 NEAR_MISS_ANSWERS = [
     "Sorry, none of my tools can do that.",
@@ -117,6 +119,8 @@ class _Fill:
             return _WORDS[value], True
         if modifier == "raw":  # exactly as drawn: no quotes, backticks or units the generator may add
             return value_text(value), False
+        if modifier in DERIVED:  # a part of the value: the value itself must be shown elsewhere
+            return written(value, modifier), False
         form = phrases.forms.get(name) if phrases is not None else None
         if form is not None and modifier is None:
             spoken = say_in_form(self.rng, form, value)
@@ -160,11 +164,15 @@ class _Fill:
                 if declared:
                     grounded.setdefault(index, set()).add(name)
             else:
-                said = _named_text(self.named_value(name))
+                v = self.named_value(name)
+                said = written(v, modifier) if modifier in DERIVED else _named_text(v)
             text_values[(name, index)] = said
             return said
 
-        text = substitute(template, value_for)
+        try:
+            text = substitute(template, value_for)
+        except _Missing:  # a slot form the drawn value has no part for ({n:basename} of a number)
+            return None
         if unfilled:  # the call's record (drawn at an earlier slot) has no such text field
             return None
         shared = per_call.pop(None, {})
@@ -212,10 +220,22 @@ def fill_structured(obj: Any, lookup: Any) -> Any:
         return [fill_structured(v, lookup) for v in obj]
     if isinstance(obj, str):
         m = _WHOLE.match(obj)
-        if m:
-            return lookup(m[1])
-        return substitute(obj, lambda n, _i, _m: value_text(lookup(n)))
+        if m and (m[2] is None or m[2] in DERIVED):
+            return lookup(m[1]) if m[2] is None else _derived(lookup(m[1]), m[2])
+        return substitute(obj, lambda n, _i, mod: written(lookup(n), mod))
     return obj
+
+
+def _derived(value: Any, modifier: str) -> Any:
+    try:
+        return derived_value(value, modifier)
+    except ValueError:  # no such part of this value: the result or answer is not used
+        raise _Missing(modifier) from None
+
+
+def written(value: Any, modifier: str | None) -> str:
+    """A value in a result's or an answer's words: as drawn, or the part or measure its slot form asks."""
+    return value_text(_derived(value, modifier) if modifier in DERIVED else value)
 
 
 WHEN_TRIES = 8
@@ -310,7 +330,7 @@ class DataBook:
         fill = _Fill(rng, self)
         assert shape.answer is not None
         try:
-            answer = substitute(shape.answer, lambda n, _i, _m: value_text(fill._lookup(n, args)))
+            answer = substitute(shape.answer, lambda n, _i, m: written(fill._lookup(n, args), m))
             return fill.result_text(shape.result, args), answer
         except _Missing:
             return None
@@ -327,9 +347,13 @@ class DataBook:
                 return ""
             if name in tool.properties:
                 return fill.say(tool, name, fill.param_value(tool, name), modifier)[0]
-            return _named_text(fill.named_value(name))
+            v = fill.named_value(name)
+            return written(v, modifier) if modifier in DERIVED else _named_text(v)
 
-        text = self._polish(rng, substitute(rng.choice(templates.near_misses), value_for))
+        try:
+            text = self._polish(rng, substitute(rng.choice(templates.near_misses), value_for))
+        except _Missing:
+            return None
         return text, rng.choice(NEAR_MISS_ANSWERS).format(tool=tool.name)
 
     def job(self, rng: random.Random) -> JobRun | None:
@@ -407,14 +431,17 @@ def _job(book: DataBook, rng: random.Random) -> JobRun | None:
             return ""
         v = value(name)
         if name in book.book.values:
-            return value_text(v)
+            return written(v, modifier)
         text, by_form = fill.say(tool_of[name], name, v, modifier)
         if by_form:
             declared.add(name)
         return text
 
     ask = job.ask if isinstance(job.ask, str) else rng.choice(job.ask)  # one: nothing drawn
-    request = substitute(ask, said)
+    try:
+        request = substitute(ask, said)
+    except _Missing:
+        return None
     seen = request
     steps: list[tuple[str, Args, str]] = []
     for st in job.steps:
@@ -426,7 +453,10 @@ def _job(book: DataBook, rng: random.Random) -> JobRun | None:
         result = _result(fill_structured(st.result, value)) if st.result is not None else '{"status": "ok"}'
         steps.append((st.call, args, result))
         seen += "\n" + result
-    answer = substitute(job.answer, lambda n, _i, _m: value_text(value(n)))
+    try:
+        answer = substitute(job.answer, lambda n, _i, m: written(value(n), m))
+    except _Missing:
+        return None
     return JobRun(book._polish(rng, request, ask), steps, answer)
 
 
