@@ -103,7 +103,11 @@ def adapter_name(args: argparse.Namespace, tag: str) -> str:
         + ("-fr" if args.freeze_token_rows else "")
         + (f"-{args.dpo_loss}" if args.method == "dpo" and args.dpo_loss != "sigmoid" else "")
         + (f"-nc{args.no_call_share:g}" if args.no_call_share is not None else "")
-        + (f"-ac{args.answer_check}" if args.answer_check != ANSWER_CHECK_DEFAULT else "")
+        + (
+            f"-ac{args.answer_check}"
+            if args.method != "rejection" and args.answer_check != ANSWER_CHECK_DEFAULT
+            else ""
+        )
     )
 
 
@@ -182,6 +186,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--notes", default="")
     args = ap.parse_args(argv)
+    check = TrainConfig.model_fields["answer_check"].metadata  # its bounds, checked before any sampling
+    if not all(
+        getattr(m, "ge", 0) <= args.answer_check <= getattr(m, "le", args.answer_check) for m in check
+    ):
+        ap.error(f"--answer-check must be from 0 to 256 (got {args.answer_check})")
     if args.no_call_share is not None and args.method != "grpo":
         ap.error("--no-call-share weighs GRPO's draws; leave it out for --method " + args.method)
 

@@ -464,8 +464,10 @@ def test_the_committed_no_call_share_file_is_what_its_inputs_give() -> None:
     """bench/results/onpolicy_share_0.5b.json (issue 36, the fifth H100 session): GRPO at lr 1e-5 with half
     of each step's requests drawn where no call is due, from bench/results/onpolicy_gpu_h100_share/; the
     numbers docs/BFCL_ATTEMPTS.md quotes for the hypothesis written before the run."""
+    bfcl_full = bench_module("bfcl_full")
     folder = ROOT / "bench" / "results" / "onpolicy_gpu_h100_share"
     committed, _ = committed_summary("onpolicy_share_0.5b.json", "onpolicy_gpu_h100_share")
+    assert committed["seed_spread"] == bfcl_full.spread(committed["rows"])
     assert method_scores(committed["rows"]) == {
         ("grpo", None, "simple_python"): (271, 214),
         ("grpo", None, "irrelevance"): (189, 218),
@@ -481,6 +483,7 @@ def test_the_committed_no_call_share_file_is_what_its_inputs_give() -> None:
     check = run["applied"]["method"]["answer_check"]
     # its answer check (32 requests a half) saw the call-due half fall 24 -> 21, too few to refuse it
     call_due = check["groups"]["call_due"]
+    assert (check["requests"], call_due["requests"]) == (64, 32)
     assert (call_due["right_before"], call_due["right_after"]) == (24, 21)
     assert run["registered"] and not check["worse"]
     metrics = json.loads(next((folder / "runs").glob("*/metrics.json")).read_text())

@@ -94,6 +94,9 @@ def test_the_adapter_name_carries_every_setting_away_from_its_default() -> None:
     checked = {**balanced, "answer_check": 64}
     name = onpolicy.adapter_name(argparse.Namespace(**checked, method="grpo"), "t")
     assert name == "t-i150-lr1e-05-nc0.5-ac64"
+    # rejection SFT runs no answer check: its size names nothing there
+    rejection = {**plain, "answer_check": 64}
+    assert onpolicy.adapter_name(argparse.Namespace(**rejection, method="rejection"), "t") == "t-i150"
 
 
 def test_a_long_eval_run_id_ends_with_a_hash_of_the_whole() -> None:

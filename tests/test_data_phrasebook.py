@@ -1300,3 +1300,47 @@ tools:
         t for _ in range(40) if (got := data.request(rng, "create_issue", polish=False)) for t in [got[0]]
     }
     assert any("q3-summary.md describes" in t and "docs/" not in t for t in said)  # a named value's part
+
+
+def test_derived_forms_keep_follow_ups_and_jobs_grounded(tracker: list[ToolSpec]) -> None:
+    from tooltune.data.phrasebook import phrasebook_from_object
+
+    book = """\
+phrasebook: 1
+values:
+  report: [docs/reports/q3-summary.md]
+  ticket: [41]
+tools:
+  create_issue:
+    requests: ["file the bug {report:basename} describes ({report}): {title:raw}"]
+    values: {title: ["Crash on save"]}
+follow_ups:
+  - - {ask: "file {title:stem}", call: create_issue, result: "#{ticket} filed"}
+    - {ask: "comment on it: {body}", call: add_comment, args: {issue_id: "{ticket}"}}
+jobs:
+  - ask: "file {title:stem} and comment"
+    steps:
+      - {call: create_issue, args: {title: "{title}"}, result: "#{ticket}"}
+      - {call: add_comment, args: {issue_id: "{ticket}", body: "see"}}
+    answer: "Filed #{ticket}."
+  - ask: "file {title}"
+    steps:
+      - {call: create_issue, args: {title: "{title}"}, result: {id: "{ticket}", file: "{ticket:basename}"}}
+    answer: "Filed #{ticket}."
+"""
+    checked = check_phrasebook(phrasebook_from_object(book, source="b.yaml"), tracker)
+    refusal = (
+        "{title:stem} writes a part of the value, so the ask would not show the call's title: use the "
+        "form for named values, results and answers"
+    )
+    assert {(e.where, e.line): e.message for e in checked.errors} == {
+        ("follow_ups[0][0].ask", 10): refusal,
+        ("jobs[0]", 13): refusal,
+    }
+    data = DataBook(checked, tracker)
+    rng = random.Random(0)
+    # the job left asks a part of a number in its result: it is left out, never a crash
+    assert [data.job(rng) for _ in range(5)] == [None] * 5
+    # a part and the whole of one named value in one request: each written in its own form
+    text, _ = data.request(rng, "create_issue", polish=False) or ("", {})
+    assert text == "file the bug q3-summary.md describes (docs/reports/q3-summary.md): Crash on save"

@@ -128,6 +128,18 @@ def test_dates_and_times_take_the_shape_their_description_gives() -> None:
     )
     # a description that names the format makes a date whatever the name says (was a filler word)
     assert all(re.fullmatch(r"\d{4}-\d{2}-\d{2}", v) for v in drawn("when", "Day, YYYY-MM-DD."))
+    # the name decides first: a description that mentions a date does not make one of an address or zone
+    assert all(
+        "@" in v for v in drawn("email", "Address to notify; the report is sent on a YYYY-MM-DD schedule")
+    )
+    assert all("/" in v or v == "UTC" for v in drawn("timezone", "IANA timezone used for the date and time"))
+    # a time the name asks for stays a time; a name saying "time" whose description shapes a date-time
+    # gets one
+    assert all(
+        re.fullmatch(r"\d{2}:\d{2}", v) for v in drawn("time", "Time of day HH:MM on the date (YYYY-MM-DD)")
+    )
+    start = drawn("start_time", "Start time for the period (YYYY-MM-DD HH:MM:SS)")
+    assert all(re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:00", v) for v in start)
     # a schema's own format keeps its ISO form
     iso = {"type": "string", "format": "date-time", "description": "date and time"}
     assert all(re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:00:00", sample_value(rng, "t", iso)) for _ in range(10))

@@ -41,10 +41,12 @@ from tooltune.data.teacher import TeacherStats
 #     simple_python, multiple and parallel data are byte-identical to 10.
 # 12: a string the description shapes as a date and time ("'YYYY-MM-DD HH:MM' (24-hour)", "YYYY-MM-DD
 #     HH:MM:SS", "date and time") gets one in that shape (was a bare date), and a description naming
-#     "YYYY-MM-DD" makes a date whatever its words (was a word when neither the name nor the description
-#     said "date"). Of the tool sets measured only the built-in notes-calendar changes (set_reminder.when);
-#     the coding tools', issue-tracker's and BFCL simple_python, multiple and parallel data are
-#     byte-identical to 11 (two seeds of 300 examples each, and the BFCL simple_python recipe's dataset).
+#     "YYYY-MM-DD" makes a date when the name decides nothing (was a word when neither the name nor the
+#     description said "date"); a name still decides first (an email stays an email). Of the tool sets
+#     measured only the built-in notes-calendar changes (set_reminder.when) and BFCL irrelevance's tools
+#     (start_time/end_time "(YYYY-MM-DD HH:MM:SS)"); the coding tools', issue-tracker's and BFCL
+#     simple_python, multiple, parallel and parallel_multiple values are unchanged (every parameter,
+#     40 seeds), and the BFCL simple_python recipe's dataset holds byte-identical examples (its name changes).
 GENERATOR_VERSION = "tooltune-data/12"
 
 # ~25% of examples (after splitting multi-turn ones) end without a call: the model must learn not to

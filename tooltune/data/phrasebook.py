@@ -87,7 +87,7 @@ def derived_value(value: Any, modifier: str) -> Any:
     if modifier == "basename":
         return base
     if modifier == "dir":
-        return folder or "."
+        return folder or ("/" if path.startswith("/") else ".")
     stem, dot, ext = base.rpartition(".")
     if not stem:  # ".env", "Makefile": no extension
         stem, ext = base, ""

@@ -593,6 +593,20 @@ class _Checker:
                 return False
         return True
 
+    def _whole_values_shown(self, where: str, ask: str, params: set[str]) -> bool:
+        """An ask writes each parameter's value whole: a derived form ({path:basename}) would leave its
+        call holding a value the words do not show (named values may be written in part)."""
+        for name, _, mod in slots(ask):
+            if mod in DERIVED and name in params and name not in self.named:
+                self.add(
+                    "error",
+                    where,
+                    f"{{{name}:{mod}}} writes a part of the value, so the ask would not show the call's "
+                    f"{name}: use the form for named values, results and answers",
+                )
+                return False
+        return True
+
     def _slots_known(self, where: str, template: str, tool: ToolSpec) -> bool:
         for name, _, _ in slots(template):
             if name not in tool.properties and name not in self.named:
@@ -646,7 +660,8 @@ class _Checker:
         """A follow-up step's ask: slots the tool or the book knows, none also set by ``args`` (reported
         at ``args_at``), and every required parameter said by one or the other."""
         found = {n for n, _, _ in slots(ask)}
-        if not self._forms_known(where, ask):
+        params = set(tool.properties)
+        if not self._forms_known(where, ask) or not self._whole_values_shown(where, ask, params):
             return False
         for name, index, _ in slots(ask):
             if index is not None or (name not in tool.properties and name not in self.named):
@@ -711,6 +726,8 @@ class _Checker:
         texts = [*asks(job.ask), job.answer] + [
             s for st in job.steps for s in templates_in(st.result) + templates_in(list(st.args.values()))
         ]
+        if not all(self._whole_values_shown(where, a, params) for a in asks(job.ask)):
+            return None
         for text in texts:
             if not self._forms_known(where, text):
                 return None

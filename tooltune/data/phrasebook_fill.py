@@ -134,10 +134,16 @@ class _Fill:
         and maybe ``{p.3}``; a call without a slot of its own gets the shared slots' values alone)."""
         per_call: dict[int | None, Args] = {}
         grounded: dict[int | None, set[str]] = {}
-        text_values: dict[tuple[str, int | None], str] = {}
+        text_values: dict[tuple[str, int | None] | tuple[str, int | None, str], str] = {}
         unfilled: list[str] = []
 
         def value_for(name: str, index: int | None, modifier: str | None) -> str:
+            if modifier in DERIVED:  # a part of a value the template may also write whole: its own text
+                if name in tool.properties:  # a call's value the words would not show (the checker says so)
+                    raise _Missing(name)
+                if (name, index, modifier) not in text_values:
+                    text_values[(name, index, modifier)] = written(self.named_value(name), modifier)
+                return text_values[(name, index, modifier)]
             if (name, index) in text_values:
                 return text_values[(name, index)]
             if is_text_field(name, tool):  # a record's text field: the call's record says it, or none can
@@ -164,8 +170,7 @@ class _Fill:
                 if declared:
                     grounded.setdefault(index, set()).add(name)
             else:
-                v = self.named_value(name)
-                said = written(v, modifier) if modifier in DERIVED else _named_text(v)
+                said = _named_text(self.named_value(name))
             text_values[(name, index)] = said
             return said
 
@@ -445,12 +450,15 @@ def _job(book: DataBook, rng: random.Random) -> JobRun | None:
     seen = request
     steps: list[tuple[str, Args, str]] = []
     for st in job.steps:
-        args = {k: fill_structured(v, value) for k, v in st.args.items()}
-        # a value the request wrote in a declared form ("P0" for urgent) is read from that form
-        shown = {k: v for k, v in args.items() if _whole_slot(st.args[k]) not in declared}
-        if not book.validators[st.call].is_valid(args) or not mentions_all(seen, shown):
-            return None  # a value neither the request nor a result showed would be a guess
-        result = _result(fill_structured(st.result, value)) if st.result is not None else '{"status": "ok"}'
+        try:  # a slot form the value has no part for ({n:basename} of a number): the job is not used
+            args = {k: fill_structured(v, value) for k, v in st.args.items()}
+            # a value the request wrote in a declared form ("P0" for urgent) is read from that form
+            shown = {k: v for k, v in args.items() if _whole_slot(st.args[k]) not in declared}
+            if not book.validators[st.call].is_valid(args) or not mentions_all(seen, shown):
+                return None  # a value neither the request nor a result showed would be a guess
+            result = _result(fill_structured(st.result, value)) if st.result is not None else _OK
+        except _Missing:
+            return None
         steps.append((st.call, args, result))
         seen += "\n" + result
     try:
@@ -460,9 +468,13 @@ def _job(book: DataBook, rng: random.Random) -> JobRun | None:
     return JobRun(book._polish(rng, request, ask), steps, answer)
 
 
+_OK = '{"status": "ok"}'  # a job step's result when the book gives none
+
+
 def _whole_slot(template: Any) -> str | None:
+    """The name a template that is one plain slot fills ("{p}"; not "{p:dir}", which is a part of p)."""
     m = _WHOLE.match(template) if isinstance(template, str) else None
-    return m[1] if m else None
+    return m[1] if m and m[2] is None else None
 
 
 def _result(filled: Any) -> str:

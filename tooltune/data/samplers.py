@@ -460,6 +460,28 @@ def _sample_float(
     return round(lo + 0.5, 1)
 
 
+_WHEN_WORDS = {"date", "time", "when", "datetime", "timestamp", "start", "end", "due", "deadline", "until"}
+
+
+def _described_date(rng: random.Random, text: str, schema: dict[str, Any], *, bare: bool) -> str | None:
+    """A date and a time in one string, shaped as the description writes it ("'YYYY-MM-DD HH:MM'
+    (24-hour)", with seconds or a T, or "date and time"): a bare date or time would be a value the tool
+    cannot take. With ``bare`` (the name decided nothing), a description naming YYYY-MM-DD gives a date."""
+    shape = re.search(r"yyyy-mm-dd[ t]hh:mm(:ss)?", text)
+    if schema.get("format") != "date-time" and (shape or "date and time" in text):
+        sep = "T" if shape and shape[0][10] == "t" else " "
+        date = _iso_day(rng)
+        clock = f"{rng.randint(7, 21):02d}:{rng.choice(['00', '15', '30', '45'])}"
+        return f"{date}{sep}{clock}{':00' if shape and shape[1] else ''}"
+    if bare and "yyyy-mm-dd" in text:
+        return _iso_day(rng)
+    return None
+
+
+def _iso_day(rng: random.Random) -> str:
+    return f"{rng.randint(2019, 2025)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+
+
 def _sample_string(rng: random.Random, words: set[str], text: str, schema: dict[str, Any], edge: bool) -> str:
     """Name words decide first ("path" beats a description mentioning "city"), then the description's
     own example values ("e.g., 'C', 'F#'"), then description words. Examples also stand in for a
@@ -467,6 +489,8 @@ def _sample_string(rng: random.Random, words: set[str], text: str, schema: dict[
     desc_words = set(re.findall(r"[a-z]+", str(schema.get("description", "")).lower()))
     examples = description_examples(str(schema.get("description", "")))
     v = _string_by_keys(rng, words, text, schema, edge)
+    if v is None or words & _WHEN_WORDS:  # the name decides, unless it says nothing or a date or time
+        v = _described_date(rng, text, schema, bare=v is None) or v
     if examples and rng.random() < (0.3 if v is not None else 0.9):
         return rng.choice(examples)
     if v is not None:
@@ -498,15 +522,7 @@ def _string_by_keys(
     rng: random.Random, words: set[str], text: str, schema: dict[str, Any], edge: bool
 ) -> str | None:
     fmt = schema.get("format", "")
-    # a date and a time in one string, as the description writes it ("'YYYY-MM-DD HH:MM' (24-hour)"):
-    # a bare date would be a value the tool cannot take
-    shape = re.search(r"yyyy-mm-dd[ t]hh:mm(:ss)?", text)
-    if fmt != "date-time" and (shape or "date and time" in text):
-        day = f"{rng.randint(2019, 2025)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
-        sep = "T" if shape and shape[0][10] == "t" else " "
-        clock = f"{rng.randint(7, 21):02d}:{rng.choice(['00', '15', '30', '45'])}"
-        return f"{day}{sep}{clock}{':00' if shape and shape[1] else ''}"
-    if fmt == "date" or _has(words, text, "date") or "yyyy-mm-dd" in text:
+    if fmt == "date" or _has(words, text, "date"):
         return f"{rng.randint(2019, 2025)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
     if fmt == "date-time" or _has(words, text, "datetime", "timestamp"):
         day = f"{rng.randint(2019, 2025)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
