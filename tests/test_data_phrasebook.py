@@ -1344,3 +1344,90 @@ jobs:
     # a part and the whole of one named value in one request: each written in its own form
     text, _ = data.request(rng, "create_issue", polish=False) or ("", {})
     assert text == "file the bug q3-summary.md describes (docs/reports/q3-summary.md): Crash on save"
+
+
+def test_an_add_value_is_another_value_of_the_example_plus_an_offset() -> None:
+    from tooltune.data.phrasebook import phrasebook_from_object
+
+    coding = load_tool_specs(["builtin:coding"])
+    book = """\
+phrasebook: 1
+values:
+  low: {range: [10, 20]}
+  high: {add: low, by: [5]}
+  loop1: {add: loop2, by: [1]}
+  loop2: {add: loop1, by: [1]}
+  word: [a, b]
+  bad: {add: word, by: [1]}
+  part: {compose: "{high}x"}
+  odd: {add: low, by: oops}
+tools:
+  read_file:
+    requests:
+      - "show lines {start_line} to {end_line} of {path}"
+      - "{path} from line {start_line} on, between {low} and {high}"
+    values:
+      path: [src/app.py]
+      start_line: {range: [1, 400]}
+      end_line: {add: start_line, by: {range: [5, 40]}}
+  search_code:
+    requests: ["grep {pattern}, at most {max_results} hits"]
+    values:
+      max_results: {add: nothing, by: [1]}
+"""
+    checked = check_phrasebook(phrasebook_from_object(book, source="b.yaml"), coding)
+    assert {(e.where, e.line): e.message for e in checked.errors} == {
+        ("values.loop1", 5): "adds to {loop2}, itself, through other add values",
+        ("values.loop2", 6): "adds to {loop1}, itself, through other add values",
+        ("values.bad", 8): "adds to {word}, whose values are not all numbers",
+        ("values.part", 9): "composes high, an add value: compose from values drawn on their own",
+        ("values.odd.by", 10): "Value error, by is a list of numbers or {range: [lo, hi]}; got 'oops'",
+        ("tools.search_code.values.max_results", 23): (
+            "adds to {nothing}: neither a parameter of search_code nor a named value"
+        ),
+    }
+    data = DataBook(checked, coding)
+    rng = random.Random(0)
+    calls = [got for _ in range(80) if (got := data.request(rng, "read_file", polish=False))]
+    spans = [a for _, a in calls if "end_line" in a]
+    # the end line is the same call's start line plus 5 to 40, and the text shows both
+    assert spans and all(5 <= a["end_line"] - a["start_line"] <= 40 for a in spans)
+    assert all(f"{a['start_line']} to {a['end_line']}" in t for t, a in calls if "end_line" in a)
+    # named values: high is the example's own low plus 5
+    for text, _ in calls:
+        if "between" in text:
+            low, high = (int(w) for w in text.rsplit("between ", 1)[1].split(" and "))
+            assert high == low + 5
+
+
+def test_an_add_value_whose_sums_leave_the_schema_is_dropped() -> None:
+    from tooltune.data.phrasebook import phrasebook_from_object
+
+    pages = ToolSpec(
+        name="print_pages",
+        description="Print a page range.",
+        parameters={
+            "type": "object",
+            "properties": {
+                "first": {"type": "integer", "minimum": 1},
+                "last": {"type": "integer", "minimum": 1, "maximum": 100},
+            },
+            "required": ["first", "last"],
+        },
+    )
+    book = """\
+phrasebook: 1
+tools:
+  print_pages:
+    requests: ["print pages {first} to {last}"]
+    values:
+      first: {range: [1, 90]}
+      last: {add: first, by: [1, 20]}
+"""
+    checked = check_phrasebook(phrasebook_from_object(book, source="b.yaml"), [pages])
+    assert [(e.where, e.message) for e in checked.errors] == [
+        (
+            "tools.print_pages.values.last",
+            "110 (first plus its offset) does not fit the schema of print_pages.last",
+        )
+    ]

@@ -128,6 +128,38 @@ class Sample(BaseModel):
         return (self.k, self.k) if isinstance(self.k, int) else self.k
 
 
+class Add(BaseModel):
+    """A number another value of the same example plus an offset: ``{add: start_line, by: [5, 10, 20]}``
+    (an end line a few lines after the call's start line) or ``by: {range: [5, 100]}``. ``add`` names a
+    parameter of the tool (the same call's value) or a named value."""
+
+    model_config = ConfigDict(extra="forbid")
+    add: str
+    by: Annotated[list[int | float], Field(min_length=1)] | Range
+
+    @field_validator("by", mode="before")
+    @classmethod
+    def _by_shape(cls, value: Any) -> Any:
+        def number(v: Any) -> bool:
+            return isinstance(v, int | float) and not isinstance(v, bool)
+
+        if isinstance(value, list) and value and all(map(number, value)):
+            return value
+        if isinstance(value, dict) and set(value) == {"range"} or isinstance(value, Range):
+            return value
+        raise ValueError(f"by is a list of numbers or {{range: [lo, hi]}}; got {value!r}")
+
+    def offset(self, rng: random.Random) -> int | float:
+        if isinstance(self.by, Range):
+            return rng.randint(*self.by.range)
+        return rng.choice(self.by)
+
+    def offsets(self) -> tuple[int | float, int | float]:
+        """The least and the most offset."""
+        values = list(self.by.range) if isinstance(self.by, Range) else self.by
+        return min(values), max(values)
+
+
 class Choice(BaseModel):
     """One branch of a :class:`OneOf`: its weight and exactly one of a value, a list of values, a range
     or a composition."""
@@ -175,10 +207,11 @@ def _value_kind(value: Any) -> str | None:
     """Which kind of value spec ``value`` is meant to be, so a mistake is reported against that kind."""
     if isinstance(value, list):
         return "list"
-    if isinstance(value, Range | Compose | OneOf | Sample):  # already read (a book built in code, a copy)
-        return {Range: "range", Compose: "compose", OneOf: "one_of", Sample: "sample"}[type(value)]
+    kinds = {Range: "range", Compose: "compose", OneOf: "one_of", Sample: "sample", Add: "add"}
+    if type(value) in kinds:  # already read (a book built in code, a copy)
+        return kinds[type(value)]
     if isinstance(value, dict):
-        return next((k for k in ("range", "compose", "one_of", "sample") if k in value), None)
+        return next((k for k in ("range", "compose", "one_of", "sample", "add") if k in value), None)
     return None
 
 
@@ -187,11 +220,12 @@ ValueSpec = Annotated[
     | Annotated[Range, Tag("range")]
     | Annotated[Compose, Tag("compose")]
     | Annotated[OneOf, Tag("one_of")]
-    | Annotated[Sample, Tag("sample")],
+    | Annotated[Sample, Tag("sample")]
+    | Annotated[Add, Tag("add")],
     Discriminator(
         _value_kind,
         custom_error_type="value_kind",
-        custom_error_message="a list of values, or a mapping with range, compose, one_of or sample",
+        custom_error_message="a list of values, or a mapping with range, compose, one_of, sample or add",
     ),
 ]
 
@@ -216,6 +250,8 @@ def draw_value(rng: random.Random, spec: ValueSpec, named: dict[str, ValueSpec])
     if isinstance(spec, Sample):
         lo, hi = spec.sizes()
         return rng.sample(spec.sample, rng.randint(lo, hi))
+    if isinstance(spec, Add):  # drawn where the example's other values are known (phrasebook_fill)
+        raise TypeError("an add value is drawn beside the value it adds to")
     return rng.choice(spec)
 
 
@@ -566,7 +602,7 @@ _SECTIONS: dict[str, Any] = {"values": ValueSpec, "tools": ToolPhrases}
 _LISTS: dict[str, Any] = {"follow_ups": list[FollowStep], "jobs": Job}
 
 
-_TAGS = {"list", "range", "compose", "one_of", "sample"}
+_TAGS = {"list", "range", "compose", "one_of", "sample", "add"}
 _ENTRY_TAGS = {"template", "group"}  # a request entry's kind, after its index
 
 
@@ -578,7 +614,7 @@ def _without_tags(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
         following = loc[i + 1] if i + 1 < len(loc) else None
         if part in _TAGS and (following == part or (part == "list" and isinstance(following, int))):
             continue
-        if part == "sample" and following == "k":  # the sample kind's other field
+        if (part, following) in (("sample", "k"), ("add", "by")):  # a kind's other field
             continue
         if part in _ENTRY_TAGS and i >= 2 and isinstance(loc[i - 1], int) and loc[i - 2] == "requests":
             continue

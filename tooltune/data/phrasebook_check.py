@@ -15,6 +15,7 @@ from jsonschema.exceptions import SchemaError
 from tooltune.data.phrasebook import (
     DERIVED,
     MODIFIERS,
+    Add,
     BookText,
     CheckedBook,
     Compose,
@@ -123,10 +124,14 @@ class _Checker:
     ) -> dict[str, ValueSpec]:
         kept: dict[str, ValueSpec] = {}
         composed: dict[str, Compose | OneOf] = {}
+        added: dict[str, Add] = {}
         for name, spec in specs.items():
             at = f"{where}.{name}"
             if isinstance(spec, Compose | OneOf):
                 composed[name] = spec  # after the plain values: their parts may be among them
+                continue
+            if isinstance(spec, Add):
+                added[name] = spec  # after the plain values: what they add to may be among them
                 continue
             if isinstance(spec, Range):
                 lo, hi = spec.range
@@ -162,8 +167,67 @@ class _Checker:
                 self.add("error", at, "no usable values")
                 continue
             kept[name] = good
+        self._check_added(where, added, tool, kept, set(specs))
         self._check_composed(where, composed, tool, kept)
         return kept
+
+    def _check_added(
+        self,
+        where: str,
+        added: dict[str, Add],
+        tool: ToolSpec | None,
+        kept: dict[str, ValueSpec],
+        given: set[str],
+    ) -> None:
+        """Add to ``kept`` the ``add`` values whose base is known (for a tool: one of its parameters or a
+        named value; at the top level: a named value, no chain coming back to itself) and holds numbers,
+        and whose least and most sums fit the parameter's schema; the others are dropped and named."""
+        for name, spec in added.items():
+            at, base = f"{where}.{name}", spec.add
+            own = tool is not None and base in tool.properties
+            chain = {n: {a.add} for n, a in added.items()}
+            problem = (
+                f"{tool.name} has no parameter {name!r}"
+                if tool is not None and name not in tool.properties
+                else f"adds to {{{base}}}, itself"
+                if base == name
+                else f"adds to {{{base}}}, itself, through other add values"
+                if tool is None and name in _reachable(base, chain)
+                else None
+                if own or base in (added if tool is None else self.named_specs) or base in kept
+                else f"adds to {{{base}}}: neither a parameter of {tool.name} nor a named value"
+                if tool is not None
+                else f"adds to {{{base}}}: not a named value (or one dropped)"
+            )
+            if problem is None:
+                # the base's values: the tool's own (or the top-level ones that fill it), or a named value's
+                local = tool is None or (own and base in given)
+                problem = self._add_misfit(spec, (kept if local else self.named_specs).get(base), tool, name)
+            if problem:
+                self.add("error", at, problem)
+            else:
+                kept[name] = spec
+        while tool is None:  # a top-level add whose base was dropped has nothing to add to
+            orphans = [(n, v.add) for n, v in kept.items() if isinstance(v, Add) and v.add not in kept]
+            if not orphans:
+                break
+            for n, base in orphans:
+                self.add("error", f"{where}.{n}", f"adds to {{{base}}}, which was dropped")
+                del kept[n]
+
+    def _add_misfit(self, spec: Add, base: ValueSpec | None, tool: ToolSpec | None, name: str) -> str | None:
+        """What is wrong with adding ``spec``'s offsets to ``base``'s values (a list or a range; others are
+        not known here, and a call that does not fit is left out when drawn)."""
+        values = list(base.range) if isinstance(base, Range) else base if isinstance(base, list) else None
+        if values is None:
+            return None
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+            return f"adds to {{{spec.add}}}, whose values are not all numbers"
+        least, most = spec.offsets()
+        for total in (min(values) + least, max(values) + most):
+            if tool is not None and not self.value_ok(tool, name, total):
+                return f"{total!r} ({spec.add} plus its offset) does not fit the schema of {tool.name}.{name}"
+        return None
 
     def _sample_problem(self, spec: Sample, tool: ToolSpec | None, name: str) -> str | None:
         """What is wrong with a sample: sizes out of order or beyond its pool, repeated items (they would
@@ -219,6 +283,8 @@ class _Checker:
                     problem = f"composes {{{name}}}, itself"
                 elif missing:
                     problem = f"composes {', '.join(missing)}: not a named value (or one dropped)"
+                elif adds := sorted(r for r in refs if isinstance(pool.get(r), Add)):
+                    problem = f"composes {adds[0]}, an add value: compose from values drawn on their own"
                 else:
                     problem = self._misfit(spec, pool, tool, name)
                 if problem:

@@ -18,6 +18,7 @@ from jsonschema import Draft202012Validator
 from tooltune.data.coding_requests import FollowUp
 from tooltune.data.phrasebook import (
     DERIVED,
+    Add,
     BookText,
     CheckedBook,
     FollowStep,
@@ -65,11 +66,29 @@ class _Fill:
         self.book = book
         self.named: dict[str, Any] = {}
         self.records: dict[tuple[str, int | None], dict[str, Any]] = {}  # one record per tool and call
+        self.call_values: dict[tuple[str, int | None, str], Any] = {}  # a call's values, once drawn
 
     def named_value(self, name: str) -> Any:
         if name not in self.named:
-            self.named[name] = draw_value(self.rng, self.book.book.values[name], self.book.book.values)
+            spec = self.book.book.values[name]
+            if isinstance(spec, Add):  # another named value plus an offset
+                self.named[name] = self._added(spec, self.named_value(spec.add))
+            else:
+                self.named[name] = draw_value(self.rng, spec, self.book.book.values)
         return self.named[name]
+
+    def call_value(self, tool: ToolSpec, name: str, index: int | None = None) -> Any:
+        """Parameter ``name``'s value in call ``index`` of ``tool``: drawn once, then kept (an ``add``
+        value and the request's slot see the same start line)."""
+        key = (tool.name, index, name)
+        if key not in self.call_values:
+            self.call_values[key] = self.param_value(tool, name, index)
+        return self.call_values[key]
+
+    def _added(self, spec: Add, base: Any) -> Any:
+        if isinstance(base, bool) or not isinstance(base, int | float):
+            raise _Missing(spec.add)  # nothing to add to: the example is not used
+        return base + spec.offset(self.rng)
 
     def param_value(self, tool: ToolSpec, name: str, index: int | None = None) -> Any:
         phrases = self.book.book.tools.get(tool.name)
@@ -79,6 +98,10 @@ class _Fill:
         spec = phrases.values.get(name) if phrases is not None else None
         if spec is None:
             spec = self.book.book.values.get(name)
+        if isinstance(spec, Add):  # the same call's value of another parameter (or a named value), plus
+            own = spec.add in tool.properties
+            base = self.call_value(tool, spec.add, index) if own else self.named_value(spec.add)
+            return self._added(spec, base)
         if spec is not None:
             return draw_value(self.rng, spec, self.book.book.values)
         said = phrases.say.get(name) if phrases is not None else None
@@ -164,7 +187,7 @@ class _Fill:
                 text_values[(name, index)] = ""
                 return ""
             if name in tool.properties:
-                v = self.param_value(tool, name, index)
+                v = self.call_value(tool, name, index)
                 per_call.setdefault(index, {})[name] = v
                 said, declared = self.say(tool, name, v, modifier)
                 if declared:
@@ -426,7 +449,7 @@ def _job(book: DataBook, rng: random.Random) -> JobRun | None:
     def value(name: str) -> Any:
         if name not in values:
             named = name in book.book.values
-            values[name] = fill.named_value(name) if named else fill.param_value(tool_of[name], name)
+            values[name] = fill.named_value(name) if named else fill.call_value(tool_of[name], name)
         return values[name]
 
     def said(name: str, index: int | None, modifier: str | None) -> str:

@@ -58,7 +58,8 @@ PHRASEBOOK_HELP = (
     'to calls whose values match], "values": {param: [realistic '
     'values, 8+; or {"range": [lo, hi]} for integers; or {"compose": "{dir}/{stem}.py"} written from '
     '"values" NAMEs; or {"one_of": [{"weight": 3, "compose": ...}, {"weight": 1, "value": v}]}; or '
-    '{"sample": [a, b, c], "k": [1, 2]} for a list of distinct items]}, '
+    '{"sample": [a, b, c], "k": [1, 2]} for a list of distinct items; or {"add": other_param, "by": [5, 10]} '
+    "for a number that follows another (an end line after the start line)]}, "
     '"records": [{param: value, param2: value2}: values '
     'that belong together, one record fills all its slots in a call], "say": {param: {value: [other words '
     'for that exact value]}}, "forms": {param: "date"|"time"|"datetime"|"minutes": ISO dates, 24-hour '
