@@ -644,3 +644,21 @@ def test_call_question_share_asks_the_calls_as_questions(tools) -> None:
     # the text answers' requests are not asked differently
     text_q, text_n = asked(base.model_copy(update={"call_question_share": 1.0}), call=False)
     assert text_n > 10 and text_q < text_n
+
+
+def test_the_coding_data_is_what_its_version_says() -> None:
+    """The demo names its data by CODING_DATA_VERSION, so its measured data is reused under a newer
+    generator. A change to the coding tools' data must bump that version (and this digest with it)."""
+    import hashlib
+
+    from tooltune.data.generate import generate_examples
+    from tooltune.data.generate_config import CODING_DATA_VERSION, GenerateConfig
+    from tooltune.data.tool_sources import load_tool_specs
+
+    specs = load_tool_specs(["builtin:coding"])
+    digests = {}
+    for seed in (0, 1):
+        res = generate_examples(specs, GenerateConfig(n=300, seed=seed))
+        exs = res.examples if hasattr(res, "examples") else res
+        digests[seed] = hashlib.sha256("".join(e.to_line() for e in exs).encode()).hexdigest()[:12]
+    assert (CODING_DATA_VERSION, digests) == ("tooltune-data/11", {0: "15e1179e0be9", 1: "1011fa4806e1"})

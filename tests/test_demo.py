@@ -74,10 +74,12 @@ def test_demo_closed_loop_then_idempotent(
     assert reused and all(m.startswith("using") for m in reused)
     assert second.adapter_run == result.adapter_run and second.rows == result.rows
 
-    # a newer generator makes new data, so a new adapter and a new adapter eval; the baseline is reused
+    # a generator that changes the coding data makes new data, so a new adapter and a new adapter eval;
+    # the baseline is reused
     # (the dataset records the version, as a real upgrade's would: that, not where the eval files the
     # leakage check read happen to be, is what changes its hash)
     monkeypatch.setattr(generate_config, "GENERATOR_VERSION", "tooltune-data/999")
+    monkeypatch.setattr(generate_config, "CODING_DATA_VERSION", "tooltune-data/999")
     monkeypatch.setattr(datasets, "GENERATOR_VERSION", "tooltune-data/999")
     upgraded: list[tuple[str, str]] = []
     third = run_demo(settings, cfg, on_stage=lambda s, m: upgraded.append((s, m)))

@@ -270,9 +270,9 @@ def demo_model(settings: Settings, cfg: DemoConfig, stage: StageFn, step: StepFn
 
 
 def demo_dataset_name(cfg: DemoConfig) -> str:
-    """The demo's dataset name: its size, tools, seed, mix and generator version (an upgraded tooltune
-    never reuses data an older one made)."""
-    version = generate_config.GENERATOR_VERSION.rsplit("/", 1)[-1]
+    """The demo's dataset name: its size, tools, seed, mix and the version of the generator that last
+    changed the coding tools' data (an upgraded tooltune never reuses data an older one made otherwise)."""
+    version = generate_config.CODING_DATA_VERSION.rsplit("/", 1)[-1]
     shape = {"mix": cfg.mix, "absent_tool_share": cfg.absent_tool_share}
     mix = hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:4]
     return f"demo-coding-n{cfg.n_examples}-t{cfg.max_tools}-s{cfg.seed}-m{mix}-d{version}"

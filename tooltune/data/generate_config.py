@@ -48,6 +48,9 @@ from tooltune.data.teacher import TeacherStats
 #     simple_python, multiple, parallel and parallel_multiple values are unchanged (every parameter,
 #     40 seeds), and the BFCL simple_python recipe's dataset holds byte-identical examples (its name changes).
 GENERATOR_VERSION = "tooltune-data/12"
+CODING_DATA_VERSION = "tooltune-data/11"
+"""The last generator that changed the built-in coding tools' data: the demo names its dataset by it, so a
+generator that leaves that data as it was keeps the measured demo data (tests pin the data's digest)."""
 
 # ~25% of examples (after splitting multi-turn ones) end without a call: the model must learn not to
 # over-call (BFCL irrelevance), including when the offered tool is about the topic but does another job.
