@@ -1431,3 +1431,51 @@ tools:
             "110 (first plus its offset) does not fit the schema of print_pages.last",
         )
     ]
+
+
+def test_add_values_agree_with_their_base_in_parallels_given_words_and_near_misses() -> None:
+    from tooltune.data.phrasebook import phrasebook_from_object
+
+    coding = load_tool_specs(["builtin:coding"])
+    book = """\
+phrasebook: 1
+tools:
+  read_file:
+    requests:
+      - "{path} from the top{start_line=1} to line {end_line}"
+    parallel:
+      - "{path}: lines {start_line} to {end_line.1}, and again to {end_line.2}"
+      - "{path.1} and {path.2}, each from line {start_line.1} to {end_line}"
+    near_misses: ["summarize lines {start_line} to {end_line} of {path}"]
+    values:
+      path: [src/a.py, src/b.py]
+      start_line: {range: [100, 400]}
+      end_line: {add: start_line, by: {range: [5, 9]}}
+  search_code:
+    requests: ["grep {pattern}, {max_results} hits"]
+    values:
+      max_results: {add: context, by: {range: [5, 1]}}
+  write_file:
+    requests: ["write {content} to {path}"]
+    values:
+      path: {add: content, by: [1]}
+      content: {add: path, by: [1]}
+"""
+    checked = check_phrasebook(phrasebook_from_object(book, source="b.yaml"), coding)
+    errors = {(e.where, e.message) for e in checked.errors}
+    assert ("tools.search_code.values.max_results", "by: range [5, 1] is empty") in errors
+    assert ("tools.write_file.values.path", "adds to {content}, itself, through other add values") in errors
+    data = DataBook(checked, coding)
+    rng = random.Random(0)
+    given = [got for _ in range(30) if (got := data.request(rng, "read_file", polish=False))]
+    # the words give the start line: the end line follows it
+    assert given and all(a["start_line"] == 1 and 6 <= a["end_line"] <= 10 for _, a in given)
+    pairs = [got for _ in range(60) if (got := data.pair(rng, "read_file"))]
+    # a shared start line and an end line per call: each end follows the shared start; the second
+    # template's one end line cannot follow two start lines, so it never makes a pair
+    assert pairs and all(5 <= c["end_line"] - c["start_line"] <= 9 for _, calls in pairs for c in calls)
+    assert all("each from line" not in text for text, _ in pairs)
+    for _ in range(20):
+        said, _answer = data.near_miss(rng, coding[[t.name for t in coding].index("read_file")]) or ("", "")
+        first, last = (int(w) for w in said.split("lines ")[1].split(" of ")[0].split(" to "))
+        assert 5 <= last - first <= 9

@@ -154,6 +154,15 @@ class Add(BaseModel):
             return rng.randint(*self.by.range)
         return rng.choice(self.by)
 
+    def holds(self, base: Any, value: Any) -> bool:
+        """``value`` is ``base`` plus one of this add's offsets."""
+        numbers = [v for v in (base, value) if isinstance(v, int | float) and not isinstance(v, bool)]
+        if len(numbers) < 2:
+            return False
+        if isinstance(self.by, Range):
+            return self.by.range[0] <= value - base <= self.by.range[1]
+        return value - base in self.by
+
     def offsets(self) -> tuple[int | float, int | float]:
         """The least and the most offset."""
         values = list(self.by.range) if isinstance(self.by, Range) else self.by

@@ -167,8 +167,8 @@ class _Checker:
                 self.add("error", at, "no usable values")
                 continue
             kept[name] = good
+        self._check_composed(where, composed, tool, kept, set(added))
         self._check_added(where, added, tool, kept, set(specs))
-        self._check_composed(where, composed, tool, kept)
         return kept
 
     def _check_added(
@@ -182,17 +182,25 @@ class _Checker:
         """Add to ``kept`` the ``add`` values whose base is known (for a tool: one of its parameters or a
         named value; at the top level: a named value, no chain coming back to itself) and holds numbers,
         and whose least and most sums fit the parameter's schema; the others are dropped and named."""
+        # the adds a value may lead through: these, and (for a tool) the top-level ones that fill its
+        # parameters where it gives none
+        chain = {n: {a.add} for n, a in self.named_specs.items() if isinstance(a, Add) and tool is not None}
+        chain.update({n: {a.add} for n, a in added.items()})
         for name, spec in added.items():
             at, base = f"{where}.{name}", spec.add
             own = tool is not None and base in tool.properties
-            chain = {n: {a.add} for n, a in added.items()}
+            lo, hi = spec.by.range if isinstance(spec.by, Range) else (0, 0)
             problem = (
                 f"{tool.name} has no parameter {name!r}"
                 if tool is not None and name not in tool.properties
+                else f"by: range [{lo}, {hi}] is empty"
+                if lo > hi
                 else f"adds to {{{base}}}, itself"
                 if base == name
                 else f"adds to {{{base}}}, itself, through other add values"
-                if tool is None and name in _reachable(base, chain)
+                if name in _reachable(base, chain)
+                else f"adds to {{{base}}}, a composed text: add to numbers"
+                if isinstance((kept if tool is None else self.named_specs).get(base), Compose) and not own
                 else None
                 if own or base in (added if tool is None else self.named_specs) or base in kept
                 else f"adds to {{{base}}}: neither a parameter of {tool.name} nor a named value"
@@ -260,6 +268,7 @@ class _Checker:
         composed: dict[str, Compose | OneOf],
         tool: ToolSpec | None,
         kept: dict[str, ValueSpec],
+        added: set[str],
     ) -> None:
         """Add to ``kept`` the compositions and weighted choices whose parts are named values that were
         kept (at the top level, kept compositions may be parts of others) and whose values fit the
@@ -281,10 +290,10 @@ class _Checker:
                     problem: str | None = wrong[0]
                 elif name in refs:
                     problem = f"composes {{{name}}}, itself"
+                elif adds := sorted(r for r in refs if r in added or isinstance(pool.get(r), Add)):
+                    problem = f"composes {adds[0]}, an add value: compose from values drawn on their own"
                 elif missing:
                     problem = f"composes {', '.join(missing)}: not a named value (or one dropped)"
-                elif adds := sorted(r for r in refs if isinstance(pool.get(r), Add)):
-                    problem = f"composes {adds[0]}, an add value: compose from values drawn on their own"
                 else:
                     problem = self._misfit(spec, pool, tool, name)
                 if problem:

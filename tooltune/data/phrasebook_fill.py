@@ -67,6 +67,8 @@ class _Fill:
         self.named: dict[str, Any] = {}
         self.records: dict[tuple[str, int | None], dict[str, Any]] = {}  # one record per tool and call
         self.call_values: dict[tuple[str, int | None, str], Any] = {}  # a call's values, once drawn
+        self._drawing: set[tuple[str, int | None, str]] = set()
+        self.own_slots: set[tuple[str, int]] = set()  # the request's numbered slots: (name, call)
 
     def named_value(self, name: str) -> Any:
         if name not in self.named:
@@ -79,11 +81,32 @@ class _Fill:
 
     def call_value(self, tool: ToolSpec, name: str, index: int | None = None) -> Any:
         """Parameter ``name``'s value in call ``index`` of ``tool``: drawn once, then kept (an ``add``
-        value and the request's slot see the same start line)."""
+        value and the request's slot see the same start line). A value whose drawing needs itself (adds
+        in a circle) leaves the example unused."""
         key = (tool.name, index, name)
         if key not in self.call_values:
-            self.call_values[key] = self.param_value(tool, name, index)
+            if key in self._drawing:
+                raise _Missing(name)
+            self._drawing.add(key)
+            try:
+                self.call_values[key] = self.param_value(tool, name, index)
+            finally:
+                self._drawing.discard(key)
         return self.call_values[key]
+
+    def new_call(self) -> None:
+        """The next step of a follow-up calls afresh: no value carries over from the last call."""
+        self.call_values.clear()
+
+    def _adds_hold(self, tool: ToolSpec, args: Args) -> bool:
+        """Every ``add`` parameter of the call is its base in the same call plus one of its offsets."""
+        phrases = self.book.book.tools.get(tool.name)
+        own = phrases.values if phrases is not None else {}
+        for name, value in args.items():
+            spec = own.get(name, self.book.book.values.get(name))
+            if isinstance(spec, Add) and spec.add in args and not spec.holds(args[spec.add], value):
+                return False
+        return True
 
     def _added(self, spec: Add, base: Any) -> Any:
         if isinstance(base, bool) or not isinstance(base, int | float):
@@ -99,9 +122,11 @@ class _Fill:
         if spec is None:
             spec = self.book.book.values.get(name)
         if isinstance(spec, Add):  # the same call's value of another parameter (or a named value), plus
-            own = spec.add in tool.properties
-            base = self.call_value(tool, spec.add, index) if own else self.named_value(spec.add)
-            return self._added(spec, base)
+            if spec.add not in tool.properties:
+                return self._added(spec, self.named_value(spec.add))
+            # a call's own numbered base, else the value its template shares across the calls
+            at = index if index is not None and (spec.add, index) in self.own_slots else None
+            return self._added(spec, self.call_value(tool, spec.add, at))
         if spec is not None:
             return draw_value(self.rng, spec, self.book.book.values)
         said = phrases.say.get(name) if phrases is not None else None
@@ -182,7 +207,9 @@ class _Fill:
                         call.setdefault(k, v)
                 return text_values[(name, index)]
             if modifier is not None and modifier.startswith("="):  # a value the template's words give
-                per_call.setdefault(index, {})[name] = say_key_value(modifier[1:], tool.properties.get(name))
+                given = say_key_value(modifier[1:], tool.properties.get(name))
+                per_call.setdefault(index, {})[name] = given
+                self.call_values.setdefault((tool.name, index, name), given)  # what an add adds to
                 grounded.setdefault(index, set()).add(name)
                 text_values[(name, index)] = ""
                 return ""
@@ -197,6 +224,7 @@ class _Fill:
             text_values[(name, index)] = said
             return said
 
+        self.own_slots = {(n, i) for n, i, _ in slots(template) if i is not None}
         try:
             text = substitute(template, value_for)
         except _Missing:  # a slot form the drawn value has no part for ({n:basename} of a number)
@@ -211,6 +239,8 @@ class _Fill:
         calls = [{**shared, **per_call.get(i, {})} for i in indexes] if indexes else [shared]
         if len({json.dumps(a, sort_keys=True, default=str) for a in calls}) < len(calls):
             return None  # two of the calls are the same
+        if not all(self._adds_hold(tool, args) for args in calls):
+            return None  # an add value and its base came apart (a base the words gave another way)
         for i, args in zip(indexes or [None], calls, strict=True):
             exempt = grounded.get(None, set()) | grounded.get(i, set())
             if not mentions_all(text, {k: v for k, v in args.items() if k not in exempt}):
@@ -374,7 +404,7 @@ class DataBook:
             if modifier is not None and modifier.startswith("="):
                 return ""
             if name in tool.properties:
-                return fill.say(tool, name, fill.param_value(tool, name), modifier)[0]
+                return fill.say(tool, name, fill.call_value(tool, name), modifier)[0]
             v = fill.named_value(name)
             return written(v, modifier) if modifier in DERIVED else _named_text(v)
 
@@ -400,6 +430,7 @@ class DataBook:
         shown = ""  # the results so far: where a step's ``args`` must find their values
         for i, step in enumerate(steps):
             tool = self.by_name[step.call]
+            fill.new_call()
             ask = step.ask if isinstance(step.ask, str) else rng.choice(step.ask)  # one: nothing drawn
             got = fill.request(tool, ask)
             if got is None:
