@@ -662,19 +662,10 @@ def test_the_coding_data_is_what_its_version_says() -> None:
         exs = res.examples if hasattr(res, "examples") else res
         digests[seed] = hashlib.sha256("".join(e.to_line() for e in exs).encode()).hexdigest()[:12]
     # and the quick demo's own settings (its mix, the agent's prompt, fewer tools), at a tenth of its size
-    from tooltune.demo import DemoConfig
+    from tooltune.demo import DemoConfig, demo_generate_config
 
     quick = DemoConfig.preset(True)
-    demo_cfg = GenerateConfig(
-        n=quick.n_examples // 10,
-        seed=quick.seed,
-        max_tools=quick.max_tools,
-        system_prompt="agent",
-        system_share=0.5,
-        mix=quick.mix,
-        absent_tool_share=quick.absent_tool_share,
-    )
-    res = generate_examples(specs, demo_cfg)
+    res = generate_examples(specs, demo_generate_config(quick, n=quick.n_examples // 10))
     exs = res.examples if hasattr(res, "examples") else res
     digests["quick"] = hashlib.sha256("".join(e.to_line() for e in exs).encode()).hexdigest()[:12]
     assert (CODING_DATA_VERSION, digests) == (

@@ -278,6 +278,20 @@ def demo_dataset_name(cfg: DemoConfig) -> str:
     return f"demo-coding-n{cfg.n_examples}-t{cfg.max_tools}-s{cfg.seed}-m{mix}-d{version}"
 
 
+def demo_generate_config(cfg: DemoConfig, n: int | None = None) -> GenerateConfig:
+    """What the demo asks the generator for (``n`` examples, default the preset's)."""
+    return GenerateConfig(
+        n=cfg.n_examples if n is None else n,
+        seed=cfg.seed,
+        max_tools=cfg.max_tools,
+        # half the conversations carry the agent's own system prompt: what `serve`/`ask` send
+        system_prompt="agent",
+        system_share=0.5,
+        mix=cfg.mix,
+        absent_tool_share=cfg.absent_tool_share,
+    )
+
+
 def demo_dataset(
     ws: Workspace, cfg: DemoConfig, model_path: Path, stage: StageFn, step: StepFn
 ) -> tuple[str, str]:
@@ -292,16 +306,7 @@ def demo_dataset(
         ws,
         name,
         ["builtin:coding"],
-        GenerateConfig(
-            n=cfg.n_examples,
-            seed=cfg.seed,
-            max_tools=cfg.max_tools,
-            # half the conversations carry the agent's own system prompt: what `serve`/`ask` send
-            system_prompt="agent",
-            system_share=0.5,
-            mix=cfg.mix,
-            absent_tool_share=cfg.absent_tool_share,
-        ),
+        demo_generate_config(cfg),
         model_path=model_path,
         progress=lambda done, total: step("data", done, total),
     )
