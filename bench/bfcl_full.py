@@ -24,6 +24,8 @@ from typing import Any
 
 from render_readme import wilson
 
+from tooltune.training.train_config import TrainConfig
+
 FULL_SIZE = {
     "simple_python": 400,
     "irrelevance": 240,
@@ -133,6 +135,9 @@ def rows_of(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+CHECK_DEFAULT = TrainConfig.model_fields["answer_check"].default  # rejection SFT runs no check
+
+
 def on_policy_fields(d: dict[str, Any], res: dict[str, Any]) -> dict[str, Any]:
     """What a ``bench/bfcl_onpolicy.py`` result adds to its row: the method, its learning rate and steps,
     the SFT adapter it started from with that adapter's scores, and the paired test against it."""
@@ -145,7 +150,11 @@ def on_policy_fields(d: dict[str, Any], res: dict[str, Any]) -> dict[str, Any]:
         **({"unseeded": True} if d.get("unseeded") else {}),
         **({"no_call_share": config["no_call_share"]} if config.get("no_call_share") is not None else {}),
         # a run's answer check size, where it is not the default (a bigger check may refuse a run)
-        **({"answer_check": config["answer_check"]} if config.get("answer_check", 32) != 32 else {}),
+        **(
+            {"answer_check": config["answer_check"]}
+            if d["method"] != "rejection" and config.get("answer_check", CHECK_DEFAULT) != CHECK_DEFAULT
+            else {}
+        ),
         "learning_rate": config.get("learning_rate"),
         "iters": config.get("iters"),
         "sft_adapter": d["sft_adapter"],

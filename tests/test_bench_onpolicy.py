@@ -106,3 +106,16 @@ def test_a_long_eval_run_id_ends_with_a_hash_of_the_whole() -> None:
     stem = "bfcl-simple-python-s0-n400-adapter-" + "a" * 60 + "-i150-lr5e-06"
     dpop, held = onpolicy.eval_run_id(stem + "-dpop"), onpolicy.eval_run_id(stem + "-fr")
     assert len(dpop) == len(held) == 100 and dpop != held and dpop[:93] == held[:93]
+
+
+def test_a_runs_answer_check_size_is_recorded_where_a_check_ran_and_is_not_the_default() -> None:
+    bfcl_full = bench_module("bfcl_full")
+    res = {"comparison_with_sft": {}, "sft": {"overall": {"n": 4, "native_pass": 2, "lenient_pass": 2}}}
+
+    def fields(method: str, check: int) -> dict[str, object]:
+        d = {"method": method, "sft_adapter": "s", "train": {"config": {"answer_check": check}}}
+        return bfcl_full.on_policy_fields(d, res)
+
+    assert fields("grpo", 64)["answer_check"] == 64
+    assert "answer_check" not in fields("grpo", 32)  # the default: rows of earlier runs stay as they were
+    assert "answer_check" not in fields("rejection", 64)  # rejection SFT runs no check

@@ -92,7 +92,7 @@ def test_every_time_form_reads_back_to_its_time_and_none_is_ambiguous() -> None:
 
 def test_minutes_forms_are_exact() -> None:
     assert "an hour and a half" in minutes_forms(90) and "1.5 hours" in minutes_forms(90)
-    assert "2 and a half hours" in minutes_forms(150) and "2 hours" in minutes_forms(120)
+    assert "two and a half hours" in minutes_forms(150) and "2 hours" in minutes_forms(120)
     assert "half an hour" in minutes_forms(30) and "three quarters of an hour" in minutes_forms(45)
     assert "1 hour 20 minutes" in minutes_forms(80) and "1 hour 1 minute" in minutes_forms(61)
     assert minutes_forms(1)[0] == "1 minute"
@@ -103,9 +103,22 @@ def test_minutes_forms_are_exact() -> None:
             words = {"an hour": 60, "one hour": 60, "half an hour": 30, "an hour and a half": 90,
                      "three quarters of an hour": 45, "one minute": 1, "a minute": 1}  # fmt: skip
             total = words.get(form)
-            half = re.match(r"(\d+) and a half hours$", form)
+            half = re.match(r"(\w+) and a half hours$", form)
             if total is None and half:
-                total = int(half[1]) * 60 + 30
+                counts = [
+                    "zero",
+                    "one",
+                    "two",
+                    "three",
+                    "four",
+                    "five",
+                    "six",
+                    "seven",
+                    "eight",
+                    "nine",
+                    "ten",
+                ]
+                total = counts.index(half[1]) * 60 + 30
             if total is None:
                 total = float(hours[1]) * 60 if hours else 0
                 total += int(mins[1] or mins[3]) if mins else 0
@@ -120,6 +133,9 @@ def test_datetimes_join_a_date_form_and_a_time_form() -> None:
     # the date first: "remind me on {when}" never reads "on 7:15 pm on Jan 4"
     assert not any(f.startswith(("7", "quarter")) for f in forms)
     assert "May 18, 2023 at 10 pm" in forms_of("datetime", "2023-05-18T22:00:00")
+    # the ISO date and time joined is the value itself, not another form; zero seconds go unsaid
+    assert "2027-01-04 at 19:15" not in forms and "2027-01-04, 19:15" not in forms
+    assert all(":00:00" not in f for f in forms_of("datetime", "2027-01-04T00:00:00")[1:])
 
 
 @pytest.mark.parametrize(
@@ -136,4 +152,8 @@ def test_say_mostly_writes_another_form_than_the_tools() -> None:
     said = [say(rng, "date", "2027-01-04") for _ in range(400)]
     verbatim = said.count("2027-01-04") / len(said)
     assert 0.1 < verbatim < 0.3 and len(set(said)) == len(date_forms("2027-01-04"))
+    # minutes: the number of minutes about as often (59 has no other form: always a number)
+    numeric = [say(rng, "minutes", 90) for _ in range(400)]
+    assert 0.1 < sum(w[0].isdigit() and "min" in w for w in numeric) / 400 < 0.3
+    assert {say(rng, "minutes", 59) for _ in range(20)} <= {"59 minutes", "59 min", "59 mins"}
     assert set(FORMS) == {"date", "time", "datetime", "minutes"}

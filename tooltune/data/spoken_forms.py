@@ -29,6 +29,7 @@ _MONTHS = ["January", "February", "March", "April", "May", "June", "July", "Augu
            "October", "November", "December"]  # fmt: skip
 _WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]  # not the locale's
 _HOURS = ["twelve", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven"]
+_COUNTS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
 _VERBATIM = 0.2  # how often a value is written as the tool takes it: people do that too
 
 
@@ -129,7 +130,7 @@ def minutes_forms(value: int) -> list[str]:
         out += ["an hour", "one hour", "1 hour", "1h"] if hours == 1 else [f"{hours} hours", f"{hours}h"]
     elif rest == 30 and hours:
         out += (
-            [f"{hours}.5 hours", f"{hours} and a half hours"]
+            [f"{hours}.5 hours", *([f"{_COUNTS[hours]} and a half hours"] if hours < len(_COUNTS) else [])]
             if hours > 1
             else ["an hour and a half", "1.5 hours"]
         )
@@ -147,10 +148,11 @@ def datetime_forms(value: str) -> list[str]:
     m = _DATETIME.match(value)
     if m is None:
         return []
-    dates, times = date_forms(m[1]), time_forms(m[2], with_date=True)
+    dates, times = date_forms(m[1]), time_forms(m[2][:5], with_date=True)  # zero seconds go unsaid
     if not dates or not times:
         return []
-    return [value, *(f"{d}{j}{t}" for d in dates for t in times for j in (" at ", ", "))]
+    joined = [(d, t) for d in dates for t in times if (d, t) != (dates[0], times[0])]  # not the ISO pair
+    return [value, *(f"{d}{j}{t}" for d, t in joined for j in (" at ", ", "))]
 
 
 def forms_of(form: str, value: object) -> list[str]:
@@ -164,11 +166,13 @@ def forms_of(form: str, value: object) -> list[str]:
 
 
 def say(rng: random.Random, form: str, value: object) -> str | None:
-    """``value`` as a person writes it in ``form``: sometimes exactly as the tool takes it, else one of
-    the other forms; None when the value is not of that form."""
+    """``value`` as a person writes it in ``form``: about one time in five as the tool takes it (for
+    minutes: a number of minutes), else one of the other forms; None when the value is not of that form."""
     forms = forms_of(form, value)
     if not forms:
         return None
-    if form == "minutes" or rng.random() >= _VERBATIM:
-        return rng.choice(forms[1:] if form != "minutes" else forms)
-    return forms[0]
+    plain = forms[:3] if form == "minutes" else forms[:1]  # "90 minutes", "90 min", "90 mins"
+    spoken = forms[len(plain) :]
+    if not spoken or rng.random() < _VERBATIM:
+        return rng.choice(plain)
+    return rng.choice(spoken)
