@@ -105,19 +105,7 @@ def test_minutes_forms_are_exact() -> None:
             total = words.get(form)
             half = re.match(r"(\w+) and a half hours$", form)
             if total is None and half:
-                counts = [
-                    "zero",
-                    "one",
-                    "two",
-                    "three",
-                    "four",
-                    "five",
-                    "six",
-                    "seven",
-                    "eight",
-                    "nine",
-                    "ten",
-                ]
+                counts = ["zero", *_HOUR_WORDS[1:11]]  # zero to ten
                 total = counts.index(half[1]) * 60 + 30
             if total is None:
                 total = float(hours[1]) * 60 if hours else 0
