@@ -189,24 +189,7 @@ class _Checker:
         for name, spec in added.items():
             at, base = f"{where}.{name}", spec.add
             own = tool is not None and base in tool.properties
-            lo, hi = spec.by.range if isinstance(spec.by, Range) else (0, 0)
-            problem = (
-                f"{tool.name} has no parameter {name!r}"
-                if tool is not None and name not in tool.properties
-                else f"by: range [{lo}, {hi}] is empty"
-                if lo > hi
-                else f"adds to {{{base}}}, itself"
-                if base == name
-                else f"adds to {{{base}}}, itself, through other add values"
-                if name in _reachable(base, chain)
-                else f"adds to {{{base}}}, a composed text: add to numbers"
-                if isinstance((kept if tool is None else self.named_specs).get(base), Compose) and not own
-                else None
-                if own or base in (added if tool is None else self.named_specs) or base in kept
-                else f"adds to {{{base}}}: neither a parameter of {tool.name} nor a named value"
-                if tool is not None
-                else f"adds to {{{base}}}: not a named value (or one dropped)"
-            )
+            problem = self._add_problem(name, spec, tool, kept, set(added), chain)
             if problem is None:
                 # the base's values: the tool's own (or the top-level ones that fill it), or a named value's
                 local = tool is None or (own and base in given)
@@ -222,6 +205,35 @@ class _Checker:
             for n, base in orphans:
                 self.add("error", f"{where}.{n}", f"adds to {{{base}}}, which was dropped")
                 del kept[n]
+
+    def _add_problem(
+        self,
+        name: str,
+        spec: Add,
+        tool: ToolSpec | None,
+        kept: dict[str, ValueSpec],
+        added: set[str],
+        chain: dict[str, set[str]],
+    ) -> str | None:
+        """Why an ``add`` value cannot be drawn as written (its sums are checked apart), or None."""
+        base = spec.add
+        own = tool is not None and base in tool.properties
+        if tool is not None and name not in tool.properties:
+            return f"{tool.name} has no parameter {name!r}"
+        if isinstance(spec.by, Range) and spec.by.range[0] > spec.by.range[1]:
+            return f"by: range [{spec.by.range[0]}, {spec.by.range[1]}] is empty"
+        if base == name:
+            return f"adds to {{{base}}}, itself"
+        if name in _reachable(base, chain):
+            return f"adds to {{{base}}}, itself, through other add values"
+        named = kept if tool is None else self.named_specs
+        if not own and isinstance(named.get(base), Compose):
+            return f"adds to {{{base}}}, a composed text: add to numbers"
+        if own or base in kept or base in (added if tool is None else self.named_specs):
+            return None
+        if tool is not None:
+            return f"adds to {{{base}}}: neither a parameter of {tool.name} nor a named value"
+        return f"adds to {{{base}}}: not a named value (or one dropped)"
 
     def _add_misfit(self, spec: Add, base: ValueSpec | None, tool: ToolSpec | None, name: str) -> str | None:
         """What is wrong with adding ``spec``'s offsets to ``base``'s values (a list or a range; others are
