@@ -9,7 +9,17 @@ import re
 
 import pytest
 
-from tooltune.data.spoken_forms import FORMS, date_forms, forms_of, minutes_forms, say, time_forms
+from tooltune.data.spoken_forms import (
+    FORMS,
+    date_forms,
+    forms_of,
+    minutes_forms,
+    say,
+    schema_form,
+    time_forms,
+    unit_after,
+    without_unit,
+)
 
 _MONTH = {m: i for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct",
                                       "nov", "dec"], start=1)}  # fmt: skip
@@ -145,3 +155,36 @@ def test_say_mostly_writes_another_form_than_the_tools() -> None:
     assert 0.1 < sum(w[0].isdigit() and "min" in w for w in numeric) / 400 < 0.3
     assert {say(rng, "minutes", 59) for _ in range(20)} <= {"59 minutes", "59 min", "59 mins"}
     assert set(FORMS) == {"date", "time", "datetime", "minutes"}
+
+
+@pytest.mark.parametrize(
+    ("name", "schema", "form"),
+    [
+        ("day", {"type": "string", "format": "date"}, "date"),
+        ("at", {"type": "string", "format": "date-time"}, "datetime"),
+        ("at", {"type": "string", "format": "time"}, "time"),
+        ("date", {"type": "string", "description": "First day, YYYY-MM-DD."}, "date"),
+        ("when", {"type": "string", "description": "Date and time, 'YYYY-MM-DD HH:MM'."}, "datetime"),
+        ("start", {"type": "string", "description": "Start (YYYY-MM-DDTHH:MM:SS)"}, "datetime"),
+        ("start_time", {"type": "string", "description": "Start time, 24-hour HH:MM."}, "time"),
+        ("duration_minutes", {"type": "integer", "description": "Length."}, "minutes"),
+        ("timeoutMins", {"type": "integer"}, "minutes"),
+        ("prep_time", {"type": "integer", "description": "Time to prepare, in minutes."}, "minutes"),
+        # not a date, time or duration: a format string, a clock face, a name, a count of something else
+        ("format", {"type": "string", "description": "How to show it (default 'HH:MM:SS')."}, None),
+        ("minutes", {"type": "integer", "description": "The minutes on the clock face."}, None),
+        ("title", {"type": "string", "description": "Event name."}, None),
+        ("days", {"type": "integer", "description": "How many days."}, None),
+        ("duration_minutes", {"type": "string", "description": "Length."}, None),
+    ],
+)
+def test_the_form_a_schema_names(name: str, schema: dict[str, object], form: str | None) -> None:
+    assert schema_form(name, schema) == form
+
+
+def test_a_unit_after_a_minutes_slot_is_found_and_taken_out() -> None:
+    assert unit_after("d", "block {d} minutes for it") == "minutes"
+    assert unit_after("d", "{d.2} mins then {d.1}") == "mins"
+    assert unit_after("d", "for {d}, minutes later") is None and unit_after("d", "{dd} min") is None
+    written = without_unit("d", "{d.1} min and {d.2} Minutes, not {e} minutes")
+    assert written == "{d.1} and {d.2}, not {e} minutes"

@@ -417,3 +417,59 @@ def test_drafted_rows_of_an_array_of_arrays_parameter_become_one_row_values() ->
     # the row and the whole matrix fit the schema; the bare 5 becomes [5], a row that is no array: dropped
     assert book.tools["transpose"].values["matrix"] == [[[1, 2]], [[1, 2], [3, 4]]]
     assert stats.tools[0].dropped == 1
+
+
+def test_a_drafted_entry_says_dates_times_and_durations_in_the_forms_its_schema_names() -> None:
+    """The 1.5B's draft for create_event (notes-calendar) listed ISO dates, one of them no date at all,
+    and wrote "for {duration_minutes} minutes": the entry takes the forms the schema names, drops the
+    non-date, and takes the unit out of the template (the minutes form writes its own)."""
+    import random
+
+    from tooltune.data.phrasebook import BookText
+    from tooltune.data.phrasebook_fill import DataBook
+
+    tools = load_tool_specs(["builtin:notes-calendar"])
+    entry = {
+        "requests": ["schedule {title} on {date} at {start_time} for {duration_minutes} minutes"],
+        "values": {"title": ["Lunch with Sam"], "date": ["2027-04-15", "2027-04-35", "2027-05-20"],
+                   "start_time": ["10:00", "14:30"], "duration_minutes": [30, 90]},
+        "parallel": ["add {title} on {date.1} and {date.2} at {start_time}, {duration_minutes} mins each"],
+    }  # fmt: skip
+
+    def complete(messages: list[dict[str, str]], seed: int) -> str:
+        return json.dumps(entry) if "Write the JSON for create_event." in messages[-1]["content"] else "no"
+
+    book, stats = draft_phrasebook(tools, complete, tries=1)
+    phrases = book.tools["create_event"]
+    assert phrases.forms == {"date": "date", "start_time": "time", "duration_minutes": "minutes"}
+    assert phrases.values["date"] == ["2027-04-15", "2027-05-20"]
+    assert {r.tool: r for r in stats.tools}["create_event"].dropped == 1
+    assert phrases.requests == ["schedule {title} on {date} at {start_time} for {duration_minutes}"]
+    assert phrases.parallel == [
+        "add {title} on {date.1} and {date.2} at {start_time}, {duration_minutes} each"
+    ]
+    data = DataBook(check_phrasebook(BookText(book=book, source="draft"), tools), tools)
+    rng = random.Random(0)
+    said = [data.request(rng, "create_event", polish=False) for _ in range(40)]
+    texts = [text for text, _ in filter(None, said)]
+    assert len(texts) > 30 and not any("minutes minutes" in t or "hours minutes" in t for t in texts)
+    assert sum("2027-" not in t for t in texts) > len(texts) / 2  # most dates said as people say them
+    # a value of another shape ("next Friday") keeps its parameter's values as written, without a form
+    entry["values"]["date"] = ["next Friday", "tomorrow"]
+    book, _ = draft_phrasebook(tools, complete, tries=1)
+    assert "date" not in book.tools["create_event"].forms
+    assert book.tools["create_event"].values["date"] == ["next Friday", "tomorrow"]
+
+
+def test_a_template_that_says_a_minutes_forms_unit_again_is_named() -> None:
+    tools = load_tool_specs(["builtin:notes-calendar"])
+    text = phrasebook_from_object(
+        {"tools": {"find_free_slot": {"requests": ["find {duration_minutes} minutes free on {date}",
+                                                   "a {duration_minutes} slot on {date}?"],
+                                      "forms": {"duration_minutes": "minutes", "date": "date"}}}},
+        source="book.yaml",
+    )  # fmt: skip
+    checked = check_phrasebook(text, tools)
+    said_twice = [i for i in checked.issues if "said twice" in i.message]
+    assert [(i.severity, i.where) for i in said_twice] == [("warning", "tools.find_free_slot.requests")]
+    assert "'minutes'" in said_twice[0].message

@@ -39,7 +39,7 @@ from tooltune.data.phrasebook import (
 )
 from tooltune.data.phrasing import mentions_all
 from tooltune.data.samplers import sample_value
-from tooltune.data.spoken_forms import FORMS, forms_of
+from tooltune.data.spoken_forms import FORMS, forms_of, unit_after
 from tooltune.toolspec import ToolSpec
 
 # schema read-back: the wording a phrasebook exists to replace
@@ -501,6 +501,7 @@ class _Checker:
             if self._form_ok(tool, param, form, f"{where}.forms.{param}", values.get(param), records)
         }
         kept = ToolPhrases(values=values, records=records, say=say, forms=forms)
+        self._unit_said_twice(where, phrases, forms)
         seen: set[str] = set()
         for i, entry in enumerate(phrases.requests):  # a template, or a weighted group of them
             at = f"{where}.requests[{i}]"
@@ -542,6 +543,23 @@ class _Checker:
                 "warning", where, "no usable request templates: this tool's requests come from its schema"
             )
         return kept
+
+    def _unit_said_twice(self, where: str, phrases: ToolPhrases, forms: dict[str, str]) -> None:
+        """A warning for each template that writes a unit after a minutes slot: the form says its own
+        ("for an hour and a half minutes")."""
+        fields = (("requests", phrases.request_templates()), ("parallel", phrases.parallel),
+                  ("near_misses", phrases.near_misses))  # fmt: skip
+        for param in [p for p, form in forms.items() if form == "minutes"]:
+            for field, templates in fields:
+                for t in templates:
+                    unit = unit_after(param, t)
+                    if unit is not None:
+                        self.add(
+                            "warning",
+                            f"{where}.{field}",
+                            f"{param}'s minutes form writes its own unit, and {t!r} adds {unit!r} after "
+                            "it: the unit is said twice",
+                        )
 
     def _check_fallbacks(
         self,

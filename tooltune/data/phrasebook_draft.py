@@ -28,6 +28,7 @@ from tooltune.data.phrasebook import (
 )
 from tooltune.data.phrasebook_check import check_phrasebook
 from tooltune.data.phrasebook_fill import drop_unfillable
+from tooltune.data.spoken_forms import forms_of, schema_form, without_unit
 from tooltune.data.teacher import Teacher, TeacherError
 from tooltune.errors import TooltuneError
 from tooltune.json_spans import json_spans
@@ -205,11 +206,40 @@ def _phrases(entry: dict[str, Any], tool: ToolSpec) -> tuple[ToolPhrases, int]:
     raw = {"requests": _strings(entry.get("requests")), "values": values, "say": say,
            "parallel": _strings(entry.get("parallel")), "near_misses": _strings(entry.get("near_misses")),
            "results": results}  # fmt: skip
+    dropped += _with_forms(tool, raw, entry.get("forms"))
     try:
         return ToolPhrases.model_validate(raw), dropped
     except ValidationError:  # a value spec of a shape the format has no place for: keep the words only
         return ToolPhrases(requests=raw["requests"], parallel=raw["parallel"], near_misses=raw["near_misses"],
-                           results=results), dropped + len(values)  # fmt: skip
+                           results=results, forms=raw["forms"]), dropped + len(values)  # fmt: skip
+
+
+def _with_forms(tool: ToolSpec, raw: dict[str, Any], written: Any) -> int:
+    """Sets a drafted entry's ``forms``: those the model wrote, else the one each parameter's schema names
+    (:func:`tooltune.data.spoken_forms.schema_form`, "YYYY-MM-DD" -> date) where the drafted values are of
+    that form, so drafted requests say "Jan 4, 2027" where the call holds "2027-01-04", as hand-written
+    ones do. Drafted values of such a parameter that are not of the form ("2023-04-35") are dropped and
+    their count returned; a unit word after a minutes slot is taken out of the templates (the form
+    writes its own: "for {d} minutes" would say "for an hour and a half minutes")."""
+    forms = {str(k): v for k, v in written.items() if isinstance(v, str)} if isinstance(written, dict) else {}
+    dropped = 0
+    for param, schema in tool.properties.items():
+        form = schema_form(param, schema) if isinstance(schema, dict) and param not in forms else None
+        if form is None:
+            continue
+        listed = raw["values"].get(param)
+        if isinstance(listed, list):
+            fit = [v for v in listed if forms_of(form, v)]
+            if not fit:  # the model wrote values of another shape: they are kept, written as they are
+                continue
+            dropped += len(listed) - len(fit)
+            raw["values"][param] = fit
+        forms[param] = form
+    for param in [p for p, form in forms.items() if form == "minutes"]:
+        for key in ("requests", "parallel", "near_misses"):
+            raw[key] = [without_unit(param, t) for t in raw[key]]
+    raw["forms"] = forms
+    return dropped
 
 
 def _take_entry(

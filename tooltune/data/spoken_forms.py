@@ -13,6 +13,8 @@ import datetime as dt
 import random
 import re
 
+from tooltune.data.samplers import words_of
+
 FORMS: dict[str, str] = {
     "date": 'an ISO date, "2027-01-04": said "January 4, 2027", "4 Jan 2027", "the 4th of January 2027"...',
     "time": 'a 24-hour time, "19:15" (or "19:15:00"): said "7:15 pm", "quarter past seven in the evening"...',
@@ -176,3 +178,45 @@ def say(rng: random.Random, form: str, value: object) -> str | None:
     if not spoken or rng.random() < _VERBATIM:
         return rng.choice(plain)
     return rng.choice(spoken)
+
+
+_DATETIME_SHAPE = re.compile(r"yyyy-mm-dd[ t]hh:mm")
+_UNIT_AFTER_SLOT = r"(\{%s(?:\.\d)?\})(\s+(?:minutes?|mins?)\b)"
+
+
+def schema_form(name: str, schema: dict[str, object]) -> str | None:
+    """The form a parameter's own schema names, or None: a string whose ``format`` is date, date-time or
+    time, or whose description shows the shape ("YYYY-MM-DD HH:MM", "YYYY-MM-DD", "24-hour HH:MM"); a
+    whole number of minutes by its name ("duration_minutes", "timeout_mins") or its description ("Length
+    in minutes"). A drafted phrasebook starts from these (a teacher rarely names forms itself)."""
+    types = schema.get("type")
+    takes = set(types) if isinstance(types, list) else {types}
+    text = str(schema.get("description", "")).lower()
+    words = set(words_of(name))
+    if words & {"format", "fmt", "pattern"} or "clock" in text:  # a format string, a clock face's minutes
+        return None
+    if "string" in takes:
+        fmt = schema.get("format")
+        if fmt in ("date", "time"):
+            return str(fmt)
+        if fmt == "date-time" or _DATETIME_SHAPE.search(text):
+            return "datetime"
+        if "yyyy-mm-dd" in text:
+            return "date"
+        if "hh:mm" in text:
+            return "time"
+    if takes & {"integer", "number"} and (words & {"minutes", "mins"} or "in minutes" in text):
+        return "minutes"
+    return None
+
+
+def unit_after(param: str, template: str) -> str | None:
+    """The unit word a template writes right after a minutes slot ("for {d} minutes", "{d.2} mins"): a
+    minutes form writes its own unit, so it would be said twice ("for an hour and a half minutes")."""
+    m = re.search(_UNIT_AFTER_SLOT % re.escape(param), template, flags=re.IGNORECASE)
+    return m[2].strip() if m else None
+
+
+def without_unit(param: str, template: str) -> str:
+    """``template`` without the unit words after its ``param`` slots ("for {d} minutes" -> "for {d}")."""
+    return re.sub(_UNIT_AFTER_SLOT % re.escape(param), r"\1", template, flags=re.IGNORECASE)
