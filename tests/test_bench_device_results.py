@@ -492,3 +492,38 @@ def test_the_committed_no_call_share_file_is_what_its_inputs_give() -> None:
         {"call_due": 88, "no_call_due": 62},
         {"call_due": 76, "no_call_due": 42},
     )
+
+
+def test_the_committed_no_call_share_035_file_is_what_its_inputs_give() -> None:
+    """bench/results/onpolicy_share035_0.5b.json (issue 36, the sixth H100 session): GRPO at lr 1e-5 with
+    35% of each step's requests drawn where no call is due and an answer check of 64 requests a half,
+    from bench/results/onpolicy_gpu_h100_share035/; the numbers docs/BFCL_ATTEMPTS.md quotes for the
+    hypothesis written before the run."""
+    bfcl_full = bench_module("bfcl_full")
+    folder = ROOT / "bench" / "results" / "onpolicy_gpu_h100_share035"
+    committed, _ = committed_summary("onpolicy_share035_0.5b.json", "onpolicy_gpu_h100_share035")
+    assert committed["seed_spread"] == bfcl_full.spread(committed["rows"])
+    assert method_scores(committed["rows"]) == {
+        ("grpo", None, "simple_python"): (271, 258),
+        ("grpo", None, "irrelevance"): (189, 198),
+        ("grpo", None, "multiple"): (126, 124),
+        ("grpo", None, "parallel"): (72, 43),
+    }
+    assert {(r["no_call_share"], r["answer_check"]) for r in committed["rows"]} == {(0.35, 64)}
+    rows = {r["category"]: r for r in committed["rows"]}
+    # between the two earlier shares on the call decision; parallel lost a one-call habit's worth
+    assert rows["simple_python"]["adapter"]["native_misses"]["no_call_made"] == 40
+    vs_sft = rows["simple_python"]["vs_sft"]["native"]
+    assert (vs_sft["fixes"], vs_sft["regressions"]) == (10, 23)
+    assert rows["parallel"]["adapter"]["native_misses"]["wrong_count"] == 94
+    [run] = [json.loads((d / "run.json").read_text()) for d in (folder / "runs").iterdir() if d.is_dir()]
+    check = run["applied"]["method"]["answer_check"]
+    call_due = check["groups"]["call_due"]
+    assert (check["requests"], call_due["requests"]) == (128, 64)
+    assert (call_due["right_before"], call_due["right_after"]) == (44, 42)
+    assert run["registered"] and not check["worse"]
+    rollouts = json.loads(next((folder / "runs").glob("*/metrics.json")).read_text())["rollouts"]
+    assert (rollouts["trained_groups"], rollouts["learned_groups"]) == (
+        {"call_due": 110, "no_call_due": 40},
+        {"call_due": 90, "no_call_due": 14},
+    )
