@@ -176,6 +176,10 @@ def test_say_mostly_writes_another_form_than_the_tools() -> None:
         ("title", {"type": "string", "description": "Event name."}, None),
         ("days", {"type": "integer", "description": "How many days."}, None),
         ("duration_minutes", {"type": "string", "description": "Length."}, None),
+        ("minutes", {"type": "integer", "description": "Minute of the hour, 0-59."}, None),
+        ("utc_offset_minutes", {"type": "integer", "description": "Offset from UTC in minutes."}, None),
+        ("timeout_minutes", {"type": "integer", "minimum": 0}, None),  # zero is no duration to say
+        ("keep", {"type": "string", "description": "Length to keep, as HH:MM."}, None),
     ],
 )
 def test_the_form_a_schema_names(name: str, schema: dict[str, object], form: str | None) -> None:
@@ -185,6 +189,7 @@ def test_the_form_a_schema_names(name: str, schema: dict[str, object], form: str
 def test_a_unit_after_a_minutes_slot_is_found_and_taken_out() -> None:
     assert unit_after("d", "block {d} minutes for it") == "minutes"
     assert unit_after("d", "{d.2} mins then {d.1}") == "mins"
+    assert unit_after("d", "{d}min free") == "min" and unit_after("d", "a {d}-minute slot") == "-minute"
     assert unit_after("d", "for {d}, minutes later") is None and unit_after("d", "{dd} min") is None
     written = without_unit("d", "{d.1} min and {d.2} Minutes, not {e} minutes")
     assert written == "{d.1} and {d.2}, not {e} minutes"

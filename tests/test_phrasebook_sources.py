@@ -473,3 +473,49 @@ def test_a_template_that_says_a_minutes_forms_unit_again_is_named() -> None:
     said_twice = [i for i in checked.issues if "said twice" in i.message]
     assert [(i.severity, i.where) for i in said_twice] == [("warning", "tools.find_free_slot.requests")]
     assert "'minutes'" in said_twice[0].message
+
+
+@pytest.mark.parametrize(
+    ("change", "kept_form"),
+    [
+        ({"requests": ["book a {duration_minutes}-minute slot on {date}"]}, False),  # "a an hour slot"
+        ({"values": {"date": ["2027-04-15"], "duration_minutes": {"range": [0, 90]}}}, False),  # 0 said as is
+        ({"values": {"date": ["2027-04-15"], "duration_minutes": {"range": [15, 90]}}}, True),
+        ({"values": {"date": ["2027-04-15"]}}, False),  # schema draws: not known to be whole minutes
+        ({"say": {"duration_minutes": {"90": ["ninety"]}}}, False),  # its own words come first
+    ],
+)
+def test_a_drafted_minutes_form_is_kept_only_where_it_says_every_value(
+    change: dict[str, Any], kept_form: bool
+) -> None:
+    """A minutes form takes the unit out of its templates, so it is kept only where every value it fills
+    is said in the form; else the templates stay as drafted ("find 90 minutes free")."""
+    tools = load_tool_specs(["builtin:notes-calendar"])
+    entry = {
+        "requests": ["find {duration_minutes} minutes free on {date}"],
+        "values": {"date": ["2027-04-15"], "duration_minutes": [30, 90]},
+        **change,
+    }
+
+    def complete(messages: list[dict[str, str]], seed: int) -> str:
+        return json.dumps(entry) if "Write the JSON for find_free_slot." in messages[-1]["content"] else "no"
+
+    book, _ = draft_phrasebook(tools, complete, tries=1)
+    phrases = book.tools["find_free_slot"]
+    assert ("duration_minutes" in phrases.forms) is kept_form
+    assert phrases.forms["date"] == "date"
+    assert (phrases.requests == entry["requests"]) is not kept_form
+
+
+def test_a_model_written_form_is_checked_and_its_values_filtered() -> None:
+    tools = load_tool_specs(["builtin:notes-calendar"])
+    entry = {
+        "requests": ["what's on {date}?", "{days} days from {date}"],
+        "values": {"date": ["2027-04-15", "2027-04-35"], "days": [2, 3]},
+        "forms": {"date": "date", "days": "fortnights", "nope": "date", "when": 3},
+    }
+    book, stats = draft_phrasebook(tools, lambda m, s: json.dumps(entry), tries=1)
+    phrases = book.tools["list_events"]
+    assert phrases.forms == {"date": "date"} and phrases.values["date"] == ["2027-04-15"]
+    # the bad date, and the three form entries that name no form or no parameter, dropped and counted
+    assert {r.tool: r for r in stats.tools}["list_events"].dropped == 4

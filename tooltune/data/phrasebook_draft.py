@@ -28,7 +28,7 @@ from tooltune.data.phrasebook import (
 )
 from tooltune.data.phrasebook_check import check_phrasebook
 from tooltune.data.phrasebook_fill import drop_unfillable
-from tooltune.data.spoken_forms import forms_of, schema_form, without_unit
+from tooltune.data.spoken_forms import FORMS, forms_of, schema_form, unit_after, without_unit
 from tooltune.data.teacher import Teacher, TeacherError
 from tooltune.errors import TooltuneError
 from tooltune.json_spans import json_spans
@@ -206,40 +206,66 @@ def _phrases(entry: dict[str, Any], tool: ToolSpec) -> tuple[ToolPhrases, int]:
     raw = {"requests": _strings(entry.get("requests")), "values": values, "say": say,
            "parallel": _strings(entry.get("parallel")), "near_misses": _strings(entry.get("near_misses")),
            "results": results}  # fmt: skip
-    dropped += _with_forms(tool, raw, entry.get("forms"))
+    written = {k: list(raw[k]) for k in ("requests", "parallel", "near_misses")}
+    misfits = _with_forms(tool, raw, entry.get("forms"))
     try:
-        return ToolPhrases.model_validate(raw), dropped
-    except ValidationError:  # a value spec of a shape the format has no place for: keep the words only
-        return ToolPhrases(requests=raw["requests"], parallel=raw["parallel"], near_misses=raw["near_misses"],
-                           results=results, forms=raw["forms"]), dropped + len(values)  # fmt: skip
+        return ToolPhrases.model_validate(raw), dropped + misfits
+    except ValidationError:  # a value spec of a shape the format has no place for: keep the words only,
+        # as written (no values, so no minutes form to say them and no unit taken out)
+        forms = {p: form for p, form in raw["forms"].items() if form != "minutes"}
+        return ToolPhrases(**written, results=results, forms=forms), dropped + len(values)
 
 
 def _with_forms(tool: ToolSpec, raw: dict[str, Any], written: Any) -> int:
-    """Sets a drafted entry's ``forms``: those the model wrote, else the one each parameter's schema names
-    (:func:`tooltune.data.spoken_forms.schema_form`, "YYYY-MM-DD" -> date) where the drafted values are of
-    that form, so drafted requests say "Jan 4, 2027" where the call holds "2027-01-04", as hand-written
-    ones do. Drafted values of such a parameter that are not of the form ("2023-04-35") are dropped and
-    their count returned; a unit word after a minutes slot is taken out of the templates (the form
-    writes its own: "for {d} minutes" would say "for an hour and a half minutes")."""
-    forms = {str(k): v for k, v in written.items() if isinstance(v, str)} if isinstance(written, dict) else {}
-    dropped = 0
+    """Sets a drafted entry's ``forms``: those the model wrote (a known form of a parameter the tool has;
+    others are counted as dropped), else the one each parameter's schema names
+    (:func:`tooltune.data.spoken_forms.schema_form`, "YYYY-MM-DD" -> date), so drafted requests say
+    "Jan 4, 2027" where the call holds "2027-01-04", as hand-written ones do. A parameter keeps its form
+    where some of its drafted values are of it; those that are not ("2023-04-35") are dropped and counted
+    (the return value). A minutes form also needs every value said by it (listed values, or a range of
+    whole minutes from 1), no ``say`` words of its own and no "{d}-minute" adjective in a template; then
+    a unit after its slots is taken out of the templates (the form writes its own: "for {d} minutes"
+    would say "for an hour and a half minutes"). Without those it gets no form, and its templates stay
+    as written."""
+    pairs = list(written.items()) if isinstance(written, dict) else []
+    forms = {k: v for k, v in pairs if isinstance(v, str) and v in FORMS and k in tool.properties}
+    dropped = len(pairs) - len(forms) + int(written is not None and not isinstance(written, dict))
     for param, schema in tool.properties.items():
         form = schema_form(param, schema) if isinstance(schema, dict) and param not in forms else None
-        if form is None:
-            continue
+        if form is not None:
+            forms[param] = form
+    templates = [*raw["requests"], *raw["parallel"], *raw["near_misses"]]
+    for param, form in list(forms.items()):
         listed = raw["values"].get(param)
-        if isinstance(listed, list):
-            fit = [v for v in listed if forms_of(form, v)]
+        fit = [v for v in listed if forms_of(form, v)] if isinstance(listed, list) else []
+        if form == "minutes" and not _minutes_said(param, listed, fit, raw, tool, templates):
+            del forms[param]
+        elif isinstance(listed, list):
             if not fit:  # the model wrote values of another shape: they are kept, written as they are
+                del forms[param]
                 continue
             dropped += len(listed) - len(fit)
             raw["values"][param] = fit
-        forms[param] = form
     for param in [p for p, form in forms.items() if form == "minutes"]:
         for key in ("requests", "parallel", "near_misses"):
             raw[key] = [without_unit(param, t) for t in raw[key]]
     raw["forms"] = forms
     return dropped
+
+
+def _minutes_said(
+    param: str, listed: Any, fit: list[Any], raw: dict[str, Any], tool: ToolSpec, templates: list[str]
+) -> bool:
+    """Whether a minutes form would say every value of ``param`` a draft fills in (so the unit words after
+    its slots can go): its values listed (some of them whole minutes) or a range of whole minutes from 1,
+    no ``say`` words for it, a type that takes whole numbers, and no "{d}-minute" adjective."""
+    types = tool.properties[param].get("type") if isinstance(tool.properties[param], dict) else None
+    takes = set(types) if isinstance(types, list) else {types}
+    low = listed.get("range", [None])[0] if isinstance(listed, dict) and listed.get("range") else None
+    values_said = bool(fit) or (isinstance(low, int) and not isinstance(low, bool) and low >= 1)
+    adjective = any((unit_after(param, t) or "").startswith("-") for t in templates)
+    whole = bool(takes & {None, "integer", "number"})
+    return values_said and whole and param not in raw["say"] and not adjective
 
 
 def _take_entry(

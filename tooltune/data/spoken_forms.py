@@ -181,20 +181,29 @@ def say(rng: random.Random, form: str, value: object) -> str | None:
 
 
 _DATETIME_SHAPE = re.compile(r"yyyy-mm-dd[ t]hh:mm")
-_UNIT_AFTER_SLOT = r"(\{%s(?:\.\d)?\})(\s+(?:minutes?|mins?)\b)"
+# a unit right after a slot: " minutes", "min" run on, or "-minute" (an adjective: "a {d}-minute slot")
+_UNIT_AFTER_SLOT = r"(\{%s(?:\.\d)?\})((?:\s*|-)(?:minutes?|mins?)\b)"
+# words that make an HH:MM something other than a time of day, and minutes something other than a
+# duration (a UTC offset, a minute of the hour, a clock face's minutes)
+_NOT_A_TIME = {"duration", "length", "long", "offset", "elapsed"}
+_NOT_A_DURATION = {"offset", "clock", "hour"}
 
 
 def schema_form(name: str, schema: dict[str, object]) -> str | None:
     """The form a parameter's own schema names, or None: a string whose ``format`` is date, date-time or
     time, or whose description shows the shape ("YYYY-MM-DD HH:MM", "YYYY-MM-DD", "24-hour HH:MM"); a
     whole number of minutes by its name ("duration_minutes", "timeout_mins") or its description ("Length
-    in minutes"). A drafted phrasebook starts from these (a teacher rarely names forms itself)."""
+    in minutes"). Not a format string ("format: 'HH:MM:SS'"), an HH:MM that is a length or an offset, a
+    minute of the hour or a clock face's minutes, or minutes that may be zero or negative (a UTC offset):
+    none of those is said as a time of day or a duration. A drafted phrasebook starts from these (a
+    teacher rarely names forms itself)."""
     types = schema.get("type")
     takes = set(types) if isinstance(types, list) else {types}
     text = str(schema.get("description", "")).lower()
     words = set(words_of(name))
-    if words & {"format", "fmt", "pattern"} or "clock" in text:  # a format string, a clock face's minutes
+    if words & {"format", "fmt", "pattern"}:
         return None
+    said = words | set(re.findall(r"[a-z]+", text))
     if "string" in takes:
         fmt = schema.get("format")
         if fmt in ("date", "time"):
@@ -203,20 +212,29 @@ def schema_form(name: str, schema: dict[str, object]) -> str | None:
             return "datetime"
         if "yyyy-mm-dd" in text:
             return "date"
-        if "hh:mm" in text:
+        if "hh:mm" in text and not said & _NOT_A_TIME:
             return "time"
-    if takes & {"integer", "number"} and (words & {"minutes", "mins"} or "in minutes" in text):
+    low = schema.get("minimum")
+    if (
+        takes & {"integer", "number"}
+        and (words & {"minutes", "mins"} or "in minutes" in text)
+        and not said & _NOT_A_DURATION
+        and not (isinstance(low, int | float) and low <= 0)
+        and not re.search(r"\b0\s*(?:-|to)\s*59\b", text)
+    ):
         return "minutes"
     return None
 
 
 def unit_after(param: str, template: str) -> str | None:
-    """The unit word a template writes right after a minutes slot ("for {d} minutes", "{d.2} mins"): a
-    minutes form writes its own unit, so it would be said twice ("for an hour and a half minutes")."""
+    """The unit a template writes right after a minutes slot ("for {d} minutes", "{d.2}min", "a
+    {d}-minute slot"): a minutes form writes its own unit, so it would be said twice ("for an hour and a
+    half minutes")."""
     m = re.search(_UNIT_AFTER_SLOT % re.escape(param), template, flags=re.IGNORECASE)
     return m[2].strip() if m else None
 
 
 def without_unit(param: str, template: str) -> str:
-    """``template`` without the unit words after its ``param`` slots ("for {d} minutes" -> "for {d}")."""
+    """``template`` without the unit words after its ``param`` slots ("for {d} minutes" -> "for {d}"); a
+    "-minute" adjective is not one to take out ("a {d} slot" would read "a an hour slot")."""
     return re.sub(_UNIT_AFTER_SLOT % re.escape(param), r"\1", template, flags=re.IGNORECASE)
