@@ -1479,3 +1479,28 @@ tools:
         said, _answer = data.near_miss(rng, coding[[t.name for t in coding].index("read_file")]) or ("", "")
         first, last = (int(w) for w in said.split("lines ")[1].split(" of ")[0].split(" to "))
         assert 5 <= last - first <= 9
+
+
+def test_a_range_takes_whole_numbers_written_as_numbers() -> None:
+    """``{range: [true, 5]}`` or ``["2", 5]`` was read as [1, 5] and [2, 5]: each is now an error naming
+    its line, and the book's other values stay."""
+    from tooltune.data.phrasebook import phrasebook_from_object
+
+    coding = load_tool_specs(["builtin:coding"])
+    book = """\
+values:
+  lax: {range: ["2", 5]}
+  flag: {range: [true, 5]}
+  fine: {range: [2, 5]}
+  later: {add: fine, by: {range: [1.0, 3]}}
+"""
+    checked = check_phrasebook(phrasebook_from_object(book, source="b.yaml"), coding)
+    assert {(e.where, e.line) for e in checked.errors} == {
+        ("values.lax.range[0]", 2),
+        ("values.flag.range[0]", 3),
+        ("values.later.by", 5),
+    }
+    messages = sorted(e.message for e in checked.errors)
+    assert messages[-1] == "Value error, by: {range: [lo, hi]} takes two whole numbers; got [1.0, 3]"
+    assert messages[:2] == ["Input should be a valid integer"] * 2
+    assert set(checked.book.values) == {"fine"}

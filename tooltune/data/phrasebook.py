@@ -49,6 +49,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    StrictInt,
     Tag,
     TypeAdapter,
     ValidationError,
@@ -95,8 +96,11 @@ def derived_value(value: Any, modifier: str) -> Any:
 
 
 class Range(BaseModel):
+    """Whole numbers from ``lo`` to ``hi``, both included: ``{range: [1, 20]}`` (written as numbers: not
+    ``true``, ``"5"`` or ``2.0``, which a lenient reading would take for 1, 5 and 2)."""
+
     model_config = ConfigDict(extra="forbid")
-    range: tuple[int, int]
+    range: tuple[StrictInt, StrictInt]
 
 
 class Compose(BaseModel):
@@ -145,8 +149,13 @@ class Add(BaseModel):
 
         if isinstance(value, list) and value and all(map(number, value)):
             return value
-        if isinstance(value, dict) and set(value) == {"range"} or isinstance(value, Range):
+        if isinstance(value, Range):
             return value
+        if isinstance(value, dict) and set(value) == {"range"}:
+            ends = value["range"]
+            if isinstance(ends, list) and len(ends) == 2 and all(type(v) is int for v in ends):
+                return value
+            raise ValueError(f"by: {{range: [lo, hi]}} takes two whole numbers; got {ends!r}")
         raise ValueError(f"by is a list of numbers or {{range: [lo, hi]}}; got {value!r}")
 
     def offset(self, rng: random.Random) -> int | float:
