@@ -52,10 +52,17 @@ def log(msg: str) -> None:
     print(f"[{datetime.now().strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
+def dataset_name(n: int, trajectory_share: float, seed: int) -> str:
+    """The training data's name, with the generator's version: a newer generator never reuses data an
+    older one made (or the adapter trained on it)."""
+    version = GENERATOR_VERSION.rsplit("/", 1)[-1]
+    return f"agent-coding-n{n}-tj{trajectory_share:g}-s{seed}-g{version}"
+
+
 def train(settings: Settings, ws: Workspace, model: Path, args: argparse.Namespace) -> str:
     """An adapter for the agent's own tools: the generator's coding data with trajectories mixed in."""
     share = args.trajectory_share
-    dataset = f"agent-coding-n{args.n}-tj{share:g}-s{args.seed}"
+    dataset = dataset_name(args.n, share, args.seed)
     if not (ws.datasets / dataset).exists():
         mix = {**{k: v * (1 - share) for k, v in DEFAULT_MIX.items()}, "trajectory": share}
         cfg = GenerateConfig(n=args.n, seed=args.seed, mix=mix, system_prompt="agent")

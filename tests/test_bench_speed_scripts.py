@@ -51,3 +51,19 @@ def test_eval_speed_runs_both_layouts_on_the_same_cases(tiny_model: Path, tmp_pa
         assert doc["speedup"][name] > 0
     assert doc["layouts"]["old"]["blas_threads"] == 1 and doc["layouts"]["new"]["blas_threads"] == 2
     assert set(doc["limits"]) == {"1", "2"} and doc["limits"]["1"]["prompt_tps"] > 0
+
+
+def test_the_agent_task_bench_names_its_data_by_the_generator_version(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """bench/agent_tasks.py reused any dataset of the same size, share and seed, whichever generator made
+    it: the name now carries the generator's version, so a newer one makes (and trains on) its own."""
+    from bench_import import bench_module
+
+    agent_tasks = bench_module("agent_tasks")
+    name = agent_tasks.dataset_name(600, 0.4, 0)
+    assert name.startswith("agent-coding-n600-tj0.4-s0-g") and name.endswith(
+        agent_tasks.GENERATOR_VERSION.rsplit("/", 1)[-1]
+    )
+    monkeypatch.setattr(agent_tasks, "GENERATOR_VERSION", "tooltune-data/999")
+    assert agent_tasks.dataset_name(600, 0.4, 0) == "agent-coding-n600-tj0.4-s0-g999"
