@@ -460,34 +460,42 @@ def test_the_committed_sampling_order_runs_differ_only_in_time() -> None:
     assert round(before["seconds"] / after["seconds"], 2) == 1.05
 
 
+def one_run_summary(
+    summary: str, inputs_dir: str
+) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+    """A one-run on-policy summary checked against its inputs (rows and seed spread as bench/bfcl_full.py
+    makes them): its rows, the run's run.json (registered) and its metrics' rollout counts."""
+    bfcl_full = bench_module("bfcl_full")
+    committed, _ = committed_summary(summary, inputs_dir)
+    assert committed["seed_spread"] == bfcl_full.spread(committed["rows"])
+    [run_dir] = [d for d in (ROOT / "bench" / "results" / inputs_dir / "runs").iterdir() if d.is_dir()]
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["registered"]
+    return committed["rows"], run, json.loads((run_dir / "metrics.json").read_text())["rollouts"]
+
+
 def test_the_committed_no_call_share_file_is_what_its_inputs_give() -> None:
     """bench/results/onpolicy_share_0.5b.json (issue 36, the fifth H100 session): GRPO at lr 1e-5 with half
     of each step's requests drawn where no call is due, from bench/results/onpolicy_gpu_h100_share/; the
     numbers docs/BFCL_ATTEMPTS.md quotes for the hypothesis written before the run."""
-    bfcl_full = bench_module("bfcl_full")
-    folder = ROOT / "bench" / "results" / "onpolicy_gpu_h100_share"
-    committed, _ = committed_summary("onpolicy_share_0.5b.json", "onpolicy_gpu_h100_share")
-    assert committed["seed_spread"] == bfcl_full.spread(committed["rows"])
-    assert method_scores(committed["rows"]) == {
+    rows, run, rollouts = one_run_summary("onpolicy_share_0.5b.json", "onpolicy_gpu_h100_share")
+    assert method_scores(rows) == {
         ("grpo", None, "simple_python"): (271, 214),
         ("grpo", None, "irrelevance"): (189, 218),
         ("grpo", None, "multiple"): (126, 109),
         ("grpo", None, "parallel"): (72, 32),
     }
-    assert {r["no_call_share"] for r in committed["rows"]} == {0.5}
-    rows = {r["category"]: r for r in committed["rows"]}
+    assert {r["no_call_share"] for r in rows} == {0.5}
+    by_category = {r["category"]: r for r in rows}
     # the call decision swung the other way: silences where a call was due
-    assert rows["simple_python"]["adapter"]["native_misses"]["no_call_made"] == 96
-    assert rows["simple_python"]["vs_sft"]["native"]["regressions"] == 63
-    [run] = [json.loads((d / "run.json").read_text()) for d in (folder / "runs").iterdir() if d.is_dir()]
+    assert by_category["simple_python"]["adapter"]["native_misses"]["no_call_made"] == 96
+    assert by_category["simple_python"]["vs_sft"]["native"]["regressions"] == 63
     check = run["applied"]["method"]["answer_check"]
     # its answer check (32 requests a half) saw the call-due half fall 24 -> 21, too few to refuse it
     call_due = check["groups"]["call_due"]
     assert (check["requests"], call_due["requests"]) == (64, 32)
     assert (call_due["right_before"], call_due["right_after"]) == (24, 21)
-    assert run["registered"] and not check["worse"]
-    metrics = json.loads(next((folder / "runs").glob("*/metrics.json")).read_text())
-    rollouts = metrics["rollouts"]
+    assert not check["worse"]
     assert (rollouts["trained_groups"], rollouts["learned_groups"]) == (
         {"call_due": 88, "no_call_due": 62},
         {"call_due": 76, "no_call_due": 42},
@@ -499,30 +507,25 @@ def test_the_committed_no_call_share_035_file_is_what_its_inputs_give() -> None:
     35% of each step's requests drawn where no call is due and an answer check of 64 requests a half,
     from bench/results/onpolicy_gpu_h100_share035/; the numbers docs/BFCL_ATTEMPTS.md quotes for the
     hypothesis written before the run."""
-    bfcl_full = bench_module("bfcl_full")
-    folder = ROOT / "bench" / "results" / "onpolicy_gpu_h100_share035"
-    committed, _ = committed_summary("onpolicy_share035_0.5b.json", "onpolicy_gpu_h100_share035")
-    assert committed["seed_spread"] == bfcl_full.spread(committed["rows"])
-    assert method_scores(committed["rows"]) == {
+    rows, run, rollouts = one_run_summary("onpolicy_share035_0.5b.json", "onpolicy_gpu_h100_share035")
+    assert method_scores(rows) == {
         ("grpo", None, "simple_python"): (271, 258),
         ("grpo", None, "irrelevance"): (189, 198),
         ("grpo", None, "multiple"): (126, 124),
         ("grpo", None, "parallel"): (72, 43),
     }
-    assert {(r["no_call_share"], r["answer_check"]) for r in committed["rows"]} == {(0.35, 64)}
-    rows = {r["category"]: r for r in committed["rows"]}
+    assert {(r["no_call_share"], r["answer_check"]) for r in rows} == {(0.35, 64)}
+    by_category = {r["category"]: r for r in rows}
     # between the two earlier shares on the call decision; parallel lost a one-call habit's worth
-    assert rows["simple_python"]["adapter"]["native_misses"]["no_call_made"] == 40
-    vs_sft = rows["simple_python"]["vs_sft"]["native"]
+    assert by_category["simple_python"]["adapter"]["native_misses"]["no_call_made"] == 40
+    vs_sft = by_category["simple_python"]["vs_sft"]["native"]
     assert (vs_sft["fixes"], vs_sft["regressions"]) == (10, 23)
-    assert rows["parallel"]["adapter"]["native_misses"]["wrong_count"] == 94
-    [run] = [json.loads((d / "run.json").read_text()) for d in (folder / "runs").iterdir() if d.is_dir()]
+    assert by_category["parallel"]["adapter"]["native_misses"]["wrong_count"] == 94
     check = run["applied"]["method"]["answer_check"]
     call_due = check["groups"]["call_due"]
     assert (check["requests"], call_due["requests"]) == (128, 64)
     assert (call_due["right_before"], call_due["right_after"]) == (44, 42)
-    assert run["registered"] and not check["worse"]
-    rollouts = json.loads(next((folder / "runs").glob("*/metrics.json")).read_text())["rollouts"]
+    assert not check["worse"]
     assert (rollouts["trained_groups"], rollouts["learned_groups"]) == (
         {"call_due": 110, "no_call_due": 40},
         {"call_due": 90, "no_call_due": 14},
