@@ -61,6 +61,9 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, nargs="+", default=[8, 1])
     ap.add_argument("--limit-tools", type=int, default=None, help="draft only the first N tools")
     ap.add_argument("--tries", type=int, default=2)
+    ap.add_argument(
+        "--rounds", type=int, default=1, help="drafts merged per tool (data phrasebook draft --rounds)"
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--book-dir", type=Path, default=None)
     ap.add_argument(
@@ -93,12 +96,13 @@ def main() -> int:
             t0 = time.perf_counter()
             book, stats = draft_with_teacher(
                 teacher, specs, name=book_name(args.tools) + ".drafted", tries=args.tries,
-                seed=args.seed, concurrency=concurrency,
+                seed=args.seed, concurrency=concurrency, rounds=args.rounds,
             )  # fmt: skip
             wall = time.perf_counter() - t0
             written = teacher.completion_tokens
         levels.append({
             "concurrency": concurrency,
+            "rounds": args.rounds,
             "seconds": round(wall, 1),
             "tools": len(specs),
             "drafts_asked": sum(t.tries for t in stats.tools),
@@ -117,6 +121,7 @@ def main() -> int:
                 concurrency,
                 args.tools,
                 f"{book_path.name} --tools {args.tools}",
+                args.rounds,
             )
             atomic_write_text(book_path, phrasebook_yaml(book, header))
     result = {

@@ -260,6 +260,16 @@ def test_cli_draft_lint_and_generate_with_a_book(
     r = _cli("data", "phrasebook", "lint", str(out), "--tools", "builtin:issue-tracker", settings=settings)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "get_issue: " in r.stdout and "0 error(s)" in " ".join(r.stdout.split())
+    # two rounds, one tool at a time: each tool asked once a round (twice where a try is unreadable)
+    SEEN.clear()
+    merged = tmp_path / "merged.yaml"
+    r = _cli("data", "phrasebook", "draft", "--tools", "builtin:issue-tracker", "--teacher", teacher_url,
+             "--out", str(merged), "--rounds", "2", "--concurrency", "1", settings=settings)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert len(SEEN) == 2 * (1 + 2 * 7) and "2 drafts merged per tool" in merged.read_text().splitlines()[0]
+    r = _cli("data", "phrasebook", "draft", "--tools", "builtin:issue-tracker", "--teacher", teacher_url,
+             "--out", str(tmp_path / "none.yaml"), "--rounds", "0", settings=settings)  # fmt: skip
+    assert r.returncode != 0 and "--rounds must be at least 1" in r.stderr
     bad = tmp_path / "bad.yaml"
     bad.write_text("tools:\n  get_issue:\n    requests:\n      - 'open {nope}'\n      - 'open {issue_id}'\n")
     r = _cli("data", "phrasebook", "lint", str(bad), "--tools", "builtin:issue-tracker", settings=settings)
@@ -519,3 +529,37 @@ def test_a_model_written_form_is_checked_and_its_values_filtered() -> None:
     assert phrases.forms == {"date": "date"} and phrases.values["date"] == ["2027-04-15"]
     # the bad date, and the three form entries that name no form or no parameter, dropped and counted
     assert {r.tool: r for r in stats.tools}["list_events"].dropped == 4
+
+
+def test_drafts_of_several_rounds_are_merged_into_one_entry() -> None:
+    """A model writes about ten templates a draft: with rounds, each tool is drafted again and the
+    usable drafts are joined (templates, values, near misses once each), then checked as one entry."""
+    tools = load_tool_specs(["builtin:issue-tracker"])
+    rounds_of = {
+        0: {"requests": ["what's in #{issue_id}?", "pull up issue {issue_id}"],
+            "values": {"issue_id": [12, 407]}, "near_misses": ["delete issue {issue_id}"]},
+        10: "no JSON this time",  # round 2's first try is unreadable; its second try is used
+        11: {"requests": ["pull up issue {issue_id}", "show me #{issue_id}"],
+             "values": {"issue_id": [407, 3310]},
+             "near_misses": ["delete issue {issue_id}", "lock #{issue_id}"]},
+        20: {"requests": ["open {nope}"]},  # round 3: no usable template, twice
+        21: {"requests": ["open {nope}"]},
+    }  # fmt: skip
+
+    def complete(messages: list[dict[str, str]], seed: int) -> str:
+        if "Write the JSON for get_issue." not in messages[-1]["content"]:
+            return "prose"
+        reply = rounds_of[seed % 100]  # each tool's seeds start 100 apart
+        return reply if isinstance(reply, str) else json.dumps(reply)
+
+    book, stats = draft_phrasebook(tools, complete, tries=2, rounds=3)
+    phrases = book.tools["get_issue"]
+    assert phrases.requests == ["what's in #{issue_id}?", "pull up issue {issue_id}", "show me #{issue_id}"]
+    assert phrases.values["issue_id"] == [12, 407, 3310]
+    assert phrases.near_misses == ["delete issue {issue_id}", "lock #{issue_id}"]
+    report = {r.tool: r for r in stats.tools}["get_issue"]
+    assert (report.tries, report.unreadable, report.dropped) == (5, 1, 2)  # round 3's {nope} twice
+    assert report.kept["requests"] == 3 and stats.rounds == 3
+    assert {r.tool: r for r in stats.tools}["create_issue"].tries == 6  # 2 tries x 3 rounds, all prose
+    with pytest.raises(TooltuneError, match="rounds must be at least 1"):
+        draft_phrasebook(tools, complete, rounds=0)

@@ -434,6 +434,7 @@ def phrasebook_draft(
     tries: int = 2,
     seed: int = 0,
     concurrency: int = 8,
+    rounds: int = 1,
 ) -> None:
     """Have a model draft a phrasebook for the tools, one entry per tool; drafts that fail the checks
     are dropped and counted. Writes a YAML file to read, edit and pass to `data generate --phrasebook`.
@@ -458,6 +459,9 @@ def phrasebook_draft(
         Tools drafted at once. A batching server (mlx_lm.server) writes several drafts in little more
         than the time of one, so the default asks for up to 8 together; 1 drafts one tool at a time,
         reproducibly from --seed.
+    rounds
+        Drafts per tool, merged into one entry (templates, values and near misses of each; a model
+        writes about ten templates a draft). Each round takes about as long as the first.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -475,6 +479,8 @@ def phrasebook_draft(
         raise TooltuneError(f"{out} exists; choose another --out (drafts never overwrite a book)")
     specs = load_tool_specs(tools)
     draft_workers(concurrency, len(specs))  # a bad --concurrency is refused before a model is served
+    if rounds < 1:
+        raise TooltuneError(f"--rounds must be at least 1 (got {rounds})")
     mp = _model_path(model, required=teacher == SELF)
     with (
         open_teacher(teacher, model_path=mp, settings=context.settings(), model=teacher_model) as t,
@@ -490,6 +496,7 @@ def phrasebook_draft(
             tries=tries,
             seed=seed,
             concurrency=concurrency,
+            rounds=rounds,
             progress=lambda done, total: bar.update(task, completed=done),
         )
     header = drafted_header(
@@ -498,6 +505,7 @@ def phrasebook_draft(
         draft_workers(concurrency, len(specs)),
         ", ".join(tools),
         f"{out} --tools ...",
+        rounds,
     )
     atomic_write_text(out, phrasebook_yaml(book, header))
     for r in stats.tools:

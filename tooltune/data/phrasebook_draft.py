@@ -128,6 +128,7 @@ class ToolDraft(BaseModel):
 
 class DraftStats(BaseModel):
     prompt_version: int = DRAFT_PROMPT_VERSION
+    rounds: int = 1  # drafts merged per tool
     tools: list[ToolDraft] = Field(default_factory=list)
     seconds: float = 0.0
 
@@ -293,26 +294,86 @@ def _take_entry(
 
 
 def draft_tool(
-    tool: ToolSpec, tools: list[ToolSpec], complete: Complete, *, tries: int = 2, seed: int = 0
+    tool: ToolSpec,
+    tools: list[ToolSpec],
+    complete: Complete,
+    *,
+    tries: int = 2,
+    seed: int = 0,
+    rounds: int = 1,
 ) -> tuple[ToolPhrases | None, ToolDraft]:
-    """One tool's entry, asked up to ``tries`` times until one yields a grounded request template."""
+    """One tool's entry, asked up to ``tries`` times until one yields a grounded request template. With
+    ``rounds`` above 1 that is done once a round (each round's seeds 10 apart) and the usable drafts are
+    merged into one entry (:func:`merged_entry`), checked as one: a model writes about ten templates a
+    draft, where a person writes thirty."""
     report = ToolDraft(tool=tool.name)
+    taken: list[tuple[dict[str, Any], int]] = []
+    for r in range(rounds):
+        got = _usable_entry(tool, tools, complete, report, tries=tries, seed=seed + 10 * r)
+        if got is not None:
+            taken.append(got)
+    if not taken:
+        return None, report
+    entry = merged_entry([e for e, _ in taken])
+    return _take_entry(entry, tool, tools, report, taken[0][1]), report
+
+
+def _usable_entry(
+    tool: ToolSpec, tools: list[ToolSpec], complete: Complete, report: ToolDraft, *, tries: int, seed: int
+) -> tuple[dict[str, Any], int] | None:
+    """A drafted entry (and the seed it was asked with) that yields a grounded request template, asked up
+    to ``tries`` times; the tries, failures, unreadable replies and the drops of unusable entries go into
+    ``report`` (the usable entry's drops are counted where it is taken)."""
     for k in range(tries):
         report.tries += 1
         try:
             reply = complete(draft_messages(tool, tools), seed + k)
         except TeacherError as e:  # one tool's failed request costs that try, not the other tools' drafts
             report.failed += 1
-            report.reasons.append(f"try {k + 1}: {e}")
+            report.reasons.append(f"try {report.tries}: {e}")
             continue
         entry = _entry(reply)
         if entry is None:
             report.unreadable += 1
             continue
-        phrases = _take_entry(entry, tool, tools, report, seed + k)
-        if phrases is not None:
-            return phrases, report
-    return None, report
+        probe = ToolDraft(tool=tool.name)
+        if _take_entry(entry, tool, tools, probe, seed + k) is not None:
+            return entry, seed + k
+        report.dropped += probe.dropped
+        report.reasons += probe.reasons
+    return None
+
+
+def merged_entry(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Drafted entries of one tool as one (the first's order first): templates, near misses and results
+    each once; a parameter's listed values joined (another kind of value spec: the first one's); ``say``
+    words joined per value; the first ``forms`` entry of a parameter."""
+    if len(entries) == 1:
+        return entries[0]
+    out: dict[str, Any] = {"requests": [], "parallel": [], "near_misses": [], "results": [],
+                           "values": {}, "say": {}, "forms": {}}  # fmt: skip
+    for entry in entries:
+        for key in ("requests", "parallel", "near_misses", "results"):
+            items = entry.get(key)
+            out[key] += [x for x in items if x not in out[key]] if isinstance(items, list) else []
+        values = entry.get("values")
+        for param, spec in values.items() if isinstance(values, dict) else []:
+            have = out["values"].get(param)
+            if have is None:
+                out["values"][param] = list(spec) if isinstance(spec, list) else spec
+            elif isinstance(have, list) and isinstance(spec, list):
+                have += [v for v in spec if v not in have]
+        say = entry.get("say")
+        for param, words in say.items() if isinstance(say, dict) else []:
+            if isinstance(words, dict):
+                have_say = out["say"].setdefault(param, {})
+                for value, said in words.items():
+                    listed = have_say.setdefault(value, [])
+                    listed += [w for w in said if w not in listed] if isinstance(said, list) else []
+        forms = entry.get("forms")
+        for param, form in forms.items() if isinstance(forms, dict) else []:
+            out["forms"].setdefault(param, form)
+    return out
 
 
 def book_messages(tools: list[ToolSpec]) -> list[dict[str, str]]:
@@ -379,17 +440,21 @@ def draft_phrasebook(
     tries: int = 2,
     seed: int = 0,
     concurrency: int = 1,
+    rounds: int = 1,
     warm: Callable[[list[dict[str, str]]], object] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[Phrasebook, DraftStats]:
     """A book for ``tools``, ``concurrency`` tools at a time (their requests in flight together, which a
     batching server answers in about the time of one); a tool whose drafts all fail is left out (its
-    requests then come from its schema) and reported. ``warm``, when given and drafts run concurrently, is
-    called once with :func:`shared_prefix_messages` first. The book and stats keep the tools' order.
-    A failed request (:class:`TeacherError`) costs its tool that try; TeacherError is raised only when
-    every request failed (a wrong URL, say)."""
+    requests then come from its schema) and reported. Each tool is drafted ``rounds`` times and its usable
+    drafts merged (:func:`draft_tool`). ``warm``, when given and drafts run concurrently, is called once
+    with :func:`shared_prefix_messages` first. The book and stats keep the tools' order. A failed request
+    (:class:`TeacherError`) costs its tool that try; TeacherError is raised only when every request
+    failed (a wrong URL, say)."""
+    if rounds < 1:  # a setting, not the teacher's failure
+        raise TooltuneError(f"rounds must be at least 1 (got {rounds})")
     t0 = time.perf_counter()
-    stats = DraftStats()
+    stats = DraftStats(rounds=rounds)
     entries: dict[str, ToolPhrases] = {}
     workers = draft_workers(concurrency, len(tools))
     if warm is not None and workers > 1:
@@ -397,7 +462,9 @@ def draft_phrasebook(
     pool = ThreadPoolExecutor(max_workers=workers)
     try:
         futures = {
-            pool.submit(draft_tool, tool, tools, complete, tries=tries, seed=seed + 100 * i): tool
+            pool.submit(
+                draft_tool, tool, tools, complete, tries=tries, seed=seed + 100 * i, rounds=rounds
+            ): tool
             for i, tool in enumerate(tools)
         }
         for done, future in enumerate(as_completed(futures), start=1):
@@ -420,11 +487,12 @@ def draft_phrasebook(
     return Phrasebook(phrasebook=FORMAT_VERSION, name=name, tools=entries), stats
 
 
-def drafted_header(by: str, seconds: float, at_once: int, tools: str, lint: str) -> str:
+def drafted_header(by: str, seconds: float, at_once: int, tools: str, lint: str, rounds: int = 1) -> str:
     """The comment a drafted book's file starts with: who drafted it, how long it took, how to check it
     (``lint``: the file and tool arguments for `tooltune data phrasebook lint`)."""
+    merged = f", {rounds} drafts merged per tool" if rounds > 1 else ""
     return (
-        f"Drafted by {by} in {seconds:.0f} s ({at_once} at a time) for {tools}.\n"
+        f"Drafted by {by} in {seconds:.0f} s ({at_once} at a time{merged}) for {tools}.\n"
         f"Edit freely; check with: tooltune data phrasebook lint {lint}"
     )
 
@@ -448,6 +516,7 @@ def draft_with_teacher(
     tries: int = 2,
     seed: int = 0,
     concurrency: int = 8,
+    rounds: int = 1,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[Phrasebook, DraftStats]:
     """:func:`draft_phrasebook` asked of a teacher endpoint: when drafts go together the requests carry
@@ -471,6 +540,7 @@ def draft_with_teacher(
         tries=tries,
         seed=seed,
         concurrency=concurrency,
+        rounds=rounds,
         warm=lambda messages: teacher.chat(messages, max_tokens=1, seed=None),
         progress=progress,
     )
