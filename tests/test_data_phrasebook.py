@@ -1493,14 +1493,16 @@ values:
   flag: {range: [true, 5]}
   fine: {range: [2, 5]}
   later: {add: fine, by: {range: [1.0, 3]}}
+  branch: {one_of: [{weight: 1, range: ["2", 5]}, {weight: 1, value: 3}]}
 """
     checked = check_phrasebook(phrasebook_from_object(book, source="b.yaml"), coding)
     assert {(e.where, e.line) for e in checked.errors} == {
         ("values.lax.range[0]", 2),
         ("values.flag.range[0]", 3),
         ("values.later.by", 5),
+        ("values.branch.one_of[0].range[0]", 6),
     }
     messages = sorted(e.message for e in checked.errors)
     assert messages[-1] == "Value error, by: {range: [lo, hi]} takes two whole numbers; got [1.0, 3]"
-    assert messages[:2] == ["Input should be a valid integer"] * 2
+    assert messages[:3] == ["Input should be a valid integer"] * 3
     assert set(checked.book.values) == {"fine"}

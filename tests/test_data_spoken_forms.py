@@ -17,7 +17,7 @@ from tooltune.data.spoken_forms import (
     say,
     schema_form,
     time_forms,
-    unit_after,
+    units_after,
     without_unit,
 )
 
@@ -187,9 +187,11 @@ def test_the_form_a_schema_names(name: str, schema: dict[str, object], form: str
 
 
 def test_a_unit_after_a_minutes_slot_is_found_and_taken_out() -> None:
-    assert unit_after("d", "block {d} minutes for it") == "minutes"
-    assert unit_after("d", "{d.2} mins then {d.1}") == "mins"
-    assert unit_after("d", "{d}min free") == "min" and unit_after("d", "a {d}-minute slot") == "-minute"
-    assert unit_after("d", "for {d}, minutes later") is None and unit_after("d", "{dd} min") is None
+    assert units_after("d", "block {d} minutes for it") == ["minutes"]
+    assert units_after("d", "{d.2} mins then {d.1}") == ["mins"]
+    assert units_after("d", "{d}min free") == ["min"] and units_after("d", "a {d}-minute slot") == ["-minute"]
+    # every slot's unit: an adjective after a later slot is not hidden by an earlier plain unit
+    assert units_after("d", "{d} min on {date}, a {d}-minute block") == ["min", "-minute"]
+    assert units_after("d", "for {d}, minutes later") == [] and units_after("d", "{dd} min") == []
     written = without_unit("d", "{d.1} min and {d.2} Minutes, not {e} minutes")
     assert written == "{d.1} and {d.2}, not {e} minutes"

@@ -475,7 +475,8 @@ def test_a_template_that_says_a_minutes_forms_unit_again_is_named() -> None:
     tools = load_tool_specs(["builtin:notes-calendar"])
     text = phrasebook_from_object(
         {"tools": {"find_free_slot": {"requests": ["find {duration_minutes} minutes free on {date}",
-                                                   "a {duration_minutes} slot on {date}?"],
+                                                   "a {duration_minutes} slot on {date}?",
+                                                   "a {duration_minutes}-minute slot on {date}"],
                                       "forms": {"duration_minutes": "minutes", "date": "date"}}}},
         source="book.yaml",
     )  # fmt: skip
@@ -483,6 +484,9 @@ def test_a_template_that_says_a_minutes_forms_unit_again_is_named() -> None:
     said_twice = [i for i in checked.issues if "said twice" in i.message]
     assert [(i.severity, i.where) for i in said_twice] == [("warning", "tools.find_free_slot.requests")]
     assert "'minutes'" in said_twice[0].message
+    # the adjective gets its own advice: taking the unit out would read "a an hour slot"
+    [adjective] = [i for i in checked.issues if "adjective" in i.message]
+    assert adjective.severity == "warning" and "rephrase it" in adjective.message
 
 
 @pytest.mark.parametrize(
@@ -493,6 +497,12 @@ def test_a_template_that_says_a_minutes_forms_unit_again_is_named() -> None:
         ({"values": {"date": ["2027-04-15"], "duration_minutes": {"range": [15, 90]}}}, True),
         ({"values": {"date": ["2027-04-15"]}}, False),  # schema draws: not known to be whole minutes
         ({"say": {"duration_minutes": {"90": ["ninety"]}}}, False),  # its own words come first
+        # an adjective after a later slot, not hidden by the first slot's plain unit
+        ({"requests": ["find {duration_minutes} min on {date}, a {duration_minutes}-minute block"]}, False),
+        # an empty range: the check drops it, so the values would come from the schema
+        ({"values": {"date": ["2027-04-15"], "duration_minutes": {"range": [90, 15]}}}, False),
+        # whole floats, as some models write JSON numbers: read as whole numbers
+        ({"values": {"date": ["2027-04-15"], "duration_minutes": {"range": [15.0, 90.0]}}}, True),
     ],
 )
 def test_a_drafted_minutes_form_is_kept_only_where_it_says_every_value(
@@ -529,6 +539,13 @@ def test_a_model_written_form_is_checked_and_its_values_filtered() -> None:
     assert phrases.forms == {"date": "date"} and phrases.values["date"] == ["2027-04-15"]
     # the bad date, and the three form entries that name no form or no parameter, dropped and counted
     assert {r.tool: r for r in stats.tools}["list_events"].dropped == 4
+    # a form the model wrote for values of another shape goes, counted; a bad value spec costs its own
+    # parameter's values only
+    entry.update(values={"date": ["next Friday"], "days": {"range": [1, "lots"]}}, forms={"date": "date"})
+    book, stats = draft_phrasebook(tools, lambda m, s: json.dumps(entry), tries=1)
+    phrases = book.tools["list_events"]
+    assert phrases.forms == {} and phrases.values == {"date": ["next Friday"]}
+    assert {r.tool: r for r in stats.tools}["list_events"].dropped == 2
 
 
 def test_drafts_of_several_rounds_are_merged_into_one_entry() -> None:

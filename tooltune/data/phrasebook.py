@@ -153,7 +153,7 @@ class Add(BaseModel):
             return value
         if isinstance(value, dict) and set(value) == {"range"}:
             ends = value["range"]
-            if isinstance(ends, list) and len(ends) == 2 and all(type(v) is int for v in ends):
+            if isinstance(ends, list | tuple) and len(ends) == 2 and all(type(v) is int for v in ends):
                 return value
             raise ValueError(f"by: {{range: [lo, hi]}} takes two whole numbers; got {ends!r}")
         raise ValueError(f"by is a list of numbers or {{range: [lo, hi]}}; got {value!r}")
@@ -186,7 +186,7 @@ class Choice(BaseModel):
     weight: float = Field(gt=0, allow_inf_nan=False)
     value: Any = None
     values: list[Any] | None = Field(default=None, min_length=1)
-    range: tuple[int, int] | None = None
+    range: tuple[StrictInt, StrictInt] | None = None  # whole numbers, as Range's
     compose: str | None = None
 
     @model_validator(mode="after")

@@ -39,7 +39,7 @@ from tooltune.data.phrasebook import (
 )
 from tooltune.data.phrasing import mentions_all
 from tooltune.data.samplers import sample_value
-from tooltune.data.spoken_forms import FORMS, forms_of, unit_after
+from tooltune.data.spoken_forms import FORMS, forms_of, units_after
 from tooltune.toolspec import ToolSpec
 
 # schema read-back: the wording a phrasebook exists to replace
@@ -552,13 +552,21 @@ class _Checker:
         for param in [p for p, form in forms.items() if form == "minutes"]:
             for field, templates in fields:
                 for t in templates:
-                    unit = unit_after(param, t)
-                    if unit is not None:
+                    units = units_after(param, t)
+                    if any(u.startswith("-") for u in units):
                         self.add(
                             "warning",
                             f"{where}.{field}",
-                            f"{param}'s minutes form writes its own unit, and {t!r} adds {unit!r} after "
-                            "it: the unit is said twice",
+                            f"{t!r} writes {param} as an adjective ('{{{param}}}-minute'), which a minutes "
+                            f"form cannot say ('an hour and a half-minute'): rephrase it ('a slot of "
+                            f"{{{param}}}') or drop the form",
+                        )
+                    elif units:
+                        self.add(
+                            "warning",
+                            f"{where}.{field}",
+                            f"{param}'s minutes form writes its own unit, and {t!r} adds {units[0]!r} "
+                            "after it: the unit is said twice",
                         )
 
     def _check_fallbacks(

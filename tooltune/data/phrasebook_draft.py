@@ -17,18 +17,20 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from tooltune.data.phrasebook import (
     FORMAT_VERSION,
     BookText,
     Phrasebook,
+    Range,
     ResultShape,
     ToolPhrases,
+    ValueSpec,
 )
 from tooltune.data.phrasebook_check import check_phrasebook
 from tooltune.data.phrasebook_fill import drop_unfillable
-from tooltune.data.spoken_forms import FORMS, forms_of, schema_form, unit_after, without_unit
+from tooltune.data.spoken_forms import FORMS, forms_of, schema_form, units_after, without_unit
 from tooltune.data.teacher import Teacher, TeacherError
 from tooltune.errors import TooltuneError
 from tooltune.json_spans import json_spans
@@ -39,6 +41,7 @@ log = get_logger(__name__)
 
 DRAFT_PROMPT_VERSION = 1
 DRAFT_TIMEOUT_S = 3600.0  # silence allowed per draft (a read timeout): a slow teacher is slow, not broken
+_VALUE_SPEC: TypeAdapter[Any] = TypeAdapter(ValueSpec)
 Complete = Callable[[list[dict[str, str]], int], str]
 """``(messages, seed) -> reply text``: one chat completion (system message first)."""
 
@@ -171,20 +174,25 @@ def _one_value(x: Any, nested: bool) -> Any:
 
 
 def _phrases(entry: dict[str, Any], tool: ToolSpec) -> tuple[ToolPhrases, int]:
-    """A lenient reading of a drafted entry: well-formed parts kept, the rest counted as dropped.
+    """A lenient reading of a drafted entry: well-formed parts kept, the rest counted as dropped (a value
+    spec of a shape the format has no place for costs its parameter's values, not the entry's).
     For an array parameter, models list the items a value is made of (``"labels": ["bug", "ui"]``, for
     "8 realistic values"; ``"matrix": [[1, 2], [3, 4]]`` where items are arrays); each such item becomes a
-    one-item value (``["bug"]``, ``[[1, 2]]``), as the schema asks."""
+    one-item value (``["bug"]``, ``[[1, 2]]``), as the schema asks. A range written with whole floats
+    (``[15.0, 90.0]``, as JSON from some models) is read as whole numbers."""
     dropped = 0
     values: dict[str, Any] = {}
     arrays = _array_params(tool)
     raw_values = entry.get("values")
     for k, v in raw_values.items() if isinstance(raw_values, dict) else []:
+        spec: Any = None
         if isinstance(v, list) and v:
-            values[str(k)] = [_one_value(x, arrays[k]) for x in v] if k in arrays else v
+            spec = [_one_value(x, arrays[k]) for x in v] if k in arrays else v
         elif isinstance(v, dict) and isinstance(v.get("range"), list):
-            values[str(k)] = {"range": v["range"]}
-        else:
+            spec = {"range": [int(x) if isinstance(x, float) and x.is_integer() else x for x in v["range"]]}
+        try:
+            values[str(k)] = _VALUE_SPEC.validate_python(spec)
+        except ValidationError:
             dropped += 1
     say: dict[str, dict[str, list[str]]] = {}
     raw_say = entry.get("say")
@@ -204,69 +212,82 @@ def _phrases(entry: dict[str, Any], tool: ToolSpec) -> tuple[ToolPhrases, int]:
             results.append(ResultShape(result=r["result"], answer=r["answer"]))
         else:
             dropped += 1
-    raw = {"requests": _strings(entry.get("requests")), "values": values, "say": say,
-           "parallel": _strings(entry.get("parallel")), "near_misses": _strings(entry.get("near_misses")),
-           "results": results}  # fmt: skip
-    written = {k: list(raw[k]) for k in ("requests", "parallel", "near_misses")}
-    misfits = _with_forms(tool, raw, entry.get("forms"))
-    try:
-        return ToolPhrases.model_validate(raw), dropped + misfits
-    except ValidationError:  # a value spec of a shape the format has no place for: keep the words only,
-        # as written (no values, so no minutes form to say them and no unit taken out)
-        forms = {p: form for p, form in raw["forms"].items() if form != "minutes"}
-        return ToolPhrases(**written, results=results, forms=forms), dropped + len(values)
+    forms, misfits = _forms(tool, values, entry.get("forms"))
+    phrases = ToolPhrases(
+        requests=_strings(entry.get("requests")),
+        values=values,
+        say=say,
+        forms=forms,
+        parallel=_strings(entry.get("parallel")),
+        near_misses=_strings(entry.get("near_misses")),
+        results=results,
+    )
+    return phrases, dropped + misfits
 
 
-def _with_forms(tool: ToolSpec, raw: dict[str, Any], written: Any) -> int:
-    """Sets a drafted entry's ``forms``: those the model wrote (a known form of a parameter the tool has;
-    others are counted as dropped), else the one each parameter's schema names
-    (:func:`tooltune.data.spoken_forms.schema_form`, "YYYY-MM-DD" -> date), so drafted requests say
-    "Jan 4, 2027" where the call holds "2027-01-04", as hand-written ones do. A parameter keeps its form
-    where some of its drafted values are of it; those that are not ("2023-04-35") are dropped and counted
-    (the return value). A minutes form also needs every value said by it (listed values, or a range of
-    whole minutes from 1), no ``say`` words of its own and no "{d}-minute" adjective in a template; then
-    a unit after its slots is taken out of the templates (the form writes its own: "for {d} minutes"
-    would say "for an hour and a half minutes"). Without those it gets no form, and its templates stay
-    as written."""
+def _forms(tool: ToolSpec, values: dict[str, Any], written: Any) -> tuple[dict[str, str], int]:
+    """A drafted entry's ``forms``: those the model wrote (a known form of a parameter the tool has),
+    else the one each parameter's schema names (:func:`tooltune.data.spoken_forms.schema_form`,
+    "YYYY-MM-DD" -> date), so drafted requests say "Jan 4, 2027" where the call holds "2027-01-04", as
+    hand-written ones do. A parameter keeps its form where some of its listed values are of it; those
+    that are not ("2023-04-35") are taken out of ``values``. Returns the forms and how many entries were
+    dropped: misfit values, and model-written forms unknown, of no parameter, or with no value of theirs.
+    A minutes form is settled after the check (:func:`_settle_minutes`)."""
     pairs = list(written.items()) if isinstance(written, dict) else []
     forms = {k: v for k, v in pairs if isinstance(v, str) and v in FORMS and k in tool.properties}
     dropped = len(pairs) - len(forms) + int(written is not None and not isinstance(written, dict))
+    own = set(forms)
     for param, schema in tool.properties.items():
         form = schema_form(param, schema) if isinstance(schema, dict) and param not in forms else None
         if form is not None:
             forms[param] = form
-    templates = [*raw["requests"], *raw["parallel"], *raw["near_misses"]]
     for param, form in list(forms.items()):
-        listed = raw["values"].get(param)
-        fit = [v for v in listed if forms_of(form, v)] if isinstance(listed, list) else []
-        if form == "minutes" and not _minutes_said(param, listed, fit, raw, tool, templates):
+        listed = values.get(param)
+        if not isinstance(listed, list):
+            continue
+        fit = [v for v in listed if forms_of(form, v)]
+        if not fit:  # the model wrote values of another shape: they are kept, written as they are
             del forms[param]
-        elif isinstance(listed, list):
-            if not fit:  # the model wrote values of another shape: they are kept, written as they are
-                del forms[param]
-                continue
-            dropped += len(listed) - len(fit)
-            raw["values"][param] = fit
+            dropped += param in own
+            continue
+        dropped += len(listed) - len(fit)
+        values[param] = fit
+    return forms, dropped
+
+
+def _settle_minutes(phrases: ToolPhrases, tool: ToolSpec) -> ToolPhrases:
+    """A checked drafted entry's minutes forms, settled: kept where the form says every value the entry
+    fills in (listed whole minutes, or a range from 1), the parameter has no ``say`` words and takes whole
+    numbers, and no template writes a "{d}-minute" adjective; then the unit after its slots is taken out
+    of the templates (the form writes its own: "for {d} minutes" would say "for an hour and a half
+    minutes"). Otherwise the form goes and the templates stay as drafted."""
+    templates = [*phrases.request_templates(), *phrases.parallel, *phrases.near_misses]
+    forms = dict(phrases.forms)
     for param in [p for p, form in forms.items() if form == "minutes"]:
-        for key in ("requests", "parallel", "near_misses"):
-            raw[key] = [without_unit(param, t) for t in raw[key]]
-    raw["forms"] = forms
-    return dropped
+        spec = phrases.values.get(param)
+        said = (
+            bool(spec) and all(forms_of("minutes", v) for v in spec)
+            if isinstance(spec, list)
+            else isinstance(spec, Range) and 1 <= spec.range[0] <= spec.range[1]
+        )
+        schema = tool.properties.get(param)
+        types = schema.get("type") if isinstance(schema, dict) else None
+        whole = bool((set(types) if isinstance(types, list) else {types}) & {None, "integer", "number"})
+        adjective = any(u.startswith("-") for t in templates for u in units_after(param, t))
+        if not (said and whole and param not in phrases.say and not adjective):
+            del forms[param]
+    strip = [p for p, form in forms.items() if form == "minutes"]
 
+    def plain(t: str) -> str:
+        for param in strip:
+            t = without_unit(param, t)
+        return t
 
-def _minutes_said(
-    param: str, listed: Any, fit: list[Any], raw: dict[str, Any], tool: ToolSpec, templates: list[str]
-) -> bool:
-    """Whether a minutes form would say every value of ``param`` a draft fills in (so the unit words after
-    its slots can go): its values listed (some of them whole minutes) or a range of whole minutes from 1,
-    no ``say`` words for it, a type that takes whole numbers, and no "{d}-minute" adjective."""
-    types = tool.properties[param].get("type") if isinstance(tool.properties[param], dict) else None
-    takes = set(types) if isinstance(types, list) else {types}
-    low = listed.get("range", [None])[0] if isinstance(listed, dict) and listed.get("range") else None
-    values_said = bool(fit) or (isinstance(low, int) and not isinstance(low, bool) and low >= 1)
-    adjective = any((unit_after(param, t) or "").startswith("-") for t in templates)
-    whole = bool(takes & {None, "integer", "number"})
-    return values_said and whole and param not in raw["say"] and not adjective
+    requests = [plain(r) if isinstance(r, str) else r.model_copy(update={"ask": [plain(a) for a in r.ask]})
+                for r in phrases.requests]  # fmt: skip
+    return phrases.model_copy(update={"forms": forms, "requests": requests,
+                                      "parallel": [plain(t) for t in phrases.parallel],
+                                      "near_misses": [plain(t) for t in phrases.near_misses]})  # fmt: skip
 
 
 def _take_entry(
@@ -277,6 +298,10 @@ def _take_entry(
     checked = check_phrasebook(
         BookText(book=Phrasebook(tools={tool.name: phrases}), source=f"draft:{tool.name}"), tools
     )
+    if tool.name in checked.book.tools:  # the minutes forms, on the values the check kept
+        settled = _settle_minutes(checked.book.tools[tool.name], tool)
+        book = checked.book.model_copy(update={"tools": {**checked.book.tools, tool.name: settled}})
+        checked = checked.model_copy(update={"book": book})
     checked = drop_unfillable(checked, tools, seed=seed)
     errors = checked.errors
     kept = checked.book.tools.get(tool.name)

@@ -226,12 +226,11 @@ def schema_form(name: str, schema: dict[str, object]) -> str | None:
     return None
 
 
-def unit_after(param: str, template: str) -> str | None:
-    """The unit a template writes right after a minutes slot ("for {d} minutes", "{d.2}min", "a
-    {d}-minute slot"): a minutes form writes its own unit, so it would be said twice ("for an hour and a
-    half minutes")."""
-    m = re.search(_UNIT_AFTER_SLOT % re.escape(param), template, flags=re.IGNORECASE)
-    return m[2].strip() if m else None
+def units_after(param: str, template: str) -> list[str]:
+    """The units a template writes right after its minutes slots ("for {d} minutes", "{d.2}min", "a
+    {d}-minute slot"), each slot's: a minutes form writes its own unit, so it would be said twice ("for
+    an hour and a half minutes")."""
+    return [m[2].strip() for m in re.finditer(_UNIT_AFTER_SLOT % re.escape(param), template, re.IGNORECASE)]
 
 
 def without_unit(param: str, template: str) -> str:
