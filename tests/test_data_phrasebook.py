@@ -1506,3 +1506,21 @@ values:
     assert messages[-1] == "Value error, by: {range: [lo, hi]} takes two whole numbers; got [1.0, 3]"
     assert messages[:3] == ["Input should be a valid integer"] * 3
     assert set(checked.book.values) == {"fine"}
+
+
+def test_a_say_word_for_two_values_is_dropped_from_both() -> None:
+    """A drafted book said "asap" for low, medium, high and urgent priority: such a word would label
+    different calls with the same request, so it goes from every value that lists it."""
+    from tooltune.data.phrasebook import phrasebook_from_object
+
+    tracker = load_tool_specs(["builtin:issue-tracker"])
+    book = {"tools": {"create_issue": {
+        "requests": ["new {priority} bug: {title}"],
+        "say": {"priority": {"low": ["asap", "whenever"], "high": ["ASAP", "top priority"]}},
+    }}}  # fmt: skip
+    checked = check_phrasebook(phrasebook_from_object(book, source="b.yaml"), tracker)
+    assert checked.book.tools["create_issue"].say == {
+        "priority": {"low": ["whenever"], "high": ["top priority"]}
+    }
+    [warning] = [i for i in checked.warnings if "said for" in i.message]
+    assert warning.where == "tools.create_issue.say.priority" and "'low', 'high'" in warning.message

@@ -580,3 +580,40 @@ def test_drafts_of_several_rounds_are_merged_into_one_entry() -> None:
     assert {r.tool: r for r in stats.tools}["create_issue"].tries == 6  # 2 tries x 3 rounds, all prose
     with pytest.raises(TooltuneError, match="rounds must be at least 1"):
         draft_phrasebook(tools, complete, rounds=0)
+
+
+def test_a_drafted_template_that_a_unit_strip_makes_a_duplicate_or_bare_is_checked() -> None:
+    """The unit is taken out before the check, so a template that becomes another's twin, or slots
+    alone, is dropped as in a hand-written book."""
+    tools = load_tool_specs(["builtin:notes-calendar"])
+    entry = {
+        "requests": ["find {duration_minutes} minutes free on {date}",
+                     "find {duration_minutes} free on {date}", "{date} {duration_minutes} min"],
+        "values": {"date": ["2027-04-15"], "duration_minutes": [30, 90]},
+    }  # fmt: skip
+
+    def complete(messages: list[dict[str, str]], seed: int) -> str:
+        return json.dumps(entry) if "Write the JSON for find_free_slot." in messages[-1]["content"] else "no"
+
+    book, stats = draft_phrasebook(tools, complete, tries=1)
+    assert book.tools["find_free_slot"].requests == ["find {duration_minutes} free on {date}"]
+    report = {r.tool: r for r in stats.tools}["find_free_slot"]
+    assert report.dropped == 1 and "no words of its own" in report.reasons[0]  # the twin is a warning
+
+
+def test_a_later_rounds_values_stand_in_for_an_unusable_first() -> None:
+    tools = load_tool_specs(["builtin:notes-calendar"])
+    drafts = {
+        0: {"requests": ["{days} days from {date}"],
+            "values": {"date": ["2027-04-15"], "days": {"range": [1, "x"]}}},
+        10: {"requests": ["what's on {date}?"], "values": {"days": [2, 3]}, "say": {"days": "nope"}},
+    }  # fmt: skip
+
+    def complete(messages: list[dict[str, str]], seed: int) -> str:
+        asked = "Write the JSON for list_events." in messages[-1]["content"]
+        return json.dumps(drafts[seed % 100]) if asked else "no"
+
+    book, stats = draft_phrasebook(tools, complete, tries=1, rounds=2)
+    assert book.tools["list_events"].values["days"] == [2, 3]
+    # the unusable range and the say entry of no usable shape, each counted
+    assert {r.tool: r for r in stats.tools}["list_events"].dropped == 2

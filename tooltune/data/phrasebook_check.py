@@ -490,11 +490,14 @@ class _Checker:
             if param not in tool.properties:
                 self.add("error", f"{where}.say.{param}", f"{tool.name} has no parameter {param!r}")
                 continue
-            say[param] = {
-                v: [f for f in fs if f.strip()]
-                for v, fs in forms.items()
-                if self._say_ok(tool, param, v, where)
-            }
+            say[param] = self._distinct_words(
+                f"{where}.say.{param}",
+                {
+                    v: [f for f in fs if f.strip()]
+                    for v, fs in forms.items()
+                    if self._say_ok(tool, param, v, where)
+                },
+            )
         forms = {
             param: form
             for param, form in phrases.forms.items()
@@ -690,6 +693,24 @@ class _Checker:
             return f"of {param}'s enum", schema["enum"]
         rng = random.Random(0)
         return f"drawn for {param} from its schema", [sample_value(rng, param, schema) for _ in range(20)]
+
+    def _distinct_words(self, where: str, forms: dict[str, list[str]]) -> dict[str, list[str]]:
+        """A parameter's ``say`` words, each for one value only: a word listed for two values ("asap" for
+        low, high and urgent priority, as a drafted book had it) would label different calls with the same
+        request, so it is dropped from all of them, with a warning."""
+        values_of: dict[str, list[str]] = {}
+        for value, words in forms.items():
+            for word in dict.fromkeys(w.lower() for w in words):
+                values_of.setdefault(word, []).append(value)
+        shared = {w: vs for w, vs in values_of.items() if len(vs) > 1}
+        for word, vs in shared.items():
+            self.add(
+                "warning",
+                where,
+                f"{word!r} is said for {len(vs)} values ({', '.join(map(repr, vs))}): dropped",
+            )
+        kept = {v: [w for w in ws if w.lower() not in shared] for v, ws in forms.items()}
+        return {v: ws for v, ws in kept.items() if ws}
 
     def _say_ok(self, tool: ToolSpec, param: str, value: str, where: str) -> bool:
         if not self.value_ok(tool, param, say_key_value(value, tool.properties[param])):

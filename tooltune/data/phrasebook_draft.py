@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from tooltune.data.phrasebook import (
     FORMAT_VERSION,
     BookText,
+    CheckedBook,
     Phrasebook,
     Range,
     ResultShape,
@@ -182,18 +183,13 @@ def _phrases(entry: dict[str, Any], tool: ToolSpec) -> tuple[ToolPhrases, int]:
     (``[15.0, 90.0]``, as JSON from some models) is read as whole numbers."""
     dropped = 0
     values: dict[str, Any] = {}
-    arrays = _array_params(tool)
     raw_values = entry.get("values")
     for k, v in raw_values.items() if isinstance(raw_values, dict) else []:
-        spec: Any = None
-        if isinstance(v, list) and v:
-            spec = [_one_value(x, arrays[k]) for x in v] if k in arrays else v
-        elif isinstance(v, dict) and isinstance(v.get("range"), list):
-            spec = {"range": [int(x) if isinstance(x, float) and x.is_integer() else x for x in v["range"]]}
-        try:
-            values[str(k)] = _VALUE_SPEC.validate_python(spec)
-        except ValidationError:
+        spec = _value_spec(tool, str(k), v)
+        if spec is None:
             dropped += 1
+        else:
+            values[str(k)] = spec
     say: dict[str, dict[str, list[str]]] = {}
     raw_say = entry.get("say")
     for param, forms in raw_say.items() if isinstance(raw_say, dict) else []:
@@ -223,6 +219,22 @@ def _phrases(entry: dict[str, Any], tool: ToolSpec) -> tuple[ToolPhrases, int]:
         results=results,
     )
     return phrases, dropped + misfits
+
+
+def _value_spec(tool: ToolSpec, param: str, drafted: Any) -> Any | None:
+    """A drafted parameter's values as the format takes them (a list, items of an array parameter made
+    one-item values; or a range, whole floats read as whole numbers), or None when they are no value spec
+    the format has a place for."""
+    spec: Any = None
+    arrays = _array_params(tool)
+    if isinstance(drafted, list) and drafted:
+        spec = [_one_value(x, arrays[param]) for x in drafted] if param in arrays else drafted
+    elif isinstance(drafted, dict) and isinstance(drafted.get("range"), list):
+        spec = {"range": [int(x) if isinstance(x, float) and x.is_integer() else x for x in drafted["range"]]}
+    try:
+        return _VALUE_SPEC.validate_python(spec)
+    except ValidationError:
+        return None
 
 
 def _forms(tool: ToolSpec, values: dict[str, Any], written: Any) -> tuple[dict[str, str], int]:
@@ -255,16 +267,17 @@ def _forms(tool: ToolSpec, values: dict[str, Any], written: Any) -> tuple[dict[s
     return forms, dropped
 
 
-def _settle_minutes(phrases: ToolPhrases, tool: ToolSpec) -> ToolPhrases:
-    """A checked drafted entry's minutes forms, settled: kept where the form says every value the entry
-    fills in (listed whole minutes, or a range from 1), the parameter has no ``say`` words and takes whole
-    numbers, and no template writes a "{d}-minute" adjective; then the unit after its slots is taken out
-    of the templates (the form writes its own: "for {d} minutes" would say "for an hour and a half
-    minutes"). Otherwise the form goes and the templates stay as drafted."""
+def _settle_minutes(phrases: ToolPhrases, tool: ToolSpec, values: dict[str, Any]) -> ToolPhrases:
+    """A drafted entry's minutes forms, settled on ``values`` (the entry's values the check keeps): kept
+    where the form says every value the entry fills in (listed whole minutes, or a range from 1), the
+    parameter has no ``say`` words and takes whole numbers, and no template writes a "{d}-minute"
+    adjective; then the unit after its slots is taken out of the templates (the form writes its own: "for
+    {d} minutes" would say "for an hour and a half minutes"). Otherwise the form goes and the templates
+    stay as drafted."""
     templates = [*phrases.request_templates(), *phrases.parallel, *phrases.near_misses]
     forms = dict(phrases.forms)
     for param in [p for p, form in forms.items() if form == "minutes"]:
-        spec = phrases.values.get(param)
+        spec = values.get(param)
         said = (
             bool(spec) and all(forms_of("minutes", v) for v in spec)
             if isinstance(spec, list)
@@ -295,14 +308,16 @@ def _take_entry(
 ) -> ToolPhrases | None:
     """Check one drafted entry like a hand-written one; what fails is dropped and counted in ``report``."""
     phrases, bad_shapes = _phrases(entry, tool)
-    checked = check_phrasebook(
-        BookText(book=Phrasebook(tools={tool.name: phrases}), source=f"draft:{tool.name}"), tools
-    )
-    if tool.name in checked.book.tools:  # the minutes forms, on the values the check kept
-        settled = _settle_minutes(checked.book.tools[tool.name], tool)
-        book = checked.book.model_copy(update={"tools": {**checked.book.tools, tool.name: settled}})
-        checked = checked.model_copy(update={"book": book})
-    checked = drop_unfillable(checked, tools, seed=seed)
+
+    def check(p: ToolPhrases) -> CheckedBook:
+        return check_phrasebook(
+            BookText(book=Phrasebook(tools={tool.name: p}), source=f"draft:{tool.name}"), tools
+        )
+
+    if "minutes" in phrases.forms.values():  # settled on the values the check keeps, then checked as written
+        probe = check(phrases).book.tools.get(tool.name)
+        phrases = _settle_minutes(phrases, tool, probe.values if probe is not None else {})
+    checked = drop_unfillable(check(phrases), tools, seed=seed)
     errors = checked.errors
     kept = checked.book.tools.get(tool.name)
     report.dropped += bad_shapes + len(errors)
@@ -339,7 +354,8 @@ def draft_tool(
             taken.append(got)
     if not taken:
         return None, report
-    entry = merged_entry([e for e, _ in taken])
+    entry, skipped = merged_entry([e for e, _ in taken], tool)
+    report.dropped += skipped
     return _take_entry(entry, tool, tools, report, taken[0][1]), report
 
 
@@ -369,14 +385,17 @@ def _usable_entry(
     return None
 
 
-def merged_entry(entries: list[dict[str, Any]]) -> dict[str, Any]:
-    """Drafted entries of one tool as one (the first's order first): templates, near misses and results
-    each once; a parameter's listed values joined (another kind of value spec: the first one's); ``say``
-    words joined per value; the first ``forms`` entry of a parameter."""
+def merged_entry(entries: list[dict[str, Any]], tool: ToolSpec) -> tuple[dict[str, Any], int]:
+    """Drafted entries of one tool as one (the first's order first), and how many of their parts had no
+    place in it: templates, near misses and results each once; a parameter's values from the first entry
+    that gives usable ones (:func:`_value_spec`), listed ones joined with later lists; ``say`` words
+    joined per value (a word said for two values is dropped by the check); the first ``forms`` entry of
+    a parameter. Value specs and ``say`` entries of no usable shape are counted, not kept."""
     if len(entries) == 1:
-        return entries[0]
+        return entries[0], 0
     out: dict[str, Any] = {"requests": [], "parallel": [], "near_misses": [], "results": [],
                            "values": {}, "say": {}, "forms": {}}  # fmt: skip
+    skipped = 0
     for entry in entries:
         for key in ("requests", "parallel", "near_misses", "results"):
             items = entry.get(key)
@@ -384,21 +403,25 @@ def merged_entry(entries: list[dict[str, Any]]) -> dict[str, Any]:
         values = entry.get("values")
         for param, spec in values.items() if isinstance(values, dict) else []:
             have = out["values"].get(param)
-            if have is None:
+            if _value_spec(tool, str(param), spec) is None:
+                skipped += 1
+            elif have is None:
                 out["values"][param] = list(spec) if isinstance(spec, list) else spec
             elif isinstance(have, list) and isinstance(spec, list):
                 have += [v for v in spec if v not in have]
         say = entry.get("say")
         for param, words in say.items() if isinstance(say, dict) else []:
-            if isinstance(words, dict):
-                have_say = out["say"].setdefault(param, {})
-                for value, said in words.items():
-                    listed = have_say.setdefault(value, [])
-                    listed += [w for w in said if w not in listed] if isinstance(said, list) else []
+            if not isinstance(words, dict):
+                skipped += 1
+                continue
+            have_say = out["say"].setdefault(param, {})
+            for value, said in words.items():
+                listed = have_say.setdefault(value, [])
+                listed += [w for w in said if w not in listed] if isinstance(said, list) else []
         forms = entry.get("forms")
         for param, form in forms.items() if isinstance(forms, dict) else []:
             out["forms"].setdefault(param, form)
-    return out
+    return out, skipped
 
 
 def book_messages(tools: list[ToolSpec]) -> list[dict[str, str]]:
