@@ -71,6 +71,8 @@ def main() -> int:
     )
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "phrasebook_draft_cost.json")
     args = ap.parse_args()
+    if args.rounds < 1:
+        ap.error(f"--rounds must be at least 1 (got {args.rounds})")
     restart_with_blas()
 
     from tooltune.config import Settings
