@@ -103,6 +103,7 @@ def adapter_name(args: argparse.Namespace, tag: str) -> str:
         + ("-fr" if args.freeze_token_rows else "")
         + (f"-{args.dpo_loss}" if args.method == "dpo" and args.dpo_loss != "sigmoid" else "")
         + (f"-nc{args.no_call_share:g}" if args.no_call_share is not None else "")
+        + (f"-dk{args.decision_kl:g}" if args.decision_kl else "")
         + (
             f"-ac{args.answer_check}"
             if args.method != "rejection" and args.answer_check != ANSWER_CHECK_DEFAULT
@@ -167,6 +168,13 @@ def main(argv: list[str] | None = None) -> int:
         help="grpo: the share of each step's requests where no call is due (default: as the data holds)",
     )
     ap.add_argument(
+        "--decision-kl",
+        type=float,
+        default=0.0,
+        help="grpo: the weight of the KL term holding the first token's call/no-call choice at the SFT "
+        "start's (TrainConfig's decision_kl; 0: none)",
+    )
+    ap.add_argument(
         "--answer-check",
         type=int,
         default=ANSWER_CHECK_DEFAULT,
@@ -193,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--answer-check must be from {least} to {most} (got {args.answer_check})")
     if args.no_call_share is not None and args.method != "grpo":
         ap.error("--no-call-share weighs GRPO's draws; leave it out for --method " + args.method)
+    if args.decision_kl and args.method != "grpo":
+        ap.error("--decision-kl holds GRPO's sampled decision; leave it out for --method " + args.method)
 
     settings = Settings.load(workspace=args.workspace)
     ws = Workspace(settings.workspace).ensure()
@@ -220,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
                         "sample_temperature": args.temperature,
                         "max_completion_tokens": args.max_tokens,
                         "no_call_share": args.no_call_share,
+                        "decision_kl": args.decision_kl,
                     },
                 )
             else:

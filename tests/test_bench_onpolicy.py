@@ -79,7 +79,7 @@ def test_the_samples_set_is_named_by_adapter_and_sampling_recipe_not_method(
 def test_the_adapter_name_carries_every_setting_away_from_its_default() -> None:
     onpolicy = bench_module("bfcl_onpolicy")
     plain = {"iters": 150, "lr": 5e-5, "beta": 0.1, "freeze_token_rows": False, "dpo_loss": "sigmoid",
-             "no_call_share": None, "answer_check": 32}  # fmt: skip
+             "no_call_share": None, "answer_check": 32, "decision_kl": 0.0}  # fmt: skip
     assert onpolicy.adapter_name(argparse.Namespace(**plain, method="dpo"), "t") == "t-i150"
     dpop = {**plain, "lr": 5e-6, "freeze_token_rows": True, "dpo_loss": "dpop"}
     assert onpolicy.adapter_name(argparse.Namespace(**dpop, method="dpo"), "t") == "t-i150-lr5e-06-fr-dpop"
@@ -94,6 +94,12 @@ def test_the_adapter_name_carries_every_setting_away_from_its_default() -> None:
     checked = {**balanced, "answer_check": 64}
     name = onpolicy.adapter_name(argparse.Namespace(**checked, method="grpo"), "t")
     assert name == "t-i150-lr1e-05-nc0.5-ac64"
+    # a decision KL term trains another adapter
+    held = {**checked, "decision_kl": 2.0}
+    assert (
+        onpolicy.adapter_name(argparse.Namespace(**held, method="grpo"), "t")
+        == "t-i150-lr1e-05-nc0.5-dk2-ac64"
+    )
     # rejection SFT runs no answer check: its size names nothing there
     rejection = {**plain, "answer_check": 64}
     assert onpolicy.adapter_name(argparse.Namespace(**rejection, method="rejection"), "t") == "t-i150"
@@ -119,3 +125,16 @@ def test_a_runs_answer_check_size_is_recorded_where_a_check_ran_and_is_not_the_d
     assert fields("grpo", 64)["answer_check"] == 64
     assert "answer_check" not in fields("grpo", 32)  # the default: rows of earlier runs stay as they were
     assert "answer_check" not in fields("rejection", 64)  # rejection SFT runs no check
+
+
+def test_a_runs_decision_kl_is_recorded_and_keeps_its_runs_apart() -> None:
+    bfcl_full = bench_module("bfcl_full")
+    res = {"comparison_with_sft": {}, "sft": {"overall": {"n": 4, "native_pass": 2, "lenient_pass": 2}}}
+    d = {"method": "grpo", "sft_adapter": "s", "train": {"config": {"decision_kl": 2.0}}}
+    assert bfcl_full.on_policy_fields(d, res)["decision_kl"] == 2.0
+    plain = {**d, "train": {"config": {"decision_kl": 0.0}}}
+    assert "decision_kl" not in bfcl_full.on_policy_fields(plain, res)  # earlier runs' rows stay as they were
+    row = {"model": "m", "trained_on": "simple_python", "method": "grpo", "category": "irrelevance",
+           "train_seed": "s", "adapter": {"native": 0.5, "lenient": 0.5}}  # fmt: skip
+    groups = bfcl_full.spread([row, {**row, "decision_kl": 2.0}])
+    assert len(groups) == 2  # runs with and without the term are not seeds of one recipe

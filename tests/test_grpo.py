@@ -146,6 +146,59 @@ def test_grpo_steps_raise_the_rewarded_answer_over_the_other(tiny_model: Path) -
     assert margin() > before + 1.0
 
 
+@pytest.mark.slow
+def test_a_decision_kl_term_holds_the_first_tokens_call_choice(tiny_model: Path) -> None:
+    """Advantages that favour a text answer over a call pull the chance of opening with `<tool_call>`
+    down; the same steps (plain SGD, so the term's weight is not normalised away) with a decision KL term
+    (weight 200: the tiny model's chance of the marker is about 0.001, where the two-way KL is small) keep
+    it near the reference's."""
+    import mlx.core as mx
+    import mlx.nn as nn
+    import mlx.optimizers as optim
+    from mlx.utils import tree_flatten
+    from mlx_lm import load
+    from mlx_lm.tuner.utils import linear_to_lora_layers
+
+    from tooltune.training.grpo import decision_kl, grpo_loss_fn, rollout_batch, token_logps, tool_call_token
+
+    mx.random.seed(0)
+    model, tok = load(str(tiny_model))
+    model.freeze()
+    linear_to_lora_layers(model, 2, {"rank": 4, "scale": 10.0, "dropout": 0.0})
+    start = tree_flatten(model.trainable_parameters())
+    marker = tool_call_token(tok)
+    case = case_for(example(0))
+    prompt = list(tok.apply_chat_template(case.messages, tools=TOOLS, add_generation_prompt=True))
+    call = tok.encode(CALL, add_special_tokens=False)
+    text = tok.encode("I cannot open files, sorry.", add_special_tokens=False)
+    assert call[0] == marker
+    batch = rollout_batch([prompt + call, prompt + text], [len(prompt)] * 2, [-1.0, 1.0])
+    reference, reference_first = token_logps(model, batch[0], batch[1], first_token=marker)
+    assert float(decision_kl(reference_first, reference_first).max().item()) < 1e-6  # none at the start
+
+    def call_chance_after(weight: float) -> float:
+        model.load_weights(start, strict=False)
+        loss = grpo_loss_fn(beta=0.0, decision=weight, decision_token=marker)
+        step = nn.value_and_grad(model, loss)
+        opt = optim.SGD(learning_rate=0.5)
+        for _ in range(8):
+            (_value, _toks), grads = step(model, *batch[:4], reference, reference_first)
+            opt.update(model, grads)
+            mx.eval(model.parameters(), opt.state)
+        _, first = token_logps(model, batch[0], batch[1], first_token=marker)
+        return float(mx.exp(first[0]).item())
+
+    before = float(mx.exp(reference_first[0]).item())
+    free, held = call_chance_after(0.0), call_chance_after(200.0)
+    assert free < before * 0.5  # the advantages alone push the call's first token down
+    assert held > free * 3 and abs(held - before) < 0.25 * abs(free - before)
+
+
+def test_a_decision_kl_is_for_grpo_only() -> None:
+    with pytest.raises(ValueError, match="decision_kl holds GRPO"):
+        TrainConfig(model="m", dataset="d", decision_kl=1.0)
+
+
 def test_improve_with_grpo_needs_a_group_of_sampled_answers() -> None:
     from tooltune.training.improve import ImproveConfig
 
@@ -240,6 +293,7 @@ def test_a_grpo_run_samples_scores_and_trains(settings: Settings, tiny_model: Pa
         save_every=2,
         learning_rate=1e-3,
         lr_schedule="constant",
+        decision_kl=0.5,
     )
     job = runs.start_training(cfg, settings, name="g")
     job = JobStore(ws).wait(job.id, timeout=600, poll=0.3)
@@ -248,6 +302,7 @@ def test_a_grpo_run_samples_scores_and_trains(settings: Settings, tiny_model: Pa
     method = run.applied["method"]
     assert method["name"] == "grpo" and method["requests"] == 6 and method["requests_left_out"] == 1
     assert method["group_size"] == 2 and method["reference"].startswith("the starting model")
+    assert method["decision_kl"] == 0.5 and "first token's call/no-call choice" in method["loss"]
     assert (method["no_call_requests"], method["no_call_share"], method["no_call_share_set"]) == (
         1,
         round(1 / 6, 4),

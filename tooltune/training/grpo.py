@@ -231,10 +231,14 @@ def rollout_batch(
     return mx.array(tokens), positions, valid, mx.array(advantages, dtype=mx.float32), reference
 
 
-def token_logps(model: Any, tokens: Any, positions: Any, temperature: float = 1.0) -> Any:
+def token_logps(
+    model: Any, tokens: Any, positions: Any, temperature: float = 1.0, first_token: int | None = None
+) -> Any:
     """Log-probabilities of the target tokens at ``positions`` (per row) under the distribution sampled
     from (logits over ``temperature``, as TRL scores GRPO's samples), with the LM head run there only
-    when the model's body/head split is known (training/losses.py ``head_split``)."""
+    when the model's body/head split is known (training/losses.py ``head_split``). With ``first_token``,
+    also each row's log-probability of that token at its first answer position (the decision to open
+    with it), as a second array."""
     import mlx.core as mx
 
     from tooltune.training.losses import head_split
@@ -248,18 +252,57 @@ def token_logps(model: Any, tokens: Any, positions: Any, temperature: float = 1.
         body, head = split
         logits = head(mx.take_along_axis(body(inputs), positions[..., None], axis=1))
     logits = logits.astype(mx.float32) / temperature
-    return mx.take_along_axis(logits, picked[..., None], axis=-1).squeeze(-1) - mx.logsumexp(logits, axis=-1)
+    norm = mx.logsumexp(logits, axis=-1)
+    picked_logps = mx.take_along_axis(logits, picked[..., None], axis=-1).squeeze(-1) - norm
+    if first_token is None:
+        return picked_logps
+    return picked_logps, logits[:, 0, first_token] - norm[:, 0]
 
 
-def grpo_loss_fn(beta: float, temperature: float = 1.0) -> Any:
+def tool_call_token(tokenizer: Any) -> int:
+    """The one token a tool call opens with (Qwen's ``<tool_call>``): the decision a decision KL term
+    holds. A model without tool-call markers, or whose marker is several tokens, has none to hold."""
+    start = getattr(tokenizer, "tool_call_start", None)
+    ids = tokenizer.encode(start, add_special_tokens=False) if start else []
+    if len(ids) != 1:
+        raise ValueError(
+            f"decision_kl needs a tool-call marker that is one token; this model's is {start!r} ({ids})"
+        )
+    return int(ids[0])
+
+
+def decision_kl(reference_first: Any, first: Any) -> Any:
+    """Per row, KL(reference || policy) of the two-way choice "the answer opens with the tool-call marker
+    or not", from each one's log-probability of the marker at the first answer position."""
+    import mlx.core as mx
+
+    r = mx.clip(mx.exp(reference_first), 1e-6, 1 - 1e-6)
+    p = mx.clip(mx.exp(first), 1e-6, 1 - 1e-6)
+    return r * (mx.log(r) - mx.log(p)) + (1 - r) * (mx.log1p(-r) - mx.log1p(-p))
+
+
+def grpo_loss_fn(
+    beta: float, temperature: float = 1.0, decision: float = 0.0, decision_token: int | None = None
+) -> Any:
     """The loss mlx-lm's ``train`` calls as ``loss(model, *batch)`` on a :func:`rollout_batch`: per answer
     token ``-A * ratio`` (ratio = 1 on policy, its gradient that of the log-probability) plus ``beta`` times
     ``exp(ref - logp) - (ref - logp) - 1``, averaged per answer then over answers (mlx-lm-lora's ``grpo``
-    loss type); log-probabilities at the sampling ``temperature``. Returns (loss, answer tokens)."""
+    loss type); log-probabilities at the sampling ``temperature``. With ``decision`` above 0, plus that
+    weight times :func:`decision_kl` of ``decision_token`` at the first answer position, averaged over
+    answers (the batch then carries the reference's log-probabilities of it as a sixth array). Returns
+    (loss, answer tokens)."""
     import mlx.core as mx
 
-    def loss(model: Any, tokens: Any, positions: Any, valid: Any, advantages: Any, reference: Any) -> Any:
-        logps = token_logps(model, tokens, positions, temperature)
+    if decision and decision_token is None:
+        raise ValueError("a decision KL term needs the tool-call marker's token")
+
+    def loss(
+        model: Any, tokens: Any, positions: Any, valid: Any, advantages: Any, reference: Any, *first: Any
+    ) -> Any:
+        if decision:
+            logps, policy_first = token_logps(model, tokens, positions, temperature, decision_token)
+        else:
+            logps = token_logps(model, tokens, positions, temperature)
         ratio = mx.exp(logps - mx.stop_gradient(logps))
         per_token = -ratio * advantages[:, None]
         if beta:
@@ -268,6 +311,8 @@ def grpo_loss_fn(beta: float, temperature: float = 1.0) -> Any:
         mask = valid.astype(mx.float32)
         counts = mask.sum(axis=1)
         value = ((per_token * mask).sum(axis=1) / mx.maximum(counts, 1)).mean()
+        if decision:
+            value = value + decision * decision_kl(mx.stop_gradient(first[0]), policy_first).mean()
         return value, counts.sum()
 
     return loss
@@ -291,13 +336,15 @@ class Sampler:
         rng: Any,
         replay_draws: list[int] | None = None,
         no_call_share: float | None = None,
+        decision_token: int | None = None,
     ) -> None:
         self.model, self.tokenizer, self.prompts = model, tokenizer, prompts
         self.batch_size, self.group_size = batch_size, group_size
         self.temperature, self.max_tokens, self.beta = temperature, max_tokens, beta
         self.reference_weights = reference_weights
-        if beta and reference_weights is None:
-            raise ValueError("a KL term (beta > 0) needs the reference weights")
+        self.decision_token = decision_token  # set: the batch carries the reference's first-token logps
+        if (beta or decision_token is not None) and reference_weights is None:
+            raise ValueError("a KL term (beta > 0, or a decision term) needs the reference weights")
         self.rng = rng
         self._order: list[int] = []
         self._replay = list(replay_draws or [])  # draws per step already trained, for a resumed run
@@ -421,7 +468,9 @@ class Sampler:
         lengths = [len(self.prompts.tokens[picked[i]]) for i in indices]
         batch = rollout_batch(rows, lengths, advantages.tolist())
         t2 = time.monotonic()
-        if self.beta and self.reference_weights is not None:
+        if self.decision_token is not None:
+            batch = (*batch[:4], *self._reference_logps(batch[0], batch[1], self.decision_token))
+        elif self.beta and self.reference_weights is not None:
             batch = (*batch[:4], self._reference_logps(batch[0], batch[1]))
         t3 = time.monotonic()
         mx.eval(batch)
@@ -441,9 +490,10 @@ class Sampler:
             groups=len(groups),
         )
 
-    def _reference_logps(self, tokens: Any, positions: Any) -> Any:
-        """The starting policy's log-probabilities of the sampled answers: its LoRA weights loaded for one
-        forward pass, the current ones put back."""
+    def _reference_logps(self, tokens: Any, positions: Any, first_token: int | None = None) -> Any:
+        """The starting policy's log-probabilities of the sampled answers (with ``first_token``, also of
+        that token at each first answer position: a pair): its LoRA weights loaded for one forward pass,
+        the current ones put back."""
         import mlx.core as mx
         from mlx.utils import tree_flatten
 
@@ -453,7 +503,8 @@ class Sampler:
         self.model.eval()
         try:
             self.model.load_weights(self.reference_weights, strict=False)
-            ref = mx.stop_gradient(token_logps(self.model, tokens, positions, self.temperature))
+            got = token_logps(self.model, tokens, positions, self.temperature, first_token)
+            ref = mx.stop_gradient(got) if first_token is None else tuple(map(mx.stop_gradient, got))
             mx.eval(ref)
         finally:
             self.model.load_weights(current, strict=False)

@@ -208,6 +208,14 @@ class TrainConfig(BaseModel):
     sample_temperature: float = Field(
         default=0.8, gt=0, le=2.0, description="grpo: the temperature the answers are sampled at."
     )
+    decision_kl: float = Field(
+        default=0.0,
+        ge=0,
+        le=50.0,
+        description="grpo: the weight of a KL term that holds each answer's first-token choice (open with "
+        "the tool-call marker or not) at the starting model's: answers learn their arguments while the "
+        "decision to call stays where the start had it (0: none). Needs a model with tool-call markers.",
+    )
     no_call_share: float | None = Field(
         default=None,
         ge=0,
@@ -307,6 +315,10 @@ class TrainConfig(BaseModel):
             )
         if (problem := no_call_share_problem(self.method, self.no_call_share)) is not None:
             raise ValueError(problem)
+        if self.decision_kl and self.method != "grpo":
+            raise ValueError(
+                f"decision_kl holds GRPO's sampled decision; method '{self.method}' samples none"
+            )
         if self.method in PREFERENCE_METHODS and self.beta == 0:
             raise ValueError(f"method {self.method} needs beta above 0")
         if self.method in LOSS_METHODS:

@@ -464,7 +464,10 @@ class Worker:
             elif grpo:
                 from tooltune.training.grpo import grpo_loss_fn
 
-                loss_kw = {"loss": grpo_loss_fn(cfg.beta, cfg.sample_temperature)}
+                decision_token = self._sampler.decision_token if self._sampler is not None else None
+                loss_kw = {
+                    "loss": grpo_loss_fn(cfg.beta, cfg.sample_temperature, cfg.decision_kl, decision_token)
+                }
             else:
                 loss_kw = {"loss": self._loss()} if self._custom_loss or self._answer_only else {}
             enough_valid = len(valid_set) >= cfg.batch_size
@@ -627,9 +630,10 @@ class Worker:
         import numpy as np
         from mlx.utils import tree_flatten
 
-        from tooltune.training.grpo import REWARDS, Sampler
+        from tooltune.training.grpo import REWARDS, Sampler, tool_call_token
 
         cfg = self.config
+        decision_token = tool_call_token(tokenizer) if cfg.decision_kl else None
         self._sampler = Sampler(
             model,
             tokenizer,
@@ -640,10 +644,13 @@ class Worker:
             max_tokens=cfg.max_completion_tokens,
             beta=cfg.beta,
             # before any checkpoint is loaded: the starting policy (fresh LoRA = the base, or init_adapter)
-            reference_weights=tree_flatten(model.trainable_parameters()) if cfg.beta else None,
+            reference_weights=tree_flatten(model.trainable_parameters())
+            if cfg.beta or cfg.decision_kl
+            else None,
             rng=np.random.RandomState(cfg.seed),
             replay_draws=self._replayed_rollouts(),
             no_call_share=cfg.no_call_share,
+            decision_token=decision_token,
         )
         no_call = sum(c.expects_no_call for c in prompts.cases)
         return {
@@ -660,11 +667,13 @@ class Worker:
             "sample_temperature": cfg.sample_temperature,
             "max_completion_tokens": cfg.max_completion_tokens,
             "beta": cfg.beta,
+            "decision_kl": cfg.decision_kl,
             "reference": "none (beta 0)"
-            if not cfg.beta
+            if not (cfg.beta or cfg.decision_kl)
             else "the starting model (base" + (" + init_adapter" if cfg.init_adapter else "") + ")",
             "rewards": REWARDS,
-            "loss": "GRPO (mlx-lm-lora's grpo loss type, one update per rollout) + beta * per-token KL",
+            "loss": "GRPO (mlx-lm-lora's grpo loss type, one update per rollout) + beta * per-token KL"
+            + (" + decision_kl * KL of the first token's call/no-call choice" if cfg.decision_kl else ""),
             "validation": "none: a GRPO loss measures nothing; the answer check (answer_check) and an "
             "eval of the adapter (tooltune eval) do",
         }
