@@ -50,8 +50,8 @@ def test_the_committed_default_run_measured_todays_defaults() -> None:
     resolved = {"model", "dataset", "iters", "num_layers", "steps_per_eval", "warmup"}
     resolved |= {"model_path", "dataset_path", "model_layers", "train_examples", "valid_examples"}
     # settings added after the run whose default is what the run did (the rows were trained then too;
-    # an SFT run draws no GRPO requests)
-    added_since = {"freeze_token_rows": False, "no_call_share": None}
+    # an SFT run draws no GRPO requests and holds no GRPO decision)
+    added_since = {"freeze_token_rows": False, "no_call_share": None, "decision_kl": 0.0}
     for key, value in TrainConfig(dataset="d").model_dump().items():
         if key in resolved:
             continue

@@ -211,15 +211,19 @@ def test_improve_with_grpo_needs_a_group_of_sampled_answers() -> None:
 def test_an_improve_jobs_no_call_share_reaches_its_grpo_rounds_only() -> None:
     from tooltune.training.improve import ImproveConfig, grpo_fields
 
-    cfg = ImproveConfig(dataset="d", name="n", method="grpo", no_call_share=0.5, max_tokens=64)
+    cfg = ImproveConfig(
+        dataset="d", name="n", method="grpo", no_call_share=0.5, max_tokens=64, decision_kl=2.0
+    )
     fields = grpo_fields(cfg, 2)
     assert (fields["no_call_share"], fields["seed"], fields["max_completion_tokens"]) == (0.5, 2, 64)
-    assert TrainConfig(**fields).no_call_share == 0.5
+    assert (TrainConfig(**fields).no_call_share, TrainConfig(**fields).decision_kl) == (0.5, 2.0)
     with pytest.raises(ValueError, match="no_call_share weighs GRPO's draws; method 'dpo'"):
         ImproveConfig(dataset="d", name="n", method="dpo", no_call_share=0.5)
+    with pytest.raises(ValueError, match="decision_kl holds GRPO's sampled decision; method 'dpo'"):
+        ImproveConfig(dataset="d", name="n", method="dpo", decision_kl=1.0)
     with pytest.raises(ValueError, match="less than or equal to 1"):
         ImproveConfig(dataset="d", name="n", method="grpo", no_call_share=1.5)
-    for shared in ("no_call_share", "freeze_token_rows"):  # one declaration, so the two cannot drift
+    for shared in ("no_call_share", "decision_kl", "freeze_token_rows"):  # one declaration: no drift
         assert repr(ImproveConfig.model_fields[shared]) == repr(TrainConfig.model_fields[shared])
 
 

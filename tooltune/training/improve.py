@@ -42,7 +42,12 @@ from tooltune.jobs import JobStore
 from tooltune.logs import get_logger
 from tooltune.models.resolve import resolve_model
 from tooltune.training.runs import cancel_training, get_run, start_training
-from tooltune.training.train_config import TrainConfig, adapter_lora_shape, no_call_share_problem
+from tooltune.training.train_config import (
+    TrainConfig,
+    adapter_lora_shape,
+    decision_kl_problem,
+    no_call_share_problem,
+)
 from tooltune.workspace import Workspace, atomic_write_json, validate_name
 
 log = get_logger(__name__)
@@ -94,11 +99,16 @@ class ImproveConfig(BaseModel):
     # the same option as a training run's: one declaration (constraints, default, description)
     freeze_token_rows: bool = TrainConfig.model_fields["freeze_token_rows"]
     no_call_share: float | None = TrainConfig.model_fields["no_call_share"]
+    decision_kl: float = TrainConfig.model_fields["decision_kl"]
 
     @model_validator(mode="after")
     def _grpo_samples(self) -> ImproveConfig:
-        if (problem := no_call_share_problem(self.method, self.no_call_share)) is not None:
-            raise ValueError(problem)
+        for problem in (
+            no_call_share_problem(self.method, self.no_call_share),
+            decision_kl_problem(self.method, self.decision_kl),
+        ):
+            if problem is not None:
+                raise ValueError(problem)
         if self.method == "grpo" and (self.k < 2 or self.temperature == 0):
             raise ValueError(
                 "method grpo compares answers within a group: it needs k of at least 2 and a temperature "
@@ -257,6 +267,7 @@ def grpo_fields(cfg: ImproveConfig, round_no: int) -> dict[str, Any]:
         "max_completion_tokens": min(cfg.max_tokens, 4096),
         "seed": round_no,
         "no_call_share": cfg.no_call_share,
+        "decision_kl": cfg.decision_kl,
     }
 
 

@@ -55,6 +55,13 @@ PREFERENCE_METHODS = ("dpo", "orpo")  # methods that train on a pairs dataset
 LOSS_METHODS = (*PREFERENCE_METHODS, "grpo")  # methods with a loss of their own (no SFT loss weights)
 
 
+def decision_kl_problem(method: str, weight: float) -> str | None:
+    """Why ``decision_kl`` cannot go with ``method`` (only GRPO samples the decision it holds)."""
+    if weight and method != "grpo":
+        return f"decision_kl holds GRPO's sampled decision; method '{method}' samples none"
+    return None
+
+
 class TrainConfigError(TooltuneError):
     pass
 
@@ -315,10 +322,8 @@ class TrainConfig(BaseModel):
             )
         if (problem := no_call_share_problem(self.method, self.no_call_share)) is not None:
             raise ValueError(problem)
-        if self.decision_kl and self.method != "grpo":
-            raise ValueError(
-                f"decision_kl holds GRPO's sampled decision; method '{self.method}' samples none"
-            )
+        if (problem := decision_kl_problem(self.method, self.decision_kl)) is not None:
+            raise ValueError(problem)
         if self.method in PREFERENCE_METHODS and self.beta == 0:
             raise ValueError(f"method {self.method} needs beta above 0")
         if self.method in LOSS_METHODS:
