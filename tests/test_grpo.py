@@ -173,8 +173,15 @@ def test_a_decision_kl_term_holds_the_first_tokens_call_choice(tiny_model: Path)
     text = tok.encode("I cannot open files, sorry.", add_special_tokens=False)
     assert call[0] == marker
     batch = rollout_batch([prompt + call, prompt + text], [len(prompt)] * 2, [-1.0, 1.0])
-    reference, reference_first = token_logps(model, batch[0], batch[1], first_token=marker)
-    assert float(decision_kl(reference_first, reference_first).max().item()) < 1e-6  # none at the start
+    reference, *reference_first = token_logps(model, batch[0], batch[1], first_token=marker)
+    start_pair = (reference_first[0], reference_first[1])
+    assert float(mx.abs(decision_kl(start_pair, start_pair)).max().item()) < 1e-6  # none at the start
+    # the two log-probabilities are of complementary events, exactly
+    assert abs(float((mx.exp(reference_first[0]) + mx.exp(reference_first[1]))[0].item()) - 1.0) < 1e-5
+    # a choice made near certain is still pulled back (no clipping): its gradient is not zero
+    certain = (mx.array([-1e-9]), mx.array([-20.7]))  # the policy opens with the marker almost surely
+    pull = mx.grad(lambda c: decision_kl((mx.array([-2.3]), mx.array([-0.105])), (c, certain[1])).sum())
+    assert abs(float(pull(certain[0]).item()) + float(mx.exp(mx.array(-2.3)).item())) < 1e-4  # -r, not 0
 
     def call_chance_after(weight: float) -> float:
         model.load_weights(start, strict=False)
@@ -182,13 +189,13 @@ def test_a_decision_kl_term_holds_the_first_tokens_call_choice(tiny_model: Path)
         step = nn.value_and_grad(model, loss)
         opt = optim.SGD(learning_rate=0.5)
         for _ in range(8):
-            (_value, _toks), grads = step(model, *batch[:4], reference, reference_first)
+            (_value, _toks), grads = step(model, *batch[:4], reference, *reference_first)
             opt.update(model, grads)
             mx.eval(model.parameters(), opt.state)
-        _, first = token_logps(model, batch[0], batch[1], first_token=marker)
+        _, first, _ = token_logps(model, batch[0], batch[1], first_token=marker)
         return float(mx.exp(first[0]).item())
 
-    before = float(mx.exp(reference_first[0]).item())
+    before = float(mx.exp(reference_first[0][0]).item())
     free, held = call_chance_after(0.0), call_chance_after(200.0)
     assert free < before * 0.5  # the advantages alone push the call's first token down
     assert held > free * 3 and abs(held - before) < 0.25 * abs(free - before)

@@ -185,7 +185,9 @@ def reward(case: EvalCase, text: str, tokenizer: Any) -> tuple[float, str]:
 class Rollout:
     """One step's sampled answers as model inputs, with what the step logs."""
 
-    batch: tuple[Any, ...]  # (tokens, positions, valid, advantages, reference log-probs)
+    # (tokens, positions, valid, advantages, reference log-probs[, the reference's log-probabilities of
+    # opening with the tool-call marker and of not doing so, with a decision term])
+    batch: tuple[Any, ...]
     rewards: list[float]
     outcomes: Counter[str]
     generated_tokens: int
@@ -237,8 +239,8 @@ def token_logps(
     """Log-probabilities of the target tokens at ``positions`` (per row) under the distribution sampled
     from (logits over ``temperature``, as TRL scores GRPO's samples), with the LM head run there only
     when the model's body/head split is known (training/losses.py ``head_split``). With ``first_token``,
-    also each row's log-probability of that token at its first answer position (the decision to open
-    with it), as a second array."""
+    also each row's log-probabilities of opening the answer with that token and of not doing so (a
+    log-sum-exp over the other tokens: exact where the choice is near certain), as two more arrays."""
     import mlx.core as mx
 
     from tooltune.training.losses import head_split
@@ -256,12 +258,17 @@ def token_logps(
     picked_logps = mx.take_along_axis(logits, picked[..., None], axis=-1).squeeze(-1) - norm
     if first_token is None:
         return picked_logps
-    return picked_logps, logits[:, 0, first_token] - norm[:, 0]
+    first = logits[:, 0]
+    others = mx.where(mx.arange(first.shape[-1]) == first_token, -mx.inf, first)
+    return picked_logps, first[:, first_token] - norm[:, 0], mx.logsumexp(others, axis=-1) - norm[:, 0]
 
 
 def tool_call_token(tokenizer: Any) -> int:
     """The one token a tool call opens with (Qwen's ``<tool_call>``): the decision a decision KL term
-    holds. A model without tool-call markers, or whose marker is several tokens, has none to hold."""
+    holds. A model without tool-call markers, or whose marker is several tokens, has none to hold, nor
+    has a thinking model (its answers open with its reasoning, not with the decision)."""
+    if getattr(tokenizer, "has_thinking", False):
+        raise ValueError("decision_kl holds the first answer token; a thinking model's is its reasoning")
     start = getattr(tokenizer, "tool_call_start", None)
     ids = tokenizer.encode(start, add_special_tokens=False) if start else []
     if len(ids) != 1:
@@ -271,14 +278,14 @@ def tool_call_token(tokenizer: Any) -> int:
     return int(ids[0])
 
 
-def decision_kl(reference_first: Any, first: Any) -> Any:
+def decision_kl(reference: tuple[Any, Any], policy: tuple[Any, Any]) -> Any:
     """Per row, KL(reference || policy) of the two-way choice "the answer opens with the tool-call marker
-    or not", from each one's log-probability of the marker at the first answer position."""
+    or not", from each side's log-probabilities of opening with it and of not (no clipping: the term
+    still pulls where the policy has made the choice near certain)."""
     import mlx.core as mx
 
-    r = mx.clip(mx.exp(reference_first), 1e-6, 1 - 1e-6)
-    p = mx.clip(mx.exp(first), 1e-6, 1 - 1e-6)
-    return r * (mx.log(r) - mx.log(p)) + (1 - r) * (mx.log1p(-r) - mx.log1p(-p))
+    (r_call, r_not), (p_call, p_not) = reference, policy
+    return mx.exp(r_call) * (r_call - p_call) + mx.exp(r_not) * (r_not - p_not)
 
 
 def grpo_loss_fn(
@@ -289,8 +296,8 @@ def grpo_loss_fn(
     ``exp(ref - logp) - (ref - logp) - 1``, averaged per answer then over answers (mlx-lm-lora's ``grpo``
     loss type); log-probabilities at the sampling ``temperature``. With ``decision`` above 0, plus that
     weight times :func:`decision_kl` of ``decision_token`` at the first answer position, averaged over
-    answers (the batch then carries the reference's log-probabilities of it as a sixth array). Returns
-    (loss, answer tokens)."""
+    answers (the batch then carries the reference's log-probabilities of opening with it and of not as a
+    sixth and seventh array). Returns (loss, answer tokens)."""
     import mlx.core as mx
 
     if decision and decision_token is None:
@@ -300,7 +307,7 @@ def grpo_loss_fn(
         model: Any, tokens: Any, positions: Any, valid: Any, advantages: Any, reference: Any, *first: Any
     ) -> Any:
         if decision:
-            logps, policy_first = token_logps(model, tokens, positions, temperature, decision_token)
+            logps, *policy_first = token_logps(model, tokens, positions, temperature, decision_token)
         else:
             logps = token_logps(model, tokens, positions, temperature)
         ratio = mx.exp(logps - mx.stop_gradient(logps))
@@ -312,7 +319,8 @@ def grpo_loss_fn(
         counts = mask.sum(axis=1)
         value = ((per_token * mask).sum(axis=1) / mx.maximum(counts, 1)).mean()
         if decision:
-            value = value + decision * decision_kl(mx.stop_gradient(first[0]), policy_first).mean()
+            held = (mx.stop_gradient(first[0]), mx.stop_gradient(first[1]))
+            value = value + decision * decision_kl(held, (policy_first[0], policy_first[1])).mean()
         return value, counts.sum()
 
     return loss
@@ -492,8 +500,8 @@ class Sampler:
 
     def _reference_logps(self, tokens: Any, positions: Any, first_token: int | None = None) -> Any:
         """The starting policy's log-probabilities of the sampled answers (with ``first_token``, also of
-        that token at each first answer position: a pair): its LoRA weights loaded for one forward pass,
-        the current ones put back."""
+        opening each answer with that token and of not: a triple): its LoRA weights loaded for one forward
+        pass, the current ones put back."""
         import mlx.core as mx
         from mlx.utils import tree_flatten
 
