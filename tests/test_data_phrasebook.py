@@ -576,7 +576,7 @@ def test_a_raw_slot_writes_the_value_exactly(tracker: list[ToolSpec]) -> None:
     bad = check_phrasebook(
         phrasebook_from_object({"tools": {"search_issues": {"requests": ["find {query:loud}"]}}}), tracker
     )
-    known = "known: basename, bytes, count, dir, ext, lines, raw, stem, words"
+    known = "known: basename, bytes, count, dir, ext, lines, ordinal, raw, stem, words"
     assert any(known in e.message for e in bad.errors)
 
 
@@ -1283,7 +1283,7 @@ tools:
         ),
         ("tools.get_issue.results[0]", 18): (
             "unknown slot form ':loud' in {issue_id:loud} (known: basename, bytes, count, dir, ext, lines, "
-            "raw, stem, words)"
+            "ordinal, raw, stem, words)"
         ),
     }
     data = DataBook(checked, tracker)
@@ -1524,3 +1524,38 @@ def test_a_say_word_for_two_values_is_dropped_from_both() -> None:
     }
     [warning] = [i for i in checked.warnings if "said for" in i.message]
     assert warning.where == "tools.create_issue.say.priority" and "'low', 'high'" in warning.message
+
+
+def test_an_ordinal_slot_says_a_whole_number_as_people_count() -> None:
+    """``{p:ordinal}``: 3 written "3rd" or "third" (words up to twentieth), and the words ground the call's
+    value; a value with no ordinal (0) is written as it is."""
+    from tooltune.data.phrasebook import phrasebook_from_object
+
+    notes = load_tool_specs(["builtin:notes-calendar"])
+    book = {"tools": {"search_notes": {
+        "requests": ["show me the {limit:ordinal} page of notes about {query}"],
+        "values": {"limit": [1, 2, 3, 12, 22], "query": ["taxes"]},
+    }}}  # fmt: skip
+    checked = check_phrasebook(phrasebook_from_object(book, source="b.yaml"), notes)
+    assert not checked.errors
+    data = DataBook(checked, notes)
+    rng = random.Random(0)
+    drawn = [data.request(rng, "search_notes", polish=False) for _ in range(80)]
+    said = {(text, args["limit"]) for text, args in filter(None, drawn)}
+    expected = {1: {"1st", "first"}, 2: {"2nd", "second"}, 3: {"3rd", "third"}, 12: {"12th", "twelfth"},
+                22: {"22nd"}}  # fmt: skip
+    seen: dict[int, set[str]] = {}
+    for text, limit in said:
+        word = text.split("the ", 1)[1].split(" page", 1)[0]
+        assert word in expected[limit], (text, limit)
+        seen.setdefault(limit, set()).add(word)
+    assert seen == expected  # every value, in each of its forms
+
+
+def test_ordinal_forms() -> None:
+    from tooltune.data.spoken_forms import ordinal_forms
+
+    assert ordinal_forms(1) == ["1st", "first"] and ordinal_forms(11) == ["11th", "eleventh"]
+    assert ordinal_forms(20) == ["20th", "twentieth"] and ordinal_forms(23) == ["23rd"]
+    assert ordinal_forms(112) == ["112th"]
+    assert ordinal_forms(0) == ordinal_forms(True) == ordinal_forms("3") == ordinal_forms(2.0) == []

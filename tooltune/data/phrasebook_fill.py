@@ -36,6 +36,7 @@ from tooltune.data.phrasebook import (
 from tooltune.data.phrasing import _base_verb, format_value, mentions_all
 from tooltune.data.polish import join_requests, polish
 from tooltune.data.samplers import sample_value
+from tooltune.data.spoken_forms import ordinal_forms
 from tooltune.data.spoken_forms import say as say_in_form
 from tooltune.toolspec import ToolSpec
 
@@ -165,6 +166,8 @@ class _Fill:
             and 0 <= value < len(_WORDS)
         ):
             return _WORDS[value], True
+        if modifier == "ordinal" and (ordinals := ordinal_forms(value)):  # 3: "3rd" or "third", exact
+            return self.rng.choice(ordinals), True
         if modifier == "raw":  # exactly as drawn: no quotes, backticks or units the generator may add
             return value_text(value), False
         if modifier in DERIVED:  # a part of the value: the value itself must be shown elsewhere

@@ -55,6 +55,19 @@ def _time(value: str) -> tuple[int, int] | None:
     return (int(m[1]), int(m[2])) if m else None
 
 
+_ORDINAL_WORDS = (
+    "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth thirteenth "
+    "fourteenth fifteenth sixteenth seventeenth eighteenth nineteenth twentieth"
+).split()
+
+
+def ordinal_forms(value: object) -> list[str]:
+    """A whole number from 1 as an ordinal: 3 -> "3rd", "third" (words up to twentieth); [] for others."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        return []
+    return [_ordinal(value), *([_ORDINAL_WORDS[value - 1]] if value <= len(_ORDINAL_WORDS) else [])]
+
+
 def _distinct(forms: list[str]) -> list[str]:
     return list(dict.fromkeys(forms))  # "May 1, 2027" is the long and the short month's form
 
