@@ -1550,6 +1550,28 @@ def test_an_ordinal_slot_says_a_whole_number_as_people_count() -> None:
         assert word in expected[limit], (text, limit)
         seen.setdefault(limit, set()).add(word)
     assert seen == expected  # every value, in each of its forms
+    # beside the plain slot of the same value each writes its own form; a value with no ordinal (0)
+    # leaves the request unused; named values, results and answers take the form too ("3rd")
+    book = {"values": {"nth": [2]}, "tools": {"search_notes": {
+        "requests": ["show the {limit:ordinal} page ({limit} per page) of {query}",
+                     "the {nth:ordinal} one about {query}, {limit} of them"],
+        "values": {"limit": [0, 3], "query": ["taxes"]},
+        "results": [{"result": {"page": "{limit:ordinal}", "n": "{limit}"},
+                     "answer": "That's the {limit:ordinal}."}],
+    }}}  # fmt: skip
+    data = DataBook(check_phrasebook(phrasebook_from_object(book, source="b.yaml"), notes), notes)
+    drawn = [data.request(rng, "search_notes", polish=False) for _ in range(40)]
+    texts = {text: args["limit"] for text, args in filter(None, drawn)}
+    assert set(texts) >= {
+        "show the 3rd page (3 per page) of taxes",
+        "show the third page (3 per page) of taxes",
+        "the 2nd one about taxes, 0 of them",
+    }
+    assert not any(t.startswith("show the") and limit == 0 for t, limit in texts.items())
+    assert data.result(rng, "search_notes", {"query": "taxes", "limit": 3}) == (
+        '{"page": "3rd", "n": 3}',
+        "That's the 3rd.",
+    )
 
 
 def test_ordinal_forms() -> None:

@@ -202,8 +202,20 @@ def test_a_decision_kl_term_holds_the_first_tokens_call_choice(tiny_model: Path)
 
 
 def test_a_decision_kl_is_for_grpo_only() -> None:
+    from types import SimpleNamespace
+
+    from tooltune.training.grpo import tool_call_token
+
     with pytest.raises(ValueError, match="decision_kl holds GRPO"):
         TrainConfig(model="m", dataset="d", decision_kl=1.0)
+    # a thinking model's first answer token is its reasoning, not the decision
+    thinking = SimpleNamespace(has_thinking=True, tool_call_start="<tool_call>", encode=lambda t, **_: [7])
+    with pytest.raises(ValueError, match="thinking model"):
+        tool_call_token(thinking)
+    several = SimpleNamespace(has_thinking=False, tool_call_start="[CALL]", encode=lambda t, **_: [5, 6])
+    with pytest.raises(ValueError, match="one token"):
+        tool_call_token(several)
+    assert tool_call_token(SimpleNamespace(tool_call_start="<tool_call>", encode=lambda t, **_: [9])) == 9
 
 
 def test_improve_with_grpo_needs_a_group_of_sampled_answers() -> None:

@@ -195,8 +195,10 @@ class _Fill:
                 if (name, index, modifier) not in text_values:
                     text_values[(name, index, modifier)] = written(self.named_value(name), modifier)
                 return text_values[(name, index, modifier)]
-            if (name, index) in text_values:
-                return text_values[(name, index)]
+            # a value's text is kept for the template's other slots of it; another form writes its own
+            key = (name, index) if modifier is None or modifier.startswith("=") else (name, index, modifier)
+            if key in text_values:
+                return text_values[key]
             if is_text_field(name, tool):  # a record's text field: the call's record says it, or none can
                 record = self._record(tool, name, index)
                 if record is None:
@@ -218,13 +220,16 @@ class _Fill:
                 return ""
             if name in tool.properties:
                 v = self.call_value(tool, name, index)
+                if modifier == "ordinal" and not ordinal_forms(v):  # "the 0th page": not this request
+                    raise _Missing(name)
                 per_call.setdefault(index, {})[name] = v
                 said, declared = self.say(tool, name, v, modifier)
                 if declared:
                     grounded.setdefault(index, set()).add(name)
             else:
-                said = _named_text(self.named_value(name))
-            text_values[(name, index)] = said
+                v = self.named_value(name)
+                said = written(v, modifier) if modifier in SPOKEN else _named_text(v)
+            text_values[key] = said
             return said
 
         self.own_slots = {(n, i) for n, i, _ in slots(template) if i is not None}
@@ -294,8 +299,22 @@ def _derived(value: Any, modifier: str) -> Any:
         raise _Missing(modifier) from None
 
 
+SPOKEN = {"words", "ordinal"}
+"""Slot forms that say a whole number another way ("three", "3rd")."""
+
+
 def written(value: Any, modifier: str | None) -> str:
-    """A value in a result's or an answer's words: as drawn, or the part or measure its slot form asks."""
+    """A value in a result's or an answer's words: as drawn, or the part or measure its slot form asks,
+    or a whole number in words ("three") or as an ordinal ("3rd") where its form says so and it has one."""
+    if modifier == "ordinal" and (ordinals := ordinal_forms(value)):
+        return ordinals[0]
+    if (
+        modifier == "words"
+        and isinstance(value, int)
+        and not isinstance(value, bool)
+        and 0 <= value < len(_WORDS)
+    ):
+        return _WORDS[value]
     return value_text(_derived(value, modifier) if modifier in DERIVED else value)
 
 
