@@ -1,0 +1,270 @@
+"""A drafted tool entry read and checked: what a model wrote for one tool (the JSON object of its reply)
+becomes the tool's part of a phrasebook, checked like a hand-written one, with what was dropped counted
+(:class:`ToolDraft`). Several drafts of one tool merge into one entry (:func:`merged_entry`).
+
+Models write the format loosely: items of an array parameter where whole values are due, ranges in
+whole floats, dates that are no dates, "{d} minutes" after a slot whose form writes its own unit. What can
+be read is read; what cannot is dropped and counted, so a careless draft costs entries, never bad data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+
+from tooltune.data.phrasebook import (
+    BookText,
+    CheckedBook,
+    Phrasebook,
+    Range,
+    ResultShape,
+    ToolPhrases,
+    ValueSpec,
+)
+from tooltune.data.phrasebook_check import check_phrasebook
+from tooltune.data.phrasebook_fill import drop_unfillable
+from tooltune.data.spoken_forms import FORMS, forms_of, schema_form, units_after, without_unit
+from tooltune.json_spans import json_spans
+from tooltune.toolspec import ToolSpec
+
+_VALUE_SPEC: TypeAdapter[Any] = TypeAdapter(ValueSpec)
+
+
+class ToolDraft(BaseModel):
+    """What became of one tool's draft: entries kept, dropped (and the first reasons), tries used."""
+
+    tool: str
+    tries: int = 0
+    unreadable: int = 0  # replies with no JSON object of the right shape
+    failed: int = 0  # tries whose request failed (the endpoint's error or a timeout; in reasons)
+    kept: dict[str, int] = Field(default_factory=dict)
+    dropped: int = 0
+    reasons: list[str] = Field(default_factory=list)
+
+
+def reply_entry(reply: str) -> dict[str, Any] | None:
+    """The reply's JSON object for the tool (the first with a "requests" list)."""
+    for _, _, value in json_spans(reply):
+        if isinstance(value, dict) and isinstance(value.get("requests"), list):
+            return value
+    return None
+
+
+def _strings(value: Any) -> list[str]:
+    return [v.strip() for v in value if isinstance(v, str) and v.strip()] if isinstance(value, list) else []
+
+
+def _array_params(tool: ToolSpec) -> dict[str, bool]:
+    """The tool's array parameters, each with whether its items are arrays too (a matrix, a list of pairs)."""
+    props = tool.parameters.get("properties", {})
+    return {
+        k: isinstance(p.get("items"), dict) and p["items"].get("type") == "array"
+        for k, p in props.items()
+        if isinstance(p, dict) and p.get("type") == "array"
+    }
+
+
+def _one_value(x: Any, nested: bool) -> Any:
+    """A drafted entry of an array parameter's value list as a whole value: an item alone (``"bug"``, or
+    ``[1, 2]`` where the items are arrays) becomes a one-item value; a whole value stays as written."""
+    whole = isinstance(x, list) and (not nested or (bool(x) and all(isinstance(e, list) for e in x)))
+    return x if whole else [x]
+
+
+def _phrases(entry: dict[str, Any], tool: ToolSpec) -> tuple[ToolPhrases, int]:
+    """A lenient reading of a drafted entry: well-formed parts kept, the rest counted as dropped (a value
+    spec of a shape the format has no place for costs its parameter's values, not the entry's).
+    For an array parameter, models list the items a value is made of (``"labels": ["bug", "ui"]``, for
+    "8 realistic values"; ``"matrix": [[1, 2], [3, 4]]`` where items are arrays); each such item becomes a
+    one-item value (``["bug"]``, ``[[1, 2]]``), as the schema asks. A range written with whole floats
+    (``[15.0, 90.0]``, as JSON from some models) is read as whole numbers."""
+    dropped = 0
+    values: dict[str, Any] = {}
+    raw_values = entry.get("values")
+    for k, v in raw_values.items() if isinstance(raw_values, dict) else []:
+        spec = _value_spec(tool, str(k), v)
+        if spec is None:
+            dropped += 1
+        else:
+            values[str(k)] = spec
+    say: dict[str, dict[str, list[str]]] = {}
+    raw_say = entry.get("say")
+    for param, forms in raw_say.items() if isinstance(raw_say, dict) else []:
+        if isinstance(forms, dict):
+            say[str(param)] = {str(k): _strings(v) for k, v in forms.items() if _strings(v)}
+        else:
+            dropped += 1
+    results: list[ResultShape] = []
+    raw_results = entry.get("results")
+    for r in raw_results if isinstance(raw_results, list) else []:
+        if (
+            isinstance(r, dict)
+            and isinstance(r.get("result"), str | dict | list)
+            and isinstance(r.get("answer"), str)
+        ):
+            results.append(ResultShape(result=r["result"], answer=r["answer"]))
+        else:
+            dropped += 1
+    forms, misfits = _forms(tool, values, entry.get("forms"))
+    phrases = ToolPhrases(
+        requests=_strings(entry.get("requests")),
+        values=values,
+        say=say,
+        forms=forms,
+        parallel=_strings(entry.get("parallel")),
+        near_misses=_strings(entry.get("near_misses")),
+        results=results,
+    )
+    return phrases, dropped + misfits
+
+
+def _value_spec(tool: ToolSpec, param: str, drafted: Any) -> Any | None:
+    """A drafted parameter's values as the format takes them (a list, items of an array parameter made
+    one-item values; or a range, whole floats read as whole numbers), or None when they are no value spec
+    the format has a place for."""
+    spec: Any = None
+    arrays = _array_params(tool)
+    if isinstance(drafted, list) and drafted:
+        spec = [_one_value(x, arrays[param]) for x in drafted] if param in arrays else drafted
+    elif isinstance(drafted, dict) and isinstance(drafted.get("range"), list):
+        spec = {"range": [int(x) if isinstance(x, float) and x.is_integer() else x for x in drafted["range"]]}
+    try:
+        return _VALUE_SPEC.validate_python(spec)
+    except ValidationError:
+        return None
+
+
+def _forms(tool: ToolSpec, values: dict[str, Any], written: Any) -> tuple[dict[str, str], int]:
+    """A drafted entry's ``forms``: those the model wrote (a known form of a parameter the tool has),
+    else the one each parameter's schema names (:func:`tooltune.data.spoken_forms.schema_form`,
+    "YYYY-MM-DD" -> date), so drafted requests say "Jan 4, 2027" where the call holds "2027-01-04", as
+    hand-written ones do. A parameter keeps its form where some of its listed values are of it; those
+    that are not ("2023-04-35") are taken out of ``values``. Returns the forms and how many entries were
+    dropped: misfit values, and model-written forms unknown, of no parameter, or with no value of theirs.
+    A minutes form is settled after the check (:func:`_settle_minutes`)."""
+    pairs = list(written.items()) if isinstance(written, dict) else []
+    forms = {k: v for k, v in pairs if isinstance(v, str) and v in FORMS and k in tool.properties}
+    dropped = len(pairs) - len(forms) + int(written is not None and not isinstance(written, dict))
+    own = set(forms)
+    for param, schema in tool.properties.items():
+        form = schema_form(param, schema) if isinstance(schema, dict) and param not in forms else None
+        if form is not None:
+            forms[param] = form
+    for param, form in list(forms.items()):
+        listed = values.get(param)
+        if not isinstance(listed, list):
+            continue
+        fit = [v for v in listed if forms_of(form, v)]
+        if not fit:  # the model wrote values of another shape: they are kept, written as they are
+            del forms[param]
+            dropped += param in own
+            continue
+        dropped += len(listed) - len(fit)
+        values[param] = fit
+    return forms, dropped
+
+
+def _settle_minutes(phrases: ToolPhrases, tool: ToolSpec, values: dict[str, Any]) -> ToolPhrases:
+    """A drafted entry's minutes forms, settled on ``values`` (the entry's values the check keeps): kept
+    where the form says every value the entry fills in (listed whole minutes, or a range from 1), the
+    parameter has no ``say`` words and takes whole numbers, and no template writes a "{d}-minute"
+    adjective; then the unit after its slots is taken out of the templates (the form writes its own: "for
+    {d} minutes" would say "for an hour and a half minutes"). Otherwise the form goes and the templates
+    stay as drafted."""
+    templates = [*phrases.request_templates(), *phrases.parallel, *phrases.near_misses]
+    forms = dict(phrases.forms)
+    for param in [p for p, form in forms.items() if form == "minutes"]:
+        spec = values.get(param)
+        said = (
+            bool(spec) and all(forms_of("minutes", v) for v in spec)
+            if isinstance(spec, list)
+            else isinstance(spec, Range) and 1 <= spec.range[0] <= spec.range[1]
+        )
+        schema = tool.properties.get(param)
+        types = schema.get("type") if isinstance(schema, dict) else None
+        whole = bool((set(types) if isinstance(types, list) else {types}) & {None, "integer", "number"})
+        adjective = any(u.startswith("-") for t in templates for u in units_after(param, t))
+        if not (said and whole and param not in phrases.say and not adjective):
+            del forms[param]
+    strip = [p for p, form in forms.items() if form == "minutes"]
+
+    def plain(t: str) -> str:
+        for param in strip:
+            t = without_unit(param, t)
+        return t
+
+    requests = [plain(r) if isinstance(r, str) else r.model_copy(update={"ask": [plain(a) for a in r.ask]})
+                for r in phrases.requests]  # fmt: skip
+    return phrases.model_copy(update={"forms": forms, "requests": requests,
+                                      "parallel": [plain(t) for t in phrases.parallel],
+                                      "near_misses": [plain(t) for t in phrases.near_misses]})  # fmt: skip
+
+
+def take_entry(
+    entry: dict[str, Any], tool: ToolSpec, tools: list[ToolSpec], report: ToolDraft, seed: int
+) -> ToolPhrases | None:
+    """Check one drafted entry like a hand-written one; what fails is dropped and counted in ``report``."""
+    phrases, bad_shapes = _phrases(entry, tool)
+
+    def check(p: ToolPhrases) -> CheckedBook:
+        return check_phrasebook(
+            BookText(book=Phrasebook(tools={tool.name: p}), source=f"draft:{tool.name}"), tools
+        )
+
+    if "minutes" in phrases.forms.values():  # settled on the values the check keeps, then checked as written
+        probe = check(phrases).book.tools.get(tool.name)
+        phrases = _settle_minutes(phrases, tool, probe.values if probe is not None else {})
+    checked = drop_unfillable(check(phrases), tools, seed=seed)
+    errors = checked.errors
+    kept = checked.book.tools.get(tool.name)
+    report.dropped += bad_shapes + len(errors)
+    report.reasons += [i.message for i in errors][:6]
+    if kept is None or not kept.requests:
+        return None
+    report.kept = {
+        "requests": len(kept.request_templates()),
+        "parallel": len(kept.parallel),
+        "near_misses": len(kept.near_misses),
+        "results": len(kept.results),
+    }
+    return kept
+
+
+def merged_entry(entries: list[dict[str, Any]], tool: ToolSpec) -> tuple[dict[str, Any], int]:
+    """Drafted entries of one tool as one (the first's order first), and how many of their parts had no
+    place in it: templates, near misses and results each once; a parameter's values from the first entry
+    that gives usable ones (:func:`_value_spec`), listed ones joined with later lists; ``say`` words
+    joined per value (a word said for two values is dropped by the check); the first ``forms`` entry of
+    a parameter. Value specs and ``say`` entries of no usable shape are counted, not kept."""
+    if len(entries) == 1:
+        return entries[0], 0
+    out: dict[str, Any] = {"requests": [], "parallel": [], "near_misses": [], "results": [],
+                           "values": {}, "say": {}, "forms": {}}  # fmt: skip
+    skipped = 0
+    for entry in entries:
+        for key in ("requests", "parallel", "near_misses", "results"):
+            items = entry.get(key)
+            out[key] += [x for x in items if x not in out[key]] if isinstance(items, list) else []
+        values = entry.get("values")
+        for param, spec in values.items() if isinstance(values, dict) else []:
+            have = out["values"].get(param)
+            if _value_spec(tool, str(param), spec) is None:
+                skipped += 1
+            elif have is None:
+                out["values"][param] = list(spec) if isinstance(spec, list) else spec
+            elif isinstance(have, list) and isinstance(spec, list):
+                have += [v for v in spec if v not in have]
+        say = entry.get("say")
+        for param, words in say.items() if isinstance(say, dict) else []:
+            if not isinstance(words, dict):
+                skipped += 1
+                continue
+            have_say = out["say"].setdefault(param, {})
+            for value, said in words.items():
+                listed = have_say.setdefault(value, [])
+                listed += [w for w in said if w not in listed] if isinstance(said, list) else []
+        forms = entry.get("forms")
+        for param, form in forms.items() if isinstance(forms, dict) else []:
+            out["forms"].setdefault(param, form)
+    return out, skipped
