@@ -617,3 +617,29 @@ def test_a_later_rounds_values_stand_in_for_an_unusable_first() -> None:
     assert book.tools["list_events"].values["days"] == [2, 3]
     # the unusable range and the say entry of no usable shape, each counted
     assert {r.tool: r for r in stats.tools}["list_events"].dropped == 2
+
+
+def test_a_tools_rounds_are_drafted_at_once_and_merge_as_one_at_a_time() -> None:
+    """Rounds are drafts like any other: with room for every draft, a tool's two rounds are in flight
+    together (a batching server writes them in about the time of one: here they must meet at a barrier,
+    or the draft fails), and the book is the one drafted one at a time, merged in round order."""
+    tools = load_tool_specs(["builtin:issue-tracker"])
+    meet: list[threading.Barrier | None] = [threading.Barrier(2, timeout=20)]
+
+    def complete(messages: list[dict[str, str]], seed: int) -> str:
+        if "Write the JSON for get_issue." not in messages[-1]["content"]:
+            return "prose"
+        if meet[0] is not None:
+            meet[0].wait()  # get_issue's two rounds at the same time
+        entry = dict(GET_ISSUE_DRAFT)
+        if seed % 100 == 10:  # round 2 words it otherwise
+            entry = {**entry, "requests": ["show me issue {issue_id}", "what's in #{issue_id}?"]}
+        return json.dumps(entry)
+
+    book, stats = draft_phrasebook(tools, complete, tries=1, rounds=2, concurrency=16)
+    meet[0] = None  # one at a time: nothing to meet
+    alone, alone_stats = draft_phrasebook(tools, complete, tries=1, rounds=2, concurrency=1)
+    assert book == alone
+    assert [t.model_dump() for t in stats.tools] == [t.model_dump() for t in alone_stats.tools]
+    assert book.tools["get_issue"].requests == ["what's in #{issue_id}?", "pull up issue {issue_id}",
+                                                "show me issue {issue_id}"]  # fmt: skip

@@ -478,9 +478,9 @@ def phrasebook_draft(
     if out.exists():
         raise TooltuneError(f"{out} exists; choose another --out (drafts never overwrite a book)")
     specs = load_tool_specs(tools)
-    draft_workers(concurrency, len(specs))  # a bad --concurrency is refused before a model is served
     if rounds < 1:
         raise TooltuneError(f"--rounds must be at least 1 (got {rounds})")
+    draft_workers(concurrency, len(specs) * rounds)  # a bad --concurrency is refused before a model is served
     mp = _model_path(model, required=teacher == SELF)
     with (
         open_teacher(teacher, model_path=mp, settings=context.settings(), model=teacher_model) as t,
@@ -502,7 +502,7 @@ def phrasebook_draft(
     header = drafted_header(
         teacher if teacher != SELF else f"the model itself ({mp})",
         stats.seconds,
-        draft_workers(concurrency, len(specs)),
+        draft_workers(concurrency, len(specs) * rounds),
         ", ".join(tools),
         f"{out} --tools ...",
         rounds,

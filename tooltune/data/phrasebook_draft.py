@@ -137,13 +137,36 @@ def draft_tool(
     """One tool's entry, asked up to ``tries`` times until one yields a grounded request template. With
     ``rounds`` above 1 that is done once a round (each round's seeds 10 apart) and the usable drafts are
     merged into one entry (:func:`merged_entry`), checked as one: a model writes about ten templates a
-    draft, where a person writes thirty."""
+    draft, where a person writes thirty. (:func:`draft_phrasebook` asks the rounds at once.)"""
+    drafts = [_draft_round(tool, tools, complete, tries=tries, seed=seed + 10 * r) for r in range(rounds)]
+    return _finish_tool(tool, tools, drafts)
+
+
+Round = tuple[tuple[dict[str, Any], int] | None, ToolDraft]
+"""One round of a tool's draft: its usable entry and the seed it was asked with (or None), and what it
+cost (tries, failures, unreadable replies, the drops of unusable entries)."""
+
+
+def _draft_round(
+    tool: ToolSpec, tools: list[ToolSpec], complete: Complete, *, tries: int, seed: int
+) -> Round:
     report = ToolDraft(tool=tool.name)
-    taken: list[tuple[dict[str, Any], int]] = []
-    for r in range(rounds):
-        got = _usable_entry(tool, tools, complete, report, tries=tries, seed=seed + 10 * r)
-        if got is not None:
-            taken.append(got)
+    return _usable_entry(tool, tools, complete, report, tries=tries, seed=seed), report
+
+
+def _finish_tool(
+    tool: ToolSpec, tools: list[ToolSpec], drafts: list[Round]
+) -> tuple[ToolPhrases | None, ToolDraft]:
+    """A tool's entry from its rounds, in round order: the usable drafts merged and checked as one, and
+    the rounds' costs summed in one report."""
+    report = ToolDraft(tool=tool.name)
+    for _, part in drafts:
+        report.tries += part.tries
+        report.unreadable += part.unreadable
+        report.failed += part.failed
+        report.dropped += part.dropped
+        report.reasons += part.reasons
+    taken = [got for got, _ in drafts if got is not None]
     if not taken:
         return None, report
     entry, skipped = merged_entry([e for e, _ in taken], tool)
@@ -163,7 +186,7 @@ def _usable_entry(
             reply = complete(draft_messages(tool, tools), seed + k)
         except TeacherError as e:  # one tool's failed request costs that try, not the other tools' drafts
             report.failed += 1
-            report.reasons.append(f"try {report.tries}: {e}")
+            report.reasons.append(f"try {k + 1}: {e}")
             continue
         entry = reply_entry(reply)
         if entry is None:
@@ -226,11 +249,12 @@ def shared_prefix_messages() -> list[dict[str, str]]:
     return [*draft_messages(_SHOT_TOOL, [_SHOT_TOOL])[:3], {"role": "user", "content": "Tool:\n"}]
 
 
-def draft_workers(concurrency: int, tools: int) -> int:
-    """How many drafts go at once: ``concurrency``, at most one per tool."""
+def draft_workers(concurrency: int, drafts: int) -> int:
+    """How many drafts go at once: ``concurrency``, at most one per draft (a tool's rounds are drafts of
+    their own)."""
     if concurrency < 1:  # a setting, not the teacher's failure
         raise TooltuneError(f"concurrency must be at least 1 (got {concurrency})")
-    return max(1, min(concurrency, tools))
+    return max(1, min(concurrency, drafts))
 
 
 def draft_phrasebook(
@@ -245,40 +269,48 @@ def draft_phrasebook(
     warm: Callable[[list[dict[str, str]]], object] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[Phrasebook, DraftStats]:
-    """A book for ``tools``, ``concurrency`` tools at a time (their requests in flight together, which a
+    """A book for ``tools``, ``concurrency`` drafts at a time (their requests in flight together, which a
     batching server answers in about the time of one); a tool whose drafts all fail is left out (its
-    requests then come from its schema) and reported. Each tool is drafted ``rounds`` times and its usable
-    drafts merged (:func:`draft_tool`). ``warm``, when given and drafts run concurrently, is called once
-    with :func:`shared_prefix_messages` first. The book and stats keep the tools' order. A failed request
-    (:class:`TeacherError`) costs its tool that try; TeacherError is raised only when every request
-    failed (a wrong URL, say)."""
+    requests then come from its schema) and reported. Each tool is drafted ``rounds`` times, the rounds
+    asked like other tools' drafts, and its usable drafts merged in round order (:func:`draft_tool`).
+    ``warm``, when given and drafts run concurrently, is called once with :func:`shared_prefix_messages`
+    first. The book and stats keep the tools' order. A failed request (:class:`TeacherError`) costs its
+    tool that try; TeacherError is raised only when every request failed (a wrong URL, say)."""
     if rounds < 1:  # a setting, not the teacher's failure
         raise TooltuneError(f"rounds must be at least 1 (got {rounds})")
     t0 = time.perf_counter()
     stats = DraftStats(rounds=rounds)
     entries: dict[str, ToolPhrases] = {}
-    workers = draft_workers(concurrency, len(tools))
+    workers = draft_workers(concurrency, len(tools) * rounds)
     if warm is not None and workers > 1:
         warm(shared_prefix_messages())
     pool = ThreadPoolExecutor(max_workers=workers)
     try:
         futures = {
-            pool.submit(
-                draft_tool, tool, tools, complete, tries=tries, seed=seed + 100 * i, rounds=rounds
-            ): tool
+            pool.submit(_draft_round, tool, tools, complete, tries=tries, seed=seed + 100 * i + 10 * r): (
+                i,
+                r,
+            )
+            for r in range(rounds)  # every tool's first round before any second one
             for i, tool in enumerate(tools)
         }
         for done, future in enumerate(as_completed(futures), start=1):
-            _, report = future.result()
-            log.info("phrasebook drafted", tool=report.tool, kept=report.kept, dropped=report.dropped)
+            got, report = future.result()
+            log.info(
+                "phrasebook drafted", tool=report.tool, round=futures[future][1] + 1, usable=got is not None
+            )
             if progress is not None:
-                progress(done, len(tools))
-    except BaseException:  # an unexpected error or Ctrl-C: queued tools are not started
+                progress(done, len(futures))
+    except BaseException:  # an unexpected error or Ctrl-C: queued drafts are not started
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown()
-    for future, tool in futures.items():
-        phrases, report = future.result()
+    drafts: dict[int, list[Round]] = {}
+    for future, (i, _) in sorted(futures.items(), key=lambda item: item[1]):
+        drafts.setdefault(i, []).append(future.result())
+    for i, tool in enumerate(tools):
+        phrases, report = _finish_tool(tool, tools, drafts[i])
+        log.info("phrasebook entry", tool=tool.name, kept=report.kept, dropped=report.dropped)
         stats.tools.append(report)
         if phrases is not None:
             entries[tool.name] = phrases
@@ -328,7 +360,7 @@ def draft_with_teacher(
     with nothing streamed are allowed (an endpoint that queues requests sends nothing until it starts
     one); a 1.5B on 2 CPU cores writes ~1.9 tokens/s alone and ~1.4 each of 8 at once. An endpoint
     that answers one request at a time gains nothing from ``concurrency`` above 1."""
-    one_at_a_time = draft_workers(concurrency, len(tools)) == 1
+    one_at_a_time = draft_workers(concurrency, len(tools) * rounds) == 1
     return draft_phrasebook(
         tools,
         lambda messages, s: teacher.chat(
