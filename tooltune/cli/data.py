@@ -497,7 +497,7 @@ def phrasebook_draft(
             seed=seed,
             concurrency=concurrency,
             rounds=rounds,
-            progress=lambda done, total: bar.update(task, completed=done),
+            progress=lambda done, total: bar.update(task, completed=done, total=total),  # drafts, rounds too
         )
     header = drafted_header(
         teacher if teacher != SELF else f"the model itself ({mp})",
