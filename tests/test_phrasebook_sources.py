@@ -269,7 +269,7 @@ def test_cli_draft_lint_and_generate_with_a_book(
     assert len(SEEN) == 2 * (1 + 2 * 7) and "2 drafts merged per tool" in merged.read_text().splitlines()[0]
     r = _cli("data", "phrasebook", "draft", "--tools", "builtin:issue-tracker", "--teacher", teacher_url,
              "--out", str(tmp_path / "none.yaml"), "--rounds", "0", settings=settings)  # fmt: skip
-    assert r.returncode != 0 and "--rounds must be at least 1" in r.stderr
+    assert r.returncode != 0 and "--rounds and --tries must be at least 1 (got 0 and 2)" in r.stderr
     bad = tmp_path / "bad.yaml"
     bad.write_text("tools:\n  get_issue:\n    requests:\n      - 'open {nope}'\n      - 'open {issue_id}'\n")
     r = _cli("data", "phrasebook", "lint", str(bad), "--tools", "builtin:issue-tracker", settings=settings)
@@ -578,8 +578,10 @@ def test_drafts_of_several_rounds_are_merged_into_one_entry() -> None:
     assert (report.tries, report.unreadable, report.dropped) == (5, 1, 2)  # round 3's {nope} twice
     assert report.kept["requests"] == 3 and stats.rounds == 3
     assert {r.tool: r for r in stats.tools}["create_issue"].tries == 6  # 2 tries x 3 rounds, all prose
-    with pytest.raises(TooltuneError, match="rounds must be at least 1"):
+    with pytest.raises(TooltuneError, match="rounds and tries must be at least 1"):
         draft_phrasebook(tools, complete, rounds=0)
+    with pytest.raises(TooltuneError, match=r"got 1 and 0"):
+        draft_phrasebook(tools, complete, tries=0)
 
 
 def test_a_drafted_template_that_a_unit_strip_makes_a_duplicate_or_bare_is_checked() -> None:
@@ -643,3 +645,20 @@ def test_a_tools_rounds_are_drafted_at_once_and_merge_as_one_at_a_time() -> None
     assert [t.model_dump() for t in stats.tools] == [t.model_dump() for t in alone_stats.tools]
     assert book.tools["get_issue"].requests == ["what's in #{issue_id}?", "pull up issue {issue_id}",
                                                 "show me issue {issue_id}"]  # fmt: skip
+
+
+def test_a_failed_try_names_its_round() -> None:
+    from tooltune.data.teacher import TeacherError
+
+    tools = load_tool_specs(["builtin:issue-tracker"])
+
+    def complete(messages: list[dict[str, str]], seed: int) -> str:
+        if "Write the JSON for get_issue." not in messages[-1]["content"]:
+            return "prose"
+        if seed % 100 == 10:
+            raise TeacherError("connection reset")
+        return json.dumps(GET_ISSUE_DRAFT)
+
+    _, stats = draft_phrasebook(tools, complete, tries=1, rounds=2)
+    report = {r.tool: r for r in stats.tools}["get_issue"]
+    assert report.failed == 1 and "round 2 try 1: connection reset" in report.reasons

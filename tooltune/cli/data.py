@@ -456,12 +456,12 @@ def phrasebook_draft(
         Sampling seed of the first tool's first draft (each tool and try gets its own); used only with
         --concurrency 1, since mlx_lm.server batches only requests that carry no seed.
     concurrency
-        Tools drafted at once. A batching server (mlx_lm.server) writes several drafts in little more
-        than the time of one, so the default asks for up to 8 together; 1 drafts one tool at a time,
-        reproducibly from --seed.
+        Drafts asked at once (a tool's rounds are drafts of their own). A batching server
+        (mlx_lm.server) writes several drafts in little more than the time of one, so the default asks
+        for up to 8 together; 1 drafts one at a time, reproducibly from --seed.
     rounds
         Drafts per tool, merged into one entry (templates, values and near misses of each; a model
-        writes about ten templates a draft). Each round takes about as long as the first.
+        writes about ten templates a draft).
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -478,8 +478,8 @@ def phrasebook_draft(
     if out.exists():
         raise TooltuneError(f"{out} exists; choose another --out (drafts never overwrite a book)")
     specs = load_tool_specs(tools)
-    if rounds < 1:
-        raise TooltuneError(f"--rounds must be at least 1 (got {rounds})")
+    if rounds < 1 or tries < 1:
+        raise TooltuneError(f"--rounds and --tries must be at least 1 (got {rounds} and {tries})")
     draft_workers(concurrency, len(specs) * rounds)  # a bad --concurrency is refused before a model is served
     mp = _model_path(model, required=teacher == SELF)
     with (
@@ -488,7 +488,7 @@ def phrasebook_draft(
                  console=context.console_err, transient=True) as bar,
     ):  # fmt: skip
         assert t is not None
-        task = bar.add_task("draft", total=len(specs))
+        task = bar.add_task("draft", total=len(specs) * rounds)
         book, stats = draft_with_teacher(
             t,
             specs,
@@ -497,7 +497,7 @@ def phrasebook_draft(
             seed=seed,
             concurrency=concurrency,
             rounds=rounds,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),  # drafts, rounds too
+            progress=lambda done, total: bar.update(task, completed=done),
         )
     header = drafted_header(
         teacher if teacher != SELF else f"the model itself ({mp})",

@@ -125,6 +125,11 @@ class DraftStats(BaseModel):
         return sum(t.kept.get("requests", 0) for t in self.tools)
 
 
+Round = tuple[tuple[dict[str, Any], int] | None, ToolDraft]
+"""One round of a tool's draft: its usable entry and the seed it was asked with (or None), and what it
+cost (tries, failures, unreadable replies, the drops of unusable entries)."""
+
+
 def draft_tool(
     tool: ToolSpec,
     tools: list[ToolSpec],
@@ -138,20 +143,23 @@ def draft_tool(
     ``rounds`` above 1 that is done once a round (each round's seeds 10 apart) and the usable drafts are
     merged into one entry (:func:`merged_entry`), checked as one: a model writes about ten templates a
     draft, where a person writes thirty. (:func:`draft_phrasebook` asks the rounds at once.)"""
-    drafts = [_draft_round(tool, tools, complete, tries=tries, seed=seed + 10 * r) for r in range(rounds)]
+    drafts = [
+        _draft_round(tool, tools, complete, tries=tries, seed=seed + 10 * r, label=_round_label(r, rounds))
+        for r in range(rounds)
+    ]
     return _finish_tool(tool, tools, drafts)
 
 
-Round = tuple[tuple[dict[str, Any], int] | None, ToolDraft]
-"""One round of a tool's draft: its usable entry and the seed it was asked with (or None), and what it
-cost (tries, failures, unreadable replies, the drops of unusable entries)."""
+def _round_label(r: int, rounds: int) -> str:
+    """How a failed try's reason names its round ("round 2 "), where there are several."""
+    return f"round {r + 1} " if rounds > 1 else ""
 
 
 def _draft_round(
-    tool: ToolSpec, tools: list[ToolSpec], complete: Complete, *, tries: int, seed: int
+    tool: ToolSpec, tools: list[ToolSpec], complete: Complete, *, tries: int, seed: int, label: str = ""
 ) -> Round:
     report = ToolDraft(tool=tool.name)
-    return _usable_entry(tool, tools, complete, report, tries=tries, seed=seed), report
+    return _usable_entry(tool, tools, complete, report, tries=tries, seed=seed, label=label), report
 
 
 def _finish_tool(
@@ -175,7 +183,14 @@ def _finish_tool(
 
 
 def _usable_entry(
-    tool: ToolSpec, tools: list[ToolSpec], complete: Complete, report: ToolDraft, *, tries: int, seed: int
+    tool: ToolSpec,
+    tools: list[ToolSpec],
+    complete: Complete,
+    report: ToolDraft,
+    *,
+    tries: int,
+    seed: int,
+    label: str = "",
 ) -> tuple[dict[str, Any], int] | None:
     """A drafted entry (and the seed it was asked with) that yields a grounded request template, asked up
     to ``tries`` times; the tries, failures, unreadable replies and the drops of unusable entries go into
@@ -186,7 +201,7 @@ def _usable_entry(
             reply = complete(draft_messages(tool, tools), seed + k)
         except TeacherError as e:  # one tool's failed request costs that try, not the other tools' drafts
             report.failed += 1
-            report.reasons.append(f"try {k + 1}: {e}")
+            report.reasons.append(f"{label}try {k + 1}: {e}")
             continue
         entry = reply_entry(reply)
         if entry is None:
@@ -276,8 +291,8 @@ def draft_phrasebook(
     ``warm``, when given and drafts run concurrently, is called once with :func:`shared_prefix_messages`
     first. The book and stats keep the tools' order. A failed request (:class:`TeacherError`) costs its
     tool that try; TeacherError is raised only when every request failed (a wrong URL, say)."""
-    if rounds < 1:  # a setting, not the teacher's failure
-        raise TooltuneError(f"rounds must be at least 1 (got {rounds})")
+    if rounds < 1 or tries < 1:  # settings, not the teacher's failure
+        raise TooltuneError(f"rounds and tries must be at least 1 (got {rounds} and {tries})")
     t0 = time.perf_counter()
     stats = DraftStats(rounds=rounds)
     entries: dict[str, ToolPhrases] = {}
@@ -287,10 +302,15 @@ def draft_phrasebook(
     pool = ThreadPoolExecutor(max_workers=workers)
     try:
         futures = {
-            pool.submit(_draft_round, tool, tools, complete, tries=tries, seed=seed + 100 * i + 10 * r): (
-                i,
-                r,
-            )
+            pool.submit(
+                _draft_round,
+                tool,
+                tools,
+                complete,
+                tries=tries,
+                seed=seed + 100 * i + 10 * r,
+                label=_round_label(r, rounds),
+            ): (i, r)
             for r in range(rounds)  # every tool's first round before any second one
             for i, tool in enumerate(tools)
         }
