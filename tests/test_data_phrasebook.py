@@ -576,7 +576,7 @@ def test_a_raw_slot_writes_the_value_exactly(tracker: list[ToolSpec]) -> None:
     bad = check_phrasebook(
         phrasebook_from_object({"tools": {"search_issues": {"requests": ["find {query:loud}"]}}}), tracker
     )
-    known = "known: basename, bytes, count, dir, ext, lines, ordinal, raw, stem, words"
+    known = "known: argv, basename, bytes, count, dir, ext, lines, ordinal, raw, stem, words"
     assert any(known in e.message for e in bad.errors)
 
 
@@ -1282,8 +1282,8 @@ tools:
             "the form for named values, results and answers"
         ),
         ("tools.get_issue.results[0]", 18): (
-            "unknown slot form ':loud' in {issue_id:loud} (known: basename, bytes, count, dir, ext, lines, "
-            "ordinal, raw, stem, words)"
+            "unknown slot form ':loud' in {issue_id:loud} (known: argv, basename, bytes, count, dir, ext, "
+            "lines, ordinal, raw, stem, words)"
         ),
     }
     data = DataBook(checked, tracker)
@@ -1581,3 +1581,31 @@ def test_ordinal_forms() -> None:
     assert ordinal_forms(20) == ["20th", "twentieth"] and ordinal_forms(23) == ["23rd"]
     assert ordinal_forms(112) == ["112th"]
     assert ordinal_forms(0) == ordinal_forms(True) == ordinal_forms("3") == ordinal_forms(2.0) == []
+
+
+def test_an_argv_slot_writes_a_list_as_a_commands_words() -> None:
+    """``{args:argv}``: ``[commit, -m, "fix the login"]`` written ``commit -m 'fix the login'``, as a person
+    types it and a shell reads it back; a parameter that takes no list is refused on its line."""
+    import shlex
+
+    from tooltune.data.phrasebook import phrasebook_from_object
+    from tooltune.data.spoken_forms import argv_text
+
+    assert argv_text(["run", "build"]) == "run build" and argv_text(["-m", "a b"]) == "-m 'a b'"
+    assert argv_text([]) is None and argv_text("run build") is None and argv_text(["x", 3]) is None
+    coding = load_tool_specs(["builtin:coding"])
+    book = {"tools": {"run_command": {
+        "requests": ["run {command} {args:argv}", "please do `{command} {args:argv}`", "run {command:argv}"],
+        "records": [{"command": "npm", "args": ["run", "build"]},
+                    {"command": "git", "args": ["commit", "-m", "fix the login"]}],
+    }}}  # fmt: skip
+    checked = check_phrasebook(phrasebook_from_object(book, source="b.yaml"), coding)
+    [error] = checked.errors
+    assert error.where == "tools.run_command.requests[2]" and "takes no list" in error.message
+    data = DataBook(checked, coding)
+    rng = random.Random(0)
+    drawn = list(filter(None, (data.request(rng, "run_command", polish=False) for _ in range(20))))
+    assert {tuple(args["args"]) for _, args in drawn} == {("run", "build"), ("commit", "-m", "fix the login")}
+    for text, args in drawn:  # the words read back, as a shell reads them, to the call's command and args
+        line = text.split("`")[1] if "`" in text else text.removeprefix("run ")
+        assert shlex.split(line) == [args["command"], *args["args"]]

@@ -66,7 +66,7 @@ SLOT = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?:\.([1-3]))?(?::([a-z]+)|(=[^{}]
 # slot forms that write a part or a measure of the value ("{path:basename}", "{content:lines}"): they do
 # not show the value itself, so a request's parameter slot cannot take one (its call would be a guess)
 DERIVED = {"basename", "stem", "ext", "dir", "lines", "bytes", "count"}
-MODIFIERS = {"words", "ordinal", "raw"} | DERIVED
+MODIFIERS = {"words", "ordinal", "argv", "raw"} | DERIVED
 
 
 def derived_value(value: Any, modifier: str) -> Any:

@@ -416,6 +416,13 @@ class _Checker:
                 known = ", ".join(sorted(MODIFIERS))
                 self.add("error", where, f"unknown slot form ':{mod}' in {{{name}:{mod}}} (known: {known})")
                 return False
+            if mod == "argv" and name in tool.properties and not _takes(tool, name, "array"):
+                self.add(
+                    "error",
+                    where,
+                    f"{{{name}:argv}} writes a list as a command's words; {tool.name}.{name} takes no list",
+                )
+                return False
             if call and mod in DERIVED and name in tool.properties:
                 self.add(
                     "error",
@@ -903,3 +910,10 @@ def check_phrasebook(text: BookText, tools: list[ToolSpec]) -> CheckedBook:
         polish=book.polish,
     )
     return CheckedBook(book=out, issues=c.issues, origins=c.origins)
+
+
+def _takes(tool: ToolSpec, param: str, kind: str) -> bool:
+    """Whether a parameter of ``tool`` may take a JSON value of ``kind`` (a schema naming no type may)."""
+    schema = tool.properties.get(param)
+    types = schema.get("type") if isinstance(schema, dict) else None
+    return types is None or kind in (types if isinstance(types, list) else [types])

@@ -36,7 +36,7 @@ from tooltune.data.phrasebook import (
 from tooltune.data.phrasing import _base_verb, format_value, mentions_all
 from tooltune.data.polish import join_requests, polish
 from tooltune.data.samplers import sample_value
-from tooltune.data.spoken_forms import ordinal_forms
+from tooltune.data.spoken_forms import argv_text, ordinal_forms
 from tooltune.data.spoken_forms import say as say_in_form
 from tooltune.toolspec import ToolSpec
 
@@ -168,6 +168,8 @@ class _Fill:
             return _WORDS[value], True
         if modifier == "ordinal" and (ordinals := ordinal_forms(value)):  # 3: "3rd" or "third", exact
             return self.rng.choice(ordinals), True
+        if modifier == "argv" and (words := argv_text(value)) is not None:  # [run, build]: "run build"
+            return words, True
         if modifier == "raw":  # exactly as drawn: no quotes, backticks or units the generator may add
             return value_text(value), False
         if modifier in DERIVED:  # a part of the value: the value itself must be shown elsewhere
@@ -221,6 +223,8 @@ class _Fill:
             if name in tool.properties:
                 v = self.call_value(tool, name, index)
                 if modifier == "ordinal" and not ordinal_forms(v):  # "the 0th page": not this request
+                    raise _Missing(name)
+                if modifier == "argv" and argv_text(v) is None:  # no list of words: not this request
                     raise _Missing(name)
                 per_call.setdefault(index, {})[name] = v
                 said, declared = self.say(tool, name, v, modifier)
@@ -299,8 +303,8 @@ def _derived(value: Any, modifier: str) -> Any:
         raise _Missing(modifier) from None
 
 
-SPOKEN = {"words", "ordinal"}
-"""Slot forms that say a whole number another way ("three", "3rd")."""
+SPOKEN = {"words", "ordinal", "argv"}
+"""Slot forms that say a value another way ("three", "3rd", "run build")."""
 
 
 def written(value: Any, modifier: str | None) -> str:
@@ -308,6 +312,8 @@ def written(value: Any, modifier: str | None) -> str:
     or a whole number in words ("three") or as an ordinal ("3rd") where its form says so and it has one."""
     if modifier == "ordinal" and (ordinals := ordinal_forms(value)):
         return ordinals[0]
+    if modifier == "argv" and (words := argv_text(value)) is not None:
+        return words
     if (
         modifier == "words"
         and isinstance(value, int)
@@ -428,7 +434,7 @@ class DataBook:
             if name in tool.properties:
                 return fill.say(tool, name, fill.call_value(tool, name), modifier)[0]
             v = fill.named_value(name)
-            return written(v, modifier) if modifier in DERIVED else _named_text(v)
+            return written(v, modifier) if modifier in DERIVED | SPOKEN else _named_text(v)
 
         try:
             text = self._polish(rng, substitute(rng.choice(templates.near_misses), value_for))

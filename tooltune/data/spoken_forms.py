@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import re
+import shlex
 
 from tooltune.data.samplers import words_of
 
@@ -66,6 +67,14 @@ def ordinal_forms(value: object) -> list[str]:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         return []
     return [_ordinal(value), *([_ORDINAL_WORDS[value - 1]] if value <= len(_ORDINAL_WORDS) else [])]
+
+
+def argv_text(value: object) -> str | None:
+    """A list of strings as a shell would take them ("run build", "-m 'fix the login'"), or None when the
+    value is none: the words a person types for a command's arguments, read back to the same list."""
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+        return None
+    return shlex.join(value)
 
 
 def _distinct(forms: list[str]) -> list[str]:
