@@ -381,6 +381,8 @@ class _Checker:
         """A request template: every slot known, every required parameter present when it makes a
         call (indexed: each of .1 and .2, or .1, .2 and .3, present)."""
         found = slots(template)
+        if not self._argv_on_lists(where, template, [tool]):
+            return False
         for name, index, mod in found:
             if mod is not None and mod.startswith("="):  # {relation=duplicates}: the words say it
                 if name not in tool.properties or not self.value_ok(
@@ -415,13 +417,6 @@ class _Checker:
             if mod is not None and mod not in MODIFIERS:
                 known = ", ".join(sorted(MODIFIERS))
                 self.add("error", where, f"unknown slot form ':{mod}' in {{{name}:{mod}}} (known: {known})")
-                return False
-            if mod == "argv" and name in tool.properties and not _takes(tool, name, "array"):
-                self.add(
-                    "error",
-                    where,
-                    f"{{{name}:argv}} writes a list as a command's words; {tool.name}.{name} takes no list",
-                )
                 return False
             if call and mod in DERIVED and name in tool.properties:
                 self.add(
@@ -734,6 +729,17 @@ class _Checker:
                 return False
         return True
 
+    def _argv_on_lists(self, where: str, text: str, tools: list[ToolSpec]) -> bool:
+        """Every ``{p:argv}`` slot of ``text`` on a parameter that takes a list (in each of ``tools`` that
+        has it; a named value may be written so)."""
+        for name, _, mod in slots(text):
+            owner = next((t for t in tools if name in t.properties and not _takes(t, name, "array")), None)
+            if mod == "argv" and owner is not None:
+                why = f"{{{name}:argv}} writes a list as a command's words; {owner.name}.{name} takes no list"
+                self.add("error", where, why)
+                return False
+        return True
+
     def _whole_values_shown(self, where: str, ask: str, params: set[str]) -> bool:
         """An ask writes each parameter's value whole: a derived form ({path:basename}) would leave its
         call holding a value the words do not show (named values may be written in part)."""
@@ -804,6 +810,8 @@ class _Checker:
         params = set(tool.properties)
         if not self._forms_known(where, ask) or not self._whole_values_shown(where, ask, params):
             return False
+        if not self._argv_on_lists(where, ask, [tool]):
+            return False
         for name, index, _ in slots(ask):
             if index is not None or (name not in tool.properties and name not in self.named):
                 self.add(
@@ -868,6 +876,8 @@ class _Checker:
             s for st in job.steps for s in templates_in(st.result) + templates_in(list(st.args.values()))
         ]
         if not all(self._whole_values_shown(where, a, params) for a in asks(job.ask)):
+            return None
+        if not all(self._argv_on_lists(where, a, tools) for a in asks(job.ask)):
             return None
         for text in texts:
             if not self._forms_known(where, text):
