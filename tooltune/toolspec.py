@@ -103,6 +103,13 @@ _ARITHMETIC = re.compile(r"^(?:[*×^/+]|x\s*\d|x\s)")
 _NOT_THE_NUMBER = frozenset("times less more before after ago or and percent plus minus than".split())
 
 
+def schema_types(schema: Any) -> set[Any]:
+    """The JSON Schema types a parameter's schema names (``type: [string, "null"]`` gives both), or
+    ``{None}`` when it names none (it then takes any)."""
+    types = schema.get("type") if isinstance(schema, dict) else None
+    return set(types) if isinstance(types, list) else {types}
+
+
 def _as_type(value: Any, kind: Any) -> list[Any]:
     """``value`` (a schema default, or words read from a description) as a value of JSON-schema type
     ``kind``: [value] or [] when it does not read as one ("5 years" is no integer)."""

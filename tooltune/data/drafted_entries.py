@@ -26,7 +26,7 @@ from tooltune.data.phrasebook_check import check_phrasebook
 from tooltune.data.phrasebook_fill import drop_unfillable
 from tooltune.data.spoken_forms import FORMS, forms_of, schema_form, units_after, without_unit
 from tooltune.json_spans import json_spans
-from tooltune.toolspec import ToolSpec
+from tooltune.toolspec import ToolSpec, schema_types
 
 _VALUE_SPEC: TypeAdapter[Any] = TypeAdapter(ValueSpec)
 
@@ -181,9 +181,7 @@ def _settle_minutes(phrases: ToolPhrases, tool: ToolSpec, values: dict[str, Any]
             if isinstance(spec, list)
             else isinstance(spec, Range) and 1 <= spec.range[0] <= spec.range[1]
         )
-        schema = tool.properties.get(param)
-        types = schema.get("type") if isinstance(schema, dict) else None
-        whole = bool((set(types) if isinstance(types, list) else {types}) & {None, "integer", "number"})
+        whole = bool(schema_types(tool.properties.get(param)) & {None, "integer", "number"})
         adjective = any(u.startswith("-") for t in templates for u in units_after(param, t))
         if not (said and whole and param not in phrases.say and not adjective):
             del forms[param]

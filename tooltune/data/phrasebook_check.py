@@ -40,7 +40,7 @@ from tooltune.data.phrasebook import (
 from tooltune.data.phrasing import mentions_all
 from tooltune.data.samplers import sample_value
 from tooltune.data.spoken_forms import FORMS, forms_of, units_after
-from tooltune.toolspec import ToolSpec
+from tooltune.toolspec import ToolSpec, schema_types
 
 # schema read-back: the wording a phrasebook exists to replace
 _READ_BACK = re.compile(r"\b(set to|with (the )?\w+ (of|as)|where the \w+ is)\b", re.I)
@@ -656,10 +656,11 @@ class _Checker:
             return False
         kind = "integer" if form == "minutes" else "string"
         schema = tool.properties[param] if isinstance(tool.properties[param], dict) else {}
-        types = schema.get("type")
-        takes = types if isinstance(types, list) else [types]
-        if types is not None and kind not in takes and not (kind == "integer" and "number" in takes):
-            self.add("error", where, f"{form} values are {kind}s, and {tool.name}.{param} takes {types}")
+        takes = schema_types(schema)
+        if None not in takes and kind not in takes and not (kind == "integer" and "number" in takes):
+            self.add(
+                "error", where, f"{form} values are {kind}s, and {tool.name}.{param} takes {schema['type']}"
+            )
             return False
         drawn = self._drawn_values(tool, param, values, records)
         if drawn is not None:
@@ -924,6 +925,5 @@ def check_phrasebook(text: BookText, tools: list[ToolSpec]) -> CheckedBook:
 
 def _takes(tool: ToolSpec, param: str, kind: str) -> bool:
     """Whether a parameter of ``tool`` may take a JSON value of ``kind`` (a schema naming no type may)."""
-    schema = tool.properties.get(param)
-    types = schema.get("type") if isinstance(schema, dict) else None
-    return types is None or kind in (types if isinstance(types, list) else [types])
+    takes = schema_types(tool.properties.get(param))
+    return None in takes or kind in takes

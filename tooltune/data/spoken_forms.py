@@ -15,6 +15,7 @@ import re
 import shlex
 
 from tooltune.data.samplers import words_of
+from tooltune.toolspec import schema_types
 
 FORMS: dict[str, str] = {
     "date": 'an ISO date, "2027-01-04": said "January 4, 2027", "4 Jan 2027", "the 4th of January 2027"...',
@@ -219,8 +220,7 @@ def schema_form(name: str, schema: dict[str, object]) -> str | None:
     minute of the hour or a clock face's minutes, or minutes that may be zero or negative (a UTC offset):
     none of those is said as a time of day or a duration. A drafted phrasebook starts from these (a
     teacher rarely names forms itself)."""
-    types = schema.get("type")
-    takes = set(types) if isinstance(types, list) else {types}
+    takes = schema_types(schema)
     text = str(schema.get("description", "")).lower()
     words = set(words_of(name))
     if words & {"format", "fmt", "pattern"}:
