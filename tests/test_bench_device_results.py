@@ -530,3 +530,39 @@ def test_the_committed_no_call_share_035_file_is_what_its_inputs_give() -> None:
         {"call_due": 110, "no_call_due": 40},
         {"call_due": 90, "no_call_due": 14},
     )
+
+
+def test_the_committed_one_and_a_half_b_file_is_what_its_inputs_give() -> None:
+    """bench/results/onpolicy_1.5b.json (issue 36, the seventh H100 session): the 1.5B's seed-0 SFT start and
+    DPO with the DPOP loss at 5e-6 from it, on all of simple_python, irrelevance, multiple and parallel,
+    from bench/results/onpolicy_gpu_h100_1.5b/; the numbers docs/BFCL_ATTEMPTS.md quotes for the
+    hypotheses written before the run."""
+    bfcl_full = bench_module("bfcl_full")
+    folder = ROOT / "bench" / "results" / "onpolicy_gpu_h100_1.5b"
+    committed, inputs = committed_summary("onpolicy_1.5b.json", "onpolicy_gpu_h100_1.5b")
+    assert committed["seed_spread"] == bfcl_full.spread(committed["rows"])
+    assert {r["model"] for r in committed["rows"]} == {"qwen2.5-coder-1.5b-instruct"}
+    assert method_scores(committed["rows"]) == {
+        ("dpo", "dpop", "simple_python"): (339, 335),
+        ("dpo", "dpop", "irrelevance"): (177, 151),
+        ("dpo", "dpop", "multiple"): (168, 168),
+        ("dpo", "dpop", "parallel"): (95, 95),
+    }
+    rows = {(r.get("method"), r["category"]): r for r in committed["rows"]}
+    # hypothesis 1 held: the SFT start within the earlier seed 0's interval (339/400, 179/240)
+    assert (
+        rows[None, "simple_python"]["adapter"]["native_pass"],
+        rows[None, "irrelevance"]["adapter"]["native_pass"],
+    ) == (339, 177)
+    assert "no_call_made" not in rows[None, "simple_python"]["adapter"]["native_misses"]
+    # hypothesis 2 failed on irrelevance: 27 lost, 1 fixed
+    vs = rows["dpo", "irrelevance"]["vs_sft"]["native"]
+    assert (vs["fixes"], vs["regressions"]) == (1, 27) and vs["p_value"] < 1e-6
+    # the pairs pushed toward calling 43 to 28, and the answer check saw too little to refuse the run
+    dpop = json.loads((folder / "simple_python_dpo_dpop_lr5e-6.json").read_text())
+    picked = dpop["picked"]["picked"]
+    assert (picked["no_call_made"], picked["called_when_irrelevant"]) == (43, 28)
+    runs = [json.loads((d / "run.json").read_text()) for d in (folder / "runs").iterdir() if d.is_dir()]
+    [check] = [r["applied"]["method"]["answer_check"] for r in runs if r["applied"].get("method")]
+    no_call_due = check["groups"]["no_call_due"]
+    assert (no_call_due["right_before"], no_call_due["right_after"]) == (18, 16) and not check["worse"]
