@@ -150,6 +150,7 @@ def on_policy_fields(d: dict[str, Any], res: dict[str, Any]) -> dict[str, Any]:
         **({"unseeded": True} if d.get("unseeded") else {}),
         **({"no_call_share": config["no_call_share"]} if config.get("no_call_share") is not None else {}),
         **({"decision_kl": config["decision_kl"]} if config.get("decision_kl") else {}),
+        **({"balanced_decision": True} if d.get("balanced_decision") else {}),
         # a run's answer check size, where it is not the default (a bigger check may refuse a run)
         **(
             {"answer_check": config["answer_check"]}
@@ -173,7 +174,7 @@ def spread(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         # and one per learning rate, DPO loss, held rows, unseeded sampling and GRPO's no-call share (runs
         # that differ in them are not seeds of one recipe)
         keys = ("learning_rate", "dpo_loss", "freeze_token_rows", "unseeded", "no_call_share", "decision_kl",
-                "answer_check")  # fmt: skip
+                "balanced_decision", "answer_check")  # fmt: skip
         variant = json.dumps({k: r[k] for k in keys if k in r}, sort_keys=True)
         groups[(r["model"], r["trained_on"], r.get("method", ""), variant, r["category"])].append(r)
     out = []

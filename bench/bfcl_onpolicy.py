@@ -85,7 +85,10 @@ def run_names(args: argparse.Namespace, dataset: str) -> tuple[str, str]:
     unseeded = ["unseeded"] if args.unseeded else []  # absent otherwise: earlier runs keep their names
     # answers judged by another rule are other samples (a workspace would keep the old set, with a warning)
     judge = [SAMPLER_VERSION] if SAMPLER_VERSION != "tooltune-samples/1" else []
-    digest = _digest([args.k, args.temperature, args.limit, args.per_request, dataset] + unseeded + judge)
+    balanced = ["balanced_decision"] if args.balanced_decision else []  # absent otherwise, as unseeded
+    digest = _digest(
+        [args.k, args.temperature, args.limit, args.per_request, dataset] + unseeded + judge + balanced
+    )
     sample_digest = _digest([args.k, args.temperature, args.limit, dataset] + unseeded + judge)
     return (
         f"{args.sft_adapter[:40]}-{args.method}-{digest}",
@@ -104,6 +107,7 @@ def adapter_name(args: argparse.Namespace, tag: str) -> str:
         + (f"-{args.dpo_loss}" if args.method == "dpo" and args.dpo_loss != "sigmoid" else "")
         + (f"-nc{args.no_call_share:g}" if args.no_call_share is not None else "")
         + (f"-dk{args.decision_kl:g}" if args.decision_kl else "")
+        + ("-bd" if args.balanced_decision else "")
         + (
             f"-ac{args.answer_check}"
             if args.method != "rejection" and args.answer_check != ANSWER_CHECK_DEFAULT
@@ -175,6 +179,12 @@ def main(argv: list[str] | None = None) -> int:
         "start's (TrainConfig's decision_kl; 0: none)",
     )
     ap.add_argument(
+        "--balanced-decision",
+        action="store_true",
+        help="dpo/orpo: as many pairs preferring a call to the model's text answer as preferring a text "
+        "answer to its call (pick_training_data's balanced_decision)",
+    )
+    ap.add_argument(
         "--answer-check",
         type=int,
         default=ANSWER_CHECK_DEFAULT,
@@ -203,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--no-call-share weighs GRPO's draws; leave it out for --method " + args.method)
     if args.decision_kl and args.method != "grpo":
         ap.error("--decision-kl holds GRPO's sampled decision; leave it out for --method " + args.method)
+    if args.balanced_decision and args.method not in ("dpo", "orpo"):
+        ap.error("--balanced-decision balances preference pairs; leave it out for --method " + args.method)
 
     settings = Settings.load(workspace=args.workspace)
     ws = Workspace(settings.workspace).ensure()
@@ -248,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
                 }
                 picked = pick_training_data(
                     ws, samples.name, "rejection" if args.method == "rejection" else "pairs", f"{tag}-data",
-                    per_request=args.per_request,
+                    per_request=args.per_request, balanced_decision=args.balanced_decision,
                 )  # fmt: skip
                 out["picked"] = picked.model_dump()
                 train_data, method_fields = picked.dataset, {}
@@ -332,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         "dataset": dataset,
         "train_seed": f"{args.sft_adapter}+{args.method}",
         "unseeded": args.unseeded,
+        **({"balanced_decision": True} if args.balanced_decision else {}),
         "eval_sample": {
             "seed": args.seed,
             "n": args.eval_n,

@@ -47,6 +47,7 @@ def test_the_samples_set_is_named_by_adapter_and_sampling_recipe_not_method(
         "limit": 300,
         "per_request": 1,
         "unseeded": False,
+        "balanced_decision": False,
     }
     dpo = onpolicy.run_names(argparse.Namespace(**base, method="dpo"), "d")
     rejection = onpolicy.run_names(argparse.Namespace(**base, method="rejection"), "d")
@@ -64,6 +65,11 @@ def test_the_samples_set_is_named_by_adapter_and_sampling_recipe_not_method(
     ):
         assert onpolicy.run_names(argparse.Namespace(**{**base, **other}, method="dpo"), "d")[1] != dpo[1]
     assert onpolicy.run_names(argparse.Namespace(**base, method="dpo"), "other-data")[1] != dpo[1]
+    # balanced pairs come from the same samples, picked into data (and an adapter) of their own
+    balanced = onpolicy.run_names(
+        argparse.Namespace(**{**base, "balanced_decision": True}, method="dpo"), "d"
+    )
+    assert balanced[1] == dpo[1] and balanced[0] != dpo[0]
     # answers judged by another rule (the sampler version) are another samples set; sets of the first
     # judge keep the names their committed results record
     names = {dpo[1]}
@@ -79,7 +85,8 @@ def test_the_samples_set_is_named_by_adapter_and_sampling_recipe_not_method(
 def test_the_adapter_name_carries_every_setting_away_from_its_default() -> None:
     onpolicy = bench_module("bfcl_onpolicy")
     plain = {"iters": 150, "lr": 5e-5, "beta": 0.1, "freeze_token_rows": False, "dpo_loss": "sigmoid",
-             "no_call_share": None, "answer_check": 32, "decision_kl": 0.0}  # fmt: skip
+             "no_call_share": None, "answer_check": 32, "decision_kl": 0.0,
+             "balanced_decision": False}  # fmt: skip
     assert onpolicy.adapter_name(argparse.Namespace(**plain, method="dpo"), "t") == "t-i150"
     dpop = {**plain, "lr": 5e-6, "freeze_token_rows": True, "dpo_loss": "dpop"}
     assert onpolicy.adapter_name(argparse.Namespace(**dpop, method="dpo"), "t") == "t-i150-lr5e-06-fr-dpop"
@@ -100,6 +107,9 @@ def test_the_adapter_name_carries_every_setting_away_from_its_default() -> None:
         onpolicy.adapter_name(argparse.Namespace(**held, method="grpo"), "t")
         == "t-i150-lr1e-05-nc0.5-dk2-ac64"
     )
+    # pairs balanced by the call decision train another adapter
+    bd = {**dpop, "balanced_decision": True}
+    assert onpolicy.adapter_name(argparse.Namespace(**bd, method="dpo"), "t") == "t-i150-lr5e-06-fr-dpop-bd"
     # rejection SFT runs no answer check: its size names nothing there
     rejection = {**plain, "answer_check": 64}
     assert onpolicy.adapter_name(argparse.Namespace(**rejection, method="rejection"), "t") == "t-i150"
@@ -138,3 +148,23 @@ def test_a_runs_decision_kl_is_recorded_and_keeps_its_runs_apart() -> None:
            "train_seed": "s", "adapter": {"native": 0.5, "lenient": 0.5}}  # fmt: skip
     groups = bfcl_full.spread([row, {**row, "decision_kl": 2.0}])
     assert len(groups) == 2  # runs with and without the term are not seeds of one recipe
+
+
+def test_a_runs_balanced_pairs_are_recorded_and_keep_its_runs_apart() -> None:
+    bfcl_full = bench_module("bfcl_full")
+    res = {"comparison_with_sft": {}, "sft": {"overall": {"n": 4, "native_pass": 2, "lenient_pass": 2}}}
+    d = {"method": "dpo", "sft_adapter": "s", "balanced_decision": True, "train": {"config": {}}}
+    assert bfcl_full.on_policy_fields(d, res)["balanced_decision"] is True
+    plain = {k: v for k, v in d.items() if k != "balanced_decision"}
+    assert "balanced_decision" not in bfcl_full.on_policy_fields(plain, res)  # earlier rows stay the same
+    row = {"model": "m", "trained_on": "simple_python", "method": "dpo", "category": "irrelevance",
+           "train_seed": "s", "adapter": {"native": 0.5, "lenient": 0.5}}  # fmt: skip
+    assert len(bfcl_full.spread([row, {**row, "balanced_decision": True}])) == 2
+
+
+def test_balanced_pairs_are_refused_for_a_method_without_pairs(capsys: pytest.CaptureFixture[str]) -> None:
+    onpolicy = bench_module("bfcl_onpolicy")
+    with pytest.raises(SystemExit):
+        onpolicy.main(["--sft-adapter", "a", "--workspace", "w", "--out", "o.json", "--method", "grpo",
+                       "--balanced-decision"])  # fmt: skip
+    assert "--balanced-decision balances preference pairs" in capsys.readouterr().err

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -244,6 +245,37 @@ def test_an_improve_jobs_no_call_share_reaches_its_grpo_rounds_only() -> None:
         ImproveConfig(dataset="d", name="n", method="grpo", no_call_share=1.5)
     for shared in ("no_call_share", "decision_kl", "freeze_token_rows"):  # one declaration: no drift
         assert repr(ImproveConfig.model_fields[shared]) == repr(TrainConfig.model_fields[shared])
+
+
+def test_an_improve_jobs_balanced_pairs_reach_its_pick_and_need_pairs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import anyio
+
+    from tooltune.data.onpolicy import NothingToPairError
+    from tooltune.training import improve
+
+    with pytest.raises(ValueError, match="balanced_decision balances preference pairs: it needs method dpo"):
+        improve.ImproveConfig(dataset="d", name="n", method="rejection", balanced_decision=True)
+    cfg = improve.ImproveConfig(dataset="d", name="n", method="orpo", balanced_decision=True)
+    seen: dict[str, Any] = {}
+
+    async def sampled(*args: Any, **kwargs: Any) -> SimpleNamespace:
+        return SimpleNamespace(name="s")
+
+    def pick(*args: Any, **kwargs: Any) -> None:
+        seen.update(args=args, **kwargs)
+        raise NothingToPairError("every sample was right")
+
+    monkeypatch.setattr(improve, "sample_dataset", sampled)
+    monkeypatch.setattr(improve, "pick_training_data", pick)
+    out = anyio.run(
+        lambda: improve._sample_pick_train(
+            None, None, None, None, cfg, None, None, 1, "n-r1", "n-r1-adapter", lambda _: None
+        )  # type: ignore[arg-type]
+    )
+    assert out == ("", "", {}, "every sample was right")
+    assert seen["balanced_decision"] is True and seen["args"][1:3] == ("s", "pairs")
 
 
 def test_a_torn_rollouts_line_is_left_out(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ the loop an MCP client runs to learn from the model's own mistakes (issue 36).""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 from tooltune.config import Settings
 from tooltune.data.datasets import generate_dataset
 from tooltune.data.generate_config import GenerateConfig
+from tooltune.data.onpolicy import PreferencePair, decision_direction
 from tooltune.server import build_server
 from tooltune.server.state import ServerState
 from tooltune.training.train_config import dataset_format
@@ -71,6 +73,28 @@ async def test_sample_then_pick_pairs_and_rejection_data(settings: Settings, tin
         kept = (ws.datasets / "p" / "always_right.jsonl").read_text().splitlines()
         assert pairs["always_right"] == len(kept) == counts["requests_always_right"] > 0
 
+        assert "balanced_decision" in tools["pick_training_data"].input_schema["properties"]
+        # balanced, as many pairs as prefer a call to the model's text must prefer text to its call: what
+        # is kept follows from the unbalanced pairs' directions (the seeded tiny model's pairs may all
+        # push one way, and then nothing is left to pick)
+        ways = Counter(decision_direction(p) for p in _pairs(ws.datasets / "p"))
+        keep = 2 * min(ways["to_call"], ways["to_text"]) + ways[None]
+        dropped = sum(ways.values()) - keep
+        args = {"samples": "s", "method": "pairs", "out": "pb", "balanced_decision": True}
+        if keep:
+            bal = await call(c, "pick_training_data", **args)
+            kept = Counter(decision_direction(p) for p in _pairs(ws.datasets / "pb"))
+            assert kept["to_call"] == kept["to_text"] and sum(kept.values()) == keep
+            assert bal["picked"].get("dropped_to_balance", 0) == dropped
+        else:
+            assert f"its {dropped} pairs all push the call decision one way" in await client_error(
+                c, "pick_training_data", **args
+            )
+        refused = await client_error(
+            c, "pick_training_data", samples="s", method="rejection", out="rb", balanced_decision=True
+        )
+        assert "method 'pairs'" in refused
+
         rej = await call(c, "pick_training_data", samples="s", method="rejection", out="r")
         assert sum(rej["counts"].values()) == counts["requests"]  # one answer per request: own or truth
         assert rej["next"] == "train_adapter(dataset='r')"
@@ -95,6 +119,14 @@ async def test_sample_then_pick_pairs_and_rejection_data(settings: Settings, tin
         assert job["result"]["best"] == ("imp-r1-adapter" if r["kept"] else None)
         assert job["progress"]["message"] == "done"
     assert state.model_server is None
+
+
+def _pairs(folder: Path) -> list[PreferencePair]:
+    return [
+        PreferencePair.model_validate_json(line)
+        for split in ("train", "valid", "test")
+        for line in (folder / f"{split}.jsonl").read_text().splitlines()
+    ]
 
 
 async def client_error(client: mcp.Client, tool: str, **args: Any) -> str:

@@ -4,6 +4,9 @@ judged, and the training data picked from them (rejection-sampled SFT, preferenc
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +15,14 @@ import pytest
 from tooltune.config import Settings
 from tooltune.data.examples import DataError, Example, ExampleMeta, call_message
 from tooltune.data.onpolicy import (
+    PreferencePair,
     Sample,
     SampleConfig,
     SampledRequest,
+    SamplesError,
     _summary,
     always_right_requests,
+    decision_direction,
     example_case,
     load_samples,
     pick_training_data,
@@ -276,6 +282,95 @@ def test_pairs_put_a_correct_answer_against_the_models_own_wrong_one_per_reason(
     # no reason may fill more than max_share of the pairs while others have some
     capped, counts = preference_pairs(_requests(), per_request=2, max_share=0.25)
     assert max(v for k, v in counts.items() if k != "skipped_unrenderable") == 1 and len(capped) == 3
+
+
+def _decision_requests(refusals: int, over_calls: int, values: int) -> list[SampledRequest]:
+    """Requests whose wrong answers push the call decision: ``refusals`` call requests answered in text,
+    ``over_calls`` no-call requests answered with a call, ``values`` call requests with a wrong value."""
+    rs = [
+        SampledRequest(
+            id=f"refused{i}", kind="single", example=call_example(path=f"src/r{i}.py"), expects_no_call=False,
+            samples=[_sample(False, text="I can't.", reason="no_call_made")],
+        )
+        for i in range(refusals)
+    ]  # fmt: skip
+    rs += [
+        SampledRequest(
+            id=f"over{i}", kind="no_call", example=text_example(), expects_no_call=True,
+            samples=[_sample(False, calls=[{"name": "read_file", "arguments": {"path": f"m{i}.md"}}],
+                             reason="called_when_irrelevant")],
+        )
+        for i in range(over_calls)
+    ]  # fmt: skip
+    rs += [
+        SampledRequest(
+            id=f"value{i}", kind="single", example=call_example(path=f"src/v{i}.py"), expects_no_call=False,
+            samples=[_sample(False, calls=[{"name": "read_file", "arguments": {"path": "x.py"}}],
+                             reason="wrong_value")],
+        )
+        for i in range(values)
+    ]  # fmt: skip
+    return rs
+
+
+def test_balanced_pairs_push_the_call_decision_as_often_each_way() -> None:
+    """The 1.5B's DPOP pairs preferred a call to its silence 43 times and silence to its call 28 times,
+    and it came to call on 26 more irrelevance questions. Balanced, the larger side is cut to the smaller
+    (a random subset); pairs where both sides call all stay."""
+    requests = _decision_requests(refusals=6, over_calls=2, values=3)
+    pairs, counts = preference_pairs(requests, max_share=1.0)
+    assert [decision_direction(p) for p in pairs].count("to_call") == 6
+    balanced, counts = preference_pairs(requests, max_share=1.0, balanced_decision=True)
+    ways = [decision_direction(p) for p in balanced]
+    assert (ways.count("to_call"), ways.count("to_text"), ways.count(None)) == (2, 2, 3)
+    assert counts == {
+        "called_when_irrelevant": 2,
+        "no_call_made": 2,
+        "wrong_value": 3,
+        "dropped_to_balance": 4,
+    }
+    assert {p.id for p in balanced} >= {"over0", "over1", "value0", "value1", "value2"}
+    # which refusals stay is the seed's choice
+    kept = {
+        frozenset(p.id for p in preference_pairs(requests, max_share=1.0, balanced_decision=True, seed=s)[0])
+        for s in range(8)
+    }
+    assert len(kept) > 1
+    # pairs that all push one way are all dropped: balanced, the pairs do not move the decision
+    one_way, counts = preference_pairs(_decision_requests(4, 0, 1), max_share=1.0, balanced_decision=True)
+    assert [p.id for p in one_way] == ["value0"] and counts["dropped_to_balance"] == 4
+    # already balanced: the same pairs as without it
+    even = _decision_requests(2, 2, 1)
+    assert preference_pairs(even, balanced_decision=True) == preference_pairs(even)
+
+
+def test_a_balanced_pick_writes_balanced_pairs_and_refuses_rejection_data(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path / "ws").ensure()
+    _samples_set(ws, _decision_requests(refusals=4, over_calls=2, values=2))
+    picked = pick_training_data(ws, "s", "pairs", "p", balanced_decision=True)
+    assert picked.picked["dropped_to_balance"] == 2
+    folder = ws.datasets / "p"
+    rows = [
+        json.loads(line)
+        for f in ("train", "valid")
+        for line in (folder / f"{f}.jsonl").read_text().splitlines()
+    ]
+    ways = [decision_direction(PreferencePair.model_validate(r)) for r in rows]
+    assert ways.count("to_call") == ways.count("to_text") == 2
+    assert json.loads((folder / "dataset.json").read_text())["extra"]["per_reason"]["dropped_to_balance"] == 2
+    with pytest.raises(SamplesError, match="method 'pairs'"):
+        pick_training_data(ws, "s", "rejection", "r", balanced_decision=True)
+    one_way = Workspace(tmp_path / "one-way").ensure()
+    _samples_set(one_way, _decision_requests(refusals=3, over_calls=0, values=0))
+    with pytest.raises(SamplesError, match="its 3 pairs all push the call decision one way"):
+        pick_training_data(one_way, "s", "pairs", "p", balanced_decision=True)
+    # the CLI's `data pick --balanced-decision` is the same pick
+    env = {**os.environ, "TOOLTUNE_HOME": str(ws.root), "TOOLTUNE_CACHE": str(tmp_path / "cache")}
+    cli = [sys.executable, "-m", "tooltune", "data", "pick", "s", "--method", "pairs", "--out", "q"]
+    done = subprocess.run([*cli, "--balanced-decision"], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "'dropped_to_balance': 2" in done.stdout
+    assert (ws.datasets / "q" / "train.jsonl").read_text() == (folder / "train.jsonl").read_text()
 
 
 def test_requests_every_sample_got_right_are_kept_with_their_truth() -> None:

@@ -599,6 +599,7 @@ def pick(
     out: str,
     per_request: int = 1,
     seed: int = 0,
+    balanced_decision: bool = False,
 ) -> None:
     """Turn a samples set into training data.
 
@@ -616,10 +617,22 @@ def pick(
         Most own answers (rejection) or wrong answers (pairs) taken per request.
     seed
         Seed of the choices.
+    balanced_decision
+        pairs: keep as many pairs preferring a call to the model's text answer as preferring a text
+        answer to its call (a random subset of the larger side goes), so the pairs do not move the
+        call-or-answer decision as a whole; pairs where both sides call all stay.
     """
     from tooltune.data.onpolicy import pick_training_data
 
-    done = pick_training_data(context.workspace(), samples, method, out, per_request=per_request, seed=seed)
+    done = pick_training_data(
+        context.workspace(),
+        samples,
+        method,
+        out,
+        per_request=per_request,
+        seed=seed,
+        balanced_decision=balanced_decision,
+    )
     context.console.print(
         f"dataset {done.dataset} ({done.method})\n  counts: {done.counts}\n  picked: {done.picked}",
         highlight=False,

@@ -606,13 +606,44 @@ def always_right_requests(requests: list[SampledRequest]) -> list[AlwaysRightReq
     ]
 
 
+def decision_direction(pair: PreferencePair) -> Literal["to_call", "to_text"] | None:
+    """Which way a pair pushes the call-or-answer decision: ``to_call`` when it prefers a call to the
+    model's text answer, ``to_text`` when it prefers a text answer to the model's call, None when both
+    sides call (a pair about values, tools or counts)."""
+    chosen_calls, rejected_calls = bool(pair.chosen.get("tool_calls")), bool(pair.rejected.get("tool_calls"))
+    if chosen_calls == rejected_calls:
+        return None
+    return "to_call" if chosen_calls else "to_text"
+
+
+def balance_decision(pairs: list[PreferencePair], rng: random.Random) -> tuple[list[PreferencePair], int]:
+    """Keep as many pairs pushing toward a call as toward a text answer (a random subset of the larger
+    side), so the pairs as a whole do not move the call decision; pairs where both sides call all stay.
+    Returns the kept pairs (in their order) and how many were dropped."""
+    sides: dict[str, list[int]] = defaultdict(list)
+    for i, p in enumerate(pairs):
+        if (way := decision_direction(p)) is not None:
+            sides[way].append(i)
+    keep = min(len(sides["to_call"]), len(sides["to_text"]))
+    dropped = {i for idx in sides.values() if len(idx) > keep for i in rng.sample(idx, len(idx) - keep)}
+    return [p for i, p in enumerate(pairs) if i not in dropped], len(dropped)
+
+
 def preference_pairs(
-    requests: list[SampledRequest], *, per_request: int = 1, seed: int = 0, max_share: float = 0.5
+    requests: list[SampledRequest],
+    *,
+    per_request: int = 1,
+    seed: int = 0,
+    max_share: float = 0.5,
+    balanced_decision: bool = False,
 ) -> tuple[list[PreferencePair], dict[str, int]]:
     """Pairs (correct, the model's own wrong answer), at most ``per_request`` per request. While several
     reason codes have pairs, none keeps more than ``max_share`` of all the pairs drawn (a random subset
-    stays), so refusals, wrong values and over-calls are all represented. Returns the pairs and the count
-    per reason (``skipped_unrenderable``: wrong answers the template cannot write as the model did)."""
+    stays), so refusals, wrong values and over-calls are all represented. With ``balanced_decision``,
+    then as many pairs prefer a call to the model's text as prefer a text answer to its call
+    (:func:`balance_decision`). Returns the pairs and the count per reason (``skipped_unrenderable``: wrong
+    answers the template cannot write as the model did; ``dropped_to_balance``: pairs the balance left
+    out)."""
     rng = random.Random(seed)
     by_reason: dict[str, list[PreferencePair]] = defaultdict(list)
     unrenderable = 0
@@ -651,9 +682,16 @@ def preference_pairs(
             if len(pairs) > cap:
                 by_reason[reason] = rng.sample(pairs, cap)
     pairs = [p for reason in sorted(by_reason) for p in by_reason[reason]]
-    counts = {reason: len(v) for reason, v in sorted(by_reason.items())}
+    dropped = 0
+    if balanced_decision:
+        pairs, dropped = balance_decision(pairs, rng)
+        if dropped:
+            log.info("pairs.balanced", dropped=dropped, kept=len(pairs))
+    counts = dict(sorted(Counter(p.reason for p in pairs).items()))
     if unrenderable:
         counts["skipped_unrenderable"] = unrenderable
+    if dropped:
+        counts["dropped_to_balance"] = dropped
     return pairs, counts
 
 
@@ -783,8 +821,12 @@ def pick_training_data(
     *,
     per_request: int = 1,
     seed: int = 0,
+    balanced_decision: bool = False,
 ) -> Picked:
-    """The one pick service both skins call: a samples set → a new dataset ``out``."""
+    """The one pick service both skins call: a samples set → a new dataset ``out``. ``balanced_decision``
+    (pairs only) keeps as many pairs preferring a call as preferring a text answer."""
+    if balanced_decision and method != "pairs":
+        raise SamplesError("balanced_decision applies to preference pairs (method 'pairs') only")
     if per_request < 1:
         raise SamplesError(f"per_request must be at least 1, got {per_request}")
     info, requests = load_samples(ws, samples)
@@ -809,14 +851,22 @@ def pick_training_data(
         return Picked(
             dataset=ds.name, method=method, counts=ds.counts, picked=where, samples_adapter=info.adapter
         )
-    pairs, per_reason = preference_pairs(requests, per_request=per_request, seed=seed)
+    pairs, per_reason = preference_pairs(
+        requests, per_request=per_request, seed=seed, balanced_decision=balanced_decision
+    )
     if not pairs:
-        why = (
-            f"its {per_reason['skipped_unrenderable']} wrong answers are calls with arguments that are no "
-            "JSON object"
-            if per_reason.get("skipped_unrenderable")
-            else "every sample was right"
-        )
+        if per_reason.get("dropped_to_balance"):
+            why = (
+                f"its {per_reason['dropped_to_balance']} pairs all push the call decision one way, and "
+                "balanced_decision keeps as many of each way (pick without it to train on them)"
+            )
+        elif per_reason.get("skipped_unrenderable"):
+            why = (
+                f"its {per_reason['skipped_unrenderable']} wrong answers are calls with arguments that are "
+                "no JSON object"
+            )
+        else:
+            why = "every sample was right"
         raise NothingToPairError(f"samples set {samples!r} gives no preference pair: {why}")
     kept = always_right_requests(requests)
     folder = save_pairs_dataset(ws, out, pairs, samples=info, counts=per_reason, always_right=kept)

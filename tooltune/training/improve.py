@@ -100,9 +100,19 @@ class ImproveConfig(BaseModel):
     freeze_token_rows: bool = TrainConfig.model_fields["freeze_token_rows"]
     no_call_share: float | None = TrainConfig.model_fields["no_call_share"]
     decision_kl: float = TrainConfig.model_fields["decision_kl"]
+    balanced_decision: bool = Field(
+        default=False,
+        description="dpo/orpo: keep as many pairs preferring a call to the model's text answer as "
+        "preferring a text answer to its call, so the pairs do not move the call-or-answer decision as a "
+        "whole (pairs where both sides call all stay).",
+    )
 
     @model_validator(mode="after")
     def _grpo_samples(self) -> ImproveConfig:
+        if self.balanced_decision and self.method not in ("dpo", "orpo"):
+            raise ValueError(
+                f"balanced_decision balances preference pairs: it needs method dpo or orpo, not {self.method}"
+            )
         for problem in (
             no_call_share_problem(self.method, self.no_call_share),
             decision_kl_problem(self.method, self.decision_kl),
@@ -222,7 +232,9 @@ async def _sample_pick_train(
     samples = await sample_dataset(server, ws, cfg.dataset, f"{tag}-samples", sample_cfg, adapter=current)
     method = "rejection" if cfg.method == "rejection" else "pairs"
     try:
-        picked = pick_training_data(ws, samples.name, method, f"{tag}-data", seed=r)
+        picked = pick_training_data(
+            ws, samples.name, method, f"{tag}-data", seed=r, balanced_decision=cfg.balanced_decision
+        )
     except NothingToPairError as e:  # nothing wrong to learn from on these requests
         return "", "", {}, str(e)
     say(f"round {r}: training on {sum(picked.counts.values())} rows ({picked.picked})")

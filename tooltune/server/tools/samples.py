@@ -115,9 +115,24 @@ def register(mcp: MCPServer, state: ServerState) -> None:
             ),
         ] = 1,
         seed: Annotated[int, Field(description="Seed of the choices.")] = 0,
+        balanced_decision: Annotated[
+            bool,
+            Field(
+                description="pairs only: keep as many pairs preferring a call to the model's text answer "
+                "as preferring a text answer to its call, so the pairs do not move the call-or-answer "
+                "decision as a whole (pairs where both sides call all stay)."
+            ),
+        ] = False,
     ) -> PickResult:
         done = await in_thread(
-            onpolicy.pick_training_data, ws, samples, method, out, per_request=per_request, seed=seed
+            onpolicy.pick_training_data,
+            ws,
+            samples,
+            method,
+            out,
+            per_request=per_request,
+            seed=seed,
+            balanced_decision=balanced_decision,
         )
         if done.method == "rejection":
             after = f"train_adapter(dataset='{done.dataset}')"
