@@ -87,6 +87,7 @@ def failed_training(path: Path) -> dict[str, Any] | None:
         "model": Path(d["model"]).name,
         "method": d["method"],
         **({"dpo_loss": method.get("loss_type", "sigmoid")} if d["method"] == "dpo" else {}),
+        **({"balanced_decision": True} if d.get("balanced_decision") else {}),
         # results written before the failure recorded them: the values the command gave
         "learning_rate": train.get("learning_rate", _flag(d["command"], "--lr", float)),
         "iters": train.get("iters", _flag(d["command"], "--iters", int)),

@@ -563,6 +563,10 @@ def test_the_committed_one_and_a_half_b_file_is_what_its_inputs_give() -> None:
     picked = dpop["picked"]["picked"]
     assert (picked["no_call_made"], picked["called_when_irrelevant"]) == (43, 28)
     runs = [json.loads((d / "run.json").read_text()) for d in (folder / "runs").iterdir() if d.is_dir()]
-    [check] = [r["applied"]["method"]["answer_check"] for r in runs if r["applied"].get("method")]
+    [method] = [r["applied"]["method"] for r in runs if r["applied"].get("method")]
+    # of the 119 pairs, 113 trained: 42 toward a call, 26 toward text
+    assert method["pairs"] == 113 and sum(dpop["picked"]["counts"].values()) == 119
+    assert (method["per_reason"]["no_call_made"], method["per_reason"]["called_when_irrelevant"]) == (42, 26)
+    check = method["answer_check"]
     no_call_due = check["groups"]["no_call_due"]
     assert (no_call_due["right_before"], no_call_due["right_after"]) == (18, 16) and not check["worse"]

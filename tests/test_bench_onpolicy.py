@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import pytest
@@ -160,6 +161,17 @@ def test_a_runs_balanced_pairs_are_recorded_and_keep_its_runs_apart() -> None:
     row = {"model": "m", "trained_on": "simple_python", "method": "dpo", "category": "irrelevance",
            "train_seed": "s", "adapter": {"native": 0.5, "lenient": 0.5}}  # fmt: skip
     assert len(bfcl_full.spread([row, {**row, "balanced_decision": True}])) == 2
+
+
+def test_a_failed_balanced_run_is_listed_as_balanced(tmp_path: Path) -> None:
+    bfcl_full = bench_module("bfcl_full")
+    failed = {"model": "/m/qwen", "method": "dpo", "sft_adapter": "s", "command": "x --lr 5e-06 --iters 150",
+              "train": {"status": "failed", "error": "worse"}}  # fmt: skip
+    plain, balanced = tmp_path / "plain.json", tmp_path / "balanced.json"
+    plain.write_text(json.dumps(failed))
+    balanced.write_text(json.dumps({**failed, "balanced_decision": True}))
+    assert "balanced_decision" not in (bfcl_full.failed_training(plain) or {})
+    assert (bfcl_full.failed_training(balanced) or {})["balanced_decision"] is True
 
 
 def test_balanced_pairs_are_refused_for_a_method_without_pairs(capsys: pytest.CaptureFixture[str]) -> None:

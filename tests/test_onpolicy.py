@@ -339,6 +339,13 @@ def test_balanced_pairs_push_the_call_decision_as_often_each_way() -> None:
     # pairs that all push one way are all dropped: balanced, the pairs do not move the decision
     one_way, counts = preference_pairs(_decision_requests(4, 0, 1), max_share=1.0, balanced_decision=True)
     assert [p.id for p in one_way] == ["value0"] and counts["dropped_to_balance"] == 4
+    # an over-call written as text (no native call) pushes toward text all the same
+    as_text = SampledRequest(
+        id="over-text", kind="no_call", example=text_example(), expects_no_call=True,
+        samples=[_sample(False, text='read_file({"path": "m.md"})', reason="called_when_irrelevant")],
+    )  # fmt: skip
+    [pair], _ = preference_pairs([as_text])
+    assert not pair.rejected.get("tool_calls") and decision_direction(pair) == "to_text"
     # already balanced: the same pairs as without it
     even = _decision_requests(2, 2, 1)
     assert preference_pairs(even, balanced_decision=True) == preference_pairs(even)

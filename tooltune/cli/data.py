@@ -620,7 +620,7 @@ def pick(
     balanced_decision
         pairs: keep as many pairs preferring a call to the model's text answer as preferring a text
         answer to its call (a random subset of the larger side goes), so the pairs do not move the
-        call-or-answer decision as a whole; pairs where both sides call all stay.
+        call-or-answer decision as a whole; pairs about values, arguments or the tool all stay.
     """
     from tooltune.data.onpolicy import pick_training_data
 

@@ -607,18 +607,20 @@ def always_right_requests(requests: list[SampledRequest]) -> list[AlwaysRightReq
 
 
 def decision_direction(pair: PreferencePair) -> Literal["to_call", "to_text"] | None:
-    """Which way a pair pushes the call-or-answer decision: ``to_call`` when it prefers a call to the
-    model's text answer, ``to_text`` when it prefers a text answer to the model's call, None when both
-    sides call (a pair about values, tools or counts)."""
-    chosen_calls, rejected_calls = bool(pair.chosen.get("tool_calls")), bool(pair.rejected.get("tool_calls"))
-    if chosen_calls == rejected_calls:
-        return None
-    return "to_call" if chosen_calls else "to_text"
+    """Which way a pair pushes the call-or-answer decision, read from why its rejected answer is wrong:
+    ``to_call`` when the model answered in text where a call was due (``no_call_made``), ``to_text``
+    when it called where none was (``called_when_irrelevant``, a native call or one written as text),
+    None for a pair about values, arguments, types, counts or the tool."""
+    if pair.reason == "no_call_made":
+        return "to_call"
+    if pair.reason == "called_when_irrelevant":
+        return "to_text"
+    return None
 
 
 def balance_decision(pairs: list[PreferencePair], rng: random.Random) -> tuple[list[PreferencePair], int]:
     """Keep as many pairs pushing toward a call as toward a text answer (a random subset of the larger
-    side), so the pairs as a whole do not move the call decision; pairs where both sides call all stay.
+    side), so the pairs as a whole do not move the call decision; the other pairs all stay.
     Returns the kept pairs (in their order) and how many were dropped."""
     sides: dict[str, list[int]] = defaultdict(list)
     for i, p in enumerate(pairs):
@@ -640,10 +642,10 @@ def preference_pairs(
     """Pairs (correct, the model's own wrong answer), at most ``per_request`` per request. While several
     reason codes have pairs, none keeps more than ``max_share`` of all the pairs drawn (a random subset
     stays), so refusals, wrong values and over-calls are all represented. With ``balanced_decision``,
-    then as many pairs prefer a call to the model's text as prefer a text answer to its call
-    (:func:`balance_decision`). Returns the pairs and the count per reason (``skipped_unrenderable``: wrong
-    answers the template cannot write as the model did; ``dropped_to_balance``: pairs the balance left
-    out)."""
+    then (after that cap, so a reason may end above ``max_share``) as many pairs prefer a call to the
+    model's text as prefer a text answer to its call (:func:`balance_decision`). Returns the pairs and
+    the count per reason (``skipped_unrenderable``: wrong answers the template cannot write as the model
+    did; ``dropped_to_balance``: pairs the balance left out)."""
     rng = random.Random(seed)
     by_reason: dict[str, list[PreferencePair]] = defaultdict(list)
     unrenderable = 0

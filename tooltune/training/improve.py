@@ -104,7 +104,7 @@ class ImproveConfig(BaseModel):
         default=False,
         description="dpo/orpo: keep as many pairs preferring a call to the model's text answer as "
         "preferring a text answer to its call, so the pairs do not move the call-or-answer decision as a "
-        "whole (pairs where both sides call all stay).",
+        "whole (pairs about values, arguments or the tool all stay).",
     )
 
     @model_validator(mode="after")

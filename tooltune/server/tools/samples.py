@@ -120,7 +120,7 @@ def register(mcp: MCPServer, state: ServerState) -> None:
             Field(
                 description="pairs only: keep as many pairs preferring a call to the model's text answer "
                 "as preferring a text answer to its call, so the pairs do not move the call-or-answer "
-                "decision as a whole (pairs where both sides call all stay)."
+                "decision as a whole (pairs about values, arguments or the tool all stay)."
             ),
         ] = False,
     ) -> PickResult:
