@@ -1620,3 +1620,96 @@ def test_an_argv_slot_writes_a_list_as_a_commands_words() -> None:
         assert shlex.split(line) == [args["command"], *args["args"]]
     result, answer = data.result(rng, "run_command", {"command": "npm", "args": ["run", "build"]}) or ("", "")
     assert (result, answer) == ("$ npm run build: exit code 0", "`npm run build` worked.")
+
+
+def test_a_lookup_value_is_chosen_by_another_value_of_the_example() -> None:
+    """A file body that fits the file's name (the coding book's bodies by extension): the call's path
+    chooses the pool its content is drawn from, by its basename first, then its extension; a path no key
+    fits takes ``other``, or without it leaves the call unused."""
+    from tooltune.data.phrasebook import phrasebook_from_object
+
+    coding = load_tool_specs(["builtin:coding"])
+    book = """\
+phrasebook: 1
+values:
+  doc: [notes.md, setup.md, Makefile]
+  summary: {lookup: doc, table: {.md: ["a notes page"], Makefile: ["the build's targets"]}}
+  self: {lookup: self, table: {a: [1]}}
+  chained: {lookup: summary, table: {a: [1]}}
+  nowhere: {lookup: missing, table: {a: [1]}}
+  bad_key: {lookup: doc, key: [suffix], table: {a: [1]}}
+  part: {compose: "{summary}!"}
+tools:
+  write_file:
+    requests:
+      - "put {content} in {path}"
+      - "write {content} to {path}"
+      - "reset the {path=Dockerfile} to {content}"
+    parallel: ["write {content.1} to {path.1} and {content.2} to {path.2}"]
+    values:
+      path: [app.py, src/util.py, README.md, Dockerfile, data.csv]
+      content:
+        lookup: path
+        table:
+          .py: ["print('hi')", "x = 1"]
+          .md: ["# Notes"]
+          Dockerfile: ["FROM python:3.12-slim"]
+          .txt: [7]
+  read_file:
+    requests: ["show {path} from line {start_line}"]
+    values:
+      path: [a.py, b.md]
+      start_line: {lookup: path, key: ext, table: {.py: [1, 2], .md: [10]}, other: [5]}
+  list_dir:
+    requests: ["list {path}"]
+    values:
+      recursive: {lookup: nothing, table: {a: [true]}}
+"""
+    checked = check_phrasebook(phrasebook_from_object(book, source="b.yaml"), coding)
+    assert {(e.where, e.line): e.message for e in checked.errors} == {
+        ("values.self", 5): "looks up {self}, itself",
+        ("values.chained", 6): "looks up {summary}, an add or lookup value: look up a value drawn on its own",
+        ("values.nowhere", 7): "looks up {missing}: not a named value (or one dropped)",
+        ("values.bad_key.lookup.key[0]", 8): "Input should be 'basename', 'ext', 'stem', 'dir' or 'value'",
+        ("values.part", 9): "composes summary, a lookup value: compose from values drawn on their own",
+        (
+            "tools.write_file.values.content.table..txt[0]",
+            25,
+        ): "7 does not fit the schema of write_file.content",
+        ("tools.list_dir.values.recursive", 34): (
+            "looks up {nothing}: neither a parameter of list_dir nor a named value"
+        ),
+    }
+    data = DataBook(checked, coding)
+    rng = random.Random(0)
+    pools = {"app.py": {"print('hi')", "x = 1"}, "src/util.py": {"print('hi')", "x = 1"},
+             "README.md": {"# Notes"}, "Dockerfile": {"FROM python:3.12-slim"}}  # fmt: skip
+    writes = [got[1] for _ in range(120) if (got := data.request(rng, "write_file", polish=False))]
+    # the content always fits the path; a path no key fits (data.csv, no other) is never written
+    assert {a["path"] for a in writes} == set(pools)
+    assert all(a["content"] in pools[a["path"]] for a in writes)
+    assert {a["content"] for a in writes if a["path"] == "app.py"} == pools["app.py"]
+    # a path the words give: only a content drawn for that path is kept
+    assert any(a["path"] == "Dockerfile" for a in writes)
+    # two calls at once: each content fits its own call's path
+    pairs = [got[1] for _ in range(60) if (got := data.pair(rng, "write_file"))]
+    assert pairs and all(a["content"] in pools[a["path"]] for calls in pairs for a in calls)
+    reads = [got[1] for _ in range(60) if (got := data.request(rng, "read_file", polish=False))]
+    assert {(a["path"], a["start_line"]) for a in reads} == {("a.py", 1), ("a.py", 2), ("b.md", 10)}
+    # key: ext alone, and other for what no key fits
+    checked_named = check_phrasebook(
+        phrasebook_from_object(
+            "phrasebook: 1\nvalues:\n  f: [x.rs]\n  n: {lookup: f, key: ext, table: {.py: [1]}, other: [9]}\n"
+            'tools:\n  read_file:\n    requests: ["show {path} from line {start_line} ({n}, {f})"]\n'
+            "    values:\n      path: [a.py]\n      start_line: {lookup: path, key: ext, table: {.md: [1]}, "
+            "other: [5]}\n",
+            source="c.yaml",
+        ),
+        coding,
+    )
+    assert not checked_named.errors
+    text, args = DataBook(checked_named, coding).request(random.Random(1), "read_file", polish=False) or (
+        "",
+        [],
+    )
+    assert args == {"path": "a.py", "start_line": 5} and "(9, x.rs)" in text

@@ -40,7 +40,7 @@ import json
 import random
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -178,6 +178,54 @@ class Add(BaseModel):
         return min(values), max(values)
 
 
+KeyPart = Literal["basename", "ext", "stem", "dir", "value"]
+
+
+class Lookup(BaseModel):
+    """A value chosen by another value of the same example: ``{lookup: path, table: {".py": [...],
+    Dockerfile: [...]}, other: [...]}`` (a file body that fits the file's name). ``key`` names the parts of
+    the looked-up value tried as the table's key, in order (default: its basename, then its extension; a
+    part of :data:`DERIVED`, or ``value``, the value as written); the first part that is a key gives the
+    pool one value is drawn from, else ``other`` (without it, a value no key fits leaves the call
+    unused). ``lookup`` names a parameter of the tool (the same call's value) or a named value."""
+
+    model_config = ConfigDict(extra="forbid")
+    lookup: str
+    table: dict[str, Annotated[list[Any], Field(min_length=1)]] = Field(min_length=1)
+    key: list[KeyPart] = Field(default_factory=lambda: ["basename", "ext"], min_length=1)
+    other: Annotated[list[Any], Field(min_length=1)] | None = None
+
+    @field_validator("key", mode="before")
+    @classmethod
+    def _one_or_more(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("table", mode="before")
+    @classmethod
+    def _keys_as_text(cls, value: Any) -> Any:  # YAML reads `404:` or `true:` as a number or a boolean
+        return {value_text(k): v for k, v in value.items()} if isinstance(value, dict) else value
+
+    def pool(self, base: Any) -> list[Any] | None:
+        """The values ``base`` chooses among: the table's entry for the first of its key parts that is a
+        key, else ``other`` (None without it)."""
+        for part in self.key:
+            if part == "value":
+                k: Any = value_text(base)
+            else:
+                try:
+                    k = derived_value(base, part)
+                except ValueError:  # no such part (a number has no extension)
+                    continue
+            if isinstance(k, str) and k in self.table:
+                return self.table[k]
+        return self.other
+
+    def holds(self, base: Any, value: Any) -> bool:
+        """``value`` is one of the values ``base`` chooses among."""
+        pool = self.pool(base)
+        return pool is not None and any(json.dumps(v) == json.dumps(value) for v in pool)
+
+
 class Choice(BaseModel):
     """One branch of a :class:`OneOf`: its weight and exactly one of a value, a list of values, a range
     or a composition."""
@@ -225,11 +273,15 @@ def _value_kind(value: Any) -> str | None:
     """Which kind of value spec ``value`` is meant to be, so a mistake is reported against that kind."""
     if isinstance(value, list):
         return "list"
-    kinds = {Range: "range", Compose: "compose", OneOf: "one_of", Sample: "sample", Add: "add"}
+    kinds = {
+        Range: "range", Compose: "compose", OneOf: "one_of", Sample: "sample", Add: "add", Lookup: "lookup"
+    }  # fmt: skip
     if type(value) in kinds:  # already read (a book built in code, a copy)
         return kinds[type(value)]
     if isinstance(value, dict):
-        return next((k for k in ("range", "compose", "one_of", "sample", "add") if k in value), None)
+        return next(
+            (k for k in ("range", "compose", "one_of", "sample", "add", "lookup") if k in value), None
+        )
     return None
 
 
@@ -239,11 +291,14 @@ ValueSpec = Annotated[
     | Annotated[Compose, Tag("compose")]
     | Annotated[OneOf, Tag("one_of")]
     | Annotated[Sample, Tag("sample")]
-    | Annotated[Add, Tag("add")],
+    | Annotated[Add, Tag("add")]
+    | Annotated[Lookup, Tag("lookup")],
     Discriminator(
         _value_kind,
         custom_error_type="value_kind",
-        custom_error_message="a list of values, or a mapping with range, compose, one_of, sample or add",
+        custom_error_message=(
+            "a list of values, or a mapping with range, compose, one_of, sample, add or lookup"
+        ),
     ),
 ]
 
@@ -268,8 +323,8 @@ def draw_value(rng: random.Random, spec: ValueSpec, named: dict[str, ValueSpec])
     if isinstance(spec, Sample):
         lo, hi = spec.sizes()
         return rng.sample(spec.sample, rng.randint(lo, hi))
-    if isinstance(spec, Add):  # drawn where the example's other values are known (phrasebook_fill)
-        raise TypeError("an add value is drawn beside the value it adds to")
+    if isinstance(spec, Add | Lookup):  # drawn where the example's other values are known (phrasebook_fill)
+        raise TypeError("an add or lookup value is drawn beside the value it depends on")
     return rng.choice(spec)
 
 

@@ -21,6 +21,7 @@ from tooltune.data.phrasebook import (
     Compose,
     FollowStep,
     Job,
+    Lookup,
     OneOf,
     Phrasebook,
     PhrasebookIssue,
@@ -125,6 +126,7 @@ class _Checker:
         kept: dict[str, ValueSpec] = {}
         composed: dict[str, Compose | OneOf] = {}
         added: dict[str, Add] = {}
+        looked: dict[str, Lookup] = {}
         for name, spec in specs.items():
             at = f"{where}.{name}"
             if isinstance(spec, Compose | OneOf):
@@ -132,6 +134,9 @@ class _Checker:
                 continue
             if isinstance(spec, Add):
                 added[name] = spec  # after the plain values: what they add to may be among them
+                continue
+            if isinstance(spec, Lookup):
+                looked[name] = spec  # after the others: what they look up may be among them
                 continue
             if isinstance(spec, Range):
                 lo, hi = spec.range
@@ -167,9 +172,69 @@ class _Checker:
                 self.add("error", at, "no usable values")
                 continue
             kept[name] = good
-        self._check_composed(where, composed, tool, kept, set(added))
+        dependent = {**{n: "an add" for n in added}, **{n: "a lookup" for n in looked}}
+        self._check_composed(where, composed, tool, kept, dependent)
         self._check_added(where, added, tool, kept, set(specs))
+        self._check_looked_up(where, looked, tool, kept, specs)
         return kept
+
+    def _check_looked_up(
+        self,
+        where: str,
+        looked: dict[str, Lookup],
+        tool: ToolSpec | None,
+        kept: dict[str, ValueSpec],
+        specs: dict[str, ValueSpec],
+    ) -> None:
+        """Add to ``kept`` the ``lookup`` values that look up a value drawn on its own (for a tool: one of
+        its parameters or a named value; at the top level: a named value), keeping of each table entry
+        (and of ``other``) the values that fit the parameter's schema; the others are dropped and named."""
+        for name, spec in looked.items():
+            at, base = f"{where}.{name}", spec.lookup
+            own = tool is not None and base in tool.properties
+            # the looked-up value's spec: the tool's own, else the top-level value that fills it
+            base_spec = (
+                specs.get(base) if tool is None or (own and base in specs) else self.named_specs.get(base)
+            )
+            problem = None
+            if tool is not None and name not in tool.properties:
+                problem = f"{tool.name} has no parameter {name!r}"
+            elif base == name:
+                problem = f"looks up {{{base}}}, itself"
+            elif isinstance(base_spec, Add | Lookup):
+                problem = f"looks up {{{base}}}, an add or lookup value: look up a value drawn on its own"
+            elif not own and base not in (kept if tool is None else self.named_specs):
+                problem = (
+                    f"looks up {{{base}}}: neither a parameter of {tool.name} nor a named value"
+                    if tool is not None
+                    else f"looks up {{{base}}}: not a named value (or one dropped)"
+                )
+            if problem:
+                self.add("error", at, problem)
+                continue
+            if tool is None:
+                kept[name] = spec
+                continue
+            table: dict[str, list[Any]] = {}
+            for key, pool in spec.table.items():
+                good = self._fitting(tool, name, pool, f"{at}.table.{key}")
+                if good:
+                    table[key] = good
+            other = self._fitting(tool, name, spec.other, f"{at}.other") if spec.other else None
+            if not table:
+                self.add("error", at, "no usable values in its table")
+                continue
+            kept[name] = spec.model_copy(update={"table": table, "other": other or None})
+
+    def _fitting(self, tool: ToolSpec, name: str, values: list[Any], at: str) -> list[Any]:
+        """The values that fit ``tool.name``'s schema; each other one is named (an error)."""
+        good = []
+        for i, v in enumerate(values):
+            if self.value_ok(tool, name, v):
+                good.append(v)
+            else:
+                self.add("error", f"{at}[{i}]", f"{v!r} does not fit the schema of {tool.name}.{name}")
+        return good
 
     def _check_added(
         self,
@@ -280,7 +345,7 @@ class _Checker:
         composed: dict[str, Compose | OneOf],
         tool: ToolSpec | None,
         kept: dict[str, ValueSpec],
-        added: set[str],
+        dependent: dict[str, str],
     ) -> None:
         """Add to ``kept`` the compositions and weighted choices whose parts are named values that were
         kept (at the top level, kept compositions may be parts of others) and whose values fit the
@@ -302,8 +367,13 @@ class _Checker:
                     problem: str | None = wrong[0]
                 elif name in refs:
                     problem = f"composes {{{name}}}, itself"
-                elif adds := sorted(r for r in refs if r in added or isinstance(pool.get(r), Add)):
-                    problem = f"composes {adds[0]}, an add value: compose from values drawn on their own"
+                elif adds := sorted(
+                    r for r in refs if r in dependent or isinstance(pool.get(r), Add | Lookup)
+                ):
+                    kind = dependent.get(adds[0]) or (
+                        "a lookup" if isinstance(pool[adds[0]], Lookup) else "an add"
+                    )
+                    problem = f"composes {adds[0]}, {kind} value: compose from values drawn on their own"
                 elif missing:
                     problem = f"composes {', '.join(missing)}: not a named value (or one dropped)"
                 else:

@@ -22,6 +22,7 @@ from tooltune.data.phrasebook import (
     BookText,
     CheckedBook,
     FollowStep,
+    Lookup,
     PhrasebookIssue,
     RequestGroup,
     ResultShape,
@@ -76,6 +77,8 @@ class _Fill:
             spec = self.book.book.values[name]
             if isinstance(spec, Add):  # another named value plus an offset
                 self.named[name] = self._added(spec, self.named_value(spec.add))
+            elif isinstance(spec, Lookup):  # chosen by another named value
+                self.named[name] = self._looked_up(spec, self.named_value(spec.lookup))
             else:
                 self.named[name] = draw_value(self.rng, spec, self.book.book.values)
         return self.named[name]
@@ -100,14 +103,23 @@ class _Fill:
         self.call_values.clear()
 
     def _adds_hold(self, tool: ToolSpec, args: Args) -> bool:
-        """Every ``add`` parameter of the call is its base in the same call plus one of its offsets."""
+        """Every ``add`` parameter of the call is its base in the same call plus one of its offsets, and
+        every ``lookup`` parameter one of the values its base in the same call chooses among."""
         phrases = self.book.book.tools.get(tool.name)
         own = phrases.values if phrases is not None else {}
         for name, value in args.items():
             spec = own.get(name, self.book.book.values.get(name))
             if isinstance(spec, Add) and spec.add in args and not spec.holds(args[spec.add], value):
                 return False
+            if isinstance(spec, Lookup) and spec.lookup in args and not spec.holds(args[spec.lookup], value):
+                return False
         return True
+
+    def _looked_up(self, spec: Lookup, base: Any) -> Any:
+        pool = spec.pool(base)
+        if pool is None:
+            raise _Missing(spec.lookup)  # no key fits and no other values: the example is not used
+        return self.rng.choice(pool)
 
     def _added(self, spec: Add, base: Any) -> Any:
         if isinstance(base, bool) or not isinstance(base, int | float):
@@ -128,6 +140,11 @@ class _Fill:
             # a call's own numbered base, else the value its template shares across the calls
             at = index if index is not None and (spec.add, index) in self.own_slots else None
             return self._added(spec, self.call_value(tool, spec.add, at))
+        if isinstance(spec, Lookup):  # chosen by the same call's value of another parameter (or a named one)
+            if spec.lookup not in tool.properties:
+                return self._looked_up(spec, self.named_value(spec.lookup))
+            at = index if index is not None and (spec.lookup, index) in self.own_slots else None
+            return self._looked_up(spec, self.call_value(tool, spec.lookup, at))
         if spec is not None:
             return draw_value(self.rng, spec, self.book.book.values)
         said = phrases.say.get(name) if phrases is not None else None
