@@ -1713,3 +1713,46 @@ tools:
         [],
     )
     assert args == {"path": "a.py", "start_line": 5} and "(9, x.rs)" in text
+
+
+def test_a_job_step_may_author_an_argument_no_earlier_text_shows() -> None:
+    """An edit's new content is the model's own writing, not read from the request or a result: a step
+    lists it in ``authored``, and the job is used; without it such a job never fills. ``authored`` must
+    name the step's own arguments."""
+    from tooltune.data.phrasebook import phrasebook_from_object
+
+    coding = load_tool_specs(["builtin:coding"])
+    book = """\
+phrasebook: 1
+values:
+  file: [src/config.py, settings.py]
+  new_body: ["TIMEOUT = 60\\n"]
+jobs:
+  - ask: ["set the timeout in {file} to 60"]
+    steps:
+      - {call: read_file, args: {path: "{file}"}, result: "TIMEOUT = 30\\n"}
+      - call: write_file
+        args: {path: "{file}", content: "{new_body}"}
+        authored: [content]
+        result: "wrote {file}"
+    answer: "Done: {file} sets the timeout to 60."
+  - ask: ["rewrite {file}"]
+    steps:
+      - {call: write_file, args: {path: "{file}", content: "{new_body}"}, result: "ok"}
+    answer: "Rewrote {file}."
+  - ask: ["touch {file}"]
+    steps:
+      - {call: write_file, args: {path: "{file}", content: "{new_body}"}, authored: [mode]}
+    answer: "ok"
+"""
+    checked = check_phrasebook(phrasebook_from_object(book, source="b.yaml"), coding)
+    assert [(e.where, e.line, e.message) for e in checked.errors] == [
+        ("jobs[2].steps[0].authored", 20, "authored names 'mode', which is none of the step's args")
+    ]
+    data = DataBook(checked, coding)
+    rng = random.Random(0)
+    runs = [run for _ in range(40) if (run := data.job(rng)) is not None]
+    # the authored edit is used; the job whose content nothing shows and nothing authors never is
+    assert runs and all(len(run.steps) == 2 and "rewrite" not in run.request.lower() for run in runs)
+    assert all(run.steps[1][1]["content"] == "TIMEOUT = 60\n" for run in runs)
+    assert {run.steps[1][1]["path"] for run in runs} == {"src/config.py", "settings.py"}

@@ -464,6 +464,11 @@ class JobStep(BaseModel):
     call: str
     args: dict[str, Any] = Field(default_factory=dict)
     result: str | dict[str, Any] | list[Any] | None = None
+    authored: list[str] = Field(
+        default_factory=list,
+        description="Arguments the model writes itself (an edited file's new content): their values come "
+        "from the book's slots but need not be shown by the request or a result before the step.",
+    )
 
 
 class Job(BaseModel):
@@ -513,6 +518,10 @@ class Phrasebook(BaseModel):
             for entry in phrases["requests"]:  # and groups written before `when`
                 if isinstance(entry, dict) and not entry.get("when"):
                     entry.pop("when", None)
+        for job in data["jobs"]:  # and jobs written before `authored`
+            for step in job["steps"]:
+                if not step["authored"]:
+                    del step["authored"]
         text = json.dumps(data, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -926,6 +926,13 @@ class _Checker:
             if j < len(job.steps) - 1 and step.result is None:
                 self.add("error", f"{where}.steps[{j}].result", "every step but the last needs its result")
                 return None
+            if stray := [a for a in step.authored if a not in step.args]:
+                self.add(
+                    "error",
+                    f"{where}.steps[{j}].authored",
+                    f"authored names {stray[0]!r}, which is none of the step's args",
+                )
+                return None
         params = {p for t in tools for p in t.properties}
 
         def unknown(text: str) -> list[str]:

@@ -552,7 +552,12 @@ def _job(book: DataBook, rng: random.Random) -> JobRun | None:
         try:  # a slot form the value has no part for ({n:basename} of a number): the job is not used
             args = {k: fill_structured(v, value) for k, v in st.args.items()}
             # a value the request wrote in a declared form ("P0" for urgent) is read from that form
-            shown = {k: v for k, v in args.items() if _whole_slot(st.args[k]) not in declared}
+            # (and what the step says the model writes itself is its own: no earlier text shows it)
+            shown = {
+                k: v
+                for k, v in args.items()
+                if _whole_slot(st.args[k]) not in declared and k not in st.authored
+            }
             if not book.validators[st.call].is_valid(args) or not mentions_all(seen, shown):
                 return None  # a value neither the request nor a result showed would be a guess
             result = _result(fill_structured(st.result, value)) if st.result is not None else _OK

@@ -59,7 +59,9 @@ PHRASEBOOK_HELP = (
     'values, 8+; or {"range": [lo, hi]} for integers; or {"compose": "{dir}/{stem}.py"} written from '
     '"values" NAMEs; or {"one_of": [{"weight": 3, "compose": ...}, {"weight": 1, "value": v}]}; or '
     '{"sample": [a, b, c], "k": [1, 2]} for a list of distinct items; or {"add": other_param, "by": [5, 10]} '
-    "for a number that follows another (an end line after the start line)]}, "
+    "for a number that follows another (an end line after the start line); or "
+    '{"lookup": other_param, "table": {".py": [...], "Dockerfile": [...]}, "other": [...]} for a value '
+    "chosen by another's basename or extension (a file body that fits its path)]}, "
     '"records": [{param: value, param2: value2}: values '
     'that belong together, one record fills all its slots in a call], "say": {param: {value: [other words '
     'for that exact value]}}, "forms": {param: "date"|"time"|"datetime"|"minutes": ISO dates, 24-hour '
@@ -72,7 +74,8 @@ PHRASEBOOK_HELP = (
     'request, "call": TOOL, "result": its result}, {"ask": "comment on that one: {body}", '
     '"call": TOOL2, "args": {param: "{NAME}"}}]], "jobs": [{"ask": one request needing several calls '
     "(or a list of ways to say it, as a follow-up step's ask may be), "
-    '"steps": [{"call": TOOL, "args": {...}, "result": ...}, {"call": TOOL2, "args": {param: "{NAME}"}}], '
+    '"steps": [{"call": TOOL, "args": {...}, "result": ...}, {"call": TOOL2, "args": {param: "{NAME}"}, '
+    '"authored": [params the model writes itself, such as an edited file\'s new content]}], '
     '"answer": a reply using the results}], "polish": {"verbs": [your tools\' own verbs that may follow '
     '"please"], "shell_words": [words that open a typed command]}}. Entries that do not fit the tools are '
     "skipped and "
