@@ -1670,7 +1670,7 @@ tools:
         ("values.self", 5): "looks up {self}, itself",
         ("values.chained", 6): "looks up {summary}, an add or lookup value: look up a value drawn on its own",
         ("values.nowhere", 7): "looks up {missing}: not a named value (or one dropped)",
-        ("values.bad_key.lookup.key[0]", 8): "Input should be 'basename', 'ext', 'stem', 'dir' or 'value'",
+        ("values.bad_key.key[0]", 8): "Input should be 'basename', 'ext', 'stem', 'dir' or 'value'",
         ("values.part", 9): "composes summary, a lookup value: compose from values drawn on their own",
         (
             "tools.write_file.values.content.table..txt[0]",
@@ -1756,3 +1756,65 @@ jobs:
     assert runs and all(len(run.steps) == 2 and "rewrite" not in run.request.lower() for run in runs)
     assert all(run.steps[1][1]["content"] == "TIMEOUT = 60\n" for run in runs)
     assert {run.steps[1][1]["path"] for run in runs} == {"src/config.py", "settings.py"}
+
+
+def test_lookups_hold_in_jobs_follow_ups_dates_and_adds() -> None:
+    """A job's or a follow-up's path the words give, or an earlier result gives, still chooses the
+    content; an unquoted date is a key like any other; an add may add to a looked-up number; a bad part
+    of a lookup is named at its own line."""
+    from tooltune.data.phrasebook import phrasebook_from_object
+
+    coding = load_tool_specs(["builtin:coding"])
+    book = """\
+phrasebook: 1
+values:
+  day: [2027-01-04, 2027-01-05]
+  what: {lookup: day, key: value, table: {2027-01-04: [standup]}, other: [retro]}
+  start: {lookup: day, key: value, table: {2027-01-04: [9]}, other: [14]}
+  end: {add: start, by: [1]}
+  bad:
+    lookup: day
+    key: [value,
+          suffix]
+    table: {a: [1]}
+tools:
+  write_file:
+    requests: ["put {content} in {path}"]
+    values:
+      path: [app.py, README.md]
+      content: {lookup: path, table: {.py: ["x = 1"], .md: ["# Notes"]}}
+jobs:
+  - ask: ["show me {path} and then put {content} in it"]
+    steps:
+      - {call: read_file, args: {path: "{path}"}, result: "old"}
+      - {call: write_file, args: {path: "{path}", content: "{content}"}}
+    answer: "Done."
+  - ask: ["reset {content} into the {path=README.md}"]
+    steps:
+      - {call: write_file, args: {path: "{path}", content: "{content}"}}
+    answer: "Done: {what} from {start} to {end} on {day}."
+follow_ups:
+  - - {ask: "what's in the repo? list {path=.}", call: list_dir, result: "README.md"}
+    - {ask: "put {content} in that one", call: write_file, args: {path: "README.md"}}
+"""
+    checked = check_phrasebook(phrasebook_from_object(book, source="b.yaml"), coding)
+    assert [(e.where, e.line, e.message) for e in checked.errors] == [
+        ("values.bad.key[1]", 10, "Input should be 'basename', 'ext', 'stem', 'dir' or 'value'")
+    ]
+    data = DataBook(checked, coding)
+    rng = random.Random(0)
+    runs = [run for _ in range(80) if (run := data.job(rng)) is not None]
+    writes = [args for run in runs for name, args, _ in run.steps if name == "write_file"]
+    # the job's path (read_file's, drawn from its schema where the book gives none) chose each content
+    by_ext = {".py": "x = 1", ".md": "# Notes"}
+    assert "README.md" in {a["path"] for a in writes}  # the path the words gave
+    # the content's lookup saw the job's own path, so the two-step job fills whenever a path has a body
+    assert sum(len(run.steps) == 2 for run in runs) >= 20
+    assert all(a["content"] == by_ext[a["path"][a["path"].rindex(".") :]] for a in writes)
+    answers = {run.answer for run in runs if run.answer != "Done."}
+    assert answers == {
+        "Done: standup from 9 to 10 on 2027-01-04.",
+        "Done: retro from 14 to 15 on 2027-01-05.",
+    }
+    follow = [f for _ in range(40) if (f := data.follow_up(rng)) is not None]
+    assert follow and all(f.calls[1][1] == {"path": "README.md", "content": "# Notes"} for f in follow)

@@ -39,6 +39,7 @@ import hashlib
 import json
 import random
 import re
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -202,15 +203,15 @@ class Lookup(BaseModel):
 
     @field_validator("table", mode="before")
     @classmethod
-    def _keys_as_text(cls, value: Any) -> Any:  # YAML reads `404:` or `true:` as a number or a boolean
-        return {value_text(k): v for k, v in value.items()} if isinstance(value, dict) else value
+    def _keys_as_text(cls, value: Any) -> Any:  # YAML reads `404:`, `true:` or `2027-01-04:` as no text
+        return {_key_text(k): v for k, v in value.items()} if isinstance(value, dict) else value
 
     def pool(self, base: Any) -> list[Any] | None:
         """The values ``base`` chooses among: the table's entry for the first of its key parts that is a
         key, else ``other`` (None without it)."""
         for part in self.key:
             if part == "value":
-                k: Any = value_text(base)
+                k: Any = _key_text(base)
             else:
                 try:
                     k = derived_value(base, part)
@@ -223,7 +224,17 @@ class Lookup(BaseModel):
     def holds(self, base: Any, value: Any) -> bool:
         """``value`` is one of the values ``base`` chooses among."""
         pool = self.pool(base)
-        return pool is not None and any(json.dumps(v) == json.dumps(value) for v in pool)
+        same = json.dumps(value, sort_keys=True, default=str)
+        return pool is not None and any(json.dumps(v, sort_keys=True, default=str) == same for v in pool)
+
+
+def _key_text(value: Any) -> str:
+    """A lookup key, or a value looked up ``as written``, as text (a date YAML read unquoted too)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return ", ".join(_key_text(v) for v in value)
+    return json.dumps(value, default=str).strip('"')
 
 
 class Choice(BaseModel):
@@ -676,15 +687,25 @@ def parse_phrasebook(text: str, source: str = "") -> BookText:
     if not isinstance(data, dict):
         raise DataError(f"{source or 'phrasebook'}: a phrasebook is a mapping with a 'tools' key")
     lines = {_path_key(p): n for p, n in _line_map(text).items()}
-    book, issues = _validate(data, source, lines)
+    book, issues = _validate(_dates_as_text(data), source, lines)
     return BookText(book=book, source=source, lines=lines, shape_issues=issues)
+
+
+def _dates_as_text(node: Any) -> Any:
+    """YAML reads an unquoted ``2027-01-04`` (or ``2027-01-04 19:15:00``) as a date: a book means the text
+    it wrote, as a tool's string parameter takes it, so keys and values are that text again."""
+    if isinstance(node, dict):
+        return {_dates_as_text(k): _dates_as_text(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_dates_as_text(v) for v in node]
+    return str(node) if isinstance(node, date | datetime) else node
 
 
 _SECTIONS: dict[str, Any] = {"values": ValueSpec, "tools": ToolPhrases}
 _LISTS: dict[str, Any] = {"follow_ups": list[FollowStep], "jobs": Job}
 
 
-_TAGS = {"list", "range", "compose", "one_of", "sample", "add"}
+_TAGS = {"list", "range", "compose", "one_of", "sample", "add", "lookup"}
 _ENTRY_TAGS = {"template", "group"}  # a request entry's kind, after its index
 
 
@@ -696,7 +717,9 @@ def _without_tags(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
         following = loc[i + 1] if i + 1 < len(loc) else None
         if part in _TAGS and (following == part or (part == "list" and isinstance(following, int))):
             continue
-        if (part, following) in (("sample", "k"), ("add", "by")):  # a kind's other field
+        if (part, following) in (  # a kind's other field
+            ("sample", "k"), ("add", "by"), ("lookup", "table"), ("lookup", "key"), ("lookup", "other")
+        ):  # fmt: skip
             continue
         if part in _ENTRY_TAGS and i >= 2 and isinstance(loc[i - 1], int) and loc[i - 2] == "requests":
             continue

@@ -174,8 +174,9 @@ class _Checker:
             kept[name] = good
         dependent = {**{n: "an add" for n in added}, **{n: "a lookup" for n in looked}}
         self._check_composed(where, composed, tool, kept, dependent)
-        self._check_added(where, added, tool, kept, set(specs))
+        # lookups before adds: an add may add to a looked-up number, a lookup may not look up an add
         self._check_looked_up(where, looked, tool, kept, specs)
+        self._check_added(where, added, tool, kept, set(specs))
         return kept
 
     def _check_looked_up(

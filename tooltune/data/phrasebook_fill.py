@@ -490,6 +490,8 @@ class DataBook:
             # must be in them (a value the conversation never showed would be a guess)
             if not self.validators[tool.name].is_valid(args) or not mentions_all(shown, given):
                 return None
+            if not fill._adds_hold(tool, args):  # an add or lookup value and the base ``args`` replaced
+                return None
             said.append(self._polish(rng, text, ask) if i == 0 else text)
             calls.append((tool.name, args))
             if i < len(steps) - 1:
@@ -521,16 +523,29 @@ def _job(book: DataBook, rng: random.Random) -> JobRun | None:
             tool_of.setdefault(p, book.by_name[st.call])
     values: dict[str, Any] = {}
     declared: set[str] = set()
+    having = {p: [book.by_name[st.call].name for st in job.steps if p in book.by_name[st.call].properties]
+              for p in tool_of}  # fmt: skip
+
+    def share(name: str, v: Any) -> Any:
+        """One value per parameter name in a job: the calls' own draws (an add's or a lookup's base) see
+        it too."""
+        values[name] = v
+        for t in having.get(name, []):
+            fill.call_values[(t, None, name)] = v
+        return v
 
     def value(name: str) -> Any:
         if name not in values:
-            named = name in book.book.values
-            values[name] = fill.named_value(name) if named else fill.call_value(tool_of[name], name)
+            if name in book.book.values:
+                return share(name, fill.named_value(name))
+            # drawn already as another value's base (a lookup's path): the job's value is that one
+            drawn = [fill.call_values[k] for t in having[name] if (k := (t, None, name)) in fill.call_values]
+            share(name, drawn[0] if drawn else fill.call_value(tool_of[name], name))
         return values[name]
 
     def said(name: str, index: int | None, modifier: str | None) -> str:
         if modifier is not None and modifier.startswith("="):
-            values[name] = say_key_value(modifier[1:], tool_of[name].properties.get(name))
+            share(name, say_key_value(modifier[1:], tool_of[name].properties.get(name)))
             declared.add(name)
             return ""
         v = value(name)
@@ -560,6 +575,8 @@ def _job(book: DataBook, rng: random.Random) -> JobRun | None:
             }
             if not book.validators[st.call].is_valid(args) or not mentions_all(seen, shown):
                 return None  # a value neither the request nor a result showed would be a guess
+            if not fill._adds_hold(book.by_name[st.call], args):
+                return None  # an add or lookup value drawn for another base than the one the words gave
             result = _result(fill_structured(st.result, value)) if st.result is not None else _OK
         except _Missing:
             return None
