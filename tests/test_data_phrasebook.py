@@ -576,7 +576,7 @@ def test_a_raw_slot_writes_the_value_exactly(tracker: list[ToolSpec]) -> None:
     bad = check_phrasebook(
         phrasebook_from_object({"tools": {"search_issues": {"requests": ["find {query:loud}"]}}}), tracker
     )
-    known = "known: argv, basename, bytes, count, dir, ext, lines, ordinal, raw, stem, words"
+    known = "known: and, argv, basename, bytes, count, dir, ext, lines, ordinal, raw, stem, words"
     assert any(known in e.message for e in bad.errors)
 
 
@@ -1003,7 +1003,7 @@ tools:
   search_issues:
     values:
       query: {sample: [flaky, timeout]}
-      limit: {sample: [1, 2], k: [0, 2]}
+      limit: {sample: [1, 2], k: [1, 3]}
     requests: ["find {query}"]
   create_issue:
     values:
@@ -1018,7 +1018,7 @@ tools:
         9,
         "a sample gives a list, and search_issues.query takes string: use a list of values",
     )
-    assert errors["tools.search_issues.values.limit"][1].startswith("k [0, 2] must be from 1 to the pool's 2")
+    assert errors["tools.search_issues.values.limit"][1].startswith("k [1, 3] must be from 0 to the pool's 2")
     assert (
         errors["tools.create_issue.values.labels"][1]
         == "the pool repeats an item: a sample's items are distinct"
@@ -1282,8 +1282,8 @@ tools:
             "the form for named values, results and answers"
         ),
         ("tools.get_issue.results[0]", 18): (
-            "unknown slot form ':loud' in {issue_id:loud} (known: argv, basename, bytes, count, dir, ext, "
-            "lines, ordinal, raw, stem, words)"
+            "unknown slot form ':loud' in {issue_id:loud} (known: and, argv, basename, bytes, count, dir, "
+            "ext, lines, ordinal, raw, stem, words)"
         ),
     }
     data = DataBook(checked, tracker)
@@ -1818,3 +1818,58 @@ follow_ups:
     }
     follow = [f for _ in range(40) if (f := data.follow_up(rng)) is not None]
     assert follow and all(f.calls[1][1] == {"path": "README.md", "content": "# Notes"} for f in follow)
+
+
+def test_results_may_list_none_or_several_entries_each_with_its_own_answer() -> None:
+    """A search that found nothing is answered so, one that found some lists them as people do: a named
+    value ``{sample: [...], k: [0, 3]}`` may be empty, a result's ``when`` keeps its answer to the values
+    it suits, and ``{hits:and}`` writes "a, b and c". An empty list never fills a request."""
+    from tooltune.data.phrasebook import phrasebook_from_object
+
+    coding = load_tool_specs(["builtin:coding"])
+    book = """\
+phrasebook: 1
+values:
+  hits: {sample: [src/app.py, src/db.py, lib/util.py], k: [0, 3]}
+tools:
+  search_code:
+    requests: ["grep for {pattern}", "find {pattern} near {hits}"]
+    values:
+      pattern: [TODO, retry]
+    results:
+      - result: {matches: "{hits}"}
+        answer: "No match for {pattern}."
+        when: {hits: {maxItems: 0}}
+      - result: {matches: "{hits}"}
+        answer: "{pattern} is in {hits:and} ({hits:count} files)."
+        when: {hits: {minItems: 1}}
+      - result: "nothing"
+        answer: "odd"
+        when: {nowhere: {type: string}}
+      - result: "nothing"
+        answer: "odd"
+        when: {pattern: 5}
+"""
+    checked = check_phrasebook(phrasebook_from_object(book, source="b.yaml"), coding)
+    assert [(e.where, e.line, e.message) for e in checked.errors] == [
+        ("tools.search_code.results[2].when.nowhere", 18,
+         "search_code has no parameter 'nowhere' and no value is named so"),
+        ("tools.search_code.results[3].when.pattern", 21,
+         "not a JSON Schema: 5 (a schema is a mapping, such as {type: integer})"),
+    ]  # fmt: skip
+    data = DataBook(checked, coding)
+    rng = random.Random(0)
+    said = [data.result(rng, "search_code", {"pattern": "TODO"}) for _ in range(80)]
+    answers = {a for _, a in filter(None, said)}
+    assert "No match for TODO." in answers
+    listed = {a for a in answers if a.startswith("TODO is in")}
+    assert "TODO is in src/app.py, src/db.py and lib/util.py (3 files)." in listed
+    assert any(" and " in a and "," not in a.split(" (")[0] for a in listed)  # two: "a and b"
+    for result, answer in filter(None, said):
+        matches = json.loads(result)["matches"]
+        assert (answer == "No match for TODO.") == (matches == [])
+        assert answer.endswith(f"({len(matches)} files).") or not matches
+    # a request never names an empty list
+    texts = [got[0] for _ in range(80) if (got := data.request(rng, "search_code", polish=False))]
+    assert texts and not any(t.rstrip().endswith("near") or "near ." in t for t in texts)
+    assert any("near" in t for t in texts)

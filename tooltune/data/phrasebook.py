@@ -67,7 +67,7 @@ SLOT = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?:\.([1-3]))?(?::([a-z]+)|(=[^{}]
 # slot forms that write a part or a measure of the value ("{path:basename}", "{content:lines}"): they do
 # not show the value itself, so a request's parameter slot cannot take one (its call would be a guess)
 DERIVED = {"basename", "stem", "ext", "dir", "lines", "bytes", "count"}
-MODIFIERS = {"words", "ordinal", "argv", "raw"} | DERIVED
+MODIFIERS = {"words", "ordinal", "argv", "raw", "and"} | DERIVED
 
 
 def derived_value(value: Any, modifier: str) -> Any:
@@ -113,7 +113,8 @@ class Compose(BaseModel):
 
 class Sample(BaseModel):
     """A list of distinct items drawn from a pool: ``{sample: [bug, ui, backend, docs], k: [1, 3]}`` gives
-    one to three different labels, in drawn order (``k`` one number, or the least and most)."""
+    one to three different labels, in drawn order (``k`` one number, or the least and most; a least of 0
+    may draw an empty list: a search that found nothing)."""
 
     model_config = ConfigDict(extra="forbid")
     sample: list[Any] = Field(min_length=1)
@@ -349,11 +350,14 @@ def value_text(value: Any) -> str:
 
 
 class ResultShape(BaseModel):
-    """A tool result (text, or a mapping/list sent as JSON) and an answer that uses it."""
+    """A tool result (text, or a mapping/list sent as JSON) and an answer that uses it, kept by ``when``
+    (per parameter of the call or named value, a JSON Schema its value must match) to the values it
+    suits: "found nothing" for an empty list, "found {hits:and}" for the rest."""
 
     model_config = ConfigDict(extra="forbid")
     result: str | dict[str, Any] | list[Any]
     answer: str | None = None
+    when: dict[str, Any] | None = None
 
 
 class RequestGroup(BaseModel):
@@ -529,6 +533,9 @@ class Phrasebook(BaseModel):
             for entry in phrases["requests"]:  # and groups written before `when`
                 if isinstance(entry, dict) and not entry.get("when"):
                     entry.pop("when", None)
+            for shape in phrases["results"]:  # and results written before `when`
+                if not shape.get("when"):
+                    shape.pop("when", None)
         for job in data["jobs"]:  # and jobs written before `authored`
             for step in job["steps"]:
                 if not step["authored"]:

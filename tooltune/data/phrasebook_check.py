@@ -319,9 +319,10 @@ class _Checker:
         """What is wrong with a sample: sizes out of order or beyond its pool, repeated items (they would
         not be distinct), or (for a parameter) a list of the least or most items the schema refuses."""
         lo, hi = spec.sizes()
-        if not 1 <= lo <= hi <= len(spec.sample):
+        if not 0 <= lo <= hi <= len(spec.sample) or hi < 1:
             return (
-                f"k {list(spec.sizes())} must be from 1 to the pool's {len(spec.sample)} items, least first"
+                f"k {list(spec.sizes())} must be from 0 to the pool's {len(spec.sample)} items, least first, "
+                "the most at least 1"
             )
         if len({json.dumps(v, sort_keys=True) for v in spec.sample}) < len(spec.sample):
             return "the pool repeats an item: a sample's items are distinct"
@@ -612,6 +613,8 @@ class _Checker:
         for i, shape in enumerate(phrases.results):
             at = f"{where}.results[{i}]"
             texts = templates_in(shape.result) + ([shape.answer] if shape.answer else [])
+            if shape.when is not None and not self._when_ok(f"{at}.when", shape.when, tool, named=True):
+                continue
             if all(self._slots_known(at, s, tool) for s in texts):
                 kept.results.append(shape)
         if not kept.requests:
@@ -673,15 +676,22 @@ class _Checker:
                     "its calls that draw such a value are left out",
                 )
 
-    def _when_ok(self, where: str, when: Any, tool: ToolSpec) -> bool:
-        """A group's ``when``: each key a parameter of the tool, each value a JSON Schema (an object or a
-        boolean) that needs nothing outside itself; else the group is dropped (an error)."""
+    def _when_ok(self, where: str, when: Any, tool: ToolSpec, *, named: bool = False) -> bool:
+        """A group's (or, with ``named``, a result's) ``when``: each key a parameter of the tool (or a named
+        value), each value a JSON Schema (an object or a boolean) that needs nothing outside itself; else
+        the group (or result) is dropped (an error)."""
+        what = "result" if named else "group"
         if not isinstance(when, dict):
-            self.add("error", where, "when is a mapping of parameters to JSON Schemas: the group is left out")
+            self.add(
+                "error", where, f"when is a mapping of parameters to JSON Schemas: the {what} is left out"
+            )
             return False
         for param, schema in when.items():
-            if param not in tool.properties:
-                self.add("error", f"{where}.{param}", f"{tool.name} has no parameter {param!r}")
+            if param not in tool.properties and not (named and param in self.named):
+                known = f"{tool.name} has no parameter {param!r}" + (
+                    " and no value is named so" if named else ""
+                )
+                self.add("error", f"{where}.{param}", known)
                 return False
             problem = None
             if not isinstance(schema, dict | bool):

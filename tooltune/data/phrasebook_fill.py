@@ -239,6 +239,8 @@ class _Fill:
                 return ""
             if name in tool.properties:
                 v = self.call_value(tool, name, index)
+                if v == []:  # an empty list shows nothing a request could ask with: not this request
+                    raise _Missing(name)
                 if modifier == "ordinal" and not ordinal_forms(v):  # "the 0th page": not this request
                     raise _Missing(name)
                 if modifier == "argv" and argv_text(v) is None:  # no list of words: not this request
@@ -249,6 +251,8 @@ class _Fill:
                     grounded.setdefault(index, set()).add(name)
             else:
                 v = self.named_value(name)
+                if v == []:  # as for a parameter: a request that names nothing is not written
+                    raise _Missing(name)
                 said = written(v, modifier) if modifier in SPOKEN else _named_text(v)
             text_values[key] = said
             return said
@@ -320,13 +324,25 @@ def _derived(value: Any, modifier: str) -> Any:
         raise _Missing(modifier) from None
 
 
-SPOKEN = {"words", "ordinal", "argv"}
+SPOKEN = {"words", "ordinal", "argv", "and"}
 """Slot forms that say a value another way ("three", "3rd", "run build")."""
+
+
+def and_join(value: Any) -> str:
+    """A list as people list things: "a", "a and b", "a, b and c" ("" for none); other values as they
+    are written."""
+    if not isinstance(value, list):
+        return value_text(value)
+    items = [value_text(v) for v in value]
+    return " and ".join(items) if len(items) < 3 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 def written(value: Any, modifier: str | None) -> str:
     """A value in a result's or an answer's words: as drawn, or the part or measure its slot form asks,
-    or a whole number in words ("three") or as an ordinal ("3rd") where its form says so and it has one."""
+    or a whole number in words ("three") or as an ordinal ("3rd") where its form says so and it has one,
+    or a list joined as people list things (``:and``)."""
+    if modifier == "and":
+        return and_join(value)
     if modifier == "ordinal" and (ordinals := ordinal_forms(value)):
         return ordinals[0]
     if modifier == "argv" and (words := argv_text(value)) is not None:
@@ -429,14 +445,22 @@ class DataBook:
         shapes = [s for s in self.book.tools[name].results if s.answer] if name in self.book.tools else []
         if not shapes:
             return None
-        shape: ResultShape = rng.choice(shapes)
-        fill = _Fill(rng, self)
-        assert shape.answer is not None
-        try:
-            answer = substitute(shape.answer, lambda n, _i, m: written(fill._lookup(n, args), m))
-            return fill.result_text(shape.result, args), answer
-        except _Missing:
-            return None
+        for _ in range(WHEN_TRIES):  # a shape whose `when` the drawn values do not fit: draw again
+            shape: ResultShape = rng.choice(shapes)
+            fill = _Fill(rng, self)
+            assert shape.answer is not None
+            try:
+                if shape.when:  # a parameter the call leaves out fits no condition on it
+                    known = {
+                        k: fill._lookup(k, args) for k in shape.when if k in args or k in self.book.values
+                    }
+                    if not self._fits(known, shape.when):
+                        continue
+                answer = substitute(shape.answer, lambda n, _i, m, f=fill: written(f._lookup(n, args), m))
+                return fill.result_text(shape.result, args), answer
+            except _Missing:
+                return None
+        return None
 
     def near_miss(self, rng: random.Random, tool: ToolSpec) -> tuple[str, str] | None:
         """A request next to ``tool``'s job that it must not serve, and a text answer."""

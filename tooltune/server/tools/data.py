@@ -70,7 +70,9 @@ PHRASEBOOK_HELP = (
     "{param.2} (and {param.3})], "
     '"near_misses": [requests on the tool\'s topic that no offered tool can do], "results": '
     '[{"result": what the tool returns (object or text, slots allowed), "answer": a reply using '
-    'it}]}}, "values": {NAME: [values for {NAME} slots in results/follow-ups]}, "follow_ups": [[{"ask": '
+    'it ({NAME:and} lists "a, b and c"), "when": {param or NAME: JSON Schema} for an answer that suits '
+    'some values only (an empty search: {"maxItems": 0})}]}}, "values": {NAME: [values for {NAME} slots '
+    'in results/follow-ups; {"sample": [...], "k": [0, 3]} may list none]}, "follow_ups": [[{"ask": '
     'request, "call": TOOL, "result": its result}, {"ask": "comment on that one: {body}", '
     '"call": TOOL2, "args": {param: "{NAME}"}}]], "jobs": [{"ask": one request needing several calls '
     "(or a list of ways to say it, as a follow-up step's ask may be), "
