@@ -1873,3 +1873,52 @@ tools:
     texts = [got[0] for _ in range(80) if (got := data.request(rng, "search_code", polish=False))]
     assert texts and not any(t.rstrip().endswith("near") or "near ." in t for t in texts)
     assert any("near" in t for t in texts)
+
+
+def test_an_empty_list_never_reaches_text_that_would_show_it() -> None:
+    """A sample that may be empty fills no near miss, job ask or answer with nothing ("run pytest ",
+    "found "); whole generation never crashes on one. ``{args:and}`` in a request lists a parameter's
+    items as people do; a result's condition on a parameter picks among the shapes that fit the call."""
+    from tooltune.data.phrasebook import phrasebook_from_object
+
+    coding = load_tool_specs(["builtin:coding"])
+    book = """\
+phrasebook: 1
+values:
+  hits: {sample: [a.py, b.py], k: [0, 2]}
+tools:
+  run_command:
+    values: {command: [pytest], args: {sample: [-x, -q, -v], k: [0, 3]}}
+    requests: ["run {command} with {args:and}"]
+    near_misses: ["explain what {command} {args} does", "why are {hits} slow"]
+    results:
+      - {result: "ran {command}", answer: "Ran {command} alone.", when: {args: {maxItems: 0}}}
+      - {result: "ran {command}", answer: "Ran {command} with {args:and}.", when: {args: {minItems: 1}}}
+jobs:
+  - ask: "run {command} {args}"
+    steps: [{call: run_command, args: {command: "{command}", args: "{args}"}}]
+    answer: "ran it; look at {hits:and}"
+"""
+    checked = check_phrasebook(phrasebook_from_object(book, source="b.yaml"), coding)
+    assert not checked.errors, [str(e) for e in checked.errors]
+    data = DataBook(checked, coding)
+    rng = random.Random(0)
+    run = data.by_name["run_command"]
+    misses = [m[0] for _ in range(60) if (m := data.near_miss(rng, run))]
+    jobs = [j for _ in range(60) if (j := data.job(rng))]
+    asks = [r for _ in range(60) if (r := data.request(rng, "run_command", polish=False))]
+    assert misses and jobs and asks
+    texts = misses + [j.request for j in jobs] + [j.answer for j in jobs] + [t for t, _ in asks]
+    assert not any("[]" in t or t.rstrip(" .").endswith(("with", "pytest", "at", "are")) for t in texts)
+    assert all(j.steps[0][1]["args"] for j in jobs)
+    assert any("-x, -q and -v" in t or "-x and -q" in t for t, a in asks)
+    # the answer that fits the call's args: none of the "alone" answers for a call with args
+    for _, args in asks:
+        answer = (data.result(rng, "run_command", args) or ("", ""))[1]
+        assert answer.startswith("Ran pytest with") and all(a in answer for a in args["args"])
+    assert data.result(rng, "run_command", {"command": "pytest", "args": []}) == (
+        "ran pytest",
+        "Ran pytest alone.",
+    )
+    result = generate_examples(coding, GenerateConfig(n=120, seed=3), books=[data])
+    assert result.examples

@@ -170,7 +170,9 @@ class _Fill:
 
     def say(self, tool: ToolSpec, name: str, value: Any, modifier: str | None) -> tuple[str, bool]:
         """The value as written in the request, and whether the writing itself grounds it (a declared
-        form) rather than the value's own text."""
+        form) rather than the value's own text. An empty list shows nothing a request could ask with:
+        the request (near miss, job) is not used."""
+        nonempty(value, name)
         phrases = self.book.book.tools.get(tool.name)
         forms = phrases.say.get(name, {}) if phrases is not None else {}
         key = value if isinstance(value, str) else json.dumps(value)
@@ -187,6 +189,8 @@ class _Fill:
             return self.rng.choice(ordinals), True
         if modifier == "argv" and (words := argv_text(value)) is not None:  # [run, build]: "run build"
             return words, True
+        if modifier == "and" and isinstance(value, list):  # "a, b and c": each item shown as drawn
+            return and_join(value), False
         if modifier == "raw":  # exactly as drawn: no quotes, backticks or units the generator may add
             return value_text(value), False
         if modifier in DERIVED:  # a part of the value: the value itself must be shown elsewhere
@@ -212,7 +216,8 @@ class _Fill:
                 if name in tool.properties:  # a call's value the words would not show (the checker says so)
                     raise _Missing(name)
                 if (name, index, modifier) not in text_values:
-                    text_values[(name, index, modifier)] = written(self.named_value(name), modifier)
+                    v = nonempty(self.named_value(name), name)
+                    text_values[(name, index, modifier)] = written(v, modifier)
                 return text_values[(name, index, modifier)]
             # a value's text is kept for the template's other slots of it; another form writes its own
             key = (name, index) if modifier is None or modifier.startswith("=") else (name, index, modifier)
@@ -239,8 +244,6 @@ class _Fill:
                 return ""
             if name in tool.properties:
                 v = self.call_value(tool, name, index)
-                if v == []:  # an empty list shows nothing a request could ask with: not this request
-                    raise _Missing(name)
                 if modifier == "ordinal" and not ordinal_forms(v):  # "the 0th page": not this request
                     raise _Missing(name)
                 if modifier == "argv" and argv_text(v) is None:  # no list of words: not this request
@@ -250,9 +253,7 @@ class _Fill:
                 if declared:
                     grounded.setdefault(index, set()).add(name)
             else:
-                v = self.named_value(name)
-                if v == []:  # as for a parameter: a request that names nothing is not written
-                    raise _Missing(name)
+                v = nonempty(self.named_value(name), name)
                 said = written(v, modifier) if modifier in SPOKEN else _named_text(v)
             text_values[key] = said
             return said
@@ -335,6 +336,14 @@ def and_join(value: Any) -> str:
         return value_text(value)
     items = [value_text(v) for v in value]
     return " and ".join(items) if len(items) < 3 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def nonempty(value: Any, name: str) -> Any:
+    """``value``, where text will show it: an empty list shows nothing (a request, a near miss, a job's
+    ask or answer would read "look in " or "found "), so that text is not used (``_Missing``)."""
+    if value == []:
+        raise _Missing(name)
+    return value
 
 
 def written(value: Any, modifier: str | None) -> str:
@@ -445,21 +454,30 @@ class DataBook:
         shapes = [s for s in self.book.tools[name].results if s.answer] if name in self.book.tools else []
         if not shapes:
             return None
-        for _ in range(WHEN_TRIES):  # a shape whose `when` the drawn values do not fit: draw again
+        tool = self.by_name[name]
+        # a condition on the call's parameters is known now: only shapes it fits are drawn; one on a named
+        # value is tried as drawn (again, up to WHEN_TRIES times)
+        shapes = [
+            s
+            for s in shapes
+            if self._fits(args, {k: v for k, v in (s.when or {}).items() if k in tool.properties})
+        ]
+        for _ in range(WHEN_TRIES if shapes else 0):
             shape: ResultShape = rng.choice(shapes)
             fill = _Fill(rng, self)
             assert shape.answer is not None
             try:
-                if shape.when:  # a parameter the call leaves out fits no condition on it
-                    known = {
-                        k: fill._lookup(k, args) for k in shape.when if k in args or k in self.book.values
-                    }
-                    if not self._fits(known, shape.when):
-                        continue
-                answer = substitute(shape.answer, lambda n, _i, m, f=fill: written(f._lookup(n, args), m))
-                return fill.result_text(shape.result, args), answer
-            except _Missing:
-                return None
+                named = {k: v for k, v in (shape.when or {}).items() if k not in tool.properties}
+                if named and not self._fits({k: fill.named_value(k) for k in named}, named):
+                    continue
+                answer = substitute(
+                    shape.answer, lambda n, _i, m, f=fill: written(nonempty(f._lookup(n, args), n), m)
+                )
+                result = fill.result_text(shape.result, args)
+            except _Missing:  # an empty list the answer would write, or a part a value has not: again
+                continue
+            if result.strip():  # an empty tool message ("{hits:and}" of none) teaches nothing
+                return result, answer
         return None
 
     def near_miss(self, rng: random.Random, tool: ToolSpec) -> tuple[str, str] | None:
@@ -474,7 +492,7 @@ class DataBook:
                 return ""
             if name in tool.properties:
                 return fill.say(tool, name, fill.call_value(tool, name), modifier)[0]
-            v = fill.named_value(name)
+            v = nonempty(fill.named_value(name), name)
             return written(v, modifier) if modifier in DERIVED | SPOKEN else _named_text(v)
 
         try:
@@ -572,7 +590,7 @@ def _job(book: DataBook, rng: random.Random) -> JobRun | None:
             share(name, say_key_value(modifier[1:], tool_of[name].properties.get(name)))
             declared.add(name)
             return ""
-        v = value(name)
+        v = nonempty(value(name), name)
         if name in book.book.values:
             return written(v, modifier)
         text, by_form = fill.say(tool_of[name], name, v, modifier)
@@ -607,7 +625,7 @@ def _job(book: DataBook, rng: random.Random) -> JobRun | None:
         steps.append((st.call, args, result))
         seen += "\n" + result
     try:
-        answer = substitute(job.answer, lambda n, _i, m: written(value(n), m))
+        answer = substitute(job.answer, lambda n, _i, m: written(nonempty(value(n), n), m))
     except _Missing:
         return None
     return JobRun(book._polish(rng, request, ask), steps, answer)
