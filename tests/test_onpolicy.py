@@ -15,6 +15,7 @@ import pytest
 from tooltune.config import Settings
 from tooltune.data.examples import DataError, Example, ExampleMeta, call_message
 from tooltune.data.onpolicy import (
+    PickConfig,
     PreferencePair,
     Sample,
     SampleConfig,
@@ -378,6 +379,23 @@ def test_a_balanced_pick_writes_balanced_pairs_and_refuses_rejection_data(tmp_pa
     assert done.returncode == 0, done.stderr
     assert "'dropped_to_balance': 2" in done.stdout
     assert (ws.datasets / "q" / "train.jsonl").read_text() == (folder / "train.jsonl").read_text()
+    refused = subprocess.run(
+        [*cli[:-4], "--method", "rejection", "--out", "r2", "--balanced-decision"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert refused.returncode != 0
+    assert "balanced_decision balances preference pairs: it needs method 'pairs'" in refused.stderr
+    assert "--value" not in refused.stderr  # the two options together, not one flag, are at fault
+
+
+def test_the_pick_options_are_declared_once_for_the_cli_mcp_and_improve() -> None:
+    from tooltune.training.improve import ImproveConfig
+
+    assert repr(ImproveConfig.model_fields["balanced_decision"]) == repr(
+        PickConfig.model_fields["balanced_decision"]
+    )
+    with pytest.raises(ValueError, match="it needs method 'pairs'"):
+        PickConfig(method="rejection", balanced_decision=True)
 
 
 def test_requests_every_sample_got_right_are_kept_with_their_truth() -> None:

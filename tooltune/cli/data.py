@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import cyclopts
 from cyclopts import Parameter
@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from tooltune.cli import context
 from tooltune.cli.options import build_config, cli_options, given
 from tooltune.data.generate_config import GenerateConfig
-from tooltune.data.onpolicy import SampleConfig
+from tooltune.data.onpolicy import PickConfig, SampleConfig
 from tooltune.errors import TooltuneError, first_error
 
 app = cyclopts.App(name="data", help="Generate, lint and inspect training datasets (tool-calling examples).")
@@ -592,47 +592,22 @@ def sample(
 
 
 @app.command
-def pick(
-    samples: str,
-    *,
-    method: Literal["rejection", "pairs"],
-    out: str,
-    per_request: int = 1,
-    seed: int = 0,
-    balanced_decision: bool = False,
-) -> None:
-    """Turn a samples set into training data.
+@cli_options(PickConfig)
+def pick(samples: str, *, out: str, **options: Any) -> None:
+    """Turn a samples set into training data: the model's own correct answers (``--method rejection``)
+    or preference pairs (``--method pairs``), as a new dataset.
 
     Parameters
     ----------
     samples
         Samples set made by `tooltune data sample`.
-    method
-        rejection: a dataset of the model's own correct answers (the generated truth where none was
-        right), for `tooltune train`; pairs: preference pairs (a correct answer, the model's own wrong
-        one) with their reason codes: a pairs dataset for `tooltune train --method dpo`.
     out
         Name of the new dataset (examples, or pairs).
-    per_request
-        Most own answers (rejection) or wrong answers (pairs) taken per request.
-    seed
-        Seed of the choices.
-    balanced_decision
-        pairs: keep as many pairs preferring a call to the model's text answer as preferring a text
-        answer to its call (a random subset of the larger side goes), so the pairs do not move the
-        call-or-answer decision as a whole; pairs about values, arguments or the tool all stay.
     """
     from tooltune.data.onpolicy import pick_training_data
 
-    done = pick_training_data(
-        context.workspace(),
-        samples,
-        method,
-        out,
-        per_request=per_request,
-        seed=seed,
-        balanced_decision=balanced_decision,
-    )
+    cfg = build_config(PickConfig, options)
+    done = pick_training_data(context.workspace(), samples, out=out, **cfg.model_dump())
     context.console.print(
         f"dataset {done.dataset} ({done.method})\n  counts: {done.counts}\n  picked: {done.picked}",
         highlight=False,

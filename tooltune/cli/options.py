@@ -75,5 +75,7 @@ def build_config(model: type[M], options: dict[str, Any]) -> M:
     try:
         return model(**given(options))
     except ValidationError as e:
-        err = first_error(e)
+        err = first_error(e, default="")
+        if not err.where:  # the options together (a model validator): its message names them
+            raise TooltuneError(err.msg.removeprefix("Value error, ")) from None
         raise TooltuneError(f"--{err.where.replace('_', '-')}: {err.msg} (got {err.input!r})") from None

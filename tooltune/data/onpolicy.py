@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from tooltune.data.examples import DataError, Example, ExampleMeta, call_message
 from tooltune.data.store import SPLITS, DatasetInfo, DatasetMeta, dataset_examples, load_dataset, save_dataset
@@ -775,6 +775,33 @@ def save_pairs_dataset(
 def _pairs_digest(texts: dict[str, str], extra: dict[str, Any]) -> str:
     body = json.dumps({"texts": texts, "extra": extra}, sort_keys=True).encode("utf-8")
     return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+class PickConfig(BaseModel):
+    """How a samples set becomes training data: the options `tooltune data pick` and MCP
+    ``pick_training_data`` share (one declaration)."""
+
+    method: Literal["rejection", "pairs"] = Field(
+        description="rejection: a dataset of the model's own correct answers (the generated truth where none "
+        "was right), for SFT; pairs: preference pairs (a correct answer against the model's own wrong one, "
+        "per reason code so refusals, wrong values and over-calls are all represented), for DPO or ORPO."
+    )
+    per_request: int = Field(
+        default=1, ge=1, le=16, description="Most own answers (rejection) or wrong answers (pairs) a request."
+    )
+    seed: int = Field(default=0, description="Seed of the choices.")
+    balanced_decision: bool = Field(
+        default=False,
+        description="pairs only: keep as many pairs preferring a call to the model's text answer as "
+        "preferring a text answer to its call (a random subset of the larger side goes), so the pairs do not "
+        "move the call-or-answer decision as a whole; pairs about values, arguments or the tool all stay.",
+    )
+
+    @model_validator(mode="after")
+    def _pairs_to_balance(self) -> PickConfig:
+        if self.balanced_decision and self.method != "pairs":
+            raise ValueError("balanced_decision balances preference pairs: it needs method 'pairs'")
+        return self
 
 
 class Picked(BaseModel):

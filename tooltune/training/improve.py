@@ -30,6 +30,7 @@ from tooltune.config import Settings
 from tooltune.data.onpolicy import (
     SAMPLER_VERSION,
     NothingToPairError,
+    PickConfig,
     SampleConfig,
     pick_training_data,
     requests_suite,
@@ -100,12 +101,7 @@ class ImproveConfig(BaseModel):
     freeze_token_rows: bool = TrainConfig.model_fields["freeze_token_rows"]
     no_call_share: float | None = TrainConfig.model_fields["no_call_share"]
     decision_kl: float = TrainConfig.model_fields["decision_kl"]
-    balanced_decision: bool = Field(
-        default=False,
-        description="dpo/orpo: keep as many pairs preferring a call to the model's text answer as "
-        "preferring a text answer to its call, so the pairs do not move the call-or-answer decision as a "
-        "whole (pairs about values, arguments or the tool all stay).",
-    )
+    balanced_decision: bool = PickConfig.model_fields["balanced_decision"]  # the pick's own option
 
     @model_validator(mode="after")
     def _grpo_samples(self) -> ImproveConfig:

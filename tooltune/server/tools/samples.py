@@ -7,14 +7,14 @@ from __future__ import annotations
 import functools
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
 from tooltune.data import onpolicy
-from tooltune.data.onpolicy import SampleConfig, sample_dataset
+from tooltune.data.onpolicy import PickConfig, SampleConfig, sample_dataset
 from tooltune.data.store import dataset_examples, load_dataset
 from tooltune.jobs import JobRecord
 from tooltune.server.errors import agent_errors
@@ -104,36 +104,14 @@ def register(mcp: MCPServer, state: ServerState) -> None:
         annotations=STARTS_WORK,
     )
     @agent_errors
+    @mcp_options(PickConfig)
     async def pick_training_data(
         samples: Annotated[str, Field(description="Samples set from sample_model_answers.")],
-        method: Annotated[Literal["rejection", "pairs"], Field(description="rejection or pairs.")],
         out: Annotated[str, Field(description="Name of the new dataset.")],
-        per_request: Annotated[
-            int,
-            Field(
-                ge=1, le=16, description="Most own answers (rejection) or wrong answers (pairs) per request."
-            ),
-        ] = 1,
-        seed: Annotated[int, Field(description="Seed of the choices.")] = 0,
-        balanced_decision: Annotated[
-            bool,
-            Field(
-                description="pairs only: keep as many pairs preferring a call to the model's text answer "
-                "as preferring a text answer to its call, so the pairs do not move the call-or-answer "
-                "decision as a whole (pairs about values, arguments or the tool all stay)."
-            ),
-        ] = False,
+        **options: Any,
     ) -> PickResult:
-        done = await in_thread(
-            onpolicy.pick_training_data,
-            ws,
-            samples,
-            method,
-            out,
-            per_request=per_request,
-            seed=seed,
-            balanced_decision=balanced_decision,
-        )
+        cfg = PickConfig(**options)
+        done = await in_thread(onpolicy.pick_training_data, ws, samples, out=out, **cfg.model_dump())
         if done.method == "rejection":
             after = f"train_adapter(dataset='{done.dataset}')"
         else:
