@@ -1922,3 +1922,70 @@ jobs:
     )
     result = generate_examples(coding, GenerateConfig(n=120, seed=3), books=[data])
     assert result.examples
+
+
+def test_a_lookup_may_follow_another_to_the_same_place_of_its_table() -> None:
+    """A file body's one-line summary drawn with the body (the coding book's explain answers): ``along``
+    takes the value at the place its partner's value stood, in a job's answer and in one call's
+    parameters; partners must pair place by place."""
+    from tooltune.data.phrasebook import phrasebook_from_object
+
+    coding = load_tool_specs(["builtin:coding"])
+    book = """\
+phrasebook: 1
+values:
+  file: [app.py, notes.md, util.py]
+  body: {lookup: file, table: {.py: ["x = 1", "def f(): pass"], .md: ["# Notes"]}}
+  does: {lookup: file, table: {.py: ["sets x to 1", "defines f"], .md: ["is a notes page"]}, along: body}
+  self: {lookup: file, table: {.py: [a, b], .md: [c]}, along: self}
+  short: {lookup: file, table: {.py: [a], .md: [c]}, along: body}
+  chain: {lookup: file, table: {.py: [a, b], .md: [c]}, along: does}
+  plain: {lookup: file, table: {.py: [a, b], .md: [c]}, along: file}
+tools:
+  read_file:
+    requests: ["show {path} from line {start_line} to {end_line}"]
+    values:
+      path: [a.py, b.md]
+      start_line: {lookup: path, table: {.py: [1, 10], .md: [3]}}
+      end_line: {lookup: path, table: {.py: [5, 20], .md: ["7"]}, along: start_line}
+jobs:
+  - ask: "what does {file} do?"
+    steps: [{call: read_file, args: {path: "{file}"}, result: "{body}"}]
+    answer: "{file} {does}."
+"""
+    checked = check_phrasebook(phrasebook_from_object(book, source="b.yaml"), coding)
+    assert {(e.where, e.line): e.message for e in checked.errors} == {
+        ("values.self", 6): "follows {self}, itself",
+        ("values.short", 7): (
+            "follows {body}: it must look up the same value by the same key parts, with the same keys and "
+            "as many values in each entry (and in other)"
+        ),
+        ("values.chain", 8): "follows {does}, which follows another: follow that one",
+        ("values.plain", 9): "follows {file}, which is no lookup beside it",
+        (
+            "tools.read_file.values.end_line.table..md[0]",
+            16,
+        ): "'7' does not fit the schema of read_file.end_line",
+        ("tools.read_file.values.end_line", 16): (
+            "with the values that fit, its table no longer pairs with {start_line}'s"
+        ),
+    }
+    data = DataBook(checked, coding)
+    rng = random.Random(0)
+    runs = [run for _ in range(60) if (run := data.job(rng)) is not None]
+    pairs = {(run.steps[0][2], run.answer.split(" ", 1)[1]) for run in runs}
+    assert pairs == {
+        ("x = 1", "sets x to 1."),
+        ("def f(): pass", "defines f."),
+        ("# Notes", "is a notes page."),
+    }
+    fixed = check_phrasebook(
+        phrasebook_from_object(book.replace('.md: ["7"]', ".md: [7]"), source="b.yaml"), coding
+    )
+    spans = {
+        (a["path"], a["start_line"], a["end_line"])
+        for _ in range(60)
+        if (got := DataBook(fixed, coding).request(rng, "read_file", polish=False))
+        for a in [got[1]]
+    }
+    assert spans == {("a.py", 1, 5), ("a.py", 10, 20), ("b.md", 3, 7)}

@@ -189,13 +189,16 @@ class Lookup(BaseModel):
     the looked-up value tried as the table's key, in order (default: its basename, then its extension; a
     part of :data:`DERIVED`, or ``value``, the value as written); the first part that is a key gives the
     pool one value is drawn from, else ``other`` (without it, a value no key fits leaves the call
-    unused). ``lookup`` names a parameter of the tool (the same call's value) or a named value."""
+    unused). ``lookup`` names a parameter of the tool (the same call's value) or a named value.
+    ``along`` names another lookup of the same base and table shape whose draw this one follows: the
+    value at the same place in its entry (a body's one-line summary drawn with the body)."""
 
     model_config = ConfigDict(extra="forbid")
     lookup: str
     table: dict[str, Annotated[list[Any], Field(min_length=1)]] = Field(min_length=1)
     key: list[KeyPart] = Field(default_factory=lambda: ["basename", "ext"], min_length=1)
     other: Annotated[list[Any], Field(min_length=1)] | None = None
+    along: str | None = None
 
     @field_validator("key", mode="before")
     @classmethod
@@ -222,11 +225,24 @@ class Lookup(BaseModel):
                 return self.table[k]
         return self.other
 
+    def places(self, base: Any, value: Any) -> set[int]:
+        """Where ``value`` stands among the values ``base`` chooses among (none: it is not one of them)."""
+        same = json.dumps(value, sort_keys=True, default=str)
+        pool = self.pool(base) or []
+        return {i for i, v in enumerate(pool) if json.dumps(v, sort_keys=True, default=str) == same}
+
     def holds(self, base: Any, value: Any) -> bool:
         """``value`` is one of the values ``base`` chooses among."""
-        pool = self.pool(base)
-        same = json.dumps(value, sort_keys=True, default=str)
-        return pool is not None and any(json.dumps(v, sort_keys=True, default=str) == same for v in pool)
+        return bool(self.places(base, value))
+
+    def same_shape(self, other: Lookup) -> bool:
+        """Both tables pair place by place: the same base and key parts, the same keys, entries (and
+        ``other``) of the same lengths."""
+        return (
+            (self.lookup, self.key) == (other.lookup, other.key)
+            and {k: len(v) for k, v in self.table.items()} == {k: len(v) for k, v in other.table.items()}
+            and len(self.other or []) == len(other.other or [])
+        )
 
 
 def _key_text(value: Any) -> str:
@@ -725,7 +741,8 @@ def _without_tags(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
         if part in _TAGS and (following == part or (part == "list" and isinstance(following, int))):
             continue
         if (part, following) in (  # a kind's other field
-            ("sample", "k"), ("add", "by"), ("lookup", "table"), ("lookup", "key"), ("lookup", "other")
+            ("sample", "k"), ("add", "by"),
+            ("lookup", "table"), ("lookup", "key"), ("lookup", "other"), ("lookup", "along"),
         ):  # fmt: skip
             continue
         if part in _ENTRY_TAGS and i >= 2 and isinstance(loc[i - 1], int) and loc[i - 2] == "requests":

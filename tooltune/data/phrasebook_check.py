@@ -190,7 +190,8 @@ class _Checker:
         """Add to ``kept`` the ``lookup`` values that look up a value drawn on its own (for a tool: one of
         its parameters or a named value; at the top level: a named value), keeping of each table entry
         (and of ``other``) the values that fit the parameter's schema; the others are dropped and named."""
-        for name, spec in looked.items():
+        # the ones that follow another lookup last: their partner is checked (and its values kept) first
+        for name, spec in sorted(looked.items(), key=lambda item: item[1].along is not None):
             at, base = f"{where}.{name}", spec.lookup
             own = tool is not None and base in tool.properties
             # the looked-up value's spec: the tool's own, else the top-level value that fills it
@@ -210,6 +211,8 @@ class _Checker:
                     if tool is not None
                     else f"looks up {{{base}}}: not a named value (or one dropped)"
                 )
+            elif spec.along is not None:
+                problem = self._along_problem(name, spec, looked, kept)
             if problem:
                 self.add("error", at, problem)
                 continue
@@ -225,7 +228,37 @@ class _Checker:
             if not table:
                 self.add("error", at, "no usable values in its table")
                 continue
-            kept[name] = spec.model_copy(update={"table": table, "other": other or None})
+            fitted = spec.model_copy(update={"table": table, "other": other or None})
+            partner = kept.get(spec.along) if spec.along is not None else None
+            if isinstance(partner, Lookup) and not fitted.same_shape(partner):
+                self.add(
+                    "error",
+                    at,
+                    f"with the values that fit, its table no longer pairs with {{{spec.along}}}'s",
+                )
+                continue
+            kept[name] = fitted
+
+    def _along_problem(
+        self, name: str, spec: Lookup, looked: dict[str, Lookup], kept: dict[str, ValueSpec]
+    ) -> str | None:
+        """Why a lookup cannot follow its ``along`` partner (a lookup beside it, of the same base and
+        table shape, that follows none itself), or None."""
+        partner = spec.along
+        if partner == name:
+            return f"follows {{{partner}}}, itself"
+        if partner not in looked:
+            return f"follows {{{partner}}}, which is no lookup beside it"
+        if looked[partner].along is not None:
+            return f"follows {{{partner}}}, which follows another: follow that one"
+        if partner not in kept:
+            return f"follows {{{partner}}}, which was dropped"
+        if not spec.same_shape(looked[partner]):
+            return (
+                f"follows {{{partner}}}: it must look up the same value by the same key parts, with the same "
+                "keys and as many values in each entry (and in other)"
+            )
+        return None
 
     def _fitting(self, tool: ToolSpec, name: str, values: list[Any], at: str) -> list[Any]:
         """The values that fit ``tool.name``'s schema; each other one is named (an error)."""

@@ -71,6 +71,7 @@ class _Fill:
         self.call_values: dict[tuple[str, int | None, str], Any] = {}  # a call's values, once drawn
         self._drawing: set[tuple[str, int | None, str]] = set()
         self.own_slots: set[tuple[str, int]] = set()  # the request's numbered slots: (name, call)
+        self.places: dict[tuple[str, int | None, str], int] = {}  # where each lookup's value stood
 
     def named_value(self, name: str) -> Any:
         if name not in self.named:
@@ -78,7 +79,12 @@ class _Fill:
             if isinstance(spec, Add):  # another named value plus an offset
                 self.named[name] = self._added(spec, self.named_value(spec.add))
             elif isinstance(spec, Lookup):  # chosen by another named value
-                self.named[name] = self._looked_up(spec, self.named_value(spec.lookup))
+                place = None
+                if spec.along is not None:  # drawn first: this one takes the same place in its table
+                    self.named_value(spec.along)
+                    place = self.places.get(("", None, spec.along))
+                base = self.named_value(spec.lookup)
+                self.named[name] = self._looked_up(spec, base, ("", None, name), place)
             else:
                 self.named[name] = draw_value(self.rng, spec, self.book.book.values)
         return self.named[name]
@@ -111,15 +117,26 @@ class _Fill:
             spec = own.get(name, self.book.book.values.get(name))
             if isinstance(spec, Add) and spec.add in args and not spec.holds(args[spec.add], value):
                 return False
-            if isinstance(spec, Lookup) and spec.lookup in args and not spec.holds(args[spec.lookup], value):
-                return False
+            if isinstance(spec, Lookup) and spec.lookup in args:
+                places = spec.places(args[spec.lookup], value)
+                partner = own.get(spec.along, self.book.book.values.get(spec.along)) if spec.along else None
+                if isinstance(partner, Lookup) and spec.along in args:  # both at one place of their tables
+                    places &= partner.places(args[spec.lookup], args[spec.along])
+                if not places:
+                    return False
         return True
 
-    def _looked_up(self, spec: Lookup, base: Any) -> Any:
+    def _looked_up(
+        self, spec: Lookup, base: Any, key: tuple[str, int | None, str], place: int | None = None
+    ) -> Any:
+        """One of the values ``base`` chooses among: at ``place`` (the place its ``along`` partner's value
+        stood), else drawn; where it stood is kept under ``key`` for lookups that follow it."""
         pool = spec.pool(base)
-        if pool is None:
+        if pool is None or (place is not None and place >= len(pool)):
             raise _Missing(spec.lookup)  # no key fits and no other values: the example is not used
-        return self.rng.choice(pool)
+        i = place if place is not None else self.rng.randrange(len(pool))
+        self.places[key] = i
+        return pool[i]
 
     def _added(self, spec: Add, base: Any) -> Any:
         if isinstance(base, bool) or not isinstance(base, int | float):
@@ -141,10 +158,15 @@ class _Fill:
             at = index if index is not None and (spec.add, index) in self.own_slots else None
             return self._added(spec, self.call_value(tool, spec.add, at))
         if isinstance(spec, Lookup):  # chosen by the same call's value of another parameter (or a named one)
+            place = None
+            if spec.along is not None:  # the partner in the same call, drawn first: the same place
+                self.call_value(tool, spec.along, index)
+                place = self.places.get((tool.name, index, spec.along))
+            key = (tool.name, index, name)
             if spec.lookup not in tool.properties:
-                return self._looked_up(spec, self.named_value(spec.lookup))
+                return self._looked_up(spec, self.named_value(spec.lookup), key, place)
             at = index if index is not None and (spec.lookup, index) in self.own_slots else None
-            return self._looked_up(spec, self.call_value(tool, spec.lookup, at))
+            return self._looked_up(spec, self.call_value(tool, spec.lookup, at), key, place)
         if spec is not None:
             return draw_value(self.rng, spec, self.book.book.values)
         said = phrases.say.get(name) if phrases is not None else None
