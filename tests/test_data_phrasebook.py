@@ -1989,3 +1989,31 @@ jobs:
         for a in [got[1]]
     }
     assert spans == {("a.py", 1, 5), ("a.py", 10, 20), ("b.md", 3, 7)}
+    # a named base, a start the words give, and two calls at once: still one place for both
+    named_base = """\
+phrasebook: 1
+values:
+  file: [a.py]
+tools:
+  read_file:
+    requests: ["show {path} from line {start_line=10} to {end_line}"]
+    parallel: ["from {path.1} to {end_line.1} and {path.2} to {end_line.2}, both from line {start_line}"]
+    values:
+      path: [x.py, y.py]
+      start_line: {lookup: file, table: {.py: [1, 10]}}
+      end_line: {lookup: file, table: {.py: [5, 20]}, along: start_line}
+"""
+    paired = check_phrasebook(phrasebook_from_object(named_base, source="n.yaml"), coding)
+    assert not paired.errors, [str(e) for e in paired.errors]
+    data = DataBook(paired, coding)
+    given = {
+        (a["start_line"], a["end_line"])
+        for _ in range(40)
+        if (got := data.request(rng, "read_file"))
+        for a in [got[1]]
+    }
+    assert given == {(10, 20)}
+    both = [got[1] for _ in range(40) if (got := data.pair(rng, "read_file"))]
+    assert len(both) >= 15 and all(
+        (c["start_line"], c["end_line"]) in {(1, 5), (10, 20)} for cs in both for c in cs
+    )

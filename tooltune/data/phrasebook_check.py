@@ -700,7 +700,11 @@ class _Checker:
                 continue
             probe = _Checker(self.text, [tool])
             probe.named, probe.named_specs = self.named, self.named_specs
-            probe.check_values("values", {param: self.named_specs[param]}, tool)
+            spec = self.named_specs[param]
+            checked = {param: spec}
+            if isinstance(spec, Lookup) and spec.along in self.named_specs and spec.along in tool.properties:
+                checked[spec.along] = self.named_specs[spec.along]
+            probe.check_values("values", checked, tool)
             for issue in probe.issues:
                 self.add(
                     "warning",

@@ -107,6 +107,7 @@ class _Fill:
     def new_call(self) -> None:
         """The next step of a follow-up calls afresh: no value carries over from the last call."""
         self.call_values.clear()
+        self.places = {k: v for k, v in self.places.items() if k[0] == ""}  # named values' places stay
 
     def _adds_hold(self, tool: ToolSpec, args: Args) -> bool:
         """Every ``add`` parameter of the call is its base in the same call plus one of its offsets, and
@@ -117,11 +118,18 @@ class _Fill:
             spec = own.get(name, self.book.book.values.get(name))
             if isinstance(spec, Add) and spec.add in args and not spec.holds(args[spec.add], value):
                 return False
-            if isinstance(spec, Lookup) and spec.lookup in args:
-                places = spec.places(args[spec.lookup], value)
+            if isinstance(spec, Lookup):
+                # the call's value of the looked-up parameter, else the example's named value
+                if spec.lookup in args:
+                    base = args[spec.lookup]
+                elif spec.lookup in self.book.book.values and spec.lookup not in tool.properties:
+                    base = self.named_value(spec.lookup)
+                else:
+                    continue
+                places = spec.places(base, value)
                 partner = own.get(spec.along, self.book.book.values.get(spec.along)) if spec.along else None
                 if isinstance(partner, Lookup) and spec.along in args:  # both at one place of their tables
-                    places &= partner.places(args[spec.lookup], args[spec.along])
+                    places &= partner.places(base, args[spec.along])
                 if not places:
                     return False
         return True
@@ -160,8 +168,9 @@ class _Fill:
         if isinstance(spec, Lookup):  # chosen by the same call's value of another parameter (or a named one)
             place = None
             if spec.along is not None:  # the partner in the same call, drawn first: the same place
-                self.call_value(tool, spec.along, index)
-                place = self.places.get((tool.name, index, spec.along))
+                at = index if index is not None and (spec.along, index) in self.own_slots else None
+                self.call_value(tool, spec.along, at)
+                place = self.places.get((tool.name, at, spec.along))
             key = (tool.name, index, name)
             if spec.lookup not in tool.properties:
                 return self._looked_up(spec, self.named_value(spec.lookup), key, place)
