@@ -1,0 +1,73 @@
+"""The built-in coding phrasebook as a file (issue 33): bench/phrasebooks/coding.book.yaml fits the coding
+tools with nothing dropped, and bench/coding_book_parity.py compares what it generates with the code it
+copies."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+from bench_import import bench_module
+
+from tooltune.data import coding_requests
+from tooltune.data.phrasebook import load_phrasebook
+from tooltune.data.phrasebook_check import check_phrasebook
+from tooltune.data.phrasebook_fill import DataBook
+from tooltune.data.tool_sources import load_tool_specs
+
+ROOT = Path(__file__).resolve().parent.parent
+BOOK = ROOT / "bench" / "phrasebooks" / "coding.book.yaml"
+
+
+def test_the_coding_book_file_fits_the_coding_tools_and_asks_for_every_one() -> None:
+    tools = load_tool_specs(["builtin:coding"])
+    checked = check_phrasebook(load_phrasebook(BOOK), tools)
+    assert not checked.issues, [str(i) for i in checked.issues]
+    assert set(checked.book.tools) == set(coding_requests.CALLS)
+    book = DataBook(checked, tools)
+    rng = random.Random(0)
+    for name in coding_requests.CALLS:
+        got = [book.request(rng, name) for _ in range(40)]
+        assert sum(g is not None for g in got) >= 38, name
+    # a body that fits its file, and written exactly
+    writes = [got[1] for _ in range(60) if (got := book.request(rng, "write_file", polish=False))]
+    assert any(a["path"].endswith(".py") and "print(" in a["content"] for a in writes)
+    assert not any(a["path"].endswith(".md") and "def " in a["content"] for a in writes)
+
+
+def test_a_templates_skeleton_puts_each_value_back_as_its_slot() -> None:
+    parity = bench_module("coding_book_parity")
+    command = {"command": "npm", "args": ["run", "build"]}
+    assert parity.skeleton("run `npm run build` now", command) == "run `{command} {args}` now"
+    assert parity.skeleton("open `src/app.py` please", {"path": "src/app.py"}) == "open {path} please"
+    assert parity.skeleton("lines 3 to 13 of a.py", {"path": "a.py", "start_line": 3, "end_line": 13}) == (
+        "lines {start_line} to {end_line} of {path}"
+    )
+
+
+def test_the_committed_parity_result_is_what_the_book_and_the_code_give(tmp_path: Path) -> None:
+    """The committed comparison: the file writes the code's templates (every one of them for five tools),
+    and the one group the format cannot say yet, "first N lines of a file", is what the code has alone;
+    a small run of the bench gives the same shape."""
+    committed = json.loads((ROOT / "bench" / "results" / "coding_book_parity.json").read_text())
+    assert committed["book_issues"] == [] and committed["kinds"] == [
+        "single",
+        "choose",
+        "parallel",
+        "edge_args",
+    ]
+    over = committed["overlap"]
+    assert {name for name, o in over.items() if o["file_in_code"] == 1.0} >= {
+        "read_file", "write_file", "list_dir", "git_status", "git_diff"
+    }  # fmt: skip
+    assert "first {end_line} lines of {path}" in over["read_file"]["only_code"]
+    for run in committed["runs"]:
+        code, filed = run["code"]["tools"], run["file"]["tools"]
+        assert set(code) == set(filed) == set(coding_requests.CALLS)
+        assert all(abs(code[t]["share"] - filed[t]["share"]) < 0.05 for t in code)
+    out = tmp_path / "parity.json"
+    parity = bench_module("coding_book_parity")
+    assert parity.main(["--n", "40", "--seeds", "0", "--per-tool", "40", "--out", str(out)]) == 0
+    small = json.loads(out.read_text())
+    assert set(small["overlap"]) == set(coding_requests.CALLS) and small["runs"][0]["file"]["examples"] > 0
