@@ -10,7 +10,8 @@ hold, not byte by byte:
     ``start_line`` and ``end_line``...), the distinct request texts, mean words per request;
   - overlap: the share of one side's request templates (texts before polish, each argument's value
     put back as its slot) that the other side also wrote, from ``--per-tool`` requests a tool each;
-  - parallel requests per tool, and what each side leaves out.
+  - parallel requests per tool (how many come out of as many tries, how many call three times), the
+    total-variation distances between the two sides' template odds and argument-set odds.
 
     python bench/coding_book_parity.py [--n 600] [--seeds 0 1 2] [--per-tool 400] [--out FILE]
 
@@ -96,23 +97,46 @@ def skeleton(text: str, args: dict[str, Any]) -> str:
     return out
 
 
+def distance(a: Counter[Any], b: Counter[Any]) -> float:
+    """Total-variation distance between two counts' distributions (0: the same odds, 1: nothing shared)."""
+    na, nb = sum(a.values()), sum(b.values())
+    return round(sum(abs(a[k] / na - b[k] / nb) for k in set(a) | set(b)) / 2, 3) if na and nb else 1.0
+
+
 def overlap(book: DataBook, per_tool: int, seed: int) -> dict[str, Any]:
-    """Per tool, from ``per_tool`` unpolished requests of each side: the share of each side's templates
-    (request skeletons, :func:`skeleton`) the other side also wrote, and a few the other never did."""
+    """Per tool, from ``per_tool`` unpolished requests and parallel requests of each side: the share of
+    each side's templates (request skeletons, :func:`skeleton`) the other side also wrote, a few the other
+    never did, and the total-variation distances between the two sides' template odds and argument-set
+    odds; of the parallel requests, how many came out and how many call three times."""
     out: dict[str, Any] = {}
     for name in coding_requests.CALLS:
         rng_code, rng_file = random.Random(seed), random.Random(seed)
-        code = {skeleton(*coding_requests.request(rng_code, name, polish=False)) for _ in range(per_tool)}
-        filed = {
-            skeleton(*got) for _ in range(per_tool) if (got := book.request(rng_file, name, polish=False))
-        }
+        code_rows = [coding_requests.request(rng_code, name, polish=False) for _ in range(per_tool)]
+        file_rows = [got for _ in range(per_tool) if (got := book.request(rng_file, name, polish=False))]
+        code_t = Counter(skeleton(*r) for r in code_rows)
+        file_t = Counter(skeleton(*r) for r in file_rows)
+        code_pairs = [p for _ in range(per_tool) if (p := coding_requests.pair(rng_code, name))]
+        file_pairs = [p for _ in range(per_tool) if (p := book.pair(rng_file, name))]
         out[name] = {
-            "code_templates": len(code),
-            "file_templates": len(filed),
-            "file_in_code": round(len(filed & code) / len(filed), 3) if filed else None,
-            "code_in_file": round(len(code & filed) / len(code), 3) if code else None,
-            "only_code": sorted(code - filed)[:4],
-            "only_file": sorted(filed - code)[:4],
+            "code_templates": len(code_t),
+            "file_templates": len(file_t),
+            "file_in_code": round(len(set(file_t) & set(code_t)) / len(file_t), 3) if file_t else None,
+            "code_in_file": round(len(set(code_t) & set(file_t)) / len(code_t), 3) if code_t else None,
+            "template_distance": distance(code_t, file_t),
+            "argument_set_distance": distance(
+                Counter(frozenset(a) for _, a in code_rows), Counter(frozenset(a) for _, a in file_rows)
+            ),
+            "only_code": sorted(set(code_t) - set(file_t))[:4],
+            "only_file": sorted(set(file_t) - set(code_t))[:4],
+            "parallel": {
+                side: {
+                    "made": len(pairs),
+                    "three_calls": round(sum(len(c) == 3 for _, c in pairs) / len(pairs), 3)
+                    if pairs
+                    else None,
+                }
+                for side, pairs in (("code", code_pairs), ("file", file_pairs))
+            },
         }
     return out
 

@@ -46,10 +46,30 @@ def test_a_templates_skeleton_puts_each_value_back_as_its_slot() -> None:
     )
 
 
-def test_the_committed_parity_result_is_what_the_book_and_the_code_give(tmp_path: Path) -> None:
-    """The committed comparison: the file writes the code's templates (every one of them for five tools),
-    and the one group the format cannot say yet, "first N lines of a file", is what the code has alone;
-    a small run of the bench gives the same shape."""
+def test_the_book_writes_the_codes_templates_at_close_odds() -> None:
+    """Computed here, not read from a file: per tool the book's request templates are the code's (but
+    the glob wording and the skeletons' own oddities) at odds within 0.25 in total variation, its calls
+    use the same argument sets within 0.08, and it makes parallel requests wherever the code does but
+    for two writes at once (the known gap)."""
+    parity = bench_module("coding_book_parity")
+    tools = load_tool_specs(["builtin:coding"])
+    book = DataBook(check_phrasebook(load_phrasebook(BOOK), tools), tools)
+    over = parity.overlap(book, 300, 0)
+    for name, o in over.items():
+        assert o["template_distance"] < 0.25 and o["argument_set_distance"] < 0.08, (name, o)
+        made = {side: o["parallel"][side]["made"] for side in ("code", "file")}
+        if name != "write_file":
+            assert (made["code"] > 0) == (made["file"] > 0), (name, made)
+    assert over["write_file"]["parallel"]["file"]["made"] == 0
+    assert {n for n, o in over.items() if o["file_in_code"] == 1.0} >= {
+        "read_file", "write_file", "list_dir", "git_status", "git_diff"
+    }  # fmt: skip
+    assert "first {end_line} lines of {path}" in over["read_file"]["only_code"]
+
+
+def test_the_committed_parity_result_is_what_the_bench_writes(tmp_path: Path) -> None:
+    """The committed comparison holds every tool with the numbers the docs quote, and a small run of the
+    bench gives the same shape."""
     committed = json.loads((ROOT / "bench" / "results" / "coding_book_parity.json").read_text())
     assert committed["book_issues"] == [] and committed["kinds"] == [
         "single",
@@ -57,15 +77,16 @@ def test_the_committed_parity_result_is_what_the_book_and_the_code_give(tmp_path
         "parallel",
         "edge_args",
     ]
-    over = committed["overlap"]
-    assert {name for name, o in over.items() if o["file_in_code"] == 1.0} >= {
-        "read_file", "write_file", "list_dir", "git_status", "git_diff"
-    }  # fmt: skip
-    assert "first {end_line} lines of {path}" in over["read_file"]["only_code"]
     for run in committed["runs"]:
         code, filed = run["code"]["tools"], run["file"]["tools"]
         assert set(code) == set(filed) == set(coding_requests.CALLS)
         assert all(abs(code[t]["share"] - filed[t]["share"]) < 0.05 for t in code)
+    over = committed["overlap"]
+    assert max(o["argument_set_distance"] for o in over.values()) <= 0.035
+    assert (
+        over["run_tests"]["parallel"]["file"]["three_calls"]
+        > over["run_tests"]["parallel"]["code"]["three_calls"]
+    )
     out = tmp_path / "parity.json"
     parity = bench_module("coding_book_parity")
     assert parity.main(["--n", "40", "--seeds", "0", "--per-tool", "40", "--out", str(out)]) == 0
