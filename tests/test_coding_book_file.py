@@ -83,10 +83,10 @@ def test_the_committed_parity_result_is_what_the_bench_writes(tmp_path: Path) ->
         assert all(abs(code[t]["share"] - filed[t]["share"]) < 0.05 for t in code)
     over = committed["overlap"]
     assert max(o["argument_set_distance"] for o in over.values()) <= 0.035
-    assert (
-        over["run_tests"]["parallel"]["file"]["three_calls"]
-        > over["run_tests"]["parallel"]["code"]["three_calls"]
-    )
+    # weighted parallel groups: three calls about as often as the code asks for them
+    for name in ("read_file", "list_dir", "search_code", "run_tests"):
+        par = over[name]["parallel"]
+        assert abs(par["file"]["three_calls"] - par["code"]["three_calls"]) < 0.06, (name, par)
     out = tmp_path / "parity.json"
     parity = bench_module("coding_book_parity")
     assert parity.main(["--n", "40", "--seeds", "0", "--per-tool", "40", "--out", str(out)]) == 0

@@ -2017,3 +2017,33 @@ tools:
     assert len(both) >= 15 and all(
         (c["start_line"], c["end_line"]) in {(1, 5), (10, 20)} for cs in both for c in cs
     )
+
+
+def test_parallel_templates_may_come_in_weighted_groups() -> None:
+    """Two calls far more often than three (the coding book has them 3 to 1): parallel templates take the
+    requests' ``{weight, ask}`` groups; a parallel group has no ``when``."""
+    from tooltune.data.phrasebook import phrasebook_from_object
+
+    coding = load_tool_specs(["builtin:coding"])
+    book = """\
+phrasebook: 1
+tools:
+  list_dir:
+    requests: ["ls {path}"]
+    values: {path: [src, lib, docs, tests, app, api, web, cmd, pkg, core, tools, config]}
+    parallel:
+      - {weight: 9, ask: ["ls {path.1} and {path.2}", "list {path.1} and {path.2}"]}
+      - {weight: 1, ask: ["ls {path.1}, {path.2} and {path.3}"]}
+      - {weight: 2, ask: ["list {path.1} and {path.2} too"], when: {path: {type: string}}}
+"""
+    checked = check_phrasebook(phrasebook_from_object(book, source="b.yaml"), coding)
+    assert [(e.where, e.line, e.message) for e in checked.errors] == [
+        ("tools.list_dir.parallel[2].when", 9, "a parallel group has no when: the group is left out")
+    ]
+    data = DataBook(checked, coding)
+    rng = random.Random(0)
+    made = [got for _ in range(800) if (got := data.pair(rng, "list_dir"))]
+    three = sum(len(calls) == 3 for _, calls in made) / len(made)
+    # a tenth, less the three-call draws that repeat a folder (~0.08; drawn uniformly it would be ~0.28)
+    assert 0.04 < three < 0.13
+    assert {t.split(" ", 1)[0].lower() for t, _ in made} >= {"ls", "list"}

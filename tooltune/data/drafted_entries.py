@@ -172,7 +172,7 @@ def _settle_minutes(phrases: ToolPhrases, tool: ToolSpec, values: dict[str, Any]
     adjective; then the unit after its slots is taken out of the templates (the form writes its own: "for
     {d} minutes" would say "for an hour and a half minutes"). Otherwise the form goes and the templates
     stay as drafted."""
-    templates = [*phrases.request_templates(), *phrases.parallel, *phrases.near_misses]
+    templates = [*phrases.request_templates(), *phrases.parallel_templates(), *phrases.near_misses]
     forms = dict(phrases.forms)
     for param in [p for p, form in forms.items() if form == "minutes"]:
         spec = values.get(param)
@@ -195,7 +195,7 @@ def _settle_minutes(phrases: ToolPhrases, tool: ToolSpec, values: dict[str, Any]
     requests = [plain(r) if isinstance(r, str) else r.model_copy(update={"ask": [plain(a) for a in r.ask]})
                 for r in phrases.requests]  # fmt: skip
     return phrases.model_copy(update={"forms": forms, "requests": requests,
-                                      "parallel": [plain(t) for t in phrases.parallel],
+                                      "parallel": [plain(t) for t in phrases.parallel_templates()],
                                       "near_misses": [plain(t) for t in phrases.near_misses]})  # fmt: skip
 
 
@@ -222,7 +222,7 @@ def take_entry(
         return None
     report.kept = {
         "requests": len(kept.request_templates()),
-        "parallel": len(kept.parallel),
+        "parallel": len(kept.parallel_templates()),
         "near_misses": len(kept.near_misses),
         "results": len(kept.results),
     }

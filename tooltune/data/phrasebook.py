@@ -421,6 +421,19 @@ RequestEntry = Annotated[
 ]
 
 
+def _templates(entries: list[str | RequestGroup]) -> list[str]:
+    return [t for r in entries for t in ([r] if isinstance(r, str) else r.ask)]
+
+
+def _weights(entries: list[str | RequestGroup]) -> list[float] | None:
+    """Each template's chance weight (a group's weight shared by its templates); None without groups."""
+    if all(isinstance(r, str) for r in entries):
+        return None
+    return [
+        w for r in entries for w in ([1.0] if isinstance(r, str) else [r.weight / len(r.ask)] * len(r.ask))
+    ]
+
+
 class ToolPhrases(BaseModel):
     model_config = ConfigDict(extra="forbid")
     requests: list[RequestEntry] = Field(default_factory=list)
@@ -432,13 +445,22 @@ class ToolPhrases(BaseModel):
     # how a parameter's values are said when no ``say`` form is given: "date", "time", "datetime" or
     # "minutes" (tooltune.data.spoken_forms): "2027-01-04" written "Jan 4, 2027", 90 "an hour and a half"
     forms: dict[str, str] = Field(default_factory=dict)
-    parallel: list[str] = Field(default_factory=list)
+    # two or three calls at once: templates, or weighted groups of them (as requests; no `when`)
+    parallel: list[RequestEntry] = Field(default_factory=list)
     near_misses: list[str] = Field(default_factory=list)
     results: list[ResultShape] = Field(default_factory=list)
 
     def request_templates(self) -> list[str]:
         """Every request template, those of weighted groups included, in the book's order."""
-        return [t for r in self.requests for t in ([r] if isinstance(r, str) else r.ask)]
+        return _templates(self.requests)
+
+    def parallel_templates(self) -> list[str]:
+        """Every parallel template, those of weighted groups included, in the book's order."""
+        return _templates(self.parallel)
+
+    def parallel_weights(self) -> list[float] | None:
+        """Each of :meth:`parallel_templates`' chance weight, as :meth:`request_weights`'."""
+        return _weights(self.parallel)
 
     def request_conditions(self) -> dict[str, dict[str, Any]]:
         """Each template of a group with ``when``: its parameters' schemas (templates are distinct)."""
@@ -452,13 +474,7 @@ class ToolPhrases(BaseModel):
     def request_weights(self) -> list[float] | None:
         """Each of :meth:`request_templates`' chance weight (a group's weight shared by its templates);
         None when the book gives no group, and every template is as likely as another."""
-        if all(isinstance(r, str) for r in self.requests):
-            return None
-        return [
-            w
-            for r in self.requests
-            for w in ([1.0] if isinstance(r, str) else [r.weight / len(r.ask)] * len(r.ask))
-        ]
+        return _weights(self.requests)
 
     @field_validator("say", mode="before")
     @classmethod
@@ -563,7 +579,7 @@ class Phrasebook(BaseModel):
         return {
             "tools": len(self.tools),
             "requests": sum(len(t.request_templates()) for t in self.tools.values()),
-            "parallel": sum(len(t.parallel) for t in self.tools.values()),
+            "parallel": sum(len(t.parallel_templates()) for t in self.tools.values()),
             "near_misses": sum(len(t.near_misses) for t in self.tools.values()),
             "results": sum(len(t.results) for t in self.tools.values()),
             "follow_ups": len(self.follow_ups),

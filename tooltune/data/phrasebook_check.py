@@ -634,15 +634,37 @@ class _Checker:
                 kept.requests.append(entry.model_copy(update={"ask": [t for _, t in asks]}))
             else:
                 self.add("warning", at, "no usable template in this group: it is left out")
-        for field, call, indexed in (("parallel", True, True), ("near_misses", False, False)):
-            seen = set()
-            for i, t in enumerate(getattr(phrases, field)):
-                at = f"{where}.{field}[{i}]"
-                if self._new_template(at, t, seen) and self.template_ok(
-                    at, t, tool, call=call, indexed=indexed
+        seen = set()
+        for i, entry in enumerate(phrases.parallel):  # a template, or a weighted group of them
+            at = f"{where}.parallel[{i}]"
+            here = f"{where}.parallel[{len(kept.parallel)}]"
+            if isinstance(entry, str):
+                if self._new_template(at, entry, seen) and self.template_ok(
+                    at, entry, tool, call=True, indexed=True
                 ):
-                    self.origins[f"{where}.{field}[{len(getattr(kept, field))}]"] = at
-                    getattr(kept, field).append(t)
+                    self.origins[here] = at
+                    kept.parallel.append(entry)
+                continue
+            if entry.when:
+                self.add("error", f"{at}.when", "a parallel group has no when: the group is left out")
+                continue
+            asks = [
+                (j, t)
+                for j, t in enumerate(entry.ask)
+                if self._new_template(f"{at}.ask[{j}]", t, seen)
+                and self.template_ok(f"{at}.ask[{j}]", t, tool, call=True, indexed=True)
+            ]
+            if asks:
+                self.origins.update({f"{here}.ask[{n}]": f"{at}.ask[{j}]" for n, (j, _) in enumerate(asks)})
+                kept.parallel.append(entry.model_copy(update={"ask": [t for _, t in asks]}))
+            else:
+                self.add("warning", at, "no usable template in this group: it is left out")
+        seen = set()
+        for i, t in enumerate(phrases.near_misses):
+            at = f"{where}.near_misses[{i}]"
+            if self._new_template(at, t, seen) and self.template_ok(at, t, tool, call=False, indexed=False):
+                self.origins[f"{where}.near_misses[{len(kept.near_misses)}]"] = at
+                kept.near_misses.append(t)
         for i, shape in enumerate(phrases.results):
             at = f"{where}.results[{i}]"
             texts = templates_in(shape.result) + ([shape.answer] if shape.answer else [])
@@ -659,7 +681,7 @@ class _Checker:
     def _unit_said_twice(self, where: str, phrases: ToolPhrases, forms: dict[str, str]) -> None:
         """A warning for each template that writes a unit after a minutes slot: the form says its own
         ("for an hour and a half minutes")."""
-        fields = (("requests", phrases.request_templates()), ("parallel", phrases.parallel),
+        fields = (("requests", phrases.request_templates()), ("parallel", phrases.parallel_templates()),
                   ("near_misses", phrases.near_misses))  # fmt: skip
         for param in [p for p, form in forms.items() if form == "minutes"]:
             for field, templates in fields:
@@ -693,7 +715,7 @@ class _Checker:
         parameter as the tool's own values are. A misfit is a warning (the value may fit the other tools
         it serves); the calls that draw it do not fit, and are left out."""
         held = {k for r in records for k in r}
-        templates = [*phrases.request_templates(), *phrases.parallel, *phrases.near_misses]
+        templates = [*phrases.request_templates(), *phrases.parallel_templates(), *phrases.near_misses]
         filled = {n for t in templates for n, _, _ in slots(t)}  # a parameter no template fills: not drawn
         for param in tool.properties:
             if param in values or param in held or param not in self.named_specs or param not in filled:

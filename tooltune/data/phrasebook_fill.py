@@ -466,10 +466,12 @@ class DataBook:
         return None
 
     def pair(self, rng: random.Random, name: str) -> tuple[str, list[Args]] | None:
-        templates = self.book.tools[name].parallel
+        phrases = self.book.tools[name]
+        templates, weights = phrases.parallel_templates(), phrases.parallel_weights()
         if not templates:
             return None
-        template = rng.choice(templates)
+        # a book without weighted groups draws as it always did (the same stream, the same data)
+        template = rng.choice(templates) if weights is None else rng.choices(templates, weights)[0]
         got = _Fill(rng, self).request(self.by_name[name], template)
         if got is None or len(got[1]) < 2 or not self._valid(name, got[1]):
             return None
@@ -740,10 +742,19 @@ def drop_unfillable(
                 keep(f"{at}.ask[{j}]", f"{now}.ask[{n}]")
             requests += [entry.model_copy(update={"ask": [t for _, t in asks]})] if asks else []
         phrases.requests = requests
-        parallel: list[str] = []
-        for i, t in enumerate(phrases.parallel):
-            if fills(name, "parallel", t, f"tools.{name}.parallel[{i}]"):
-                keep(f"tools.{name}.parallel[{i}]", f"tools.{name}.parallel[{len(parallel)}]")
-                parallel.append(t)
+        parallel: list[str | RequestGroup] = []
+        for i, entry in enumerate(phrases.parallel):
+            at, now = f"tools.{name}.parallel[{i}]", f"tools.{name}.parallel[{len(parallel)}]"
+            if isinstance(entry, str):
+                if fills(name, "parallel", entry, at):
+                    keep(at, now)
+                    parallel.append(entry)
+                continue
+            asks = [
+                (j, t) for j, t in enumerate(entry.ask) if fills(name, "parallel", t, f"{at}.ask[{j}]", entry)
+            ]
+            for n, (j, _) in enumerate(asks):
+                keep(f"{at}.ask[{j}]", f"{now}.ask[{n}]")
+            parallel += [entry.model_copy(update={"ask": [t for _, t in asks]})] if asks else []
         phrases.parallel = parallel
     return CheckedBook(book=book, issues=issues, origins=origins)

@@ -66,7 +66,7 @@ PHRASEBOOK_HELP = (
     'that belong together, one record fills all its slots in a call], "say": {param: {value: [other words '
     'for that exact value]}}, "forms": {param: "date"|"time"|"datetime"|"minutes": ISO dates, 24-hour '
     'times and minutes said as people say them ("Jan 4, 2027", "7:15 pm", "an hour and a half")}, '
-    '"parallel": [requests for two or three calls at once with {param.1}, '
+    '"parallel": [requests for two or three calls at once (or weighted groups of them) with {param.1}, '
     "{param.2} (and {param.3})], "
     '"near_misses": [requests on the tool\'s topic that no offered tool can do], "results": '
     '[{"result": what the tool returns (object or text, slots allowed), "answer": a reply using '
