@@ -2047,3 +2047,15 @@ tools:
     # a tenth, less the three-call draws that repeat a folder (~0.08; drawn uniformly it would be ~0.28)
     assert 0.04 < three < 0.13
     assert {t.split(" ", 1)[0].lower() for t, _ in made} >= {"ls", "list"}
+    # a bad group or an unquoted template is named at its own place and line, as in requests (either
+    # drops the tool's entry, as a request entry of the wrong shape does)
+    head = 'phrasebook: 1\ntools:\n  list_dir:\n    requests: ["ls {path}"]\n    parallel:\n'
+    for entry, where in (
+        (
+            '      - "ls {path.1}"\n      - {weight: 0, ask: ["ls {path.1} and {path.2}"]}\n',
+            "parallel[1].weight",
+        ),
+        ('      - "ls {path.1}"\n      - ls {path.1}: {path.2}\n', "parallel[1]"),
+    ):
+        [issue] = phrasebook_from_object(head + entry, source="p.yaml").shape_issues
+        assert (issue.where, issue.line) == (f"tools.list_dir.{where}", 7)

@@ -761,7 +761,12 @@ def _without_tags(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
             ("lookup", "table"), ("lookup", "key"), ("lookup", "other"), ("lookup", "along"),
         ):  # fmt: skip
             continue
-        if part in _ENTRY_TAGS and i >= 2 and isinstance(loc[i - 1], int) and loc[i - 2] == "requests":
+        if (
+            part in _ENTRY_TAGS
+            and i >= 2
+            and isinstance(loc[i - 1], int)
+            and loc[i - 2] in ("requests", "parallel")
+        ):
             continue
         out.append(part)
     return tuple(out)
