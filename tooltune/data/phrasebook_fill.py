@@ -726,35 +726,24 @@ def drop_unfillable(
     def keep(kept_at: str, now_at: str) -> None:
         origins[now_at] = checked.origins.get(kept_at, kept_at)
 
+    def kept_entries(name: str, field: str) -> list[str | RequestGroup]:
+        """The tool's ``field`` (requests or parallel) without the templates that never fill; a group keeps
+        the templates that do (none: the group goes)."""
+        out: list[str | RequestGroup] = []
+        for i, entry in enumerate(getattr(book.tools[name], field)):
+            at, now = f"tools.{name}.{field}[{i}]", f"tools.{name}.{field}[{len(out)}]"
+            if isinstance(entry, str):
+                if fills(name, field, entry, at):
+                    keep(at, now)
+                    out.append(entry)
+                continue
+            asks = [(j, t) for j, t in enumerate(entry.ask) if fills(name, field, t, f"{at}.ask[{j}]", entry)]
+            for n, (j, _) in enumerate(asks):
+                keep(f"{at}.ask[{j}]", f"{now}.ask[{n}]")
+            out += [entry.model_copy(update={"ask": [t for _, t in asks]})] if asks else []
+        return out
+
     for name, phrases in book.tools.items():
-        requests: list[str | RequestGroup] = []
-        for i, entry in enumerate(phrases.requests):
-            at, now = f"tools.{name}.requests[{i}]", f"tools.{name}.requests[{len(requests)}]"
-            if isinstance(entry, str):
-                if fills(name, "requests", entry, at):
-                    keep(at, now)
-                    requests.append(entry)
-                continue
-            asks = [
-                (j, t) for j, t in enumerate(entry.ask) if fills(name, "requests", t, f"{at}.ask[{j}]", entry)
-            ]
-            for n, (j, _) in enumerate(asks):
-                keep(f"{at}.ask[{j}]", f"{now}.ask[{n}]")
-            requests += [entry.model_copy(update={"ask": [t for _, t in asks]})] if asks else []
-        phrases.requests = requests
-        parallel: list[str | RequestGroup] = []
-        for i, entry in enumerate(phrases.parallel):
-            at, now = f"tools.{name}.parallel[{i}]", f"tools.{name}.parallel[{len(parallel)}]"
-            if isinstance(entry, str):
-                if fills(name, "parallel", entry, at):
-                    keep(at, now)
-                    parallel.append(entry)
-                continue
-            asks = [
-                (j, t) for j, t in enumerate(entry.ask) if fills(name, "parallel", t, f"{at}.ask[{j}]", entry)
-            ]
-            for n, (j, _) in enumerate(asks):
-                keep(f"{at}.ask[{j}]", f"{now}.ask[{n}]")
-            parallel += [entry.model_copy(update={"ask": [t for _, t in asks]})] if asks else []
-        phrases.parallel = parallel
+        phrases.requests = kept_entries(name, "requests")
+        phrases.parallel = kept_entries(name, "parallel")
     return CheckedBook(book=book, issues=issues, origins=origins)
