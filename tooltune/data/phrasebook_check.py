@@ -26,6 +26,7 @@ from tooltune.data.phrasebook import (
     Phrasebook,
     PhrasebookIssue,
     Range,
+    RequestGroup,
     Sample,
     ToolPhrases,
     ValueSpec,
@@ -612,54 +613,9 @@ class _Checker:
         }
         kept = ToolPhrases(values=values, records=records, say=say, forms=forms)
         self._unit_said_twice(where, phrases, forms)
+        kept.requests = self._kept_entries(where, "requests", phrases.requests, tool)
+        kept.parallel = self._kept_entries(where, "parallel", phrases.parallel, tool)
         seen: set[str] = set()
-        for i, entry in enumerate(phrases.requests):  # a template, or a weighted group of them
-            at = f"{where}.requests[{i}]"
-            here = f"{where}.requests[{len(kept.requests)}]"  # its place among the kept ones
-            if isinstance(entry, str):
-                if self._new_template(at, entry, seen) and self.template_ok(at, entry, tool, call=True):
-                    self.origins[here] = at
-                    kept.requests.append(entry)
-                continue
-            if not self._when_ok(f"{at}.when", entry.when, tool):
-                continue
-            asks = [
-                (j, t)
-                for j, t in enumerate(entry.ask)
-                if self._new_template(f"{at}.ask[{j}]", t, seen)
-                and self.template_ok(f"{at}.ask[{j}]", t, tool, call=True)
-            ]
-            if asks:
-                self.origins.update({f"{here}.ask[{n}]": f"{at}.ask[{j}]" for n, (j, _) in enumerate(asks)})
-                kept.requests.append(entry.model_copy(update={"ask": [t for _, t in asks]}))
-            else:
-                self.add("warning", at, "no usable template in this group: it is left out")
-        seen = set()
-        for i, entry in enumerate(phrases.parallel):  # a template, or a weighted group of them
-            at = f"{where}.parallel[{i}]"
-            here = f"{where}.parallel[{len(kept.parallel)}]"
-            if isinstance(entry, str):
-                if self._new_template(at, entry, seen) and self.template_ok(
-                    at, entry, tool, call=True, indexed=True
-                ):
-                    self.origins[here] = at
-                    kept.parallel.append(entry)
-                continue
-            if entry.when:
-                self.add("error", f"{at}.when", "a parallel group has no when: the group is left out")
-                continue
-            asks = [
-                (j, t)
-                for j, t in enumerate(entry.ask)
-                if self._new_template(f"{at}.ask[{j}]", t, seen)
-                and self.template_ok(f"{at}.ask[{j}]", t, tool, call=True, indexed=True)
-            ]
-            if asks:
-                self.origins.update({f"{here}.ask[{n}]": f"{at}.ask[{j}]" for n, (j, _) in enumerate(asks)})
-                kept.parallel.append(entry.model_copy(update={"ask": [t for _, t in asks]}))
-            else:
-                self.add("warning", at, "no usable template in this group: it is left out")
-        seen = set()
         for i, t in enumerate(phrases.near_misses):
             at = f"{where}.near_misses[{i}]"
             if self._new_template(at, t, seen) and self.template_ok(at, t, tool, call=False, indexed=False):
@@ -676,6 +632,44 @@ class _Checker:
             self.add(
                 "warning", where, "no usable request templates: this tool's requests come from its schema"
             )
+        return kept
+
+    def _kept_entries(
+        self, where: str, field: str, entries: list[str | RequestGroup], tool: ToolSpec
+    ) -> list[str | RequestGroup]:
+        """A tool's ``requests`` or ``parallel``: each template, or weighted group of them, whose
+        templates are new and make a valid call (a parallel one, per call); a group keeps the templates
+        that do (none: it goes, with a warning), and a request group's ``when`` must be a schema per
+        parameter (a parallel group may have none)."""
+        indexed = field == "parallel"
+        kept: list[str | RequestGroup] = []
+        seen: set[str] = set()
+        for i, entry in enumerate(entries):
+            at = f"{where}.{field}[{i}]"
+            here = f"{where}.{field}[{len(kept)}]"  # its place among the kept ones
+            if isinstance(entry, str):
+                if self._new_template(at, entry, seen) and self.template_ok(
+                    at, entry, tool, call=True, indexed=indexed
+                ):
+                    self.origins[here] = at
+                    kept.append(entry)
+                continue
+            if indexed and entry.when:
+                self.add("error", f"{at}.when", "a parallel group has no when: the group is left out")
+                continue
+            if not indexed and not self._when_ok(f"{at}.when", entry.when, tool):
+                continue
+            asks = [
+                (j, t)
+                for j, t in enumerate(entry.ask)
+                if self._new_template(f"{at}.ask[{j}]", t, seen)
+                and self.template_ok(f"{at}.ask[{j}]", t, tool, call=True, indexed=indexed)
+            ]
+            if asks:
+                self.origins.update({f"{here}.ask[{n}]": f"{at}.ask[{j}]" for n, (j, _) in enumerate(asks)})
+                kept.append(entry.model_copy(update={"ask": [t for _, t in asks]}))
+            else:
+                self.add("warning", at, "no usable template in this group: it is left out")
         return kept
 
     def _unit_said_twice(self, where: str, phrases: ToolPhrases, forms: dict[str, str]) -> None:
