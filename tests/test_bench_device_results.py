@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from bench_import import bench_module
 
+from tooltune.evals.compare import mcnemar_exact
 from tooltune.evals.results import CaseResult
 from tooltune.evals.scoring import Score
 
@@ -570,3 +571,69 @@ def test_the_committed_one_and_a_half_b_file_is_what_its_inputs_give() -> None:
     check = method["answer_check"]
     no_call_due = check["groups"]["no_call_due"]
     assert (no_call_due["right_before"], no_call_due["right_after"]) == (18, 16) and not check["worse"]
+
+
+def _flips_from_sft(result: dict[str, Any], category: str) -> dict[str, bool]:
+    """The cases one bfcl_onpolicy.py result changed against its SFT start, native mode: case id -> passes
+    now (a fix) or not (a regression)."""
+    comparison = result["results"][category]["comparison_with_sft"]
+    flips = {c["case_id"]: True for c in comparison["fixes"] if c["mode"] == "native"}
+    flips.update({c["case_id"]: False for c in comparison["regressions"] if c["mode"] == "native"})
+    return flips
+
+
+def test_the_committed_balanced_one_and_a_half_b_file_is_what_its_inputs_give() -> None:
+    """bench/results/onpolicy_1.5b_bd.json (issue 36, the eighth H100 session): DPO with the DPOP loss and
+    pairs balanced by call decision, at 5e-6 and 1e-5, from the seventh session's 1.5B SFT start and its
+    samples set, on all four categories, from bench/results/onpolicy_gpu_h100_1.5b_bd/; the numbers
+    docs/BFCL_ATTEMPTS.md quotes for the hypotheses written before the run."""
+    bfcl_full = bench_module("bfcl_full")
+    folder = ROOT / "bench" / "results" / "onpolicy_gpu_h100_1.5b_bd"
+    committed, inputs = committed_summary("onpolicy_1.5b_bd.json", "onpolicy_gpu_h100_1.5b_bd")
+    assert committed["seed_spread"] == bfcl_full.spread(committed["rows"])
+    assert {r["model"] for r in committed["rows"]} == {"qwen2.5-coder-1.5b-instruct"}
+    assert all(r["balanced_decision"] and r["dpo_loss"] == "dpop" for r in committed["rows"])
+    scores = {(r["learning_rate"], r["category"]): (r["sft"]["native_pass"], r["adapter"]["native_pass"])
+              for r in committed["rows"]}  # fmt: skip
+    assert scores == {
+        (5e-6, "simple_python"): (339, 338),
+        (5e-6, "irrelevance"): (177, 172),
+        (5e-6, "multiple"): (168, 168),
+        (5e-6, "parallel"): (95, 93),
+        (1e-5, "simple_python"): (339, 340),
+        (1e-5, "irrelevance"): (177, 182),
+        (1e-5, "multiple"): (168, 168),
+        (1e-5, "parallel"): (95, 92),
+    }
+    # hypotheses 1 and 2 held at 5e-6 (irrelevance >= 167, the rest within 10 of the start); hypothesis 4's
+    # "no category beyond 15" held at 1e-5, its "irrelevance further down" did not (it went up)
+    start = {"simple_python": 339, "irrelevance": 177, "multiple": 168, "parallel": 95}
+    assert scores[5e-6, "irrelevance"][1] >= 167
+    assert all(abs(scores[5e-6, c][1] - start[c]) <= 10 for c in start)
+    assert all(abs(scores[1e-5, c][1] - start[c]) <= 15 for c in start)
+    assert all(r["vs_sft"]["native"]["p_value"] > 0.05 for r in committed["rows"])
+    # the same pairs as the unbalanced run less 15 toward a call: 28 of each direction, all 48 others
+    results = {lr: json.loads((folder / f"simple_python_dpo_dpop_bd_lr{lr}.json").read_text())
+               for lr in ("5e-6", "1e-5")}  # fmt: skip
+    unbalanced = json.loads(
+        (ROOT / "bench/results/onpolicy_gpu_h100_1.5b/simple_python_dpo_dpop_lr5e-6.json").read_text()
+    )
+    for result in results.values():
+        picked = result["picked"]["picked"]
+        directions = (picked["no_call_made"], picked["called_when_irrelevant"])
+        assert directions == (28, 28) and picked["dropped_to_balance"] == 15
+        assert sum(result["picked"]["counts"].values()) == 104
+        assert result["samples"]["name"] == unbalanced["samples"]["name"]  # the seventh session's answers
+        assert result["samples"]["counts"] == unbalanced["samples"]["counts"]
+    # on irrelevance the balanced 5e-6 adapter against the unbalanced one, paired through their SFT start:
+    # 21 cases the unbalanced pairs lost are kept, none the other way
+    flips_u = _flips_from_sft(unbalanced, "irrelevance")
+    flips_b = _flips_from_sft(results["5e-6"], "irrelevance")
+    differ = {c for c in flips_u.keys() | flips_b.keys() if flips_u.get(c) != flips_b.get(c)}
+    # a case flipped by one run only: the balanced run passes it where it fixed it or the other lost it
+    b_better = sum(1 for c in differ if flips_b.get(c) is True or flips_u.get(c) is False)
+    assert (b_better, len(differ) - b_better) == (21, 0)
+    assert mcnemar_exact(0, 21) < 1e-5
+    runs = [json.loads((d / "run.json").read_text()) for d in (folder / "runs").iterdir() if d.is_dir()]
+    assert len(runs) == 2 and all(not r["applied"]["method"]["answer_check"]["worse"] for r in runs)
+    assert {r["applied"]["method"]["pairs"] for r in runs} == {99}
