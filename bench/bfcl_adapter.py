@@ -46,7 +46,7 @@ from tooltune.evals.service import compare_runs, run_suite_on_server
 from tooltune.evals.suite import EvalSuite
 from tooltune.models.resolve import resolve_model
 from tooltune.serving.model_server import ModelServer
-from tooltune.training.runs import follow_events, get_run, start_training
+from tooltune.training.runs import RunNotFoundError, follow_events, get_run, start_training
 from tooltune.training.train_config import TrainConfig
 from tooltune.workspace import Workspace, atomic_write_json
 
@@ -172,6 +172,18 @@ def stage_data(
 _RESOLVED = {"model_path", "dataset_path"}  # machine paths, left out of the results like on a fresh run
 
 
+def reused_run_applied(settings: Settings, run_id: str | None) -> dict[str, Any] | None:
+    """What a reused adapter's training run applied, or None where its run record is not in this
+    workspace (an adapter copied in from another machine travels without its run)."""
+    if not run_id:
+        return None
+    try:
+        return get_run(settings, run_id).applied
+    except RunNotFoundError:
+        log(f"train: run {run_id} is not in this workspace; its applied settings are not recorded")
+        return None
+
+
 def stage_train(settings: Settings, ws: Workspace, args: argparse.Namespace, dataset: str) -> dict[str, Any]:
     # lr and batch size are named only when they differ from the values every earlier result used, so
     # those adapters keep their names (and a changed value never reuses an adapter trained with another)
@@ -195,7 +207,7 @@ def stage_train(settings: Settings, ws: Workspace, args: argparse.Namespace, dat
             "reused": True,
             "metrics": rec.get("train_metrics"),
             "config": {k: v for k, v in (rec.get("train_config") or {}).items() if k not in _RESOLVED},
-            "applied": get_run(settings, rec["run_id"]).applied if rec.get("run_id") else None,
+            "applied": reused_run_applied(settings, rec.get("run_id")),
         }
     config = TrainConfig.short_run(
         str(args.model_path),
