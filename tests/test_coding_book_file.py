@@ -82,7 +82,7 @@ def test_the_committed_parity_result_is_what_the_bench_writes(tmp_path: Path) ->
         assert set(code) == set(filed) == set(coding_requests.CALLS)
         assert all(abs(code[t]["share"] - filed[t]["share"]) < 0.05 for t in code)
     over = committed["overlap"]
-    assert max(o["argument_set_distance"] for o in over.values()) <= 0.035
+    assert max(o["argument_set_distance"] for o in over.values()) <= 0.04
     # weighted parallel groups: three calls about as often as the code asks for them
     for name in ("read_file", "list_dir", "search_code", "run_tests"):
         par = over[name]["parallel"]

@@ -559,9 +559,12 @@ def test_a_raw_slot_writes_the_value_exactly(tracker: list[ToolSpec]) -> None:
     """``{p:raw}``: no quotes or backticks around a path or command line; the plain slot may add them."""
     from tooltune.data.phrasebook import phrasebook_from_object
 
-    def texts(template: str) -> set[str]:
+    def texts(template: str, say: dict[str, list[str]] | None = None) -> set[str]:
+        values = {"query": list(say or ["label:bug is:open"])}
         book = {
-            "tools": {"search_issues": {"requests": [template], "values": {"query": ["label:bug is:open"]}}}
+            "tools": {
+                "search_issues": {"requests": [template], "values": values, "say": {"query": say or {}}}
+            }
         }
         checked = check_phrasebook(phrasebook_from_object(book), tracker)
         assert not checked.errors, [str(e) for e in checked.errors]
@@ -573,6 +576,10 @@ def test_a_raw_slot_writes_the_value_exactly(tracker: list[ToolSpec]) -> None:
 
     assert texts("look for {query:raw} please") == {"look for label:bug is:open please"}
     assert len(texts("look for {query} please")) > 1  # quoted or backticked now and then
+    # a say form is the value written another way: the plain slot takes it, the raw slot never does
+    said = {"open bugs": ["the open bugs"]}
+    assert texts("look for {query:raw} please", said) == {"look for open bugs please"}
+    assert texts("look for {query} please", said) == {"look for the open bugs please"}
     bad = check_phrasebook(
         phrasebook_from_object({"tools": {"search_issues": {"requests": ["find {query:loud}"]}}}), tracker
     )

@@ -207,7 +207,9 @@ class _Fill:
         phrases = self.book.book.tools.get(tool.name)
         forms = phrases.say.get(name, {}) if phrases is not None else {}
         key = value if isinstance(value, str) else json.dumps(value)
-        if forms.get(key):
+        # a say form is another way to write the whole value: not for a slot that asks for the value
+        # exactly as drawn ({glob:raw} writes "*.py" where {glob} may write "Python") or for one of its parts
+        if forms.get(key) and modifier != "raw" and modifier not in DERIVED:
             return self.rng.choice(forms[key]), True
         if (
             modifier == "words"
