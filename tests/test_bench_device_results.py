@@ -627,13 +627,17 @@ def test_the_committed_balanced_one_and_a_half_b_file_is_what_its_inputs_give() 
         assert result["samples"]["counts"] == unbalanced["samples"]["counts"]
     # on irrelevance the balanced 5e-6 adapter against the unbalanced one, paired through their SFT start:
     # 21 cases the unbalanced pairs lost are kept, none the other way
+    same_start = {
+        r["results"]["irrelevance"]["comparison_with_sft"]["run_a"] for r in (unbalanced, *results.values())
+    }
+    assert len(same_start) == 1  # every flip is against the one SFT eval
     flips_u = _flips_from_sft(unbalanced, "irrelevance")
     flips_b = _flips_from_sft(results["5e-6"], "irrelevance")
     differ = {c for c in flips_u.keys() | flips_b.keys() if flips_u.get(c) != flips_b.get(c)}
     # a case flipped by one run only: the balanced run passes it where it fixed it or the other lost it
     b_better = sum(1 for c in differ if flips_b.get(c) is True or flips_u.get(c) is False)
     assert (b_better, len(differ) - b_better) == (21, 0)
-    assert mcnemar_exact(0, 21) < 1e-5
+    assert mcnemar_exact(len(differ) - b_better, b_better) < 1e-5
     runs = [json.loads((d / "run.json").read_text()) for d in (folder / "runs").iterdir() if d.is_dir()]
     assert len(runs) == 2 and all(not r["applied"]["method"]["answer_check"]["worse"] for r in runs)
     assert {r["applied"]["method"]["pairs"] for r in runs} == {99}
