@@ -92,3 +92,26 @@ def test_the_committed_parity_result_is_what_the_bench_writes(tmp_path: Path) ->
     assert parity.main(["--n", "40", "--seeds", "0", "--per-tool", "40", "--out", str(out)]) == 0
     small = json.loads(out.read_text())
     assert set(small["overlap"]) == set(coding_requests.CALLS) and small["runs"][0]["file"]["examples"] > 0
+
+
+def test_the_books_results_are_the_codes_for_the_tools_it_covers() -> None:
+    """read_file's body comes from the path the call read, from the code's own bodies for that kind of
+    file (a Dockerfile's, a .py file's, a .txt file's for a name no entry fits); write_file's and
+    run_command's results read exactly as the code writes them."""
+    tools = load_tool_specs(["builtin:coding"])
+    book = DataBook(check_phrasebook(load_phrasebook(BOOK), tools), tools)
+    rng = random.Random(0)
+    for path in ("src/app.py", "Dockerfile", "web/App.tsx", "docs/guide.md", "LICENSE", "a/.gitignore"):
+        kind = coding_requests._body_kind(path)
+        allowed = {body for body, _ in coding_requests._BODIES[kind]}
+        for _ in range(20):
+            got = book.result(rng, "read_file", {"path": path})
+            assert got is not None and got[0] in allowed, (path, kind, got)
+            assert got[1] == f"Here is {path}:\n\n```\n{got[0]}```"
+    for name, args in (
+        ("write_file", {"path": "notes.md", "content": "# Notes\nline two\n"}),
+        ("run_command", {"command": "npm", "args": ["run", "build"]}),
+    ):
+        assert book.result(rng, name, args) == coding_requests.result(rng, name, args)
+    # a command without arguments has no book result: the builder's generic one stands in
+    assert book.result(rng, "run_command", {"command": "make"}) is None

@@ -2066,3 +2066,88 @@ tools:
     ):
         [issue] = phrasebook_from_object(head + entry, source="p.yaml").shape_issues
         assert (issue.where, issue.line) == (f"tools.list_dir.{where}", 7)
+
+
+RESULT_VALUES_BOOK = """\
+phrasebook: 1
+values:
+  greeting: [hello]
+tools:
+  read_file:
+    requests: ["open {path}"]
+    values:
+      path: [src/app.py, README.md, notes.txt]
+    results:
+      - result: "{body}"
+        answer: "{path:basename} holds {body:lines} lines:\\n{body}"
+        values:
+          body:
+            lookup: path
+            table:
+              .py: ["x = 1\\n", "def f():\\n    return 2\\n"]
+              README.md: ["# Read me\\n"]
+      - result: "{status}"
+        answer: "{status} ({greeting})"
+        when: {path: {pattern: "^notes"}}
+        values:
+          status: {sample: [empty, locked, binary], k: 1}
+"""
+
+
+def test_a_results_own_values_look_up_the_calls_parameter() -> None:
+    """Issue 33: a result may hold values of its own, drawn once for its text and answer; a lookup among
+    them reads the call's value (a file's body chosen by the path the call read). A call whose value no
+    key fits (and no ``other``) gets no such result: the builder's generic one stands in."""
+    coding = load_tool_specs(["builtin:coding"])
+    checked = check_phrasebook(parse_phrasebook(RESULT_VALUES_BOOK, source="b.yaml"), coding)
+    assert not checked.errors, [str(e) for e in checked.errors]
+    book = DataBook(checked, coding)
+    rng = random.Random(0)
+    seen: dict[str, set[tuple[str, str]]] = {}
+    for path in ("src/app.py", "README.md", "notes.txt", "other.go"):
+        seen[path] = {r for _ in range(40) if (r := book.result(rng, "read_file", {"path": path}))}
+    bodies = {"x = 1\n", "def f():\n    return 2\n"}
+    assert {result for result, _ in seen["src/app.py"]} == bodies  # both, each drawn by the path
+    for result, answer in seen["src/app.py"] | seen["README.md"]:
+        assert answer.endswith(f"lines:\n{result}")  # the one value drawn serves the text and the answer
+        assert f"holds {len(result.splitlines())} lines" in answer
+    assert {r for r, _ in seen["README.md"]} == {"# Read me\n"}
+    # notes.txt: no key fits the body's lookup, so only the status result (its `when` admits the path)
+    assert seen["notes.txt"] and {a for _, a in seen["notes.txt"]} <= {
+        "empty (hello)", "locked (hello)", "binary (hello)"
+    }  # fmt: skip
+    assert seen["other.go"] == set()
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ("{path: [a.py]}", "'path' is read_file's parameter: a result's own value needs a name of its own"),
+        ("{greeting: [hi]}", "'greeting' is a named value: a result's own value needs a name of its own"),
+        (
+            '{body: {compose: "{greeting}!"}}',
+            "name a composition, a weighted choice or an add at the top level",
+        ),
+        (
+            "{body: {lookup: nowhere, table: {.py: [x]}}}",
+            "looks up {nowhere}: neither a parameter of read_file",
+        ),
+        ("{body: {lookup: path, table: {.py: [x]}, along: other}}", "cannot follow another (along)"),
+        ("{body: {range: [5, 1]}}", "range [5, 1] is empty"),
+    ],
+)
+def test_a_results_own_value_that_cannot_be_drawn_is_named_with_its_line(values: str, message: str) -> None:
+    coding = load_tool_specs(["builtin:coding"])
+    book = (
+        'phrasebook: 1\nvalues:\n  greeting: [hello]\ntools:\n  read_file:\n    requests: ["open {path}"]\n'
+        '    results:\n      - result: "{body}"\n        answer: "here: {body}"\n'
+        f"        values: {values}\n"
+    )
+    checked = check_phrasebook(parse_phrasebook(book, source="b.yaml"), coding)
+    errors = [e for e in checked.errors if e.where.startswith("tools.read_file.results[0].values")]
+    assert len(errors) == 1 and message in errors[0].message and errors[0].line == 10, [
+        str(e) for e in checked.errors
+    ]
+    # the slot that used a dropped value drops its result too (a value named like a parameter is not
+    # needed by the slot, which reads the parameter)
+    assert not checked.book.tools["read_file"].results or values.startswith(("{path", "{greeting"))

@@ -368,12 +368,15 @@ def value_text(value: Any) -> str:
 class ResultShape(BaseModel):
     """A tool result (text, or a mapping/list sent as JSON) and an answer that uses it, kept by ``when``
     (per parameter of the call or named value, a JSON Schema its value must match) to the values it
-    suits: "found nothing" for an empty list, "found {hits:and}" for the rest."""
+    suits: "found nothing" for an empty list, "found {hits:and}" for the rest. ``values`` are the
+    result's own, drawn once per result for its text and answer; a ``lookup`` among them may look up a
+    parameter of the call (``body: {lookup: path, table: {.py: [...]}}``: the file the call read)."""
 
     model_config = ConfigDict(extra="forbid")
     result: str | dict[str, Any] | list[Any]
     answer: str | None = None
     when: dict[str, Any] | None = None
+    values: dict[str, ValueSpec] = Field(default_factory=dict)
 
 
 class RequestGroup(BaseModel):
@@ -565,9 +568,10 @@ class Phrasebook(BaseModel):
             for entry in phrases["requests"]:  # and groups written before `when`
                 if isinstance(entry, dict) and not entry.get("when"):
                     entry.pop("when", None)
-            for shape in phrases["results"]:  # and results written before `when`
-                if not shape.get("when"):
-                    shape.pop("when", None)
+            for shape in phrases["results"]:  # and results written before `when` or their own values
+                for added in ("when", "values"):
+                    if not shape.get(added):
+                        shape.pop(added, None)
         for job in data["jobs"]:  # and jobs written before `authored`
             for step in job["steps"]:
                 if not step["authored"]:

@@ -626,8 +626,9 @@ class _Checker:
             texts = templates_in(shape.result) + ([shape.answer] if shape.answer else [])
             if shape.when is not None and not self._when_ok(f"{at}.when", shape.when, tool, named=True):
                 continue
-            if all(self._slots_known(at, s, tool) for s in texts):
-                kept.results.append(shape)
+            own = self._result_values(f"{at}.values", shape.values, tool)
+            if all(self._slots_known(at, s, tool, set(own)) for s in texts):
+                kept.results.append(shape.model_copy(update={"values": own}))
         if not kept.requests:
             self.add(
                 "warning", where, "no usable request templates: this tool's requests come from its schema"
@@ -889,14 +890,52 @@ class _Checker:
                 return False
         return True
 
-    def _slots_known(self, where: str, template: str, tool: ToolSpec) -> bool:
+    def _slots_known(self, where: str, template: str, tool: ToolSpec, own: set[str] = frozenset()) -> bool:
+        """Every slot a parameter of ``tool``, a named value, or one of ``own`` (a result's own values)."""
         for name, _, _ in slots(template):
-            if name not in tool.properties and name not in self.named:
+            if name not in tool.properties and name not in self.named and name not in own:
+                whose = " nor a value of this result" if own else ""
                 self.add(
-                    "error", where, f"slot {{{name}}} is neither a parameter of {tool.name} nor a named value"
+                    "error",
+                    where,
+                    f"slot {{{name}}} is neither a parameter of {tool.name} nor a named value{whose}",
                 )
                 return False
         return self._forms_known(where, template)
+
+    def _result_values(self, where: str, specs: dict[str, ValueSpec], tool: ToolSpec) -> dict[str, ValueSpec]:
+        """A result's own values that can be drawn: a list, a range, a sample, or a lookup of a parameter
+        of the call or a named value, each under a name that is neither; the others are dropped and named
+        (a slot that uses one then drops its result)."""
+        kept: dict[str, ValueSpec] = {}
+        for name, spec in specs.items():
+            problem: str | None = None
+            if name in tool.properties or name in self.named:
+                owner = f"{tool.name}'s parameter" if name in tool.properties else "a named value"
+                problem = f"{name!r} is {owner}: a result's own value needs a name of its own"
+            elif isinstance(spec, Compose | OneOf | Add):
+                problem = (
+                    "a result's own value is a list, a range, a sample or a lookup: name a composition, a "
+                    "weighted choice or an add at the top level"
+                )
+            elif isinstance(spec, Range) and spec.range[0] > spec.range[1]:
+                problem = f"range {list(spec.range)} is empty"
+            elif isinstance(spec, Sample):
+                problem = self._sample_problem(spec, None, name)
+            elif isinstance(spec, Lookup):
+                if spec.along is not None:
+                    problem = "a result's own lookup cannot follow another (along)"
+                elif spec.lookup not in tool.properties and spec.lookup not in self.named_specs:
+                    problem = (
+                        f"looks up {{{spec.lookup}}}: neither a parameter of {tool.name} nor a named value"
+                    )
+            elif isinstance(spec, list) and not spec:
+                problem = "no usable values"
+            if problem:
+                self.add("error", f"{where}.{name}", problem)
+            else:
+                kept[name] = spec
+        return kept
 
     def check_follow_up(self, i: int, steps: list[FollowStep]) -> list[FollowStep] | None:
         where = f"follow_ups[{i}]"

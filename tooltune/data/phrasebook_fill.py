@@ -26,6 +26,7 @@ from tooltune.data.phrasebook import (
     PhrasebookIssue,
     RequestGroup,
     ResultShape,
+    ValueSpec,
     derived_value,
     draw_value,
     is_text_field,
@@ -72,6 +73,8 @@ class _Fill:
         self._drawing: set[tuple[str, int | None, str]] = set()
         self.own_slots: set[tuple[str, int]] = set()  # the request's numbered slots: (name, call)
         self.places: dict[tuple[str, int | None, str], int] = {}  # where each lookup's value stood
+        self.own: dict[str, ValueSpec] = {}  # a result's own values (its ``values``), drawn once each
+        self.own_drawn: dict[str, Any] = {}
 
     def named_value(self, name: str) -> Any:
         if name not in self.named:
@@ -321,9 +324,23 @@ class _Fill:
     def _lookup(self, name: str, args: Args) -> Any:
         if name in args:
             return args[name]
+        if name in self.own:
+            return self._own_value(name, args)
         if name in self.book.book.values:
             return self.named_value(name)
         raise _Missing(name)  # a parameter this call left out: the example would say nothing there
+
+    def _own_value(self, name: str, args: Args) -> Any:
+        """A result's own value: a lookup reads the call's value of its base (or a named value); a base
+        the call left out leaves the result unused."""
+        if name not in self.own_drawn:
+            spec = self.own[name]
+            if isinstance(spec, Lookup):
+                base = self._lookup(spec.lookup, args)  # the call's value, or a named one (checked)
+                self.own_drawn[name] = self._looked_up(spec, base, ("result", None, name))
+            else:
+                self.own_drawn[name] = draw_value(self.rng, spec, self.book.book.values)
+        return self.own_drawn[name]
 
     def result_text(self, shape: str | dict[str, Any] | list[Any], args: Args) -> str:
         filled = self.structured(shape, args)
@@ -500,6 +517,7 @@ class DataBook:
         for _ in range(WHEN_TRIES if shapes else 0):
             shape: ResultShape = rng.choice(shapes)
             fill = _Fill(rng, self)
+            fill.own = shape.values
             assert shape.answer is not None
             try:
                 named = {k: v for k, v in (shape.when or {}).items() if k not in tool.properties}
