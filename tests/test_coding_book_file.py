@@ -101,10 +101,15 @@ def test_the_books_results_are_the_codes_for_the_tools_it_covers() -> None:
     tools = load_tool_specs(["builtin:coding"])
     book = DataBook(check_phrasebook(load_phrasebook(BOOK), tools), tools)
     rng = random.Random(0)
-    for path in ("src/app.py", "Dockerfile", "web/App.tsx", "docs/guide.md", "LICENSE", "a/.gitignore"):
+    # a file of every kind the code has bodies for (by name or by extension), and names no entry fits
+    kinds = [*coding_requests._BODIES, *coding_requests._SAME_KIND]
+    paths = [f"src/x{k}" if k.startswith(".") else f"pkg/{k}" for k in kinds] + [
+        "Dockerfile", "a/.gitignore", ".env.example", "LICENSE", "docs/guide.rst"
+    ]  # fmt: skip
+    for path in paths:
         kind = coding_requests._body_kind(path)
         allowed = {body for body, _ in coding_requests._BODIES[kind]}
-        for _ in range(20):
+        for _ in range(8):
             got = book.result(rng, "read_file", {"path": path})
             assert got is not None and got[0] in allowed, (path, kind, got)
             assert got[1] == f"Here is {path}:\n\n```\n{got[0]}```"

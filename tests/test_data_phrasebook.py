@@ -2148,6 +2148,43 @@ def test_a_results_own_value_that_cannot_be_drawn_is_named_with_its_line(values:
     assert len(errors) == 1 and message in errors[0].message and errors[0].line == 10, [
         str(e) for e in checked.errors
     ]
-    # the slot that used a dropped value drops its result too (a value named like a parameter is not
-    # needed by the slot, which reads the parameter)
-    assert not checked.book.tools["read_file"].results or values.startswith(("{path", "{greeting"))
+    # the slot {body} then names no value: the result goes too
+    assert not checked.book.tools["read_file"].results
+
+
+def test_a_lookup_of_a_parameter_the_call_left_out_gives_no_such_result() -> None:
+    """A result's own lookup of a parameter reads the call's value only: where the call left it out, a
+    top-level value of the same name (which fills the parameter in requests) does not stand in."""
+    coding = load_tool_specs(["builtin:coding"])
+    book = """\
+phrasebook: 1
+values:
+  start_line: [7]
+tools:
+  read_file:
+    requests: ["open {path} from line {start_line}"]
+    results:
+      - result: "{text}"
+        answer: "from line {start_line}: {text}"
+        values:
+          text: {lookup: start_line, key: value, table: {"7": [seven], "9": [nine]}}
+"""
+    checked = check_phrasebook(parse_phrasebook(book, source="b.yaml"), coding)
+    assert not checked.errors, [str(e) for e in checked.errors]
+    data = DataBook(checked, coding)
+    rng = random.Random(0)
+    assert data.result(rng, "read_file", {"path": "a.py", "start_line": 9}) == ("nine", "from line 9: nine")
+    assert data.result(rng, "read_file", {"path": "a.py"}) is None
+
+
+def test_a_drafted_book_file_leaves_out_a_results_unused_fields() -> None:
+    from tooltune.data.phrasebook import Phrasebook, ResultShape, ToolPhrases
+    from tooltune.data.phrasebook_draft import phrasebook_yaml
+
+    shapes = [
+        ResultShape(result="ok", answer="Done."),
+        ResultShape(result="{x}", answer="got {x}", values={"x": [1, 2]}),
+    ]
+    text = phrasebook_yaml(Phrasebook(tools={"get_issue": ToolPhrases(requests=["a"], results=shapes)}))
+    assert "when" not in text and "values: {}" not in text and "x:\n" in text
+    assert parse_phrasebook(text, source="b.yaml").book.tools["get_issue"].results == shapes

@@ -627,7 +627,7 @@ class _Checker:
             if shape.when is not None and not self._when_ok(f"{at}.when", shape.when, tool, named=True):
                 continue
             own = self._result_values(f"{at}.values", shape.values, tool)
-            if all(self._slots_known(at, s, tool, set(own)) for s in texts):
+            if all(self._slots_known(at, s, tool, set(own), has_own=bool(shape.values)) for s in texts):
                 kept.results.append(shape.model_copy(update={"values": own}))
         if not kept.requests:
             self.add(
@@ -890,11 +890,20 @@ class _Checker:
                 return False
         return True
 
-    def _slots_known(self, where: str, template: str, tool: ToolSpec, own: set[str] = frozenset()) -> bool:
-        """Every slot a parameter of ``tool``, a named value, or one of ``own`` (a result's own values)."""
+    def _slots_known(
+        self,
+        where: str,
+        template: str,
+        tool: ToolSpec,
+        own: frozenset[str] | set[str] = frozenset(),
+        *,
+        has_own: bool = False,
+    ) -> bool:
+        """Every slot a parameter of ``tool``, a named value, or one of ``own`` (a result's own values that
+        were kept; ``has_own``: the result gave some, kept or not)."""
         for name, _, _ in slots(template):
             if name not in tool.properties and name not in self.named and name not in own:
-                whose = " nor a value of this result" if own else ""
+                whose = " nor a usable value of this result" if has_own else ""
                 self.add(
                     "error",
                     where,

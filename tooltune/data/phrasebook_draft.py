@@ -357,6 +357,9 @@ def phrasebook_yaml(book: Phrasebook, header: str = "") -> str:
     for phrases in data["tools"].values():
         for key in [k for k, v in phrases.items() if not v]:
             del phrases[key]
+        for shape in phrases.get("results", []):  # a result's unused `when` and own values
+            for key in [k for k, v in shape.items() if k in ("when", "values") and not v]:
+                del shape[key]
     lines = "".join(f"# {line}\n" for line in header.splitlines())
     return lines + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=110)
 

@@ -75,6 +75,7 @@ class _Fill:
         self.places: dict[tuple[str, int | None, str], int] = {}  # where each lookup's value stood
         self.own: dict[str, ValueSpec] = {}  # a result's own values (its ``values``), drawn once each
         self.own_drawn: dict[str, Any] = {}
+        self.own_params: set[str] = set()  # the result's tool's parameters: a lookup base the call left out
 
     def named_value(self, name: str) -> Any:
         if name not in self.named:
@@ -336,6 +337,8 @@ class _Fill:
         if name not in self.own_drawn:
             spec = self.own[name]
             if isinstance(spec, Lookup):
+                if spec.lookup in self.own_params and spec.lookup not in args:
+                    raise _Missing(spec.lookup)  # the call left its base out: not a named value instead
                 base = self._lookup(spec.lookup, args)  # the call's value, or a named one (checked)
                 self.own_drawn[name] = self._looked_up(spec, base, ("result", None, name))
             else:
@@ -517,7 +520,7 @@ class DataBook:
         for _ in range(WHEN_TRIES if shapes else 0):
             shape: ResultShape = rng.choice(shapes)
             fill = _Fill(rng, self)
-            fill.own = shape.values
+            fill.own, fill.own_params = shape.values, set(tool.properties)
             assert shape.answer is not None
             try:
                 named = {k: v for k, v in (shape.when or {}).items() if k not in tool.properties}
