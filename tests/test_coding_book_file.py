@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from pathlib import Path
 
 from bench_import import bench_module
@@ -116,7 +117,76 @@ def test_the_books_results_are_the_codes_for_the_tools_it_covers() -> None:
     for name, args in (
         ("write_file", {"path": "notes.md", "content": "# Notes\nline two\n"}),
         ("run_command", {"command": "npm", "args": ["run", "build"]}),
+        ("run_command", {"command": "make"}),  # `when: {args: false}`: the bare command's own result
+        ("git_diff", {"path": "src/app.py"}),
     ):
         assert book.result(rng, name, args) == coding_requests.result(rng, name, args)
-    # a command without arguments has no book result: the builder's generic one stands in
-    assert book.result(rng, "run_command", {"command": "make"}) is None
+
+
+def _matches(pattern: str, text: str) -> re.Match[str]:
+    got = re.fullmatch(pattern, text, re.S)
+    assert got, (pattern, text)
+    return got
+
+
+def test_the_books_random_results_have_the_codes_shapes() -> None:
+    """Results the code draws at random (entries, hits, a test run, a status, a diff of some file) come
+    in the code's shapes, from the code's own names, with answers that say what the results hold."""
+    tools = load_tool_specs(["builtin:coding"])
+    book = DataBook(check_phrasebook(load_phrasebook(BOOK), tools), tools)
+    rng = random.Random(1)
+    stems, exts = set(coding_requests._STEMS), set(coding_requests._EXTS)
+    dirs = "|".join(re.escape(d) for d in coding_requests._DIRS)
+
+    def draws(name: str, args: dict[str, object], n: int = 30) -> list[tuple[str, str]]:
+        got = [book.result(rng, name, args) for _ in range(n)]
+        assert all(g is not None for g in got), name
+        return [g for g in got if g is not None]
+
+    for path, prefix in (("src/api", "src/api/"), (".", "")):
+        for result, answer in draws("list_dir", {"path": path}):
+            entries = result.split("\n")
+            names = [e.removeprefix(prefix) for e in entries]
+            assert all(e.startswith(prefix) for e in entries) and len(set(names)) == 3
+            assert {n.rsplit(".", 1)[0] for n in names} <= stems and len(
+                {"." + n.rsplit(".", 1)[1] for n in names}
+            ) == 1
+            assert answer == f"{path} has 3 entries: {', '.join(entries)}."
+    counts = {0: 0, 1: 0, 2: 0, 3: 0}
+    for result, answer in draws("search_code", {"pattern": "TODO"}, 120):
+        if result == "no matches for 'TODO'":
+            assert answer == "Nothing in the project matches TODO."
+            counts[0] += 1
+            continue
+        files = []
+        for line in result.split("\n"):
+            m = _matches(rf"((?:{dirs})/(\w+)(\.\w+)):(\d+): TODO", line)
+            assert m[2] in stems and m[3] in exts and 1 <= int(m[4]) <= 300
+            files.append(m[1])
+        counts[len(files)] += 1
+        assert answer == f"TODO appears in {', '.join(files)}."
+    assert all(c >= 15 for c in counts.values()), counts  # none, one, two or three hits, alike
+    head = re.escape("$ python -m pytest -q --color=no -p no:cacheprovider\n")
+    outcomes = set()
+    for result, answer in draws("run_tests", {}):
+        if "exit code 0" in result:
+            m = _matches(rf"{head}exit code 0\n(\.+)\n(\d+) passed in 1\.\d\ds", result)
+            assert m[1] == "." * min(int(m[2]), 40) and 5 <= int(m[2]) <= 80
+            assert answer == f"All {m[2]} tests passed."
+        else:
+            m = _matches(
+                rf"{head}exit code 1\nFAILED (\S+::\w+) - AssertionError\n1 failed, (\d+) passed in 2\.\d\ds",
+                result,
+            )
+            assert answer == f"One test fails: {m[1]}; {m[2]} pass."
+        outcomes.add("exit code 0" in result)
+    assert outcomes == {True, False}
+    for result, answer in draws("git_status", {}):
+        m = _matches(r"## main\.\.\.origin/main\n M (\S+)\n\?\? (\S+)", result)
+        assert answer == f"On main: {m[1]} is modified and {m[2]} is untracked."
+    for result, answer in draws("git_diff", {}):
+        m = _matches(r"diff --git a/(\S+) b/\1\n@@ -3,1 \+3,1 @@\n-DEBUG = True\n\+DEBUG = False", result)
+        assert (
+            re.fullmatch(rf"(?:{dirs})/\w+\.\w+", m[1])
+            and answer == f"One change in {m[1]}: DEBUG goes from True to False."
+        )

@@ -2124,10 +2124,10 @@ def test_a_results_own_values_look_up_the_calls_parameter() -> None:
     [
         ("{path: [a.py]}", "'path' is read_file's parameter: a result's own value needs a name of its own"),
         ("{greeting: [hi]}", "'greeting' is a named value: a result's own value needs a name of its own"),
-        (
-            '{body: {compose: "{greeting}!"}}',
-            "name a composition, a weighted choice or an add at the top level",
-        ),
+        ("{body: {one_of: [{weight: 1, value: x}]}}", "name a weighted choice or an add at the top level"),
+        ('{body: {compose: "{nowhere}!"}}', "composes {nowhere}: neither a parameter of read_file"),
+        ('{body: {compose: "{body}!"}}', "composes {body}, itself"),
+        ('{body: {compose: "{path:loud}"}}', "unknown slot form ':loud'"),
         (
             "{body: {lookup: nowhere, table: {.py: [x]}}}",
             "looks up {nowhere}: neither a parameter of read_file",
@@ -2188,3 +2188,60 @@ def test_a_drafted_book_file_leaves_out_a_results_unused_fields() -> None:
     text = phrasebook_yaml(Phrasebook(tools={"get_issue": ToolPhrases(requests=["a"], results=shapes)}))
     assert "when" not in text and "values: {}" not in text and "x:\n" in text
     assert parse_phrasebook(text, source="b.yaml").book.tools["get_issue"].results == shapes
+
+
+def test_a_results_own_composition_writes_the_calls_values_and_list_items() -> None:
+    """A result's own composition writes the call's value where it names a parameter, the result's own
+    value where it names one, and draws a named value afresh, as any composition; ``{names.2}`` in a
+    result or answer is the second item of a list value (a list without it leaves the result unused)."""
+    coding = load_tool_specs(["builtin:coding"])
+    book = """\
+phrasebook: 1
+values:
+  stem: [app, util, main, cli]
+tools:
+  list_dir:
+    requests: ["ls {path}"]
+    results:
+      - result: "{first}\\n{second}"
+        answer: "{path} has {names:count} entries: {first}, {second}; the next is {names.3}."
+        values:
+          names: {sample: [a, b, c], k: [2, 3]}
+          ext: [.py]
+          first: {compose: "{path}/{names.1}{ext}"}
+          second: {compose: "{path:basename}/{names.2}{ext} ({stem})"}
+      - result: "{late}"
+        answer: "{late}"
+        values:
+          late: {compose: "{recursive}"}
+      - result: "{x}"
+        answer: "{x}"
+        values:
+          x: {compose: "{y}"}
+          y: {compose: "{path}"}
+"""
+    checked = check_phrasebook(parse_phrasebook(book, source="b.yaml"), coding)
+    assert [(e.where, e.line) for e in checked.errors][:1] == [
+        ("tools.list_dir.results[2].values.x", 22)
+    ] and ("another composition of this result" in checked.errors[0].message), [
+        str(e) for e in checked.errors
+    ]
+    data = DataBook(checked, coding)
+    rng = random.Random(0)
+    # the second result needs a parameter this call left out and the third was dropped: only the first
+    # is ever written (a draw finds none in its tries now and then, as a `when` would make it)
+    got = {r for _ in range(60) if (r := data.result(rng, "list_dir", {"path": "src/web"}))}
+    assert len(got) > 5 and all("\n" in r for r, _ in got)
+    for result, answer in got:
+        first, second = result.split("\n")
+        assert first.startswith("src/web/") and first.endswith(".py")
+        assert second.startswith("web/") and second.split(" (")[1].rstrip(")") in {
+            "app",
+            "util",
+            "main",
+            "cli",
+        }
+        assert answer.startswith(f"src/web has 3 entries: {first}, {second}; the next is ")
+    assert len({r.split("\n")[0] for r, _ in got}) > 1
+    with_recursive = {data.result(rng, "list_dir", {"path": ".", "recursive": True}) for _ in range(40)}
+    assert ("true", "true") in with_recursive

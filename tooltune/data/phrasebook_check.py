@@ -890,6 +890,44 @@ class _Checker:
                 return False
         return True
 
+    def _own_composition_problem(
+        self,
+        where: str,
+        name: str,
+        spec: Compose,
+        tool: ToolSpec,
+        specs: dict[str, ValueSpec],
+        kept: dict[str, ValueSpec],
+    ) -> str | None:
+        """Why a result's own composition cannot be written: each part must be a parameter of the call,
+        one of the result's values kept so far (not another composition), or a named value drawn on its
+        own; its slot forms must be known."""
+        for part, _, _ in slots(spec.compose):
+            if part == name:
+                return f"composes {{{name}}}, itself"
+            if part in tool.properties or part in kept:
+                continue
+            if part in specs:
+                if isinstance(specs[part], Compose):
+                    return (
+                        f"composes {{{part}}}, another composition of this result: compose from values "
+                        "drawn on their own"
+                    )
+                return f"composes {{{part}}}, a value of this result that was dropped"
+            if part not in self.named_specs:
+                return (
+                    f"composes {{{part}}}: neither a parameter of {tool.name}, a named value nor a value "
+                    "of this result"
+                )
+            if isinstance(self.named_specs[part], Add | Lookup):
+                return f"composes {{{part}}}, an add or lookup value: compose from values drawn on their own"
+        for part, _, mod in slots(spec.compose):
+            if mod is not None and (mod.startswith("=") or mod not in MODIFIERS):
+                return (
+                    f"unknown slot form ':{mod}' in {{{part}:{mod}}} (known: {', '.join(sorted(MODIFIERS))})"
+                )
+        return None
+
     def _slots_known(
         self,
         where: str,
@@ -917,16 +955,19 @@ class _Checker:
         of the call or a named value, each under a name that is neither; the others are dropped and named
         (a slot that uses one then drops its result)."""
         kept: dict[str, ValueSpec] = {}
-        for name, spec in specs.items():
+        # compositions last: their parts may be the result's other values, once those are kept
+        for name, spec in sorted(specs.items(), key=lambda item: isinstance(item[1], Compose)):
             problem: str | None = None
             if name in tool.properties or name in self.named:
                 owner = f"{tool.name}'s parameter" if name in tool.properties else "a named value"
                 problem = f"{name!r} is {owner}: a result's own value needs a name of its own"
-            elif isinstance(spec, Compose | OneOf | Add):
+            elif isinstance(spec, OneOf | Add):
                 problem = (
-                    "a result's own value is a list, a range, a sample or a lookup: name a composition, a "
+                    "a result's own value is a list, a range, a sample, a composition or a lookup: name a "
                     "weighted choice or an add at the top level"
                 )
+            elif isinstance(spec, Compose):
+                problem = self._own_composition_problem(f"{where}.{name}", name, spec, tool, specs, kept)
             elif isinstance(spec, Range) and spec.range[0] > spec.range[1]:
                 problem = f"range {list(spec.range)} is empty"
             elif isinstance(spec, Sample):

@@ -21,6 +21,7 @@ from tooltune.data.phrasebook import (
     Add,
     BookText,
     CheckedBook,
+    Compose,
     FollowStep,
     Lookup,
     PhrasebookIssue,
@@ -341,9 +342,24 @@ class _Fill:
                     raise _Missing(spec.lookup)  # the call left its base out: not a named value instead
                 base = self._lookup(spec.lookup, args)  # the call's value, or a named one (checked)
                 self.own_drawn[name] = self._looked_up(spec, base, ("result", None, name))
+            elif isinstance(spec, Compose):  # the call's values, the result's own, named ones afresh
+                self.own_drawn[name] = substitute(
+                    spec.compose, lambda n, i, m: written(list_item(self._part(n, args), i, n), m)
+                )
             else:
                 self.own_drawn[name] = draw_value(self.rng, spec, self.book.book.values)
         return self.own_drawn[name]
+
+    def _part(self, name: str, args: Args) -> Any:
+        """A part of a result's own composition: the call's value of a parameter (none: the result is
+        not used), the result's own value, else a named value drawn afresh, as any composition's part."""
+        if name in self.own_params:
+            if name not in args:
+                raise _Missing(name)
+            return args[name]
+        if name in self.own:
+            return self._own_value(name, args)
+        return draw_value(self.rng, self.book.book.values[name], self.book.book.values)
 
     def result_text(self, shape: str | dict[str, Any] | list[Any], args: Args) -> str:
         filled = self.structured(shape, args)
@@ -367,8 +383,18 @@ def fill_structured(obj: Any, lookup: Any) -> Any:
         m = _WHOLE.match(obj)
         if m and (m[2] is None or m[2] in DERIVED):
             return lookup(m[1]) if m[2] is None else _derived(lookup(m[1]), m[2])
-        return substitute(obj, lambda n, _i, mod: written(lookup(n), mod))
+        return substitute(obj, lambda n, i, mod: written(list_item(lookup(n), i, n), mod))
     return obj
+
+
+def list_item(value: Any, index: int | None, name: str) -> Any:
+    """``{hits.2}`` in a result or answer: the second item of a list value (the value itself without an
+    index); a value with no such item leaves the result unused."""
+    if index is None:
+        return value
+    if isinstance(value, list) and 1 <= index <= len(value):
+        return value[index - 1]
+    raise _Missing(name)
 
 
 def _derived(value: Any, modifier: str) -> Any:
@@ -452,12 +478,15 @@ class DataBook:
         )
 
     def _fits(self, args: Args, when: dict[str, Any]) -> bool:
-        """Every parameter ``when`` names is in the call, with a value its schema accepts."""
+        """Every parameter ``when`` names is in the call, with a value its schema accepts; ``false`` (a
+        schema no value fits) asks for the parameter left out."""
         for param, schema in when.items():
             key = json.dumps(schema, sort_keys=True)
             if key not in self._when_validators:
                 self._when_validators[key] = Draft202012Validator(schema)
             if param not in args:
+                if schema is False:
+                    continue
                 return False
             try:
                 if not self._when_validators[key].is_valid(args[param]):
@@ -527,7 +556,8 @@ class DataBook:
                 if named and not self._fits({k: fill.named_value(k) for k in named}, named):
                     continue
                 answer = substitute(
-                    shape.answer, lambda n, _i, m, f=fill: written(nonempty(f._lookup(n, args), n), m)
+                    shape.answer,
+                    lambda n, i, m, f=fill: written(nonempty(list_item(f._lookup(n, args), i, n), n), m),
                 )
                 result = fill.result_text(shape.result, args)
             except _Missing:  # an empty list the answer would write, or a part a value has not: again
