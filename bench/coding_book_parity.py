@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import sys
 from collections import Counter, defaultdict
@@ -99,10 +100,9 @@ def skeleton(text: str, args: dict[str, Any]) -> str:
 
 def distance(a: Counter[Any], b: Counter[Any]) -> float:
     """Total-variation distance between two counts' distributions (0: the same odds, 1: nothing shared),
-    summed in a fixed order (a set's order changes with the hash seed, and the float sum with it)."""
+    summed exactly (``fsum``: a set's order changes with the hash seed, and a plain float sum with it)."""
     na, nb = sum(a.values()), sum(b.values())
-    keys = sorted(set(a) | set(b), key=str)
-    return round(sum(abs(a[k] / na - b[k] / nb) for k in keys) / 2, 3) if na and nb else 1.0
+    return round(math.fsum(abs(a[k] / na - b[k] / nb) for k in set(a) | set(b)) / 2, 3) if na and nb else 1.0
 
 
 def overlap(book: DataBook, per_tool: int, seed: int) -> dict[str, Any]:

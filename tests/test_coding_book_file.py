@@ -137,13 +137,19 @@ def test_the_books_random_results_have_the_codes_shapes() -> None:
     rng = random.Random(1)
     stems, exts = set(coding_requests._STEMS), set(coding_requests._EXTS)
     dirs = "|".join(re.escape(d) for d in coding_requests._DIRS)
+    stem_ext = rf"(?:{'|'.join(stems)})(?:{'|'.join(re.escape(e) for e in exts)})"
+    roots = "|".join(re.escape(f) for f in coding_requests._ROOT_FILES)
+    any_path = rf"(?:{roots}|{stem_ext}|(?:{dirs})/{stem_ext})"  # the code's _path: root, bare or in a folder
+    test_dirs = "|".join(re.escape(d) for d in coding_requests._TEST_DIRS)
+    test_names = "|".join(coding_requests._TEST_NAMES)
+    failing = rf"(?:{test_dirs})/test_(?:{'|'.join(stems)})\.py::(?:{test_names})"
 
     def draws(name: str, args: dict[str, object], n: int = 30) -> list[tuple[str, str]]:
         got = [book.result(rng, name, args) for _ in range(n)]
         assert all(g is not None for g in got), name
         return [g for g in got if g is not None]
 
-    for path, prefix in (("src/api", "src/api/"), (".", "")):
+    for path, prefix in (("src/api", "src/api/"), (".", ""), ("", "")):
         for result, answer in draws("list_dir", {"path": path}):
             entries = result.split("\n")
             names = [e.removeprefix(prefix) for e in entries]
@@ -175,14 +181,15 @@ def test_the_books_random_results_have_the_codes_shapes() -> None:
             assert answer == f"All {m[2]} tests passed."
         else:
             m = _matches(
-                rf"{head}exit code 1\nFAILED (\S+::\w+) - AssertionError\n1 failed, (\d+) passed in 2\.\d\ds",
+                rf"{head}exit code 1\nFAILED ({failing}) - AssertionError\n"
+                r"1 failed, (\d+) passed in 2\.\d\ds",
                 result,
             )
             assert answer == f"One test fails: {m[1]}; {m[2]} pass."
         outcomes.add("exit code 0" in result)
     assert outcomes == {True, False}
     for result, answer in draws("git_status", {}):
-        m = _matches(r"## main\.\.\.origin/main\n M (\S+)\n\?\? (\S+)", result)
+        m = _matches(rf"## main\.\.\.origin/main\n M ({any_path})\n\?\? ({any_path})", result)
         assert answer == f"On main: {m[1]} is modified and {m[2]} is untracked."
     for result, answer in draws("git_diff", {}):
         m = _matches(r"diff --git a/(\S+) b/\1\n@@ -3,1 \+3,1 @@\n-DEBUG = True\n\+DEBUG = False", result)

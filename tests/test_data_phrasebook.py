@@ -2203,7 +2203,7 @@ tools:
   list_dir:
     requests: ["ls {path}"]
     results:
-      - result: "{first}\\n{second}"
+      - result: "{first}\\n{second}\\n{names.3}"
         answer: "{path} has {names:count} entries: {first}, {second}; the next is {names.3}."
         values:
           names: {sample: [a, b, c], k: [2, 3]}
@@ -2233,7 +2233,9 @@ tools:
     got = {r for _ in range(60) if (r := data.result(rng, "list_dir", {"path": "src/web"}))}
     assert len(got) > 5 and all("\n" in r for r, _ in got)
     for result, answer in got:
-        first, second = result.split("\n")
+        first, second, third = result.split("\n")  # an item in the result's text too
+        names = {first.rsplit("/", 1)[1], second.split(" (")[0].rsplit("/", 1)[1]}
+        assert third in {"a", "b", "c"} and f"{third}.py" not in names and len(names) == 2
         assert first.startswith("src/web/") and first.endswith(".py")
         assert second.startswith("web/") and second.split(" (")[1].rstrip(")") in {
             "app",
@@ -2241,7 +2243,7 @@ tools:
             "main",
             "cli",
         }
-        assert answer.startswith(f"src/web has 3 entries: {first}, {second}; the next is ")
+        assert answer == f"src/web has 3 entries: {first}, {second}; the next is {third}."
     assert len({r.split("\n")[0] for r, _ in got}) > 1
     with_recursive = {data.result(rng, "list_dir", {"path": ".", "recursive": True}) for _ in range(40)}
     assert ("true", "true") in with_recursive
