@@ -369,8 +369,8 @@ class ResultShape(BaseModel):
     """A tool result (text, or a mapping/list sent as JSON) and an answer that uses it, kept by ``when``
     (per parameter of the call or named value, a JSON Schema its value must match) to the values it
     suits: "found nothing" for an empty list, "found {hits:and}" for the rest. ``values`` are the
-    result's own, drawn once per result for its text and answer; a ``lookup`` among them may look up a
-    parameter of the call (``body: {lookup: path, table: {.py: [...]}}``: the file the call read)."""
+    result's own, drawn once per result for its text and answer; a ``lookup`` or a ``compose`` among them
+    may use the call's values (``body: {lookup: path, table: {.py: [...]}}``: the file the call read)."""
 
     model_config = ConfigDict(extra="forbid")
     result: str | dict[str, Any] | list[Any]

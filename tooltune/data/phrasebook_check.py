@@ -951,9 +951,9 @@ class _Checker:
         return self._forms_known(where, template)
 
     def _result_values(self, where: str, specs: dict[str, ValueSpec], tool: ToolSpec) -> dict[str, ValueSpec]:
-        """A result's own values that can be drawn: a list, a range, a sample, or a lookup of a parameter
-        of the call or a named value, each under a name that is neither; the others are dropped and named
-        (a slot that uses one then drops its result)."""
+        """A result's own values that can be drawn: a list, a range, a sample, a lookup of a parameter of
+        the call or a named value, or a composition (:meth:`_own_composition_problem`), each under a name
+        that is neither; the others are dropped and named (a slot that uses one then drops its result)."""
         kept: dict[str, ValueSpec] = {}
         # compositions last: their parts may be the result's other values, once those are kept
         for name, spec in sorted(specs.items(), key=lambda item: isinstance(item[1], Compose)):
