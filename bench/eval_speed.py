@@ -89,13 +89,22 @@ def suites(ws: Any, bfcl_n: int, per_category: int) -> dict[str, Any]:
     return out
 
 
-def run_layout(settings: Settings, ws: Any, model: Path, threads: int, concurrency: int, cases: dict) -> dict:
+def run_layout(
+    settings: Settings,
+    ws: Any,
+    model: Path,
+    threads: int,
+    concurrency: int,
+    cases: dict,
+    server_args: list[str] | None = None,
+) -> dict:
     from tooltune.evals.runner import run_suite
     from tooltune.testing.mlx_endpoint import mlx_endpoint
 
     os.environ[THREADS_ENV] = str(threads)
     out: dict[str, Any] = {}
-    with mlx_endpoint(model, settings, log_path=ws.reports / f"server-t{threads}.log") as ep:
+    log_path = ws.reports / f"server-t{threads}-{len(server_args or [])}.log"
+    with mlx_endpoint(model, settings, log_path=log_path, extra_args=server_args) as ep:
         for name, suite in cases.items():
             t0 = time.perf_counter()
             report = anyio.run(
@@ -166,6 +175,11 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--old-threads", type=int, default=max(1, (os.cpu_count() or 2) // 2))
     ap.add_argument("--new-threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument(
+        "--prompt-one-at-a-time",
+        action="store_true",
+        help="a third layout: every core, the server prefilling one prompt at a time (--prompt-concurrency 1)",
+    )
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "eval_speed.json")
     args = ap.parse_args()
 
@@ -178,24 +192,41 @@ def main() -> int:
     model = resolve_model(args.model, settings).path
     cases = suites(ws, args.bfcl_n, args.coding_per_category)
     layouts = {}
-    for label, threads in (("old", args.old_threads), ("new", args.new_threads)):
-        log(f"{label}: {threads} OpenBLAS thread(s), concurrency {args.concurrency}")
+    plan = [("old", args.old_threads, []), ("new", args.new_threads, [])]
+    if args.prompt_one_at_a_time:  # prompts prefilled one by one, their decoding still batched
+        plan.append(("new_prompt_1", args.new_threads, ["--prompt-concurrency", "1"]))
+    for label, threads, server_args in plan:
+        log(
+            f"{label}: {threads} OpenBLAS thread(s), concurrency {args.concurrency}, server args {server_args}"
+        )
         layouts[label] = {
             "blas_threads": threads,
-            **run_layout(settings, ws, model, threads, args.concurrency, cases),
+            "server_args": server_args,
+            **run_layout(settings, ws, model, threads, args.concurrency, cases, server_args),
         }
     prompt_file = root / "prompt.txt"
     prompt_file.write_text(tool_prompt(model, cases["coding_tools"]))
     model_limits = {
         str(t): limits(settings, model, t, prompt_file) for t in sorted({args.old_threads, args.new_threads})
     }
-    speedup, same = {}, {}
+    speedup, same, by_layout = {}, {}, {}
+    final = list(layouts)[-1]  # the last layout measured: the one tooltune's defaults give
+    for label in list(layouts)[1:]:
+        by_layout[label] = {
+            n: round(layouts["old"][n]["wall_s"] / layouts[label][n]["wall_s"], 2) for n in cases
+        }
     for name in cases:
-        old, new = layouts["old"][name], layouts["new"][name]
-        speedup[name] = round(old["wall_s"] / new["wall_s"], 2)
+        old, new = layouts["old"][name], layouts[final][name]
+        speedup[name] = by_layout[final][name]
         same[name] = {
             "same_answers": sum(old["answers"][k] == new["answers"].get(k) for k in old["answers"]),
             "cases": old["cases"],
+            **{
+                f"{label}_same_answers": sum(
+                    old["answers"][k] == layouts[label][name]["answers"].get(k) for k in old["answers"]
+                )
+                for label in list(layouts)[1:-1]
+            },
         }
     doc = {
         "benchmark": "eval_speed",
@@ -206,10 +237,12 @@ def main() -> int:
         "concurrency": args.concurrency,
         "layouts": layouts,
         "speedup": speedup,
+        "speedup_by_layout": by_layout,
         "same_answers": same,
         "limits": model_limits,
         "notes": "old: one OpenBLAS thread per model server (tooltune's default before, half the cores); new: every "
-        "core (the default now). Same server, cases, concurrency, temperature 0.",
+        "core; new_prompt_1 (when measured): every core and the server prefilling one prompt at a time "
+        "(--prompt-concurrency 1; decoding still batched). Same cases, concurrency, temperature 0.",
     }
     atomic_write_json(args.out, doc)
     log(f"wrote {args.out}: speedup {speedup}, same answers {same}")
