@@ -53,6 +53,26 @@ def test_eval_speed_runs_both_layouts_on_the_same_cases(tiny_model: Path, tmp_pa
     assert set(doc["limits"]) == {"1", "2"} and doc["limits"]["1"]["prompt_tps"] > 0
 
 
+@pytest.mark.slow
+def test_eval_speed_pairs_alternates_the_two_server_layouts(tiny_model: Path, tmp_path: Path) -> None:
+    args = [
+        "bench/eval_speed_pairs.py",
+        "--model",
+        str(tiny_model),
+        "--pairs",
+        "2",
+        "--coding-per-category",
+        "1",
+    ]
+    doc = _bench([*args, "--threads", "1"], tmp_path)
+    order = [(r["pair"], r["layout"]) for r in doc["runs"]]
+    assert order == [(0, "new"), (0, "new_prompt_1"), (1, "new_prompt_1"), (1, "new")]  # flipped each pair
+    assert [r["server_args"] for r in doc["runs"][:2]] == [[], ["--prompt-concurrency", "1"]]
+    assert all(r["cases"] == doc["runs"][0]["cases"] > 0 and r["wall_s"] > 0 for r in doc["runs"])
+    assert all(r["same_answers_as_first"] == r["cases"] for r in doc["runs"])  # temperature 0, one model
+    assert doc["ratio_of_means"] > 0 and set(doc["wall_s"]) == {"new", "new_prompt_1"}
+
+
 def test_the_agent_task_bench_names_its_data_by_the_generator_version(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

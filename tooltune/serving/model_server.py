@@ -62,6 +62,7 @@ from tooltune.errors import ModelNotFoundError, TooltuneError
 from tooltune.logs import get_logger
 from tooltune.models.resolve import fingerprint_model, is_mlx_model_dir, resolve_model
 from tooltune.serving.blas import subprocess_env, usable_cores
+from tooltune.serving.server_flags import default_server_args
 from tooltune.subprocs import die_with_parent, exit_status, free_port, port_is_free
 from tooltune.workspace import Workspace, atomic_write_json
 
@@ -510,7 +511,7 @@ class ModelServer:
             sys.executable, "-m", "tooltune.serving.mlx_child", "mlx_lm.server",  # on tooltune's device
             "--model", str(self.model_path),
             "--host", "127.0.0.1", "--port", str(port),
-            *self.extra_args,
+            *default_server_args(), *self.extra_args,  # a flag in extra_args wins (argparse: the last one)
         ]  # fmt: skip
         if target.path is not None:
             cmd += ["--adapter-path", str(target.path)]

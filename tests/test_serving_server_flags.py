@@ -1,0 +1,43 @@
+"""The flags tooltune adds to each mlx_lm.server: on a CPU, prompts are processed one at a time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tooltune.config import Settings
+from tooltune.device import Device
+from tooltune.serving import model_server
+from tooltune.serving.server_flags import PROMPT_ONE_AT_A_TIME, default_server_args
+
+
+@pytest.mark.parametrize(("kind", "expected"), [("cpu", PROMPT_ONE_AT_A_TIME), ("cuda", []), ("metal", [])])
+def test_only_a_cpu_server_processes_prompts_one_at_a_time(kind: Any, expected: list[str]) -> None:
+    assert default_server_args(Device(kind=kind, reason="test")) == expected
+
+
+def test_the_model_server_starts_mlx_lm_server_with_them_and_a_callers_flag_wins(
+    tiny_model: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command line carries the defaults before the caller's ``extra_args``: argparse keeps the last
+    value of a flag, so ``--prompt-concurrency 8`` from a caller turns the default off."""
+    started: list[list[str]] = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_child(cmd: list[str], env: dict[str, str], port: int) -> None:
+        started.append(cmd)
+        raise Stop
+
+    monkeypatch.setattr(model_server, "_Child", fake_child)
+    monkeypatch.setattr(model_server, "default_server_args", lambda: list(PROMPT_ONE_AT_A_TIME))
+    server = model_server.ModelServer(tiny_model, settings=settings, extra_args=["--prompt-concurrency", "8"])
+    with pytest.raises(Stop):
+        server._spawn(model_server._Target(name=None), 12345)
+    cmd = started[0]
+    first = cmd.index("--prompt-concurrency")
+    assert cmd[first : first + 2] == PROMPT_ONE_AT_A_TIME
+    assert cmd[cmd.index("--prompt-concurrency", first + 1) :][:2] == ["--prompt-concurrency", "8"]
