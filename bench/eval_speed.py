@@ -76,7 +76,7 @@ def suites(ws: Any, bfcl_n: int, per_category: int) -> dict[str, Any]:
 
     out = {}
     bfcl = default_bfcl_dir()
-    if bfcl is not None:
+    if bfcl is not None and bfcl_n > 0:
         s = import_bfcl(bfcl / "BFCL_v4_simple_python.json", ws=ws).suite
         out["bfcl_simple_python"] = s.model_copy(update={"cases": s.cases[:bfcl_n]})
     coding = load_suite("coding-tools")

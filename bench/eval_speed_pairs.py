@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--coding-per-category", type=int, default=2)
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "eval_speed_pairs.json")
     args = ap.parse_args(argv)
+    if args.pairs < 1:
+        ap.error("--pairs must be at least 1")
 
     from tooltune.models.resolve import resolve_model
     from tooltune.workspace import Workspace, atomic_write_json
@@ -57,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
             got = eval_speed.run_layout(
                 settings, ws, model, args.threads, args.concurrency, cases, LAYOUTS[label]
             )["coding_tools"]
-            first = first or got["answers"]
+            if first is None:
+                first = got["answers"]
             runs.append(
                 {
                     "pair": pair,

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tooltune.config import Settings
-from tooltune.device import Device
+from tooltune.device import DEVICE_ENV, Device, is_apple_silicon
 from tooltune.serving import model_server
 from tooltune.serving.server_flags import PROMPT_ONE_AT_A_TIME, default_server_args
 
@@ -16,6 +16,16 @@ from tooltune.serving.server_flags import PROMPT_ONE_AT_A_TIME, default_server_a
 @pytest.mark.parametrize(("kind", "expected"), [("cpu", PROMPT_ONE_AT_A_TIME), ("cuda", []), ("metal", [])])
 def test_only_a_cpu_server_processes_prompts_one_at_a_time(kind: Any, expected: list[str]) -> None:
     assert default_server_args(Device(kind=kind, reason="test")) == expected
+
+
+@pytest.mark.skipif(
+    is_apple_silicon(), reason="on Apple silicon MLX runs on Metal whatever TOOLTUNE_DEVICE says"
+)
+def test_the_device_mlx_runs_on_here_decides_when_none_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(DEVICE_ENV, "cpu")
+    assert default_server_args() == PROMPT_ONE_AT_A_TIME
+    monkeypatch.setenv(DEVICE_ENV, "cuda")
+    assert default_server_args() == []
 
 
 def test_the_model_server_starts_mlx_lm_server_with_them_and_a_callers_flag_wins(
