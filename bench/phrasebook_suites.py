@@ -8,8 +8,8 @@ default recipe, and the base model and each adapter answer every case of both su
 the leak check drops generated requests near any suite case). With ``--per-suite`` each suite gets its
 own dataset (its 8 tools only) and adapter instead, as a user with one tool set would. Generator and
 training settings that differ from the defaults (``--max-tools``, ``--phrasebook-share``, ``--mix``,
-``--max-seq-length``) are named in the dataset and adapter names and recorded in the results; ``--tag``
-names the result files. Each stage is skipped when its result exists, so a re-run resumes.
+``--max-seq-length``, ``--train``: TrainConfig settings as JSON) are named in the dataset and adapter
+names and recorded in the results; ``--tag`` names the result files. Each stage is skipped when its result exists, so a re-run resumes.
 ``--from-workspace MACHINE`` runs nothing: it writes the result files from a workspace whose training
 runs and eval reports were copied from another machine (a GPU, say; datasets and adapters stay there),
 recording MACHINE and the training runs' device instead of this machine.
@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from pydantic import ValidationError
 
 from tooltune.config import Settings
 from tooltune.data.datasets import generate_dataset
@@ -84,14 +85,37 @@ def data_variant(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     return changed, suffix
 
 
+# set by options of their own, or by the script itself
+OWN_TRAIN_FIELDS = ("model", "dataset", "iters", "seed", "max_seq_length", "epochs", "init_adapter")
+
+
+def train_variant(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    """``--train``'s TrainConfig settings (checked against TrainConfig), and the adapter-name suffix naming
+    them: ``-r`` and six hex digits of their hash, "" when none."""
+    if not args.train:
+        return {}, ""
+    changed = json.loads(args.train)
+    if not isinstance(changed, dict):
+        raise SystemExit("--train: a JSON object of TrainConfig settings, e.g. '{\"num_layers\": -1}'")
+    own = sorted(set(changed) & set(OWN_TRAIN_FIELDS))
+    if own:
+        raise SystemExit(f"--train: {', '.join(own)} set by the script or an option of its own")
+    try:
+        TrainConfig(dataset="check", **changed)
+    except ValidationError as e:
+        raise SystemExit(f"--train: {e}") from e
+    return changed, "-r" + hashlib.sha256(json.dumps(changed, sort_keys=True).encode()).hexdigest()[:6]
+
+
 def dataset_name(
     source: str, n: int, seed: int, variant: tuple[dict[str, Any], str], suite: str | None
 ) -> str:
     return f"pb-{source}-n{n}-s{seed}{variant[1]}" + (f"-{suite}" if suite else "")
 
 
-def adapter_name(dataset: str, iters: int, seed: int, max_seq_length: int) -> str:
-    return f"{dataset}-i{iters}-t{seed}" + (f"-L{max_seq_length}" if max_seq_length != DEFAULT_LENGTH else "")
+def adapter_name(dataset: str, iters: int, seed: int, max_seq_length: int, train_suffix: str = "") -> str:
+    length = f"-L{max_seq_length}" if max_seq_length != DEFAULT_LENGTH else ""
+    return f"{dataset}-i{iters}-t{seed}{length}{train_suffix}"
 
 
 def eval_run_id(suite_name: str, adapter: str | None, model: Path) -> str:
@@ -152,14 +176,26 @@ def stage_data(
 
 
 def stage_train(
-    settings: Settings, ws: Workspace, model: Path, dataset: str, iters: int, seed: int, max_seq_length: int
+    settings: Settings,
+    ws: Workspace,
+    model: Path,
+    dataset: str,
+    iters: int,
+    seed: int,
+    max_seq_length: int,
+    train: tuple[dict[str, Any], str] = ({}, ""),
 ) -> dict[str, Any]:
-    adapter = adapter_name(dataset, iters, seed, max_seq_length)
+    adapter = adapter_name(dataset, iters, seed, max_seq_length, train[1])
     if not (ws.adapters / adapter).exists():
         config = TrainConfig(
-            model=str(model), dataset=dataset, iters=iters, seed=seed, max_seq_length=max_seq_length
+            model=str(model),
+            dataset=dataset,
+            iters=iters,
+            seed=seed,
+            max_seq_length=max_seq_length,
+            **train[0],
         )
-        log(f"train: {adapter} ({iters} iters, the default recipe otherwise)")
+        log(f"train: {adapter} ({iters} iters, {train[0] or 'the default recipe'} otherwise)")
         job = start_training(config, settings, name=adapter)
         last = time.perf_counter()
         for ev in follow_events(settings, job.id, poll_interval=5.0):
@@ -214,12 +250,13 @@ async def stage_eval(
 
 def from_workspace(args: argparse.Namespace, variant: tuple[dict[str, Any], str]) -> None:
     ws = Workspace(args.workspace)
+    train = train_variant(args)
     trained: dict[tuple[str, str | None], dict[str, Any]] = {}
     datasets: dict[tuple[str, str | None], str] = {}
     for source in args.sources:
         for suite in args.suites if args.per_suite else [None]:
             datasets[(source, suite)] = name = dataset_name(source, args.n, args.seed, variant, suite)
-            adapter = adapter_name(name, args.iters, args.seed, args.max_seq_length)
+            adapter = adapter_name(name, args.iters, args.seed, args.max_seq_length, train[1])
             trained[(source, suite)] = copied_training(ws, adapter, args.iters)
     adapters = {
         st: {src: trained[(src, st if args.per_suite else None)]["adapter"] for src in args.sources}
@@ -249,6 +286,11 @@ def main() -> None:
     p.add_argument("--phrasebook-share", type=float, help="the generator's phrasebook_share")
     p.add_argument("--mix", help="the generator's kind weights, as JSON")
     p.add_argument("--max-seq-length", type=int, default=DEFAULT_LENGTH, help="training's max_seq_length")
+    p.add_argument(
+        "--train",
+        help='TrainConfig settings for every adapter, as JSON (e.g. \'{"num_layers": -1, "rank": 16}\'); '
+        "named in the adapter names and recorded in the results",
+    )
     p.add_argument("--tag", default="", help="suffix of the result files (phrasebook_<suite><tag>.json)")
     p.add_argument(
         "--per-suite",
@@ -264,6 +306,7 @@ def main() -> None:
     )
     args = p.parse_args()
     variant = data_variant(args)
+    train = train_variant(args)
     if args.from_workspace:
         return from_workspace(args, variant)
     restart_with_blas()
@@ -278,7 +321,7 @@ def main() -> None:
             k = (source, suite)
             datasets[k] = stage_data(ws, args.model, source, args.n, args.seed, variant, suite)
             trained[k] = stage_train(
-                settings, ws, args.model, datasets[k], args.iters, args.seed, args.max_seq_length
+                settings, ws, args.model, datasets[k], args.iters, args.seed, args.max_seq_length, train
             )
 
     adapters = {
@@ -346,6 +389,7 @@ def write_results(
             result["sources"][source] = entry
         result["generator_settings"] = variant[0]  # those that differ from GenerateConfig's defaults
         result["max_seq_length"] = args.max_seq_length
+        result["train_settings"] = train_variant(args)[0]  # those that differ from TrainConfig's defaults
         out = REPO / "bench" / "results" / f"phrasebook_{SUITES[suite_name]}{args.tag}.json"
         atomic_write_json(out, result)
         log(f"wrote {out}")

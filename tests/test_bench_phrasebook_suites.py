@@ -20,7 +20,8 @@ def _module() -> ModuleType:
 
 
 def _args(**kw: object) -> argparse.Namespace:
-    return argparse.Namespace(**{"max_tools": None, "phrasebook_share": None, "mix": None, **kw})
+    defaults = {"max_tools": None, "phrasebook_share": None, "mix": None, "train": None}
+    return argparse.Namespace(**{**defaults, **kw})
 
 
 def test_default_settings_keep_the_committed_dataset_names() -> None:
@@ -36,6 +37,27 @@ def test_each_changed_setting_is_named_and_reaches_the_generator() -> None:
     GenerateConfig(n=10, **changed)  # every name is a generator setting
     other = mod.data_variant(_args(max_tools=8, phrasebook_share=1.0, mix='{"single": 1, "no_call": 0.1}'))[1]
     assert other != suffix  # another mix, another dataset
+
+
+def test_training_settings_are_checked_named_in_the_adapter_and_kept_apart() -> None:
+    mod = _module()
+    assert mod.train_variant(_args()) == ({}, "")
+    changed, suffix = mod.train_variant(_args(train='{"num_layers": -1, "rank": 16}'))
+    assert changed == {"num_layers": -1, "rank": 16}
+    assert suffix.startswith("-r") and len(suffix) == 8
+    assert mod.train_variant(_args(train='{"rank": 16, "num_layers": -1}'))[1] == suffix  # order-free
+    assert mod.train_variant(_args(train='{"rank": 32}'))[1] != suffix
+    dataset = "pb-hand-n500-s0-issue-tracker"
+    assert mod.adapter_name(dataset, 600, 0, 3072, suffix) == f"{dataset}-i600-t0-L3072{suffix}"
+    assert mod.adapter_name(dataset, 600, 0, 3072) == f"{dataset}-i600-t0-L3072"  # committed names kept
+    with pytest.raises(SystemExit, match="rank"):
+        mod.train_variant(_args(train='{"rank": 0}'))  # TrainConfig's own check
+    with pytest.raises(SystemExit, match="ranks"):
+        mod.train_variant(_args(train='{"ranks": 8}'))  # no such setting
+    with pytest.raises(SystemExit, match="iters, seed"):
+        mod.train_variant(_args(train='{"seed": 1, "iters": 9}'))  # options of their own
+    with pytest.raises(SystemExit, match="JSON object"):
+        mod.train_variant(_args(train="[1]"))
 
 
 def test_books_per_suite() -> None:
