@@ -29,6 +29,7 @@ from tooltune.device import detect_device
 from tooltune.evals.bfcl_import import import_bfcl
 from tooltune.evals.results import EvalReport
 from tooltune.evals.runner import load_report, resume_run, run_dir, run_suite
+from tooltune.serving.server_flags import default_server_args
 from tooltune.testing.mlx_endpoint import mlx_endpoint
 from tooltune.workspace import Workspace, atomic_write_json
 
@@ -109,7 +110,11 @@ def main() -> None:
         atomic_write_json(out_path, out)
         return
 
-    with mlx_endpoint(model, settings, log_path=ws.reports / "bench-mlx-server.log") as ep:
+    # the flags tooltune's own model server passes on this device (one prompt at a time on a CPU)
+    server_args = default_server_args()
+    with mlx_endpoint(
+        model, settings, log_path=ws.reports / "bench-mlx-server.log", extra_args=server_args
+    ) as ep:
         for cat in cats:
             suite = import_bfcl(Path(args.bfcl) / f"BFCL_v4_{cat}.json", ws=ws).suite
             suite = suite.model_copy(update={"cases": suite.cases[: args.n]})
@@ -138,7 +143,8 @@ def main() -> None:
 
             report = anyio.run(go)
             out["results"][cat] = summarize(cat, report) | {
-                "wall_s_this_session": round(time.perf_counter() - t0, 1)
+                "wall_s_this_session": round(time.perf_counter() - t0, 1),
+                "server_args": server_args,  # results from before 2026-12-06 ran without them
             }
             print(json.dumps({cat: out["results"][cat]}, indent=1), file=sys.stderr)
             atomic_write_json(out_path, out)

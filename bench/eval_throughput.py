@@ -23,6 +23,7 @@ import anyio
 from tooltune.config import Settings
 from tooltune.evals.runner import run_suite
 from tooltune.evals.suite import load_suite
+from tooltune.serving.server_flags import default_server_args
 from tooltune.testing.mlx_endpoint import mlx_endpoint
 from tooltune.workspace import Workspace, atomic_write_json
 
@@ -63,10 +64,14 @@ def main() -> None:
         "suite": suite.name,
         "cases": len(suite.cases),
         "max_tokens": args.max_tokens,
+        # the flags tooltune's own model server passes on this device (one prompt at a time on a CPU);
+        # results from before 2026-12-06 ran without them
+        "server_args": default_server_args(),
         "levels": {},
     }
     for level in [int(x) for x in args.levels.split(",")]:
-        with mlx_endpoint(model, settings, log_path=ws.reports / f"throughput-server-c{level}.log") as ep:
+        log_path = ws.reports / f"throughput-server-c{level}.log"
+        with mlx_endpoint(model, settings, log_path=log_path, extra_args=out["server_args"]) as ep:
             load_before = loadavg()
             t0 = time.perf_counter()
 
