@@ -29,6 +29,7 @@ import hashlib
 import json
 import sys
 import time
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ from pydantic import ValidationError
 
 from tooltune.config import Settings
 from tooltune.data.datasets import generate_dataset
-from tooltune.data.generate_config import GENERATOR_VERSION, GenerateConfig
+from tooltune.data.generate_config import GenerateConfig
 from tooltune.data.phrasebook import BookText, load_phrasebook
 from tooltune.data.store import load_dataset
 from tooltune.evals.compare import Comparison
@@ -47,7 +48,7 @@ from tooltune.evals.service import compare_runs, run_suite_on_server
 from tooltune.evals.suite import load_suite
 from tooltune.serving.model_server import ModelServer
 from tooltune.training.runs import follow_events, get_run, start_training
-from tooltune.training.train_config import TrainConfig
+from tooltune.training.train_config import RESOLVED_FIELDS, TrainConfig
 from tooltune.workspace import Workspace, atomic_write_json
 
 from bench_common import machine_info, restart_with_blas
@@ -85,25 +86,44 @@ def data_variant(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     return changed, suffix
 
 
-# set by options of their own, or by the script itself
-OWN_TRAIN_FIELDS = ("model", "dataset", "iters", "seed", "max_seq_length", "epochs", "init_adapter")
+# set by options of their own, by the script itself, or when a run resolves its configuration
+OWN_TRAIN_FIELDS = (
+    "model",
+    "dataset",
+    "iters",
+    "seed",
+    "max_seq_length",
+    "epochs",
+    "init_adapter",
+    *RESOLVED_FIELDS,
+)
 
 
 def train_variant(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
-    """``--train``'s TrainConfig settings (checked against TrainConfig), and the adapter-name suffix naming
-    them: ``-r`` and six hex digits of their hash, "" when none."""
+    """``--train``'s TrainConfig settings that differ from its defaults, by their field names (an alias or
+    a default value names no other recipe), and the adapter-name suffix naming them: ``-r`` and six hex
+    digits of their hash, "" when none differ."""
     if not args.train:
         return {}, ""
-    changed = json.loads(args.train)
-    if not isinstance(changed, dict):
+    try:
+        given = json.loads(args.train)
+    except json.JSONDecodeError as e:
+        raise SystemExit(f"--train: not JSON ({e})") from e
+    if not isinstance(given, dict):
         raise SystemExit("--train: a JSON object of TrainConfig settings, e.g. '{\"num_layers\": -1}'")
-    own = sorted(set(changed) & set(OWN_TRAIN_FIELDS))
+    if "lora_parameters" in given:
+        raise SystemExit("--train: give rank, scale, dropout and keys as settings of their own")
+    own = sorted(set(given) & set(OWN_TRAIN_FIELDS))
     if own:
         raise SystemExit(f"--train: {', '.join(own)} set by the script or an option of its own")
     try:
-        TrainConfig(dataset="check", **changed)
+        config = TrainConfig(dataset="check", **given).model_dump()
     except ValidationError as e:
         raise SystemExit(f"--train: {e}") from e
+    default = TrainConfig(dataset="check").model_dump()
+    changed = {k: v for k, v in config.items() if v != default[k]}
+    if not changed:
+        return {}, ""
     return changed, "-r" + hashlib.sha256(json.dumps(changed, sort_keys=True).encode()).hexdigest()[:6]
 
 
@@ -134,6 +154,16 @@ def copied_training(ws: Workspace, adapter: str, iters: int) -> dict[str, Any]:
     metrics = json.loads((ws.run_dir(run["id"]) / "metrics.json").read_text())
     return {"adapter": adapter, "run_id": run["id"], "time": metrics.get("time"), "iters": iters,
             "device": run.get("device"), "train_seconds": run.get("train_seconds")}  # fmt: skip
+
+
+def copied_generators(ws: Workspace, datasets: Iterable[str]) -> list[str]:
+    """The generator versions that made the datasets, from their copied ``dataset.json`` (the data itself
+    stayed on the other machine); "unknown" for a dataset whose record was not copied."""
+    found = set()
+    for name in datasets:
+        meta = ws.dataset_dir(name) / "dataset.json"
+        found.add(json.loads(meta.read_text())["generator_version"] if meta.is_file() else "unknown")
+    return sorted(found)
 
 
 def copied_evals(ws: Workspace, model: Path, adapters: dict[str, dict[str, str]]) -> dict[str, Any]:
@@ -265,7 +295,7 @@ def from_workspace(args: argparse.Namespace, variant: tuple[dict[str, Any], str]
     machine = {"copied_from": args.from_workspace,
                "training_devices": sorted({str(t["device"]) for t in trained.values()})}  # fmt: skip
     write_results(args, variant, ws, datasets, trained, copied_evals(ws, args.model, adapters), machine,
-                  generators=[GENERATOR_VERSION], wall_s=None)  # fmt: skip
+                  generators=copied_generators(ws, datasets.values()), wall_s=None)  # fmt: skip
 
 
 def main() -> None:

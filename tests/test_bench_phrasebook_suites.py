@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
+from typing import Any
 
 import pytest
 from bench_import import bench_module
@@ -47,6 +48,11 @@ def test_training_settings_are_checked_named_in_the_adapter_and_kept_apart() -> 
     assert suffix.startswith("-r") and len(suffix) == 8
     assert mod.train_variant(_args(train='{"rank": 16, "num_layers": -1}'))[1] == suffix  # order-free
     assert mod.train_variant(_args(train='{"rank": 32}'))[1] != suffix
+    # one recipe, one name: defaults name nothing, an alias is its field, 16 is 16.0
+    assert mod.train_variant(_args(train="{}")) == ({}, "")
+    assert mod.train_variant(_args(train='{"rank": 8}')) == ({}, "")
+    alias = mod.train_variant(_args(train='{"alpha": 16}'))
+    assert alias == mod.train_variant(_args(train='{"scale": 16.0}')) and alias[0] == {"scale": 16.0}
     dataset = "pb-hand-n500-s0-issue-tracker"
     assert mod.adapter_name(dataset, 600, 0, 3072, suffix) == f"{dataset}-i600-t0-L3072{suffix}"
     assert mod.adapter_name(dataset, 600, 0, 3072) == f"{dataset}-i600-t0-L3072"  # committed names kept
@@ -56,8 +62,38 @@ def test_training_settings_are_checked_named_in_the_adapter_and_kept_apart() -> 
         mod.train_variant(_args(train='{"ranks": 8}'))  # no such setting
     with pytest.raises(SystemExit, match="iters, seed"):
         mod.train_variant(_args(train='{"seed": 1, "iters": 9}'))  # options of their own
+    with pytest.raises(SystemExit, match="model_layers"):
+        mod.train_variant(_args(train='{"model_layers": 9}'))  # filled in when a run resolves
+    with pytest.raises(SystemExit, match="settings of their own"):
+        mod.train_variant(_args(train='{"lora_parameters": {"rank": 4, "iters": 9}}'))
     with pytest.raises(SystemExit, match="JSON object"):
         mod.train_variant(_args(train="[1]"))
+    with pytest.raises(SystemExit, match="not JSON"):
+        mod.train_variant(_args(train="{rank: 4}"))
+
+
+def test_the_training_settings_reach_the_trainer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    mod = _module()
+    ws = Workspace(tmp_path).ensure()
+    seen: list[Any] = []
+
+    def start(config: Any, settings: Any, name: str) -> Any:  # what training leaves behind, at once
+        seen.append(config)
+        (ws.adapters / name).mkdir(parents=True)
+        (ws.adapters / name / "tooltune.json").write_text(json.dumps({"run_id": "r1"}))
+        ws.run_dir("r1").mkdir(parents=True, exist_ok=True)
+        (ws.run_dir("r1") / "metrics.json").write_text(json.dumps({"time": {"steps_s": 1.0}}))
+        return SimpleNamespace(id="r1")
+
+    monkeypatch.setattr(mod, "start_training", start)
+    monkeypatch.setattr(mod, "follow_events", lambda *a, **k: iter(()))
+    monkeypatch.setattr(mod, "get_run", lambda *a: SimpleNamespace(status="succeeded", registered=True))
+    train = mod.train_variant(_args(train='{"num_layers": -1, "rank": 16}'))
+    got = mod.stage_train(None, ws, Path("/m"), "ds", 600, 0, 3072, train)
+    assert got["adapter"] == "ds-i600-t0-L3072" + train[1]
+    assert (seen[0].num_layers, seen[0].rank, seen[0].iters, seen[0].max_seq_length) == (-1, 16, 600, 3072)
+    mod.stage_train(None, ws, Path("/m"), "ds", 600, 0, 3072)  # the default recipe: another adapter
+    assert seen[1].rank == 8 and seen[1].num_layers is None
 
 
 def test_books_per_suite() -> None:
@@ -99,3 +135,9 @@ def test_results_from_a_copied_workspace_find_each_adapter_s_training_run(tmp_pa
     with pytest.raises(SystemExit, match="no succeeded training run"):
         mod.copied_training(ws, "never-trained", 600)
     assert mod.eval_run_id("issue-tracker", None, Path("/m/qwen")) == "issue-tracker-baseline-qwen"
+    # the generator that made the data, from the datasets' copied records
+    for name, version in [("d1", "tooltune-data/12"), ("d2", "tooltune-data/12")]:
+        ws.dataset_dir(name).mkdir(parents=True)
+        (ws.dataset_dir(name) / "dataset.json").write_text(json.dumps({"generator_version": version}))
+    assert mod.copied_generators(ws, ["d1", "d2"]) == ["tooltune-data/12"]
+    assert mod.copied_generators(ws, ["d1", "not-copied"]) == ["tooltune-data/12", "unknown"]
