@@ -106,7 +106,8 @@ def main() -> None:
     if args.summarize_only:
         for cat in cats:
             if (run_dir(ws, run_id_for(cat)) / "run.json").exists():
-                out["results"][cat] = summarize(cat, load_report(ws, run_id_for(cat)))
+                kept = {k: v for k, v in out["results"].get(cat, {}).items() if k.startswith("server_args")}
+                out["results"][cat] = summarize(cat, load_report(ws, run_id_for(cat))) | kept
         atomic_write_json(out_path, out)
         return
 
@@ -119,6 +120,8 @@ def main() -> None:
             suite = import_bfcl(Path(args.bfcl) / f"BFCL_v4_{cat}.json", ws=ws).suite
             suite = suite.model_copy(update={"cases": suite.cases[: args.n]})
             run_id = run_id_for(cat)
+            resumed = (run_dir(ws, run_id) / "run.json").exists()
+            before = out["results"].get(cat, {})
             t0 = time.perf_counter()
 
             async def go(suite=suite, run_id=run_id):
@@ -144,7 +147,10 @@ def main() -> None:
             report = anyio.run(go)
             out["results"][cat] = summarize(cat, report) | {
                 "wall_s_this_session": round(time.perf_counter() - t0, 1),
-                "server_args": server_args,  # results from before 2026-12-06 ran without them
+                # a resumed run's earlier answers came from an earlier server: its flags are the ones
+                # recorded then (none recorded: before 2026-12-06, without these flags)
+                "server_args": before.get("server_args") if resumed else server_args,
+                **({"server_args_this_session": server_args} if resumed else {}),
             }
             print(json.dumps({cat: out["results"][cat]}, indent=1), file=sys.stderr)
             atomic_write_json(out_path, out)

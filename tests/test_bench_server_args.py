@@ -42,14 +42,17 @@ def test_bare_servers_get_tooltune_s_flags(
     script: str, argv: list[str], settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     mod = bench_module(script)
+    monkeypatch.setenv("TOOLTUNE_BLAS_THREADS", "1")  # main() sets it; keep it from later tests
+    assert mod.default_server_args() == default_server_args()  # tooltune's own, on this device
+    if detect_device().kind == "cpu":
+        assert default_server_args() == ["--prompt-concurrency", "1"]
     seen: dict[str, Any] = {}
     monkeypatch.setattr(mod, "mlx_endpoint", _capture(seen))
+    monkeypatch.setattr(mod, "default_server_args", lambda: ["--the-flags"])
     monkeypatch.setattr(
         sys, "argv", [script, "--model", str(tmp_path / "m"), "--out", str(tmp_path / "o.json")]
     )
     sys.argv += argv
     with pytest.raises(_Started):
         mod.main()
-    assert seen["extra_args"] == default_server_args()
-    if detect_device().kind == "cpu":
-        assert seen["extra_args"] == ["--prompt-concurrency", "1"]
+    assert seen["extra_args"] == ["--the-flags"]
