@@ -141,3 +141,23 @@ def test_results_from_a_copied_workspace_find_each_adapter_s_training_run(tmp_pa
         (ws.dataset_dir(name) / "dataset.json").write_text(json.dumps({"generator_version": version}))
     assert mod.copied_generators(ws, ["d1", "d2"]) == ["tooltune-data/12"]
     assert mod.copied_generators(ws, ["d1", "not-copied"]) == ["tooltune-data/12", "unknown"]
+
+
+@pytest.mark.parametrize("suite", ["issue_tracker", "notes_calendar"])
+@pytest.mark.parametrize("tag", ["_h6a_ps_t8_i600", "_h6c_ps_t8_i600_all_r16"])
+def test_the_committed_h6_results_are_their_runs_answers(suite: str, tag: str) -> None:
+    """H6's result files (one GPU) and the per-case answers brought back with them agree: each rate is
+    the passes among the committed answers of the run it names."""
+    root = Path(__file__).resolve().parents[1] / "bench" / "results"
+    doc = json.loads((root / f"phrasebook_{suite}{tag}.json").read_text())
+    for label, entry in [("baseline", doc["baseline"]), ("hand", doc["sources"]["hand"])]:
+        rows = (root / "phrasebook_gpu_h6" / entry["run_id"] / "cases.jsonl").read_text().splitlines()
+        passed = [json.loads(r)["native"]["passed"] for r in rows]
+        assert len(passed) == doc["cases"], label
+        rate = entry["native"] if label == "baseline" else entry["adapter_native"]
+        assert rate == round(sum(passed) / len(passed), 4), label
+    if tag != "_h6a_ps_t8_i600":
+        assert doc["train_settings"] == {"num_layers": -1, "rank": 16}
+        assert doc["sources"]["hand"]["adapter"].endswith(
+            _module().train_variant(_args(train='{"rank": 16, "num_layers": -1}'))[1]
+        )
