@@ -7,9 +7,10 @@ suites' tool sets (issue-tracker + notes-calendar, 16 tools), one adapter is tra
 default recipe, and the base model and each adapter answer every case of both suites (never trained on:
 the leak check drops generated requests near any suite case). With ``--per-suite`` each suite gets its
 own dataset (its 8 tools only) and adapter instead, as a user with one tool set would. Generator and
-training settings that differ from the defaults (``--max-tools``, ``--phrasebook-share``, ``--mix``,
-``--max-seq-length``, ``--train``: TrainConfig settings as JSON) are named in the dataset and adapter
-names and recorded in the results; ``--tag`` names the result files. Each stage is skipped when its result exists, so a re-run resumes.
+training settings that differ from the defaults (``--max-tools``, ``--phrasebook-share``,
+``--tool-odds``, ``--mix``, ``--max-seq-length``, ``--train``: TrainConfig settings as JSON) are named
+in the dataset and adapter names and recorded in the results; ``--tag`` names the result files. Each
+stage is skipped when its result exists, so a re-run resumes.
 ``--from-workspace MACHINE`` runs nothing: it writes the result files from a workspace whose training
 runs and eval reports were copied from another machine (a GPU, say; datasets and adapters stay there),
 recording MACHINE and the training runs' device instead of this machine.
@@ -80,6 +81,9 @@ def data_variant(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     if args.phrasebook_share is not None:
         changed["phrasebook_share"] = args.phrasebook_share
         suffix += f"-pb{args.phrasebook_share:g}"
+    if getattr(args, "tool_odds", None) not in (None, "even"):
+        changed["tool_odds"] = args.tool_odds
+        suffix += f"-o{args.tool_odds}"
     if args.mix is not None:
         changed["mix"] = json.loads(args.mix)
         suffix += "-mix" + hashlib.sha256(json.dumps(changed["mix"], sort_keys=True).encode()).hexdigest()[:6]
@@ -315,6 +319,7 @@ def main() -> None:
     p.add_argument("--max-tools", type=int, help="the generator's max_tools (default: its own)")
     p.add_argument("--phrasebook-share", type=float, help="the generator's phrasebook_share")
     p.add_argument("--mix", help="the generator's kind weights, as JSON")
+    p.add_argument("--tool-odds", choices=["even", "intents"], help="the generator's tool_odds")
     p.add_argument("--max-seq-length", type=int, default=DEFAULT_LENGTH, help="training's max_seq_length")
     p.add_argument(
         "--train",

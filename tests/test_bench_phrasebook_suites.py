@@ -21,7 +21,7 @@ def _module() -> ModuleType:
 
 
 def _args(**kw: object) -> argparse.Namespace:
-    defaults = {"max_tools": None, "phrasebook_share": None, "mix": None, "train": None}
+    defaults = {"max_tools": None, "phrasebook_share": None, "mix": None, "train": None, "tool_odds": None}
     return argparse.Namespace(**{**defaults, **kw})
 
 
@@ -38,6 +38,10 @@ def test_each_changed_setting_is_named_and_reaches_the_generator() -> None:
     GenerateConfig(n=10, **changed)  # every name is a generator setting
     other = mod.data_variant(_args(max_tools=8, phrasebook_share=1.0, mix='{"single": 1, "no_call": 0.1}'))[1]
     assert other != suffix  # another mix, another dataset
+    assert mod.data_variant(_args(tool_odds="even")) == ({}, "")  # the default names nothing
+    odds = mod.data_variant(_args(max_tools=8, tool_odds="intents"))
+    assert odds == ({"max_tools": 8, "tool_odds": "intents"}, "-t8-ointents")
+    GenerateConfig(n=10, **odds[0])
 
 
 def test_training_settings_are_checked_named_in_the_adapter_and_kept_apart() -> None:

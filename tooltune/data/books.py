@@ -35,6 +35,8 @@ class Book(Protocol):
 
     def job(self, rng: random.Random) -> JobRun | None: ...
 
+    def intents(self, name: str) -> int | None: ...
+
 
 class CodingBook:
     """The built-in coding tools' phrasebook behind the :class:`Book` calls (draws unchanged, so its
@@ -64,6 +66,9 @@ class CodingBook:
     def job(self, rng: random.Random) -> JobRun | None:
         t = coding_trajectories.trajectory(rng)
         return JobRun(t.request, [(st.name, st.args, st.result) for st in t.steps], t.answer)
+
+    def intents(self, name: str) -> int | None:
+        return None  # its requests are code: no templates to count (tool_odds gives it the average)
 
 
 CODING_BOOK = CodingBook()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import random
 import re
 from collections.abc import Iterable
@@ -57,6 +58,7 @@ class ExampleBuilder:
         self.books: list[Book] = [*(books or []), CODING_BOOK]
         # tools whose phrasebook file has near misses; none for BFCL or the coding tools (no draw there)
         self.near_tools = [t for t in tools if self.book_of(t) not in (None, CODING_BOOK)]
+        self._weights: list[float] | None = None  # each tool's odds under tool_odds="intents"
 
     def book_of(self, tool: ToolSpec) -> Book | None:
         """The phrasebook that phrases ``tool``, if any."""
@@ -143,7 +145,21 @@ class ExampleBuilder:
         return out
 
     def pick(self) -> ToolSpec:
-        return self.rng.choice(self.tools)
+        """The tool a request asks for: evenly, or by ``tool_odds="intents"`` (one draw either way)."""
+        if self.cfg.tool_odds == "even":
+            return self.rng.choice(self.tools)  # the stream every dataset before tool_odds was made with
+        return self.rng.choices(self.tools, weights=self._intent_weights())[0]
+
+    def _intent_weights(self) -> list[float]:
+        if self._weights is None:
+            known: dict[int, float] = {}
+            for t in self.tools:
+                n = book.intents(t.name) if (book := self.book_of(t)) is not None else None
+                if n is not None:
+                    known[id(t)] = math.sqrt(n)
+            rest = sum(known.values()) / len(known) if known else 1.0
+            self._weights = [known.get(id(t), rest) for t in self.tools]
+        return self._weights
 
     # --- kinds -----------------------------------------------------------------------------------
     def natural(self, tool: ToolSpec) -> bool:

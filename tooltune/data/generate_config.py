@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field, field_validator
 
 from tooltune.coding_tools import DEFAULT_INSTRUCTIONS
@@ -159,6 +161,14 @@ class GenerateConfig(BaseModel):
         'phrasebook file\'s) written the way people ask ("open src/app.py", "bump #311 to high", '
         "follow-ups into a result); the rest are phrased from the schema. Tools without a phrasebook are "
         "always phrased from their schema.",
+    )
+    tool_odds: Literal["even", "intents"] = Field(
+        default="even",
+        description="How often each tool is the one asked for. even: every tool alike. intents: a tool "
+        "of a phrasebook file by the square root of the different things its requests ask of it (the "
+        "sets of parameters its templates fill: an update tool asked to set a priority, an assignee or a "
+        "milestone has three, a list tool asked with or without a filter two), so a tool asked many ways "
+        "gets more examples and a one-way tool still its share; other tools at the average of those.",
     )
     mix: dict[str, float] | None = Field(
         default=None,
