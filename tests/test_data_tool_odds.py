@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -25,7 +26,7 @@ tools:
   update_issue:
     requests:
       - "bump #{issue_id} to {priority}"
-      - "set {issue_id} to {priority:say}"
+      - "set {issue_id} to {priority:raw}, {{state}} as it was"
       - "give {issue_id} to {assignee}"
       - "put #{issue_id} in {milestone}"
       - "close {issue_id} and give it to {assignee}, {who} says"
@@ -55,8 +56,10 @@ def _calls(res: GenerateResult) -> Counter[str]:
 def test_intents_are_the_parameter_sets_a_tool_s_requests_fill() -> None:
     tools = load_tool_specs(["builtin:issue-tracker"])
     book = DataBook(check_phrasebook(parse_phrasebook(BOOK, source="odds.yaml"), tools), tools)
-    # {issue_id, priority} twice (a form is the same slot), {issue_id, assignee}, {issue_id, milestone};
-    # the named value {who} is no parameter, so the last template asks {issue_id, assignee} again
+    # {issue_id, priority} twice (a form is the same slot; {{state}} is literal text), {issue_id,
+    # assignee}, {issue_id, milestone}; the named value {who} is no parameter, so the last template asks
+    # {issue_id, assignee} again
+    assert len(book.book.tools["update_issue"].request_templates()) == 5  # the :raw one kept
     assert book.intents("update_issue") == 3
     assert book.intents("get_issue") == 1
 
@@ -89,3 +92,28 @@ def test_tools_without_a_book_get_the_books_average() -> None:
     coding = load_tool_specs(["builtin:coding"])
     flat = ExampleBuilder(coding, GenerateConfig(n=10, tool_odds="intents"), None)._intent_weights()
     assert set(flat) == {1.0}
+
+
+def test_intents_without_a_book_file_draw_as_even_and_a_dataset_records_its_odds(
+    tmp_path: Path, tiny_model: Path
+) -> None:
+    from tooltune.data.datasets import generate_dataset
+
+    coding = load_tool_specs(["builtin:coding"])
+    cfg = GenerateConfig(n=60, seed=4)
+    even = generate_examples(coding, cfg).examples
+    odds = generate_examples(coding, cfg.model_copy(update={"tool_odds": "intents"})).examples
+    assert [e.to_line() for e in odds] == [e.to_line() for e in even]  # the same odds, the same draws
+    book = parse_phrasebook(BOOK, source="odds.yaml")
+    made = {}
+    for name, how in [("e", "even"), ("i", "intents")]:
+        info, _ = generate_dataset(
+            tmp_path / "ws",
+            name,
+            ["builtin:issue-tracker"],
+            GenerateConfig(n=30, seed=0, tool_odds=how),  # type: ignore[arg-type]
+            model_path=tiny_model,
+            phrasebook=book,
+        )
+        made[how] = info.stats
+    assert "tool_odds" not in made["even"] and made["intents"]["tool_odds"] == "intents"

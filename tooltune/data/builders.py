@@ -146,9 +146,10 @@ class ExampleBuilder:
 
     def pick(self) -> ToolSpec:
         """The tool a request asks for: evenly, or by ``tool_odds="intents"`` (one draw either way)."""
-        if self.cfg.tool_odds == "even":
+        weights = self._intent_weights() if self.cfg.tool_odds == "intents" else None
+        if weights is None or len(set(weights)) == 1:
             return self.rng.choice(self.tools)  # the stream every dataset before tool_odds was made with
-        return self.rng.choices(self.tools, weights=self._intent_weights())[0]
+        return self.rng.choices(self.tools, weights=weights)[0]
 
     def _intent_weights(self) -> list[float]:
         if self._weights is None:

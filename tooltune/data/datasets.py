@@ -125,6 +125,7 @@ def generate_dataset(
             # recorded only when used, so datasets made without twins keep their hashes
             **({"absent_tool_share": cfg.absent_tool_share} if cfg.absent_tool_share is not None else {}),
             **({"contrast_share": cfg.contrast_share} if cfg.contrast_share else {}),
+            **({"tool_odds": cfg.tool_odds} if cfg.tool_odds != "even" else {}),
             **(
                 {"call_question_share": cfg.call_question_share}
                 if cfg.call_question_share is not None

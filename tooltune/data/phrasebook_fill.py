@@ -58,9 +58,6 @@ NEAR_MISS_ANSWERS = [
 ]
 
 
-_SLOT_NAME = re.compile(r"\{([A-Za-z_]\w*)")  # a slot's name, before any .item or :form
-
-
 class _Missing(Exception):
     """A result, answer or ``args`` slot names a parameter the call does not have."""
 
@@ -479,10 +476,7 @@ class DataBook:
         """How many different things the book's requests ask of tool ``name``: the distinct sets of its
         parameters that its request templates fill (at least 1)."""
         params = set(self.by_name[name].properties)
-        sets = {
-            frozenset(m.group(1) for m in _SLOT_NAME.finditer(t)) & params
-            for t in self.book.tools[name].request_templates()
-        }
+        sets = {frozenset(slot_names(t) & params) for t in self.book.tools[name].request_templates()}
         return max(1, len(sets))
 
     def _polish(self, rng: random.Random, text: str, template: str = "") -> str:
