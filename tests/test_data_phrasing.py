@@ -386,3 +386,30 @@ def test_teacher_rewrite_that_swaps_roles_is_dropped() -> None:
         text = ex.user_texts()[0]
         if text.startswith("What is the area"):
             assert f"base of {args['base']} " in text and f"height of {args['height']}?" in text
+
+
+def test_no_request_says_please_twice() -> None:
+    """A lead-in, a template and a tail each may say "please"; a request says it once at most (generator
+    12 wrote "Ok, please run pip list please" in about 1% of coding requests, and read-back requests such
+    as "Please change fields of an existing issue with issue id of 49 please")."""
+    import re
+
+    from tooltune.data.polish import join_requests, polish
+    from tooltune.data.tool_sources import load_tool_specs
+
+    rng = random.Random(0)
+    said = [polish(rng, t, verbs={"run", "open"}) for t in ["please run pip list", "run pip list"] * 400]
+    assert all(len(re.findall(r"\bplease\b", s, re.I)) <= 1 for s in said)
+    assert sum("please" in s.lower() for s in said) > 400  # the template's own please is kept
+    assert any(s.lower().startswith("please run") for s in said[1::2])  # a lead-in please still comes
+    asks = ["please run ls", "please run pwd"]
+    joined = [join_requests(rng, asks, verbs={"run"}) or "" for _ in range(200)]
+    assert all(len(re.findall(r"\bplease\b", s, re.I)) == 1 for s in joined)
+    assert all("run pwd" in s for s in joined)
+    for spec in ("builtin:coding", "builtin:issue-tracker"):
+        res = generate_examples(load_tool_specs([spec]), GenerateConfig(n=400, seed=3))
+        asks = [m["content"] for e in res.examples for m in e.messages if m["role"] == "user"]
+        asks = [a for a in asks if a]
+        assert len(asks) > 300
+        assert [a for a in asks if len(re.findall(r"\bplease\b", a, re.I)) > 1] == []
+        assert sum(bool(re.search(r"\bplease\b", a, re.I)) for a in asks) > 10

@@ -645,6 +645,8 @@ def request_text(
     opener = rng.choice(_OPENERS)
     text = f"{opener}{tp.imperative()} {slots}".strip()
     tail = rng.choice(_TAILS)
+    if tail == " please" and re.search(r"\bplease\b", pre + text, re.IGNORECASE):
+        tail = ""  # "Please open the file please" says it twice
     end = "?" if opener.strip() in ("Can you", "Could you", "Would you") else rng.choice([".", ".", "", "!"])
     return _with_pre(pre, _upper_first(text)) + tail + end
 

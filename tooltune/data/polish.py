@@ -8,6 +8,7 @@ start with after "please"/"can you" ("can you src/app.py, lines 3-8?" is not how
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Collection
 
 
@@ -38,6 +39,11 @@ def polish(
             lead = "" if lead == "can you " else lead
         if lead == "can you ":
             tail = (tail if tail != " thanks" else "") + "?"
+        if _says_please(text):  # "please run pip list" takes no second please
+            lead = "" if lead == "please " else lead
+            tail = tail.replace(" please", "")
+        elif lead == "please ":
+            tail = tail.replace(" please", "")
         text = lead + text + tail
     upper = rng.random() < 0.6
     first = text.split(" ", 1)[0].rstrip(",:?").replace("'", "")
@@ -46,6 +52,10 @@ def polish(
     if "\n" in text or not first.isalpha():  # opens with a path or a file's content: keep its case
         return text
     return text[0].upper() + text[1:] if upper else text[0].lower() + text[1:]
+
+
+def _says_please(text: str) -> bool:
+    return re.search(r"\bplease\b", text, re.IGNORECASE) is not None
 
 
 def join_requests(
@@ -64,6 +74,8 @@ def join_requests(
     parts = [t for t in texts if "\n" not in t] + multi
     out = parts[0]
     for part in parts[1:]:
+        if _says_please(out) and part.lower().startswith("please "):
+            part = part[len("please ") :]  # "run ls and please run pwd" asked once is enough
         if out.endswith("?"):
             out += rng.choice([" Also, ", " And "]) + part
         else:
