@@ -37,6 +37,7 @@ sys.path.insert(0, str(REPO))
 
 from tooltune.config import Settings  # noqa: E402
 from tooltune.serving.blas import THREADS_ENV, subprocess_env  # noqa: E402
+from tooltune.serving.server_flags import PROMPT_ONE_AT_A_TIME  # noqa: E402
 
 from bench_common import machine_info, model_shape  # noqa: E402
 
@@ -194,7 +195,7 @@ def main() -> int:
     layouts = {}
     plan = [("old", args.old_threads, []), ("new", args.new_threads, [])]
     if args.prompt_one_at_a_time:  # prompts prefilled one by one, their decoding still batched
-        plan.append(("new_prompt_1", args.new_threads, ["--prompt-concurrency", "1"]))
+        plan.append(("new_prompt_1", args.new_threads, list(PROMPT_ONE_AT_A_TIME)))
     for label, threads, server_args in plan:
         log(
             f"{label}: {threads} OpenBLAS thread(s), concurrency {args.concurrency}, server args {server_args}"

@@ -25,10 +25,11 @@ sys.path.insert(0, str(REPO / "bench"))
 import eval_speed  # noqa: E402
 
 from tooltune.config import Settings  # noqa: E402
+from tooltune.serving.server_flags import PROMPT_ONE_AT_A_TIME  # noqa: E402
 
 from bench_common import machine_info  # noqa: E402
 
-LAYOUTS = {"new": [], "new_prompt_1": ["--prompt-concurrency", "1"]}
+LAYOUTS = {"new": [], "new_prompt_1": list(PROMPT_ONE_AT_A_TIME)}
 
 
 def main(argv: list[str] | None = None) -> int:

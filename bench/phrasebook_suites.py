@@ -81,7 +81,7 @@ def data_variant(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     if args.phrasebook_share is not None:
         changed["phrasebook_share"] = args.phrasebook_share
         suffix += f"-pb{args.phrasebook_share:g}"
-    if getattr(args, "tool_odds", None) not in (None, "even"):
+    if args.tool_odds not in (None, "even"):
         changed["tool_odds"] = args.tool_odds
         suffix += f"-o{args.tool_odds}"
     if args.mix is not None:

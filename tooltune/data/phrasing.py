@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from tooltune.data.polish import says_please
 from tooltune.data.samplers import CITY_OF_FULL, CURRENCY_NAMES, asks_full_place, number_kind, words_of
 from tooltune.data.units import unit_suffixes
 from tooltune.toolspec import ToolSpec
@@ -645,7 +646,7 @@ def request_text(
     opener = rng.choice(_OPENERS)
     text = f"{opener}{tp.imperative()} {slots}".strip()
     tail = rng.choice(_TAILS)
-    if tail == " please" and re.search(r"\bplease\b", pre + text, re.IGNORECASE):
+    if tail == " please" and says_please(pre + text):
         tail = ""  # "Please open the file please" says it twice
     end = "?" if opener.strip() in ("Can you", "Could you", "Would you") else rng.choice([".", ".", "", "!"])
     return _with_pre(pre, _upper_first(text)) + tail + end

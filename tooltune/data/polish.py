@@ -39,7 +39,7 @@ def polish(
             lead = "" if lead == "can you " else lead
         if lead == "can you ":
             tail = (tail if tail != " thanks" else "") + "?"
-        if _says_please(text):  # "please run pip list" takes no second please
+        if says_please(text):  # "please run pip list" takes no second please
             lead = "" if lead == "please " else lead
             tail = tail.replace(" please", "")
         elif lead == "please ":
@@ -54,7 +54,8 @@ def polish(
     return text[0].upper() + text[1:] if upper else text[0].lower() + text[1:]
 
 
-def _says_please(text: str) -> bool:
+def says_please(text: str) -> bool:
+    """Does ``text`` say "please" (as a word, any case) already?"""
     return re.search(r"\bplease\b", text, re.IGNORECASE) is not None
 
 
@@ -74,7 +75,7 @@ def join_requests(
     parts = [t for t in texts if "\n" not in t] + multi
     out = parts[0]
     for part in parts[1:]:
-        if _says_please(out) and part.lower().startswith("please "):
+        if says_please(out) and part.lower().startswith("please "):
             part = part[len("please ") :]  # "run ls and please run pwd" asked once is enough
         if out.endswith("?"):
             out += rng.choice([" Also, ", " And "]) + part
