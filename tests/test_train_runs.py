@@ -315,3 +315,31 @@ def test_answers_beyond_max_seq_length_fail_the_run_and_register_nothing(
     assert not _train_events(done)  # refused before the first step
     assert not run.registered and not (Workspace(settings.workspace).adapters / "diverged").exists()
     assert runs.training_lock_holder(settings) is None
+
+
+def test_a_final_job_has_freed_the_lock_so_the_next_start_goes_through(
+    tiny_model: Path, settings: Settings, dataset: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`train; wait; train` must not meet "busy": the worker frees the lock before the job turns final.
+    The worker's own ending runs here in-process (no spawn), and every job update is checked as made."""
+    from tooltune.training import worker as worker_mod
+
+    def no_spawn(settings: Settings, ws: Workspace, store: JobStore, run_dir: Path, job_id: str, **_: object):  # noqa: ANN202
+        return store.get(job_id)
+
+    monkeypatch.setattr(runs, "_spawn", no_spawn)
+    job = runs.start_training(TrainConfig(model=str(tiny_model), dataset=dataset, iters=2), settings)
+    assert runs.training_lock_holder(settings) is not None  # held by this process for the job
+    assert job.run_dir is not None
+    w = worker_mod.Worker(job.run_dir)
+    seen: list[tuple[str | None, bool]] = []
+    update = w.store.update
+
+    def watching_update(job_id: str, **fields: object) -> JobRecord:
+        seen.append((fields.get("status"), runs.training_lock_holder(settings) is not None))  # type: ignore[arg-type]
+        return update(job_id, **fields)
+
+    monkeypatch.setattr(w.store, "update", watching_update)
+    w._finish("succeeded", result={})
+    assert seen == [("succeeded", False)]  # the lock was already free when the job said succeeded
+    assert runs.start_training(TrainConfig(model=str(tiny_model), dataset=dataset, iters=2), settings)

@@ -247,8 +247,8 @@ class Worker:
             self.cancel_requested = True
 
     def _finish(self, status: str, *, error: str | None = None, result: dict[str, Any] | None = None) -> None:
-        """Final writes in this order: artefacts, run.json, job — so a reader seeing a final job
-        finds the rest."""
+        """Final writes in this order: artefacts, run.json, the training lock freed, job — so a reader
+        seeing a final job finds the rest and can start the next run at once."""
         if not self.leader:
             return
 
@@ -281,6 +281,8 @@ class Worker:
         }
         if run.registration_error:
             res["registration_error"] = run.registration_error
+        # the lock goes before the job turns final: whoever waits for the job may start the next run
+        release_lock(self.ws, self.job_id)
         self._update_job(
             self.job_id,
             status=status,
@@ -288,7 +290,6 @@ class Worker:
             result=res,
             progress={"current": run.iteration, "message": error or status},
         )
-        release_lock(self.ws, self.job_id)
         log.info("train.finished", run=run.id, status=status, error=error)
 
     def _metrics(self, events: list[TrainEvent], run: RunRecord, seconds: float) -> dict[str, Any]:
