@@ -43,7 +43,7 @@ from tooltune.training.runs import follow_events, get_run, start_training
 from tooltune.training.train_config import TrainConfig
 from tooltune.workspace import Workspace, atomic_write_json
 
-from bench_common import machine_info, restart_with_blas
+from bench_common import command_line, machine_info, restart_with_blas
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -149,7 +149,7 @@ def main() -> None:
         "adapter": native["adapter"],
         "mcnemar": native["mcnemar"],
         "lenient": result["lenient"],
-        "command": " ".join(["python", *sys.argv]),
+        "command": command_line(),
         "generator": GENERATOR_VERSION,
         "machine": machine_info(),
         "wall_s": round(time.perf_counter() - t0, 1),

@@ -25,6 +25,13 @@ def restart_with_blas() -> None:
         os.execve(sys.executable, [sys.executable, *sys.argv], env)
 
 
+def command_line() -> str:
+    """The command as typed, for a result file: the TOOLTUNE_* settings it ran under (threads, home,
+    device change what is measured) in front of ``python`` and the script's own arguments."""
+    env = [f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("TOOLTUNE_") and k != _RESTARTED]
+    return " ".join([*env, "python", *sys.argv])
+
+
 def _cpuinfo() -> list[str]:
     try:
         return Path("/proc/cpuinfo").read_text().splitlines()

@@ -50,7 +50,7 @@ from tooltune.training.runs import RunNotFoundError, follow_events, get_run, sta
 from tooltune.training.train_config import TrainConfig
 from tooltune.workspace import Workspace, atomic_write_json
 
-from bench_common import machine_info
+from bench_common import command_line, machine_info
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_BFCL = REPO.parent / "shared" / "bench" / "bfcl"
@@ -610,7 +610,7 @@ def main() -> None:
             ]
     out = {
         "benchmark": "bfcl_adapter",
-        "command": " ".join(["python", *sys.argv]),
+        "command": command_line(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine_info(),
         "model": str(args.model_path),

@@ -28,7 +28,7 @@ from tooltune.models.resolve import resolve_model
 from tooltune.serving.model_server import ModelServer
 from tooltune.workspace import Workspace, atomic_write_json
 
-from bench_common import machine_info, restart_with_blas, run_outcomes
+from bench_common import command_line, machine_info, restart_with_blas, run_outcomes
 
 SUITES = ("simple_python", "irrelevance")
 
@@ -97,7 +97,7 @@ def main() -> None:
     }
     result = {
         "benchmark": "bfcl_base_models",
-        "command": " ".join(["python", *sys.argv]),
+        "command": command_line(),
         "machine": machine_info(),
         "question_sample": {"seed": args.seed, "n": args.n, "suites": list(SUITES)},
         "temperature": 0.0,

@@ -33,6 +33,8 @@ from tooltune.serving.server_flags import default_server_args
 from tooltune.testing.mlx_endpoint import mlx_endpoint
 from tooltune.workspace import Workspace, atomic_write_json
 
+from bench_common import command_line
+
 BFCL = default_bfcl_dir() or Path(__file__).resolve().parents[2] / "shared" / "bench" / "bfcl"
 
 
@@ -82,7 +84,7 @@ def main() -> None:
     out_path = Path(args.out)
     previous = json.loads(out_path.read_text()) if out_path.exists() else {}
     out: dict[str, Any] = {
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "command": command_line(),
         "commands_before": previous.get("commands_before", []) + ([previous["command"]] if previous else []),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {

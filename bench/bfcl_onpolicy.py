@@ -52,7 +52,7 @@ from tooltune.training.runs import get_run, run_paths, start_training  # noqa: E
 from tooltune.training.train_config import TrainConfig, adapter_lora_shape  # noqa: E402
 from tooltune.workspace import Workspace, atomic_write_json  # noqa: E402
 
-from bench_common import machine_info  # noqa: E402
+from bench_common import command_line, machine_info  # noqa: E402
 
 CATEGORIES = ["simple_python", "multiple", "parallel", "parallel_multiple"]
 
@@ -334,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
 
     doc = {
         "benchmark": "bfcl_onpolicy",
-        "command": " ".join(["python", *sys.argv]),
+        "command": command_line(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine_info(),
         "model": str(model_path),

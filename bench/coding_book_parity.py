@@ -42,7 +42,7 @@ from tooltune.data.phrasebook_fill import DataBook  # noqa: E402
 from tooltune.data.tool_sources import load_tool_specs  # noqa: E402
 from tooltune.workspace import atomic_write_json  # noqa: E402
 
-from bench_common import machine_info  # noqa: E402
+from bench_common import command_line, machine_info  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 BOOK = REPO / "bench" / "phrasebooks" / "coding.book.yaml"
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         runs.append({"seed": seed, "code": profile(code.examples), "file": profile(filed.examples)})
     result = {
         "benchmark": "coding_book_parity",
-        "command": " ".join(["python", *sys.argv]),
+        "command": command_line(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine_info(),
         "book": str(args.book.relative_to(REPO)) if args.book.is_relative_to(REPO) else str(args.book),

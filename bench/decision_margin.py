@@ -35,7 +35,7 @@ from tooltune.data.store import load_dataset
 from tooltune.evals.suite import EvalCase
 from tooltune.workspace import atomic_write_json
 
-from bench_common import machine_info, restart_with_blas, run_outcomes
+from bench_common import command_line, machine_info, restart_with_blas, run_outcomes
 
 CALL = "<tool_call>"
 BIASES = [x / 2 for x in range(-20, 21)]  # -10 .. 10 in steps of 0.5
@@ -181,7 +181,7 @@ def main() -> None:
     summary = summarise(groups)
     out = {
         "benchmark": "decision_margin",
-        "command": " ".join(["python", *sys.argv]),
+        "command": command_line(),
         "machine": machine_info(),
         "model": model_path,
         "adapter": a.adapter,

@@ -23,7 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_common import machine_info  # noqa: E402
+from bench_common import command_line, machine_info  # noqa: E402
 
 GOAL_VALIDATION_SHARE = 0.10
 
@@ -65,7 +65,7 @@ def main() -> int:
     share = round(split["validation_s"] / split["total_s"], 4)
     doc: dict[str, Any] = {
         "benchmark": "default_run",
-        "command": " ".join(["python", *sys.argv]),
+        "command": command_line(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine_info(),
         "model": args.model,

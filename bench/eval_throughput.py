@@ -27,6 +27,8 @@ from tooltune.serving.server_flags import default_server_args
 from tooltune.testing.mlx_endpoint import mlx_endpoint
 from tooltune.workspace import Workspace, atomic_write_json
 
+from bench_common import command_line
+
 
 def loadavg() -> list[float]:
     try:
@@ -52,7 +54,7 @@ def main() -> None:
     ws = Workspace(settings.workspace).ensure()
     suite = load_suite(args.suite, ws).subset(args.per_category)
     out: dict = {
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "command": command_line(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
             "platform": platform.platform(),

@@ -36,7 +36,7 @@ from tooltune.evals.scoring import match_calls
 from tooltune.evals.suite import EvalCase
 from tooltune.workspace import atomic_write_json
 
-from bench_common import machine_info, restart_with_blas, run_outcomes
+from bench_common import command_line, machine_info, restart_with_blas, run_outcomes
 
 PREFIX = "<tool_call>\n"
 
@@ -102,7 +102,7 @@ def main() -> None:
         summary["forced_fails_base_text_also_fails"] = sum(r["base_text"] is not None for r in failed)
     out = {
         "benchmark": "forced_decision",
-        "command": " ".join(["python", *sys.argv]),
+        "command": command_line(),
         "machine": machine_info(),
         "model": model_path,
         "adapter": a.adapter,

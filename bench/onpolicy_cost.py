@@ -24,7 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_common import machine_info, restart_with_blas  # noqa: E402
+from bench_common import command_line, machine_info, restart_with_blas  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_BFCL = REPO.parent / "shared" / "bench" / "bfcl"
@@ -198,7 +198,7 @@ def grpo_stage(settings: Any, ws: Any, model_path: Path, args: Any) -> dict[str,
 def write(args: Any, model_path: Path, stages: dict[str, Any]) -> int:
     out = {
         "benchmark": "onpolicy_cost",
-        "command": " ".join(["python", *sys.argv]),
+        "command": command_line(),
         "machine": machine_info(),
         "model": model_path.name,
         "adapter": args.adapter,

@@ -24,7 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_common import machine_info, restart_with_blas  # noqa: E402
+from bench_common import command_line, machine_info, restart_with_blas  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -127,7 +127,7 @@ def main() -> int:
             )
             atomic_write_text(book_path, phrasebook_yaml(book, header))
     result = {
-        "command": " ".join(["python", *sys.argv]),
+        "command": command_line(),
         "model": model_path.name,
         "tools": args.tools,
         "levels": levels,

@@ -52,7 +52,7 @@ from tooltune.training.runs import follow_events, get_run, start_training
 from tooltune.training.train_config import RESOLVED_FIELDS, TrainConfig
 from tooltune.workspace import Workspace, atomic_write_json
 
-from bench_common import machine_info, restart_with_blas
+from bench_common import command_line, machine_info, restart_with_blas
 
 REPO = Path(__file__).resolve().parents[1]
 SUITES = {"issue-tracker": "issue_tracker", "notes-calendar": "notes_calendar"}
@@ -396,7 +396,7 @@ def write_results(
             "model": args.model.name,
             "baseline": {**rates(base), "single_call": rates(base, SINGLE), "run_id": base.meta.run_id},
             "sources": {},
-            "command": " ".join(["python", *sys.argv]),
+            "command": command_line(),
             # the version that made the datasets (reused by name, they may predate this tooltune)
             "generator": generators,
             "data_per_suite": args.per_suite,

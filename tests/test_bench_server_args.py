@@ -3,6 +3,7 @@ the same device (on a CPU: prompts one at a time), and record them beside their 
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -56,3 +57,18 @@ def test_bare_servers_get_tooltune_s_flags(
     with pytest.raises(_Started):
         mod.main()
     assert seen["extra_args"] == ["--the-flags"]
+
+
+def test_a_result_records_the_command_with_the_settings_it_ran_under(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Threads and home change what a speed bench measures: the recorded command must show them, so the
+    run can be repeated as it was (the bench's own restart marker is not the user's)."""
+    common = bench_module("bench_common")
+    for key in [k for k in os.environ if k.startswith("TOOLTUNE_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("TOOLTUNE_BLAS_THREADS", "2")
+    monkeypatch.setenv("TOOLTUNE_HOME", "/tmp/ws")
+    monkeypatch.setenv("TOOLTUNE_BENCH_BLAS_SET", "1")
+    monkeypatch.setattr(sys, "argv", ["bench/eval_throughput.py", "--levels", "4,8"])
+    assert common.command_line() == (
+        "TOOLTUNE_BLAS_THREADS=2 TOOLTUNE_HOME=/tmp/ws python bench/eval_throughput.py --levels 4,8"
+    )
