@@ -346,14 +346,15 @@ def test_teacher_prompt_shows_worked_examples_then_the_request() -> None:
 
 
 def test_teacher_keeps_only_paraphrases_that_read_as_requests(tools) -> None:
-    """Outputs that keep every value but are code, a URL, several lines or the model's own answer are
-    dropped and counted; plain questions and requests are kept."""
+    """Outputs that keep every value but are code, a URL, several lines, the model's own answer or a
+    request saying please twice are dropped and counted; plain questions and requests are kept."""
     replies = iter(
         [
             "```json\n{v}\n```",
             "GET https://api.example.com/?q={v}",
             "Sure!\nHere: {v}",
             "The answer for {v} is 42.",
+            "Please look up {v} for me, please.",
             "What do I get for {v}?",
             "Look it up for {v}, please.",
         ]
@@ -376,11 +377,13 @@ def test_teacher_keeps_only_paraphrases_that_read_as_requests(tools) -> None:
     )
     stats = res.teacher
     assert stats is not None and stats.kept > 0 and stats.dropped_values_lost == 0
-    good = sum(i % 6 >= 4 for i in range(stats.asked))  # the replies cycle: four bad, then two good
+    good = sum(i % 7 >= 5 for i in range(stats.asked))  # the replies cycle: five bad, then two good
     assert (stats.kept, stats.dropped_not_a_request) == (good, stats.asked - good)
     texts = [e.user_texts()[0] for e in res.examples]
     assert sum(t.startswith(("What do I get for", "Look it up for")) for t in texts) == stats.kept
-    assert not any(bad in t for t in texts for bad in ("```", "https://", "Here:", "The answer for"))
+    assert not any(
+        bad in t for t in texts for bad in ("```", "https://", "Here:", "The answer for", "Please look")
+    )
 
 
 def test_open_teacher_names_none_an_endpoint_or_the_model_itself(settings: Settings) -> None:

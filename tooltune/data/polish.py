@@ -54,9 +54,17 @@ def polish(
     return text[0].upper() + text[1:] if upper else text[0].lower() + text[1:]
 
 
+_PLEASE = re.compile(r"\bplease\b", re.IGNORECASE)
+
+
 def says_please(text: str) -> bool:
     """Does ``text`` say "please" (as a word, any case) already?"""
-    return re.search(r"\bplease\b", text, re.IGNORECASE) is not None
+    return _PLEASE.search(text) is not None
+
+
+def says_please_twice(text: str) -> bool:
+    """Does ``text`` say "please" more than once ("please run it, please"), which no one writes?"""
+    return len(_PLEASE.findall(text)) > 1
 
 
 def join_requests(

@@ -21,6 +21,7 @@ import httpx
 from pydantic import BaseModel
 
 from tooltune.config import Settings
+from tooltune.data.polish import says_please_twice
 from tooltune.errors import TooltuneError
 from tooltune.logs import get_logger
 from tooltune.serving.model_server import ModelServer
@@ -81,10 +82,12 @@ def prompt(text: str, must_keep: list[str]) -> list[dict[str, str]]:
 
 def looks_like_a_request(out: str, text: str) -> bool:
     """One line of plain words, not much longer than the original: not code, a URL or an answer
-    ("The third chord of the key is ..." is the model answering, which a user's request never starts as)."""
+    ("The third chord of the key is ..." is the model answering, which a user's request never starts as),
+    and "please" said once at most, as the generator's own requests say it."""
     answer = out.startswith("The ") and not out.endswith("?")
     short = len(out) <= 2 * len(text) + 40
-    return "\n" not in out and not _NOT_A_REQUEST.search(out) and short and not answer
+    plain = "\n" not in out and not _NOT_A_REQUEST.search(out) and not says_please_twice(out)
+    return plain and short and not answer
 
 
 class TeacherError(TooltuneError):
