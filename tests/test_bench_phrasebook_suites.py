@@ -165,3 +165,43 @@ def test_the_committed_h6_results_are_their_runs_answers(suite: str, tag: str) -
         assert doc["sources"]["hand"]["adapter"].endswith(
             _module().train_variant(_args(train='{"rank": 16, "num_layers": -1}'))[1]
         )
+
+
+def test_write_results_rebuilds_a_committed_result_from_its_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """H6c's issue-tracker file written again from its committed answers and training record: every
+    number, the generator's and the trainer's settings come out as committed (what the machine and the
+    command were is the run's own, not rebuilt)."""
+    mod = _module()
+    root = Path(__file__).resolve().parents[1] / "bench" / "results"
+    committed = json.loads((root / "phrasebook_issue_tracker_h6c_ps_t8_i600_all_r16.json").read_text())
+    ws = Workspace(tmp_path / "ws")
+    for entry in (committed["baseline"], committed["sources"]["hand"]):
+        src, dst = root / "phrasebook_gpu_h6" / entry["run_id"], ws.reports / entry["run_id"]
+        dst.mkdir(parents=True)
+        for name in ("cases.jsonl", "run.json"):
+            (dst / name).write_bytes((src / name).read_bytes())
+    mix = json.dumps(committed["generator_settings"]["mix"])
+    args = _args(max_tools=8, phrasebook_share=1.0, mix=mix, train='{"num_layers": -1, "rank": 16}')
+    args.model, args.sources, args.per_suite = Path("/m/qwen2.5-coder-0.5b-instruct"), ["hand"], True
+    args.max_seq_length, args.tag = 3072, "_rebuilt"
+    variant = mod.data_variant(args)
+    hand = committed["sources"]["hand"]
+    key = ("hand", "issue-tracker")
+    trained = {key: {k: hand[k] for k in ("adapter", "run_id", "time", "iters")}}
+    evals = mod.copied_evals(ws, args.model, {"issue-tracker": {"hand": hand["adapter"]}})
+    (tmp_path / "bench" / "results").mkdir(parents=True)
+    monkeypatch.setattr(mod, "REPO", tmp_path)
+    mod.write_results(args, variant, ws, {key: hand["dataset"]}, trained, evals, {"here": True},
+                      generators=committed["generator"], wall_s=1.0)  # fmt: skip
+    rebuilt = json.loads(
+        (tmp_path / "bench" / "results" / "phrasebook_issue_tracker_rebuilt.json").read_text()
+    )
+    own = ("command", "machine", "wall_s")
+    assert {k: v for k, v in rebuilt.items() if k not in own} == {
+        k: v for k, v in committed.items() if k not in own
+    }
+    assert rebuilt["train_settings"] == {"num_layers": -1, "rank": 16} and rebuilt["machine"] == {
+        "here": True
+    }
