@@ -25,10 +25,15 @@ def restart_with_blas() -> None:
         os.execve(sys.executable, [sys.executable, *sys.argv], env)
 
 
+# the settings that change what a measurement measures (never a token: results are committed)
+COMMAND_SETTINGS = ("TOOLTUNE_BLAS_THREADS", "TOOLTUNE_OPENBLAS", "TOOLTUNE_DEVICE", "TOOLTUNE_HOME",
+                    "TOOLTUNE_CACHE", "TOOLTUNE_MODEL", "TOOLTUNE_BFCL_DIR")  # fmt: skip
+
+
 def command_line() -> str:
-    """The command as typed, for a result file: the TOOLTUNE_* settings it ran under (threads, home,
-    device change what is measured) in front of ``python`` and the script's own arguments."""
-    env = [f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("TOOLTUNE_") and k != _RESTARTED]
+    """The command as typed, for a result file: the settings it ran under (threads, home, device change
+    what is measured; :data:`COMMAND_SETTINGS`) in front of ``python`` and the script's own arguments."""
+    env = [f"{k}={os.environ[k]}" for k in COMMAND_SETTINGS if k in os.environ]
     return " ".join([*env, "python", *sys.argv])
 
 

@@ -61,13 +61,15 @@ def test_bare_servers_get_tooltune_s_flags(
 
 def test_a_result_records_the_command_with_the_settings_it_ran_under(monkeypatch: pytest.MonkeyPatch) -> None:
     """Threads and home change what a speed bench measures: the recorded command must show them, so the
-    run can be repeated as it was (the bench's own restart marker is not the user's)."""
+    run can be repeated as it was (the bench's own restart marker is not the user's, and a token is
+    nobody's business)."""
     common = bench_module("bench_common")
     for key in [k for k in os.environ if k.startswith("TOOLTUNE_")]:
         monkeypatch.delenv(key)
     monkeypatch.setenv("TOOLTUNE_BLAS_THREADS", "2")
     monkeypatch.setenv("TOOLTUNE_HOME", "/tmp/ws")
     monkeypatch.setenv("TOOLTUNE_BENCH_BLAS_SET", "1")
+    monkeypatch.setenv("TOOLTUNE_MCP_TOKEN", "secret")  # a token never lands in a committed result
     monkeypatch.setattr(sys, "argv", ["bench/eval_throughput.py", "--levels", "4,8"])
     assert common.command_line() == (
         "TOOLTUNE_BLAS_THREADS=2 TOOLTUNE_HOME=/tmp/ws python bench/eval_throughput.py --levels 4,8"

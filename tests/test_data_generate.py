@@ -675,3 +675,13 @@ def test_the_coding_data_is_what_its_version_says() -> None:
         "tooltune-data/13",
         {0: "19e931a75442", 1: "434ce8d0e05b", "quick": "5d5e9f926add"},
     )
+
+
+def test_a_rewrite_may_not_say_please_more_than_a_request_does() -> None:
+    from tooltune.data.teacher import says_please_more
+
+    assert says_please_more("Please look up 5 for me, please.", "Look up 5.", ["5"])
+    assert not says_please_more("Please look up 5.", "Look up 5.", ["5"])  # once is how people ask
+    body = "Deployed, please verify."  # the value's own please is the user's text
+    assert not says_please_more(f"Please comment on 306: {body}", f"comment on 306: {body}", ["306", body])
+    assert says_please_more(f"Please, please comment on 306: {body}", f"comment on 306: {body}", [body])

@@ -343,3 +343,24 @@ def test_a_final_job_has_freed_the_lock_so_the_next_start_goes_through(
     w._finish("succeeded", result={})
     assert seen == [("succeeded", False)]  # the lock was already free when the job said succeeded
     assert runs.start_training(TrainConfig(model=str(tiny_model), dataset=dataset, iters=2), settings)
+
+
+def test_a_live_process_of_a_final_job_does_not_hold_the_lock(settings: Settings) -> None:
+    """Cancelled before its worker started, or a --hosts run whose first process died while the launcher
+    lives on: the job is final though a process of it is alive, and the next start must not meet busy.
+    A job not written yet is one being started, and holds it."""
+    ws = Workspace(settings.workspace).ensure()
+    store = JobStore(ws)
+    runs._take_lock(ws, "train-being-started", "run-a")  # this (live) process, no job written yet
+    with pytest.raises(TrainingBusyError, match="train-being-started"):
+        runs._take_lock(ws, "train-next", "run-b")
+    store.create("train", job_id="train-being-started")
+    store.update("train-being-started", status="running")
+    with pytest.raises(TrainingBusyError):
+        runs._take_lock(ws, "train-next", "run-b")
+    assert runs.training_lock_holder(settings) is not None
+    store.update("train-being-started", status="cancelled")
+    assert runs.training_lock_holder(settings) is None
+    runs._take_lock(ws, "train-next", "run-b")  # goes through, and now holds it
+    with pytest.raises(TrainingBusyError, match="train-next"):
+        runs._take_lock(ws, "train-third", "run-c")

@@ -62,9 +62,9 @@ def says_please(text: str) -> bool:
     return _PLEASE.search(text) is not None
 
 
-def says_please_twice(text: str) -> bool:
-    """Does ``text`` say "please" more than once ("please run it, please"), which no one writes?"""
-    return len(_PLEASE.findall(text)) > 1
+def pleases(text: str) -> int:
+    """How many times ``text`` says "please" (as a word, any case)."""
+    return len(_PLEASE.findall(text))
 
 
 def join_requests(

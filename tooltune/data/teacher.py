@@ -21,7 +21,7 @@ import httpx
 from pydantic import BaseModel
 
 from tooltune.config import Settings
-from tooltune.data.polish import says_please_twice
+from tooltune.data.polish import pleases
 from tooltune.errors import TooltuneError
 from tooltune.logs import get_logger
 from tooltune.serving.model_server import ModelServer
@@ -82,12 +82,23 @@ def prompt(text: str, must_keep: list[str]) -> list[dict[str, str]]:
 
 def looks_like_a_request(out: str, text: str) -> bool:
     """One line of plain words, not much longer than the original: not code, a URL or an answer
-    ("The third chord of the key is ..." is the model answering, which a user's request never starts as),
-    and "please" said once at most, as the generator's own requests say it."""
+    ("The third chord of the key is ..." is the model answering, which a user's request never starts as)."""
     answer = out.startswith("The ") and not out.endswith("?")
     short = len(out) <= 2 * len(text) + 40
-    plain = "\n" not in out and not _NOT_A_REQUEST.search(out) and not says_please_twice(out)
-    return plain and short and not answer
+    return "\n" not in out and not _NOT_A_REQUEST.search(out) and short and not answer
+
+
+def says_please_more(out: str, text: str, values: list[str]) -> bool:
+    """Does the rewrite say "please" more often than a request does ("please run it, please"): more than
+    once, and more than the original, not counting the values it must keep (a comment saying "please
+    verify" is the user's text, not their manners)?"""
+
+    def own(s: str) -> int:
+        for v in sorted(values, key=len, reverse=True):
+            s = s.replace(v, " ")
+        return pleases(s)
+
+    return own(out) > max(1, own(text))
 
 
 class TeacherError(TooltuneError):
@@ -255,7 +266,7 @@ class Teacher:
         out = (out or "").strip().strip('"').strip()
         if not out or out == text or any(v not in out for v in must_keep):
             return None, "values_lost"
-        if not looks_like_a_request(out, text):
+        if not looks_like_a_request(out, text) or says_please_more(out, text, must_keep):
             return None, "not_a_request"
         if check is not None and (why := check(out)) is not None:
             return None, why

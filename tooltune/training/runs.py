@@ -262,10 +262,21 @@ def _read_lock(ws: Workspace) -> _LockHolder | None:
         return None
 
 
+def _holds(ws: Workspace, holder: _LockHolder | None) -> bool:
+    """Does ``holder`` still hold the lock: its process alive and its job not final? A job can turn final
+    while a process of it lives on (cancelled before its worker started; a ``--hosts`` run whose first
+    process died while the launcher winds down), and a final job trains no more. A job not written yet is
+    one being started: the lock is taken first."""
+    if holder is None or not is_alive(holder.pid):
+        return False
+    store = JobStore(ws)
+    return not (store.exists(holder.job_id) and store.get(holder.job_id).done)
+
+
 def _take_lock(ws: Workspace, job_id: str, run_id: str) -> None:
     with _guard(ws):
         holder = _read_lock(ws)
-        if holder is not None and is_alive(holder.pid):
+        if holder is not None and _holds(ws, holder):
             raise TrainingBusyError(
                 f"busy: training job {holder.job_id} (run {holder.run_id}) is running; "
                 "wait for it or cancel it "
@@ -290,9 +301,10 @@ def release_lock(ws: Workspace, job_id: str) -> None:
 
 
 def training_lock_holder(settings: Settings) -> _LockHolder | None:
-    """The job currently holding the workspace's training lock, if its process is alive."""
-    holder = _read_lock(Workspace(settings.workspace))
-    return holder if holder is not None and is_alive(holder.pid) else None
+    """The job currently holding the workspace's training lock: its process alive, its job not final."""
+    ws = Workspace(settings.workspace)
+    holder = _read_lock(ws)
+    return holder if _holds(ws, holder) else None
 
 
 # ---- start / resume / cancel -------------------------------------------------------------------------
@@ -493,8 +505,8 @@ def _spawn(
         run = read_run(run_dir)
         reason = f"could not start the training worker: {e}"
         write_run(run_dir, run.model_copy(update={"status": "failed", "error": reason, "finished": utcnow()}))
+        release_lock(ws, job_id)  # before the job turns final, as the worker does
         store.update(job_id, status="failed", error=reason)
-        release_lock(ws, job_id)
         raise TooltuneError(reason) from e
     _hand_lock_to(ws, job_id, proc.pid)
     # the worker writes its own pid too; writing it here closes the window before it gets that far
