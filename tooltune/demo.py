@@ -29,7 +29,7 @@ from tooltune.data.datasets import generate_dataset
 from tooltune.data.generate_config import GenerateConfig
 from tooltune.data.store import load_dataset
 from tooltune.errors import TooltuneError
-from tooltune.evals.runner import ProgressFn, run_dir
+from tooltune.evals.runner import DEFAULT_CONCURRENCY, ProgressFn, run_dir
 from tooltune.evals.service import evaluate_on_server
 from tooltune.evals.suite import load_suite
 from tooltune.evals.task_runner import (
@@ -117,7 +117,7 @@ class DemoConfig(BaseModel):
     # the coding tools offered, as in a session (0.7, generator 6's split, left no-call at 6/22)
     absent_tool_share: float = 0.25
     eval_limit: int | None = Field(default=None, description="Cases per category (None = whole suite).")
-    concurrency: int = 4
+    concurrency: int = DEFAULT_CONCURRENCY
     max_tokens: int = 160
     seed: int = 0
     prompt: str = DEMO_PROMPT
