@@ -59,8 +59,8 @@ DEFAULT_CONCURRENCY = 8
 prefilling one prompt at a time (as tooltune starts it on a CPU): on all 128 `coding-tools` cases, 8 in
 flight answered 9.74 and 9.75 cases/min against 7.89 and 7.83 at 4, in both orders, every answer the
 same (bench/results/eval_throughput_c8_full*.json); on BFCL simple_python's first 48, +31% and +30%
-(eval_throughput_c8_bfcl*.json). A case waits longer (49 s against 30 s), which the 600 s request
-timeout covers."""
+(eval_throughput_c8_bfcl*.json). A case waits longer (the 0.5B: 49 s against 30 s; the 1.5B is about
+four times slower on a CPU), inside the 600 s request timeout."""
 DEFAULT_MAX_TOKENS = 256
 ProgressFn = Callable[[int, int, CaseResult], None]
 
