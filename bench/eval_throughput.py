@@ -4,7 +4,8 @@ Usage: python bench/eval_throughput.py [--per-category 4] [--levels 1,4,8] [--ma
 
 Each level gets a freshly started mlx_lm.server, so no level profits from prompt-cache entries left
 by another (docs/PLATFORM.md: a naive repeat showed a false 6x from cache hits). Cases within a level are
-all different prompts, as in a real eval.
+all different prompts, as in a real eval. Each level records every case's answer and how many match
+the first level's (``same_answers_as_first``).
 """
 
 from __future__ import annotations
@@ -102,8 +103,15 @@ def main() -> None:
                 "errors": report.overall.errors,
                 "loadavg_before": load_before,
                 "loadavg_after": loadavg(),
+                # each case's answer (text and calls), so "the same answers" can be read from the file
+                "answers": {r.case_id: r.answer_text(limit=2000) for r in report.results},
             }
-            print(json.dumps({level: out["levels"][str(level)]}), file=sys.stderr)
+            first = next(iter(out["levels"].values()))["answers"]
+            out["levels"][str(level)]["same_answers_as_first"] = sum(
+                first[k] == out["levels"][str(level)]["answers"].get(k) for k in first
+            )
+            shown = {k: v for k, v in out["levels"][str(level)].items() if k != "answers"}
+            print(json.dumps({level: shown}), file=sys.stderr)
             atomic_write_json(Path(args.out), out)
     base = out["levels"].get("1", {}).get("cases_per_min")
     if base:

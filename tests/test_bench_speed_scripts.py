@@ -87,3 +87,23 @@ def test_the_agent_task_bench_names_its_data_by_the_generator_version(
     )
     monkeypatch.setattr(agent_tasks, "GENERATOR_VERSION", "tooltune-data/999")
     assert agent_tasks.dataset_name(600, 0.4, 0) == "agent-coding-n600-tj0.4-s0-g999"
+
+
+@pytest.mark.slow
+def test_eval_throughput_records_each_level_s_answers(tiny_model: Path, tmp_path: Path) -> None:
+    """A claim of "the same answers" at another concurrency must be readable from the result file."""
+    out = tmp_path / "throughput.json"
+    env = {k: v for k, v in os.environ.items() if k != "TOOLTUNE_BLAS_THREADS"}
+    env |= {"TOOLTUNE_CACHE": str(tmp_path / "cache"), "TOOLTUNE_HOME": str(tmp_path / "ws")}
+    args = ["--model", str(tiny_model), "--levels", "1,2", "--per-category", "1", "--max-tokens", "8"]
+    done = subprocess.run(
+        [sys.executable, "bench/eval_throughput.py", *args, "--out", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    one, two = doc["levels"]["1"], doc["levels"]["2"]
+    assert len(one["answers"]) == doc["cases"] > 0 and set(two["answers"]) == set(one["answers"])
+    assert one["same_answers_as_first"] == doc["cases"]
+    same = sum(one["answers"][k] == two["answers"][k] for k in one["answers"])
+    assert two["same_answers_as_first"] == same
