@@ -239,7 +239,7 @@ async def test_generate_teacher_share_and_tries_reach_the_teacher(
             text = body["messages"][-1]["content"].split("Request: ", 1)[1]
             retry = body["seed"] - 1 in seeds  # a retry is sampled with the next seed
             seeds.append(body["seed"])
-            out = f"Please: {text}" if retry else "No values here."
+            out = f"Quick one: {text}" if retry else "No values here."
             data = json.dumps({"choices": [{"message": {"role": "assistant", "content": out}}]}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
