@@ -2247,3 +2247,32 @@ tools:
     assert len({r.split("\n")[0] for r, _ in got}) > 1
     with_recursive = {data.result(rng, "list_dir", {"path": ".", "recursive": True}) for _ in range(40)}
     assert ("true", "true") in with_recursive
+
+
+@pytest.mark.parametrize("suite", ["issue-tracker", "notes-calendar"])
+def test_follow_ups_may_give_the_users_own_values_and_chains_come_from_them(suite: str) -> None:
+    """A follow-up step's ``args`` may repeat a value of a result or of the user's own words (generator 13
+    looked in the results alone, so three in four of the hand books' follow-ups never drew, and a
+    book's two-call chains fell back to requests read back from the schemas: 67 of 74 in H6a's data)."""
+    from tooltune.data.phrasebook_fill import drop_unfillable
+    from tooltune.data.phrasing import mentions_all
+
+    tools = load_tool_specs([f"builtin:{suite}"])
+    books = Path(__file__).resolve().parent.parent / "bench" / "phrasebooks"
+    text = load_phrasebook(books / f"{suite.replace('-', '_')}.hand.yaml")
+    book = DataBook(drop_unfillable(check_phrasebook(text, tools), tools, text=text), tools)
+    rng = random.Random(0)
+    drawn = [book.follow_up(rng) for _ in range(80)]
+    assert all(d is not None for d in drawn)
+    firsts = {d.asks[0].split()[-1] for d in drawn if d is not None}
+    assert len(firsts) > 8  # many follow-ups and values, not one that happens to fill
+    for d in drawn:
+        assert d is not None
+        for i, (_, args) in enumerate(d.calls):  # every value the conversation showed before the call
+            assert mentions_all("\n".join([*d.asks[: i + 1], *d.results[:i]]), args), (d.asks, args)
+    cfg = GenerateConfig(n=40, seed=0, kinds=["multi_chain"], phrasebook_share=1.0, max_tools=8)
+    res = generate_examples(tools, cfg, books=[book])
+    asked = [t for e in res.examples for t in e.user_texts()]
+    assert res.examples and asked
+    schema_words = {t.description.split(".")[0].split(";")[0].lower() for t in tools}
+    assert not [t for t in asked if any(w in t.lower() for w in schema_words)]  # no read-back chains

@@ -621,9 +621,12 @@ class DataBook:
             except _Missing:
                 return None
             args = {**args, **given}
-            # the ask's own values were checked as it was filled; the ``args`` taken from earlier results
-            # must be in them (a value the conversation never showed would be a guess)
-            if not self.validators[tool.name].is_valid(args) or not mentions_all(shown, given):
+            # the ask's own values were checked as it was filled; the ``args`` the step gives must be in
+            # the conversation so far, a result or a user's words, this ask's included (a value it never
+            # showed would be a guess). Generator 13 looked in the results alone, so a step whose ``args``
+            # repeat the user's own values never drew: three in four of a book's follow-ups failed there.
+            heard = "\n".join([shown, *said, text])
+            if not self.validators[tool.name].is_valid(args) or not mentions_all(heard, given):
                 return None
             if not fill._adds_hold(tool, args):  # an add or lookup value and the base ``args`` replaced
                 return None
