@@ -57,10 +57,10 @@ from tooltune.data.teacher import TeacherStats
 #     examples, 3-10 coding, 2-4 issue-tracker and 3 notes-calendar ones differ as a set (seeds 0, 1);
 #     in order, coding seed 0 differs from its 241st example on.
 # 14: a phrasebook follow-up step may give a value the user said (its `args` were looked for in the earlier
-#     results alone, so a step repeating the user's own words never drew: 306 of 400 draws of the hand
-#     books' follow-ups failed, and a failed draw fell back to a chain read back from the schemas, 67 of
-#     74 two-call chains in H6a's issue-tracker data). Only books with follow-ups change; the coding
-#     tools' data (its follow-ups are code) is byte-identical to 13, so CODING_DATA_VERSION stays.
+#     results alone, so a first step with args, or one repeating the user's words, never drew: 306 of 400
+#     draws of the hand books' follow-ups failed, and a failed draw fell back to a chain read back from the
+#     schemas, 67 of 74 two-call chains in H6a's issue-tracker data). Only books with follow-ups change;
+#     the coding tools' data (its follow-ups are code) is byte-identical to 13: CODING_DATA_VERSION stays.
 GENERATOR_VERSION = "tooltune-data/14"
 CODING_DATA_VERSION = "tooltune-data/13"
 """The last generator that changed the built-in coding tools' data: the demo names its dataset by it, so a

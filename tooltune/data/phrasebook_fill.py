@@ -607,7 +607,7 @@ class DataBook:
         calls: list[tuple[str, Args]] = []
         results: list[str] = []
         said: list[str] = []
-        shown = ""  # the results so far: where a step's ``args`` must find their values
+        shown = ""  # the results so far; with the asks, where a step's ``args`` must find their values
         for i, step in enumerate(steps):
             tool = self.by_name[step.call]
             fill.new_call()
@@ -623,8 +623,8 @@ class DataBook:
             args = {**args, **given}
             # the ask's own values were checked as it was filled; the ``args`` the step gives must be in
             # the conversation so far, a result or a user's words, this ask's included (a value it never
-            # showed would be a guess). Generator 13 looked in the results alone, so a step whose ``args``
-            # repeat the user's own values never drew: three in four of a book's follow-ups failed there.
+            # showed would be a guess). Generator 13 looked in the results alone, so a first step with
+            # ``args`` never drew, nor a step repeating the user's words: three in four draws failed there.
             heard = "\n".join([shown, *said, text])
             if not self.validators[tool.name].is_valid(args) or not mentions_all(heard, given):
                 return None
