@@ -37,6 +37,17 @@ def command_line() -> str:
     return " ".join([*env, "python", *sys.argv])
 
 
+def case_answers(report: Any) -> dict[str, str]:
+    """Each case's answer in an eval report (its text, then its native calls), for a speed bench to show
+    that another layout or concurrency answered the same."""
+    return {r.case_id: r.answer_text(limit=2000) for r in report.results}
+
+
+def same_answers(first: dict[str, str], other: dict[str, str]) -> int:
+    """How many of ``first``'s cases ``other`` answered exactly alike."""
+    return sum(first[k] == other.get(k) for k in first)
+
+
 def _cpuinfo() -> list[str]:
     try:
         return Path("/proc/cpuinfo").read_text().splitlines()

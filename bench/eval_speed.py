@@ -39,7 +39,7 @@ from tooltune.config import Settings  # noqa: E402
 from tooltune.serving.blas import THREADS_ENV, subprocess_env  # noqa: E402
 from tooltune.serving.server_flags import PROMPT_ONE_AT_A_TIME  # noqa: E402
 
-from bench_common import machine_info, model_shape  # noqa: E402
+from bench_common import case_answers, machine_info, model_shape, same_answers  # noqa: E402
 
 CHILD = r"""
 import json, sys, time
@@ -129,7 +129,7 @@ def run_layout(
                 "cases_per_min": round(60 * n / wall, 2),
                 "mean_latency_s": report.mean_latency_s,
                 "output_tokens": report.output_tokens,
-                "answers": {r.case_id: r.answer_text(limit=2000) for r in report.results},
+                "answers": case_answers(report),
                 "native_pass": report.overall.native_pass,
                 "lenient_pass": report.overall.lenient_pass,
             }
@@ -220,12 +220,10 @@ def main() -> int:
         old, new = layouts["old"][name], layouts[final][name]
         speedup[name] = by_layout[final][name]
         same[name] = {
-            "same_answers": sum(old["answers"][k] == new["answers"].get(k) for k in old["answers"]),
+            "same_answers": same_answers(old["answers"], new["answers"]),
             "cases": old["cases"],
             **{
-                f"{label}_same_answers": sum(
-                    old["answers"][k] == layouts[label][name]["answers"].get(k) for k in old["answers"]
-                )
+                f"{label}_same_answers": same_answers(old["answers"], layouts[label][name]["answers"])
                 for label in list(layouts)[1:-1]
             },
         }

@@ -27,7 +27,7 @@ import eval_speed  # noqa: E402
 from tooltune.config import Settings  # noqa: E402
 from tooltune.serving.server_flags import PROMPT_ONE_AT_A_TIME  # noqa: E402
 
-from bench_common import machine_info  # noqa: E402
+from bench_common import machine_info, same_answers  # noqa: E402
 
 LAYOUTS = {"new": [], "new_prompt_1": list(PROMPT_ONE_AT_A_TIME)}
 
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
                     "server_args": LAYOUTS[label],
                     "cases": got["cases"],
                     "wall_s": got["wall_s"],
-                    "same_answers_as_first": sum(first[k] == got["answers"].get(k) for k in first),
+                    "same_answers_as_first": same_answers(first, got["answers"]),
                 }
             )
             eval_speed.log(f"pair {pair}: {label} {got['wall_s']} s")

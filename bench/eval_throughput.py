@@ -28,7 +28,7 @@ from tooltune.serving.server_flags import default_server_args
 from tooltune.testing.mlx_endpoint import mlx_endpoint
 from tooltune.workspace import Workspace, atomic_write_json
 
-from bench_common import command_line
+from bench_common import case_answers, command_line, same_answers
 
 
 def loadavg() -> list[float]:
@@ -104,12 +104,11 @@ def main() -> None:
                 "loadavg_before": load_before,
                 "loadavg_after": loadavg(),
                 # each case's answer (text and calls), so "the same answers" can be read from the file
-                "answers": {r.case_id: r.answer_text(limit=2000) for r in report.results},
+                "answers": case_answers(report),
             }
             first = next(iter(out["levels"].values()))["answers"]
-            out["levels"][str(level)]["same_answers_as_first"] = sum(
-                first[k] == out["levels"][str(level)]["answers"].get(k) for k in first
-            )
+            got = out["levels"][str(level)]
+            got["same_answers_as_first"] = same_answers(first, got["answers"])
             shown = {k: v for k, v in out["levels"][str(level)].items() if k != "answers"}
             print(json.dumps({level: shown}), file=sys.stderr)
             atomic_write_json(Path(args.out), out)
