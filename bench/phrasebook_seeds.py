@@ -2,25 +2,26 @@
 does by itself?
 
 One ``bench/phrasebook_suites.py`` run trains one adapter per suite from one seed (the seed draws the
-data and orders training). On one GPU, four seeds of the same recipe ranged over 12 of 68 cases on
-issue-tracker and 9 of 70 on notes-calendar (``phrasebook_seeds_h9.json``), so a recipe is a
-distribution and one run is one draw from it. This script reads result files of several recipes, each
-run with one or more seeds, and per suite and data source writes each recipe's passes per seed, their
-mean, standard deviation and range, and each recipe against the first (the control): the difference of
-the means and an exact two-sided permutation test over the seed totals. A comparison the seeds at hand
-cannot decide (no split of them reaches p < 0.05: one seed against four, say) says so. With ``--answers
-NAME DIR`` (the folder of a group's eval answers, ``<run_id>/cases.jsonl``, as
-``bench/results/phrasebook_gpu_h9/``; per group, since runs of two generator versions can share a run id)
-it also counts, per recipe, how many cases pass on every seed, on none, or on some.
+data and orders training). On one GPU, four seeds of the same recipe spanned 12 cases on issue-tracker
+(28–40 of 68) and 9 on notes-calendar (30–39 of 70; ``bench/results/phrasebook_seeds_h9.json``), so a
+recipe is a distribution and one run is one draw from it. This script reads result files of several
+recipes, each run with one or more seeds, and per suite and data source writes each recipe's passes per
+seed, their mean, standard deviation and range, and each recipe against the first (the control): the
+difference of the means and an exact two-sided permutation test over the seed totals. A comparison
+these totals cannot decide (no split of them reaches p < 0.05: one seed against four, or four against
+four with a tie between the best and the worst) says so. With ``--answers NAME DIR`` (the folder of a
+group's eval answers, ``<run_id>/cases.jsonl``, as ``bench/results/phrasebook_gpu_h9/``; per group, since
+runs of two generator versions can share a run id, and checked against each run's counts) it also
+counts, per recipe, how many cases pass on every seed, on none, or on some, and which cases no recipe
+passed on any seed.
 
-Usage:
-  python bench/phrasebook_seeds.py --group H9 bench/results/phrasebook_*_h9_*.json bench/results/phrasebook_*_h9s*.json \\
-      --group H6b bench/results/phrasebook_*_h6b_*.json --answers H9 bench/results/phrasebook_gpu_h9 \\
-      --out bench/results/phrasebook_seeds_h9.json
+Usage (the committed comparison's own command is in its ``command`` field):
+  python bench/phrasebook_seeds.py --group H9 FILE... --group H6b FILE... \\
+      [--answers H9 bench/results/phrasebook_gpu_h9] [--out bench/results/phrasebook_seeds_h9.json]
 
 Every file of a group must hold the same recipe (model, generator and its settings, training settings,
-steps, examples; only the seed may differ), and every file of one suite the same suite: a file that
-does not is named and refused.
+steps, examples; only the seed may differ, each seed once), and every file of one suite the same suite:
+a file that does not is named and refused.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import math
 import re
 import statistics
 import sys
@@ -38,7 +38,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-SEED = re.compile(r"-s(\d+)-")
+# bench/phrasebook_suites.py's dataset names: pb-<source>-n<examples>-s<seed>[<variant>][-<suite>]
+SEED = re.compile(r"^(pb-[^-]+-n\d+-s)(\d+)(?=-|$)")
 ALPHA = 0.05
 
 
@@ -46,8 +47,11 @@ class RecipeError(ValueError):
     """A result file that does not belong where it was put."""
 
 
-def passes(fraction: float | None, cases: int) -> int:
-    return round((fraction or 0.0) * cases)
+def passes(fraction: float | None, cases: int, where: str) -> int:
+    """A fraction of a suite's cases as the count it was made from (files keep 4 decimals: 0.5882 of 68)."""
+    if fraction is None:
+        raise RecipeError(f"{where}: no native accuracy recorded")
+    return round(fraction * cases)
 
 
 def recipe_key(result: dict[str, Any], source: str) -> str:
@@ -57,13 +61,14 @@ def recipe_key(result: dict[str, Any], source: str) -> str:
         {
             "model": result["model"],
             "generator": result.get("generator"),
-            "generator_settings": result.get("generator_settings", {}),
-            "train_settings": result.get("train_settings", {}),
+            # older files wrote null where newer ones write {}: both mean the defaults
+            "generator_settings": result.get("generator_settings") or {},
+            "train_settings": result.get("train_settings") or {},
             "max_seq_length": result.get("max_seq_length"),
             "data_per_suite": result.get("data_per_suite"),
             "iters": entry.get("iters"),
             # the seed and the suite (a per-suite dataset names its suite) left out
-            "dataset": SEED.sub("-s*-", entry["dataset"], count=1).replace(result["suite"], "*"),
+            "dataset": SEED.sub(r"\1*", entry["dataset"], count=1).replace(result["suite"], "*"),
         },
         sort_keys=True,
     )
@@ -72,29 +77,38 @@ def recipe_key(result: dict[str, Any], source: str) -> str:
 def seed_of(dataset: str) -> int:
     m = SEED.search(dataset)
     if not m:
-        raise RecipeError(f"dataset {dataset!r} names no seed (-s<N>-)")
-    return int(m.group(1))
+        raise RecipeError(f"dataset {dataset!r} names no seed (pb-<source>-n<N>-s<seed>...)")
+    return int(m.group(2))
 
 
-def permutation_p(a: list[int], b: list[int]) -> float:
-    """Exact two-sided permutation test of the difference of means of two groups of seed totals: the share
-    of all splits of the pooled totals into groups of these sizes whose difference is at least as large."""
+def split_differences(a: list[int], b: list[int]) -> list[float]:
+    """|mean of one side - mean of the other| for every split of the pooled totals into groups of these sizes
+    (the splits an exact permutation test weighs equally; fine up to about 10 seeds a side)."""
     pooled = a + b
-    observed = abs(statistics.fmean(a) - statistics.fmean(b))
-    hits = total = 0
+    out = []
     for idx in itertools.combinations(range(len(pooled)), len(a)):
         chosen = set(idx)
         x = [pooled[i] for i in idx]
         y = [pooled[i] for i in range(len(pooled)) if i not in chosen]
-        total += 1
-        hits += abs(statistics.fmean(x) - statistics.fmean(y)) >= observed - 1e-9
-    return hits / total
+        out.append(abs(statistics.fmean(x) - statistics.fmean(y)))
+    return out
 
 
-def smallest_p(n_a: int, n_b: int) -> float:
-    """The smallest two-sided p an exact permutation test of groups this size can give (distinct totals):
-    the observed split alone, or with its mirror image when the groups are the same size."""
-    return min(1.0, (2 if n_a == n_b else 1) / math.comb(n_a + n_b, n_a))
+def permutation_p(a: list[int], b: list[int]) -> float:
+    """Exact two-sided permutation test of the difference of means of two groups of seed totals: the share
+    of all splits whose difference is at least the observed one."""
+    observed = abs(statistics.fmean(a) - statistics.fmean(b))
+    diffs = split_differences(a, b)
+    return sum(d >= observed - 1e-9 for d in diffs) / len(diffs)
+
+
+def smallest_p(a: list[int], b: list[int]) -> float:
+    """The smallest p the test could give with these very totals, whichever seeds scored them: the share of
+    splits as far apart as the farthest one. With distinct totals 1/C(n, k), or 2/C(n, k) for groups of one
+    size (a split and its mirror); ties raise it (4 against 4 with one total shared: 4/70)."""
+    diffs = split_differences(a, b)
+    top = max(diffs)
+    return sum(d >= top - 1e-9 for d in diffs) / len(diffs)
 
 
 def spread(values: list[int]) -> dict[str, Any]:
@@ -131,18 +145,31 @@ def load_group(name: str, files: list[Path], source: str) -> dict[str, list[dict
     return by_suite
 
 
-def case_passes(answers: Path, run_id: str) -> dict[str, tuple[str, bool]]:
-    """Each case's category and whether its native answer passed, from a run's saved answers."""
-    path = answers / run_id / "cases.jsonl"
+def case_passes(answers: Path, result: dict[str, Any], source: str) -> dict[str, tuple[str, bool]]:
+    """Each case's category and whether its native answer passed, from a run's saved answers, checked to be
+    that run's: every case of the suite once, as many passed as the result file counts (two runs of
+    different generator versions can share a run id, so a folder of the other one's answers is refused)."""
+    entry = result["sources"][source]
+    path = answers / entry["run_id"] / "cases.jsonl"
     if not path.is_file():
-        raise RecipeError(f"{answers}: holds no answers of run {run_id!r} ({path.name} missing)")
-    out = {}
+        raise RecipeError(f"{answers}: holds no answers of run {entry['run_id']!r} ({path.name} missing)")
+    out: dict[str, tuple[str, bool]] = {}
     for n, line in enumerate(path.read_text().splitlines(), 1):
         try:
             row = json.loads(line)
-            out[row["case_id"]] = (row["category"], bool(row["native"]["passed"]))
+            case, category, passed = row["case_id"], row["category"], bool(row["native"]["passed"])
         except (json.JSONDecodeError, KeyError, TypeError) as e:
             raise RecipeError(f"{path}:{n}: not an answer record ({e})") from e
+        if case in out:
+            raise RecipeError(f"{path}:{n}: case {case!r} answered twice (repeats are not seeds)")
+        out[case] = (category, passed)
+    want = passes(entry["adapter_native"], result["cases"], result["_file"])
+    got = sum(p for _, p in out.values())
+    if len(out) != result["cases"] or got != want:
+        raise RecipeError(
+            f"{path}: {len(out)} answers, {got} passed, but {result['_file']} counts {result['cases']} cases, "
+            f"{want} passed: not this run's answers"
+        )
     return out
 
 
@@ -161,10 +188,16 @@ def group_summary(results: list[dict[str, Any]], source: str, answers: Path | No
             f"{results[0]['suite']}: files from different versions of the suite ({sorted(hashes)})"
         )
     results = sorted(results, key=lambda r: seed_of(r["sources"][source]["dataset"]))
-    totals = [passes(r["sources"][source]["adapter_native"], cases) for r in results]
+    seeds = [seed_of(r["sources"][source]["dataset"]) for r in results]
+    twice = sorted({s for s in seeds if seeds.count(s) > 1})
+    if twice:
+        raise RecipeError(
+            f"{results[0]['suite']}: seed {twice[0]} given twice in one group (a rerun is not a seed)"
+        )
+    totals = [passes(r["sources"][source]["adapter_native"], cases, r["_file"]) for r in results]
     cats = sorted(results[0]["sources"][source]["categories"])
     out: dict[str, Any] = {
-        "seeds": [seed_of(r["sources"][source]["dataset"]) for r in results],
+        "seeds": seeds,
         "passes": totals,
         "cases": cases,
         **spread(totals),
@@ -175,14 +208,16 @@ def group_summary(results: list[dict[str, Any]], source: str, answers: Path | No
             )
             for c in cats
         },
-        "baseline_passes": passes(results[0]["baseline"]["native"], cases),
+        "baseline_passes": passes(results[0]["baseline"]["native"], cases, results[0]["_file"]),
         "files": [r["_file"] for r in results],
         # where each run trained and answered, as its result file recorded it
         "machines": sorted({machine_words(r.get("machine")) for r in results}),
     }
     if answers is not None:
-        per_case = [case_passes(answers, r["sources"][source]["run_id"]) for r in results]
-        ids = sorted(set.intersection(*(set(p) for p in per_case)))
+        per_case = [case_passes(answers, r, source) for r in results]
+        ids = sorted(per_case[0])
+        if any(set(p) != set(ids) for p in per_case):
+            raise RecipeError(f"{answers}: the runs of one suite answered different cases")
         k = {i: sum(p[i][1] for p in per_case) for i in ids}
         category = {i: per_case[0][i][0] for i in ids}
         # how many cases passed on 0, 1, ... of the seeds; those that passed on none, per category
@@ -196,7 +231,7 @@ def group_summary(results: list[dict[str, Any]], source: str, answers: Path | No
 
 def compare(control: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
     a, b = control["passes"], other["passes"]
-    floor = smallest_p(len(a), len(b))
+    floor = smallest_p(a, b)
     p = permutation_p(b, a)
     return {
         "diff_mean": round(statistics.fmean(b) - statistics.fmean(a), 2),
@@ -204,13 +239,18 @@ def compare(control: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
         "decidable": floor < ALPHA,
         "smallest_p": round(floor, 4),
         "verdict": (
-            "too few seeds to decide" if floor >= ALPHA
+            "too few seeds to decide" if floor >= ALPHA  # no split of these totals reaches p < 0.05
             else ("beyond seed noise" if p < ALPHA else "within seed noise")
         ),
     }  # fmt: skip
 
 
 def build(groups: list[tuple[str, list[Path]]], source: str, answers: dict[str, Path]) -> dict[str, Any]:
+    names = [name for name, _ in groups]
+    if len(set(names)) < len(names):
+        raise RecipeError(
+            f"group {next(n for n in names if names.count(n) > 1)!r} given twice: name each once"
+        )
     loaded = [(name, load_group(name, files, source)) for name, files in groups]
     suites = sorted({s for _, by_suite in loaded for s in by_suite})
     out: dict[str, Any] = {"source": source, "control": loaded[0][0], "suites": {}}
@@ -221,6 +261,14 @@ def build(groups: list[tuple[str, list[Path]]], source: str, answers: dict[str, 
         if len(hashes) > 1:
             raise RecipeError(f"{suite}: the groups' files come from different versions of the suite")
         row: dict[str, Any] = {"groups": summaries}
+        if all("never_passed" in g for g in summaries.values()):
+            # cases that no seed of any recipe passed: what none of these recipes teaches
+            row["passed_by_no_group"] = {
+                cat: sorted(
+                    set.intersection(*(set(g["never_passed"].get(cat, [])) for g in summaries.values()))
+                )
+                for cat in sorted({c for g in summaries.values() for c in g["never_passed"]})
+            }
         control = summaries.get(loaded[0][0])
         if control is not None:
             row["vs_control"] = {

@@ -1,8 +1,10 @@
-"""bench/phrasebook_seeds.py: recipes compared over seeds, each group's files checked to be one recipe."""
+"""bench/phrasebook_seeds.py: recipes compared over seeds, each group's files checked to be one recipe and
+each answer folder checked to hold its runs' answers."""
 
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +15,7 @@ import pytest
 from bench_import import BENCH, bench_module
 
 REPO = BENCH.parent
+CASES = 68
 
 
 def _module() -> ModuleType:
@@ -20,9 +23,17 @@ def _module() -> ModuleType:
 
 
 def _result(
-    suite: str, seed: int, passed: int, *, cases: int = 10, iters: int = 600, tag: str = ""
+    suite: str,
+    seed: int,
+    passed: int,
+    *,
+    cases: int = CASES,
+    iters: int = 600,
+    n: int = 500,
+    variant: str = "-t8-pb1",
 ) -> dict[str, Any]:
-    dataset = f"pb-hand-n500-s{seed}-t8-pb1-mixf78ed1-{suite}"
+    """A result file as bench/phrasebook_suites.py writes it: fractions kept to 4 decimals."""
+    dataset = f"pb-hand-n{n}-s{seed}{variant}" + (f"-{suite}" if variant else "")
     return {
         "suite": suite,
         "suite_hash": f"hash-{suite}",
@@ -33,15 +44,15 @@ def _result(
         "train_settings": {},
         "max_seq_length": 3072,
         "data_per_suite": True,
-        "baseline": {"native": 0.2},
+        "baseline": {"native": round(16 / cases, 4)},
         "machine": {"gpu": "NVIDIA H100", "date": "2026-12-07T04:36:17+00:00"},
         "sources": {
             "hand": {
                 "dataset": dataset,
                 "iters": iters,
-                "run_id": f"{suite}-{dataset}-i{iters}-t{seed}{tag}",
-                "adapter_native": passed / cases,
-                "categories": {"simple": {"native": passed / cases}},
+                "run_id": f"{suite}-{dataset}-i{iters}-t{seed}",
+                "adapter_native": round(passed / cases, 4),
+                "categories": {"simple": {"native": round(passed / cases, 4)}},
             }
         },
     }
@@ -53,82 +64,139 @@ def _write(folder: Path, name: str, result: dict[str, Any]) -> Path:
     return path
 
 
+def _group(folder: Path, name: str, totals: list[int], **kw: Any) -> list[Path]:
+    files = [_write(folder, f"{name}{s}", _result("issue-tracker", s, p, **kw)) for s, p in enumerate(totals)]
+    random.Random(0).shuffle(files)  # given in any order, summarised in seed order
+    return files
+
+
 def test_the_permutation_test_counts_every_split() -> None:
     mod = _module()
     # four against four, no overlap: only the observed split and its mirror are as extreme, 2 of 70
     assert mod.permutation_p([10, 11, 12, 13], [20, 21, 22, 23]) == pytest.approx(2 / 70)
     assert mod.permutation_p([5, 5], [5, 5]) == 1.0
-    assert mod.smallest_p(4, 4) == pytest.approx(2 / 70)
-    assert mod.smallest_p(1, 4) == pytest.approx(0.2)  # one seed against four can never decide
-    assert mod.permutation_p([30], [10, 11, 12, 13]) == pytest.approx(0.2)
+    assert mod.smallest_p([10, 11, 12, 13], [20, 21, 22, 23]) == pytest.approx(2 / 70)
+    # a tie between the groups: either 39 may go low, so the farthest split comes 4 ways of 70
+    assert mod.smallest_p([30, 30, 32, 39], [39, 40, 41, 42]) == pytest.approx(4 / 70)
+    # one run against four: |38 - 32.5| = 5.5 is reached by 38, 40 (8) and 28 (7) alone: 3 of 5
+    assert mod.permutation_p([38], [40, 30, 28, 32]) == pytest.approx(0.6)
+    assert mod.smallest_p([38], [40, 30, 28, 32]) == pytest.approx(0.2)
 
 
 def test_groups_are_summarised_per_suite_and_compared_with_the_control(tmp_path: Path) -> None:
     mod = _module()
-    control = [_write(tmp_path, f"c{s}", _result("issue-tracker", s, p)) for s, p in enumerate([4, 5, 6, 5])]
-    better = [_write(tmp_path, f"b{s}", _result("issue-tracker", s, p)) for s, p in enumerate([9, 9, 8, 10])]
-    single = [_write(tmp_path, "one", _result("issue-tracker", 0, 9, iters=1200))]
-    out = mod.build([("C", control), ("B", better), ("One", single)], "hand", {})
-    row = out["suites"]["issue-tracker"]
+    control = _group(tmp_path, "c", [40, 30, 28, 32])
+    better = _group(tmp_path, "b", [44, 45, 46, 47])
+    overlapping = _group(tmp_path, "o", [29, 41, 33, 35])
+    single = [_write(tmp_path, "one", _result("issue-tracker", 0, 38, n=1000, iters=1200))]
+    groups = [("C", control), ("B", better), ("O", overlapping), ("One", single)]
+    row = mod.build(groups, "hand", {})["suites"]["issue-tracker"]
     c = row["groups"]["C"]
-    assert c["seeds"] == [0, 1, 2, 3] and c["passes"] == [4, 5, 6, 5]
-    assert c["mean"] == 5.0 and c["min"] == 4 and c["max"] == 6 and c["stdev"] == pytest.approx(0.82)
-    assert c["baseline_passes"] == 2 and c["native_mean"] == 0.5
+    assert c["seeds"] == [0, 1, 2, 3] and c["passes"] == [40, 30, 28, 32]  # 0.5882 of 68 is 40, not 39
+    assert (c["mean"], c["stdev"], c["min"], c["max"]) == (32.5, 5.26, 28, 40)
+    assert c["baseline_passes"] == 16 and c["native_mean"] == 0.4779
     assert c["machines"] == ["NVIDIA H100, 2026-12-07"]
     b = row["vs_control"]["B"]
-    assert (
-        b["diff_mean"] == 4.0
-        and b["p_permutation"] == pytest.approx(0.0286)
-        and b["verdict"] == "beyond seed noise"
-    )
+    assert b["diff_mean"] == 13.0 and b["p_permutation"] == pytest.approx(0.0286)
+    assert b["verdict"] == "beyond seed noise"
+    o = row["vs_control"]["O"]
+    assert o["decidable"] and o["verdict"] == "within seed noise" and o["p_permutation"] > 0.05
     one = row["vs_control"]["One"]
+    assert one["smallest_p"] == 0.2 and one["p_permutation"] == 0.6
     assert not one["decidable"] and one["verdict"] == "too few seeds to decide"
 
 
-def test_a_file_of_another_recipe_or_suite_version_is_named_and_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"iters": 1200},
+        {"n": 1000},
+        {"train_settings": {"batch_size": 4}},
+        {"generator_settings": {"max_tools": 8, "tool_odds": "intents"}},
+        {"generator": ["tooltune-data/12"]},
+        {"model": "qwen2.5-coder-1.5b-instruct"},
+    ],
+)
+def test_a_file_of_another_recipe_is_named_and_refused(tmp_path: Path, change: dict[str, Any]) -> None:
     mod = _module()
-    a = _write(tmp_path, "a", _result("issue-tracker", 0, 5))
-    longer = _write(tmp_path, "longer", _result("issue-tracker", 1, 5, iters=1200))
-    with pytest.raises(mod.RecipeError, match=r"longer\.json: another recipe"):
-        mod.build([("G", [a, longer])], "hand", {})
-    other_version = _result("issue-tracker", 1, 5)
-    other_version["suite_hash"] = "changed"
-    b = _write(tmp_path, "b", other_version)
-    with pytest.raises(mod.RecipeError, match="different versions of the suite"):
+    a = _write(tmp_path, "a", _result("issue-tracker", 0, 30))
+    kw = {k: v for k, v in change.items() if k in ("iters", "n")}
+    other = _result("issue-tracker", 1, 30, **kw)
+    other.update({k: v for k, v in change.items() if k not in kw})
+    b = _write(tmp_path, "other", other)
+    with pytest.raises(mod.RecipeError, match=r"other\.json: another recipe"):
         mod.build([("G", [a, b])], "hand", {})
+
+
+def test_files_and_groups_that_cannot_be_counted_as_seeds_are_refused(tmp_path: Path) -> None:
+    mod = _module()
+    a = _write(tmp_path, "a", _result("issue-tracker", 0, 30))
+    changed = _result("issue-tracker", 1, 30)
+    changed["suite_hash"] = "changed"
+    with pytest.raises(mod.RecipeError, match="different versions of the suite"):
+        mod.build([("G", [a, _write(tmp_path, "b", changed)])], "hand", {})
     with pytest.raises(mod.RecipeError, match="has no 'drafted' adapter"):
         mod.build([("G", [a])], "drafted", {})
-    # the suites' names are no part of the recipe: one recipe over both suites is one group
-    n = _write(tmp_path, "n", _result("notes-calendar", 0, 5))
+    rerun = _write(tmp_path, "rerun", _result("issue-tracker", 0, 33))
+    with pytest.raises(mod.RecipeError, match="seed 0 given twice"):
+        mod.build([("G", [a, rerun])], "hand", {})
+    with pytest.raises(mod.RecipeError, match="group 'G' given twice"):
+        mod.build([("G", [a]), ("G", [rerun])], "hand", {})
+
+
+def test_what_is_no_part_of_a_recipe_does_not_split_a_group(tmp_path: Path) -> None:
+    mod = _module()
+    a = _write(tmp_path, "a", _result("issue-tracker", 0, 30))
+    # the suite's name: one recipe over both suites is one group
+    n = _write(tmp_path, "n", _result("notes-calendar", 0, 30))
     assert set(mod.build([("G", [a, n])], "hand", {})["suites"]) == {"issue-tracker", "notes-calendar"}
+    # older files wrote null for default settings
+    old = _result("issue-tracker", 1, 31)
+    old["train_settings"] = None
+    assert mod.build([("G", [a, _write(tmp_path, "old", old)])], "hand", {})["suites"]["issue-tracker"]
+    # a dataset name that ends with its seed (no variant, one dataset over both suites)
+    bare = [_write(tmp_path, f"bare{s}", _result("issue-tracker", s, 20 + s, variant="")) for s in (0, 1)]
+    assert mod.build([("G", bare)], "hand", {})["suites"]["issue-tracker"]["groups"]["G"]["seeds"] == [0, 1]
 
 
-def _answers(folder: Path, run_id: str, passed: dict[str, bool]) -> None:
-    (folder / run_id).mkdir(parents=True)
+def _answers(folder: Path, result: dict[str, Any], passed: dict[str, bool]) -> None:
+    run = folder / result["sources"]["hand"]["run_id"]
+    run.mkdir(parents=True)
     rows = [{"case_id": c, "category": c.split("-")[0], "native": {"passed": ok}} for c, ok in passed.items()]
-    (folder / run_id / "cases.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    (run / "cases.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
 
 
 def test_answers_count_the_cases_each_recipe_passes_on_every_seed_on_some_or_on_none(tmp_path: Path) -> None:
     mod = _module()
-    answers = tmp_path / "answers"
+    answers, other_answers = tmp_path / "answers", tmp_path / "other"
+    runs = [{"simple-1": True, "simple-2": False, "parallel-1": False},
+            {"simple-1": True, "simple-2": True, "parallel-1": False}]  # fmt: skip
     files = []
-    for seed, passed in enumerate([{"simple-1": True, "simple-2": False, "parallel-1": False},
-                                   {"simple-1": True, "simple-2": True, "parallel-1": False}]):  # fmt: skip
+    for seed, passed in enumerate(runs):
         r = _result("issue-tracker", seed, sum(passed.values()), cases=3)
-        _answers(answers, r["sources"]["hand"]["run_id"], passed)
+        _answers(answers, r, passed)
+        # another run that shares the run id (another generator version): other answers, other counts
+        _answers(other_answers, r, {c: not ok for c, ok in passed.items()})
         files.append(_write(tmp_path, f"s{seed}", r))
-    g = mod.build([("G", files)], "hand", {"G": answers})["suites"]["issue-tracker"]["groups"]["G"]
+    out = mod.build([("G", files)], "hand", {"G": answers})["suites"]["issue-tracker"]
+    g = out["groups"]["G"]
     assert g["cases_by_seeds_passed"] == {"0": 1, "1": 1, "2": 1}
     assert g["never_passed"] == {"parallel": ["parallel-1"], "simple": []}
+    assert out["passed_by_no_group"] == {"parallel": ["parallel-1"], "simple": []}
+    with pytest.raises(mod.RecipeError, match="not this run's answers"):
+        mod.build([("G", files)], "hand", {"G": other_answers})
     missing = tmp_path / "elsewhere"
     missing.mkdir()
     with pytest.raises(mod.RecipeError, match="holds no answers of run"):
         mod.build([("G", files)], "hand", {"G": missing})
+    first = answers / json.loads(files[0].read_text())["sources"]["hand"]["run_id"] / "cases.jsonl"
+    first.write_text(first.read_text() + first.read_text().splitlines()[0] + "\n")
+    with pytest.raises(mod.RecipeError, match=r"cases\.jsonl:4: case 'simple-1' answered twice"):
+        mod.build([("G", files)], "hand", {"G": answers})
 
 
 def test_the_command_writes_the_comparison_and_rejects_answers_of_no_group(tmp_path: Path) -> None:
-    a = [_write(tmp_path, f"a{s}", _result("issue-tracker", s, 5 + s)) for s in range(2)]
+    a = [_write(tmp_path, f"a{s}", _result("issue-tracker", s, 5 + s, cases=10)) for s in range(2)]
     out = tmp_path / "seeds.json"
     script = str(BENCH / "phrasebook_seeds.py")
     run = subprocess.run(
