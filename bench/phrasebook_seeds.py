@@ -124,6 +124,7 @@ def load_group(name: str, files: list[Path], source: str) -> dict[str, list[dict
     """A group's results per suite, each checked to hold the group's one recipe."""
     by_suite: dict[str, list[dict[str, Any]]] = {}
     key: str | None = None
+    books: list[str] | None = None
     for f in files:
         try:
             result = json.loads(f.read_text())
@@ -140,6 +141,14 @@ def load_group(name: str, files: list[Path], source: str) -> dict[str, list[dict
             raise RecipeError(
                 f"{f}: another recipe than the rest of group {name!r} (only the seed may differ)"
             )
+        # the books' digests, where the file records them (older files do not): an edited book is
+        # another recipe
+        digests = result["sources"][source].get("books")
+        if digests is not None:
+            if books is None:
+                books = digests
+            elif digests != books:
+                raise RecipeError(f"{f}: made from other phrasebooks than the rest of group {name!r}")
         result["_file"] = str(f)
         by_suite.setdefault(result["suite"], []).append(result)
     return by_suite

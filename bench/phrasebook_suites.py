@@ -170,6 +170,15 @@ def copied_generators(ws: Workspace, datasets: Iterable[str]) -> list[str]:
     return sorted(found)
 
 
+def dataset_books(ws: Workspace, name: str) -> list[str] | None:
+    """The phrasebooks a dataset was made from, each with its digest (``phrasebook:<name>@<digest>``, from
+    its record; an edited book is another recipe), or None when the record is not here."""
+    meta = ws.dataset_dir(name) / "dataset.json"
+    if not meta.is_file():
+        return None
+    return [s for s in json.loads(meta.read_text()).get("sources", []) if s.startswith("phrasebook:")]
+
+
 def copied_evals(ws: Workspace, model: Path, adapters: dict[str, dict[str, str]]) -> dict[str, Any]:
     """What :func:`stage_eval` returns, from eval reports copied from another machine."""
     out: dict[str, Any] = {}
@@ -419,6 +428,9 @@ def write_results(
                 "vs_baseline": mcnemar(vs_base),
                 "run_id": rep.meta.run_id,
             }
+            book_digests = dataset_books(ws, entry["dataset"])
+            if book_digests is not None:
+                entry["books"] = book_digests
             if source != "schema" and "schema" in reports:
                 entry["vs_schema"] = mcnemar(compare_runs(ws, reports["schema"].meta.run_id, rep.meta.run_id))
             result["sources"][source] = entry

@@ -142,6 +142,14 @@ def test_files_and_groups_that_cannot_be_counted_as_seeds_are_refused(tmp_path: 
         mod.build([("G", [a, rerun])], "hand", {})
     with pytest.raises(mod.RecipeError, match="group 'G' given twice"):
         mod.build([("G", [a]), ("G", [rerun])], "hand", {})
+    # an edited book: files that name their books' digests must name the same ones
+    first, edited = _result("issue-tracker", 2, 30), _result("issue-tracker", 3, 30)
+    first["sources"]["hand"]["books"] = ["phrasebook:issue-tracker-hand@aaaa"]
+    edited["sources"]["hand"]["books"] = ["phrasebook:issue-tracker-hand@bbbb"]
+    older = [a, _write(tmp_path, "first", first)]  # a file from before digests were recorded is no conflict
+    assert mod.build([("G", older)], "hand", {})["suites"]["issue-tracker"]["groups"]["G"]["seeds"] == [0, 2]
+    with pytest.raises(mod.RecipeError, match=r"edited\.json: made from other phrasebooks"):
+        mod.build([("G", [*older, _write(tmp_path, "edited", edited)])], "hand", {})
 
 
 def test_what_is_no_part_of_a_recipe_does_not_split_a_group(tmp_path: Path) -> None:

@@ -205,3 +205,12 @@ def test_write_results_rebuilds_a_committed_result_from_its_answers(
     assert rebuilt["train_settings"] == {"num_layers": -1, "rank": 16} and rebuilt["machine"] == {
         "here": True
     }
+    # where the dataset's record is at hand, the books it was made from are named with their digests
+    record = ws.dataset_dir(hand["dataset"])
+    record.mkdir(parents=True)
+    book = "phrasebook:issue-tracker-hand@bcc36e10b4850f8d"
+    (record / "dataset.json").write_text(json.dumps({"sources": ["builtin:issue-tracker", book]}))
+    mod.write_results(args, variant, ws, {key: hand["dataset"]}, trained, evals, {"here": True},
+                      generators=committed["generator"], wall_s=1.0)  # fmt: skip
+    again = json.loads((tmp_path / "bench" / "results" / "phrasebook_issue_tracker_rebuilt.json").read_text())
+    assert again["sources"]["hand"]["books"] == [book]
