@@ -233,11 +233,11 @@ def test_the_leak_check_keeps_task_requests_out_of_training() -> None:
 
 def test_trajectory_data_never_rehearses_a_task_edit() -> None:
     """The opt-in trajectory kind edits constants and fixes functions: none of them is one the tasks'
-    projects have, so training cannot teach a task's answer."""
+    projects have, so training cannot teach a task's answer (the recorded jobs' projects included)."""
     import random
     import re
 
-    from tooltune.data.coding_trajectories import trajectory
+    from tooltune.data.recorded_jobs import trajectory
 
     suite = load_task_suite("coding-tasks")
     names: set[str] = set()

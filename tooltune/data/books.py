@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from typing import Any, Protocol
 
-from tooltune.data import coding_requests, coding_trajectories
+from tooltune.data import coding_requests, recorded_jobs
 from tooltune.data.coding_requests import FollowUp
 from tooltune.data.phrasebook_fill import JobRun
 from tooltune.toolspec import ToolSpec
@@ -64,7 +64,7 @@ class CodingBook:
         return coding_requests.follow_up(rng)
 
     def job(self, rng: random.Random) -> JobRun | None:
-        t = coding_trajectories.trajectory(rng)
+        t = recorded_jobs.trajectory(rng)
         return JobRun(t.request, [(st.name, st.args, st.result) for st in t.steps], t.answer)
 
     def intents(self, name: str) -> int | None:

@@ -391,7 +391,7 @@ class ExampleBuilder:
 
     def trajectory(self) -> list[dict[str, Any]] | None:
         """A whole job from one request: each call chosen from the previous result, then an answer from
-        what came back (the coding tools' ``coding_trajectories``, a phrasebook's ``jobs``)."""
+        what came back (the coding tools' ``recorded_jobs``, a phrasebook's ``jobs``)."""
         books = [b for b in self.books if any(b.covers(t) for t in self.tools)]
         if not books:
             return None

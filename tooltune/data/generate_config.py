@@ -61,7 +61,13 @@ from tooltune.data.teacher import TeacherStats
 #     draws of the hand books' follow-ups failed, and a failed draw fell back to a chain read back from the
 #     schemas, 67 of 74 two-call chains in H6a's issue-tracker data). Only books with follow-ups change;
 #     the coding tools' data (its follow-ups are code) is byte-identical to 13: CODING_DATA_VERSION stays.
-GENERATOR_VERSION = "tooltune-data/14"
+# 15: the opt-in trajectory kind's jobs on files for the built-in coding tools are recorded from the agent's
+#     own tools on a generated project (data/recorded_jobs.py): real results, a write reported as the tool
+#     reports it ("updated x (n bytes, m lines)", was "wrote x"), a search's hits in the test file beside
+#     the definition, and a job that reads a wrong path, gets the tool's refusal and recovers from a listing.
+#     The test-run jobs stay scripted. Only datasets that draw the trajectory kind change (the agent tasks
+#     bench); the default mix does not draw it, so every other dataset is byte-identical to 14.
+GENERATOR_VERSION = "tooltune-data/15"
 CODING_DATA_VERSION = "tooltune-data/13"
 """The last generator that changed the built-in coding tools' data: the demo names its dataset by it, so a
 generator that leaves that data as it was keeps the measured demo data (tests pin the data's digest)."""

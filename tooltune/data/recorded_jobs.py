@@ -1,0 +1,218 @@
+"""Whole jobs for the agent's own tools, recorded from the tools themselves.
+
+A small Python project is written to a temporary folder, a plan of calls runs against it through the
+agent's own tool implementations (:mod:`tooltune.agent.tools_impl`, the code ``tooltune serve`` runs),
+and each result is what the model sees when it makes that call for real: a file's text, a search's hits
+(the test file's lines beside the definition), a listing, a write's report, and a refusal for a path
+that is not there. Made-up results drift from the real ones (the scripted jobs said "wrote app.py",
+the tool says "updated app.py (...)"), and a job that meets an error and recovers is only worth
+learning with the error's own words: "file 'helpers.py' does not exist; use list_dir to see what is
+there", then the listing, then the right file.
+
+Only calls that read and write files are recorded here; the jobs that run the tests stay scripted
+(:mod:`tooltune.data.coding_trajectories`), since a dataset should not have to run pytest. Every name a
+project holds is one the coding-tasks projects do not have (a test checks), so training never rehearses
+an eval task's answer. Results name paths relative to the project, so a seed gives the same jobs on any
+machine.
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tooltune.agent import tools_impl
+from tooltune.agent.sandbox import Sandbox, ToolRefusal
+from tooltune.data.coding_requests import _polish
+from tooltune.data.coding_trajectories import EXEC_KINDS, Step, Trajectory
+
+Args = dict[str, Any]
+
+# (name, parameter, body, what it does); none is defined in the coding-tasks projects
+_FUNCS = [
+    ("is_even", "n", "n % 2 == 0", "Whether n is even."),
+    ("sum_squares", "xs", "sum(x * x for x in xs)", "The sum of the squares of xs."),
+    ("initials", "name", "''.join(w[0] for w in name.split())", "The first letter of each word of name."),
+    ("average", "xs", "sum(xs) / len(xs)", "The mean of xs."),
+    ("cube", "n", "n ** 3", "n to the third power."),
+    ("clamp_percent", "x", "max(0, min(100, x))", "x held between 0 and 100."),
+    ("word_total", "text", "len(text.split())", "How many words text has."),
+    ("to_fahrenheit", "celsius", "celsius * 9 / 5 + 32", "Degrees Celsius in Fahrenheit."),
+    ("last_or_none", "xs", "xs[-1] if xs else None", "The last item of xs, or None when xs is empty."),
+    ("shouted", "text", "text.upper() + '!'", "text in capitals, with an exclamation mark."),
+]
+# (name, value, a new value); none is in the coding-tasks projects
+_CONSTS = [
+    ("CACHE_TTL", 300, 900),
+    ("BATCH_SIZE", 100, 250),
+    ("POOL_SIZE", 5, 10),
+    ("MAX_UPLOAD_MB", 10, 25),
+    ("SESSION_DAYS", 7, 14),
+    ("WORKER_COUNT", 2, 4),
+    ("RETRY_LIMIT", 3, 5),
+    ("PAGE_LENGTH", 20, 50),
+]
+_PACKAGES = ["ledger", "mailer", "inventory", "scheduler", "weatherly", "metrics", "courier", "atlas"]
+_MODULES = ["helpers", "mathutil", "text", "convert", "numbers", "core"]
+
+
+class Project:
+    """A small Python project: a package with a config module and a module of functions, tests, a README."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.package = rng.choice(_PACKAGES)
+        self.module = rng.choice(_MODULES)
+        self.funcs = rng.sample(_FUNCS, 3)
+        self.consts = rng.sample(_CONSTS, 3)
+        self.source = f"{self.package}/{self.module}.py"
+        self.config = f"{self.package}/config.py"
+
+    def files(self) -> dict[str, str]:
+        defs = "\n\n".join(
+            f'def {name}({param}):\n    """{doc}"""\n    return {body}\n'
+            for name, param, body, doc in self.funcs
+        )
+        consts = "\n".join(f"{name} = {value}" for name, value, _ in self.consts)
+        imports = ", ".join(name for name, *_ in self.funcs)
+        tests = "\n\n".join(f"def test_{name}():\n    assert {name} is not None\n" for name, *_ in self.funcs)
+        return {
+            "README.md": f"# {self.package}\n\nSmall helpers and settings for the {self.package} service.\n",
+            f"{self.package}/__init__.py": f'"""The {self.package} package."""\n',
+            self.config: f'"""Settings for {self.package}."""\n\n{consts}\n',
+            self.source: f'"""{self.module.capitalize()} helpers."""\n\n\n{defs}',
+            f"tests/test_{self.module}.py": f"from {self.package}.{self.module} import {imports}\n\n\n"
+            + tests,
+        }
+
+    def write(self, root: Path) -> None:
+        for rel, text in self.files().items():
+            path = root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+
+
+class Recorder:
+    """Runs calls against a project with the agent's own tools and keeps each call with its real result."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        self.steps: list[Step] = []
+
+    def call(self, name: str, args: Args) -> str:
+        impl: Callable[..., str] = getattr(tools_impl, name)
+        try:
+            result = impl(self.sandbox, **args)
+        except ToolRefusal as e:  # what the model is told when the call fails (pydantic-ai's ToolFailed)
+            result = str(e)
+        self.steps.append(Step(name, args, result))
+        return result
+
+
+def _line_of(result: str, path: str, text: str) -> int:
+    """The line a search result gives for ``text`` in ``path`` (``path:line: text``)."""
+    for hit in result.splitlines():
+        where, _, found = hit.partition(": ")
+        if where.startswith(f"{path}:") and text in found:
+            return int(where.rsplit(":", 1)[1])
+    raise ValueError(f"{text!r} not found in {path} by the search")  # the plan and the project disagree
+
+
+def _find_and_explain(rng: random.Random, p: Project, rec: Recorder) -> tuple[str, str]:
+    name, _, body, doc = rng.choice(p.funcs)
+    hits = rec.call("search_code", {"pattern": f"def {name}" if rng.random() < 0.5 else name})
+    line = _line_of(hits, p.source, f"def {name}(")
+    rec.call("read_file", {"path": p.source})
+    ask = rng.choice(
+        [
+            f"where is {name} defined, and what does it do?",
+            f"find {name} and show me how it works",
+            f"what does {name} do?",
+            f"look up {name} and explain it",
+        ]
+    )
+    return ask, f"{name} is defined in {p.source} (line {line}). {doc} It returns `{body}`."
+
+
+def _list_and_read(rng: random.Random, p: Project, rec: Recorder) -> tuple[str, str]:
+    listing = rec.call("list_dir", {"path": p.package})
+    rec.call("read_file", {"path": p.config})
+    names = ", ".join(e.rsplit("/", 1)[-1] for e in listing.splitlines())
+    sets = ", ".join(f"{name} to {value}" for name, value, _ in p.consts)
+    ask = rng.choice(
+        [
+            f"what's in {p.package}/? then open its config and tell me what it sets",
+            f"list {p.package} and read the config module in it",
+            f"which settings does the {p.package} package have?",
+        ]
+    )
+    return ask, f"{p.package}/ has {names}; {p.config} sets {sets}."
+
+
+def _edit_constant(rng: random.Random, p: Project, rec: Recorder) -> tuple[str, str]:
+    name, old, new = rng.choice(p.consts)
+    named = rng.random() < 0.5  # the request names the file, or the job finds it first
+    if not named:
+        hits = rec.call("search_code", {"pattern": name})
+        _line_of(hits, p.config, f"{name} =")
+    before = rec.call("read_file", {"path": p.config})
+    rec.call(
+        "write_file", {"path": p.config, "content": before.replace(f"{name} = {old}", f"{name} = {new}")}
+    )
+    where = f" in {p.config}" if named else ""
+    ask = rng.choice(
+        [
+            f"bump {name}{where} to {new}",
+            f"set {name} to {new}{where}",
+            f"change {name} from {old} to {new}{where}",
+        ]
+    )
+    return ask, f"Done: {name} is now {new} in {p.config} (it was {old})."
+
+
+def _recover_from_a_wrong_path(rng: random.Random, p: Project, rec: Recorder) -> tuple[str, str]:
+    """The request names the module, not where it is: the first read fails with the tool's own words,
+    the listing shows the package, the right file is read."""
+    name, _, body, doc = rng.choice(p.funcs)
+    missing = rec.call("read_file", {"path": f"{p.module}.py"})
+    if "does not exist" not in missing:
+        raise ValueError(f"{p.module}.py was expected to be missing: {missing[:80]}")
+    listing = rec.call("list_dir", {"path": ".", "recursive": True})
+    if p.source not in listing.splitlines():
+        raise ValueError(f"{p.source} not in the listing")
+    rec.call("read_file", {"path": p.source})
+    ask = rng.choice(
+        [
+            f"open {p.module}.py and tell me what {name} does",
+            f"what does {name} in {p.module}.py do?",
+            f"read {p.module}.py, I want to know what {name} returns",
+        ]
+    )
+    return ask, f"{p.module}.py is {p.source}. {name}: {doc} It returns `{body}`."
+
+
+FILE_KINDS: list[Kind] = [_find_and_explain, _list_and_read, _edit_constant, _recover_from_a_wrong_path]
+
+
+Kind = Callable[[random.Random, "Project", "Recorder"], tuple[str, str]]
+
+
+def recorded_job(rng: random.Random, kind: Kind) -> Trajectory:
+    """One job of ``kind`` on a fresh project, every result from the agent's own tools."""
+    project = Project(rng)
+    with tempfile.TemporaryDirectory(prefix="tooltune-job-") as tmp:
+        root = Path(tmp)
+        project.write(root)
+        rec = Recorder(Sandbox(root, allow_write=True))
+        ask, answer = kind(rng, project, rec)
+    return Trajectory(_polish(rng, ask), rec.steps, answer)
+
+
+def trajectory(rng: random.Random) -> Trajectory:
+    """A job for the built-in coding tools: recorded from the tools for files, scripted for test runs."""
+    i = rng.randrange(len(FILE_KINDS) + len(EXEC_KINDS))
+    if i < len(FILE_KINDS):
+        return recorded_job(rng, FILE_KINDS[i])
+    return EXEC_KINDS[i - len(FILE_KINDS)](rng)
