@@ -54,13 +54,15 @@ def passes(fraction: float | None, cases: int, where: str) -> int:
     return round(fraction * cases)
 
 
-def recipe_key(result: dict[str, Any], source: str) -> str:
-    """What defines a recipe, the seed left out: two files with the same key differ only by seed."""
+def recipe_key(result: dict[str, Any], source: str, same: dict[str, str] | None = None) -> str:
+    """What defines a recipe, the seed left out: two files with the same key differ only by seed. ``same``
+    reads a generator version as another one (a version that changed no data these recipes draw)."""
     entry = result["sources"][source]
+    generators = [(same or {}).get(g, g) for g in result.get("generator") or []]
     return json.dumps(
         {
             "model": result["model"],
-            "generator": result.get("generator"),
+            "generator": generators,
             # older files wrote null where newer ones write {}: both mean the defaults
             "generator_settings": result.get("generator_settings") or {},
             "train_settings": result.get("train_settings") or {},
@@ -120,7 +122,9 @@ def spread(values: list[int]) -> dict[str, Any]:
     }
 
 
-def load_group(name: str, files: list[Path], source: str) -> dict[str, list[dict[str, Any]]]:
+def load_group(
+    name: str, files: list[Path], source: str, same: dict[str, str] | None = None
+) -> dict[str, list[dict[str, Any]]]:
     """A group's results per suite, each checked to hold the group's one recipe."""
     by_suite: dict[str, list[dict[str, Any]]] = {}
     key: str | None = None
@@ -134,7 +138,7 @@ def load_group(name: str, files: list[Path], source: str) -> dict[str, list[dict
             raise RecipeError(
                 f"{f}: has no {source!r} adapter (sources: {sorted(result.get('sources', {}))})"
             )
-        k = recipe_key(result, source)
+        k = recipe_key(result, source, same)
         if key is None:
             key = k
         elif k != key:
@@ -254,15 +258,22 @@ def compare(control: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def build(groups: list[tuple[str, list[Path]]], source: str, answers: dict[str, Path]) -> dict[str, Any]:
+def build(
+    groups: list[tuple[str, list[Path]]],
+    source: str,
+    answers: dict[str, Path],
+    same: dict[str, str] | None = None,
+) -> dict[str, Any]:
     names = [name for name, _ in groups]
     if len(set(names)) < len(names):
         raise RecipeError(
             f"group {next(n for n in names if names.count(n) > 1)!r} given twice: name each once"
         )
-    loaded = [(name, load_group(name, files, source)) for name, files in groups]
+    loaded = [(name, load_group(name, files, source, same)) for name, files in groups]
     suites = sorted({s for _, by_suite in loaded for s in by_suite})
     out: dict[str, Any] = {"source": source, "control": loaded[0][0], "suites": {}}
+    if same:
+        out["same_generator"] = {new: old for new, old in same.items()}
     for suite in suites:
         summaries = {name: group_summary(by_suite[suite], source, answers.get(name))
                      for name, by_suite in loaded if suite in by_suite}  # fmt: skip
@@ -318,6 +329,11 @@ def main() -> None:
         "--answers", nargs=2, action="append", default=[], metavar=("NAME", "DIR"),
         help="the folder of group NAME's eval answers (<run_id>/cases.jsonl); repeat per group",
     )  # fmt: skip
+    p.add_argument(
+        "--same-generator", nargs=2, action="append", default=[], metavar=("OLD", "NEW"),
+        help="read generator version NEW as OLD (say so only when NEW changed no data these recipes draw: "
+        "tooltune-data/15 changed the trajectory kind alone); recorded in the output",
+    )  # fmt: skip
     p.add_argument("--out", type=Path, help="write the JSON here (default: print it)")
     args = p.parse_args()
     groups = []
@@ -331,7 +347,7 @@ def main() -> None:
         if name not in names:
             p.error(f"--answers {name}: no such group (groups: {', '.join(names)})")
     try:
-        result = build(groups, args.source, answers)
+        result = build(groups, args.source, answers, {new: old for old, new in args.same_generator})
     except RecipeError as e:
         raise SystemExit(f"phrasebook_seeds: {e}") from None
     result = {

@@ -152,6 +152,19 @@ def test_files_and_groups_that_cannot_be_counted_as_seeds_are_refused(tmp_path: 
         mod.build([("G", [*older, _write(tmp_path, "edited", edited)])], "hand", {})
 
 
+def test_a_generator_version_read_as_another_only_when_asked_and_recorded(tmp_path: Path) -> None:
+    mod = _module()
+    a = _write(tmp_path, "a", _result("issue-tracker", 0, 30))
+    newer = _result("issue-tracker", 1, 31)
+    newer["generator"] = ["tooltune-data/15"]
+    b = _write(tmp_path, "newer", newer)
+    with pytest.raises(mod.RecipeError, match="another recipe"):
+        mod.build([("G", [a, b])], "hand", {})
+    out = mod.build([("G", [a, b])], "hand", {}, {"tooltune-data/15": "tooltune-data/14"})
+    assert out["suites"]["issue-tracker"]["groups"]["G"]["seeds"] == [0, 1]
+    assert out["same_generator"] == {"tooltune-data/15": "tooltune-data/14"}
+
+
 def test_what_is_no_part_of_a_recipe_does_not_split_a_group(tmp_path: Path) -> None:
     mod = _module()
     a = _write(tmp_path, "a", _result("issue-tracker", 0, 30))
