@@ -58,7 +58,7 @@ def recipe_key(result: dict[str, Any], source: str, same: dict[str, str] | None 
     """What defines a recipe, the seed left out: two files with the same key differ only by seed. ``same``
     reads a generator version as another one (a version that changed no data these recipes draw)."""
     entry = result["sources"][source]
-    generators = [(same or {}).get(g, g) for g in result.get("generator") or []]
+    generators = sorted({(same or {}).get(g, g) for g in generator_list(result)})
     return json.dumps(
         {
             "model": result["model"],
@@ -74,6 +74,24 @@ def recipe_key(result: dict[str, Any], source: str, same: dict[str, str] | None 
         },
         sort_keys=True,
     )
+
+
+def generator_list(result: dict[str, Any]) -> list[str]:
+    """The generator versions a result file records (older files wrote one version as a string)."""
+    given = result.get("generator") or []
+    return [given] if isinstance(given, str) else list(given)
+
+
+def same_generators(pairs: list[list[str]]) -> dict[str, str]:
+    """``--same-generator OLD NEW`` pairs as {NEW: OLD}: each NEW once, never read as itself."""
+    out: dict[str, str] = {}
+    for old, new in pairs:
+        if old == new:
+            raise RecipeError(f"--same-generator {old} {new}: a version is already itself")
+        if new in out:
+            raise RecipeError(f"--same-generator: {new} given twice")
+        out[new] = old
+    return out
 
 
 def seed_of(dataset: str) -> int:
@@ -273,7 +291,15 @@ def build(
     suites = sorted({s for _, by_suite in loaded for s in by_suite})
     out: dict[str, Any] = {"source": source, "control": loaded[0][0], "suites": {}}
     if same:
-        out["same_generator"] = {new: old for new, old in same.items()}
+        used = {
+            g for _, by_suite in loaded for rs in by_suite.values() for r in rs for g in generator_list(r)
+        }
+        unused = sorted(set(same) - used)
+        if unused:
+            raise RecipeError(
+                f"--same-generator: no file was made by {unused[0]} (nothing to read as another)"
+            )
+        out["same_generator"] = dict(same)
     for suite in suites:
         summaries = {name: group_summary(by_suite[suite], source, answers.get(name))
                      for name, by_suite in loaded if suite in by_suite}  # fmt: skip
@@ -347,7 +373,7 @@ def main() -> None:
         if name not in names:
             p.error(f"--answers {name}: no such group (groups: {', '.join(names)})")
     try:
-        result = build(groups, args.source, answers, {new: old for old, new in args.same_generator})
+        result = build(groups, args.source, answers, same_generators(args.same_generator))
     except RecipeError as e:
         raise SystemExit(f"phrasebook_seeds: {e}") from None
     result = {

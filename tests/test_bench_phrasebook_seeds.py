@@ -163,6 +163,28 @@ def test_a_generator_version_read_as_another_only_when_asked_and_recorded(tmp_pa
     out = mod.build([("G", [a, b])], "hand", {}, {"tooltune-data/15": "tooltune-data/14"})
     assert out["suites"]["issue-tracker"]["groups"]["G"]["seeds"] == [0, 1]
     assert out["same_generator"] == {"tooltune-data/15": "tooltune-data/14"}
+    # the command line names OLD then NEW
+    assert mod.same_generators([["tooltune-data/14", "tooltune-data/15"]]) == {
+        "tooltune-data/15": "tooltune-data/14"
+    }
+    with pytest.raises(mod.RecipeError, match="already itself"):
+        mod.same_generators([["tooltune-data/14", "tooltune-data/14"]])
+    with pytest.raises(mod.RecipeError, match="given twice"):
+        mod.same_generators(
+            [["tooltune-data/13", "tooltune-data/15"], ["tooltune-data/14", "tooltune-data/15"]]
+        )
+    with pytest.raises(mod.RecipeError, match="no file was made by tooltune-data/16"):
+        mod.build(
+            [("G", [a, b])], "hand", {}, {"tooltune-data/15": "tooltune-data/14", "tooltune-data/16": "x"}
+        )
+    # older files wrote the version as a string; a dataset of two versions read as one is that one
+    old_style = _result("issue-tracker", 2, 32)
+    old_style["generator"] = "tooltune-data/15"
+    both = _result("issue-tracker", 3, 33)
+    both["generator"] = ["tooltune-data/14", "tooltune-data/15"]
+    more = [a, b, _write(tmp_path, "old_style", old_style), _write(tmp_path, "both", both)]
+    seeds = mod.build([("G", more)], "hand", {}, {"tooltune-data/15": "tooltune-data/14"})
+    assert seeds["suites"]["issue-tracker"]["groups"]["G"]["seeds"] == [0, 1, 2, 3]
 
 
 def test_what_is_no_part_of_a_recipe_does_not_split_a_group(tmp_path: Path) -> None:

@@ -71,7 +71,10 @@ def test_each_kind_generated_and_valid(kind: str, tools, tiny_model: Path, tmp_p
         if kind == "trajectory":
             text += " ".join(m["content"] for m in ex.messages if m["role"] == "tool")
         for c in ex.calls():
-            for v in c["arguments"].values():
+            for k, v in c["arguments"].items():
+                # an edit writes new text: the file as read, changed as asked (test_data_recorded_jobs)
+                if kind == "trajectory" and (c["name"], k) == ("write_file", "content"):
+                    continue
                 for forms in leaf_forms(v):
                     assert any(f in text for f in forms), (forms, text)
 

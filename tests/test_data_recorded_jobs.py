@@ -3,42 +3,51 @@ errors included, and the answers quote what the tools returned."""
 
 from __future__ import annotations
 
+import hashlib
 import random
 import re
 import tempfile
 from pathlib import Path
 
+import anyio
 import pytest
+from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
+from pydantic_ai.models.function import AgentInfo, FunctionModel
 
-from tooltune.agent import tools_impl
-from tooltune.agent.sandbox import Sandbox
+from tooltune.agent.agent import build_agent
 from tooltune.data import recorded_jobs
+from tooltune.data.generate_config import GENERATOR_VERSION
 from tooltune.data.recorded_jobs import FILE_KINDS, Project, recorded_job, trajectory
 
 
-def _replayed(seed: int, kind: recorded_jobs.Kind) -> list[str]:
-    """The job's results computed again by hand: the same project, each call made on it in turn."""
+def _served(seed: int, kind: recorded_jobs.Kind) -> list[str]:
+    """The job's calls made again by the coding agent itself (a model that makes them one by one, on the
+    same project), each result rendered as the served model reads it."""
     job = recorded_job(random.Random(seed), kind)
     project = Project(random.Random(seed))
     with tempfile.TemporaryDirectory() as tmp:
         project.write(Path(tmp))
-        sb = Sandbox(Path(tmp), allow_write=True)
-        out = []
-        for step in job.steps:
-            try:
-                out.append(getattr(tools_impl, step.name)(sb, **step.args))
-            except Exception as e:  # the refusal the recorder kept
-                out.append(str(e))
-    return out
+        agent = build_agent(root=Path(tmp), allow_write=True)
+
+        def model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+            done = sum(isinstance(p, ToolReturnPart) for m in messages for p in m.parts)
+            if done < len(job.steps):
+                step = job.steps[done]
+                return ModelResponse(parts=[ToolCallPart(step.name, step.args)])
+            return ModelResponse(parts=[TextPart(job.answer)])
+
+        result = anyio.run(lambda: agent.run(job.request, model=FunctionModel(model)))
+    parts = [p for m in result.all_messages() for p in m.parts if isinstance(p, ToolReturnPart)]
+    return [p.model_response_str() for p in parts]
 
 
 @pytest.mark.parametrize("kind", FILE_KINDS, ids=lambda k: k.__name__)
-def test_each_result_is_what_the_tool_returns_on_the_project(kind: recorded_jobs.Kind) -> None:
-    for seed in range(5):
+def test_each_result_is_what_the_served_agent_gets_from_its_tools(kind: recorded_jobs.Kind) -> None:
+    for seed in range(3):
         job = recorded_job(random.Random(seed), kind)
-        assert [s.result for s in job.steps] == _replayed(seed, kind)
+        assert [s.result for s in job.steps] == _served(seed, kind)
         for step in job.steps:
-            assert "tooltune-job-" not in step.result and "/tmp" not in step.result  # paths as the project's
+            assert "tooltune-job-" not in step.result  # paths as the project's, never the folder's
 
 
 def test_a_write_is_reported_as_the_tool_reports_it_and_changes_only_the_constant() -> None:
@@ -59,8 +68,12 @@ def test_a_wrong_path_fails_in_the_tools_words_and_the_job_recovers_from_the_lis
     for seed in range(10):
         job = recorded_job(random.Random(seed), recorded_jobs._recover_from_a_wrong_path)
         first, listing, read = job.steps
+        missing = first.args["path"]
+        # the refusal as the agent sends it over the OpenAI API: pydantic-ai wraps a failed tool's message
+        assert first.name == "read_file"
         assert (
-            first.name == "read_file" and "does not exist; use list_dir to see what is there" in first.result
+            first.result
+            == f'{{"error":"file \'{missing}\' does not exist; use list_dir to see what is there"}}'
         )
         assert listing.name == "list_dir" and listing.args == {"path": ".", "recursive": True}
         assert read.args["path"] in listing.result.splitlines()  # found, not guessed
@@ -78,6 +91,14 @@ def test_an_explanation_quotes_the_definition_the_search_and_the_file_show() -> 
         doc = job.answer.split(f"(line {line}). ")[1].split(" It returns")[0]
         assert doc in read.result
         assert read.result.splitlines()[int(line) - 1].startswith("def ")
+
+
+def test_the_recorded_jobs_are_what_generator_15_made() -> None:
+    """A change in a tool's wording or a project changes the trajectory data: bump GENERATOR_VERSION and
+    pin the new digest (bench/agent_tasks.py reuses datasets by the version in their names)."""
+    jobs = [recorded_job(random.Random(s), kind) for s in range(8) for kind in FILE_KINDS]
+    digest = hashlib.sha256(repr(jobs).encode()).hexdigest()[:12]
+    assert (GENERATOR_VERSION, digest) == ("tooltune-data/15", "c4e896b33f64")
 
 
 def test_jobs_are_the_same_for_a_seed_and_cover_every_kind() -> None:

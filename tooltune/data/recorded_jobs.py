@@ -2,18 +2,22 @@
 
 A small Python project is written to a temporary folder, a plan of calls runs against it through the
 agent's own tool implementations (:mod:`tooltune.agent.tools_impl`, the code ``tooltune serve`` runs),
-and each result is what the model sees when it makes that call for real: a file's text, a search's hits
-(the test file's lines beside the definition), a listing, a write's report, and a refusal for a path
-that is not there. Made-up results drift from the real ones (the scripted jobs said "wrote app.py",
-the tool says "updated app.py (...)"), and a job that meets an error and recovers is only worth
-learning with the error's own words: "file 'helpers.py' does not exist; use list_dir to see what is
-there", then the listing, then the right file.
+and each result is what the model sees when it makes that call for real, rendered as pydantic-ai
+renders it for the served model: a file's text, a search's hits (the test file's lines beside the
+definition), a listing, a write's report, and for a path that is not there the tool's refusal as the
+agent sends it (``{"error":"file 'convert.py' does not exist; use list_dir to see what is there"}``).
+Made-up results drift from the real ones (the scripted jobs said "wrote app.py", the tool says
+"updated app.py (...)"), and a job that meets an error and recovers is only worth learning with the
+error as the model will see it, then the listing, then the right file. The call that fails is trained
+too: it reads the file the request names, the right first move when the request names it by its base
+name alone.
 
 Only calls that read and write files are recorded here; the jobs that run the tests stay scripted
-(:mod:`tooltune.data.coding_trajectories`), since a dataset should not have to run pytest. Every name a
-project holds is one the coding-tasks projects do not have (a test checks), so training never rehearses
-an eval task's answer. Results name paths relative to the project, so a seed gives the same jobs on any
-machine.
+(:mod:`tooltune.data.coding_trajectories`), since a dataset should not have to run pytest. No function,
+constant or module name of a project is one the coding-tasks projects have (a test checks), so
+training never rehearses an eval task's answer. Results name paths relative to the project, so a seed
+gives the same jobs on any machine (a test pins their digest: a change in a tool's wording changes
+the data, and the generator's version with it).
 """
 
 from __future__ import annotations
@@ -24,21 +28,25 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pydantic_ai.messages import ToolReturnPart
+
 from tooltune.agent import tools_impl
 from tooltune.agent.sandbox import Sandbox, ToolRefusal
 from tooltune.data.coding_requests import _polish
 from tooltune.data.coding_trajectories import EXEC_KINDS, Step, Trajectory
 
 Args = dict[str, Any]
+Kind = Callable[[random.Random, "Project", "Recorder"], tuple[str, str]]
+"""A job on files: makes its calls through the recorder, returns the request and the answer."""
 
 # (name, parameter, body, what it does); none is defined in the coding-tasks projects
 _FUNCS = [
     ("is_even", "n", "n % 2 == 0", "Whether n is even."),
     ("sum_squares", "xs", "sum(x * x for x in xs)", "The sum of the squares of xs."),
     ("initials", "name", "''.join(w[0] for w in name.split())", "The first letter of each word of name."),
-    ("average", "xs", "sum(xs) / len(xs)", "The mean of xs."),
+    ("half_of", "n", "n / 2", "Half of n."),
     ("cube", "n", "n ** 3", "n to the third power."),
-    ("clamp_percent", "x", "max(0, min(100, x))", "x held between 0 and 100."),
+    ("unit_clip", "x", "max(0.0, min(1.0, x))", "x held between 0 and 1."),
     ("word_total", "text", "len(text.split())", "How many words text has."),
     ("to_fahrenheit", "celsius", "celsius * 9 / 5 + 32", "Degrees Celsius in Fahrenheit."),
     ("last_or_none", "xs", "xs[-1] if xs else None", "The last item of xs, or None when xs is empty."),
@@ -52,11 +60,11 @@ _CONSTS = [
     ("MAX_UPLOAD_MB", 10, 25),
     ("SESSION_DAYS", 7, 14),
     ("WORKER_COUNT", 2, 4),
-    ("RETRY_LIMIT", 3, 5),
-    ("PAGE_LENGTH", 20, 50),
+    ("RETRY_LIMIT", 4, 6),
+    ("FLUSH_SECONDS", 15, 45),
 ]
-_PACKAGES = ["ledger", "mailer", "inventory", "scheduler", "weatherly", "metrics", "courier", "atlas"]
-_MODULES = ["helpers", "mathutil", "text", "convert", "numbers", "core"]
+_PACKAGES = ["ledger", "mailer", "inventory", "beacon", "weatherly", "metrics", "courier", "atlas"]
+_MODULES = ["tally", "mathutil", "convert", "core", "calc", "shaping"]
 
 
 class Project:
@@ -82,7 +90,7 @@ class Project:
             "README.md": f"# {self.package}\n\nSmall helpers and settings for the {self.package} service.\n",
             f"{self.package}/__init__.py": f'"""The {self.package} package."""\n',
             self.config: f'"""Settings for {self.package}."""\n\n{consts}\n',
-            self.source: f'"""{self.module.capitalize()} helpers."""\n\n\n{defs}',
+            self.source: f'"""Helpers for {self.package}."""\n\n\n{defs}',
             f"tests/test_{self.module}.py": f"from {self.package}.{self.module} import {imports}\n\n\n"
             + tests,
         }
@@ -91,7 +99,7 @@ class Project:
         for rel, text in self.files().items():
             path = root / rel
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
+            path.write_bytes(text.encode())  # "\n" on every platform: the same bytes, the same results
 
 
 class Recorder:
@@ -102,11 +110,13 @@ class Recorder:
         self.steps: list[Step] = []
 
     def call(self, name: str, args: Args) -> str:
+        """Make the call; keep (and return) its result as the served model reads it."""
         impl: Callable[..., str] = getattr(tools_impl, name)
         try:
-            result = impl(self.sandbox, **args)
-        except ToolRefusal as e:  # what the model is told when the call fails (pydantic-ai's ToolFailed)
-            result = str(e)
+            part = ToolReturnPart(tool_name=name, content=impl(self.sandbox, **args), tool_call_id="recorded")
+        except ToolRefusal as e:  # the agent raises ToolFailed(str(e)): a failed tool return
+            part = ToolReturnPart(tool_name=name, content=str(e), tool_call_id="recorded", outcome="failed")
+        result = part.model_response_str()
         self.steps.append(Step(name, args, result))
         return result
 
@@ -194,9 +204,6 @@ def _recover_from_a_wrong_path(rng: random.Random, p: Project, rec: Recorder) ->
 
 
 FILE_KINDS: list[Kind] = [_find_and_explain, _list_and_read, _edit_constant, _recover_from_a_wrong_path]
-
-
-Kind = Callable[[random.Random, "Project", "Recorder"], tuple[str, str]]
 
 
 def recorded_job(rng: random.Random, kind: Kind) -> Trajectory:
