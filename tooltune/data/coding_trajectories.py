@@ -79,7 +79,7 @@ def _fix_failing_test(rng: random.Random) -> Trajectory:
             Step(
                 "write_file",
                 {"path": src, "content": fixed},
-                f"wrote {src} ({len(fixed.encode())} bytes, 2 lines)",
+                f"updated {src} ({len(fixed.encode())} bytes, 2 lines)",  # as write_file reports it
             ),
             Step("run_tests", {}, passing),
         ],
