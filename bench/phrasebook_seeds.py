@@ -20,8 +20,10 @@ Usage (the committed comparison's own command is in its ``command`` field):
       [--answers H9 bench/results/phrasebook_gpu_h9] [--out bench/results/phrasebook_seeds_h9.json]
 
 Every file of a group must hold the same recipe (model, generator and its settings, training settings,
-steps, examples; only the seed may differ, each seed once), and every file of one suite the same suite:
-a file that does not is named and refused.
+steps, examples, and per suite the same books' digests where files record them; only the seed may
+differ, each seed once), and every file of one suite the same suite: a file that does not is named and
+refused. Files from before digests were recorded are taken on trust. ``--same-generator OLD NEW`` reads a
+generator version that changed none of these recipes' data as the one before it (recorded).
 """
 
 from __future__ import annotations
@@ -91,6 +93,9 @@ def same_generators(pairs: list[list[str]]) -> dict[str, str]:
         if new in out:
             raise RecipeError(f"--same-generator: {new} given twice")
         out[new] = old
+    chained = sorted(set(out) & set(out.values()))
+    if chained:  # one step only: 15 as 14 and 14 as 13 would not make 15 read as 13
+        raise RecipeError(f"--same-generator: {chained[0]} is read as another and another is read as it")
     return out
 
 
@@ -146,7 +151,7 @@ def load_group(
     """A group's results per suite, each checked to hold the group's one recipe."""
     by_suite: dict[str, list[dict[str, Any]]] = {}
     key: str | None = None
-    books: list[str] | None = None
+    books: dict[str, list[str]] = {}  # per suite: a per-suite dataset is made from its own suite's book
     for f in files:
         try:
             result = json.loads(f.read_text())
@@ -163,13 +168,12 @@ def load_group(
             raise RecipeError(
                 f"{f}: another recipe than the rest of group {name!r} (only the seed may differ)"
             )
-        # the books' digests, where the file records them (older files do not): an edited book is
-        # another recipe
+        # the books' digests, where the file records them (older files do not, and are taken on trust):
+        # an edited book is another recipe
         digests = result["sources"][source].get("books")
         if digests is not None:
-            if books is None:
-                books = digests
-            elif digests != books:
+            known = books.setdefault(result["suite"], digests)
+            if digests != known:
                 raise RecipeError(f"{f}: made from other phrasebooks than the rest of group {name!r}")
         result["_file"] = str(f)
         by_suite.setdefault(result["suite"], []).append(result)

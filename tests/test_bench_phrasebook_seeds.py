@@ -150,6 +150,11 @@ def test_files_and_groups_that_cannot_be_counted_as_seeds_are_refused(tmp_path: 
     assert mod.build([("G", older)], "hand", {})["suites"]["issue-tracker"]["groups"]["G"]["seeds"] == [0, 2]
     with pytest.raises(mod.RecipeError, match=r"edited\.json: made from other phrasebooks"):
         mod.build([("G", [*older, _write(tmp_path, "edited", edited)])], "hand", {})
+    # each suite's data comes from its own book: one group over both suites names two
+    notes = _result("notes-calendar", 2, 30)
+    notes["sources"]["hand"]["books"] = ["phrasebook:notes-calendar-hand@cccc"]
+    both = mod.build([("G", [*older, _write(tmp_path, "notes", notes)])], "hand", {})
+    assert set(both["suites"]) == {"issue-tracker", "notes-calendar"}
 
 
 def test_a_generator_version_read_as_another_only_when_asked_and_recorded(tmp_path: Path) -> None:
@@ -169,6 +174,10 @@ def test_a_generator_version_read_as_another_only_when_asked_and_recorded(tmp_pa
     }
     with pytest.raises(mod.RecipeError, match="already itself"):
         mod.same_generators([["tooltune-data/14", "tooltune-data/14"]])
+    with pytest.raises(mod.RecipeError, match="is read as another and another is read as it"):
+        mod.same_generators(
+            [["tooltune-data/14", "tooltune-data/15"], ["tooltune-data/13", "tooltune-data/14"]]
+        )
     with pytest.raises(mod.RecipeError, match="given twice"):
         mod.same_generators(
             [["tooltune-data/13", "tooltune-data/15"], ["tooltune-data/14", "tooltune-data/15"]]
@@ -256,3 +265,14 @@ def test_the_command_writes_the_comparison_and_rejects_answers_of_no_group(tmp_p
         capture_output=True, text=True, cwd=REPO,
     )  # fmt: skip
     assert bad.returncode != 0 and "--answers B: no such group" in bad.stderr
+    # --same-generator OLD NEW on the command line: a file of NEW joins one of OLD
+    newer = _result("issue-tracker", 2, 7, cases=10)
+    newer["generator"] = ["tooltune-data/15"]
+    files = [*map(str, a), str(_write(tmp_path, "newer", newer))]
+    joined = subprocess.run(
+        [sys.executable, script, "--group", "A", *files,
+         "--same-generator", "tooltune-data/14", "tooltune-data/15", "--out", str(out)],
+        capture_output=True, text=True, cwd=REPO,
+    )  # fmt: skip
+    assert joined.returncode == 0, joined.stderr
+    assert json.loads(out.read_text())["same_generator"] == {"tooltune-data/15": "tooltune-data/14"}

@@ -72,11 +72,28 @@ def test_each_kind_generated_and_valid(kind: str, tools, tiny_model: Path, tmp_p
             text += " ".join(m["content"] for m in ex.messages if m["role"] == "tool")
         for c in ex.calls():
             for k, v in c["arguments"].items():
-                # an edit writes new text: the file as read, changed as asked (test_data_recorded_jobs)
                 if kind == "trajectory" and (c["name"], k) == ("write_file", "content"):
+                    _assert_an_edit_of_what_was_read(ex.messages, c["arguments"]["path"], v)
                     continue
                 for forms in leaf_forms(v):
                     assert any(f in text for f in forms), (forms, text)
+
+
+def _assert_an_edit_of_what_was_read(messages: list[dict], path: str, content: str) -> None:
+    """A job's write is the file as its last read showed it with one line changed (the edit asked for)."""
+    read = None
+    for i, m in enumerate(messages):
+        for tc in m.get("tool_calls") or []:
+            fn = tc.get("function", tc)
+            if fn["name"] == "write_file" and fn["arguments"].get("content") == content:
+                assert read is not None, f"{path} written before it was read"
+                before, after = read.splitlines(), content.splitlines()
+                assert len(before) == len(after), (read, content)
+                assert sum(b != a for b, a in zip(before, after, strict=True)) == 1, (read, content)
+                return
+            if fn["name"] == "read_file" and fn["arguments"].get("path") == path:
+                read = messages[i + 1]["content"]
+    raise AssertionError(f"no write of {path} found")
 
 
 def test_argument_coverage_and_typing(tools) -> None:

@@ -4,17 +4,20 @@ errors included, and the answers quote what the tools returned."""
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import re
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import anyio
+import httpx2
 import pytest
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
-from tooltune.agent.agent import build_agent
+from tooltune.agent.agent import build_agent, server_model
 from tooltune.data import recorded_jobs
 from tooltune.data.generate_config import GENERATOR_VERSION
 from tooltune.data.recorded_jobs import FILE_KINDS, Project, recorded_job, trajectory
@@ -39,6 +42,46 @@ def _served(seed: int, kind: recorded_jobs.Kind) -> list[str]:
         result = anyio.run(lambda: agent.run(job.request, model=FunctionModel(model)))
     parts = [p for m in result.all_messages() for p in m.parts if isinstance(p, ToolReturnPart)]
     return [p.model_response_str() for p in parts]
+
+
+def _on_the_wire(seed: int, kind: recorded_jobs.Kind) -> list[str]:
+    """The tool messages the agent sends the model server (the OpenAI request body, captured at the HTTP
+    layer) when a model makes the job's calls one by one on the same project."""
+    job = recorded_job(random.Random(seed), kind)
+    bodies: list[dict[str, Any]] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        bodies.append(json.loads(request.content))
+        done = sum(m["role"] == "tool" for m in bodies[-1]["messages"])
+        if done < len(job.steps):
+            step = job.steps[done]
+            call = {"id": f"c{done}", "type": "function",
+                    "function": {"name": step.name, "arguments": json.dumps(step.args)}}  # fmt: skip
+            message: dict[str, Any] = {"role": "assistant", "content": None, "tool_calls": [call]}
+        else:
+            message = {"role": "assistant", "content": job.answer}
+        choice = {"index": 0, "finish_reason": "stop", "message": message}
+        return httpx2.Response(200, json={"id": "x", "object": "chat.completion", "created": 0, "model": "m",
+                                          "choices": [choice]})  # fmt: skip
+
+    class Server:
+        base_url = "http://127.0.0.1:9/v1"
+        model_name = "/models/tiny"
+        extra_body: dict[str, Any] = {}
+
+    client = httpx2.AsyncClient(transport=httpx2.MockTransport(handler))
+    with tempfile.TemporaryDirectory() as tmp:
+        Project(random.Random(seed)).write(Path(tmp))
+        agent = build_agent(root=Path(tmp), allow_write=True)
+        anyio.run(lambda: agent.run(job.request, model=server_model(Server(), http_client=client)))
+    return [m["content"] for m in bodies[-1]["messages"] if m["role"] == "tool"]
+
+
+@pytest.mark.parametrize("kind", FILE_KINDS, ids=lambda k: k.__name__)
+def test_each_result_is_what_the_agent_sends_the_model_server(kind: recorded_jobs.Kind) -> None:
+    for seed in range(3):
+        job = recorded_job(random.Random(seed), kind)
+        assert [s.result for s in job.steps] == _on_the_wire(seed, kind)
 
 
 @pytest.mark.parametrize("kind", FILE_KINDS, ids=lambda k: k.__name__)
@@ -93,12 +136,12 @@ def test_an_explanation_quotes_the_definition_the_search_and_the_file_show() -> 
         assert read.result.splitlines()[int(line) - 1].startswith("def ")
 
 
-def test_the_recorded_jobs_are_what_generator_15_made() -> None:
-    """A change in a tool's wording or a project changes the trajectory data: bump GENERATOR_VERSION and
-    pin the new digest (bench/agent_tasks.py reuses datasets by the version in their names)."""
-    jobs = [recorded_job(random.Random(s), kind) for s in range(8) for kind in FILE_KINDS]
+def test_the_trajectory_jobs_are_what_generator_15_made() -> None:
+    """A change in a tool's wording, a project or a scripted job changes the trajectory data: bump
+    GENERATOR_VERSION and pin the new digest (bench/agent_tasks.py reuses datasets by the version)."""
+    jobs = [trajectory(random.Random(s)) for s in range(40)]
     digest = hashlib.sha256(repr(jobs).encode()).hexdigest()[:12]
-    assert (GENERATOR_VERSION, digest) == ("tooltune-data/15", "c4e896b33f64")
+    assert (GENERATOR_VERSION, digest) == ("tooltune-data/15", "4310c0009c09")
 
 
 def test_jobs_are_the_same_for_a_seed_and_cover_every_kind() -> None:

@@ -256,10 +256,12 @@ def test_trajectory_data_never_rehearses_a_task_edit() -> None:
 
 
 def test_recorded_jobs_projects_share_no_name_with_the_task_projects() -> None:
-    """The trajectory kind's generated projects: no function, constant, package or module of theirs is a
-    name the coding-tasks projects or requests use, so a recorded job never walks a task's own path."""
+    """The trajectory kind's generated projects (and the scripted test-run jobs' functions and modules): no
+    function, constant, package or module of theirs is a name the coding-tasks projects or requests use,
+    so a job never walks a task's own path."""
     import re
 
+    from tooltune.data.coding_trajectories import FIX_STEMS, PY_FUNCS
     from tooltune.data.recorded_jobs import _CONSTS, _FUNCS, _MODULES, _PACKAGES
 
     suite = load_task_suite("coding-tasks")
@@ -267,26 +269,15 @@ def test_recorded_jobs_projects_share_no_name_with_the_task_projects() -> None:
     idents: set[str] = set()
     for p in suite.projects_dir.rglob("*"):
         stems.add(p.stem.lower())
-        if p.is_file() and p.suffix in (
-            ".py",
-            ".ts",
-            ".tsx",
-            ".json",
-            ".ini",
-            ".md",
-            ".toml",
-            ".csv",
-            ".txt",
-        ):
+        if p.is_file():  # every file, whatever its suffix
             idents |= set(re.findall(r"\b\w+\b", p.read_text(errors="replace")))
     idents |= {w for t in suite.tasks for w in re.findall(r"\b\w+\b", t.request)}
-    ours = [f[0] for f in _FUNCS] + [c[0] for c in _CONSTS]
+    ours = [f[0] for f in _FUNCS] + [c[0] for c in _CONSTS] + [f[0] for f in PY_FUNCS]
     assert not set(ours) & idents, set(ours) & idents
+    modules = set(_PACKAGES) | set(_MODULES) | set(FIX_STEMS)
     # "config" is every project's settings file, ours included: a name, not a task's path
-    assert not (set(_PACKAGES) | set(_MODULES)) & (stems - {"config"}), (
-        set(_PACKAGES) | set(_MODULES)
-    ) & stems
-    assert not (set(_PACKAGES) | set(_MODULES)) & {w.lower() for w in idents}
+    assert not modules & (stems - {"config"}), modules & stems
+    assert not modules & {w.lower() for w in idents}, modules & {w.lower() for w in idents}
 
 
 def test_project_names_links_and_run_ids_cannot_reach_outside(suite_file: Path, tmp_path: Path) -> None:

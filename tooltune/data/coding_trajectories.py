@@ -32,8 +32,10 @@ class Trajectory(NamedTuple):
     answer: str
 
 
+# modules the fixed functions live in: none is a coding-tasks project's (a test checks)
+FIX_STEMS = ["tally", "mathutil", "calc", "core", "shaping"]
 # functions the coding-tasks projects do not have (their failing tests are eval tasks, not lessons)
-_PY_FUNCS = [
+PY_FUNCS = [
     ("is_even", "n", "n % 2 == 0", "n % 2 == 1", "is_even(4)"),
     ("sum_squares", "xs", "sum(x * x for x in xs)", "sum(x + x for x in xs)", "sum_squares([1, 2]) == 5"),
     (
@@ -43,14 +45,14 @@ _PY_FUNCS = [
         "name[0]",
         "initials('Ada Lovelace') == 'AL'",
     ),
-    ("average", "xs", "sum(xs) / len(xs)", "sum(xs) / (len(xs) + 1)", "average([2, 4]) == 3"),
+    ("midrange", "xs", "(min(xs) + max(xs)) / 2", "(min(xs) + max(xs)) / 3", "midrange([2, 4]) == 3"),
     ("cube", "n", "n ** 3", "n * 3", "cube(2) == 8"),
 ]
 
 
 def _fix_failing_test(rng: random.Random) -> Trajectory:
-    fn, params, good, bad, assertion = rng.choice(_PY_FUNCS)
-    stem = rng.choice(["utils", "helpers", "mathutil", "text", "core"])
+    fn, params, good, bad, assertion = rng.choice(PY_FUNCS)
+    stem = rng.choice(FIX_STEMS)
     src = f"{rng.choice(['src', 'lib', 'app'])}/{stem}.py"
     test = f"{rng.choice(_TEST_DIRS)}/test_{stem}.py"
     head = "$ python -m pytest -q --color=no -p no:cacheprovider\n"

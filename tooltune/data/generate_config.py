@@ -66,10 +66,11 @@ from tooltune.data.teacher import TeacherStats
 #     reports it ("updated x (n bytes, m lines)", was "wrote x"), a search's hits in the test file beside
 #     the definition, and a job that reads a wrong path, gets the tool's refusal and recovers from a listing.
 #     The test-run jobs stay scripted (their write now reported as the tool reports it too). Only datasets
-#     that draw the trajectory kind change (the agent tasks bench); the default mix does not draw it, so
-#     every other dataset is byte-identical to 14 (checked: the hand books' issue-tracker and
-#     notes-calendar data under the H4 mix, seeds 0 and 1). A refusal is rendered as pydantic-ai sends it
-#     to the served model ({"error": "..."}).
+#     that draw the coding tools' trajectory kind change (the agent tasks bench; a phrasebook's jobs are
+#     as before); the default mix does not draw it, so every other dataset is byte-identical to 14
+#     (checked: the hand books' issue-tracker and notes-calendar data under the H4 mix, seeds 0 and 1).
+#     A refusal is rendered as pydantic-ai sends it to the served model ({"error":"..."}). The scripted
+#     fix-a-test job's function "average" became "midrange" and its modules left the task projects' names.
 GENERATOR_VERSION = "tooltune-data/15"
 CODING_DATA_VERSION = "tooltune-data/13"
 """The last generator that changed the built-in coding tools' data: the demo names its dataset by it, so a
