@@ -39,7 +39,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
 # bench/phrasebook_suites.py's dataset names: pb-<source>-n<examples>-s<seed>[<variant>][-<suite>]
 SEED = re.compile(r"^(pb-[^-]+-n\d+-s)(\d+)(?=-|$)")
 ALPHA = 0.05
@@ -122,9 +121,7 @@ def split_differences(a: list[int], b: list[int]) -> list[float]:
 def permutation_p(a: list[int], b: list[int]) -> float:
     """Exact two-sided permutation test of the difference of means of two groups of seed totals: the share
     of all splits whose difference is at least the observed one."""
-    observed = abs(statistics.fmean(a) - statistics.fmean(b))
-    diffs = split_differences(a, b)
-    return sum(d >= observed - 1e-9 for d in diffs) / len(diffs)
+    return _share_at_least(split_differences(a, b), abs(statistics.fmean(a) - statistics.fmean(b)))
 
 
 def smallest_p(a: list[int], b: list[int]) -> float:
@@ -132,8 +129,11 @@ def smallest_p(a: list[int], b: list[int]) -> float:
     splits as far apart as the farthest one. With distinct totals 1/C(n, k), or 2/C(n, k) for groups of one
     size (a split and its mirror); ties raise it (4 against 4 with one total shared: 4/70)."""
     diffs = split_differences(a, b)
-    top = max(diffs)
-    return sum(d >= top - 1e-9 for d in diffs) / len(diffs)
+    return _share_at_least(diffs, max(diffs))
+
+
+def _share_at_least(diffs: list[float], x: float) -> float:
+    return sum(d >= x - 1e-9 for d in diffs) / len(diffs)  # float means: ties within rounding count
 
 
 def spread(values: list[int]) -> dict[str, Any]:
