@@ -37,6 +37,10 @@ class Book(Protocol):
 
     def intents(self, name: str) -> int | None: ...
 
+    def new_conversation(self, rng: random.Random) -> None: ...
+
+    def finish(self, rng: random.Random, msgs: list[dict[str, Any]]) -> list[dict[str, Any]]: ...
+
 
 class CodingBook:
     """The built-in coding tools' phrasebook behind the :class:`Book` calls (draws unchanged, so its
@@ -69,6 +73,12 @@ class CodingBook:
 
     def intents(self, name: str) -> int | None:
         return None  # its requests are code: no templates to count (tool_odds gives it the average)
+
+    def new_conversation(self, rng: random.Random) -> None:
+        return None  # its dates (none) are said as they are: nothing drawn, its datasets stay
+
+    def finish(self, rng: random.Random, msgs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return msgs
 
 
 CODING_BOOK = CodingBook()

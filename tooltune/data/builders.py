@@ -565,9 +565,15 @@ class ExampleBuilder:
         self._tools: list[dict[str, Any]] = []
         self._twin = None
         self._taught = False  # set when the teacher's rewrite of a request is kept
+        for book in self.books:  # a book that says dates relative to a today draws it per conversation
+            book.new_conversation(self.rng)
         msgs = getattr(self, kind)()
         if msgs is None:
             return None
+        for book in self.books:  # ... and then states that today in a system line
+            msgs = book.finish(self.rng, msgs)
+            if self._twin is not None:
+                self._twin = (book.finish(self.rng, self._twin[0]), self._twin[1])
         return _example(msgs, self._tools, kind, teacher=self._taught)
 
     def take_twin(self) -> Example | None:

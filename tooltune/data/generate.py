@@ -13,6 +13,7 @@ import itertools
 import time
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 from tooltune.data.books import Book
 from tooltune.data.builders import ExampleBuilder
@@ -123,8 +124,8 @@ def generate_examples(
         pair = [conv, twin] if (twin := gen.take_twin()) is not None else [conv]
         if cfg.system_prompt and gen.rng.random() < cfg.system_share:
             # a twin gets what its refusal gets: the pair differs only in the offered tools
-            system = {"role": "system", "content": cfg.system_prompt}
-            pair = [ex.model_copy(update={"messages": [system, *ex.messages]}) for ex in pair]
+            prompt = cfg.system_prompt
+            pair = [ex.model_copy(update={"messages": with_system(prompt, ex.messages)}) for ex in pair]
         convs += 1
         accept_pieces(*pair)
     if not out:
@@ -149,3 +150,12 @@ def generate_examples(
     )
     log.info("examples generated", n=len(out), duplicates=dup, leaked=leaked, seconds=res.seconds)
     return res
+
+
+def with_system(prompt: str, msgs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``msgs`` opened by the system ``prompt``; a conversation that has a system line already (a dated
+    one says what today is) keeps it after the prompt, in one system message (chat templates take one,
+    first)."""
+    if msgs and msgs[0].get("role") == "system":
+        return [{**msgs[0], "content": f"{prompt}\n\n{msgs[0]['content']}"}, *msgs[1:]]
+    return [{"role": "system", "content": prompt}, *msgs]

@@ -544,6 +544,31 @@ class PolishWords(BaseModel):
     shell_words: list[Word] = Field(default_factory=list)
 
 
+class RelativeDates(BaseModel):
+    """Dates said against a today the system prompt states (:mod:`tooltune.data.relative_dates`): in
+    ``share`` of the conversations, the ``date`` and ``datetime`` forms' values are said "tomorrow", "on
+    Tuesday", "tonight at 9", and the conversation opens with a system line saying what today is, in
+    one of ``system`` (``{date}`` the ISO date, ``{weekday}``, ``{spoken}`` "March 12, 2027"; default:
+    a few common ones). Write your agent's own line there if its system prompt states the date."""
+
+    model_config = ConfigDict(extra="forbid")
+    share: float = Field(gt=0, le=1, allow_inf_nan=False)
+    system: list[str] = Field(default_factory=list)
+
+    @field_validator("system")
+    @classmethod
+    def _dated(cls, lines: list[str]) -> list[str]:
+        for line in lines:
+            if "{date}" not in line and "{spoken}" not in line:
+                raise ValueError(f"system line {line!r} does not say the date ({{date}} or {{spoken}})")
+            try:
+                line.format(date="", weekday="", spoken="")
+            except (KeyError, IndexError, ValueError) as e:
+                why = f"system line {line!r}: only {{date}}, {{weekday}} and {{spoken}} ({e})"
+                raise ValueError(why) from e
+        return lines
+
+
 class Phrasebook(BaseModel):
     """A phrasebook as written; ``phrasebook_check.check_phrasebook`` fits it to a tool set."""
 
@@ -555,10 +580,13 @@ class Phrasebook(BaseModel):
     follow_ups: list[list[FollowStep]] = Field(default_factory=list)
     jobs: list[Job] = Field(default_factory=list)
     polish: PolishWords | None = None
+    relative_dates: RelativeDates | None = None
 
     def digest(self) -> str:
         """Content hash (sha256 prefix) of the book as used: part of a dataset's recorded sources."""
         data = self.model_dump(mode="json")
+        if data["relative_dates"] is None:  # books without relative dates keep their digest
+            del data["relative_dates"]
         if not any((data["polish"] or {}).values()):  # books without `polish` words keep their digest
             del data["polish"]
         for phrases in data["tools"].values():  # books written before records keep their digest
@@ -789,11 +817,11 @@ def _validate(
             f"{where}: phrasebook format {version!r} is not supported (this tooltune reads format "
             f"{FORMAT_VERSION})"
         )
-    unknown = sorted(set(data) - {"phrasebook", "name", "polish", *_SECTIONS, *_LISTS})
+    unknown = sorted(set(data) - {"phrasebook", "name", "polish", "relative_dates", *_SECTIONS, *_LISTS})
     if unknown:
         raise DataError(
             f"{where}: unknown key(s) {unknown}; a phrasebook has name, values, tools, follow_ups, jobs, "
-            "polish"
+            "polish, relative_dates"
         )
     issues: list[PhrasebookIssue] = []
     kept: dict[str, Any] = {"phrasebook": FORMAT_VERSION, "name": str(data.get("name") or "")}
@@ -828,6 +856,11 @@ def _validate(
                 bad((key, i), e)
     if data.get("polish") is not None:
         kept["polish"] = _polish_words(data["polish"], source, lines, issues)
+    if data.get("relative_dates") is not None:
+        try:  # a wrong one is left out (the book stands, with its dates said absolutely)
+            kept["relative_dates"] = RelativeDates.model_validate(data["relative_dates"])
+        except ValidationError as e:
+            bad(("relative_dates",), e)
     return Phrasebook.model_validate(kept), issues
 
 

@@ -1141,6 +1141,13 @@ def check_phrasebook(text: BookText, tools: list[ToolSpec]) -> CheckedBook:
         )
     follow = [s for i, steps in enumerate(book.follow_ups) if (s := c.check_follow_up(i, steps)) is not None]
     jobs = [j for i, job in enumerate(book.jobs) if (j := c.check_job(i, job)) is not None]
+    dated = any(f in ("date", "datetime") for ph in kept_tools.values() for f in ph.forms.values())
+    if book.relative_dates is not None and not dated:
+        c.add(
+            "warning",
+            "relative_dates",
+            "no tool has a date or datetime form (tools.<name>.forms): no date is said relative to today",
+        )
     out = Phrasebook(
         phrasebook=book.phrasebook,
         name=book.name,
@@ -1149,6 +1156,7 @@ def check_phrasebook(text: BookText, tools: list[ToolSpec]) -> CheckedBook:
         follow_ups=follow,
         jobs=jobs,
         polish=book.polish,
+        relative_dates=book.relative_dates,
     )
     return CheckedBook(book=out, issues=c.issues, origins=c.origins)
 

@@ -8,6 +8,7 @@ kept only when every argument can be read back from it (the no-guessing rule the
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import random
 import re
@@ -15,6 +16,7 @@ from typing import Any, NamedTuple
 
 from jsonschema import Draft202012Validator
 
+from tooltune.data import relative_dates
 from tooltune.data.coding_requests import FollowUp
 from tooltune.data.phrasebook import (
     DERIVED,
@@ -212,6 +214,12 @@ class _Fill:
         phrases = self.book.book.tools.get(tool.name)
         forms = phrases.say.get(name, {}) if phrases is not None else {}
         key = value if isinstance(value, str) else json.dumps(value)
+        form = phrases.forms.get(name) if phrases is not None else None
+        # in a dated conversation, a date form's value is said against its today first ("tomorrow"):
+        # exact, so it grounds the value; a say word is the book's way when it is not
+        relative = self.book.relative(self.rng, form, value) if form and modifier is None else None
+        if relative is not None:
+            return relative, True
         # a say form is another way to write the whole value: not for a slot that asks for the value
         # exactly as drawn ({glob:raw} writes "*.py" where {glob} may write "Python") or for one of its parts
         if forms.get(key) and modifier != "raw" and modifier not in DERIVED:
@@ -233,7 +241,6 @@ class _Fill:
             return value_text(value), False
         if modifier in DERIVED:  # a part of the value: the value itself must be shown elsewhere
             return written(value, modifier), False
-        form = phrases.forms.get(name) if phrases is not None else None
         if form is not None and modifier is None:
             spoken = say_in_form(self.rng, form, value)
             if spoken is not None:  # an exact form ("Jan 4, 2027"): its words ground the value
@@ -464,6 +471,53 @@ class DataBook:
         self.verbs |= {w.lower() for w in words.verbs} if words is not None else set()
         self.shell_words = set(words.shell_words) if words is not None else set()
         self._when_validators: dict[str, Draft202012Validator] = {}
+        # relative dates: whether this conversation says them, the today they count from, what was said
+        self.relative_now = False
+        self.today: dt.date | None = None
+        self.said: list[str] = []
+        self._line: str | None = None
+
+    def new_conversation(self, rng: random.Random) -> None:
+        """A conversation starts: with the book's ``relative_dates``, it says its dates relative to a
+        today (drawn at its first date) in ``share`` of conversations; without, nothing is drawn."""
+        self.today, self.said, self._line = None, [], None
+        spec = self.book.relative_dates
+        self.relative_now = spec is not None and rng.random() < spec.share
+
+    def relative(self, rng: random.Random, form: str, value: Any) -> str | None:
+        """``value`` said relative to the conversation's today ("tomorrow"), or None: not a dated
+        conversation, not a date form, no phrase reaches it, or (after its first) the draw says
+        absolute."""
+        if not self.relative_now or form not in ("date", "datetime") or not isinstance(value, str):
+            return None
+        if self.today is not None and rng.random() >= relative_dates.LATER:
+            return None
+        got = relative_dates.say(rng, form, value, self.today)
+        if got is None:
+            return None
+        self.today = got[1]
+        self.said.append(got[0])
+        return got[0]
+
+    def finish(self, rng: random.Random, msgs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """A dated conversation's messages: the requests' prepositions set right ("busy on tomorrow" ->
+        "busy tomorrow") and a system line stating today first (the same line for the conversation's
+        twin); others unchanged."""
+        if self.today is None:
+            return msgs
+        out = [
+            {**m, "content": relative_dates.fix_prepositions(m["content"], self.said)}
+            if m.get("role") == "user" and isinstance(m.get("content"), str)
+            else m
+            for m in msgs
+        ]
+        if self._line is None:
+            spec = self.book.relative_dates
+            self._line = relative_dates.system_line(rng, self.today, spec.system if spec else None)
+        line = self._line
+        if out and out[0].get("role") == "system":
+            return [{**out[0], "content": f"{out[0]['content']}\n{line}"}, *out[1:]]
+        return [{"role": "system", "content": line}, *out]
 
     def covers(self, tool: ToolSpec) -> bool:
         return bool(

@@ -79,7 +79,10 @@ PHRASEBOOK_HELP = (
     '"steps": [{"call": TOOL, "args": {...}, "result": ...}, {"call": TOOL2, "args": {param: "{NAME}"}, '
     '"authored": [params the model writes itself, such as an edited file\'s new content]}], '
     '"answer": a reply using the results}], "polish": {"verbs": [your tools\' own verbs that may follow '
-    '"please"], "shell_words": [words that open a typed command]}}. Entries that do not fit the tools are '
+    '"please"], "shell_words": [words that open a typed command]}, "relative_dates": {"share": 0.3, '
+    '"system": ["Today is {weekday}, {date}."]}: that share of conversations say dates "tomorrow", "on '
+    "Tuesday\" against a today a system line states (for tools with a date form; your agent's own line in "
+    '"system")}. Entries that do not fit the tools are '
     "skipped and "
     "counted. 'client' = the server asks your model to draft it, in one MCP sampling request (if your "
     "client supports sampling)."

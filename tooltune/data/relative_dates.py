@@ -1,0 +1,161 @@
+"""Dates said against a today the conversation states: "tomorrow", "on Tuesday", "in 3 days", "tonight
+at 9", where the call holds the ISO date (and time) the tool takes.
+
+People rarely type "2027-03-13"; they say "tomorrow", and an assistant knows which day that is because its
+system prompt says what today is ("Today is Friday, 2027-03-12."). :mod:`tooltune.data.spoken_forms`
+keeps to forms whose value follows from the words alone; a phrasebook that opts in (``relative_dates``)
+has some conversations open with such a system line and their ``date``/``datetime`` values said relative
+to it. Each phrase here is exact given today: the coming weekday within six days ("on Tuesday", never
+"next Tuesday", which people read two ways), "Tuesday next week" only from a Monday-to-Saturday today
+(where Sunday- and Monday-started weeks agree), "tonight" only for evening hours.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import re
+
+from tooltune.data.spoken_forms import time_forms
+
+_WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September",
+           "October", "November", "December"]  # fmt: skip
+_COUNTS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
+_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
+_DATETIME = re.compile(r"^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2})(?::00)?$")
+
+SYSTEM_LINES = [
+    "Today is {weekday}, {date}.",
+    "Today's date: {date} ({weekday}).",
+    "Current date: {weekday}, {spoken}.",
+    "It is {weekday}, {spoken}.",
+    "The date today is {weekday} {date}.",
+]
+"""How a system prompt states today, when the book gives no lines of its own: ``{date}`` the ISO date,
+``{weekday}`` its day's name, ``{spoken}`` "March 12, 2027"."""
+
+# offsets from today (in days) a conversation's first relative date is drawn at, with their odds: the
+# near days people name most, a week and the next week's days less often, the past least
+_OFFSETS = [-1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]
+_ODDS = [0.5, 1.5, 3, 1.2, 1, 1, 1, 1, 0.8, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.4]
+LATER = 0.7
+"""How often a conversation's later dates are said relative too (when a phrase reaches them)."""
+
+
+def iso_date(value: str) -> dt.date | None:
+    m = _DATE.match(value)
+    if m is None:
+        return None
+    try:
+        return dt.date(int(m[1]), int(m[2]), int(m[3]))
+    except ValueError:
+        return None
+
+
+def date_phrases(day: dt.date, today: dt.date) -> list[str]:
+    """Every exact way to say ``day`` relative to ``today`` ([] when none reaches it)."""
+    o = (day - today).days
+    name = _WEEKDAYS[day.weekday()]
+    out = {-1: ["yesterday"], 0: ["today"], 1: ["tomorrow"]}.get(o, [])
+    if o == 2:
+        out += ["the day after tomorrow"]
+    if 2 <= o <= 6:  # the coming weekday: exact within six days
+        out += [f"on {name}", f"this {name}", f"this coming {name}"]
+    if 2 <= o <= 10:
+        out += [f"in {o} days", *([f"in {_COUNTS[o]} days"] if o < len(_COUNTS) else [])]
+    if o == 7:
+        out += ["a week from today", "in a week", "a week from now"]
+    if o == 14:
+        out += ["two weeks from today", "in two weeks"]
+    # the next calendar week: Sunday- and Monday-started weeks agree on it from a Monday-to-Saturday
+    # today, for its Monday to Saturday
+    next_monday = today + dt.timedelta(days=7 - today.weekday())
+    if today.weekday() != 6 and day.weekday() != 6 and 0 <= (day - next_monday).days < 6:
+        out += [f"{name} next week", f"next week on {name}"]
+    return list(dict.fromkeys(out))
+
+
+def _time_phrases(day_phrase: str, offset: int, hhmm: str) -> list[str]:
+    """A relative day and a time: "tomorrow at 7:15 pm", "tonight at 9" (evening hours only)."""
+    times = time_forms(hhmm, with_date=True)[1:]  # not "19:15" beside "tomorrow"
+    out = [f"{day_phrase} at {t}" for t in times if not t.startswith(("quarter", "half"))]
+    out += [f"{day_phrase}, {t}" for t in times if t.startswith(("quarter", "half"))]
+    hour, minute = int(hhmm[:2]), int(hhmm[3:5])
+    clock = f"{hour % 12}" if minute == 0 else f"{hour % 12}:{minute:02d}"
+    if offset == 0 and 18 <= hour <= 23:
+        out += [f"tonight at {clock}", f"this evening at {clock}"] if hour < 22 else [f"tonight at {clock}"]
+    if offset == 1 and 6 <= hour <= 11:
+        out += [f"tomorrow morning at {hour}" if minute == 0 else f"tomorrow morning at {hour}:{minute:02d}"]
+    return out
+
+
+def phrases(form: str, value: str, today: dt.date) -> list[str]:
+    """Every exact way to say ``value`` (a ``date`` or ``datetime`` form's value) relative to ``today``."""
+    if form == "date":
+        day = iso_date(value)
+        return date_phrases(day, today) if day is not None else []
+    m = _DATETIME.match(value) if form == "datetime" else None
+    day = iso_date(m[1]) if m else None
+    if m is None or day is None:
+        return []
+    offset = (day - today).days
+    days = [p for p in date_phrases(day, today) if not p.startswith("in ")]  # "in 3 days at 9am" reads badly
+    return [p for d in days for p in _time_phrases(d, offset, m[2])]
+
+
+def say(rng: random.Random, form: str, value: str, today: dt.date | None) -> tuple[str, dt.date] | None:
+    """``value`` said relative to ``today``, and that today; with no today yet (a conversation's first
+    date), a today is drawn so that some phrase reaches the value. None when no phrase fits."""
+    day = iso_date(value) if form == "date" else None
+    if form == "datetime" and (m := _DATETIME.match(value)):
+        day = iso_date(m[1])
+    if day is None:
+        return None
+    if today is None:
+        for _ in range(8):
+            offset = rng.choices(_OFFSETS, weights=_ODDS)[0]
+            drawn = day - dt.timedelta(days=offset)
+            if said := phrases(form, value, drawn):
+                return rng.choice(said), drawn
+        return None
+    said = phrases(form, value, today)
+    return (rng.choice(said), today) if said else None
+
+
+def system_line(rng: random.Random, today: dt.date, lines: list[str] | None = None) -> str:
+    """A system prompt's statement of ``today`` in one of ``lines`` (default :data:`SYSTEM_LINES`)."""
+    spoken = f"{_MONTHS[today.month - 1]} {today.day}, {today.year}"
+    line = rng.choice(lines or SYSTEM_LINES)
+    return line.format(date=today.isoformat(), weekday=_WEEKDAYS[today.weekday()], spoken=spoken)
+
+
+# "on" before a phrase that carries its own preposition reads wrong ("busy on tomorrow"), except where
+# it belongs to the verb ("what's on tomorrow", "anything on today")
+_KEEP_ON = re.compile(r"(?:what's|whats|what is|anything|nothing|something)\s*$", re.IGNORECASE)
+
+
+# ... but a phrase that counts ("in 3 days", "next week on Tuesday") takes no "on" after any of them
+_COUNTING = ("in ", "next week", "a week", "two weeks", "the day after")
+
+
+def _drop_on(text: str, phrase: str) -> str:
+    def drop(m: re.Match[str]) -> str:
+        keep = not phrase.startswith(_COUNTING) and _KEEP_ON.search(text[: m.start()])
+        return m[0] if keep else m[1]
+
+    # "in 3 days" takes no "from" or "for" either ("list everything from in 3 days")
+    before = "[Oo]n|[Ff]rom|[Ff]or" if phrase.startswith("in ") else "[Oo]n"
+    return re.sub(rf"\b(?:{before}) ({re.escape(phrase)})", drop, text)
+
+
+def fix_prepositions(text: str, said: list[str]) -> str:
+    """``text`` with a stray "on" before each relative phrase in ``said`` taken out ("am i busy on
+    tomorrow" -> "am i busy tomorrow"), and "from"/"for" before "in 3 days"; a weekday's own "on" ("on
+    Tuesday") is part of the phrase, so "on on Tuesday" loses one."""
+    for phrase in dict.fromkeys(said):
+        if phrase.startswith("on "):
+            text = re.sub(rf"\b[Oo]n {re.escape(phrase)}", phrase, text)
+        else:
+            text = _drop_on(text, phrase)
+    return text
