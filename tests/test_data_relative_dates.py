@@ -43,7 +43,7 @@ def _read(text: str, today: dt.date, *, week_starts_sunday: bool = False) -> dt.
         next_start = start + dt.timedelta(days=7)
         return next_start + dt.timedelta(days=(day - next_start.weekday()) % 7)
     if m := re.match(
-        r"(?:on|this coming|this) (monday|tuesday|wednesday|thursday|friday|saturday|sunday)", t
+        r"(?:on |this coming |this |)(monday|tuesday|wednesday|thursday|friday|saturday|sunday)", t
     ):
         day = _DAYS.index(m[1])
         return today + dt.timedelta(days=(day - today.weekday()) % 7 or 7)
@@ -66,9 +66,10 @@ def test_every_relative_phrase_reads_back_to_its_date_whichever_day_the_week_sta
                 assert _read(phrase, today, week_starts_sunday=True) == day, (today, phrase)
     # the phrase kinds people use are all there; the ambiguous ones ("next Tuesday", a bare weekday
     # seven days ahead, "Sunday next week") never are
-    assert {"yesterday", "today", "tomorrow", "the day after tomorrow", "on WD", "WD next week", "in 3 days",
-            "in three days", "a week from today", "in two weeks"} <= seen  # fmt: skip
-    assert not any(p.startswith("next WD") for p in seen)
+    assert {"today", "tomorrow", "the day after tomorrow", "on WD", "this coming WD", "WD next week",
+            "in 3 days", "in three days", "a week from today", "in two weeks"} <= seen  # fmt: skip
+    # never the past (an event or a reminder is for later), never "next WD" or "this WD" (read two ways)
+    assert not any(p.startswith(("next WD", "this WD")) or p == "yesterday" for p in seen)
     days = [(start + dt.timedelta(d), start + dt.timedelta(d + o)) for d in range(14) for o in range(22)]
     assert "sunday next week" not in " ".join(p.lower() for t, day in days for p in date_phrases(day, t))
     # past the reach of any exact phrase: nothing
@@ -87,6 +88,12 @@ def test_datetimes_say_the_day_and_an_unambiguous_time() -> None:
     # never the bare 24-hour time beside a relative day, never "in 3 days at ..."
     later = phrases("datetime", "2027-03-15 19:15", friday)
     assert later and not any("19:15" in p or p.startswith("in ") for p in later)
+    # nothing before 6 am: "tomorrow at 1 am" is read as either night
+    assert (
+        phrases("datetime", "2027-03-13 01:00", friday)
+        == phrases("datetime", "2027-03-12 05:30", friday)
+        == []
+    )
     assert phrases("datetime", "2027-03-12 soon", friday) == []
     assert phrases("date", "2027-02-30", friday) == []
 
@@ -114,11 +121,22 @@ def test_the_system_line_states_today_and_stray_prepositions_go() -> None:
         "am i busy tomorrow? what's on tomorrow"
     )
     assert fix_prepositions("what do i have on on Tuesday?", ["on Tuesday"]) == "what do i have on Tuesday?"
-    assert fix_prepositions("On today, list it", ["today"]) == "today, list it"
-    assert fix_prepositions("anything on next week on Thursday?", ["next week on Thursday"]) == (
-        "anything next week on Thursday?"
+    assert fix_prepositions("On tomorrow, list it", ["tomorrow"]) == "Tomorrow, list it"
+    assert fix_prepositions("busy on next week on Thursday?", ["next week on Thursday"]) == (
+        "busy next week on Thursday?"
     )
-    assert fix_prepositions("anything on in 3 days?", ["in 3 days"]) == "anything in 3 days?"
+    # "on" that belongs to the question stays ("what's on ..."), before any phrase
+    assert fix_prepositions("what's on the day after tomorrow?", ["the day after tomorrow"]) == (
+        "what's on the day after tomorrow?"
+    )
+    assert fix_prepositions("anything on in 3 days?", ["in 3 days"]) == "anything on in 3 days?"
+    # a weekday phrase's own "on" goes after the template's preposition
+    assert fix_prepositions("check my agenda for on Tuesday", ["on Tuesday"]) == "check my agenda for Tuesday"
+    assert fix_prepositions("3 days from on Monday", ["on Monday"]) == "3 days from Monday"
+    # only the whole phrase: a note's "catch up on today's news" is its own text
+    assert fix_prepositions("catch up on today's news, am i busy on today?", ["today"]) == (
+        "catch up on today's news, am i busy today?"
+    )
     assert fix_prepositions("list all from in four days", ["in four days"]) == "list all in four days"
     assert fix_prepositions("list all from tomorrow", ["tomorrow"]) == "list all from tomorrow"
 
@@ -155,7 +173,9 @@ def _dated(res: object) -> tuple[int, int]:
         call = next(x for x in msgs if x.get("tool_calls"))["tool_calls"][0]["function"]
         args = call["arguments"] if isinstance(call["arguments"], dict) else json.loads(call["arguments"])
         value = args.get("date") or args.get("when", "")[:10]
-        said = next(p for p in phrases("date", value, today) if p.lower() in user.lower())
+        full = phrases("date", value, today) + ["tonight", "this evening"]  # the last two: a datetime's
+        bare = [p[3:] for p in full if p.startswith("on ")]  # "for on Tuesday" was written "for Tuesday"
+        said = next(p for p in [*full, *bare] if p.lower() in user.lower())
         assert _read(said, today) == dt.date.fromisoformat(value), (user, system)
         calls += 1
     return lines, calls
@@ -213,6 +233,7 @@ PINNED_PLAIN = [
         ("relative_dates: {share: 0}", "greater than 0"),
         ("relative_dates: {share: 0.3, system: ['Today is {weekday}.']}", "does not say the date"),
         ("relative_dates: {share: 0.3, system: ['Today is {when}, {date}.']}", "only {date}, {weekday}"),
+        ("relative_dates: {share: 0.3, system: ['Today is {date} ({date.year})']}", "only {date}, {weekday}"),
         ("relative_dates: {share: 0.3, often: 2}", "Extra inputs"),
     ],
 )

@@ -563,7 +563,7 @@ class RelativeDates(BaseModel):
                 raise ValueError(f"system line {line!r} does not say the date ({{date}} or {{spoken}})")
             try:
                 line.format(date="", weekday="", spoken="")
-            except (KeyError, IndexError, ValueError) as e:
+            except (KeyError, IndexError, ValueError, AttributeError) as e:  # {date.year}: AttributeError
                 why = f"system line {line!r}: only {{date}}, {{weekday}} and {{spoken}} ({e})"
                 raise ValueError(why) from e
         return lines

@@ -503,8 +503,9 @@ class DataBook:
         """A dated conversation's messages: the requests' prepositions set right ("busy on tomorrow" ->
         "busy tomorrow") and a system line stating today first (the same line for the conversation's
         twin); others unchanged."""
-        if self.today is None:
-            return msgs
+        users = [m["content"] for m in msgs if m.get("role") == "user" and isinstance(m.get("content"), str)]
+        if self.today is None or not any(p.lower() in u.lower() for p in self.said for u in users):
+            return msgs  # not dated, or its relative words were in a draw that was not kept
         out = [
             {**m, "content": relative_dates.fix_prepositions(m["content"], self.said)}
             if m.get("role") == "user" and isinstance(m.get("content"), str)

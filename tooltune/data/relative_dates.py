@@ -36,9 +36,10 @@ SYSTEM_LINES = [
 ``{weekday}`` its day's name, ``{spoken}`` "March 12, 2027"."""
 
 # offsets from today (in days) a conversation's first relative date is drawn at, with their odds: the
-# near days people name most, a week and the next week's days less often, the past least
-_OFFSETS = [-1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]
-_ODDS = [0.5, 1.5, 3, 1.2, 1, 1, 1, 1, 0.8, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.4]
+# near days people name most, a week and the next week's days less often; never the past (an event or a
+# reminder is for today or later)
+_OFFSETS = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]
+_ODDS = [1.5, 3, 1.2, 1, 1, 1, 1, 0.8, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.4]
 LATER = 0.7
 """How often a conversation's later dates are said relative too (when a phrase reaches them)."""
 
@@ -57,11 +58,11 @@ def date_phrases(day: dt.date, today: dt.date) -> list[str]:
     """Every exact way to say ``day`` relative to ``today`` ([] when none reaches it)."""
     o = (day - today).days
     name = _WEEKDAYS[day.weekday()]
-    out = {-1: ["yesterday"], 0: ["today"], 1: ["tomorrow"]}.get(o, [])
+    out = {0: ["today"], 1: ["tomorrow"]}.get(o, [])
     if o == 2:
         out += ["the day after tomorrow"]
-    if 2 <= o <= 6:  # the coming weekday: exact within six days
-        out += [f"on {name}", f"this {name}", f"this coming {name}"]
+    if 2 <= o <= 6:  # the coming weekday: exact within six days ("this Tuesday" is not: some read the
+        out += [f"on {name}", f"this coming {name}"]  # past one, or the one of this calendar week)
     if 2 <= o <= 10:
         out += [f"in {o} days", *([f"in {_COUNTS[o]} days"] if o < len(_COUNTS) else [])]
     if o == 7:
@@ -77,11 +78,14 @@ def date_phrases(day: dt.date, today: dt.date) -> list[str]:
 
 
 def _time_phrases(day_phrase: str, offset: int, hhmm: str) -> list[str]:
-    """A relative day and a time: "tomorrow at 7:15 pm", "tonight at 9" (evening hours only)."""
+    """A relative day and a time: "tomorrow at 7:15 pm", "tonight at 9" (evening hours only). None before
+    6 am: "tomorrow at 1 am" is read as the night after tomorrow as often as the night before."""
+    hour, minute = int(hhmm[:2]), int(hhmm[3:5])
+    if hour < 6:
+        return []
     times = time_forms(hhmm, with_date=True)[1:]  # not "19:15" beside "tomorrow"
     out = [f"{day_phrase} at {t}" for t in times if not t.startswith(("quarter", "half"))]
     out += [f"{day_phrase}, {t}" for t in times if t.startswith(("quarter", "half"))]
-    hour, minute = int(hhmm[:2]), int(hhmm[3:5])
     clock = f"{hour % 12}" if minute == 0 else f"{hour % 12}:{minute:02d}"
     if offset == 0 and 18 <= hour <= 23:
         out += [f"tonight at {clock}", f"this evening at {clock}"] if hour < 22 else [f"tonight at {clock}"]
@@ -131,31 +135,35 @@ def system_line(rng: random.Random, today: dt.date, lines: list[str] | None = No
 
 
 # "on" before a phrase that carries its own preposition reads wrong ("busy on tomorrow"), except where
-# it belongs to the verb ("what's on tomorrow", "anything on today")
+# it belongs to the verb ("what's on tomorrow", "anything on in 3 days")
 _KEEP_ON = re.compile(r"(?:what's|whats|what is|anything|nothing|something)\s*$", re.IGNORECASE)
+_END = r"(?![\w'’])"  # the whole phrase: "today" but not "today's"
 
 
-# ... but a phrase that counts ("in 3 days", "next week on Tuesday") takes no "on" after any of them
-_COUNTING = ("in ", "next week", "a week", "two weeks", "the day after")
-
-
-def _drop_on(text: str, phrase: str) -> str:
+def _drop_before(text: str, phrase: str) -> str:
     def drop(m: re.Match[str]) -> str:
-        keep = not phrase.startswith(_COUNTING) and _KEEP_ON.search(text[: m.start()])
-        return m[0] if keep else m[1]
+        if m[1].lower() == "on" and _KEEP_ON.search(text[: m.start()]):
+            return m[0]
+        return m[2][:1].upper() + m[2][1:] if m[1][0].isupper() else m[2]  # "On tomorrow, ..." -> "Tomorrow"
 
     # "in 3 days" takes no "from" or "for" either ("list everything from in 3 days")
-    before = "[Oo]n|[Ff]rom|[Ff]or" if phrase.startswith("in ") else "[Oo]n"
-    return re.sub(rf"\b(?:{before}) ({re.escape(phrase)})", drop, text)
+    before = "on|from|for" if phrase.startswith("in ") else "on"
+    return re.sub(rf"\b({before}) ({re.escape(phrase)}){_END}", drop, text, flags=re.IGNORECASE)
 
 
 def fix_prepositions(text: str, said: list[str]) -> str:
     """``text`` with a stray "on" before each relative phrase in ``said`` taken out ("am i busy on
-    tomorrow" -> "am i busy tomorrow"), and "from"/"for" before "in 3 days"; a weekday's own "on" ("on
-    Tuesday") is part of the phrase, so "on on Tuesday" loses one."""
+    tomorrow" -> "am i busy tomorrow"), and "from"/"for" before "in 3 days"; a weekday phrase's own "on"
+    goes after a preposition of the template ("for on Tuesday" -> "for Tuesday", "on on Tuesday" ->
+    "on Tuesday")."""
     for phrase in dict.fromkeys(said):
         if phrase.startswith("on "):
-            text = re.sub(rf"\b[Oo]n {re.escape(phrase)}", phrase, text)
+            text = re.sub(
+                rf"\b(on|for|from|by|until|starting) {re.escape(phrase)}{_END}",
+                lambda m, rest=phrase[3:]: f"{m[1]} {rest}",
+                text,
+                flags=re.IGNORECASE,
+            )
         else:
-            text = _drop_on(text, phrase)
+            text = _drop_before(text, phrase)
     return text
