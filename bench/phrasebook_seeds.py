@@ -285,15 +285,25 @@ def build(
     source: str,
     answers: dict[str, Path],
     same: dict[str, str] | None = None,
+    group_sources: dict[str, str] | None = None,
 ) -> dict[str, Any]:
+    """Each group's summary per suite, and each against the first (the control). A group reads its
+    adapters from ``source``, or from its own in ``group_sources`` (a book under another source name, such
+    as ``dated``, against the hand book's recipe)."""
     names = [name for name, _ in groups]
     if len(set(names)) < len(names):
         raise RecipeError(
             f"group {next(n for n in names if names.count(n) > 1)!r} given twice: name each once"
         )
-    loaded = [(name, load_group(name, files, source, same)) for name, files in groups]
+    src = {name: (group_sources or {}).get(name, source) for name in names}
+    unknown = sorted(set(group_sources or {}) - set(names))
+    if unknown:
+        raise RecipeError(f"--group-source {unknown[0]}: no such group (groups: {', '.join(names)})")
+    loaded = [(name, load_group(name, files, src[name], same)) for name, files in groups]
     suites = sorted({s for _, by_suite in loaded for s in by_suite})
     out: dict[str, Any] = {"source": source, "control": loaded[0][0], "suites": {}}
+    if group_sources:
+        out["group_sources"] = {name: src[name] for name in names}
     if same:
         used = {
             g for _, by_suite in loaded for rs in by_suite.values() for r in rs for g in generator_list(r)
@@ -305,7 +315,7 @@ def build(
             )
         out["same_generator"] = dict(same)
     for suite in suites:
-        summaries = {name: group_summary(by_suite[suite], source, answers.get(name))
+        summaries = {name: group_summary(by_suite[suite], src[name], answers.get(name))
                      for name, by_suite in loaded if suite in by_suite}  # fmt: skip
         hashes = {s_res["suite_hash"] for _, by_suite in loaded for s_res in by_suite.get(suite, [])}
         if len(hashes) > 1:
@@ -342,8 +352,10 @@ def table(result: dict[str, Any]) -> str:
                 else "control"
             )
             sd = f" ± {s['stdev']}" if s["stdev"] is not None else ""
+            own = result.get("group_sources", {}).get(name, result["source"])
+            label = name if own == result["source"] else f"{name} ({own})"
             lines.append(
-                f"| {name} | {s['seeds']} | {s['passes']} of {s['cases']} | {s['mean']}{sd} | {vs} |"
+                f"| {label} | {s['seeds']} | {s['passes']} of {s['cases']} | {s['mean']}{sd} | {vs} |"
             )
     return "\n".join(lines)
 
@@ -355,6 +367,10 @@ def main() -> None:
         help="a recipe's name, then its result files (any seeds, any suites); the first group is the control",
     )  # fmt: skip
     p.add_argument("--source", default="hand", help="which data source's adapters to compare (default: hand)")
+    p.add_argument(
+        "--group-source", nargs=2, action="append", default=[], metavar=("NAME", "SOURCE"),
+        help="group NAME's adapters come from SOURCE instead (a book of another name, such as dated)",
+    )  # fmt: skip
     p.add_argument(
         "--answers", nargs=2, action="append", default=[], metavar=("NAME", "DIR"),
         help="the folder of group NAME's eval answers (<run_id>/cases.jsonl); repeat per group",
@@ -377,7 +393,9 @@ def main() -> None:
         if name not in names:
             p.error(f"--answers {name}: no such group (groups: {', '.join(names)})")
     try:
-        result = build(groups, args.source, answers, same_generators(args.same_generator))
+        result = build(
+            groups, args.source, answers, same_generators(args.same_generator), dict(args.group_source)
+        )
     except RecipeError as e:
         raise SystemExit(f"phrasebook_seeds: {e}") from None
     result = {

@@ -276,3 +276,24 @@ def test_the_command_writes_the_comparison_and_rejects_answers_of_no_group(tmp_p
     )  # fmt: skip
     assert joined.returncode == 0, joined.stderr
     assert json.loads(out.read_text())["same_generator"] == {"tooltune-data/15": "tooltune-data/14"}
+
+
+def test_a_group_may_read_another_sources_adapters(tmp_path: Path) -> None:
+    """A book under another source name (``dated``) is compared with the hand book's recipe: each group
+    reads its own source's adapters, and the output says which."""
+    mod = _module()
+    control = _group(tmp_path, "c", [40, 30, 28, 32])
+    dated = []
+    for s, p in enumerate([31, 32, 33]):
+        r = _result("issue-tracker", s, p)
+        r["sources"] = {"dated": r["sources"].pop("hand")}
+        r["sources"]["dated"]["dataset"] = r["sources"]["dated"]["dataset"].replace("pb-hand", "pb-dated")
+        dated.append(_write(tmp_path, f"d{s}", r))
+    with pytest.raises(mod.RecipeError, match="has no 'hand' adapter"):
+        mod.build([("H9", control), ("H12", dated)], "hand", {})
+    out = mod.build([("H9", control), ("H12", dated)], "hand", {}, None, {"H12": "dated"})
+    assert out["group_sources"] == {"H9": "hand", "H12": "dated"}
+    row = out["suites"]["issue-tracker"]
+    assert row["groups"]["H12"]["passes"] == [31, 32, 33] and row["vs_control"]["H12"]["diff_mean"] == -0.5
+    with pytest.raises(mod.RecipeError, match="--group-source H13: no such group"):
+        mod.build([("H9", control)], "hand", {}, None, {"H13": "dated"})
