@@ -4,7 +4,8 @@ parameter's value written "Jan 4, 2027 at 7:15 pm" where the call holds ``"2027-
 Tools take dates and times in one machine form (ISO dates, 24-hour times, minutes); people write them
 every other way. A model that only ever saw the machine form in requests learns to copy, not to convert.
 Each form here is exact: the call's value follows from the words alone (no "tomorrow", which needs to
-know today; no "9 o'clock", which could be morning or evening).
+know today: :mod:`tooltune.data.relative_dates` says that where a book opts in and the conversation states
+today; no "9 o'clock", which could be morning or evening).
 """
 
 from __future__ import annotations
