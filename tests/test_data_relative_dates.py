@@ -16,7 +16,7 @@ from tooltune.data.generate_config import GenerateConfig
 from tooltune.data.phrasebook import phrasebook_from_object
 from tooltune.data.phrasebook_check import check_phrasebook
 from tooltune.data.phrasebook_fill import DataBook
-from tooltune.data.relative_dates import date_phrases, fix_prepositions, phrases, say, system_line
+from tooltune.data.relative_dates import date_phrases, fix_prepositions, phrases, say, says, system_line
 from tooltune.data.tool_sources import load_tool_specs
 
 _DAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
@@ -133,6 +133,12 @@ def test_the_system_line_states_today_and_stray_prepositions_go() -> None:
     # a weekday phrase's own "on" goes after the template's preposition
     assert fix_prepositions("check my agenda for on Tuesday", ["on Tuesday"]) == "check my agenda for Tuesday"
     assert fix_prepositions("3 days from on Monday", ["on Monday"]) == "3 days from Monday"
+    assert (
+        fix_prepositions("what’s on tomorrow?", ["tomorrow"]) == "what’s on tomorrow?"
+    )  # a curly apostrophe
+    # a whole phrase is said, or not: "today's" does not say "today"; "for Tuesday" says "on Tuesday"
+    assert not says("catch up on today's news", "today") and says("Anything today?", "today")
+    assert says("check my agenda for Tuesday", "on Tuesday") and not says("Tuesdays are slow", "on Tuesday")
     # only the whole phrase: a note's "catch up on today's news" is its own text
     assert fix_prepositions("catch up on today's news, am i busy on today?", ["today"]) == (
         "catch up on today's news, am i busy today?"

@@ -504,7 +504,7 @@ class DataBook:
         "busy tomorrow") and a system line stating today first (the same line for the conversation's
         twin); others unchanged."""
         users = [m["content"] for m in msgs if m.get("role") == "user" and isinstance(m.get("content"), str)]
-        if self.today is None or not any(p.lower() in u.lower() for p in self.said for u in users):
+        if self.today is None or not any(relative_dates.says(u, p) for p in self.said for u in users):
             return msgs  # not dated, or its relative words were in a draw that was not kept
         out = [
             {**m, "content": relative_dates.fix_prepositions(m["content"], self.said)}

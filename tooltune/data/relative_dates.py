@@ -136,8 +136,15 @@ def system_line(rng: random.Random, today: dt.date, lines: list[str] | None = No
 
 # "on" before a phrase that carries its own preposition reads wrong ("busy on tomorrow"), except where
 # it belongs to the verb ("what's on tomorrow", "anything on in 3 days")
-_KEEP_ON = re.compile(r"(?:what's|whats|what is|anything|nothing|something)\s*$", re.IGNORECASE)
+_KEEP_ON = re.compile(r"(?:what['’]s|whats|what is|anything|nothing|something)\s*$", re.IGNORECASE)
 _END = r"(?![\w'’])"  # the whole phrase: "today" but not "today's"
+
+
+def says(text: str, phrase: str) -> bool:
+    """Whether ``text`` says ``phrase`` as a whole ("today", not "today's"; a weekday phrase's "on" may
+    have gone to the template's own preposition)."""
+    bare = phrase[3:] if phrase.startswith("on ") else phrase
+    return re.search(rf"\b{re.escape(bare)}{_END}", text, re.IGNORECASE) is not None
 
 
 def _drop_before(text: str, phrase: str) -> str:
