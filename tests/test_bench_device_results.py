@@ -145,6 +145,11 @@ def test_the_committed_full_scale_file_is_what_its_inputs_give() -> None:
             "bfcl_full_0.5b_cpu.json", "bfcl_full_cpu", ["simple_python_s0"],
             "qwen2.5-coder-0.5b-instruct", "Device(cpu, 0)",
         ),
+        # issue 35: the same recipe again at the eval default concurrency 8 (generator 15's data)
+        (
+            "bfcl_full_0.5b_cpu_c8.json", "bfcl_full_cpu_c8", ["simple_python_s0"],
+            "qwen2.5-coder-0.5b-instruct", "Device(cpu, 0)",
+        ),
         # issue 32: the 0.5B's recipes on the 1.5B: simple_python seeds 0 and 1 and the other categories
         # on one H100, seed 2 on one H200
         (
