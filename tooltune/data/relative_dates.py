@@ -16,14 +16,9 @@ import datetime as dt
 import random
 import re
 
-from tooltune.data.spoken_forms import time_forms
-
-_WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
-_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September",
-           "October", "November", "December"]  # fmt: skip
-_COUNTS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
-_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
-_DATETIME = re.compile(r"^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2})(?::00)?$")
+# the month and weekday names, counts and ISO shapes the absolute forms use
+from tooltune.data.spoken_forms import _COUNTS, _DATETIME, _MONTHS, _WEEKDAYS, time_forms
+from tooltune.data.spoken_forms import _date as iso_date
 
 SYSTEM_LINES = [
     "Today is {weekday}, {date}.",
@@ -42,16 +37,6 @@ _OFFSETS = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]
 _ODDS = [1.5, 3, 1.2, 1, 1, 1, 1, 0.8, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.4]
 LATER = 0.7
 """How often a conversation's later dates are said relative too (when a phrase reaches them)."""
-
-
-def iso_date(value: str) -> dt.date | None:
-    m = _DATE.match(value)
-    if m is None:
-        return None
-    try:
-        return dt.date(int(m[1]), int(m[2]), int(m[3]))
-    except ValueError:
-        return None
 
 
 def date_phrases(day: dt.date, today: dt.date) -> list[str]:
