@@ -646,3 +646,26 @@ def test_the_committed_balanced_one_and_a_half_b_file_is_what_its_inputs_give() 
     runs = [json.loads((d / "run.json").read_text()) for d in (folder / "runs").iterdir() if d.is_dir()]
     assert len(runs) == 2 and all(not r["applied"]["method"]["answer_check"]["worse"] for r in runs)
     assert {r["applied"]["method"]["pairs"] for r in runs} == {99}
+
+
+def test_t2s_committed_transcripts_are_its_result() -> None:
+    """Issue 34's T2 adapter run (one GPU) brought back every task's result and transcript: the per-task
+    rows add up to the committed result's adapter totals, and each transcript holds as many tool calls as
+    its task's row counts (so the transcripts read in docs/TASKS.md are the run's own)."""
+    result = json.loads(
+        (
+            ROOT / "bench" / "results" / "agent_tasks_qwen2.5-coder-0.5b-instruct_i600_tj0.4_g15.json"
+        ).read_text()
+    )
+    run = ROOT / "bench" / "results" / "agent_tasks_gpu_t2" / result["adapter"]["run_id"]
+    rows = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
+    assert len(rows) == result["adapter"]["tasks"]
+    for key in ("calls", "failed_calls", "invalid_calls", "dropped_calls", "steps"):
+        assert sum(r[key] for r in rows) == result["adapter"][key], key
+    assert sum(r["success"] for r in rows) == result["adapter"]["succeeded"]
+    for row in rows:
+        messages = [
+            json.loads(m) for m in (run / "transcripts" / f"{row['task_id']}.jsonl").read_text().splitlines()
+        ]
+        calls = [p for m in messages for p in m["parts"] if p["part_kind"] == "tool-call"]
+        assert len(calls) == row["calls"], row["task_id"]

@@ -214,3 +214,34 @@ def test_write_results_rebuilds_a_committed_result_from_its_answers(
                       generators=committed["generator"], wall_s=1.0)  # fmt: skip
     again = json.loads((tmp_path / "bench" / "results" / "phrasebook_issue_tracker_rebuilt.json").read_text())
     assert again["sources"]["hand"]["books"] == [book]
+
+
+_SEED_RUNS = [
+    *[
+        (f"phrasebook_notes_calendar_{tag}_ps_t8_i600_s{s}.json", source, f"phrasebook_gpu_{tag[:3]}")
+        for tag, source in (("h12_dated", "dated"), ("h13_dated1", "dated1"))
+        for s in (0, 1, 2)
+    ],
+    *[
+        (f"phrasebook_{suite}_h6b_ps_t8_n1000_i1200{tail}.json", "hand", "phrasebook_gpu_h10")
+        for suite in ("issue_tracker", "notes_calendar")
+        for tail in ("", "_s1", "_s2", "_s3")
+    ],
+]
+
+
+@pytest.mark.parametrize(("name", "source", "answers"), _SEED_RUNS)
+def test_the_committed_seed_runs_are_their_answers(name: str, source: str, answers: str) -> None:
+    """Each seed run of H10, H12 and H13 (one GPU) and the answers brought back with it agree: the
+    adapter's native rate, overall and per category, is what the committed answers of the run it names
+    give, case for case."""
+    root = Path(__file__).resolve().parents[1] / "bench" / "results"
+    doc = json.loads((root / name).read_text())
+    entry = doc["sources"][source]
+    lines = (root / answers / entry["run_id"] / "cases.jsonl").read_text().splitlines()
+    rows = [json.loads(r) for r in lines]
+    assert len(rows) == doc["cases"]
+    assert entry["adapter_native"] == round(sum(r["native"]["passed"] for r in rows) / len(rows), 4)
+    for category, rates in entry["categories"].items():
+        mine = [r["native"]["passed"] for r in rows if r["category"] == category]
+        assert rates["native"] == round(sum(mine) / len(mine), 4), category
