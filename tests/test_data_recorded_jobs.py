@@ -30,7 +30,7 @@ def _served(seed: int, kind: recorded_jobs.Kind) -> list[str]:
     project = Project(random.Random(seed))
     with tempfile.TemporaryDirectory() as tmp:
         project.write(Path(tmp))
-        agent = build_agent(root=Path(tmp), allow_write=True)
+        agent = build_agent(root=Path(tmp), **recorded_jobs.session(kind))
 
         def model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
             done = sum(isinstance(p, ToolReturnPart) for m in messages for p in m.parts)
@@ -72,7 +72,7 @@ def _on_the_wire(seed: int, kind: recorded_jobs.Kind) -> list[str]:
     client = httpx2.AsyncClient(transport=httpx2.MockTransport(handler))
     with tempfile.TemporaryDirectory() as tmp:
         Project(random.Random(seed)).write(Path(tmp))
-        agent = build_agent(root=Path(tmp), allow_write=True)
+        agent = build_agent(root=Path(tmp), **recorded_jobs.session(kind))
         anyio.run(lambda: agent.run(job.request, model=server_model(Server(), http_client=client)))
     return [m["content"] for m in bodies[-1]["messages"] if m["role"] == "tool"]
 
@@ -136,12 +136,12 @@ def test_an_explanation_quotes_the_definition_the_search_and_the_file_show() -> 
         assert read.result.splitlines()[int(line) - 1].startswith("def ")
 
 
-def test_the_trajectory_jobs_are_what_generator_15_made() -> None:
+def test_the_trajectory_jobs_are_what_generator_16_made() -> None:
     """A change in a tool's wording, a project or a scripted job changes the trajectory data: bump
     GENERATOR_VERSION and pin the new digest (bench/agent_tasks.py reuses datasets by the version)."""
     jobs = [trajectory(random.Random(s)) for s in range(40)]
     digest = hashlib.sha256(repr(jobs).encode()).hexdigest()[:12]
-    assert (GENERATOR_VERSION, digest) == ("tooltune-data/15", "4310c0009c09")
+    assert (GENERATOR_VERSION, digest) == ("tooltune-data/16", "971aaa64f79f")
 
 
 def test_jobs_are_the_same_for_a_seed_and_cover_every_kind() -> None:
@@ -154,3 +154,58 @@ def test_jobs_are_the_same_for_a_seed_and_cover_every_kind() -> None:
     assert ("read_file", "list_dir", "read_file") in shapes  # recover from a wrong path
     assert any(s[-1] == "write_file" for s in shapes)  # edit a constant
     assert ("run_tests",) in shapes  # the scripted test runs are still drawn
+    refused = [job for job in a if any(" refused: " in step.result for step in job.steps)]
+    assert {job.steps[-1].name for job in refused} >= {"write_file", "run_tests"}  # both refusal jobs
+
+
+def test_a_refused_edit_is_the_sessions_refusal_and_the_answer_gives_the_change_instead() -> None:
+    for seed in range(10):
+        job = recorded_job(random.Random(seed), recorded_jobs._edit_refused)
+        read, write = [s for s in job.steps if s.name == "read_file"][-1], job.steps[-1]
+        assert write.name == "write_file" and write.result.startswith('{"error":"write_file refused: writing')
+        assert "--allow-write" in write.result and "--allow-write" in job.answer
+        name, old, new = re.search(
+            r"has `(\w+) = (\d+)`; the change is to make it `\1 = (\d+)`", job.answer
+        ).groups()  # type: ignore[union-attr]
+        assert f"{name} = {old}" in read.result and name in job.request and new in job.request
+        assert write.args["content"] == read.result.replace(f"{name} = {old}", f"{name} = {new}")
+        assert recorded_jobs.session(recorded_jobs._edit_refused) == {
+            "allow_write": False,
+            "allow_exec": False,
+        }
+
+
+def test_a_refused_test_run_is_not_retried_and_the_answer_says_what_was_not_run() -> None:
+    shapes = set()
+    for seed in range(20):
+        job = recorded_job(random.Random(seed), recorded_jobs._tests_refused)
+        runs = [s for s in job.steps if s.name == "run_tests"]
+        assert len(runs) == 1 and runs[0].result.startswith('{"error":"run_tests refused: running commands')
+        assert "--allow-exec" in job.answer and "run" in job.answer
+        shapes.add(tuple(s.name for s in job.steps))
+        read = [s for s in job.steps if s.name == "read_file"][-1]
+        assert read.result and not read.result.startswith('{"error"')  # what the answer stands on was read
+        if runs[0].args:  # a test file is run only when the request names it
+            assert runs[0].args == {"path": f"tests/test_{read.args['path'].rsplit('/', 1)[1][:-3]}.py"}
+            assert runs[0].args["path"] in job.request and runs[0].args["path"] in job.answer
+        if "test_" in read.args["path"]:  # asked whether the tests pass: the answer names the file's tests
+            named = re.findall(r"\btest_\w+(?=[,)])", job.answer)
+            assert named and all(f"def {t}(" in read.result for t in named)
+        else:  # asked about a function too: its explanation is what the file says
+            fn = job.answer.split(" is in ")[0]
+            assert f"def {fn}(" in read.result
+    assert shapes == {("run_tests", "list_dir", "read_file"), ("search_code", "read_file", "run_tests")}
+
+
+def test_no_job_repeats_a_call_that_failed() -> None:
+    """After a refusal or an error the job does something else: the same call never comes twice."""
+    for s in range(200):
+        job = trajectory(random.Random(s))
+        failed = [
+            (st.name, json.dumps(st.args, sort_keys=True))
+            for st in job.steps
+            if st.result.startswith('{"error"')
+        ]
+        later = [(st.name, json.dumps(st.args, sort_keys=True)) for st in job.steps]
+        for call in failed:
+            assert later.count(call) == 1, (job.request, call)

@@ -20,7 +20,7 @@ import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import anyio
 import jsonschema
@@ -36,20 +36,13 @@ from pydantic_ai.toolsets.abstract import ToolsetTool
 
 from tooltune.agent import tools_impl
 from tooltune.agent.lenient import LenientToolCallModel
-from tooltune.agent.sandbox import ApprovalFn, Sandbox, ToolRefusal
+from tooltune.agent.sandbox import NEEDS, ApprovalFn, Sandbox, ToolRefusal
 from tooltune.coding_tools import CODING_TOOLS, DEFAULT_INSTRUCTIONS
 from tooltune.errors import TooltuneError
 from tooltune.logs import get_logger
 from tooltune.toolspec import ToolSpec
 
 log = get_logger(__name__)
-
-
-NEEDS: dict[str, Literal["write", "exec"]] = {
-    "write_file": "write",
-    "run_command": "exec",
-    "run_tests": "exec",
-}
 
 
 class ServedEndpoint(Protocol):

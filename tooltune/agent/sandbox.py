@@ -20,7 +20,7 @@ import stat
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote
 
 MAX_READ_BYTES = 256 * 1024
@@ -42,6 +42,14 @@ class ToolRefusal(Exception):
 
     The message says what was refused and why, in one sentence, because the model reads it.
     """
+
+
+NEEDS: dict[str, Literal["write", "exec"]] = {
+    "write_file": "write",
+    "run_command": "exec",
+    "run_tests": "exec",
+}
+"""The coding tools that need a session permission, and which one (the rest only read)."""
 
 
 @dataclass
@@ -152,8 +160,9 @@ class Sandbox:
 
     # -- permissions -------------------------------------------------------------------------------
 
-    async def require(self, capability: str, tool_name: str, args: dict[str, Any]) -> None:
-        """Check the session flag for ``capability`` ("write" | "exec"), then ask the approver."""
+    def check(self, capability: str, tool_name: str) -> None:
+        """Refuse ``tool_name`` when the session flag for ``capability`` ("write" | "exec") is off, in the
+        words the model reads (the same refusal whether the agent or a recorded training job meets it)."""
         allowed = self.allow_write if capability == "write" else self.allow_exec
         if not allowed:
             flag = "--allow-write" if capability == "write" else "--allow-exec"
@@ -163,6 +172,10 @@ class Sandbox:
                 f"(the user can enable it with {flag}); "
                 "continue without it or tell the user what you would have done"
             )
+
+    async def require(self, capability: str, tool_name: str, args: dict[str, Any]) -> None:
+        """Check the session flag for ``capability`` ("write" | "exec"), then ask the approver."""
+        self.check(capability, tool_name)
         if self.approve is not None:
             answer = self.approve(tool_name, args)
             if inspect.isawaitable(answer):

@@ -71,7 +71,14 @@ from tooltune.data.teacher import TeacherStats
 #     (checked: the hand books' issue-tracker and notes-calendar data under the H4 mix, seeds 0 and 1).
 #     A refusal is rendered as pydantic-ai sends it to the served model ({"error":"..."}). The scripted
 #     fix-a-test job's function "average" became "midrange" and its modules left the task projects' names.
-GENERATOR_VERSION = "tooltune-data/15"
+# 16: two more recorded jobs for the built-in coding tools' trajectory kind, set in sessions that refuse a
+#     call as `tooltune serve` does (data/recorded_jobs.py): an edit refused without --allow-write, answered
+#     with the change it would make; a test run refused without --allow-exec, the job going on with reads
+#     and saying what was not run. Neither repeats the refused call. Six file jobs and two scripted test
+#     runs are drawn evenly (were four and two), so only datasets that draw the trajectory kind change;
+#     every other dataset is as under 15. Issue 34's T2 adapter retried refused test runs (53 of its
+#     255 calls) and none of 15's jobs met a refusal.
+GENERATOR_VERSION = "tooltune-data/16"
 CODING_DATA_VERSION = "tooltune-data/13"
 """The last generator that changed the built-in coding tools' data: the demo names its dataset by it, so a
 generator that leaves that data as it was keeps the measured demo data (tests pin the data's digest)."""

@@ -12,7 +12,10 @@ error as the model will see it, then the listing, then the right file. The call 
 too: it reads the file the request names, the right first move when the request names it by its base
 name alone.
 
-Only calls that read and write files are recorded here; the jobs that run the tests stay scripted
+Two jobs are set in sessions that refuse a call, as ``tooltune serve`` does without ``--allow-write``
+or ``--allow-exec``: the refusal is the agent's own (:meth:`Sandbox.check`, the check the agent makes
+before a tool runs), and the job goes on without the call and says what was not done, never making it
+again. No job here runs a command; the jobs that run the tests stay scripted
 (:mod:`tooltune.data.coding_trajectories`), since a dataset should not have to run pytest. No function,
 constant or module name of a project is one the coding-tasks projects have (a test checks), so
 training never rehearses an eval task's answer. Results name paths relative to the project, so a seed
@@ -31,7 +34,7 @@ from typing import Any
 from pydantic_ai.messages import ToolReturnPart
 
 from tooltune.agent import tools_impl
-from tooltune.agent.sandbox import Sandbox, ToolRefusal
+from tooltune.agent.sandbox import NEEDS, Sandbox, ToolRefusal
 from tooltune.data.coding_requests import _polish
 from tooltune.data.coding_trajectories import EXEC_KINDS, Step, Trajectory
 
@@ -113,6 +116,8 @@ class Recorder:
         """Make the call; keep (and return) its result as the served model reads it."""
         impl: Callable[..., str] = getattr(tools_impl, name)
         try:
+            if (need := NEEDS.get(name)) is not None:  # the session's permission first, as the agent checks
+                self.sandbox.check(need, name)
             part = ToolReturnPart(tool_name=name, content=impl(self.sandbox, **args), tool_call_id="recorded")
         except ToolRefusal as e:  # the agent raises ToolFailed(str(e)): a failed tool return
             part = ToolReturnPart(tool_name=name, content=str(e), tool_call_id="recorded", outcome="failed")
@@ -203,16 +208,90 @@ def _recover_from_a_wrong_path(rng: random.Random, p: Project, rec: Recorder) ->
     return ask, f"{p.module}.py is {p.source}. {name}: {doc} It returns `{body}`."
 
 
-FILE_KINDS: list[Kind] = [_find_and_explain, _list_and_read, _edit_constant, _recover_from_a_wrong_path]
+def _refused(result: str, name: str) -> None:
+    """Check that the plan's call was refused by the session (the plan and the session agree)."""
+    if f"{name} refused:" not in result:
+        raise ValueError(f"{name} was expected to be refused: {result[:80]}")
+
+
+def _edit_refused(rng: random.Random, p: Project, rec: Recorder) -> tuple[str, str]:
+    """The session may not write (``tooltune serve`` without ``--allow-write``): the edit is refused in the
+    agent's own words, and the answer says what the change would be instead of trying again."""
+    name, old, new = rng.choice(p.consts)
+    named = rng.random() < 0.5  # the request names the file, or the job finds it first
+    if not named:
+        _line_of(rec.call("search_code", {"pattern": name}), p.config, f"{name} =")
+    before = rec.call("read_file", {"path": p.config})
+    content = before.replace(f"{name} = {old}", f"{name} = {new}")
+    _refused(rec.call("write_file", {"path": p.config, "content": content}), "write_file")
+    where = f" in {p.config}" if named else ""
+    ask = rng.choice(
+        [f"set {name} to {new}{where}", f"bump {name}{where} to {new}", f"change {name}{where} to {new}"]
+    )
+    return ask, (
+        f"I can't change files in this session: writing is disabled (start it with --allow-write). "
+        f"{p.config} has `{name} = {old}`; the change is to make it `{name} = {new}`."
+    )
+
+
+def _tests_refused(rng: random.Random, p: Project, rec: Recorder) -> tuple[str, str]:
+    """The session may not run commands: the test run is refused, and the job goes on without it (finds
+    and reads what answers the rest of the request), then says what was not run instead of trying again."""
+    test = f"tests/test_{p.module}.py"
+    if rng.random() < 0.5:
+        _refused(rec.call("run_tests", {}), "run_tests")
+        if test not in rec.call("list_dir", {"path": "tests"}).splitlines():  # found, not guessed
+            raise ValueError(f"{test} not in the listing")
+        rec.call("read_file", {"path": test})
+        names = ", ".join(f"test_{name}" for name, *_ in p.funcs)
+        ask = rng.choice(["do the tests pass?", "run the tests and tell me how it went", "are we green?"])
+        return ask, (
+            f"I can't run the tests here: running commands is disabled in this session (start it with "
+            f"--allow-exec). {test} has {len(p.funcs)} tests ({names}); run `python -m pytest -q` to see "
+            "whether they pass."
+        )
+    name, _, body, doc = rng.choice(p.funcs)
+    hits = rec.call("search_code", {"pattern": f"def {name}"})
+    line = _line_of(hits, p.source, f"def {name}(")
+    rec.call("read_file", {"path": p.source})
+    named = rng.random() < 0.5  # the request names the test file, or means the tests as a whole
+    _refused(rec.call("run_tests", {"path": test} if named else {}), "run_tests")
+    asks = [f"check {name}: what it returns, and whether {test} passes", f"explain {name}, then run {test}"]
+    if not named:
+        asks = [f"what does {name} do? and do the tests pass?", f"explain {name}, then run the tests"]
+    what = test if named else "the tests"
+    return rng.choice(asks), (
+        f"{name} is in {p.source} (line {line}). {doc} It returns `{body}`. I couldn't run {what}: "
+        "running commands is disabled in this session (--allow-exec enables it)."
+    )
+
+
+FILE_KINDS: list[Kind] = [
+    _find_and_explain,
+    _list_and_read,
+    _edit_constant,
+    _recover_from_a_wrong_path,
+    _edit_refused,
+    _tests_refused,
+]
+_READ_ONLY: set[Kind] = {_edit_refused}  # jobs set in a session that may not write
+
+
+def session(kind: Kind) -> dict[str, bool]:
+    """What the session ``kind``'s job is set in may do (``Sandbox`` and ``build_agent`` keywords): write
+    (as ``tooltune serve --allow-write``) unless the job is about a refused edit; never run commands, so
+    a dataset never runs them."""
+    return {"allow_write": kind not in _READ_ONLY, "allow_exec": False}
 
 
 def recorded_job(rng: random.Random, kind: Kind) -> Trajectory:
-    """One job of ``kind`` on a fresh project, every result from the agent's own tools."""
+    """One job of ``kind`` on a fresh project, every result from the agent's own tools under the
+    permissions of the session the job is set in."""
     project = Project(rng)
     with tempfile.TemporaryDirectory(prefix="tooltune-job-") as tmp:
         root = Path(tmp)
         project.write(root)
-        rec = Recorder(Sandbox(root, allow_write=True))
+        rec = Recorder(Sandbox(root, **session(kind)))
         ask, answer = kind(rng, project, rec)
     return Trajectory(_polish(rng, ask), rec.steps, answer)
 
