@@ -2,6 +2,9 @@
 
 Usage: python bench/eval_throughput.py [--per-category 4] [--levels 1,4,8] [--max-tokens 128] [--out FILE]
 
+With ``--prefill-steps 2048,256`` each level runs once per mlx_lm.server ``--prefill-step-size`` (the
+rest of tooltune's server flags kept), to compare how a prompt is cut into chunks for prefill.
+
 Each level gets a freshly started mlx_lm.server, so no level profits from prompt-cache entries left
 by another (docs/PLATFORM.md: a naive repeat showed a false 6x from cache hits). Cases within a level are
 all different prompts, as in a real eval. Each level records every case's answer and how many match
@@ -38,6 +41,19 @@ def loadavg() -> list[float]:
         return []
 
 
+def without_prefill_step(server_args: list[str], step: int) -> list[str]:
+    """``server_args`` with mlx_lm.server's ``--prefill-step-size`` set to ``step`` (replaced if given)."""
+    out, skip = [], False
+    for a in server_args:
+        if skip:
+            skip = False
+        elif a == "--prefill-step-size":
+            skip = True
+        else:
+            out.append(a)
+    return [*out, "--prefill-step-size", str(step)]
+
+
 def main() -> None:
     # One OpenBLAS thread per server: on 2 shared cores, 2 spinning BLAS threads per process made
     # requests ~6x slower under load (measured while writing this bench; docs/PLATFORM.md recommends 1 too).
@@ -49,6 +65,12 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--model", default=None)
     ap.add_argument("--out", default="bench/results/eval_throughput.json")
+    ap.add_argument(
+        "--prefill-steps",
+        default=None,
+        help="compare mlx_lm.server --prefill-step-size values (e.g. 2048,256), each with a fresh server at each "
+        "level, in the order given; results keyed '<level>/p<step>'",
+    )
     args = ap.parse_args()
     settings = Settings.load()
     model = Path(args.model) if args.model else settings.models_dir / "qwen2.5-coder-0.5b-instruct"
@@ -72,9 +94,13 @@ def main() -> None:
         "server_args": default_server_args(),
         "levels": {},
     }
-    for level in [int(x) for x in args.levels.split(",")]:
+    steps = [int(x) for x in args.prefill_steps.split(",")] if args.prefill_steps else [None]
+    runs = [(int(x), step) for x in args.levels.split(",") for step in steps]
+    for level, step in runs:
+        key = str(level) if step is None else f"{level}/p{step}"
+        server_args = out["server_args"] if step is None else without_prefill_step(out["server_args"], step)
         log_path = ws.reports / f"throughput-server-c{level}.log"
-        with mlx_endpoint(model, settings, log_path=log_path, extra_args=out["server_args"]) as ep:
+        with mlx_endpoint(model, settings, log_path=log_path, extra_args=server_args) as ep:
             load_before = loadavg()
             t0 = time.perf_counter()
 
@@ -91,7 +117,8 @@ def main() -> None:
 
             report = anyio.run(go)
             wall = time.perf_counter() - t0
-            out["levels"][str(level)] = {
+            out["levels"][key] = {
+                "server_args": server_args,
                 "run_id": report.meta.run_id,
                 "wall_s": round(wall, 1),
                 "cases_per_min": round(len(report.results) / wall * 60, 2),
@@ -107,10 +134,10 @@ def main() -> None:
                 "answers": case_answers(report),
             }
             first = next(iter(out["levels"].values()))["answers"]
-            got = out["levels"][str(level)]
+            got = out["levels"][key]
             got["same_answers_as_first"] = same_answers(first, got["answers"])
-            shown = {k: v for k, v in out["levels"][str(level)].items() if k != "answers"}
-            print(json.dumps({level: shown}), file=sys.stderr)
+            shown = {k: v for k, v in got.items() if k != "answers"}
+            print(json.dumps({key: shown}), file=sys.stderr)
             atomic_write_json(Path(args.out), out)
     base = out["levels"].get("1", {}).get("cases_per_min")
     if base:

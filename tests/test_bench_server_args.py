@@ -46,7 +46,7 @@ def test_bare_servers_get_tooltune_s_flags(
     monkeypatch.setenv("TOOLTUNE_BLAS_THREADS", "1")  # main() sets it; keep it from later tests
     assert mod.default_server_args() == default_server_args()  # tooltune's own, on this device
     if detect_device().kind == "cpu":
-        assert default_server_args() == ["--prompt-concurrency", "1"]
+        assert default_server_args() == ["--prompt-concurrency", "1", "--prefill-step-size", "256"]
     seen: dict[str, Any] = {}
     monkeypatch.setattr(mod, "mlx_endpoint", _capture(seen))
     monkeypatch.setattr(mod, "default_server_args", lambda: ["--the-flags"])
@@ -74,3 +74,25 @@ def test_a_result_records_the_command_with_the_settings_it_ran_under(monkeypatch
     assert common.command_line() == (
         "TOOLTUNE_BLAS_THREADS=2 TOOLTUNE_HOME=/tmp/ws python bench/eval_throughput.py --levels 4,8"
     )
+
+
+def test_eval_throughput_compares_prefill_steps_with_tooltunes_other_flags(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--prefill-steps`` starts each variant's server with tooltune's flags and that step size (a step
+    size among tooltune's own flags is replaced, not given twice)."""
+    mod = bench_module("eval_throughput")
+    assert mod.without_prefill_step(["--a", "1", "--prefill-step-size", "256", "--b"], 2048) == [
+        "--a", "1", "--b", "--prefill-step-size", "2048",
+    ]  # fmt: skip
+    monkeypatch.setenv("TOOLTUNE_BLAS_THREADS", "1")
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(mod, "mlx_endpoint", _capture(seen))
+    monkeypatch.setattr(mod, "default_server_args", lambda: ["--prompt-concurrency", "1"])
+    argv = ["--model", str(tmp_path / "m"), "--out", str(tmp_path / "o.json"), "--per-category", "1"]
+    monkeypatch.setattr(
+        sys, "argv", ["eval_throughput", *argv, "--levels", "8", "--prefill-steps", "512,256"]
+    )
+    with pytest.raises(_Started):
+        mod.main()
+    assert seen["extra_args"] == ["--prompt-concurrency", "1", "--prefill-step-size", "512"]

@@ -79,14 +79,14 @@ def _on_the_wire(seed: int, kind: recorded_jobs.Kind) -> list[str]:
 
 @pytest.mark.parametrize("kind", FILE_KINDS, ids=lambda k: k.__name__)
 def test_each_result_is_what_the_agent_sends_the_model_server(kind: recorded_jobs.Kind) -> None:
-    for seed in range(3):
+    for seed in range(6):  # seeds 0-5 reach every branch of every kind
         job = recorded_job(random.Random(seed), kind)
         assert [s.result for s in job.steps] == _on_the_wire(seed, kind)
 
 
 @pytest.mark.parametrize("kind", FILE_KINDS, ids=lambda k: k.__name__)
 def test_each_result_is_what_the_served_agent_gets_from_its_tools(kind: recorded_jobs.Kind) -> None:
-    for seed in range(3):
+    for seed in range(6):  # seeds 0-5 reach every branch of every kind
         job = recorded_job(random.Random(seed), kind)
         assert [s.result for s in job.steps] == _served(seed, kind)
         for step in job.steps:
@@ -141,7 +141,7 @@ def test_the_trajectory_jobs_are_what_generator_16_made() -> None:
     GENERATOR_VERSION and pin the new digest (bench/agent_tasks.py reuses datasets by the version)."""
     jobs = [trajectory(random.Random(s)) for s in range(40)]
     digest = hashlib.sha256(repr(jobs).encode()).hexdigest()[:12]
-    assert (GENERATOR_VERSION, digest) == ("tooltune-data/16", "971aaa64f79f")
+    assert (GENERATOR_VERSION, digest) == ("tooltune-data/16", "633eb47a2c9e")
 
 
 def test_jobs_are_the_same_for_a_seed_and_cover_every_kind() -> None:
@@ -181,16 +181,19 @@ def test_a_refused_test_run_is_not_retried_and_the_answer_says_what_was_not_run(
         job = recorded_job(random.Random(seed), recorded_jobs._tests_refused)
         runs = [s for s in job.steps if s.name == "run_tests"]
         assert len(runs) == 1 and runs[0].result.startswith('{"error":"run_tests refused: running commands')
-        assert "--allow-exec" in job.answer and "run" in job.answer
+        assert "--allow-exec" in job.answer and ("can't run" in job.answer or "couldn't run" in job.answer)
         shapes.add(tuple(s.name for s in job.steps))
         read = [s for s in job.steps if s.name == "read_file"][-1]
         assert read.result and not read.result.startswith('{"error"')  # what the answer stands on was read
         if runs[0].args:  # a test file is run only when the request names it
             assert runs[0].args == {"path": f"tests/test_{read.args['path'].rsplit('/', 1)[1][:-3]}.py"}
             assert runs[0].args["path"] in job.request and runs[0].args["path"] in job.answer
-        if "test_" in read.args["path"]:  # asked whether the tests pass: the answer names the file's tests
-            named = re.findall(r"\btest_\w+(?=[,)])", job.answer)
-            assert named and all(f"def {t}(" in read.result for t in named)
+        if read.args["path"].startswith("tests/"):  # asked whether the tests pass: the file's tests, all
+            listing = [s for s in job.steps if s.name == "list_dir"][0].result.splitlines()
+            assert read.args["path"] in listing  # found, not guessed
+            named = re.findall(r"\btest_\w+\b(?!\.py)", job.answer.split(" has ")[1])
+            assert named == re.findall(r"^def (test_\w+)\(", read.result, re.MULTILINE)
+            assert f"has {len(named)} tests" in job.answer
         else:  # asked about a function too: its explanation is what the file says
             fn = job.answer.split(" is in ")[0]
             assert f"def {fn}(" in read.result
@@ -198,14 +201,16 @@ def test_a_refused_test_run_is_not_retried_and_the_answer_says_what_was_not_run(
 
 
 def test_no_job_repeats_a_call_that_failed() -> None:
-    """After a refusal or an error the job does something else: the same call never comes twice."""
+    """After an error the job does something else (the same call never comes twice), and after a refusal
+    it never calls the refused tool again, with any arguments."""
+    refusals = 0
     for s in range(200):
         job = trajectory(random.Random(s))
-        failed = [
-            (st.name, json.dumps(st.args, sort_keys=True))
-            for st in job.steps
-            if st.result.startswith('{"error"')
-        ]
-        later = [(st.name, json.dumps(st.args, sort_keys=True)) for st in job.steps]
-        for call in failed:
-            assert later.count(call) == 1, (job.request, call)
+        calls = [(st.name, json.dumps(st.args, sort_keys=True)) for st in job.steps]
+        for i, st in enumerate(job.steps):
+            if st.result.startswith('{"error"'):
+                assert calls.count(calls[i]) == 1, (job.request, calls[i])
+            if f"{st.name} refused: " in st.result:
+                refusals += 1
+                assert st.name not in [later.name for later in job.steps[i + 1 :]], job.request
+    assert refusals > 20  # a quarter of the jobs meet one

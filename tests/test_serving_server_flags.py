@@ -1,4 +1,5 @@
-"""The flags tooltune adds to each mlx_lm.server: on a CPU, prompts are processed one at a time."""
+"""The flags tooltune adds to each mlx_lm.server: on a CPU, prompts are processed one at a time and in
+chunks of 256 tokens."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ import pytest
 from tooltune.config import Settings
 from tooltune.device import DEVICE_ENV, Device, is_apple_silicon
 from tooltune.serving import model_server
-from tooltune.serving.server_flags import PROMPT_ONE_AT_A_TIME, default_server_args
+from tooltune.serving.server_flags import CPU_SERVER_ARGS, PROMPT_ONE_AT_A_TIME, default_server_args
 
 
-@pytest.mark.parametrize(("kind", "expected"), [("cpu", PROMPT_ONE_AT_A_TIME), ("cuda", []), ("metal", [])])
-def test_only_a_cpu_server_processes_prompts_one_at_a_time(kind: Any, expected: list[str]) -> None:
+@pytest.mark.parametrize(("kind", "expected"), [("cpu", CPU_SERVER_ARGS), ("cuda", []), ("metal", [])])
+def test_only_a_cpu_server_processes_prompts_one_at_a_time_in_chunks(kind: Any, expected: list[str]) -> None:
     assert default_server_args(Device(kind=kind, reason="test")) == expected
+    if kind == "cpu":  # the measured values (docs/PLATFORM.md): one prompt at a time, 256 tokens a chunk
+        assert expected == ["--prompt-concurrency", "1", "--prefill-step-size", "256"]
 
 
 @pytest.mark.skipif(
@@ -23,7 +26,7 @@ def test_only_a_cpu_server_processes_prompts_one_at_a_time(kind: Any, expected: 
 )
 def test_the_device_mlx_runs_on_here_decides_when_none_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(DEVICE_ENV, "cpu")
-    assert default_server_args() == PROMPT_ONE_AT_A_TIME
+    assert default_server_args() == CPU_SERVER_ARGS
     monkeypatch.setenv(DEVICE_ENV, "cuda")
     assert default_server_args() == []
 

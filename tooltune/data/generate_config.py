@@ -76,8 +76,8 @@ from tooltune.data.teacher import TeacherStats
 #     with the change it would make; a test run refused without --allow-exec, the job going on with reads
 #     and saying what was not run. Neither repeats the refused call. Six file jobs and two scripted test
 #     runs are drawn evenly (were four and two), so only datasets that draw the trajectory kind change;
-#     every other dataset is as under 15. Issue 34's T2 adapter retried refused test runs (53 of its
-#     255 calls) and none of 15's jobs met a refusal.
+#     every other dataset is as under 15. Issue 34's T2 adapter called a tool its task had already
+#     refused 38 times (of 59 refusals), and none of 15's jobs met a refusal.
 GENERATOR_VERSION = "tooltune-data/16"
 CODING_DATA_VERSION = "tooltune-data/13"
 """The last generator that changed the built-in coding tools' data: the demo names its dataset by it, so a

@@ -26,6 +26,7 @@ the data, and the generator's version with it).
 from __future__ import annotations
 
 import random
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -208,6 +209,11 @@ def _recover_from_a_wrong_path(rng: random.Random, p: Project, rec: Recorder) ->
     return ask, f"{p.module}.py is {p.source}. {name}: {doc} It returns `{body}`."
 
 
+def _listed(items: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
 def _refused(result: str, name: str) -> None:
     """Check that the plan's call was refused by the session (the plan and the session agree)."""
     if f"{name} refused:" not in result:
@@ -229,7 +235,8 @@ def _edit_refused(rng: random.Random, p: Project, rec: Recorder) -> tuple[str, s
         [f"set {name} to {new}{where}", f"bump {name}{where} to {new}", f"change {name}{where} to {new}"]
     )
     return ask, (
-        f"I can't change files in this session: writing is disabled (start it with --allow-write). "
+        "I can't change files in this session: writing is disabled (start the session with --allow-write "
+        "to make changes). "
         f"{p.config} has `{name} = {old}`; the change is to make it `{name} = {new}`."
     )
 
@@ -240,15 +247,15 @@ def _tests_refused(rng: random.Random, p: Project, rec: Recorder) -> tuple[str, 
     test = f"tests/test_{p.module}.py"
     if rng.random() < 0.5:
         _refused(rec.call("run_tests", {}), "run_tests")
-        if test not in rec.call("list_dir", {"path": "tests"}).splitlines():  # found, not guessed
-            raise ValueError(f"{test} not in the listing")
-        rec.call("read_file", {"path": test})
-        names = ", ".join(f"test_{name}" for name, *_ in p.funcs)
+        listing = rec.call("list_dir", {"path": ".", "recursive": True}).splitlines()
+        found = [e for e in listing if e.startswith("tests/test_") and e.endswith(".py")]
+        if found != [test]:  # found, not guessed
+            raise ValueError(f"{test} is not the one test file of the listing: {found}")
+        names = re.findall(r"^def (test_\w+)\(", rec.call("read_file", {"path": test}), re.MULTILINE)
         ask = rng.choice(["do the tests pass?", "run the tests and tell me how it went", "are we green?"])
         return ask, (
-            f"I can't run the tests here: running commands is disabled in this session (start it with "
-            f"--allow-exec). {test} has {len(p.funcs)} tests ({names}); run `python -m pytest -q` to see "
-            "whether they pass."
+            "I can't run the tests here: running commands is disabled in this session (start the session "
+            f"with --allow-exec to run them). {test} has {len(names)} tests: {_listed(names)}."
         )
     name, _, body, doc = rng.choice(p.funcs)
     hits = rec.call("search_code", {"pattern": f"def {name}"})
@@ -262,7 +269,7 @@ def _tests_refused(rng: random.Random, p: Project, rec: Recorder) -> tuple[str, 
     what = test if named else "the tests"
     return rng.choice(asks), (
         f"{name} is in {p.source} (line {line}). {doc} It returns `{body}`. I couldn't run {what}: "
-        "running commands is disabled in this session (--allow-exec enables it)."
+        "running commands is disabled in this session (start the session with --allow-exec to run them)."
     )
 
 
