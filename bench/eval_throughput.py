@@ -41,7 +41,7 @@ def loadavg() -> list[float]:
         return []
 
 
-def without_prefill_step(server_args: list[str], step: int) -> list[str]:
+def with_prefill_step(server_args: list[str], step: int) -> list[str]:
     """``server_args`` with mlx_lm.server's ``--prefill-step-size`` set to ``step`` (replaced if given)."""
     out, skip = [], False
     for a in server_args:
@@ -89,8 +89,8 @@ def main() -> None:
         "suite": suite.name,
         "cases": len(suite.cases),
         "max_tokens": args.max_tokens,
-        # the flags tooltune's own model server passes on this device (one prompt at a time on a CPU);
-        # results from before 2026-12-06 ran without them
+        # the flags tooltune's own model server passes on this device (on a CPU one prompt at a time, since
+        # 2026-12-07 in 256-token chunks); results from before 2026-12-06 ran without them
         "server_args": default_server_args(),
         "levels": {},
     }
@@ -98,8 +98,8 @@ def main() -> None:
     runs = [(int(x), step) for x in args.levels.split(",") for step in steps]
     for level, step in runs:
         key = str(level) if step is None else f"{level}/p{step}"
-        server_args = out["server_args"] if step is None else without_prefill_step(out["server_args"], step)
-        log_path = ws.reports / f"throughput-server-c{level}.log"
+        server_args = out["server_args"] if step is None else with_prefill_step(out["server_args"], step)
+        log_path = ws.reports / f"throughput-server-c{key.replace('/', '-')}.log"
         with mlx_endpoint(model, settings, log_path=log_path, extra_args=server_args) as ep:
             load_before = loadavg()
             t0 = time.perf_counter()

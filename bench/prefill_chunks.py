@@ -54,11 +54,13 @@ def prefill(x, c):
     for s in range(0, x.shape[1], c):
         model.model(x[:, s : s + c], cache=cache)
         mx.eval([e.state for e in cache])
+    return cache[0].offset
 
 out = {"dtype": str(model.model.layers[0].mlp.up_proj.weight.dtype), "by_length": {}}
 for n in lengths:
     x = mx.array([[(7 * i + 3) % (vocab - 1) for i in range(n)]])
     out["by_length"][str(n)] = {str(c): best(lambda: prefill(x, c)) for c in chunks}
+    out.setdefault("tokens_in_cache", {})[str(n)] = sorted({prefill(x, c) for c in chunks})
 n = max(lengths)
 block = model.model.layers[0]
 attn, mlp = block.self_attn, block.mlp
@@ -140,6 +142,7 @@ def main() -> None:
         "threads": args.threads,
         "by_length": summarize(raw, chunks),
         "one_chunk_parts": raw["one_chunk_parts"],
+        "tokens_in_cache": raw["tokens_in_cache"],
     }
     atomic_write_json(args.out, result)
     print(json.dumps({n: r[f"speedup_vs_{chunks[0]}"] for n, r in result["by_length"].items()}))

@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 from bench_import import bench_module
 
+from tooltune.config import Settings
+
 
 def test_prefill_by_chunk_writes_every_length_and_chunk_with_speedups(
-    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_model: Path, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     mod = bench_module("prefill_chunks")
     out = tmp_path / "p.json"
@@ -19,7 +21,8 @@ def test_prefill_by_chunk_writes_every_length_and_chunk_with_speedups(
     monkeypatch.setattr(sys, "argv", [*argv, "--repeats", "1", "--out", str(out)])
     mod.main()
     got = json.loads(out.read_text())
-    assert got["benchmark"] == "prefill_chunks" and got["command"].startswith("python ")
+    assert got["benchmark"] == "prefill_chunks" and "--tokens 48,96 --chunks 96,32,16" in got["command"]
+    assert got["tokens_in_cache"] == {"48": [48], "96": [96]}  # every chunk size prefilled every token
     assert set(got["by_length"]) == {"48", "96"}
     for n, row in got["by_length"].items():
         assert set(row["seconds"]) == {"96", "32", "16"} and all(t > 0 for t in row["seconds"].values())

@@ -1,5 +1,6 @@
 """The bench scripts that start a bare mlx_lm.server pass the flags tooltune's own model server passes on
-the same device (on a CPU: prompts one at a time), and record them beside their results."""
+the same device (on a CPU: prompts one at a time, in 256-token chunks), and record them beside their
+results."""
 
 from __future__ import annotations
 
@@ -82,7 +83,7 @@ def test_eval_throughput_compares_prefill_steps_with_tooltunes_other_flags(
     """``--prefill-steps`` starts each variant's server with tooltune's flags and that step size (a step
     size among tooltune's own flags is replaced, not given twice)."""
     mod = bench_module("eval_throughput")
-    assert mod.without_prefill_step(["--a", "1", "--prefill-step-size", "256", "--b"], 2048) == [
+    assert mod.with_prefill_step(["--a", "1", "--prefill-step-size", "256", "--b"], 2048) == [
         "--a", "1", "--b", "--prefill-step-size", "2048",
     ]  # fmt: skip
     monkeypatch.setenv("TOOLTUNE_BLAS_THREADS", "1")

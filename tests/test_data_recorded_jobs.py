@@ -193,11 +193,31 @@ def test_a_refused_test_run_is_not_retried_and_the_answer_says_what_was_not_run(
             assert read.args["path"] in listing  # found, not guessed
             named = re.findall(r"\btest_\w+\b(?!\.py)", job.answer.split(" has ")[1])
             assert named == re.findall(r"^def (test_\w+)\(", read.result, re.MULTILINE)
+            project = Project(random.Random(seed))
+            assert named == [f"test_{fn}" for fn, *_ in project.funcs]  # the project's own tests, all
             assert f"has {len(named)} tests" in job.answer
         else:  # asked about a function too: its explanation is what the file says
             fn = job.answer.split(" is in ")[0]
             assert f"def {fn}(" in read.result
     assert shapes == {("run_tests", "list_dir", "read_file"), ("search_code", "read_file", "run_tests")}
+
+
+def test_the_seeds_the_agent_tests_use_reach_every_branch_of_the_refusal_jobs() -> None:
+    """Seeds 0-5 (the agent and wire tests above) draw both refusal jobs' every branch: the edit with the
+    file named and found, the test run asked alone, for a named file and for the tests as a whole."""
+    tests_seen = {
+        (tuple(s.name for s in job.steps), bool(next(s for s in job.steps if s.name == "run_tests").args))
+        for job in (recorded_job(random.Random(seed), recorded_jobs._tests_refused) for seed in range(6))
+    }
+    assert tests_seen == {
+        (("run_tests", "list_dir", "read_file"), False),
+        (("search_code", "read_file", "run_tests"), False),
+        (("search_code", "read_file", "run_tests"), True),
+    }
+    edits = {
+        recorded_job(random.Random(seed), recorded_jobs._edit_refused).steps[0].name for seed in range(6)
+    }
+    assert edits == {"search_code", "read_file"}
 
 
 def test_no_job_repeats_a_call_that_failed() -> None:
@@ -213,4 +233,4 @@ def test_no_job_repeats_a_call_that_failed() -> None:
             if f"{st.name} refused: " in st.result:
                 refusals += 1
                 assert st.name not in [later.name for later in job.steps[i + 1 :]], job.request
-    assert refusals > 20  # a quarter of the jobs meet one
+    assert 35 <= refusals <= 65  # a quarter of the jobs meet one (two of eight kinds)

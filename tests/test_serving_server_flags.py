@@ -46,11 +46,15 @@ def test_the_model_server_starts_mlx_lm_server_with_them_and_a_callers_flag_wins
         raise Stop
 
     monkeypatch.setattr(model_server, "_Child", fake_child)
-    monkeypatch.setattr(model_server, "default_server_args", lambda: list(PROMPT_ONE_AT_A_TIME))
-    server = model_server.ModelServer(tiny_model, settings=settings, extra_args=["--prompt-concurrency", "8"])
+    monkeypatch.setattr(model_server, "default_server_args", lambda: list(CPU_SERVER_ARGS))
+    extra = ["--prompt-concurrency", "8", "--prefill-step-size", "2048"]
+    server = model_server.ModelServer(tiny_model, settings=settings, extra_args=extra)
     with pytest.raises(Stop):
         server._spawn(model_server._Target(name=None), 12345)
     cmd = started[0]
     first = cmd.index("--prompt-concurrency")
     assert cmd[first : first + 2] == PROMPT_ONE_AT_A_TIME
     assert cmd[cmd.index("--prompt-concurrency", first + 1) :][:2] == ["--prompt-concurrency", "8"]
+    step = cmd.index("--prefill-step-size")
+    assert cmd[step : step + 2] == ["--prefill-step-size", "256"]
+    assert cmd[cmd.index("--prefill-step-size", step + 1) :][:2] == ["--prefill-step-size", "2048"]
