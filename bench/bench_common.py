@@ -37,6 +37,17 @@ def command_line() -> str:
     return " ".join([*env, "python", *sys.argv])
 
 
+def result_head(benchmark: str, model: Path | str) -> dict[str, Any]:
+    """The fields every result file opens with: what ran, how it was typed, when, where, on which model."""
+    return {
+        "benchmark": benchmark,
+        "command": command_line(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        "model": str(model),
+    }
+
+
 def case_answers(report: Any) -> dict[str, str]:
     """Each case's answer in an eval report (its text, then its native calls), for a speed bench to show
     that another layout or concurrency answered the same."""

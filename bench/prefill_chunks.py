@@ -20,7 +20,6 @@ import argparse
 import json
 import subprocess
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ from tooltune.config import Settings  # noqa: E402
 from tooltune.serving.blas import subprocess_env  # noqa: E402
 from tooltune.workspace import atomic_write_json  # noqa: E402
 
-from bench_common import command_line, machine_info  # noqa: E402
+from bench_common import result_head  # noqa: E402
 
 CHILD = r"""
 import json, sys, time
@@ -133,11 +132,7 @@ def main() -> None:
     chunks = [int(x) for x in args.chunks.split(",")]
     raw = measure(model, lengths, chunks, args.repeats, args.threads)
     result = {
-        "benchmark": "prefill_chunks",
-        "command": command_line(),
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine_info(),
-        "model": str(model),
+        **result_head("prefill_chunks", model),
         "dtype": raw["dtype"],
         "threads": args.threads,
         "by_length": summarize(raw, chunks),
