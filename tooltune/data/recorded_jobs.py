@@ -38,6 +38,7 @@ from tooltune.agent import tools_impl
 from tooltune.agent.sandbox import NEEDS, Sandbox, ToolRefusal
 from tooltune.data.coding_requests import _polish
 from tooltune.data.coding_trajectories import EXEC_KINDS, Step, Trajectory
+from tooltune.data.phrasebook_fill import and_join
 
 Args = dict[str, Any]
 Kind = Callable[[random.Random, "Project", "Recorder"], tuple[str, str]]
@@ -167,17 +168,22 @@ def _list_and_read(rng: random.Random, p: Project, rec: Recorder) -> tuple[str, 
     return ask, f"{p.package}/ has {names}; {p.config} sets {sets}."
 
 
-def _edit_constant(rng: random.Random, p: Project, rec: Recorder) -> tuple[str, str]:
+def _read_constant(rng: random.Random, p: Project, rec: Recorder) -> tuple[str, int, int, str, str]:
+    """A constant to change: found by a search unless the request names its file, then its file read.
+    Returns its name, old and new value, the request's "in <file>" ("" when it names none) and the file
+    with the new value written in."""
     name, old, new = rng.choice(p.consts)
     named = rng.random() < 0.5  # the request names the file, or the job finds it first
     if not named:
-        hits = rec.call("search_code", {"pattern": name})
-        _line_of(hits, p.config, f"{name} =")
+        _line_of(rec.call("search_code", {"pattern": name}), p.config, f"{name} =")
     before = rec.call("read_file", {"path": p.config})
-    rec.call(
-        "write_file", {"path": p.config, "content": before.replace(f"{name} = {old}", f"{name} = {new}")}
-    )
     where = f" in {p.config}" if named else ""
+    return name, old, new, where, before.replace(f"{name} = {old}", f"{name} = {new}")
+
+
+def _edit_constant(rng: random.Random, p: Project, rec: Recorder) -> tuple[str, str]:
+    name, old, new, where, content = _read_constant(rng, p, rec)
+    rec.call("write_file", {"path": p.config, "content": content})
     ask = rng.choice(
         [
             f"bump {name}{where} to {new}",
@@ -209,11 +215,6 @@ def _recover_from_a_wrong_path(rng: random.Random, p: Project, rec: Recorder) ->
     return ask, f"{p.module}.py is {p.source}. {name}: {doc} It returns `{body}`."
 
 
-def _listed(items: list[str]) -> str:
-    """``a``, ``a and b``, ``a, b and c``."""
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
-
-
 def _refused(result: str, name: str) -> None:
     """Check that the plan's call was refused by the session (the plan and the session agree)."""
     if f"{name} refused:" not in result:
@@ -223,14 +224,8 @@ def _refused(result: str, name: str) -> None:
 def _edit_refused(rng: random.Random, p: Project, rec: Recorder) -> tuple[str, str]:
     """The session may not write (``tooltune serve`` without ``--allow-write``): the edit is refused in the
     agent's own words, and the answer says what the change would be instead of trying again."""
-    name, old, new = rng.choice(p.consts)
-    named = rng.random() < 0.5  # the request names the file, or the job finds it first
-    if not named:
-        _line_of(rec.call("search_code", {"pattern": name}), p.config, f"{name} =")
-    before = rec.call("read_file", {"path": p.config})
-    content = before.replace(f"{name} = {old}", f"{name} = {new}")
+    name, old, new, where, content = _read_constant(rng, p, rec)
     _refused(rec.call("write_file", {"path": p.config, "content": content}), "write_file")
-    where = f" in {p.config}" if named else ""
     ask = rng.choice(
         [f"set {name} to {new}{where}", f"bump {name}{where} to {new}", f"change {name}{where} to {new}"]
     )
@@ -255,7 +250,7 @@ def _tests_refused(rng: random.Random, p: Project, rec: Recorder) -> tuple[str, 
         ask = rng.choice(["do the tests pass?", "run the tests and tell me how it went", "are we green?"])
         return ask, (
             "I can't run the tests here: running commands is disabled in this session (start the session "
-            f"with --allow-exec to run them). {test} has {len(names)} tests: {_listed(names)}."
+            f"with --allow-exec to run them). {test} has {len(names)} tests: {and_join(names)}."
         )
     name, _, body, doc = rng.choice(p.funcs)
     hits = rec.call("search_code", {"pattern": f"def {name}"})
