@@ -17,8 +17,7 @@ import random
 import re
 
 # the month and weekday names, counts and ISO shapes the absolute forms use
-from tooltune.data.spoken_forms import _COUNTS, _DATETIME, _MONTHS, _WEEKDAYS, time_forms
-from tooltune.data.spoken_forms import _date as iso_date
+from tooltune.data.spoken_forms import COUNTS, DATETIME, MONTHS, WEEKDAYS, parse_iso_date, time_forms
 
 SYSTEM_LINES = [
     "Today is {weekday}, {date}.",
@@ -42,14 +41,14 @@ LATER = 0.7
 def date_phrases(day: dt.date, today: dt.date) -> list[str]:
     """Every exact way to say ``day`` relative to ``today`` ([] when none reaches it)."""
     o = (day - today).days
-    name = _WEEKDAYS[day.weekday()]
+    name = WEEKDAYS[day.weekday()]
     out = {0: ["today"], 1: ["tomorrow"]}.get(o, [])
     if o == 2:
         out += ["the day after tomorrow"]
     if 2 <= o <= 6:  # the coming weekday: exact within six days ("this Tuesday" is not: some read the
         out += [f"on {name}", f"this coming {name}"]  # past one, or the one of this calendar week)
     if 2 <= o <= 10:
-        out += [f"in {o} days", *([f"in {_COUNTS[o]} days"] if o < len(_COUNTS) else [])]
+        out += [f"in {o} days", *([f"in {COUNTS[o]} days"] if o < len(COUNTS) else [])]
     if o == 7:
         out += ["a week from today", "in a week", "a week from now"]
     if o == 14:
@@ -82,10 +81,10 @@ def _time_phrases(day_phrase: str, offset: int, hhmm: str) -> list[str]:
 def phrases(form: str, value: str, today: dt.date) -> list[str]:
     """Every exact way to say ``value`` (a ``date`` or ``datetime`` form's value) relative to ``today``."""
     if form == "date":
-        day = iso_date(value)
+        day = parse_iso_date(value)
         return date_phrases(day, today) if day is not None else []
-    m = _DATETIME.match(value) if form == "datetime" else None
-    day = iso_date(m[1]) if m else None
+    m = DATETIME.match(value) if form == "datetime" else None
+    day = parse_iso_date(m[1]) if m else None
     if m is None or day is None:
         return []
     offset = (day - today).days
@@ -96,9 +95,9 @@ def phrases(form: str, value: str, today: dt.date) -> list[str]:
 def say(rng: random.Random, form: str, value: str, today: dt.date | None) -> tuple[str, dt.date] | None:
     """``value`` said relative to ``today``, and that today; with no today yet (a conversation's first
     date), a today is drawn so that some phrase reaches the value. None when no phrase fits."""
-    day = iso_date(value) if form == "date" else None
-    if form == "datetime" and (m := _DATETIME.match(value)):
-        day = iso_date(m[1])
+    day = parse_iso_date(value) if form == "date" else None
+    if form == "datetime" and (m := DATETIME.match(value)):
+        day = parse_iso_date(m[1])
     if day is None:
         return None
     if today is None:
@@ -114,9 +113,9 @@ def say(rng: random.Random, form: str, value: str, today: dt.date | None) -> tup
 
 def system_line(rng: random.Random, today: dt.date, lines: list[str] | None = None) -> str:
     """A system prompt's statement of ``today`` in one of ``lines`` (default :data:`SYSTEM_LINES`)."""
-    spoken = f"{_MONTHS[today.month - 1]} {today.day}, {today.year}"
+    spoken = f"{MONTHS[today.month - 1]} {today.day}, {today.year}"
     line = rng.choice(lines or SYSTEM_LINES)
-    return line.format(date=today.isoformat(), weekday=_WEEKDAYS[today.weekday()], spoken=spoken)
+    return line.format(date=today.isoformat(), weekday=WEEKDAYS[today.weekday()], spoken=spoken)
 
 
 # "on" before a phrase that carries its own preposition reads wrong ("busy on tomorrow"), except where

@@ -29,12 +29,12 @@ FORMS: dict[str, str] = {
 _DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 # a time may carry zero seconds (as schema samplers and many APIs write it): said without them
 _TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)(?::00)?$")
-_DATETIME = re.compile(r"^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}(?::00)?)$")
-_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September",
+DATETIME = re.compile(r"^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}(?::00)?)$")
+MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September",
            "October", "November", "December"]  # fmt: skip
-_WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]  # not the locale's
+WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]  # not the locale's
 _HOURS = ["twelve", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven"]
-_COUNTS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
+COUNTS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
 _VERBATIM = 0.2  # how often a value is written as the tool takes it: people do that too
 
 
@@ -43,7 +43,7 @@ def _ordinal(n: int) -> str:
     return f"{n}{suffix}"
 
 
-def _date(value: str) -> dt.date | None:
+def parse_iso_date(value: str) -> dt.date | None:
     m = _DATE.match(value)
     if m is None or m[1] < "1000":
         return None
@@ -85,10 +85,10 @@ def _distinct(forms: list[str]) -> list[str]:
 
 def date_forms(value: str) -> list[str]:
     """Every way :func:`say` may write an ISO date (the value itself first); [] when it is none."""
-    d = _date(value)
+    d = parse_iso_date(value)
     if d is None:
         return []
-    month, short, day, year = _MONTHS[d.month - 1], _MONTHS[d.month - 1][:3], d.day, d.year
+    month, short, day, year = MONTHS[d.month - 1], MONTHS[d.month - 1][:3], d.day, d.year
     return _distinct(
         [
             value,
@@ -99,7 +99,7 @@ def date_forms(value: str) -> list[str]:
             f"{day} {month} {year}",
             f"{day} {short} {year}",
             f"the {_ordinal(day)} of {month} {year}",
-            f"{_WEEKDAYS[d.weekday()]}, {month} {day}, {year}",
+            f"{WEEKDAYS[d.weekday()]}, {month} {day}, {year}",
         ]
     )
 
@@ -156,7 +156,7 @@ def minutes_forms(value: int) -> list[str]:
         out += ["an hour", "one hour", "1 hour", "1h"] if hours == 1 else [f"{hours} hours", f"{hours}h"]
     elif rest == 30 and hours:
         out += (
-            [f"{hours}.5 hours", *([f"{_COUNTS[hours]} and a half hours"] if hours < len(_COUNTS) else [])]
+            [f"{hours}.5 hours", *([f"{COUNTS[hours]} and a half hours"] if hours < len(COUNTS) else [])]
             if hours > 1
             else ["an hour and a half", "1.5 hours"]
         )
@@ -171,7 +171,7 @@ def datetime_forms(value: str) -> list[str]:
     """Every way :func:`say` may write an ISO date and time, "2027-01-04 19:15" or "2027-01-04T19:15"
     (the value itself first): a date form and a time form joined, the date first ("Jan 4, 2027 at 7:15
     pm", "2027-01-04, quarter past seven in the evening"); [] when it is none."""
-    m = _DATETIME.match(value)
+    m = DATETIME.match(value)
     if m is None:
         return []
     dates, times = date_forms(m[1]), time_forms(m[2][:5], with_date=True)  # zero seconds go unsaid
