@@ -1,0 +1,143 @@
+"""Count, from a task eval's saved transcripts, the ways an agent run goes round in circles (issue 34).
+
+    python bench/task_transcripts.py bench/results/agent_tasks_gpu_t2/<run_id> [--out FILE.json]
+
+A task run's folder (``tooltune eval --tasks`` saves ``results.jsonl`` and ``transcripts/<task>.jsonl``)
+says whether each task succeeded; this reads *how* it went, per task and in total:
+
+- ``ended_at_step_limit``: tasks stopped by the step limit (their error names the request limit);
+- ``exact_repeats``: tool calls that repeat an earlier call of the same task (same tool, same arguments);
+- ``refused``: calls the session refused (``<tool> refused: ...``, the sandbox's permission check), by tool;
+- ``calls_to_refused_tool``: refused calls whose tool the task had already been refused once: the agent
+  was told and asked again;
+- ``writes_without_content``: ``write_file`` calls whose arguments hold no ``content``.
+
+These are the numbers docs/TASKS.md compares between trainings (T2 against T3); the script reads the
+committed transcripts, so the comparison can be made again from the repository alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+STEP_LIMIT_WORDS = "request_limit"
+"""What a task's error says when the agent's step limit stopped it (pydantic-ai's usage-limit message)."""
+
+
+def _args(part: dict[str, Any]) -> dict[str, Any] | str:
+    """A tool call's arguments as the model sent them: a JSON object, or the raw text when it is not one."""
+    args = part.get("args")
+    if isinstance(args, str):
+        try:
+            parsed = json.loads(args)
+        except json.JSONDecodeError:
+            return args
+        return parsed if isinstance(parsed, dict) else args
+    return args if isinstance(args, dict) else {}
+
+
+def _refused(part: dict[str, Any]) -> bool:
+    content = part.get("content")
+    return isinstance(content, str) and content.startswith(f"{part.get('tool_name')} refused: ")
+
+
+def task_counts(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """One task's counts from its transcript (the agent's messages, in order)."""
+    seen: set[str] = set()
+    refused_tools: set[str] = set()
+    calls = repeats = to_refused = writes_without = 0
+    refused: Counter[str] = Counter()
+    for message in messages:
+        for part in message.get("parts", []):
+            kind = part.get("part_kind")
+            if kind == "tool-call":
+                calls += 1
+                args = _args(part)
+                key = json.dumps([part.get("tool_name"), args], sort_keys=True)
+                repeats += key in seen
+                seen.add(key)
+                if part.get("tool_name") == "write_file" and not (
+                    isinstance(args, dict) and "content" in args
+                ):
+                    writes_without += 1
+            elif kind == "tool-return" and _refused(part):
+                tool = str(part["tool_name"])
+                refused[tool] += 1
+                to_refused += tool in refused_tools
+                refused_tools.add(tool)
+    return {
+        "calls": calls,
+        "exact_repeats": repeats,
+        "refused": dict(refused),
+        "calls_to_refused_tool": to_refused,
+        "writes_without_content": writes_without,
+    }
+
+
+def run_counts(run: Path) -> dict[str, Any]:
+    """Every task's counts and the run's totals, from a task run's folder."""
+    rows = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines() if line.strip()]
+    if not rows:
+        raise SystemExit(f"{run / 'results.jsonl'}: no task rows")
+    tasks: dict[str, Any] = {}
+    totals: Counter[str] = Counter()
+    refused: Counter[str] = Counter()
+    writes = 0
+    for row in rows:
+        path = run / "transcripts" / f"{row['task_id']}.jsonl"
+        if not path.is_file():
+            raise SystemExit(f"{path}: missing (task {row['task_id']!r} has no transcript)")
+        messages = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        counts = task_counts(messages)
+        if counts["calls"] != row["calls"]:
+            raise SystemExit(
+                f"{path}: {counts['calls']} tool calls, but results.jsonl counts {row['calls']}: "
+                "not this run's transcript"
+            )
+        at_limit = STEP_LIMIT_WORDS in str(row.get("error") or "")
+        writes += sum(
+            1 for m in messages for p in m.get("parts", [])
+            if p.get("part_kind") == "tool-call" and p.get("tool_name") == "write_file"
+        )  # fmt: skip
+        tasks[row["task_id"]] = {"success": bool(row["success"]), "ended_at_step_limit": at_limit, **counts}
+        for key in ("calls", "exact_repeats", "calls_to_refused_tool", "writes_without_content"):
+            totals[key] += counts[key]
+        totals["succeeded"] += bool(row["success"])
+        totals["ended_at_step_limit"] += at_limit
+        refused.update(counts["refused"])
+    return {
+        "run": run.name,
+        "tasks": len(rows),
+        "succeeded": totals["succeeded"],
+        "ended_at_step_limit": totals["ended_at_step_limit"],
+        "calls": totals["calls"],
+        "exact_repeats": totals["exact_repeats"],
+        "refused": dict(sorted(refused.items())),
+        "calls_to_refused_tool": totals["calls_to_refused_tool"],
+        "write_file_calls": writes,
+        "writes_without_content": totals["writes_without_content"],
+        "per_task": tasks,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("run", type=Path, help="a task run's folder (results.jsonl, transcripts/)")
+    p.add_argument("--out", type=Path, help="write the counts here as JSON (default: stdout)")
+    args = p.parse_args(argv)
+    counts = run_counts(args.run)
+    text = json.dumps(counts, indent=1) + "\n"
+    if args.out:
+        args.out.write_text(text)
+    else:
+        sys.stdout.write(text)
+    print(json.dumps({k: v for k, v in counts.items() if k != "per_task"}, indent=1), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
