@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from tooltune.data.generate_config import GenerateConfig
 from tooltune.data.phrasebook import load_phrasebook, parse_phrasebook
 from tooltune.data.phrasebook_check import check_phrasebook
 from tooltune.data.phrasebook_fill import DataBook
-from tooltune.data.spoken_forms import forms_of
+from tooltune.data.spoken_forms import forms_of, number_forms
 from tooltune.data.tool_sources import load_tool_specs
 from tooltune.toolspec import ToolSpec
 
@@ -1161,7 +1162,7 @@ tools:
             "they are"
         ),
         ("error", "tools.create_event.forms.title", 10): (
-            "unknown form 'fortnight' (known: date, time, datetime, minutes)"
+            "unknown form 'fortnight' (known: date, time, datetime, minutes, number)"
         ),
         ("error", "tools.set_reminder.forms.when", 13): (
             "minutes values are integers, and set_reminder.when takes string"
@@ -1187,6 +1188,40 @@ tools:
     texts = " | ".join(t for t, _ in filled)
     assert "an hour and a half" in texts and "quarter past seven in the evening" in texts
     assert sum("2027-01-04" in t or "2027-03-22" in t for t, _ in filled) < len(filled) / 3
+
+
+def test_a_number_form_says_ids_with_commas_or_in_words_and_the_call_holds_the_number() -> None:
+    from tooltune.data.phrasebook import phrasebook_from_object
+
+    tracker = load_tool_specs(["builtin:issue-tracker"])
+    book = """\
+phrasebook: 1
+tools:
+  get_issue:
+    requests: ["show me issue {issue_id}"]
+    values:
+      issue_id: [42, 306, 1204]
+    forms: {issue_id: number}
+  create_issue:
+    requests: ["file {title}"]
+    forms: {title: number}
+"""
+    checked = check_phrasebook(phrasebook_from_object(book, source="b.yaml"), tracker)
+    errors = {i.where: i.message for i in checked.issues if i.severity == "error"}
+    assert errors == {
+        "tools.create_issue.forms.title": "number values are integers, and create_issue.title takes string"
+    }
+    data = DataBook(checked, tracker)
+    rng = random.Random(0)
+    filled = [got for _ in range(300) if (got := data.request(rng, "get_issue"))]
+    said: dict[int, set[str]] = {}
+    for text, args in filled:
+        number = args["issue_id"]
+        assert isinstance(number, int) and number in (42, 306, 1204)
+        # exactly one of the number's own forms is in the request (polish may add words around it)
+        [form] = [f for f in number_forms(number) if re.search(rf"issue {re.escape(f)}\b(?![ ,]\d)", text)]
+        said.setdefault(number, set()).add(form)
+    assert said == {n: set(number_forms(n)) for n in (42, 306, 1204)}
 
 
 def test_a_books_digest_survives_format_additions_it_does_not_use() -> None:

@@ -14,6 +14,7 @@ from tooltune.data.spoken_forms import (
     date_forms,
     forms_of,
     minutes_forms,
+    number_forms,
     say,
     schema_form,
     time_forms,
@@ -123,6 +124,40 @@ def test_minutes_forms_are_exact() -> None:
             assert total == n, (n, form)
 
 
+_UNITS = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+    "sixteen seventeen eighteen nineteen".split()
+)
+_TENS = {w: 10 * i for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split(), 2)}
+
+
+def _read_number(text: str) -> int:
+    """An independent reader of the written numbers: digits with or without commas, or English words."""
+    if re.fullmatch(r"\d{1,3}(,\d{3})+|\d+", text):
+        return int(text.replace(",", ""))
+    total = 0
+    for word in re.split(r"[ -]", text.replace(" and ", " ")):
+        if word == "hundred":
+            total = max(total, 1) * 100
+        elif word == "a":
+            total += 1
+        else:
+            total += _UNITS.index(word) if word in _UNITS else _TENS[word]
+    return total
+
+
+def test_number_forms_are_exact() -> None:
+    assert number_forms(306) == ["306", "three hundred and six", "three hundred six"]
+    assert number_forms(42) == ["42", "forty-two"] and number_forms(1204) == ["1204", "1,204"]
+    assert number_forms(100) == ["100", "one hundred", "a hundred"] and number_forms(0) == ["0", "zero"]
+    assert number_forms(1_000_000) == ["1000000", "1,000,000"]
+    for n in [*range(0, 1200), 9999, 10_000, 123_456]:
+        forms = number_forms(n)
+        assert forms[0] == str(n) and len(set(forms)) == len(forms), n
+        for form in forms:
+            assert _read_number(form) == n, (n, form)
+
+
 def test_datetimes_join_a_date_form_and_a_time_form() -> None:
     forms = forms_of("datetime", "2027-01-04 19:15")
     assert forms[0] == "2027-01-04 19:15"
@@ -139,7 +174,8 @@ def test_datetimes_join_a_date_form_and_a_time_form() -> None:
 @pytest.mark.parametrize(
     ("form", "value"),
     [("date", "2027-02-30"), ("date", "Jan 4"), ("time", "9:30"), ("time", "24:00"),
-     ("datetime", "2027-01-04"), ("minutes", 0), ("minutes", True), ("minutes", "90"), ("date", 20270104)],
+     ("datetime", "2027-01-04"), ("minutes", 0), ("minutes", True), ("minutes", "90"), ("date", 20270104),
+     ("number", -3), ("number", True), ("number", 2.5), ("number", "42")],
 )  # fmt: skip
 def test_a_value_not_of_the_form_is_said_as_it_is(form: str, value: object) -> None:
     assert forms_of(form, value) == [] and say(random.Random(0), form, value) is None
@@ -154,7 +190,10 @@ def test_say_mostly_writes_another_form_than_the_tools() -> None:
     numeric = [say(rng, "minutes", 90) for _ in range(400)]
     assert 0.1 < sum(w[0].isdigit() and "min" in w for w in numeric) / 400 < 0.3
     assert {say(rng, "minutes", 59) for _ in range(20)} <= {"59 minutes", "59 min", "59 mins"}
-    assert set(FORMS) == {"date", "time", "datetime", "minutes"}
+    # a number: as digits about one time in two (ids and counts are mostly typed so)
+    ids = [say(rng, "number", 1204) for _ in range(400)]
+    assert 0.4 < ids.count("1204") / 400 < 0.6 and set(ids) == {"1204", "1,204"}
+    assert set(FORMS) == {"date", "time", "datetime", "minutes", "number"}
 
 
 @pytest.mark.parametrize(

@@ -41,7 +41,7 @@ from tooltune.data.phrasebook import (
 )
 from tooltune.data.phrasing import mentions_all
 from tooltune.data.samplers import sample_value
-from tooltune.data.spoken_forms import FORMS, forms_of, units_after
+from tooltune.data.spoken_forms import FORMS, INTEGER_FORMS, forms_of, units_after
 from tooltune.toolspec import ToolSpec, schema_types
 
 # schema read-back: the wording a phrasebook exists to replace
@@ -780,16 +780,16 @@ class _Checker:
         records: list[dict[str, Any]],
     ) -> bool:
         """A ``forms`` entry: a parameter of the tool, a known form, and a parameter that takes its kind of
-        value (text for dates and times, whole numbers for minutes). Values that are not of the form are
-        written as they are: a warning names them (listed, in records, top-level, the schema's enum, or
-        drawn from the schema)."""
+        value (text for dates and times, whole numbers for minutes and numbers). Values that are not of
+        the form are written as they are: a warning names them (listed, in records, top-level, the
+        schema's enum, or drawn from the schema)."""
         if param not in tool.properties:
             self.add("error", where, f"{tool.name} has no parameter {param!r}")
             return False
         if form not in FORMS:
             self.add("error", where, f"unknown form {form!r} (known: {', '.join(FORMS)})")
             return False
-        kind = "integer" if form == "minutes" else "string"
+        kind = "integer" if form in INTEGER_FORMS else "string"
         schema = tool.properties[param] if isinstance(tool.properties[param], dict) else {}
         takes = schema_types(schema)
         if None not in takes and kind not in takes and not (kind == "integer" and "number" in takes):

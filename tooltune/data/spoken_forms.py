@@ -23,6 +23,7 @@ FORMS: dict[str, str] = {
     "time": 'a 24-hour time, "19:15" (or "19:15:00"): said "7:15 pm", "quarter past seven in the evening"...',
     "datetime": 'an ISO date and time, "2027-01-04 19:15" (or with a T): "Jan 4, 2027 at 7:15 pm"...',
     "minutes": 'a whole number of minutes, 90: said "an hour and a half", "1.5 hours", "90 mins"...',
+    "number": 'a whole number, 1204 or 306: said "1,204", "three hundred and six", "forty-two"...',
 }
 """The forms a phrasebook's ``forms`` may name, and what each takes and writes."""
 
@@ -36,6 +37,12 @@ WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", 
 _HOURS = ["twelve", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven"]
 COUNTS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
 _VERBATIM = 0.2  # how often a value is written as the tool takes it: people do that too
+# a number (an issue's id, a count) is typed as digits more often than in words
+_VERBATIM_OF = {"number": 0.5}
+INTEGER_FORMS = ("minutes", "number")
+"""The forms whose values are whole numbers (the others' are text)."""
+_TEENS = "eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()
+_TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
 
 
 def _ordinal(n: int) -> str:
@@ -167,6 +174,32 @@ def minutes_forms(value: int) -> list[str]:
     return out
 
 
+def _words_below_100(n: int) -> str:
+    if n <= 10:
+        return COUNTS[n]
+    if n < 20:
+        return _TEENS[n - 11]
+    tens, ones = divmod(n, 10)
+    return _TENS[tens - 2] + (f"-{COUNTS[ones]}" if ones else "")
+
+
+def number_forms(value: object) -> list[str]:
+    """Every way :func:`say` may write a whole number (the digits first): with thousands separators from
+    1,000 ("1,204"), in words below 1,000 ("forty-two", "three hundred and six", "three hundred six", "a
+    hundred"); [] for anything else (a negative number, a bool, a float)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return []
+    if value >= 1000:
+        return [str(value), f"{value:,}"]
+    hundreds, rest = divmod(value, 100)
+    if not hundreds:
+        return [str(value), _words_below_100(value)]
+    head = f"{COUNTS[hundreds]} hundred"
+    if not rest:
+        return [str(value), head, *(["a hundred"] if hundreds == 1 else [])]
+    return [str(value), f"{head} and {_words_below_100(rest)}", f"{head} {_words_below_100(rest)}"]
+
+
 def datetime_forms(value: str) -> list[str]:
     """Every way :func:`say` may write an ISO date and time, "2027-01-04 19:15" or "2027-01-04T19:15"
     (the value itself first): a date form and a time form joined, the date first ("Jan 4, 2027 at 7:15
@@ -184,8 +217,8 @@ def datetime_forms(value: str) -> list[str]:
 def forms_of(form: str, value: object) -> list[str]:
     """Every way ``value`` may be said in ``form`` (the value as the tool takes it first), or [] when the
     value is not of that form (it is then written as any other value)."""
-    if form == "minutes":
-        return minutes_forms(value) if isinstance(value, int) else []
+    if form in INTEGER_FORMS:
+        return (minutes_forms if form == "minutes" else number_forms)(value) if isinstance(value, int) else []
     if not isinstance(value, str):
         return []
     return {"date": date_forms, "time": time_forms, "datetime": datetime_forms}[form](value)
@@ -193,13 +226,14 @@ def forms_of(form: str, value: object) -> list[str]:
 
 def say(rng: random.Random, form: str, value: object) -> str | None:
     """``value`` as a person writes it in ``form``: about one time in five as the tool takes it (for
-    minutes: a number of minutes), else one of the other forms; None when the value is not of that form."""
+    minutes: a number of minutes; a number: one time in two, as digits), else one of the other forms;
+    None when the value is not of that form."""
     forms = forms_of(form, value)
     if not forms:
         return None
     plain = forms[:3] if form == "minutes" else forms[:1]  # "90 minutes", "90 min", "90 mins"
     spoken = forms[len(plain) :]
-    if not spoken or rng.random() < _VERBATIM:
+    if not spoken or rng.random() < _VERBATIM_OF.get(form, _VERBATIM):
         return rng.choice(plain)
     return rng.choice(spoken)
 

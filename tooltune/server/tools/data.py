@@ -64,8 +64,9 @@ PHRASEBOOK_HELP = (
     "chosen by another's basename or extension (a file body that fits its path)]}, "
     '"records": [{param: value, param2: value2}: values '
     'that belong together, one record fills all its slots in a call], "say": {param: {value: [other words '
-    'for that exact value]}}, "forms": {param: "date"|"time"|"datetime"|"minutes": ISO dates, 24-hour '
-    'times and minutes said as people say them ("Jan 4, 2027", "7:15 pm", "an hour and a half")}, '
+    'for that exact value]}}, "forms": {param: "date"|"time"|"datetime"|"minutes"|"number": ISO dates, '
+    '24-hour times, minutes and whole numbers said as people say them ("Jan 4, 2027", "7:15 pm", "an '
+    'hour and a half", "1,204", "three hundred and six")}, '
     '"parallel": [requests for two or three calls at once (or weighted groups of them) with {param.1}, '
     "{param.2} (and {param.3})], "
     '"near_misses": [requests on the tool\'s topic that no offered tool can do], "results": '
