@@ -107,3 +107,43 @@ def test_eval_throughput_records_each_level_s_answers(tiny_model: Path, tmp_path
     assert one["same_answers_as_first"] == doc["cases"]
     same = sum(one["answers"][k] == two["answers"][k] for k in one["answers"])
     assert two["same_answers_as_first"] == same
+
+
+def test_agent_tasks_native_only_skips_the_lenient_pass(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """--native-only runs the native pair alone (half the eval time on a short device lease)."""
+    import argparse
+    from collections.abc import AsyncIterator
+    from contextlib import asynccontextmanager
+    from types import SimpleNamespace
+
+    import anyio
+    from bench_import import bench_module
+
+    from tooltune.evals.tasks import load_task_suite
+    from tooltune.workspace import Workspace
+
+    agent_tasks = bench_module("agent_tasks")
+    passes: list[bool] = []
+
+    @asynccontextmanager
+    async def fake_server(model: Path, settings: object) -> AsyncIterator[SimpleNamespace]:
+        yield SimpleNamespace()
+
+    async def fake_eval(server: object, suite: object, **kw: object) -> tuple[list[object], None]:
+        passes.append(bool(kw["lenient_tools"]))
+        report = SimpleNamespace(summary=lambda: {"success": 0.5, "tasks": 2})
+        return [report, report], None
+
+    mcnemar = SimpleNamespace(model_dump=lambda: {"p_value": 1.0})
+    monkeypatch.setattr(agent_tasks, "ModelServer", fake_server)
+    monkeypatch.setattr(agent_tasks, "evaluate_tasks_on_server", fake_eval)
+    monkeypatch.setattr(agent_tasks, "compare_task_runs", lambda ws, a, b: SimpleNamespace(mcnemar=mcnemar))
+    ws = Workspace(tmp_path / "ws").ensure()
+    assert load_task_suite("coding-tasks").tasks
+    for native_only, want in ((True, [False]), (False, [False, True])):
+        passes.clear()
+        args = argparse.Namespace(limit=2, max_tokens=8, native_only=native_only)
+        out = anyio.run(agent_tasks.evaluate, None, ws, tmp_path / "model", "some-adapter", args)
+        assert passes == want and set(out) == ({"native"} if native_only else {"native", "lenient"})
