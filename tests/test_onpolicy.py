@@ -496,6 +496,38 @@ def test_rejection_data_from_one_split_gets_a_validation_split_of_its_own(tmp_pa
     assert picked.counts == {"train": 60 - len(want_valid), "valid": len(want_valid), "test": 0}
 
 
+@pytest.mark.slow
+def test_rejection_training_is_sft_on_the_picked_answers_with_the_answer_check(
+    settings: Settings, tiny_model: Path
+) -> None:
+    """`tooltune train --method rejection`: supervised steps on a rejection pick, recorded as such, with the
+    answer check the other methods that learn from the model's own answers have (rejection SFT lost 41
+    irrelevance cases on the H100 with no check to stop it)."""
+    from tooltune.jobs import JobStore
+    from tooltune.training import runs
+    from tooltune.training.train_config import TrainConfig
+
+    ws = Workspace(settings.workspace).ensure()
+    _samples_set(ws, _train_split_requests(24))
+    picked = pick_training_data(ws, "s", "rejection", "r")
+    cfg = TrainConfig(
+        model=str(tiny_model), dataset="r", method="rejection", num_layers=2, rank=4, iters=4, batch_size=2,
+        steps_per_report=2, val_batches=1, answer_check=4,
+    )  # fmt: skip
+    job = runs.start_training(cfg, settings, name="rej")
+    job = JobStore(ws).wait(job.id, timeout=600, poll=0.3)
+    assert job.status == "succeeded", job.error
+    run = runs.get_run(settings, job.id)
+    method = run.applied["method"]
+    assert (method["name"], method["examples"], method["picked"]) == (
+        "rejection",
+        picked.counts["train"],
+        picked.picked,
+    )
+    assert method["answer_check"]["requests"] > 0 and "worse" in method["answer_check"]
+    assert run.registered
+
+
 def test_a_samples_set_judged_by_an_older_rule_is_kept_with_a_warning(tmp_path: Path) -> None:
     """Asked again under its name (a resumed improve round or bench run), a set sampled before optional
     parameters at a stated default passed is returned as it is, and the log says it was judged so."""

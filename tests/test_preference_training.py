@@ -141,6 +141,13 @@ def test_method_and_dataset_must_agree_and_dpo_refuses_sft_loss_weights(
         TrainConfig(model=str(tiny_model), dataset="p").resolve(settings)
     with pytest.raises(TrainConfigError, match="method dpo trains on preference pairs"):
         TrainConfig(model=str(tiny_model), dataset="ex", method="dpo").resolve(settings)
+    # rejection: SFT on a dataset picked from the model's own samples, and on nothing else
+    with pytest.raises(TrainConfigError, match="was not picked from its samples; .*pick --method rejection"):
+        TrainConfig(model=str(tiny_model), dataset="ex", method="rejection").resolve(settings)
+    with pytest.raises(TrainConfigError, match="holds preference pairs"):
+        TrainConfig(model=str(tiny_model), dataset="p", method="rejection").resolve(settings)
+    (sft / "dataset.json").write_text(json.dumps({"extra": {"method": "rejection"}}))
+    assert TrainConfig(model=str(tiny_model), dataset="ex", method="rejection").resolve(settings).is_resolved
     with pytest.raises(ValueError, match="value_loss_weight weigh the SFT loss"):
         TrainConfig(model=str(tiny_model), dataset="p", method="dpo", value_loss_weight=0.5)
     with pytest.raises(TooltuneError, match="not found|no adapter|unknown"):

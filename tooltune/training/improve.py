@@ -234,8 +234,7 @@ async def _sample_pick_train(
     except NothingToPairError as e:  # nothing wrong to learn from on these requests
         return "", "", {}, str(e)
     say(f"round {r}: training on {sum(picked.counts.values())} rows ({picked.picked})")
-    method = "sft" if cfg.method == "rejection" else cfg.method
-    train_cfg = _round_config(cfg, registry, model_path, current, dataset=picked.dataset, method=method)
+    train_cfg = _round_config(cfg, registry, model_path, current, dataset=picked.dataset, method=cfg.method)
     try:
         await _train_round(settings, registry, train_cfg, candidate, cfg.name)
     except CandidateDroppedError as e:  # the loop ends with the best adapter so far, as for a worse one

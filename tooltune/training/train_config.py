@@ -193,9 +193,11 @@ class TrainConfig(BaseModel):
     val_batches: int = Field(
         default=4, ge=-1, description="Validation batches per evaluation; -1 = the whole validation set."
     )
-    method: Literal["sft", "dpo", "orpo", "grpo"] = Field(
+    method: Literal["sft", "rejection", "dpo", "orpo", "grpo"] = Field(
         default="sft",
-        description="sft: supervised on the dataset's examples; dpo: preference training on a pairs dataset "
+        description="sft: supervised on the dataset's examples; rejection: supervised on a rejection dataset "
+        "(`tooltune data pick --method rejection`: the model's own correct answers, the generated truth "
+        "where no sample was right), with the answer check; dpo: preference training on a pairs dataset "
         "(`tooltune data pick --method pairs`: a correct answer against the model's own wrong one), with "
         "mlx-lm-lora's DPO loss and the starting model as the reference; orpo: the same pairs with "
         "mlx-lm-lora's ORPO loss (the chosen answer's NLL plus an odds-ratio term, no reference) "
@@ -237,18 +239,18 @@ class TrainConfig(BaseModel):
         default=128,
         ge=8,
         le=4096,
-        description="grpo: the most tokens a sampled answer may have; dpo/orpo/grpo: the same for the "
-        "answer check's greedy answers.",
+        description="grpo: the most tokens a sampled answer may have; rejection/dpo/orpo/grpo: the same for "
+        "the answer check's greedy answers.",
     )
     answer_check: int = Field(
         default=32,
         ge=0,
         le=256,
-        description="dpo/orpo/grpo: requests of the run's own dataset that the starting model and the "
-        "trained adapter answer greedily, scored against the correct answer, half where a call is due and "
-        "half where none is, the validation split first: dpo/orpo, this many of its pairs' requests and up "
-        "to as many more of the requests the model always got right (kept beside the pairs when they were "
-        "picked); grpo, up to twice this many of its SFT examples' requests. A run whose adapter gets "
+        description="rejection/dpo/orpo/grpo: requests of the run's own dataset that the starting model and "
+        "the trained adapter answer greedily, scored against the correct answer, half where a call is due "
+        "and half where none is, the validation split first: dpo/orpo, this many of its pairs' requests and "
+        "up to as many more of the requests the model always got right (kept beside the pairs when they were "
+        "picked); rejection/grpo, up to twice this many of its examples' requests. A run whose adapter gets "
         "significantly "
         "fewer right in either half (exact paired test, p < 0.05) fails and is not registered "
         "(training/answer_check.py). 0: no check.",
@@ -489,10 +491,16 @@ class TrainConfig(BaseModel):
                 f"method {self.method} trains on preference pairs, and dataset {self.dataset!r} holds "
                 "examples; make pairs with `tooltune data sample` then `tooltune data pick --method pairs`"
             )
-        if self.method in ("sft", "grpo") and pairs:
+        if self.method in ("sft", "rejection", "grpo") and pairs:
             raise TrainConfigError(
                 f"dataset {self.dataset!r} holds preference pairs; train it with --method dpo or orpo"
                 + (" (grpo samples the requests of an SFT dataset)" if self.method == "grpo" else "")
+            )
+        if self.method == "rejection" and dataset_extra(dataset_path).get("method") != "rejection":
+            raise TrainConfigError(
+                f"method rejection trains on the model's own correct answers, and dataset {self.dataset!r} "
+                "was not picked from its samples; make one with `tooltune data sample` then `tooltune data "
+                "pick --method rejection`, or train this one with --method sft"
             )
         if self.method == "grpo" and hosts is not None:
             raise TrainConfigError("method grpo samples and trains in one process; leave out hosts")
@@ -689,16 +697,21 @@ def adapter_lora_shape(registry: Any, adapter: str | None) -> dict[str, Any]:
     return {k: v for k, v in shape.items() if v is not None}
 
 
-def dataset_format(path: Path) -> str:
-    """What a dataset folder holds: ``examples`` (SFT) or preference pairs, from its dataset.json."""
+def dataset_extra(path: Path) -> dict[str, Any]:
+    """A dataset folder's dataset.json ``extra`` (how it was made: a pick's method, a pairs format), or {}."""
     meta = path / "dataset.json"
     if not meta.is_file():
-        return "examples"
+        return {}
     try:
         extra = json.loads(meta.read_text("utf-8")).get("extra") or {}
     except (json.JSONDecodeError, AttributeError, OSError):
-        return "examples"
-    return str(extra.get("format", "examples")) if isinstance(extra, dict) else "examples"
+        return {}
+    return extra if isinstance(extra, dict) else {}
+
+
+def dataset_format(path: Path) -> str:
+    """What a dataset folder holds: ``examples`` (SFT) or preference pairs, from its dataset.json."""
+    return str(dataset_extra(path).get("format", "examples"))
 
 
 def count_lines(path: Path) -> int:

@@ -53,7 +53,7 @@ from tooltune.training.token_rows import (
     token_rows_frozen,
     untrained_row_parameters,
 )
-from tooltune.training.train_config import PREFERENCE_METHODS, TrainConfig
+from tooltune.training.train_config import PREFERENCE_METHODS, TrainConfig, dataset_extra
 from tooltune.training.value_tokens import CALL_OPEN, value_token_mask, value_token_weights
 from tooltune.workspace import Workspace, atomic_write_json, atomic_write_text
 
@@ -153,7 +153,7 @@ class Worker:
         self.optimizer: Any = None
         self._weight_cache: dict[bytes, Any] = {}  # loss weights per distinct token row
         self._sampler: Any = None  # grpo: each step's answers (training/grpo.py Sampler)
-        self._check_requests: Any = None  # dpo/orpo/grpo: the answer check's requests (answer_check.py)
+        self._check_requests: Any = None  # the answer check's requests (answer_check.py)
         # data-parallel runs (``--hosts``, started by mlx.launch): every process trains, rank 0 alone writes
         # the run's files and the job; the others own nothing and stop when rank 0 does. The rank is read
         # from mlx.launch's MLX_RANK before the group exists, so a process whose group fails to form
@@ -321,6 +321,7 @@ class Worker:
         model, tokenizer = load(str(cfg.model_path))
         dpo = cfg.method in PREFERENCE_METHODS  # trains on pairs (dpo or orpo)
         grpo = cfg.method == "grpo"  # samples the model on the dataset's requests
+        rejection = cfg.method == "rejection"  # SFT on the model's own right answers, checked as dpo is
         if dpo:  # pairs are checked as they are tokenized (a record that does not render is named, skipped)
             from tooltune.training.preference import load_pairs
 
@@ -389,13 +390,22 @@ class Worker:
             applied["sequence_lengths"] = lengths.model_dump()
             if (warning := lengths.warning()) and self.start_iter == 0:
                 self._warn(warning)
-        # dpo/orpo/grpo: the starting model's answers to the answer check's requests
+        # rejection/dpo/orpo/grpo: the starting model's answers to the answer check's requests
         check_before: list[dict[str, Any]] = []
         if dpo:
             applied["method"] = self._prepare_pairs(model, train_set, valid_set)
         if grpo:
             applied["method"] = self._prepare_sampler(model, tokenizer, train_set)
-        if dpo or grpo:
+        if rejection:
+            picked = dataset_extra(Path(cfg.dataset_path))
+            applied["method"] = {
+                "name": "rejection",
+                "examples": len(train_set),
+                "valid_examples": len(valid_set),
+                "picked": picked.get("from", {}),
+                "samples_hash": picked.get("samples_hash"),
+            }
+        if dpo or grpo or rejection:
             t0 = time.monotonic()
             check_before = self._answer_check_before(model, tokenizer)
             if check_before:
@@ -550,7 +560,7 @@ class Worker:
         }
 
     def _answer_check_before(self, model: Any, tokenizer: Any) -> list[dict[str, Any]]:
-        """dpo/orpo/grpo: the starting model's greedy answers to the check requests (answer_check.py),
+        """rejection/dpo/orpo/grpo: the starting model's greedy answers to the check requests,
         kept for the comparison after the last step; none when the check is off or finds no request."""
         from tooltune.data.onpolicy import ALWAYS_RIGHT_FILE
         from tooltune.training.answer_check import MIN_RIGHT, answer, check_requests
@@ -591,8 +601,8 @@ class Worker:
         return before
 
     def _answer_check_after(self, model: Any, tokenizer: Any, before: list[dict[str, Any]]) -> None:
-        """dpo/orpo/grpo: the trained adapter answers the check requests; the comparison goes into run.json,
-        and an adapter that answers significantly worse fails the run before it is registered."""
+        """rejection/dpo/orpo/grpo: the trained adapter answers the check requests; the comparison goes into
+        run.json, and an adapter that answers significantly worse fails the run before it is registered."""
         from tooltune.training.answer_check import answer, compare_answers, worse_error
 
         cfg = self.config
