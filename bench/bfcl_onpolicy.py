@@ -269,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
                 train_cfg = TrainConfig(
                     model=str(model_path),
                     dataset=train_data,
+                    # rejection stays plain SFT here: the committed rejection runs had no answer check,
+                    # and a rerun of their recipe must train as they did
                     method="sft" if args.method == "rejection" else args.method,
                     **method_fields,
                     init_adapter=args.sft_adapter,

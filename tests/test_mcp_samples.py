@@ -97,7 +97,7 @@ async def test_sample_then_pick_pairs_and_rejection_data(settings: Settings, tin
 
         rej = await call(c, "pick_training_data", samples="s", method="rejection", out="r")
         assert sum(rej["counts"].values()) == counts["requests"]  # one answer per request: own or truth
-        assert rej["next"] == "train_adapter(dataset='r')"
+        assert rej["next"] == "train_adapter(dataset='r', method='rejection')"  # the base was sampled
         first = json.loads((ws.datasets / "r" / "train.jsonl").read_text().splitlines()[0])
         assert first["meta"]["source"] in ("onpolicy:own", "onpolicy:truth")
 

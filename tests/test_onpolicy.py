@@ -378,7 +378,11 @@ def test_a_balanced_pick_writes_balanced_pairs_and_refuses_rejection_data(tmp_pa
     done = subprocess.run([*cli, "--balanced-decision"], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "'dropped_to_balance': 2" in done.stdout
+    assert "train on them: tooltune train --dataset q --method dpo" in done.stdout
     assert (ws.datasets / "q" / "train.jsonl").read_text() == (folder / "train.jsonl").read_text()
+    own = subprocess.run([*cli[:-4], "--method", "rejection", "--out", "r3"], capture_output=True, text=True,
+                         env=env, timeout=120)  # fmt: skip
+    assert "train on them: tooltune train --dataset r3 --method rejection" in own.stdout, own.stderr
     refused = subprocess.run(
         [*cli[:-4], "--method", "rejection", "--out", "r2", "--balanced-decision"],
         capture_output=True, text=True, env=env, timeout=120,

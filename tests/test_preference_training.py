@@ -607,6 +607,18 @@ async def test_an_improve_round_whose_answer_check_failed_ends_the_loop_instead_
         {"no_call_made": 4},
         "the candidate was dropped before the held-out eval: worse",  # the caller names the round
     )
+    # a rejection round picks the model's own answers and trains them as method rejection (its check on)
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(improve, "_round_config", lambda *a, **k: seen.update(k) or cfg)
+    picks: list[str] = []
+    monkeypatch.setattr(
+        improve, "pick_training_data", lambda w, s, method, *a, **k: picks.append(method) or picked
+    )
+    rejection = job_cfg.model_copy(update={"method": "rejection"})
+    await improve._sample_pick_train(
+        settings, None, ws, None, rejection, "m", None, 1, "imp-r1", "imp-r1-adapter", said.append,
+    )  # fmt: skip
+    assert (picks, seen["method"], seen["dataset"]) == (["rejection"], "rejection", "r1-data")
 
 
 def test_an_improve_job_saved_before_a_setting_existed_still_resumes(settings: Settings) -> None:

@@ -617,5 +617,8 @@ def pick(samples: str, *, out: str, **options: Any) -> None:
             f"  always right: {done.always_right} requests, kept for the training run's answer check",
             highlight=False,
         )
-        start = f" --init-adapter {done.samples_adapter}" if done.samples_adapter else ""
-        context.console.print(f"  train on them: tooltune train --dataset {done.dataset} --method dpo{start}")
+    start = f" --init-adapter {done.samples_adapter}" if done.samples_adapter else ""
+    method = "dpo" if done.method == "pairs" else "rejection"
+    context.console.print(
+        f"  train on them: tooltune train --dataset {done.dataset} --method {method}{start}"
+    )

@@ -1,4 +1,5 @@
-"""Did preference training or GRPO make the model answer its own requests worse? Asked of the model.
+"""Did preference training, GRPO or rejection SFT make the model answer its own requests worse? Asked of
+the model.
 
 A DPO run's loss can fall while what the model writes falls apart: on one H200, DPO from the 0.5B's
 SFT adapter (learning rate 5e-5, 150 steps, beta 0.1) brought the validation loss from 0.69 to 0.27,
@@ -104,11 +105,11 @@ def check_requests(
     with its chosen answer as the truth; then up to ``limit`` more, split the same way, from
     ``always_right`` (the requests the model got right every time it was sampled, with the truth they
     were judged against): no pair holds them, so only they show a run breaking what the model already
-    did right. Without ``pairs`` (GRPO's SFT datasets, which have no always-right requests), each
-    example's conversation before its last assistant turn with that turn as the truth, up to twice
-    ``limit`` of them: as many as pairs and always-right ones together. A record that cannot be scored
-    or does not fit ``max_seq_length`` with ``max_tokens`` of answer is passed over (training already
-    named and skipped records that do not load)."""
+    did right. Without ``pairs`` (GRPO's SFT datasets and rejection picks, which have no always-right
+    requests), each example's conversation before its last assistant turn with that turn as the truth, up
+    to twice ``limit`` of them: as many as pairs and always-right ones together. A record that cannot be
+    scored or does not fit ``max_seq_length`` with ``max_tokens`` of answer is passed over (training
+    already named and skipped records that do not load)."""
     rng = random.Random(seed)
     seen: set[str] = set()
     out = CheckRequests()

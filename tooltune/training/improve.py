@@ -93,9 +93,9 @@ class ImproveConfig(BaseModel):
         ge=0,
         le=256,
         description="dpo/orpo rounds: requests of the round's pairs, and up to as many more of the "
-        "requests its samples always got right; grpo rounds: up to twice as many of the dataset's own "
-        "requests; that the round's training answers before and after to drop a candidate that got worse "
-        "(TrainConfig's answer_check; 0: none).",
+        "requests its samples always got right; rejection and grpo rounds: up to twice as many of the "
+        "round's dataset's own requests; that the round's training answers before and after to drop a "
+        "candidate that got worse (TrainConfig's answer_check; 0: none).",
     )
     # the same option as a training run's: one declaration (constraints, default, description)
     freeze_token_rows: bool = TrainConfig.model_fields["freeze_token_rows"]

@@ -704,7 +704,7 @@ def dataset_extra(path: Path) -> dict[str, Any]:
         return {}
     try:
         extra = json.loads(meta.read_text("utf-8")).get("extra") or {}
-    except (json.JSONDecodeError, AttributeError, OSError):
+    except (ValueError, AttributeError, OSError):  # bad JSON or bytes that are no UTF-8
         return {}
     return extra if isinstance(extra, dict) else {}
 

@@ -96,7 +96,8 @@ def register(mcp: MCPServer, state: ServerState) -> None:
     @mcp.tool(
         description=(
             "Turn a samples set into training data. method='rejection': a dataset of the model's own "
-            "correct answers (the generated truth where no sample was right), for train_adapter (SFT). "
+            "correct answers (the generated truth where no sample was right), for "
+            "train_adapter(method='rejection', init_adapter=<the adapter that was sampled>). "
             "method='pairs': a dataset of preference pairs (a correct answer against the model's own "
             "wrong one, per reason code so refusals, wrong values and over-calls are all represented), "
             "for train_adapter(method='dpo', init_adapter=<the adapter that was sampled>). Instant."
@@ -112,11 +113,9 @@ def register(mcp: MCPServer, state: ServerState) -> None:
     ) -> PickResult:
         cfg = PickConfig(**options)
         done = await in_thread(onpolicy.pick_training_data, ws, samples, out=out, **cfg.model_dump())
-        if done.method == "rejection":
-            after = f"train_adapter(dataset='{done.dataset}')"
-        else:
-            start = f", init_adapter='{done.samples_adapter}'" if done.samples_adapter else ""
-            after = f"train_adapter(dataset='{done.dataset}', method='dpo'{start})"
+        start = f", init_adapter='{done.samples_adapter}'" if done.samples_adapter else ""
+        method = "rejection" if done.method == "rejection" else "dpo"
+        after = f"train_adapter(dataset='{done.dataset}', method='{method}'{start})"
         return PickResult(**done.model_dump(exclude={"samples_adapter"}), next=after)
 
 
