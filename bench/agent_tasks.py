@@ -12,7 +12,8 @@ Usage:
   python bench/agent_tasks.py --model /path/to/qwen2.5-coder-0.5b-instruct --train [--limit N]
   python bench/agent_tasks.py --model M --adapter NAME
 
-Writes bench/results/agent_tasks_<model>.json: ``baseline`` and ``adapter`` objects holding ``success``
+Writes bench/results/agent_tasks_<model>.json (``_native`` before ``.json`` with ``--native-only``):
+``baseline`` and ``adapter`` objects holding ``success``
 (a fraction) natively and ``lenient``, per category, the call counts, and the McNemar test.
 """
 
@@ -80,6 +81,11 @@ def train(settings: Settings, ws: Workspace, model: Path, args: argparse.Namespa
         if run.status != "succeeded" or not run.registered:
             raise SystemExit(f"training ended {run.status}: {run.error or run.registration_error}")
     return adapter
+
+
+def result_path(model: Path, *, native_only: bool) -> Path:
+    """Where the result goes; a native-only run never replaces a full one."""
+    return REPO / "bench" / "results" / f"agent_tasks_{model.name}{'_native' if native_only else ''}.json"
 
 
 def side(report: TaskReport) -> dict[str, Any]:
@@ -160,7 +166,7 @@ def main() -> None:
         "machine": machine_info(),
         "wall_s": round(time.perf_counter() - t0, 1),
     }
-    path = REPO / "bench" / "results" / f"agent_tasks_{args.model.name}.json"
+    path = result_path(args.model, native_only=args.native_only)
     atomic_write_json(path, out)
     log(
         f"wrote {path}: baseline {native['baseline']['success']:.0%} -> adapter {native['adapter']['success']:.0%}"

@@ -6,8 +6,10 @@ A task run's folder (``tooltune eval --tasks`` saves ``results.jsonl`` and ``tra
 says whether each task succeeded; this reads *how* it went, per task and in total:
 
 - ``ended_at_step_limit``: tasks stopped by the step limit (their error names the request limit);
-- ``exact_repeats``: tool calls that repeat an earlier call of the same task (same tool, same arguments);
-- ``refused``: calls the session refused (``<tool> refused: ...``, the sandbox's permission check), by tool;
+- ``exact_repeats``: tool calls that repeat an earlier call of the same task (same tool, same arguments),
+  also by tool;
+- ``refused``: calls the session refused (``<tool> refused: ...``, the sandbox's permission check), by tool,
+  and the tasks that met a refusal;
 - ``calls_to_refused_tool``: refused calls whose tool the task had already been refused once: the agent
   was told and asked again;
 - ``writes_without_content``: ``write_file`` calls whose arguments hold no ``content``.
@@ -33,6 +35,8 @@ def _args(part: dict[str, Any]) -> dict[str, Any] | str:
     """A tool call's arguments as the model sent them: a JSON object, or the raw text when it is not one."""
     args = part.get("args")
     if isinstance(args, str):
+        if not args.strip():  # no arguments, sent as "" rather than {} or null: the same call
+            return {}
         try:
             parsed = json.loads(args)
         except json.JSONDecodeError:
@@ -50,8 +54,9 @@ def task_counts(messages: list[dict[str, Any]]) -> dict[str, Any]:
     """One task's counts from its transcript (the agent's messages, in order)."""
     seen: set[str] = set()
     refused_tools: set[str] = set()
-    calls = repeats = to_refused = writes_without = 0
+    calls = to_refused = writes_without = 0
     refused: Counter[str] = Counter()
+    repeats: Counter[str] = Counter()
     for message in messages:
         for part in message.get("parts", []):
             kind = part.get("part_kind")
@@ -59,7 +64,8 @@ def task_counts(messages: list[dict[str, Any]]) -> dict[str, Any]:
                 calls += 1
                 args = _args(part)
                 key = json.dumps([part.get("tool_name"), args], sort_keys=True)
-                repeats += key in seen
+                if key in seen:
+                    repeats[str(part.get("tool_name"))] += 1
                 seen.add(key)
                 if part.get("tool_name") == "write_file" and not (
                     isinstance(args, dict) and "content" in args
@@ -72,7 +78,8 @@ def task_counts(messages: list[dict[str, Any]]) -> dict[str, Any]:
                 refused_tools.add(tool)
     return {
         "calls": calls,
-        "exact_repeats": repeats,
+        "exact_repeats": sum(repeats.values()),
+        "repeats_by_tool": dict(sorted(repeats.items())),
         "refused": dict(refused),
         "calls_to_refused_tool": to_refused,
         "writes_without_content": writes_without,
@@ -87,6 +94,7 @@ def run_counts(run: Path) -> dict[str, Any]:
     tasks: dict[str, Any] = {}
     totals: Counter[str] = Counter()
     refused: Counter[str] = Counter()
+    repeats: Counter[str] = Counter()
     writes = 0
     for row in rows:
         path = run / "transcripts" / f"{row['task_id']}.jsonl"
@@ -109,7 +117,9 @@ def run_counts(run: Path) -> dict[str, Any]:
             totals[key] += counts[key]
         totals["succeeded"] += bool(row["success"])
         totals["ended_at_step_limit"] += at_limit
+        totals["tasks_with_a_refusal"] += bool(counts["refused"])
         refused.update(counts["refused"])
+        repeats.update(counts["repeats_by_tool"])
     return {
         "run": run.name,
         "tasks": len(rows),
@@ -117,7 +127,9 @@ def run_counts(run: Path) -> dict[str, Any]:
         "ended_at_step_limit": totals["ended_at_step_limit"],
         "calls": totals["calls"],
         "exact_repeats": totals["exact_repeats"],
+        "repeats_by_tool": dict(sorted(repeats.items())),
         "refused": dict(sorted(refused.items())),
+        "tasks_with_a_refusal": totals["tasks_with_a_refusal"],
         "calls_to_refused_tool": totals["calls_to_refused_tool"],
         "write_file_calls": writes,
         "writes_without_content": totals["writes_without_content"],

@@ -147,3 +147,7 @@ def test_agent_tasks_native_only_skips_the_lenient_pass(
         args = argparse.Namespace(limit=2, max_tokens=8, native_only=native_only)
         out = anyio.run(agent_tasks.evaluate, None, ws, tmp_path / "model", "some-adapter", args)
         assert passes == want and set(out) == ({"native"} if native_only else {"native", "lenient"})
+    # and its result file is its own: a quick read never replaces a full result
+    model = tmp_path / "qwen-x"
+    assert agent_tasks.result_path(model, native_only=True).name == "agent_tasks_qwen-x_native.json"
+    assert agent_tasks.result_path(model, native_only=False).name == "agent_tasks_qwen-x.json"

@@ -44,12 +44,13 @@ def _write_run(folder: Path, tasks: dict[str, tuple[dict[str, Any], list[dict[st
 
 def test_repeats_refusals_and_empty_writes_are_counted_per_task(tmp_path: Path) -> None:
     run = _write_run(tmp_path / "run", {
-        "loops": ({"success": False, "calls": 5, "error": "exceed the request_limit of 4"}, [
+        "loops": ({"success": False, "calls": 7, "error": "exceed the request_limit of 4"}, [
             _call("run_tests", {}), _ret("run_tests", REFUSAL),
             _call("run_tests", {}), _ret("run_tests", REFUSAL),  # a repeat, and asked again after a refusal
             _call("read_file", {"path": "a.py"}), _ret("read_file", "x = 1"),
             _call("read_file", {"path": "b.py"}), _ret("read_file", "y = 2"),  # other arguments: no repeat
             _call("write_file", {"path": "a.py"}),  # no content
+            _call("git_status", ""), _call("git_status", {}),  # no arguments, sent two ways: a repeat
         ]),
         "fine": ({"success": True, "calls": 2, "error": None}, [
             _call("run_tests", {}), _ret("run_tests", "1 passed"),  # another task: no repeat of the first's
@@ -58,11 +59,13 @@ def test_repeats_refusals_and_empty_writes_are_counted_per_task(tmp_path: Path) 
     })  # fmt: skip
     counts = tt.run_counts(run)
     assert (counts["tasks"], counts["succeeded"], counts["ended_at_step_limit"]) == (2, 1, 1)
-    assert (counts["calls"], counts["exact_repeats"], counts["calls_to_refused_tool"]) == (7, 1, 1)
-    assert counts["refused"] == {"run_tests": 2}
+    assert (counts["calls"], counts["exact_repeats"], counts["calls_to_refused_tool"]) == (9, 2, 1)
+    assert counts["refused"] == {"run_tests": 2} and counts["tasks_with_a_refusal"] == 1
+    assert counts["repeats_by_tool"] == {"git_status": 1, "run_tests": 1}
     assert (counts["write_file_calls"], counts["writes_without_content"]) == (2, 1)
     assert counts["per_task"]["fine"] == {
-        "success": True, "ended_at_step_limit": False, "calls": 2, "exact_repeats": 0, "refused": {},
+        "success": True, "ended_at_step_limit": False, "calls": 2, "exact_repeats": 0, "repeats_by_tool": {},
+        "refused": {},
         "calls_to_refused_tool": 0, "writes_without_content": 0,
     }  # fmt: skip
 
@@ -75,9 +78,14 @@ def test_a_transcript_that_is_not_the_runs_is_refused(tmp_path: Path) -> None:
 
 def test_t2s_committed_transcripts_give_the_counts_docs_tasks_quotes() -> None:
     """docs/TASKS.md reads T2's failure from these counts (and T3's hypothesis is written against them)."""
-    [run] = (ROOT / "bench" / "results" / "agent_tasks_gpu_t2").iterdir()
+    [run] = [
+        d
+        for d in (ROOT / "bench" / "results" / "agent_tasks_gpu_t2").iterdir()
+        if (d / "results.jsonl").is_file()
+    ]
     counts = tt.run_counts(run)
     assert (counts["tasks"], counts["succeeded"], counts["ended_at_step_limit"]) == (43, 1, 28)
     assert (counts["calls"], counts["exact_repeats"], counts["calls_to_refused_tool"]) == (255, 128, 38)
     assert counts["refused"] == {"run_command": 4, "run_tests": 53, "write_file": 2}
+    assert (counts["repeats_by_tool"]["run_tests"], counts["tasks_with_a_refusal"]) == (76, 19)
     assert (counts["write_file_calls"], counts["writes_without_content"]) == (23, 21)

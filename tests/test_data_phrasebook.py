@@ -1205,12 +1205,21 @@ tools:
   create_issue:
     requests: ["file {title}"]
     forms: {title: number}
+  add_comment:
+    requests: ["comment on #{issue_id}: {body}", "comment on #{issue_id:raw}: {body}"]
+    forms: {issue_id: number}
 """
     checked = check_phrasebook(phrasebook_from_object(book, source="b.yaml"), tracker)
     errors = {i.where: i.message for i in checked.issues if i.severity == "error"}
     assert errors == {
         "tools.create_issue.forms.title": "number values are integers, and create_issue.title takes string"
     }
+    # "#forty-two" is no way to write an id: the raw slot is the fix the warning names
+    warned = [i.message for i in checked.issues if i.where == "tools.add_comment.requests"]
+    assert warned == [
+        "'comment on #{issue_id}: {body}' writes '#' before issue_id, whose number form may say it in words "
+        "('#three hundred and six'): write '#{issue_id:raw}' there"
+    ]
     data = DataBook(checked, tracker)
     rng = random.Random(0)
     filled = [got for _ in range(300) if (got := data.request(rng, "get_issue"))]

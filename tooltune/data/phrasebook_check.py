@@ -612,7 +612,7 @@ class _Checker:
             if self._form_ok(tool, param, form, f"{where}.forms.{param}", values.get(param), records)
         }
         kept = ToolPhrases(values=values, records=records, say=say, forms=forms)
-        self._unit_said_twice(where, phrases, forms)
+        self._form_slot_warnings(where, phrases, forms)
         kept.requests = self._kept_entries(where, "requests", phrases.requests, tool)
         kept.parallel = self._kept_entries(where, "parallel", phrases.parallel, tool)
         seen: set[str] = set()
@@ -673,11 +673,22 @@ class _Checker:
                 self.add("warning", at, "no usable template in this group: it is left out")
         return kept
 
-    def _unit_said_twice(self, where: str, phrases: ToolPhrases, forms: dict[str, str]) -> None:
+    def _form_slot_warnings(self, where: str, phrases: ToolPhrases, forms: dict[str, str]) -> None:
         """A warning for each template that writes a unit after a minutes slot: the form says its own
-        ("for an hour and a half minutes")."""
+        ("for an hour and a half minutes"); and for a '#' before a number slot ("#forty-two")."""
         fields = (("requests", phrases.request_templates()), ("parallel", phrases.parallel_templates()),
                   ("near_misses", phrases.near_misses))  # fmt: skip
+        for param in [p for p, form in forms.items() if form == "number"]:
+            hashed = re.compile("#\\{" + re.escape(param) + r"(?:\.\d)?\}")
+            for field, templates in fields:
+                for t in templates:
+                    if hashed.search(t):
+                        self.add(
+                            "warning",
+                            f"{where}.{field}",
+                            f"{t!r} writes '#' before {param}, whose number form may say it in words "
+                            f"('#three hundred and six'): write '#{{{param}:raw}}' there",
+                        )
         for param in [p for p, form in forms.items() if form == "minutes"]:
             for field, templates in fields:
                 for t in templates:
