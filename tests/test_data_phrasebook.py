@@ -221,6 +221,28 @@ def test_hand_written_books_fit_their_built_in_tool_sets() -> None:
             assert sum(g is not None for g in got) >= 15, (path.name, tool.name)
 
 
+def test_the_numbers_book_is_the_hand_book_with_ids_said_as_numbers() -> None:
+    """bench/phrasebooks/issue_tracker.numbers.yaml (issue 33's H15): the issue-tracker hand book with a
+    number form on every id, digits after '#', and ids drawn from 1 to 1,999 (so words and "1,204"
+    both occur); it checks clean and writes ids in words and with commas while the calls hold ints."""
+    root = Path(__file__).resolve().parent.parent / "bench" / "phrasebooks"
+    tools = load_tool_specs(["builtin:issue-tracker"])
+    hand = check_phrasebook(load_phrasebook(root / "issue_tracker.hand.yaml"), tools)
+    numbers = check_phrasebook(load_phrasebook(root / "issue_tracker.numbers.yaml"), tools)
+    assert not numbers.errors and not [i for i in numbers.issues if i.severity == "warning"]
+    with_ids = {t for t, ph in hand.book.tools.items() if "issue_id" in ph.values}
+    assert with_ids == {t for t, ph in numbers.book.tools.items() if ph.forms.get("issue_id") == "number"}
+    for name, ph in hand.book.tools.items():  # the same requests, an id after '#' kept as digits
+        raw = [t.replace(":raw}", "}") for t in numbers.book.tools[name].request_templates()]
+        assert raw == ph.request_templates(), name
+    book, rng = DataBook(numbers, tools), random.Random(0)
+    said = [got for _ in range(400) if (got := book.request(rng, "add_comment"))]
+    texts = " | ".join(text for text, _ in said)
+    assert re.search(r"\b[1],\d{3}\b", texts) and re.search(r"\b\w+ hundred\b", texts)
+    assert not re.search(r"#[a-z]", texts)  # never "#forty-two"
+    assert all(isinstance(args["issue_id"], int) and 1 <= args["issue_id"] <= 1999 for _, args in said)
+
+
 def test_a_template_may_fix_a_value_its_words_say(tracker: list[ToolSpec]) -> None:
     from tooltune.data.phrasebook import phrasebook_from_object
 
