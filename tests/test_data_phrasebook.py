@@ -232,10 +232,21 @@ def test_the_numbers_book_is_the_hand_book_with_ids_said_as_numbers() -> None:
     assert not numbers.errors and not [i for i in numbers.issues if i.severity == "warning"]
     with_ids = {t for t, ph in hand.book.tools.items() if "issue_id" in ph.values}
     assert with_ids == {t for t, ph in numbers.book.tools.items() if ph.forms.get("issue_id") == "number"}
+    assert numbers.book.tools["link_issues"].forms == {"issue_id": "number", "other_id": "number"}
     for name, ph in hand.book.tools.items():  # the same requests, an id after '#' kept as digits
-        raw = [t.replace(":raw}", "}") for t in numbers.book.tools[name].request_templates()]
-        assert raw == ph.request_templates(), name
+        mine = numbers.book.tools[name]
+        for got, want in [
+            (mine.request_templates(), ph.request_templates()),
+            (mine.parallel_templates(), ph.parallel_templates()),
+            (mine.near_misses, ph.near_misses),
+        ]:
+            assert [t.replace(":raw}", "}") for t in got] == want, name  # fmt: skip
+    assert [str(j.ask).replace(":raw}", "}") for j in numbers.book.jobs] == [
+        str(j.ask) for j in hand.book.jobs
+    ]
     book, rng = DataBook(numbers, tools), random.Random(0)
+    jobs = [run for _ in range(200) if (run := book.job(rng))]
+    assert jobs and not [r for r in jobs if re.search(r"#[a-z]|#\d,\d", r.request)]
     said = [got for _ in range(400) if (got := book.request(rng, "add_comment"))]
     texts = " | ".join(text for text, _ in said)
     assert re.search(r"\b[1],\d{3}\b", texts) and re.search(r"\b\w+ hundred\b", texts)
@@ -1230,6 +1241,16 @@ tools:
   add_comment:
     requests: ["comment on #{issue_id}: {body}", "comment on #{issue_id:raw}: {body}"]
     forms: {issue_id: number}
+  link_issues:
+    requests: ["#{issue_id:raw} {relation} #{other_id:raw}"]
+    parallel: ["#{issue_id:raw} {relation} #{other_id.1} and #{other_id.2:raw}"]
+    forms: {issue_id: number, other_id: number}
+jobs:
+  - ask: "tell #{issue_id} which milestone is open"
+    steps:
+      - {call: list_milestones, args: {state: open}, result: [{name: v2}]}
+      - {call: add_comment, args: {issue_id: "{issue_id}", body: "v2 is open"}}
+    answer: "Told them."
 """
     checked = check_phrasebook(phrasebook_from_object(book, source="b.yaml"), tracker)
     errors = {i.where: i.message for i in checked.issues if i.severity == "error"}
@@ -1237,11 +1258,17 @@ tools:
         "tools.create_issue.forms.title": "number values are integers, and create_issue.title takes string"
     }
     # "#forty-two" is no way to write an id: the raw slot is the fix the warning names
-    warned = [i.message for i in checked.issues if i.where == "tools.add_comment.requests"]
-    assert warned == [
-        "'comment on #{issue_id}: {body}' writes '#' before issue_id, whose number form may say it in words "
-        "('#three hundred and six'): write '#{issue_id:raw}' there"
-    ]
+    warned = {(i.where, i.message) for i in checked.issues if "'#' before" in i.message}
+    assert warned == {
+        ("tools.add_comment.requests", "'comment on #{issue_id}: {body}' writes '#' before issue_id, whose "
+         "number form may say it in words ('#three hundred and six'): write '#{issue_id:raw}' there"),
+        ("tools.link_issues.parallel", "'#{issue_id:raw} {relation} #{other_id.1} and #{other_id.2:raw}' "
+         "writes '#' before other_id, whose number form may say it in words ('#three hundred and six'): "
+         "write '#{other_id.1:raw}' there"),
+        # a job's slot is said as its first tool that takes it says it: add_comment's number form
+        ("jobs[0].ask", "'tell #{issue_id} which milestone is open' writes '#' before issue_id, whose "
+         "number form may say it in words ('#three hundred and six'): write '#{issue_id:raw}' there"),
+    }  # fmt: skip
     data = DataBook(checked, tracker)
     rng = random.Random(0)
     filled = [got for _ in range(300) if (got := data.request(rng, "get_issue"))]

@@ -106,6 +106,7 @@ class _Checker:
         self.text_fields: dict[str, set[str]] = {}  # per tool: its records' text fields ("_line")
         self.kept_records: dict[str, list[dict[str, Any]]] = {}
         self.origins: dict[str, str] = {}
+        self.kept_forms: dict[str, dict[str, str]] = {}  # per tool: its forms, once checked (for jobs)
 
     def add(self, severity: str, where: str, message: str) -> None:
         line = self.text.lines.get(where)
@@ -678,17 +679,10 @@ class _Checker:
         ("for an hour and a half minutes"); and for a '#' before a number slot ("#forty-two")."""
         fields = (("requests", phrases.request_templates()), ("parallel", phrases.parallel_templates()),
                   ("near_misses", phrases.near_misses))  # fmt: skip
-        for param in [p for p, form in forms.items() if form == "number"]:
-            hashed = re.compile("#\\{" + re.escape(param) + r"(?:\.\d)?\}")
-            for field, templates in fields:
-                for t in templates:
-                    if hashed.search(t):
-                        self.add(
-                            "warning",
-                            f"{where}.{field}",
-                            f"{t!r} writes '#' before {param}, whose number form may say it in words "
-                            f"('#three hundred and six'): write '#{{{param}:raw}}' there",
-                        )
+        numbers = {p for p, form in forms.items() if form == "number"}
+        for field, templates in fields:
+            for t in templates:
+                self._hash_before_number(f"{where}.{field}", t, numbers)
         for param in [p for p, form in forms.items() if form == "minutes"]:
             for field, templates in fields:
                 for t in templates:
@@ -708,6 +702,18 @@ class _Checker:
                             f"{param}'s minutes form writes its own unit, and {t!r} adds {units[0]!r} "
                             "after it: the unit is said twice",
                         )
+
+    def _hash_before_number(self, where: str, template: str, numbers: set[str]) -> None:
+        """A warning for a '#' written right before a slot of a parameter with a number form: the form
+        may say it in words ("#three hundred and six"); ``{p:raw}`` there keeps the digits."""
+        for m in re.finditer(r"#\{([A-Za-z_][A-Za-z0-9_]*)(\.[1-3])?\}", template):
+            if m[1] in numbers:
+                self.add(
+                    "warning",
+                    where,
+                    f"{template!r} writes '#' before {m[1]}, whose number form may say it in words "
+                    f"('#three hundred and six'): write '#{{{m[1]}{m[2] or ''}:raw}}' there",
+                )
 
     def _check_fallbacks(
         self,
@@ -1121,6 +1127,11 @@ class _Checker:
             return None
         if not all(self._argv_on_lists(where, a, tools) for a in asks(job.ask)):
             return None
+        # a slot is said as the first of the job's tools that takes it says it (phrasebook_fill's jobs)
+        first = {p: t.name for t in reversed(tools) for p in t.properties}
+        numbers = {p for p, name in first.items() if self.kept_forms.get(name, {}).get(p) == "number"}
+        for a in asks(job.ask):
+            self._hash_before_number(f"{where}.ask", a, numbers)
         for text in texts:
             if not self._forms_known(where, text):
                 return None
@@ -1145,6 +1156,7 @@ def check_phrasebook(text: BookText, tools: list[ToolSpec]) -> CheckedBook:
     c.named = set(named)
     c.named_specs = named
     kept_tools = {n: p for n, ph in book.tools.items() if (p := c.check_tool(n, ph)) is not None}
+    c.kept_forms = {n: p.forms for n, p in kept_tools.items()}
     missing = sorted(set(c.by_name) - set(book.tools))
     if missing:
         c.add(
