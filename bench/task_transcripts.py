@@ -54,7 +54,7 @@ def task_counts(messages: list[dict[str, Any]]) -> dict[str, Any]:
     """One task's counts from its transcript (the agent's messages, in order)."""
     seen: set[str] = set()
     refused_tools: set[str] = set()
-    calls = to_refused = writes_without = 0
+    calls = to_refused = writes = writes_without = 0
     refused: Counter[str] = Counter()
     repeats: Counter[str] = Counter()
     for message in messages:
@@ -67,10 +67,9 @@ def task_counts(messages: list[dict[str, Any]]) -> dict[str, Any]:
                 if key in seen:
                     repeats[str(part.get("tool_name"))] += 1
                 seen.add(key)
-                if part.get("tool_name") == "write_file" and not (
-                    isinstance(args, dict) and "content" in args
-                ):
-                    writes_without += 1
+                if part.get("tool_name") == "write_file":
+                    writes += 1
+                    writes_without += not (isinstance(args, dict) and "content" in args)
             elif kind == "tool-return" and _refused(part):
                 tool = str(part["tool_name"])
                 refused[tool] += 1
@@ -82,6 +81,7 @@ def task_counts(messages: list[dict[str, Any]]) -> dict[str, Any]:
         "repeats_by_tool": dict(sorted(repeats.items())),
         "refused": dict(refused),
         "calls_to_refused_tool": to_refused,
+        "write_file_calls": writes,
         "writes_without_content": writes_without,
     }
 
@@ -95,7 +95,6 @@ def run_counts(run: Path) -> dict[str, Any]:
     totals: Counter[str] = Counter()
     refused: Counter[str] = Counter()
     repeats: Counter[str] = Counter()
-    writes = 0
     for row in rows:
         path = run / "transcripts" / f"{row['task_id']}.jsonl"
         if not path.is_file():
@@ -108,12 +107,14 @@ def run_counts(run: Path) -> dict[str, Any]:
                 "not this run's transcript"
             )
         at_limit = STEP_LIMIT_WORDS in str(row.get("error") or "")
-        writes += sum(
-            1 for m in messages for p in m.get("parts", [])
-            if p.get("part_kind") == "tool-call" and p.get("tool_name") == "write_file"
-        )  # fmt: skip
         tasks[row["task_id"]] = {"success": bool(row["success"]), "ended_at_step_limit": at_limit, **counts}
-        for key in ("calls", "exact_repeats", "calls_to_refused_tool", "writes_without_content"):
+        for key in (
+            "calls",
+            "exact_repeats",
+            "calls_to_refused_tool",
+            "write_file_calls",
+            "writes_without_content",
+        ):
             totals[key] += counts[key]
         totals["succeeded"] += bool(row["success"])
         totals["ended_at_step_limit"] += at_limit
@@ -131,7 +132,7 @@ def run_counts(run: Path) -> dict[str, Any]:
         "refused": dict(sorted(refused.items())),
         "tasks_with_a_refusal": totals["tasks_with_a_refusal"],
         "calls_to_refused_tool": totals["calls_to_refused_tool"],
-        "write_file_calls": writes,
+        "write_file_calls": totals["write_file_calls"],
         "writes_without_content": totals["writes_without_content"],
         "per_task": tasks,
     }

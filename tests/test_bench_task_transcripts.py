@@ -66,7 +66,7 @@ def test_repeats_refusals_and_empty_writes_are_counted_per_task(tmp_path: Path) 
     assert counts["per_task"]["fine"] == {
         "success": True, "ended_at_step_limit": False, "calls": 2, "exact_repeats": 0, "repeats_by_tool": {},
         "refused": {},
-        "calls_to_refused_tool": 0, "writes_without_content": 0,
+        "calls_to_refused_tool": 0, "write_file_calls": 1, "writes_without_content": 0,
     }  # fmt: skip
 
 
