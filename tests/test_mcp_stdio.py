@@ -95,9 +95,12 @@ async def test_full_loop_over_stdio(settings: Settings, tiny_model: Path, tmp_pa
             wait_seconds=240,
         )
         assert train["job"]["status"] == "succeeded", train["job"]["error"]
-        assert any(m and m.startswith("iter ") and "loss" in m for _, _, m in seen), seen
+        # relayed in order, ending with the finished job (which "iter i/6 loss x" lines arrive is timing)
+        assert seen and seen[-1][:2] == (6, 6) and [d for d, _, _ in seen] == sorted(d for d, _, _ in seen)
+        assert all("loss" in m for _, _, m in seen if m and m.startswith("iter ")), seen
         job = await call(c, "get_job", id=train["job"]["id"])
         assert job["result"]["adapter"] == "coding-lora" and job["result"]["metrics"]["iterations"] == 6
+        assert job["result"]["metrics"]["last_train_loss"] > 0
 
         # one case per category of three categories of the built-in suite, as a suite file (any path works)
         short = str(short_suite(tmp_path / "short.jsonl"))
