@@ -1,10 +1,15 @@
 """What learning from the model's own mistakes costs, stage by stage (issue 36): sampling the model's
-answers to generated requests, picking pairs and own-answer data, DPO steps on the pairs, and GRPO steps
-(the model samples ``--k`` answers per request inside training, the scorer rewards them).
+answers to generated requests, picking pairs and own-answer data, DPO and ORPO steps on the pairs
+(DPO first scores every pair under the starting model, its reference; ORPO needs none), rejection-SFT
+steps on the own-answer data, and GRPO steps (the model samples ``--k`` answers per request inside
+training, the scorer rewards them).
 
     python bench/onpolicy_cost.py [--model qwen2.5-coder-0.5b-instruct] [--adapter A] [--n 100]
         [--limit 24] [--k 4] [--temperature 0.8] [--iters 10] [--grpo-iters 5]
-        [--stages sample dpo grpo] [--out bench/results/onpolicy_cost.json]
+        [--stages sample dpo orpo rejection grpo] [--out bench/results/onpolicy_cost.json]
+
+The training stages measure the steps: their runs skip the answer check (``answer_check=0``), which
+costs what greedy answers to its requests cost (the sample stage's seconds per answer, at temperature 0).
 
 The requests are generated from BFCL simple_python's function schemas (never its questions), as the
 headline's training data is. The result records, per stage, seconds and what they bought (answers,
@@ -28,6 +33,9 @@ from bench_common import command_line, machine_info, restart_with_blas  # noqa: 
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_BFCL = REPO.parent / "shared" / "bench" / "bfcl"
+STAGES = ("sample", "dpo", "orpo", "rejection", "grpo")
+# training stage -> the dataset of the pick stage it trains on
+PICKED_STAGES = {"dpo": "pairs", "orpo": "pairs", "rejection": "own"}
 
 
 def main() -> int:
@@ -48,8 +56,8 @@ def main() -> int:
         "--stages",
         nargs="+",
         default=["sample", "dpo", "grpo"],
-        choices=["sample", "dpo", "grpo"],
-        help="stages to run after generating the requests (dpo needs sample)",
+        choices=list(STAGES),
+        help="stages to run after generating the requests (dpo, orpo and rejection train on sample's picks)",
     )
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "onpolicy_cost.json")
     args = ap.parse_args()
@@ -63,7 +71,6 @@ def main() -> int:
     from tooltune.data.onpolicy import SampleConfig, pick_training_data, sample_dataset
     from tooltune.models.resolve import resolve_model
     from tooltune.serving.model_server import ModelServer
-    from tooltune.training.train_config import TrainConfig
     from tooltune.workspace import Workspace
 
     tmp = tempfile.TemporaryDirectory() if args.workspace is None else None
@@ -117,25 +124,37 @@ def main() -> int:
         "rejection": own.counts,
         "rejection_from": own.picked,
     }
-    if "dpo" not in args.stages:
-        return write(args, model_path, stages)
-    train_cfg = TrainConfig(
+    for method in (m for m in STAGES if m in PICKED_STAGES and m in args.stages):
+        stages[method] = training_stage(settings, ws, picked_config(model_path, method, args))
+    return write(args, model_path, stages)
+
+
+def picked_config(model_path: Path, method: str, args: Any) -> Any:
+    """The run a training stage times: ``--iters`` steps of ``method`` on what the pick stage made."""
+    from tooltune.training.train_config import TrainConfig
+
+    return TrainConfig(
         model=str(model_path),
-        dataset="pairs",
-        method="dpo",
+        dataset=PICKED_STAGES[method],
+        method=method,
         iters=args.iters,
         batch_size=1,
         steps_per_report=max(1, args.iters // 2),
         steps_per_eval=args.iters,
         val_batches=2,
         init_adapter=args.adapter,
+        answer_check=0,  # the steps' cost; the check costs greedy answers (see the sample stage)
     )
-    job, run, metrics, wall = train_and_wait(settings, ws, train_cfg, "dpo")
-    stages["dpo"] = {
+
+
+def training_stage(settings: Any, ws: Any, cfg: Any) -> dict[str, Any]:
+    """Train ``cfg`` and say what its steps cost (and, for dpo, scoring the pairs under the reference)."""
+    job, run, metrics, wall = train_and_wait(settings, ws, cfg, cfg.method)
+    return {
         "status": job.status,
         "error": job.error,
         "wall_s": round(wall, 1),
-        "iters": args.iters,
+        "iters": cfg.iters,
         "reference_seconds": (run.applied.get("method") or {}).get("reference_seconds"),
         "time": metrics.get("time"),
         "s_per_step": metrics.get("s_per_iter"),
@@ -143,7 +162,6 @@ def main() -> int:
         "train_loss_first_last": [metrics.get("first_train_loss"), metrics.get("last_train_loss")],
         "metrics": metrics,
     }
-    return write(args, model_path, stages)
 
 
 def train_and_wait(settings: Any, ws: Any, cfg: Any, name: str) -> tuple[Any, Any, dict[str, Any], float]:
