@@ -84,3 +84,45 @@ def test_the_full_scale_tables_lead_with_every_category_and_each_seed(
         assert f"(bench/results/{inputs}/{row['result']})" in line
     readme = (REPO / "README.md").read_text()
     assert readme.index("**Every case**") < readme.index("Earlier attempts, each on a seeded sample")
+
+
+def test_the_methods_table_shows_each_methods_run_against_its_sft_start_and_the_goals() -> None:
+    """Issue 36's runs: one line per listed result file, the SFT start's and the method's passes out of the
+    file (irrelevance by no call attempt: a call written as text is a call), the goals each meets."""
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        import render_readme
+    finally:
+        sys.path.pop(0)
+    import json
+
+    section = "\n".join(render_readme.methods_table())
+    lines = section.splitlines()
+    assert len(render_readme.METHOD_ROWS) >= 7
+    met_both = 0
+    for model, what, name in render_readme.METHOD_ROWS:
+        d = json.loads((REPO / "bench" / "results" / name).read_text())
+        line = next(x for x in lines if x.startswith(f"| {model} | {what} |"))
+        sp, irr = d["results"]["simple_python"], d["results"]["irrelevance"]
+        assert (
+            f"{sp['sft']['overall']['native_pass']} → **{sp['adapter']['overall']['native_pass']}**" in line
+        )
+        assert (
+            f"{irr['sft']['overall']['lenient_pass']} → **{irr['adapter']['overall']['lenient_pass']}**"
+            in line
+        )
+        assert f"(bench/results/{name})" in line
+        goal_sp, goal_irr = render_readme.METHOD_GOALS[model]
+        ok = (
+            sp["adapter"]["overall"]["native_rate"] >= goal_sp,
+            irr["adapter"]["overall"]["lenient_rate"] >= goal_irr,
+        )
+        met_both += all(ok)
+        assert ("simple_python" in line.split("|")[5]) == ok[0] and (
+            "irrelevance" in line.split("|")[5]
+        ) == ok[1]
+    assert f"{met_both} of {len(render_readme.METHOD_ROWS)} runs meet both goals." in section
+    # GRPO at half no-call draws is the one run over the irrelevance goal (218/240): the table says so
+    grpo50 = next(x for x in lines if "50% no-call draws" in x)
+    assert "187 → **218**" in grpo50 and grpo50.split("|")[5].strip() == "irrelevance"
+    assert section in (REPO / "README.md").read_text()
