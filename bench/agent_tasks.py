@@ -83,9 +83,11 @@ def train(settings: Settings, ws: Workspace, model: Path, args: argparse.Namespa
     return adapter
 
 
-def result_path(model: Path, *, native_only: bool) -> Path:
-    """Where the result goes; a native-only run never replaces a full one."""
-    return REPO / "bench" / "results" / f"agent_tasks_{model.name}{'_native' if native_only else ''}.json"
+def result_path(model: Path, *, native_only: bool, repeat_guard: bool = True) -> Path:
+    """Where the result goes; a native-only run never replaces a full one, nor a run without the agent's
+    repeat guard one with it."""
+    tail = ("_native" if native_only else "") + ("" if repeat_guard else "_noguard")
+    return REPO / "bench" / "results" / f"agent_tasks_{model.name}{tail}.json"
 
 
 def side(report: TaskReport) -> dict[str, Any]:
@@ -103,7 +105,9 @@ async def evaluate(
     async with ModelServer(model, settings=settings) as server:
         for lenient in (False,) if args.native_only else (False, True):
             tag = "lenient" if lenient else "native"
-            ids = [f"agent-{tag}-{who}-n{len(suite.tasks)}" for who in (f"base-{model.name}", adapter)]
+            # runs from before the repeat guard (no "-rg") are not reused by runs with it
+            guard = "-rg" if args.repeat_guard else ""
+            ids = [f"agent-{tag}-{who}-n{len(suite.tasks)}{guard}" for who in (f"base-{model.name}", adapter)]
             done = [
                 (task_run_dir(ws, i) / "run.json").exists() and load_task_report(ws, i).complete for i in ids
             ]
@@ -113,7 +117,7 @@ async def evaluate(
                 log(f"eval: {tag} ({len(suite.tasks)} tasks, baseline then {adapter})")
                 reports, _ = await evaluate_tasks_on_server(
                     server, suite, ws=ws, targets=[None, adapter], run_ids=list(ids), lenient_tools=lenient,
-                    max_tokens=args.max_tokens,
+                    max_tokens=args.max_tokens, repeat_guard=args.repeat_guard,
                 )  # fmt: skip
             cmp = compare_task_runs(ws, ids[0], ids[1])
             out[tag] = {
@@ -141,6 +145,12 @@ def main() -> None:
         help="skip the lenient runs (the result's lenient is null): half the eval time, for a quick read",
     )
     p.add_argument(
+        "--no-repeat-guard",
+        dest="repeat_guard",
+        action="store_false",
+        help="run every call the model makes, repeats too (the agent before 2026-12-07; T0-T2 ran so)",
+    )
+    p.add_argument(
         "--workspace", type=Path, default=Path.home() / ".cache" / "tooltune" / "bench-agent-tasks"
     )
     args = p.parse_args()
@@ -161,12 +171,13 @@ def main() -> None:
         "adapter": native["adapter"],
         "mcnemar": native["mcnemar"],
         "lenient": result.get("lenient"),  # None with --native-only
+        "repeat_guard": args.repeat_guard,
         "command": command_line(),
         "generator": GENERATOR_VERSION,
         "machine": machine_info(),
         "wall_s": round(time.perf_counter() - t0, 1),
     }
-    path = result_path(args.model, native_only=args.native_only)
+    path = result_path(args.model, native_only=args.native_only, repeat_guard=args.repeat_guard)
     atomic_write_json(path, out)
     log(
         f"wrote {path}: baseline {native['baseline']['success']:.0%} -> adapter {native['adapter']['success']:.0%}"

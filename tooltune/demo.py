@@ -458,8 +458,8 @@ async def _evaluate_and_ask(
         tasks = demo_tasks(cfg)
         if tasks is not None:
             n = len(tasks.tasks)
-            ids = [
-                f"demo-tasks-{label}-{key}-n{n}s{cfg.task_steps}"
+            ids = [  # "-rg": the agent answers repeated calls (runs from before it are not reused)
+                f"demo-tasks-{label}-{key}-n{n}s{cfg.task_steps}-rg"
                 for label, key in zip(labels, keys, strict=True)
             ]
             done = [

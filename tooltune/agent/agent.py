@@ -9,7 +9,9 @@ prompt the adapter learned. That is why the tools are a small custom toolset ove
 Arguments are validated against the same JSON Schema; a failure raises ``ModelRetry`` with the
 validator's message so pydantic-ai sends the model a retry prompt. Refusals from the sandbox (escape
 attempts, disabled writes/commands, a user's "no") become ``ToolFailed`` — a failed tool result the
-model reads, without burning its retry budget or ending the run.
+model reads, without burning its retry budget or ending the run. So does a call that repeats one of
+the same run with nothing changed since: the repeat guard (:mod:`tooltune.agent.repeats`) answers it
+instead of running it again.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from pydantic_ai.toolsets.abstract import ToolsetTool
 
 from tooltune.agent import tools_impl
 from tooltune.agent.lenient import LenientToolCallModel
+from tooltune.agent.repeats import RepeatGuard
 from tooltune.agent.sandbox import NEEDS, ApprovalFn, Sandbox, ToolRefusal
 from tooltune.coding_tools import CODING_TOOLS, DEFAULT_INSTRUCTIONS
 from tooltune.errors import TooltuneError
@@ -123,8 +126,12 @@ class CodingToolset(AbstractToolset[Any]):
         specs: Sequence[ToolSpec] = CODING_TOOLS,
         max_retries: int = 2,
         toolset_id: str = "coding",
+        repeat_guard: bool = True,
     ) -> None:
         self.sandbox = sandbox
+        # a call that repeats an earlier one of the same run, with nothing changed since, is answered
+        # by the guard instead of run again (agent/repeats.py); None: every call runs
+        self.repeats = RepeatGuard() if repeat_guard else None
         self.specs = list(specs)
         self.max_retries = max_retries
         self._id = toolset_id
@@ -176,17 +183,35 @@ class CodingToolset(AbstractToolset[Any]):
     async def call_tool(
         self, name: str, tool_args: dict[str, Any], ctx: RunContext[Any], tool: ToolsetTool[Any]
     ) -> str:
+        run = ctx.run_id
+        guard = self.repeats if run is not None else None
+        if guard is not None and (repeat := guard.check(run, name, tool_args)) is not None:
+            log.info("tool call repeated", tool=name)
+            raise ToolFailed(repeat)
+        lasting = True  # refused before the tool runs: by the session's permissions or by the user
         try:
-            return await self.execute(name, tool_args)
+            need = NEEDS.get(name)
+            if need is not None:
+                await self.sandbox.require(need, name, tool_args)
+            lasting = False
+            result = await self._run(name, tool_args)
         except ToolRefusal as e:
             log.debug("tool refused", tool=name, reason=str(e))
+            if guard is not None:
+                guard.refused(run, name, tool_args, str(e), lasting=lasting)  # type: ignore[arg-type]
             raise ToolFailed(str(e)) from None
+        if guard is not None:
+            guard.ran(run, name)  # type: ignore[arg-type]
+        return result
 
     async def execute(self, name: str, args: dict[str, Any]) -> str:
         """Run one tool (policy first, then the implementation in a worker thread)."""
         need = NEEDS.get(name)
         if need is not None:
             await self.sandbox.require(need, name, args)
+        return await self._run(name, args)
+
+    async def _run(self, name: str, args: dict[str, Any]) -> str:
         impl = self._impls[name]
         return await anyio.to_thread.run_sync(lambda: impl(self.sandbox, **args))
 
@@ -250,15 +275,20 @@ def build_agent(
     extra_toolsets: Sequence[AbstractToolset[Any]] = (),
     instructions: str | None = DEFAULT_INSTRUCTIONS,
     max_retries: int = 2,
+    repeat_guard: bool = True,
 ) -> Agent[None, str]:
     """The coding agent over a project root.
 
     ``model`` may be omitted and passed per run (``agent.run(..., model=server_model(server))``), which
     is how sessions follow adapter switches. ``approve`` is consulted before each write/command that
-    the flags allow (the REPL asks y/n; scripts pass None).
+    the flags allow (the REPL asks y/n; scripts pass None). ``repeat_guard`` answers a built-in tool
+    call that repeats an earlier one of the same run, with nothing changed since, instead of running it
+    again (agent/repeats.py).
     """
     sandbox = Sandbox(Path(root), allow_write=allow_write, allow_exec=allow_exec, approve=approve)
-    toolsets: list[AbstractToolset[Any]] = [CodingToolset(sandbox, max_retries=max_retries)]
+    toolsets: list[AbstractToolset[Any]] = [
+        CodingToolset(sandbox, max_retries=max_retries, repeat_guard=repeat_guard)
+    ]
     toolsets += [
         mcp_toolset(cmd, cwd=sandbox.root, toolset_id=f"mcp{i}") for i, cmd in enumerate(mcp_commands)
     ]

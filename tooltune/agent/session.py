@@ -108,6 +108,11 @@ class TurnResult(BaseModel):
     degenerate_cuts: int = Field(
         default=0, description="Answers cut off because they kept repeating the same line or phrase."
     )
+    repeated_calls: int = Field(
+        default=0,
+        description="Tool calls that repeated an earlier call of the turn with nothing changed since, "
+        "answered by the agent's guard instead of run again.",
+    )
     error: str | None = None
 
 
@@ -121,6 +126,11 @@ class AskResult(TurnResult):
 def degenerate_note(cuts: int) -> str:
     """The one line `serve` and `ask` print when the loop guard cut answers off."""
     return f"{cuts} answer(s) cut off because the model kept repeating itself"
+
+
+def repeat_note(repeats: int) -> str:
+    """The one line `serve` and `ask` print when the agent answered repeated calls instead of running them."""
+    return f"{repeats} repeated tool call(s) not run again (same tool, same arguments, nothing changed since)"
 
 
 def served_info(server: Any) -> ServedInfo | None:
@@ -213,6 +223,7 @@ class AgentSession:
         """Run one user prompt to a final answer (tools in between), appending to the history."""
         model = self.model_for_turn()
         before, dropped_before, cuts_before = model.recovered, model.dropped, model.degenerate
+        repeats_before = self._repeats_blocked()
         try:
             result = await self.agent.run(
                 prompt,
@@ -228,6 +239,7 @@ class AgentSession:
             return TurnResult(
                 error=f"stopped after {self.max_steps} model requests ({e}); raise --max-steps",
                 **_counts(model, before, dropped_before, cuts_before),
+                repeated_calls=self._repeats_blocked() - repeats_before,
             )
         except UnexpectedModelBehavior as e:
             dropped = model.dropped - dropped_before
@@ -235,10 +247,13 @@ class AgentSession:
             return TurnResult(
                 error=f"the model kept making invalid tool calls{why}: {e}",
                 **_counts(model, before, dropped_before, cuts_before),
+                repeated_calls=self._repeats_blocked() - repeats_before,
             )
         except (ModelAPIError, AgentRunError) as e:
             return TurnResult(
-                error=f"model request failed: {e}", **_counts(model, before, dropped_before, cuts_before)
+                error=f"model request failed: {e}",
+                **_counts(model, before, dropped_before, cuts_before),
+                repeated_calls=self._repeats_blocked() - repeats_before,
             )
         new = result.new_messages()
         self.history = list(result.all_messages())
@@ -255,7 +270,13 @@ class AgentSession:
             recovered_text_calls=model.recovered - before,
             dropped_tool_calls=model.dropped - dropped_before,
             degenerate_cuts=model.degenerate - cuts_before,
+            repeated_calls=self._repeats_blocked() - repeats_before,
         )
+
+    def _repeats_blocked(self) -> int:
+        """Repeated calls the built-in toolset's guard has answered so far (0 without the guard)."""
+        guard = self.toolset.repeats
+        return guard.blocked if guard is not None else 0
 
     def reset(self) -> None:
         self.history = []
@@ -468,6 +489,8 @@ async def run_repl(
                 )
             if result.degenerate_cuts:
                 console.print(f"[yellow]note: {degenerate_note(result.degenerate_cuts)}[/]")
+            if result.repeated_calls:
+                console.print(f"[yellow]note: {repeat_note(result.repeated_calls)}[/]")
             if result.dropped_tool_calls and not result.error:
                 console.print(
                     f"[yellow]note: the server dropped {result.dropped_tool_calls} tool call(s) it could not "

@@ -55,7 +55,7 @@ def ask(
     """
     import anyio
 
-    from tooltune.agent.session import AskResult, degenerate_note
+    from tooltune.agent.session import AskResult, degenerate_note, repeat_note
     from tooltune.agent.session import ask as run_ask
     from tooltune.cli.serve import _project_root, make_server, quiet_http_logs
 
@@ -89,4 +89,6 @@ def ask(
             context.console_err.print(f"[bold red]error:[/] {result.error}", markup=True)
     if result.degenerate_cuts:
         context.console_err.print(f"note: {degenerate_note(result.degenerate_cuts)}", markup=False)
+    if result.repeated_calls:
+        context.console_err.print(f"note: {repeat_note(result.repeated_calls)}", markup=False)
     return 0 if result.error is None else 1

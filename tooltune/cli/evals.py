@@ -59,6 +59,7 @@ def run(
     run_id: str | None = None,
     tasks: str | None = None,
     lenient_tools: bool = False,
+    repeat_guard: bool = True,
 ) -> int:
     """Run an eval suite (default: the built-in coding-tools suite), or an agent task suite (--tasks).
 
@@ -100,11 +101,15 @@ def run(
         agent works each task in a fresh copy of its project; success is decided from the end state.
     lenient_tools
         With --tasks: recover tool calls the model wrote as text (counted apart); off = native calls only.
+    repeat_guard
+        With --tasks: the agent answers a call that repeats an earlier one of the task (same tool, same
+        arguments, nothing changed since) instead of running it again, as `serve` and `ask` do;
+        --no-repeat-guard runs every call, to see the model's loops as they are.
     """
     if tasks is not None:
         return run_tasks(
             tasks, adapter=adapter, baseline=baseline, model=model, base_url=base_url, limit=limit,
-            max_tokens=max_tokens, run_id=run_id, lenient_tools=lenient_tools,
+            max_tokens=max_tokens, run_id=run_id, lenient_tools=lenient_tools, repeat_guard=repeat_guard,
         )  # fmt: skip
     ws = context.workspace()
     settings = context.settings()
@@ -346,6 +351,7 @@ def run_tasks(
     max_tokens: int | None,
     run_id: str | None,
     lenient_tools: bool,
+    repeat_guard: bool = True,
 ) -> int:
     """`eval --tasks`: baseline and/or adapter through the agent on every task, then the comparison."""
     from tooltune.evals.task_runner import (
@@ -361,8 +367,9 @@ def run_tasks(
     settings = context.settings()
     suite = load_task_suite(suite_ref)
     opts: dict[str, Any] = dict(
-        ws=ws, lenient_tools=lenient_tools, limit=limit, max_tokens=max_tokens, on_progress=_task_progress
-    )
+        ws=ws, lenient_tools=lenient_tools, limit=limit, max_tokens=max_tokens, on_progress=_task_progress,
+        repeat_guard=repeat_guard,
+    )  # fmt: skip
 
     async def main() -> list[TaskReport]:
         if base_url:
@@ -381,7 +388,7 @@ def run_tasks(
         async with ModelServer(path, settings=settings, adapter=targets[0]) as server:
             reports, _ = await evaluate_tasks_on_server(
                 server, suite, ws=ws, targets=targets, run_ids=ids, on_target=lambda _i, _l: _task_progress,
-                lenient_tools=lenient_tools, limit=limit, max_tokens=max_tokens,
+                lenient_tools=lenient_tools, limit=limit, max_tokens=max_tokens, repeat_guard=repeat_guard,
             )  # fmt: skip
         return reports
 
@@ -392,7 +399,8 @@ def run_tasks(
             f"{s['label']}: {s['succeeded']}/{s['tasks']} tasks ({100 * s['success']:.0f}%), "
             f"{s['calls']} calls, "
             f"{s['failed_calls']} failed, {s['invalid_calls']} invalid, {s['dropped_calls']} dropped, "
-            f"{s['recovered_text_calls']} recovered from text, {s['degenerate_cuts']} cut off"
+            f"{s['recovered_text_calls']} recovered from text, {s['degenerate_cuts']} cut off, "
+            f"{s['repeated_calls']} repeats not run again"
             f" · run {r.meta.run_id}",
             highlight=False,
         )

@@ -26,7 +26,7 @@ from pydantic_ai.messages import ModelMessage
 from pydantic_ai.models import Model
 from pydantic_core import to_jsonable_python
 
-from tooltune.agent.agent import ServedEndpoint, build_agent
+from tooltune.agent.agent import ServedEndpoint, build_agent, coding_toolset
 from tooltune.agent.session import AgentSession, TurnResult, tool_call_records
 from tooltune.errors import TooltuneError
 from tooltune.evals.compare import McNemar, mcnemar_exact
@@ -48,11 +48,18 @@ class TaskResult(BaseModel):
     error: str | None = None
     steps: int = Field(0, description="Model requests the agent made.")
     calls: int = Field(0, description="Tool calls the model made.")
-    failed_calls: int = Field(0, description="Calls refused by the sandbox or failing in the tool.")
+    failed_calls: int = Field(
+        0, description="Calls refused by the sandbox, failing in the tool, or answered by the repeat guard."
+    )
     invalid_calls: int = Field(0, description="Calls sent back to the model as invalid (retried).")
     dropped_calls: int = Field(0, description="Answers ending on a call the server could not parse.")
     recovered_text_calls: int = Field(0, description="Calls written as text, recovered by --lenient-tools.")
     degenerate_cuts: int = Field(0, description="Answers cut off for repeating themselves.")
+    repeated_calls: int = Field(
+        0,
+        description="Calls that repeated one the task had made, with nothing changed since, answered by "
+        "the agent's guard instead of run again (counted in failed_calls too).",
+    )
     wall_s: float = 0.0
 
 
@@ -64,6 +71,11 @@ class TaskRunMeta(BaseModel):
     adapter: str | None = None
     model: str = ""
     lenient_tools: bool = False
+    repeat_guard: bool | None = Field(
+        default=None,
+        description="Whether the agent answered repeated calls instead of running them again; None: a run "
+        "from before the guard existed (it had none).",
+    )
     tasks: int = 0
     started: str = ""
     finished: str | None = None
@@ -96,6 +108,7 @@ class TaskReport(BaseModel):
                     "dropped_calls": r.dropped_calls,
                     "recovered_text_calls": r.recovered_text_calls,
                     "degenerate_cuts": r.degenerate_cuts,
+                    "repeated_calls": r.repeated_calls,
                 }
             )
         return {
@@ -138,11 +151,15 @@ async def run_task(
     model: Model | None = None,
     lenient_tools: bool = False,
     max_tokens: int | None = None,
+    repeat_guard: bool = True,
 ) -> tuple[TaskResult, str]:
     """One attempt at ``task`` in a fresh copy of its project: the result and the transcript (JSONL)."""
     with sandbox_copy(suite.project(task)) as root:
         before = snapshot(root)
-        agent = build_agent(root=root, allow_write=task.allow_write, allow_exec=task.allow_exec)
+        agent = build_agent(
+            root=root, allow_write=task.allow_write, allow_exec=task.allow_exec, repeat_guard=repeat_guard
+        )
+        guard = coding_toolset(agent).repeats
         session = AgentSession(
             agent,
             server=server,
@@ -179,6 +196,7 @@ async def run_task(
         dropped_calls=turn.dropped_tool_calls,
         recovered_text_calls=turn.recovered_text_calls,
         degenerate_cuts=turn.degenerate_cuts,
+        repeated_calls=guard.blocked if guard is not None else 0,  # a run that timed out counts too
         wall_s=round(wall, 2),
     )
     return result, _transcript(session.history or list(messages))
@@ -201,6 +219,7 @@ async def run_task_suite(
     limit: int | None = None,
     max_tokens: int | None = None,
     on_progress: ProgressFn | None = None,
+    repeat_guard: bool = True,
 ) -> TaskReport:
     """Every task (the first ``limit``) once, in order; results are appended as they finish. With the
     ``run_id`` of an earlier run of the same suite and target, the tasks it finished are kept and only
@@ -216,14 +235,17 @@ async def run_task_suite(
     results: list[TaskResult] = []
     if (d / "run.json").exists():
         earlier = load_task_report(ws, run_id)
-        if (earlier.meta.suite, earlier.meta.adapter, earlier.meta.lenient_tools) != (
+        earlier_guard = bool(earlier.meta.repeat_guard)  # runs from before the guard had none
+        if (earlier.meta.suite, earlier.meta.adapter, earlier.meta.lenient_tools, earlier_guard) != (
             suite.name,
             adapter,
             lenient_tools,
+            repeat_guard,
         ):
             raise TooltuneError(
                 f"task run {run_id!r} exists for suite {earlier.meta.suite!r}, adapter "
-                f"{earlier.meta.adapter!r}, lenient tools {earlier.meta.lenient_tools}; choose another run id"
+                f"{earlier.meta.adapter!r}, lenient tools {earlier.meta.lenient_tools}, repeat guard "
+                f"{earlier_guard}; choose another run id"
             )
         wanted = {t.id for t in tasks}
         results = [r for r in earlier.results if r.task_id in wanted]
@@ -237,6 +259,7 @@ async def run_task_suite(
         adapter=adapter,
         model=model_name,
         lenient_tools=lenient_tools,
+        repeat_guard=repeat_guard,
         tasks=len(tasks),
         started=datetime.now(UTC).isoformat(timespec="seconds"),
     )
@@ -247,7 +270,13 @@ async def run_task_suite(
         if task.id in done:
             continue
         result, transcript = await run_task(
-            task, suite, server=server, model=model, lenient_tools=lenient_tools, max_tokens=max_tokens
+            task,
+            suite,
+            server=server,
+            model=model,
+            lenient_tools=lenient_tools,
+            max_tokens=max_tokens,
+            repeat_guard=repeat_guard,
         )
         atomic_write_text(d / "transcripts" / f"{task.id}.jsonl", transcript)
         with open(d / "results.jsonl", "a", encoding="utf-8") as f:

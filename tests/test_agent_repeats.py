@@ -1,0 +1,165 @@
+"""The agent's repeat guard (agent/repeats.py): a built-in tool call that repeats one of the same run,
+with nothing changed since, is answered instead of run again; a change to the project, a new prompt or
+a different argument lets the call run; refusals by the session's permissions outlast changes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    TextPart,
+    ToolCallPart,
+    ToolReturnPart,
+)
+from pydantic_ai.models.function import AgentInfo, FunctionModel
+
+from tooltune.agent.agent import build_agent, coding_toolset
+from tooltune.agent.repeats import RepeatGuard, call_key
+from tooltune.agent.session import AgentSession, TurnResult
+
+Call = tuple[str, dict[str, Any]]
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "main.py").write_text("LIMIT = 4\n")
+    return tmp_path
+
+
+def scripted(steps: list[list[Call]]) -> FunctionModel:
+    """A model that makes each step's calls (one response each, in parallel when several), then answers;
+    a new prompt starts the script again."""
+
+    def fn(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        last_prompt = max(
+            i
+            for i, m in enumerate(messages)
+            if isinstance(m, ModelRequest) and m.parts[0].part_kind == "user-prompt"
+        )
+        done = sum(isinstance(m, ModelResponse) for m in messages[last_prompt:])
+        if done < len(steps):
+            return ModelResponse(parts=[ToolCallPart(name, args) for name, args in steps[done]])
+        return ModelResponse(parts=[TextPart("done")])
+
+    return FunctionModel(fn)
+
+
+class Session:
+    """An agent session over ``project`` that counts what each built-in tool really ran."""
+
+    def __init__(self, project: Path, steps: list[list[Call]], **agent_kw: Any) -> None:
+        self.agent = build_agent(root=project, **agent_kw)
+        self.ran: list[Call] = []
+        toolset = coding_toolset(self.agent)
+        for name, impl in list(toolset._impls.items()):
+            toolset._impls[name] = self._counted(name, impl)
+        self.session = AgentSession(self.agent, model=scripted(steps))
+
+    def _counted(self, name: str, impl: Any) -> Any:
+        def run(sandbox: Any, **args: Any) -> str:
+            self.ran.append((name, args))
+            return impl(sandbox, **args)
+
+        return run
+
+    def turn(self, prompt: str = "go") -> TurnResult:
+        async def go() -> TurnResult:
+            async with self.agent:
+                return await self.session.turn(prompt)
+
+        return anyio.run(go)
+
+    def returns(self) -> list[ToolReturnPart]:
+        return [
+            p
+            for m in self.session.history
+            if isinstance(m, ModelRequest)
+            for p in m.parts
+            if isinstance(p, ToolReturnPart)
+        ]
+
+
+READ: Call = ("read_file", {"path": "src/main.py"})
+WRITE: Call = ("write_file", {"path": "src/main.py", "content": "LIMIT = 6\n"})
+
+
+def test_a_repeated_read_is_answered_not_run_and_counted(project: Path) -> None:
+    s = Session(project, [[READ], [READ], [("read_file", {"path": "src/main.py", "start_line": 1})]])
+    turn = s.turn()
+    assert turn.answer == "done" and turn.repeated_calls == 1
+    # the first and the third (other arguments) ran; the second got the guard's answer as a failed call
+    assert s.ran == [READ, ("read_file", {"path": "src/main.py", "start_line": 1})]
+    outcomes = [(c.name, c.outcome) for c in turn.tool_calls]
+    assert outcomes == [("read_file", "success"), ("read_file", "failed"), ("read_file", "success")]
+    repeat = turn.tool_calls[1].result
+    assert "already called with these arguments" in repeat and "nothing has changed" in repeat
+
+
+def test_a_change_to_the_project_lets_the_same_call_run_again(project: Path) -> None:
+    s = Session(project, [[READ], [WRITE], [READ], [READ]], allow_write=True)
+    turn = s.turn()
+    assert s.ran == [READ, WRITE, READ] and turn.repeated_calls == 1
+    assert "LIMIT = 6" in s.returns()[2].model_response_str()
+
+
+def test_arguments_in_another_order_are_the_same_call() -> None:
+    assert call_key("grep", {"a": 1, "b": [2]}) == call_key("grep", {"b": [2], "a": 1})
+    assert call_key("grep", {"a": 1}) != call_key("grep", {"a": "1"})
+
+
+def test_a_refused_call_repeated_is_told_the_refusal_again_even_after_a_change(project: Path) -> None:
+    tests: Call = ("run_tests", {})
+    s = Session(project, [[tests], [tests], [WRITE], [tests]], allow_write=True)
+    turn = s.turn()
+    assert turn.repeated_calls == 2
+    assert [c for c in s.ran if c[0] == "run_tests"] == []  # never ran: running programs is off
+    first, again = turn.tool_calls[0].result, turn.tool_calls[1].result
+    assert "disabled" in first
+    assert "refused" in again and "do not call it again" in again and "disabled" in again
+    assert "refused" in turn.tool_calls[3].result and turn.tool_calls[3].outcome == "failed"
+
+
+def test_a_missing_file_is_read_again_once_something_was_written(project: Path) -> None:
+    new: Call = ("read_file", {"path": "src/new.py"})
+    write_new: Call = ("write_file", {"path": "src/new.py", "content": "X = 1\n"})
+    s = Session(project, [[new], [new], [write_new], [new]], allow_write=True)
+    turn = s.turn()
+    assert turn.repeated_calls == 1 and s.ran.count(new) == 2  # the second read waited for the write
+    assert [c.outcome for c in turn.tool_calls] == ["failed", "failed", "success", "success"]
+
+
+def test_a_new_prompt_may_ask_for_the_same_call(project: Path) -> None:
+    s = Session(project, [[READ]])
+    assert s.turn("read it").repeated_calls == 0
+    assert s.turn("read it again").repeated_calls == 0
+    assert s.ran == [READ, READ]
+
+
+def test_two_identical_calls_in_one_response_run_once(project: Path) -> None:
+    s = Session(project, [[READ, READ]])
+    turn = s.turn()
+    assert s.ran == [READ] and turn.repeated_calls == 1
+    assert sorted(c.outcome for c in turn.tool_calls) == ["failed", "success"]
+
+
+def test_without_the_guard_every_call_runs(project: Path) -> None:
+    s = Session(project, [[READ], [READ]], repeat_guard=False)
+    turn = s.turn()
+    assert s.ran == [READ, READ] and turn.repeated_calls == 0
+    assert coding_toolset(s.agent).repeats is None
+
+
+def test_a_guard_forgets_the_oldest_runs_past_its_limit() -> None:
+    guard = RepeatGuard()
+    for i in range(20):
+        assert guard.check(f"run{i}", "read_file", {"path": "a"}) is None
+    assert guard.check("run19", "read_file", {"path": "a"}) is not None
+    assert guard.check("run0", "read_file", {"path": "a"}) is None  # forgotten: a run long over
+    assert guard.blocked == 1
