@@ -12,7 +12,11 @@ says whether each task succeeded; this reads *how* it went, per task and in tota
   and the tasks that met a refusal;
 - ``calls_to_refused_tool``: refused calls whose tool the task had already been refused once: the agent
   was told and asked again;
-- ``writes_without_content``: ``write_file`` calls whose arguments hold no ``content``.
+- ``writes_without_content``: ``write_file`` calls whose arguments hold no ``content``;
+- ``guard_would_answer``: calls the agent's repeat guard (``tooltune/agent/repeats.py``, added after T2)
+  would have answered instead of running, replaying the transcript's calls and results through it: the
+  first-order count (once the guard answers, the model reads something else, so the calls after it would
+  differ), and the tasks where it would have answered at least one call.
 
 These are the numbers docs/TASKS.md compares between trainings (T2 against T3); the script reads the
 committed transcripts, so the comparison can be made again from the repository alone.
@@ -50,6 +54,39 @@ def _refused(part: dict[str, Any]) -> bool:
     return isinstance(content, str) and content.startswith(f"{part.get('tool_name')} refused: ")
 
 
+def guard_replay(messages: list[dict[str, Any]]) -> int:
+    """How many of the transcript's calls the repeat guard would have answered: each response's calls
+    that reached a tool (a tool return, not a retry prompt for bad arguments) are checked in order, then
+    their results recorded as the agent records them (a permission refusal lasts; a write or command
+    that ran is a change)."""
+    from tooltune.agent.repeats import RepeatGuard
+
+    guard, run = RepeatGuard(), "replay"
+    calls: list[dict[str, Any]] = []
+    for message in messages:
+        parts = message.get("parts", [])
+        if message.get("kind") == "response":
+            calls = [p for p in parts if p.get("part_kind") == "tool-call"]
+            continue
+        returns = {p.get("tool_call_id"): p for p in parts if p.get("part_kind") == "tool-return"}
+        ran = [(c, returns[c.get("tool_call_id")]) for c in calls if c.get("tool_call_id") in returns]
+        checked = [
+            (c, r, guard.check(run, str(c["tool_name"]), _args(c)))
+            for c, r in ran
+            if isinstance(_args(c), dict)
+        ]
+        for call, ret, answered in checked:
+            if answered is not None:
+                continue
+            name, args = str(call["tool_name"]), _args(call)
+            if ret.get("outcome") == "success":
+                guard.ran(run, name)
+            else:
+                guard.refused(run, name, args, str(ret.get("content")), lasting=_refused(ret))  # type: ignore[arg-type]
+        calls = []
+    return guard.blocked
+
+
 def task_counts(messages: list[dict[str, Any]]) -> dict[str, Any]:
     """One task's counts from its transcript (the agent's messages, in order)."""
     seen: set[str] = set()
@@ -83,6 +120,7 @@ def task_counts(messages: list[dict[str, Any]]) -> dict[str, Any]:
         "calls_to_refused_tool": to_refused,
         "write_file_calls": writes,
         "writes_without_content": writes_without,
+        "guard_would_answer": guard_replay(messages),
     }
 
 
@@ -114,8 +152,10 @@ def run_counts(run: Path) -> dict[str, Any]:
             "calls_to_refused_tool",
             "write_file_calls",
             "writes_without_content",
+            "guard_would_answer",
         ):
             totals[key] += counts[key]
+        totals["tasks_the_guard_would_answer_in"] += bool(counts["guard_would_answer"])
         totals["succeeded"] += bool(row["success"])
         totals["ended_at_step_limit"] += at_limit
         totals["tasks_with_a_refusal"] += bool(counts["refused"])
@@ -134,6 +174,8 @@ def run_counts(run: Path) -> dict[str, Any]:
         "calls_to_refused_tool": totals["calls_to_refused_tool"],
         "write_file_calls": totals["write_file_calls"],
         "writes_without_content": totals["writes_without_content"],
+        "guard_would_answer": totals["guard_would_answer"],
+        "tasks_the_guard_would_answer_in": totals["tasks_the_guard_would_answer_in"],
         "per_task": tasks,
     }
 
