@@ -636,8 +636,13 @@ def test_a_cancelled_grpo_run_resumes_where_its_checkpoint_is(settings: Settings
     first = runs.start_training(cfg, settings, name="g")
     assert first.run_dir is not None
     path = first.run_dir / "rollouts.jsonl"
-    deadline = time.monotonic() + 120
-    while not (path.is_file() and len(path.read_text().splitlines()) >= 5) and time.monotonic() < deadline:
+    deadline = time.monotonic() + 240
+    while not (path.is_file() and len(path.read_text().splitlines()) >= 5):
+        assert time.monotonic() < deadline, "no 5 rollout rows in 240 s; worker.log: " + (
+            (first.run_dir / "worker.log").read_text()[-2000:]
+            if (first.run_dir / "worker.log").is_file()
+            else "-"
+        )
         time.sleep(0.2)
     runs.cancel_training(first.id, settings)
     assert store.wait(first.id, timeout=60, poll=0.2).status == "cancelled"

@@ -57,7 +57,7 @@ async def test_train_busy_reconnect_cancel_then_progress(settings: Settings, tin
         # no progress token: the job id comes back at once, whatever wait_seconds says
         t0 = time.monotonic()
         first = await call(c, "train_adapter", **base, iters=500, name="long", wait_seconds=600)
-        assert time.monotonic() - t0 < 15
+        assert time.monotonic() - t0 < 60  # a 500-step run takes far longer: the call did not wait for it
         assert first["followed_seconds"] == 0 and first["job"]["status"] in ("queued", "running")
         job_id = first["job"]["id"]
         assert first["adapter"] == "long" and first["resource"] == f"tooltune://runs/{first['run_id']}"

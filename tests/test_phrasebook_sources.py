@@ -76,7 +76,7 @@ def test_draft_keeps_grounded_entries_and_counts_the_rest() -> None:
 
 def test_concurrent_drafts_overlap_warm_the_shared_prefix_and_keep_the_tools_order() -> None:
     tools = load_tool_specs(["builtin:issue-tracker"])
-    together = threading.Barrier(4, timeout=10)  # the first 4 drafts must be in flight at once
+    together = threading.Barrier(4, timeout=60)  # the first 4 drafts must be in flight at once
     calls: list[int] = []
     lock = threading.Lock()
 

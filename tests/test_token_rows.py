@@ -261,8 +261,8 @@ def test_training_run_trains_marker_rows_and_mlx_lm_loads_them(tiny_model: Path,
         batch_size=2, steps_per_eval=100, save_every=100, val_batches=1,
     )  # fmt: skip
     job = runs.start_training(cfg, settings, name="rows")
-    job = JobStore(Workspace(settings.workspace)).wait(job.id, timeout=120, poll=0.2)
-    assert job.status == "succeeded", job.error
+    job = JobStore(Workspace(settings.workspace)).wait(job.id, timeout=240, poll=0.2)
+    assert job.status == "succeeded", (job.status, job.error)
     run = runs.get_run(settings, job.id)
     _, tokenizer = load(str(tiny_model))
     ids = resolve_token_ids(tokenizer, ["<tool_call>", "</tool_call>"])

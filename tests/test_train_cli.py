@@ -65,8 +65,8 @@ def test_config_file_flags_detach_cancel_and_runs_list(
     assert tuple(resolved[k] for k in weights) == (0.5, 3.0, 2.0)
 
     assert cli("train", "cancel", started["run_id"]) == 0
-    job = JobStore(Workspace(settings.workspace)).wait(started["job_id"], timeout=60, poll=0.2)
-    assert job.status == "cancelled"
+    job = JobStore(Workspace(settings.workspace)).wait(started["job_id"], timeout=240, poll=0.2)
+    assert job.status == "cancelled", (job.status, job.error)
 
     capsys.readouterr()
     assert cli("runs", "list") == 0

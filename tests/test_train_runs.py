@@ -232,7 +232,7 @@ def test_busy_then_cancel_then_resume_continues(tiny_model: Path, settings: Sett
 
     resumed = runs.resume_training(run.id, settings, iters=stopped_at + 6)
     assert resumed.id != first.id and resumed.run_dir == first.run_dir
-    job = store.wait(resumed.id, timeout=90, poll=0.2)
+    job = store.wait(resumed.id, timeout=240, poll=0.2)
     assert job.status == "succeeded", job.error
     after = [e for e in _train_events(resumed) if e.time > before[-1].time]
     # iteration count continues from the checkpoint, not from 1
@@ -241,7 +241,9 @@ def test_busy_then_cancel_then_resume_continues(tiny_model: Path, settings: Sett
     progress = before[0].train_loss - before[-1].train_loss
     assert progress > 0.5, [e.train_loss for e in before]
     assert after[0].train_loss < before[0].train_loss - 0.5 * progress
-    assert after[0].train_loss < before[-1].train_loss * 1.2
+    # (against the last few steps' mean: which step the cancel caught is timing, one batch is noise)
+    tail = [e.train_loss for e in before[-3:]]
+    assert after[0].train_loss < sum(tail) / len(tail) * 1.2
     # trained tokens keep counting up across the resume
     assert after[0].trained_tokens > before[-1].trained_tokens
     final = runs.get_run(settings, run.id)
