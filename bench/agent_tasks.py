@@ -12,7 +12,8 @@ Usage:
   python bench/agent_tasks.py --model /path/to/qwen2.5-coder-0.5b-instruct --train [--limit N]
   python bench/agent_tasks.py --model M --adapter NAME
 
-Writes bench/results/agent_tasks_<model>.json (``_native`` before ``.json`` with ``--native-only``):
+Writes bench/results/agent_tasks_<model>.json (``_native`` before ``.json`` with ``--native-only``, then
+``_noguard`` with ``--no-repeat-guard``; the result records ``repeat_guard``):
 ``baseline`` and ``adapter`` objects holding ``success``
 (a fraction) natively and ``lenient``, per category, the call counts, and the McNemar test.
 """
@@ -85,7 +86,8 @@ def train(settings: Settings, ws: Workspace, model: Path, args: argparse.Namespa
 
 def result_path(model: Path, *, native_only: bool, repeat_guard: bool = True) -> Path:
     """Where the result goes; a native-only run never replaces a full one, nor a run without the agent's
-    repeat guard one with it."""
+    repeat guard one with it (``_noguard``). The plain name is the agent as users get it (with the guard;
+    the files written before the guard existed record no ``repeat_guard`` and ran without it)."""
     tail = ("_native" if native_only else "") + ("" if repeat_guard else "_noguard")
     return REPO / "bench" / "results" / f"agent_tasks_{model.name}{tail}.json"
 

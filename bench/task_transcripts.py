@@ -68,7 +68,11 @@ def guard_replay(messages: list[dict[str, Any]]) -> int:
         if message.get("kind") == "response":
             calls = [p for p in parts if p.get("part_kind") == "tool-call"]
             continue
-        returns = {p.get("tool_call_id"): p for p in parts if p.get("part_kind") == "tool-return"}
+        returns = {  # a call with bad arguments is sent back as "retried" before any tool or guard sees it
+            p.get("tool_call_id"): p
+            for p in parts
+            if p.get("part_kind") == "tool-return" and p.get("outcome") != "retried"
+        }
         ran = [(c, returns[c.get("tool_call_id")]) for c in calls if c.get("tool_call_id") in returns]
         checked = [
             (c, r, guard.check(run, str(c["tool_name"]), _args(c)))

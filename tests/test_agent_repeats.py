@@ -163,3 +163,57 @@ def test_a_guard_forgets_the_oldest_runs_past_its_limit() -> None:
     assert guard.check("run19", "read_file", {"path": "a"}) is not None
     assert guard.check("run0", "read_file", {"path": "a"}) is None  # forgotten: a run long over
     assert guard.blocked == 1
+
+
+def test_a_call_the_user_declined_is_asked_again_only_after_a_change(project: Path) -> None:
+    """In `serve` the user answers each write or command; a declined call repeated is told the "no" without
+    asking again, until something changed (then the user is asked again)."""
+    asked: list[str] = []
+    answers = iter([False, True, True])
+
+    def approve(tool: str, args: dict[str, Any]) -> bool:
+        asked.append(tool)
+        return next(answers)
+
+    tests: Call = ("run_tests", {})
+    s = Session(
+        project, [[tests], [tests], [WRITE], [tests]], allow_write=True, allow_exec=True, approve=approve
+    )
+    turn = s.turn()
+    assert asked == ["run_tests", "write_file", "run_tests"]  # the second run_tests was not put to the user
+    assert turn.repeated_calls == 1 and "declined" in turn.tool_calls[1].result
+    assert (
+        turn.tool_calls[3].outcome in ("success", "failed")
+        and "already called" not in turn.tool_calls[3].result
+    )
+
+
+def test_a_refusal_that_raced_a_change_is_forgotten() -> None:
+    """Calls of one response run at once: a read refused (no such file) while a write beside it created the
+    file must not be told "refused" again afterwards."""
+    guard = RepeatGuard()
+    read, write = ("read_file", {"path": "b.py"}), ("write_file", {"path": "b.py", "content": "x"})
+    assert guard.check("r", *read) is None and guard.check("r", *write) is None
+    guard.ran("r", "write_file")  # the write finished first
+    guard.refused("r", *read, "file 'b.py' does not exist", lasting=False)
+    assert guard.check("r", *read) is None  # runs again: the file may be there now
+    # the same refusal with no change in between is remembered
+    guard.refused("r", *read, "file 'b.py' does not exist", lasting=False)
+    assert "refused" in (guard.check("r", *read) or "")
+
+
+def test_a_call_through_another_toolset_counts_as_a_change(project: Path) -> None:
+    """An MCP server's tool may change the project behind the guard's back: after one, a repeat runs."""
+    from pydantic_ai.toolsets import FunctionToolset
+
+    touched: list[str] = []
+
+    def touch(path: str) -> str:
+        """Touch a file."""
+        touched.append(path)
+        return "ok"
+
+    other: Call = ("touch", {"path": "src/main.py"})
+    s = Session(project, [[READ], [other], [READ], [READ]], extra_toolsets=[FunctionToolset([touch])])
+    turn = s.turn()
+    assert touched == ["src/main.py"] and s.ran == [READ, READ] and turn.repeated_calls == 1

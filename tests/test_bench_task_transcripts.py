@@ -96,7 +96,7 @@ def test_repeats_refusals_and_empty_writes_are_counted_per_task(tmp_path: Path) 
 def test_the_guard_replay_follows_changes_refusals_and_bad_calls(tmp_path: Path) -> None:
     missing = "file 'b.py' does not exist; use list_dir to see what is there"
     run = _write_run(tmp_path / "run", {
-        "t": ({"success": False, "calls": 9, "error": None}, [
+        "t": ({"success": False, "calls": 11, "error": None}, [
             _call("read_file", {"path": "a.py"}), _ret("read_file", "x = 1"),
             _call("read_file", {"path": "a.py"}), _ret("read_file", "x = 1"),  # answered: nothing changed
             _call("read_file", {"path": "b.py"}), _ret("read_file", missing),
@@ -106,6 +106,9 @@ def test_the_guard_replay_follows_changes_refusals_and_bad_calls(tmp_path: Path)
             _call("read_file", {"path": "b.py"}), _ret("read_file", "y"),  # runs: the write changed things
             _call("read_file", {"path": "a.py"}), _ret("read_file", "x = 1"),  # runs too
             _call("run_tests", {}), _ret("run_tests", REFUSAL),  # answered: a permission refusal lasts
+            # bad arguments are sent back before any tool (or the guard) sees them: never answered
+            _call("git_status", {"path": "x"}), _ret("git_status", "unknown argument 'path'", "retried"),
+            _call("git_status", {"path": "x"}), _ret("git_status", "unknown argument 'path'", "retried"),
         ]),
     })  # fmt: skip
     assert tt.run_counts(run)["guard_would_answer"] == 3
@@ -131,6 +134,6 @@ def test_t2s_committed_transcripts_give_the_counts_docs_tasks_quotes() -> None:
     assert (counts["repeats_by_tool"]["run_tests"], counts["tasks_with_a_refusal"]) == (76, 19)
     assert (counts["write_file_calls"], counts["writes_without_content"]) == (23, 21)
     # what the repeat guard, added after T2, would have answered in it (first order; docs/TASKS.md, T3g)
-    assert (counts["guard_would_answer"], counts["tasks_the_guard_would_answer_in"]) == (114, 25)
+    assert (counts["guard_would_answer"], counts["tasks_the_guard_would_answer_in"]) == (108, 24)
     at_limit = [t for t in counts["per_task"].values() if t["ended_at_step_limit"]]
     assert (len(at_limit), sum(t["guard_would_answer"] > 0 for t in at_limit)) == (28, 22)

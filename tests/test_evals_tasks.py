@@ -207,6 +207,35 @@ def test_a_run_that_hits_the_step_limit_keeps_its_transcript(suite_file: Path, t
     assert "list_dir" in (task_run_dir(ws, "loop") / "transcripts" / "timeout-value.jsonl").read_text()
 
 
+def test_a_looping_model_meets_the_repeat_guard_and_the_run_records_it(
+    suite_file: Path, tmp_path: Path
+) -> None:
+    """The same call again and again: the agent runs it once and answers the rest (counted per task and
+    in the summary); a run records whether the guard was on, and never resumes across that."""
+    ws = Workspace(tmp_path / "ws").ensure()
+    suite = load_task_suite(suite_file)
+
+    def looper(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        return ModelResponse(parts=[ToolCallPart("read_file", {"path": "app/config.py"})])
+
+    guarded = anyio.run(
+        lambda: run_task_suite(suite, ws=ws, model=FunctionModel(looper), run_id="g", limit=1)
+    )
+    r = guarded.results[0]
+    assert r.calls >= 9 and r.repeated_calls == r.calls - 1 and r.failed_calls == r.repeated_calls
+    assert guarded.meta.repeat_guard is True and guarded.summary()["repeated_calls"] == r.repeated_calls
+    assert load_task_report(ws, "g").results[0].repeated_calls == r.repeated_calls
+    raw = anyio.run(
+        lambda: run_task_suite(
+            suite, ws=ws, model=FunctionModel(looper), run_id="raw", limit=1, repeat_guard=False
+        )
+    )
+    assert raw.meta.repeat_guard is False
+    assert (raw.results[0].repeated_calls, raw.results[0].failed_calls) == (0, 0)
+    with pytest.raises(Exception, match="repeat guard False; choose another run id"):
+        anyio.run(lambda: run_task_suite(suite, ws=ws, model=FunctionModel(looper), run_id="raw"))
+
+
 def test_the_built_in_suite_is_solvable_and_not_solved_by_doing_nothing(tmp_path: Path) -> None:
     suite = load_task_suite("coding-tasks")
     assert len(suite.tasks) >= 40

@@ -33,7 +33,7 @@ from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.providers.openai import OpenAIProvider
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import ToolDefinition
-from pydantic_ai.toolsets import AbstractToolset
+from pydantic_ai.toolsets import AbstractToolset, WrapperToolset
 from pydantic_ai.toolsets.abstract import ToolsetTool
 
 from tooltune.agent import tools_impl
@@ -185,24 +185,27 @@ class CodingToolset(AbstractToolset[Any]):
     ) -> str:
         run = ctx.run_id
         guard = self.repeats if run is not None else None
-        if guard is not None and (repeat := guard.check(run, name, tool_args)) is not None:
+        if guard is not None and (repeat := guard.check(run, name, tool_args)) is not None:  # type: ignore[arg-type]
             log.info("tool call repeated", tool=name)
             raise ToolFailed(repeat)
-        lasting = True  # refused before the tool runs: by the session's permissions or by the user
+        need = NEEDS.get(name)
+        lasting = need is not None  # a refusal by the session's permissions outlasts any change
+        started = False
         try:
-            need = NEEDS.get(name)
             if need is not None:
+                self.sandbox.check(need, name)
+                lasting = False  # from here on: the user's answer, or the tool on the project as it is
                 await self.sandbox.require(need, name, tool_args)
-            lasting = False
-            result = await self._run(name, tool_args)
+            started = True
+            return await self._run(name, tool_args)
         except ToolRefusal as e:
             log.debug("tool refused", tool=name, reason=str(e))
             if guard is not None:
                 guard.refused(run, name, tool_args, str(e), lasting=lasting)  # type: ignore[arg-type]
             raise ToolFailed(str(e)) from None
-        if guard is not None:
-            guard.ran(run, name)  # type: ignore[arg-type]
-        return result
+        finally:
+            if guard is not None and started:
+                guard.ran(run, name)  # type: ignore[arg-type]  # a write or command tried may have changed things
 
     async def execute(self, name: str, args: dict[str, Any]) -> str:
         """Run one tool (policy first, then the implementation in a worker thread)."""
@@ -214,6 +217,23 @@ class CodingToolset(AbstractToolset[Any]):
     async def _run(self, name: str, args: dict[str, Any]) -> str:
         impl = self._impls[name]
         return await anyio.to_thread.run_sync(lambda: impl(self.sandbox, **args))
+
+
+@dataclass
+class NotesChanges(WrapperToolset[Any]):
+    """Another toolset (an MCP server's) whose every call counts as a change for the built-in tools'
+    repeat guard: the guard cannot know what such a call did to the project."""
+
+    guard: RepeatGuard = field(default_factory=RepeatGuard)
+
+    async def call_tool(
+        self, name: str, tool_args: dict[str, Any], ctx: RunContext[Any], tool: ToolsetTool[Any]
+    ) -> Any:
+        try:
+            return await super().call_tool(name, tool_args, ctx, tool)
+        finally:
+            if ctx.run_id is not None:
+                self.guard.changed(ctx.run_id)
 
 
 def openai_model(base_url: str, model_name: str, *, http_client: Any = None) -> OpenAIChatModel:
@@ -286,13 +306,16 @@ def build_agent(
     again (agent/repeats.py).
     """
     sandbox = Sandbox(Path(root), allow_write=allow_write, allow_exec=allow_exec, approve=approve)
-    toolsets: list[AbstractToolset[Any]] = [
-        CodingToolset(sandbox, max_retries=max_retries, repeat_guard=repeat_guard)
-    ]
-    toolsets += [
+    coding = CodingToolset(sandbox, max_retries=max_retries, repeat_guard=repeat_guard)
+    others: list[AbstractToolset[Any]] = [
         mcp_toolset(cmd, cwd=sandbox.root, toolset_id=f"mcp{i}") for i, cmd in enumerate(mcp_commands)
     ]
-    toolsets += list(extra_toolsets)
+    others += list(extra_toolsets)
+    guard = coding.repeats
+    toolsets: list[AbstractToolset[Any]] = [
+        coding,
+        *(others if guard is None else [NotesChanges(ts, guard=guard) for ts in others]),
+    ]
     return Agent(
         model,
         output_type=str,

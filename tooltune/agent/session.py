@@ -411,6 +411,7 @@ def stream_printer(console: Console) -> EventHandler:
 async def _list_tools(session: AgentSession) -> list[tuple[str, str]]:
     tools = [(td.name, td.description or "") for td in session.toolset.tool_definitions()]
     for ts in session.agent.toolsets:
+        ts = getattr(ts, "wrapped", ts)  # an MCP server's toolset behind the repeat guard's NotesChanges
         list_tools = getattr(ts, "list_tools", None)
         if list_tools is not None and not isinstance(ts, CodingToolset):
             try:
