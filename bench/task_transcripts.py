@@ -85,8 +85,13 @@ def guard_replay(messages: list[dict[str, Any]]) -> int:
             name, args = str(call["tool_name"]), _args(call)
             if ret.get("outcome") == "success":
                 guard.ran(run, name)
-            else:
-                guard.refused(run, name, args, str(ret.get("content")), lasting=_refused(ret))  # type: ignore[arg-type]
+                continue
+            # refused by the session's permissions (lasting), a user's "no", or the tool itself (a missing
+            # file, a path outside the project: refused before it changed anything), as the agent records
+            # them (agent/agent.py)
+            content = str(ret.get("content"))
+            lasting = _refused(ret) and "the user declined" not in content
+            guard.refused(run, name, args, content, lasting=lasting)  # type: ignore[arg-type]
         calls = []
     return guard.blocked
 

@@ -217,3 +217,12 @@ def test_a_call_through_another_toolset_counts_as_a_change(project: Path) -> Non
     s = Session(project, [[READ], [other], [READ], [READ]], extra_toolsets=[FunctionToolset([touch])])
     turn = s.turn()
     assert touched == ["src/main.py"] and s.ran == [READ, READ] and turn.repeated_calls == 1
+
+
+def test_a_write_the_tool_refused_changed_nothing(project: Path) -> None:
+    """write_file refuses before it writes (a folder given as the path): the read after it is a repeat."""
+    bad: Call = ("write_file", {"path": "src", "content": "x"})
+    s = Session(project, [[READ], [bad], [READ]], allow_write=True)
+    turn = s.turn()
+    assert [c.outcome for c in turn.tool_calls] == ["success", "failed", "failed"]
+    assert "directory" in turn.tool_calls[1].result and turn.repeated_calls == 1

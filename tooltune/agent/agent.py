@@ -190,22 +190,26 @@ class CodingToolset(AbstractToolset[Any]):
             raise ToolFailed(repeat)
         need = NEEDS.get(name)
         lasting = need is not None  # a refusal by the session's permissions outlasts any change
-        started = False
+        ran = False
         try:
             if need is not None:
                 self.sandbox.check(need, name)
                 lasting = False  # from here on: the user's answer, or the tool on the project as it is
                 await self.sandbox.require(need, name, tool_args)
-            started = True
-            return await self._run(name, tool_args)
-        except ToolRefusal as e:
+            result = await self._run(name, tool_args)
+            ran = True
+            return result
+        except ToolRefusal as e:  # the tools refuse before they change anything (a missing file, a bad path)
             log.debug("tool refused", tool=name, reason=str(e))
             if guard is not None:
                 guard.refused(run, name, tool_args, str(e), lasting=lasting)  # type: ignore[arg-type]
             raise ToolFailed(str(e)) from None
+        except BaseException:
+            ran = True  # failed in a way we cannot read: it may have changed something
+            raise
         finally:
-            if guard is not None and started:
-                guard.ran(run, name)  # type: ignore[arg-type]  # a write or command tried may have changed things
+            if guard is not None and ran:
+                guard.ran(run, name)  # type: ignore[arg-type]
 
     async def execute(self, name: str, args: dict[str, Any]) -> str:
         """Run one tool (policy first, then the implementation in a worker thread)."""
