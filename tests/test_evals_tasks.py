@@ -191,27 +191,12 @@ def test_no_task_leaves_its_sandbox(suite_file: Path, tmp_path: Path) -> None:
     assert "do not read" not in transcript
 
 
-def test_a_run_that_hits_the_step_limit_keeps_its_transcript(suite_file: Path, tmp_path: Path) -> None:
-    ws = Workspace(tmp_path / "ws").ensure()
-    suite = load_task_suite(suite_file)
-
-    def looper(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
-        return ModelResponse(parts=[ToolCallPart("list_dir", {"path": "."})])
-
-    report = anyio.run(
-        lambda: run_task_suite(suite, ws=ws, model=FunctionModel(looper), run_id="loop", limit=1)
-    )
-    r = report.results[0]
-    assert not r.success and r.error and "stopped after 10 model requests" in r.error
-    assert r.calls >= 9
-    assert "list_dir" in (task_run_dir(ws, "loop") / "transcripts" / "timeout-value.jsonl").read_text()
-
-
-def test_a_looping_model_meets_the_repeat_guard_and_the_run_records_it(
+def test_a_looping_model_hits_the_step_limit_meets_the_repeat_guard_and_keeps_its_transcript(
     suite_file: Path, tmp_path: Path
 ) -> None:
-    """The same call again and again: the agent runs it once and answers the rest (counted per task and
-    in the summary); a run records whether the guard was on, and never resumes across that."""
+    """The same call again and again: the run stops at the step limit with its transcript; the agent ran
+    the call once and answered the rest (counted per task and in the summary); a run records whether the
+    guard was on, and never resumes across that."""
     ws = Workspace(tmp_path / "ws").ensure()
     suite = load_task_suite(suite_file)
 
@@ -222,6 +207,8 @@ def test_a_looping_model_meets_the_repeat_guard_and_the_run_records_it(
         lambda: run_task_suite(suite, ws=ws, model=FunctionModel(looper), run_id="g", limit=1)
     )
     r = guarded.results[0]
+    assert not r.success and r.error and "stopped after 10 model requests" in r.error
+    assert "read_file" in (task_run_dir(ws, "g") / "transcripts" / "timeout-value.jsonl").read_text()
     assert r.calls >= 9 and r.repeated_calls == r.calls - 1 and r.failed_calls == r.repeated_calls
     assert guarded.meta.repeat_guard is True and guarded.summary()["repeated_calls"] == r.repeated_calls
     assert load_task_report(ws, "g").results[0].repeated_calls == r.repeated_calls
