@@ -604,7 +604,8 @@ def _cost_sentence() -> str:
         extra = ""
         if stage == "dpo" and c.get("reference_seconds"):
             n_pairs = sum((costs.get("pick") or {}).get("pairs", {}).values())
-            extra = f", after scoring its {n_pairs or 'dataset'}'s pairs under the reference ({c['reference_seconds']:.0f} s)"
+            pairs = f"its {n_pairs} pairs" if n_pairs else "its pairs"
+            extra = f", after scoring {pairs} under the reference ({c['reference_seconds']:.0f} s)"
         if stage == "grpo":
             extra = f" ({c['config']['group_size']} answers sampled and scored per step)"
         parts.append(f"{label} {c['s_per_step']:.0f} s a step{extra}")
