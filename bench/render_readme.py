@@ -606,6 +606,8 @@ def _cost_sentence() -> str:
             n_pairs = sum((costs.get("pick") or {}).get("pairs", {}).values())
             pairs = f"its {n_pairs} pairs" if n_pairs else "its pairs"
             extra = f", after scoring {pairs} under the reference ({c['reference_seconds']:.0f} s)"
+        if stage == "orpo":
+            extra = " (no reference pass)"
         if stage == "grpo":
             extra = f" ({c['config']['group_size']} answers sampled and scored per step)"
         parts.append(f"{label} {c['s_per_step']:.0f} s a step{extra}")
