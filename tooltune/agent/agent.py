@@ -211,14 +211,8 @@ class CodingToolset(AbstractToolset[Any]):
             if guard is not None and ran:
                 guard.ran(run, name)  # type: ignore[arg-type]
 
-    async def execute(self, name: str, args: dict[str, Any]) -> str:
-        """Run one tool (policy first, then the implementation in a worker thread)."""
-        need = NEEDS.get(name)
-        if need is not None:
-            await self.sandbox.require(need, name, args)
-        return await self._run(name, args)
-
     async def _run(self, name: str, args: dict[str, Any]) -> str:
+        """The tool's implementation in a worker thread (the policy was checked by :meth:`call_tool`)."""
         impl = self._impls[name]
         return await anyio.to_thread.run_sync(lambda: impl(self.sandbox, **args))
 
