@@ -52,7 +52,9 @@ def endpoint() -> Iterator[str]:
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     t = threading.Thread(target=server.run, daemon=True)
     t.start()
-    while not server.started:
+    deadline = time.monotonic() + 60
+    while not server.started:  # the port was free a moment ago; another process may have taken it
+        assert t.is_alive() and time.monotonic() < deadline, f"the test endpoint did not start on port {port}"
         time.sleep(0.02)
     yield f"http://127.0.0.1:{port}/v1"
     server.should_exit = True

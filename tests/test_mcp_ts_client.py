@@ -90,6 +90,7 @@ def ts_client() -> tuple[str, Path]:
     return node, _install(node) / "client.mjs"
 
 
+@pytest.mark.timeout(600)  # its fixture may spend up to 300 s in `npm ci` before it skips
 def test_typescript_sdk_client_over_stdio(
     ts_client: tuple[str, Path], settings: Settings, tmp_path: Path
 ) -> None:

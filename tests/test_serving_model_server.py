@@ -93,9 +93,9 @@ async def test_sigkill_mid_request_restarts_and_retries(tiny_model: Path, shared
         result: dict = {}
 
         async def long_request() -> None:
-            # 2000 tokens take ~2.7 s on this CPU: the kill below lands within a poll of their start
+            # 4000 tokens take ~5 s on this CPU: the kill below lands within a poll of their start
             result.update(
-                await server.chat([{"role": "user", "content": "hi"}], max_tokens=2000, logit_bias=NO_EOS)
+                await server.chat([{"role": "user", "content": "hi"}], max_tokens=4000, logit_bias=NO_EOS)
             )
 
         child = server._child
@@ -105,12 +105,13 @@ async def test_sigkill_mid_request_restarts_and_retries(tiny_model: Path, shared
             tg.start_soon(long_request)
             # not a fixed sleep (a fast box once finished before it, a slow one may not have started):
             # mlx_lm.server logs the request's 200 when the prompt is processed and generation begins,
-            # and writes the body only when all 2000 tokens are done, so kill once that line shows
+            # and writes the body only when all 4000 tokens are done, so kill once that line shows
             with anyio.fail_after(60):
                 while not any('"POST /v1/chat/completions' in line for line in list(child.tail)):
                     await anyio.sleep(0.01)
+            assert not result, "the request finished before the kill: give it more tokens"
             os.kill(first_pid, signal.SIGKILL)
-        assert result["usage"]["completion_tokens"] == 2000
+        assert result["usage"]["completion_tokens"] == 4000
         assert server.restart_count == 1
         assert server.pid != first_pid and not alive(first_pid)
         assert server.served.adapter == "a1" and server.served.verified
