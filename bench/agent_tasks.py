@@ -55,25 +55,33 @@ def log(msg: str) -> None:
     print(f"[{datetime.now().strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def dataset_name(n: int, trajectory_share: float, seed: int) -> str:
+def dataset_name(n: int, trajectory_share: float, seed: int, offer_all_tools: bool = False) -> str:
     """The training data's name, with the generator's version: a newer generator never reuses data an
-    older one made (or the adapter trained on it)."""
+    older one made (or the adapter trained on it); ``-all``: every example offers the agent's tools."""
     version = GENERATOR_VERSION.rsplit("/", 1)[-1]
-    return f"agent-coding-n{n}-tj{trajectory_share:g}-s{seed}-g{version}"
+    return f"agent-coding-n{n}-tj{trajectory_share:g}-s{seed}-g{version}" + (
+        "-all" if offer_all_tools else ""
+    )
 
 
 def train(settings: Settings, ws: Workspace, model: Path, args: argparse.Namespace) -> str:
     """An adapter for the agent's own tools: the generator's coding data with trajectories mixed in."""
     share = args.trajectory_share
-    dataset = dataset_name(args.n, share, args.seed)
+    dataset = dataset_name(args.n, share, args.seed, args.offer_all_tools)
     if not (ws.datasets / dataset).exists():
         mix = {**{k: v * (1 - share) for k, v in DEFAULT_MIX.items()}, "trajectory": share}
-        cfg = GenerateConfig(n=args.n, seed=args.seed, mix=mix, system_prompt="agent")
+        cfg = GenerateConfig(
+            n=args.n, seed=args.seed, mix=mix, system_prompt="agent", offer_all_tools=args.offer_all_tools
+        )
         generate_dataset(ws, dataset, ["builtin:coding"], cfg, model_path=model)
-    adapter = f"{dataset}-i{args.iters}"
+    default_length = TrainConfig.model_fields["max_seq_length"].default
+    length = args.max_seq_length or default_length
+    adapter = f"{dataset}-i{args.iters}" + (f"-L{length}" if length != default_length else "")
     if not (ws.adapters / adapter).exists():
         job = start_training(
-            TrainConfig(model=str(model), dataset=dataset, iters=args.iters), settings, name=adapter
+            TrainConfig(model=str(model), dataset=dataset, iters=args.iters, max_seq_length=length),
+            settings,
+            name=adapter,
         )
         log(f"train: {adapter}")
         for _ in follow_events(settings, job.id, poll_interval=5.0):
@@ -145,6 +153,19 @@ def main() -> None:
         "--native-only",
         action="store_true",
         help="skip the lenient runs (the result's lenient is null): half the eval time, for a quick read",
+    )
+    p.add_argument(
+        "--offer-all-tools",
+        action="store_true",
+        help="every training example offers the agent's eight tools in its order, as the agent does "
+        "(GenerateConfig.offer_all_tools); the data is named with -all",
+    )
+    p.add_argument(
+        "--max-seq-length",
+        type=int,
+        default=None,
+        help="training's max_seq_length (default TrainConfig's, 1024; with --offer-all-tools the "
+        "examples reach ~1,450 tokens: use 2048)",
     )
     p.add_argument(
         "--no-repeat-guard",

@@ -163,3 +163,45 @@ def test_agent_tasks_native_only_skips_the_lenient_pass(
     args = argparse.Namespace(limit=2, max_tokens=8, native_only=True, repeat_guard=False)
     anyio.run(agent_tasks.evaluate, None, ws, tmp_path / "model", "some-adapter", args)
     assert guards == [(False, ("agent-native-base-model-n2", "agent-native-some-adapter-n2"))]
+
+
+def test_agent_tasks_trains_on_data_offering_every_tool_when_asked(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """--offer-all-tools reaches the generator (and the data's name), --max-seq-length the training run
+    (and the adapter's name); without them, the names and settings are those of the earlier runs."""
+    import argparse
+    from types import SimpleNamespace
+
+    from bench_import import bench_module
+
+    from tooltune.workspace import Workspace
+
+    agent_tasks = bench_module("agent_tasks")
+    seen: dict[str, list[object]] = {"gen": [], "train": []}
+    monkeypatch.setattr(
+        agent_tasks,
+        "generate_dataset",
+        lambda ws, name, specs, cfg, model_path: seen["gen"].append((name, cfg)),
+    )
+    monkeypatch.setattr(
+        agent_tasks,
+        "start_training",
+        lambda cfg, settings, name: seen["train"].append((name, cfg)) or SimpleNamespace(id="j"),
+    )
+    monkeypatch.setattr(agent_tasks, "follow_events", lambda settings, job_id, poll_interval: iter(()))
+    monkeypatch.setattr(
+        agent_tasks, "get_run", lambda settings, job_id: SimpleNamespace(status="succeeded", registered=True)
+    )
+    ws = Workspace(tmp_path / "ws").ensure()
+    base = dict(n=500, trajectory_share=0.4, seed=0, iters=600)
+    plain = agent_tasks.train(None, ws, tmp_path / "m", argparse.Namespace(
+        **base, offer_all_tools=False, max_seq_length=None
+    ))  # fmt: skip
+    every = agent_tasks.train(None, ws, tmp_path / "m", argparse.Namespace(
+        **base, offer_all_tools=True, max_seq_length=2048
+    ))  # fmt: skip
+    (plain_data, plain_cfg), (every_data, every_cfg) = seen["gen"]
+    assert not plain_cfg.offer_all_tools and every_cfg.offer_all_tools and every_data == plain_data + "-all"
+    assert plain == f"{plain_data}-i600" and every == f"{every_data}-i600-L2048"
+    assert [cfg.max_seq_length for _, cfg in seen["train"]] == [1024, 2048]

@@ -85,8 +85,20 @@ class ExampleBuilder:
         self.unverifiable += 1
         return None
 
+    def offer(self, drawn: list[ToolSpec], allowed: list[ToolSpec] | None = None) -> list[ToolSpec]:
+        """The tools an example offers: ``drawn`` as it was drawn, or with ``offer_all_tools`` every tool of
+        ``allowed`` (default: the whole set) and the drawn ones, in the tool set's order (an agent sends
+        its tools in one order, every time)."""
+        if not self.cfg.offer_all_tools:
+            return drawn
+        keep = {t.name for t in (self.tools if allowed is None else allowed)} | {t.name for t in drawn}
+        return [t for t in self.tools if t.name in keep]
+
     def tool_set(self, must: list[ToolSpec], extra: int) -> list[dict[str, Any]]:
-        """``must`` plus up to ``extra`` distractors (never a second tool with the same name), shuffled."""
+        """``must`` plus up to ``extra`` distractors (never a second tool with the same name), shuffled;
+        with ``offer_all_tools``, the whole set in its order."""
+        if self.cfg.offer_all_tools:
+            return [t.to_openai() for t in self.offer(must)]
         names = {t.name for t in must}
         chosen = list(must)
         pool = [t for t in self.tools if t.name not in names]
@@ -429,6 +441,7 @@ class ExampleBuilder:
                 return None
             offered = rng.sample(unrelated, min(len(unrelated), rng.randint(1, min(4, self.cfg.max_tools))))
             rng.shuffle(offered)
+            offered = self.offer(offered, allowed=unrelated)
             self._tools = [t.to_openai() for t in offered]
             task = task_phrase(target).imperative()
             answer = rng.choice(REFUSALS).format(task=task)
@@ -436,12 +449,14 @@ class ExampleBuilder:
             if self.cfg.contrast_share > 0 and rng.random() < self.cfg.contrast_share:
                 with_target = [*offered[: self.cfg.max_tools - 1], target]
                 rng.shuffle(with_target)
+                with_target = self.offer(with_target, allowed=[*unrelated, target])
                 self._twin = (
                     [{"role": "user", "content": text}, call_message([(target.name, args)])],
                     [t.to_openai() for t in with_target],
                 )
             return [{"role": "user", "content": text}, {"role": "assistant", "content": answer}]
         offered = rng.sample(self.tools, min(len(self.tools), rng.randint(1, min(4, self.cfg.max_tools))))
+        offered = self.offer(offered)
         coding = any(coding_requests.covers(t) for t in offered)
         if coding and rng.random() < 0.8:
             return self.coding_chat(offered)
@@ -515,6 +530,7 @@ class ExampleBuilder:
         n_others = min(len(others), rng.randint(0, max(0, self.cfg.max_tools - 1)))
         offered = [tool, *rng.sample(others, n_others)]
         rng.shuffle(offered)
+        offered = self.offer(offered, allowed=[tool, *others])
         self._tools = [t.to_openai() for t in offered]
         answer = rng.choice(NEAR_MISS_ANSWERS).format(
             task=phrase.imperative(), offered=task_phrase(tool).imperative()
@@ -544,12 +560,14 @@ class ExampleBuilder:
             *rng.sample(others, min(len(others), rng.randint(0, max(0, self.cfg.max_tools - 1)))),
         ]
         rng.shuffle(offered)
+        offered = self.offer(offered)  # a book's near miss is one no tool of its set serves
         self._tools = [t.to_openai() for t in offered]
         return [{"role": "user", "content": text}, {"role": "assistant", "content": answer}]
 
     def chitchat(self) -> list[dict[str, Any]] | None:
         rng = self.rng
         offered = rng.sample(self.tools, min(len(self.tools), rng.randint(1, min(4, self.cfg.max_tools))))
+        offered = self.offer(offered)
         self._tools = [t.to_openai() for t in offered]
         q, a = rng.choice(CHITCHAT)
         if a == "{capabilities}":

@@ -126,6 +126,7 @@ def generate_dataset(
             **({"absent_tool_share": cfg.absent_tool_share} if cfg.absent_tool_share is not None else {}),
             **({"contrast_share": cfg.contrast_share} if cfg.contrast_share else {}),
             **({"tool_odds": cfg.tool_odds} if cfg.tool_odds != "even" else {}),
+            **({"offer_all_tools": True} if cfg.offer_all_tools else {}),
             **(
                 {"call_question_share": cfg.call_question_share}
                 if cfg.call_question_share is not None

@@ -122,6 +122,14 @@ class GenerateConfig(BaseModel):
         default=True, description="One example per assistant turn (loss on every turn)."
     )
     max_tools: int = Field(default=4, ge=1, description="Most tools offered in one example (tokens!).")
+    offer_all_tools: bool = Field(
+        default=False,
+        description="Every example offers every tool its answer allows, in the tool set's order, as an agent "
+        "that always sends all its tools does (tooltune serve sends its eight): the whole set for calls, "
+        "text answers and chitchat; all but the refused tool's relatives for a refusal of a tool that is "
+        "not offered; all but the tools that would serve it for a near miss. max_tools then has no say. "
+        "Off: each example offers a drawn few (up to max_tools), shuffled.",
+    )
     teacher_share: float = Field(
         default=0.3, ge=0, le=1, description="Share of requests sent to the teacher."
     )
