@@ -26,15 +26,19 @@ def test_coding_examples_offer_the_agents_eight_tools_in_its_order() -> None:
     cfg = GenerateConfig(n=400, seed=0, mix=MIX, system_prompt="agent", offer_all_tools=True)
     res = generate_examples(tools, cfg)
     offered: Counter[str] = Counter()
+    refusals = 0
     for ex in res.examples:
         names = [t["function"]["name"] for t in ex.tools]
         assert names == [n for n in ORDER if n in names], names  # the agent's order, never shuffled
         called = {c["function"]["name"] for m in ex.messages for c in m.get("tool_calls") or []}
         assert called <= set(names)
         offered["all" if names == ORDER else ex.meta.kind] += 1
+        if ex.meta.kind in ("no_call", "near_miss") and not called and names != ORDER:
+            refusals += 1  # a refusal or a near miss: never with a shell that could do the job
+            assert "run_command" not in names, (ex.messages, names)
     # every example that calls, and most that answer in text, offer all eight; the rest are refusals of a
     # tool that is not offered and near misses, which keep out what would serve them
-    assert offered["all"] >= 0.8 * len(res.examples)
+    assert offered["all"] >= 0.8 * len(res.examples) and refusals >= 5
     assert set(offered) - {"all"} <= {"no_call", "near_miss"}
 
     # the same config without it: a drawn few, shuffled (the generator's default, unchanged)
@@ -71,3 +75,12 @@ def test_the_option_is_recorded_only_when_on(tmp_path: Path, tiny_model: Path) -
     )
     assert "offer_all_tools" not in plain.stats and every.stats["offer_all_tools"] is True
     assert plain.hash != every.hash
+
+
+def test_two_specs_of_one_name_are_offered_once() -> None:
+    """A tool file may hold two versions of one tool: the example offers the one its call was drawn with."""
+    tools = load_tool_specs(["builtin:coding"])
+    other = tools[0].model_copy(update={"description": "Another read_file."})
+    builder = ExampleBuilder([*tools, other], GenerateConfig(offer_all_tools=True), None)
+    names = [t.name for t in builder.offer([other])]
+    assert names == ORDER and builder.offer([other])[0].description == "Another read_file."

@@ -92,7 +92,12 @@ class ExampleBuilder:
         if not self.cfg.offer_all_tools:
             return drawn
         keep = {t.name for t in (self.tools if allowed is None else allowed)} | {t.name for t in drawn}
-        return [t for t in self.tools if t.name in keep]
+        own = {t.name: t for t in drawn}  # a set may hold two specs of one name: offer the drawn one, once
+        out: list[ToolSpec] = []
+        for t in self.tools:
+            if t.name in keep and t.name not in {o.name for o in out}:
+                out.append(own.get(t.name, t))
+        return out
 
     def tool_set(self, must: list[ToolSpec], extra: int) -> list[dict[str, Any]]:
         """``must`` plus up to ``extra`` distractors (never a second tool with the same name), shuffled;
@@ -441,7 +446,12 @@ class ExampleBuilder:
                 return None
             offered = rng.sample(unrelated, min(len(unrelated), rng.randint(1, min(4, self.cfg.max_tools))))
             rng.shuffle(offered)
-            offered = self.offer(offered, allowed=unrelated)
+            if self.cfg.offer_all_tools:  # every tool that could not do the refused job (no shell)
+                verb = task_phrase(target).verb
+                unrelated = [t for t in unrelated if not tool_covers(t, verb)]
+                offered = self.offer([t for t in offered if t in unrelated], allowed=unrelated)
+                if not offered:
+                    return None
             self._tools = [t.to_openai() for t in offered]
             task = task_phrase(target).imperative()
             answer = rng.choice(REFUSALS).format(task=task)
@@ -566,12 +576,12 @@ class ExampleBuilder:
 
     def chitchat(self) -> list[dict[str, Any]] | None:
         rng = self.rng
-        offered = rng.sample(self.tools, min(len(self.tools), rng.randint(1, min(4, self.cfg.max_tools))))
-        offered = self.offer(offered)
+        drawn = rng.sample(self.tools, min(len(self.tools), rng.randint(1, min(4, self.cfg.max_tools))))
+        offered = self.offer(drawn)
         self._tools = [t.to_openai() for t in offered]
         q, a = rng.choice(CHITCHAT)
-        if a == "{capabilities}":
-            tasks = [task_phrase(t).imperative() for t in offered[:3]]
+        if a == "{capabilities}":  # a few of what it can do, as drawn (not always the set's first three)
+            tasks = [task_phrase(t).imperative() for t in drawn[:3]]
             a = (
                 "I can "
                 + (", ".join(tasks[:-1]) + " and " + tasks[-1] if len(tasks) > 1 else tasks[0])

@@ -126,9 +126,10 @@ class GenerateConfig(BaseModel):
         default=False,
         description="Every example offers every tool its answer allows, in the tool set's order, as an agent "
         "that always sends all its tools does (tooltune serve sends its eight): the whole set for calls, "
-        "text answers and chitchat; all but the refused tool's relatives for a refusal of a tool that is "
-        "not offered; all but the tools that would serve it for a near miss. max_tools then has no say. "
-        "Off: each example offers a drawn few (up to max_tools), shuffled.",
+        "text answers and chitchat; for a refusal of a tool that is not offered, all but the refused tool's "
+        "relatives and any tool that could do its job (a shell); for a near miss, all but the tools that "
+        "would serve it. max_tools then has no say, and examples you give (--examples) keep their own "
+        "tools. Off: each example offers a drawn few (up to max_tools), shuffled.",
     )
     teacher_share: float = Field(
         default=0.3, ge=0, le=1, description="Share of requests sent to the teacher."
