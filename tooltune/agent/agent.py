@@ -211,8 +211,15 @@ class CodingToolset(AbstractToolset[Any]):
             if guard is not None and ran:
                 guard.ran(run, name)  # type: ignore[arg-type]
 
+    async def execute(self, name: str, args: dict[str, Any]) -> str:
+        """Run one tool outside an agent run (policy first, then the implementation; no repeat guard)."""
+        need = NEEDS.get(name)
+        if need is not None:
+            await self.sandbox.require(need, name, args)
+        return await self._run(name, args)
+
     async def _run(self, name: str, args: dict[str, Any]) -> str:
-        """The tool's implementation in a worker thread (the policy was checked by :meth:`call_tool`)."""
+        """The tool's implementation in a worker thread (the policy was checked by the caller)."""
         impl = self._impls[name]
         return await anyio.to_thread.run_sync(lambda: impl(self.sandbox, **args))
 
