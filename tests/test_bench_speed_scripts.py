@@ -205,3 +205,24 @@ def test_agent_tasks_trains_on_data_offering_every_tool_when_asked(
     assert not plain_cfg.offer_all_tools and every_cfg.offer_all_tools and every_data == plain_data + "-all"
     assert plain == f"{plain_data}-i600" and every == f"{every_data}-i600-L2048"
     assert [cfg.max_seq_length for _, cfg in seen["train"]] == [1024, 2048]
+
+
+@pytest.mark.slow
+def test_agent_data_cost_times_both_sides_and_records_the_ratio(tiny_model: Path, tmp_path: Path) -> None:
+    """bench/agent_data_cost.py on the tiny model: both sides train, every tool is offered on one, the
+    ratio is the sides' seconds a step (the tiny tokenizer's examples are longer: room for them)."""
+    out = tmp_path / "cost.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "agent_data_cost.py"), "--model", str(tiny_model),
+         "--iters", "2", "--lengths", "4096", "4096", "--out", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    drawn, every = doc["sides"]["drawn"], doc["sides"]["all"]
+    assert drawn["status"] == every["status"] == "succeeded"
+    assert (drawn["offer_all_tools"], every["offer_all_tools"]) == (False, True)
+    assert every["example_tokens"]["median"] > drawn["example_tokens"]["median"]
+    assert every["example_tokens"]["over_max_seq_length"] == 0
+    assert doc["step_cost_ratio_all_to_drawn"] == round(every["s_per_step"] / drawn["s_per_step"], 2)
+    assert doc["machine"]["date"] and "agent_data_cost.py" in doc["command"]
