@@ -22,6 +22,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from onpolicy_cost import train_and_wait  # noqa: E402
+
 from bench_common import command_line, machine_info, restart_with_blas  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,9 +53,7 @@ def main() -> int:
     from tooltune.data.datasets import generate_dataset
     from tooltune.data.examples import example_from_record, read_jsonl
     from tooltune.data.generate_config import DEFAULT_MIX, GenerateConfig
-    from tooltune.jobs import JobStore
     from tooltune.models.resolve import resolve_model
-    from tooltune.training import runs
     from tooltune.training.train_config import TrainConfig
     from tooltune.workspace import Workspace
 
@@ -79,11 +79,7 @@ def main() -> int:
             model=str(model), dataset=side, iters=args.iters, max_seq_length=length,
             steps_per_report=max(1, args.iters // 2), steps_per_eval=10**6, val_batches=1, seed=0,
         )  # fmt: skip
-        job = JobStore(ws).wait(runs.start_training(cfg, settings, name=side).id, poll=1.0)
-        run = runs.get_run(settings, job.id)
-        metrics = (
-            json.loads((ws.run_dir(run.id) / "metrics.json").read_text()) if job.status == "succeeded" else {}
-        )
+        job, _run, metrics, _wall = train_and_wait(settings, ws, cfg, side)
         sides[side] = {
             "offer_all_tools": offer_all,
             "max_seq_length": length,
