@@ -226,3 +226,75 @@ def test_a_write_the_tool_refused_changed_nothing(project: Path) -> None:
     turn = s.turn()
     assert [c.outcome for c in turn.tool_calls] == ["success", "failed", "failed"]
     assert "directory" in turn.tool_calls[1].result and turn.repeated_calls == 1
+
+
+class NoServer:
+    """Stands in for the model server in the CLI tests below: nothing is served."""
+
+    model_path = Path("no-model")
+
+    async def __aenter__(self) -> NoServer:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+@pytest.mark.parametrize("guard", [True, False])
+def test_ask_passes_the_guard_setting_to_its_agent(project: Path, guard: bool) -> None:
+    from tooltune.agent.session import ask
+
+    result = anyio.run(lambda: ask("go", root=project, model=scripted([[READ], [READ]]), repeat_guard=guard))
+    assert result.answer == "done"
+    assert result.repeated_calls == (1 if guard else 0)
+    assert [c.outcome for c in result.tool_calls] == ["success", "failed" if guard else "success"]
+
+
+@pytest.mark.parametrize(("flag", "expected"), [([], True), (["--no-repeat-guard"], False)])
+def test_the_ask_command_hands_its_repeat_guard_flag_on(
+    project: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    flag: list[str],
+    expected: bool,
+) -> None:
+    from tooltune import cli
+    from tooltune.agent import session
+    from tooltune.cli import serve as serve_cli
+
+    seen: dict[str, Any] = {}
+
+    async def fake_ask(prompt: str, **kw: Any) -> session.AskResult:
+        seen.update(kw)
+        return session.AskResult(prompt=prompt, answer="ok", served=None)
+
+    monkeypatch.setattr(serve_cli, "make_server", lambda settings, **kw: NoServer())
+    monkeypatch.setattr(session, "ask", fake_ask)
+    if "ask" not in cli.app:
+        cli._register()
+    rc = cli.app.meta(["ask", "hello", "--root", str(project), *flag], result_action="return_value")
+    assert rc == 0 and capsys.readouterr().out.strip() == "ok"
+    assert seen["repeat_guard"] is expected
+
+
+@pytest.mark.parametrize(("flag", "expected"), [([], True), (["--no-repeat-guard"], False)])
+def test_the_serve_command_builds_its_agent_with_the_flag(
+    project: Path, monkeypatch: pytest.MonkeyPatch, flag: list[str], expected: bool
+) -> None:
+    from tooltune import cli
+    from tooltune.agent import agent as agent_mod
+    from tooltune.cli import serve as serve_cli
+
+    class Built(Exception):
+        pass
+
+    def fake_build_agent(**kw: Any) -> None:
+        raise Built(kw["repeat_guard"])
+
+    monkeypatch.setattr(serve_cli, "make_server", lambda settings, **kw: NoServer())
+    monkeypatch.setattr(agent_mod, "build_agent", fake_build_agent)
+    if "serve" not in cli.app:
+        cli._register()
+    with pytest.raises(Built) as built:
+        cli.app.meta(["serve", "--root", str(project), *flag], result_action="return_value")
+    assert built.value.args == (expected,)

@@ -326,11 +326,17 @@ async def ask(
     max_steps: int = DEFAULT_MAX_STEPS,
     max_tokens: int | None = None,
     instructions: str | None = None,
+    repeat_guard: bool = True,
 ) -> AskResult:
     """One prompt, no questions asked (writes/commands run only if the flags allow them)."""
     kwargs: dict[str, Any] = {} if instructions is None else {"instructions": instructions}
     agent = build_agent(
-        root=root, allow_write=allow_write, allow_exec=allow_exec, mcp_commands=mcp_commands, **kwargs
+        root=root,
+        allow_write=allow_write,
+        allow_exec=allow_exec,
+        mcp_commands=mcp_commands,
+        repeat_guard=repeat_guard,
+        **kwargs,
     )
     session = AgentSession(
         agent,

@@ -22,6 +22,7 @@ def ask(
     allow_write: bool = False,
     allow_exec: bool = False,
     lenient_tools: bool = False,
+    repeat_guard: bool = True,
     mcp: Annotated[list[str] | None, Parameter(consume_multiple=False)] = None,
 ) -> int:
     """Run one prompt through the coding agent and print the answer on stdout (logs go to stderr).
@@ -50,6 +51,10 @@ def ask(
         Let the agent run programs and tests (no confirmation).
     lenient_tools
         Recover tool calls the model wrote as text; each recovery is logged.
+    repeat_guard
+        Answer a built-in tool call that repeats an earlier one of the same request (same tool, same
+        arguments, nothing changed since) with "already called" instead of running it again;
+        --no-repeat-guard runs every call as the model asks.
     mcp
         An MCP server command whose tools the agent may also use. Repeatable.
     """
@@ -73,6 +78,7 @@ def ask(
                 allow_write=allow_write,
                 allow_exec=allow_exec,
                 lenient_tools=lenient_tools,
+                repeat_guard=repeat_guard,
                 mcp_commands=mcp or (),
                 max_steps=max_steps,
                 max_tokens=max_tokens,

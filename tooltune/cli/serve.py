@@ -21,6 +21,7 @@ def serve(
     allow_write: bool = False,
     allow_exec: bool = False,
     lenient_tools: bool = False,
+    repeat_guard: bool = True,
     mcp: Annotated[list[str] | None, Parameter(consume_multiple=False)] = None,
     max_steps: int = 20,
     max_tokens: int | None = None,
@@ -47,6 +48,10 @@ def serve(
     lenient_tools
         Recover tool calls the model wrote as text (fenced/bare JSON, <tool_call> tags); each recovery
         is logged, since an adapter trained for native calls should not need it.
+    repeat_guard
+        Answer a built-in tool call that repeats an earlier one of the same request (same tool, same
+        arguments, nothing changed since) with "already called" instead of running it again;
+        --no-repeat-guard runs every call as the model asks.
     mcp
         An MCP server command whose tools the agent may also use, e.g. --mcp "python my_server.py".
         Repeatable.
@@ -79,13 +84,15 @@ def serve(
                 allow_exec=allow_exec,
                 approve=console_approver(console, input),
                 mcp_commands=mcp or (),
+                repeat_guard=repeat_guard,
             )
             session = AgentSession(
                 agent, server=server, lenient_tools=lenient_tools, max_steps=max_steps, max_tokens=max_tokens
             )
             console.print(
                 f"[dim]project {project} · write {'on' if allow_write else 'off'} · "
-                f"exec {'on' if allow_exec else 'off'} · lenient tools {'on' if lenient_tools else 'off'}[/]"
+                f"exec {'on' if allow_exec else 'off'} · lenient tools {'on' if lenient_tools else 'off'} · "
+                f"repeat guard {'on' if repeat_guard else 'off'}[/]"
             )
             async with agent:
                 await run_repl(session, console=console, sessions_dir=context.workspace().root / "sessions")
