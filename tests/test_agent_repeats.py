@@ -228,6 +228,17 @@ def test_a_write_the_tool_refused_changed_nothing(project: Path) -> None:
     assert "directory" in turn.tool_calls[1].result and turn.repeated_calls == 1
 
 
+@pytest.fixture
+def cli(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The real CLI app, its workspace in the test's temp folder and logging left as it is."""
+    from tooltune import cli as tooltune_cli
+
+    if "ask" not in tooltune_cli.app:
+        tooltune_cli._register()
+    monkeypatch.setattr(tooltune_cli, "configure_logging", lambda **_: None)
+    return tooltune_cli.app
+
+
 class NoServer:
     """Stands in for the model server in the CLI tests below: nothing is served."""
 
@@ -252,13 +263,13 @@ def test_ask_passes_the_guard_setting_to_its_agent(project: Path, guard: bool) -
 
 @pytest.mark.parametrize(("flag", "expected"), [([], True), (["--no-repeat-guard"], False)])
 def test_the_ask_command_hands_its_repeat_guard_flag_on(
+    cli: Any,
     project: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     flag: list[str],
     expected: bool,
 ) -> None:
-    from tooltune import cli
     from tooltune.agent import session
     from tooltune.cli import serve as serve_cli
 
@@ -270,18 +281,15 @@ def test_the_ask_command_hands_its_repeat_guard_flag_on(
 
     monkeypatch.setattr(serve_cli, "make_server", lambda settings, **kw: NoServer())
     monkeypatch.setattr(session, "ask", fake_ask)
-    if "ask" not in cli.app:
-        cli._register()
-    rc = cli.app.meta(["ask", "hello", "--root", str(project), *flag], result_action="return_value")
+    rc = cli.meta(["ask", "hello", "--root", str(project), *flag], result_action="return_value")
     assert rc == 0 and capsys.readouterr().out.strip() == "ok"
     assert seen["repeat_guard"] is expected
 
 
 @pytest.mark.parametrize(("flag", "expected"), [([], True), (["--no-repeat-guard"], False)])
 def test_the_serve_command_builds_its_agent_with_the_flag(
-    project: Path, monkeypatch: pytest.MonkeyPatch, flag: list[str], expected: bool
+    cli: Any, project: Path, monkeypatch: pytest.MonkeyPatch, flag: list[str], expected: bool
 ) -> None:
-    from tooltune import cli
     from tooltune.agent import agent as agent_mod
     from tooltune.cli import serve as serve_cli
 
@@ -293,8 +301,6 @@ def test_the_serve_command_builds_its_agent_with_the_flag(
 
     monkeypatch.setattr(serve_cli, "make_server", lambda settings, **kw: NoServer())
     monkeypatch.setattr(agent_mod, "build_agent", fake_build_agent)
-    if "serve" not in cli.app:
-        cli._register()
     with pytest.raises(Built) as built:
-        cli.app.meta(["serve", "--root", str(project), *flag], result_action="return_value")
+        cli.meta(["serve", "--root", str(project), *flag], result_action="return_value")
     assert built.value.args == (expected,)

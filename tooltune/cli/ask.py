@@ -52,9 +52,9 @@ def ask(
     lenient_tools
         Recover tool calls the model wrote as text; each recovery is logged.
     repeat_guard
-        Answer a built-in tool call that repeats an earlier one of the same request (same tool, same
-        arguments, nothing changed since) with "already called" instead of running it again;
-        --no-repeat-guard runs every call as the model asks.
+        Answer a built-in tool call that repeats an earlier one for the same prompt (same tool, same
+        arguments, nothing changed since) by telling the model it was already made, instead of running
+        it again; --no-repeat-guard runs every call as the model asks.
     mcp
         An MCP server command whose tools the agent may also use. Repeatable.
     """

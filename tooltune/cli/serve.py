@@ -49,9 +49,9 @@ def serve(
         Recover tool calls the model wrote as text (fenced/bare JSON, <tool_call> tags); each recovery
         is logged, since an adapter trained for native calls should not need it.
     repeat_guard
-        Answer a built-in tool call that repeats an earlier one of the same request (same tool, same
-        arguments, nothing changed since) with "already called" instead of running it again;
-        --no-repeat-guard runs every call as the model asks.
+        Answer a built-in tool call that repeats an earlier one for the same prompt (same tool, same
+        arguments, nothing changed since) by telling the model it was already made, instead of running
+        it again; --no-repeat-guard runs every call as the model asks.
     mcp
         An MCP server command whose tools the agent may also use, e.g. --mcp "python my_server.py".
         Repeatable.
