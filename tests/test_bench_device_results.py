@@ -183,18 +183,33 @@ def test_a_committed_full_scale_file_of_one_model_is_what_its_inputs_give(
 
 def test_the_committed_agent_task_result_adds_up() -> None:
     """bench/results/agent_tasks_<model>.json (issue 34, on the GPU): per side, the categories' tasks and
-    successes sum to the totals, success is their ratio, and the paired counts match the difference."""
-    for path in sorted((ROOT / "bench" / "results").glob("agent_tasks_*.json")):
+    successes sum to the totals, success is their ratio, and the paired counts match the difference. A
+    base model's record alone (``native`` and ``lenient`` runs, no adapter) adds up the same way, and
+    names as succeeded the tasks its saved results say succeeded."""
+    paths = sorted((ROOT / "bench" / "results").glob("agent_tasks_*.json"))
+    assert any("adapter" not in json.loads(p.read_text()) for p in paths)  # the 1.5B base is checked too
+    for path in paths:
         result = json.loads(path.read_text())
+        if "adapter" not in result:
+            for side in (result["native"], result["lenient"]):
+                check_task_side(side)
+                saved = [json.loads(line) for line in (ROOT / side["run_dir"] / "results.jsonl").open()]
+                assert len(saved) == side["tasks"]
+                assert side["succeeded_tasks"] == [r["task_id"] for r in saved if r["success"]]
+            continue
         sides = {who: result[who] for who in ("baseline", "adapter")}
         for side in sides.values():
-            cats = side["categories"].values()
-            assert sum(c["tasks"] for c in cats) == side["tasks"] == 43
-            assert sum(c["succeeded"] for c in cats) == side["succeeded"]
-            assert side["success"] == pytest.approx(side["succeeded"] / side["tasks"], abs=0.001)
+            check_task_side(side)
         m = result["mcnemar"]
         assert m["fixes"] - m["regressions"] == sides["adapter"]["succeeded"] - sides["baseline"]["succeeded"]
         assert m["both_pass"] + m["both_fail"] + m["fixes"] + m["regressions"] == 43
+
+
+def check_task_side(side: dict[str, Any]) -> None:
+    cats = side["categories"].values()
+    assert sum(c["tasks"] for c in cats) == side["tasks"] == 43
+    assert sum(c["succeeded"] for c in cats) == side["succeeded"]
+    assert side["success"] == pytest.approx(side["succeeded"] / side["tasks"], abs=0.001)
 
 
 def committed_summary(summary: str, inputs_dir: str) -> tuple[dict[str, Any], list[Path]]:
