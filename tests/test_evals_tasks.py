@@ -219,7 +219,7 @@ def test_a_looping_model_hits_the_step_limit_meets_the_repeat_guard_and_keeps_it
     )
     assert raw.meta.repeat_guard is False
     assert (raw.results[0].repeated_calls, raw.results[0].failed_calls) == (0, 0)
-    with pytest.raises(Exception, match="repeat guard False; choose another run id"):
+    with pytest.raises(Exception, match="repeat guard False, temperature None; choose another run id"):
         anyio.run(lambda: run_task_suite(suite, ws=ws, model=FunctionModel(looper), run_id="raw"))
 
 

@@ -52,7 +52,7 @@ def test_cli_eval_tasks_runs_the_agent_on_a_served_model(
     env = {**os.environ, "TOOLTUNE_HOME": str(settings.workspace), "TOOLTUNE_CACHE": str(settings.cache_dir)}
     r = subprocess.run(
         [sys.executable, "-m", "tooltune", "eval", "--tasks", str(suite_file), "--baseline", "--model",
-         str(tiny_model), "--run-id", "tiny", "--max-tokens", "16"],
+         str(tiny_model), "--run-id", "tiny", "--max-tokens", "16", "--temperature", "0.8"],
         capture_output=True, text=True, env=env, timeout=300,
     )  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
@@ -64,6 +64,7 @@ def test_cli_eval_tasks_runs_the_agent_on_a_served_model(
     assert (d / "transcripts" / "timeout-value.jsonl").read_text().count("default timeout") >= 1
     meta = json.loads((d / "run.json").read_text())
     assert meta["model"] == tiny_model.name and meta["finished"]
+    assert meta["temperature"] == 0.8  # every request of the agent sampled at it (the server took it)
 
 
 @pytest.mark.anyio

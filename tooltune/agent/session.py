@@ -39,6 +39,7 @@ from pydantic_ai.messages import (
     UserPromptPart,
 )
 from pydantic_ai.models import Model
+from pydantic_ai.settings import ModelSettings
 from pydantic_ai.usage import UsageLimits
 from pydantic_core import to_jsonable_python
 from rich.console import Console
@@ -195,6 +196,7 @@ class AgentSession:
         max_steps: int = DEFAULT_MAX_STEPS,
         max_tokens: int | None = None,
         session_id: str | None = None,
+        temperature: float | None = None,
     ) -> None:
         if server is None and model is None:
             raise TooltuneError("an agent session needs a model server or a model")
@@ -203,6 +205,7 @@ class AgentSession:
         self.lenient_tools = lenient_tools
         self.max_steps = max_steps
         self.max_tokens = max_tokens  # per model request; None: the server's default (mlx_lm.server: 512)
+        self.temperature = temperature  # None: the server's default (mlx_lm.server: greedy)
         self._fixed_model = LenientToolCallModel(model, recover=lenient_tools) if model is not None else None
         self.history: list[ModelMessage] = []
         self.id = session_id or datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
@@ -219,6 +222,14 @@ class AgentSession:
         assert isinstance(model, LenientToolCallModel)
         return model
 
+    def _request_settings(self) -> ModelSettings:
+        settings: ModelSettings = {}
+        if self.max_tokens is not None:
+            settings["max_tokens"] = self.max_tokens
+        if self.temperature is not None:
+            settings["temperature"] = self.temperature
+        return settings
+
     async def turn(self, prompt: str, *, event_handler: EventHandler | None = None) -> TurnResult:
         """Run one user prompt to a final answer (tools in between), appending to the history."""
         model = self.model_for_turn()
@@ -229,9 +240,7 @@ class AgentSession:
                 prompt,
                 model=model,
                 message_history=self.history,
-                model_settings=server_settings(
-                    self.server, None if self.max_tokens is None else {"max_tokens": self.max_tokens}
-                ),
+                model_settings=server_settings(self.server, self._request_settings()),
                 usage_limits=UsageLimits(request_limit=self.max_steps),
                 event_stream_handler=event_handler,
             )

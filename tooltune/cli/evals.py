@@ -82,7 +82,8 @@ def run(
     repeats
         Run every case K times (use with --temperature > 0).
     temperature
-        Sampling temperature (0 = greedy).
+        Sampling temperature (0 = greedy); with --tasks, of every request the agent makes (a task run
+        records it and is never resumed at another).
     seed
         Sampling seed; sent only when temperature > 0 (a seed disables the server's batching).
     concurrency
@@ -110,6 +111,7 @@ def run(
         return run_tasks(
             tasks, adapter=adapter, baseline=baseline, model=model, base_url=base_url, limit=limit,
             max_tokens=max_tokens, run_id=run_id, lenient_tools=lenient_tools, repeat_guard=repeat_guard,
+            temperature=temperature if temperature > 0 else None,
         )  # fmt: skip
     ws = context.workspace()
     settings = context.settings()
@@ -352,6 +354,7 @@ def run_tasks(
     run_id: str | None,
     lenient_tools: bool,
     repeat_guard: bool = True,
+    temperature: float | None = None,
 ) -> int:
     """`eval --tasks`: baseline and/or adapter through the agent on every task, then the comparison."""
     from tooltune.evals.task_runner import (
@@ -368,7 +371,7 @@ def run_tasks(
     suite = load_task_suite(suite_ref)
     opts: dict[str, Any] = dict(
         ws=ws, lenient_tools=lenient_tools, limit=limit, max_tokens=max_tokens, on_progress=_task_progress,
-        repeat_guard=repeat_guard,
+        repeat_guard=repeat_guard, temperature=temperature,
     )  # fmt: skip
 
     async def main() -> list[TaskReport]:
@@ -389,6 +392,7 @@ def run_tasks(
             reports, _ = await evaluate_tasks_on_server(
                 server, suite, ws=ws, targets=targets, run_ids=ids, on_target=lambda _i, _l: _task_progress,
                 lenient_tools=lenient_tools, limit=limit, max_tokens=max_tokens, repeat_guard=repeat_guard,
+                temperature=temperature,
             )  # fmt: skip
         return reports
 

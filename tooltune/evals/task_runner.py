@@ -76,6 +76,9 @@ class TaskRunMeta(BaseModel):
         description="Whether the agent answered repeated calls instead of running them again; None: a run "
         "from before the guard existed (it had none).",
     )
+    temperature: float | None = Field(
+        default=None, description="Sampling temperature of every model request; None: the server's (greedy)."
+    )
     tasks: int = 0
     started: str = ""
     finished: str | None = None
@@ -152,6 +155,7 @@ async def run_task(
     lenient_tools: bool = False,
     max_tokens: int | None = None,
     repeat_guard: bool = True,
+    temperature: float | None = None,
 ) -> tuple[TaskResult, str]:
     """One attempt at ``task`` in a fresh copy of its project: the result and the transcript (JSONL)."""
     with sandbox_copy(suite.project(task)) as root:
@@ -167,6 +171,7 @@ async def run_task(
             lenient_tools=lenient_tools,
             max_steps=task.max_steps,
             max_tokens=max_tokens,
+            temperature=temperature,
         )
         t0 = time.perf_counter()
         with capture_run_messages() as messages:
@@ -220,6 +225,7 @@ async def run_task_suite(
     max_tokens: int | None = None,
     on_progress: ProgressFn | None = None,
     repeat_guard: bool = True,
+    temperature: float | None = None,
 ) -> TaskReport:
     """Every task (the first ``limit``) once, in order; results are appended as they finish. With the
     ``run_id`` of an earlier run of the same suite and target, the tasks it finished are kept and only
@@ -236,16 +242,13 @@ async def run_task_suite(
     if (d / "run.json").exists():
         earlier = load_task_report(ws, run_id)
         earlier_guard = bool(earlier.meta.repeat_guard)  # runs from before the guard had none
-        if (earlier.meta.suite, earlier.meta.adapter, earlier.meta.lenient_tools, earlier_guard) != (
-            suite.name,
-            adapter,
-            lenient_tools,
-            repeat_guard,
-        ):
+        was = (earlier.meta.suite, earlier.meta.adapter, earlier.meta.lenient_tools, earlier_guard)
+        now = (suite.name, adapter, lenient_tools, repeat_guard, temperature)
+        if (*was, earlier.meta.temperature) != now:
             raise TooltuneError(
                 f"task run {run_id!r} exists for suite {earlier.meta.suite!r}, adapter "
                 f"{earlier.meta.adapter!r}, lenient tools {earlier.meta.lenient_tools}, repeat guard "
-                f"{earlier_guard}; choose another run id"
+                f"{earlier_guard}, temperature {earlier.meta.temperature}; choose another run id"
             )
         wanted = {t.id for t in tasks}
         results = [r for r in earlier.results if r.task_id in wanted]
@@ -260,6 +263,7 @@ async def run_task_suite(
         model=model_name,
         lenient_tools=lenient_tools,
         repeat_guard=repeat_guard,
+        temperature=temperature,
         tasks=len(tasks),
         started=datetime.now(UTC).isoformat(timespec="seconds"),
     )
@@ -277,6 +281,7 @@ async def run_task_suite(
             lenient_tools=lenient_tools,
             max_tokens=max_tokens,
             repeat_guard=repeat_guard,
+            temperature=temperature,
         )
         atomic_write_text(d / "transcripts" / f"{task.id}.jsonl", transcript)
         with open(d / "results.jsonl", "a", encoding="utf-8") as f:
