@@ -30,7 +30,7 @@ import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic_ai.messages import ToolReturnPart
 
@@ -113,6 +113,13 @@ class Recorder:
     def __init__(self, sandbox: Sandbox) -> None:
         self.sandbox = sandbox
         self.steps: list[Step] = []
+        self.checks: list[dict[str, Any]] = []
+
+    def expect(self, **check: Any) -> None:
+        """What a run of this job must leave behind to have done it (a task suite's check: the answer
+        names a fact only the files hold, a file has the new text, nothing changed): the job as a
+        practice task (:mod:`tooltune.data.practice_tasks`). Draws nothing, so the data stays the same."""
+        self.checks.append(check)
 
     def call(self, name: str, args: Args) -> str:
         """Make the call; keep (and return) its result as the served model reads it."""
@@ -150,6 +157,7 @@ def _find_and_explain(rng: random.Random, p: Project, rec: Recorder) -> tuple[st
             f"look up {name} and explain it",
         ]
     )
+    rec.expect(answer_contains=[p.source])
     return ask, f"{name} is defined in {p.source} (line {line}). {doc} It returns `{body}`."
 
 
@@ -165,6 +173,7 @@ def _list_and_read(rng: random.Random, p: Project, rec: Recorder) -> tuple[str, 
             f"which settings does the {p.package} package have?",
         ]
     )
+    rec.expect(answer_contains=[name for name, _, _ in p.consts] + [str(v) for _, v, _ in p.consts])
     return ask, f"{p.package}/ has {names}; {p.config} sets {sets}."
 
 
@@ -191,6 +200,8 @@ def _edit_constant(rng: random.Random, p: Project, rec: Recorder) -> tuple[str, 
             f"change {name} from {old} to {new}{where}",
         ]
     )
+    rec.expect(file_contains={"path": p.config, "text": f"{name} = {new}"})
+    rec.expect(file_lacks={"path": p.config, "text": f"{name} = {old}"})
     return ask, f"Done: {name} is now {new} in {p.config} (it was {old})."
 
 
@@ -212,6 +223,7 @@ def _recover_from_a_wrong_path(rng: random.Random, p: Project, rec: Recorder) ->
             f"read {p.module}.py, I want to know what {name} returns",
         ]
     )
+    rec.expect(answer_contains=[p.source])
     return ask, f"{p.module}.py is {p.source}. {name}: {doc} It returns `{body}`."
 
 
@@ -229,6 +241,8 @@ def _edit_refused(rng: random.Random, p: Project, rec: Recorder) -> tuple[str, s
     ask = rng.choice(
         [f"set {name} to {new}{where}", f"bump {name}{where} to {new}", f"change {name}{where} to {new}"]
     )
+    rec.expect(unchanged=True)
+    rec.expect(answer_contains=[name, str(new)])
     return ask, (
         "I can't change files in this session: writing is disabled (start the session with --allow-write "
         "to make changes). "
@@ -277,6 +291,8 @@ FILE_KINDS: list[Kind] = [
     _tests_refused,
 ]
 _READ_ONLY: set[Kind] = {_edit_refused}  # jobs set in a session that may not write
+# the jobs whose success a task check can decide (the refused test run's two branches answer differently)
+PRACTICE_KINDS: list[Kind] = [k for k in FILE_KINDS if k is not _tests_refused]
 
 
 def session(kind: Kind) -> dict[str, bool]:
@@ -286,16 +302,51 @@ def session(kind: Kind) -> dict[str, bool]:
     return {"allow_write": kind not in _READ_ONLY, "allow_exec": False}
 
 
-def recorded_job(rng: random.Random, kind: Kind) -> Trajectory:
-    """One job of ``kind`` on a fresh project, every result from the agent's own tools under the
-    permissions of the session the job is set in."""
+def _record(rng: random.Random, kind: Kind) -> tuple[Project, Recorder, str, str]:
+    """A fresh project, and ``kind``'s job made on it with the agent's own tools under the permissions of
+    the session the job is set in: the project, the recorder (calls, results, checks), request, answer."""
     project = Project(rng)
     with tempfile.TemporaryDirectory(prefix="tooltune-job-") as tmp:
         root = Path(tmp)
         project.write(root)
         rec = Recorder(Sandbox(root, **session(kind)))
         ask, answer = kind(rng, project, rec)
-    return Trajectory(_polish(rng, ask), rec.steps, answer)
+    return project, rec, _polish(rng, ask), answer
+
+
+def recorded_job(rng: random.Random, kind: Kind) -> Trajectory:
+    """One job of ``kind`` on a fresh project, every result from the agent's own tools under the
+    permissions of the session the job is set in."""
+    _, rec, ask, answer = _record(rng, kind)
+    return Trajectory(ask, rec.steps, answer)
+
+
+class PracticeJob(NamedTuple):
+    """A job as a task for the agent to do itself: the project's files, the request, what a run must
+    leave behind (task-suite checks), the session's permission to write, and the recorded answer."""
+
+    kind: str
+    files: dict[str, str]
+    request: str
+    checks: list[dict[str, Any]]
+    allow_write: bool
+    answer: str
+    written: dict[str, str]  # what the recorded job wrote (path: content), the reference's files
+
+
+def practice_job(rng: random.Random, kind: Kind) -> PracticeJob:
+    """One job of ``kind`` (one of :data:`PRACTICE_KINDS`) as a practice task, drawn as
+    :func:`recorded_job` draws it."""
+    project, rec, ask, answer = _record(rng, kind)
+    if not rec.checks:
+        raise ValueError(f"{kind.__name__} sets no checks: it is not a practice kind")
+    name = kind.__name__.strip("_").replace("_", "-")
+    written = {
+        str(args["path"]): str(args["content"])
+        for tool, args, result in rec.steps
+        if tool == "write_file" and "write_file refused:" not in result
+    }
+    return PracticeJob(name, project.files(), ask, rec.checks, session(kind)["allow_write"], answer, written)
 
 
 def trajectory(rng: random.Random) -> Trajectory:
