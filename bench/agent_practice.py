@@ -26,15 +26,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import anyio
-from agent_tasks import side
+from agent_tasks import log, side, train_registered
 from agent_tasks import train as train_start
 
 from tooltune.config import Settings
@@ -52,17 +50,12 @@ from tooltune.evals.task_runner import (
 )
 from tooltune.evals.tasks import load_task_suite
 from tooltune.serving.model_server import ModelServer
-from tooltune.training.runs import follow_events, get_run, start_training
 from tooltune.training.train_config import TrainConfig
 from tooltune.workspace import Workspace, atomic_write_json, atomic_write_text
 
 from bench_common import command_line, machine_info, restart_with_blas
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def log(msg: str) -> None:
-    print(f"[{datetime.now().strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 def practice_ids(adapter: str, args: argparse.Namespace) -> list[str]:
@@ -120,13 +113,8 @@ def train(
             model=str(model), dataset=dataset, iters=args.iters, init_adapter=start,
             learning_rate=args.learning_rate, max_seq_length=args.max_seq_length,
         )  # fmt: skip
-        job = start_training(cfg, settings, name=adapter)
         log(f"train: {adapter} from {start}")
-        for _ in follow_events(settings, job.id, poll_interval=5.0):
-            pass
-        run = get_run(settings, job.id)
-        if run.status != "succeeded" or not run.registered:
-            raise SystemExit(f"training ended {run.status}: {run.error or run.registration_error}")
+        train_registered(settings, cfg, adapter)
     return adapter
 
 

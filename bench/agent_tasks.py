@@ -78,18 +78,23 @@ def train(settings: Settings, ws: Workspace, model: Path, args: argparse.Namespa
     length = args.max_seq_length or default_length
     adapter = f"{dataset}-i{args.iters}" + (f"-L{length}" if length != default_length else "")
     if not (ws.adapters / adapter).exists():
-        job = start_training(
-            TrainConfig(model=str(model), dataset=dataset, iters=args.iters, max_seq_length=length),
-            settings,
-            name=adapter,
-        )
         log(f"train: {adapter}")
-        for _ in follow_events(settings, job.id, poll_interval=5.0):
-            pass
-        run = get_run(settings, job.id)
-        if run.status != "succeeded" or not run.registered:
-            raise SystemExit(f"training ended {run.status}: {run.error or run.registration_error}")
+        train_registered(
+            settings,
+            TrainConfig(model=str(model), dataset=dataset, iters=args.iters, max_seq_length=length),
+            adapter,
+        )
     return adapter
+
+
+def train_registered(settings: Settings, cfg: TrainConfig, name: str) -> None:
+    """Train ``cfg`` as adapter ``name`` and wait; a run that fails or is not registered ends the bench."""
+    job = start_training(cfg, settings, name=name)
+    for _ in follow_events(settings, job.id, poll_interval=5.0):
+        pass
+    run = get_run(settings, job.id)
+    if run.status != "succeeded" or not run.registered:
+        raise SystemExit(f"training ended {run.status}: {run.error or run.registration_error}")
 
 
 def result_path(model: Path, *, native_only: bool, repeat_guard: bool = True) -> Path:
