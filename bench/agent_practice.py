@@ -25,6 +25,7 @@ wall time.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 from functools import partial
@@ -36,9 +37,9 @@ from agent_tasks import log, side, train_registered
 from agent_tasks import train as train_start
 
 from tooltune.config import Settings
-from tooltune.data.datasets import import_dataset
 from tooltune.data.generate_config import GENERATOR_VERSION
-from tooltune.data.practice_tasks import kept_examples, write_practice_suite
+from tooltune.data.practice_tasks import kept_examples, save_practice_dataset, write_practice_suite
+from tooltune.data.store import load_dataset
 from tooltune.evals.task_runner import (
     TaskComparison,
     TaskReport,
@@ -51,15 +52,27 @@ from tooltune.evals.task_runner import (
 from tooltune.evals.tasks import load_task_suite
 from tooltune.serving.model_server import ModelServer
 from tooltune.training.train_config import TrainConfig
-from tooltune.workspace import Workspace, atomic_write_json, atomic_write_text
+from tooltune.workspace import Workspace, atomic_write_json
 
 from bench_common import command_line, machine_info, restart_with_blas
 
 REPO = Path(__file__).resolve().parents[1]
 
 
+def practice_key(adapter: str, args: argparse.Namespace) -> str:
+    """What the practice runs depend on, in a short name (workspace names are at most 100 characters and
+    the eval's run ids add to it): the starting adapter, the suite (tasks, seed, step limit), the
+    temperature and the answer length."""
+    what = f"{adapter}|n{args.n}|s{args.seed}|m{args.max_steps}|t{args.temperature:g}|x{args.max_tokens}"
+    return hashlib.sha256(what.encode()).hexdigest()[:10]
+
+
+def suite_dir(ws: Workspace, args: argparse.Namespace) -> Path:
+    return ws.root / "practice" / f"n{args.n}-s{args.seed}-m{args.max_steps}"
+
+
 def practice_ids(adapter: str, args: argparse.Namespace) -> list[str]:
-    return [f"practice-{adapter}-n{args.n}-s{args.seed}-t{args.temperature:g}-r{j}" for j in range(args.k)]
+    return [f"practice-{practice_key(adapter, args)}-r{j}" for j in range(args.k)]
 
 
 def done(ws: Workspace, run_id: str) -> bool:
@@ -71,10 +84,9 @@ async def practise(
 ) -> list[TaskReport]:
     """The starting adapter works the practice suite ``k`` times at the temperature: the ``k`` runs at
     once on one server (it batches their requests), each run's tasks in order."""
-    suite_dir = ws.root / "practice" / f"n{args.n}-s{args.seed}"
-    path = suite_dir / "practice.yaml"
+    path = suite_dir(ws, args) / "practice.yaml"
     if not path.exists():
-        write_practice_suite(suite_dir, n=args.n, seed=args.seed, max_steps=args.max_steps)
+        write_practice_suite(path.parent, n=args.n, seed=args.seed, max_steps=args.max_steps)
     suite = load_task_suite(path)
     ids = practice_ids(adapter, args)
     todo = [i for i in ids if not done(ws, i)]
@@ -94,13 +106,17 @@ async def practise(
 def kept_dataset(
     ws: Workspace, model: Path, adapter: str, args: argparse.Namespace
 ) -> tuple[str, dict[str, Any]]:
-    """The clean successes of the practice runs as a dataset (split per turn, linted, leak-checked)."""
-    name = f"practice-{adapter}-n{args.n}-s{args.seed}-t{args.temperature:g}-k{args.k}"
-    examples, stats = kept_examples(task_run_dir(ws, i) for i in practice_ids(adapter, args))
-    if examples and not (ws.datasets / name).exists():
-        file = ws.root / "practice" / f"{name}.jsonl"
-        atomic_write_text(file, "".join(e.to_line() + "\n" for e in examples))
-        import_dataset(ws, name, file, model_path=model)
+    """The clean successes of the practice runs as a dataset: one example per assistant turn, each once,
+    a task's pieces in one split (linted and leak-checked by the import)."""
+    name = f"practice-{practice_key(adapter, args)}-k{args.k}"
+    ids = practice_ids(adapter, args)
+    conversations, stats = kept_examples(task_run_dir(ws, i) for i in ids)
+    if conversations and not (ws.datasets / name).exists():
+        sources = [f"practice:{i}" for i in ids]
+        _, left_out = save_practice_dataset(ws, name, conversations, model_path=model, sources=sources)
+        stats["left_out"] = left_out
+    if (ws.datasets / name).exists():
+        stats["examples"] = sum(load_dataset(ws, name).counts.values())
     return name, stats
 
 
@@ -159,8 +175,9 @@ def main() -> None:
         "--workspace", type=Path, default=Path.home() / ".cache" / "tooltune" / "bench-agent-tasks"
     )
     p.add_argument(
-        "--out", type=Path, help="the result file (default bench/results/agent_practice_<model>.json)"
+        "--out", type=Path, help="the result file (default bench/results/agent_practice_<model>[_TAG].json)"
     )
+    p.add_argument("--tag", default="", help="appended to the default result file's name")
     args = p.parse_args()
     if not (args.adapter or args.train_start):
         raise SystemExit("pass --adapter NAME or --train-start")
@@ -220,7 +237,8 @@ def main() -> None:
         "stage_s": times,
         "wall_s": round(time.perf_counter() - t0, 1),
     }
-    path = args.out or REPO / "bench" / "results" / f"agent_practice_{args.model.name}.json"
+    tag = f"_{args.tag}" if args.tag else ""
+    path = args.out or REPO / "bench" / "results" / f"agent_practice_{args.model.name}{tag}.json"
     atomic_write_json(path, out)
     log(f"wrote {path}")
     shown = {k: out.get(k) for k in ("practice", "start", "adapter", "mcnemar")}

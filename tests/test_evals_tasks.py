@@ -341,3 +341,20 @@ def test_project_names_links_and_run_ids_cannot_reach_outside(suite_file: Path, 
         anyio.run(
             lambda: run_task_suite(suite, ws=ws, model=FunctionModel(counting), run_id="links", adapter="x")
         )
+
+
+@pytest.mark.parametrize("extra", [["--repeats", "2"], ["--seed", "3"], ["--resume", "some-run"]])
+def test_eval_tasks_refuses_the_options_it_would_ignore(
+    settings: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], extra: list[str]
+) -> None:
+    """--repeats, --seed and --resume belong to single-turn suites; with --tasks they would be dropped
+    silently, so they are refused by name (exit 2, nothing run)."""
+    from tooltune import cli
+
+    if "eval" not in cli.app:
+        cli._register()
+    monkeypatch.setattr(cli, "configure_logging", lambda **_: None)
+    rc = cli.app.meta(["eval", "--tasks", "coding-tasks", "--baseline", *extra], result_action="return_value")
+    said = " ".join(capsys.readouterr().err.split())
+    assert rc == 2 and f"{extra[0]} do not apply to --tasks" in said
+    assert not (settings.workspace / "task-runs").exists()

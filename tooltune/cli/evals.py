@@ -108,6 +108,13 @@ def run(
         --no-repeat-guard runs every call, to see the model's loops as they are.
     """
     if tasks is not None:
+        given = {"--repeats": repeats != 1, "--seed": seed is not None, "--resume": bool(resume)}
+        unused = [flag for flag, on in given.items() if on]
+        if unused:
+            raise TooltuneError(
+                f"{', '.join(unused)} do not apply to --tasks (a task run resumes with --run-id; "
+                "run it again under another --run-id to sample again)"
+            )
         return run_tasks(
             tasks, adapter=adapter, baseline=baseline, model=model, base_url=base_url, limit=limit,
             max_tokens=max_tokens, run_id=run_id, lenient_tools=lenient_tools, repeat_guard=repeat_guard,

@@ -16,6 +16,7 @@ recorded jobs' own guarantee, tested there), so practice never rehearses an eval
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from collections.abc import Iterable
@@ -28,6 +29,7 @@ from pydantic_ai.messages import (
     ModelMessagesTypeAdapter,
     ModelRequest,
     ModelResponse,
+    RetryFeedbackPart,
     RetryPromptPart,
     SystemPromptPart,
     TextPart,
@@ -37,11 +39,15 @@ from pydantic_ai.messages import (
 )
 
 from tooltune.coding_tools import CODING_TOOLS
-from tooltune.data.examples import DataError, Example, ExampleMeta, call_message
+from tooltune.data.datasets import _lint_in_memory
+from tooltune.data.examples import DataError, Example, ExampleMeta, call_message, split_turns
+from tooltune.data.generate_config import GENERATOR_VERSION
 from tooltune.data.recorded_jobs import PRACTICE_KINDS, practice_job
+from tooltune.data.similarity import LeakIndex
+from tooltune.data.store import DatasetInfo, DatasetMeta, save_dataset
 from tooltune.evals.task_runner import TaskResult
 from tooltune.logs import get_logger
-from tooltune.workspace import atomic_write_text
+from tooltune.workspace import Workspace, atomic_write_text
 
 DEFAULT_MAX_STEPS = 8
 log = get_logger(__name__)
@@ -119,55 +125,68 @@ def read_transcript(text: str, *, where: str = "transcript") -> list[ModelMessag
 def example_from_messages(
     messages: Iterable[ModelMessage], *, tools: list[dict[str, Any]] | None = None, source: str = "practice"
 ) -> Example:
-    """One training conversation in the chat format the generator writes: the agent's system prompt, the
-    request, each response's calls (or text) and each call's result as the served model read it, and the
-    final answer. ``tools``: the schemas offered (default: the agent's own, in its order)."""
+    """One training conversation in the chat format the generator writes, as the served model read it:
+    one system message (system prompt parts, then the agent's instructions once, as pydantic-ai sends
+    them: the last request's), the request, each response's calls (or text), each call's result, and the
+    final answer. ``tools``: the schemas offered (default: the agent's own, in its order).
+
+    A run with a turn that should not be learned is refused (``DataError``): a call sent back as invalid
+    or a response sent back for a retry, an empty response, or an answer cut off at the token limit."""
+    system: list[str] = []
+    instructions: str | None = None
     out: list[dict[str, Any]] = []
     for msg in messages:
         if isinstance(msg, ModelRequest):
-            if msg.instructions:
-                out.append({"role": "system", "content": msg.instructions})
+            instructions = msg.instructions or instructions
             for part in msg.parts:
                 if isinstance(part, SystemPromptPart):
-                    out.append({"role": "system", "content": part.content})
+                    system.append(part.content)
                 elif isinstance(part, UserPromptPart):
                     if not isinstance(part.content, str):
                         raise DataError("a practice run's request must be text")
                     out.append({"role": "user", "content": part.content})
                 elif isinstance(part, ToolReturnPart):
+                    if part.outcome == "retried":
+                        raise DataError(f"a {part.tool_name} call was sent back as invalid")
                     out.append({"role": "tool", "name": part.tool_name, "content": part.model_response_str()})
-                elif isinstance(part, RetryPromptPart) and part.tool_name:
-                    out.append({"role": "tool", "name": part.tool_name, "content": part.model_response()})
+                elif isinstance(part, RetryPromptPart | RetryFeedbackPart):
+                    raise DataError("a response was sent back for a retry")
         elif isinstance(msg, ModelResponse):
+            if msg.finish_reason == "length":
+                raise DataError("a response was cut off at the token limit")
             text = "".join(p.content for p in msg.parts if isinstance(p, TextPart))
             calls = [(p.tool_name, p.args_as_dict()) for p in msg.parts if isinstance(p, ToolCallPart)]
+            if not calls and not text.strip():
+                raise DataError("an empty response (neither text nor a call)")
             out.append(call_message(calls, content=text) if calls else {"role": "assistant", "content": text})
-    out = _one_system_message(out)
+    if instructions:
+        system.append(instructions)
     if not out or out[-1]["role"] != "assistant" or out[-1].get("tool_calls"):
         raise DataError("a practice run must end with the agent's answer")
+    head = [{"role": "system", "content": "\n\n".join(system)}] if system else []
     offered = tools if tools is not None else [t.to_openai() for t in CODING_TOOLS]
-    return Example(messages=out, tools=offered, meta=ExampleMeta(kind="trajectory", source=source))
-
-
-def _one_system_message(msgs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Chat templates take one system message, first: join the system parts (prompt, then instructions)."""
-    system = [m["content"] for m in msgs if m["role"] == "system"]
-    rest = [m for m in msgs if m["role"] != "system"]
-    return ([{"role": "system", "content": "\n\n".join(system)}] if system else []) + rest
+    return Example(messages=head + out, tools=offered, meta=ExampleMeta(kind="trajectory", source=source))
 
 
 def kept_examples(run_dirs: Iterable[Path]) -> tuple[list[Example], dict[str, Any]]:
-    """The training examples of every clean success (:func:`is_clean_success`) in the task runs' folders
-    (``results.jsonl`` and ``transcripts/``), each conversation once, and what was read: runs, tasks
-    tried, successes, clean ones, kept (after dropping repeats of the same conversation), and the
-    records skipped (a line that is not a task result, a transcript that is missing or unreadable), each
-    with where and why: one bad record never costs the rest."""
+    """The training conversations of every clean success (:func:`is_clean_success`) in the task runs'
+    folders (``run.json``, ``results.jsonl``, ``transcripts/``), each conversation once, grouped by task
+    (the runs of one task share their first turns: :func:`pieces` keeps them in one split), and what was
+    read: runs, tasks tried, successes, clean ones, kept, and the records skipped (a run folder without
+    its files, a line that is not a task result, a transcript that is missing, unreadable or holds a turn
+    that should not be learned), each with where and why: one bad record never costs the rest."""
     kept: list[Example] = []
     seen: set[str] = set()
     stats: dict[str, Any] = {"runs": 0, "attempts": 0, "succeeded": 0, "clean": 0, "kept": 0, "skipped": []}
     for d in run_dirs:
+        try:
+            suite_hash = str(json.loads((d / "run.json").read_text("utf-8"))["suite_hash"])
+            lines = (d / "results.jsonl").read_text("utf-8").splitlines()
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            _skip(stats, str(d), f"not a task run folder ({e})")
+            continue
         stats["runs"] += 1
-        for i, line in enumerate((d / "results.jsonl").read_text("utf-8").splitlines(), start=1):
+        for i, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             try:
@@ -183,18 +202,71 @@ def kept_examples(run_dirs: Iterable[Path]) -> tuple[list[Example], dict[str, An
             path = d / "transcripts" / f"{result.task_id}.jsonl"
             try:
                 example = example_from_messages(read_transcript(path.read_text("utf-8"), where=str(path)))
-            except (OSError, DataError) as e:
+            except (OSError, ValueError) as e:  # DataError included; a file that is not UTF-8 too
                 _skip(stats, str(path), str(e))
                 continue
             key = example.content_hash()
             if key not in seen:
                 seen.add(key)
-                example.meta.group = f"practice-{key[:16]}"  # its per-turn pieces share one split
+                digest = hashlib.sha256(suite_hash.encode()).hexdigest()[:12]
+                example.meta.group = f"practice-{digest}-{result.task_id}"
                 kept.append(example)
     stats["kept"] = len(kept)
     return kept, stats
 
 
+def pieces(conversations: Iterable[Example]) -> list[Example]:
+    """One example per assistant turn (mlx-lm trains the last message), each piece once: the sampled
+    runs of a task often share their first calls, which would otherwise be trained once per run."""
+    out: list[Example] = []
+    seen: set[str] = set()
+    for conv in conversations:
+        for piece in split_turns(conv):
+            key = piece.content_hash()
+            if key not in seen:
+                seen.add(key)
+                out.append(piece)
+    return out
+
+
 def _skip(stats: dict[str, Any], where: str, why: str) -> None:
     log.warning("practice record skipped", where=where, why=why)
     stats["skipped"].append({"where": where, "why": why})
+
+
+def save_practice_dataset(
+    ws: Workspace,
+    name: str,
+    conversations: list[Example],
+    *,
+    model_path: Path | str | None,
+    sources: list[str],
+) -> tuple[DatasetInfo | None, list[dict[str, str]]]:
+    """The kept conversations as dataset ``name``: their pieces (:func:`pieces`), linted with the model's
+    tokenizer and the eval-leak check, each task's pieces in one split. A piece the lint finds wrong is
+    left out and named (where, why); the rest are saved. Returns the dataset (None when nothing was left)
+    and what was left out."""
+    examples = pieces(conversations)
+    leak = LeakIndex.for_workspace(ws.root, None)
+    report = _lint_in_memory(examples, model_path=model_path, leak_index=leak)
+    bad: dict[int, str] = {}
+    for issue in report.errors:
+        bad.setdefault(issue.line, f"{issue.message} ({issue.check})")
+    dropped = [
+        {"where": f"piece {i} ({examples[i - 1].meta.group})", "why": why} for i, why in sorted(bad.items())
+    ]
+    for d in dropped:
+        log.warning("practice piece left out", **d)
+    keep = [e for i, e in enumerate(examples, start=1) if i not in bad]
+    if not keep:
+        return None, dropped
+    if bad:
+        report = _lint_in_memory(keep, model_path=model_path, leak_index=leak)
+    meta = DatasetMeta(
+        sources=sources,
+        generator_version=GENERATOR_VERSION,
+        kinds=["trajectory"],
+        stats={"split_turns": True, "pieces": len(keep), "left_out": len(dropped)},
+        lint=report,
+    )
+    return save_dataset(ws, name, keep, meta), dropped

@@ -135,6 +135,26 @@ class Recorder:
         return result
 
 
+# a refusal in the answer's words ("I can't change files…", "writing is disabled…")
+_REFUSAL = (
+    r"can[’']?t|cannot|can not|unable|not (allowed|permitted|able)|disabled|refused|read-only|allow-write"
+)
+
+
+def _number(value: int) -> str:
+    """A regex for ``value`` as a number on its own (5 is not in 15, 2.5 or 5.5; a full stop after it
+    ends the sentence)."""
+    return rf"(?<!\d)(?<!\d\.){value}(?!\.?\d)"
+
+
+def _read_it(body: str, doc: str) -> str:
+    """A regex an answer matches only by quoting what the function's file says: its return expression
+    (spacing free) or its docstring's sentence. Knowing where a function is, or its name, is not enough."""
+    code = "".join(r"\s*" if c.isspace() else re.escape(c) for c in re.sub(r"\s+", " ", body))
+    words = r"\s+".join(re.escape(w) for w in doc.rstrip(".").split())
+    return f"{code}|{words}"
+
+
 def _line_of(result: str, path: str, text: str) -> int:
     """The line a search result gives for ``text`` in ``path`` (``path:line: text``)."""
     for hit in result.splitlines():
@@ -157,7 +177,8 @@ def _find_and_explain(rng: random.Random, p: Project, rec: Recorder) -> tuple[st
             f"look up {name} and explain it",
         ]
     )
-    rec.expect(answer_contains=[p.source])
+    rec.expect(answer_matches=_read_it(body, doc))
+    rec.expect(unchanged=True)
     return ask, f"{name} is defined in {p.source} (line {line}). {doc} It returns `{body}`."
 
 
@@ -173,7 +194,9 @@ def _list_and_read(rng: random.Random, p: Project, rec: Recorder) -> tuple[str, 
             f"which settings does the {p.package} package have?",
         ]
     )
-    rec.expect(answer_contains=[name for name, _, _ in p.consts] + [str(v) for _, v, _ in p.consts])
+    for name, value, _ in p.consts:  # each setting with its own value, on one line of the answer
+        rec.expect(answer_matches=rf"\b{name}\b[^\n]{{0,40}}?{_number(value)}")
+    rec.expect(unchanged=True)
     return ask, f"{p.package}/ has {names}; {p.config} sets {sets}."
 
 
@@ -200,8 +223,9 @@ def _edit_constant(rng: random.Random, p: Project, rec: Recorder) -> tuple[str, 
             f"change {name} from {old} to {new}{where}",
         ]
     )
-    rec.expect(file_contains={"path": p.config, "text": f"{name} = {new}"})
-    rec.expect(file_lacks={"path": p.config, "text": f"{name} = {old}"})
+    kept = [f"{other} = {value}\n" for other, value, _ in p.consts if other != name]
+    rec.expect(file_contains={"path": p.config, "text": [f"{name} = {new}\n", *kept, '"""Settings for']})
+    rec.expect(file_lacks={"path": p.config, "text": f"{name} = {old}\n"})
     return ask, f"Done: {name} is now {new} in {p.config} (it was {old})."
 
 
@@ -223,7 +247,8 @@ def _recover_from_a_wrong_path(rng: random.Random, p: Project, rec: Recorder) ->
             f"read {p.module}.py, I want to know what {name} returns",
         ]
     )
-    rec.expect(answer_contains=[p.source])
+    rec.expect(answer_matches=_read_it(body, doc))
+    rec.expect(unchanged=True)
     return ask, f"{p.module}.py is {p.source}. {name}: {doc} It returns `{body}`."
 
 
@@ -242,7 +267,9 @@ def _edit_refused(rng: random.Random, p: Project, rec: Recorder) -> tuple[str, s
         [f"set {name} to {new}{where}", f"bump {name}{where} to {new}", f"change {name}{where} to {new}"]
     )
     rec.expect(unchanged=True)
-    rec.expect(answer_contains=[name, str(new)])
+    rec.expect(answer_contains=[name])
+    rec.expect(answer_matches=_number(old))  # only the file says what it is now
+    rec.expect(answer_matches=_REFUSAL)
     return ask, (
         "I can't change files in this session: writing is disabled (start the session with --allow-write "
         "to make changes). "

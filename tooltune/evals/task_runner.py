@@ -232,6 +232,7 @@ async def run_task_suite(
     the rest run (an interrupted run resumes, a finished one is returned as it is). ``server`` is used
     as it is: the caller serves the adapter."""
     tasks = suite.tasks[:limit] if limit else suite.tasks
+    temperature = temperature or None  # 0 is the server's greedy default: one run, one name for it
     run_id = run_id or (
         datetime.now(UTC).strftime("%Y%m%d-%H%M%S-")
         + f"{suite.name}-{label or adapter or 'baseline'}-"
