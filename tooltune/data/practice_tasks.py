@@ -26,7 +26,6 @@ from typing import Any
 import yaml
 from pydantic_ai.messages import (
     ModelMessage,
-    ModelMessagesTypeAdapter,
     ModelRequest,
     ModelResponse,
     RetryFeedbackPart,
@@ -38,6 +37,7 @@ from pydantic_ai.messages import (
     UserPromptPart,
 )
 
+from tooltune.agent.session import load_session
 from tooltune.coding_tools import CODING_TOOLS
 from tooltune.data.datasets import _lint_in_memory
 from tooltune.data.examples import DataError, Example, ExampleMeta, call_message, split_turns
@@ -110,16 +110,12 @@ def is_clean_success(result: TaskResult) -> bool:
     )
 
 
-def read_transcript(text: str, *, where: str = "transcript") -> list[ModelMessage]:
-    """The pydantic-ai messages of a saved transcript (one JSON message a line)."""
+def read_transcript(path: Path) -> list[ModelMessage]:
+    """The pydantic-ai messages of a saved transcript (the agent's session format, one message a line)."""
     try:
-        return ModelMessagesTypeAdapter.validate_python(
-            [json.loads(line) for line in text.splitlines() if line]
-        )
-    except ValueError as e:
-        raise DataError(
-            f"{where}: not a transcript of pydantic-ai messages ({str(e).splitlines()[0]})"
-        ) from e
+        return load_session(path)
+    except ValueError as e:  # a line that is not JSON, or not a message; a file that is not UTF-8
+        raise DataError(f"{path}: not a transcript of pydantic-ai messages ({str(e).splitlines()[0]})") from e
 
 
 def example_from_messages(
@@ -201,7 +197,7 @@ def kept_examples(run_dirs: Iterable[Path]) -> tuple[list[Example], dict[str, An
             stats["clean"] += 1
             path = d / "transcripts" / f"{result.task_id}.jsonl"
             try:
-                example = example_from_messages(read_transcript(path.read_text("utf-8"), where=str(path)))
+                example = example_from_messages(read_transcript(path))
             except (OSError, ValueError) as e:  # DataError included; a file that is not UTF-8 too
                 _skip(stats, str(path), str(e))
                 continue
