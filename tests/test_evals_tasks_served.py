@@ -75,8 +75,9 @@ async def test_mcp_run_eval_suite_takes_a_task_suite(
     async with mcp.Client(build_server(settings, state=state)) as c:
         result = await c.call_tool(
             "run_eval_suite",
-            {"suite": str(suite_file), "baseline": True, "base_model": str(tiny_model), "wait_seconds": 300},
-        )
+            {"suite": str(suite_file), "baseline": True, "base_model": str(tiny_model), "wait_seconds": 300,
+             "temperature": 0.8, "lenient_tools": True, "repeat_guard": False},
+        )  # fmt: skip
         assert not result.is_error, result.content
         out: dict[str, Any] = result.structured_content or {}
         assert out["suite"] == "tiny-tasks" and out["cases"] == 1 and out["runs"] == ["baseline"]
@@ -88,6 +89,11 @@ async def test_mcp_run_eval_suite_takes_a_task_suite(
         assert job["status"] == "succeeded", job["error"]
         score = job["result"]["scores"]["baseline"]
         assert score["tasks"] == 1 and score["succeeded"] == 0 and score["steps"] >= 1
+    # the run went as asked, and says so
+    meta = json.loads(
+        (settings.workspace / "task-runs" / job["result"]["runs"]["baseline"] / "run.json").read_text()
+    )
+    assert (meta["temperature"], meta["lenient_tools"], meta["repeat_guard"]) == (0.8, True, False)
 
 
 @pytest.fixture

@@ -488,6 +488,9 @@ async def test_server_shutdown_marks_running_in_process_jobs_failed(
 async def test_eval_and_adapter_errors(client: mcp.Client) -> None:
     assert "nothing to evaluate" in await call_error(client, "run_eval_suite", baseline=False)
     assert "no suite 'nope'" in await call_error(client, "run_eval_suite", suite="nope")
+    for task_only in ({"temperature": 0.7}, {"lenient_tools": True}, {"repeat_guard": False}):
+        said = await call_error(client, "run_eval_suite", suite="coding-tools", **task_only)
+        assert f"{next(iter(task_only))} apply to task suites only" in said, said
     assert "no adapter named 'ghost'" in await call_error(client, "run_eval_suite", adapter="ghost")
     assert "no adapter named 'ghost'" in await call_error(client, "switch_adapter", name="ghost")
     assert "no eval run 'a1'" in await call_error(client, "compare_runs", a="a1", b="b1")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
@@ -39,6 +39,14 @@ from tooltune.server.tools.base import (
 )
 
 log = get_logger(__name__)
+
+
+class TaskOptions(NamedTuple):
+    """How a task suite's runs go (run_task_suite's keywords, recorded in each run's meta)."""
+
+    lenient_tools: bool
+    repeat_guard: bool
+    temperature: float | None
 
 
 def register(mcp: MCPServer, state: ServerState) -> None:
@@ -109,20 +117,54 @@ def register(mcp: MCPServer, state: ServerState) -> None:
                 "--concurrency`; per endpoint with base_urls. Task suites run one task at a time.",
             ),
         ] = DEFAULT_CONCURRENCY,
+        lenient_tools: Annotated[
+            bool,
+            Field(
+                description="Task suites only: recover tool calls the model wrote as text (counted apart, "
+                "as `tooltune eval --tasks --lenient-tools`); off = native calls only."
+            ),
+        ] = False,
+        repeat_guard: Annotated[
+            bool,
+            Field(
+                description="Task suites only: answer a call that repeats an earlier one of the task "
+                "(same tool and arguments, nothing changed since) instead of running it again, as "
+                "`tooltune serve` does; false runs every call, to see the model's loops as they are."
+            ),
+        ] = True,
+        temperature: Annotated[
+            float | None,
+            Field(
+                ge=0,
+                description="Task suites only: sampling temperature of every request the agent makes "
+                "(default and 0: greedy). A task run records it.",
+            ),
+        ] = None,
         wait_seconds: WaitSeconds = DEFAULT_WAIT_SECONDS,
     ) -> EvalStarted:
         if adapter is None and not baseline:
             raise ToolError("nothing to evaluate: pass adapter='<name>' and/or baseline=true")
-        if base_urls is not None and not await in_thread(is_task_suite, suite):
+        is_tasks = await in_thread(is_task_suite, suite)
+        if not is_tasks:
+            changed = {"lenient_tools": lenient_tools, "repeat_guard": not repeat_guard,
+                       "temperature": temperature}  # fmt: skip
+            if given := [name for name, on in changed.items() if on]:
+                raise ToolError(
+                    f"{', '.join(given)} apply to task suites only ('coding-tasks' or a tasks .yaml); "
+                    f"{suite!r} is a suite of single requests: leave them out"
+                )
+        if base_urls is not None and not is_tasks:
             return await _start_endpoint_eval(
                 ctx, state, suite, base_urls, adapter, baseline, limit, base_model, concurrency, wait_seconds
             )
         refuse_while_busy(state)
-        if await in_thread(is_task_suite, suite):
+        if is_tasks:
             if base_urls is not None:
                 raise ToolError("a task suite runs on the local model server: leave out base_urls")
+            options = TaskOptions(lenient_tools=lenient_tools, repeat_guard=repeat_guard,
+                                  temperature=temperature or None)  # fmt: skip
             return await _start_task_eval(
-                ctx, state, suite, adapter, baseline, limit, base_model, wait_seconds
+                ctx, state, suite, adapter, baseline, limit, base_model, options, wait_seconds
             )
         loaded = await in_thread(load_suite, suite, ws)
         n_cases = len(loaded.subset(limit).cases)
@@ -313,6 +355,7 @@ async def _start_task_eval(
     baseline: bool,
     limit: int | None,
     base_model: str | None,
+    options: TaskOptions,
     wait_seconds: float,
 ) -> EvalStarted:
     """An agent task suite as an eval job: each target through the agent, then the comparison."""
@@ -328,8 +371,9 @@ async def _start_task_eval(
     n_tasks = len(suite.tasks[:limit] if limit else suite.tasks)
     model_path = await in_thread(base_model_for, state, adapter, base_model)
     targets: list[str | None] = ([None] if baseline else []) + ([adapter] if adapter else [])
-    work = functools.partial(_task_job, state, suite, targets, model_path, limit, n_tasks)
-    params = {"suite": suite.name, "adapter": adapter, "baseline": baseline, "limit": limit, "tasks": True}
+    work = functools.partial(_task_job, state, suite, targets, model_path, limit, n_tasks, options)
+    params = {"suite": suite.name, "adapter": adapter, "baseline": baseline, "limit": limit, "tasks": True,
+              **options._asdict()}  # fmt: skip
     job = state.start_background_job("eval", work, params={**params, "model": str(model_path)},
                                      total=n_tasks * len(targets))  # fmt: skip
     job, followed = await follow_if_asked(ctx, state, job, wait_seconds)
@@ -352,6 +396,7 @@ async def _task_job(
     model_path: Path,
     limit: int | None,
     n_tasks: int,
+    options: TaskOptions,
     job: JobRecord,
 ) -> dict[str, Any]:
     ms = await state.model_server_for(model_path)
@@ -367,8 +412,9 @@ async def _task_job(
         return on_progress
 
     reports, cmp = await evaluate_tasks_on_server(
-        ms, suite, ws=state.ws, targets=targets, on_target=on_target, restore=True, limit=limit
-    )
+        ms, suite, ws=state.ws, targets=targets, on_target=on_target, restore=True, limit=limit,
+        **options._asdict(),
+    )  # fmt: skip
     result: dict[str, Any] = {
         "suite": suite.name,
         "model": str(model_path),
