@@ -155,6 +155,24 @@ def test_runner_scores_end_states_saves_transcripts_and_compares(suite_file: Pat
     assert (cmp.mcnemar.fixes, cmp.mcnemar.regressions, cmp.success_a, cmp.success_b) == (2, 0, 0.0, 1.0)
     page = (task_run_dir(ws, "good") / "vs-bad.html").read_text()
     assert "bump-timeout" in page and "call: write_file" in page and "probably 10 seconds" in page
+    assert cmp.differs == [] and "differ besides" not in page
+    # a pairing of runs made differently says how, in the result and on the page
+    anyio.run(
+        lambda: run_task_suite(
+            suite,
+            ws=ws,
+            model=FunctionModel(_solver),
+            label="hot",
+            run_id="hot",
+            temperature=0.5,
+            lenient_tools=True,
+        )
+    )
+    assert compare_task_runs(ws, "good", "hot").differs == [
+        "temperature: None vs 0.5",
+        "lenient_tools: False vs True",
+    ]
+    assert "temperature: None vs 0.5" in (task_run_dir(ws, "hot") / "vs-good.html").read_text()
 
 
 def test_no_task_leaves_its_sandbox(suite_file: Path, tmp_path: Path) -> None:

@@ -426,4 +426,8 @@ def run_tasks(
             f"{task_run_dir(ws, reports[1].meta.run_id)}/vs-{reports[0].meta.run_id}.html",
             highlight=False,
         )
+        if cmp.differs:
+            context.console.print(
+                f"the runs differ besides the target: {'; '.join(cmp.differs)}", highlight=False
+            )
     return 0

@@ -319,6 +319,19 @@ class TaskComparison(BaseModel):
     mcnemar: McNemar
     fixes: list[ChangedTask] = Field(default_factory=list)
     regressions: list[ChangedTask] = Field(default_factory=list)
+    differs: list[str] = Field(
+        default_factory=list,
+        description="How the two runs were made differently besides the target (suite version, model, "
+        "sampling, tool settings): each a reason the pairing measures more than the adapter.",
+    )
+
+
+_SETTINGS = ("suite_hash", "model", "temperature", "lenient_tools", "repeat_guard")
+
+
+def run_differences(a: TaskRunMeta, b: TaskRunMeta) -> list[str]:
+    """The settings two task runs did not share, as ``name: a vs b``."""
+    return [f"{k}: {getattr(a, k)} vs {getattr(b, k)}" for k in _SETTINGS if getattr(a, k) != getattr(b, k)]
 
 
 def compare_task_reports(a: TaskReport, b: TaskReport) -> TaskComparison:
@@ -353,6 +366,7 @@ def compare_task_reports(a: TaskReport, b: TaskReport) -> TaskComparison:
         ),
         fixes=fixes,
         regressions=regs,
+        differs=run_differences(a.meta, b.meta),
     )
 
 
@@ -417,6 +431,8 @@ def render_task_comparison_html(ws: Workspace, cmp: TaskComparison) -> str:
         f"<p>success {cmp.success_a:.1%} → {cmp.success_b:.1%} on {cmp.n_paired} tasks; fixed {m.fixes}, "
         f"regressed {m.regressions}, McNemar p = {m.p_value:.3g}</p>"
     )
+    if cmp.differs:
+        head += f"<p><b>The runs differ besides the target:</b> {html.escape('; '.join(cmp.differs))}</p>"
     style = "<style>td{vertical-align:top;width:50%}pre{white-space:pre-wrap;font-size:12px}</style>"
     body = table + block("Fixed", cmp.fixes) + block("Regressed", cmp.regressions)
     return f"<!doctype html><meta charset=utf-8>{style}{head}{body}"
@@ -425,6 +441,8 @@ def render_task_comparison_html(ws: Workspace, cmp: TaskComparison) -> str:
 def compare_task_runs(ws: Workspace, run_a: str, run_b: str) -> TaskComparison:
     """Pair two task runs and write ``<ws>/task-runs/<run_b>/vs-<run_a>.{json,html}``."""
     cmp = compare_task_reports(load_task_report(ws, run_a), load_task_report(ws, run_b))
+    if cmp.differs:
+        log.warning("task runs differ besides the target", run_a=run_a, run_b=run_b, differs=cmp.differs)
     d = task_run_dir(ws, run_b)
     atomic_write_json(d / f"vs-{run_a}.json", cmp)
     atomic_write_text(d / f"vs-{run_a}.html", render_task_comparison_html(ws, cmp))

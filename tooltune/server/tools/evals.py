@@ -429,5 +429,6 @@ async def _task_job(
             "success": {"a": cmp.success_a, "b": cmp.success_b, **cmp.mcnemar.model_dump()},
             "fixes": [c.task_id for c in cmp.fixes][:20],
             "regressions": [c.task_id for c in cmp.regressions][:20],
+            "differs": cmp.differs,
         }
     return result
