@@ -14,7 +14,6 @@ token lengths, and the machine.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -23,6 +22,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from onpolicy_cost import train_and_wait  # noqa: E402
+
+from tooltune.workspace import atomic_write_json  # noqa: E402
 
 from bench_common import command_line, machine_info, restart_with_blas  # noqa: E402
 
@@ -109,7 +110,7 @@ def main() -> int:
         "step_cost_ratio_all_to_drawn": ratio,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2) + "\n")
+    atomic_write_json(args.out, out)
     print(f"wrote {args.out}: a step costs {ratio}x with every tool offered", file=sys.stderr)
     return 0
 
