@@ -83,7 +83,7 @@ async def practise(
     settings: Settings, ws: Workspace, model: Path, adapter: str, args: argparse.Namespace
 ) -> list[TaskReport]:
     """The starting adapter works the practice suite ``k`` times at the temperature: the ``k`` runs at
-    once on one server (it batches their requests), each run's tasks in order."""
+    once on one server (it batches their requests), each working ``--concurrency`` tasks at once."""
     path = suite_dir(ws, args) / "practice.yaml"
     if not path.exists():
         write_practice_suite(path.parent, n=args.n, seed=args.seed, max_steps=args.max_steps)
@@ -98,7 +98,7 @@ async def practise(
                     tg.start_soon(partial(
                         run_task_suite, suite, ws=ws, server=server, adapter=adapter, label=adapter,
                         run_id=run_id, model_name=model.name, temperature=args.temperature,
-                        max_tokens=args.max_tokens,
+                        max_tokens=args.max_tokens, concurrency=args.concurrency,
                     ))  # fmt: skip
     return [load_task_report(ws, i) for i in ids]
 
@@ -147,8 +147,9 @@ async def evaluate(
         async with ModelServer(model, settings=settings) as server:
             log(f"eval: coding-tasks ({len(suite.tasks)} tasks), {start} then {new}")
             await evaluate_tasks_on_server(
-                server, suite, ws=ws, targets=[start, new], run_ids=ids, max_tokens=args.max_tokens
-            )
+                server, suite, ws=ws, targets=[start, new], run_ids=ids, max_tokens=args.max_tokens,
+                concurrency=args.concurrency,
+            )  # fmt: skip
     reports = [load_task_report(ws, i) for i in ids]
     return reports, compare_task_runs(ws, ids[0], ids[1])
 
@@ -171,6 +172,10 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, help="only the first N coding tasks (a quick read)")
     p.add_argument("--max-tokens", type=int, default=256)
+    p.add_argument(
+        "--concurrency", type=int, default=1,
+        help="tasks worked at once in each run (each in its own sandbox): practice has k times this many in flight",
+    )  # fmt: skip
     p.add_argument(
         "--workspace", type=Path, default=Path.home() / ".cache" / "tooltune" / "bench-agent-tasks"
     )

@@ -132,7 +132,7 @@ async def evaluate(
                 log(f"eval: {tag} ({len(suite.tasks)} tasks, baseline then {adapter})")
                 reports, _ = await evaluate_tasks_on_server(
                     server, suite, ws=ws, targets=[None, adapter], run_ids=list(ids), lenient_tools=lenient,
-                    max_tokens=args.max_tokens, repeat_guard=args.repeat_guard,
+                    max_tokens=args.max_tokens, repeat_guard=args.repeat_guard, concurrency=args.concurrency,
                 )  # fmt: skip
             cmp = compare_task_runs(ws, ids[0], ids[1])
             out[tag] = {
@@ -154,6 +154,9 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int)
     p.add_argument("--max-tokens", type=int, default=256)
+    p.add_argument(
+        "--concurrency", type=int, default=1, help="tasks worked at once (each in its own sandbox)"
+    )
     p.add_argument(
         "--native-only",
         action="store_true",

@@ -127,6 +127,7 @@ def test_agent_tasks_native_only_skips_the_lenient_pass(
     agent_tasks = bench_module("agent_tasks")
     passes: list[bool] = []
     guards: list[tuple[object, tuple[str, ...]]] = []
+    concurrencies: list[object] = []
 
     @asynccontextmanager
     async def fake_server(model: Path, settings: object) -> AsyncIterator[SimpleNamespace]:
@@ -135,6 +136,7 @@ def test_agent_tasks_native_only_skips_the_lenient_pass(
     async def fake_eval(server: object, suite: object, **kw: object) -> tuple[list[object], None]:
         passes.append(bool(kw["lenient_tools"]))
         guards.append((kw["repeat_guard"], tuple(kw["run_ids"])))  # type: ignore[arg-type]
+        concurrencies.append(kw["concurrency"])
         report = SimpleNamespace(summary=lambda: {"success": 0.5, "tasks": 2})
         return [report, report], None
 
@@ -146,7 +148,9 @@ def test_agent_tasks_native_only_skips_the_lenient_pass(
     assert load_task_suite("coding-tasks").tasks
     for native_only, want in ((True, [False]), (False, [False, True])):
         passes.clear()
-        args = argparse.Namespace(limit=2, max_tokens=8, native_only=native_only, repeat_guard=True)
+        args = argparse.Namespace(
+            limit=2, max_tokens=8, native_only=native_only, repeat_guard=True, concurrency=3
+        )
         out = anyio.run(agent_tasks.evaluate, None, ws, tmp_path / "model", "some-adapter", args)
         assert passes == want and set(out) == ({"native"} if native_only else {"native", "lenient"})
     # and its result file is its own: a quick read never replaces a full result
@@ -160,9 +164,10 @@ def test_agent_tasks_native_only_skips_the_lenient_pass(
     # the agent's repeat guard reaches the runs, and runs with and without it never share an id
     assert all(g is True and all(i.endswith("-rg") for i in ids) for g, ids in guards)
     guards.clear()
-    args = argparse.Namespace(limit=2, max_tokens=8, native_only=True, repeat_guard=False)
+    args = argparse.Namespace(limit=2, max_tokens=8, native_only=True, repeat_guard=False, concurrency=1)
     anyio.run(agent_tasks.evaluate, None, ws, tmp_path / "model", "some-adapter", args)
     assert guards == [(False, ("agent-native-base-model-n2", "agent-native-some-adapter-n2"))]
+    assert concurrencies == [3, 3, 3, 1]  # --concurrency reaches every run
 
 
 def test_agent_tasks_trains_on_data_offering_every_tool_when_asked(

@@ -209,10 +209,11 @@ def test_the_practice_bench_samples_keeps_and_imports_and_resumes(
     monkeypatch.setattr(practice, "ModelServer", fake_server)
     monkeypatch.setattr(practice, "run_task_suite", scripted_run)
     ws = Workspace(tmp_path / "ws").ensure()
-    args = argparse.Namespace(n=4, k=2, seed=0, temperature=0.5, max_steps=6, max_tokens=64)
+    args = argparse.Namespace(n=4, k=2, seed=0, temperature=0.5, max_steps=6, max_tokens=64, concurrency=2)
     reports = anyio.run(practice.practise, None, ws, tmp_path / "model", "start", args)
     assert sorted(c["run_id"] for c in calls) == practice.practice_ids("start", args)
     assert all(c["served"] == c["adapter"] == "start" and c["temperature"] == 0.5 for c in calls)
+    assert all(c["concurrency"] == 2 for c in calls)  # each run works two tasks at once
     assert [sum(r.success for r in rep.results) for rep in reports] == [1, 1]  # the list-and-read task
     assert load_task_suite(ws.root / "practice" / "n4-s0-m6" / "practice.yaml").tasks[0].max_steps == 6
     name, stats = practice.kept_dataset(ws, tiny_model, "start", args)  # its tokenizer lints

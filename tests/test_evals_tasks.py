@@ -13,6 +13,7 @@ import pytest
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
+from tooltune.errors import TooltuneError
 from tooltune.evals.task_runner import compare_task_runs, load_task_report, run_task_suite, task_run_dir
 from tooltune.evals.tasks import (
     Check,
@@ -173,6 +174,45 @@ def test_runner_scores_end_states_saves_transcripts_and_compares(suite_file: Pat
         "lenient_tools: False vs True",
     ]
     assert "temperature: None vs 0.5" in (task_run_dir(ws, "hot") / "vs-good.html").read_text()
+
+
+@pytest.mark.parametrize("concurrency", [1, 2])
+def test_tasks_run_at_once_up_to_the_concurrency_and_report_in_suite_order(
+    suite_file: Path, tmp_path: Path, concurrency: int
+) -> None:
+    """Each task in its own sandbox, ``concurrency`` of them in flight: the same verdicts and records as
+    one at a time, in the suite's order, every result and transcript written whole."""
+    in_flight, peak = 0, 0
+
+    async def slow_solver(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await anyio.sleep(0.05)
+        in_flight -= 1
+        return _solver(messages, info)
+
+    ws = Workspace(tmp_path / "ws").ensure()
+    suite = load_task_suite(suite_file)
+    seen: list[tuple[int, int]] = []
+    report = anyio.run(
+        lambda: run_task_suite(
+            suite,
+            ws=ws,
+            model=FunctionModel(slow_solver),
+            run_id="r",
+            concurrency=concurrency,
+            on_progress=lambda done, total, _r: seen.append((done, total)),
+        )  # fmt: skip
+    )
+    assert peak == concurrency
+    assert [r.task_id for r in report.results] == ["timeout-value", "bump-timeout"]
+    assert [r.success for r in report.results] == [True, True] and seen == [(1, 2), (2, 2)]
+    lines = (task_run_dir(ws, "r") / "results.jsonl").read_text().splitlines()
+    assert sorted(json.loads(x)["task_id"] for x in lines) == ["bump-timeout", "timeout-value"]
+    assert "TIMEOUT = 60" in (task_run_dir(ws, "r") / "transcripts" / "bump-timeout.jsonl").read_text()
+    with pytest.raises(TooltuneError, match="concurrency must be at least 1"):
+        anyio.run(lambda: run_task_suite(suite, ws=ws, model=FunctionModel(_solver), concurrency=0))
 
 
 def test_no_task_leaves_its_sandbox(suite_file: Path, tmp_path: Path) -> None:

@@ -52,7 +52,8 @@ def test_cli_eval_tasks_runs_the_agent_on_a_served_model(
     env = {**os.environ, "TOOLTUNE_HOME": str(settings.workspace), "TOOLTUNE_CACHE": str(settings.cache_dir)}
     r = subprocess.run(
         [sys.executable, "-m", "tooltune", "eval", "--tasks", str(suite_file), "--baseline", "--model",
-         str(tiny_model), "--run-id", "tiny", "--max-tokens", "16", "--temperature", "0.8"],
+         str(tiny_model), "--run-id", "tiny", "--max-tokens", "16", "--temperature", "0.8",
+         "--concurrency", "3"],
         capture_output=True, text=True, env=env, timeout=300,
     )  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
@@ -65,6 +66,7 @@ def test_cli_eval_tasks_runs_the_agent_on_a_served_model(
     meta = json.loads((d / "run.json").read_text())
     assert meta["model"] == tiny_model.name and meta["finished"]
     assert meta["temperature"] == 0.8  # every request of the agent sampled at it (the server took it)
+    assert meta["concurrency"] == 3
 
 
 @pytest.mark.anyio
@@ -76,7 +78,7 @@ async def test_mcp_run_eval_suite_takes_a_task_suite(
         result = await c.call_tool(
             "run_eval_suite",
             {"suite": str(suite_file), "baseline": True, "base_model": str(tiny_model), "wait_seconds": 300,
-             "temperature": 0.8, "lenient_tools": True, "repeat_guard": False},
+             "temperature": 0.8, "lenient_tools": True, "repeat_guard": False, "concurrency": 2},
         )  # fmt: skip
         assert not result.is_error, result.content
         out: dict[str, Any] = result.structured_content or {}
@@ -94,6 +96,7 @@ async def test_mcp_run_eval_suite_takes_a_task_suite(
         (settings.workspace / "task-runs" / job["result"]["runs"]["baseline"] / "run.json").read_text()
     )
     assert (meta["temperature"], meta["lenient_tools"], meta["repeat_guard"]) == (0.8, True, False)
+    assert meta["concurrency"] == 2
 
 
 @pytest.fixture

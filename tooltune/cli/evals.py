@@ -53,7 +53,7 @@ def run(
     repeats: int = 1,
     temperature: float = 0.0,
     seed: int | None = None,
-    concurrency: int = DEFAULT_CONCURRENCY,
+    concurrency: int | None = None,
     max_tokens: int | None = None,
     resume: str | None = None,
     run_id: str | None = None,
@@ -87,7 +87,8 @@ def run(
     seed
         Sampling seed; sent only when temperature > 0 (a seed disables the server's batching).
     concurrency
-        Requests in flight at once (the server batches them).
+        Requests in flight at once (the server batches them; default 8); with --tasks,
+        tasks worked at once, each in its own sandbox (default 1).
     max_tokens
         Generation limit per answer (default 256; with --tasks the server's own, since the agent writes
         whole files through write_file).
@@ -119,9 +120,11 @@ def run(
             tasks, adapter=adapter, baseline=baseline, model=model, base_url=base_url, limit=limit,
             max_tokens=max_tokens, run_id=run_id, lenient_tools=lenient_tools, repeat_guard=repeat_guard,
             temperature=temperature if temperature > 0 else None,
+            concurrency=1 if concurrency is None else concurrency,
         )  # fmt: skip
     ws = context.workspace()
     settings = context.settings()
+    concurrency = DEFAULT_CONCURRENCY if concurrency is None else concurrency
     opts: dict[str, Any] = dict(
         concurrency=concurrency,
         repeats=repeats,
@@ -362,6 +365,7 @@ def run_tasks(
     lenient_tools: bool,
     repeat_guard: bool = True,
     temperature: float | None = None,
+    concurrency: int = 1,
 ) -> int:
     """`eval --tasks`: baseline and/or adapter through the agent on every task, then the comparison."""
     from tooltune.evals.task_runner import (
@@ -378,7 +382,7 @@ def run_tasks(
     suite = load_task_suite(suite_ref)
     opts: dict[str, Any] = dict(
         ws=ws, lenient_tools=lenient_tools, limit=limit, max_tokens=max_tokens, on_progress=_task_progress,
-        repeat_guard=repeat_guard, temperature=temperature,
+        repeat_guard=repeat_guard, temperature=temperature, concurrency=concurrency,
     )  # fmt: skip
 
     async def main() -> list[TaskReport]:
@@ -399,7 +403,7 @@ def run_tasks(
             reports, _ = await evaluate_tasks_on_server(
                 server, suite, ws=ws, targets=targets, run_ids=ids, on_target=lambda _i, _l: _task_progress,
                 lenient_tools=lenient_tools, limit=limit, max_tokens=max_tokens, repeat_guard=repeat_guard,
-                temperature=temperature,
+                temperature=temperature, concurrency=concurrency,
             )  # fmt: skip
         return reports
 

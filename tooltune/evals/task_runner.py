@@ -79,6 +79,7 @@ class TaskRunMeta(BaseModel):
     temperature: float | None = Field(
         default=None, description="Sampling temperature of every model request; None: the server's (greedy)."
     )
+    concurrency: int = Field(1, description="Tasks worked at once (1 for runs from before it could be more).")
     tasks: int = 0
     started: str = ""
     finished: str | None = None
@@ -226,11 +227,16 @@ async def run_task_suite(
     on_progress: ProgressFn | None = None,
     repeat_guard: bool = True,
     temperature: float | None = None,
+    concurrency: int = 1,
 ) -> TaskReport:
-    """Every task (the first ``limit``) once, in order; results are appended as they finish. With the
-    ``run_id`` of an earlier run of the same suite and target, the tasks it finished are kept and only
-    the rest run (an interrupted run resumes, a finished one is returned as it is). ``server`` is used
-    as it is: the caller serves the adapter."""
+    """Every task (the first ``limit``) once; results are appended as they finish and reported in the
+    suite's order. With the ``run_id`` of an earlier run of the same suite and target, the tasks it
+    finished are kept and only the rest run (an interrupted run resumes, a finished one is returned as
+    it is). ``server`` is used as it is: the caller serves the adapter. ``concurrency``: tasks worked at
+    once, each in its own sandbox (a batching server such as mlx_lm.server answers their requests
+    together; greedy answers can then differ from one-at-a-time ones where batched sums flip a near-tie)."""
+    if concurrency < 1:
+        raise TooltuneError(f"concurrency must be at least 1 (got {concurrency})")
     tasks = suite.tasks[:limit] if limit else suite.tasks
     temperature = temperature or None  # 0 is the server's greedy default: one run, one name for it
     run_id = run_id or (
@@ -265,32 +271,40 @@ async def run_task_suite(
         lenient_tools=lenient_tools,
         repeat_guard=repeat_guard,
         temperature=temperature,
+        concurrency=concurrency,
         tasks=len(tasks),
         started=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     atomic_write_json(d / "run.json", meta)
     atomic_write_text(d / "results.jsonl", "".join(r.model_dump_json() + "\n" for r in results))
     done = {r.task_id for r in results}
-    for i, task in enumerate(tasks, start=1):
-        if task.id in done:
-            continue
-        result, transcript = await run_task(
-            task,
-            suite,
-            server=server,
-            model=model,
-            lenient_tools=lenient_tools,
-            max_tokens=max_tokens,
-            repeat_guard=repeat_guard,
-            temperature=temperature,
-        )
+    slots = anyio.Semaphore(concurrency)
+
+    async def work(task: Task) -> None:
+        async with slots:
+            result, transcript = await run_task(
+                task,
+                suite,
+                server=server,
+                model=model,
+                lenient_tools=lenient_tools,
+                max_tokens=max_tokens,
+                repeat_guard=repeat_guard,
+                temperature=temperature,
+            )
+        # no await from here on: one task's record is written whole before another's
         atomic_write_text(d / "transcripts" / f"{task.id}.jsonl", transcript)
         with open(d / "results.jsonl", "a", encoding="utf-8") as f:
             f.write(result.model_dump_json() + "\n")
         results.append(result)
         log.info("task done", task=task.id, success=result.success, steps=result.steps, calls=result.calls)
         if on_progress is not None:
-            on_progress(i, len(tasks), result)
+            on_progress(len(results), len(tasks), result)
+
+    async with anyio.create_task_group() as tg:
+        for task in tasks:
+            if task.id not in done:
+                tg.start_soon(work, task)
     meta.finished = datetime.now(UTC).isoformat(timespec="seconds")
     atomic_write_json(d / "run.json", meta)
     order = {t.id: i for i, t in enumerate(tasks)}

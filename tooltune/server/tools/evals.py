@@ -42,11 +42,12 @@ log = get_logger(__name__)
 
 
 class TaskOptions(NamedTuple):
-    """How a task suite's runs go (run_task_suite's keywords, recorded in each run's meta)."""
+    """How a task suite's runs go (run_task_suite's keywords; each run's meta records them)."""
 
     lenient_tools: bool
     repeat_guard: bool
     temperature: float | None
+    concurrency: int
 
 
 def register(mcp: MCPServer, state: ServerState) -> None:
@@ -110,13 +111,14 @@ def register(mcp: MCPServer, state: ServerState) -> None:
             ),
         ] = None,
         concurrency: Annotated[
-            int,
+            int | None,
             Field(
                 ge=1,
-                description="Cases evaluated at once (mlx_lm.server batches them), as `tooltune eval "
-                "--concurrency`; per endpoint with base_urls. Task suites run one task at a time.",
+                description=f"Cases evaluated at once (mlx_lm.server batches them; default "
+                f"{DEFAULT_CONCURRENCY}), as `tooltune eval --concurrency`; per endpoint with base_urls. "
+                "For a task suite, tasks worked at once, each in its own sandbox (default 1).",
             ),
-        ] = DEFAULT_CONCURRENCY,
+        ] = None,
         lenient_tools: Annotated[
             bool,
             Field(
@@ -153,6 +155,7 @@ def register(mcp: MCPServer, state: ServerState) -> None:
                     f"{', '.join(given)} apply to task suites only ('coding-tasks' or a tasks .yaml); "
                     f"{suite!r} is a suite of single requests: leave them out"
                 )
+        concurrency = concurrency or (1 if is_tasks else DEFAULT_CONCURRENCY)
         if base_urls is not None and not is_tasks:
             return await _start_endpoint_eval(
                 ctx, state, suite, base_urls, adapter, baseline, limit, base_model, concurrency, wait_seconds
@@ -162,7 +165,7 @@ def register(mcp: MCPServer, state: ServerState) -> None:
             if base_urls is not None:
                 raise ToolError("a task suite runs on the local model server: leave out base_urls")
             options = TaskOptions(lenient_tools=lenient_tools, repeat_guard=repeat_guard,
-                                  temperature=temperature or None)  # fmt: skip
+                                  temperature=temperature or None, concurrency=concurrency)  # fmt: skip
             return await _start_task_eval(
                 ctx, state, suite, adapter, baseline, limit, base_model, options, wait_seconds
             )
