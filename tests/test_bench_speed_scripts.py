@@ -231,3 +231,24 @@ def test_agent_data_cost_times_both_sides_and_records_the_ratio(tiny_model: Path
     assert every["example_tokens"]["over_max_seq_length"] == 0
     assert doc["step_cost_ratio_all_to_drawn"] == round(every["s_per_step"] / drawn["s_per_step"], 2)
     assert doc["machine"]["date"] and "agent_data_cost.py" in doc["command"]
+
+
+@pytest.mark.slow
+def test_task_concurrency_runs_each_level_and_compares_the_endings(tiny_model: Path, tmp_path: Path) -> None:
+    """bench/task_concurrency.py on the tiny model: each level's run works the same tasks at its
+    concurrency (recorded by the run itself), the first level is the reference for speed and endings."""
+    out = tmp_path / "tc.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "task_concurrency.py"), "--model", str(tiny_model),
+         "--limit", "2", "--levels", "1,2", "--workspace", str(tmp_path / "ws"), "--out", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    one, two = doc["levels"]
+    assert (one["concurrency"], two["concurrency"]) == (1, 2) and one["tasks"] == two["tasks"] == 2
+    assert one["speedup"] == 1.0 and two["speedup"] == round(one["wall_s"] / two["wall_s"], 2)
+    assert "same_ending_as_first" not in one and 0 <= two["same_ending_as_first"] <= 2
+    runs = tmp_path / "ws" / "task-runs"
+    assert json.loads((runs / two["run_id"] / "run.json").read_text())["concurrency"] == 2
+    assert doc["machine"]["date"] and "task_concurrency.py" in doc["command"] and doc["limit"] == 2

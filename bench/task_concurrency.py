@@ -1,0 +1,116 @@
+"""Agent task suites at several task concurrencies: wall time and whether the runs end alike.
+
+Usage: python bench/task_concurrency.py [--model M] [--adapter A --workspace WS] [--limit 12]
+           [--levels 1,4] [--out FILE]
+
+Each level works the first ``--limit`` tasks of ``coding-tasks`` (greedy, native calls, the repeat guard
+on, as ``tooltune eval --tasks``) with ``--concurrency`` set to the level, on a freshly started
+mlx_lm.server (no level profits from prompt-cache entries another left). Per level: the wall time,
+tasks per minute, the speedup over the first level, the tasks done, the model requests and calls, and
+how many tasks ended exactly as at the first level (same verdict, steps, calls and answer): batched
+greedy decoding can flip a near-tie, and this says how often it did.
+
+Writes bench/results/task_concurrency_<model>.json (the command, the machine and the date first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from tooltune.config import Settings
+from tooltune.evals.task_runner import TaskReport, TaskResult, run_task_suite
+from tooltune.evals.tasks import load_task_suite
+from tooltune.models.resolve import resolve_model
+from tooltune.serving.model_server import ModelServer
+from tooltune.workspace import Workspace, atomic_write_json
+
+from bench_common import restart_with_blas, result_head
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def ending(r: TaskResult) -> tuple[Any, ...]:
+    """What a task run came to: the verdict, how many requests and calls it took, the answer."""
+    return (r.success, r.steps, r.calls, r.failed_calls, r.answer)
+
+
+def level_record(
+    report: TaskReport, wall_s: float, first: dict[str, tuple[Any, ...]] | None
+) -> dict[str, Any]:
+    s = report.summary()
+    out: dict[str, Any] = {
+        "concurrency": report.meta.concurrency,
+        "wall_s": round(wall_s, 1),
+        "tasks_per_min": round(60 * len(report.results) / wall_s, 2) if wall_s else None,
+        "tasks": s["tasks"],
+        "succeeded": s["succeeded"],
+        "steps": s["steps"],
+        "calls": s["calls"],
+        "run_id": report.meta.run_id,
+    }
+    if first is not None:
+        out["same_ending_as_first"] = sum(first.get(r.task_id) == ending(r) for r in report.results)
+    return out
+
+
+async def run_level(
+    model: Path, settings: Settings, ws: Workspace, adapter: str | None, limit: int, level: int, tag: str
+) -> tuple[TaskReport, float]:
+    suite = load_task_suite("coding-tasks")
+    async with ModelServer(model, settings=settings, adapter=adapter) as server:
+        await server.chat([{"role": "user", "content": "hi"}], max_tokens=1)  # started and warm: not timed
+        t0 = time.perf_counter()
+        report = await run_task_suite(
+            suite, ws=ws, server=server, adapter=adapter, model_name=model.name, limit=limit,
+            concurrency=level, run_id=f"tc-{tag}-c{level}",
+        )  # fmt: skip
+        return report, time.perf_counter() - t0
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default=None, help="cache name or MLX folder (default: the default model)")
+    p.add_argument("--adapter", default=None, help="a registered adapter in --workspace (default: base)")
+    p.add_argument("--workspace", type=Path, default=None, help="default: a temporary folder")
+    p.add_argument("--limit", type=int, default=12, help="the first N coding tasks")
+    p.add_argument("--levels", default="1,4", help="task concurrencies, the first is the reference")
+    p.add_argument("--out", type=Path, default=None)
+    args = p.parse_args()
+    restart_with_blas()
+    levels = [int(x) for x in args.levels.split(",")]
+    root = args.workspace or Path(tempfile.mkdtemp(prefix="task-concurrency-"))
+    settings = Settings.load(workspace=root)
+    ws = Workspace(settings.workspace).ensure()
+    model = resolve_model(args.model or settings.default_model, settings).path
+    tag = time.strftime("%Y%m%d-%H%M%S")
+    records: list[dict[str, Any]] = []
+    first: dict[str, tuple[Any, ...]] | None = None
+    for level in levels:
+        report, wall = anyio.run(run_level, model, settings, ws, args.adapter, args.limit, level, tag)
+        records.append(level_record(report, wall, first))
+        if first is None:
+            first = {r.task_id: ending(r) for r in report.results}
+        print(records[-1], flush=True)
+    base = records[0]["wall_s"]
+    for r in records:
+        r["speedup"] = round(base / r["wall_s"], 2) if r["wall_s"] else None
+    out = {
+        **result_head("task_concurrency", model),
+        "suite": "coding-tasks",
+        "limit": args.limit,
+        "adapter": args.adapter,
+        "levels": records,
+    }
+    path = args.out or REPO / "bench" / "results" / f"task_concurrency_{model.name}.json"
+    atomic_write_json(path, out)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
