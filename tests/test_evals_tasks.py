@@ -188,13 +188,20 @@ def test_tasks_run_at_once_up_to_the_concurrency_and_report_in_suite_order(
         nonlocal in_flight, peak
         in_flight += 1
         peak = max(peak, in_flight)
-        await anyio.sleep(0.05)
+        asked = next(p.content for m in messages for p in m.parts if p.part_kind == "user-prompt")
+        await anyio.sleep(0.3 if "default timeout?" in str(asked) else 0.02)  # the first task ends last
         in_flight -= 1
         return _solver(messages, info)
 
     ws = Workspace(tmp_path / "ws").ensure()
     suite = load_task_suite(suite_file)
     seen: list[tuple[int, int]] = []
+    finished: list[str] = []
+
+    def progress(done: int, total: int, result: Any) -> None:
+        seen.append((done, total))
+        finished.append(result.task_id)
+
     report = anyio.run(
         lambda: run_task_suite(
             suite,
@@ -202,17 +209,86 @@ def test_tasks_run_at_once_up_to_the_concurrency_and_report_in_suite_order(
             model=FunctionModel(slow_solver),
             run_id="r",
             concurrency=concurrency,
-            on_progress=lambda done, total, _r: seen.append((done, total)),
+            on_progress=progress,
         )  # fmt: skip
     )
     assert peak == concurrency
     assert [r.task_id for r in report.results] == ["timeout-value", "bump-timeout"]
     assert [r.success for r in report.results] == [True, True] and seen == [(1, 2), (2, 2)]
+    # two at once, the slow first task ends last; reported and recorded in the suite's order all the same
+    assert finished == (["bump-timeout", "timeout-value"][:: 1 if concurrency == 2 else -1])
     lines = (task_run_dir(ws, "r") / "results.jsonl").read_text().splitlines()
-    assert sorted(json.loads(x)["task_id"] for x in lines) == ["bump-timeout", "timeout-value"]
+    assert [json.loads(x)["task_id"] for x in lines] == ["timeout-value", "bump-timeout"]
+    assert load_task_report(ws, "r").complete
     assert "TIMEOUT = 60" in (task_run_dir(ws, "r") / "transcripts" / "bump-timeout.jsonl").read_text()
     with pytest.raises(TooltuneError, match="concurrency must be at least 1"):
         anyio.run(lambda: run_task_suite(suite, ws=ws, model=FunctionModel(_solver), concurrency=0))
+
+
+@pytest.mark.parametrize("concurrency", [1, 2])
+def test_a_task_that_fails_ends_the_run_with_its_own_error(
+    suite_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, concurrency: int
+) -> None:
+    """An error inside a task (the model server gone, say) comes out as itself, never wrapped in a
+    group, so the CLI and MCP print its message; the run stays unfinished and resumable."""
+    from tooltune.evals import task_runner
+
+    async def broken(*_a: Any, **_k: Any) -> Any:
+        raise TooltuneError("the model server is not running")
+
+    monkeypatch.setattr(task_runner, "run_task", broken)
+    ws = Workspace(tmp_path / "ws").ensure()
+    suite = load_task_suite(suite_file)
+    with pytest.raises(TooltuneError, match="the model server is not running"):
+        anyio.run(
+            lambda: run_task_suite(
+                suite, ws=ws, model=FunctionModel(_solver), run_id="x", concurrency=concurrency
+            )
+        )
+    assert not load_task_report(ws, "x").complete
+
+
+def test_resuming_keeps_the_concurrency_and_a_finished_run_is_left_as_recorded(
+    suite_file: Path, tmp_path: Path
+) -> None:
+    ws = Workspace(tmp_path / "ws").ensure()
+    suite = load_task_suite(suite_file)
+
+    def run(model: Any, **kw: Any) -> Any:
+        return anyio.run(
+            lambda: run_task_suite(suite, ws=ws, model=FunctionModel(model), run_id="half", **kw)
+        )
+
+    run(_solver, limit=1)
+    # one task of two done, one at a time: finishing it four at a time would mix two ways of running
+    with pytest.raises(TooltuneError, match=r"worked 1 task\(s\) at a time; resume it at concurrency 1"):
+        run(_solver, concurrency=4)
+    done = run(_solver)
+    assert done.meta.concurrency == 1 and [r.success for r in done.results] == [True, True]
+    recorded = (task_run_dir(ws, "half") / "run.json").read_bytes()
+    # a finished run asked for again (at any concurrency) is returned as it was, its record untouched
+    again = run(_guesser, concurrency=4)
+    assert again.meta.concurrency == 1 and [r.success for r in again.results] == [True, True]
+    assert (task_run_dir(ws, "half") / "run.json").read_bytes() == recorded
+    first = run(_guesser, limit=1)  # and a shorter read of it counts only the tasks asked for
+    assert first.complete and [r.task_id for r in first.results] == ["timeout-value"]
+
+
+def test_differences_read_old_runs_as_they_ran() -> None:
+    """A run from before the repeat guard (None) had none; temperature 0 is greedy (None)."""
+    from tooltune.evals.task_runner import TaskRunMeta, run_differences
+
+    old = TaskRunMeta(run_id="a", suite="s", suite_hash="h", repeat_guard=None, temperature=0.0)
+    unguarded = TaskRunMeta(run_id="b", suite="s", suite_hash="h", repeat_guard=False)
+    assert run_differences(old, unguarded) == []
+    hot = TaskRunMeta(
+        run_id="c", suite="s", suite_hash="h", repeat_guard=True, temperature=0.7, concurrency=4
+    )
+    assert run_differences(old, hot) == [
+        "temperature: None vs 0.7",
+        "repeat_guard: False vs True",
+        "concurrency: 1 vs 4",
+    ]
 
 
 def test_no_task_leaves_its_sandbox(suite_file: Path, tmp_path: Path) -> None:
@@ -399,6 +475,30 @@ def test_project_names_links_and_run_ids_cannot_reach_outside(suite_file: Path, 
         anyio.run(
             lambda: run_task_suite(suite, ws=ws, model=FunctionModel(counting), run_id="links", adapter="x")
         )
+
+
+@pytest.mark.parametrize(
+    ("extra", "said_part"),
+    [
+        (["--concurrency", "0"], "--concurrency must be at least 1 (got 0)"),
+        (["--temperature", "-1"], "--temperature must be 0 (greedy) or more"),
+    ],
+)
+def test_eval_refuses_bad_numbers_before_starting_anything(
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    extra: list[str],
+    said_part: str,
+) -> None:
+    from tooltune import cli
+
+    if "eval" not in cli.app:
+        cli._register()
+    monkeypatch.setattr(cli, "configure_logging", lambda **_: None)
+    rc = cli.app.meta(["eval", "--tasks", "coding-tasks", "--baseline", *extra], result_action="return_value")
+    assert rc == 2 and said_part in " ".join(capsys.readouterr().err.split())
+    assert not (settings.workspace / "task-runs").exists()
 
 
 @pytest.mark.parametrize("extra", [["--repeats", "2"], ["--seed", "3"], ["--resume", "some-run"]])

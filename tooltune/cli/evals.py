@@ -108,6 +108,10 @@ def run(
         arguments, nothing changed since) instead of running it again, as `serve` and `ask` do;
         --no-repeat-guard runs every call, to see the model's loops as they are.
     """
+    if concurrency is not None and concurrency < 1:
+        raise TooltuneError(f"--concurrency must be at least 1 (got {concurrency})")
+    if temperature < 0:
+        raise TooltuneError(f"--temperature must be 0 (greedy) or more (got {temperature})")
     if tasks is not None:
         given = {"--repeats": repeats != 1, "--seed": seed is not None, "--resume": bool(resume)}
         unused = [flag for flag, on in given.items() if on]

@@ -60,7 +60,9 @@ class TaskResult(BaseModel):
         description="Calls that repeated one the task had made, with nothing changed since, answered by "
         "the agent's guard instead of run again (counted in failed_calls too).",
     )
-    wall_s: float = 0.0
+    wall_s: float = Field(
+        0.0, description="The task's own time (with other tasks at once, its waits for the server too)."
+    )
 
 
 class TaskRunMeta(BaseModel):
@@ -259,6 +261,14 @@ async def run_task_suite(
             )
         wanted = {t.id for t in tasks}
         results = [r for r in earlier.results if r.task_id in wanted]
+        if len(results) == len(wanted) and earlier.meta.finished:  # nothing left: as recorded, untouched
+            meta = earlier.meta.model_copy(update={"tasks": len(tasks)})  # (the first ``limit`` of them)
+            return TaskReport(meta=meta, results=_in_order(results, tasks))
+        if results and earlier.meta.concurrency != concurrency:
+            raise TooltuneError(
+                f"task run {run_id!r} worked {earlier.meta.concurrency} task(s) at a time; resume it at "
+                f"concurrency {earlier.meta.concurrency} (batched answers can differ), or use another run id"
+            )
         log.info("task run resumed", run_id=run_id, done=len(results), tasks=len(tasks))
     (d / "transcripts").mkdir(parents=True, exist_ok=True)
     meta = TaskRunMeta(
@@ -301,16 +311,27 @@ async def run_task_suite(
         if on_progress is not None:
             on_progress(len(results), len(tasks), result)
 
-    async with anyio.create_task_group() as tg:
-        for task in tasks:
-            if task.id not in done:
-                tg.start_soon(work, task)
+    try:
+        async with anyio.create_task_group() as tg:
+            for task in tasks:
+                if task.id not in done:
+                    tg.start_soon(work, task)
+    except BaseExceptionGroup as group:
+        # one task's failure ends the run as it did one task at a time: that error, not a group of it
+        # (the tasks it cancelled left no record and run again on resume)
+        raise group.exceptions[0] from None
+    report = TaskReport(meta=meta, results=_in_order(results, tasks))
+    # the finished run's records in the suite's order, however the tasks finished
+    atomic_write_text(d / "results.jsonl", "".join(r.model_dump_json() + "\n" for r in report.results))
     meta.finished = datetime.now(UTC).isoformat(timespec="seconds")
     atomic_write_json(d / "run.json", meta)
-    order = {t.id: i for i, t in enumerate(tasks)}
-    report = TaskReport(meta=meta, results=sorted(results, key=lambda r: order[r.task_id]))
     atomic_write_json(d / "summary.json", report.summary())
     return report
+
+
+def _in_order(results: list[TaskResult], tasks: list[Task]) -> list[TaskResult]:
+    order = {t.id: i for i, t in enumerate(tasks)}
+    return sorted(results, key=lambda r: order[r.task_id])
 
 
 # --- comparing two runs ------------------------------------------------------------------------------
@@ -340,12 +361,23 @@ class TaskComparison(BaseModel):
     )
 
 
-_SETTINGS = ("suite_hash", "model", "temperature", "lenient_tools", "repeat_guard")
+def _settings(m: TaskRunMeta) -> dict[str, Any]:
+    """What a run was made with besides its target, as a run of today would record it (runs from before
+    the repeat guard had none; temperature 0 is greedy, recorded as None)."""
+    return {
+        "suite_hash": m.suite_hash,
+        "model": m.model,
+        "temperature": m.temperature or None,
+        "lenient_tools": m.lenient_tools,
+        "repeat_guard": bool(m.repeat_guard),
+        "concurrency": m.concurrency,
+    }
 
 
 def run_differences(a: TaskRunMeta, b: TaskRunMeta) -> list[str]:
     """The settings two task runs did not share, as ``name: a vs b``."""
-    return [f"{k}: {getattr(a, k)} vs {getattr(b, k)}" for k in _SETTINGS if getattr(a, k) != getattr(b, k)]
+    sa, sb = _settings(a), _settings(b)
+    return [f"{k}: {sa[k]} vs {sb[k]}" for k in sa if sa[k] != sb[k]]
 
 
 def compare_task_reports(a: TaskReport, b: TaskReport) -> TaskComparison:
