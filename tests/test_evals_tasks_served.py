@@ -90,7 +90,8 @@ async def test_mcp_run_eval_suite_takes_a_task_suite(
                 await anyio.sleep(0.5)
         assert job["status"] == "succeeded", job["error"]
         score = job["result"]["scores"]["baseline"]
-        assert score["tasks"] == 1 and score["succeeded"] == 0 and score["steps"] >= 1
+        # (sampled at 0.8, the random weights may even write the "30" the check wants: success not asserted)
+        assert score["tasks"] == 1 and score["steps"] >= 1
     # the run went as asked, and says so
     meta = json.loads(
         (settings.workspace / "task-runs" / job["result"]["runs"]["baseline"] / "run.json").read_text()
