@@ -106,6 +106,38 @@ def test_schemas_on_the_wire_are_exactly_coding_tools(project: Path) -> None:
     assert bodies[1].get("max_completion_tokens", bodies[1].get("max_tokens")) == 64
 
 
+def test_a_connection_the_server_dropped_is_sent_again(project: Path) -> None:
+    """mlx_lm.server resets connections beyond its backlog of 5 when many tasks ask at once: the agent's
+    request is sent again (three drops in a row here, more than the OpenAI client's default two retries)."""
+    tries: list[int] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        tries.append(1)
+        if len(tries) <= 3:
+            raise httpx2.RemoteProtocolError(
+                "Server disconnected without sending a response.", request=request
+            )
+        message = {"role": "assistant", "content": "hello"}
+        return httpx2.Response(200, json={
+            "id": "x", "object": "chat.completion", "created": 0, "model": "m",
+            "choices": [{"index": 0, "finish_reason": "stop", "message": message}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+        })  # fmt: skip
+
+    class FakeServer:
+        base_url = "http://127.0.0.1:9/v1"
+        model_name = "/models/tiny"
+        extra_body: dict[str, Any] = {}
+
+    client = httpx2.AsyncClient(transport=httpx2.MockTransport(handler))
+    server = FakeServer()
+    session = AgentSession(
+        build_agent(root=project), model=server_model(server, http_client=client), server=server
+    )
+    turn = anyio.run(session.turn, "hi")
+    assert turn.error is None and turn.answer == "hello" and len(tries) == 4
+
+
 def test_function_model_reads_a_file_through_the_tool(project: Path) -> None:
     def fn(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
         returns = _returns(messages)

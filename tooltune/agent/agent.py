@@ -241,9 +241,15 @@ class NotesChanges(WrapperToolset[Any]):
                 self.guard.changed(ctx.run_id)
 
 
+# mlx_lm.server listens with a backlog of 5 and resets connections of a burst beyond it (many tasks or
+# sessions at once): the OpenAI client sends such a request again, with its backoff, this many times
+REQUEST_RETRIES = 5
+
+
 def openai_model(base_url: str, model_name: str, *, http_client: Any = None) -> OpenAIChatModel:
     """An OpenAI-compatible chat model at a local server (mlx_lm.server speaks /v1/chat/completions)."""
-    provider = OpenAIProvider(base_url=base_url, api_key="local", http_client=http_client)
+    made = OpenAIProvider(base_url=base_url, api_key="local", http_client=http_client).client
+    provider = OpenAIProvider(openai_client=made.with_options(max_retries=REQUEST_RETRIES))
     return OpenAIChatModel(model_name, provider=provider)
 
 
