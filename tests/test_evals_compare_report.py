@@ -90,7 +90,22 @@ def test_comparison_known_numbers():
     assert cmp.categories["overall"].native_a == pytest.approx(2 / 12)
     assert cmp.categories["overall"].native_b == pytest.approx(10 / 12)
     assert cmp.categories["simple"].native_delta == pytest.approx(4 / 6 - 2 / 6)
-    assert cmp.n_paired == 12 and cmp.same_suite
+    assert cmp.n_paired == 12 and cmp.same_suite and cmp.differs == []
+
+
+def test_a_comparison_names_the_settings_the_runs_did_not_share():
+    """Baseline at greedy vs an adapter sampled at 0.7 with another answer length: the pairing measures
+    more than the adapter, and the result, the Markdown and the HTML say so."""
+    ra, rb = build_pair()
+    rb = rb.model_copy(
+        update={"meta": rb.meta.model_copy(update={"temperature": 0.7, "seed": 3, "max_tokens": 128})}
+    )
+    cmp = compare_reports(ra, rb)
+    assert cmp.differs == ["temperature: 0.0 vs 0.7", "seed: None vs 3", "max_tokens: 256 vs 128"]
+    assert "The runs differ besides the target:** temperature: 0.0 vs 0.7" in render_comparison_markdown(cmp)
+    assert "differ besides the target: temperature: 0.0 vs 0.7; seed: None vs 3" in render_comparison_html(
+        cmp
+    )
 
 
 def test_changed_cases_show_both_answers_with_their_calls():

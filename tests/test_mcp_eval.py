@@ -98,6 +98,10 @@ async def test_baseline_evals_compare_and_switch(
         cmp = await call(c, "compare_runs", a=a, b=b)
         # the same model at temperature 0 on the same cases: identical outcomes, nothing discordant
         assert cmp["n_paired"] == 2 and cmp["same_suite"] is True
+        # made at two concurrencies: the comparison says so, and so does its advice
+        assert (
+            cmp["differs"] == [f"concurrency: {DEFAULT_CONCURRENCY} vs 1"] and "differ besides" in cmp["next"]
+        )
         assert cmp["n_regressions"] == cmp["n_fixes"] == 0 and cmp["mcnemar_native"]["p_value"] == 1.0
         md = (await c.read_resource(cmp["report"])).contents[0].text  # type: ignore[union-attr]
         assert a in md and b in md

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from tooltune.evals.results import CaseResult, EvalReport
+from tooltune.evals.results import CaseResult, EvalReport, RunMeta
 from tooltune.evals.scoring import Score
 
 Mode = Literal["native", "lenient"]
@@ -79,6 +79,11 @@ class Comparison(BaseModel):
     mcnemar_lenient: McNemar
     regressions: list[ChangedCase] = Field(default_factory=list)
     fixes: list[ChangedCase] = Field(default_factory=list)
+    differs: list[str] = Field(
+        default_factory=list,
+        description="How the two runs were made differently besides the target (model, sampling, answer "
+        "length, concurrency): each a reason the pairing measures more than the adapter.",
+    )
 
     def regressed_ids(self) -> list[str]:
         """Ids of the cases that regressed, natively or leniently, each once (a case that regressed both
@@ -123,6 +128,17 @@ def _shown(results: list[CaseResult], mode: Mode) -> str:
     verdict = _passes(results, mode)
     sample = next((r for r in results if getattr(r, mode).passed == verdict), results[0])
     return sample.answer_text()
+
+
+_RUN_SETTINGS = ("model_name", "temperature", "seed", "repeats", "max_tokens", "concurrency")
+
+
+def run_differences(a: RunMeta, b: RunMeta) -> list[str]:
+    """The settings two eval runs did not share (the target, adapter or base model, aside), as
+    ``name: a vs b``; the suite version is ``same_suite``."""
+    return [
+        f"{k}: {getattr(a, k)} vs {getattr(b, k)}" for k in _RUN_SETTINGS if getattr(a, k) != getattr(b, k)
+    ]
 
 
 def compare_reports(a: EvalReport, b: EvalReport) -> Comparison:
@@ -188,4 +204,5 @@ def compare_reports(a: EvalReport, b: EvalReport) -> Comparison:
         mcnemar_lenient=tests["lenient"],
         regressions=regressions,
         fixes=fixes,
+        differs=run_differences(a.meta, b.meta),
     )

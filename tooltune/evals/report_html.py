@@ -244,6 +244,10 @@ def render_comparison_html(cmp: Comparison, *, max_items: int = 60) -> str:
         body.append(
             "<p class='warn'>The two runs used different suite versions; only shared case ids are paired.</p>"
         )
+    if cmp.differs:
+        body.append(
+            f"<p class='warn'>The runs differ besides the target: {escape('; '.join(cmp.differs))}</p>"
+        )
     t_n, t_l = cmp.mcnemar_native, cmp.mcnemar_lenient
     ov = cmp.categories.get("overall")
     if ov:

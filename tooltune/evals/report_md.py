@@ -91,6 +91,7 @@ def render_comparison_markdown(cmp: Comparison, *, max_items: int = 20) -> str:
         f"{cmp.label_a} vs {cmp.label_b} on suite **{cmp.suite}**, {cmp.n_paired} paired cases"
         + (" (suite versions differ!)" if not cmp.same_suite else ""),
         "",
+        *([f"**The runs differ besides the target:** {'; '.join(cmp.differs)}", ""] if cmp.differs else []),
         "| category | n | native A | native B | Δ native | lenient A | lenient B | Δ lenient |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]

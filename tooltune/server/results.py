@@ -195,6 +195,11 @@ class ComparisonView(BaseModel):
     fixes: list[ChangedCase] = Field(description=f"First {MAX_ISSUES} cases that got better.")
     n_regressions: int
     n_fixes: int
+    differs: list[str] = Field(
+        default_factory=list,
+        description="Settings the two runs did not share besides the target (model, temperature, seed, "
+        "repeats, max_tokens, concurrency): reasons the pairing measures more than the adapter.",
+    )
     report: str = Field(description="Resource URI of the Markdown comparison.")
     next: str
 

@@ -222,6 +222,8 @@ def register(mcp: MCPServer, state: ServerState) -> None:
             if native.fixes > native.regressions and native.p_value < 0.05
             else "no significant native difference — more cases (no limit) or more training may be needed"
         )
+        if cmp.differs:
+            verdict += f"; note that the runs differ besides the target ({'; '.join(cmp.differs)})"
         return ComparisonView.of(cmp, report=f"tooltune://reports/{b}/vs/{a}", next=verdict)
 
 
