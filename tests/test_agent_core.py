@@ -22,7 +22,7 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.models.test import TestModel
 from structlog.testing import capture_logs
 
-from tooltune.agent.agent import build_agent, server_model
+from tooltune.agent.agent import build_agent, dropped_connection_retries, server_model
 from tooltune.agent.lenient import DROPPED_MESSAGE, RECOVERED_MESSAGE, parse_text_tool_calls
 from tooltune.agent.session import AgentSession, ask
 from tooltune.coding_tools import CODING_TOOLS, CODING_TOOLS_BY_NAME
@@ -108,7 +108,7 @@ def test_schemas_on_the_wire_are_exactly_coding_tools(project: Path) -> None:
 
 def test_a_connection_the_server_dropped_is_sent_again(project: Path) -> None:
     """mlx_lm.server resets connections beyond its backlog of 5 when many tasks ask at once: the agent's
-    request is sent again (three drops in a row here, more than the OpenAI client's default two retries)."""
+    request is sent again (three drops in a row here)."""
     tries: list[int] = []
 
     def handler(request: httpx2.Request) -> httpx2.Response:
@@ -129,13 +129,33 @@ def test_a_connection_the_server_dropped_is_sent_again(project: Path) -> None:
         model_name = "/models/tiny"
         extra_body: dict[str, Any] = {}
 
-    client = httpx2.AsyncClient(transport=httpx2.MockTransport(handler))
+    # the transport the agent's own client uses, here around a fake server
+    client = httpx2.AsyncClient(transport=dropped_connection_retries(httpx2.MockTransport(handler)))
     server = FakeServer()
     session = AgentSession(
         build_agent(root=project), model=server_model(server, http_client=client), server=server
     )
     turn = anyio.run(session.turn, "hi")
     assert turn.error is None and turn.answer == "hello" and len(tries) == 4
+
+
+def test_a_server_error_or_a_timeout_is_not_sent_again_by_the_drop_retries() -> None:
+    """Only a connection dropped without an answer is retried: a slow generation queued again would
+    only make the server do the work twice."""
+    tries: list[int] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        tries.append(1)
+        raise httpx2.ReadTimeout("slow", request=request)
+
+    async def ask_once() -> None:
+        transport = dropped_connection_retries(httpx2.MockTransport(handler))
+        async with httpx2.AsyncClient(transport=transport) as c:
+            await c.post("http://127.0.0.1:9/v1/chat/completions", json={})
+
+    with pytest.raises(httpx2.ReadTimeout):
+        anyio.run(ask_once)
+    assert len(tries) == 1
 
 
 def test_function_model_reads_a_file_through_the_tool(project: Path) -> None:

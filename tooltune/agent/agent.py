@@ -25,16 +25,19 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import anyio
+import httpx2
 import jsonschema
 from pydantic_ai import Agent, RunContext
 from pydantic_ai.exceptions import ModelRetry, ToolFailed
-from pydantic_ai.models import Model
+from pydantic_ai.models import Model, create_async_httpx2_client
 from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.providers.openai import OpenAIProvider
+from pydantic_ai.retries import AsyncHTTPX2TenacityTransport, RetryConfig
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import ToolDefinition
 from pydantic_ai.toolsets import AbstractToolset, WrapperToolset
 from pydantic_ai.toolsets.abstract import ToolsetTool
+from tenacity import retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from tooltune.agent import tools_impl
 from tooltune.agent.lenient import LenientToolCallModel
@@ -242,14 +245,31 @@ class NotesChanges(WrapperToolset[Any]):
 
 
 # mlx_lm.server listens with a backlog of 5 and resets connections of a burst beyond it (many tasks or
-# sessions at once): the OpenAI client sends such a request again, with its backoff, this many times
-REQUEST_RETRIES = 5
+# sessions at once): a request that got no answer at all is sent again, up to this many times (0.5, 1,
+# 2 s apart), as ModelServer.chat does; timeouts and error answers are not retried here
+DROPPED_CONNECTION_RETRIES = 3
+_NO_ANSWER = (httpx2.ConnectError, httpx2.ReadError, httpx2.WriteError, httpx2.RemoteProtocolError)
+
+
+def dropped_connection_retries(
+    wrapped: httpx2.AsyncBaseTransport | None = None,
+) -> AsyncHTTPX2TenacityTransport:
+    """An HTTP transport (pydantic-ai's tenacity one) that sends a request again when the connection was
+    dropped without an answer, and only then."""
+    config = RetryConfig(
+        retry=retry_if_exception_type(_NO_ANSWER),
+        wait=wait_exponential(multiplier=0.5, max=4),
+        stop=stop_after_attempt(DROPPED_CONNECTION_RETRIES + 1),
+        reraise=True,
+    )
+    return AsyncHTTPX2TenacityTransport(config, wrapped=wrapped)
 
 
 def openai_model(base_url: str, model_name: str, *, http_client: Any = None) -> OpenAIChatModel:
-    """An OpenAI-compatible chat model at a local server (mlx_lm.server speaks /v1/chat/completions)."""
-    made = OpenAIProvider(base_url=base_url, api_key="local", http_client=http_client).client
-    provider = OpenAIProvider(openai_client=made.with_options(max_retries=REQUEST_RETRIES))
+    """An OpenAI-compatible chat model at a local server (mlx_lm.server speaks /v1/chat/completions);
+    without an ``http_client``, one whose dropped connections are retried."""
+    client = http_client or create_async_httpx2_client(transport=dropped_connection_retries())
+    provider = OpenAIProvider(base_url=base_url, api_key="local", http_client=client)
     return OpenAIChatModel(model_name, provider=provider)
 
 
