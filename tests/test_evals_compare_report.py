@@ -106,6 +106,9 @@ def test_a_comparison_names_the_settings_the_runs_did_not_share():
     assert "differ besides the target: temperature: 0.0 vs 0.7; seed: None vs 3" in render_comparison_html(
         cmp
     )
+    # a seed given to a greedy run changed nothing (none is sent): not a difference
+    seeded = ra.model_copy(update={"meta": ra.meta.model_copy(update={"seed": 0})})
+    assert compare_reports(seeded, build_pair()[1]).differs == []
 
 
 def test_changed_cases_show_both_answers_with_their_calls():

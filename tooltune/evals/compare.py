@@ -130,15 +130,23 @@ def _shown(results: list[CaseResult], mode: Mode) -> str:
     return sample.answer_text()
 
 
-_RUN_SETTINGS = ("model_name", "temperature", "seed", "repeats", "max_tokens", "concurrency")
+def _settings(m: RunMeta) -> dict[str, object]:
+    """What a run was made with besides its target (a seed is sent only when sampling)."""
+    return {
+        "model_name": m.model_name,
+        "temperature": m.temperature,
+        "seed": m.seed if m.temperature > 0 else None,
+        "repeats": m.repeats,
+        "max_tokens": m.max_tokens,
+        "concurrency": m.concurrency,
+    }
 
 
 def run_differences(a: RunMeta, b: RunMeta) -> list[str]:
     """The settings two eval runs did not share (the target, adapter or base model, aside), as
     ``name: a vs b``; the suite version is ``same_suite``."""
-    return [
-        f"{k}: {getattr(a, k)} vs {getattr(b, k)}" for k in _RUN_SETTINGS if getattr(a, k) != getattr(b, k)
-    ]
+    sa, sb = _settings(a), _settings(b)
+    return [f"{k}: {sa[k]} vs {sb[k]}" for k in sa if sa[k] != sb[k]]
 
 
 def compare_reports(a: EvalReport, b: EvalReport) -> Comparison:
