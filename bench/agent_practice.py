@@ -40,15 +40,9 @@ from tooltune.config import Settings
 from tooltune.data.generate_config import GENERATOR_VERSION
 from tooltune.data.practice_tasks import kept_examples, save_practice_dataset, write_practice_suite
 from tooltune.data.store import load_dataset
-from tooltune.evals.task_runner import (
-    TaskComparison,
-    TaskReport,
-    compare_task_runs,
-    evaluate_tasks_on_server,
-    load_task_report,
-    run_task_suite,
-    task_run_dir,
-)
+from tooltune.evals.task_compare import TaskComparison, compare_task_runs
+from tooltune.evals.task_records import TaskReport, load_task_report, task_run_dir
+from tooltune.evals.task_runner import evaluate_tasks_on_server, run_task_suite
 from tooltune.evals.tasks import load_task_suite
 from tooltune.serving.model_server import ModelServer
 from tooltune.training.train_config import TrainConfig

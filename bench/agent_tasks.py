@@ -33,13 +33,9 @@ import anyio
 from tooltune.config import Settings
 from tooltune.data.datasets import generate_dataset
 from tooltune.data.generate_config import DEFAULT_MIX, GENERATOR_VERSION, GenerateConfig
-from tooltune.evals.task_runner import (
-    TaskReport,
-    compare_task_runs,
-    evaluate_tasks_on_server,
-    load_task_report,
-    task_run_dir,
-)
+from tooltune.evals.task_compare import compare_task_runs
+from tooltune.evals.task_records import TaskReport, load_task_report, task_run_dir
+from tooltune.evals.task_runner import evaluate_tasks_on_server
 from tooltune.evals.tasks import load_task_suite
 from tooltune.serving.model_server import ModelServer
 from tooltune.training.runs import follow_events, get_run, start_training

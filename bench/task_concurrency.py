@@ -24,7 +24,8 @@ from typing import Any
 import anyio
 
 from tooltune.config import Settings
-from tooltune.evals.task_runner import TaskReport, TaskResult, run_task_suite
+from tooltune.evals.task_records import TaskReport, TaskResult
+from tooltune.evals.task_runner import run_task_suite
 from tooltune.evals.tasks import load_task_suite
 from tooltune.models.resolve import resolve_model
 from tooltune.serving.model_server import ModelServer

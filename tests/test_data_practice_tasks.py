@@ -22,7 +22,8 @@ from tooltune.data.practice_tasks import (
     write_practice_suite,
 )
 from tooltune.errors import TooltuneError
-from tooltune.evals.task_runner import load_task_report, run_task_suite, task_run_dir
+from tooltune.evals.task_records import load_task_report, task_run_dir
+from tooltune.evals.task_runner import run_task_suite
 from tooltune.evals.tasks import apply_reference, load_task_suite, run_checks, sandbox_copy, snapshot
 from tooltune.workspace import Workspace
 

@@ -14,7 +14,9 @@ from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCall
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from tooltune.errors import TooltuneError
-from tooltune.evals.task_runner import compare_task_runs, load_task_report, run_task_suite, task_run_dir
+from tooltune.evals.task_compare import compare_task_runs
+from tooltune.evals.task_records import load_task_report, task_run_dir
+from tooltune.evals.task_runner import run_task_suite
 from tooltune.evals.tasks import (
     Check,
     TaskSuiteError,
@@ -276,7 +278,8 @@ def test_resuming_keeps_the_concurrency_and_a_finished_run_is_left_as_recorded(
 
 def test_differences_read_old_runs_as_they_ran() -> None:
     """A run from before the repeat guard (None) had none; temperature 0 is greedy (None)."""
-    from tooltune.evals.task_runner import TaskRunMeta, run_differences
+    from tooltune.evals.task_compare import run_differences
+    from tooltune.evals.task_records import TaskRunMeta
 
     old = TaskRunMeta(run_id="a", suite="s", suite_hash="h", repeat_guard=None, temperature=0.0)
     unguarded = TaskRunMeta(run_id="b", suite="s", suite_hash="h", repeat_guard=False)

@@ -32,12 +32,9 @@ from tooltune.errors import TooltuneError
 from tooltune.evals.runner import DEFAULT_CONCURRENCY, ProgressFn, run_dir
 from tooltune.evals.service import evaluate_on_server
 from tooltune.evals.suite import load_suite
-from tooltune.evals.task_runner import (
-    compare_task_runs,
-    evaluate_tasks_on_server,
-    load_task_report,
-    task_run_dir,
-)
+from tooltune.evals.task_compare import compare_task_runs
+from tooltune.evals.task_records import load_task_report, task_run_dir
+from tooltune.evals.task_runner import evaluate_tasks_on_server
 from tooltune.evals.tasks import TaskSuite, load_task_suite
 from tooltune.jobs import JobStore
 from tooltune.logs import get_logger

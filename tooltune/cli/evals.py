@@ -372,13 +372,9 @@ def run_tasks(
     concurrency: int = 1,
 ) -> int:
     """`eval --tasks`: baseline and/or adapter through the agent on every task, then the comparison."""
-    from tooltune.evals.task_runner import (
-        TaskReport,
-        compare_task_runs,
-        evaluate_tasks_on_server,
-        run_task_suite,
-        task_run_dir,
-    )
+    from tooltune.evals.task_compare import compare_task_runs
+    from tooltune.evals.task_records import TaskReport, task_run_dir
+    from tooltune.evals.task_runner import evaluate_tasks_on_server, run_task_suite
     from tooltune.evals.tasks import load_task_suite
 
     ws = context.workspace()

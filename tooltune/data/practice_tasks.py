@@ -45,7 +45,7 @@ from tooltune.data.generate_config import GENERATOR_VERSION
 from tooltune.data.recorded_jobs import PRACTICE_KINDS, practice_job
 from tooltune.data.similarity import LeakIndex
 from tooltune.data.store import DatasetInfo, DatasetMeta, save_dataset
-from tooltune.evals.task_runner import TaskResult
+from tooltune.evals.task_records import TaskResult
 from tooltune.logs import get_logger
 from tooltune.workspace import Workspace, atomic_write_text
 
