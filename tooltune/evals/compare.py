@@ -142,11 +142,15 @@ def _settings(m: RunMeta) -> dict[str, object]:
     }
 
 
+def setting_differences(a: dict[str, object], b: dict[str, object]) -> list[str]:
+    """``name: a vs b`` for each setting of ``a`` that ``b`` does not share (eval and task runs alike)."""
+    return [f"{k}: {a[k]} vs {b.get(k)}" for k in a if a[k] != b.get(k)]
+
+
 def run_differences(a: RunMeta, b: RunMeta) -> list[str]:
     """The settings two eval runs did not share (the target, adapter or base model, aside), as
     ``name: a vs b``; the suite version is ``same_suite``."""
-    sa, sb = _settings(a), _settings(b)
-    return [f"{k}: {sa[k]} vs {sb[k]}" for k in sa if sa[k] != sb[k]]
+    return setting_differences(_settings(a), _settings(b))
 
 
 def compare_reports(a: EvalReport, b: EvalReport) -> Comparison:

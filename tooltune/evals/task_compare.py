@@ -7,11 +7,10 @@ from __future__ import annotations
 import html
 import json
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, Field
 
-from tooltune.evals.compare import McNemar, mcnemar_exact
+from tooltune.evals.compare import McNemar, mcnemar_exact, setting_differences
 from tooltune.evals.task_records import TaskReport, TaskResult, TaskRunMeta, load_task_report, task_run_dir
 from tooltune.logs import get_logger
 from tooltune.workspace import Workspace, atomic_write_json, atomic_write_text
@@ -45,7 +44,7 @@ class TaskComparison(BaseModel):
     )
 
 
-def _settings(m: TaskRunMeta) -> dict[str, Any]:
+def _settings(m: TaskRunMeta) -> dict[str, object]:
     """What a run was made with besides its target, as a run of today would record it (runs from before
     the repeat guard had none; temperature 0 is greedy, recorded as None)."""
     return {
@@ -60,8 +59,7 @@ def _settings(m: TaskRunMeta) -> dict[str, Any]:
 
 def run_differences(a: TaskRunMeta, b: TaskRunMeta) -> list[str]:
     """The settings two task runs did not share, as ``name: a vs b``."""
-    sa, sb = _settings(a), _settings(b)
-    return [f"{k}: {sa[k]} vs {sb[k]}" for k in sa if sa[k] != sb[k]]
+    return setting_differences(_settings(a), _settings(b))
 
 
 def compare_task_reports(a: TaskReport, b: TaskReport) -> TaskComparison:
