@@ -59,7 +59,7 @@ def test_draft_keeps_grounded_entries_and_counts_the_rest() -> None:
     tools = load_tool_specs(["builtin:issue-tracker"])
     asked: list[str] = []
 
-    def complete(messages: list[dict[str, str]], seed: int) -> str:
+    def complete(messages: list[dict[str, str]], seed: int, enough: object = None) -> str:
         asked.append(messages[-1]["content"].rsplit(" ", 1)[-1])
         return fake_reply(messages)
 
@@ -80,7 +80,7 @@ def test_concurrent_drafts_overlap_warm_the_shared_prefix_and_keep_the_tools_ord
     calls: list[int] = []
     lock = threading.Lock()
 
-    def complete(messages: list[dict[str, str]], seed: int) -> str:
+    def complete(messages: list[dict[str, str]], seed: int, enough: object = None) -> str:
         with lock:
             calls.append(seed)
             first_four = len(calls) <= 4
@@ -90,7 +90,7 @@ def test_concurrent_drafts_overlap_warm_the_shared_prefix_and_keep_the_tools_ord
 
     warmed: list[list[dict[str, str]]] = []
     book, stats = draft_phrasebook(tools, complete, tries=2, concurrency=4, warm=warmed.append)
-    alone, alone_stats = draft_phrasebook(tools, lambda m, s: fake_reply(m), tries=2)
+    alone, alone_stats = draft_phrasebook(tools, lambda m, s, _: fake_reply(m), tries=2)
     assert book == alone and [r.tool for r in stats.tools] == [t.name for t in tools]
     assert [r.model_dump() for r in stats.tools] == [r.model_dump() for r in alone_stats.tools]
     # each tool's tries keep their own seeds, whichever thread ran them
@@ -103,12 +103,63 @@ def test_concurrent_drafts_overlap_warm_the_shared_prefix_and_keep_the_tools_ord
     assert len(prefix[3]["content"]) < len(draft_messages(tools[0], tools)[3]["content"])
 
 
+def test_each_tools_ask_names_the_slots_every_request_needs() -> None:
+    tools = load_tool_specs(["builtin:notes-calendar"])
+    by_name = {t.name: t for t in tools}
+    ask = draft_messages(by_name["append_to_note"], tools)[-1]["content"]
+    assert "Every request must contain {note_id}, {text}." in ask
+    # the worked example is asked the same way, and its answer does what the line says
+    shot_ask, shot_answer = draft_messages(by_name["append_to_note"], tools)[1:3]
+    assert "Every request must contain {city}." in shot_ask["content"]
+    assert all("{city}" in r for r in json.loads(shot_answer["content"])["requests"])
+    bare = by_name["append_to_note"].model_copy(update={"parameters": {"type": "object", "properties": {}}})
+    assert "Every request must contain" not in draft_messages(bare, tools)[-1]["content"]
+
+
+def test_a_reply_whose_requests_lack_a_required_slot_is_stopped_once_they_are_written() -> None:
+    from tooltune.data.drafted_entries import doomed_reply
+
+    tools = load_tool_specs(["builtin:issue-tracker"])
+    get_issue = next(t for t in tools if t.name == "get_issue")
+    bad = '{"requests": ["show me the latest issue", "what is {ticket}?", "open #{issue_id.1}"]'
+    reason, written = doomed_reply(bad, get_issue) or ("", 0)
+    assert "{issue_id}" in reason and written == 3
+    assert doomed_reply(bad[:40], get_issue) is None  # the list is not written yet
+    good = '{"requests": ["show me the latest issue", "pull up {issue_id:raw} please"], "values": {'
+    assert doomed_reply(good, get_issue) is None  # one request can still pass
+    open_ended = next(t for t in tools if not t.required)
+    assert doomed_reply('{"requests": ["hi there"]', open_ended) is None
+
+    # a streaming teacher stops there and the next try starts: the doomed try's requests are counted
+    # as dropped, with the reason, and never read as an unreadable reply
+    rest = ', "values": {"issue_id": [1, 2]}, "near_misses": ["x"]}'
+    streamed: list[int] = []
+
+    def complete(messages: list[dict[str, str]], seed: int, enough: Any) -> str:
+        if "Write the JSON for get_issue." not in messages[-1]["content"]:
+            return "no."
+        text = bad + rest if seed % 100 == 0 else json.dumps(GET_ISSUE_DRAFT)
+        out = ""
+        for ch in text:  # one character a piece, stopped where the caller has enough
+            out += ch
+            if ch in "]}" and enough(out):
+                break
+        streamed.append(len(out))
+        return out
+
+    book, stats = draft_phrasebook(tools, complete, tries=2)
+    report = next(r for r in stats.tools if r.tool == "get_issue")
+    assert streamed[0] == len(bad)  # nothing after the requests list was written
+    assert report.tries == 2 and report.unreadable == 0 and "get_issue" in book.tools
+    assert report.reasons[0].startswith("try 1: no request has a slot") and report.dropped >= 3
+
+
 def test_a_failed_request_costs_its_tool_one_try_and_only_total_failure_raises() -> None:
     from tooltune.data.teacher import TeacherError
 
     tools = load_tool_specs(["builtin:issue-tracker"])
 
-    def flaky(messages: list[dict[str, str]], seed: int) -> str:
+    def flaky(messages: list[dict[str, str]], seed: int, enough: object = None) -> str:
         if seed % 100 == 0:  # every tool's first try fails
             raise TeacherError("teacher at http://t.test/v1 failed (timed out)")
         return fake_reply(messages)
@@ -117,7 +168,7 @@ def test_a_failed_request_costs_its_tool_one_try_and_only_total_failure_raises()
     assert set(book.tools) == {"get_issue"}  # its second try still made the entry
     assert all(t.failed == 1 and "timed out" in t.reasons[0] for t in stats.tools)
 
-    def down(messages: list[dict[str, str]], seed: int) -> str:
+    def down(messages: list[dict[str, str]], seed: int, enough: object = None) -> str:
         raise TeacherError("teacher at http://t.test/v1 failed (connection refused)")
 
     with pytest.raises(TeacherError, match="every draft request failed.*connection refused"):
@@ -178,6 +229,19 @@ def test_a_streamed_reply_is_cut_off_once_it_holds_what_is_wanted() -> None:
     assert t.completion_tokens == 1 + -(-len(entry) // 9)
     # without a stop the whole stream is the reply
     assert t.chat([{"role": "user", "content": "x"}], until=lambda text: False) == "".join(pieces)
+
+
+def test_a_streamed_reply_is_also_checked_when_a_list_closes() -> None:
+    from tooltune.data.teacher import Teacher
+
+    pieces = ['{"requests": ["a", "b"', "]", ', "values": {}', "}"]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b"".join(map(_sse, pieces)) + b"data: [DONE]\n\n")
+
+    t = Teacher("http://t.test/v1", client=httpx.Client(transport=httpx.MockTransport(handler)))
+    got = t.chat([{"role": "user", "content": "x"}], until=lambda text: text.endswith("]"))
+    assert got == '{"requests": ["a", "b"]' and t.completion_tokens == 2
 
 
 SEEN: list[dict[str, Any]] = []  # request bodies the fake teacher endpoint received
@@ -401,7 +465,7 @@ def test_drafted_items_of_an_array_parameter_become_one_item_values() -> None:
         "values": {"title": ["Login fails", "Slow search"], "labels": ["bug", "ui", ["bug", "backend"], 7]},
     }
 
-    def complete(messages: list[dict[str, str]], seed: int) -> str:
+    def complete(messages: list[dict[str, str]], seed: int, enough: object = None) -> str:
         return json.dumps(entry) if "Write the JSON for create_issue." in messages[-1]["content"] else "no"
 
     book, stats = draft_phrasebook(tools, complete, tries=1)
@@ -423,7 +487,7 @@ def test_drafted_rows_of_an_array_of_arrays_parameter_become_one_row_values() ->
         parameters={"type": "object", "properties": {"matrix": matrix}, "required": ["matrix"]},
     )
     entry = {"requests": ["transpose {matrix}"], "values": {"matrix": [[1, 2], [[1, 2], [3, 4]], 5]}}
-    book, stats = draft_phrasebook([tool], lambda messages, seed: json.dumps(entry), tries=1)
+    book, stats = draft_phrasebook([tool], lambda messages, seed, _: json.dumps(entry), tries=1)
     # the row and the whole matrix fit the schema; the bare 5 becomes [5], a row that is no array: dropped
     assert book.tools["transpose"].values["matrix"] == [[[1, 2]], [[1, 2], [3, 4]]]
     assert stats.tools[0].dropped == 1
@@ -446,7 +510,7 @@ def test_a_drafted_entry_says_dates_times_and_durations_in_the_forms_its_schema_
         "parallel": ["add {title} on {date.1} and {date.2} at {start_time}, {duration_minutes} mins each"],
     }  # fmt: skip
 
-    def complete(messages: list[dict[str, str]], seed: int) -> str:
+    def complete(messages: list[dict[str, str]], seed: int, enough: object = None) -> str:
         return json.dumps(entry) if "Write the JSON for create_event." in messages[-1]["content"] else "no"
 
     book, stats = draft_phrasebook(tools, complete, tries=1)
@@ -517,7 +581,7 @@ def test_a_drafted_minutes_form_is_kept_only_where_it_says_every_value(
         **change,
     }
 
-    def complete(messages: list[dict[str, str]], seed: int) -> str:
+    def complete(messages: list[dict[str, str]], seed: int, enough: object = None) -> str:
         return json.dumps(entry) if "Write the JSON for find_free_slot." in messages[-1]["content"] else "no"
 
     book, _ = draft_phrasebook(tools, complete, tries=1)
@@ -534,7 +598,7 @@ def test_a_model_written_form_is_checked_and_its_values_filtered() -> None:
         "values": {"date": ["2027-04-15", "2027-04-35"], "days": [2, 3]},
         "forms": {"date": "date", "days": "fortnights", "nope": "date", "when": 3},
     }
-    book, stats = draft_phrasebook(tools, lambda m, s: json.dumps(entry), tries=1)
+    book, stats = draft_phrasebook(tools, lambda m, s, _: json.dumps(entry), tries=1)
     phrases = book.tools["list_events"]
     assert phrases.forms == {"date": "date"} and phrases.values["date"] == ["2027-04-15"]
     # the bad date, and the three form entries that name no form or no parameter, dropped and counted
@@ -542,7 +606,7 @@ def test_a_model_written_form_is_checked_and_its_values_filtered() -> None:
     # a form the model wrote for values of another shape goes, counted; a bad value spec costs its own
     # parameter's values only
     entry.update(values={"date": ["next Friday"], "days": {"range": [1, "lots"]}}, forms={"date": "date"})
-    book, stats = draft_phrasebook(tools, lambda m, s: json.dumps(entry), tries=1)
+    book, stats = draft_phrasebook(tools, lambda m, s, _: json.dumps(entry), tries=1)
     phrases = book.tools["list_events"]
     assert phrases.forms == {} and phrases.values == {"date": ["next Friday"]}
     assert {r.tool: r for r in stats.tools}["list_events"].dropped == 2
@@ -563,7 +627,7 @@ def test_drafts_of_several_rounds_are_merged_into_one_entry() -> None:
         21: {"requests": ["open {nope}"]},
     }  # fmt: skip
 
-    def complete(messages: list[dict[str, str]], seed: int) -> str:
+    def complete(messages: list[dict[str, str]], seed: int, enough: object = None) -> str:
         if "Write the JSON for get_issue." not in messages[-1]["content"]:
             return "prose"
         reply = rounds_of[seed % 100]  # each tool's seeds start 100 apart
@@ -594,7 +658,7 @@ def test_a_drafted_template_that_a_unit_strip_makes_a_duplicate_or_bare_is_check
         "values": {"date": ["2027-04-15"], "duration_minutes": [30, 90]},
     }  # fmt: skip
 
-    def complete(messages: list[dict[str, str]], seed: int) -> str:
+    def complete(messages: list[dict[str, str]], seed: int, enough: object = None) -> str:
         return json.dumps(entry) if "Write the JSON for find_free_slot." in messages[-1]["content"] else "no"
 
     book, stats = draft_phrasebook(tools, complete, tries=1)
@@ -611,7 +675,7 @@ def test_a_later_rounds_values_stand_in_for_an_unusable_first() -> None:
         10: {"requests": ["what's on {date}?"], "values": {"days": [2, 3]}, "say": {"days": "nope"}},
     }  # fmt: skip
 
-    def complete(messages: list[dict[str, str]], seed: int) -> str:
+    def complete(messages: list[dict[str, str]], seed: int, enough: object = None) -> str:
         asked = "Write the JSON for list_events." in messages[-1]["content"]
         return json.dumps(drafts[seed % 100]) if asked else "no"
 
@@ -628,7 +692,7 @@ def test_a_tools_rounds_are_drafted_at_once_and_merge_as_one_at_a_time() -> None
     tools = load_tool_specs(["builtin:issue-tracker"])
     meet: list[threading.Barrier | None] = [threading.Barrier(2, timeout=20)]
 
-    def complete(messages: list[dict[str, str]], seed: int) -> str:
+    def complete(messages: list[dict[str, str]], seed: int, enough: object = None) -> str:
         if "Write the JSON for get_issue." not in messages[-1]["content"]:
             return "prose"
         if meet[0] is not None:
@@ -652,7 +716,7 @@ def test_a_failed_try_names_its_round() -> None:
 
     tools = load_tool_specs(["builtin:issue-tracker"])
 
-    def complete(messages: list[dict[str, str]], seed: int) -> str:
+    def complete(messages: list[dict[str, str]], seed: int, enough: object = None) -> str:
         if "Write the JSON for get_issue." not in messages[-1]["content"]:
             return "prose"
         if seed % 100 == 10:

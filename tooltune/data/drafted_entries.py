@@ -9,6 +9,8 @@ be read is read; what cannot is dropped and counted, so a careless draft costs e
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
@@ -21,6 +23,7 @@ from tooltune.data.phrasebook import (
     ResultShape,
     ToolPhrases,
     ValueSpec,
+    slots,
 )
 from tooltune.data.phrasebook_check import check_phrasebook
 from tooltune.data.phrasebook_fill import drop_unfillable
@@ -49,6 +52,32 @@ def reply_entry(reply: str) -> dict[str, Any] | None:
         if isinstance(value, dict) and isinstance(value.get("requests"), list):
             return value
     return None
+
+
+_REQUESTS_KEY = re.compile(r'"requests"\s*:\s*(?=\[)')
+
+
+def doomed_reply(text: str, tool: ToolSpec) -> tuple[str, int] | None:
+    """Why a reply can give ``tool`` no usable entry, known from its start, and how many requests it
+    wrote: its ``requests`` list is complete and not one request has a slot for every required parameter
+    (a request template is what an entry is used for, so the rest of the reply would be read in vain).
+    None while that cannot be told (the list not yet closed) or when one request could still pass."""
+    required = list(tool.required)
+    match = _REQUESTS_KEY.search(text)
+    if not required or match is None:
+        return None
+    try:
+        requests, _ = json.JSONDecoder().raw_decode(text, match.end())
+    except json.JSONDecodeError:
+        return None
+    said = [{name for name, index, _ in slots(r) if index is None} for r in requests if isinstance(r, str)]
+    if any(set(required) <= names for names in said):
+        return None
+    return (
+        f"no request has a slot for every required parameter of {tool.name} "
+        f"({', '.join('{' + r + '}' for r in required)}); the reply was stopped there",
+        len(requests) if isinstance(requests, list) else 0,
+    )
 
 
 def _strings(value: Any) -> list[str]:

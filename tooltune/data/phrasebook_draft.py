@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, Field
 
-from tooltune.data.drafted_entries import ToolDraft, merged_entry, reply_entry, take_entry
+from tooltune.data.drafted_entries import ToolDraft, doomed_reply, merged_entry, reply_entry, take_entry
 from tooltune.data.phrasebook import (
     FORMAT_VERSION,
     Phrasebook,
@@ -33,10 +33,12 @@ from tooltune.toolspec import ToolSpec
 
 log = get_logger(__name__)
 
-DRAFT_PROMPT_VERSION = 1
+DRAFT_PROMPT_VERSION = 2  # 2: each tool's ask names the slots every request needs
 DRAFT_TIMEOUT_S = 3600.0  # silence allowed per draft (a read timeout): a slow teacher is slow, not broken
-Complete = Callable[[list[dict[str, str]], int], str]
-"""``(messages, seed) -> reply text``: one chat completion (system message first)."""
+Complete = Callable[[list[dict[str, str]], int, Callable[[str], bool]], str]
+"""``(messages, seed, enough) -> reply text``: one chat completion (system message first). ``enough(reply
+so far)`` says when the rest of the reply would not be read (the tool's entry is whole, or the reply can
+no longer give a usable one): a streaming endpoint may stop there."""
 
 SYSTEM = (
     "You write how real people ask an assistant to use a tool, as templates with {param} slots. "
@@ -97,9 +99,12 @@ def draft_messages(tool: ToolSpec, tools: list[ToolSpec]) -> list[dict[str, str]
 
     def ask(t: ToolSpec, others: list[ToolSpec]) -> str:
         listed = "; ".join(f"{o.name}: {o.description[:80]}" for o in others) or "(none)"
+        needed = ", ".join("{" + r + "}" for r in t.required)
         return (
             f"Tool:\n{json.dumps(t.to_openai()['function'], indent=1)}\n"
-            f"All the tools the assistant has: {listed}\nWrite the JSON for {t.name}."
+            f"All the tools the assistant has: {listed}\n"
+            + (f"Every request must contain {needed}.\n" if needed else "")
+            + f"Write the JSON for {t.name}."
         )
 
     return [
@@ -195,17 +200,26 @@ def _usable_entry(
     """A drafted entry (and the seed it was asked with) that yields a grounded request template, asked up
     to ``tries`` times; the tries, failures, unreadable replies and the drops of unusable entries go into
     ``report`` (the usable entry's drops are counted where it is taken)."""
+
+    def enough(text: str) -> bool:
+        return reply_entry(text) is not None or doomed_reply(text, tool) is not None
+
     for k in range(tries):
         report.tries += 1
         try:
-            reply = complete(draft_messages(tool, tools), seed + k)
+            reply = complete(draft_messages(tool, tools), seed + k, enough)
         except TeacherError as e:  # one tool's failed request costs that try, not the other tools' drafts
             report.failed += 1
             report.reasons.append(f"{label}try {k + 1}: {e}")
             continue
         entry = reply_entry(reply)
         if entry is None:
-            report.unreadable += 1
+            doomed = doomed_reply(reply, tool)
+            if doomed is None:
+                report.unreadable += 1
+            else:  # its requests are dropped for what they lack, as the check would drop them
+                report.dropped += doomed[1]
+                report.reasons.append(f"{label}try {k + 1}: {doomed[0]}")
             continue
         probe = ToolDraft(tool=tool.name)
         if take_entry(entry, tool, tools, probe, seed + k) is not None:
@@ -379,18 +393,20 @@ def draft_with_teacher(
     no seed (mlx_lm.server batches only unseeded requests) and a 1-token request puts their shared
     prompt in the server's cache first; one at a time they are seeded from ``seed``, so reproducible.
     Each reply is streamed and cut off once it holds a tool entry (the first complete JSON object with
-    a "requests" list, which is all :func:`reply_entry` reads of it). Waits of up to :data:`DRAFT_TIMEOUT_S`
+    a "requests" list, which is all :func:`reply_entry` reads of it), or once its requests are all
+    written and none has a slot for every required parameter (:func:`doomed_reply`: the try is lost
+    either way, and the next starts at once). Waits of up to :data:`DRAFT_TIMEOUT_S`
     with nothing streamed are allowed (an endpoint that queues requests sends nothing until it starts
     one); a 1.5B on 2 CPU cores writes ~1.9 tokens/s alone and ~1.4 each of 8 at once. An endpoint
     that answers one request at a time gains nothing from ``concurrency`` above 1."""
     one_at_a_time = draft_workers(concurrency, len(tools) * rounds) == 1
     return draft_phrasebook(
         tools,
-        lambda messages, s: teacher.chat(
+        lambda messages, s, enough: teacher.chat(
             messages,
             seed=s if one_at_a_time else None,
             timeout=DRAFT_TIMEOUT_S,
-            until=lambda text: reply_entry(text) is not None,  # what follows the entry is never read
+            until=enough,  # what follows the entry is never read, nor what follows a doomed start
         ),
         name=name,
         tries=tries,
