@@ -127,6 +127,10 @@ def test_a_reply_whose_requests_lack_a_required_slot_is_stopped_once_they_are_wr
     assert doomed_reply(bad[:40], get_issue) is None  # the list is not written yet
     good = '{"requests": ["show me the latest issue", "pull up {issue_id:raw} please"], "values": {'
     assert doomed_reply(good, get_issue) is None  # one request can still pass
+    # only the first object's own key counts: a nested "requests" (a parameter's values) is not it
+    nested = '{"values": {"requests": ["x"]}, "requests": ["pull up {issue_id}"]'
+    assert doomed_reply(nested, get_issue) is None
+    assert doomed_reply('{"values": {"requests": ["pull up {issue_id}"]}, "requests": ["hi"]', get_issue)
     open_ended = next(t for t in tools if not t.required)
     assert doomed_reply('{"requests": ["hi there"]', open_ended) is None
 
@@ -244,6 +248,16 @@ def test_a_streamed_reply_is_also_checked_when_a_list_closes() -> None:
     assert got == '{"requests": ["a", "b"]' and t.completion_tokens == 2
 
 
+# create_issue's draft, as the streaming teacher endpoint writes it: no request has its required {title}
+DOOMED_CREATE_ISSUE = '{"requests": ["file a new bug", "open a ticket for me"], "values": {}}'
+
+
+def teacher_reply(messages: list[dict[str, str]]) -> str:
+    if "Write the JSON for create_issue." in messages[-1]["content"]:
+        return DOOMED_CREATE_ISSUE
+    return fake_reply(messages)
+
+
 SEEN: list[dict[str, Any]] = []  # request bodies the fake teacher endpoint received
 STREAM_ENDS: list[str] = []  # how each streamed reply ended
 
@@ -256,7 +270,7 @@ class _Teacher(BaseHTTPRequestHandler):
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.end_headers()
-            text = fake_reply(body["messages"])
+            text = teacher_reply(body["messages"])
             # after an entry, ramble on until the client hangs up (or 60 s); after prose, stop soon
             until = time.monotonic() + (60 if "{" in text else 0)
             try:
@@ -313,8 +327,9 @@ def test_cli_draft_lint_and_generate_with_a_book(
     # by default the drafts go together (no seed, so a server can batch them), after a 1-token warm-up
     assert SEEN[0]["max_tokens"] == 1 and len(SEEN) == 1 + 1 + 2 * 7
     assert not any("seed" in body for body in SEEN)
-    # the one reply with an entry was cut off after it; the prose replies were read to their end
-    assert sorted(STREAM_ENDS) == ["all written"] * 14 + ["closed by the client"]
+    # the one reply with an entry was cut off after it, and create_issue's two once their requests
+    # showed they could give none; the prose replies were read to their end
+    assert sorted(STREAM_ENDS) == ["all written"] * 12 + ["closed by the client"] * 3
     said = " ".join(r.stdout.split())  # rich wraps lines at the terminal width
     assert "2 request templates for 1/8 tools" in said and "get_issue: kept" in said
     assert out.read_text().startswith("# Drafted by http://127.0.0.1")

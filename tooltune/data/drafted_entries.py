@@ -57,17 +57,45 @@ def reply_entry(reply: str) -> dict[str, Any] | None:
 _REQUESTS_KEY = re.compile(r'"requests"\s*:\s*(?=\[)')
 
 
+def _top_level_keys(text: str) -> list[int]:
+    """Where the list of each ``"requests": [`` in ``text`` starts, for those that are a key of a
+    top-level object: one inside a string, a nested object or a list (a ``requests`` parameter's values)
+    is none."""
+    list_at = {m.start(): m.end() for m in _REQUESTS_KEY.finditer(text)}
+    found: list[int] = []
+    depth, in_string, escaped = 0, False, False
+    for i, ch in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+            continue
+        if depth == 1 and i in list_at:
+            found.append(list_at[i])
+        if ch == '"':
+            in_string = True
+        elif ch in "{[":
+            depth += 1
+        elif ch in "}]":
+            depth = max(0, depth - 1)
+    return found
+
+
 def doomed_reply(text: str, tool: ToolSpec) -> tuple[str, int] | None:
     """Why a reply can give ``tool`` no usable entry, known from its start, and how many requests it
-    wrote: its ``requests`` list is complete and not one request has a slot for every required parameter
-    (a request template is what an entry is used for, so the rest of the reply would be read in vain).
-    None while that cannot be told (the list not yet closed) or when one request could still pass."""
+    wrote: the ``requests`` list of its first object is complete and not one request has a slot for
+    every required parameter (a request template is what an entry is used for, so the rest of the reply
+    would be read in vain). None while that cannot be told (the list not yet closed, or not readable as
+    JSON) or when one request could still pass."""
     required = list(tool.required)
-    match = _REQUESTS_KEY.search(text)
-    if not required or match is None:
+    found = _top_level_keys(text)
+    if not required or not found:
         return None
     try:
-        requests, _ = json.JSONDecoder().raw_decode(text, match.end())
+        requests, _ = json.JSONDecoder().raw_decode(text, found[0])
     except json.JSONDecodeError:
         return None
     said = [{name for name, index, _ in slots(r) if index is None} for r in requests if isinstance(r, str)]
@@ -75,8 +103,8 @@ def doomed_reply(text: str, tool: ToolSpec) -> tuple[str, int] | None:
         return None
     return (
         f"no request has a slot for every required parameter of {tool.name} "
-        f"({', '.join('{' + r + '}' for r in required)}); the reply was stopped there",
-        len(requests) if isinstance(requests, list) else 0,
+        f"({', '.join('{' + r + '}' for r in required)}); the rest of the reply was not read",
+        len(requests),
     )
 
 
