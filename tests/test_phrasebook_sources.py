@@ -158,6 +158,55 @@ def test_a_reply_whose_requests_lack_a_required_slot_is_stopped_once_they_are_wr
     assert report.reasons[0].startswith("try 1: no request has a slot") and report.dropped >= 3
 
 
+def test_a_reply_that_runs_on_is_stopped_and_its_distinct_requests_are_read() -> None:
+    from tooltune.data.drafted_entries import MAX_DRAFT_REQUESTS, ran_on, requests_so_far, salvaged_entry
+
+    start = '{"requests": ["pull up {issue_id}", "what is in #{issue_id}?", '
+    assert ran_on(start) is None and requests_so_far(start) == (
+        ["pull up {issue_id}", "what is in #{issue_id}?"],
+        False,
+        0,
+    )
+    again = start + '"show {issue_id}", ' * 3
+    assert ran_on(again) == "one request written three times"
+    many = start + "".join(f'"issue {{issue_id}} number {i}", ' for i in range(MAX_DRAFT_REQUESTS))
+    assert ran_on(many) == f"more than {MAX_DRAFT_REQUESTS} requests"
+    endless = start + '"add it to {issue_id}' + " and to {issue_id}" * 30
+    assert ran_on(endless) == "a request over 300 characters"
+    assert ran_on(again + '"x"], "values": {}}') is None  # a list that closed is the check's to judge
+    assert salvaged_entry(again) == {
+        "requests": ["pull up {issue_id}", "what is in #{issue_id}?", "show {issue_id}"]
+    }
+    assert salvaged_entry(endless) == {"requests": ["pull up {issue_id}", "what is in #{issue_id}?"]}
+    assert salvaged_entry('{"requests": [') is None and salvaged_entry("no JSON here") is None
+
+    # streamed, the reply is stopped where it ran on, and its distinct requests make the tool's entry
+    tools = load_tool_specs(["builtin:issue-tracker"])
+    streamed: list[str] = []
+
+    def complete(messages: list[dict[str, str]], seed: int, enough: Any) -> str:
+        if "Write the JSON for get_issue." not in messages[-1]["content"]:
+            return "no."
+        out = ""
+        for ch in start + '"show {issue_id}", ' * 200:
+            out += ch
+            if ch in '}]"' and enough(out):
+                break
+        streamed.append(out)
+        return out
+
+    book, stats = draft_phrasebook(tools, complete, tries=2)
+    report = next(r for r in stats.tools if r.tool == "get_issue")
+    assert len(streamed) == 1 and streamed[0].count("show {issue_id}") == 3  # stopped at the third
+    assert report.ran_on == 1 and report.tries == 1 and report.unreadable == 0
+    assert "written three times" in report.reasons[0]
+    assert book.tools["get_issue"].requests == [
+        "pull up {issue_id}",
+        "what is in #{issue_id}?",
+        "show {issue_id}",
+    ]
+
+
 def test_a_failed_request_costs_its_tool_one_try_and_only_total_failure_raises() -> None:
     from tooltune.data.teacher import TeacherError
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from collections import Counter
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
@@ -41,6 +42,7 @@ class ToolDraft(BaseModel):
     tries: int = 0
     unreadable: int = 0  # replies with no JSON object of the right shape
     failed: int = 0  # tries whose request failed (the endpoint's error or a timeout; in reasons)
+    ran_on: int = 0  # replies that never closed their entry (ran on, or hit the token limit): requests read
     kept: dict[str, int] = Field(default_factory=dict)
     dropped: int = 0
     reasons: list[str] = Field(default_factory=list)
@@ -106,6 +108,69 @@ def doomed_reply(text: str, tool: ToolSpec) -> tuple[str, int] | None:
         f"({', '.join('{' + r + '}' for r in required)}); the rest of the reply was not read",
         len(requests),
     )
+
+
+MAX_DRAFT_REQUESTS = 16
+"""A drafted ``requests`` list longer than this has run on (a draft asks for 10)."""
+MAX_TEMPLATE_CHARS = 300
+"""A drafted request longer than this has run on (people ask in a sentence or two)."""
+
+
+class WrittenRequests(NamedTuple):
+    """A reply's ``requests`` list as far as it is written."""
+
+    items: list[Any]  # the items written whole
+    closed: bool
+    open_chars: int  # how long the item being written is so far (0 when none is)
+
+
+def requests_so_far(text: str) -> WrittenRequests | None:
+    """The first top-level object's ``requests`` list as far as ``text`` has it; None before its key."""
+    found = _top_level_keys(text)
+    if not found:
+        return None
+    decoder, items, at = json.JSONDecoder(), [], found[0] + 1
+    while True:
+        while at < len(text) and text[at] in " \t\r\n,":
+            at += 1
+        if at >= len(text) or text[at] == "]":
+            return WrittenRequests(items, at < len(text), 0)
+        try:
+            value, at = decoder.raw_decode(text, at)
+        except json.JSONDecodeError:
+            return WrittenRequests(items, False, len(text) - at)
+        items.append(value)
+
+
+def ran_on(text: str) -> str | None:
+    """How a reply's ``requests`` list shows that the model is repeating itself rather than drafting (a
+    small model may write one request forever, or the same one again and again, until the token limit):
+    more than :data:`MAX_DRAFT_REQUESTS` requests, one longer than :data:`MAX_TEMPLATE_CHARS`
+    characters, or one written three times. None while the list looks like a draft, or once it closed."""
+    written = requests_so_far(text)
+    if written is None or written.closed:
+        return None
+    strings = [i for i in written.items if isinstance(i, str)]
+    if len(written.items) > MAX_DRAFT_REQUESTS:
+        return f"more than {MAX_DRAFT_REQUESTS} requests"
+    if written.open_chars > MAX_TEMPLATE_CHARS or any(len(r) > MAX_TEMPLATE_CHARS for r in strings):
+        return f"a request over {MAX_TEMPLATE_CHARS} characters"
+    if strings and Counter(strings).most_common(1)[0][1] >= 3:
+        return "one request written three times"
+    return None
+
+
+def salvaged_entry(text: str) -> dict[str, Any] | None:
+    """What a reply that never closed its entry (it ran on, or hit the token limit) gives: the distinct
+    requests written whole, up to :data:`MAX_TEMPLATE_CHARS` characters each and the first
+    :data:`MAX_DRAFT_REQUESTS` of them, as an entry of requests alone (values then come from the
+    schema, as for a tool without a book). None without one."""
+    written = requests_so_far(text)
+    if written is None:
+        return None
+    kept = [r for r in _strings(written.items) if len(r) <= MAX_TEMPLATE_CHARS]
+    distinct = list(dict.fromkeys(kept))[:MAX_DRAFT_REQUESTS]
+    return {"requests": distinct} if distinct else None
 
 
 def _strings(value: Any) -> list[str]:

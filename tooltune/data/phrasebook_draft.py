@@ -19,7 +19,15 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, Field
 
-from tooltune.data.drafted_entries import ToolDraft, doomed_reply, merged_entry, reply_entry, take_entry
+from tooltune.data.drafted_entries import (
+    ToolDraft,
+    doomed_reply,
+    merged_entry,
+    ran_on,
+    reply_entry,
+    salvaged_entry,
+    take_entry,
+)
 from tooltune.data.phrasebook import (
     FORMAT_VERSION,
     Phrasebook,
@@ -177,6 +185,7 @@ def _finish_tool(
         report.tries += part.tries
         report.unreadable += part.unreadable
         report.failed += part.failed
+        report.ran_on += part.ran_on
         report.dropped += part.dropped
         report.reasons += part.reasons
     taken = [got for got, _ in drafts if got is not None]
@@ -202,7 +211,9 @@ def _usable_entry(
     ``report`` (the usable entry's drops are counted where it is taken)."""
 
     def enough(text: str) -> bool:
-        return reply_entry(text) is not None or doomed_reply(text, tool) is not None
+        """The rest of the reply would not be read: the entry is whole, cannot be usable, or ran on."""
+        done = reply_entry(text) is not None
+        return done or doomed_reply(text, tool) is not None or ran_on(text) is not None
 
     for k in range(tries):
         report.tries += 1
@@ -215,12 +226,20 @@ def _usable_entry(
         entry = reply_entry(reply)
         if entry is None:
             doomed = doomed_reply(reply, tool)
-            if doomed is None:
-                report.unreadable += 1
-            else:  # its requests are dropped for what they lack, as the check would drop them
+            if doomed is not None:  # its requests are dropped for what they lack, as the check would
                 report.dropped += doomed[1]
                 report.reasons.append(f"{label}try {k + 1}: {doomed[0]}")
-            continue
+                continue
+            entry = salvaged_entry(reply)
+            if entry is None:
+                report.unreadable += 1
+                continue
+            report.ran_on += 1  # stopped while repeating itself, or cut at the token limit: read what came
+            why = ran_on(reply) or "it reached the token limit"
+            report.reasons.append(
+                f"{label}try {k + 1}: the reply never closed its entry ({why}); "
+                f"its first {len(entry['requests'])} distinct requests were read"
+            )
         probe = ToolDraft(tool=tool.name)
         if take_entry(entry, tool, tools, probe, seed + k) is not None:
             return entry, seed + k

@@ -156,8 +156,8 @@ class Teacher:
         """One completion of ``messages`` (a phrasebook draft, say); TeacherError names the endpoint.
         ``seed=None`` sends none: mlx_lm.server batches concurrent requests only when they carry no seed.
         ``timeout`` (seconds) replaces the client's for this request. With ``until``, the reply is streamed
-        and the connection closed as soon as ``until(reply so far)`` holds (checked when a ``}`` or ``]``
-        arrives): mlx_lm.server ends a request at its next write to a closed connection, so what a model
+        and the connection closed as soon as ``until(reply so far)`` holds (checked when a ``}``, ``]`` or
+        ``"`` arrives): mlx_lm.server ends a request at its next write to a closed connection, so what a model
         would write after the part wanted is never generated."""
         body = {"model": self.model, "messages": messages, "temperature": temperature,
                 "max_tokens": max_tokens, **({"seed": seed} if seed is not None else {})}  # fmt: skip
@@ -202,7 +202,7 @@ class Teacher:
                 piece = str((choices[0].get("delta") or {}).get("content") or "")
                 pieces += bool(piece)
                 text += piece
-                if ("}" in piece or "]" in piece) and until(text):
+                if any(c in piece for c in '}]"') and until(text):
                     finished = True
                     break
         if not finished:  # the connection closed mid-reply: the endpoint failed, the text is partial
