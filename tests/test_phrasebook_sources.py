@@ -171,7 +171,7 @@ def test_a_reply_that_runs_on_is_stopped_and_its_distinct_requests_are_read() ->
     assert ran_on(again) == "one request written three times"
     many = start + "".join(f'"issue {{issue_id}} number {i}", ' for i in range(MAX_DRAFT_REQUESTS))
     assert ran_on(many) == f"more than {MAX_DRAFT_REQUESTS} requests"
-    endless = start + '"add it to {issue_id}' + " and to {issue_id}" * 30
+    endless = start + '"add it to {issue_id} ' + " ".join(f"and word{i}" for i in range(40))  # no loop
     assert ran_on(endless) == "a request over 300 characters"
     assert ran_on(again + '"x"], "values": {}}') is None  # a list that closed is the check's to judge
     assert salvaged_entry(again) == {
@@ -179,6 +179,15 @@ def test_a_reply_that_runs_on_is_stopped_and_its_distinct_requests_are_read() ->
     }
     assert salvaged_entry(endless) == {"requests": ["pull up {issue_id}", "what is in #{issue_id}?"]}
     assert salvaged_entry('{"requests": [') is None and salvaged_entry("no JSON here") is None
+    # a loop anywhere (here a value list going round) stops the reply; the keys written whole are read
+    values = '{"requests": ["pull up {issue_id}"], "say": {}, "values": {"issue_id": [1, 2, '
+    looping = values + "".join(f"{n}, " for n in range(300, 340)) * 3
+    assert ran_on(looping) == "the reply repeats itself" and ran_on(values + "3, 4, 5, ") is None
+    assert salvaged_entry(looping) == {"say": {}, "requests": ["pull up {issue_id}"]}
+    assert salvaged_entry(again + '"x"], "values": {"issue_id": [7]}, "near_misses": ["de') == {
+        "values": {"issue_id": [7]},
+        "requests": ["pull up {issue_id}", "what is in #{issue_id}?", "show {issue_id}", "x"],
+    }
 
     # streamed, the reply is stopped where it ran on, and its distinct requests make the tool's entry
     tools = load_tool_specs(["builtin:issue-tracker"])

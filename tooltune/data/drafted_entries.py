@@ -114,6 +114,8 @@ MAX_DRAFT_REQUESTS = 16
 """A drafted ``requests`` list longer than this has run on (a draft asks for 10)."""
 MAX_TEMPLATE_CHARS = 300
 """A drafted request longer than this has run on (people ask in a sentence or two)."""
+LOOP_CHARS = 80
+"""A stretch of reply this long written a third time is a loop (no part of a draft repeats so much)."""
 
 
 class WrittenRequests(NamedTuple):
@@ -143,10 +145,13 @@ def requests_so_far(text: str) -> WrittenRequests | None:
 
 
 def ran_on(text: str) -> str | None:
-    """How a reply's ``requests`` list shows that the model is repeating itself rather than drafting (a
-    small model may write one request forever, or the same one again and again, until the token limit):
-    more than :data:`MAX_DRAFT_REQUESTS` requests, one longer than :data:`MAX_TEMPLATE_CHARS`
-    characters, or one written three times. None while the list looks like a draft, or once it closed."""
+    """How a reply shows that the model is repeating itself rather than drafting (a small model may write
+    one request forever, or the same one or the same values again and again, until the token limit):
+    anywhere in the reply, a stretch of text written a third time (:func:`repeats_itself`); in its
+    ``requests`` list, more than :data:`MAX_DRAFT_REQUESTS` requests, one longer than
+    :data:`MAX_TEMPLATE_CHARS` characters, or one written three times. None while it looks like a draft."""
+    if repeats_itself(text):
+        return "the reply repeats itself"
     written = requests_so_far(text)
     if written is None or written.closed:
         return None
@@ -160,17 +165,73 @@ def ran_on(text: str) -> str | None:
     return None
 
 
+def repeats_itself(text: str) -> bool:
+    """The reply's last :data:`LOOP_CHARS` characters are already in it twice: the model is going round
+    a loop (one value list written over and over, say), which nothing in a draft's format asks for."""
+    tail = text[-LOOP_CHARS:]
+    return len(tail) == LOOP_CHARS and text.count(tail) >= 3
+
+
+def _object_so_far(text: str) -> dict[str, Any]:
+    """The keys of the reply's first top-level object whose values are written whole, in order, up to
+    the first that is not."""
+    start = _first_object_start(text)
+    if start is None:
+        return {}
+    decoder, out, at = json.JSONDecoder(), {}, start + 1
+
+    def skip(at: int, chars: str) -> int:
+        while at < len(text) and text[at] in chars:
+            at += 1
+        return at
+
+    while True:
+        try:
+            key, at = decoder.raw_decode(text, skip(at, " \t\r\n,"))
+            at = skip(at, " \t\r\n")
+            if not isinstance(key, str) or text[at : at + 1] != ":":
+                return out
+            value, at = decoder.raw_decode(text, skip(at + 1, " \t\r\n"))
+        except json.JSONDecodeError:
+            return out
+        out[key] = value
+
+
+def _first_object_start(text: str) -> int | None:
+    """Where the reply's first top-level JSON object starts (a ``{`` outside strings and lists)."""
+    depth, in_string, escaped = 0, False, False
+    for i, ch in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch == "{" and depth == 0:
+            return i
+        elif ch in "{[":
+            depth += 1
+        elif ch in "}]":
+            depth = max(0, depth - 1)
+    return None
+
+
 def salvaged_entry(text: str) -> dict[str, Any] | None:
-    """What a reply that never closed its entry (it ran on, or hit the token limit) gives: the distinct
-    requests written whole, up to :data:`MAX_TEMPLATE_CHARS` characters each and the first
-    :data:`MAX_DRAFT_REQUESTS` of them, as an entry of requests alone (values then come from the
-    schema, as for a tool without a book). None without one."""
+    """What a reply that never closed its entry (it ran on, or hit the token limit) gives: the keys of
+    its object written whole (values, say, parallel, ...; what comes from the schema otherwise), and its
+    distinct requests written whole, up to :data:`MAX_TEMPLATE_CHARS` characters each and the first
+    :data:`MAX_DRAFT_REQUESTS` of them. None without a request."""
     written = requests_so_far(text)
     if written is None:
         return None
     kept = [r for r in _strings(written.items) if len(r) <= MAX_TEMPLATE_CHARS]
     distinct = list(dict.fromkeys(kept))[:MAX_DRAFT_REQUESTS]
-    return {"requests": distinct} if distinct else None
+    if not distinct:
+        return None
+    return {**{k: v for k, v in _object_so_far(text).items() if k != "requests"}, "requests": distinct}
 
 
 def _strings(value: Any) -> list[str]:
