@@ -184,6 +184,14 @@ def test_a_reply_that_runs_on_is_stopped_and_its_distinct_requests_are_read() ->
     looping = values + "".join(f"{n}, " for n in range(300, 340)) * 3
     assert ran_on(looping) == "the reply repeats itself" and ran_on(values + "3, 4, 5, ") is None
     assert salvaged_entry(looping) == {"say": {}, "requests": ["pull up {issue_id}"]}
+    alike = '{"requests": [' + " ".join(
+        f'"{w} pull up issue {{issue_id}} and show me all that is in it, with every comment on it please",'
+        for w in ("hey", "can you", "now")
+    )
+    assert ran_on(alike) is None  # three requests that only end alike are no loop
+    # the object that holds the requests is the one read, and a value at the very end may be cut short
+    cut = '{"values": {"issue_id": [666]}} so: {"requests": ["pull up {issue_id}"], "say": {}, "limit": 12'
+    assert salvaged_entry(cut) == {"say": {}, "requests": ["pull up {issue_id}"]}
     assert salvaged_entry(again + '"x"], "values": {"issue_id": [7]}, "near_misses": ["de') == {
         "values": {"issue_id": [7]},
         "requests": ["pull up {issue_id}", "what is in #{issue_id}?", "show {issue_id}", "x"],
@@ -304,6 +312,10 @@ def test_a_streamed_reply_is_also_checked_when_a_list_closes() -> None:
     t = Teacher("http://t.test/v1", client=httpx.Client(transport=httpx.MockTransport(handler)))
     got = t.chat([{"role": "user", "content": "x"}], until=lambda text: text.endswith("]"))
     assert got == '{"requests": ["a", "b"]' and t.completion_tokens == 2
+    # and when a string closes (a request written a third time is seen at its closing quote)
+    pieces[:2] = ['{"requests": ["a', '"', ', "b"', "]"]
+    got = t.chat([{"role": "user", "content": "x"}], until=lambda text: text.endswith('"a"'))
+    assert got == '{"requests": ["a"'
 
 
 # create_issue's draft, as the streaming teacher endpoint writes it: no request has its required {title}

@@ -512,6 +512,7 @@ def phrasebook_draft(
         context.console.print(
             f"  {r.tool}: kept {r.kept or 'nothing'}, dropped {r.dropped}, tries {r.tries}"
             + (f", unreadable {r.unreadable}" if r.unreadable else "")
+            + (f", ran on {r.ran_on}" if r.ran_on else "")
             + (f", failed {r.failed} ({r.reasons[-1]})" if r.failed else ""),
             highlight=False,
         )

@@ -59,13 +59,13 @@ def reply_entry(reply: str) -> dict[str, Any] | None:
 _REQUESTS_KEY = re.compile(r'"requests"\s*:\s*(?=\[)')
 
 
-def _top_level_keys(text: str) -> list[int]:
-    """Where the list of each ``"requests": [`` in ``text`` starts, for those that are a key of a
-    top-level object: one inside a string, a nested object or a list (a ``requests`` parameter's values)
-    is none."""
+def _top_level_keys(text: str) -> list[tuple[int, int]]:
+    """For each ``"requests": [`` in ``text`` that is a key of a top-level object, where that object
+    starts and where the list starts: one inside a string, a nested object or a list (a ``requests``
+    parameter's values) is none."""
     list_at = {m.start(): m.end() for m in _REQUESTS_KEY.finditer(text)}
-    found: list[int] = []
-    depth, in_string, escaped = 0, False, False
+    found: list[tuple[int, int]] = []
+    depth, in_string, escaped, opened = 0, False, False, 0
     for i, ch in enumerate(text):
         if in_string:
             if escaped:
@@ -75,11 +75,12 @@ def _top_level_keys(text: str) -> list[int]:
             elif ch == '"':
                 in_string = False
             continue
-        if depth == 1 and i in list_at:
-            found.append(list_at[i])
+        if depth == 1 and i in list_at and text[opened] == "{":
+            found.append((opened, list_at[i]))
         if ch == '"':
             in_string = True
         elif ch in "{[":
+            opened = i if depth == 0 else opened
             depth += 1
         elif ch in "}]":
             depth = max(0, depth - 1)
@@ -97,7 +98,7 @@ def doomed_reply(text: str, tool: ToolSpec) -> tuple[str, int] | None:
     if not required or not found:
         return None
     try:
-        requests, _ = json.JSONDecoder().raw_decode(text, found[0])
+        requests, _ = json.JSONDecoder().raw_decode(text, found[0][1])
     except json.JSONDecodeError:
         return None
     said = [{name for name, index, _ in slots(r) if index is None} for r in requests if isinstance(r, str)]
@@ -131,7 +132,7 @@ def requests_so_far(text: str) -> WrittenRequests | None:
     found = _top_level_keys(text)
     if not found:
         return None
-    decoder, items, at = json.JSONDecoder(), [], found[0] + 1
+    decoder, items, at = json.JSONDecoder(), [], found[0][1] + 1
     while True:
         while at < len(text) and text[at] in " \t\r\n,":
             at += 1
@@ -166,19 +167,26 @@ def ran_on(text: str) -> str | None:
 
 
 def repeats_itself(text: str) -> bool:
-    """The reply's last :data:`LOOP_CHARS` characters are already in it twice: the model is going round
-    a loop (one value list written over and over, say), which nothing in a draft's format asks for."""
-    tail = text[-LOOP_CHARS:]
-    return len(tail) == LOOP_CHARS and text.count(tail) >= 3
+    """The reply ends going round a loop (one value list written over and over, say), which nothing in a
+    draft's format asks for: its last :data:`LOOP_CHARS` characters were written twice before, at the
+    same distance, with the same text between (three requests that only end alike are no loop)."""
+    end = len(text) - LOOP_CHARS
+    if end < 0:
+        return False
+    tail = text[end:]
+    second = text.rfind(tail, 0, end)
+    first = text.rfind(tail, 0, second) if second >= 0 else -1
+    return first >= 0 and text[first:second] == text[second:end]
 
 
 def _object_so_far(text: str) -> dict[str, Any]:
-    """The keys of the reply's first top-level object whose values are written whole, in order, up to
-    the first that is not."""
-    start = _first_object_start(text)
-    if start is None:
+    """The keys of the object that holds the reply's ``requests`` whose values are written whole (and
+    followed by more text, so a number is not one cut mid-stream), in order, up to the first that is
+    not."""
+    found = _top_level_keys(text)
+    if not found:
         return {}
-    decoder, out, at = json.JSONDecoder(), {}, start + 1
+    decoder, out, at = json.JSONDecoder(), {}, found[0][0] + 1
 
     def skip(at: int, chars: str) -> int:
         while at < len(text) and text[at] in chars:
@@ -194,29 +202,9 @@ def _object_so_far(text: str) -> dict[str, Any]:
             value, at = decoder.raw_decode(text, skip(at + 1, " \t\r\n"))
         except json.JSONDecodeError:
             return out
+        if skip(at, " \t\r\n") >= len(text):
+            return out
         out[key] = value
-
-
-def _first_object_start(text: str) -> int | None:
-    """Where the reply's first top-level JSON object starts (a ``{`` outside strings and lists)."""
-    depth, in_string, escaped = 0, False, False
-    for i, ch in enumerate(text):
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch == "{" and depth == 0:
-            return i
-        elif ch in "{[":
-            depth += 1
-        elif ch in "}]":
-            depth = max(0, depth - 1)
-    return None
 
 
 def salvaged_entry(text: str) -> dict[str, Any] | None:

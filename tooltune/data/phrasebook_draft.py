@@ -235,7 +235,7 @@ def _usable_entry(
                 report.unreadable += 1
                 continue
             report.ran_on += 1  # stopped while repeating itself, or cut at the token limit: read what came
-            why = ran_on(reply) or "it reached the token limit"
+            why = ran_on(reply) or "its JSON never closed"
             report.reasons.append(
                 f"{label}try {k + 1}: the reply never closed its entry ({why}); "
                 f"its first {len(entry['requests'])} distinct requests were read"
@@ -414,7 +414,8 @@ def draft_with_teacher(
     Each reply is streamed and cut off once it holds a tool entry (the first complete JSON object with
     a "requests" list, which is all :func:`reply_entry` reads of it), or once its requests are all
     written and none has a slot for every required parameter (:func:`doomed_reply`: the try is lost
-    either way, and the next starts at once). Waits of up to :data:`DRAFT_TIMEOUT_S`
+    either way, and the next starts at once), or once it runs on (:func:`ran_on`: it is read as far as
+    it got, :func:`salvaged_entry`). Waits of up to :data:`DRAFT_TIMEOUT_S`
     with nothing streamed are allowed (an endpoint that queues requests sends nothing until it starts
     one); a 1.5B on 2 CPU cores writes ~1.9 tokens/s alone and ~1.4 each of 8 at once. An endpoint
     that answers one request at a time gains nothing from ``concurrency`` above 1."""
