@@ -316,6 +316,12 @@ def test_a_streamed_reply_is_also_checked_when_a_list_closes() -> None:
     pieces[:2] = ['{"requests": ["a', '"', ', "b"', "]"]
     got = t.chat([{"role": "user", "content": "x"}], until=lambda text: text.endswith('"a"'))
     assert got == '{"requests": ["a"'
+    # and every UNTIL_EVERY pieces, whatever they hold (a request growing clause by clause in one string)
+    from tooltune.data.teacher import UNTIL_EVERY
+
+    pieces[:] = ['{"requests": ["find issues'] + [" and more"] * (3 * UNTIL_EVERY)
+    got = t.chat([{"role": "user", "content": "x"}], until=lambda text: len(text) > 100)
+    assert got.count(" and more") == UNTIL_EVERY * -(-10 // UNTIL_EVERY) - 1
 
 
 # create_issue's draft, as the streaming teacher endpoint writes it: no request has its required {title}

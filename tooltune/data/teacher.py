@@ -101,6 +101,11 @@ def says_please_more(out: str, text: str, values: list[str]) -> bool:
     return own(out) > max(1, own(text))
 
 
+UNTIL_EVERY = 16
+"""A streamed reply's stop check also runs every this many pieces: a reply can run on inside one string
+(a request growing clause by clause) with none of the characters that otherwise trigger it."""
+
+
 class TeacherError(TooltuneError):
     pass
 
@@ -157,8 +162,9 @@ class Teacher:
         ``seed=None`` sends none: mlx_lm.server batches concurrent requests only when they carry no seed.
         ``timeout`` (seconds) replaces the client's for this request. With ``until``, the reply is streamed
         and the connection closed as soon as ``until(reply so far)`` holds (checked when a ``}``, ``]`` or
-        ``"`` arrives): mlx_lm.server ends a request at its next write to a closed connection, so what a model
-        would write after the part wanted is never generated."""
+        ``"`` arrives, and every :data:`UNTIL_EVERY` pieces whatever they hold): mlx_lm.server ends a
+        request at its next write to a closed connection, so what a model would write after the part
+        wanted is never generated."""
         body = {"model": self.model, "messages": messages, "temperature": temperature,
                 "max_tokens": max_tokens, **({"seed": seed} if seed is not None else {})}  # fmt: skip
         try:
@@ -202,7 +208,7 @@ class Teacher:
                 piece = str((choices[0].get("delta") or {}).get("content") or "")
                 pieces += bool(piece)
                 text += piece
-                if any(c in piece for c in '}]"') and until(text):
+                if (any(c in piece for c in '}]"') or pieces % UNTIL_EVERY == 0) and until(text):
                     finished = True
                     break
         if not finished:  # the connection closed mid-reply: the endpoint failed, the text is partial
