@@ -189,6 +189,9 @@ def test_a_reply_that_runs_on_is_stopped_and_its_distinct_requests_are_read() ->
         for w in ("hey", "can you", "now")
     )
     assert ran_on(alike) is None  # three requests that only end alike are no loop
+    counting = values + "".join(f"{n}, " for n in range(1000, 2000))  # no loop, but no draft is so long
+    assert ran_on(counting) == "the reply passed 4000 characters"
+    assert salvaged_entry(counting) == {"say": {}, "requests": ["pull up {issue_id}"]}
     # the object that holds the requests is the one read, and a value at the very end may be cut short
     cut = '{"values": {"issue_id": [666]}} so: {"requests": ["pull up {issue_id}"], "say": {}, "limit": 12'
     assert salvaged_entry(cut) == {"say": {}, "requests": ["pull up {issue_id}"]}

@@ -115,6 +115,9 @@ MAX_DRAFT_REQUESTS = 16
 """A drafted ``requests`` list longer than this has run on (a draft asks for 10)."""
 MAX_TEMPLATE_CHARS = 300
 """A drafted request longer than this has run on (people ask in a sentence or two)."""
+MAX_DRAFT_CHARS = 4000
+"""A draft reply longer than this has run on, whatever its shape (a value list counting up, say): the
+longest reply that closed in the measured drafts was 2,278 characters (docs/PHRASEBOOKS.md, H16-H19)."""
 LOOP_CHARS = 80
 """A stretch of reply this long written a third time is a loop (no part of a draft repeats so much)."""
 
@@ -148,11 +151,14 @@ def requests_so_far(text: str) -> WrittenRequests | None:
 def ran_on(text: str) -> str | None:
     """How a reply shows that the model is repeating itself rather than drafting (a small model may write
     one request forever, or the same one or the same values again and again, until the token limit):
-    anywhere in the reply, a stretch of text written a third time (:func:`repeats_itself`); in its
+    anywhere in the reply, a stretch of text written a third time (:func:`repeats_itself`), or more than
+    :data:`MAX_DRAFT_CHARS` characters in all; in its
     ``requests`` list, more than :data:`MAX_DRAFT_REQUESTS` requests, one longer than
     :data:`MAX_TEMPLATE_CHARS` characters, or one written three times. None while it looks like a draft."""
     if repeats_itself(text):
         return "the reply repeats itself"
+    if len(text) > MAX_DRAFT_CHARS:
+        return f"the reply passed {MAX_DRAFT_CHARS} characters"
     written = requests_so_far(text)
     if written is None or written.closed:
         return None
