@@ -192,6 +192,11 @@ def test_a_reply_that_runs_on_is_stopped_and_its_distinct_requests_are_read() ->
     counting = values + "".join(f"{n}, " for n in range(1000, 2000))  # no loop, but no draft is so long
     assert ran_on(counting) == "the reply passed 4000 characters"
     assert salvaged_entry(counting) == {"say": {}, "requests": ["pull up {issue_id}"]}
+    dates = values[: values.index('"values"')] + '"values": {"date": [' + '"2016-10-01", ' * 2
+    counting_down = dates + "".join(f'"20{y:02d}-01-01", ' for y in range(26, 0, -1))
+    assert ran_on(counting_down) is None  # 28 items: a range of days written out has 31
+    counting_down += "".join(f'"19{y:02d}-01-01", ' for y in range(99, 78, -1))
+    assert ran_on(counting_down) == "a list of more than 48 items" and len(counting_down) < 900
     # the object that holds the requests is the one read, and a value at the very end may be cut short
     cut = '{"values": {"issue_id": [666]}} so: {"requests": ["pull up {issue_id}"], "say": {}, "limit": 12'
     assert salvaged_entry(cut) == {"say": {}, "requests": ["pull up {issue_id}"]}

@@ -118,6 +118,11 @@ MAX_TEMPLATE_CHARS = 300
 MAX_DRAFT_CHARS = 4000
 """A draft reply longer than this has run on, whatever its shape (a value list counting up, say): the
 longest reply that closed in the measured drafts was 2,278 characters (docs/PHRASEBOOKS.md, H16-H19)."""
+MAX_LIST_ITEMS = 48
+"""A list of a draft with more items than this has run on: a model can count up or down a list of dates
+until the token limit, no loop and few characters (a digit is a token). Values are asked 8 a parameter;
+the longest list of a reply that closed in the measured drafts had 31 (``days`` from 1 to 30), the
+shortest that ran on 83 (docs/PHRASEBOOKS.md, H16-H19)."""
 LOOP_CHARS = 80
 """A stretch of reply this long written a third time is a loop (no part of a draft repeats so much)."""
 
@@ -152,13 +157,16 @@ def ran_on(text: str) -> str | None:
     """How a reply shows that the model is repeating itself rather than drafting (a small model may write
     one request forever, or the same one or the same values again and again, until the token limit):
     anywhere in the reply, a stretch of text written a third time (:func:`repeats_itself`), or more than
-    :data:`MAX_DRAFT_CHARS` characters in all; in its
+    :data:`MAX_DRAFT_CHARS` characters in all, or a list still open with more than :data:`MAX_LIST_ITEMS`
+    items; in its
     ``requests`` list, more than :data:`MAX_DRAFT_REQUESTS` requests, one longer than
     :data:`MAX_TEMPLATE_CHARS` characters, or one written three times. None while it looks like a draft."""
     if repeats_itself(text):
         return "the reply repeats itself"
     if len(text) > MAX_DRAFT_CHARS:
         return f"the reply passed {MAX_DRAFT_CHARS} characters"
+    if _open_list_items(text) > MAX_LIST_ITEMS:
+        return f"a list of more than {MAX_LIST_ITEMS} items"
     written = requests_so_far(text)
     if written is None or written.closed:
         return None
@@ -211,6 +219,31 @@ def _object_so_far(text: str) -> dict[str, Any]:
         if skip(at, " \t\r\n") >= len(text):
             return out
         out[key] = value
+
+
+def _open_list_items(text: str) -> int:
+    """How many items the innermost container still open at the end of ``text`` holds so far, when it is
+    a list (0 when it is an object, or nothing is open)."""
+    stack: list[list[Any]] = []  # [opening character, commas seen at its own level]
+    in_string, escaped = False, False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "{[":
+            stack.append([ch, 0])
+        elif ch in "}]":
+            if stack:
+                stack.pop()
+        elif ch == "," and stack:
+            stack[-1][1] += 1
+    return stack[-1][1] + 1 if stack and stack[-1][0] == "[" else 0
 
 
 def salvaged_entry(text: str) -> dict[str, Any] | None:
