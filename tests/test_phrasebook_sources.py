@@ -197,6 +197,20 @@ def test_a_reply_that_runs_on_is_stopped_and_its_distinct_requests_are_read() ->
     assert ran_on(counting_down) is None  # 28 items: a range of days written out has 31
     counting_down += "".join(f'"19{y:02d}-01-01", ' for y in range(99, 78, -1))
     assert ran_on(counting_down) == "a list of more than 48 items" and len(counting_down) < 900
+    from tooltune.data.drafted_entries import MAX_LIST_ITEMS, _open_list_items
+
+    # only the innermost open list's own items count: commas inside strings or nested lists do not
+    assert _open_list_items('{"a": [["x, y", 1], ["z", 2], ') == 3
+    assert _open_list_items('{"a": [1, 2, 3], "b": {"c": 1, ') == 0  # an object is innermost
+    assert _open_list_items("[" + "1, " * (MAX_LIST_ITEMS - 1)) == MAX_LIST_ITEMS
+    # a long reply with few items in any list has run on too; a tool of many parameters is allowed more
+    words = '{"requests": ["pull up {issue_id}"], "near_misses": ["' + " ".join(f"w{i}" for i in range(900))
+    assert 4000 < len(words) < 6000 and ran_on(words) == "the reply passed 4000 characters"
+    get_issue = next(t for t in load_tool_specs(["builtin:issue-tracker"]) if t.name == "get_issue")
+    props = {f"p{i}": {"type": "string"} for i in range(12)}
+    wide = get_issue.model_copy(update={"parameters": {"type": "object", "properties": props}})
+    more = words + " " + " ".join(f"v{i}" for i in range(600))
+    assert ran_on(words, wide) is None and ran_on(more, wide) == "the reply passed 6000 characters"
     # the object that holds the requests is the one read, and a value at the very end may be cut short
     cut = '{"values": {"issue_id": [666]}} so: {"requests": ["pull up {issue_id}"], "say": {}, "limit": 12'
     assert salvaged_entry(cut) == {"say": {}, "requests": ["pull up {issue_id}"]}
@@ -336,9 +350,17 @@ def test_a_streamed_reply_is_also_checked_when_a_list_closes() -> None:
 DOOMED_CREATE_ISSUE = '{"requests": ["file a new bug", "open a ticket for me"], "values": {}}'
 
 
+# add_comment's draft: a usable request, then a value list counting on with no quote, bracket or brace
+COUNTING_ADD_COMMENT = '{"requests": ["put {body} on #{issue_id}"], "values": {"issue_id": [' + ", ".join(
+    str(n) for n in range(100, 200)
+)
+
+
 def teacher_reply(messages: list[dict[str, str]]) -> str:
     if "Write the JSON for create_issue." in messages[-1]["content"]:
         return DOOMED_CREATE_ISSUE
+    if "Write the JSON for add_comment." in messages[-1]["content"]:
+        return COUNTING_ADD_COMMENT
     return fake_reply(messages)
 
 
@@ -409,13 +431,15 @@ def test_cli_draft_lint_and_generate_with_a_book(
              "--out", str(out), settings=settings)  # fmt: skip
     assert r.returncode == 0, r.stderr
     # by default the drafts go together (no seed, so a server can batch them), after a 1-token warm-up
-    assert SEEN[0]["max_tokens"] == 1 and len(SEEN) == 1 + 1 + 2 * 7
+    assert SEEN[0]["max_tokens"] == 1 and len(SEEN) == 1 + 1 + 1 + 2 * 6
     assert not any("seed" in body for body in SEEN)
-    # the one reply with an entry was cut off after it, and create_issue's two once their requests
-    # showed they could give none; the prose replies were read to their end
-    assert sorted(STREAM_ENDS) == ["all written"] * 12 + ["closed by the client"] * 3
+    # the one reply with an entry was cut off after it, create_issue's two once their requests showed
+    # they could give none, and add_comment's once its list ran on (seen by the check every 16 pieces);
+    # the prose replies were read to their end
+    assert sorted(STREAM_ENDS) == ["all written"] * 10 + ["closed by the client"] * 4
     said = " ".join(r.stdout.split())  # rich wraps lines at the terminal width
-    assert "2 request templates for 1/8 tools" in said and "get_issue: kept" in said
+    assert "3 request templates for 2/8 tools" in said and "get_issue: kept" in said
+    assert "add_comment: kept {'requests': 1" in said and "ran on 1" in said
     assert out.read_text().startswith("# Drafted by http://127.0.0.1")
     r = _cli("data", "phrasebook", "draft", "--tools", "builtin:issue-tracker", "--teacher", teacher_url,
              "--out", str(out), settings=settings)  # fmt: skip
@@ -429,7 +453,9 @@ def test_cli_draft_lint_and_generate_with_a_book(
     r = _cli("data", "phrasebook", "draft", "--tools", "builtin:issue-tracker", "--teacher", teacher_url,
              "--out", str(merged), "--rounds", "2", "--concurrency", "1", settings=settings)  # fmt: skip
     assert r.returncode == 0, r.stderr
-    assert len(SEEN) == 2 * (1 + 2 * 7) and "2 drafts merged per tool" in merged.read_text().splitlines()[0]
+    assert (
+        len(SEEN) == 2 * (1 + 1 + 2 * 6) and "2 drafts merged per tool" in merged.read_text().splitlines()[0]
+    )
     r = _cli("data", "phrasebook", "draft", "--tools", "builtin:issue-tracker", "--teacher", teacher_url,
              "--out", str(tmp_path / "none.yaml"), "--rounds", "0", settings=settings)  # fmt: skip
     assert r.returncode != 0 and "--rounds and --tries must be at least 1 (got 0 and 2)" in r.stderr

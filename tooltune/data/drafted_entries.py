@@ -116,13 +116,16 @@ MAX_DRAFT_REQUESTS = 16
 MAX_TEMPLATE_CHARS = 300
 """A drafted request longer than this has run on (people ask in a sentence or two)."""
 MAX_DRAFT_CHARS = 4000
-"""A draft reply longer than this has run on, whatever its shape (a value list counting up, say): the
-longest reply that closed in the measured drafts was 2,278 characters (docs/PHRASEBOOKS.md, H16-H19)."""
+"""A draft reply longer than this has run on, whatever its shape, for a tool of up to 8 parameters (each
+further parameter allows :data:`CHARS_PER_PARAMETER` more, for its values): the longest reply that
+closed and parsed in the measured drafts was 2,049 characters, for a tool of 6 (docs/PHRASEBOOKS.md,
+H16-H19)."""
+CHARS_PER_PARAMETER = 500
 MAX_LIST_ITEMS = 48
 """A list of a draft with more items than this has run on: a model can count up or down a list of dates
 until the token limit, no loop and few characters (a digit is a token). Values are asked 8 a parameter;
-the longest list of a reply that closed in the measured drafts had 31 (``days`` from 1 to 30), the
-shortest that ran on 83 (docs/PHRASEBOOKS.md, H16-H19)."""
+the longest list of a reply that closed in the measured drafts had 31 items (``days`` written out one
+by one); the lists that ran on reached 83 to 429 (docs/PHRASEBOOKS.md, H16-H19)."""
 LOOP_CHARS = 80
 """A stretch of reply this long written a third time is a loop (no part of a draft repeats so much)."""
 
@@ -153,18 +156,20 @@ def requests_so_far(text: str) -> WrittenRequests | None:
         items.append(value)
 
 
-def ran_on(text: str) -> str | None:
+def ran_on(text: str, tool: ToolSpec | None = None) -> str | None:
     """How a reply shows that the model is repeating itself rather than drafting (a small model may write
     one request forever, or the same one or the same values again and again, until the token limit):
     anywhere in the reply, a stretch of text written a third time (:func:`repeats_itself`), or more than
-    :data:`MAX_DRAFT_CHARS` characters in all, or a list still open with more than :data:`MAX_LIST_ITEMS`
-    items; in its
-    ``requests`` list, more than :data:`MAX_DRAFT_REQUESTS` requests, one longer than
-    :data:`MAX_TEMPLATE_CHARS` characters, or one written three times. None while it looks like a draft."""
+    :data:`MAX_DRAFT_CHARS` characters in all (more for a ``tool`` of many parameters), or a list still
+    open with more than :data:`MAX_LIST_ITEMS` items; in its ``requests`` list, more than
+    :data:`MAX_DRAFT_REQUESTS` requests, one longer than :data:`MAX_TEMPLATE_CHARS` characters, or one
+    written three times. None while it looks like a draft."""
     if repeats_itself(text):
         return "the reply repeats itself"
-    if len(text) > MAX_DRAFT_CHARS:
-        return f"the reply passed {MAX_DRAFT_CHARS} characters"
+    extra = max(0, len(tool.properties) - 8) if tool is not None else 0
+    limit = MAX_DRAFT_CHARS + CHARS_PER_PARAMETER * extra
+    if len(text) > limit:
+        return f"the reply passed {limit} characters"
     if _open_list_items(text) > MAX_LIST_ITEMS:
         return f"a list of more than {MAX_LIST_ITEMS} items"
     written = requests_so_far(text)

@@ -213,7 +213,7 @@ def _usable_entry(
     def enough(text: str) -> bool:
         """The rest of the reply would not be read: the entry is whole, cannot be usable, or ran on."""
         done = reply_entry(text) is not None
-        return done or doomed_reply(text, tool) is not None or ran_on(text) is not None
+        return done or doomed_reply(text, tool) is not None or ran_on(text, tool) is not None
 
     for k in range(tries):
         report.tries += 1
@@ -235,7 +235,7 @@ def _usable_entry(
                 report.unreadable += 1
                 continue
             report.ran_on += 1  # stopped while repeating itself, or cut at the token limit: read what came
-            why = ran_on(reply) or "its JSON never closed"
+            why = ran_on(reply, tool) or "its JSON never closed"
             report.reasons.append(
                 f"{label}try {k + 1}: the reply never closed its entry ({why}); "
                 f"its first {len(entry['requests'])} distinct requests were read"

@@ -208,7 +208,8 @@ class Teacher:
                 piece = str((choices[0].get("delta") or {}).get("content") or "")
                 pieces += bool(piece)
                 text += piece
-                if (any(c in piece for c in '}]"') or pieces % UNTIL_EVERY == 0) and until(text):
+                due = any(c in piece for c in '}]"') or (bool(piece) and pieces % UNTIL_EVERY == 0)
+                if due and until(text):
                     finished = True
                     break
         if not finished:  # the connection closed mid-reply: the endpoint failed, the text is partial
