@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
@@ -59,13 +60,10 @@ def reply_entry(reply: str) -> dict[str, Any] | None:
 _REQUESTS_KEY = re.compile(r'"requests"\s*:\s*(?=\[)')
 
 
-def _top_level_keys(text: str) -> list[tuple[int, int]]:
-    """For each ``"requests": [`` in ``text`` that is a key of a top-level object, where that object
-    starts and where the list starts: one inside a string, a nested object or a list (a ``requests``
-    parameter's values) is none."""
-    list_at = {m.start(): m.end() for m in _REQUESTS_KEY.finditer(text)}
-    found: list[tuple[int, int]] = []
-    depth, in_string, escaped, opened = 0, False, False, 0
+def _outside_strings(text: str) -> Iterator[tuple[int, str]]:
+    """Each character of ``text`` outside JSON strings, with its index (a string's opening quote is
+    outside it; an escaped quote does not end one)."""
+    in_string, escaped = False, False
     for i, ch in enumerate(text):
         if in_string:
             if escaped:
@@ -75,11 +73,21 @@ def _top_level_keys(text: str) -> list[tuple[int, int]]:
             elif ch == '"':
                 in_string = False
             continue
+        in_string = ch == '"'
+        yield i, ch
+
+
+def _top_level_keys(text: str) -> list[tuple[int, int]]:
+    """For each ``"requests": [`` in ``text`` that is a key of a top-level object, where that object
+    starts and where the list starts: one inside a string, a nested object or a list (a ``requests``
+    parameter's values) is none."""
+    list_at = {m.start(): m.end() for m in _REQUESTS_KEY.finditer(text)}
+    found: list[tuple[int, int]] = []
+    depth, opened = 0, 0
+    for i, ch in _outside_strings(text):
         if depth == 1 and i in list_at and text[opened] == "{":
             found.append((opened, list_at[i]))
-        if ch == '"':
-            in_string = True
-        elif ch in "{[":
+        if ch in "{[":
             opened = i if depth == 0 else opened
             depth += 1
         elif ch in "}]":
@@ -230,22 +238,11 @@ def _open_list_items(text: str) -> int:
     """How many items the innermost container still open at the end of ``text`` holds so far, when it is
     a list (0 when it is an object, or nothing is open)."""
     stack: list[list[Any]] = []  # [opening character, commas seen at its own level]
-    in_string, escaped = False, False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "{[":
+    for _, ch in _outside_strings(text):
+        if ch in "{[":
             stack.append([ch, 0])
-        elif ch in "}]":
-            if stack:
-                stack.pop()
+        elif ch in "}]" and stack:
+            stack.pop()
         elif ch == "," and stack:
             stack[-1][1] += 1
     return stack[-1][1] + 1 if stack and stack[-1][0] == "[" else 0
