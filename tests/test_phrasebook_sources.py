@@ -158,6 +158,48 @@ def test_a_reply_whose_requests_lack_a_required_slot_is_stopped_once_they_are_wr
     assert report.reasons[0].startswith("try 1: no request has a slot") and report.dropped >= 3
 
 
+def test_a_slot_written_as_a_bare_json_value_is_read_as_a_whole_slot_string() -> None:
+    from tooltune.data.drafted_entries import quoted_slots, reply_entry, salvaged_entry
+
+    # models write a result's number as {issue_id}, not "{issue_id}": the reply would not parse at all
+    reply = (
+        '{"requests": ["pull up {issue_id}", "what is in #{issue_id}, {issue_id} I mean?"], '
+        '"results": [{"result": {"id": {issue_id}, "links": [{issue_id.1}, {other_id} ]}, '
+        '"answer": "Issue {issue_id} is open."}]}'
+    )
+    assert _no_entry_as_written(reply)
+    assert quoted_slots(reply).count('"{issue_id}"') == 1  # slots inside strings are left alone
+    entry = reply_entry(reply)
+    assert entry is not None and entry["requests"][1] == "what is in #{issue_id}, {issue_id} I mean?"
+    assert entry["results"][0]["result"] == {"id": "{issue_id}", "links": ["{issue_id.1}", "{other_id}"]}
+    # cut off, the keys written whole are still read past a bare slot
+    cut = '{"requests": ["pull up {issue_id}"], "results": [{"result": {"id": {issue_id}}}], "near_m'
+    assert salvaged_entry(cut) == {
+        "results": [{"result": {"id": "{issue_id}"}}],
+        "requests": ["pull up {issue_id}"],
+    }
+
+    # drafted, the result shape is kept, and a string that is one whole slot keeps the value's type
+    tools = load_tool_specs(["builtin:issue-tracker"])
+
+    drafted = reply.replace('"links": [{issue_id.1}, {other_id} ]', '"state": "open"')
+
+    def complete(messages: list[dict[str, str]], seed: int, enough: Any) -> str:
+        return drafted if "Write the JSON for get_issue." in messages[-1]["content"] else "no."
+
+    book, stats = draft_phrasebook(tools, complete, tries=1)
+    report = next(r for r in stats.tools if r.tool == "get_issue")
+    assert report.unreadable == 0 and report.kept.get("results") == 1, report
+    assert book.tools["get_issue"].results[0].result == {"id": "{issue_id}", "state": "open"}
+
+
+def _no_entry_as_written(text: str) -> bool:
+    """No JSON object with a requests list is in ``text`` as written."""
+    from tooltune.json_spans import json_spans
+
+    return not any(isinstance(v, dict) and "requests" in v for _, _, v in json_spans(text))
+
+
 def test_a_reply_that_runs_on_is_stopped_and_its_distinct_requests_are_read() -> None:
     from tooltune.data.drafted_entries import MAX_DRAFT_REQUESTS, ran_on, requests_so_far, salvaged_entry
 

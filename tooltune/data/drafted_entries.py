@@ -50,11 +50,32 @@ class ToolDraft(BaseModel):
 
 
 def reply_entry(reply: str) -> dict[str, Any] | None:
-    """The reply's JSON object for the tool (the first with a "requests" list)."""
-    for _, _, value in json_spans(reply):
-        if isinstance(value, dict) and isinstance(value.get("requests"), list):
-            return value
+    """The reply's JSON object for the tool (the first with a "requests" list), read with its bare slots
+    quoted (:func:`quoted_slots`) where it does not parse as written."""
+    for text in dict.fromkeys((reply, quoted_slots(reply))):
+        for _, _, value in json_spans(text):
+            if isinstance(value, dict) and isinstance(value.get("requests"), list):
+                return value
     return None
+
+
+_BARE_SLOT = re.compile(r"\{[A-Za-z_][\w]*(?:\.\d+)?\}")
+
+
+def quoted_slots(text: str) -> str:
+    """``text`` with each slot written as a bare JSON value quoted: models write a result shape's number
+    or list as ``"duration_minutes": {duration_minutes}``, which no JSON reader takes, so the whole reply
+    (or, cut off, everything after the slot) would be lost. Slots inside strings are left alone."""
+    outside = {i for i, _ in _outside_strings(text)}
+    out, last = [], 0
+    for m in _BARE_SLOT.finditer(text):
+        before = text[: m.start()].rstrip()
+        after = text[m.end() :].lstrip()
+        a_value = m.start() in outside and before[-1:] in (":", "[", ",")
+        if a_value and (after[:1] in (",", "]", "}") or not after):  # not after: the reply cut off there
+            out += [text[last : m.start()], f'"{m.group(0)}"']
+            last = m.end()
+    return "".join(out) + text[last:]
 
 
 _REQUESTS_KEY = re.compile(r'"requests"\s*:\s*(?=\[)')
@@ -260,7 +281,8 @@ def salvaged_entry(text: str) -> dict[str, Any] | None:
     distinct = list(dict.fromkeys(kept))[:MAX_DRAFT_REQUESTS]
     if not distinct:
         return None
-    return {**{k: v for k, v in _object_so_far(text).items() if k != "requests"}, "requests": distinct}
+    whole = _object_so_far(quoted_slots(text))
+    return {**{k: v for k, v in whole.items() if k != "requests"}, "requests": distinct}
 
 
 def _strings(value: Any) -> list[str]:
