@@ -349,3 +349,59 @@ async def test_a_started_server_records_what_from_active_serves_next(
     assert written["adapter_fingerprint"] == registry_of(shared).get("a1").adapter_fingerprint
     again = ModelServer.from_active(shared)
     assert again.model_path == tiny_model.resolve() and again._initial_adapter == "a1"
+
+
+async def test_a_half_precision_answer_right_token_for_token_verifies_past_the_logprob_tolerance(
+    tiny_model: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 1.5B adapter in bfloat16 on an H100 answered its probe token for token, 1.25 away in log-prob
+    from mlx-lm's own answer (the tolerance is 1.0): the switch must verify. float32 weights stay strict,
+    and an answer that differs in a token, or is the base model's, still fails."""
+    from types import SimpleNamespace
+
+    from tooltune.adapters.fingerprint import AdapterProbe, ProbeSignature, ProbeSpec
+    from tooltune.serving.model_server import _Target
+
+    def sig(tokens: list[int], runner_up: list[int], gaps: list[float]) -> ProbeSignature:
+        top = [[(t, -0.1), (r, -0.1 - g)] for t, r, g in zip(tokens, runner_up, gaps, strict=True)]
+        return ProbeSignature(tokens=tokens, top=top)
+
+    base = sig([5, 6, 7], [1, 2, 3], [3.0, 4.0, 9.0])
+    adapter = sig([1, 2, 3], [5, 6, 7], [4.0, 5.0, 12.0])
+    expected = AdapterProbe(
+        probe=ProbeSpec(messages=[{"role": "user", "content": "hi"}]),
+        base_model_fingerprint="x",
+        base=base,
+        adapter=adapter,
+        distance=1e9,
+        distinguishes=True,
+    )
+    served: dict[str, ProbeSignature] = {"now": sig([1, 2, 3], [5, 6, 7], [4.0, 5.0, 13.25])}
+
+    async def probe(child: Any, target: Any, spec: Any) -> ProbeSignature:
+        return served["now"]
+
+    server = ModelServer(tiny_model, settings=settings)
+    monkeypatch.setattr(server, "_probe", probe)
+    child: Any = SimpleNamespace(port=1, pid=2)
+    server._weights_dtype = "bfloat16"
+    state = await server._verify_with(child, _Target(name="a1"), expected)
+    assert state.verified and state.adapter == "a1" and state.probe_distance == pytest.approx(1.25)
+    server._weights_dtype = "float32"  # strict weights: no token rule
+    with pytest.raises(ServedModelMismatchError, match="resembles neither"):
+        await server._verify_with(child, _Target(name="a1"), expected)
+    server._weights_dtype = "bfloat16"
+    served["now"] = sig([1, 2, 4], [5, 6, 3], [4.0, 5.0, 13.25])  # one token off: other weights
+    with pytest.raises(ServedModelMismatchError, match="its first 2 of 3 greedy tokens"):
+        await server._verify_with(child, _Target(name="a1"), expected)
+    served["now"] = base  # the adapter was not applied
+    with pytest.raises(ServedModelMismatchError, match="resembles the base model"):
+        await server._verify_with(child, _Target(name="a1"), expected)
+    # the base model is verified the same way: its own answer token for token, the adapter's is not
+    served["now"] = sig([5, 6, 7], [1, 2, 3], [3.0, 4.0, 10.5])
+    assert (await server._verify_with(child, _Target(name=None), expected)).adapter is None
+    # a probe that does not tell them apart leaves only the log-probs to judge
+    blind = expected.model_copy(update={"distinguishes": False, "distance": 0.5})
+    served["now"] = sig([1, 2, 3], [5, 6, 7], [4.0, 5.0, 13.25])
+    with pytest.raises(ServedModelMismatchError):
+        await server._verify_with(child, _Target(name="a1"), blind)

@@ -124,14 +124,34 @@ def weights_dtype(model_path: Path) -> str:
         return "unknown"
 
 
+def exact_logprobs(dtype: str) -> bool:
+    """Whether weights of ``dtype`` compute log-probs that two code paths reproduce closely: float32
+    (also quantized weights with float32 scales) does; half precision, and a format that could not be
+    read, does not."""
+    return dtype == "float32" or "float32 scales" in dtype
+
+
 def tolerances(dtype: str) -> tuple[float, float]:
     """(match, distinguish): how far a served probe answer may be from the reference and still be the
     same weights, and how far base and adapter answers must be apart for the probe to tell them apart.
-    float32 computation (also quantized weights with float32 scales) is strict; half precision, and a
-    format that could not be read, is not."""
-    if dtype == "float32" or "float32 scales" in dtype:
+    float32 computation is strict; half precision is not (:func:`exact_logprobs`)."""
+    if exact_logprobs(dtype):
         return MATCH_TOLERANCE, DISTINGUISH_MIN
     return HALF_MATCH_TOLERANCE, HALF_DISTINGUISH_MIN
+
+
+def greedy_answer_tells(served: ProbeSignature, want: ProbeSignature, other: ProbeSignature | None) -> bool:
+    """Whether ``served`` is ``want``'s answer and not ``other``'s by its greedy tokens alone: every token
+    as ``want`` wrote it (to its end of sequence), where ``other`` wrote another answer. For half-precision
+    weights, whose log-probs move by more than any fixed tolerance on some hardware (a 1.5B adapter in
+    bfloat16 on an H100 answered its probe token for token, 1.25 away in log-prob from mlx-lm's own
+    answer, over the 1.0 that sufficed on an H200): other weights would have had to write, token for
+    token, the answer on which base and adapter disagree."""
+    if other is None:
+        return False
+    eos = set(served.eos) | set(want.eos) | set(other.eos)
+    s, w, o = (_strip_eos(x, eos).tokens for x in (served, want, other))
+    return bool(w) and s == w and o != w
 
 
 def signature_distance(a: ProbeSignature, b: ProbeSignature) -> float:

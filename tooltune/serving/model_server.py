@@ -50,6 +50,8 @@ from tooltune.adapters.fingerprint import (
     ProbeSpec,
     compute_adapter_probe,
     compute_base_probe,
+    exact_logprobs,
+    greedy_answer_tells,
     probe_request_body,
     signature_distance,
     signature_from_response,
@@ -724,7 +726,16 @@ class ModelServer:
         d_want = signature_distance(served, want)
         d_other = signature_distance(served, other) if other is not None else math.inf
         what = f"adapter {target.name!r}" if target.name else "the base model (no adapter)"
-        if d_want > tolerance or d_other <= d_want:
+        matched = d_want <= tolerance and d_other > d_want
+        noisy = not exact_logprobs(self._weights_dtype)
+        if not matched and noisy and greedy_answer_tells(served, want, other):
+            log.warning(
+                "probe_matched_by_tokens", served=what, distance=d_want, tolerance=tolerance,
+                dtype=self._weights_dtype,
+                hint="the answer is the expected one token for token; its log-probs moved past the tolerance",
+            )  # fmt: skip
+            matched = True
+        if not matched:
             resembles = (
                 ("the base model" if target.name else "the previous adapter")
                 if d_other <= tolerance
