@@ -43,6 +43,7 @@ from tooltune.data.datasets import generate_dataset
 from tooltune.data.generate_config import GenerateConfig
 from tooltune.data.phrasebook import BookText, load_phrasebook
 from tooltune.data.store import load_dataset
+from tooltune.errors import TooltuneError
 from tooltune.evals.compare import Comparison
 from tooltune.evals.runner import load_report
 from tooltune.evals.service import compare_runs, run_suite_on_server
@@ -274,19 +275,28 @@ async def stage_eval(
     model: Path,
     adapters: dict[str, dict[str, str]],
     concurrency: int,
+    failed: dict[str, str],
 ) -> dict[str, Any]:
-    """``adapters``: per suite, the adapter of each data source."""
+    """``adapters``: per suite, the adapter of each data source. A suite whose eval fails (an adapter the
+    server refused, say) is left out of what is returned and named in ``failed``, and the other suites
+    are still evaluated: on a lent GPU, one refused switch must not cost the rest of the chain."""
     out: dict[str, Any] = {}
     async with ModelServer(model, settings=settings, record_active=False) as server:
         for suite_name, by_source in adapters.items():
             suite = load_suite(suite_name, ws)
             reports = {}
-            for label, adapter in [("baseline", None), *by_source.items()]:
-                run_id = eval_run_id(suite_name, adapter, model)
-                log(f"eval: {suite_name} {label} ({len(suite.cases)} cases) as {run_id}")
-                reports[label] = await run_suite_on_server(
-                    server, suite, ws=ws, adapter=adapter, label=label, run_id=run_id, concurrency=concurrency
-                )
+            try:
+                for label, adapter in [("baseline", None), *by_source.items()]:
+                    run_id = eval_run_id(suite_name, adapter, model)
+                    log(f"eval: {suite_name} {label} ({len(suite.cases)} cases) as {run_id}")
+                    reports[label] = await run_suite_on_server(
+                        server, suite, ws=ws, adapter=adapter, label=label, run_id=run_id,
+                        concurrency=concurrency,
+                    )  # fmt: skip
+            except TooltuneError as e:
+                log(f"eval: {suite_name} failed, its results are not written: {e}")
+                failed[suite_name] = str(e)
+                continue
             out[suite_name] = (suite, reports)
     return out
 
@@ -372,10 +382,13 @@ def main() -> None:
         st: {src: trained[(src, st if args.per_suite else None)]["adapter"] for src in args.sources}
         for st in args.suites
     }
-    evals = anyio.run(stage_eval, settings, ws, args.model, adapters, args.concurrency)
+    failed: dict[str, str] = {}
+    evals = anyio.run(stage_eval, settings, ws, args.model, adapters, args.concurrency, failed)
     generators = sorted({load_dataset(ws, d).generator_version for d in datasets.values()})
     write_results(args, variant, ws, datasets, trained, evals, machine_info(), generators=generators,
                   wall_s=round(time.perf_counter() - t0, 1))  # fmt: skip
+    if failed:
+        sys.exit(f"not evaluated: {', '.join(failed)} (the reason is logged above; a re-run resumes)")
 
 
 def write_results(

@@ -100,6 +100,47 @@ def test_the_training_settings_reach_the_trainer(tmp_path: Path, monkeypatch: py
     assert seen[1].rank == 8 and seen[1].num_layers is None
 
 
+def test_a_suite_whose_eval_fails_leaves_the_other_suites_evaluated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A switch the server refuses (as a probe check did for a 1.5B adapter on an H100) loses that
+    suite's results only: the next suite is still evaluated and the failure is named."""
+    import anyio
+
+    from tooltune.serving.model_server import ServedModelMismatchError
+
+    mod = _module()
+    ws = Workspace(tmp_path / "ws").ensure()
+    served: list[tuple[str, str | None]] = []
+
+    class Server:
+        def __init__(self, *a: Any, **kw: Any) -> None: ...
+
+        async def __aenter__(self) -> Server:
+            return self
+
+        async def __aexit__(self, *exc: object) -> None: ...
+
+    async def run_suite_on_server(server: Any, suite: Any, *, adapter: str | None, **kw: Any) -> str:
+        if adapter == "bad":
+            raise ServedModelMismatchError("the probe answer resembles neither")
+        served.append((suite.name, adapter))
+        return f"report of {adapter}"
+
+    monkeypatch.setattr(mod, "ModelServer", Server)
+    monkeypatch.setattr(mod, "run_suite_on_server", run_suite_on_server)
+    monkeypatch.setattr(mod, "load_suite", lambda name, ws: SimpleNamespace(name=name, cases=[1, 2]))
+    failed: dict[str, str] = {}
+    adapters = {"issue-tracker": {"hand": "bad"}, "notes-calendar": {"hand": "good"}}
+    out = anyio.run(mod.stage_eval, None, ws, Path("/m"), adapters, 4, failed)
+    assert list(out) == ["notes-calendar"] and out["notes-calendar"][1] == {
+        "baseline": "report of None",
+        "hand": "report of good",
+    }
+    assert list(failed) == ["issue-tracker"] and "resembles neither" in failed["issue-tracker"]
+    assert served == [("issue-tracker", None), ("notes-calendar", None), ("notes-calendar", "good")]
+
+
 def test_books_per_suite() -> None:
     mod = _module()
     assert mod.books("schema", ["issue-tracker"]) == []
