@@ -5,9 +5,13 @@ Usage: python bench/task_concurrency.py [--model M] [--adapter A --workspace WS]
 
 Each level works the first ``--limit`` tasks of ``coding-tasks`` (greedy, native calls, the repeat guard
 on, as ``tooltune eval --tasks``) with ``--concurrency`` set to the level, on a freshly started
-mlx_lm.server (no level profits from prompt-cache entries another left). Per level: the wall time,
-tasks per minute, the speedup over the first level, the tasks done, the model requests and calls, and
-how many tasks ended exactly as at the first level (same verdict, steps, calls and answer): batched
+mlx_lm.server (no level profits from prompt-cache entries another left), warmed first by as many
+short requests at once as the level runs tasks (a GPU compiles its kernels for each batch size on first
+use: seconds that would otherwise be timed as the level's). ``--repeats N`` runs every level N times,
+each on a fresh server, levels interleaved (1, 4, 8, 1, 4, 8, ...) so a drift of the machine reaches all
+of them. Per level: the median wall time and every repeat's, tasks per minute and the speedup over the
+first level (from the medians), and of its first repeat the tasks done, the model requests and calls,
+and how many tasks ended exactly as at the first level (same verdict, steps, calls and answer): batched
 greedy decoding can flip a near-tie, and this says how often it did.
 
 Writes bench/results/task_concurrency_<model>.json (the command, the machine and the date first).
@@ -16,6 +20,7 @@ Writes bench/results/task_concurrency_<model>.json (the command, the machine and
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -65,7 +70,10 @@ async def run_level(
 ) -> tuple[TaskReport, float]:
     suite = load_task_suite("coding-tasks")
     async with ModelServer(model, settings=settings, adapter=adapter) as server:
-        await server.chat([{"role": "user", "content": "hi"}], max_tokens=1)  # started and warm: not timed
+        async with anyio.create_task_group() as tg:  # started and warm at this batch size: not timed
+            for i in range(level):
+                tg.start_soon(lambda i=i: server.chat([{"role": "user", "content": f"Count to {i + 3}."}],
+                                                      max_tokens=8))  # fmt: skip
         t0 = time.perf_counter()
         report = await run_task_suite(
             suite, ws=ws, server=server, adapter=adapter, model_name=model.name, limit=limit,
@@ -81,32 +89,45 @@ def main() -> None:
     p.add_argument("--workspace", type=Path, default=None, help="default: a temporary folder")
     p.add_argument("--limit", type=int, default=12, help="the first N coding tasks")
     p.add_argument("--levels", default="1,4", help="task concurrencies, the first is the reference")
+    p.add_argument("--repeats", type=int, default=1, help="runs of every level, each on a fresh server")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
+    if args.repeats < 1:
+        p.error(f"--repeats must be at least 1 (got {args.repeats})")
     restart_with_blas()
     levels = [int(x) for x in args.levels.split(",")]
+    if len(set(levels)) != len(levels) or min(levels) < 1:
+        p.error(f"--levels must be distinct task concurrencies of at least 1 (got {args.levels})")
     root = args.workspace or Path(tempfile.mkdtemp(prefix="task-concurrency-"))
     settings = Settings.load(workspace=root)
     ws = Workspace(settings.workspace).ensure()
     model = resolve_model(args.model or settings.default_model, settings).path
     tag = time.strftime("%Y%m%d-%H%M%S")
-    records: list[dict[str, Any]] = []
+    records: dict[int, dict[str, Any]] = {}  # per level: its first repeat's record, every repeat's wall
     first: dict[str, tuple[Any, ...]] | None = None
-    for level in levels:
-        report, wall = anyio.run(run_level, model, settings, ws, args.adapter, args.limit, level, tag)
-        records.append(level_record(report, wall, first))
-        if first is None:
-            first = {r.task_id: ending(r) for r in report.results}
-        print(records[-1], flush=True)
-    base = records[0]["wall_s"]
-    for r in records:
+    for repeat in range(args.repeats):
+        for level in levels:
+            run_tag = f"{tag}-r{repeat}" if args.repeats > 1 else tag
+            report, wall = anyio.run(run_level, model, settings, ws, args.adapter, args.limit, level, run_tag)
+            if level not in records:
+                records[level] = {**level_record(report, wall, first), "walls": []}
+            records[level]["walls"].append(round(wall, 1))
+            if first is None:
+                first = {r.task_id: ending(r) for r in report.results}
+            print({"repeat": repeat, "concurrency": level, "wall_s": round(wall, 1)}, flush=True)
+    for r in records.values():
+        r["wall_s"] = round(statistics.median(r["walls"]), 1)
+        r["tasks_per_min"] = round(60 * r["tasks"] / r["wall_s"], 2) if r["wall_s"] else None
+    base = records[levels[0]]["wall_s"]
+    for r in records.values():
         r["speedup"] = round(base / r["wall_s"], 2) if r["wall_s"] else None
     out = {
         **result_head("task_concurrency", model),
         "suite": "coding-tasks",
         "limit": args.limit,
         "adapter": args.adapter,
-        "levels": records,
+        "repeats": args.repeats,
+        "levels": list(records.values()),
     }
     path = args.out or REPO / "bench" / "results" / f"task_concurrency_{model.name}.json"
     atomic_write_json(path, out)

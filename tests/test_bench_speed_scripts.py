@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -240,14 +241,24 @@ def test_task_concurrency_runs_each_level_and_compares_the_endings(tiny_model: P
     out = tmp_path / "tc.json"
     proc = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "task_concurrency.py"), "--model", str(tiny_model),
-         "--limit", "2", "--levels", "1,2", "--workspace", str(tmp_path / "ws"), "--out", str(out)],
+         "--limit", "2", "--levels", "1,2", "--repeats", "2", "--workspace", str(tmp_path / "ws"),
+         "--out", str(out)],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     doc = json.loads(out.read_text())
     one, two = doc["levels"]
     assert (one["concurrency"], two["concurrency"]) == (1, 2) and one["tasks"] == two["tasks"] == 2
+    # every level ran twice, each on its own server (its own run); the median of the two is its time
+    assert doc["repeats"] == 2 and len(one["walls"]) == len(two["walls"]) == 2
+    assert one["wall_s"] == round(statistics.median(one["walls"]), 1)
     assert one["speedup"] == 1.0 and two["speedup"] == round(one["wall_s"] / two["wall_s"], 2)
+    assert len([d for d in (tmp_path / "ws" / "task-runs").iterdir() if d.name.startswith("tc-")]) == 4
+    bad = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "task_concurrency.py"), "--levels", "1,1"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "--levels must be distinct" in bad.stderr
     assert "same_ending_as_first" not in one and 0 <= two["same_ending_as_first"] <= 2
     runs = tmp_path / "ws" / "task-runs"
     assert json.loads((runs / two["run_id"] / "run.json").read_text())["concurrency"] == 2
