@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_adapters_registry import make_lora_adapter
 
 from tooltune.adapters.fingerprint import (
     MATCH_TOLERANCE,
+    AdapterProbe,
     ProbeSignature,
+    ProbeSpec,
     compute_adapter_probe,
     compute_base_probe,
     signature_distance,
@@ -20,6 +23,18 @@ from tooltune.adapters.fingerprint import (
 from tooltune.config import Settings
 from tooltune.models.resolve import fingerprint_model
 from tooltune.serving.blas import subprocess_env
+
+
+def recorded_probe(base: ProbeSignature, adapter: ProbeSignature, distance: float) -> AdapterProbe:
+    """An adapter's probe as the registry records it, recorded as telling base and adapter apart."""
+    return AdapterProbe(
+        probe=ProbeSpec(messages=[{"role": "user", "content": "hi"}]),
+        base_model_fingerprint="x",
+        base=base,
+        adapter=adapter,
+        distance=distance,
+        distinguishes=True,
+    )
 
 
 def test_chosen_token_is_the_argmax_not_the_entry_id() -> None:
@@ -144,18 +159,10 @@ def test_half_precision_models_match_probes_more_loosely(tmp_path: Path) -> None
 def test_a_probe_recorded_under_the_strict_threshold_is_judged_again(
     tiny_model: Path, settings: Settings
 ) -> None:
-    from tooltune.adapters.fingerprint import AdapterProbe, ProbeSpec
     from tooltune.serving.model_server import ModelServer
 
     sig = ProbeSignature(tokens=[1], top=[[(1, -0.1)]])
-    probe = AdapterProbe(
-        probe=ProbeSpec(messages=[{"role": "user", "content": "hi"}]),
-        base_model_fingerprint="x",
-        base=sig,
-        adapter=sig,
-        distance=0.3,
-        distinguishes=True,  # recorded when 0.25 was the threshold for every dtype
-    )
+    probe = recorded_probe(sig, sig, 0.3)  # recorded when 0.25 was the threshold for every dtype
     server = ModelServer(tiny_model, settings=settings)
     assert server._weights_dtype == "float32" and server._distinguishes(probe)
     server._weights_dtype = "bfloat16"
@@ -198,3 +205,57 @@ def test_models_list_reads_the_float_format_of_quantized_weights_from_their_scal
     (tmp_path / "model.safetensors").write_bytes(b"version https://git-lfs")  # an LFS pointer
     assert model_dtype(tmp_path, {}) == "unknown"
     assert model_dtype(tmp_path, {"torch_dtype": "float16"}) == "float16"
+
+
+def test_a_half_precision_answer_right_token_for_token_verifies_past_the_logprob_tolerance(
+    tiny_model: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 1.5B adapter in bfloat16 on an H100 answered its probe token for token, 1.25 away in log-prob
+    from mlx-lm's own answer (the tolerance is 1.0): the switch must verify. float32 weights stay strict,
+    and an answer that differs in a token, or is the base model's, still fails."""
+    from types import SimpleNamespace
+
+    import anyio
+
+    from tooltune.serving.model_server import ModelServer, ServedModelMismatchError, _Target
+
+    def sig(tokens: list[int], runner_up: list[int], gaps: list[float]) -> ProbeSignature:
+        top = [[(t, -0.1), (r, -0.1 - g)] for t, r, g in zip(tokens, runner_up, gaps, strict=True)]
+        return ProbeSignature(tokens=tokens, top=top)
+
+    base = sig([5, 6, 7], [1, 2, 3], [3.0, 4.0, 9.0])
+    adapter = sig([1, 2, 3], [5, 6, 7], [4.0, 5.0, 12.0])
+    expected = recorded_probe(base, adapter, 1e9)
+    served: dict[str, ProbeSignature] = {"now": sig([1, 2, 3], [5, 6, 7], [4.0, 5.0, 13.25])}
+
+    async def probe(child: Any, target: Any, spec: Any) -> ProbeSignature:
+        return served["now"]
+
+    server = ModelServer(tiny_model, settings=settings)
+    monkeypatch.setattr(server, "_probe", probe)
+    child: Any = SimpleNamespace(port=1, pid=2)
+
+    def verify(*args: Any) -> Any:
+        return anyio.run(server._verify_with, *args)
+
+    server._weights_dtype = "bfloat16"
+    state = verify(child, _Target(name="a1"), expected)
+    assert state.verified and state.adapter == "a1" and state.probe_distance == pytest.approx(1.25)
+    server._weights_dtype = "float32"  # strict weights: no token rule
+    with pytest.raises(ServedModelMismatchError, match="resembles neither"):
+        verify(child, _Target(name="a1"), expected)
+    server._weights_dtype = "bfloat16"
+    served["now"] = sig([1, 2, 4], [5, 6, 3], [4.0, 5.0, 13.25])  # one token off: other weights
+    with pytest.raises(ServedModelMismatchError, match="its first 2 of 3 greedy tokens"):
+        verify(child, _Target(name="a1"), expected)
+    served["now"] = base  # the adapter was not applied
+    with pytest.raises(ServedModelMismatchError, match="resembles the base model"):
+        verify(child, _Target(name="a1"), expected)
+    # the base model is verified the same way: its own answer token for token, the adapter's is not
+    served["now"] = sig([5, 6, 7], [1, 2, 3], [3.0, 4.0, 10.5])
+    assert verify(child, _Target(name=None), expected).adapter is None
+    # a probe that does not tell them apart leaves only the log-probs to judge
+    blind = expected.model_copy(update={"distinguishes": False, "distance": 0.5})
+    served["now"] = sig([1, 2, 3], [5, 6, 7], [4.0, 5.0, 13.25])
+    with pytest.raises(ServedModelMismatchError):
+        verify(child, _Target(name="a1"), blind)
