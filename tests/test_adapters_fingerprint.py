@@ -241,6 +241,18 @@ def test_a_half_precision_answer_right_token_for_token_verifies_past_the_logprob
     server._weights_dtype = "bfloat16"
     state = verify(child, _Target(name="a1"), expected)
     assert state.verified and state.adapter == "a1" and state.probe_distance == pytest.approx(1.25)
+    assert state.matched_by_tokens
+    # the reference ended its answer with an end of sequence the batched server does not report
+    ended = adapter.model_copy(
+        update={"tokens": [1, 2, 3, 9], "top": [*adapter.top, [(9, -0.1)]], "eos": [9]}
+    )
+    assert verify(child, _Target(name="a1"), recorded_probe(base, ended, 1e9)).matched_by_tokens
+    served["now"] = sig([1, 2, 3], [5, 6, 7], [4.0, 5.0, 14.5])  # the same tokens, 2.5 away: other weights
+    with pytest.raises(ServedModelMismatchError, match="distance 2.5"):
+        verify(child, _Target(name="a1"), expected)
+    served["now"] = sig([1, 2, 3], [5, 6, 7], [4.0, 5.0, 12.0])  # within the tolerance: no token rule needed
+    assert not verify(child, _Target(name="a1"), expected).matched_by_tokens
+    served["now"] = sig([1, 2, 3], [5, 6, 7], [4.0, 5.0, 13.25])
     server._weights_dtype = "float32"  # strict weights: no token rule
     with pytest.raises(ServedModelMismatchError, match="resembles neither"):
         verify(child, _Target(name="a1"), expected)
@@ -259,3 +271,40 @@ def test_a_half_precision_answer_right_token_for_token_verifies_past_the_logprob
     served["now"] = sig([1, 2, 3], [5, 6, 7], [4.0, 5.0, 13.25])
     with pytest.raises(ServedModelMismatchError):
         verify(child, _Target(name="a1"), blind)
+
+
+def test_a_switch_matched_by_tokens_alone_is_probed_again_after_a_reload(
+    tiny_model: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Overwritten adapter files under the same path may still be cached by the server; a match by
+    tokens alone cannot tell old files from new, so the adapter is reloaded and probed once more."""
+    from types import SimpleNamespace
+
+    import anyio
+
+    from tooltune.serving.model_server import ModelServer, ServedState, _Target
+
+    server = ModelServer(tiny_model, settings=settings)
+    loads: list[str | None] = []
+    answers: list[bool] = []
+
+    async def wait_ready(child: Any, target: _Target) -> None:
+        loads.append(target.name)
+
+    async def verify_with(child: Any, target: _Target, expected: Any) -> ServedState:
+        return ServedState(
+            model_path=tiny_model, model_fingerprint="x", adapter=target.name, strategy="per_request",
+            port=1, verified=True, matched_by_tokens=answers.pop(0),
+        )  # fmt: skip
+
+    monkeypatch.setattr(server, "_require_child", lambda: SimpleNamespace(alive=True))
+    monkeypatch.setattr(server, "_wait_ready", wait_ready)
+    monkeypatch.setattr(server, "_verify_with", verify_with)
+    target = _Target(name="a1", path=Path("/adapters/a1"))
+    answers[:] = [True, False]
+    state = anyio.run(server._switch_per_request, target, None)
+    assert loads == ["a1", None, "a1"] and not state.matched_by_tokens and server.served.adapter == "a1"
+    loads.clear()
+    answers[:] = [False]  # matched within the tolerance: no reload
+    anyio.run(server._switch_per_request, target, None)
+    assert loads == ["a1"]

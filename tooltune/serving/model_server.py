@@ -122,6 +122,8 @@ class ServedState(BaseModel):
     distinguishable: bool | None = None
     probe_output: str = ""
     probe_distance: float | None = None
+    # half precision: the expected answer token for token, its log-probs past the tolerance
+    matched_by_tokens: bool = False
     checked_at: datetime | None = None
 
 
@@ -722,13 +724,22 @@ class ModelServer:
                 other = None
         else:
             want = expected.base
-        tolerance, _ = tolerances(self._weights_dtype)
+        tolerance, apart = tolerances(self._weights_dtype)
         d_want = signature_distance(served, want)
         d_other = signature_distance(served, other) if other is not None else math.inf
         what = f"adapter {target.name!r}" if target.name else "the base model (no adapter)"
         matched = d_want <= tolerance and d_other > d_want
-        noisy = not exact_logprobs(self._weights_dtype)
-        if not matched and noisy and greedy_answer_tells(served, want, other):
+        # half precision: the expected answer token for token, where the other answer differs, is the
+        # expected weights even past the log-prob tolerance -- up to the distance that would tell two
+        # answers apart (beyond it, other weights that write the same tokens, such as another adapter)
+        by_tokens = (
+            not matched
+            and not exact_logprobs(self._weights_dtype)
+            and d_want < apart
+            and d_other > tolerance
+            and greedy_answer_tells(served, want, other)
+        )
+        if by_tokens:
             log.warning(
                 "probe_matched_by_tokens", served=what, distance=d_want, tolerance=tolerance,
                 dtype=self._weights_dtype,
@@ -772,6 +783,7 @@ class ModelServer:
             distinguishable=distinguishes,
             probe_output=served.text,
             probe_distance=d_want,
+            matched_by_tokens=by_tokens,
             checked_at=datetime.now(UTC),
         )
 
@@ -781,11 +793,15 @@ class ModelServer:
             await self._wait_ready(child, target)  # the first request with the new key reloads the model
             try:
                 state = await self._verify_with(child, target, expected)
+                stale = state.matched_by_tokens and target.path is not None  # maybe old files, same tokens
             except ServedModelMismatchError:
-                # Same adapter path, new files (overwrite=True): the server caches the loaded model by
-                # path, so force a reload by loading the base first, then probe once more.
                 if target.path is None:
                     raise
+                stale = True
+            if stale:
+                # Same adapter path, new files (overwrite=True): the server caches the loaded model by
+                # path, so force a reload by loading the base first, then probe once more. A match by
+                # tokens alone cannot tell the files apart, so it is probed again after a reload too.
                 await self._wait_ready(child, _Target(name=None))
                 await self._wait_ready(child, target)
                 state = await self._verify_with(child, target, expected)
