@@ -172,6 +172,21 @@ def test_a_slot_written_as_a_bare_json_value_is_read_as_a_whole_slot_string() ->
     entry = reply_entry(reply)
     assert entry is not None and entry["requests"][1] == "what is in #{issue_id}, {issue_id} I mean?"
     assert entry["results"][0]["result"] == {"id": "{issue_id}", "links": ["{issue_id.1}", "{other_id}"]}
+    # slots with a form or a derived part are slots too; a slot in a values list is no value at all
+    counted = '{"requests": ["pull up {issue_id}"], "results": [{"result": {"n": {hits:count}}}]}'
+    assert reply_entry(counted) == {
+        "requests": ["pull up {issue_id}"],
+        "results": [{"result": {"n": "{hits:count}"}}],
+    }
+    from tooltune.data.drafted_entries import _phrases
+
+    add_comment = next(t for t in load_tool_specs(["builtin:issue-tracker"]) if t.name == "add_comment")
+    valued = reply_entry(
+        '{"requests": ["note on {issue_id}: {body}"], "values": {"body": [{body}, "LGTM", "{body}"]}}'
+    )
+    assert valued is not None
+    phrases, dropped = _phrases(valued, add_comment)
+    assert phrases.values["body"] == ["LGTM"] and dropped == 2
     # cut off, the keys written whole are still read past a bare slot
     cut = '{"requests": ["pull up {issue_id}"], "results": [{"result": {"id": {issue_id}}}], "near_m'
     assert salvaged_entry(cut) == {

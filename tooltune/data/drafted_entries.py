@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from tooltune.data.phrasebook import (
+    SLOT,
     BookText,
     CheckedBook,
     Phrasebook,
@@ -59,16 +60,13 @@ def reply_entry(reply: str) -> dict[str, Any] | None:
     return None
 
 
-_BARE_SLOT = re.compile(r"\{[A-Za-z_][\w]*(?:\.\d+)?\}")
-
-
 def quoted_slots(text: str) -> str:
     """``text`` with each slot written as a bare JSON value quoted: models write a result shape's number
     or list as ``"duration_minutes": {duration_minutes}``, which no JSON reader takes, so the whole reply
     (or, cut off, everything after the slot) would be lost. Slots inside strings are left alone."""
     outside = {i for i, _ in _outside_strings(text)}
     out, last = [], 0
-    for m in _BARE_SLOT.finditer(text):
+    for m in SLOT.finditer(text):
         before = text[: m.start()].rstrip()
         after = text[m.end() :].lstrip()
         a_value = m.start() in outside and before[-1:] in (":", "[", ",")
@@ -317,6 +315,10 @@ def _phrases(entry: dict[str, Any], tool: ToolSpec) -> tuple[ToolPhrases, int]:
     values: dict[str, Any] = {}
     raw_values = entry.get("values")
     for k, v in raw_values.items() if isinstance(raw_values, dict) else []:
+        if isinstance(v, list):  # a slot is no value ("{body}", written bare or quoted): never one to send
+            kept_values = [x for x in v if not (isinstance(x, str) and SLOT.fullmatch(x.strip()))]
+            dropped += len(v) - len(kept_values)
+            v = kept_values
         spec = _value_spec(tool, str(k), v)
         if spec is None:
             dropped += 1
