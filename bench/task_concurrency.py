@@ -1,7 +1,7 @@
 """Agent task suites at several task concurrencies: wall time and whether the runs end alike.
 
 Usage: python bench/task_concurrency.py [--model M] [--adapter A --workspace WS] [--limit 12]
-           [--levels 1,4] [--out FILE]
+           [--levels 1,4] [--repeats 1] [--out FILE]
 
 Each level works the first ``--limit`` tasks of ``coding-tasks`` (greedy, native calls, the repeat guard
 on, as ``tooltune eval --tasks``) with ``--concurrency`` set to the level, on a freshly started
@@ -94,15 +94,19 @@ def main() -> None:
     args = p.parse_args()
     if args.repeats < 1:
         p.error(f"--repeats must be at least 1 (got {args.repeats})")
+    try:
+        levels = [int(x) for x in args.levels.split(",")]
+    except ValueError:
+        levels = []
+    if not levels or len(set(levels)) != len(levels) or min(levels) < 1:
+        p.error(f"--levels must be distinct task concurrencies of at least 1, as 1,4,8 (got {args.levels})")
     restart_with_blas()
-    levels = [int(x) for x in args.levels.split(",")]
-    if len(set(levels)) != len(levels) or min(levels) < 1:
-        p.error(f"--levels must be distinct task concurrencies of at least 1 (got {args.levels})")
     root = args.workspace or Path(tempfile.mkdtemp(prefix="task-concurrency-"))
     settings = Settings.load(workspace=root)
     ws = Workspace(settings.workspace).ensure()
     model = resolve_model(args.model or settings.default_model, settings).path
     tag = time.strftime("%Y%m%d-%H%M%S")
+    path = args.out or REPO / "bench" / "results" / f"task_concurrency_{model.name}.json"
     records: dict[int, dict[str, Any]] = {}  # per level: its first repeat's record, every repeat's wall
     first: dict[str, tuple[Any, ...]] | None = None
     for repeat in range(args.repeats):
@@ -115,23 +119,33 @@ def main() -> None:
             if first is None:
                 first = {r.task_id: ending(r) for r in report.results}
             print({"repeat": repeat, "concurrency": level, "wall_s": round(wall, 1)}, flush=True)
+            # written after every run: on lent GPU time, a late failure keeps the runs made
+            atomic_write_json(path, result(model, args, levels, records))
+    print(f"wrote {path}")
+
+
+def result(
+    model: Path, args: argparse.Namespace, levels: list[int], records: dict[int, dict[str, Any]]
+) -> dict[str, Any]:
+    """The result so far: per level the median of its repeats' walls, the spread of those walls
+    ((max - min) / median: a speedup is worth reading only where the spread is small) and the speedup over
+    the first level; ``repeats_done`` says how many repeats every level has finished."""
     for r in records.values():
         r["wall_s"] = round(statistics.median(r["walls"]), 1)
+        r["spread"] = round((max(r["walls"]) - min(r["walls"])) / r["wall_s"], 2) if r["wall_s"] else None
         r["tasks_per_min"] = round(60 * r["tasks"] / r["wall_s"], 2) if r["wall_s"] else None
     base = records[levels[0]]["wall_s"]
     for r in records.values():
         r["speedup"] = round(base / r["wall_s"], 2) if r["wall_s"] else None
-    out = {
+    return {
         **result_head("task_concurrency", model),
         "suite": "coding-tasks",
         "limit": args.limit,
         "adapter": args.adapter,
         "repeats": args.repeats,
+        "repeats_done": min(len(r["walls"]) for r in records.values()) if len(records) == len(levels) else 0,
         "levels": list(records.values()),
     }
-    path = args.out or REPO / "bench" / "results" / f"task_concurrency_{model.name}.json"
-    atomic_write_json(path, out)
-    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -250,15 +250,17 @@ def test_task_concurrency_runs_each_level_and_compares_the_endings(tiny_model: P
     one, two = doc["levels"]
     assert (one["concurrency"], two["concurrency"]) == (1, 2) and one["tasks"] == two["tasks"] == 2
     # every level ran twice, each on its own server (its own run); the median of the two is its time
-    assert doc["repeats"] == 2 and len(one["walls"]) == len(two["walls"]) == 2
+    assert doc["repeats"] == doc["repeats_done"] == 2 and len(one["walls"]) == len(two["walls"]) == 2
     assert one["wall_s"] == round(statistics.median(one["walls"]), 1)
+    assert two["spread"] == round((max(two["walls"]) - min(two["walls"])) / two["wall_s"], 2)
     assert one["speedup"] == 1.0 and two["speedup"] == round(one["wall_s"] / two["wall_s"], 2)
     assert len([d for d in (tmp_path / "ws" / "task-runs").iterdir() if d.name.startswith("tc-")]) == 4
-    bad = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "task_concurrency.py"), "--levels", "1,1"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert bad.returncode == 2 and "--levels must be distinct" in bad.stderr
+    for levels in ("1,1", "1,,4", "0,2"):
+        bad = subprocess.run(
+            [sys.executable, str(ROOT / "bench" / "task_concurrency.py"), "--levels", levels],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert bad.returncode == 2 and "--levels must be distinct" in bad.stderr, bad.stderr[-500:]
     assert "same_ending_as_first" not in one and 0 <= two["same_ending_as_first"] <= 2
     runs = tmp_path / "ws" / "task-runs"
     assert json.loads((runs / two["run_id"] / "run.json").read_text())["concurrency"] == 2
