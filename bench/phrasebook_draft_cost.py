@@ -131,7 +131,11 @@ def main() -> int:
         "model": model_path.name,
         "tools": args.tools,
         "levels": levels,
-        "book": str(book_path.relative_to(REPO)) if book_path and book_path.is_relative_to(REPO) else None,
+        # a book outside the repository (a lent machine's folder) is named by its absolute path: copied
+        # into the repository, the result is pointed at the copy
+        "book": (str(book_path.relative_to(REPO)) if book_path.is_relative_to(REPO) else str(book_path))
+        if book_path
+        else None,
         "machine": machine_info(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
