@@ -52,25 +52,41 @@ class ToolDraft(BaseModel):
 
 def reply_entry(reply: str) -> dict[str, Any] | None:
     """The reply's JSON object for the tool (the first with a "requests" list), read with its bare slots
-    quoted (:func:`quoted_slots`) where it does not parse as written."""
-    for text in dict.fromkeys((reply, quoted_slots(reply))):
-        for _, _, value in json_spans(text):
-            if isinstance(value, dict) and isinstance(value.get("requests"), list):
-                return value
+    quoted (:func:`quoted_slots`) where it does not parse as written (checked on every streamed piece:
+    the quoting is done only then)."""
+    for value in _entries(reply):
+        return value
+    quoted = quoted_slots(reply)
+    for value in _entries(quoted) if quoted != reply else ():
+        return value
     return None
+
+
+def _entries(text: str) -> Iterator[dict[str, Any]]:
+    for _, _, value in json_spans(text):
+        if isinstance(value, dict) and isinstance(value.get("requests"), list):
+            yield value
 
 
 def quoted_slots(text: str) -> str:
     """``text`` with each slot written as a bare JSON value quoted: models write a result shape's number
     or list as ``"duration_minutes": {duration_minutes}``, which no JSON reader takes, so the whole reply
     (or, cut off, everything after the slot) would be lost. Slots inside strings are left alone."""
+    found = list(SLOT.finditer(text))
+    if not found:
+        return text
     outside = {i for i, _ in _outside_strings(text)}
+
+    def neighbour(at: int, step: int) -> str:  # the nearest character that is not white space, or ""
+        while 0 <= at < len(text) and text[at].isspace():
+            at += step
+        return text[at] if 0 <= at < len(text) else ""
+
     out, last = [], 0
-    for m in SLOT.finditer(text):
-        before = text[: m.start()].rstrip()
-        after = text[m.end() :].lstrip()
-        a_value = m.start() in outside and before[-1:] in (":", "[", ",")
-        if a_value and (after[:1] in (",", "]", "}") or not after):  # not after: the reply cut off there
+    for m in found:
+        a_value = m.start() in outside and neighbour(m.start() - 1, -1) in (":", "[", ",")
+        after = neighbour(m.end(), 1)
+        if a_value and after in (",", "]", "}", ""):  # "": the reply cut off there
             out += [text[last : m.start()], f'"{m.group(0)}"']
             last = m.end()
     return "".join(out) + text[last:]
