@@ -76,7 +76,12 @@ def main() -> int:
     restart_with_blas()
 
     from tooltune.config import Settings
-    from tooltune.data.phrasebook_draft import draft_with_teacher, drafted_header, phrasebook_yaml
+    from tooltune.data.phrasebook_draft import (
+        DRAFT_PROMPT_VERSION,
+        draft_with_teacher,
+        drafted_header,
+        phrasebook_yaml,
+    )
     from tooltune.data.teacher import SELF, open_teacher
     from tooltune.data.tool_sources import load_tool_specs
     from tooltune.models.resolve import resolve_model
@@ -130,6 +135,7 @@ def main() -> int:
         "command": command_line(),
         "model": model_path.name,
         "tools": args.tools,
+        "draft_prompt_version": DRAFT_PROMPT_VERSION,
         "levels": levels,
         # a book outside the repository (a lent machine's folder) is named by its absolute path: copied
         # into the repository, the result is pointed at the copy

@@ -28,6 +28,7 @@ def test_book_names_are_the_ones_phrasebook_suites_reads() -> None:
 def test_each_level_adds_up_and_its_book_passes_the_checks(path: Path) -> None:
     result = json.loads(path.read_text())
     assert result["levels"] and result["machine"]["date"] and " python bench/" in f" {result['command']}"
+    assert result.get("draft_prompt_version", 2) in (1, 2, 3)  # recorded since prompt 3 was tried (H22)
     for level in result["levels"]:
         tools = level["per_tool"]
         assert len(tools) == level["tools"] and sum(t["tries"] for t in tools) == level["drafts_asked"]
