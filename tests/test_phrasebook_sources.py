@@ -116,6 +116,62 @@ def test_each_tools_ask_names_the_slots_every_request_needs() -> None:
     assert "Every request must contain" not in draft_messages(bare, tools)[-1]["content"]
 
 
+def test_a_request_that_quotes_a_required_value_instead_of_its_slot_is_read_as_the_template_it_meant() -> (
+    None
+):
+    """The 1.5B often writes "search my notes for 'travel'" where {query} was asked: one quoted value, one
+    required text parameter without a slot. It is read as that slot, the quoted words a value of it,
+    and such a reply is not stopped as one that can give no entry."""
+    from tooltune.data.drafted_entries import doomed_reply, slotted_request
+
+    tools = load_tool_specs(["builtin:notes-calendar"])
+    by = {t.name: t for t in tools}
+    search, append, remind = by["search_notes"], by["append_to_note"], by["set_reminder"]
+    assert slotted_request("find notes that mention 'travel'", search) == (
+        "find notes that mention '{query}'",
+        "query",
+        "travel",
+    )
+    assert slotted_request('look up "tax forms" in my notes', search) == (
+        'look up "{query}" in my notes',
+        "query",
+        "tax forms",
+    )
+    assert slotted_request("append 'buy milk' to {note_id}", append) == (
+        "append '{text}' to {note_id}",
+        "text",
+        "buy milk",
+    )
+    assert slotted_request("let's find 'work' stuff", search) == (
+        "let's find '{query}' stuff",
+        "query",
+        "work",
+    )
+    # not read: two quotes, two required slots missing, nothing quoted, nothing missing, a slot in quotes
+    assert slotted_request("notes with 'sunset' and 'london'", search) is None
+    assert slotted_request("add 'I love coding' to my note", append) is None
+    assert slotted_request("remind me at {when} to call my mom", remind) is None
+    assert slotted_request("search for '{query}'", search) is None
+    assert slotted_request("what's in note {note_id}? it's '{text}'", append) is None
+    quoted = """{"requests": ["find notes that mention 'travel'", "notes with 'sunset' and 'london'"], """
+    assert doomed_reply(quoted, search) is None
+    assert doomed_reply('{"requests": ["find my notes", "notes please"], ', search) is not None
+
+    # drafted, the request becomes a template and the quoted words a value of its slot
+    reply = (
+        '{"requests": ["find notes that mention \'travel\'", "search my notes for {query}"], '
+        '"values": {"query": ["taxes"]}}'
+    )
+
+    def complete(messages: list[dict[str, str]], seed: int, enough: Any) -> str:
+        return reply if "Write the JSON for search_notes." in messages[-1]["content"] else "no."
+
+    book, stats = draft_phrasebook(tools, complete, tries=1)
+    entry = book.tools["search_notes"]
+    assert entry.request_templates() == ["find notes that mention '{query}'", "search my notes for {query}"]
+    assert entry.values["query"] == ["taxes", "travel"]
+
+
 def test_a_reply_whose_requests_lack_a_required_slot_is_stopped_once_they_are_written() -> None:
     from tooltune.data.drafted_entries import doomed_reply
 

@@ -130,6 +130,36 @@ def _top_level_keys(text: str) -> list[tuple[int, int]]:
     return found
 
 
+_QUOTED = re.compile(
+    r"""(?<![A-Za-z0-9])'([^'{}\n]{1,60})'(?![A-Za-z0-9])|"([^"{}\n]{1,60})"|‘([^’{}\n]{1,60})’|“([^”{}\n]{1,60})”"""
+)
+
+
+def slotted_request(request: str, tool: ToolSpec) -> tuple[str, str, str] | None:
+    """A request that says one required text parameter's value in quotes instead of its slot ("search my
+    notes for 'travel'", where ``{query}`` was asked), read as the template it meant and the value it
+    gave: ``("search my notes for '{query}'", "query", "travel")``. Only where exactly one required
+    parameter has no slot, it takes a string, and the request quotes exactly one thing (an apostrophe
+    inside a word opens no quote). None otherwise, or when nothing is missing."""
+    said = {name for name, index, _ in slots(request) if index is None}
+    missing = [r for r in tool.required if r not in said]
+    if len(missing) != 1:
+        return None
+    schema = (tool.parameters.get("properties") or {}).get(missing[0])
+    if not isinstance(schema, dict) or "string" not in schema_types(schema) or schema.get("enum"):
+        return None
+    quoted = list(_QUOTED.finditer(request))
+    if len(quoted) != 1:
+        return None
+    m = quoted[0]
+    group = next(i for i in range(1, 5) if m.group(i) is not None)
+    value = m.group(group)
+    if not value.strip():
+        return None
+    template = request[: m.start(group)] + "{" + missing[0] + "}" + request[m.end(group) :]
+    return template, missing[0], value
+
+
 def doomed_reply(text: str, tool: ToolSpec) -> tuple[str, int] | None:
     """Why a reply can give ``tool`` no usable entry, known from its start, and how many requests it
     wrote: the ``requests`` list of its first object is complete and not one request has a slot for
@@ -144,8 +174,9 @@ def doomed_reply(text: str, tool: ToolSpec) -> tuple[str, int] | None:
         requests, _ = json.JSONDecoder().raw_decode(text, found[0][1])
     except json.JSONDecodeError:
         return None
-    said = [{name for name, index, _ in slots(r) if index is None} for r in requests if isinstance(r, str)]
-    if any(set(required) <= names for names in said):
+    texts = [r for r in requests if isinstance(r, str)]
+    said = [{name for name, index, _ in slots(r) if index is None} for r in texts]
+    if any(set(required) <= names for names in said) or any(slotted_request(r, tool) for r in texts):
         return None
     return (
         f"no request has a slot for every required parameter of {tool.name} "
@@ -359,8 +390,17 @@ def _phrases(entry: dict[str, Any], tool: ToolSpec) -> tuple[ToolPhrases, int]:
         else:
             dropped += 1
     forms, misfits = _forms(tool, values, entry.get("forms"))
+    requests = []
+    for request in _strings(entry.get("requests")):
+        slotted = slotted_request(request, tool)
+        if slotted is not None:  # its quoted words become the slot's, and one of its values
+            request, param, value = slotted
+            had = values.get(param)
+            if had is None or (isinstance(had, list) and value not in had):
+                values[param] = [*(had or []), value]
+        requests.append(request)
     phrases = ToolPhrases(
-        requests=_strings(entry.get("requests")),
+        requests=requests,
         values=values,
         say=say,
         forms=forms,
