@@ -127,26 +127,18 @@ def test_a_request_that_quotes_a_required_value_instead_of_its_slot_is_read_as_t
     tools = load_tool_specs(["builtin:notes-calendar"])
     by = {t.name: t for t in tools}
     search, append, remind = by["search_notes"], by["append_to_note"], by["set_reminder"]
-    assert slotted_request("find notes that mention 'travel'", search) == (
-        "find notes that mention '{query}'",
-        "query",
-        "travel",
-    )
-    assert slotted_request('look up "tax forms" in my notes', search) == (
-        'look up "{query}" in my notes',
-        "query",
-        "tax forms",
-    )
-    assert slotted_request("append 'buy milk' to {note_id}", append) == (
-        "append '{text}' to {note_id}",
-        "text",
-        "buy milk",
-    )
-    assert slotted_request("let's find 'work' stuff", search) == (
-        "let's find '{query}' stuff",
-        "query",
-        "work",
-    )
+    read = [
+        (
+            search,
+            "find notes that mention 'travel'",
+            ("find notes that mention '{query}'", "query", "travel"),
+        ),
+        (search, 'look up "tax forms" in my notes', ('look up "{query}" in my notes', "query", "tax forms")),
+        (append, "append 'buy milk' to {note_id}", ("append '{text}' to {note_id}", "text", "buy milk")),
+        (search, "let's find 'work' stuff", ("let's find '{query}' stuff", "query", "work")),
+    ]
+    for tool, request, meant in read:
+        assert slotted_request(request, tool) == meant, request
     # not read: two quotes, two required slots missing, nothing quoted, nothing missing, a slot in quotes
     assert slotted_request("notes with 'sunset' and 'london'", search) is None
     assert slotted_request("add 'I love coding' to my note", append) is None
